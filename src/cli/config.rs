@@ -1,0 +1,341 @@
+//! `lakefly config validate | show | get | set | unset`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use toml_edit::Item;
+
+use super::GlobalArgs;
+use crate::config::edit::{self, Editor, SetOutcome};
+use crate::config::keypath::KeyPath;
+use crate::config::{self, Report, Severity};
+use crate::error::Error;
+use crate::output::{self, Output};
+
+/// Validate, show and edit fly.toml.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lakefly config validate --strict\n  lakefly config show --json\n  lakefly config get http_service.internal_port\n  lakefly config set http_service.internal_port=8080 kill_signal=SIGTERM\n  lakefly config unset deploy.release_command"
+)]
+pub struct ConfigArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// Config commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the config; exit 3 when it has errors.
+    #[command(
+        after_help = "Examples:\n  lakefly config validate\n  lakefly config validate --strict -c fly.production.toml"
+    )]
+    Validate {
+        /// Treat warnings and lakefly extensions as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print the normalized config, as the daemon reads it (JSON).
+    #[command(
+        after_help = "Examples:\n  lakefly config show\n  lakefly config show -c fly.staging.toml | jq .services"
+    )]
+    Show,
+    /// Print the value of one key as the file writes it.
+    #[command(
+        after_help = "Examples:\n  lakefly config get app\n  lakefly config get services[0].ports[0].port\n  lakefly config get env.\"DOTTED.NAME\""
+    )]
+    Get {
+        /// Dotted key, e.g. http_service.internal_port.
+        key: String,
+    },
+    /// Set keys, keeping every comment and all other formatting.
+    #[command(
+        after_help = "A VALUE that is valid TOML (8080, true, \"x\", [\"a\", \"b\"]) is stored as that\nvalue; anything else is stored as a string. --string always stores a string.\n\nExamples:\n  lakefly config set http_service.internal_port=8080\n  lakefly config set deploy.strategy=canary kill_timeout=\"30s\"\n  lakefly config set --string env.VERSION=1.10"
+    )]
+    Set {
+        /// KEY=VALUE pairs.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
+        /// Store every VALUE as a string, even when it reads as a number or boolean.
+        #[arg(long)]
+        string: bool,
+    },
+    /// Remove keys; tables left empty go too.
+    #[command(
+        after_help = "Examples:\n  lakefly config unset deploy.release_command\n  lakefly config unset env.DEBUG env.TRACE"
+    )]
+    Unset {
+        /// Dotted keys.
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+}
+
+/// Runs a config command.
+pub fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<(), Error> {
+    let out = global.output();
+    let path = global.config_path();
+    match args.command {
+        ConfigCommand::Validate { strict } => validate(out, path, strict),
+        ConfigCommand::Show => show(out, path, global.app.as_deref()),
+        ConfigCommand::Get { key } => get(out, path, &key),
+        ConfigCommand::Set {
+            assignments,
+            string,
+        } => {
+            let edits = assignments
+                .iter()
+                .map(|a| parse_assignment(a, string))
+                .collect::<Result<Vec<_>, _>>()?;
+            apply(out, path, Change::Set(edits))
+        }
+        ConfigCommand::Unset { keys } => {
+            let keys = keys
+                .iter()
+                .map(|k| parse_key(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            apply(out, path, Change::Unset(keys))
+        }
+    }
+}
+
+/// The `--json` output of `config validate`.
+#[derive(Debug, Serialize)]
+struct ValidateJson<'a> {
+    file: &'a Path,
+    valid: bool,
+    errors: usize,
+    warnings: usize,
+    diagnostics: &'a [config::Diagnostic],
+}
+
+fn validate(out: Output, path: &Path, strict: bool) -> Result<(), Error> {
+    let loaded = config::load(path)?;
+    let mut report = loaded.report;
+    if strict {
+        report.diagnostics.extend(loaded.extensions);
+        report.escalate_warnings();
+        report.sort();
+    }
+    let errors = report.errors().count();
+    let warnings = report.warnings().count();
+    if out.json {
+        out.json(&ValidateJson {
+            file: path,
+            valid: errors == 0,
+            errors,
+            warnings,
+            diagnostics: &report.diagnostics,
+        })?;
+    }
+    if errors > 0 {
+        return Err(Error::InvalidConfig(Box::new(report)));
+    }
+    if !out.json {
+        print_warnings(out, &report);
+        let summary = match warnings {
+            0 => format!("{} is valid", path.display()),
+            1 => format!("{} is valid, with 1 warning", path.display()),
+            n => format!("{} is valid, with {n} warnings", path.display()),
+        };
+        out.text(&summary)?;
+    }
+    Ok(())
+}
+
+fn print_warnings(out: Output, report: &Report) {
+    if report.warnings().next().is_some() {
+        let rendered = output::error::render_report(report);
+        out.note(rendered.trim_end());
+    }
+}
+
+fn show(out: Output, path: &Path, app: Option<&str>) -> Result<(), Error> {
+    let (mut cfg, report) = config::load(path)?.into_valid()?;
+    if !out.json {
+        print_warnings(out, &report);
+    }
+    if let Some(app) = app {
+        cfg.app = Some(app.to_string());
+    }
+    out.json(&cfg)
+}
+
+fn get(out: Output, path: &Path, key: &str) -> Result<(), Error> {
+    let key_path = parse_key(key)?;
+    let text = config::read(path)?;
+    let editor = open_editor(&text, path)?;
+    let item = editor
+        .get(&key_path)
+        .map_err(|source| Error::Edit {
+            key: key.to_string(),
+            source,
+        })?
+        .filter(|item| !item.is_none())
+        .ok_or_else(|| Error::KeyNotSet {
+            key: key_path.to_string(),
+            file: path.to_path_buf(),
+        })?;
+    if out.json {
+        return out.json(&config::decode::reader::to_json(item));
+    }
+    out.text(&item_text(item))
+}
+
+/// How `config get` prints a value for people: strings bare, everything else as TOML.
+fn item_text(item: &Item) -> String {
+    match item {
+        Item::Value(toml_edit::Value::String(s)) => s.value().clone(),
+        Item::Value(v) => {
+            let mut v = v.clone();
+            v.decor_mut().clear();
+            v.to_string()
+        }
+        Item::Table(t) => t.to_string().trim_end().to_string(),
+        other => other.to_string().trim().to_string(),
+    }
+}
+
+fn parse_key(key: &str) -> Result<KeyPath, Error> {
+    key.parse().map_err(|source| Error::InvalidKey {
+        key: key.to_string(),
+        source,
+    })
+}
+
+fn parse_assignment(
+    arg: &str,
+    force_string: bool,
+) -> Result<(KeyPath, String, toml_edit::Value), Error> {
+    let (key, value) = arg.split_once('=').ok_or_else(|| Error::NotAnAssignment {
+        arg: arg.to_string(),
+    })?;
+    let key_path = parse_key(key.trim())?;
+    Ok((
+        key_path,
+        value.to_string(),
+        edit::parse_value(value, force_string),
+    ))
+}
+
+fn open_editor(text: &str, path: &Path) -> Result<Editor, Error> {
+    Editor::parse(text).map_err(|_| {
+        // The loader reports the syntax error with its line and column.
+        Error::InvalidConfig(Box::new(config::parse(text, path).report))
+    })
+}
+
+/// An edit requested on the command line.
+enum Change {
+    Set(Vec<(KeyPath, String, toml_edit::Value)>),
+    Unset(Vec<KeyPath>),
+}
+
+/// What happened to one key, for `--json`.
+#[derive(Debug, Serialize)]
+struct KeyChange {
+    key: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct EditJson<'a> {
+    file: &'a Path,
+    written: bool,
+    changes: Vec<KeyChange>,
+}
+
+/// Applies edits, refuses them if they add errors to the config, and writes atomically.
+fn apply(out: Output, path: &Path, change: Change) -> Result<(), Error> {
+    let text = config::read(path)?;
+    let mut editor = open_editor(&text, path)?;
+    let mut changes = Vec::new();
+    match &change {
+        Change::Set(edits) => {
+            for (key, _, value) in edits {
+                let outcome = editor
+                    .set(key, value.clone())
+                    .map_err(|source| Error::Edit {
+                        key: key.to_string(),
+                        source,
+                    })?;
+                let outcome = match outcome {
+                    SetOutcome::Added => "added",
+                    SetOutcome::Changed => "changed",
+                    SetOutcome::Unchanged => "unchanged",
+                };
+                changes.push(KeyChange {
+                    key: key.to_string(),
+                    outcome,
+                });
+            }
+        }
+        Change::Unset(keys) => {
+            for key in keys {
+                let removed = editor.unset(key).map_err(|source| Error::Edit {
+                    key: key.to_string(),
+                    source,
+                })?;
+                changes.push(KeyChange {
+                    key: key.to_string(),
+                    outcome: if removed { "removed" } else { "not set" },
+                });
+            }
+        }
+    }
+    let new_text = editor.to_text();
+    let written = new_text != text;
+    if written {
+        refuse_new_errors(&text, &new_text, path)?;
+        crate::atomic_write::write(path, new_text.as_bytes(), 0o644)?;
+    }
+    if out.json {
+        return out.json(&EditJson {
+            file: path,
+            written,
+            changes,
+        });
+    }
+    for c in &changes {
+        let line = match (c.outcome, &change) {
+            ("added" | "changed", Change::Set(edits)) => {
+                let shown = edits
+                    .iter()
+                    .find(|(k, ..)| k.to_string() == c.key)
+                    .map(|(_, raw, _)| raw.as_str())
+                    .unwrap_or_default();
+                format!("{} {} = {shown}", c.outcome, c.key)
+            }
+            ("unchanged", _) => format!("{} already has that value", c.key),
+            ("not set", _) => format!("{} was not set", c.key),
+            (outcome, _) => format!("{outcome} {}", c.key),
+        };
+        out.note(&line);
+    }
+    if written {
+        out.note(&format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Fails when `new_text` has errors that `old_text` did not, so an edit never breaks a
+/// working config (and a broken one can still be fixed one key at a time).
+fn refuse_new_errors(old_text: &str, new_text: &str, path: &Path) -> Result<(), Error> {
+    let fingerprint = |r: &Report| -> BTreeSet<(String, String)> {
+        r.errors()
+            .map(|d| (d.key.clone(), d.message.clone()))
+            .collect()
+    };
+    let before = fingerprint(&config::parse(old_text, path).report);
+    let mut after = config::parse(new_text, path).report;
+    after.diagnostics.retain(|d| {
+        d.severity == Severity::Error && !before.contains(&(d.key.clone(), d.message.clone()))
+    });
+    if after.diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(Box::new(after)))
+    }
+}

@@ -1,0 +1,99 @@
+//! `lakefly launch`: write a fly.toml for the current directory.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use clap::Args;
+
+use super::GlobalArgs;
+use crate::config::names;
+use crate::error::Error;
+use crate::launch;
+
+/// Write a fly.toml for the current directory.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "lakefly looks for a Procfile, a package.json start script, a Python project\n(requirements.txt or pyproject.toml) or a Dockerfile, and writes a commented fly.toml.\n\nExamples:\n  lakefly launch\n  lakefly launch --name api -c deploy/fly.toml\n  lakefly launch --force"
+)]
+pub struct LaunchArgs {
+    /// App name (default: the directory's name, asked on a terminal).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Overwrite an existing config file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Writes the config file next to the app (the `-c` path's directory).
+pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
+    let out = global.output();
+    let path = global.config_path();
+    if path.exists() && !args.force {
+        return Err(Error::AlreadyExists {
+            path: path.to_path_buf(),
+            flag: "--force",
+        });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::env::current_dir().map_err(|e| Error::io("read", Path::new("."), e))?,
+    };
+    let dir = dir.canonicalize().map_err(|e| Error::io("open", &dir, e))?;
+    let plan = launch::detect(&dir)?;
+    let default_name = launch::app_name_from_dir(
+        &dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    let name = match args.name.or(global.app.clone()) {
+        Some(name) => name,
+        None if std::io::stdin().is_terminal() && !out.json => ask_name(&default_name)?,
+        None => default_name,
+    };
+    if let Err(problem) = names::check_app_name(&name) {
+        return Err(Error::InvalidAppName { name, problem });
+    }
+    let text = launch::render(&name, &plan);
+    crate::atomic_write::write(path, text.as_bytes(), 0o644)?;
+    if out.json {
+        #[derive(serde::Serialize)]
+        struct Launched<'a> {
+            file: &'a Path,
+            app: &'a str,
+            detected: &'a [String],
+        }
+        return out.json(&Launched {
+            file: path,
+            app: &name,
+            detected: &plan.sources,
+        });
+    }
+    let found = if plan.sources.is_empty() {
+        "found nothing to run: edit [processes]".to_string()
+    } else {
+        format!("from {}", plan.sources.join(", "))
+    };
+    out.note(&format!(
+        "wrote {} for app {name} ({found})",
+        path.display()
+    ));
+    out.note("next: review it, then `lakefly config validate`");
+    Ok(())
+}
+
+fn ask_name(default: &str) -> Result<String, Error> {
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "App name [{default}]: ");
+    let _ = stderr.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::io("read", Path::new("<stdin>"), e))?;
+    let answer = line.trim();
+    Ok(if answer.is_empty() {
+        default.to_string()
+    } else {
+        answer.to_string()
+    })
+}

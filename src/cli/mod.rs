@@ -1,0 +1,82 @@
+//! The `lakefly` command line: one file per command group, each with its clap `Args` and
+//! its `run`. This file only declares the commands and dispatches.
+
+pub mod completion;
+pub mod config;
+pub mod daemon;
+pub mod launch;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Error;
+use crate::output::Output;
+
+/// Deploy and run daemons on your own hosts, the fly.io way.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lakefly",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = "Examples:\n  lakefly launch                      write a fly.toml for this directory\n  lakefly config validate             check ./fly.toml\n  lakefly config set kill_timeout=30  edit it, keeping comments and formatting"
+)]
+pub struct Cli {
+    /// Flags every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// App name (default: `app` in the config file).
+    #[arg(short = 'a', long, global = true, value_name = "APP")]
+    pub app: Option<String>,
+    /// Path to the app config.
+    #[arg(short = 'c', long, global = true, value_name = "FILE", default_value = crate::config::DEFAULT_FILE)]
+    pub config: PathBuf,
+    /// Print data as JSON on stdout and errors as JSON on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl GlobalArgs {
+    /// The config file path.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The output mode these flags ask for.
+    pub fn output(&self) -> Output {
+        Output { json: self.json }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a fly.toml for the current directory.
+    Launch(launch::LaunchArgs),
+    /// Validate, show and edit fly.toml.
+    Config(config::ConfigArgs),
+    /// Run or manage the lakeflyd daemon.
+    Daemon(daemon::DaemonArgs),
+    /// Print a shell completion script.
+    Completion(completion::CompletionArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let global = cli.global;
+    match cli.command {
+        Command::Launch(args) => launch::run(&global, args),
+        Command::Config(args) => config::run(&global, args),
+        Command::Daemon(args) => daemon::run(&global, args),
+        Command::Completion(args) => completion::run(args),
+    }
+}

@@ -1,0 +1,242 @@
+//! `[build]`, `[deploy]`, `[[statics]]`, `[[files]]` and `[[jobs]]`.
+
+use std::collections::BTreeMap;
+
+use super::reader::{BareUnit, Decoder, Field};
+use super::section_groups;
+use crate::config::model::{Build, Deploy, FileSpec, Job, Static, Strategy};
+
+pub(super) fn build(d: &mut Decoder, f: Field) -> Option<Build> {
+    let mut t = d.table(f)?;
+    let mut b = Build::default();
+    let mut text = |d: &mut Decoder, key: &'static str| t_get_string(d, &mut t, key);
+    b.builder = text(d, "builder");
+    b.image = text(d, "image");
+    b.dockerfile = text(d, "dockerfile");
+    b.ignorefile = text(d, "ignorefile");
+    for key in ["build-target", "build_target"] {
+        if let Some(f) = t.get_as(d, key, "build_target") {
+            b.build_target = b.build_target.or(d.string(&f));
+        }
+    }
+    if let Some(f) = t.get(d, "buildpacks") {
+        b.buildpacks = d.string_list(&f).unwrap_or_default();
+    }
+    if let Some(f) = t.get(d, "args") {
+        b.args = string_table(d, f);
+    }
+    if let Some(f) = t.get(d, "command") {
+        d.extension(&f, "[build] command");
+        b.command = d.string(&f);
+    }
+    t.pass_through(&[
+        "settings",
+        "builtin",
+        "dockerignorefile",
+        "docker_build_target",
+    ]);
+    b.extra = t.finish(d);
+    Some(b)
+}
+
+fn t_get_string(
+    d: &mut Decoder,
+    t: &mut super::reader::TableReader,
+    key: &'static str,
+) -> Option<String> {
+    t.get(d, key).and_then(|f| d.string(&f))
+}
+
+/// A table whose values must all be strings (`[build.args]`).
+fn string_table(d: &mut Decoder, f: Field) -> BTreeMap<String, String> {
+    let Some(mut t) = d.table(f) else {
+        return BTreeMap::new();
+    };
+    t.entries()
+        .into_iter()
+        .filter_map(|(k, f)| d.string(&f).map(|v| (k, v)))
+        .collect()
+}
+
+pub(super) fn deploy(d: &mut Decoder, f: Field) -> Option<Deploy> {
+    let mut t = d.table(f)?;
+    let mut dep = Deploy::default();
+    if let Some(f) = t.get(d, "strategy") {
+        dep.strategy = d.choice(&f, &Strategy::ALL);
+    }
+    dep.release_command = t_get_string(d, &mut t, "release_command");
+    if let Some(f) = t.get(d, "release_command_timeout") {
+        dep.release_command_timeout = d.duration(&f, BareUnit::Seconds);
+    }
+    if let Some(f) = t.get(d, "wait_timeout") {
+        dep.wait_timeout = d.duration(&f, BareUnit::Seconds);
+    }
+    if let Some(f) = t.get(d, "max_unavailable") {
+        dep.max_unavailable = d.number(&f).filter(|&n| {
+            let ok = n > 0.0;
+            if !ok {
+                d.error(
+                    &f,
+                    format!("`deploy.max_unavailable` must be above 0, found {n}"),
+                    Some("use a fraction such as 0.33, or a count such as 1".into()),
+                );
+            }
+            ok
+        });
+    }
+    t.pass_through(&["release_command_vm", "seed_command"]);
+    dep.extra = t.finish(d);
+    Some(dep)
+}
+
+pub(super) fn statics(d: &mut Decoder, f: Field) -> Vec<Static> {
+    let mut out = Vec::new();
+    for mut t in d.tables(f, 0) {
+        let guest_path = required_string(d, &mut t, "guest_path", "/app/public");
+        let url_prefix = required_string(d, &mut t, "url_prefix", "/static");
+        t.pass_through(&["tigris_bucket", "index_document"]);
+        let extra = t.finish(d);
+        if let (Some(guest_path), Some(url_prefix)) = (guest_path, url_prefix) {
+            out.push(Static {
+                guest_path,
+                url_prefix,
+                extra,
+            });
+        }
+    }
+    out
+}
+
+pub(super) fn files(d: &mut Decoder, f: Field, group: &str) -> Vec<FileSpec> {
+    let mut out = Vec::new();
+    for mut t in d.tables(f, 0) {
+        let guest_path = required_string(d, &mut t, "guest_path", "/etc/app/config.json");
+        let local_path = t_get_string(d, &mut t, "local_path");
+        let secret_name = t_get_string(d, &mut t, "secret_name");
+        let raw_value = t_get_string(d, &mut t, "raw_value");
+        let sources = [&local_path, &secret_name, &raw_value]
+            .iter()
+            .filter(|s| s.is_some())
+            .count();
+        if sources != 1 {
+            let table = t.field.clone();
+            d.error(
+                &table,
+                format!(
+                    "`{}` needs exactly one of local_path, secret_name, raw_value",
+                    t.path()
+                ),
+                None,
+            );
+        }
+        let processes = section_groups(d, &mut t, group);
+        let extra = t.finish(d);
+        if let Some(guest_path) = guest_path {
+            out.push(FileSpec {
+                guest_path,
+                local_path,
+                secret_name,
+                raw_value,
+                processes,
+                extra,
+            });
+        }
+    }
+    out
+}
+
+pub(super) fn jobs(d: &mut Decoder, f: Field, group: &str) -> Vec<Job> {
+    let mut out = Vec::new();
+    for mut t in d.tables(f, 0) {
+        let table = t.field.clone();
+        let name = required_string(d, &mut t, "name", "cleanup");
+        let command = t_get_string(d, &mut t, "command");
+        let method = t_get_string(d, &mut t, "method").map(|m| m.to_ascii_uppercase());
+        let path = t_get_string(d, &mut t, "path");
+        let schedule = t.get(d, "schedule").and_then(|f| {
+            let expr = d.string(&f)?;
+            match expr.parse::<croner::Cron>() {
+                Ok(_) => Some(expr),
+                Err(e) => {
+                    d.error(
+                        &f,
+                        format!("`{}` {expr:?} is not a cron expression: {e}", f.path),
+                        Some("use 5 fields (minute hour day month weekday), e.g. \"0 3 * * *\", or interval = \"6h\"".into()),
+                    );
+                    None
+                }
+            }
+        });
+        let interval = t
+            .get(d, "interval")
+            .and_then(|f| d.duration(&f, BareUnit::Seconds));
+        let timeout = t
+            .get(d, "timeout")
+            .and_then(|f| d.duration(&f, BareUnit::Seconds));
+        let retries = t
+            .get(d, "retries")
+            .and_then(|f| d.unsigned(&f))
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let processes = section_groups(d, &mut t, group);
+        match (&command, &path) {
+            (Some(_), Some(_)) => d.error(
+                &table,
+                format!("`{}` sets both `command` and `path`", table.path),
+                Some("a job runs a command or calls an HTTP path, not both".into()),
+            ),
+            (None, None) => d.error(
+                &table,
+                format!("`{}` needs `command` or `path`", table.path),
+                Some(
+                    "set command = \"...\" to run a command, or path = \"/...\" to call the app"
+                        .into(),
+                ),
+            ),
+            _ => {}
+        }
+        if schedule.is_some() && interval.is_some() {
+            d.error(
+                &table,
+                format!("`{}` sets both `schedule` and `interval`", table.path),
+                Some("keep one: a cron schedule or a fixed interval".into()),
+            );
+        }
+        let extra = t.finish(d);
+        if let Some(name) = name {
+            out.push(Job {
+                name,
+                command,
+                method,
+                path,
+                schedule,
+                interval,
+                timeout,
+                retries,
+                processes,
+                extra,
+            });
+        }
+    }
+    out
+}
+
+/// A string key that must be present; reports its absence on the table.
+pub(super) fn required_string(
+    d: &mut Decoder,
+    t: &mut super::reader::TableReader,
+    key: &'static str,
+    example: &str,
+) -> Option<String> {
+    match t.get(d, key) {
+        Some(f) => d.string(&f),
+        None => {
+            let table = t.field.clone();
+            d.error(
+                &table,
+                format!("`{}` is missing `{key}`", table.path),
+                Some(format!("add {key} = \"{example}\"")),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Rules that need the whole normalized config: references between sections, ports that
+//! checks rely on, and names that must be unique. Rules about a single value live in the
+//! decoder, next to where the value is read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use super::decode::reader::Decoder;
+use super::diagnostic::Severity;
+use super::model::{AppConfig, CheckKind};
+
+/// Runs every cross-section rule, adding diagnostics to `d`.
+pub(crate) fn check(d: &mut Decoder, cfg: &AppConfig) {
+    group_references(d, cfg);
+    check_ports(d, cfg);
+    one_vm_per_group(d, cfg);
+    unique_public_ports(d, cfg);
+    unique_mount_destinations(d, cfg);
+    unique_job_names(d, cfg);
+}
+
+fn report(d: &mut Decoder, severity: Severity, key: &str, message: String, hint: Option<String>) {
+    let span: Option<Range<usize>> = d.spans.get(key).cloned().or_else(|| {
+        // Fall back to the closest enclosing key that was written in the file.
+        let mut k = key;
+        while let Some(cut) = k.rfind(['.', '[']) {
+            k = &k[..cut];
+            if let Some(s) = d.spans.get(k) {
+                return Some(s.clone());
+            }
+        }
+        None
+    });
+    let diagnostic = d.diagnostic(severity, key, span.as_ref(), message, hint);
+    d.diagnostics.push(diagnostic);
+}
+
+/// Every `processes = [...]` list names groups that exist.
+fn group_references(d: &mut Decoder, cfg: &AppConfig) {
+    let groups = cfg.group_names();
+    let mut refs: Vec<(String, &[String])> = Vec::new();
+    if let Some(h) = &cfg.http_service {
+        refs.push(("http_service".into(), &h.processes));
+    }
+    refs.extend(
+        cfg.services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("services[{i}]"), &s.processes[..])),
+    );
+    refs.extend(
+        cfg.vm
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("vm[{i}]"), &v.processes[..])),
+    );
+    refs.extend(
+        cfg.mounts
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("mounts[{i}]"), &m.processes[..])),
+    );
+    refs.extend(
+        cfg.metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("metrics[{i}]"), &m.processes[..])),
+    );
+    refs.extend(
+        cfg.restart
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("restart[{i}]"), &r.processes[..])),
+    );
+    refs.extend(
+        cfg.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("files[{i}]"), &f.processes[..])),
+    );
+    refs.extend(
+        cfg.jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (format!("jobs[{i}]"), &j.processes[..])),
+    );
+    refs.extend(cfg.checks.iter().map(|(name, c)| {
+        (
+            super::decode::reader::join("checks", name),
+            &c.processes[..],
+        )
+    }));
+
+    let defined = if cfg.processes.is_empty() {
+        "this config defines no [processes], so its only group is `app`".to_string()
+    } else {
+        format!("defined groups: {}", groups.join(", "))
+    };
+    for (section, listed) in refs {
+        for (i, group) in listed.iter().enumerate() {
+            if !groups.contains(&group.as_str()) {
+                report(
+                    d,
+                    Severity::Error,
+                    &format!("{section}.processes[{i}]"),
+                    format!("`{section}` names process group {group:?}, which is not defined"),
+                    Some(defined.clone()),
+                );
+            }
+        }
+    }
+}
+
+/// Every check has a port to talk to.
+fn check_ports(d: &mut Decoder, cfg: &AppConfig) {
+    let internal_ports: BTreeSet<u16> = cfg
+        .http_service
+        .iter()
+        .map(|h| h.internal_port)
+        .chain(cfg.services.iter().filter_map(|s| s.internal_port))
+        .collect();
+    for (name, check) in &cfg.checks {
+        let key = super::decode::reader::join("checks", name);
+        if matches!(check.kind, CheckKind::Other(_)) {
+            continue;
+        }
+        match check.port {
+            None if internal_ports.is_empty() => report(
+                d,
+                Severity::Error,
+                &key,
+                format!("check {name:?} has no `port` and the app declares no internal_port"),
+                Some("add port = 8080 to the check (the port the app listens on)".into()),
+            ),
+            Some(port) if !internal_ports.contains(&port) => report(
+                d,
+                Severity::Warning,
+                &format!("{key}.port"),
+                format!("check {name:?} uses port {port}, which is no service's internal_port"),
+                Some(format!(
+                    "lakefly maps only internal_port onto $PORT, so the app must listen on {port} itself"
+                )),
+            ),
+            _ => {}
+        }
+    }
+    for (i, s) in cfg.services.iter().enumerate() {
+        if s.internal_port.is_none() && (!s.tcp_checks.is_empty() || !s.http_checks.is_empty()) {
+            // Fly fills in 0 and the checks never pass; lakefly skips them and says so.
+            report(
+                d,
+                Severity::Warning,
+                &format!("services[{i}]"),
+                format!("`services[{i}]` has checks but no `internal_port`, so they cannot run"),
+                Some("add internal_port = 8080 (the port your app listens on)".into()),
+            );
+        }
+    }
+}
+
+/// At most one `[[vm]]` names each group, and at most one names none (the fallback).
+fn one_vm_per_group(d: &mut Decoder, cfg: &AppConfig) {
+    const FALLBACK: &str = "";
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, vm) in cfg.vm.iter().enumerate() {
+        if vm.processes.is_empty() {
+            if let Some(first) = seen.insert(FALLBACK, i) {
+                report(
+                    d,
+                    Severity::Error,
+                    &format!("vm[{i}]"),
+                    format!("vm[{first}] and vm[{i}] both name no process group"),
+                    Some("only one [[vm]] may leave out `processes`; it sizes every group without its own".into()),
+                );
+            }
+        }
+        for group in &vm.processes {
+            if let Some(first) = seen.insert(group, i) {
+                report(
+                    d,
+                    Severity::Error,
+                    &format!("vm[{i}]"),
+                    format!("group {group:?} gets a size from both vm[{first}] and vm[{i}]"),
+                    Some("keep one [[vm]] per process group".into()),
+                );
+            }
+        }
+    }
+}
+
+/// No two services claim the same public port and protocol.
+fn unique_public_ports(d: &mut Decoder, cfg: &AppConfig) {
+    let mut seen: BTreeMap<(&str, u16), String> = BTreeMap::new();
+    for (i, s) in cfg.services.iter().enumerate() {
+        for (j, p) in s.ports.iter().enumerate() {
+            let Some(port) = p.port else { continue };
+            let key = format!("services[{i}].ports[{j}].port");
+            if let Some(first) = seen.insert((s.protocol.as_str(), port), key.clone()) {
+                report(
+                    d,
+                    Severity::Error,
+                    &key,
+                    format!(
+                        "public port {port}/{} is used twice (first at `{first}`)",
+                        s.protocol
+                    ),
+                    Some("each public port can belong to one service".into()),
+                );
+            }
+        }
+    }
+}
+
+/// No group mounts two volumes at the same place.
+fn unique_mount_destinations(d: &mut Decoder, cfg: &AppConfig) {
+    let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for (i, m) in cfg.mounts.iter().enumerate() {
+        for group in &m.processes {
+            if !seen.insert((group, m.destination.as_str())) {
+                report(
+                    d,
+                    Severity::Error,
+                    &format!("mounts[{i}].destination"),
+                    format!("group {group:?} already has a mount at {:?}", m.destination),
+                    Some("give each mount its own destination".into()),
+                );
+            }
+        }
+    }
+}
+
+/// Job names are unique: they are how `lakefly jobs trigger` finds a job.
+fn unique_job_names(d: &mut Decoder, cfg: &AppConfig) {
+    let mut seen = BTreeSet::new();
+    for (i, job) in cfg.jobs.iter().enumerate() {
+        if !seen.insert(job.name.as_str()) {
+            report(
+                d,
+                Severity::Error,
+                &format!("jobs[{i}].name"),
+                format!("job name {:?} is used twice", job.name),
+                Some("give each job its own name".into()),
+            );
+        }
+    }
+}

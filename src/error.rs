@@ -1,0 +1,199 @@
+//! The one error type of lakefly: every failure has a stable code, a message, a hint, and
+//! an exit code. `output::error` renders it; nothing else prints errors.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::edit::EditError;
+use crate::config::keypath::KeyPathError;
+use crate::config::Report;
+
+/// Exit codes, stable for scripts (see DESIGN.md).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Any error without a more specific code.
+    pub const ERROR: i32 = 1;
+    /// Bad command-line usage.
+    pub const USAGE: i32 = 2;
+    /// The app config is invalid.
+    pub const INVALID_CONFIG: i32 = 3;
+    /// Authentication failed.
+    pub const AUTH: i32 = 4;
+    /// Something named does not exist.
+    pub const NOT_FOUND: i32 = 5;
+    /// The request conflicts with the current state.
+    pub const CONFLICT: i32 = 6;
+    /// A deploy failed and the previous release was kept.
+    pub const DEPLOY_FAILED: i32 = 7;
+    /// The daemon could not be reached.
+    pub const UNREACHABLE: i32 = 8;
+    /// Interrupted by Ctrl-C.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Everything that can go wrong in a lakefly command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file has errors; the report lists each with its place.
+    #[error("{0}")]
+    InvalidConfig(Box<Report>),
+
+    /// The config file does not exist.
+    #[error("no config file at {}", path.display())]
+    ConfigNotFound {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+
+    /// A `config get/set/unset` key is malformed.
+    #[error("invalid key {key:?}: {source}")]
+    InvalidKey {
+        /// The key as typed.
+        key: String,
+        /// What is wrong with it.
+        source: KeyPathError,
+    },
+
+    /// A `config set` argument is not `KEY=VALUE`.
+    #[error("{arg:?} is not KEY=VALUE")]
+    NotAnAssignment {
+        /// The argument as typed.
+        arg: String,
+    },
+
+    /// `config get` of a key the file does not have.
+    #[error("{key} is not set in {}", file.display())]
+    KeyNotSet {
+        /// The key.
+        key: String,
+        /// The file.
+        file: PathBuf,
+    },
+
+    /// An edit cannot be applied to the file's structure.
+    #[error("cannot edit {key}: {source}")]
+    Edit {
+        /// The key being edited.
+        key: String,
+        /// Why it cannot.
+        source: EditError,
+    },
+
+    /// A file exists where a command would create one.
+    #[error("{} already exists", path.display())]
+    AlreadyExists {
+        /// The file.
+        path: PathBuf,
+        /// The flag that allows overwriting it.
+        flag: &'static str,
+    },
+
+    /// An app name does not follow the naming rules.
+    #[error("app name {name:?} {problem}")]
+    InvalidAppName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
+    /// A piece of the platform that a command relies on is not available in this build.
+    #[error("{what} is not available in this version of lakefly")]
+    Unavailable {
+        /// What is missing.
+        what: &'static str,
+    },
+
+    /// A file system operation failed.
+    #[error("could not {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`read`, `write`...).
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+
+    /// Writing to stdout or stderr failed (other than a closed pipe, which is success).
+    #[error("could not write output: {0}")]
+    Output(std::io::Error),
+}
+
+impl Error {
+    /// An I/O error on `path` while doing `action`.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidConfig(_) => "config_invalid",
+            Error::ConfigNotFound { .. } => "config_not_found",
+            Error::InvalidKey { .. } => "invalid_key",
+            Error::NotAnAssignment { .. } => "invalid_argument",
+            Error::KeyNotSet { .. } => "key_not_set",
+            Error::Edit { .. } => "edit_conflict",
+            Error::AlreadyExists { .. } => "already_exists",
+            Error::InvalidAppName { .. } => "invalid_app_name",
+            Error::Unavailable { .. } => "unavailable",
+            Error::Io { .. } => "io",
+            Error::Output(_) => "output",
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidConfig(_) => exit::INVALID_CONFIG,
+            Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } => exit::NOT_FOUND,
+            Error::InvalidKey { .. }
+            | Error::NotAnAssignment { .. }
+            | Error::InvalidAppName { .. } => exit::USAGE,
+            Error::Edit { .. } | Error::AlreadyExists { .. } => exit::CONFLICT,
+            Error::Unavailable { .. } | Error::Io { .. } | Error::Output(_) => exit::ERROR,
+        }
+    }
+
+    /// What to do about it, when there is something useful to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::InvalidConfig(report) => {
+                let n = report.errors().count();
+                Some(if n == 1 {
+                    "fix the line above, then run `lakefly config validate`".into()
+                } else {
+                    format!("fix the {n} problems above, then run `lakefly config validate`")
+                })
+            }
+            Error::ConfigNotFound { .. } => Some(
+                "run `lakefly launch` to write one, or point at it with -c PATH".into(),
+            ),
+            Error::InvalidKey { .. } => Some(
+                "keys are dotted paths such as http_service.internal_port or services[0].ports[0].port".into(),
+            ),
+            Error::NotAnAssignment { .. } => {
+                Some("write KEY=VALUE, e.g. `lakefly config set http_service.internal_port=8080`".into())
+            }
+            Error::KeyNotSet { .. } => Some("`lakefly config show` prints every key that is set".into()),
+            Error::Edit { .. } => Some("use an index for lists, e.g. services[0].internal_port".into()),
+            Error::AlreadyExists { flag, .. } => Some(format!("pass {flag} to overwrite it")),
+            Error::InvalidAppName { .. } => Some(crate::config::names::APP_NAME_HINT.into()),
+            Error::Unavailable { .. } => None,
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::PermissionDenied => Some("check the file's permissions".into()),
+                std::io::ErrorKind::NotFound => Some("check that the path exists".into()),
+                _ => None,
+            },
+            Error::Output(_) => None,
+        }
+    }
+}
+
+/// Result with lakefly's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

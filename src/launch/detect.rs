@@ -1,0 +1,213 @@
+//! Looking at a directory to learn how its app runs: a `Procfile`, a `package.json` start
+//! script, a Python project, or a `Dockerfile`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use crate::error::Error;
+
+/// What `launch` learned about an app directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Process groups: name to command.
+    pub processes: BTreeMap<String, String>,
+    /// The group that serves HTTP, if one does.
+    pub http_group: Option<String>,
+    /// Port the app listens on when it does not read `$PORT`.
+    pub internal_port: u16,
+    /// `[build] command` to run once per release.
+    pub build_command: Option<String>,
+    /// A Dockerfile whose final stage says what runs.
+    pub dockerfile: Option<String>,
+    /// What the plan was derived from, for the file's comments and the user.
+    pub sources: Vec<String>,
+}
+
+/// The port lakefly maps `$PORT` onto when nothing says otherwise (Fly's default).
+const DEFAULT_PORT: u16 = 8080;
+
+/// Inspects `dir`; files that are present but unreadable are errors, absent ones are not.
+pub fn detect(dir: &Path) -> Result<Plan, Error> {
+    let mut plan = Plan {
+        internal_port: DEFAULT_PORT,
+        ..Plan::default()
+    };
+    if let Some(text) = read_optional(&dir.join("Procfile"))? {
+        plan.sources.push("Procfile".into());
+        for (name, command) in procfile(&text) {
+            plan.processes.insert(name, command);
+        }
+        if plan.processes.contains_key("web") {
+            plan.http_group = Some("web".into());
+        }
+    }
+    if let Some(text) = read_optional(&dir.join("package.json"))? {
+        let scripts = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("scripts").cloned());
+        let has = |name: &str| scripts.as_ref().and_then(|s| s.get(name)).is_some();
+        plan.sources.push("package.json".into());
+        let lockfile = dir.join("package-lock.json").exists();
+        let install = if lockfile { "npm ci" } else { "npm install" };
+        plan.build_command = Some(if has("build") {
+            format!("{install} && npm run build")
+        } else {
+            install.to_string()
+        });
+        if plan.processes.is_empty() && has("start") {
+            plan.processes.insert("app".into(), "npm start".into());
+            plan.http_group = Some("app".into());
+        }
+    }
+    let python_deps = if dir.join("requirements.txt").exists() {
+        Some("pip install -r requirements.txt")
+    } else if dir.join("pyproject.toml").exists() {
+        Some("pip install .")
+    } else {
+        None
+    };
+    if let Some(install) = python_deps {
+        plan.sources.push(if install.contains("requirements") {
+            "requirements.txt".into()
+        } else {
+            "pyproject.toml".into()
+        });
+        plan.build_command
+            .get_or_insert_with(|| install.to_string());
+        if plan.processes.is_empty() {
+            if let Some(entry) = ["app.py", "main.py", "server.py"]
+                .into_iter()
+                .find(|f| dir.join(f).is_file())
+            {
+                plan.processes
+                    .insert("app".into(), format!("python3 {entry}"));
+                plan.http_group = Some("app".into());
+            }
+        }
+    }
+    if let Some(text) = read_optional(&dir.join("Dockerfile"))? {
+        plan.sources.push("Dockerfile".into());
+        if let Some(port) = dockerfile_expose(&text) {
+            plan.internal_port = port;
+        }
+        if plan.processes.is_empty() {
+            plan.dockerfile = Some("Dockerfile".into());
+            plan.http_group = Some(crate::config::model::DEFAULT_GROUP.into());
+        }
+    }
+    Ok(plan)
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, Error> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// `name: command` lines; comments and blank lines are skipped.
+fn procfile(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, command)| (name.trim().to_string(), command.trim().to_string()))
+        .filter(|(name, command)| {
+            crate::config::names::check_group_name(name).is_ok() && !command.is_empty()
+        })
+        .collect()
+}
+
+/// The first port of the final stage's last `EXPOSE`.
+fn dockerfile_expose(text: &str) -> Option<u16> {
+    let lines: Vec<&str> = text.lines().collect();
+    let stage_start = lines
+        .iter()
+        .rposition(|l| l.trim_start().to_ascii_uppercase().starts_with("FROM "))
+        .unwrap_or(0);
+    lines[stage_start..]
+        .iter()
+        .filter_map(|l| {
+            let l = l.trim();
+            let (instr, rest) = l.split_once(char::is_whitespace)?;
+            instr.eq_ignore_ascii_case("EXPOSE").then_some(rest)
+        })
+        .next_back()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn procfile_types_become_groups_and_web_serves_http() {
+        let dir = dir_with(&[(
+            "Procfile",
+            "# comment\nweb: gunicorn app:app\nworker: celery -A app worker\n\n",
+        )]);
+        let plan = detect(dir.path()).unwrap();
+        assert_eq!(plan.processes["web"], "gunicorn app:app");
+        assert_eq!(plan.processes["worker"], "celery -A app worker");
+        assert_eq!(plan.http_group.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn node_start_script_and_build() {
+        let dir = dir_with(&[
+            (
+                "package.json",
+                r#"{"scripts": {"start": "node server.js", "build": "tsc"}}"#,
+            ),
+            ("package-lock.json", "{}"),
+        ]);
+        let plan = detect(dir.path()).unwrap();
+        assert_eq!(plan.processes["app"], "npm start");
+        assert_eq!(
+            plan.build_command.as_deref(),
+            Some("npm ci && npm run build")
+        );
+    }
+
+    #[test]
+    fn python_with_requirements() {
+        let dir = dir_with(&[("requirements.txt", "flask\n"), ("app.py", "")]);
+        let plan = detect(dir.path()).unwrap();
+        assert_eq!(plan.processes["app"], "python3 app.py");
+        assert_eq!(
+            plan.build_command.as_deref(),
+            Some("pip install -r requirements.txt")
+        );
+    }
+
+    #[test]
+    fn dockerfile_final_stage_port() {
+        let dir = dir_with(&[(
+            "Dockerfile",
+            "FROM node AS build\nEXPOSE 3000\nFROM python:3.11\nEXPOSE 8001/tcp\nCMD [\"python3\", \"app.py\"]\n",
+        )]);
+        let plan = detect(dir.path()).unwrap();
+        assert_eq!(plan.internal_port, 8001);
+        assert_eq!(plan.dockerfile.as_deref(), Some("Dockerfile"));
+        assert!(plan.processes.is_empty());
+    }
+
+    #[test]
+    fn empty_dir_finds_nothing() {
+        let dir = dir_with(&[]);
+        let plan = detect(dir.path()).unwrap();
+        assert!(plan.processes.is_empty() && plan.dockerfile.is_none() && plan.sources.is_empty());
+    }
+}

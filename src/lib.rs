@@ -1,0 +1,22 @@
+//! lakefly: deploy and run daemons on your own hosts, the fly.io way.
+//!
+//! The library holds everything; the `lakefly` and `lakeflyd` binaries only parse
+//! arguments, call in here, and turn the result into an exit code.
+//!
+//! - [`config`]: `fly.toml`, its normalized model, validation and format-preserving edits.
+//! - [`cli`]: one module per command group, each a thin layer over the library.
+//! - [`launch`]: writing a `fly.toml` for a directory.
+//! - [`output`]: stdout/stderr conventions and the one error renderer.
+//! - [`error`]: the error type, its stable codes and exit codes.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod atomic_write;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod launch;
+pub mod output;
+
+pub use error::{Error, Result};

@@ -1,0 +1,34 @@
+//! The `lakefly` command-line client.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use lakefly::cli::{self, Cli};
+use lakefly::output;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return output::error::exit_on_usage_error(&e, wants_json()),
+    };
+    let json = cli.global.json;
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `lakefly config show | head` closing the pipe early is not a failure.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            anstream::eprint!("{}", output::error::render(&e, json));
+            exit_code(e.exit_code())
+        }
+    }
+}
+
+/// `--json` must shape even the errors of a command line clap rejected.
+fn wants_json() -> bool {
+    std::env::args_os().skip(1).any(|a| a == "--json")
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
