@@ -9,6 +9,10 @@ use super::keypath::{KeyPath, Segment};
 #[derive(Debug, Clone)]
 pub struct Editor {
     doc: DocumentMut,
+    /// toml_edit writes `\n` everywhere; the file's own line ending is restored on output.
+    crlf: bool,
+    /// toml_edit always ends with a newline; a file that did not keeps not doing so.
+    final_newline: bool,
 }
 
 /// Why an edit could not be made.
@@ -60,7 +64,11 @@ pub enum SetOutcome {
 impl Editor {
     /// Parses `text` for editing.
     pub fn parse(text: &str) -> Result<Self, toml_edit::TomlError> {
-        Ok(Editor { doc: text.parse()? })
+        Ok(Editor {
+            doc: text.parse()?,
+            crlf: text.contains("\r\n"),
+            final_newline: text.is_empty() || text.ends_with('\n'),
+        })
     }
 
     /// The item at `path`, if there is one.
@@ -126,6 +134,7 @@ impl Editor {
         }
         match last {
             Segment::Key(key) => {
+                let inline = matches!(item, Item::Value(Value::InlineTable(_)));
                 let table = table_of_mut(item, &at, key)?;
                 match table.get_mut(key) {
                     Some(Item::Value(old)) => {
@@ -143,6 +152,22 @@ impl Editor {
                     }
                     None => {
                         value.decor_mut().clear();
+                        if inline {
+                            // `{ a = 1 }`: the space before `}` moves to the new last value.
+                            if let Some(Item::Value(prev)) = table
+                                .iter()
+                                .last()
+                                .map(|(k, _)| k.to_string())
+                                .and_then(|k| table.get_mut(&k))
+                            {
+                                let suffix = prev.decor().suffix().cloned();
+                                prev.decor_mut().set_suffix("");
+                                value.decor_mut().set_prefix(" ");
+                                if let Some(suffix) = suffix {
+                                    value.decor_mut().set_suffix(suffix);
+                                }
+                            }
+                        }
                         let indent = sibling_indent(table);
                         table.insert(key, Item::Value(value));
                         if let (Some(indent), Some(mut k)) = (indent, table.key_mut(key)) {
@@ -177,9 +202,18 @@ impl Editor {
         Ok(removed)
     }
 
-    /// The document's text.
+    /// The document's text, with the original file's line endings.
     pub fn to_text(&self) -> String {
-        self.doc.to_string()
+        let mut text = self.doc.to_string();
+        if self.crlf {
+            text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        }
+        if !self.final_newline {
+            let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+            let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+            text.truncate(trimmed.len());
+        }
+        text
     }
 }
 
@@ -190,7 +224,24 @@ fn remove_at(item: &mut Item, segments: &[Segment], at: &mut String) -> Result<b
     };
     if rest.is_empty() {
         return match first {
-            Segment::Key(key) => Ok(table_of_mut(item, at, key)?.remove(key).is_some()),
+            Segment::Key(key) => {
+                let inline = matches!(item, Item::Value(Value::InlineTable(_)));
+                let table = table_of_mut(item, at, key)?;
+                let was_last = table.iter().last().is_some_and(|(k, _)| k == key.as_str());
+                let Some(removed) = table.remove(key) else {
+                    return Ok(false);
+                };
+                if let (true, true, Item::Value(removed)) = (inline, was_last, &removed) {
+                    // Give the space before `}` back to the value that is now last.
+                    let new_last = table.iter().last().map(|(k, _)| k.to_string());
+                    if let Some(Item::Value(prev)) = new_last.and_then(|k| table.get_mut(&k)) {
+                        if let Some(suffix) = removed.decor().suffix().cloned() {
+                            prev.decor_mut().set_suffix(suffix);
+                        }
+                    }
+                }
+                Ok(true)
+            }
             Segment::Index(i) => match item {
                 Item::ArrayOfTables(a) if *i < a.len() => {
                     a.remove(*i);
@@ -385,6 +436,148 @@ fn list_len(item: &Item) -> usize {
         Item::ArrayOfTables(a) => a.len(),
         Item::Value(Value::Array(a)) => a.len(),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(text: &str, key: &str, value: &str) -> String {
+        let mut e = Editor::parse(text).unwrap();
+        e.set(&key.parse().unwrap(), parse_value(value, false))
+            .unwrap();
+        e.to_text()
+    }
+
+    fn unset(text: &str, key: &str) -> String {
+        let mut e = Editor::parse(text).unwrap();
+        e.unset(&key.parse().unwrap()).unwrap();
+        e.to_text()
+    }
+
+    #[test]
+    fn changing_a_value_keeps_its_comment_and_spacing() {
+        let text = "app = \"a\"\n\n[http_service]\n  internal_port   = 8080   # the app's port\n  force_https = true\n";
+        assert_eq!(
+            set(text, "http_service.internal_port", "9090"),
+            "app = \"a\"\n\n[http_service]\n  internal_port   = 9090   # the app's port\n  force_https = true\n"
+        );
+    }
+
+    #[test]
+    fn new_keys_match_the_indentation_of_their_table() {
+        let text = "[http_service]\n  internal_port = 8080\n\n# next\n[env]\n  A = \"1\"\n";
+        let out = set(text, "http_service.force_https", "true");
+        assert_eq!(
+            out,
+            "[http_service]\n  internal_port = 8080\n  force_https = true\n\n# next\n[env]\n  A = \"1\"\n"
+        );
+        assert_eq!(unset(&out, "http_service.force_https"), text);
+    }
+
+    #[test]
+    fn set_then_unset_of_a_new_table_gives_the_file_back() {
+        for text in [
+            "app = \"a\"\n",
+            "app = \"a\"",
+            "app = \"a\"\r\n[env]\r\n  A = \"1\"\r\n",
+            "",
+        ] {
+            let added = set(text, "deploy.strategy", "\"canary\"");
+            assert!(added.contains("[deploy]"), "{added:?}");
+            assert_eq!(unset(&added, "deploy.strategy"), text);
+        }
+    }
+
+    #[test]
+    fn files_keep_crlf_and_missing_final_newline() {
+        assert_eq!(set("a = 1\r\nb = 2\r\n", "a", "3"), "a = 3\r\nb = 2\r\n");
+        assert_eq!(set("a = 1\nb = 2", "b", "3"), "a = 1\nb = 3");
+    }
+
+    #[test]
+    fn one_element_lists_of_tables_are_reached_without_an_index() {
+        let text = "[[vm]]\n  size = \"shared-cpu-1x\"\n";
+        assert_eq!(
+            set(text, "vm.size", "\"shared-cpu-2x\""),
+            "[[vm]]\n  size = \"shared-cpu-2x\"\n"
+        );
+        let two = "[[vm]]\n  size = \"a\"\n[[vm]]\n  size = \"b\"\n";
+        let mut e = Editor::parse(two).unwrap();
+        let err = e
+            .set(&"vm.size".parse().unwrap(), parse_value("x", false))
+            .unwrap_err();
+        assert!(matches!(err, EditError::Ambiguous { len: 2, .. }), "{err}");
+        assert_eq!(
+            set(two, "vm[1].size", "\"c\""),
+            "[[vm]]\n  size = \"a\"\n[[vm]]\n  size = \"c\"\n"
+        );
+    }
+
+    #[test]
+    fn dotted_and_inline_parents_stay_in_their_style() {
+        assert_eq!(
+            set("vm.size = \"x\"\n", "vm.memory", "\"1gb\""),
+            "vm.size = \"x\"\nvm.memory = \"1gb\"\n"
+        );
+        let inline = "http_service = { internal_port = 80 }\n";
+        let added = set(inline, "http_service.force_https", "true");
+        assert_eq!(
+            added,
+            "http_service = { internal_port = 80, force_https = true }\n"
+        );
+        assert_eq!(unset(&added, "http_service.force_https"), inline);
+    }
+
+    #[test]
+    fn unset_keeps_emptied_tables_that_carry_a_comment() {
+        let text = "# deploy settings\n[deploy]\n  strategy = \"rolling\"\n";
+        assert_eq!(
+            unset(text, "deploy.strategy"),
+            "# deploy settings\n[deploy]\n"
+        );
+        assert_eq!(
+            unset("[deploy]\n  strategy = \"rolling\"\n", "deploy.strategy"),
+            ""
+        );
+    }
+
+    #[test]
+    fn values_parse_as_toml_or_fall_back_to_strings() {
+        assert_eq!(parse_value("8080", false).as_integer(), Some(8080));
+        assert_eq!(parse_value("true", false).as_bool(), Some(true));
+        assert_eq!(parse_value("\"x\"", false).as_str(), Some("x"));
+        assert_eq!(
+            parse_value("[\"a\", \"b\"]", false)
+                .as_array()
+                .map(|a| a.len()),
+            Some(2)
+        );
+        assert_eq!(
+            parse_value("hello world", false).as_str(),
+            Some("hello world")
+        );
+        assert_eq!(parse_value("8080", true).as_str(), Some("8080"));
+        assert_eq!(parse_value("1.10", true).as_str(), Some("1.10"));
+    }
+
+    #[test]
+    fn setting_the_same_value_is_unchanged() {
+        let mut e = Editor::parse("a = 1 # c\n").unwrap();
+        let outcome = e
+            .set(&"a".parse().unwrap(), parse_value("1", false))
+            .unwrap();
+        assert_eq!(outcome, SetOutcome::Unchanged);
+    }
+
+    #[test]
+    fn walking_through_a_value_is_an_error() {
+        let mut e = Editor::parse("app = \"x\"\n").unwrap();
+        let err = e
+            .set(&"app.name".parse().unwrap(), parse_value("1", false))
+            .unwrap_err();
+        assert!(matches!(err, EditError::NotATable { .. }), "{err}");
     }
 }
 
