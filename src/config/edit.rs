@@ -98,6 +98,8 @@ impl Editor {
         let (last, parents) = split_last(path);
         let mut item = self.doc.as_item_mut();
         let mut at = String::new();
+        // A key in a new dotted table is indented like the keys of the table around it.
+        let mut indent = None;
         for (i, segment) in parents.iter().enumerate() {
             item = match segment {
                 Segment::Key(key) => {
@@ -105,6 +107,7 @@ impl Editor {
                     let next_is_index = matches!(parents.get(i + 1), Some(Segment::Index(_)))
                         || (i + 1 == parents.len() && matches!(last, Segment::Index(_)));
                     let table = table_of_mut(item, &at, key)?;
+                    indent = sibling_indent(table).or(indent);
                     if !table.contains_key(key) {
                         if next_is_index {
                             return Err(EditError::NoSuchIndex {
@@ -116,10 +119,11 @@ impl Editor {
                         let new = if inline {
                             Item::Value(Value::InlineTable(Default::default()))
                         } else {
+                            // A new table is written as dotted keys (`deploy.strategy = ...`),
+                            // not a `[deploy]` header: `unset` can then remove it without
+                            // guessing whether an empty header was the user's.
                             let mut t = Table::new();
-                            // Nested headers for a new sub-table; dotted parents stay dotted.
-                            t.set_implicit(false);
-                            t.set_dotted(table.is_dotted());
+                            t.set_dotted(true);
                             Item::Table(t)
                         };
                         table.insert(key, new);
@@ -168,7 +172,7 @@ impl Editor {
                                 }
                             }
                         }
-                        let indent = sibling_indent(table);
+                        let indent = sibling_indent(table).or(indent);
                         table.insert(key, Item::Value(value));
                         if let (Some(indent), Some(mut k)) = (indent, table.key_mut(key)) {
                             k.leaf_decor_mut().set_prefix(indent);
@@ -281,17 +285,12 @@ fn remove_at(item: &mut Item, segments: &[Segment], at: &mut String) -> Result<b
     Ok(removed)
 }
 
-/// An emptied table that nothing else marks as wanted: no keys and no comment around it.
+/// An emptied table that only existed to hold keys: dotted (`a.b = 1`) or inline
+/// (`a = { b = 1 }`). A `[header]` the user wrote stays, even empty.
 fn is_prunable(item: &Item) -> bool {
-    let no_comment = |d: &toml_edit::Decor| {
-        let has = |r: Option<&toml_edit::RawString>| {
-            r.and_then(|r| r.as_str()).is_some_and(|s| s.contains('#'))
-        };
-        !has(d.prefix()) && !has(d.suffix())
-    };
     match item {
-        Item::Table(t) => t.is_empty() && no_comment(t.decor()),
-        Item::Value(Value::InlineTable(t)) => t.is_empty() && no_comment(t.decor()),
+        Item::Table(t) => t.is_empty() && t.is_dotted(),
+        Item::Value(Value::InlineTable(t)) => t.is_empty(),
         _ => false,
     }
 }
@@ -485,7 +484,7 @@ mod tests {
             "",
         ] {
             let added = set(text, "deploy.strategy", "\"canary\"");
-            assert!(added.contains("[deploy]"), "{added:?}");
+            assert!(added.contains("deploy.strategy = \"canary\""), "{added:?}");
             assert_eq!(unset(&added, "deploy.strategy"), text);
         }
     }
@@ -531,15 +530,28 @@ mod tests {
     }
 
     #[test]
-    fn unset_keeps_emptied_tables_that_carry_a_comment() {
+    fn unset_keeps_headers_the_user_wrote_and_drops_emptied_dotted_tables() {
         let text = "# deploy settings\n[deploy]\n  strategy = \"rolling\"\n";
         assert_eq!(
             unset(text, "deploy.strategy"),
             "# deploy settings\n[deploy]\n"
         );
         assert_eq!(
-            unset("[deploy]\n  strategy = \"rolling\"\n", "deploy.strategy"),
-            ""
+            unset("a = 1\ndeploy.strategy = \"rolling\"\n", "deploy.strategy"),
+            "a = 1\n"
+        );
+        let nested = set(
+            "[http_service]\n  internal_port = 80\n",
+            "http_service.concurrency.type",
+            "\"requests\"",
+        );
+        assert_eq!(
+            nested,
+            "[http_service]\n  internal_port = 80\n  concurrency.type = \"requests\"\n"
+        );
+        assert_eq!(
+            unset(&nested, "http_service.concurrency.type"),
+            "[http_service]\n  internal_port = 80\n"
         );
     }
 
