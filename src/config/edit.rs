@@ -438,6 +438,18 @@ fn list_len(item: &Item) -> usize {
     }
 }
 
+/// Reads a value as `config set` takes it: TOML when it parses as TOML (`8080`, `true`,
+/// `"x"`, `["a"]`), else the text as a string.
+pub fn parse_value(input: &str, force_string: bool) -> Value {
+    if !force_string {
+        if let Ok(mut v) = input.parse::<Value>() {
+            v.decor_mut().clear();
+            return v;
+        }
+    }
+    Value::from(input)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,16 +603,4 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, EditError::NotATable { .. }), "{err}");
     }
-}
-
-/// Reads a value as `config set` takes it: TOML when it parses as TOML (`8080`, `true`,
-/// `"x"`, `["a"]`), else the text as a string.
-pub fn parse_value(input: &str, force_string: bool) -> Value {
-    if !force_string {
-        if let Ok(mut v) = input.parse::<Value>() {
-            v.decor_mut().clear();
-            return v;
-        }
-    }
-    Value::from(input)
 }

@@ -8,12 +8,13 @@ use crate::config::model::{Build, Deploy, FileSpec, Job, Static, Strategy};
 
 pub(super) fn build(d: &mut Decoder, f: Field) -> Option<Build> {
     let mut t = d.table(f)?;
-    let mut b = Build::default();
-    let mut text = |d: &mut Decoder, key: &'static str| t_get_string(d, &mut t, key);
-    b.builder = text(d, "builder");
-    b.image = text(d, "image");
-    b.dockerfile = text(d, "dockerfile");
-    b.ignorefile = text(d, "ignorefile");
+    let mut b = Build {
+        builder: t.string(d, "builder"),
+        image: t.string(d, "image"),
+        dockerfile: t.string(d, "dockerfile"),
+        ignorefile: t.string(d, "ignorefile"),
+        ..Build::default()
+    };
     for key in ["build-target", "build_target"] {
         if let Some(f) = t.get_as(d, key, "build_target") {
             b.build_target = b.build_target.or(d.string(&f));
@@ -39,14 +40,6 @@ pub(super) fn build(d: &mut Decoder, f: Field) -> Option<Build> {
     Some(b)
 }
 
-fn t_get_string(
-    d: &mut Decoder,
-    t: &mut super::reader::TableReader,
-    key: &'static str,
-) -> Option<String> {
-    t.get(d, key).and_then(|f| d.string(&f))
-}
-
 /// A table whose values must all be strings (`[build.args]`).
 fn string_table(d: &mut Decoder, f: Field) -> BTreeMap<String, String> {
     let Some(mut t) = d.table(f) else {
@@ -64,7 +57,7 @@ pub(super) fn deploy(d: &mut Decoder, f: Field) -> Option<Deploy> {
     if let Some(f) = t.get(d, "strategy") {
         dep.strategy = d.choice(&f, &Strategy::ALL);
     }
-    dep.release_command = t_get_string(d, &mut t, "release_command");
+    dep.release_command = t.string(d, "release_command");
     if let Some(f) = t.get(d, "release_command_timeout") {
         dep.release_command_timeout = d.duration(&f, BareUnit::Seconds);
     }
@@ -111,9 +104,9 @@ pub(super) fn files(d: &mut Decoder, f: Field, group: &str) -> Vec<FileSpec> {
     let mut out = Vec::new();
     for mut t in d.tables(f, 0) {
         let guest_path = required_string(d, &mut t, "guest_path", "/etc/app/config.json");
-        let local_path = t_get_string(d, &mut t, "local_path");
-        let secret_name = t_get_string(d, &mut t, "secret_name");
-        let raw_value = t_get_string(d, &mut t, "raw_value");
+        let local_path = t.string(d, "local_path");
+        let secret_name = t.string(d, "secret_name");
+        let raw_value = t.string(d, "raw_value");
         let sources = [&local_path, &secret_name, &raw_value]
             .iter()
             .filter(|s| s.is_some())
@@ -150,9 +143,9 @@ pub(super) fn jobs(d: &mut Decoder, f: Field, group: &str) -> Vec<Job> {
     for mut t in d.tables(f, 0) {
         let table = t.field.clone();
         let name = required_string(d, &mut t, "name", "cleanup");
-        let command = t_get_string(d, &mut t, "command");
-        let method = t_get_string(d, &mut t, "method").map(|m| m.to_ascii_uppercase());
-        let path = t_get_string(d, &mut t, "path");
+        let command = t.string(d, "command");
+        let method = t.string(d, "method").map(|m| m.to_ascii_uppercase());
+        let path = t.string(d, "path");
         let schedule = t.get(d, "schedule").and_then(|f| {
             let expr = d.string(&f)?;
             match expr.parse::<croner::Cron>() {
@@ -173,10 +166,7 @@ pub(super) fn jobs(d: &mut Decoder, f: Field, group: &str) -> Vec<Job> {
         let timeout = t
             .get(d, "timeout")
             .and_then(|f| d.duration(&f, BareUnit::Seconds));
-        let retries = t
-            .get(d, "retries")
-            .and_then(|f| d.unsigned(&f))
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let retries = t.get(d, "retries").and_then(|f| d.count(&f));
         let processes = section_groups(d, &mut t, group);
         match (&command, &path) {
             (Some(_), Some(_)) => d.error(

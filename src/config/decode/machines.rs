@@ -63,7 +63,7 @@ pub(super) fn vms(d: &mut Decoder, f: Field, start: usize) -> Vec<Vm> {
             );
         }
         if let Some(f) = t.get(d, "cpus") {
-            vm.cpus = d.unsigned(&f).map(saturating_u32).or(vm.cpus);
+            vm.cpus = d.count(&f).or(vm.cpus);
         }
         if let Some(f) = t.get(d, "cpu_kind") {
             vm.cpu_kind = d
@@ -71,7 +71,7 @@ pub(super) fn vms(d: &mut Decoder, f: Field, start: usize) -> Vec<Vm> {
                 .map(str::to_string);
         }
         if let Some(f) = t.get(d, "gpus") {
-            vm.gpus = d.unsigned(&f).map(saturating_u32);
+            vm.gpus = d.count(&f);
         }
         if let Some(f) = t.get(d, "gpu_kind") {
             vm.gpu_kind = d.string(&f);
@@ -179,7 +179,7 @@ pub(super) fn restarts(d: &mut Decoder, f: Field, group: &str) -> Vec<Restart> {
         let mut max_retries = None;
         for key in ["retries", "max_retries"] {
             if let Some(f) = t.get_as(d, key, "max_retries") {
-                max_retries = d.unsigned(&f).map(saturating_u32).or(max_retries);
+                max_retries = d.count(&f).or(max_retries);
             }
         }
         let processes = section_groups(d, &mut t, group);
@@ -194,8 +194,4 @@ pub(super) fn restarts(d: &mut Decoder, f: Field, group: &str) -> Vec<Restart> {
         }
     }
     out
-}
-
-fn saturating_u32(n: u64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }

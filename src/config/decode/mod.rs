@@ -213,14 +213,17 @@ fn insert_group(
             format!("process group name {name:?} {problem}"),
             Some(names::GROUP_NAME_HINT.into()),
         );
-    } else if out.contains_key(&name) {
-        d.error(
-            f,
-            format!("process group {name:?} is defined twice"),
-            Some("give each group its own name".into()),
-        );
     } else {
-        out.insert(name, command);
+        match out.entry(name) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(command);
+            }
+            std::collections::btree_map::Entry::Occupied(taken) => d.error(
+                f,
+                format!("process group {:?} is defined twice", taken.key()),
+                Some("give each group its own name".into()),
+            ),
+        }
     }
 }
 

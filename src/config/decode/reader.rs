@@ -149,6 +149,16 @@ impl<'a> Decoder<'a> {
         parsed
     }
 
+    /// A count such as a limit or a number of CPUs: a non-negative integer that fits 32 bits.
+    pub(crate) fn count(&mut self, field: &Field) -> Option<u32> {
+        let n = self.unsigned(field)?;
+        let fits = u32::try_from(n).ok();
+        if fits.is_none() {
+            self.error(field, format!("`{}` {n} is too large", field.path), None);
+        }
+        fits
+    }
+
     /// A number that may be written with a fraction (`max_unavailable = 0.33` or `2`).
     pub(crate) fn number(&mut self, field: &Field) -> Option<f64> {
         match field.item.as_value() {
@@ -435,6 +445,11 @@ impl<'a> TableReader<'a> {
         field.path = join(&self.field.path, as_key);
         d.record(&field);
         Some(field)
+    }
+
+    /// The string under `key`, if present (an error if it is not a string).
+    pub(crate) fn string(&mut self, d: &mut Decoder, key: &'static str) -> Option<String> {
+        self.get(d, key).and_then(|f| d.string(&f))
     }
 
     /// Fly.io keys lakefly accepts but does not act on: kept in `extra`, not warned about.

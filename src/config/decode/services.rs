@@ -64,10 +64,7 @@ fn autoscale(
         .get(d, "auto_stop_machines")
         .and_then(|f| auto_stop(d, &f));
     let start = t.get(d, "auto_start_machines").and_then(|f| d.boolean(&f));
-    let min = t
-        .get(d, "min_machines_running")
-        .and_then(|f| d.unsigned(&f))
-        .map(saturating_u32);
+    let min = t.get(d, "min_machines_running").and_then(|f| d.count(&f));
     (stop, start, min)
 }
 
@@ -211,14 +208,8 @@ fn concurrency(d: &mut Decoder, f: Field) -> Option<Concurrency> {
         ),
         None => Some(ConcurrencyKind::Connections),
     };
-    let soft_limit = t
-        .get(d, "soft_limit")
-        .and_then(|f| d.unsigned(&f))
-        .map(saturating_u32);
-    let hard_limit = t
-        .get(d, "hard_limit")
-        .and_then(|f| d.unsigned(&f))
-        .map(saturating_u32);
+    let soft_limit = t.get(d, "soft_limit").and_then(|f| d.count(&f));
+    let hard_limit = t.get(d, "hard_limit").and_then(|f| d.count(&f));
     if let (Some(soft), Some(hard)) = (soft_limit, hard_limit) {
         if soft > hard {
             let table = t.field.clone();
@@ -307,14 +298,15 @@ pub(super) fn top_level_checks(d: &mut Decoder, f: Field, group: &str) -> BTreeM
             continue;
         };
         if let Some(check) = check(d, &mut t, kind, Some(group)) {
-            if out.contains_key(&name) {
-                d.error(
+            match out.entry(name) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(check);
+                }
+                std::collections::btree_map::Entry::Occupied(taken) => d.error(
                     &table,
-                    format!("check {name:?} is defined twice"),
+                    format!("check {:?} is defined twice", taken.key()),
                     Some("give each check its own name".into()),
-                );
-            } else {
-                out.insert(name, check);
+                ),
             }
         }
     }
@@ -365,10 +357,7 @@ fn check(
     let interval = duration(d, "interval");
     let timeout = duration(d, "timeout");
     let grace_period = duration(d, "grace_period");
-    let restart_limit = t
-        .get(d, "restart_limit")
-        .and_then(|f| d.unsigned(&f))
-        .map(saturating_u32);
+    let restart_limit = t.get(d, "restart_limit").and_then(|f| d.count(&f));
     let processes = match group {
         Some(group) => section_groups(d, t, group),
         None => Vec::new(),
@@ -463,8 +452,4 @@ fn headers(d: &mut Decoder, f: Field) -> BTreeMap<String, String> {
         }
     }
     out
-}
-
-fn saturating_u32(n: u64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
