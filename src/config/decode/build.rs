@@ -217,16 +217,6 @@ pub(super) fn required_string(
     key: &'static str,
     example: &str,
 ) -> Option<String> {
-    match t.get(d, key) {
-        Some(f) => d.string(&f),
-        None => {
-            let table = t.field.clone();
-            d.error(
-                &table,
-                format!("`{}` is missing `{key}`", table.path),
-                Some(format!("add {key} = \"{example}\"")),
-            );
-            None
-        }
-    }
+    t.require(d, key, &format!("add {key} = \"{example}\""))
+        .and_then(|f| d.string(&f))
 }

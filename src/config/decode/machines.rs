@@ -138,18 +138,9 @@ pub(super) fn mounts(d: &mut Decoder, f: Field, start: usize, group: &str) -> Ve
 pub(super) fn metrics(d: &mut Decoder, f: Field, start: usize, group: &str) -> Vec<Metrics> {
     let mut out = Vec::new();
     for mut t in d.tables(f, start) {
-        let port = match t.get(d, "port") {
-            Some(f) => d.port(&f),
-            None => {
-                let table = t.field.clone();
-                d.error(
-                    &table,
-                    format!("`{}` is missing `port`", table.path),
-                    Some("add port = 9091".into()),
-                );
-                None
-            }
-        };
+        let port = t
+            .require(d, "port", "add port = 9091")
+            .and_then(|f| d.port(&f));
         let path = t
             .get(d, "path")
             .and_then(|f| d.string(&f))

@@ -189,81 +189,62 @@ impl<'a> Decoder<'a> {
 
     /// A duration given as a string (`"10s"`) or a bare number in `bare_unit`.
     pub(crate) fn duration(&mut self, field: &Field, bare_unit: BareUnit) -> Option<Duration> {
-        let hint = || {
-            Some(format!(
-                "write a number with a unit, such as {} = \"10s\", \"1m30s\" or \"500ms\"",
-                last_key(&field.path)
-            ))
-        };
-        match field.item.as_value() {
-            Some(Value::Integer(i)) => match u64::try_from(*i.value()) {
-                Ok(n) => Some(match bare_unit {
-                    BareUnit::Seconds => Duration::from_secs(n),
-                    BareUnit::Millis => Duration::from_millis(n),
-                }),
-                Err(_) => {
-                    self.error(
-                        field,
-                        format!("`{}` cannot be negative", field.path),
-                        hint(),
-                    );
-                    None
-                }
+        let hint = format!(
+            "write a number with a unit, such as {} = \"10s\", \"1m30s\" or \"500ms\"",
+            last_key(&field.path)
+        );
+        self.quantity(
+            field,
+            "duration",
+            hint,
+            |n| match bare_unit {
+                BareUnit::Seconds => Duration::from_secs(n),
+                BareUnit::Millis => Duration::from_millis(n),
             },
-            Some(Value::String(s)) => match s.value().parse::<Duration>() {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    self.error(
-                        field,
-                        format!("`{}` is not a valid duration: {e}", field.path),
-                        hint(),
-                    );
-                    None
-                }
-            },
-            _ => {
-                self.expected(field, "a duration", hint());
-                None
-            }
-        }
+            str::parse,
+        )
     }
 
     /// A size in MiB: an integer in `bare_mb_per_unit` MiB, or a string with a unit.
     pub(crate) fn size_mb(&mut self, field: &Field, bare_mb_per_unit: u64) -> Option<u64> {
-        let hint = || {
-            Some(format!(
-                "write a size such as {} = \"512mb\" or \"1gb\"",
-                last_key(&field.path)
-            ))
-        };
-        match field.item.as_value() {
+        let hint = format!(
+            "write a size such as {} = \"512mb\" or \"1gb\"",
+            last_key(&field.path)
+        );
+        self.quantity(
+            field,
+            "size",
+            hint,
+            |n| n.saturating_mul(bare_mb_per_unit),
+            units::parse_size_mb,
+        )
+    }
+
+    /// A value written as a bare non-negative integer or as a string with a unit.
+    fn quantity<T>(
+        &mut self,
+        field: &Field,
+        what: &str,
+        hint: String,
+        from_bare: impl FnOnce(u64) -> T,
+        parse: impl FnOnce(&str) -> Result<T, units::UnitError>,
+    ) -> Option<T> {
+        let problem = match field.item.as_value() {
             Some(Value::Integer(i)) => match u64::try_from(*i.value()) {
-                Ok(n) => Some(n.saturating_mul(bare_mb_per_unit)),
-                Err(_) => {
-                    self.error(
-                        field,
-                        format!("`{}` cannot be negative", field.path),
-                        hint(),
-                    );
-                    None
-                }
+                Ok(n) => return Some(from_bare(n)),
+                Err(_) => format!("`{}` cannot be negative", field.path),
             },
-            Some(Value::String(s)) => match units::parse_size_mb(s.value()) {
-                Ok(mb) => Some(mb),
-                Err(e) => {
-                    self.error(
-                        field,
-                        format!("`{}` is not a valid size: {e}", field.path),
-                        hint(),
-                    );
-                    None
-                }
+            Some(Value::String(s)) => match parse(s.value()) {
+                Ok(v) => return Some(v),
+                Err(e) => format!("`{}` is not a valid {what}: {e}", field.path),
             },
             _ => {
-                self.expected(field, "a size", hint());
-                None
+                self.expected(field, &format!("a {what}"), Some(hint));
+                return None;
             }
-        }
+        };
+        self.error(field, problem, Some(hint));
+        None
     }
 
     /// A list of strings; a single string counts as a list of one (`cmd = "run"`).
@@ -450,6 +431,25 @@ impl<'a> TableReader<'a> {
     /// The string under `key`, if present (an error if it is not a string).
     pub(crate) fn string(&mut self, d: &mut Decoder, key: &'static str) -> Option<String> {
         self.get(d, key).and_then(|f| d.string(&f))
+    }
+
+    /// The field under `key`, reporting its absence on the table with `hint`.
+    pub(crate) fn require(
+        &mut self,
+        d: &mut Decoder,
+        key: &'static str,
+        hint: &str,
+    ) -> Option<Field<'a>> {
+        let found = self.get(d, key);
+        if found.is_none() {
+            let table = self.field.clone();
+            d.error(
+                &table,
+                format!("`{}` is missing `{key}`", table.path),
+                Some(hint.to_string()),
+            );
+        }
+        found
     }
 
     /// Fly.io keys lakefly accepts but does not act on: kept in `extra`, not warned about.

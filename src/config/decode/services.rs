@@ -12,18 +12,13 @@ use crate::config::model::{
 
 pub(super) fn http_service(d: &mut Decoder, f: Field, group: &str) -> Option<HttpService> {
     let mut t = d.table(f)?;
-    let internal_port = match t.get(d, "internal_port") {
-        Some(f) => d.port(&f),
-        None => {
-            let table = t.field.clone();
-            d.error(
-                &table,
-                "`http_service` is missing `internal_port`",
-                Some("add internal_port = 8080 (the port your app listens on)".into()),
-            );
-            None
-        }
-    };
+    let internal_port = t
+        .require(
+            d,
+            "internal_port",
+            "add internal_port = 8080 (the port your app listens on)",
+        )
+        .and_then(|f| d.port(&f));
     let force_https = t
         .get(d, "force_https")
         .and_then(|f| d.boolean(&f))
