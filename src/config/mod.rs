@@ -14,7 +14,7 @@ pub mod names;
 pub mod units;
 mod validate;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Report, Severity};
 pub use model::AppConfig;
@@ -105,9 +105,4 @@ fn syntax_hint(message: &str) -> &'static str {
     } else {
         "fix the TOML syntax on this line (see https://toml.io)"
     }
-}
-
-/// Where the config file is: `-c` if given, else `./fly.toml`.
-pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
-    flag.map_or_else(|| PathBuf::from(DEFAULT_FILE), Path::to_path_buf)
 }
