@@ -97,12 +97,31 @@ pub enum Error {
         problem: &'static str,
     },
 
-    /// A piece of the platform that a command relies on is not available in this build.
-    #[error("{what} is not available in this version of lakefly")]
-    Unavailable {
-        /// What is missing.
-        what: &'static str,
+    /// Another daemon already uses the state directory.
+    #[error("another lakeflyd is running with state directory {}", dir.display())]
+    StateLocked {
+        /// The directory.
+        dir: PathBuf,
     },
+
+    /// A listener could not be opened.
+    #[error("cannot listen for the {what} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+
+    /// Neither `--state` nor a home directory says where state goes.
+    #[error("no state directory: HOME is not set")]
+    NoStateDir,
+
+    /// The daemon's state database failed.
+    #[error(transparent)]
+    Store(#[from] crate::daemon::store::StoreError),
 
     /// A file system operation failed.
     #[error("could not {action} {}: {source}", path.display())]
@@ -141,7 +160,10 @@ impl Error {
             Error::Edit { .. } => "edit_conflict",
             Error::AlreadyExists { .. } => "already_exists",
             Error::InvalidAppName { .. } => "invalid_app_name",
-            Error::Unavailable { .. } => "unavailable",
+            Error::StateLocked { .. } => "state_locked",
+            Error::Bind { .. } => "bind_failed",
+            Error::NoStateDir => "no_state_dir",
+            Error::Store(_) => "state_database",
             Error::Io { .. } => "io",
             Error::Output(_) => "output",
         }
@@ -155,8 +177,11 @@ impl Error {
             Error::InvalidKey { .. }
             | Error::NotAnAssignment { .. }
             | Error::InvalidAppName { .. } => exit::USAGE,
-            Error::Edit { .. } | Error::AlreadyExists { .. } => exit::CONFLICT,
-            Error::Unavailable { .. } | Error::Io { .. } | Error::Output(_) => exit::ERROR,
+            Error::Edit { .. } | Error::AlreadyExists { .. } | Error::StateLocked { .. } => {
+                exit::CONFLICT
+            }
+            Error::Bind { .. } | Error::NoStateDir | Error::Store(_) => exit::ERROR,
+            Error::Io { .. } | Error::Output(_) => exit::ERROR,
         }
     }
 
@@ -184,7 +209,13 @@ impl Error {
             Error::Edit { .. } => Some("use an index for lists, e.g. services[0].internal_port".into()),
             Error::AlreadyExists { flag, .. } => Some(format!("pass {flag} to overwrite it")),
             Error::InvalidAppName { .. } => Some(crate::config::names::APP_NAME_HINT.into()),
-            Error::Unavailable { .. } => None,
+            Error::StateLocked { .. } => Some("stop it first (`lakefly daemon stop`), or pass another --state".into()),
+            Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                Some("another program listens there; pick another address".into())
+            }
+            Error::Bind { .. } => None,
+            Error::NoStateDir => Some("pass --state DIR".into()),
+            Error::Store(_) => Some("check the state directory's disk space and permissions".into()),
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::PermissionDenied => Some("check the file's permissions".into()),
                 std::io::ErrorKind::NotFound => Some("check that the path exists".into()),

@@ -7,14 +7,18 @@
 //! - [`cli`]: one module per command group, each a thin layer over the library.
 //! - [`launch`]: writing a `fly.toml` for a directory.
 //! - [`output`]: stdout/stderr conventions and the one error renderer.
+//! - [`api`]: wire types shared by the client and the daemon.
+//! - [`daemon`]: lakeflyd: state, events, the HTTP API.
 //! - [`error`]: the error type, its stable codes and exit codes.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod atomic_write;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod launch;
 pub mod output;

@@ -48,6 +48,12 @@ pub struct RunArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Keep at most this many events (older ones are pruned).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub events_keep: u64,
+    /// Prune events older than this.
+    #[arg(long, value_name = "DURATION", default_value = "720h")]
+    pub events_max_age: crate::config::units::Duration,
 }
 
 /// How the daemon writes its log.
@@ -67,10 +73,6 @@ pub fn run(_global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
 }
 
 /// Starts the daemon; the entry point of both `lakeflyd` and `lakefly daemon run`.
-pub fn run_daemon(_args: RunArgs) -> Result<(), Error> {
-    // The daemon lands with its own issue; until then its flags are parsed and checked
-    // so scripts and unit files can be written against them.
-    Err(Error::Unavailable {
-        what: "the lakeflyd daemon",
-    })
+pub fn run_daemon(args: RunArgs) -> Result<(), Error> {
+    crate::daemon::run(args)
 }

@@ -1,0 +1,240 @@
+//! The event hub: every state change is committed with its events in one transaction,
+//! then published live. Subscribers replay from the store and join the live feed with no
+//! gap and no duplicate.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::Transaction;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::store::{self, EventFilter, Store, StoreError};
+use crate::api::types::{kind, Event};
+
+/// How many live events a subscriber may fall behind before it is disconnected (it then
+/// resumes from its last id, from the store).
+const LIVE_BUFFER: usize = 4096;
+/// Events read from the store per query while replaying.
+const REPLAY_BATCH: usize = 512;
+/// Events queued for one subscriber's connection.
+const SUBSCRIBER_QUEUE: usize = 64;
+
+/// An event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The app it is about.
+    pub app: Option<String>,
+    /// Its kind (`app.created`).
+    pub kind: &'static str,
+    /// Details.
+    pub data: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event about `app`.
+    pub fn app(app: &str, kind: &'static str, data: serde_json::Value) -> Self {
+        NewEvent {
+            app: Some(app.to_string()),
+            kind,
+            data,
+        }
+    }
+
+    /// An event about the daemon itself.
+    pub fn daemon(kind: &'static str, data: serde_json::Value) -> Self {
+        NewEvent {
+            app: None,
+            kind,
+            data,
+        }
+    }
+}
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Only events from now on.
+    Now,
+    /// Every retained event with an id above this one, then live.
+    After(u64),
+    /// The last `n` matching events, then live.
+    Tail(usize),
+}
+
+/// Records and publishes events.
+#[derive(Clone)]
+pub struct EventHub {
+    store: Store,
+    live: broadcast::Sender<Arc<Event>>,
+}
+
+impl EventHub {
+    /// A hub over `store`.
+    pub fn new(store: Store) -> Self {
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        EventHub { store, live }
+    }
+
+    /// Runs a state change and records the events it returns, in one transaction; then
+    /// publishes them. Nothing is published if the change fails.
+    pub async fn change<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Transaction, &Path) -> Result<(T, Vec<NewEvent>), StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let live = self.live.clone();
+        self.store
+            .run(move |conn, path| {
+                let tx = conn.transaction().map_err(store::sqlite(path))?;
+                let (value, new_events) = f(&tx, path)?;
+                let time = now();
+                let events = new_events
+                    .iter()
+                    .map(|e| {
+                        store::events::insert(&tx, path, &time, e.app.as_deref(), e.kind, &e.data)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit().map_err(store::sqlite(path))?;
+                // Still holding the connection: events reach subscribers in id order.
+                for event in events {
+                    // No subscriber is not an error.
+                    let _ = live.send(Arc::new(event));
+                }
+                Ok(value)
+            })
+            .await
+    }
+
+    /// Records one event that goes with no other state change.
+    pub async fn emit(&self, event: NewEvent) -> Result<(), StoreError> {
+        self.change(move |_, _| Ok(((), vec![event]))).await
+    }
+
+    /// How many connections follow the live feed.
+    pub fn subscribers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
+    /// Starts a subscription; events arrive on the returned channel, which closes when the
+    /// subscriber falls too far behind, on shutdown, or on a store error.
+    pub fn subscribe(
+        &self,
+        filter: EventFilter,
+        start: Start,
+        shutdown: watch::Receiver<bool>,
+    ) -> mpsc::Receiver<Arc<Event>> {
+        // Subscribe to the live feed before reading the store, so every event committed
+        // after the read is in the feed; ids already sent are skipped.
+        let live = self.live.subscribe();
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = forward(store, live, filter, start, tx, shutdown).await {
+                tracing::warn!(error = %e, "event stream ended by a store error");
+            }
+        });
+        rx
+    }
+}
+
+async fn forward(
+    store: Store,
+    mut live: broadcast::Receiver<Arc<Event>>,
+    filter: EventFilter,
+    start: Start,
+    out: mpsc::Sender<Arc<Event>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let mut last = 0u64;
+    match start {
+        Start::Now => {}
+        Start::Tail(n) => {
+            let f = filter.clone();
+            let events = store
+                .run(move |conn, path| store::events::tail(conn, path, n, &f))
+                .await?;
+            for event in events {
+                last = event.id;
+                if out.send(Arc::new(event)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Start::After(since) => {
+            last = since;
+            if let Some(gap) = gap_since(&store, since).await? {
+                if out.send(Arc::new(gap)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            loop {
+                let f = filter.clone();
+                let batch = store
+                    .run(move |conn, path| store::events::after(conn, path, last, &f, REPLAY_BATCH))
+                    .await?;
+                let done = batch.len() < REPLAY_BATCH;
+                for event in batch {
+                    last = event.id;
+                    if out.send(Arc::new(event)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            received = live.recv() => match received {
+                Ok(event) => {
+                    if event.id <= last || !filter.matches(&event) {
+                        continue;
+                    }
+                    last = event.id;
+                    if out.send(event).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(missed, last, "disconnecting a subscriber that fell behind");
+                    return Ok(());
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+/// The `gap` event for a resume from before the retained window, if events were lost.
+async fn gap_since(store: &Store, since: u64) -> Result<Option<Event>, StoreError> {
+    let (first, last) = store
+        .run(|conn, path| {
+            Ok((
+                store::events::first_id(conn, path)?,
+                store::events::last_id(conn, path)?,
+            ))
+        })
+        .await?;
+    // With nothing retained, everything up to the last id ever assigned is gone.
+    let first_available = first.unwrap_or(last + 1);
+    if since + 1 >= first_available {
+        return Ok(None);
+    }
+    let lost = first_available - since - 1;
+    Ok(Some(Event {
+        // Carrying an id lets a client that reconnects after the gap resume past it.
+        id: first_available - 1,
+        time: now(),
+        app: None,
+        kind: kind::GAP.to_string(),
+        data: serde_json::json!({ "lost": lost, "first_available": first_available }),
+    }))
+}
+
+/// The current time, as events record it (RFC 3339, UTC, milliseconds).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

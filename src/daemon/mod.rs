@@ -1,0 +1,273 @@
+//! lakeflyd: the platform daemon. [`run`] backs both `lakeflyd` and `lakefly daemon run`;
+//! [`Daemon::start`] is what tests and embedders call to get the bound addresses.
+
+pub mod events;
+pub mod server;
+pub mod store;
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::events::{EventHub, NewEvent};
+use self::store::Store;
+use crate::api::types::kind;
+use crate::cli::daemon::{LogFormat, RunArgs};
+use crate::config::units;
+use crate::error::Error;
+
+/// How often old events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What a daemon needs to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// API listen address (port 0 picks a free port).
+    pub api: SocketAddr,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Keep at most this many events.
+    pub events_keep: u64,
+    /// Drop events older than this.
+    pub events_max_age: units::Duration,
+}
+
+/// A running daemon.
+pub struct Daemon {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    hub: EventHub,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    pruner: JoinHandle<()>,
+    // Held for the daemon's life: a second daemon on the same state dir is refused.
+    _lock: File,
+}
+
+impl Daemon {
+    /// Opens the state, binds the API and starts serving.
+    pub async fn start(options: Options) -> Result<Self, Error> {
+        let lock = lock_state_dir(&options.state_dir)?;
+        let store = Store::open(&options.state_dir)?;
+        // Prune before serving, so a resume right after start sees the retained window.
+        prune_once(&store, options.events_keep, options.events_max_age).await;
+        let hub = EventHub::new(store.clone());
+        let listener = tokio::net::TcpListener::bind(options.api)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "API",
+                addr: options.api,
+                source,
+            })?;
+        let api_addr = listener.local_addr().map_err(|source| Error::Bind {
+            what: "API",
+            addr: options.api,
+            source,
+        })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(server::SharedState {
+            store: store.clone(),
+            hub: hub.clone(),
+            shutdown: shutdown_rx.clone(),
+        });
+        let app = server::router(state);
+        let mut stop = shutdown_rx.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                })
+                .await
+        });
+        let pruner = tokio::spawn(prune_events(
+            store,
+            options.events_keep,
+            options.events_max_age,
+            shutdown_rx,
+        ));
+        hub.emit(NewEvent::daemon(
+            kind::DAEMON_STARTED,
+            serde_json::json!({ "api": api_addr.to_string(), "pid": std::process::id() }),
+        ))
+        .await?;
+        tracing::info!(api = %api_addr, state = %options.state_dir.display(), "lakeflyd started");
+        Ok(Daemon {
+            api_addr,
+            hub,
+            shutdown,
+            server,
+            pruner,
+            _lock: lock,
+        })
+    }
+
+    /// Stops serving: long-lived streams end, in-flight requests finish, state is flushed.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        tracing::info!("lakeflyd stopping");
+        // Recorded before the streams close, so followers see why they ended.
+        if let Err(e) = self
+            .hub
+            .emit(NewEvent::daemon(
+                kind::DAEMON_STOPPING,
+                serde_json::json!({}),
+            ))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record daemon.stopping");
+        }
+        let _ = self.shutdown.send(true);
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "API server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "API server task failed"),
+        }
+        let _ = self.pruner.await;
+        Ok(())
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; the entry point of `lakeflyd`.
+pub fn run(args: RunArgs) -> Result<(), Error> {
+    init_logging(args.log_format);
+    let state_dir = match args.state {
+        Some(dir) => dir,
+        None => default_state_dir()?,
+    };
+    create_private_dir(&state_dir)?;
+    let options = Options {
+        api: args.api,
+        state_dir: state_dir.clone(),
+        events_keep: args.events_keep,
+        events_max_age: args.events_max_age,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("start the runtime in", &state_dir, e))?;
+    runtime.block_on(async move {
+        let daemon = Daemon::start(options).await?;
+        // One line of data on stdout: where the daemon listens (port 0 resolved).
+        println!(
+            "{}",
+            serde_json::json!({
+                "api": format!("http://{}", daemon.api_addr),
+                "state": state_dir,
+                "pid": std::process::id(),
+            })
+        );
+        wait_for_stop_signal().await;
+        daemon.shutdown().await
+    })
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        _ => {
+            // Without signal handlers the default action (exit) still stops the daemon.
+            tracing::warn!("could not install signal handlers");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+async fn prune_events(
+    store: Store,
+    keep: u64,
+    max_age: units::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    // The first tick completes at once; start already pruned.
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => prune_once(&store, keep, max_age).await,
+            // The only change ever sent is to `true`.
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn prune_once(store: &Store, keep: u64, max_age: units::Duration) {
+    let age =
+        chrono::Duration::milliseconds(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+    let cutoff = chrono::Utc::now()
+        .checked_sub_signed(age)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match store
+        .run(move |conn, path| store::events::prune(conn, path, keep, &cutoff))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(pruned = n, "pruned old events"),
+        Err(e) => tracing::warn!(error = %e, "could not prune events"),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LAKEFLY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // A second init (tests that start several daemons in one process) keeps the first.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// `$XDG_DATA_HOME/lakefly`, else `~/.local/share/lakefly`.
+pub fn default_state_dir() -> Result<PathBuf, Error> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("lakefly"));
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/lakefly")),
+        None => Err(Error::NoStateDir),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io("create the state directory", dir, e))
+}
+
+fn lock_state_dir(dir: &Path) -> Result<File, Error> {
+    create_private_dir(dir)?;
+    let path = dir.join("lakeflyd.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::StateLocked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+    }
+}

@@ -1,0 +1,95 @@
+//! `/v1/apps`: create, list, show, destroy.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::error::ServerError;
+use super::Shared;
+use crate::api::types::{kind, App, CreateApp};
+use crate::config::names;
+use crate::daemon::events::{now, NewEvent};
+use crate::daemon::store::apps;
+
+/// `POST /v1/apps`
+pub async fn create(
+    State(state): State<Shared>,
+    Json(req): Json<CreateApp>,
+) -> Result<(StatusCode, Json<App>), ServerError> {
+    names::check_app_name(&req.name).map_err(|problem| ServerError::InvalidAppName {
+        name: req.name.clone(),
+        problem,
+    })?;
+    let name = req.name.clone();
+    let created = state
+        .hub
+        .change(move |tx, path| {
+            let time = now();
+            if !apps::insert_app(tx, path, &name, &time)? {
+                return Ok((None, vec![]));
+            }
+            let app = App {
+                name: name.clone(),
+                created_at: time,
+                current_release: None,
+            };
+            Ok((
+                Some(app),
+                vec![NewEvent::app(
+                    &name,
+                    kind::APP_CREATED,
+                    serde_json::json!({}),
+                )],
+            ))
+        })
+        .await?;
+    match created {
+        Some(app) => Ok((StatusCode::CREATED, Json(app))),
+        None => Err(ServerError::AppExists(req.name)),
+    }
+}
+
+/// `GET /v1/apps`
+pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<App>>, ServerError> {
+    Ok(Json(state.store.list_apps().await?))
+}
+
+/// `GET /v1/apps/{name}`
+pub async fn show(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<App>, ServerError> {
+    match state.store.app(name.clone()).await? {
+        Some(app) => Ok(Json(app)),
+        None => Err(ServerError::AppNotFound(name)),
+    }
+}
+
+/// `DELETE /v1/apps/{name}`
+pub async fn destroy(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ServerError> {
+    let target = name.clone();
+    let deleted = state
+        .hub
+        .change(move |tx, path| {
+            if !apps::delete_app(tx, path, &target)? {
+                return Ok((false, vec![]));
+            }
+            Ok((
+                true,
+                vec![NewEvent::app(
+                    &target,
+                    kind::APP_DESTROYED,
+                    serde_json::json!({}),
+                )],
+            ))
+        })
+        .await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ServerError::AppNotFound(name))
+    }
+}

@@ -1,0 +1,119 @@
+//! A real `lakeflyd` on an ephemeral loopback port with a temporary state directory,
+//! stopped (SIGTERM, then SIGKILL) when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a daemon gets to start or stop before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct TestDaemon {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub api: String,
+    pub state: PathBuf,
+    // Keeps a temporary state directory alive for the daemon's life.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TestDaemon {
+    /// A daemon with a fresh state directory.
+    pub fn start() -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let state = temp.path().join("state");
+        let mut d = Self::start_in(&state, &[]);
+        d._temp = Some(temp);
+        d
+    }
+
+    /// A daemon on `state`, with extra flags.
+    pub fn start_in(state: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lakeflyd"))
+            .args(["--api", "127.0.0.1:0", "--state"])
+            .arg(state)
+            .args(extra)
+            .env("LAKEFLY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn lakeflyd");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(DEADLINE) {
+            Ok(line) if !line.is_empty() => line,
+            _ => {
+                let _ = child.kill();
+                panic!("lakeflyd did not report its address within {DEADLINE:?}");
+            }
+        };
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        TestDaemon {
+            child: Some(child),
+            api: ready["api"].as_str().expect("api address").to_string(),
+            state: state.to_path_buf(),
+            _temp: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait()
+    }
+
+    /// SIGKILL: the daemon gets no chance to clean up.
+    pub fn kill9(&mut self) {
+        self.signal("KILL");
+        self.wait();
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let until = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                panic!("lakeflyd did not exit within {DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

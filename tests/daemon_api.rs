@@ -1,0 +1,354 @@
+//! lakeflyd end to end: the apps API, the event stream's replay/resume/filter rules, ids
+//! across restarts and crashes, and clean shutdown.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::daemon::TestDaemon;
+use common::sse::{Message, Sse};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn create_app(client: &reqwest::Client, d: &TestDaemon, name: &str) -> reqwest::Response {
+    client
+        .post(d.url("/v1/apps"))
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .expect("POST /v1/apps")
+}
+
+/// Reads messages until one satisfies `pred`, returning all read.
+async fn read_until(sse: &mut Sse, pred: impl Fn(&Message) -> bool) -> Vec<Message> {
+    let mut seen = Vec::new();
+    loop {
+        let m = sse.next(WAIT).await.expect("stream ended early");
+        let done = pred(&m);
+        seen.push(m);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_answers_without_auth() {
+    let d = TestDaemon::start();
+    let body: serde_json::Value = reqwest::get(d.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn apps_create_list_show_destroy_with_typed_errors() {
+    let d = TestDaemon::start();
+    let client = reqwest::Client::new();
+    let created = create_app(&client, &d, "hello").await;
+    assert_eq!(created.status(), 201);
+    let app: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(app["name"], "hello");
+
+    let dup = create_app(&client, &d, "hello").await;
+    assert_eq!(dup.status(), 409);
+    let err: serde_json::Value = dup.json().await.unwrap();
+    assert_eq!(err["code"], "app_exists");
+    assert_eq!(err["error"], "app \"hello\" already exists");
+
+    let bad = create_app(&client, &d, "Bad_Name").await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        bad.json::<serde_json::Value>().await.unwrap()["code"],
+        "invalid_app_name"
+    );
+
+    let list: Vec<serde_json::Value> = client
+        .get(d.url("/v1/apps"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["hello"]
+    );
+
+    assert_eq!(
+        client
+            .get(d.url("/v1/apps/hello"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .delete(d.url("/v1/apps/hello"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let gone = client.get(d.url("/v1/apps/hello")).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    assert_eq!(
+        gone.json::<serde_json::Value>().await.unwrap()["code"],
+        "app_not_found"
+    );
+    assert_eq!(
+        client
+            .delete(d.url("/v1/apps/hello"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn stream_replays_then_goes_live_and_resumes_after_last_event_id() {
+    let d = TestDaemon::start();
+    let client = reqwest::Client::new();
+    create_app(&client, &d, "one").await;
+
+    let mut sse = Sse::connect(&d.url("/v1/events?since=0"), None).await;
+    let replayed = read_until(&mut sse, |m| m.event == "app.created").await;
+    assert_eq!(replayed[0].event, "daemon.started");
+    let one = replayed.last().unwrap().clone();
+    assert_eq!(one.data["app"], "one");
+    assert_eq!(one.data["id"].as_u64(), one.id, "data carries the same id");
+
+    create_app(&client, &d, "two").await;
+    let live = sse.next(WAIT).await.unwrap();
+    assert_eq!(
+        (live.event.as_str(), live.data["app"].as_str()),
+        ("app.created", Some("two"))
+    );
+    assert!(live.id > one.id);
+
+    // A reconnect with Last-Event-ID gets exactly what came after.
+    drop(sse);
+    create_app(&client, &d, "three").await;
+    let mut resumed = Sse::connect(&d.url("/events"), one.id).await;
+    let next = resumed.next(WAIT).await.unwrap();
+    assert_eq!(next.id, live.id, "no duplicate, no gap");
+    let after = resumed.next(WAIT).await.unwrap();
+    assert_eq!(after.data["app"], "three");
+}
+
+#[tokio::test]
+async fn without_a_start_the_stream_begins_now_and_tail_replays_the_last_k() {
+    let d = TestDaemon::start();
+    let client = reqwest::Client::new();
+    for name in ["a", "b", "c"] {
+        create_app(&client, &d, name).await;
+    }
+    let mut now = Sse::connect(&d.url("/v1/events"), None).await;
+    let mut tail = Sse::connect(&d.url("/v1/events?tail=2"), None).await;
+    let t1 = tail.next(WAIT).await.unwrap();
+    let t2 = tail.next(WAIT).await.unwrap();
+    assert_eq!(
+        (t1.data["app"].as_str(), t2.data["app"].as_str()),
+        (Some("b"), Some("c"))
+    );
+    create_app(&client, &d, "d").await;
+    assert_eq!(now.next(WAIT).await.unwrap().data["app"], "d");
+    assert_eq!(tail.next(WAIT).await.unwrap().data["app"], "d");
+}
+
+#[tokio::test]
+async fn filters_by_app_and_kind_prefix() {
+    let d = TestDaemon::start();
+    let client = reqwest::Client::new();
+    let mut by_app = Sse::connect(&d.url("/v1/events?since=0&app=b"), None).await;
+    let mut by_kind = Sse::connect(&d.url("/v1/events?since=0&kind=app.d"), None).await;
+    create_app(&client, &d, "a").await;
+    create_app(&client, &d, "b").await;
+    client.delete(d.url("/v1/apps/a")).send().await.unwrap();
+    let m = by_app.next(WAIT).await.unwrap();
+    assert_eq!(
+        (m.event.as_str(), m.data["app"].as_str()),
+        ("app.created", Some("b"))
+    );
+    let m = by_kind.next(WAIT).await.unwrap();
+    assert_eq!(
+        (m.event.as_str(), m.data["app"].as_str()),
+        ("app.destroyed", Some("a"))
+    );
+}
+
+#[tokio::test]
+async fn resume_while_events_are_produced_at_full_speed_has_no_gap_and_no_duplicate() {
+    let d = TestDaemon::start();
+    let client = reqwest::Client::new();
+    const N: usize = 300;
+    // Producers report how many apps they have created, so subscribers can join at set
+    // points of the run instead of after guessed sleeps.
+    let (progress, mut created) = tokio::sync::watch::channel(0usize);
+    let progress = std::sync::Arc::new(progress);
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let client = client.clone();
+            let url = d.url("/v1/apps");
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                for i in (p..N).step_by(4) {
+                    let resp = client
+                        .post(&url)
+                        .json(&json!({ "name": format!("app-{i}") }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 201);
+                    progress.send_modify(|n| *n += 1);
+                }
+            })
+        })
+        .collect();
+    let mut subscribers = Vec::new();
+    for join_at in [0, N / 3, 2 * N / 3] {
+        created.wait_for(|n| *n >= join_at).await.unwrap();
+        subscribers.push(Sse::connect(&d.url("/v1/events?since=0&kind=app."), None).await);
+    }
+    for p in producers {
+        p.await.unwrap();
+    }
+    let expected: BTreeSet<String> = (0..N).map(|i| format!("app-{i}")).collect();
+    for mut sse in subscribers {
+        let mut names = BTreeSet::new();
+        let mut last = 0;
+        while names.len() < N {
+            let m = sse.next(WAIT).await.expect("stream ended");
+            let id = m.id.unwrap();
+            assert!(id > last, "ids must strictly increase: {id} after {last}");
+            last = id;
+            assert!(
+                names.insert(m.data["app"].as_str().unwrap().to_string()),
+                "duplicate {m:?}"
+            );
+        }
+        assert_eq!(names, expected);
+    }
+}
+
+#[tokio::test]
+async fn ids_keep_increasing_across_restart_and_kill_9() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let client = reqwest::Client::new();
+    let mut last_id = 0;
+    for round in 0..3 {
+        let mut d = TestDaemon::start_in(&state, &[]);
+        let mut sse = Sse::connect(&d.url("/v1/events?tail=1"), None).await;
+        let started = sse.next(WAIT).await.unwrap();
+        assert_eq!(started.event, "daemon.started");
+        assert!(
+            started.id.unwrap() > last_id,
+            "round {round}: id {:?} after {last_id}",
+            started.id
+        );
+        create_app(&client, &d, &format!("r{round}")).await;
+        let created = sse.next(WAIT).await.unwrap();
+        last_id = created.id.unwrap();
+        if round == 1 {
+            d.kill9();
+        } else {
+            assert!(d.stop().success(), "SIGTERM exits 0");
+        }
+    }
+    // State written before the crash survived it.
+    let d = TestDaemon::start_in(&state, &[]);
+    let apps: Vec<serde_json::Value> = client
+        .get(d.url("/v1/apps"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(apps.len(), 3);
+}
+
+#[tokio::test]
+async fn a_resume_from_before_the_retained_window_starts_with_a_gap() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let client = reqwest::Client::new();
+    let mut d = TestDaemon::start_in(&state, &[]);
+    for i in 0..5 {
+        create_app(&client, &d, &format!("g{i}")).await;
+    }
+    assert!(d.stop().success());
+    // 1 daemon.started + 5 app.created + 1 daemon.stopping = ids 1..=7; keep the newest 2.
+    let d = TestDaemon::start_in(&state, &["--events-keep", "2"]);
+    let mut sse = Sse::connect(&d.url("/v1/events?since=0"), None).await;
+    let gap = sse.next(WAIT).await.unwrap();
+    assert_eq!(gap.event, "gap");
+    assert_eq!(gap.data["data"], json!({ "lost": 5, "first_available": 6 }));
+    assert_eq!(gap.id, Some(5));
+    let next = sse.next(WAIT).await.unwrap();
+    assert_eq!(next.id, Some(6));
+}
+
+#[tokio::test]
+async fn shutdown_ends_streams_and_exits_zero() {
+    let mut d = TestDaemon::start();
+    let mut sse = Sse::connect(&d.url("/v1/events"), None).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = d.stop();
+        (status, d)
+    });
+    let stopping = sse
+        .next(WAIT)
+        .await
+        .expect("daemon.stopping before the end");
+    assert_eq!(stopping.event, "daemon.stopping");
+    assert!(sse.next(WAIT).await.is_none(), "the stream ends");
+    let (status, _d) = status.await.unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_bad_last_event_id_is_a_400() {
+    let d = TestDaemon::start();
+    let resp = reqwest::Client::new()
+        .get(d.url("/v1/events"))
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["code"],
+        "bad_request"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_is_refused() {
+    let d = TestDaemon::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lakeflyd"))
+        .args(["--api", "127.0.0.1:0", "--state"])
+        .arg(&d.state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another lakeflyd is running with state directory"),
+        "{stderr}"
+    );
+}
