@@ -352,3 +352,75 @@ fn a_second_daemon_on_the_same_state_is_refused() {
         "{stderr}"
     );
 }
+
+/// xorshift64*: reproducible cut points.
+fn cut_points(seed: u64, count: usize, max: u64) -> Vec<u64> {
+    let mut x = seed;
+    (0..count)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            1 + x.wrapping_mul(0x2545_f491_4f6c_dd1d) % max
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn resuming_at_random_cut_points_under_load_and_across_a_restart_delivers_each_event_once() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let client = reqwest::Client::new();
+    let mut received: Vec<u64> = Vec::new();
+    let mut last: u64 = 0;
+    let mut created = 0usize;
+    for (phase, seed) in [(0, 11u64), (1, 23)] {
+        // Phase 1 runs on a restarted daemon over the same state.
+        let mut d = TestDaemon::start_in(&state, &[]);
+        let url = d.url("/v1/apps");
+        let producer = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    let resp = client
+                        .post(&url)
+                        .json(&json!({ "name": format!("p{phase}-{i}") }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 201);
+                }
+            })
+        };
+        created += 200;
+        // Read a random number of events, drop the connection, resume from the last id.
+        for cut in cut_points(seed, 12, 40) {
+            let mut sse = Sse::connect(&d.url("/v1/events?kind=app."), Some(last)).await;
+            for _ in 0..cut {
+                if received.len() == created {
+                    break;
+                }
+                let Some(m) = sse.next(WAIT).await else { break };
+                let id = m.id.unwrap();
+                assert!(
+                    id > last,
+                    "event {id} after {last}: duplicate or out of order"
+                );
+                last = id;
+                received.push(id);
+            }
+        }
+        producer.await.unwrap();
+        // Drain what is left of this phase.
+        let mut sse = Sse::connect(&d.url("/v1/events?kind=app."), Some(last)).await;
+        while received.len() < created {
+            let m = sse.next(WAIT).await.expect("stream ended");
+            let id = m.id.unwrap();
+            assert!(id > last, "event {id} after {last}");
+            last = id;
+            received.push(id);
+        }
+        assert!(d.stop().success());
+    }
+    assert_eq!(received.len(), 400, "every app.created exactly once");
+}

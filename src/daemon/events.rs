@@ -238,3 +238,60 @@ async fn gap_since(store: &Store, since: u64) -> Result<Option<Event>, StoreErro
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> (EventHub, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (EventHub::new(store), dir)
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_stops_reading_is_disconnected_not_buffered() {
+        let (hub, _dir) = hub();
+        let (_stop, stopped) = watch::channel(false);
+        let mut rx = hub.subscribe(EventFilter::default(), Start::Now, stopped);
+        // More than the subscriber's queue plus the live buffer, with nobody reading.
+        let total = LIVE_BUFFER + SUBSCRIBER_QUEUE + 100;
+        for i in 0..total {
+            hub.emit(NewEvent::daemon("test.tick", serde_json::json!({ "i": i })))
+                .await
+                .unwrap();
+        }
+        let mut received = 0;
+        while let Some(event) = rx.recv().await {
+            received += 1;
+            assert_eq!(event.data["i"], received - 1, "what arrives is in order");
+        }
+        assert!(
+            received < total,
+            "the stream ended early instead of holding {total} events"
+        );
+        assert_eq!(hub.subscribers(), 0, "the live feed forgot the subscriber");
+    }
+
+    #[tokio::test]
+    async fn changes_that_fail_publish_nothing() {
+        let (hub, _dir) = hub();
+        let (_stop, stopped) = watch::channel(false);
+        let mut rx = hub.subscribe(EventFilter::default(), Start::Now, stopped);
+        let failed: Result<(), _> = hub
+            .change(|_, path| {
+                Err::<((), Vec<NewEvent>), _>(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    what: "test",
+                    id: 0,
+                })
+            })
+            .await;
+        assert!(failed.is_err());
+        hub.emit(NewEvent::daemon("test.after", serde_json::json!({})))
+            .await
+            .unwrap();
+        let first = rx.recv().await.unwrap();
+        assert_eq!((first.id, first.kind.as_str()), (1, "test.after"));
+    }
+}
