@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod atomic_write;
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod daemon;

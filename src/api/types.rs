@@ -42,6 +42,21 @@ pub struct CreateApp {
     pub name: String,
 }
 
+/// `PUT /v1/bundles/{sha256}`: what was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleStored {
+    /// The bundle's SHA-256.
+    pub digest: String,
+    /// Compressed size in bytes.
+    pub size: u64,
+    /// Entries in the archive (absent when it was already stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    /// Bytes once unpacked (absent when it was already stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacked_bytes: Option<u64>,
+}
+
 /// One recorded change. `id` is strictly increasing and never reused, across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -65,6 +80,8 @@ pub mod kind {
     pub const APP_CREATED: &str = "app.created";
     /// An app was destroyed.
     pub const APP_DESTROYED: &str = "app.destroyed";
+    /// A bundle was uploaded and stored.
+    pub const BUNDLE_STORED: &str = "bundle.stored";
     /// Sent first on a resumed stream when events before the retained window were dropped.
     pub const GAP: &str = "gap";
     /// The daemon started.

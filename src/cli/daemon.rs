@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// Keep at most this many events (older ones are pruned).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub events_keep: u64,
+    /// Largest bundle upload accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub bundle_max_bytes: u64,
     /// Prune events older than this.
     #[arg(long, value_name = "DURATION", default_value = "720h")]
     pub events_max_age: crate::config::units::Duration,

@@ -1,6 +1,7 @@
 //! lakeflyd: the platform daemon. [`run`] backs both `lakeflyd` and `lakefly daemon run`;
 //! [`Daemon::start`] is what tests and embedders call to get the bound addresses.
 
+pub mod bundles;
 pub mod events;
 pub mod server;
 pub mod store;
@@ -35,6 +36,8 @@ pub struct Options {
     pub events_keep: u64,
     /// Drop events older than this.
     pub events_max_age: units::Duration,
+    /// Largest bundle upload accepted, in bytes.
+    pub bundle_max_bytes: u64,
 }
 
 /// A running daemon.
@@ -73,6 +76,11 @@ impl Daemon {
         let state = Arc::new(server::SharedState {
             store: store.clone(),
             hub: hub.clone(),
+            bundles: bundles::BundleStore::new(
+                &options.state_dir,
+                options.bundle_max_bytes,
+                Default::default(),
+            ),
             shutdown: shutdown_rx.clone(),
         });
         let app = server::router(state);
@@ -144,6 +152,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         state_dir: state_dir.clone(),
         events_keep: args.events_keep,
         events_max_age: args.events_max_age,
+        bundle_max_bytes: args.bundle_max_bytes,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

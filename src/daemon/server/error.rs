@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::api::types::ApiError;
+use crate::daemon::bundles::UploadError;
 use crate::daemon::store::StoreError;
 
 /// What can go wrong answering a request.
@@ -27,6 +28,9 @@ pub enum ServerError {
     /// A query parameter or header is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A bundle upload was refused.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -40,6 +44,13 @@ impl ServerError {
             ServerError::InvalidAppName { .. } | ServerError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
+            ServerError::Upload(e) => match e {
+                UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                UploadError::DigestMismatch { .. }
+                | UploadError::Unsafe(_)
+                | UploadError::Body(_) => StatusCode::BAD_REQUEST,
+                UploadError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -50,6 +61,13 @@ impl ServerError {
             ServerError::AppExists(_) => "app_exists",
             ServerError::InvalidAppName { .. } => "invalid_app_name",
             ServerError::BadRequest(_) => "bad_request",
+            ServerError::Upload(e) => match e {
+                UploadError::TooLarge { .. } => "bundle_too_large",
+                UploadError::DigestMismatch { .. } => "digest_mismatch",
+                UploadError::Unsafe(_) => "unsafe_bundle",
+                UploadError::Body(_) => "upload_interrupted",
+                UploadError::Io { .. } => "internal",
+            },
             ServerError::Store(_) => "internal",
         }
     }
@@ -62,6 +80,19 @@ impl ServerError {
             }
             ServerError::InvalidAppName { .. } => Some(crate::config::names::APP_NAME_HINT.into()),
             ServerError::BadRequest(_) => None,
+            ServerError::Upload(e) => match e {
+                UploadError::TooLarge { .. } => {
+                    Some("leave build output and dependencies out with .lakeflyignore".into())
+                }
+                UploadError::DigestMismatch { .. } => {
+                    Some("upload the bytes whose SHA-256 is in the URL".into())
+                }
+                UploadError::Unsafe(_) => {
+                    Some("bundles hold only relative paths and links that stay inside".into())
+                }
+                UploadError::Body(_) => Some("upload again".into()),
+                UploadError::Io { .. } => Some("see the daemon's log".into()),
+            },
             ServerError::Store(_) => Some("see the daemon's log".into()),
         }
     }
@@ -69,13 +100,19 @@ impl ServerError {
 
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
-        if let ServerError::Store(e) = &self {
-            tracing::error!(error = %e, "request failed");
+        match &self {
+            ServerError::Store(e) => tracing::error!(error = %e, "request failed"),
+            ServerError::Upload(e @ UploadError::Io { .. }) => {
+                tracing::error!(error = %e, "upload failed")
+            }
+            _ => {}
         }
         let body = ApiError {
             // Internal details stay in the daemon's log.
             error: match &self {
-                ServerError::Store(_) => "internal error in the daemon's state database".into(),
+                ServerError::Store(_) | ServerError::Upload(UploadError::Io { .. }) => {
+                    "internal error in the daemon's storage".into()
+                }
                 other => other.to_string(),
             },
             code: self.code().into(),

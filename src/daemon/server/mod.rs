@@ -1,6 +1,7 @@
 //! The HTTP API: one handler file per resource and one router.
 
 mod apps;
+mod bundles;
 mod error;
 mod events;
 
@@ -10,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::watch;
 
+use super::bundles::BundleStore;
 use super::events::EventHub;
 use super::store::Store;
 use crate::api::types::Health;
@@ -22,6 +24,8 @@ pub struct SharedState {
     pub store: Store,
     /// The event log.
     pub hub: EventHub,
+    /// Uploaded bundles.
+    pub bundles: BundleStore,
     /// Flips to `true` when the daemon stops; long-lived streams end then.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -38,6 +42,13 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/events", get(events::stream))
         .route("/v1/apps", get(apps::list).post(apps::create))
         .route("/v1/apps/{name}", get(apps::show).delete(apps::destroy))
+        // Uploads stream to disk under the bundle store's own size limit.
+        .route(
+            "/v1/bundles/{digest}",
+            axum::routing::head(bundles::head)
+                .put(bundles::put)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .with_state(state)
 }
 
