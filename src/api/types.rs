@@ -1,6 +1,11 @@
 //! Requests, responses and events of the `/v1` API.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::config::model::RestartPolicy;
+use crate::config::units::Duration;
 
 /// The body of every error response: a message, a stable code, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +62,141 @@ pub struct BundleStored {
     pub unpacked_bytes: Option<u64>,
 }
 
+/// How to run one machine: what `POST /v1/apps/{app}/machines` takes, and what a release
+/// turns each process group into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineSpec {
+    /// The process group the machine belongs to.
+    #[serde(default = "default_group")]
+    pub process_group: String,
+    /// Command line, run with `/bin/sh -c` like a `[processes]` entry.
+    pub command: String,
+    /// Extra environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory (default: the app's directory under the daemon's state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Signal that asks the machine to stop (default `SIGINT`, as on Fly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_signal: Option<String>,
+    /// Time between the kill signal and SIGKILL (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_timeout: Option<Duration>,
+    /// When to restart after an exit (default on-failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+    /// Restarts allowed in a row before the machine is marked failed (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// The port the app listens on; the daemon allocates `$PORT` for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_port: Option<u16>,
+    /// The release the machine runs, when it came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_version: Option<u64>,
+}
+
+fn default_group() -> String {
+    crate::config::model::DEFAULT_GROUP.to_string()
+}
+
+/// Where a machine is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MachineState {
+    /// Recorded, not started yet.
+    Created,
+    /// Being spawned.
+    Starting,
+    /// Running.
+    Started,
+    /// Being stopped.
+    Stopping,
+    /// Not running, by request or by its restart policy.
+    Stopped,
+    /// Not running: it kept crashing past its retries, or could not be spawned.
+    Failed,
+    /// Gone for good.
+    Destroyed,
+}
+
+impl MachineState {
+    /// The state's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineState::Created => "created",
+            MachineState::Starting => "starting",
+            MachineState::Started => "started",
+            MachineState::Stopping => "stopping",
+            MachineState::Stopped => "stopped",
+            MachineState::Failed => "failed",
+            MachineState::Destroyed => "destroyed",
+        }
+    }
+
+    /// Parses a stored state name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            MachineState::Created,
+            MachineState::Starting,
+            MachineState::Started,
+            MachineState::Stopping,
+            MachineState::Stopped,
+            MachineState::Failed,
+            MachineState::Destroyed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+    }
+}
+
+/// How a machine's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// Signal name, when a signal ended it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// When (RFC 3339).
+    pub time: String,
+}
+
+/// A machine as `GET /v1/apps/{app}/machines` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Unique id, never reused.
+    pub id: String,
+    /// The app.
+    pub app: String,
+    /// Its process group.
+    pub process_group: String,
+    /// Current state.
+    pub state: MachineState,
+    /// `unknown`, `passing` or `critical`.
+    pub health: String,
+    /// The release it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_version: Option<u64>,
+    /// Its process id while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The `$PORT` allocated to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Restarts after exits.
+    pub restarts: u32,
+    /// How its process last ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<ExitInfo>,
+    /// When it was created.
+    pub created_at: String,
+    /// How it runs.
+    pub spec: MachineSpec,
+}
+
 /// One recorded change. `id` is strictly increasing and never reused, across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -80,6 +220,18 @@ pub mod kind {
     pub const APP_CREATED: &str = "app.created";
     /// An app was destroyed.
     pub const APP_DESTROYED: &str = "app.destroyed";
+    /// A machine was recorded.
+    pub const MACHINE_CREATED: &str = "machine.created";
+    /// A machine's process started.
+    pub const MACHINE_STARTED: &str = "machine.started";
+    /// A machine's process ended (code or signal in the data).
+    pub const MACHINE_EXITED: &str = "machine.exited";
+    /// A machine was stopped on request.
+    pub const MACHINE_STOPPED: &str = "machine.stopped";
+    /// A machine gave up restarting or could not start.
+    pub const MACHINE_FAILED: &str = "machine.failed";
+    /// A machine was destroyed.
+    pub const MACHINE_DESTROYED: &str = "machine.destroyed";
     /// A bundle was uploaded and stored.
     pub const BUNDLE_STORED: &str = "bundle.stored";
     /// Sent first on a resumed stream when events before the retained window were dropped.

@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Largest bundle upload accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     pub bundle_max_bytes: u64,
+    /// Log lines kept per app.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub log_lines_per_app: u64,
     /// Prune events older than this.
     #[arg(long, value_name = "DURATION", default_value = "720h")]
     pub events_max_age: crate::config::units::Duration,

@@ -3,6 +3,7 @@
 
 pub mod bundles;
 pub mod events;
+pub mod runtime;
 pub mod server;
 pub mod store;
 
@@ -38,6 +39,8 @@ pub struct Options {
     pub events_max_age: units::Duration,
     /// Largest bundle upload accepted, in bytes.
     pub bundle_max_bytes: u64,
+    /// Log lines kept per app.
+    pub log_lines_per_app: u64,
 }
 
 /// A running daemon.
@@ -45,6 +48,7 @@ pub struct Daemon {
     /// Where the API listens.
     pub api_addr: SocketAddr,
     hub: EventHub,
+    runtime: runtime::Runtime,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     pruner: JoinHandle<()>,
@@ -60,6 +64,13 @@ impl Daemon {
         // Prune before serving, so a resume right after start sees the retained window.
         prune_once(&store, options.events_keep, options.events_max_age).await;
         let hub = EventHub::new(store.clone());
+        let runtime = runtime::Runtime::start(
+            store.clone(),
+            hub.clone(),
+            options.state_dir.clone(),
+            options.log_lines_per_app,
+        )
+        .await?;
         let listener = tokio::net::TcpListener::bind(options.api)
             .await
             .map_err(|source| Error::Bind {
@@ -76,6 +87,7 @@ impl Daemon {
         let state = Arc::new(server::SharedState {
             store: store.clone(),
             hub: hub.clone(),
+            runtime: runtime.clone(),
             bundles: bundles::BundleStore::new(
                 &options.state_dir,
                 options.bundle_max_bytes,
@@ -107,6 +119,7 @@ impl Daemon {
         Ok(Daemon {
             api_addr,
             hub,
+            runtime,
             shutdown,
             server,
             pruner,
@@ -128,6 +141,9 @@ impl Daemon {
         {
             tracing::warn!(error = %e, "could not record daemon.stopping");
         }
+        // Machines stop with their kill signal and timeout; what each should be doing is
+        // kept, so the next start brings them back.
+        self.runtime.shutdown().await;
         let _ = self.shutdown.send(true);
         match self.server.await {
             Ok(Ok(())) => {}
@@ -153,6 +169,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         events_keep: args.events_keep,
         events_max_age: args.events_max_age,
         bundle_max_bytes: args.bundle_max_bytes,
+        log_lines_per_app: args.log_lines_per_app,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

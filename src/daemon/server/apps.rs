@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::error::ServerError;
+use super::json::ApiJson;
 use super::Shared;
 use crate::api::types::{kind, App, CreateApp};
 use crate::config::names;
@@ -14,7 +15,7 @@ use crate::daemon::store::apps;
 /// `POST /v1/apps`
 pub async fn create(
     State(state): State<Shared>,
-    Json(req): Json<CreateApp>,
+    ApiJson(req): ApiJson<CreateApp>,
 ) -> Result<(StatusCode, Json<App>), ServerError> {
     names::check_app_name(&req.name).map_err(|problem| ServerError::InvalidAppName {
         name: req.name.clone(),

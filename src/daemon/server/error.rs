@@ -25,6 +25,14 @@ pub enum ServerError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// No machine by that id in the app.
+    #[error("machine {id:?} does not exist in app {app:?}")]
+    MachineNotFound {
+        /// The app.
+        app: String,
+        /// The machine id.
+        id: String,
+    },
     /// A query parameter or header is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -36,10 +44,23 @@ pub enum ServerError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::daemon::runtime::RuntimeError> for ServerError {
+    fn from(e: crate::daemon::runtime::RuntimeError) -> Self {
+        match e {
+            crate::daemon::runtime::RuntimeError::NotFound { app, id } => {
+                ServerError::MachineNotFound { app, id }
+            }
+            crate::daemon::runtime::RuntimeError::Store(e) => ServerError::Store(e),
+        }
+    }
+}
+
 impl ServerError {
     fn status(&self) -> StatusCode {
         match self {
-            ServerError::AppNotFound(_) => StatusCode::NOT_FOUND,
+            ServerError::AppNotFound(_) | ServerError::MachineNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
             ServerError::AppExists(_) => StatusCode::CONFLICT,
             ServerError::InvalidAppName { .. } | ServerError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
@@ -58,6 +79,7 @@ impl ServerError {
     fn code(&self) -> &'static str {
         match self {
             ServerError::AppNotFound(_) => "app_not_found",
+            ServerError::MachineNotFound { .. } => "machine_not_found",
             ServerError::AppExists(_) => "app_exists",
             ServerError::InvalidAppName { .. } => "invalid_app_name",
             ServerError::BadRequest(_) => "bad_request",
@@ -75,6 +97,9 @@ impl ServerError {
     fn hint(&self) -> Option<String> {
         match self {
             ServerError::AppNotFound(_) => Some("`lakefly apps list` shows the apps".into()),
+            ServerError::MachineNotFound { .. } => {
+                Some("`lakefly machines list` shows the app's machines".into())
+            }
             ServerError::AppExists(_) => {
                 Some("pick another name, or deploy to the existing app".into())
             }

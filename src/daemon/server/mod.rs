@@ -4,6 +4,8 @@ mod apps;
 mod bundles;
 mod error;
 mod events;
+mod json;
+mod machines;
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use tokio::sync::watch;
 
 use super::bundles::BundleStore;
 use super::events::EventHub;
+use super::runtime::Runtime;
 use super::store::Store;
 use crate::api::types::Health;
 
@@ -24,6 +27,8 @@ pub struct SharedState {
     pub store: Store,
     /// The event log.
     pub hub: EventHub,
+    /// The machines.
+    pub runtime: Runtime,
     /// Uploaded bundles.
     pub bundles: BundleStore,
     /// Flips to `true` when the daemon stops; long-lived streams end then.
@@ -42,6 +47,18 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/events", get(events::stream))
         .route("/v1/apps", get(apps::list).post(apps::create))
         .route("/v1/apps/{name}", get(apps::show).delete(apps::destroy))
+        .route(
+            "/v1/apps/{name}/machines",
+            get(machines::list).post(machines::create),
+        )
+        .route(
+            "/v1/apps/{name}/machines/{id}",
+            get(machines::show).delete(machines::destroy),
+        )
+        .route(
+            "/v1/apps/{name}/machines/{id}/{action}",
+            axum::routing::post(machines::act),
+        )
         // Uploads stream to disk under the bundle store's own size limit.
         .route(
             "/v1/bundles/{digest}",

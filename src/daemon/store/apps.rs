@@ -24,8 +24,10 @@ pub fn insert_app(
     Ok(inserted == 1)
 }
 
-/// Deletes an app; `false` when there was none.
+/// Deletes an app with its machines and logs; `false` when there was none.
 pub fn delete_app(conn: &Connection, path: &Path, name: &str) -> Result<bool, StoreError> {
+    conn.execute("DELETE FROM logs WHERE app = ?1", [name])
+        .map_err(sqlite(path))?;
     let deleted = conn
         .execute("DELETE FROM apps WHERE name = ?1", [name])
         .map_err(sqlite(path))?;

@@ -24,6 +24,35 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL
     );
     CREATE INDEX events_by_app ON events (app, id);",
+    // 2: machines and their logs. `seq` gives machine ids that are never reused;
+    // `desired` is what the machine should be doing, `state` what it is doing, and
+    // `pid` + `pid_start` identify its process across a daemon crash.
+    "CREATE TABLE machines (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+        process_group TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        desired TEXT NOT NULL,
+        state TEXT NOT NULL,
+        health TEXT NOT NULL DEFAULT 'unknown',
+        pid INTEGER,
+        pid_start INTEGER,
+        port INTEGER,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        last_exit TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX machines_by_app ON machines (app);
+    CREATE TABLE logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        app TEXT NOT NULL,
+        machine TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX logs_by_app ON logs (app, id);",
 ];
 
 /// The schema version this build writes.

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod events;
+pub mod machines;
 mod migrations;
 
 use std::path::{Path, PathBuf};

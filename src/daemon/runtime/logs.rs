@@ -1,0 +1,93 @@
+//! Machine output, line by line, into the store: a channel to one writer task that
+//! inserts in batches and keeps each app's log bounded.
+
+use std::time::Duration;
+
+use rusqlite::params;
+use tokio::sync::mpsc;
+
+use crate::daemon::store::{sqlite, Store};
+
+/// Lines buffered between the machines and the writer; beyond this, lines are dropped
+/// (and counted) rather than letting a chatty app grow the daemon's memory.
+const QUEUE: usize = 8192;
+/// Most lines per insert transaction.
+const BATCH: usize = 512;
+
+/// One line of a machine's output.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    /// When it was read (RFC 3339).
+    pub time: String,
+    /// The app.
+    pub app: String,
+    /// The machine id.
+    pub machine: String,
+    /// `stdout` or `stderr`.
+    pub stream: &'static str,
+    /// The text, without its line ending.
+    pub line: String,
+}
+
+/// Where machines send their lines; cheap to clone.
+#[derive(Clone)]
+pub struct LogSink {
+    tx: mpsc::Sender<LogLine>,
+}
+
+impl LogSink {
+    /// Starts the writer; it keeps the newest `keep_per_app` lines of each app.
+    pub fn start(store: Store, keep_per_app: u64) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_lines(store, rx, keep_per_app));
+        LogSink { tx }
+    }
+
+    /// Queues a line; drops it when the writer is far behind.
+    pub fn push(&self, line: LogLine) {
+        if self.tx.try_send(line).is_err() {
+            tracing::debug!("log queue full; dropping a line");
+        }
+    }
+}
+
+async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app: u64) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut since_prune = 0usize;
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let lines = std::mem::take(&mut batch);
+        since_prune += lines.len();
+        let prune = since_prune >= BATCH * 4;
+        if prune {
+            since_prune = 0;
+        }
+        let result = store
+            .run(move |conn, path| {
+                let tx = conn.transaction().map_err(sqlite(path))?;
+                {
+                    let mut stmt = tx
+                        .prepare_cached("INSERT INTO logs (time, app, machine, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)")
+                        .map_err(sqlite(path))?;
+                    for l in &lines {
+                        stmt.execute(params![l.time, l.app, l.machine, l.stream, l.line]).map_err(sqlite(path))?;
+                    }
+                }
+                if prune {
+                    let apps: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.app.as_str()).collect();
+                    for app in apps {
+                        tx.execute(
+                            "DELETE FROM logs WHERE app = ?1 AND id <= (SELECT max(id) FROM logs WHERE app = ?1) - ?2",
+                            params![app, keep_per_app as i64],
+                        )
+                        .map_err(sqlite(path))?;
+                    }
+                }
+                tx.commit().map_err(sqlite(path))
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not store log lines");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

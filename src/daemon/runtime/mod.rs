@@ -1,0 +1,254 @@
+//! The supervisor: keeps each machine's process in the state the store says it should be
+//! in. One task per machine (`supervisor.rs`); this module creates them, routes requests to
+//! them, and reconciles what a crashed daemon left behind.
+
+pub mod logs;
+pub mod process;
+mod supervisor;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, oneshot};
+
+use self::logs::LogSink;
+use self::supervisor::{Control, Supervisor};
+use crate::api::types::{kind, Machine, MachineSpec, MachineState};
+use crate::daemon::events::{now, EventHub, NewEvent};
+use crate::daemon::store::machines::{self, Desired, Record};
+use crate::daemon::store::{Store, StoreError};
+
+/// What can be asked of a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start it.
+    Start,
+    /// Stop it.
+    Stop,
+    /// Stop and start it.
+    Restart,
+    /// Stop and forget it.
+    Destroy,
+}
+
+/// Why a machine request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No such machine in that app.
+    #[error("machine {id:?} does not exist in app {app:?}")]
+    NotFound {
+        /// The app.
+        app: String,
+        /// The machine.
+        id: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs the machines.
+#[derive(Clone)]
+pub struct Runtime {
+    store: Store,
+    hub: EventHub,
+    logs: LogSink,
+    apps_dir: PathBuf,
+    machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+}
+
+impl Runtime {
+    /// Stops what the last run of the daemon left running, then starts a supervisor for
+    /// every machine that is not destroyed.
+    pub async fn start(
+        store: Store,
+        hub: EventHub,
+        state_dir: PathBuf,
+        log_lines_per_app: u64,
+    ) -> Result<Self, StoreError> {
+        let runtime = Runtime {
+            logs: LogSink::start(store.clone(), log_lines_per_app),
+            store,
+            hub,
+            apps_dir: state_dir.join("apps"),
+            machines: Arc::default(),
+        };
+        let records = runtime
+            .store
+            .run(|conn, path| machines::all_live(conn, path))
+            .await?;
+        // Leftovers are stopped all at once, each within its own kill timeout.
+        let leftovers: Vec<_> = records
+            .iter()
+            .filter_map(|r| Some((r.machine.pid?, r.pid_start?, r)))
+            .map(|(pid, start, r)| {
+                let signal = r.machine.spec.kill_signal.as_deref().and_then(process::parse_signal).unwrap_or(Signal::SIGINT);
+                let timeout = r.machine.spec.kill_timeout.map_or(Duration::from_secs(5), |d| d.to_std());
+                tracing::info!(machine = %r.machine.id, pid, "stopping a process left by the previous run");
+                process::stop_orphan(pid, start, signal, timeout)
+            })
+            .collect();
+        futures_util::future::join_all(leftovers).await;
+        for record in records {
+            if record.machine.pid.is_some() {
+                runtime.record_leftover_stopped(&record).await?;
+            }
+            runtime.supervise(record);
+        }
+        Ok(runtime)
+    }
+
+    /// Records a new machine of `app` and starts it.
+    pub async fn create(&self, app: &str, spec: MachineSpec) -> Result<Machine, StoreError> {
+        let app_name = app.to_string();
+        let machine = self
+            .hub
+            .change(move |tx, path| {
+                let machine = machines::insert(tx, path, &app_name, &spec, &now())?;
+                let data = serde_json::json!({ "machine": machine.id, "process_group": machine.process_group });
+                Ok((machine, vec![NewEvent::app(&app_name, kind::MACHINE_CREATED, data)]))
+            })
+            .await?;
+        self.supervise(Record {
+            machine: machine.clone(),
+            desired: Desired::Started,
+            pid_start: None,
+        });
+        Ok(machine)
+    }
+
+    /// The machines of `app`.
+    pub async fn list(&self, app: &str) -> Result<Vec<Machine>, StoreError> {
+        let app = app.to_string();
+        let records = self
+            .store
+            .run(move |conn, path| machines::list(conn, path, &app))
+            .await?;
+        Ok(records.into_iter().map(|r| r.machine).collect())
+    }
+
+    /// One machine of `app`.
+    pub async fn get(&self, app: &str, id: &str) -> Result<Machine, RuntimeError> {
+        let (a, i) = (app.to_string(), id.to_string());
+        self.store
+            .run(move |conn, path| machines::get(conn, path, &a, &i))
+            .await?
+            .map(|r| r.machine)
+            .ok_or_else(|| RuntimeError::NotFound {
+                app: app.to_string(),
+                id: id.to_string(),
+            })
+    }
+
+    /// Carries out `action` on a machine and returns it as it is afterwards.
+    pub async fn act(&self, app: &str, id: &str, action: Action) -> Result<Machine, RuntimeError> {
+        let machine = self.get(app, id).await?;
+        let (reply, done) = oneshot::channel();
+        let request = match action {
+            Action::Start => Control::Start(reply),
+            Action::Stop => Control::Stop(reply),
+            Action::Restart => Control::Restart(reply),
+            Action::Destroy => Control::Destroy(reply),
+        };
+        let sender = self.sender(&machine.id);
+        if let Some(sender) = sender {
+            if sender.send(request).await.is_ok() {
+                let _ = done.await;
+            }
+        }
+        if action == Action::Destroy {
+            self.forget(&machine.id);
+            return Ok(Machine {
+                state: MachineState::Destroyed,
+                pid: None,
+                ..machine
+            });
+        }
+        self.get(app, id).await
+    }
+
+    /// Destroys every machine of `app`.
+    pub async fn destroy_all(&self, app: &str) -> Result<(), RuntimeError> {
+        for machine in self.list(app).await? {
+            self.act(app, &machine.id, Action::Destroy).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every process for a daemon shutdown; what each machine should be doing is kept,
+    /// so the next start brings them back.
+    pub async fn shutdown(&self) {
+        let senders: Vec<_> = self
+            .machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        let stops = senders.into_iter().map(|sender| async move {
+            let (reply, done) = oneshot::channel();
+            if sender.send(Control::Shutdown(reply)).await.is_ok() {
+                let _ = done.await;
+            }
+        });
+        futures_util::future::join_all(stops).await;
+    }
+
+    fn supervise(&self, record: Record) {
+        let (tx, rx) = mpsc::channel(8);
+        let machine = record.machine;
+        let workdir = match &machine.spec.workdir {
+            Some(dir) => PathBuf::from(dir),
+            None => self.apps_dir.join(&machine.app).join("work"),
+        };
+        let supervisor = Supervisor {
+            id: machine.id.clone(),
+            app: machine.app.clone(),
+            spec: machine.spec.clone(),
+            workdir,
+            desired: record.desired,
+            restarts: machine.restarts,
+            hub: self.hub.clone(),
+            logs: self.logs.clone(),
+            control: rx,
+        };
+        self.machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(machine.id.clone(), tx);
+        tokio::spawn(supervisor.run());
+    }
+
+    fn sender(&self, id: &str) -> Option<mpsc::Sender<Control>> {
+        self.machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn forget(&self, id: &str) {
+        self.machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    async fn record_leftover_stopped(&self, record: &Record) -> Result<(), StoreError> {
+        let (id, app, restarts) = (
+            record.machine.id.clone(),
+            record.machine.app.clone(),
+            record.machine.restarts,
+        );
+        self.hub
+            .change(move |tx, path| {
+                machines::set_exited(tx, path, &id, MachineState::Stopped, None, restarts)?;
+                let data = serde_json::json!({ "machine": id, "reason": "left running by the previous daemon" });
+                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STOPPED, data)]))
+            })
+            .await
+    }
+}

@@ -1,0 +1,155 @@
+//! One machine's OS process: spawned in its own process group, signalled as a group, and
+//! recognized after a daemon crash by its pid *and* its start time, so a pid that the
+//! kernel has since given to another program is never signalled.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+/// Variables passed through from the daemon's environment; everything else comes from
+/// the machine's spec, so nothing of the daemon's own configuration leaks into apps.
+const PASS_THROUGH: &[&str] = &[
+    "PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR",
+];
+
+/// A spawned machine process.
+pub struct Spawned {
+    /// The process; its pid is also its process group id.
+    pub child: Child,
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot, when the platform tells.
+    pub start_time: Option<u64>,
+}
+
+/// Starts `/bin/sh -c command` in `workdir` as the leader of a new process group, with
+/// stdout and stderr piped and stdin closed.
+pub fn spawn(
+    command: &str,
+    workdir: &Path,
+    env: &BTreeMap<String, String>,
+) -> std::io::Result<Spawned> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(workdir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: signals reach every process it starts, and a Ctrl-C meant for a
+        // foreground daemon does not reach it.
+        .process_group(0)
+        .kill_on_drop(false);
+    for name in PASS_THROUGH {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    if std::env::var_os("PATH").is_none() {
+        cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    }
+    cmd.envs(env);
+    let child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("the process exited before its pid was read"))?;
+    Ok(Spawned {
+        child,
+        pid,
+        start_time: start_time(pid),
+    })
+}
+
+/// Sends `signal` to the whole process group led by `pid`; a group that is already gone
+/// is not an error.
+pub fn signal_group(pid: u32, signal: Signal) -> std::io::Result<()> {
+    let Ok(raw) = i32::try_from(pid) else {
+        return Ok(());
+    };
+    match killpg(Pid::from_raw(raw), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
+
+/// Parses a signal name as `fly.toml` writes it (`SIGINT`, `INT`).
+pub fn parse_signal(name: &str) -> Option<Signal> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    full.parse().ok()
+}
+
+/// The start time of process `pid` in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`), or `None` when it does not exist or is a zombie.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or parentheses;
+    // the fields after the last `)` are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // `rest` starts at field 3 (state); the start time is field 22.
+    fields.nth(22 - 4)?.parse().ok()
+}
+
+/// Whether `pid` is still the process that started at `recorded` ticks.
+pub fn is_same_process(pid: u32, recorded: u64) -> bool {
+    start_time(pid) == Some(recorded)
+}
+
+/// Stops a process that is not our child (left over from a crashed daemon): `signal` to
+/// its group, then SIGKILL after `timeout`. Waits until it is gone or `timeout` twice over.
+pub async fn stop_orphan(pid: u32, recorded_start: u64, signal: Signal, timeout: Duration) {
+    if !is_same_process(pid, recorded_start) {
+        return;
+    }
+    let _ = signal_group(pid, signal);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !is_same_process(pid, recorded_start) {
+            // The leader is gone; finish off anything it left in its group.
+            let _ = signal_group(pid, Signal::SIGKILL);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = signal_group(pid, Signal::SIGKILL);
+    let deadline = Instant::now() + timeout;
+    while is_same_process(pid, recorded_start) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_with_or_without_prefix() {
+        assert_eq!(parse_signal("SIGINT"), Some(Signal::SIGINT));
+        assert_eq!(parse_signal("term"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
+
+    #[test]
+    fn our_own_start_time_is_stable_and_a_missing_pid_has_none() {
+        let me = std::process::id();
+        let t = start_time(me).expect("this process has a start time");
+        assert!(is_same_process(me, t));
+        assert!(!is_same_process(me, t + 1));
+        assert_eq!(start_time(u32::MAX - 1), None);
+    }
+}

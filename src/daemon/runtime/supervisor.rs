@@ -1,0 +1,518 @@
+//! One task per machine: it owns the process, restarts it per policy with backoff, stops
+//! it (kill signal, then SIGKILL after the timeout, to the whole group), and records every
+//! transition with its event.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use super::logs::{LogLine, LogSink};
+use super::process;
+use crate::api::types::{kind, ExitInfo, MachineSpec, MachineState};
+use crate::config::model::RestartPolicy;
+use crate::daemon::events::{now, EventHub, NewEvent};
+use crate::daemon::store::machines::{self, Desired};
+use crate::daemon::store::StoreError;
+
+/// Fly's default time between the kill signal and SIGKILL.
+const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Restarts in a row before a crashing machine is marked failed.
+const DEFAULT_MAX_RETRIES: u32 = 10;
+/// A process that ran this long before exiting resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Backoff doubles from this after the first (immediate) restart...
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// ...up to this.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// A request to a machine's supervisor; the reply comes once it has been carried out.
+#[derive(Debug)]
+pub enum Control {
+    /// Start it (no-op when running).
+    Start(oneshot::Sender<()>),
+    /// Stop it and keep it stopped.
+    Stop(oneshot::Sender<()>),
+    /// Stop it, then start it again.
+    Restart(oneshot::Sender<()>),
+    /// Stop it and forget it.
+    Destroy(oneshot::Sender<()>),
+    /// The daemon is stopping: stop the process, keep what it should be doing.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What the supervisor knows about its machine.
+pub struct Supervisor {
+    pub(super) id: String,
+    pub(super) app: String,
+    pub(super) spec: MachineSpec,
+    pub(super) workdir: PathBuf,
+    pub(super) desired: Desired,
+    pub(super) restarts: u32,
+    pub(super) hub: EventHub,
+    pub(super) logs: LogSink,
+    pub(super) control: mpsc::Receiver<Control>,
+}
+
+/// What to do after a step of the loop.
+enum Next {
+    /// Start (again) now.
+    Run,
+    /// Wait for a request.
+    Idle,
+    /// Start again after this delay, unless a request comes first.
+    Backoff(Duration),
+    /// The machine is destroyed or the daemon stops.
+    End,
+}
+
+impl Supervisor {
+    /// Runs until the machine is destroyed or the daemon shuts down.
+    pub async fn run(mut self) {
+        let mut consecutive_failures = 0u32;
+        let mut next = if self.desired == Desired::Started {
+            Next::Run
+        } else {
+            Next::Idle
+        };
+        loop {
+            next = match next {
+                Next::Run => match self.run_process(&mut consecutive_failures).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::error!(machine = %self.id, error = %e, "could not record machine state");
+                        Next::Idle
+                    }
+                },
+                Next::Idle => match self.control.recv().await {
+                    Some(request) => self.handle_idle(request).await,
+                    None => Next::End,
+                },
+                Next::Backoff(delay) => tokio::select! {
+                    _ = tokio::time::sleep(delay) => Next::Run,
+                    request = self.control.recv() => match request {
+                        Some(request) => self.handle_idle(request).await,
+                        None => Next::End,
+                    },
+                },
+                Next::End => return,
+            };
+        }
+    }
+
+    /// A request while no process runs.
+    async fn handle_idle(&mut self, request: Control) -> Next {
+        let (reply, next) = match request {
+            Control::Start(reply) | Control::Restart(reply) => {
+                self.set_desired(Desired::Started).await;
+                (reply, Next::Run)
+            }
+            Control::Stop(reply) => {
+                self.set_desired(Desired::Stopped).await;
+                let _ = self.record_state(MachineState::Stopped, None).await;
+                (reply, Next::Idle)
+            }
+            Control::Destroy(reply) => {
+                self.destroy().await;
+                (reply, Next::End)
+            }
+            Control::Shutdown(reply) => (reply, Next::End),
+        };
+        let _ = reply.send(());
+        next
+    }
+
+    /// Spawns the process and waits for it to exit or for a request.
+    async fn run_process(&mut self, consecutive_failures: &mut u32) -> Result<Next, StoreError> {
+        let port = match self.spec.internal_port {
+            Some(_) => match free_port() {
+                Ok(port) => Some(port),
+                Err(e) => return self.fail(format!("no free port for $PORT: {e}")).await,
+            },
+            None => None,
+        };
+        if let Err(e) = std::fs::create_dir_all(&self.workdir) {
+            return self
+                .fail(format!("cannot create {}: {e}", self.workdir.display()))
+                .await;
+        }
+        let env = self.environment(port);
+        let mut spawned = match process::spawn(&self.spec.command, &self.workdir, &env) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                return self
+                    .fail(format!("cannot start `{}`: {e}", self.spec.command))
+                    .await
+            }
+        };
+        let pid = spawned.pid;
+        let started_at = Instant::now();
+        {
+            let (id, app, start) = (self.id.clone(), self.app.clone(), spawned.start_time);
+            let data = serde_json::json!({ "machine": id, "pid": pid, "port": port, "process_group": self.spec.process_group });
+            self.hub
+                .change(move |tx, path| {
+                    machines::set_running(tx, path, &id, pid, start, port)?;
+                    Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STARTED, data)]))
+                })
+                .await?;
+        }
+        self.pump_logs(&mut spawned);
+        let status = loop {
+            tokio::select! {
+                status = spawned.child.wait() => break status,
+                request = self.control.recv() => {
+                    if let Some(Control::Start(reply)) = request {
+                        // Already running.
+                        let _ = reply.send(());
+                        continue;
+                    }
+                    let exit = self.stop_process(&mut spawned).await;
+                    return Ok(self.after_stop(request, exit).await);
+                }
+            }
+        };
+        // The leader is gone; anything it left in its group goes too, so a restart never
+        // runs beside a straggler.
+        let _ = process::signal_group(pid, Signal::SIGKILL);
+        let exit = exit_info(status.ok());
+        let failed = exit.code != Some(0);
+        let policy = self.spec.restart.unwrap_or(RestartPolicy::OnFailure);
+        let restart = match policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => failed,
+            RestartPolicy::Never => false,
+        };
+        if started_at.elapsed() >= STABLE_AFTER {
+            *consecutive_failures = 0;
+        }
+        let max_retries = self.spec.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
+        if restart && *consecutive_failures < max_retries {
+            *consecutive_failures += 1;
+            self.restarts += 1;
+            let delay = backoff(*consecutive_failures);
+            self.record_exit(MachineState::Starting, &exit, Some(delay))
+                .await?;
+            return Ok(Next::Backoff(delay));
+        }
+        if restart {
+            self.record_exit(MachineState::Failed, &exit, None).await?;
+            let reason = format!(
+                "exited {} times in a row; not restarting",
+                *consecutive_failures + 1
+            );
+            self.emit_failed(reason).await?;
+        } else {
+            self.record_exit(MachineState::Stopped, &exit, None).await?;
+            self.set_desired(Desired::Stopped).await;
+        }
+        Ok(Next::Idle)
+    }
+
+    /// Carries out a request that interrupted a running process, after it was stopped.
+    async fn after_stop(&mut self, request: Option<Control>, exit: ExitInfo) -> Next {
+        let (reply, next) = match request {
+            // `run_process` answers Start itself while the process runs.
+            Some(Control::Start(reply)) | Some(Control::Restart(reply)) => {
+                self.restarts += 1;
+                (Some(reply), Next::Run)
+            }
+            Some(Control::Stop(reply)) => {
+                self.set_desired(Desired::Stopped).await;
+                (Some(reply), Next::Idle)
+            }
+            Some(Control::Destroy(reply)) => {
+                self.destroy_after(&exit).await;
+                let _ = reply.send(());
+                return Next::End;
+            }
+            Some(Control::Shutdown(reply)) => (Some(reply), Next::End),
+            None => (None, Next::End),
+        };
+        if let Err(e) = self.record_stopped(&exit).await {
+            tracing::error!(machine = %self.id, error = %e, "could not record the stop");
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(());
+        }
+        next
+    }
+
+    /// The kill signal to the group, SIGKILL after the timeout, then whatever is left.
+    async fn stop_process(&mut self, spawned: &mut process::Spawned) -> ExitInfo {
+        let signal = self
+            .spec
+            .kill_signal
+            .as_deref()
+            .and_then(process::parse_signal)
+            .unwrap_or(Signal::SIGINT);
+        let timeout = self
+            .spec
+            .kill_timeout
+            .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std());
+        let _ = process::signal_group(spawned.pid, signal);
+        let status = match tokio::time::timeout(timeout, spawned.child.wait()).await {
+            Ok(status) => status.ok(),
+            Err(_) => {
+                tracing::info!(machine = %self.id, ?timeout, "kill timeout passed; sending SIGKILL");
+                let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
+                spawned.child.wait().await.ok()
+            }
+        };
+        let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
+        exit_info(status)
+    }
+
+    fn environment(&self, port: Option<u16>) -> BTreeMap<String, String> {
+        let mut env = self.spec.env.clone();
+        let release = self
+            .spec
+            .release_version
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let group = self.spec.process_group.clone();
+        for (name, value) in [
+            ("LAKEFLY_APP_NAME", self.app.clone()),
+            ("LAKEFLY_MACHINE_ID", self.id.clone()),
+            ("LAKEFLY_PROCESS_GROUP", group.clone()),
+            ("LAKEFLY_RELEASE_VERSION", release),
+            ("FLY_APP_NAME", self.app.clone()),
+            ("FLY_MACHINE_ID", self.id.clone()),
+            ("FLY_PROCESS_GROUP", group),
+        ] {
+            env.insert(name.to_string(), value);
+        }
+        if let Some(port) = port {
+            env.insert("PORT".into(), port.to_string());
+        }
+        env
+    }
+
+    fn pump_logs(&self, spawned: &mut process::Spawned) {
+        let streams: [(
+            &'static str,
+            Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
+        ); 2] = [
+            (
+                "stdout",
+                spawned.child.stdout.take().map(|s| Box::new(s) as _),
+            ),
+            (
+                "stderr",
+                spawned.child.stderr.take().map(|s| Box::new(s) as _),
+            ),
+        ];
+        for (stream, pipe) in streams {
+            let Some(pipe) = pipe else { continue };
+            let sink = self.logs.clone();
+            let (app, machine) = (self.app.clone(), self.id.clone());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    sink.push(LogLine {
+                        time: now(),
+                        app: app.clone(),
+                        machine: machine.clone(),
+                        stream,
+                        line,
+                    });
+                }
+            });
+        }
+    }
+
+    async fn set_desired(&mut self, desired: Desired) {
+        self.desired = desired;
+        let id = self.id.clone();
+        if let Err(e) = self
+            .hub
+            .change(move |tx, path| {
+                machines::set_desired(tx, path, &id, desired).map(|()| ((), vec![]))
+            })
+            .await
+        {
+            tracing::error!(machine = %self.id, error = %e, "could not record desired state");
+        }
+    }
+
+    async fn record_state(
+        &self,
+        state: MachineState,
+        event: Option<(&'static str, serde_json::Value)>,
+    ) -> Result<(), StoreError> {
+        let (id, app) = (self.id.clone(), self.app.clone());
+        self.hub
+            .change(move |tx, path| {
+                machines::set_state(tx, path, &id, state)?;
+                let events = event
+                    .map(|(k, data)| NewEvent::app(&app, k, data))
+                    .into_iter()
+                    .collect();
+                Ok(((), events))
+            })
+            .await
+    }
+
+    async fn record_exit(
+        &self,
+        state: MachineState,
+        exit: &ExitInfo,
+        restart_in: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let (id, app, restarts, exit) = (
+            self.id.clone(),
+            self.app.clone(),
+            self.restarts,
+            exit.clone(),
+        );
+        let data = serde_json::json!({
+            "machine": id,
+            "code": exit.code,
+            "signal": exit.signal,
+            "restarts": restarts,
+            "restarting": restart_in.is_some(),
+            "restart_in_ms": restart_in.map(|d| d.as_millis() as u64),
+        });
+        self.hub
+            .change(move |tx, path| {
+                machines::set_exited(tx, path, &id, state, Some(&exit), restarts)?;
+                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_EXITED, data)]))
+            })
+            .await
+    }
+
+    async fn record_stopped(&self, exit: &ExitInfo) -> Result<(), StoreError> {
+        let (id, app, restarts, exit) = (
+            self.id.clone(),
+            self.app.clone(),
+            self.restarts,
+            exit.clone(),
+        );
+        let data = serde_json::json!({ "machine": id, "code": exit.code, "signal": exit.signal });
+        self.hub
+            .change(move |tx, path| {
+                machines::set_exited(tx, path, &id, MachineState::Stopped, Some(&exit), restarts)?;
+                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STOPPED, data)]))
+            })
+            .await
+    }
+
+    async fn fail(&mut self, reason: String) -> Result<Next, StoreError> {
+        tracing::warn!(machine = %self.id, %reason, "machine failed");
+        let (id, restarts) = (self.id.clone(), self.restarts);
+        self.hub
+            .change(move |tx, path| {
+                machines::set_exited(tx, path, &id, MachineState::Failed, None, restarts)
+                    .map(|()| ((), vec![]))
+            })
+            .await?;
+        self.emit_failed(reason).await?;
+        Ok(Next::Idle)
+    }
+
+    async fn emit_failed(&self, reason: String) -> Result<(), StoreError> {
+        self.hub
+            .emit(NewEvent::app(
+                &self.app,
+                kind::MACHINE_FAILED,
+                serde_json::json!({ "machine": self.id, "reason": reason }),
+            ))
+            .await
+    }
+
+    async fn destroy(&mut self) {
+        self.destroy_after(&ExitInfo {
+            code: None,
+            signal: None,
+            time: now(),
+        })
+        .await;
+    }
+
+    async fn destroy_after(&mut self, exit: &ExitInfo) {
+        let (id, app, restarts, exit) = (
+            self.id.clone(),
+            self.app.clone(),
+            self.restarts,
+            exit.clone(),
+        );
+        let result = self
+            .hub
+            .change(move |tx, path| {
+                machines::set_desired(tx, path, &id, Desired::Destroyed)?;
+                machines::set_exited(
+                    tx,
+                    path,
+                    &id,
+                    MachineState::Destroyed,
+                    Some(&exit),
+                    restarts,
+                )?;
+                Ok((
+                    (),
+                    vec![NewEvent::app(
+                        &app,
+                        kind::MACHINE_DESTROYED,
+                        serde_json::json!({ "machine": id }),
+                    )],
+                ))
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(machine = %self.id, error = %e, "could not record the destroy");
+        }
+    }
+}
+
+/// The exit code or signal of a finished process.
+fn exit_info(status: Option<std::process::ExitStatus>) -> ExitInfo {
+    let (code, signal) = match status {
+        Some(s) => (
+            s.code(),
+            s.signal().map(|n| {
+                Signal::try_from(n)
+                    .map_or_else(|_| format!("signal {n}"), |sig| sig.as_str().to_string())
+            }),
+        ),
+        None => (None, None),
+    };
+    ExitInfo {
+        code,
+        signal,
+        time: now(),
+    }
+}
+
+/// The delay before restart number `n` in a row: at once, then doubling up to a cap.
+fn backoff(n: u32) -> Duration {
+    if n <= 1 {
+        return Duration::ZERO;
+    }
+    BACKOFF_BASE
+        .saturating_mul(1 << (n - 2).min(16))
+        .min(BACKOFF_CAP)
+}
+
+/// A free loopback port, for `$PORT`.
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_restarts_at_once_then_doubles_to_a_cap() {
+        assert_eq!(backoff(1), Duration::ZERO);
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(3), Duration::from_millis(400));
+        assert_eq!(backoff(6), Duration::from_millis(3200));
+        assert_eq!(backoff(20), BACKOFF_CAP);
+    }
+}

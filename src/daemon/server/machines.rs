@@ -1,0 +1,90 @@
+//! `/v1/apps/{app}/machines`: create, list, show, start, stop, restart, destroy.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::error::ServerError;
+use super::json::ApiJson;
+use super::Shared;
+use crate::api::types::{Machine, MachineSpec};
+use crate::config::names;
+use crate::daemon::runtime::Action;
+
+async fn require_app(state: &Shared, app: &str) -> Result<(), ServerError> {
+    match state.store.app(app.to_string()).await? {
+        Some(_) => Ok(()),
+        None => Err(ServerError::AppNotFound(app.to_string())),
+    }
+}
+
+/// `GET /v1/apps/{app}/machines`
+pub async fn list(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<Machine>>, ServerError> {
+    require_app(&state, &app).await?;
+    Ok(Json(state.runtime.list(&app).await?))
+}
+
+/// `POST /v1/apps/{app}/machines`: records a machine and starts it.
+pub async fn create(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    ApiJson(spec): ApiJson<MachineSpec>,
+) -> Result<(StatusCode, Json<Machine>), ServerError> {
+    require_app(&state, &app).await?;
+    if let Err(problem) = names::check_group_name(&spec.process_group) {
+        return Err(ServerError::BadRequest(format!(
+            "process group {:?} {problem}",
+            spec.process_group
+        )));
+    }
+    if spec.command.trim().is_empty() {
+        return Err(ServerError::BadRequest(
+            "the machine's command is empty".into(),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(state.runtime.create(&app, spec).await?),
+    ))
+}
+
+/// `GET /v1/apps/{app}/machines/{id}`
+pub async fn show(
+    State(state): State<Shared>,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<Json<Machine>, ServerError> {
+    require_app(&state, &app).await?;
+    Ok(Json(state.runtime.get(&app, &id).await?))
+}
+
+/// `POST /v1/apps/{app}/machines/{id}/{start|stop|restart}`: returns once it is done.
+pub async fn act(
+    State(state): State<Shared>,
+    Path((app, id, action)): Path<(String, String, String)>,
+) -> Result<Json<Machine>, ServerError> {
+    let action = match action.as_str() {
+        "start" => Action::Start,
+        "stop" => Action::Stop,
+        "restart" => Action::Restart,
+        other => {
+            return Err(ServerError::BadRequest(format!(
+                "{other:?} is not a machine action; use start, stop or restart"
+            )))
+        }
+    };
+    require_app(&state, &app).await?;
+    Ok(Json(state.runtime.act(&app, &id, action).await?))
+}
+
+/// `DELETE /v1/apps/{app}/machines/{id}`: stops the machine and forgets it.
+pub async fn destroy(
+    State(state): State<Shared>,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<StatusCode, ServerError> {
+    require_app(&state, &app).await?;
+    state.runtime.act(&app, &id, Action::Destroy).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

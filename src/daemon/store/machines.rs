@@ -1,0 +1,292 @@
+//! Machines in the store: what each should be doing (`desired`), what it is doing
+//! (`state`), and the identity of its process (`pid` + its start time).
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{sqlite, StoreError};
+use crate::api::types::{ExitInfo, Machine, MachineSpec, MachineState};
+
+/// What a machine should be doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desired {
+    /// Running (restarted per policy).
+    Started,
+    /// Not running.
+    Stopped,
+    /// Gone.
+    Destroyed,
+}
+
+impl Desired {
+    fn as_str(self) -> &'static str {
+        match self {
+            Desired::Started => "started",
+            Desired::Stopped => "stopped",
+            Desired::Destroyed => "destroyed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "started" => Desired::Started,
+            "destroyed" => Desired::Destroyed,
+            _ => Desired::Stopped,
+        }
+    }
+}
+
+/// A machine row with what only the daemon needs.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The public view.
+    pub machine: Machine,
+    /// What it should be doing.
+    pub desired: Desired,
+    /// The recorded process start time (clock ticks since boot), with `machine.pid`.
+    pub pid_start: Option<u64>,
+}
+
+/// A bijection on 56-bit numbers, so consecutive ids do not look consecutive; ids stay
+/// unique because `seq` is never reused.
+fn id_for(seq: i64) -> String {
+    const MASK: u64 = (1 << 56) - 1;
+    let scrambled = (seq as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15 | 1) & MASK;
+    format!("{scrambled:014x}")
+}
+
+/// Records a new machine that should be started.
+pub fn insert(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    spec: &MachineSpec,
+    now: &str,
+) -> Result<Machine, StoreError> {
+    let spec_json = serde_json::to_string(spec).unwrap_or_default();
+    conn.execute(
+        "INSERT INTO machines (id, app, process_group, spec, desired, state, created_at)
+         VALUES ('', ?1, ?2, ?3, 'started', 'created', ?4)",
+        params![app, spec.process_group, spec_json, now],
+    )
+    .map_err(sqlite(path))?;
+    let seq = conn.last_insert_rowid();
+    let id = id_for(seq);
+    conn.execute(
+        "UPDATE machines SET id = ?1 WHERE seq = ?2",
+        params![id, seq],
+    )
+    .map_err(sqlite(path))?;
+    Ok(Machine {
+        id,
+        app: app.to_string(),
+        process_group: spec.process_group.clone(),
+        state: MachineState::Created,
+        health: "unknown".into(),
+        release_version: spec.release_version,
+        pid: None,
+        port: None,
+        restarts: 0,
+        last_exit: None,
+        created_at: now.to_string(),
+        spec: spec.clone(),
+    })
+}
+
+/// Marks the machine as running `pid`.
+pub fn set_running(
+    conn: &Connection,
+    path: &Path,
+    id: &str,
+    pid: u32,
+    pid_start: Option<u64>,
+    port: Option<u16>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE machines SET state = 'started', pid = ?2, pid_start = ?3, port = ?4 WHERE id = ?1",
+        params![id, pid, pid_start.map(|t| t as i64), port],
+    )
+    .map_err(sqlite(path))?;
+    Ok(())
+}
+
+/// Records how the process ended and the state that follows.
+pub fn set_exited(
+    conn: &Connection,
+    path: &Path,
+    id: &str,
+    state: MachineState,
+    exit: Option<&ExitInfo>,
+    restarts: u32,
+) -> Result<(), StoreError> {
+    let exit_json = exit.map(|e| serde_json::to_string(e).unwrap_or_default());
+    conn.execute(
+        "UPDATE machines SET state = ?2, pid = NULL, pid_start = NULL, health = 'unknown',
+                last_exit = coalesce(?3, last_exit), restarts = ?4
+         WHERE id = ?1",
+        params![id, state.as_str(), exit_json, restarts],
+    )
+    .map_err(sqlite(path))?;
+    Ok(())
+}
+
+/// Sets only the state.
+pub fn set_state(
+    conn: &Connection,
+    path: &Path,
+    id: &str,
+    state: MachineState,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE machines SET state = ?2 WHERE id = ?1",
+        params![id, state.as_str()],
+    )
+    .map_err(sqlite(path))?;
+    Ok(())
+}
+
+/// Sets what the machine should be doing.
+pub fn set_desired(
+    conn: &Connection,
+    path: &Path,
+    id: &str,
+    desired: Desired,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE machines SET desired = ?2 WHERE id = ?1",
+        params![id, desired.as_str()],
+    )
+    .map_err(sqlite(path))?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, app, process_group, spec, desired, state, health, pid, pid_start, port, restarts, last_exit, created_at, seq";
+
+/// One machine of `app`.
+pub fn get(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    id: &str,
+) -> Result<Option<Record>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM machines WHERE app = ?1 AND id = ?2 AND state != 'destroyed'"
+    );
+    let raw = conn
+        .query_row(&sql, params![app, id], read_row)
+        .optional()
+        .map_err(sqlite(path))?;
+    raw.map(|r| r.into_record(path)).transpose()
+}
+
+/// The machines of `app` that are not destroyed, oldest first.
+pub fn list(conn: &Connection, path: &Path, app: &str) -> Result<Vec<Record>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM machines WHERE app = ?1 AND state != 'destroyed' ORDER BY seq"
+    );
+    query(conn, path, &sql, params![app])
+}
+
+/// Every machine that is not destroyed, for reconciling at start.
+pub fn all_live(conn: &Connection, path: &Path) -> Result<Vec<Record>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM machines WHERE state != 'destroyed' ORDER BY seq");
+    query(conn, path, &sql, [])
+}
+
+fn query(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Record>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sqlite(path))?;
+    let rows = stmt.query_map(params, read_row).map_err(sqlite(path))?;
+    rows.map(|r| r.map_err(sqlite(path))?.into_record(path))
+        .collect()
+}
+
+struct Raw {
+    id: String,
+    app: String,
+    process_group: String,
+    spec: String,
+    desired: String,
+    state: String,
+    health: String,
+    pid: Option<i64>,
+    pid_start: Option<i64>,
+    port: Option<i64>,
+    restarts: i64,
+    last_exit: Option<String>,
+    created_at: String,
+    seq: i64,
+}
+
+fn read_row(row: &rusqlite::Row) -> rusqlite::Result<Raw> {
+    Ok(Raw {
+        id: row.get(0)?,
+        app: row.get(1)?,
+        process_group: row.get(2)?,
+        spec: row.get(3)?,
+        desired: row.get(4)?,
+        state: row.get(5)?,
+        health: row.get(6)?,
+        pid: row.get(7)?,
+        pid_start: row.get(8)?,
+        port: row.get(9)?,
+        restarts: row.get(10)?,
+        last_exit: row.get(11)?,
+        created_at: row.get(12)?,
+        seq: row.get(13)?,
+    })
+}
+
+impl Raw {
+    fn into_record(self, path: &Path) -> Result<Record, StoreError> {
+        let corrupt = |what| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what,
+            id: self.seq,
+        };
+        let spec: MachineSpec =
+            serde_json::from_str(&self.spec).map_err(|_| corrupt("machine spec"))?;
+        let state = MachineState::parse(&self.state).ok_or_else(|| corrupt("machine state"))?;
+        let last_exit = match &self.last_exit {
+            Some(json) => Some(serde_json::from_str(json).map_err(|_| corrupt("machine exit"))?),
+            None => None,
+        };
+        Ok(Record {
+            desired: Desired::parse(&self.desired),
+            pid_start: self.pid_start.map(|t| t as u64),
+            machine: Machine {
+                id: self.id,
+                app: self.app,
+                process_group: self.process_group,
+                state,
+                health: self.health,
+                release_version: spec.release_version,
+                pid: self.pid.and_then(|p| u32::try_from(p).ok()),
+                port: self.port.and_then(|p| u16::try_from(p).ok()),
+                restarts: u32::try_from(self.restarts).unwrap_or(u32::MAX),
+                last_exit,
+                created_at: self.created_at,
+                spec,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_fourteen_hex_digits_and_distinct() {
+        let ids: std::collections::BTreeSet<String> = (1..10_000).map(id_for).collect();
+        assert_eq!(ids.len(), 9_999);
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 14 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    }
+}

@@ -1,0 +1,454 @@
+//! The supervisor through the real daemon: crashes are restarted and recorded, stops reach
+//! the whole process group within the kill timeout, and a `kill -9` of the daemon leaves no
+//! orphan, no duplicate, and never signals a pid that now belongs to another program.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::daemon::TestDaemon;
+use common::sse::{Message, Sse};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(d: &TestDaemon) -> Self {
+        Api {
+            client: reqwest::Client::new(),
+            base: d.api.clone(),
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn create_app(&self, name: &str) {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/v1/apps",
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    async fn create_machine(&self, app: &str, spec: Value) -> Value {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/v1/apps/{app}/machines"),
+                Some(spec),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    async fn machine(&self, app: &str, id: &str) -> Value {
+        let (status, body) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/v1/apps/{app}/machines/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+/// Reads events until one of `kind` about machine `id` arrives.
+async fn wait_for(sse: &mut Sse, kind: &str, id: &str) -> Message {
+    loop {
+        let m = sse
+            .next(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("stream ended waiting for {kind}"));
+        if m.event == kind && m.data["data"]["machine"] == id {
+            return m;
+        }
+    }
+}
+
+/// Whether `pid` is a live (non-zombie) process.
+fn alive(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X"))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until `pid` is gone, with a deadline.
+fn wait_gone(pid: u64, within: Duration) -> Duration {
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < within,
+            "process {pid} still alive after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+/// Waits until `file` holds one pid per line, `n` lines, and returns them.
+fn wait_pids(file: &Path, n: usize) -> Vec<u64> {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            let pids: Vec<u64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if pids.len() >= n {
+                return pids;
+            }
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{} did not get {n} pids",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test]
+async fn a_machine_killed_with_sigkill_is_restarted_and_its_exit_recorded() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("crashy").await;
+    let mut sse = Sse::connect(&d.url("/v1/events?app=crashy&kind=machine."), None).await;
+    let machine = api
+        .create_machine("crashy", json!({ "command": "exec sleep 600" }))
+        .await;
+    let id = machine["id"].as_str().unwrap().to_string();
+    let started = wait_for(&mut sse, "machine.started", &id).await;
+    let pid = started.data["data"]["pid"].as_u64().unwrap();
+
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let exited = wait_for(&mut sse, "machine.exited", &id).await;
+    assert_eq!(exited.data["data"]["signal"], "SIGKILL");
+    assert_eq!(exited.data["data"]["restarting"], true);
+    let restarted = wait_for(&mut sse, "machine.started", &id).await;
+    let new_pid = restarted.data["data"]["pid"].as_u64().unwrap();
+    assert_ne!(new_pid, pid);
+
+    let shown = api.machine("crashy", &id).await;
+    assert_eq!(shown["state"], "started");
+    assert_eq!(shown["restarts"], 1);
+    assert_eq!(shown["last_exit"]["signal"], "SIGKILL");
+    assert_eq!(shown["pid"], new_pid);
+}
+
+#[tokio::test]
+async fn exit_codes_follow_the_restart_policy() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("jobs").await;
+    let mut sse = Sse::connect(&d.url("/v1/events?app=jobs&kind=machine."), None).await;
+    // A clean exit under on-failure stays stopped.
+    let clean = api
+        .create_machine("jobs", json!({ "command": "exit 0" }))
+        .await;
+    let clean_id = clean["id"].as_str().unwrap();
+    let exited = wait_for(&mut sse, "machine.exited", clean_id).await;
+    assert_eq!(
+        (
+            exited.data["data"]["code"].as_i64(),
+            exited.data["data"]["restarting"].as_bool()
+        ),
+        (Some(0), Some(false))
+    );
+    assert_eq!(api.machine("jobs", clean_id).await["state"], "stopped");
+    // A machine that keeps failing gives up after max_retries and is marked failed.
+    let failing = api
+        .create_machine("jobs", json!({ "command": "exit 3", "max_retries": 2 }))
+        .await;
+    let failing_id = failing["id"].as_str().unwrap();
+    let failed = wait_for(&mut sse, "machine.failed", failing_id).await;
+    assert!(failed.data["data"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not restarting"));
+    let shown = api.machine("jobs", failing_id).await;
+    assert_eq!(
+        (shown["state"].as_str(), shown["restarts"].as_u64()),
+        (Some("failed"), Some(2))
+    );
+    assert_eq!(shown["last_exit"]["code"], 3);
+}
+
+#[tokio::test]
+async fn a_machine_that_ignores_sigterm_is_gone_within_kill_timeout_with_its_children() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("stubborn").await;
+    let work = tempfile::tempdir().unwrap();
+    let pids = work.path().join("pids");
+    let script = format!(
+        "trap '' TERM; sleep 600 & echo $! >> {p}; (trap '' TERM; sleep 600) & echo $! >> {p}; echo $$ >> {p}; while :; do sleep 1; done",
+        p = pids.display()
+    );
+    let machine = api
+        .create_machine(
+            "stubborn",
+            json!({ "command": script, "kill_signal": "SIGTERM", "kill_timeout": "1s" }),
+        )
+        .await;
+    let id = machine["id"].as_str().unwrap();
+    let all = wait_pids(&pids, 3);
+    let start = Instant::now();
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/apps/stubborn/machines/{id}/stop"),
+            None,
+        )
+        .await;
+    let took = start.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "stopped");
+    assert!(
+        took < Duration::from_secs(4),
+        "stop took {took:?} with a 1s kill timeout"
+    );
+    for pid in all {
+        wait_gone(pid, Duration::from_secs(2));
+    }
+}
+
+#[tokio::test]
+async fn start_stop_restart_and_destroy_through_the_api() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("web").await;
+    let m = api
+        .create_machine(
+            "web",
+            json!({ "command": "exec sleep 600", "internal_port": 8080, "kill_signal": "SIGTERM" }),
+        )
+        .await;
+    let id = m["id"].as_str().unwrap();
+    let base = format!("/v1/apps/web/machines/{id}");
+    // Wait for the first start through the event log.
+    let mut sse = Sse::connect(&d.url("/v1/events?since=0&app=web"), None).await;
+    let started = wait_for(&mut sse, "machine.started", id).await;
+    assert!(
+        started.data["data"]["port"].as_u64().is_some(),
+        "$PORT allocated"
+    );
+
+    let (_, stopped) = api
+        .send(reqwest::Method::POST, &format!("{base}/stop"), None)
+        .await;
+    assert_eq!(stopped["state"], "stopped");
+    assert!(stopped["pid"].is_null());
+    let (_, again) = api
+        .send(reqwest::Method::POST, &format!("{base}/start"), None)
+        .await;
+    assert_eq!(again["state"], "started");
+    let first_pid = again["pid"].as_u64().unwrap();
+    let (_, restarted) = api
+        .send(reqwest::Method::POST, &format!("{base}/restart"), None)
+        .await;
+    assert_eq!(restarted["state"], "started");
+    assert_ne!(restarted["pid"].as_u64().unwrap(), first_pid);
+    wait_gone(first_pid, Duration::from_secs(2));
+
+    let (status, _) = api.send(reqwest::Method::DELETE, &base, None).await;
+    assert_eq!(status, 204);
+    wait_gone(restarted["pid"].as_u64().unwrap(), Duration::from_secs(2));
+    let (status, body) = api.send(reqwest::Method::GET, &base, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("machine_not_found"))
+    );
+    let (_, list) = api
+        .send(reqwest::Method::GET, "/v1/apps/web/machines", None)
+        .await;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn bad_requests_answer_4xx_json_and_change_nothing() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/apps/ghost/machines",
+            Some(json!({ "command": "true" })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("app_not_found"))
+    );
+    api.create_app("real").await;
+    let raw = reqwest::Client::new()
+        .post(d.url("/v1/apps/real/machines"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    let body: Value = raw.json().await.unwrap();
+    assert_eq!(body["code"], "bad_request");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body"),
+        "{body}"
+    );
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/apps/real/machines",
+            Some(json!({ "command": " " })),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/apps/real/machines/nope/explode",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (_, list) = api
+        .send(reqwest::Method::GET, "/v1/apps/real/machines", None)
+        .await;
+    assert_eq!(list, json!([]), "nothing was created");
+}
+
+#[tokio::test]
+async fn after_kill_9_of_the_daemon_machines_run_again_once_and_leftovers_are_stopped() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&d);
+    api.create_app("survivor").await;
+    let pids = temp.path().join("pids");
+    let m = api
+        .create_machine(
+            "survivor",
+            json!({ "command": format!("echo $$ >> {}; exec sleep 600", pids.display()), "kill_signal": "SIGTERM" }),
+        )
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let old = wait_pids(&pids, 1)[0];
+    d.kill9();
+    assert!(alive(old), "the machine outlives a crashed daemon");
+
+    let d = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&d);
+    let new = wait_pids(&pids, 2)[1];
+    assert_ne!(new, old);
+    assert!(
+        !alive(old),
+        "the leftover was stopped before the fresh start"
+    );
+    let (_, list) = api
+        .send(reqwest::Method::GET, "/v1/apps/survivor/machines", None)
+        .await;
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "no duplicate machine");
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["pid"], new);
+}
+
+#[tokio::test]
+async fn a_recorded_pid_that_now_belongs_to_another_program_is_never_signalled() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&d);
+    api.create_app("reuse").await;
+    let pids = temp.path().join("pids");
+    let m = api
+        .create_machine(
+            "reuse",
+            json!({ "command": format!("echo $$ >> {}; exec sleep 600", pids.display()) }),
+        )
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let old = wait_pids(&pids, 1)[0];
+    d.kill9();
+    // The machine dies while no daemon watches, and its pid goes to another program: the
+    // state still names the pid, with the old process's start time.
+    Command::new("kill")
+        .args(["-KILL", &old.to_string()])
+        .status()
+        .unwrap();
+    wait_gone(old, Duration::from_secs(5));
+    let mut decoy = Command::new("sleep")
+        .arg("600")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let decoy_pid = decoy.id();
+    {
+        let db = rusqlite::Connection::open(state.join("state.db")).unwrap();
+        let changed = db
+            .execute(
+                "UPDATE machines SET pid = ?1 WHERE id = ?2",
+                rusqlite::params![decoy_pid, id],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    let d = TestDaemon::start_in(&state, &[]);
+    let fresh = wait_pids(&pids, 2)[1];
+    assert!(alive(fresh));
+    assert!(
+        decoy.try_wait().unwrap().is_none(),
+        "the other program was signalled"
+    );
+    let _ = decoy.kill();
+    let _ = decoy.wait();
+    drop(d);
+}
+
+#[tokio::test]
+async fn sigterm_stops_machines_and_a_restart_brings_them_back() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&d);
+    api.create_app("cycle").await;
+    let pids = temp.path().join("pids");
+    api.create_machine("cycle", json!({ "command": format!("echo $$ >> {}; exec sleep 600", pids.display()), "kill_signal": "SIGTERM" }))
+        .await;
+    let first = wait_pids(&pids, 1)[0];
+    assert!(d.stop().success());
+    assert!(!alive(first), "clean shutdown stops machines");
+    let _d = TestDaemon::start_in(&state, &[]);
+    let second = wait_pids(&pids, 2)[1];
+    assert!(alive(second));
+}
