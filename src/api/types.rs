@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::model::RestartPolicy;
+use crate::config::model::{Check, RestartPolicy};
 use crate::config::units::Duration;
 
 /// The body of every error response: a message, a stable code, and what to do.
@@ -95,6 +95,10 @@ pub struct MachineSpec {
     /// The release the machine runs, when it came from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_version: Option<u64>,
+    /// Health checks, by name. Without any, the machine is healthy once `internal_port`
+    /// accepts connections, or after staying up for a second when it has no port.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, Check>,
 }
 
 fn default_group() -> String {
@@ -226,6 +230,8 @@ pub mod kind {
     pub const MACHINE_STARTED: &str = "machine.started";
     /// A machine's process ended (code or signal in the data).
     pub const MACHINE_EXITED: &str = "machine.exited";
+    /// A machine's health changed (with the check's last output).
+    pub const MACHINE_HEALTH: &str = "machine.health";
     /// A machine was stopped on request.
     pub const MACHINE_STOPPED: &str = "machine.stopped";
     /// A machine gave up restarting or could not start.

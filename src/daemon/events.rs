@@ -187,6 +187,9 @@ async fn forward(
     }
     loop {
         tokio::select! {
+            // Events already published (such as `daemon.stopping`) go out before a
+            // shutdown ends the stream.
+            biased;
             received = live.recv() => match received {
                 Ok(event) => {
                     if event.id <= last || !filter.matches(&event) {

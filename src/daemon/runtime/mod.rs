@@ -2,6 +2,7 @@
 //! in. One task per machine (`supervisor.rs`); this module creates them, routes requests to
 //! them, and reconciles what a crashed daemon left behind.
 
+pub mod health;
 pub mod logs;
 pub mod process;
 mod supervisor;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{LogLine, LogSink};
-use super::process;
+use super::{health, process};
 use crate::api::types::{kind, ExitInfo, MachineSpec, MachineState};
 use crate::config::model::RestartPolicy;
 use crate::daemon::events::{now, EventHub, NewEvent};
@@ -162,6 +162,18 @@ impl Supervisor {
                 .await?;
         }
         self.pump_logs(&mut spawned);
+        // Checks run while this process does; dropping the guard ends them.
+        let health = health::watch(
+            health::Target {
+                machine: self.id.clone(),
+                app: self.app.clone(),
+                pid,
+                internal_port: self.spec.internal_port,
+                port,
+            },
+            self.spec.checks.clone(),
+            self.hub.clone(),
+        );
         let status = loop {
             tokio::select! {
                 status = spawned.child.wait() => break status,
@@ -171,11 +183,13 @@ impl Supervisor {
                         let _ = reply.send(());
                         continue;
                     }
+                    drop(health);
                     let exit = self.stop_process(&mut spawned).await;
                     return Ok(self.after_stop(request, exit).await);
                 }
             }
         };
+        drop(health);
         // The leader is gone; anything it left in its group goes too, so a restart never
         // runs beside a straggler.
         let _ = process::signal_group(pid, Signal::SIGKILL);

@@ -146,6 +146,24 @@ pub fn set_state(
     Ok(())
 }
 
+/// Sets the health (`unknown`, `passing`, `critical`) of a machine that is running `pid`;
+/// `false` when it no longer is (a late check result after an exit changes nothing).
+pub fn set_health(
+    conn: &Connection,
+    path: &Path,
+    id: &str,
+    pid: u32,
+    health: &str,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .execute(
+            "UPDATE machines SET health = ?2 WHERE id = ?1 AND pid = ?3 AND state = 'started'",
+            params![id, health, pid],
+        )
+        .map_err(sqlite(path))?;
+    Ok(changed == 1)
+}
+
 /// Sets what the machine should be doing.
 pub fn set_desired(
     conn: &Connection,

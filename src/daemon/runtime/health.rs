@@ -1,0 +1,281 @@
+//! Health checks of one running machine: the checks its spec names (http or tcp, each on
+//! its own interval after its grace period), or, without any, its port accepting
+//! connections (or a second of staying up when it has no port). Changes are recorded with
+//! the deciding check's last output.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::api::types::kind;
+use crate::config::model::{Check, CheckKind};
+use crate::daemon::events::{EventHub, NewEvent};
+use crate::daemon::store::machines;
+
+/// Defaults where a check leaves a setting out.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_GRACE: Duration = Duration::from_secs(1);
+/// Without checks: how often the port is tried until it accepts, then how often after.
+const PORT_PROBE_EVERY: Duration = Duration::from_millis(50);
+const PORT_RECHECK_EVERY: Duration = Duration::from_secs(5);
+/// Without checks or a port: staying up this long counts as healthy.
+const UP_GRACE: Duration = Duration::from_secs(1);
+/// Longest check output kept in an event.
+const OUTPUT_LIMIT: usize = 512;
+
+/// What the checks of one machine need to know.
+pub struct Target {
+    /// The machine.
+    pub machine: String,
+    /// Its app.
+    pub app: String,
+    /// The process being checked.
+    pub pid: u32,
+    /// The app's `internal_port`, which checks name.
+    pub internal_port: Option<u16>,
+    /// The `$PORT` the daemon gave it, where `internal_port` really listens.
+    pub port: Option<u16>,
+}
+
+impl Target {
+    /// The port to dial for a check on `port` (the internal port maps onto `$PORT`).
+    fn dial(&self, port: Option<u16>) -> Option<u16> {
+        match port {
+            None => self.port,
+            Some(p) if Some(p) == self.internal_port => self.port.or(Some(p)),
+            Some(p) => Some(p),
+        }
+    }
+}
+
+/// Aborts the checks when the machine's process is done.
+pub struct Watch(JoinHandle<()>);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts watching a machine's health; it stops when the returned guard drops.
+pub fn watch(target: Target, checks: BTreeMap<String, Check>, hub: EventHub) -> Watch {
+    Watch(tokio::spawn(async move {
+        let (tx, rx) = mpsc::channel(16);
+        let target = std::sync::Arc::new(target);
+        let names: Vec<String> = if checks.is_empty() {
+            vec!["implicit".to_string()]
+        } else {
+            checks.keys().cloned().collect()
+        };
+        if checks.is_empty() {
+            tokio::spawn(implicit(target.clone(), tx));
+        } else {
+            for (name, check) in checks {
+                if matches!(check.kind, CheckKind::Other(_)) {
+                    continue;
+                }
+                tokio::spawn(run_check(name, check, target.clone(), tx.clone()));
+            }
+            drop(tx);
+        }
+        aggregate(&target, names, rx, hub).await;
+    }))
+}
+
+/// One result of one check.
+struct Outcome {
+    check: String,
+    passing: bool,
+    output: String,
+}
+
+async fn aggregate(
+    target: &Target,
+    names: Vec<String>,
+    mut rx: mpsc::Receiver<Outcome>,
+    hub: EventHub,
+) {
+    let mut latest: BTreeMap<String, bool> = BTreeMap::new();
+    let mut health = "unknown";
+    while let Some(outcome) = rx.recv().await {
+        latest.insert(outcome.check.clone(), outcome.passing);
+        let now = if latest.values().any(|ok| !ok) {
+            "critical"
+        } else if names.iter().all(|n| latest.get(n) == Some(&true)) {
+            "passing"
+        } else {
+            "unknown"
+        };
+        if now == health {
+            continue;
+        }
+        health = now;
+        let (id, app, pid) = (target.machine.clone(), target.app.clone(), target.pid);
+        let data = serde_json::json!({
+            "machine": id,
+            "health": now,
+            "check": outcome.check,
+            "output": outcome.output,
+        });
+        let recorded = hub
+            .change(move |tx, path| {
+                let current = machines::set_health(tx, path, &id, pid, now)?;
+                let events = current.then(|| NewEvent::app(&app, kind::MACHINE_HEALTH, data));
+                Ok(((), events.into_iter().collect()))
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(machine = %target.machine, error = %e, "could not record health");
+        }
+    }
+}
+
+async fn run_check(
+    name: String,
+    check: Check,
+    target: std::sync::Arc<Target>,
+    tx: mpsc::Sender<Outcome>,
+) {
+    tokio::time::sleep(check.grace_period.map_or(DEFAULT_GRACE, |d| d.to_std())).await;
+    let interval = check.interval.map_or(DEFAULT_INTERVAL, |d| d.to_std());
+    let timeout = check.timeout.map_or(DEFAULT_TIMEOUT, |d| d.to_std());
+    let client = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(client) => client,
+        Err(e) => {
+            let _ = tx
+                .send(Outcome {
+                    check: name,
+                    passing: false,
+                    output: format!("cannot build an HTTP client: {e}"),
+                })
+                .await;
+            return;
+        }
+    };
+    loop {
+        let (passing, output) = match target.dial(check.port) {
+            None => (
+                false,
+                "no port to check: set the check's port or the service's internal_port".to_string(),
+            ),
+            Some(port) => match check.kind {
+                CheckKind::Http => http(&client, &check, port, timeout).await,
+                _ => tcp(port, timeout).await,
+            },
+        };
+        if tx
+            .send(Outcome {
+                check: name.clone(),
+                passing,
+                output,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn implicit(target: std::sync::Arc<Target>, tx: mpsc::Sender<Outcome>) {
+    let check = "implicit".to_string();
+    let Some(port) = target.port else {
+        tokio::time::sleep(UP_GRACE).await;
+        let output = format!("no checks and no port; up for {UP_GRACE:?}");
+        let _ = tx
+            .send(Outcome {
+                check,
+                passing: true,
+                output,
+            })
+            .await;
+        return;
+    };
+    let mut every = PORT_PROBE_EVERY;
+    let mut was = None;
+    loop {
+        let (passing, output) = tcp(port, DEFAULT_TIMEOUT).await;
+        // Until the port first accepts, the machine is starting: unknown, not critical.
+        if was != Some(passing) && (passing || was.is_some()) {
+            was = Some(passing);
+            if tx
+                .send(Outcome {
+                    check: check.clone(),
+                    passing,
+                    output,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if passing {
+            every = PORT_RECHECK_EVERY;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn tcp(port: u16, timeout: Duration) -> (bool, String) {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(("127.0.0.1", port))).await {
+        Ok(Ok(_)) => (true, format!("port {port} accepts connections")),
+        Ok(Err(e)) => (false, format!("port {port}: {e}")),
+        Err(_) => (false, format!("port {port}: no answer within {timeout:?}")),
+    }
+}
+
+async fn http(
+    client: &reqwest::Client,
+    check: &Check,
+    port: u16,
+    timeout: Duration,
+) -> (bool, String) {
+    if check.protocol.as_deref() == Some("https") {
+        return (
+            false,
+            "https checks are not supported yet; use protocol = \"http\"".into(),
+        );
+    }
+    let path = check.path.as_deref().unwrap_or("/");
+    let url = format!(
+        "http://127.0.0.1:{port}{}{path}",
+        if path.starts_with('/') { "" } else { "/" }
+    );
+    let method = reqwest::Method::from_bytes(check.method.as_deref().unwrap_or("GET").as_bytes())
+        .unwrap_or(reqwest::Method::GET);
+    let mut request = client.request(method, &url);
+    for (name, value) in &check.headers {
+        request = request.header(name, value);
+    }
+    match request.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            let mut output = format!("{} {url}: {}", status.as_u16(), body.trim());
+            truncate(&mut output);
+            (status.is_success(), output)
+        }
+        Err(e) if e.is_timeout() => (false, format!("{url}: no answer within {timeout:?}")),
+        Err(e) => {
+            let mut output = format!("{url}: {e}");
+            truncate(&mut output);
+            (false, output)
+        }
+    }
+}
+
+fn truncate(s: &mut String) {
+    if s.len() > OUTPUT_LIMIT {
+        let mut end = OUTPUT_LIMIT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+}

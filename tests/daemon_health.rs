@@ -1,0 +1,169 @@
+//! Health: an app with a port is healthy once it listens; http checks follow the app's
+//! answers, and each change is an event carrying the check's last output.
+
+mod common;
+
+use std::time::Duration;
+
+use common::daemon::TestDaemon;
+use common::sse::{Message, Sse};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A tiny HTTP app: `/health` answers 500 while a file named `sick` exists in its cwd.
+const APP: &str = r#"
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        sick = os.path.exists("sick")
+        self.send_response(500 if sick and self.path == "/health" else 200)
+        self.end_headers()
+        self.wfile.write(b"sick" if sick else b"ok")
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+async fn setup(d: &TestDaemon, app: &str) -> Sse {
+    let resp = reqwest::Client::new()
+        .post(d.url("/v1/apps"))
+        .json(&json!({ "name": app }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    Sse::connect(
+        &d.url(&format!("/v1/events?app={app}&kind=machine.health")),
+        None,
+    )
+    .await
+}
+
+async fn create(d: &TestDaemon, app: &str, spec: Value) -> String {
+    let resp = reqwest::Client::new()
+        .post(d.url(&format!("/v1/apps/{app}/machines")))
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn next_health(sse: &mut Sse) -> Message {
+    sse.next(WAIT).await.expect("a health event")
+}
+
+fn python_app(dir: &std::path::Path) -> String {
+    std::fs::write(dir.join("app.py"), APP).unwrap();
+    "exec python3 app.py".to_string()
+}
+
+#[tokio::test]
+async fn without_checks_a_machine_is_healthy_once_its_port_listens() {
+    let d = TestDaemon::start();
+    let work = tempfile::tempdir().unwrap();
+    let mut sse = setup(&d, "plain").await;
+    let id = create(&d, "plain", json!({ "command": python_app(work.path()), "workdir": work.path(), "internal_port": 8080 })).await;
+    let m = next_health(&mut sse).await;
+    assert_eq!(m.data["data"]["machine"], id.as_str());
+    assert_eq!(m.data["data"]["health"], "passing");
+    assert!(m.data["data"]["output"]
+        .as_str()
+        .unwrap()
+        .ends_with("accepts connections"));
+    let shown: Value = reqwest::get(d.url(&format!("/v1/apps/plain/machines/{id}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["health"], "passing");
+}
+
+#[tokio::test]
+async fn http_checks_follow_the_apps_answers_and_carry_the_output() {
+    let d = TestDaemon::start();
+    let work = tempfile::tempdir().unwrap();
+    let mut sse = setup(&d, "checked").await;
+    let checks = json!({ "health": { "type": "http", "path": "/health", "interval": "100ms", "timeout": "1s", "grace_period": "0ms" } });
+    create(
+        &d,
+        "checked",
+        json!({ "command": python_app(work.path()), "workdir": work.path(), "internal_port": 8080, "checks": checks }),
+    )
+    .await;
+    // Until it listens the check fails; then it passes.
+    let mut m = next_health(&mut sse).await;
+    while m.data["data"]["health"] != "passing" {
+        m = next_health(&mut sse).await;
+    }
+    assert!(
+        m.data["data"]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("200 "),
+        "{}",
+        m.data
+    );
+    std::fs::write(work.path().join("sick"), "").unwrap();
+    let m = next_health(&mut sse).await;
+    assert_eq!(m.data["data"]["health"], "critical");
+    assert_eq!(m.data["data"]["check"], "health");
+    assert!(
+        m.data["data"]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("500 ")
+            && m.data["data"]["output"].as_str().unwrap().ends_with("sick"),
+        "{}",
+        m.data
+    );
+    std::fs::remove_file(work.path().join("sick")).unwrap();
+    assert_eq!(
+        next_health(&mut sse).await.data["data"]["health"],
+        "passing"
+    );
+}
+
+#[tokio::test]
+async fn a_machine_without_port_or_checks_is_healthy_after_staying_up() {
+    let d = TestDaemon::start();
+    let mut sse = setup(&d, "worker").await;
+    create(&d, "worker", json!({ "command": "exec sleep 600" })).await;
+    let m = next_health(&mut sse).await;
+    assert_eq!(m.data["data"]["health"], "passing");
+}
+
+#[tokio::test]
+async fn a_tcp_check_on_a_closed_port_is_critical() {
+    let d = TestDaemon::start();
+    let mut sse = setup(&d, "closed").await;
+    // A port nobody listens on: bind, note, release.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let checks = json!({ "alive": { "type": "tcp", "port": port, "interval": "100ms", "grace_period": "0ms" } });
+    create(
+        &d,
+        "closed",
+        json!({ "command": "exec sleep 600", "checks": checks }),
+    )
+    .await;
+    let m = next_health(&mut sse).await;
+    assert_eq!(m.data["data"]["health"], "critical");
+    assert!(
+        m.data["data"]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("port {port}:")),
+        "{}",
+        m.data
+    );
+}
