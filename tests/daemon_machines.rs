@@ -452,3 +452,48 @@ async fn sigterm_stops_machines_and_a_restart_brings_them_back() {
     let second = wait_pids(&pids, 2)[1];
     assert!(alive(second));
 }
+
+#[tokio::test]
+async fn metrics_count_machines_restarts_events_and_subscribers() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("measured").await;
+    let mut sse = Sse::connect(&d.url("/v1/events?app=measured&kind=machine."), None).await;
+    let m = api
+        .create_machine("measured", json!({ "command": "exec sleep 600" }))
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let started = wait_for(&mut sse, "machine.started", &id).await;
+    let pid = started.data["data"]["pid"].as_u64().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for(&mut sse, "machine.exited", &id).await;
+    wait_for(&mut sse, "machine.started", &id).await;
+
+    let resp = reqwest::get(d.url("/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = resp.text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    assert_eq!(value("lakefly_machine_restarts_total"), 1.0);
+    assert!(value("lakefly_events_total") >= 5.0, "{text}");
+    assert_eq!(value("lakefly_event_subscribers"), 1.0);
+    let started_machines: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("lakefly_machines{") && l.contains("state=\"started\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(started_machines, 1.0, "{text}");
+    assert!(text.ends_with("# EOF\n"));
+}

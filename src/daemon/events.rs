@@ -66,13 +66,18 @@ pub enum Start {
 pub struct EventHub {
     store: Store,
     live: broadcast::Sender<Arc<Event>>,
+    recorded: prometheus_client::metrics::counter::Counter,
 }
 
 impl EventHub {
-    /// A hub over `store`.
-    pub fn new(store: Store) -> Self {
+    /// A hub over `store`, counting recorded events in `recorded`.
+    pub fn new(store: Store, recorded: prometheus_client::metrics::counter::Counter) -> Self {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
-        EventHub { store, live }
+        EventHub {
+            store,
+            live,
+            recorded,
+        }
     }
 
     /// Runs a state change and records the events it returns, in one transaction; then
@@ -83,6 +88,7 @@ impl EventHub {
         T: Send + 'static,
     {
         let live = self.live.clone();
+        let recorded = self.recorded.clone();
         self.store
             .run(move |conn, path| {
                 let tx = conn.transaction().map_err(store::sqlite(path))?;
@@ -96,6 +102,7 @@ impl EventHub {
                     .collect::<Result<Vec<_>, _>>()?;
                 tx.commit().map_err(store::sqlite(path))?;
                 // Still holding the connection: events reach subscribers in id order.
+                recorded.inc_by(events.len() as u64);
                 for event in events {
                     // No subscriber is not an error.
                     let _ = live.send(Arc::new(event));
@@ -249,7 +256,7 @@ mod tests {
     fn hub() -> (EventHub, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        (EventHub::new(store), dir)
+        (EventHub::new(store, Default::default()), dir)
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod bundles;
 pub mod events;
+pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod store;
@@ -63,12 +64,14 @@ impl Daemon {
         let store = Store::open(&options.state_dir)?;
         // Prune before serving, so a resume right after start sees the retained window.
         prune_once(&store, options.events_keep, options.events_max_age).await;
-        let hub = EventHub::new(store.clone());
+        let metrics = metrics::Metrics::default();
+        let hub = EventHub::new(store.clone(), metrics.events.clone());
         let runtime = runtime::Runtime::start(
             store.clone(),
             hub.clone(),
             options.state_dir.clone(),
             options.log_lines_per_app,
+            metrics.restarts.clone(),
         )
         .await?;
         let listener = tokio::net::TcpListener::bind(options.api)
@@ -88,6 +91,7 @@ impl Daemon {
             store: store.clone(),
             hub: hub.clone(),
             runtime: runtime.clone(),
+            metrics,
             bundles: bundles::BundleStore::new(
                 &options.state_dir,
                 options.bundle_max_bytes,

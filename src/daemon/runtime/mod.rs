@@ -58,6 +58,7 @@ pub struct Runtime {
     hub: EventHub,
     logs: LogSink,
     apps_dir: PathBuf,
+    restarts: prometheus_client::metrics::counter::Counter,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
 }
 
@@ -69,9 +70,11 @@ impl Runtime {
         hub: EventHub,
         state_dir: PathBuf,
         log_lines_per_app: u64,
+        restarts: prometheus_client::metrics::counter::Counter,
     ) -> Result<Self, StoreError> {
         let runtime = Runtime {
             logs: LogSink::start(store.clone(), log_lines_per_app),
+            restarts,
             store,
             hub,
             apps_dir: state_dir.join("apps"),
@@ -214,6 +217,7 @@ impl Runtime {
             restarts: machine.restarts,
             hub: self.hub.clone(),
             logs: self.logs.clone(),
+            restart_counter: self.restarts.clone(),
             control: rx,
         };
         self.machines

@@ -55,6 +55,7 @@ pub struct Supervisor {
     pub(super) restarts: u32,
     pub(super) hub: EventHub,
     pub(super) logs: LogSink,
+    pub(super) restart_counter: prometheus_client::metrics::counter::Counter,
     pub(super) control: mpsc::Receiver<Control>,
 }
 
@@ -208,6 +209,7 @@ impl Supervisor {
         if restart && *consecutive_failures < max_retries {
             *consecutive_failures += 1;
             self.restarts += 1;
+            self.restart_counter.inc();
             let delay = backoff(*consecutive_failures);
             self.record_exit(MachineState::Starting, &exit, Some(delay))
                 .await?;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::bundles::BundleStore;
 use super::events::EventHub;
+use super::metrics::{MachineLabels, Metrics};
 use super::runtime::Runtime;
 use super::store::Store;
 use crate::api::types::Health;
@@ -29,6 +30,8 @@ pub struct SharedState {
     pub hub: EventHub,
     /// The machines.
     pub runtime: Runtime,
+    /// Figures for `/metrics`.
+    pub metrics: Metrics,
     /// Uploaded bundles.
     pub bundles: BundleStore,
     /// Flips to `true` when the daemon stops; long-lived streams end then.
@@ -43,6 +46,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/events", get(events::stream))
         .route("/v1/events", get(events::stream))
         .route("/v1/apps", get(apps::list).post(apps::create))
@@ -67,6 +71,38 @@ pub fn router(state: Shared) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text, machine gauges read from the store now.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Shared>,
+) -> Result<impl axum::response::IntoResponse, ServerError> {
+    let counts = state
+        .store
+        .run(|conn, path| super::store::machines::counts(conn, path))
+        .await?;
+    state.metrics.machines.clear();
+    for (machine_state, health, n) in counts {
+        state
+            .metrics
+            .machines
+            .get_or_create(&MachineLabels {
+                state: machine_state,
+                health,
+            })
+            .set(n);
+    }
+    state
+        .metrics
+        .subscribers
+        .set(state.hub.subscribers() as i64);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    ))
 }
 
 async fn health() -> Json<Health> {

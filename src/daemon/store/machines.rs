@@ -206,6 +206,17 @@ pub fn list(conn: &Connection, path: &Path, app: &str) -> Result<Vec<Record>, St
     query(conn, path, &sql, params![app])
 }
 
+/// How many machines are in each (state, health), leaving out destroyed ones.
+pub fn counts(conn: &Connection, path: &Path) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT state, health, count(*) FROM machines WHERE state != 'destroyed' GROUP BY state, health")
+        .map_err(sqlite(path))?;
+    let rows = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .map_err(sqlite(path))?;
+    rows.collect::<Result<_, _>>().map_err(sqlite(path))
+}
+
 /// Every machine that is not destroyed, for reconciling at start.
 pub fn all_live(conn: &Connection, path: &Path) -> Result<Vec<Record>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM machines WHERE state != 'destroyed' ORDER BY seq");

@@ -1,0 +1,74 @@
+//! `GET /metrics`: the daemon's figures in Prometheus text format. Counters live here and
+//! are bumped where things happen; gauges of machine states are read from the store at
+//! scrape time, so they are never stale.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of the machines gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MachineLabels {
+    /// `started`, `stopped`...
+    pub state: String,
+    /// `unknown`, `passing`, `critical`.
+    pub health: String,
+}
+
+/// Every figure the daemon exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Events recorded since the daemon started.
+    pub events: Counter,
+    /// Machine restarts after an exit, since the daemon started.
+    pub restarts: Counter,
+    /// Machines by state and health (set at scrape time).
+    pub machines: Family<MachineLabels, Gauge>,
+    /// Connections following the event stream (set at scrape time).
+    pub subscribers: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("lakefly");
+        let events = Counter::default();
+        let restarts = Counter::default();
+        let machines = Family::<MachineLabels, Gauge>::default();
+        let subscribers = Gauge::default();
+        registry.register("events", "Events recorded", events.clone());
+        registry.register(
+            "machine_restarts",
+            "Machine restarts after an exit",
+            restarts.clone(),
+        );
+        registry.register("machines", "Machines by state and health", machines.clone());
+        registry.register(
+            "event_subscribers",
+            "Connections following the event stream",
+            subscribers.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            events,
+            restarts,
+            machines,
+            subscribers,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::warn!("could not encode metrics");
+        }
+        out
+    }
+}
