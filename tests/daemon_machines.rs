@@ -497,3 +497,57 @@ async fn metrics_count_machines_restarts_events_and_subscribers() {
     assert_eq!(started_machines, 1.0, "{text}");
     assert!(text.ends_with("# EOF\n"));
 }
+
+#[tokio::test]
+async fn machine_output_is_stored_line_by_line_with_machine_and_stream() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("talky").await;
+    let mut sse = Sse::connect(&d.url("/v1/events?app=talky&kind=machine."), None).await;
+    let m = api
+        .create_machine("talky", json!({ "command": "echo out-1; echo err-1 >&2; echo out-2; exit 0", "process_group": "worker" }))
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    wait_for(&mut sse, "machine.exited", &id).await;
+    // The writer batches; wait for the three lines with a deadline.
+    let start = Instant::now();
+    let lines = loop {
+        let (status, lines) = api
+            .send(
+                reqwest::Method::GET,
+                "/v1/apps/talky/logs?process=worker",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        if lines.as_array().unwrap().len() >= 3 || start.elapsed() > WAIT {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lines = lines.as_array().unwrap();
+    let out: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|l| l["stream"] == "stdout")
+        .map(|l| (l["line"].as_str().unwrap(), l["machine"].as_str().unwrap()))
+        .collect();
+    assert_eq!(out, [("out-1", id.as_str()), ("out-2", id.as_str())]);
+    let err: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["stream"] == "stderr")
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(err, ["err-1"]);
+    assert!(lines.iter().all(|l| l["process_group"] == "worker"));
+    let (_, limited) = api
+        .send(reqwest::Method::GET, "/v1/apps/talky/logs?limit=1", None)
+        .await;
+    assert_eq!(limited.as_array().unwrap().len(), 1);
+    let (status, body) = api
+        .send(reqwest::Method::GET, "/v1/apps/ghost/logs", None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("app_not_found"))
+    );
+}

@@ -201,6 +201,24 @@ pub struct Machine {
     pub spec: MachineSpec,
 }
 
+/// One line of a machine's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Position in the app's log; use it as `after` to read on.
+    pub id: u64,
+    /// When it was read (RFC 3339).
+    pub time: String,
+    /// The machine that wrote it.
+    pub machine: String,
+    /// That machine's process group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_group: Option<String>,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The text.
+    pub line: String,
+}
+
 /// One recorded change. `id` is strictly increasing and never reused, across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -5,6 +5,7 @@ mod bundles;
 mod error;
 mod events;
 mod json;
+mod logs;
 mod machines;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/events", get(events::stream))
         .route("/v1/apps", get(apps::list).post(apps::create))
         .route("/v1/apps/{name}", get(apps::show).delete(apps::destroy))
+        .route("/v1/apps/{name}/logs", get(logs::read))
         .route(
             "/v1/apps/{name}/machines",
             get(machines::list).post(machines::create),

@@ -1,0 +1,44 @@
+//! `GET /v1/apps/{app}/logs`: recent machine output.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::ServerError;
+use super::Shared;
+use crate::api::types::LogEntry;
+use crate::daemon::store::logs::{self, LogQuery};
+
+/// Most lines one request returns.
+const MAX_LINES: usize = 10_000;
+
+/// Query parameters.
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    machine: Option<String>,
+    process: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/apps/{app}/logs?machine=&process=&after=&limit=` (default 100 lines).
+pub async fn read(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<Vec<LogEntry>>, ServerError> {
+    if state.store.app(app.clone()).await?.is_none() {
+        return Err(ServerError::AppNotFound(app));
+    }
+    let query = LogQuery {
+        machine: q.machine,
+        process_group: q.process,
+        after: q.after,
+        limit: q.limit.unwrap_or(100).min(MAX_LINES),
+    };
+    let lines = state
+        .store
+        .run(move |conn, path| logs::read(conn, path, &app, &query))
+        .await?;
+    Ok(Json(lines))
+}

@@ -1,0 +1,65 @@
+//! Reading machine output back.
+
+use std::path::Path;
+
+use rusqlite::{Connection, ToSql};
+
+use super::{sqlite, StoreError};
+use crate::api::types::LogEntry;
+
+/// Which lines to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Only this machine's.
+    pub machine: Option<String>,
+    /// Only this process group's.
+    pub process_group: Option<String>,
+    /// Only lines after this id.
+    pub after: Option<u64>,
+    /// At most this many, the newest.
+    pub limit: usize,
+}
+
+/// The newest `q.limit` lines of `app` that match, oldest first.
+pub fn read(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    q: &LogQuery,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let mut sql = String::from(
+        "SELECT l.id, l.time, l.machine, m.process_group, l.stream, l.line
+         FROM logs l LEFT JOIN machines m ON m.id = l.machine WHERE l.app = ?1",
+    );
+    let after = q.after.map(|a| i64::try_from(a).unwrap_or(i64::MAX));
+    let mut params: Vec<&dyn ToSql> = vec![&app];
+    if let Some(machine) = &q.machine {
+        params.push(machine);
+        sql.push_str(&format!(" AND l.machine = ?{}", params.len()));
+    }
+    if let Some(group) = &q.process_group {
+        params.push(group);
+        sql.push_str(&format!(" AND m.process_group = ?{}", params.len()));
+    }
+    if let Some(after) = &after {
+        params.push(after);
+        sql.push_str(&format!(" AND l.id > ?{}", params.len()));
+    }
+    sql.push_str(&format!(" ORDER BY l.id DESC LIMIT {}", q.limit));
+    let mut stmt = conn.prepare(&sql).map_err(sqlite(path))?;
+    let rows = stmt
+        .query_map(params.as_slice(), |row| {
+            Ok(LogEntry {
+                id: row.get::<_, i64>(0)? as u64,
+                time: row.get(1)?,
+                machine: row.get(2)?,
+                process_group: row.get(3)?,
+                stream: row.get(4)?,
+                line: row.get(5)?,
+            })
+        })
+        .map_err(sqlite(path))?;
+    let mut lines = rows.collect::<Result<Vec<_>, _>>().map_err(sqlite(path))?;
+    lines.reverse();
+    Ok(lines)
+}
