@@ -551,3 +551,37 @@ async fn machine_output_is_stored_line_by_line_with_machine_and_stream() {
         (404, Some("app_not_found"))
     );
 }
+
+#[tokio::test]
+async fn status_shows_the_app_and_its_machines() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("shown").await;
+    let mut sse = Sse::connect(&d.url("/v1/events?app=shown&kind=machine."), None).await;
+    let m = api
+        .create_machine(
+            "shown",
+            json!({ "command": "exec sleep 600", "process_group": "web" }),
+        )
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    wait_for(&mut sse, "machine.started", &id).await;
+    let (status, body) = api
+        .send(reqwest::Method::GET, "/v1/apps/shown/status", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["app"], "shown");
+    assert!(body["release"].is_null());
+    let machine = &body["machines"][0];
+    assert_eq!(
+        (
+            machine["id"].as_str(),
+            machine["process_group"].as_str(),
+            machine["state"].as_str()
+        ),
+        (Some(id.as_str()), Some("web"), Some("started"))
+    );
+    for field in ["health", "pid", "restarts"] {
+        assert!(!machine[field].is_null(), "status lacks {field}: {machine}");
+    }
+}

@@ -201,6 +201,26 @@ pub struct Machine {
     pub spec: MachineSpec,
 }
 
+/// `GET /v1/apps/{app}/status`: the app, its current release, and its machines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppStatus {
+    /// The app's name.
+    pub app: String,
+    /// The current release, once there is one.
+    pub release: Option<ReleaseSummary>,
+    /// Every machine that is not destroyed.
+    pub machines: Vec<Machine>,
+}
+
+/// A release as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseSummary {
+    /// Version number, 1, 2, 3...
+    pub version: u64,
+    /// `pending`, `running`, `complete`, `failed` or `rolled_back`.
+    pub status: String,
+}
+
 /// One line of a machine's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {

@@ -7,7 +7,7 @@ use axum::Json;
 use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
-use crate::api::types::{kind, App, CreateApp};
+use crate::api::types::{kind, App, AppStatus, CreateApp};
 use crate::config::names;
 use crate::daemon::events::{now, NewEvent};
 use crate::daemon::store::apps;
@@ -64,6 +64,23 @@ pub async fn show(
         Some(app) => Ok(Json(app)),
         None => Err(ServerError::AppNotFound(name)),
     }
+}
+
+/// `GET /v1/apps/{name}/status`
+pub async fn status(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<AppStatus>, ServerError> {
+    let Some(app) = state.store.app(name.clone()).await? else {
+        return Err(ServerError::AppNotFound(name));
+    };
+    let machines = state.runtime.list(&app.name).await?;
+    Ok(Json(AppStatus {
+        app: app.name,
+        // Releases arrive with the deploy pipeline; until then an app has none.
+        release: None,
+        machines,
+    }))
 }
 
 /// `DELETE /v1/apps/{name}`

@@ -53,6 +53,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/apps", get(apps::list).post(apps::create))
         .route("/v1/apps/{name}", get(apps::show).delete(apps::destroy))
         .route("/v1/apps/{name}/logs", get(logs::read))
+        .route("/v1/apps/{name}/status", get(apps::status))
         .route(
             "/v1/apps/{name}/machines",
             get(machines::list).post(machines::create),
