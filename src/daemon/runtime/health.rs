@@ -19,7 +19,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_GRACE: Duration = Duration::from_secs(1);
 /// Without checks: how often the port is tried until it accepts, then how often after.
-const PORT_PROBE_EVERY: Duration = Duration::from_millis(50);
+const PORT_PROBE_EVERY: Duration = Duration::from_millis(10);
 const PORT_RECHECK_EVERY: Duration = Duration::from_secs(5);
 /// Without checks or a port: staying up this long counts as healthy.
 const UP_GRACE: Duration = Duration::from_secs(1);

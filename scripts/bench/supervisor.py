@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Supervisor benchmark: prints figures, asserts nothing.
+
+  * daemon RSS idle and with 50 machines;
+  * time from request to N healthy machines, N = 1, 10, 50;
+  * restart latency after SIGKILL of a machine (until the app answers again), median and p99;
+  * the floor: spawning the same app by hand until it answers, and the ratios to it;
+  * the same scenarios under PM2 and supervisord when they are installed
+    (`npm install -g pm2`, `apt-get install supervisor`), else a line saying so.
+
+Usage: scripts/bench/supervisor.py [--lakeflyd target/release/lakeflyd] [--kills 20]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+APP = r"""
+import os, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(os.environ["PORT"]))); s.listen(64)
+while True:
+    c, _ = s.accept(); c.recv(1024)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"); c.close()
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return c.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout=60.0, every=0.002):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(every)
+    raise TimeoutError("condition not met in time")
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def ms(seconds):
+    return f"{seconds * 1000:8.1f} ms"
+
+
+class Lakeflyd:
+    name = "lakeflyd"
+
+    def __init__(self, binary, workdir):
+        self.state = tempfile.mkdtemp(prefix="lakefly-bench-")
+        self.proc = subprocess.Popen(
+            [binary, "--api", "127.0.0.1:0", "--state", self.state],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "LAKEFLY_LOG": "warn"})
+        self.api = json.loads(self.proc.stdout.readline())["api"]
+        self.workdir = workdir
+        self.call("POST", "/v1/apps", {"name": "bench"})
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.api + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def start(self, n):
+        ids = []
+        for _ in range(n):
+            m = self.call("POST", "/v1/apps/bench/machines", {
+                "command": "exec python3 app.py", "workdir": self.workdir,
+                "internal_port": 8080, "kill_signal": "SIGTERM", "kill_timeout": "2s"})
+            ids.append(m["id"])
+        return ids
+
+    def machines(self):
+        return self.call("GET", "/v1/apps/bench/machines")
+
+    def healthy(self, ids):
+        ms_ = {m["id"]: m for m in self.machines()}
+        return all(ms_.get(i, {}).get("health") == "passing" for i in ids)
+
+    def port_and_pid(self, mid):
+        m = self.call("GET", f"/v1/apps/bench/machines/{mid}")
+        return m.get("port"), m.get("pid")
+
+    def destroy_all(self):
+        for m in self.machines():
+            self.call("DELETE", f"/v1/apps/bench/machines/{m['id']}")
+
+    def rss(self):
+        return rss_mb(self.proc.pid)
+
+    def close(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def floor(workdir, n):
+    """Spawn n copies by hand and wait until each answers."""
+    ports = [free_port() for _ in range(n)]
+    start = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, "app.py"], cwd=workdir, env={**os.environ, "PORT": str(p)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
+    for p in ports:
+        wait_until(lambda p=p: answers(p))
+    took = time.monotonic() - start
+    for p in procs:
+        p.kill()
+        p.wait()
+    return took
+
+
+def floor_restart(workdir, kills):
+    """Kill and respawn by hand: the least a supervisor could take."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=workdir, env=env, stdout=subprocess.DEVNULL)
+    wait_until(lambda: answers(port))
+    times = []
+    for _ in range(kills):
+        proc.kill()
+        proc.wait()
+        start = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=workdir, env=env, stdout=subprocess.DEVNULL)
+        wait_until(lambda: answers(port))
+        times.append(time.monotonic() - start)
+    proc.kill()
+    proc.wait()
+    return times
+
+
+def bench_lakeflyd(binary, workdir, kills):
+    d = Lakeflyd(binary, workdir)
+    try:
+        time.sleep(0.5)
+        figures = {"rss_idle_mb": d.rss(), "healthy": {}}
+        for n in (1, 10, 50):
+            start = time.monotonic()
+            ids = d.start(n)
+            wait_until(lambda: d.healthy(ids), timeout=120, every=0.005)
+            figures["healthy"][n] = time.monotonic() - start
+            if n == 50:
+                figures["rss_50_mb"] = d.rss()
+            d.destroy_all()
+        # The first restart after a crash, on a fresh machine each time (later restarts
+        # of a crash-looping machine back off on purpose).
+        restarts = []
+        for _ in range(kills):
+            [mid] = d.start(1)
+            wait_until(lambda: d.healthy([mid]))
+            port, pid = d.port_and_pid(mid)
+            os.kill(pid, signal.SIGKILL)
+            start = time.monotonic()
+
+            def back():
+                p, new_pid = d.port_and_pid(mid)
+                return new_pid not in (None, pid) and answers(p)
+            wait_until(back)
+            restarts.append(time.monotonic() - start)
+            d.destroy_all()
+        figures["restart"] = restarts
+        return figures
+    finally:
+        d.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lakeflyd", default="target/release/lakeflyd")
+    ap.add_argument("--kills", type=int, default=20)
+    args = ap.parse_args()
+    if not os.path.exists(args.lakeflyd):
+        sys.exit(f"{args.lakeflyd} not found: run `cargo build --release` first")
+    workdir = tempfile.mkdtemp(prefix="lakefly-bench-app-")
+    with open(os.path.join(workdir, "app.py"), "w") as f:
+        f.write(APP)
+
+    print("floor (spawn by hand until it answers):")
+    floors = {n: floor(workdir, n) for n in (1, 10, 50)}
+    for n, t in floors.items():
+        print(f"  {n:3d} apps answering      {ms(t)}")
+    floor_restarts = floor_restart(workdir, args.kills)
+    print(f"  restart median / p99    {ms(statistics.median(floor_restarts))} / {ms(pct(floor_restarts, 99))}")
+
+    f = bench_lakeflyd(args.lakeflyd, workdir, args.kills)
+    print("lakeflyd:")
+    print(f"  RSS idle                {f['rss_idle_mb']:8.1f} MB")
+    print(f"  RSS with 50 machines    {f['rss_50_mb']:8.1f} MB")
+    for n, t in f["healthy"].items():
+        print(f"  {n:3d} machines healthy    {ms(t)}   ({t / floors[n]:.2f}x floor)")
+    med, p99 = statistics.median(f["restart"]), pct(f["restart"], 99)
+    print(f"  restart median / p99    {ms(med)} / {ms(p99)}   "
+          f"({med / statistics.median(floor_restarts):.2f}x floor median)")
+
+    for tool, how in (("pm2", "npm install -g pm2"), ("supervisord", "apt-get install supervisor")):
+        if shutil.which(tool) is None:
+            print(f"{tool}: not installed ({how}); skipped")
+        else:
+            print(f"{tool}: installed, but its scenario is not scripted yet; skipped")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
