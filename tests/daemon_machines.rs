@@ -585,3 +585,58 @@ async fn status_shows_the_app_and_its_machines() {
         assert!(!machine[field].is_null(), "status lacks {field}: {machine}");
     }
 }
+
+#[tokio::test]
+async fn mounts_keep_data_across_machines_and_reach_the_app_by_env_and_link() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("stateful").await;
+    let mut sse = Sse::connect(&d.url("/v1/events?app=stateful&kind=machine."), None).await;
+    let spec = json!({
+        "command": "echo one >> \"$DATA_DIR/count\"; cat \"$DATA_DIR/count\" | wc -l > data/lines; ls \"$LAKEFLY_MOUNT_DATA\" > /dev/null",
+        "env": { "DATA_DIR": "/data" },
+        "mounts": [{ "source": "data", "destination": "/data" }],
+    });
+    for round in 1..=2 {
+        let m = api.create_machine("stateful", spec.clone()).await;
+        let id = m["id"].as_str().unwrap().to_string();
+        let exited = wait_for(&mut sse, "machine.exited", &id).await;
+        assert_eq!(
+            exited.data["data"]["code"], 0,
+            "round {round}: {}",
+            exited.data
+        );
+        let volume = d.state.join("volumes/stateful/data");
+        assert_eq!(
+            std::fs::read_to_string(volume.join("count"))
+                .unwrap()
+                .lines()
+                .count(),
+            round
+        );
+        assert_eq!(
+            std::fs::read_to_string(volume.join("lines"))
+                .unwrap()
+                .trim(),
+            round.to_string()
+        );
+        let (status, _) = api
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/v1/apps/stateful/machines/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+    }
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/apps/stateful/machines",
+            Some(
+                json!({ "command": "true", "mounts": [{ "source": "../x", "destination": "/x" }] }),
+            ),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+}

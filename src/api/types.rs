@@ -95,10 +95,22 @@ pub struct MachineSpec {
     /// The release the machine runs, when it came from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_version: Option<u64>,
+    /// Persistent directories.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountSpec>,
     /// Health checks, by name. Without any, the machine is healthy once `internal_port`
     /// accepts connections, or after staying up for a second when it has no port.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, Check>,
+}
+
+/// A persistent directory of the app, kept across machines and releases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Volume name: the directory's name under the daemon's state.
+    pub source: String,
+    /// The absolute path the app expects it at.
+    pub destination: String,
 }
 
 fn default_group() -> String {

@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod logs;
+pub mod mounts;
 pub mod process;
 mod supervisor;
 
@@ -58,6 +59,7 @@ pub struct Runtime {
     hub: EventHub,
     logs: LogSink,
     apps_dir: PathBuf,
+    volumes_dir: PathBuf,
     restarts: prometheus_client::metrics::counter::Counter,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
 }
@@ -78,6 +80,7 @@ impl Runtime {
             store,
             hub,
             apps_dir: state_dir.join("apps"),
+            volumes_dir: state_dir.join("volumes"),
             machines: Arc::default(),
         };
         let records = runtime
@@ -213,6 +216,7 @@ impl Runtime {
             app: machine.app.clone(),
             spec: machine.spec.clone(),
             workdir,
+            volumes: self.volumes_dir.clone(),
             desired: record.desired,
             restarts: machine.restarts,
             hub: self.hub.clone(),

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{LogLine, LogSink};
-use super::{health, process};
+use super::{health, mounts, process};
 use crate::api::types::{kind, ExitInfo, MachineSpec, MachineState};
 use crate::config::model::RestartPolicy;
 use crate::daemon::events::{now, EventHub, NewEvent};
@@ -51,6 +51,7 @@ pub struct Supervisor {
     pub(super) app: String,
     pub(super) spec: MachineSpec,
     pub(super) workdir: PathBuf,
+    pub(super) volumes: PathBuf,
     pub(super) desired: Desired,
     pub(super) restarts: u32,
     pub(super) hub: EventHub,
@@ -141,7 +142,16 @@ impl Supervisor {
                 .fail(format!("cannot create {}: {e}", self.workdir.display()))
                 .await;
         }
-        let env = self.environment(port);
+        let mut env = self.environment(port);
+        if let Err(e) = mounts::prepare(
+            &self.volumes,
+            &self.app,
+            &self.workdir,
+            &self.spec.mounts,
+            &mut env,
+        ) {
+            return self.fail(e.to_string()).await;
+        }
         let mut spawned = match process::spawn(&self.spec.command, &self.workdir, &env) {
             Ok(spawned) => spawned,
             Err(e) => {

@@ -40,6 +40,10 @@ pub async fn create(
             spec.process_group
         )));
     }
+    for mount in &spec.mounts {
+        crate::daemon::runtime::mounts::check(mount)
+            .map_err(|e| ServerError::BadRequest(e.to_string()))?;
+    }
     if spec.command.trim().is_empty() {
         return Err(ServerError::BadRequest(
             "the machine's command is empty".into(),
