@@ -86,6 +86,31 @@ async fn wait_for(sse: &mut Sse, kind: &str, id: &str) -> Message {
     }
 }
 
+/// Creates a `sleep` machine in `app`, SIGKILLs its process, and waits for the restart;
+/// returns the machine id, the stream, and the exit event.
+async fn crash_and_restart(
+    d: &TestDaemon,
+    api: &Api,
+    app: &str,
+) -> (String, Sse, Message, Message) {
+    api.create_app(app).await;
+    let mut sse = Sse::connect(&d.url(&format!("/v1/events?app={app}&kind=machine.")), None).await;
+    let machine = api
+        .create_machine(app, json!({ "command": "exec sleep 600" }))
+        .await;
+    let id = machine["id"].as_str().unwrap().to_string();
+    let started = wait_for(&mut sse, "machine.started", &id).await;
+    let pid = started.data["data"]["pid"].as_u64().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let exited = wait_for(&mut sse, "machine.exited", &id).await;
+    let restarted = wait_for(&mut sse, "machine.started", &id).await;
+    assert_ne!(restarted.data["data"]["pid"].as_u64().unwrap(), pid);
+    (id, sse, exited, restarted)
+}
+
 /// Whether `pid` is a live (non-zombie) process.
 fn alive(pid: u64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -136,25 +161,10 @@ fn wait_pids(file: &Path, n: usize) -> Vec<u64> {
 async fn a_machine_killed_with_sigkill_is_restarted_and_its_exit_recorded() {
     let d = TestDaemon::start();
     let api = Api::new(&d);
-    api.create_app("crashy").await;
-    let mut sse = Sse::connect(&d.url("/v1/events?app=crashy&kind=machine."), None).await;
-    let machine = api
-        .create_machine("crashy", json!({ "command": "exec sleep 600" }))
-        .await;
-    let id = machine["id"].as_str().unwrap().to_string();
-    let started = wait_for(&mut sse, "machine.started", &id).await;
-    let pid = started.data["data"]["pid"].as_u64().unwrap();
-
-    Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    let exited = wait_for(&mut sse, "machine.exited", &id).await;
+    let (id, _sse, exited, restarted) = crash_and_restart(&d, &api, "crashy").await;
     assert_eq!(exited.data["data"]["signal"], "SIGKILL");
     assert_eq!(exited.data["data"]["restarting"], true);
-    let restarted = wait_for(&mut sse, "machine.started", &id).await;
     let new_pid = restarted.data["data"]["pid"].as_u64().unwrap();
-    assert_ne!(new_pid, pid);
 
     let shown = api.machine("crashy", &id).await;
     assert_eq!(shown["state"], "started");
@@ -457,20 +467,8 @@ async fn sigterm_stops_machines_and_a_restart_brings_them_back() {
 async fn metrics_count_machines_restarts_events_and_subscribers() {
     let d = TestDaemon::start();
     let api = Api::new(&d);
-    api.create_app("measured").await;
-    let mut sse = Sse::connect(&d.url("/v1/events?app=measured&kind=machine."), None).await;
-    let m = api
-        .create_machine("measured", json!({ "command": "exec sleep 600" }))
-        .await;
-    let id = m["id"].as_str().unwrap().to_string();
-    let started = wait_for(&mut sse, "machine.started", &id).await;
-    let pid = started.data["data"]["pid"].as_u64().unwrap();
-    Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    wait_for(&mut sse, "machine.exited", &id).await;
-    wait_for(&mut sse, "machine.started", &id).await;
+    // The stream stays open: it is the one subscriber the metrics must count.
+    let (_id, _sse, _, _) = crash_and_restart(&d, &api, "measured").await;
 
     let resp = reqwest::get(d.url("/metrics")).await.unwrap();
     assert_eq!(resp.status(), 200);

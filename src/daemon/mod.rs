@@ -166,7 +166,8 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         Some(dir) => dir,
         None => default_state_dir()?,
     };
-    create_private_dir(&state_dir)?;
+    create_private_dir(&state_dir)
+        .map_err(|e| Error::io("create the state directory", &state_dir, e))?;
     let options = Options {
         api: args.api,
         state_dir: state_dir.clone(),
@@ -275,17 +276,17 @@ pub fn default_state_dir() -> Result<PathBuf, Error> {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), Error> {
+/// Creates `dir` and its parents, readable by the daemon's user only.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| Error::io("create the state directory", dir, e))
 }
 
 fn lock_state_dir(dir: &Path) -> Result<File, Error> {
-    create_private_dir(dir)?;
+    create_private_dir(dir).map_err(|e| Error::io("create the state directory", dir, e))?;
     let path = dir.join("lakeflyd.lock");
     let file = File::options()
         .create(true)

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::api::types::MountSpec;
+use crate::daemon::create_private_dir;
 
 /// Why a mount could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -116,14 +117,6 @@ fn variable_name(source: &str) -> String {
             }
         })
         .collect()
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(test)]
