@@ -223,6 +223,7 @@ impl Runtime {
             logs: self.logs.clone(),
             restart_counter: self.restarts.clone(),
             control: rx,
+            pending: None,
         };
         self.machines
             .lock()

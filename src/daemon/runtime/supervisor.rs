@@ -58,6 +58,9 @@ pub struct Supervisor {
     pub(super) logs: LogSink,
     pub(super) restart_counter: prometheus_client::metrics::counter::Counter,
     pub(super) control: mpsc::Receiver<Control>,
+    /// A start or restart request, answered once the process is recorded as started (or
+    /// as failed), so the caller sees the new state.
+    pub(super) pending: Option<oneshot::Sender<()>>,
 }
 
 /// What to do after a step of the loop.
@@ -87,6 +90,7 @@ impl Supervisor {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::error!(machine = %self.id, error = %e, "could not record machine state");
+                        self.answer_pending();
                         Next::Idle
                     }
                 },
@@ -111,7 +115,8 @@ impl Supervisor {
         let (reply, next) = match request {
             Control::Start(reply) | Control::Restart(reply) => {
                 self.set_desired(Desired::Started).await;
-                (reply, Next::Run)
+                self.pending = Some(reply);
+                return Next::Run;
             }
             Control::Stop(reply) => {
                 self.set_desired(Desired::Stopped).await;
@@ -165,12 +170,21 @@ impl Supervisor {
         {
             let (id, app, start) = (self.id.clone(), self.app.clone(), spawned.start_time);
             let data = serde_json::json!({ "machine": id, "pid": pid, "port": port, "process_group": self.spec.process_group });
-            self.hub
+            let recorded = self
+                .hub
                 .change(move |tx, path| {
                     machines::set_running(tx, path, &id, pid, start, port)?;
                     Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STARTED, data)]))
                 })
-                .await?;
+                .await;
+            if let Err(e) = recorded {
+                // A process the store does not know about could never be found again
+                // after a crash: stop it rather than run it untracked.
+                let _ = process::signal_group(pid, Signal::SIGKILL);
+                let _ = spawned.child.wait().await;
+                return Err(e);
+            }
+            self.answer_pending();
         }
         self.pump_logs(&mut spawned);
         // Checks run while this process does; dropping the guard ends them.
@@ -245,7 +259,8 @@ impl Supervisor {
             // `run_process` answers Start itself while the process runs.
             Some(Control::Start(reply)) | Some(Control::Restart(reply)) => {
                 self.restarts += 1;
-                (Some(reply), Next::Run)
+                self.pending = Some(reply);
+                (None, Next::Run)
             }
             Some(Control::Stop(reply)) => {
                 self.set_desired(Desired::Stopped).await;
@@ -427,6 +442,12 @@ impl Supervisor {
             .await
     }
 
+    fn answer_pending(&mut self) {
+        if let Some(reply) = self.pending.take() {
+            let _ = reply.send(());
+        }
+    }
+
     async fn fail(&mut self, reason: String) -> Result<Next, StoreError> {
         tracing::warn!(machine = %self.id, %reason, "machine failed");
         let (id, restarts) = (self.id.clone(), self.restarts);
@@ -437,6 +458,7 @@ impl Supervisor {
             })
             .await?;
         self.emit_failed(reason).await?;
+        self.answer_pending();
         Ok(Next::Idle)
     }
 
