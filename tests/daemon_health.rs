@@ -167,3 +167,37 @@ async fn a_tcp_check_on_a_closed_port_is_critical() {
         m.data
     );
 }
+
+#[tokio::test]
+async fn the_hello_example_runs_from_its_fly_toml_and_passes_its_check() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    let loaded = lakefly::config::load(&dir.join("fly.toml")).unwrap();
+    let (cfg, _) = loaded.into_valid().unwrap();
+    let mut spec = lakefly::config::plan::machine_spec(&cfg, "app", None, None).unwrap();
+    assert_eq!(spec.checks.len(), 1, "the http_service check");
+    spec.workdir = Some(dir.to_string_lossy().into_owned());
+
+    let d = TestDaemon::start();
+    let mut sse = setup(&d, "hello").await;
+    let id = create(&d, "hello", serde_json::to_value(&spec).unwrap()).await;
+    let mut m = next_health(&mut sse).await;
+    while m.data["data"]["health"] != "passing" {
+        m = next_health(&mut sse).await;
+    }
+    assert_eq!(m.data["data"]["check"], "http_service.checks[0]");
+    let machine: Value = reqwest::get(d.url(&format!("/v1/apps/hello/machines/{id}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let port = machine["port"].as_u64().unwrap();
+    let body: Value = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["app"], "hello");
+    assert_eq!(body["machine"], id.as_str());
+}

@@ -11,6 +11,7 @@ pub mod edit;
 pub mod keypath;
 pub mod model;
 pub mod names;
+pub mod plan;
 pub mod units;
 mod validate;
 

@@ -1,0 +1,273 @@
+//! What runs: a normalized config turned into one [`MachineSpec`] per process group, with
+//! the group's checks gathered from every place `fly.toml` puts them, its internal port,
+//! mounts, restart policy and environment.
+
+use std::collections::BTreeMap;
+
+use super::model::{AppConfig, Check, RestartPolicy};
+use crate::api::types::{MachineSpec, MountSpec};
+
+/// Why a group cannot be turned into a machine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Nothing says what the group runs.
+    #[error("nothing says what process group {0:?} runs")]
+    NoCommand(String),
+}
+
+/// Whether a section's `processes` list covers `group` (sections name at least one group
+/// after normalization; `[[vm]]` may name none and then covers all).
+fn covers(processes: &[String], group: &str) -> bool {
+    processes.is_empty() || processes.iter().any(|p| p == group)
+}
+
+/// The command line of `group`: its `[processes]` entry, else `experimental.exec`, else
+/// `experimental.entrypoint` followed by `experimental.cmd`. `None` when the config leaves
+/// it to a Dockerfile (which the deploy reads).
+pub fn command_for(cfg: &AppConfig, group: &str) -> Option<String> {
+    if let Some(command) = cfg.processes.get(group) {
+        return Some(command.clone());
+    }
+    let exp = cfg.experimental.as_ref()?;
+    let argv: Vec<&String> = if !exp.exec.is_empty() {
+        exp.exec.iter().collect()
+    } else {
+        exp.entrypoint.iter().chain(&exp.cmd).collect()
+    };
+    (!argv.is_empty()).then(|| {
+        argv.iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// Quotes a word for `/bin/sh -c` unless it needs none.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// The port `group` listens on: `http_service.internal_port` when it serves the HTTP
+/// service, else the first `[[services]]` entry that names it and has one.
+pub fn internal_port_for(cfg: &AppConfig, group: &str) -> Option<u16> {
+    cfg.http_service
+        .as_ref()
+        .filter(|h| covers(&h.processes, group))
+        .map(|h| h.internal_port)
+        .or_else(|| {
+            cfg.services
+                .iter()
+                .filter(|s| covers(&s.processes, group))
+                .find_map(|s| s.internal_port)
+        })
+}
+
+/// Every check that applies to `group`, by a name that says where it came from:
+/// `http_service.checks[0]`, `services[1].tcp_checks[0]`, or the top-level check's name.
+pub fn checks_for(cfg: &AppConfig, group: &str) -> BTreeMap<String, Check> {
+    let mut out = BTreeMap::new();
+    if let Some(h) = cfg
+        .http_service
+        .as_ref()
+        .filter(|h| covers(&h.processes, group))
+    {
+        for (i, check) in h.checks.iter().enumerate() {
+            let mut check = check.clone();
+            check.port = check.port.or(Some(h.internal_port));
+            out.insert(format!("http_service.checks[{i}]"), check);
+        }
+    }
+    for (i, service) in cfg.services.iter().enumerate() {
+        if !covers(&service.processes, group) {
+            continue;
+        }
+        for (kind, checks) in [
+            ("tcp_checks", &service.tcp_checks),
+            ("http_checks", &service.http_checks),
+        ] {
+            for (j, check) in checks.iter().enumerate() {
+                let mut check = check.clone();
+                check.port = check.port.or(service.internal_port);
+                out.insert(format!("services[{i}].{kind}[{j}]"), check);
+            }
+        }
+    }
+    for (name, check) in &cfg.checks {
+        if covers(&check.processes, group) {
+            let mut check = check.clone();
+            check.port = check.port.or_else(|| internal_port_for(cfg, group));
+            out.insert(name.clone(), check);
+        }
+    }
+    out
+}
+
+/// The mounts of `group`.
+pub fn mounts_for(cfg: &AppConfig, group: &str) -> Vec<MountSpec> {
+    cfg.mounts
+        .iter()
+        .filter(|m| covers(&m.processes, group))
+        .map(|m| MountSpec {
+            source: m.source.clone(),
+            destination: m.destination.clone(),
+        })
+        .collect()
+}
+
+/// The restart policy of `group`: the `[[restart]]` entry that names it.
+pub fn restart_for(cfg: &AppConfig, group: &str) -> (Option<RestartPolicy>, Option<u32>) {
+    cfg.restart
+        .iter()
+        .find(|r| covers(&r.processes, group))
+        .map_or((None, None), |r| (Some(r.policy), r.max_retries))
+}
+
+/// The machine spec of `group`. `fallback_command` is what a Dockerfile says to run, for
+/// configs that leave the command to one.
+pub fn machine_spec(
+    cfg: &AppConfig,
+    group: &str,
+    fallback_command: Option<&str>,
+    release_version: Option<u64>,
+) -> Result<MachineSpec, PlanError> {
+    let command = command_for(cfg, group)
+        .or_else(|| fallback_command.map(str::to_string))
+        .ok_or_else(|| PlanError::NoCommand(group.to_string()))?;
+    let (restart, max_retries) = restart_for(cfg, group);
+    Ok(MachineSpec {
+        process_group: group.to_string(),
+        command,
+        env: cfg.env.clone(),
+        workdir: None,
+        kill_signal: cfg.kill_signal.clone(),
+        kill_timeout: cfg.kill_timeout,
+        restart,
+        max_retries,
+        internal_port: internal_port_for(cfg, group),
+        release_version,
+        mounts: mounts_for(cfg, group),
+        checks: checks_for(cfg, group),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn cfg(text: &str) -> AppConfig {
+        let loaded = crate::config::parse(text, Path::new("fly.toml"));
+        assert!(!loaded.report.has_errors(), "{:?}", loaded.report);
+        loaded.config
+    }
+
+    #[test]
+    fn checks_come_from_every_place_with_the_right_port() {
+        let c = cfg(r#"
+            [processes]
+            web = "serve"
+            worker = "work"
+            [http_service]
+            internal_port = 8080
+            processes = ["web"]
+            [[http_service.checks]]
+            path = "/health"
+            [[services]]
+            internal_port = 9000
+            processes = ["worker"]
+            [[services.tcp_checks]]
+            interval = "5s"
+            [checks.admin]
+            type = "http"
+            port = 8081
+            path = "/"
+            processes = ["web"]
+        "#);
+        let web = checks_for(&c, "web");
+        assert_eq!(
+            web.keys().collect::<Vec<_>>(),
+            ["admin", "http_service.checks[0]"]
+        );
+        assert_eq!(web["http_service.checks[0]"].port, Some(8080));
+        assert_eq!(web["admin"].port, Some(8081));
+        let worker = checks_for(&c, "worker");
+        assert_eq!(
+            worker.keys().collect::<Vec<_>>(),
+            ["services[0].tcp_checks[0]"]
+        );
+        assert_eq!(worker["services[0].tcp_checks[0]"].port, Some(9000));
+        assert_eq!(internal_port_for(&c, "web"), Some(8080));
+        assert_eq!(internal_port_for(&c, "worker"), Some(9000));
+    }
+
+    #[test]
+    fn a_spec_per_group_with_command_env_restart_and_mounts() {
+        let c = cfg(r#"
+            kill_signal = "SIGTERM"
+            kill_timeout = 30
+            [env]
+            MODE = "prod"
+            [processes]
+            app = "python3 app.py"
+            [[mounts]]
+            source = "data"
+            destination = "/data"
+            [[restart]]
+            policy = "always"
+            retries = 3
+        "#);
+        let spec = machine_spec(&c, "app", None, Some(4)).unwrap();
+        assert_eq!(spec.command, "python3 app.py");
+        assert_eq!(spec.env["MODE"], "prod");
+        assert_eq!(spec.kill_signal.as_deref(), Some("SIGTERM"));
+        assert_eq!(spec.kill_timeout.unwrap().to_string(), "30s");
+        assert_eq!(
+            (spec.restart, spec.max_retries),
+            (Some(RestartPolicy::Always), Some(3))
+        );
+        assert_eq!(
+            spec.mounts,
+            [MountSpec {
+                source: "data".into(),
+                destination: "/data".into()
+            }]
+        );
+        assert_eq!(spec.release_version, Some(4));
+    }
+
+    #[test]
+    fn experimental_entrypoint_and_cmd_make_a_quoted_command_line() {
+        let c =
+            cfg("[experimental]\nentrypoint = [\"/bin/server\"]\ncmd = [\"--name\", \"my app\"]\n");
+        assert_eq!(
+            command_for(&c, "app").as_deref(),
+            Some("/bin/server --name 'my app'")
+        );
+        let exec = cfg("[experimental]\nexec = [\"run\", \"it's\"]\n");
+        assert_eq!(command_for(&exec, "app").as_deref(), Some(r"run 'it'\''s'"));
+    }
+
+    #[test]
+    fn a_group_with_no_command_is_an_error_unless_a_dockerfile_gives_one() {
+        let c = cfg("[build]\ndockerfile = \"Dockerfile\"\n");
+        assert_eq!(
+            machine_spec(&c, "app", None, None),
+            Err(PlanError::NoCommand("app".into()))
+        );
+        assert_eq!(
+            machine_spec(&c, "app", Some("python3 main.py"), None)
+                .unwrap()
+                .command,
+            "python3 main.py"
+        );
+    }
+}
