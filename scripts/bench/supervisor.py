@@ -6,7 +6,9 @@
   * restart latency after SIGKILL of a machine (until the app answers again), median and p99;
   * the floor: spawning the same app by hand until it answers, and the ratios to it;
   * the same scenarios under PM2 and supervisord when they are installed
-    (`npm install -g pm2`, `apt-get install supervisor`), else a line saying so.
+    (`npm install -g pm2`, `apt-get install supervisor`), with the ratios, else a line
+    saying so. (Their "time to answering" has no health checks to wait on; lakeflyd's
+    includes its own check passing and being recorded.)
 
 Usage: scripts/bench/supervisor.py [--lakeflyd target/release/lakeflyd] [--kills 20]
 """
@@ -196,6 +198,135 @@ def bench_lakeflyd(binary, workdir, kills):
         d.close()
 
 
+class Pm2:
+    """PM2 with its own PM2_HOME; programs from an ecosystem file."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.home = tempfile.mkdtemp(prefix="pm2-bench-")
+        self.env = {**os.environ, "PM2_HOME": self.home}
+        self.run("ping")
+        self.count = 0
+
+    def run(self, *args):
+        return subprocess.run(["pm2", *args], env=self.env, capture_output=True, text=True, check=True).stdout
+
+    def daemon_pid(self):
+        with open(os.path.join(self.home, "pm2.pid")) as f:
+            return int(f.read())
+
+    def start(self, ports):
+        apps = []
+        for port in ports:
+            self.count += 1
+            apps.append({"name": f"a{self.count}", "script": "app.py", "interpreter": "python3",
+                         "cwd": self.workdir, "env": {"PORT": str(port)}, "autorestart": True})
+        eco = os.path.join(self.home, f"eco{self.count}.config.js")
+        with open(eco, "w") as f:
+            f.write("module.exports = " + json.dumps({"apps": apps}))
+        self.run("start", eco)
+
+    def pid_on(self, port):
+        for app in json.loads(self.run("jlist")):
+            if app["pm2_env"].get("PORT") == str(port) or app["pm2_env"].get("env", {}).get("PORT") == str(port):
+                return app["pid"]
+        return None
+
+    def delete_all(self):
+        self.run("delete", "all")
+
+    def rss(self):
+        return rss_mb(self.daemon_pid())
+
+    def close(self):
+        subprocess.run(["pm2", "kill"], env=self.env, capture_output=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class Supervisord:
+    """supervisord in the foreground; programs are added with `supervisorctl update`."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.dir = tempfile.mkdtemp(prefix="supervisord-bench-")
+        self.conf = os.path.join(self.dir, "supervisord.conf")
+        self.programs = {}
+        self.write()
+        self.proc = subprocess.Popen(["supervisord", "-n", "-c", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.ctl("pid").strip().isdigit(), timeout=20, every=0.02)
+
+    def write(self):
+        sock = os.path.join(self.dir, "s.sock")
+        lines = [f"[unix_http_server]\nfile={sock}\n", f"[supervisord]\nlogfile={self.dir}/d.log\npidfile={self.dir}/d.pid\n",
+                 "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
+                 f"[supervisorctl]\nserverurl=unix://{sock}\n"]
+        for name, port in self.programs.items():
+            lines.append(f"[program:{name}]\ncommand=python3 app.py\ndirectory={self.workdir}\n"
+                         f"environment=PORT=\"{port}\"\nautorestart=true\nstdout_logfile=NONE\nstderr_logfile=NONE\n")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines))
+
+    def ctl(self, *args):
+        return subprocess.run(["supervisorctl", "-c", self.conf, *args], capture_output=True, text=True).stdout
+
+    def start(self, ports):
+        for port in ports:
+            self.programs[f"p{port}"] = port
+        self.write()
+        self.ctl("update")
+
+    def pid_on(self, port):
+        out = self.ctl("pid", f"p{port}").strip()
+        return int(out) if out.isdigit() else None
+
+    def delete_all(self):
+        self.programs = {}
+        self.write()
+        self.ctl("update")
+
+    def rss(self):
+        return rss_mb(self.proc.pid)
+
+    def close(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def bench_other(runner, workdir, kills):
+    """The lakeflyd scenarios under another supervisor."""
+    r = runner(workdir)
+    try:
+        time.sleep(0.5)
+        figures = {"rss_idle_mb": r.rss(), "healthy": {}}
+        for n in (1, 10, 50):
+            ports = [free_port() for _ in range(n)]
+            start = time.monotonic()
+            r.start(ports)
+            for p in ports:
+                wait_until(lambda p=p: answers(p), timeout=120)
+            figures["healthy"][n] = time.monotonic() - start
+            if n == 50:
+                figures["rss_50_mb"] = r.rss()
+            r.delete_all()
+        restarts = []
+        for _ in range(kills):
+            port = free_port()
+            r.start([port])
+            wait_until(lambda: answers(port))
+            pid = r.pid_on(port)
+            os.kill(pid, signal.SIGKILL)
+            start = time.monotonic()
+            wait_until(lambda: answers(port), timeout=60)
+            restarts.append(time.monotonic() - start)
+            r.delete_all()
+        figures["restart"] = restarts
+        return figures
+    finally:
+        r.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lakeflyd", default="target/release/lakeflyd")
@@ -224,11 +355,21 @@ def main():
     print(f"  restart median / p99    {ms(med)} / {ms(p99)}   "
           f"({med / statistics.median(floor_restarts):.2f}x floor median)")
 
-    for tool, how in (("pm2", "npm install -g pm2"), ("supervisord", "apt-get install supervisor")):
+    for runner, tool, how in ((Pm2, "pm2", "npm install -g pm2"),
+                              (Supervisord, "supervisord", "apt-get install supervisor")):
         if shutil.which(tool) is None:
             print(f"{tool}: not installed ({how}); skipped")
-        else:
-            print(f"{tool}: installed, but its scenario is not scripted yet; skipped")
+            continue
+        g = bench_other(runner, workdir, args.kills)
+        print(f"{tool}:")
+        print(f"  RSS idle                {g['rss_idle_mb']:8.1f} MB   (lakeflyd {f['rss_idle_mb']:.1f})")
+        print(f"  RSS with 50 programs    {g['rss_50_mb']:8.1f} MB   (lakeflyd {f['rss_50_mb']:.1f})")
+        for n, t in g["healthy"].items():
+            print(f"  {n:3d} programs answering  {ms(t)}   ({t / floors[n]:.2f}x floor; "
+                  f"lakeflyd/{tool} {f['healthy'][n] / t:.2f})")
+        gmed = statistics.median(g["restart"])
+        print(f"  restart median / p99    {ms(gmed)} / {ms(pct(g['restart'], 99))}   "
+              f"({gmed / statistics.median(floor_restarts):.2f}x floor median; lakeflyd/{tool} {med / gmed:.2f})")
     shutil.rmtree(workdir, ignore_errors=True)
 
 
