@@ -2,11 +2,13 @@
 //! The daemon stores them content-addressed and checks every entry before it accepts one.
 
 pub mod check;
+pub mod pack;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use check::{check_archive, unpack, BundleError, Limits, Summary};
+pub use pack::{pack, PackError, Packed};
 
 /// A bundle's SHA-256, as 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
