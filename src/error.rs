@@ -123,6 +123,25 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::daemon::store::StoreError),
 
+    /// A request to the daemon failed.
+    #[error(transparent)]
+    Api(#[from] crate::api::client::ClientError),
+
+    /// A destructive command needs confirmation and stdin is not a terminal.
+    #[error("{what} needs confirmation, and stdin is not a terminal")]
+    NeedsConfirmation {
+        /// What would be done.
+        what: String,
+    },
+
+    /// The user declined a confirmation.
+    #[error("{0}: cancelled")]
+    Cancelled(String),
+
+    /// A command needs an app name and none was given.
+    #[error("no app name: pass -a APP, or run in a directory whose fly.toml sets `app`")]
+    NoApp,
+
     /// A file system operation failed.
     #[error("could not {action} {}: {source}", path.display())]
     Io {
@@ -149,9 +168,19 @@ impl Error {
         }
     }
 
-    /// A stable, machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
+    /// A stable, machine-readable code (for daemon errors, the daemon's own code).
+    pub fn code(&self) -> std::borrow::Cow<'static, str> {
+        use crate::api::client::ClientError;
+        std::borrow::Cow::Borrowed(match self {
+            Error::Api(ClientError::Api { error, .. }) => {
+                return std::borrow::Cow::Owned(error.code.clone())
+            }
+            Error::Api(ClientError::Unreachable { .. }) => "daemon_unreachable",
+            Error::Api(ClientError::Timeout { .. }) => "daemon_timeout",
+            Error::Api(ClientError::BadResponse { .. }) => "bad_response",
+            Error::NeedsConfirmation { .. } => "needs_confirmation",
+            Error::Cancelled(_) => "cancelled",
+            Error::NoApp => "no_app",
             Error::InvalidConfig(_) => "config_invalid",
             Error::ConfigNotFound { .. } => "config_not_found",
             Error::InvalidKey { .. } => "invalid_key",
@@ -166,12 +195,25 @@ impl Error {
             Error::Store(_) => "state_database",
             Error::Io { .. } => "io",
             Error::Output(_) => "output",
-        }
+        })
     }
 
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
+        use crate::api::client::ClientError;
         match self {
+            Error::Api(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => {
+                exit::UNREACHABLE
+            }
+            Error::Api(ClientError::Api { status, .. }) => match status {
+                401 | 403 => exit::AUTH,
+                404 => exit::NOT_FOUND,
+                409 => exit::CONFLICT,
+                _ => exit::ERROR,
+            },
+            Error::Api(ClientError::BadResponse { .. }) => exit::ERROR,
+            Error::NeedsConfirmation { .. } | Error::NoApp => exit::USAGE,
+            Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) => exit::INVALID_CONFIG,
             Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } => exit::NOT_FOUND,
             Error::InvalidKey { .. }
@@ -187,7 +229,19 @@ impl Error {
 
     /// What to do about it, when there is something useful to say.
     pub fn hint(&self) -> Option<String> {
+        use crate::api::client::ClientError;
         match self {
+            Error::Api(ClientError::Api { error, .. }) => error.hint.clone(),
+            Error::Api(ClientError::Unreachable { .. }) => Some(
+                "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
+            ),
+            Error::Api(ClientError::Timeout { .. }) => Some("the daemon may be overloaded; try again".into()),
+            Error::Api(ClientError::BadResponse { .. }) => {
+                Some("is --remote pointing at a lakefly daemon (and not a proxy)?".into())
+            }
+            Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
+            Error::Cancelled(_) => None,
+            Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),
             Error::InvalidConfig(report) => {
                 let n = report.errors().count();
                 Some(if n == 1 {

@@ -1,4 +1,5 @@
 //! The HTTP API between `lakefly` and `lakeflyd`: wire types defined once, used by the
 //! daemon's handlers and by the client, so the two cannot drift.
 
+pub mod client;
 pub mod types;

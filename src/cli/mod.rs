@@ -1,10 +1,14 @@
 //! The `lakefly` command line: one file per command group, each with its clap `Args` and
 //! its `run`. This file only declares the commands and dispatches.
 
+pub mod apps;
 pub mod completion;
 pub mod config;
 pub mod daemon;
 pub mod launch;
+pub mod machines;
+pub mod remote;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +38,9 @@ pub struct Cli {
 /// Flags shared by every command.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
+    /// The daemon to talk to: a URL or host:port (default http://127.0.0.1:4280).
+    #[arg(long, global = true, env = "LAKEFLY_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
     /// App name (default: `app` in the config file).
     #[arg(short = 'a', long, global = true, value_name = "APP")]
     pub app: Option<String>,
@@ -64,6 +71,12 @@ pub enum Command {
     Launch(launch::LaunchArgs),
     /// Validate, show and edit fly.toml.
     Config(config::ConfigArgs),
+    /// Show the app's release and machines.
+    Status(status::StatusArgs),
+    /// Create, list and destroy apps.
+    Apps(apps::AppsArgs),
+    /// List and control an app's machines.
+    Machines(machines::MachinesArgs),
     /// Run or manage the lakeflyd daemon.
     Daemon(daemon::DaemonArgs),
     /// Print a shell completion script.
@@ -76,6 +89,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Launch(args) => launch::run(&global, args),
         Command::Config(args) => config::run(&global, args),
+        Command::Status(args) => status::run(&global, args),
+        Command::Apps(args) => apps::run(&global, args),
+        Command::Machines(args) => machines::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Completion(args) => completion::run(args),
     }

@@ -15,7 +15,7 @@ pub struct JsonError<'a> {
     /// The message.
     pub error: String,
     /// The stable code.
-    pub code: &'static str,
+    pub code: std::borrow::Cow<'static, str>,
     /// What to do about it.
     pub hint: Option<String>,
     /// For config errors: each problem with its place.

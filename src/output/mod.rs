@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod style;
+pub mod table;
 
 use std::io::Write;
 

@@ -1,0 +1,253 @@
+//! The typed HTTP client of the `/v1` API. Every failure is a [`ClientError`] that says
+//! which daemon and what happened: unreachable, too slow, an API error with its code, or
+//! an answer that is not what the API sends.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::types::{ApiError, App, AppStatus, CreateApp, Health, Machine};
+
+/// How long a request may take before it is abandoned.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answered at the address.
+    #[error("cannot reach the lakefly daemon at {url}: {detail}")]
+    Unreachable {
+        /// The daemon's address.
+        url: String,
+        /// What the connection attempt said.
+        detail: String,
+    },
+    /// The daemon took too long.
+    #[error("the lakefly daemon at {url} did not answer within {timeout:?}")]
+    Timeout {
+        /// The request's URL.
+        url: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The daemon answered with an API error.
+    #[error("{}", .error.error)]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The error body.
+        error: ApiError,
+    },
+    /// The answer was not what the API sends (a proxy page, a truncated body...).
+    #[error("unexpected answer from {url} (HTTP {status}): {detail}")]
+    BadResponse {
+        /// The request's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What was wrong with it.
+        detail: String,
+    },
+}
+
+/// A client of one daemon.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client of the daemon at `base` (`http://127.0.0.1:4280`).
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        Self::with_timeout(base, TIMEOUT)
+    }
+
+    /// A client whose requests give up after `timeout`.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .user_agent(concat!("lakefly/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                url: base.to_string(),
+                detail: e.to_string(),
+            })?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            timeout,
+        })
+    }
+
+    /// The daemon's address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/health", None::<&()>).await
+    }
+
+    /// `POST /v1/apps`.
+    pub async fn create_app(&self, name: &str) -> Result<App, ClientError> {
+        let body = CreateApp {
+            name: name.to_string(),
+        };
+        self.call(Method::POST, "/v1/apps", Some(&body)).await
+    }
+
+    /// `GET /v1/apps`.
+    pub async fn apps(&self) -> Result<Vec<App>, ClientError> {
+        self.call(Method::GET, "/v1/apps", None::<&()>).await
+    }
+
+    /// `DELETE /v1/apps/{name}`.
+    pub async fn destroy_app(&self, name: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &format!("/v1/apps/{name}"))
+            .await
+    }
+
+    /// `GET /v1/apps/{name}/status`.
+    pub async fn status(&self, app: &str) -> Result<AppStatus, ClientError> {
+        self.call(Method::GET, &format!("/v1/apps/{app}/status"), None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/apps/{app}/machines`.
+    pub async fn machines(&self, app: &str) -> Result<Vec<Machine>, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{app}/machines"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/{action}` (`start`, `stop`, `restart`).
+    pub async fn machine_action(
+        &self,
+        app: &str,
+        id: &str,
+        action: &str,
+    ) -> Result<Machine, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{app}/machines/{id}/{action}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/apps/{app}/machines/{id}`.
+    pub async fn destroy_machine(&self, app: &str, id: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &format!("/v1/apps/{app}/machines/{id}"))
+            .await
+    }
+
+    async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let (url, status, bytes) = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse {
+            url,
+            status: status.as_u16(),
+            detail: format!("the body is not the expected JSON: {e}"),
+        })
+    }
+
+    async fn call_empty(&self, method: Method, path: &str) -> Result<(), ClientError> {
+        self.send(method, path, None::<&()>).await.map(|_| ())
+    }
+
+    /// Sends a request; a non-2xx answer becomes an error.
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(String, StatusCode, bytes::Bytes), ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&url, e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&url, e))?;
+        if status.is_success() {
+            return Ok((url, status, bytes));
+        }
+        match serde_json::from_slice::<ApiError>(&bytes) {
+            Ok(error) => Err(ClientError::Api {
+                status: status.as_u16(),
+                error,
+            }),
+            Err(_) => Err(ClientError::BadResponse {
+                url,
+                status: status.as_u16(),
+                detail: snippet(&bytes),
+            }),
+        }
+    }
+
+    fn transport_error(&self, url: &str, e: reqwest::Error) -> ClientError {
+        if e.is_timeout() {
+            ClientError::Timeout {
+                url: url.to_string(),
+                timeout: self.timeout,
+            }
+        } else if e.is_connect() {
+            ClientError::Unreachable {
+                url: self.base.clone(),
+                detail: root_cause(&e),
+            }
+        } else {
+            ClientError::BadResponse {
+                url: url.to_string(),
+                status: e.status().map_or(0, |s| s.as_u16()),
+                detail: root_cause(&e),
+            }
+        }
+    }
+}
+
+/// The innermost cause, which says what actually happened ("Connection refused").
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// The start of a body, for an error message.
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    if text.is_empty() {
+        return "empty body".into();
+    }
+    let cut: String = text.chars().take(200).collect();
+    if cut.len() < text.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}

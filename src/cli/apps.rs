@@ -1,0 +1,78 @@
+//! `lakefly apps create NAME | list | destroy NAME [--yes]`.
+
+use clap::{Args, Subcommand};
+
+use super::remote::{block_on, client, confirm};
+use super::GlobalArgs;
+use crate::error::Error;
+use crate::output::table::Table;
+
+/// Create, list and destroy apps.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lakefly apps create hello\n  lakefly apps list --json\n  lakefly apps destroy hello --yes"
+)]
+pub struct AppsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AppsCommand,
+}
+
+/// App commands.
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Create an app.
+    Create {
+        /// Its name: lowercase letters, digits and dashes.
+        name: String,
+    },
+    /// List the apps.
+    List,
+    /// Destroy an app and its machines.
+    Destroy {
+        /// The app.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Runs an apps command.
+pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
+    let out = global.output();
+    let api = client(global)?;
+    match args.command {
+        AppsCommand::Create { name } => {
+            let app = block_on(async { Ok(api.create_app(&name).await?) })?;
+            if out.json {
+                return out.json(&app);
+            }
+            out.note(&format!("created app {}", app.name));
+            Ok(())
+        }
+        AppsCommand::List => {
+            let apps = block_on(async { Ok(api.apps().await?) })?;
+            if out.json {
+                return out.json(&apps);
+            }
+            let mut table = Table::new(vec!["NAME", "RELEASE", "CREATED"]);
+            for app in apps {
+                let release = app
+                    .current_release
+                    .map_or("-".to_string(), |v| format!("v{v}"));
+                table.row(vec![app.name, release, app.created_at]);
+            }
+            out.text(&table.render())
+        }
+        AppsCommand::Destroy { name, yes } => {
+            confirm(&format!("destroy app {name} and all its machines?"), yes)?;
+            block_on(async { Ok(api.destroy_app(&name).await?) })?;
+            if out.json {
+                return out.json(&serde_json::json!({ "destroyed": name }));
+            }
+            out.note(&format!("destroyed app {name}"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `lakefly machines list | start ID | stop ID | restart ID | destroy ID`.
+
+use clap::{Args, Subcommand};
+
+use super::remote::{app_name, block_on, client};
+use super::GlobalArgs;
+use crate::api::types::Machine;
+use crate::error::Error;
+use crate::output::table::Table;
+
+/// List and control an app's machines.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json"
+)]
+pub struct MachinesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: MachinesCommand,
+}
+
+/// Machine commands.
+#[derive(Debug, Subcommand)]
+pub enum MachinesCommand {
+    /// List the app's machines.
+    List,
+    /// Start a stopped machine.
+    Start {
+        /// Machine id.
+        id: String,
+    },
+    /// Stop a machine (kill signal, then SIGKILL after the kill timeout).
+    Stop {
+        /// Machine id.
+        id: String,
+    },
+    /// Stop and start a machine.
+    Restart {
+        /// Machine id.
+        id: String,
+    },
+    /// Stop a machine and remove it.
+    Destroy {
+        /// Machine id.
+        id: String,
+    },
+}
+
+/// Runs a machines command.
+pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
+    let out = global.output();
+    let api = client(global)?;
+    let app = app_name(global)?;
+    let (id, action) = match args.command {
+        MachinesCommand::List => {
+            let machines = block_on(async { Ok(api.machines(&app).await?) })?;
+            if out.json {
+                return out.json(&machines);
+            }
+            return out.text(&machine_table(&machines));
+        }
+        MachinesCommand::Destroy { id } => {
+            block_on(async { Ok(api.destroy_machine(&app, &id).await?) })?;
+            if out.json {
+                return out.json(&serde_json::json!({ "destroyed": id }));
+            }
+            out.note(&format!("destroyed machine {id}"));
+            return Ok(());
+        }
+        MachinesCommand::Start { id } => (id, "start"),
+        MachinesCommand::Stop { id } => (id, "stop"),
+        MachinesCommand::Restart { id } => (id, "restart"),
+    };
+    let machine = block_on(async { Ok(api.machine_action(&app, &id, action).await?) })?;
+    if out.json {
+        return out.json(&machine);
+    }
+    out.note(&format!(
+        "machine {} is {}",
+        machine.id,
+        machine.state.as_str()
+    ));
+    Ok(())
+}
+
+/// The machines table of `machines list` and `status`.
+pub fn machine_table(machines: &[Machine]) -> String {
+    let mut table = Table::new(vec![
+        "ID", "GROUP", "STATE", "HEALTH", "RELEASE", "PID", "PORT", "RESTARTS",
+    ]);
+    for m in machines {
+        let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        table.row(vec![
+            m.id.clone(),
+            m.process_group.clone(),
+            m.state.as_str().to_string(),
+            m.health.clone(),
+            dash(m.release_version.map(|v| format!("v{v}"))),
+            dash(m.pid.map(|p| p.to_string())),
+            dash(m.port.map(|p| p.to_string())),
+            m.restarts.to_string(),
+        ]);
+    }
+    table.render()
+}

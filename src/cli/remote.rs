@@ -1,0 +1,76 @@
+//! Reaching the daemon: the `--remote` address, a client for it, and an async runtime for
+//! commands that talk to it.
+
+use std::future::Future;
+
+use super::GlobalArgs;
+use crate::api::client::Client;
+use crate::error::Error;
+
+/// The daemon's address when nothing says otherwise.
+pub const DEFAULT_REMOTE: &str = "http://127.0.0.1:4280";
+
+/// A client of the daemon the flags name.
+pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
+    let remote = global.remote.as_deref().unwrap_or(DEFAULT_REMOTE);
+    let url = if remote.contains("://") {
+        remote.to_string()
+    } else {
+        format!("http://{remote}")
+    };
+    Ok(Client::new(&url)?)
+}
+
+/// Runs a command's async body on a small runtime of its own.
+pub fn block_on<T>(future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::io(
+                "start the async runtime for",
+                std::path::Path::new("lakefly"),
+                e,
+            )
+        })?
+        .block_on(future)
+}
+
+/// The app a command is about: `-a`, else the config file's `app`.
+pub fn app_name(global: &GlobalArgs) -> Result<String, Error> {
+    if let Some(app) = &global.app {
+        return Ok(app.clone());
+    }
+    let path = global.config_path();
+    if !path.exists() {
+        return Err(Error::NoApp);
+    }
+    let loaded = crate::config::load(path)?;
+    loaded.config.app.ok_or(Error::NoApp)
+}
+
+/// Asks `question` on a terminal; without one, `--yes` is required.
+pub fn confirm(question: &str, yes: bool) -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NeedsConfirmation {
+            what: question.to_string(),
+        });
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "{question} [y/N] ");
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("read", std::path::Path::new("<stdin>"), e))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Cancelled(question.to_string()))
+    }
+}

@@ -1,0 +1,242 @@
+//! The client commands against a real daemon, and against a mock one for faults the daemon
+//! does not produce (5xx, bodies that are not the API's, slow answers).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::daemon::TestDaemon;
+use common::lakefly;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn cli(remote: &str, args: &[&str]) -> common::Run {
+    let mut full = vec!["--remote", remote];
+    full.extend_from_slice(args);
+    lakefly(Path::new("."), &full)
+}
+
+#[test]
+fn apps_create_list_and_destroy() {
+    let d = TestDaemon::start();
+    let run = cli(&d.api, &["apps", "create", "hello"]).expect_code(0);
+    assert_eq!(run.stderr, "created app hello\n");
+    let list = cli(&d.api, &["apps", "list"]).expect_code(0);
+    assert!(
+        list.stdout
+            .starts_with("NAME   RELEASE  CREATED\nhello  -        "),
+        "{}",
+        list.stdout
+    );
+    let json = cli(&d.api, &["apps", "list", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(json[0]["name"], "hello");
+
+    let dup = cli(&d.api, &["apps", "create", "hello"]).expect_code(6);
+    assert_eq!(dup.stderr, "error: app \"hello\" already exists\nhint: pick another name, or deploy to the existing app\n");
+    let dup_json = cli(&d.api, &["apps", "create", "hello", "--json"]).expect_code(6);
+    let err: Value = serde_json::from_str(dup_json.stderr.trim()).unwrap();
+    assert_eq!(err["code"], "app_exists");
+
+    let unconfirmed = cli(&d.api, &["apps", "destroy", "hello"]).expect_code(2);
+    assert!(
+        unconfirmed
+            .stderr
+            .contains("needs confirmation, and stdin is not a terminal"),
+        "{}",
+        unconfirmed.stderr
+    );
+    assert!(
+        unconfirmed.stderr.contains("hint: pass --yes"),
+        "{}",
+        unconfirmed.stderr
+    );
+    cli(&d.api, &["apps", "destroy", "hello", "--yes"]).expect_code(0);
+    let gone = cli(&d.api, &["apps", "destroy", "hello", "--yes"]).expect_code(5);
+    assert!(
+        gone.stderr
+            .starts_with("error: app \"hello\" does not exist"),
+        "{}",
+        gone.stderr
+    );
+}
+
+#[tokio::test]
+async fn status_and_machines_commands() {
+    let d = TestDaemon::start();
+    let client = reqwest::Client::new();
+    client
+        .post(d.url("/v1/apps"))
+        .json(&json!({ "name": "web" }))
+        .send()
+        .await
+        .unwrap();
+    let m: Value = client
+        .post(d.url("/v1/apps/web/machines"))
+        .json(&json!({ "command": "exec sleep 600", "process_group": "app", "kill_signal": "SIGTERM" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = m["id"].as_str().unwrap().to_string();
+    let api = d.api.clone();
+    let (status, stopped, listed) = tokio::task::spawn_blocking(move || {
+        let status = cli(&api, &["status", "-a", "web", "--json"])
+            .expect_code(0)
+            .json();
+        let stopped = cli(&api, &["machines", "stop", &id, "-a", "web", "--json"])
+            .expect_code(0)
+            .json();
+        let listed = cli(&api, &["machines", "list", "-a", "web"])
+            .expect_code(0)
+            .stdout;
+        (status, stopped, listed)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status["app"], "web");
+    assert!(status["release"].is_null());
+    for field in ["id", "process_group", "state", "health", "restarts"] {
+        assert!(
+            !status["machines"][0][field].is_null(),
+            "status.machines[0] lacks {field}"
+        );
+    }
+    assert_eq!(stopped["state"], "stopped");
+    assert!(listed.starts_with("ID  "), "{listed}");
+    assert!(listed.contains(" stopped "), "{listed}");
+    let missing = cli(&d.api, &["machines", "start", "nope", "-a", "web"]).expect_code(5);
+    assert!(
+        missing
+            .stderr
+            .starts_with("error: machine \"nope\" does not exist in app \"web\""),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn no_app_name_is_a_usage_error() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let run = lakefly(dir.path(), &["--remote", &d.api, "status"]).expect_code(2);
+    assert!(
+        run.stderr.starts_with("error: no app name"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unreachable_daemon_is_exit_8_with_a_hint() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let remote = format!("http://127.0.0.1:{port}");
+    let run = cli(&remote, &["apps", "list"]).expect_code(8);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: cannot reach the lakefly daemon at {remote}"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: start it with `lakeflyd`"),
+        "{}",
+        run.stderr
+    );
+    let json = cli(&remote, &["apps", "list", "--json"]).expect_code(8);
+    let err: Value = serde_json::from_str(json.stderr.trim()).unwrap();
+    assert_eq!(err["code"], "daemon_unreachable");
+}
+
+#[tokio::test]
+async fn server_errors_and_foreign_bodies_are_reported_not_misread() {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            json!({ "error": "disk full", "code": "internal", "hint": "free some space" }),
+        ))
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps"))
+        .respond_with(
+            ResponseTemplate::new(502).set_body_string("<html><body>Bad Gateway</body></html>"),
+        )
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/x/status"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string("{\"app\": \"x\", \"machines\": [tru"),
+        )
+        .mount(&mock)
+        .await;
+    let uri = mock.uri();
+    let (internal, gateway, truncated) = tokio::task::spawn_blocking(move || {
+        (
+            cli(&uri, &["apps", "list"]),
+            cli(&uri, &["apps", "create", "x"]),
+            cli(&uri, &["status", "-a", "x"]),
+        )
+    })
+    .await
+    .unwrap();
+    let internal = internal.expect_code(1);
+    assert_eq!(internal.stderr, "error: disk full\nhint: free some space\n");
+    let gateway = gateway.expect_code(1);
+    assert!(
+        gateway.stderr.starts_with(&format!(
+            "error: unexpected answer from {}/v1/apps (HTTP 502): <html><body>Bad Gateway</body></html>",
+            mock.uri()
+        )),
+        "{}",
+        gateway.stderr
+    );
+    let truncated = truncated.expect_code(1);
+    assert!(
+        truncated
+            .stderr
+            .contains("(HTTP 200): the body is not the expected JSON"),
+        "{}",
+        truncated.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_slow_daemon_times_out_with_its_own_error() {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(5))
+                .set_body_json(json!({ "status": "ok", "version": "x" })),
+        )
+        .mount(&mock)
+        .await;
+    let client =
+        lakefly::api::client::Client::with_timeout(&mock.uri(), Duration::from_millis(200))
+            .unwrap();
+    let err = client.health().await.unwrap_err();
+    assert!(
+        matches!(err, lakefly::api::client::ClientError::Timeout { .. }),
+        "{err}"
+    );
+    let as_cli = lakefly::Error::from(err);
+    assert_eq!(
+        (as_cli.exit_code(), as_cli.code().as_ref()),
+        (8, "daemon_timeout")
+    );
+}
