@@ -127,6 +127,10 @@ pub enum Error {
     #[error(transparent)]
     Api(#[from] crate::api::client::ClientError),
 
+    /// Following the event stream could not start.
+    #[error(transparent)]
+    Follow(#[from] crate::api::follow::FollowError),
+
     /// A destructive command needs confirmation and stdin is not a terminal.
     #[error("{what} needs confirmation, and stdin is not a terminal")]
     NeedsConfirmation {
@@ -178,6 +182,10 @@ impl Error {
             Error::Api(ClientError::Unreachable { .. }) => "daemon_unreachable",
             Error::Api(ClientError::Timeout { .. }) => "daemon_timeout",
             Error::Api(ClientError::BadResponse { .. }) => "bad_response",
+            Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => {
+                "daemon_unreachable"
+            }
+            Error::Follow(crate::api::follow::FollowError::Setup { .. }) => "events_setup",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
@@ -212,6 +220,8 @@ impl Error {
                 _ => exit::ERROR,
             },
             Error::Api(ClientError::BadResponse { .. }) => exit::ERROR,
+            Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => exit::UNREACHABLE,
+            Error::Follow(crate::api::follow::FollowError::Setup { .. }) => exit::ERROR,
             Error::NeedsConfirmation { .. } | Error::NoApp => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) => exit::INVALID_CONFIG,
@@ -238,6 +248,12 @@ impl Error {
             Error::Api(ClientError::Timeout { .. }) => Some("the daemon may be overloaded; try again".into()),
             Error::Api(ClientError::BadResponse { .. }) => {
                 Some("is --remote pointing at a lakefly daemon (and not a proxy)?".into())
+            }
+            Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => Some(
+                "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
+            ),
+            Error::Follow(crate::api::follow::FollowError::Setup { .. }) => {
+                Some("check --remote: it must be an http:// URL".into())
             }
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,

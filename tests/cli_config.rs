@@ -432,6 +432,7 @@ fn every_command_help_shows_an_example() {
         &["status"],
         &["apps"],
         &["machines"],
+        &["events"],
         &["daemon"],
         &["daemon", "run"],
         &["completion"],

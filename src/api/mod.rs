@@ -2,4 +2,5 @@
 //! daemon's handlers and by the client, so the two cannot drift.
 
 pub mod client;
+pub mod follow;
 pub mod types;

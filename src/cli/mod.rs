@@ -5,6 +5,7 @@ pub mod apps;
 pub mod completion;
 pub mod config;
 pub mod daemon;
+pub mod events;
 pub mod launch;
 pub mod machines;
 pub mod remote;
@@ -77,6 +78,8 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// List and control an app's machines.
     Machines(machines::MachinesArgs),
+    /// Follow events as they happen.
+    Events(events::EventsArgs),
     /// Run or manage the lakeflyd daemon.
     Daemon(daemon::DaemonArgs),
     /// Print a shell completion script.
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Status(args) => status::run(&global, args),
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
+        Command::Events(args) => events::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Completion(args) => completion::run(args),
     }

@@ -31,8 +31,13 @@ impl TestDaemon {
 
     /// A daemon on `state`, with extra flags.
     pub fn start_in(state: &Path, extra: &[&str]) -> Self {
+        Self::start_at("127.0.0.1:0", state, extra)
+    }
+
+    /// A daemon listening on `api` (to come back on the same address after a restart).
+    pub fn start_at(api: &str, state: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lakeflyd"))
-            .args(["--api", "127.0.0.1:0", "--state"])
+            .args(["--api", api, "--state"])
             .arg(state)
             .args(extra)
             .env("LAKEFLY_LOG", "warn")

@@ -1,0 +1,116 @@
+//! `lakefly events`: follow the daemon's event stream, live.
+
+use std::io::Write;
+
+use clap::Args;
+use futures_util::StreamExt;
+
+use super::remote::{app_name, block_on, client};
+use super::GlobalArgs;
+use crate::api::follow::{self, Follow, Item};
+use crate::api::types::Event;
+use crate::error::Error;
+
+/// Follow events as they happen; NDJSON with --json.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Reconnects by itself after a dropped connection or a daemon restart, and\nresumes after the last event shown: no event is missed or shown twice.\n\nExamples:\n  lakefly events\n  lakefly events --kind machine. --tail 20\n  lakefly events --all-apps --since 120 --json | jq .kind"
+)]
+pub struct EventsArgs {
+    /// Events of every app (and of the daemon), not just this one's.
+    #[arg(long)]
+    pub all_apps: bool,
+    /// Only kinds starting with this (`machine.`, `deploy.`).
+    #[arg(long, value_name = "PREFIX")]
+    pub kind: Option<String>,
+    /// Start after this event id, replaying what is stored.
+    #[arg(long, value_name = "ID", conflicts_with = "tail")]
+    pub since: Option<u64>,
+    /// Show the last N events first.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+/// Follows until interrupted.
+pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
+    let out = global.output();
+    let base = client(global)?.base().to_string();
+    let app = if args.all_apps {
+        None
+    } else {
+        Some(app_name(global)?)
+    };
+    let spec = Follow {
+        app,
+        kind: args.kind,
+        since: args.since,
+        tail: args.tail,
+    };
+    block_on(async move {
+        let stream = follow::follow(&base, &spec).await?;
+        futures_util::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Item::Event(event) => print_event(out.json, &event)?,
+                Item::Reconnecting { reason } => out.note(&format!("{reason}; reconnecting")),
+            }
+        }
+        Ok(())
+    })
+}
+
+fn print_event(json: bool, event: &Event) -> Result<(), Error> {
+    let line = if json {
+        serde_json::to_string(event).map_err(|e| Error::Output(std::io::Error::other(e)))?
+    } else {
+        human(event)
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Output)
+}
+
+/// `time  #id  app  kind  details`, details as compact JSON without the redundant braces.
+fn human(event: &Event) -> String {
+    let details = match &event.data {
+        serde_json::Value::Object(map) if map.is_empty() => String::new(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    };
+    let app = event.app.as_deref().unwrap_or("-");
+    format!(
+        "{}  #{}  {app}  {}  {details}",
+        event.time, event.id, event.kind
+    )
+    .trim_end()
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_lines_show_time_id_app_kind_and_details() {
+        let event = Event {
+            id: 7,
+            time: "2026-11-24T13:42:14.340Z".into(),
+            app: Some("hello".into()),
+            kind: "machine.exited".into(),
+            data: serde_json::json!({ "machine": "abc", "code": null, "signal": "SIGKILL", "restarts": 1 }),
+        };
+        assert_eq!(
+            human(&event),
+            "2026-11-24T13:42:14.340Z  #7  hello  machine.exited  machine=abc restarts=1 signal=SIGKILL"
+        );
+    }
+}
