@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::api::Api;
 use common::daemon::TestDaemon;
 use common::lakefly;
 use serde_json::{json, Value};
@@ -67,22 +68,9 @@ fn apps_create_list_and_destroy() {
 #[tokio::test]
 async fn status_and_machines_commands() {
     let d = TestDaemon::start();
-    let client = reqwest::Client::new();
-    client
-        .post(d.url("/v1/apps"))
-        .json(&json!({ "name": "web" }))
-        .send()
-        .await
-        .unwrap();
-    let m: Value = client
-        .post(d.url("/v1/apps/web/machines"))
-        .json(&json!({ "command": "exec sleep 600", "process_group": "app", "kill_signal": "SIGTERM" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = Api::new(&d);
+    api.create_app("web").await;
+    let m = api.create_machine("web", json!({ "command": "exec sleep 600", "process_group": "app", "kill_signal": "SIGTERM" })).await;
     let id = m["id"].as_str().unwrap().to_string();
     let api = d.api.clone();
     let (status, stopped, listed) = tokio::task::spawn_blocking(move || {

@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::api::Api;
 use common::daemon::TestDaemon;
 use common::sse::{Message, Sse};
 use serde_json::json;
@@ -68,14 +69,10 @@ async fn apps_create_list_show_destroy_with_typed_errors() {
         "invalid_app_name"
     );
 
-    let list: Vec<serde_json::Value> = client
-        .get(d.url("/v1/apps"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = Api::new(&d)
+        .send(reqwest::Method::GET, "/v1/apps", None)
+        .await;
+    let list = list.as_array().unwrap().clone();
     assert_eq!(
         list.iter()
             .map(|a| a["name"].as_str().unwrap())
@@ -271,14 +268,10 @@ async fn ids_keep_increasing_across_restart_and_kill_9() {
     }
     // State written before the crash survived it.
     let d = TestDaemon::start_in(&state, &[]);
-    let apps: Vec<serde_json::Value> = client
-        .get(d.url("/v1/apps"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, apps) = Api::new(&d)
+        .send(reqwest::Method::GET, "/v1/apps", None)
+        .await;
+    let apps = apps.as_array().unwrap().clone();
     assert_eq!(apps.len(), 3);
 }
 

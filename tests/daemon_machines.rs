@@ -8,70 +8,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::api::Api;
 use common::daemon::TestDaemon;
 use common::sse::{Message, Sse};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-struct Api {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(d: &TestDaemon) -> Self {
-        Api {
-            client: reqwest::Client::new(),
-            base: d.api.clone(),
-        }
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn create_app(&self, name: &str) {
-        let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                "/v1/apps",
-                Some(json!({ "name": name })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-
-    async fn create_machine(&self, app: &str, spec: Value) -> Value {
-        let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                &format!("/v1/apps/{app}/machines"),
-                Some(spec),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body
-    }
-
-    async fn machine(&self, app: &str, id: &str) -> Value {
-        let (status, body) = self
-            .send(
-                reqwest::Method::GET,
-                &format!("/v1/apps/{app}/machines/{id}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-}
 
 /// Reads events until one of `kind` about machine `id` arrives.
 async fn wait_for(sse: &mut Sse, kind: &str, id: &str) -> Message {
