@@ -433,6 +433,7 @@ fn every_command_help_shows_an_example() {
         &["apps"],
         &["machines"],
         &["events"],
+        &["logs"],
         &["daemon"],
         &["daemon", "run"],
         &["completion"],

@@ -228,3 +228,75 @@ async fn a_slow_daemon_times_out_with_its_own_error() {
         (8, "daemon_timeout")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
+    use std::io::{BufRead, BufReader};
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("talk").await;
+    let work = tempfile::tempdir().unwrap();
+    let go = work.path().join("go");
+    // Prints two lines, then a third once the test creates a file.
+    let script = format!("echo first; echo second; while [ ! -e {go} ]; do sleep 0.05; done; echo third; exec sleep 600", go = go.display());
+    let m = api
+        .create_machine(
+            "talk",
+            json!({ "command": script, "process_group": "worker" }),
+        )
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    // The writer batches lines: wait until both are readable.
+    let remote = d.api.clone();
+    let recent = tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        loop {
+            let run = cli(&remote, &["logs", "-a", "talk", "--no-tail"]).expect_code(0);
+            if run.stdout.lines().count() >= 2 || start.elapsed() > Duration::from_secs(15) {
+                return run.stdout;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = recent.lines().collect();
+    assert_eq!(lines.len(), 2, "{recent}");
+    assert!(
+        lines[0].ends_with(&format!(" {id} [worker] first")),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].ends_with(" second"));
+    let last_one = cli(
+        &d.api,
+        &["logs", "-a", "talk", "--no-tail", "-n", "1", "--json"],
+    )
+    .expect_code(0);
+    let entry: Value = serde_json::from_str(last_one.stdout.trim()).unwrap();
+    assert_eq!(
+        (entry["line"].as_str(), entry["stream"].as_str()),
+        (Some("second"), Some("stdout"))
+    );
+
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
+        .args(["--remote", &d.api, "logs", "-a", "talk", "-n", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert!(first.ends_with(" second"), "{first}");
+    std::fs::write(&go, "").unwrap();
+    let next = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert!(next.ends_with(" third"), "{next}");
+    let _ = follower.kill();
+    let _ = follower.wait();
+}

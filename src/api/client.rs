@@ -8,7 +8,20 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::types::{ApiError, App, AppStatus, CreateApp, Health, Machine};
+use super::types::{ApiError, App, AppStatus, CreateApp, Health, LogEntry, Machine};
+
+/// Which log lines to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogsQuery {
+    /// Only lines after this id.
+    pub after: Option<u64>,
+    /// At most this many (the newest).
+    pub limit: usize,
+    /// Only this machine's (an id, which needs no escaping).
+    pub machine: Option<String>,
+    /// Only this process group's (a group name, which needs no escaping).
+    pub process: Option<String>,
+}
 
 /// How long a request may take before it is abandoned.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,6 +157,22 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    /// `GET /v1/apps/{app}/logs`: lines after `after` (or the newest `limit` lines).
+    pub async fn logs(&self, app: &str, query: &LogsQuery) -> Result<Vec<LogEntry>, ClientError> {
+        let mut params = vec![format!("limit={}", query.limit)];
+        if let Some(after) = query.after {
+            params.push(format!("after={after}"));
+        }
+        if let Some(machine) = &query.machine {
+            params.push(format!("machine={machine}"));
+        }
+        if let Some(process) = &query.process {
+            params.push(format!("process={process}"));
+        }
+        let path = format!("/v1/apps/{app}/logs?{}", params.join("&"));
+        self.call(Method::GET, &path, None::<&()>).await
     }
 
     /// `DELETE /v1/apps/{app}/machines/{id}`.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod launch;
+pub mod logs;
 pub mod machines;
 pub mod remote;
 pub mod status;
@@ -78,6 +79,8 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// List and control an app's machines.
     Machines(machines::MachinesArgs),
+    /// Show the app's logs, and follow them.
+    Logs(logs::LogsArgs),
     /// Follow events as they happen.
     Events(events::EventsArgs),
     /// Run or manage the lakeflyd daemon.
@@ -95,6 +98,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Status(args) => status::run(&global, args),
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
+        Command::Logs(args) => logs::run(&global, args),
         Command::Events(args) => events::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Completion(args) => completion::run(args),

@@ -16,11 +16,12 @@ pub struct LogQuery {
     pub process_group: Option<String>,
     /// Only lines after this id.
     pub after: Option<u64>,
-    /// At most this many, the newest.
+    /// At most this many: the newest, or the first after `after`.
     pub limit: usize,
 }
 
-/// The newest `q.limit` lines of `app` that match, oldest first.
+/// Up to `q.limit` lines of `app` that match, oldest first: the newest ones, or with
+/// `q.after`, the first ones after it.
 pub fn read(
     conn: &Connection,
     path: &Path,
@@ -45,7 +46,11 @@ pub fn read(
         params.push(after);
         sql.push_str(&format!(" AND l.id > ?{}", params.len()));
     }
-    sql.push_str(&format!(" ORDER BY l.id DESC LIMIT {}", q.limit));
+    // Without `after`: the newest lines. With it: the oldest after it, so a reader paging
+    // forward never skips lines.
+    let newest = after.is_none();
+    let order = if newest { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY l.id {order} LIMIT {}", q.limit));
     let mut stmt = conn.prepare(&sql).map_err(sqlite(path))?;
     let rows = stmt
         .query_map(params.as_slice(), |row| {
@@ -60,6 +65,8 @@ pub fn read(
         })
         .map_err(sqlite(path))?;
     let mut lines = rows.collect::<Result<Vec<_>, _>>().map_err(sqlite(path))?;
-    lines.reverse();
+    if newest {
+        lines.reverse();
+    }
     Ok(lines)
 }

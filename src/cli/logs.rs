@@ -1,0 +1,113 @@
+//! `lakefly logs`: the app's output from all machines as one stream.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::remote::{app_name, block_on, client};
+use super::GlobalArgs;
+use crate::api::client::{ClientError, LogsQuery};
+use crate::api::types::LogEntry;
+use crate::error::Error;
+use crate::output::style;
+
+/// How often a follow asks for new lines.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+/// Most lines fetched per request while following.
+const PAGE: usize = 1000;
+
+/// Show the app's logs, and follow them.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each line starts with its time, machine id and process group.\n\nExamples:\n  lakefly logs\n  lakefly logs --no-tail -n 500 --process worker\n  lakefly logs --machine 3779b97f4a7c15 --json"
+)]
+pub struct LogsArgs {
+    /// Print the recent lines and exit instead of following.
+    #[arg(long)]
+    pub no_tail: bool,
+    /// How many recent lines to show first.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 100)]
+    pub lines: usize,
+    /// Only this machine's output.
+    #[arg(long, value_name = "ID")]
+    pub machine: Option<String>,
+    /// Only this process group's output.
+    #[arg(long, value_name = "GROUP")]
+    pub process: Option<String>,
+}
+
+/// Prints the recent lines, then (unless `--no-tail`) new ones as they come.
+pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
+    let out = global.output();
+    let api = client(global)?;
+    let app = app_name(global)?;
+    let colour = !out.json && std::io::stdout().is_terminal();
+    let mut query = LogsQuery {
+        after: None,
+        limit: args.lines,
+        machine: args.machine,
+        process: args.process,
+    };
+    block_on(async move {
+        let mut reconnecting = false;
+        loop {
+            match api.logs(&app, &query).await {
+                Ok(lines) => {
+                    if reconnecting {
+                        out.note("reconnected");
+                        reconnecting = false;
+                    }
+                    for line in &lines {
+                        print_line(out.json, colour, line)?;
+                    }
+                    // The next page starts after the last line shown: none is shown twice,
+                    // also across a daemon restart.
+                    query.after = lines.last().map(|l| l.id).or(query.after).or(Some(0));
+                    query.limit = PAGE;
+                    if lines.len() == PAGE {
+                        continue;
+                    }
+                }
+                // While following, a daemon that went away is waited for, not an error.
+                Err(ClientError::Unreachable { .. } | ClientError::Timeout { .. })
+                    if query.after.is_some() && !args.no_tail =>
+                {
+                    if !reconnecting {
+                        out.note("lost the daemon; reconnecting");
+                        reconnecting = true;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if args.no_tail {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    })
+}
+
+fn print_line(json: bool, colour: bool, line: &LogEntry) -> Result<(), Error> {
+    let text = if json {
+        serde_json::to_string(line).map_err(|e| Error::Output(std::io::Error::other(e)))?
+    } else {
+        let group = line.process_group.as_deref().unwrap_or("-");
+        let (dim, reset) = if colour {
+            (
+                style::DIM.render().to_string(),
+                style::DIM.render_reset().to_string(),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        format!(
+            "{dim}{} {} [{group}]{reset} {}",
+            line.time, line.machine, line.line
+        )
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Output)
+}
