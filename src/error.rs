@@ -131,6 +131,17 @@ pub enum Error {
     #[error(transparent)]
     Follow(#[from] crate::api::follow::FollowError),
 
+    /// A release failed; the previous one keeps running.
+    #[error("release v{version} of {app} failed: {reason}")]
+    DeployFailed {
+        /// The app.
+        app: String,
+        /// The release.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+
     /// A destructive command needs confirmation and stdin is not a terminal.
     #[error("{what} needs confirmation, and stdin is not a terminal")]
     NeedsConfirmation {
@@ -186,6 +197,7 @@ impl Error {
                 "daemon_unreachable"
             }
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => "events_setup",
+            Error::DeployFailed { .. } => "deploy_failed",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
@@ -222,6 +234,7 @@ impl Error {
             Error::Api(ClientError::BadResponse { .. }) => exit::ERROR,
             Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => exit::UNREACHABLE,
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => exit::ERROR,
+            Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
             Error::NeedsConfirmation { .. } | Error::NoApp => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) => exit::INVALID_CONFIG,
@@ -255,6 +268,9 @@ impl Error {
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => {
                 Some("check --remote: it must be an http:// URL".into())
             }
+            Error::DeployFailed { app, .. } => Some(format!(
+                "the previous release keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
+            )),
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,
             Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),

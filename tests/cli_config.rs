@@ -429,6 +429,8 @@ fn every_command_help_shows_an_example() {
         &["config", "get"],
         &["config", "set"],
         &["config", "unset"],
+        &["deploy"],
+        &["releases"],
         &["status"],
         &["apps"],
         &["machines"],

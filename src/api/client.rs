@@ -8,7 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::types::{ApiError, App, AppStatus, CreateApp, Health, LogEntry, Machine};
+use super::types::{
+    ApiError, App, AppStatus, CreateApp, DeployRequest, Health, LogEntry, Machine, Release,
+};
 
 /// Which log lines to read.
 #[derive(Debug, Clone, Default)]
@@ -173,6 +175,106 @@ impl Client {
         }
         let path = format!("/v1/apps/{app}/logs?{}", params.join("&"));
         self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/apps/{name}`, or `None` when there is no such app.
+    pub async fn app(&self, name: &str) -> Result<Option<App>, ClientError> {
+        match self
+            .call(Method::GET, &format!("/v1/apps/{name}"), None::<&()>)
+            .await
+        {
+            Ok(app) => Ok(Some(app)),
+            Err(ClientError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `HEAD /v1/bundles/{digest}`: whether the daemon has the bundle.
+    pub async fn has_bundle(&self, digest: &str) -> Result<bool, ClientError> {
+        let url = format!("{}/v1/bundles/{digest}", self.base);
+        let response = self
+            .http
+            .head(&url)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&url, e))?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            s => Err(ClientError::BadResponse {
+                url,
+                status: s.as_u16(),
+                detail: "unexpected status for HEAD".into(),
+            }),
+        }
+    }
+
+    /// `PUT /v1/bundles/{digest}`: streams the file at `path`.
+    pub async fn upload_bundle(
+        &self,
+        digest: &str,
+        path: &std::path::Path,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/v1/bundles/{digest}", self.base);
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ClientError::BadResponse {
+                url: url.clone(),
+                status: 0,
+                detail: format!("cannot read the bundle {}: {e}", path.display()),
+            })?;
+        let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let response = self
+            .http
+            .put(&url)
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&url, e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&url, e))?;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(match serde_json::from_slice::<ApiError>(&bytes) {
+            Ok(error) => ClientError::Api {
+                status: status.as_u16(),
+                error,
+            },
+            Err(_) => ClientError::BadResponse {
+                url,
+                status: status.as_u16(),
+                detail: snippet(&bytes),
+            },
+        })
+    }
+
+    /// `POST /v1/apps/{app}/deploys`: the new release's version.
+    pub async fn deploy(&self, app: &str, request: &DeployRequest) -> Result<u64, ClientError> {
+        let url = format!("/v1/apps/{app}/deploys");
+        let answer: serde_json::Value = self.call(Method::POST, &url, Some(request)).await?;
+        answer["version"]
+            .as_u64()
+            .ok_or_else(|| ClientError::BadResponse {
+                url: format!("{}{url}", self.base),
+                status: 202,
+                detail: "no version in the answer".into(),
+            })
+    }
+
+    /// `GET /v1/apps/{app}/releases`, newest first.
+    pub async fn releases(&self, app: &str, limit: usize) -> Result<Vec<Release>, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{app}/releases?limit={limit}"),
+            None::<&()>,
+        )
+        .await
     }
 
     /// `DELETE /v1/apps/{app}/machines/{id}`.

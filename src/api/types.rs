@@ -233,6 +233,44 @@ pub struct ReleaseSummary {
     pub status: String,
 }
 
+/// `POST /v1/apps/{app}/deploys`: run `config` from `bundle` as the app's next release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// The normalized config (`lakefly config show --json`).
+    pub config: crate::config::AppConfig,
+    /// SHA-256 of an uploaded bundle.
+    pub bundle: String,
+    /// Overrides `[deploy] strategy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<crate::config::model::Strategy>,
+    /// Overrides `[deploy] wait_timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_timeout: Option<Duration>,
+    /// What the release is for (`deploy`, `rollback to v3`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A release as `releases` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// 1, 2, 3... per app.
+    pub version: u64,
+    /// `running`, `complete`, `failed`.
+    pub status: String,
+    /// What it was for.
+    pub description: String,
+    /// The bundle's digest.
+    pub bundle: String,
+    /// The rollout strategy used.
+    pub strategy: String,
+    /// When it was created.
+    pub created_at: String,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
 /// One line of a machine's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -288,6 +326,14 @@ pub mod kind {
     pub const MACHINE_FAILED: &str = "machine.failed";
     /// A machine was destroyed.
     pub const MACHINE_DESTROYED: &str = "machine.destroyed";
+    /// A release started rolling out.
+    pub const DEPLOY_STARTED: &str = "deploy.started";
+    /// A step of a release: unpack, build, release command, machine replaced...
+    pub const DEPLOY_PROGRESS: &str = "deploy.progress";
+    /// A release is live.
+    pub const DEPLOY_COMPLETE: &str = "deploy.complete";
+    /// A release failed; the previous one is kept.
+    pub const DEPLOY_FAILED: &str = "deploy.failed";
     /// A bundle was uploaded and stored.
     pub const BUNDLE_STORED: &str = "bundle.stored";
     /// Sent first on a resumed stream when events before the retained window were dropped.

@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use check::{check_archive, unpack, BundleError, Limits, Summary};
+
 pub use pack::{pack, PackError, Packed};
 
 /// A bundle's SHA-256, as 64 lowercase hex digits.

@@ -5,10 +5,12 @@ pub mod apps;
 pub mod completion;
 pub mod config;
 pub mod daemon;
+pub mod deploy;
 pub mod events;
 pub mod launch;
 pub mod logs;
 pub mod machines;
+pub mod releases;
 pub mod remote;
 pub mod status;
 
@@ -73,8 +75,12 @@ pub enum Command {
     Launch(launch::LaunchArgs),
     /// Validate, show and edit fly.toml.
     Config(config::ConfigArgs),
+    /// Deploy the app: pack, upload, release, follow until it is live.
+    Deploy(deploy::DeployArgs),
     /// Show the app's release and machines.
     Status(status::StatusArgs),
+    /// List the app's releases.
+    Releases(releases::ReleasesArgs),
     /// Create, list and destroy apps.
     Apps(apps::AppsArgs),
     /// List and control an app's machines.
@@ -95,7 +101,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Launch(args) => launch::run(&global, args),
         Command::Config(args) => config::run(&global, args),
+        Command::Deploy(args) => deploy::run(&global, args),
         Command::Status(args) => status::run(&global, args),
+        Command::Releases(args) => releases::run(&global, args),
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),

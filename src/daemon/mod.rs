@@ -2,6 +2,7 @@
 //! [`Daemon::start`] is what tests and embedders call to get the bound addresses.
 
 pub mod bundles;
+pub mod deploy;
 pub mod events;
 pub mod metrics;
 pub mod runtime;
@@ -64,6 +65,10 @@ impl Daemon {
         let store = Store::open(&options.state_dir)?;
         // Prune before serving, so a resume right after start sees the retained window.
         prune_once(&store, options.events_keep, options.events_max_age).await;
+        // A release that was rolling out when the daemon died did not finish.
+        store
+            .run(|conn, path| store::releases::fail_interrupted(conn, path, &events::now()))
+            .await?;
         let metrics = metrics::Metrics::default();
         let hub = EventHub::new(store.clone(), metrics.events.clone());
         let runtime = runtime::Runtime::start(
@@ -87,16 +92,25 @@ impl Daemon {
             source,
         })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let bundle_store = bundles::BundleStore::new(
+            &options.state_dir,
+            options.bundle_max_bytes,
+            Default::default(),
+        );
         let state = Arc::new(server::SharedState {
             store: store.clone(),
             hub: hub.clone(),
             runtime: runtime.clone(),
             metrics,
-            bundles: bundles::BundleStore::new(
-                &options.state_dir,
-                options.bundle_max_bytes,
-                Default::default(),
-            ),
+            deployer: deploy::Deployer {
+                store: store.clone(),
+                hub: hub.clone(),
+                runtime: runtime.clone(),
+                bundles: bundle_store.clone(),
+                releases_dir: options.state_dir.join("releases"),
+                shutdown: shutdown_rx.clone(),
+            },
+            bundles: bundle_store,
             shutdown: shutdown_rx.clone(),
         });
         let app = server::router(state);

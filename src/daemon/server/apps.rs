@@ -7,7 +7,7 @@ use axum::Json;
 use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
-use crate::api::types::{kind, App, AppStatus, CreateApp};
+use crate::api::types::{kind, App, AppStatus, CreateApp, ReleaseSummary};
 use crate::config::names;
 use crate::daemon::events::{now, NewEvent};
 use crate::daemon::store::apps;
@@ -75,10 +75,25 @@ pub async fn status(
         return Err(ServerError::AppNotFound(name));
     };
     let machines = state.runtime.list(&app.name).await?;
+    // The current release, or the one rolling out when none is current yet.
+    let name = app.name.clone();
+    let latest = state
+        .store
+        .run(move |conn, path| crate::daemon::store::releases::list(conn, path, &name, 1))
+        .await?;
+    let release = match app.current_release {
+        Some(version) => Some(ReleaseSummary {
+            version,
+            status: "complete".into(),
+        }),
+        None => latest.first().map(|r| ReleaseSummary {
+            version: r.version,
+            status: r.status.clone(),
+        }),
+    };
     Ok(Json(AppStatus {
         app: app.name,
-        // Releases arrive with the deploy pipeline; until then an app has none.
-        release: None,
+        release,
         machines,
     }))
 }

@@ -6,6 +6,7 @@ use axum::Json;
 
 use crate::api::types::ApiError;
 use crate::daemon::bundles::UploadError;
+use crate::daemon::deploy::DeployError;
 use crate::daemon::store::StoreError;
 
 /// What can go wrong answering a request.
@@ -36,6 +37,9 @@ pub enum ServerError {
     /// A query parameter or header is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A deploy could not start.
+    #[error(transparent)]
+    Deploy(#[from] crate::daemon::deploy::DeployError),
     /// A bundle upload was refused.
     #[error(transparent)]
     Upload(#[from] UploadError),
@@ -72,6 +76,11 @@ impl ServerError {
                 | UploadError::Body(_) => StatusCode::BAD_REQUEST,
                 UploadError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            ServerError::Deploy(e) => match e {
+                DeployError::Running(_) => StatusCode::CONFLICT,
+                DeployError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            },
             ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +98,13 @@ impl ServerError {
                 UploadError::Unsafe(_) => "unsafe_bundle",
                 UploadError::Body(_) => "upload_interrupted",
                 UploadError::Io { .. } => "internal",
+            },
+            ServerError::Deploy(e) => match e {
+                DeployError::BundleMissing(_) => "bundle_missing",
+                DeployError::BadDigest(_) => "bad_request",
+                DeployError::Plan(_) => "config_not_runnable",
+                DeployError::Running(_) => "deploy_running",
+                DeployError::Store(_) => "internal",
             },
             ServerError::Store(_) => "internal",
         }
@@ -117,6 +133,17 @@ impl ServerError {
                 }
                 UploadError::Body(_) => Some("upload again".into()),
                 UploadError::Io { .. } => Some("see the daemon's log".into()),
+            },
+            ServerError::Deploy(e) => match e {
+                DeployError::BundleMissing(_) => {
+                    Some("upload it first: PUT /v1/bundles/{sha256}".into())
+                }
+                DeployError::BadDigest(_) => None,
+                DeployError::Plan(_) => {
+                    Some("add a [processes] entry (or experimental.cmd) for the group".into())
+                }
+                DeployError::Running(_) => Some("wait for it to finish: `lakefly events`".into()),
+                DeployError::Store(_) => Some("see the daemon's log".into()),
             },
             ServerError::Store(_) => Some("see the daemon's log".into()),
         }

@@ -2,6 +2,7 @@
 
 mod apps;
 mod bundles;
+mod deploys;
 mod error;
 mod events;
 mod json;
@@ -15,6 +16,7 @@ use axum::{Json, Router};
 use tokio::sync::watch;
 
 use super::bundles::BundleStore;
+use super::deploy::Deployer;
 use super::events::EventHub;
 use super::metrics::{MachineLabels, Metrics};
 use super::runtime::Runtime;
@@ -33,6 +35,8 @@ pub struct SharedState {
     pub runtime: Runtime,
     /// Figures for `/metrics`.
     pub metrics: Metrics,
+    /// Releases.
+    pub deployer: Deployer,
     /// Uploaded bundles.
     pub bundles: BundleStore,
     /// Flips to `true` when the daemon stops; long-lived streams end then.
@@ -54,6 +58,11 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/apps/{name}", get(apps::show).delete(apps::destroy))
         .route("/v1/apps/{name}/logs", get(logs::read))
         .route("/v1/apps/{name}/status", get(apps::status))
+        .route(
+            "/v1/apps/{name}/deploys",
+            axum::routing::post(deploys::create),
+        )
+        .route("/v1/apps/{name}/releases", get(deploys::list))
         .route(
             "/v1/apps/{name}/machines",
             get(machines::list).post(machines::create),

@@ -53,6 +53,20 @@ const MIGRATIONS: &[&str] = &[
         line TEXT NOT NULL
     );
     CREATE INDEX logs_by_app ON logs (app, id);",
+    // 3: releases. A release is immutable once finished; `config` is the normalized
+    // fly.toml it runs and `bundle` the digest of its files.
+    "CREATE TABLE releases (
+        app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        description TEXT NOT NULL,
+        config TEXT NOT NULL,
+        bundle TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        finished_at TEXT,
+        PRIMARY KEY (app, version)
+    );",
 ];
 
 /// The schema version this build writes.

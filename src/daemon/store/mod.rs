@@ -6,6 +6,7 @@ pub mod events;
 pub mod logs;
 pub mod machines;
 mod migrations;
+pub mod releases;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

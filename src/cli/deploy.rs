@@ -1,0 +1,200 @@
+//! `lakefly deploy`: validate, pack, upload what the daemon lacks, start the release, and
+//! follow it live until it is complete (exit 0) or failed (exit 7, previous release kept).
+
+use std::io::Write;
+
+use clap::Args;
+use futures_util::StreamExt;
+
+use super::remote::{block_on, client};
+use super::GlobalArgs;
+use crate::api::follow::{self, Follow, Item};
+use crate::api::types::{kind, DeployRequest, Event};
+use crate::config::model::Strategy;
+use crate::config::units::Duration;
+use crate::error::Error;
+use crate::output::Output;
+
+/// Deploy the app in the config's directory.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The app directory is the one holding the config file; .gitignore, .dockerignore\nand .lakeflyignore say what stays out of the bundle. An unchanged directory uploads\nnothing. Exit codes: 0 complete, 7 failed (the previous release keeps running),\n3 invalid config, 8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
+)]
+pub struct DeployArgs {
+    /// Rollout strategy (overrides `[deploy] strategy`).
+    #[arg(long, value_parser = parse_strategy, value_name = "rolling|immediate|canary|bluegreen")]
+    pub strategy: Option<Strategy>,
+    /// How long a new machine has to become healthy (overrides `[deploy] wait_timeout`).
+    #[arg(long, value_name = "DURATION")]
+    pub wait_timeout: Option<Duration>,
+    /// Return once the release has started, without following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    Strategy::ALL
+        .iter()
+        .find(|(name, _)| *name == s)
+        .map(|(_, strategy)| *strategy)
+        .ok_or_else(|| "use rolling, immediate, canary or bluegreen".to_string())
+}
+
+/// Runs a deploy.
+pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
+    let out = global.output();
+    let path = global.config_path();
+    let (config, report) = crate::config::load(path)?.into_valid()?;
+    if report.warnings().next().is_some() && !out.json {
+        out.note(crate::output::error::render_report(&report).trim_end());
+    }
+    let app = global
+        .app
+        .clone()
+        .or_else(|| config.app.clone())
+        .ok_or(Error::NoApp)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let api = client(global)?;
+
+    // Pack into a temporary file beside nothing the app sees.
+    let bundle_file = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::io("create a temporary file in", &std::env::temp_dir(), e))?;
+    let packed = crate::bundle::pack(&dir, bundle_file.as_file()).map_err(|e| match e {
+        crate::bundle::PackError::Walk { dir, source } => {
+            Error::io("read", &dir, std::io::Error::other(source))
+        }
+        crate::bundle::PackError::Io { path, source } => Error::io("pack", &path, source),
+    })?;
+    let digest = packed.digest.to_string();
+    if !out.json {
+        out.note(&format!(
+            "==> packed {} entries of {} ({} KiB), sha256 {}",
+            packed.entries,
+            dir.display(),
+            packed.size.div_ceil(1024),
+            &digest[..12]
+        ));
+    }
+    block_on(async move {
+        if api.app(&app).await?.is_none() {
+            api.create_app(&app).await?;
+            if !out.json {
+                out.note(&format!("==> created app {app}"));
+            }
+        }
+        if api.has_bundle(&digest).await? {
+            if !out.json {
+                out.note("==> the daemon already has this bundle; nothing to upload");
+            }
+        } else {
+            api.upload_bundle(&digest, bundle_file.path()).await?;
+            if !out.json {
+                out.note("==> uploaded the bundle");
+            }
+        }
+        // Follow before starting, so no event of the release is missed.
+        let stream = if args.detach {
+            None
+        } else {
+            let spec = Follow {
+                app: Some(app.clone()),
+                kind: Some("deploy.".into()),
+                since: None,
+                tail: None,
+            };
+            Some(follow::follow(api.base(), &spec).await?)
+        };
+        let request = DeployRequest {
+            config,
+            bundle: digest,
+            strategy: args.strategy,
+            wait_timeout: args.wait_timeout,
+            description: None,
+        };
+        let version = api.deploy(&app, &request).await?;
+        if !out.json {
+            out.note(&format!("==> release v{version} started"));
+        }
+        let Some(stream) = stream else {
+            if out.json {
+                out.json(&serde_json::json!({ "app": app, "version": version }))?;
+            } else {
+                out.note(&format!("follow it with `lakefly events -a {app}`"));
+            }
+            return Ok(());
+        };
+        futures_util::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            let event = match item {
+                Item::Event(event) => event,
+                Item::Reconnecting { reason } => {
+                    out.note(&format!("{reason}; reconnecting"));
+                    continue;
+                }
+            };
+            if event.data["version"].as_u64() != Some(version) {
+                continue;
+            }
+            report_event(out, &event)?;
+            match event.kind.as_str() {
+                kind::DEPLOY_COMPLETE => return Ok(()),
+                kind::DEPLOY_FAILED => {
+                    return Err(Error::DeployFailed {
+                        app: app.clone(),
+                        version,
+                        reason: event.data["reason"]
+                            .as_str()
+                            .unwrap_or("unknown")
+                            .to_string(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+}
+
+fn report_event(out: Output, event: &Event) -> Result<(), Error> {
+    if out.json {
+        let line =
+            serde_json::to_string(event).map_err(|e| Error::Output(std::io::Error::other(e)))?;
+        let mut stdout = std::io::stdout().lock();
+        return writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .map_err(Error::Output);
+    }
+    let d = &event.data;
+    match event.kind.as_str() {
+        kind::DEPLOY_PROGRESS => out.note(&format!(
+            "    {}: {}",
+            d["step"].as_str().unwrap_or("?"),
+            d["detail"].as_str().unwrap_or("")
+        )),
+        kind::DEPLOY_COMPLETE => out.note(&format!("==> release v{} is live", d["version"])),
+        kind::DEPLOY_FAILED => {
+            out.note(&format!(
+                "==> release v{} failed: {}",
+                d["version"],
+                d["reason"].as_str().unwrap_or("?")
+            ));
+            if let Some(machine) = d["machine"].as_str() {
+                out.note(&format!("    machine: {machine}"));
+            }
+            if let Some(output) = d["check_output"].as_str() {
+                out.note(&format!("    last check output: {output}"));
+            }
+            if let Some(lines) = d["logs"].as_array().filter(|l| !l.is_empty()) {
+                out.note("    last log lines:");
+                for line in lines {
+                    out.note(&format!("      {}", line.as_str().unwrap_or("")));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

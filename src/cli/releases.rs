@@ -1,0 +1,61 @@
+//! `lakefly releases`: the app's releases, newest first.
+
+use clap::Args;
+
+use super::remote::{app_name, block_on, client};
+use super::GlobalArgs;
+use crate::error::Error;
+use crate::output::table::Table;
+
+/// List the app's releases.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  lakefly releases\n  lakefly releases --limit 5 --json")]
+pub struct ReleasesArgs {
+    /// How many to show.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub limit: usize,
+}
+
+/// Prints the releases.
+pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
+    let out = global.output();
+    let api = client(global)?;
+    let app = app_name(global)?;
+    let releases = block_on(async { Ok(api.releases(&app, args.limit).await?) })?;
+    if out.json {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            version: u64,
+            status: &'a str,
+            description: &'a str,
+            created_at: &'a str,
+        }
+        let rows: Vec<Row> = releases
+            .iter()
+            .map(|r| Row {
+                version: r.version,
+                status: &r.status,
+                description: &r.description,
+                created_at: &r.created_at,
+            })
+            .collect();
+        return out.json(&rows);
+    }
+    let mut table = Table::new(vec![
+        "VERSION",
+        "STATUS",
+        "STRATEGY",
+        "DESCRIPTION",
+        "CREATED",
+    ]);
+    for r in releases {
+        table.row(vec![
+            format!("v{}", r.version),
+            r.status,
+            r.strategy,
+            r.description,
+            r.created_at,
+        ]);
+    }
+    out.text(&table.render())
+}

@@ -1,0 +1,349 @@
+//! The release pipeline: unpack the bundle, run `[build] command` and the release command,
+//! then roll the machines out (`rollout.rs`). Each step is a `deploy.progress` event; the
+//! release ends `complete` (it becomes current) or `failed` (the previous one is kept).
+
+mod command;
+mod rollout;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use self::rollout::{Failure, Group, Rollout};
+use super::bundles::BundleStore;
+use super::events::{now, EventHub, Start};
+use super::runtime::Runtime;
+use super::store::releases::{self, NewRelease};
+use super::store::{self, EventFilter, Store, StoreError};
+use crate::api::types::{kind, DeployRequest, MachineSpec};
+use crate::bundle::{self, Digest};
+use crate::config::model::Strategy;
+use crate::config::{plan, AppConfig};
+use crate::daemon::events::NewEvent;
+
+/// Fly's defaults.
+const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_RELEASE_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_MAX_UNAVAILABLE: f64 = 0.33;
+/// `[build] command` may take a while (dependency installs).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// Why a deploy was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The bundle has not been uploaded.
+    #[error("bundle {0} has not been uploaded")]
+    BundleMissing(String),
+    /// The digest is malformed.
+    #[error("{0}")]
+    BadDigest(#[from] bundle::BadDigest),
+    /// The config does not say what a group runs.
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    /// Another release of the app is rolling out.
+    #[error("release v{0} of this app is still rolling out")]
+    Running(u64),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Starts and runs releases.
+#[derive(Clone)]
+pub struct Deployer {
+    /// The state.
+    pub store: Store,
+    /// The event log.
+    pub hub: EventHub,
+    /// The machines.
+    pub runtime: Runtime,
+    /// Uploaded bundles.
+    pub bundles: BundleStore,
+    /// Where releases are unpacked: `<state>/releases/<app>/<version>`.
+    pub releases_dir: PathBuf,
+    /// The daemon's shutdown signal.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Deployer {
+    /// Records the release and starts its pipeline; returns its version at once.
+    pub async fn start(&self, app: &str, req: DeployRequest) -> Result<u64, DeployError> {
+        let digest: Digest = req.bundle.parse()?;
+        if self.bundles.size(&digest).await.is_none() {
+            return Err(DeployError::BundleMissing(digest.to_string()));
+        }
+        // Every group must be runnable before anything is touched.
+        for group in req.config.group_names() {
+            plan::machine_spec(&req.config, group, None, None)?;
+        }
+        let strategy = req
+            .strategy
+            .or(req.config.deploy.as_ref().and_then(|d| d.strategy))
+            .unwrap_or(Strategy::Rolling);
+        let strategy_name = format!("{strategy:?}").to_ascii_lowercase();
+        let description = req.description.clone().unwrap_or_else(|| "deploy".into());
+        let (a, config, bundle) = (app.to_string(), req.config.clone(), digest.to_string());
+        let version = self
+            .hub
+            .change(move |tx, path| {
+                if let Some(running) = releases::running(tx, path, &a)? {
+                    return Ok((Err(running), vec![]));
+                }
+                let new = NewRelease {
+                    app: &a,
+                    config: &config,
+                    bundle: &bundle,
+                    strategy: &strategy_name,
+                    description: &description,
+                };
+                let version = releases::insert(tx, path, &new, &now())?;
+                let data = serde_json::json!({ "version": version, "strategy": strategy_name, "bundle": bundle, "description": description });
+                Ok((Ok(version), vec![NewEvent::app(&a, kind::DEPLOY_STARTED, data)]))
+            })
+            .await?
+            .map_err(DeployError::Running)?;
+        let wait_timeout = req
+            .wait_timeout
+            .or(req.config.deploy.as_ref().and_then(|d| d.wait_timeout))
+            .map_or(DEFAULT_WAIT_TIMEOUT, |d| d.to_std());
+        let deployer = self.clone();
+        let app = app.to_string();
+        tokio::spawn(async move {
+            let outcome = deployer
+                .pipeline(&app, version, &req.config, &digest, strategy, wait_timeout)
+                .await;
+            deployer.finish(&app, version, outcome).await;
+        });
+        Ok(version)
+    }
+
+    async fn progress(&self, app: &str, version: u64, step: &str, detail: String) {
+        let data = serde_json::json!({ "version": version, "step": step, "detail": detail });
+        if let Err(e) = self
+            .hub
+            .emit(NewEvent::app(app, kind::DEPLOY_PROGRESS, data))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record deploy progress");
+        }
+    }
+
+    async fn pipeline(
+        &self,
+        app: &str,
+        version: u64,
+        cfg: &AppConfig,
+        digest: &Digest,
+        strategy: Strategy,
+        wait_timeout: Duration,
+    ) -> Result<(), Failure> {
+        let fail = |reason: String| Failure {
+            reason,
+            machine: None,
+            check_output: None,
+        };
+        // Unpack.
+        let dir = self.releases_dir.join(app).join(version.to_string());
+        let (source, dest) = (self.bundles.path(digest), dir.clone());
+        let limits = self.bundles.limits;
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&dest);
+            let file = std::fs::File::open(&source).map_err(bundle::BundleError::Unreadable)?;
+            bundle::unpack(std::io::BufReader::new(file), &dest, limits)
+        })
+        .await
+        .map_err(|e| fail(format!("unpacking failed: {e}")))?
+        .map_err(|e| fail(format!("unpacking failed: {e}")))?;
+        self.progress(
+            app,
+            version,
+            "unpack",
+            format!("{} entries", unpacked.entries),
+        )
+        .await;
+
+        let env = release_env(cfg, app, version);
+        if let Some(build) = cfg.build.as_ref().and_then(|b| b.command.as_deref()) {
+            self.progress(app, version, "build", format!("running `{build}`"))
+                .await;
+            let outcome = command::run(build, &dir, &env, BUILD_TIMEOUT).await;
+            if !outcome.success {
+                return Err(command_failure("[build] command", &outcome));
+            }
+        }
+        if let Some(release) = cfg
+            .deploy
+            .as_ref()
+            .and_then(|d| d.release_command.as_deref())
+        {
+            self.progress(
+                app,
+                version,
+                "release_command",
+                format!("running `{release}`"),
+            )
+            .await;
+            let timeout = cfg
+                .deploy
+                .as_ref()
+                .and_then(|d| d.release_command_timeout)
+                .map_or(DEFAULT_RELEASE_COMMAND_TIMEOUT, |d| d.to_std());
+            let outcome = command::run(release, &dir, &env, timeout).await;
+            if !outcome.success {
+                return Err(command_failure("release_command", &outcome));
+            }
+        }
+
+        // Roll out, watching the app's machine events from before the first is created.
+        let mut events = self.hub.subscribe(
+            EventFilter {
+                app: Some(app.to_string()),
+                kind_prefix: Some("machine.".into()),
+            },
+            Start::Now,
+            self.shutdown.clone(),
+        );
+        let existing = self
+            .runtime
+            .list(app)
+            .await
+            .map_err(|e| fail(format!("could not list machines: {e}")))?;
+        let mut groups = Vec::new();
+        for group in cfg.group_names() {
+            let mut spec: MachineSpec = plan::machine_spec(cfg, group, None, Some(version))
+                .map_err(|e| fail(e.to_string()))?;
+            spec.workdir = Some(dir.to_string_lossy().into_owned());
+            let old: Vec<_> = existing
+                .iter()
+                .filter(|m| m.process_group == group && m.release_version != Some(version))
+                .cloned()
+                .collect();
+            let running = old
+                .iter()
+                .filter(|m| m.state != crate::api::types::MachineState::Stopped)
+                .count();
+            groups.push(Group {
+                spec,
+                count: running.max(1),
+                old,
+            });
+        }
+        // Machines of groups the new config no longer has go too.
+        let known: Vec<&str> = cfg.group_names();
+        for machine in existing
+            .iter()
+            .filter(|m| !known.contains(&m.process_group.as_str()))
+        {
+            let _ = self
+                .runtime
+                .act(app, &machine.id, super::runtime::Action::Destroy)
+                .await;
+        }
+        let max_unavailable = cfg
+            .deploy
+            .as_ref()
+            .and_then(|d| d.max_unavailable)
+            .unwrap_or(DEFAULT_MAX_UNAVAILABLE);
+        // Progress lines are recorded in order, and all of them before the release's end.
+        let (lines, mut pending) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let recorder = {
+            let (deployer, app) = (self.clone(), app.to_string());
+            tokio::spawn(async move {
+                while let Some(detail) = pending.recv().await {
+                    deployer.progress(&app, version, "rollout", detail).await;
+                }
+            })
+        };
+        let progress = move |detail: String| {
+            let _ = lines.send(detail);
+        };
+        let outcome = Rollout {
+            app,
+            runtime: &self.runtime,
+            events: &mut events,
+            wait_timeout,
+            max_unavailable,
+            progress: &progress,
+        }
+        .run(strategy, groups)
+        .await;
+        drop(progress);
+        let _ = recorder.await;
+        outcome
+    }
+
+    async fn finish(&self, app: &str, version: u64, outcome: Result<(), Failure>) {
+        let (status, kind, data) = match outcome {
+            Ok(()) => (
+                "complete",
+                kind::DEPLOY_COMPLETE,
+                serde_json::json!({ "version": version }),
+            ),
+            Err(failure) => {
+                let logs = match &failure.machine {
+                    Some(machine) => self.last_lines(app, machine).await,
+                    None => Vec::new(),
+                };
+                (
+                    "failed",
+                    kind::DEPLOY_FAILED,
+                    serde_json::json!({
+                        "version": version,
+                        "reason": failure.reason,
+                        "machine": failure.machine,
+                        "check_output": failure.check_output,
+                        "logs": logs,
+                    }),
+                )
+            }
+        };
+        let app_name = app.to_string();
+        let recorded = self
+            .hub
+            .change(move |tx, path| {
+                releases::finish(tx, path, &app_name, version, status, &now())?;
+                Ok(((), vec![NewEvent::app(&app_name, kind, data)]))
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(app, version, error = %e, "could not record the end of a release");
+        }
+    }
+
+    async fn last_lines(&self, app: &str, machine: &str) -> Vec<String> {
+        let query = store::logs::LogQuery {
+            machine: Some(machine.to_string()),
+            limit: 10,
+            ..Default::default()
+        };
+        let app = app.to_string();
+        self.store
+            .run(move |conn, path| store::logs::read(conn, path, &app, &query))
+            .await
+            .map(|lines| lines.into_iter().map(|l| l.line).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The environment of one-off release commands: the app's `[env]` and who it runs for.
+fn release_env(cfg: &AppConfig, app: &str, version: u64) -> BTreeMap<String, String> {
+    let mut env = cfg.env.clone();
+    for (k, v) in [
+        ("LAKEFLY_APP_NAME", app.to_string()),
+        ("LAKEFLY_RELEASE_VERSION", version.to_string()),
+        ("FLY_APP_NAME", app.to_string()),
+    ] {
+        env.insert(k.to_string(), v);
+    }
+    env
+}
+
+fn command_failure(what: &str, outcome: &command::Outcome) -> Failure {
+    Failure {
+        reason: format!("{what} {}", outcome.summary),
+        machine: None,
+        check_output: (!outcome.tail.is_empty()).then(|| outcome.tail.join("\n")),
+    }
+}

@@ -1,0 +1,294 @@
+//! Replacing an app's machines with a new release's, gated on health, per strategy:
+//! `immediate`, `rolling` (batches of `max_unavailable`; each new machine healthy before an
+//! old one stops), `canary` (one first, then rolling), `bluegreen` (a full healthy set, then
+//! the switch). A failure never leaves the old release down: new machines are destroyed and
+//! the old ones that were stopped are started again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::api::types::{kind, Event, Machine, MachineSpec};
+use crate::config::model::Strategy;
+use crate::daemon::runtime::{Action, Runtime};
+
+/// A new machine that exits this many times before it is healthy is crashing.
+const CRASHES_BEFORE_FAILING: u32 = 2;
+
+/// Why a rollout stopped.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What went wrong.
+    pub reason: String,
+    /// The machine it happened to.
+    pub machine: Option<String>,
+    /// The last output of its failing check.
+    pub check_output: Option<String>,
+}
+
+/// One process group to roll out.
+pub struct Group {
+    /// The new release's spec for it.
+    pub spec: MachineSpec,
+    /// How many machines it should have.
+    pub count: usize,
+    /// Its machines from earlier releases.
+    pub old: Vec<Machine>,
+}
+
+/// What a rollout needs.
+pub struct Rollout<'a> {
+    /// The app.
+    pub app: &'a str,
+    /// The machines.
+    pub runtime: &'a Runtime,
+    /// The app's `machine.*` events, subscribed before any machine was created.
+    pub events: &'a mut mpsc::Receiver<Arc<Event>>,
+    /// How long a new machine has to become healthy.
+    pub wait_timeout: Duration,
+    /// Below 1 a fraction of a group, else a count.
+    pub max_unavailable: f64,
+    /// Reports progress (`replaced machine X`).
+    pub progress: &'a (dyn Fn(String) + Send + Sync),
+}
+
+/// What a rollout changed, to finish or undo it.
+#[derive(Default)]
+struct Changes {
+    created: Vec<String>,
+    stopped: Vec<String>,
+}
+
+impl Rollout<'_> {
+    /// Runs the rollout; on failure, restores the old machines before returning.
+    pub async fn run(mut self, strategy: Strategy, groups: Vec<Group>) -> Result<(), Failure> {
+        let mut changes = Changes::default();
+        let result = match strategy {
+            Strategy::Immediate => self.immediate(&groups, &mut changes).await,
+            Strategy::Bluegreen => self.bluegreen(&groups, &mut changes).await,
+            Strategy::Canary => self.rolling(&groups, &mut changes, true).await,
+            Strategy::Rolling => self.rolling(&groups, &mut changes, false).await,
+        };
+        match result {
+            Ok(()) => {
+                // The new release runs; the old machines that were stopped go for good.
+                for id in changes.stopped {
+                    let _ = self.runtime.act(self.app, &id, Action::Destroy).await;
+                }
+                Ok(())
+            }
+            Err(failure) => {
+                for id in &changes.created {
+                    let _ = self.runtime.act(self.app, id, Action::Destroy).await;
+                }
+                for id in &changes.stopped {
+                    let _ = self.runtime.act(self.app, id, Action::Start).await;
+                }
+                (self.progress)(format!(
+                    "restored the previous release ({} machine{} started again)",
+                    changes.stopped.len(),
+                    if changes.stopped.len() == 1 { "" } else { "s" }
+                ));
+                Err(failure)
+            }
+        }
+    }
+
+    async fn immediate(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
+        for group in groups {
+            for _ in 0..group.count {
+                self.create(&group.spec, changes).await?;
+            }
+            for old in &group.old {
+                let _ = self.runtime.act(self.app, &old.id, Action::Destroy).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn bluegreen(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
+        let mut new = BTreeSet::new();
+        for group in groups {
+            for _ in 0..group.count {
+                new.insert(self.create(&group.spec, changes).await?);
+            }
+        }
+        self.wait_healthy(new).await?;
+        for group in groups {
+            for old in &group.old {
+                self.stop(&old.id, changes).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn rolling(
+        &mut self,
+        groups: &[Group],
+        changes: &mut Changes,
+        canary: bool,
+    ) -> Result<(), Failure> {
+        for group in groups {
+            let batch = batch_size(self.max_unavailable, group.count);
+            let mut old = group.old.iter();
+            let mut made = 0;
+            let mut first = canary;
+            while made < group.count {
+                let size = if first {
+                    1
+                } else {
+                    batch.min(group.count - made)
+                };
+                first = false;
+                let mut new = BTreeSet::new();
+                for _ in 0..size {
+                    new.insert(self.create(&group.spec, changes).await?);
+                }
+                self.wait_healthy(new).await?;
+                for _ in 0..size {
+                    if let Some(machine) = old.next() {
+                        self.stop(&machine.id, changes).await;
+                    }
+                }
+                made += size;
+            }
+            // A group that shrank: its remaining old machines stop too.
+            for machine in old {
+                self.stop(&machine.id, changes).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(
+        &mut self,
+        spec: &MachineSpec,
+        changes: &mut Changes,
+    ) -> Result<String, Failure> {
+        let machine = self
+            .runtime
+            .create(self.app, spec.clone())
+            .await
+            .map_err(|e| Failure {
+                reason: format!("could not create a machine: {e}"),
+                machine: None,
+                check_output: None,
+            })?;
+        (self.progress)(format!(
+            "created machine {} ({})",
+            machine.id, spec.process_group
+        ));
+        changes.created.push(machine.id.clone());
+        Ok(machine.id)
+    }
+
+    async fn stop(&mut self, id: &str, changes: &mut Changes) {
+        if self.runtime.act(self.app, id, Action::Stop).await.is_ok() {
+            (self.progress)(format!("stopped old machine {id}"));
+            changes.stopped.push(id.to_string());
+        }
+    }
+
+    /// Waits until every machine in `pending` is healthy; fails fast on a crash loop.
+    async fn wait_healthy(&mut self, mut pending: BTreeSet<String>) -> Result<(), Failure> {
+        let deadline = Instant::now() + self.wait_timeout;
+        let mut crashes: BTreeMap<String, u32> = BTreeMap::new();
+        let mut last_output: BTreeMap<String, String> = BTreeMap::new();
+        while !pending.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    return Err(Failure {
+                        reason: "the daemon is stopping".into(),
+                        machine: None,
+                        check_output: None,
+                    })
+                }
+                Err(_) => {
+                    let machine = pending.iter().next().cloned();
+                    let output = machine.as_ref().and_then(|m| last_output.get(m).cloned());
+                    return Err(Failure {
+                        reason: format!(
+                            "machine {} was not healthy within {}",
+                            machine.as_deref().unwrap_or("?"),
+                            crate::config::units::Duration::from_millis(
+                                self.wait_timeout.as_millis() as u64
+                            )
+                        ),
+                        machine,
+                        check_output: output,
+                    });
+                }
+            };
+            let Some(id) = event.data["machine"].as_str().map(str::to_string) else {
+                continue;
+            };
+            if !pending.contains(&id) {
+                continue;
+            }
+            match event.kind.as_str() {
+                kind::MACHINE_HEALTH => {
+                    if let Some(output) = event.data["output"].as_str() {
+                        last_output.insert(id.clone(), output.to_string());
+                    }
+                    if event.data["health"] == "passing" {
+                        (self.progress)(format!("machine {id} is healthy"));
+                        pending.remove(&id);
+                    }
+                }
+                kind::MACHINE_EXITED => {
+                    let n = crashes.entry(id.clone()).or_default();
+                    *n += 1;
+                    if *n >= CRASHES_BEFORE_FAILING {
+                        return Err(Failure {
+                            reason: format!("the app appears to be crashing: machine {id} exited {n} times before it was healthy"),
+                            machine: Some(id.clone()),
+                            check_output: last_output.get(&id).cloned(),
+                        });
+                    }
+                }
+                kind::MACHINE_FAILED => {
+                    return Err(Failure {
+                        reason: format!(
+                            "machine {id} failed: {}",
+                            event.data["reason"].as_str().unwrap_or("unknown reason")
+                        ),
+                        machine: Some(id.clone()),
+                        check_output: last_output.get(&id).cloned(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Machines replaced at once: below 1, that fraction of the group (at least one); 1 or more,
+/// that many.
+fn batch_size(max_unavailable: f64, count: usize) -> usize {
+    let n = if max_unavailable < 1.0 {
+        (max_unavailable * count as f64).ceil() as usize
+    } else {
+        max_unavailable as usize
+    };
+    n.clamp(1, count.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_size;
+
+    #[test]
+    fn batches_follow_max_unavailable() {
+        assert_eq!(batch_size(0.33, 1), 1);
+        assert_eq!(batch_size(0.33, 3), 1);
+        assert_eq!(batch_size(0.33, 10), 4);
+        assert_eq!(batch_size(2.0, 10), 2);
+        assert_eq!(batch_size(5.0, 3), 3);
+        assert_eq!(batch_size(0.0, 3), 1);
+    }
+}

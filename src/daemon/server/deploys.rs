@@ -1,0 +1,52 @@
+//! `POST /v1/apps/{app}/deploys` and `GET /v1/apps/{app}/releases`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::ServerError;
+use super::json::ApiJson;
+use super::Shared;
+use crate::api::types::{DeployRequest, Release};
+use crate::daemon::store::releases;
+
+/// `POST /v1/apps/{app}/deploys`: 202 with the new release's version; its progress follows
+/// as `deploy.*` events.
+pub async fn create(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    ApiJson(req): ApiJson<DeployRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
+    if state.store.app(app.clone()).await?.is_none() {
+        return Err(ServerError::AppNotFound(app));
+    }
+    let version = state.deployer.start(&app, req).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "version": version })),
+    ))
+}
+
+/// Query of the releases list.
+#[derive(Debug, Deserialize)]
+pub struct ReleasesQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /v1/apps/{app}/releases?limit=N`, newest first.
+pub async fn list(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    Query(q): Query<ReleasesQuery>,
+) -> Result<Json<Vec<Release>>, ServerError> {
+    if state.store.app(app.clone()).await?.is_none() {
+        return Err(ServerError::AppNotFound(app));
+    }
+    let limit = q.limit.unwrap_or(20).min(1000);
+    let list = state
+        .store
+        .run(move |conn, path| releases::list(conn, path, &app, limit))
+        .await?;
+    Ok(Json(list))
+}

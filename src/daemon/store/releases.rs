@@ -1,0 +1,144 @@
+//! Releases in the store.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{sqlite, StoreError};
+use crate::api::types::Release;
+use crate::config::AppConfig;
+
+/// A release about to be recorded.
+pub struct NewRelease<'a> {
+    /// The app.
+    pub app: &'a str,
+    /// What it runs.
+    pub config: &'a AppConfig,
+    /// Its bundle's digest.
+    pub bundle: &'a str,
+    /// Its rollout strategy.
+    pub strategy: &'a str,
+    /// What it is for.
+    pub description: &'a str,
+}
+
+/// Records the next release of an app as running; returns its version.
+pub fn insert(
+    conn: &Connection,
+    path: &Path,
+    new: &NewRelease,
+    now: &str,
+) -> Result<u64, StoreError> {
+    let version: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(version), 0) + 1 FROM releases WHERE app = ?1",
+            [new.app],
+            |row| row.get(0),
+        )
+        .map_err(sqlite(path))?;
+    conn.execute(
+        "INSERT INTO releases (app, version, status, description, config, bundle, strategy, created_at)
+         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7)",
+        params![
+            new.app,
+            version,
+            new.description,
+            serde_json::to_string(new.config).unwrap_or_default(),
+            new.bundle,
+            new.strategy,
+            now
+        ],
+    )
+    .map_err(sqlite(path))?;
+    Ok(version as u64)
+}
+
+/// The version of `app`'s release that is still running, if one is.
+pub fn running(conn: &Connection, path: &Path, app: &str) -> Result<Option<u64>, StoreError> {
+    conn.query_row(
+        "SELECT version FROM releases WHERE app = ?1 AND status = 'running'",
+        [app],
+        |row| row.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|v| v.map(|v| v as u64))
+    .map_err(sqlite(path))
+}
+
+/// Marks a release finished; a complete one becomes the app's current release.
+pub fn finish(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    version: u64,
+    status: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE releases SET status = ?3, finished_at = ?4 WHERE app = ?1 AND version = ?2",
+        params![app, version as i64, status, now],
+    )
+    .map_err(sqlite(path))?;
+    if status == "complete" {
+        conn.execute(
+            "UPDATE apps SET current_release = ?2 WHERE name = ?1",
+            params![app, version as i64],
+        )
+        .map_err(sqlite(path))?;
+    }
+    Ok(())
+}
+
+/// Marks releases left `running` by a crashed daemon as failed.
+pub fn fail_interrupted(conn: &Connection, path: &Path, now: &str) -> Result<usize, StoreError> {
+    conn.execute(
+        "UPDATE releases SET status = 'failed', finished_at = ?1, description = description || ' (interrupted)' WHERE status = 'running'",
+        [now],
+    )
+    .map_err(sqlite(path))
+}
+
+/// The releases of `app`, newest first.
+pub fn list(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    limit: usize,
+) -> Result<Vec<Release>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT version, status, description, bundle, strategy, created_at, finished_at
+             FROM releases WHERE app = ?1 ORDER BY version DESC LIMIT ?2",
+        )
+        .map_err(sqlite(path))?;
+    let rows = stmt
+        .query_map(params![app, limit as i64], |row| {
+            Ok(Release {
+                version: row.get::<_, i64>(0)? as u64,
+                status: row.get(1)?,
+                description: row.get(2)?,
+                bundle: row.get(3)?,
+                strategy: row.get(4)?,
+                created_at: row.get(5)?,
+                finished_at: row.get(6)?,
+            })
+        })
+        .map_err(sqlite(path))?;
+    rows.collect::<Result<_, _>>().map_err(sqlite(path))
+}
+
+/// The status of one release.
+pub fn status(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    version: u64,
+) -> Result<Option<String>, StoreError> {
+    conn.query_row(
+        "SELECT status FROM releases WHERE app = ?1 AND version = ?2",
+        params![app, version as i64],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sqlite(path))
+}
