@@ -131,6 +131,15 @@ pub enum Error {
     #[error(transparent)]
     Follow(#[from] crate::api::follow::FollowError),
 
+    /// The embedded local daemon could not be started.
+    #[error("could not start a local lakefly daemon: {detail}")]
+    EmbeddedDaemon {
+        /// What happened.
+        detail: String,
+        /// Its log file.
+        log: PathBuf,
+    },
+
     /// A release failed; the previous one keeps running.
     #[error("release v{version} of {app} failed: {reason}")]
     DeployFailed {
@@ -198,6 +207,7 @@ impl Error {
             }
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => "events_setup",
             Error::DeployFailed { .. } => "deploy_failed",
+            Error::EmbeddedDaemon { .. } => "daemon_start_failed",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
@@ -235,6 +245,7 @@ impl Error {
             Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => exit::UNREACHABLE,
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => exit::ERROR,
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
+            Error::EmbeddedDaemon { .. } => exit::UNREACHABLE,
             Error::NeedsConfirmation { .. } | Error::NoApp => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) => exit::INVALID_CONFIG,
@@ -270,6 +281,10 @@ impl Error {
             }
             Error::DeployFailed { app, .. } => Some(format!(
                 "the previous release keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
+            )),
+            Error::EmbeddedDaemon { log, .. } => Some(format!(
+                "see its log: {}; or run one yourself with `lakeflyd` and pass --remote",
+                log.display()
             )),
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,

@@ -10,7 +10,9 @@ use crate::error::Error;
 
 /// Run or manage the lakeflyd daemon.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  lakefly daemon run --api 127.0.0.1:4280 --state ./state")]
+#[command(
+    after_help = "Without --remote, lakefly starts a local daemon in the background when none runs\n(state in the user's data dir, log file beside it); `status` and `stop` manage it.\n\nExamples:\n  lakefly daemon status\n  lakefly daemon stop\n  lakefly daemon run --api 127.0.0.1:4280 --state ./state"
+)]
 pub struct DaemonArgs {
     /// What to do.
     #[command(subcommand)]
@@ -22,6 +24,10 @@ pub struct DaemonArgs {
 pub enum DaemonCommand {
     /// Run the daemon in the foreground (the same as `lakeflyd`).
     Run(RunArgs),
+    /// Say whether the local daemon runs, and where.
+    Status,
+    /// Stop the local daemon (its machines stop with their kill signal and timeout).
+    Stop,
 }
 
 /// How `lakeflyd` runs: where it listens and keeps its state.
@@ -72,9 +78,43 @@ pub enum LogFormat {
 }
 
 /// Runs a daemon command.
-pub fn run(_global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
+pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
+    let out = global.output();
+    let state = crate::daemon::default_state_dir()?;
     match args.command {
         DaemonCommand::Run(run) => run_daemon(run),
+        DaemonCommand::Status => {
+            let record = super::local::running(&state);
+            if out.json {
+                return out.json(&serde_json::json!({
+                    "running": record.is_some(),
+                    "api": record.as_ref().map(|r| r.api.clone()),
+                    "pid": record.as_ref().map(|r| r.pid),
+                    "state": state,
+                }));
+            }
+            match record {
+                Some(r) => out.text(&format!(
+                    "running: pid {} at {}, state in {}",
+                    r.pid,
+                    r.api,
+                    state.display()
+                )),
+                None => out.text(&format!("not running (state in {})", state.display())),
+            }
+        }
+        DaemonCommand::Stop => {
+            let stopped = super::local::stop(&state)?;
+            if out.json {
+                return out
+                    .json(&serde_json::json!({ "stopped": stopped.as_ref().map(|r| r.pid) }));
+            }
+            match stopped {
+                Some(r) => out.note(&format!("stopped the local daemon (pid {})", r.pid)),
+                None => out.note("no local daemon runs"),
+            }
+            Ok(())
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod deploy;
 pub mod events;
 pub mod launch;
+pub mod local;
 pub mod logs;
 pub mod machines;
 pub mod releases;

@@ -7,12 +7,13 @@ use super::GlobalArgs;
 use crate::api::client::Client;
 use crate::error::Error;
 
-/// The daemon's address when nothing says otherwise.
-pub const DEFAULT_REMOTE: &str = "http://127.0.0.1:4280";
-
-/// A client of the daemon the flags name.
+/// A client of the daemon the flags name; with none named, of the local daemon, started
+/// in the background when it is not running.
 pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
-    let remote = global.remote.as_deref().unwrap_or(DEFAULT_REMOTE);
+    let Some(remote) = global.remote.as_deref() else {
+        let url = super::local::ensure_running(global.output())?;
+        return Ok(Client::new(&url)?);
+    };
     let url = if remote.contains("://") {
         remote.to_string()
     } else {

@@ -54,6 +54,7 @@ pub struct Daemon {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     pruner: JoinHandle<()>,
+    state_dir: PathBuf,
     // Held for the daemon's life: a second daemon on the same state dir is refused.
     _lock: File,
 }
@@ -133,6 +134,7 @@ impl Daemon {
             serde_json::json!({ "api": api_addr.to_string(), "pid": std::process::id() }),
         ))
         .await?;
+        write_record(&options.state_dir, api_addr)?;
         tracing::info!(api = %api_addr, state = %options.state_dir.display(), "lakeflyd started");
         Ok(Daemon {
             api_addr,
@@ -141,6 +143,7 @@ impl Daemon {
             shutdown,
             server,
             pruner,
+            state_dir: options.state_dir.clone(),
             _lock: lock,
         })
     }
@@ -169,6 +172,7 @@ impl Daemon {
             Err(e) => tracing::warn!(error = %e, "API server task failed"),
         }
         let _ = self.pruner.await;
+        let _ = std::fs::remove_file(self.state_dir.join(RECORD_FILE));
         Ok(())
     }
 }
@@ -288,6 +292,31 @@ pub fn default_state_dir() -> Result<PathBuf, Error> {
         Some(home) => Ok(PathBuf::from(home).join(".local/share/lakefly")),
         None => Err(Error::NoStateDir),
     }
+}
+
+/// The file in the state dir that says which process serves it, and where.
+pub const RECORD_FILE: &str = "lakeflyd.json";
+
+/// What `lakeflyd.json` holds, for `lakefly daemon status|stop`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// `http://ADDR` of the API.
+    pub api: String,
+    /// The daemon's pid.
+    pub pid: u32,
+    /// Its start time (clock ticks since boot), so a reused pid is never taken for it.
+    pub pid_start: Option<u64>,
+}
+
+fn write_record(state_dir: &Path, api: SocketAddr) -> Result<(), Error> {
+    let pid = std::process::id();
+    let record = Record {
+        api: format!("http://{api}"),
+        pid,
+        pid_start: runtime::process::start_time(pid),
+    };
+    let text = serde_json::to_vec(&record).unwrap_or_default();
+    crate::atomic_write::write(&state_dir.join(RECORD_FILE), &text, 0o600)
 }
 
 /// Creates `dir` and its parents, readable by the daemon's user only.

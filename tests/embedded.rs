@@ -1,0 +1,91 @@
+//! With no remote configured, the client starts a local daemon in the background, says so,
+//! reuses it afterwards, and `lakefly daemon status|stop` manage it.
+
+use std::process::{Command, Stdio};
+
+struct Local {
+    data: tempfile::TempDir,
+    addr: String,
+}
+
+impl Local {
+    fn new() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Local {
+            data: tempfile::tempdir().unwrap(),
+            addr: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    fn lakefly(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_lakefly"))
+            .args(args)
+            .env("XDG_DATA_HOME", self.data.path())
+            .env("LAKEFLY_LOCAL_ADDR", &self.addr)
+            .env_remove("LAKEFLY_REMOTE")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.lakefly(&["daemon", "stop"]);
+    }
+}
+
+#[test]
+fn the_client_starts_a_local_daemon_once_and_daemon_stop_stops_it() {
+    let local = Local::new();
+    let (code, _, stderr) = local.lakefly(&["daemon", "status"]);
+    assert_eq!(code, 0);
+    let (code, stdout, _) = local.lakefly(&["daemon", "status"]);
+    assert!(stdout.starts_with("not running"), "{stdout}");
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, _, stderr) = local.lakefly(&["apps", "create", "hello"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.starts_with("==> started a local lakefly daemon"),
+        "{stderr}"
+    );
+    let state = local.data.path().join("lakefly");
+    assert!(stderr.contains(&state.display().to_string()), "{stderr}");
+    assert!(state.join("lakeflyd.log").exists());
+
+    // The second command finds it running.
+    let (code, stdout, stderr) = local.lakefly(&["apps", "list", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("started a local"), "{stderr}");
+    let apps: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(apps[0]["name"], "hello");
+
+    let (_, stdout, _) = local.lakefly(&["daemon", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["running"], true);
+    assert_eq!(status["api"], format!("http://{}", local.addr));
+
+    let (code, _, stderr) = local.lakefly(&["daemon", "stop"]);
+    assert_eq!(code, 0);
+    assert!(
+        stderr.starts_with("stopped the local daemon (pid "),
+        "{stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(&local.addr).is_err(),
+        "the daemon no longer listens"
+    );
+    let (_, stdout, _) = local.lakefly(&["daemon", "status"]);
+    assert!(stdout.starts_with("not running"), "{stdout}");
+}
