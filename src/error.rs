@@ -131,6 +131,15 @@ pub enum Error {
     #[error(transparent)]
     Follow(#[from] crate::api::follow::FollowError),
 
+    /// Ctrl-C while following a release: it goes on without us.
+    #[error("stopped following release v{version} of {app}; it goes on")]
+    Detached {
+        /// The app.
+        app: String,
+        /// The release.
+        version: u64,
+    },
+
     /// The embedded local daemon could not be started.
     #[error("could not start a local lakefly daemon: {detail}")]
     EmbeddedDaemon {
@@ -207,6 +216,7 @@ impl Error {
             }
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => "events_setup",
             Error::DeployFailed { .. } => "deploy_failed",
+            Error::Detached { .. } => "detached",
             Error::EmbeddedDaemon { .. } => "daemon_start_failed",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
@@ -245,6 +255,7 @@ impl Error {
             Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => exit::UNREACHABLE,
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => exit::ERROR,
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
+            Error::Detached { .. } => exit::INTERRUPTED,
             Error::EmbeddedDaemon { .. } => exit::UNREACHABLE,
             Error::NeedsConfirmation { .. } | Error::NoApp => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
@@ -282,6 +293,7 @@ impl Error {
             Error::DeployFailed { app, .. } => Some(format!(
                 "the previous release keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
             )),
+            Error::Detached { app, .. } => Some(format!("follow it again with `lakefly events -a {app}`")),
             Error::EmbeddedDaemon { log, .. } => Some(format!(
                 "see its log: {}; or run one yourself with `lakeflyd` and pass --remote",
                 log.display()

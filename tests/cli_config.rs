@@ -431,6 +431,7 @@ fn every_command_help_shows_an_example() {
         &["config", "unset"],
         &["deploy"],
         &["releases"],
+        &["rollback"],
         &["status"],
         &["apps"],
         &["machines"],

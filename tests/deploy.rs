@@ -175,3 +175,49 @@ fn an_invalid_config_stops_before_anything_is_sent() {
     .json();
     assert_eq!(apps, serde_json::json!([]));
 }
+
+#[test]
+fn rollback_goes_back_to_the_last_complete_release_as_a_new_release() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    deploy(&d, &app, &[]).expect_code(0);
+    std::fs::write(
+        app.join("fly.toml"),
+        std::fs::read_to_string(app.join("fly.toml"))
+            .unwrap()
+            .replace("GREETING = \"hello\"", "GREETING = \"v2\""),
+    )
+    .unwrap();
+    deploy(&d, &app, &[]).expect_code(0);
+    let run = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "rollback", "-a", "hello"],
+    )
+    .expect_code(0);
+    assert!(
+        run.stderr.contains("==> release v3 is live"),
+        "{}",
+        run.stderr
+    );
+    let releases = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "releases", "-a", "hello", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(releases[0]["description"], "rollback to v1");
+    assert_eq!(releases[0]["status"], "complete");
+    assert_eq!(status(&d)["release"]["version"], 3);
+    let missing = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "rollback", "9", "-a", "hello"],
+    )
+    .expect_code(5);
+    assert!(
+        missing
+            .stderr
+            .starts_with("error: release v9 does not exist"),
+        "{}",
+        missing.stderr
+    );
+}

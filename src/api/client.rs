@@ -267,6 +267,20 @@ impl Client {
             })
     }
 
+    /// `POST /v1/apps/{app}/rollbacks`: the new release's version.
+    pub async fn rollback(&self, app: &str, version: Option<u64>) -> Result<u64, ClientError> {
+        let url = format!("/v1/apps/{app}/rollbacks");
+        let body = super::types::RollbackRequest { version };
+        let answer: serde_json::Value = self.call(Method::POST, &url, Some(&body)).await?;
+        answer["version"]
+            .as_u64()
+            .ok_or_else(|| ClientError::BadResponse {
+                url: format!("{}{url}", self.base),
+                status: 202,
+                detail: "no version in the answer".into(),
+            })
+    }
+
     /// `GET /v1/apps/{app}/releases`, newest first.
     pub async fn releases(&self, app: &str, limit: usize) -> Result<Vec<Release>, ClientError> {
         self.call(

@@ -271,6 +271,15 @@ pub struct Release {
     pub finished_at: Option<String>,
 }
 
+/// `POST /v1/apps/{app}/rollbacks`: a new release that reuses an earlier one's config and
+/// bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// The release to go back to; default: the last complete one before the current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
 /// One line of a machine's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {

@@ -4,10 +4,11 @@
 use std::io::Write;
 
 use clap::Args;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
 use super::remote::{block_on, client};
 use super::GlobalArgs;
+use crate::api::client::Client;
 use crate::api::follow::{self, Follow, Item};
 use crate::api::types::{kind, DeployRequest, Event};
 use crate::config::model::Strategy;
@@ -99,13 +100,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         let stream = if args.detach {
             None
         } else {
-            let spec = Follow {
-                app: Some(app.clone()),
-                kind: Some("deploy.".into()),
-                since: None,
-                tail: None,
-            };
-            Some(follow::follow(api.base(), &spec).await?)
+            Some(subscribe(&api, &app).await?)
         };
         let request = DeployRequest {
             config,
@@ -115,47 +110,81 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             description: None,
         };
         let version = api.deploy(&app, &request).await?;
-        if !out.json {
-            out.note(&format!("==> release v{version} started"));
+        match stream {
+            Some(stream) => watch(out, &app, version, stream).await,
+            None => detached(out, &app, version),
         }
-        let Some(stream) = stream else {
-            if out.json {
-                out.json(&serde_json::json!({ "app": app, "version": version }))?;
-            } else {
-                out.note(&format!("follow it with `lakefly events -a {app}`"));
+    })
+}
+
+/// The app's `deploy.*` events from now on.
+pub(super) async fn subscribe(api: &Client, app: &str) -> Result<impl Stream<Item = Item>, Error> {
+    let spec = Follow {
+        app: Some(app.to_string()),
+        kind: Some("deploy.".into()),
+        since: None,
+        tail: None,
+    };
+    Ok(follow::follow(api.base(), &spec).await?)
+}
+
+/// Says where a release that is not followed can be watched.
+pub(super) fn detached(out: Output, app: &str, version: u64) -> Result<(), Error> {
+    if out.json {
+        return out.json(&serde_json::json!({ "app": app, "version": version }));
+    }
+    out.note(&format!(
+        "==> release v{version} started; follow it with `lakefly events -a {app}`"
+    ));
+    Ok(())
+}
+
+/// Follows release `version` until it is complete (Ok) or failed (exit 7). Ctrl-C stops
+/// following, never the release, and says how to follow again.
+pub(super) async fn watch(
+    out: Output,
+    app: &str,
+    version: u64,
+    stream: impl Stream<Item = Item>,
+) -> Result<(), Error> {
+    if !out.json {
+        out.note(&format!("==> release v{version} started"));
+    }
+    futures_util::pin_mut!(stream);
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            _ = tokio::signal::ctrl_c() => {
+                return Err(Error::Detached { app: app.to_string(), version });
             }
-            return Ok(());
         };
-        futures_util::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            let event = match item {
-                Item::Event(event) => event,
-                Item::Reconnecting { reason } => {
-                    out.note(&format!("{reason}; reconnecting"));
-                    continue;
-                }
-            };
-            if event.data["version"].as_u64() != Some(version) {
+        let Some(item) = item else { return Ok(()) };
+        let event = match item {
+            Item::Event(event) => event,
+            Item::Reconnecting { reason } => {
+                out.note(&format!("{reason}; reconnecting"));
                 continue;
             }
-            report_event(out, &event)?;
-            match event.kind.as_str() {
-                kind::DEPLOY_COMPLETE => return Ok(()),
-                kind::DEPLOY_FAILED => {
-                    return Err(Error::DeployFailed {
-                        app: app.clone(),
-                        version,
-                        reason: event.data["reason"]
-                            .as_str()
-                            .unwrap_or("unknown")
-                            .to_string(),
-                    })
-                }
-                _ => {}
-            }
+        };
+        if event.data["version"].as_u64() != Some(version) {
+            continue;
         }
-        Ok(())
-    })
+        report_event(out, &event)?;
+        match event.kind.as_str() {
+            kind::DEPLOY_COMPLETE => return Ok(()),
+            kind::DEPLOY_FAILED => {
+                return Err(Error::DeployFailed {
+                    app: app.to_string(),
+                    version,
+                    reason: event.data["reason"]
+                        .as_str()
+                        .unwrap_or("unknown")
+                        .to_string(),
+                })
+            }
+            _ => {}
+        }
+    }
 }
 
 fn report_event(out: Output, event: &Event) -> Result<(), Error> {

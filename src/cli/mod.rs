@@ -13,6 +13,7 @@ pub mod logs;
 pub mod machines;
 pub mod releases;
 pub mod remote;
+pub mod rollback;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +83,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// List the app's releases.
     Releases(releases::ReleasesArgs),
+    /// Go back to an earlier release.
+    Rollback(rollback::RollbackArgs),
     /// Create, list and destroy apps.
     Apps(apps::AppsArgs),
     /// List and control an app's machines.
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Deploy(args) => deploy::run(&global, args),
         Command::Status(args) => status::run(&global, args),
         Command::Releases(args) => releases::run(&global, args),
+        Command::Rollback(args) => rollback::run(&global, args),
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),

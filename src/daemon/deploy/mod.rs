@@ -42,6 +42,9 @@ pub enum DeployError {
     /// The config does not say what a group runs.
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    /// No release to roll back to.
+    #[error("{0}")]
+    NoRollbackTarget(String),
     /// Another release of the app is rolling out.
     #[error("release v{0} of this app is still rolling out")]
     Running(u64),
@@ -117,6 +120,54 @@ impl Deployer {
             deployer.finish(&app, version, outcome).await;
         });
         Ok(version)
+    }
+
+    /// Starts a release that reuses release `target`'s config and bundle (default: the last
+    /// complete release before the current one).
+    pub async fn rollback(&self, app: &str, target: Option<u64>) -> Result<u64, DeployError> {
+        let a = app.to_string();
+        let current = self
+            .store
+            .app(a.clone())
+            .await?
+            .and_then(|x| x.current_release);
+        let releases = self
+            .store
+            .run(move |conn, path| releases::list(conn, path, &a, 1000))
+            .await?;
+        let version = match target {
+            Some(v) => v,
+            None => releases
+                .iter()
+                .filter(|r| r.status == "complete" && Some(r.version) != current)
+                .map(|r| r.version)
+                .find(|v| current.is_none_or(|c| *v < c))
+                .ok_or_else(|| {
+                    DeployError::NoRollbackTarget(
+                        "there is no complete release before the current one".into(),
+                    )
+                })?,
+        };
+        let a = app.to_string();
+        let source = self
+            .store
+            .run(move |conn, path| releases::source(conn, path, &a, version))
+            .await?
+            .ok_or_else(|| {
+                DeployError::NoRollbackTarget(format!("release v{version} does not exist"))
+            })?;
+        let (config, bundle, _) = source;
+        self.start(
+            app,
+            DeployRequest {
+                config,
+                bundle,
+                strategy: None,
+                wait_timeout: None,
+                description: Some(format!("rollback to v{version}")),
+            },
+        )
+        .await
     }
 
     async fn progress(&self, app: &str, version: u64, step: &str, detail: String) {

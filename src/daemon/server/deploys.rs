@@ -28,6 +28,22 @@ pub async fn create(
     ))
 }
 
+/// `POST /v1/apps/{app}/rollbacks`: 202 with the new release's version.
+pub async fn rollback(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    ApiJson(req): ApiJson<crate::api::types::RollbackRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
+    if state.store.app(app.clone()).await?.is_none() {
+        return Err(ServerError::AppNotFound(app));
+    }
+    let version = state.deployer.rollback(&app, req.version).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "version": version })),
+    ))
+}
+
 /// Query of the releases list.
 #[derive(Debug, Deserialize)]
 pub struct ReleasesQuery {

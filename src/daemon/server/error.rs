@@ -78,6 +78,7 @@ impl ServerError {
             },
             ServerError::Deploy(e) => match e {
                 DeployError::Running(_) => StatusCode::CONFLICT,
+                DeployError::NoRollbackTarget(_) => StatusCode::NOT_FOUND,
                 DeployError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             },
@@ -104,6 +105,7 @@ impl ServerError {
                 DeployError::BadDigest(_) => "bad_request",
                 DeployError::Plan(_) => "config_not_runnable",
                 DeployError::Running(_) => "deploy_running",
+                DeployError::NoRollbackTarget(_) => "no_rollback_target",
                 DeployError::Store(_) => "internal",
             },
             ServerError::Store(_) => "internal",
@@ -143,6 +145,9 @@ impl ServerError {
                     Some("add a [processes] entry (or experimental.cmd) for the group".into())
                 }
                 DeployError::Running(_) => Some("wait for it to finish: `lakefly events`".into()),
+                DeployError::NoRollbackTarget(_) => {
+                    Some("`lakefly releases` lists the versions".into())
+                }
                 DeployError::Store(_) => Some("see the daemon's log".into()),
             },
             ServerError::Store(_) => Some("see the daemon's log".into()),

@@ -64,6 +64,10 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/apps/{name}/releases", get(deploys::list))
         .route(
+            "/v1/apps/{name}/rollbacks",
+            axum::routing::post(deploys::rollback),
+        )
+        .route(
             "/v1/apps/{name}/machines",
             get(machines::list).post(machines::create),
         )

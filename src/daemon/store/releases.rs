@@ -127,6 +127,32 @@ pub fn list(
     rows.collect::<Result<_, _>>().map_err(sqlite(path))
 }
 
+/// The config and bundle a release ran, for a rollback to it.
+pub fn source(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    version: u64,
+) -> Result<Option<(AppConfig, String, String)>, StoreError> {
+    let row: Option<(String, String, String)> = conn
+        .query_row(
+            "SELECT config, bundle, status FROM releases WHERE app = ?1 AND version = ?2",
+            params![app, version as i64],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .map_err(sqlite(path))?;
+    let Some((config, bundle, status)) = row else {
+        return Ok(None);
+    };
+    let config = serde_json::from_str(&config).map_err(|_| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        what: "release config",
+        id: version as i64,
+    })?;
+    Ok(Some((config, bundle, status)))
+}
+
 /// The status of one release.
 pub fn status(
     conn: &Connection,
