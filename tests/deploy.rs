@@ -221,3 +221,37 @@ fn rollback_goes_back_to_the_last_complete_release_as_a_new_release() {
         missing.stderr
     );
 }
+
+#[test]
+fn canary_and_immediate_replace_every_machine_and_a_second_deploy_at_once_is_refused() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    deploy(&d, &app, &[]).expect_code(0);
+    for (round, strategy) in [(2, "canary"), (3, "immediate")] {
+        let run = deploy(&d, &app, &["--strategy", strategy]).expect_code(0);
+        assert!(
+            run.stderr
+                .contains(&format!("==> release v{round} is live")),
+            "{}",
+            run.stderr
+        );
+        let s = status(&d);
+        let machines = s["machines"].as_array().unwrap();
+        assert_eq!(machines.len(), 1, "{strategy}: {machines:?}");
+        assert_eq!(machines[0]["release_version"], round, "{strategy}");
+    }
+    // A release whose check cannot pass for a while keeps v4 running...
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace("grace_period = \"1s\"", "grace_period = \"3s\"");
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    deploy(&d, &app, &["--detach"]).expect_code(0);
+    // ...so a second one is refused with the running version named.
+    let run = deploy(&d, &app, &["--detach"]).expect_code(6);
+    assert!(
+        run.stderr
+            .contains("error: release v4 of this app is still rolling out"),
+        "{}",
+        run.stderr
+    );
+}
