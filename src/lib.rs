@@ -20,6 +20,7 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dockerfile;
 pub mod error;
 pub mod launch;
 pub mod output;

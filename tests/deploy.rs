@@ -255,3 +255,74 @@ fn canary_and_immediate_replace_every_machine_and_a_second_deploy_at_once_is_ref
         run.stderr
     );
 }
+
+#[test]
+fn a_dockerfile_app_runs_without_a_container_engine() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("svc");
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    std::fs::write(
+        app.join("fly.toml"),
+        "app = \"svc\"\n[build]\n  dockerfile = \"Dockerfile.lsh\"\n[http_service]\n  internal_port = 8080\n  [[http_service.checks]]\n    grace_period = \"0s\"\n    interval = \"200ms\"\n    path = \"/\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("Dockerfile.lsh"),
+        "FROM python:3.11-slim\nWORKDIR /srv/app\nENV GREETING=\"from the image\" STATE_DIR=/srv/app/state\nCOPY src/ ./\nRUN pip install nothing\nCMD [\"python3\", \"server.py\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("src/server.py"),
+        r#"import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("%s|%s|%s" % (os.environ["GREETING"], os.environ["STATE_DIR"], os.getcwd())).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#,
+    )
+    .unwrap();
+    let config = app.join("fly.toml");
+    let run = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "deploy", "-c", config.to_str().unwrap()],
+    )
+    .expect_code(0);
+    assert!(
+        run.stderr
+            .contains("not applied on the host: line 5: RUN pip install nothing"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("runs `python3 server.py`"),
+        "{}",
+        run.stderr
+    );
+    let s = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "status", "-a", "svc", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    let port = s["machines"][0]["port"].as_u64().unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+    use std::io::{Read, Write};
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let parts: Vec<&str> = body.split('|').collect();
+    assert_eq!(parts[0], "from the image");
+    assert!(
+        parts[1].ends_with("1-tree/state"),
+        "STATE_DIR mapped onto the tree: {body}"
+    );
+    assert!(
+        parts[2].ends_with("1-tree"),
+        "the machine runs in the tree: {body}"
+    );
+}

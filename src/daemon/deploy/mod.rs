@@ -77,9 +77,17 @@ impl Deployer {
         if self.bundles.size(&digest).await.is_none() {
             return Err(DeployError::BundleMissing(digest.to_string()));
         }
-        // Every group must be runnable before anything is touched.
+        // Every group must be runnable before anything is touched: its own command, or a
+        // Dockerfile to read one from.
+        let has_dockerfile = req
+            .config
+            .build
+            .as_ref()
+            .is_some_and(|b| b.dockerfile.is_some());
         for group in req.config.group_names() {
-            plan::machine_spec(&req.config, group, None, None)?;
+            if plan::command_for(&req.config, group).is_none() && !has_dockerfile {
+                return Err(plan::PlanError::NoCommand(group.to_string()).into());
+            }
         }
         let strategy = req
             .strategy
@@ -224,6 +232,8 @@ impl Deployer {
                 return Err(command_failure("[build] command", &outcome));
             }
         }
+        // What the Dockerfile says, when a group has no command of its own.
+        let (workdir, fallback, image_env) = self.read_dockerfile(app, version, cfg, &dir).await?;
         if let Some(release) = cfg
             .deploy
             .as_ref()
@@ -241,7 +251,11 @@ impl Deployer {
                 .as_ref()
                 .and_then(|d| d.release_command_timeout)
                 .map_or(DEFAULT_RELEASE_COMMAND_TIMEOUT, |d| d.to_std());
-            let outcome = command::run(release, &dir, &env, timeout).await;
+            let mut env = env.clone();
+            for (k, v) in &image_env {
+                env.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            let outcome = command::run(release, &workdir, &env, timeout).await;
             if !outcome.success {
                 return Err(command_failure("release_command", &outcome));
             }
@@ -263,9 +277,14 @@ impl Deployer {
             .map_err(|e| fail(format!("could not list machines: {e}")))?;
         let mut groups = Vec::new();
         for group in cfg.group_names() {
-            let mut spec: MachineSpec = plan::machine_spec(cfg, group, None, Some(version))
-                .map_err(|e| fail(e.to_string()))?;
-            spec.workdir = Some(dir.to_string_lossy().into_owned());
+            let mut spec: MachineSpec =
+                plan::machine_spec(cfg, group, fallback.as_deref(), Some(version))
+                    .map_err(|e| fail(e.to_string()))?;
+            spec.workdir = Some(workdir.to_string_lossy().into_owned());
+            // fly.toml's [env] wins over the Dockerfile's ENV.
+            for (k, v) in &image_env {
+                spec.env.entry(k.clone()).or_insert_with(|| v.clone());
+            }
             let old: Vec<_> = existing
                 .iter()
                 .filter(|m| m.process_group == group && m.release_version != Some(version))
@@ -323,6 +342,72 @@ impl Deployer {
         drop(progress);
         let _ = recorder.await;
         outcome
+    }
+
+    /// Reads `[build] dockerfile` when some group has no command of its own: builds the
+    /// working tree from its final stage and returns (workdir, command, ENV). Otherwise the
+    /// release's directory, no command, no extra env.
+    async fn read_dockerfile(
+        &self,
+        app: &str,
+        version: u64,
+        cfg: &AppConfig,
+        dir: &std::path::Path,
+    ) -> Result<(PathBuf, Option<String>, BTreeMap<String, String>), Failure> {
+        let fail = |reason: String| Failure {
+            reason,
+            machine: None,
+            check_output: None,
+        };
+        let needed = cfg
+            .group_names()
+            .iter()
+            .any(|g| plan::command_for(cfg, g).is_none());
+        if !needed {
+            return Ok((dir.to_path_buf(), None, BTreeMap::new()));
+        }
+        let name = cfg
+            .build
+            .as_ref()
+            .and_then(|b| b.dockerfile.clone())
+            .unwrap_or_else(|| "Dockerfile".into());
+        let text = std::fs::read_to_string(dir.join(&name))
+            .map_err(|e| fail(format!("cannot read {name}: {e}")))?;
+        let stage = crate::dockerfile::parse(&text).map_err(|e| fail(format!("{name}: {e}")))?;
+        for skipped in &stage.skipped {
+            self.progress(
+                app,
+                version,
+                "dockerfile",
+                format!("not applied on the host: {skipped} (use [build] command for RUN steps)"),
+            )
+            .await;
+        }
+        let command = stage.command_line().ok_or_else(|| {
+            fail(format!(
+                "{name} has no CMD or ENTRYPOINT, and [processes] names no command"
+            ))
+        })?;
+        let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
+        let (context, target, stage_for_tree) = (dir.to_path_buf(), tree.clone(), stage.clone());
+        let env = tokio::task::spawn_blocking(move || {
+            crate::dockerfile::build_tree(&stage_for_tree, &context, &target)
+        })
+        .await
+        .map_err(|e| fail(format!("building the working tree failed: {e}")))?
+        .map_err(|e| fail(format!("{name}: {e}")))?;
+        self.progress(
+            app,
+            version,
+            "dockerfile",
+            format!(
+                "WORKDIR {} is {}; runs `{command}`",
+                stage.workdir,
+                tree.display()
+            ),
+        )
+        .await;
+        Ok((tree, Some(command), env))
     }
 
     async fn finish(&self, app: &str, version: u64, outcome: Result<(), Failure>) {
