@@ -326,3 +326,188 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
         "the machine runs in the tree: {body}"
     );
 }
+
+/// Deploys the example `name` as it is in the repository.
+fn deploy_example(d: &TestDaemon, name: &str, extra: &[&str]) -> Run {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .join("fly.toml");
+    let mut args = vec![
+        "--remote",
+        d.api.as_str(),
+        "deploy",
+        "-c",
+        config.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    common::lakefly(Path::new("."), &args)
+}
+
+#[test]
+fn the_broken_example_fails_while_the_previous_release_answers_every_request() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let d = TestDaemon::start();
+    deploy_example(&d, "hello", &[]).expect_code(0);
+    let port = status(&d)["machines"][0]["port"].as_u64().unwrap() as u16;
+    // A request loop against the live machine for the whole failed deploy.
+    let stop = Arc::new(AtomicBool::new(false));
+    let looper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                let answered =
+                    std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+                        s.write_all(b"GET /health HTTP/1.0\r\n\r\n")?;
+                        let mut r = String::new();
+                        s.read_to_string(&mut r)?;
+                        Ok(r.starts_with("HTTP/1.0 200"))
+                    });
+                if matches!(answered, Ok(true)) {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let run = deploy_example(&d, "broken", &[]).expect_code(7);
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = looper.join().unwrap();
+    assert!(
+        run.stderr.contains("was not healthy within 3s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("404"),
+        "the check's last output is shown: {}",
+        run.stderr
+    );
+    assert_eq!(failed, 0, "{ok} requests answered, {failed} failed");
+    assert!(ok > 10, "the loop ran ({ok} requests)");
+    assert_eq!(status(&d)["release"]["version"], 1);
+}
+
+#[test]
+fn an_unchanged_redeploy_uploads_zero_bytes() {
+    let d = TestDaemon::start();
+    let first = deploy_example(&d, "hello", &["--json"]).expect_code(0);
+    let head: Value = serde_json::from_str(first.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(head["uploaded_bytes"], head["bundle_bytes"]);
+    assert!(head["bundle_bytes"].as_u64().unwrap() > 0);
+    let again = deploy_example(&d, "hello", &["--json"]).expect_code(0);
+    let lines: Vec<Value> = again
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["uploaded_bytes"], 0);
+    assert_eq!(lines[0]["bundle"], head["bundle"]);
+    assert_eq!(
+        lines.last().unwrap()["kind"],
+        "deploy.complete",
+        "NDJSON events follow: {lines:?}"
+    );
+}
+
+/// Runs a deploy of `app` with `strategy` and returns its order of operations from the
+/// events: C (a new machine created), H (a new machine healthy), S (an old one stopped),
+/// D (an old one destroyed).
+async fn order_of_operations(d: &TestDaemon, app: &Path, strategy: &'static str) -> String {
+    let mut sse = common::sse::Sse::connect(&d.url("/v1/events?app=hello"), None).await;
+    let (api, config) = (d.api.clone(), app.join("fly.toml"));
+    let run = tokio::task::spawn_blocking(move || {
+        common::lakefly(
+            Path::new("."),
+            &[
+                "--remote",
+                &api,
+                "deploy",
+                "-c",
+                config.to_str().unwrap(),
+                "--strategy",
+                strategy,
+            ],
+        )
+    });
+    let mut new = std::collections::BTreeSet::new();
+    let mut ops = String::new();
+    loop {
+        let m = sse
+            .next(std::time::Duration::from_secs(30))
+            .await
+            .expect("events until the release ends");
+        let data = &m.data["data"];
+        let machine = data["machine"].as_str().unwrap_or_default().to_string();
+        match m.event.as_str() {
+            "machine.created" => {
+                new.insert(machine);
+                ops.push('C');
+            }
+            "machine.health" if data["health"] == "passing" && new.contains(&machine) => {
+                ops.push('H')
+            }
+            "machine.stopped" if !new.contains(&machine) => ops.push('S'),
+            "machine.destroyed" if !new.contains(&machine) => ops.push('D'),
+            "deploy.complete" => break,
+            "deploy.failed" => panic!("{strategy} failed: {}", m.data),
+            _ => {}
+        }
+    }
+    run.await.unwrap().expect_code(0);
+    ops
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_strategy_replaces_machines_in_its_own_order() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    // max_unavailable = 2 makes rolling batches of two, so canary (one first) differs.
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "strategy = \"rolling\"",
+            "strategy = \"rolling\"\n  max_unavailable = 2",
+        );
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    let (api, config) = (d.api.clone(), app.join("fly.toml"));
+    tokio::task::spawn_blocking(move || {
+        common::lakefly(
+            Path::new("."),
+            &["--remote", &api, "deploy", "-c", config.to_str().unwrap()],
+        )
+        .expect_code(0)
+    })
+    .await
+    .unwrap();
+    // Three machines of v1: the deploy made one; two more with the same spec.
+    let client = common::api::Api::new(&d);
+    let (_, machines) = client
+        .send(reqwest::Method::GET, "/v1/apps/hello/machines", None)
+        .await;
+    let spec = machines[0]["spec"].clone();
+    for _ in 0..2 {
+        client.create_machine("hello", spec.clone()).await;
+    }
+    assert_eq!(
+        order_of_operations(&d, &app, "rolling").await,
+        "CCHHSSCHSDDD"
+    );
+    assert_eq!(
+        order_of_operations(&d, &app, "canary").await,
+        "CHSCCHHSSDDD"
+    );
+    assert_eq!(
+        order_of_operations(&d, &app, "bluegreen").await,
+        "CCCHHHSSSDDD"
+    );
+    let immediate = order_of_operations(&d, &app, "immediate")
+        .await
+        .replace('H', "");
+    assert_eq!(immediate, "CCCDDD", "immediate does not wait for health");
+}

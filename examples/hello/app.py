@@ -10,6 +10,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/health":
             body = b"ok\n"
             content_type = "text/plain"
+        elif self.path.startswith("/ready"):
+            self.send_error(404, "not ready")
+            return
         else:
             body = json.dumps(
                 {

@@ -1,8 +1,6 @@
 //! `lakefly deploy`: validate, pack, upload what the daemon lacks, start the release, and
 //! follow it live until it is complete (exit 0) or failed (exit 7, previous release kept).
 
-use std::io::Write;
-
 use clap::Args;
 use futures_util::{Stream, StreamExt};
 
@@ -86,15 +84,31 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
                 out.note(&format!("==> created app {app}"));
             }
         }
-        if api.has_bundle(&digest).await? {
+        let uploaded = if api.has_bundle(&digest).await? {
             if !out.json {
                 out.note("==> the daemon already has this bundle; nothing to upload");
             }
+            0
         } else {
             api.upload_bundle(&digest, bundle_file.path()).await?;
             if !out.json {
-                out.note("==> uploaded the bundle");
+                out.note(&format!(
+                    "==> uploaded the bundle ({} KiB)",
+                    packed.size.div_ceil(1024)
+                ));
             }
+            packed.size
+        };
+        if out.json {
+            out.ndjson(&serde_json::json!({
+                "app": app,
+                "bundle": digest,
+                "bundle_bytes": packed.size,
+                "uploaded_bytes": uploaded,
+            }))?;
+        }
+        if config.env.contains_key("PORT") && !out.json {
+            out.note("    note: [env] sets PORT; each machine gets its own $PORT from the daemon, which wins");
         }
         // Follow before starting, so no event of the release is missed.
         let stream = if args.detach {
@@ -189,12 +203,7 @@ pub(super) async fn watch(
 
 fn report_event(out: Output, event: &Event) -> Result<(), Error> {
     if out.json {
-        let line =
-            serde_json::to_string(event).map_err(|e| Error::Output(std::io::Error::other(e)))?;
-        let mut stdout = std::io::stdout().lock();
-        return writeln!(stdout, "{line}")
-            .and_then(|()| stdout.flush())
-            .map_err(Error::Output);
+        return out.ndjson(event);
     }
     let d = &event.data;
     match event.kind.as_str() {

@@ -1,7 +1,5 @@
 //! `lakefly events`: follow the daemon's event stream, live.
 
-use std::io::Write;
-
 use clap::Args;
 use futures_util::StreamExt;
 
@@ -51,24 +49,13 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
         futures_util::pin_mut!(stream);
         while let Some(item) = stream.next().await {
             match item {
-                Item::Event(event) => print_event(out.json, &event)?,
+                Item::Event(event) if out.json => out.ndjson(&event)?,
+                Item::Event(event) => out.text(&human(&event))?,
                 Item::Reconnecting { reason } => out.note(&format!("{reason}; reconnecting")),
             }
         }
         Ok(())
     })
-}
-
-fn print_event(json: bool, event: &Event) -> Result<(), Error> {
-    let line = if json {
-        serde_json::to_string(event).map_err(|e| Error::Output(std::io::Error::other(e)))?
-    } else {
-        human(event)
-    };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .map_err(Error::Output)
 }
 
 /// `time  #id  app  kind  details`, details as compact JSON without the redundant braces.

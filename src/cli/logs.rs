@@ -1,6 +1,6 @@
 //! `lakefly logs`: the app's output from all machines as one stream.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
@@ -59,7 +59,11 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
                         reconnecting = false;
                     }
                     for line in &lines {
-                        print_line(out.json, colour, line)?;
+                        if out.json {
+                            out.ndjson(line)?;
+                        } else {
+                            out.text(&human(colour, line))?;
+                        }
                     }
                     // The next page starts after the last line shown: none is shown twice,
                     // also across a daemon restart.
@@ -88,26 +92,19 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
     })
 }
 
-fn print_line(json: bool, colour: bool, line: &LogEntry) -> Result<(), Error> {
-    let text = if json {
-        serde_json::to_string(line).map_err(|e| Error::Output(std::io::Error::other(e)))?
-    } else {
-        let group = line.process_group.as_deref().unwrap_or("-");
-        let (dim, reset) = if colour {
-            (
-                style::DIM.render().to_string(),
-                style::DIM.render_reset().to_string(),
-            )
-        } else {
-            (String::new(), String::new())
-        };
-        format!(
-            "{dim}{} {} [{group}]{reset} {}",
-            line.time, line.machine, line.line
+/// `time machine [group] text`, the prefix dimmed on a terminal.
+fn human(colour: bool, line: &LogEntry) -> String {
+    let group = line.process_group.as_deref().unwrap_or("-");
+    let (dim, reset) = if colour {
+        (
+            style::DIM.render().to_string(),
+            style::DIM.render_reset().to_string(),
         )
+    } else {
+        (String::new(), String::new())
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")
-        .and_then(|()| stdout.flush())
-        .map_err(Error::Output)
+    format!(
+        "{dim}{} {} [{group}]{reset} {}",
+        line.time, line.machine, line.line
+    )
 }

@@ -33,6 +33,16 @@ impl Output {
         writeln!(out, "{text}").map_err(Error::Output)
     }
 
+    /// Prints `value` as one line of JSON on stdout and flushes it (NDJSON streams).
+    pub fn ndjson<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
+        let text =
+            serde_json::to_string(value).map_err(|e| Error::Output(std::io::Error::other(e)))?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{text}")
+            .and_then(|()| out.flush())
+            .map_err(Error::Output)
+    }
+
     /// Prints a message for people on stderr (progress, notes, warnings).
     pub fn note(&self, text: &str) {
         // A failed write to stderr has nowhere left to be reported.
