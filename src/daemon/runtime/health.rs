@@ -100,6 +100,7 @@ async fn aggregate(
 ) {
     let mut latest: BTreeMap<String, bool> = BTreeMap::new();
     let mut health = "unknown";
+    let mut last_output: Option<String> = None;
     while let Some(outcome) = rx.recv().await {
         latest.insert(outcome.check.clone(), outcome.passing);
         let now = if latest.values().any(|ok| !ok) {
@@ -109,10 +110,16 @@ async fn aggregate(
         } else {
             "unknown"
         };
-        if now == health {
+        // A change of health is recorded; so is a failing check whose output changed (a
+        // refused connection that became a 404), so the last output shown is the latest.
+        let failing_differently = now == "critical"
+            && !outcome.passing
+            && last_output.as_deref() != Some(outcome.output.as_str());
+        if now == health && !failing_differently {
             continue;
         }
         health = now;
+        last_output = Some(outcome.output.clone());
         let (id, app, pid) = (target.machine.clone(), target.app.clone(), target.pid);
         let data = serde_json::json!({
             "machine": id,
