@@ -339,6 +339,16 @@ pub mod kind {
     pub const DEPLOY_STARTED: &str = "deploy.started";
     /// A step of a release: unpack, build, release command, machine replaced...
     pub const DEPLOY_PROGRESS: &str = "deploy.progress";
+    /// A release's bundle was unpacked.
+    pub const RELEASE_UNPACKED: &str = "release.unpacked";
+    /// A release's `[build] command` runs.
+    pub const RELEASE_BUILD: &str = "release.build";
+    /// A release's `release_command` runs.
+    pub const RELEASE_COMMAND: &str = "release.command";
+    /// A release reads its Dockerfile.
+    pub const RELEASE_DOCKERFILE: &str = "release.dockerfile";
+    /// An old machine gave way to a healthy new one.
+    pub const MACHINE_REPLACED: &str = "machine.replaced";
     /// A release is live.
     pub const DEPLOY_COMPLETE: &str = "deploy.complete";
     /// A release failed; the previous one is kept.

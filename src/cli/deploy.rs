@@ -131,11 +131,12 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     })
 }
 
-/// The app's `deploy.*` events from now on.
+/// The app's events from now on (a release's steps are `deploy.*`, `release.*` and
+/// `machine.replaced`; `watch` keeps those of its version).
 pub(super) async fn subscribe(api: &Client, app: &str) -> Result<impl Stream<Item = Item>, Error> {
     let spec = Follow {
         app: Some(app.to_string()),
-        kind: Some("deploy.".into()),
+        kind: None,
         since: None,
         tail: None,
     };
@@ -207,7 +208,12 @@ fn report_event(out: Output, event: &Event) -> Result<(), Error> {
     }
     let d = &event.data;
     match event.kind.as_str() {
-        kind::DEPLOY_PROGRESS => out.note(&format!(
+        kind::DEPLOY_PROGRESS
+        | kind::RELEASE_UNPACKED
+        | kind::RELEASE_BUILD
+        | kind::RELEASE_COMMAND
+        | kind::RELEASE_DOCKERFILE
+        | kind::MACHINE_REPLACED => out.note(&format!(
             "    {}: {}",
             d["step"].as_str().unwrap_or("?"),
             d["detail"].as_str().unwrap_or("")

@@ -178,13 +178,18 @@ impl Deployer {
         .await
     }
 
+    /// Records a step of release `version`; its kind says which (`release.build`...).
     async fn progress(&self, app: &str, version: u64, step: &str, detail: String) {
+        let kind = match step {
+            "unpack" => kind::RELEASE_UNPACKED,
+            "build" => kind::RELEASE_BUILD,
+            "release_command" => kind::RELEASE_COMMAND,
+            "dockerfile" => kind::RELEASE_DOCKERFILE,
+            "replaced" => kind::MACHINE_REPLACED,
+            _ => kind::DEPLOY_PROGRESS,
+        };
         let data = serde_json::json!({ "version": version, "step": step, "detail": detail });
-        if let Err(e) = self
-            .hub
-            .emit(NewEvent::app(app, kind::DEPLOY_PROGRESS, data))
-            .await
-        {
+        if let Err(e) = self.hub.emit(NewEvent::app(app, kind, data)).await {
             tracing::warn!(error = %e, "could not record deploy progress");
         }
     }
@@ -317,17 +322,17 @@ impl Deployer {
             .and_then(|d| d.max_unavailable)
             .unwrap_or(DEFAULT_MAX_UNAVAILABLE);
         // Progress lines are recorded in order, and all of them before the release's end.
-        let (lines, mut pending) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (lines, mut pending) = tokio::sync::mpsc::unbounded_channel::<(&'static str, String)>();
         let recorder = {
             let (deployer, app) = (self.clone(), app.to_string());
             tokio::spawn(async move {
-                while let Some(detail) = pending.recv().await {
-                    deployer.progress(&app, version, "rollout", detail).await;
+                while let Some((step, detail)) = pending.recv().await {
+                    deployer.progress(&app, version, step, detail).await;
                 }
             })
         };
-        let progress = move |detail: String| {
-            let _ = lines.send(detail);
+        let progress = move |step: &'static str, detail: String| {
+            let _ = lines.send((step, detail));
         };
         let outcome = Rollout {
             app,

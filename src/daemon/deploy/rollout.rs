@@ -50,8 +50,8 @@ pub struct Rollout<'a> {
     pub wait_timeout: Duration,
     /// Below 1 a fraction of a group, else a count.
     pub max_unavailable: f64,
-    /// Reports progress (`replaced machine X`).
-    pub progress: &'a (dyn Fn(String) + Send + Sync),
+    /// Reports a step: `rollout` lines, and `replaced` when an old machine gives way.
+    pub progress: &'a (dyn Fn(&'static str, String) + Send + Sync),
 }
 
 /// What a rollout changed, to finish or undo it.
@@ -86,11 +86,14 @@ impl Rollout<'_> {
                 for id in &changes.stopped {
                     let _ = self.runtime.act(self.app, id, Action::Start).await;
                 }
-                (self.progress)(format!(
-                    "restored the previous release ({} machine{} started again)",
-                    changes.stopped.len(),
-                    if changes.stopped.len() == 1 { "" } else { "s" }
-                ));
+                (self.progress)(
+                    "rollout",
+                    format!(
+                        "restored the previous release ({} machine{} started again)",
+                        changes.stopped.len(),
+                        if changes.stopped.len() == 1 { "" } else { "s" }
+                    ),
+                );
                 Err(failure)
             }
         }
@@ -176,17 +179,17 @@ impl Rollout<'_> {
                 machine: None,
                 check_output: None,
             })?;
-        (self.progress)(format!(
-            "created machine {} ({})",
-            machine.id, spec.process_group
-        ));
+        (self.progress)(
+            "rollout",
+            format!("created machine {} ({})", machine.id, spec.process_group),
+        );
         changes.created.push(machine.id.clone());
         Ok(machine.id)
     }
 
     async fn stop(&mut self, id: &str, changes: &mut Changes) {
         if self.runtime.act(self.app, id, Action::Stop).await.is_ok() {
-            (self.progress)(format!("stopped old machine {id}"));
+            (self.progress)("replaced", format!("stopped old machine {id}"));
             changes.stopped.push(id.to_string());
         }
     }
@@ -235,7 +238,7 @@ impl Rollout<'_> {
                         last_output.insert(id.clone(), output.to_string());
                     }
                     if event.data["health"] == "passing" {
-                        (self.progress)(format!("machine {id} is healthy"));
+                        (self.progress)("rollout", format!("machine {id} is healthy"));
                         pending.remove(&id);
                     }
                 }
