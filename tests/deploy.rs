@@ -511,3 +511,46 @@ async fn each_strategy_replaces_machines_in_its_own_order() {
         .replace('H', "");
     assert_eq!(immediate, "CCCDDD", "immediate does not wait for health");
 }
+
+#[test]
+fn an_app_on_a_fixed_port_fails_with_the_port_it_listens_on_and_the_fix() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    let fixed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let source = std::fs::read_to_string(app.join("app.py"))
+        .unwrap()
+        .replace(
+            "port = int(os.environ.get(\"PORT\", \"8080\"))",
+            &format!("port = {fixed}  # ignores $PORT"),
+        );
+    assert!(
+        source.contains("ignores $PORT"),
+        "the example still reads $PORT the expected way"
+    );
+    std::fs::write(app.join("app.py"), source).unwrap();
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "strategy = \"rolling\"",
+            "strategy = \"rolling\"\n  wait_timeout = \"3s\"",
+        );
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    let run = deploy(&d, &app, &[]).expect_code(7);
+    assert!(
+        run.stderr
+            .contains(&format!("it listens on port {fixed}, not on $PORT (")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "make the app listen on the port in $PORT (lakefly maps internal_port 8080 onto it)"
+        ),
+        "{}",
+        run.stderr
+    );
+}

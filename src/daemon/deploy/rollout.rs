@@ -213,14 +213,18 @@ impl Rollout<'_> {
                 Err(_) => {
                     let machine = pending.iter().next().cloned();
                     let output = machine.as_ref().and_then(|m| last_output.get(m).cloned());
+                    let mut reason = format!(
+                        "machine {} was not healthy within {}",
+                        machine.as_deref().unwrap_or("?"),
+                        crate::config::units::Duration::from_millis(
+                            self.wait_timeout.as_millis() as u64
+                        )
+                    );
+                    if let Some(id) = &machine {
+                        reason.push_str(&self.wrong_port_hint(id).await);
+                    }
                     return Err(Failure {
-                        reason: format!(
-                            "machine {} was not healthy within {}",
-                            machine.as_deref().unwrap_or("?"),
-                            crate::config::units::Duration::from_millis(
-                                self.wait_timeout.as_millis() as u64
-                            )
-                        ),
+                        reason,
                         machine,
                         check_output: output,
                     });
@@ -267,6 +271,34 @@ impl Rollout<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Rollout<'_> {
+    /// `"; it listens on port N, not on $PORT (M): ..."` when the app ignores `$PORT`.
+    async fn wrong_port_hint(&self, id: &str) -> String {
+        let Ok(machine) = self.runtime.get(self.app, id).await else {
+            return String::new();
+        };
+        let (Some(pid), Some(port)) = (machine.pid, machine.port) else {
+            return String::new();
+        };
+        let ports = tokio::task::spawn_blocking(move || {
+            crate::daemon::runtime::process::listening_ports(pid)
+        })
+        .await
+        .unwrap_or_default();
+        if ports.is_empty() || ports.contains(&port) {
+            return String::new();
+        }
+        let listed: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let internal = machine.spec.internal_port.map_or(String::new(), |p| {
+            format!(" (lakefly maps internal_port {p} onto it)")
+        });
+        format!(
+            "; it listens on port {}, not on $PORT ({port}): make the app listen on the port in $PORT{internal}",
+            listed.join(", ")
+        )
     }
 }
 
