@@ -209,11 +209,12 @@ impl Client {
         }
     }
 
-    /// `PUT /v1/bundles/{digest}`: streams the file at `path`.
+    /// `PUT /v1/bundles/{digest}`: streams the file at `path`, reporting bytes sent.
     pub async fn upload_bundle(
         &self,
         digest: &str,
         path: &std::path::Path,
+        sent: impl Fn(u64) + Send + Sync + 'static,
     ) -> Result<(), ClientError> {
         let url = format!("{}/v1/bundles/{digest}", self.base);
         let file = tokio::fs::File::open(path)
@@ -224,7 +225,15 @@ impl Client {
                 detail: format!("cannot read the bundle {}: {e}", path.display()),
             })?;
         let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let chunks = futures_util::StreamExt::inspect(
+            tokio_util::io::ReaderStream::new(file),
+            move |chunk| {
+                if let Ok(bytes) = chunk {
+                    sent(bytes.len() as u64);
+                }
+            },
+        );
+        let body = reqwest::Body::wrap_stream(chunks);
         let response = self
             .http
             .put(&url)

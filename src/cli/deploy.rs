@@ -12,6 +12,7 @@ use crate::api::types::{kind, DeployRequest, Event};
 use crate::config::model::Strategy;
 use crate::config::units::Duration;
 use crate::error::Error;
+use crate::output::progress::Progress;
 use crate::output::Output;
 
 /// Deploy the app in the config's directory.
@@ -90,7 +91,17 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             }
             0
         } else {
-            api.upload_bundle(&digest, bundle_file.path()).await?;
+            let bar = Progress::new(out).bytes(packed.size);
+            let counter = bar.clone();
+            api.upload_bundle(&digest, bundle_file.path(), move |n| {
+                if let Some(bar) = &counter {
+                    bar.inc(n);
+                }
+            })
+            .await?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             if !out.json {
                 out.note(&format!(
                     "==> uploaded the bundle ({} KiB)",
@@ -162,9 +173,9 @@ pub(super) async fn watch(
     version: u64,
     stream: impl Stream<Item = Item>,
 ) -> Result<(), Error> {
-    if !out.json {
-        out.note(&format!("==> release v{version} started"));
-    }
+    let progress = Progress::new(out);
+    progress.line(&format!("==> release v{version} started"));
+    progress.status(&format!("release v{version}: starting"));
     futures_util::pin_mut!(stream);
     loop {
         let item = tokio::select! {
@@ -177,14 +188,14 @@ pub(super) async fn watch(
         let event = match item {
             Item::Event(event) => event,
             Item::Reconnecting { reason } => {
-                out.note(&format!("{reason}; reconnecting"));
+                progress.line(&format!("{reason}; reconnecting"));
                 continue;
             }
         };
         if event.data["version"].as_u64() != Some(version) {
             continue;
         }
-        report_event(out, &event)?;
+        report_event(out, &progress, &event)?;
         match event.kind.as_str() {
             kind::DEPLOY_COMPLETE => return Ok(()),
             kind::DEPLOY_FAILED => {
@@ -202,7 +213,7 @@ pub(super) async fn watch(
     }
 }
 
-fn report_event(out: Output, event: &Event) -> Result<(), Error> {
+fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), Error> {
     if out.json {
         return out.ndjson(event);
     }
@@ -213,28 +224,31 @@ fn report_event(out: Output, event: &Event) -> Result<(), Error> {
         | kind::RELEASE_BUILD
         | kind::RELEASE_COMMAND
         | kind::RELEASE_DOCKERFILE
-        | kind::MACHINE_REPLACED => out.note(&format!(
-            "    {}: {}",
-            d["step"].as_str().unwrap_or("?"),
-            d["detail"].as_str().unwrap_or("")
-        )),
-        kind::DEPLOY_COMPLETE => out.note(&format!("==> release v{} is live", d["version"])),
+        | kind::MACHINE_REPLACED => {
+            let (step, detail) = (
+                d["step"].as_str().unwrap_or("?"),
+                d["detail"].as_str().unwrap_or(""),
+            );
+            progress.line(&format!("    {step}: {detail}"));
+            progress.status(&format!("release v{}: {detail}", d["version"]));
+        }
+        kind::DEPLOY_COMPLETE => progress.line(&format!("==> release v{} is live", d["version"])),
         kind::DEPLOY_FAILED => {
-            out.note(&format!(
+            progress.line(&format!(
                 "==> release v{} failed: {}",
                 d["version"],
                 d["reason"].as_str().unwrap_or("?")
             ));
             if let Some(machine) = d["machine"].as_str() {
-                out.note(&format!("    machine: {machine}"));
+                progress.line(&format!("    machine: {machine}"));
             }
             if let Some(output) = d["check_output"].as_str() {
-                out.note(&format!("    last check output: {output}"));
+                progress.line(&format!("    last check output: {output}"));
             }
             if let Some(lines) = d["logs"].as_array().filter(|l| !l.is_empty()) {
-                out.note("    last log lines:");
+                progress.line("    last log lines:");
                 for line in lines {
-                    out.note(&format!("      {}", line.as_str().unwrap_or("")));
+                    progress.line(&format!("      {}", line.as_str().unwrap_or("")));
                 }
             }
         }

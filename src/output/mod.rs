@@ -2,6 +2,7 @@
 //! messages on stderr. The output mode is passed explicitly, never held globally.
 
 pub mod error;
+pub mod progress;
 pub mod style;
 pub mod table;
 
