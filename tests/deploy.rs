@@ -9,6 +9,20 @@ use common::daemon::TestDaemon;
 use common::Run;
 use serde_json::Value;
 
+/// `GET url` as text, from a synchronous test.
+fn get_text(url: &str) -> String {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() })
+    })
+    .join()
+    .unwrap()
+}
+
 /// A copy of the hello example to change.
 fn hello_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -351,6 +365,14 @@ fn the_broken_example_fails_while_the_previous_release_answers_every_request() {
     use std::sync::Arc;
     let d = TestDaemon::start();
     deploy_example(&d, "hello", &[]).expect_code(0);
+    // Then a change under the same app...
+    let (_dir, changed) = hello_copy();
+    let config = std::fs::read_to_string(changed.join("fly.toml"))
+        .unwrap()
+        .replace("GREETING = \"hello\"", "GREETING = \"changed\"");
+    std::fs::write(changed.join("fly.toml"), config).unwrap();
+    deploy(&d, &changed, &[]).expect_code(0);
+    // ...then the broken example's content, with requests flowing to v2 all along.
     let port = status(&d)["machines"][0]["port"].as_u64().unwrap() as u16;
     // A request loop against the live machine for the whole failed deploy.
     let stop = Arc::new(AtomicBool::new(false));
@@ -390,7 +412,16 @@ fn the_broken_example_fails_while_the_previous_release_answers_every_request() {
     );
     assert_eq!(failed, 0, "{ok} requests answered, {failed} failed");
     assert!(ok > 10, "the loop ran ({ok} requests)");
-    assert_eq!(status(&d)["release"]["version"], 1);
+    assert_eq!(status(&d)["release"]["version"], 2);
+    let metrics = get_text(&d.url("/metrics"));
+    assert!(
+        metrics.contains("lakefly_deploys_total{outcome=\"complete\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lakefly_deploys_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

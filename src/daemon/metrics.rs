@@ -19,6 +19,13 @@ pub struct MachineLabels {
     pub health: String,
 }
 
+/// Labels of the deploys counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeployLabels {
+    /// `complete` or `failed`.
+    pub outcome: String,
+}
+
 /// Every figure the daemon exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -31,6 +38,8 @@ pub struct Metrics {
     pub machines: Family<MachineLabels, Gauge>,
     /// Connections following the event stream (set at scrape time).
     pub subscribers: Gauge,
+    /// Releases finished, by outcome.
+    pub deploys: Family<DeployLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -40,6 +49,8 @@ impl Default for Metrics {
         let restarts = Counter::default();
         let machines = Family::<MachineLabels, Gauge>::default();
         let subscribers = Gauge::default();
+        let deploys = Family::<DeployLabels, Counter>::default();
+        registry.register("deploys", "Releases finished, by outcome", deploys.clone());
         registry.register("events", "Events recorded", events.clone());
         registry.register(
             "machine_restarts",
@@ -58,6 +69,7 @@ impl Default for Metrics {
             restarts,
             machines,
             subscribers,
+            deploys,
         }
     }
 }

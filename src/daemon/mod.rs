@@ -98,6 +98,7 @@ impl Daemon {
             options.bundle_max_bytes,
             Default::default(),
         );
+        let deploys = metrics.deploys.clone();
         let state = Arc::new(server::SharedState {
             store: store.clone(),
             hub: hub.clone(),
@@ -110,6 +111,7 @@ impl Daemon {
                 bundles: bundle_store.clone(),
                 releases_dir: options.state_dir.join("releases"),
                 shutdown: shutdown_rx.clone(),
+                finished: deploys,
             },
             bundles: bundle_store,
             shutdown: shutdown_rx.clone(),

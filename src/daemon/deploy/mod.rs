@@ -68,6 +68,11 @@ pub struct Deployer {
     pub releases_dir: PathBuf,
     /// The daemon's shutdown signal.
     pub shutdown: watch::Receiver<bool>,
+    /// Releases finished, by outcome.
+    pub finished: prometheus_client::metrics::family::Family<
+        crate::daemon::metrics::DeployLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
 }
 
 impl Deployer {
@@ -440,6 +445,11 @@ impl Deployer {
                 )
             }
         };
+        self.finished
+            .get_or_create(&crate::daemon::metrics::DeployLabels {
+                outcome: status.to_string(),
+            })
+            .inc();
         let app_name = app.to_string();
         let recorded = self
             .hub
