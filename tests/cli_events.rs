@@ -205,3 +205,53 @@ async fn tail_shows_the_last_events_of_the_app_first() {
     let events = tokio::task::block_in_place(|| follower.until(created("three")));
     assert_eq!(events.len(), 1, "only app three's events: {events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploys_events_print_live_and_resume_after_the_daemon_is_killed() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut d = TestDaemon::start_at(&addr, &state, &[]);
+    let follower = Follower::start(&d.api, &["-a", "hello"]);
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/fly.toml");
+    let deploy = |api: String| {
+        let config = config.clone();
+        move || {
+            common::lakefly(
+                Path::new("."),
+                &["--remote", &api, "deploy", "-c", config.to_str().unwrap()],
+            )
+            .expect_code(0)
+        }
+    };
+    tokio::task::spawn_blocking(deploy(d.api.clone()))
+        .await
+        .unwrap();
+    let complete =
+        |v: u64| move |e: &Value| e["kind"] == "deploy.complete" && e["data"]["version"] == v;
+    let mut events = tokio::task::block_in_place(|| follower.until(complete(1)));
+    d.kill9();
+    let d = TestDaemon::start_at(&addr, &state, &[]);
+    tokio::task::spawn_blocking(deploy(d.api.clone()))
+        .await
+        .unwrap();
+    events.extend(tokio::task::block_in_place(|| follower.until(complete(2))));
+    assert_each_once_in_order(&events);
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for kind in [
+        "app.created",
+        "deploy.started",
+        "release.unpacked",
+        "machine.created",
+        "machine.health",
+        "deploy.complete",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| **k == "deploy.complete").count(), 2);
+}
