@@ -585,3 +585,65 @@ fn an_app_on_a_fixed_port_fails_with_the_port_it_listens_on_and_the_fix() {
         run.stderr
     );
 }
+
+#[test]
+fn ctrl_c_stops_following_but_not_the_release() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    // A health check that takes a while, so the release is still rolling out when interrupted.
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace("grace_period = \"1s\"", "grace_period = \"2s\"");
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    let config = app.join("fly.toml");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
+        .args(["--remote", &d.api, "deploy", "-c", config.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the release has started (its first machine exists), then interrupt.
+    let start = std::time::Instant::now();
+    let started = |d: &TestDaemon| {
+        let run = common::lakefly(
+            Path::new("."),
+            &["--remote", &d.api, "status", "-a", "hello", "--json"],
+        );
+        run.code == 0
+            && run.json()["machines"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+    };
+    while !started(&d) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the release did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped following release v1 of hello; it goes on"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("follow it again with `lakefly events -a hello`"),
+        "{stderr}"
+    );
+    // The release finishes without the client.
+    let start = std::time::Instant::now();
+    while status(&d)["release"]["status"] != "complete" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the release did not finish on its own"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
