@@ -266,28 +266,14 @@ impl Client {
     /// `POST /v1/apps/{app}/deploys`: the new release's version.
     pub async fn deploy(&self, app: &str, request: &DeployRequest) -> Result<u64, ClientError> {
         let url = format!("/v1/apps/{app}/deploys");
-        let answer: serde_json::Value = self.call(Method::POST, &url, Some(request)).await?;
-        answer["version"]
-            .as_u64()
-            .ok_or_else(|| ClientError::BadResponse {
-                url: format!("{}{url}", self.base),
-                status: 202,
-                detail: "no version in the answer".into(),
-            })
+        self.start_release(&url, request).await
     }
 
     /// `POST /v1/apps/{app}/rollbacks`: the new release's version.
     pub async fn rollback(&self, app: &str, version: Option<u64>) -> Result<u64, ClientError> {
         let url = format!("/v1/apps/{app}/rollbacks");
         let body = super::types::RollbackRequest { version };
-        let answer: serde_json::Value = self.call(Method::POST, &url, Some(&body)).await?;
-        answer["version"]
-            .as_u64()
-            .ok_or_else(|| ClientError::BadResponse {
-                url: format!("{}{url}", self.base),
-                status: 202,
-                detail: "no version in the answer".into(),
-            })
+        self.start_release(&url, &body).await
     }
 
     /// `GET /v1/apps/{app}/releases`, newest first.
@@ -318,6 +304,18 @@ impl Client {
             status: status.as_u16(),
             detail: format!("the body is not the expected JSON: {e}"),
         })
+    }
+
+    /// POSTs a request that starts a release; returns the release's version.
+    async fn start_release<B: Serialize>(&self, path: &str, body: &B) -> Result<u64, ClientError> {
+        let answer: serde_json::Value = self.call(Method::POST, path, Some(body)).await?;
+        answer["version"]
+            .as_u64()
+            .ok_or_else(|| ClientError::BadResponse {
+                url: format!("{}{path}", self.base),
+                status: 202,
+                detail: "no version in the answer".into(),
+            })
     }
 
     async fn call_empty(&self, method: Method, path: &str) -> Result<(), ClientError> {
