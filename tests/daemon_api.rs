@@ -417,3 +417,25 @@ async fn resuming_at_random_cut_points_under_load_and_across_a_restart_delivers_
     }
     assert_eq!(received.len(), 400, "every app.created exactly once");
 }
+
+#[test]
+fn an_api_address_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lakeflyd"))
+        .args(["--api", &addr, "--state"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen for the API on {addr}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: another program listens there"),
+        "{stderr}"
+    );
+}

@@ -64,6 +64,19 @@ impl Daemon {
     pub async fn start(options: Options) -> Result<Self, Error> {
         let lock = lock_state_dir(&options.state_dir)?;
         let store = Store::open(&options.state_dir)?;
+        // Bind before any machine starts, so an address in use stops the start cleanly.
+        let listener = tokio::net::TcpListener::bind(options.api)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "API",
+                addr: options.api,
+                source,
+            })?;
+        let api_addr = listener.local_addr().map_err(|source| Error::Bind {
+            what: "API",
+            addr: options.api,
+            source,
+        })?;
         // Prune before serving, so a resume right after start sees the retained window.
         prune_once(&store, options.events_keep, options.events_max_age).await;
         // A release that was rolling out when the daemon died did not finish.
@@ -80,18 +93,6 @@ impl Daemon {
             metrics.restarts.clone(),
         )
         .await?;
-        let listener = tokio::net::TcpListener::bind(options.api)
-            .await
-            .map_err(|source| Error::Bind {
-                what: "API",
-                addr: options.api,
-                source,
-            })?;
-        let api_addr = listener.local_addr().map_err(|source| Error::Bind {
-            what: "API",
-            addr: options.api,
-            source,
-        })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let bundle_store = bundles::BundleStore::new(
             &options.state_dir,
