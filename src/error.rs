@@ -160,6 +160,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A `scale count` argument does not fit the app.
+    #[error("{message}")]
+    BadScale {
+        /// What is wrong.
+        message: String,
+        /// How to write it.
+        hint: String,
+    },
+
     /// A destructive command needs confirmation and stdin is not a terminal.
     #[error("{what} needs confirmation, and stdin is not a terminal")]
     NeedsConfirmation {
@@ -218,6 +227,7 @@ impl Error {
             Error::DeployFailed { .. } => "deploy_failed",
             Error::Detached { .. } => "detached",
             Error::EmbeddedDaemon { .. } => "daemon_start_failed",
+            Error::BadScale { .. } => "invalid_scale",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
@@ -257,7 +267,7 @@ impl Error {
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
             Error::Detached { .. } => exit::INTERRUPTED,
             Error::EmbeddedDaemon { .. } => exit::UNREACHABLE,
-            Error::NeedsConfirmation { .. } | Error::NoApp => exit::USAGE,
+            Error::NeedsConfirmation { .. } | Error::NoApp | Error::BadScale { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) => exit::INVALID_CONFIG,
             Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } => exit::NOT_FOUND,
@@ -298,6 +308,7 @@ impl Error {
                 "see its log: {}; or run one yourself with `lakeflyd` and pass --remote",
                 log.display()
             )),
+            Error::BadScale { hint, .. } => Some(hint.clone()),
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,
             Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),

@@ -435,6 +435,7 @@ fn every_command_help_shows_an_example() {
         &["status"],
         &["apps"],
         &["machines"],
+        &["scale"],
         &["events"],
         &["logs"],
         &["daemon"],

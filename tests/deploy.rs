@@ -647,3 +647,64 @@ fn ctrl_c_stops_following_but_not_the_release() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_count() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    deploy(&d, &app, &[]).expect_code(0);
+    let cli = |args: &[&str]| {
+        let mut full = vec!["--remote", d.api.as_str()];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["-a", "hello"]);
+        common::lakefly(Path::new("."), &full)
+    };
+    let unconfirmed = cli(&["scale", "count", "3"]).expect_code(2);
+    assert!(
+        unconfirmed.stderr.contains("scale hello: app: 1 -> 3"),
+        "the plan is printed: {}",
+        unconfirmed.stderr
+    );
+    assert!(
+        unconfirmed.stderr.contains("hint: pass --yes"),
+        "{}",
+        unconfirmed.stderr
+    );
+    let up = cli(&["scale", "count", "3", "--yes"]).expect_code(0);
+    assert!(up.stderr.contains("app: 1 -> 3 machines"), "{}", up.stderr);
+    let s = status(&d);
+    let machines = s["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 3);
+    assert!(
+        machines.iter().all(|m| m["health"] == "passing"),
+        "scaling up waits for health: {machines:?}"
+    );
+    let oldest = machines[0]["id"].clone();
+
+    let same = cli(&["scale", "count", "app=3", "--yes"]).expect_code(0);
+    assert!(same.stderr.contains("already scaled"), "{}", same.stderr);
+    let bad = cli(&["scale", "count", "web=2", "--yes"]).expect_code(2);
+    assert!(
+        bad.stderr.contains("process group \"web\" does not exist")
+            && bad.stderr.contains("this app's groups: app"),
+        "{}",
+        bad.stderr
+    );
+
+    cli(&["scale", "count", "-2", "--yes"]).expect_code(0);
+    let machines = status(&d)["machines"].as_array().unwrap().clone();
+    assert_eq!(machines.len(), 1);
+    assert_eq!(machines[0]["id"], oldest, "the newest machines go first");
+
+    cli(&["scale", "count", "2", "--yes"]).expect_code(0);
+    deploy(&d, &app, &["--strategy", "bluegreen"]).expect_code(0);
+    let machines = status(&d)["machines"].as_array().unwrap().clone();
+    assert_eq!(machines.len(), 2, "a deploy keeps the scaled count");
+    let show = cli(&["scale", "show", "--json"]).expect_code(0).json();
+    assert_eq!(
+        (show[0]["process_group"].as_str(), show[0]["count"].as_u64()),
+        (Some("app"), Some(2))
+    );
+    cli(&["scale", "count", "0", "--yes"]).expect_code(0);
+    assert_eq!(status(&d)["machines"], serde_json::json!([]));
+}

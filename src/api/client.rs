@@ -276,6 +276,26 @@ impl Client {
         self.start_release(&url, &body).await
     }
 
+    /// `POST /v1/apps/{app}/scale`: sets machine counts, once they are in place.
+    pub async fn scale(
+        &self,
+        app: &str,
+        counts: std::collections::BTreeMap<String, u32>,
+    ) -> Result<std::collections::BTreeMap<String, super::types::ScaleChange>, ClientError> {
+        let body = super::types::ScaleRequest { counts };
+        self.call(Method::POST, &format!("/v1/apps/{app}/scale"), Some(&body))
+            .await
+    }
+
+    /// `GET /v1/apps/{app}/scale`: each group of the current release.
+    pub async fn scale_show(
+        &self,
+        app: &str,
+    ) -> Result<Vec<super::types::GroupScale>, ClientError> {
+        self.call(Method::GET, &format!("/v1/apps/{app}/scale"), None::<&()>)
+            .await
+    }
+
     /// `GET /v1/apps/{app}/releases`, newest first.
     pub async fn releases(&self, app: &str, limit: usize) -> Result<Vec<Release>, ClientError> {
         self.call(

@@ -280,6 +280,39 @@ pub struct RollbackRequest {
     pub version: Option<u64>,
 }
 
+/// `POST /v1/apps/{app}/scale`: machine counts per process group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleRequest {
+    /// Group name to the number of machines it should have.
+    pub counts: BTreeMap<String, u32>,
+}
+
+/// One group's count, before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleChange {
+    /// Machines before.
+    pub from: u32,
+    /// Machines after.
+    pub to: u32,
+}
+
+/// `GET /v1/apps/{app}/scale`: each group of the current release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupScale {
+    /// The process group.
+    pub process_group: String,
+    /// Machines it has (not destroyed).
+    pub count: u32,
+    /// Of those, running.
+    pub running: u32,
+    /// `[[vm]] size`, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Memory in MiB, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+}
+
 /// One line of a machine's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -353,6 +386,8 @@ pub mod kind {
     pub const DEPLOY_COMPLETE: &str = "deploy.complete";
     /// A release failed; the previous one is kept.
     pub const DEPLOY_FAILED: &str = "deploy.failed";
+    /// A group's machine count changed.
+    pub const SCALE_CHANGED: &str = "scale.changed";
     /// A bundle was uploaded and stored.
     pub const BUNDLE_STORED: &str = "bundle.stored";
     /// Sent first on a resumed stream when events before the retained window were dropped.

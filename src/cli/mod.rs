@@ -14,6 +14,7 @@ pub mod machines;
 pub mod releases;
 pub mod remote;
 pub mod rollback;
+pub mod scale;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +90,8 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// List and control an app's machines.
     Machines(machines::MachinesArgs),
+    /// Change or show how many machines each process group runs.
+    Scale(scale::ScaleArgs),
     /// Show the app's logs, and follow them.
     Logs(logs::LogsArgs),
     /// Follow events as they happen.
@@ -111,6 +114,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Rollback(args) => rollback::run(&global, args),
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
+        Command::Scale(args) => scale::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),
         Command::Events(args) => events::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),

@@ -42,6 +42,20 @@ pub enum DeployError {
     /// The config does not say what a group runs.
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    /// The app has no release to scale yet.
+    #[error("the app has no release yet; deploy it first")]
+    NoRelease,
+    /// A group the release does not have.
+    #[error("process group {group:?} does not exist; the release has {valid}")]
+    UnknownGroup {
+        /// The group asked for.
+        group: String,
+        /// The release's groups.
+        valid: String,
+    },
+    /// New machines did not become healthy.
+    #[error("{0}")]
+    ScaleFailed(String),
     /// No release to roll back to.
     #[error("{0}")]
     NoRollbackTarget(String),
@@ -184,6 +198,149 @@ impl Deployer {
     }
 
     /// Records a step of release `version`; its kind says which (`release.build`...).
+    /// Sets the machine count of groups of the current release: new machines start and must
+    /// become healthy (else they are removed again); surplus ones stop, newest first.
+    pub async fn scale(
+        &self,
+        app: &str,
+        counts: BTreeMap<String, u32>,
+    ) -> Result<BTreeMap<String, crate::api::types::ScaleChange>, DeployError> {
+        let a = app.to_string();
+        let (current, running, specs) = self
+            .store
+            .run(move |conn, path| {
+                let current =
+                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                let running = releases::running(conn, path, &a)?;
+                let specs = match current {
+                    Some(v) => releases::specs(conn, path, &a, v)?,
+                    None => BTreeMap::new(),
+                };
+                Ok((current, running, specs))
+            })
+            .await?;
+        if let Some(v) = running {
+            return Err(DeployError::Running(v));
+        }
+        if current.is_none() || specs.is_empty() {
+            return Err(DeployError::NoRelease);
+        }
+        for group in counts.keys() {
+            if !specs.contains_key(group) {
+                return Err(DeployError::UnknownGroup {
+                    group: group.clone(),
+                    valid: specs.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let mut events = self.hub.subscribe(
+            EventFilter {
+                app: Some(app.to_string()),
+                kind_prefix: Some("machine.".into()),
+            },
+            Start::Now,
+            self.shutdown.clone(),
+        );
+        let mut changes = BTreeMap::new();
+        for (group, &target) in &counts {
+            let machines: Vec<_> = self
+                .runtime
+                .list(app)
+                .await
+                .map_err(DeployError::Store)?
+                .into_iter()
+                .filter(|m| &m.process_group == group)
+                .collect();
+            let from = machines.len() as u32;
+            if target > from {
+                let progress = |_: &'static str, _: String| {};
+                Rollout {
+                    app,
+                    runtime: &self.runtime,
+                    events: &mut events,
+                    wait_timeout: DEFAULT_WAIT_TIMEOUT,
+                    max_unavailable: DEFAULT_MAX_UNAVAILABLE,
+                    progress: &progress,
+                }
+                .add(&specs[group], (target - from) as usize)
+                .await
+                .map_err(|f| DeployError::ScaleFailed(f.reason))?;
+            } else {
+                // Newest first: they have served the least.
+                for machine in machines.iter().rev().take((from - target) as usize) {
+                    let _ = self
+                        .runtime
+                        .act(app, &machine.id, super::runtime::Action::Destroy)
+                        .await;
+                }
+            }
+            let (a, g) = (app.to_string(), group.clone());
+            self.hub
+                .change(move |tx, path| {
+                    releases::set_scale(tx, path, &a, &g, target)?;
+                    let data =
+                        serde_json::json!({ "process_group": g, "from": from, "to": target });
+                    Ok(((), vec![NewEvent::app(&a, kind::SCALE_CHANGED, data)]))
+                })
+                .await?;
+            changes.insert(
+                group.clone(),
+                crate::api::types::ScaleChange { from, to: target },
+            );
+        }
+        Ok(changes)
+    }
+
+    /// Each group of the current release with its machines and size.
+    pub async fn scale_show(
+        &self,
+        app: &str,
+    ) -> Result<Vec<crate::api::types::GroupScale>, DeployError> {
+        let a = app.to_string();
+        let (config, specs) = self
+            .store
+            .run(move |conn, path| {
+                let current =
+                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                Ok(match current {
+                    Some(v) => (
+                        releases::source(conn, path, &a, v)?.map(|(config, _, _)| config),
+                        releases::specs(conn, path, &a, v)?,
+                    ),
+                    None => (None, BTreeMap::new()),
+                })
+            })
+            .await?;
+        let Some(config) = config else {
+            return Err(DeployError::NoRelease);
+        };
+        let machines = self.runtime.list(app).await?;
+        Ok(specs
+            .keys()
+            .map(|group| {
+                let of_group: Vec<_> = machines
+                    .iter()
+                    .filter(|m| &m.process_group == group)
+                    .collect();
+                let vm = config
+                    .vm
+                    .iter()
+                    .find(|v| v.processes.iter().any(|p| p == group))
+                    .or_else(|| config.vm.iter().find(|v| v.processes.is_empty()));
+                crate::api::types::GroupScale {
+                    process_group: group.clone(),
+                    count: of_group.len() as u32,
+                    running: of_group
+                        .iter()
+                        .filter(|m| m.state == crate::api::types::MachineState::Started)
+                        .count() as u32,
+                    size: vm.and_then(|v| v.size.clone()),
+                    memory_mb: vm.and_then(|v| v.memory_mb),
+                }
+            })
+            .collect())
+    }
+
     async fn progress(&self, app: &str, version: u64, step: &str, detail: String) {
         let kind = match step {
             "unpack" => kind::RELEASE_UNPACKED,
@@ -285,7 +442,14 @@ impl Deployer {
             .list(app)
             .await
             .map_err(|e| fail(format!("could not list machines: {e}")))?;
+        let a = app.to_string();
+        let scale = self
+            .store
+            .run(move |conn, path| releases::scale(conn, path, &a))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let mut groups = Vec::new();
+        let mut specs = BTreeMap::new();
         for group in cfg.group_names() {
             let mut spec: MachineSpec =
                 plan::machine_spec(cfg, group, fallback.as_deref(), Some(version))
@@ -304,12 +468,19 @@ impl Deployer {
                 .iter()
                 .filter(|m| m.state != crate::api::types::MachineState::Stopped)
                 .count();
+            specs.insert(group.to_string(), spec.clone());
             groups.push(Group {
                 spec,
-                count: running.max(1),
+                // The count `scale` set, else as many as run now (one for a new group).
+                count: scale.get(group).map_or(running.max(1), |&n| n as usize),
                 old,
             });
         }
+        let a = app.to_string();
+        self.store
+            .run(move |conn, path| releases::set_specs(conn, path, &a, version, &specs))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         // Machines of groups the new config no longer has go too.
         let known: Vec<&str> = cfg.group_names();
         for machine in existing

@@ -99,6 +99,34 @@ impl Rollout<'_> {
         }
     }
 
+    /// Adds `n` machines of `spec` and waits until they are healthy; on failure they are
+    /// destroyed again.
+    pub async fn add(mut self, spec: &MachineSpec, n: usize) -> Result<(), Failure> {
+        let mut changes = Changes::default();
+        let mut new = BTreeSet::new();
+        let mut result = Ok(());
+        for _ in 0..n {
+            match self.create(spec, &mut changes).await {
+                Ok(id) => {
+                    new.insert(id);
+                }
+                Err(failure) => {
+                    result = Err(failure);
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            result = self.wait_healthy(new).await;
+        }
+        if result.is_err() {
+            for id in &changes.created {
+                let _ = self.runtime.act(self.app, id, Action::Destroy).await;
+            }
+        }
+        result
+    }
+
     async fn immediate(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
         for group in groups {
             for _ in 0..group.count {

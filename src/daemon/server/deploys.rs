@@ -44,6 +44,29 @@ pub async fn rollback(
     ))
 }
 
+/// `POST /v1/apps/{app}/scale`: sets machine counts; answers once they are in place.
+pub async fn scale(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    ApiJson(req): ApiJson<crate::api::types::ScaleRequest>,
+) -> Result<Json<std::collections::BTreeMap<String, crate::api::types::ScaleChange>>, ServerError> {
+    if state.store.app(app.clone()).await?.is_none() {
+        return Err(ServerError::AppNotFound(app));
+    }
+    Ok(Json(state.deployer.scale(&app, req.counts).await?))
+}
+
+/// `GET /v1/apps/{app}/scale`: each group's machines, size and memory.
+pub async fn scale_show(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<crate::api::types::GroupScale>>, ServerError> {
+    if state.store.app(app.clone()).await?.is_none() {
+        return Err(ServerError::AppNotFound(app));
+    }
+    Ok(Json(state.deployer.scale_show(&app).await?))
+}
+
 /// Query of the releases list.
 #[derive(Debug, Deserialize)]
 pub struct ReleasesQuery {

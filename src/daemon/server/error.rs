@@ -79,6 +79,10 @@ impl ServerError {
             ServerError::Deploy(e) => match e {
                 DeployError::Running(_) => StatusCode::CONFLICT,
                 DeployError::NoRollbackTarget(_) => StatusCode::NOT_FOUND,
+                DeployError::NoRelease | DeployError::UnknownGroup { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                DeployError::ScaleFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 DeployError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             },
@@ -106,6 +110,9 @@ impl ServerError {
                 DeployError::Plan(_) => "config_not_runnable",
                 DeployError::Running(_) => "deploy_running",
                 DeployError::NoRollbackTarget(_) => "no_rollback_target",
+                DeployError::NoRelease => "no_release",
+                DeployError::UnknownGroup { .. } => "unknown_group",
+                DeployError::ScaleFailed(_) => "scale_failed",
                 DeployError::Store(_) => "internal",
             },
             ServerError::Store(_) => "internal",
@@ -147,6 +154,13 @@ impl ServerError {
                 DeployError::Running(_) => Some("wait for it to finish: `lakefly events`".into()),
                 DeployError::NoRollbackTarget(_) => {
                     Some("`lakefly releases` lists the versions".into())
+                }
+                DeployError::NoRelease => Some("`lakefly deploy` makes the first release".into()),
+                DeployError::UnknownGroup { .. } => {
+                    Some("name one of the release's process groups".into())
+                }
+                DeployError::ScaleFailed(_) => {
+                    Some("the new machines were removed; see `lakefly logs`".into())
                 }
                 DeployError::Store(_) => Some("see the daemon's log".into()),
             },

@@ -68,6 +68,10 @@ pub fn router(state: Shared) -> Router {
             axum::routing::post(deploys::rollback),
         )
         .route(
+            "/v1/apps/{name}/scale",
+            get(deploys::scale_show).post(deploys::scale),
+        )
+        .route(
             "/v1/apps/{name}/machines",
             get(machines::list).post(machines::create),
         )

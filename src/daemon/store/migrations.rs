@@ -53,8 +53,9 @@ const MIGRATIONS: &[&str] = &[
         line TEXT NOT NULL
     );
     CREATE INDEX logs_by_app ON logs (app, id);",
-    // 3: releases. A release is immutable once finished; `config` is the normalized
-    // fly.toml it runs and `bundle` the digest of its files.
+    // 3: releases and scale. A release is immutable once finished; `config` is the
+    // normalized fly.toml it runs, `bundle` the digest of its files, `specs` the machine
+    // spec of each group. `scale` holds the machine count each group should have.
     "CREATE TABLE releases (
         app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
         version INTEGER NOT NULL,
@@ -65,7 +66,14 @@ const MIGRATIONS: &[&str] = &[
         strategy TEXT NOT NULL,
         created_at TEXT NOT NULL,
         finished_at TEXT,
+        specs TEXT,
         PRIMARY KEY (app, version)
+    );
+    CREATE TABLE scale (
+        app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+        process_group TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (app, process_group)
     );",
 ];
 

@@ -5,7 +5,9 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{sqlite, StoreError};
-use crate::api::types::Release;
+use std::collections::BTreeMap;
+
+use crate::api::types::{MachineSpec, Release};
 use crate::config::AppConfig;
 
 /// A release about to be recorded.
@@ -151,6 +153,90 @@ pub fn source(
         id: version as i64,
     })?;
     Ok(Some((config, bundle, status)))
+}
+
+/// Records the machine spec of each group of a release (for scaling it later).
+pub fn set_specs(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    version: u64,
+    specs: &BTreeMap<String, MachineSpec>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE releases SET specs = ?3 WHERE app = ?1 AND version = ?2",
+        params![
+            app,
+            version as i64,
+            serde_json::to_string(specs).unwrap_or_default()
+        ],
+    )
+    .map_err(sqlite(path))?;
+    Ok(())
+}
+
+/// The machine spec of each group of a release.
+pub fn specs(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    version: u64,
+) -> Result<BTreeMap<String, MachineSpec>, StoreError> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT specs FROM releases WHERE app = ?1 AND version = ?2",
+            params![app, version as i64],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sqlite(path))?
+        .flatten();
+    match text {
+        Some(text) => serde_json::from_str(&text).map_err(|_| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: "release specs",
+            id: version as i64,
+        }),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+/// The machine count each group of `app` should have, where one was set.
+pub fn scale(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+) -> Result<BTreeMap<String, u32>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT process_group, count FROM scale WHERE app = ?1")
+        .map_err(sqlite(path))?;
+    let rows = stmt
+        .query_map([app], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .map_err(sqlite(path))?;
+    rows.map(|r| {
+        r.map(|(g, n)| (g, u32::try_from(n).unwrap_or(0)))
+            .map_err(sqlite(path))
+    })
+    .collect()
+}
+
+/// Sets the machine count of a group.
+pub fn set_scale(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    group: &str,
+    count: u32,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO scale (app, process_group, count) VALUES (?1, ?2, ?3)
+         ON CONFLICT (app, process_group) DO UPDATE SET count = excluded.count",
+        params![app, group, count],
+    )
+    .map_err(sqlite(path))?;
+    Ok(())
 }
 
 /// The status of one release.

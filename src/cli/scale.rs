@@ -1,0 +1,225 @@
+//! `lakefly scale count N | GROUP=N... [--yes]` and `lakefly scale show`.
+
+use std::collections::BTreeMap;
+
+use clap::{Args, Subcommand};
+
+use super::remote::{app_name, block_on, client, confirm};
+use super::GlobalArgs;
+use crate::api::types::GroupScale;
+use crate::error::Error;
+use crate::output::table::Table;
+
+/// Change or show how many machines each process group runs.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lakefly scale count 2\n  lakefly scale count web=2 worker=1 --yes\n  lakefly scale count +1 -g worker\n  lakefly scale show"
+)]
+pub struct ScaleArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ScaleCommand,
+}
+
+/// Scale commands.
+#[derive(Debug, Subcommand)]
+pub enum ScaleCommand {
+    /// Set machine counts: N, +N, -N (for one group) or GROUP=N (for several).
+    #[command(allow_negative_numbers = true)]
+    Count {
+        /// Counts.
+        #[arg(required = true, value_name = "N|GROUP=N")]
+        counts: Vec<String>,
+        /// The group a bare N applies to (default: `app`, or the only group).
+        #[arg(short = 'g', long = "process-group", value_name = "GROUP")]
+        group: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show each group's machines, size and memory.
+    Show,
+}
+
+/// Runs a scale command.
+pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
+    let out = global.output();
+    let api = client(global)?;
+    let app = app_name(global)?;
+    let groups = block_on(async { Ok(api.scale_show(&app).await?) })?;
+    match args.command {
+        ScaleCommand::Show => {
+            if out.json {
+                return out.json(&groups);
+            }
+            let mut table = Table::new(vec!["GROUP", "COUNT", "RUNNING", "SIZE", "MEMORY"]);
+            for g in groups {
+                table.row(vec![
+                    g.process_group,
+                    g.count.to_string(),
+                    g.running.to_string(),
+                    g.size.unwrap_or_else(|| "-".into()),
+                    g.memory_mb.map_or("-".into(), |mb| format!("{mb} MB")),
+                ]);
+            }
+            out.text(&table.render())
+        }
+        ScaleCommand::Count { counts, group, yes } => {
+            let targets = targets(&groups, &counts, group.as_deref())?;
+            let current: BTreeMap<&str, u32> = groups
+                .iter()
+                .map(|g| (g.process_group.as_str(), g.count))
+                .collect();
+            let changes: BTreeMap<String, u32> = targets
+                .into_iter()
+                .filter(|(g, n)| current.get(g.as_str()) != Some(n))
+                .collect();
+            if changes.is_empty() {
+                if out.json {
+                    return out.json(&serde_json::json!({ "changed": {} }));
+                }
+                out.note("already scaled: nothing to change");
+                return Ok(());
+            }
+            let plan: Vec<String> = changes
+                .iter()
+                .map(|(g, n)| {
+                    format!(
+                        "{g}: {} -> {n}",
+                        current.get(g.as_str()).copied().unwrap_or(0)
+                    )
+                })
+                .collect();
+            if !out.json {
+                out.note(&format!("scale {app}: {}", plan.join(", ")));
+            }
+            confirm(&format!("scale {app} ({})?", plan.join(", ")), yes)?;
+            let result = block_on(async { Ok(api.scale(&app, changes).await?) })?;
+            if out.json {
+                return out.json(&serde_json::json!({ "changed": result }));
+            }
+            for (g, change) in result {
+                out.note(&format!("{g}: {} -> {} machines", change.from, change.to));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Turns `N`, `+N`, `-N`, `GROUP=N`, `GROUP=+N` into target counts per group.
+fn targets(
+    groups: &[GroupScale],
+    args: &[String],
+    group: Option<&str>,
+) -> Result<BTreeMap<String, u32>, Error> {
+    let names: Vec<&str> = groups.iter().map(|g| g.process_group.as_str()).collect();
+    let valid = names.join(", ");
+    let bad = |message: String| Error::BadScale {
+        message,
+        hint: format!("write N, +N, -N or GROUP=N; this app's groups: {valid}"),
+    };
+    let default_group = || -> Result<String, Error> {
+        if let Some(g) = group {
+            return Ok(g.to_string());
+        }
+        if names.contains(&"app") {
+            return Ok("app".into());
+        }
+        match names.as_slice() {
+            [only] => Ok(only.to_string()),
+            _ => Err(bad("a bare count needs a group: the app has several".into())),
+        }
+    };
+    let mut out = BTreeMap::new();
+    for arg in args {
+        let (name, amount) = match arg.split_once('=') {
+            Some((g, n)) => (g.trim().to_string(), n.trim()),
+            None => (default_group()?, arg.trim()),
+        };
+        let Some(current) = groups
+            .iter()
+            .find(|g| g.process_group == name)
+            .map(|g| g.count)
+        else {
+            return Err(bad(format!("process group {name:?} does not exist")));
+        };
+        let target = if let Some(n) = amount.strip_prefix('+') {
+            n.parse::<u32>().ok().map(|n| current.saturating_add(n))
+        } else if let Some(n) = amount.strip_prefix('-') {
+            match n.parse::<u32>() {
+                Ok(n) if n <= current => Some(current - n),
+                Ok(n) => {
+                    return Err(bad(format!(
+                        "{name} has {current} machines; it cannot lose {n}"
+                    )))
+                }
+                Err(_) => None,
+            }
+        } else {
+            amount.parse::<u32>().ok()
+        };
+        let target = target.ok_or_else(|| bad(format!("{arg:?} is not a count")))?;
+        out.insert(name, target);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(pairs: &[(&str, u32)]) -> Vec<GroupScale> {
+        pairs
+            .iter()
+            .map(|(g, n)| GroupScale {
+                process_group: g.to_string(),
+                count: *n,
+                running: *n,
+                size: None,
+                memory_mb: None,
+            })
+            .collect()
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn counts_absolute_relative_and_per_group() {
+        let g = groups(&[("app", 1), ("worker", 3)]);
+        assert_eq!(
+            targets(&g, &args(&["2"]), None).unwrap(),
+            BTreeMap::from([("app".into(), 2)])
+        );
+        assert_eq!(
+            targets(&g, &args(&["+2"]), Some("worker")).unwrap(),
+            BTreeMap::from([("worker".into(), 5)])
+        );
+        assert_eq!(
+            targets(&g, &args(&["-1"]), Some("worker")).unwrap(),
+            BTreeMap::from([("worker".into(), 2)])
+        );
+        assert_eq!(
+            targets(&g, &args(&["app=0", "worker=1"]), None).unwrap(),
+            BTreeMap::from([("app".into(), 0), ("worker".into(), 1)])
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_valid_groups() {
+        let g = groups(&[("web", 1), ("worker", 1)]);
+        let err = targets(&g, &args(&["db=1"]), None).unwrap_err();
+        assert_eq!(err.to_string(), "process group \"db\" does not exist");
+        assert_eq!(
+            err.hint().unwrap(),
+            "write N, +N, -N or GROUP=N; this app's groups: web, worker"
+        );
+        assert!(
+            targets(&g, &args(&["2"]), None).is_err(),
+            "a bare count is ambiguous here"
+        );
+        assert!(targets(&g, &args(&["web=-2"]), None).is_err());
+        assert!(targets(&g, &args(&["web=lots"]), None).is_err());
+    }
+}
