@@ -234,33 +234,12 @@ impl Client {
             },
         );
         let body = reqwest::Body::wrap_stream(chunks);
-        let response = self
+        let request = self
             .http
             .put(&url)
             .header(reqwest::header::CONTENT_LENGTH, size)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&url, e))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&url, e))?;
-        if status.is_success() {
-            return Ok(());
-        }
-        Err(match serde_json::from_slice::<ApiError>(&bytes) {
-            Ok(error) => ClientError::Api {
-                status: status.as_u16(),
-                error,
-            },
-            Err(_) => ClientError::BadResponse {
-                url,
-                status: status.as_u16(),
-                detail: snippet(&bytes),
-            },
-        })
+            .body(body);
+        self.exchange(url, request).await.map(|_| ())
     }
 
     /// `POST /v1/apps/{app}/deploys`: the new release's version.
@@ -354,6 +333,15 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.exchange(url, request).await
+    }
+
+    /// Sends a prepared request; a non-2xx answer becomes an error.
+    async fn exchange(
+        &self,
+        url: String,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(String, StatusCode, bytes::Bytes), ClientError> {
         let response = request
             .send()
             .await

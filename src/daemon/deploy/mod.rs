@@ -197,6 +197,21 @@ impl Deployer {
         .await
     }
 
+    /// The app's `machine.*` events from now on, to wait on new machines' health.
+    fn machine_events(
+        &self,
+        app: &str,
+    ) -> tokio::sync::mpsc::Receiver<std::sync::Arc<crate::api::types::Event>> {
+        self.hub.subscribe(
+            EventFilter {
+                app: Some(app.to_string()),
+                kind_prefix: Some("machine.".into()),
+            },
+            Start::Now,
+            self.shutdown.clone(),
+        )
+    }
+
     /// Records a step of release `version`; its kind says which (`release.build`...).
     /// Sets the machine count of groups of the current release: new machines start and must
     /// become healthy (else they are removed again); surplus ones stop, newest first.
@@ -233,14 +248,7 @@ impl Deployer {
                 });
             }
         }
-        let mut events = self.hub.subscribe(
-            EventFilter {
-                app: Some(app.to_string()),
-                kind_prefix: Some("machine.".into()),
-            },
-            Start::Now,
-            self.shutdown.clone(),
-        );
+        let mut events = self.machine_events(app);
         let mut changes = BTreeMap::new();
         for (group, &target) in &counts {
             let machines: Vec<_> = self
@@ -429,14 +437,7 @@ impl Deployer {
         }
 
         // Roll out, watching the app's machine events from before the first is created.
-        let mut events = self.hub.subscribe(
-            EventFilter {
-                app: Some(app.to_string()),
-                kind_prefix: Some("machine.".into()),
-            },
-            Start::Now,
-            self.shutdown.clone(),
-        );
+        let mut events = self.machine_events(app);
         let existing = self
             .runtime
             .list(app)
