@@ -207,6 +207,9 @@ pub struct Machine {
     /// How its process last ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<ExitInfo>,
+    /// When its current process started (RFC 3339), while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
     /// When it was created.
     pub created_at: String,
     /// How it runs.

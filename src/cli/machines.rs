@@ -83,11 +83,32 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `3d4h`, `2h5m`, `4m10s`, `12s` since `started`.
+fn uptime(started: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let started = chrono::DateTime::parse_from_rfc3339(started).ok()?;
+    let secs = (now - started.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    Some(match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    })
+}
+
 /// The machines table of `machines list` and `status`.
 pub fn machine_table(machines: &[Machine]) -> String {
     let mut table = Table::new(vec![
-        "ID", "GROUP", "STATE", "HEALTH", "RELEASE", "PID", "PORT", "RESTARTS",
+        "ID", "GROUP", "STATE", "HEALTH", "RELEASE", "PID", "PORT", "RESTARTS", "UPTIME",
     ]);
+    let now = chrono::Utc::now();
     for m in machines {
         let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         table.row(vec![
@@ -99,7 +120,28 @@ pub fn machine_table(machines: &[Machine]) -> String {
             dash(m.pid.map(|p| p.to_string())),
             dash(m.port.map(|p| p.to_string())),
             m.restarts.to_string(),
+            dash(m.started_at.as_deref().and_then(|t| uptime(t, now))),
         ]);
     }
     table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uptime;
+
+    #[test]
+    fn uptime_reads_like_a_clock() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(uptime("2026-11-24T11:59:48Z", now).as_deref(), Some("12s"));
+        assert_eq!(
+            uptime("2026-11-24T11:55:50Z", now).as_deref(),
+            Some("4m10s")
+        );
+        assert_eq!(uptime("2026-11-24T09:55:00Z", now).as_deref(), Some("2h5m"));
+        assert_eq!(uptime("2026-11-21T08:00:00Z", now).as_deref(), Some("3d4h"));
+        assert_eq!(uptime("yesterday", now), None);
+    }
 }

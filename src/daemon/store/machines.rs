@@ -89,6 +89,7 @@ pub fn insert(
         port: None,
         restarts: 0,
         last_exit: None,
+        started_at: None,
         created_at: now.to_string(),
         spec: spec.clone(),
     })
@@ -104,8 +105,8 @@ pub fn set_running(
     port: Option<u16>,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE machines SET state = 'started', pid = ?2, pid_start = ?3, port = ?4 WHERE id = ?1",
-        params![id, pid, pid_start.map(|t| t as i64), port],
+        "UPDATE machines SET state = 'started', pid = ?2, pid_start = ?3, port = ?4, started_at = ?5 WHERE id = ?1",
+        params![id, pid, pid_start.map(|t| t as i64), port, crate::daemon::events::now()],
     )
     .map_err(sqlite(path))?;
     Ok(())
@@ -122,7 +123,7 @@ pub fn set_exited(
 ) -> Result<(), StoreError> {
     let exit_json = exit.map(|e| serde_json::to_string(e).unwrap_or_default());
     conn.execute(
-        "UPDATE machines SET state = ?2, pid = NULL, pid_start = NULL, health = 'unknown',
+        "UPDATE machines SET state = ?2, pid = NULL, pid_start = NULL, health = 'unknown', started_at = NULL,
                 last_exit = coalesce(?3, last_exit), restarts = ?4
          WHERE id = ?1",
         params![id, state.as_str(), exit_json, restarts],
@@ -179,7 +180,7 @@ pub fn set_desired(
     Ok(())
 }
 
-const COLUMNS: &str = "id, app, process_group, spec, desired, state, health, pid, pid_start, port, restarts, last_exit, created_at, seq";
+const COLUMNS: &str = "id, app, process_group, spec, desired, state, health, pid, pid_start, port, restarts, last_exit, created_at, seq, started_at";
 
 /// One machine of `app`.
 pub fn get(
@@ -250,6 +251,7 @@ struct Raw {
     last_exit: Option<String>,
     created_at: String,
     seq: i64,
+    started_at: Option<String>,
 }
 
 fn read_row(row: &rusqlite::Row) -> rusqlite::Result<Raw> {
@@ -268,6 +270,7 @@ fn read_row(row: &rusqlite::Row) -> rusqlite::Result<Raw> {
         last_exit: row.get(11)?,
         created_at: row.get(12)?,
         seq: row.get(13)?,
+        started_at: row.get(14)?,
     })
 }
 
@@ -299,6 +302,7 @@ impl Raw {
                 port: self.port.and_then(|p| u16::try_from(p).ok()),
                 restarts: u32::try_from(self.restarts).unwrap_or(u32::MAX),
                 last_exit,
+                started_at: self.started_at,
                 created_at: self.created_at,
                 spec,
             },

@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
         port INTEGER,
         restarts INTEGER NOT NULL DEFAULT 0,
         last_exit TEXT,
+        started_at TEXT,
         created_at TEXT NOT NULL
     );
     CREATE INDEX machines_by_app ON machines (app);
