@@ -24,5 +24,6 @@ pub mod dockerfile;
 pub mod error;
 pub mod launch;
 pub mod output;
+pub mod secret;
 
 pub use error::{Error, Result};

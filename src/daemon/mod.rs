@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod events;
 pub mod metrics;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod store;
 
