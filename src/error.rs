@@ -119,6 +119,10 @@ pub enum Error {
     #[error("no state directory: HOME is not set")]
     NoStateDir,
 
+    /// The secrets master key cannot be used.
+    #[error(transparent)]
+    MasterKey(#[from] crate::daemon::secrets::KeyError),
+
     /// The daemon's state database failed.
     #[error(transparent)]
     Store(#[from] crate::daemon::store::StoreError),
@@ -243,6 +247,7 @@ impl Error {
             Error::Bind { .. } => "bind_failed",
             Error::NoStateDir => "no_state_dir",
             Error::Store(_) => "state_database",
+            Error::MasterKey(_) => "master_key",
             Error::Io { .. } => "io",
             Error::Output(_) => "output",
         })
@@ -277,7 +282,9 @@ impl Error {
             Error::Edit { .. } | Error::AlreadyExists { .. } | Error::StateLocked { .. } => {
                 exit::CONFLICT
             }
-            Error::Bind { .. } | Error::NoStateDir | Error::Store(_) => exit::ERROR,
+            Error::Bind { .. } | Error::NoStateDir | Error::Store(_) | Error::MasterKey(_) => {
+                exit::ERROR
+            }
             Error::Io { .. } | Error::Output(_) => exit::ERROR,
         }
     }
@@ -340,6 +347,12 @@ impl Error {
             Error::Bind { .. } => None,
             Error::NoStateDir => Some("pass --state DIR".into()),
             Error::Store(_) => Some("check the state directory's disk space and permissions".into()),
+            Error::MasterKey(crate::daemon::secrets::KeyError::TooOpen { path, .. }) => {
+                Some(format!("chmod 600 {}", path.display()))
+            }
+            Error::MasterKey(_) => Some(
+                "the key is 32 bytes in $CREDENTIALS_DIRECTORY/lakefly-master-key or <state>/master.key".into(),
+            ),
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::PermissionDenied => Some("check the file's permissions".into()),
                 std::io::ErrorKind::NotFound => Some("check that the path exists".into()),

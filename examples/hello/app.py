@@ -10,6 +10,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/health":
             body = b"ok\n"
             content_type = "text/plain"
+        elif self.path.startswith("/secrets/"):
+            # Whether a secret reached the machine, and its length: never its value.
+            value = os.environ.get(self.path[len("/secrets/"):])
+            body = json.dumps({"set": value is not None, "length": len(value or "")}).encode() + b"\n"
+            content_type = "application/json"
         elif self.path.startswith("/ready"):
             self.send_error(404, "not ready")
             return

@@ -316,6 +316,68 @@ pub struct GroupScale {
     pub memory_mb: Option<u64>,
 }
 
+/// A secret's value on the wire: a string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(pub crate::secret::Secret);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for SecretValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(self.0.expose()))
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| SecretValue(crate::secret::Secret::from(s)))
+    }
+}
+
+/// `POST /v1/apps/{app}/secrets`: set and unset secrets, now or staged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SecretsRequest {
+    /// Names to set, with their values.
+    #[serde(default)]
+    pub set: BTreeMap<String, SecretValue>,
+    /// Names to remove.
+    #[serde(default)]
+    pub unset: Vec<String>,
+    /// Store without a new release; `secrets deploy` applies staged changes.
+    #[serde(default)]
+    pub stage: bool,
+}
+
+/// What a secrets change did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretsChanged {
+    /// Names whose value or presence changed.
+    pub changed: Vec<String>,
+    /// Names that already had that value (or were not set).
+    pub unchanged: Vec<String>,
+    /// The release that rolls the change out, when one was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<u64>,
+}
+
+/// A secret as `secrets list` shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// The variable name.
+    pub name: String,
+    /// A short SHA-256 of the value, to tell values apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `deployed` or `staged`.
+    pub status: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
 /// One line of a machine's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -389,6 +451,8 @@ pub mod kind {
     pub const DEPLOY_COMPLETE: &str = "deploy.complete";
     /// A release failed; the previous one is kept.
     pub const DEPLOY_FAILED: &str = "deploy.failed";
+    /// Secrets were set or unset (names only, never values).
+    pub const SECRETS_UPDATED: &str = "secrets.updated";
     /// A group's machine count changed.
     pub const SCALE_CHANGED: &str = "scale.changed";
     /// A bundle was uploaded and stored.

@@ -84,6 +84,10 @@ impl Daemon {
         store
             .run(|conn, path| store::releases::fail_interrupted(conn, path, &events::now()))
             .await?;
+        let secrets = Arc::new(secrets::SecretStore::new(
+            store.clone(),
+            secrets::MasterKey::load(&options.state_dir)?,
+        ));
         let metrics = metrics::Metrics::default();
         let hub = EventHub::new(store.clone(), metrics.events.clone());
         let runtime = runtime::Runtime::start(
@@ -92,6 +96,7 @@ impl Daemon {
             options.state_dir.clone(),
             options.log_lines_per_app,
             metrics.restarts.clone(),
+            secrets.clone(),
         )
         .await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -116,6 +121,7 @@ impl Daemon {
                 finished: deploys,
             },
             bundles: bundle_store,
+            secrets,
             shutdown: shutdown_rx.clone(),
         });
         let app = server::router(state);

@@ -195,3 +195,230 @@ mod tests {
         assert_ne!(a, digest(&Secret::from("b".to_string())));
     }
 }
+
+/// Secrets in the store, sealed with the master key.
+pub struct SecretStore {
+    store: crate::daemon::store::Store,
+    key: MasterKey,
+}
+
+/// A set of secret changes for one app.
+pub struct Change<'a> {
+    /// The app.
+    pub app: &'a str,
+    /// Names to set.
+    pub set: &'a std::collections::BTreeMap<String, Secret>,
+    /// Names to remove.
+    pub unset: &'a [String],
+    /// Stage instead of applying.
+    pub stage: bool,
+    /// The time to record.
+    pub now: &'a str,
+}
+
+/// What a set/unset did, by name.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Names that changed.
+    pub changed: Vec<String>,
+    /// Names that already were so.
+    pub unchanged: Vec<String>,
+}
+
+impl SecretStore {
+    /// A store of secrets sealed with `key`.
+    pub fn new(store: crate::daemon::store::Store, key: MasterKey) -> Self {
+        SecretStore { store, key }
+    }
+
+    /// Applies sets and unsets in one transaction (run inside an event-hub change).
+    pub fn apply(
+        &self,
+        tx: &rusqlite::Connection,
+        path: &Path,
+        change: &Change,
+    ) -> Result<Applied, crate::daemon::store::StoreError> {
+        let Change {
+            app,
+            set,
+            unset,
+            stage,
+            now,
+        } = *change;
+        use rusqlite::{params, OptionalExtension};
+        let sqlite = crate::daemon::store::sqlite(path);
+        let mut applied = Applied::default();
+        for (name, value) in set {
+            let new_digest = digest(value);
+            let current: Option<(Option<String>, Option<String>, bool)> = tx
+                .query_row(
+                    "SELECT digest, staged_digest, staged_unset FROM secrets WHERE app = ?1 AND name = ?2",
+                    params![app, name],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? != 0)),
+                )
+                .optional()
+                .map_err(&sqlite)?;
+            let pending = current.as_ref().and_then(|(d, s, u)| {
+                if *u {
+                    None
+                } else {
+                    s.clone().or_else(|| d.clone())
+                }
+            });
+            let live = current
+                .as_ref()
+                .and_then(|(d, s, u)| (s.is_none() && !u).then(|| d.clone()).flatten());
+            let same = if stage {
+                pending.as_deref() == Some(new_digest.as_str())
+            } else {
+                live.as_deref() == Some(new_digest.as_str())
+            };
+            if same {
+                applied.unchanged.push(name.clone());
+                continue;
+            }
+            let sealed = self.key.seal(value);
+            if stage {
+                tx.execute(
+                    "INSERT INTO secrets (app, name, staged, staged_digest, staged_unset, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                     ON CONFLICT (app, name) DO UPDATE SET staged = excluded.staged, staged_digest = excluded.staged_digest,
+                     staged_unset = 0, updated_at = excluded.updated_at",
+                    params![app, name, sealed, new_digest, now],
+                )
+                .map_err(&sqlite)?;
+            } else {
+                tx.execute(
+                    "INSERT INTO secrets (app, name, sealed, digest, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (app, name) DO UPDATE SET sealed = excluded.sealed, digest = excluded.digest,
+                     staged = NULL, staged_digest = NULL, staged_unset = 0, updated_at = excluded.updated_at",
+                    params![app, name, sealed, new_digest, now],
+                )
+                .map_err(&sqlite)?;
+            }
+            applied.changed.push(name.clone());
+        }
+        for name in unset {
+            let changed = if stage {
+                tx.execute(
+                    "UPDATE secrets SET staged = NULL, staged_digest = NULL, staged_unset = 1, updated_at = ?3
+                     WHERE app = ?1 AND name = ?2 AND staged_unset = 0",
+                    params![app, name, now],
+                )
+            } else {
+                tx.execute("DELETE FROM secrets WHERE app = ?1 AND name = ?2", params![app, name])
+            }
+            .map_err(&sqlite)?;
+            if changed > 0 {
+                applied.changed.push(name.clone());
+            } else {
+                applied.unchanged.push(name.clone());
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Applies staged changes; returns the names they touched.
+    pub fn deploy_staged(
+        &self,
+        tx: &rusqlite::Connection,
+        path: &Path,
+        app: &str,
+        now: &str,
+    ) -> Result<Vec<String>, crate::daemon::store::StoreError> {
+        use rusqlite::params;
+        let sqlite = crate::daemon::store::sqlite(path);
+        let mut stmt = tx
+            .prepare("SELECT name FROM secrets WHERE app = ?1 AND (staged IS NOT NULL OR staged_unset = 1) ORDER BY name")
+            .map_err(&sqlite)?;
+        let names = stmt
+            .query_map([app], |row| row.get::<_, String>(0))
+            .map_err(&sqlite)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&sqlite)?;
+        tx.execute(
+            "DELETE FROM secrets WHERE app = ?1 AND staged_unset = 1",
+            [app],
+        )
+        .map_err(&sqlite)?;
+        tx.execute(
+            "UPDATE secrets SET sealed = staged, digest = staged_digest, staged = NULL, staged_digest = NULL, updated_at = ?2
+             WHERE app = ?1 AND staged IS NOT NULL",
+            params![app, now],
+        )
+        .map_err(&sqlite)?;
+        Ok(names)
+    }
+
+    /// Names, digests and status; never values.
+    pub async fn list(
+        &self,
+        app: &str,
+    ) -> Result<Vec<crate::api::types::SecretInfo>, crate::daemon::store::StoreError> {
+        let app = app.to_string();
+        self.store
+            .run(move |conn, path| {
+                let sqlite = crate::daemon::store::sqlite(path);
+                let mut stmt = conn
+                    .prepare("SELECT name, digest, staged_digest, staged_unset, updated_at FROM secrets WHERE app = ?1 ORDER BY name")
+                    .map_err(&sqlite)?;
+                let rows = stmt
+                    .query_map([&app], |row| {
+                        let (digest, staged, unset): (Option<String>, Option<String>, i64) = (row.get(1)?, row.get(2)?, row.get(3)?);
+                        Ok(crate::api::types::SecretInfo {
+                            name: row.get(0)?,
+                            digest: staged.clone().or(digest),
+                            status: if staged.is_some() || unset != 0 { "staged".into() } else { "deployed".into() },
+                            updated_at: row.get(4)?,
+                        })
+                    })
+                    .map_err(&sqlite)?;
+                rows.collect::<Result<_, _>>().map_err(&sqlite)
+            })
+            .await
+    }
+
+    /// The deployed values of `app`, decrypted, for a machine's environment only.
+    pub fn env(&self, app: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let app = app.to_string();
+        let sealed: Vec<(String, Vec<u8>)> = self
+            .store
+            .run_blocking(move |conn, path| {
+                let sqlite = crate::daemon::store::sqlite(path);
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT name, sealed FROM secrets WHERE app = ?1 AND sealed IS NOT NULL",
+                    )
+                    .map_err(&sqlite)?;
+                let rows = stmt
+                    .query_map([&app], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .map_err(&sqlite)?;
+                rows.collect::<Result<_, _>>().map_err(&sqlite)
+            })
+            .map_err(|e| e.to_string())?;
+        sealed
+            .into_iter()
+            .map(|(name, sealed)| {
+                let value = self
+                    .key
+                    .open(&sealed)
+                    .map_err(|e| format!("secret {name}: {e}"))?;
+                Ok((name, String::from_utf8_lossy(value.expose()).into_owned()))
+            })
+            .collect()
+    }
+}
+
+/// Why a secret's name is refused, if it is.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!("{name:?} is not a valid environment variable name"));
+    }
+    if name == "PORT" || name.starts_with("LAKEFLY_") || name.starts_with("FLY_") {
+        return Err(format!(
+            "{name} is set by lakefly for every machine and cannot be a secret"
+        ));
+    }
+    Ok(())
+}

@@ -213,6 +213,48 @@ impl Deployer {
     }
 
     /// Records a step of release `version`; its kind says which (`release.build`...).
+    /// Starts a release that runs the current one's config and files again (after a secrets
+    /// change), so every machine restarts with the rolling strategy. `None` when the app has
+    /// no release yet.
+    pub async fn redeploy(
+        &self,
+        app: &str,
+        description: String,
+    ) -> Result<Option<u64>, DeployError> {
+        let a = app.to_string();
+        let source = self
+            .store
+            .run(move |conn, path| {
+                let current =
+                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                match current {
+                    Some(v) => releases::source(conn, path, &a, v),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        let Some((config, bundle, _)) = source else {
+            return Ok(None);
+        };
+        let request = DeployRequest {
+            config,
+            bundle,
+            strategy: Some(Strategy::Rolling),
+            wait_timeout: None,
+            description: Some(description),
+        };
+        self.start(app, request).await.map(Some)
+    }
+
+    /// The version of the release of `app` still rolling out, if one is.
+    pub async fn running(&self, app: &str) -> Result<Option<u64>, DeployError> {
+        let a = app.to_string();
+        Ok(self
+            .store
+            .run(move |conn, path| releases::running(conn, path, &a))
+            .await?)
+    }
+
     /// Sets the machine count of groups of the current release: new machines start and must
     /// become healthy (else they are removed again); surplus ones stop, newest first.
     pub async fn scale(

@@ -61,6 +61,7 @@ pub struct Runtime {
     apps_dir: PathBuf,
     volumes_dir: PathBuf,
     restarts: prometheus_client::metrics::counter::Counter,
+    secrets: Arc<crate::daemon::secrets::SecretStore>,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
 }
 
@@ -73,10 +74,12 @@ impl Runtime {
         state_dir: PathBuf,
         log_lines_per_app: u64,
         restarts: prometheus_client::metrics::counter::Counter,
+        secrets: Arc<crate::daemon::secrets::SecretStore>,
     ) -> Result<Self, StoreError> {
         let runtime = Runtime {
             logs: LogSink::start(store.clone(), log_lines_per_app),
             restarts,
+            secrets,
             store,
             hub,
             apps_dir: state_dir.join("apps"),
@@ -222,6 +225,7 @@ impl Runtime {
             hub: self.hub.clone(),
             logs: self.logs.clone(),
             restart_counter: self.restarts.clone(),
+            secrets: self.secrets.clone(),
             control: rx,
             pending: None,
         };

@@ -57,6 +57,7 @@ pub struct Supervisor {
     pub(super) hub: EventHub,
     pub(super) logs: LogSink,
     pub(super) restart_counter: prometheus_client::metrics::counter::Counter,
+    pub(super) secrets: std::sync::Arc<crate::daemon::secrets::SecretStore>,
     pub(super) control: mpsc::Receiver<Control>,
     /// A start or restart request, answered once the process is recorded as started (or
     /// as failed), so the caller sees the new state.
@@ -147,7 +148,16 @@ impl Supervisor {
                 .fail(format!("cannot create {}: {e}", self.workdir.display()))
                 .await;
         }
-        let mut env = self.environment(port);
+        // Secrets are opened for this process only; they are never stored in the clear.
+        let secrets = {
+            let (store, app) = (self.secrets.clone(), self.app.clone());
+            match tokio::task::spawn_blocking(move || store.env(&app)).await {
+                Ok(Ok(secrets)) => secrets,
+                Ok(Err(e)) => return self.fail(e).await,
+                Err(e) => return self.fail(format!("reading secrets failed: {e}")).await,
+            }
+        };
+        let mut env = self.environment(port, secrets);
         if let Err(e) = mounts::prepare(
             &self.volumes,
             &self.app,
@@ -308,8 +318,14 @@ impl Supervisor {
         exit_info(status)
     }
 
-    fn environment(&self, port: Option<u16>) -> BTreeMap<String, String> {
+    /// `[env]`, then the app's secrets (which win), then what lakefly sets for every machine.
+    fn environment(
+        &self,
+        port: Option<u16>,
+        secrets: BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
         let mut env = self.spec.env.clone();
+        env.extend(secrets);
         let release = self
             .spec
             .release_version

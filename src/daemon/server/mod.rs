@@ -8,6 +8,7 @@ mod events;
 mod json;
 mod logs;
 mod machines;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ pub struct SharedState {
     pub metrics: Metrics,
     /// Releases.
     pub deployer: Deployer,
+    /// Secrets, sealed.
+    pub secrets: Arc<crate::daemon::secrets::SecretStore>,
     /// Uploaded bundles.
     pub bundles: BundleStore,
     /// Flips to `true` when the daemon stops; long-lived streams end then.
@@ -70,6 +73,14 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/v1/apps/{name}/scale",
             get(deploys::scale_show).post(deploys::scale),
+        )
+        .route(
+            "/v1/apps/{name}/secrets",
+            get(secrets::list).post(secrets::update),
+        )
+        .route(
+            "/v1/apps/{name}/secrets/deploy",
+            axum::routing::post(secrets::deploy),
         )
         .route(
             "/v1/apps/{name}/machines",

@@ -76,6 +76,19 @@ const MIGRATIONS: &[&str] = &[
         count INTEGER NOT NULL,
         PRIMARY KEY (app, process_group)
     );",
+    // 4: secrets, sealed with the master key. `sealed` is the value machines get; a
+    // staged change waits in `staged` (a new value) or `staged_unset` until deployed.
+    "CREATE TABLE secrets (
+        app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        sealed BLOB,
+        digest TEXT,
+        staged BLOB,
+        staged_digest TEXT,
+        staged_unset INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (app, name)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,175 @@
+//! Secrets: write-only, sealed at rest, delivered only into machines' environment, and a
+//! change rolls the machines unless staged.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::api::Api;
+use common::daemon::TestDaemon;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const VALUE: &str = "postgres://lakefly:s3cr3t-v4lue@db/app";
+
+fn deploy_hello(d: &TestDaemon) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/fly.toml");
+    common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "deploy", "-c", config.to_str().unwrap()],
+    )
+    .expect_code(0);
+}
+
+/// Waits until release `version` is complete.
+async fn wait_release(api: &Api, version: u64) {
+    let start = Instant::now();
+    loop {
+        let (_, status) = api.send(Method::GET, "/v1/apps/hello/status", None).await;
+        if status["release"]["version"] == version && status["release"]["status"] == "complete" {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "release v{version} did not complete: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn reported(api: &Api, name: &str) -> Value {
+    let (_, status) = api.send(Method::GET, "/v1/apps/hello/status", None).await;
+    let port = status["machines"][0]["port"].as_u64().unwrap();
+    reqwest::get(format!("http://127.0.0.1:{port}/secrets/{name}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_reaches_the_app_and_nothing_else() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    tokio::task::block_in_place(|| deploy_hello(&d));
+
+    let (status, body) = api
+        .send(
+            Method::POST,
+            "/v1/apps/hello/secrets",
+            Some(json!({ "set": { "DATABASE_URL": VALUE } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changed"], json!(["DATABASE_URL"]));
+    let release = body["release"].as_u64().expect("a change starts a release");
+    wait_release(&api, release).await;
+    assert_eq!(
+        reported(&api, "DATABASE_URL").await,
+        json!({ "set": true, "length": VALUE.len() })
+    );
+
+    // Listed by name, digest and status; never the value.
+    let (_, list) = api.send(Method::GET, "/v1/apps/hello/secrets", None).await;
+    assert_eq!(list[0]["name"], "DATABASE_URL");
+    assert_eq!(list[0]["status"], "deployed");
+    assert!(!list.to_string().contains("s3cr3t"), "{list}");
+    // Not in any event, machine record, or the state database's bytes.
+    let (_, machines) = api.send(Method::GET, "/v1/apps/hello/machines", None).await;
+    assert!(!machines.to_string().contains("s3cr3t"), "{machines}");
+    let mut events = common::sse::Sse::connect(&d.url("/v1/events?since=0&app=hello"), None).await;
+    let mut seen = String::new();
+    while let Ok(Some(m)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        events.next(Duration::from_secs(5)),
+    )
+    .await
+    {
+        seen.push_str(&m.data.to_string());
+    }
+    assert!(
+        seen.contains("secrets.updated") && !seen.contains("s3cr3t"),
+        "events mention the change, not the value"
+    );
+    for file in ["state.db", "state.db-wal"] {
+        if let Ok(bytes) = std::fs::read(d.state.join(file)) {
+            assert!(
+                !bytes.windows(6).any(|w| w == b"s3cr3t"),
+                "{file} holds the value in the clear"
+            );
+        }
+    }
+
+    // The same value again changes nothing and starts no release.
+    let (_, again) = api
+        .send(
+            Method::POST,
+            "/v1/apps/hello/secrets",
+            Some(json!({ "set": { "DATABASE_URL": VALUE } })),
+        )
+        .await;
+    assert_eq!(
+        (again["changed"].clone(), again["release"].clone()),
+        (json!([]), Value::Null)
+    );
+    assert_eq!(again["unchanged"], json!(["DATABASE_URL"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_secrets_wait_for_deploy_and_names_are_checked() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    tokio::task::block_in_place(|| deploy_hello(&d));
+    for bad in ["PORT", "LAKEFLY_APP_NAME", "FLY_REGION", "1ABC", "A-B"] {
+        let (status, body) = api
+            .send(
+                Method::POST,
+                "/v1/apps/hello/secrets",
+                Some(json!({ "set": { bad: "x" } })),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}: {body}"
+        );
+    }
+    let (_, staged) = api
+        .send(
+            Method::POST,
+            "/v1/apps/hello/secrets",
+            Some(json!({ "set": { "TOKEN": "abc" }, "stage": true })),
+        )
+        .await;
+    assert_eq!(
+        (staged["changed"].clone(), staged["release"].clone()),
+        (json!(["TOKEN"]), Value::Null)
+    );
+    let (_, list) = api.send(Method::GET, "/v1/apps/hello/secrets", None).await;
+    assert_eq!(list[0]["status"], "staged");
+    assert_eq!(
+        reported(&api, "TOKEN").await["set"],
+        false,
+        "staged values do not reach machines"
+    );
+    let (_, deployed) = api
+        .send(Method::POST, "/v1/apps/hello/secrets/deploy", None)
+        .await;
+    let release = deployed["release"].as_u64().unwrap();
+    wait_release(&api, release).await;
+    assert_eq!(
+        reported(&api, "TOKEN").await,
+        json!({ "set": true, "length": 3 })
+    );
+    // Unsetting a name that is not set is not an error.
+    let (status, body) = api
+        .send(
+            Method::POST,
+            "/v1/apps/hello/secrets",
+            Some(json!({ "unset": ["NOPE"] })),
+        )
+        .await;
+    assert_eq!((status, body["unchanged"].clone()), (200, json!(["NOPE"])));
+}
