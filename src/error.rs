@@ -164,6 +164,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A `secrets` argument is malformed or needs what is not there.
+    #[error("{message}")]
+    BadSecretInput {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+
     /// A `scale count` argument does not fit the app.
     #[error("{message}")]
     BadScale {
@@ -232,6 +241,7 @@ impl Error {
             Error::Detached { .. } => "detached",
             Error::EmbeddedDaemon { .. } => "daemon_start_failed",
             Error::BadScale { .. } => "invalid_scale",
+            Error::BadSecretInput { .. } => "invalid_secret_input",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
@@ -272,7 +282,10 @@ impl Error {
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
             Error::Detached { .. } => exit::INTERRUPTED,
             Error::EmbeddedDaemon { .. } => exit::UNREACHABLE,
-            Error::NeedsConfirmation { .. } | Error::NoApp | Error::BadScale { .. } => exit::USAGE,
+            Error::NeedsConfirmation { .. }
+            | Error::NoApp
+            | Error::BadScale { .. }
+            | Error::BadSecretInput { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) => exit::INVALID_CONFIG,
             Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } => exit::NOT_FOUND,
@@ -315,7 +328,7 @@ impl Error {
                 "see its log: {}; or run one yourself with `lakeflyd` and pass --remote",
                 log.display()
             )),
-            Error::BadScale { hint, .. } => Some(hint.clone()),
+            Error::BadScale { hint, .. } | Error::BadSecretInput { hint, .. } => Some(hint.clone()),
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,
             Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dockerfile;
+pub mod dotenv;
 pub mod error;
 pub mod launch;
 pub mod output;

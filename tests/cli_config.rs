@@ -436,6 +436,7 @@ fn every_command_help_shows_an_example() {
         &["apps"],
         &["machines"],
         &["scale"],
+        &["secrets"],
         &["events"],
         &["logs"],
         &["daemon"],

@@ -173,3 +173,84 @@ async fn staged_secrets_wait_for_deploy_and_names_are_checked() {
         .await;
     assert_eq!((status, body["unchanged"].clone()), (200, json!(["NOPE"])));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secrets_commands_set_from_stdin_list_import_and_unset() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    tokio::task::block_in_place(|| deploy_hello(&d));
+    let lakefly = |args: &[&str], stdin: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lakefly"))
+            .args(["--remote", &d.api, "-a", "hello"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // From stdin: one trailing newline stripped; the release is followed to the end.
+    let (code, _, stderr) = tokio::task::block_in_place(|| {
+        lakefly(
+            &["secrets", "set", "API_TOKEN=-"],
+            format!("{VALUE}\n").as_bytes(),
+        )
+    });
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("changed: API_TOKEN") && stderr.contains("is live"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cr3t"), "{stderr}");
+    assert_eq!(
+        reported(&api, "API_TOKEN").await,
+        json!({ "set": true, "length": VALUE.len() })
+    );
+
+    let (code, stdout, _) = tokio::task::block_in_place(|| lakefly(&["secrets", "list"], b""));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("API_TOKEN") && stdout.contains("deployed") && !stdout.contains("s3cr3t"),
+        "{stdout}"
+    );
+
+    // A bare name needs a terminal.
+    let (code, _, stderr) =
+        tokio::task::block_in_place(|| lakefly(&["secrets", "set", "OTHER"], b""));
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("OTHER has no value, and stdin is not a terminal"),
+        "{stderr}"
+    );
+
+    // .env import, staged, then deployed.
+    let env = b"# app secrets\nexport ONE=1\nTWO=\"two words\"\n";
+    let (code, _, stderr) =
+        tokio::task::block_in_place(|| lakefly(&["secrets", "import", "--stage"], env));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("no release started"), "{stderr}");
+    let (code, _, stderr) = tokio::task::block_in_place(|| lakefly(&["secrets", "deploy"], b""));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        reported(&api, "TWO").await,
+        json!({ "set": true, "length": 9 })
+    );
+    let (code, _, stderr) =
+        tokio::task::block_in_place(|| lakefly(&["secrets", "import"], b"GOOD=1\nbad line\n"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("stdin: line 2"), "{stderr}");
+
+    let (code, _, stderr) =
+        tokio::task::block_in_place(|| lakefly(&["secrets", "unset", "ONE", "NEVER_SET"], b""));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(reported(&api, "ONE").await["set"], false);
+}

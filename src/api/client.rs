@@ -275,6 +275,39 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/apps/{app}/secrets`.
+    pub async fn update_secrets(
+        &self,
+        app: &str,
+        request: &super::types::SecretsRequest,
+    ) -> Result<super::types::SecretsChanged, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{app}/secrets"),
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/apps/{app}/secrets`: names, digests, status.
+    pub async fn secrets(&self, app: &str) -> Result<Vec<super::types::SecretInfo>, ClientError> {
+        self.call(Method::GET, &format!("/v1/apps/{app}/secrets"), None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/apps/{app}/secrets/deploy`.
+    pub async fn deploy_secrets(
+        &self,
+        app: &str,
+    ) -> Result<super::types::SecretsChanged, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{app}/secrets/deploy"),
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `GET /v1/apps/{app}/releases`, newest first.
     pub async fn releases(&self, app: &str, limit: usize) -> Result<Vec<Release>, ClientError> {
         self.call(

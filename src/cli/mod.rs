@@ -15,6 +15,7 @@ pub mod releases;
 pub mod remote;
 pub mod rollback;
 pub mod scale;
+pub mod secrets;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -92,6 +93,8 @@ pub enum Command {
     Machines(machines::MachinesArgs),
     /// Change or show how many machines each process group runs.
     Scale(scale::ScaleArgs),
+    /// Set, unset and list the app's secrets.
+    Secrets(secrets::SecretsArgs),
     /// Show the app's logs, and follow them.
     Logs(logs::LogsArgs),
     /// Follow events as they happen.
@@ -115,6 +118,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
         Command::Scale(args) => scale::run(&global, args),
+        Command::Secrets(args) => secrets::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),
         Command::Events(args) => events::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),
