@@ -300,3 +300,49 @@ async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
     let _ = follower.kill();
     let _ = follower.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_no_tail_prints_exactly_the_last_lines_of_a_large_log() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start_in(
+        &temp.path().join("state"),
+        &["--log-lines-per-app", "200000"],
+    );
+    let api = Api::new(&d);
+    api.create_app("chatty").await;
+    let mut sse =
+        common::sse::Sse::connect(&d.url("/v1/events?app=chatty&kind=machine.exited"), None).await;
+    api.create_machine("chatty", json!({ "command": "seq 1 100000" }))
+        .await;
+    sse.next(Duration::from_secs(30))
+        .await
+        .expect("the machine exits");
+    // Every line is stored (a full queue slows the app instead of dropping lines).
+    let start = std::time::Instant::now();
+    loop {
+        let (_, last) = api
+            .send(reqwest::Method::GET, "/v1/apps/chatty/logs?limit=1", None)
+            .await;
+        if last[0]["line"] == "100000" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the last line was not stored: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let api_url = d.api.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        cli(&api_url, &["logs", "-a", "chatty", "--no-tail", "-n", "50"]).expect_code(0)
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    let expected: Vec<String> = (99_951..=100_000).map(|n| n.to_string()).collect();
+    assert_eq!(lines, expected);
+}

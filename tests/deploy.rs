@@ -708,3 +708,51 @@ fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_
     cli(&["scale", "count", "0", "--yes"]).expect_code(0);
     assert_eq!(status(&d)["machines"], serde_json::json!([]));
 }
+
+#[test]
+fn the_multi_example_scales_each_group_to_exactly_what_is_asked() {
+    let d = TestDaemon::start();
+    deploy_example(&d, "multi", &[]).expect_code(0);
+    common::lakefly(
+        Path::new("."),
+        &[
+            "--remote", &d.api, "-a", "multi", "scale", "count", "web=1", "worker=2", "--yes",
+        ],
+    )
+    .expect_code(0);
+    let s = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "status", "-a", "multi", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    let machines = s["machines"].as_array().unwrap();
+    let count = |g: &str| machines.iter().filter(|m| m["process_group"] == g).count();
+    assert_eq!((count("web"), count("worker")), (1, 2), "{machines:?}");
+    assert!(
+        machines.iter().all(|m| m["health"] == "passing"),
+        "{machines:?}"
+    );
+    for bad in [
+        &["scale", "count", "app=-1", "--yes"][..],
+        &["scale", "count", "nogroup=2", "--yes"],
+        &["machines", "stop", "unknown-id"],
+    ] {
+        let mut args = vec!["--remote", d.api.as_str(), "-a", "multi"];
+        args.extend_from_slice(bad);
+        let run = common::lakefly(Path::new("."), &args);
+        assert_ne!(run.code, 0, "{bad:?} must fail");
+        assert!(run.stderr.starts_with("error: "), "{bad:?}: {}", run.stderr);
+    }
+    let after = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "status", "-a", "multi", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(
+        after["machines"].as_array().unwrap().len(),
+        3,
+        "bad input changed nothing"
+    );
+}

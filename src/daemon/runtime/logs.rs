@@ -8,8 +8,9 @@ use tokio::sync::mpsc;
 
 use crate::daemon::store::{sqlite, Store};
 
-/// Lines buffered between the machines and the writer; beyond this, lines are dropped
-/// (and counted) rather than letting a chatty app grow the daemon's memory.
+/// Lines buffered between the machines and the writer. When it is full, the reader of a
+/// machine's pipe waits, so a chatty app is slowed by its pipe like any writer, and neither
+/// loses lines nor grows the daemon's memory.
 const QUEUE: usize = 8192;
 /// Most lines per insert transaction.
 const BATCH: usize = 512;
@@ -43,11 +44,10 @@ impl LogSink {
         LogSink { tx }
     }
 
-    /// Queues a line; drops it when the writer is far behind.
-    pub fn push(&self, line: LogLine) {
-        if self.tx.try_send(line).is_err() {
-            tracing::debug!("log queue full; dropping a line");
-        }
+    /// Queues a line, waiting while the writer is behind.
+    pub async fn push(&self, line: LogLine) {
+        // The writer only stops with the daemon; a line sent then has nowhere to go.
+        let _ = self.tx.send(line).await;
     }
 }
 

@@ -376,7 +376,8 @@ impl Supervisor {
                         machine: machine.clone(),
                         stream,
                         line,
-                    });
+                    })
+                    .await;
                 }
             });
         }
