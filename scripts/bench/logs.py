@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Log pipeline benchmark: prints figures, asserts nothing.
+
+One machine writes N lines (default 1,000,000) to stdout as fast as it can; prints
+  * the ingest rate: lines per second from machine start until the last line is stored;
+  * the time to read the last 50 lines of that log (median and max of 50 reads),
+    which is what `lakefly logs -n 50` does first;
+  * the daemon's RSS before and after, and its CPU time during ingest.
+
+Usage: scripts/bench/logs.py [--lakeflyd target/release/lakeflyd] [--lines 1000000]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def call(api, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(api + path, data=data, method=method,
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lakeflyd", default="target/release/lakeflyd")
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    args = ap.parse_args()
+    if not os.path.exists(args.lakeflyd):
+        raise SystemExit(f"{args.lakeflyd} not found: run `cargo build --release` first")
+    state = tempfile.mkdtemp(prefix="lakefly-bench-")
+    proc = subprocess.Popen([args.lakeflyd, "--api", "127.0.0.1:0", "--state", state,
+                             "--log-lines-per-app", str(args.lines * 2)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "LAKEFLY_LOG": "warn"})
+    try:
+        api = json.loads(proc.stdout.readline())["api"]
+        call(api, "POST", "/v1/apps", {"name": "chatty"})
+        rss_before, cpu_before = rss_mb(proc.pid), cpu_seconds(proc.pid)
+        start = time.monotonic()
+        call(api, "POST", "/v1/apps/chatty/machines", {"command": f"seq 1 {args.lines}"})
+        deadline = start + 600
+        while True:
+            last = call(api, "GET", "/v1/apps/chatty/logs?limit=1")
+            if last and last[0]["line"] == str(args.lines):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the last line was not stored within 600 s: {last}")
+            time.sleep(0.02)
+        took = time.monotonic() - start
+        cpu = cpu_seconds(proc.pid) - cpu_before
+        rss_after = rss_mb(proc.pid)
+
+        reads = []
+        for _ in range(50):
+            t = time.monotonic()
+            tail = call(api, "GET", "/v1/apps/chatty/logs?limit=50")
+            reads.append(time.monotonic() - t)
+        if len(tail) != 50 or tail[-1]["line"] != str(args.lines):
+            raise SystemExit(f"unexpected tail: {tail[-3:]}")
+
+        print(f"{args.lines} lines from one machine, all stored in {took:.2f} s")
+        print(f"  ingest rate                 {args.lines / took:,.0f} lines/s")
+        print(f"  last 50 lines median / max  {statistics.median(reads) * 1000:.1f} / "
+              f"{max(reads) * 1000:.1f} ms")
+        print(f"  daemon RSS before / after   {rss_before:.1f} / {rss_after:.1f} MB")
+        print(f"  daemon CPU during ingest    {cpu:.2f} s ({cpu / took * 100:.0f}% of one core)")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
