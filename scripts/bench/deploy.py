@@ -3,6 +3,7 @@
 
   * time to deploy examples/hello cold (new app, bundle uploaded) and unchanged;
   * bytes uploaded for a one-file change in a 50 MB tree;
+  * time to scale from 1 to 10 healthy machines and back to 1;
   * time for a rolling deploy of 10 machines.
 
 Usage: scripts/bench/deploy.py [--bin target/release]   (after `cargo build --release`)
@@ -74,6 +75,24 @@ def main():
         print(f"  first deploy uploaded   {first['uploaded_bytes'] / (1 << 20):8.1f} MiB")
         print(f"  one-file change uploads {changed['uploaded_bytes'] / (1 << 20):8.1f} MiB in {took * 1000:.0f} ms"
               "  (bundles are whole; no per-file dedup yet)")
+
+        # Scaling a separate app: up to 10 machines (waits for each to be healthy), back to 1.
+        scaled = os.path.join(work, "scaled")
+        shutil.copytree(os.path.join(ROOT, "examples/hello"), scaled)
+        with open(os.path.join(scaled, "fly.toml")) as f:
+            text = f.read().replace('app = "hello"', 'app = "scaled"')
+        with open(os.path.join(scaled, "fly.toml"), "w") as f:
+            f.write(text)
+        deploy(os.path.join(scaled, "fly.toml"))
+        for count in ("10", "1"):
+            start = time.monotonic()
+            out = subprocess.run([lakefly, "--remote", api, "scale", "count", count, "--yes", "-a", "scaled"],
+                                 capture_output=True, text=True)
+            took = time.monotonic() - start
+            if out.returncode != 0:
+                raise SystemExit(f"scale failed ({out.returncode}): {out.stderr}")
+            print(f"scale count {count:>2} (hello)        {took * 1000:8.0f} ms"
+                  + ("  (waits for every new machine's check)" if count == "10" else ""))
 
         # Ten machines of hello, then a rolling deploy of a change.
         machines = json.loads(urllib.request.urlopen(f"{api}/v1/apps/hello/machines").read())
