@@ -23,6 +23,22 @@ fn deploy_hello(d: &TestDaemon) {
 }
 
 /// Waits until release `version` is complete.
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(entry.path()),
+                Ok(t) if t.is_file() => files.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    files
+}
+
 async fn wait_release(api: &Api, version: u64) {
     let start = Instant::now();
     loop {
@@ -93,13 +109,19 @@ async fn a_secret_reaches_the_app_and_nothing_else() {
         seen.contains("secrets.updated") && !seen.contains("s3cr3t"),
         "events mention the change, not the value"
     );
-    for file in ["state.db", "state.db-wal"] {
-        if let Ok(bytes) = std::fs::read(d.state.join(file)) {
-            assert!(
-                !bytes.windows(6).any(|w| w == b"s3cr3t"),
-                "{file} holds the value in the clear"
-            );
-        }
+    // No file under the state dir (database, WAL, bundles, machine dirs, logs) holds it.
+    let files = files_under(&d.state);
+    assert!(
+        files.iter().any(|f| f.ends_with("state.db")),
+        "the walk sees the database: {files:?}"
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(6).any(|w| w == b"s3cr3t"),
+            "{} holds the value in the clear",
+            file.display()
+        );
     }
 
     // The same value again changes nothing and starts no release.
