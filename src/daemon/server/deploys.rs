@@ -18,9 +18,7 @@ pub async fn create(
     Path(app): Path<String>,
     ApiJson(req): ApiJson<DeployRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
-    if state.store.app(app.clone()).await?.is_none() {
-        return Err(ServerError::AppNotFound(app));
-    }
+    state.require_app(&app).await?;
     let version = state.deployer.start(&app, req).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -34,9 +32,7 @@ pub async fn rollback(
     Path(app): Path<String>,
     ApiJson(req): ApiJson<crate::api::types::RollbackRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
-    if state.store.app(app.clone()).await?.is_none() {
-        return Err(ServerError::AppNotFound(app));
-    }
+    state.require_app(&app).await?;
     let version = state.deployer.rollback(&app, req.version).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -50,9 +46,7 @@ pub async fn scale(
     Path(app): Path<String>,
     ApiJson(req): ApiJson<crate::api::types::ScaleRequest>,
 ) -> Result<Json<std::collections::BTreeMap<String, crate::api::types::ScaleChange>>, ServerError> {
-    if state.store.app(app.clone()).await?.is_none() {
-        return Err(ServerError::AppNotFound(app));
-    }
+    state.require_app(&app).await?;
     Ok(Json(state.deployer.scale(&app, req.counts).await?))
 }
 
@@ -61,9 +55,7 @@ pub async fn scale_show(
     State(state): State<Shared>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<crate::api::types::GroupScale>>, ServerError> {
-    if state.store.app(app.clone()).await?.is_none() {
-        return Err(ServerError::AppNotFound(app));
-    }
+    state.require_app(&app).await?;
     Ok(Json(state.deployer.scale_show(&app).await?))
 }
 
@@ -79,9 +71,7 @@ pub async fn list(
     Path(app): Path<String>,
     Query(q): Query<ReleasesQuery>,
 ) -> Result<Json<Vec<Release>>, ServerError> {
-    if state.store.app(app.clone()).await?.is_none() {
-        return Err(ServerError::AppNotFound(app));
-    }
+    state.require_app(&app).await?;
     let limit = q.limit.unwrap_or(20).min(1000);
     let list = state
         .store

@@ -27,9 +27,7 @@ pub async fn read(
     Path(app): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<Vec<LogEntry>>, ServerError> {
-    if state.store.app(app.clone()).await?.is_none() {
-        return Err(ServerError::AppNotFound(app));
-    }
+    state.require_app(&app).await?;
     let query = LogQuery {
         machine: q.machine,
         process_group: q.process,

@@ -11,19 +11,12 @@ use crate::api::types::{Machine, MachineSpec};
 use crate::config::names;
 use crate::daemon::runtime::Action;
 
-async fn require_app(state: &Shared, app: &str) -> Result<(), ServerError> {
-    match state.store.app(app.to_string()).await? {
-        Some(_) => Ok(()),
-        None => Err(ServerError::AppNotFound(app.to_string())),
-    }
-}
-
 /// `GET /v1/apps/{app}/machines`
 pub async fn list(
     State(state): State<Shared>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<Machine>>, ServerError> {
-    require_app(&state, &app).await?;
+    state.require_app(&app).await?;
     Ok(Json(state.runtime.list(&app).await?))
 }
 
@@ -33,7 +26,7 @@ pub async fn create(
     Path(app): Path<String>,
     ApiJson(spec): ApiJson<MachineSpec>,
 ) -> Result<(StatusCode, Json<Machine>), ServerError> {
-    require_app(&state, &app).await?;
+    state.require_app(&app).await?;
     if let Err(problem) = names::check_group_name(&spec.process_group) {
         return Err(ServerError::BadRequest(format!(
             "process group {:?} {problem}",
@@ -60,7 +53,7 @@ pub async fn show(
     State(state): State<Shared>,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<Json<Machine>, ServerError> {
-    require_app(&state, &app).await?;
+    state.require_app(&app).await?;
     Ok(Json(state.runtime.get(&app, &id).await?))
 }
 
@@ -79,7 +72,7 @@ pub async fn act(
             )))
         }
     };
-    require_app(&state, &app).await?;
+    state.require_app(&app).await?;
     Ok(Json(state.runtime.act(&app, &id, action).await?))
 }
 
@@ -88,7 +81,7 @@ pub async fn destroy(
     State(state): State<Shared>,
     Path((app, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ServerError> {
-    require_app(&state, &app).await?;
+    state.require_app(&app).await?;
     state.runtime.act(&app, &id, Action::Destroy).await?;
     Ok(StatusCode::NO_CONTENT)
 }

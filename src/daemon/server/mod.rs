@@ -49,6 +49,16 @@ pub struct SharedState {
 /// The state handle handlers receive.
 pub type Shared = Arc<SharedState>;
 
+impl SharedState {
+    /// Fails with 404 unless the app exists: the first step of every `/v1/apps/{app}/...`.
+    async fn require_app(&self, app: &str) -> Result<(), ServerError> {
+        match self.store.app(app.to_string()).await? {
+            Some(_) => Ok(()),
+            None => Err(ServerError::AppNotFound(app.to_string())),
+        }
+    }
+}
+
 /// The API's routes.
 pub fn router(state: Shared) -> Router {
     Router::new()

@@ -14,19 +14,12 @@ use crate::daemon::events::{now, NewEvent};
 use crate::daemon::secrets::{check_name, Change};
 use crate::secret::Secret;
 
-async fn require_app(state: &Shared, app: &str) -> Result<(), ServerError> {
-    match state.store.app(app.to_string()).await? {
-        Some(_) => Ok(()),
-        None => Err(ServerError::AppNotFound(app.to_string())),
-    }
-}
-
 /// `GET /v1/apps/{app}/secrets`: names, digests, status; never values.
 pub async fn list(
     State(state): State<Shared>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<SecretInfo>>, ServerError> {
-    require_app(&state, &app).await?;
+    state.require_app(&app).await?;
     Ok(Json(state.secrets.list(&app).await?))
 }
 
@@ -37,7 +30,7 @@ pub async fn update(
     Path(app): Path<String>,
     ApiJson(req): ApiJson<SecretsRequest>,
 ) -> Result<Json<SecretsChanged>, ServerError> {
-    require_app(&state, &app).await?;
+    state.require_app(&app).await?;
     for name in req.set.keys().chain(&req.unset) {
         check_name(name).map_err(ServerError::BadRequest)?;
     }
@@ -92,7 +85,7 @@ pub async fn deploy(
     State(state): State<Shared>,
     Path(app): Path<String>,
 ) -> Result<Json<SecretsChanged>, ServerError> {
-    require_app(&state, &app).await?;
+    state.require_app(&app).await?;
     if let Some(v) = state.deployer.running(&app).await? {
         return Err(crate::daemon::deploy::DeployError::Running(v).into());
     }
