@@ -22,6 +22,17 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def copy_hello(work, name):
+    """examples/hello copied under `work` as app `name`; returns its directory."""
+    app = os.path.join(work, name)
+    shutil.copytree(os.path.join(ROOT, "examples/hello"), app)
+    with open(os.path.join(app, "fly.toml")) as f:
+        text = f.read().replace('app = "hello"', f'app = "{name}"')
+    with open(os.path.join(app, "fly.toml"), "w") as f:
+        f.write(text)
+    return app
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release"))
@@ -47,8 +58,7 @@ def main():
         return took, head
 
     try:
-        hello = os.path.join(work, "hello")
-        shutil.copytree(os.path.join(ROOT, "examples/hello"), hello)
+        hello = copy_hello(work, "hello")
         config = os.path.join(hello, "fly.toml")
         cold, head = deploy(config)
         warm, head2 = deploy(config)
@@ -57,12 +67,7 @@ def main():
         print(f"  unchanged redeploy      {warm * 1000:8.0f} ms  (uploaded {head2['uploaded_bytes']} bytes;"
               " includes the check's 1s grace period)")
 
-        big = os.path.join(work, "big")
-        shutil.copytree(os.path.join(ROOT, "examples/hello"), big)
-        with open(os.path.join(big, "fly.toml")) as f:
-            text = f.read().replace('app = "hello"', 'app = "big"')
-        with open(os.path.join(big, "fly.toml"), "w") as f:
-            f.write(text)
+        big = copy_hello(work, "big")
         os.makedirs(os.path.join(big, "assets"))
         for i in range(50):
             with open(os.path.join(big, "assets", f"blob{i}.bin"), "wb") as f:
@@ -77,12 +82,7 @@ def main():
               "  (bundles are whole; no per-file dedup yet)")
 
         # Scaling a separate app: up to 10 machines (waits for each to be healthy), back to 1.
-        scaled = os.path.join(work, "scaled")
-        shutil.copytree(os.path.join(ROOT, "examples/hello"), scaled)
-        with open(os.path.join(scaled, "fly.toml")) as f:
-            text = f.read().replace('app = "hello"', 'app = "scaled"')
-        with open(os.path.join(scaled, "fly.toml"), "w") as f:
-            f.write(text)
+        scaled = copy_hello(work, "scaled")
         deploy(os.path.join(scaled, "fly.toml"))
         for count in ("10", "1"):
             start = time.monotonic()

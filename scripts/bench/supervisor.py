@@ -26,6 +26,8 @@ import tempfile
 import time
 import urllib.request
 
+from procstat import rss_mb
+
 APP = r"""
 import os, socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,14 +60,6 @@ def wait_until(pred, timeout=60.0, every=0.002):
             return True
         time.sleep(every)
     raise TimeoutError("condition not met in time")
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def pct(values, p):
