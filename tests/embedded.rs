@@ -26,6 +26,7 @@ impl Local {
             .args(args)
             .env("XDG_DATA_HOME", self.data.path())
             .env("LAKEFLY_LOCAL_ADDR", &self.addr)
+            .env("LAKEFLY_LOCAL_EDGE", "127.0.0.1:0")
             .env_remove("LAKEFLY_REMOTE")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -66,6 +66,12 @@ pub struct RunArgs {
     /// Prune events older than this.
     #[arg(long, value_name = "DURATION", default_value = "720h")]
     pub events_max_age: crate::config::units::Duration,
+    /// With `auto_stop_machines`, a machine that served nothing this long stops.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub auto_stop_after: crate::config::units::Duration,
+    /// With `auto_start_machines`, how long a request waits for a machine to start.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub auto_start_wait: crate::config::units::Duration,
 }
 
 /// How the daemon writes its log.

@@ -14,6 +14,11 @@ use crate::daemon::{Record, RECORD_FILE};
 use crate::error::Error;
 use crate::output::Output;
 
+/// The local daemon's edge address (`LAKEFLY_LOCAL_EDGE` moves it, e.g. for tests).
+fn edge_addr() -> String {
+    std::env::var("LAKEFLY_LOCAL_EDGE").unwrap_or_else(|_| "127.0.0.1:4281".into())
+}
+
 /// The local daemon's address (`LAKEFLY_LOCAL_ADDR` moves it, e.g. for tests).
 pub fn local_addr() -> String {
     std::env::var("LAKEFLY_LOCAL_ADDR").unwrap_or_else(|_| "127.0.0.1:4280".into())
@@ -49,7 +54,15 @@ pub fn ensure_running(out: Output) -> Result<String, Error> {
         .map_err(|e| Error::io("find", Path::new("the lakefly executable"), e))?;
     let mut child = std::os::unix::process::CommandExt::process_group(
         Command::new(&exe)
-            .args(["daemon", "run", "--api", &addr, "--state"])
+            .args([
+                "daemon",
+                "run",
+                "--api",
+                &addr,
+                "--edge",
+                &edge_addr(),
+                "--state",
+            ])
             .arg(&state)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 /// Labels of the machines gauge.
@@ -26,6 +27,30 @@ pub struct DeployLabels {
     pub outcome: String,
 }
 
+/// Labels of the edge's request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EdgeRequestLabels {
+    /// The app the request was for (empty when none matched).
+    pub app: String,
+    /// The HTTP status answered.
+    pub status: u16,
+}
+
+/// Labels of the edge's latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabel {
+    /// The app.
+    pub app: String,
+}
+
+/// The edge's latency histogram, one per app.
+pub type LatencyFamily = Family<AppLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to about 13 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
 /// Every figure the daemon exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -40,6 +65,12 @@ pub struct Metrics {
     pub subscribers: Gauge,
     /// Releases finished, by outcome.
     pub deploys: Family<DeployLabels, Counter>,
+    /// Edge requests answered, by app and status.
+    pub edge_requests: Family<EdgeRequestLabels, Counter>,
+    /// Time from a request's arrival at the edge to its response head, by app.
+    pub edge_latency: LatencyFamily,
+    /// Client connections open on the edge.
+    pub edge_connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,6 +82,24 @@ impl Default for Metrics {
         let subscribers = Gauge::default();
         let deploys = Family::<DeployLabels, Counter>::default();
         registry.register("deploys", "Releases finished, by outcome", deploys.clone());
+        let edge_requests = Family::<EdgeRequestLabels, Counter>::default();
+        let edge_latency = LatencyFamily::new_with_constructor(latency_histogram);
+        let edge_connections = Gauge::default();
+        registry.register(
+            "edge_requests",
+            "Requests answered by the edge, by app and status",
+            edge_requests.clone(),
+        );
+        registry.register(
+            "edge_request_duration_seconds",
+            "Time from a request's arrival at the edge to its response head",
+            edge_latency.clone(),
+        );
+        registry.register(
+            "edge_connections",
+            "Client connections open on the edge",
+            edge_connections.clone(),
+        );
         registry.register("events", "Events recorded", events.clone());
         registry.register(
             "machine_restarts",
@@ -70,6 +119,9 @@ impl Default for Metrics {
             machines,
             subscribers,
             deploys,
+            edge_requests,
+            edge_latency,
+            edge_connections,
         }
     }
 }

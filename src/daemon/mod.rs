@@ -3,6 +3,7 @@
 
 pub mod bundles;
 pub mod deploy;
+pub mod edge;
 pub mod events;
 pub mod metrics;
 pub mod runtime;
@@ -34,6 +35,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 pub struct Options {
     /// API listen address (port 0 picks a free port).
     pub api: SocketAddr,
+    /// The edge: its address, domain and auto-stop/start timings.
+    pub edge: edge::EdgeOptions,
     /// State directory.
     pub state_dir: PathBuf,
     /// Keep at most this many events.
@@ -50,6 +53,9 @@ pub struct Options {
 pub struct Daemon {
     /// Where the API listens.
     pub api_addr: SocketAddr,
+    /// Where the edge serves apps.
+    pub edge_addr: SocketAddr,
+    edge: edge::Edge,
     hub: EventHub,
     runtime: runtime::Runtime,
     shutdown: watch::Sender<bool>,
@@ -90,6 +96,7 @@ impl Daemon {
         ));
         let metrics = metrics::Metrics::default();
         let hub = EventHub::new(store.clone(), metrics.events.clone());
+        let backends = edge::backends::Backends::default();
         let runtime = runtime::Runtime::start(
             store.clone(),
             hub.clone(),
@@ -97,29 +104,48 @@ impl Daemon {
             options.log_lines_per_app,
             metrics.restarts.clone(),
             secrets.clone(),
+            backends.clone(),
         )
         .await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let edge = edge::Edge::start(
+            options.edge.clone(),
+            backends,
+            runtime.clone(),
+            store.clone(),
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )
+        .await?;
         let bundle_store = bundles::BundleStore::new(
             &options.state_dir,
             options.bundle_max_bytes,
             Default::default(),
         );
         let deploys = metrics.deploys.clone();
+        let deployer = deploy::Deployer {
+            store: store.clone(),
+            hub: hub.clone(),
+            runtime: runtime.clone(),
+            edge: edge.clone(),
+            bundles: bundle_store.clone(),
+            releases_dir: options.state_dir.join("releases"),
+            shutdown: shutdown_rx.clone(),
+            finished: deploys,
+        };
+        // Every app's current release is served again, ports included.
+        for app in store.list_apps().await? {
+            if let Err(e) = deployer.apply_edge(&app.name).await {
+                tracing::warn!(app = %app.name, error = %e, "could not set up the edge for this app");
+            }
+        }
         let state = Arc::new(server::SharedState {
             store: store.clone(),
             hub: hub.clone(),
             runtime: runtime.clone(),
             metrics,
-            deployer: deploy::Deployer {
-                store: store.clone(),
-                hub: hub.clone(),
-                runtime: runtime.clone(),
-                bundles: bundle_store.clone(),
-                releases_dir: options.state_dir.join("releases"),
-                shutdown: shutdown_rx.clone(),
-                finished: deploys,
-            },
+            deployer,
+            edge: edge.clone(),
             bundles: bundle_store,
             secrets,
             shutdown: shutdown_rx.clone(),
@@ -141,13 +167,15 @@ impl Daemon {
         ));
         hub.emit(NewEvent::daemon(
             kind::DAEMON_STARTED,
-            serde_json::json!({ "api": api_addr.to_string(), "pid": std::process::id() }),
+            serde_json::json!({ "api": api_addr.to_string(), "edge": edge.addr.to_string(), "pid": std::process::id() }),
         ))
         .await?;
         write_record(&options.state_dir, api_addr)?;
-        tracing::info!(api = %api_addr, state = %options.state_dir.display(), "lakeflyd started");
+        tracing::info!(api = %api_addr, edge = %edge.addr, state = %options.state_dir.display(), "lakeflyd started");
         Ok(Daemon {
             api_addr,
+            edge_addr: edge.addr,
+            edge,
             hub,
             runtime,
             shutdown,
@@ -172,6 +200,8 @@ impl Daemon {
         {
             tracing::warn!(error = %e, "could not record daemon.stopping");
         }
+        // No new connections; requests in flight finish while their machines drain.
+        self.edge.stop_accepting();
         // Machines stop with their kill signal and timeout; what each should be doing is
         // kept, so the next start brings them back.
         self.runtime.shutdown().await;
@@ -198,6 +228,12 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         .map_err(|e| Error::io("create the state directory", &state_dir, e))?;
     let options = Options {
         api: args.api,
+        edge: edge::EdgeOptions {
+            addr: args.edge,
+            domain: args.domain.clone(),
+            auto_stop_after: args.auto_stop_after.to_std(),
+            auto_start_wait: args.auto_start_wait.to_std(),
+        },
         state_dir: state_dir.clone(),
         events_keep: args.events_keep,
         events_max_age: args.events_max_age,
@@ -215,6 +251,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             "{}",
             serde_json::json!({
                 "api": format!("http://{}", daemon.api_addr),
+                "edge": format!("http://{}", daemon.edge_addr),
                 "state": state_dir,
                 "pid": std::process::id(),
             })

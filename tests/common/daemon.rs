@@ -14,6 +14,8 @@ pub struct TestDaemon {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`
     pub api: String,
+    /// `http://127.0.0.1:PORT` of the edge.
+    pub edge: String,
     pub state: PathBuf,
     // Keeps a temporary state directory alive for the daemon's life.
     _temp: Option<tempfile::TempDir>,
@@ -37,7 +39,7 @@ impl TestDaemon {
     /// A daemon listening on `api` (to come back on the same address after a restart).
     pub fn start_at(api: &str, state: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lakeflyd"))
-            .args(["--api", api, "--state"])
+            .args(["--api", api, "--edge", "127.0.0.1:0", "--state"])
             .arg(state)
             .args(extra)
             .env("LAKEFLY_LOG", "warn")
@@ -64,9 +66,15 @@ impl TestDaemon {
         TestDaemon {
             child: Some(child),
             api: ready["api"].as_str().expect("api address").to_string(),
+            edge: ready["edge"].as_str().expect("edge address").to_string(),
             state: state.to_path_buf(),
             _temp: None,
         }
+    }
+
+    /// The edge's `host:port`.
+    pub fn edge_addr(&self) -> &str {
+        self.edge.trim_start_matches("http://")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -76,6 +76,8 @@ pub struct Deployer {
     pub hub: EventHub,
     /// The machines.
     pub runtime: Runtime,
+    /// The edge, told of each release's routes and ports.
+    pub edge: super::edge::Edge,
     /// Uploaded bundles.
     pub bundles: BundleStore,
     /// Where releases are unpacked: `<state>/releases/<app>/<version>`.
@@ -535,6 +537,15 @@ impl Deployer {
                 .act(app, &machine.id, super::runtime::Action::Destroy)
                 .await;
         }
+        // The new release's routes and ports, bound before any machine changes: a port in
+        // use fails the release with the old one untouched.
+        let warnings = self
+            .edge
+            .configure(app, cfg, &dir)
+            .map_err(|e| fail(e.to_string()))?;
+        for warning in warnings {
+            self.progress(app, version, "edge", warning).await;
+        }
         let max_unavailable = cfg
             .deploy
             .as_ref()
@@ -659,6 +670,12 @@ impl Deployer {
                 )
             }
         };
+        if status == "failed" {
+            // The edge goes back to the release that keeps serving.
+            if let Err(e) = self.apply_edge(app).await {
+                tracing::warn!(app, error = %e, "could not restore the edge settings");
+            }
+        }
         self.finished
             .get_or_create(&crate::daemon::metrics::DeployLabels {
                 outcome: status.to_string(),
@@ -674,6 +691,34 @@ impl Deployer {
             .await;
         if let Err(e) = recorded {
             tracing::error!(app, version, error = %e, "could not record the end of a release");
+        }
+    }
+
+    /// Sets the edge up for the app's current release (or forgets the app without one).
+    pub async fn apply_edge(&self, app: &str) -> Result<(), String> {
+        let a = app.to_string();
+        let source = self
+            .store
+            .run(move |conn, path| {
+                match store::apps::get_app(conn, path, &a)?.and_then(|x| x.current_release) {
+                    Some(v) => Ok(releases::source(conn, path, &a, v)?.map(|s| (v, s.0))),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        match source {
+            Some((version, cfg)) => {
+                let dir = self.releases_dir.join(app).join(version.to_string());
+                self.edge
+                    .configure(app, &cfg, &dir)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+            None => {
+                self.edge.remove(app);
+                Ok(())
+            }
         }
     }
 

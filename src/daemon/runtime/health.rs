@@ -38,6 +38,8 @@ pub struct Target {
     pub internal_port: Option<u16>,
     /// The `$PORT` the daemon gave it, where `internal_port` really listens.
     pub port: Option<u16>,
+    /// The machine as the edge sees it, told of every health change first.
+    pub backend: Option<std::sync::Arc<crate::daemon::edge::backends::Backend>>,
 }
 
 impl Target {
@@ -115,6 +117,10 @@ async fn aggregate(
         let failing_differently = now == "critical"
             && !outcome.passing
             && last_output.as_deref() != Some(outcome.output.as_str());
+        // The edge learns first: a rollout waiting on the event finds traffic flowing.
+        if let Some(backend) = &target.backend {
+            backend.set_healthy(now == "passing");
+        }
         if now == health && !failing_differently {
             continue;
         }

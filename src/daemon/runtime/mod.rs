@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::logs::LogSink;
 use self::supervisor::{Control, Supervisor};
 use crate::api::types::{kind, Machine, MachineSpec, MachineState};
+use crate::daemon::edge::backends::Backends;
 use crate::daemon::events::{now, EventHub, NewEvent};
 use crate::daemon::store::machines::{self, Desired, Record};
 use crate::daemon::store::{Store, StoreError};
@@ -62,6 +63,7 @@ pub struct Runtime {
     volumes_dir: PathBuf,
     restarts: prometheus_client::metrics::counter::Counter,
     secrets: Arc<crate::daemon::secrets::SecretStore>,
+    backends: Backends,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
 }
 
@@ -75,11 +77,13 @@ impl Runtime {
         log_lines_per_app: u64,
         restarts: prometheus_client::metrics::counter::Counter,
         secrets: Arc<crate::daemon::secrets::SecretStore>,
+        backends: Backends,
     ) -> Result<Self, StoreError> {
         let runtime = Runtime {
             logs: LogSink::start(store.clone(), log_lines_per_app),
             restarts,
             secrets,
+            backends,
             store,
             hub,
             apps_dir: state_dir.join("apps"),
@@ -226,6 +230,7 @@ impl Runtime {
             logs: self.logs.clone(),
             restart_counter: self.restarts.clone(),
             secrets: self.secrets.clone(),
+            backends: self.backends.clone(),
             control: rx,
             pending: None,
         };

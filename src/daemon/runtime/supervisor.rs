@@ -58,6 +58,8 @@ pub struct Supervisor {
     pub(super) logs: LogSink,
     pub(super) restart_counter: prometheus_client::metrics::counter::Counter,
     pub(super) secrets: std::sync::Arc<crate::daemon::secrets::SecretStore>,
+    /// Where the edge finds machines that serve traffic.
+    pub(super) backends: crate::daemon::edge::backends::Backends,
     pub(super) control: mpsc::Receiver<Control>,
     /// A start or restart request, answered once the process is recorded as started (or
     /// as failed), so the caller sees the new state.
@@ -197,6 +199,17 @@ impl Supervisor {
             self.answer_pending();
         }
         self.pump_logs(&mut spawned);
+        // The edge may send it traffic once its checks pass; until it is dropped.
+        let registration = port.map(|port| {
+            self.backends
+                .register(crate::daemon::edge::backends::BackendSpec {
+                    machine: self.id.clone(),
+                    app: self.app.clone(),
+                    group: self.spec.process_group.clone(),
+                    port,
+                    internal_port: self.spec.internal_port,
+                })
+        });
         // Checks run while this process does; dropping the guard ends them.
         let health = health::watch(
             health::Target {
@@ -205,6 +218,7 @@ impl Supervisor {
                 pid,
                 internal_port: self.spec.internal_port,
                 port,
+                backend: registration.as_ref().map(|r| r.backend()),
             },
             self.spec.checks.clone(),
             self.hub.clone(),
@@ -218,6 +232,13 @@ impl Supervisor {
                         let _ = reply.send(());
                         continue;
                     }
+                    // No new requests; the ones in flight finish before the signal.
+                    if let Some(registration) = &registration {
+                        let left = registration.drain(self.kill_timeout()).await;
+                        if left > 0 {
+                            tracing::info!(machine = %self.id, left, "requests still in flight after kill_timeout; stopping anyway");
+                        }
+                    }
                     drop(health);
                     let exit = self.stop_process(&mut spawned).await;
                     return Ok(self.after_stop(request, exit).await);
@@ -225,6 +246,7 @@ impl Supervisor {
             }
         };
         drop(health);
+        drop(registration);
         // The leader is gone; anything it left in its group goes too, so a restart never
         // runs beside a straggler.
         let _ = process::signal_group(pid, Signal::SIGKILL);
@@ -301,10 +323,7 @@ impl Supervisor {
             .as_deref()
             .and_then(process::parse_signal)
             .unwrap_or(Signal::SIGINT);
-        let timeout = self
-            .spec
-            .kill_timeout
-            .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std());
+        let timeout = self.kill_timeout();
         let _ = process::signal_group(spawned.pid, signal);
         let status = match tokio::time::timeout(timeout, spawned.child.wait()).await {
             Ok(status) => status.ok(),
@@ -316,6 +335,13 @@ impl Supervisor {
         };
         let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
         exit_info(status)
+    }
+
+    /// Time between the kill signal and SIGKILL; also how long a drain may take.
+    fn kill_timeout(&self) -> Duration {
+        self.spec
+            .kill_timeout
+            .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std())
     }
 
     /// `[env]`, then the app's secrets (which win), then what lakefly sets for every machine.

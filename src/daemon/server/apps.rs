@@ -121,6 +121,7 @@ pub async fn destroy(
         })
         .await?;
     if deleted {
+        state.edge.remove(&name);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ServerError::AppNotFound(name))

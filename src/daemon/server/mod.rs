@@ -42,6 +42,8 @@ pub struct SharedState {
     pub secrets: Arc<crate::daemon::secrets::SecretStore>,
     /// Uploaded bundles.
     pub bundles: BundleStore,
+    /// The edge, which forgets an app when it is destroyed.
+    pub edge: super::edge::Edge,
     /// Flips to `true` when the daemon stops; long-lived streams end then.
     pub shutdown: watch::Receiver<bool>,
 }

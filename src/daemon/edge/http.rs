@@ -1,0 +1,597 @@
+//! HTTP through the edge: find the app (by `Host`, or by the port for a `[[services]]`
+//! listener with the `http` handler), serve its statics, else pick a healthy machine and
+//! stream the request to it and its response back. Upgrades (WebSocket) are spliced.
+//! A request that never reached a machine is tried on another.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::backends::{Lease, Pick};
+use super::pool::{self, Pool, Sender};
+use super::routes::Route;
+use super::{autostart, statics, EdgeState};
+use crate::daemon::metrics::{AppLabel, EdgeRequestLabels};
+
+/// Errors a streamed body can carry.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every body the edge sends or forwards.
+pub type EdgeBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Machines tried for one request before giving up.
+const MAX_ATTEMPTS: usize = 3;
+/// How long a request waits for a healthy machine while some are starting.
+const HOLD_FOR_HEALTHY: Duration = Duration::from_secs(10);
+/// How long a request waits when every machine is at its hard limit.
+const QUEUE_AT_HARD_LIMIT: Duration = Duration::from_secs(2);
+
+/// Headers that describe one connection, not the request; never forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Answers one request that arrived on the edge from `peer`; `fixed_app` is set on a
+/// service port, which belongs to one app whatever the `Host`.
+pub async fn handle(
+    state: Arc<EdgeState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    fixed: Option<(String, u16)>,
+) -> Result<Response<EdgeBody>, std::convert::Infallible> {
+    let started = Instant::now();
+    let html = wants_html(req.headers());
+    let (app, route) = match &fixed {
+        Some((app, port)) => (app.clone(), state.service_http_route(app, *port)),
+        None => match app_from_host(&req, &state.domain) {
+            Some(app) => {
+                let route = state.http_route(&app);
+                (app, route)
+            }
+            None => {
+                let resp = error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_app",
+                    &format!(
+                        "no app named in the Host header; ask for <app>.{}",
+                        state.domain
+                    ),
+                    html,
+                );
+                return Ok(state.record("", resp, started));
+            }
+        },
+    };
+    let Some(route) = route else {
+        let resp = error(
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+            &format!("no app {app:?} is served here"),
+            html,
+        );
+        return Ok(state.record(&app, resp, started));
+    };
+    if let Some(resp) = statics::serve(&route.statics, &req).await {
+        return Ok(state.record(&app, resp, started));
+    }
+    let resp = forward(&state, &route, req, peer, html).await;
+    Ok(state.record(&app, resp, started))
+}
+
+impl EdgeState {
+    /// Counts an answered request in `/metrics` and passes the response on.
+    fn record(&self, app: &str, resp: Response<EdgeBody>, started: Instant) -> Response<EdgeBody> {
+        self.metrics
+            .edge_requests
+            .get_or_create(&EdgeRequestLabels {
+                app: app.to_string(),
+                status: resp.status().as_u16(),
+            })
+            .inc();
+        if !app.is_empty() {
+            self.metrics
+                .edge_latency
+                .get_or_create(&AppLabel {
+                    app: app.to_string(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+        }
+        resp
+    }
+}
+
+/// `<app>.<domain>` from the `Host` header (or the URI's authority), port ignored.
+fn app_from_host<B>(req: &Request<B>, domain: &str) -> Option<String> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())?;
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let app = host.strip_suffix(domain)?.strip_suffix('.')?;
+    (!app.is_empty() && !app.contains('.')).then(|| app.to_string())
+}
+
+/// Sends the request to a healthy machine of the route and streams its answer back.
+async fn forward(
+    state: &EdgeState,
+    route: &Route,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    html: bool,
+) -> Response<EdgeBody> {
+    let (mut parts, body) = req.into_parts();
+    let client_upgrade = if is_upgrade(&parts.headers) {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    prepare_headers(&mut parts.headers, peer, client_upgrade.is_some());
+    parts.uri = match parts.uri.path_and_query() {
+        Some(pq) => pq
+            .as_str()
+            .parse()
+            .unwrap_or_else(|_| http::Uri::from_static("/")),
+        None => http::Uri::from_static("/"),
+    };
+    // An idempotent request without a body can be sent again even after a machine took
+    // it and failed; anything else only when it never left.
+    let replayable = is_idempotent(&parts.method) && body.is_end_stream();
+    let replay = replayable.then(|| {
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
+        )
+    });
+    let mut req = Request::from_parts(parts, body.map_err(BoxError::from).boxed_unsync());
+    let mut tried: Vec<String> = Vec::new();
+    let mut last_error = String::new();
+    loop {
+        let lease = match acquire(state, route, &tried).await {
+            Ok(lease) => lease,
+            Err(Refusal::NoneHealthy) if !tried.is_empty() => {
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_failed",
+                    &format!("no machine of {} could be reached: {last_error}", route.app),
+                    html,
+                );
+            }
+            Err(refusal) => return refusal.response(&route.app, html),
+        };
+        let backend = lease.backend.clone();
+        let port = backend.dial_port(route.internal_port);
+        let mut sender = match backend.pool.take() {
+            Some(sender) => sender,
+            None => match pool::connect(port).await {
+                Ok(sender) => sender,
+                Err(e) => {
+                    last_error = e.to_string();
+                    tracing::debug!(machine = %backend.spec.machine, error = %e, "edge: machine unreachable; trying another");
+                    tried.push(backend.spec.machine.clone());
+                    if tried.len() >= MAX_ATTEMPTS {
+                        return error(
+                            StatusCode::BAD_GATEWAY,
+                            "upstream_failed",
+                            &last_error,
+                            html,
+                        );
+                    }
+                    continue;
+                }
+            },
+        };
+        match sender.try_send_request(req).await {
+            Ok(resp) => return respond(resp, lease, sender, client_upgrade),
+            Err(mut e) => {
+                let unsent = e.take_message();
+                last_error = format!("machine {}: {}", backend.spec.machine, e.into_error());
+                tried.push(backend.spec.machine.clone());
+                req = match (unsent, &replay) {
+                    (Some(unsent), _) => unsent,
+                    (None, Some((method, uri, headers))) => {
+                        let mut again = Request::new(empty());
+                        *again.method_mut() = method.clone();
+                        *again.uri_mut() = uri.clone();
+                        *again.headers_mut() = headers.clone();
+                        again
+                    }
+                    (None, None) => {
+                        return error(
+                            StatusCode::BAD_GATEWAY,
+                            "upstream_failed",
+                            &last_error,
+                            html,
+                        )
+                    }
+                };
+                if tried.len() >= MAX_ATTEMPTS {
+                    return error(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_failed",
+                        &last_error,
+                        html,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Why no machine took a request.
+enum Refusal {
+    /// No healthy machine, even after waiting.
+    NoneHealthy,
+    /// Every machine stayed at its hard limit.
+    Full,
+}
+
+impl Refusal {
+    fn response(&self, app: &str, html: bool) -> Response<EdgeBody> {
+        let (code, message) = match self {
+            Refusal::NoneHealthy => (
+                "no_healthy_machine",
+                format!("app {app} has no healthy machine right now"),
+            ),
+            Refusal::Full => (
+                "over_capacity",
+                format!("every machine of {app} is at its concurrency hard_limit"),
+            ),
+        };
+        let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, code, &message, html);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp
+    }
+}
+
+/// A machine for one request: at once when one is free, else after waiting a little for
+/// one to become healthy (starting it when the app auto-starts) or to fall under its
+/// hard limit.
+async fn acquire(state: &EdgeState, route: &Route, tried: &[String]) -> Result<Lease, Refusal> {
+    let changed = state.backends.changed();
+    let mut hold = None;
+    let mut queue = None;
+    let mut woke = false;
+    loop {
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        // Registered before looking, so a change in between is not missed.
+        notified.as_mut().enable();
+        let refusal = match state
+            .backends
+            .pick(&route.app, &route.groups, route.limits, tried)
+        {
+            Pick::Leased(lease) => return Ok(lease),
+            Pick::Full => Refusal::Full,
+            Pick::NoneHealthy => Refusal::NoneHealthy,
+        };
+        let deadline = match refusal {
+            Refusal::Full => {
+                *queue.get_or_insert_with(|| tokio::time::Instant::now() + QUEUE_AT_HARD_LIMIT)
+            }
+            Refusal::NoneHealthy => {
+                if !tried.is_empty() {
+                    return Err(refusal);
+                }
+                if route.auto_start && !woke {
+                    woke = true;
+                    autostart::wake(state, &route.app, &route.groups).await;
+                }
+                let starting = !state.backends.of(&route.app, &route.groups).is_empty();
+                if !starting && !woke {
+                    return Err(refusal);
+                }
+                let wait = if woke {
+                    state.auto_start_wait
+                } else {
+                    HOLD_FOR_HEALTHY
+                };
+                *hold.get_or_insert_with(|| tokio::time::Instant::now() + wait)
+            }
+        };
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err(refusal);
+        }
+    }
+}
+
+/// Passes the machine's response on; the lease and the connection go back when its body
+/// has been sent (or the upgraded connection closes).
+fn respond(
+    mut resp: Response<Incoming>,
+    lease: Lease,
+    sender: Sender,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<EdgeBody> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client) = client_upgrade {
+            let upstream = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                // Counted as in flight until either side closes, so a drain waits for it.
+                let _lease = lease;
+                let _sender = sender;
+                match tokio::try_join!(client, upstream) {
+                    Ok((client, upstream)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut upstream = TokioIo::new(upstream);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "edge: upgrade failed"),
+                }
+            });
+            return resp.map(|_| empty());
+        }
+    }
+    strip_hop_by_hop(resp.headers_mut());
+    resp.map(|body| {
+        Tracked {
+            inner: body.map_err(BoxError::from).boxed_unsync(),
+            done: Some((lease, sender)),
+        }
+        .boxed_unsync()
+    })
+}
+
+/// A response body that hands its connection back to the pool once it was read to the
+/// end, and ends the request's lease when it is dropped.
+struct Tracked {
+    inner: EdgeBody,
+    done: Option<(Lease, Sender)>,
+}
+
+impl Tracked {
+    fn finish(&mut self) {
+        if let Some((lease, sender)) = self.done.take() {
+            Pool::give_back(lease.backend.clone(), sender);
+        }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish(),
+            // A body cut off midway leaves its connection unusable: it is dropped.
+            Poll::Ready(Some(Err(_))) => self.done = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // A body with nothing to read (HEAD, 204, 304) is never polled.
+        if self.inner.is_end_stream() {
+            self.finish();
+        }
+    }
+}
+
+/// Sets the forwarding headers, drops hop-by-hop ones (keeping an upgrade's).
+fn prepare_headers(headers: &mut HeaderMap, peer: SocketAddr, upgrade: bool) {
+    let ip = peer.ip().to_string();
+    let host = headers.get(header::HOST).cloned();
+    let upgrade_to = headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(headers);
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {ip}"),
+        _ => ip.clone(),
+    };
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set(headers, "x-forwarded-for", &forwarded_for);
+    set(headers, "x-forwarded-proto", "http");
+    set(headers, "x-real-ip", &ip);
+    set(headers, "fly-client-ip", &ip);
+    if let Some(host) = host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+    if upgrade {
+        if let Some(to) = upgrade_to {
+            headers.insert(header::UPGRADE, to);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers the Connection header names are this hop's too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// A browser (asking for HTML first) gets a page; everything else gets JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// An empty body.
+pub fn empty() -> EdgeBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A body of these bytes.
+pub fn full(bytes: impl Into<Bytes>) -> EdgeBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// The edge's own error answer: `{"error","code"}` JSON, or a small page for a browser.
+pub fn error(status: StatusCode, code: &str, message: &str, html: bool) -> Response<EdgeBody> {
+    let (content_type, body) = if html {
+        let escaped = message
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let reason = status.canonical_reason().unwrap_or("");
+        (
+            "text/html; charset=utf-8",
+            format!(
+                "<!doctype html>\n<html><head><title>{code} {reason}</title></head>\
+                 <body><h1>{} {reason}</h1><p>{escaped}</p><hr><p>lakefly edge</p></body></html>\n",
+                status.as_u16()
+            ),
+        )
+    } else {
+        (
+            "application/json",
+            serde_json::json!({ "error": message, "code": code }).to_string() + "\n",
+        )
+    };
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(host: &str) -> Request<()> {
+        Request::builder()
+            .uri("/x")
+            .header(header::HOST, host)
+            .body(())
+            .expect("request")
+    }
+
+    #[test]
+    fn the_app_comes_from_the_host_name_under_the_domain() {
+        let app = |host: &str| app_from_host(&request(host), "localhost");
+        assert_eq!(app("hello.localhost").as_deref(), Some("hello"));
+        assert_eq!(app("Hello.LOCALHOST:4281").as_deref(), Some("hello"));
+        assert_eq!(app("hello.localhost.").as_deref(), Some("hello"));
+        assert_eq!(app("localhost"), None);
+        assert_eq!(app("a.b.localhost"), None);
+        assert_eq!(app("hello.example.com"), None);
+        assert_eq!(app("hellolocalhost"), None);
+    }
+
+    #[test]
+    fn forwarding_headers_are_set_and_hop_by_hop_ones_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("hello.localhost"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert("fly-client-ip", HeaderValue::from_static("6.6.6.6"));
+        let peer: SocketAddr = "127.0.0.9:5000".parse().expect("addr");
+        prepare_headers(&mut headers, peer, false);
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+        assert_eq!(headers["x-real-ip"], "127.0.0.9");
+        assert_eq!(headers["fly-client-ip"], "127.0.0.9");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "hello.localhost");
+        assert!(!headers.contains_key("x-private"));
+        assert!(!headers.contains_key(header::CONNECTION));
+        assert!(!headers.contains_key(header::TRANSFER_ENCODING));
+    }
+
+    #[test]
+    fn an_upgrade_keeps_its_connection_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&headers));
+        prepare_headers(&mut headers, "127.0.0.1:1".parse().expect("addr"), true);
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+    }
+
+    #[test]
+    fn errors_are_json_unless_a_browser_asks() {
+        let resp = error(StatusCode::NOT_FOUND, "unknown_app", "no app <x>", false);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let resp = error(StatusCode::NOT_FOUND, "unknown_app", "no app <x>", true);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! The edge: lakeflyd's public listener. HTTP on the edge address is routed by
+//! `Host: <app>.<domain>` (`http.rs`); each `[[services.ports]]` port gets a listener of its
+//! own, HTTP or raw TCP (`tcp.rs`). Traffic goes only to healthy machines that are not
+//! draining (`backends.rs`), over kept-alive connections (`pool.rs`). What an app wants is
+//! read from its release's config (`routes.rs`) when a release rolls out.
+
+pub mod autostart;
+pub mod backends;
+pub mod http;
+mod pool;
+pub mod routes;
+pub mod statics;
+mod tcp;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::backends::Backends;
+use self::routes::{AppRoutes, PortRoute, Route};
+use super::metrics::Metrics;
+use super::runtime::Runtime;
+use super::store::Store;
+use crate::config::AppConfig;
+
+/// A client gets this long to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an app's edge settings could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// Another app has the port.
+    #[error("port {port} of app {app} is already served for app {other}; pick another port in [[services.ports]]")]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// The app that asked.
+        app: String,
+        /// The app that has it.
+        other: String,
+    },
+    /// Something else on the host listens there.
+    #[error("port {port} of app {app} ([[services.ports]]) cannot be bound on {ip}: {source}; stop what uses it or pick another port")]
+    PortInUse {
+        /// The port.
+        port: u16,
+        /// The app.
+        app: String,
+        /// The edge's address.
+        ip: IpAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// How the edge is set up.
+#[derive(Debug, Clone)]
+pub struct EdgeOptions {
+    /// Where host-routed HTTP is served; its IP is where service ports are bound.
+    pub addr: SocketAddr,
+    /// Apps are `<app>.<domain>`.
+    pub domain: String,
+    /// `auto_stop_machines` stops a machine idle this long.
+    pub auto_stop_after: Duration,
+    /// How long a request waits for an auto-started machine.
+    pub auto_start_wait: Duration,
+}
+
+/// What the edge's connections share.
+pub struct EdgeState {
+    backends: Backends,
+    routes: RwLock<HashMap<String, AppRoutes>>,
+    domain: String,
+    metrics: Metrics,
+    runtime: Runtime,
+    store: Store,
+    auto_start_wait: Duration,
+    /// Apps a machine is being auto-started for.
+    waking: Arc<Mutex<HashSet<String>>>,
+}
+
+impl EdgeState {
+    fn http_route(&self, app: &str) -> Option<Arc<Route>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .and_then(|r| r.http.clone())
+    }
+
+    fn port_route(&self, app: &str, port: u16) -> Option<PortRoute> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .and_then(|r| r.ports.get(&port).cloned())
+    }
+
+    fn service_http_route(&self, app: &str, port: u16) -> Option<Arc<Route>> {
+        match self.port_route(app, port)? {
+            PortRoute::Http(route) => Some(route),
+            PortRoute::Tcp(_) => None,
+        }
+    }
+}
+
+/// The running edge; cheap to clone.
+#[derive(Clone)]
+pub struct Edge {
+    state: Arc<EdgeState>,
+    /// Service ports bound, with the app each belongs to.
+    ports: Arc<Mutex<HashMap<u16, PortListener>>>,
+    ip: IpAddr,
+    /// Where host-routed HTTP is served.
+    pub addr: SocketAddr,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+struct PortListener {
+    app: String,
+    task: JoinHandle<()>,
+}
+
+impl Edge {
+    /// Binds the edge address and starts serving it.
+    pub async fn start(
+        options: EdgeOptions,
+        backends: Backends,
+        runtime: Runtime,
+        store: Store,
+        metrics: Metrics,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Edge, crate::error::Error> {
+        let bind_error = |source| crate::error::Error::Bind {
+            what: "edge",
+            addr: options.addr,
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        let state = Arc::new(EdgeState {
+            backends,
+            routes: RwLock::default(),
+            domain: options.domain.trim_matches('.').to_ascii_lowercase(),
+            metrics,
+            runtime,
+            store,
+            auto_start_wait: options.auto_start_wait,
+            waking: Arc::default(),
+        });
+        let main = tokio::spawn(accept(listener, state.clone(), None, shutdown.clone()));
+        let idle = tokio::spawn(autostart::stop_idle(
+            state.clone(),
+            options.auto_stop_after,
+            shutdown,
+        ));
+        Ok(Edge {
+            state,
+            ports: Arc::default(),
+            ip: addr.ip(),
+            addr,
+            tasks: Arc::new(Mutex::new(vec![main, idle])),
+        })
+    }
+
+    /// Applies an app's config: routes, statics, limits, and its service ports (bound
+    /// before anything changes, so a port in use leaves the old settings in place).
+    /// Returns settings the edge cannot honour, for the deploy's progress.
+    pub fn configure(
+        &self,
+        app: &str,
+        cfg: &AppConfig,
+        release_dir: &Path,
+    ) -> Result<Vec<String>, EdgeError> {
+        let mut routes = routes::from_config(app, cfg, release_dir);
+        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        for &port in routes.ports.keys() {
+            if let Some(held) = ports.get(&port).filter(|l| l.app != app) {
+                return Err(EdgeError::PortTaken {
+                    port,
+                    app: app.to_string(),
+                    other: held.app.clone(),
+                });
+            }
+        }
+        let mut bound = Vec::new();
+        let wanted: Vec<u16> = routes.ports.keys().copied().collect();
+        for port in wanted {
+            if ports.contains_key(&port) {
+                continue;
+            }
+            match bind(self.ip, port) {
+                Ok(listener) => bound.push((port, listener)),
+                Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                    routes.warnings.push(format!(
+                        "port {port} needs privileges lakeflyd does not have (CAP_NET_BIND_SERVICE); \
+                         it is not served, <app>.{} still is",
+                        self.state.domain
+                    ));
+                    routes.ports.remove(&port);
+                }
+                Err(source) => {
+                    return Err(EdgeError::PortInUse {
+                        port,
+                        app: app.to_string(),
+                        ip: self.ip,
+                        source,
+                    })
+                }
+            }
+        }
+        // Ports this app no longer wants close; the ones it keeps keep their listener,
+        // so a fixed port answers straight through a redeploy.
+        ports.retain(|port, listener| {
+            let keep = listener.app != app || routes.ports.contains_key(port);
+            if !keep {
+                listener.task.abort();
+            }
+            keep
+        });
+        for (port, listener) in bound {
+            let task = tokio::spawn(accept_port(
+                listener,
+                self.state.clone(),
+                app.to_string(),
+                port,
+            ));
+            ports.insert(
+                port,
+                PortListener {
+                    app: app.to_string(),
+                    task,
+                },
+            );
+        }
+        let warnings = routes.warnings.clone();
+        self.state
+            .routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.to_string(), routes);
+        Ok(warnings)
+    }
+
+    /// Forgets an app: its host route and its ports.
+    pub fn remove(&self, app: &str) {
+        self.state
+            .routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(app);
+        self.ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, listener| {
+                let keep = listener.app != app;
+                if !keep {
+                    listener.task.abort();
+                }
+                keep
+            });
+    }
+
+    /// Stops accepting connections; requests in flight go on until their machines stop.
+    pub fn stop_accepting(&self) {
+        for listener in self.ports.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            listener.1.task.abort();
+        }
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+fn bind(ip: IpAddr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = std::net::TcpListener::bind((ip, port))?;
+    listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(listener)
+}
+
+/// Accepts connections until the daemon stops; `fixed` is the app and port of a service
+/// port, else the `Host` header picks the app.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    state: Arc<EdgeState>,
+    fixed: Option<(String, u16)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(serve_http(state.clone(), stream, peer, fixed.clone()));
+            }
+            Err(e) => accept_failed(e).await,
+        }
+    }
+}
+
+/// A service port: each connection is served as its route says at the time it arrives.
+async fn accept_port(
+    listener: tokio::net::TcpListener,
+    state: Arc<EdgeState>,
+    app: String,
+    port: u16,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => match state.port_route(&app, port) {
+                Some(PortRoute::Http(_)) => {
+                    tokio::spawn(serve_http(
+                        state.clone(),
+                        stream,
+                        peer,
+                        Some((app.clone(), port)),
+                    ));
+                }
+                Some(PortRoute::Tcp(route)) => {
+                    tokio::spawn(tcp::splice(state.clone(), route, stream));
+                }
+                None => drop(stream),
+            },
+            Err(e) => accept_failed(e).await,
+        }
+    }
+}
+
+/// Out of file descriptors and the like: say so and back off a little, instead of spinning.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!(error = %e, "edge: accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+async fn serve_http(
+    state: Arc<EdgeState>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    fixed: Option<(String, u16)>,
+) {
+    let _ = stream.set_nodelay(true);
+    let connections = state.metrics.edge_connections.clone();
+    connections.inc();
+    let service = {
+        let state = state.clone();
+        hyper::service::service_fn(move |req| http::handle(state.clone(), req, peer, fixed.clone()))
+    };
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "edge: connection ended with an error");
+    }
+    connections.dec();
+}

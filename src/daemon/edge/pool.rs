@@ -1,0 +1,104 @@
+//! Kept-alive HTTP/1 connections to one machine. A connection goes back to the pool once
+//! its response has been read to the end and hyper says it can take another request; a
+//! closed one is dropped when found.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+
+/// Idle connections kept per machine; more are closed when they come back.
+const MAX_IDLE: usize = 128;
+/// How long a connect to a machine on loopback may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The sending half of one upstream connection.
+pub type Sender = SendRequest<super::http::EdgeBody>;
+
+/// Idle connections to one machine.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<Vec<Sender>>,
+}
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The machine did not accept.
+    #[error("connect to 127.0.0.1:{port}: {source}")]
+    Refused {
+        /// The port dialled.
+        port: u16,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The machine did not accept in time.
+    #[error("connect to 127.0.0.1:{0}: no answer within {CONNECT_TIMEOUT:?}")]
+    Timeout(u16),
+    /// The HTTP handshake failed.
+    #[error("HTTP handshake with 127.0.0.1:{port}: {source}")]
+    Handshake {
+        /// The port dialled.
+        port: u16,
+        /// What hyper said.
+        source: hyper::Error,
+    },
+}
+
+impl Pool {
+    /// An idle connection that can take a request now, if there is one.
+    pub fn take(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(sender) = idle.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+            // Closed, or (rarely) still finishing: either way not usable now.
+        }
+        None
+    }
+
+    /// Hands a connection back once it can take another request.
+    pub fn give_back(backend: std::sync::Arc<super::backends::Backend>, mut sender: Sender) {
+        if sender.is_ready() {
+            backend.pool.put(sender);
+            return;
+        }
+        // The connection task marks it ready a moment after the body ends.
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                backend.pool.put(sender);
+            }
+        });
+    }
+
+    fn put(&self, sender: Sender) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+}
+
+/// A new connection to `127.0.0.1:port`, able to switch protocols (WebSocket).
+pub async fn connect(port: u16) -> Result<Sender, ConnectError> {
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .map_err(|_| ConnectError::Timeout(port))?
+    .map_err(|source| ConnectError::Refused { port, source })?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|source| ConnectError::Handshake { port, source })?;
+    tokio::spawn(async move {
+        // Ends when either side closes; an error here is the app closing mid-response,
+        // which the request that was using it already reports.
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}

@@ -1,0 +1,292 @@
+//! What the edge does for one app, read from its release's config: which groups serve the
+//! host-routed HTTP service and with what limits, which public ports `[[services]]` want
+//! and how each is handled, which statics are served, and which groups stop when idle.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::backends::Limits;
+use super::statics::StaticDir;
+use crate::config::model::{AutoStop, Concurrency, Service};
+use crate::config::AppConfig;
+
+/// Widest `start_port`..`end_port` range bound.
+const MAX_PORT_RANGE: u32 = 256;
+
+/// Where one kind of traffic of an app goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The app.
+    pub app: String,
+    /// The process groups whose machines serve it.
+    pub groups: Vec<String>,
+    /// The port the app listens on inside its machines.
+    pub internal_port: Option<u16>,
+    /// `concurrency` limits per machine.
+    pub limits: Limits,
+    /// Start a machine when traffic arrives and none is healthy.
+    pub auto_start: bool,
+    /// Files served by the edge before the machines are asked.
+    pub statics: Vec<StaticDir>,
+}
+
+/// How a public port of `[[services]]` is served.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PortRoute {
+    /// `handlers = ["http"]`: HTTP, like the host-routed edge.
+    Http(Arc<Route>),
+    /// No handler: bytes both ways.
+    Tcp(Arc<Route>),
+}
+
+/// Idle machines of these groups stop, down to a floor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoStopRule {
+    /// The groups.
+    pub groups: Vec<String>,
+    /// Machines that keep running however idle.
+    pub min_running: u32,
+    /// The route whose traffic counts as activity.
+    pub internal_port: Option<u16>,
+}
+
+/// Everything the edge does for one app.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppRoutes {
+    /// The host-routed HTTP service (`<app>.<domain>`).
+    pub http: Option<Arc<Route>>,
+    /// Public ports.
+    pub ports: BTreeMap<u16, PortRoute>,
+    /// Auto-stop rules.
+    pub auto_stop: Vec<AutoStopRule>,
+    /// Settings the edge cannot honour, to report.
+    pub warnings: Vec<String>,
+}
+
+/// Reads an app's routes from its config; statics resolve inside `release_dir`.
+pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes {
+    let mut routes = AppRoutes::default();
+    let statics: Vec<StaticDir> = cfg
+        .statics
+        .iter()
+        .map(|s| StaticDir {
+            prefix: normalize_prefix(&s.url_prefix),
+            dir: static_dir(release_dir, &s.guest_path),
+        })
+        .collect();
+    if let Some(http) = &cfg.http_service {
+        routes.http = Some(Arc::new(Route {
+            app: app.to_string(),
+            groups: http.processes.clone(),
+            internal_port: Some(http.internal_port),
+            limits: limits(http.concurrency.as_ref()),
+            auto_start: http.auto_start_machines == Some(true),
+            statics: statics.clone(),
+        }));
+        if stops(http.auto_stop_machines) {
+            routes.auto_stop.push(AutoStopRule {
+                groups: http.processes.clone(),
+                min_running: http.min_machines_running.unwrap_or(0),
+                internal_port: Some(http.internal_port),
+            });
+        }
+    }
+    for service in &cfg.services {
+        add_service(app, service, &statics, &mut routes);
+    }
+    routes
+}
+
+fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut AppRoutes) {
+    let route = |statics: Vec<StaticDir>| {
+        Arc::new(Route {
+            app: app.to_string(),
+            groups: service.processes.clone(),
+            internal_port: service.internal_port,
+            limits: limits(service.concurrency.as_ref()),
+            auto_start: service.auto_start_machines == Some(true),
+            statics,
+        })
+    };
+    if service.protocol.eq_ignore_ascii_case("udp") {
+        routes
+            .warnings
+            .push("a [[services]] with protocol \"udp\" is not served by the edge".into());
+        return;
+    }
+    if stops(service.auto_stop_machines) {
+        routes.auto_stop.push(AutoStopRule {
+            groups: service.processes.clone(),
+            min_running: service.min_machines_running.unwrap_or(0),
+            internal_port: service.internal_port,
+        });
+    }
+    for port in &service.ports {
+        let handlers: Vec<String> = port
+            .handlers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let numbers: Vec<u16> = match (port.port, port.start_port, port.end_port) {
+            (Some(p), _, _) => vec![p],
+            (None, Some(start), Some(end)) if end >= start => {
+                if u32::from(end - start) >= MAX_PORT_RANGE {
+                    routes.warnings.push(format!(
+                        "ports {start}-{end}: ranges wider than {MAX_PORT_RANGE} ports are not bound"
+                    ));
+                    continue;
+                }
+                (start..=end).collect()
+            }
+            _ => continue,
+        };
+        if handlers.iter().any(|h| h == "tls") {
+            routes.warnings.push(format!(
+                "port {}: the edge does not terminate TLS; put a TLS proxy in front of the edge \
+                 (HTTP is served on <app>.<domain> and on ports with handlers = [\"http\"])",
+                numbers[0]
+            ));
+            continue;
+        }
+        let http = handlers.iter().any(|h| h == "http");
+        if http && routes.http.is_none() {
+            // With no [http_service], the first HTTP service is what <app>.<domain> reaches.
+            routes.http = Some(route(statics.to_vec()));
+        }
+        for number in numbers {
+            let entry = if http {
+                PortRoute::Http(route(statics.to_vec()))
+            } else {
+                PortRoute::Tcp(route(Vec::new()))
+            };
+            routes.ports.entry(number).or_insert(entry);
+        }
+    }
+}
+
+fn stops(auto_stop: Option<AutoStop>) -> bool {
+    matches!(auto_stop, Some(AutoStop::Stop | AutoStop::Suspend))
+}
+
+fn limits(concurrency: Option<&Concurrency>) -> Limits {
+    Limits {
+        soft: concurrency.and_then(|c| c.soft_limit),
+        hard: concurrency.and_then(|c| c.hard_limit),
+    }
+}
+
+/// `/static` and `/static/` both match `/static/...`.
+fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// `guest_path` inside the release: `public` and `/public` are `<release>/public`; an image
+/// path such as `/app/public` (a Dockerfile's WORKDIR) is `<release>/public` when the
+/// release has no `app/` directory of its own.
+fn static_dir(release_dir: &Path, guest_path: &str) -> PathBuf {
+    let relative = guest_path.trim_start_matches('/');
+    let direct = release_dir.join(relative);
+    if direct.exists() {
+        return direct;
+    }
+    match relative.split_once('/') {
+        Some((_, rest)) if release_dir.join(rest).exists() => release_dir.join(rest),
+        _ => direct,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> AppConfig {
+        let (cfg, _) = crate::config::parse(text, Path::new("fly.toml"))
+            .into_valid()
+            .expect("valid config");
+        cfg
+    }
+
+    #[test]
+    fn http_service_sets_the_host_route_limits_and_auto_stop() {
+        let cfg = config(
+            r#"
+app = "web"
+[http_service]
+internal_port = 8080
+auto_stop_machines = "stop"
+auto_start_machines = true
+min_machines_running = 1
+[http_service.concurrency]
+type = "requests"
+soft_limit = 20
+hard_limit = 25
+"#,
+        );
+        let routes = from_config("web", &cfg, Path::new("/nonexistent"));
+        let http = routes.http.expect("http route");
+        assert_eq!(http.groups, vec!["app"]);
+        assert_eq!(http.internal_port, Some(8080));
+        assert_eq!(
+            http.limits,
+            Limits {
+                soft: Some(20),
+                hard: Some(25)
+            }
+        );
+        assert!(http.auto_start);
+        assert_eq!(routes.auto_stop.len(), 1);
+        assert_eq!(routes.auto_stop[0].min_running, 1);
+        assert!(routes.ports.is_empty());
+    }
+
+    #[test]
+    fn services_ports_bind_by_handler_and_tls_is_reported() {
+        let cfg = config(
+            r#"
+app = "svc"
+[[services]]
+protocol = "tcp"
+internal_port = 8001
+[[services.ports]]
+port = 8001
+handlers = ["http"]
+[[services.ports]]
+port = 443
+handlers = ["tls", "http"]
+[[services]]
+protocol = "tcp"
+internal_port = 5432
+[[services.ports]]
+port = 15432
+"#,
+        );
+        let routes = from_config("svc", &cfg, Path::new("/nonexistent"));
+        assert!(matches!(routes.ports.get(&8001), Some(PortRoute::Http(_))));
+        assert!(
+            matches!(routes.ports.get(&15432), Some(PortRoute::Tcp(r)) if r.internal_port == Some(5432))
+        );
+        assert!(!routes.ports.contains_key(&443));
+        assert!(routes.warnings.iter().any(|w| w.contains("port 443")));
+        // No [http_service]: the HTTP service answers on <app>.<domain> too.
+        assert_eq!(routes.http.expect("http").internal_port, Some(8001));
+    }
+
+    #[test]
+    fn statics_resolve_inside_the_release() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("public")).expect("mkdir");
+        assert_eq!(
+            static_dir(dir.path(), "/app/public"),
+            dir.path().join("public")
+        );
+        assert_eq!(static_dir(dir.path(), "public"), dir.path().join("public"));
+        assert_eq!(normalize_prefix("/static/"), "/static");
+        assert_eq!(normalize_prefix("assets"), "/assets");
+    }
+}

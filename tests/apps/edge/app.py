@@ -1,0 +1,124 @@
+"""An app for the edge tests: echoes what the edge forwarded, streams server-sent events,
+echoes one WebSocket message, counts an upload, and holds a request open on demand."""
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MACHINE = os.environ.get("LAKEFLY_MACHINE_ID", "")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, status, body, content_type="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/health":
+            self.reply(200, b"ok\n", "text/plain")
+        elif self.path == "/sse":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            self.wfile.write(b"id: 1\ndata: first\n\n")
+            self.wfile.flush()
+            # The second event only comes much later: the first must arrive on its own.
+            time.sleep(60)
+            self.wfile.write(b"id: 2\ndata: second\n\n")
+        elif self.path == "/ws":
+            self.websocket_echo()
+        elif self.path == "/slow":
+            # The head goes out at once, the body later: a machine stopped in between
+            # would cut the response, which no retry can mend.
+            body = b"slow and steady\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(0.2)
+            self.wfile.write(body)
+        elif self.path == "/hold":
+            # Occupies the machine until the client goes away.
+            time.sleep(60)
+            self.reply(200, b"held\n", "text/plain")
+        else:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            body = json.dumps({"machine": MACHINE, "path": self.path, "headers": headers})
+            self.reply(200, body.encode() + b"\n")
+
+    def do_POST(self):
+        length = self.headers.get("Content-Length")
+        digest = hashlib.sha256()
+        total = 0
+        if length is not None:
+            left = int(length)
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1 << 16))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                total += len(chunk)
+                left -= len(chunk)
+        else:
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                left = size
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 16))
+                    digest.update(chunk)
+                    total += len(chunk)
+                    left -= len(chunk)
+                self.rfile.readline()
+        body = json.dumps({"bytes": total, "sha256": digest.hexdigest(), "machine": MACHINE})
+        self.reply(200, body.encode() + b"\n")
+
+    def websocket_echo(self):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        head = self.rfile.read(2)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(self.rfile.read(2), "big")
+        mask = self.rfile.read(4)
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(length)))
+        frame = bytes([0x81, len(data)]) + data if len(data) < 126 else b""
+        self.wfile.write(frame)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+if __name__ == "__main__":
+    port = int(os.environ["PORT"])
+    server = Server(("127.0.0.1", port), Handler)
+    server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    print(f"edge test app on {port}", flush=True)
+    server.serve_forever()

@@ -1,0 +1,553 @@
+//! The edge against a real daemon: host routing with forwarding headers and typed errors,
+//! streaming both ways (SSE, a 100 MB upload), WebSocket, no failed request through a
+//! rolling deploy or a scale-down, fixed service ports across a redeploy, auto-start from
+//! zero, auto-stop, statics, concurrency limits and `/metrics`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::daemon::TestDaemon;
+use common::Run;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const APP: &str = "edgy";
+const HOST: &str = "edgy.localhost";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A daemon and a copy of the edge test app, with `extra` appended to its fly.toml.
+struct Setup {
+    d: TestDaemon,
+    _dir: tempfile::TempDir,
+    app: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Setup {
+    fn new(extra_toml: &str, daemon_flags: &[&str]) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let d = TestDaemon::start_in(&temp.path().join("state"), daemon_flags);
+        let app = temp.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/edge");
+        std::fs::copy(source.join("app.py"), app.join("app.py")).unwrap();
+        let base = std::fs::read_to_string(source.join("fly.toml")).unwrap();
+        std::fs::write(app.join("fly.toml"), format!("{base}\n{extra_toml}")).unwrap();
+        let edge: std::net::SocketAddr = d.edge_addr().parse().unwrap();
+        let client = reqwest::Client::builder()
+            .resolve(HOST, edge)
+            .no_proxy()
+            .build()
+            .unwrap();
+        Setup {
+            d,
+            _dir: temp,
+            app,
+            client,
+        }
+    }
+
+    /// `lakefly deploy`, run off the async runtime.
+    async fn deploy(&self) -> Run {
+        self.cli(&["deploy"]).await
+    }
+
+    async fn cli(&self, args: &[&str]) -> Run {
+        let (api, app) = (self.d.api.clone(), self.app.clone());
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let mut all = vec!["--remote".to_string(), api];
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            common::lakefly(&app, &refs)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{HOST}:{}{path}", self.edge_port())
+    }
+
+    fn edge_port(&self) -> u16 {
+        self.d
+            .edge_addr()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn status(&self) -> Value {
+        self.cli(&["status", "-a", APP, "--json"])
+            .await
+            .expect_code(0)
+            .json()
+    }
+}
+
+/// Sends GETs through `url` from `workers` loops until `stop`, counting every answer and
+/// remembering each failure.
+fn request_loop(
+    client: reqwest::Client,
+    url: String,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<Vec<String>>) {
+    let done = Arc::new(AtomicUsize::new(0));
+    let counter = done.clone();
+    let handle = tokio::spawn(async move {
+        let loops = (0..workers).map(|_| {
+            let (client, url, stop, counter) =
+                (client.clone(), url.clone(), stop.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Acquire) {
+                    match client.get(&url).send().await {
+                        Ok(resp) if resp.status() == 200 => {
+                            if let Err(e) = resp.bytes().await {
+                                failures.push(format!("body: {e}"));
+                            }
+                        }
+                        Ok(resp) => {
+                            let status = resp.status();
+                            failures.push(format!(
+                                "{status}: {}",
+                                resp.text().await.unwrap_or_default()
+                            ));
+                        }
+                        Err(e) => failures.push(format!("request: {e}")),
+                    }
+                    counter.fetch_add(1, Ordering::AcqRel);
+                }
+                failures
+            })
+        });
+        let mut failures = Vec::new();
+        for handle in futures_util::future::join_all(loops).await {
+            failures.extend(handle.unwrap());
+        }
+        failures
+    });
+    (done, handle)
+}
+
+/// Waits until `done` reaches `n`, or fails at the deadline.
+async fn wait_for_count(done: &AtomicUsize, n: usize) {
+    let until = Instant::now() + DEADLINE;
+    while done.load(Ordering::Acquire) < n {
+        assert!(
+            Instant::now() < until,
+            "only {} requests in {DEADLINE:?}",
+            done.load(Ordering::Acquire)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls `check` until it holds, or fails at the deadline.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + DEADLINE;
+    while !check().await {
+        assert!(Instant::now() < until, "{what}: not within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+
+    let resp = s.get("/echo?x=1").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["path"], "/echo?x=1");
+    let headers = &body["headers"];
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-real-ip"], "127.0.0.1");
+    assert_eq!(headers["fly-client-ip"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(
+        headers["x-forwarded-host"],
+        format!("{HOST}:{}", s.edge_port())
+    );
+
+    // An unknown app: 404, JSON for programs, a page for browsers.
+    let other = reqwest::Client::new();
+    let resp = other
+        .get(format!("http://{}/", s.d.edge_addr()))
+        .header("Host", "nope.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "unknown_app");
+    assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
+    let resp = other
+        .get(format!("http://{}/", s.d.edge_addr()))
+        .header("Host", "nope.localhost")
+        .header("Accept", "text/html,*/*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.text().await.unwrap().starts_with("<!doctype html>"));
+
+    // No healthy machine: 503 with Retry-After.
+    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    let resp = s.get("/").await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "no_healthy_machine");
+
+    // What the edge answered is in /metrics.
+    let metrics = reqwest::get(s.d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="503"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lakefly_edge_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lakefly_edge_connections"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_response_arrives_event_by_event() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let mut resp = s.get("/sse").await;
+    assert_eq!(resp.status(), 200);
+    // The app sends the second event a minute later: the first arrives on its own.
+    let chunk = tokio::time::timeout(DEADLINE, resp.chunk())
+        .await
+        .expect("the first event arrives before the response ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&chunk[..], b"id: 1\ndata: first\n\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_echo_works_through_the_edge() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let mut stream = tokio::net::TcpStream::connect(s.d.edge_addr())
+        .await
+        .unwrap();
+    let handshake = format!(
+        "GET /ws HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1, "connection closed during the handshake: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    // One masked text frame, "hello".
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | 5];
+    frame.extend_from_slice(&mask);
+    frame.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).await.unwrap();
+    let mut echo = [0u8; 7];
+    tokio::time::timeout(DEADLINE, stream.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"\x81\x05hello");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mb_upload_streams_through_without_growing_the_daemon() {
+    use sha2::{Digest, Sha256};
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    // Warm up the edge's connection pool and allocations first.
+    assert_eq!(s.get("/").await.status(), 200);
+    let before = rss_kib(s.d.pid());
+
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 100;
+    let chunk: bytes::Bytes = (0..CHUNK)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let mut hasher = Sha256::new();
+    for _ in 0..CHUNKS {
+        hasher.update(&chunk);
+    }
+    let expected = format!("{:x}", hasher.finalize());
+    let peak = Arc::new(AtomicUsize::new(0));
+    let body = {
+        let (chunk, peak, pid) = (chunk.clone(), peak.clone(), s.d.pid());
+        futures_util::stream::iter((0..CHUNKS).map(move |i| {
+            if i % 10 == 0 {
+                peak.fetch_max(rss_kib(pid) as usize, Ordering::AcqRel);
+            }
+            Ok::<_, std::io::Error>(chunk.clone())
+        }))
+    };
+    let resp = s
+        .client
+        .post(s.url("/upload"))
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["bytes"], (CHUNK * CHUNKS) as u64);
+    assert_eq!(answer["sha256"], expected);
+    let peak = (peak.load(Ordering::Acquire) as u64).max(rss_kib(s.d.pid()));
+    let growth_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        growth_mib < 16,
+        "daemon RSS grew by {growth_mib} MiB while 100 MiB streamed through"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_through_a_rolling_deploy_or_a_scale_down() {
+    let s = Setup::new("[deploy]\n  strategy = \"rolling\"\n", &[]);
+    s.deploy().await.expect_code(0);
+    s.cli(&["scale", "count", "2", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Quick requests, and slow ones that a stop without draining would cut mid-body.
+    let (done, loops) = request_loop(s.client.clone(), s.url("/"), 4, stop.clone());
+    let (slow_done, slow_loops) = request_loop(s.client.clone(), s.url("/slow"), 4, stop.clone());
+    wait_for_count(&done, 50).await;
+    s.deploy().await.expect_code(0);
+    let after_deploy = done.load(Ordering::Acquire);
+    s.cli(&["scale", "count", "1", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    wait_for_count(&done, after_deploy.max(500) + 50).await;
+    stop.store(true, Ordering::Release);
+    let mut failures = loops.await.unwrap();
+    failures.extend(slow_loops.await.unwrap());
+    let total = done.load(Ordering::Acquire) + slow_done.load(Ordering::Acquire);
+    assert!(total >= 500, "only {total} requests");
+    assert!(
+        failures.is_empty(),
+        "{} of {total} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let status = s.status().await;
+    let machines = status["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 1, "{machines:?}");
+    assert_eq!(machines[0]["release_version"], 2);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
+    let (http_port, tcp_port) = (free_port(), free_port());
+    let s = Setup::new(
+        &format!(
+            "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n\
+             [[services.ports]]\n  port = {http_port}\n  handlers = [\"http\"]\n\
+             [[services.ports]]\n  port = {tcp_port}\n"
+        ),
+        &[],
+    );
+    s.deploy().await.expect_code(0);
+    let direct = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://127.0.0.1:{http_port}/fixed");
+    let resp = direct.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // The raw TCP port carries any bytes: here, an HTTP request written by hand.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .unwrap();
+    raw.write_all(b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, raw.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"path\": \"/raw\""), "{answer}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, loops) = request_loop(direct, url, 2, stop.clone());
+    wait_for_count(&done, 20).await;
+    s.deploy().await.expect_code(0);
+    let after = done.load(Ordering::Acquire);
+    wait_for_count(&done, after + 20).await;
+    stop.store(true, Ordering::Release);
+    let failures = loops.await.unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_port_in_use_fails_the_deploy_naming_it_and_the_app() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let s = Setup::new(
+        &format!(
+            "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n\
+             [[services.ports]]\n  port = {port}\n  handlers = [\"http\"]\n"
+        ),
+        &[],
+    );
+    let run = s.deploy().await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("port {port} of app {APP}")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("in use"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_an_app_scaled_to_zero_with_auto_start_is_served() {
+    let s = Setup::new("", &[]);
+    let config = s.app.join("fly.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  processes = [\"app\"]\n",
+        "  processes = [\"app\"]\n  auto_start_machines = true\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    assert!(s.status().await["machines"].as_array().unwrap().is_empty());
+    let resp = s.get("/woken").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["path"], "/woken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_machines_auto_stop_and_the_next_request_starts_one_again() {
+    let s = Setup::new("", &["--auto-stop-after", "1s"]);
+    let config = s.app.join("fly.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  processes = [\"app\"]\n",
+        "  processes = [\"app\"]\n  auto_stop_machines = \"stop\"\n  auto_start_machines = true\n  min_machines_running = 0\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    eventually("the idle machine stops", || async {
+        s.status().await["machines"][0]["state"] == "stopped"
+    })
+    .await;
+    let resp = s.get("/again").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.status().await["machines"][0]["state"], "started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statics_are_served_from_the_release_and_other_paths_reach_the_app() {
+    let s = Setup::new(
+        "[[statics]]\n  guest_path = \"/app/public\"\n  url_prefix = \"/static/\"\n",
+        &[],
+    );
+    std::fs::create_dir(s.app.join("public")).unwrap();
+    std::fs::write(s.app.join("public/site.css"), "body { color: teal }\n").unwrap();
+    s.deploy().await.expect_code(0);
+    let resp = s.get("/static/site.css").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(resp.text().await.unwrap(), "body { color: teal }\n");
+    let resp = s.get("/static/missing.css").await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["path"], "/static/missing.css",
+        "falls through to the app"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_hard_limit_of_every_machine_a_request_gets_503() {
+    let s = Setup::new("", &[]);
+    let config = s.app.join("fly.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  processes = [\"app\"]\n",
+        "  processes = [\"app\"]\n  [http_service.concurrency]\n    type = \"requests\"\n    soft_limit = 1\n    hard_limit = 1\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    // One request holds the only machine's only slot.
+    let held = {
+        let (client, url) = (s.client.clone(), s.url("/hold"));
+        tokio::spawn(async move { client.get(url).send().await })
+    };
+    // Until the held request has its slot, others are served; then they are refused.
+    let mut resp = s.get("/").await;
+    let until = Instant::now() + DEADLINE;
+    while resp.status() == 200 && Instant::now() < until {
+        resp = s.get("/").await;
+    }
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "over_capacity");
+    held.abort();
+}
