@@ -96,7 +96,7 @@ impl Daemon {
         ));
         let metrics = metrics::Metrics::default();
         let hub = EventHub::new(store.clone(), metrics.events.clone());
-        let backends = edge::backends::Backends::default();
+        let backends = edge::backends::Backends::new(edge::threads());
         let runtime = runtime::Runtime::start(
             store.clone(),
             hub.clone(),

@@ -123,8 +123,21 @@ impl TestDaemon {
 }
 
 impl Drop for TestDaemon {
+    /// SIGTERM, so the daemon stops its machines; SIGKILL only if it hangs, which leaves
+    /// them running (a failing test should not also hang).
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
+            let until = Instant::now() + DEADLINE;
+            while Instant::now() < until {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::pool::Pool;
+use super::pool::Pools;
 
 /// Every registered machine, by app.
 #[derive(Clone)]
@@ -26,6 +26,8 @@ struct Inner {
     next: AtomicUsize,
     /// When the registry was made; `last_active` counts from here.
     epoch: Instant,
+    /// Edge threads, each with its own connection pool per machine.
+    threads: usize,
 }
 
 /// What the supervisor knows when it registers a machine.
@@ -56,8 +58,8 @@ pub struct Backend {
     epoch: Instant,
     /// Woken when the last in-flight request ends.
     idle: Notify,
-    /// Kept-alive connections to it.
-    pub(super) pool: Pool,
+    /// Kept-alive connections to it, per edge thread.
+    pub(super) pools: Pools,
 }
 
 impl Backend {
@@ -201,18 +203,24 @@ impl Drop for Registration {
 
 impl Default for Backends {
     fn default() -> Self {
+        Self::new(1)
+    }
+}
+
+impl Backends {
+    /// A registry for an edge of `threads` threads.
+    pub fn new(threads: usize) -> Self {
         Backends {
             inner: Arc::new(Inner {
                 apps: Mutex::default(),
                 changed: Arc::new(Notify::new()),
                 next: AtomicUsize::new(0),
                 epoch: Instant::now(),
+                threads,
             }),
         }
     }
-}
 
-impl Backends {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Arc<Backend>>>> {
         self.inner.apps.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -227,7 +235,7 @@ impl Backends {
             changed: self.inner.changed.clone(),
             epoch: self.inner.epoch,
             idle: Notify::new(),
-            pool: Pool::default(),
+            pools: Pools::new(self.inner.threads),
             spec,
         });
         backend.touch();

@@ -29,6 +29,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every body the edge sends or forwards.
 pub type EdgeBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// Responses with a known length below this are read whole before they are sent on.
+const BUFFER_SMALLER_THAN: u64 = 64 * 1024;
 /// Machines tried for one request before giving up.
 const MAX_ATTEMPTS: usize = 3;
 /// How long a request waits for a healthy machine while some are starting.
@@ -185,7 +187,7 @@ async fn forward(
         };
         let backend = lease.backend.clone();
         let port = backend.dial_port(route.internal_port);
-        let mut sender = match backend.pool.take() {
+        let mut sender = match backend.pools.here().take() {
             Some(sender) => sender,
             None => match pool::connect(port).await {
                 Ok(sender) => sender,
@@ -206,7 +208,7 @@ async fn forward(
             },
         };
         match sender.try_send_request(req).await {
-            Ok(resp) => return respond(resp, lease, sender, client_upgrade),
+            Ok(resp) => return respond(resp, lease, sender, client_upgrade, html).await,
             Err(mut e) => {
                 let unsent = e.take_message();
                 last_error = format!("machine {}: {}", backend.spec.machine, e.into_error());
@@ -322,11 +324,12 @@ async fn acquire(state: &EdgeState, route: &Route, tried: &[String]) -> Result<L
 
 /// Passes the machine's response on; the lease and the connection go back when its body
 /// has been sent (or the upgraded connection closes).
-fn respond(
+async fn respond(
     mut resp: Response<Incoming>,
     lease: Lease,
     sender: Sender,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    html: bool,
 ) -> Response<EdgeBody> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client) = client_upgrade {
@@ -348,6 +351,33 @@ fn respond(
         }
     }
     strip_hop_by_hop(resp.headers_mut());
+    // A small body of known length is read whole first, as nginx buffers: the client gets
+    // head and body in one write and the connection is free again sooner. Streams (no
+    // length, such as SSE) and large bodies pass through as they come.
+    let small = resp
+        .body()
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= BUFFER_SMALLER_THAN);
+    if small {
+        let (parts, body) = resp.into_parts();
+        return match body.collect().await {
+            Ok(collected) => {
+                Pool::give_back(lease.backend.clone(), sender);
+                drop(lease);
+                Response::from_parts(parts, full(collected.to_bytes()))
+            }
+            Err(e) => error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_failed",
+                &format!(
+                    "machine {}: response cut off: {e}",
+                    lease.backend.spec.machine
+                ),
+                html,
+            ),
+        };
+    }
     resp.map(|body| {
         Tracked {
             inner: body.map_err(BoxError::from).boxed_unsync(),

@@ -31,6 +31,17 @@ use crate::config::AppConfig;
 
 /// A client gets this long to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most edge threads, however many cores.
+const MAX_THREADS: usize = 8;
+
+/// How many threads serve the edge: one per core. Each runs its own event loop and keeps
+/// its own upstream connections, as nginx's workers do, so a request never wakes another
+/// thread on its way through.
+pub fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS)
+}
 
 /// Why an app's edge settings could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +131,8 @@ pub struct Edge {
     /// Where host-routed HTTP is served.
     pub addr: SocketAddr,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Flips to `true` when the edge stops accepting.
+    accepting: Arc<watch::Sender<bool>>,
 }
 
 struct PortListener {
@@ -142,9 +155,8 @@ impl Edge {
             addr: options.addr,
             source,
         };
-        let listener = tokio::net::TcpListener::bind(options.addr)
-            .await
-            .map_err(bind_error)?;
+        let listener = std::net::TcpListener::bind(options.addr).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let state = Arc::new(EdgeState {
             backends,
@@ -156,7 +168,15 @@ impl Edge {
             auto_start_wait: options.auto_start_wait,
             waking: Arc::default(),
         });
-        let main = tokio::spawn(accept(listener, state.clone(), None, shutdown.clone()));
+        let (accepting, stop) = watch::channel(false);
+        for slot in 1..=threads() {
+            let listener = listener.try_clone().map_err(bind_error)?;
+            let (state, stop, exit) = (state.clone(), stop.clone(), shutdown.clone());
+            std::thread::Builder::new()
+                .name(format!("lakefly-edge-{slot}"))
+                .spawn(move || edge_thread(slot, listener, state, stop, exit))
+                .map_err(bind_error)?;
+        }
         let idle = tokio::spawn(autostart::stop_idle(
             state.clone(),
             options.auto_stop_after,
@@ -167,7 +187,8 @@ impl Edge {
             ports: Arc::default(),
             ip: addr.ip(),
             addr,
-            tasks: Arc::new(Mutex::new(vec![main, idle])),
+            tasks: Arc::new(Mutex::new(vec![idle])),
+            accepting: Arc::new(accepting),
         })
     }
 
@@ -269,8 +290,10 @@ impl Edge {
             });
     }
 
-    /// Stops accepting connections; requests in flight go on until their machines stop.
+    /// Stops accepting connections; requests in flight go on until the daemon's shutdown
+    /// signal, which comes after the machines drained.
     pub fn stop_accepting(&self) {
+        let _ = self.accepting.send(true);
         for listener in self.ports.lock().unwrap_or_else(|p| p.into_inner()).drain() {
             listener.1.task.abort();
         }
@@ -285,6 +308,35 @@ impl Edge {
     }
 }
 
+/// One edge thread: its own single-threaded event loop accepting from the shared
+/// listener. Accepting ends at `stop`; the connections it serves live until `exit`.
+fn edge_thread(
+    slot: usize,
+    listener: std::net::TcpListener,
+    state: Arc<EdgeState>,
+    stop: watch::Receiver<bool>,
+    mut exit: watch::Receiver<bool>,
+) {
+    pool::set_thread_slot(slot);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "edge: could not start an edge thread");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => accept(listener, state, None, stop).await,
+            Err(e) => tracing::error!(error = %e, "edge: could not use the edge listener"),
+        }
+        let _ = exit.wait_for(|stopping| *stopping).await;
+    });
+}
+
 fn bind(ip: IpAddr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
     let listener = std::net::TcpListener::bind((ip, port))?;
     listener.set_nonblocking(true)?;
@@ -297,12 +349,12 @@ async fn accept(
     listener: tokio::net::TcpListener,
     state: Arc<EdgeState>,
     fixed: Option<(String, u16)>,
-    mut shutdown: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
+            _ = stop.wait_for(|stop| *stop) => return,
         };
         match accepted {
             Ok((stream, peer)) => {

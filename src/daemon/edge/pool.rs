@@ -16,6 +16,33 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The sending half of one upstream connection.
 pub type Sender = SendRequest<super::http::EdgeBody>;
 
+thread_local! {
+    /// Which edge thread this is (0: any other thread), so each keeps its own connections.
+    static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as edge thread `slot` (1-based).
+pub fn set_thread_slot(slot: usize) {
+    SLOT.with(|s| s.set(slot));
+}
+
+/// Idle connections to one machine, one pool per edge thread: a connection is driven by
+/// the thread that opened it, so using it there costs no wakeup of another thread.
+pub struct Pools(Box<[Pool]>);
+
+impl Pools {
+    /// Pools for `threads` edge threads and one for everything else.
+    pub fn new(threads: usize) -> Self {
+        Pools((0..=threads).map(|_| Pool::default()).collect())
+    }
+
+    /// The pool of the current thread.
+    pub fn here(&self) -> &Pool {
+        let slot = SLOT.with(|s| s.get());
+        &self.0[slot.min(self.0.len() - 1)]
+    }
+}
+
 /// Idle connections to one machine.
 #[derive(Default)]
 pub struct Pool {
@@ -62,13 +89,13 @@ impl Pool {
     /// Hands a connection back once it can take another request.
     pub fn give_back(backend: std::sync::Arc<super::backends::Backend>, mut sender: Sender) {
         if sender.is_ready() {
-            backend.pool.put(sender);
+            backend.pools.here().put(sender);
             return;
         }
         // The connection task marks it ready a moment after the body ends.
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                backend.pool.put(sender);
+                backend.pools.here().put(sender);
             }
         });
     }

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Edge proxy benchmark (figures printed, nothing asserted).
+#
+# One upstream, fast enough that the proxy is the bottleneck: nginx answering a static
+# 200, run by lakeflyd as the app's machine. wrk measures requests/s and p99 latency at 32
+# connections and at one, three ways in the same run:
+#   direct  wrk -> the machine
+#   nginx   wrk -> nginx reverse proxy (keepalive upstream) -> the machine
+#   edge    wrk -> lakeflyd's edge (Host: bench.localhost) -> the machine
+# and prints edge/nginx ratios. Usage: scripts/bench/proxy.sh [SECONDS per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration="${1:-10}"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk; then
+    echo "installing nginx and wrk (Debian packages)..." >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >&2
+fi
+cargo build --release --quiet
+bin="$PWD/target/release"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The app: nginx on $PORT answering 200 "ok", as a lakefly machine.
+app="$work/app"
+mkdir -p "$app"
+cat >"$app/upstream.conf.in" <<'EOF'
+worker_processes 1;
+pid @DIR@/upstream.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path @DIR@/tmp;
+    proxy_temp_path @DIR@/tmp;
+    fastcgi_temp_path @DIR@/tmp;
+    uwsgi_temp_path @DIR@/tmp;
+    scgi_temp_path @DIR@/tmp;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / { return 200 "ok\n"; }
+    }
+}
+EOF
+cat >"$app/run.sh" <<'EOF'
+#!/bin/sh
+dir="$(pwd)"
+mkdir -p "$dir/tmp"
+sed -e "s|@PORT@|$PORT|" -e "s|@DIR@|$dir|g" upstream.conf.in >upstream.conf
+exec nginx -p "$dir" -c "$dir/upstream.conf" -g 'daemon off;'
+EOF
+cat >"$app/fly.toml" <<'EOF'
+app = "bench"
+kill_signal = "SIGQUIT"
+[processes]
+  app = "sh run.sh"
+[http_service]
+  internal_port = 8080
+EOF
+
+"$bin/lakeflyd" --api 127.0.0.1:0 --edge 127.0.0.1:0 --state "$work/state" \
+    >"$work/ready" 2>"$work/lakeflyd.log" &
+pids+=($!)
+daemon_pid=$!
+for _ in $(seq 200); do [ -s "$work/ready" ] && break; sleep 0.05; done
+api="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api"])' "$work/ready")"
+edge="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["edge"])' "$work/ready")"
+"$bin/lakefly" --remote "$api" deploy -c "$app/fly.toml" >/dev/null 2>"$work/deploy.log" || {
+    cat "$work/deploy.log" >&2
+    exit 1
+}
+port="$("$bin/lakefly" --remote "$api" status -a bench --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["machines"][0]["port"])')"
+
+# nginx as the reverse proxy, with kept-alive upstream connections, the usual headers.
+proxy="$work/proxy"
+mkdir -p "$proxy/tmp"
+proxy_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+cat >"$proxy/nginx.conf" <<EOF
+worker_processes auto;
+pid $proxy/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $proxy/tmp;
+    proxy_temp_path $proxy/tmp;
+    fastcgi_temp_path $proxy/tmp;
+    uwsgi_temp_path $proxy/tmp;
+    scgi_temp_path $proxy/tmp;
+    keepalive_requests 1000000;
+    upstream app { server 127.0.0.1:$port; keepalive 64; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:$proxy_port;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+    }
+}
+EOF
+nginx -p "$proxy" -c "$proxy/nginx.conf" -g 'daemon off;' 2>"$proxy/error.log" &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$proxy_port/" && break
+    sleep 0.05
+done
+
+nginx_pid=$!
+
+# CPU time (clock ticks) of a process and its children: the proxy's own cost, steadier
+# than throughput on a shared machine.
+cpu_ticks() { # pid (empty: none)
+    local total=0 p
+    [ -n "$1" ] || { echo 0; return; }
+    for p in "$1" $(pgrep -P "$1" || true); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
+# wrk's requests/s, p99 (µs), non-2xx count, and the proxy's CPU µs per request.
+measure() { # url connections proxy-pid
+    local url="$1" conns="$2" pid="$3" out before after
+    before="$(cpu_ticks "$pid")"
+    out="$(wrk -t1 -c"$conns" -d"${duration}s" --latency -H "Host: bench.localhost" "$url")"
+    after="$(cpu_ticks "$pid")"
+    python3 - "$out" "$((after - before))" "$(getconf CLK_TCK)" <<'EOF'
+import re, sys
+out, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+p99 = float(value) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+cpu = ticks * 1_000_000 / hz / max(requests, 1)
+print(f"{rps:.0f} {p99:.0f} {errors.group(1) if errors else 0} {cpu:.1f}")
+EOF
+}
+
+echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run; $(nproc) cores"
+echo "wrk runs one thread; CPU is the proxy's own (lakeflyd; nginx's master and workers)"
+printf '%-8s %6s %12s %10s %8s %12s\n' target conns 'req/s' 'p99 µs' non-2xx 'CPU µs/req'
+declare -A rps p99 cpu
+for conns in 32 1; do
+    for target in direct nginx edge; do
+        case "$target" in
+            direct) url="http://127.0.0.1:$port/" pid="" ;;
+            nginx) url="http://127.0.0.1:$proxy_port/" pid=$nginx_pid ;;
+            edge) url="$edge/" pid=$daemon_pid ;;
+        esac
+        read -r r p e c < <(measure "$url" "$conns" "$pid")
+        rps[$target$conns]=$r
+        p99[$target$conns]=$p
+        cpu[$target$conns]=$c
+        [ "$target" = direct ] && c=-
+        printf '%-8s %6s %12s %10s %8s %12s\n' "$target" "$conns" "$r" "$p" "$e" "$c"
+    done
+done
+echo
+for conns in 32 1; do
+    python3 - "$conns" "${rps[edge$conns]}" "${rps[nginx$conns]}" "${p99[edge$conns]}" \
+        "${p99[nginx$conns]}" "${cpu[edge$conns]}" "${cpu[nginx$conns]}" <<'EOF'
+import sys
+conns, er, nr, ep, np, ec, nc = sys.argv[1], *map(float, sys.argv[2:])
+print(f"{conns:>2} conns: edge/nginx throughput {er / nr:.2f}x (target >= 1.00), "
+      f"p99 {ep / np:.2f}x (target <= 1.00), CPU per request {ec / nc:.2f}x")
+EOF
+done
+rss="$(awk '/VmRSS/ {print $2}' "/proc/$daemon_pid/status")"
+echo "lakeflyd RSS after the runs: $((rss / 1024)) MiB"
