@@ -363,6 +363,12 @@ impl Error {
             Error::MasterKey(crate::daemon::secrets::KeyError::TooOpen { path, .. }) => {
                 Some(format!("chmod 600 {}", path.display()))
             }
+            Error::MasterKey(crate::daemon::secrets::KeyError::WrongKey(_)) => Some(
+                "restore the key file this state directory was used with; without it the secrets cannot be read".into(),
+            ),
+            Error::MasterKey(crate::daemon::secrets::KeyError::FromCredentials(_)) => Some(
+                "make a new credential with `systemd-creds encrypt`, stop lakeflyd, run `lakeflyd secrets rotate-key` without CREDENTIALS_DIRECTORY, then point LoadCredentialEncrypted= at the new key".into(),
+            ),
             Error::MasterKey(_) => Some(
                 "the key is 32 bytes in $CREDENTIALS_DIRECTORY/lakefly-master-key or <state>/master.key".into(),
             ),

@@ -67,7 +67,9 @@ async fn reported(api: &Api, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_reaches_the_app_and_nothing_else() {
-    let d = TestDaemon::start();
+    let temp = tempfile::tempdir().unwrap();
+    let log = temp.path().join("lakeflyd.log");
+    let mut d = TestDaemon::start_logging_to(&temp.path().join("state"), &log);
     let api = Api::new(&d);
     tokio::task::block_in_place(|| deploy_hello(&d));
 
@@ -137,6 +139,86 @@ async fn a_secret_reaches_the_app_and_nothing_else() {
         (json!([]), Value::Null)
     );
     assert_eq!(again["unchanged"], json!(["DATABASE_URL"]));
+
+    // Nor is it anywhere in the daemon's own log, at debug level, through a clean stop.
+    d.stop();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("lakeflyd started"),
+        "the log was captured: {logged}"
+    );
+    assert!(
+        !logged.contains("s3cr3t"),
+        "the daemon's log holds the value"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_master_key_keeps_every_secret() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&d);
+    tokio::task::block_in_place(|| deploy_hello(&d));
+    let (_, body) = api
+        .send(
+            Method::POST,
+            "/v1/apps/hello/secrets",
+            Some(json!({ "set": { "DATABASE_URL": VALUE } })),
+        )
+        .await;
+    wait_release(&api, body["release"].as_u64().unwrap()).await;
+    let state_arg = state.to_str().unwrap();
+
+    // Not while the daemon runs: it holds the state.
+    let busy = common::lakeflyd(&["secrets", "rotate-key", "--state", state_arg]);
+    assert_eq!(busy.code, 6, "{}", busy.stderr);
+    assert!(
+        busy.stderr.contains("another lakeflyd is running"),
+        "{}",
+        busy.stderr
+    );
+
+    d.stop();
+    let old_key = std::fs::read(state.join("master.key")).unwrap();
+    let run = common::lakeflyd(&["secrets", "rotate-key", "--state", state_arg]).expect_code(0);
+    assert_eq!(run.json(), json!({ "rotated": 1 }));
+    assert_ne!(std::fs::read(state.join("master.key")).unwrap(), old_key);
+
+    // The daemon starts with the new key, and the machine gets the same value.
+    let d = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&d);
+    let start = Instant::now();
+    loop {
+        let (_, status) = api.send(Method::GET, "/v1/apps/hello/status", None).await;
+        if status["machines"][0]["health"] == "passing" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        reported(&api, "DATABASE_URL").await,
+        json!({ "set": true, "length": VALUE.len() })
+    );
+
+    // The old key no longer opens anything: the daemon refuses it, naming the file.
+    drop(d);
+    std::fs::write(state.join("master.key"), &old_key).unwrap();
+    let refused = common::lakeflyd(&[
+        "--api",
+        "127.0.0.1:0",
+        "--edge",
+        "127.0.0.1:0",
+        "--state",
+        state_arg,
+    ]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("does not open the secrets"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

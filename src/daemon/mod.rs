@@ -92,7 +92,7 @@ impl Daemon {
             .await?;
         let secrets = Arc::new(secrets::SecretStore::new(
             store.clone(),
-            secrets::MasterKey::load(&options.state_dir)?,
+            secrets::rotate::open_key(&store, &options.state_dir)?,
         ));
         let metrics = metrics::Metrics::default();
         let hub = EventHub::new(store.clone(), metrics.events.clone());
@@ -328,6 +328,18 @@ fn init_logging(format: LogFormat) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// `lakeflyd secrets rotate-key`: re-seals every secret under a new master key. The
+/// daemon must be stopped (it holds the state directory's lock while it runs).
+pub fn rotate_master_key(state_dir: Option<PathBuf>) -> Result<usize, Error> {
+    let state_dir = match state_dir {
+        Some(dir) => dir,
+        None => default_state_dir()?,
+    };
+    let _lock = lock_state_dir(&state_dir)?;
+    let store = Store::open(&state_dir)?;
+    Ok(secrets::rotate::rotate(&store, &state_dir)?)
 }
 
 /// `$XDG_DATA_HOME/lakefly`, else `~/.local/share/lakefly`.

@@ -36,16 +36,26 @@ impl TestDaemon {
         Self::start_at("127.0.0.1:0", state, extra)
     }
 
+    /// A daemon on `state` that logs everything, at debug level, to `log`.
+    pub fn start_logging_to(state: &Path, log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Self::spawn("127.0.0.1:0", state, &[], "debug", Stdio::from(file))
+    }
+
     /// A daemon listening on `api` (to come back on the same address after a restart).
     pub fn start_at(api: &str, state: &Path, extra: &[&str]) -> Self {
+        Self::spawn(api, state, extra, "warn", Stdio::inherit())
+    }
+
+    fn spawn(api: &str, state: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lakeflyd"))
             .args(["--api", api, "--edge", "127.0.0.1:0", "--state"])
             .arg(state)
             .args(extra)
-            .env("LAKEFLY_LOG", "warn")
+            .env("LAKEFLY_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn lakeflyd");
         let stdout = child.stdout.take().expect("piped stdout");

@@ -89,6 +89,12 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL,
         PRIMARY KEY (app, name)
     );",
+    // 5: facts about the state itself; `key_check` is a known value sealed with the master
+    // key, so a start with the wrong key (or after an interrupted rotation) is caught.
+    "CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

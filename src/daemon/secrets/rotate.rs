@@ -1,0 +1,279 @@
+//! Master key rotation, crash-safe. The new key is written to `master.key.next` first;
+//! then one transaction re-seals every value and the key check under it; then the file is
+//! renamed over `master.key`. A crash at any point leaves a state [`open_key`] resolves
+//! without loss: before the commit the old key still opens everything (the leftover
+//! `.next` is removed); after it the new key does (the rename is finished).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension};
+
+use super::key::{credential_path, KEY_FILE};
+use super::{KeyError, MasterKey};
+use crate::daemon::store::{sqlite, Store, StoreError};
+use crate::secret::Secret;
+
+/// Where a rotation keeps the new key until its transaction commits.
+const NEXT_FILE: &str = "master.key.next";
+/// The plain value of the key check.
+const CHECK: &[u8] = b"lakefly master key check";
+
+/// Loads the master key for the secrets in `store`: finishes or discards a rotation a
+/// crash interrupted, and refuses a key that does not open them.
+pub fn open_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> {
+    let key = MasterKey::load(state_dir)?;
+    let next_path = state_dir.join(NEXT_FILE);
+    let key_path = credential_path().unwrap_or_else(|| state_dir.join(KEY_FILE));
+    let Some(check) = store.run_blocking(read_check)? else {
+        // A state from before key checks (or a new one): record one now.
+        let sealed = key.seal(&Secret::new(CHECK.to_vec()));
+        store.run_blocking(move |conn, path| write_check(conn, path, &sealed))?;
+        remove_if_present(&next_path)?;
+        return Ok(key);
+    };
+    if opens_check(&key, &check) {
+        // A rotation that did not commit: the old key is still the key.
+        remove_if_present(&next_path)?;
+        return Ok(key);
+    }
+    if next_path.exists() {
+        let next = MasterKey::read(&next_path, true)?;
+        if opens_check(&next, &check) {
+            // The rotation committed, then the daemon stopped before the rename.
+            std::fs::rename(&next_path, &key_path).map_err(|source| KeyError::Io {
+                action: "finish the key rotation by renaming",
+                path: next_path.clone(),
+                source,
+            })?;
+            tracing::info!("finished a master key rotation that was interrupted");
+            return Ok(next);
+        }
+    }
+    Err(KeyError::WrongKey(key_path))
+}
+
+/// Re-seals every secret value (deployed and staged) under a new master key in one
+/// transaction; returns how many values were re-sealed. The daemon must not be running.
+pub fn rotate(store: &Store, state_dir: &Path) -> Result<usize, KeyError> {
+    if let Some(path) = credential_path() {
+        return Err(KeyError::FromCredentials(path));
+    }
+    let old = open_key(store, state_dir)?;
+    let next_path = state_dir.join(NEXT_FILE);
+    let new = MasterKey::create(&next_path)?;
+    let count = store.run_blocking(move |conn, path| reseal_all(conn, path, &old, &new))?;
+    let key_path = state_dir.join(KEY_FILE);
+    std::fs::rename(&next_path, &key_path).map_err(|source| KeyError::Io {
+        action: "install the new key by renaming",
+        path: next_path,
+        source,
+    })?;
+    sync_dir(state_dir);
+    Ok(count)
+}
+
+/// App, name, deployed value and staged value, sealed.
+type SealedRow = (String, String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn reseal_all(
+    conn: &mut rusqlite::Connection,
+    path: &Path,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<usize, StoreError> {
+    let tx = conn.transaction().map_err(sqlite(path))?;
+    let rows: Vec<SealedRow> = {
+        let mut stmt = tx
+            .prepare("SELECT app, name, sealed, staged FROM secrets")
+            .map_err(sqlite(path))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(sqlite(path))?;
+        rows.collect::<Result<_, _>>().map_err(sqlite(path))?
+    };
+    let reseal =
+        |sealed: Option<Vec<u8>>, app: &str, name: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            sealed
+                .map(|s| {
+                    old.open(&s)
+                        .map(|value| new.seal(&value))
+                        .map_err(|_| StoreError::Corrupt {
+                            path: path.to_path_buf(),
+                            what: "secret value (it does not open with the current key)",
+                            id: 0,
+                        })
+                })
+                .transpose()
+                .inspect_err(|_| {
+                    tracing::error!(
+                        app,
+                        name,
+                        "a secret value does not open; nothing was rotated"
+                    )
+                })
+        };
+    let mut count = 0;
+    for (app, name, sealed, staged) in rows {
+        count += usize::from(sealed.is_some()) + usize::from(staged.is_some());
+        let sealed = reseal(sealed, &app, &name)?;
+        let staged = reseal(staged, &app, &name)?;
+        tx.execute(
+            "UPDATE secrets SET sealed = ?3, staged = ?4 WHERE app = ?1 AND name = ?2",
+            params![app, name, sealed, staged],
+        )
+        .map_err(sqlite(path))?;
+    }
+    write_check(&tx, path, &new.seal(&Secret::new(CHECK.to_vec())))?;
+    tx.commit().map_err(sqlite(path))?;
+    Ok(count)
+}
+
+fn opens_check(key: &MasterKey, sealed: &[u8]) -> bool {
+    key.open(sealed).is_ok_and(|v| v.expose() == CHECK)
+}
+
+fn read_check(conn: &mut rusqlite::Connection, path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = 'key_check'",
+        [],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sqlite(path))
+}
+
+fn write_check(conn: &rusqlite::Connection, path: &Path, sealed: &[u8]) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('key_check', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [sealed],
+    )
+    .map(drop)
+    .map_err(sqlite(path))
+}
+
+fn remove_if_present(path: &PathBuf) -> Result<(), KeyError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(KeyError::Io {
+            action: "remove",
+            path: path.clone(),
+            source,
+        }),
+    }
+}
+
+/// Makes the rename durable; a failure only weakens that, so it is logged, not fatal.
+fn sync_dir(dir: &Path) {
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not sync the state directory");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::secrets::{Change, SecretStore};
+    use std::collections::BTreeMap;
+
+    fn setup() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        store
+            .run_blocking(|conn, path| {
+                crate::daemon::store::apps::insert_app(conn, path, "a", "now").map(drop)
+            })
+            .expect("app");
+        (dir, store)
+    }
+
+    /// Sets `DB_URL` (deployed) and `TOKEN` (staged) with the state's current key.
+    fn set_secrets(store: &Store, dir: &Path) {
+        let secrets = SecretStore::new(store.clone(), open_key(store, dir).expect("key"));
+        for (name, value, stage) in [("DB_URL", "postgres://x", false), ("TOKEN", "t0ken", true)] {
+            let set = BTreeMap::from([(name.to_string(), Secret::from(value.to_string()))]);
+            let change = Change {
+                app: "a",
+                set: &set,
+                unset: &[],
+                stage,
+                now: "now",
+            };
+            store
+                .run_blocking(|conn, path| secrets.apply(conn, path, &change).map(drop))
+                .expect("set");
+        }
+    }
+
+    fn deployed(store: &Store, dir: &Path) -> BTreeMap<String, String> {
+        SecretStore::new(store.clone(), open_key(store, dir).expect("key"))
+            .env("a")
+            .expect("env")
+    }
+
+    #[test]
+    fn rotation_reseals_every_value_under_a_new_key() {
+        let (dir, store) = setup();
+        set_secrets(&store, dir.path());
+        let old_key = std::fs::read(dir.path().join(KEY_FILE)).expect("key");
+        assert_eq!(rotate(&store, dir.path()).expect("rotate"), 2);
+        assert_ne!(
+            std::fs::read(dir.path().join(KEY_FILE)).expect("key"),
+            old_key
+        );
+        assert!(!dir.path().join(NEXT_FILE).exists());
+        assert_eq!(deployed(&store, dir.path())["DB_URL"], "postgres://x");
+        // The staged value moved too: deploying it still works.
+        let secrets = SecretStore::new(store.clone(), open_key(&store, dir.path()).expect("key"));
+        store
+            .run_blocking(|conn, path| secrets.deploy_staged(conn, path, "a", "now").map(drop))
+            .expect("deploy staged");
+        assert_eq!(deployed(&store, dir.path())["TOKEN"], "t0ken");
+    }
+
+    #[test]
+    fn a_crash_before_the_commit_keeps_the_old_key() {
+        let (dir, store) = setup();
+        set_secrets(&store, dir.path());
+        // The new key was written, then the daemon died before its transaction committed.
+        MasterKey::create(&dir.path().join(NEXT_FILE)).expect("next");
+        assert_eq!(deployed(&store, dir.path())["DB_URL"], "postgres://x");
+        assert!(
+            !dir.path().join(NEXT_FILE).exists(),
+            "the unused key is removed"
+        );
+    }
+
+    #[test]
+    fn a_crash_after_the_commit_finishes_the_rotation() {
+        let (dir, store) = setup();
+        set_secrets(&store, dir.path());
+        let old = open_key(&store, dir.path()).expect("key");
+        let new = MasterKey::create(&dir.path().join(NEXT_FILE)).expect("next");
+        store
+            .run_blocking(move |conn, path| reseal_all(conn, path, &old, &new).map(drop))
+            .expect("reseal");
+        // The rename never happened: master.key is the old key, .next the one in use.
+        assert_eq!(deployed(&store, dir.path())["DB_URL"], "postgres://x");
+        assert!(
+            !dir.path().join(NEXT_FILE).exists(),
+            "the rename was finished"
+        );
+        assert_eq!(deployed(&store, dir.path())["DB_URL"], "postgres://x");
+    }
+
+    #[test]
+    fn a_wrong_key_is_refused_at_start() {
+        let (dir, store) = setup();
+        set_secrets(&store, dir.path());
+        std::fs::remove_file(dir.path().join(KEY_FILE)).expect("remove");
+        MasterKey::create(&dir.path().join(KEY_FILE)).expect("other key");
+        assert!(matches!(
+            open_key(&store, dir.path()),
+            Err(KeyError::WrongKey(_))
+        ));
+    }
+}
