@@ -11,7 +11,7 @@
 //! - [`daemon`]: lakeflyd: state, events, the HTTP API.
 //! - [`error`]: the error type, its stable codes and exit codes.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;

@@ -266,6 +266,20 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, by a new release.
+    pub async fn scale_memory(
+        &self,
+        app: &str,
+        request: &super::types::MemoryRequest,
+    ) -> Result<super::types::MemoryChange, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{app}/scale/memory"),
+            Some(request),
+        )
+        .await
+    }
+
     /// `GET /v1/apps/{app}/scale`: each group of the current release.
     pub async fn scale_show(
         &self,

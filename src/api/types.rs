@@ -102,6 +102,9 @@ pub struct MachineSpec {
     /// accepts connections, or after staying up for a second when it has no port.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, Check>,
+    /// Memory limit in MiB (`[[vm]] memory`), enforced as the process's address space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
 }
 
 /// A persistent directory of the app, kept across machines and releases.
@@ -314,6 +317,32 @@ pub struct GroupScale {
     /// Memory in MiB, if set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
+    /// How the memory limit is enforced (`rlimit_as`), or `none`; absent without a limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_enforced: Option<String>,
+}
+
+/// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryRequest {
+    /// The group (default: `app`, or the only group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_group: Option<String>,
+    /// The limit in MiB.
+    pub memory_mb: u64,
+}
+
+/// What a memory change did: the release it started, if anything changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryChange {
+    /// The group.
+    pub process_group: String,
+    /// The limit before, in MiB.
+    pub from: Option<u64>,
+    /// The limit now, in MiB.
+    pub to: u64,
+    /// The release that applies it; none when the limit was already so.
+    pub release: Option<u64>,
 }
 
 /// A secret's value on the wire: a string that never prints.

@@ -1,4 +1,5 @@
-//! `lakefly scale count N | GROUP=N... [--yes]` and `lakefly scale show`.
+//! `lakefly scale count N | GROUP=N... [--yes]`, `lakefly scale memory MB` and
+//! `lakefly scale show`.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,7 @@ use crate::output::table::Table;
 /// Change or show how many machines each process group runs.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly scale count 2\n  lakefly scale count web=2 worker=1 --yes\n  lakefly scale count +1 -g worker\n  lakefly scale show"
+    after_help = "Examples:\n  lakefly scale count 2\n  lakefly scale count web=2 worker=1 --yes\n  lakefly scale count +1 -g worker\n  lakefly scale memory 512 -g worker\n  lakefly scale show"
 )]
 pub struct ScaleArgs {
     /// What to do.
@@ -37,6 +38,18 @@ pub enum ScaleCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Set a group's memory limit in MB; a new release rolls it out (followed live).
+    Memory {
+        /// The limit, in MB.
+        #[arg(value_name = "MB")]
+        memory_mb: u64,
+        /// The group (default: `app`, or the only group).
+        #[arg(short = 'g', long = "process-group", value_name = "GROUP")]
+        group: Option<String>,
+        /// Do not follow the release.
+        #[arg(long)]
+        detach: bool,
+    },
     /// Show each group's machines, size and memory.
     Show,
 }
@@ -59,11 +72,54 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
                     g.count.to_string(),
                     g.running.to_string(),
                     g.size.unwrap_or_else(|| "-".into()),
-                    g.memory_mb.map_or("-".into(), |mb| format!("{mb} MB")),
+                    match (g.memory_mb, g.memory_enforced) {
+                        (Some(mb), Some(how)) => format!("{mb} MB ({how})"),
+                        (Some(mb), None) => format!("{mb} MB"),
+                        (None, _) => "-".into(),
+                    },
                 ]);
             }
             out.text(&table.render())
         }
+        ScaleCommand::Memory {
+            memory_mb,
+            group,
+            detach,
+        } => block_on(async move {
+            let stream = if detach {
+                None
+            } else {
+                Some(super::deploy::subscribe(&api, &app).await?)
+            };
+            let request = crate::api::types::MemoryRequest {
+                process_group: group,
+                memory_mb,
+            };
+            let change = api.scale_memory(&app, &request).await?;
+            if out.json && (change.release.is_none() || stream.is_none()) {
+                return out.json(&change);
+            }
+            let Some(version) = change.release else {
+                out.note(&format!(
+                    "already scaled: {} has {memory_mb} MB",
+                    change.process_group
+                ));
+                return Ok(());
+            };
+            if !out.json {
+                let from = change
+                    .from
+                    .map_or("no limit".into(), |mb| format!("{mb} MB"));
+                out.note(&format!(
+                    "{}: memory {from} -> {memory_mb} MB",
+                    change.process_group
+                ));
+            }
+            match stream {
+                Some(stream) => super::deploy::watch(out, &app, version, stream).await,
+                None => super::deploy::detached(out, &app, version),
+            }
+        }),
         ScaleCommand::Count { counts, group, yes } => {
             let targets = targets(&groups, &counts, group.as_deref())?;
             let current: BTreeMap<&str, u32> = groups
@@ -177,6 +233,7 @@ mod tests {
                 running: *n,
                 size: None,
                 memory_mb: None,
+                memory_enforced: None,
             })
             .collect()
     }

@@ -155,7 +155,16 @@ pub fn machine_spec(
         release_version,
         mounts: mounts_for(cfg, group),
         checks: checks_for(cfg, group),
+        memory_mb: vm_for(cfg, group).and_then(|v| v.memory_mb),
     })
+}
+
+/// The `[[vm]]` that sizes `group`: its own, else the one for every group.
+pub fn vm_for<'a>(cfg: &'a AppConfig, group: &str) -> Option<&'a crate::config::model::Vm> {
+    cfg.vm
+        .iter()
+        .find(|v| v.processes.iter().any(|p| p == group))
+        .or_else(|| cfg.vm.iter().find(|v| v.processes.is_empty()))
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ use crate::daemon::events::NewEvent;
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_RELEASE_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_UNAVAILABLE: f64 = 0.33;
+/// The smallest memory limit `scale memory` takes: below it not even a shell starts.
+const MIN_MEMORY_MB: u64 = 32;
 /// `[build] command` may take a while (dependency installs).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -59,6 +61,9 @@ pub enum DeployError {
     /// No release to roll back to.
     #[error("{0}")]
     NoRollbackTarget(String),
+    /// A memory limit too small to start anything.
+    #[error("{0} MB is too little memory; the smallest limit is {MIN_MEMORY_MB} MB")]
+    BadMemory(u64),
     /// Another release of the app is rolling out.
     #[error("release v{0} of this app is still rolling out")]
     Running(u64),
@@ -343,6 +348,82 @@ impl Deployer {
         Ok(changes)
     }
 
+    /// Sets a group's memory limit: a new release of the current one with `[[vm]] memory`
+    /// changed, rolled out like any other. No release when the limit is already so.
+    pub async fn scale_memory(
+        &self,
+        app: &str,
+        group: Option<String>,
+        memory_mb: u64,
+    ) -> Result<crate::api::types::MemoryChange, DeployError> {
+        if memory_mb < MIN_MEMORY_MB {
+            return Err(DeployError::BadMemory(memory_mb));
+        }
+        let a = app.to_string();
+        let source = self
+            .store
+            .run(move |conn, path| {
+                let current =
+                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                match current {
+                    Some(v) => releases::source(conn, path, &a, v),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        let Some((mut config, bundle, _)) = source else {
+            return Err(DeployError::NoRelease);
+        };
+        let groups: Vec<String> = config.group_names().iter().map(|g| g.to_string()).collect();
+        let group = match group {
+            Some(g) if groups.contains(&g) => g,
+            Some(g) => {
+                return Err(DeployError::UnknownGroup {
+                    group: g,
+                    valid: groups.join(", "),
+                })
+            }
+            None => config.default_group().to_string(),
+        };
+        let from = plan::vm_for(&config, &group).and_then(|v| v.memory_mb);
+        if from == Some(memory_mb) {
+            return Ok(crate::api::types::MemoryChange {
+                process_group: group,
+                from,
+                to: memory_mb,
+                release: None,
+            });
+        }
+        match config
+            .vm
+            .iter_mut()
+            .find(|v| v.processes.iter().any(|p| p == &group))
+        {
+            Some(vm) => vm.memory_mb = Some(memory_mb),
+            None => {
+                // The group gets a [[vm]] of its own, sized like the shared one otherwise.
+                let mut vm = plan::vm_for(&config, &group).cloned().unwrap_or_default();
+                vm.processes = vec![group.clone()];
+                vm.memory_mb = Some(memory_mb);
+                config.vm.push(vm);
+            }
+        }
+        let request = DeployRequest {
+            config,
+            bundle,
+            strategy: Some(Strategy::Rolling),
+            wait_timeout: None,
+            description: Some(format!("scale memory {group}={memory_mb}MB")),
+        };
+        let version = self.start(app, request).await?;
+        Ok(crate::api::types::MemoryChange {
+            process_group: group,
+            from,
+            to: memory_mb,
+            release: Some(version),
+        })
+    }
+
     /// Each group of the current release with its machines and size.
     pub async fn scale_show(
         &self,
@@ -374,11 +455,8 @@ impl Deployer {
                     .iter()
                     .filter(|m| &m.process_group == group)
                     .collect();
-                let vm = config
-                    .vm
-                    .iter()
-                    .find(|v| v.processes.iter().any(|p| p == group))
-                    .or_else(|| config.vm.iter().find(|v| v.processes.is_empty()));
+                let vm = plan::vm_for(&config, group);
+                let memory_mb = vm.and_then(|v| v.memory_mb);
                 crate::api::types::GroupScale {
                     process_group: group.clone(),
                     count: of_group.len() as u32,
@@ -387,7 +465,9 @@ impl Deployer {
                         .filter(|m| m.state == crate::api::types::MachineState::Started)
                         .count() as u32,
                     size: vm.and_then(|v| v.size.clone()),
-                    memory_mb: vm.and_then(|v| v.memory_mb),
+                    memory_mb,
+                    memory_enforced: memory_mb
+                        .map(|_| crate::daemon::runtime::process::MEMORY_ENFORCEMENT.to_string()),
                 }
             })
             .collect())

@@ -33,6 +33,7 @@ pub fn spawn(
     command: &str,
     workdir: &Path,
     env: &BTreeMap<String, String>,
+    memory_mb: Option<u64>,
 ) -> std::io::Result<Spawned> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -55,6 +56,9 @@ pub fn spawn(
         cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
     }
     cmd.envs(env);
+    if let Some(mb) = memory_mb {
+        limit_address_space(&mut cmd, mb.saturating_mul(1024 * 1024));
+    }
     let child = cmd.spawn()?;
     let pid = child
         .id()
@@ -64,6 +68,25 @@ pub fn spawn(
         pid,
         start_time: start_time(pid),
     })
+}
+
+/// How a machine's memory limit is enforced: its address space (`RLIMIT_AS`), inherited by
+/// everything it starts. Allocations past it fail (Python raises `MemoryError`, C's malloc
+/// returns NULL) instead of the kernel killing the machine.
+pub const MEMORY_ENFORCEMENT: &str = "rlimit_as";
+
+/// Sets `RLIMIT_AS` in the child between fork and exec.
+#[allow(unsafe_code)]
+fn limit_address_space(cmd: &mut Command, bytes: u64) {
+    use nix::sys::resource::{setrlimit, Resource};
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed; setrlimit is a single system call that neither
+    // allocates nor takes locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(std::io::Error::from)
+        });
+    }
 }
 
 /// Sends `signal` to the whole process group led by `pid`; a group that is already gone

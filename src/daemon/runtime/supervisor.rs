@@ -169,14 +169,15 @@ impl Supervisor {
         ) {
             return self.fail(e.to_string()).await;
         }
-        let mut spawned = match process::spawn(&self.spec.command, &self.workdir, &env) {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                return self
-                    .fail(format!("cannot start `{}`: {e}", self.spec.command))
-                    .await
-            }
-        };
+        let mut spawned =
+            match process::spawn(&self.spec.command, &self.workdir, &env, self.spec.memory_mb) {
+                Ok(spawned) => spawned,
+                Err(e) => {
+                    return self
+                        .fail(format!("cannot start `{}`: {e}", self.spec.command))
+                        .await
+                }
+            };
         let pid = spawned.pid;
         let started_at = Instant::now();
         {

@@ -50,6 +50,21 @@ pub async fn scale(
     Ok(Json(state.deployer.scale(&app, req.counts).await?))
 }
 
+/// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.
+pub async fn scale_memory(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    ApiJson(req): ApiJson<crate::api::types::MemoryRequest>,
+) -> Result<Json<crate::api::types::MemoryChange>, ServerError> {
+    state.require_app(&app).await?;
+    Ok(Json(
+        state
+            .deployer
+            .scale_memory(&app, req.process_group, req.memory_mb)
+            .await?,
+    ))
+}
+
 /// `GET /v1/apps/{app}/scale`: each group's machines, size and memory.
 pub async fn scale_show(
     State(state): State<Shared>,

@@ -113,6 +113,7 @@ impl ServerError {
                 DeployError::NoRelease => "no_release",
                 DeployError::UnknownGroup { .. } => "unknown_group",
                 DeployError::ScaleFailed(_) => "scale_failed",
+                DeployError::BadMemory(_) => "bad_memory",
                 DeployError::Store(_) => "internal",
             },
             ServerError::Store(_) => "internal",
@@ -162,6 +163,7 @@ impl ServerError {
                 DeployError::ScaleFailed(_) => {
                     Some("the new machines were removed; see `lakefly logs`".into())
                 }
+                DeployError::BadMemory(_) => Some("pass a limit in MB, e.g. 256".into()),
                 DeployError::Store(_) => Some("see the daemon's log".into()),
             },
             ServerError::Store(_) => Some("see the daemon's log".into()),

@@ -87,6 +87,10 @@ pub fn router(state: Shared) -> Router {
             get(deploys::scale_show).post(deploys::scale),
         )
         .route(
+            "/v1/apps/{name}/scale/memory",
+            axum::routing::post(deploys::scale_memory),
+        )
+        .route(
             "/v1/apps/{name}/secrets",
             get(secrets::list).post(secrets::update),
         )

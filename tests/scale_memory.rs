@@ -1,0 +1,86 @@
+//! `[[vm]] memory` and `lakefly scale memory MB`: the limit is enforced on the machine's
+//! process (its address space), `scale show` says so, and a change rolls a new release.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::daemon::TestDaemon;
+use common::Run;
+
+fn app_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/hog")
+}
+
+fn cli(d: &TestDaemon, args: &[&str]) -> Run {
+    let mut all = vec!["--remote", &d.api, "-a", "hog"];
+    all.extend_from_slice(args);
+    common::lakefly(&app_dir(), &all)
+}
+
+/// Waits until the app's logs hold `line`, or fails at the deadline.
+fn wait_for_line(d: &TestDaemon, line: &str) {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = cli(d, &["logs", "--no-tail", "--json"]).expect_code(0);
+        if logs.stdout.lines().any(|l| l.contains(line)) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "no {line:?} in the logs:\n{}",
+            logs.stdout
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_memory_limit_is_enforced_shown_and_changed_by_a_release() {
+    let d = TestDaemon::start();
+    cli(&d, &["deploy"]).expect_code(0);
+    wait_for_line(&d, "allocation refused");
+
+    let show = cli(&d, &["scale", "show", "--json"]).expect_code(0).json();
+    assert_eq!(show[0]["memory_mb"], 128, "{show}");
+    assert_eq!(show[0]["memory_enforced"], "rlimit_as", "{show}");
+    let table = cli(&d, &["scale", "show"]).expect_code(0);
+    assert!(
+        table.stdout.contains("128 MB (rlimit_as)"),
+        "{}",
+        table.stdout
+    );
+
+    let run = cli(&d, &["scale", "memory", "512"]).expect_code(0);
+    assert!(
+        run.stderr.contains("app: memory 128 MB -> 512 MB"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("release v2 is live"), "{}", run.stderr);
+    wait_for_line(&d, "allocated 200 MB");
+    let show = cli(&d, &["scale", "show", "--json"]).expect_code(0).json();
+    assert_eq!(show[0]["memory_mb"], 512, "{show}");
+
+    let same = cli(&d, &["scale", "memory", "512"]).expect_code(0);
+    assert!(same.stderr.contains("already scaled"), "{}", same.stderr);
+
+    // Bad input changes nothing.
+    let small = cli(&d, &["scale", "memory", "8"]);
+    assert_ne!(small.code, 0);
+    assert!(
+        small.stderr.contains("8 MB is too little memory"),
+        "{}",
+        small.stderr
+    );
+    let unknown = cli(&d, &["scale", "memory", "256", "-g", "nogroup"]);
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown.stderr.contains("\"nogroup\" does not exist"),
+        "{}",
+        unknown.stderr
+    );
+    let releases = cli(&d, &["releases", "--json"]).expect_code(0).json();
+    assert_eq!(releases.as_array().unwrap().len(), 2, "{releases}");
+}
