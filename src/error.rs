@@ -123,6 +123,17 @@ pub enum Error {
     #[error(transparent)]
     MasterKey(#[from] crate::daemon::secrets::KeyError),
 
+    /// The API would listen beyond loopback with no token to check.
+    #[error("refusing to serve the API on {addr} without a token: anyone who reaches it could run commands on this host")]
+    InsecureApi {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
+
+    /// The API token file cannot be used.
+    #[error(transparent)]
+    TokenFile(#[from] crate::daemon::server::auth::TokenFileError),
+
     /// The daemon's state database failed.
     #[error(transparent)]
     Store(#[from] crate::daemon::store::StoreError),
@@ -258,6 +269,8 @@ impl Error {
             Error::NoStateDir => "no_state_dir",
             Error::Store(_) => "state_database",
             Error::MasterKey(_) => "master_key",
+            Error::InsecureApi { .. } => "insecure_api",
+            Error::TokenFile(_) => "token_file",
             Error::Io { .. } => "io",
             Error::Output(_) => "output",
         })
@@ -298,6 +311,7 @@ impl Error {
             Error::Bind { .. } | Error::NoStateDir | Error::Store(_) | Error::MasterKey(_) => {
                 exit::ERROR
             }
+            Error::InsecureApi { .. } | Error::TokenFile(_) => exit::USAGE,
             Error::Io { .. } | Error::Output(_) => exit::ERROR,
         }
     }
@@ -363,6 +377,12 @@ impl Error {
             Error::MasterKey(crate::daemon::secrets::KeyError::TooOpen { path, .. }) => {
                 Some(format!("chmod 600 {}", path.display()))
             }
+            Error::InsecureApi { .. } => Some(
+                "pass --token-file FILE (one token per line, 16+ characters), or bind the API to 127.0.0.1".into(),
+            ),
+            Error::TokenFile(_) => Some(
+                "list one token per line (primary first, then secondary); `openssl rand -hex 32` makes one".into(),
+            ),
             Error::MasterKey(crate::daemon::secrets::KeyError::WrongKey(_)) => Some(
                 "restore the key file this state directory was used with; without it the secrets cannot be read".into(),
             ),

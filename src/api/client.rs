@@ -69,23 +69,56 @@ pub enum ClientError {
     },
 }
 
+/// `Bearer <token>`, marked sensitive so no debug output of a request shows it.
+pub fn bearer(token: &crate::secret::Secret) -> Option<reqwest::header::HeaderValue> {
+    let mut value = Vec::with_capacity(7 + token.expose().len());
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(token.expose());
+    let mut header = reqwest::header::HeaderValue::from_bytes(&value).ok()?;
+    zeroize::Zeroize::zeroize(&mut value);
+    header.set_sensitive(true);
+    Some(header)
+}
+
 /// A client of one daemon.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
+    token: Option<crate::secret::Secret>,
 }
 
 impl Client {
     /// A client of the daemon at `base` (`http://127.0.0.1:4280`).
     pub fn new(base: &str) -> Result<Self, ClientError> {
-        Self::with_timeout(base, TIMEOUT)
+        Self::build(base, TIMEOUT, None)
+    }
+
+    /// A client that presents `token` (`Authorization: Bearer`) with every request.
+    pub fn with_token(
+        base: &str,
+        token: Option<crate::secret::Secret>,
+    ) -> Result<Self, ClientError> {
+        Self::build(base, TIMEOUT, token)
     }
 
     /// A client whose requests give up after `timeout`.
     pub fn with_timeout(base: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Self::build(base, timeout, None)
+    }
+
+    fn build(
+        base: &str,
+        timeout: Duration,
+        token: Option<crate::secret::Secret>,
+    ) -> Result<Self, ClientError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = token.as_ref().and_then(bearer) {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .user_agent(concat!("lakefly/", env!("CARGO_PKG_VERSION")))
@@ -98,7 +131,13 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             timeout,
+            token,
         })
+    }
+
+    /// The token this client presents, for other connections to the same daemon (SSE).
+    pub fn token(&self) -> Option<&crate::secret::Secret> {
+        self.token.as_ref()
     }
 
     /// The daemon's address.

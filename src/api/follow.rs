@@ -91,7 +91,11 @@ fn encode(value: &str) -> String {
 
 /// Follows the events of the daemon at `base`. The first connection must succeed; after
 /// that, drops are reported as [`Item::Reconnecting`] and retried without end.
-pub async fn follow(base: &str, follow: &Follow) -> Result<impl Stream<Item = Item>, FollowError> {
+pub async fn follow(
+    api: &super::client::Client,
+    follow: &Follow,
+) -> Result<impl Stream<Item = Item>, FollowError> {
+    let base = api.base();
     let url = url(base, follow);
     let setup = |detail: String| FollowError::Setup {
         url: url.clone(),
@@ -106,6 +110,15 @@ pub async fn follow(base: &str, follow: &Follow) -> Result<impl Stream<Item = It
     let mut builder = es::ClientBuilder::for_url(&url).map_err(|e| setup(e.to_string()))?;
     if let Some(since) = follow.since {
         builder = builder.last_event_id(since.to_string());
+    }
+    if let Some(token) = api.token() {
+        let value = zeroize::Zeroizing::new(format!(
+            "Bearer {}",
+            String::from_utf8_lossy(token.expose())
+        ));
+        builder = builder
+            .header("Authorization", &value)
+            .map_err(|_| setup("LAKEFLY_API_TOKEN is not a valid header value".into()))?;
     }
     let client = builder
         .reconnect(

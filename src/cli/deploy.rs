@@ -151,7 +151,7 @@ pub(super) async fn subscribe(api: &Client, app: &str) -> Result<impl Stream<Ite
         since: None,
         tail: None,
     };
-    Ok(follow::follow(api.base(), &spec).await?)
+    Ok(follow::follow(api, &spec).await?)
 }
 
 /// Says where a release that is not followed can be watched.

@@ -32,7 +32,7 @@ pub struct EventsArgs {
 /// Follows until interrupted.
 pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
     let out = global.output();
-    let base = client(global)?.base().to_string();
+    let api = client(global)?;
     let app = if args.all_apps {
         None
     } else {
@@ -45,7 +45,7 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
         tail: args.tail,
     };
     block_on(async move {
-        let stream = follow::follow(&base, &spec).await?;
+        let stream = follow::follow(&api, &spec).await?;
         futures_util::pin_mut!(stream);
         while let Some(item) = stream.next().await {
             match item {

@@ -10,16 +10,21 @@ use crate::error::Error;
 /// A client of the daemon the flags name; with none named, of the local daemon, started
 /// in the background when it is not running.
 pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
+    // A token for daemons started with --token-file; the local one needs none.
+    let token = std::env::var("LAKEFLY_API_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| crate::secret::Secret::from(t.trim().to_string()));
     let Some(remote) = global.remote.as_deref() else {
         let url = super::local::ensure_running(global.output())?;
-        return Ok(Client::new(&url)?);
+        return Ok(Client::with_token(&url, token)?);
     };
     let url = if remote.contains("://") {
         remote.to_string()
     } else {
         format!("http://{remote}")
     };
-    Ok(Client::new(&url)?)
+    Ok(Client::with_token(&url, token)?)
 }
 
 /// Runs a command's async body on a small runtime of its own.

@@ -47,6 +47,8 @@ pub struct Options {
     pub bundle_max_bytes: u64,
     /// Log lines kept per app.
     pub log_lines_per_app: u64,
+    /// Accepted API tokens; none means an open API, which only loopback allows.
+    pub tokens: server::auth::Tokens,
 }
 
 /// A running daemon.
@@ -69,6 +71,10 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the state, binds the API and starts serving.
     pub async fn start(options: Options) -> Result<Self, Error> {
+        // An open API beyond loopback would let anyone who reaches it run commands here.
+        if !options.api.ip().is_loopback() && !options.tokens.is_configured() {
+            return Err(Error::InsecureApi { addr: options.api });
+        }
         let lock = lock_state_dir(&options.state_dir)?;
         let store = Store::open(&options.state_dir)?;
         // Bind before any machine starts, so an address in use stops the start cleanly.
@@ -150,7 +156,7 @@ impl Daemon {
             secrets,
             shutdown: shutdown_rx.clone(),
         });
-        let app = server::router(state);
+        let app = server::router(state, options.tokens.clone());
         let mut stop = shutdown_rx.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -239,6 +245,10 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         events_max_age: args.events_max_age,
         bundle_max_bytes: args.bundle_max_bytes,
         log_lines_per_app: args.log_lines_per_app,
+        tokens: match &args.token_file {
+            Some(path) => server::auth::Tokens::load(path)?,
+            None => server::auth::Tokens::default(),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

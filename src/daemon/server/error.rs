@@ -37,6 +37,9 @@ pub enum ServerError {
     /// A query parameter or header is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// No accepted API token was presented.
+    #[error("{0}")]
+    Unauthorized(String),
     /// A deploy could not start.
     #[error(transparent)]
     Deploy(#[from] crate::daemon::deploy::DeployError),
@@ -66,6 +69,7 @@ impl ServerError {
                 StatusCode::NOT_FOUND
             }
             ServerError::AppExists(_) => StatusCode::CONFLICT,
+            ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::InvalidAppName { .. } | ServerError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -97,6 +101,7 @@ impl ServerError {
             ServerError::AppExists(_) => "app_exists",
             ServerError::InvalidAppName { .. } => "invalid_app_name",
             ServerError::BadRequest(_) => "bad_request",
+            ServerError::Unauthorized(_) => "unauthorized",
             ServerError::Upload(e) => match e {
                 UploadError::TooLarge { .. } => "bundle_too_large",
                 UploadError::DigestMismatch { .. } => "digest_mismatch",
@@ -131,6 +136,9 @@ impl ServerError {
             }
             ServerError::InvalidAppName { .. } => Some(crate::config::names::APP_NAME_HINT.into()),
             ServerError::BadRequest(_) => None,
+            ServerError::Unauthorized(_) => Some(
+                "set LAKEFLY_API_TOKEN to a token from the daemon's --token-file (sent as Authorization: Bearer)".into(),
+            ),
             ServerError::Upload(e) => match e {
                 UploadError::TooLarge { .. } => {
                     Some("leave build output and dependencies out with .lakeflyignore".into())

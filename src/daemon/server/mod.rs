@@ -1,6 +1,7 @@
 //! The HTTP API: one handler file per resource and one router.
 
 mod apps;
+pub mod auth;
 mod bundles;
 mod deploys;
 mod error;
@@ -61,8 +62,15 @@ impl SharedState {
     }
 }
 
-/// The API's routes.
-pub fn router(state: Shared) -> Router {
+/// The API's routes, behind the token check.
+pub fn router(state: Shared, tokens: auth::Tokens) -> Router {
+    routes(state).layer(axum::middleware::from_fn_with_state(
+        tokens,
+        auth::require_token,
+    ))
+}
+
+fn routes(state: Shared) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/health", get(health))

@@ -1,0 +1,161 @@
+//! API tokens: with `--token-file`, every request but `/health` needs one of its tokens
+//! (`Authorization: Bearer` or `X-API-Key`); the client sends `LAKEFLY_API_TOKEN`, also on
+//! the event stream; an API beyond loopback without tokens is refused at start.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::daemon::TestDaemon;
+
+const PRIMARY: &str = "primary-token-7f3a9c1e5b";
+const SECONDARY: &str = "secondary-token-2d8e4f6a0c";
+
+fn daemon_with_tokens() -> (tempfile::TempDir, TestDaemon) {
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("tokens");
+    std::fs::write(
+        &file,
+        format!("# primary, then secondary\n{PRIMARY}\n{SECONDARY}\n"),
+    )
+    .unwrap();
+    let d = TestDaemon::start_in(
+        &temp.path().join("state"),
+        &["--token-file", file.to_str().unwrap()],
+    );
+    (temp, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_but_health_needs_an_accepted_token() {
+    let (_temp, d) = daemon_with_tokens();
+    let http = reqwest::Client::new();
+    let health = http.get(d.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let bare = http.get(d.url("/v1/apps")).send().await.unwrap();
+    assert_eq!(bare.status(), 401);
+    let body: serde_json::Value = bare.json().await.unwrap();
+    assert_eq!(body["code"], "unauthorized");
+    assert!(
+        body["hint"].as_str().unwrap().contains("LAKEFLY_API_TOKEN"),
+        "{body}"
+    );
+
+    let wrong = http
+        .get(d.url("/v1/apps"))
+        .bearer_auth("not-the-token-at-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let metrics = http.get(d.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 401);
+
+    let primary = http
+        .get(d.url("/v1/apps"))
+        .bearer_auth(PRIMARY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(primary.status(), 200);
+    // The secondary token works too, as an LSH client sends it, on the event stream.
+    let events = http
+        .get(d.url("/events?tail=1"))
+        .header("X-API-Key", SECONDARY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(events.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+}
+
+fn lakefly(d: &TestDaemon, token: Option<&str>, args: &[&str]) -> common::Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakefly"));
+    cmd.args(["--remote", &d.api])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("LAKEFLY_REMOTE")
+        .env_remove("LAKEFLY_API_TOKEN")
+        .stdin(Stdio::null());
+    if let Some(token) = token {
+        cmd.env("LAKEFLY_API_TOKEN", token);
+    }
+    let out = cmd.output().unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_client_sends_lakefly_api_token_on_requests_and_the_event_stream() {
+    let (_temp, d) = daemon_with_tokens();
+    let refused = lakefly(&d, None, &["apps", "list"]);
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("needs an API token"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("LAKEFLY_API_TOKEN"),
+        "{}",
+        refused.stderr
+    );
+
+    // A deploy uploads, starts the release and follows its events: all with the token.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/fly.toml");
+    let run = lakefly(
+        &d,
+        Some(PRIMARY),
+        &["deploy", "-c", config.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("release v1 is live"), "{}", run.stderr);
+    assert!(!run.stderr.contains(PRIMARY), "the token is never printed");
+    let list = lakefly(&d, Some(SECONDARY), &["apps", "list", "--json"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+}
+
+#[test]
+fn an_api_beyond_loopback_without_tokens_is_refused_at_start() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let run = common::lakeflyd(&[
+        "--api",
+        "0.0.0.0:0",
+        "--edge",
+        "127.0.0.1:0",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("refusing to serve the API on 0.0.0.0:0 without a token"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--token-file"), "{}", run.stderr);
+
+    let empty = temp.path().join("tokens");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let run = common::lakeflyd(&[
+        "--api",
+        "127.0.0.1:0",
+        "--edge",
+        "127.0.0.1:0",
+        "--state",
+        state.to_str().unwrap(),
+        "--token-file",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("lists no token"), "{}", run.stderr);
+}
