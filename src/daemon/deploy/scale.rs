@@ -1,0 +1,225 @@
+//! Scaling the current release: machine counts per group (`scale`), a group's memory limit
+//! (`scale_memory`, applied by a new release), and what each group has (`scale_show`).
+
+use std::collections::BTreeMap;
+
+use super::rollout::Rollout;
+use super::{DeployError, Deployer, DEFAULT_MAX_UNAVAILABLE, DEFAULT_WAIT_TIMEOUT, MIN_MEMORY_MB};
+use crate::api::types::{kind, DeployRequest};
+use crate::config::model::Strategy;
+use crate::config::plan;
+use crate::daemon::events::NewEvent;
+use crate::daemon::store::{self, releases};
+
+impl Deployer {
+    /// Sets the machine count of groups of the current release: new machines start and must
+    /// become healthy (else they are removed again); surplus ones stop, newest first.
+    pub async fn scale(
+        &self,
+        app: &str,
+        counts: BTreeMap<String, u32>,
+    ) -> Result<BTreeMap<String, crate::api::types::ScaleChange>, DeployError> {
+        let a = app.to_string();
+        let (current, running, specs) = self
+            .store
+            .run(move |conn, path| {
+                let current =
+                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                let running = releases::running(conn, path, &a)?;
+                let specs = match current {
+                    Some(v) => releases::specs(conn, path, &a, v)?,
+                    None => BTreeMap::new(),
+                };
+                Ok((current, running, specs))
+            })
+            .await?;
+        if let Some(v) = running {
+            return Err(DeployError::Running(v));
+        }
+        if current.is_none() || specs.is_empty() {
+            return Err(DeployError::NoRelease);
+        }
+        for group in counts.keys() {
+            if !specs.contains_key(group) {
+                return Err(DeployError::UnknownGroup {
+                    group: group.clone(),
+                    valid: specs.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let mut events = self.machine_events(app);
+        let mut changes = BTreeMap::new();
+        for (group, &target) in &counts {
+            let machines: Vec<_> = self
+                .runtime
+                .list(app)
+                .await
+                .map_err(DeployError::Store)?
+                .into_iter()
+                .filter(|m| &m.process_group == group)
+                .collect();
+            let from = machines.len() as u32;
+            if target > from {
+                let progress = |_: &'static str, _: String| {};
+                Rollout {
+                    app,
+                    runtime: &self.runtime,
+                    events: &mut events,
+                    wait_timeout: DEFAULT_WAIT_TIMEOUT,
+                    max_unavailable: DEFAULT_MAX_UNAVAILABLE,
+                    progress: &progress,
+                }
+                .add(&specs[group], (target - from) as usize)
+                .await
+                .map_err(|f| DeployError::ScaleFailed(f.reason))?;
+            } else {
+                // Newest first: they have served the least.
+                for machine in machines.iter().rev().take((from - target) as usize) {
+                    let _ = self
+                        .runtime
+                        .act(app, &machine.id, crate::daemon::runtime::Action::Destroy)
+                        .await;
+                }
+            }
+            let (a, g) = (app.to_string(), group.clone());
+            self.hub
+                .change(move |tx, path| {
+                    releases::set_scale(tx, path, &a, &g, target)?;
+                    let data =
+                        serde_json::json!({ "process_group": g, "from": from, "to": target });
+                    Ok(((), vec![NewEvent::app(&a, kind::SCALE_CHANGED, data)]))
+                })
+                .await?;
+            changes.insert(
+                group.clone(),
+                crate::api::types::ScaleChange { from, to: target },
+            );
+        }
+        Ok(changes)
+    }
+
+    /// Sets a group's memory limit: a new release of the current one with `[[vm]] memory`
+    /// changed, rolled out like any other. No release when the limit is already so.
+    pub async fn scale_memory(
+        &self,
+        app: &str,
+        group: Option<String>,
+        memory_mb: u64,
+    ) -> Result<crate::api::types::MemoryChange, DeployError> {
+        if memory_mb < MIN_MEMORY_MB {
+            return Err(DeployError::BadMemory(memory_mb));
+        }
+        let a = app.to_string();
+        let source = self
+            .store
+            .run(move |conn, path| {
+                let current =
+                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                match current {
+                    Some(v) => releases::source(conn, path, &a, v),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        let Some((mut config, bundle, _)) = source else {
+            return Err(DeployError::NoRelease);
+        };
+        let groups: Vec<String> = config.group_names().iter().map(|g| g.to_string()).collect();
+        let group = match group {
+            Some(g) if groups.contains(&g) => g,
+            Some(g) => {
+                return Err(DeployError::UnknownGroup {
+                    group: g,
+                    valid: groups.join(", "),
+                })
+            }
+            None => config.default_group().to_string(),
+        };
+        let from = plan::vm_for(&config, &group).and_then(|v| v.memory_mb);
+        if from == Some(memory_mb) {
+            return Ok(crate::api::types::MemoryChange {
+                process_group: group,
+                from,
+                to: memory_mb,
+                release: None,
+            });
+        }
+        match config
+            .vm
+            .iter_mut()
+            .find(|v| v.processes.iter().any(|p| p == &group))
+        {
+            Some(vm) => vm.memory_mb = Some(memory_mb),
+            None => {
+                // The group gets a [[vm]] of its own, sized like the shared one otherwise.
+                let mut vm = plan::vm_for(&config, &group).cloned().unwrap_or_default();
+                vm.processes = vec![group.clone()];
+                vm.memory_mb = Some(memory_mb);
+                config.vm.push(vm);
+            }
+        }
+        let request = DeployRequest {
+            config,
+            bundle,
+            strategy: Some(Strategy::Rolling),
+            wait_timeout: None,
+            description: Some(format!("scale memory {group}={memory_mb}MB")),
+        };
+        let version = self.start(app, request).await?;
+        Ok(crate::api::types::MemoryChange {
+            process_group: group,
+            from,
+            to: memory_mb,
+            release: Some(version),
+        })
+    }
+
+    /// Each group of the current release with its machines and size.
+    pub async fn scale_show(
+        &self,
+        app: &str,
+    ) -> Result<Vec<crate::api::types::GroupScale>, DeployError> {
+        let a = app.to_string();
+        let (config, specs) = self
+            .store
+            .run(move |conn, path| {
+                let current =
+                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                Ok(match current {
+                    Some(v) => (
+                        releases::source(conn, path, &a, v)?.map(|(config, _, _)| config),
+                        releases::specs(conn, path, &a, v)?,
+                    ),
+                    None => (None, BTreeMap::new()),
+                })
+            })
+            .await?;
+        let Some(config) = config else {
+            return Err(DeployError::NoRelease);
+        };
+        let machines = self.runtime.list(app).await?;
+        Ok(specs
+            .keys()
+            .map(|group| {
+                let of_group: Vec<_> = machines
+                    .iter()
+                    .filter(|m| &m.process_group == group)
+                    .collect();
+                let vm = plan::vm_for(&config, group);
+                let memory_mb = vm.and_then(|v| v.memory_mb);
+                crate::api::types::GroupScale {
+                    process_group: group.clone(),
+                    count: of_group.len() as u32,
+                    running: of_group
+                        .iter()
+                        .filter(|m| m.state == crate::api::types::MachineState::Started)
+                        .count() as u32,
+                    size: vm.and_then(|v| v.size.clone()),
+                    memory_mb,
+                    memory_enforced: memory_mb
+                        .map(|_| crate::daemon::runtime::process::MEMORY_ENFORCEMENT.to_string()),
+                }
+            })
+            .collect())
+    }
+}
