@@ -73,6 +73,16 @@ pub enum DeployError {
     Store(#[from] StoreError),
 }
 
+/// The release an app runs now.
+pub(super) struct Current {
+    /// Its version.
+    pub version: u64,
+    /// Its config.
+    pub config: AppConfig,
+    /// Its bundle's digest.
+    pub bundle: String,
+}
+
 /// Starts and runs releases.
 #[derive(Clone)]
 pub struct Deployer {
@@ -229,19 +239,7 @@ impl Deployer {
         app: &str,
         description: String,
     ) -> Result<Option<u64>, DeployError> {
-        let a = app.to_string();
-        let source = self
-            .store
-            .run(move |conn, path| {
-                let current =
-                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
-                match current {
-                    Some(v) => releases::source(conn, path, &a, v),
-                    None => Ok(None),
-                }
-            })
-            .await?;
-        let Some((config, bundle, _)) = source else {
+        let Some(Current { config, bundle, .. }) = self.current_source(app).await? else {
             return Ok(None);
         };
         let request = DeployRequest {
@@ -564,24 +562,36 @@ impl Deployer {
         }
     }
 
-    /// Sets the edge up for the app's current release (or forgets the app without one).
-    pub async fn apply_edge(&self, app: &str) -> Result<(), String> {
+    /// The current release's version, config and bundle; `None` before the first.
+    pub(super) async fn current_source(&self, app: &str) -> Result<Option<Current>, StoreError> {
         let a = app.to_string();
-        let source = self
-            .store
+        self.store
             .run(move |conn, path| {
                 match store::apps::get_app(conn, path, &a)?.and_then(|x| x.current_release) {
-                    Some(v) => Ok(releases::source(conn, path, &a, v)?.map(|s| (v, s.0))),
+                    Some(version) => Ok(releases::source(conn, path, &a, version)?.map(
+                        |(config, bundle, _)| Current {
+                            version,
+                            config,
+                            bundle,
+                        },
+                    )),
                     None => Ok(None),
                 }
             })
             .await
-            .map_err(|e| e.to_string())?;
-        match source {
-            Some((version, cfg)) => {
-                let dir = self.releases_dir.join(app).join(version.to_string());
+    }
+
+    /// Sets the edge up for the app's current release (or forgets the app without one).
+    pub async fn apply_edge(&self, app: &str) -> Result<(), String> {
+        let current = self.current_source(app).await.map_err(|e| e.to_string())?;
+        match current {
+            Some(current) => {
+                let dir = self
+                    .releases_dir
+                    .join(app)
+                    .join(current.version.to_string());
                 self.edge
-                    .configure(app, &cfg, &dir)
+                    .configure(app, &current.config, &dir)
                     .map(drop)
                     .map_err(|e| e.to_string())
             }

@@ -109,19 +109,10 @@ impl Deployer {
         if memory_mb < MIN_MEMORY_MB {
             return Err(DeployError::BadMemory(memory_mb));
         }
-        let a = app.to_string();
-        let source = self
-            .store
-            .run(move |conn, path| {
-                let current =
-                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
-                match current {
-                    Some(v) => releases::source(conn, path, &a, v),
-                    None => Ok(None),
-                }
-            })
-            .await?;
-        let Some((mut config, bundle, _)) = source else {
+        let Some(super::Current {
+            mut config, bundle, ..
+        }) = self.current_source(app).await?
+        else {
             return Err(DeployError::NoRelease);
         };
         let groups: Vec<String> = config.group_names().iter().map(|g| g.to_string()).collect();

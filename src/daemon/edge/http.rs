@@ -172,16 +172,16 @@ async fn forward(
     let mut req = Request::from_parts(parts, body.map_err(BoxError::from).boxed_unsync());
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = String::new();
+    let bad_gateway =
+        |detail: &str| error(StatusCode::BAD_GATEWAY, "upstream_failed", detail, html);
     loop {
         let lease = match acquire(state, route, &tried).await {
             Ok(lease) => lease,
             Err(Refusal::NoneHealthy) if !tried.is_empty() => {
-                return error(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_failed",
-                    &format!("no machine of {} could be reached: {last_error}", route.app),
-                    html,
-                );
+                return bad_gateway(&format!(
+                    "no machine of {} could be reached: {last_error}",
+                    route.app
+                ));
             }
             Err(refusal) => return refusal.response(&route.app, html),
         };
@@ -196,12 +196,7 @@ async fn forward(
                     tracing::debug!(machine = %backend.spec.machine, error = %e, "edge: machine unreachable; trying another");
                     tried.push(backend.spec.machine.clone());
                     if tried.len() >= MAX_ATTEMPTS {
-                        return error(
-                            StatusCode::BAD_GATEWAY,
-                            "upstream_failed",
-                            &last_error,
-                            html,
-                        );
+                        return bad_gateway(&last_error);
                     }
                     continue;
                 }
@@ -222,22 +217,10 @@ async fn forward(
                         *again.headers_mut() = headers.clone();
                         again
                     }
-                    (None, None) => {
-                        return error(
-                            StatusCode::BAD_GATEWAY,
-                            "upstream_failed",
-                            &last_error,
-                            html,
-                        )
-                    }
+                    (None, None) => return bad_gateway(&last_error),
                 };
                 if tried.len() >= MAX_ATTEMPTS {
-                    return error(
-                        StatusCode::BAD_GATEWAY,
-                        "upstream_failed",
-                        &last_error,
-                        html,
-                    );
+                    return bad_gateway(&last_error);
                 }
             }
         }
