@@ -208,6 +208,15 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
     assert_eq!(resp.status(), 404);
     assert!(resp.text().await.unwrap().starts_with("<!doctype html>"));
 
+    // A machine that hangs up without answering: tried again, then 502.
+    let resp = s.get("/drop").await;
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "upstream_failed");
+    assert!(body["error"].as_str().unwrap().contains("machine"), "{body}");
+    // The machine still serves everything else.
+    assert_eq!(s.get("/").await.status(), 200);
+
     // No healthy machine: 503 with Retry-After.
     s.cli(&["scale", "count", "0", "--yes", "-a", APP])
         .await
@@ -226,7 +235,7 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
         .await
         .unwrap();
     assert!(
-        metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="200"} 1"#),
+        metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="200"} 2"#),
         "{metrics}"
     );
     assert!(

@@ -49,6 +49,10 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.2)
             self.wfile.write(body)
+        elif self.path == "/drop":
+            # Hangs up without an answer, as a crashing handler would.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
         elif self.path == "/hold":
             # Occupies the machine until the client goes away.
             time.sleep(60)
