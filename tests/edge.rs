@@ -213,7 +213,10 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
     assert_eq!(resp.status(), 502);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "upstream_failed");
-    assert!(body["error"].as_str().unwrap().contains("machine"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("machine"),
+        "{body}"
+    );
     // The machine still serves everything else.
     assert_eq!(s.get("/").await.status(), 200);
 
