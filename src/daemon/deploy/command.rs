@@ -30,7 +30,7 @@ pub async fn run(
     env: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Outcome {
-    let mut spawned = match process::spawn(command, dir, env, None) {
+    let mut spawned = match process::spawn(command, dir, env, process::MemoryLimit::None) {
         Ok(spawned) => spawned,
         Err(e) => {
             return Outcome {

@@ -208,7 +208,7 @@ impl Deployer {
                     size: vm.and_then(|v| v.size.clone()),
                     memory_mb,
                     memory_enforced: memory_mb
-                        .map(|_| crate::daemon::runtime::process::MEMORY_ENFORCEMENT.to_string()),
+                        .map(|_| self.runtime.memory_enforcement().to_string()),
                 }
             })
             .collect())

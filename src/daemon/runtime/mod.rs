@@ -2,6 +2,7 @@
 //! in. One task per machine (`supervisor.rs`); this module creates them, routes requests to
 //! them, and reconciles what a crashed daemon left behind.
 
+pub mod cgroup;
 pub mod health;
 pub mod logs;
 pub mod mounts;
@@ -64,6 +65,7 @@ pub struct Runtime {
     restarts: prometheus_client::metrics::counter::Counter,
     secrets: Arc<crate::daemon::secrets::SecretStore>,
     backends: Backends,
+    cgroups: Option<cgroup::Cgroups>,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
 }
 
@@ -84,6 +86,7 @@ impl Runtime {
             restarts,
             secrets,
             backends,
+            cgroups: cgroup::Cgroups::detect(),
             store,
             hub,
             apps_dir: state_dir.join("apps"),
@@ -113,6 +116,15 @@ impl Runtime {
             runtime.supervise(record);
         }
         Ok(runtime)
+    }
+
+    /// How machine memory limits are enforced here: `cgroup_v2` or `rlimit_as`.
+    pub fn memory_enforcement(&self) -> &'static str {
+        if self.cgroups.is_some() {
+            "cgroup_v2"
+        } else {
+            "rlimit_as"
+        }
     }
 
     /// Records a new machine of `app` and starts it.
@@ -231,6 +243,7 @@ impl Runtime {
             restart_counter: self.restarts.clone(),
             secrets: self.secrets.clone(),
             backends: self.backends.clone(),
+            cgroups: self.cgroups.clone(),
             control: rx,
             pending: None,
         };

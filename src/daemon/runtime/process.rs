@@ -33,7 +33,7 @@ pub fn spawn(
     command: &str,
     workdir: &Path,
     env: &BTreeMap<String, String>,
-    memory_mb: Option<u64>,
+    memory: MemoryLimit<'_>,
 ) -> std::io::Result<Spawned> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
@@ -56,8 +56,12 @@ pub fn spawn(
         cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
     }
     cmd.envs(env);
-    if let Some(mb) = memory_mb {
-        limit_address_space(&mut cmd, mb.saturating_mul(1024 * 1024));
+    match memory {
+        MemoryLimit::None => {}
+        MemoryLimit::AddressSpace(mb) => {
+            limit_address_space(&mut cmd, mb.saturating_mul(1024 * 1024))
+        }
+        MemoryLimit::Cgroup(procs) => join_cgroup(&mut cmd, procs.try_clone()?),
     }
     let child = cmd.spawn()?;
     let pid = child
@@ -70,10 +74,29 @@ pub fn spawn(
     })
 }
 
-/// How a machine's memory limit is enforced: its address space (`RLIMIT_AS`), inherited by
-/// everything it starts. Allocations past it fail (Python raises `MemoryError`, C's malloc
-/// returns NULL) instead of the kernel killing the machine.
-pub const MEMORY_ENFORCEMENT: &str = "rlimit_as";
+/// Where a machine's memory limit is enforced.
+#[derive(Debug, Clone, Copy)]
+pub enum MemoryLimit<'a> {
+    /// No limit.
+    None,
+    /// Its address space (`RLIMIT_AS`), in MiB, inherited by everything it starts.
+    /// Allocations past it fail (Python raises `MemoryError`, malloc returns NULL).
+    AddressSpace(u64),
+    /// Its own cgroup, whose `cgroup.procs` this is; the cgroup holds the limit.
+    Cgroup(&'a std::fs::File),
+}
+
+/// Moves the child into a cgroup between fork and exec, by writing `0` (itself) to the
+/// cgroup's `cgroup.procs`, opened before the fork.
+#[allow(unsafe_code)]
+fn join_cgroup(cmd: &mut Command, procs: std::fs::File) {
+    use std::io::Write;
+    // SAFETY: the closure runs in the forked child before exec; it only calls write(2) on
+    // a file descriptor opened before the fork, which neither allocates nor takes locks.
+    unsafe {
+        cmd.pre_exec(move || (&procs).write_all(b"0"));
+    }
+}
 
 /// Sets `RLIMIT_AS` in the child between fork and exec.
 #[allow(unsafe_code)]

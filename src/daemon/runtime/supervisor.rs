@@ -60,6 +60,8 @@ pub struct Supervisor {
     pub(super) secrets: std::sync::Arc<crate::daemon::secrets::SecretStore>,
     /// Where the edge finds machines that serve traffic.
     pub(super) backends: crate::daemon::edge::backends::Backends,
+    /// The daemon's delegated cgroup, when memory limits go through one.
+    pub(super) cgroups: Option<super::cgroup::Cgroups>,
     pub(super) control: mpsc::Receiver<Control>,
     /// A start or restart request, answered once the process is recorded as started (or
     /// as failed), so the caller sees the new state.
@@ -169,15 +171,30 @@ impl Supervisor {
         ) {
             return self.fail(e.to_string()).await;
         }
-        let mut spawned =
-            match process::spawn(&self.spec.command, &self.workdir, &env, self.spec.memory_mb) {
-                Ok(spawned) => spawned,
+        let cgroup = match &self.cgroups {
+            Some(cgroups) => match cgroups.machine(&self.id, self.spec.memory_mb) {
+                Ok(cgroup) => Some(cgroup),
                 Err(e) => {
                     return self
-                        .fail(format!("cannot start `{}`: {e}", self.spec.command))
+                        .fail(format!("cannot set up the machine's cgroup: {e}"))
                         .await
                 }
-            };
+            },
+            None => None,
+        };
+        let memory = match (&cgroup, self.spec.memory_mb) {
+            (Some(cgroup), _) => process::MemoryLimit::Cgroup(&cgroup.procs),
+            (None, Some(mb)) => process::MemoryLimit::AddressSpace(mb),
+            (None, None) => process::MemoryLimit::None,
+        };
+        let mut spawned = match process::spawn(&self.spec.command, &self.workdir, &env, memory) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                return self
+                    .fail(format!("cannot start `{}`: {e}", self.spec.command))
+                    .await
+            }
+        };
         let pid = spawned.pid;
         let started_at = Instant::now();
         {
@@ -242,6 +259,9 @@ impl Supervisor {
                     }
                     drop(health);
                     let exit = self.stop_process(&mut spawned).await;
+                    if let Some(cgroup) = cgroup {
+                        cgroup.remove();
+                    }
                     return Ok(self.after_stop(request, exit).await);
                 }
             }
@@ -251,6 +271,9 @@ impl Supervisor {
         // The leader is gone; anything it left in its group goes too, so a restart never
         // runs beside a straggler.
         let _ = process::signal_group(pid, Signal::SIGKILL);
+        if let Some(cgroup) = cgroup {
+            cgroup.remove();
+        }
         let exit = exit_info(status.ok());
         let failed = exit.code != Some(0);
         let policy = self.spec.restart.unwrap_or(RestartPolicy::OnFailure);

@@ -1,0 +1,188 @@
+//! Machine memory limits through cgroup v2, when lakeflyd has a cgroup of its own to manage
+//! (systemd `Delegate=`). Because of cgroup v2's "no internal processes" rule the daemon
+//! first moves itself into `<own>/daemon`, then enables the memory controller below `<own>`
+//! and gives each machine `<own>/machines/<id>` with `memory.max` and `memory.oom.group`
+//! (an out-of-memory kill takes the machine's whole process tree). Without such a cgroup,
+//! limits fall back to `RLIMIT_AS` (`process.rs`).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where cgroup v2 is mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The daemon's delegated cgroup, set up for machines.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    machines: PathBuf,
+}
+
+/// One machine's cgroup: its process joins it between fork and exec.
+#[derive(Debug)]
+pub struct MachineCgroup {
+    dir: PathBuf,
+    /// `cgroup.procs`, opened before the fork, so the child only has to write to it.
+    pub procs: File,
+}
+
+impl Cgroups {
+    /// The daemon's cgroup if it is cgroup v2, has the memory controller, holds no other
+    /// process, and is writable; `None` (and why, in the log) otherwise.
+    pub fn detect() -> Option<Self> {
+        let own = match std::fs::read_to_string("/proc/self/cgroup") {
+            Ok(text) => own_v2_path(&text)?,
+            Err(_) => return None,
+        };
+        match Self::prepare(Path::new(CGROUP_ROOT), &own, std::process::id()) {
+            Ok(cgroups) => {
+                tracing::info!(cgroup = %cgroups.machines.display(), "machine memory limits use cgroup v2");
+                Some(cgroups)
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "machine memory limits use RLIMIT_AS");
+                None
+            }
+        }
+    }
+
+    /// Sets up `<root>/<own>` for machines, the daemon (`pid`) being its only process.
+    fn prepare(root: &Path, own: &str, pid: u32) -> Result<Self, String> {
+        let base = root.join(own.trim_start_matches('/'));
+        let controllers = read(&base.join("cgroup.controllers"))?;
+        if !controllers.split_whitespace().any(|c| c == "memory") {
+            return Err(format!("{} has no memory controller", base.display()));
+        }
+        let procs = read(&base.join("cgroup.procs"))?;
+        let others = procs
+            .split_whitespace()
+            .filter(|p| *p != pid.to_string())
+            .count();
+        if others > 0 {
+            return Err(format!(
+                "{} holds {others} other process(es): it is not delegated to lakeflyd",
+                base.display()
+            ));
+        }
+        let daemon = base.join("daemon");
+        create_dir(&daemon)?;
+        write(&daemon.join("cgroup.procs"), &pid.to_string())?;
+        write(&base.join("cgroup.subtree_control"), "+memory")?;
+        let machines = base.join("machines");
+        create_dir(&machines)?;
+        write(&machines.join("cgroup.subtree_control"), "+memory")?;
+        Ok(Cgroups { machines })
+    }
+
+    /// A cgroup for machine `id`, limited to `memory_mb` when set.
+    pub fn machine(&self, id: &str, memory_mb: Option<u64>) -> Result<MachineCgroup, String> {
+        let dir = self.machines.join(id);
+        create_dir(&dir)?;
+        let max = memory_mb.map_or("max".to_string(), |mb| {
+            mb.saturating_mul(1024 * 1024).to_string()
+        });
+        write(&dir.join("memory.max"), &max)?;
+        // Best effort: older kernels lack it, and the limit holds without it.
+        let _ = write(&dir.join("memory.oom.group"), "1");
+        let path = dir.join("cgroup.procs");
+        let procs = File::options()
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        Ok(MachineCgroup { dir, procs })
+    }
+}
+
+impl MachineCgroup {
+    /// Removes the cgroup once its processes are gone (the kernel refuses before).
+    pub fn remove(self) {
+        drop(self.procs);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The path of a process's cgroup on a pure cgroup v2 system (one `0::/path` line).
+fn own_v2_path(proc_self_cgroup: &str) -> Option<String> {
+    let mut lines = proc_self_cgroup.lines().filter(|l| !l.is_empty());
+    let path = lines.next()?.strip_prefix("0::")?.to_string();
+    // Any other line is a cgroup v1 hierarchy: a hybrid system, where v2 has no controllers.
+    lines.next().is_none().then_some(path)
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn write(path: &Path, value: &str) -> Result<(), String> {
+    File::options()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|e| format!("cannot write {value:?} to {}: {e}", path.display()))
+}
+
+fn create_dir(path: &Path) -> Result<(), String> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup directory as the kernel shows one: the files exist and take writes.
+    fn fake_cgroup(dir: &Path, controllers: &str, procs: &str) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::write(dir.join("cgroup.controllers"), controllers).expect("write");
+        std::fs::write(dir.join("cgroup.procs"), procs).expect("write");
+        std::fs::write(dir.join("cgroup.subtree_control"), "").expect("write");
+    }
+
+    #[test]
+    fn only_a_pure_v2_hierarchy_is_used() {
+        assert_eq!(
+            own_v2_path("0::/system.slice/lakeflyd.service\n").as_deref(),
+            Some("/system.slice/lakeflyd.service")
+        );
+        assert_eq!(own_v2_path("4:memory:/x\n0::/\n"), None);
+        assert_eq!(own_v2_path(""), None);
+    }
+
+    #[test]
+    fn a_delegated_cgroup_is_split_into_daemon_and_machines() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let base = root.path().join("system.slice/lakeflyd.service");
+        fake_cgroup(&base, "cpu memory pids", "42\n");
+        // The kernel creates these files with the directory; the fake needs them first.
+        for sub in ["daemon", "machines"] {
+            fake_cgroup(&base.join(sub), "memory", "");
+        }
+        let cgroups =
+            Cgroups::prepare(root.path(), "/system.slice/lakeflyd.service", 42).expect("prepared");
+        let read = |p: &str| std::fs::read_to_string(base.join(p)).expect("read");
+        assert_eq!(read("daemon/cgroup.procs"), "42");
+        assert_eq!(read("cgroup.subtree_control"), "+memory");
+        assert_eq!(read("machines/cgroup.subtree_control"), "+memory");
+
+        let machine_dir = base.join("machines/7");
+        fake_cgroup(&machine_dir, "memory", "");
+        std::fs::write(machine_dir.join("memory.max"), "max").expect("write");
+        let machine = cgroups.machine("7", Some(128)).expect("machine cgroup");
+        assert_eq!(read("machines/7/memory.max"), (128u64 << 20).to_string());
+        machine.remove();
+    }
+
+    #[test]
+    fn a_shared_or_memoryless_cgroup_is_not_used() {
+        let root = tempfile::tempdir().expect("tempdir");
+        fake_cgroup(&root.path().join("a"), "cpu pids", "42\n");
+        let no_memory = Cgroups::prepare(root.path(), "/a", 42).expect_err("no memory");
+        assert!(no_memory.contains("no memory controller"), "{no_memory}");
+        fake_cgroup(&root.path().join("b"), "memory", "42\n43\n");
+        let shared = Cgroups::prepare(root.path(), "/b", 42).expect_err("shared");
+        assert!(shared.contains("1 other process"), "{shared}");
+    }
+}
