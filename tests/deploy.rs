@@ -72,7 +72,16 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
         run.stderr
     );
     assert!(
-        run.stderr.trim_end().ends_with("==> release v1 is live"),
+        run.stderr.contains("==> release v1 is live"),
+        "{}",
+        run.stderr
+    );
+    // Last, where the edge serves it.
+    let edge_port = d.edge_addr().rsplit(':').next().unwrap().to_string();
+    assert!(
+        run.stderr
+            .trim_end()
+            .ends_with(&format!("visit http://hello.localhost:{edge_port}/")),
         "{}",
         run.stderr
     );

@@ -26,6 +26,12 @@ pub struct Health {
     pub status: String,
     /// The daemon's version.
     pub version: String,
+    /// Where the edge serves apps (`ADDR`), when the daemon has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    /// The domain apps are served under: `<app>.<domain>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// An app as the daemon knows it.

@@ -58,6 +58,12 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         _ => std::path::PathBuf::from("."),
     };
     let api = client(global)?;
+    let serves_http = config.http_service.is_some()
+        || config
+            .services
+            .iter()
+            .flat_map(|s| &s.ports)
+            .any(|p| p.handlers.iter().any(|h| h == "http"));
 
     // Pack into a temporary file beside nothing the app sees.
     let bundle_file = tempfile::NamedTempFile::new()
@@ -136,9 +142,26 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         };
         let version = api.deploy(&app, &request).await?;
         match stream {
-            Some(stream) => watch(out, &app, version, stream).await,
-            None => detached(out, &app, version),
+            Some(stream) => watch(out, &app, version, stream).await?,
+            None => return detached(out, &app, version),
         }
+        if serves_http && !out.json {
+            if let Some(url) = app_url(&api, &app).await {
+                out.note(&format!("    visit {url}"));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `http://<app>.<domain>:<port>/` on the daemon's edge, when the daemon says where it is.
+async fn app_url(api: &crate::api::client::Client, app: &str) -> Option<String> {
+    let health = api.health().await.ok()?;
+    let edge: std::net::SocketAddr = health.edge?.parse().ok()?;
+    let domain = health.domain?;
+    Some(match edge.port() {
+        80 => format!("http://{app}.{domain}/"),
+        port => format!("http://{app}.{domain}:{port}/"),
     })
 }
 

@@ -271,6 +271,11 @@ impl Edge {
         Ok(warnings)
     }
 
+    /// The domain apps are served under.
+    pub fn domain(&self) -> &str {
+        &self.state.domain
+    }
+
     /// Forgets an app: its host route and its ports.
     pub fn remove(&self, app: &str) {
         self.state

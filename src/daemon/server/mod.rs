@@ -160,9 +160,11 @@ async fn metrics(
     ))
 }
 
-async fn health() -> Json<Health> {
+async fn health(axum::extract::State(state): axum::extract::State<Shared>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        edge: Some(state.edge.addr.to_string()),
+        domain: Some(state.edge.domain().to_string()),
     })
 }
