@@ -3,4 +3,5 @@
 
 pub mod client;
 pub mod follow;
+pub mod jobs;
 pub mod types;

@@ -490,6 +490,16 @@ pub mod kind {
     pub const SECRETS_UPDATED: &str = "secrets.updated";
     /// A group's machine count changed.
     pub const SCALE_CHANGED: &str = "scale.changed";
+    /// A job was added (from fly.toml or the API).
+    pub const JOB_CREATED: &str = "job.created";
+    /// A job was removed.
+    pub const JOB_DELETED: &str = "job.deleted";
+    /// A job was started or stopped (scheduled or not).
+    pub const JOB_UPDATED: &str = "job.updated";
+    /// A job run began.
+    pub const JOB_RUN_STARTED: &str = "job.run.started";
+    /// A job run ended (or was skipped): `status`, `attempts`, `exit_code`, `http_status`.
+    pub const JOB_RUN_FINISHED: &str = "job.run.finished";
     /// A bundle was uploaded and stored.
     pub const BUNDLE_STORED: &str = "bundle.stored";
     /// Sent first on a resumed stream when events before the retained window were dropped.

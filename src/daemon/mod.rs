@@ -5,6 +5,7 @@ pub mod bundles;
 pub mod deploy;
 pub mod edge;
 pub mod events;
+pub mod jobs;
 pub mod metrics;
 pub mod runtime;
 pub mod secrets;
@@ -116,7 +117,7 @@ impl Daemon {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let edge = edge::Edge::start(
             options.edge.clone(),
-            backends,
+            backends.clone(),
             runtime.clone(),
             store.clone(),
             metrics.clone(),
@@ -129,11 +130,23 @@ impl Daemon {
             Default::default(),
         );
         let deploys = metrics.deploys.clone();
+        let jobs = jobs::Scheduler::start(
+            jobs::Context {
+                store: store.clone(),
+                hub: hub.clone(),
+                secrets: secrets.clone(),
+                backends: backends.clone(),
+                apps_dir: options.state_dir.join("apps"),
+            },
+            shutdown_rx.clone(),
+        )
+        .await?;
         let deployer = deploy::Deployer {
             store: store.clone(),
             hub: hub.clone(),
             runtime: runtime.clone(),
             edge: edge.clone(),
+            jobs: jobs.clone(),
             bundles: bundle_store.clone(),
             releases_dir: options.state_dir.join("releases"),
             shutdown: shutdown_rx.clone(),
@@ -151,6 +164,7 @@ impl Daemon {
             runtime: runtime.clone(),
             metrics,
             deployer,
+            jobs,
             edge: edge.clone(),
             bundles: bundle_store,
             secrets,

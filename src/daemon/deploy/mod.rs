@@ -2,7 +2,6 @@
 //! then roll the machines out (`rollout.rs`). Each step is a `deploy.progress` event; the
 //! release ends `complete` (it becomes current) or `failed` (the previous one is kept).
 
-mod command;
 mod rollout;
 mod scale;
 
@@ -15,7 +14,7 @@ use tokio::sync::watch;
 use self::rollout::{Failure, Group, Rollout};
 use super::bundles::BundleStore;
 use super::events::{now, EventHub, Start};
-use super::runtime::Runtime;
+use super::runtime::{oneoff, Runtime};
 use super::store::releases::{self, NewRelease};
 use super::store::{self, EventFilter, Store, StoreError};
 use crate::api::types::{kind, DeployRequest, MachineSpec};
@@ -94,6 +93,8 @@ pub struct Deployer {
     pub runtime: Runtime,
     /// The edge, told of each release's routes and ports.
     pub edge: super::edge::Edge,
+    /// The scheduler, told of each complete release's `[[jobs]]`.
+    pub jobs: super::jobs::Scheduler,
     /// Uploaded bundles.
     pub bundles: BundleStore,
     /// Where releases are unpacked: `<state>/releases/<app>/<version>`.
@@ -162,7 +163,13 @@ impl Deployer {
             let outcome = deployer
                 .pipeline(&app, version, &req.config, &digest, strategy, wait_timeout)
                 .await;
+            let complete = outcome.is_ok();
             deployer.finish(&app, version, outcome).await;
+            if complete {
+                if let Err(e) = deployer.jobs.sync_config(&app, &req.config.jobs).await {
+                    tracing::error!(app, error = %e, "could not update the app's jobs from its release");
+                }
+            }
         });
         Ok(version)
     }
@@ -314,7 +321,7 @@ impl Deployer {
         if let Some(build) = cfg.build.as_ref().and_then(|b| b.command.as_deref()) {
             self.progress(app, version, "build", format!("running `{build}`"))
                 .await;
-            let outcome = command::run(build, &dir, &env, BUILD_TIMEOUT).await;
+            let outcome = oneoff::run(build, &dir, &env, BUILD_TIMEOUT).await;
             if !outcome.success {
                 return Err(command_failure("[build] command", &outcome));
             }
@@ -342,7 +349,7 @@ impl Deployer {
             for (k, v) in &image_env {
                 env.entry(k.clone()).or_insert_with(|| v.clone());
             }
-            let outcome = command::run(release, &workdir, &env, timeout).await;
+            let outcome = oneoff::run(release, &workdir, &env, timeout).await;
             if !outcome.success {
                 return Err(command_failure("release_command", &outcome));
             }
@@ -630,7 +637,7 @@ fn release_env(cfg: &AppConfig, app: &str, version: u64) -> BTreeMap<String, Str
     env
 }
 
-fn command_failure(what: &str, outcome: &command::Outcome) -> Failure {
+fn command_failure(what: &str, outcome: &oneoff::Outcome) -> Failure {
     Failure {
         reason: format!("{what} {}", outcome.summary),
         machine: None,

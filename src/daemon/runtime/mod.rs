@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod health;
 pub mod logs;
 pub mod mounts;
+pub mod oneoff;
 pub mod process;
 mod supervisor;
 

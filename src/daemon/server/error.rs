@@ -7,6 +7,7 @@ use axum::Json;
 use crate::api::types::ApiError;
 use crate::daemon::bundles::UploadError;
 use crate::daemon::deploy::DeployError;
+use crate::daemon::jobs::JobError;
 use crate::daemon::store::StoreError;
 
 /// What can go wrong answering a request.
@@ -43,6 +44,9 @@ pub enum ServerError {
     /// A deploy could not start.
     #[error(transparent)]
     Deploy(#[from] crate::daemon::deploy::DeployError),
+    /// A job request was refused.
+    #[error(transparent)]
+    Job(#[from] crate::daemon::jobs::JobError),
     /// A bundle upload was refused.
     #[error(transparent)]
     Upload(#[from] UploadError),
@@ -70,6 +74,12 @@ impl ServerError {
             }
             ServerError::AppExists(_) => StatusCode::CONFLICT,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServerError::Job(e) => match e {
+                JobError::NotFound(_) => StatusCode::NOT_FOUND,
+                JobError::Exists { .. } | JobError::FromConfig(_) => StatusCode::CONFLICT,
+                JobError::Invalid(_) => StatusCode::BAD_REQUEST,
+                JobError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ServerError::InvalidAppName { .. } | ServerError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -102,6 +112,13 @@ impl ServerError {
             ServerError::InvalidAppName { .. } => "invalid_app_name",
             ServerError::BadRequest(_) => "bad_request",
             ServerError::Unauthorized(_) => "unauthorized",
+            ServerError::Job(e) => match e {
+                JobError::NotFound(_) => "job_not_found",
+                JobError::Exists { .. } => "job_exists",
+                JobError::FromConfig(_) => "job_from_config",
+                JobError::Invalid(_) => "invalid_job",
+                JobError::Store(_) => "internal",
+            },
             ServerError::Upload(e) => match e {
                 UploadError::TooLarge { .. } => "bundle_too_large",
                 UploadError::DigestMismatch { .. } => "digest_mismatch",
@@ -136,6 +153,15 @@ impl ServerError {
             }
             ServerError::InvalidAppName { .. } => Some(crate::config::names::APP_NAME_HINT.into()),
             ServerError::BadRequest(_) => None,
+            ServerError::Job(e) => match e {
+                JobError::NotFound(_) => Some("`lakefly jobs list` shows the jobs".into()),
+                JobError::Exists { .. } => Some("pick another name, or delete the old job".into()),
+                JobError::FromConfig(_) => None,
+                JobError::Invalid(_) => Some(
+                    "a job has a name, a command or a path, and a schedule (cron), an interval, or neither (manual)".into(),
+                ),
+                JobError::Store(_) => Some("see the daemon's log".into()),
+            },
             ServerError::Unauthorized(_) => Some(
                 "set LAKEFLY_API_TOKEN to a token from the daemon's --token-file (sent as Authorization: Bearer)".into(),
             ),

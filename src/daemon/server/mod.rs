@@ -6,6 +6,7 @@ mod bundles;
 mod deploys;
 mod error;
 mod events;
+mod jobs;
 mod json;
 mod logs;
 mod machines;
@@ -43,6 +44,8 @@ pub struct SharedState {
     pub secrets: Arc<crate::daemon::secrets::SecretStore>,
     /// Uploaded bundles.
     pub bundles: BundleStore,
+    /// The job scheduler.
+    pub jobs: crate::daemon::jobs::Scheduler,
     /// The edge, which forgets an app when it is destroyed.
     pub edge: super::edge::Edge,
     /// Flips to `true` when the daemon stops; long-lived streams end then.
@@ -80,6 +83,13 @@ fn routes(state: Shared) -> Router {
         .route("/v1/apps", get(apps::list).post(apps::create))
         .route("/v1/apps/{name}", get(apps::show).delete(apps::destroy))
         .route("/v1/apps/{name}/logs", get(logs::read))
+        .route("/v1/apps/{name}/jobs", get(jobs::list).post(jobs::create))
+        .route("/v1/jobs/{id}", get(jobs::show).delete(jobs::delete))
+        .route("/v1/jobs/{id}/runs", get(jobs::runs))
+        .route("/v1/jobs/{id}/{action}", axum::routing::post(jobs::act))
+        .route("/status", get(jobs::status))
+        .route("/jobs", get(jobs::lsh_list).post(jobs::lsh_create))
+        .route("/jobs/{id}/{action}", axum::routing::post(jobs::act))
         .route("/v1/apps/{name}/status", get(apps::status))
         .route(
             "/v1/apps/{name}/deploys",

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod events;
+pub mod jobs;
 pub mod logs;
 pub mod machines;
 mod migrations;

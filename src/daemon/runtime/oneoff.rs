@@ -1,5 +1,6 @@
-//! One-off commands of a release: `[build] command` and `[deploy] release_command`, run
-//! with `/bin/sh -c` in the release's directory, bounded in time, output kept for errors.
+//! One-off commands: a release's `[build] command` and `[deploy] release_command`, and job
+//! runs. Run with `/bin/sh -c` in the release's directory, bounded in time, the whole
+//! process group killed at the end, the last lines of output kept.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::daemon::runtime::process;
+use super::process;
 
 /// Lines of output kept to explain a failure.
 const TAIL: usize = 20;
@@ -21,6 +22,10 @@ pub struct Outcome {
     pub summary: String,
     /// Its last lines of output (stdout and stderr together).
     pub tail: Vec<String>,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// Whether it was stopped at the time limit.
+    pub timed_out: bool,
 }
 
 /// Runs `command` in `dir` with `env`, killing its whole group after `timeout`.
@@ -37,6 +42,8 @@ pub async fn run(
                 success: false,
                 summary: format!("could not start: {e}"),
                 tail: Vec::new(),
+                exit_code: None,
+                timed_out: false,
             }
         }
     };
@@ -67,6 +74,11 @@ pub async fn run(
     drop(tx);
     let status = tokio::time::timeout(timeout, spawned.child.wait()).await;
     let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
+    let exit_code = match &status {
+        Ok(Ok(s)) => s.code(),
+        _ => None,
+    };
+    let timed_out = status.is_err();
     let (success, summary) = match status {
         Ok(Ok(s)) if s.success() => (true, "exited 0".to_string()),
         Ok(Ok(s)) => (
@@ -99,5 +111,7 @@ pub async fn run(
         success,
         summary,
         tail,
+        exit_code,
+        timed_out,
     }
 }

@@ -1,0 +1,269 @@
+//! One run of a job: its attempts (one, plus `retries` after failures), each bounded by the
+//! job's timeout, recorded with its outcome and the tail of its output. A command runs like
+//! a release command of the app's current release (its directory, env and secrets); an
+//! HTTP job calls a healthy machine of the job's group.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::Context;
+use crate::api::types::{kind, MachineSpec};
+use crate::daemon::events::{now, NewEvent};
+use crate::daemon::runtime::oneoff;
+use crate::daemon::store::jobs::{self as store_jobs, JobRecord, RunEnd};
+use crate::daemon::store::{apps, releases};
+
+/// Fly-like default limit on one attempt.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Pause before a retry.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Output kept per run.
+const OUTPUT_LIMIT: usize = 4096;
+
+/// Runs `job` once (with its retries) and records it from start to end.
+pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str) {
+    let (id, app, name) = (job.id, job.app.clone(), job.spec.name.clone());
+    let started = ctx
+        .hub
+        .change(move |tx, path| {
+            let run = store_jobs::insert_run(tx, path, id, trigger, "running", &now())?;
+            let data =
+                serde_json::json!({ "job": id, "name": name, "run": run, "trigger": trigger });
+            Ok((run, vec![NewEvent::app(&app, kind::JOB_RUN_STARTED, data)]))
+        })
+        .await;
+    let run_id = match started {
+        Ok(run) => run,
+        Err(e) => {
+            tracing::error!(job = id, error = %e, "could not record the start of a run");
+            return;
+        }
+    };
+    let retries = job.spec.retries.unwrap_or(0);
+    let timeout = job.spec.timeout.map_or(DEFAULT_TIMEOUT, |t| t.to_std());
+    let mut end = RunEnd::default();
+    for attempt in 1..=retries + 1 {
+        end = attempt_once(ctx, job, run_id, timeout).await;
+        end.attempts = attempt;
+        if end.status == "succeeded" {
+            break;
+        }
+        if attempt <= retries {
+            tracing::info!(job = id, attempt, status = %end.status, "job attempt failed; retrying");
+            tokio::time::sleep(RETRY_DELAY).await;
+        }
+    }
+    let (app, name) = (job.app.clone(), job.spec.name.clone());
+    let data = serde_json::json!({
+        "job": id,
+        "name": name,
+        "run": run_id,
+        "status": end.status,
+        "attempts": end.attempts,
+        "exit_code": end.exit_code,
+        "http_status": end.http_status,
+    });
+    let finished = ctx
+        .hub
+        .change(move |tx, path| {
+            store_jobs::finish_run(tx, path, run_id, &end, &now())?;
+            Ok(((), vec![NewEvent::app(&app, kind::JOB_RUN_FINISHED, data)]))
+        })
+        .await;
+    if let Err(e) = finished {
+        tracing::error!(job = id, error = %e, "could not record the end of a run");
+    }
+}
+
+async fn attempt_once(ctx: &Context, job: &JobRecord, run: u64, timeout: Duration) -> RunEnd {
+    let release = match current_release(ctx, job).await {
+        Ok(release) => release,
+        Err(reason) => return failed(reason),
+    };
+    match (&job.spec.command, &job.spec.path) {
+        (Some(command), _) => run_command(ctx, job, run, command, release, timeout).await,
+        (None, Some(path)) => call(ctx, job, &release.group, path, timeout).await,
+        (None, None) => failed("the job has neither a command nor a path".into()),
+    }
+}
+
+/// The group a job uses in the app's current release, with its machine spec.
+struct Release {
+    version: u64,
+    group: String,
+    spec: MachineSpec,
+}
+
+async fn current_release(ctx: &Context, job: &JobRecord) -> Result<Release, String> {
+    let (app, wanted) = (job.app.clone(), job.spec.process_group.clone());
+    let found = ctx
+        .store
+        .run(move |conn, path| {
+            let Some(version) = apps::get_app(conn, path, &app)?.and_then(|a| a.current_release)
+            else {
+                return Ok(None);
+            };
+            let config = releases::source(conn, path, &app, version)?.map(|s| s.0);
+            let specs = releases::specs(conn, path, &app, version)?;
+            Ok(Some((version, config, specs)))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some((version, config, mut specs)) = found else {
+        return Err(format!(
+            "app {} has no release yet; deploy it first",
+            job.app
+        ));
+    };
+    let group = wanted
+        .or_else(|| config.map(|c| c.default_group().to_string()))
+        .unwrap_or_else(|| crate::config::model::DEFAULT_GROUP.to_string());
+    match specs.remove(&group) {
+        Some(spec) => Ok(Release {
+            version,
+            group,
+            spec,
+        }),
+        None => Err(format!(
+            "process group {group:?} is not in release v{version}; it has {}",
+            specs.keys().cloned().collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+async fn run_command(
+    ctx: &Context,
+    job: &JobRecord,
+    run: u64,
+    command: &str,
+    release: Release,
+    timeout: Duration,
+) -> RunEnd {
+    let secrets = {
+        let (store, app) = (ctx.secrets.clone(), job.app.clone());
+        match tokio::task::spawn_blocking(move || store.env(&app)).await {
+            Ok(Ok(secrets)) => secrets,
+            Ok(Err(e)) => return failed(e),
+            Err(e) => return failed(format!("reading secrets failed: {e}")),
+        }
+    };
+    let mut env: BTreeMap<String, String> = release.spec.env.clone();
+    env.extend(secrets);
+    for (name, value) in [
+        ("LAKEFLY_APP_NAME", job.app.clone()),
+        ("LAKEFLY_PROCESS_GROUP", release.group.clone()),
+        ("LAKEFLY_RELEASE_VERSION", release.version.to_string()),
+        ("LAKEFLY_JOB_NAME", job.spec.name.clone()),
+        ("LAKEFLY_JOB_RUN", run.to_string()),
+        ("FLY_APP_NAME", job.app.clone()),
+        ("FLY_PROCESS_GROUP", release.group.clone()),
+    ] {
+        env.insert(name.to_string(), value);
+    }
+    let dir = match &release.spec.workdir {
+        Some(dir) => dir.into(),
+        None => ctx.apps_dir.join(&job.app).join("work"),
+    };
+    let outcome = oneoff::run(command, &dir, &env, timeout).await;
+    let status = if outcome.success {
+        "succeeded"
+    } else if outcome.timed_out {
+        "timed_out"
+    } else {
+        "failed"
+    };
+    let mut output = outcome.tail.join("\n");
+    if !outcome.success {
+        output = format!("{output}\n({})", outcome.summary)
+            .trim_start()
+            .to_string();
+    }
+    RunEnd {
+        status: status.into(),
+        attempts: 0,
+        exit_code: outcome.exit_code,
+        http_status: None,
+        output: tail(output),
+    }
+}
+
+async fn call(
+    ctx: &Context,
+    job: &JobRecord,
+    group: &str,
+    path: &str,
+    timeout: Duration,
+) -> RunEnd {
+    let groups = [group.to_string()];
+    let Some(backend) = ctx
+        .backends
+        .of(&job.app, &groups)
+        .into_iter()
+        .find(|b| b.is_healthy() && !b.is_draining())
+    else {
+        return failed(format!(
+            "no healthy machine of group {group:?} to call {path} on"
+        ));
+    };
+    let port = backend.dial_port(backend.spec.internal_port);
+    let method =
+        reqwest::Method::from_bytes(job.spec.method.as_deref().unwrap_or("GET").as_bytes())
+            .unwrap_or(reqwest::Method::GET);
+    let client = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(client) => client,
+        Err(e) => return failed(format!("cannot build an HTTP client: {e}")),
+    };
+    let url = format!("http://127.0.0.1:{port}{path}");
+    match client
+        .request(method.clone(), &url)
+        .header("X-Lakefly-Job", &job.spec.name)
+        .send()
+        .await
+    {
+        Ok(resp) => {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            RunEnd {
+                status: if status.is_success() {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
+                .into(),
+                attempts: 0,
+                exit_code: None,
+                http_status: Some(status.as_u16()),
+                output: tail(format!(
+                    "{method} {path} on {}: {status}\n{body}",
+                    backend.spec.machine
+                )),
+            }
+        }
+        Err(e) if e.is_timeout() => RunEnd {
+            status: "timed_out".into(),
+            output: format!("{method} {path}: no answer within {timeout:?}"),
+            ..RunEnd::default()
+        },
+        Err(e) => failed(format!("{method} {path}: {e}")),
+    }
+}
+
+fn failed(reason: String) -> RunEnd {
+    RunEnd {
+        status: "failed".into(),
+        output: tail(reason),
+        ..RunEnd::default()
+    }
+}
+
+/// The last `OUTPUT_LIMIT` bytes, cut at a character boundary.
+fn tail(mut text: String) -> String {
+    if text.len() > OUTPUT_LIMIT {
+        let mut start = text.len() - OUTPUT_LIMIT;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text = text.split_off(start);
+    }
+    text
+}

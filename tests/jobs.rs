@@ -1,0 +1,330 @@
+//! The job scheduler against a real daemon: `[[jobs]]` from fly.toml run on their interval
+//! (commands with the app's env, HTTP calls on a healthy machine), never overlap (a due run
+//! is skipped and recorded), retry, time out, can be triggered, stopped and started, and
+//! answer the LSH endpoints (`/status`, `/jobs`, `POST /jobs`, `/jobs/{id}/trigger`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::api::Api;
+use common::daemon::TestDaemon;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+const JOBS: &str = r#"
+[[jobs]]
+  name = "tick"
+  command = "echo tick from $LAKEFLY_JOB_NAME of $LAKEFLY_APP_NAME"
+  interval = "1s"
+
+[[jobs]]
+  name = "slow"
+  command = "sleep 2.5; echo done"
+  interval = "1s"
+
+[[jobs]]
+  name = "flaky"
+  command = "echo trying; exit 3"
+  retries = 2
+
+[[jobs]]
+  name = "stuck"
+  command = "sleep 30"
+  timeout = "1s"
+
+[[jobs]]
+  name = "maintenance"
+  method = "POST"
+  path = "/maintenance"
+"#;
+
+/// The jobs example with quick jobs instead of its own.
+fn app_dir(temp: &Path) -> PathBuf {
+    let dir = temp.join("jobs");
+    std::fs::create_dir(&dir).unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jobs");
+    std::fs::copy(example.join("app.py"), dir.join("app.py")).unwrap();
+    let config = std::fs::read_to_string(example.join("fly.toml")).unwrap();
+    let head = &config[..config.find("# Every 10 minutes").unwrap()];
+    std::fs::write(dir.join("fly.toml"), format!("{head}{JOBS}")).unwrap();
+    dir
+}
+
+fn deploy(d: &TestDaemon, dir: &Path) {
+    common::lakefly(
+        dir,
+        &[
+            "--remote",
+            &d.api,
+            "deploy",
+            "-c",
+            dir.join("fly.toml").to_str().unwrap(),
+        ],
+    )
+    .expect_code(0);
+}
+
+async fn jobs_by_name(api: &Api) -> serde_json::Map<String, Value> {
+    let (status, list) = api.send(Method::GET, "/v1/apps/jobs/jobs", None).await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["name"].as_str().unwrap().to_string(), j.clone()))
+        .collect()
+}
+
+async fn runs(api: &Api, id: u64) -> Vec<Value> {
+    let (status, runs) = api
+        .send(Method::GET, &format!("/v1/jobs/{id}/runs?limit=100"), None)
+        .await;
+    assert_eq!(status, 200, "{runs}");
+    runs.as_array().unwrap().clone()
+}
+
+/// Waits until the runs of `id` satisfy `check`, or fails at the deadline.
+async fn wait_runs(api: &Api, id: u64, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let list = runs(api, id).await;
+        if check(&list) {
+            return list;
+        }
+        assert!(Instant::now() < until, "{what}: runs so far {list:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn finished(runs: &[Value], status: &str) -> usize {
+    runs.iter().filter(|r| r["status"] == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_jobs_run_on_schedule_without_overlap_with_retries_and_timeouts() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start_in(&temp.path().join("state"), &[]);
+    let api = Api::new(&d);
+    let dir = app_dir(temp.path());
+    tokio::task::block_in_place(|| deploy(&d, &dir));
+    let jobs = jobs_by_name(&api).await;
+    assert_eq!(jobs.len(), 5, "{jobs:?}");
+    let id = |name: &str| jobs[name]["id"].as_u64().unwrap();
+    assert_eq!(jobs["tick"]["source"], "config");
+    assert!(
+        jobs["tick"]["next_run"].is_string(),
+        "an interval job is scheduled"
+    );
+    assert!(
+        jobs["flaky"]["next_run"].is_null(),
+        "a job without timing runs when triggered"
+    );
+
+    // An interval job runs again and again, with the app's env.
+    let ticks = wait_runs(&api, id("tick"), "two tick runs", |r| {
+        finished(r, "succeeded") >= 2
+    })
+    .await;
+    let done = ticks.iter().find(|r| r["status"] == "succeeded").unwrap();
+    assert_eq!(done["output"], "tick from tick of jobs");
+    assert_eq!(done["exit_code"], 0);
+    assert_eq!(done["trigger"], "schedule");
+
+    // A run due while the previous one goes on is skipped, and says so.
+    wait_runs(&api, id("slow"), "a skipped slow run", |r| {
+        finished(r, "skipped") >= 1 && finished(r, "succeeded") >= 1
+    })
+    .await;
+    let (_, slow) = api
+        .send(Method::GET, &format!("/v1/jobs/{}", id("slow")), None)
+        .await;
+    assert!(
+        ["idle", "running"].contains(&slow["status"].as_str().unwrap()),
+        "{slow}"
+    );
+
+    // Triggered: a failing command is retried, then recorded with its exit code.
+    let (status, _) = api
+        .send(
+            Method::POST,
+            &format!("/v1/jobs/{}/trigger", id("flaky")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let flaky = wait_runs(&api, id("flaky"), "the flaky run", |r| {
+        finished(r, "failed") == 1
+    })
+    .await;
+    assert_eq!(flaky[0]["attempts"], 3);
+    assert_eq!(flaky[0]["exit_code"], 3);
+    assert_eq!(flaky[0]["trigger"], "manual");
+    assert!(
+        flaky[0]["output"].as_str().unwrap().contains("trying"),
+        "{flaky:?}"
+    );
+
+    // A run past its timeout is stopped, with its whole process group.
+    api.send(
+        Method::POST,
+        &format!("/v1/jobs/{}/trigger", id("stuck")),
+        None,
+    )
+    .await;
+    let stuck = wait_runs(&api, id("stuck"), "the stuck run", |r| {
+        finished(r, "timed_out") == 1
+    })
+    .await;
+    assert!(
+        stuck[0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 1s"),
+        "{stuck:?}"
+    );
+
+    // An HTTP job calls a healthy machine of the app.
+    api.send(
+        Method::POST,
+        &format!("/v1/jobs/{}/trigger", id("maintenance")),
+        None,
+    )
+    .await;
+    let calls = wait_runs(&api, id("maintenance"), "the maintenance call", |r| {
+        finished(r, "succeeded") == 1
+    })
+    .await;
+    assert_eq!(calls[0]["http_status"], 200);
+    assert!(
+        calls[0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("\"compacted\": true"),
+        "{calls:?}"
+    );
+
+    // Stopped, a job is no longer scheduled; started, it is again.
+    let (status, stopped) = api
+        .send(Method::POST, &format!("/v1/jobs/{}/stop", id("tick")), None)
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["status"], "stopped");
+    assert!(stopped["next_run"].is_null(), "{stopped}");
+    let (_, started) = api
+        .send(
+            Method::POST,
+            &format!("/v1/jobs/{}/start", id("tick")),
+            None,
+        )
+        .await;
+    assert!(started["next_run"].is_string(), "{started}");
+
+    // Every run is an event.
+    let mut sse = common::sse::Sse::connect(&d.url("/v1/events?since=0&kind=job."), None).await;
+    let mut kinds = std::collections::BTreeSet::new();
+    while kinds.len() < 3 {
+        let m = sse.next(DEADLINE).await.expect("job events");
+        kinds.insert(m.event.clone());
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["job.created", "job.run.finished", "job.run.started"]
+    );
+
+    // A release without a job removes it.
+    let config = std::fs::read_to_string(dir.join("fly.toml")).unwrap();
+    let without = &config[..config.find("[[jobs]]\n  name = \"slow\"").unwrap()];
+    std::fs::write(dir.join("fly.toml"), without).unwrap();
+    tokio::task::block_in_place(|| deploy(&d, &dir));
+    let jobs = jobs_by_name(&api).await;
+    assert_eq!(jobs.keys().collect::<Vec<_>>(), ["tick"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lsh_endpoints_create_trigger_and_list_jobs() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start_in(&temp.path().join("state"), &[]);
+    let api = Api::new(&d);
+    let dir = app_dir(temp.path());
+    std::fs::write(
+        dir.join("fly.toml"),
+        std::fs::read_to_string(dir.join("fly.toml"))
+            .unwrap()
+            .split("\n[[jobs]]")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    tokio::task::block_in_place(|| deploy(&d, &dir));
+
+    let (status, job) = api
+        .send(
+            Method::POST,
+            "/jobs",
+            Some(
+                json!({ "app": "jobs", "name": "hello", "command": "echo hello $LAKEFLY_JOB_RUN" }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["source"], "api");
+    assert_eq!(job["status"], "idle");
+    let id = job["id"].as_u64().unwrap();
+
+    let (status, again) = api
+        .send(
+            Method::POST,
+            "/jobs",
+            Some(json!({ "app": "jobs", "name": "hello", "command": "true" })),
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["code"], "job_exists");
+    let (status, bad) = api
+        .send(
+            Method::POST,
+            "/jobs",
+            Some(json!({ "app": "jobs", "name": "x", "command": "true", "schedule": "every day" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a cron expression"),
+        "{bad}"
+    );
+
+    let (status, _) = api
+        .send(Method::POST, &format!("/jobs/{id}/trigger"), None)
+        .await;
+    assert_eq!(status, 202);
+    let done = wait_runs(&api, id, "the triggered run", |r| {
+        finished(r, "succeeded") == 1
+    })
+    .await;
+    assert_eq!(done[0]["output"], format!("hello {}", done[0]["id"]));
+
+    let (_, idle) = api.send(Method::GET, "/jobs?status=idle", None).await;
+    assert_eq!(idle.as_array().unwrap().len(), 1, "{idle}");
+    let (_, running) = api.send(Method::GET, "/jobs?status=running", None).await;
+    assert_eq!(running, json!([]));
+    let (_, status) = api.send(Method::GET, "/status", None).await;
+    assert_eq!(
+        (status["apps"].clone(), status["jobs"].clone()),
+        (json!(1), json!(1)),
+        "{status}"
+    );
+
+    let (code, missing) = api.send(Method::POST, "/jobs/999/trigger", None).await;
+    assert_eq!(code, 404, "{missing}");
+    assert_eq!(missing["code"], "job_not_found");
+    let (code, _) = api
+        .send(Method::DELETE, &format!("/v1/jobs/{id}"), None)
+        .await;
+    assert_eq!(code, 204);
+}
