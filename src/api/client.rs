@@ -319,6 +319,46 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/apps/{app}/jobs`.
+    pub async fn jobs(&self, app: &str) -> Result<Vec<super::jobs::Job>, ClientError> {
+        self.call(Method::GET, &format!("/v1/apps/{app}/jobs"), None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/apps/{app}/jobs`.
+    pub async fn create_job(
+        &self,
+        app: &str,
+        spec: &super::jobs::JobSpec,
+    ) -> Result<super::jobs::Job, ClientError> {
+        self.call(Method::POST, &format!("/v1/apps/{app}/jobs"), Some(spec))
+            .await
+    }
+
+    /// `POST /v1/jobs/{id}/{trigger|start|stop}`.
+    pub async fn job_action(&self, id: u64, action: &str) -> Result<super::jobs::Job, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/jobs/{id}/{action}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/jobs/{id}/runs`, newest first.
+    pub async fn job_runs(
+        &self,
+        id: u64,
+        limit: u32,
+    ) -> Result<Vec<super::jobs::JobRun>, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/jobs/{id}/runs?limit={limit}"),
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `GET /v1/apps/{app}/scale`: each group of the current release.
     pub async fn scale_show(
         &self,

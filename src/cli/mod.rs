@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod deploy;
 pub mod events;
+pub mod jobs;
 pub mod launch;
 pub mod local;
 pub mod logs;
@@ -99,6 +100,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Follow events as they happen.
     Events(events::EventsArgs),
+    /// Scheduled and manual jobs of the app.
+    Jobs(jobs::JobsArgs),
     /// Run or manage the lakeflyd daemon.
     Daemon(daemon::DaemonArgs),
     /// Print a shell completion script.
@@ -121,6 +124,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Secrets(args) => secrets::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),
         Command::Events(args) => events::run(&global, args),
+        Command::Jobs(args) => jobs::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Completion(args) => completion::run(args),
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::api::jobs::{Job, JobSpec};
 use crate::api::types::kind;
@@ -22,8 +22,8 @@ use crate::daemon::store::{Store, StoreError};
 
 /// What the scheduler is asked.
 enum Msg {
-    /// Jobs changed in the store.
-    Reload,
+    /// Jobs changed in the store; answered once the schedule reflects it.
+    Reload(oneshot::Sender<()>),
     /// Run this job now.
     Trigger(u64),
     /// A run of this job ended.
@@ -78,9 +78,13 @@ impl Scheduler {
         Ok(scheduler)
     }
 
-    /// Jobs changed: recompute what is due.
-    pub fn reload(&self) {
-        let _ = self.tx.send(Msg::Reload);
+    /// Jobs changed: recompute what is due; returns once the schedule shows it, so an
+    /// answer given after it is up to date.
+    pub async fn reload(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Reload(done)).is_ok() {
+            let _ = wait.await;
+        }
     }
 
     /// Starts a run of `id` now (skipped if one is going).
@@ -199,7 +203,11 @@ impl Scheduler {
                     }
                 }
                 msg = rx.recv() => match msg {
-                    Some(Msg::Reload) => self.load(&ctx, &mut jobs, &mut next).await,
+                    Some(Msg::Reload(done)) => {
+                        self.load(&ctx, &mut jobs, &mut next).await;
+                        *self.shared.next.lock().unwrap_or_else(|p| p.into_inner()) = next.clone();
+                        let _ = done.send(());
+                    }
                     Some(Msg::Trigger(id)) => {
                         if let Some(job) = jobs.get(&id) {
                             self.start_run(&ctx, job, "manual").await;
@@ -464,7 +472,7 @@ impl Scheduler {
                 app: app.to_string(),
                 name,
             })?;
-        self.reload();
+        self.reload().await;
         Ok(created)
     }
 
@@ -499,7 +507,7 @@ impl Scheduler {
                 Ok(((), events))
             })
             .await?;
-        self.reload();
+        self.reload().await;
         Ok(())
     }
 
@@ -513,7 +521,7 @@ impl Scheduler {
                 Ok(((), vec![NewEvent::app(&job.app, kind::JOB_UPDATED, data)]))
             })
             .await?;
-        self.reload();
+        self.reload().await;
         Ok(())
     }
 
@@ -536,7 +544,7 @@ impl Scheduler {
                 ))
             })
             .await?;
-        self.reload();
+        self.reload().await;
         Ok(())
     }
 

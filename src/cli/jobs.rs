@@ -1,0 +1,220 @@
+//! `lakefly jobs list | create NAME ... | trigger ID | start ID | stop ID | runs ID`.
+
+use clap::{Args, Subcommand};
+
+use super::remote::{app_name, block_on, client};
+use super::GlobalArgs;
+use crate::api::jobs::{Job, JobRun, JobSpec};
+use crate::config::units::Duration;
+use crate::error::Error;
+use crate::output::table::Table;
+
+/// Scheduled and manual jobs of an app.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lakefly jobs list\n  lakefly jobs create vacuum --command 'python3 manage.py vacuum' --schedule '0 3 * * *'\n  lakefly jobs create ping --path /maintenance --method POST --interval 10m --retries 2\n  lakefly jobs trigger 4\n  lakefly jobs runs 4 --json"
+)]
+pub struct JobsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+/// Job commands.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List the app's jobs with their status, next run and last run.
+    List,
+    /// Add a job (jobs in fly.toml `[[jobs]]` come with each deploy).
+    Create {
+        /// Unique within the app.
+        name: String,
+        /// Shell command, run in the release's directory with the app's env and secrets.
+        #[arg(long, conflicts_with = "path", required_unless_present = "path")]
+        command: Option<String>,
+        /// HTTP path called on a healthy machine instead.
+        #[arg(long)]
+        path: Option<String>,
+        /// HTTP method for --path (default GET).
+        #[arg(long, requires = "path")]
+        method: Option<String>,
+        /// Cron expression (5 fields, or 6 with seconds).
+        #[arg(long, conflicts_with = "interval")]
+        schedule: Option<String>,
+        /// Time between runs (`10m`, `6h`).
+        #[arg(long)]
+        interval: Option<Duration>,
+        /// Limit on one attempt (default 1h).
+        #[arg(long)]
+        timeout: Option<Duration>,
+        /// Extra attempts after a failure.
+        #[arg(long)]
+        retries: Option<u32>,
+        /// Process group whose release, env and machines it uses.
+        #[arg(short = 'g', long = "process-group", value_name = "GROUP")]
+        group: Option<String>,
+    },
+    /// Run a job now (skipped if a run is going).
+    Trigger {
+        /// Job id.
+        id: u64,
+    },
+    /// Schedule a stopped job again.
+    Start {
+        /// Job id.
+        id: u64,
+    },
+    /// Stop scheduling a job (a run that is going finishes).
+    Stop {
+        /// Job id.
+        id: u64,
+    },
+    /// A job's runs, newest first.
+    Runs {
+        /// Job id.
+        id: u64,
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+/// Runs a jobs command.
+pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
+    let out = global.output();
+    let api = client(global)?;
+    match args.command {
+        JobsCommand::List => {
+            let app = app_name(global)?;
+            let jobs = block_on(async { Ok(api.jobs(&app).await?) })?;
+            if out.json {
+                return out.json(&jobs);
+            }
+            out.text(&job_table(&jobs))
+        }
+        JobsCommand::Create {
+            name,
+            command,
+            path,
+            method,
+            schedule,
+            interval,
+            timeout,
+            retries,
+            group,
+        } => {
+            let app = app_name(global)?;
+            let spec = JobSpec {
+                name,
+                command,
+                method,
+                path,
+                schedule,
+                interval,
+                timeout,
+                retries,
+                process_group: group,
+            };
+            let job = block_on(async { Ok(api.create_job(&app, &spec).await?) })?;
+            if out.json {
+                return out.json(&job);
+            }
+            out.note(&format!(
+                "created job {} ({}) for {app}",
+                job.id, job.spec.name
+            ));
+            Ok(())
+        }
+        JobsCommand::Trigger { id } => act(global, &api, id, "trigger", "triggered"),
+        JobsCommand::Start { id } => act(global, &api, id, "start", "started"),
+        JobsCommand::Stop { id } => act(global, &api, id, "stop", "stopped"),
+        JobsCommand::Runs { id, limit } => {
+            let runs = block_on(async { Ok(api.job_runs(id, limit).await?) })?;
+            if out.json {
+                return out.json(&runs);
+            }
+            out.text(&run_table(&runs))
+        }
+    }
+}
+
+fn act(
+    global: &GlobalArgs,
+    api: &crate::api::client::Client,
+    id: u64,
+    action: &str,
+    done: &str,
+) -> Result<(), Error> {
+    let out = global.output();
+    let job = block_on(async { Ok(api.job_action(id, action).await?) })?;
+    if out.json {
+        return out.json(&job);
+    }
+    out.note(&format!(
+        "{done} job {id} ({}); `lakefly jobs runs {id}` shows its runs",
+        job.spec.name
+    ));
+    Ok(())
+}
+
+fn job_table(jobs: &[Job]) -> String {
+    let mut table = Table::new(vec!["ID", "NAME", "DOES", "WHEN", "STATUS", "NEXT", "LAST"]);
+    for job in jobs {
+        let does = match (&job.spec.command, &job.spec.path) {
+            (Some(command), _) => command.clone(),
+            (None, Some(path)) => format!("{} {path}", job.spec.method.as_deref().unwrap_or("GET")),
+            (None, None) => "-".into(),
+        };
+        let when = match (&job.spec.schedule, &job.spec.interval) {
+            (Some(cron), _) => cron.clone(),
+            (None, Some(every)) => format!("every {every}"),
+            (None, None) => "manual".into(),
+        };
+        let last = job.last_run.as_ref().map_or("-".into(), |r| {
+            format!(
+                "{} {}",
+                r.status,
+                r.finished_at.as_deref().unwrap_or(&r.started_at)
+            )
+        });
+        table.row(vec![
+            job.id.to_string(),
+            job.spec.name.clone(),
+            does,
+            when,
+            job.status.clone(),
+            job.next_run.clone().unwrap_or_else(|| "-".into()),
+            last,
+        ]);
+    }
+    table.render()
+}
+
+fn run_table(runs: &[JobRun]) -> String {
+    let mut table = Table::new(vec![
+        "RUN", "TRIGGER", "STATUS", "ATTEMPTS", "STARTED", "RESULT", "OUTPUT",
+    ]);
+    for run in runs {
+        let result = match (run.exit_code, run.http_status) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(status)) => format!("HTTP {status}"),
+            (None, None) => "-".into(),
+        };
+        let output = run
+            .output
+            .as_deref()
+            .and_then(|o| o.lines().last())
+            .unwrap_or("")
+            .to_string();
+        table.row(vec![
+            run.id.to_string(),
+            run.trigger.clone(),
+            run.status.clone(),
+            run.attempts.to_string(),
+            run.started_at.clone(),
+            result,
+            output,
+        ]);
+    }
+    table.render()
+}
