@@ -1,0 +1,116 @@
+//! Job definitions: what makes one valid, and when one is next due.
+
+use chrono::{DateTime, Utc};
+
+use crate::api::jobs::JobSpec;
+
+/// The next time a job is due after `after`; `None` for a job that only runs when
+/// triggered.
+pub fn next_after(spec: &JobSpec, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Some(interval) = spec.interval {
+        return Some(after + chrono::Duration::milliseconds(interval.as_millis() as i64));
+    }
+    let cron: croner::Cron = spec.schedule.as_deref()?.parse().ok()?;
+    cron.find_next_occurrence(&after, false).ok()
+}
+
+/// Why a job definition is refused.
+pub fn check_spec(spec: &JobSpec) -> Result<(), String> {
+    let valid_name = !spec.name.is_empty()
+        && spec.name.len() <= 63
+        && spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_name {
+        return Err(format!(
+            "job name {:?} must be 1-63 letters, digits, '-' or '_'",
+            spec.name
+        ));
+    }
+    match (&spec.command, &spec.path) {
+        (Some(_), Some(_)) => return Err("a job runs a command or calls a path, not both".into()),
+        (None, None) => return Err("a job needs a command or a path".into()),
+        (None, Some(path)) if !path.starts_with('/') => {
+            return Err(format!("path {path:?} must start with '/'"))
+        }
+        _ => {}
+    }
+    if spec.schedule.is_some() && spec.interval.is_some() {
+        return Err("a job has a schedule or an interval, not both".into());
+    }
+    if let Some(schedule) = &spec.schedule {
+        schedule
+            .parse::<croner::Cron>()
+            .map_err(|e| format!("schedule {schedule:?} is not a cron expression: {e}"))?;
+    }
+    if spec.interval.is_some_and(|i| i.as_millis() < 1000) {
+        return Err("interval must be at least 1s".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            name: "cleanup".into(),
+            command: Some("true".into()),
+            method: None,
+            path: None,
+            schedule: None,
+            interval: None,
+            timeout: None,
+            retries: None,
+            process_group: None,
+        }
+    }
+
+    #[test]
+    fn intervals_and_cron_schedules_give_the_next_time() {
+        let at = DateTime::parse_from_rfc3339("2026-11-24T10:07:30Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let every = JobSpec {
+            interval: Some("10m".parse().expect("duration")),
+            ..spec()
+        };
+        assert_eq!(
+            next_after(&every, at).expect("due").to_rfc3339(),
+            "2026-11-24T10:17:30+00:00"
+        );
+        let nightly = JobSpec {
+            schedule: Some("0 3 * * *".into()),
+            ..spec()
+        };
+        assert_eq!(
+            next_after(&nightly, at).expect("due").to_rfc3339(),
+            "2026-11-25T03:00:00+00:00"
+        );
+        assert_eq!(next_after(&spec(), at), None, "manual jobs are never due");
+    }
+
+    #[test]
+    fn bad_definitions_are_refused_with_the_reason() {
+        assert!(check_spec(&spec()).is_ok());
+        let both = JobSpec {
+            path: Some("/x".into()),
+            ..spec()
+        };
+        assert!(check_spec(&both).unwrap_err().contains("not both"));
+        let bad_cron = JobSpec {
+            schedule: Some("every day".into()),
+            ..spec()
+        };
+        assert!(check_spec(&bad_cron)
+            .unwrap_err()
+            .contains("not a cron expression"));
+        let bad_name = JobSpec {
+            name: "no spaces".into(),
+            ..spec()
+        };
+        assert!(check_spec(&bad_name).unwrap_err().contains("job name"));
+    }
+}
