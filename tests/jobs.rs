@@ -246,7 +246,7 @@ async fn config_jobs_run_on_schedule_without_overlap_with_retries_and_timeouts()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lsh_endpoints_create_trigger_and_list_jobs() {
     let temp = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start_in(&temp.path().join("state"), &[]);
+    let mut d = TestDaemon::start_in(&temp.path().join("state"), &[]);
     let api = Api::new(&d);
     let dir = app_dir(temp.path());
     std::fs::write(
@@ -327,4 +327,96 @@ async fn the_lsh_endpoints_create_trigger_and_list_jobs() {
         .send(Method::DELETE, &format!("/v1/jobs/{id}"), None)
         .await;
     assert_eq!(code, 204);
+
+    // The same through the CLI.
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str(), "-a", "jobs"];
+        all.extend_from_slice(args);
+        common::lakefly(&dir, &all)
+    };
+    let created = tokio::task::block_in_place(|| {
+        cli(&[
+            "jobs",
+            "create",
+            "ping",
+            "--path",
+            "/maintenance",
+            "--method",
+            "POST",
+            "--interval",
+            "1h",
+            "--json",
+        ])
+    })
+    .expect_code(0)
+    .json();
+    let ping = created["id"].as_u64().unwrap();
+    let list = tokio::task::block_in_place(|| cli(&["jobs", "list"])).expect_code(0);
+    assert!(
+        list.stdout.contains("POST /maintenance") && list.stdout.contains("every 1h"),
+        "{}",
+        list.stdout
+    );
+    let trigger =
+        tokio::task::block_in_place(|| cli(&["jobs", "trigger", &ping.to_string()])).expect_code(0);
+    assert!(
+        trigger
+            .stderr
+            .contains(&format!("triggered job {ping} (ping)")),
+        "{}",
+        trigger.stderr
+    );
+    wait_runs(&api, ping, "the CLI-triggered call", |r| {
+        finished(r, "succeeded") == 1
+    })
+    .await;
+    let runs =
+        tokio::task::block_in_place(|| cli(&["jobs", "runs", &ping.to_string()])).expect_code(0);
+    assert!(
+        runs.stdout.contains("manual") && runs.stdout.contains("HTTP 200"),
+        "{}",
+        runs.stdout
+    );
+    let bad = tokio::task::block_in_place(|| {
+        cli(&[
+            "jobs",
+            "create",
+            "x",
+            "--command",
+            "true",
+            "--schedule",
+            "soon",
+        ])
+    });
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("not a cron expression"),
+        "{}",
+        bad.stderr
+    );
+
+    // A run that is going when the daemon stops does not outlive it.
+    let marker = format!("lakefly-job-marker-{}", std::process::id());
+    let (_, long) = api
+        .send(
+            Method::POST,
+            "/v1/apps/jobs/jobs",
+            Some(json!({ "name": "long", "command": format!("while true; do sleep 1; done # {marker}") })),
+        )
+        .await;
+    let long = long["id"].as_u64().unwrap();
+    api.send(Method::POST, &format!("/v1/jobs/{long}/trigger"), None)
+        .await;
+    wait_runs(&api, long, "the long run", |r| finished(r, "running") == 1).await;
+    let alive = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(alive(), "the run's process is there while it runs");
+    d.stop();
+    assert!(!alive(), "the run's process outlived the daemon");
 }

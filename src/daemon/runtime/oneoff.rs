@@ -28,6 +28,18 @@ pub struct Outcome {
     pub timed_out: bool,
 }
 
+/// Kills a one-off command's process group if dropped while it runs; disarmed once the
+/// command was reaped, so a pid the kernel reuses later is never signalled.
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = process::signal_group(pid, Signal::SIGKILL);
+        }
+    }
+}
+
 /// Runs `command` in `dir` with `env`, killing its whole group after `timeout`.
 pub async fn run(
     command: &str,
@@ -47,6 +59,8 @@ pub async fn run(
             }
         }
     };
+    // If this future is dropped (the daemon stops mid-run), the command goes with it.
+    let mut group = KillGroupOnDrop(Some(spawned.pid));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for pipe in [
         spawned
@@ -74,6 +88,7 @@ pub async fn run(
     drop(tx);
     let status = tokio::time::timeout(timeout, spawned.child.wait()).await;
     let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
+    group.0 = None;
     let exit_code = match &status {
         Ok(Ok(s)) => s.code(),
         _ => None,
