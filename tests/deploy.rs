@@ -765,3 +765,27 @@ fn the_multi_example_scales_each_group_to_exactly_what_is_asked() {
         "bad input changed nothing"
     );
 }
+
+#[test]
+fn destroying_an_app_stops_its_machines_first() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    deploy(&d, &app, &[]).expect_code(0);
+    let pid = status(&d)["machines"][0]["pid"].as_u64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "apps", "destroy", "hello", "--yes"],
+    )
+    .expect_code(0);
+    // The answer comes once the machines are stopped: nothing is left running untracked.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie_or_gone =
+        stat.is_empty() || stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'));
+    assert!(zombie_or_gone, "machine process {pid} still runs: {stat}");
+    let gone = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "status", "-a", "hello"],
+    );
+    assert_eq!(gone.code, 5, "{}", gone.stderr);
+}

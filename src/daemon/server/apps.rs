@@ -98,11 +98,20 @@ pub async fn status(
     }))
 }
 
-/// `DELETE /v1/apps/{name}`
+/// `DELETE /v1/apps/{name}`: stops and destroys its machines (each with its kill signal
+/// and timeout), then forgets the app, its releases, secrets and jobs.
 pub async fn destroy(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ServerError> {
+    state.require_app(&name).await?;
+    if let Some(version) = state.deployer.running(&name).await? {
+        return Err(ServerError::Deploy(
+            crate::daemon::deploy::DeployError::Running(version),
+        ));
+    }
+    // The rows go with the app; the processes must go first, or they would run untracked.
+    state.runtime.destroy_all(&name).await?;
     let target = name.clone();
     let deleted = state
         .hub
@@ -122,6 +131,7 @@ pub async fn destroy(
         .await?;
     if deleted {
         state.edge.remove(&name);
+        state.jobs.reload().await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ServerError::AppNotFound(name))
