@@ -603,3 +603,30 @@ async fn a_machine_that_refuses_connections_is_skipped_for_another() {
     );
     assert!(!machines.contains(&id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_while_the_daemon_was_down_does_not_take_the_app_offline() {
+    let port = free_port();
+    let mut s = Setup::new(
+        &format!(
+            "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n\
+             [[services.ports]]\n  port = {port}\n  handlers = [\"http\"]\n"
+        ),
+        &[],
+    );
+    s.deploy().await.expect_code(0);
+    let state = s.d.state.clone();
+    s.d.stop();
+    // Something else takes the port before the daemon comes back.
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    s.d = TestDaemon::start_in(&state, &[]);
+    let http = reqwest::Client::new();
+    eventually("the app answers on its host route again", || async {
+        http.get(format!("http://{}/", s.d.edge_addr()))
+            .header("Host", HOST)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+}

@@ -416,7 +416,7 @@ impl Deployer {
         // use fails the release with the old one untouched.
         let warnings = self
             .edge
-            .configure(app, cfg, &dir)
+            .configure(app, cfg, &dir, super::edge::Ports::Required)
             .map_err(|e| fail(e.to_string()))?;
         for warning in warnings {
             self.progress(app, version, "edge", warning).await;
@@ -597,10 +597,14 @@ impl Deployer {
                     .releases_dir
                     .join(app)
                     .join(current.version.to_string());
-                self.edge
-                    .configure(app, &current.config, &dir)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
+                let warnings = self
+                    .edge
+                    .configure(app, &current.config, &dir, super::edge::Ports::BestEffort)
+                    .map_err(|e| e.to_string())?;
+                for warning in warnings {
+                    tracing::warn!(app, "edge: {warning}");
+                }
+                Ok(())
             }
             None => {
                 self.edge.remove(app);

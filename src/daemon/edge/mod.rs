@@ -70,6 +70,16 @@ pub enum EdgeError {
     },
 }
 
+/// What to do when a service port cannot be bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// Fail, changing nothing (a deploy: the release fails, the old one keeps serving).
+    Required,
+    /// Serve the rest and report it (a daemon start, or restoring the release that runs:
+    /// its host route must not go because a port is taken).
+    BestEffort,
+}
+
 /// How the edge is set up.
 #[derive(Debug, Clone)]
 pub struct EdgeOptions {
@@ -200,16 +210,25 @@ impl Edge {
         app: &str,
         cfg: &AppConfig,
         release_dir: &Path,
+        ports_policy: Ports,
     ) -> Result<Vec<String>, EdgeError> {
         let mut routes = routes::from_config(app, cfg, release_dir);
         let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        for &port in routes.ports.keys() {
+        let wanted: Vec<u16> = routes.ports.keys().copied().collect();
+        for port in wanted {
             if let Some(held) = ports.get(&port).filter(|l| l.app != app) {
-                return Err(EdgeError::PortTaken {
+                let error = EdgeError::PortTaken {
                     port,
                     app: app.to_string(),
                     other: held.app.clone(),
-                });
+                };
+                match ports_policy {
+                    Ports::Required => return Err(error),
+                    Ports::BestEffort => {
+                        routes.warnings.push(format!("{error}; it is not served"));
+                        routes.ports.remove(&port);
+                    }
+                }
             }
         }
         let mut bound = Vec::new();
@@ -229,12 +248,19 @@ impl Edge {
                     routes.ports.remove(&port);
                 }
                 Err(source) => {
-                    return Err(EdgeError::PortInUse {
+                    let error = EdgeError::PortInUse {
                         port,
                         app: app.to_string(),
                         ip: self.ip,
                         source,
-                    })
+                    };
+                    match ports_policy {
+                        Ports::Required => return Err(error),
+                        Ports::BestEffort => {
+                            routes.warnings.push(format!("{error}; it is not served"));
+                            routes.ports.remove(&port);
+                        }
+                    }
                 }
             }
         }
