@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use common::daemon::TestDaemon;
 
@@ -75,22 +74,13 @@ async fn every_request_but_health_needs_an_accepted_token() {
 }
 
 fn lakefly(d: &TestDaemon, token: Option<&str>, args: &[&str]) -> common::Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakefly"));
-    cmd.args(["--remote", &d.api])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("LAKEFLY_REMOTE")
-        .env_remove("LAKEFLY_API_TOKEN")
-        .stdin(Stdio::null());
-    if let Some(token) = token {
-        cmd.env("LAKEFLY_API_TOKEN", token);
-    }
-    let out = cmd.output().unwrap();
-    common::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut all = vec!["--remote", d.api.as_str()];
+    all.extend_from_slice(args);
+    let env: Vec<(&str, &str)> = token
+        .map(|t| ("LAKEFLY_API_TOKEN", t))
+        .into_iter()
+        .collect();
+    common::lakefly_env(Path::new("."), &all, &env)
 }
 
 #[test]

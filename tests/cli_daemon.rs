@@ -123,11 +123,7 @@ fn no_app_name_is_a_usage_error() {
 #[test]
 fn an_unreachable_daemon_is_exit_8_with_a_hint() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let remote = format!("http://127.0.0.1:{port}");
     let run = cli(&remote, &["apps", "list"]).expect_code(8);
     assert!(

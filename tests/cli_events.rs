@@ -95,11 +95,7 @@ fn assert_each_once_in_order(events: &[Value]) {
 async fn follows_across_a_daemon_restart_with_no_gap_and_no_duplicate() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut d = TestDaemon::start_at(&addr, &state, &[]);
     let follower = Follower::start(&d.api, &["--all-apps", "--since", "0"]);
@@ -172,11 +168,7 @@ async fn a_dropped_stream_resumes_with_last_event_id() {
 
 #[test]
 fn an_unreachable_daemon_is_exit_8() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let run = common::lakefly(
         Path::new("."),
         &[
@@ -210,11 +202,7 @@ async fn tail_shows_the_last_events_of_the_app_first() {
 async fn a_deploys_events_print_live_and_resume_after_the_daemon_is_killed() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut d = TestDaemon::start_at(&addr, &state, &[]);
     let follower = Follower::start(&d.api, &["-a", "hello"]);

@@ -144,11 +144,7 @@ async fn a_tcp_check_on_a_closed_port_is_critical() {
     let d = TestDaemon::start();
     let mut sse = setup(&d, "closed").await;
     // A port nobody listens on: bind, note, release.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let checks = json!({ "alive": { "type": "tcp", "port": port, "interval": "100ms", "grace_period": "0ms" } });
     create(
         &d,

@@ -556,11 +556,7 @@ async fn each_strategy_replaces_machines_in_its_own_order() {
 fn an_app_on_a_fixed_port_fails_with_the_port_it_listens_on_and_the_fix() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();
-    let fixed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let fixed = common::free_port();
     let source = std::fs::read_to_string(app.join("app.py"))
         .unwrap()
         .replace(

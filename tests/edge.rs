@@ -405,17 +405,9 @@ async fn no_request_fails_through_a_rolling_deploy_or_a_scale_down() {
     assert_eq!(machines[0]["release_version"], 2);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
-    let (http_port, tcp_port) = (free_port(), free_port());
+    let (http_port, tcp_port) = (common::free_port(), common::free_port());
     let s = Setup::new(
         &format!(
             "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n\
@@ -570,7 +562,7 @@ async fn a_machine_that_refuses_connections_is_skipped_for_another() {
     s.deploy().await.expect_code(0);
     // A second machine of the same group that passes its check on another port but never
     // listens on $PORT: every request the edge sends it fails to connect.
-    let health_port = free_port();
+    let health_port = common::free_port();
     let api = common::api::Api::new(&s.d);
     let broken = api
         .create_machine(
@@ -606,7 +598,7 @@ async fn a_machine_that_refuses_connections_is_skipped_for_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_taken_while_the_daemon_was_down_does_not_take_the_app_offline() {
-    let port = free_port();
+    let port = common::free_port();
     let mut s = Setup::new(
         &format!(
             "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n\

@@ -1,6 +1,8 @@
 //! With no remote configured, the client starts a local daemon in the background, says so,
 //! reuses it afterwards, and `lakefly daemon status|stop` manage it.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
 struct Local {
@@ -10,11 +12,7 @@ struct Local {
 
 impl Local {
     fn new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         Local {
             data: tempfile::tempdir().unwrap(),
             addr: format!("127.0.0.1:{port}"),

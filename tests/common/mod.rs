@@ -46,22 +46,39 @@ impl Run {
     }
 }
 
+/// A loopback port that was free a moment ago (bound, noted, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// Runs `lakefly` with `args` in `dir`, stdin closed, no colour.
 pub fn lakefly(dir: &Path, args: &[&str]) -> Run {
-    run(env!("CARGO_BIN_EXE_lakefly"), dir, args)
+    run(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[])
+}
+
+/// Runs `lakefly` like [`lakefly`], with `env` set on top.
+pub fn lakefly_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    run(env!("CARGO_BIN_EXE_lakefly"), dir, args, env)
 }
 
 /// Runs `lakeflyd` with `args`.
 pub fn lakeflyd(args: &[&str]) -> Run {
-    run(env!("CARGO_BIN_EXE_lakeflyd"), Path::new("."), args)
+    run(env!("CARGO_BIN_EXE_lakeflyd"), Path::new("."), args, &[])
 }
 
-fn run(bin: &str, dir: &Path, args: &[&str]) -> Run {
+/// The developer's own remote and token never leak into a test's run.
+fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = Command::new(bin)
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("LAKEFLY_REMOTE")
+        .env_remove("LAKEFLY_API_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
