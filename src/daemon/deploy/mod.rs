@@ -573,8 +573,8 @@ impl Deployer {
     pub(super) async fn current_source(&self, app: &str) -> Result<Option<Current>, StoreError> {
         let a = app.to_string();
         self.store
-            .run(move |conn, path| {
-                match store::apps::get_app(conn, path, &a)?.and_then(|x| x.current_release) {
+            .run(
+                move |conn, path| match store::apps::current_release(conn, path, &a)? {
                     Some(version) => Ok(releases::source(conn, path, &a, version)?.map(
                         |(config, bundle, _)| Current {
                             version,
@@ -583,8 +583,8 @@ impl Deployer {
                         },
                     )),
                     None => Ok(None),
-                }
-            })
+                },
+            )
             .await
     }
 

@@ -23,8 +23,7 @@ impl Deployer {
         let (current, running, specs) = self
             .store
             .run(move |conn, path| {
-                let current =
-                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                let current = store::apps::current_release(conn, path, &a)?;
                 let running = releases::running(conn, path, &a)?;
                 let specs = match current {
                     Some(v) => releases::specs(conn, path, &a, v)?,
@@ -174,8 +173,7 @@ impl Deployer {
         let (config, specs) = self
             .store
             .run(move |conn, path| {
-                let current =
-                    store::apps::get_app(conn, path, &a)?.and_then(|app| app.current_release);
+                let current = store::apps::current_release(conn, path, &a)?;
                 Ok(match current {
                     Some(v) => (
                         releases::source(conn, path, &a, v)?.map(|(config, _, _)| config),

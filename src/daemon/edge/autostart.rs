@@ -68,14 +68,12 @@ async fn start_one(
     // Scaled to zero: a machine of the current release's first serving group.
     let a = app.to_string();
     let specs = store
-        .run(move |conn, path| {
-            let current = crate::daemon::store::apps::get_app(conn, path, &a)?
-                .and_then(|app| app.current_release);
-            match current {
+        .run(
+            move |conn, path| match crate::daemon::store::apps::current_release(conn, path, &a)? {
                 Some(version) => releases::specs(conn, path, &a, version),
                 None => Ok(Default::default()),
-            }
-        })
+            },
+        )
         .await
         .map_err(|e| e.to_string())?;
     let Some(spec) = groups.iter().find_map(|g| specs.get(g)) else {

@@ -214,28 +214,33 @@ impl Edge {
     ) -> Result<Vec<String>, EdgeError> {
         let mut routes = routes::from_config(app, cfg, release_dir);
         let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        let wanted: Vec<u16> = routes.ports.keys().copied().collect();
-        for port in wanted {
-            if let Some(held) = ports.get(&port).filter(|l| l.app != app) {
-                let error = EdgeError::PortTaken {
-                    port,
-                    app: app.to_string(),
-                    other: held.app.clone(),
-                };
-                match ports_policy {
-                    Ports::Required => return Err(error),
-                    Ports::BestEffort => {
-                        routes.warnings.push(format!("{error}; it is not served"));
-                        routes.ports.remove(&port);
-                    }
-                }
+        // A port that cannot be served fails a deploy; otherwise it is left out and reported.
+        // (Listeners bound before a failure close when `bound` drops: nothing changes.)
+        let refuse = |routes: &mut AppRoutes, port: u16, error: EdgeError| match ports_policy {
+            Ports::Required => Err(error),
+            Ports::BestEffort => {
+                routes.warnings.push(format!("{error}; it is not served"));
+                routes.ports.remove(&port);
+                Ok(())
             }
-        }
+        };
         let mut bound = Vec::new();
         let wanted: Vec<u16> = routes.ports.keys().copied().collect();
         for port in wanted {
-            if ports.contains_key(&port) {
-                continue;
+            match ports.get(&port) {
+                Some(held) if held.app != app => {
+                    let other = held.app.clone();
+                    let error = EdgeError::PortTaken {
+                        port,
+                        app: app.to_string(),
+                        other,
+                    };
+                    refuse(&mut routes, port, error)?;
+                    continue;
+                }
+                // Already this app's: its listener stays.
+                Some(_) => continue,
+                None => {}
             }
             match bind(self.ip, port) {
                 Ok(listener) => bound.push((port, listener)),
@@ -254,13 +259,7 @@ impl Edge {
                         ip: self.ip,
                         source,
                     };
-                    match ports_policy {
-                        Ports::Required => return Err(error),
-                        Ports::BestEffort => {
-                            routes.warnings.push(format!("{error}; it is not served"));
-                            routes.ports.remove(&port);
-                        }
-                    }
+                    refuse(&mut routes, port, error)?;
                 }
             }
         }

@@ -184,7 +184,6 @@ impl Scheduler {
         let mut next: HashMap<u64, DateTime<Utc>> = HashMap::new();
         self.load(&ctx, &mut jobs, &mut next).await;
         loop {
-            *self.shared.next.lock().unwrap_or_else(|p| p.into_inner()) = next.clone();
             let wake = next.values().min().copied();
             let sleep = match wake {
                 Some(at) => (at - Utc::now()).to_std().unwrap_or_default(),
@@ -206,11 +205,11 @@ impl Scheduler {
                             None => next.remove(&id),
                         };
                     }
+                    self.publish(&next);
                 }
                 msg = rx.recv() => match msg {
                     Some(Msg::Reload(done)) => {
                         self.load(&ctx, &mut jobs, &mut next).await;
-                        *self.shared.next.lock().unwrap_or_else(|p| p.into_inner()) = next.clone();
                         let _ = done.send(());
                     }
                     Some(Msg::Trigger(id)) => {
@@ -268,6 +267,12 @@ impl Scheduler {
         // Deleted jobs are forgotten; a run of one that is going still ends normally.
         *jobs = fresh_jobs;
         *next = fresh_next;
+        self.publish(next);
+    }
+
+    /// Makes the due times visible to the API (`next_run`); called where they change.
+    fn publish(&self, next: &HashMap<u64, DateTime<Utc>>) {
+        *self.shared.next.lock().unwrap_or_else(|p| p.into_inner()) = next.clone();
     }
 
     /// Records a skipped run when the job is still running, else starts one.

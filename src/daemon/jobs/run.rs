@@ -99,8 +99,7 @@ async fn current_release(ctx: &Context, job: &JobRecord) -> Result<Release, Stri
     let found = ctx
         .store
         .run(move |conn, path| {
-            let Some(version) = apps::get_app(conn, path, &app)?.and_then(|a| a.current_release)
-            else {
+            let Some(version) = apps::current_release(conn, path, &app)? else {
                 return Ok(None);
             };
             let config = releases::source(conn, path, &app, version)?.map(|s| s.0);

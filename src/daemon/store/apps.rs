@@ -34,6 +34,15 @@ pub fn delete_app(conn: &Connection, path: &Path, name: &str) -> Result<bool, St
     Ok(deleted == 1)
 }
 
+/// The version of the release `app` runs; `None` before its first (or without the app).
+pub fn current_release(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+) -> Result<Option<u64>, StoreError> {
+    Ok(get_app(conn, path, app)?.and_then(|a| a.current_release))
+}
+
 /// One app.
 pub fn get_app(conn: &Connection, path: &Path, name: &str) -> Result<Option<App>, StoreError> {
     conn.query_row(
