@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::pool::Pools;
+use super::pool::{Pools, Sender};
+use super::relay::Upstream;
 
 /// Every registered machine, by app.
 #[derive(Clone)]
@@ -58,8 +59,10 @@ pub struct Backend {
     epoch: Instant,
     /// Woken when the last in-flight request ends.
     idle: Notify,
-    /// Kept-alive connections to it, per edge thread.
-    pub(super) pools: Pools,
+    /// The relay's kept-alive connections to it, per edge thread.
+    pub(super) upstreams: Pools<Upstream>,
+    /// hyper's kept-alive connections to it, per edge thread.
+    pub(super) senders: Pools<Sender>,
 }
 
 impl Backend {
@@ -235,7 +238,8 @@ impl Backends {
             changed: self.inner.changed.clone(),
             epoch: self.inner.epoch,
             idle: Notify::new(),
-            pools: Pools::new(self.inner.threads),
+            upstreams: Pools::new(self.inner.threads),
+            senders: Pools::new(self.inner.threads),
             spec,
         });
         backend.touch();

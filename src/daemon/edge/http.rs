@@ -32,7 +32,7 @@ pub type EdgeBody = UnsyncBoxBody<Bytes, BoxError>;
 /// Responses with a known length below this are read whole before they are sent on.
 const BUFFER_SMALLER_THAN: u64 = 64 * 1024;
 /// Machines tried for one request before giving up.
-const MAX_ATTEMPTS: usize = 3;
+pub(super) const MAX_ATTEMPTS: usize = 3;
 /// How long a request waits for a healthy machine while some are starting.
 const HOLD_FOR_HEALTHY: Duration = Duration::from_secs(10);
 /// How long a request waits when every machine is at its hard limit.
@@ -99,11 +99,17 @@ pub async fn handle(
 impl EdgeState {
     /// Counts an answered request in `/metrics` and passes the response on.
     fn record(&self, app: &str, resp: Response<EdgeBody>, started: Instant) -> Response<EdgeBody> {
+        self.count(app, resp.status().as_u16(), started);
+        resp
+    }
+
+    /// Counts an answered request in `/metrics`.
+    pub(super) fn count(&self, app: &str, status: u16, started: Instant) {
         self.metrics
             .edge_requests
             .get_or_create(&EdgeRequestLabels {
                 app: app.to_string(),
-                status: resp.status().as_u16(),
+                status,
             })
             .inc();
         if !app.is_empty() {
@@ -114,7 +120,6 @@ impl EdgeState {
                 })
                 .observe(started.elapsed().as_secs_f64());
         }
-        resp
     }
 }
 
@@ -125,6 +130,11 @@ fn app_from_host<B>(req: &Request<B>, domain: &str) -> Option<String> {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host())?;
+    app_from_host_name(host, domain)
+}
+
+/// `<app>.<domain>` from a host name, port ignored.
+pub(super) fn app_from_host_name(host: &str, domain: &str) -> Option<String> {
     let host = host.rsplit_once(':').map_or(host, |(h, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {
             h
@@ -187,7 +197,7 @@ async fn forward(
         };
         let backend = lease.backend.clone();
         let port = backend.dial_port(route.internal_port);
-        let mut sender = match backend.pools.here().take() {
+        let mut sender = match backend.senders.here().take() {
             Some(sender) => sender,
             None => match pool::connect(port).await {
                 Ok(sender) => sender,
@@ -228,7 +238,7 @@ async fn forward(
 }
 
 /// Why no machine took a request.
-enum Refusal {
+pub(super) enum Refusal {
     /// No healthy machine, even after waiting.
     NoneHealthy,
     /// Every machine stayed at its hard limit.
@@ -237,7 +247,16 @@ enum Refusal {
 
 impl Refusal {
     fn response(&self, app: &str, html: bool) -> Response<EdgeBody> {
-        let (code, message) = match self {
+        let (code, message) = self.reason(app);
+        let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, code, &message, html);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp
+    }
+
+    /// The error code and message of the 503 it is answered with.
+    pub(super) fn reason(&self, app: &str) -> (&'static str, String) {
+        match self {
             Refusal::NoneHealthy => (
                 "no_healthy_machine",
                 format!("app {app} has no healthy machine right now"),
@@ -246,18 +265,18 @@ impl Refusal {
                 "over_capacity",
                 format!("every machine of {app} is at its concurrency hard_limit"),
             ),
-        };
-        let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, code, &message, html);
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        resp
+        }
     }
 }
 
 /// A machine for one request: at once when one is free, else after waiting a little for
 /// one to become healthy (starting it when the app auto-starts) or to fall under its
 /// hard limit.
-async fn acquire(state: &EdgeState, route: &Route, tried: &[String]) -> Result<Lease, Refusal> {
+pub(super) async fn acquire(
+    state: &EdgeState,
+    route: &Route,
+    tried: &[String],
+) -> Result<Lease, Refusal> {
     let changed = state.backends.changed();
     let mut hold = None;
     let mut queue = None;
@@ -346,7 +365,7 @@ async fn respond(
         let (parts, body) = resp.into_parts();
         return match body.collect().await {
             Ok(collected) => {
-                Pool::give_back(lease.backend.clone(), sender);
+                Pool::<Sender>::give_back(lease.backend.clone(), sender);
                 drop(lease);
                 Response::from_parts(parts, full(collected.to_bytes()))
             }
@@ -380,7 +399,7 @@ struct Tracked {
 impl Tracked {
     fn finish(&mut self) {
         if let Some((lease, sender)) = self.done.take() {
-            Pool::give_back(lease.backend.clone(), sender);
+            Pool::<Sender>::give_back(lease.backend.clone(), sender);
         }
     }
 }
@@ -479,7 +498,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             })
 }
 
-fn is_idempotent(method: &Method) -> bool {
+pub(super) fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
@@ -508,7 +527,22 @@ pub fn full(bytes: impl Into<Bytes>) -> EdgeBody {
 
 /// The edge's own error answer: `{"error","code"}` JSON, or a small page for a browser.
 pub fn error(status: StatusCode, code: &str, message: &str, html: bool) -> Response<EdgeBody> {
-    let (content_type, body) = if html {
+    let (content_type, body) = error_page(status, code, message, html);
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// The content type and body of the edge's own error answer.
+pub(super) fn error_page(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    html: bool,
+) -> (&'static str, String) {
+    if html {
         let escaped = message
             .replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -527,12 +561,7 @@ pub fn error(status: StatusCode, code: &str, message: &str, html: bool) -> Respo
             "application/json",
             serde_json::json!({ "error": message, "code": code }).to_string() + "\n",
         )
-    };
-    let mut resp = Response::new(full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
+    }
 }
 
 #[cfg(test)]

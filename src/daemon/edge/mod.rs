@@ -8,6 +8,7 @@ pub mod autostart;
 pub mod backends;
 pub mod http;
 mod pool;
+mod relay;
 pub mod routes;
 pub mod statics;
 mod tcp;
@@ -30,7 +31,7 @@ use super::store::Store;
 use crate::config::AppConfig;
 
 /// A client gets this long to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most edge threads, however many cores.
 const MAX_THREADS: usize = 8;
 
@@ -388,7 +389,7 @@ async fn accept(
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(serve_http(state.clone(), stream, peer, fixed.clone()));
+                tokio::spawn(relay::serve(state.clone(), stream, peer, fixed.clone()));
             }
             Err(e) => accept_failed(e).await,
         }
@@ -406,7 +407,7 @@ async fn accept_port(
         match listener.accept().await {
             Ok((stream, peer)) => match state.port_route(&app, port) {
                 Some(PortRoute::Http(_)) => {
-                    tokio::spawn(serve_http(
+                    tokio::spawn(relay::serve(
                         state.clone(),
                         stream,
                         peer,
@@ -429,15 +430,15 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-async fn serve_http(
+/// Serves a connection with hyper's full HTTP/1 server, from wherever the relay left it.
+async fn serve_hyper<T>(
     state: Arc<EdgeState>,
-    stream: tokio::net::TcpStream,
+    io: T,
     peer: SocketAddr,
     fixed: Option<(String, u16)>,
-) {
-    let _ = stream.set_nodelay(true);
-    let connections = state.metrics.edge_connections.clone();
-    connections.inc();
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let state = state.clone();
         hyper::service::service_fn(move |req| http::handle(state.clone(), req, peer, fixed.clone()))
@@ -445,11 +446,10 @@ async fn serve_http(
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades()
         .await;
     if let Err(e) = served {
         tracing::debug!(%peer, error = %e, "edge: connection ended with an error");
     }
-    connections.dec();
 }

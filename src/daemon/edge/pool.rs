@@ -1,12 +1,14 @@
-//! Kept-alive HTTP/1 connections to one machine. A connection goes back to the pool once
-//! its response has been read to the end and hyper says it can take another request; a
-//! closed one is dropped when found.
+//! Kept-alive HTTP/1 connections to one machine, per edge thread: the relay's own
+//! (`Upstream`) and hyper's (`Sender`, for what the full server forwards). A connection
+//! goes back to the pool once its response has been read to the end; a closed one is
+//! dropped when found.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 /// Idle connections kept per machine; more are closed when they come back.
 const MAX_IDLE: usize = 128;
@@ -26,27 +28,46 @@ pub fn set_thread_slot(slot: usize) {
     SLOT.with(|s| s.set(slot));
 }
 
+/// A kept-alive connection that can say whether it is still good to use.
+pub trait Reusable {
+    /// Whether it can take a request now (not closed by the machine, not busy).
+    fn usable(&mut self) -> bool;
+}
+
+impl Reusable for Sender {
+    fn usable(&mut self) -> bool {
+        self.is_ready()
+    }
+}
+
 /// Idle connections to one machine, one pool per edge thread: a connection is driven by
 /// the thread that opened it, so using it there costs no wakeup of another thread.
-pub struct Pools(Box<[Pool]>);
+pub struct Pools<T>(Box<[Pool<T>]>);
 
-impl Pools {
+impl<T> Pools<T> {
     /// Pools for `threads` edge threads and one for everything else.
     pub fn new(threads: usize) -> Self {
         Pools((0..=threads).map(|_| Pool::default()).collect())
     }
 
     /// The pool of the current thread.
-    pub fn here(&self) -> &Pool {
+    pub fn here(&self) -> &Pool<T> {
         let slot = SLOT.with(|s| s.get());
         &self.0[slot.min(self.0.len() - 1)]
     }
 }
 
 /// Idle connections to one machine.
-#[derive(Default)]
-pub struct Pool {
-    idle: Mutex<Vec<Sender>>,
+pub struct Pool<T> {
+    idle: Mutex<Vec<T>>,
+}
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool {
+            idle: Mutex::default(),
+        }
+    }
 }
 
 /// Why no connection could be had.
@@ -73,51 +94,57 @@ pub enum ConnectError {
     },
 }
 
-impl Pool {
+impl<T: Reusable> Pool<T> {
     /// An idle connection that can take a request now, if there is one.
-    pub fn take(&self) -> Option<Sender> {
+    pub fn take(&self) -> Option<T> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(sender) = idle.pop() {
-            if sender.is_ready() {
-                return Some(sender);
+        while let Some(mut conn) = idle.pop() {
+            if conn.usable() {
+                return Some(conn);
             }
             // Closed, or (rarely) still finishing: either way not usable now.
         }
         None
     }
 
+    /// Keeps an idle connection for the next request (closing it when enough are kept).
+    pub fn put(&self, conn: T) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+impl Pool<Sender> {
     /// Hands a connection back once it can take another request.
     pub fn give_back(backend: std::sync::Arc<super::backends::Backend>, mut sender: Sender) {
         if sender.is_ready() {
-            backend.pools.here().put(sender);
+            backend.senders.here().put(sender);
             return;
         }
         // The connection task marks it ready a moment after the body ends.
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                backend.pools.here().put(sender);
+                backend.senders.here().put(sender);
             }
         });
     }
-
-    fn put(&self, sender: Sender) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(sender);
-        }
-    }
 }
 
-/// A new connection to `127.0.0.1:port`, able to switch protocols (WebSocket).
-pub async fn connect(port: u16) -> Result<Sender, ConnectError> {
-    let stream = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .map_err(|_| ConnectError::Timeout(port))?
-    .map_err(|source| ConnectError::Refused { port, source })?;
+/// A new TCP connection to `127.0.0.1:port`.
+pub async fn dial(port: u16) -> Result<TcpStream, ConnectError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .map_err(|_| ConnectError::Timeout(port))?
+        .map_err(|source| ConnectError::Refused { port, source })?;
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// A new hyper connection to `127.0.0.1:port`, able to switch protocols (WebSocket).
+pub async fn connect(port: u16) -> Result<Sender, ConnectError> {
+    let stream = dial(port).await?;
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await

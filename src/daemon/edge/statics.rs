@@ -26,10 +26,7 @@ pub async fn serve<B>(statics: &[StaticDir], req: &Request<B>) -> Option<Respons
         return None;
     }
     let path = percent_decode(req.uri().path())?;
-    let (dir, rest) = statics.iter().find_map(|s| {
-        let rest = path.strip_prefix(s.prefix.as_str())?;
-        (rest.is_empty() || rest.starts_with('/') || s.prefix == "/").then_some((&s.dir, rest))
-    })?;
+    let (dir, rest) = locate(statics, &path)?;
     let relative = Path::new(rest.trim_start_matches('/'));
     // Only plain names: no `..`, no root, so nothing outside the directory is reachable.
     if !relative
@@ -67,6 +64,22 @@ pub async fn serve<B>(statics: &[StaticDir], req: &Request<B>) -> Option<Respons
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
     Some(resp)
+}
+
+/// Whether a `method` request for `path` (no query) may be a static file: the relay
+/// leaves such requests to the full server, which serves files.
+pub fn claims(statics: &[StaticDir], method: &Method, path: &str) -> bool {
+    !statics.is_empty()
+        && matches!(*method, Method::GET | Method::HEAD)
+        && percent_decode(path).is_some_and(|path| locate(statics, &path).is_some())
+}
+
+/// The directory whose prefix `path` is under, and the rest of the path.
+fn locate<'a>(statics: &'a [StaticDir], path: &'a str) -> Option<(&'a PathBuf, &'a str)> {
+    statics.iter().find_map(|s| {
+        let rest = path.strip_prefix(s.prefix.as_str())?;
+        (rest.is_empty() || rest.starts_with('/') || s.prefix == "/").then_some((&s.dir, rest))
+    })
 }
 
 /// `%XX` sequences decoded; `None` when the result is not UTF-8 or holds a NUL.
@@ -155,5 +168,10 @@ mod tests {
             .is_none());
         assert!(serve(&statics, &get("/staticky/app.css")).await.is_none());
         assert!(serve(&statics, &get("/other")).await.is_none());
+        assert!(claims(&statics, &Method::GET, "/static/app.css"));
+        assert!(claims(&statics, &Method::HEAD, "/static"));
+        assert!(!claims(&statics, &Method::POST, "/static/app.css"));
+        assert!(!claims(&statics, &Method::GET, "/staticky"));
+        assert!(!claims(&[], &Method::GET, "/static/app.css"));
     }
 }

@@ -1,0 +1,337 @@
+//! Message bodies as they pass through the relay: bytes are forwarded as they arrive, in
+//! their own framing (a chunked body stays chunked), and only tracked far enough to know
+//! where the message ends, so a kept-alive connection can carry the next one.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bytes a read asks for at least.
+const READ_CHUNK: usize = 16 * 1024;
+/// Below this, body bytes already read go out in the same write as the head.
+const COALESCE_BELOW: usize = 16 * 1024;
+
+/// How a message says where its body ends (RFC 9112, section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (a GET without one, a response to HEAD, 204, 304).
+    Empty,
+    /// `Content-Length`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// A response that ends when the connection does.
+    UntilClose,
+}
+
+/// Where a body stands: how much more belongs to it.
+#[derive(Debug)]
+pub struct Tracker {
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Length(u64),
+    UntilClose,
+    Chunk(Chunk),
+    Done,
+}
+
+/// The chunked-coding grammar, one byte (or one run of data) at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size { size: u64, digits: bool },
+    Extension { size: u64 },
+    SizeLf { size: u64 },
+    Data(u64),
+    DataCr,
+    DataLf,
+    TrailerLineStart,
+    TrailerLine,
+    EndLf,
+}
+
+/// A chunked body that breaks the grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed chunked body")]
+pub struct Malformed;
+
+impl Tracker {
+    /// A tracker for a body framed as `framing`.
+    pub fn new(framing: Framing) -> Self {
+        let state = match framing {
+            Framing::Empty | Framing::Length(0) => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Chunk(Chunk::Size {
+                size: 0,
+                digits: false,
+            }),
+            Framing::UntilClose => State::UntilClose,
+        };
+        Tracker { state }
+    }
+
+    /// Whether the body has ended.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Whether the body ends only when its connection closes.
+    pub fn until_close(&self) -> bool {
+        self.state == State::UntilClose
+    }
+
+    /// How many of `bytes` (which follow what was seen before) belong to the body.
+    pub fn advance(&mut self, bytes: &[u8]) -> Result<usize, Malformed> {
+        let mut at = 0;
+        while at < bytes.len() {
+            match &mut self.state {
+                State::Done => break,
+                State::UntilClose => return Ok(bytes.len()),
+                State::Length(left) => {
+                    let take = usize::try_from(*left)
+                        .map_or(bytes.len() - at, |left| left.min(bytes.len() - at));
+                    *left -= take as u64;
+                    at += take;
+                    if *left == 0 {
+                        self.state = State::Done;
+                    }
+                }
+                State::Chunk(Chunk::Data(left)) => {
+                    let take = usize::try_from(*left)
+                        .map_or(bytes.len() - at, |left| left.min(bytes.len() - at));
+                    *left -= take as u64;
+                    at += take;
+                    if *left == 0 {
+                        self.state = State::Chunk(Chunk::DataCr);
+                    }
+                }
+                State::Chunk(chunk) => {
+                    self.state = step(*chunk, bytes[at])?;
+                    at += 1;
+                }
+            }
+        }
+        Ok(at)
+    }
+}
+
+/// The chunked grammar's next state after one byte outside chunk data.
+fn step(chunk: Chunk, byte: u8) -> Result<State, Malformed> {
+    let after_size = |size: u64| {
+        State::Chunk(if size == 0 {
+            Chunk::TrailerLineStart
+        } else {
+            Chunk::Data(size)
+        })
+    };
+    let next = match (chunk, byte) {
+        (Chunk::Size { size, .. }, b) if b.is_ascii_hexdigit() => {
+            let digit = u64::from(char::from(b).to_digit(16).ok_or(Malformed)?);
+            let size = size
+                .checked_mul(16)
+                .and_then(|s| s.checked_add(digit))
+                .ok_or(Malformed)?;
+            State::Chunk(Chunk::Size { size, digits: true })
+        }
+        (Chunk::Size { size, digits: true }, b';' | b' ' | b'\t') => {
+            State::Chunk(Chunk::Extension { size })
+        }
+        (Chunk::Size { size, digits: true } | Chunk::Extension { size }, b'\r') => {
+            State::Chunk(Chunk::SizeLf { size })
+        }
+        (Chunk::Size { size, digits: true } | Chunk::Extension { size }, b'\n')
+        | (Chunk::SizeLf { size }, b'\n') => after_size(size),
+        (Chunk::Extension { size }, _) => State::Chunk(Chunk::Extension { size }),
+        (Chunk::DataCr, b'\r') => State::Chunk(Chunk::DataLf),
+        (Chunk::DataCr | Chunk::DataLf, b'\n') => State::Chunk(Chunk::Size {
+            size: 0,
+            digits: false,
+        }),
+        (Chunk::TrailerLineStart, b'\r') => State::Chunk(Chunk::EndLf),
+        (Chunk::TrailerLineStart | Chunk::EndLf, b'\n') => State::Done,
+        (Chunk::TrailerLineStart | Chunk::TrailerLine, b) => State::Chunk(if b == b'\n' {
+            Chunk::TrailerLineStart
+        } else {
+            Chunk::TrailerLine
+        }),
+        _ => return Err(Malformed),
+    };
+    Ok(next)
+}
+
+/// Which side of a relayed message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Reading the message from where it comes failed, or it ended early.
+    #[error("reading: {0}")]
+    Read(std::io::Error),
+    /// Writing it to where it goes failed.
+    #[error("writing: {0}")]
+    Write(std::io::Error),
+}
+
+/// One side of a connection being read: the stream and what was read but not used yet.
+pub struct Source<'a, R> {
+    /// The stream.
+    pub stream: &'a mut R,
+    /// Bytes read from it and not consumed.
+    pub buf: &'a mut BytesMut,
+}
+
+/// Reads more of `src` into its buffer; `Ok(0)` at the end of the stream.
+pub async fn fill<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    stream.read_buf(buf).await
+}
+
+/// Sends `head` and then the body that `tracker` follows, read from `src`, to `dst`.
+/// Body bytes already in the source's buffer go out with the head when they are few.
+/// Stops at the end of the body, leaving what follows it in the buffer.
+pub async fn relay<R, W>(
+    mut head: Vec<u8>,
+    tracker: &mut Tracker,
+    src: Source<'_, R>,
+    dst: &mut W,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Source { stream, buf } = src;
+    let malformed =
+        |e: Malformed| RelayError::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+    let take = tracker.advance(buf).map_err(malformed)?;
+    if take < COALESCE_BELOW || tracker.is_done() {
+        head.extend_from_slice(&buf[..take]);
+        dst.write_all(&head).await.map_err(RelayError::Write)?;
+    } else {
+        dst.write_all(&head).await.map_err(RelayError::Write)?;
+        dst.write_all(&buf[..take])
+            .await
+            .map_err(RelayError::Write)?;
+    }
+    buf.advance(take);
+    while !tracker.is_done() {
+        let read = fill(stream, buf).await.map_err(RelayError::Read)?;
+        if read == 0 {
+            if tracker.until_close() {
+                break;
+            }
+            return Err(RelayError::Read(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        let take = tracker.advance(buf).map_err(malformed)?;
+        dst.write_all(&buf[..take])
+            .await
+            .map_err(RelayError::Write)?;
+        buf.advance(take);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(framing: Framing, parts: &[&[u8]]) -> Result<(usize, bool), Malformed> {
+        let mut tracker = Tracker::new(framing);
+        let mut taken = 0;
+        for part in parts {
+            taken += tracker.advance(part)?;
+            if tracker.is_done() {
+                break;
+            }
+        }
+        Ok((taken, tracker.is_done()))
+    }
+
+    #[test]
+    fn a_length_body_ends_after_its_bytes_and_leaves_the_rest() {
+        assert_eq!(
+            feed(Framing::Length(5), &[b"hel", b"loGET /"]),
+            Ok((5, true))
+        );
+        assert_eq!(feed(Framing::Length(5), &[b"hel"]), Ok((3, false)));
+        assert_eq!(feed(Framing::Empty, &[b"GET /"]), Ok((0, true)));
+    }
+
+    #[test]
+    fn a_chunked_body_ends_after_its_last_chunk_and_trailers() {
+        let body: &[u8] = b"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\nNEXT";
+        assert_eq!(feed(Framing::Chunked, &[body]), Ok((body.len() - 4, true)));
+        // The same, a byte at a time.
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(feed(Framing::Chunked, &bytes), Ok((body.len() - 4, true)));
+        let trailers: &[u8] = b"0\r\nx-checksum: 1\r\n\r\n";
+        assert_eq!(
+            feed(Framing::Chunked, &[trailers]),
+            Ok((trailers.len(), true))
+        );
+        assert_eq!(feed(Framing::Chunked, &[b"5\r\nhel"]), Ok((6, false)));
+    }
+
+    #[test]
+    fn a_broken_chunked_body_is_refused() {
+        assert_eq!(feed(Framing::Chunked, &[b"zz\r\n"]), Err(Malformed));
+        assert_eq!(feed(Framing::Chunked, &[b"\r\n"]), Err(Malformed));
+        assert_eq!(feed(Framing::Chunked, &[b"2\r\nabX"]), Err(Malformed));
+        assert_eq!(
+            feed(Framing::Chunked, &[b"ffffffffffffffffff\r\n"]),
+            Err(Malformed)
+        );
+    }
+
+    #[tokio::test]
+    async fn relay_streams_the_body_and_keeps_what_follows() {
+        let (mut to_src, mut src) = tokio::io::duplex(64);
+        let mut buf = BytesMut::from(&b"5\r\nhel"[..]);
+        let writer = tokio::spawn(async move {
+            to_src
+                .write_all(b"lo\r\n0\r\n\r\nNEXT")
+                .await
+                .expect("write");
+        });
+        let mut out = Vec::new();
+        let mut tracker = Tracker::new(Framing::Chunked);
+        relay(
+            b"HEAD\r\n".to_vec(),
+            &mut tracker,
+            Source {
+                stream: &mut src,
+                buf: &mut buf,
+            },
+            &mut out,
+        )
+        .await
+        .expect("relay");
+        writer.await.expect("writer");
+        assert_eq!(out, b"HEAD\r\n5\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(&buf[..], b"NEXT");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_a_read_error() {
+        let (to_src, mut src) = tokio::io::duplex(64);
+        drop(to_src);
+        let mut buf = BytesMut::from(&b"abc"[..]);
+        let mut out = Vec::new();
+        let err = relay(
+            Vec::new(),
+            &mut Tracker::new(Framing::Length(10)),
+            Source {
+                stream: &mut src,
+                buf: &mut buf,
+            },
+            &mut out,
+        )
+        .await
+        .expect_err("cut short");
+        assert!(matches!(err, RelayError::Read(_)), "{err:?}");
+        assert_eq!(out, b"abc");
+    }
+}

@@ -1,0 +1,419 @@
+//! The edge's HTTP/1.1 relay: the path almost every request takes. It reads a request
+//! head, rewrites it for the machine and passes head and body bytes through in their
+//! own framing over a kept-alive connection, in one task and with one buffer a side, as
+//! nginx's proxy does. Anything else on a connection (HTTP/1.0, upgrades, `Expect`,
+//! static files, unknown apps, malformed heads) hands the connection, with the bytes
+//! read so far, to the full hyper server in `http.rs`.
+
+mod body;
+mod message;
+mod rewind;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use http::{Method, StatusCode};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use self::body::{fill, relay, RelayError, Source, Tracker};
+use self::message::{parse_request, parse_response, ParsedRequest, RequestHead, MAX_HEAD};
+use super::backends::Lease;
+use super::http::{acquire, app_from_host_name, error_page, is_idempotent, Refusal, MAX_ATTEMPTS};
+use super::pool::{self, Reusable};
+use super::routes::Route;
+use super::{statics, EdgeState, HEADER_READ_TIMEOUT};
+
+/// What a client connection starts with room for.
+const CLIENT_BUFFER: usize = 8 * 1024;
+
+/// A kept-alive connection to a machine, with what was read from it and not used yet.
+pub struct Upstream {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Reusable for Upstream {
+    /// Still idle: nothing arrived since its last response, and the machine did not close
+    /// it (the event loop has seen no read event for it; no syscall is made).
+    fn usable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.buf.is_empty() && self.stream.poll_read_ready(&mut cx).is_pending()
+    }
+}
+
+/// The client side of a connection being served.
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+    peer: SocketAddr,
+}
+
+/// What the next request on a connection is.
+enum Next {
+    /// One for the relay, to this route.
+    Relay(RequestHead, Arc<Route>),
+    /// The connection goes to the full server from here.
+    HandOver,
+    /// The client closed, or was too slow sending a head.
+    Closed,
+}
+
+/// Whether a connection can carry another request.
+#[derive(Debug, PartialEq, Eq)]
+enum After {
+    KeepAlive,
+    Close,
+}
+
+/// Serves one accepted edge connection; `fixed` is the app and port of a service port,
+/// which belongs to one app whatever the `Host`.
+pub async fn serve(
+    state: Arc<EdgeState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    fixed: Option<(String, u16)>,
+) {
+    let _ = stream.set_nodelay(true);
+    let connections = state.metrics.edge_connections.clone();
+    connections.inc();
+    let mut client = Client {
+        stream,
+        buf: BytesMut::with_capacity(CLIENT_BUFFER),
+        peer,
+    };
+    loop {
+        match next_request(&state, &mut client, fixed.as_ref()).await {
+            Next::Relay(head, route) => {
+                if exchange(&state, &route, &mut client, head).await == After::Close {
+                    break;
+                }
+            }
+            Next::HandOver => {
+                let io = rewind::Rewind::new(client.buf.freeze(), client.stream);
+                super::serve_hyper(state, io, peer, fixed).await;
+                break;
+            }
+            Next::Closed => break,
+        }
+    }
+    connections.dec();
+}
+
+/// Reads the next request head and decides who serves it.
+async fn next_request(
+    state: &EdgeState,
+    client: &mut Client,
+    fixed: Option<&(String, u16)>,
+) -> Next {
+    loop {
+        match parse_request(&client.buf, client.peer.ip()) {
+            ParsedRequest::Head(head) => {
+                let route = match fixed {
+                    Some((app, port)) => state.service_http_route(app, *port),
+                    None => head
+                        .host
+                        .as_deref()
+                        .and_then(|host| app_from_host_name(host, &state.domain))
+                        .and_then(|app| state.http_route(&app)),
+                };
+                let path = head.target.split('?').next().unwrap_or("/");
+                return match route {
+                    Some(route) if !statics::claims(&route.statics, &head.method, path) => {
+                        Next::Relay(head, route)
+                    }
+                    // Unknown apps get hyper's error answer; files are served there.
+                    _ => Next::HandOver,
+                };
+            }
+            ParsedRequest::HandOver => return Next::HandOver,
+            ParsedRequest::Partial if client.buf.len() >= MAX_HEAD => return Next::HandOver,
+            ParsedRequest::Partial => {}
+        }
+        let read = tokio::time::timeout(
+            HEADER_READ_TIMEOUT,
+            fill(&mut client.stream, &mut client.buf),
+        )
+        .await;
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Next::Closed,
+        }
+    }
+}
+
+/// Relays one request and its response, counting it in `/metrics`.
+async fn exchange(
+    state: &EdgeState,
+    route: &Route,
+    client: &mut Client,
+    head: RequestHead,
+) -> After {
+    let started = Instant::now();
+    let (status, after) = proxy(state, route, client, head).await;
+    state.count(&route.app, status, started);
+    after
+}
+
+/// Why one try at a machine failed.
+enum Failed {
+    /// Nothing came back, and the machine need not have seen the request: try another.
+    Retry(String),
+    /// The request may have reached the machine; answer 502 with this.
+    Give(String),
+}
+
+/// Sends the request to a healthy machine and its response back: the status sent (or
+/// that would have been) and whether the connection goes on.
+async fn proxy(
+    state: &EdgeState,
+    route: &Route,
+    client: &mut Client,
+    head: RequestHead,
+) -> (u16, After) {
+    client.buf.advance(head.len);
+    // A body that is all here already (the usual small one) is kept with the head, so the
+    // whole request can go to another machine if the first one fails it.
+    let mut probe = Tracker::new(head.framing);
+    let Ok(here) = probe.advance(&client.buf) else {
+        let reason = "malformed chunked request body";
+        return answer(
+            client,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            reason,
+            &head,
+            true,
+        )
+        .await;
+    };
+    let whole = probe.is_done().then(|| {
+        let mut request = head.upstream.clone();
+        request.extend_from_slice(&client.buf[..here]);
+        client.buf.advance(here);
+        request
+    });
+    let replayable = whole.is_some() && is_idempotent(&head.method);
+    let mut tried: Vec<String> = Vec::new();
+    let mut last_error = String::new();
+    loop {
+        let lease = match acquire(state, route, &tried).await {
+            Ok(lease) => lease,
+            Err(refusal) => {
+                let (code, message) = refusal.reason(&route.app);
+                if matches!(refusal, Refusal::NoneHealthy) && !tried.is_empty() {
+                    let message =
+                        format!("no machine of {} could be reached: {last_error}", route.app);
+                    return answer(
+                        client,
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_failed",
+                        &message,
+                        &head,
+                        whole.is_none(),
+                    )
+                    .await;
+                }
+                return answer(
+                    client,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    &message,
+                    &head,
+                    whole.is_none(),
+                )
+                .await;
+            }
+        };
+        let machine = lease.backend.spec.machine.clone();
+        let failed = match attempt(route, client, &head, whole.as_deref(), replayable, lease).await
+        {
+            Ok(done) => return done,
+            Err(failed) => failed,
+        };
+        match failed {
+            Failed::Retry(why) if tried.len() + 1 < MAX_ATTEMPTS => {
+                tracing::debug!(%machine, error = %why, "edge: machine failed a request it never took; trying another");
+                last_error = format!("machine {machine}: {why}");
+                tried.push(machine);
+            }
+            Failed::Retry(why) | Failed::Give(why) => {
+                let message = format!("machine {machine}: {why}");
+                return answer(
+                    client,
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_failed",
+                    &message,
+                    &head,
+                    whole.is_none(),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// One try at one machine. `whole` is the entire request when it was all read already;
+/// else its body streams from the client over a new connection and is not retried.
+async fn attempt(
+    route: &Route,
+    client: &mut Client,
+    head: &RequestHead,
+    whole: Option<&[u8]>,
+    replayable: bool,
+    lease: Lease,
+) -> Result<(u16, After), Failed> {
+    let backend = lease.backend.clone();
+    // A pooled connection the machine closed a moment ago fails without the machine
+    // having seen anything: such a failure is retried whatever the method.
+    let pooled = whole.and_then(|_| backend.upstreams.here().take());
+    let reused = pooled.is_some();
+    let mut upstream = match pooled {
+        Some(upstream) => upstream,
+        None => {
+            let port = backend.dial_port(route.internal_port);
+            let stream = pool::dial(port)
+                .await
+                .map_err(|e| Failed::Retry(e.to_string()))?;
+            Upstream {
+                stream,
+                buf: BytesMut::new(),
+            }
+        }
+    };
+    let retry_or_give = |why: String| {
+        if replayable || reused {
+            Failed::Retry(why)
+        } else {
+            Failed::Give(why)
+        }
+    };
+    match whole {
+        Some(request) => upstream
+            .stream
+            .write_all(request)
+            .await
+            .map_err(|e| retry_or_give(format!("sending the request: {e}")))?,
+        None => {
+            let mut tracker = Tracker::new(head.framing);
+            let src = Source {
+                stream: &mut client.stream,
+                buf: &mut client.buf,
+            };
+            match relay(
+                head.upstream.clone(),
+                &mut tracker,
+                src,
+                &mut upstream.stream,
+            )
+            .await
+            {
+                Ok(()) => {}
+                // The client went away mid-body: nobody is left to answer.
+                Err(RelayError::Read(e)) => {
+                    tracing::debug!(peer = %client.peer, error = %e, "edge: request body cut off");
+                    return Ok((499, After::Close));
+                }
+                Err(RelayError::Write(e)) => {
+                    return Err(Failed::Give(format!("sending the request body: {e}")))
+                }
+            }
+        }
+    }
+    let head_request = head.method == Method::HEAD;
+    let resp = loop {
+        match parse_response(&upstream.buf, head_request, head.close) {
+            Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => {
+                // An interim answer (103 Early Hints): passed on; the real one follows.
+                upstream.buf.advance(resp.len);
+                if client.stream.write_all(&resp.client).await.is_err() {
+                    return Ok((resp.status, After::Close));
+                }
+                continue;
+            }
+            Ok(Some(resp)) if resp.status == 101 => {
+                return Err(Failed::Give("switched protocols unasked".to_string()))
+            }
+            Ok(Some(resp)) => break resp,
+            Ok(None) => {}
+            Err(e) => return Err(Failed::Give(e.to_string())),
+        }
+        let nothing_yet = upstream.buf.is_empty();
+        match fill(&mut upstream.stream, &mut upstream.buf).await {
+            Ok(n) if n > 0 => {}
+            Ok(_) if nothing_yet => {
+                return Err(retry_or_give(
+                    "closed the connection without answering".into(),
+                ))
+            }
+            Err(e) if nothing_yet => return Err(retry_or_give(format!("no answer: {e}"))),
+            Ok(_) => return Err(Failed::Give("closed the connection mid-answer".into())),
+            Err(e) => return Err(Failed::Give(format!("reading the answer: {e}"))),
+        }
+    };
+    upstream.buf.advance(resp.len);
+    let mut tracker = Tracker::new(resp.framing);
+    let src = Source {
+        stream: &mut upstream.stream,
+        buf: &mut upstream.buf,
+    };
+    match relay(resp.client, &mut tracker, src, &mut client.stream).await {
+        Ok(()) => {
+            if resp.reusable {
+                backend.upstreams.here().put(upstream);
+            }
+            drop(lease);
+            let after = if resp.close {
+                After::Close
+            } else {
+                After::KeepAlive
+            };
+            Ok((resp.status, after))
+        }
+        Err(e) => {
+            // Too late for an error answer: the client has part of the response.
+            tracing::debug!(machine = %backend.spec.machine, error = %e, "edge: response cut off");
+            Ok((resp.status, After::Close))
+        }
+    }
+}
+
+/// Sends the edge's own error answer; `unread_body` closes the connection after it
+/// (the rest of the request was never read).
+async fn answer(
+    client: &mut Client,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    head: &RequestHead,
+    unread_body: bool,
+) -> (u16, After) {
+    let (content_type, body) = error_page(status, code, message, head.html);
+    let close = head.close || unread_body;
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        out.push_str("retry-after: 1\r\n");
+    }
+    if close {
+        out.push_str("connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    if head.method != Method::HEAD {
+        out.push_str(&body);
+    }
+    let sent = client.stream.write_all(out.as_bytes()).await;
+    let after = if close || sent.is_err() {
+        After::Close
+    } else {
+        After::KeepAlive
+    };
+    (status.as_u16(), after)
+}
