@@ -7,10 +7,12 @@
 #   direct  wrk -> the machine
 #   nginx   wrk -> nginx reverse proxy (keepalive upstream) -> the machine
 #   edge    wrk -> lakeflyd's edge (Host: bench.localhost) -> the machine
-# and prints edge/nginx ratios. Usage: scripts/bench/proxy.sh [SECONDS per run, default 10]
+# and prints edge/nginx ratios of the medians over several rounds.
+# Usage: scripts/bench/proxy.sh [SECONDS per run, default 8] [ROUNDS, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-duration="${1:-10}"
+duration="${1:-8}"
+rounds="${2:-3}"
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk; then
@@ -153,31 +155,39 @@ print(f"{rps:.0f} {p99:.0f} {errors.group(1) if errors else 0} {cpu:.1f}")
 EOF
 }
 
-echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run; $(nproc) cores"
+echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run, $rounds rounds; $(nproc) cores"
 echo "wrk runs one thread; CPU is the proxy's own (lakeflyd; nginx's master and workers)"
-printf '%-8s %6s %12s %10s %8s %12s\n' target conns 'req/s' 'p99 µs' non-2xx 'CPU µs/req'
-declare -A rps p99 cpu
+echo "Targets take turns within each round, so a noisy moment on this shared machine does"
+echo "not land on one of them only; the summary compares medians over the rounds."
+printf '%-6s %-8s %6s %12s %10s %8s %12s\n' round target conns 'req/s' 'p99 µs' non-2xx 'CPU µs/req'
+declare -A runs
 for conns in 32 1; do
-    for target in direct nginx edge; do
-        case "$target" in
-            direct) url="http://127.0.0.1:$port/" pid="" ;;
-            nginx) url="http://127.0.0.1:$proxy_port/" pid=$nginx_pid ;;
-            edge) url="$edge/" pid=$daemon_pid ;;
-        esac
-        read -r r p e c < <(measure "$url" "$conns" "$pid")
-        rps[$target$conns]=$r
-        p99[$target$conns]=$p
-        cpu[$target$conns]=$c
-        [ "$target" = direct ] && c=-
-        printf '%-8s %6s %12s %10s %8s %12s\n' "$target" "$conns" "$r" "$p" "$e" "$c"
+    for round in $(seq "$rounds"); do
+        for target in direct nginx edge; do
+            case "$target" in
+                direct) url="http://127.0.0.1:$port/" pid="" ;;
+                nginx) url="http://127.0.0.1:$proxy_port/" pid=$nginx_pid ;;
+                edge) url="$edge/" pid=$daemon_pid ;;
+            esac
+            read -r r p e c < <(measure "$url" "$conns" "$pid")
+            runs[$target$conns]+="$r,$p,$c "
+            [ "$target" = direct ] && c=-
+            printf '%-6s %-8s %6s %12s %10s %8s %12s\n' "$round" "$target" "$conns" "$r" "$p" "$e" "$c"
+        done
     done
 done
 echo
 for conns in 32 1; do
-    python3 - "$conns" "${rps[edge$conns]}" "${rps[nginx$conns]}" "${p99[edge$conns]}" \
-        "${p99[nginx$conns]}" "${cpu[edge$conns]}" "${cpu[nginx$conns]}" <<'EOF'
-import sys
-conns, er, nr, ep, np, ec, nc = sys.argv[1], *map(float, sys.argv[2:])
+    python3 - "$conns" "${runs[direct$conns]}" "${runs[nginx$conns]}" "${runs[edge$conns]}" <<'EOF'
+import statistics, sys
+conns = sys.argv[1]
+def medians(runs):
+    rows = [tuple(map(float, run.split(","))) for run in runs.split()]
+    return [statistics.median(column) for column in zip(*rows)]
+(dr, dp, _), (nr, np, nc), (er, ep, ec) = (medians(r) for r in sys.argv[2:])
+print(f"{conns:>2} conns, medians: direct {dr:.0f} req/s p99 {dp:.0f} µs; "
+      f"nginx {nr:.0f} req/s p99 {np:.0f} µs {nc:.1f} µs/req; "
+      f"edge {er:.0f} req/s p99 {ep:.0f} µs {ec:.1f} µs/req")
 print(f"{conns:>2} conns: edge/nginx throughput {er / nr:.2f}x (target >= 1.00), "
       f"p99 {ep / np:.2f}x (target <= 1.00), CPU per request {ec / nc:.2f}x")
 EOF

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 
 use self::body::{fill, relay, RelayError, Source, Tracker};
 use self::message::{parse_request, parse_response, ParsedRequest, RequestHead, MAX_HEAD};
-use super::backends::Lease;
+use super::backends::{Backend, Lease};
 use super::http::{acquire, app_from_host_name, error_page, is_idempotent, Refusal, MAX_ATTEMPTS};
 use super::pool::{self, Reusable};
 use super::routes::Route;
@@ -109,6 +109,9 @@ async fn next_request(
     client: &mut Client,
     fixed: Option<&(String, u16)>,
 ) -> Next {
+    // The whole head must arrive in time (an idle kept-alive connection closes then too),
+    // however slowly its bytes trickle in.
+    let deadline = tokio::time::Instant::now() + HEADER_READ_TIMEOUT;
     loop {
         match parse_request(&client.buf, client.peer.ip()) {
             ParsedRequest::Head(head) => {
@@ -133,11 +136,8 @@ async fn next_request(
             ParsedRequest::Partial if client.buf.len() >= MAX_HEAD => return Next::HandOver,
             ParsedRequest::Partial => {}
         }
-        let read = tokio::time::timeout(
-            HEADER_READ_TIMEOUT,
-            fill(&mut client.stream, &mut client.buf),
-        )
-        .await;
+        let read =
+            tokio::time::timeout_at(deadline, fill(&mut client.stream, &mut client.buf)).await;
         match read {
             Ok(Ok(n)) if n > 0 => {}
             _ => return Next::Closed,
@@ -196,7 +196,11 @@ async fn proxy(
         client.buf.advance(here);
         request
     });
-    let replayable = whole.is_some() && is_idempotent(&head.method);
+    let request = Outgoing {
+        head: &head,
+        whole: whole.as_deref(),
+        replayable: whole.is_some() && is_idempotent(&head.method),
+    };
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = String::new();
     loop {
@@ -229,8 +233,7 @@ async fn proxy(
             }
         };
         let machine = lease.backend.spec.machine.clone();
-        let failed = match attempt(route, client, &head, whole.as_deref(), replayable, lease).await
-        {
+        let failed = match attempt(route, client, &request, lease).await {
             Ok(done) => return done,
             Err(failed) => failed,
         };
@@ -256,45 +259,71 @@ async fn proxy(
     }
 }
 
-/// One try at one machine. `whole` is the entire request when it was all read already;
-/// else its body streams from the client over a new connection and is not retried.
+/// The request as it goes to a machine.
+struct Outgoing<'a> {
+    head: &'a RequestHead,
+    /// The entire request when it was all read already; else its body streams from the
+    /// client (over a new connection, and is not retried).
+    whole: Option<&'a [u8]>,
+    /// Safe to send again even when a machine may have seen it.
+    replayable: bool,
+}
+
+/// One try at the machine of `lease`, whose request count it holds until the response
+/// has been passed on.
 async fn attempt(
     route: &Route,
     client: &mut Client,
-    head: &RequestHead,
-    whole: Option<&[u8]>,
-    replayable: bool,
+    request: &Outgoing<'_>,
     lease: Lease,
 ) -> Result<(u16, After), Failed> {
-    let backend = lease.backend.clone();
-    // A pooled connection the machine closed a moment ago fails without the machine
-    // having seen anything: such a failure is retried whatever the method.
-    let pooled = whole.and_then(|_| backend.upstreams.here().take());
-    let reused = pooled.is_some();
-    let mut upstream = match pooled {
-        Some(upstream) => upstream,
-        None => {
-            let port = backend.dial_port(route.internal_port);
-            let stream = pool::dial(port)
-                .await
-                .map_err(|e| Failed::Retry(e.to_string()))?;
-            Upstream {
-                stream,
-                buf: BytesMut::new(),
+    let backend = &lease.backend;
+    if request.whole.is_some() {
+        if let Some(upstream) = backend.upstreams.here().take() {
+            match send(upstream, true, client, request, backend).await {
+                // The machine closed this kept-alive connection a moment ago, before it
+                // saw anything: the same machine is asked again on a new one.
+                Err(Failed::Retry(why)) => {
+                    tracing::debug!(machine = %backend.spec.machine, error = %why, "edge: kept-alive connection gone; dialling again");
+                }
+                done => return done,
             }
         }
+    }
+    let port = backend.dial_port(route.internal_port);
+    let stream = pool::dial(port)
+        .await
+        .map_err(|e| Failed::Retry(e.to_string()))?;
+    let upstream = Upstream {
+        stream,
+        buf: BytesMut::new(),
     };
+    send(upstream, false, client, request, backend).await
+}
+
+/// Sends the request over `upstream` (`reused` from the pool) and passes the response
+/// on; the connection goes back to the pool when it can carry another.
+async fn send(
+    mut upstream: Upstream,
+    reused: bool,
+    client: &mut Client,
+    request: &Outgoing<'_>,
+    backend: &Backend,
+) -> Result<(u16, After), Failed> {
+    let head = request.head;
+    // Nothing came back: the request is sent again if it may be, or if the connection was
+    // a kept-alive one the machine may have closed before it read anything.
     let retry_or_give = |why: String| {
-        if replayable || reused {
+        if request.replayable || reused {
             Failed::Retry(why)
         } else {
             Failed::Give(why)
         }
     };
-    match whole {
-        Some(request) => upstream
+    match request.whole {
+        Some(bytes) => upstream
             .stream
-            .write_all(request)
+            .write_all(bytes)
             .await
             .map_err(|e| retry_or_give(format!("sending the request: {e}")))?,
         None => {
@@ -365,7 +394,6 @@ async fn attempt(
             if resp.reusable {
                 backend.upstreams.here().put(upstream);
             }
-            drop(lease);
             let after = if resp.close {
                 After::Close
             } else {
