@@ -10,14 +10,16 @@ mod message;
 mod rewind;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use http::{Method, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use self::body::{fill, relay, RelayError, Source, Tracker};
 use self::message::{parse_request, parse_response, ParsedRequest, RequestHead, MAX_HEAD};
@@ -29,6 +31,10 @@ use super::{statics, EdgeState, HEADER_READ_TIMEOUT};
 
 /// What a client connection starts with room for.
 const CLIENT_BUFFER: usize = 8 * 1024;
+/// How far a connection's head deadline may lag behind `HEADER_READ_TIMEOUT` before it
+/// is re-armed. Re-arming a timer wakes the event loop through its eventfd; doing it
+/// for every request cost a syscall and a loop turn on about one request in ten.
+const HEADER_DEADLINE_SLACK: Duration = Duration::from_secs(5);
 
 /// A kept-alive connection to a machine, with what was read from it and not used yet.
 pub struct Upstream {
@@ -50,6 +56,8 @@ struct Client {
     stream: TcpStream,
     buf: BytesMut,
     peer: SocketAddr,
+    /// When the head being read must have arrived.
+    head_deadline: Pin<Box<Sleep>>,
 }
 
 /// What the next request on a connection is.
@@ -84,6 +92,7 @@ pub async fn serve(
         stream,
         buf: BytesMut::with_capacity(CLIENT_BUFFER),
         peer,
+        head_deadline: Box::pin(tokio::time::sleep(HEADER_READ_TIMEOUT)),
     };
     loop {
         match next_request(&state, &mut client, fixed.as_ref()).await {
@@ -110,8 +119,11 @@ async fn next_request(
     fixed: Option<&(String, u16)>,
 ) -> Next {
     // The whole head must arrive in time (an idle kept-alive connection closes then too),
-    // however slowly its bytes trickle in.
+    // however slowly its bytes trickle in: within HEADER_READ_TIMEOUT, less the slack.
     let deadline = tokio::time::Instant::now() + HEADER_READ_TIMEOUT;
+    if client.head_deadline.deadline() + HEADER_DEADLINE_SLACK < deadline {
+        client.head_deadline.as_mut().reset(deadline);
+    }
     loop {
         match parse_request(&client.buf, client.peer.ip()) {
             ParsedRequest::Head(head) => {
@@ -136,10 +148,13 @@ async fn next_request(
             ParsedRequest::Partial if client.buf.len() >= MAX_HEAD => return Next::HandOver,
             ParsedRequest::Partial => {}
         }
-        let read =
-            tokio::time::timeout_at(deadline, fill(&mut client.stream, &mut client.buf)).await;
+        let read = tokio::select! {
+            biased;
+            read = fill(&mut client.stream, &mut client.buf) => read,
+            () = client.head_deadline.as_mut() => return Next::Closed,
+        };
         match read {
-            Ok(Ok(n)) if n > 0 => {}
+            Ok(n) if n > 0 => {}
             _ => return Next::Closed,
         }
     }
