@@ -1,5 +1,6 @@
-"""An app for the edge tests: echoes what the edge forwarded, streams server-sent events,
-echoes one WebSocket message, counts an upload, and holds a request open on demand."""
+"""An app for the edge tests: echoes what the edge forwarded, streams server-sent events
+and chunked bodies, echoes one WebSocket message, counts an upload, holds a request open
+and hangs up on demand."""
 
 import base64
 import hashlib
@@ -53,6 +54,15 @@ class Handler(BaseHTTPRequestHandler):
             # Hangs up without an answer, as a crashing handler would.
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+        elif self.path == "/chunked":
+            # A body in chunks, as an app that streams without knowing the length sends it.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"one ", b"two ", b"three"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
         elif self.path == "/hold":
             # Occupies the machine until the client goes away.
             time.sleep(60)
@@ -61,6 +71,13 @@ class Handler(BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             body = json.dumps({"machine": MACHINE, "path": self.path, "headers": headers})
             self.reply(200, body.encode() + b"\n")
+
+    def do_HEAD(self):
+        # The head a GET would have, without its body.
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "12")
+        self.end_headers()
 
     def do_POST(self):
         length = self.headers.get("Content-Length")
@@ -90,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         body = json.dumps({"bytes": total, "sha256": digest.hexdigest(), "machine": MACHINE})
         self.reply(200, body.encode() + b"\n")
+        if self.path == "/close":
+            # Hangs up after answering without saying so, as an app whose keep-alive
+            # timeout is short does to a connection the edge keeps for the next request.
+            self.close_connection = True
 
     def websocket_echo(self):
         key = self.headers.get("Sec-WebSocket-Key", "")

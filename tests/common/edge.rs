@@ -1,0 +1,92 @@
+//! The edge test app deployed on a test daemon, with a client that reaches it by name.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::daemon::TestDaemon;
+use super::Run;
+
+/// The test app's name.
+pub const APP: &str = "edgy";
+/// Its host name on the edge.
+pub const HOST: &str = "edgy.localhost";
+/// How long anything a test waits for may take.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A daemon and a copy of the edge test app, with `extra` appended to its fly.toml.
+pub struct Setup {
+    pub d: TestDaemon,
+    _dir: tempfile::TempDir,
+    pub app: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl Setup {
+    pub fn new(extra_toml: &str, daemon_flags: &[&str]) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let d = TestDaemon::start_in(&temp.path().join("state"), daemon_flags);
+        let app = temp.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/edge");
+        std::fs::copy(source.join("app.py"), app.join("app.py")).unwrap();
+        let base = std::fs::read_to_string(source.join("fly.toml")).unwrap();
+        std::fs::write(app.join("fly.toml"), format!("{base}\n{extra_toml}")).unwrap();
+        let edge: std::net::SocketAddr = d.edge_addr().parse().unwrap();
+        let client = reqwest::Client::builder()
+            .resolve(HOST, edge)
+            .no_proxy()
+            .build()
+            .unwrap();
+        Setup {
+            d,
+            _dir: temp,
+            app,
+            client,
+        }
+    }
+
+    /// `lakefly deploy`, run off the async runtime.
+    pub async fn deploy(&self) -> Run {
+        self.cli(&["deploy"]).await
+    }
+
+    pub async fn cli(&self, args: &[&str]) -> Run {
+        let (api, app) = (self.d.api.clone(), self.app.clone());
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let mut all = vec!["--remote".to_string(), api];
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            super::lakefly(&app, &refs)
+        })
+        .await
+        .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{HOST}:{}{path}", self.edge_port())
+    }
+
+    pub fn edge_port(&self) -> u16 {
+        self.d
+            .edge_addr()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn status(&self) -> Value {
+        self.cli(&["status", "-a", APP, "--json"])
+            .await
+            .expect_code(0)
+            .json()
+    }
+}

@@ -1,0 +1,268 @@
+//! HTTP/1.1 on the wire through the edge, written and read byte by byte where a client
+//! library would smooth things over: pipelined requests, chunked bodies both ways, HEAD,
+//! HTTP/1.0, a request framed two ways (the smuggling shape), and an app that hangs up
+//! kept-alive connections behind the edge's back.
+
+mod common;
+
+use common::edge::{Setup, DEADLINE, HOST};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One response as it arrived.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    /// Header names lowercased, in order.
+    headers: Vec<(String, String)>,
+    /// The body, de-chunked when it came chunked.
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// A raw connection to the edge.
+struct Wire {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Wire {
+    async fn connect(s: &Setup) -> Self {
+        let stream = TcpStream::connect(s.d.edge_addr()).await.unwrap();
+        Wire {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, raw: &str) {
+        self.stream.write_all(raw.as_bytes()).await.unwrap();
+    }
+
+    /// Reads until `done` says how much of the buffer it needs; `None` if the connection
+    /// closed first.
+    async fn read_until(&mut self, done: impl Fn(&[u8]) -> Option<usize>) -> Option<Vec<u8>> {
+        loop {
+            if let Some(n) = done(&self.buf) {
+                return Some(self.buf.drain(..n).collect());
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = tokio::time::timeout(DEADLINE, self.stream.read(&mut chunk))
+                .await
+                .expect("the edge answers in time")
+                .unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The next response; `head_request` when it answers a HEAD (no body follows).
+    async fn response(&mut self, head_request: bool) -> Response {
+        let head = self
+            .read_until(|b| b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4))
+            .await
+            .expect("a response head");
+        let head = String::from_utf8(head).unwrap();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (n, v) = l.split_once(':').unwrap();
+                (n.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        let mut resp = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head_request {
+            return resp;
+        }
+        if resp.header("transfer-encoding") == Some("chunked") {
+            loop {
+                let line = self
+                    .read_until(|b| b.windows(2).position(|w| w == b"\r\n").map(|i| i + 2))
+                    .await
+                    .expect("a chunk size");
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&line).unwrap().trim(), 16).unwrap();
+                let chunk = self
+                    .read_until(|b| (b.len() >= size + 2).then_some(size + 2))
+                    .await
+                    .expect("a chunk");
+                if size == 0 {
+                    break;
+                }
+                resp.body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(len) = resp.header("content-length") {
+            let len: usize = len.parse().unwrap();
+            resp.body = self
+                .read_until(|b| (b.len() >= len).then_some(len))
+                .await
+                .expect("the body");
+        } else {
+            resp.body = self.read_until(|_| None).await.unwrap_or_default();
+            resp.body.append(&mut self.buf);
+        }
+        resp
+    }
+
+    /// Whether the edge closed the connection (with nothing more to read).
+    async fn closed(&mut self) -> bool {
+        self.read_until(|_| None).await.is_none() && self.buf.is_empty()
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let mut wire = Wire::connect(&s).await;
+    // Both in one write: the second waits in the edge's buffer while the first is served.
+    wire.send(&format!("{}{}", get("/first"), get("/second?x=1")))
+        .await;
+    assert_eq!(wire.response(false).await.json()["path"], "/first");
+    assert_eq!(wire.response(false).await.json()["path"], "/second?x=1");
+    // The connection is still good for more.
+    wire.send(&get("/third")).await;
+    let third = wire.response(false).await;
+    assert_eq!(third.status, 200);
+    assert_eq!(third.json()["path"], "/third");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_bodies_pass_through_in_both_directions() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let mut wire = Wire::connect(&s).await;
+    let parts = ["hello ", "chunked ", "world"];
+    let mut raw =
+        format!("POST /upload HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for part in parts {
+        raw.push_str(&format!("{:x};note=1\r\n{part}\r\n", part.len()));
+    }
+    raw.push_str("0\r\nx-trailer: yes\r\n\r\n");
+    // Sent in pieces that split sizes and data, as a slow client would.
+    for piece in raw.as_bytes().chunks(7) {
+        wire.stream.write_all(piece).await.unwrap();
+    }
+    let upload = wire.response(false).await;
+    assert_eq!(upload.status, 200);
+    let whole = parts.concat();
+    assert_eq!(upload.json()["bytes"], whole.len());
+    assert_eq!(
+        upload.json()["sha256"],
+        format!("{:x}", Sha256::digest(whole.as_bytes()))
+    );
+
+    // A chunked answer reaches the client chunked, whole, on the same connection.
+    wire.send(&get("/chunked")).await;
+    let download = wire.response(false).await;
+    assert_eq!(download.status, 200);
+    assert_eq!(download.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(download.header("content-length"), None);
+    assert_eq!(String::from_utf8(download.body).unwrap(), "one two three");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_and_http_1_0_requests_are_answered() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let mut wire = Wire::connect(&s).await;
+    wire.send(&format!("HEAD / HTTP/1.1\r\nHost: {HOST}\r\n\r\n"))
+        .await;
+    let head = wire.response(true).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("12"));
+    // No body followed the head: the next answer on the connection is the next request's.
+    wire.send(&get("/after-head")).await;
+    assert_eq!(wire.response(false).await.json()["path"], "/after-head");
+
+    let mut old = Wire::connect(&s).await;
+    old.send(&format!("GET /old HTTP/1.0\r\nHost: {HOST}\r\n\r\n"))
+        .await;
+    let resp = old.response(false).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["path"], "/old");
+    assert!(
+        old.closed().await,
+        "an HTTP/1.0 exchange without keep-alive ends the connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_framed_two_ways_is_answered_once_and_its_connection_closed() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let mut wire = Wire::connect(&s).await;
+    // By Content-Length the body is the chunked terminator plus a second request; by
+    // Transfer-Encoding it ends after the terminator. Whichever a server believes, a
+    // proxy that reads it the other way would pass the smuggled request on.
+    let smuggled = get("/smuggled");
+    let body = format!("0\r\n\r\n{smuggled}");
+    wire.send(&format!(
+        "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    let resp = wire.response(false).await;
+    assert!(
+        resp.status == 200 || resp.status == 400,
+        "answered as one request or refused: {resp:?}"
+    );
+    if resp.status == 200 {
+        assert_eq!(resp.json()["bytes"], 0, "the chunked framing won");
+    }
+    assert!(wire.closed().await, "no answer to the smuggled request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_hangs_up_kept_alive_connections_loses_no_request() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    // Each POST (not safe to send twice) is answered and then the app closes the
+    // connection without a `Connection: close`; the edge must not send the next request
+    // into that dead connection and fail it.
+    for i in 0..30 {
+        let resp = s
+            .client
+            .post(s.url("/close"))
+            .body(format!("request {i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "request {i}: {}",
+            resp.text().await.unwrap()
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["bytes"], format!("request {i}").len());
+    }
+}
