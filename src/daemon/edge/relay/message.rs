@@ -93,6 +93,10 @@ pub fn parse_request(buf: &[u8], peer: IpAddr) -> ParsedRequest {
     for field in req.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                // Two hosts: which app is meant is ambiguous; the full server decides.
+                return ParsedRequest::HandOver;
+            }
             host = std::str::from_utf8(field.value).ok().map(str::to_owned);
         } else if name.eq_ignore_ascii_case("accept") {
             html = contains(field.value, b"text/html");
@@ -453,6 +457,7 @@ mod tests {
             "PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
         ));
         assert!(hand_over("GARBAGE\r\n\r\n"));
+        assert!(hand_over("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"));
         assert!(matches!(
             parse_request(b"GET / HTTP/1.1\r\nHost: a", peer()),
             ParsedRequest::Partial
