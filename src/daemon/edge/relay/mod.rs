@@ -187,7 +187,7 @@ async fn proxy(
     state: &EdgeState,
     route: &Route,
     client: &mut Client,
-    head: RequestHead,
+    mut head: RequestHead,
 ) -> (u16, After) {
     client.buf.advance(head.len);
     // A body that is all here already (the usual small one) is kept with the head, so the
@@ -206,7 +206,7 @@ async fn proxy(
         .await;
     };
     let whole = probe.is_done().then(|| {
-        let mut request = head.upstream.clone();
+        let mut request = std::mem::take(&mut head.upstream);
         request.extend_from_slice(&client.buf[..here]);
         client.buf.advance(here);
         request
@@ -222,29 +222,18 @@ async fn proxy(
         let lease = match acquire(state, route, &tried).await {
             Ok(lease) => lease,
             Err(refusal) => {
-                let (code, message) = refusal.reason(&route.app);
-                if matches!(refusal, Refusal::NoneHealthy) && !tried.is_empty() {
-                    let message =
-                        format!("no machine of {} could be reached: {last_error}", route.app);
-                    return answer(
-                        client,
+                let (status, code, message) = match refusal {
+                    Refusal::NoneHealthy if !tried.is_empty() => (
                         StatusCode::BAD_GATEWAY,
                         "upstream_failed",
-                        &message,
-                        &head,
-                        whole.is_none(),
-                    )
-                    .await;
-                }
-                return answer(
-                    client,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    code,
-                    &message,
-                    &head,
-                    whole.is_none(),
-                )
-                .await;
+                        format!("no machine of {} could be reached: {last_error}", route.app),
+                    ),
+                    _ => {
+                        let (code, message) = refusal.reason(&route.app);
+                        (StatusCode::SERVICE_UNAVAILABLE, code, message)
+                    }
+                };
+                return answer(client, status, code, &message, &head, whole.is_none()).await;
             }
         };
         let machine = lease.backend.spec.machine.clone();
