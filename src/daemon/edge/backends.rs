@@ -3,11 +3,13 @@
 //! machine prefers the least loaded under the soft limit, rotating among equals, and never
 //! exceeds the hard limit.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use super::pool::{Pools, Sender};
@@ -20,15 +22,64 @@ pub struct Backends {
 }
 
 struct Inner {
-    apps: Mutex<HashMap<String, Vec<Arc<Backend>>>>,
-    /// Woken on every change that could make a machine pickable.
-    changed: Arc<Notify>,
-    /// Rotates the start of each pick, so equals share the load.
-    next: AtomicUsize,
+    apps: RwLock<HashMap<String, Vec<Arc<Backend>>>>,
+    /// Told of every change that could make a machine pickable.
+    changed: Arc<Changes>,
     /// When the registry was made; `last_active` counts from here.
     epoch: Instant,
     /// Edge threads, each with its own connection pool per machine.
     threads: usize,
+}
+
+thread_local! {
+    /// Rotates the start of each pick on this thread, so equals share the load (a shared
+    /// counter would be one more cache line the edge threads pass back and forth).
+    static ROTATION: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Wakes requests waiting for a machine to become pickable. Every request's end is such
+/// a change, so telling costs nothing (no lock) while nobody waits, the usual case.
+#[derive(Default)]
+pub struct Changes {
+    notify: Notify,
+    waiting: AtomicUsize,
+}
+
+/// Interest in changes, held while looking for a machine and waiting.
+pub struct Watch<'a> {
+    changes: &'a Changes,
+}
+
+impl Changes {
+    /// Wakes whoever waits.
+    fn tell(&self) {
+        // Pairs with the fence in `watch`: either the waiter is counted here, or its
+        // next look at the machines sees the change made before this call.
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Counts a waiter in; create its `notified` before looking at the machines.
+    pub fn watch(&self) -> Watch<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        Watch { changes: self }
+    }
+}
+
+impl Watch<'_> {
+    /// Completes on the next change after this call.
+    pub fn notified(&self) -> Notified<'_> {
+        self.changes.notify.notified()
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.changes.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What the supervisor knows when it registers a machine.
@@ -55,7 +106,7 @@ pub struct Backend {
     in_flight: AtomicU32,
     /// Milliseconds after the registry's epoch when it last finished or began a request.
     last_active: AtomicU64,
-    changed: Arc<Notify>,
+    changed: Arc<Changes>,
     epoch: Instant,
     /// Woken when the last in-flight request ends.
     idle: Notify,
@@ -93,7 +144,7 @@ impl Backend {
     /// Marks it healthy or not, as its checks say.
     pub fn set_healthy(&self, healthy: bool) {
         if self.healthy.swap(healthy, Ordering::AcqRel) != healthy {
-            self.changed.notify_waiters();
+            self.changed.tell();
         }
     }
 
@@ -105,7 +156,7 @@ impl Backend {
     /// Takes it out of rotation ahead of a stop.
     pub fn mark_draining(&self) {
         self.draining.store(true, Ordering::Release);
-        self.changed.notify_waiters();
+        self.changed.tell();
     }
 
     /// Whether it may get new traffic.
@@ -152,7 +203,7 @@ impl Drop for Lease {
             backend.idle.notify_waiters();
         }
         // Someone queued at the hard limit may go now.
-        backend.changed.notify_waiters();
+        backend.changed.tell();
     }
 }
 
@@ -192,7 +243,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.backend.draining.store(true, Ordering::Release);
-        let mut apps = self.backends.lock();
+        let mut apps = self.backends.write();
         if let Some(list) = apps.get_mut(&self.backend.spec.app) {
             list.retain(|b| !Arc::ptr_eq(b, &self.backend));
             if list.is_empty() {
@@ -200,7 +251,7 @@ impl Drop for Registration {
             }
         }
         drop(apps);
-        self.backends.inner.changed.notify_waiters();
+        self.backends.inner.changed.tell();
     }
 }
 
@@ -215,17 +266,20 @@ impl Backends {
     pub fn new(threads: usize) -> Self {
         Backends {
             inner: Arc::new(Inner {
-                apps: Mutex::default(),
-                changed: Arc::new(Notify::new()),
-                next: AtomicUsize::new(0),
+                apps: RwLock::default(),
+                changed: Arc::default(),
                 epoch: Instant::now(),
                 threads,
             }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Arc<Backend>>>> {
-        self.inner.apps.lock().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Vec<Arc<Backend>>>> {
+        self.inner.apps.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Vec<Arc<Backend>>>> {
+        self.inner.apps.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Registers a machine that just started; it takes traffic once marked healthy.
@@ -243,7 +297,7 @@ impl Backends {
             spec,
         });
         backend.touch();
-        self.lock()
+        self.write()
             .entry(backend.spec.app.clone())
             .or_default()
             .push(backend.clone());
@@ -255,7 +309,7 @@ impl Backends {
 
     /// The machines of `app` in `groups`, registered now.
     pub fn of(&self, app: &str, groups: &[String]) -> Vec<Arc<Backend>> {
-        self.lock()
+        self.read()
             .get(app)
             .map(|list| {
                 list.iter()
@@ -268,20 +322,24 @@ impl Backends {
 
     /// Picks a machine of `app` in `groups` for one request, skipping `exclude`.
     pub fn pick(&self, app: &str, groups: &[String], limits: Limits, exclude: &[String]) -> Pick {
-        let candidates: Vec<Arc<Backend>> = self
-            .of(app, groups)
-            .into_iter()
-            .filter(|b| b.pickable() && !exclude.contains(&b.spec.machine))
-            .collect();
-        if candidates.is_empty() {
+        let apps = self.read();
+        let candidates = || {
+            apps.get(app).into_iter().flatten().filter(|b| {
+                groups.contains(&b.spec.group) && b.pickable() && !exclude.contains(&b.spec.machine)
+            })
+        };
+        let n = candidates().count();
+        if n == 0 {
             return Pick::NoneHealthy;
         }
-        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let n = candidates.len();
+        let start = ROTATION.with(|r| {
+            let start = r.get();
+            r.set(start.wrapping_add(1));
+            start % n
+        });
         // Least loaded wins; under the soft limit beats over it; ties go to the rotation.
         let mut best: Option<(&Arc<Backend>, (bool, u32))> = None;
-        for i in 0..n {
-            let backend = &candidates[(start + i) % n];
+        for backend in candidates().skip(start).chain(candidates().take(start)) {
             let load = backend.in_flight();
             if limits.hard.is_some_and(|hard| load >= hard) {
                 continue;
@@ -301,9 +359,9 @@ impl Backends {
         })
     }
 
-    /// A future that completes on the next change; create it before looking, then await.
-    pub fn changed(&self) -> Arc<Notify> {
-        self.inner.changed.clone()
+    /// Changes that could make a machine pickable, for a request that has to wait.
+    pub fn changes(&self) -> &Changes {
+        &self.inner.changed
     }
 }
 
@@ -389,6 +447,29 @@ mod tests {
         ));
         drop(a);
         let _c = leased(backends.pick("a", &groups(), limits, &[]));
+    }
+
+    #[tokio::test]
+    async fn a_request_waiting_at_the_hard_limit_is_woken_when_one_ends() {
+        let backends = Backends::default();
+        let reg = backends.register(spec("x"));
+        reg.backend().set_healthy(true);
+        let limits = Limits {
+            soft: None,
+            hard: Some(1),
+        };
+        let first = leased(backends.pick("a", &groups(), limits, &[]));
+        let watch = backends.changes().watch();
+        let notified = watch.notified();
+        assert!(matches!(
+            backends.pick("a", &groups(), limits, &[]),
+            Pick::Full
+        ));
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(10), notified)
+            .await
+            .expect("woken when the lease ended");
+        leased(backends.pick("a", &groups(), limits, &[]));
     }
 
     #[tokio::test]

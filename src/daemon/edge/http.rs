@@ -277,15 +277,20 @@ pub(super) async fn acquire(
     route: &Route,
     tried: &[String],
 ) -> Result<Lease, Refusal> {
-    let changed = state.backends.changed();
+    // The usual case: a machine is free, nothing to wait for.
+    if let Pick::Leased(lease) = state
+        .backends
+        .pick(&route.app, &route.groups, route.limits, tried)
+    {
+        return Ok(lease);
+    }
+    let watch = state.backends.changes().watch();
     let mut hold = None;
     let mut queue = None;
     let mut woke = false;
     loop {
-        let notified = changed.notified();
-        tokio::pin!(notified);
-        // Registered before looking, so a change in between is not missed.
-        notified.as_mut().enable();
+        // Made before looking, so a change in between is not missed.
+        let notified = watch.notified();
         let refusal = match state
             .backends
             .pick(&route.app, &route.groups, route.limits, tried)

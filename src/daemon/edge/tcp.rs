@@ -25,11 +25,10 @@ pub async fn splice(state: Arc<EdgeState>, route: Arc<Route>, mut client: tokio:
     };
     let deadline = tokio::time::Instant::now() + wait;
     let mut woke = false;
-    let changed = state.backends.changed();
+    let watch = state.backends.changes().watch();
     while tried.len() < MAX_ATTEMPTS {
-        let notified = changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+        // Made before looking, so a change in between is not missed.
+        let notified = watch.notified();
         let lease = match state
             .backends
             .pick(&route.app, &route.groups, route.limits, &tried)
