@@ -266,3 +266,35 @@ async fn an_app_that_hangs_up_kept_alive_connections_loses_no_request() {
         assert_eq!(body["bytes"], format!("request {i}").len());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edges_own_errors_are_pages_for_browsers_and_keep_the_connection() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    s.cli(&["scale", "count", "0", "--yes", "-a", common::edge::APP])
+        .await
+        .expect_code(0);
+    let mut wire = Wire::connect(&s).await;
+    wire.send(&format!(
+        "GET / HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/html,*/*\r\n\r\n"
+    ))
+    .await;
+    let page = wire.response(false).await;
+    assert_eq!(page.status, 503);
+    assert_eq!(page.header("retry-after"), Some("1"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(String::from_utf8(page.body)
+        .unwrap()
+        .starts_with("<!doctype html>"));
+    // A whole request was read, so the connection goes on; a program gets JSON.
+    wire.send(&format!(
+        "POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 2\r\n\r\nhi"
+    ))
+    .await;
+    let json = wire.response(false).await;
+    assert_eq!(json.status, 503);
+    assert_eq!(json.json()["code"], "no_healthy_machine");
+}
