@@ -298,3 +298,61 @@ async fn the_edges_own_errors_are_pages_for_browsers_and_keep_the_connection() {
     assert_eq!(json.status, 503);
     assert_eq!(json.json()["code"], "no_healthy_machine");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_alive_connections_go_back_to_the_port_they_came_from() {
+    // One machine serving two internal ports, each behind a `[[services]]` HTTP port:
+    // 8080 ($PORT) and another, as an admin service has. Connections the edge keeps for
+    // one must never carry a request for the other.
+    let (extra, web, admin) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let s = Setup::new(
+        &format!(
+            r#"
+[env]
+  EXTRA_PORT = "{extra}"
+
+[[services]]
+  internal_port = 8080
+  protocol = "tcp"
+  processes = ["app"]
+  [[services.ports]]
+    port = {web}
+    handlers = ["http"]
+
+[[services]]
+  internal_port = {extra}
+  protocol = "tcp"
+  processes = ["app"]
+  [[services.ports]]
+    port = {admin}
+    handlers = ["http"]
+"#
+        ),
+        &[],
+    );
+    s.deploy().await.expect_code(0);
+    let get = |port: u16| {
+        let client = s.client.clone();
+        async move {
+            let url = format!("http://127.0.0.1:{port}/");
+            let body: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            body["port"].as_u64().unwrap()
+        }
+    };
+    for _ in 0..4 {
+        assert_ne!(
+            get(web).await,
+            u64::from(extra),
+            "a request for 8080 reached {extra}"
+        );
+        assert_eq!(
+            get(admin).await,
+            u64::from(extra),
+            "a request for {extra} went elsewhere"
+        );
+    }
+}

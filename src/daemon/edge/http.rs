@@ -197,7 +197,7 @@ async fn forward(
         };
         let backend = lease.backend.clone();
         let port = backend.dial_port(route.internal_port);
-        let mut sender = match backend.senders.here().take() {
+        let mut sender = match backend.senders.here().take(port) {
             Some(sender) => sender,
             None => match pool::connect(port).await {
                 Ok(sender) => sender,
@@ -213,7 +213,7 @@ async fn forward(
             },
         };
         match sender.try_send_request(req).await {
-            Ok(resp) => return respond(resp, lease, sender, client_upgrade, html).await,
+            Ok(resp) => return respond(resp, lease, (port, sender), client_upgrade, html).await,
             Err(mut e) => {
                 let unsent = e.take_message();
                 last_error = format!("machine {}: {}", backend.spec.machine, e.into_error());
@@ -334,7 +334,7 @@ pub(super) async fn acquire(
 async fn respond(
     mut resp: Response<Incoming>,
     lease: Lease,
-    sender: Sender,
+    (port, sender): (u16, Sender),
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     html: bool,
 ) -> Response<EdgeBody> {
@@ -370,7 +370,7 @@ async fn respond(
         let (parts, body) = resp.into_parts();
         return match body.collect().await {
             Ok(collected) => {
-                Pool::<Sender>::give_back(lease.backend.clone(), sender);
+                Pool::<Sender>::give_back(lease.backend.clone(), port, sender);
                 drop(lease);
                 Response::from_parts(parts, full(collected.to_bytes()))
             }
@@ -388,7 +388,7 @@ async fn respond(
     resp.map(|body| {
         Tracked {
             inner: body.map_err(BoxError::from).boxed_unsync(),
-            done: Some((lease, sender)),
+            done: Some((lease, port, sender)),
         }
         .boxed_unsync()
     })
@@ -398,13 +398,13 @@ async fn respond(
 /// end, and ends the request's lease when it is dropped.
 struct Tracked {
     inner: EdgeBody,
-    done: Option<(Lease, Sender)>,
+    done: Option<(Lease, u16, Sender)>,
 }
 
 impl Tracked {
     fn finish(&mut self) {
-        if let Some((lease, sender)) = self.done.take() {
-            Pool::<Sender>::give_back(lease.backend.clone(), sender);
+        if let Some((lease, port, sender)) = self.done.take() {
+            Pool::<Sender>::give_back(lease.backend.clone(), port, sender);
         }
     }
 }

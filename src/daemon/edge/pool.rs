@@ -57,9 +57,10 @@ impl<T> Pools<T> {
     }
 }
 
-/// Idle connections to one machine.
+/// Idle connections to one machine, with the port each goes to (a machine can serve
+/// several: `http_service` and `[[services]]` with other internal ports).
 pub struct Pool<T> {
-    idle: Mutex<Vec<T>>,
+    idle: Mutex<Vec<(u16, T)>>,
 }
 
 impl<T> Default for Pool<T> {
@@ -95,10 +96,12 @@ pub enum ConnectError {
 }
 
 impl<T: Reusable> Pool<T> {
-    /// An idle connection that can take a request now, if there is one.
-    pub fn take(&self) -> Option<T> {
+    /// An idle connection to `port` that can take a request now, if there is one.
+    pub fn take(&self, port: u16) -> Option<T> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(mut conn) = idle.pop() {
+        // The most recently used first: it is the likeliest to be still open.
+        while let Some(at) = idle.iter().rposition(|(p, _)| *p == port) {
+            let (_, mut conn) = idle.remove(at);
             if conn.usable() {
                 return Some(conn);
             }
@@ -107,26 +110,31 @@ impl<T: Reusable> Pool<T> {
         None
     }
 
-    /// Keeps an idle connection for the next request (closing it when enough are kept).
-    pub fn put(&self, conn: T) {
+    /// Keeps an idle connection to `port` for the next request (closing it when enough
+    /// are kept).
+    pub fn put(&self, port: u16, conn: T) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push(conn);
+            idle.push((port, conn));
         }
     }
 }
 
 impl Pool<Sender> {
-    /// Hands a connection back once it can take another request.
-    pub fn give_back(backend: std::sync::Arc<super::backends::Backend>, mut sender: Sender) {
+    /// Hands a connection to `port` back once it can take another request.
+    pub fn give_back(
+        backend: std::sync::Arc<super::backends::Backend>,
+        port: u16,
+        mut sender: Sender,
+    ) {
         if sender.is_ready() {
-            backend.senders.here().put(sender);
+            backend.senders.here().put(port, sender);
             return;
         }
         // The connection task marks it ready a moment after the body ends.
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                backend.senders.here().put(sender);
+                backend.senders.here().put(port, sender);
             }
         });
     }
@@ -155,4 +163,31 @@ pub async fn connect(port: u16) -> Result<Sender, ConnectError> {
         let _ = conn.with_upgrades().await;
     });
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection stand-in: its name, and whether it is still open.
+    struct Fake(&'static str, bool);
+
+    impl Reusable for Fake {
+        fn usable(&mut self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_connection_is_reused_only_for_its_own_port_and_only_while_open() {
+        let pool = Pool::default();
+        pool.put(8080, Fake("web", true));
+        pool.put(9090, Fake("admin", true));
+        pool.put(8080, Fake("closed", false));
+        assert_eq!(pool.take(9090).map(|c| c.0), Some("admin"));
+        assert!(pool.take(9090).is_none());
+        // The closed one is dropped on the way to the open one.
+        assert_eq!(pool.take(8080).map(|c| c.0), Some("web"));
+        assert!(pool.take(8080).is_none());
+    }
 }

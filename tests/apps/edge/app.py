@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -69,7 +70,14 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, b"held\n", "text/plain")
         else:
             headers = {k.lower(): v for k, v in self.headers.items()}
-            body = json.dumps({"machine": MACHINE, "path": self.path, "headers": headers})
+            body = json.dumps(
+                {
+                    "machine": MACHINE,
+                    "path": self.path,
+                    "port": self.server.server_address[1],
+                    "headers": headers,
+                }
+            )
             self.reply(200, body.encode() + b"\n")
 
     def do_HEAD(self):
@@ -142,8 +150,12 @@ class Server(ThreadingHTTPServer):
 
 
 if __name__ == "__main__":
-    port = int(os.environ["PORT"])
-    server = Server(("127.0.0.1", port), Handler)
-    server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    print(f"edge test app on {port}", flush=True)
-    server.serve_forever()
+    # $PORT, and EXTRA_PORT when set (a second internal port, as an admin service has).
+    ports = [int(os.environ["PORT"])]
+    if os.environ.get("EXTRA_PORT"):
+        ports.append(int(os.environ["EXTRA_PORT"]))
+    servers = [Server(("127.0.0.1", port), Handler) for port in ports]
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"edge test app on {ports}", flush=True)
+    servers[0].serve_forever()

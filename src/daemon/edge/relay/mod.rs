@@ -40,6 +40,8 @@ const HEADER_DEADLINE_SLACK: Duration = Duration::from_secs(5);
 pub struct Upstream {
     stream: TcpStream,
     buf: BytesMut,
+    /// The machine's port it goes to.
+    port: u16,
 }
 
 impl Reusable for Upstream {
@@ -282,8 +284,9 @@ async fn attempt(
     lease: Lease,
 ) -> Result<(u16, After), Failed> {
     let backend = &lease.backend;
+    let port = backend.dial_port(route.internal_port);
     if request.whole.is_some() {
-        if let Some(upstream) = backend.upstreams.here().take() {
+        if let Some(upstream) = backend.upstreams.here().take(port) {
             match send(upstream, true, client, request, backend).await {
                 // The machine closed this kept-alive connection a moment ago, before it
                 // saw anything: the same machine is asked again on a new one.
@@ -294,13 +297,13 @@ async fn attempt(
             }
         }
     }
-    let port = backend.dial_port(route.internal_port);
     let stream = pool::dial(port)
         .await
         .map_err(|e| Failed::Retry(e.to_string()))?;
     let upstream = Upstream {
         stream,
         buf: BytesMut::new(),
+        port,
     };
     send(upstream, false, client, request, backend).await
 }
@@ -396,7 +399,7 @@ async fn send(
     match relay(resp.client, &mut tracker, src, &mut client.stream).await {
         Ok(()) => {
             if resp.reusable {
-                backend.upstreams.here().put(upstream);
+                backend.upstreams.here().put(upstream.port, upstream);
             }
             let after = if resp.close {
                 After::Close
