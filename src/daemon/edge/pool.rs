@@ -1,10 +1,10 @@
 //! Kept-alive HTTP/1 connections to one machine, per edge thread: the relay's own
 //! (`Upstream`) and hyper's (`Sender`, for what the full server forwards). A connection
 //! goes back to the pool once its response has been read to the end; a closed one is
-//! dropped when found.
+//! dropped when found, and so is one idle for longer than an app may keep it open.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -12,6 +12,12 @@ use tokio::net::TcpStream;
 
 /// Idle connections kept per machine; more are closed when they come back.
 const MAX_IDLE: usize = 128;
+/// How long a connection may sit idle and still be used. Apps close idle connections
+/// on their own clock (gunicorn after 2 s, Node.js and uvicorn after 5 s); a request sent
+/// on one just as the app closes it fails, and only an idempotent one may be sent again.
+/// Staying under those timeouts avoids the race; reconnecting after a second of quiet
+/// costs nothing that matters.
+const MAX_IDLE_TIME: Duration = Duration::from_secs(1);
 /// How long a connect to a machine on loopback may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -60,13 +66,22 @@ impl<T> Pools<T> {
 /// Idle connections to one machine, with the port each goes to (a machine can serve
 /// several: `http_service` and `[[services]]` with other internal ports).
 pub struct Pool<T> {
-    idle: Mutex<Vec<(u16, T)>>,
+    idle: Mutex<Vec<Idle<T>>>,
+    max_idle_time: Duration,
+}
+
+/// One idle connection.
+struct Idle<T> {
+    port: u16,
+    since: Instant,
+    conn: T,
 }
 
 impl<T> Default for Pool<T> {
     fn default() -> Self {
         Pool {
             idle: Mutex::default(),
+            max_idle_time: MAX_IDLE_TIME,
         }
     }
 }
@@ -100,12 +115,12 @@ impl<T: Reusable> Pool<T> {
     pub fn take(&self, port: u16) -> Option<T> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // The most recently used first: it is the likeliest to be still open.
-        while let Some(at) = idle.iter().rposition(|(p, _)| *p == port) {
-            let (_, mut conn) = idle.remove(at);
-            if conn.usable() {
-                return Some(conn);
+        while let Some(at) = idle.iter().rposition(|i| i.port == port) {
+            let mut found = idle.remove(at);
+            // Closed, idle too long, or (rarely) still finishing: not usable now.
+            if found.since.elapsed() <= self.max_idle_time && found.conn.usable() {
+                return Some(found.conn);
             }
-            // Closed, or (rarely) still finishing: either way not usable now.
         }
         None
     }
@@ -114,9 +129,15 @@ impl<T: Reusable> Pool<T> {
     /// are kept).
     pub fn put(&self, port: u16, conn: T) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push((port, conn));
+        if idle.len() >= MAX_IDLE {
+            // Room is made by closing the one idle longest.
+            idle.remove(0);
         }
+        idle.push(Idle {
+            port,
+            since: Instant::now(),
+            conn,
+        });
     }
 }
 
@@ -189,5 +210,38 @@ mod tests {
         // The closed one is dropped on the way to the open one.
         assert_eq!(pool.take(8080).map(|c| c.0), Some("web"));
         assert!(pool.take(8080).is_none());
+    }
+
+    #[test]
+    fn a_connection_idle_too_long_is_closed_not_reused() {
+        let pool = Pool::default();
+        let long_ago = Instant::now()
+            .checked_sub(MAX_IDLE_TIME * 2)
+            .expect("the clock is past its start");
+        pool.idle.lock().expect("lock").push(Idle {
+            port: 8080,
+            since: long_ago,
+            conn: Fake("stale", true),
+        });
+        assert!(pool.take(8080).is_none());
+        pool.put(8080, Fake("fresh", true));
+        assert_eq!(pool.take(8080).map(|c| c.0), Some("fresh"));
+    }
+
+    #[test]
+    fn a_full_pool_closes_its_oldest_connection() {
+        let pool = Pool::default();
+        pool.put(8080, Fake("oldest", true));
+        for _ in 1..MAX_IDLE {
+            pool.put(8080, Fake("newer", true));
+        }
+        pool.put(8080, Fake("newest", true));
+        let mut names = Vec::new();
+        while let Some(conn) = pool.take(8080) {
+            names.push(conn.0);
+        }
+        assert_eq!(names.len(), MAX_IDLE);
+        assert_eq!(names.first(), Some(&"newest"));
+        assert!(!names.contains(&"oldest"));
     }
 }

@@ -79,6 +79,7 @@ class Handler(BaseHTTPRequestHandler):
                 }
             )
             self.reply(200, body.encode() + b"\n")
+            self.hang_up_after("/close")
 
     def do_HEAD(self):
         # The head a GET would have, without its body.
@@ -115,7 +116,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         body = json.dumps({"bytes": total, "sha256": digest.hexdigest(), "machine": MACHINE})
         self.reply(200, body.encode() + b"\n")
-        if self.path == "/close":
+        self.hang_up_after("/close")
+
+    def hang_up_after(self, path):
+        if self.path.split("?")[0] == path:
             # Hangs up after answering without saying so, as an app whose keep-alive
             # timeout is short does to a connection the edge keeps for the next request.
             self.close_connection = True

@@ -288,8 +288,8 @@ async fn attempt(
     if request.whole.is_some() {
         if let Some(upstream) = backend.upstreams.here().take(port) {
             match send(upstream, true, client, request, backend).await {
-                // The machine closed this kept-alive connection a moment ago, before it
-                // saw anything: the same machine is asked again on a new one.
+                // The kept-alive connection failed before any answer, most likely closed
+                // by the machine a moment ago: the same machine is asked on a new one.
                 Err(Failed::Retry(why)) => {
                     tracing::debug!(machine = %backend.spec.machine, error = %why, "edge: kept-alive connection gone; dialling again");
                 }
@@ -318,10 +318,11 @@ async fn send(
     backend: &Backend,
 ) -> Result<(u16, After), Failed> {
     let head = request.head;
-    // Nothing came back: the request is sent again if it may be, or if the connection was
-    // a kept-alive one the machine may have closed before it read anything.
-    let retry_or_give = |why: String| {
-        if request.replayable || reused {
+    // Nothing came back. A request that may be sent twice is sent again; any other only
+    // when it could not even be written to a kept-alive connection (the machine had closed
+    // it): once written, the machine may have acted on it before it went away.
+    let retry_if = |may: bool, why: String| {
+        if may || request.replayable {
             Failed::Retry(why)
         } else {
             Failed::Give(why)
@@ -332,7 +333,7 @@ async fn send(
             .stream
             .write_all(bytes)
             .await
-            .map_err(|e| retry_or_give(format!("sending the request: {e}")))?,
+            .map_err(|e| retry_if(reused, format!("sending the request: {e}")))?,
         None => {
             let mut tracker = Tracker::new(head.framing);
             let src = Source {
@@ -381,11 +382,12 @@ async fn send(
         match fill(&mut upstream.stream, &mut upstream.buf).await {
             Ok(n) if n > 0 => {}
             Ok(_) if nothing_yet => {
-                return Err(retry_or_give(
+                return Err(retry_if(
+                    false,
                     "closed the connection without answering".into(),
                 ))
             }
-            Err(e) if nothing_yet => return Err(retry_or_give(format!("no answer: {e}"))),
+            Err(e) if nothing_yet => return Err(retry_if(false, format!("no answer: {e}"))),
             Ok(_) => return Err(Failed::Give("closed the connection mid-answer".into())),
             Err(e) => return Err(Failed::Give(format!("reading the answer: {e}"))),
         }
