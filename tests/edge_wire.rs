@@ -303,6 +303,40 @@ async fn the_edges_own_errors_are_pages_for_browsers_and_keep_the_connection() {
     let json = wire.response(false).await;
     assert_eq!(json.status, 503);
     assert_eq!(json.json()["code"], "no_healthy_machine");
+
+    // An upload the edge will not read: the answer still reaches the client (its unread
+    // bytes must not reset the connection first), and the connection ends.
+    let mut upload = Wire::connect(&s).await;
+    upload
+        .send(&format!(
+            "POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {}\r\n\r\n",
+            64 << 20
+        ))
+        .await;
+    // The client goes on sending while it waits, as an uploading client does.
+    let (mut reader, mut writer) = upload.stream.into_split();
+    let sending = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..128 {
+            if writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(DEADLINE, reader.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .expect("the answer arrives before any reset");
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+    sending.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

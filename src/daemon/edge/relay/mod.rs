@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use http::{Method, StatusCode};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -31,6 +31,10 @@ use super::{statics, EdgeState, HEADER_READ_TIMEOUT};
 
 /// What a client connection starts with room for.
 const CLIENT_BUFFER: usize = 8 * 1024;
+/// After an error answer to a request whose body was not read: how long, and how much
+/// of the body, is read and dropped so the client sees the answer.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 /// How far a connection's head deadline may lag behind `HEADER_READ_TIMEOUT` before it
 /// is re-armed. Re-arming a timer wakes the event loop through its eventfd; doing it
 /// for every request cost a syscall and a loop turn on about one request in ten.
@@ -447,10 +451,31 @@ async fn answer(
         out.push_str(&body);
     }
     let sent = client.stream.write_all(out.as_bytes()).await;
+    if unread_body && sent.is_ok() {
+        linger(&mut client.stream).await;
+    }
     let after = if close || sent.is_err() {
         After::Close
     } else {
         After::KeepAlive
     };
     (status.as_u16(), after)
+}
+
+/// Ends the sending side and reads what the client still sends, for a little while,
+/// before the connection is dropped: closing with unread bytes resets the connection,
+/// and the reset can destroy the answer before the client has read it.
+async fn linger(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut scratch = [0u8; 8 * 1024];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
