@@ -190,6 +190,10 @@ impl Supervisor {
         let mut spawned = match process::spawn(&self.spec.command, &self.workdir, &env, memory) {
             Ok(spawned) => spawned,
             Err(e) => {
+                // Nothing joined it: the empty cgroup goes now, not at the next start.
+                if let Some(cgroup) = cgroup {
+                    cgroup.remove();
+                }
                 return self
                     .fail(format!("cannot start `{}`: {e}", self.spec.command))
                     .await
@@ -212,6 +216,9 @@ impl Supervisor {
                 // after a crash: stop it rather than run it untracked.
                 let _ = process::signal_group(pid, Signal::SIGKILL);
                 let _ = spawned.child.wait().await;
+                if let Some(cgroup) = cgroup {
+                    cgroup.remove();
+                }
                 return Err(e);
             }
             self.answer_pending();
