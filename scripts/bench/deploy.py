@@ -13,11 +13,12 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import urllib.request
+
+from daemon import Daemon
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -38,14 +39,11 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release"))
     args = ap.parse_args()
     lakefly, lakeflyd = os.path.join(args.bin, "lakefly"), os.path.join(args.bin, "lakeflyd")
-    for b in (lakefly, lakeflyd):
-        if not os.path.exists(b):
-            raise SystemExit(f"{b} not found: run `cargo build --release` first")
-    state = tempfile.mkdtemp(prefix="lakefly-bench-")
+    if not os.path.exists(lakefly):
+        raise SystemExit(f"{lakefly} not found: run `cargo build --release` first")
+    d = Daemon(lakeflyd)
+    api = d.api
     work = tempfile.mkdtemp(prefix="lakefly-bench-apps-")
-    d = subprocess.Popen([lakeflyd, "--api", "127.0.0.1:0", "--state", state], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, env={**os.environ, "LAKEFLY_LOG": "warn"})
-    api = json.loads(d.stdout.readline())["api"]
 
     def deploy(config, *extra):
         start = time.monotonic()
@@ -106,9 +104,7 @@ def main():
         took, _ = deploy(config, "--strategy", "rolling")
         print(f"rolling deploy of 10 machines  {took * 1000:8.0f} ms  (max_unavailable 0.33: batches of 4)")
     finally:
-        d.send_signal(signal.SIGTERM)
-        d.wait(timeout=60)
-        shutil.rmtree(state, ignore_errors=True)
+        d.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -11,16 +11,12 @@ Usage: scripts/bench/events.py [--lakeflyd target/release/lakeflyd] [--subscribe
 import argparse
 import asyncio
 import json
-import os
 import resource
-import shutil
-import signal
 import statistics
-import subprocess
-import tempfile
 import time
 import urllib.request
 
+from daemon import Daemon
 from procstat import cpu_seconds, rss_mb
 
 
@@ -71,27 +67,19 @@ def main():
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.subscribers * 2 + 256)), hard))
-    state = tempfile.mkdtemp(prefix="lakefly-bench-")
-    proc = subprocess.Popen([args.lakeflyd, "--api", "127.0.0.1:0", "--state", state],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "LAKEFLY_LOG": "warn"})
-    try:
-        api = json.loads(proc.stdout.readline())["api"]
-        rss_before, cpu_before = rss_mb(proc.pid), cpu_seconds(proc.pid)
+    with Daemon(args.lakeflyd) as d:
+        api = d.api
+        rss_before, cpu_before = rss_mb(d.pid), cpu_seconds(d.pid)
         start = time.monotonic()
         latencies = asyncio.run(run(api, args.subscribers, args.events))
         took = time.monotonic() - start
-        rss_after, cpu = rss_mb(proc.pid), cpu_seconds(proc.pid) - cpu_before
+        rss_after, cpu = rss_mb(d.pid), cpu_seconds(d.pid) - cpu_before
         lat = sorted(latencies)
         print(f"{args.subscribers} subscribers x {args.events} events = {len(lat)} deliveries in {took:.2f} s")
         print(f"  latency median / p99 / max  {statistics.median(lat) * 1000:.1f} / "
               f"{lat[int(0.99 * (len(lat) - 1))] * 1000:.1f} / {lat[-1] * 1000:.1f} ms")
         print(f"  daemon RSS before / after   {rss_before:.1f} / {rss_after:.1f} MB")
         print(f"  daemon CPU during the run   {cpu:.2f} s ({cpu / took * 100:.0f}% of one core)")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,25 +11,11 @@ Usage: scripts/bench/logs.py [--lakeflyd target/release/lakeflyd] [--lines 10000
 """
 
 import argparse
-import json
-import os
-import shutil
-import signal
 import statistics
-import subprocess
-import tempfile
 import time
-import urllib.request
 
+from daemon import Daemon
 from procstat import cpu_seconds, rss_mb
-
-
-def call(api, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(api + path, data=data, method=method,
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return json.loads(resp.read())
 
 
 def main():
@@ -37,35 +23,27 @@ def main():
     ap.add_argument("--lakeflyd", default="target/release/lakeflyd")
     ap.add_argument("--lines", type=int, default=1_000_000)
     args = ap.parse_args()
-    if not os.path.exists(args.lakeflyd):
-        raise SystemExit(f"{args.lakeflyd} not found: run `cargo build --release` first")
-    state = tempfile.mkdtemp(prefix="lakefly-bench-")
-    proc = subprocess.Popen([args.lakeflyd, "--api", "127.0.0.1:0", "--state", state,
-                             "--log-lines-per-app", str(args.lines * 2)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "LAKEFLY_LOG": "warn"})
-    try:
-        api = json.loads(proc.stdout.readline())["api"]
-        call(api, "POST", "/v1/apps", {"name": "chatty"})
-        rss_before, cpu_before = rss_mb(proc.pid), cpu_seconds(proc.pid)
+    with Daemon(args.lakeflyd, "--log-lines-per-app", str(args.lines * 2)) as d:
+        d.call("POST", "/v1/apps", {"name": "chatty"})
+        rss_before, cpu_before = rss_mb(d.pid), cpu_seconds(d.pid)
         start = time.monotonic()
-        call(api, "POST", "/v1/apps/chatty/machines", {"command": f"seq 1 {args.lines}"})
+        d.call("POST", "/v1/apps/chatty/machines", {"command": f"seq 1 {args.lines}"})
         deadline = start + 600
         while True:
-            last = call(api, "GET", "/v1/apps/chatty/logs?limit=1")
+            last = d.call("GET", "/v1/apps/chatty/logs?limit=1")
             if last and last[0]["line"] == str(args.lines):
                 break
             if time.monotonic() > deadline:
                 raise SystemExit(f"the last line was not stored within 600 s: {last}")
             time.sleep(0.02)
         took = time.monotonic() - start
-        cpu = cpu_seconds(proc.pid) - cpu_before
-        rss_after = rss_mb(proc.pid)
+        cpu = cpu_seconds(d.pid) - cpu_before
+        rss_after = rss_mb(d.pid)
 
         reads = []
         for _ in range(50):
             t = time.monotonic()
-            tail = call(api, "GET", "/v1/apps/chatty/logs?limit=50")
+            tail = d.call("GET", "/v1/apps/chatty/logs?limit=50")
             reads.append(time.monotonic() - t)
         if len(tail) != 50 or tail[-1]["line"] != str(args.lines):
             raise SystemExit(f"unexpected tail: {tail[-3:]}")
@@ -76,10 +54,6 @@ def main():
               f"{max(reads) * 1000:.1f} ms")
         print(f"  daemon RSS before / after   {rss_before:.1f} / {rss_after:.1f} MB")
         print(f"  daemon CPU during ingest    {cpu:.2f} s ({cpu / took * 100:.0f}% of one core)")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
+from daemon import Daemon
 from procstat import rss_mb
 
 APP = r"""
@@ -75,20 +75,12 @@ class Lakeflyd:
     name = "lakeflyd"
 
     def __init__(self, binary, workdir):
-        self.state = tempfile.mkdtemp(prefix="lakefly-bench-")
-        self.proc = subprocess.Popen(
-            [binary, "--api", "127.0.0.1:0", "--state", self.state],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "LAKEFLY_LOG": "warn"})
-        self.api = json.loads(self.proc.stdout.readline())["api"]
+        self.daemon = Daemon(binary)
         self.workdir = workdir
         self.call("POST", "/v1/apps", {"name": "bench"})
 
     def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.api + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
-        with urllib.request.urlopen(req) as resp:
-            return json.loads(resp.read() or b"null")
+        return self.daemon.call(method, path, body)
 
     def start(self, n):
         ids = []
@@ -115,12 +107,10 @@ class Lakeflyd:
             self.call("DELETE", f"/v1/apps/bench/machines/{m['id']}")
 
     def rss(self):
-        return rss_mb(self.proc.pid)
+        return rss_mb(self.daemon.pid)
 
     def close(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-        shutil.rmtree(self.state, ignore_errors=True)
+        self.daemon.close()
 
 
 def floor(workdir, n):
