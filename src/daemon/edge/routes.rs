@@ -169,6 +169,9 @@ fn stops(auto_stop: Option<AutoStop>) -> bool {
     matches!(auto_stop, Some(AutoStop::Stop | AutoStop::Suspend))
 }
 
+/// The limits of `concurrency`, whatever its `type`: on HTTP the edge's connection to a
+/// machine carries one request at a time (idle ones carry no load), so connections in
+/// use and requests in flight are the same count.
 fn limits(concurrency: Option<&Concurrency>) -> Limits {
     Limits {
         soft: concurrency.and_then(|c| c.soft_limit),
