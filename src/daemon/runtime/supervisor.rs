@@ -196,7 +196,7 @@ impl Supervisor {
                 }
                 return self
                     .fail(format!("cannot start `{}`: {e}", self.spec.command))
-                    .await
+                    .await;
             }
         };
         let pid = spawned.pid;

@@ -29,6 +29,9 @@ use super::pool::{self, Reusable};
 use super::routes::Route;
 use super::{statics, EdgeState, HEADER_READ_TIMEOUT};
 
+/// The status counted for a request whose client went away before it was answered
+/// (nginx's 499).
+const CLIENT_CLOSED: u16 = 499;
 /// What a client connection starts with room for.
 const CLIENT_BUFFER: usize = 8 * 1024;
 /// After an error answer to a request whose body was not read: how long, and how much
@@ -184,7 +187,7 @@ enum Failed {
     /// Nothing came back, and the machine need not have seen the request: try another.
     Retry(String),
     /// The request may have reached the machine; answer 502 with this.
-    Give(String),
+    GiveUp(String),
 }
 
 /// Sends the request to a healthy machine and its response back: the status sent (or
@@ -253,7 +256,7 @@ async fn proxy(
                 last_error = format!("machine {machine}: {why}");
                 tried.push(machine);
             }
-            Failed::Retry(why) | Failed::Give(why) => {
+            Failed::Retry(why) | Failed::GiveUp(why) => {
                 let message = format!("machine {machine}: {why}");
                 return answer(
                     client,
@@ -329,7 +332,7 @@ async fn send(
         if may || request.replayable {
             Failed::Retry(why)
         } else {
-            Failed::Give(why)
+            Failed::GiveUp(why)
         }
     };
     match request.whole {
@@ -356,10 +359,10 @@ async fn send(
                 // The client went away mid-body: nobody is left to answer.
                 Err(RelayError::Read(e)) => {
                     tracing::debug!(peer = %client.peer, error = %e, "edge: request body cut off");
-                    return Ok((499, After::Close));
+                    return Ok((CLIENT_CLOSED, After::Close));
                 }
                 Err(RelayError::Write(e)) => {
-                    return Err(Failed::Give(format!("sending the request body: {e}")))
+                    return Err(Failed::GiveUp(format!("sending the request body: {e}")))
                 }
             }
         }
@@ -376,11 +379,11 @@ async fn send(
                 continue;
             }
             Ok(Some(resp)) if resp.status == 101 => {
-                return Err(Failed::Give("switched protocols unasked".to_string()))
+                return Err(Failed::GiveUp("switched protocols unasked".to_string()))
             }
             Ok(Some(resp)) => break resp,
             Ok(None) => {}
-            Err(e) => return Err(Failed::Give(e.to_string())),
+            Err(e) => return Err(Failed::GiveUp(e.to_string())),
         }
         let nothing_yet = upstream.buf.is_empty();
         match fill(&mut upstream.stream, &mut upstream.buf).await {
@@ -392,8 +395,8 @@ async fn send(
                 ))
             }
             Err(e) if nothing_yet => return Err(retry_if(false, format!("no answer: {e}"))),
-            Ok(_) => return Err(Failed::Give("closed the connection mid-answer".into())),
-            Err(e) => return Err(Failed::Give(format!("reading the answer: {e}"))),
+            Ok(_) => return Err(Failed::GiveUp("closed the connection mid-answer".into())),
+            Err(e) => return Err(Failed::GiveUp(format!("reading the answer: {e}"))),
         }
     };
     upstream.buf.advance(resp.len);
