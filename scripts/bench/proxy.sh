@@ -8,11 +8,11 @@
 #   nginx   wrk -> nginx reverse proxy (keepalive upstream) -> the machine
 #   edge    wrk -> lakeflyd's edge (Host: bench.localhost) -> the machine
 # and prints edge/nginx ratios of the medians over several rounds.
-# Usage: scripts/bench/proxy.sh [SECONDS per run, default 8] [ROUNDS, default 3]
+# Usage: scripts/bench/proxy.sh [SECONDS per run, default 8] [ROUNDS, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration="${1:-8}"
-rounds="${2:-3}"
+rounds="${2:-5}"
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk; then
