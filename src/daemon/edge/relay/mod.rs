@@ -184,7 +184,7 @@ async fn exchange(
 
 /// Why one try at a machine failed.
 enum Failed {
-    /// Nothing came back, and the machine need not have seen the request: try another.
+    /// Nothing came back, and the request may be sent again: try another machine.
     Retry(String),
     /// The request may have reached the machine; answer 502 with this.
     GiveUp(String),
