@@ -286,6 +286,43 @@ mod tests {
         );
     }
 
+    /// A small deterministic generator, so a failure can be replayed.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn any_bytes_in_any_split_never_panic_or_overrun() {
+        let alphabet = b"0123456789abcdefABCDEF;= \t\r\nxyz";
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let len = (xorshift(&mut seed) % 64) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(xorshift(&mut seed) % alphabet.len() as u64) as usize])
+                .collect();
+            let whole = feed(Framing::Chunked, &[&bytes]);
+            let cut = (xorshift(&mut seed) % (len as u64 + 1)) as usize;
+            let split = feed(Framing::Chunked, &[&bytes[..cut], &bytes[cut..]]);
+            match (whole, split) {
+                (Ok((taken, done)), Ok(again)) => {
+                    assert!(taken <= len);
+                    // Where a body ends does not depend on how its bytes arrived.
+                    assert_eq!(
+                        (taken, done),
+                        again,
+                        "{:?}",
+                        String::from_utf8_lossy(&bytes)
+                    );
+                }
+                (Err(Malformed), Err(Malformed)) => {}
+                (a, b) => panic!("{a:?} vs {b:?} for {:?}", String::from_utf8_lossy(&bytes)),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn relay_streams_the_body_and_keeps_what_follows() {
         let (mut to_src, mut src) = tokio::io::duplex(64);

@@ -465,6 +465,33 @@ mod tests {
     }
 
     #[test]
+    fn a_mangled_head_is_never_forwarded_half_understood() {
+        let valid = b"POST /a?b=c HTTP/1.1\r\nHost: x.localhost\r\nContent-Length: 3\r\nConnection: close\r\nX-Forwarded-For: 1.2.3.4\r\n\r\nabc";
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..5000 {
+            let mut bytes = valid.to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = b"\r\n :,;\t\0\x7fHa0"[(next() % 12) as usize];
+            }
+            if let ParsedRequest::Head(head) = parse_request(&bytes, peer()) {
+                // What goes on is one well-formed head, whatever came in.
+                assert!(head.len <= bytes.len());
+                let out = &head.upstream;
+                assert!(out.ends_with(b"\r\n\r\n"));
+                assert_eq!(out.windows(4).filter(|w| w == b"\r\n\r\n").count(), 1);
+                assert!(!out.contains(&0));
+            }
+        }
+    }
+
+    #[test]
     fn a_response_is_framed_and_rewritten_for_the_client() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nKeep-Alive: timeout=5\r\n\r\nok\n";
         let resp = parse_response(raw, false, false)
