@@ -396,3 +396,23 @@ async fn kept_alive_connections_go_back_to_the_port_they_came_from() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_handed_to_the_full_server_midway_loses_no_byte() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let mut wire = Wire::connect(&s).await;
+    // In one write: a request the relay serves, one it leaves to hyper (an unknown app),
+    // and one more, which hyper must find in the bytes the relay had already read.
+    wire.send(&format!(
+        "{}GET / HTTP/1.1\r\nHost: nope.localhost\r\n\r\n{}",
+        get("/relayed"),
+        get("/after")
+    ))
+    .await;
+    assert_eq!(wire.response(false).await.json()["path"], "/relayed");
+    let unknown = wire.response(false).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["code"], "unknown_app");
+    assert_eq!(wire.response(false).await.json()["path"], "/after");
+}

@@ -31,7 +31,7 @@ use super::store::Store;
 use crate::config::AppConfig;
 
 /// A client gets this long to send a request's headers.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most edge threads, however many cores.
 const MAX_THREADS: usize = 8;
 
