@@ -179,7 +179,7 @@ pub struct Source<'a, R> {
     pub buf: &'a mut BytesMut,
 }
 
-/// Reads more of `src` into its buffer; `Ok(0)` at the end of the stream.
+/// Reads more from `stream` into `buf`; `Ok(0)` at the end of the stream.
 pub async fn fill<R: AsyncRead + Unpin>(
     stream: &mut R,
     buf: &mut BytesMut,
@@ -190,12 +190,12 @@ pub async fn fill<R: AsyncRead + Unpin>(
     stream.read_buf(buf).await
 }
 
-/// Sends `head` and then the body that `tracker` follows, read from `src`, to `dst`.
+/// Sends `head` and then the body framed as `framing`, read from `src`, to `dst`.
 /// Body bytes already in the source's buffer go out with the head when they are few.
 /// Stops at the end of the body, leaving what follows it in the buffer.
 pub async fn relay<R, W>(
     mut head: Vec<u8>,
-    tracker: &mut Tracker,
+    framing: Framing,
     src: Source<'_, R>,
     dst: &mut W,
 ) -> Result<(), RelayError>
@@ -204,6 +204,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let Source { stream, buf } = src;
+    let mut tracker = Tracker::new(framing);
     let malformed =
         |e: Malformed| RelayError::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
     let take = tracker.advance(buf).map_err(malformed)?;
@@ -334,10 +335,9 @@ mod tests {
                 .expect("write");
         });
         let mut out = Vec::new();
-        let mut tracker = Tracker::new(Framing::Chunked);
         relay(
             b"HEAD\r\n".to_vec(),
-            &mut tracker,
+            Framing::Chunked,
             Source {
                 stream: &mut src,
                 buf: &mut buf,
@@ -359,7 +359,7 @@ mod tests {
         let mut out = Vec::new();
         let err = relay(
             Vec::new(),
-            &mut Tracker::new(Framing::Length(10)),
+            Framing::Length(10),
             Source {
                 stream: &mut src,
                 buf: &mut buf,

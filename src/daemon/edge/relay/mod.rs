@@ -342,14 +342,13 @@ async fn send(
             .await
             .map_err(|e| retry_if(reused, format!("sending the request: {e}")))?,
         None => {
-            let mut tracker = Tracker::new(head.framing);
             let src = Source {
                 stream: &mut client.stream,
                 buf: &mut client.buf,
             };
             match relay(
                 head.upstream.clone(),
-                &mut tracker,
+                head.framing,
                 src,
                 &mut upstream.stream,
             )
@@ -400,12 +399,11 @@ async fn send(
         }
     };
     upstream.buf.advance(resp.len);
-    let mut tracker = Tracker::new(resp.framing);
     let src = Source {
         stream: &mut upstream.stream,
         buf: &mut upstream.buf,
     };
-    match relay(resp.client, &mut tracker, src, &mut client.stream).await {
+    match relay(resp.client, resp.framing, src, &mut client.stream).await {
         Ok(()) => {
             if resp.reusable {
                 backend.upstreams.here().put(upstream.port, upstream);
