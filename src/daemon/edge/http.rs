@@ -1,7 +1,9 @@
-//! HTTP through the edge: find the app (by `Host`, or by the port for a `[[services]]`
-//! listener with the `http` handler), serve its statics, else pick a healthy machine and
-//! stream the request to it and its response back. Upgrades (WebSocket) are spliced.
-//! A request that never reached a machine is tried on another.
+//! HTTP through the edge with hyper's full server, for the connections the relay
+//! (`relay/`) hands over: HTTP/1.0, upgrades (WebSocket, spliced), `Expect`, statics,
+//! unknown apps. It finds the app (by `Host`, or by the port for a `[[services]]`
+//! listener with the `http` handler), serves its statics, else picks a healthy machine and
+//! streams the request to it and its response back. A request that never reached a
+//! machine is tried on another. Machine picking and error pages are shared with the relay.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
