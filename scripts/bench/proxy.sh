@@ -190,6 +190,10 @@ print(f"{conns:>2} conns, medians: direct {dr:.0f} req/s p99 {dp:.0f} µs; "
       f"edge {er:.0f} req/s p99 {ep:.0f} µs {ec:.1f} µs/req")
 print(f"{conns:>2} conns: edge/nginx throughput {er / nr:.2f}x (target >= 1.00), "
       f"p99 {ep / np:.2f}x (target <= 1.00), CPU per request {ec / nc:.2f}x")
+if conns == "1":
+    # One request at a time: the time each proxy adds to a request over going direct.
+    added = lambda r: (1 / r - 1 / dr) * 1e6
+    print(f" 1 conn: nginx adds {added(nr):.0f} µs a request, the edge {added(er):.0f} µs")
 EOF
 done
 rss="$(awk '/VmRSS/ {print $2}' "/proc/$daemon_pid/status")"
