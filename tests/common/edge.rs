@@ -15,7 +15,7 @@ pub const HOST: &str = "edgy.localhost";
 /// How long anything a test waits for may take.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A daemon and a copy of the edge test app, with `extra` appended to its fly.toml.
+/// A daemon and a copy of the edge test app, with more fly.toml appended.
 pub struct Setup {
     pub d: TestDaemon,
     _dir: tempfile::TempDir,
@@ -24,6 +24,7 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// Starts a daemon with `daemon_flags` and copies the app, `extra_toml` appended.
     pub fn new(extra_toml: &str, daemon_flags: &[&str]) -> Self {
         let temp = tempfile::tempdir().unwrap();
         let d = TestDaemon::start_in(&temp.path().join("state"), daemon_flags);
@@ -52,6 +53,7 @@ impl Setup {
         self.cli(&["deploy"]).await
     }
 
+    /// `lakefly --remote <api> ARGS` in the app's directory, run off the async runtime.
     pub async fn cli(&self, args: &[&str]) -> Run {
         let (api, app) = (self.d.api.clone(), self.app.clone());
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -65,10 +67,12 @@ impl Setup {
         .unwrap()
     }
 
+    /// The edge URL of `path` for the app.
     pub fn url(&self, path: &str) -> String {
         format!("http://{HOST}:{}{path}", self.edge_port())
     }
 
+    /// The edge's port.
     pub fn edge_port(&self) -> u16 {
         self.d
             .edge_addr()
@@ -79,10 +83,12 @@ impl Setup {
             .unwrap()
     }
 
+    /// GET `path` from the app through the edge.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// `lakefly status --json` of the app.
     pub async fn status(&self) -> Value {
         self.cli(&["status", "-a", APP, "--json"])
             .await
