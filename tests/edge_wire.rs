@@ -134,15 +134,22 @@ impl Wire {
     }
 }
 
+/// The test app deployed, and a raw connection to the edge (hold the `Setup`: dropping
+/// it stops the daemon).
+async fn deployed() -> (Setup, Wire) {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let wire = Wire::connect(&s).await;
+    (s, wire)
+}
+
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_are_answered_in_order_on_one_connection() {
-    let s = Setup::new("", &[]);
-    s.deploy().await.expect_code(0);
-    let mut wire = Wire::connect(&s).await;
+    let (_s, mut wire) = deployed().await;
     // Both in one write: the second waits in the edge's buffer while the first is served.
     wire.send(&format!("{}{}", get("/first"), get("/second?x=1")))
         .await;
@@ -157,9 +164,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_bodies_pass_through_in_both_directions() {
-    let s = Setup::new("", &[]);
-    s.deploy().await.expect_code(0);
-    let mut wire = Wire::connect(&s).await;
+    let (_s, mut wire) = deployed().await;
     let parts = ["hello ", "chunked ", "world"];
     let mut raw =
         format!("POST /upload HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -191,9 +196,7 @@ async fn chunked_bodies_pass_through_in_both_directions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_and_http_1_0_requests_are_answered() {
-    let s = Setup::new("", &[]);
-    s.deploy().await.expect_code(0);
-    let mut wire = Wire::connect(&s).await;
+    let (s, mut wire) = deployed().await;
     wire.send(&format!("HEAD / HTTP/1.1\r\nHost: {HOST}\r\n\r\n"))
         .await;
     let head = wire.response(true).await;
@@ -217,9 +220,7 @@ async fn head_and_http_1_0_requests_are_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_framed_two_ways_is_answered_once_and_its_connection_closed() {
-    let s = Setup::new("", &[]);
-    s.deploy().await.expect_code(0);
-    let mut wire = Wire::connect(&s).await;
+    let (_s, mut wire) = deployed().await;
     // By Content-Length the body is the chunked terminator plus a second request; by
     // Transfer-Encoding it ends after the terminator. Whichever a server believes, a
     // proxy that reads it the other way would pass the smuggled request on.
@@ -399,9 +400,7 @@ async fn kept_alive_connections_go_back_to_the_port_they_came_from() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_handed_to_the_full_server_midway_loses_no_byte() {
-    let s = Setup::new("", &[]);
-    s.deploy().await.expect_code(0);
-    let mut wire = Wire::connect(&s).await;
+    let (_s, mut wire) = deployed().await;
     // In one write: a request the relay serves, one it leaves to hyper (an unknown app),
     // and one more, which hyper must find in the bytes the relay had already read.
     wire.send(&format!(
