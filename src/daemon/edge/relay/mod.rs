@@ -245,14 +245,16 @@ async fn proxy(
                 return answer(client, status, code, &message, &head, whole.is_none()).await;
             }
         };
-        let machine = lease.backend.spec.machine.clone();
-        let failed = match attempt(route, client, &request, lease).await {
+        let failed = match attempt(route, client, &request, &lease).await {
             Ok(done) => return done,
             Err(failed) => failed,
         };
+        // The lease ends here, before another machine is looked for.
+        let machine = lease.backend.spec.machine.clone();
+        drop(lease);
         match failed {
             Failed::Retry(why) if tried.len() + 1 < MAX_ATTEMPTS => {
-                tracing::debug!(%machine, error = %why, "edge: machine failed a request it never took; trying another");
+                tracing::debug!(%machine, error = %why, "edge: machine failed a request that may be sent again; trying another");
                 last_error = format!("machine {machine}: {why}");
                 tried.push(machine);
             }
@@ -282,13 +284,13 @@ struct Outgoing<'a> {
     replayable: bool,
 }
 
-/// One try at the machine of `lease`, whose request count it holds until the response
-/// has been passed on.
+/// One try at the machine of `lease` (held by the caller, so the request counts against
+/// the machine until its response has been passed on).
 async fn attempt(
     route: &Route,
     client: &mut Client,
     request: &Outgoing<'_>,
-    lease: Lease,
+    lease: &Lease,
 ) -> Result<(u16, After), Failed> {
     let backend = &lease.backend;
     let port = backend.dial_port(route.internal_port);
