@@ -275,6 +275,113 @@ async fn an_app_that_hangs_up_kept_alive_connections_loses_no_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_refusing_an_upload_is_heard_while_the_client_still_sends() {
+    refused_upload("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_refusing_an_upload_sent_after_100_continue_is_heard() {
+    // curl's way with a large upload: the full server, not the relay, serves it.
+    refused_upload("Expect: 100-continue\r\n").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_after_100_continue_that_is_read_keeps_its_connection() {
+    let (_s, mut wire) = deployed().await;
+    wire.send(&format!(
+        "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    ))
+    .await;
+    let interim = wire
+        .read_until(|b| b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4))
+        .await
+        .expect("an interim answer");
+    assert!(interim.starts_with(b"HTTP/1.1 100 "));
+    wire.send("hello").await;
+    let upload = wire.response(false).await;
+    assert_eq!(upload.status, 200);
+    assert_eq!(upload.json()["bytes"], 5);
+    assert_eq!(upload.header("connection"), None, "{:?}", upload.headers);
+    wire.send(&get("/after")).await;
+    assert_eq!(wire.response(false).await.json()["path"], "/after");
+}
+
+/// Uploads to an app that refuses the upload unread, with `extra` header lines, and
+/// checks the app's answer arrives while the body is still being sent.
+async fn refused_upload(extra: &str) {
+    // More than the socket buffers on both hops hold, so an edge that only listens for
+    // the answer after the whole body would wait on the app forever.
+    const UPLOAD: usize = 64 * 1024 * 1024;
+    let (_s, wire) = deployed().await;
+    let (mut from_edge, mut to_edge) = wire.stream.into_split();
+    let extra = extra.to_string();
+    let sender = tokio::spawn(async move {
+        let head = format!(
+            "POST /refuse HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {UPLOAD}\r\n{extra}\r\n"
+        );
+        to_edge.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..UPLOAD / chunk.len() {
+            to_edge.write_all(&chunk).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut got = Vec::new();
+    let answer = loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if text.contains("upload refused") {
+            break text;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(DEADLINE, from_edge.read(&mut chunk))
+            .await
+            .expect("the app's answer arrives while the body is still being sent")
+            .expect("the answer is read before the connection closes");
+        assert!(n > 0, "the edge closed without the app's answer: {text:?}");
+        got.extend_from_slice(&chunk[..n]);
+    };
+    // After a `100 Continue` when the client asked for one (the edge lets the body come).
+    let last = answer
+        .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
+        .unwrap_or(&answer);
+    assert!(last.starts_with("HTTP/1.1 413 "), "{answer}");
+    // The rest of the body is never read: the connection cannot carry another request.
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    sender.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_answering_as_it_reads_gets_the_rest_of_the_body() {
+    let (_s, mut wire) = deployed().await;
+    wire.send(&format!(
+        "POST /duplex HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ))
+    .await;
+    // The answer starts before any of the body was sent ...
+    let head = wire
+        .read_until(|b| b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4))
+        .await
+        .expect("the answer's head");
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    // ... and each piece of the body still reaches the app, which echoes it at once.
+    for word in ["one", "two", "three", ""] {
+        wire.send(&format!("{:x}\r\n{word}\r\n", word.len())).await;
+        let echoed = format!("{:x}\r\n{word}\r\n", word.len());
+        let got = wire
+            .read_until(|b| (b.len() >= echoed.len()).then_some(echoed.len()))
+            .await
+            .expect("the echo of a chunk");
+        assert_eq!(String::from_utf8(got).unwrap(), echoed);
+    }
+    assert!(wire.closed().await, "the connection ends with the exchange");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edges_own_errors_are_pages_for_browsers_and_keep_the_connection() {
     let s = Setup::new("", &[]);
     s.deploy().await.expect_code(0);

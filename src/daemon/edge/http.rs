@@ -6,21 +6,21 @@
 //! machine is tried on another. Machine picking and error pages are shared with the relay.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::backends::{Lease, Pick};
+use super::bodies::{Tracked, Watched};
 use super::pool::{self, Pool, Sender};
 use super::routes::Route;
 use super::{autostart, statics, EdgeState};
@@ -181,7 +181,9 @@ async fn forward(
             parts.headers.clone(),
         )
     });
-    let mut req = Request::from_parts(parts, body.map_err(BoxError::from).boxed_unsync());
+    // Whether the client's body was all sent by the time the answer came.
+    let (body, sent) = Watched::new(body.map_err(BoxError::from).boxed_unsync());
+    let mut req = Request::from_parts(parts, body.boxed_unsync());
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = String::new();
     let bad_gateway =
@@ -215,7 +217,16 @@ async fn forward(
             },
         };
         match sender.try_send_request(req).await {
-            Ok(resp) => return respond(resp, lease, (port, sender), client_upgrade, html).await,
+            Ok(resp) => {
+                let mut resp = respond(resp, lease, (port, sender), client_upgrade, html).await;
+                if !sent.ended() {
+                    // The machine answered before the body was all sent (a 413 to an
+                    // upload): the rest will not be read, so the connection ends here.
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return resp;
+            }
             Err(mut e) => {
                 let unsent = e.take_message();
                 last_error = format!("machine {}: {}", backend.spec.machine, e.into_error());
@@ -388,64 +399,12 @@ async fn respond(
         };
     }
     resp.map(|body| {
-        Tracked {
-            inner: body.map_err(BoxError::from).boxed_unsync(),
-            done: Some((lease, port, sender)),
-        }
+        Tracked::new(
+            body.map_err(BoxError::from).boxed_unsync(),
+            (lease, port, sender),
+        )
         .boxed_unsync()
     })
-}
-
-/// A response body that hands its connection back to the pool once it was read to the
-/// end, and ends the request's lease when it is dropped.
-struct Tracked {
-    inner: EdgeBody,
-    done: Option<(Lease, u16, Sender)>,
-}
-
-impl Tracked {
-    fn finish(&mut self) {
-        if let Some((lease, port, sender)) = self.done.take() {
-            Pool::<Sender>::give_back(lease.backend.clone(), port, sender);
-        }
-    }
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.finish(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish(),
-            // A body cut off midway leaves its connection unusable: it is dropped.
-            Poll::Ready(Some(Err(_))) => self.done = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        // A body with nothing to read (HEAD, 204, 304) is never polled.
-        if self.inner.is_end_stream() {
-            self.finish();
-        }
-    }
 }
 
 /// Sets the forwarding headers, drops hop-by-hop ones (keeping an upgrade's).

@@ -7,6 +7,7 @@
 
 pub mod autostart;
 pub mod backends;
+mod bodies;
 pub mod http;
 mod pool;
 mod relay;

@@ -89,6 +89,37 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_POST(self):
+        if self.path == "/refuse":
+            # Refuses an upload at once, unread, as an app with a size limit does, and
+            # holds the connection without reading: the answer must reach the client
+            # while it is still sending.
+            body = b"upload refused\n"
+            self.send_response(413)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            time.sleep(60)
+            self.close_connection = True
+            return
+        if self.path == "/duplex":
+            # Answers as it reads, as a streaming app does: each chunk of the request
+            # body is echoed at once, and the answer ends when the body does.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                data = self.rfile.read(size)
+                self.rfile.readline()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                if size == 0:
+                    return
         length = self.headers.get("Content-Length")
         digest = hashlib.sha256()
         total = 0

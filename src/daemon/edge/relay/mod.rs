@@ -8,11 +8,11 @@
 mod body;
 mod message;
 mod rewind;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -21,11 +21,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use self::body::{fill, relay, RelayError, Source, Tracker};
-use self::message::{parse_request, parse_response, ParsedRequest, RequestHead, MAX_HEAD};
-use super::backends::{Backend, Lease};
+use self::body::{fill, Tracker};
+use self::message::{parse_request, ParsedRequest, RequestHead, MAX_HEAD};
+pub use self::upstream::Upstream;
+use super::backends::Lease;
 use super::http::{acquire, app_from_host_name, error_page, is_idempotent, Refusal, MAX_ATTEMPTS};
-use super::pool::{self, Reusable};
+use super::pool;
 use super::routes::Route;
 use super::{statics, EdgeState, HEADER_READ_TIMEOUT};
 
@@ -42,23 +43,6 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// is re-armed. Re-arming a timer wakes the event loop through its eventfd; doing it
 /// for every request cost a syscall and a loop turn on about one request in ten.
 const HEADER_DEADLINE_SLACK: Duration = Duration::from_secs(5);
-
-/// A kept-alive connection to a machine, with what was read from it and not used yet.
-pub struct Upstream {
-    stream: TcpStream,
-    buf: BytesMut,
-    /// The machine's port it goes to.
-    port: u16,
-}
-
-impl Reusable for Upstream {
-    /// Still idle: nothing arrived since its last response, and the machine did not close
-    /// it (the event loop has seen no read event for it; no syscall is made).
-    fn usable(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        self.buf.is_empty() && self.stream.poll_read_ready(&mut cx).is_pending()
-    }
-}
 
 /// The client side of a connection being served.
 struct Client {
@@ -296,7 +280,7 @@ async fn attempt(
     let port = backend.dial_port(route.internal_port);
     if request.whole.is_some() {
         if let Some(upstream) = backend.upstreams.here().take(port) {
-            match send(upstream, true, client, request, backend).await {
+            match upstream::send(upstream, true, client, request, backend).await {
                 // The kept-alive connection failed before any answer, most likely closed
                 // by the machine a moment ago: the same machine is asked on a new one.
                 Err(Failed::Retry(why)) => {
@@ -309,120 +293,7 @@ async fn attempt(
     let stream = pool::dial(port)
         .await
         .map_err(|e| Failed::Retry(e.to_string()))?;
-    let upstream = Upstream {
-        stream,
-        buf: BytesMut::new(),
-        port,
-    };
-    send(upstream, false, client, request, backend).await
-}
-
-/// Sends the request over `upstream` (`reused` from the pool) and passes the response
-/// on; the connection goes back to the pool when it can carry another.
-async fn send(
-    mut upstream: Upstream,
-    reused: bool,
-    client: &mut Client,
-    request: &Outgoing<'_>,
-    backend: &Backend,
-) -> Result<(u16, After), Failed> {
-    let head = request.head;
-    // Nothing came back. A request that may be sent twice is sent again; any other only
-    // when it could not even be written to a kept-alive connection (the machine had closed
-    // it): once written, the machine may have acted on it before it went away.
-    let retry_if = |may: bool, why: String| {
-        if may || request.replayable {
-            Failed::Retry(why)
-        } else {
-            Failed::GiveUp(why)
-        }
-    };
-    match request.whole {
-        Some(bytes) => upstream
-            .stream
-            .write_all(bytes)
-            .await
-            .map_err(|e| retry_if(reused, format!("sending the request: {e}")))?,
-        None => {
-            let src = Source {
-                stream: &mut client.stream,
-                buf: &mut client.buf,
-            };
-            match relay(
-                head.upstream.clone(),
-                head.framing,
-                src,
-                &mut upstream.stream,
-            )
-            .await
-            {
-                Ok(()) => {}
-                // The client went away mid-body: nobody is left to answer.
-                Err(RelayError::Read(e)) => {
-                    tracing::debug!(peer = %client.peer, error = %e, "edge: request body cut off");
-                    return Ok((CLIENT_CLOSED, After::Close));
-                }
-                Err(RelayError::Write(e)) => {
-                    return Err(Failed::GiveUp(format!("sending the request body: {e}")))
-                }
-            }
-        }
-    }
-    let head_request = head.method == Method::HEAD;
-    let resp = loop {
-        match parse_response(&upstream.buf, head_request, head.close) {
-            Ok(Some(resp)) if (100..200).contains(&resp.status) && resp.status != 101 => {
-                // An interim answer (103 Early Hints): passed on; the real one follows.
-                upstream.buf.advance(resp.len);
-                if client.stream.write_all(&resp.client).await.is_err() {
-                    return Ok((resp.status, After::Close));
-                }
-                continue;
-            }
-            Ok(Some(resp)) if resp.status == 101 => {
-                return Err(Failed::GiveUp("switched protocols unasked".to_string()))
-            }
-            Ok(Some(resp)) => break resp,
-            Ok(None) => {}
-            Err(e) => return Err(Failed::GiveUp(e.to_string())),
-        }
-        let nothing_yet = upstream.buf.is_empty();
-        match fill(&mut upstream.stream, &mut upstream.buf).await {
-            Ok(n) if n > 0 => {}
-            Ok(_) if nothing_yet => {
-                return Err(retry_if(
-                    false,
-                    "closed the connection without answering".into(),
-                ))
-            }
-            Err(e) if nothing_yet => return Err(retry_if(false, format!("no answer: {e}"))),
-            Ok(_) => return Err(Failed::GiveUp("closed the connection mid-answer".into())),
-            Err(e) => return Err(Failed::GiveUp(format!("reading the answer: {e}"))),
-        }
-    };
-    upstream.buf.advance(resp.len);
-    let src = Source {
-        stream: &mut upstream.stream,
-        buf: &mut upstream.buf,
-    };
-    match relay(resp.client, resp.framing, src, &mut client.stream).await {
-        Ok(()) => {
-            if resp.reusable {
-                backend.upstreams.here().put(upstream.port, upstream);
-            }
-            let after = if resp.close {
-                After::Close
-            } else {
-                After::KeepAlive
-            };
-            Ok((resp.status, after))
-        }
-        Err(e) => {
-            // Too late for an error answer: the client has part of the response.
-            tracing::debug!(machine = %backend.spec.machine, error = %e, "edge: response cut off");
-            Ok((resp.status, After::Close))
-        }
-    }
+    upstream::send(Upstream::new(stream, port), false, client, request, backend).await
 }
 
 /// Sends the edge's own error answer; `unread_body` closes the connection after it

@@ -1,0 +1,126 @@
+//! Bodies that report how far they were read: a machine's response hands its connection
+//! back once read to the end; a client's request says whether it was all sent.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use super::backends::Lease;
+use super::http::{BoxError, EdgeBody};
+use super::pool::{Pool, Sender};
+
+/// A response body that hands its connection back to the pool once it was read to the
+/// end, and ends the request's lease when it is dropped.
+pub(super) struct Tracked {
+    inner: EdgeBody,
+    done: Option<(Lease, u16, Sender)>,
+}
+
+impl Tracked {
+    /// `inner`, handing `done`'s connection back once read to the end.
+    pub(super) fn new(inner: EdgeBody, done: (Lease, u16, Sender)) -> Self {
+        Tracked {
+            inner,
+            done: Some(done),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((lease, port, sender)) = self.done.take() {
+            Pool::<Sender>::give_back(lease.backend.clone(), port, sender);
+        }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish(),
+            // A body cut off midway leaves its connection unusable: it is dropped.
+            Poll::Ready(Some(Err(_))) => self.done = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // A body with nothing to read (HEAD, 204, 304) is never polled.
+        if self.inner.is_end_stream() {
+            self.finish();
+        }
+    }
+}
+
+/// A request body that notes when it was read to its end.
+pub(super) struct Watched {
+    inner: EdgeBody,
+    ended: Arc<AtomicBool>,
+}
+
+/// Whether a [`Watched`] body was read to its end.
+pub(super) struct Ended(Arc<AtomicBool>);
+
+impl Ended {
+    /// Read to its end (an empty body from the start).
+    pub(super) fn ended(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Watched {
+    /// `inner`, watched.
+    pub(super) fn new(inner: EdgeBody) -> (Self, Ended) {
+        let ended = Arc::new(AtomicBool::new(inner.is_end_stream()));
+        let watch = Ended(ended.clone());
+        (Watched { inner, ended }, watch)
+    }
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        // A body of known length ends with its last frame, and may not be polled again.
+        if matches!(polled, Poll::Ready(None))
+            || matches!(polled, Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream())
+        {
+            self.ended.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
