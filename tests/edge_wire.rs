@@ -381,6 +381,92 @@ async fn an_app_answering_as_it_reads_gets_the_rest_of_the_body() {
     assert!(wire.closed().await, "the connection ends with the exchange");
 }
 
+/// A daemon that gives up on a stalled transfer after a second, the test app deployed,
+/// and a raw connection to the edge.
+async fn impatient() -> (Setup, Wire) {
+    let s = Setup::new("", &["--edge-stall-timeout", "1s"]);
+    s.deploy().await.expect_code(0);
+    let wire = Wire::connect(&s).await;
+    (s, wire)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_its_body_gets_408_and_is_disconnected() {
+    stalled_upload("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_its_body_after_100_continue_gets_408() {
+    stalled_upload("Expect: 100-continue\r\n").await;
+}
+
+/// Sends a tenth of a body, with `extra` header lines, and no more.
+async fn stalled_upload(extra: &str) {
+    let (_s, mut wire) = impatient().await;
+    wire.send(&format!(
+        "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100\r\n{extra}\r\nten bytes!"
+    ))
+    .await;
+    // The other 90 bytes never come: the edge tells the client, and lets go of it and
+    // of the machine.
+    let all = wire.read_until(|_| None).await;
+    assert!(all.is_none(), "the connection is closed");
+    let answer = String::from_utf8_lossy(&wire.buf).into_owned();
+    let last = answer
+        .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
+        .unwrap_or(&answer);
+    assert!(last.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(last.contains("request_timeout"), "{answer}");
+    assert!(last.contains("connection: close\r\n"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answer_is_disconnected() {
+    let (s, mut wire) = impatient().await;
+    let open = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("lakefly_edge_connections "))
+            .map(|n| n.trim().to_string())
+    };
+    wire.send(&get("/big")).await;
+    // The answer is far larger than the socket buffers, and nobody reads it: the edge's
+    // writes stall, and it closes the connection.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let metrics = reqwest::get(s.d.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if open(&metrics).as_deref() == Some("0") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connection stays open: {:?}",
+            open(&metrics)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // What was sent before is there to read, then the end: never the whole answer.
+    let head = wire
+        .read_until(|b| b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4))
+        .await
+        .expect("the answer's head");
+    assert!(head.starts_with(b"HTTP/1.1 200 "));
+    let mut body = 0;
+    loop {
+        let mut chunk = vec![0u8; 1 << 16];
+        match wire.stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body += n,
+        }
+    }
+    assert!(body + wire.buf.len() < 64 << 20, "the whole answer arrived");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edges_own_errors_are_pages_for_browsers_and_keep_the_connection() {
     let s = Setup::new("", &[]);

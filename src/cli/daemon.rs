@@ -72,6 +72,11 @@ pub struct RunArgs {
     /// With `auto_start_machines`, how long a request waits for a machine to start.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub auto_start_wait: crate::config::units::Duration,
+    /// Through the edge, a client that sends no byte of a request body, or reads no byte
+    /// of an answer, for this long is disconnected; so is a machine that reads no byte of
+    /// a request body and does not answer.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub edge_stall_timeout: crate::config::units::Duration,
 }
 
 /// How the daemon writes its log.

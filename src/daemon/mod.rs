@@ -253,6 +253,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             domain: args.domain.clone(),
             auto_stop_after: args.auto_stop_after.to_std(),
             auto_start_wait: args.auto_start_wait.to_std(),
+            stall_timeout: args.edge_stall_timeout.to_std(),
         },
         state_dir: state_dir.clone(),
         events_keep: args.events_keep,

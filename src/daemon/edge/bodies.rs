@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -12,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::backends::Lease;
 use super::http::{BoxError, EdgeBody};
 use super::pool::{Pool, Sender};
+use super::stall::Patience;
 
 /// A response body that hands its connection back to the pool once it was read to the
 /// end, and ends the request's lease when it is dropped.
@@ -73,10 +75,12 @@ impl Drop for Tracked {
     }
 }
 
-/// A request body that notes when it was read to its end.
+/// A request body that notes when it was read to its end, and gives up on a client that
+/// stops sending it.
 pub(super) struct Watched {
     inner: EdgeBody,
     ended: Arc<AtomicBool>,
+    patience: Patience,
 }
 
 /// Whether a [`Watched`] body was read to its end.
@@ -90,11 +94,19 @@ impl Ended {
 }
 
 impl Watched {
-    /// `inner`, watched.
-    pub(super) fn new(inner: EdgeBody) -> (Self, Ended) {
+    /// `inner`, watched, each frame awaited up to `limit`.
+    pub(super) fn new(inner: EdgeBody, limit: Duration) -> (Self, Ended) {
         let ended = Arc::new(AtomicBool::new(inner.is_end_stream()));
         let watch = Ended(ended.clone());
-        (Watched { inner, ended }, watch)
+        let patience = Patience::new(limit);
+        (
+            Watched {
+                inner,
+                ended,
+                patience,
+            },
+            watch,
+        )
     }
 }
 
@@ -113,7 +125,13 @@ impl Body for Watched {
         {
             self.ended.store(true, Ordering::Release);
         }
-        polled
+        // The limit applies between frames: `Option` is turned inside out around it.
+        let waited = match polled {
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(frame)) => Poll::Ready(frame),
+            Poll::Pending => Poll::Pending,
+        };
+        self.patience.check(waited, cx).map(Some)
     }
 
     fn is_end_stream(&self) -> bool {

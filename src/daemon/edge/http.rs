@@ -182,7 +182,8 @@ async fn forward(
         )
     });
     // Whether the client's body was all sent by the time the answer came.
-    let (body, sent) = Watched::new(body.map_err(BoxError::from).boxed_unsync());
+    let limit = state.stall_timeout;
+    let (body, sent) = Watched::new(body.map_err(BoxError::from).boxed_unsync(), limit);
     let mut req = Request::from_parts(parts, body.boxed_unsync());
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = String::new();
@@ -227,6 +228,13 @@ async fn forward(
                 }
                 return resp;
             }
+            Err(e) if stalled(&e) => {
+                let (status, code, message) = STALLED_BODY;
+                let mut resp = error(status, code, message, html);
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return resp;
+            }
             Err(mut e) => {
                 let unsent = e.take_message();
                 last_error = format!("machine {}: {}", backend.spec.machine, e.into_error());
@@ -248,6 +256,26 @@ async fn forward(
             }
         }
     }
+}
+
+/// The answer to a client that stopped sending its request body, as nginx's
+/// `client_body_timeout` gives.
+pub(super) const STALLED_BODY: (StatusCode, &str, &str) = (
+    StatusCode::REQUEST_TIMEOUT,
+    "request_timeout",
+    "the request body stopped arriving",
+);
+
+/// Whether a request failed because its client stopped sending the body.
+fn stalled(e: &hyper::client::conn::TrySendError<Request<EdgeBody>>) -> bool {
+    let mut source = std::error::Error::source(e.error());
+    while let Some(cause) = source {
+        if cause.is::<super::stall::Stalled>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Why no machine took a request.

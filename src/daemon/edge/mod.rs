@@ -12,6 +12,7 @@ pub mod http;
 mod pool;
 mod relay;
 pub mod routes;
+mod stall;
 pub mod statics;
 mod tcp;
 
@@ -94,6 +95,8 @@ pub struct EdgeOptions {
     pub auto_stop_after: Duration,
     /// How long a request waits for an auto-started machine.
     pub auto_start_wait: Duration,
+    /// How long a body or an answer may wait for its reader or writer.
+    pub stall_timeout: Duration,
 }
 
 /// What the edge's connections share.
@@ -105,6 +108,8 @@ pub struct EdgeState {
     runtime: Runtime,
     store: Store,
     auto_start_wait: Duration,
+    /// How long a body or an answer may wait for its reader or writer.
+    stall_timeout: Duration,
     /// Apps a machine is being auto-started for.
     waking: Arc<Mutex<HashSet<String>>>,
 }
@@ -179,6 +184,7 @@ impl Edge {
             runtime,
             store,
             auto_start_wait: options.auto_start_wait,
+            stall_timeout: options.stall_timeout,
             waking: Arc::default(),
         });
         let (accepting, stop) = watch::channel(false);
@@ -448,7 +454,10 @@ async fn serve_hyper<T>(
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(
+            TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
+            service,
+        )
         .with_upgrades()
         .await;
     if let Err(e) = served {

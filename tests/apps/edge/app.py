@@ -64,6 +64,19 @@ class Handler(BaseHTTPRequestHandler):
             for part in (b"one ", b"two ", b"three"):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/big":
+            # More than the socket buffers between the app and a client hold.
+            size = 64 << 20
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk = b"x" * (1 << 16)
+            try:
+                for _ in range(size >> 16):
+                    self.wfile.write(chunk)
+            except OSError:
+                self.close_connection = True
         elif self.path == "/hold":
             # Occupies the machine until the client goes away.
             time.sleep(60)

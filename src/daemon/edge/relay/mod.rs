@@ -51,6 +51,8 @@ struct Client {
     peer: SocketAddr,
     /// When the head being read must have arrived.
     head_deadline: Pin<Box<Sleep>>,
+    /// How long a body or an answer may wait for its reader or writer.
+    stall: Duration,
 }
 
 /// What the next request on a connection is.
@@ -86,6 +88,7 @@ pub async fn serve(
         buf: BytesMut::with_capacity(CLIENT_BUFFER),
         peer,
         head_deadline: Box::pin(tokio::time::sleep(HEADER_READ_TIMEOUT)),
+        stall: state.stall_timeout,
     };
     loop {
         match next_request(&state, &mut client, fixed.as_ref()).await {

@@ -16,9 +16,10 @@ use tokio::net::TcpStream;
 
 use super::body::{fill, relay, RelayError, Source};
 use super::message::{parse_response, RequestHead};
-use super::{linger, After, Client, Failed, Outgoing, CLIENT_CLOSED};
+use super::{answer, linger, After, Client, Failed, Outgoing, CLIENT_CLOSED};
 use crate::daemon::edge::backends::Backend;
 use crate::daemon::edge::pool::Reusable;
+use crate::daemon::edge::stall::StallLimit;
 
 /// A kept-alive connection to a machine, with what was read from it and not used yet.
 pub struct Upstream {
@@ -82,13 +83,13 @@ pub(super) async fn send(
                 });
             }
             let Upstream { stream, buf, .. } = &mut upstream;
-            let close = head.close;
+            let to = &mut StallLimit::new(&mut client.stream, client.stall);
             respond(
                 stream,
                 buf,
-                &mut client.stream,
+                to,
                 head,
-                close,
+                head.close,
                 request.replayable,
                 machine,
             )
@@ -97,16 +98,8 @@ pub(super) async fn send(
         None => match stream_body(&mut upstream, client, head, machine).await? {
             Streamed::Sent => {
                 let Upstream { stream, buf, .. } = &mut upstream;
-                respond(
-                    stream,
-                    buf,
-                    &mut client.stream,
-                    head,
-                    head.close,
-                    false,
-                    machine,
-                )
-                .await?
+                let to = &mut StallLimit::new(&mut client.stream, client.stall);
+                respond(stream, buf, to, head, head.close, false, machine).await?
             }
             Streamed::AnsweredEarly(status) => {
                 // The client may still be sending the body nobody reads any more.
@@ -114,6 +107,10 @@ pub(super) async fn send(
                 return Ok((status, After::Close));
             }
             Streamed::ClientGone => return Ok((CLIENT_CLOSED, After::Close)),
+            Streamed::ClientStalled => {
+                let (status, code, message) = super::super::http::STALLED_BODY;
+                return Ok(answer(client, status, code, message, head, true).await);
+            }
         },
     };
     if passed.reusable {
@@ -136,6 +133,8 @@ enum Streamed {
     AnsweredEarly(u16),
     /// The client went away mid-body: nobody is left to answer.
     ClientGone,
+    /// The client stopped sending the body; it is told so (408).
+    ClientStalled,
 }
 
 /// Sends the body that follows `head` from the client to the machine, listening to the
@@ -146,8 +145,12 @@ async fn stream_body(
     head: &RequestHead,
     machine: &str,
 ) -> Result<Streamed, Failed> {
-    let (mut from_machine, mut to_machine) = upstream.stream.split();
-    let (mut from_client, mut to_client) = client.stream.split();
+    let (mut from_machine, to_machine) = upstream.stream.split();
+    let (from_client, to_client) = client.stream.split();
+    // Only the machine's answer may take its time: it may be thinking, or streaming.
+    let mut to_machine = StallLimit::new(to_machine, client.stall);
+    let mut from_client = StallLimit::new(from_client, client.stall);
+    let mut to_client = StallLimit::new(to_client, client.stall);
     let src = Source {
         stream: &mut from_client,
         buf: &mut client.buf,
@@ -161,6 +164,9 @@ async fn stream_body(
             biased;
             sent = &mut body => return match sent {
                 Ok(()) => Ok(Streamed::Sent),
+                Err(RelayError::Read(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    Ok(Streamed::ClientStalled)
+                }
                 Err(RelayError::Read(e)) => {
                     tracing::debug!(peer = %client.peer, error = %e, "edge: request body cut off");
                     Ok(Streamed::ClientGone)
