@@ -204,7 +204,7 @@ async fn forward(
         let port = backend.dial_port(route.internal_port);
         let mut sender = match backend.senders.here().take(port) {
             Some(sender) => sender,
-            None => match pool::connect(port).await {
+            None => match pool::connect(port, state.stall_timeout).await {
                 Ok(sender) => sender,
                 Err(e) => {
                     last_error = e.to_string();

@@ -171,11 +171,13 @@ pub async fn dial(port: u16) -> Result<TcpStream, ConnectError> {
     Ok(stream)
 }
 
-/// A new hyper connection to `127.0.0.1:port`, able to switch protocols (WebSocket).
-pub async fn connect(port: u16) -> Result<Sender, ConnectError> {
+/// A new hyper connection to `127.0.0.1:port`, able to switch protocols (WebSocket),
+/// whose writes give up after waiting `stall` for the machine to read.
+pub async fn connect(port: u16, stall: Duration) -> Result<Sender, ConnectError> {
     let stream = dial(port).await?;
+    let io = super::stall::StallLimit::writes_only(stream, stall);
     let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|source| ConnectError::Handshake { port, source })?;
     tokio::spawn(async move {

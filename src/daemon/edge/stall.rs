@@ -89,7 +89,7 @@ impl<S> StallLimit<S> {
         }
     }
 
-    /// Wraps `inner`, limiting its writes only: for a whole client connection, which may
+    /// Wraps `inner`, limiting its writes only: for a whole connection, which may
     /// rightly wait between requests or carry an idle WebSocket.
     pub fn writes_only(inner: S, limit: Duration) -> Self {
         StallLimit {
