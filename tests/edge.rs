@@ -367,6 +367,71 @@ async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_proto_port_tells_the_app_who_connected() {
+    let (echo, v1, v2) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let s = Setup::new(
+        &format!(
+            r#"
+[env]
+  ECHO_PORT = "{echo}"
+
+[[services]]
+  internal_port = {echo}
+  protocol = "tcp"
+  processes = ["app"]
+  [[services.ports]]
+    port = {v1}
+    handlers = ["proxy_proto"]
+  [[services.ports]]
+    port = {v2}
+    handlers = ["proxy_proto"]
+    proxy_proto_options = {{ version = "v2" }}
+"#
+        ),
+        &[],
+    );
+    s.deploy().await.expect_code(0);
+    // What comes back on a connection to `port` after "hello\n": the app echoes what it
+    // read, header included; `header_len` gives the header's length from the client's
+    // port and the edge's.
+    let echoed = |port: u16, header_len: fn(u16, u16) -> usize| async move {
+        let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let client = raw.local_addr().unwrap().port();
+        raw.write_all(b"hello\n").await.unwrap();
+        let mut got = vec![0u8; header_len(client, port) + 6];
+        tokio::time::timeout(DEADLINE, raw.read_exact(&mut got))
+            .await
+            .expect("the echo arrives in time")
+            .unwrap();
+        (client, got)
+    };
+    // "PROXY TCP4 127.0.0.1 127.0.0.1 <client> <port>\r\n"
+    let v1_len = |client: u16, port: u16| 34 + client.to_string().len() + port.to_string().len();
+    let (client, got) = echoed(v1, v1_len).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with(&format!(
+            "PROXY TCP4 127.0.0.1 127.0.0.1 {client} {v1}\r\nhello"
+        )),
+        "{text:?}"
+    );
+
+    let (client, got) = echoed(v2, |_, _| 28).await;
+    assert_eq!(&got[..12], b"\r\n\r\n\0\r\nQUIT\n");
+    assert_eq!(&got[12..16], &[0x21, 0x11, 0x00, 0x0c]);
+    assert_eq!(&got[16..24], &[127, 0, 0, 1, 127, 0, 0, 1]);
+    assert_eq!(&got[24..26], &client.to_be_bytes());
+    assert_eq!(&got[26..28], &v2.to_be_bytes());
+    assert_eq!(&got[28..], b"hello\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_port_in_use_fails_the_deploy_naming_it_and_the_app() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();

@@ -10,6 +10,7 @@ pub mod backends;
 mod bodies;
 pub mod http;
 mod pool;
+mod proxy_proto;
 mod relay;
 pub mod routes;
 mod stall;
@@ -134,7 +135,7 @@ impl EdgeState {
     fn service_http_route(&self, app: &str, port: u16) -> Option<Arc<Route>> {
         match self.port_route(app, port)? {
             PortRoute::Http(route) => Some(route),
-            PortRoute::Tcp(_) => None,
+            PortRoute::Tcp(..) => None,
         }
     }
 }
@@ -422,8 +423,8 @@ async fn accept_port(
                         Some((app.clone(), port)),
                     ));
                 }
-                Some(PortRoute::Tcp(route)) => {
-                    tokio::spawn(tcp::splice(state.clone(), route, stream));
+                Some(PortRoute::Tcp(route, proxy)) => {
+                    tokio::spawn(tcp::splice(state.clone(), route, proxy, stream));
                 }
                 None => drop(stream),
             },

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::backends::Limits;
+use super::proxy_proto::ProxyProto;
 use super::statics::StaticDir;
 use crate::config::model::{AutoStop, Concurrency, Service};
 use crate::config::AppConfig;
@@ -36,8 +37,9 @@ pub struct Route {
 pub enum PortRoute {
     /// `handlers = ["http"]`: HTTP, like the host-routed edge.
     Http(Arc<Route>),
-    /// No handler: bytes both ways.
-    Tcp(Arc<Route>),
+    /// No handler (or `proxy_proto`): bytes both ways, after a PROXY protocol header
+    /// when one is asked for.
+    Tcp(Arc<Route>, Option<ProxyProto>),
 }
 
 /// Idle machines of these groups stop, down to a floor.
@@ -64,6 +66,10 @@ pub struct AppRoutes {
     pub warnings: Vec<String>,
 }
 
+/// What a deploy says of `force_https` (`{where}` names the section or port).
+const FORCE_HTTPS: &str = "{where}: force_https is not applied: the edge serves plain HTTP \
+     and redirects nothing; serve HTTPS from a TLS proxy in front of it";
+
 /// Reads an app's routes from its config; statics resolve inside `release_dir`.
 pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes {
     let mut routes = AppRoutes::default();
@@ -84,6 +90,11 @@ pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes 
             auto_start: http.auto_start_machines == Some(true),
             statics: statics.clone(),
         }));
+        if http.force_https {
+            routes
+                .warnings
+                .push(FORCE_HTTPS.replace("{where}", "[http_service]"));
+        }
         if stops(http.auto_stop_machines) {
             routes.auto_stop.push(AutoStopRule {
                 groups: http.processes.clone(),
@@ -150,6 +161,30 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             continue;
         }
         let http = handlers.iter().any(|h| h == "http");
+        if http && port.force_https {
+            let place = format!("port {}", numbers[0]);
+            routes.warnings.push(FORCE_HTTPS.replace("{where}", &place));
+        }
+        let proxy = match handlers.iter().any(|h| h == "proxy_proto") {
+            false => None,
+            true if http => {
+                routes.warnings.push(format!(
+                    "port {}: proxy_proto together with the http handler is not supported; \
+                     HTTP is served there without a PROXY header (the edge sets X-Forwarded-For)",
+                    numbers[0]
+                ));
+                None
+            }
+            true => match ProxyProto::from_options(&port.extra) {
+                Ok(version) => Some(version),
+                Err(e) => {
+                    routes
+                        .warnings
+                        .push(format!("port {}: {e}; it is not served", numbers[0]));
+                    continue;
+                }
+            },
+        };
         if http && routes.http.is_none() {
             // With no [http_service], the first HTTP service is what <app>.<domain> reaches.
             routes.http = Some(route(statics.to_vec()));
@@ -158,7 +193,7 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             let entry = if http {
                 PortRoute::Http(route(statics.to_vec()))
             } else {
-                PortRoute::Tcp(route(Vec::new()))
+                PortRoute::Tcp(route(Vec::new()), proxy)
             };
             routes.ports.entry(number).or_insert(entry);
         }
@@ -222,6 +257,7 @@ mod tests {
 app = "web"
 [http_service]
 internal_port = 8080
+force_https = true
 auto_stop_machines = "stop"
 auto_start_machines = true
 min_machines_running = 1
@@ -232,6 +268,13 @@ hard_limit = 25
 "#,
         );
         let routes = from_config("web", &cfg, Path::new("/nonexistent"));
+        assert_eq!(
+            routes.warnings,
+            vec![
+                "[http_service]: force_https is not applied: the edge serves plain HTTP and \
+                  redirects nothing; serve HTTPS from a TLS proxy in front of it"
+            ]
+        );
         let http = routes.http.expect("http route");
         assert_eq!(http.groups, vec!["app"]);
         assert_eq!(http.internal_port, Some(8080));
@@ -259,6 +302,7 @@ internal_port = 8001
 [[services.ports]]
 port = 8001
 handlers = ["http"]
+force_https = true
 [[services.ports]]
 port = 443
 handlers = ["tls", "http"]
@@ -272,12 +316,64 @@ port = 15432
         let routes = from_config("svc", &cfg, Path::new("/nonexistent"));
         assert!(matches!(routes.ports.get(&8001), Some(PortRoute::Http(_))));
         assert!(
-            matches!(routes.ports.get(&15432), Some(PortRoute::Tcp(r)) if r.internal_port == Some(5432))
+            matches!(routes.ports.get(&15432), Some(PortRoute::Tcp(r, None)) if r.internal_port == Some(5432))
         );
         assert!(!routes.ports.contains_key(&443));
         assert!(routes.warnings.iter().any(|w| w.contains("port 443")));
+        assert!(
+            routes
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("port 8001: force_https is not applied")),
+            "{:?}",
+            routes.warnings
+        );
         // No [http_service]: the HTTP service answers on <app>.<domain> too.
         assert_eq!(routes.http.expect("http").internal_port, Some(8001));
+    }
+
+    #[test]
+    fn proxy_proto_ports_carry_their_version_and_odd_ones_are_reported() {
+        let cfg = config(
+            r#"
+app = "pg"
+[[services]]
+protocol = "tcp"
+internal_port = 5432
+[[services.ports]]
+port = 5432
+handlers = ["proxy_proto"]
+[[services.ports]]
+port = 5433
+handlers = ["proxy_proto"]
+proxy_proto_options = { version = "v2" }
+[[services.ports]]
+port = 5434
+handlers = ["proxy_proto"]
+proxy_proto_options = { version = "v9" }
+[[services.ports]]
+port = 8080
+handlers = ["http", "proxy_proto"]
+"#,
+        );
+        let routes = from_config("pg", &cfg, Path::new("/nonexistent"));
+        let proxy = |port| match routes.ports.get(&port) {
+            Some(PortRoute::Tcp(_, proxy)) => *proxy,
+            other => panic!("port {port}: {other:?}"),
+        };
+        assert_eq!(proxy(5432), Some(ProxyProto::V1));
+        assert_eq!(proxy(5433), Some(ProxyProto::V2));
+        assert!(!routes.ports.contains_key(&5434));
+        assert!(matches!(routes.ports.get(&8080), Some(PortRoute::Http(_))));
+        let said = routes.warnings.join("\n");
+        assert!(
+            said.contains("port 5434: proxy_proto_options.version"),
+            "{said}"
+        );
+        assert!(
+            said.contains("port 8080: proxy_proto together with the http"),
+            "{said}"
+        );
     }
 
     #[test]

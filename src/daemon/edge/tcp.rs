@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
+
 use super::backends::Pick;
+use super::proxy_proto::ProxyProto;
 use super::routes::Route;
 use super::EdgeState;
 
@@ -14,8 +17,14 @@ const MAX_ATTEMPTS: usize = 3;
 /// How long a connection waits for a healthy machine (or for auto-start).
 const HOLD: Duration = Duration::from_secs(10);
 
-/// Splices one accepted connection to a machine of `route`.
-pub async fn splice(state: Arc<EdgeState>, route: Arc<Route>, mut client: tokio::net::TcpStream) {
+/// Splices one accepted connection to a machine of `route`, after the PROXY protocol
+/// header `proxy` asks for.
+pub async fn splice(
+    state: Arc<EdgeState>,
+    route: Arc<Route>,
+    proxy: Option<ProxyProto>,
+    mut client: tokio::net::TcpStream,
+) {
     let _ = client.set_nodelay(true);
     let mut tried: Vec<String> = Vec::new();
     let wait = if route.auto_start {
@@ -50,6 +59,16 @@ pub async fn splice(state: Arc<EdgeState>, route: Arc<Route>, mut client: tokio:
         match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             Ok(mut upstream) => {
                 let _ = upstream.set_nodelay(true);
+                if let Some(proxy) = proxy {
+                    let header = match (client.peer_addr(), client.local_addr()) {
+                        (Ok(peer), Ok(local)) => proxy.header(peer, local),
+                        // The client is gone already.
+                        _ => return,
+                    };
+                    if upstream.write_all(&header).await.is_err() {
+                        return;
+                    }
+                }
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                 return;
             }

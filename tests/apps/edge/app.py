@@ -1,6 +1,6 @@
 """An app for the edge tests: echoes what the edge forwarded, streams server-sent events
 and chunked bodies, echoes one WebSocket message, counts an upload, holds a request open
-and hangs up on demand."""
+and hangs up on demand; with ECHO_PORT, echoes raw TCP too."""
 
 import base64
 import hashlib
@@ -192,6 +192,19 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def echo(listener):
+    """Echoes each connection's bytes back: a raw TCP service."""
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=echo_one, args=(conn,), daemon=True).start()
+
+
+def echo_one(conn):
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -203,6 +216,10 @@ if __name__ == "__main__":
     if os.environ.get("EXTRA_PORT"):
         ports.append(int(os.environ["EXTRA_PORT"]))
     servers = [Server(("127.0.0.1", port), Handler) for port in ports]
+    # ECHO_PORT when set: a raw TCP echo service, listening before the app is healthy.
+    if os.environ.get("ECHO_PORT"):
+        listener = socket.create_server(("127.0.0.1", int(os.environ["ECHO_PORT"])))
+        threading.Thread(target=echo, args=(listener,), daemon=True).start()
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"edge test app on {ports}", flush=True)
