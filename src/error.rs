@@ -134,6 +134,10 @@ pub enum Error {
     #[error(transparent)]
     TokenFile(#[from] crate::daemon::server::auth::TokenFileError),
 
+    /// The edge's TLS certificate or key cannot be used.
+    #[error(transparent)]
+    EdgeTls(#[from] crate::daemon::edge::tls::TlsError),
+
     /// The daemon's state database failed.
     #[error(transparent)]
     Store(#[from] crate::daemon::store::StoreError),
@@ -271,6 +275,7 @@ impl Error {
             Error::MasterKey(_) => "master_key",
             Error::InsecureApi { .. } => "insecure_api",
             Error::TokenFile(_) => "token_file",
+            Error::EdgeTls(_) => "edge_tls",
             Error::Io { .. } => "io",
             Error::Output(_) => "output",
         })
@@ -311,7 +316,7 @@ impl Error {
             Error::Bind { .. } | Error::NoStateDir | Error::Store(_) | Error::MasterKey(_) => {
                 exit::ERROR
             }
-            Error::InsecureApi { .. } | Error::TokenFile(_) => exit::USAGE,
+            Error::InsecureApi { .. } | Error::TokenFile(_) | Error::EdgeTls(_) => exit::USAGE,
             Error::Io { .. } | Error::Output(_) => exit::ERROR,
         }
     }
@@ -382,6 +387,9 @@ impl Error {
             ),
             Error::TokenFile(_) => Some(
                 "list one token per line (primary first, then secondary); `openssl rand -hex 32` makes one".into(),
+            ),
+            Error::EdgeTls(_) => Some(
+                "--edge-tls-cert takes the PEM certificate chain (leaf first) and --edge-tls-key its PEM private key".into(),
             ),
             Error::MasterKey(crate::daemon::secrets::KeyError::WrongKey(_)) => Some(
                 "restore the key file this state directory was used with; without it the secrets cannot be read".into(),

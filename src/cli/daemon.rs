@@ -23,7 +23,7 @@ pub struct DaemonArgs {
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
     /// Run the daemon in the foreground (the same as `lakeflyd`).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Say whether the local daemon runs, and where.
     Status,
     /// Stop the local daemon (its machines stop with their kill signal and timeout).
@@ -77,6 +77,12 @@ pub struct RunArgs {
     /// a request body and does not answer.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub edge_stall_timeout: crate::config::units::Duration,
+    /// PEM certificate chain (leaf first) for `[[services.ports]]` with the `tls` handler.
+    #[arg(long, value_name = "FILE", requires = "edge_tls_key")]
+    pub edge_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --edge-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "edge_tls_cert")]
+    pub edge_tls_key: Option<std::path::PathBuf>,
 }
 
 /// How the daemon writes its log.
@@ -93,7 +99,7 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
     let out = global.output();
     let state = crate::daemon::default_state_dir()?;
     match args.command {
-        DaemonCommand::Run(run) => run_daemon(run),
+        DaemonCommand::Run(run) => run_daemon(*run),
         DaemonCommand::Status => {
             let record = super::local::running(&state);
             if out.json {

@@ -254,6 +254,13 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             auto_stop_after: args.auto_stop_after.to_std(),
             auto_start_wait: args.auto_start_wait.to_std(),
             stall_timeout: args.edge_stall_timeout.to_std(),
+            tls: match (&args.edge_tls_cert, &args.edge_tls_key) {
+                (Some(cert), Some(key)) => Some(edge::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
         },
         state_dir: state_dir.clone(),
         events_keep: args.events_keep,

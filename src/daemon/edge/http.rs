@@ -23,7 +23,7 @@ use super::backends::{Lease, Pick};
 use super::bodies::{Tracked, Watched};
 use super::pool::{self, Pool, Sender};
 use super::routes::Route;
-use super::{autostart, statics, EdgeState};
+use super::{autostart, statics, EdgeState, Scheme};
 use crate::daemon::metrics::{AppLabel, EdgeRequestLabels};
 
 /// Errors a streamed body can carry.
@@ -58,6 +58,7 @@ pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     fixed: Option<(String, u16)>,
+    scheme: Scheme,
 ) -> Result<Response<EdgeBody>, std::convert::Infallible> {
     let started = Instant::now();
     let html = wants_html(req.headers());
@@ -91,10 +92,15 @@ pub async fn handle(
         );
         return Ok(state.record(&app, resp, started));
     };
+    if route.force_https && scheme == Scheme::Http {
+        if let Some(resp) = redirect_to_https(&state, &app, &req) {
+            return Ok(state.record(&app, resp, started));
+        }
+    }
     if let Some(resp) = statics::serve(&route.statics, &req).await {
         return Ok(state.record(&app, resp, started));
     }
-    let resp = forward(&state, &route, req, peer, html).await;
+    let resp = forward(&state, &route, req, (peer, scheme), html).await;
     Ok(state.record(&app, resp, started))
 }
 
@@ -154,7 +160,7 @@ async fn forward(
     state: &EdgeState,
     route: &Route,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    (peer, scheme): (SocketAddr, Scheme),
     html: bool,
 ) -> Response<EdgeBody> {
     let (mut parts, body) = req.into_parts();
@@ -163,7 +169,7 @@ async fn forward(
     } else {
         None
     };
-    prepare_headers(&mut parts.headers, peer, client_upgrade.is_some());
+    prepare_headers(&mut parts.headers, peer, scheme, client_upgrade.is_some());
     parts.uri = match parts.uri.path_and_query() {
         Some(pq) => pq
             .as_str()
@@ -256,6 +262,34 @@ async fn forward(
             }
         }
     }
+}
+
+/// `force_https`: the same URL on the app's HTTPS port, 301 for reads and 308 for the
+/// rest (which keeps the method and body). None when the app serves no HTTPS (the deploy
+/// said so) or the request names no host.
+fn redirect_to_https(
+    state: &EdgeState,
+    app: &str,
+    req: &Request<Incoming>,
+) -> Option<Response<EdgeBody>> {
+    let port = state.https_port(app)?;
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    let authority: http::uri::Authority = host.parse().ok()?;
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = match port {
+        443 => format!("https://{}{target}", authority.host()),
+        port => format!("https://{}:{port}{target}", authority.host()),
+    };
+    let status = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::PERMANENT_REDIRECT
+    };
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
+    Some(resp)
 }
 
 /// The answer to a client that stopped sending its request body, as nginx's
@@ -436,7 +470,7 @@ async fn respond(
 }
 
 /// Sets the forwarding headers, drops hop-by-hop ones (keeping an upgrade's).
-fn prepare_headers(headers: &mut HeaderMap, peer: SocketAddr, upgrade: bool) {
+fn prepare_headers(headers: &mut HeaderMap, peer: SocketAddr, scheme: Scheme, upgrade: bool) {
     let ip = peer.ip().to_string();
     let host = headers.get(header::HOST).cloned();
     let upgrade_to = headers.get(header::UPGRADE).cloned();
@@ -451,7 +485,7 @@ fn prepare_headers(headers: &mut HeaderMap, peer: SocketAddr, upgrade: bool) {
         }
     };
     set(headers, "x-forwarded-for", &forwarded_for);
-    set(headers, "x-forwarded-proto", "http");
+    set(headers, "x-forwarded-proto", scheme.as_str());
     set(headers, "x-real-ip", &ip);
     set(headers, "fly-client-ip", &ip);
     if let Some(host) = host {
@@ -598,7 +632,7 @@ mod tests {
         );
         headers.insert("fly-client-ip", HeaderValue::from_static("6.6.6.6"));
         let peer: SocketAddr = "127.0.0.9:5000".parse().expect("addr");
-        prepare_headers(&mut headers, peer, false);
+        prepare_headers(&mut headers, peer, Scheme::Http, false);
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
         assert_eq!(headers["x-real-ip"], "127.0.0.9");
         assert_eq!(headers["fly-client-ip"], "127.0.0.9");
@@ -615,7 +649,12 @@ mod tests {
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(is_upgrade(&headers));
-        prepare_headers(&mut headers, "127.0.0.1:1".parse().expect("addr"), true);
+        prepare_headers(
+            &mut headers,
+            "127.0.0.1:1".parse().expect("addr"),
+            Scheme::Https,
+            true,
+        );
         assert_eq!(headers[header::UPGRADE], "websocket");
         assert_eq!(headers[header::CONNECTION], "upgrade");
     }

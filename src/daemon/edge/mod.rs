@@ -16,6 +16,7 @@ pub mod routes;
 mod stall;
 pub mod statics;
 mod tcp;
+pub mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -98,6 +99,8 @@ pub struct EdgeOptions {
     pub auto_start_wait: Duration,
     /// How long a body or an answer may wait for its reader or writer.
     pub stall_timeout: Duration,
+    /// The certificate for ports with the `tls` handler.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// What the edge's connections share.
@@ -111,6 +114,8 @@ pub struct EdgeState {
     auto_start_wait: Duration,
     /// How long a body or an answer may wait for its reader or writer.
     stall_timeout: Duration,
+    /// TLS for ports with the `tls` handler, when a certificate was given.
+    tls: Option<tls::EdgeTls>,
     /// Apps a machine is being auto-started for.
     waking: Arc<Mutex<HashSet<String>>>,
 }
@@ -132,10 +137,19 @@ impl EdgeState {
             .and_then(|r| r.ports.get(&port).cloned())
     }
 
+    /// The port the app's `force_https` redirects to.
+    fn https_port(&self, app: &str) -> Option<u16> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .and_then(AppRoutes::https_port)
+    }
+
     fn service_http_route(&self, app: &str, port: u16) -> Option<Arc<Route>> {
         match self.port_route(app, port)? {
-            PortRoute::Http(route) => Some(route),
-            PortRoute::Tcp(..) => None,
+            PortRoute::Http(route) | PortRoute::Https(route) => Some(route),
+            PortRoute::Tcp(..) | PortRoute::TlsTcp(_) => None,
         }
     }
 }
@@ -177,6 +191,7 @@ impl Edge {
         let listener = std::net::TcpListener::bind(options.addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
+        let tls = options.tls.as_ref().map(tls::EdgeTls::load).transpose()?;
         let state = Arc::new(EdgeState {
             backends,
             routes: RwLock::default(),
@@ -186,6 +201,7 @@ impl Edge {
             store,
             auto_start_wait: options.auto_start_wait,
             stall_timeout: options.stall_timeout,
+            tls,
             waking: Arc::default(),
         });
         let (accepting, stop) = watch::channel(false);
@@ -223,6 +239,28 @@ impl Edge {
         ports_policy: Ports,
     ) -> Result<Vec<String>, EdgeError> {
         let mut routes = routes::from_config(app, cfg, release_dir);
+        if self.state.tls.is_none() {
+            routes.ports.retain(|port, route| {
+                let tls = matches!(route, PortRoute::Https(_) | PortRoute::TlsTcp(_));
+                if tls {
+                    routes.warnings.push(format!(
+                        "port {port}: its handlers include \"tls\" and lakeflyd has no certificate; \
+                         start it with --edge-tls-cert and --edge-tls-key to serve it \
+                         (HTTP is served on <app>.{} and on ports with handlers = [\"http\"])",
+                        self.state.domain
+                    ));
+                }
+                !tls
+            });
+        }
+        if routes.forces_https() && routes.https_port().is_none() {
+            routes.warnings.push(
+                "force_https is not applied: no port of this app serves HTTPS (a [[services.ports]] \
+                 with handlers = [\"tls\", \"http\"], and lakeflyd started with --edge-tls-cert and \
+                 --edge-tls-key)"
+                    .to_string(),
+            );
+        }
         let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
         // A port that cannot be served fails a deploy; otherwise it is left out and reported.
         // (Listeners bound before a failure close when `bound` drops: nothing changes.)
@@ -424,7 +462,20 @@ async fn accept_port(
                     ));
                 }
                 Some(PortRoute::Tcp(route, proxy)) => {
-                    tokio::spawn(tcp::splice(state.clone(), route, proxy, stream));
+                    let _ = stream.set_nodelay(true);
+                    let header = match (proxy, stream.local_addr()) {
+                        (Some(proxy), Ok(local)) => Some(proxy.header(peer, local)),
+                        _ => None,
+                    };
+                    tokio::spawn(tcp::splice(state.clone(), route, header, stream));
+                }
+                Some(PortRoute::Https(route)) => {
+                    let at = (app.clone(), port);
+                    tokio::spawn(tls::serve(state.clone(), stream, peer, at, route, true));
+                }
+                Some(PortRoute::TlsTcp(route)) => {
+                    let at = (app.clone(), port);
+                    tokio::spawn(tls::serve(state.clone(), stream, peer, at, route, false));
                 }
                 None => drop(stream),
             },
@@ -439,18 +490,41 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// Serves a connection with hyper's full HTTP/1 server, from wherever the relay left it.
+/// How a connection reached the edge, for `X-Forwarded-Proto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP in TLS the edge terminated.
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// Serves a connection with hyper's full HTTP/1 server, from wherever the relay left it
+/// (or from a TLS handshake).
 async fn serve_hyper<T>(
     state: Arc<EdgeState>,
     io: T,
     peer: SocketAddr,
     fixed: Option<(String, u16)>,
+    scheme: Scheme,
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = {
         let state = state.clone();
-        hyper::service::service_fn(move |req| http::handle(state.clone(), req, peer, fixed.clone()))
+        hyper::service::service_fn(move |req| {
+            http::handle(state.clone(), req, peer, fixed.clone(), scheme)
+        })
     };
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

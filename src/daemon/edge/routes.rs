@@ -30,6 +30,8 @@ pub struct Route {
     pub auto_start: bool,
     /// Files served by the edge before the machines are asked.
     pub statics: Vec<StaticDir>,
+    /// `force_https`: plain HTTP requests are redirected to the app's HTTPS port.
+    pub force_https: bool,
 }
 
 /// How a public port of `[[services]]` is served.
@@ -40,6 +42,10 @@ pub enum PortRoute {
     /// No handler (or `proxy_proto`): bytes both ways, after a PROXY protocol header
     /// when one is asked for.
     Tcp(Arc<Route>, Option<ProxyProto>),
+    /// `handlers = ["tls", "http"]`: HTTP in TLS the edge terminates.
+    Https(Arc<Route>),
+    /// `handlers = ["tls"]`: TLS the edge terminates, then bytes both ways.
+    TlsTcp(Arc<Route>),
 }
 
 /// Idle machines of these groups stop, down to a floor.
@@ -66,9 +72,29 @@ pub struct AppRoutes {
     pub warnings: Vec<String>,
 }
 
-/// What a deploy says of `force_https` (`{where}` names the section or port).
-const FORCE_HTTPS: &str = "{where}: force_https is not applied: the edge serves plain HTTP \
-     and redirects nothing; serve HTTPS from a TLS proxy in front of it";
+impl AppRoutes {
+    /// The port `force_https` redirects to: 443 when the app serves HTTPS there, else its
+    /// first HTTPS port.
+    pub fn https_port(&self) -> Option<u16> {
+        let https = |port: &u16| matches!(self.ports.get(port), Some(PortRoute::Https(_)));
+        [443]
+            .into_iter()
+            .chain(self.ports.keys().copied())
+            .find(https)
+    }
+
+    /// Whether a route of the app asks for `force_https`.
+    pub fn forces_https(&self) -> bool {
+        let http_routes = self.ports.values().filter_map(|route| match route {
+            PortRoute::Http(route) => Some(route),
+            _ => None,
+        });
+        self.http
+            .iter()
+            .chain(http_routes)
+            .any(|route| route.force_https)
+    }
+}
 
 /// Reads an app's routes from its config; statics resolve inside `release_dir`.
 pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes {
@@ -89,12 +115,8 @@ pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes 
             limits: limits(http.concurrency.as_ref()),
             auto_start: http.auto_start_machines == Some(true),
             statics: statics.clone(),
+            force_https: http.force_https,
         }));
-        if http.force_https {
-            routes
-                .warnings
-                .push(FORCE_HTTPS.replace("{where}", "[http_service]"));
-        }
         if stops(http.auto_stop_machines) {
             routes.auto_stop.push(AutoStopRule {
                 groups: http.processes.clone(),
@@ -110,7 +132,7 @@ pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes 
 }
 
 fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut AppRoutes) {
-    let route = |statics: Vec<StaticDir>| {
+    let route = |statics: Vec<StaticDir>, force_https: bool| {
         Arc::new(Route {
             app: app.to_string(),
             groups: service.processes.clone(),
@@ -118,6 +140,7 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             limits: limits(service.concurrency.as_ref()),
             auto_start: service.auto_start_machines == Some(true),
             statics,
+            force_https,
         })
     };
     if service.protocol.eq_ignore_ascii_case("udp") {
@@ -152,18 +175,20 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             }
             _ => continue,
         };
-        if handlers.iter().any(|h| h == "tls") {
-            routes.warnings.push(format!(
-                "port {}: the edge does not terminate TLS; put a TLS proxy in front of the edge \
-                 (HTTP is served on <app>.<domain> and on ports with handlers = [\"http\"])",
-                numbers[0]
-            ));
-            continue;
-        }
         let http = handlers.iter().any(|h| h == "http");
-        if http && port.force_https {
-            let place = format!("port {}", numbers[0]);
-            routes.warnings.push(FORCE_HTTPS.replace("{where}", &place));
+        if handlers.iter().any(|h| h == "tls") {
+            if http && routes.http.is_none() {
+                routes.http = Some(route(statics.to_vec(), false));
+            }
+            for number in numbers {
+                let entry = if http {
+                    PortRoute::Https(route(statics.to_vec(), false))
+                } else {
+                    PortRoute::TlsTcp(route(Vec::new(), false))
+                };
+                routes.ports.entry(number).or_insert(entry);
+            }
+            continue;
         }
         let proxy = match handlers.iter().any(|h| h == "proxy_proto") {
             false => None,
@@ -187,13 +212,13 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
         };
         if http && routes.http.is_none() {
             // With no [http_service], the first HTTP service is what <app>.<domain> reaches.
-            routes.http = Some(route(statics.to_vec()));
+            routes.http = Some(route(statics.to_vec(), port.force_https));
         }
         for number in numbers {
             let entry = if http {
-                PortRoute::Http(route(statics.to_vec()))
+                PortRoute::Http(route(statics.to_vec(), port.force_https))
             } else {
-                PortRoute::Tcp(route(Vec::new()), proxy)
+                PortRoute::Tcp(route(Vec::new(), false), proxy)
             };
             routes.ports.entry(number).or_insert(entry);
         }
@@ -268,13 +293,10 @@ hard_limit = 25
 "#,
         );
         let routes = from_config("web", &cfg, Path::new("/nonexistent"));
-        assert_eq!(
-            routes.warnings,
-            vec![
-                "[http_service]: force_https is not applied: the edge serves plain HTTP and \
-                  redirects nothing; serve HTTPS from a TLS proxy in front of it"
-            ]
-        );
+        assert!(routes.warnings.is_empty(), "{:?}", routes.warnings);
+        // It asks for a redirect, and has no HTTPS port to redirect to.
+        assert!(routes.forces_https());
+        assert_eq!(routes.https_port(), None);
         let http = routes.http.expect("http route");
         assert_eq!(http.groups, vec!["app"]);
         assert_eq!(http.internal_port, Some(8080));
@@ -292,7 +314,7 @@ hard_limit = 25
     }
 
     #[test]
-    fn services_ports_bind_by_handler_and_tls_is_reported() {
+    fn services_ports_bind_by_handler() {
         let cfg = config(
             r#"
 app = "svc"
@@ -314,20 +336,13 @@ port = 15432
 "#,
         );
         let routes = from_config("svc", &cfg, Path::new("/nonexistent"));
-        assert!(matches!(routes.ports.get(&8001), Some(PortRoute::Http(_))));
+        assert!(matches!(routes.ports.get(&8001), Some(PortRoute::Http(r)) if r.force_https));
         assert!(
             matches!(routes.ports.get(&15432), Some(PortRoute::Tcp(r, None)) if r.internal_port == Some(5432))
         );
-        assert!(!routes.ports.contains_key(&443));
-        assert!(routes.warnings.iter().any(|w| w.contains("port 443")));
-        assert!(
-            routes
-                .warnings
-                .iter()
-                .any(|w| w.starts_with("port 8001: force_https is not applied")),
-            "{:?}",
-            routes.warnings
-        );
+        // Served when the edge has a certificate (its `configure` decides).
+        assert!(matches!(routes.ports.get(&443), Some(PortRoute::Https(_))));
+        assert_eq!(routes.https_port(), Some(443));
         // No [http_service]: the HTTP service answers on <app>.<domain> too.
         assert_eq!(routes.http.expect("http").internal_port, Some(8001));
     }

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::backends::Pick;
-use super::proxy_proto::ProxyProto;
 use super::routes::Route;
 use super::EdgeState;
 
@@ -17,15 +16,16 @@ const MAX_ATTEMPTS: usize = 3;
 /// How long a connection waits for a healthy machine (or for auto-start).
 const HOLD: Duration = Duration::from_secs(10);
 
-/// Splices one accepted connection to a machine of `route`, after the PROXY protocol
-/// header `proxy` asks for.
-pub async fn splice(
+/// Splices one accepted connection (plain, or TLS the edge terminated) to a machine of
+/// `route`, after `header` (a PROXY protocol header) when there is one.
+pub async fn splice<S>(
     state: Arc<EdgeState>,
     route: Arc<Route>,
-    proxy: Option<ProxyProto>,
-    mut client: tokio::net::TcpStream,
-) {
-    let _ = client.set_nodelay(true);
+    header: Option<Vec<u8>>,
+    mut client: S,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut tried: Vec<String> = Vec::new();
     let wait = if route.auto_start {
         state.auto_start_wait
@@ -59,13 +59,8 @@ pub async fn splice(
         match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             Ok(mut upstream) => {
                 let _ = upstream.set_nodelay(true);
-                if let Some(proxy) = proxy {
-                    let header = match (client.peer_addr(), client.local_addr()) {
-                        (Ok(peer), Ok(local)) => proxy.header(peer, local),
-                        // The client is gone already.
-                        _ => return,
-                    };
-                    if upstream.write_all(&header).await.is_err() {
+                if let Some(header) = &header {
+                    if upstream.write_all(header).await.is_err() {
                         return;
                     }
                 }

@@ -99,7 +99,7 @@ pub async fn serve(
             }
             Next::HandOver => {
                 let io = rewind::Rewind::new(client.buf.freeze(), client.stream);
-                super::serve_hyper(state, io, peer, fixed).await;
+                super::serve_hyper(state, io, peer, fixed, super::Scheme::Http).await;
                 break;
             }
             Next::Closed => break,
@@ -133,10 +133,14 @@ async fn next_request(
                 };
                 let path = head.target.split('?').next().unwrap_or("/");
                 return match route {
-                    Some(route) if !statics::claims(&route.statics, &head.method, path) => {
+                    Some(route)
+                        if !route.force_https
+                            && !statics::claims(&route.statics, &head.method, path) =>
+                    {
                         Next::Relay(head, route)
                     }
-                    // Unknown apps get hyper's error answer; files are served there.
+                    // Unknown apps get hyper's error answer; files are served there, and
+                    // HTTPS redirects made.
                     _ => Next::HandOver,
                 };
             }

@@ -1,0 +1,146 @@
+//! TLS on the edge. A `[[services.ports]]` port whose handlers include `tls` (Fly's
+//! `handlers = ["tls", "http"]` on 443) terminates TLS with the certificate that
+//! `lakeflyd --edge-tls-cert` and `--edge-tls-key` name, then serves HTTP when `http` is
+//! among its handlers (with `X-Forwarded-Proto: https`), else passes the plaintext on to
+//! a machine as raw TCP. Without a certificate such a port is reported and left out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::{self, pki_types};
+use tokio_rustls::TlsAcceptor;
+
+use self::pki_types::pem::PemObject;
+use self::pki_types::{CertificateDer, PrivateKeyDer};
+use super::routes::Route;
+use super::EdgeState;
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PEM files of the edge's certificate.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Why the edge's certificate cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file cannot be read as PEM.
+    #[error("cannot read the edge's TLS {what} {}: {detail}", path.display())]
+    Read {
+        /// `certificate` or `key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The certificate file has no certificate in it.
+    #[error("{} holds no certificate (a PEM block `-----BEGIN CERTIFICATE-----`)", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// rustls refused the pair.
+    #[error("the edge's TLS key {} cannot serve the certificate {}: {detail}", key.display(), cert.display())]
+    Unusable {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        detail: String,
+    },
+}
+
+/// The edge's TLS set-ups: one offering HTTP/1.1 by ALPN, one offering nothing (a raw TCP
+/// port must not refuse a client that asks for another protocol).
+#[derive(Clone)]
+pub struct EdgeTls {
+    http: TlsAcceptor,
+    raw: TlsAcceptor,
+}
+
+impl EdgeTls {
+    /// Reads the certificate and key `files` name.
+    pub fn load(files: &TlsFiles) -> Result<EdgeTls, TlsError> {
+        let read = |what, path: &PathBuf, e: pki_types::pem::Error| TlsError::Read {
+            what,
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        let certs = CertificateDer::pem_file_iter(&files.cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| read("certificate", &files.cert, e))?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCertificate {
+                path: files.cert.clone(),
+            });
+        }
+        let key =
+            PrivateKeyDer::from_pem_file(&files.key).map_err(|e| read("key", &files.key, e))?;
+        let config = |alpn: &[&[u8]]| -> Result<Arc<rustls::ServerConfig>, TlsError> {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .and_then(|builder| {
+                    builder
+                        .with_no_client_auth()
+                        .with_single_cert(certs.clone(), key.clone_key())
+                })
+                .map_err(|e| TlsError::Unusable {
+                    cert: files.cert.clone(),
+                    key: files.key.clone(),
+                    detail: e.to_string(),
+                })?;
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            Ok(Arc::new(config))
+        };
+        Ok(EdgeTls {
+            http: TlsAcceptor::from(config(&[b"http/1.1"])?),
+            raw: TlsAcceptor::from(config(&[])?),
+        })
+    }
+}
+
+/// Serves one connection accepted on a TLS port of `app`: HTTP when `http`, else the
+/// plaintext spliced to a machine of `route`.
+pub async fn serve(
+    state: Arc<EdgeState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    (app, port): (String, u16),
+    route: Arc<Route>,
+    http: bool,
+) {
+    // Routes with TLS ports are only applied when the edge has a certificate.
+    let Some(tls) = state.tls.clone() else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let acceptor = if http { tls.http } else { tls.raw };
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "edge: TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "edge: TLS handshake timed out");
+            return;
+        }
+    };
+    if http {
+        super::serve_hyper(state, stream, peer, Some((app, port)), super::Scheme::Https).await;
+    } else {
+        super::tcp::splice(state, route, None, stream).await;
+    }
+}

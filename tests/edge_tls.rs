@@ -1,0 +1,256 @@
+//! TLS on the edge: ports with `handlers = ["tls", "http"]` and `["tls"]` served with the
+//! certificate lakeflyd was given, what a deploy says without one, and a certificate
+//! that cannot be used.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::edge::{Setup, DEADLINE, HOST};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls::{self, pki_types};
+use tokio_rustls::TlsConnector;
+
+use self::pki_types::pem::PemObject;
+use self::pki_types::{CertificateDer, ServerName};
+
+fn fixture(name: &str) -> String {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/tls", name]
+        .iter()
+        .collect();
+    path.to_str().expect("a UTF-8 path").to_string()
+}
+
+/// The daemon flags that give the edge the test certificate.
+fn tls_flags() -> [String; 4] {
+    [
+        "--edge-tls-cert".into(),
+        fixture("cert.pem"),
+        "--edge-tls-key".into(),
+        fixture("key.pem"),
+    ]
+}
+
+/// `[[services]]` on the app's port 8080: `https` with TLS and HTTP, `tls` with TLS only.
+fn services(https: u16, tls: u16) -> String {
+    format!(
+        r#"
+[[services]]
+  internal_port = 8080
+  protocol = "tcp"
+  processes = ["app"]
+  [[services.ports]]
+    port = {https}
+    handlers = ["tls", "http"]
+  [[services.ports]]
+    port = {tls}
+    handlers = ["tls"]
+"#
+    )
+}
+
+/// Sends `request` over TLS to the edge's `port` (verified against the test CA as
+/// `HOST`) and reads the whole answer.
+async fn over_tls(port: u16, request: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_file(fixture("ca.pem")).expect("the test CA");
+    roots.add(ca).expect("a usable CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the port is served");
+    let name = ServerName::try_from(HOST).expect("a server name");
+    let mut tls = TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("a TLS handshake with a certificate the test CA signed");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, tls.read_to_string(&mut answer))
+        .await
+        .expect("the answer arrives in time")
+        .expect("the answer reads to its end");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_ports_serve_https_and_tcp_in_tls() {
+    let (https, tls) = (common::free_port(), common::free_port());
+    let flags = tls_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Setup::new(&services(https, tls), &flags);
+    s.deploy().await.expect_code(0);
+    let request = format!("GET /secure HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+
+    let answer = over_tls(https, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"path\": \"/secure\""), "{answer}");
+    assert!(
+        answer.contains("\"x-forwarded-proto\": \"https\""),
+        "{answer}"
+    );
+
+    // The `tls` handler alone hands the plaintext to the app as it came.
+    let answer = over_tls(tls, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"path\": \"/secure\""), "{answer}");
+    assert!(!answer.contains("x-forwarded-proto"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_certificate_a_tls_port_is_reported_and_left_out() {
+    let (https, tls) = (common::free_port(), common::free_port());
+    let s = Setup::new(&services(https, tls), &[]);
+    let run = s.deploy().await.expect_code(0);
+    for port in [https, tls] {
+        assert!(
+            run.stderr.contains(&format!(
+                "port {port}: its handlers include \"tls\" and lakeflyd has no certificate"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} is not bound"
+        );
+    }
+    assert!(run.stderr.contains("--edge-tls-cert"), "{}", run.stderr);
+}
+
+#[test]
+fn a_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_file() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let start = |cert: &str, key: &str| {
+        common::lakeflyd(&[
+            "--api",
+            "127.0.0.1:0",
+            "--edge",
+            "127.0.0.1:0",
+            "--state",
+            state.to_str().unwrap(),
+            "--edge-tls-cert",
+            cert,
+            "--edge-tls-key",
+            key,
+        ])
+    };
+    let missing = temp.path().join("missing.pem");
+    let run = start(missing.to_str().unwrap(), &fixture("key.pem"));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot read the edge's TLS certificate {}",
+            missing.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    // The key where the certificate goes: no certificate in it.
+    let run = start(&fixture("key.pem"), &fixture("key.pem"));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("holds no certificate"),
+        "{}",
+        run.stderr
+    );
+    // A key that is not the certificate's.
+    let run = start(&fixture("ca.pem"), &fixture("key.pem"));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot serve the certificate"),
+        "{}",
+        run.stderr
+    );
+    // One without the other is a usage error.
+    let run = common::lakeflyd(&["--edge-tls-cert", &fixture("cert.pem")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--edge-tls-key"), "{}", run.stderr);
+}
+
+/// The head of the edge's answer to `request` sent in plain HTTP to `addr`.
+async fn plain_head(addr: &str, request: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(DEADLINE, tcp.read(&mut chunk))
+            .await
+            .expect("the answer arrives in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before a head: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_https_redirects_plain_http_to_the_apps_https_port() {
+    let (https, tls) = (common::free_port(), common::free_port());
+    let flags = tls_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // The test app's [http_service], with force_https set in it.
+    let s = Setup::new(&services(https, tls), &flags);
+    let toml = s.app.join("fly.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let text = text.replacen(
+        "[http_service]\n",
+        "[http_service]\n  force_https = true\n",
+        1,
+    );
+    std::fs::write(&toml, text).unwrap();
+    s.deploy().await.expect_code(0);
+    let edge = s.d.edge_addr();
+
+    let get = format!("GET /x?y=1 HTTP/1.1\r\nHost: {HOST}:4281\r\n\r\n");
+    let head = plain_head(edge, &get).await;
+    assert!(head.starts_with("HTTP/1.1 301 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("location: https://{HOST}:{https}/x?y=1\r\n")),
+        "{head}"
+    );
+    // A method with a body keeps it through the redirect (308).
+    let post = format!("POST /form HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 2\r\n\r\nhi");
+    let head = plain_head(edge, &post).await;
+    assert!(head.starts_with("HTTP/1.1 308 "), "{head}");
+    // Over HTTPS the request is served.
+    let request = format!("GET /x HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    let answer = over_tls(https, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_https_without_an_https_port_is_reported_and_http_served() {
+    let s = Setup::new("", &[]);
+    let toml = s.app.join("fly.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let text = text.replacen(
+        "[http_service]\n",
+        "[http_service]\n  force_https = true\n",
+        1,
+    );
+    std::fs::write(&toml, text).unwrap();
+    let run = s.deploy().await.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("force_https is not applied: no port of this app serves HTTPS"),
+        "{}",
+        run.stderr
+    );
+    let get = format!("GET /x HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    let head = plain_head(s.d.edge_addr(), &get).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+}
