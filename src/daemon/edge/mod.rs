@@ -137,6 +137,13 @@ impl EdgeState {
             .and_then(|r| r.ports.get(&port).cloned())
     }
 
+    /// Counts a client connection in `/metrics` for as long as the guard lives.
+    fn open_connection(&self) -> OpenConnection {
+        let gauge = self.metrics.edge_connections.clone();
+        gauge.inc();
+        OpenConnection(gauge)
+    }
+
     /// The port the app's `force_https` redirects to.
     fn https_port(&self, app: &str) -> Option<u16> {
         self.routes
@@ -151,6 +158,15 @@ impl EdgeState {
             PortRoute::Http(route) | PortRoute::Https(route) => Some(route),
             PortRoute::Tcp(..) | PortRoute::TlsTcp(_) => None,
         }
+    }
+}
+
+/// A client connection counted as open; the count drops with it.
+struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -467,7 +483,11 @@ async fn accept_port(
                         (Some(proxy), Ok(local)) => Some(proxy.header(peer, local)),
                         _ => None,
                     };
-                    tokio::spawn(tcp::splice(state.clone(), route, header, stream));
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let _open = state.open_connection();
+                        tcp::splice(state, route, header, stream).await;
+                    });
                 }
                 Some(PortRoute::Https(route)) => {
                     let at = (app.clone(), port);

@@ -125,6 +125,7 @@ pub async fn serve(
     let Some(tls) = state.tls.clone() else {
         return;
     };
+    let _open = state.open_connection();
     let _ = stream.set_nodelay(true);
     let acceptor = if http { tls.http } else { tls.raw };
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

@@ -81,8 +81,7 @@ pub async fn serve(
     fixed: Option<(String, u16)>,
 ) {
     let _ = stream.set_nodelay(true);
-    let connections = state.metrics.edge_connections.clone();
-    connections.inc();
+    let _open = state.open_connection();
     let mut client = Client {
         stream,
         buf: BytesMut::with_capacity(CLIENT_BUFFER),
@@ -105,7 +104,6 @@ pub async fn serve(
             Next::Closed => break,
         }
     }
-    connections.dec();
 }
 
 /// Reads the next request head and decides who serves it.
