@@ -150,12 +150,7 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
     assert_eq!(body["code"], "no_healthy_machine");
 
     // What the edge answered is in /metrics.
-    let metrics = reqwest::get(s.d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="200"} 2"#),
         "{metrics}"

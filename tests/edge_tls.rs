@@ -142,32 +142,32 @@ fn a_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_file() {
             key,
         ])
     };
+    // lakeflyd refuses to start (a usage error) and says `why`.
+    let refused = |cert: &str, key: &str, why: &str| {
+        let run = start(cert, key);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains(why), "{why:?} in:\n{}", run.stderr);
+    };
     let missing = temp.path().join("missing.pem");
-    let run = start(missing.to_str().unwrap(), &fixture("key.pem"));
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
+    refused(
+        missing.to_str().unwrap(),
+        &fixture("key.pem"),
+        &format!(
             "cannot read the edge's TLS certificate {}",
             missing.display()
-        )),
-        "{}",
-        run.stderr
+        ),
     );
     // The key where the certificate goes: no certificate in it.
-    let run = start(&fixture("key.pem"), &fixture("key.pem"));
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("holds no certificate"),
-        "{}",
-        run.stderr
+    refused(
+        &fixture("key.pem"),
+        &fixture("key.pem"),
+        "holds no certificate",
     );
     // A key that is not the certificate's.
-    let run = start(&fixture("ca.pem"), &fixture("key.pem"));
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("cannot serve the certificate"),
-        "{}",
-        run.stderr
+    refused(
+        &fixture("ca.pem"),
+        &fixture("key.pem"),
+        "cannot serve the certificate",
     );
     // One without the other is a usage error.
     let run = common::lakeflyd(&["--edge-tls-cert", &fixture("cert.pem")]);

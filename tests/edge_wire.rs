@@ -434,12 +434,7 @@ async fn a_client_that_stops_reading_its_answer_is_disconnected() {
     // writes stall, and it closes the connection.
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
-        let metrics = reqwest::get(s.d.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.metrics().await;
         if open(&metrics).as_deref() == Some("0") {
             break;
         }

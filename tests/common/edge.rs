@@ -88,6 +88,12 @@ impl Setup {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// The daemon's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let resp = reqwest::get(self.d.url("/metrics")).await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     /// `lakefly status --json` of the app.
     pub async fn status(&self) -> Value {
         self.cli(&["status", "-a", APP, "--json"])
