@@ -18,6 +18,7 @@ use super::body::{fill, relay, RelayError, Source};
 use super::message::{parse_response, RequestHead};
 use super::{answer, linger, After, Client, Failed, Outgoing, CLIENT_CLOSED};
 use crate::daemon::edge::backends::Backend;
+use crate::daemon::edge::http::STALLED_BODY;
 use crate::daemon::edge::pool::Reusable;
 use crate::daemon::edge::stall::StallLimit;
 
@@ -108,7 +109,7 @@ pub(super) async fn send(
             }
             Streamed::ClientGone => return Ok((CLIENT_CLOSED, After::Close)),
             Streamed::ClientStalled => {
-                let (status, code, message) = super::super::http::STALLED_BODY;
+                let (status, code, message) = STALLED_BODY;
                 return Ok(answer(client, status, code, message, head, true).await);
             }
         },
