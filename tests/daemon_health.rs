@@ -1,5 +1,6 @@
 //! Health: an app with a port is healthy once it listens; http checks follow the app's
-//! answers, and each change is an event carrying the check's last output.
+//! answers (over TLS with `protocol = "https"`), and each change is an event carrying the
+//! check's last output.
 
 mod common;
 
@@ -196,4 +197,82 @@ async fn the_hello_example_runs_from_its_fly_toml_and_passes_its_check() {
         .unwrap();
     assert_eq!(body["app"], "hello");
     assert_eq!(body["machine"], id.as_str());
+}
+
+/// An HTTPS app with the test certificate (tests/fixtures/tls), answering `secure <Host>`.
+fn https_app(dir: &std::path::Path) -> String {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let app = format!(
+        r#"
+import os, ssl
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"secure " + self.headers.get("Host", "").encode())
+    def log_message(self, *a): pass
+server = HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain({cert:?}, {key:?})
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#,
+        cert = fixtures.join("cert.pem").to_str().unwrap(),
+        key = fixtures.join("key.pem").to_str().unwrap(),
+    );
+    std::fs::write(dir.join("app.py"), app).unwrap();
+    "exec python3 app.py".to_string()
+}
+
+#[tokio::test]
+async fn https_checks_speak_tls_and_verify_unless_told_not_to() {
+    let d = TestDaemon::start();
+    let work = tempfile::tempdir().unwrap();
+    let mut sse = setup(&d, "secure").await;
+    let check = |extra: Value| {
+        let mut check = json!({ "type": "http", "protocol": "https", "path": "/health", "interval": "100ms", "timeout": "2s", "grace_period": "0ms" });
+        check
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        check
+    };
+    // tls_skip_verify: the test CA is nobody's, yet the check passes over TLS.
+    let skipping = json!({ "tls": check(json!({ "tls_skip_verify": true })) });
+    create(
+        &d,
+        "secure",
+        json!({ "command": https_app(work.path()), "workdir": work.path(), "internal_port": 8080, "checks": skipping }),
+    )
+    .await;
+    let mut m = next_health(&mut sse).await;
+    while m.data["data"]["health"] != "passing" {
+        m = next_health(&mut sse).await;
+    }
+    let output = m.data["data"]["output"].as_str().unwrap();
+    assert!(output.starts_with("200 https://127.0.0.1:"), "{output}");
+    assert!(output.ends_with("/health: secure 127.0.0.1"), "{output}");
+
+    // Verified against the host's CA store, which does not know the test CA.
+    let mut sse = setup(&d, "verified").await;
+    let verifying = json!({ "tls": check(json!({ "extra": { "tls_server_name": "localhost" } })) });
+    create(
+        &d,
+        "verified",
+        json!({ "command": https_app(work.path()), "workdir": work.path(), "internal_port": 8080, "checks": verifying }),
+    )
+    .await;
+    // Until it listens the check fails to connect; then the certificate fails it.
+    let mut m = next_health(&mut sse).await;
+    while !m.data["data"]["output"]
+        .as_str()
+        .unwrap()
+        .contains("TLS handshake")
+    {
+        m = next_health(&mut sse).await;
+    }
+    assert_eq!(m.data["data"]["health"], "critical");
+    let output = m.data["data"]["output"].as_str().unwrap();
+    assert!(output.contains("UnknownIssuer"), "{output}");
 }

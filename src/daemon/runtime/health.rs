@@ -249,10 +249,9 @@ async fn http(
     timeout: Duration,
 ) -> (bool, String) {
     if check.protocol.as_deref() == Some("https") {
-        return (
-            false,
-            "https checks are not supported yet; use protocol = \"http\"".into(),
-        );
+        let (passing, mut output) = super::https_check::check(check, port, timeout).await;
+        truncate(&mut output);
+        return (passing, output);
     }
     let path = check.path.as_deref().unwrap_or("/");
     let url = format!(

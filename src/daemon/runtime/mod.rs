@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod health;
+mod https_check;
 pub mod logs;
 pub mod mounts;
 pub mod oneoff;
