@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -262,7 +262,7 @@ impl Edge {
                     routes.warnings.push(format!(
                         "port {port}: its handlers include \"tls\" and lakeflyd has no certificate; \
                          start it with --edge-tls-cert and --edge-tls-key to serve it \
-                         (HTTP is served on <app>.{} and on ports with handlers = [\"http\"])",
+                         (HTTP is served on {app}.{} and on ports with handlers = [\"http\"])",
                         self.state.domain
                     ));
                 }
