@@ -8,6 +8,7 @@
 pub mod autostart;
 pub mod backends;
 mod bodies;
+mod forwarding;
 pub mod http;
 mod pool;
 mod proxy_proto;
