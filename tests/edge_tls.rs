@@ -196,13 +196,8 @@ async fn plain_head(addr: &str, request: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn force_https_redirects_plain_http_to_the_apps_https_port() {
-    let (https, tls) = (common::free_port(), common::free_port());
-    let flags = tls_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    // The test app's [http_service], with force_https set in it.
-    let s = Setup::new(&services(https, tls), &flags);
+/// Sets `force_https = true` in the test app's `[http_service]`.
+fn set_force_https(s: &Setup) {
     let toml = s.app.join("fly.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     let text = text.replacen(
@@ -211,6 +206,15 @@ async fn force_https_redirects_plain_http_to_the_apps_https_port() {
         1,
     );
     std::fs::write(&toml, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_https_redirects_plain_http_to_the_apps_https_port() {
+    let (https, tls) = (common::free_port(), common::free_port());
+    let flags = tls_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Setup::new(&services(https, tls), &flags);
+    set_force_https(&s);
     s.deploy().await.expect_code(0);
     let edge = s.d.edge_addr();
 
@@ -235,14 +239,7 @@ async fn force_https_redirects_plain_http_to_the_apps_https_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_https_without_an_https_port_is_reported_and_http_served() {
     let s = Setup::new("", &[]);
-    let toml = s.app.join("fly.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
-    let text = text.replacen(
-        "[http_service]\n",
-        "[http_service]\n  force_https = true\n",
-        1,
-    );
-    std::fs::write(&toml, text).unwrap();
+    set_force_https(&s);
     let run = s.deploy().await.expect_code(0);
     assert!(
         run.stderr
