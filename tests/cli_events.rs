@@ -205,7 +205,9 @@ async fn a_deploys_events_print_live_and_resume_after_the_daemon_is_killed() {
     let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut d = TestDaemon::start_at(&addr, &state, &[]);
-    let follower = Follower::start(&d.api, &["-a", "hello"]);
+    // From the first event on: the follower is another process, and the deploy below may
+    // create the app before it has connected (a fresh-clone run once missed app.created).
+    let follower = Follower::start(&d.api, &["-a", "hello", "--since", "0"]);
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/fly.toml");
     let deploy = |api: String| {
         let config = config.clone();
