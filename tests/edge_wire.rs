@@ -423,15 +423,21 @@ async fn stalled_upload(extra: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_its_answer_is_disconnected() {
     let (s, mut wire) = impatient().await;
+    wire.send(&get("/big")).await;
+    // The edge is serving it: the answer's head is here.
+    let head = wire
+        .read_until(|b| b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4))
+        .await
+        .expect("the answer's head");
+    assert!(head.starts_with(b"HTTP/1.1 200 "));
+    // The answer is far larger than the socket buffers, and nobody reads on: the edge's
+    // writes stall, and it closes the connection.
     let open = |metrics: &str| {
         metrics
             .lines()
             .find_map(|l| l.strip_prefix("lakefly_edge_connections "))
             .map(|n| n.trim().to_string())
     };
-    wire.send(&get("/big")).await;
-    // The answer is far larger than the socket buffers, and nobody reads it: the edge's
-    // writes stall, and it closes the connection.
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let metrics = s.metrics().await;
@@ -446,11 +452,6 @@ async fn a_client_that_stops_reading_its_answer_is_disconnected() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // What was sent before is there to read, then the end: never the whole answer.
-    let head = wire
-        .read_until(|b| b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4))
-        .await
-        .expect("the answer's head");
-    assert!(head.starts_with(b"HTTP/1.1 200 "));
     let mut body = 0;
     loop {
         let mut chunk = vec![0u8; 1 << 16];
