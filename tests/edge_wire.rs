@@ -309,37 +309,8 @@ async fn an_upload_after_100_continue_that_is_read_keeps_its_connection() {
 /// Uploads to an app that refuses the upload unread, with `extra` header lines, and
 /// checks the app's answer arrives while the body is still being sent.
 async fn refused_upload(extra: &str) {
-    // More than the socket buffers on both hops hold, so an edge that only listens for
-    // the answer after the whole body would wait on the app forever.
-    const UPLOAD: usize = 64 * 1024 * 1024;
     let (_s, wire) = deployed().await;
-    let (mut from_edge, mut to_edge) = wire.stream.into_split();
-    let extra = extra.to_string();
-    let sender = tokio::spawn(async move {
-        let head = format!(
-            "POST /refuse HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {UPLOAD}\r\n{extra}\r\n"
-        );
-        to_edge.write_all(head.as_bytes()).await?;
-        let chunk = vec![b'x'; 64 * 1024];
-        for _ in 0..UPLOAD / chunk.len() {
-            to_edge.write_all(&chunk).await?;
-        }
-        Ok::<_, std::io::Error>(())
-    });
-    let mut got = Vec::new();
-    let answer = loop {
-        let text = String::from_utf8_lossy(&got).into_owned();
-        if text.contains("upload refused") {
-            break text;
-        }
-        let mut chunk = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(DEADLINE, from_edge.read(&mut chunk))
-            .await
-            .expect("the app's answer arrives while the body is still being sent")
-            .expect("the answer is read before the connection closes");
-        assert!(n > 0, "the edge closed without the app's answer: {text:?}");
-        got.extend_from_slice(&chunk[..n]);
-    };
+    let answer = upload_unread(wire, "/refuse", extra, "upload refused").await;
     // After a `100 Continue` when the client asked for one (the edge lets the body come).
     let last = answer
         .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
@@ -350,7 +321,49 @@ async fn refused_upload(extra: &str) {
         answer.to_ascii_lowercase().contains("connection: close"),
         "{answer}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_neither_reads_nor_answers_an_upload_is_given_up_on() {
+    let (_s, wire) = impatient().await;
+    let answer = upload_unread(wire, "/ignore", "", "no progress").await;
+    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
+    assert!(answer.contains("sending the request body"), "{answer}");
+}
+
+/// POSTs a body far larger than the socket buffers on both hops hold to `path`, with
+/// `extra` header lines, and reads what comes back while it is still being sent, until
+/// the answer contains `until`: an edge that only listened for the answer after the
+/// whole body would wait for ever.
+async fn upload_unread(wire: Wire, path: &str, extra: &str, until: &str) -> String {
+    const UPLOAD: usize = 64 * 1024 * 1024;
+    let (mut from_edge, mut to_edge) = wire.stream.into_split();
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {UPLOAD}\r\n{extra}\r\n");
+    let sender = tokio::spawn(async move {
+        to_edge.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..UPLOAD / chunk.len() {
+            to_edge.write_all(&chunk).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut got = Vec::new();
+    let answer = loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if text.contains(until) {
+            break text;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(DEADLINE, from_edge.read(&mut chunk))
+            .await
+            .expect("an answer arrives while the body is still being sent")
+            .expect("the answer is read before the connection closes");
+        assert!(n > 0, "the edge closed without {until:?}: {text:?}");
+        got.extend_from_slice(&chunk[..n]);
+    };
     sender.abort();
+    answer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

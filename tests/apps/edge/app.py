@@ -117,6 +117,11 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(60)
             self.close_connection = True
             return
+        if self.path == "/ignore":
+            # Neither reads the body nor answers, as a wedged app does.
+            time.sleep(60)
+            self.close_connection = True
+            return
         if self.path == "/duplex":
             # Answers as it reads, as a streaming app does: each chunk of the request
             # body is echoed at once, and the answer ends when the body does.
