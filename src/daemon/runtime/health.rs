@@ -253,14 +253,8 @@ async fn http(
         truncate(&mut output);
         return (passing, output);
     }
-    let path = check.path.as_deref().unwrap_or("/");
-    let url = format!(
-        "http://127.0.0.1:{port}{}{path}",
-        if path.starts_with('/') { "" } else { "/" }
-    );
-    let method = reqwest::Method::from_bytes(check.method.as_deref().unwrap_or("GET").as_bytes())
-        .unwrap_or(reqwest::Method::GET);
-    let mut request = client.request(method, &url);
+    let url = format!("http://127.0.0.1:{port}{}", target(check));
+    let mut request = client.request(method(check), &url);
     for (name, value) in &check.headers {
         request = request.header(name, value);
     }
@@ -279,6 +273,20 @@ async fn http(
             (false, output)
         }
     }
+}
+
+/// The path an HTTP check asks for, with its leading `/` (`/` when it names none).
+pub(super) fn target(check: &Check) -> String {
+    match check.path.as_deref().unwrap_or("/") {
+        path if path.starts_with('/') => path.to_string(),
+        path => format!("/{path}"),
+    }
+}
+
+/// The method an HTTP check sends (GET when it names none, or none HTTP knows).
+pub(super) fn method(check: &Check) -> http::Method {
+    http::Method::from_bytes(check.method.as_deref().unwrap_or("GET").as_bytes())
+        .unwrap_or(http::Method::GET)
 }
 
 fn truncate(s: &mut String) {

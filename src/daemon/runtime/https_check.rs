@@ -26,12 +26,7 @@ const BODY_LIMIT: usize = 16 * 1024;
 
 /// Runs `check` once against the machine's `port`: whether it passed, and what it saw.
 pub async fn check(check: &Check, port: u16, timeout: Duration) -> (bool, String) {
-    let path = check.path.as_deref().unwrap_or("/");
-    let path = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    };
+    let path = super::health::target(check);
     let url = format!("https://127.0.0.1:{port}{path}");
     match tokio::time::timeout(timeout, exchange(check, port, &path)).await {
         Ok(Ok((status, body))) => (
@@ -68,10 +63,8 @@ async fn exchange(check: &Check, port: u16, path: &str) -> Result<(u16, String),
         .map_err(|e| e.to_string())?;
     // Ends when the request is done and the sender dropped.
     tokio::spawn(conn);
-    let method = http::Method::from_bytes(check.method.as_deref().unwrap_or("GET").as_bytes())
-        .unwrap_or(http::Method::GET);
     let mut request = http::Request::builder()
-        .method(method)
+        .method(super::health::method(check))
         .uri(path)
         .header(http::header::HOST, host)
         .header(http::header::USER_AGENT, "lakefly-health-check");

@@ -70,7 +70,7 @@ pub(super) async fn send(
 ) -> Result<(u16, After), Failed> {
     let head = request.head;
     let machine = backend.spec.machine.as_str();
-    let passed = match request.whole {
+    match request.whole {
         Some(bytes) => {
             if let Err(e) = upstream.stream.write_all(bytes).await {
                 // A request that may be sent twice is sent again; any other only when it
@@ -83,25 +83,9 @@ pub(super) async fn send(
                     Failed::GiveUp(why)
                 });
             }
-            let Upstream { stream, buf, .. } = &mut upstream;
-            let to = &mut StallLimit::new(&mut client.stream, client.stall);
-            respond(
-                stream,
-                buf,
-                to,
-                head,
-                head.close,
-                request.replayable,
-                machine,
-            )
-            .await?
         }
         None => match stream_body(&mut upstream, client, head, machine).await? {
-            Streamed::Sent => {
-                let Upstream { stream, buf, .. } = &mut upstream;
-                let to = &mut StallLimit::new(&mut client.stream, client.stall);
-                respond(stream, buf, to, head, head.close, false, machine).await?
-            }
+            Streamed::Sent => {}
             Streamed::AnsweredEarly(status) => {
                 // The client may still be sending the body nobody reads any more.
                 linger(&mut client.stream).await;
@@ -113,7 +97,11 @@ pub(super) async fn send(
                 return Ok(answer(client, status, code, message, head, true).await);
             }
         },
-    };
+    }
+    let Upstream { stream, buf, .. } = &mut upstream;
+    let to = &mut StallLimit::new(&mut client.stream, client.stall);
+    let replayable = request.replayable;
+    let passed = respond(stream, buf, to, head, head.close, replayable, machine).await?;
     if passed.reusable {
         backend.upstreams.here().put(upstream.port, upstream);
     }
