@@ -176,21 +176,10 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             _ => continue,
         };
         let http = handlers.iter().any(|h| h == "http");
-        if handlers.iter().any(|h| h == "tls") {
-            if http && routes.http.is_none() {
-                routes.http = Some(route(statics.to_vec(), false));
-            }
-            for number in numbers {
-                let entry = if http {
-                    PortRoute::Https(route(statics.to_vec(), false))
-                } else {
-                    PortRoute::TlsTcp(route(Vec::new(), false))
-                };
-                routes.ports.entry(number).or_insert(entry);
-            }
-            continue;
-        }
-        let proxy = match handlers.iter().any(|h| h == "proxy_proto") {
+        let tls = handlers.iter().any(|h| h == "tls");
+        // Already HTTPS when the edge terminates TLS: nothing to redirect.
+        let force_https = port.force_https && !tls;
+        let proxy = match !tls && handlers.iter().any(|h| h == "proxy_proto") {
             false => None,
             true if http => {
                 routes.warnings.push(format!(
@@ -212,13 +201,14 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
         };
         if http && routes.http.is_none() {
             // With no [http_service], the first HTTP service is what <app>.<domain> reaches.
-            routes.http = Some(route(statics.to_vec(), port.force_https));
+            routes.http = Some(route(statics.to_vec(), force_https));
         }
         for number in numbers {
-            let entry = if http {
-                PortRoute::Http(route(statics.to_vec(), port.force_https))
-            } else {
-                PortRoute::Tcp(route(Vec::new(), false), proxy)
+            let entry = match (tls, http) {
+                (true, true) => PortRoute::Https(route(statics.to_vec(), false)),
+                (true, false) => PortRoute::TlsTcp(route(Vec::new(), false)),
+                (false, true) => PortRoute::Http(route(statics.to_vec(), force_https)),
+                (false, false) => PortRoute::Tcp(route(Vec::new(), false), proxy),
             };
             routes.ports.entry(number).or_insert(entry);
         }
