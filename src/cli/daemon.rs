@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Log lines kept per app.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub log_lines_per_app: u64,
+    /// Ports handed to machines as `$PORT`; keep it outside the kernel's ephemeral
+    /// ports (`net.ipv4.ip_local_port_range`).
+    #[arg(long, value_name = "FIRST-LAST", default_value_t = crate::daemon::runtime::ports::PortRange::DEFAULT)]
+    pub machine_ports: crate::daemon::runtime::ports::PortRange,
     /// Prune events older than this.
     #[arg(long, value_name = "DURATION", default_value = "720h")]
     pub events_max_age: crate::config::units::Duration,

@@ -48,6 +48,8 @@ pub struct Options {
     pub bundle_max_bytes: u64,
     /// Log lines kept per app.
     pub log_lines_per_app: u64,
+    /// Where machines' `$PORT` comes from.
+    pub machine_ports: runtime::ports::PortRange,
     /// Accepted API tokens; none means an open API, which only loopback allows.
     pub tokens: server::auth::Tokens,
 }
@@ -107,8 +109,11 @@ impl Daemon {
         let runtime = runtime::Runtime::start(
             store.clone(),
             hub.clone(),
-            options.state_dir.clone(),
-            options.log_lines_per_app,
+            runtime::RuntimeOptions {
+                state_dir: options.state_dir.clone(),
+                log_lines_per_app: options.log_lines_per_app,
+                machine_ports: options.machine_ports,
+            },
             metrics.restarts.clone(),
             secrets.clone(),
             backends.clone(),
@@ -267,6 +272,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         events_max_age: args.events_max_age,
         bundle_max_bytes: args.bundle_max_bytes,
         log_lines_per_app: args.log_lines_per_app,
+        machine_ports: args.machine_ports,
         tokens: match &args.token_file {
             Some(path) => server::auth::Tokens::load(path)?,
             None => server::auth::Tokens::default(),

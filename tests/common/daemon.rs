@@ -48,10 +48,15 @@ impl TestDaemon {
     }
 
     fn spawn(api: &str, state: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lakeflyd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lakeflyd"));
+        command
             .args(["--api", api, "--edge", "127.0.0.1:0", "--state"])
             .arg(state)
-            .args(extra)
+            .args(extra);
+        if !extra.contains(&"--machine-ports") {
+            command.args(["--machine-ports", &super::machine_ports()]);
+        }
+        let mut child = command
             .env("LAKEFLY_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -47,13 +47,47 @@ impl Run {
     }
 }
 
-/// A loopback port that was free a moment ago (bound, noted, released).
+/// Ports tests pick for fly.toml: below the machine ports test daemons are given and the
+/// kernel's ephemeral ones (32768 up), so that neither a machine's `$PORT` nor an
+/// outgoing connection of a test running beside can take one between the test picking
+/// it and the daemon binding it.
+const TEST_PORTS: std::ops::Range<u16> = 10000..20000;
+
+/// Where each test daemon gets its own `--machine-ports` block: the daemons of tests
+/// running side by side each walk a range of their own, so none hands out a port another
+/// has just handed to a machine that has not bound it yet.
+const MACHINE_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// Ports in a test daemon's `--machine-ports` block.
+const MACHINE_BLOCK: u16 = 40;
+
+/// The next of `len` slots, counting from where this process's id says, so test
+/// binaries run one after the other do not all begin at the same place.
+fn slot(next: &std::sync::atomic::AtomicU32, len: u32) -> u32 {
+    (std::process::id() + next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % len
+}
+
+/// A port that nothing listens on, and that no other test of this run will be given.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("its address")
-        .port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let len = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    for _ in 0..len {
+        let offset = u16::try_from(slot(&NEXT, len)).expect("a slot is below the range length");
+        let port = TEST_PORTS.start + offset;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("every port of {TEST_PORTS:?} is in use");
+}
+
+/// A `--machine-ports` value that no other daemon of this test run is given.
+pub fn machine_ports() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let blocks = u32::from((MACHINE_PORTS.end - MACHINE_PORTS.start) / MACHINE_BLOCK);
+    let block = u16::try_from(slot(&NEXT, blocks)).expect("a slot is below the block count");
+    let first = MACHINE_PORTS.start + block * MACHINE_BLOCK;
+    format!("{first}-{}", first + MACHINE_BLOCK - 1)
 }
 
 /// Runs `lakefly` with `args` in `dir`, stdin closed, no colour.

@@ -8,6 +8,7 @@ mod https_check;
 pub mod logs;
 pub mod mounts;
 pub mod oneoff;
+pub mod ports;
 pub mod process;
 mod supervisor;
 
@@ -68,7 +69,19 @@ pub struct Runtime {
     secrets: Arc<crate::daemon::secrets::SecretStore>,
     backends: Backends,
     cgroups: Option<cgroup::Cgroups>,
+    ports: ports::PortPool,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+}
+
+/// Where the runtime keeps machines' files and what it gives them.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// The daemon's state directory: apps' work dirs and volumes live under it.
+    pub state_dir: PathBuf,
+    /// Log lines kept per app.
+    pub log_lines_per_app: u64,
+    /// Where machines' `$PORT` comes from.
+    pub machine_ports: ports::PortRange,
 }
 
 impl Runtime {
@@ -77,22 +90,26 @@ impl Runtime {
     pub async fn start(
         store: Store,
         hub: EventHub,
-        state_dir: PathBuf,
-        log_lines_per_app: u64,
+        options: RuntimeOptions,
         restarts: prometheus_client::metrics::counter::Counter,
         secrets: Arc<crate::daemon::secrets::SecretStore>,
         backends: Backends,
     ) -> Result<Self, StoreError> {
+        let ports = ports::PortPool::new(options.machine_ports);
+        if let Some(warning) = ports.ephemeral_overlap() {
+            tracing::warn!("{warning}");
+        }
         let runtime = Runtime {
-            logs: LogSink::start(store.clone(), log_lines_per_app),
+            logs: LogSink::start(store.clone(), options.log_lines_per_app),
             restarts,
             secrets,
             backends,
             cgroups: cgroup::Cgroups::detect(),
+            ports,
             store,
             hub,
-            apps_dir: state_dir.join("apps"),
-            volumes_dir: state_dir.join("volumes"),
+            apps_dir: options.state_dir.join("apps"),
+            volumes_dir: options.state_dir.join("volumes"),
             machines: Arc::default(),
         };
         let records = runtime
@@ -246,6 +263,7 @@ impl Runtime {
             secrets: self.secrets.clone(),
             backends: self.backends.clone(),
             cgroups: self.cgroups.clone(),
+            ports: self.ports.clone(),
             control: rx,
             pending: None,
         };

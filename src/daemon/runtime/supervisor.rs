@@ -62,6 +62,8 @@ pub struct Supervisor {
     pub(super) backends: crate::daemon::edge::backends::Backends,
     /// The daemon's delegated cgroup, when memory limits go through one.
     pub(super) cgroups: Option<super::cgroup::Cgroups>,
+    /// Where `$PORT` comes from.
+    pub(super) ports: super::ports::PortPool,
     pub(super) control: mpsc::Receiver<Control>,
     /// A start or restart request, answered once the process is recorded as started (or
     /// as failed), so the caller sees the new state.
@@ -141,9 +143,9 @@ impl Supervisor {
     /// Spawns the process and waits for it to exit or for a request.
     async fn run_process(&mut self, consecutive_failures: &mut u32) -> Result<Next, StoreError> {
         let port = match self.spec.internal_port {
-            Some(_) => match free_port() {
+            Some(_) => match self.ports.take() {
                 Ok(port) => Some(port),
-                Err(e) => return self.fail(format!("no free port for $PORT: {e}")).await,
+                Err(e) => return self.fail(format!("no port for $PORT: {e}")).await,
             },
             None => None,
         };
@@ -617,12 +619,6 @@ fn backoff(n: u32) -> Duration {
     BACKOFF_BASE
         .saturating_mul(1 << (n - 2).min(16))
         .min(BACKOFF_CAP)
-}
-
-/// A free loopback port, for `$PORT`.
-fn free_port() -> std::io::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]
