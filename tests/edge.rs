@@ -361,6 +361,57 @@ async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
     assert!(failures.is_empty(), "{failures:?}");
 }
 
+/// Sends a hand-written HTTP request to a raw TCP port; the whole answer, or "" when the
+/// edge closed the connection without one, within `limit`.
+async fn raw_get(port: u16, limit: Duration) -> String {
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    raw.write_all(b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    match tokio::time::timeout(limit, raw.read_to_end(&mut answer)).await {
+        Ok(Ok(_)) => String::from_utf8_lossy(&answer).into_owned(),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => String::new(),
+        Ok(Err(e)) => panic!("reading the answer failed: {e}"),
+        Err(_) => panic!("the connection was neither answered nor closed within {limit:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_tcp_port_with_no_machine_closes_at_once_or_auto_starts_one() {
+    let tcp_port = common::free_port();
+    let service = |auto_start: bool| {
+        format!(
+            "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n  \
+             auto_start_machines = {auto_start}\n[[services.ports]]\n  port = {tcp_port}\n"
+        )
+    };
+    let s = Setup::new(&service(false), &[]);
+    s.deploy().await.expect_code(0);
+    assert!(raw_get(tcp_port, DEADLINE)
+        .await
+        .starts_with("HTTP/1.1 200"));
+    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    // No machine could become healthy: closed at once, well before the 10 s a
+    // connection waits for a machine that is starting.
+    assert_eq!(raw_get(tcp_port, Duration::from_secs(5)).await, "");
+
+    let config = s.app.join("fly.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&service(false), &service(true));
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    assert!(s.status().await["machines"].as_array().unwrap().is_empty());
+    let answer = raw_get(tcp_port, DEADLINE).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"path\": \"/raw\""), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_proto_port_tells_the_app_who_connected() {
     let (echo, v1, v2) = (

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -18,12 +18,13 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::backends::{Lease, Pick};
+use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
+use super::backends::Lease;
 use super::bodies::{Tracked, Watched};
 use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop};
 use super::pool::{self, Pool, Sender};
 use super::routes::Route;
-use super::{autostart, statics, EdgeState, Scheme};
+use super::{statics, EdgeState, Scheme};
 use crate::daemon::metrics::{AppLabel, EdgeRequestLabels};
 
 /// Errors a streamed body can carry.
@@ -33,12 +34,6 @@ pub type EdgeBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Responses with a known length below this are read whole before they are sent on.
 const BUFFER_SMALLER_THAN: u64 = 64 * 1024;
-/// Machines tried for one request before giving up.
-pub(super) const MAX_ATTEMPTS: usize = 3;
-/// How long a request waits for a healthy machine while some are starting.
-const HOLD_FOR_HEALTHY: Duration = Duration::from_secs(10);
-/// How long a request waits when every machine is at its hard limit.
-const QUEUE_AT_HARD_LIMIT: Duration = Duration::from_secs(2);
 
 /// Answers one request that arrived on the edge from `peer`; `fixed_app` is set on a
 /// service port, which belongs to one app whatever the `Host`.
@@ -301,14 +296,6 @@ fn stalled(e: &hyper::client::conn::TrySendError<Request<EdgeBody>>) -> bool {
     false
 }
 
-/// Why no machine took a request.
-pub(super) enum Refusal {
-    /// No healthy machine, even after waiting.
-    NoneHealthy,
-    /// Every machine stayed at its hard limit.
-    Full,
-}
-
 impl Refusal {
     fn response(&self, app: &str, html: bool) -> Response<EdgeBody> {
         let (code, message) = self.reason(app);
@@ -316,80 +303,6 @@ impl Refusal {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         resp
-    }
-
-    /// The error code and message of the 503 it is answered with.
-    pub(super) fn reason(&self, app: &str) -> (&'static str, String) {
-        match self {
-            Refusal::NoneHealthy => (
-                "no_healthy_machine",
-                format!("app {app} has no healthy machine right now"),
-            ),
-            Refusal::Full => (
-                "over_capacity",
-                format!("every machine of {app} is at its concurrency hard_limit"),
-            ),
-        }
-    }
-}
-
-/// A machine for one request: at once when one is free, else after waiting a little for
-/// one to become healthy (starting it when the app auto-starts) or to fall under its
-/// hard limit.
-pub(super) async fn acquire(
-    state: &EdgeState,
-    route: &Route,
-    tried: &[String],
-) -> Result<Lease, Refusal> {
-    // The usual case: a machine is free, nothing to wait for.
-    if let Pick::Leased(lease) = state
-        .backends
-        .pick(&route.app, &route.groups, route.limits, tried)
-    {
-        return Ok(lease);
-    }
-    let watch = state.backends.changes().watch();
-    let mut hold = None;
-    let mut queue = None;
-    let mut woke = false;
-    loop {
-        // Made before looking, so a change in between is not missed.
-        let notified = watch.notified();
-        let refusal = match state
-            .backends
-            .pick(&route.app, &route.groups, route.limits, tried)
-        {
-            Pick::Leased(lease) => return Ok(lease),
-            Pick::Full => Refusal::Full,
-            Pick::NoneHealthy => Refusal::NoneHealthy,
-        };
-        let deadline = match refusal {
-            Refusal::Full => {
-                *queue.get_or_insert_with(|| tokio::time::Instant::now() + QUEUE_AT_HARD_LIMIT)
-            }
-            Refusal::NoneHealthy => {
-                if !tried.is_empty() {
-                    return Err(refusal);
-                }
-                if route.auto_start && !woke {
-                    woke = true;
-                    autostart::wake(state, &route.app, &route.groups).await;
-                }
-                let starting = !state.backends.of(&route.app, &route.groups).is_empty();
-                if !starting && !woke {
-                    return Err(refusal);
-                }
-                let wait = if woke {
-                    state.auto_start_wait
-                } else {
-                    HOLD_FOR_HEALTHY
-                };
-                *hold.get_or_insert_with(|| tokio::time::Instant::now() + wait)
-            }
-        };
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Err(refusal);
-        }
     }
 }
 

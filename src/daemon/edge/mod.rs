@@ -5,6 +5,7 @@
 //! draining (`backends.rs`), over kept-alive connections (`pool.rs`). What an app wants is
 //! read from its release's config (`routes.rs`) when a release rolls out.
 
+mod acquire;
 pub mod autostart;
 pub mod backends;
 mod bodies;

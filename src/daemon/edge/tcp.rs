@@ -3,21 +3,17 @@
 //! skipped for the next one; nothing was sent yet.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::backends::Pick;
+use super::acquire::{acquire, MAX_ATTEMPTS};
 use super::routes::Route;
 use super::EdgeState;
 
-/// Machines tried for one connection.
-const MAX_ATTEMPTS: usize = 3;
-/// How long a connection waits for a healthy machine (or for auto-start).
-const HOLD: Duration = Duration::from_secs(10);
-
 /// Splices one accepted connection (plain, or TLS the edge terminated) to a machine of
-/// `route`, after `header` (a PROXY protocol header) when there is one.
+/// `route`, after `header` (a PROXY protocol header) when there is one. Machines are
+/// picked, waited for and auto-started as for an HTTP request; a connection no machine
+/// takes is closed.
 pub async fn splice<S>(
     state: Arc<EdgeState>,
     route: Arc<Route>,
@@ -27,32 +23,13 @@ pub async fn splice<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut tried: Vec<String> = Vec::new();
-    let wait = if route.auto_start {
-        state.auto_start_wait
-    } else {
-        HOLD
-    };
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut woke = false;
-    let watch = state.backends.changes().watch();
     while tried.len() < MAX_ATTEMPTS {
-        // Made before looking, so a change in between is not missed.
-        let notified = watch.notified();
-        let lease = match state
-            .backends
-            .pick(&route.app, &route.groups, route.limits, &tried)
-        {
-            Pick::Leased(lease) => lease,
-            Pick::NoneHealthy if !tried.is_empty() => break,
-            Pick::NoneHealthy | Pick::Full => {
-                if route.auto_start && !woke {
-                    woke = true;
-                    super::autostart::wake(&state, &route.app, &route.groups).await;
-                }
-                if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                    break;
-                }
-                continue;
+        let lease = match acquire(&state, &route, &tried).await {
+            Ok(lease) => lease,
+            Err(refusal) => {
+                let (_, why) = refusal.reason(&route.app);
+                tracing::debug!(app = %route.app, "edge: closing a TCP connection: {why}");
+                return;
             }
         };
         let port = lease.backend.dial_port(route.internal_port);

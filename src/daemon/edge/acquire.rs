@@ -1,0 +1,98 @@
+//! Picking a machine for a request or a connection: at once when one is free, else after
+//! waiting a little for one to become healthy (starting it when the app auto-starts) or
+//! to fall under its hard limit. Shared by every kind of port.
+
+use std::time::Duration;
+
+use super::backends::{Lease, Pick};
+use super::routes::Route;
+use super::EdgeState;
+
+/// Machines tried for one request or connection before giving up.
+pub(super) const MAX_ATTEMPTS: usize = 3;
+/// How long a request waits for a healthy machine while some are starting.
+const HOLD_FOR_HEALTHY: Duration = Duration::from_secs(10);
+/// How long a request waits when every machine is at its hard limit.
+const QUEUE_AT_HARD_LIMIT: Duration = Duration::from_secs(2);
+
+/// Why no machine took a request or connection.
+pub(super) enum Refusal {
+    /// No healthy machine, even after waiting.
+    NoneHealthy,
+    /// Every machine stayed at its hard limit.
+    Full,
+}
+
+impl Refusal {
+    /// The error code and message of the 503 it is answered with.
+    pub(super) fn reason(&self, app: &str) -> (&'static str, String) {
+        match self {
+            Refusal::NoneHealthy => (
+                "no_healthy_machine",
+                format!("app {app} has no healthy machine right now"),
+            ),
+            Refusal::Full => (
+                "over_capacity",
+                format!("every machine of {app} is at its concurrency hard_limit"),
+            ),
+        }
+    }
+}
+
+/// A machine for one request or connection, not one of `tried`.
+pub(super) async fn acquire(
+    state: &EdgeState,
+    route: &Route,
+    tried: &[String],
+) -> Result<Lease, Refusal> {
+    // The usual case: a machine is free, nothing to wait for.
+    if let Pick::Leased(lease) = state
+        .backends
+        .pick(&route.app, &route.groups, route.limits, tried)
+    {
+        return Ok(lease);
+    }
+    let watch = state.backends.changes().watch();
+    let mut hold = None;
+    let mut queue = None;
+    let mut woke = false;
+    loop {
+        // Made before looking, so a change in between is not missed.
+        let notified = watch.notified();
+        let refusal = match state
+            .backends
+            .pick(&route.app, &route.groups, route.limits, tried)
+        {
+            Pick::Leased(lease) => return Ok(lease),
+            Pick::Full => Refusal::Full,
+            Pick::NoneHealthy => Refusal::NoneHealthy,
+        };
+        let deadline = match refusal {
+            Refusal::Full => {
+                *queue.get_or_insert_with(|| tokio::time::Instant::now() + QUEUE_AT_HARD_LIMIT)
+            }
+            Refusal::NoneHealthy => {
+                if !tried.is_empty() {
+                    return Err(refusal);
+                }
+                if route.auto_start && !woke {
+                    woke = true;
+                    super::autostart::wake(state, &route.app, &route.groups).await;
+                }
+                let starting = !state.backends.of(&route.app, &route.groups).is_empty();
+                if !starting && !woke {
+                    return Err(refusal);
+                }
+                let wait = if woke {
+                    state.auto_start_wait
+                } else {
+                    HOLD_FOR_HEALTHY
+                };
+                *hold.get_or_insert_with(|| tokio::time::Instant::now() + wait)
+            }
+        };
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err(refusal);
+        }
+    }
+}
