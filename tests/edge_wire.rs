@@ -331,6 +331,20 @@ async fn an_app_that_neither_reads_nor_answers_an_upload_is_given_up_on() {
     assert!(answer.contains("sending the request body"), "{answer}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_neither_reads_nor_answers_an_upload_after_100_continue_is_given_up_on() {
+    // The full server's way: the machine stalling is its fault (502), not the client's
+    // (408), though both run into the same limit.
+    let (_s, wire) = impatient().await;
+    let answer = upload_unread(wire, "/ignore", "Expect: 100-continue\r\n", "no progress").await;
+    let last = answer
+        .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
+        .unwrap_or(&answer);
+    assert!(last.starts_with("HTTP/1.1 502 "), "{answer}");
+    assert!(last.contains("upstream_failed"), "{answer}");
+    assert!(last.contains("no progress for 1s"), "{answer}");
+}
+
 /// POSTs a body far larger than the socket buffers on both hops hold to `path`, with
 /// `extra` header lines, and reads what comes back while it is still being sent, until
 /// the answer contains `until`: an edge that only listened for the answer after the

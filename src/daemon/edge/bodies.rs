@@ -79,33 +79,44 @@ impl Drop for Tracked {
 /// stops sending it.
 pub(super) struct Watched {
     inner: EdgeBody,
-    ended: Arc<AtomicBool>,
+    progress: Arc<Progress>,
     patience: Patience,
 }
 
-/// Whether a [`Watched`] body was read to its end.
-pub(super) struct Ended(Arc<AtomicBool>);
+/// How far a [`Watched`] body got, for whoever sent it on.
+pub(super) struct Progress {
+    ended: AtomicBool,
+    stalled: AtomicBool,
+}
 
-impl Ended {
+impl Progress {
     /// Read to its end (an empty body from the start).
     pub(super) fn ended(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Given up on because the client stopped sending it: a failed send was the
+    /// client's doing, not the machine's.
+    pub(super) fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
     }
 }
 
 impl Watched {
     /// `inner`, watched, each frame awaited up to `limit`.
-    pub(super) fn new(inner: EdgeBody, limit: Duration) -> (Self, Ended) {
-        let ended = Arc::new(AtomicBool::new(inner.is_end_stream()));
-        let watch = Ended(ended.clone());
+    pub(super) fn new(inner: EdgeBody, limit: Duration) -> (Self, Arc<Progress>) {
+        let progress = Arc::new(Progress {
+            ended: AtomicBool::new(inner.is_end_stream()),
+            stalled: AtomicBool::new(false),
+        });
         let patience = Patience::new(limit);
         (
             Watched {
                 inner,
-                ended,
+                progress: progress.clone(),
                 patience,
             },
-            watch,
+            progress,
         )
     }
 }
@@ -123,7 +134,7 @@ impl Body for Watched {
         if matches!(polled, Poll::Ready(None))
             || matches!(polled, Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream())
         {
-            self.ended.store(true, Ordering::Release);
+            self.progress.ended.store(true, Ordering::Release);
         }
         // The limit applies between frames: `Option` is turned inside out around it.
         let waited = match polled {
@@ -131,7 +142,12 @@ impl Body for Watched {
             Poll::Ready(Some(frame)) => Poll::Ready(frame),
             Poll::Pending => Poll::Pending,
         };
-        self.patience.check(waited, cx).map(Some)
+        let was_waiting = waited.is_pending();
+        let checked = self.patience.check(waited, cx);
+        if was_waiting && matches!(checked, Poll::Ready(Err(_))) {
+            self.progress.stalled.store(true, Ordering::Release);
+        }
+        checked.map(Some)
     }
 
     fn is_end_stream(&self) -> bool {

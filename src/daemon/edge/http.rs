@@ -218,7 +218,7 @@ async fn forward(
                 }
                 return resp;
             }
-            Err(e) if stalled(&e) => {
+            Err(_) if sent.stalled() => {
                 let (status, code, message) = STALLED_BODY;
                 let mut resp = error(status, code, message, html);
                 resp.headers_mut()
@@ -227,7 +227,11 @@ async fn forward(
             }
             Err(mut e) => {
                 let unsent = e.take_message();
-                last_error = format!("machine {}: {}", backend.spec.machine, e.into_error());
+                last_error = format!(
+                    "machine {}: {}",
+                    backend.spec.machine,
+                    with_causes(&e.into_error())
+                );
                 tried.push(backend.spec.machine.clone());
                 req = match (unsent, &replay) {
                     (Some(unsent), _) => unsent,
@@ -284,16 +288,17 @@ pub(super) const STALLED_BODY: (StatusCode, &str, &str) = (
     "the request body stopped arriving",
 );
 
-/// Whether a request failed because its client stopped sending the body.
-fn stalled(e: &hyper::client::conn::TrySendError<Request<EdgeBody>>) -> bool {
-    let mut source = std::error::Error::source(e.error());
+/// An error and its causes, `: `-separated: hyper's own text ("error writing a body to
+/// connection") does not say what went wrong.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
     while let Some(cause) = source {
-        if cause.is::<super::stall::Stalled>() {
-            return true;
-        }
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
-    false
+    text
 }
 
 impl Refusal {
