@@ -336,17 +336,7 @@ async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
     let resp = direct.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     // The raw TCP port carries any bytes: here, an HTTP request written by hand.
-    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .unwrap();
-    raw.write_all(b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(DEADLINE, raw.read_to_string(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
+    let answer = raw_get(tcp_port, DEADLINE).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"path\": \"/raw\""), "{answer}");
 
