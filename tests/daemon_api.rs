@@ -276,6 +276,23 @@ async fn ids_keep_increasing_across_restart_and_kill_9() {
 }
 
 #[tokio::test]
+async fn sighup_without_a_certificate_leaves_the_daemon_serving() {
+    // The default action of SIGHUP is to exit: lakeflyd takes it over from the start.
+    let mut d = TestDaemon::start();
+    d.hangup();
+    d.hangup();
+    let (status, _) = Api::new(&d)
+        .send(reqwest::Method::GET, "/v1/apps", None)
+        .await;
+    assert_eq!(status, 200);
+    let exit = d.stop();
+    assert!(
+        exit.success(),
+        "lakeflyd ended with {exit} after SIGHUP and SIGTERM"
+    );
+}
+
+#[tokio::test]
 async fn a_resume_from_before_the_retained_window_starts_with_a_gap() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");

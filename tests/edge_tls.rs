@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::edge::{Setup, DEADLINE, HOST};
+use common::sse::Sse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::{self, pki_types};
 use tokio_rustls::TlsConnector;
@@ -53,9 +54,18 @@ fn services(https: u16, tls: u16) -> String {
 /// Sends `request` over TLS to the edge's `port` (verified against the test CA as
 /// `HOST`) and reads the whole answer.
 async fn over_tls(port: u16, request: &str) -> String {
+    let (answer, _) = over_tls_seeing(port, request).await;
+    answer
+}
+
+/// [`over_tls`], also returning the certificate the edge presented. Either test CA is
+/// trusted.
+async fn over_tls_seeing(port: u16, request: &str) -> (String, CertificateDer<'static>) {
     let mut roots = rustls::RootCertStore::empty();
-    let ca = CertificateDer::from_pem_file(fixture("ca.pem")).expect("the test CA");
-    roots.add(ca).expect("a usable CA");
+    for ca in ["ca.pem", "ca2.pem"] {
+        let ca = CertificateDer::from_pem_file(fixture(ca)).expect("a test CA");
+        roots.add(ca).expect("a usable CA");
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -70,13 +80,14 @@ async fn over_tls(port: u16, request: &str) -> String {
         .connect(name, tcp)
         .await
         .expect("a TLS handshake with a certificate the test CA signed");
+    let presented = tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone();
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     tokio::time::timeout(DEADLINE, tls.read_to_string(&mut answer))
         .await
         .expect("the answer arrives in time")
         .expect("the answer reads to its end");
-    answer
+    (answer, presented)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,4 +261,60 @@ async fn force_https_without_an_https_port_is_reported_and_http_served() {
     let get = format!("GET /x HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
     let head = plain_head(s.d.edge_addr(), &get).await;
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_is_unusable() {
+    // The edge reads copies, which the test then replaces as a renewal would.
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::copy(fixture("cert.pem"), &cert).unwrap();
+    std::fs::copy(fixture("key.pem"), &key).unwrap();
+    let https = common::free_port();
+    let flags = [
+        "--edge-tls-cert",
+        cert.to_str().unwrap(),
+        "--edge-tls-key",
+        key.to_str().unwrap(),
+    ];
+    let mut s = Setup::new(&services(https, common::free_port()), &flags);
+    s.deploy().await.expect_code(0);
+    let request = format!("GET /renewed HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    let leaf = |name: &str| CertificateDer::from_pem_file(fixture(name)).unwrap();
+    let (answer, served) = over_tls_seeing(https, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(served, leaf("cert.pem"));
+
+    let mut events = Sse::connect(&s.d.url("/v1/events?since=0&kind=edge.tls."), None).await;
+    std::fs::copy(fixture("cert2.pem"), &cert).unwrap();
+    std::fs::copy(fixture("key2.pem"), &key).unwrap();
+    s.d.hangup();
+    let reloaded = events
+        .next(DEADLINE)
+        .await
+        .expect("an event for the reload");
+    assert_eq!(reloaded.event, "edge.tls.reloaded", "{:?}", reloaded.data);
+    assert_eq!(reloaded.data["data"]["cert"], cert.to_str().unwrap());
+    let (answer, served) = over_tls_seeing(https, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        served,
+        leaf("cert2.pem"),
+        "the renewed certificate is served"
+    );
+
+    // A key that does not match the certificate: said, and the last good pair stays.
+    std::fs::copy(fixture("key.pem"), &key).unwrap();
+    s.d.hangup();
+    let failed = events
+        .next(DEADLINE)
+        .await
+        .expect("an event for the reload");
+    assert_eq!(failed.event, "edge.tls.reload_failed", "{:?}", failed.data);
+    let error = failed.data["data"]["error"].as_str().unwrap();
+    assert!(error.contains(key.to_str().unwrap()), "{error}");
+    let (answer, served) = over_tls_seeing(https, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(served, leaf("cert2.pem"), "the last good certificate stays");
+    assert!(s.d.is_running(), "SIGHUP does not stop lakeflyd");
 }

@@ -508,4 +508,8 @@ pub mod kind {
     pub const DAEMON_STARTED: &str = "daemon.started";
     /// The daemon is stopping.
     pub const DAEMON_STOPPING: &str = "daemon.stopping";
+    /// The edge read its TLS certificate again (SIGHUP) and serves it from now on.
+    pub const EDGE_TLS_RELOADED: &str = "edge.tls.reloaded";
+    /// The edge could not read its TLS certificate again, and keeps the one it served.
+    pub const EDGE_TLS_RELOAD_FAILED: &str = "edge.tls.reload_failed";
 }

@@ -72,6 +72,34 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// SIGHUP: reads the edge's TLS certificate again, so a renewed one is served from
+    /// the next handshake on without a restart; the outcome is an event.
+    pub async fn reload(&self) {
+        let event = match self.edge.reload_tls() {
+            None => {
+                tracing::info!("SIGHUP: nothing to reload (no --edge-tls-cert)");
+                return;
+            }
+            Some(Ok(files)) => {
+                tracing::info!(cert = %files.cert.display(), "SIGHUP: the edge's TLS certificate was read again");
+                NewEvent::daemon(
+                    kind::EDGE_TLS_RELOADED,
+                    serde_json::json!({ "cert": files.cert, "key": files.key }),
+                )
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "SIGHUP: the edge keeps the TLS certificate it served");
+                NewEvent::daemon(
+                    kind::EDGE_TLS_RELOAD_FAILED,
+                    serde_json::json!({ "error": e.to_string() }),
+                )
+            }
+        };
+        if let Err(e) = self.hub.emit(event).await {
+            tracing::warn!(error = %e, "could not record the reload");
+        }
+    }
+
     /// Opens the state, binds the API and starts serving.
     pub async fn start(options: Options) -> Result<Self, Error> {
         // An open API beyond loopback would let anyone who reaches it run commands here.
@@ -283,6 +311,9 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::io("start the runtime in", &state_dir, e))?;
     runtime.block_on(async move {
+        // Before the ready line: a SIGHUP right after it must not find the default action
+        // (exit) in place.
+        let signals = Signals::install();
         let daemon = Daemon::start(options).await?;
         // One line of data on stdout: where the daemon listens (port 0 resolved).
         println!(
@@ -294,28 +325,49 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
                 "pid": std::process::id(),
             })
         );
-        wait_for_stop_signal().await;
+        serve_until_stopped(signals, &daemon).await;
         daemon.shutdown().await
     })
 }
 
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(term), Ok(int)) => (term, int),
-        _ => {
-            // Without signal handlers the default action (exit) still stops the daemon.
-            tracing::warn!("could not install signal handlers");
-            std::future::pending::<()>().await;
-            return;
+/// The signals lakeflyd acts on: SIGTERM and SIGINT stop it, SIGHUP reloads.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Takes the signals over; `None` (logged) when that fails, and the default actions
+    /// (exit) stay.
+    fn install() -> Option<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Some(Signals { term, int, hup }),
+            _ => {
+                tracing::warn!("could not install signal handlers");
+                None
+            }
         }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT; each SIGHUP in between reloads the edge's certificate.
+async fn serve_until_stopped(signals: Option<Signals>, daemon: &Daemon) {
+    let Some(mut signals) = signals else {
+        // The default actions stop the daemon.
+        return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    loop {
+        tokio::select! {
+            _ = signals.term.recv() => return tracing::info!("SIGTERM received"),
+            _ = signals.int.recv() => return tracing::info!("SIGINT received"),
+            _ = signals.hup.recv() => daemon.reload().await,
+        }
     }
 }
 

@@ -106,6 +106,17 @@ impl TestDaemon {
         self.wait()
     }
 
+    /// SIGHUP: the daemon reloads what it can.
+    pub fn hangup(&self) {
+        self.signal("HUP");
+    }
+
+    /// Whether the process is still there.
+    pub fn is_running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("started");
+        child.try_wait().expect("wait").is_none()
+    }
+
     /// SIGKILL: the daemon gets no chance to clean up.
     pub fn kill9(&mut self) {
         self.signal("KILL");

@@ -192,6 +192,13 @@ struct PortListener {
 }
 
 impl Edge {
+    /// Reads the TLS certificate again, when the edge has one: `None` when it has not,
+    /// else the files read, or why they were not taken (the old certificate stays).
+    pub fn reload_tls(&self) -> Option<Result<&tls::TlsFiles, tls::TlsError>> {
+        let tls = self.state.tls.as_ref()?;
+        Some(tls.reload().map(|()| tls.files()))
+    }
+
     /// Binds the edge address and starts serving it.
     pub async fn start(
         options: EdgeOptions,
