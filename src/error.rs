@@ -134,9 +134,9 @@ pub enum Error {
     #[error(transparent)]
     TokenFile(#[from] crate::daemon::server::auth::TokenFileError),
 
-    /// The edge's TLS certificate or key cannot be used.
+    /// A TLS certificate or key lakeflyd was given cannot be used.
     #[error(transparent)]
-    EdgeTls(#[from] crate::daemon::edge::tls::TlsError),
+    ServerTls(#[from] crate::daemon::server_tls::TlsError),
 
     /// The daemon's state database failed.
     #[error(transparent)]
@@ -275,7 +275,7 @@ impl Error {
             Error::MasterKey(_) => "master_key",
             Error::InsecureApi { .. } => "insecure_api",
             Error::TokenFile(_) => "token_file",
-            Error::EdgeTls(_) => "edge_tls",
+            Error::ServerTls(_) => "tls_certificate",
             Error::Io { .. } => "io",
             Error::Output(_) => "output",
         })
@@ -316,16 +316,20 @@ impl Error {
             Error::Bind { .. } | Error::NoStateDir | Error::Store(_) | Error::MasterKey(_) => {
                 exit::ERROR
             }
-            Error::InsecureApi { .. } | Error::TokenFile(_) | Error::EdgeTls(_) => exit::USAGE,
+            Error::InsecureApi { .. } | Error::TokenFile(_) | Error::ServerTls(_) => exit::USAGE,
             Error::Io { .. } | Error::Output(_) => exit::ERROR,
         }
     }
 
     /// What to do about it, when there is something useful to say.
     pub fn hint(&self) -> Option<String> {
+        const UNTRUSTED_CERTIFICATE: &str = "the daemon's certificate is not one this machine trusts: add its CA to the system's store, or point SSL_CERT_FILE at the CA's PEM file";
         use crate::api::client::ClientError;
         match self {
             Error::Api(ClientError::Api { error, .. }) => error.hint.clone(),
+            Error::Api(ClientError::Unreachable { detail, .. }) if detail.contains("certificate") => {
+                Some(UNTRUSTED_CERTIFICATE.into())
+            }
             Error::Api(ClientError::Unreachable { .. }) => Some(
                 "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
             ),
@@ -333,11 +337,16 @@ impl Error {
             Error::Api(ClientError::BadResponse { .. }) => {
                 Some("is --remote pointing at a lakefly daemon (and not a proxy)?".into())
             }
+            Error::Follow(crate::api::follow::FollowError::Unreachable { detail, .. })
+                if detail.contains("certificate") =>
+            {
+                Some(UNTRUSTED_CERTIFICATE.into())
+            }
             Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => Some(
                 "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
             ),
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => {
-                Some("check --remote: it must be an http:// URL".into())
+                Some("check --remote: it must be an http:// or https:// URL".into())
             }
             Error::DeployFailed { app, .. } => Some(format!(
                 "the previous release keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
@@ -388,9 +397,12 @@ impl Error {
             Error::TokenFile(_) => Some(
                 "list one token per line (primary first, then secondary); `openssl rand -hex 32` makes one".into(),
             ),
-            Error::EdgeTls(_) => Some(
-                "--edge-tls-cert takes the PEM certificate chain (leaf first) and --edge-tls-key its PEM private key".into(),
-            ),
+            Error::ServerTls(e) => {
+                let flag = e.role().to_ascii_lowercase();
+                Some(format!(
+                    "--{flag}-tls-cert takes the PEM certificate chain (leaf first) and --{flag}-tls-key its PEM private key"
+                ))
+            }
             Error::MasterKey(crate::daemon::secrets::KeyError::WrongKey(_)) => Some(
                 "restore the key file this state directory was used with; without it the secrets cannot be read".into(),
             ),

@@ -10,6 +10,7 @@
 //! - [`api`]: wire types shared by the client and the daemon.
 //! - [`daemon`]: lakeflyd: state, events, the HTTP API.
 //! - [`error`]: the error type, its stable codes and exit codes.
+//! - [`tls`]: the TLS set-ups the client and the daemon share.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,5 +27,6 @@ pub mod error;
 pub mod launch;
 pub mod output;
 pub mod secret;
+pub mod tls;
 
 pub use error::{Error, Result};

@@ -29,7 +29,7 @@ fn daemon_with_tokens() -> (tempfile::TempDir, TestDaemon) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_but_health_needs_an_accepted_token() {
     let (_temp, d) = daemon_with_tokens();
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let health = http.get(d.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 

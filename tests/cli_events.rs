@@ -74,7 +74,7 @@ fn created(name: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 async fn create_app(api: &str, name: &str) {
-    let resp = reqwest::Client::new()
+    let resp = common::http_client()
         .post(format!("{api}/v1/apps"))
         .json(&json!({ "name": name }))
         .send()

@@ -50,7 +50,7 @@ async fn health_answers_without_auth() {
 #[tokio::test]
 async fn apps_create_list_show_destroy_with_typed_errors() {
     let d = TestDaemon::start();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let created = create_app(&client, &d, "hello").await;
     assert_eq!(created.status(), 201);
     let app: serde_json::Value = created.json().await.unwrap();
@@ -118,7 +118,7 @@ async fn apps_create_list_show_destroy_with_typed_errors() {
 #[tokio::test]
 async fn stream_replays_then_goes_live_and_resumes_after_last_event_id() {
     let d = TestDaemon::start();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     create_app(&client, &d, "one").await;
 
     let mut sse = Sse::connect(&d.url("/v1/events?since=0"), None).await;
@@ -149,7 +149,7 @@ async fn stream_replays_then_goes_live_and_resumes_after_last_event_id() {
 #[tokio::test]
 async fn without_a_start_the_stream_begins_now_and_tail_replays_the_last_k() {
     let d = TestDaemon::start();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     for name in ["a", "b", "c"] {
         create_app(&client, &d, name).await;
     }
@@ -169,7 +169,7 @@ async fn without_a_start_the_stream_begins_now_and_tail_replays_the_last_k() {
 #[tokio::test]
 async fn filters_by_app_and_kind_prefix() {
     let d = TestDaemon::start();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut by_app = Sse::connect(&d.url("/v1/events?since=0&app=b"), None).await;
     let mut by_kind = Sse::connect(&d.url("/v1/events?since=0&kind=app.d"), None).await;
     create_app(&client, &d, "a").await;
@@ -190,7 +190,7 @@ async fn filters_by_app_and_kind_prefix() {
 #[tokio::test]
 async fn resume_while_events_are_produced_at_full_speed_has_no_gap_and_no_duplicate() {
     let d = TestDaemon::start();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     const N: usize = 300;
     // Producers report how many apps they have created, so subscribers can join at set
     // points of the run instead of after guessed sleeps.
@@ -245,7 +245,7 @@ async fn resume_while_events_are_produced_at_full_speed_has_no_gap_and_no_duplic
 async fn ids_keep_increasing_across_restart_and_kill_9() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut last_id = 0;
     for round in 0..3 {
         let mut d = TestDaemon::start_in(&state, &[]);
@@ -296,7 +296,7 @@ async fn sighup_without_a_certificate_leaves_the_daemon_serving() {
 async fn a_resume_from_before_the_retained_window_starts_with_a_gap() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut d = TestDaemon::start_in(&state, &[]);
     for i in 0..5 {
         create_app(&client, &d, &format!("g{i}")).await;
@@ -334,7 +334,7 @@ async fn shutdown_ends_streams_and_exits_zero() {
 #[tokio::test]
 async fn a_bad_last_event_id_is_a_400() {
     let d = TestDaemon::start();
-    let resp = reqwest::Client::new()
+    let resp = common::http_client()
         .get(d.url("/v1/events"))
         .header("Last-Event-ID", "yesterday")
         .send()
@@ -380,7 +380,7 @@ fn cut_points(seed: u64, count: usize, max: u64) -> Vec<u64> {
 async fn resuming_at_random_cut_points_under_load_and_across_a_restart_delivers_each_event_once() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut received: Vec<u64> = Vec::new();
     let mut last: u64 = 0;
     let mut created = 0usize;

@@ -7,7 +7,7 @@ use common::bundle::{sha256, tar_zst, Entry};
 use common::daemon::TestDaemon;
 
 async fn put(d: &TestDaemon, digest: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new()
+    let resp = common::http_client()
         .put(d.url(&format!("/v1/bundles/{digest}")))
         .body(body)
         .send()
@@ -18,7 +18,7 @@ async fn put(d: &TestDaemon, digest: &str, body: Vec<u8>) -> (u16, serde_json::V
 }
 
 async fn head(d: &TestDaemon, digest: &str) -> u16 {
-    reqwest::Client::new()
+    common::http_client()
         .head(d.url(&format!("/v1/bundles/{digest}")))
         .send()
         .await

@@ -27,7 +27,7 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
 async fn setup(d: &TestDaemon, app: &str) -> Sse {
-    let resp = reqwest::Client::new()
+    let resp = common::http_client()
         .post(d.url("/v1/apps"))
         .json(&json!({ "name": app }))
         .send()
@@ -42,7 +42,7 @@ async fn setup(d: &TestDaemon, app: &str) -> Sse {
 }
 
 async fn create(d: &TestDaemon, app: &str, spec: Value) -> String {
-    let resp = reqwest::Client::new()
+    let resp = common::http_client()
         .post(d.url(&format!("/v1/apps/{app}/machines")))
         .json(&spec)
         .send()

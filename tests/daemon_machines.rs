@@ -317,7 +317,7 @@ async fn bad_requests_answer_4xx_json_and_change_nothing() {
         (404, Some("app_not_found"))
     );
     api.create_app("real").await;
-    let raw = reqwest::Client::new()
+    let raw = common::http_client()
         .post(d.url("/v1/apps/real/machines"))
         .header("content-type", "application/json")
         .body("{not json")

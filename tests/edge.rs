@@ -106,7 +106,7 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
     );
 
     // An unknown app: 404, JSON for programs, a page for browsers.
-    let other = reqwest::Client::new();
+    let other = common::http_client();
     let resp = other
         .get(format!("http://{}/", s.d.edge_addr()))
         .header("Host", "nope.localhost")
@@ -331,7 +331,7 @@ async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
         &[],
     );
     s.deploy().await.expect_code(0);
-    let direct = reqwest::Client::builder().no_proxy().build().unwrap();
+    let direct = common::http_builder().no_proxy().build().unwrap();
     let url = format!("http://127.0.0.1:{http_port}/fixed");
     let resp = direct.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -632,7 +632,7 @@ async fn a_port_taken_while_the_daemon_was_down_does_not_take_the_app_offline() 
     // Something else takes the port before the daemon comes back.
     let _squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     s.d = TestDaemon::start_in(&state, &[]);
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     eventually("the app answers on its host route again", || async {
         http.get(format!("http://{}/", s.d.edge_addr()))
             .header("Host", HOST)

@@ -285,7 +285,7 @@ async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(served, leaf("cert.pem"));
 
-    let mut events = Sse::connect(&s.d.url("/v1/events?since=0&kind=edge.tls."), None).await;
+    let mut events = Sse::connect(&s.d.url("/v1/events?since=0&kind=tls."), None).await;
     std::fs::copy(fixture("cert2.pem"), &cert).unwrap();
     std::fs::copy(fixture("key2.pem"), &key).unwrap();
     s.d.hangup();
@@ -293,7 +293,7 @@ async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_
         .next(DEADLINE)
         .await
         .expect("an event for the reload");
-    assert_eq!(reloaded.event, "edge.tls.reloaded", "{:?}", reloaded.data);
+    assert_eq!(reloaded.event, "tls.reloaded", "{:?}", reloaded.data);
     assert_eq!(reloaded.data["data"]["cert"], cert.to_str().unwrap());
     let (answer, served) = over_tls_seeing(https, &request).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -310,7 +310,7 @@ async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_
         .next(DEADLINE)
         .await
         .expect("an event for the reload");
-    assert_eq!(failed.event, "edge.tls.reload_failed", "{:?}", failed.data);
+    assert_eq!(failed.event, "tls.reload_failed", "{:?}", failed.data);
     let error = failed.data["data"]["error"].as_str().unwrap();
     assert!(error.contains(key.to_str().unwrap()), "{error}");
     let (answer, served) = over_tls_seeing(https, &request).await;

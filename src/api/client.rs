@@ -69,6 +69,12 @@ pub enum ClientError {
     },
 }
 
+/// Whether `base` is an `https://` URL.
+pub fn is_https(base: &str) -> bool {
+    base.get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
 /// `Bearer <token>`, marked sensitive so no debug output of a request shows it.
 pub fn bearer(token: &crate::secret::Secret) -> Option<reqwest::header::HeaderValue> {
     let mut value = Vec::with_capacity(7 + token.expose().len());
@@ -117,16 +123,22 @@ impl Client {
         if let Some(value) = token.as_ref().and_then(bearer) {
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
+        let unreachable = |detail: String| ClientError::Unreachable {
+            url: base.to_string(),
+            detail,
+        };
+        crate::tls::install_default_provider();
+        let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .user_agent(concat!("lakefly/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Unreachable {
-                url: base.to_string(),
-                detail: e.to_string(),
-            })?;
+            .user_agent(concat!("lakefly/", env!("CARGO_PKG_VERSION")));
+        if is_https(base) {
+            // The same rustls set-up as the rest of lakefly (ring, the host's CA store).
+            let tls = crate::tls::verifying_client().map_err(unreachable)?;
+            builder = builder.tls_backend_preconfigured(tls.as_ref().clone());
+        }
+        let http = builder.build().map_err(|e| unreachable(e.to_string()))?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),

@@ -101,11 +101,18 @@ pub async fn follow(
         url: url.clone(),
         detail,
     };
+    // HTTP or HTTPS by the URL, with the same rustls set-up as the rest of lakefly.
+    let tls = crate::tls::verifying_client().map_err(setup)?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.as_ref().clone())
+        .https_or_http()
+        .enable_http1()
+        .build();
     let transport = launchdarkly_sdk_transport::HyperTransport::builder()
         .connect_timeout(Duration::from_secs(5))
         // The daemon sends a heartbeat every 15 s; silence for longer means a dead link.
         .read_timeout(Duration::from_secs(45))
-        .build_http()
+        .build_with_connector(connector)
         .map_err(|e| setup(e.to_string()))?;
     let mut builder = es::ClientBuilder::for_url(&url).map_err(|e| setup(e.to_string()))?;
     if let Some(since) = follow.since {

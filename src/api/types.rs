@@ -508,8 +508,9 @@ pub mod kind {
     pub const DAEMON_STARTED: &str = "daemon.started";
     /// The daemon is stopping.
     pub const DAEMON_STOPPING: &str = "daemon.stopping";
-    /// The edge read its TLS certificate again (SIGHUP) and serves it from now on.
-    pub const EDGE_TLS_RELOADED: &str = "edge.tls.reloaded";
-    /// The edge could not read its TLS certificate again, and keeps the one it served.
-    pub const EDGE_TLS_RELOAD_FAILED: &str = "edge.tls.reload_failed";
+    /// A TLS certificate (the edge's or the API's) was read again on SIGHUP and is
+    /// served from now on.
+    pub const TLS_RELOADED: &str = "tls.reloaded";
+    /// A TLS certificate could not be read again; the one served so far stays.
+    pub const TLS_RELOAD_FAILED: &str = "tls.reload_failed";
 }

@@ -87,6 +87,13 @@ pub struct RunArgs {
     /// PEM private key of --edge-tls-cert.
     #[arg(long, value_name = "FILE", requires = "edge_tls_cert")]
     pub edge_tls_key: Option<std::path::PathBuf>,
+    /// PEM certificate chain (leaf first): the API is served over HTTPS (clients trust its
+    /// CA through the host's store or `SSL_CERT_FILE`).
+    #[arg(long, value_name = "FILE", requires = "api_tls_key")]
+    pub api_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --api-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    pub api_tls_key: Option<std::path::PathBuf>,
 }
 
 /// How the daemon writes its log.

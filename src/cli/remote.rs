@@ -24,7 +24,27 @@ pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
     } else {
         format!("http://{remote}")
     };
+    if token.is_some() && !crate::api::client::is_https(&url) && !is_loopback(&url) {
+        global.output().note(&format!(
+            "warning: the API token goes to {url} unencrypted; serve the API with `lakeflyd --api-tls-cert` and use an https:// remote"
+        ));
+    }
     Ok(Client::with_token(&url, token)?)
+}
+
+/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+fn is_loopback(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// Runs a command's async body on a small runtime of its own.
@@ -78,5 +98,30 @@ pub fn confirm(question: &str, yes: bool) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Cancelled(question.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_hosts_are_this_machine_and_others_are_not() {
+        for url in [
+            "http://localhost:4280",
+            "http://127.0.0.1:4280",
+            "http://127.3.2.1",
+            "http://[::1]:4280/",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.5:4280",
+            "http://example.com",
+            "http://[2001:db8::1]:4280",
+            "not a url",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
     }
 }

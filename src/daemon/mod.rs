@@ -10,9 +10,11 @@ pub mod metrics;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
+pub mod server_tls;
 pub mod store;
 
 use std::fs::File;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +50,8 @@ pub struct Options {
     pub bundle_max_bytes: u64,
     /// Log lines kept per app.
     pub log_lines_per_app: u64,
+    /// The API's certificate; none serves plain HTTP.
+    pub api_tls: Option<server_tls::TlsFiles>,
     /// Where machines' `$PORT` comes from.
     pub machine_ports: runtime::ports::PortRange,
     /// Accepted API tokens; none means an open API, which only loopback allows.
@@ -58,6 +62,10 @@ pub struct Options {
 pub struct Daemon {
     /// Where the API listens.
     pub api_addr: SocketAddr,
+    /// The API's URL: `https://` when it serves TLS.
+    pub api_url: String,
+    /// The API's certificate, when it serves TLS.
+    api_tls: Option<Arc<server_tls::ServerTls>>,
     /// Where the edge serves apps.
     pub edge_addr: SocketAddr,
     edge: edge::Edge,
@@ -72,31 +80,40 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// SIGHUP: reads the edge's TLS certificate again, so a renewed one is served from
-    /// the next handshake on without a restart; the outcome is an event.
+    /// SIGHUP: reads the edge's and the API's TLS certificates again, so a renewed one
+    /// is served from the next handshake on without a restart; each outcome is an event.
     pub async fn reload(&self) {
-        let event = match self.edge.reload_tls() {
-            None => {
-                tracing::info!("SIGHUP: nothing to reload (no --edge-tls-cert)");
-                return;
+        let api = self
+            .api_tls
+            .as_ref()
+            .map(|tls| tls.reload().map(|()| tls.files()));
+        let reloads: Vec<_> = [self.edge.reload_tls(), api]
+            .into_iter()
+            .flatten()
+            .collect();
+        if reloads.is_empty() {
+            tracing::info!("SIGHUP: nothing to reload (no --edge-tls-cert, no --api-tls-cert)");
+        }
+        for reload in reloads {
+            let event = match reload {
+                Ok(files) => {
+                    tracing::info!(role = files.role, cert = %files.cert.display(), "SIGHUP: TLS certificate read again");
+                    NewEvent::daemon(
+                        kind::TLS_RELOADED,
+                        serde_json::json!({ "role": files.role, "cert": files.cert, "key": files.key }),
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the TLS certificate served so far stays");
+                    NewEvent::daemon(
+                        kind::TLS_RELOAD_FAILED,
+                        serde_json::json!({ "role": e.role(), "error": e.to_string() }),
+                    )
+                }
+            };
+            if let Err(e) = self.hub.emit(event).await {
+                tracing::warn!(error = %e, "could not record the reload");
             }
-            Some(Ok(files)) => {
-                tracing::info!(cert = %files.cert.display(), "SIGHUP: the edge's TLS certificate was read again");
-                NewEvent::daemon(
-                    kind::EDGE_TLS_RELOADED,
-                    serde_json::json!({ "cert": files.cert, "key": files.key }),
-                )
-            }
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "SIGHUP: the edge keeps the TLS certificate it served");
-                NewEvent::daemon(
-                    kind::EDGE_TLS_RELOAD_FAILED,
-                    serde_json::json!({ "error": e.to_string() }),
-                )
-            }
-        };
-        if let Err(e) = self.hub.emit(event).await {
-            tracing::warn!(error = %e, "could not record the reload");
         }
     }
 
@@ -106,6 +123,14 @@ impl Daemon {
         if !options.api.ip().is_loopback() && !options.tokens.is_configured() {
             return Err(Error::InsecureApi { addr: options.api });
         }
+        if !options.api.ip().is_loopback() && options.api_tls.is_none() {
+            tracing::warn!(api = %options.api, "the API is served beyond loopback without TLS: tokens and secrets cross the network in the clear; give --api-tls-cert and --api-tls-key");
+        }
+        // Read before anything starts, so an unusable certificate stops the start cleanly.
+        let api_tls = match &options.api_tls {
+            Some(files) => Some(Arc::new(server_tls::ServerTls::load(files)?)),
+            None => None,
+        };
         let lock = lock_state_dir(&options.state_dir)?;
         let store = Store::open(&options.state_dir)?;
         // Bind before any machine starts, so an address in use stops the start cleanly.
@@ -205,13 +230,31 @@ impl Daemon {
         });
         let app = server::router(state, options.tokens.clone());
         let mut stop = shutdown_rx.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopping| *stopping).await;
-                })
-                .await
-        });
+        let stopping = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        };
+        let (server, api_url) = match &api_tls {
+            Some(tls) => {
+                let listener = server::tls_listener::TlsListener::new(listener, tls.clone())
+                    .map_err(|source| Error::Bind {
+                        what: "API",
+                        addr: options.api,
+                        source,
+                    })?;
+                let serving = axum::serve(listener, app).with_graceful_shutdown(stopping);
+                (
+                    tokio::spawn(serving.into_future()),
+                    format!("https://{api_addr}"),
+                )
+            }
+            None => {
+                let serving = axum::serve(listener, app).with_graceful_shutdown(stopping);
+                (
+                    tokio::spawn(serving.into_future()),
+                    format!("http://{api_addr}"),
+                )
+            }
+        };
         let pruner = tokio::spawn(prune_events(
             store,
             options.events_keep,
@@ -223,10 +266,12 @@ impl Daemon {
             serde_json::json!({ "api": api_addr.to_string(), "edge": edge.addr.to_string(), "pid": std::process::id() }),
         ))
         .await?;
-        write_record(&options.state_dir, api_addr)?;
+        write_record(&options.state_dir, &api_url)?;
         tracing::info!(api = %api_addr, edge = %edge.addr, state = %options.state_dir.display(), "lakeflyd started");
         Ok(Daemon {
             api_addr,
+            api_url,
+            api_tls,
             edge_addr: edge.addr,
             edge,
             hub,
@@ -288,7 +333,8 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             auto_start_wait: args.auto_start_wait.to_std(),
             stall_timeout: args.edge_stall_timeout.to_std(),
             tls: match (&args.edge_tls_cert, &args.edge_tls_key) {
-                (Some(cert), Some(key)) => Some(edge::tls::TlsFiles {
+                (Some(cert), Some(key)) => Some(server_tls::TlsFiles {
+                    role: "edge",
                     cert: cert.clone(),
                     key: key.clone(),
                 }),
@@ -300,6 +346,14 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         events_max_age: args.events_max_age,
         bundle_max_bytes: args.bundle_max_bytes,
         log_lines_per_app: args.log_lines_per_app,
+        api_tls: match (&args.api_tls_cert, &args.api_tls_key) {
+            (Some(cert), Some(key)) => Some(server_tls::TlsFiles {
+                role: "API",
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
         machine_ports: args.machine_ports,
         tokens: match &args.token_file {
             Some(path) => server::auth::Tokens::load(path)?,
@@ -319,7 +373,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         println!(
             "{}",
             serde_json::json!({
-                "api": format!("http://{}", daemon.api_addr),
+                "api": daemon.api_url,
                 "edge": format!("http://{}", daemon.edge_addr),
                 "state": state_dir,
                 "pid": std::process::id(),
@@ -457,10 +511,10 @@ pub struct Record {
     pub pid_start: Option<u64>,
 }
 
-fn write_record(state_dir: &Path, api: SocketAddr) -> Result<(), Error> {
+fn write_record(state_dir: &Path, api_url: &str) -> Result<(), Error> {
     let pid = std::process::id();
     let record = Record {
-        api: format!("http://{api}"),
+        api: api_url.to_string(),
         pid,
         pid_start: runtime::process::start_time(pid),
     };

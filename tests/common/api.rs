@@ -14,7 +14,7 @@ pub struct Api {
 impl Api {
     pub fn new(d: &TestDaemon) -> Self {
         Api {
-            client: reqwest::Client::new(),
+            client: super::http_client(),
             base: d.api.clone(),
         }
     }

@@ -35,7 +35,7 @@ impl Setup {
         let base = std::fs::read_to_string(source.join("fly.toml")).unwrap();
         std::fs::write(app.join("fly.toml"), format!("{base}\n{extra_toml}")).unwrap();
         let edge: std::net::SocketAddr = d.edge_addr().parse().unwrap();
-        let client = reqwest::Client::builder()
+        let client = super::http_builder()
             .resolve(HOST, edge)
             .no_proxy()
             .build()

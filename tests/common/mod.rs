@@ -90,6 +90,18 @@ pub fn machine_ports() -> String {
     format!("{first}-{}", first + MACHINE_BLOCK - 1)
 }
 
+/// A `reqwest` client builder: reqwest is built without a crypto provider of its own
+/// (lakefly gives rustls ring), so one is installed first.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    lakefly::tls::install_default_provider();
+    reqwest::Client::builder()
+}
+
+/// A `reqwest` client with the defaults.
+pub fn http_client() -> reqwest::Client {
+    http_builder().build().expect("an HTTP client")
+}
+
 /// Runs `lakefly` with `args` in `dir`, stdin closed, no colour.
 pub fn lakefly(dir: &Path, args: &[&str]) -> Run {
     run(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[])

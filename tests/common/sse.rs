@@ -20,7 +20,7 @@ pub struct Sse {
 impl Sse {
     /// Opens `url`, sending `Last-Event-ID` when given.
     pub async fn connect(url: &str, last_event_id: Option<u64>) -> Self {
-        let mut req = reqwest::Client::new().get(url);
+        let mut req = super::http_client().get(url);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }

@@ -102,7 +102,7 @@ pub struct EdgeOptions {
     /// How long a body or an answer may wait for its reader or writer.
     pub stall_timeout: Duration,
     /// The certificate for ports with the `tls` handler.
-    pub tls: Option<tls::TlsFiles>,
+    pub tls: Option<crate::daemon::server_tls::TlsFiles>,
 }
 
 /// What the edge's connections share.
@@ -117,7 +117,7 @@ pub struct EdgeState {
     /// How long a body or an answer may wait for its reader or writer.
     stall_timeout: Duration,
     /// TLS for ports with the `tls` handler, when a certificate was given.
-    tls: Option<tls::EdgeTls>,
+    tls: Option<crate::daemon::server_tls::ServerTls>,
     /// Apps a machine is being auto-started for.
     waking: Arc<Mutex<HashSet<String>>>,
 }
@@ -194,7 +194,10 @@ struct PortListener {
 impl Edge {
     /// Reads the TLS certificate again, when the edge has one: `None` when it has not,
     /// else the files read, or why they were not taken (the old certificate stays).
-    pub fn reload_tls(&self) -> Option<Result<&tls::TlsFiles, tls::TlsError>> {
+    pub fn reload_tls(
+        &self,
+    ) -> Option<Result<&crate::daemon::server_tls::TlsFiles, crate::daemon::server_tls::TlsError>>
+    {
         let tls = self.state.tls.as_ref()?;
         Some(tls.reload().map(|()| tls.files()))
     }
@@ -216,7 +219,11 @@ impl Edge {
         let listener = std::net::TcpListener::bind(options.addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
-        let tls = options.tls.as_ref().map(tls::EdgeTls::load).transpose()?;
+        let tls = options
+            .tls
+            .as_ref()
+            .map(crate::daemon::server_tls::ServerTls::load)
+            .transpose()?;
         let state = Arc::new(EdgeState {
             backends,
             routes: RwLock::default(),

@@ -155,6 +155,7 @@ async fn run_check(
     tokio::time::sleep(check.grace_period.map_or(DEFAULT_GRACE, |d| d.to_std())).await;
     let interval = check.interval.map_or(DEFAULT_INTERVAL, |d| d.to_std());
     let timeout = check.timeout.map_or(DEFAULT_TIMEOUT, |d| d.to_std());
+    crate::tls::install_default_provider();
     let client = match reqwest::Client::builder().timeout(timeout).build() {
         Ok(client) => client,
         Err(e) => {

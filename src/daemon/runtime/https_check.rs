@@ -102,29 +102,22 @@ async fn exchange(check: &Check, port: u16, path: &str) -> Result<(u16, String),
 /// The client set-up, made once: verifying against the host's CA store, or (`skip`) not
 /// at all.
 fn config(skip: bool) -> Result<Arc<ClientConfig>, String> {
-    static VERIFYING: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    if !skip {
+        return crate::tls::verifying_client();
+    }
     static SKIPPING: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    let cell = if skip { &SKIPPING } else { &VERIFYING };
-    cell.get_or_init(|| {
-        let provider = Arc::new(crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS set-up: {e}"))?;
-        let config = if skip {
-            builder
+    SKIPPING
+        .get_or_init(|| {
+            let provider = crate::tls::provider();
+            let config = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS set-up: {e}"))?
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth()
-        } else {
-            let mut roots = rustls::RootCertStore::empty();
-            // Certificates the store cannot parse are left out; a check that needs one
-            // fails with the handshake's error, which names the problem.
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            builder.with_root_certificates(roots).with_no_client_auth()
-        };
-        Ok(Arc::new(config))
-    })
-    .clone()
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
 }
 
 /// `tls_skip_verify = true`: any certificate is taken, though the handshake's signatures

@@ -11,6 +11,7 @@ mod json;
 mod logs;
 mod machines;
 mod secrets;
+pub mod tls_listener;
 
 use std::sync::Arc;
 

@@ -1,0 +1,132 @@
+//! The API over HTTPS (`lakeflyd --api-tls-cert`): the CLI's requests and its live event
+//! stream reach it through an `https://` remote, verified against the host's CA store
+//! (`SSL_CERT_FILE` here), and a certificate the client cannot verify is refused.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::daemon::TestDaemon;
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/tls", name]
+        .iter()
+        .collect();
+    path.to_str().expect("a UTF-8 path").to_string()
+}
+
+/// A daemon serving its API over HTTPS with the test certificate.
+fn https_daemon(temp: &tempfile::TempDir) -> TestDaemon {
+    let (cert, key) = (fixture("cert.pem"), fixture("key.pem"));
+    TestDaemon::start_in(
+        &temp.path().join("state"),
+        &["--api-tls-cert", &cert, "--api-tls-key", &key],
+    )
+}
+
+#[test]
+fn the_cli_talks_to_an_https_api_it_can_verify() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = https_daemon(&temp);
+    assert!(
+        d.api.starts_with("https://"),
+        "the ready line says {}",
+        d.api
+    );
+    let trusted = [("SSL_CERT_FILE", fixture("ca.pem"))];
+    let trusted: Vec<(&str, &str)> = trusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = common::lakefly_env(
+        temp.path(),
+        &["--remote", &d.api, "apps", "create", "secure", "--json"],
+        &trusted,
+    )
+    .expect_code(0);
+    assert_eq!(run.json()["name"], "secure", "{}", run.stdout);
+    let run = common::lakefly_env(
+        temp.path(),
+        &["--remote", &d.api, "apps", "list", "--json"],
+        &trusted,
+    )
+    .expect_code(0);
+    assert!(run.stdout.contains("\"secure\""), "{}", run.stdout);
+
+    // Signed by a CA the client does not trust: refused, and said why.
+    let other_ca = fixture("ca2.pem");
+    let untrusted = [("SSL_CERT_FILE", other_ca.as_str())];
+    let run = common::lakefly_env(
+        temp.path(),
+        &["--remote", &d.api, "apps", "list"],
+        &untrusted,
+    )
+    .expect_code(8);
+    assert!(run.stderr.contains("UnknownIssuer"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("SSL_CERT_FILE"),
+        "the hint says how to trust it: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_event_stream_follows_over_https() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = https_daemon(&temp);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_lakefly"))
+        .args([
+            "--remote",
+            &d.api,
+            "events",
+            "--json",
+            "--all-apps",
+            "--since",
+            "0",
+        ])
+        .env("SSL_CERT_FILE", fixture("ca.pem"))
+        .env_remove("LAKEFLY_API_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let first = lines.recv_timeout(Duration::from_secs(30));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let first = first.expect("an event over the HTTPS stream");
+    let event: Value = serde_json::from_str(&first).expect("NDJSON");
+    assert_eq!(event["kind"], "daemon.started", "{first}");
+}
+
+#[test]
+fn an_api_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_flag() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let run = common::lakeflyd(&[
+        "--api",
+        "127.0.0.1:0",
+        "--edge",
+        "127.0.0.1:0",
+        "--state",
+        state.to_str().unwrap(),
+        "--api-tls-cert",
+        &fixture("ca.pem"),
+        "--api-tls-key",
+        &fixture("key.pem"),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("the API's TLS key"), "{}", run.stderr);
+    assert!(run.stderr.contains("--api-tls-cert"), "{}", run.stderr);
+}
