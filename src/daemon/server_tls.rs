@@ -29,7 +29,7 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Why the edge's certificate cannot be used.
+/// Why a certificate lakeflyd was given cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file cannot be read as PEM.
@@ -70,8 +70,9 @@ impl TlsError {
     /// Whose certificate it is: `edge` or `API`.
     pub fn role(&self) -> &'static str {
         match self {
-            TlsError::Read { role, .. } | TlsError::Unusable { role, .. } => role,
-            TlsError::NoCertificate { role, .. } => role,
+            TlsError::Read { role, .. }
+            | TlsError::Unusable { role, .. }
+            | TlsError::NoCertificate { role, .. } => role,
         }
     }
 }
