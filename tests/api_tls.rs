@@ -4,14 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use common::daemon::TestDaemon;
-use serde_json::Value;
+use common::follow::Follower;
 
 fn fixture(name: &str) -> String {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/tls", name]
@@ -76,38 +72,14 @@ fn the_cli_talks_to_an_https_api_it_can_verify() {
 fn the_event_stream_follows_over_https() {
     let temp = tempfile::tempdir().unwrap();
     let d = https_daemon(&temp);
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_lakefly"))
-        .args([
-            "--remote",
-            &d.api,
-            "events",
-            "--json",
-            "--all-apps",
-            "--since",
-            "0",
-        ])
-        .env("SSL_CERT_FILE", fixture("ca.pem"))
-        .env_remove("LAKEFLY_API_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follower.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let first = lines.recv_timeout(Duration::from_secs(30));
-    let _ = follower.kill();
-    let _ = follower.wait();
-    let first = first.expect("an event over the HTTPS stream");
-    let event: Value = serde_json::from_str(&first).expect("NDJSON");
-    assert_eq!(event["kind"], "daemon.started", "{first}");
+    let ca = fixture("ca.pem");
+    let follower = Follower::start_with(
+        &d.api,
+        &["--all-apps", "--since", "0"],
+        &[("SSL_CERT_FILE", ca.as_str())],
+    );
+    let events = follower.until(|_| true);
+    assert_eq!(events[0]["kind"], "daemon.started", "{events:?}");
 }
 
 #[test]

@@ -332,28 +332,14 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             auto_stop_after: args.auto_stop_after.to_std(),
             auto_start_wait: args.auto_start_wait.to_std(),
             stall_timeout: args.edge_stall_timeout.to_std(),
-            tls: match (&args.edge_tls_cert, &args.edge_tls_key) {
-                (Some(cert), Some(key)) => Some(server_tls::TlsFiles {
-                    role: "edge",
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                _ => None,
-            },
+            tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key),
         },
         state_dir: state_dir.clone(),
         events_keep: args.events_keep,
         events_max_age: args.events_max_age,
         bundle_max_bytes: args.bundle_max_bytes,
         log_lines_per_app: args.log_lines_per_app,
-        api_tls: match (&args.api_tls_cert, &args.api_tls_key) {
-            (Some(cert), Some(key)) => Some(server_tls::TlsFiles {
-                role: "API",
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            _ => None,
-        },
+        api_tls: server_tls::TlsFiles::given("API", &args.api_tls_cert, &args.api_tls_key),
         machine_ports: args.machine_ports,
         tokens: match &args.token_file {
             Some(path) => server::auth::Tokens::load(path)?,

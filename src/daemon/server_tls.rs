@@ -29,6 +29,22 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+impl TlsFiles {
+    /// The pair a `--*-tls-cert` and `--*-tls-key` flag name, when both were given (the
+    /// flags require each other).
+    pub fn given(
+        role: &'static str,
+        cert: &Option<PathBuf>,
+        key: &Option<PathBuf>,
+    ) -> Option<Self> {
+        Some(TlsFiles {
+            role,
+            cert: cert.clone()?,
+            key: key.clone()?,
+        })
+    }
+}
+
 /// Why a certificate lakeflyd was given cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

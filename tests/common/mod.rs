@@ -7,6 +7,7 @@ pub mod api;
 pub mod bundle;
 pub mod daemon;
 pub mod edge;
+pub mod follow;
 pub mod sse;
 
 use std::path::{Path, PathBuf};
