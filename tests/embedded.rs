@@ -88,3 +88,28 @@ fn the_client_starts_a_local_daemon_once_and_daemon_stop_stops_it() {
     let (_, stdout, _) = local.lakefly(&["daemon", "status"]);
     assert!(stdout.starts_with("not running"), "{stdout}");
 }
+
+#[test]
+fn daemon_start_starts_the_local_daemon_unless_it_runs() {
+    let local = Local::new();
+    let (code, stdout, stderr) = local.lakefly(&["daemon", "start", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let started: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(started["started"], true, "{stdout}");
+    assert_eq!(started["api"], format!("http://{}", local.addr));
+    assert!(
+        stderr.starts_with("==> started a local lakefly daemon"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = local.lakefly(&["daemon", "start"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!(
+            "the local daemon already runs at http://{}",
+            local.addr
+        )),
+        "{stderr}"
+    );
+}

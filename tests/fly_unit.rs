@@ -1,25 +1,21 @@
-//! The shipped systemd unit passes `systemd-analyze verify` without a warning.
+//! The shipped systemd unit, and the ones `lakefly daemon install --systemd` writes, pass
+//! `systemd-analyze verify` without a warning; `--launchd` writes a well-formed agent.
 
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-#[test]
-fn systemd_unit_verifies_cleanly() {
+/// `systemd-analyze verify` finds nothing to say about `path` (skipped without it).
+fn verifies_cleanly(path: &Path) {
     let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
         eprintln!("skipping: systemd-analyze is not installed");
         return;
     };
     assert!(version.status.success());
-    let unit =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fly/lakeflyd.service"))
-            .unwrap();
-    // Verify against the binary this build produced; the unit's own path is the install path.
-    let unit = unit.replace("/usr/local/bin/lakeflyd", env!("CARGO_BIN_EXE_lakeflyd"));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lakeflyd.service");
-    std::fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
-        .arg(&path)
+        .arg(path)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -29,4 +25,167 @@ fn systemd_unit_verifies_cleanly() {
         stderr.trim().is_empty(),
         "systemd-analyze warned:\n{stderr}"
     );
+}
+
+#[test]
+fn systemd_unit_verifies_cleanly() {
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fly/lakeflyd.service"))
+            .unwrap();
+    // Verify against the binary this build produced; the unit's own path is the install path.
+    let unit = unit.replace("/usr/local/bin/lakeflyd", env!("CARGO_BIN_EXE_lakeflyd"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lakeflyd.service");
+    std::fs::write(&path, unit).unwrap();
+    verifies_cleanly(&path);
+}
+
+#[test]
+fn daemon_install_systemd_writes_a_unit_for_this_host_that_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lakeflyd.service");
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "daemon",
+            "install",
+            "--systemd",
+            "--output",
+            path.to_str().unwrap(),
+            "--bin",
+            env!("CARGO_BIN_EXE_lakeflyd"),
+            "--user",
+            "svc_lakefly",
+            "--api",
+            "127.0.0.1:5280",
+        ];
+        args.extend_from_slice(extra);
+        common::lakefly(dir.path(), &args)
+    };
+    let run = install(&[]).expect_code(0);
+    assert!(
+        run.stderr.contains("systemctl enable --now lakeflyd"),
+        "{}",
+        run.stderr
+    );
+    let unit = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} --state /var/lib/lakefly --api 127.0.0.1:5280 --edge 127.0.0.1:4281",
+            env!("CARGO_BIN_EXE_lakeflyd")
+        )),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("\nUser=svc_lakefly\nGroup=svc_lakefly\n"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("\nNoNewPrivileges=yes\n"),
+        "the hardening stays:\n{unit}"
+    );
+    assert!(
+        unit.contains("\n# LoadCredentialEncrypted="),
+        "no credential given:\n{unit}"
+    );
+    verifies_cleanly(&path);
+
+    // An existing unit is kept unless --force says otherwise.
+    let run = install(&["--master-key-credential", "/etc/lakefly/key.cred"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert!(!std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("/etc/lakefly/key.cred"));
+    install(&[
+        "--master-key-credential",
+        "/etc/lakefly/key.cred",
+        "--force",
+    ])
+    .expect_code(0);
+    let unit = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        unit.contains("\nLoadCredentialEncrypted=lakefly-master-key:/etc/lakefly/key.cred\n"),
+        "{unit}"
+    );
+    verifies_cleanly(&path);
+}
+
+#[test]
+fn daemon_install_prints_with_output_dash_and_refuses_a_bad_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::lakefly(
+        dir.path(),
+        &["daemon", "install", "--systemd", "--output", "-"],
+    )
+    .expect_code(0);
+    assert!(
+        run.stdout.starts_with("# systemd unit for lakeflyd"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("\nUser=lakefly\n"), "{}", run.stdout);
+
+    let run = common::lakefly(
+        dir.path(),
+        &[
+            "daemon",
+            "install",
+            "--systemd",
+            "--user",
+            "Root;",
+            "--output",
+            "-",
+        ],
+    )
+    .expect_code(2);
+    assert!(run.stderr.contains("--user"), "{}", run.stderr);
+    // One of the two managers must be named.
+    let run = common::lakefly(dir.path(), &["daemon", "install"]).expect_code(2);
+    assert!(run.stderr.contains("--systemd"), "{}", run.stderr);
+}
+
+#[test]
+fn daemon_install_launchd_writes_an_agent_plist() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents/dev.lakefly.lakeflyd.plist");
+    common::lakefly(
+        dir.path(),
+        &[
+            "daemon",
+            "install",
+            "--launchd",
+            "--output",
+            path.to_str().unwrap(),
+            "--bin",
+            "/opt/lake & fly/lakeflyd",
+        ],
+    )
+    .expect_code(0);
+    // Read back with Python's plist parser: well-formed, and the values survive escaping.
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, plistlib, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plist: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plist["Label"], "dev.lakefly.lakeflyd");
+    assert_eq!(
+        plist["ProgramArguments"],
+        serde_json::json!([
+            "/opt/lake & fly/lakeflyd",
+            "--api",
+            "127.0.0.1:4280",
+            "--edge",
+            "127.0.0.1:4281"
+        ])
+    );
+    assert_eq!(plist["KeepAlive"]["SuccessfulExit"], false);
 }

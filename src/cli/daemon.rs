@@ -11,7 +11,7 @@ use crate::error::Error;
 /// Run or manage the lakeflyd daemon.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Without --remote, lakefly starts a local daemon in the background when none runs\n(state in the user's data dir, log file beside it); `status` and `stop` manage it.\n\nExamples:\n  lakefly daemon status\n  lakefly daemon stop\n  lakefly daemon run --api 127.0.0.1:4280 --state ./state"
+    after_help = "Without --remote, lakefly starts a local daemon in the background when none runs\n(state in the user's data dir, log file beside it); `status` and `stop` manage it.\n\nExamples:\n  lakefly daemon start\n  lakefly daemon status\n  lakefly daemon stop\n  sudo lakefly daemon install --systemd\n  lakefly daemon run --api 127.0.0.1:4280 --state ./state"
 )]
 pub struct DaemonArgs {
     /// What to do.
@@ -24,10 +24,14 @@ pub struct DaemonArgs {
 pub enum DaemonCommand {
     /// Run the daemon in the foreground (the same as `lakeflyd`).
     Run(Box<RunArgs>),
+    /// Start the local daemon in the background, unless it runs already.
+    Start,
     /// Say whether the local daemon runs, and where.
     Status,
     /// Stop the local daemon (its machines stop with their kill signal and timeout).
     Stop,
+    /// Write a systemd unit or a launchd agent that runs lakeflyd on this host.
+    Install(super::daemon_install::InstallArgs),
 }
 
 /// How `lakeflyd` runs: where it listens and keeps its state.
@@ -111,6 +115,18 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
     let state = crate::daemon::default_state_dir()?;
     match args.command {
         DaemonCommand::Run(run) => run_daemon(*run),
+        DaemonCommand::Install(install) => super::daemon_install::run(out, &install),
+        DaemonCommand::Start => {
+            let was_running = super::local::listening(&super::local::local_addr());
+            let url = super::local::ensure_running(out)?;
+            if out.json {
+                return out.json(&serde_json::json!({ "api": url, "started": !was_running }));
+            }
+            if was_running {
+                out.note(&format!("the local daemon already runs at {url}"));
+            }
+            Ok(())
+        }
         DaemonCommand::Status => {
             let record = super::local::running(&state);
             if out.json {

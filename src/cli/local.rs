@@ -27,7 +27,8 @@ pub fn local_addr() -> String {
 /// How long a starting daemon may take to answer.
 const START_DEADLINE: Duration = Duration::from_secs(20);
 
-fn listening(addr: &str) -> bool {
+/// Whether something accepts connections at `addr`.
+pub fn listening(addr: &str) -> bool {
     let Some(socket) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
         return false;
     };

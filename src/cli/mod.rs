@@ -5,6 +5,7 @@ pub mod apps;
 pub mod completion;
 pub mod config;
 pub mod daemon;
+pub mod daemon_install;
 pub mod deploy;
 pub mod events;
 pub mod jobs;

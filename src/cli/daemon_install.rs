@@ -1,0 +1,279 @@
+//! `lakefly daemon install --systemd|--launchd`: writes the service definition that keeps
+//! lakeflyd running on a host, in place of the hand-written unit or the tmux session. The
+//! systemd unit is the hardened one shipped in `fly/lakeflyd.service`, with this host's
+//! binary, addresses and user filled in.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::error::Error;
+use crate::output::Output;
+
+/// The unit shipped with lakefly; `install --systemd` fills in its host-specific lines.
+const SYSTEMD_TEMPLATE: &str = include_str!("../../fly/lakeflyd.service");
+/// Where systemd looks for units the administrator installs.
+const SYSTEMD_PATH: &str = "/etc/systemd/system/lakeflyd.service";
+/// The launchd job's label, and its file's name in `~/Library/LaunchAgents`.
+const LAUNCHD_LABEL: &str = "dev.lakefly.lakeflyd";
+/// Where lakeflyd is installed when no other is found.
+const DEFAULT_BIN: &str = "/usr/local/bin/lakeflyd";
+
+/// Write a service definition that runs lakeflyd on this host.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("manager").required(true).args(["systemd", "launchd"])),
+    after_help = "Examples:\n  sudo lakefly daemon install --systemd && sudo systemctl enable --now lakeflyd\n  lakefly daemon install --launchd\n  lakefly daemon install --systemd --output - | less"
+)]
+pub struct InstallArgs {
+    /// A systemd unit (Linux), hardened: own user, ProtectSystem=strict, delegated cgroup.
+    #[arg(long)]
+    pub systemd: bool,
+    /// A launchd agent (macOS), started at login and restarted when it fails.
+    #[arg(long)]
+    pub launchd: bool,
+    /// Where to write it; `-` prints it [default: /etc/systemd/system/lakeflyd.service, or
+    /// ~/Library/LaunchAgents/dev.lakefly.lakeflyd.plist].
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The lakeflyd the service runs [default: the one beside this lakefly, else
+    /// /usr/local/bin/lakeflyd].
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// Address of the daemon's API.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4280")]
+    pub api: SocketAddr,
+    /// Address of the edge that routes traffic to apps.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4281")]
+    pub edge: SocketAddr,
+    /// systemd: the system user the daemon runs as.
+    #[arg(long, value_name = "NAME", default_value = "lakefly", value_parser = user_name)]
+    pub user: String,
+    /// systemd: the secrets master key as a credential made with `systemd-creds encrypt`
+    /// (without one, the key is a 0600 file in the state directory).
+    #[arg(long, value_name = "FILE")]
+    pub master_key_credential: Option<PathBuf>,
+    /// Replace a file that is already there.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A user name systemd and useradd accept: a letter or `_`, then letters, digits, `_`, `-`.
+fn user_name(name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if first_ok && rest_ok && name.len() <= 32 {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "`{name}` is not a system user name: a lowercase letter or `_`, then lowercase letters, digits, `_` or `-`, at most 32"
+        ))
+    }
+}
+
+/// Writes (or prints) the service definition `args` describe.
+pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
+    let bin = lakeflyd_path(args.bin.as_deref())?;
+    let (text, default_path) = if args.systemd {
+        (systemd_unit(args, &bin), PathBuf::from(SYSTEMD_PATH))
+    } else {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .ok_or(Error::NoStateDir)?;
+        let agents = home.join("Library/LaunchAgents");
+        let log = home.join("Library/Logs/lakeflyd.log");
+        (
+            launchd_plist(args, &bin, &log),
+            agents.join(format!("{LAUNCHD_LABEL}.plist")),
+        )
+    };
+    let path = args.output.clone().unwrap_or(default_path);
+    if path == Path::new("-") {
+        return out.text(text.trim_end());
+    }
+    if path.exists() && !args.force {
+        return Err(Error::AlreadyExists {
+            path,
+            flag: "--force",
+        });
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    }
+    crate::atomic_write::write(&path, text.as_bytes(), 0o644)?;
+    if out.json {
+        return out.json(&serde_json::json!({
+            "path": path,
+            "manager": if args.systemd { "systemd" } else { "launchd" },
+            "bin": bin,
+        }));
+    }
+    out.note(&format!("==> wrote {}", path.display()));
+    let next = if args.systemd {
+        format!(
+            "next: useradd --system --home /var/lib/lakefly {user}   (once)\n      \
+             systemctl daemon-reload && systemctl enable --now lakeflyd\n      \
+             systemctl reload lakeflyd reads renewed TLS certificates; journalctl -u lakeflyd shows its log",
+            user = args.user
+        )
+    } else {
+        format!(
+            "next: launchctl bootstrap gui/$(id -u) {}\n      its log: ~/Library/Logs/lakeflyd.log",
+            path.display()
+        )
+    };
+    out.note(&next);
+    if !bin.exists() {
+        out.note(&format!(
+            "warning: {} does not exist yet; install lakeflyd there, or pass --bin",
+            bin.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The lakeflyd to run: `--bin` (made absolute), else the one beside this executable,
+/// else the usual install path.
+fn lakeflyd_path(given: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(bin) = given {
+        return std::path::absolute(bin).map_err(|e| Error::io("resolve", bin, e));
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("lakeflyd")))
+        .filter(|bin| bin.is_file());
+    Ok(beside.unwrap_or_else(|| PathBuf::from(DEFAULT_BIN)))
+}
+
+/// The shipped unit with this host's lines in it.
+fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
+    let exec = format!(
+        "ExecStart={} --state /var/lib/lakefly --api {} --edge {} --log-format json",
+        systemd_quote(bin),
+        args.api,
+        args.edge
+    );
+    let credential = match &args.master_key_credential {
+        Some(file) => format!(
+            "LoadCredentialEncrypted=lakefly-master-key:{}",
+            systemd_quote(file)
+        ),
+        None => "# LoadCredentialEncrypted=lakefly-master-key:/etc/lakefly/master-key.cred  \
+                 (--master-key-credential; without it the key is a 0600 file in the state dir)"
+            .to_string(),
+    };
+    let mut unit = String::with_capacity(SYSTEMD_TEMPLATE.len() + 256);
+    for line in SYSTEMD_TEMPLATE.lines() {
+        let line = match line.split_once('=').map(|(key, _)| key) {
+            Some("ExecStart") => exec.clone(),
+            Some("User") => format!("User={}", args.user),
+            Some("Group") => format!("Group={}", args.user),
+            Some("LoadCredentialEncrypted") => credential.clone(),
+            _ => line.to_string(),
+        };
+        unit.push_str(&line);
+        unit.push('\n');
+    }
+    unit
+}
+
+/// A path as one word of a systemd command line or setting.
+fn systemd_quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c == '"' || c == '\\')
+    {
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        text
+    }
+}
+
+/// A launchd agent: started at login, restarted when it exits with an error.
+fn launchd_plist(args: &InstallArgs, bin: &Path, log: &Path) -> String {
+    let program: Vec<String> = [
+        bin.display().to_string(),
+        "--api".into(),
+        args.api.to_string(),
+        "--edge".into(),
+        args.edge.to_string(),
+    ]
+    .iter()
+    .map(|arg| format!("        <string>{}</string>", xml_escape(arg)))
+    .collect();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+    <key>Label</key>
+    <string>{LAUNCHD_LABEL}</string>
+    <key>ProgramArguments</key>
+    <array>
+{program}
+    </array>
+    <key>RunAtLoad</key>
+    <true/>
+    <key>KeepAlive</key>
+    <dict>
+        <key>SuccessfulExit</key>
+        <false/>
+    </dict>
+    <key>ExitTimeOut</key>
+    <integer>90</integer>
+    <key>StandardErrorPath</key>
+    <string>{log}</string>
+    <key>ProcessType</key>
+    <string>Background</string>
+</dict>
+</plist>
+"#,
+        program = program.join("\n"),
+        log = xml_escape(&log.display().to_string()),
+    )
+}
+
+/// `text` safe between XML tags.
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_follow_useradds_rules() {
+        assert!(user_name("lakefly").is_ok());
+        assert!(user_name("_svc-1").is_ok());
+        for bad in ["", "Root", "1abc", "a b", "x;rm"] {
+            let error = user_name(bad).unwrap_err();
+            assert!(error.contains(&format!("`{bad}`")), "{error}");
+        }
+    }
+
+    #[test]
+    fn paths_with_spaces_are_quoted_for_systemd() {
+        assert_eq!(
+            systemd_quote(Path::new("/usr/bin/lakeflyd")),
+            "/usr/bin/lakeflyd"
+        );
+        assert_eq!(
+            systemd_quote(Path::new("/opt/my apps/lakeflyd")),
+            "\"/opt/my apps/lakeflyd\""
+        );
+    }
+
+    #[test]
+    fn xml_text_is_escaped() {
+        assert_eq!(xml_escape("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
+}
