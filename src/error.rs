@@ -1,6 +1,7 @@
 //! The one error type of lakefly: every failure has a stable code, a message, a hint, and
 //! an exit code. `output::error` renders it; nothing else prints errors.
 
+use crate::credentials::remotes::RemoteError;
 use std::path::{Path, PathBuf};
 
 use crate::config::edit::EditError;
@@ -133,6 +134,10 @@ pub enum Error {
     /// The API token file cannot be used.
     #[error(transparent)]
     TokenFile(#[from] crate::daemon::server::auth::TokenFileError),
+
+    /// A named remote, or the remotes file, cannot be used.
+    #[error(transparent)]
+    Remote(#[from] crate::credentials::remotes::RemoteError),
 
     /// A TLS certificate or key lakeflyd was given cannot be used.
     #[error(transparent)]
@@ -276,6 +281,10 @@ impl Error {
             Error::InsecureApi { .. } => "insecure_api",
             Error::TokenFile(_) => "token_file",
             Error::ServerTls(_) => "tls_certificate",
+            Error::Remote(RemoteError::Unknown { .. }) => "remote_not_found",
+            Error::Remote(RemoteError::Exists { .. }) => "remote_exists",
+            Error::Remote(RemoteError::Parse { .. }) => "remotes_file_invalid",
+            Error::Remote(_) => "remote_invalid",
             Error::Io { .. } => "io",
             Error::Output(_) => "output",
         })
@@ -317,6 +326,11 @@ impl Error {
                 exit::ERROR
             }
             Error::InsecureApi { .. } | Error::TokenFile(_) | Error::ServerTls(_) => exit::USAGE,
+            Error::Remote(RemoteError::Unknown { .. }) => exit::NOT_FOUND,
+            Error::Remote(RemoteError::Exists { .. }) => exit::CONFLICT,
+            Error::Remote(RemoteError::Parse { .. }) => exit::INVALID_CONFIG,
+            Error::Remote(RemoteError::Io { .. } | RemoteError::NoConfigDir) => exit::ERROR,
+            Error::Remote(_) => exit::USAGE,
             Error::Io { .. } | Error::Output(_) => exit::ERROR,
         }
     }
@@ -397,6 +411,15 @@ impl Error {
             Error::TokenFile(_) => Some(
                 "list one token per line (primary first, then secondary); `openssl rand -hex 32` makes one".into(),
             ),
+            Error::Remote(RemoteError::Unknown { .. }) => Some(
+                "add it with `lakefly remote add NAME URL`, or pass a URL to --remote".into(),
+            ),
+            Error::Remote(RemoteError::Exists { name, .. }) => Some(format!(
+                "remove it first with `lakefly remote remove {name}`, or pick another name"
+            )),
+            Error::Remote(RemoteError::Parse { .. }) => {
+                Some("fix the line above, or remove the file to start over".into())
+            }
             Error::ServerTls(e) => {
                 let flag = e.role().to_ascii_lowercase();
                 Some(format!(
@@ -417,7 +440,7 @@ impl Error {
                 std::io::ErrorKind::NotFound => Some("check that the path exists".into()),
                 _ => None,
             },
-            Error::Output(_) => None,
+            Error::Output(_) | Error::Remote(_) => None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`launch`]: writing a `fly.toml` for a directory.
 //! - [`output`]: stdout/stderr conventions and the one error renderer.
 //! - [`api`]: wire types shared by the client and the daemon.
+//! - [`credentials`]: the client's named remotes.
 //! - [`daemon`]: lakeflyd: state, events, the HTTP API.
 //! - [`error`]: the error type, its stable codes and exit codes.
 //! - [`tls`]: the TLS set-ups the client and the daemon share.
@@ -20,6 +21,7 @@ pub mod atomic_write;
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod daemon;
 pub mod dockerfile;
 pub mod dotenv;

@@ -23,6 +23,7 @@ impl Local {
         let out = Command::new(env!("CARGO_BIN_EXE_lakefly"))
             .args(args)
             .env("XDG_DATA_HOME", self.data.path())
+            .env("XDG_CONFIG_HOME", self.data.path())
             .env("LAKEFLY_LOCAL_ADDR", &self.addr)
             .env("LAKEFLY_LOCAL_EDGE", "127.0.0.1:0")
             .env_remove("LAKEFLY_REMOTE")

@@ -27,6 +27,11 @@ pub fn local_addr() -> String {
 /// How long a starting daemon may take to answer.
 const START_DEADLINE: Duration = Duration::from_secs(20);
 
+/// The local daemon's API URL.
+pub fn local_url() -> String {
+    format!("http://{}", local_addr())
+}
+
 /// Whether something accepts connections at `addr`.
 pub fn listening(addr: &str) -> bool {
     let Some(socket) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else {

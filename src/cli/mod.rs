@@ -15,6 +15,7 @@ pub mod logs;
 pub mod machines;
 pub mod releases;
 pub mod remote;
+pub mod remotes;
 pub mod rollback;
 pub mod scale;
 pub mod secrets;
@@ -48,8 +49,9 @@ pub struct Cli {
 /// Flags shared by every command.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// The daemon to talk to: a URL or host:port (default http://127.0.0.1:4280).
-    #[arg(long, global = true, env = "LAKEFLY_REMOTE", value_name = "URL")]
+    /// The daemon to talk to: a remote's name (`lakefly remote list`), a URL or host:port
+    /// (default: the current remote, else the local daemon on http://127.0.0.1:4280).
+    #[arg(long, global = true, env = "LAKEFLY_REMOTE", value_name = "NAME|URL")]
     pub remote: Option<String>,
     /// App name (default: `app` in the config file).
     #[arg(short = 'a', long, global = true, value_name = "APP")]
@@ -105,6 +107,8 @@ pub enum Command {
     Jobs(jobs::JobsArgs),
     /// Run or manage the lakeflyd daemon.
     Daemon(daemon::DaemonArgs),
+    /// Name the daemons you deploy to, and pick the default one.
+    Remote(remotes::RemoteArgs),
     /// Print a shell completion script.
     Completion(completion::CompletionArgs),
 }
@@ -127,6 +131,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Events(args) => events::run(&global, args),
         Command::Jobs(args) => jobs::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),
+        Command::Remote(args) => remotes::run(&global, args),
         Command::Completion(args) => completion::run(args),
     }
 }

@@ -7,22 +7,18 @@ use super::GlobalArgs;
 use crate::api::client::Client;
 use crate::error::Error;
 
-/// A client of the daemon the flags name; with none named, of the local daemon, started
-/// in the background when it is not running.
+/// A client of the daemon the flags name; with none named, of the current remote
+/// (`lakefly remote use`), else of the local daemon, started in the background when it is
+/// not running.
 pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
     // A token for daemons started with --token-file; the local one needs none.
     let token = std::env::var("LAKEFLY_API_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
         .map(|t| crate::secret::Secret::from(t.trim().to_string()));
-    let Some(remote) = global.remote.as_deref() else {
+    let Some(url) = remote_url(global.remote.as_deref())? else {
         let url = super::local::ensure_running(global.output())?;
         return Ok(Client::with_token(&url, token)?);
-    };
-    let url = if remote.contains("://") {
-        remote.to_string()
-    } else {
-        format!("http://{remote}")
     };
     if token.is_some() && !crate::api::client::is_https(&url) && !is_loopback(&url) {
         global.output().note(&format!(
@@ -30,6 +26,27 @@ pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
         ));
     }
     Ok(Client::with_token(&url, token)?)
+}
+
+/// The URL `--remote` (or `LAKEFLY_REMOTE`) means: a URL as it is, `host:port` over
+/// HTTP, a remote's name through the remotes file; without one, the current remote's.
+/// `None` is the local daemon.
+pub fn remote_url(remote: Option<&str>) -> Result<Option<String>, Error> {
+    use crate::credentials::remotes::{self, Remotes};
+    match remote {
+        Some(url) if url.contains("://") => Ok(Some(url.to_string())),
+        Some(name) if name == remotes::LOCAL || remotes::check_name(name).is_ok() => {
+            Ok(Remotes::load()?.url(name)?)
+        }
+        Some(host_port) => Ok(Some(format!("http://{host_port}"))),
+        None => {
+            let remotes = Remotes::load()?;
+            match remotes.current() {
+                Some(name) => Ok(remotes.url(&name)?),
+                None => Ok(None),
+            }
+        }
+    }
 }
 
 /// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).

@@ -118,7 +118,7 @@ pub fn lakeflyd(args: &[&str]) -> Run {
     run(env!("CARGO_BIN_EXE_lakeflyd"), Path::new("."), args, &[])
 }
 
-/// The developer's own remote and token never leak into a test's run.
+/// The developer's own remote, remotes file and token never leak into a test's run.
 fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = Command::new(bin)
         .args(args)
@@ -126,6 +126,8 @@ fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env("NO_COLOR", "1")
         .env_remove("LAKEFLY_REMOTE")
         .env_remove("LAKEFLY_API_TOKEN")
+        // Nor their named remotes: a test names its own, under its directory.
+        .env("XDG_CONFIG_HOME", dir.join(".lakefly-test-config"))
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
