@@ -139,6 +139,10 @@ pub enum Error {
     #[error(transparent)]
     Remote(#[from] crate::credentials::remotes::RemoteError),
 
+    /// A stored API token cannot be read or kept.
+    #[error(transparent)]
+    Token(#[from] crate::credentials::tokens::TokenError),
+
     /// A TLS certificate or key lakeflyd was given cannot be used.
     #[error(transparent)]
     ServerTls(#[from] crate::daemon::server_tls::TlsError),
@@ -281,6 +285,7 @@ impl Error {
             Error::InsecureApi { .. } => "insecure_api",
             Error::TokenFile(_) => "token_file",
             Error::ServerTls(_) => "tls_certificate",
+            Error::Token(_) => "credentials",
             Error::Remote(RemoteError::Unknown { .. }) => "remote_not_found",
             Error::Remote(RemoteError::Exists { .. }) => "remote_exists",
             Error::Remote(RemoteError::Parse { .. }) => "remotes_file_invalid",
@@ -326,6 +331,7 @@ impl Error {
                 exit::ERROR
             }
             Error::InsecureApi { .. } | Error::TokenFile(_) | Error::ServerTls(_) => exit::USAGE,
+            Error::Token(_) => exit::ERROR,
             Error::Remote(RemoteError::Unknown { .. }) => exit::NOT_FOUND,
             Error::Remote(RemoteError::Exists { .. }) => exit::CONFLICT,
             Error::Remote(RemoteError::Parse { .. }) => exit::INVALID_CONFIG,
@@ -441,6 +447,9 @@ impl Error {
                 _ => None,
             },
             Error::Output(_) | Error::Remote(_) => None,
+            Error::Token(_) => Some(
+                "fix or remove the file, then `lakefly auth login` again; LAKEFLY_API_TOKEN works meanwhile".into(),
+            ),
         }
     }
 }

@@ -149,3 +149,71 @@ fn an_api_beyond_loopback_without_tokens_is_refused_at_start() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("lists no token"), "{}", run.stderr);
 }
+
+/// `lakefly ARGS` with its remotes and credentials under `config`, the keyring off (this
+/// machine has none to test with), and `stdin` piped in.
+fn lakefly_in(config: &Path, args: &[&str], stdin: &str) -> common::Run {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", config)
+        .env("LAKEFLY_KEYRING", "off")
+        .env("NO_COLOR", "1")
+        .env_remove("LAKEFLY_REMOTE")
+        .env_remove("LAKEFLY_API_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    common::Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn auth_login_keeps_a_checked_token_per_remote_and_logout_forgets_it() {
+    let (_temp, d) = daemon_with_tokens();
+    let config = tempfile::tempdir().unwrap();
+    let at = |args: &[&str], stdin: &str| lakefly_in(config.path(), args, stdin);
+    at(&["remote", "add", "prod", &d.api], "").expect_code(0);
+    at(&["--remote", "prod", "apps", "list"], "").expect_code(4);
+
+    // A token the daemon refuses is not kept.
+    let run = at(
+        &["--remote", "prod", "auth", "login", "--token-stdin"],
+        "wrong-token\n",
+    );
+    run.expect_code(4);
+    let file = config.path().join("lakefly/credentials.toml");
+    assert!(!file.exists(), "nothing stored for a refused token");
+
+    let run = at(
+        &["--remote", "prod", "auth", "login", "--token-stdin"],
+        &format!("{PRIMARY}\n"),
+    );
+    let run = run.expect_code(0);
+    assert!(run.stderr.contains("logged in to prod"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("credentials.toml (mode 0600"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(PRIMARY) && !run.stdout.contains(PRIMARY));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the credentials file is the user's alone");
+
+    // Commands for that remote present it; `auth token` prints it for scripts.
+    at(&["--remote", "prod", "apps", "create", "logged-in"], "").expect_code(0);
+    let run = at(&["--remote", "prod", "auth", "token"], "").expect_code(0);
+    assert_eq!(run.stdout.trim(), PRIMARY);
+
+    let run = at(&["--remote", "prod", "auth", "logout"], "").expect_code(0);
+    assert!(run.stderr.contains("logged out of prod"), "{}", run.stderr);
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(PRIMARY));
+    at(&["--remote", "prod", "apps", "list"], "").expect_code(4);
+    let run = at(&["--remote", "prod", "auth", "token"], "").expect_code(2);
+    assert!(run.stderr.contains("auth login"), "{}", run.stderr);
+}

@@ -2,6 +2,7 @@
 //! its `run`. This file only declares the commands and dispatches.
 
 pub mod apps;
+pub mod auth;
 pub mod completion;
 pub mod config;
 pub mod daemon;
@@ -109,6 +110,8 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
     /// Name the daemons you deploy to, and pick the default one.
     Remote(remotes::RemoteArgs),
+    /// Store, forget or print the API token for a remote.
+    Auth(auth::AuthArgs),
     /// Print a shell completion script.
     Completion(completion::CompletionArgs),
 }
@@ -132,6 +135,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Jobs(args) => jobs::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Remote(args) => remotes::run(&global, args),
+        Command::Auth(args) => auth::run(&global, args),
         Command::Completion(args) => completion::run(args),
     }
 }

@@ -11,12 +11,17 @@ use crate::error::Error;
 /// (`lakefly remote use`), else of the local daemon, started in the background when it is
 /// not running.
 pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
-    // A token for daemons started with --token-file; the local one needs none.
-    let token = std::env::var("LAKEFLY_API_TOKEN")
+    let target = resolve(global.remote.as_deref())?;
+    // A token for daemons started with --token-file: LAKEFLY_API_TOKEN, else the one
+    // `lakefly auth login` stored for this remote; the local one needs none.
+    let token = match std::env::var("LAKEFLY_API_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
-        .map(|t| crate::secret::Secret::from(t.trim().to_string()));
-    let Some(url) = remote_url(global.remote.as_deref())? else {
+    {
+        Some(token) => Some(crate::secret::Secret::from(token.trim().to_string())),
+        None => crate::credentials::tokens::get(&target.key)?,
+    };
+    let Some(url) = target.url else {
         let url = super::local::ensure_running(global.output())?;
         return Ok(Client::with_token(&url, token)?);
     };
@@ -28,23 +33,44 @@ pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
     Ok(Client::with_token(&url, token)?)
 }
 
-/// The URL `--remote` (or `LAKEFLY_REMOTE`) means: a URL as it is, `host:port` over
-/// HTTP, a remote's name through the remotes file; without one, the current remote's.
-/// `None` is the local daemon.
-pub fn remote_url(remote: Option<&str>) -> Result<Option<String>, Error> {
+/// The daemon a command talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// What its token is stored under: the remote's name, else its URL.
+    pub key: String,
+    /// Its API; `None` is the local daemon.
+    pub url: Option<String>,
+}
+
+/// What `--remote` (or `LAKEFLY_REMOTE`) means: a URL as it is, `host:port` over HTTP, a
+/// remote's name through the remotes file; without one, the current remote, else the
+/// local daemon.
+pub fn resolve(remote: Option<&str>) -> Result<Target, Error> {
     use crate::credentials::remotes::{self, Remotes};
+    let named = |name: &str, remotes: &Remotes| -> Result<Target, Error> {
+        Ok(Target {
+            key: name.to_string(),
+            url: remotes.url(name)?,
+        })
+    };
     match remote {
-        Some(url) if url.contains("://") => Ok(Some(url.to_string())),
+        Some(url) if url.contains("://") => Ok(Target {
+            key: url.trim_end_matches('/').to_string(),
+            url: Some(url.to_string()),
+        }),
         Some(name) if name == remotes::LOCAL || remotes::check_name(name).is_ok() => {
-            Ok(Remotes::load()?.url(name)?)
+            named(name, &Remotes::load()?)
         }
-        Some(host_port) => Ok(Some(format!("http://{host_port}"))),
+        Some(host_port) => Ok(Target {
+            key: format!("http://{host_port}"),
+            url: Some(format!("http://{host_port}")),
+        }),
         None => {
             let remotes = Remotes::load()?;
-            match remotes.current() {
-                Some(name) => Ok(remotes.url(&name)?),
-                None => Ok(None),
-            }
+            let name = remotes
+                .current()
+                .unwrap_or_else(|| remotes::LOCAL.to_string());
+            named(&name, &remotes)
         }
     }
 }
