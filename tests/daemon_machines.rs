@@ -637,3 +637,28 @@ async fn mounts_keep_data_across_machines_and_reach_the_app_by_env_and_link() {
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
 }
+
+#[test]
+fn watch_prints_a_new_snapshot_when_a_machine_changes() {
+    let d = TestDaemon::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = Api::new(&d);
+    rt.block_on(api.create_app("watched"));
+    let watch = common::follow::Follower::lakefly(
+        &["--remote", &d.api, "watch", "-a", "watched", "--json"],
+        &[],
+    );
+    let first = watch.until(|_| true);
+    assert_eq!(first[0]["status"]["machines"], json!([]), "{first:?}");
+    assert_eq!(first[0]["jobs"], json!([]));
+    let machine =
+        rt.block_on(api.create_machine("watched", json!({ "command": "exec sleep 600" })));
+    let id = machine["id"].as_str().unwrap().to_string();
+    // Snapshots follow the machine until it runs.
+    let seen = watch.until(|snapshot| {
+        snapshot["status"]["machines"].as_array().is_some_and(|m| {
+            m.len() == 1 && m[0]["id"] == id.as_str() && m[0]["state"] == "started"
+        })
+    });
+    assert!(!seen.is_empty());
+}

@@ -157,7 +157,8 @@ fn act(
     Ok(())
 }
 
-fn job_table(jobs: &[Job]) -> String {
+/// The jobs as a table: what each does, when, and how its last run went.
+pub fn job_table(jobs: &[Job]) -> String {
     let mut table = Table::new(vec!["ID", "NAME", "DOES", "WHEN", "STATUS", "NEXT", "LAST"]);
     for job in jobs {
         let does = match (&job.spec.command, &job.spec.path) {

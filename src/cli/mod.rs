@@ -21,6 +21,7 @@ pub mod rollback;
 pub mod scale;
 pub mod secrets;
 pub mod status;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -104,6 +105,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Follow events as they happen.
     Events(events::EventsArgs),
+    /// A live table of the app's machines, health and jobs.
+    Watch(watch::WatchArgs),
     /// Scheduled and manual jobs of the app.
     Jobs(jobs::JobsArgs),
     /// Run or manage the lakeflyd daemon.
@@ -132,6 +135,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Secrets(args) => secrets::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),
         Command::Events(args) => events::run(&global, args),
+        Command::Watch(args) => watch::run(&global, args),
         Command::Jobs(args) => jobs::run(&global, args),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Remote(args) => remotes::run(&global, args),

@@ -1,4 +1,5 @@
-//! `lakefly events --json` run as a child process, its NDJSON read as it comes.
+//! `lakefly events --json` (or another command that streams NDJSON) run as a child
+//! process, its lines read as they come.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -20,9 +21,16 @@ impl Follower {
 
     /// [`Follower::start`], with `env` set for it.
     pub fn start_with(remote: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = vec!["--remote", remote, "events", "--json"];
+        all.extend_from_slice(args);
+        Self::lakefly(&all, env)
+    }
+
+    /// Any `lakefly ARGS` that prints NDJSON until stopped (`watch --json`, say).
+    pub fn lakefly(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lakefly"))
-            .args(["--remote", remote, "events", "--json"])
             .args(args)
+            .env_remove("LAKEFLY_REMOTE")
             .env_remove("LAKEFLY_API_TOKEN")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
