@@ -86,18 +86,15 @@ fn the_event_stream_follows_over_https() {
 fn an_api_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_flag() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");
-    let run = common::lakeflyd(&[
-        "--api",
-        "127.0.0.1:0",
-        "--edge",
-        "127.0.0.1:0",
-        "--state",
-        state.to_str().unwrap(),
-        "--api-tls-cert",
-        &fixture("ca.pem"),
-        "--api-tls-key",
-        &fixture("key.pem"),
-    ]);
+    let run = common::lakeflyd_in(
+        &state,
+        &[
+            "--api-tls-cert",
+            &fixture("ca.pem"),
+            "--api-tls-key",
+            &fixture("key.pem"),
+        ],
+    );
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("the API's TLS key"), "{}", run.stderr);
     assert!(run.stderr.contains("--api-tls-cert"), "{}", run.stderr);

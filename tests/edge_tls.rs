@@ -140,18 +140,7 @@ fn a_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_file() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");
     let start = |cert: &str, key: &str| {
-        common::lakeflyd(&[
-            "--api",
-            "127.0.0.1:0",
-            "--edge",
-            "127.0.0.1:0",
-            "--state",
-            state.to_str().unwrap(),
-            "--edge-tls-cert",
-            cert,
-            "--edge-tls-key",
-            key,
-        ])
+        common::lakeflyd_in(&state, &["--edge-tls-cert", cert, "--edge-tls-key", key])
     };
     // lakeflyd refuses to start (a usage error) and says `why`.
     let refused = |cert: &str, key: &str, why: &str| {

@@ -114,6 +114,22 @@ pub fn lakefly_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     run(env!("CARGO_BIN_EXE_lakefly"), dir, args, env)
 }
 
+/// Runs `lakeflyd` on ephemeral loopback ports with state in `state`, then `extra`: for
+/// starts that are meant to be refused (a daemon that starts is `daemon::TestDaemon`).
+pub fn lakeflyd_in(state: &Path, extra: &[&str]) -> Run {
+    let state = state.to_str().expect("a UTF-8 path");
+    let mut args = vec![
+        "--api",
+        "127.0.0.1:0",
+        "--edge",
+        "127.0.0.1:0",
+        "--state",
+        state,
+    ];
+    args.extend_from_slice(extra);
+    lakeflyd(&args)
+}
+
 /// Runs `lakeflyd` with `args`.
 pub fn lakeflyd(args: &[&str]) -> Run {
     run(env!("CARGO_BIN_EXE_lakeflyd"), Path::new("."), args, &[])
