@@ -32,6 +32,17 @@ pub fn verifying_client() -> Result<Arc<ClientConfig>, String> {
         .clone()
 }
 
+/// A client set-up that trusts no one, for connections that will not use TLS (an
+/// `http://` URL through a connector that could do both): the CA store is not read.
+pub fn plain_only_client() -> Result<Arc<ClientConfig>, String> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Makes ring the process's default crypto for rustls, once: reqwest, built without a
 /// provider of its own, needs one for every client it makes, HTTPS or not.
 pub fn install_default_provider() {

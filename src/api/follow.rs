@@ -101,8 +101,14 @@ pub async fn follow(
         url: url.clone(),
         detail,
     };
-    // HTTP or HTTPS by the URL, with the same rustls set-up as the rest of lakefly.
-    let tls = crate::tls::verifying_client().map_err(setup)?;
+    // HTTP or HTTPS by the URL, with the same rustls set-up as the rest of lakefly; the CA
+    // store is read only for HTTPS.
+    let tls = if super::client::is_https(base) {
+        crate::tls::verifying_client()
+    } else {
+        crate::tls::plain_only_client()
+    }
+    .map_err(setup)?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls.as_ref().clone())
         .https_or_http()
