@@ -217,3 +217,83 @@ fn auth_login_keeps_a_checked_token_per_remote_and_logout_forgets_it() {
     let run = at(&["--remote", "prod", "auth", "token"], "").expect_code(2);
     assert!(run.stderr.contains("auth login"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_listed_origins_only_and_preflights_need_no_token() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("tokens");
+    std::fs::write(&file, format!("{PRIMARY}\n")).unwrap();
+    let d = TestDaemon::start_in(
+        &temp.path().join("state"),
+        &[
+            "--token-file",
+            file.to_str().unwrap(),
+            "--cors-origin",
+            "https://dash.example.com",
+        ],
+    );
+    let http = common::http_client();
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, d.url("/v1/apps"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("https://dash.example.com").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://dash.example.com"
+    );
+    assert!(
+        headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization"),
+        "{headers:?}"
+    );
+    let other = preflight("https://evil.example.net").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    // The real request still needs its token, and carries the header when it has one.
+    let get = http
+        .get(d.url("/v1/apps"))
+        .header("Origin", "https://dash.example.com")
+        .bearer_auth(PRIMARY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(
+        get.headers()["access-control-allow-origin"],
+        "https://dash.example.com"
+    );
+    let bare = http
+        .get(d.url("/v1/apps"))
+        .header("Origin", "https://dash.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 401);
+
+    // Without --cors-origin, no CORS header at all.
+    let plain = TestDaemon::start();
+    let get = http
+        .get(plain.url("/v1/apps"))
+        .header("Origin", "https://dash.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(get.headers().get("access-control-allow-origin").is_none());
+
+    let run = common::lakeflyd(&["--cors-origin", "dash.example.com"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--cors-origin"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("scheme://host[:port]"),
+        "{}",
+        run.stderr
+    );
+}

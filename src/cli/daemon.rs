@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// PEM private key of --api-tls-cert.
     #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
     pub api_tls_key: Option<std::path::PathBuf>,
+    /// A browser origin (`https://dash.example.com`, or `*`) allowed to call the API
+    /// (CORS); repeat for more. None: no CORS headers at all.
+    #[arg(long, value_name = "ORIGIN", value_parser = crate::daemon::server::parse_origin)]
+    pub cors_origin: Vec<String>,
 }
 
 /// How the daemon writes its log.

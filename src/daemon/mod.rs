@@ -52,6 +52,8 @@ pub struct Options {
     pub log_lines_per_app: u64,
     /// The API's certificate; none serves plain HTTP.
     pub api_tls: Option<server_tls::TlsFiles>,
+    /// Browser origins the API answers CORS requests from.
+    pub cors_origins: Vec<String>,
     /// Where machines' `$PORT` comes from.
     pub machine_ports: runtime::ports::PortRange,
     /// Accepted API tokens; none means an open API, which only loopback allows.
@@ -228,7 +230,7 @@ impl Daemon {
             secrets,
             shutdown: shutdown_rx.clone(),
         });
-        let app = server::router(state, options.tokens.clone());
+        let app = server::router(state, options.tokens.clone(), &options.cors_origins);
         let mut stop = shutdown_rx.clone();
         let stopping = async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
@@ -340,6 +342,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         bundle_max_bytes: args.bundle_max_bytes,
         log_lines_per_app: args.log_lines_per_app,
         api_tls: server_tls::TlsFiles::given("API", &args.api_tls_cert, &args.api_tls_key),
+        cors_origins: args.cors_origin.clone(),
         machine_ports: args.machine_ports,
         tokens: match &args.token_file {
             Some(path) => server::auth::Tokens::load(path)?,

@@ -2,6 +2,8 @@
 
 mod apps;
 pub mod auth;
+mod cors;
+pub use cors::parse_origin;
 mod bundles;
 mod deploys;
 mod error;
@@ -67,11 +69,16 @@ impl SharedState {
 }
 
 /// The API's routes, behind the token check.
-pub fn router(state: Shared, tokens: auth::Tokens) -> Router {
-    routes(state).layer(axum::middleware::from_fn_with_state(
+pub fn router(state: Shared, tokens: auth::Tokens, cors_origins: &[String]) -> Router {
+    let router = routes(state).layer(axum::middleware::from_fn_with_state(
         tokens,
         auth::require_token,
-    ))
+    ));
+    // Outside the token check: a preflight carries no token and must still be answered.
+    match cors::layer(cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 fn routes(state: Shared) -> Router {
