@@ -7,7 +7,7 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use super::remote::{block_on, resolve};
+use super::remote::{base_url, block_on, resolve, token_for};
 use super::GlobalArgs;
 use crate::api::client::Client;
 use crate::credentials::tokens::{self, Stored};
@@ -50,11 +50,7 @@ pub fn run(global: &GlobalArgs, args: AuthArgs) -> Result<(), Error> {
             let token = read_token(token_stdin)?;
             // Checked before it is kept: a mistyped token fails here (exit 4), not on
             // the next deploy.
-            let url = match &target.url {
-                Some(url) => url.clone(),
-                None => super::local::ensure_running(out)?,
-            };
-            let api = Client::with_token(&url, Some(token.clone()))?;
+            let api = Client::with_token(&base_url(&target, out)?, Some(token.clone()))?;
             block_on(async { Ok(api.apps().await?) })?;
             let stored = tokens::set(&name, &token)?;
             if out.json {
@@ -88,16 +84,10 @@ pub fn run(global: &GlobalArgs, args: AuthArgs) -> Result<(), Error> {
             Ok(())
         }
         AuthCommand::Token => {
-            let token = match std::env::var("LAKEFLY_API_TOKEN")
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-            {
-                Some(token) => Secret::from(token.trim().to_string()),
-                None => tokens::get(&name)?.ok_or_else(|| Error::BadSecretInput {
-                    message: format!("no token is stored for {name}"),
-                    hint: format!("run `lakefly --remote {name} auth login`"),
-                })?,
-            };
+            let token = token_for(&target)?.ok_or_else(|| Error::BadSecretInput {
+                message: format!("no token is stored for {name}"),
+                hint: format!("run `lakefly --remote {name} auth login`"),
+            })?;
             let text = String::from_utf8_lossy(token.expose());
             if out.json {
                 return out.json(&serde_json::json!({ "remote": name, "token": text }));

@@ -43,7 +43,7 @@ pub fn listening(addr: &str) -> bool {
 /// The URL of a local daemon, started now if nothing answers.
 pub fn ensure_running(out: Output) -> Result<String, Error> {
     let addr = local_addr();
-    let url = format!("http://{addr}");
+    let url = local_url();
     if listening(&addr) {
         return Ok(url);
     }

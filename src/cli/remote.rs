@@ -12,25 +12,35 @@ use crate::error::Error;
 /// not running.
 pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
     let target = resolve(global.remote.as_deref())?;
-    // A token for daemons started with --token-file: LAKEFLY_API_TOKEN, else the one
-    // `lakefly auth login` stored for this remote; the local one needs none.
-    let token = match std::env::var("LAKEFLY_API_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    {
-        Some(token) => Some(crate::secret::Secret::from(token.trim().to_string())),
-        None => crate::credentials::tokens::get(&target.key)?,
-    };
-    let Some(url) = target.url else {
-        let url = super::local::ensure_running(global.output())?;
-        return Ok(Client::with_token(&url, token)?);
-    };
+    let token = token_for(&target)?;
+    let url = base_url(&target, global.output())?;
     if token.is_some() && !crate::api::client::is_https(&url) && !is_loopback(&url) {
         global.output().note(&format!(
             "warning: the API token goes to {url} unencrypted; serve the API with `lakeflyd --api-tls-cert` and use an https:// remote"
         ));
     }
     Ok(Client::with_token(&url, token)?)
+}
+
+/// The token commands present to `target` (daemons started with --token-file):
+/// `LAKEFLY_API_TOKEN`, else the one `lakefly auth login` stored; none for most local use.
+pub fn token_for(target: &Target) -> Result<Option<crate::secret::Secret>, Error> {
+    match std::env::var("LAKEFLY_API_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(token) => Ok(Some(crate::secret::Secret::from(token.trim().to_string()))),
+        None => Ok(crate::credentials::tokens::get(&target.key)?),
+    }
+}
+
+/// `target`'s API URL; for the local daemon, started in the background when it is not
+/// running.
+pub fn base_url(target: &Target, out: crate::output::Output) -> Result<String, Error> {
+    match &target.url {
+        Some(url) => Ok(url.clone()),
+        None => super::local::ensure_running(out),
+    }
 }
 
 /// The daemon a command talks to.

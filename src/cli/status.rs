@@ -5,6 +5,7 @@ use clap::Args;
 use super::machines::machine_table;
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
+use crate::api::types::AppStatus;
 use crate::error::Error;
 
 /// Show the app's release and machines.
@@ -21,12 +22,18 @@ pub fn run(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Error> {
     if out.json {
         return out.json(&status);
     }
+    out.text(&status_text(&status))
+}
+
+/// The app, its release, and its machines' table, for people (`status`, `watch`).
+pub fn status_text(status: &AppStatus) -> String {
     let release = status.release.as_ref().map_or("none yet".to_string(), |r| {
         format!("v{} ({})", r.version, r.status)
     });
-    out.text(&format!("App      {}\nRelease  {release}\n", status.app))?;
-    if status.machines.is_empty() {
-        return out.text("No machines.");
-    }
-    out.text(&machine_table(&status.machines))
+    let machines = if status.machines.is_empty() {
+        "No machines.".to_string()
+    } else {
+        machine_table(&status.machines)
+    };
+    format!("App      {}\nRelease  {release}\n\n{machines}", status.app)
 }

@@ -64,16 +64,8 @@ async fn draw(api: &Client, app: &str, out: Output, redraw: bool) -> Result<(), 
     if out.json {
         return out.ndjson(&serde_json::json!({ "status": status, "jobs": jobs }));
     }
-    let release = status.release.as_ref().map_or("none yet".to_string(), |r| {
-        format!("v{} ({})", r.version, r.status)
-    });
-    let mut screen = format!("App      {}\nRelease  {release}\n\n", status.app);
-    if status.machines.is_empty() {
-        screen.push_str("No machines.\n");
-    } else {
-        screen.push_str(&super::machines::machine_table(&status.machines));
-        screen.push('\n');
-    }
+    let mut screen = super::status::status_text(&status);
+    screen.push('\n');
     if !jobs.is_empty() {
         screen.push('\n');
         screen.push_str(&super::jobs::job_table(&jobs));

@@ -16,7 +16,28 @@ use self::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::tls::provider;
 
 /// How long a client may take over its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the server side of a TLS handshake on `stream`, within the handshake timeout;
+/// a failed or slow one is logged for `who` (`edge`, `API`) and gives `None`.
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    who: &'static str,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "{who}: TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "{who}: TLS handshake timed out");
+            None
+        }
+    }
+}
 
 /// The PEM files of a certificate lakeflyd serves.
 #[derive(Debug, Clone)]

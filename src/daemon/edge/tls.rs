@@ -29,21 +29,9 @@ pub async fn serve(
     let acceptor = if http { tls.http() } else { tls.raw() };
     let _open = state.open_connection();
     let _ = stream.set_nodelay(true);
-    let stream = match tokio::time::timeout(
-        crate::daemon::server_tls::HANDSHAKE_TIMEOUT,
-        acceptor.accept(stream),
-    )
-    .await
-    {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "edge: TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "edge: TLS handshake timed out");
-            return;
-        }
+    let Some(stream) = crate::daemon::server_tls::handshake(&acceptor, stream, peer, "edge").await
+    else {
+        return;
     };
     if http {
         super::serve_hyper(state, stream, peer, Some((app, port)), super::Scheme::Https).await;

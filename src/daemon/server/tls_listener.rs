@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 
-use crate::daemon::server_tls::{ServerTls, HANDSHAKE_TIMEOUT};
+use crate::daemon::server_tls::{handshake, ServerTls};
 
 /// Completed handshakes waiting for axum to take them.
 const READY_BACKLOG: usize = 64;
@@ -42,14 +42,8 @@ impl TlsListener {
                 };
                 let (acceptor, done) = (tls.http(), done.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = done.send((stream, peer)).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "API: TLS handshake failed");
-                        }
-                        Err(_) => tracing::debug!(%peer, "API: TLS handshake timed out"),
+                    if let Some(stream) = handshake(&acceptor, stream, peer, "API").await {
+                        let _ = done.send((stream, peer)).await;
                     }
                 });
             }
