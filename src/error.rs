@@ -120,6 +120,13 @@ pub enum Error {
     #[error("no state directory: HOME is not set")]
     NoStateDir,
 
+    /// A path under the user's home is needed and HOME is not set.
+    #[error("HOME is not set, and {needs} goes under it")]
+    NoHome {
+        /// What needs the home directory.
+        needs: &'static str,
+    },
+
     /// The secrets master key cannot be used.
     #[error(transparent)]
     MasterKey(#[from] crate::daemon::secrets::KeyError),
@@ -280,6 +287,7 @@ impl Error {
             Error::StateLocked { .. } => "state_locked",
             Error::Bind { .. } => "bind_failed",
             Error::NoStateDir => "no_state_dir",
+            Error::NoHome { .. } => "no_home",
             Error::Store(_) => "state_database",
             Error::MasterKey(_) => "master_key",
             Error::InsecureApi { .. } => "insecure_api",
@@ -327,9 +335,11 @@ impl Error {
             Error::Edit { .. } | Error::AlreadyExists { .. } | Error::StateLocked { .. } => {
                 exit::CONFLICT
             }
-            Error::Bind { .. } | Error::NoStateDir | Error::Store(_) | Error::MasterKey(_) => {
-                exit::ERROR
-            }
+            Error::Bind { .. }
+            | Error::NoStateDir
+            | Error::NoHome { .. }
+            | Error::Store(_)
+            | Error::MasterKey(_) => exit::ERROR,
             Error::InsecureApi { .. } | Error::TokenFile(_) | Error::ServerTls(_) => exit::USAGE,
             Error::Token(_) => exit::ERROR,
             Error::Remote(RemoteError::Unknown { .. }) => exit::NOT_FOUND,
@@ -407,6 +417,7 @@ impl Error {
             }
             Error::Bind { .. } => None,
             Error::NoStateDir => Some("pass --state DIR".into()),
+            Error::NoHome { .. } => Some("set HOME to the home directory of the user the agent runs as".into()),
             Error::Store(_) => Some("check the state directory's disk space and permissions".into()),
             Error::MasterKey(crate::daemon::secrets::KeyError::TooOpen { path, .. }) => {
                 Some(format!("chmod 600 {}", path.display()))

@@ -189,3 +189,23 @@ fn daemon_install_launchd_writes_an_agent_plist() {
     );
     assert_eq!(plist["KeepAlive"]["SuccessfulExit"], false);
 }
+
+#[test]
+fn daemon_install_launchd_without_home_says_home_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.plist");
+    let run = common::Run::from(
+        Command::new(env!("CARGO_BIN_EXE_lakefly"))
+            .current_dir(dir.path())
+            .env_remove("HOME")
+            .env("NO_COLOR", "1")
+            .args(["daemon", "install", "--launchd", "--output"])
+            .arg(&path)
+            .output()
+            .unwrap(),
+    )
+    .expect_code(1);
+    assert!(run.stderr.contains("HOME is not set"), "{}", run.stderr);
+    assert!(run.stderr.contains("set HOME"), "{}", run.stderr);
+    assert!(!path.exists(), "nothing is written");
+}

@@ -190,6 +190,14 @@ print(f"{conns:>2} conns, medians: direct {dr:.0f} req/s p99 {dp:.0f} µs; "
       f"edge {er:.0f} req/s p99 {ep:.0f} µs {ec:.1f} µs/req")
 print(f"{conns:>2} conns: edge/nginx throughput {er / nr:.2f}x (target >= 1.00), "
       f"p99 {ep / np:.2f}x (target <= 1.00), CPU per request {ec / nc:.2f}x")
+# Rounds pair the two proxies in time, so counting the rounds each one wins shows how
+# much of a difference in the medians is the machine's noise.
+pairs = list(zip((run.split(",") for run in sys.argv[3].split()),
+                 (run.split(",") for run in sys.argv[4].split())))
+faster = sum(float(e[0]) >= float(n[0]) for n, e in pairs)
+tighter = sum(float(e[1]) <= float(n[1]) for n, e in pairs)
+print(f"{conns:>2} conns: rounds where the edge met nginx: throughput {faster} of {len(pairs)}, "
+      f"p99 {tighter} of {len(pairs)}")
 if conns == "1":
     # One request at a time: the time each proxy adds to a request over going direct.
     added = lambda r: (1 / r - 1 / dr) * 1e6

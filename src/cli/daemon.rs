@@ -116,7 +116,9 @@ pub enum LogFormat {
 /// Runs a daemon command.
 pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
     let out = global.output();
-    let state = crate::daemon::default_state_dir()?;
+    // Only status and stop look at the local daemon's state; `run` and `install` are
+    // told where things go, and must work where HOME is not set (a service manager).
+    let local_state = crate::daemon::default_state_dir;
     match args.command {
         DaemonCommand::Run(run) => run_daemon(*run),
         DaemonCommand::Install(install) => super::daemon_install::run(out, &install),
@@ -132,6 +134,7 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
             Ok(())
         }
         DaemonCommand::Status => {
+            let state = local_state()?;
             let record = super::local::running(&state);
             if out.json {
                 return out.json(&serde_json::json!({
@@ -152,7 +155,7 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
             }
         }
         DaemonCommand::Stop => {
-            let stopped = super::local::stop(&state)?;
+            let stopped = super::local::stop(&local_state()?)?;
             if out.json {
                 return out
                     .json(&serde_json::json!({ "stopped": stopped.as_ref().map(|r| r.pid) }));

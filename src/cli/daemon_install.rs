@@ -84,7 +84,9 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
     } else {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
-            .ok_or(Error::NoStateDir)?;
+            .ok_or(Error::NoHome {
+                needs: "the launchd agent's log (~/Library/Logs/lakeflyd.log)",
+            })?;
         let agents = home.join("Library/LaunchAgents");
         let log = home.join("Library/Logs/lakeflyd.log");
         (
