@@ -4,12 +4,21 @@
 
 mod common;
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
 
 use common::edge::{Setup, DEADLINE, HOST};
 use common::sse::Sse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{self, pki_types};
 use tokio_rustls::TlsConnector;
 
@@ -51,6 +60,31 @@ fn services(https: u16, tls: u16) -> String {
     )
 }
 
+/// A TLS connection to the edge's `port`, verified against either test CA as `HOST`,
+/// offering the application protocols `alpn`.
+async fn connect_tls(port: u16, alpn: &[&[u8]]) -> TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in ["ca.pem", "ca2.pem"] {
+        let ca = CertificateDer::from_pem_file(fixture(ca)).expect("a test CA");
+        roots.add(ca).expect("a usable CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the port is served");
+    let name = ServerName::try_from(HOST).expect("a server name");
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("a TLS handshake with a certificate the test CA signed")
+}
+
 /// Sends `request` over TLS to the edge's `port` (verified against the test CA as
 /// `HOST`) and reads the whole answer.
 async fn over_tls(port: u16, request: &str) -> String {
@@ -61,25 +95,7 @@ async fn over_tls(port: u16, request: &str) -> String {
 /// [`over_tls`], also returning the certificate the edge presented. Either test CA is
 /// trusted.
 async fn over_tls_seeing(port: u16, request: &str) -> (String, CertificateDer<'static>) {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in ["ca.pem", "ca2.pem"] {
-        let ca = CertificateDer::from_pem_file(fixture(ca)).expect("a test CA");
-        roots.add(ca).expect("a usable CA");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("the port is served");
-    let name = ServerName::try_from(HOST).expect("a server name");
-    let mut tls = TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("a TLS handshake with a certificate the test CA signed");
+    let mut tls = connect_tls(port, &[]).await;
     let presented = tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone();
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
@@ -306,4 +322,103 @@ async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(served, leaf("cert2.pem"), "the last good certificate stays");
     assert!(s.d.is_running(), "SIGHUP does not stop lakeflyd");
+}
+
+/// A request body sent in `chunks` pieces of `size` bytes, its length not told in
+/// advance (so the machine gets it chunked).
+fn streamed_body(chunks: usize, size: usize) -> BoxBody<Bytes, Infallible> {
+    let pieces = (0..chunks).map(move |i| {
+        let byte = u8::try_from(i % 251).expect("below 251");
+        Ok::<_, Infallible>(Frame::data(Bytes::from(vec![byte; size])))
+    });
+    StreamBody::new(futures_util::stream::iter(pieces)).boxed()
+}
+
+/// The JSON an answer of the test app carries.
+async fn json_of(resp: hyper::Response<hyper::body::Incoming>) -> serde_json::Value {
+    let body = tokio::time::timeout(DEADLINE, resp.into_body().collect())
+        .await
+        .expect("the answer arrives in time")
+        .expect("the answer reads to its end")
+        .to_bytes();
+    serde_json::from_slice(&body).expect("a JSON answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
+    let https = common::free_port();
+    let flags = tls_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Setup::new(&services(https, common::free_port()), &flags);
+    s.deploy().await.expect_code(0);
+
+    let tls = connect_tls(https, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("an HTTP/2 handshake");
+    tokio::spawn(conn);
+    let request = |method: &str, path: &str, body: BoxBody<Bytes, Infallible>| {
+        hyper::Request::builder()
+            .method(method)
+            .uri(format!("https://{HOST}:{https}{path}"))
+            .body(body)
+            .expect("a request")
+    };
+    let empty = || Empty::<Bytes>::new().boxed();
+
+    // An event stream stays open on one stream while others are answered beside it.
+    let mut events = sender
+        .send_request(request("GET", "/sse", empty()))
+        .await
+        .expect("the event stream's head");
+    assert_eq!(events.version(), hyper::Version::HTTP_2);
+    let first = tokio::time::timeout(DEADLINE, events.body_mut().frame())
+        .await
+        .expect("the first event arrives on its own")
+        .expect("a frame")
+        .expect("no error");
+    assert_eq!(
+        first.into_data().expect("data"),
+        Bytes::from_static(b"id: 1\ndata: first\n\n")
+    );
+
+    let resp = sender
+        .send_request(request("GET", "/secure?x=1", empty()))
+        .await
+        .expect("an answer beside the open stream");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    let seen = json_of(resp).await;
+    assert_eq!(seen["path"], "/secure?x=1");
+    // The machine gets HTTP/1.1 with the host the client named in the URI.
+    let headers = &seen["headers"];
+    assert_eq!(headers["host"], format!("{HOST}:{https}"), "{seen}");
+    assert_eq!(headers["x-forwarded-host"], format!("{HOST}:{https}"));
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-real-ip"], "127.0.0.1");
+
+    // A body whose length is not told streams through whole.
+    let resp = sender
+        .send_request(request("POST", "/upload", streamed_body(64, 16 * 1024)))
+        .await
+        .expect("an answer to the upload");
+    assert_eq!(resp.status(), 200);
+    let mut digest = Sha256::new();
+    for i in 0..64u8 {
+        digest.update(vec![i; 16 * 1024]);
+    }
+    let seen = json_of(resp).await;
+    assert_eq!(seen["bytes"], 64 * 16 * 1024);
+    assert_eq!(seen["sha256"], format!("{:x}", digest.finalize()));
+
+    // A client that offers only HTTP/1.1 is served HTTP/1.1 on the same port.
+    let answer = over_tls(
+        https,
+        &format!("GET /old HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(events);
 }

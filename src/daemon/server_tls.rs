@@ -120,7 +120,10 @@ impl TlsError {
 pub struct ServerTls {
     files: TlsFiles,
     current: Arc<CurrentCert>,
+    /// HTTP/1.1 only (the API).
     http: TlsAcceptor,
+    /// HTTP/2 or HTTP/1.1 (the edge's HTTPS ports).
+    web: TlsAcceptor,
     raw: TlsAcceptor,
 }
 
@@ -160,6 +163,7 @@ impl ServerTls {
         };
         Ok(ServerTls {
             http: config(&[b"http/1.1"])?,
+            web: config(&[b"h2", b"http/1.1"])?,
             raw: config(&[])?,
             current,
             files: files.clone(),
@@ -186,6 +190,12 @@ impl ServerTls {
     /// The set-up offering HTTP/1.1.
     pub fn http(&self) -> TlsAcceptor {
         self.http.clone()
+    }
+
+    /// The set-up offering HTTP/2, then HTTP/1.1: the edge's HTTPS ports, where browsers
+    /// and gRPC-web clients expect HTTP/2 as Fly's edge gives it.
+    pub fn web(&self) -> TlsAcceptor {
+        self.web.clone()
     }
 
     /// The set-up offering no application protocol, for raw TCP.

@@ -153,6 +153,19 @@ async fn forward(
     } else {
         None
     };
+    // HTTP/2 names the host in the URI, not in `Host`; machines get HTTP/1.1, which
+    // needs the header (and `X-Forwarded-Host` is made from it).
+    let h2 = parts.version == http::Version::HTTP_2;
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(host) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, host);
+        }
+    }
+    parts.version = http::Version::HTTP_11;
     prepare_headers(&mut parts.headers, peer, scheme, client_upgrade.is_some());
     parts.uri = match parts.uri.path_and_query() {
         Some(pq) => pq
@@ -210,9 +223,10 @@ async fn forward(
         match sender.try_send_request(req).await {
             Ok(resp) => {
                 let mut resp = respond(resp, lease, (port, sender), client_upgrade, html).await;
-                if !sent.ended() {
+                if !sent.ended() && !h2 {
                     // The machine answered before the body was all sent (a 413 to an
                     // upload): the rest will not be read, so the connection ends here.
+                    // (HTTP/2 ends just the stream, which hyper does on its own.)
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
@@ -221,8 +235,10 @@ async fn forward(
             Err(_) if sent.stalled() => {
                 let (status, code, message) = STALLED_BODY;
                 let mut resp = error(status, code, message, html);
-                resp.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                if !h2 {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 return resp;
             }
             Err(mut e) => {

@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -41,6 +41,11 @@ use crate::config::AppConfig;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most edge threads, however many cores.
 const MAX_THREADS: usize = 8;
+/// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
+const H2_MAX_STREAMS: u32 = 128;
+/// How often an HTTP/2 connection is pinged, and how long an answer may take.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How many threads serve the edge: one per core. Each runs its own event loop and keeps
 /// its own upstream connections, as nginx's workers do, so a request never wakes another
@@ -573,5 +578,34 @@ async fn serve_hyper<T>(
         .await;
     if let Err(e) = served {
         tracing::debug!(%peer, error = %e, "edge: connection ended with an error");
+    }
+}
+
+/// Serves an HTTPS connection whose client chose HTTP/2 (ALPN `h2`) on the service port
+/// `fixed`. Each stream is a request handled as on HTTP/1.1, and goes on to a machine
+/// over HTTP/1.1.
+async fn serve_h2<T>(state: Arc<EdgeState>, io: T, peer: SocketAddr, fixed: (String, u16))
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let (state, fixed) = (state.clone(), Some(fixed));
+        hyper::service::service_fn(move |req| {
+            http::handle(state.clone(), req, peer, fixed.clone(), Scheme::Https)
+        })
+    };
+    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        // A client that vanished without a FIN is found by its unanswered pings.
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT)
+        .serve_connection(
+            TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
+            service,
+        )
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "edge: HTTP/2 connection ended with an error");
     }
 }

@@ -1,8 +1,9 @@
 //! TLS on the edge. A `[[services.ports]]` port whose handlers include `tls` (Fly's
 //! `handlers = ["tls", "http"]` on 443) terminates TLS with the certificate that
 //! `lakeflyd --edge-tls-cert` and `--edge-tls-key` name, then serves HTTP when `http` is
-//! among its handlers (with `X-Forwarded-Proto: https`), else passes the plaintext on to
-//! a machine as raw TCP. Without a certificate such a port is reported and left out.
+//! among its handlers (with `X-Forwarded-Proto: https`; HTTP/2 when the client offers it,
+//! HTTP/1.1 otherwise, and HTTP/1.1 to the machine either way), else passes the plaintext
+//! on to a machine as raw TCP. Without a certificate such a port is reported and left out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,14 +27,16 @@ pub async fn serve(
     let Some(tls) = &state.tls else {
         return;
     };
-    let acceptor = if http { tls.http() } else { tls.raw() };
+    let acceptor = if http { tls.web() } else { tls.raw() };
     let _open = state.open_connection();
     let _ = stream.set_nodelay(true);
     let Some(stream) = crate::daemon::server_tls::handshake(&acceptor, stream, peer, "edge").await
     else {
         return;
     };
-    if http {
+    if http && stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        super::serve_h2(state, stream, peer, (app, port)).await;
+    } else if http {
         super::serve_hyper(state, stream, peer, Some((app, port)), super::Scheme::Https).await;
     } else {
         super::tcp::splice(state, route, None, stream).await;
