@@ -422,3 +422,49 @@ async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(events);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_goes_away_once_idle_and_not_while_a_stream_is_open() {
+    let https = common::free_port();
+    let mut flags = tls_flags().to_vec();
+    flags.extend(["--edge-idle-timeout".to_string(), "1s".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Setup::new(&services(https, common::free_port()), &flags);
+    s.deploy().await.expect_code(0);
+    let connect = || async {
+        let tls = connect_tls(https, &[b"h2"]).await;
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("an HTTP/2 handshake");
+        (sender, tokio::spawn(conn))
+    };
+    let get = |path: &str| {
+        hyper::Request::builder()
+            .uri(format!("https://{HOST}:{https}{path}"))
+            .body(Empty::<Bytes>::new())
+            .expect("a request")
+    };
+
+    // An open event stream keeps the connection through several idle timeouts.
+    let (mut sender, mut conn) = connect().await;
+    let mut events = sender.send_request(get("/sse")).await.expect("a head");
+    assert_eq!(events.status(), 200);
+    let first = tokio::time::timeout(DEADLINE, events.body_mut().frame()).await;
+    assert!(first.is_ok(), "the first event arrives");
+    let held = tokio::time::timeout(std::time::Duration::from_secs(3), &mut conn).await;
+    assert!(held.is_err(), "the connection stays while a stream is open");
+    let resp = sender.send_request(get("/more")).await.expect("an answer");
+    assert_eq!(resp.status(), 200);
+    drop((events, resp));
+
+    // With nothing open for a second, the edge says GOAWAY and the connection ends.
+    let (mut sender, conn) = connect().await;
+    let resp = sender.send_request(get("/once")).await.expect("an answer");
+    assert_eq!(resp.status(), 200);
+    json_of(resp).await;
+    let ended = tokio::time::timeout(DEADLINE, conn)
+        .await
+        .expect("the idle connection ends in time");
+    assert!(matches!(ended, Ok(Ok(()))), "a clean close: {ended:?}");
+}

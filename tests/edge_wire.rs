@@ -631,3 +631,25 @@ async fn a_connection_handed_to_the_full_server_midway_loses_no_byte() {
     assert_eq!(unknown.json()["code"], "unknown_app");
     assert_eq!(wire.response(false).await.json()["path"], "/after");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let s = Setup::new("", &["--edge-idle-timeout", "1s"]);
+    s.deploy().await.expect_code(0);
+    // The relay's connection, and one handed to the full server (HTTP/1.0 keep-alive).
+    let requests = [
+        get("/relayed"),
+        format!("GET /handed HTTP/1.0\r\nHost: {HOST}\r\nConnection: keep-alive\r\n\r\n"),
+    ];
+    for request in requests {
+        let mut wire = Wire::connect(&s).await;
+        wire.send(&request).await;
+        let resp = wire.response(false).await;
+        assert_eq!(resp.status, 200, "{request}");
+        assert_ne!(resp.header("connection"), Some("close"), "{request}");
+        assert!(
+            wire.closed().await,
+            "{request}: closed once idle for a second"
+        );
+    }
+}

@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// a request body and does not answer.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub edge_stall_timeout: crate::config::units::Duration,
+    /// Through the edge, a client connection that carries no request this long is
+    /// closed (HTTP/1.1 keep-alive and HTTP/2 alike); a request's head must arrive
+    /// within it too. nginx's `keepalive_timeout`.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub edge_idle_timeout: crate::config::units::Duration,
     /// PEM certificate chain (leaf first) for `[[services.ports]]` with the `tls` handler.
     #[arg(long, value_name = "FILE", requires = "edge_tls_key")]
     pub edge_tls_cert: Option<std::path::PathBuf>,

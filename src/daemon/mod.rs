@@ -334,6 +334,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             auto_stop_after: args.auto_stop_after.to_std(),
             auto_start_wait: args.auto_start_wait.to_std(),
             stall_timeout: args.edge_stall_timeout.to_std(),
+            idle_timeout: args.edge_idle_timeout.to_std(),
             tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key),
         },
         state_dir: state_dir.clone(),

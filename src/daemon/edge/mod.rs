@@ -9,6 +9,7 @@ mod acquire;
 pub mod autostart;
 pub mod backends;
 mod bodies;
+mod conn;
 mod forwarding;
 pub mod http;
 mod pool;
@@ -26,7 +27,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -37,15 +37,8 @@ use super::runtime::Runtime;
 use super::store::Store;
 use crate::config::AppConfig;
 
-/// A client gets this long to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most edge threads, however many cores.
 const MAX_THREADS: usize = 8;
-/// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
-const H2_MAX_STREAMS: u32 = 128;
-/// How often an HTTP/2 connection is pinged, and how long an answer may take.
-const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
-const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How many threads serve the edge: one per core. Each runs its own event loop and keeps
 /// its own upstream connections, as nginx's workers do, so a request never wakes another
@@ -106,6 +99,9 @@ pub struct EdgeOptions {
     pub auto_start_wait: Duration,
     /// How long a body or an answer may wait for its reader or writer.
     pub stall_timeout: Duration,
+    /// How long a client connection may carry no request before it is closed (and how
+    /// long a request's head may take to arrive).
+    pub idle_timeout: Duration,
     /// The certificate for ports with the `tls` handler.
     pub tls: Option<crate::daemon::server_tls::TlsFiles>,
 }
@@ -121,6 +117,8 @@ pub struct EdgeState {
     auto_start_wait: Duration,
     /// How long a body or an answer may wait for its reader or writer.
     stall_timeout: Duration,
+    /// How long a connection may carry no request.
+    idle_timeout: Duration,
     /// TLS for ports with the `tls` handler, when a certificate was given.
     tls: Option<crate::daemon::server_tls::ServerTls>,
     /// Apps a machine is being auto-started for.
@@ -238,6 +236,7 @@ impl Edge {
             store,
             auto_start_wait: options.auto_start_wait,
             stall_timeout: options.stall_timeout,
+            idle_timeout: options.idle_timeout,
             tls,
             waking: Arc::default(),
         });
@@ -547,65 +546,5 @@ impl Scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
         }
-    }
-}
-
-/// Serves a connection with hyper's full HTTP/1 server, from wherever the relay left it
-/// (or from a TLS handshake).
-async fn serve_hyper<T>(
-    state: Arc<EdgeState>,
-    io: T,
-    peer: SocketAddr,
-    fixed: Option<(String, u16)>,
-    scheme: Scheme,
-) where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = {
-        let state = state.clone();
-        hyper::service::service_fn(move |req| {
-            http::handle(state.clone(), req, peer, fixed.clone(), scheme)
-        })
-    };
-    let served = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(
-            TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
-            service,
-        )
-        .with_upgrades()
-        .await;
-    if let Err(e) = served {
-        tracing::debug!(%peer, error = %e, "edge: connection ended with an error");
-    }
-}
-
-/// Serves an HTTPS connection whose client chose HTTP/2 (ALPN `h2`) on the service port
-/// `fixed`. Each stream is a request handled as on HTTP/1.1, and goes on to a machine
-/// over HTTP/1.1.
-async fn serve_h2<T>(state: Arc<EdgeState>, io: T, peer: SocketAddr, fixed: (String, u16))
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = {
-        let (state, fixed) = (state.clone(), Some(fixed));
-        hyper::service::service_fn(move |req| {
-            http::handle(state.clone(), req, peer, fixed.clone(), Scheme::Https)
-        })
-    };
-    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(H2_MAX_STREAMS)
-        // A client that vanished without a FIN is found by its unanswered pings.
-        .keep_alive_interval(H2_PING_INTERVAL)
-        .keep_alive_timeout(H2_PING_TIMEOUT)
-        .serve_connection(
-            TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
-            service,
-        )
-        .await;
-    if let Err(e) = served {
-        tracing::debug!(%peer, error = %e, "edge: HTTP/2 connection ended with an error");
     }
 }

@@ -35,9 +35,10 @@ pub async fn serve(
         return;
     };
     if http && stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        super::serve_h2(state, stream, peer, (app, port)).await;
+        super::conn::serve_h2(state, stream, peer, (app, port)).await;
     } else if http {
-        super::serve_hyper(state, stream, peer, Some((app, port)), super::Scheme::Https).await;
+        super::conn::serve_http1(state, stream, peer, Some((app, port)), super::Scheme::Https)
+            .await;
     } else {
         super::tcp::splice(state, route, None, stream).await;
     }

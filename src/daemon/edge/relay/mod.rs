@@ -29,7 +29,7 @@ use super::backends::Lease;
 use super::http::{app_from_host_name, error_page, is_idempotent};
 use super::pool;
 use super::routes::Route;
-use super::{statics, EdgeState, HEADER_READ_TIMEOUT};
+use super::{statics, EdgeState};
 
 /// The status counted for a request whose client went away before it was answered
 /// (nginx's 499).
@@ -40,9 +40,10 @@ const CLIENT_BUFFER: usize = 8 * 1024;
 /// of the body, is read and dropped so the client sees the answer.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1024 * 1024;
-/// How far a connection's head deadline may lag behind `HEADER_READ_TIMEOUT` before it
-/// is re-armed. Re-arming a timer wakes the event loop through its eventfd; doing it
-/// for every request cost a syscall and a loop turn on about one request in ten.
+/// How far a connection's head deadline may lag behind the idle timeout before it is
+/// re-armed (at most; a sixth of a short timeout). Re-arming a timer wakes the event loop
+/// through its eventfd; doing it for every request cost a syscall and a loop turn on
+/// about one request in ten.
 const HEADER_DEADLINE_SLACK: Duration = Duration::from_secs(5);
 
 /// The client side of a connection being served.
@@ -52,6 +53,8 @@ struct Client {
     peer: SocketAddr,
     /// When the head being read must have arrived.
     head_deadline: Pin<Box<Sleep>>,
+    /// How long the connection may wait for a request: `--edge-idle-timeout`.
+    idle: Duration,
     /// How long a body or an answer may wait for its reader or writer.
     stall: Duration,
 }
@@ -87,7 +90,8 @@ pub async fn serve(
         stream,
         buf: BytesMut::with_capacity(CLIENT_BUFFER),
         peer,
-        head_deadline: Box::pin(tokio::time::sleep(HEADER_READ_TIMEOUT)),
+        head_deadline: Box::pin(tokio::time::sleep(state.idle_timeout)),
+        idle: state.idle_timeout,
         stall: state.stall_timeout,
     };
     loop {
@@ -99,7 +103,7 @@ pub async fn serve(
             }
             Next::HandOver => {
                 let io = rewind::Rewind::new(client.buf.freeze(), client.stream);
-                super::serve_hyper(state, io, peer, fixed, super::Scheme::Http).await;
+                super::conn::serve_http1(state, io, peer, fixed, super::Scheme::Http).await;
                 break;
             }
             Next::Closed => break,
@@ -114,9 +118,10 @@ async fn next_request(
     fixed: Option<&(String, u16)>,
 ) -> Next {
     // The whole head must arrive in time (an idle kept-alive connection closes then too),
-    // however slowly its bytes trickle in: within HEADER_READ_TIMEOUT, less the slack.
-    let deadline = tokio::time::Instant::now() + HEADER_READ_TIMEOUT;
-    if client.head_deadline.deadline() + HEADER_DEADLINE_SLACK < deadline {
+    // however slowly its bytes trickle in: within the idle timeout, less the slack.
+    let deadline = tokio::time::Instant::now() + client.idle;
+    let slack = HEADER_DEADLINE_SLACK.min(client.idle / 6);
+    if client.head_deadline.deadline() + slack < deadline {
         client.head_deadline.as_mut().reset(deadline);
     }
     loop {

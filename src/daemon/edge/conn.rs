@@ -1,0 +1,143 @@
+//! Client connections served with hyper's full server: HTTP/1 for what the relay hands
+//! over and for HTTPS clients that chose it, HTTP/2 for HTTPS clients that offered it
+//! (ALPN `h2`). Requests are answered by `http::handle` either way; what differs is how a
+//! connection that carries no request is closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use super::{http, stall, EdgeState, Scheme};
+
+/// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
+const H2_MAX_STREAMS: u32 = 128;
+/// How often an HTTP/2 connection is pinged, and how long an answer may take: a client
+/// that vanished without a FIN is found by its unanswered pings.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most bytes of one request's header fields over HTTP/2, as over HTTP/1.1.
+const H2_MAX_HEADER_BYTES: u32 = 64 * 1024;
+
+/// Serves a connection with HTTP/1, from wherever the relay left it (or from a TLS
+/// handshake). hyper closes it when no request head arrives within the idle timeout.
+pub(super) async fn serve_http1<T>(
+    state: Arc<EdgeState>,
+    io: T,
+    peer: SocketAddr,
+    fixed: Option<(String, u16)>,
+    scheme: Scheme,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let state = state.clone();
+        hyper::service::service_fn(move |req| {
+            http::handle(state.clone(), req, peer, fixed.clone(), scheme)
+        })
+    };
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.idle_timeout)
+        .serve_connection(
+            TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
+            service,
+        )
+        .with_upgrades()
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "edge: connection ended with an error");
+    }
+}
+
+/// Serves an HTTPS connection whose client chose HTTP/2, on the service port `fixed`.
+/// Each stream is a request handled as over HTTP/1.1 (and sent to a machine over
+/// HTTP/1.1). With no stream open for the idle timeout, the connection is told to go
+/// away (GOAWAY) and closes.
+pub(super) async fn serve_h2<T>(
+    state: Arc<EdgeState>,
+    io: T,
+    peer: SocketAddr,
+    fixed: (String, u16),
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let open = Arc::new(watch::Sender::new(0usize));
+    let streams = open.subscribe();
+    let service = {
+        let (state, fixed) = (state.clone(), Some(fixed));
+        hyper::service::service_fn(move |req| {
+            let stream = OpenStream::new(&open);
+            let handled = http::handle(state.clone(), req, peer, fixed.clone(), Scheme::Https);
+            async move {
+                let resp = handled.await?;
+                // The stream is open until its answer's body is sent or dropped.
+                Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _open = &stream;
+                        frame
+                    })
+                    .boxed_unsync()
+                }))
+            }
+        })
+    };
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_BYTES)
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT)
+        .serve_connection(
+            TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
+            service,
+        );
+    let mut conn = std::pin::pin!(conn);
+    let served = tokio::select! {
+        served = conn.as_mut() => served,
+        () = idle(streams, state.idle_timeout) => {
+            // Streams that start meanwhile are still answered; then it closes.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "edge: HTTP/2 connection ended with an error");
+    }
+}
+
+/// A stream of an HTTP/2 connection, counted in `open` while it lives.
+struct OpenStream(Arc<watch::Sender<usize>>);
+
+impl OpenStream {
+    fn new(open: &Arc<watch::Sender<usize>>) -> Self {
+        open.send_modify(|n| *n += 1);
+        OpenStream(open.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Returns once no stream has been open for `limit`.
+async fn idle(mut streams: watch::Receiver<usize>, limit: Duration) {
+    loop {
+        if streams.wait_for(|open| *open == 0).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(limit, streams.wait_for(|open| *open > 0)).await {
+            Err(_) => return,
+            Ok(Ok(_)) => continue,
+            Ok(Err(_)) => break,
+        }
+    }
+    // The connection is gone, and with it the count: nothing to wait for.
+    std::future::pending().await
+}
