@@ -98,6 +98,10 @@ pub struct MachineSpec {
     /// The port the app listens on; the daemon allocates `$PORT` for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal_port: Option<u16>,
+    /// `internal_port` is served over UDP only (`protocol = "udp"`), so no TCP connection
+    /// can tell whether the app is up: without checks, staying up counts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub udp_only: bool,
     /// The release the machine runs, when it came from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_version: Option<u64>,
@@ -105,7 +109,7 @@ pub struct MachineSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<MountSpec>,
     /// Health checks, by name. Without any, the machine is healthy once `internal_port`
-    /// accepts connections, or after staying up for a second when it has no port.
+    /// accepts connections, or after staying up for a second when it has no TCP port.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, Check>,
     /// Memory limit in MiB (`[[vm]] memory`), enforced as the process's address space.

@@ -70,6 +70,23 @@ pub fn internal_port_for(cfg: &AppConfig, group: &str) -> Option<u16> {
         })
 }
 
+/// Whether `group`'s internal port is only ever named by `protocol = "udp"` services.
+pub fn udp_only(cfg: &AppConfig, group: &str) -> bool {
+    let Some(port) = internal_port_for(cfg, group) else {
+        return false;
+    };
+    let http = cfg
+        .http_service
+        .as_ref()
+        .is_some_and(|h| covers(&h.processes, group) && h.internal_port == port);
+    let mut naming = cfg
+        .services
+        .iter()
+        .filter(|s| covers(&s.processes, group) && s.internal_port == Some(port))
+        .peekable();
+    !http && naming.peek().is_some() && naming.all(|s| s.protocol.eq_ignore_ascii_case("udp"))
+}
+
 /// Every check that applies to `group`, by a name that says where it came from:
 /// `http_service.checks[0]`, `services[1].tcp_checks[0]`, or the top-level check's name.
 pub fn checks_for(cfg: &AppConfig, group: &str) -> BTreeMap<String, Check> {
@@ -152,6 +169,7 @@ pub fn machine_spec(
         restart,
         max_retries,
         internal_port: internal_port_for(cfg, group),
+        udp_only: udp_only(cfg, group),
         release_version,
         mounts: mounts_for(cfg, group),
         checks: checks_for(cfg, group),
@@ -251,6 +269,31 @@ mod tests {
             }]
         );
         assert_eq!(spec.release_version, Some(4));
+    }
+
+    #[test]
+    fn a_port_only_udp_services_name_is_udp_only() {
+        let c = cfg(r#"
+            [processes]
+            dns = "dns"
+            web = "web"
+            both = "both"
+            [[services]]
+            protocol = "udp"
+            internal_port = 53
+            processes = ["dns", "both"]
+            [[services]]
+            protocol = "tcp"
+            internal_port = 53
+            processes = ["both"]
+            [http_service]
+            internal_port = 8080
+            processes = ["web"]
+        "#);
+        assert!(udp_only(&c, "dns"));
+        assert!(!udp_only(&c, "both"), "TCP on the same port can be probed");
+        assert!(!udp_only(&c, "web"));
+        assert!(machine_spec(&c, "dns", None, None).unwrap().udp_only);
     }
 
     #[test]

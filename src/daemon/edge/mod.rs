@@ -20,6 +20,7 @@ mod stall;
 pub mod statics;
 mod tcp;
 pub mod tls;
+mod udp;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -56,7 +57,7 @@ pub enum EdgeError {
     #[error("port {port} of app {app} is already served for app {other}; pick another port in [[services.ports]]")]
     PortTaken {
         /// The port.
-        port: u16,
+        port: PublicPort,
         /// The app that asked.
         app: String,
         /// The app that has it.
@@ -66,7 +67,7 @@ pub enum EdgeError {
     #[error("port {port} of app {app} ([[services.ports]]) cannot be bound on {ip}: {source}; stop what uses it or pick another port")]
     PortInUse {
         /// The port.
-        port: u16,
+        port: PublicPort,
         /// The app.
         app: String,
         /// The edge's address.
@@ -74,6 +75,30 @@ pub enum EdgeError {
         /// What the OS said.
         source: std::io::Error,
     },
+}
+
+/// A public port of a `[[services]]` entry: a number and a transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicPort {
+    /// The port number.
+    pub number: u16,
+    /// UDP, else TCP.
+    pub udp: bool,
+}
+
+impl std::fmt::Display for PublicPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.udp {
+            true => write!(f, "{}/udp", self.number),
+            false => write!(f, "{}", self.number),
+        }
+    }
+}
+
+/// A public port's socket, bound before anything changes.
+enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
 }
 
 /// What to do when a service port cannot be bound.
@@ -158,6 +183,14 @@ impl EdgeState {
             .and_then(AppRoutes::https_port)
     }
 
+    fn udp_route(&self, app: &str, port: u16) -> Option<Arc<Route>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .and_then(|r| r.udp.get(&port).cloned())
+    }
+
     fn service_http_route(&self, app: &str, port: u16) -> Option<Arc<Route>> {
         match self.port_route(app, port)? {
             PortRoute::Http(route) | PortRoute::Https(route) => Some(route),
@@ -180,7 +213,7 @@ impl Drop for OpenConnection {
 pub struct Edge {
     state: Arc<EdgeState>,
     /// Service ports bound, with the app each belongs to.
-    ports: Arc<Mutex<HashMap<u16, PortListener>>>,
+    ports: Arc<Mutex<HashMap<PublicPort, PortListener>>>,
     ip: IpAddr,
     /// Where host-routed HTTP is served.
     pub addr: SocketAddr,
@@ -299,18 +332,18 @@ impl Edge {
         }
         let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
         // A port that cannot be served fails a deploy; otherwise it is left out and reported.
-        // (Listeners bound before a failure close when `bound` drops: nothing changes.)
-        let refuse = |routes: &mut AppRoutes, port: u16, error: EdgeError| match ports_policy {
+        // (Sockets bound before a failure close when `bound` drops: nothing changes.)
+        let refuse = |routes: &mut AppRoutes, port: PublicPort, error: EdgeError| match ports_policy
+        {
             Ports::Required => Err(error),
             Ports::BestEffort => {
                 routes.warnings.push(format!("{error}; it is not served"));
-                routes.ports.remove(&port);
+                routes.forget(port);
                 Ok(())
             }
         };
         let mut bound = Vec::new();
-        let wanted: Vec<u16> = routes.ports.keys().copied().collect();
-        for port in wanted {
+        for port in routes.public_ports() {
             match ports.get(&port) {
                 Some(held) if held.app != app => {
                     let other = held.app.clone();
@@ -322,19 +355,19 @@ impl Edge {
                     refuse(&mut routes, port, error)?;
                     continue;
                 }
-                // Already this app's: its listener stays.
+                // Already this app's: its socket stays.
                 Some(_) => continue,
                 None => {}
             }
             match bind(self.ip, port) {
-                Ok(listener) => bound.push((port, listener)),
+                Ok(socket) => bound.push((port, socket)),
                 Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
                     routes.warnings.push(format!(
                         "port {port} needs privileges lakeflyd does not have (CAP_NET_BIND_SERVICE); \
                          it is not served, <app>.{} still is",
                         self.state.domain
                     ));
-                    routes.ports.remove(&port);
+                    routes.forget(port);
                 }
                 Err(source) => {
                     let error = EdgeError::PortInUse {
@@ -347,22 +380,26 @@ impl Edge {
                 }
             }
         }
-        // Ports this app no longer wants close; the ones it keeps keep their listener,
-        // so a fixed port answers straight through a redeploy.
+        // Ports this app no longer wants close; the ones it keeps keep their socket, so a
+        // fixed port answers straight through a redeploy.
+        let wanted = routes.public_ports();
         ports.retain(|port, listener| {
-            let keep = listener.app != app || routes.ports.contains_key(port);
+            let keep = listener.app != app || wanted.contains(port);
             if !keep {
                 listener.task.abort();
             }
             keep
         });
-        for (port, listener) in bound {
-            let task = tokio::spawn(accept_port(
-                listener,
-                self.state.clone(),
-                app.to_string(),
-                port,
-            ));
+        for (port, socket) in bound {
+            let (state, app_name) = (self.state.clone(), app.to_string());
+            let task = match socket {
+                Bound::Tcp(listener) => {
+                    tokio::spawn(accept_port(listener, state, app_name, port.number))
+                }
+                Bound::Udp(socket) => {
+                    tokio::spawn(udp::serve(state, socket, app_name, port.number))
+                }
+            };
             ports.insert(
                 port,
                 PortListener {
@@ -451,10 +488,15 @@ fn edge_thread(
     });
 }
 
-fn bind(ip: IpAddr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
-    let listener = std::net::TcpListener::bind((ip, port))?;
+fn bind(ip: IpAddr, port: PublicPort) -> std::io::Result<Bound> {
+    if port.udp {
+        let socket = std::net::UdpSocket::bind((ip, port.number))?;
+        socket.set_nonblocking(true)?;
+        return tokio::net::UdpSocket::from_std(socket).map(Bound::Udp);
+    }
+    let listener = std::net::TcpListener::bind((ip, port.number))?;
     listener.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(listener)
+    tokio::net::TcpListener::from_std(listener).map(Bound::Tcp)
 }
 
 /// Accepts connections until the daemon stops; `fixed` is the app and port of a service

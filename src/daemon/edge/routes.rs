@@ -64,8 +64,10 @@ pub struct AutoStopRule {
 pub struct AppRoutes {
     /// The host-routed HTTP service (`<app>.<domain>`).
     pub http: Option<Arc<Route>>,
-    /// Public ports.
+    /// Public TCP ports.
     pub ports: BTreeMap<u16, PortRoute>,
+    /// Public UDP ports (`protocol = "udp"`): datagrams relayed to a machine.
+    pub udp: BTreeMap<u16, Arc<Route>>,
     /// Auto-stop rules.
     pub auto_stop: Vec<AutoStopRule>,
     /// Settings the edge cannot honour, to report.
@@ -81,6 +83,27 @@ impl AppRoutes {
             .into_iter()
             .chain(self.ports.keys().copied())
             .find(https)
+    }
+
+    /// Every public port the app wants bound.
+    pub fn public_ports(&self) -> Vec<super::PublicPort> {
+        let tcp = self
+            .ports
+            .keys()
+            .map(|&number| super::PublicPort { number, udp: false });
+        let udp = self
+            .udp
+            .keys()
+            .map(|&number| super::PublicPort { number, udp: true });
+        tcp.chain(udp).collect()
+    }
+
+    /// Leaves a public port out (it could not be bound).
+    pub fn forget(&mut self, port: super::PublicPort) {
+        match port.udp {
+            true => self.udp.remove(&port.number).map(drop),
+            false => self.ports.remove(&port.number).map(drop),
+        };
     }
 
     /// Whether a route of the app asks for `force_https`.
@@ -143,12 +166,6 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             force_https,
         })
     };
-    if service.protocol.eq_ignore_ascii_case("udp") {
-        routes
-            .warnings
-            .push("a [[services]] with protocol \"udp\" is not served by the edge".into());
-        return;
-    }
     if stops(service.auto_stop_machines) {
         routes.auto_stop.push(AutoStopRule {
             groups: service.processes.clone(),
@@ -156,6 +173,7 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             internal_port: service.internal_port,
         });
     }
+    let udp = service.protocol.eq_ignore_ascii_case("udp");
     for port in &service.ports {
         let handlers: Vec<String> = port
             .handlers
@@ -175,6 +193,21 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             }
             _ => continue,
         };
+        if udp {
+            if !handlers.is_empty() {
+                routes.warnings.push(format!(
+                    "port {}/udp: handlers apply to TCP; datagrams are passed on as they come",
+                    numbers[0]
+                ));
+            }
+            for number in numbers {
+                routes
+                    .udp
+                    .entry(number)
+                    .or_insert_with(|| route(Vec::new(), false));
+            }
+            continue;
+        }
         let http = handlers.iter().any(|h| h == "http");
         let tls = handlers.iter().any(|h| h == "tls");
         // Already HTTPS when the edge terminates TLS: nothing to redirect.
@@ -379,6 +412,45 @@ handlers = ["http", "proxy_proto"]
             said.contains("port 8080: proxy_proto together with the http"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn udp_services_get_udp_ports_beside_tcp_ones_of_the_same_number() {
+        let cfg = config(
+            r#"
+app = "dns"
+[[services]]
+  protocol = "udp"
+  internal_port = 53
+  [[services.ports]]
+    port = 5353
+  [[services.ports]]
+    port = 5400
+    handlers = ["http"]
+[[services]]
+  protocol = "tcp"
+  internal_port = 53
+  [[services.ports]]
+    port = 5353
+"#,
+        );
+        let routes = from_config("dns", &cfg, Path::new("/nonexistent"));
+        assert_eq!(routes.udp.keys().copied().collect::<Vec<_>>(), [5353, 5400]);
+        assert_eq!(routes.udp[&5353].internal_port, Some(53));
+        assert!(matches!(
+            routes.ports.get(&5353),
+            Some(PortRoute::Tcp(_, None))
+        ));
+        assert_eq!(
+            routes.warnings,
+            ["port 5400/udp: handlers apply to TCP; datagrams are passed on as they come"]
+        );
+        let public: Vec<String> = routes
+            .public_ports()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(public, ["5353", "5353/udp", "5400/udp"]);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Target {
     pub internal_port: Option<u16>,
     /// The `$PORT` the daemon gave it, where `internal_port` really listens.
     pub port: Option<u16>,
+    /// The port is UDP only: nothing to connect to for the implicit check.
+    pub udp_only: bool,
     /// The machine as the edge sees it, told of every health change first.
     pub backend: Option<std::sync::Arc<crate::daemon::edge::backends::Backend>>,
 }
@@ -197,9 +199,9 @@ async fn run_check(
 
 async fn implicit(target: std::sync::Arc<Target>, tx: mpsc::Sender<Outcome>) {
     let check = "implicit".to_string();
-    let Some(port) = target.port else {
+    let Some(port) = target.port.filter(|_| !target.udp_only) else {
         tokio::time::sleep(UP_GRACE).await;
-        let output = format!("no checks and no port; up for {UP_GRACE:?}");
+        let output = format!("no checks and no TCP port; up for {UP_GRACE:?}");
         let _ = tx
             .send(Outcome {
                 check,

@@ -13,7 +13,7 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -111,8 +111,10 @@ impl PortPool {
             };
             // Binding the wildcard address fails when anything listens on the port on
             // any address (or holds it without SO_REUSEADDR), which is what an app
-            // binding 0.0.0.0 or 127.0.0.1 would run into.
-            if TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok() {
+            // binding 0.0.0.0 or 127.0.0.1 would run into; UDP too, for apps that serve
+            // `protocol = "udp"` on `$PORT`.
+            let wildcard = (Ipv4Addr::UNSPECIFIED, port);
+            if TcpListener::bind(wildcard).is_ok() && UdpSocket::bind(wildcard).is_ok() {
                 return Ok(port);
             }
         }

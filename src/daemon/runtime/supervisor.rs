@@ -245,6 +245,7 @@ impl Supervisor {
                 pid,
                 internal_port: self.spec.internal_port,
                 port,
+                udp_only: self.spec.udp_only,
                 backend: registration.as_ref().map(|r| r.backend()),
             },
             self.spec.checks.clone(),
