@@ -6,6 +6,7 @@
 //! Datagrams are dropped, as a congested link would, when a flow's queue is full or no
 //! machine takes it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -146,7 +147,6 @@ impl Flow {
                 return gone(lease, &e, Some(datagram));
             }
         }
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         let idle = tokio::time::sleep(FLOW_IDLE);
         tokio::pin!(idle);
         let mut look = tokio::time::interval(DRAIN_LOOK);
@@ -161,9 +161,9 @@ impl Flow {
                         return gone(lease, &e, Some(datagram));
                     }
                 }
-                reply = upstream.recv(&mut buf) => match reply {
-                    Ok(n) => {
-                        let _ = self.public.send_to(&buf[..n], self.client).await;
+                reply = recv_datagram(&upstream) => match reply {
+                    Ok(reply) => {
+                        let _ = self.public.send_to(&reply, self.client).await;
                     }
                     Err(e) => return gone(lease, &e, None),
                 },
@@ -176,6 +176,28 @@ impl Flow {
                 () = idle.as_mut() => return Left::Done,
             }
             idle.as_mut().reset(tokio::time::Instant::now() + FLOW_IDLE);
+        }
+    }
+}
+
+thread_local! {
+    /// Where replies are received before they are copied out at their size, so that a
+    /// flow waiting for one holds no 64 KiB buffer of its own.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_DATAGRAM]);
+}
+
+/// The next datagram on `socket` (cancel-safe: nothing is taken until one is there).
+async fn recv_datagram(socket: &UdpSocket) -> std::io::Result<Bytes> {
+    loop {
+        socket.readable().await?;
+        let received: std::io::Result<Bytes> = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let n = socket.try_recv(&mut scratch)?;
+            Ok(Bytes::copy_from_slice(&scratch[..n]))
+        });
+        match received {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            received => return received,
         }
     }
 }
