@@ -4,17 +4,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::daemon::TestDaemon;
 use common::follow::Follower;
-
-fn fixture(name: &str) -> String {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/tls", name]
-        .iter()
-        .collect();
-    path.to_str().expect("a UTF-8 path").to_string()
-}
+use common::tls::fixture;
 
 /// A daemon serving its API over HTTPS with the test certificate.
 fn https_daemon(temp: &tempfile::TempDir) -> TestDaemon {

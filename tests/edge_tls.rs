@@ -5,8 +5,6 @@
 mod common;
 
 use std::convert::Infallible;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -17,30 +15,10 @@ use sha2::{Digest, Sha256};
 
 use common::edge::{Setup, DEADLINE, HOST};
 use common::sse::Sse;
+use common::tls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::{self, pki_types};
-use tokio_rustls::TlsConnector;
-
-use self::pki_types::pem::PemObject;
-use self::pki_types::{CertificateDer, ServerName};
-
-fn fixture(name: &str) -> String {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/tls", name]
-        .iter()
-        .collect();
-    path.to_str().expect("a UTF-8 path").to_string()
-}
-
-/// The daemon flags that give the edge the test certificate.
-fn tls_flags() -> [String; 4] {
-    [
-        "--edge-tls-cert".into(),
-        fixture("cert.pem"),
-        "--edge-tls-key".into(),
-        fixture("key.pem"),
-    ]
-}
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 /// `[[services]]` on the app's port 8080: `https` with TLS and HTTP, `tls` with TLS only.
 fn services(https: u16, tls: u16) -> String {
@@ -60,31 +38,6 @@ fn services(https: u16, tls: u16) -> String {
     )
 }
 
-/// A TLS connection to the edge's `port`, verified against either test CA as `HOST`,
-/// offering the application protocols `alpn`.
-async fn connect_tls(port: u16, alpn: &[&[u8]]) -> TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in ["ca.pem", "ca2.pem"] {
-        let ca = CertificateDer::from_pem_file(fixture(ca)).expect("a test CA");
-        roots.add(ca).expect("a usable CA");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("the port is served");
-    let name = ServerName::try_from(HOST).expect("a server name");
-    TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("a TLS handshake with a certificate the test CA signed")
-}
-
 /// Sends `request` over TLS to the edge's `port` (verified against the test CA as
 /// `HOST`) and reads the whole answer.
 async fn over_tls(port: u16, request: &str) -> String {
@@ -95,7 +48,7 @@ async fn over_tls(port: u16, request: &str) -> String {
 /// [`over_tls`], also returning the certificate the edge presented. Either test CA is
 /// trusted.
 async fn over_tls_seeing(port: u16, request: &str) -> (String, CertificateDer<'static>) {
-    let mut tls = connect_tls(port, &[]).await;
+    let mut tls = tls::connect(port, HOST, &[]).await;
     let presented = tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone();
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
@@ -109,7 +62,7 @@ async fn over_tls_seeing(port: u16, request: &str) -> (String, CertificateDer<'s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_ports_serve_https_and_tcp_in_tls() {
     let (https, tls) = (common::free_port(), common::free_port());
-    let flags = tls_flags();
+    let flags = tls::edge_flags();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let s = Setup::new(&services(https, tls), &flags);
     s.deploy().await.expect_code(0);
@@ -167,7 +120,7 @@ fn a_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_file() {
     let missing = temp.path().join("missing.pem");
     refused(
         missing.to_str().unwrap(),
-        &fixture("key.pem"),
+        &tls::fixture("key.pem"),
         &format!(
             "cannot read the edge's TLS certificate {}",
             missing.display()
@@ -175,18 +128,18 @@ fn a_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_file() {
     );
     // The key where the certificate goes: no certificate in it.
     refused(
-        &fixture("key.pem"),
-        &fixture("key.pem"),
+        &tls::fixture("key.pem"),
+        &tls::fixture("key.pem"),
         "holds no certificate",
     );
     // A key that is not the certificate's.
     refused(
-        &fixture("ca.pem"),
-        &fixture("key.pem"),
+        &tls::fixture("ca.pem"),
+        &tls::fixture("key.pem"),
         "cannot serve the certificate",
     );
     // One without the other is a usage error.
-    let run = common::lakeflyd(&["--edge-tls-cert", &fixture("cert.pem")]);
+    let run = common::lakeflyd(&["--edge-tls-cert", &tls::fixture("cert.pem")]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--edge-tls-key"), "{}", run.stderr);
 }
@@ -227,7 +180,7 @@ fn set_force_https(s: &Setup) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_https_redirects_plain_http_to_the_apps_https_port() {
     let (https, tls) = (common::free_port(), common::free_port());
-    let flags = tls_flags();
+    let flags = tls::edge_flags();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let s = Setup::new(&services(https, tls), &flags);
     set_force_https(&s);
@@ -273,8 +226,8 @@ async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_
     // The edge reads copies, which the test then replaces as a renewal would.
     let files = tempfile::tempdir().unwrap();
     let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
-    std::fs::copy(fixture("cert.pem"), &cert).unwrap();
-    std::fs::copy(fixture("key.pem"), &key).unwrap();
+    std::fs::copy(tls::fixture("cert.pem"), &cert).unwrap();
+    std::fs::copy(tls::fixture("key.pem"), &key).unwrap();
     let https = common::free_port();
     let flags = [
         "--edge-tls-cert",
@@ -285,14 +238,14 @@ async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_
     let mut s = Setup::new(&services(https, common::free_port()), &flags);
     s.deploy().await.expect_code(0);
     let request = format!("GET /renewed HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
-    let leaf = |name: &str| CertificateDer::from_pem_file(fixture(name)).unwrap();
+    let leaf = |name: &str| CertificateDer::from_pem_file(tls::fixture(name)).unwrap();
     let (answer, served) = over_tls_seeing(https, &request).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(served, leaf("cert.pem"));
 
     let mut events = Sse::connect(&s.d.url("/v1/events?since=0&kind=tls."), None).await;
-    std::fs::copy(fixture("cert2.pem"), &cert).unwrap();
-    std::fs::copy(fixture("key2.pem"), &key).unwrap();
+    std::fs::copy(tls::fixture("cert2.pem"), &cert).unwrap();
+    std::fs::copy(tls::fixture("key2.pem"), &key).unwrap();
     s.d.hangup();
     let reloaded = events
         .next(DEADLINE)
@@ -309,7 +262,7 @@ async fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_
     );
 
     // A key that does not match the certificate: said, and the last good pair stays.
-    std::fs::copy(fixture("key.pem"), &key).unwrap();
+    std::fs::copy(tls::fixture("key.pem"), &key).unwrap();
     s.d.hangup();
     let failed = events
         .next(DEADLINE)
@@ -347,12 +300,12 @@ async fn json_of(resp: hyper::Response<hyper::body::Incoming>) -> serde_json::Va
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
     let https = common::free_port();
-    let flags = tls_flags();
+    let flags = tls::edge_flags();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let s = Setup::new(&services(https, common::free_port()), &flags);
     s.deploy().await.expect_code(0);
 
-    let tls = connect_tls(https, &[b"h2", b"http/1.1"]).await;
+    let tls = tls::connect(https, HOST, &[b"h2", b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
@@ -426,13 +379,13 @@ async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_connection_goes_away_once_idle_and_not_while_a_stream_is_open() {
     let https = common::free_port();
-    let mut flags = tls_flags().to_vec();
+    let mut flags = tls::edge_flags().to_vec();
     flags.extend(["--edge-idle-timeout".to_string(), "1s".to_string()]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let s = Setup::new(&services(https, common::free_port()), &flags);
     s.deploy().await.expect_code(0);
     let connect = || async {
-        let tls = connect_tls(https, &[b"h2"]).await;
+        let tls = tls::connect(https, HOST, &[b"h2"]).await;
         let (sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
                 .await

@@ -308,9 +308,36 @@ pub struct HttpService {
     /// HTTP checks on `internal_port`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
-    /// Other keys (`tls_options`, `http_options`...), kept.
+    /// `http_options`: how the edge speaks HTTP to the app.
+    #[serde(default, skip_serializing_if = "HttpOptions::is_default")]
+    pub http_options: HttpOptions,
+    /// Other keys (`tls_options`...), kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: Extra,
+}
+
+/// `http_options` of `[http_service]` or of a `[[services.ports]]` with the `http`
+/// handler.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpOptions {
+    /// `h2_backend`: the edge speaks HTTP/2 without TLS (h2c) to the app, as gRPC
+    /// servers need.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub h2_backend: bool,
+    /// `response.headers`: set to the value (a string) or removed (`false`, here `None`)
+    /// on each of the app's responses.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_headers: BTreeMap<String, Option<String>>,
+    /// Other keys (`idle_timeout`, `response.pristine`...), kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: Extra,
+}
+
+impl HttpOptions {
+    /// Nothing set.
+    pub fn is_default(&self) -> bool {
+        *self == HttpOptions::default()
+    }
 }
 
 /// One public port of a `[[services]]` entry.
@@ -331,6 +358,9 @@ pub struct Port {
     /// Redirect HTTP to HTTPS.
     #[serde(default)]
     pub force_https: bool,
+    /// `http_options`, for a port with the `http` handler.
+    #[serde(default, skip_serializing_if = "HttpOptions::is_default")]
+    pub http_options: HttpOptions,
     /// Other keys, kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: Extra,

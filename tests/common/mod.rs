@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod edge;
 pub mod follow;
 pub mod sse;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

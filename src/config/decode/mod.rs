@@ -2,6 +2,7 @@
 //! odd form flyctl accepts and reporting each problem with its place.
 
 mod build;
+mod http_options;
 mod machines;
 pub(crate) mod reader;
 mod services;

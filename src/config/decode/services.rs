@@ -30,15 +30,19 @@ pub(super) fn http_service(d: &mut Decoder, f: Field, group: &str) -> Option<Htt
         .get(d, "checks")
         .map(|f| checks(d, f, CheckKind::Http))
         .unwrap_or_default();
+    let http_options = t
+        .get(d, "http_options")
+        .map(|f| super::http_options::http_options(d, f))
+        .unwrap_or_default();
     t.pass_through(&[
         "tls_options",
-        "http_options",
         "proxy_proto_options",
         "machine_checks",
         "force_instance_key",
     ]);
     let extra = t.finish(d);
     Some(HttpService {
+        http_options,
         internal_port: internal_port?,
         force_https,
         auto_stop_machines,
@@ -155,9 +159,14 @@ fn ports(d: &mut Decoder, f: Field) -> Vec<Port> {
             ),
             _ => {}
         }
-        t.pass_through(&["tls_options", "http_options", "proxy_proto_options"]);
+        let http_options = t
+            .get(d, "http_options")
+            .map(|f| super::http_options::http_options(d, f))
+            .unwrap_or_default();
+        t.pass_through(&["tls_options", "proxy_proto_options"]);
         let extra = t.finish(d);
         out.push(Port {
+            http_options,
             port,
             start_port,
             end_port,

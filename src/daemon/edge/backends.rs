@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-use super::pool::{Pools, Sender};
+use super::pool::{H2Sender, Pools, Sender};
 use super::relay::Upstream;
 
 /// Every registered machine, by app.
@@ -114,6 +114,8 @@ pub struct Backend {
     pub(super) upstreams: Pools<Upstream>,
     /// hyper's kept-alive connections to it, per edge thread.
     pub(super) senders: Pools<Sender>,
+    /// HTTP/2 connections (`h2_backend`), shared by requests.
+    pub(super) h2_senders: Pools<H2Sender>,
 }
 
 impl Backend {
@@ -294,6 +296,7 @@ impl Backends {
             idle: Notify::new(),
             upstreams: Pools::new(self.inner.threads),
             senders: Pools::new(self.inner.threads),
+            h2_senders: Pools::new(self.inner.threads),
             spec,
         });
         backend.touch();

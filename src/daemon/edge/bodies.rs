@@ -12,19 +12,19 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::backends::Lease;
 use super::http::{BoxError, EdgeBody};
-use super::pool::{Pool, Sender};
+use super::pool::{Conn, Pool, Sender};
 use super::stall::Patience;
 
 /// A response body that hands its connection back to the pool once it was read to the
 /// end, and ends the request's lease when it is dropped.
 pub(super) struct Tracked {
     inner: EdgeBody,
-    done: Option<(Lease, u16, Sender)>,
+    done: Option<(Lease, u16, Conn)>,
 }
 
 impl Tracked {
     /// `inner`, handing `done`'s connection back once read to the end.
-    pub(super) fn new(inner: EdgeBody, done: (Lease, u16, Sender)) -> Self {
+    pub(super) fn new(inner: EdgeBody, done: (Lease, u16, Conn)) -> Self {
         Tracked {
             inner,
             done: Some(done),
@@ -32,8 +32,8 @@ impl Tracked {
     }
 
     fn finish(&mut self) {
-        if let Some((lease, port, sender)) = self.done.take() {
-            Pool::<Sender>::give_back(lease.backend.clone(), port, sender);
+        if let Some((lease, port, conn)) = self.done.take() {
+            Pool::<Sender>::give_back(lease.backend.clone(), port, conn);
         }
     }
 }

@@ -22,8 +22,8 @@ use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::backends::Lease;
 use super::bodies::{Tracked, Watched};
 use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop};
-use super::pool::{self, Pool, Sender};
-use super::routes::Route;
+use super::pool::{Conn, Pool, Sender};
+use super::routes::{Route, UpstreamHttp};
 use super::{statics, EdgeState, Scheme};
 use crate::daemon::metrics::{AppLabel, EdgeRequestLabels};
 
@@ -155,7 +155,16 @@ async fn forward(
     };
     // HTTP/2 names the host in the URI, not in `Host`; machines get HTTP/1.1, which
     // needs the header (and `X-Forwarded-Host` is made from it).
-    let h2 = parts.version == http::Version::HTTP_2;
+    let client_h2 = parts.version == http::Version::HTTP_2;
+    // gRPC clients ask for trailers; only an HTTP/2 machine can be told so.
+    let wants_trailers = parts
+        .headers
+        .get(header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     if !parts.headers.contains_key(header::HOST) {
         if let Some(host) = parts
             .uri
@@ -174,6 +183,9 @@ async fn forward(
             .unwrap_or_else(|_| http::Uri::from_static("/")),
         None => http::Uri::from_static("/"),
     };
+    if route.upstream.h2 {
+        to_h2(&mut parts, wants_trailers);
+    }
     // An idempotent request without a body can be sent again even after a machine took
     // it and failed; anything else only when it never left.
     let replayable = is_idempotent(&parts.method) && body.is_end_stream();
@@ -205,25 +217,29 @@ async fn forward(
         };
         let backend = lease.backend.clone();
         let port = backend.dial_port(route.internal_port);
-        let mut sender = match backend.senders.here().take(port) {
-            Some(sender) => sender,
-            None => match pool::connect(port, state.stall_timeout).await {
-                Ok(sender) => sender,
-                Err(e) => {
-                    last_error = e.to_string();
-                    tracing::debug!(machine = %backend.spec.machine, error = %e, "edge: machine unreachable; trying another");
-                    tried.push(backend.spec.machine.clone());
-                    if tried.len() >= MAX_ATTEMPTS {
-                        return bad_gateway(&last_error);
-                    }
-                    continue;
+        let mut conn = match Conn::to(&backend, port, route.upstream.h2, state.stall_timeout).await
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                last_error = e.to_string();
+                tracing::debug!(machine = %backend.spec.machine, error = %e, "edge: machine unreachable; trying another");
+                tried.push(backend.spec.machine.clone());
+                if tried.len() >= MAX_ATTEMPTS {
+                    return bad_gateway(&last_error);
                 }
-            },
+                continue;
+            }
         };
-        match sender.try_send_request(req).await {
+        match conn.try_send_request(req).await {
             Ok(resp) => {
-                let mut resp = respond(resp, lease, (port, sender), client_upgrade, html).await;
-                if !sent.ended() && !h2 {
+                let answer = Answer {
+                    lease,
+                    port,
+                    conn,
+                    upstream: &route.upstream,
+                };
+                let mut resp = respond(resp, answer, client_upgrade, html).await;
+                if !sent.ended() && !client_h2 {
                     // The machine answered before the body was all sent (a 413 to an
                     // upload): the rest will not be read, so the connection ends here.
                     // (HTTP/2 ends just the stream, which hyper does on its own.)
@@ -235,7 +251,7 @@ async fn forward(
             Err(_) if sent.stalled() => {
                 let (status, code, message) = STALLED_BODY;
                 let mut resp = error(status, code, message, html);
-                if !h2 {
+                if !client_h2 {
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
@@ -265,6 +281,35 @@ async fn forward(
                 }
             }
         }
+    }
+}
+
+/// Makes a request bound for an HTTP/1.1 machine one for an HTTP/2 machine: the host
+/// goes into the URI (`:authority`, with `:scheme` http) instead of `Host`, and `TE:
+/// trailers` (the one `TE` HTTP/2 allows) is kept when the client sent it.
+fn to_h2(parts: &mut http::request::Parts, wants_trailers: bool) {
+    let authority = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok());
+    if let Some(authority) = authority {
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(authority);
+        uri.path_and_query = parts.uri.path_and_query().cloned();
+        if let Ok(uri) = http::Uri::from_parts(uri) {
+            parts.uri = uri;
+            parts.headers.remove(header::HOST);
+            parts.version = http::Version::HTTP_2;
+        }
+    }
+    // Without a usable host the request stays as it is: the HTTP/2 client then sends it
+    // with `:scheme` http and the `Host` header, as it does for forwarded HTTP/1.1.
+    if wants_trailers {
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -327,22 +372,35 @@ impl Refusal {
     }
 }
 
+/// A machine's answer on its way: what goes back when its body has been sent.
+struct Answer<'a> {
+    lease: Lease,
+    port: u16,
+    conn: Conn,
+    upstream: &'a UpstreamHttp,
+}
+
 /// Passes the machine's response on; the lease and the connection go back when its body
 /// has been sent (or the upgraded connection closes).
 async fn respond(
     mut resp: Response<Incoming>,
-    lease: Lease,
-    (port, sender): (u16, Sender),
+    answer: Answer<'_>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     html: bool,
 ) -> Response<EdgeBody> {
+    let Answer {
+        lease,
+        port,
+        conn,
+        upstream,
+    } = answer;
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client) = client_upgrade {
             let upstream = hyper::upgrade::on(&mut resp);
             tokio::spawn(async move {
                 // Counted as in flight until either side closes, so a drain waits for it.
                 let _lease = lease;
-                let _sender = sender;
+                let _conn = conn;
                 match tokio::try_join!(client, upstream) {
                     Ok((client, upstream)) => {
                         let mut client = TokioIo::new(client);
@@ -356,19 +414,22 @@ async fn respond(
         }
     }
     strip_hop_by_hop(resp.headers_mut());
+    upstream.apply(resp.headers_mut());
     // A small body of known length is read whole first, as nginx buffers: the client gets
     // head and body in one write and the connection is free again sooner. Streams (no
-    // length, such as SSE) and large bodies pass through as they come.
-    let small = resp
-        .body()
-        .size_hint()
-        .exact()
-        .is_some_and(|n| n <= BUFFER_SMALLER_THAN);
+    // length, such as SSE) and large bodies pass through as they come, and so does
+    // anything over HTTP/2, whose trailers (gRPC's status) must not be lost.
+    let small = !conn.is_h2()
+        && resp
+            .body()
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= BUFFER_SMALLER_THAN);
     if small {
         let (parts, body) = resp.into_parts();
         return match body.collect().await {
             Ok(collected) => {
-                Pool::<Sender>::give_back(lease.backend.clone(), port, sender);
+                Pool::<Sender>::give_back(lease.backend.clone(), port, conn);
                 drop(lease);
                 Response::from_parts(parts, full(collected.to_bytes()))
             }
@@ -386,7 +447,7 @@ async fn respond(
     resp.map(|body| {
         Tracked::new(
             body.map_err(BoxError::from).boxed_unsync(),
-            (lease, port, sender),
+            (lease, port, conn),
         )
         .boxed_unsync()
     })

@@ -1,13 +1,17 @@
-//! Kept-alive HTTP/1 connections to one machine, per edge thread: the relay's own
-//! (`Upstream`) and hyper's (`Sender`, for what the full server forwards). A connection
+//! Kept-alive connections to one machine, per edge thread: the relay's own HTTP/1.1
+//! (`Upstream`), and hyper's (`Conn`, for what the full server forwards: HTTP/1.1, or
+//! HTTP/2 shared by many requests for `h2_backend`). A connection
 //! goes back to the pool once its response has been read to the end; a closed one is
 //! dropped when found, and so is one idle for longer than an app may keep it open.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 /// Idle connections kept per machine; more are closed when they come back.
@@ -23,6 +27,59 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The sending half of one upstream connection.
 pub type Sender = SendRequest<super::http::EdgeBody>;
+/// The sending half of an HTTP/2 connection to a machine (h2c), shared by the requests
+/// it multiplexes.
+pub type H2Sender = http2::SendRequest<super::http::EdgeBody>;
+
+/// A connection a request goes to a machine on.
+pub enum Conn {
+    /// HTTP/1.1: one request at a time, back to the pool when its response was read.
+    Http1(Sender),
+    /// HTTP/2 (`h2_backend`): stays in the pool while requests use it.
+    Http2(H2Sender),
+}
+
+impl Conn {
+    /// A kept-alive connection to `port` of `backend`, else a new one: HTTP/2 when `h2`.
+    /// Writes give up after waiting `stall` for the machine to read.
+    pub async fn to(
+        backend: &super::backends::Backend,
+        port: u16,
+        h2: bool,
+        stall: Duration,
+    ) -> Result<Conn, ConnectError> {
+        if !h2 {
+            return match backend.senders.here().take(port) {
+                Some(sender) => Ok(Conn::Http1(sender)),
+                None => connect(port, stall).await.map(Conn::Http1),
+            };
+        }
+        let pool = backend.h2_senders.here();
+        let sender = match pool.take(port) {
+            Some(sender) => sender,
+            None => connect_h2(port, stall).await?,
+        };
+        // Back at once: the next request multiplexes onto it.
+        pool.put(port, sender.clone());
+        Ok(Conn::Http2(sender))
+    }
+
+    /// Sends `req`; when it could not be sent at all, it comes back in the error.
+    pub async fn try_send_request(
+        &mut self,
+        req: Request<super::http::EdgeBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<super::http::EdgeBody>>> {
+        match self {
+            Conn::Http1(sender) => sender.try_send_request(req).await,
+            Conn::Http2(sender) => sender.try_send_request(req).await,
+        }
+    }
+
+    /// Whether it is HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        matches!(self, Conn::Http2(_))
+    }
+}
 
 thread_local! {
     /// Which edge thread this is (0: any other thread), so each keeps its own connections.
@@ -41,6 +98,12 @@ pub trait Reusable {
 }
 
 impl Reusable for Sender {
+    fn usable(&mut self) -> bool {
+        self.is_ready()
+    }
+}
+
+impl Reusable for H2Sender {
     fn usable(&mut self) -> bool {
         self.is_ready()
     }
@@ -142,12 +205,12 @@ impl<T: Reusable> Pool<T> {
 }
 
 impl Pool<Sender> {
-    /// Hands a connection to `port` back once it can take another request.
-    pub fn give_back(
-        backend: std::sync::Arc<super::backends::Backend>,
-        port: u16,
-        mut sender: Sender,
-    ) {
+    /// Hands a connection to `port` back once it can take another request (an HTTP/2
+    /// one never left).
+    pub fn give_back(backend: std::sync::Arc<super::backends::Backend>, port: u16, conn: Conn) {
+        let Conn::Http1(mut sender) = conn else {
+            return;
+        };
         if sender.is_ready() {
             backend.senders.here().put(port, sender);
             return;
@@ -184,6 +247,22 @@ pub async fn connect(port: u16, stall: Duration) -> Result<Sender, ConnectError>
         // Ends when either side closes; an error here is the app closing mid-response,
         // which the request that was using it already reports.
         let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// A new HTTP/2 connection (h2c, prior knowledge) to `127.0.0.1:port`.
+pub async fn connect_h2(port: u16, stall: Duration) -> Result<H2Sender, ConnectError> {
+    let stream = dial(port).await?;
+    let io = super::stall::StallLimit::writes_only(stream, stall);
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|source| ConnectError::Handshake { port, source })?;
+    tokio::spawn(async move {
+        // Ends when either side closes; requests under way report their own errors.
+        let _ = conn.await;
     });
     Ok(sender)
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use super::backends::Limits;
 use super::proxy_proto::ProxyProto;
 use super::statics::StaticDir;
-use crate::config::model::{AutoStop, Concurrency, Service};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::model::{AutoStop, Concurrency, HttpOptions, Service};
 use crate::config::AppConfig;
 
 /// Widest `start_port`..`end_port` range bound.
@@ -32,6 +34,55 @@ pub struct Route {
     pub statics: Vec<StaticDir>,
     /// `force_https`: plain HTTP requests are redirected to the app's HTTPS port.
     pub force_https: bool,
+    /// How HTTP is spoken to the machines (`http_options`).
+    pub upstream: UpstreamHttp,
+}
+
+/// How the edge speaks HTTP to an app's machines: fly.toml's `http_options`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpstreamHttp {
+    /// `h2_backend`: HTTP/2 without TLS (h2c), else HTTP/1.1.
+    pub h2: bool,
+    /// `response.headers`: set (`Some`) or removed (`None`) on each response.
+    pub response_headers: Vec<(HeaderName, Option<HeaderValue>)>,
+}
+
+impl UpstreamHttp {
+    fn from_options(options: &HttpOptions) -> Self {
+        // Names and values were checked when the config was read; a stored config that
+        // somehow holds a bad one loses just that header.
+        let response_headers = options
+            .response_headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+                match value {
+                    None => Some((name, None)),
+                    Some(v) => Some((name, Some(HeaderValue::from_str(v).ok()?))),
+                }
+            })
+            .collect();
+        UpstreamHttp {
+            h2: options.h2_backend,
+            response_headers,
+        }
+    }
+
+    /// Whether only the full server can do it: the relay speaks HTTP/1.1 and passes
+    /// response heads on as they come.
+    pub fn needs_full_server(&self) -> bool {
+        self.h2 || !self.response_headers.is_empty()
+    }
+
+    /// Sets and removes the configured headers of a response.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.response_headers {
+            match value {
+                Some(value) => headers.insert(name.clone(), value.clone()),
+                None => headers.remove(name),
+            };
+        }
+    }
 }
 
 /// How a public port of `[[services]]` is served.
@@ -139,6 +190,7 @@ pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes 
             auto_start: http.auto_start_machines == Some(true),
             statics: statics.clone(),
             force_https: http.force_https,
+            upstream: UpstreamHttp::from_options(&http.http_options),
         }));
         if stops(http.auto_stop_machines) {
             routes.auto_stop.push(AutoStopRule {
@@ -155,7 +207,7 @@ pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes 
 }
 
 fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut AppRoutes) {
-    let route = |statics: Vec<StaticDir>, force_https: bool| {
+    let route = |statics: Vec<StaticDir>, force_https: bool, options: Option<&HttpOptions>| {
         Arc::new(Route {
             app: app.to_string(),
             groups: service.processes.clone(),
@@ -164,6 +216,7 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             auto_start: service.auto_start_machines == Some(true),
             statics,
             force_https,
+            upstream: options.map(UpstreamHttp::from_options).unwrap_or_default(),
         })
     };
     if stops(service.auto_stop_machines) {
@@ -204,7 +257,7 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
                 routes
                     .udp
                     .entry(number)
-                    .or_insert_with(|| route(Vec::new(), false));
+                    .or_insert_with(|| route(Vec::new(), false, None));
             }
             continue;
         }
@@ -232,16 +285,17 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
                 }
             },
         };
+        let options = Some(&port.http_options);
         if http && routes.http.is_none() {
             // With no [http_service], the first HTTP service is what <app>.<domain> reaches.
-            routes.http = Some(route(statics.to_vec(), force_https));
+            routes.http = Some(route(statics.to_vec(), force_https, options));
         }
         for number in numbers {
             let entry = match (tls, http) {
-                (true, true) => PortRoute::Https(route(statics.to_vec(), false)),
-                (true, false) => PortRoute::TlsTcp(route(Vec::new(), false)),
-                (false, true) => PortRoute::Http(route(statics.to_vec(), force_https)),
-                (false, false) => PortRoute::Tcp(route(Vec::new(), false), proxy),
+                (true, true) => PortRoute::Https(route(statics.to_vec(), false, options)),
+                (true, false) => PortRoute::TlsTcp(route(Vec::new(), false, None)),
+                (false, true) => PortRoute::Http(route(statics.to_vec(), force_https, options)),
+                (false, false) => PortRoute::Tcp(route(Vec::new(), false, None), proxy),
             };
             routes.ports.entry(number).or_insert(entry);
         }

@@ -139,12 +139,13 @@ async fn next_request(
                 return match route {
                     Some(route)
                         if !route.force_https
+                            && !route.upstream.needs_full_server()
                             && !statics::claims(&route.statics, &head.method, path) =>
                     {
                         Next::Relay(head, route)
                     }
-                    // Unknown apps get hyper's error answer; files are served there, and
-                    // HTTPS redirects made.
+                    // Unknown apps get hyper's error answer; files are served there,
+                    // HTTPS redirects made, and HTTP/2 or rewritten answers exchanged.
                     _ => Next::HandOver,
                 };
             }
