@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::backends::Lease;
 use super::http::{BoxError, EdgeBody};
-use super::pool::{Conn, Pool, Sender};
+use super::pool::Conn;
 use super::stall::Patience;
 
 /// A response body that hands its connection back to the pool once it was read to the
@@ -33,7 +33,7 @@ impl Tracked {
 
     fn finish(&mut self) {
         if let Some((lease, port, conn)) = self.done.take() {
-            Pool::<Sender>::give_back(lease.backend.clone(), port, conn);
+            conn.give_back(lease.backend.clone(), port);
         }
     }
 }

@@ -22,7 +22,7 @@ use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::backends::Lease;
 use super::bodies::{Tracked, Watched};
 use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop};
-use super::pool::{Conn, Pool, Sender};
+use super::pool::Conn;
 use super::routes::{Route, UpstreamHttp};
 use super::{statics, EdgeState, Scheme};
 use crate::daemon::metrics::{AppLabel, EdgeRequestLabels};
@@ -153,8 +153,8 @@ async fn forward(
     } else {
         None
     };
-    // HTTP/2 names the host in the URI, not in `Host`; machines get HTTP/1.1, which
-    // needs the header (and `X-Forwarded-Host` is made from it).
+    // An HTTP/2 client names the host in the URI, not in `Host`; the header is what
+    // HTTP/1.1 machines need and what `X-Forwarded-Host` is made from.
     let client_h2 = parts.version == http::Version::HTTP_2;
     // gRPC clients ask for trailers; only an HTTP/2 machine can be told so.
     let wants_trailers = parts
@@ -429,7 +429,7 @@ async fn respond(
         let (parts, body) = resp.into_parts();
         return match body.collect().await {
             Ok(collected) => {
-                Pool::<Sender>::give_back(lease.backend.clone(), port, conn);
+                conn.give_back(lease.backend.clone(), port);
                 drop(lease);
                 Response::from_parts(parts, full(collected.to_bytes()))
             }

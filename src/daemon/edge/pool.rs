@@ -79,6 +79,24 @@ impl Conn {
     pub fn is_h2(&self) -> bool {
         matches!(self, Conn::Http2(_))
     }
+
+    /// Hands the connection to `port` back once it can take another request (an HTTP/2
+    /// one never left the pool).
+    pub fn give_back(self, backend: std::sync::Arc<super::backends::Backend>, port: u16) {
+        let Conn::Http1(mut sender) = self else {
+            return;
+        };
+        if sender.is_ready() {
+            backend.senders.here().put(port, sender);
+            return;
+        }
+        // The connection task marks it ready a moment after the body ends.
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                backend.senders.here().put(port, sender);
+            }
+        });
+    }
 }
 
 thread_local! {
@@ -200,26 +218,6 @@ impl<T: Reusable> Pool<T> {
             port,
             since: Instant::now(),
             conn,
-        });
-    }
-}
-
-impl Pool<Sender> {
-    /// Hands a connection to `port` back once it can take another request (an HTTP/2
-    /// one never left).
-    pub fn give_back(backend: std::sync::Arc<super::backends::Backend>, port: u16, conn: Conn) {
-        let Conn::Http1(mut sender) = conn else {
-            return;
-        };
-        if sender.is_ready() {
-            backend.senders.here().put(port, sender);
-            return;
-        }
-        // The connection task marks it ready a moment after the body ends.
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                backend.senders.here().put(port, sender);
-            }
         });
     }
 }
