@@ -421,3 +421,65 @@ async fn an_http2_connection_goes_away_once_idle_and_not_while_a_stream_is_open(
         .expect("the idle connection ends in time");
     assert!(matches!(ended, Ok(Ok(()))), "a clean close: {ended:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_https_serves_every_app_by_host_name_and_force_https_redirects_there() {
+    let https = common::free_port();
+    let mut flags = tls::edge_flags().to_vec();
+    flags.extend(["--edge-https".to_string(), format!("127.0.0.1:{https}")]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Setup::new("", &flags);
+    set_force_https(&s);
+    let run = s.deploy().await.expect_code(0);
+    assert!(
+        !run.stderr.contains("force_https is not applied"),
+        "{}",
+        run.stderr
+    );
+
+    // Plain HTTP is sent to the edge's HTTPS address.
+    let get = format!("GET /x?y=1 HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    let head = plain_head(s.d.edge_addr(), &get).await;
+    assert!(head.starts_with("HTTP/1.1 301 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("location: https://{HOST}:{https}/x?y=1\r\n")),
+        "{head}"
+    );
+
+    // HTTP/1.1 in TLS, routed by host name; an unknown name is the edge's 404.
+    let request =
+        |host: &str| format!("GET /secure HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let answer = over_tls(https, &request(HOST)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"x-forwarded-proto\": \"https\""),
+        "{answer}"
+    );
+    let answer = over_tls(https, &request("nope.localhost")).await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+
+    // HTTP/2 too, the host taken from the request's authority.
+    let stream = tls::connect(https, HOST, &[b"h2", b"http/1.1"]).await;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("an HTTP/2 handshake");
+    tokio::spawn(conn);
+    let request = hyper::Request::builder()
+        .uri(format!("https://{HOST}:{https}/over-h2"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(request).await.expect("an answer");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    assert_eq!(json_of(resp).await["path"], "/over-h2");
+}
+
+#[test]
+fn edge_https_without_a_certificate_is_a_usage_error() {
+    let temp = tempfile::tempdir().unwrap();
+    let run = common::lakeflyd_in(&temp.path().join("state"), &["--edge-https", "127.0.0.1:0"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--edge-tls-cert"), "{}", run.stderr);
+}

@@ -90,7 +90,12 @@ pub struct RunArgs {
     /// within it too. nginx's `keepalive_timeout`.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub edge_idle_timeout: crate::config::units::Duration,
-    /// PEM certificate chain (leaf first) for `[[services.ports]]` with the `tls` handler.
+    /// Where host-routed HTTPS is served: every app's `<app>.<domain>` over TLS (HTTP/2 or
+    /// HTTP/1.1) with --edge-tls-cert's certificate, e.g. 0.0.0.0:443.
+    #[arg(long, value_name = "ADDR", requires = "edge_tls_cert")]
+    pub edge_https: Option<std::net::SocketAddr>,
+    /// PEM certificate chain (leaf first) for --edge-https and for `[[services.ports]]`
+    /// with the `tls` handler.
     #[arg(long, value_name = "FILE", requires = "edge_tls_key")]
     pub edge_tls_cert: Option<std::path::PathBuf>,
     /// PEM private key of --edge-tls-cert.

@@ -70,6 +70,8 @@ pub struct Daemon {
     api_tls: Option<Arc<server_tls::ServerTls>>,
     /// Where the edge serves apps.
     pub edge_addr: SocketAddr,
+    /// Where the edge serves apps over HTTPS, when it does.
+    pub edge_https: Option<SocketAddr>,
     edge: edge::Edge,
     hub: EventHub,
     runtime: runtime::Runtime,
@@ -265,7 +267,12 @@ impl Daemon {
         ));
         hub.emit(NewEvent::daemon(
             kind::DAEMON_STARTED,
-            serde_json::json!({ "api": api_addr.to_string(), "edge": edge.addr.to_string(), "pid": std::process::id() }),
+            serde_json::json!({
+                "api": api_addr.to_string(),
+                "edge": edge.addr.to_string(),
+                "edge_https": edge.https_addr.map(|a| a.to_string()),
+                "pid": std::process::id(),
+            }),
         ))
         .await?;
         write_record(&options.state_dir, &api_url)?;
@@ -275,6 +282,7 @@ impl Daemon {
             api_url,
             api_tls,
             edge_addr: edge.addr,
+            edge_https: edge.https_addr,
             edge,
             hub,
             runtime,
@@ -335,6 +343,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             auto_start_wait: args.auto_start_wait.to_std(),
             stall_timeout: args.edge_stall_timeout.to_std(),
             idle_timeout: args.edge_idle_timeout.to_std(),
+            https: args.edge_https,
             tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key),
         },
         state_dir: state_dir.clone(),
@@ -365,6 +374,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             serde_json::json!({
                 "api": daemon.api_url,
                 "edge": format!("http://{}", daemon.edge_addr),
+                "edge_https": daemon.edge_https.map(|a| format!("https://{a}")),
                 "state": state_dir,
                 "pid": std::process::id(),
             })

@@ -54,7 +54,8 @@ pub(super) async fn serve_http1<T>(
     }
 }
 
-/// Serves an HTTPS connection whose client chose HTTP/2, on the service port `fixed`.
+/// Serves an HTTPS connection whose client chose HTTP/2, on the service port `fixed` (or
+/// routed by host name).
 /// Each stream is a request handled as over HTTP/1.1 (and sent to a machine over
 /// HTTP/1.1). With no stream open for the idle timeout, the connection is told to go
 /// away (GOAWAY) and closes.
@@ -62,14 +63,14 @@ pub(super) async fn serve_h2<T>(
     state: Arc<EdgeState>,
     io: T,
     peer: SocketAddr,
-    fixed: (String, u16),
+    fixed: Option<(String, u16)>,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let open = Arc::new(watch::Sender::new(0usize));
     let streams = open.subscribe();
     let service = {
-        let (state, fixed) = (state.clone(), Some(fixed));
+        let state = state.clone();
         hyper::service::service_fn(move |req| {
             let stream = OpenStream::new(&open);
             let handled = http::handle(state.clone(), req, peer, fixed.clone(), Scheme::Https);

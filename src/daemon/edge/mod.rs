@@ -127,7 +127,9 @@ pub struct EdgeOptions {
     /// How long a client connection may carry no request before it is closed (and how
     /// long a request's head may take to arrive).
     pub idle_timeout: Duration,
-    /// The certificate for ports with the `tls` handler.
+    /// Where host-routed HTTPS is served (with `tls`).
+    pub https: Option<SocketAddr>,
+    /// The certificate for `https` and for ports with the `tls` handler.
     pub tls: Option<crate::daemon::server_tls::TlsFiles>,
 }
 
@@ -144,6 +146,8 @@ pub struct EdgeState {
     stall_timeout: Duration,
     /// How long a connection may carry no request.
     idle_timeout: Duration,
+    /// Where host-routed HTTPS is served, when it is.
+    https_addr: Option<SocketAddr>,
     /// TLS for ports with the `tls` handler, when a certificate was given.
     tls: Option<crate::daemon::server_tls::ServerTls>,
     /// Apps a machine is being auto-started for.
@@ -174,13 +178,15 @@ impl EdgeState {
         OpenConnection(gauge)
     }
 
-    /// The port the app's `force_https` redirects to.
+    /// The port the app's `force_https` redirects to: its own HTTPS port, else the
+    /// edge's host-routed HTTPS.
     fn https_port(&self, app: &str) -> Option<u16> {
         self.routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(app)
             .and_then(AppRoutes::https_port)
+            .or(self.https_addr.map(|a| a.port()))
     }
 
     fn udp_route(&self, app: &str, port: u16) -> Option<Arc<Route>> {
@@ -217,6 +223,8 @@ pub struct Edge {
     ip: IpAddr,
     /// Where host-routed HTTP is served.
     pub addr: SocketAddr,
+    /// Where host-routed HTTPS is served, when it is.
+    pub https_addr: Option<SocketAddr>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Flips to `true` when the edge stops accepting.
     accepting: Arc<watch::Sender<bool>>,
@@ -260,6 +268,22 @@ impl Edge {
             .as_ref()
             .map(crate::daemon::server_tls::ServerTls::load)
             .transpose()?;
+        let https = match options.https {
+            Some(at) => {
+                let bind_error = |source| crate::error::Error::Bind {
+                    what: "edge HTTPS",
+                    addr: at,
+                    source,
+                };
+                let listener = std::net::TcpListener::bind(at).map_err(bind_error)?;
+                listener.set_nonblocking(true).map_err(bind_error)?;
+                let addr = listener.local_addr().map_err(bind_error)?;
+                let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_error)?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
+        let https_addr = https.as_ref().map(|(_, addr)| *addr);
         let state = Arc::new(EdgeState {
             backends,
             routes: RwLock::default(),
@@ -270,6 +294,7 @@ impl Edge {
             auto_start_wait: options.auto_start_wait,
             stall_timeout: options.stall_timeout,
             idle_timeout: options.idle_timeout,
+            https_addr,
             tls,
             waking: Arc::default(),
         });
@@ -282,17 +307,21 @@ impl Edge {
                 .spawn(move || edge_thread(slot, listener, state, stop, exit))
                 .map_err(bind_error)?;
         }
-        let idle = tokio::spawn(autostart::stop_idle(
+        let mut tasks = vec![tokio::spawn(autostart::stop_idle(
             state.clone(),
             options.auto_stop_after,
             shutdown,
-        ));
+        ))];
+        if let Some((listener, _)) = https {
+            tasks.push(tokio::spawn(accept_https(listener, state.clone(), stop)));
+        }
         Ok(Edge {
             state,
             ports: Arc::default(),
             ip: addr.ip(),
             addr,
-            tasks: Arc::new(Mutex::new(vec![idle])),
+            https_addr,
+            tasks: Arc::new(Mutex::new(tasks)),
             accepting: Arc::new(accepting),
         })
     }
@@ -322,7 +351,8 @@ impl Edge {
                 !tls
             });
         }
-        if routes.forces_https() && routes.https_port().is_none() {
+        if routes.forces_https() && routes.https_port().is_none() && self.state.https_addr.is_none()
+        {
             routes.warnings.push(
                 "force_https is not applied: no port of this app serves HTTPS (a [[services.ports]] \
                  with handlers = [\"tls\", \"http\"], and lakeflyd started with --edge-tls-cert and \
@@ -515,6 +545,27 @@ async fn accept(
         match accepted {
             Ok((stream, peer)) => {
                 tokio::spawn(relay::serve(state.clone(), stream, peer, fixed.clone()));
+            }
+            Err(e) => accept_failed(e).await,
+        }
+    }
+}
+
+/// Host-routed HTTPS (`--edge-https`): each connection's TLS is ended, then its requests
+/// are routed by `Host` as on the plain edge address.
+async fn accept_https(
+    listener: tokio::net::TcpListener,
+    state: Arc<EdgeState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(tls::serve_routed(state.clone(), stream, peer));
             }
             Err(e) => accept_failed(e).await,
         }

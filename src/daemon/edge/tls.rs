@@ -1,9 +1,10 @@
-//! TLS on the edge. A `[[services.ports]]` port whose handlers include `tls` (Fly's
-//! `handlers = ["tls", "http"]` on 443) terminates TLS with the certificate that
-//! `lakeflyd --edge-tls-cert` and `--edge-tls-key` name, then serves HTTP when `http` is
-//! among its handlers (with `X-Forwarded-Proto: https`; HTTP/2 when the client offers it,
-//! HTTP/1.1 otherwise, and HTTP/1.1 to the machine either way), else passes the plaintext
-//! on to a machine as raw TCP. Without a certificate such a port is reported and left out.
+//! TLS on the edge, with the certificate `lakeflyd --edge-tls-cert` and `--edge-tls-key`
+//! name. `--edge-https` serves every app by host name over TLS. A `[[services.ports]]`
+//! port whose handlers include `tls` (Fly's `handlers = ["tls", "http"]` on 443) serves
+//! HTTP when `http` is among its handlers, else passes the plaintext on to a machine as
+//! raw TCP. HTTP in TLS is HTTP/2 when the client offers it, HTTP/1.1 otherwise, with
+//! `X-Forwarded-Proto: https`; machines get HTTP/1.1 unless `h2_backend`. Without a
+//! certificate a `tls` port is reported and left out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,17 +30,42 @@ pub async fn serve(
     };
     let acceptor = if http { tls.web() } else { tls.raw() };
     let _open = state.open_connection();
-    let _ = stream.set_nodelay(true);
-    let Some(stream) = crate::daemon::server_tls::handshake(&acceptor, stream, peer, "edge").await
-    else {
+    let Some(stream) = end_tls(&acceptor, stream, peer).await else {
         return;
     };
     if http && stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        super::conn::serve_h2(state, stream, peer, (app, port)).await;
+        super::conn::serve_h2(state, stream, peer, Some((app, port))).await;
     } else if http {
         super::conn::serve_http1(state, stream, peer, Some((app, port)), super::Scheme::Https)
             .await;
     } else {
         super::tcp::splice(state, route, None, stream).await;
     }
+}
+
+/// Serves one connection accepted on `--edge-https`: HTTP/2 or HTTP/1.1 in TLS, each
+/// request routed by its host name as on the plain edge address.
+pub async fn serve_routed(state: Arc<EdgeState>, stream: TcpStream, peer: SocketAddr) {
+    let Some(tls) = &state.tls else {
+        return;
+    };
+    let _open = state.open_connection();
+    let Some(stream) = end_tls(&tls.web(), stream, peer).await else {
+        return;
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        super::conn::serve_h2(state, stream, peer, None).await;
+    } else {
+        super::conn::serve_http1(state, stream, peer, None, super::Scheme::Https).await;
+    }
+}
+
+/// The TLS handshake of an accepted connection, within the handshake timeout.
+async fn end_tls(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let _ = stream.set_nodelay(true);
+    crate::daemon::server_tls::handshake(acceptor, stream, peer, "edge").await
 }
