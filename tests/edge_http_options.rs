@@ -12,7 +12,6 @@ use bytes::Bytes;
 use common::daemon::TestDaemon;
 use common::tls;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
 /// How long anything a test waits for may take.
@@ -152,12 +151,7 @@ async fn an_h2_backend_is_spoken_to_in_http2_and_answers_get_their_headers() {
     assert_eq!(seen["bytes"], 1000);
 
     // An HTTP/2 client over TLS, as a gRPC client: its trailers come back.
-    let stream = tls::connect(https, HOST, &[b"h2"]).await;
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("an HTTP/2 handshake");
-    tokio::spawn(conn);
+    let (mut sender, _conn) = tls::h2(https, HOST, &[b"h2"]).await;
     let request = hyper::Request::builder()
         .method("POST")
         .uri(format!("https://{HOST}:{https}/pkg.Svc/Stream"))

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest, Sha256};
 
 use common::edge::{Setup, DEADLINE, HOST};
@@ -305,13 +304,7 @@ async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
     let s = Setup::new(&services(https, common::free_port()), &flags);
     s.deploy().await.expect_code(0);
 
-    let tls = tls::connect(https, HOST, &[b"h2", b"http/1.1"]).await;
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("an HTTP/2 handshake");
-    tokio::spawn(conn);
+    let (mut sender, _conn) = tls::h2(https, HOST, &[b"h2", b"http/1.1"]).await;
     let request = |method: &str, path: &str, body: BoxBody<Bytes, Infallible>| {
         hyper::Request::builder()
             .method(method)
@@ -384,14 +377,7 @@ async fn an_http2_connection_goes_away_once_idle_and_not_while_a_stream_is_open(
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let s = Setup::new(&services(https, common::free_port()), &flags);
     s.deploy().await.expect_code(0);
-    let connect = || async {
-        let tls = tls::connect(https, HOST, &[b"h2"]).await;
-        let (sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-                .await
-                .expect("an HTTP/2 handshake");
-        (sender, tokio::spawn(conn))
-    };
+    let connect = || tls::h2(https, HOST, &[b"h2"]);
     let get = |path: &str| {
         hyper::Request::builder()
             .uri(format!("https://{HOST}:{https}{path}"))
@@ -460,12 +446,7 @@ async fn edge_https_serves_every_app_by_host_name_and_force_https_redirects_ther
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 
     // HTTP/2 too, the host taken from the request's authority.
-    let stream = tls::connect(https, HOST, &[b"h2", b"http/1.1"]).await;
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("an HTTP/2 handshake");
-    tokio::spawn(conn);
+    let (mut sender, _conn) = tls::h2(https, HOST, &[b"h2", b"http/1.1"]).await;
     let request = hyper::Request::builder()
         .uri(format!("https://{HOST}:{https}/over-h2"))
         .body(Empty::<Bytes>::new())

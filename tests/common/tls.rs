@@ -51,3 +51,28 @@ pub async fn connect(port: u16, host: &str, alpn: &[&[u8]]) -> TlsStream<tokio::
         .await
         .expect("a TLS handshake with a certificate the test CA signed")
 }
+
+/// An HTTP/2 connection in TLS to `127.0.0.1:port` as `host` (which must choose `h2`),
+/// driven by a task of its own that ends with the connection.
+pub async fn h2<B>(
+    port: u16,
+    host: &str,
+    alpn: &[&[u8]],
+) -> (
+    hyper::client::conn::http2::SendRequest<B>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+)
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = connect(port, host, alpn).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("an HTTP/2 handshake");
+    (sender, tokio::spawn(conn))
+}

@@ -535,20 +535,12 @@ async fn accept(
     listener: tokio::net::TcpListener,
     state: Arc<EdgeState>,
     fixed: Option<(String, u16)>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stop| *stop) => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                tokio::spawn(relay::serve(state.clone(), stream, peer, fixed.clone()));
-            }
-            Err(e) => accept_failed(e).await,
-        }
-    }
+    accept_until(listener, stop, |stream, peer| {
+        tokio::spawn(relay::serve(state.clone(), stream, peer, fixed.clone()));
+    })
+    .await;
 }
 
 /// Host-routed HTTPS (`--edge-https`): each connection's TLS is ended, then its requests
@@ -556,7 +548,19 @@ async fn accept(
 async fn accept_https(
     listener: tokio::net::TcpListener,
     state: Arc<EdgeState>,
+    stop: watch::Receiver<bool>,
+) {
+    accept_until(listener, stop, |stream, peer| {
+        tokio::spawn(tls::serve_routed(state.clone(), stream, peer));
+    })
+    .await;
+}
+
+/// Hands each accepted connection to `serve` until `stop` turns true.
+async fn accept_until(
+    listener: tokio::net::TcpListener,
     mut stop: watch::Receiver<bool>,
+    mut serve: impl FnMut(tokio::net::TcpStream, SocketAddr),
 ) {
     loop {
         let accepted = tokio::select! {
@@ -564,9 +568,7 @@ async fn accept_https(
             _ = stop.wait_for(|stop| *stop) => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                tokio::spawn(tls::serve_routed(state.clone(), stream, peer));
-            }
+            Ok((stream, peer)) => serve(stream, peer),
             Err(e) => accept_failed(e).await,
         }
     }
