@@ -14,6 +14,7 @@ mod forwarding;
 pub mod http;
 mod pool;
 mod proxy_proto;
+mod public_ports;
 mod relay;
 pub mod routes;
 mod stall;
@@ -32,6 +33,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::backends::Backends;
+use self::public_ports::PortListener;
+pub use self::public_ports::PublicPort;
 use self::routes::{AppRoutes, PortRoute, Route};
 use super::metrics::Metrics;
 use super::runtime::Runtime;
@@ -75,30 +78,6 @@ pub enum EdgeError {
         /// What the OS said.
         source: std::io::Error,
     },
-}
-
-/// A public port of a `[[services]]` entry: a number and a transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PublicPort {
-    /// The port number.
-    pub number: u16,
-    /// UDP, else TCP.
-    pub udp: bool,
-}
-
-impl std::fmt::Display for PublicPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.udp {
-            true => write!(f, "{}/udp", self.number),
-            false => write!(f, "{}", self.number),
-        }
-    }
-}
-
-/// A public port's socket, bound before anything changes.
-enum Bound {
-    Tcp(tokio::net::TcpListener),
-    Udp(tokio::net::UdpSocket),
 }
 
 /// What to do when a service port cannot be bound.
@@ -228,11 +207,6 @@ pub struct Edge {
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Flips to `true` when the edge stops accepting.
     accepting: Arc<watch::Sender<bool>>,
-}
-
-struct PortListener {
-    app: String,
-    task: JoinHandle<()>,
 }
 
 impl Edge {
@@ -389,7 +363,7 @@ impl Edge {
                 Some(_) => continue,
                 None => {}
             }
-            match bind(self.ip, port) {
+            match public_ports::bind(self.ip, port) {
                 Ok(socket) => bound.push((port, socket)),
                 Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
                     routes.warnings.push(format!(
@@ -421,15 +395,7 @@ impl Edge {
             keep
         });
         for (port, socket) in bound {
-            let (state, app_name) = (self.state.clone(), app.to_string());
-            let task = match socket {
-                Bound::Tcp(listener) => {
-                    tokio::spawn(accept_port(listener, state, app_name, port.number))
-                }
-                Bound::Udp(socket) => {
-                    tokio::spawn(udp::serve(state, socket, app_name, port.number))
-                }
-            };
+            let task = public_ports::serve(socket, self.state.clone(), app, port.number);
             ports.insert(
                 port,
                 PortListener {
@@ -518,17 +484,6 @@ fn edge_thread(
     });
 }
 
-fn bind(ip: IpAddr, port: PublicPort) -> std::io::Result<Bound> {
-    if port.udp {
-        let socket = std::net::UdpSocket::bind((ip, port.number))?;
-        socket.set_nonblocking(true)?;
-        return tokio::net::UdpSocket::from_std(socket).map(Bound::Udp);
-    }
-    let listener = std::net::TcpListener::bind((ip, port.number))?;
-    listener.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(listener).map(Bound::Tcp)
-}
-
 /// Accepts connections until the daemon stops; `fixed` is the app and port of a service
 /// port, else the `Host` header picks the app.
 async fn accept(
@@ -569,51 +524,6 @@ async fn accept_until(
         };
         match accepted {
             Ok((stream, peer)) => serve(stream, peer),
-            Err(e) => accept_failed(e).await,
-        }
-    }
-}
-
-/// A service port: each connection is served as its route says at the time it arrives.
-async fn accept_port(
-    listener: tokio::net::TcpListener,
-    state: Arc<EdgeState>,
-    app: String,
-    port: u16,
-) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => match state.port_route(&app, port) {
-                Some(PortRoute::Http(_)) => {
-                    tokio::spawn(relay::serve(
-                        state.clone(),
-                        stream,
-                        peer,
-                        Some((app.clone(), port)),
-                    ));
-                }
-                Some(PortRoute::Tcp(route, proxy)) => {
-                    let _ = stream.set_nodelay(true);
-                    let header = match (proxy, stream.local_addr()) {
-                        (Some(proxy), Ok(local)) => Some(proxy.header(peer, local)),
-                        _ => None,
-                    };
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        let _open = state.open_connection();
-                        tcp::splice(state, route, header, stream).await;
-                    });
-                }
-                Some(PortRoute::Https(route)) => {
-                    let at = (app.clone(), port);
-                    tokio::spawn(tls::serve(state.clone(), stream, peer, at, route, true));
-                }
-                Some(PortRoute::TlsTcp(route)) => {
-                    let at = (app.clone(), port);
-                    tokio::spawn(tls::serve(state.clone(), stream, peer, at, route, false));
-                }
-                None => drop(stream),
-            },
             Err(e) => accept_failed(e).await,
         }
     }
