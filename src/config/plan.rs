@@ -70,11 +70,9 @@ pub fn internal_port_for(cfg: &AppConfig, group: &str) -> Option<u16> {
         })
 }
 
-/// Whether `group`'s internal port is only ever named by `protocol = "udp"` services.
-pub fn udp_only(cfg: &AppConfig, group: &str) -> bool {
-    let Some(port) = internal_port_for(cfg, group) else {
-        return false;
-    };
+/// Whether `port`, `group`'s internal port, is only ever named by `protocol = "udp"`
+/// services.
+pub fn udp_only(cfg: &AppConfig, group: &str, port: u16) -> bool {
     let http = cfg
         .http_service
         .as_ref()
@@ -159,6 +157,7 @@ pub fn machine_spec(
         .or_else(|| fallback_command.map(str::to_string))
         .ok_or_else(|| PlanError::NoCommand(group.to_string()))?;
     let (restart, max_retries) = restart_for(cfg, group);
+    let internal_port = internal_port_for(cfg, group);
     Ok(MachineSpec {
         process_group: group.to_string(),
         command,
@@ -168,8 +167,8 @@ pub fn machine_spec(
         kill_timeout: cfg.kill_timeout,
         restart,
         max_retries,
-        internal_port: internal_port_for(cfg, group),
-        udp_only: udp_only(cfg, group),
+        internal_port,
+        udp_only: internal_port.is_some_and(|port| udp_only(cfg, group, port)),
         release_version,
         mounts: mounts_for(cfg, group),
         checks: checks_for(cfg, group),
@@ -290,9 +289,12 @@ mod tests {
             internal_port = 8080
             processes = ["web"]
         "#);
-        assert!(udp_only(&c, "dns"));
-        assert!(!udp_only(&c, "both"), "TCP on the same port can be probed");
-        assert!(!udp_only(&c, "web"));
+        assert!(udp_only(&c, "dns", 53));
+        assert!(
+            !udp_only(&c, "both", 53),
+            "TCP on the same port can be probed"
+        );
+        assert!(!udp_only(&c, "web", 8080));
         assert!(machine_spec(&c, "dns", None, None).unwrap().udp_only);
     }
 

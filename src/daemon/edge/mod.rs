@@ -134,20 +134,21 @@ pub struct EdgeState {
 }
 
 impl EdgeState {
-    fn http_route(&self, app: &str) -> Option<Arc<Route>> {
+    /// What `find` takes from the routes of `app`, if it has any.
+    fn look_up<T>(&self, app: &str, find: impl FnOnce(&AppRoutes) -> Option<T>) -> Option<T> {
         self.routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(app)
-            .and_then(|r| r.http.clone())
+            .and_then(find)
+    }
+
+    fn http_route(&self, app: &str) -> Option<Arc<Route>> {
+        self.look_up(app, |r| r.http.clone())
     }
 
     fn port_route(&self, app: &str, port: u16) -> Option<PortRoute> {
-        self.routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(app)
-            .and_then(|r| r.ports.get(&port).cloned())
+        self.look_up(app, |r| r.ports.get(&port).cloned())
     }
 
     /// Counts a client connection in `/metrics` for as long as the guard lives.
@@ -160,20 +161,12 @@ impl EdgeState {
     /// The port the app's `force_https` redirects to: its own HTTPS port, else the
     /// edge's host-routed HTTPS.
     fn https_port(&self, app: &str) -> Option<u16> {
-        self.routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(app)
-            .and_then(AppRoutes::https_port)
+        self.look_up(app, AppRoutes::https_port)
             .or(self.https_addr.map(|a| a.port()))
     }
 
     fn udp_route(&self, app: &str, port: u16) -> Option<Arc<Route>> {
-        self.routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(app)
-            .and_then(|r| r.udp.get(&port).cloned())
+        self.look_up(app, |r| r.udp.get(&port).cloned())
     }
 
     fn service_http_route(&self, app: &str, port: u16) -> Option<Arc<Route>> {
@@ -234,8 +227,7 @@ impl Edge {
             addr: options.addr,
             source,
         };
-        let listener = std::net::TcpListener::bind(options.addr).map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
+        let listener = public_ports::listen(options.addr).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let tls = options
             .tls
@@ -249,8 +241,7 @@ impl Edge {
                     addr: at,
                     source,
                 };
-                let listener = std::net::TcpListener::bind(at).map_err(bind_error)?;
-                listener.set_nonblocking(true).map_err(bind_error)?;
+                let listener = public_ports::listen(at).map_err(bind_error)?;
                 let addr = listener.local_addr().map_err(bind_error)?;
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_error)?;
                 Some((listener, addr))

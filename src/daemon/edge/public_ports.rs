@@ -2,7 +2,7 @@
 //! changes anything, then served by a task of its own as its route says at the time a
 //! connection or datagram arrives.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -47,9 +47,15 @@ pub(super) fn bind(ip: IpAddr, port: PublicPort) -> std::io::Result<Bound> {
         socket.set_nonblocking(true)?;
         return tokio::net::UdpSocket::from_std(socket).map(Bound::Udp);
     }
-    let listener = std::net::TcpListener::bind((ip, port.number))?;
-    listener.set_nonblocking(true)?;
+    let listener = listen(SocketAddr::new(ip, port.number))?;
     tokio::net::TcpListener::from_std(listener).map(Bound::Tcp)
+}
+
+/// A non-blocking TCP listener on `addr`, for an event loop to take.
+pub(super) fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// Starts serving a bound port of `app`.
