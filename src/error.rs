@@ -98,6 +98,15 @@ pub enum Error {
         problem: &'static str,
     },
 
+    /// A host name given on the command line breaks the naming rules.
+    #[error("host name {hostname:?} {problem}")]
+    InvalidHostname {
+        /// The name as given.
+        hostname: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
     /// Another daemon already uses the state directory.
     #[error("another lakeflyd is running with state directory {}", dir.display())]
     StateLocked {
@@ -284,6 +293,7 @@ impl Error {
             Error::Edit { .. } => "edit_conflict",
             Error::AlreadyExists { .. } => "already_exists",
             Error::InvalidAppName { .. } => "invalid_app_name",
+            Error::InvalidHostname { .. } => "invalid_hostname",
             Error::StateLocked { .. } => "state_locked",
             Error::Bind { .. } => "bind_failed",
             Error::NoStateDir => "no_state_dir",
@@ -331,7 +341,8 @@ impl Error {
             Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } => exit::NOT_FOUND,
             Error::InvalidKey { .. }
             | Error::NotAnAssignment { .. }
-            | Error::InvalidAppName { .. } => exit::USAGE,
+            | Error::InvalidAppName { .. }
+            | Error::InvalidHostname { .. } => exit::USAGE,
             Error::Edit { .. } | Error::AlreadyExists { .. } | Error::StateLocked { .. } => {
                 exit::CONFLICT
             }
@@ -411,6 +422,7 @@ impl Error {
             Error::Edit { .. } => Some("use an index for lists, e.g. services[0].internal_port".into()),
             Error::AlreadyExists { flag, .. } => Some(format!("pass {flag} to overwrite it")),
             Error::InvalidAppName { .. } => Some(crate::config::names::APP_NAME_HINT.into()),
+            Error::InvalidHostname { .. } => Some(crate::config::names::HOSTNAME_HINT.into()),
             Error::StateLocked { .. } => Some("stop it first (`lakefly daemon stop`), or pass another --state".into()),
             Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
                 Some("another program listens there; pick another address".into())

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::types::{
-    ApiError, App, AppStatus, CreateApp, DeployRequest, Health, LogEntry, Machine, Release,
+    AddHostname, ApiError, App, AppStatus, CreateApp, DeployRequest, Health, Hostname, LogEntry,
+    Machine, Release,
 };
 
 /// Which log lines to read.
@@ -411,6 +412,37 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    /// `GET /v1/apps/{app}/certs`: the host names routed to the app.
+    pub async fn hostnames(&self, app: &str) -> Result<Vec<Hostname>, ClientError> {
+        self.call(Method::GET, &format!("/v1/apps/{app}/certs"), None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/apps/{app}/certs/{hostname}`.
+    pub async fn hostname(&self, app: &str, hostname: &str) -> Result<Hostname, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{app}/certs/{hostname}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/apps/{app}/certs`: routes `hostname` to the app.
+    pub async fn add_hostname(&self, app: &str, hostname: &str) -> Result<Hostname, ClientError> {
+        let body = AddHostname {
+            hostname: hostname.to_string(),
+        };
+        self.call(Method::POST, &format!("/v1/apps/{app}/certs"), Some(&body))
+            .await
+    }
+
+    /// `DELETE /v1/apps/{app}/certs/{hostname}`.
+    pub async fn remove_hostname(&self, app: &str, hostname: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &format!("/v1/apps/{app}/certs/{hostname}"))
+            .await
     }
 
     /// `GET /v1/apps/{app}/releases`, newest first.

@@ -417,6 +417,29 @@ pub struct SecretInfo {
     pub updated_at: String,
 }
 
+/// A host name routed to an app besides `<app>.<domain>` (`lakefly certs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hostname {
+    /// The name, lowercase: `www.example.com`, or `*.example.com` for every name one
+    /// label under it that no app has by its own name.
+    pub hostname: String,
+    /// The app it routes to.
+    pub app: String,
+    /// When it was added (RFC 3339).
+    pub created_at: String,
+    /// The edge's certificate file HTTPS for the name is served with, when one of the
+    /// edge's certificates covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// `POST /v1/apps/{app}/certs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddHostname {
+    /// The host name to route to the app.
+    pub hostname: String,
+}
+
 /// One line of a machine's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -517,4 +540,8 @@ pub mod kind {
     pub const TLS_RELOADED: &str = "tls.reloaded";
     /// A TLS certificate could not be read again; the one served so far stays.
     pub const TLS_RELOAD_FAILED: &str = "tls.reload_failed";
+    /// A host name now routes to the app (`hostname` in the data).
+    pub const HOSTNAME_ADDED: &str = "hostname.added";
+    /// A host name no longer routes to the app.
+    pub const HOSTNAME_REMOVED: &str = "hostname.removed";
 }

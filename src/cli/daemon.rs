@@ -90,17 +90,19 @@ pub struct RunArgs {
     /// within it too. nginx's `keepalive_timeout`.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub edge_idle_timeout: crate::config::units::Duration,
-    /// Where host-routed HTTPS is served: every app's `<app>.<domain>` over TLS (HTTP/2 or
-    /// HTTP/1.1) with --edge-tls-cert's certificate, e.g. 0.0.0.0:443.
+    /// Where host-routed HTTPS is served: every app's `<app>.<domain>` and added host
+    /// names over TLS (HTTP/2 or HTTP/1.1) with --edge-tls-cert's certificates, e.g.
+    /// 0.0.0.0:443.
     #[arg(long, value_name = "ADDR", requires = "edge_tls_cert")]
     pub edge_https: Option<std::net::SocketAddr>,
     /// PEM certificate chain (leaf first) for --edge-https and for `[[services.ports]]`
-    /// with the `tls` handler.
+    /// with the `tls` handler. Repeat (each with its --edge-tls-key) to serve several:
+    /// a client gets the first that covers the name it asks for, else the first.
     #[arg(long, value_name = "FILE", requires = "edge_tls_key")]
-    pub edge_tls_cert: Option<std::path::PathBuf>,
-    /// PEM private key of --edge-tls-cert.
+    pub edge_tls_cert: Vec<std::path::PathBuf>,
+    /// PEM private key of --edge-tls-cert (in the same order when repeated).
     #[arg(long, value_name = "FILE", requires = "edge_tls_cert")]
-    pub edge_tls_key: Option<std::path::PathBuf>,
+    pub edge_tls_key: Vec<std::path::PathBuf>,
     /// PEM certificate chain (leaf first): the API is served over HTTPS (clients trust its
     /// CA through the host's store or `SSL_CERT_FILE`).
     #[arg(long, value_name = "FILE", requires = "api_tls_key")]

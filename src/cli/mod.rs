@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod certs;
 pub mod completion;
 pub mod config;
 pub mod daemon;
@@ -101,6 +102,8 @@ pub enum Command {
     Scale(scale::ScaleArgs),
     /// Set, unset and list the app's secrets.
     Secrets(secrets::SecretsArgs),
+    /// Route your own host names (www.example.com) to the app.
+    Certs(certs::CertsArgs),
     /// Show the app's logs, and follow them.
     Logs(logs::LogsArgs),
     /// Follow events as they happen.
@@ -133,6 +136,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Machines(args) => machines::run(&global, args),
         Command::Scale(args) => scale::run(&global, args),
         Command::Secrets(args) => secrets::run(&global, args),
+        Command::Certs(args) => certs::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),
         Command::Events(args) => events::run(&global, args),
         Command::Watch(args) => watch::run(&global, args),

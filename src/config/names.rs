@@ -1,4 +1,5 @@
-//! Rules for the names users choose: apps and process groups.
+//! Rules for the names users choose: apps, process groups and the host names routed to
+//! apps.
 
 /// How to write a valid app name.
 pub const APP_NAME_HINT: &str =
@@ -49,6 +50,52 @@ pub fn check_group_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// How to write a valid host name for an app.
+pub const HOSTNAME_HINT: &str = "use a DNS name such as www.example.com (or *.example.com for every name one level under it), without scheme, port or path";
+
+/// Checks a host name to route to an app (`lakefly certs add`), as lowercased by the
+/// caller: a DNS name of two labels or more, optionally `*.` and a name (a wildcard for
+/// one label); not an IP address.
+pub fn check_hostname(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name.contains("://") || name.contains('/') || name.contains(':') {
+        return Err("is not a bare host name");
+    }
+    if name.len() > 253 {
+        return Err("is longer than 253 characters");
+    }
+    let exact = name.strip_prefix("*.").unwrap_or(name);
+    let labels: Vec<&str> = exact.split('.').collect();
+    if labels.len() < 2 {
+        return Err("needs a dot: a name under a domain, such as www.example.com");
+    }
+    for label in &labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err("has an empty label or one longer than 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(
+                "may only hold lowercase letters, digits, dashes and dots (and a leading `*.`)",
+            );
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("has a label that starts or ends with a dash");
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("is an IP address, not a host name");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +130,33 @@ mod tests {
             check_group_name("we b"),
             Err("may only hold letters, digits, dashes and underscores")
         );
+    }
+
+    #[test]
+    fn host_names() {
+        for ok in [
+            "www.example.com",
+            "example.com",
+            "*.example.com",
+            "a-1.b.dev",
+        ] {
+            assert_eq!(check_hostname(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "is empty"),
+            ("https://example.com", "is not a bare host name"),
+            ("example.com:443", "is not a bare host name"),
+            ("localhost", "needs a dot"),
+            ("a..b", "has an empty label"),
+            ("*.*.example.com", "may only hold"),
+            ("www.*.com", "may only hold"),
+            ("ex_ample.com", "may only hold"),
+            ("-a.example.com", "starts or ends with a dash"),
+            ("10.0.0.1", "is an IP address"),
+        ] {
+            let err = check_hostname(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        assert!(check_hostname(&format!("{}.com", "a.".repeat(130))).is_err());
     }
 }

@@ -51,7 +51,7 @@ pub struct Options {
     /// Log lines kept per app.
     pub log_lines_per_app: u64,
     /// The API's certificate; none serves plain HTTP.
-    pub api_tls: Option<server_tls::TlsFiles>,
+    pub api_tls: Vec<server_tls::TlsFiles>,
     /// Browser origins the API answers CORS requests from.
     pub cors_origins: Vec<String>,
     /// Where machines' `$PORT` comes from.
@@ -99,24 +99,29 @@ impl Daemon {
             tracing::info!("SIGHUP: nothing to reload (no --edge-tls-cert, no --api-tls-cert)");
         }
         for reload in reloads {
-            let event = match reload {
-                Ok(files) => {
-                    tracing::info!(role = files.role, cert = %files.cert.display(), "SIGHUP: TLS certificate read again");
-                    NewEvent::daemon(
-                        kind::TLS_RELOADED,
-                        serde_json::json!({ "role": files.role, "cert": files.cert, "key": files.key }),
-                    )
-                }
+            let events = match reload {
+                Ok(files) => files
+                    .iter()
+                    .map(|files| {
+                        tracing::info!(role = files.role, cert = %files.cert.display(), "SIGHUP: TLS certificate read again");
+                        NewEvent::daemon(
+                            kind::TLS_RELOADED,
+                            serde_json::json!({ "role": files.role, "cert": files.cert, "key": files.key }),
+                        )
+                    })
+                    .collect(),
                 Err(e) => {
-                    tracing::error!(error = %e, "SIGHUP: the TLS certificate served so far stays");
-                    NewEvent::daemon(
+                    tracing::error!(error = %e, "SIGHUP: the TLS certificates served so far stay");
+                    vec![NewEvent::daemon(
                         kind::TLS_RELOAD_FAILED,
                         serde_json::json!({ "role": e.role(), "error": e.to_string() }),
-                    )
+                    )]
                 }
             };
-            if let Err(e) = self.hub.emit(event).await {
-                tracing::warn!(error = %e, "could not record the reload");
+            for event in events {
+                if let Err(e) = self.hub.emit(event).await {
+                    tracing::warn!(error = %e, "could not record the reload");
+                }
             }
         }
     }
@@ -127,14 +132,11 @@ impl Daemon {
         if !options.api.ip().is_loopback() && !options.tokens.is_configured() {
             return Err(Error::InsecureApi { addr: options.api });
         }
-        if !options.api.ip().is_loopback() && options.api_tls.is_none() {
+        if !options.api.ip().is_loopback() && options.api_tls.is_empty() {
             tracing::warn!(api = %options.api, "the API is served beyond loopback without TLS: tokens and secrets cross the network in the clear; give --api-tls-cert and --api-tls-key");
         }
         // Read before anything starts, so an unusable certificate stops the start cleanly.
-        let api_tls = match &options.api_tls {
-            Some(files) => Some(Arc::new(server_tls::ServerTls::load(files)?)),
-            None => None,
-        };
+        let api_tls = server_tls::ServerTls::load(options.api_tls.clone())?.map(Arc::new);
         let lock = lock_state_dir(&options.state_dir)?;
         let store = Store::open(&options.state_dir)?;
         // Bind before any machine starts, so an address in use stops the start cleanly.
@@ -214,6 +216,7 @@ impl Daemon {
             shutdown: shutdown_rx.clone(),
             finished: deploys,
         };
+        edge.reload_hostnames().await?;
         // Every app's current release is served again, ports included.
         for app in store.list_apps().await? {
             if let Err(e) = deployer.apply_edge(&app.name).await {
@@ -344,14 +347,18 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             stall_timeout: args.edge_stall_timeout.to_std(),
             idle_timeout: args.edge_idle_timeout.to_std(),
             https: args.edge_https,
-            tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key),
+            tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key)?,
         },
         state_dir: state_dir.clone(),
         events_keep: args.events_keep,
         events_max_age: args.events_max_age,
         bundle_max_bytes: args.bundle_max_bytes,
         log_lines_per_app: args.log_lines_per_app,
-        api_tls: server_tls::TlsFiles::given("API", &args.api_tls_cert, &args.api_tls_key),
+        api_tls: server_tls::TlsFiles::given(
+            "API",
+            args.api_tls_cert.as_slice(),
+            args.api_tls_key.as_slice(),
+        )?,
         cors_origins: args.cors_origin.clone(),
         machine_ports: args.machine_ports,
         tokens: match &args.token_file {

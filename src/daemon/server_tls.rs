@@ -1,6 +1,7 @@
-//! Certificates lakeflyd serves (the edge's `--edge-tls-cert`, the API's
-//! `--api-tls-cert`): read from PEM files, checked to match their key, and swapped whole
-//! when SIGHUP asks for them to be read again.
+//! Certificates lakeflyd serves (the edge's `--edge-tls-cert`, which may be given for
+//! several names, the API's `--api-tls-cert`): read from PEM files, checked to match
+//! their key, chosen by the name a client asks for (SNI), and swapped whole when SIGHUP
+//! asks for them to be read again.
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -51,18 +52,29 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    /// The pair a `--*-tls-cert` and `--*-tls-key` flag name, when both were given (the
-    /// flags require each other).
+    /// The pairs the `--*-tls-cert` and `--*-tls-key` flags name, each certificate with
+    /// the key given in the same place (the flags require each other).
     pub fn given(
         role: &'static str,
-        cert: &Option<PathBuf>,
-        key: &Option<PathBuf>,
-    ) -> Option<Self> {
-        Some(TlsFiles {
-            role,
-            cert: cert.clone()?,
-            key: key.clone()?,
-        })
+        certs: &[PathBuf],
+        keys: &[PathBuf],
+    ) -> Result<Vec<Self>, TlsError> {
+        if certs.len() != keys.len() {
+            return Err(TlsError::Unpaired {
+                role,
+                certs: certs.len(),
+                keys: keys.len(),
+            });
+        }
+        Ok(certs
+            .iter()
+            .zip(keys)
+            .map(|(cert, key)| TlsFiles {
+                role,
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .collect())
     }
 }
 
@@ -89,6 +101,20 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
+    /// Certificates and keys were not given in pairs.
+    #[error(
+        "{certs} --{}-tls-cert given with {keys} --{}-tls-key: each certificate needs its key",
+        flag(role),
+        flag(role)
+    )]
+    Unpaired {
+        /// Whose certificates.
+        role: &'static str,
+        /// How many certificates.
+        certs: usize,
+        /// How many keys.
+        keys: usize,
+    },
     /// rustls refused the pair.
     #[error("the {role}'s TLS key {} cannot serve the certificate {}: {detail}", key.display(), cert.display())]
     Unusable {
@@ -109,17 +135,24 @@ impl TlsError {
         match self {
             TlsError::Read { role, .. }
             | TlsError::Unusable { role, .. }
-            | TlsError::NoCertificate { role, .. } => role,
+            | TlsError::NoCertificate { role, .. }
+            | TlsError::Unpaired { role, .. } => role,
         }
     }
 }
 
-/// TLS set-ups for one certificate: one offering HTTP/1.1 by ALPN, one offering nothing
-/// (a raw TCP port must not refuse a client that asks for another protocol). Both take
-/// their certificate from one place, which [`ServerTls::reload`] swaps.
+/// The flag prefix of a role: `edge`, `api`.
+fn flag(role: &str) -> String {
+    role.to_ascii_lowercase()
+}
+
+/// TLS set-ups for a set of certificates: one offering HTTP/1.1 by ALPN, one HTTP/2 and
+/// HTTP/1.1, one offering nothing (a raw TCP port must not refuse a client that asks for
+/// another protocol). All take their certificates from one place, which
+/// [`ServerTls::reload`] swaps.
 pub struct ServerTls {
-    files: TlsFiles,
-    current: Arc<CurrentCert>,
+    files: Vec<TlsFiles>,
+    current: Arc<CurrentCerts>,
     /// HTTP/1.1 only (the API).
     http: TlsAcceptor,
     /// HTTP/2 or HTTP/1.1 (the edge's HTTPS ports).
@@ -127,33 +160,56 @@ pub struct ServerTls {
     raw: TlsAcceptor,
 }
 
-/// The certificate new handshakes get: replaced whole on a reload, while a handshake
-/// under way keeps the one it started with.
+/// The certificates new handshakes get, in the order given: replaced whole on a reload,
+/// while a handshake under way keeps the one it started with.
 #[derive(Debug)]
-struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+struct CurrentCerts(RwLock<Arc<Vec<Arc<CertifiedKey>>>>);
 
-impl ResolvesServerCert for CurrentCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.0
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        )
+impl CurrentCerts {
+    fn get(&self) -> Arc<Vec<Arc<CertifiedKey>>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
+impl ResolvesServerCert for CurrentCerts {
+    /// The first certificate that covers the name the client asks for, else the first.
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let certs = self.get();
+        let chosen = match (hello.server_name(), certs.len()) {
+            (Some(name), 2..) => certs.iter().find(|c| covers(c, name)),
+            _ => None,
+        };
+        chosen.or(certs.first()).cloned()
+    }
+}
+
+/// Whether the leaf certificate of `key` is valid for the DNS name `name`.
+fn covers(key: &CertifiedKey, name: &str) -> bool {
+    let (Some(leaf), Ok(name)) = (key.cert.first(), pki_types::ServerName::try_from(name)) else {
+        return false;
+    };
+    webpki::EndEntityCert::try_from(leaf)
+        .is_ok_and(|cert| cert.verify_is_valid_for_subject_name(&name).is_ok())
+}
+
 impl ServerTls {
-    /// Reads the certificate and key `files` name.
-    pub fn load(files: &TlsFiles) -> Result<ServerTls, TlsError> {
-        let current = Arc::new(CurrentCert(RwLock::new(Arc::new(read_pair(files)?))));
+    /// Reads the certificates and keys `files` name; `None` when there are none.
+    pub fn load(files: Vec<TlsFiles>) -> Result<Option<ServerTls>, TlsError> {
+        let certs = files.iter().map(read_pair).collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = files.first() else {
+            return Ok(None);
+        };
+        let current = Arc::new(CurrentCerts(RwLock::new(Arc::new(certs))));
         let config = |alpn: &[&[u8]]| -> Result<TlsAcceptor, TlsError> {
             let mut config = rustls::ServerConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
                 .map_err(|e| TlsError::Unusable {
-                    role: files.role,
-                    cert: files.cert.clone(),
-                    key: files.key.clone(),
+                    role: first.role,
+                    cert: first.cert.clone(),
+                    key: first.key.clone(),
                     detail: e.to_string(),
                 })?
                 .with_no_client_auth()
@@ -161,30 +217,53 @@ impl ServerTls {
             config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
             Ok(TlsAcceptor::from(Arc::new(config)))
         };
-        Ok(ServerTls {
-            http: config(&[b"http/1.1"])?,
-            web: config(&[b"h2", b"http/1.1"])?,
-            raw: config(&[])?,
+        let (http, web, raw) = (
+            config(&[b"http/1.1"])?,
+            config(&[b"h2", b"http/1.1"])?,
+            config(&[])?,
+        );
+        Ok(Some(ServerTls {
+            http,
+            web,
+            raw,
             current,
-            files: files.clone(),
-        })
+            files,
+        }))
     }
 
-    /// Reads the files again (a renewed certificate): handshakes from now on use what
-    /// they hold. When they cannot be used, the certificate served so far stays.
+    /// Reads the files again (renewed certificates): handshakes from now on use what
+    /// they hold. When one cannot be used, all the certificates served so far stay.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let pair = Arc::new(read_pair(&self.files)?);
+        let certs = self
+            .files
+            .iter()
+            .map(read_pair)
+            .collect::<Result<Vec<_>, _>>()?;
         *self
             .current
             .0
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = pair;
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(certs);
         Ok(())
     }
 
-    /// The files the certificate comes from.
-    pub fn files(&self) -> &TlsFiles {
+    /// The files the certificates come from.
+    pub fn files(&self) -> &[TlsFiles] {
         &self.files
+    }
+
+    /// The files of the certificate served to clients asking for `hostname` (a
+    /// `*.` wildcard asks for any name one label under it), if one covers it.
+    pub fn covering(&self, hostname: &str) -> Option<&TlsFiles> {
+        // Any name under a wildcard stands for all of them: only a wildcard
+        // certificate covers this one.
+        let name = match hostname.strip_prefix("*.") {
+            Some(parent) => format!("lakefly-any-name.{parent}"),
+            None => hostname.to_string(),
+        };
+        let certs = self.current.get();
+        let at = certs.iter().position(|c| covers(c, &name))?;
+        self.files.get(at)
     }
 
     /// The set-up offering HTTP/1.1.
@@ -205,7 +284,7 @@ impl ServerTls {
 }
 
 /// The certificate chain and key `files` name, checked to belong together.
-fn read_pair(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
+fn read_pair(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
     let read = |what, path: &PathBuf, e: pki_types::pem::Error| TlsError::Read {
         role: files.role,
         what,
@@ -222,10 +301,11 @@ fn read_pair(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
         });
     }
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| read("key", &files.key, e))?;
-    CertifiedKey::from_der(certs, key, &provider()).map_err(|e| TlsError::Unusable {
+    let pair = CertifiedKey::from_der(certs, key, &provider()).map_err(|e| TlsError::Unusable {
         role: files.role,
         cert: files.cert.clone(),
         key: files.key.clone(),
         detail: e.to_string(),
-    })
+    })?;
+    Ok(Arc::new(pair))
 }

@@ -48,7 +48,7 @@ pub async fn handle(
     let html = wants_html(req.headers());
     let (app, route) = match &fixed {
         Some((app, port)) => (app.clone(), state.service_http_route(app, *port)),
-        None => match app_from_host(&req, &state.domain) {
+        None => match app_from_host(&req, &state.hosts) {
             Some(app) => {
                 let route = state.http_route(&app);
                 (app, route)
@@ -59,7 +59,7 @@ pub async fn handle(
                     "unknown_app",
                     &format!(
                         "no app named in the Host header; ask for <app>.{}",
-                        state.domain
+                        state.hosts.domain()
                     ),
                     html,
                 );
@@ -115,28 +115,14 @@ impl EdgeState {
     }
 }
 
-/// `<app>.<domain>` from the `Host` header (or the URI's authority), port ignored.
-fn app_from_host<B>(req: &Request<B>, domain: &str) -> Option<String> {
+/// The app the `Host` header (or the URI's authority) is for.
+fn app_from_host<B>(req: &Request<B>, hosts: &super::hosts::Hosts) -> Option<String> {
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host())?;
-    app_from_host_name(host, domain)
-}
-
-/// `<app>.<domain>` from a host name, port ignored.
-pub(super) fn app_from_host_name(host: &str, domain: &str) -> Option<String> {
-    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let app = host.strip_suffix(domain)?.strip_suffix('.')?;
-    (!app.is_empty() && !app.contains('.')).then(|| app.to_string())
+    hosts.app_for(host)
 }
 
 /// Sends the request to a healthy machine of the route and streams its answer back.
@@ -532,15 +518,16 @@ mod tests {
     }
 
     #[test]
-    fn the_app_comes_from_the_host_name_under_the_domain() {
-        let app = |host: &str| app_from_host(&request(host), "localhost");
-        assert_eq!(app("hello.localhost").as_deref(), Some("hello"));
-        assert_eq!(app("Hello.LOCALHOST:4281").as_deref(), Some("hello"));
-        assert_eq!(app("hello.localhost.").as_deref(), Some("hello"));
-        assert_eq!(app("localhost"), None);
-        assert_eq!(app("a.b.localhost"), None);
-        assert_eq!(app("hello.example.com"), None);
-        assert_eq!(app("hellolocalhost"), None);
+    fn the_app_comes_from_the_host_header_else_the_authority() {
+        let hosts = crate::daemon::edge::hosts::Hosts::new("localhost");
+        let app = app_from_host(&request("Hello.localhost:4281"), &hosts);
+        assert_eq!(app.as_deref(), Some("hello"));
+        // HTTP/2 names the host in the URI only.
+        let h2 = Request::builder()
+            .uri("https://web.localhost/x")
+            .body(())
+            .expect("request");
+        assert_eq!(app_from_host(&h2, &hosts).as_deref(), Some("web"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The edge: lakeflyd's public listener. HTTP on the edge address is routed by
-//! `Host: <app>.<domain>`, relayed by `relay/` and, for what the relay leaves, served by
+//! `Host: <app>.<domain>` or a name added to an app (`hosts.rs`), relayed by `relay/` and, for what the relay leaves, served by
 //! hyper (`http.rs`); each `[[services.ports]]` port gets a listener of its own, HTTP or
 //! raw TCP (`tcp.rs`). Traffic goes only to healthy machines that are not
 //! draining (`backends.rs`), over kept-alive connections (`pool.rs`). What an app wants is
@@ -11,6 +11,7 @@ pub mod backends;
 mod bodies;
 mod conn;
 mod forwarding;
+pub mod hosts;
 pub mod http;
 mod pool;
 mod proxy_proto;
@@ -108,15 +109,17 @@ pub struct EdgeOptions {
     pub idle_timeout: Duration,
     /// Where host-routed HTTPS is served (with `tls`).
     pub https: Option<SocketAddr>,
-    /// The certificate for `https` and for ports with the `tls` handler.
-    pub tls: Option<crate::daemon::server_tls::TlsFiles>,
+    /// The certificates for `https` and for ports with the `tls` handler, the one a
+    /// client asks for by name (SNI), else the first; none: no TLS.
+    pub tls: Vec<crate::daemon::server_tls::TlsFiles>,
 }
 
 /// What the edge's connections share.
 pub struct EdgeState {
     backends: Backends,
     routes: RwLock<HashMap<String, AppRoutes>>,
-    domain: String,
+    /// Which app a host name is for.
+    hosts: hosts::Hosts,
     metrics: Metrics,
     runtime: Runtime,
     store: Store,
@@ -203,11 +206,11 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Reads the TLS certificate again, when the edge has one: `None` when it has not,
-    /// else the files read, or why they were not taken (the old certificate stays).
+    /// Reads the TLS certificates again, when the edge has some: `None` when it has not,
+    /// else the files read, or why they were not taken (the old certificates stay).
     pub fn reload_tls(
         &self,
-    ) -> Option<Result<&crate::daemon::server_tls::TlsFiles, crate::daemon::server_tls::TlsError>>
+    ) -> Option<Result<&[crate::daemon::server_tls::TlsFiles], crate::daemon::server_tls::TlsError>>
     {
         let tls = self.state.tls.as_ref()?;
         Some(tls.reload().map(|()| tls.files()))
@@ -229,11 +232,7 @@ impl Edge {
         };
         let listener = public_ports::listen(options.addr).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
-        let tls = options
-            .tls
-            .as_ref()
-            .map(crate::daemon::server_tls::ServerTls::load)
-            .transpose()?;
+        let tls = crate::daemon::server_tls::ServerTls::load(options.tls.clone())?;
         let https = match options.https {
             Some(at) => {
                 let bind_error = |source| crate::error::Error::Bind {
@@ -252,7 +251,7 @@ impl Edge {
         let state = Arc::new(EdgeState {
             backends,
             routes: RwLock::default(),
-            domain: options.domain.trim_matches('.').to_ascii_lowercase(),
+            hosts: hosts::Hosts::new(&options.domain),
             metrics,
             runtime,
             store,
@@ -310,7 +309,7 @@ impl Edge {
                         "port {port}: its handlers include \"tls\" and lakeflyd has no certificate; \
                          start it with --edge-tls-cert and --edge-tls-key to serve it \
                          (HTTP is served on {app}.{} and on ports with handlers = [\"http\"])",
-                        self.state.domain
+                        self.state.hosts.domain()
                     ));
                 }
                 !tls
@@ -360,7 +359,7 @@ impl Edge {
                     routes.warnings.push(format!(
                         "port {port} needs privileges lakeflyd does not have (CAP_NET_BIND_SERVICE); \
                          it is not served, <app>.{} still is",
-                        self.state.domain
+                        self.state.hosts.domain()
                     ));
                     routes.forget(port);
                 }
@@ -406,7 +405,36 @@ impl Edge {
 
     /// The domain apps are served under.
     pub fn domain(&self) -> &str {
-        &self.state.domain
+        self.state.hosts.domain()
+    }
+
+    /// Which app a host name is for, and which names are apps' own.
+    pub fn hosts(&self) -> &hosts::Hosts {
+        &self.state.hosts
+    }
+
+    /// Routes the host names the store holds (after one was added or removed, or an app
+    /// destroyed). Read and applied under the store's lock, so of two reloads racing, the
+    /// later read is the one that stays.
+    pub async fn reload_hostnames(&self) -> Result<(), crate::daemon::store::StoreError> {
+        let state = self.state.clone();
+        self.state
+            .store
+            .run(move |conn, path| {
+                let names = crate::daemon::store::hostnames::list(conn, path, None)?;
+                state
+                    .hosts
+                    .replace(names.into_iter().map(|n| (n.hostname, n.app)));
+                Ok(())
+            })
+            .await
+    }
+
+    /// The file of the edge certificate that covers `hostname` for HTTPS, if one does.
+    pub fn certificate_for(&self, hostname: &str) -> Option<String> {
+        let tls = self.state.tls.as_ref()?;
+        tls.covering(hostname)
+            .map(|files| files.cert.display().to_string())
     }
 
     /// Forgets an app: its host route and its ports.

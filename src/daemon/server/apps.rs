@@ -131,6 +131,8 @@ pub async fn destroy(
         .await?;
     if deleted {
         state.edge.remove(&name);
+        // Its host names went with its rows.
+        state.edge.reload_hostnames().await?;
         state.jobs.reload().await;
         Ok(StatusCode::NO_CONTENT)
     } else {

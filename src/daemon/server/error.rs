@@ -35,6 +35,30 @@ pub enum ServerError {
         /// The machine id.
         id: String,
     },
+    /// A host name for an app breaks the naming rules.
+    #[error("host name {hostname:?} {problem}")]
+    InvalidHostname {
+        /// The name as sent.
+        hostname: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Another app has the host name.
+    #[error("host name {hostname:?} already routes to app {app:?}")]
+    HostnameTaken {
+        /// The name.
+        hostname: String,
+        /// The app that has it.
+        app: String,
+    },
+    /// The app has no such host name.
+    #[error("app {app:?} has no host name {hostname:?}")]
+    HostnameNotFound {
+        /// The name.
+        hostname: String,
+        /// The app.
+        app: String,
+    },
     /// A query parameter or header is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -69,10 +93,10 @@ impl From<crate::daemon::runtime::RuntimeError> for ServerError {
 impl ServerError {
     fn status(&self) -> StatusCode {
         match self {
-            ServerError::AppNotFound(_) | ServerError::MachineNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
-            ServerError::AppExists(_) => StatusCode::CONFLICT,
+            ServerError::AppNotFound(_)
+            | ServerError::MachineNotFound { .. }
+            | ServerError::HostnameNotFound { .. } => StatusCode::NOT_FOUND,
+            ServerError::AppExists(_) | ServerError::HostnameTaken { .. } => StatusCode::CONFLICT,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -80,9 +104,9 @@ impl ServerError {
                 JobError::Invalid(_) => StatusCode::BAD_REQUEST,
                 JobError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            ServerError::InvalidAppName { .. } | ServerError::BadRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ServerError::InvalidAppName { .. }
+            | ServerError::InvalidHostname { .. }
+            | ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServerError::Upload(e) => match e {
                 UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 UploadError::DigestMismatch { .. }
@@ -110,6 +134,9 @@ impl ServerError {
             ServerError::MachineNotFound { .. } => "machine_not_found",
             ServerError::AppExists(_) => "app_exists",
             ServerError::InvalidAppName { .. } => "invalid_app_name",
+            ServerError::InvalidHostname { .. } => "invalid_hostname",
+            ServerError::HostnameTaken { .. } => "hostname_taken",
+            ServerError::HostnameNotFound { .. } => "hostname_not_found",
             ServerError::BadRequest(_) => "bad_request",
             ServerError::Unauthorized(_) => "unauthorized",
             ServerError::Job(e) => match e {
@@ -152,6 +179,13 @@ impl ServerError {
                 Some("pick another name, or deploy to the existing app".into())
             }
             ServerError::InvalidAppName { .. } => Some(crate::config::names::APP_NAME_HINT.into()),
+            ServerError::InvalidHostname { .. } => Some(crate::config::names::HOSTNAME_HINT.into()),
+            ServerError::HostnameTaken { hostname, app } => Some(format!(
+                "a name routes to one app: `lakefly certs remove {hostname} -a {app}` first"
+            )),
+            ServerError::HostnameNotFound { .. } => {
+                Some("`lakefly certs list` shows the app's host names".into())
+            }
             ServerError::BadRequest(_) => None,
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => Some("`lakefly jobs list` shows the jobs".into()),

@@ -8,6 +8,7 @@ mod bundles;
 mod deploys;
 mod error;
 mod events;
+mod hostnames;
 mod jobs;
 mod json;
 mod logs;
@@ -115,6 +116,14 @@ fn routes(state: Shared) -> Router {
         .route(
             "/v1/apps/{name}/scale/memory",
             axum::routing::post(deploys::scale_memory),
+        )
+        .route(
+            "/v1/apps/{name}/certs",
+            get(hostnames::list).post(hostnames::add),
+        )
+        .route(
+            "/v1/apps/{name}/certs/{hostname}",
+            get(hostnames::show).delete(hostnames::remove),
         )
         .route(
             "/v1/apps/{name}/secrets",

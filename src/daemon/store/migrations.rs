@@ -119,6 +119,12 @@ const MIGRATIONS: &[&str] = &[
         output TEXT
     );
     CREATE INDEX job_runs_by_job ON job_runs (job_id, id);",
+    // 7: host names routed to apps besides `<app>.<domain>` (`lakefly certs add`).
+    "CREATE TABLE hostnames (
+        hostname TEXT PRIMARY KEY,
+        app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+        created_at TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod events;
+pub mod hostnames;
 pub mod jobs;
 pub mod logs;
 pub mod machines;

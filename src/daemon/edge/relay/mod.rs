@@ -26,7 +26,7 @@ use self::message::{parse_request, ParsedRequest, RequestHead, MAX_HEAD};
 pub use self::upstream::Upstream;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::backends::Lease;
-use super::http::{app_from_host_name, error_page, is_idempotent};
+use super::http::{error_page, is_idempotent};
 use super::pool;
 use super::routes::Route;
 use super::{statics, EdgeState};
@@ -132,7 +132,7 @@ async fn next_request(
                     None => head
                         .host
                         .as_deref()
-                        .and_then(|host| app_from_host_name(host, &state.domain))
+                        .and_then(|host| state.hosts.app_for(host))
                         .and_then(|app| state.http_route(&app)),
                 };
                 let path = head.target.split('?').next().unwrap_or("/");
