@@ -27,11 +27,11 @@ pub fn edge_flags() -> [String; 4] {
     ]
 }
 
-/// A TLS connection to `127.0.0.1:port` verified against either test CA as `host`,
+/// A TLS connection to `127.0.0.1:port` verified against the test CAs as `host`,
 /// offering the application protocols `alpn`.
 pub async fn connect(port: u16, host: &str, alpn: &[&[u8]]) -> TlsStream<tokio::net::TcpStream> {
     let mut roots = RootCertStore::empty();
-    for ca in ["ca.pem", "ca2.pem"] {
+    for ca in ["ca.pem", "ca2.pem", "ca3.pem"] {
         let ca = CertificateDer::from_pem_file(fixture(ca)).expect("a test CA");
         roots.add(ca).expect("a usable CA");
     }

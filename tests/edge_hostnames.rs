@@ -1,0 +1,314 @@
+//! Host names added to an app (`lakefly certs`): routed by the edge over HTTP and HTTPS,
+//! one app per name, kept across a restart, gone with their app; HTTPS for each name
+//! served with the certificate that covers it.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::daemon::TestDaemon;
+use common::edge::{Setup, APP, DEADLINE, HOST};
+use common::follow::Follower;
+use common::tls;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// GET `/named` through the edge at `edge` as `host`: the status and the body.
+async fn get_as(edge: SocketAddr, host: &str) -> (u16, String) {
+    let client = common::http_builder()
+        .resolve(host, edge)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("http://{host}:{}/named", edge.port()))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+fn edge_of(d: &TestDaemon) -> SocketAddr {
+    d.edge_addr().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_names_and_wildcards_route_to_their_app_until_removed() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    let edge = edge_of(&s.d);
+    assert_eq!(get_as(edge, "www.shop.test").await.0, 404);
+
+    // Names are kept lowercase, without a trailing dot.
+    let run = s
+        .cli(&["certs", "add", "WWW.Shop.Test."])
+        .await
+        .expect_code(0);
+    assert!(
+        run.stderr.contains("www.shop.test routes to app edgy"),
+        "{}",
+        run.stderr
+    );
+    // Without an edge certificate, HTTPS for it is not served: the note says how.
+    assert!(run.stderr.contains("--edge-tls-cert"), "{}", run.stderr);
+    let (status, body) = get_as(edge, "www.shop.test").await;
+    assert_eq!(status, 200, "{body}");
+    let echoed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["path"], "/named");
+    let host = format!("www.shop.test:{}", edge.port());
+    assert_eq!(
+        echoed["headers"]["x-forwarded-host"],
+        host.as_str(),
+        "{echoed}"
+    );
+
+    // A wildcard covers any one label under it that has no name of its own.
+    let added = s
+        .cli(&["certs", "add", "*.shop.test", "--json"])
+        .await
+        .expect_code(0);
+    assert_eq!(added.json()["hostname"], "*.shop.test");
+    assert_eq!(added.json()["app"], APP);
+    assert_eq!(get_as(edge, "acme.shop.test").await.0, 200);
+    assert_eq!(get_as(edge, "a.b.shop.test").await.0, 404);
+    // Adding a name the app has already is fine.
+    s.cli(&["certs", "add", "www.shop.test"])
+        .await
+        .expect_code(0);
+
+    let list = s
+        .cli(&["certs", "list", "--json"])
+        .await
+        .expect_code(0)
+        .json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["*.shop.test", "www.shop.test"]);
+
+    // One app per name: another app is refused, and told who has it.
+    s.cli(&["apps", "create", "other"]).await.expect_code(0);
+    let taken = s
+        .cli(&["certs", "add", "www.shop.test", "-a", "other"])
+        .await
+        .expect_code(6);
+    assert!(
+        taken.stderr.contains("already routes to app \"edgy\""),
+        "{}",
+        taken.stderr
+    );
+    assert!(
+        taken
+            .stderr
+            .contains("lakefly certs remove www.shop.test -a edgy"),
+        "{}",
+        taken.stderr
+    );
+
+    // Names under the edge's domain are the apps' own; malformed names never leave the CLI.
+    let reserved = s
+        .cli(&["certs", "add", "shop.localhost"])
+        .await
+        .expect_code(1);
+    assert!(
+        reserved.stderr.contains("<app>.localhost"),
+        "{}",
+        reserved.stderr
+    );
+    let bad = s
+        .cli(&["certs", "add", "https://www.shop.test/"])
+        .await
+        .expect_code(2);
+    assert!(
+        bad.stderr.contains("is not a bare host name"),
+        "{}",
+        bad.stderr
+    );
+    assert!(bad.stderr.contains("www.example.com"), "{}", bad.stderr);
+
+    // Removing the wildcard leaves the exact name; removing that, nothing routes.
+    s.cli(&["certs", "remove", "*.shop.test"])
+        .await
+        .expect_code(0);
+    assert_eq!(get_as(edge, "acme.shop.test").await.0, 404);
+    assert_eq!(get_as(edge, "www.shop.test").await.0, 200);
+    s.cli(&["certs", "remove", "www.shop.test"])
+        .await
+        .expect_code(0);
+    assert_eq!(get_as(edge, "www.shop.test").await.0, 404);
+    let gone = s
+        .cli(&["certs", "show", "www.shop.test"])
+        .await
+        .expect_code(5);
+    assert!(gone.stderr.contains("certs list"), "{}", gone.stderr);
+    s.cli(&["certs", "remove", "www.shop.test"])
+        .await
+        .expect_code(5);
+
+    // Each change is an event.
+    let events = Follower::start(
+        &s.d.api,
+        &["--all-apps", "--kind", "hostname.", "--since", "0"],
+    );
+    let seen: Vec<(Value, Value)> = events
+        .until(|e| e["kind"] == "hostname.removed" && e["data"]["hostname"] == "www.shop.test")
+        .iter()
+        .map(|e| (e["kind"].clone(), e["data"]["hostname"].clone()))
+        .collect();
+    let expected = [
+        ("hostname.added", "www.shop.test"),
+        ("hostname.added", "*.shop.test"),
+        ("hostname.removed", "*.shop.test"),
+        ("hostname.removed", "www.shop.test"),
+    ]
+    .map(|(k, h)| (Value::from(k), Value::from(h)));
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_outlive_a_restart_and_go_with_their_app() {
+    let mut s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    s.cli(&["certs", "add", "api.example.test"])
+        .await
+        .expect_code(0);
+    s.d.stop();
+    let state = s.app.parent().unwrap().join("state");
+    s.d = TestDaemon::start_in(&state, &[]);
+    let edge = edge_of(&s.d);
+
+    // The app's machine comes back; its name routes to it again.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (status, body) = get_as(edge, "api.example.test").await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(tokio::time::Instant::now() < deadline, "never served again");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    s.cli(&["apps", "destroy", APP, "--yes"])
+        .await
+        .expect_code(0);
+    assert_eq!(get_as(edge, "api.example.test").await.0, 404);
+    s.cli(&["apps", "create", "next"]).await.expect_code(0);
+    s.cli(&["certs", "add", "api.example.test", "-a", "next"])
+        .await
+        .expect_code(0);
+}
+
+/// The certificate the edge's HTTPS address presents to a client asking for `name`, and
+/// the answer to a request for `/` there.
+async fn https_as(port: u16, name: &str) -> (Vec<u8>, String) {
+    let mut stream = tls::connect(port, name, &[]).await;
+    let presented = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("a certificate")[0]
+        .to_vec();
+    let request = format!("GET /named HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut answer))
+        .await
+        .expect("the answer arrives in time")
+        .expect("the answer reads to its end");
+    (presented, answer)
+}
+
+fn pem_der(file: &str) -> Vec<u8> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    CertificateDer::from_pem_file(tls::fixture(file))
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_gives_each_name_the_certificate_that_covers_it() {
+    let https = common::free_port();
+    let mut flags = tls::edge_flags().to_vec();
+    flags.extend([
+        "--edge-tls-cert".to_string(),
+        tls::fixture("cert3.pem"),
+        "--edge-tls-key".to_string(),
+        tls::fixture("key3.pem"),
+        "--edge-https".to_string(),
+        format!("127.0.0.1:{https}"),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Setup::new("", &flags);
+    s.deploy().await.expect_code(0);
+    let added = s
+        .cli(&["certs", "add", "www.shop.test", "--json"])
+        .await
+        .expect_code(0);
+    assert_eq!(
+        added.json()["certificate"].as_str(),
+        Some(tls::fixture("cert3.pem").as_str())
+    );
+    let run = s
+        .cli(&["certs", "show", "www.shop.test"])
+        .await
+        .expect_code(0);
+    assert!(run.stdout.contains("cert3.pem"), "{}", run.stdout);
+
+    // Each client gets the certificate for the name it asks for (the test client
+    // verifies the name), and the request goes to the app the name routes to.
+    let (cert, answer) = https_as(https, "www.shop.test").await;
+    assert_eq!(cert, pem_der("cert3.pem"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"x-forwarded-proto\": \"https\""),
+        "{answer}"
+    );
+    let (cert, answer) = https_as(https, HOST).await;
+    assert_eq!(cert, pem_der("cert.pem"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A name no certificate covers gets the first one, and `certs` says so.
+    let added = s
+        .cli(&["certs", "add", "api.example.test", "--json"])
+        .await
+        .expect_code(0);
+    assert!(
+        added.json().get("certificate").is_none(),
+        "{}",
+        added.stdout
+    );
+}
+
+#[test]
+fn certificates_and_keys_must_come_in_pairs() {
+    let temp = tempfile::tempdir().unwrap();
+    let (cert, key, cert3) = (
+        tls::fixture("cert.pem"),
+        tls::fixture("key.pem"),
+        tls::fixture("cert3.pem"),
+    );
+    let run = common::lakeflyd_in(
+        &temp.path().join("state"),
+        &[
+            "--edge-tls-cert",
+            &cert,
+            "--edge-tls-key",
+            &key,
+            "--edge-tls-cert",
+            &cert3,
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("2 --edge-tls-cert given with 1 --edge-tls-key"),
+        "{}",
+        run.stderr
+    );
+}
