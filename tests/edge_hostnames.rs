@@ -11,7 +11,6 @@ use common::edge::{Setup, APP, DEADLINE, HOST};
 use common::follow::Follower;
 use common::tls;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// GET `/named` through the edge at `edge` as `host`: the status and the body.
 async fn get_as(edge: SocketAddr, host: &str) -> (u16, String) {
@@ -204,23 +203,11 @@ async fn names_outlive_a_restart_and_go_with_their_app() {
 }
 
 /// The certificate the edge's HTTPS address presents to a client asking for `name`, and
-/// the answer to a request for `/` there.
+/// the answer to a request for `/named` there.
 async fn https_as(port: u16, name: &str) -> (Vec<u8>, String) {
-    let mut stream = tls::connect(port, name, &[]).await;
-    let presented = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .expect("a certificate")[0]
-        .to_vec();
     let request = format!("GET /named HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut answer))
-        .await
-        .expect("the answer arrives in time")
-        .expect("the answer reads to its end");
-    (presented, answer)
+    let (answer, presented) = tls::exchange(port, name, &request).await;
+    (presented.to_vec(), answer)
 }
 
 fn pem_der(file: &str) -> Vec<u8> {

@@ -44,18 +44,10 @@ async fn over_tls(port: u16, request: &str) -> String {
     answer
 }
 
-/// [`over_tls`], also returning the certificate the edge presented. Either test CA is
+/// [`over_tls`], also returning the certificate the edge presented. Every test CA is
 /// trusted.
 async fn over_tls_seeing(port: u16, request: &str) -> (String, CertificateDer<'static>) {
-    let mut tls = tls::connect(port, HOST, &[]).await;
-    let presented = tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone();
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(DEADLINE, tls.read_to_string(&mut answer))
-        .await
-        .expect("the answer arrives in time")
-        .expect("the answer reads to its end");
-    (answer, presented)
+    tls::exchange(port, HOST, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

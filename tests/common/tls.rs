@@ -52,6 +52,21 @@ pub async fn connect(port: u16, host: &str, alpn: &[&[u8]]) -> TlsStream<tokio::
         .expect("a TLS handshake with a certificate the test CA signed")
 }
 
+/// Sends `request` over TLS to `127.0.0.1:port` as `host` and reads the whole answer;
+/// also returns the certificate the server presented.
+pub async fn exchange(port: u16, host: &str, request: &str) -> (String, CertificateDer<'static>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = connect(port, host, &[]).await;
+    let presented = tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(super::edge::DEADLINE, tls.read_to_string(&mut answer))
+        .await
+        .expect("the answer arrives in time")
+        .expect("the answer reads to its end");
+    (answer, presented)
+}
+
 /// An HTTP/2 connection in TLS to `127.0.0.1:port` as `host` (which must choose `h2`),
 /// driven by a task of its own that ends with the connection.
 pub async fn h2<B>(
