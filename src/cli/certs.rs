@@ -49,11 +49,17 @@ pub enum CertsCommand {
 /// Runs a certs command.
 pub fn run(global: &GlobalArgs, args: CertsArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
+    // A bad name is refused before any daemon is reached (or started).
+    let hostname = match &args.command {
+        CertsCommand::Add { hostname }
+        | CertsCommand::Show { hostname }
+        | CertsCommand::Remove { hostname } => checked(hostname)?,
+        CertsCommand::List => String::new(),
+    };
     let app = app_name(global)?;
+    let api = client(global)?;
     match args.command {
-        CertsCommand::Add { hostname } => {
-            let hostname = checked(&hostname)?;
+        CertsCommand::Add { .. } => {
             let added = block_on(async { Ok(api.add_hostname(&app, &hostname).await?) })?;
             if out.json {
                 return out.json(&added);
@@ -74,8 +80,7 @@ pub fn run(global: &GlobalArgs, args: CertsArgs) -> Result<(), Error> {
             }
             out.text(&table.render())
         }
-        CertsCommand::Show { hostname } => {
-            let hostname = checked(&hostname)?;
+        CertsCommand::Show { .. } => {
             let shown = block_on(async { Ok(api.hostname(&app, &hostname).await?) })?;
             if out.json {
                 return out.json(&shown);
@@ -90,8 +95,7 @@ pub fn run(global: &GlobalArgs, args: CertsArgs) -> Result<(), Error> {
             out.note(&https_note(&shown));
             Ok(())
         }
-        CertsCommand::Remove { hostname } => {
-            let hostname = checked(&hostname)?;
+        CertsCommand::Remove { .. } => {
             block_on(async { Ok(api.remove_hostname(&app, &hostname).await?) })?;
             if out.json {
                 return out.json(&serde_json::json!({ "removed": hostname, "app": app }));

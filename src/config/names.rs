@@ -67,6 +67,14 @@ pub fn check_hostname(name: &str) -> Result<(), &'static str> {
         return Err("is longer than 253 characters");
     }
     let exact = name.strip_prefix("*.").unwrap_or(name);
+    if !exact
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err(
+            "may only hold lowercase letters, digits, dashes and dots (and a leading `*.`)",
+        );
+    }
     let labels: Vec<&str> = exact.split('.').collect();
     if labels.len() < 2 {
         return Err("needs a dot: a name under a domain, such as www.example.com");
@@ -74,14 +82,6 @@ pub fn check_hostname(name: &str) -> Result<(), &'static str> {
     for label in &labels {
         if label.is_empty() || label.len() > 63 {
             return Err("has an empty label or one longer than 63 characters");
-        }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(
-                "may only hold lowercase letters, digits, dashes and dots (and a leading `*.`)",
-            );
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err("has a label that starts or ends with a dash");
@@ -147,6 +147,7 @@ mod tests {
             ("https://example.com", "is not a bare host name"),
             ("example.com:443", "is not a bare host name"),
             ("localhost", "needs a dot"),
+            ("bad name", "may only hold"),
             ("a..b", "has an empty label"),
             ("*.*.example.com", "may only hold"),
             ("www.*.com", "may only hold"),
