@@ -115,17 +115,11 @@ impl Remotes {
 
     /// Reads the remotes file at `path`; none yet is an empty one.
     pub fn load_from(path: &Path) -> Result<Self, RemoteError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => {
-                return Err(RemoteError::Io {
-                    action: "read",
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
-        };
+        let text = super::read_or_empty(path).map_err(|source| RemoteError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
         let parse_error = |span: Option<std::ops::Range<usize>>, detail: String| {
             let at = span.map_or(0, |s| s.start).min(text.len());
             let before = &text[..at];

@@ -169,9 +169,8 @@ fn remove(doc: &mut DocumentMut, name: &str, remote: &str) -> bool {
 
 fn read_file() -> Result<(PathBuf, DocumentMut), TokenError> {
     let path = credentials_file()?;
-    let text = match std::fs::read_to_string(&path) {
+    let text = match super::read_or_empty(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
             return Err(TokenError::File {
                 path,
