@@ -1,9 +1,10 @@
 //! The edge: lakeflyd's public listener. HTTP on the edge address is routed by
-//! `Host: <app>.<domain>` or a name added to an app (`hosts.rs`), relayed by `relay/` and, for what the relay leaves, served by
-//! hyper (`http.rs`); each `[[services.ports]]` port gets a listener of its own, HTTP or
-//! raw TCP (`tcp.rs`). Traffic goes only to healthy machines that are not
-//! draining (`backends.rs`), over kept-alive connections (`pool.rs`). What an app wants is
-//! read from its release's config (`routes.rs`) when a release rolls out.
+//! `Host: <app>.<domain>` or a name added to an app (`hosts.rs`), relayed by `relay/`
+//! and, for what the relay leaves, served by hyper (`http.rs`); each `[[services.ports]]`
+//! port gets a listener of its own, HTTP or raw TCP (`tcp.rs`). Traffic goes only to
+//! healthy machines that are not draining (`backends.rs`), over kept-alive connections
+//! (`pool.rs`). What an app wants is read from its release's config (`routes.rs`) when a
+//! release rolls out.
 
 mod acquire;
 pub mod autostart;
