@@ -169,12 +169,25 @@ async fn added_names_and_wildcards_route_to_their_app_until_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn names_outlive_a_restart_and_go_with_their_app() {
+async fn names_are_shown_by_deploy_outlive_a_restart_and_go_with_their_app() {
     let mut s = Setup::new("", &[]);
-    s.deploy().await.expect_code(0);
+    // A name may be added before the app's first release; the deploy shows where to go.
+    s.cli(&["apps", "create", APP]).await.expect_code(0);
     s.cli(&["certs", "add", "api.example.test"])
         .await
         .expect_code(0);
+    let run = s.deploy().await.expect_code(0);
+    let port = edge_of(&s.d).port();
+    for url in [
+        format!("http://{HOST}:{port}/"),
+        format!("http://api.example.test:{port}/"),
+    ] {
+        assert!(
+            run.stderr.contains(&format!("visit {url}")),
+            "{}",
+            run.stderr
+        );
+    }
     s.d.stop();
     let state = s.app.parent().unwrap().join("state");
     s.d = TestDaemon::start_in(&state, &[]);

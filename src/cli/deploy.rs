@@ -146,7 +146,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             None => return detached(out, &app, version),
         }
         if serves_http && !out.json {
-            if let Some(url) = app_url(&api, &app).await {
+            for url in app_urls(&api, &app).await {
                 out.note(&format!("    visit {url}"));
             }
         }
@@ -154,15 +154,31 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     })
 }
 
-/// `http://<app>.<domain>:<port>/` on the daemon's edge, when the daemon says where it is.
-async fn app_url(api: &crate::api::client::Client, app: &str) -> Option<String> {
-    let health = api.health().await.ok()?;
-    let edge: std::net::SocketAddr = health.edge?.parse().ok()?;
-    let domain = health.domain?;
-    Some(match edge.port() {
-        80 => format!("http://{app}.{domain}/"),
-        port => format!("http://{app}.{domain}:{port}/"),
-    })
+/// `http://<app>.<domain>:<port>/` on the daemon's edge, when the daemon says where it is,
+/// then the app's own host names (`lakefly certs`) but wildcards.
+async fn app_urls(api: &crate::api::client::Client, app: &str) -> Vec<String> {
+    let Some(edge) = api.health().await.ok().and_then(|health| {
+        let edge: std::net::SocketAddr = health.edge?.parse().ok()?;
+        Some((edge.port(), health.domain?))
+    }) else {
+        return vec![];
+    };
+    let (port, domain) = edge;
+    let url = |host: &str| match port {
+        80 => format!("http://{host}/"),
+        port => format!("http://{host}:{port}/"),
+    };
+    let mut urls = vec![url(&format!("{app}.{domain}"))];
+    // Older daemons have no host names; the first URL is enough then.
+    if let Ok(names) = api.hostnames(app).await {
+        urls.extend(
+            names
+                .iter()
+                .filter(|h| !h.hostname.starts_with("*."))
+                .map(|h| url(&h.hostname)),
+        );
+    }
+    urls
 }
 
 /// The app's events from now on (a release's steps are `deploy.*`, `release.*` and
