@@ -28,6 +28,14 @@ async fn get_as(edge: SocketAddr, host: &str) -> (u16, String) {
     (status, resp.text().await.unwrap())
 }
 
+/// Runs `lakefly ARGS`, which must exit with `code` and say each of `says` on stderr.
+async fn refused(s: &Setup, args: &[&str], code: i32, says: &[&str]) {
+    let run = s.cli(args).await.expect_code(code);
+    for said in says {
+        assert!(run.stderr.contains(said), "{said:?} in:\n{}", run.stderr);
+    }
+}
+
 fn edge_of(d: &TestDaemon) -> SocketAddr {
     d.edge_addr().parse().unwrap()
 }
@@ -91,43 +99,27 @@ async fn added_names_and_wildcards_route_to_their_app_until_removed() {
 
     // One app per name: another app is refused, and told who has it.
     s.cli(&["apps", "create", "other"]).await.expect_code(0);
-    let taken = s
-        .cli(&["certs", "add", "www.shop.test", "-a", "other"])
-        .await
-        .expect_code(6);
-    assert!(
-        taken.stderr.contains("already routes to app \"edgy\""),
-        "{}",
-        taken.stderr
-    );
-    assert!(
-        taken
-            .stderr
-            .contains("lakefly certs remove www.shop.test -a edgy"),
-        "{}",
-        taken.stderr
-    );
+    refused(
+        &s,
+        &["certs", "add", "www.shop.test", "-a", "other"],
+        6,
+        &[
+            "already routes to app \"edgy\"",
+            "lakefly certs remove www.shop.test -a edgy",
+        ],
+    )
+    .await;
 
     // Names under the edge's domain are the apps' own; malformed names never leave the CLI.
-    let reserved = s
-        .cli(&["certs", "add", "shop.localhost"])
-        .await
-        .expect_code(1);
-    assert!(
-        reserved.stderr.contains("<app>.localhost"),
-        "{}",
-        reserved.stderr
-    );
-    let bad = s
-        .cli(&["certs", "add", "https://www.shop.test/"])
-        .await
-        .expect_code(2);
-    assert!(
-        bad.stderr.contains("is not a bare host name"),
-        "{}",
-        bad.stderr
-    );
-    assert!(bad.stderr.contains("www.example.com"), "{}", bad.stderr);
+    refused(
+        &s,
+        &["certs", "add", "shop.localhost"],
+        1,
+        &["<app>.localhost"],
+    )
+    .await;
+    let bad = ["certs", "add", "https://www.shop.test/"];
+    refused(&s, &bad, 2, &["is not a bare host name", "www.example.com"]).await;
 
     // Removing the wildcard leaves the exact name; removing that, nothing routes.
     s.cli(&["certs", "remove", "*.shop.test"])
@@ -139,14 +131,14 @@ async fn added_names_and_wildcards_route_to_their_app_until_removed() {
         .await
         .expect_code(0);
     assert_eq!(get_as(edge, "www.shop.test").await.0, 404);
-    let gone = s
-        .cli(&["certs", "show", "www.shop.test"])
-        .await
-        .expect_code(5);
-    assert!(gone.stderr.contains("certs list"), "{}", gone.stderr);
-    s.cli(&["certs", "remove", "www.shop.test"])
-        .await
-        .expect_code(5);
+    refused(&s, &["certs", "show", "www.shop.test"], 5, &["certs list"]).await;
+    refused(
+        &s,
+        &["certs", "remove", "www.shop.test"],
+        5,
+        &["has no host name"],
+    )
+    .await;
 
     // Each change is an event.
     let events = Follower::start(
