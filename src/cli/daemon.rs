@@ -95,6 +95,11 @@ pub struct RunArgs {
     /// 0.0.0.0:443.
     #[arg(long, value_name = "ADDR", requires = "edge_tls_cert")]
     pub edge_https: Option<std::net::SocketAddr>,
+    /// Write a JSON line for every HTTP request the edge answers to FILE (time, app,
+    /// client, scheme, method, host, target, status, ms); SIGHUP opens it anew, for
+    /// logrotate.
+    #[arg(long, value_name = "FILE")]
+    pub edge_access_log: Option<std::path::PathBuf>,
     /// PEM certificate chain (leaf first) for --edge-https and for `[[services.ports]]`
     /// with the `tls` handler. Repeat (each with its --edge-tls-key) to serve several:
     /// a client gets the first that covers the name it asks for, else the first.

@@ -85,7 +85,8 @@ pub struct Daemon {
 
 impl Daemon {
     /// SIGHUP: reads the edge's and the API's TLS certificates again, so a renewed one
-    /// is served from the next handshake on without a restart; each outcome is an event.
+    /// is served from the next handshake on without a restart (each outcome is an event),
+    /// and opens the edge's access log anew.
     pub async fn reload(&self) {
         let api = self
             .api_tls
@@ -95,8 +96,12 @@ impl Daemon {
             .into_iter()
             .flatten()
             .collect();
-        if reloads.is_empty() {
-            tracing::info!("SIGHUP: nothing to reload (no --edge-tls-cert, no --api-tls-cert)");
+        let access_log = self.edge.reopen_access_log();
+        if access_log {
+            tracing::info!("SIGHUP: the edge's access log is opened anew");
+        }
+        if reloads.is_empty() && !access_log {
+            tracing::info!("SIGHUP: nothing to reload (no --edge-tls-cert, --api-tls-cert or --edge-access-log)");
         }
         for reload in reloads {
             let events = match reload {
@@ -347,6 +352,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             stall_timeout: args.edge_stall_timeout.to_std(),
             idle_timeout: args.edge_idle_timeout.to_std(),
             https: args.edge_https,
+            access_log: args.edge_access_log.clone(),
             tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key)?,
         },
         state_dir: state_dir.clone(),

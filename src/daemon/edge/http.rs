@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use super::access_log::Entry;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::backends::Lease;
 use super::bodies::{Tracked, Watched};
@@ -45,6 +46,50 @@ pub async fn handle(
     scheme: Scheme,
 ) -> Result<Response<EdgeBody>, std::convert::Infallible> {
     let started = Instant::now();
+    // What the access log needs of the request, taken before the request is passed on.
+    let logged = state.access_log.as_ref().map(|_| {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .unwrap_or("")
+            .to_string();
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        (req.method().clone(), host, target)
+    });
+    let (app, resp) = answer(&state, req, peer, fixed, scheme).await;
+    let status = resp.status().as_u16();
+    state.count(&app, status, started);
+    if let Some((method, host, target)) = &logged {
+        state.log_access(
+            &Entry {
+                app: &app,
+                client: peer.ip(),
+                scheme: scheme.as_str(),
+                method: method.as_str(),
+                host,
+                target,
+                status,
+            },
+            started,
+        );
+    }
+    Ok(resp)
+}
+
+/// The app a request is for (empty when none is named) and the answer to it.
+async fn answer(
+    state: &EdgeState,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    fixed: Option<(String, u16)>,
+    scheme: Scheme,
+) -> (String, Response<EdgeBody>) {
     let html = wants_html(req.headers());
     let (app, route) = match &fixed {
         Some((app, port)) => (app.clone(), state.service_http_route(app, *port)),
@@ -63,7 +108,7 @@ pub async fn handle(
                     ),
                     html,
                 );
-                return Ok(state.record("", resp, started));
+                return (String::new(), resp);
             }
         },
     };
@@ -74,25 +119,27 @@ pub async fn handle(
             &format!("no app {app:?} is served here"),
             html,
         );
-        return Ok(state.record(&app, resp, started));
+        return (app, resp);
     };
     if route.force_https && scheme == Scheme::Http {
-        if let Some(resp) = redirect_to_https(&state, &app, &req) {
-            return Ok(state.record(&app, resp, started));
+        if let Some(resp) = redirect_to_https(state, &app, &req) {
+            return (app, resp);
         }
     }
     if let Some(resp) = statics::serve(&route.statics, &req).await {
-        return Ok(state.record(&app, resp, started));
+        return (app, resp);
     }
-    let resp = forward(&state, &route, req, (peer, scheme), html).await;
-    Ok(state.record(&app, resp, started))
+    let resp = forward(state, &route, req, (peer, scheme), html).await;
+    (app, resp)
 }
 
 impl EdgeState {
-    /// Counts an answered request in `/metrics` and passes the response on.
-    fn record(&self, app: &str, resp: Response<EdgeBody>, started: Instant) -> Response<EdgeBody> {
-        self.count(app, resp.status().as_u16(), started);
-        resp
+    /// Writes a request begun at `started` and answered to the access log, when there is
+    /// one.
+    pub(super) fn log_access(&self, entry: &Entry<'_>, started: Instant) {
+        if let Some(log) = &self.access_log {
+            log.record(entry, started);
+        }
     }
 
     /// Counts an answered request in `/metrics`.

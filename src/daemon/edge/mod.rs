@@ -6,6 +6,7 @@
 //! (`pool.rs`). What an app wants is read from its release's config (`routes.rs`) when a
 //! release rolls out.
 
+pub mod access_log;
 mod acquire;
 pub mod autostart;
 pub mod backends;
@@ -110,6 +111,8 @@ pub struct EdgeOptions {
     pub idle_timeout: Duration,
     /// Where host-routed HTTPS is served (with `tls`).
     pub https: Option<SocketAddr>,
+    /// Where a JSON line per HTTP request goes, when anywhere.
+    pub access_log: Option<std::path::PathBuf>,
     /// The certificates for `https` and for ports with the `tls` handler, the one a
     /// client asks for by name (SNI), else the first; none: no TLS.
     pub tls: Vec<crate::daemon::server_tls::TlsFiles>,
@@ -135,6 +138,8 @@ pub struct EdgeState {
     tls: Option<crate::daemon::server_tls::ServerTls>,
     /// Apps a machine is being auto-started for.
     waking: Arc<Mutex<HashSet<String>>>,
+    /// `--edge-access-log`, when given.
+    access_log: Option<access_log::AccessLog>,
 }
 
 impl EdgeState {
@@ -217,6 +222,18 @@ impl Edge {
         Some(tls.reload().map(|()| tls.files()))
     }
 
+    /// Has the access log, when there is one, write to a new file at its path from now on
+    /// (after logrotate moved the old one): `false` when there is none.
+    pub fn reopen_access_log(&self) -> bool {
+        match &self.state.access_log {
+            Some(log) => {
+                log.reopen();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Binds the edge address and starts serving it.
     pub async fn start(
         options: EdgeOptions,
@@ -234,6 +251,13 @@ impl Edge {
         let listener = public_ports::listen(options.addr).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let tls = crate::daemon::server_tls::ServerTls::load(options.tls.clone())?;
+        let access_log = match &options.access_log {
+            Some(path) => Some(
+                access_log::AccessLog::open(path)
+                    .map_err(|e| crate::error::Error::io("open the edge's access log", path, e))?,
+            ),
+            None => None,
+        };
         let https = match options.https {
             Some(at) => {
                 let bind_error = |source| crate::error::Error::Bind {
@@ -262,6 +286,7 @@ impl Edge {
             https_addr,
             tls,
             waking: Arc::default(),
+            access_log,
         });
         let (accepting, stop) = watch::channel(false);
         for slot in 1..=threads() {

@@ -24,6 +24,7 @@ use tokio::time::Sleep;
 use self::body::{fill, Tracker};
 use self::message::{parse_request, ParsedRequest, RequestHead, MAX_HEAD};
 pub use self::upstream::Upstream;
+use super::access_log::Entry;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::backends::Lease;
 use super::http::{error_page, is_idempotent};
@@ -173,8 +174,25 @@ async fn exchange(
     head: RequestHead,
 ) -> After {
     let started = Instant::now();
+    // What the access log needs of the request, kept before the head is passed on.
+    let logged = state
+        .access_log
+        .as_ref()
+        .map(|_| (head.method.clone(), head.host.clone(), head.target.clone()));
     let (status, after) = proxy(state, route, client, head).await;
     state.count(&route.app, status, started);
+    if let Some((method, host, target)) = &logged {
+        let entry = Entry {
+            app: &route.app,
+            client: client.peer.ip(),
+            scheme: "http",
+            method: method.as_str(),
+            host: host.as_deref().unwrap_or(""),
+            target,
+            status,
+        };
+        state.log_access(&entry, started);
+    }
     after
 }
 
