@@ -109,7 +109,7 @@ pub fn run(global: &GlobalArgs, args: CertsArgs) -> Result<(), Error> {
 /// The host name as the daemon keeps it (lowercase, no trailing dot), if it is one; checked
 /// here too, so a slash or a port cannot reach the request path.
 fn checked(hostname: &str) -> Result<String, Error> {
-    let name = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    let name = crate::config::names::canonical_hostname(hostname);
     crate::config::names::check_hostname(&name).map_err(|problem| Error::InvalidHostname {
         hostname: hostname.to_string(),
         problem,

@@ -53,6 +53,11 @@ pub fn check_group_name(name: &str) -> Result<(), &'static str> {
 /// How to write a valid host name for an app.
 pub const HOSTNAME_HINT: &str = "use a DNS name such as www.example.com (or *.example.com for every name one level under it), without scheme, port or path";
 
+/// A host name as it is kept and compared: trimmed, without a trailing dot, lowercase.
+pub fn canonical_hostname(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
 /// Checks a host name to route to an app (`lakefly certs add`), as lowercased by the
 /// caller: a DNS name of two labels or more, optionally `*.` and a name (a wildcard for
 /// one label); not an IP address.

@@ -48,13 +48,7 @@ pub async fn handle(
     let started = Instant::now();
     // What the access log needs of the request, taken before the request is passed on.
     let logged = state.access_log.as_ref().map(|_| {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .unwrap_or("")
-            .to_string();
+        let host = host_of(&req).unwrap_or("").to_string();
         let target = req
             .uri()
             .path_and_query()
@@ -164,12 +158,19 @@ impl EdgeState {
 
 /// The app the `Host` header (or the URI's authority) is for.
 fn app_from_host<B>(req: &Request<B>, hosts: &super::hosts::Hosts) -> Option<String> {
-    let host = req
-        .headers()
+    hosts.app_for(host_of(req)?)
+}
+
+/// The `Host` header, else the URI's authority (HTTP/2 has only that) without any
+/// user info, port included.
+fn host_of<B>(req: &Request<B>) -> Option<&str> {
+    req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().host())?;
-    hosts.app_for(host)
+        .or_else(|| {
+            let authority = req.uri().authority()?.as_str();
+            authority.rsplit('@').next()
+        })
 }
 
 /// Sends the request to a healthy machine of the route and streams its answer back.

@@ -9,6 +9,7 @@ use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
 use crate::api::types::{kind, AddHostname, Hostname};
+use crate::config::names::{canonical_hostname, check_hostname};
 use crate::daemon::events::{now, NewEvent};
 use crate::daemon::store::hostnames::{self, Added, HostnameRecord};
 
@@ -50,16 +51,12 @@ pub async fn add(
     ApiJson(req): ApiJson<AddHostname>,
 ) -> Result<(StatusCode, Json<Hostname>), ServerError> {
     state.require_app(&app).await?;
-    let hostname = req
-        .hostname
-        .trim()
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    let hostname = canonical_hostname(&req.hostname);
     let invalid = |problem: String| ServerError::InvalidHostname {
         hostname: req.hostname.clone(),
         problem,
     };
-    crate::config::names::check_hostname(&hostname).map_err(|p| invalid(p.to_string()))?;
+    check_hostname(&hostname).map_err(|p| invalid(p.to_string()))?;
     if state.edge.hosts().is_reserved(&hostname) {
         return Err(invalid(format!(
             "is under the edge's domain {0:?}, where every app already has <app>.{0}",
@@ -83,7 +80,10 @@ pub async fn add(
         })
         .await?;
     let (status, record) = match added {
-        Added::New(record) => (StatusCode::CREATED, record),
+        Added::New(record) => {
+            state.edge.reload_hostnames().await?;
+            (StatusCode::CREATED, record)
+        }
         Added::Already(record) => (StatusCode::OK, record),
         Added::Taken(record) => {
             return Err(ServerError::HostnameTaken {
@@ -92,7 +92,6 @@ pub async fn add(
             })
         }
     };
-    state.edge.reload_hostnames().await?;
     Ok((status, Json(described(&state, record))))
 }
 
