@@ -31,7 +31,7 @@ pub async fn show(
     Path((app, hostname)): Path<(String, String)>,
 ) -> Result<Json<Hostname>, ServerError> {
     state.require_app(&app).await?;
-    let hostname = hostname.to_ascii_lowercase();
+    let hostname = canonical_hostname(&hostname);
     let name = hostname.clone();
     let record = state
         .store
@@ -101,7 +101,7 @@ pub async fn remove(
     Path((app, hostname)): Path<(String, String)>,
 ) -> Result<StatusCode, ServerError> {
     state.require_app(&app).await?;
-    let hostname = hostname.to_ascii_lowercase();
+    let hostname = canonical_hostname(&hostname);
     let (a, name) = (app.clone(), hostname.clone());
     let removed = state
         .hub
