@@ -187,3 +187,118 @@ async fn a_deploys_events_print_live_and_resume_after_the_daemon_is_killed() {
     }
     assert_eq!(kinds.iter().filter(|k| **k == "deploy.complete").count(), 2);
 }
+
+/// Runs `lakefly events --remote API ARGS... --json` to its end; the events it printed.
+fn stored_events(api: &str, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--remote", api, "events", "--json"];
+    all.extend_from_slice(args);
+    let run = common::lakefly(Path::new("."), &all).expect_code(0);
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tail_prints_the_stored_events_it_selects_and_exits() {
+    let d = TestDaemon::start();
+    for name in ["one", "two", "three"] {
+        create_app(&d.api, name).await;
+    }
+    let events = stored_events(&d.api, &["--all-apps", "--no-tail"]);
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["app"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("daemon.started", "-"),
+            ("app.created", "one"),
+            ("app.created", "two"),
+            ("app.created", "three")
+        ]
+    );
+    assert_each_once_in_order(&events);
+
+    let two = stored_events(&d.api, &["-a", "two", "--no-tail"]);
+    assert_eq!(two.len(), 1, "{two:?}");
+    assert!(created("two")(&two[0]));
+
+    let one_id = events[1]["id"].as_u64().unwrap().to_string();
+    let after_one = stored_events(&d.api, &["--all-apps", "--no-follow", "--since", &one_id]);
+    assert_eq!(after_one, events[2..], "--since: the events after it");
+
+    let last = stored_events(&d.api, &["--all-apps", "--no-tail", "--tail", "1"]);
+    assert_eq!(last, events[3..], "--tail 1: the newest");
+
+    let apps = stored_events(&d.api, &["--all-apps", "--no-tail", "--kind", "app."]);
+    assert_eq!(apps, events[1..], "--kind app.: no daemon event");
+
+    // Without --json, one line an event, as the live stream prints them.
+    let run = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "events", "-a", "three", "--no-tail"],
+    )
+    .expect_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stdout);
+    assert!(lines[0].contains("  three  app.created"), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tail_reads_page_after_page_until_one_is_short() {
+    let mock = MockServer::start().await;
+    let page = |ids: std::ops::RangeInclusive<u64>| {
+        let events: Vec<Value> = ids
+            .map(|id| json!({ "id": id, "time": "2026-11-24T00:00:00.000Z", "app": "a", "kind": "app.created", "data": {} }))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(events)
+    };
+    let full = lakefly::api::types::MAX_EVENTS_PAGE as u64;
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .and(wiremock::matchers::query_param("follow", "false"))
+        .and(wiremock::matchers::query_param("since", full.to_string()))
+        .respond_with(page(full + 1..=full + 2))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .and(wiremock::matchers::query_param("follow", "false"))
+        .and(wiremock::matchers::query_param_is_missing("since"))
+        .respond_with(page(1..=full))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let events = stored_events(&mock.uri(), &["-a", "a", "--no-tail"]);
+    assert_eq!(events.len() as u64, full + 2);
+    assert_each_once_in_order(&events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tail_against_a_bad_answer_says_so_and_prints_nothing() {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>not events</html>"))
+        .mount(&mock)
+        .await;
+    let run = common::lakefly(
+        Path::new("."),
+        &["--remote", &mock.uri(), "events", "-a", "a", "--no-tail"],
+    );
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("not the expected JSON"),
+        "{}",
+        run.stderr
+    );
+}

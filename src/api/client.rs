@@ -229,6 +229,26 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// `GET /v1/events?follow=false`: one page of the stored events `follow` selects
+    /// (every retained one when it names no start), oldest first. A page of
+    /// [`MAX_EVENTS_PAGE`](super::types::MAX_EVENTS_PAGE) or more may have a next one,
+    /// after its last id.
+    pub async fn stored_events(
+        &self,
+        follow: &super::follow::Follow,
+    ) -> Result<Vec<super::types::Event>, ClientError> {
+        let path = super::follow::path(follow);
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut path = format!(
+            "{path}{separator}follow=false&limit={}",
+            super::types::MAX_EVENTS_PAGE
+        );
+        if let Some(since) = follow.since {
+            path.push_str(&format!("&since={since}"));
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     /// `GET /v1/apps/{name}`, or `None` when there is no such app.
     pub async fn app(&self, name: &str) -> Result<Option<App>, ClientError> {
         match self

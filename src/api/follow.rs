@@ -56,8 +56,14 @@ pub enum FollowError {
     },
 }
 
-/// The event stream's URL for `follow` on the daemon at `base`.
+/// The stream's URL: the daemon's `base` and [`path`].
 pub fn url(base: &str, follow: &Follow) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path(follow))
+}
+
+/// `/v1/events` with the follow's filters, and its tail when it has no `since` (which goes
+/// in `Last-Event-ID`, so a reconnect resumes after the last event instead).
+pub fn path(follow: &Follow) -> String {
     let mut query = Vec::new();
     if let Some(app) = &follow.app {
         query.push(format!("app={}", encode(app)));
@@ -68,11 +74,10 @@ pub fn url(base: &str, follow: &Follow) -> String {
     if let (None, Some(tail)) = (follow.since, follow.tail) {
         query.push(format!("tail={tail}"));
     }
-    let base = base.trim_end_matches('/');
     if query.is_empty() {
-        format!("{base}/v1/events")
+        "/v1/events".to_string()
     } else {
-        format!("{base}/v1/events?{}", query.join("&"))
+        format!("/v1/events?{}", query.join("&"))
     }
 }
 

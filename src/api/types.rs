@@ -475,6 +475,10 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+/// Most events one answer of the stored event log holds (`GET /v1/events?follow=false`);
+/// a reader pages on with `since` set to the last id it got.
+pub const MAX_EVENTS_PAGE: usize = 10_000;
+
 /// Event kinds the daemon emits.
 pub mod kind {
     /// An app was created.

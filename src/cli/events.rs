@@ -1,4 +1,4 @@
-//! `lakefly events`: follow the daemon's event stream, live.
+//! `lakefly events`: follow the daemon's event stream, live, or print what is stored.
 
 use clap::Args;
 use futures_util::StreamExt;
@@ -6,13 +6,13 @@ use futures_util::StreamExt;
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
 use crate::api::follow::{self, Follow, Item};
-use crate::api::types::Event;
+use crate::api::types::{Event, MAX_EVENTS_PAGE};
 use crate::error::Error;
 
 /// Follow events as they happen; NDJSON with --json.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Reconnects by itself after a dropped connection or a daemon restart, and\nresumes after the last event shown: no event is missed or shown twice.\n\nExamples:\n  lakefly events\n  lakefly events --kind machine. --tail 20\n  lakefly events --all-apps --since 120 --json | jq .kind"
+    after_help = "Reconnects by itself after a dropped connection or a daemon restart, and\nresumes after the last event shown: no event is missed or shown twice.\n\nExamples:\n  lakefly events\n  lakefly events --kind machine. --tail 20\n  lakefly events --all-apps --since 120 --json | jq .kind\n  lakefly events --no-tail --kind deploy. --json     # what is stored, then exit"
 )]
 pub struct EventsArgs {
     /// Events of every app (and of the daemon), not just this one's.
@@ -27,9 +27,13 @@ pub struct EventsArgs {
     /// Show the last N events first.
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+    /// Print the stored events and exit instead of following: those after `--since`, the
+    /// last `--tail`, else every one the daemon keeps.
+    #[arg(long, visible_alias = "no-follow")]
+    pub no_tail: bool,
 }
 
-/// Follows until interrupted.
+/// Follows until interrupted, or prints what is stored with `--no-tail`.
 pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
     let out = global.output();
     let api = client(global)?;
@@ -44,13 +48,34 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
         since: args.since,
         tail: args.tail,
     };
+    let show = |event: &Event| {
+        if out.json {
+            out.ndjson(event)
+        } else {
+            out.text(&human(event))
+        }
+    };
+    if args.no_tail {
+        return block_on(async move {
+            let mut page = spec;
+            loop {
+                let events = api.stored_events(&page).await?;
+                for event in &events {
+                    show(event)?;
+                    page.since = Some(event.id);
+                }
+                if events.len() < MAX_EVENTS_PAGE {
+                    return Ok(());
+                }
+            }
+        });
+    }
     block_on(async move {
         let stream = follow::follow(&api, &spec).await?;
         futures_util::pin_mut!(stream);
         while let Some(item) = stream.next().await {
             match item {
-                Item::Event(event) if out.json => out.ndjson(&event)?,
-                Item::Event(event) => out.text(&human(&event))?,
+                Item::Event(event) => show(&event)?,
                 Item::Reconnecting { reason } => out.note(&format!("{reason}; reconnecting")),
             }
         }

@@ -142,6 +142,37 @@ impl EventHub {
         });
         rx
     }
+
+    /// Up to `limit` stored events from `start` on, oldest first, as a subscription
+    /// would replay them (a `gap` event first when `start` is before the oldest retained
+    /// event), without going live. `Start::Now` means every retained event. The next page
+    /// starts after the last id returned.
+    pub async fn stored(
+        &self,
+        filter: EventFilter,
+        start: Start,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let (since, gap) = match start {
+            Start::Now => (0, None),
+            Start::After(since) => (since, gap_since(&self.store, since).await?),
+            Start::Tail(n) => {
+                let f = filter.clone();
+                let since = self
+                    .store
+                    .run(move |conn, path| store::events::before_tail(conn, path, n, &f))
+                    .await?;
+                (since, None)
+            }
+        };
+        let mut events: Vec<Event> = gap.into_iter().collect();
+        let page = self
+            .store
+            .run(move |conn, path| store::events::after(conn, path, since, &filter, limit))
+            .await?;
+        events.extend(page);
+        Ok(events)
+    }
 }
 
 async fn forward(
@@ -281,6 +312,89 @@ mod tests {
             "the stream ended early instead of holding {total} events"
         );
         assert_eq!(hub.subscribers(), 0, "the live feed forgot the subscriber");
+    }
+
+    /// The ids of `events`.
+    fn ids(events: &[Event]) -> Vec<u64> {
+        events.iter().map(|e| e.id).collect()
+    }
+
+    #[tokio::test]
+    async fn stored_events_page_from_a_start_without_going_live() {
+        let (hub, _dir) = hub();
+        for i in 0..10 {
+            let app = if i % 2 == 0 { "even" } else { "odd" };
+            hub.emit(NewEvent::app(
+                app,
+                "test.tick",
+                serde_json::json!({ "i": i }),
+            ))
+            .await
+            .unwrap();
+        }
+        let all = EventFilter::default();
+        let even = EventFilter {
+            app: Some("even".into()),
+            kind_prefix: None,
+        };
+        let stored = |filter: &EventFilter, start, limit| hub.stored(filter.clone(), start, limit);
+        assert_eq!(
+            ids(&stored(&all, Start::Now, 100).await.unwrap()),
+            (1..=10).collect::<Vec<_>>()
+        );
+        assert_eq!(ids(&stored(&all, Start::Now, 3).await.unwrap()), [1, 2, 3]);
+        assert_eq!(
+            ids(&stored(&all, Start::After(3), 3).await.unwrap()),
+            [4, 5, 6]
+        );
+        assert_eq!(
+            ids(&stored(&all, Start::After(10), 3).await.unwrap()),
+            Vec::<u64>::new()
+        );
+        // The last three of one app's, then the page after them: nothing.
+        assert_eq!(
+            ids(&stored(&even, Start::Tail(3), 100).await.unwrap()),
+            [5, 7, 9]
+        );
+        assert_eq!(
+            ids(&stored(&even, Start::Tail(3), 2).await.unwrap()),
+            [5, 7]
+        );
+        assert_eq!(
+            ids(&stored(&even, Start::Tail(50), 100).await.unwrap()),
+            [1, 3, 5, 7, 9]
+        );
+        assert_eq!(
+            ids(&stored(&even, Start::Tail(0), 100).await.unwrap()),
+            Vec::<u64>::new()
+        );
+    }
+
+    #[tokio::test]
+    async fn stored_events_from_before_the_retained_window_start_with_a_gap() {
+        let (hub, _dir) = hub();
+        for i in 0..6 {
+            hub.emit(NewEvent::daemon("test.tick", serde_json::json!({ "i": i })))
+                .await
+                .unwrap();
+        }
+        hub.store
+            .run(|conn, path| store::events::prune(conn, path, 3, "1970-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let events = hub
+            .stored(EventFilter::default(), Start::After(1), 100)
+            .await
+            .unwrap();
+        assert_eq!(events[0].kind, kind::GAP);
+        assert_eq!(events[0].data["lost"], 2, "{events:?}");
+        assert_eq!(ids(&events[1..]), [4, 5, 6]);
+        // Every retained event, from the oldest: no gap to report.
+        let events = hub
+            .stored(EventFilter::default(), Start::Now, 100)
+            .await
+            .unwrap();
+        assert_eq!(ids(&events), [4, 5, 6]);
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! `GET /v1/events` and `GET /events`: the live Server-Sent Events stream.
+//! `GET /v1/events` and `GET /events`: the live Server-Sent Events stream, or with
+//! `follow=false` the stored events as one JSON array.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -6,6 +7,8 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use futures_util::Stream;
 use serde::Deserialize;
 use tokio_stream::wrappers::ReceiverStream;
@@ -13,6 +16,7 @@ use tokio_stream::StreamExt;
 
 use super::error::ServerError;
 use super::Shared;
+use crate::api::types::MAX_EVENTS_PAGE;
 use crate::daemon::events::Start;
 use crate::daemon::store::EventFilter;
 
@@ -30,14 +34,20 @@ pub struct EventsQuery {
     since: Option<u64>,
     /// Replay the last N events first.
     tail: Option<usize>,
+    /// `false`: answer the stored events as JSON instead of following (default `true`).
+    follow: Option<bool>,
+    /// With `follow=false`: most events in the answer (and at most [`MAX_EVENTS_PAGE`]).
+    limit: Option<usize>,
 }
 
-/// `GET /v1/events?app=&kind=&since=&tail=`, honouring `Last-Event-ID`.
+/// `GET /v1/events?app=&kind=&since=&tail=`, honouring `Last-Event-ID`; with
+/// `follow=false&limit=N`, the stored events from that start as a JSON array, oldest
+/// first (every retained one when no start is given).
 pub async fn stream(
     State(state): State<Shared>,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ServerError> {
+) -> Result<Response, ServerError> {
     let last_event_id = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -60,6 +70,20 @@ pub async fn stream(
         app: q.app.filter(|a| !a.is_empty()),
         kind_prefix: q.kind.filter(|k| !k.is_empty()),
     };
+    if q.follow == Some(false) {
+        let limit = q.limit.unwrap_or(MAX_EVENTS_PAGE).clamp(1, MAX_EVENTS_PAGE);
+        let events = state.hub.stored(filter, start, limit).await?;
+        return Ok(Json(events).into_response());
+    }
+    Ok(live(&state, filter, start).into_response())
+}
+
+/// The SSE stream of a subscription.
+fn live(
+    state: &Shared,
+    filter: EventFilter,
+    start: Start,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let events = state.hub.subscribe(filter, start, state.shutdown.clone());
     let stream = ReceiverStream::new(events).map(|event| {
         let data = serde_json::to_string(&*event).unwrap_or_else(|_| "{}".into());
@@ -68,5 +92,5 @@ pub async fn stream(
             .event(event.kind.clone())
             .data(data))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat")))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
 }

@@ -115,6 +115,32 @@ pub fn tail(
     Ok(events)
 }
 
+/// The id just before the last `count` events matching `filter` (0 when there are fewer),
+/// so that reading [`after`] it pages through that tail.
+pub fn before_tail(
+    conn: &Connection,
+    path: &Path,
+    count: usize,
+    filter: &EventFilter,
+) -> Result<u64, StoreError> {
+    let Some(offset) = count.checked_sub(1) else {
+        return last_id(conn, path);
+    };
+    let (conditions, extra) = filter.sql();
+    let sql = format!(
+        "SELECT id FROM events WHERE id > ?1{conditions} ORDER BY id DESC LIMIT 1 OFFSET {offset}"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sqlite(path))?;
+    let zero = 0i64;
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&zero];
+    values.extend(extra.iter().map(|s| s as &dyn rusqlite::ToSql));
+    let oldest: Option<i64> = stmt
+        .query_row(values.as_slice(), |row| row.get(0))
+        .optional()
+        .map_err(sqlite(path))?;
+    Ok(oldest.map_or(0, |id| id as u64 - 1))
+}
+
 /// The oldest retained id, if any event is retained.
 pub fn first_id(conn: &Connection, path: &Path) -> Result<Option<u64>, StoreError> {
     conn.query_row("SELECT min(id) FROM events", [], |row| {
