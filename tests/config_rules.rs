@@ -583,3 +583,39 @@ fn every_error_in_a_file_is_reported_at_once() {
     let errs = errors("app = \"Bad\"\nkill_timeout = \"x\"\n[deploy]\nstrategy = \"no\"\n");
     assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 4]);
 }
+
+#[test]
+fn http_options_idle_timeout_is_seconds_or_a_duration_above_zero() {
+    let base = "[http_service]\ninternal_port = 8080\n[http_service.http_options]\n";
+    let idle = |value: &str| {
+        clean(&format!("{base}idle_timeout = {value}\n"))
+            .http_service
+            .expect("an http_service")
+            .http_options
+            .idle_timeout
+            .map(|t| t.to_string())
+    };
+    assert_eq!(
+        idle("600").as_deref(),
+        Some("10m"),
+        "a bare number is seconds, as in Fly"
+    );
+    assert_eq!(idle("\"90s\"").as_deref(), Some("1m30s"));
+    let zero = one_error(&format!("{base}idle_timeout = 0\n"));
+    assert_eq!(zero.0, 4);
+    assert_eq!(
+        zero.2,
+        "`http_service.http_options.idle_timeout` must be above zero"
+    );
+    let port = clean(
+        "[[services]]\ninternal_port = 8080\n[[services.ports]]\nport = 8001\nhandlers = [\"http\"]\n[services.ports.http_options]\nidle_timeout = 5\n",
+    );
+    assert_eq!(
+        port.services[0].ports[0]
+            .http_options
+            .idle_timeout
+            .map(|t| t.to_string())
+            .as_deref(),
+        Some("5s")
+    );
+}

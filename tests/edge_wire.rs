@@ -43,7 +43,11 @@ struct Wire {
 
 impl Wire {
     async fn connect(s: &Setup) -> Self {
-        let stream = TcpStream::connect(s.d.edge_addr()).await.unwrap();
+        Wire::connect_to(s.d.edge_addr()).await
+    }
+
+    async fn connect_to(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
         Wire {
             stream,
             buf: Vec::new(),
@@ -652,4 +656,44 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
             "{request}: closed once idle for a second"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_http_options_idle_timeout_replaces_the_edges_own() {
+    let (hyper_port, default_port) = (common::free_port(), common::free_port());
+    // A second on the host route (the relay) and on a port whose answers get a header
+    // (so hyper serves it); the other port, with no idle_timeout of its own, keeps the
+    // daemon's minute.
+    let s = Setup::new(
+        &format!(
+            "[http_service.http_options]\n  idle_timeout = 1\n\
+             [[services]]\n  internal_port = 8080\n  processes = [\"app\"]\n\
+             [[services.ports]]\n  port = {hyper_port}\n  handlers = [\"http\"]\n\
+             [services.ports.http_options]\n  idle_timeout = 1\n\
+             [services.ports.http_options.response.headers]\n  X-Served-By = \"hyper\"\n\
+             [[services.ports]]\n  port = {default_port}\n  handlers = [\"http\"]\n"
+        ),
+        &["--edge-idle-timeout", "60s"],
+    );
+    s.deploy().await.expect_code(0);
+    let mut kept = Wire::connect_to(&format!("127.0.0.1:{default_port}")).await;
+    kept.send(&get("/before")).await;
+    assert_eq!(kept.response(false).await.status, 200);
+    for (addr, served_by) in [
+        (s.d.edge_addr().to_string(), None),
+        (format!("127.0.0.1:{hyper_port}"), Some("hyper")),
+    ] {
+        let mut wire = Wire::connect_to(&addr).await;
+        wire.send(&get("/first")).await;
+        let resp = wire.response(false).await;
+        assert_eq!(resp.status, 200, "{addr}");
+        assert_eq!(resp.header("x-served-by"), served_by, "{addr}");
+        assert_ne!(resp.header("connection"), Some("close"), "{addr}");
+        assert!(wire.closed().await, "{addr}: closed once idle for a second");
+    }
+    // Idle for longer than the app's second by now, and still open.
+    kept.send(&get("/after")).await;
+    let resp = kept.response(false).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["path"], "/after");
 }

@@ -324,11 +324,15 @@ pub struct HttpOptions {
     /// servers need.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub h2_backend: bool,
+    /// `idle_timeout`: how long the edge keeps an idle client connection of this app
+    /// open (instead of `lakeflyd --edge-idle-timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<Duration>,
     /// `response.headers`: set to the value (a string) or removed (`false`, here `None`)
     /// on each of the app's responses.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub response_headers: BTreeMap<String, Option<String>>,
-    /// Other keys (`idle_timeout`, `response.pristine`...), kept.
+    /// Other keys (`compress`, `response.pristine`...), kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: Extra,
 }

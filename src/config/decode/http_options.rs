@@ -1,14 +1,8 @@
-//! `http_options`: `h2_backend` and `response.headers` are read and checked (header names
-//! and values must be ones HTTP allows); Fly's other keys are kept and said to be unused.
+//! `http_options`: `h2_backend`, `idle_timeout` and `response.headers` are read and
+//! checked (header names and values must be ones HTTP allows); Fly's other keys are kept.
 
-use super::reader::{to_json, Decoder, Field};
+use super::reader::{BareUnit, Decoder, Field};
 use crate::config::model::HttpOptions;
-
-/// Fly keys the edge does not act on, with why.
-const NOT_APPLIED: [(&str, &str); 1] = [(
-    "idle_timeout",
-    "lakeflyd --edge-idle-timeout sets it for every app",
-)];
 
 pub(super) fn http_options(d: &mut Decoder, f: Field) -> HttpOptions {
     let mut options = HttpOptions::default();
@@ -19,6 +13,7 @@ pub(super) fn http_options(d: &mut Decoder, f: Field) -> HttpOptions {
         .get(d, "h2_backend")
         .and_then(|f| d.boolean(&f))
         .unwrap_or(false);
+    options.idle_timeout = t.get(d, "idle_timeout").and_then(|f| idle_timeout(d, &f));
     let mut kept = Vec::new();
     if let Some(f) = t.get(d, "response") {
         if let Some(mut response) = d.table(f) {
@@ -33,19 +28,23 @@ pub(super) fn http_options(d: &mut Decoder, f: Field) -> HttpOptions {
             }
         }
     }
-    for (key, why) in NOT_APPLIED {
-        if let Some(f) = t.get(d, key) {
-            d.warn(
-                &f,
-                format!("`{}` is not applied per app", f.path),
-                Some(why.to_string()),
-            );
-            kept.push((key.to_string(), to_json(f.item)));
-        }
-    }
     options.extra = t.finish(d);
     options.extra.extend(kept);
     options
+}
+
+/// `idle_timeout`: seconds (as Fly writes it) or a duration string, above zero.
+fn idle_timeout(d: &mut Decoder, f: &Field) -> Option<crate::config::units::Duration> {
+    let timeout = d.duration(f, BareUnit::Seconds)?;
+    if timeout.as_millis() == 0 {
+        d.error(
+            f,
+            format!("`{}` must be above zero", f.path),
+            Some("the seconds a kept-alive client connection may wait for its next request, e.g. idle_timeout = 600".into()),
+        );
+        return None;
+    }
+    Some(timeout)
 }
 
 /// `response.headers`: a name and a string (set) or `false` (removed).

@@ -24,13 +24,14 @@ const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 const H2_MAX_HEADER_BYTES: u32 = 64 * 1024;
 
 /// Serves a connection with HTTP/1, from wherever the relay left it (or from a TLS
-/// handshake). hyper closes it when no request head arrives within the idle timeout.
+/// handshake). hyper closes it when no request head arrives within `idle`.
 pub(super) async fn serve_http1<T>(
     state: Arc<EdgeState>,
     io: T,
     peer: SocketAddr,
     fixed: Option<(String, u16)>,
     scheme: Scheme,
+    idle: Duration,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -42,7 +43,7 @@ pub(super) async fn serve_http1<T>(
     };
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(state.idle_timeout)
+        .header_read_timeout(idle)
         .serve_connection(
             TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
             service,
@@ -57,13 +58,14 @@ pub(super) async fn serve_http1<T>(
 /// Serves an HTTPS connection whose client chose HTTP/2, on the service port `fixed` (or
 /// routed by host name).
 /// Each stream is a request handled as over HTTP/1.1 (and sent to a machine over
-/// HTTP/1.1). With no stream open for the idle timeout, the connection is told to go
-/// away (GOAWAY) and closes.
+/// HTTP/1.1). With no stream open for `idle`, the connection is told to go away (GOAWAY)
+/// and closes.
 pub(super) async fn serve_h2<T>(
     state: Arc<EdgeState>,
     io: T,
     peer: SocketAddr,
     fixed: Option<(String, u16)>,
+    idle: Duration,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -100,7 +102,7 @@ pub(super) async fn serve_h2<T>(
     let mut conn = std::pin::pin!(conn);
     let served = tokio::select! {
         served = conn.as_mut() => served,
-        () = idle(streams, state.idle_timeout) => {
+        () = until_idle(streams, idle) => {
             // Streams that start meanwhile are still answered; then it closes.
             conn.as_mut().graceful_shutdown();
             conn.await
@@ -128,7 +130,7 @@ impl Drop for OpenStream {
 }
 
 /// Returns once no stream has been open for `limit`.
-async fn idle(mut streams: watch::Receiver<usize>, limit: Duration) {
+async fn until_idle(mut streams: watch::Receiver<usize>, limit: Duration) {
     loop {
         if streams.wait_for(|open| *open == 0).await.is_err() {
             break;

@@ -36,6 +36,9 @@ pub struct Route {
     pub force_https: bool,
     /// How HTTP is spoken to the machines (`http_options`).
     pub upstream: UpstreamHttp,
+    /// `http_options.idle_timeout`: how long a client connection may wait for its next
+    /// request, when not `--edge-idle-timeout`.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// How the edge speaks HTTP to an app's machines: fly.toml's `http_options`.
@@ -191,6 +194,7 @@ pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes 
             statics: statics.clone(),
             force_https: http.force_https,
             upstream: UpstreamHttp::from_options(&http.http_options),
+            idle_timeout: http.http_options.idle_timeout.map(|t| t.to_std()),
         }));
         if stops(http.auto_stop_machines) {
             routes.auto_stop.push(AutoStopRule {
@@ -217,6 +221,7 @@ fn add_service(app: &str, service: &Service, statics: &[StaticDir], routes: &mut
             statics,
             force_https,
             upstream: options.map(UpstreamHttp::from_options).unwrap_or_default(),
+            idle_timeout: options.and_then(|o| o.idle_timeout).map(|t| t.to_std()),
         })
     };
     if stops(service.auto_stop_machines) {

@@ -33,11 +33,12 @@ pub async fn serve(
     let Some(stream) = end_tls(&acceptor, stream, peer).await else {
         return;
     };
+    let idle = route.idle_timeout.unwrap_or(state.idle_timeout);
+    let fixed = Some((app, port));
     if http && stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        super::conn::serve_h2(state, stream, peer, Some((app, port))).await;
+        super::conn::serve_h2(state, stream, peer, fixed, idle).await;
     } else if http {
-        super::conn::serve_http1(state, stream, peer, Some((app, port)), super::Scheme::Https)
-            .await;
+        super::conn::serve_http1(state, stream, peer, fixed, super::Scheme::Https, idle).await;
     } else {
         super::tcp::splice(state, route, None, stream).await;
     }
@@ -53,10 +54,13 @@ pub async fn serve_routed(state: Arc<EdgeState>, stream: TcpStream, peer: Socket
     let Some(stream) = end_tls(&tls.web(), stream, peer).await else {
         return;
     };
+    // Which app a connection is for is known only request by request: the edge's own
+    // idle timeout holds.
+    let idle = state.idle_timeout;
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        super::conn::serve_h2(state, stream, peer, None).await;
+        super::conn::serve_h2(state, stream, peer, None, idle).await;
     } else {
-        super::conn::serve_http1(state, stream, peer, None, super::Scheme::Https).await;
+        super::conn::serve_http1(state, stream, peer, None, super::Scheme::Https, idle).await;
     }
 }
 

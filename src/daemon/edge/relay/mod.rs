@@ -104,7 +104,8 @@ pub async fn serve(
             }
             Next::HandOver => {
                 let io = rewind::Rewind::new(client.buf.freeze(), client.stream);
-                super::conn::serve_http1(state, io, peer, fixed, super::Scheme::Http).await;
+                let idle = client.idle;
+                super::conn::serve_http1(state, io, peer, fixed, super::Scheme::Http, idle).await;
                 break;
             }
             Next::Closed => break,
@@ -122,7 +123,10 @@ async fn next_request(
     // however slowly its bytes trickle in: within the idle timeout, less the slack.
     let deadline = tokio::time::Instant::now() + client.idle;
     let slack = HEADER_DEADLINE_SLACK.min(client.idle / 6);
-    if client.head_deadline.deadline() + slack < deadline {
+    let armed = client.head_deadline.deadline();
+    // Late by more than the slack, or later than it may be (the app's own idle timeout
+    // is shorter than the one the connection started with).
+    if armed + slack < deadline || armed > deadline {
         client.head_deadline.as_mut().reset(deadline);
     }
     loop {
@@ -136,6 +140,10 @@ async fn next_request(
                         .and_then(|host| state.hosts.app_for(host))
                         .and_then(|app| state.http_route(&app)),
                 };
+                if let Some(route) = &route {
+                    // From here on the connection is the app's: its idle timeout holds.
+                    client.idle = route.idle_timeout.unwrap_or(state.idle_timeout);
+                }
                 let path = head.target.split('?').next().unwrap_or("/");
                 return match route {
                     Some(route)
