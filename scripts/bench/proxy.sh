@@ -158,7 +158,8 @@ EOF
 echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run, $rounds rounds; $(nproc) cores"
 echo "wrk runs one thread; CPU is the proxy's own (lakeflyd; nginx's master and workers)"
 echo "Targets take turns within each round, so a noisy moment on this shared machine does"
-echo "not land on one of them only; the summary compares medians over the rounds."
+echo "not land on one of them only; the summary compares medians over the rounds, and each"
+echo "round's edge/nginx ratio as a geometric mean with a 95% bootstrap interval."
 printf '%-6s %-8s %6s %12s %10s %8s %12s\n' round target conns 'req/s' 'p99 µs' non-2xx 'CPU µs/req'
 declare -A runs
 for conns in 32 1; do
@@ -198,6 +199,27 @@ faster = sum(float(e[0]) >= float(n[0]) for n, e in pairs)
 tighter = sum(float(e[1]) <= float(n[1]) for n, e in pairs)
 print(f"{conns:>2} conns: rounds where the edge met nginx: throughput {faster} of {len(pairs)}, "
       f"p99 {tighter} of {len(pairs)}")
+# The ratio of each round's pair, as a geometric mean with a 95% bootstrap interval over
+# the rounds (seeded: the same figures give the same interval). An interval on one side
+# of 1.00 is a difference; one that spans it is parity within this run's noise.
+import math, random
+def interval(ratios, draws=2000):
+    logs = [math.log(r) for r in ratios]
+    mean = lambda xs: math.exp(sum(xs) / len(xs))
+    rng = random.Random(6)
+    boot = sorted(mean(rng.choices(logs, k=len(logs))) for _ in range(draws))
+    return mean(logs), boot[int(draws * 0.025)], boot[int(draws * 0.975)]
+def verdict(low, high, better_above):
+    if (low > 1) if better_above else (high < 1):
+        return "edge better"
+    if (high < 1) if better_above else (low > 1):
+        return "nginx better"
+    return "parity within the noise"
+for name, column, better_above in (("throughput", 0, True), ("p99", 1, False)):
+    ratios = [float(e[column]) / float(n[column]) for n, e in pairs]
+    g, low, high = interval(ratios)
+    print(f"{conns:>2} conns: edge/nginx {name} by round {g:.2f}x "
+          f"(95% {low:.2f}-{high:.2f}): {verdict(low, high, better_above)}")
 if conns == "1":
     # One request at a time: the time each proxy adds to a request over going direct.
     added = lambda r: (1 / r - 1 / dr) * 1e6
