@@ -204,6 +204,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A command exec'd in a machine did not exit 0; lakefly exits with its code (or
+    /// 128 + the signal that ended it, as shells do).
+    #[error("the command on machine {machine} {how}")]
+    ExecFailed {
+        /// The machine.
+        machine: String,
+        /// How it ended: `exited 3`, `was killed by SIGTERM`, `did not finish within 1m`.
+        how: String,
+        /// The exit code to pass on.
+        code: i32,
+        /// Whether it ran out of time.
+        timed_out: bool,
+    },
+
     /// A `secrets` argument is malformed or needs what is not there.
     #[error("{message}")]
     BadSecretInput {
@@ -279,6 +293,10 @@ impl Error {
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => "events_setup",
             Error::DeployFailed { .. } => "deploy_failed",
             Error::Detached { .. } => "detached",
+            Error::ExecFailed {
+                timed_out: true, ..
+            } => "exec_timed_out",
+            Error::ExecFailed { .. } => "exec_failed",
             Error::EmbeddedDaemon { .. } => "daemon_start_failed",
             Error::BadScale { .. } => "invalid_scale",
             Error::BadSecretInput { .. } => "invalid_secret_input",
@@ -331,6 +349,7 @@ impl Error {
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => exit::ERROR,
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
             Error::Detached { .. } => exit::INTERRUPTED,
+            Error::ExecFailed { code, .. } => *code,
             Error::EmbeddedDaemon { .. } => exit::UNREACHABLE,
             Error::NeedsConfirmation { .. }
             | Error::NoApp
@@ -393,6 +412,11 @@ impl Error {
                 "the previous release keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
             )),
             Error::Detached { app, .. } => Some(format!("follow it again with `lakefly events -a {app}`")),
+            Error::ExecFailed { timed_out: true, .. } => Some(format!(
+                "give it longer with --timeout (at most {}), or run it as a job (`lakefly jobs create`)",
+                crate::api::types::ExecRequest::MAX_TIMEOUT
+            )),
+            Error::ExecFailed { .. } => None,
             Error::EmbeddedDaemon { log, .. } => Some(format!(
                 "see its log: {}; or run one yourself with `lakeflyd` and pass --remote",
                 log.display()

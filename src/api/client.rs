@@ -249,6 +249,24 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// `POST /v1/apps/{app}/machines/{id}/exec`: answers once the command has ended, so
+    /// this request waits for the command's time limit and then the usual timeout.
+    pub async fn exec(
+        &self,
+        app: &str,
+        id: &str,
+        request: &super::types::ExecRequest,
+    ) -> Result<super::types::ExecResult, ClientError> {
+        let url = format!("{}/v1/apps/{app}/machines/{id}/exec", self.base);
+        let builder = self
+            .http
+            .post(&url)
+            .json(request)
+            .timeout(request.time_limit().to_std() + self.timeout);
+        let (url, status, bytes) = self.exchange(url, builder).await?;
+        decode(url, status, &bytes)
+    }
+
     /// `GET /v1/apps/{name}`, or `None` when there is no such app.
     pub async fn app(&self, name: &str) -> Result<Option<App>, ClientError> {
         match self
@@ -488,11 +506,7 @@ impl Client {
         body: Option<&B>,
     ) -> Result<T, ClientError> {
         let (url, status, bytes) = self.send(method, path, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse {
-            url,
-            status: status.as_u16(),
-            detail: format!("the body is not the expected JSON: {e}"),
-        })
+        decode(url, status, &bytes)
     }
 
     /// POSTs a request that starts a release; returns the release's version.
@@ -585,6 +599,19 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+/// A 2xx answer's body as the JSON it should be.
+fn decode<T: DeserializeOwned>(
+    url: String,
+    status: StatusCode,
+    bytes: &[u8],
+) -> Result<T, ClientError> {
+    serde_json::from_slice(bytes).map_err(|e| ClientError::BadResponse {
+        url,
+        status: status.as_u16(),
+        detail: format!("the body is not the expected JSON: {e}"),
+    })
 }
 
 /// The start of a body, for an error message.

@@ -296,6 +296,48 @@ pub struct RollbackRequest {
     pub version: Option<u64>,
 }
 
+/// `POST /v1/apps/{app}/machines/{id}/exec`: a command to run once in the machine's
+/// environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// A shell command line (`/bin/sh -c`).
+    pub command: String,
+    /// How long it may run before its processes are killed (default 1m, at most 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+impl ExecRequest {
+    /// How long a command may run when the request does not say.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The longest a command may be given: exec is for a migration or a look around, not
+    /// for a process that should be a machine or a job.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+    /// The time limit the command runs under.
+    pub fn time_limit(&self) -> Duration {
+        self.timeout.unwrap_or(Self::DEFAULT_TIMEOUT)
+    }
+}
+
+/// How an exec'd command ended, and what it wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it (`SIGKILL`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Whether it was killed at its time limit.
+    pub timed_out: bool,
+    /// Its standard output (lossy UTF-8), up to a limit.
+    pub stdout: String,
+    /// Its standard error (lossy UTF-8), up to a limit.
+    pub stderr: String,
+    /// Whether either stream went past the limit and was cut.
+    pub truncated: bool,
+}
+
 /// `POST /v1/apps/{app}/scale`: machine counts per process group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScaleRequest {
@@ -499,6 +541,9 @@ pub mod kind {
     pub const MACHINE_FAILED: &str = "machine.failed";
     /// A machine was destroyed.
     pub const MACHINE_DESTROYED: &str = "machine.destroyed";
+    /// A command was run in a machine's environment (`program`, `exit_code`, `timed_out`;
+    /// never its arguments, which may hold credentials).
+    pub const MACHINE_EXEC: &str = "machine.exec";
     /// A release started rolling out.
     pub const DEPLOY_STARTED: &str = "deploy.started";
     /// A step of a release: unpack, build, release command, machine replaced...

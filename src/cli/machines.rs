@@ -1,17 +1,18 @@
-//! `lakefly machines list | start ID | stop ID | restart ID | destroy ID`.
+//! `lakefly machines list | start ID | stop ID | restart ID | exec ID -- CMD | destroy ID`.
 
 use clap::{Args, Subcommand};
 
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
-use crate::api::types::Machine;
+use crate::api::types::{ExecRequest, ExecResult, Machine};
+use crate::config::units::Duration;
 use crate::error::Error;
 use crate::output::table::Table;
 
 /// List and control an app's machines.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json"
+    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate"
 )]
 pub struct MachinesArgs {
     /// What to do.
@@ -38,6 +39,26 @@ pub enum MachinesCommand {
     Restart {
         /// Machine id.
         id: String,
+    },
+    /// Run a command once in a machine's environment (its directory, env, secrets and
+    /// $PORT), beside its process; print its output and exit with its exit code.
+    #[command(
+        after_help = "The command runs with /bin/sh -c, its input closed; its output is printed when it\nends (up to 1 MiB of each stream). lakefly exits with the command's exit code, 128 +\nthe signal that ended it, or 124 when it ran out of time and was killed."
+    )]
+    Exec {
+        /// Machine id.
+        id: String,
+        /// How long it may run before it and what it started are killed (at most 1h).
+        #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = exec_timeout)]
+        timeout: Duration,
+        /// The command line (after `--` when it has flags of its own).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
     },
     /// Stop a machine and remove it.
     Destroy {
@@ -67,6 +88,26 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             out.note(&format!("destroyed machine {id}"));
             return Ok(());
         }
+        MachinesCommand::Exec {
+            id,
+            timeout,
+            command,
+        } => {
+            let request = ExecRequest {
+                command: command.join(" "),
+                timeout: Some(timeout),
+            };
+            let result = block_on(async { Ok(api.exec(&app, &id, &request).await?) })?;
+            if out.json {
+                out.json(&result)?;
+            } else {
+                out.passthrough(&result.stdout, &result.stderr)?;
+                if result.truncated {
+                    out.note("(output cut at 1 MiB a stream)");
+                }
+            }
+            return exec_outcome(&id, &result, timeout);
+        }
         MachinesCommand::Start { id } => (id, "start"),
         MachinesCommand::Stop { id } => (id, "stop"),
         MachinesCommand::Restart { id } => (id, "restart"),
@@ -81,6 +122,45 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
         machine.state.as_str()
     ));
     Ok(())
+}
+
+/// `--timeout`: a duration above zero, at most [`ExecRequest::MAX_TIMEOUT`].
+fn exec_timeout(text: &str) -> Result<Duration, String> {
+    let timeout: Duration = text.parse().map_err(|e| format!("{e}"))?;
+    if timeout.as_millis() == 0 || timeout > ExecRequest::MAX_TIMEOUT {
+        return Err(format!(
+            "give a duration above zero and at most {}",
+            ExecRequest::MAX_TIMEOUT
+        ));
+    }
+    Ok(timeout)
+}
+
+/// Success when the command exited 0, else the error that carries its exit code on.
+fn exec_outcome(machine: &str, result: &ExecResult, timeout: Duration) -> Result<(), Error> {
+    /// What `timeout(1)` exits with when the time ran out.
+    const TIMED_OUT: i32 = 124;
+    let (how, code) = match (result.timed_out, result.exit_code, &result.signal) {
+        (true, _, _) => (
+            format!("did not finish within {timeout} and was killed"),
+            TIMED_OUT,
+        ),
+        (false, Some(0), _) => return Ok(()),
+        (false, Some(code), _) => (format!("exited {code}"), code),
+        (false, None, Some(signal)) => {
+            let number = signal
+                .parse::<nix::sys::signal::Signal>()
+                .map_or(0, |s| s as i32);
+            (format!("was killed by {signal}"), 128 + number)
+        }
+        (false, None, None) => ("ended without an exit code".to_string(), 1),
+    };
+    Err(Error::ExecFailed {
+        machine: machine.to_string(),
+        how,
+        code,
+        timed_out: result.timed_out,
+    })
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `12s` since `started`.

@@ -44,6 +44,18 @@ impl Output {
             .map_err(Error::Output)
     }
 
+    /// Passes on a remote command's output: `stdout` to stdout and `stderr` to stderr,
+    /// byte for byte.
+    pub fn passthrough(&self, stdout: &str, stderr: &str) -> Result<(), Error> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(stdout.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(Error::Output)?;
+        // As with notes, a failed write to stderr has nowhere left to be reported.
+        let _ = std::io::stderr().lock().write_all(stderr.as_bytes());
+        Ok(())
+    }
+
     /// Prints a message for people on stderr (progress, notes, warnings).
     pub fn note(&self, text: &str) {
         // A failed write to stderr has nowhere left to be reported.

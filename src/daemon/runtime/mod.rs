@@ -3,6 +3,8 @@
 //! them, and reconciles what a crashed daemon left behind.
 
 pub mod cgroup;
+mod environment;
+pub mod exec;
 pub mod health;
 mod https_check;
 pub mod logs;
@@ -51,6 +53,14 @@ pub enum RuntimeError {
         app: String,
         /// The machine.
         id: String,
+    },
+    /// A command could not be run in the machine's environment.
+    #[error("cannot run the command in machine {id}: {reason}")]
+    Exec {
+        /// The machine.
+        id: String,
+        /// Why.
+        reason: String,
     },
     /// The store failed.
     #[error(transparent)]
@@ -245,10 +255,7 @@ impl Runtime {
     fn supervise(&self, record: Record) {
         let (tx, rx) = mpsc::channel(8);
         let machine = record.machine;
-        let workdir = match &machine.spec.workdir {
-            Some(dir) => PathBuf::from(dir),
-            None => self.apps_dir.join(&machine.app).join("work"),
-        };
+        let workdir = environment::workdir(&self.apps_dir, &machine.app, &machine.spec);
         let supervisor = Supervisor {
             id: machine.id.clone(),
             app: machine.app.clone(),

@@ -2,7 +2,6 @@
 //! it (kill signal, then SIGKILL after the timeout, to the whole group), and records every
 //! transition with its event.
 
-use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{LogLine, LogSink};
-use super::{health, mounts, process};
+use super::{environment, health, mounts, process};
 use crate::api::types::{kind, ExitInfo, MachineSpec, MachineState};
 use crate::config::model::RestartPolicy;
 use crate::daemon::events::{now, EventHub, NewEvent};
@@ -163,7 +162,7 @@ impl Supervisor {
                 Err(e) => return self.fail(format!("reading secrets failed: {e}")).await,
             }
         };
-        let mut env = self.environment(port, secrets);
+        let mut env = environment::variables(&self.app, &self.id, &self.spec, port, secrets);
         if let Err(e) = mounts::prepare(
             &self.volumes,
             &self.app,
@@ -376,37 +375,6 @@ impl Supervisor {
         self.spec
             .kill_timeout
             .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std())
-    }
-
-    /// `[env]`, then the app's secrets (which win), then what lakefly sets for every machine.
-    fn environment(
-        &self,
-        port: Option<u16>,
-        secrets: BTreeMap<String, String>,
-    ) -> BTreeMap<String, String> {
-        let mut env = self.spec.env.clone();
-        env.extend(secrets);
-        let release = self
-            .spec
-            .release_version
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let group = self.spec.process_group.clone();
-        for (name, value) in [
-            ("LAKEFLY_APP_NAME", self.app.clone()),
-            ("LAKEFLY_MACHINE_ID", self.id.clone()),
-            ("LAKEFLY_PROCESS_GROUP", group.clone()),
-            ("LAKEFLY_RELEASE_VERSION", release),
-            ("FLY_APP_NAME", self.app.clone()),
-            ("FLY_MACHINE_ID", self.id.clone()),
-            ("FLY_PROCESS_GROUP", group),
-        ] {
-            env.insert(name.to_string(), value);
-        }
-        if let Some(port) = port {
-            env.insert("PORT".into(), port.to_string());
-        }
-        env
     }
 
     fn pump_logs(&self, spawned: &mut process::Spawned) {

@@ -62,6 +62,9 @@ pub enum ServerError {
     /// A query parameter or header is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A command could not be started in a machine's environment.
+    #[error("{0}")]
+    ExecFailed(String),
     /// No accepted API token was presented.
     #[error("{0}")]
     Unauthorized(String),
@@ -84,6 +87,9 @@ impl From<crate::daemon::runtime::RuntimeError> for ServerError {
         match e {
             crate::daemon::runtime::RuntimeError::NotFound { app, id } => {
                 ServerError::MachineNotFound { app, id }
+            }
+            e @ crate::daemon::runtime::RuntimeError::Exec { .. } => {
+                ServerError::ExecFailed(e.to_string())
             }
             crate::daemon::runtime::RuntimeError::Store(e) => ServerError::Store(e),
         }
@@ -124,7 +130,7 @@ impl ServerError {
                 DeployError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             },
-            ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServerError::ExecFailed(_) | ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -165,6 +171,7 @@ impl ServerError {
                 DeployError::BadMemory(_) => "bad_memory",
                 DeployError::Store(_) => "internal",
             },
+            ServerError::ExecFailed(_) => "exec_failed",
             ServerError::Store(_) => "internal",
         }
     }
@@ -187,6 +194,9 @@ impl ServerError {
                 Some("`lakefly certs list` shows the app's host names".into())
             }
             ServerError::BadRequest(_) => None,
+            ServerError::ExecFailed(_) => {
+                Some("`lakefly logs` and the daemon's log say more about the machine".into())
+            }
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => Some("`lakefly jobs list` shows the jobs".into()),
                 JobError::Exists { .. } => Some("pick another name, or delete the old job".into()),

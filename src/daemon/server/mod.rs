@@ -142,6 +142,10 @@ fn routes(state: Shared) -> Router {
             get(machines::show).delete(machines::destroy),
         )
         .route(
+            "/v1/apps/{name}/machines/{id}/exec",
+            axum::routing::post(machines::exec),
+        )
+        .route(
             "/v1/apps/{name}/machines/{id}/{action}",
             axum::routing::post(machines::act),
         )

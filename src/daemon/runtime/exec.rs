@@ -1,0 +1,88 @@
+//! `machines exec`: a command run once in a machine's environment (its directory, `[env]`,
+//! secrets, `$PORT` and mounts), beside the machine's own process, its output captured.
+//! Secrets are opened for that process only, as for the machine's.
+
+use std::time::Instant;
+
+use super::{environment, mounts, oneoff, Runtime, RuntimeError};
+use crate::api::types::{kind, ExecRequest, ExecResult, MachineState};
+use crate::daemon::events::NewEvent;
+
+/// Bytes of each output stream kept for the answer.
+const OUTPUT_LIMIT: usize = 1024 * 1024;
+
+impl Runtime {
+    /// Runs `request.command` in machine `id`'s environment and returns how it ended.
+    pub async fn exec(
+        &self,
+        app: &str,
+        id: &str,
+        request: &ExecRequest,
+    ) -> Result<ExecResult, RuntimeError> {
+        let machine = self.get(app, id).await?;
+        if machine.state == MachineState::Destroyed {
+            return Err(RuntimeError::NotFound {
+                app: app.to_string(),
+                id: id.to_string(),
+            });
+        }
+        let failed = |reason: String| RuntimeError::Exec {
+            id: id.to_string(),
+            reason,
+        };
+        let timeout = request.time_limit().to_std();
+        let workdir = environment::workdir(&self.apps_dir, app, &machine.spec);
+        let secrets = {
+            let (store, app) = (self.secrets.clone(), app.to_string());
+            tokio::task::spawn_blocking(move || store.env(&app))
+                .await
+                .map_err(|e| failed(format!("reading secrets failed: {e}")))?
+                .map_err(failed)?
+        };
+        let mut env = environment::variables(app, id, &machine.spec, machine.port, secrets);
+        mounts::prepare(
+            &self.volumes_dir,
+            app,
+            &workdir,
+            &machine.spec.mounts,
+            &mut env,
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let started = Instant::now();
+        let captured = oneoff::capture(&request.command, &workdir, &env, timeout, OUTPUT_LIMIT)
+            .await
+            .map_err(|e| failed(format!("{e} (in {})", workdir.display())))?;
+        drop(env);
+        let result = ExecResult {
+            exit_code: captured.exit_code,
+            signal: captured.signal.map(|s| s.as_str().to_string()),
+            timed_out: captured.timed_out,
+            stdout: String::from_utf8_lossy(&captured.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&captured.stderr).into_owned(),
+            truncated: captured.truncated,
+        };
+        // The program's name only: arguments may carry credentials.
+        let program = request
+            .command
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let event = NewEvent::app(
+            app,
+            kind::MACHINE_EXEC,
+            serde_json::json!({
+                "machine": id,
+                "program": program,
+                "exit_code": result.exit_code,
+                "signal": result.signal,
+                "timed_out": result.timed_out,
+                "ms": started.elapsed().as_millis() as u64,
+            }),
+        );
+        if let Err(e) = self.hub.emit(event).await {
+            tracing::warn!(error = %e, "recording an exec failed");
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,181 @@
+//! `lakefly machines exec`: a command run once in a machine's environment (directory,
+//! `[env]`, secrets, `$PORT`), its output passed on and its exit code kept; bounded in time
+//! and in output, its whole process group killed at the end, recorded without arguments.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::daemon::TestDaemon;
+use common::Run;
+use serde_json::Value;
+
+/// A secret the tests set, to find in the command's environment and nowhere else.
+const SECRET: &str = "s3cr3t-for-exec";
+
+/// A daemon with the hello app deployed and a secret set; the machine's id.
+fn deployed() -> (TestDaemon, String) {
+    let d = TestDaemon::start();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/fly.toml");
+    let config = config.to_str().unwrap();
+    common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "deploy", "-c", config],
+    )
+    .expect_code(0);
+    let secret = format!("API_KEY={SECRET}");
+    common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "secrets", "set", "-a", "hello", &secret],
+    )
+    .expect_code(0);
+    let machines: Value = common::lakefly(
+        Path::new("."),
+        &[
+            "--remote", &d.api, "machines", "list", "-a", "hello", "--json",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let id = machines[0]["id"].as_str().unwrap().to_string();
+    (d, id)
+}
+
+/// `lakefly machines exec ID ARGS...` against `d`.
+fn exec(d: &TestDaemon, id: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--remote", &d.api, "machines", "exec", "-a", "hello", id];
+    all.extend_from_slice(args);
+    common::lakefly(Path::new("."), &all)
+}
+
+#[test]
+fn a_command_runs_in_the_machines_environment_and_keeps_its_exit_code() {
+    let (d, id) = deployed();
+    let run = exec(
+        &d,
+        &id,
+        &[
+            "--",
+            "echo \"$FLY_MACHINE_ID $GREETING $API_KEY $PORT\"; ls; echo to-stderr >&2",
+        ],
+    )
+    .expect_code(0);
+    let mut lines = run.stdout.lines();
+    let vars: Vec<&str> = lines.next().unwrap().split(' ').collect();
+    assert_eq!(&vars[..3], [id.as_str(), "hello", SECRET], "{}", run.stdout);
+    assert!(
+        vars[3].parse::<u16>().is_ok(),
+        "the machine's $PORT: {}",
+        run.stdout
+    );
+    let files: Vec<&str> = lines.collect();
+    assert!(
+        files.contains(&"app.py"),
+        "runs in the release's files: {files:?}"
+    );
+    assert_eq!(run.stderr, "to-stderr\n");
+
+    let failed = exec(&d, &id, &["exit", "3"]).expect_code(3);
+    assert_eq!(
+        failed.stderr,
+        format!("error: the command on machine {id} exited 3\n")
+    );
+    exec(&d, &id, &["--", "kill -TERM $$"]).expect_code(128 + 15);
+
+    // Recorded by program name only: arguments may be credentials.
+    exec(&d, &id, &["echo", "--password", SECRET]).expect_code(0);
+    let events = common::lakefly(
+        Path::new("."),
+        &[
+            "--remote",
+            &d.api,
+            "events",
+            "-a",
+            "hello",
+            "--no-tail",
+            "--kind",
+            "machine.exec",
+            "--json",
+        ],
+    )
+    .expect_code(0);
+    let last: Value = serde_json::from_str(events.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["data"]["program"], "echo");
+    assert_eq!(last["data"]["exit_code"], 0);
+    assert_eq!(events.stdout.lines().count(), 4, "{}", events.stdout);
+    assert!(!events.stdout.contains(SECRET), "{}", events.stdout);
+}
+
+#[test]
+fn a_command_out_of_time_is_killed_with_all_it_started() {
+    let (d, id) = deployed();
+    let run = exec(
+        &d,
+        &id,
+        &[
+            "--timeout",
+            "1s",
+            "--",
+            "sleep 300 & echo $! > exec-bg.pid; wait",
+        ],
+    )
+    .expect_code(124);
+    assert!(
+        run.stderr
+            .contains("did not finish within 1s and was killed"),
+        "{}",
+        run.stderr
+    );
+    // The background sleep went with it.
+    let pidfile = exec(&d, &id, &["cat", "exec-bg.pid"]).expect_code(0);
+    let pid = pidfile.stdout.trim().to_string();
+    assert!(!pid.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "pid {pid} outlived its exec");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn output_is_cut_at_a_mebibyte_and_said_so() {
+    let (d, id) = deployed();
+    let run = exec(&d, &id, &["--", "head -c 3000000 /dev/zero | tr '\\0' a"]).expect_code(0);
+    assert_eq!(run.stdout.len(), 1024 * 1024);
+    assert_eq!(run.stderr, "(output cut at 1 MiB a stream)\n");
+    let json: Value = exec(&d, &id, &["--json", "--", "printf x; exit 2"])
+        .expect_code(2)
+        .json();
+    assert_eq!(
+        (
+            json["stdout"].as_str(),
+            json["exit_code"].as_i64(),
+            json["truncated"].as_bool()
+        ),
+        (Some("x"), Some(2), Some(false))
+    );
+}
+
+#[test]
+fn bad_targets_and_limits_are_refused() {
+    let (d, id) = deployed();
+    let missing = exec(&d, "0000", &["true"]).expect_code(5);
+    assert!(
+        missing.stderr.contains("does not exist"),
+        "{}",
+        missing.stderr
+    );
+    let long = exec(&d, &id, &["--timeout", "2h", "true"]).expect_code(2);
+    assert!(
+        long.stderr.contains("--timeout") && long.stderr.contains("at most 1h"),
+        "{}",
+        long.stderr
+    );
+    let empty = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "machines", "exec", "-a", "hello", &id],
+    )
+    .expect_code(2);
+    assert!(empty.stderr.contains("COMMAND"), "{}", empty.stderr);
+}
