@@ -179,3 +179,38 @@ fn bad_targets_and_limits_are_refused() {
     .expect_code(2);
     assert!(empty.stderr.contains("COMMAND"), "{}", empty.stderr);
 }
+
+#[test]
+fn a_client_that_goes_away_takes_its_command_with_it() {
+    let (d, id) = deployed();
+    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
+        .args([
+            "--remote", &d.api, "machines", "exec", "-a", "hello", &id, "--",
+        ])
+        .arg("echo $$ > exec-wait.pid; exec sleep 300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        let run = exec(&d, &id, &["cat", "exec-wait.pid"]);
+        if run.code == 0 && !run.stdout.trim().is_empty() {
+            break run.stdout.trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the command never started: {}",
+            run.stderr
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "pid {pid} outlived its client");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
