@@ -61,13 +61,7 @@ impl Runtime {
             stderr: String::from_utf8_lossy(&captured.stderr).into_owned(),
             truncated: captured.truncated,
         };
-        // The program's name only: arguments may carry credentials.
-        let program = request
-            .command
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let program = program_name(&request.command);
         let event = NewEvent::app(
             app,
             kind::MACHINE_EXEC,
@@ -84,5 +78,38 @@ impl Runtime {
             tracing::warn!(error = %e, "recording an exec failed");
         }
         Ok(result)
+    }
+}
+
+/// The program a command line runs, for the record: not its arguments, nor the variables
+/// set before it (`PGPASSWORD=... psql`), which may carry credentials.
+fn program_name(command: &str) -> &str {
+    let is_assignment = |word: &str| {
+        word.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    command
+        .split_whitespace()
+        .find(|word| !is_assignment(word))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::program_name;
+
+    #[test]
+    fn the_recorded_program_leaves_out_arguments_and_assignments() {
+        assert_eq!(program_name("python3 manage.py migrate"), "python3");
+        assert_eq!(
+            program_name("PGPASSWORD=hunter2 LANG=C psql -c 'select 1'"),
+            "psql"
+        );
+        assert_eq!(program_name("  ./bin/tool --x=1"), "./bin/tool");
+        assert_eq!(program_name("TOKEN=abc"), "");
+        assert_eq!(program_name("9x=1 run"), "9x=1");
     }
 }
