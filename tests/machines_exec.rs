@@ -49,6 +49,15 @@ fn exec(d: &TestDaemon, id: &str, args: &[&str]) -> Run {
     common::lakefly(Path::new("."), &all)
 }
 
+/// Waits (up to a deadline) until process `pid` is gone; it should not outlive `what`.
+fn wait_gone(pid: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "pid {pid} outlived {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_command_runs_in_the_machines_environment_and_keeps_its_exit_code() {
     let (d, id) = deployed();
@@ -131,11 +140,7 @@ fn a_command_out_of_time_is_killed_with_all_it_started() {
     let pidfile = exec(&d, &id, &["cat", "exec-bg.pid"]).expect_code(0);
     let pid = pidfile.stdout.trim().to_string();
     assert!(!pid.is_empty());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(Instant::now() < deadline, "pid {pid} outlived its exec");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(&pid, "its exec");
 }
 
 #[test]
@@ -208,9 +213,5 @@ fn a_client_that_goes_away_takes_its_command_with_it() {
     assert!(Path::new(&format!("/proc/{pid}")).exists());
     client.kill().unwrap();
     client.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(Instant::now() < deadline, "pid {pid} outlived its client");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(&pid, "its client");
 }

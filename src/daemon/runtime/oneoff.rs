@@ -198,22 +198,19 @@ pub async fn capture(
         }
     };
     let ((stdout, cut_out), (stderr, cut_err)) = tokio::join!(collect(stdout), collect(stderr));
-    let (exit_code, signal) = match &ended {
+    let (exit_code, signal, timed_out) = match ended {
         Ended::Exited(status) => {
             use std::os::unix::process::ExitStatusExt;
             let signal = status.signal().and_then(|n| Signal::try_from(n).ok());
-            (status.code(), signal)
+            (status.code(), signal, false)
         }
-        Ended::TimedOut => (None, Some(Signal::SIGKILL)),
-        Ended::WaitFailed(_) => (None, None),
+        Ended::TimedOut => (None, Some(Signal::SIGKILL), true),
+        Ended::WaitFailed(e) => return Err(e),
     };
-    if let Ended::WaitFailed(e) = ended {
-        return Err(e);
-    }
     Ok(Captured {
         exit_code,
         signal,
-        timed_out: matches!(ended, Ended::TimedOut),
+        timed_out,
         stdout,
         stderr,
         truncated: cut_out || cut_err,

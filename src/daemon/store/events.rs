@@ -46,6 +46,14 @@ impl EventFilter {
     }
 }
 
+/// The parameters of a query built with [`EventFilter::sql`]: the id for `?1`, then the
+/// filter's own.
+fn bind<'a>(id: &'a i64, filter_params: &'a [String]) -> Vec<&'a dyn rusqlite::ToSql> {
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![id];
+    values.extend(filter_params.iter().map(|s| s as &dyn rusqlite::ToSql));
+    values
+}
+
 /// Appends an event and returns it with its id.
 pub fn insert(
     conn: &Connection,
@@ -84,8 +92,7 @@ pub fn after(
     let mut stmt = conn.prepare_cached(&sql).map_err(sqlite(path))?;
     // Ids are stored as SQLite integers (i64); ids beyond that never occur.
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&after];
-    values.extend(extra.iter().map(|s| s as &dyn rusqlite::ToSql));
+    let values = bind(&after, &extra);
     let rows = stmt
         .query_map(values.as_slice(), read_row)
         .map_err(sqlite(path))?;
@@ -104,9 +111,7 @@ pub fn tail(
         "SELECT id, time, app, kind, data FROM events WHERE id > ?1{conditions} ORDER BY id DESC LIMIT {count}"
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(sqlite(path))?;
-    let zero = 0i64;
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&zero];
-    values.extend(extra.iter().map(|s| s as &dyn rusqlite::ToSql));
+    let values = bind(&0, &extra);
     let rows = stmt
         .query_map(values.as_slice(), read_row)
         .map_err(sqlite(path))?;
@@ -131,9 +136,7 @@ pub fn before_tail(
         "SELECT id FROM events WHERE id > ?1{conditions} ORDER BY id DESC LIMIT 1 OFFSET {offset}"
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(sqlite(path))?;
-    let zero = 0i64;
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&zero];
-    values.extend(extra.iter().map(|s| s as &dyn rusqlite::ToSql));
+    let values = bind(&0, &extra);
     let oldest: Option<i64> = stmt
         .query_row(values.as_slice(), |row| row.get(0))
         .optional()
