@@ -456,3 +456,39 @@ fn an_api_address_in_use_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// The names of a process's threads that start with `prefix`, sorted.
+fn threads_named(pid: u32, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the daemon's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn edge_threads_sets_how_many_event_loops_serve_the_edge() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start_in(&temp.path().join("state"), &["--edge-threads", "3"]);
+    assert_eq!(
+        threads_named(d.pid(), "lakefly-edge-"),
+        ["lakefly-edge-1", "lakefly-edge-2", "lakefly-edge-3"]
+    );
+    // They serve: an unknown app gets the edge's own 404 (not a refused connection).
+    let answer = common::http_client()
+        .get(format!("{}/", d.edge))
+        .header("host", "nobody.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+
+    for bad in ["0", "257", "two"] {
+        let run = common::lakeflyd_in(&temp.path().join("refused"), &["--edge-threads", bad]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("--edge-threads"), "{}", run.stderr);
+    }
+}

@@ -157,6 +157,8 @@ EOF
 
 echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run, $rounds rounds; $(nproc) cores"
 echo "wrk runs one thread; CPU is the proxy's own (lakeflyd; nginx's master and workers)"
+echo "edge threads: $(ls /proc/$daemon_pid/task | while read -r t; do cat "/proc/$daemon_pid/task/$t/comm"; done | grep -c '^lakefly-edge-') (lakeflyd's default, half the cores);" \
+    "nginx workers: $(pgrep -c -P "$nginx_pid") (worker_processes auto, Debian's default)"
 echo "Targets take turns within each round, so a noisy moment on this shared machine does"
 echo "not land on one of them only; the summary compares medians over the rounds, and each"
 echo "round's edge/nginx ratio as a geometric mean with a 95% bootstrap interval."

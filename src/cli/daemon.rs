@@ -90,6 +90,11 @@ pub struct RunArgs {
     /// within it too. nginx's `keepalive_timeout`.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub edge_idle_timeout: crate::config::units::Duration,
+    /// Threads (event loops) serving host-routed HTTP; default: half the cores, rounded
+    /// up (at most 8), leaving the rest to the machines behind the edge. Raise it on a
+    /// host whose machines do little per request.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub edge_threads: Option<u16>,
     /// Where host-routed HTTPS is served: every app's `<app>.<domain>` and added host
     /// names over TLS (HTTP/2 or HTTP/1.1) with --edge-tls-cert's certificates, e.g.
     /// 0.0.0.0:443.

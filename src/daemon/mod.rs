@@ -169,7 +169,7 @@ impl Daemon {
         ));
         let metrics = metrics::Metrics::default();
         let hub = EventHub::new(store.clone(), metrics.events.clone());
-        let backends = edge::backends::Backends::new(edge::threads());
+        let backends = edge::backends::Backends::new(options.edge.threads);
         let runtime = runtime::Runtime::start(
             store.clone(),
             hub.clone(),
@@ -354,6 +354,9 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             https: args.edge_https,
             access_log: args.edge_access_log.clone(),
             tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key)?,
+            threads: args
+                .edge_threads
+                .map_or_else(edge::default_threads, usize::from),
         },
         state_dir: state_dir.clone(),
         events_keep: args.events_keep,

@@ -56,6 +56,11 @@ impl TestDaemon {
         if !extra.contains(&"--machine-ports") {
             command.args(["--machine-ports", &super::machine_ports()]);
         }
+        // Two edge threads whatever the cores (the default on two is one), so what they
+        // share (routes, machines, per-thread upstream pools) is tested everywhere.
+        if !extra.contains(&"--edge-threads") {
+            command.args(["--edge-threads", "2"]);
+        }
         let mut child = command
             .env("LAKEFLY_LOG", level)
             .stdin(Stdio::null())
