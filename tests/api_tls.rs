@@ -86,8 +86,8 @@ fn an_api_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_flag() {
             "--api-tls-key",
             &fixture("key.pem"),
         ],
-    );
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    )
+    .expect_code(2);
     assert!(run.stderr.contains("the API's TLS key"), "{}", run.stderr);
     assert!(run.stderr.contains("--api-tls-cert"), "{}", run.stderr);
 }

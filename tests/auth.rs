@@ -124,8 +124,8 @@ fn an_api_beyond_loopback_without_tokens_is_refused_at_start() {
         "127.0.0.1:0",
         "--state",
         state.to_str().unwrap(),
-    ]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    ])
+    .expect_code(2);
     assert!(
         run.stderr
             .contains("refusing to serve the API on 0.0.0.0:0 without a token"),
@@ -145,8 +145,8 @@ fn an_api_beyond_loopback_without_tokens_is_refused_at_start() {
         state.to_str().unwrap(),
         "--token-file",
         empty.to_str().unwrap(),
-    ]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    ])
+    .expect_code(2);
     assert!(run.stderr.contains("lists no token"), "{}", run.stderr);
 }
 
@@ -288,8 +288,7 @@ async fn cors_answers_listed_origins_only_and_preflights_need_no_token() {
         .unwrap();
     assert!(get.headers().get("access-control-allow-origin").is_none());
 
-    let run = common::lakeflyd(&["--cors-origin", "dash.example.com"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = common::lakeflyd(&["--cors-origin", "dash.example.com"]).expect_code(2);
     assert!(run.stderr.contains("--cors-origin"), "{}", run.stderr);
     assert!(
         run.stderr.contains("scheme://host[:port]"),

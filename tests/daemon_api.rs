@@ -487,8 +487,8 @@ async fn edge_threads_sets_how_many_event_loops_serve_the_edge() {
     assert_eq!(answer.status(), 404);
 
     for bad in ["0", "257", "two"] {
-        let run = common::lakeflyd_in(&temp.path().join("refused"), &["--edge-threads", bad]);
-        assert_eq!(run.code, 2, "{}", run.stderr);
+        let run = common::lakeflyd_in(&temp.path().join("refused"), &["--edge-threads", bad])
+            .expect_code(2);
         assert!(run.stderr.contains("--edge-threads"), "{}", run.stderr);
     }
 }

@@ -300,8 +300,8 @@ fn certificates_and_keys_must_come_in_pairs() {
             "--edge-tls-cert",
             &cert3,
         ],
-    );
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    )
+    .expect_code(2);
     assert!(
         run.stderr
             .contains("2 --edge-tls-cert given with 1 --edge-tls-key"),

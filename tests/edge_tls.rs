@@ -104,8 +104,7 @@ fn a_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_file() {
     };
     // lakeflyd refuses to start (a usage error) and says `why`.
     let refused = |cert: &str, key: &str, why: &str| {
-        let run = start(cert, key);
-        assert_eq!(run.code, 2, "{}", run.stderr);
+        let run = start(cert, key).expect_code(2);
         assert!(run.stderr.contains(why), "{why:?} in:\n{}", run.stderr);
     };
     let missing = temp.path().join("missing.pem");
@@ -130,8 +129,7 @@ fn a_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_file() {
         "cannot serve the certificate",
     );
     // One without the other is a usage error.
-    let run = common::lakeflyd(&["--edge-tls-cert", &tls::fixture("cert.pem")]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = common::lakeflyd(&["--edge-tls-cert", &tls::fixture("cert.pem")]).expect_code(2);
     assert!(run.stderr.contains("--edge-tls-key"), "{}", run.stderr);
 }
 
@@ -452,7 +450,7 @@ async fn edge_https_serves_every_app_by_host_name_and_force_https_redirects_ther
 #[test]
 fn edge_https_without_a_certificate_is_a_usage_error() {
     let temp = tempfile::tempdir().unwrap();
-    let run = common::lakeflyd_in(&temp.path().join("state"), &["--edge-https", "127.0.0.1:0"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = common::lakeflyd_in(&temp.path().join("state"), &["--edge-https", "127.0.0.1:0"])
+        .expect_code(2);
     assert!(run.stderr.contains("--edge-tls-cert"), "{}", run.stderr);
 }
