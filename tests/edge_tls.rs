@@ -454,3 +454,63 @@ fn edge_https_without_a_certificate_is_a_usage_error() {
         .expect_code(2);
     assert!(run.stderr.contains("--edge-tls-cert"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_https_holds_the_idle_timeout_of_the_app_the_client_named() {
+    let https = common::free_port();
+    let mut flags = tls::edge_flags().to_vec();
+    flags.extend(["--edge-https".to_string(), format!("127.0.0.1:{https}")]);
+    flags.extend(["--edge-idle-timeout".to_string(), "60s".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Setup::new("[http_service.http_options]\n  idle_timeout = 1\n", &flags);
+    s.deploy().await.expect_code(0);
+    let get = |path: &str| {
+        hyper::Request::builder()
+            .uri(format!("https://{HOST}:{https}{path}"))
+            .body(Empty::<Bytes>::new())
+            .expect("a request")
+    };
+
+    // Named for the app in the handshake: its second holds, over HTTP/1.1 and HTTP/2.
+    let mut stream = tls::connect(https, HOST, &[b"http/1.1"]).await;
+    let request = format!("GET /kept HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the idle connection is closed in time");
+    // hyper drops an idle connection without a TLS close_notify.
+    assert!(
+        closed.is_ok()
+            || closed
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{closed:?}"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    let (mut sender, conn) = tls::h2(https, HOST, &[b"h2"]).await;
+    let resp = sender.send_request(get("/once")).await.expect("an answer");
+    assert_eq!(resp.status(), 200);
+    json_of(resp).await;
+    let ended = tokio::time::timeout(DEADLINE, conn)
+        .await
+        .expect("the idle HTTP/2 connection ends in time");
+    assert!(matches!(ended, Ok(Ok(()))), "a clean close: {ended:?}");
+
+    // Named for no app (the certificate covers `localhost` too): the edge's minute holds, and
+    // requests on it are still routed by their own host name.
+    let (mut sender, mut conn) = tls::h2(https, "localhost", &[b"h2"]).await;
+    let held = tokio::time::timeout(std::time::Duration::from_secs(3), &mut conn).await;
+    assert!(held.is_err(), "the connection outlives the app's second");
+    let resp = sender
+        .send_request(get("/routed"))
+        .await
+        .expect("an answer");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_of(resp).await["path"], "/routed");
+}

@@ -161,6 +161,22 @@ impl EdgeState {
         self.look_up(app, |r| r.http.clone())
     }
 
+    /// The host route of the app a host name (a `Host` header, or a TLS client's SNI) is
+    /// for.
+    fn host_route(&self, host: &str) -> Option<Arc<Route>> {
+        self.hosts
+            .app_for(host)
+            .and_then(|app| self.http_route(&app))
+    }
+
+    /// How long a client connection to `route`'s app may carry no request: the app's
+    /// `http_options.idle_timeout`, else `--edge-idle-timeout`.
+    fn idle_timeout_of(&self, route: Option<&Route>) -> Duration {
+        route
+            .and_then(|route| route.idle_timeout)
+            .unwrap_or(self.idle_timeout)
+    }
+
     fn port_route(&self, app: &str, port: u16) -> Option<PortRoute> {
         self.look_up(app, |r| r.ports.get(&port).cloned())
     }

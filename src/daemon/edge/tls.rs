@@ -33,7 +33,7 @@ pub async fn serve(
     let Some(stream) = end_tls(&acceptor, stream, peer).await else {
         return;
     };
-    let idle = route.idle_timeout.unwrap_or(state.idle_timeout);
+    let idle = state.idle_timeout_of(Some(&route));
     let fixed = Some((app, port));
     if http && stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         super::conn::serve_h2(state, stream, peer, fixed, idle).await;
@@ -54,9 +54,15 @@ pub async fn serve_routed(state: Arc<EdgeState>, stream: TcpStream, peer: Socket
     let Some(stream) = end_tls(&tls.web(), stream, peer).await else {
         return;
     };
-    // Which app a connection is for is known only request by request: the edge's own
-    // idle timeout holds.
-    let idle = state.idle_timeout;
+    // Each request is routed by its own host name, but the name the client asked for in
+    // the handshake (SNI) says whose connection it is: that app's idle timeout holds (the
+    // edge's own without a name, or for a name no app has).
+    let sni_route = stream
+        .get_ref()
+        .1
+        .server_name()
+        .and_then(|name| state.host_route(name));
+    let idle = state.idle_timeout_of(sni_route.as_deref());
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         super::conn::serve_h2(state, stream, peer, None, idle).await;
     } else {

@@ -134,15 +134,11 @@ async fn next_request(
             ParsedRequest::Head(head) => {
                 let route = match fixed {
                     Some((app, port)) => state.service_http_route(app, *port),
-                    None => head
-                        .host
-                        .as_deref()
-                        .and_then(|host| state.hosts.app_for(host))
-                        .and_then(|app| state.http_route(&app)),
+                    None => head.host.as_deref().and_then(|host| state.host_route(host)),
                 };
-                if let Some(route) = &route {
+                if route.is_some() {
                     // From here on the connection is the app's: its idle timeout holds.
-                    client.idle = route.idle_timeout.unwrap_or(state.idle_timeout);
+                    client.idle = state.idle_timeout_of(route.as_deref());
                 }
                 let path = head.target.split('?').next().unwrap_or("/");
                 return match route {
