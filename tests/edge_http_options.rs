@@ -55,18 +55,6 @@ const OPTIONS: &str = r#"
       Server = false
 "#;
 
-/// Whether Node.js is here to run the app.
-fn have_node() -> bool {
-    let found = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        eprintln!("skipping: node is not installed");
-    }
-    found
-}
-
 /// Deploys the app with `https` as its HTTPS port; returns the daemon.
 fn deployed(dir: &Path, https: u16) -> TestDaemon {
     let flags = tls::edge_flags();
@@ -106,7 +94,7 @@ fn deployed(dir: &Path, https: u16) -> TestDaemon {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2_backend_is_spoken_to_in_http2_and_answers_get_their_headers() {
-    if !have_node() {
+    if !common::have_tool("node") {
         return;
     }
     let temp = tempfile::tempdir().unwrap();

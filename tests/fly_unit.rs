@@ -8,11 +8,9 @@ use std::process::Command;
 
 /// `systemd-analyze verify` finds nothing to say about `path` (skipped without it).
 fn verifies_cleanly(path: &Path) {
-    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
-        eprintln!("skipping: systemd-analyze is not installed");
+    if !common::have_tool("systemd-analyze") {
         return;
-    };
-    assert!(version.status.success());
+    }
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(path)

@@ -14,6 +14,28 @@ pub mod tls;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Whether the program `name` runs here (`name --version` succeeds). A test that needs
+/// it skips without it, saying so; under `.ci/run`, which installs every such program
+/// (`LAKEFLY_TEST_TOOLS=required`), a missing one fails the test instead, so CI never
+/// passes a check it did not make.
+pub fn have_tool(name: &str) -> bool {
+    let found = Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        let required = std::env::var("LAKEFLY_TEST_TOOLS").is_ok_and(|v| v == "required");
+        assert!(
+            !required,
+            "{name} is not installed, and LAKEFLY_TEST_TOOLS=required"
+        );
+        eprintln!("skipping: {name} is not installed");
+    }
+    found
+}
+
 /// The result of running a binary: exit code and both streams as text.
 pub struct Run {
     pub code: i32,
