@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -51,9 +52,24 @@ pub(super) fn bind(ip: IpAddr, port: PublicPort) -> std::io::Result<Bound> {
     tokio::net::TcpListener::from_std(listener).map(Bound::Tcp)
 }
 
-/// A non-blocking TCP listener on `addr`, for an event loop to take.
+/// TCP keepalive for the edge's client connections: probed after a minute of silence,
+/// every ten seconds, closed after six unanswered probes. A client that vanished without
+/// a FIN (a phone out of coverage, a NAT that dropped its state) is found within two
+/// minutes, instead of holding its connection, and the machine's `concurrency` slot it
+/// counts against, for as long as the daemon runs: upgraded (WebSocket) and raw TCP
+/// connections have no idle timeout, as quiet ones may be alive. A live peer answers the
+/// probes in its kernel, whatever its application does.
+const CLIENT_KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
+    .with_time(Duration::from_secs(60))
+    .with_interval(Duration::from_secs(10))
+    .with_retries(6);
+
+/// A non-blocking TCP listener on `addr`, for an event loop to take. Its connections
+/// keep alive by [`CLIENT_KEEPALIVE`]: set on the listener, Linux gives it to every
+/// accepted connection, so no connection pays a system call for it.
 pub(super) fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(addr)?;
+    socket2::SockRef::from(&listener).set_tcp_keepalive(&CLIENT_KEEPALIVE)?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
