@@ -15,6 +15,7 @@ mod conn;
 mod forwarding;
 pub mod hosts;
 pub mod http;
+mod listeners;
 mod pool;
 mod proxy_proto;
 mod public_ports;
@@ -36,6 +37,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::backends::Backends;
+pub use self::listeners::default_threads;
+use self::listeners::{accept_https, edge_thread};
 use self::public_ports::PortListener;
 pub use self::public_ports::PublicPort;
 use self::routes::{AppRoutes, PortRoute, Route};
@@ -43,21 +46,6 @@ use super::metrics::Metrics;
 use super::runtime::Runtime;
 use super::store::Store;
 use crate::config::AppConfig;
-
-/// Most edge threads by default, however many cores.
-const MAX_DEFAULT_THREADS: usize = 8;
-
-/// How many threads serve the edge when `--edge-threads` is not given: half the cores,
-/// rounded up. Each runs its own event loop and keeps its own upstream connections, as
-/// nginx's workers do, so a request never wakes another thread on its way through. The
-/// machines it proxies to run on the same host and need the other half: an edge thread
-/// per core only adds context switches once the cores are busy. On two cores, through
-/// `scripts/bench/proxy.sh` at 32 connections, two loops relayed 6% fewer requests a
-/// second than nginx, one loop 7% more.
-pub fn default_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.div_ceil(2).clamp(1, MAX_DEFAULT_THREADS)
-}
 
 /// Why an app's edge settings could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +257,7 @@ impl Edge {
             addr: options.addr,
             source,
         };
-        let listener = public_ports::listen(options.addr).map_err(bind_error)?;
+        let listener = listeners::listen(options.addr).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let tls = crate::daemon::server_tls::ServerTls::load(options.tls.clone())?;
         let access_log = match &options.access_log {
@@ -286,7 +274,7 @@ impl Edge {
                     addr: at,
                     source,
                 };
-                let listener = public_ports::listen(at).map_err(bind_error)?;
+                let listener = listeners::listen(at).map_err(bind_error)?;
                 let addr = listener.local_addr().map_err(bind_error)?;
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_error)?;
                 Some((listener, addr))
@@ -519,86 +507,6 @@ impl Edge {
             task.abort();
         }
     }
-}
-
-/// One edge thread: its own single-threaded event loop accepting from the shared
-/// listener. Accepting ends at `stop`; the connections it serves live until `exit`.
-fn edge_thread(
-    slot: usize,
-    listener: std::net::TcpListener,
-    state: Arc<EdgeState>,
-    stop: watch::Receiver<bool>,
-    mut exit: watch::Receiver<bool>,
-) {
-    pool::set_thread_slot(slot);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!(error = %e, "edge: could not start an edge thread");
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        match tokio::net::TcpListener::from_std(listener) {
-            Ok(listener) => accept(listener, state, None, stop).await,
-            Err(e) => tracing::error!(error = %e, "edge: could not use the edge listener"),
-        }
-        let _ = exit.wait_for(|stopping| *stopping).await;
-    });
-}
-
-/// Accepts connections until the daemon stops; `fixed` is the app and port of a service
-/// port, else the `Host` header picks the app.
-async fn accept(
-    listener: tokio::net::TcpListener,
-    state: Arc<EdgeState>,
-    fixed: Option<(String, u16)>,
-    stop: watch::Receiver<bool>,
-) {
-    accept_until(listener, stop, |stream, peer| {
-        tokio::spawn(relay::serve(state.clone(), stream, peer, fixed.clone()));
-    })
-    .await;
-}
-
-/// Host-routed HTTPS (`--edge-https`): each connection's TLS is ended, then its requests
-/// are routed by `Host` as on the plain edge address.
-async fn accept_https(
-    listener: tokio::net::TcpListener,
-    state: Arc<EdgeState>,
-    stop: watch::Receiver<bool>,
-) {
-    accept_until(listener, stop, |stream, peer| {
-        tokio::spawn(tls::serve_routed(state.clone(), stream, peer));
-    })
-    .await;
-}
-
-/// Hands each accepted connection to `serve` until `stop` turns true.
-async fn accept_until(
-    listener: tokio::net::TcpListener,
-    mut stop: watch::Receiver<bool>,
-    mut serve: impl FnMut(tokio::net::TcpStream, SocketAddr),
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stop| *stop) => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => serve(stream, peer),
-            Err(e) => accept_failed(e).await,
-        }
-    }
-}
-
-/// Out of file descriptors and the like: say so and back off a little, instead of spinning.
-async fn accept_failed(e: std::io::Error) {
-    tracing::warn!(error = %e, "edge: accept failed");
-    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// How a connection reached the edge, for `X-Forwarded-Proto`.

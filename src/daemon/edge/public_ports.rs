@@ -4,12 +4,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use super::listeners::{accept_failed, listen};
 use super::routes::PortRoute;
-use super::{accept_failed, relay, tcp, tls, udp, EdgeState};
+use super::{relay, tcp, tls, udp, EdgeState};
 
 /// A public port of a `[[services]]` entry: a number and a transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,39 +50,6 @@ pub(super) fn bind(ip: IpAddr, port: PublicPort) -> std::io::Result<Bound> {
     }
     let listener = listen(SocketAddr::new(ip, port.number))?;
     tokio::net::TcpListener::from_std(listener).map(Bound::Tcp)
-}
-
-/// TCP keepalive for the edge's client connections: probed after a minute of silence,
-/// every ten seconds, closed after six unanswered probes. A client that vanished without
-/// a FIN (a phone out of coverage, a NAT that dropped its state) is found within two
-/// minutes, instead of holding its connection, and the machine's `concurrency` slot it
-/// counts against, for as long as the daemon runs: upgraded (WebSocket) and raw TCP
-/// connections have no idle timeout, as quiet ones may be alive. A live peer answers the
-/// probes in its kernel, whatever its application does.
-const CLIENT_KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
-    .with_time(Duration::from_secs(60))
-    .with_interval(Duration::from_secs(10))
-    .with_retries(6);
-
-/// How long data sent to a client may go unacknowledged before its connection is
-/// dropped (`TCP_USER_TIMEOUT`). Keepalive probes only a silent connection; one with
-/// data in flight to a vanished client (an event stream) would otherwise retransmit for
-/// about a quarter of an hour. Two minutes, as keepalive.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const CLIENT_USER_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A non-blocking TCP listener on `addr`, for an event loop to take. Its connections
-/// keep alive by [`CLIENT_KEEPALIVE`] and give up on unacknowledged data after
-/// `CLIENT_USER_TIMEOUT` (Linux): set on the listener, the kernel gives both to every
-/// accepted connection, so no connection pays a system call for them.
-pub(super) fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    let socket = socket2::SockRef::from(&listener);
-    socket.set_tcp_keepalive(&CLIENT_KEEPALIVE)?;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    socket.set_tcp_user_timeout(Some(CLIENT_USER_TIMEOUT))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
 }
 
 /// Starts serving a bound port of `app`.
@@ -135,35 +102,5 @@ async fn accept_port(
             },
             Err(e) => accept_failed(e).await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accepted_connections_inherit_the_listeners_keepalive_and_user_timeout() {
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = std::net::TcpStream::connect(addr).unwrap();
-        listener.set_nonblocking(false).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        let socket = socket2::SockRef::from(&accepted);
-        assert!(socket.keepalive().unwrap());
-        assert_eq!(
-            socket.tcp_keepalive_time().unwrap(),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            socket.tcp_keepalive_interval().unwrap(),
-            Duration::from_secs(10)
-        );
-        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 6);
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        assert_eq!(
-            socket.tcp_user_timeout().unwrap(),
-            Some(CLIENT_USER_TIMEOUT)
-        );
     }
 }
