@@ -7,6 +7,7 @@ pub mod edge;
 pub mod events;
 pub mod jobs;
 pub mod metrics;
+pub mod open_files;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
@@ -336,6 +337,7 @@ impl Daemon {
 /// Runs the daemon until SIGTERM or SIGINT; the entry point of `lakeflyd`.
 pub fn run(args: RunArgs) -> Result<(), Error> {
     init_logging(args.log_format);
+    open_files::raise();
     let state_dir = match args.state {
         Some(dir) => dir,
         None => default_state_dir()?,

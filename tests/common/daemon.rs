@@ -47,8 +47,30 @@ impl TestDaemon {
         Self::spawn(api, state, extra, "warn", Stdio::inherit())
     }
 
+    /// A daemon whose soft limit on open files starts at `soft`, its hard limit kept (as
+    /// systemd starts a service with 1024).
+    pub fn start_with_open_files(state: &Path, soft: u64) -> Self {
+        let mut sh = Command::new("/bin/sh");
+        sh.arg("-c")
+            .arg(format!("ulimit -Sn {soft} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_lakeflyd"));
+        Self::spawn_from(sh, "127.0.0.1:0", state, &[], "warn", Stdio::inherit())
+    }
+
     fn spawn(api: &str, state: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lakeflyd"));
+        let lakeflyd = Command::new(env!("CARGO_BIN_EXE_lakeflyd"));
+        Self::spawn_from(lakeflyd, api, state, extra, level, stderr)
+    }
+
+    /// Runs `command` (lakeflyd, or a shell that execs it) with the test flags.
+    fn spawn_from(
+        mut command: Command,
+        api: &str,
+        state: &Path,
+        extra: &[&str],
+        level: &str,
+        stderr: Stdio,
+    ) -> Self {
         command
             .args(["--api", api, "--edge", "127.0.0.1:0", "--state"])
             .arg(state)

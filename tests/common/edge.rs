@@ -26,8 +26,15 @@ pub struct Setup {
 impl Setup {
     /// Starts a daemon with `daemon_flags` and copies the app, `extra_toml` appended.
     pub fn new(extra_toml: &str, daemon_flags: &[&str]) -> Self {
+        Self::with_daemon(extra_toml, |state| {
+            TestDaemon::start_in(state, daemon_flags)
+        })
+    }
+
+    /// As [`Setup::new`], with the daemon `start` starts on the state directory it is given.
+    pub fn with_daemon(extra_toml: &str, start: impl FnOnce(&Path) -> TestDaemon) -> Self {
         let temp = tempfile::tempdir().unwrap();
-        let d = TestDaemon::start_in(&temp.path().join("state"), daemon_flags);
+        let d = start(&temp.path().join("state"));
         let app = temp.path().join("app");
         std::fs::create_dir(&app).unwrap();
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/edge");

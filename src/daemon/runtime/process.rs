@@ -56,6 +56,9 @@ pub fn spawn(
         cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
     }
     cmd.envs(env);
+    if let Some((soft, hard)) = crate::daemon::open_files::started_with() {
+        limit_open_files(&mut cmd, soft, hard);
+    }
     match memory {
         MemoryLimit::None => {}
         MemoryLimit::AddressSpace(mb) => {
@@ -108,6 +111,19 @@ fn limit_address_space(cmd: &mut Command, bytes: u64) {
     unsafe {
         cmd.pre_exec(move || {
             setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Gives the child the limits on open files lakeflyd was started with (it raised its
+/// own), between fork and exec.
+#[allow(unsafe_code)]
+fn limit_open_files(cmd: &mut Command, soft: u64, hard: u64) {
+    use nix::sys::resource::{setrlimit, Resource};
+    // SAFETY: as in `limit_address_space`: one setrlimit system call in the forked child.
+    unsafe {
+        cmd.pre_exec(move || {
+            setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(std::io::Error::from)
         });
     }
 }
