@@ -44,18 +44,29 @@ const CLIENT_KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const CLIENT_USER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A non-blocking TCP listener on `addr`, for an event loop to take. Its connections
-/// keep alive by [`CLIENT_KEEPALIVE`] and give up on unacknowledged data after
-/// `CLIENT_USER_TIMEOUT` (Linux): set on the listener, the kernel gives both to every
-/// accepted connection, so no connection pays a system call for them.
+/// How many connections may wait to be accepted (the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default). The standard library's 128 drops the SYNs of
+/// a burst of new clients, which retry a second later; nginx asks for 511.
+const BACKLOG: i32 = 4096;
+
+/// A non-blocking TCP listener on `addr`, for an event loop to take, with room for
+/// [`BACKLOG`] waiting connections. Its connections keep alive by [`CLIENT_KEEPALIVE`]
+/// and give up on unacknowledged data after `CLIENT_USER_TIMEOUT` (Linux): set on the
+/// listener, the kernel gives both to every accepted connection, so no connection pays
+/// a system call for them.
 pub(super) fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    let socket = socket2::SockRef::from(&listener);
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As the standard library's listeners: a restarted daemon binds again at once, while
+    // the last one's connections linger in TIME_WAIT.
+    socket.set_reuse_address(true)?;
     socket.set_tcp_keepalive(&CLIENT_KEEPALIVE)?;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     socket.set_tcp_user_timeout(Some(CLIENT_USER_TIMEOUT))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// One edge thread: its own single-threaded event loop accepting from the shared
@@ -141,6 +152,28 @@ pub(super) async fn accept_failed(e: std::io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_of_connections_waits_to_be_accepted() {
+        // Nothing is accepted: each connection completes only while the kernel has room
+        // for it in the listener's queue (a full one drops the SYN, and connecting stalls).
+        let cap = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if cap.is_some_and(|cap| cap < 300) {
+            eprintln!("skipping: the kernel keeps at most {cap:?} connections waiting");
+            return;
+        }
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let burst: Vec<_> = (0..300)
+            .map(|n| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                    .unwrap_or_else(|e| panic!("connection {n} waits in the queue: {e}"))
+            })
+            .collect();
+        assert_eq!(burst.len(), 300);
+    }
 
     #[test]
     fn accepted_connections_inherit_the_listeners_keepalive_and_user_timeout() {
