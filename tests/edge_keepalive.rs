@@ -8,8 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::edge::{Setup, DEADLINE, HOST};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::edge::{health_on, Setup, DEADLINE};
 use tokio::net::TcpStream;
 
 /// How long the edge's connections stay silent before the first probe.
@@ -53,22 +52,7 @@ fn timer_of(port: u16, peer: SocketAddr) -> Option<(u8, Duration, String)> {
 /// connection open.
 async fn answered_connection(port: u16) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!("GET /health HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let read = async {
-        while !answer.ends_with(b"ok\n") {
-            let mut chunk = [0u8; 1024];
-            match stream.read(&mut chunk).await.unwrap() {
-                0 => panic!(
-                    "closed before the answer: {}",
-                    String::from_utf8_lossy(&answer)
-                ),
-                n => answer.extend_from_slice(&chunk[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(DEADLINE, read)
+    let answer = tokio::time::timeout(DEADLINE, health_on(&mut stream))
         .await
         .expect("the answer arrives in time");
     assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");

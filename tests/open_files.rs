@@ -5,8 +5,7 @@
 mod common;
 
 use common::daemon::TestDaemon;
-use common::edge::{Setup, DEADLINE, HOST};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::edge::{health_on, Setup, DEADLINE};
 use tokio::net::TcpStream;
 
 /// The soft limit the daemon is started with: well below the connections opened.
@@ -25,21 +24,6 @@ fn open_files_of(pid: u32) -> (u64, u64) {
         .split_whitespace()
         .filter_map(|word| word.parse::<u64>().ok());
     (numbers.next().unwrap(), numbers.next().unwrap())
-}
-
-/// Sends `/health` on `stream` and reads the answer, leaving the connection open.
-async fn health(stream: &mut TcpStream) -> Vec<u8> {
-    let request = format!("GET /health HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    while !answer.ends_with(b"ok\n") {
-        let mut chunk = [0u8; 1024];
-        match stream.read(&mut chunk).await.unwrap() {
-            0 => break,
-            n => answer.extend_from_slice(&chunk[..n]),
-        }
-    }
-    answer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +54,7 @@ async fn the_daemon_raises_its_open_files_limit_and_machines_keep_the_one_it_was
         clients.push(TcpStream::connect(s.d.edge_addr()).await.unwrap());
     }
     for (n, client) in clients.iter_mut().enumerate() {
-        let answer = tokio::time::timeout(DEADLINE, health(client))
+        let answer = tokio::time::timeout(DEADLINE, health_on(client))
             .await
             .unwrap_or_else(|_| panic!("connection {n} was not answered in time"));
         assert!(

@@ -109,3 +109,20 @@ impl Setup {
             .json()
     }
 }
+
+/// Asks for the app's `/health` on `stream` (HTTP/1.1, kept alive) and reads its answer,
+/// to the body's end or until the stream closes.
+pub async fn health_on(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET /health HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"ok\n") {
+        let mut chunk = [0u8; 1024];
+        match stream.read(&mut chunk).await.unwrap() {
+            0 => break,
+            n => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    answer
+}
