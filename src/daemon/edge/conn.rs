@@ -1,8 +1,11 @@
 //! Client connections served with hyper's full server: HTTP/1 for what the relay hands
 //! over and for HTTPS clients that chose it, HTTP/2 for HTTPS clients that offered it
-//! (ALPN `h2`). Requests are answered by `http::handle` either way; what differs is how a
-//! connection that carries no request is closed.
+//! (ALPN `h2`). Requests are answered by `http::handle` either way, and a connection
+//! with no request in progress for its idle timeout is closed gracefully: HTTP/1 as
+//! nginx does at `keepalive_timeout`, HTTP/2 with GOAWAY; in TLS, after `close_notify`.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +26,15 @@ const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Most bytes of one request's header fields over HTTP/2, as over HTTP/1.1.
 const H2_MAX_HEADER_BYTES: u32 = 64 * 1024;
 
+/// How much longer than the idle timeout hyper waits for a request head that has begun
+/// to arrive: an idle connection is closed gracefully at the idle timeout (below), and
+/// this only ends one whose head trickles in.
+const HEAD_GRACE: Duration = Duration::from_secs(1);
+
 /// Serves a connection with HTTP/1, from wherever the relay left it (or from a TLS
-/// handshake). hyper closes it when no request head arrives within `idle`.
+/// handshake). With no request in progress for `idle`, it is closed gracefully (a TLS
+/// connection says `close_notify` first); a request head still arriving then has
+/// [`HEAD_GRACE`] more.
 pub(super) async fn serve_http1<T>(
     state: Arc<EdgeState>,
     io: T,
@@ -35,21 +45,23 @@ pub(super) async fn serve_http1<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = {
-        let state = state.clone();
-        hyper::service::service_fn(move |req| {
-            http::handle(state.clone(), req, peer, fixed.clone(), scheme)
-        })
-    };
-    let served = hyper::server::conn::http1::Builder::new()
+    let (service, requests) = counted_service(&state, peer, fixed, scheme);
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(idle)
+        .header_read_timeout(idle + HEAD_GRACE)
         .serve_connection(
             TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
             service,
         )
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let served = tokio::select! {
+        served = conn.as_mut() => served,
+        () = until_idle(requests, idle) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
     if let Err(e) = served {
         tracing::debug!(%peer, error = %e, "edge: connection ended with an error");
     }
@@ -69,26 +81,7 @@ pub(super) async fn serve_h2<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let open = Arc::new(watch::Sender::new(0usize));
-    let streams = open.subscribe();
-    let service = {
-        let state = state.clone();
-        hyper::service::service_fn(move |req| {
-            let stream = OpenStream::new(&open);
-            let handled = http::handle(state.clone(), req, peer, fixed.clone(), Scheme::Https);
-            async move {
-                let resp = handled.await?;
-                // The stream is open until its answer's body is sent or dropped.
-                Ok::<_, std::convert::Infallible>(resp.map(|body| {
-                    body.map_frame(move |frame| {
-                        let _open = &stream;
-                        frame
-                    })
-                    .boxed_unsync()
-                }))
-            }
-        })
-    };
+    let (service, streams) = counted_service(&state, peer, fixed, Scheme::Https);
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
@@ -113,7 +106,48 @@ pub(super) async fn serve_h2<T>(
     }
 }
 
-/// A stream of an HTTP/2 connection, counted in `open` while it lives.
+/// What answering one request gives.
+type Answer = Result<hyper::Response<http::EdgeBody>, Infallible>;
+
+/// The service that answers a connection's requests with `http::handle`, and the count of
+/// those in progress: a request counts from its head until its answer's body is sent or
+/// dropped.
+fn counted_service(
+    state: &Arc<EdgeState>,
+    peer: SocketAddr,
+    fixed: Option<(String, u16)>,
+    scheme: Scheme,
+) -> (
+    impl hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<http::EdgeBody>,
+            Error = Infallible,
+            Future = impl Future<Output = Answer> + Send + 'static,
+        > + Clone,
+    watch::Receiver<usize>,
+) {
+    let open = Arc::new(watch::Sender::new(0usize));
+    let requests = open.subscribe();
+    let state = state.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let request = OpenStream::new(&open);
+        let handled = http::handle(state.clone(), req, peer, fixed.clone(), scheme);
+        async move {
+            let resp = handled.await?;
+            Ok::<_, Infallible>(resp.map(|body| {
+                body.map_frame(move |frame| {
+                    let _open = &request;
+                    frame
+                })
+                .boxed_unsync()
+            }))
+        }
+    });
+    (service, requests)
+}
+
+/// A request (an HTTP/2 stream) in progress on a connection, counted in `open` while it
+/// lives.
 struct OpenStream(Arc<watch::Sender<usize>>);
 
 impl OpenStream {
@@ -129,7 +163,7 @@ impl Drop for OpenStream {
     }
 }
 
-/// Returns once no stream has been open for `limit`.
+/// Returns once no request has been in progress for `limit`.
 async fn until_idle(mut streams: watch::Receiver<usize>, limit: Duration) {
     loop {
         if streams.wait_for(|open| *open == 0).await.is_err() {
