@@ -26,15 +26,16 @@ const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Most bytes of one request's header fields over HTTP/2, as over HTTP/1.1.
 const H2_MAX_HEADER_BYTES: u32 = 64 * 1024;
 
-/// How much longer than the idle timeout hyper waits for a request head that has begun
-/// to arrive: an idle connection is closed gracefully at the idle timeout (below), and
-/// this only ends one whose head trickles in.
+/// How far past the idle timeout hyper's own limit on waiting for a request head is set
+/// (it would otherwise be 30 s): the graceful close at the idle timeout, which also ends
+/// a head still arriving then, always comes first, where hyper's drops the connection
+/// bare.
 const HEAD_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves a connection with HTTP/1, from wherever the relay left it (or from a TLS
 /// handshake). With no request in progress for `idle`, it is closed gracefully (a TLS
-/// connection says `close_notify` first); a request head still arriving then has
-/// [`HEAD_GRACE`] more.
+/// connection says `close_notify` first), as is one whose next request head has not
+/// all arrived by then.
 pub(super) async fn serve_http1<T>(
     state: Arc<EdgeState>,
     io: T,
