@@ -1,6 +1,7 @@
 //! A `[[services.ports]]` port without a handler: each connection is spliced to a healthy
-//! machine, counted against its `concurrency` while open. A machine that refuses is
-//! skipped for the next one; nothing was sent yet.
+//! machine, counted against its `concurrency` while open. A machine that refuses, or does
+//! not accept within the connect timeout, is skipped for the next one; nothing was sent
+//! yet.
 
 use std::sync::Arc;
 
@@ -33,9 +34,10 @@ pub async fn splice<S>(
             }
         };
         let port = lease.backend.dial_port(route.internal_port);
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        // Within the connect timeout: a machine that stopped accepting (its queue full)
+        // drops the handshake, which the kernel would retry for two minutes.
+        match super::pool::dial(port).await {
             Ok(mut upstream) => {
-                let _ = upstream.set_nodelay(true);
                 if let Some(header) = &header {
                     if upstream.write_all(header).await.is_err() {
                         return;
@@ -45,7 +47,7 @@ pub async fn splice<S>(
                 return;
             }
             Err(e) => {
-                tracing::debug!(machine = %lease.backend.spec.machine, error = %e, "edge: machine refused a TCP connection; trying another");
+                tracing::debug!(machine = %lease.backend.spec.machine, error = %e, "edge: machine did not take a TCP connection; trying another");
                 tried.push(lease.backend.spec.machine.clone());
             }
         }
