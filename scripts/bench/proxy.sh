@@ -2,8 +2,8 @@
 # Edge proxy benchmark (figures printed, nothing asserted).
 #
 # One upstream, fast enough that the proxy is the bottleneck: nginx answering a static
-# 200, run by lakeflyd as the app's machine. wrk measures requests/s and p99 latency at 32
-# connections and at one, three ways in the same run:
+# 200, run by lakeflyd as the app's machine. wrk measures requests/s and p99 (and p50)
+# latency at 32 connections and at one, three ways in the same run:
 #   direct  wrk -> the machine
 #   nginx   wrk -> nginx reverse proxy (keepalive upstream) -> the machine
 #   edge    wrk -> lakeflyd's edge (Host: bench.localhost) -> the machine
@@ -136,7 +136,7 @@ cpu_ticks() { # pid (empty: none)
     echo "$total"
 }
 
-# wrk's requests/s, p99 (µs), non-2xx count, and the proxy's CPU µs per request.
+# wrk's requests/s, p99 (µs), non-2xx count, the proxy's CPU µs per request, and p50 (µs).
 measure() { # url connections proxy-pid
     local url="$1" conns="$2" pid="$3" out before after
     before="$(cpu_ticks "$pid")"
@@ -147,11 +147,13 @@ import re, sys
 out, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 requests = int(re.search(r"(\d+) requests in", out).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-p99 = float(value) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+def percentile(p):
+    value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+    return float(value) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+p99, p50 = percentile(99), percentile(50)
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 cpu = ticks * 1_000_000 / hz / max(requests, 1)
-print(f"{rps:.0f} {p99:.0f} {errors.group(1) if errors else 0} {cpu:.1f}")
+print(f"{rps:.0f} {p99:.0f} {errors.group(1) if errors else 0} {cpu:.1f} {p50:.0f}")
 EOF
 }
 
@@ -162,7 +164,7 @@ echo "edge threads: $(ls /proc/$daemon_pid/task | while read -r t; do cat "/proc
 echo "Targets take turns within each round, so a noisy moment on this shared machine does"
 echo "not land on one of them only; the summary compares medians over the rounds, and each"
 echo "round's edge/nginx ratio as a geometric mean with a 95% bootstrap interval."
-printf '%-6s %-8s %6s %12s %10s %8s %12s\n' round target conns 'req/s' 'p99 µs' non-2xx 'CPU µs/req'
+printf '%-6s %-8s %6s %12s %10s %10s %8s %12s\n' round target conns 'req/s' 'p50 µs' 'p99 µs' non-2xx 'CPU µs/req'
 declare -A runs
 for conns in 32 1; do
     for round in $(seq "$rounds"); do
@@ -172,10 +174,10 @@ for conns in 32 1; do
                 nginx) url="http://127.0.0.1:$proxy_port/" pid=$nginx_pid ;;
                 edge) url="$edge/" pid=$daemon_pid ;;
             esac
-            read -r r p e c < <(measure "$url" "$conns" "$pid")
-            runs[$target$conns]+="$r,$p,$c "
+            read -r r p e c m < <(measure "$url" "$conns" "$pid")
+            runs[$target$conns]+="$r,$p,$c,$m "
             [ "$target" = direct ] && c=-
-            printf '%-6s %-8s %6s %12s %10s %8s %12s\n' "$round" "$target" "$conns" "$r" "$p" "$e" "$c"
+            printf '%-6s %-8s %6s %12s %10s %10s %8s %12s\n' "$round" "$target" "$conns" "$r" "$m" "$p" "$e" "$c"
         done
     done
 done
@@ -187,10 +189,10 @@ conns = sys.argv[1]
 def medians(runs):
     rows = [tuple(map(float, run.split(","))) for run in runs.split()]
     return [statistics.median(column) for column in zip(*rows)]
-(dr, dp, _), (nr, np, nc), (er, ep, ec) = (medians(r) for r in sys.argv[2:])
-print(f"{conns:>2} conns, medians: direct {dr:.0f} req/s p99 {dp:.0f} µs; "
-      f"nginx {nr:.0f} req/s p99 {np:.0f} µs {nc:.1f} µs/req; "
-      f"edge {er:.0f} req/s p99 {ep:.0f} µs {ec:.1f} µs/req")
+(dr, dp, _, dm), (nr, np, nc, nm), (er, ep, ec, em) = (medians(r) for r in sys.argv[2:])
+print(f"{conns:>2} conns, medians: direct {dr:.0f} req/s p50 {dm:.0f} p99 {dp:.0f} µs; "
+      f"nginx {nr:.0f} req/s p50 {nm:.0f} p99 {np:.0f} µs {nc:.1f} µs/req; "
+      f"edge {er:.0f} req/s p50 {em:.0f} p99 {ep:.0f} µs {ec:.1f} µs/req")
 print(f"{conns:>2} conns: edge/nginx throughput {er / nr:.2f}x (target >= 1.00), "
       f"p99 {ep / np:.2f}x (target <= 1.00), CPU per request {ec / nc:.2f}x")
 # Rounds pair the two proxies in time, so counting the rounds each one wins shows how
@@ -217,7 +219,8 @@ def verdict(low, high, better_above):
     if (high < 1) if better_above else (low > 1):
         return "nginx better"
     return "parity within the noise"
-for name, column, better_above in (("throughput", 0, True), ("p99", 1, False)):
+# p50 is no target; it moves far less between rounds than p99 on a shared machine.
+for name, column, better_above in (("throughput", 0, True), ("p99", 1, False), ("p50", 3, False)):
     ratios = [float(e[column]) / float(n[column]) for n, e in pairs]
     g, low, high = interval(ratios)
     print(f"{conns:>2} conns: edge/nginx {name} by round {g:.2f}x "
