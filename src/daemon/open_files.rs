@@ -18,14 +18,14 @@ const MACOS_OPEN_MAX: u64 = 10240;
 /// The limits (soft, hard) lakeflyd was started with, once [`raise`] changed them.
 static STARTED_WITH: OnceLock<(u64, u64)> = OnceLock::new();
 
-/// Raises the soft limit on open files to the hard limit; the limits now in force.
-/// A limit that cannot be raised is left as it is, and said so in the log.
-pub fn raise() -> Option<(u64, u64)> {
+/// Raises the soft limit on open files to the hard limit. A limit that cannot be raised
+/// is left as it is, and said so in the log, as is one that is still low.
+pub fn raise() {
     let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the limit on open files");
-            return None;
+            return;
         }
     };
     let mut now = soft;
@@ -51,7 +51,6 @@ pub fn raise() -> Option<(u64, u64)> {
             now / 2
         );
     }
-    Some((now, hard))
 }
 
 /// The limits (soft, hard) lakeflyd was started with, when it raised them since: what
