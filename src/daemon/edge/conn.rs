@@ -131,7 +131,7 @@ fn counted_service(
     let requests = open.subscribe();
     let state = state.clone();
     let service = hyper::service::service_fn(move |req| {
-        let request = OpenStream::new(&open);
+        let request = OpenRequest::new(&open);
         let handled = http::handle(state.clone(), req, peer, fixed.clone(), scheme);
         async move {
             let resp = handled.await?;
@@ -147,18 +147,18 @@ fn counted_service(
     (service, requests)
 }
 
-/// A request (an HTTP/2 stream) in progress on a connection, counted in `open` while it
+/// A request (over HTTP/2, a stream) in progress on a connection, counted in `open` while it
 /// lives.
-struct OpenStream(Arc<watch::Sender<usize>>);
+struct OpenRequest(Arc<watch::Sender<usize>>);
 
-impl OpenStream {
+impl OpenRequest {
     fn new(open: &Arc<watch::Sender<usize>>) -> Self {
         open.send_modify(|n| *n += 1);
-        OpenStream(open.clone())
+        OpenRequest(open.clone())
     }
 }
 
-impl Drop for OpenStream {
+impl Drop for OpenRequest {
     fn drop(&mut self) {
         self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
