@@ -147,8 +147,8 @@ fn counted_service(
     (service, requests)
 }
 
-/// A request (over HTTP/2, a stream) in progress on a connection, counted in `open` while it
-/// lives.
+/// A request (over HTTP/2, a stream) in progress on a connection, counted in `open`
+/// while it lives.
 struct OpenRequest(Arc<watch::Sender<usize>>);
 
 impl OpenRequest {
