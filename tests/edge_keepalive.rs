@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::edge::{health_on, Setup, DEADLINE};
+use common::edge::{health_on, raw_tcp_service, Setup, DEADLINE};
 use tokio::net::TcpStream;
 
 /// How long the edge's connections stay silent before the first probe.
@@ -83,13 +83,7 @@ async fn assert_kept_alive(port: u16, client: &TcpStream) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edges_client_connections_keep_alive_on_every_listener() {
     let tcp_port = common::free_port();
-    let s = Setup::new(
-        &format!(
-            "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n\
-             [[services.ports]]\n  port = {tcp_port}\n"
-        ),
-        &[],
-    );
+    let s = Setup::new(&raw_tcp_service(tcp_port), &[]);
     s.deploy().await.expect_code(0);
     // The host-routed address (the relay's connection) and a raw TCP port (spliced to a
     // machine, with no idle timeout of its own).

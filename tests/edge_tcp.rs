@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::edge::{health_on, Setup, APP, DEADLINE};
+use common::edge::{health_on, raw_tcp_service, Setup, APP, DEADLINE};
 use tokio::net::TcpStream;
 
 /// A machine program that passes a TCP check on `health_port` but never accepts on
@@ -46,13 +46,7 @@ async fn answered(port: u16) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_machine_that_stopped_accepting_is_skipped_within_the_connect_timeout() {
     let tcp_port = common::free_port();
-    let s = Setup::new(
-        &format!(
-            "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n\
-             [[services.ports]]\n  port = {tcp_port}\n"
-        ),
-        &[],
-    );
+    let s = Setup::new(&raw_tcp_service(tcp_port), &[]);
     s.deploy().await.expect_code(0);
     let health_port = common::free_port();
     let api = common::api::Api::new(&s.d);

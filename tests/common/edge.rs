@@ -126,3 +126,11 @@ pub async fn health_on(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
     }
     answer
 }
+
+/// fly.toml for a raw TCP service (no handler) on public `port`, to the app's 8080.
+pub fn raw_tcp_service(port: u16) -> String {
+    format!(
+        "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n\
+         [[services.ports]]\n  port = {port}\n"
+    )
+}
