@@ -583,23 +583,8 @@ async fn a_machine_that_refuses_connections_is_skipped_for_another() {
     // A second machine of the same group that passes its check on another port but never
     // listens on $PORT: every request the edge sends it fails to connect.
     let health_port = common::free_port();
-    let api = common::api::Api::new(&s.d);
-    let broken = api
-        .create_machine(
-            APP,
-            serde_json::json!({
-                "process_group": "app",
-                "command": format!("exec python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"127.0.0.1\", {health_port})); s.listen(8); time.sleep(3600)'"),
-                "internal_port": 8080,
-                "checks": { "alive": { "type": "tcp", "port": health_port, "interval": "100ms", "grace_period": "0s" } },
-            }),
-        )
-        .await;
-    let id = broken["id"].as_str().unwrap().to_string();
-    eventually("the broken machine passes its check", || async {
-        api.machine(APP, &id).await["health"] == "passing"
-    })
-    .await;
+    let broken = format!("exec python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"127.0.0.1\", {health_port})); s.listen(8); time.sleep(3600)'");
+    let id = s.add_machine_checked_on(&broken, health_port).await;
     // Requests rotate over both machines; none fails.
     let mut machines = std::collections::BTreeSet::new();
     for _ in 0..20 {

@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::edge::{health_on, raw_tcp_service, Setup, DEADLINE};
+use common::edge::{answered_connection, raw_tcp_service, Setup, DEADLINE};
 use tokio::net::TcpStream;
 
 /// How long the edge's connections stay silent before the first probe.
@@ -29,7 +29,7 @@ fn clock_ticks() -> f64 {
 /// The pending timer of the socket whose local port is `port` and whose peer is `peer`:
 /// its kind (`2` is keepalive) and the time left, with the table's line; `None` when no
 /// such socket is listed.
-fn timer_of(port: u16, peer: SocketAddr) -> Option<(u8, Duration, String)> {
+fn timer_of(port: u16, peer: SocketAddr, ticks_a_second: f64) -> Option<(u8, Duration, String)> {
     let port_of = |field: &str| {
         let (_, port) = field.rsplit_once(':')?;
         u16::from_str_radix(port, 16).ok()
@@ -43,20 +43,9 @@ fn timer_of(port: u16, peer: SocketAddr) -> Option<(u8, Duration, String)> {
         let (kind, when) = fields.get(5)?.split_once(':')?;
         let kind = u8::from_str_radix(kind, 16).ok()?;
         let ticks = u64::from_str_radix(when, 16).ok()?;
-        let left = Duration::from_secs_f64(ticks as f64 / clock_ticks());
+        let left = Duration::from_secs_f64(ticks as f64 / ticks_a_second);
         Some((kind, left, line.to_string()))
     })
-}
-
-/// Asks for `/health` on a connection to `port` and reads the answer, leaving the
-/// connection open.
-async fn answered_connection(port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let answer = tokio::time::timeout(DEADLINE, health_on(&mut stream))
-        .await
-        .expect("the answer arrives in time");
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
-    stream
 }
 
 /// Waits until the edge's side of `client`'s connection to `port` has its keepalive
@@ -64,10 +53,11 @@ async fn answered_connection(port: u16) -> TcpStream {
 /// pending at first) and checks it fires within the edge's keepalive time.
 async fn assert_kept_alive(port: u16, client: &TcpStream) {
     let peer = client.local_addr().unwrap();
+    let ticks_a_second = clock_ticks();
     let until = Instant::now() + DEADLINE;
     let mut last = None;
     while Instant::now() < until {
-        last = timer_of(port, peer);
+        last = timer_of(port, peer, ticks_a_second);
         if let Some((2, left, line)) = &last {
             assert!(
                 *left > Duration::ZERO && *left <= KEEPALIVE_TIME,

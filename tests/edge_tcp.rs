@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::edge::{health_on, raw_tcp_service, Setup, APP, DEADLINE};
-use tokio::net::TcpStream;
+use common::edge::{answered_connection, raw_tcp_service, Setup};
 
 /// A machine program that passes a TCP check on `health_port` but never accepts on
 /// `$PORT`, whose queue (room for one) it fills itself.
@@ -29,50 +26,17 @@ fn stuck_machine(health_port: u16) -> String {
     format!("exec python3 -c '{}'", program.join("\n"))
 }
 
-/// Connects to the service port and reads one answer through it, leaving it open.
-async fn answered(port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let answer = tokio::time::timeout(DEADLINE, health_on(&mut stream))
-        .await
-        .expect("the connection is spliced to a machine that answers, in time");
-    assert!(
-        answer.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
-    stream
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_machine_that_stopped_accepting_is_skipped_within_the_connect_timeout() {
     let tcp_port = common::free_port();
     let s = Setup::new(&raw_tcp_service(tcp_port), &[]);
     s.deploy().await.expect_code(0);
     let health_port = common::free_port();
-    let api = common::api::Api::new(&s.d);
-    let stuck = api
-        .create_machine(
-            APP,
-            serde_json::json!({
-                "process_group": "app",
-                "command": stuck_machine(health_port),
-                "internal_port": 8080,
-                "checks": { "alive": { "type": "tcp", "port": health_port, "interval": "100ms", "grace_period": "0s" } },
-            }),
-        )
+    s.add_machine_checked_on(&stuck_machine(health_port), health_port)
         .await;
-    let id = stuck["id"].as_str().unwrap().to_string();
-    let until = tokio::time::Instant::now() + DEADLINE;
-    while api.machine(APP, &id).await["health"] != "passing" {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the stuck machine passes its check"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // The first connection holds one machine; the least loaded, the stuck one, is tried
     // for the second, which then goes to the first machine too.
-    let first = answered(tcp_port).await;
-    let second = answered(tcp_port).await;
+    let first = answered_connection(tcp_port).await;
+    let second = answered_connection(tcp_port).await;
     drop((first, second));
 }

@@ -101,6 +101,34 @@ impl Setup {
         resp.text().await.unwrap()
     }
 
+    /// Adds a machine to the app's `app` group running `command`, with `internal_port`
+    /// 8080 and a TCP check on `health_port` (every 100 ms), and waits until it passes;
+    /// its id. For machines that misbehave on `$PORT` while their check says they are well.
+    pub async fn add_machine_checked_on(&self, command: &str, health_port: u16) -> String {
+        let api = super::api::Api::new(&self.d);
+        let created = api
+            .create_machine(
+                APP,
+                serde_json::json!({
+                    "process_group": "app",
+                    "command": command,
+                    "internal_port": 8080,
+                    "checks": { "alive": { "type": "tcp", "port": health_port, "interval": "100ms", "grace_period": "0s" } },
+                }),
+            )
+            .await;
+        let id = created["id"].as_str().expect("a machine id").to_string();
+        let until = std::time::Instant::now() + DEADLINE;
+        while api.machine(APP, &id).await["health"] != "passing" {
+            assert!(
+                std::time::Instant::now() < until,
+                "machine {id} does not pass its check within {DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        id
+    }
+
     /// `lakefly status --json` of the app.
     pub async fn status(&self) -> Value {
         self.cli(&["status", "-a", APP, "--json"])
@@ -133,4 +161,21 @@ pub fn raw_tcp_service(port: u16) -> String {
         "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n\
          [[services.ports]]\n  port = {port}\n"
     )
+}
+
+/// Connects to `port` on loopback, asks for `/health` and checks the answer is a 200,
+/// leaving the connection open.
+pub async fn answered_connection(port: u16) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(DEADLINE, health_on(&mut stream))
+        .await
+        .unwrap_or_else(|_| panic!("port {port} answers within {DEADLINE:?}"));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "port {port}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    stream
 }
