@@ -93,6 +93,7 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
 
     let resp = s.get("/echo?x=1").await;
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["via"], "1.1 lakefly");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["path"], "/echo?x=1");
     let headers = &body["headers"];
@@ -100,10 +101,15 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
     assert_eq!(headers["x-real-ip"], "127.0.0.1");
     assert_eq!(headers["fly-client-ip"], "127.0.0.1");
     assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-forwarded-ssl"], "off");
     assert_eq!(
         headers["x-forwarded-host"],
         format!("{HOST}:{}", s.edge_port())
     );
+    let port = s.edge_port().to_string();
+    assert_eq!(headers["fly-forwarded-port"], port.as_str());
+    assert_eq!(headers["x-forwarded-port"], port.as_str());
+    assert_eq!(headers["via"], "1.1 lakefly");
 
     // An unknown app: 404, JSON for programs, a page for browsers.
     let other = common::http_client();

@@ -326,6 +326,8 @@ async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
         .expect("an answer beside the open stream");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    // The machine answered the edge over HTTP/1.1.
+    assert_eq!(resp.headers()["via"], "1.1 lakefly");
     let seen = json_of(resp).await;
     assert_eq!(seen["path"], "/secure?x=1");
     // The machine gets HTTP/1.1 with the host the client named in the URI.
@@ -333,6 +335,9 @@ async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
     assert_eq!(headers["host"], format!("{HOST}:{https}"), "{seen}");
     assert_eq!(headers["x-forwarded-host"], format!("{HOST}:{https}"));
     assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-forwarded-ssl"], "on");
+    assert_eq!(headers["fly-forwarded-port"], https.to_string().as_str());
+    assert_eq!(headers["via"], "2 lakefly");
     assert_eq!(headers["x-real-ip"], "127.0.0.1");
 
     // A body whose length is not told streams through whole.

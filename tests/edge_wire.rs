@@ -679,12 +679,20 @@ async fn an_apps_http_options_idle_timeout_replaces_the_edges_own() {
     let mut kept = Wire::connect_to(&format!("127.0.0.1:{default_port}")).await;
     kept.send(&get("/before")).await;
     assert_eq!(kept.response(false).await.status, 200);
-    for (addr, served_by) in [
-        (s.d.edge_addr().to_string(), None),
-        (format!("127.0.0.1:{hyper_port}"), Some("hyper")),
+    // The relay's connection, one it hands to the full server (HTTP/1.0 keep-alive) and
+    // one the full server has from the start.
+    let handed = format!("GET /first HTTP/1.0\r\nHost: {HOST}\r\nConnection: keep-alive\r\n\r\n");
+    for (addr, request, served_by) in [
+        (s.d.edge_addr().to_string(), get("/first"), None),
+        (s.d.edge_addr().to_string(), handed, None),
+        (
+            format!("127.0.0.1:{hyper_port}"),
+            get("/first"),
+            Some("hyper"),
+        ),
     ] {
         let mut wire = Wire::connect_to(&addr).await;
-        wire.send(&get("/first")).await;
+        wire.send(&request).await;
         let resp = wire.response(false).await;
         assert_eq!(resp.status, 200, "{addr}");
         assert_eq!(resp.header("x-served-by"), served_by, "{addr}");

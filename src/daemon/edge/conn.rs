@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use super::{http, stall, EdgeState, Scheme};
+use super::forwarding::ClientHop;
+use super::{http, stall, EdgeState};
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
 const H2_MAX_STREAMS: u32 = 128;
@@ -39,14 +39,13 @@ const HEAD_GRACE: Duration = Duration::from_secs(1);
 pub(super) async fn serve_http1<T>(
     state: Arc<EdgeState>,
     io: T,
-    peer: SocketAddr,
+    hop: ClientHop,
     fixed: Option<(String, u16)>,
-    scheme: Scheme,
     idle: Duration,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (service, requests) = counted_service(&state, peer, fixed, scheme);
+    let (service, requests) = counted_service(&state, hop, fixed);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(idle + HEAD_GRACE)
@@ -64,7 +63,7 @@ pub(super) async fn serve_http1<T>(
         }
     };
     if let Err(e) = served {
-        tracing::debug!(%peer, error = %e, "edge: connection ended with an error");
+        tracing::debug!(peer = %hop.peer, error = %e, "edge: connection ended with an error");
     }
 }
 
@@ -76,13 +75,13 @@ pub(super) async fn serve_http1<T>(
 pub(super) async fn serve_h2<T>(
     state: Arc<EdgeState>,
     io: T,
-    peer: SocketAddr,
+    hop: ClientHop,
     fixed: Option<(String, u16)>,
     idle: Duration,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (service, streams) = counted_service(&state, peer, fixed, Scheme::Https);
+    let (service, streams) = counted_service(&state, hop, fixed);
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
@@ -103,7 +102,7 @@ pub(super) async fn serve_h2<T>(
         }
     };
     if let Err(e) = served {
-        tracing::debug!(%peer, error = %e, "edge: HTTP/2 connection ended with an error");
+        tracing::debug!(peer = %hop.peer, error = %e, "edge: HTTP/2 connection ended with an error");
     }
 }
 
@@ -115,9 +114,8 @@ type Answer = Result<hyper::Response<http::EdgeBody>, Infallible>;
 /// dropped.
 fn counted_service(
     state: &Arc<EdgeState>,
-    peer: SocketAddr,
+    hop: ClientHop,
     fixed: Option<(String, u16)>,
-    scheme: Scheme,
 ) -> (
     impl hyper::service::Service<
             hyper::Request<hyper::body::Incoming>,
@@ -132,7 +130,7 @@ fn counted_service(
     let state = state.clone();
     let service = hyper::service::service_fn(move |req| {
         let request = OpenRequest::new(&open);
-        let handled = http::handle(state.clone(), req, peer, fixed.clone(), scheme);
+        let handled = http::handle(state.clone(), req, hop, fixed.clone());
         async move {
             let resp = handled.await?;
             Ok::<_, Infallible>(resp.map(|body| {

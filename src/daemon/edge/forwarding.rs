@@ -1,10 +1,13 @@
 //! The headers a request carries to a machine: `X-Forwarded-For`, `-Proto`, `-Host`,
-//! `X-Real-IP` and `Fly-Client-IP` set, the ones that belong to the client's connection
-//! dropped (an upgrade's kept). The relay writes the same into its heads (`relay/message.rs`).
+//! `-Port`, `-Ssl`, `X-Real-IP`, `Fly-Client-IP` and `Fly-Forwarded-Port` set as Fly's
+//! proxy sets them, a `Via` entry added (to responses too), and the headers that belong
+//! to the client's connection dropped (an upgrade's kept). The hyper path sets them here;
+//! the relay writes the same into its heads (`relay/message.rs`) from `HopFields`.
 
 use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Version;
 
 use super::Scheme;
 
@@ -19,14 +22,95 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Sets the forwarding headers, drops hop-by-hop ones (keeping an upgrade's).
+/// Headers only the edge sets: a client's own are replaced (`X-Forwarded-For` is
+/// extended). `X-Forwarded-Port` is not among them: as on Fly, a client (another proxy
+/// in front) may say which port it set out to reach, and the edge's port is the default.
+pub(super) const SET_BY_EDGE: [&str; 7] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-ssl",
+    "x-real-ip",
+    "fly-client-ip",
+    "fly-forwarded-port",
+];
+
+/// Where a client's connection came from and where it arrived: what the forwarding
+/// headers tell a machine.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ClientHop {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The edge's port the client connected to.
+    pub port: u16,
+    /// Whether the edge ended TLS for it.
+    pub scheme: Scheme,
+}
+
+impl ClientHop {
+    /// `X-Forwarded-Ssl`: `on` when the client came over TLS.
+    fn ssl(&self) -> &'static str {
+        match self.scheme {
+            Scheme::Http => "off",
+            Scheme::Https => "on",
+        }
+    }
+}
+
+/// A `Via` entry for the edge, for a message that reached it over `version` (the edge
+/// names itself `lakefly`, as Fly's proxy says `fly.io`).
+pub(super) fn via(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9 lakefly",
+        Version::HTTP_10 => "1.0 lakefly",
+        Version::HTTP_2 => "2 lakefly",
+        Version::HTTP_3 => "3 lakefly",
+        _ => "1.1 lakefly",
+    }
+}
+
+/// The forwarding header lines of a connection's requests, made once per connection for
+/// the relay, which writes request heads as bytes.
+#[derive(Debug)]
+pub(super) struct HopFields {
+    /// The client's address, the last entry of `X-Forwarded-For`.
+    pub ip: String,
+    /// The edge's port, for an `X-Forwarded-Port` the client did not send.
+    pub port: String,
+    /// The lines every request on the connection gets alike, each ending in CRLF.
+    pub fixed: Vec<u8>,
+}
+
+impl HopFields {
+    /// The fields of `hop`'s requests.
+    pub fn of(hop: &ClientHop) -> Self {
+        let ip = hop.peer.ip().to_string();
+        let port = hop.port.to_string();
+        let mut fixed = Vec::with_capacity(160);
+        for (name, value) in [
+            ("x-forwarded-proto", hop.scheme.as_str()),
+            ("x-forwarded-ssl", hop.ssl()),
+            ("fly-forwarded-port", &port),
+            ("x-real-ip", &ip),
+            ("fly-client-ip", &ip),
+        ] {
+            for part in [name, ": ", value, "\r\n"] {
+                fixed.extend_from_slice(part.as_bytes());
+            }
+        }
+        HopFields { ip, port, fixed }
+    }
+}
+
+/// Sets the forwarding headers of a request that reached the edge over `version`, drops
+/// hop-by-hop ones (keeping an upgrade's).
 pub(super) fn prepare_headers(
     headers: &mut HeaderMap,
-    peer: SocketAddr,
-    scheme: Scheme,
+    hop: &ClientHop,
+    version: Version,
     upgrade: bool,
 ) {
-    let ip = peer.ip().to_string();
+    let ip = hop.peer.ip().to_string();
     let host = headers.get(header::HOST).cloned();
     let upgrade_to = headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(headers);
@@ -34,18 +118,29 @@ pub(super) fn prepare_headers(
         Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {ip}"),
         _ => ip.clone(),
     };
+    for name in SET_BY_EDGE {
+        headers.remove(name);
+    }
     let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     };
+    let port = hop.port.to_string();
     set(headers, "x-forwarded-for", &forwarded_for);
-    set(headers, "x-forwarded-proto", scheme.as_str());
+    set(headers, "x-forwarded-proto", hop.scheme.as_str());
+    set(headers, "x-forwarded-ssl", hop.ssl());
+    set(headers, "fly-forwarded-port", &port);
+    if !headers.contains_key("x-forwarded-port") {
+        set(headers, "x-forwarded-port", &port);
+    }
     set(headers, "x-real-ip", &ip);
     set(headers, "fly-client-ip", &ip);
     if let Some(host) = host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
+    // After the client's own entries (other proxies before the edge), as a list grows.
+    headers.append(header::VIA, HeaderValue::from_static(via(version)));
     if upgrade {
         if let Some(to) = upgrade_to {
             headers.insert(header::UPGRADE, to);
@@ -87,6 +182,14 @@ pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
 
+    fn hop(peer: &str, port: u16, scheme: Scheme) -> ClientHop {
+        ClientHop {
+            peer: peer.parse().expect("addr"),
+            port,
+            scheme,
+        }
+    }
+
     #[test]
     fn forwarding_headers_are_set_and_hop_by_hop_ones_dropped() {
         let mut headers = HeaderMap::new();
@@ -102,16 +205,55 @@ mod tests {
             HeaderValue::from_static("chunked"),
         );
         headers.insert("fly-client-ip", HeaderValue::from_static("6.6.6.6"));
-        let peer: SocketAddr = "127.0.0.9:5000".parse().expect("addr");
-        prepare_headers(&mut headers, peer, Scheme::Http, false);
+        headers.insert("fly-forwarded-port", HeaderValue::from_static("1"));
+        headers.insert("x-forwarded-ssl", HeaderValue::from_static("on"));
+        headers.insert(header::VIA, HeaderValue::from_static("1.1 front"));
+        let client = hop("127.0.0.9:5000", 8001, Scheme::Http);
+        prepare_headers(&mut headers, &client, Version::HTTP_11, false);
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
         assert_eq!(headers["x-real-ip"], "127.0.0.9");
         assert_eq!(headers["fly-client-ip"], "127.0.0.9");
         assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-ssl"], "off");
         assert_eq!(headers["x-forwarded-host"], "hello.localhost");
+        assert_eq!(headers["fly-forwarded-port"], "8001");
+        assert_eq!(headers["x-forwarded-port"], "8001");
+        let via: Vec<_> = headers.get_all(header::VIA).iter().collect();
+        assert_eq!(via, ["1.1 front", "1.1 lakefly"]);
         assert!(!headers.contains_key("x-private"));
         assert!(!headers.contains_key(header::CONNECTION));
         assert!(!headers.contains_key(header::TRANSFER_ENCODING));
+    }
+
+    #[test]
+    fn a_port_the_client_names_is_kept_and_a_forged_host_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-port", HeaderValue::from_static("443"));
+        headers.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        let client = hop("[::1]:5000", 8443, Scheme::Https);
+        prepare_headers(&mut headers, &client, Version::HTTP_2, false);
+        assert_eq!(headers["x-forwarded-port"], "443");
+        assert_eq!(headers["fly-forwarded-port"], "8443");
+        assert_eq!(headers["x-forwarded-ssl"], "on");
+        assert_eq!(headers["fly-client-ip"], "::1");
+        assert_eq!(headers[header::VIA], "2 lakefly");
+        assert!(!headers.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn the_relays_fixed_fields_say_what_the_hyper_path_sets() {
+        let client = hop("127.0.0.9:5000", 80, Scheme::Http);
+        let fields = HopFields::of(&client);
+        assert_eq!(fields.ip, "127.0.0.9");
+        assert_eq!(fields.port, "80");
+        let mut headers = HeaderMap::new();
+        prepare_headers(&mut headers, &client, Version::HTTP_11, false);
+        let text = String::from_utf8(fields.fixed).expect("ascii");
+        for line in text.split_terminator("\r\n") {
+            let (name, value) = line.split_once(": ").expect("a field line");
+            assert_eq!(headers[name], value, "{name}");
+        }
+        assert_eq!(text.lines().count(), 5);
     }
 
     #[test]
@@ -120,12 +262,8 @@ mod tests {
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(is_upgrade(&headers));
-        prepare_headers(
-            &mut headers,
-            "127.0.0.1:1".parse().expect("addr"),
-            Scheme::Https,
-            true,
-        );
+        let client = hop("127.0.0.1:1", 443, Scheme::Https);
+        prepare_headers(&mut headers, &client, Version::HTTP_11, true);
         assert_eq!(headers[header::UPGRADE], "websocket");
         assert_eq!(headers[header::CONNECTION], "upgrade");
         assert_eq!(headers["x-forwarded-proto"], "https");

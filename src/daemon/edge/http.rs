@@ -5,7 +5,6 @@
 //! streams the request to it and its response back. A request that never reached a
 //! machine is tried on another. Machine picking and error pages are shared with the relay.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +21,7 @@ use super::access_log::Entry;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::backends::Lease;
 use super::bodies::{Tracked, Watched};
-use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop};
+use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop, via, ClientHop};
 use super::pool::Conn;
 use super::routes::{Route, UpstreamHttp};
 use super::{statics, EdgeState, Scheme};
@@ -36,14 +35,13 @@ pub type EdgeBody = UnsyncBoxBody<Bytes, BoxError>;
 /// Responses with a known length below this are read whole before they are sent on.
 const BUFFER_SMALLER_THAN: u64 = 64 * 1024;
 
-/// Answers one request that arrived on the edge from `peer`; `fixed_app` is set on a
-/// service port, which belongs to one app whatever the `Host`.
-pub async fn handle(
+/// Answers one request that arrived on the edge over the client connection `hop`;
+/// `fixed` is set on a service port, which belongs to one app whatever the `Host`.
+pub(super) async fn handle(
     state: Arc<EdgeState>,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    hop: ClientHop,
     fixed: Option<(String, u16)>,
-    scheme: Scheme,
 ) -> Result<Response<EdgeBody>, std::convert::Infallible> {
     let started = Instant::now();
     // What the access log needs of the request, taken before the request is passed on.
@@ -56,15 +54,15 @@ pub async fn handle(
             .to_string();
         (req.method().clone(), host, target)
     });
-    let (app, resp) = answer(&state, req, peer, fixed, scheme).await;
+    let (app, resp) = answer(&state, req, hop, fixed).await;
     let status = resp.status().as_u16();
     state.count(&app, status, started);
     if let Some((method, host, target)) = &logged {
         state.log_access(
             &Entry {
                 app: &app,
-                client: peer.ip(),
-                scheme: scheme.as_str(),
+                client: hop.peer.ip(),
+                scheme: hop.scheme.as_str(),
                 method: method.as_str(),
                 host,
                 target,
@@ -80,9 +78,8 @@ pub async fn handle(
 async fn answer(
     state: &EdgeState,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    hop: ClientHop,
     fixed: Option<(String, u16)>,
-    scheme: Scheme,
 ) -> (String, Response<EdgeBody>) {
     let html = wants_html(req.headers());
     let (app, route) = match &fixed {
@@ -115,7 +112,7 @@ async fn answer(
         );
         return (app, resp);
     };
-    if route.force_https && scheme == Scheme::Http {
+    if route.force_https && hop.scheme == Scheme::Http {
         if let Some(resp) = redirect_to_https(state, &app, &req) {
             return (app, resp);
         }
@@ -123,7 +120,7 @@ async fn answer(
     if let Some(resp) = statics::serve(&route.statics, &req).await {
         return (app, resp);
     }
-    let resp = forward(state, &route, req, (peer, scheme), html).await;
+    let resp = forward(state, &route, req, &hop, html).await;
     (app, resp)
 }
 
@@ -178,7 +175,7 @@ async fn forward(
     state: &EdgeState,
     route: &Route,
     req: Request<Incoming>,
-    (peer, scheme): (SocketAddr, Scheme),
+    hop: &ClientHop,
     html: bool,
 ) -> Response<EdgeBody> {
     let (mut parts, body) = req.into_parts();
@@ -189,7 +186,8 @@ async fn forward(
     };
     // An HTTP/2 client names the host in the URI, not in `Host`; the header is what
     // HTTP/1.1 machines need and what `X-Forwarded-Host` is made from.
-    let client_h2 = parts.version == http::Version::HTTP_2;
+    let client_version = parts.version;
+    let client_h2 = client_version == http::Version::HTTP_2;
     // gRPC clients ask for trailers; only an HTTP/2 machine can be told so.
     let wants_trailers = parts
         .headers
@@ -209,7 +207,12 @@ async fn forward(
         }
     }
     parts.version = http::Version::HTTP_11;
-    prepare_headers(&mut parts.headers, peer, scheme, client_upgrade.is_some());
+    prepare_headers(
+        &mut parts.headers,
+        hop,
+        client_version,
+        client_upgrade.is_some(),
+    );
     parts.uri = match parts.uri.path_and_query() {
         Some(pq) => pq
             .as_str()
@@ -448,6 +451,8 @@ async fn respond(
         }
     }
     strip_hop_by_hop(resp.headers_mut());
+    let machine_said = HeaderValue::from_static(via(resp.version()));
+    resp.headers_mut().append(header::VIA, machine_said);
     upstream.apply(resp.headers_mut());
     // A small body of known length is read whole first, as nginx buffers: the client gets
     // head and body in one write and the connection is free again sooner. Streams (no

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{pool, relay, tls, EdgeState};
+use super::forwarding::ClientHop;
+use super::{pool, relay, tls, EdgeState, Scheme};
 
 /// Most edge threads by default, however many cores.
 const MAX_DEFAULT_THREADS: usize = 8;
@@ -91,23 +92,26 @@ pub(super) fn edge_thread(
     };
     runtime.block_on(async move {
         match tokio::net::TcpListener::from_std(listener) {
-            Ok(listener) => accept(listener, state, None, stop).await,
+            Ok(listener) => accept(listener, state, stop).await,
             Err(e) => tracing::error!(error = %e, "edge: could not use the edge listener"),
         }
         let _ = exit.wait_for(|stopping| *stopping).await;
     });
 }
 
-/// Accepts connections until the daemon stops; `fixed` is the app and port of a service
-/// port, else the `Host` header picks the app.
+/// Accepts connections until the daemon stops, each routed by its `Host` header.
 async fn accept(
     listener: tokio::net::TcpListener,
     state: Arc<EdgeState>,
-    fixed: Option<(String, u16)>,
     stop: watch::Receiver<bool>,
 ) {
-    accept_until(listener, stop, |stream, peer| {
-        tokio::spawn(relay::serve(state.clone(), stream, peer, fixed.clone()));
+    accept_until(listener, stop, |stream, peer, port| {
+        let hop = ClientHop {
+            peer,
+            port,
+            scheme: Scheme::Http,
+        };
+        tokio::spawn(relay::serve(state.clone(), stream, hop, None));
     })
     .await;
 }
@@ -119,25 +123,27 @@ pub(super) async fn accept_https(
     state: Arc<EdgeState>,
     stop: watch::Receiver<bool>,
 ) {
-    accept_until(listener, stop, |stream, peer| {
-        tokio::spawn(tls::serve_routed(state.clone(), stream, peer));
+    accept_until(listener, stop, |stream, peer, port| {
+        tokio::spawn(tls::serve_routed(state.clone(), stream, peer, port));
     })
     .await;
 }
 
-/// Hands each accepted connection to `serve` until `stop` turns true.
+/// Hands each accepted connection, with the client's address and the listener's port,
+/// to `serve` until `stop` turns true.
 async fn accept_until(
     listener: tokio::net::TcpListener,
     mut stop: watch::Receiver<bool>,
-    mut serve: impl FnMut(tokio::net::TcpStream, SocketAddr),
+    mut serve: impl FnMut(tokio::net::TcpStream, SocketAddr, u16),
 ) {
+    let port = listener.local_addr().map_or(0, |addr| addr.port());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stop| *stop) => return,
         };
         match accepted {
-            Ok((stream, peer)) => serve(stream, peer),
+            Ok((stream, peer)) => serve(stream, peer, port),
             Err(e) => accept_failed(e).await,
         }
     }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
+use super::forwarding::ClientHop;
 use super::listeners::{accept_failed, listen};
 use super::routes::PortRoute;
-use super::{relay, tcp, tls, udp, EdgeState};
+use super::{relay, tcp, tls, udp, EdgeState, Scheme};
 
 /// A public port of a `[[services]]` entry: a number and a transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,12 +72,13 @@ async fn accept_port(
         match listener.accept().await {
             Ok((stream, peer)) => match state.port_route(&app, port) {
                 Some(PortRoute::Http(_)) => {
-                    tokio::spawn(relay::serve(
-                        state.clone(),
-                        stream,
+                    let hop = ClientHop {
                         peer,
-                        Some((app.clone(), port)),
-                    ));
+                        port,
+                        scheme: Scheme::Http,
+                    };
+                    let fixed = Some((app.clone(), port));
+                    tokio::spawn(relay::serve(state.clone(), stream, hop, fixed));
                 }
                 Some(PortRoute::Tcp(route, proxy)) => {
                     let _ = stream.set_nodelay(true);

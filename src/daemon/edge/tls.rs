@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
+use super::forwarding::ClientHop;
 use super::routes::Route;
-use super::EdgeState;
+use super::{EdgeState, Scheme};
 
 /// Serves one connection accepted on a TLS port of `app`: HTTP when `http`, else the
 /// plaintext spliced to a machine of `route`.
@@ -34,19 +35,24 @@ pub async fn serve(
         return;
     };
     let idle = state.idle_timeout_of(Some(&route));
+    let hop = ClientHop {
+        peer,
+        port,
+        scheme: Scheme::Https,
+    };
     let fixed = Some((app, port));
     if http && stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        super::conn::serve_h2(state, stream, peer, fixed, idle).await;
+        super::conn::serve_h2(state, stream, hop, fixed, idle).await;
     } else if http {
-        super::conn::serve_http1(state, stream, peer, fixed, super::Scheme::Https, idle).await;
+        super::conn::serve_http1(state, stream, hop, fixed, idle).await;
     } else {
         super::tcp::splice(state, route, None, stream).await;
     }
 }
 
-/// Serves one connection accepted on `--edge-https`: HTTP/2 or HTTP/1.1 in TLS, each
-/// request routed by its host name as on the plain edge address.
-pub async fn serve_routed(state: Arc<EdgeState>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one connection accepted on `--edge-https` (on `port`): HTTP/2 or HTTP/1.1 in
+/// TLS, each request routed by its host name as on the plain edge address.
+pub async fn serve_routed(state: Arc<EdgeState>, stream: TcpStream, peer: SocketAddr, port: u16) {
     let Some(tls) = &state.tls else {
         return;
     };
@@ -63,10 +69,15 @@ pub async fn serve_routed(state: Arc<EdgeState>, stream: TcpStream, peer: Socket
         .server_name()
         .and_then(|name| state.host_route(name));
     let idle = state.idle_timeout_of(sni_route.as_deref());
+    let hop = ClientHop {
+        peer,
+        port,
+        scheme: Scheme::Https,
+    };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        super::conn::serve_h2(state, stream, peer, None, idle).await;
+        super::conn::serve_h2(state, stream, hop, None, idle).await;
     } else {
-        super::conn::serve_http1(state, stream, peer, None, super::Scheme::Https, idle).await;
+        super::conn::serve_http1(state, stream, hop, None, idle).await;
     }
 }
 

@@ -2,10 +2,9 @@
 //! `httparse`, checked for unambiguous framing, and written out again for the next hop
 //! with this hop's headers dropped and the forwarding headers set.
 
-use std::net::IpAddr;
+use http::{Method, Version};
 
-use http::Method;
-
+use super::super::forwarding::{via, HopFields, SET_BY_EDGE};
 use super::body::Framing;
 
 /// Most header fields in one head (as hyper allows).
@@ -23,15 +22,6 @@ const HOP_BY_HOP: [&str; 7] = [
     "te",
     "trailer",
     "upgrade",
-];
-/// Headers the edge sets itself; a client's own are replaced (`X-Forwarded-For` is
-/// extended).
-const FORWARDING: [&str; 5] = [
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-real-ip",
-    "fly-client-ip",
 ];
 
 /// A request head the relay can forward as it is framed.
@@ -68,8 +58,8 @@ pub enum ParsedRequest {
 }
 
 /// Reads a request head at the start of `buf`, rewriting it for the machine as a
-/// request from `peer`.
-pub fn parse_request(buf: &[u8], peer: IpAddr) -> ParsedRequest {
+/// request on the connection whose forwarding fields are `hop`.
+pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let len = match req.parse(buf) {
@@ -90,6 +80,7 @@ pub fn parse_request(buf: &[u8], peer: IpAddr) -> ParsedRequest {
     let mut host = None;
     let mut html = false;
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
+    let mut forwarded_port = false;
     for field in req.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("host") {
@@ -107,6 +98,8 @@ pub fn parse_request(buf: &[u8], peer: IpAddr) -> ParsedRequest {
             if !value.is_empty() {
                 forwarded_for.push(value);
             }
+        } else if name.eq_ignore_ascii_case("x-forwarded-port") {
+            forwarded_port = true;
         }
     }
     let Some(framing) = request_framing(req.headers) else {
@@ -117,20 +110,23 @@ pub fn parse_request(buf: &[u8], peer: IpAddr) -> ParsedRequest {
     for part in [method.as_str(), " ", target, " HTTP/1.1\r\n"] {
         out.extend_from_slice(part.as_bytes());
     }
-    copy_fields(&mut out, req.headers, &connection, &FORWARDING);
-    let ip = peer.to_string();
+    copy_fields(&mut out, req.headers, &connection, &SET_BY_EDGE);
     out.extend_from_slice(b"x-forwarded-for: ");
     for earlier in forwarded_for {
         out.extend_from_slice(earlier);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(ip.as_bytes());
-    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    out.extend_from_slice(hop.ip.as_bytes());
+    out.extend_from_slice(b"\r\n");
     if let Some(host) = &host {
         field(&mut out, "x-forwarded-host", host.as_bytes());
     }
-    field(&mut out, "x-real-ip", ip.as_bytes());
-    field(&mut out, "fly-client-ip", ip.as_bytes());
+    if !forwarded_port {
+        field(&mut out, "x-forwarded-port", hop.port.as_bytes());
+    }
+    out.extend_from_slice(&hop.fixed);
+    // After the client's own `Via` lines, which were copied: the list grows in order.
+    field(&mut out, "via", via(Version::HTTP_11).as_bytes());
     out.extend_from_slice(b"\r\n");
 
     ParsedRequest::Head(RequestHead {
@@ -143,6 +139,24 @@ pub fn parse_request(buf: &[u8], peer: IpAddr) -> ParsedRequest {
         html,
         upstream: out,
     })
+}
+
+/// The `Host` of a whole request head at the start of `buf` that the relay hands over
+/// (of any HTTP/1 version), when it has exactly one.
+pub fn host_of(buf: &[u8]) -> Option<String> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    if !matches!(req.parse(buf), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let mut hosts = req
+        .headers
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("host"));
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => std::str::from_utf8(host.value).ok().map(str::to_owned),
+        _ => None,
+    }
 }
 
 /// A machine's response head, rewritten for the client.
@@ -229,6 +243,12 @@ pub fn parse_response(
         &[]
     };
     copy_fields(&mut out, resp.headers, &connection, dropped);
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    field(&mut out, "via", via(version).as_bytes());
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -365,12 +385,16 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn peer() -> IpAddr {
-        "127.0.0.9".parse().expect("ip")
+    fn hop() -> HopFields {
+        HopFields::of(&crate::daemon::edge::forwarding::ClientHop {
+            peer: "127.0.0.9:5000".parse().expect("addr"),
+            port: 8001,
+            scheme: crate::daemon::edge::Scheme::Http,
+        })
     }
 
     fn head(raw: &str) -> RequestHead {
-        match parse_request(raw.as_bytes(), peer()) {
+        match parse_request(raw.as_bytes(), &hop()) {
             ParsedRequest::Head(head) => head,
             other => panic!("not forwardable: {other:?}"),
         }
@@ -380,7 +404,7 @@ mod tests {
     fn a_request_is_rewritten_with_forwarding_headers_and_without_this_hops() {
         let raw = "GET /x?y=1 HTTP/1.1\r\nHost: hello.localhost\r\nX-Forwarded-For: 10.0.0.1\r\n\
                    Connection: keep-alive, x-private\r\nx-private: 1\r\nFly-Client-IP: 6.6.6.6\r\n\
-                   Accept: text/html\r\nTE: trailers\r\n\r\nNEXT";
+                   Accept: text/html\r\nTE: trailers\r\nVia: 1.0 front\r\nX-Forwarded-Ssl: on\r\n\r\nNEXT";
         let req = head(raw);
         assert_eq!(req.len, raw.len() - 4);
         assert_eq!(req.target, "/x?y=1");
@@ -399,6 +423,17 @@ mod tests {
         assert!(out.contains("fly-client-ip: 127.0.0.9\r\n"), "{out}");
         assert!(out.contains("x-real-ip: 127.0.0.9\r\n"), "{out}");
         assert!(out.contains("x-forwarded-proto: http\r\n"), "{out}");
+        assert!(out.contains("x-forwarded-ssl: off\r\n"), "{out}");
+        assert!(!out.contains("X-Forwarded-Ssl"), "{out}");
+        assert!(out.contains("x-forwarded-port: 8001\r\n"), "{out}");
+        assert!(out.contains("fly-forwarded-port: 8001\r\n"), "{out}");
+        let via = out
+            .find("Via: 1.0 front\r\n")
+            .expect("the client's Via is kept");
+        assert!(
+            out[via..].contains("via: 1.1 lakefly\r\n"),
+            "the edge's entry comes after: {out}"
+        );
         assert!(
             out.contains("x-forwarded-host: hello.localhost\r\n"),
             "{out}"
@@ -416,7 +451,7 @@ mod tests {
     fn request_framing_must_be_unambiguous() {
         let framing = |fields: &str| match parse_request(
             format!("POST / HTTP/1.1\r\n{fields}\r\n").as_bytes(),
-            peer(),
+            &hop(),
         ) {
             ParsedRequest::Head(h) => Some(h.framing),
             _ => None,
@@ -444,7 +479,7 @@ mod tests {
     fn what_the_relay_does_not_handle_goes_to_the_full_server() {
         let hand_over = |raw: &str| {
             matches!(
-                parse_request(raw.as_bytes(), peer()),
+                parse_request(raw.as_bytes(), &hop()),
                 ParsedRequest::HandOver
             )
         };
@@ -459,7 +494,7 @@ mod tests {
         assert!(hand_over("GARBAGE\r\n\r\n"));
         assert!(hand_over("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"));
         assert!(matches!(
-            parse_request(b"GET / HTTP/1.1\r\nHost: a", peer()),
+            parse_request(b"GET / HTTP/1.1\r\nHost: a", &hop()),
             ParsedRequest::Partial
         ));
     }
@@ -480,7 +515,7 @@ mod tests {
                 let at = (next() % bytes.len() as u64) as usize;
                 bytes[at] = b"\r\n :,;\t\0\x7fHa0"[(next() % 12) as usize];
             }
-            if let ParsedRequest::Head(head) = parse_request(&bytes, peer()) {
+            if let ParsedRequest::Head(head) = parse_request(&bytes, &hop()) {
                 // What goes on is one well-formed head, whatever came in.
                 assert!(head.len <= bytes.len());
                 let out = &head.upstream;
@@ -492,6 +527,19 @@ mod tests {
     }
 
     #[test]
+    fn a_handed_over_head_still_names_its_host() {
+        let old = b"GET / HTTP/1.0\r\nHost: hello.localhost\r\nConnection: keep-alive\r\n\r\n";
+        assert!(matches!(
+            parse_request(old, &hop()),
+            ParsedRequest::HandOver
+        ));
+        assert_eq!(host_of(old).as_deref(), Some("hello.localhost"));
+        let two = b"GET / HTTP/1.1\r\nHost: a.localhost\r\nHost: b.localhost\r\n\r\n";
+        assert_eq!(host_of(two), None);
+        assert_eq!(host_of(b"GET / HTTP/1.0\r\nHost: a"), None);
+    }
+
+    #[test]
     fn a_response_is_framed_and_rewritten_for_the_client() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nKeep-Alive: timeout=5\r\n\r\nok\n";
         let resp = parse_response(raw, false, false)
@@ -499,7 +547,10 @@ mod tests {
             .expect("complete");
         assert_eq!((resp.status, resp.framing), (200, Framing::Length(3)));
         assert!(resp.reusable && !resp.close);
-        assert_eq!(resp.client, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(
+            resp.client,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nvia: 1.1 lakefly\r\n\r\n"
+        );
 
         let head = parse_response(raw, true, false)
             .expect("valid")
@@ -512,7 +563,9 @@ mod tests {
             .expect("complete");
         assert_eq!(resp.framing, Framing::UntilClose);
         assert!(!resp.reusable && resp.close);
-        assert!(resp.client.ends_with(b"connection: close\r\n\r\n"));
+        assert!(resp
+            .client
+            .ends_with(b"via: 1.0 lakefly\r\nconnection: close\r\n\r\n"));
 
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n";
         let resp = parse_response(chunked, false, false)

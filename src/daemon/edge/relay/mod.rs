@@ -27,6 +27,7 @@ pub use self::upstream::Upstream;
 use super::access_log::Entry;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::backends::Lease;
+use super::forwarding::{ClientHop, HopFields};
 use super::http::{error_page, is_idempotent};
 use super::pool;
 use super::routes::Route;
@@ -52,6 +53,8 @@ struct Client {
     stream: TcpStream,
     buf: BytesMut,
     peer: SocketAddr,
+    /// The forwarding header lines its requests get.
+    fields: HopFields,
     /// When the head being read must have arrived.
     head_deadline: Pin<Box<Sleep>>,
     /// How long the connection may wait for a request: `--edge-idle-timeout`.
@@ -77,12 +80,12 @@ enum After {
     Close,
 }
 
-/// Serves one accepted edge connection; `fixed` is the app and port of a service port,
-/// which belongs to one app whatever the `Host`.
+/// Serves one accepted plain-HTTP edge connection; `fixed` is the app and port of a
+/// service port, which belongs to one app whatever the `Host`.
 pub async fn serve(
     state: Arc<EdgeState>,
     stream: TcpStream,
-    peer: SocketAddr,
+    hop: ClientHop,
     fixed: Option<(String, u16)>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -90,7 +93,8 @@ pub async fn serve(
     let mut client = Client {
         stream,
         buf: BytesMut::with_capacity(CLIENT_BUFFER),
-        peer,
+        peer: hop.peer,
+        fields: HopFields::of(&hop),
         head_deadline: Box::pin(tokio::time::sleep(state.idle_timeout)),
         idle: state.idle_timeout,
         stall: state.stall_timeout,
@@ -105,7 +109,7 @@ pub async fn serve(
             Next::HandOver => {
                 let io = rewind::Rewind::new(client.buf.freeze(), client.stream);
                 let idle = client.idle;
-                super::conn::serve_http1(state, io, peer, fixed, super::Scheme::Http, idle).await;
+                super::conn::serve_http1(state, io, hop, fixed, idle).await;
                 break;
             }
             Next::Closed => break,
@@ -129,13 +133,15 @@ async fn next_request(
     if armed + slack < deadline || armed > deadline {
         client.head_deadline.as_mut().reset(deadline);
     }
+    // The app whose connection it is: a service port's, else the one `host` names.
+    let route_of = |host: Option<&str>| match fixed {
+        Some((app, port)) => state.service_http_route(app, *port),
+        None => host.and_then(|host| state.host_route(host)),
+    };
     loop {
-        match parse_request(&client.buf, client.peer.ip()) {
+        match parse_request(&client.buf, &client.fields) {
             ParsedRequest::Head(head) => {
-                let route = match fixed {
-                    Some((app, port)) => state.service_http_route(app, *port),
-                    None => head.host.as_deref().and_then(|host| state.host_route(host)),
-                };
+                let route = route_of(head.host.as_deref());
                 if route.is_some() {
                     // From here on the connection is the app's: its idle timeout holds.
                     client.idle = state.idle_timeout_of(route.as_deref());
@@ -154,7 +160,14 @@ async fn next_request(
                     _ => Next::HandOver,
                 };
             }
-            ParsedRequest::HandOver => return Next::HandOver,
+            ParsedRequest::HandOver => {
+                // The full server answers it (HTTP/1.0, `Expect`, an upgrade...), but
+                // the connection is still its app's, and keeps that app's idle timeout.
+                if let Some(route) = route_of(message::host_of(&client.buf).as_deref()) {
+                    client.idle = state.idle_timeout_of(Some(&route));
+                }
+                return Next::HandOver;
+            }
             ParsedRequest::Partial if client.buf.len() >= MAX_HEAD => return Next::HandOver,
             ParsedRequest::Partial => {}
         }
