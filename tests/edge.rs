@@ -170,6 +170,19 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
         "{metrics}"
     );
     assert!(metrics.contains("lakefly_edge_connections"), "{metrics}");
+    // Names no app has are counted together, not each as a series of its own.
+    assert!(
+        metrics.contains(r#"lakefly_edge_requests_total{app="",status="404"} 2"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(r#"app="nope""#), "{metrics}");
+
+    // A destroyed app's series go with it.
+    s.cli(&["apps", "destroy", APP, "--yes"])
+        .await
+        .expect_code(0);
+    let metrics = s.metrics().await;
+    assert!(!metrics.contains(&format!(r#"app="{APP}""#)), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

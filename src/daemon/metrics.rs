@@ -127,6 +127,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Drops the series of a destroyed app, which would otherwise be exported for as long
+    /// as the daemon runs (and come back with their old counts for an app of the same
+    /// name).
+    pub fn forget_app(&self, app: &str) {
+        let app = app.to_string();
+        self.edge_latency.remove(&AppLabel { app: app.clone() });
+        // A family cannot list its label sets, so every status the edge can count (three
+        // digits, as HTTP has) is asked for: a thousand lookups, once per app destroyed.
+        let mut labels = EdgeRequestLabels { app, status: 0 };
+        for status in 0..1000 {
+            labels.status = status;
+            self.edge_requests.remove(&labels);
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -134,5 +149,37 @@ impl Metrics {
             tracing::warn!("could not encode metrics");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forgotten_app_leaves_no_series_and_others_keep_theirs() {
+        let metrics = Metrics::default();
+        for (app, status) in [("gone", 200), ("gone", 999), ("gone", 0), ("kept", 200)] {
+            let labels = EdgeRequestLabels {
+                app: app.to_string(),
+                status,
+            };
+            metrics.edge_requests.get_or_create(&labels).inc();
+            let app = AppLabel {
+                app: app.to_string(),
+            };
+            metrics.edge_latency.get_or_create(&app).observe(0.001);
+        }
+        metrics.forget_app("gone");
+        let text = metrics.render();
+        assert!(!text.contains(r#"app="gone""#), "{text}");
+        assert!(
+            text.contains(r#"lakefly_edge_requests_total{app="kept",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"lakefly_edge_request_duration_seconds_count{app="kept"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -74,7 +74,9 @@ pub(super) async fn handle(
     Ok(resp)
 }
 
-/// The app a request is for (empty when none is named) and the answer to it.
+/// The app a request is for and the answer to it. The app is empty when the request
+/// names none that is served here: a name any client may make up must not become a
+/// series in `/metrics` (nor pass for an app in the access log, which has the host).
 async fn answer(
     state: &EdgeState,
     req: Request<Incoming>,
@@ -110,7 +112,7 @@ async fn answer(
             &format!("no app {app:?} is served here"),
             html,
         );
-        return (app, resp);
+        return (String::new(), resp);
     };
     if route.force_https && hop.scheme == Scheme::Http {
         if let Some(resp) = redirect_to_https(state, &app, &req) {

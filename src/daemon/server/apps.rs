@@ -131,6 +131,7 @@ pub async fn destroy(
         .await?;
     if deleted {
         state.edge.remove(&name);
+        state.metrics.forget_app(&name);
         // Its host names went with its rows.
         state.edge.reload_hostnames().await?;
         state.jobs.reload().await;
