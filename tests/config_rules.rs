@@ -619,3 +619,25 @@ fn http_options_idle_timeout_is_seconds_or_a_duration_above_zero() {
         Some("5s")
     );
 }
+
+#[test]
+fn http_options_response_pristine_is_a_boolean() {
+    let base = "[http_service]\ninternal_port = 8080\n[http_service.http_options.response]\n";
+    let pristine = |value: &str| {
+        clean(&format!("{base}pristine = {value}\n"))
+            .http_service
+            .expect("an http_service")
+            .http_options
+            .response_pristine
+    };
+    assert!(pristine("true"));
+    assert!(!pristine("false"));
+    let wrong = one_error(&format!("{base}pristine = \"yes\"\n"));
+    assert_eq!(wrong.0, 4);
+    assert!(
+        wrong
+            .2
+            .contains("http_service.http_options.response.pristine"),
+        "{wrong:?}"
+    );
+}

@@ -186,6 +186,21 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pristine_apps_responses_get_no_header_from_the_edge() {
+    let s = Setup::new(
+        "[http_service.http_options.response]\n  pristine = true\n",
+        &[],
+    );
+    s.deploy().await.expect_code(0);
+    let resp = s.get("/echo").await;
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("via"), "{:?}", resp.headers());
+    // What the machine is told is the same as for any app.
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["headers"]["via"], "1.1 lakefly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sse_response_arrives_event_by_event() {
     let s = Setup::new("", &[]);
     s.deploy().await.expect_code(0);

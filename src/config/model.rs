@@ -332,7 +332,11 @@ pub struct HttpOptions {
     /// on each of the app's responses.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub response_headers: BTreeMap<String, Option<String>>,
-    /// Other keys (`compress`, `response.pristine`...), kept.
+    /// `response.pristine`: the edge adds no header of its own (its `Via`) to the app's
+    /// responses.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub response_pristine: bool,
+    /// Other keys (`compress`...), kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: Extra,
 }

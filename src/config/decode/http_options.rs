@@ -1,5 +1,6 @@
-//! `http_options`: `h2_backend`, `idle_timeout` and `response.headers` are read and
-//! checked (header names and values must be ones HTTP allows); Fly's other keys are kept.
+//! `http_options`: `h2_backend`, `idle_timeout`, `response.headers` and
+//! `response.pristine` are read and checked (header names and values must be ones HTTP
+//! allows); Fly's other keys are kept.
 
 use super::reader::{BareUnit, Decoder, Field};
 use crate::config::model::HttpOptions;
@@ -20,8 +21,10 @@ pub(super) fn http_options(d: &mut Decoder, f: Field) -> HttpOptions {
             if let Some(f) = response.get(d, "headers") {
                 options.response_headers = headers(d, f);
             }
-            // The edge adds no header of its own to responses: they are pristine already.
-            response.pass_through(&["pristine"]);
+            options.response_pristine = response
+                .get(d, "pristine")
+                .and_then(|f| d.boolean(&f))
+                .unwrap_or(false);
             let rest = response.finish(d);
             if !rest.is_empty() {
                 kept.push(("response".to_string(), serde_json::json!(rest)));

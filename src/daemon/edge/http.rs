@@ -21,7 +21,7 @@ use super::access_log::Entry;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::backends::Lease;
 use super::bodies::{Tracked, Watched};
-use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop, via, ClientHop};
+use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop, ClientHop};
 use super::pool::Conn;
 use super::routes::{Route, UpstreamHttp};
 use super::{statics, EdgeState, Scheme};
@@ -453,9 +453,8 @@ async fn respond(
         }
     }
     strip_hop_by_hop(resp.headers_mut());
-    let machine_said = HeaderValue::from_static(via(resp.version()));
-    resp.headers_mut().append(header::VIA, machine_said);
-    upstream.apply(resp.headers_mut());
+    let version = resp.version();
+    upstream.apply(resp.headers_mut(), version);
     // A small body of known length is read whole first, as nginx buffers: the client gets
     // head and body in one write and the connection is free again sooner. Streams (no
     // length, such as SSE) and large bodies pass through as they come, and so does

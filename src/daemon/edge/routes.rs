@@ -48,6 +48,8 @@ pub struct UpstreamHttp {
     pub h2: bool,
     /// `response.headers`: set (`Some`) or removed (`None`) on each response.
     pub response_headers: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// `response.pristine`: responses get no `Via` from the edge.
+    pub pristine: bool,
 }
 
 impl UpstreamHttp {
@@ -68,17 +70,24 @@ impl UpstreamHttp {
         UpstreamHttp {
             h2: options.h2_backend,
             response_headers,
+            pristine: options.response_pristine,
         }
     }
 
     /// Whether only the full server can do it: the relay speaks HTTP/1.1 and passes
-    /// response heads on as they come.
+    /// response heads on as they come, with its `Via` (a pristine app is rare enough
+    /// not to need a relay of its own).
     pub fn needs_full_server(&self) -> bool {
-        self.h2 || !self.response_headers.is_empty()
+        self.h2 || !self.response_headers.is_empty() || self.pristine
     }
 
-    /// Sets and removes the configured headers of a response.
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    /// Adds the edge's `Via` for a response that came over `version`, unless pristine,
+    /// then sets and removes the configured headers.
+    pub fn apply(&self, headers: &mut HeaderMap, version: http::Version) {
+        if !self.pristine {
+            let via = HeaderValue::from_static(super::forwarding::via(version));
+            headers.append(http::header::VIA, via);
+        }
         for (name, value) in &self.response_headers {
             match value {
                 Some(value) => headers.insert(name.clone(), value.clone()),
