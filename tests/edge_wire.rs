@@ -1,7 +1,8 @@
 //! HTTP/1.1 on the wire through the edge, written and read byte by byte where a client
 //! library would smooth things over: pipelined requests, chunked bodies both ways, HEAD,
-//! HTTP/1.0, a request framed two ways (the smuggling shape), and an app that hangs up
-//! kept-alive connections behind the edge's back.
+//! HTTP/1.0, a request framed two ways (the smuggling shape), requests naming their host
+//! twice, answers an app got wrong, and an app that hangs up kept-alive connections
+//! behind the edge's back.
 
 mod common;
 
@@ -220,6 +221,71 @@ async fn head_and_http_1_0_requests_are_answered() {
         old.closed().await,
         "an HTTP/1.0 exchange without keep-alive ends the connection"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machines_broken_answers_reach_the_client_mended_or_as_502() {
+    let (s, mut wire) = deployed().await;
+    // A 204 that claims a body: the client is not told of one, so the next answer on
+    // the connection is read as the next answer.
+    wire.send(&get("/no-content")).await;
+    let none = wire.response(true).await;
+    assert_eq!(none.status, 204);
+    assert_eq!(none.header("x-app"), Some("yes"));
+    assert_eq!(none.header("content-length"), None, "{none:?}");
+    assert_eq!(none.header("transfer-encoding"), None, "{none:?}");
+    wire.send(&get("/after-no-content")).await;
+    assert_eq!(
+        wire.response(false).await.json()["path"],
+        "/after-no-content"
+    );
+
+    // A chunked body broken before any byte of the answer went out: the client gets a
+    // 502 that says why, not a connection closed on it without a word.
+    let mut broken = Wire::connect(&s).await;
+    broken.send(&get("/broken-chunks")).await;
+    let resp = broken.response(false).await;
+    assert_eq!(resp.status, 502, "{resp:?}");
+    let json = resp.json();
+    assert_eq!(json["code"], "upstream_failed");
+    let error = json["error"].as_str().unwrap();
+    assert!(error.contains("malformed chunked body"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_naming_two_hosts_or_asking_for_a_tunnel_is_refused() {
+    let (s, mut wire) = deployed().await;
+    wire.send(&format!(
+        "GET /two HTTP/1.1\r\nHost: {HOST}\r\nHost: other.localhost\r\n\r\n"
+    ))
+    .await;
+    let resp = wire.response(false).await;
+    assert_eq!(resp.status, 400, "{resp:?}");
+    assert_eq!(resp.json()["code"], "bad_request");
+
+    let mut tunnel = Wire::connect(&s).await;
+    tunnel
+        .send(&format!(
+            "CONNECT {HOST}:80 HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+        ))
+        .await;
+    let resp = tunnel.response(false).await;
+    assert_eq!(resp.status, 501, "{resp:?}");
+
+    // An absolute-form target names the host, whatever `Host` says (RFC 9112 3.2.2),
+    // and the app is told the host it was routed by.
+    let mut absolute = Wire::connect(&s).await;
+    absolute
+        .send(&format!(
+            "GET http://{HOST}/absolute HTTP/1.1\r\nHost: other.localhost\r\n\r\n"
+        ))
+        .await;
+    let resp = absolute.response(false).await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let json = resp.json();
+    assert_eq!(json["path"], "/absolute");
+    assert_eq!(json["headers"]["host"], HOST);
+    assert_eq!(json["headers"]["x-forwarded-host"], HOST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,11 +39,12 @@ const BUFFER_SMALLER_THAN: u64 = 64 * 1024;
 /// `fixed` is set on a service port, which belongs to one app whatever the `Host`.
 pub(super) async fn handle(
     state: Arc<EdgeState>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     hop: ClientHop,
     fixed: Option<(String, u16)>,
 ) -> Result<Response<EdgeBody>, std::convert::Infallible> {
     let started = Instant::now();
+    let refused = refusal(&mut req);
     // What the access log needs of the request, taken before the request is passed on.
     let logged = state.access_log.as_ref().map(|_| {
         let host = host_of(&req).unwrap_or("").to_string();
@@ -54,7 +55,13 @@ pub(super) async fn handle(
             .to_string();
         (req.method().clone(), host, target)
     });
-    let (app, resp) = answer(&state, req, hop, fixed).await;
+    let (app, resp) = match refused {
+        None => answer(&state, req, hop, fixed).await,
+        Some((status, message)) => {
+            let html = wants_html(req.headers());
+            (String::new(), error(status, "bad_request", message, html))
+        }
+    };
     let status = resp.status().as_u16();
     state.count(&app, status, started);
     if let Some((method, host, target)) = &logged {
@@ -155,21 +162,45 @@ impl EdgeState {
     }
 }
 
-/// The app the `Host` header (or the URI's authority) is for.
+/// Why a request is refused before any app is looked for, if it is: the status and
+/// what to tell the client. Settles the host a request names on the way: the URI's
+/// authority (HTTP/2's `:authority`, an HTTP/1.1 absolute-form target) wins over `Host`
+/// and becomes the `Host` the machine sees (RFC 9112 3.2.2), so the app always reads
+/// the host the edge routed by.
+fn refusal<B>(req: &mut Request<B>) -> Option<(StatusCode, &'static str)> {
+    if req.method() == Method::CONNECT {
+        // A 2xx would make hyper hand over a tunnel nobody serves.
+        return Some((
+            StatusCode::NOT_IMPLEMENTED,
+            "CONNECT is not served here: the edge is a reverse proxy, not a forward one",
+        ));
+    }
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        // The edge would route by one and the app might read the other (RFC 9112 3.2).
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "more than one Host header; send one",
+        ));
+    }
+    let authority = req.uri().authority().map(|a| a.as_str());
+    // User info is no part of the host (`http://user@app.localhost/`).
+    let named = authority.and_then(|a| a.rsplit('@').next());
+    if let Some(host) = named.and_then(|h| HeaderValue::from_str(h).ok()) {
+        req.headers_mut().insert(header::HOST, host);
+    }
+    None
+}
+
+/// The app the request's host is for.
 fn app_from_host<B>(req: &Request<B>, hosts: &super::hosts::Hosts) -> Option<String> {
     hosts.app_for(host_of(req)?)
 }
 
-/// The `Host` header, else the URI's authority (HTTP/2 has only that) without any
-/// user info, port included.
+/// The host a request names, once `refusal` has settled it into `Host`.
 fn host_of<B>(req: &Request<B>) -> Option<&str> {
     req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| {
-            let authority = req.uri().authority()?.as_str();
-            authority.rsplit('@').next()
-        })
 }
 
 /// Sends the request to a healthy machine of the route and streams its answer back.
@@ -186,8 +217,8 @@ async fn forward(
     } else {
         None
     };
-    // An HTTP/2 client names the host in the URI, not in `Host`; the header is what
-    // HTTP/1.1 machines need and what `X-Forwarded-Host` is made from.
+    // `refusal` put the host an HTTP/2 client names in the URI into `Host`, which
+    // HTTP/1.1 machines need and `X-Forwarded-Host` is made from.
     let client_version = parts.version;
     let client_h2 = client_version == http::Version::HTTP_2;
     // gRPC clients ask for trailers; only an HTTP/2 machine can be told so.
@@ -199,15 +230,6 @@ async fn forward(
             v.split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
         });
-    if !parts.headers.contains_key(header::HOST) {
-        if let Some(host) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            parts.headers.insert(header::HOST, host);
-        }
-    }
     parts.version = http::Version::HTTP_11;
     prepare_headers(
         &mut parts.headers,
@@ -572,16 +594,51 @@ mod tests {
     }
 
     #[test]
-    fn the_app_comes_from_the_host_header_else_the_authority() {
+    fn the_app_comes_from_the_uris_authority_else_the_host_header() {
         let hosts = crate::daemon::edge::hosts::Hosts::new("localhost");
-        let app = app_from_host(&request("Hello.localhost:4281"), &hosts);
-        assert_eq!(app.as_deref(), Some("hello"));
-        // HTTP/2 names the host in the URI only.
-        let h2 = Request::builder()
+        let mut origin_form = request("Hello.localhost:4281");
+        assert_eq!(refusal(&mut origin_form), None);
+        assert_eq!(
+            app_from_host(&origin_form, &hosts).as_deref(),
+            Some("hello")
+        );
+        // HTTP/2 names the host in the URI only; the machine gets it as `Host`.
+        let mut h2 = Request::builder()
             .uri("https://web.localhost/x")
             .body(())
             .expect("request");
+        assert_eq!(refusal(&mut h2), None);
         assert_eq!(app_from_host(&h2, &hosts).as_deref(), Some("web"));
+        assert_eq!(h2.headers()[header::HOST], "web.localhost");
+        // An absolute-form target wins over `Host`, user info left out.
+        let mut absolute = Request::builder()
+            .uri("http://me@api.localhost/x")
+            .header(header::HOST, "web.localhost")
+            .body(())
+            .expect("request");
+        assert_eq!(refusal(&mut absolute), None);
+        assert_eq!(app_from_host(&absolute, &hosts).as_deref(), Some("api"));
+        assert_eq!(absolute.headers()[header::HOST], "api.localhost");
+    }
+
+    #[test]
+    fn two_hosts_and_connect_are_refused() {
+        let mut two = request("web.localhost");
+        two.headers_mut()
+            .append(header::HOST, HeaderValue::from_static("api.localhost"));
+        assert_eq!(
+            refusal(&mut two).map(|r| r.0),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        let mut connect = Request::builder()
+            .method(Method::CONNECT)
+            .uri("web.localhost:443")
+            .body(())
+            .expect("request");
+        assert_eq!(
+            refusal(&mut connect).map(|r| r.0),
+            Some(StatusCode::NOT_IMPLEMENTED)
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 """An app for the edge tests: echoes what the edge forwarded, streams server-sent events
-and chunked bodies, echoes one WebSocket message, counts an upload, holds a request open
-and hangs up on demand; with ECHO_PORT, echoes raw TCP too."""
+and chunked bodies, echoes one WebSocket message, counts an upload, holds a request open,
+hangs up on demand and answers wrongly on purpose; with ECHO_PORT, echoes raw TCP too."""
 
 import base64
 import hashlib
@@ -77,6 +77,18 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(chunk)
             except OSError:
                 self.close_connection = True
+        elif self.path == "/broken-chunks":
+            # A chunked body whose first chunk size is no number, as a buggy app writes it.
+            self.close_connection = True
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n"
+            )
+        elif self.path == "/no-content":
+            # A 204 that claims a body anyway: no body follows, whatever the fields say.
+            self.wfile.write(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n"
+                b"Transfer-Encoding: chunked\r\nX-App: yes\r\n\r\n"
+            )
         elif self.path == "/hold":
             # Occupies the machine until the client goes away.
             time.sleep(60)

@@ -163,6 +163,10 @@ fn step(chunk: Chunk, byte: u8) -> Result<State, Malformed> {
 /// Which side of a relayed message failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
+    /// The body broke its framing before any byte of the message was sent: its sender
+    /// can still be given an error answer.
+    #[error("{0}")]
+    Unsent(Malformed),
     /// Reading the message from where it comes failed, or it ended early.
     #[error("reading: {0}")]
     Read(std::io::Error),
@@ -207,7 +211,7 @@ where
     let mut tracker = Tracker::new(framing);
     let malformed =
         |e: Malformed| RelayError::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
-    let take = tracker.advance(buf).map_err(malformed)?;
+    let take = tracker.advance(buf).map_err(RelayError::Unsent)?;
     if take < COALESCE_BELOW || tracker.is_done() {
         head.extend_from_slice(&buf[..take]);
         dst.write_all(&head).await.map_err(RelayError::Write)?;
@@ -370,5 +374,31 @@ mod tests {
         .expect_err("cut short");
         assert!(matches!(err, RelayError::Read(_)), "{err:?}");
         assert_eq!(out, b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_body_broken_from_the_start_sends_nothing() {
+        let relay_of = |first: &'static [u8], rest: &'static [u8]| async move {
+            let (mut to_src, mut src) = tokio::io::duplex(64);
+            to_src.write_all(rest).await.expect("write");
+            drop(to_src);
+            let mut buf = BytesMut::from(first);
+            let mut out = Vec::new();
+            let src = Source {
+                stream: &mut src,
+                buf: &mut buf,
+            };
+            let err = relay(b"HEAD\r\n".to_vec(), Framing::Chunked, src, &mut out)
+                .await
+                .expect_err("malformed");
+            (err, out)
+        };
+        let (err, out) = relay_of(b"ZZ\r\nabc\r\n", b"").await;
+        assert!(matches!(err, RelayError::Unsent(Malformed)), "{err:?}");
+        assert!(out.is_empty(), "nothing sent: {out:?}");
+        // Broken only in what came later: the head and first chunk are already out.
+        let (err, out) = relay_of(b"3\r\nabc\r\n", b"ZZ\r\n").await;
+        assert!(matches!(err, RelayError::Read(_)), "{err:?}");
+        assert_eq!(out, b"HEAD\r\n3\r\nabc\r\n");
     }
 }

@@ -236,8 +236,12 @@ pub fn parse_response(
     out.push(b' ');
     out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    // A 1xx or 204 has no body, and must not say it has one (RFC 9112 6.1, RFC 9110
+    // 8.6): a client that believed the field would read the next answer as this body.
     // With a Transfer-Encoding, a Content-Length is wrong and must not reach the client.
-    let dropped: &[&str] = if chunked.is_some() {
+    let dropped: &[&str] = if (100..200).contains(&status) || status == 204 {
+        &["content-length", "transfer-encoding"]
+    } else if chunked.is_some() {
         &["content-length"]
     } else {
         &[]

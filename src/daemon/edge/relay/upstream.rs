@@ -156,7 +156,9 @@ async fn stream_body(
                 Err(RelayError::Read(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
                     Ok(Streamed::ClientStalled)
                 }
-                Err(RelayError::Read(e)) => {
+                // (Never `Unsent`: `proxy` refused a body broken in the bytes it had,
+                // which are the ones looked at first here.)
+                Err(e @ (RelayError::Read(_) | RelayError::Unsent(_))) => {
                     tracing::debug!(peer = %client.peer, error = %e, "edge: request body cut off");
                     Ok(Streamed::ClientGone)
                 }
@@ -291,6 +293,8 @@ where
             reusable: resp.reusable,
             close: resp.close,
         }),
+        // Nothing went out yet: the client can still be told (502).
+        Err(RelayError::Unsent(e)) => Err(Failed::GiveUp(format!("{e} in the response"))),
         Err(e) => {
             // Too late for an error answer: the client has part of the response.
             tracing::debug!(%machine, error = %e, "edge: response cut off");
