@@ -125,6 +125,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The sockets a service manager passed cannot be used.
+    #[error(transparent)]
+    Inherited(#[from] crate::daemon::inherited::InheritedError),
+
     /// Neither `--state` nor a home directory says where state goes.
     #[error("no state directory: HOME is not set")]
     NoStateDir,
@@ -314,6 +318,7 @@ impl Error {
             Error::InvalidHostname { .. } => "invalid_hostname",
             Error::StateLocked { .. } => "state_locked",
             Error::Bind { .. } => "bind_failed",
+            Error::Inherited(_) => "inherited_socket",
             Error::NoStateDir => "no_state_dir",
             Error::NoHome { .. } => "no_home",
             Error::Store(_) => "state_database",
@@ -370,7 +375,10 @@ impl Error {
             | Error::NoHome { .. }
             | Error::Store(_)
             | Error::MasterKey(_) => exit::ERROR,
-            Error::InsecureApi { .. } | Error::TokenFile(_) | Error::ServerTls(_) => exit::USAGE,
+            Error::InsecureApi { .. }
+            | Error::TokenFile(_)
+            | Error::ServerTls(_)
+            | Error::Inherited(_) => exit::USAGE,
             Error::Token(_) => exit::ERROR,
             Error::Remote(RemoteError::Unknown { .. }) => exit::NOT_FOUND,
             Error::Remote(RemoteError::Exists { .. }) => exit::CONFLICT,
@@ -452,6 +460,9 @@ impl Error {
                 Some("another program listens there; pick another address".into())
             }
             Error::Bind { .. } => None,
+            Error::Inherited(_) => Some(
+                "name each ListenStream= socket with FileDescriptorName= (edge, edge-https or api), one socket unit a name".into(),
+            ),
             Error::NoStateDir => Some("pass --state DIR".into()),
             Error::NoHome { .. } => Some("set HOME to the home directory of the user the agent runs as".into()),
             Error::Store(_) => Some("check the state directory's disk space and permissions".into()),

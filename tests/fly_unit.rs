@@ -39,6 +39,22 @@ fn systemd_unit_verifies_cleanly() {
 }
 
 #[test]
+fn the_shipped_socket_unit_verifies_with_the_service() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fly");
+    let dir = tempfile::tempdir().unwrap();
+    let service = std::fs::read_to_string(root.join("lakeflyd.service"))
+        .unwrap()
+        .replace("/usr/local/bin/lakeflyd", env!("CARGO_BIN_EXE_lakeflyd"));
+    std::fs::write(dir.path().join("lakeflyd.service"), service).unwrap();
+    let socket = std::fs::read_to_string(root.join("lakeflyd.socket")).unwrap();
+    // The name lakeflyd takes the socket by (`inherited::EDGE`).
+    assert!(socket.contains("\nFileDescriptorName=edge\n"), "{socket}");
+    let path = dir.path().join("lakeflyd.socket");
+    std::fs::write(&path, socket).unwrap();
+    verifies_cleanly(&path);
+}
+
+#[test]
 fn daemon_install_systemd_writes_a_unit_for_this_host_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lakeflyd.service");

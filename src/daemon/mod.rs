@@ -5,6 +5,7 @@ pub mod bundles;
 pub mod deploy;
 pub mod edge;
 pub mod events;
+pub mod inherited;
 pub mod jobs;
 pub mod metrics;
 pub mod open_files;
@@ -37,8 +38,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// What a daemon needs to start.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// API listen address (port 0 picks a free port).
-    pub api: SocketAddr,
+    /// Where the API listens: an address (port 0 picks a free port) or a socket passed.
+    pub api: inherited::Listen,
     /// The edge: its address, domain and auto-stop/start timings.
     pub edge: edge::EdgeOptions,
     /// State directory.
@@ -135,29 +136,33 @@ impl Daemon {
     /// Opens the state, binds the API and starts serving.
     pub async fn start(options: Options) -> Result<Self, Error> {
         // An open API beyond loopback would let anyone who reaches it run commands here.
-        if !options.api.ip().is_loopback() && !options.tokens.is_configured() {
-            return Err(Error::InsecureApi { addr: options.api });
+        let api_at = options.api.addr();
+        if !api_at.ip().is_loopback() && !options.tokens.is_configured() {
+            return Err(Error::InsecureApi { addr: api_at });
         }
-        if !options.api.ip().is_loopback() && options.api_tls.is_empty() {
-            tracing::warn!(api = %options.api, "the API is served beyond loopback without TLS: tokens and secrets cross the network in the clear; give --api-tls-cert and --api-tls-key");
+        if !api_at.ip().is_loopback() && options.api_tls.is_empty() {
+            tracing::warn!(api = %api_at, "the API is served beyond loopback without TLS: tokens and secrets cross the network in the clear; give --api-tls-cert and --api-tls-key");
         }
         // Read before anything starts, so an unusable certificate stops the start cleanly.
         let api_tls = server_tls::ServerTls::load(options.api_tls.clone())?.map(Arc::new);
         let lock = lock_state_dir(&options.state_dir)?;
         let store = Store::open(&options.state_dir)?;
         // Bind before any machine starts, so an address in use stops the start cleanly.
-        let listener = tokio::net::TcpListener::bind(options.api)
-            .await
-            .map_err(|source| Error::Bind {
-                what: "API",
-                addr: options.api,
-                source,
-            })?;
-        let api_addr = listener.local_addr().map_err(|source| Error::Bind {
+        let api_bind_error = |source| Error::Bind {
             what: "API",
-            addr: options.api,
+            addr: api_at,
             source,
-        })?;
+        };
+        let listener = options
+            .api
+            .open(|addr| {
+                let listener = std::net::TcpListener::bind(addr)?;
+                listener.set_nonblocking(true)?;
+                Ok(listener)
+            })
+            .and_then(tokio::net::TcpListener::from_std)
+            .map_err(api_bind_error)?;
+        let api_addr = listener.local_addr().map_err(api_bind_error)?;
         // Prune before serving, so a resume right after start sees the retained window.
         prune_once(&store, options.events_keep, options.events_max_age).await;
         // A release that was rolling out when the daemon died did not finish.
@@ -229,6 +234,7 @@ impl Daemon {
                 tracing::warn!(app = %app.name, error = %e, "could not set up the edge for this app");
             }
         }
+        edge.open()?;
         let state = Arc::new(server::SharedState {
             store: store.clone(),
             hub: hub.clone(),
@@ -249,11 +255,7 @@ impl Daemon {
         let (server, api_url) = match &api_tls {
             Some(tls) => {
                 let listener = server::tls_listener::TlsListener::new(listener, tls.clone())
-                    .map_err(|source| Error::Bind {
-                        what: "API",
-                        addr: options.api,
-                        source,
-                    })?;
+                    .map_err(api_bind_error)?;
                 let serving = axum::serve(listener, app).with_graceful_shutdown(stopping);
                 (
                     tokio::spawn(serving.into_future()),
@@ -337,6 +339,8 @@ impl Daemon {
 /// Runs the daemon until SIGTERM or SIGINT; the entry point of `lakeflyd`.
 pub fn run(args: RunArgs) -> Result<(), Error> {
     init_logging(args.log_format);
+    // Before any thread of ours starts: taking them removes their variables.
+    let inherited = inherited::Inherited::from_env()?;
     open_files::raise();
     let state_dir = match args.state {
         Some(dir) => dir,
@@ -345,15 +349,17 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
     create_private_dir(&state_dir)
         .map_err(|e| Error::io("create the state directory", &state_dir, e))?;
     let options = Options {
-        api: args.api,
+        api: inherited.api.unwrap_or(inherited::Listen::Bind(args.api)),
         edge: edge::EdgeOptions {
-            addr: args.edge,
+            addr: inherited.edge.unwrap_or(inherited::Listen::Bind(args.edge)),
             domain: args.domain.clone(),
             auto_stop_after: args.auto_stop_after.to_std(),
             auto_start_wait: args.auto_start_wait.to_std(),
             stall_timeout: args.edge_stall_timeout.to_std(),
             idle_timeout: args.edge_idle_timeout.to_std(),
-            https: args.edge_https,
+            https: inherited
+                .edge_https
+                .or(args.edge_https.map(inherited::Listen::Bind)),
             access_log: args.edge_access_log.clone(),
             tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key)?,
             threads: args

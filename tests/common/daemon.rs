@@ -57,6 +57,20 @@ impl TestDaemon {
         Self::spawn_from(sh, "127.0.0.1:0", state, &[], "warn", Stdio::inherit())
     }
 
+    /// A daemon given the listening socket `fd` as systemd passes a socket unit's,
+    /// named `name` (see [`socket_activated`]).
+    pub fn start_with_socket(state: &Path, fd: i32, name: &str) -> Self {
+        let lakeflyd = socket_activated(fd, name);
+        Self::spawn_from(
+            lakeflyd,
+            "127.0.0.1:0",
+            state,
+            &[],
+            "warn",
+            Stdio::inherit(),
+        )
+    }
+
     fn spawn(api: &str, state: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {
         let lakeflyd = Command::new(env!("CARGO_BIN_EXE_lakeflyd"));
         Self::spawn_from(lakeflyd, api, state, extra, level, stderr)
@@ -173,6 +187,25 @@ impl TestDaemon {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// `lakeflyd` (arguments to follow) run as systemd runs a socket-activated service: the
+/// listening socket `fd` as descriptor 3, with `LISTEN_PID`, `LISTEN_FDS=1` and
+/// `LISTEN_FDNAMES=name`. The descriptor must not be close-on-exec.
+pub fn socket_activated(fd: i32, name: &str) -> Command {
+    // The shell moves it to 3 and names its own pid, which lakeflyd keeps by `exec`.
+    let moved = if fd == 3 {
+        String::new()
+    } else {
+        format!("exec 3<&{fd} {fd}<&- && ")
+    };
+    let mut sh = Command::new("/bin/sh");
+    sh.arg("-c")
+        .arg(format!(
+            "{moved}export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES={name} && exec \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_lakeflyd"));
+    sh
 }
 
 impl Drop for TestDaemon {

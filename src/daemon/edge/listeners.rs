@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::forwarding::ClientHop;
+use super::Listen;
 use super::{pool, relay, tls, EdgeState, Scheme};
 
 /// Most edge threads by default, however many cores.
@@ -61,13 +62,29 @@ pub(super) fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener>
     // As the standard library's listeners: a restarted daemon binds again at once, while
     // the last one's connections linger in TIME_WAIT.
     socket.set_reuse_address(true)?;
-    socket.set_tcp_keepalive(&CLIENT_KEEPALIVE)?;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    socket.set_tcp_user_timeout(Some(CLIENT_USER_TIMEOUT))?;
+    for_clients(&socket)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
+}
+
+/// The listener `at` says: bound by [`listen`], or the socket a service manager passed,
+/// given the same options for its connections (its backlog is the manager's `Backlog=`).
+pub(super) fn open(at: &Listen) -> std::io::Result<std::net::TcpListener> {
+    let listener = at.open(listen)?;
+    if matches!(at, Listen::Inherited(..)) {
+        for_clients(&socket2::SockRef::from(&listener))?;
+    }
+    Ok(listener)
+}
+
+/// The options a listener's accepted connections inherit.
+fn for_clients(socket: &socket2::Socket) -> std::io::Result<()> {
+    socket.set_tcp_keepalive(&CLIENT_KEEPALIVE)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    socket.set_tcp_user_timeout(Some(CLIENT_USER_TIMEOUT))?;
+    Ok(())
 }
 
 /// One edge thread: its own single-threaded event loop accepting from the shared

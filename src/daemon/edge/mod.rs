@@ -42,6 +42,7 @@ use self::listeners::{accept_https, edge_thread};
 use self::public_ports::PortListener;
 pub use self::public_ports::PublicPort;
 use self::routes::{AppRoutes, PortRoute, Route};
+use super::inherited::Listen;
 use super::metrics::Metrics;
 use super::runtime::Runtime;
 use super::store::Store;
@@ -88,7 +89,7 @@ pub enum Ports {
 #[derive(Debug, Clone)]
 pub struct EdgeOptions {
     /// Where host-routed HTTP is served; its IP is where service ports are bound.
-    pub addr: SocketAddr,
+    pub addr: Listen,
     /// Apps are `<app>.<domain>`.
     pub domain: String,
     /// `auto_stop_machines` stops a machine idle this long.
@@ -101,7 +102,7 @@ pub struct EdgeOptions {
     /// long a request's head may take to arrive).
     pub idle_timeout: Duration,
     /// Where host-routed HTTPS is served (with `tls`).
-    pub https: Option<SocketAddr>,
+    pub https: Option<Listen>,
     /// Where a JSON line per HTTP request goes, when anywhere.
     pub access_log: Option<std::path::PathBuf>,
     /// The certificates for `https` and for ports with the `tls` handler, the one a
@@ -218,6 +219,16 @@ pub struct Edge {
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Flips to `true` when the edge stops accepting.
     accepting: Arc<watch::Sender<bool>>,
+    /// The host-routed listeners until `open` serves them.
+    unopened: Arc<Mutex<Option<Unopened>>>,
+}
+
+/// Host-routed listeners bound but not yet served: connections wait in their queues.
+struct Unopened {
+    listener: std::net::TcpListener,
+    https: Option<tokio::net::TcpListener>,
+    threads: usize,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Edge {
@@ -254,10 +265,10 @@ impl Edge {
     ) -> Result<Edge, crate::error::Error> {
         let bind_error = |source| crate::error::Error::Bind {
             what: "edge",
-            addr: options.addr,
+            addr: options.addr.addr(),
             source,
         };
-        let listener = listeners::listen(options.addr).map_err(bind_error)?;
+        let listener = listeners::open(&options.addr).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let tls = crate::daemon::server_tls::ServerTls::load(options.tls.clone())?;
         let access_log = match &options.access_log {
@@ -267,14 +278,14 @@ impl Edge {
             ),
             None => None,
         };
-        let https = match options.https {
+        let https = match &options.https {
             Some(at) => {
                 let bind_error = |source| crate::error::Error::Bind {
                     what: "edge HTTPS",
-                    addr: at,
+                    addr: at.addr(),
                     source,
                 };
-                let listener = listeners::listen(at).map_err(bind_error)?;
+                let listener = listeners::open(at).map_err(bind_error)?;
                 let addr = listener.local_addr().map_err(bind_error)?;
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_error)?;
                 Some((listener, addr))
@@ -297,23 +308,18 @@ impl Edge {
             waking: Arc::default(),
             access_log,
         });
-        let (accepting, stop) = watch::channel(false);
-        for slot in 1..=options.threads {
-            let listener = listener.try_clone().map_err(bind_error)?;
-            let (state, stop, exit) = (state.clone(), stop.clone(), shutdown.clone());
-            std::thread::Builder::new()
-                .name(format!("lakefly-edge-{slot}"))
-                .spawn(move || edge_thread(slot, listener, state, stop, exit))
-                .map_err(bind_error)?;
-        }
-        let mut tasks = vec![tokio::spawn(autostart::stop_idle(
+        let (accepting, _) = watch::channel(false);
+        let tasks = vec![tokio::spawn(autostart::stop_idle(
             state.clone(),
             options.auto_stop_after,
-            shutdown,
+            shutdown.clone(),
         ))];
-        if let Some((listener, _)) = https {
-            tasks.push(tokio::spawn(accept_https(listener, state.clone(), stop)));
-        }
+        let unopened = Unopened {
+            listener,
+            https: https.map(|(listener, _)| listener),
+            threads: options.threads,
+            shutdown,
+        };
         Ok(Edge {
             state,
             ports: Arc::default(),
@@ -322,7 +328,46 @@ impl Edge {
             https_addr,
             tasks: Arc::new(Mutex::new(tasks)),
             accepting: Arc::new(accepting),
+            unopened: Arc::new(Mutex::new(Some(unopened))),
         })
+    }
+
+    /// Starts serving the host-routed listeners, once the daemon has applied every app's
+    /// routes: a client that connected before (during a restart, to a socket the service
+    /// manager kept open) is answered by its app, not told that no such app is served.
+    /// Later calls do nothing.
+    pub fn open(&self) -> Result<(), crate::error::Error> {
+        let Some(unopened) = self
+            .unopened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return Ok(());
+        };
+        let spawn_error = |source| crate::error::Error::Bind {
+            what: "edge",
+            addr: self.addr,
+            source,
+        };
+        let stop = self.accepting.subscribe();
+        for slot in 1..=unopened.threads {
+            let listener = unopened.listener.try_clone().map_err(spawn_error)?;
+            let (state, stop) = (self.state.clone(), stop.clone());
+            let exit = unopened.shutdown.clone();
+            std::thread::Builder::new()
+                .name(format!("lakefly-edge-{slot}"))
+                .spawn(move || edge_thread(slot, listener, state, stop, exit))
+                .map_err(spawn_error)?;
+        }
+        if let Some(listener) = unopened.https {
+            let task = tokio::spawn(accept_https(listener, self.state.clone(), stop));
+            self.tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(task);
+        }
+        Ok(())
     }
 
     /// Applies an app's config: routes, statics, limits, and its service ports (bound
@@ -494,7 +539,8 @@ impl Edge {
     /// Stops accepting connections; requests in flight go on until the daemon's shutdown
     /// signal, which comes after the machines drained.
     pub fn stop_accepting(&self) {
-        let _ = self.accepting.send(true);
+        // Kept even before `open` made a receiver, so one made later sees it.
+        self.accepting.send_replace(true);
         for listener in self.ports.lock().unwrap_or_else(|p| p.into_inner()).drain() {
             listener.1.task.abort();
         }

@@ -43,6 +43,10 @@ pub enum Action {
     Destroy,
 }
 
+/// How long the daemon, starting, waits for the machines it brings back to start before
+/// it serves the edge anyway.
+const BOOT_WAIT: Duration = Duration::from_secs(5);
+
 /// Why a machine request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -138,11 +142,19 @@ impl Runtime {
             })
             .collect();
         futures_util::future::join_all(leftovers).await;
+        let mut booting = Vec::with_capacity(records.len());
         for record in records {
             if record.machine.pid.is_some() {
                 runtime.record_leftover_stopped(&record).await?;
             }
-            runtime.supervise(record);
+            booting.push(runtime.supervise(record));
+        }
+        // The machines that should run are started and offered to the edge before the
+        // daemon serves it, so a request that waited through the restart is held for
+        // them rather than refused. A start that hangs holds the daemon back no longer.
+        let all_booted = futures_util::future::join_all(booting);
+        if tokio::time::timeout(BOOT_WAIT, all_booted).await.is_err() {
+            tracing::warn!("some machines were still starting after {BOOT_WAIT:?}; serving anyway");
         }
         Ok(runtime)
     }
@@ -167,11 +179,12 @@ impl Runtime {
                 Ok((machine, vec![NewEvent::app(&app_name, kind::MACHINE_CREATED, data)]))
             })
             .await?;
-        self.supervise(Record {
+        // Nobody waits for a new machine's first start here: the deploy follows it.
+        drop(self.supervise(Record {
             machine: machine.clone(),
             desired: Desired::Started,
             pid_start: None,
-        });
+        }));
         Ok(machine)
     }
 
@@ -252,7 +265,10 @@ impl Runtime {
         futures_util::future::join_all(stops).await;
     }
 
-    fn supervise(&self, record: Record) {
+    /// Starts a supervisor for `record`'s machine; what it returns resolves once its
+    /// first start has reached the edge, or will not.
+    fn supervise(&self, record: Record) -> oneshot::Receiver<()> {
+        let (booted, on_booted) = oneshot::channel();
         let (tx, rx) = mpsc::channel(8);
         let machine = record.machine;
         let workdir = environment::workdir(&self.apps_dir, &machine.app, &machine.spec);
@@ -273,12 +289,14 @@ impl Runtime {
             ports: self.ports.clone(),
             control: rx,
             pending: None,
+            booted: Some(booted),
         };
         self.machines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(machine.id.clone(), tx);
         tokio::spawn(supervisor.run());
+        on_booted
     }
 
     fn sender(&self, id: &str) -> Option<mpsc::Sender<Control>> {

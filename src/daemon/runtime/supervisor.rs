@@ -67,6 +67,9 @@ pub struct Supervisor {
     /// A start or restart request, answered once the process is recorded as started (or
     /// as failed), so the caller sees the new state.
     pub(super) pending: Option<oneshot::Sender<()>>,
+    /// Dropped (or told) once the first process is started and offered to the edge, or
+    /// will not be: the daemon opens the edge after the machines it brings back.
+    pub(super) booted: Option<oneshot::Sender<()>>,
 }
 
 /// What to do after a step of the loop.
@@ -90,16 +93,24 @@ impl Supervisor {
         } else {
             Next::Idle
         };
+        if !matches!(next, Next::Run) {
+            self.booted = None;
+        }
         loop {
             next = match next {
-                Next::Run => match self.run_process(&mut consecutive_failures).await {
-                    Ok(next) => next,
-                    Err(e) => {
-                        tracing::error!(machine = %self.id, error = %e, "could not record machine state");
-                        self.answer_pending();
-                        Next::Idle
-                    }
-                },
+                Next::Run => {
+                    let next = match self.run_process(&mut consecutive_failures).await {
+                        Ok(next) => next,
+                        Err(e) => {
+                            tracing::error!(machine = %self.id, error = %e, "could not record machine state");
+                            self.answer_pending();
+                            Next::Idle
+                        }
+                    };
+                    // The first try is over, whether or not it got as far as the edge.
+                    self.booted = None;
+                    next
+                }
                 Next::Idle => match self.control.recv().await {
                     Some(request) => self.handle_idle(request).await,
                     None => Next::End,
@@ -236,6 +247,9 @@ impl Supervisor {
                     internal_port: self.spec.internal_port,
                 })
         });
+        if let Some(booted) = self.booted.take() {
+            let _ = booted.send(());
+        }
         // Checks run while this process does; dropping the guard ends them.
         let health = health::watch(
             health::Target {
