@@ -253,8 +253,14 @@ async fn a_machines_broken_answers_reach_the_client_mended_or_as_502() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_naming_two_hosts_or_asking_for_a_tunnel_is_refused() {
+async fn a_request_naming_no_host_or_two_or_asking_for_a_tunnel_is_refused() {
     let (s, mut wire) = deployed().await;
+    let mut hostless = Wire::connect(&s).await;
+    hostless.send("GET /none HTTP/1.1\r\n\r\n").await;
+    let resp = hostless.response(false).await;
+    assert_eq!(resp.status, 400, "{resp:?}");
+    assert_eq!(resp.json()["code"], "bad_request");
+
     wire.send(&format!(
         "GET /two HTTP/1.1\r\nHost: {HOST}\r\nHost: other.localhost\r\n\r\n"
     ))

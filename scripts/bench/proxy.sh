@@ -9,10 +9,12 @@
 #   edge    wrk -> lakeflyd's edge (Host: bench.localhost) -> the machine
 # and prints edge/nginx ratios of the medians over several rounds.
 # Usage: scripts/bench/proxy.sh [SECONDS per run, default 8] [ROUNDS, default 5]
+#                               [CONNECTIONS, default "32 1"]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration="${1:-8}"
 rounds="${2:-5}"
+connections="${3:-32 1}"
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk; then
@@ -162,19 +164,23 @@ echo "wrk runs one thread; CPU is the proxy's own (lakeflyd; nginx's master and 
 echo "edge threads: $(ls /proc/$daemon_pid/task | while read -r t; do cat "/proc/$daemon_pid/task/$t/comm"; done | grep -c '^lakefly-edge-') (lakeflyd's default, half the cores);" \
     "nginx workers: $(pgrep -c -P "$nginx_pid") (worker_processes auto, Debian's default)"
 echo "Targets take turns within each round, so a noisy moment on this shared machine does"
-echo "not land on one of them only; the summary compares medians over the rounds, and each"
-echo "round's edge/nginx ratio as a geometric mean with a 95% bootstrap interval."
+echo "not land on one of them only, in each of the six orders in turn, so none always runs"
+echo "first or right after another; each starts with a discarded 1 s warm-up. The summary"
+echo "compares medians over the rounds, and each round's edge/nginx ratio as a geometric"
+echo "mean with a 95% bootstrap interval."
 printf '%-6s %-8s %6s %12s %10s %10s %8s %12s\n' round target conns 'req/s' 'p50 µs' 'p99 µs' non-2xx 'CPU µs/req'
+orders=("direct nginx edge" "edge direct nginx" "nginx edge direct"
+    "direct edge nginx" "nginx direct edge" "edge nginx direct")
 declare -A runs
-for conns in 32 1; do
+declare -A urls=([direct]="http://127.0.0.1:$port/" [nginx]="http://127.0.0.1:$proxy_port/" [edge]="$edge/")
+declare -A pids_of=([direct]="" [nginx]="$nginx_pid" [edge]="$daemon_pid")
+for conns in $connections; do
+    for target in direct nginx edge; do
+        wrk -t1 -c"$conns" -d1s -H "Host: bench.localhost" "${urls[$target]}" >/dev/null
+    done
     for round in $(seq "$rounds"); do
-        for target in direct nginx edge; do
-            case "$target" in
-                direct) url="http://127.0.0.1:$port/" pid="" ;;
-                nginx) url="http://127.0.0.1:$proxy_port/" pid=$nginx_pid ;;
-                edge) url="$edge/" pid=$daemon_pid ;;
-            esac
-            read -r r p e c m < <(measure "$url" "$conns" "$pid")
+        for target in ${orders[$(((round - 1) % ${#orders[@]}))]}; do
+            read -r r p e c m < <(measure "${urls[$target]}" "$conns" "${pids_of[$target]}")
             runs[$target$conns]+="$r,$p,$c,$m "
             [ "$target" = direct ] && c=-
             printf '%-6s %-8s %6s %12s %10s %10s %8s %12s\n' "$round" "$target" "$conns" "$r" "$m" "$p" "$e" "$c"
@@ -182,7 +188,7 @@ for conns in 32 1; do
     done
 done
 echo
-for conns in 32 1; do
+for conns in $connections; do
     python3 - "$conns" "${runs[direct$conns]}" "${runs[nginx$conns]}" "${runs[edge$conns]}" <<'EOF'
 import statistics, sys
 conns = sys.argv[1]

@@ -183,6 +183,15 @@ fn refusal<B>(req: &mut Request<B>) -> Option<(StatusCode, &'static str)> {
         ));
     }
     let authority = req.uri().authority().map(|a| a.as_str());
+    if authority.is_none()
+        && req.version() == http::Version::HTTP_11
+        && !req.headers().contains_key(header::HOST)
+    {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "no Host header; an HTTP/1.1 request names its host in one",
+        ));
+    }
     // User info is no part of the host (`http://user@app.localhost/`).
     let named = authority.and_then(|a| a.rsplit('@').next());
     if let Some(host) = named.and_then(|h| HeaderValue::from_str(h).ok()) {
@@ -622,7 +631,19 @@ mod tests {
     }
 
     #[test]
-    fn two_hosts_and_connect_are_refused() {
+    fn no_host_two_hosts_and_connect_are_refused() {
+        let mut none = Request::builder().uri("/x").body(()).expect("request");
+        assert_eq!(
+            refusal(&mut none).map(|r| r.0),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        // HTTP/1.0 had no `Host`: such a request is told no app is named.
+        let mut old = Request::builder()
+            .uri("/x")
+            .version(http::Version::HTTP_10)
+            .body(())
+            .expect("request");
+        assert_eq!(refusal(&mut old), None);
         let mut two = request("web.localhost");
         two.headers_mut()
             .append(header::HOST, HeaderValue::from_static("api.localhost"));
