@@ -240,6 +240,25 @@ async fn a_machines_broken_answers_reach_the_client_mended_or_as_502() {
         "/after-no-content"
     );
 
+    // An answer framed by length and by chunks: the client gets the chunked body whole,
+    // never the wrong length, from the relay (HTTP/1.1) and from hyper (HTTP/1.0).
+    wire.send(&get("/two-framings")).await;
+    let relayed = wire.response(false).await;
+    assert_eq!(relayed.header("content-length"), None, "{relayed:?}");
+    assert_eq!(relayed.body, b"abc");
+    let mut old = Wire::connect(&s).await;
+    old.send(&format!(
+        "GET /two-framings HTTP/1.0\r\nHost: {HOST}\r\n\r\n"
+    ))
+    .await;
+    let full_server = old.response(false).await;
+    assert_ne!(
+        full_server.header("content-length"),
+        Some("5"),
+        "{full_server:?}"
+    );
+    assert_eq!(full_server.body, b"abc");
+
     // A chunked body broken before any byte of the answer went out: the client gets a
     // 502 that says why, not a connection closed on it without a word.
     let mut broken = Wire::connect(&s).await;

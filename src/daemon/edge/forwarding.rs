@@ -159,6 +159,11 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
+    // Read by its Transfer-Encoding (RFC 9112 6.3), a message's Content-Length is wrong,
+    // and would frame the next hop's copy of the body, re-framed here, short or long.
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
@@ -223,6 +228,22 @@ mod tests {
         assert!(!headers.contains_key("x-private"));
         assert!(!headers.contains_key(header::CONNECTION));
         assert!(!headers.contains_key(header::TRANSFER_ENCODING));
+    }
+
+    #[test]
+    fn a_length_beside_a_transfer_encoding_is_dropped_and_kept_alone() {
+        let mut both = HeaderMap::new();
+        both.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        both.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        strip_hop_by_hop(&mut both);
+        assert!(both.is_empty(), "{both:?}");
+        let mut length = HeaderMap::new();
+        length.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        strip_hop_by_hop(&mut length);
+        assert_eq!(length[header::CONTENT_LENGTH], "5");
     }
 
     #[test]

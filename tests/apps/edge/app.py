@@ -83,6 +83,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n"
             )
+        elif self.path == "/two-framings":
+            # Framed two ways: the chunked framing wins (RFC 9112 6.3), the length is wrong.
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n0\r\n\r\n"
+            )
         elif self.path == "/no-content":
             # A 204 that claims a body anyway: no body follows, whatever the fields say.
             self.wfile.write(
