@@ -354,6 +354,30 @@ async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
     assert_eq!(seen["bytes"], 64 * 16 * 1024);
     assert_eq!(seen["sha256"], format!("{:x}", digest.finalize()));
 
+    // Answers an app framed wrongly reach an HTTP/2 client as streams it can read: a
+    // 204 claiming a length (which HTTP/2 takes for a broken stream), and a body framed
+    // by length and by chunks.
+    let resp = sender
+        .send_request(request("GET", "/no-content", empty()))
+        .await
+        .expect("an answer");
+    assert_eq!(resp.status(), 204);
+    assert!(!resp.headers().contains_key("content-length"), "{resp:?}");
+    let body = tokio::time::timeout(DEADLINE, resp.into_body().collect())
+        .await
+        .expect("in time")
+        .expect("a stream that ends cleanly");
+    assert!(body.to_bytes().is_empty());
+    let resp = sender
+        .send_request(request("GET", "/two-framings", empty()))
+        .await
+        .expect("an answer");
+    let body = tokio::time::timeout(DEADLINE, resp.into_body().collect())
+        .await
+        .expect("in time")
+        .expect("a stream that ends cleanly");
+    assert_eq!(body.to_bytes(), Bytes::from_static(b"abc"));
+
     // A client that offers only HTTP/1.1 is served HTTP/1.1 on the same port.
     let answer = over_tls(
         https,

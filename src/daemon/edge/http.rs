@@ -484,6 +484,11 @@ async fn respond(
         }
     }
     strip_hop_by_hop(resp.headers_mut());
+    if resp.status() == StatusCode::NO_CONTENT {
+        // It has no body and must not claim one (hyper read past any 1xx): an HTTP/2
+        // client takes the length for a stream that broke off.
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    }
     let version = resp.version();
     upstream.apply(resp.headers_mut(), version);
     // A small body of known length is read whole first, as nginx buffers: the client gets

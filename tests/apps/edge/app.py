@@ -92,8 +92,7 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/no-content":
             # A 204 that claims a body anyway: no body follows, whatever the fields say.
             self.wfile.write(
-                b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n"
-                b"Transfer-Encoding: chunked\r\nX-App: yes\r\n\r\n"
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\nX-App: yes\r\n\r\n"
             )
         elif self.path == "/hold":
             # Occupies the machine until the client goes away.

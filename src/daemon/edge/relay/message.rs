@@ -578,6 +578,17 @@ mod tests {
         assert_eq!(resp.framing, Framing::Chunked);
         assert!(!String::from_utf8_lossy(&resp.client).contains("Content-Length"));
 
+        // No body, and no field that says otherwise.
+        let none = b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n";
+        let resp = parse_response(none, false, false)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(resp.framing, Framing::Empty);
+        assert_eq!(
+            resp.client,
+            b"HTTP/1.1 204 No Content\r\nX-A: 1\r\nvia: 1.1 lakefly\r\n\r\n"
+        );
+
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false, false)
             .expect("valid")
             .is_none());
