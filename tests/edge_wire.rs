@@ -55,6 +55,13 @@ impl Wire {
         }
     }
 
+    /// The answer to `raw`, sent on a connection of its own.
+    async fn ask(s: &Setup, raw: &str) -> Response {
+        let mut wire = Wire::connect(s).await;
+        wire.send(raw).await;
+        wire.response(false).await
+    }
+
     async fn send(&mut self, raw: &str) {
         self.stream.write_all(raw.as_bytes()).await.unwrap();
     }
@@ -246,12 +253,11 @@ async fn a_machines_broken_answers_reach_the_client_mended_or_as_502() {
     let relayed = wire.response(false).await;
     assert_eq!(relayed.header("content-length"), None, "{relayed:?}");
     assert_eq!(relayed.body, b"abc");
-    let mut old = Wire::connect(&s).await;
-    old.send(&format!(
-        "GET /two-framings HTTP/1.0\r\nHost: {HOST}\r\n\r\n"
-    ))
+    let full_server = Wire::ask(
+        &s,
+        &format!("GET /two-framings HTTP/1.0\r\nHost: {HOST}\r\n\r\n"),
+    )
     .await;
-    let full_server = old.response(false).await;
     assert_ne!(
         full_server.header("content-length"),
         Some("5"),
@@ -261,9 +267,7 @@ async fn a_machines_broken_answers_reach_the_client_mended_or_as_502() {
 
     // A chunked body broken before any byte of the answer went out: the client gets a
     // 502 that says why, not a connection closed on it without a word.
-    let mut broken = Wire::connect(&s).await;
-    broken.send(&get("/broken-chunks")).await;
-    let resp = broken.response(false).await;
+    let resp = Wire::ask(&s, &get("/broken-chunks")).await;
     assert_eq!(resp.status, 502, "{resp:?}");
     let json = resp.json();
     assert_eq!(json["code"], "upstream_failed");
@@ -274,9 +278,7 @@ async fn a_machines_broken_answers_reach_the_client_mended_or_as_502() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_naming_no_host_or_two_or_asking_for_a_tunnel_is_refused() {
     let (s, mut wire) = deployed().await;
-    let mut hostless = Wire::connect(&s).await;
-    hostless.send("GET /none HTTP/1.1\r\n\r\n").await;
-    let resp = hostless.response(false).await;
+    let resp = Wire::ask(&s, "GET /none HTTP/1.1\r\n\r\n").await;
     assert_eq!(resp.status, 400, "{resp:?}");
     assert_eq!(resp.json()["code"], "bad_request");
 
@@ -288,24 +290,20 @@ async fn a_request_naming_no_host_or_two_or_asking_for_a_tunnel_is_refused() {
     assert_eq!(resp.status, 400, "{resp:?}");
     assert_eq!(resp.json()["code"], "bad_request");
 
-    let mut tunnel = Wire::connect(&s).await;
-    tunnel
-        .send(&format!(
-            "CONNECT {HOST}:80 HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
-        ))
-        .await;
-    let resp = tunnel.response(false).await;
+    let resp = Wire::ask(
+        &s,
+        &format!("CONNECT {HOST}:80 HTTP/1.1\r\nHost: {HOST}\r\n\r\n"),
+    )
+    .await;
     assert_eq!(resp.status, 501, "{resp:?}");
 
     // An absolute-form target names the host, whatever `Host` says (RFC 9112 3.2.2),
     // and the app is told the host it was routed by.
-    let mut absolute = Wire::connect(&s).await;
-    absolute
-        .send(&format!(
-            "GET http://{HOST}/absolute HTTP/1.1\r\nHost: other.localhost\r\n\r\n"
-        ))
-        .await;
-    let resp = absolute.response(false).await;
+    let resp = Wire::ask(
+        &s,
+        &format!("GET http://{HOST}/absolute HTTP/1.1\r\nHost: other.localhost\r\n\r\n"),
+    )
+    .await;
     assert_eq!(resp.status, 200, "{resp:?}");
     let json = resp.json();
     assert_eq!(json["path"], "/absolute");
