@@ -160,6 +160,40 @@ fn get(path: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_over_64_kib_is_refused_however_it_arrives() {
+    let (s, _wire) = deployed().await;
+    // Two fields of `bytes` each: the app (Python's, whose limit is a 64 KiB line) takes
+    // them, so a refusal is the edge's.
+    let with_fields = |version: &str, bytes: usize| {
+        let value = "a".repeat(bytes);
+        format!(
+            "GET /big-head HTTP/{version}\r\nHost: {HOST}\r\nX-A: {value}\r\nX-B: {value}\r\n\r\n"
+        )
+    };
+    let resp = Wire::ask(&s, &with_fields("1.1", 30 << 10)).await;
+    assert_eq!(resp.status, 200);
+    let seen = resp.json();
+    assert_eq!(
+        seen["headers"]["x-b"].as_str().map(str::len),
+        Some(30 << 10)
+    );
+    // In one write (the relay reads it whole), by the full server, and a piece at a time
+    // (the relay hands it over once it holds the limit): the same answer.
+    let too_big = with_fields("1.1", 50 << 10);
+    let resp = Wire::ask(&s, &too_big).await;
+    assert_eq!(resp.status, 431, "{resp:?}");
+    let resp = Wire::ask(&s, &with_fields("1.0", 50 << 10)).await;
+    assert_eq!(resp.status, 431, "{resp:?}");
+    let mut trickled = Wire::connect(&s).await;
+    for piece in too_big.as_bytes().chunks(8 << 10) {
+        trickled.stream.write_all(piece).await.unwrap();
+        trickled.stream.flush().await.unwrap();
+    }
+    let resp = trickled.response(false).await;
+    assert_eq!(resp.status, 431, "{resp:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let (_s, mut wire) = deployed().await;
     // Both in one write: the second waits in the edge's buffer while the first is served.

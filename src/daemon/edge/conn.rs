@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::forwarding::ClientHop;
-use super::{http, stall, EdgeState};
+use super::{http, relay, stall, EdgeState};
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
 const H2_MAX_STREAMS: u32 = 128;
@@ -49,6 +49,9 @@ pub(super) async fn serve_http1<T>(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(idle + HEAD_GRACE)
+        // The relay's limit (hyper's own is ~400 KB a connection): a longer head is a
+        // 431 whichever path it takes, and a slow client holds no more memory than that.
+        .max_buf_size(relay::MAX_HEAD)
         .serve_connection(
             TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
             service,

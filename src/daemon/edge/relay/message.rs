@@ -9,7 +9,7 @@ use super::body::Framing;
 
 /// Most header fields in one head (as hyper allows).
 const MAX_HEADERS: usize = 100;
-/// Most bytes in one head.
+/// Most bytes in one head, request or response, on the relay and the full server alike.
 pub const MAX_HEAD: usize = 64 * 1024;
 
 /// Headers that describe one connection, not the message; never forwarded. (A body's
@@ -63,6 +63,8 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let len = match req.parse(buf) {
+        // Over the limit, however it arrived: the full server answers 431.
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => return ParsedRequest::HandOver,
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return ParsedRequest::Partial,
         Err(_) => return ParsedRequest::HandOver,

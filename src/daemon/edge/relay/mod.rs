@@ -22,7 +22,8 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use self::body::{fill, Tracker};
-use self::message::{parse_request, ParsedRequest, RequestHead, MAX_HEAD};
+pub use self::message::MAX_HEAD;
+use self::message::{parse_request, ParsedRequest, RequestHead};
 pub use self::upstream::Upstream;
 use super::access_log::Entry;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
