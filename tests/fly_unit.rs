@@ -1,5 +1,6 @@
-//! The shipped systemd unit, and the ones `lakefly daemon install --systemd` writes, pass
-//! `systemd-analyze verify` without a warning; `--launchd` writes a well-formed agent.
+//! The shipped systemd units, and the ones `lakefly daemon install --systemd [--socket]`
+//! writes, pass `systemd-analyze verify` without a warning; `--launchd` writes a
+//! well-formed agent.
 
 mod common;
 
@@ -122,6 +123,73 @@ fn daemon_install_systemd_writes_a_unit_for_this_host_that_verifies() {
         "{unit}"
     );
     verifies_cleanly(&path);
+}
+
+#[test]
+fn daemon_install_systemd_socket_writes_a_socket_unit_for_the_edge_beside_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = dir.path().join("lakeflyd.service");
+    let socket = dir.path().join("lakeflyd.socket");
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "daemon",
+            "install",
+            "--systemd",
+            "--socket",
+            "--output",
+            service.to_str().unwrap(),
+            "--bin",
+            env!("CARGO_BIN_EXE_lakeflyd"),
+            "--edge",
+            "127.0.0.1:5281",
+        ];
+        args.extend_from_slice(extra);
+        common::lakefly(dir.path(), &args)
+    };
+    let run = install(&[]).expect_code(0);
+    assert!(
+        run.stderr
+            .contains("systemctl enable --now lakeflyd.socket lakeflyd"),
+        "{}",
+        run.stderr
+    );
+    let unit = std::fs::read_to_string(&socket).unwrap();
+    assert!(unit.contains("\nListenStream=127.0.0.1:5281\n"), "{unit}");
+    // The name lakeflyd takes the socket by (`inherited::EDGE`), for this service.
+    assert!(unit.contains("\nFileDescriptorName=edge\n"), "{unit}");
+    assert!(unit.contains("\nService=lakeflyd.service\n"), "{unit}");
+    verifies_cleanly(&service);
+    verifies_cleanly(&socket);
+
+    // Either file already there: nothing is written without --force.
+    std::fs::remove_file(&service).unwrap();
+    let run = install(&[]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("lakeflyd.socket"), "{}", run.stderr);
+    assert!(!service.exists(), "no half of the pair is written");
+    install(&["--force"]).expect_code(0);
+    assert!(service.exists());
+
+    // A socket is for systemd only; printed, both units show.
+    common::lakefly(dir.path(), &["daemon", "install", "--launchd", "--socket"]).expect_code(2);
+    let run = common::lakefly(
+        dir.path(),
+        &[
+            "daemon",
+            "install",
+            "--systemd",
+            "--socket",
+            "--output",
+            "-",
+        ],
+    )
+    .expect_code(0);
+    assert!(run.stdout.contains("\nExecStart="), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("\nListenStream=127.0.0.1:4281\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `lakefly daemon install --systemd|--launchd`: writes the service definition that keeps
 //! lakeflyd running on a host, in place of the hand-written unit or the tmux session. The
 //! systemd unit is the hardened one shipped in `fly/lakeflyd.service`, with this host's
-//! binary, addresses and user filled in.
+//! binary, addresses and user filled in; `--socket` adds `fly/lakeflyd.socket`, which
+//! holds the edge's address open while lakeflyd restarts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ use crate::output::Output;
 
 /// The unit shipped with lakefly; `install --systemd` fills in its host-specific lines.
 const SYSTEMD_TEMPLATE: &str = include_str!("../../fly/lakeflyd.service");
+/// The socket unit shipped with lakefly; `install --systemd --socket` fills in its
+/// address and service.
+const SOCKET_TEMPLATE: &str = include_str!("../../fly/lakeflyd.socket");
 /// Where systemd looks for units the administrator installs.
 const SYSTEMD_PATH: &str = "/etc/systemd/system/lakeflyd.service";
 /// The launchd job's label, and its file's name in `~/Library/LaunchAgents`.
@@ -24,7 +28,7 @@ const DEFAULT_BIN: &str = "/usr/local/bin/lakeflyd";
 #[derive(Debug, Args)]
 #[command(
     group(clap::ArgGroup::new("manager").required(true).args(["systemd", "launchd"])),
-    after_help = "Examples:\n  sudo lakefly daemon install --systemd && sudo systemctl enable --now lakeflyd\n  lakefly daemon install --launchd\n  lakefly daemon install --systemd --output - | less"
+    after_help = "Examples:\n  sudo lakefly daemon install --systemd && sudo systemctl enable --now lakeflyd\n  sudo lakefly daemon install --systemd --socket && sudo systemctl enable --now lakeflyd.socket lakeflyd\n  lakefly daemon install --launchd\n  lakefly daemon install --systemd --output - | less"
 )]
 pub struct InstallArgs {
     /// A systemd unit (Linux), hardened: own user, ProtectSystem=strict, delegated cgroup.
@@ -54,6 +58,11 @@ pub struct InstallArgs {
     /// (without one, the key is a 0600 file in the state directory).
     #[arg(long, value_name = "FILE")]
     pub master_key_credential: Option<PathBuf>,
+    /// systemd: also a socket unit for the edge's address, written beside the service
+    /// (`lakeflyd.socket`): systemd holds it open while lakeflyd restarts, so a client
+    /// that connects during an upgrade waits and is answered instead of refused.
+    #[arg(long, conflicts_with = "launchd")]
+    pub socket: bool,
     /// Replace a file that is already there.
     #[arg(long)]
     pub force: bool,
@@ -95,31 +104,66 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
         )
     };
     let path = args.output.clone().unwrap_or(default_path);
-    if path == Path::new("-") {
-        return out.text(text.trim_end());
+    let printed = path == Path::new("-");
+    // The socket unit goes beside the service, named after it, so systemd pairs them.
+    let service_name = if printed {
+        "lakeflyd.service".to_string()
+    } else {
+        file_name(&path)
+    };
+    let socket = args.socket.then(|| {
+        let stem = service_name
+            .strip_suffix(".service")
+            .unwrap_or(&service_name);
+        let path = path.with_file_name(format!("{stem}.socket"));
+        (socket_unit(args, &service_name), path)
+    });
+    if printed {
+        let mut text = text.trim_end().to_string();
+        if let Some((socket, _)) = &socket {
+            let socket_name = service_name.replace(".service", ".socket");
+            text.push_str(&format!(
+                "\n\n# ---- {socket_name} ----\n{}",
+                socket.trim_end()
+            ));
+        }
+        return out.text(&text);
     }
-    if path.exists() && !args.force {
+    let mut files = vec![(text, path.clone())];
+    files.extend(socket.clone());
+    // Nothing is written unless every file may be.
+    if let Some((_, taken)) = files.iter().find(|(_, p)| p.exists() && !args.force) {
         return Err(Error::AlreadyExists {
-            path,
+            path: taken.clone(),
             flag: "--force",
         });
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
     }
-    crate::atomic_write::write(&path, text.as_bytes(), 0o644)?;
+    for (text, path) in &files {
+        crate::atomic_write::write(path, text.as_bytes(), 0o644)?;
+    }
+    let socket_path = socket.map(|(_, path)| path);
     if out.json {
         return out.json(&serde_json::json!({
             "path": path,
+            "socket": socket_path,
             "manager": if args.systemd { "systemd" } else { "launchd" },
             "bin": bin,
         }));
     }
-    out.note(&format!("==> wrote {}", path.display()));
+    for (_, path) in &files {
+        out.note(&format!("==> wrote {}", path.display()));
+    }
     let next = if args.systemd {
+        let units = match &socket_path {
+            Some(socket) => format!("{} lakeflyd", file_name(socket)),
+            None => "lakeflyd".to_string(),
+        };
         format!(
             "next: useradd --system --home /var/lib/lakefly {user}   (once)\n      \
-             systemctl daemon-reload && systemctl enable --now lakeflyd\n      \
+             systemctl daemon-reload && systemctl enable --now {units}\n      \
              systemctl reload lakeflyd reads renewed TLS certificates; journalctl -u lakeflyd shows its log",
             user = args.user
         )
@@ -182,6 +226,29 @@ fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
         unit.push('\n');
     }
     unit
+}
+
+/// The shipped socket unit for `service`, listening on the edge's address.
+fn socket_unit(args: &InstallArgs, service: &str) -> String {
+    let mut unit = String::with_capacity(SOCKET_TEMPLATE.len() + 64);
+    for line in SOCKET_TEMPLATE.lines() {
+        let line = match line.split_once('=').map(|(key, _)| key) {
+            Some("ListenStream") => format!("ListenStream={}", args.edge),
+            Some("Service") => format!("Service={service}"),
+            Some("PartOf") => format!("PartOf={service}"),
+            _ => line.to_string(),
+        };
+        unit.push_str(&line);
+        unit.push('\n');
+    }
+    unit
+}
+
+/// The last part of a path, as text.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A path as one word of a systemd command line or setting.
