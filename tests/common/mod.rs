@@ -168,6 +168,9 @@ fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("LAKEFLY_API_TOKEN")
         // Nor their named remotes: a test names its own, under its directory.
         .env("XDG_CONFIG_HOME", dir.join(".lakefly-test-config"))
+        // Nor their home: a local daemon's state, a launchd agent, land under it too.
+        .env("HOME", dir.join(".lakefly-test-home"))
+        .env("XDG_DATA_HOME", dir.join(".lakefly-test-data"))
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
