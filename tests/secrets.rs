@@ -221,6 +221,32 @@ async fn rotating_the_master_key_keeps_every_secret() {
     );
 }
 
+#[test]
+fn the_cli_refuses_a_name_no_secret_can_have_before_it_asks_for_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there: a name checked only by the daemon would exit 8.
+    let remote = [
+        "--remote",
+        "http://127.0.0.1:9",
+        "-a",
+        "hello",
+        "secrets",
+        "set",
+    ];
+    for bad in ["BAD KEY", "PORT=1", "FLY_REGION=-", "1ABC=x"] {
+        let args: Vec<&str> = remote.iter().copied().chain([bad]).collect();
+        let run = common::lakefly(dir.path(), &args).expect_code(2);
+        let name = bad.split('=').next().unwrap();
+        assert!(run.stderr.contains(name), "{bad}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("terminal"),
+            "not prompted: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("DATABASE_URL"), "{}", run.stderr);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staged_secrets_wait_for_deploy_and_names_are_checked() {
     let d = TestDaemon::start();

@@ -176,10 +176,22 @@ fn bad(message: String, hint: &str) -> Error {
     }
 }
 
+/// Refuses a name no secret can have, saying what one looks like.
+fn named(name: &str) -> Result<(), Error> {
+    crate::secret::check_name(name).map_err(|why| {
+        bad(
+            why,
+            "name it as an environment variable of the app's own: DATABASE_URL, API_TOKEN (not PORT, LAKEFLY_* or FLY_*)",
+        )
+    })
+}
+
 fn set_request(pairs: &[String], stage: bool) -> Result<SecretsRequest, Error> {
     let mut set = BTreeMap::new();
     let mut stdin_used = false;
     for pair in pairs {
+        // Before any value is read or asked for.
+        named(pair.split_once('=').map_or(pair.as_str(), |(name, _)| name))?;
         let (name, value) = match pair.split_once('=') {
             Some((name, "-")) => {
                 if stdin_used {
@@ -237,6 +249,9 @@ fn import_request(stage: bool) -> Result<SecretsRequest, Error> {
         .map_err(|e| Error::io("read", std::path::Path::new("<stdin>"), e))?;
     let pairs = crate::dotenv::parse(&text)
         .map_err(|e| bad(format!("stdin: {e}"), "write NAME=VALUE lines"))?;
+    for (name, _) in &pairs {
+        named(name)?;
+    }
     Ok(SecretsRequest {
         set: pairs
             .into_iter()

@@ -244,17 +244,4 @@ impl SecretStore {
     }
 }
 
-/// Why a secret's name is refused, if it is.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(format!("{name:?} is not a valid environment variable name"));
-    }
-    if name == "PORT" || name.starts_with("LAKEFLY_") || name.starts_with("FLY_") {
-        return Err(format!(
-            "{name} is set by lakefly for every machine and cannot be a secret"
-        ));
-    }
-    Ok(())
-}
+pub use crate::secret::check_name;
