@@ -461,7 +461,7 @@ impl Error {
             }
             Error::Bind { .. } => None,
             Error::Inherited(_) => Some(
-                "name each ListenStream= socket with FileDescriptorName= (edge, edge-https or api), one socket unit a name".into(),
+                "name each ListenStream= socket with FileDescriptorName= (edge, edge-https, api, or port-N for a [[services]] TCP port N), one socket unit a name".into(),
             ),
             Error::NoStateDir => Some("pass --state DIR".into()),
             Error::NoHome { .. } => Some("set HOME to the home directory of the user the agent runs as".into()),

@@ -1,7 +1,8 @@
-//! lakeflyd under systemd socket activation: the edge socket a service manager bound and
-//! passes (`LISTEN_FDS`, named `edge`) is served in place of `--edge`, is not handed on to
-//! machines, and stays open across a restart of lakeflyd, so a request sent while the
-//! daemon is down waits in its queue and is answered by the next one; a socket under
+//! lakeflyd under systemd socket activation: the edge socket and a `[[services]]` port's
+//! socket a service manager bound and passes (`LISTEN_FDS`, named `edge` and `port-N`)
+//! are served in place of `--edge` and of binding the port, are not handed on to
+//! machines, and stay open across a restart of lakeflyd, so requests sent while the
+//! daemon is down wait in their queues and are answered by the next one; a socket under
 //! another name is refused. One test in its own binary: the socket is made inheritable,
 //! and no other test's children may take it.
 
@@ -36,19 +37,48 @@ fn open_descriptors(pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_passed_edge_socket_is_served_and_keeps_clients_waiting_across_a_restart() {
+/// A listening socket on a free loopback port, inheritable, and its kernel name.
+fn passed_socket() -> (std::net::TcpListener, String) {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = socket.local_addr().unwrap();
     socket2::SockRef::from(&socket).set_cloexec(false).unwrap();
-    let fd = socket.as_raw_fd();
-    let inode = socket_name(std::process::id(), fd);
+    let inode = socket_name(std::process::id(), socket.as_raw_fd());
     assert!(inode.starts_with("socket:["), "{inode}");
+    (socket, inode)
+}
+
+/// Sends a request for `path` to `addr` and leaves it waiting for its answer.
+async fn ask(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+/// The whole answer on `stream`, which must come in time.
+async fn answer(mut stream: tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the queued request is answered in time")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passed_sockets_are_served_and_keep_clients_waiting_across_a_restart() {
+    let (edge, edge_inode) = passed_socket();
+    let (service, service_inode) = passed_socket();
+    let (edge_addr, service_addr) = (edge.local_addr().unwrap(), service.local_addr().unwrap());
+    let port_name = format!("port-{}", service_addr.port());
+    let fds = [
+        (edge.as_raw_fd(), "edge"),
+        (service.as_raw_fd(), port_name.as_str()),
+    ];
 
     // A socket under a name lakeflyd has no use for (systemd's default is the unit's):
     // refused, saying how to name it, before anything starts.
     let state = tempfile::tempdir().unwrap();
-    let refused = common::daemon::socket_activated(fd, "lakeflyd.socket")
+    let refused = common::daemon::socket_activated(&[(edge.as_raw_fd(), "lakeflyd.socket")])
         .args(["--api", "127.0.0.1:0", "--state"])
         .arg(state.path())
         .output()
@@ -59,41 +89,54 @@ async fn a_passed_edge_socket_is_served_and_keeps_clients_waiting_across_a_resta
     assert!(stderr.contains("FileDescriptorName="), "{stderr}");
     assert!(refused.stdout.is_empty(), "no ready line");
 
-    let mut s = Setup::with_daemon("", |state| TestDaemon::start_with_socket(state, fd, "edge"));
+    // The app has a fixed `[[services]]` port: the one passed as `port-N`.
+    let services = format!(
+        "[[services]]\n  internal_port = 8080\n  processes = [\"app\"]\n\
+         [[services.ports]]\n  port = {}\n  handlers = [\"http\"]\n",
+        service_addr.port()
+    );
+    let mut s = Setup::with_daemon(&services, |state| {
+        TestDaemon::start_with_sockets(state, &fds)
+    });
     assert_eq!(
         s.d.edge_addr(),
-        addr.to_string(),
+        edge_addr.to_string(),
         "the passed socket is the edge"
     );
     s.deploy().await.expect_code(0);
-    let resp = s.get("/echo").await;
-    assert_eq!(resp.status(), 200);
+    assert_eq!(s.get("/echo").await.status(), 200);
+    assert!(answer(ask(service_addr, "/fixed").await)
+        .await
+        .starts_with("HTTP/1.1 200"));
 
-    // lakeflyd has it, and its machine has not.
-    assert!(open_descriptors(s.d.pid()).contains(&inode));
+    // lakeflyd has them, and its machine has not.
+    let held = open_descriptors(s.d.pid());
+    assert!(held.contains(&edge_inode) && held.contains(&service_inode));
     let machine = s.status().await["machines"][0]["pid"].as_u64().unwrap();
-    let machine = u32::try_from(machine).unwrap();
+    let machine = open_descriptors(u32::try_from(machine).unwrap());
     assert!(
-        !open_descriptors(machine).contains(&inode),
-        "a machine must not hold the edge's socket"
+        !machine.contains(&edge_inode) && !machine.contains(&service_inode),
+        "a machine must not hold a passed socket"
     );
 
-    // Down: a client connects and asks; the kernel queues it on the socket kept here.
+    // Down: clients connect and ask; the kernel queues them on the sockets kept here.
     let state = s.d.state.clone();
     assert!(s.d.stop().success());
-    let mut waiting = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request =
-        format!("GET /echo?while=down HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
-    waiting.write_all(request.as_bytes()).await.unwrap();
+    // Several a socket: each is a chance for the next daemon to take one before it knows
+    // where it goes.
+    let mut waiting = Vec::new();
+    for i in 0..8 {
+        for (addr, what) in [(edge_addr, "host"), (service_addr, "port")] {
+            let path = format!("/echo?{what}={i}");
+            waiting.push((ask(addr, &path).await, path));
+        }
+    }
 
-    // Up again on the same socket: the queued request is answered by the app.
-    s.d = TestDaemon::start_with_socket(&state, fd, "edge");
-    let mut answer = Vec::new();
-    tokio::time::timeout(DEADLINE, waiting.read_to_end(&mut answer))
-        .await
-        .expect("the queued request is answered in time")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("/echo?while=down"), "{answer}");
+    // Up again on the same sockets: the queued requests are answered by the app.
+    s.d = TestDaemon::start_with_sockets(&state, &fds);
+    for (stream, path) in waiting {
+        let answer = answer(stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        assert!(answer.contains(&path), "{answer}");
+    }
 }

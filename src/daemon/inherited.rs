@@ -1,8 +1,11 @@
 //! Listening sockets a service manager bound and handed over: systemd's socket activation
 //! (`LISTEN_FDS`, each named by its `FileDescriptorName=` in `LISTEN_FDNAMES`). A socket
 //! named `edge`, `edge-https` or `api` takes the place of the address lakeflyd would bind
-//! for it. The manager keeps them open while lakeflyd restarts, so a client connecting
-//! meanwhile waits in the queue and is served by the next lakeflyd instead of being refused.
+//! for it, and one named `port-N` that of the `[[services]]` TCP port N. The manager keeps
+//! them open while lakeflyd restarts, so a client connecting meanwhile waits in the queue
+//! and is served by the next lakeflyd instead of being refused.
+
+use std::collections::BTreeMap;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -13,12 +16,14 @@ pub const EDGE: &str = "edge";
 pub const EDGE_HTTPS: &str = "edge-https";
 /// The name of the API's socket (`--api`).
 pub const API: &str = "api";
+/// What the name of a `[[services]]` TCP port's socket starts with (`port-8001`).
+pub const PORT_PREFIX: &str = "port-";
 
 /// What is wrong with the sockets handed over.
 #[derive(Debug, thiserror::Error)]
 pub enum InheritedError {
     /// A socket lakeflyd has no use for (or no name at all).
-    #[error("the service manager passed socket {index} named {name:?}; lakeflyd takes sockets named edge, edge-https and api")]
+    #[error("the service manager passed socket {index} named {name:?}; lakeflyd takes sockets named edge, edge-https, api and port-N (a [[services]] TCP port)")]
     UnknownName {
         /// Its place among the sockets passed (0 is descriptor 3).
         index: usize,
@@ -83,6 +88,8 @@ pub struct Inherited {
     pub edge_https: Option<Listen>,
     /// `api`.
     pub api: Option<Listen>,
+    /// `port-N`: `[[services]]` TCP ports, by number.
+    pub ports: BTreeMap<u16, Listen>,
 }
 
 impl Inherited {
@@ -97,13 +104,10 @@ impl Inherited {
         let mut inherited = Inherited::default();
         for index in 0..fds.len() {
             let name = names.next().unwrap_or_default().to_string();
-            let slot = match name.as_str() {
-                EDGE => &mut inherited.edge,
-                EDGE_HTTPS => &mut inherited.edge_https,
-                API => &mut inherited.api,
-                _ => return Err(InheritedError::UnknownName { index, name }),
+            let Some(slot) = Slot::named(&name) else {
+                return Err(InheritedError::UnknownName { index, name });
             };
-            if slot.is_some() {
+            if inherited.get(slot).is_some() {
                 return Err(InheritedError::Duplicate(name));
             }
             let unusable = |source| InheritedError::Unusable {
@@ -116,8 +120,73 @@ impl Inherited {
                 .ok_or_else(|| unusable(std::io::ErrorKind::NotFound.into()))?;
             let addr = listener.local_addr().map_err(unusable)?;
             tracing::info!(name, %addr, "listening on a socket the service manager passed");
-            *slot = Some(Listen::Inherited(Arc::new(listener), addr));
+            let listen = Listen::Inherited(Arc::new(listener), addr);
+            match slot {
+                Slot::Edge => inherited.edge = Some(listen),
+                Slot::EdgeHttps => inherited.edge_https = Some(listen),
+                Slot::Api => inherited.api = Some(listen),
+                Slot::Port(port) => {
+                    inherited.ports.insert(port, listen);
+                }
+            }
         }
         Ok(inherited)
+    }
+
+    fn get(&self, slot: Slot) -> Option<&Listen> {
+        match slot {
+            Slot::Edge => self.edge.as_ref(),
+            Slot::EdgeHttps => self.edge_https.as_ref(),
+            Slot::Api => self.api.as_ref(),
+            Slot::Port(port) => self.ports.get(&port),
+        }
+    }
+}
+
+/// What a socket passed is for, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Edge,
+    EdgeHttps,
+    Api,
+    Port(u16),
+}
+
+impl Slot {
+    fn named(name: &str) -> Option<Slot> {
+        match name {
+            EDGE => Some(Slot::Edge),
+            EDGE_HTTPS => Some(Slot::EdgeHttps),
+            API => Some(Slot::Api),
+            _ => name
+                .strip_prefix(PORT_PREFIX)?
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port > 0)
+                .map(Slot::Port),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_are_for_the_edge_https_api_or_a_port_by_name() {
+        assert_eq!(Slot::named("edge"), Some(Slot::Edge));
+        assert_eq!(Slot::named("edge-https"), Some(Slot::EdgeHttps));
+        assert_eq!(Slot::named("api"), Some(Slot::Api));
+        assert_eq!(Slot::named("port-8001"), Some(Slot::Port(8001)));
+        for other in [
+            "lakeflyd.socket",
+            "",
+            "port-",
+            "port-0",
+            "port-70000",
+            "port-x",
+        ] {
+            assert_eq!(Slot::named(other), None, "{other}");
+        }
     }
 }

@@ -362,6 +362,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
                 .or(args.edge_https.map(inherited::Listen::Bind)),
             access_log: args.edge_access_log.clone(),
             tls: server_tls::TlsFiles::given("edge", &args.edge_tls_cert, &args.edge_tls_key)?,
+            ports: inherited.ports,
             threads: args
                 .edge_threads
                 .map_or_else(edge::default_threads, usize::from),

@@ -50,17 +50,18 @@ impl TestDaemon {
     /// A daemon whose soft limit on open files starts at `soft`, its hard limit kept (as
     /// systemd starts a service with 1024).
     pub fn start_with_open_files(state: &Path, soft: u64) -> Self {
-        let mut sh = Command::new("/bin/sh");
+        // bash: POSIX sh takes no descriptor numbers past 9 in a redirection.
+        let mut sh = Command::new("bash");
         sh.arg("-c")
             .arg(format!("ulimit -Sn {soft} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_lakeflyd"));
         Self::spawn_from(sh, "127.0.0.1:0", state, &[], "warn", Stdio::inherit())
     }
 
-    /// A daemon given the listening socket `fd` as systemd passes a socket unit's,
-    /// named `name` (see [`socket_activated`]).
-    pub fn start_with_socket(state: &Path, fd: i32, name: &str) -> Self {
-        let lakeflyd = socket_activated(fd, name);
+    /// A daemon given the listening sockets `fds` as systemd passes a socket unit's,
+    /// each with its name (see [`socket_activated`]).
+    pub fn start_with_sockets(state: &Path, fds: &[(i32, &str)]) -> Self {
+        let lakeflyd = socket_activated(fds);
         Self::spawn_from(
             lakeflyd,
             "127.0.0.1:0",
@@ -190,19 +191,31 @@ impl TestDaemon {
 }
 
 /// `lakeflyd` (arguments to follow) run as systemd runs a socket-activated service: the
-/// listening socket `fd` as descriptor 3, with `LISTEN_PID`, `LISTEN_FDS=1` and
-/// `LISTEN_FDNAMES=name`. The descriptor must not be close-on-exec.
-pub fn socket_activated(fd: i32, name: &str) -> Command {
-    // The shell moves it to 3 and names its own pid, which lakeflyd keeps by `exec`.
-    let moved = if fd == 3 {
-        String::new()
-    } else {
-        format!("exec 3<&{fd} {fd}<&- && ")
-    };
-    let mut sh = Command::new("/bin/sh");
+/// listening sockets `fds` as descriptors 3, 4, ..., with `LISTEN_PID`, `LISTEN_FDS` and
+/// `LISTEN_FDNAMES` (their names, in order). The descriptors must not be close-on-exec.
+pub fn socket_activated(fds: &[(i32, &str)]) -> Command {
+    // The shell moves each to a spare number, closing the original (which a machine
+    // would otherwise inherit), then into place, and names its own pid, which lakeflyd
+    // keeps by `exec`.
+    let mut moves = String::new();
+    for (i, (fd, _)) in fds.iter().enumerate() {
+        moves.push_str(&format!("exec {spare}<&{fd} {fd}<&- && ", spare = 100 + i));
+    }
+    for i in 0..fds.len() {
+        moves.push_str(&format!(
+            "exec {}<&{spare} {spare}<&- && ",
+            3 + i,
+            spare = 100 + i
+        ));
+    }
+    let names: Vec<&str> = fds.iter().map(|(_, name)| *name).collect();
+    // bash: POSIX sh takes no descriptor numbers past 9 in a redirection.
+    let mut sh = Command::new("bash");
     sh.arg("-c")
         .arg(format!(
-            "{moved}export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES={name} && exec \"$0\" \"$@\""
+            "{moves}export LISTEN_PID=$$ LISTEN_FDS={} LISTEN_FDNAMES={} && exec \"$0\" \"$@\"",
+            fds.len(),
+            names.join(":")
         ))
         .arg(env!("CARGO_BIN_EXE_lakeflyd"));
     sh

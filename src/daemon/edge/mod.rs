@@ -110,6 +110,9 @@ pub struct EdgeOptions {
     pub tls: Vec<crate::daemon::server_tls::TlsFiles>,
     /// How many threads (event loops) serve host-routed HTTP.
     pub threads: usize,
+    /// `[[services]]` TCP ports whose sockets a service manager passed (`port-N`),
+    /// served in place of binding them.
+    pub ports: std::collections::BTreeMap<u16, Listen>,
 }
 
 /// What the edge's connections share.
@@ -211,6 +214,8 @@ pub struct Edge {
     state: Arc<EdgeState>,
     /// Service ports bound, with the app each belongs to.
     ports: Arc<Mutex<HashMap<PublicPort, PortListener>>>,
+    /// Service ports' sockets passed by a service manager, by number.
+    passed_ports: Arc<std::collections::BTreeMap<u16, Listen>>,
     ip: IpAddr,
     /// Where host-routed HTTP is served.
     pub addr: SocketAddr,
@@ -323,6 +328,7 @@ impl Edge {
         Ok(Edge {
             state,
             ports: Arc::default(),
+            passed_ports: Arc::new(options.ports.clone()),
             ip: addr.ip(),
             addr,
             https_addr,
@@ -433,7 +439,8 @@ impl Edge {
                 Some(_) => continue,
                 None => {}
             }
-            match public_ports::bind(self.ip, port) {
+            let passed = self.passed_ports.get(&port.number).filter(|_| !port.udp);
+            match public_ports::bind(self.ip, port, passed) {
                 Ok(socket) => bound.push((port, socket)),
                 Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
                     routes.warnings.push(format!(
@@ -464,6 +471,15 @@ impl Edge {
             }
             keep
         });
+        let warnings = routes.warnings.clone();
+        // The routes go in before a new port is served: a connection already waiting on
+        // it (on a socket systemd kept open through a restart) must find its route, not
+        // be dropped for want of one.
+        self.state
+            .routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.to_string(), routes);
         for (port, socket) in bound {
             let task = public_ports::serve(socket, self.state.clone(), app, port.number);
             ports.insert(
@@ -474,12 +490,6 @@ impl Edge {
                 },
             );
         }
-        let warnings = routes.warnings.clone();
-        self.state
-            .routes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(app.to_string(), routes);
         Ok(warnings)
     }
 

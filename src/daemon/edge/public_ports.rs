@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use super::forwarding::ClientHop;
-use super::listeners::{accept_failed, listen};
+use super::listeners::{accept_failed, listen, open};
 use super::routes::PortRoute;
-use super::{relay, tcp, tls, udp, EdgeState, Scheme};
+use super::{relay, tcp, tls, udp, EdgeState, Listen, Scheme};
 
 /// A public port of a `[[services]]` entry: a number and a transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,14 +42,22 @@ pub(super) struct PortListener {
     pub(super) task: JoinHandle<()>,
 }
 
-/// Binds `port` on the edge's address.
-pub(super) fn bind(ip: IpAddr, port: PublicPort) -> std::io::Result<Bound> {
+/// Binds `port` on the edge's address, or takes the socket a service manager `passed`
+/// for it (which stays open while lakeflyd restarts).
+pub(super) fn bind(
+    ip: IpAddr,
+    port: PublicPort,
+    passed: Option<&Listen>,
+) -> std::io::Result<Bound> {
     if port.udp {
         let socket = std::net::UdpSocket::bind((ip, port.number))?;
         socket.set_nonblocking(true)?;
         return tokio::net::UdpSocket::from_std(socket).map(Bound::Udp);
     }
-    let listener = listen(SocketAddr::new(ip, port.number))?;
+    let listener = match passed {
+        Some(passed) => open(passed)?,
+        None => listen(SocketAddr::new(ip, port.number))?,
+    };
     tokio::net::TcpListener::from_std(listener).map(Bound::Tcp)
 }
 
