@@ -26,6 +26,22 @@ fn verifies_cleanly(path: &Path) {
     );
 }
 
+/// `lakefly daemon install --systemd` writing `path`, for this build's lakeflyd, with
+/// `extra` flags.
+fn install_systemd(dir: &Path, path: &Path, extra: &[&str]) -> common::Run {
+    let mut args = vec![
+        "daemon",
+        "install",
+        "--systemd",
+        "--output",
+        path.to_str().unwrap(),
+        "--bin",
+        env!("CARGO_BIN_EXE_lakeflyd"),
+    ];
+    args.extend_from_slice(extra);
+    common::lakefly(dir, &args)
+}
+
 #[test]
 fn systemd_unit_verifies_cleanly() {
     let unit =
@@ -60,21 +76,8 @@ fn daemon_install_systemd_writes_a_unit_for_this_host_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lakeflyd.service");
     let install = |extra: &[&str]| {
-        let mut args = vec![
-            "daemon",
-            "install",
-            "--systemd",
-            "--output",
-            path.to_str().unwrap(),
-            "--bin",
-            env!("CARGO_BIN_EXE_lakeflyd"),
-            "--user",
-            "svc_lakefly",
-            "--api",
-            "127.0.0.1:5280",
-        ];
-        args.extend_from_slice(extra);
-        common::lakefly(dir.path(), &args)
+        let host = ["--user", "svc_lakefly", "--api", "127.0.0.1:5280"];
+        install_systemd(dir.path(), &path, &[&host[..], extra].concat())
     };
     let run = install(&[]).expect_code(0);
     assert!(
@@ -131,20 +134,8 @@ fn daemon_install_systemd_socket_writes_a_socket_unit_for_the_edge_beside_the_se
     let service = dir.path().join("lakeflyd.service");
     let socket = dir.path().join("lakeflyd.socket");
     let install = |extra: &[&str]| {
-        let mut args = vec![
-            "daemon",
-            "install",
-            "--systemd",
-            "--socket",
-            "--output",
-            service.to_str().unwrap(),
-            "--bin",
-            env!("CARGO_BIN_EXE_lakeflyd"),
-            "--edge",
-            "127.0.0.1:5281",
-        ];
-        args.extend_from_slice(extra);
-        common::lakefly(dir.path(), &args)
+        let socket = ["--socket", "--edge", "127.0.0.1:5281"];
+        install_systemd(dir.path(), &service, &[&socket[..], extra].concat())
     };
     let run = install(&[]).expect_code(0);
     assert!(
