@@ -369,6 +369,21 @@ async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
     let url = format!("http://127.0.0.1:{http_port}/fixed");
     let resp = direct.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    // The port names the app, yet HTTP/1.1 must name a host (RFC 9112 3.2).
+    let mut hostless = tokio::net::TcpStream::connect(("127.0.0.1", http_port))
+        .await
+        .unwrap();
+    hostless
+        .write_all(b"GET /fixed HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut refused = Vec::new();
+    tokio::time::timeout(DEADLINE, hostless.read_to_end(&mut refused))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    let refused = String::from_utf8_lossy(&refused);
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
     // The raw TCP port carries any bytes: here, an HTTP request written by hand.
     let answer = raw_get(tcp_port, DEADLINE).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

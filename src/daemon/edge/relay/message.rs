@@ -104,7 +104,9 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
             forwarded_port = true;
         }
     }
-    let Some(framing) = request_framing(req.headers) else {
+    // Even where the port names the app, HTTP/1.1 names its host (RFC 9112 3.2): the full
+    // server answers 400.
+    let (Some(framing), Some(_)) = (request_framing(req.headers), &host) else {
         return ParsedRequest::HandOver;
     };
 
@@ -456,7 +458,7 @@ mod tests {
     #[test]
     fn request_framing_must_be_unambiguous() {
         let framing = |fields: &str| match parse_request(
-            format!("POST / HTTP/1.1\r\n{fields}\r\n").as_bytes(),
+            format!("POST / HTTP/1.1\r\nHost: a\r\n{fields}\r\n").as_bytes(),
             &hop(),
         ) {
             ParsedRequest::Head(h) => Some(h.framing),
@@ -490,6 +492,7 @@ mod tests {
             )
         };
         assert!(hand_over("GET / HTTP/1.0\r\n\r\n"));
+        assert!(hand_over("GET / HTTP/1.1\r\n\r\n"));
         assert!(hand_over("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"));
         assert!(hand_over(
             "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
