@@ -6,7 +6,6 @@
 //! and is served by the next lakeflyd instead of being refused.
 
 use std::collections::BTreeMap;
-
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 

@@ -439,7 +439,7 @@ impl Edge {
                 Some(_) => continue,
                 None => {}
             }
-            let passed = self.passed_ports.get(&port.number).filter(|_| !port.udp);
+            let passed = self.passed_ports.get(&port.number);
             match public_ports::bind(self.ip, port, passed) {
                 Ok(socket) => bound.push((port, socket)),
                 Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {

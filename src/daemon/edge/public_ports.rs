@@ -42,8 +42,8 @@ pub(super) struct PortListener {
     pub(super) task: JoinHandle<()>,
 }
 
-/// Binds `port` on the edge's address, or takes the socket a service manager `passed`
-/// for it (which stays open while lakeflyd restarts).
+/// Binds `port` on the edge's address, or takes the TCP socket a service manager
+/// `passed` for it (which stays open while lakeflyd restarts).
 pub(super) fn bind(
     ip: IpAddr,
     port: PublicPort,

@@ -243,5 +243,3 @@ impl SecretStore {
             .collect()
     }
 }
-
-pub use crate::secret::check_name;

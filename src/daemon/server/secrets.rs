@@ -11,7 +11,8 @@ use super::json::ApiJson;
 use super::Shared;
 use crate::api::types::{kind, SecretInfo, SecretsChanged, SecretsRequest};
 use crate::daemon::events::{now, NewEvent};
-use crate::daemon::secrets::{check_name, Change};
+use crate::daemon::secrets::Change;
+use crate::secret::check_name;
 use crate::secret::Secret;
 
 /// `GET /v1/apps/{app}/secrets`: names, digests, status; never values.
