@@ -3,7 +3,8 @@
 //! are served in place of `--edge` and of binding the port, are not handed on to
 //! machines, and stay open across a restart of lakeflyd, so requests sent while the
 //! daemon is down wait in their queues and are answered by the next one; a socket under
-//! another name is refused. One test in its own binary: the socket is made inheritable,
+//! another name is refused. Connections to a passed port no app serves (never, or not
+//! since its app was destroyed) are reset, not left waiting. One test in its own binary: the socket is made inheritable,
 //! and no other test's children may take it.
 
 mod common;
@@ -64,15 +65,38 @@ async fn answer(mut stream: tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Connects to `addr` and asks: the connection must be reset or closed unanswered in
+/// time, not left waiting in the queue.
+async fn reset(addr: std::net::SocketAddr) {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.map(|_| answer)
+    };
+    match tokio::time::timeout(DEADLINE, exchange).await {
+        Ok(Ok(answer)) => assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer)),
+        Ok(Err(_reset)) => {}
+        Err(_) => panic!("a connection to {addr}, which no app serves, was left waiting"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passed_sockets_are_served_and_keep_clients_waiting_across_a_restart() {
     let (edge, edge_inode) = passed_socket();
     let (service, service_inode) = passed_socket();
+    // Passed, and no app's: a port an app was destroyed with before a restart.
+    let (unclaimed, _) = passed_socket();
     let (edge_addr, service_addr) = (edge.local_addr().unwrap(), service.local_addr().unwrap());
+    let unclaimed_addr = unclaimed.local_addr().unwrap();
     let port_name = format!("port-{}", service_addr.port());
+    let unclaimed_name = format!("port-{}", unclaimed_addr.port());
     let fds = [
         (edge.as_raw_fd(), "edge"),
         (service.as_raw_fd(), port_name.as_str()),
+        (unclaimed.as_raw_fd(), unclaimed_name.as_str()),
     ];
 
     // A socket under a name lakeflyd has no use for (systemd's default is the unit's):
@@ -108,6 +132,7 @@ async fn passed_sockets_are_served_and_keep_clients_waiting_across_a_restart() {
     assert!(answer(ask(service_addr, "/fixed").await)
         .await
         .starts_with("HTTP/1.1 200"));
+    reset(unclaimed_addr).await;
 
     // lakeflyd has them, and its machine has not.
     let held = open_descriptors(s.d.pid());
@@ -139,4 +164,10 @@ async fn passed_sockets_are_served_and_keep_clients_waiting_across_a_restart() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
         assert!(answer.contains(&path), "{answer}");
     }
+
+    // The app goes, its port stays passed: refused, where it was served.
+    s.cli(&["apps", "destroy", common::edge::APP, "--yes"])
+        .await
+        .expect_code(0);
+    reset(service_addr).await;
 }

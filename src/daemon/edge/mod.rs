@@ -216,6 +216,8 @@ pub struct Edge {
     ports: Arc<Mutex<HashMap<PublicPort, PortListener>>>,
     /// Service ports' sockets passed by a service manager, by number.
     passed_ports: Arc<std::collections::BTreeMap<u16, Listen>>,
+    /// The tasks resetting connections to passed ports no app serves, by number.
+    refusing: Arc<Mutex<HashMap<u16, JoinHandle<()>>>>,
     ip: IpAddr,
     /// Where host-routed HTTP is served.
     pub addr: SocketAddr,
@@ -329,6 +331,7 @@ impl Edge {
             state,
             ports: Arc::default(),
             passed_ports: Arc::new(options.ports.clone()),
+            refusing: Arc::default(),
             ip: addr.ip(),
             addr,
             https_addr,
@@ -373,7 +376,51 @@ impl Edge {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(task);
         }
+        self.refuse_unclaimed(&self.ports.lock().unwrap_or_else(|p| p.into_inner()));
         Ok(())
+    }
+
+    /// Starts resetting the connections of each passed port no app holds in `ports`,
+    /// once the edge is open (before, an app yet to be configured may claim it, and its
+    /// clients wait) and until it stops accepting (the next lakeflyd serves them).
+    fn refuse_unclaimed(&self, ports: &HashMap<PublicPort, PortListener>) {
+        let opened = self
+            .unopened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
+        if !opened || *self.accepting.borrow() {
+            return;
+        }
+        let mut refusing = self.refusing.lock().unwrap_or_else(|p| p.into_inner());
+        for (&number, passed) in self.passed_ports.iter() {
+            let claimed = ports.contains_key(&PublicPort { number, udp: false });
+            if claimed || refusing.contains_key(&number) {
+                continue;
+            }
+            match public_ports::refuse(passed, number) {
+                Ok(task) => {
+                    refusing.insert(number, task);
+                }
+                Err(e) => tracing::warn!(
+                    port = number,
+                    error = %e,
+                    "edge: could not reset connections to port {number}, which no app serves; they wait unanswered"
+                ),
+            }
+        }
+    }
+
+    /// Stops resetting the connections of a passed port: an app serves it now.
+    fn stop_refusing(&self, number: u16) {
+        let task = self
+            .refusing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&number);
+        if let Some(task) = task {
+            task.abort();
+        }
     }
 
     /// Applies an app's config: routes, statics, limits, and its service ports (bound
@@ -481,6 +528,9 @@ impl Edge {
             .unwrap_or_else(|p| p.into_inner())
             .insert(app.to_string(), routes);
         for (port, socket) in bound {
+            if !port.udp {
+                self.stop_refusing(port.number);
+            }
             let task = public_ports::serve(socket, self.state.clone(), app, port.number);
             ports.insert(
                 port,
@@ -490,6 +540,7 @@ impl Edge {
                 },
             );
         }
+        self.refuse_unclaimed(&ports);
         Ok(warnings)
     }
 
@@ -534,16 +585,15 @@ impl Edge {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(app);
-        self.ports
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, listener| {
-                let keep = listener.app != app;
-                if !keep {
-                    listener.task.abort();
-                }
-                keep
-            });
+        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        ports.retain(|_, listener| {
+            let keep = listener.app != app;
+            if !keep {
+                listener.task.abort();
+            }
+            keep
+        });
+        self.refuse_unclaimed(&ports);
     }
 
     /// Stops accepting connections; requests in flight go on until the daemon's shutdown
@@ -553,6 +603,15 @@ impl Edge {
         self.accepting.send_replace(true);
         for listener in self.ports.lock().unwrap_or_else(|p| p.into_inner()).drain() {
             listener.1.task.abort();
+        }
+        // Connections to passed ports now wait for the next lakeflyd, not reset.
+        for task in self
+            .refusing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            task.1.abort();
         }
         for task in self
             .tasks

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -67,6 +68,31 @@ pub(super) fn serve(socket: Bound, state: Arc<EdgeState>, app: &str, port: u16) 
         Bound::Tcp(listener) => tokio::spawn(accept_port(listener, state, app.to_string(), port)),
         Bound::Udp(socket) => tokio::spawn(udp::serve(state, socket, app.to_string(), port)),
     }
+}
+
+/// Resets every connection to a passed service port no app serves (its app was destroyed,
+/// or no longer lists the port). lakeflyd cannot close such a socket for good: the
+/// service manager holds it open, and the kernel would go on completing connections
+/// that then wait, unanswered, until their clients give up. Reset, they fail at once, as
+/// a connection to a closed port does.
+pub(super) fn refuse(passed: &Listen, port: u16) -> std::io::Result<JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::from_std(open(passed)?)?;
+    tracing::info!(
+        port,
+        "edge: no app serves port {port}, whose socket the service manager passed; its connections are reset until one does"
+    );
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    // Closing with a zero linger sends a reset, not a FIN: the client
+                    // sees its connection refused rather than an empty answer.
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                }
+                Err(e) => accept_failed(e).await,
+            }
+        }
+    }))
 }
 
 /// A service port: each connection is served as its route says at the time it arrives.
