@@ -39,8 +39,8 @@ use tokio::task::JoinHandle;
 use self::backends::Backends;
 pub use self::listeners::default_threads;
 use self::listeners::{accept_https, edge_thread};
-use self::public_ports::PortListener;
 pub use self::public_ports::PublicPort;
+use self::public_ports::ServicePorts;
 use self::routes::{AppRoutes, PortRoute, Route};
 use super::inherited::Listen;
 use super::metrics::Metrics;
@@ -213,11 +213,7 @@ impl Drop for OpenConnection {
 pub struct Edge {
     state: Arc<EdgeState>,
     /// Service ports bound, with the app each belongs to.
-    ports: Arc<Mutex<HashMap<PublicPort, PortListener>>>,
-    /// Service ports' sockets passed by a service manager, by number.
-    passed_ports: Arc<std::collections::BTreeMap<u16, Listen>>,
-    /// The tasks resetting connections to passed ports no app serves, by number.
-    refusing: Arc<Mutex<HashMap<u16, JoinHandle<()>>>>,
+    ports: Arc<ServicePorts>,
     ip: IpAddr,
     /// Where host-routed HTTP is served.
     pub addr: SocketAddr,
@@ -329,9 +325,7 @@ impl Edge {
         };
         Ok(Edge {
             state,
-            ports: Arc::default(),
-            passed_ports: Arc::new(options.ports.clone()),
-            refusing: Arc::default(),
+            ports: Arc::new(ServicePorts::new(addr.ip(), options.ports.clone())),
             ip: addr.ip(),
             addr,
             https_addr,
@@ -376,51 +370,8 @@ impl Edge {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(task);
         }
-        self.refuse_unclaimed(&self.ports.lock().unwrap_or_else(|p| p.into_inner()));
+        self.ports.open();
         Ok(())
-    }
-
-    /// Starts resetting the connections of each passed port no app holds in `ports`,
-    /// once the edge is open (before, an app yet to be configured may claim it, and its
-    /// clients wait) and until it stops accepting (the next lakeflyd serves them).
-    fn refuse_unclaimed(&self, ports: &HashMap<PublicPort, PortListener>) {
-        let opened = self
-            .unopened
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none();
-        if !opened || *self.accepting.borrow() {
-            return;
-        }
-        let mut refusing = self.refusing.lock().unwrap_or_else(|p| p.into_inner());
-        for (&number, passed) in self.passed_ports.iter() {
-            let claimed = ports.contains_key(&PublicPort { number, udp: false });
-            if claimed || refusing.contains_key(&number) {
-                continue;
-            }
-            match public_ports::refuse(passed, number) {
-                Ok(task) => {
-                    refusing.insert(number, task);
-                }
-                Err(e) => tracing::warn!(
-                    port = number,
-                    error = %e,
-                    "edge: could not reset connections to port {number}, which no app serves; they wait unanswered"
-                ),
-            }
-        }
-    }
-
-    /// Stops resetting the connections of a passed port: an app serves it now.
-    fn stop_refusing(&self, number: u16) {
-        let task = self
-            .refusing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&number);
-        if let Some(task) = task {
-            task.abort();
-        }
     }
 
     /// Applies an app's config: routes, statics, limits, and its service ports (bound
@@ -457,7 +408,7 @@ impl Edge {
                     .to_string(),
             );
         }
-        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ports = self.ports.lock();
         // A port that cannot be served fails a deploy; otherwise it is left out and reported.
         // (Sockets bound before a failure close when `bound` drops: nothing changes.)
         let refuse = |routes: &mut AppRoutes, port: PublicPort, error: EdgeError| match ports_policy
@@ -471,9 +422,9 @@ impl Edge {
         };
         let mut bound = Vec::new();
         for port in routes.public_ports() {
-            match ports.get(&port) {
-                Some(held) if held.app != app => {
-                    let other = held.app.clone();
+            match ports.holder(port) {
+                Some(holder) if holder != app => {
+                    let other = holder.to_string();
                     let error = EdgeError::PortTaken {
                         port,
                         app: app.to_string(),
@@ -486,8 +437,7 @@ impl Edge {
                 Some(_) => continue,
                 None => {}
             }
-            let passed = self.passed_ports.get(&port.number);
-            match public_ports::bind(self.ip, port, passed) {
+            match ports.bind(port) {
                 Ok(socket) => bound.push((port, socket)),
                 Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
                     routes.warnings.push(format!(
@@ -508,16 +458,7 @@ impl Edge {
                 }
             }
         }
-        // Ports this app no longer wants close; the ones it keeps keep their socket, so a
-        // fixed port answers straight through a redeploy.
-        let wanted = routes.public_ports();
-        ports.retain(|port, listener| {
-            let keep = listener.app != app || wanted.contains(port);
-            if !keep {
-                listener.task.abort();
-            }
-            keep
-        });
+        ports.release(app, &routes.public_ports());
         let warnings = routes.warnings.clone();
         // The routes go in before a new port is served: a connection already waiting on
         // it (on a socket systemd kept open through a restart) must find its route, not
@@ -528,19 +469,8 @@ impl Edge {
             .unwrap_or_else(|p| p.into_inner())
             .insert(app.to_string(), routes);
         for (port, socket) in bound {
-            if !port.udp {
-                self.stop_refusing(port.number);
-            }
-            let task = public_ports::serve(socket, self.state.clone(), app, port.number);
-            ports.insert(
-                port,
-                PortListener {
-                    app: app.to_string(),
-                    task,
-                },
-            );
+            ports.serve(port, socket, self.state.clone(), app);
         }
-        self.refuse_unclaimed(&ports);
         Ok(warnings)
     }
 
@@ -585,15 +515,7 @@ impl Edge {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(app);
-        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
-        ports.retain(|_, listener| {
-            let keep = listener.app != app;
-            if !keep {
-                listener.task.abort();
-            }
-            keep
-        });
-        self.refuse_unclaimed(&ports);
+        self.ports.lock().release(app, &[]);
     }
 
     /// Stops accepting connections; requests in flight go on until the daemon's shutdown
@@ -601,18 +523,7 @@ impl Edge {
     pub fn stop_accepting(&self) {
         // Kept even before `open` made a receiver, so one made later sees it.
         self.accepting.send_replace(true);
-        for listener in self.ports.lock().unwrap_or_else(|p| p.into_inner()).drain() {
-            listener.1.task.abort();
-        }
-        // Connections to passed ports now wait for the next lakeflyd, not reset.
-        for task in self
-            .refusing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-        {
-            task.1.abort();
-        }
+        self.ports.stop();
         for task in self
             .tasks
             .lock()

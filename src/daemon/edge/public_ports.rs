@@ -1,9 +1,11 @@
 //! The public ports `[[services]]` ask for: each bound (TCP or UDP) before a release
 //! changes anything, then served by a task of its own as its route says at the time a
-//! connection or datagram arrives.
+//! connection or datagram arrives. A socket a service manager passed for a port no app
+//! holds resets its connections, as a closed port would.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -38,18 +40,151 @@ pub(super) enum Bound {
 }
 
 /// A bound public port of an app, served by `task`.
-pub(super) struct PortListener {
-    pub(super) app: String,
-    pub(super) task: JoinHandle<()>,
+struct PortListener {
+    app: String,
+    task: JoinHandle<()>,
 }
 
-/// Binds `port` on the edge's address, or takes the TCP socket a service manager
-/// `passed` for it (which stays open while lakeflyd restarts).
-pub(super) fn bind(
+/// The public ports apps hold, and the sockets a service manager passed for ports
+/// (`port-N`): one lock, so which app holds a port and who answers on it agree.
+pub(super) struct ServicePorts {
+    held: Mutex<Held>,
+}
+
+/// What [`ServicePorts`] guards.
+pub(super) struct Held {
+    /// Where ports are bound: the edge's address.
     ip: IpAddr,
-    port: PublicPort,
-    passed: Option<&Listen>,
-) -> std::io::Result<Bound> {
+    listeners: HashMap<PublicPort, PortListener>,
+    /// Passed TCP sockets, by port number; they stay open as long as lakeflyd runs.
+    passed: BTreeMap<u16, Listen>,
+    /// The tasks resetting connections to passed ports no app holds, by number.
+    refusing: HashMap<u16, JoinHandle<()>>,
+    /// Whether such connections are reset: from when the edge opens (before, an app yet
+    /// to be configured may claim the port, and its clients wait) until it stops (the
+    /// next lakeflyd serves them).
+    refuse: bool,
+}
+
+impl ServicePorts {
+    /// No port held yet; `passed` are the sockets a service manager passed.
+    pub(super) fn new(ip: IpAddr, passed: BTreeMap<u16, Listen>) -> Self {
+        let held = Held {
+            ip,
+            listeners: HashMap::new(),
+            passed,
+            refusing: HashMap::new(),
+            refuse: false,
+        };
+        ServicePorts {
+            held: Mutex::new(held),
+        }
+    }
+
+    /// The ports, held while an app's are changed.
+    pub(super) fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The edge is open: passed ports no app holds reset their connections from now on.
+    pub(super) fn open(&self) {
+        let mut held = self.lock();
+        held.refuse = true;
+        held.refuse_unclaimed();
+    }
+
+    /// The edge stops accepting: no port is served any more, and connections to passed
+    /// ones wait for the next lakeflyd instead of being reset.
+    pub(super) fn stop(&self) {
+        let mut held = self.lock();
+        held.refuse = false;
+        for (_, listener) in held.listeners.drain() {
+            listener.task.abort();
+        }
+        for (_, task) in held.refusing.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Held {
+    /// The app holding `port`, if one does.
+    pub(super) fn holder(&self, port: PublicPort) -> Option<&str> {
+        self.listeners.get(&port).map(|l| l.app.as_str())
+    }
+
+    /// Binds `port` on the edge's address, or takes the socket passed for it.
+    pub(super) fn bind(&self, port: PublicPort) -> std::io::Result<Bound> {
+        bind(self.ip, port, self.passed.get(&port.number))
+    }
+
+    /// Closes the ports `app` holds and does not `keep` (a passed one is left to reset
+    /// its connections); the ones kept go on answering, straight through a redeploy.
+    pub(super) fn release(&mut self, app: &str, keep: &[PublicPort]) {
+        self.listeners.retain(|port, listener| {
+            let kept = listener.app != app || keep.contains(port);
+            if !kept {
+                listener.task.abort();
+            }
+            kept
+        });
+        self.refuse_unclaimed();
+    }
+
+    /// Starts serving a port bound for `app`, which holds it from now on.
+    pub(super) fn serve(
+        &mut self,
+        port: PublicPort,
+        socket: Bound,
+        state: Arc<EdgeState>,
+        app: &str,
+    ) {
+        if !port.udp {
+            if let Some(refusing) = self.refusing.remove(&port.number) {
+                refusing.abort();
+            }
+        }
+        let task = match socket {
+            Bound::Tcp(listener) => {
+                tokio::spawn(accept_port(listener, state, app.to_string(), port.number))
+            }
+            Bound::Udp(socket) => {
+                tokio::spawn(udp::serve(state, socket, app.to_string(), port.number))
+            }
+        };
+        let app = app.to_string();
+        self.listeners.insert(port, PortListener { app, task });
+    }
+
+    /// Resets the connections of each passed port no app holds, when the edge is open.
+    fn refuse_unclaimed(&mut self) {
+        if !self.refuse {
+            return;
+        }
+        for (&number, passed) in &self.passed {
+            let held = self
+                .listeners
+                .contains_key(&PublicPort { number, udp: false });
+            if held || self.refusing.contains_key(&number) {
+                continue;
+            }
+            match refuse(passed, number) {
+                Ok(task) => {
+                    self.refusing.insert(number, task);
+                }
+                Err(e) => tracing::warn!(
+                    port = number,
+                    error = %e,
+                    "edge: could not reset connections to port {number}, which no app serves; they wait unanswered"
+                ),
+            }
+        }
+    }
+}
+
+/// Binds `port` on `ip`, or takes the TCP socket a service manager `passed` for it
+/// (which stays open while lakeflyd restarts).
+fn bind(ip: IpAddr, port: PublicPort, passed: Option<&Listen>) -> std::io::Result<Bound> {
     if port.udp {
         let socket = std::net::UdpSocket::bind((ip, port.number))?;
         socket.set_nonblocking(true)?;
@@ -62,20 +197,12 @@ pub(super) fn bind(
     tokio::net::TcpListener::from_std(listener).map(Bound::Tcp)
 }
 
-/// Starts serving a bound port of `app`.
-pub(super) fn serve(socket: Bound, state: Arc<EdgeState>, app: &str, port: u16) -> JoinHandle<()> {
-    match socket {
-        Bound::Tcp(listener) => tokio::spawn(accept_port(listener, state, app.to_string(), port)),
-        Bound::Udp(socket) => tokio::spawn(udp::serve(state, socket, app.to_string(), port)),
-    }
-}
-
 /// Resets every connection to a passed service port no app serves (its app was destroyed,
 /// or no longer lists the port). lakeflyd cannot close such a socket for good: the
 /// service manager holds it open, and the kernel would go on completing connections
 /// that then wait, unanswered, until their clients give up. Reset, they fail at once, as
 /// a connection to a closed port does.
-pub(super) fn refuse(passed: &Listen, port: u16) -> std::io::Result<JoinHandle<()>> {
+fn refuse(passed: &Listen, port: u16) -> std::io::Result<JoinHandle<()>> {
     let listener = tokio::net::TcpListener::from_std(open(passed)?)?;
     tracing::info!(
         port,
