@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use super::answers::{BoxError, EdgeBody};
 use super::backends::Lease;
-use super::http::{BoxError, EdgeBody};
 use super::pool::Conn;
 use super::stall::Patience;
 

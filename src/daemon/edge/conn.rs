@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::forwarding::ClientHop;
-use super::{http, relay, stall, EdgeState};
+use super::{answers, http, relay, stall, EdgeState};
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
 const H2_MAX_STREAMS: u32 = 128;
@@ -110,7 +110,7 @@ pub(super) async fn serve_h2<T>(
 }
 
 /// What answering one request gives.
-type Answer = Result<hyper::Response<http::EdgeBody>, Infallible>;
+type Answer = Result<hyper::Response<answers::EdgeBody>, Infallible>;
 
 /// The service that answers a connection's requests with `http::handle`, and the count of
 /// those in progress: a request counts from its head until its answer's body is sent or
@@ -122,7 +122,7 @@ fn counted_service(
 ) -> (
     impl hyper::service::Service<
             hyper::Request<hyper::body::Incoming>,
-            Response = hyper::Response<http::EdgeBody>,
+            Response = hyper::Response<answers::EdgeBody>,
             Error = Infallible,
             Future = impl Future<Output = Answer> + Send + 'static,
         > + Clone,

@@ -3,22 +3,22 @@
 //! unknown apps. It finds the app (by `Host`, or by the port for a `[[services]]`
 //! listener with the `http` handler), serves its statics, else picks a healthy machine and
 //! streams the request to it and its response back. A request that never reached a
-//! machine is tried on another. Machine picking and error pages are shared with the relay.
+//! machine is tried on another. Machine picking (`acquire.rs`) and the edge's own answers
+//! (`answers.rs`) are shared with the relay.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::access_log::Entry;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
+use super::answers::{empty, error, full, wants_html, BoxError, EdgeBody, STALLED_BODY};
 use super::backends::Lease;
 use super::bodies::{Tracked, Watched};
 use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop, ClientHop};
@@ -26,11 +26,6 @@ use super::pool::Conn;
 use super::routes::{Route, UpstreamHttp};
 use super::{statics, EdgeState, Scheme};
 use crate::daemon::metrics::{AppLabel, EdgeRequestLabels};
-
-/// Errors a streamed body can carry.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// Every body the edge sends or forwards.
-pub type EdgeBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Responses with a known length below this are read whole before they are sent on.
 const BUFFER_SMALLER_THAN: u64 = 64 * 1024;
@@ -411,14 +406,6 @@ fn redirect_to_https(
     Some(resp)
 }
 
-/// The answer to a client that stopped sending its request body, as nginx's
-/// `client_body_timeout` gives.
-pub(super) const STALLED_BODY: (StatusCode, &str, &str) = (
-    StatusCode::REQUEST_TIMEOUT,
-    "request_timeout",
-    "the request body stopped arriving",
-);
-
 /// An error and its causes, `: `-separated: hyper's own text ("error writing a body to
 /// connection") does not say what went wrong.
 fn with_causes(e: &dyn std::error::Error) -> String {
@@ -536,65 +523,6 @@ pub(super) fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// A browser (asking for HTML first) gets a page; everything else gets JSON.
-fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
-}
-
-/// An empty body.
-pub fn empty() -> EdgeBody {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
-}
-
-/// A body of these bytes.
-pub fn full(bytes: impl Into<Bytes>) -> EdgeBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// The edge's own error answer: `{"error","code"}` JSON, or a small page for a browser.
-pub fn error(status: StatusCode, code: &str, message: &str, html: bool) -> Response<EdgeBody> {
-    let (content_type, body) = error_page(status, code, message, html);
-    let mut resp = Response::new(full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
-
-/// The content type and body of the edge's own error answer.
-pub(super) fn error_page(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    html: bool,
-) -> (&'static str, String) {
-    if html {
-        let escaped = message
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        let reason = status.canonical_reason().unwrap_or("");
-        (
-            "text/html; charset=utf-8",
-            format!(
-                "<!doctype html>\n<html><head><title>{code} {reason}</title></head>\
-                 <body><h1>{} {reason}</h1><p>{escaped}</p><hr><p>lakefly edge</p></body></html>\n",
-                status.as_u16()
-            ),
-        )
-    } else {
-        (
-            "application/json",
-            serde_json::json!({ "error": message, "code": code }).to_string() + "\n",
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,17 +592,6 @@ mod tests {
         assert_eq!(
             refusal(&mut connect).map(|r| r.0),
             Some(StatusCode::NOT_IMPLEMENTED)
-        );
-    }
-
-    #[test]
-    fn errors_are_json_unless_a_browser_asks() {
-        let resp = error(StatusCode::NOT_FOUND, "unknown_app", "no app <x>", false);
-        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
-        let resp = error(StatusCode::NOT_FOUND, "unknown_app", "no app <x>", true);
-        assert_eq!(
-            resp.headers()[header::CONTENT_TYPE],
-            "text/html; charset=utf-8"
         );
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod access_log;
 mod acquire;
+mod answers;
 pub mod autostart;
 pub mod backends;
 mod bodies;

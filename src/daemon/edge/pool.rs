@@ -26,10 +26,10 @@ const MAX_IDLE_TIME: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The sending half of one upstream connection.
-pub type Sender = SendRequest<super::http::EdgeBody>;
+pub type Sender = SendRequest<super::answers::EdgeBody>;
 /// The sending half of an HTTP/2 connection to a machine (h2c), shared by the requests
 /// it multiplexes.
-pub type H2Sender = http2::SendRequest<super::http::EdgeBody>;
+pub type H2Sender = http2::SendRequest<super::answers::EdgeBody>;
 
 /// A connection a request goes to a machine on.
 pub enum Conn {
@@ -67,8 +67,8 @@ impl Conn {
     /// Sends `req`; when it could not be sent at all, it comes back in the error.
     pub async fn try_send_request(
         &mut self,
-        req: Request<super::http::EdgeBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<super::http::EdgeBody>>> {
+        req: Request<super::answers::EdgeBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<super::answers::EdgeBody>>> {
         match self {
             Conn::Http1(sender) => sender.try_send_request(req).await,
             Conn::Http2(sender) => sender.try_send_request(req).await,

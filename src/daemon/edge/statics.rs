@@ -9,7 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use tokio_util::io::ReaderStream;
 
-use super::http::{empty, BoxError, EdgeBody};
+use super::answers::{empty, BoxError, EdgeBody};
 
 /// One `[[statics]]` entry, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

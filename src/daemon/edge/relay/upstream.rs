@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use super::body::{fill, relay, RelayError, Source};
 use super::message::{parse_response, RequestHead};
 use super::{answer, linger, After, Client, Failed, Outgoing, CLIENT_CLOSED};
+use crate::daemon::edge::answers::STALLED_BODY;
 use crate::daemon::edge::backends::Backend;
-use crate::daemon::edge::http::STALLED_BODY;
 use crate::daemon::edge::pool::Reusable;
 use crate::daemon::edge::stall::StallLimit;
 
