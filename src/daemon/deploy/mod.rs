@@ -1,7 +1,8 @@
-//! The release pipeline: unpack the bundle, run `[build] command` and the release command,
-//! then roll the machines out (`rollout.rs`). Each step is a `deploy.progress` event; the
+//! The release pipeline: unpack the bundle, run `[build] command` and the release command
+//! (`prepare.rs`), then roll the machines out (`rollout.rs`). Each step is a `deploy.progress` event; the
 //! release ends `complete` (it becomes current) or `failed` (the previous one is kept).
 
+mod prepare;
 mod rollout;
 mod scale;
 
@@ -11,10 +12,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use self::prepare::Prepared;
 use self::rollout::{Failure, Group, Rollout};
 use super::bundles::BundleStore;
 use super::events::{now, EventHub, Start};
-use super::runtime::{oneoff, Runtime};
+use super::runtime::Runtime;
 use super::store::releases::{self, NewRelease};
 use super::store::{self, EventFilter, Store, StoreError};
 use crate::api::types::{kind, DeployRequest, MachineSpec};
@@ -25,12 +27,9 @@ use crate::daemon::events::NewEvent;
 
 /// Fly's defaults.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
-const DEFAULT_RELEASE_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_UNAVAILABLE: f64 = 0.33;
 /// The smallest memory limit `scale memory` takes: below it not even a shell starts.
 const MIN_MEMORY_MB: u64 = 32;
-/// `[build] command` may take a while (dependency installs).
-const BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// Why a deploy was not started.
 #[derive(Debug, thiserror::Error)]
@@ -292,68 +291,13 @@ impl Deployer {
         strategy: Strategy,
         wait_timeout: Duration,
     ) -> Result<(), Failure> {
-        let fail = |reason: String| Failure {
-            reason,
-            machine: None,
-            check_output: None,
-        };
-        // Unpack.
-        let dir = self.releases_dir.join(app).join(version.to_string());
-        let (source, dest) = (self.bundles.path(digest), dir.clone());
-        let limits = self.bundles.limits;
-        let unpacked = tokio::task::spawn_blocking(move || {
-            let _ = std::fs::remove_dir_all(&dest);
-            let file = std::fs::File::open(&source).map_err(bundle::BundleError::Unreadable)?;
-            bundle::unpack(std::io::BufReader::new(file), &dest, limits)
-        })
-        .await
-        .map_err(|e| fail(format!("unpacking failed: {e}")))?
-        .map_err(|e| fail(format!("unpacking failed: {e}")))?;
-        self.progress(
-            app,
-            version,
-            "unpack",
-            format!("{} entries", unpacked.entries),
-        )
-        .await;
-
-        let env = release_env(cfg, app, version);
-        if let Some(build) = cfg.build.as_ref().and_then(|b| b.command.as_deref()) {
-            self.progress(app, version, "build", format!("running `{build}`"))
-                .await;
-            let outcome = oneoff::run(build, &dir, &env, BUILD_TIMEOUT).await;
-            if !outcome.success {
-                return Err(command_failure("[build] command", &outcome));
-            }
-        }
-        // What the Dockerfile says, when a group has no command of its own.
-        let (workdir, fallback, image_env) = self.read_dockerfile(app, version, cfg, &dir).await?;
-        if let Some(release) = cfg
-            .deploy
-            .as_ref()
-            .and_then(|d| d.release_command.as_deref())
-        {
-            self.progress(
-                app,
-                version,
-                "release_command",
-                format!("running `{release}`"),
-            )
-            .await;
-            let timeout = cfg
-                .deploy
-                .as_ref()
-                .and_then(|d| d.release_command_timeout)
-                .map_or(DEFAULT_RELEASE_COMMAND_TIMEOUT, |d| d.to_std());
-            let mut env = env.clone();
-            for (k, v) in &image_env {
-                env.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-            let outcome = oneoff::run(release, &workdir, &env, timeout).await;
-            if !outcome.success {
-                return Err(command_failure("release_command", &outcome));
-            }
-        }
+        let fail = Failure::because;
+        let Prepared {
+            dir,
+            workdir,
+            fallback,
+            image_env,
+        } = self.prepare(app, version, cfg, digest).await?;
 
         // Roll out, watching the app's machine events from before the first is created.
         let mut events = self.machine_events(app);
@@ -452,72 +396,6 @@ impl Deployer {
         drop(progress);
         let _ = recorder.await;
         outcome
-    }
-
-    /// Reads `[build] dockerfile` when some group has no command of its own: builds the
-    /// working tree from its final stage and returns (workdir, command, ENV). Otherwise the
-    /// release's directory, no command, no extra env.
-    async fn read_dockerfile(
-        &self,
-        app: &str,
-        version: u64,
-        cfg: &AppConfig,
-        dir: &std::path::Path,
-    ) -> Result<(PathBuf, Option<String>, BTreeMap<String, String>), Failure> {
-        let fail = |reason: String| Failure {
-            reason,
-            machine: None,
-            check_output: None,
-        };
-        let needed = cfg
-            .group_names()
-            .iter()
-            .any(|g| plan::command_for(cfg, g).is_none());
-        if !needed {
-            return Ok((dir.to_path_buf(), None, BTreeMap::new()));
-        }
-        let name = cfg
-            .build
-            .as_ref()
-            .and_then(|b| b.dockerfile.clone())
-            .unwrap_or_else(|| "Dockerfile".into());
-        let text = std::fs::read_to_string(dir.join(&name))
-            .map_err(|e| fail(format!("cannot read {name}: {e}")))?;
-        let stage = crate::dockerfile::parse(&text).map_err(|e| fail(format!("{name}: {e}")))?;
-        for skipped in &stage.skipped {
-            self.progress(
-                app,
-                version,
-                "dockerfile",
-                format!("not applied on the host: {skipped} (use [build] command for RUN steps)"),
-            )
-            .await;
-        }
-        let command = stage.command_line().ok_or_else(|| {
-            fail(format!(
-                "{name} has no CMD or ENTRYPOINT, and [processes] names no command"
-            ))
-        })?;
-        let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
-        let (context, target, stage_for_tree) = (dir.to_path_buf(), tree.clone(), stage.clone());
-        let env = tokio::task::spawn_blocking(move || {
-            crate::dockerfile::build_tree(&stage_for_tree, &context, &target)
-        })
-        .await
-        .map_err(|e| fail(format!("building the working tree failed: {e}")))?
-        .map_err(|e| fail(format!("{name}: {e}")))?;
-        self.progress(
-            app,
-            version,
-            "dockerfile",
-            format!(
-                "WORKDIR {} is {}; runs `{command}`",
-                stage.workdir,
-                tree.display()
-            ),
-        )
-        .await;
-        Ok((tree, Some(command), env))
     }
 
     async fn finish(&self, app: &str, version: u64, outcome: Result<(), Failure>) {
@@ -625,26 +503,5 @@ impl Deployer {
             .await
             .map(|lines| lines.into_iter().map(|l| l.line).collect())
             .unwrap_or_default()
-    }
-}
-
-/// The environment of one-off release commands: the app's `[env]` and who it runs for.
-fn release_env(cfg: &AppConfig, app: &str, version: u64) -> BTreeMap<String, String> {
-    let mut env = cfg.env.clone();
-    for (k, v) in [
-        ("LAKEFLY_APP_NAME", app.to_string()),
-        ("LAKEFLY_RELEASE_VERSION", version.to_string()),
-        ("FLY_APP_NAME", app.to_string()),
-    ] {
-        env.insert(k.to_string(), v);
-    }
-    env
-}
-
-fn command_failure(what: &str, outcome: &oneoff::Outcome) -> Failure {
-    Failure {
-        reason: format!("{what} {}", outcome.summary),
-        machine: None,
-        check_output: (!outcome.tail.is_empty()).then(|| outcome.tail.join("\n")),
     }
 }

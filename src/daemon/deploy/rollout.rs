@@ -28,6 +28,17 @@ pub struct Failure {
     pub check_output: Option<String>,
 }
 
+impl Failure {
+    /// A failure of the release as a whole, not of one machine.
+    pub fn because(reason: String) -> Self {
+        Failure {
+            reason,
+            machine: None,
+            check_output: None,
+        }
+    }
+}
+
 /// One process group to roll out.
 pub struct Group {
     /// The new release's spec for it.
@@ -202,11 +213,7 @@ impl Rollout<'_> {
             .runtime
             .create(self.app, spec.clone())
             .await
-            .map_err(|e| Failure {
-                reason: format!("could not create a machine: {e}"),
-                machine: None,
-                check_output: None,
-            })?;
+            .map_err(|e| Failure::because(format!("could not create a machine: {e}")))?;
         (self.progress)(
             "rollout",
             format!("created machine {} ({})", machine.id, spec.process_group),
