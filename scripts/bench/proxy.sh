@@ -7,13 +7,17 @@
 #   direct  wrk -> the machine
 #   nginx   wrk -> nginx reverse proxy (keepalive upstream) -> the machine
 #   edge    wrk -> lakeflyd's edge (Host: bench.localhost) -> the machine
-# and prints edge/nginx ratios of the medians over several rounds.
-# Usage: scripts/bench/proxy.sh [SECONDS per run, default 8] [ROUNDS, default 5]
+# and prints edge/nginx ratios of the medians over several rounds. Many short rounds beat
+# a few long ones: a noisy moment of this shared machine (a neighbour's burst, a
+# descheduled vCPU) then lands on a single round of a single target, and the interval of
+# the ratio narrows (at one connection, 60 rounds of 1 s bounded the throughput ratio to
+# 1.02-1.09 where 12 rounds of 4 s left 1.01-1.26).
+# Usage: scripts/bench/proxy.sh [SECONDS per run, default 2] [ROUNDS, default 20]
 #                               [CONNECTIONS, default "32 1"]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-duration="${1:-8}"
-rounds="${2:-5}"
+duration="${1:-2}"
+rounds="${2:-20}"
 connections="${3:-32 1}"
 
 need() { command -v "$1" >/dev/null 2>&1; }
