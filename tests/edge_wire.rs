@@ -307,6 +307,18 @@ async fn a_machines_broken_answers_reach_the_client_mended_or_as_502() {
     assert_eq!(json["code"], "upstream_failed");
     let error = json["error"].as_str().unwrap();
     assert!(error.contains("malformed chunked body"), "{error}");
+    // The same from the full server (HTTP/1.0 here, HTTP/2 clients alike): the break
+    // came with the head, so the client is told, not cut off after a 200.
+    let resp = Wire::ask(
+        &s,
+        &format!("GET /broken-chunks HTTP/1.0\r\nHost: {HOST}\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(resp.status, 502, "{resp:?}");
+    let json = resp.json();
+    assert_eq!(json["code"], "upstream_failed");
+    let error = json["error"].as_str().unwrap();
+    assert!(error.contains("chunk"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

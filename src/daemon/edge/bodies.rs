@@ -18,14 +18,22 @@ use super::stall::Patience;
 /// A response body that hands its connection back to the pool once it was read to the
 /// end, and ends the request's lease when it is dropped.
 pub(super) struct Tracked {
+    /// A frame already read from `inner`, which comes first.
+    first: Option<Frame<Bytes>>,
     inner: EdgeBody,
     done: Option<(Lease, u16, Conn)>,
 }
 
 impl Tracked {
-    /// `inner`, handing `done`'s connection back once read to the end.
-    pub(super) fn new(inner: EdgeBody, done: (Lease, u16, Conn)) -> Self {
+    /// `first` (a frame already read from `inner`, if one was), then `inner`, handing
+    /// `done`'s connection back once read to the end.
+    pub(super) fn new(
+        first: Option<Frame<Bytes>>,
+        inner: EdgeBody,
+        done: (Lease, u16, Conn),
+    ) -> Self {
         Tracked {
+            first,
             inner,
             done: Some(done),
         }
@@ -46,6 +54,12 @@ impl Body for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(first) = self.first.take() {
+            if self.inner.is_end_stream() {
+                self.finish();
+            }
+            return Poll::Ready(Some(Ok(first)));
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.finish(),
@@ -58,18 +72,26 @@ impl Body for Tracked {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.first.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let mut hint = self.inner.size_hint();
+        if let Some(data) = self.first.as_ref().and_then(Frame::data_ref) {
+            let first = data.len() as u64;
+            hint.set_lower(hint.lower() + first);
+            if let Some(upper) = hint.upper() {
+                hint.set_upper(upper + first);
+            }
+        }
+        hint
     }
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
         // A body with nothing to read (HEAD, 204, 304) is never polled.
-        if self.inner.is_end_stream() {
+        if self.is_end_stream() {
             self.finish();
         }
     }

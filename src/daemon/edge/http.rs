@@ -6,7 +6,9 @@
 //! machine is tried on another. Machine picking (`acquire.rs`) and the edge's own answers
 //! (`answers.rs`) are shared with the relay.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
@@ -507,13 +509,26 @@ async fn respond(
             ),
         };
     }
-    resp.map(|body| {
-        Tracked::new(
-            body.map_err(BoxError::from).boxed_unsync(),
-            (lease, port, conn),
-        )
-        .boxed_unsync()
+    // One look at the body, without waiting: broken in what came with the head, the
+    // client can still be told (502), as the relay tells its own; not here yet, it
+    // streams as it comes (an event stream's head must not wait for its first event).
+    let (parts, mut body) = resp.into_parts();
+    let first = std::future::poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
+        Poll::Ready(Some(frame)) => Poll::Ready(Some(frame)),
+        Poll::Ready(None) | Poll::Pending => Poll::Ready(None),
     })
+    .await;
+    let first = match first.transpose() {
+        Ok(first) => first,
+        Err(e) => {
+            let machine = &lease.backend.spec.machine;
+            let message = format!("machine {machine}: answer broken: {}", with_causes(&e));
+            return error(StatusCode::BAD_GATEWAY, "upstream_failed", &message, html);
+        }
+    };
+    let rest = body.map_err(BoxError::from).boxed_unsync();
+    let body = Tracked::new(first, rest, (lease, port, conn));
+    Response::from_parts(parts, body.boxed_unsync())
 }
 
 pub(super) fn is_idempotent(method: &Method) -> bool {
