@@ -377,6 +377,14 @@ async fn an_https_port_speaks_http2_to_clients_that_offer_it() {
         .expect("in time")
         .expect("a stream that ends cleanly");
     assert_eq!(body.to_bytes(), Bytes::from_static(b"abc"));
+    // A chunked body broken in what came with its head: a 502 saying so, not a 200
+    // whose stream breaks off.
+    let resp = sender
+        .send_request(request("GET", "/broken-chunks", empty()))
+        .await
+        .expect("an answer");
+    assert_eq!(resp.status(), 502);
+    assert_eq!(json_of(resp).await["code"], "upstream_failed");
 
     // A client that offers only HTTP/1.1 is served HTTP/1.1 on the same port.
     let answer = over_tls(
