@@ -342,3 +342,64 @@ async fn logs_no_tail_prints_exactly_the_last_lines_of_a_large_log() {
     let expected: Vec<String> = (99_951..=100_000).map(|n| n.to_string()).collect();
     assert_eq!(lines, expected);
 }
+
+#[tokio::test]
+async fn an_exec_answer_that_breaks_off_or_is_garbled_is_an_error_not_a_success() {
+    let mock = MockServer::start().await;
+    let exec_path = |id: &str| path(format!("/v1/apps/x/machines/{id}/exec"));
+    // Output, then the connection ends without the command's end.
+    Mock::given(method("POST"))
+        .and(exec_path("cut"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-ndjson")
+                .set_body_string("{\"stdout\":\"partial\\n\"}\n"),
+        )
+        .mount(&mock)
+        .await;
+    // A line that is no event.
+    Mock::given(method("POST"))
+        .and(exec_path("garbled"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-ndjson")
+                .set_body_string("{\"stdout\":\"ok\\n\"}\n<html>\n"),
+        )
+        .mount(&mock)
+        .await;
+    // The command could not be run after all.
+    Mock::given(method("POST"))
+        .and(exec_path("failed"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-ndjson")
+                .set_body_string("{\"error\":\"machine m: No such file or directory\"}\n"),
+        )
+        .mount(&mock)
+        .await;
+    let uri = mock.uri();
+    let runs = tokio::task::spawn_blocking(move || {
+        ["cut", "garbled", "failed"]
+            .map(|id| cli(&uri, &["machines", "exec", "-a", "x", id, "true"]))
+    })
+    .await
+    .unwrap();
+    let [cut, garbled, failed] = runs;
+    let cut = cut.expect_code(1);
+    assert_eq!(cut.stdout, "partial\n", "the output that came is shown");
+    assert!(
+        cut.stderr
+            .contains("the answer ended before the command did"),
+        "{}",
+        cut.stderr
+    );
+    let garbled = garbled.expect_code(1);
+    assert_eq!(garbled.stdout, "ok\n");
+    assert!(garbled.stderr.contains("<html>"), "{}", garbled.stderr);
+    let failed = failed.expect_code(1);
+    assert!(
+        failed.stderr.contains("No such file or directory"),
+        "{}",
+        failed.stderr
+    );
+}

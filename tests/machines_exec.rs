@@ -144,11 +144,18 @@ fn a_command_out_of_time_is_killed_with_all_it_started() {
 }
 
 #[test]
-fn output_is_cut_at_a_mebibyte_and_said_so() {
+fn output_streams_whole_and_one_json_answer_is_cut_at_a_mebibyte() {
     let (d, id) = deployed();
-    let run = exec(&d, &id, &["--", "head -c 3000000 /dev/zero | tr '\\0' a"]).expect_code(0);
-    assert_eq!(run.stdout.len(), 1024 * 1024);
-    assert_eq!(run.stderr, "(output cut at 1 MiB a stream)\n");
+    let big = "head -c 3000000 /dev/zero | tr '\\0' a";
+    // Passed on as written: all of it, however much.
+    let run = exec(&d, &id, &["--", big]).expect_code(0);
+    assert_eq!(run.stdout.len(), 3_000_000);
+    assert!(run.stdout.bytes().all(|b| b == b'a'));
+    assert_eq!(run.stderr, "");
+    // One JSON answer keeps a mebibyte of each stream and says it cut the rest.
+    let json: Value = exec(&d, &id, &["--json", "--", big]).expect_code(0).json();
+    assert_eq!(json["stdout"].as_str().map(str::len), Some(1024 * 1024));
+    assert_eq!(json["truncated"], true);
     let json: Value = exec(&d, &id, &["--json", "--", "printf x; exit 2"])
         .expect_code(2)
         .json();
@@ -214,4 +221,62 @@ fn a_client_that_goes_away_takes_its_command_with_it() {
     client.kill().unwrap();
     client.wait().unwrap();
     wait_gone(&pid, "its client");
+}
+
+#[test]
+fn output_arrives_while_the_command_runs() {
+    use std::io::BufRead;
+    let (d, id) = deployed();
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("open");
+    // The command prints, then waits for the test to open the gate: "first" can only be
+    // read before the command ends if it is passed on as it is written.
+    let command = format!(
+        "echo first; while [ ! -e '{}' ]; do sleep 0.02; done; echo second >&2; exit 3",
+        gate.display()
+    );
+    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
+        .args([
+            "--remote",
+            &d.api,
+            "machines",
+            "exec",
+            "-a",
+            "hello",
+            &id,
+            "--timeout",
+            "1m",
+            "--",
+            &command,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = client.stdout.take().unwrap();
+    let (first_line, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = first_line.send(line);
+    });
+    let line = first.recv_timeout(Duration::from_secs(20));
+    if line.is_err() {
+        let _ = client.kill();
+    }
+    assert_eq!(
+        line.as_deref(),
+        Ok("first\n"),
+        "output held back until the end"
+    );
+    assert!(
+        client.try_wait().unwrap().is_none(),
+        "the command still waits for its gate"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let ended = client.wait_with_output().unwrap();
+    assert_eq!(ended.status.code(), Some(3), "the command's exit code");
+    let stderr = String::from_utf8_lossy(&ended.stderr);
+    assert!(stderr.starts_with("second\n"), "{stderr}");
+    assert!(stderr.contains("exited 3"), "{stderr}");
 }

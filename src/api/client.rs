@@ -90,9 +90,9 @@ pub fn bearer(token: &crate::secret::Secret) -> Option<reqwest::header::HeaderVa
 /// A client of one daemon.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    timeout: Duration,
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
+    pub(super) timeout: Duration,
     token: Option<crate::secret::Secret>,
 }
 
@@ -247,24 +247,6 @@ impl Client {
             path.push_str(&format!("&since={since}"));
         }
         self.call(Method::GET, &path, None::<&()>).await
-    }
-
-    /// `POST /v1/apps/{app}/machines/{id}/exec`: answers once the command has ended, so
-    /// this request waits for the command's time limit and then the usual timeout.
-    pub async fn exec(
-        &self,
-        app: &str,
-        id: &str,
-        request: &super::types::ExecRequest,
-    ) -> Result<super::types::ExecResult, ClientError> {
-        let url = format!("{}/v1/apps/{app}/machines/{id}/exec", self.base);
-        let builder = self
-            .http
-            .post(&url)
-            .json(request)
-            .timeout(request.time_limit().to_std() + self.timeout);
-        let (url, status, bytes) = self.exchange(url, builder).await?;
-        decode(url, status, &bytes)
     }
 
     /// `GET /v1/apps/{name}`, or `None` when there is no such app.
@@ -541,7 +523,7 @@ impl Client {
     }
 
     /// Sends a prepared request; a non-2xx answer becomes an error.
-    async fn exchange(
+    pub(super) async fn exchange(
         &self,
         url: String,
         request: reqwest::RequestBuilder,
@@ -571,7 +553,7 @@ impl Client {
         }
     }
 
-    fn transport_error(&self, url: &str, e: reqwest::Error) -> ClientError {
+    pub(super) fn transport_error(&self, url: &str, e: reqwest::Error) -> ClientError {
         if e.is_timeout() {
             ClientError::Timeout {
                 url: url.to_string(),
@@ -602,7 +584,7 @@ fn root_cause(e: &dyn std::error::Error) -> String {
 }
 
 /// A 2xx answer's body as the JSON it should be.
-fn decode<T: DeserializeOwned>(
+pub(super) fn decode<T: DeserializeOwned>(
     url: String,
     status: StatusCode,
     bytes: &[u8],
@@ -615,7 +597,7 @@ fn decode<T: DeserializeOwned>(
 }
 
 /// The start of a body, for an error message.
-fn snippet(bytes: &[u8]) -> String {
+pub(super) fn snippet(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
     if text.is_empty() {

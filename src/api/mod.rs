@@ -2,6 +2,7 @@
 //! daemon's handlers and by the client, so the two cannot drift.
 
 pub mod client;
+pub mod exec;
 pub mod follow;
 pub mod jobs;
 pub mod types;

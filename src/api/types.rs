@@ -320,9 +320,9 @@ impl ExecRequest {
     }
 }
 
-/// How an exec'd command ended, and what it wrote.
+/// How an exec'd command ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecResult {
+pub struct ExecEnd {
     /// Its exit code, when it exited.
     pub exit_code: Option<i32>,
     /// The signal that ended it (`SIGKILL`), when one did.
@@ -330,12 +330,36 @@ pub struct ExecResult {
     pub signal: Option<String>,
     /// Whether it was killed at its time limit.
     pub timed_out: bool,
+}
+
+/// How an exec'd command ended, and what it wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// How it ended.
+    #[serde(flatten)]
+    pub end: ExecEnd,
     /// Its standard output (lossy UTF-8), up to a limit.
     pub stdout: String,
     /// Its standard error (lossy UTF-8), up to a limit.
     pub stderr: String,
     /// Whether either stream went past the limit and was cut.
     pub truncated: bool,
+}
+
+/// One line of an exec answered as it runs (`Accept: application/x-ndjson`): the
+/// command's output as it writes it (lossy UTF-8, never a character split), then how it
+/// ended, or why it could not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecEvent {
+    /// Written to its standard output.
+    Stdout(String),
+    /// Written to its standard error.
+    Stderr(String),
+    /// It ended; the last line.
+    End(ExecEnd),
+    /// It could not be run or waited for; the last line.
+    Error(String),
 }
 
 /// `POST /v1/apps/{app}/scale`: machine counts per process group.

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
-use crate::api::types::{ExecRequest, ExecResult, Machine};
+use crate::api::types::{ExecEnd, ExecEvent, ExecRequest, Machine};
 use crate::config::units::Duration;
 use crate::error::Error;
 use crate::output::table::Table;
@@ -43,7 +43,7 @@ pub enum MachinesCommand {
     /// Run a command once in a machine's environment (its directory, env, secrets and
     /// $PORT), beside its process; print its output and exit with its exit code.
     #[command(
-        after_help = "The command runs with /bin/sh -c, its input closed; its output is printed when it\nends (up to 1 MiB of each stream). lakefly exits with the command's exit code, 128 +\nthe signal that ended it, or 124 when it ran out of time and was killed."
+        after_help = "The command runs with /bin/sh -c, its input closed; its output is printed as it is\nwritten (with --json: one object once it ended, up to 1 MiB of each stream). lakefly\nexits with the command's exit code, 128 + the signal that ended it, or 124 when it ran\nout of time and was killed. Interrupting lakefly kills the command."
     )]
     Exec {
         /// Machine id.
@@ -97,16 +97,29 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
                 command: command.join(" "),
                 timeout: Some(timeout),
             };
-            let result = block_on(async { Ok(api.exec(&app, &id, &request).await?) })?;
             if out.json {
+                let result = block_on(async { Ok(api.exec(&app, &id, &request).await?) })?;
                 out.json(&result)?;
-            } else {
-                out.passthrough(&result.stdout, &result.stderr)?;
-                if result.truncated {
-                    out.note("(output cut at 1 MiB a stream)");
-                }
+                return exec_outcome(&id, &result.end, timeout);
             }
-            return exec_outcome(&id, &result, timeout);
+            // Output as it is written: a migration's progress shows while it runs.
+            let mut failed = None;
+            let end = block_on(async {
+                let pass_on = |piece: ExecEvent| {
+                    let written = match piece {
+                        ExecEvent::Stdout(text) => out.passthrough(&text, ""),
+                        ExecEvent::Stderr(text) => out.passthrough("", &text),
+                        ExecEvent::End(_) | ExecEvent::Error(_) => Ok(()),
+                    };
+                    written.map_err(|e| failed = Some(e)).is_ok()
+                };
+                Ok(api.exec_streamed(&app, &id, &request, pass_on).await?)
+            })?;
+            return match (end, failed) {
+                (Some(end), _) => exec_outcome(&id, &end, timeout),
+                (None, Some(e)) => Err(e),
+                (None, None) => Ok(()),
+            };
         }
         MachinesCommand::Start { id } => (id, "start"),
         MachinesCommand::Stop { id } => (id, "stop"),
@@ -137,7 +150,7 @@ fn exec_timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// Success when the command exited 0, else the error that carries its exit code on.
-fn exec_outcome(machine: &str, result: &ExecResult, timeout: Duration) -> Result<(), Error> {
+fn exec_outcome(machine: &str, result: &ExecEnd, timeout: Duration) -> Result<(), Error> {
     /// What `timeout(1)` exits with when the time ran out.
     const TIMED_OUT: i32 = 124;
     let (how, code) = match (result.timed_out, result.exit_code, &result.signal) {

@@ -1,24 +1,40 @@
 //! `machines exec`: a command run once in a machine's environment (its directory, `[env]`,
-//! secrets, `$PORT` and mounts), beside the machine's own process, its output captured.
+//! secrets, `$PORT` and mounts), beside the machine's own process, its output passed on
+//! as it is written or gathered for one answer.
 //! Secrets are opened for that process only, as for the machine's.
 
 use std::time::Instant;
 
-use super::{environment, mounts, oneoff, Runtime, RuntimeError};
-use crate::api::types::{kind, ExecRequest, ExecResult, MachineState};
+use tokio::sync::mpsc;
+
+use super::oneoff::{self, Output};
+use super::{environment, mounts, Runtime, RuntimeError};
+use crate::api::types::{kind, ExecEnd, ExecRequest, ExecResult, MachineState};
 use crate::daemon::events::NewEvent;
 
-/// Bytes of each output stream kept for the answer.
+/// Bytes of each output stream kept for a gathered answer.
 const OUTPUT_LIMIT: usize = 1024 * 1024;
 
+/// A command ready to run in a machine's environment, found and checked. It holds the
+/// machine's secrets, opened for this command only (no `Debug`, so none is printed).
+pub struct PreparedExec {
+    app: String,
+    id: String,
+    command: String,
+    workdir: std::path::PathBuf,
+    env: std::collections::BTreeMap<String, String>,
+    timeout: std::time::Duration,
+}
+
 impl Runtime {
-    /// Runs `request.command` in machine `id`'s environment and returns how it ended.
-    pub async fn exec(
+    /// Finds machine `id` and the environment `request.command` is to run in: an error
+    /// here (no such machine, secrets unreadable) comes before anything ran.
+    pub async fn prepare_exec(
         &self,
         app: &str,
         id: &str,
         request: &ExecRequest,
-    ) -> Result<ExecResult, RuntimeError> {
+    ) -> Result<PreparedExec, RuntimeError> {
         let machine = self.get(app, id).await?;
         if machine.state == MachineState::Destroyed {
             return Err(RuntimeError::NotFound {
@@ -30,7 +46,6 @@ impl Runtime {
             id: id.to_string(),
             reason,
         };
-        let timeout = request.time_limit().to_std();
         let workdir = environment::workdir(&self.apps_dir, app, &machine.spec);
         let secrets = {
             let (store, app) = (self.secrets.clone(), app.to_string());
@@ -48,36 +63,79 @@ impl Runtime {
             &mut env,
         )
         .map_err(|e| failed(e.to_string()))?;
+        Ok(PreparedExec {
+            app: app.to_string(),
+            id: id.to_string(),
+            command: request.command.clone(),
+            workdir,
+            env,
+            timeout: request.time_limit().to_std(),
+        })
+    }
+
+    /// Runs a prepared command, passing its output on to `output` as it is written (it
+    /// is killed if `output`'s reader goes away), and records how it ended.
+    pub async fn run_exec(
+        &self,
+        exec: PreparedExec,
+        output: mpsc::Sender<Output>,
+    ) -> Result<ExecEnd, RuntimeError> {
         let started = Instant::now();
-        let captured = oneoff::capture(&request.command, &workdir, &env, timeout, OUTPUT_LIMIT)
-            .await
-            .map_err(|e| failed(format!("{e} (in {})", workdir.display())))?;
-        drop(env);
-        let result = ExecResult {
-            exit_code: captured.exit_code,
-            signal: captured.signal.map(|s| s.as_str().to_string()),
-            timed_out: captured.timed_out,
-            stdout: String::from_utf8_lossy(&captured.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&captured.stderr).into_owned(),
-            truncated: captured.truncated,
+        let exit = oneoff::stream(
+            &exec.command,
+            &exec.workdir,
+            &exec.env,
+            exec.timeout,
+            output,
+        )
+        .await
+        .map_err(|e| RuntimeError::Exec {
+            id: exec.id.clone(),
+            reason: format!("{e} (in {})", exec.workdir.display()),
+        })?;
+        let end = ExecEnd {
+            exit_code: exit.exit_code,
+            signal: exit.signal.map(|s| s.as_str().to_string()),
+            timed_out: exit.timed_out,
         };
-        let program = program_name(&request.command);
         let event = NewEvent::app(
-            app,
+            &exec.app,
             kind::MACHINE_EXEC,
             serde_json::json!({
-                "machine": id,
-                "program": program,
-                "exit_code": result.exit_code,
-                "signal": result.signal,
-                "timed_out": result.timed_out,
+                "machine": exec.id,
+                "program": program_name(&exec.command),
+                "exit_code": end.exit_code,
+                "signal": end.signal,
+                "timed_out": end.timed_out,
                 "ms": started.elapsed().as_millis() as u64,
             }),
         );
         if let Err(e) = self.hub.emit(event).await {
             tracing::warn!(error = %e, "recording an exec failed");
         }
-        Ok(result)
+        Ok(end)
+    }
+
+    /// Runs `request.command` in machine `id`'s environment and returns how it ended,
+    /// with up to [`OUTPUT_LIMIT`] bytes of each output stream.
+    pub async fn exec(
+        &self,
+        app: &str,
+        id: &str,
+        request: &ExecRequest,
+    ) -> Result<ExecResult, RuntimeError> {
+        let exec = self.prepare_exec(app, id, request).await?;
+        let (output, written) = mpsc::channel(16);
+        let (end, gathered) = tokio::join!(
+            self.run_exec(exec, output),
+            oneoff::gather(written, OUTPUT_LIMIT)
+        );
+        Ok(ExecResult {
+            end: end?,
+            stdout: String::from_utf8_lossy(&gathered.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&gathered.stderr).into_owned(),
+            truncated: gathered.truncated,
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! One-off commands: a release's `[build] command` and `[deploy] release_command`, job
 //! runs, and commands exec'd in a machine's environment. Run with `/bin/sh -c` in the
 //! release's directory, bounded in time, the whole process group killed at the end; the
-//! last lines of output kept, or (exec) each stream captured up to a limit.
+//! last lines of output kept, or (exec) the output passed on as it is written.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::sync::mpsc;
 
 use super::process;
 
@@ -150,15 +151,99 @@ async fn wait_then_kill(spawned: &mut process::Spawned, timeout: Duration) -> En
     }
 }
 
-/// How a command whose output was captured ended, and what it wrote.
+/// A piece of a command's output, as it was written.
 #[derive(Debug)]
-pub struct Captured {
+pub enum Output {
+    /// From its standard output.
+    Stdout(Vec<u8>),
+    /// From its standard error.
+    Stderr(Vec<u8>),
+}
+
+/// How a command whose output was passed on ended.
+#[derive(Debug)]
+pub struct Exit {
     /// Its exit code, when it exited.
     pub exit_code: Option<i32>,
     /// The signal that ended it, when one did (`SIGKILL` at the time limit).
     pub signal: Option<Signal>,
     /// Whether it was killed at the time limit.
     pub timed_out: bool,
+}
+
+/// Runs `command` in `dir` with `env` like [`run`], passing its output on as it is
+/// written (a slow reader slows the command, as a pipe does). When `output`'s reader
+/// goes away (a client hung up), the command's whole group is killed.
+pub async fn stream(
+    command: &str,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+    output: mpsc::Sender<Output>,
+) -> std::io::Result<Exit> {
+    let mut spawned = process::spawn(command, dir, env, process::MemoryLimit::None)?;
+    let mut group = KillGroupOnDrop(Some(spawned.pid));
+    let readers = [
+        spawned.child.stdout.take().map(|pipe| {
+            let output = output.clone();
+            tokio::spawn(pass_on(pipe, output, Output::Stdout))
+        }),
+        spawned.child.stderr.take().map(|pipe| {
+            let output = output.clone();
+            tokio::spawn(pass_on(pipe, output, Output::Stderr))
+        }),
+    ];
+    let ended = tokio::select! {
+        ended = wait_then_kill(&mut spawned, timeout) => ended,
+        () = output.closed() => {
+            let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
+            match spawned.child.wait().await {
+                Ok(status) => Ended::Exited(status),
+                Err(e) => Ended::WaitFailed(e),
+            }
+        }
+    };
+    group.0 = None;
+    // The group is gone, so the pipes are closed and both readers end, all they read
+    // passed on before the end is told.
+    for reader in readers.into_iter().flatten() {
+        let _ = reader.await;
+    }
+    match ended {
+        Ended::Exited(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            Ok(Exit {
+                exit_code: status.code(),
+                signal: status.signal().and_then(|n| Signal::try_from(n).ok()),
+                timed_out: false,
+            })
+        }
+        Ended::TimedOut => Ok(Exit {
+            exit_code: None,
+            signal: Some(Signal::SIGKILL),
+            timed_out: true,
+        }),
+        Ended::WaitFailed(e) => Err(e),
+    }
+}
+
+/// Passes what `pipe` gives on as `wrap`ped pieces until it ends or nobody reads them.
+async fn pass_on(
+    mut pipe: impl AsyncRead + Unpin,
+    output: mpsc::Sender<Output>,
+    wrap: fn(Vec<u8>) -> Output,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 || output.send(wrap(buf[..n].to_vec())).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// A command's output gathered from [`stream`]: up to `limit` bytes of each stream.
+#[derive(Debug, Default)]
+pub struct Gathered {
     /// Its standard output, up to the limit.
     pub stdout: Vec<u8>,
     /// Its standard error, up to the limit.
@@ -167,69 +252,18 @@ pub struct Captured {
     pub truncated: bool,
 }
 
-/// Runs `command` in `dir` with `env` like [`run`], keeping up to `limit` bytes of each
-/// output stream.
-pub async fn capture(
-    command: &str,
-    dir: &Path,
-    env: &BTreeMap<String, String>,
-    timeout: Duration,
-    limit: usize,
-) -> std::io::Result<Captured> {
-    let mut spawned = process::spawn(command, dir, env, process::MemoryLimit::None)?;
-    let mut group = KillGroupOnDrop(Some(spawned.pid));
-    let stdout = spawned
-        .child
-        .stdout
-        .take()
-        .map(|p| tokio::spawn(read_bounded(p, limit)));
-    let stderr = spawned
-        .child
-        .stderr
-        .take()
-        .map(|p| tokio::spawn(read_bounded(p, limit)));
-    let ended = wait_then_kill(&mut spawned, timeout).await;
-    group.0 = None;
-    // The group is gone, so the pipes are closed and both readers end.
-    let collect = |reader: Option<tokio::task::JoinHandle<(Vec<u8>, bool)>>| async move {
-        match reader {
-            Some(reader) => reader.await.unwrap_or_default(),
-            None => (Vec::new(), false),
-        }
-    };
-    let ((stdout, cut_out), (stderr, cut_err)) = tokio::join!(collect(stdout), collect(stderr));
-    let (exit_code, signal, timed_out) = match ended {
-        Ended::Exited(status) => {
-            use std::os::unix::process::ExitStatusExt;
-            let signal = status.signal().and_then(|n| Signal::try_from(n).ok());
-            (status.code(), signal, false)
-        }
-        Ended::TimedOut => (None, Some(Signal::SIGKILL), true),
-        Ended::WaitFailed(e) => return Err(e),
-    };
-    Ok(Captured {
-        exit_code,
-        signal,
-        timed_out,
-        stdout,
-        stderr,
-        truncated: cut_out || cut_err,
-    })
-}
-
-/// Reads `pipe` to its end, keeping the first `limit` bytes; whether more came.
-async fn read_bounded(mut pipe: impl AsyncRead + Unpin, limit: usize) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut cut = false;
-    let mut buf = vec![0u8; 16 * 1024];
-    // Reading on past the limit keeps the command from blocking on a full pipe.
-    while let Ok(n) = pipe.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
+/// Reads `output` to its end, keeping the first `limit` bytes of each stream. Reading on
+/// past the limit keeps the command from blocking on a full pipe.
+pub async fn gather(mut output: mpsc::Receiver<Output>, limit: usize) -> Gathered {
+    let mut gathered = Gathered::default();
+    while let Some(piece) = output.recv().await {
+        let (kept, bytes) = match piece {
+            Output::Stdout(bytes) => (&mut gathered.stdout, bytes),
+            Output::Stderr(bytes) => (&mut gathered.stderr, bytes),
+        };
         let room = limit - kept.len();
-        cut |= n > room;
-        kept.extend_from_slice(&buf[..n.min(room)]);
+        gathered.truncated |= bytes.len() > room;
+        kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
-    (kept, cut)
+    gathered
 }

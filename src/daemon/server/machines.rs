@@ -1,4 +1,5 @@
-//! `/v1/apps/{app}/machines`: create, list, show, start, stop, restart, exec, destroy.
+//! `/v1/apps/{app}/machines`: create, list, show, start, stop, restart, destroy (exec is
+//! `exec.rs`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,7 +8,7 @@ use axum::Json;
 use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
-use crate::api::types::{ExecRequest, ExecResult, Machine, MachineSpec};
+use crate::api::types::{Machine, MachineSpec};
 use crate::config::names;
 use crate::daemon::runtime::Action;
 
@@ -74,28 +75,6 @@ pub async fn act(
     };
     state.require_app(&app).await?;
     Ok(Json(state.runtime.act(&app, &id, action).await?))
-}
-
-/// `POST /v1/apps/{app}/machines/{id}/exec`: runs a command once in the machine's
-/// environment; answers how it ended and what it wrote, once it has ended.
-pub async fn exec(
-    State(state): State<Shared>,
-    Path((app, id)): Path<(String, String)>,
-    ApiJson(request): ApiJson<ExecRequest>,
-) -> Result<Json<ExecResult>, ServerError> {
-    if request.command.trim().is_empty() {
-        return Err(ServerError::BadRequest("the command is empty".into()));
-    }
-    if let Some(timeout) = request.timeout {
-        if timeout.as_millis() == 0 || timeout > ExecRequest::MAX_TIMEOUT {
-            return Err(ServerError::BadRequest(format!(
-                "timeout {timeout} is out of range: give one above zero and at most {}",
-                ExecRequest::MAX_TIMEOUT
-            )));
-        }
-    }
-    state.require_app(&app).await?;
-    Ok(Json(state.runtime.exec(&app, &id, &request).await?))
 }
 
 /// `DELETE /v1/apps/{app}/machines/{id}`: stops the machine and forgets it.

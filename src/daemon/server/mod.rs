@@ -8,6 +8,7 @@ mod bundles;
 mod deploys;
 mod error;
 mod events;
+mod exec;
 mod hostnames;
 mod jobs;
 mod json;
@@ -143,7 +144,7 @@ fn routes(state: Shared) -> Router {
         )
         .route(
             "/v1/apps/{name}/machines/{id}/exec",
-            axum::routing::post(machines::exec),
+            axum::routing::post(exec::exec),
         )
         .route(
             "/v1/apps/{name}/machines/{id}/{action}",
