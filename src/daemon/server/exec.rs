@@ -16,6 +16,7 @@ use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
 use crate::api::types::{ExecEvent, ExecRequest};
+use crate::daemon::runtime::exec::PreparedExec;
 use crate::daemon::runtime::oneoff::Output;
 
 /// The media type of an answer given as the command runs.
@@ -51,71 +52,75 @@ pub async fn exec(
     // Found and prepared before the answer starts: no such machine is still a 404.
     let prepared = state.runtime.prepare_exec(&app, &id, &request).await?;
     let (lines, body) = mpsc::channel::<Bytes>(16);
-    tokio::spawn(async move {
-        let (output, mut written) = mpsc::channel(16);
-        let mut shutdown = state.shutdown.clone();
-        let run = state.runtime.run_exec(prepared, output);
-        // Output goes on as lines until the command's pipes close. A client gone (its
-        // answer dropped, or its lines unread) ends this, dropping `written`: that kills
-        // the command, quiet or not.
-        let to_client = lines.clone();
-        let pass_on = async move {
-            let (mut stdout, mut stderr) = (Utf8Pieces::default(), Utf8Pieces::default());
-            loop {
-                let piece = tokio::select! {
-                    piece = written.recv() => piece,
-                    () = to_client.closed() => return false,
-                };
-                let event = match piece {
-                    Some(Output::Stdout(bytes)) => ExecEvent::Stdout(stdout.push(&bytes)),
-                    Some(Output::Stderr(bytes)) => ExecEvent::Stderr(stderr.push(&bytes)),
-                    None => break,
-                };
-                // Only the start of a character so far: nothing to send yet.
-                if matches!(&event, ExecEvent::Stdout(t) | ExecEvent::Stderr(t) if t.is_empty()) {
-                    continue;
-                }
-                if to_client.send(line(&event)).await.is_err() {
-                    return false;
-                }
-            }
-            // A character begun and never finished, at the very end of a stream.
-            let rest = [
-                (
-                    stdout.finish(),
-                    ExecEvent::Stdout as fn(String) -> ExecEvent,
-                ),
-                (stderr.finish(), ExecEvent::Stderr),
-            ];
-            for (text, event) in rest {
-                if !text.is_empty() && to_client.send(line(&event(text))).await.is_err() {
-                    return false;
-                }
-            }
-            true
-        };
-        let last = tokio::select! {
-            (end, client_there) = async { tokio::join!(run, pass_on) } => {
-                if !client_there {
-                    return;
-                }
-                match end {
-                    Ok(end) => ExecEvent::End(end),
-                    Err(e) => ExecEvent::Error(e.to_string()),
-                }
-            }
-            _ = shutdown.wait_for(|stopping| *stopping) => {
-                ExecEvent::Error("lakeflyd is stopping: the command was killed".to_string())
-            }
-        };
-        let _ = lines.send(line(&last)).await;
-    });
+    tokio::spawn(run_streamed(state, prepared, lines));
     let body = Body::from_stream(ReceiverStream::new(body).map(Ok::<_, std::convert::Infallible>));
     let mut response = Response::new(body);
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
     Ok(response)
+}
+
+/// Runs a prepared command, its output and then its end sent to `lines` as they come.
+/// lakeflyd stopping kills it, and says so.
+async fn run_streamed(state: Shared, prepared: PreparedExec, lines: mpsc::Sender<Bytes>) {
+    let (output, written) = mpsc::channel(16);
+    let mut shutdown = state.shutdown.clone();
+    let run = state.runtime.run_exec(prepared, output);
+    let last = tokio::select! {
+        (end, client_there) = async { tokio::join!(run, pass_on(written, lines.clone())) } => {
+            if !client_there {
+                return;
+            }
+            match end {
+                Ok(end) => ExecEvent::End(end),
+                Err(e) => ExecEvent::Error(e.to_string()),
+            }
+        }
+        _ = shutdown.wait_for(|stopping| *stopping) => {
+            ExecEvent::Error("lakeflyd is stopping: the command was killed".to_string())
+        }
+    };
+    let _ = lines.send(line(&last)).await;
+}
+
+/// Sends the command's output on as lines until its pipes close; false when the client
+/// went away (its answer dropped, or its lines unread). Returning drops `written`, which
+/// kills the command, quiet or not.
+async fn pass_on(mut written: mpsc::Receiver<Output>, lines: mpsc::Sender<Bytes>) -> bool {
+    let (mut stdout, mut stderr) = (Utf8Pieces::default(), Utf8Pieces::default());
+    loop {
+        let piece = tokio::select! {
+            piece = written.recv() => piece,
+            () = lines.closed() => return false,
+        };
+        let event = match piece {
+            Some(Output::Stdout(bytes)) => ExecEvent::Stdout(stdout.push(&bytes)),
+            Some(Output::Stderr(bytes)) => ExecEvent::Stderr(stderr.push(&bytes)),
+            None => break,
+        };
+        // Only the start of a character so far: nothing to send yet.
+        if matches!(&event, ExecEvent::Stdout(t) | ExecEvent::Stderr(t) if t.is_empty()) {
+            continue;
+        }
+        if lines.send(line(&event)).await.is_err() {
+            return false;
+        }
+    }
+    // A character begun and never finished, at the very end of a stream.
+    let rest = [
+        (
+            stdout.finish(),
+            ExecEvent::Stdout as fn(String) -> ExecEvent,
+        ),
+        (stderr.finish(), ExecEvent::Stderr),
+    ];
+    for (text, event) in rest {
+        if !text.is_empty() && lines.send(line(&event(text))).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// One NDJSON line.
