@@ -280,3 +280,50 @@ fn output_arrives_while_the_command_runs() {
     assert!(stderr.starts_with("second\n"), "{stderr}");
     assert!(stderr.contains("exited 3"), "{stderr}");
 }
+
+#[test]
+fn lakeflyd_stopping_kills_running_commands_and_says_so() {
+    let (mut d, id) = deployed();
+    // A quiet command in each kind of answer: output as it comes, and one JSON object.
+    let start = |pidfile: &str, json: bool| {
+        let mut args = vec!["--remote", &d.api, "machines", "exec", "-a", "hello", &id];
+        if json {
+            args.insert(0, "--json");
+        }
+        let command = format!("echo $$ > {pidfile}; exec sleep 300");
+        std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
+            .args(&args)
+            .args(["--timeout", "5m", "--", &command])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let clients = [
+        start("stop-streamed.pid", false),
+        start("stop-json.pid", true),
+    ];
+    let pids: Vec<String> = ["stop-streamed.pid", "stop-json.pid"]
+        .iter()
+        .map(|pidfile| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let run = exec(&d, &id, &["cat", pidfile]);
+                if run.code == 0 && !run.stdout.trim().is_empty() {
+                    break run.stdout.trim().to_string();
+                }
+                assert!(Instant::now() < deadline, "{pidfile}: {}", run.stderr);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .collect();
+    // Stopping does not wait out the commands' five minutes.
+    assert!(d.stop().success());
+    for (client, pid) in clients.into_iter().zip(&pids) {
+        let ended = client.wait_with_output().unwrap();
+        assert_eq!(ended.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&ended.stderr);
+        assert!(stderr.contains("lakeflyd is stopping"), "{stderr}");
+        wait_gone(pid, "lakeflyd");
+    }
+}

@@ -21,6 +21,8 @@ use crate::daemon::runtime::oneoff::Output;
 
 /// The media type of an answer given as the command runs.
 pub const NDJSON: &str = "application/x-ndjson";
+/// What a client is told of a command lakeflyd killed as it stopped.
+const STOPPING: &str = "lakeflyd is stopping: the command was killed";
 
 /// Runs the command; see the module's doc for the two kinds of answer.
 pub async fn exec(
@@ -46,7 +48,15 @@ pub async fn exec(
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains(NDJSON));
     if !streamed {
-        let result = state.runtime.exec(&app, &id, &request).await?;
+        // lakeflyd stopping does not wait for the command (up to its time limit): it is
+        // killed (dropped mid-run, its group goes), and the client told.
+        let mut shutdown = state.shutdown.clone();
+        let result = tokio::select! {
+            result = state.runtime.exec(&app, &id, &request) => result?,
+            _ = shutdown.wait_for(|stopping| *stopping) => {
+                return Err(ServerError::ExecFailed(STOPPING.to_string()));
+            }
+        };
         return Ok(Json(result).into_response());
     }
     // Found and prepared before the answer starts: no such machine is still a 404.
@@ -78,7 +88,7 @@ async fn run_streamed(state: Shared, prepared: PreparedExec, lines: mpsc::Sender
             }
         }
         _ = shutdown.wait_for(|stopping| *stopping) => {
-            ExecEvent::Error("lakeflyd is stopping: the command was killed".to_string())
+            ExecEvent::Error(STOPPING.to_string())
         }
     };
     let _ = lines.send(line(&last)).await;
