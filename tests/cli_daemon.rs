@@ -346,37 +346,28 @@ async fn logs_no_tail_prints_exactly_the_last_lines_of_a_large_log() {
 #[tokio::test]
 async fn an_exec_answer_that_breaks_off_or_is_garbled_is_an_error_not_a_success() {
     let mock = MockServer::start().await;
-    let exec_path = |id: &str| path(format!("/v1/apps/x/machines/{id}/exec"));
-    // Output, then the connection ends without the command's end.
-    Mock::given(method("POST"))
-        .and(exec_path("cut"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("content-type", "application/x-ndjson")
-                .set_body_string("{\"stdout\":\"partial\\n\"}\n"),
-        )
-        .mount(&mock)
-        .await;
-    // A line that is no event.
-    Mock::given(method("POST"))
-        .and(exec_path("garbled"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("content-type", "application/x-ndjson")
-                .set_body_string("{\"stdout\":\"ok\\n\"}\n<html>\n"),
-        )
-        .mount(&mock)
-        .await;
-    // The command could not be run after all.
-    Mock::given(method("POST"))
-        .and(exec_path("failed"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("content-type", "application/x-ndjson")
-                .set_body_string("{\"error\":\"machine m: No such file or directory\"}\n"),
-        )
-        .mount(&mock)
-        .await;
+    let answers = [
+        // Output, then the connection ends without the command's end.
+        ("cut", "{\"stdout\":\"partial\\n\"}\n"),
+        // A line that is no event.
+        ("garbled", "{\"stdout\":\"ok\\n\"}\n<html>\n"),
+        // The command could not be run after all.
+        (
+            "failed",
+            "{\"error\":\"machine m: No such file or directory\"}\n",
+        ),
+    ];
+    for (id, body) in answers {
+        Mock::given(method("POST"))
+            .and(path(format!("/v1/apps/x/machines/{id}/exec")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/x-ndjson")
+                    .set_body_string(body),
+            )
+            .mount(&mock)
+            .await;
+    }
     let uri = mock.uri();
     let runs = tokio::task::spawn_blocking(move || {
         ["cut", "garbled", "failed"]
