@@ -10,6 +10,7 @@ mod https_check;
 pub mod logs;
 pub mod mounts;
 pub mod oneoff;
+pub mod output_lines;
 pub mod ports;
 pub mod process;
 mod supervisor;

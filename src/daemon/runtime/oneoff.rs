@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
+use super::output_lines::OutputLines;
 use super::process;
 
 /// Lines of output kept to explain a failure.
@@ -81,8 +82,8 @@ pub async fn run(
     {
         let tx = tx.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut lines = OutputLines::new(pipe);
+            while let Some(line) = lines.next_line().await {
                 let _ = tx.send(line);
             }
         });

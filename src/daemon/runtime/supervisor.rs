@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncBufReadExt, BufReader};
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{LogLine, LogSink};
+use super::output_lines::OutputLines;
 use super::{environment, health, mounts, process};
 use crate::api::types::{kind, ExitInfo, MachineSpec, MachineState};
 use crate::config::model::RestartPolicy;
@@ -410,8 +411,8 @@ impl Supervisor {
             let sink = self.logs.clone();
             let (app, machine) = (self.app.clone(), self.id.clone());
             tokio::spawn(async move {
-                let mut lines = BufReader::new(pipe).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
+                let mut lines = OutputLines::new(pipe);
+                while let Some(line) = lines.next_line().await {
                     sink.push(LogLine {
                         time: now(),
                         app: app.clone(),

@@ -18,6 +18,7 @@ use super::Shared;
 use crate::api::types::{ExecEvent, ExecRequest};
 use crate::daemon::runtime::exec::PreparedExec;
 use crate::daemon::runtime::oneoff::Output;
+use crate::daemon::runtime::output_lines::whole_characters;
 
 /// The media type of an answer given as the command runs.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -164,29 +165,6 @@ impl Utf8Pieces {
         self.pending.clear();
         text
     }
-}
-
-/// How many of `bytes` end in a whole character: all but an incomplete UTF-8 sequence at
-/// their very end.
-fn whole_characters(bytes: &[u8]) -> usize {
-    for back in 1..=bytes.len().min(3) {
-        let byte = bytes[bytes.len() - back];
-        if byte & 0b1100_0000 == 0b1000_0000 {
-            continue; // a continuation byte: its sequence began further back
-        }
-        let length = match byte {
-            0xF0..=0xFF => 4,
-            0xE0..=0xEF => 3,
-            0xC0..=0xDF => 2,
-            _ => 1,
-        };
-        return if length > back {
-            bytes.len() - back
-        } else {
-            bytes.len()
-        };
-    }
-    bytes.len()
 }
 
 #[cfg(test)]
