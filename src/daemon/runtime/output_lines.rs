@@ -34,7 +34,8 @@ impl<R: AsyncRead + Unpin> OutputLines<R> {
                 _ => return (!self.line.is_empty()).then(|| self.take(self.line.len())),
             };
             let room = MAX_LINE - self.line.len();
-            let window = &available[..available.len().min(room)];
+            // One byte past the room: a line of just the longest length still ends here.
+            let window = &available[..available.len().min(room + 1)];
             if let Some(end) = window.iter().position(|&b| b == b'\n') {
                 self.line.extend_from_slice(&window[..end]);
                 self.reader.consume(end + 1);
@@ -43,14 +44,15 @@ impl<R: AsyncRead + Unpin> OutputLines<R> {
                 }
                 return Some(self.take(self.line.len()));
             }
-            let read = window.len();
-            self.line.extend_from_slice(window);
-            self.reader.consume(read);
-            if self.line.len() >= MAX_LINE {
-                // Cut before a character the piece would split; it starts the next one.
+            if room == 0 {
+                // Full, and what follows does not end it: a piece, cut before a
+                // character it would split (which starts the next piece).
                 let whole = whole_characters(&self.line);
                 return Some(self.take(if whole == 0 { MAX_LINE } else { whole }));
             }
+            let read = window.len().min(room);
+            self.line.extend_from_slice(&window[..read]);
+            self.reader.consume(read);
         }
     }
 
@@ -135,6 +137,13 @@ mod tests {
             String::from_utf8_lossy(&long[..long.len() - 1])
         );
         assert!(!lines.concat().contains('\u{fffd}'));
+        // A line of just the longest length is one line, not one and an empty one.
+        let mut longest = vec![b'c'; MAX_LINE];
+        longest.extend_from_slice(b"\nnext\n");
+        assert_eq!(
+            lines_of(&longest).await,
+            ["c".repeat(MAX_LINE), "next".into()]
+        );
     }
 
     #[test]
