@@ -39,6 +39,16 @@ pub enum Error {
     #[error("{0}")]
     InvalidConfig(Box<Report>),
 
+    /// A process group has no command of its own, and no Dockerfile gives it one.
+    #[error("{}: nothing says what process group {group:?} runs{why}", config.display())]
+    NothingToRun {
+        /// The config file.
+        config: PathBuf,
+        /// The group.
+        group: String,
+        /// What the config has instead (`; [build] image ... is a container image...`).
+        why: String,
+    },
     /// The config file does not exist.
     #[error("no config file at {}", path.display())]
     ConfigNotFound {
@@ -309,6 +319,7 @@ impl Error {
             Error::NoApp => "no_app",
             Error::InvalidConfig(_) => "config_invalid",
             Error::ConfigNotFound { .. } => "config_not_found",
+            Error::NothingToRun { .. } => "config_invalid",
             Error::InvalidKey { .. } => "invalid_key",
             Error::NotAnAssignment { .. } => "invalid_argument",
             Error::KeyNotSet { .. } => "key_not_set",
@@ -361,7 +372,7 @@ impl Error {
             | Error::BadScale { .. }
             | Error::BadSecretInput { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
-            Error::InvalidConfig(_) => exit::INVALID_CONFIG,
+            Error::InvalidConfig(_) | Error::NothingToRun { .. } => exit::INVALID_CONFIG,
             Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } => exit::NOT_FOUND,
             Error::InvalidKey { .. }
             | Error::NotAnAssignment { .. }
@@ -444,6 +455,10 @@ impl Error {
             Error::ConfigNotFound { .. } => Some(
                 "run `lakefly launch` to write one, or point at it with -c PATH".into(),
             ),
+            Error::NothingToRun { group, config, .. } => Some(format!(
+                "give it a command in [processes] ({group} = \"python3 app.py\"), or put a Dockerfile with a CMD beside {}",
+                config.display()
+            )),
             Error::InvalidKey { .. } => Some(
                 "keys are dotted paths such as http_service.internal_port or services[0].ports[0].port".into(),
             ),

@@ -280,6 +280,71 @@ fn canary_and_immediate_replace_every_machine_and_a_second_deploy_at_once_is_ref
 }
 
 #[test]
+fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_before_upload() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = |config: &Path| {
+        common::lakefly(
+            Path::new("."),
+            &["--remote", &d.api, "deploy", "-c", config.to_str().unwrap()],
+        )
+    };
+    // Most real fly.toml files name no Dockerfile: flyctl builds the one beside them.
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(
+        plain.join("fly.toml"),
+        "app = \"plain\"\n[http_service]\n  internal_port = 8080\n",
+    )
+    .unwrap();
+    std::fs::write(
+        plain.join("Dockerfile"),
+        "FROM python:3.11-slim\nCMD python3 -m http.server $PORT --bind 127.0.0.1\n",
+    )
+    .unwrap();
+    let run = deploy(&plain.join("fly.toml")).expect_code(0);
+    assert!(
+        run.stderr.contains("runs `python3 -m http.server $PORT"),
+        "{}",
+        run.stderr
+    );
+
+    // A container image has nothing lakefly can run: said before the app is created or
+    // anything uploaded, naming the file and what to do.
+    let image = dir.path().join("img");
+    std::fs::create_dir_all(&image).unwrap();
+    std::fs::write(
+        image.join("fly.toml"),
+        "app = \"img\"\n[build]\n  image = \"flyio/hellofly:latest\"\n",
+    )
+    .unwrap();
+    let run = deploy(&image.join("fly.toml")).expect_code(3);
+    assert!(
+        run.stderr
+            .contains("fly.toml: nothing says what process group \"app\" runs")
+            && run
+                .stderr
+                .contains("[build] image \"flyio/hellofly:latest\" is a container image")
+            && run
+                .stderr
+                .contains("hint: give it a command in [processes]"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("uploaded"), "{}", run.stderr);
+    let apps = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "apps", "list", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    assert!(
+        !apps.to_string().contains("\"img\""),
+        "no app was created: {apps}"
+    );
+}
+
+#[test]
 fn a_dockerfile_app_runs_without_a_container_engine() {
     let d = TestDaemon::start();
     let dir = tempfile::tempdir().unwrap();

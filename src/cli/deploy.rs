@@ -1,6 +1,8 @@
 //! `lakefly deploy`: validate, pack, upload what the daemon lacks, start the release, and
 //! follow it live until it is complete (exit 0) or failed (exit 7, previous release kept).
 
+use std::path::Path;
+
 use clap::Args;
 use futures_util::{Stream, StreamExt};
 
@@ -11,6 +13,8 @@ use crate::api::follow::{self, Follow, Item};
 use crate::api::types::{kind, DeployRequest, Event};
 use crate::config::model::Strategy;
 use crate::config::units::Duration;
+use crate::config::{plan, AppConfig};
+use crate::dockerfile::DEFAULT_DOCKERFILE;
 use crate::error::Error;
 use crate::output::progress::Progress;
 use crate::output::Output;
@@ -57,6 +61,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
+    let config = runnable(config, &dir, path)?;
     let api = client(global)?;
     let serves_http = config.http_service.is_some()
         || config
@@ -294,4 +299,45 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
         _ => {}
     }
     Ok(())
+}
+
+/// The config with what each process group runs settled, or why one has nothing to run,
+/// found before the app is created or anything uploaded. A group with no command of its
+/// own runs its Dockerfile's `CMD`: `[build] dockerfile`, else `Dockerfile` beside the
+/// config, as flyctl builds it (most real `fly.toml` files name neither and rely on it).
+fn runnable(mut config: AppConfig, dir: &Path, path: &Path) -> Result<AppConfig, Error> {
+    let Some(group) = config
+        .group_names()
+        .into_iter()
+        .find(|group| plan::command_for(&config, group).is_none())
+        .map(str::to_string)
+    else {
+        return Ok(config);
+    };
+    let build = config.build.get_or_insert_with(Default::default);
+    if build.dockerfile.is_some() {
+        return Ok(config); // read (and checked) by the daemon
+    }
+    if dir.join(DEFAULT_DOCKERFILE).is_file() {
+        build.dockerfile = Some(DEFAULT_DOCKERFILE.to_string());
+        return Ok(config);
+    }
+    let why = if let Some(image) = &build.image {
+        format!(
+            "; [build] image {image:?} is a container image, which lakefly does not run (no container engine)"
+        )
+    } else if build.builder.is_some() || !build.buildpacks.is_empty() {
+        "; [build] builder and buildpacks need a container engine, which lakefly does not use"
+            .to_string()
+    } else {
+        format!(
+            " (no [processes] entry, no experimental.cmd, no {DEFAULT_DOCKERFILE} in {})",
+            dir.display()
+        )
+    };
+    Err(Error::NothingToRun {
+        config: path.to_path_buf(),
+        group,
+        why,
+    })
 }

@@ -7,6 +7,10 @@ mod tree;
 
 pub use tree::{build_tree, TreeError};
 
+/// The Dockerfile read when `[build] dockerfile` names none, as flyctl builds it: the one
+/// at the root of the app's directory.
+pub const DEFAULT_DOCKERFILE: &str = "Dockerfile";
+
 /// A command as `CMD`/`ENTRYPOINT` write it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Instruction {

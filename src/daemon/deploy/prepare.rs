@@ -126,7 +126,7 @@ impl Deployer {
             .build
             .as_ref()
             .and_then(|b| b.dockerfile.clone())
-            .unwrap_or_else(|| "Dockerfile".into());
+            .unwrap_or_else(|| crate::dockerfile::DEFAULT_DOCKERFILE.into());
         let text = tokio::fs::read_to_string(dir.join(&name))
             .await
             .map_err(|e| fail(format!("cannot read {name}: {e}")))?;
