@@ -455,10 +455,9 @@ impl Error {
             Error::ConfigNotFound { .. } => Some(
                 "run `lakefly launch` to write one, or point at it with -c PATH".into(),
             ),
-            Error::NothingToRun { group, config, .. } => Some(format!(
-                "give it a command in [processes] ({group} = \"python3 app.py\"), or put a Dockerfile with a CMD beside {}",
-                config.display()
-            )),
+            Error::NothingToRun { group, config, .. } => {
+                Some(crate::config::plan::runnable_hint(group, config))
+            }
             Error::InvalidKey { .. } => Some(
                 "keys are dotted paths such as http_service.internal_port or services[0].ports[0].port".into(),
             ),

@@ -19,8 +19,40 @@ const HELLO: &str = "# hello app\napp = \"hello\"\n\n[http_service]\n  internal_
 #[test]
 fn validate_a_good_file() {
     let dir = project(HELLO);
+    // What runs: the Dockerfile beside it, as on Fly.
+    fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM python:3.11\nCMD [\"python3\", \"app.py\"]\n",
+    )
+    .unwrap();
     let run = lakefly(dir.path(), &["config", "validate"]).expect_code(0);
     assert_eq!(run.stdout, "fly.toml is valid\n");
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn validate_warns_when_deploying_from_the_files_directory_would_run_nothing() {
+    let dir = project(HELLO);
+    let run = lakefly(dir.path(), &["config", "validate"]).expect_code(0);
+    assert_eq!(run.stdout, "fly.toml is valid, with 1 warning\n");
+    assert!(
+        run.stderr.starts_with("warning: `lakefly deploy` from . would refuse this: nothing says what process group \"app\" runs (no [processes] entry, no experimental.cmd, no Dockerfile in .)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: give it a command in [processes]"),
+        "{}",
+        run.stderr
+    );
+    // --strict: an error, as deploy makes it.
+    lakefly(dir.path(), &["config", "validate", "--strict"]).expect_code(3);
+    // A command of its own is enough.
+    let dir = project(&format!(
+        "{HELLO}\n[processes]\n  app = \"python3 app.py\"\n"
+    ));
+    let run = lakefly(dir.path(), &["config", "validate"]).expect_code(0);
     assert_eq!(run.stderr, "");
 }
 
@@ -74,6 +106,11 @@ fn validate_json_prints_the_report_on_stdout_and_the_error_on_stderr() {
 #[test]
 fn warnings_pass_and_strict_turns_them_and_extensions_into_errors() {
     let dir = project("app = \"a\"\nfavourite_colour = \"blue\"\n[build]\ncommand = \"make\"\n");
+    fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCMD [\"./a\"]\n",
+    )
+    .unwrap();
     let run = lakefly(dir.path(), &["config", "validate"]).expect_code(0);
     assert_eq!(run.stdout, "fly.toml is valid, with 1 warning\n");
     assert!(

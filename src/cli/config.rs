@@ -10,7 +10,7 @@ use toml_edit::Item;
 use super::GlobalArgs;
 use crate::config::edit::{self, Editor, SetOutcome};
 use crate::config::keypath::KeyPath;
-use crate::config::{self, Report, Severity};
+use crate::config::{self, Diagnostic, Report, Severity};
 use crate::error::Error;
 use crate::output::{self, Output};
 
@@ -114,6 +114,25 @@ struct ValidateJson<'a> {
 fn validate(out: Output, path: &Path, strict: bool) -> Result<(), Error> {
     let loaded = config::load(path)?;
     let mut report = loaded.report;
+    // What `deploy` from the file's directory would refuse: a group with nothing to run.
+    // A warning, once the file has no error: it is valid, and may be deployed from where
+    // its Dockerfile is.
+    let dir = config::app_dir(path);
+    let runnable = config::plan::runnable(&loaded.config, dir);
+    if let (false, config::plan::Runnable::Nothing { group, why }) = (report.has_errors(), runnable)
+    {
+        report.diagnostics.push(Diagnostic {
+            severity: Severity::Warning,
+            key: "processes".to_string(),
+            message: format!(
+                "`lakefly deploy` from {} would refuse this: nothing says what process group {group:?} runs{why}",
+                dir.display()
+            ),
+            hint: Some(config::plan::runnable_hint(&group, path)),
+            position: None,
+            snippet: None,
+        });
+    }
     if strict {
         report.diagnostics.extend(loaded.extensions);
         report.escalate_warnings();

@@ -57,10 +57,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         .clone()
         .or_else(|| config.app.clone())
         .ok_or(Error::NoApp)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let dir = crate::config::app_dir(path).to_path_buf();
     let config = runnable(config, &dir, path)?;
     let api = client(global)?;
     let serves_http = config.http_service.is_some()
@@ -301,43 +298,21 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
     Ok(())
 }
 
-/// The config with what each process group runs settled, or why one has nothing to run,
-/// found before the app is created or anything uploaded. A group with no command of its
-/// own runs its Dockerfile's `CMD`: `[build] dockerfile`, else `Dockerfile` beside the
-/// config, as flyctl builds it (most real `fly.toml` files name neither and rely on it).
+/// The config with what each process group runs settled (the `Dockerfile` beside it
+/// named when the config relies on it, as flyctl builds it), or why one has nothing to
+/// run, found before the app is created or anything uploaded.
 fn runnable(mut config: AppConfig, dir: &Path, path: &Path) -> Result<AppConfig, Error> {
-    let Some(group) = config
-        .group_names()
-        .into_iter()
-        .find(|group| plan::command_for(&config, group).is_none())
-        .map(str::to_string)
-    else {
-        return Ok(config);
-    };
-    let build = config.build.get_or_insert_with(Default::default);
-    if build.dockerfile.is_some() {
-        return Ok(config); // read (and checked) by the daemon
+    match plan::runnable(&config, dir) {
+        plan::Runnable::AsConfigured => Ok(config),
+        plan::Runnable::BesideConfig => {
+            config.build.get_or_insert_with(Default::default).dockerfile =
+                Some(DEFAULT_DOCKERFILE.to_string());
+            Ok(config)
+        }
+        plan::Runnable::Nothing { group, why } => Err(Error::NothingToRun {
+            config: path.to_path_buf(),
+            group,
+            why,
+        }),
     }
-    if dir.join(DEFAULT_DOCKERFILE).is_file() {
-        build.dockerfile = Some(DEFAULT_DOCKERFILE.to_string());
-        return Ok(config);
-    }
-    let why = if let Some(image) = &build.image {
-        format!(
-            "; [build] image {image:?} is a container image, which lakefly does not run (no container engine)"
-        )
-    } else if build.builder.is_some() || !build.buildpacks.is_empty() {
-        "; [build] builder and buildpacks need a container engine, which lakefly does not use"
-            .to_string()
-    } else {
-        format!(
-            " (no [processes] entry, no experimental.cmd, no {DEFAULT_DOCKERFILE} in {})",
-            dir.display()
-        )
-    };
-    Err(Error::NothingToRun {
-        config: path.to_path_buf(),
-        group,
-        why,
-    })
 }

@@ -47,6 +47,14 @@ impl Loaded {
     }
 }
 
+/// The app's directory: the one holding its config file (`.` for a bare file name).
+pub fn app_dir(config: &Path) -> &Path {
+    match config.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Reads `path` and checks it. Problems in the file are in the report; only I/O fails.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
     let text = read(path)?;

@@ -3,9 +3,11 @@
 //! mounts, restart policy and environment.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::model::{AppConfig, Check, RestartPolicy};
 use crate::api::types::{MachineSpec, MountSpec};
+use crate::dockerfile::DEFAULT_DOCKERFILE;
 
 /// Why a group cannot be turned into a machine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +42,65 @@ pub fn command_for(cfg: &AppConfig, group: &str) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" ")
     })
+}
+
+/// What the groups without a command of their own would run, deployed from `dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runnable {
+    /// Every group has a command, or the config names a Dockerfile (the daemon reads it).
+    AsConfigured,
+    /// The `Dockerfile` in `dir`, which the config does not name: flyctl builds that one.
+    BesideConfig,
+    /// Nothing: `group` has no command, and no Dockerfile gives it one.
+    Nothing {
+        /// The first such group.
+        group: String,
+        /// What the config has instead (`; [build] image ... is a container image...`).
+        why: String,
+    },
+}
+
+/// Whether every group of `cfg` has something to run when deployed from `dir`.
+pub fn runnable(cfg: &AppConfig, dir: &Path) -> Runnable {
+    let Some(group) = cfg
+        .group_names()
+        .into_iter()
+        .find(|group| command_for(cfg, group).is_none())
+    else {
+        return Runnable::AsConfigured;
+    };
+    let build = cfg.build.clone().unwrap_or_default();
+    if build.dockerfile.is_some() {
+        return Runnable::AsConfigured;
+    }
+    if dir.join(DEFAULT_DOCKERFILE).is_file() {
+        return Runnable::BesideConfig;
+    }
+    let why = if let Some(image) = &build.image {
+        format!(
+            "; [build] image {image:?} is a container image, which lakefly does not run (no container engine)"
+        )
+    } else if build.builder.is_some() || !build.buildpacks.is_empty() {
+        "; [build] builder and buildpacks need a container engine, which lakefly does not use"
+            .to_string()
+    } else {
+        format!(
+            " (no [processes] entry, no experimental.cmd, no {DEFAULT_DOCKERFILE} in {})",
+            dir.display()
+        )
+    };
+    Runnable::Nothing {
+        group: group.to_string(),
+        why,
+    }
+}
+
+/// How to give a group something to run.
+pub fn runnable_hint(group: &str, config: &Path) -> String {
+    format!(
+        "give it a command in [processes] ({group} = \"python3 app.py\"), or put a Dockerfile with a CMD beside {}",
+        config.display()
+    )
 }
 
 /// Quotes a word for `/bin/sh -c` unless it needs none.
