@@ -40,14 +40,14 @@ pub enum Error {
     InvalidConfig(Box<Report>),
 
     /// A process group has no command of its own, and no Dockerfile gives it one.
-    #[error("{}: nothing says what process group {group:?} runs{why}", config.display())]
+    #[error("{}: nothing says what process group {group:?} runs: {why}", config.display())]
     NothingToRun {
         /// The config file.
         config: PathBuf,
         /// The group.
         group: String,
-        /// What the config has instead (`; [build] image ... is a container image...`).
-        why: String,
+        /// What the config has instead.
+        why: crate::config::plan::NothingToRun,
     },
     /// The config file does not exist.
     #[error("no config file at {}", path.display())]

@@ -36,7 +36,7 @@ fn validate_warns_when_deploying_from_the_files_directory_would_run_nothing() {
     let run = lakefly(dir.path(), &["config", "validate"]).expect_code(0);
     assert_eq!(run.stdout, "fly.toml is valid, with 1 warning\n");
     assert!(
-        run.stderr.starts_with("warning: `lakefly deploy` from . would refuse this: nothing says what process group \"app\" runs (no [processes] entry, no experimental.cmd, no Dockerfile in .)"),
+        run.stderr.starts_with("warning: `lakefly deploy` from . would refuse this: nothing says what process group \"app\" runs: no [processes] entry, no experimental.cmd, no Dockerfile in ."),
         "{}",
         run.stderr
     );

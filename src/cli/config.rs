@@ -125,7 +125,7 @@ fn validate(out: Output, path: &Path, strict: bool) -> Result<(), Error> {
             severity: Severity::Warning,
             key: "processes".to_string(),
             message: format!(
-                "`lakefly deploy` from {} would refuse this: nothing says what process group {group:?} runs{why}",
+                "`lakefly deploy` from {} would refuse this: nothing says what process group {group:?} runs: {why}",
                 dir.display()
             ),
             hint: Some(config::plan::runnable_hint(&group, path)),

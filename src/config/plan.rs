@@ -55,9 +55,23 @@ pub enum Runnable {
     Nothing {
         /// The first such group.
         group: String,
-        /// What the config has instead (`; [build] image ... is a container image...`).
-        why: String,
+        /// What the config has instead.
+        why: NothingToRun,
     },
+}
+
+/// Why a group has nothing to run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NothingToRun {
+    /// `[build] image`: lakefly runs no container images.
+    #[error("[build] image {0:?} is a container image, which lakefly does not run (no container engine)")]
+    Image(String),
+    /// `[build] builder` or `buildpacks`.
+    #[error("[build] builder and buildpacks need a container engine, which lakefly does not use")]
+    Buildpacks,
+    /// No command anywhere, and no Dockerfile in the app's directory.
+    #[error("no [processes] entry, no experimental.cmd, no {DEFAULT_DOCKERFILE} in {}", .0.display())]
+    NoCommand(std::path::PathBuf),
 }
 
 /// Whether every group of `cfg` has something to run when deployed from `dir`.
@@ -69,25 +83,18 @@ pub fn runnable(cfg: &AppConfig, dir: &Path) -> Runnable {
     else {
         return Runnable::AsConfigured;
     };
-    let build = cfg.build.clone().unwrap_or_default();
-    if build.dockerfile.is_some() {
+    let build = cfg.build.as_ref();
+    if build.is_some_and(|b| b.dockerfile.is_some()) {
         return Runnable::AsConfigured;
     }
     if dir.join(DEFAULT_DOCKERFILE).is_file() {
         return Runnable::BesideConfig;
     }
-    let why = if let Some(image) = &build.image {
-        format!(
-            "; [build] image {image:?} is a container image, which lakefly does not run (no container engine)"
-        )
-    } else if build.builder.is_some() || !build.buildpacks.is_empty() {
-        "; [build] builder and buildpacks need a container engine, which lakefly does not use"
-            .to_string()
-    } else {
-        format!(
-            " (no [processes] entry, no experimental.cmd, no {DEFAULT_DOCKERFILE} in {})",
-            dir.display()
-        )
+    let buildpacks = build.is_some_and(|b| b.builder.is_some() || !b.buildpacks.is_empty());
+    let why = match build.and_then(|b| b.image.clone()) {
+        Some(image) => NothingToRun::Image(image),
+        None if buildpacks => NothingToRun::Buildpacks,
+        None => NothingToRun::NoCommand(dir.to_path_buf()),
     };
     Runnable::Nothing {
         group: group.to_string(),
