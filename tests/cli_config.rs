@@ -388,10 +388,10 @@ fn launch_writes_a_valid_config_without_asking_when_stdin_is_not_a_terminal() {
     )
     .unwrap();
     fs::write(app.join("requirements.txt"), "flask\n").unwrap();
-    let run = lakefly(&app, &["launch"]).expect_code(0);
+    let run = lakefly(&app, &["launch", "--no-deploy"]).expect_code(0);
     assert_eq!(
         run.stderr,
-        "wrote fly.toml for app my-service (from Procfile, requirements.txt)\nnext: review it, then `lakefly config validate`\n"
+        "wrote fly.toml for app my-service (from Procfile, requirements.txt)\nnext: review it, then `lakefly config validate` and `lakefly deploy`\n"
     );
     let validated = lakefly(&app, &["config", "validate", "--json"])
         .expect_code(0)
@@ -406,7 +406,7 @@ fn launch_writes_a_valid_config_without_asking_when_stdin_is_not_a_terminal() {
 #[test]
 fn launch_refuses_to_overwrite_without_force() {
     let dir = project(HELLO);
-    let run = lakefly(dir.path(), &["launch", "--name", "x"]).expect_code(6);
+    let run = lakefly(dir.path(), &["launch", "--name", "x", "--no-deploy"]).expect_code(6);
     assert_eq!(
         run.stderr,
         "error: fly.toml already exists\nhint: pass --force to overwrite it\n"
@@ -415,7 +415,11 @@ fn launch_refuses_to_overwrite_without_force() {
         fs::read_to_string(dir.path().join("fly.toml")).unwrap(),
         HELLO
     );
-    lakefly(dir.path(), &["launch", "--name", "x", "--force"]).expect_code(0);
+    lakefly(
+        dir.path(),
+        &["launch", "--name", "x", "--force", "--no-deploy"],
+    )
+    .expect_code(0);
     assert!(fs::read_to_string(dir.path().join("fly.toml"))
         .unwrap()
         .contains("app = \"x\""));

@@ -280,6 +280,36 @@ fn canary_and_immediate_replace_every_machine_and_a_second_deploy_at_once_is_ref
 }
 
 #[test]
+fn launch_writes_the_config_then_deploys_it() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("web");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("Procfile"),
+        "web: python3 -m http.server $PORT --bind 127.0.0.1\n",
+    )
+    .unwrap();
+    let run =
+        common::lakefly(&app, &["--remote", &d.api, "launch", "--name", "launched"]).expect_code(0);
+    assert!(
+        run.stderr
+            .starts_with("wrote fly.toml for app launched (from Procfile)\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("release v1 is live"), "{}", run.stderr);
+    let status = common::lakefly(
+        &app,
+        &["--remote", &d.api, "status", "-a", "launched", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(status["machines"][0]["health"], "passing", "{status}");
+    assert!(app.join("fly.toml").is_file());
+}
+
+#[test]
 fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_before_upload() {
     let d = TestDaemon::start();
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,5 @@
-//! `lakefly launch`: write a fly.toml for the current directory.
+//! `lakefly launch`: write a fly.toml for the current directory, then deploy it (as
+//! `fly launch` does) unless `--no-deploy`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -10,10 +11,10 @@ use crate::config::names;
 use crate::error::Error;
 use crate::launch;
 
-/// Write a fly.toml for the current directory.
+/// Write a fly.toml for the current directory, then deploy it.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "lakefly looks for a Procfile, a package.json start script, a Python project\n(requirements.txt or pyproject.toml) or a Dockerfile, and writes a commented fly.toml.\n\nExamples:\n  lakefly launch\n  lakefly launch --name api -c deploy/fly.toml\n  lakefly launch --force"
+    after_help = "lakefly looks for a Procfile, a package.json start script, a Python project\n(requirements.txt or pyproject.toml) or a Dockerfile, writes a commented fly.toml, and\ndeploys it as `lakefly deploy` does (not when it found nothing to run).\n\nExamples:\n  lakefly launch\n  lakefly launch --no-deploy --name api -c deploy/fly.toml\n  lakefly launch --force"
 )]
 pub struct LaunchArgs {
     /// App name (default: the directory's name, asked on a terminal).
@@ -22,6 +23,9 @@ pub struct LaunchArgs {
     /// Overwrite an existing config file.
     #[arg(long)]
     pub force: bool,
+    /// Only write the config file.
+    #[arg(long)]
+    pub no_deploy: bool,
 }
 
 /// Writes the config file next to the app (the `-c` path's directory).
@@ -55,6 +59,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     }
     let text = launch::render(&name, &plan);
     crate::atomic_write::write(path, text.as_bytes(), 0o644)?;
+    let deploy = !args.no_deploy && !plan.sources.is_empty();
     if out.json {
         #[derive(serde::Serialize)]
         struct Launched<'a> {
@@ -62,23 +67,37 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
             app: &'a str,
             detected: &'a [String],
         }
-        return out.json(&Launched {
+        let launched = Launched {
             file: path,
             app: &name,
             detected: &plan.sources,
-        });
-    }
-    let found = if plan.sources.is_empty() {
-        "found nothing to run: edit [processes]".to_string()
+        };
+        if !deploy {
+            return out.json(&launched);
+        }
+        // The first line of the deploy's NDJSON stream.
+        out.ndjson(&launched)?;
     } else {
-        format!("from {}", plan.sources.join(", "))
+        let found = if plan.sources.is_empty() {
+            "found nothing to run: edit [processes]".to_string()
+        } else {
+            format!("from {}", plan.sources.join(", "))
+        };
+        out.note(&format!(
+            "wrote {} for app {name} ({found})",
+            path.display()
+        ));
+        if !deploy {
+            out.note("next: review it, then `lakefly config validate` and `lakefly deploy`");
+            return Ok(());
+        }
+    }
+    let deploy_args = super::deploy::DeployArgs {
+        strategy: None,
+        wait_timeout: None,
+        detach: false,
     };
-    out.note(&format!(
-        "wrote {} for app {name} ({found})",
-        path.display()
-    ));
-    out.note("next: review it, then `lakefly config validate`");
-    Ok(())
+    super::deploy::run(global, deploy_args)
 }
 
 fn ask_name(default: &str) -> Result<String, Error> {

@@ -82,7 +82,7 @@ impl GlobalArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a fly.toml for the current directory.
+    /// Write a fly.toml for the current directory, then deploy it.
     Launch(launch::LaunchArgs),
     /// Validate, show and edit fly.toml.
     Config(config::ConfigArgs),
