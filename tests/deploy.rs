@@ -23,6 +23,16 @@ fn get_text(url: &str) -> String {
     .unwrap()
 }
 
+/// A directory `name` under `root` holding `files` (name and text).
+fn app_with(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let app = root.join(name);
+    std::fs::create_dir_all(&app).unwrap();
+    for (file, text) in files {
+        std::fs::write(app.join(file), text).unwrap();
+    }
+    app
+}
+
 /// A copy of the hello example to change.
 fn hello_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -283,13 +293,8 @@ fn canary_and_immediate_replace_every_machine_and_a_second_deploy_at_once_is_ref
 fn launch_writes_the_config_then_deploys_it() {
     let d = TestDaemon::start();
     let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("web");
-    std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(
-        app.join("Procfile"),
-        "web: python3 -m http.server $PORT --bind 127.0.0.1\n",
-    )
-    .unwrap();
+    let procfile = "web: python3 -m http.server $PORT --bind 127.0.0.1\n";
+    let app = app_with(dir.path(), "web", &[("Procfile", procfile)]);
     let run =
         common::lakefly(&app, &["--remote", &d.api, "launch", "--name", "launched"]).expect_code(0);
     assert!(
@@ -320,18 +325,20 @@ fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_be
         )
     };
     // Most real fly.toml files name no Dockerfile: flyctl builds the one beside them.
-    let plain = dir.path().join("plain");
-    std::fs::create_dir_all(&plain).unwrap();
-    std::fs::write(
-        plain.join("fly.toml"),
-        "app = \"plain\"\n[http_service]\n  internal_port = 8080\n",
-    )
-    .unwrap();
-    std::fs::write(
-        plain.join("Dockerfile"),
-        "FROM python:3.11-slim\nCMD python3 -m http.server $PORT --bind 127.0.0.1\n",
-    )
-    .unwrap();
+    let plain = app_with(
+        dir.path(),
+        "plain",
+        &[
+            (
+                "fly.toml",
+                "app = \"plain\"\n[http_service]\n  internal_port = 8080\n",
+            ),
+            (
+                "Dockerfile",
+                "FROM python:3.11-slim\nCMD python3 -m http.server $PORT --bind 127.0.0.1\n",
+            ),
+        ],
+    );
     let run = deploy(&plain.join("fly.toml")).expect_code(0);
     assert!(
         run.stderr.contains("runs `python3 -m http.server $PORT"),
@@ -341,13 +348,8 @@ fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_be
 
     // A container image has nothing lakefly can run: said before the app is created or
     // anything uploaded, naming the file and what to do.
-    let image = dir.path().join("img");
-    std::fs::create_dir_all(&image).unwrap();
-    std::fs::write(
-        image.join("fly.toml"),
-        "app = \"img\"\n[build]\n  image = \"flyio/hellofly:latest\"\n",
-    )
-    .unwrap();
+    let image_toml = "app = \"img\"\n[build]\n  image = \"flyio/hellofly:latest\"\n";
+    let image = app_with(dir.path(), "img", &[("fly.toml", image_toml)]);
     let run = deploy(&image.join("fly.toml")).expect_code(3);
     assert!(
         run.stderr
