@@ -540,17 +540,7 @@ impl Client {
         if status.is_success() {
             return Ok((url, status, bytes));
         }
-        match serde_json::from_slice::<ApiError>(&bytes) {
-            Ok(error) => Err(ClientError::Api {
-                status: status.as_u16(),
-                error,
-            }),
-            Err(_) => Err(ClientError::BadResponse {
-                url,
-                status: status.as_u16(),
-                detail: snippet(&bytes),
-            }),
-        }
+        Err(refusal(url, status, &bytes))
     }
 
     pub(super) fn transport_error(&self, url: &str, e: reqwest::Error) -> ClientError {
@@ -581,6 +571,21 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+/// The error a non-2xx answer is: the API's own, else a foreign body (a proxy's page).
+pub(super) fn refusal(url: String, status: StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiError>(bytes) {
+        Ok(error) => ClientError::Api {
+            status: status.as_u16(),
+            error,
+        },
+        Err(_) => ClientError::BadResponse {
+            url,
+            status: status.as_u16(),
+            detail: snippet(bytes),
+        },
+    }
 }
 
 /// A 2xx answer's body as the JSON it should be.

@@ -1,11 +1,8 @@
 //! The client's side of `machines exec`: one answer once the command ended, or its
 //! output line by line as it runs.
 
-use super::client::{decode, snippet, Client, ClientError};
-use super::types::{ApiError, ExecEnd, ExecEvent, ExecRequest, ExecResult};
-
-/// The media type of an exec answered as it runs.
-const NDJSON: &str = "application/x-ndjson";
+use super::client::{decode, refusal, snippet, Client, ClientError};
+use super::types::{ApiError, ExecEnd, ExecEvent, ExecRequest, ExecResult, NDJSON};
 
 impl Client {
     /// `POST /v1/apps/{app}/machines/{id}/exec`: answers once the command has ended, so
@@ -48,24 +45,18 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(&url, e))?;
         let status = response.status();
-        let broken = |detail: String| ClientError::BadResponse {
-            url: url.clone(),
-            status: status.as_u16(),
-            detail,
-        };
         if !status.is_success() {
             let bytes = response
                 .bytes()
                 .await
                 .map_err(|e| self.transport_error(&url, e))?;
-            return Err(match serde_json::from_slice::<ApiError>(&bytes) {
-                Ok(error) => ClientError::Api {
-                    status: status.as_u16(),
-                    error,
-                },
-                Err(_) => broken(snippet(&bytes)),
-            });
+            return Err(refusal(url, status, &bytes));
         }
+        let broken = |detail: String| ClientError::BadResponse {
+            url: url.clone(),
+            status: status.as_u16(),
+            detail,
+        };
         let mut response = response;
         let mut pending = Vec::new();
         loop {

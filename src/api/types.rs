@@ -346,6 +346,10 @@ pub struct ExecResult {
     pub truncated: bool,
 }
 
+/// The media type of an exec answered as it runs, a JSON [`ExecEvent`] a line: what the
+/// client asks for in `Accept` and the daemon answers in `Content-Type`.
+pub const NDJSON: &str = "application/x-ndjson";
+
 /// One line of an exec answered as it runs (`Accept: application/x-ndjson`): the
 /// command's output as it writes it (lossy UTF-8, never a character split), then how it
 /// ended, or why it could not run.

@@ -15,13 +15,11 @@ use tokio_stream::StreamExt;
 use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
-use crate::api::types::{ExecEvent, ExecRequest};
+use crate::api::types::{ExecEvent, ExecRequest, NDJSON};
 use crate::daemon::runtime::exec::PreparedExec;
 use crate::daemon::runtime::oneoff::Output;
 use crate::daemon::runtime::output_lines::whole_characters;
 
-/// The media type of an answer given as the command runs.
-pub const NDJSON: &str = "application/x-ndjson";
 /// What a client is told of a command lakeflyd killed as it stopped.
 const STOPPING: &str = "lakeflyd is stopping: the command was killed";
 
