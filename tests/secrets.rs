@@ -363,7 +363,8 @@ async fn the_secrets_commands_set_from_stdin_list_import_and_unset() {
     );
 
     // .env import, staged, then deployed.
-    let env = b"# app secrets\nexport ONE=1\nTWO=\"two words\"\n";
+    // A quoted value may span lines (a PEM key) and be followed by a comment.
+    let env = b"# app secrets\nexport ONE=1\nTWO=\"two words\" # shown in the docs\nPEM=\"-----BEGIN-----\nabc\n-----END-----\"\n";
     let (code, _, stderr) =
         tokio::task::block_in_place(|| lakefly(&["secrets", "import", "--stage"], env));
     assert_eq!(code, 0, "{stderr}");
@@ -373,6 +374,10 @@ async fn the_secrets_commands_set_from_stdin_list_import_and_unset() {
     assert_eq!(
         reported(&api, "TWO").await,
         json!({ "set": true, "length": 9 })
+    );
+    assert_eq!(
+        reported(&api, "PEM").await,
+        json!({ "set": true, "length": "-----BEGIN-----\nabc\n-----END-----".len() })
     );
     let (code, _, stderr) =
         tokio::task::block_in_place(|| lakefly(&["secrets", "import"], b"GOOD=1\nbad line\n"));
