@@ -261,6 +261,15 @@ pub enum Error {
     #[error("{0}: cancelled")]
     Cancelled(String),
 
+    /// A job named on the command line is not one of the app's.
+    #[error("{app} has no job named {name:?}")]
+    JobNotFound {
+        /// The app.
+        app: String,
+        /// The name as given.
+        name: String,
+    },
+
     /// A command needs an app name and none was given.
     #[error("no app name: pass -a APP, or run in a directory whose fly.toml sets `app`")]
     NoApp,
@@ -317,6 +326,7 @@ impl Error {
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
+            Error::JobNotFound { .. } => "job_not_found",
             Error::InvalidConfig(_) => "config_invalid",
             Error::ConfigNotFound { .. } => "config_not_found",
             Error::NothingToRun { .. } => "config_invalid",
@@ -373,7 +383,9 @@ impl Error {
             | Error::BadSecretInput { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) | Error::NothingToRun { .. } => exit::INVALID_CONFIG,
-            Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } => exit::NOT_FOUND,
+            Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } | Error::JobNotFound { .. } => {
+                exit::NOT_FOUND
+            }
             Error::InvalidKey { .. }
             | Error::NotAnAssignment { .. }
             | Error::InvalidAppName { .. }
@@ -444,6 +456,9 @@ impl Error {
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,
             Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),
+            Error::JobNotFound { app, .. } => Some(format!(
+                "`lakefly jobs list -a {app}` shows its jobs, by id and name"
+            )),
             Error::InvalidConfig(report) => {
                 let n = report.errors().count();
                 Some(if n == 1 {

@@ -370,12 +370,23 @@ async fn the_lsh_endpoints_create_trigger_and_list_jobs() {
         finished(r, "succeeded") == 1
     })
     .await;
-    let runs =
-        tokio::task::block_in_place(|| cli(&["jobs", "runs", &ping.to_string()])).expect_code(0);
+    // A job is also named by its name in the app (ids differ from daemon to daemon).
+    let runs = tokio::task::block_in_place(|| cli(&["jobs", "runs", "ping"])).expect_code(0);
     assert!(
         runs.stdout.contains("manual") && runs.stdout.contains("HTTP 200"),
         "{}",
         runs.stdout
+    );
+    let unknown = tokio::task::block_in_place(|| cli(&["jobs", "trigger", "pong", "--json"]));
+    assert_eq!(unknown.code, 5, "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("jobs has no job named \\\"pong\\\"")
+            && unknown.stderr.contains("job_not_found")
+            && unknown.stderr.contains("lakefly jobs list -a jobs"),
+        "{}",
+        unknown.stderr
     );
     let bad = tokio::task::block_in_place(|| {
         cli(&[

@@ -1,4 +1,5 @@
-//! `lakefly jobs list | create NAME ... | trigger ID | start ID | stop ID | runs ID`.
+//! `lakefly jobs list | create NAME ... | trigger JOB | start JOB | stop JOB | runs JOB`,
+//! where JOB is a job's id or its name in the app.
 
 use clap::{Args, Subcommand};
 
@@ -12,7 +13,7 @@ use crate::output::table::Table;
 /// Scheduled and manual jobs of an app.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly jobs list\n  lakefly jobs create vacuum --command 'python3 manage.py vacuum' --schedule '0 3 * * *'\n  lakefly jobs create ping --path /maintenance --method POST --interval 10m --retries 2\n  lakefly jobs trigger 4\n  lakefly jobs runs 4 --json"
+    after_help = "Examples:\n  lakefly jobs list\n  lakefly jobs create vacuum --command 'python3 manage.py vacuum' --schedule '0 3 * * *'\n  lakefly jobs create ping --path /maintenance --method POST --interval 10m --retries 2\n  lakefly jobs trigger vacuum\n  lakefly jobs runs 4 --json"
 )]
 pub struct JobsArgs {
     /// What to do.
@@ -56,23 +57,23 @@ pub enum JobsCommand {
     },
     /// Run a job now (skipped if a run is going).
     Trigger {
-        /// Job id.
-        id: u64,
+        /// Job id, or its name in the app.
+        job: JobRef,
     },
     /// Schedule a stopped job again.
     Start {
-        /// Job id.
-        id: u64,
+        /// Job id, or its name in the app.
+        job: JobRef,
     },
     /// Stop scheduling a job (a run that is going finishes).
     Stop {
-        /// Job id.
-        id: u64,
+        /// Job id, or its name in the app.
+        job: JobRef,
     },
     /// A job's runs, newest first.
     Runs {
-        /// Job id.
-        id: u64,
+        /// Job id, or its name in the app.
+        job: JobRef,
         /// How many.
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: u32,
@@ -125,11 +126,14 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
             ));
             Ok(())
         }
-        JobsCommand::Trigger { id } => act(global, &api, id, "trigger", "triggered"),
-        JobsCommand::Start { id } => act(global, &api, id, "start", "started"),
-        JobsCommand::Stop { id } => act(global, &api, id, "stop", "stopped"),
-        JobsCommand::Runs { id, limit } => {
-            let runs = block_on(async { Ok(api.job_runs(id, limit).await?) })?;
+        JobsCommand::Trigger { job } => act(global, &api, job, "trigger", "triggered"),
+        JobsCommand::Start { job } => act(global, &api, job, "start", "started"),
+        JobsCommand::Stop { job } => act(global, &api, job, "stop", "stopped"),
+        JobsCommand::Runs { job, limit } => {
+            let runs = block_on(async {
+                let id = job.resolve(global, &api).await?;
+                Ok(api.job_runs(id, limit).await?)
+            })?;
             if out.json {
                 return out.json(&runs);
             }
@@ -141,12 +145,16 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
 fn act(
     global: &GlobalArgs,
     api: &crate::api::client::Client,
-    id: u64,
+    job: JobRef,
     action: &str,
     done: &str,
 ) -> Result<(), Error> {
     let out = global.output();
-    let job = block_on(async { Ok(api.job_action(id, action).await?) })?;
+    let job = block_on(async {
+        let id = job.resolve(global, api).await?;
+        Ok(api.job_action(id, action).await?)
+    })?;
+    let id = job.id;
     if out.json {
         return out.json(&job);
     }
@@ -155,6 +163,50 @@ fn act(
         job.spec.name
     ));
     Ok(())
+}
+
+/// A job as named on the command line: its id (digits), or its name in the app (`-a` or
+/// the config's `app`), which stays the same across deploys while ids are per daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRef {
+    /// A job id.
+    Id(u64),
+    /// A job name.
+    Name(String),
+}
+
+impl std::str::FromStr for JobRef {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text.parse() {
+            Ok(id) => JobRef::Id(id),
+            Err(_) => JobRef::Name(text.to_string()),
+        })
+    }
+}
+
+impl JobRef {
+    /// The job's id, asking the daemon for the app's jobs when it was named.
+    async fn resolve(
+        &self,
+        global: &GlobalArgs,
+        api: &crate::api::client::Client,
+    ) -> Result<u64, Error> {
+        let name = match self {
+            JobRef::Id(id) => return Ok(*id),
+            JobRef::Name(name) => name,
+        };
+        let app = app_name(global)?;
+        let jobs = api.jobs(&app).await?;
+        jobs.iter()
+            .find(|job| &job.spec.name == name)
+            .map(|job| job.id)
+            .ok_or_else(|| Error::JobNotFound {
+                app,
+                name: name.clone(),
+            })
+    }
 }
 
 /// The jobs as a table: what each does, when, and how its last run went.
