@@ -17,7 +17,10 @@ fn get_text(url: &str) -> String {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() })
+            .block_on(async {
+                let answer = common::http_client().get(&url).send().await.unwrap();
+                answer.text().await.unwrap()
+            })
     })
     .join()
     .unwrap()
@@ -444,6 +447,98 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
     assert!(
         parts[2].ends_with("1-tree"),
         "the machine runs in the tree: {body}"
+    );
+}
+
+/// The Dockerfile `fly launch` writes for a Node app, as it writes it but for the last
+/// line (`npm run start` there; Debian's nodejs, which CI installs, comes without npm).
+const FLY_LAUNCH_NODE_DOCKERFILE: &str = r#"# syntax = docker/dockerfile:1
+
+# Adjust NODE_VERSION as desired
+ARG NODE_VERSION=20.10.0
+FROM node:${NODE_VERSION}-slim as base
+
+LABEL fly_launch_runtime="Node.js"
+
+# Node.js app lives here
+WORKDIR /app
+
+# Set production environment
+ENV NODE_ENV="production"
+ENV PATH="/app/node_modules/.bin:$PATH"
+
+
+# Throw-away build stage to reduce size of final image
+FROM base as build
+
+# Install packages needed to build node modules
+RUN apt-get update -qq && \
+    apt-get install --no-install-recommends -y build-essential node-gyp pkg-config python-is-python3
+
+# Install node modules
+COPY --link package*.json ./
+RUN npm ci
+
+# Copy application code
+COPY --link . .
+
+
+# Final stage for app image
+FROM base
+
+# Copy built application
+COPY --from=build /app /app
+
+# Start the server by default, this can be overwritten at runtime
+EXPOSE 3000
+CMD [ "node", "server.js" ]
+"#;
+
+#[test]
+fn a_multi_stage_dockerfile_from_fly_launch_runs_from_the_stage_it_copies() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with(
+        dir.path(),
+        "nodeapp",
+        &[
+            (
+                "fly.toml",
+                "app = \"nodeapp\"\nprimary_region = \"ams\"\n\n[build]\n\n[http_service]\n  internal_port = 3000\n  force_https = true\n  auto_stop_machines = true\n  auto_start_machines = true\n  min_machines_running = 0\n  processes = [\"app\"]\n",
+            ),
+            ("Dockerfile", FLY_LAUNCH_NODE_DOCKERFILE),
+            ("package.json", "{\"name\": \"nodeapp\", \"scripts\": {\"start\": \"node server.js\"}}\n"),
+            ("package-lock.json", "{\"name\": \"nodeapp\", \"lockfileVersion\": 3}\n"),
+            (
+                "server.js",
+                "require('http').createServer((q, r) => r.end([process.env.NODE_ENV, process.env.PATH.split(':')[0], process.cwd()].join('|'))).listen(process.env.PORT, '127.0.0.1');\n",
+            ),
+        ],
+    );
+    let run = deploy(&d, &app, &[]).expect_code(0);
+    // The stage it copies from was built from its own copies; its RUN steps are named.
+    assert!(
+        run.stderr.contains("WORKDIR /app is ")
+            && run.stderr.contains("1-tree; runs `node server.js`")
+            && run
+                .stderr
+                .contains("not applied on the host: line 26: RUN npm ci"),
+        "{}",
+        run.stderr
+    );
+    let status = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "status", "-a", "nodeapp", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    let port = status["machines"][0]["port"].as_u64().unwrap();
+    let body = get_text(&format!("http://127.0.0.1:{port}/"));
+    let parts: Vec<&str> = body.split('|').collect();
+    assert_eq!(parts[0], "production", "{body}");
+    assert!(
+        parts[1].ends_with("1-tree/node_modules/.bin") && parts[2].ends_with("1-tree"),
+        "PATH's /app entry and the working directory are the tree: {body}"
     );
 }
 

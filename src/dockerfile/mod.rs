@@ -1,11 +1,19 @@
-//! Reading a Dockerfile's final stage without a container engine: `WORKDIR` becomes the
-//! machine's working tree, local `COPY`/`ADD` are applied into it, `ENV` is set (with paths
-//! under `WORKDIR` mapped onto the tree), and `ENTRYPOINT`/`CMD` say what runs. `RUN` steps
-//! are never executed on the host: `[build] command` does that job.
+//! Reading a Dockerfile without a container engine, as far as the host can apply it: the
+//! final stage's `WORKDIR` becomes the machine's working tree, local `COPY`/`ADD` are
+//! applied into it (from the app's directory, or from an earlier stage's files, which are
+//! its own copies), `ENV` is set (with paths under `WORKDIR` mapped onto the tree), and
+//! `ENTRYPOINT`/`CMD` say what runs. A stage built `FROM` an earlier one starts from it, as
+//! flyctl's generated Dockerfiles do (`FROM base AS build` ... `COPY --from=build /app
+//! /app`). `RUN` steps are never executed on the host: `[build] command` does that job.
 
+mod syntax;
 mod tree;
 
-pub use tree::{build_tree, TreeError};
+use std::collections::BTreeMap;
+
+pub(crate) use syntax::normalize;
+use syntax::{absolute, flag, parse_command, parse_env, split_args, Vars};
+pub use tree::{build_tree, Built, TreeError};
 
 /// The Dockerfile read when `[build] dockerfile` names none, as flyctl builds it: the one
 /// at the root of the app's directory.
@@ -20,32 +28,55 @@ pub enum Instruction {
     Shell(String),
 }
 
-/// One `COPY`/`ADD` of local files.
+/// Where a `COPY`/`ADD` takes its files from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopySource {
+    /// The build context: the app's directory.
+    Context,
+    /// An earlier stage, as far as the host can build it: its copies, not its `RUN` steps.
+    Stage {
+        /// Its name (or index) as `--from` gives it.
+        name: String,
+        /// The stage.
+        stage: Box<Stage>,
+    },
+}
+
+/// One `COPY`/`ADD` of files the host has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyStep {
-    /// Paths in the build context.
+    /// Where the files come from.
+    pub from: CopySource,
+    /// Paths in the build context, or absolute in the stage; may hold `*`, `?`, `[...]`.
     pub sources: Vec<String>,
     /// Where they go (relative to `WORKDIR` unless absolute).
     pub dest: String,
     /// The `WORKDIR` in force at this step.
     pub workdir: String,
+    /// Its 1-based line in the Dockerfile.
+    pub line: usize,
 }
 
-/// What the final stage says.
+/// What a stage (the final one, or one it builds on or copies from) says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FinalStage {
+pub struct Stage {
+    /// Its `AS` name, in lower case as Docker compares them.
+    pub name: Option<String>,
     /// The last `WORKDIR` (absolute), `/` when none.
     pub workdir: String,
-    /// Local copies, in order.
+    /// Copies, in order, its base stage's first.
     pub copies: Vec<CopyStep>,
-    /// `ENV` settings, in order.
+    /// `ENV` settings, in order, its base stage's first.
     pub env: Vec<(String, String)>,
     /// `ENTRYPOINT`.
     pub entrypoint: Option<Instruction>,
     /// `CMD`.
     pub cmd: Option<Instruction>,
-    /// Steps that cannot be applied on the host, each with why (`RUN`, `COPY --from`...).
+    /// Steps that cannot be applied on the host, each with why (`RUN`, `COPY --from` an
+    /// image...), with those of the stages it builds on or copies from.
     pub skipped: Vec<String>,
+    /// Whether `cmd` came from the base stage (an `ENTRYPOINT` of its own then clears it).
+    cmd_inherited: bool,
 }
 
 /// Why a Dockerfile could not be read.
@@ -64,47 +95,112 @@ pub enum DockerfileError {
     },
 }
 
-/// Parses the final stage of a Dockerfile.
-pub fn parse(text: &str) -> Result<FinalStage, DockerfileError> {
-    let mut stage: Option<FinalStage> = None;
-    for (line, instruction, rest) in instructions(text) {
+/// Parses a Dockerfile and returns its final stage. `host` gives the variables a `$NAME`
+/// the Dockerfile does not set refers to (the base image's, which the host stands in for).
+pub fn parse(text: &str, host: &dyn Fn(&str) -> Option<String>) -> Result<Stage, DockerfileError> {
+    let mut stages: Vec<Stage> = Vec::new();
+    // `ARG`s before the first `FROM`, which a stage's bare `ARG NAME` takes the value of.
+    let mut global_args = BTreeMap::new();
+    // The current stage's `ARG`s, which end with it.
+    let mut args = BTreeMap::new();
+    for syntax::Line {
+        number: line,
+        instruction,
+        rest,
+    } in syntax::instructions(text)
+    {
         let syntax = |message: String| DockerfileError::Syntax { line, message };
+        let vars = |stage: Option<&Stage>, args: &BTreeMap<String, String>| {
+            let mut set = args.clone();
+            for (k, v) in stage.map_or(&[][..], |s| &s.env[..]) {
+                set.insert(k.clone(), v.clone());
+            }
+            Vars { set, host }
+        };
         if instruction == "FROM" {
-            stage = Some(FinalStage {
-                workdir: "/".into(),
-                ..FinalStage::default()
-            });
+            let (_, words) = split_args(&rest).map_err(syntax)?;
+            let image = vars(None, &global_args).substitute(words.first().map_or("", |w| w));
+            let name = match words.get(1..3) {
+                Some([as_, name]) if as_.eq_ignore_ascii_case("as") => {
+                    Some(name.to_ascii_lowercase())
+                }
+                _ => None,
+            };
+            let mut stage = find(&stages, &image, false).cloned().map_or_else(
+                || Stage {
+                    workdir: "/".into(),
+                    ..Stage::default()
+                },
+                |base| Stage {
+                    cmd_inherited: base.cmd.is_some(),
+                    ..base
+                },
+            );
+            stage.name = name;
+            stages.push(stage);
+            args.clear();
             continue;
         }
-        let Some(stage) = stage.as_mut() else {
+        if instruction == "ARG" {
+            for decl in rest.split_whitespace() {
+                let (name, value) = match decl.split_once('=') {
+                    Some((name, value)) => (name, Some(value.trim_matches('"').to_string())),
+                    None => (decl, None),
+                };
+                let Some(value) = value.or_else(|| global_args.get(name).cloned()) else {
+                    continue;
+                };
+                if stages.is_empty() {
+                    global_args.insert(name.to_string(), value);
+                } else {
+                    args.insert(name.to_string(), value);
+                }
+            }
+            continue;
+        }
+        let Some((stage, earlier)) = stages.split_last_mut() else {
             continue;
         };
+        let vars = vars(Some(stage), &args);
         match instruction.as_str() {
-            "WORKDIR" => {
-                let dir = rest.trim();
-                stage.workdir = if dir.starts_with('/') {
-                    normalize(dir)
-                } else {
-                    normalize(&format!("{}/{dir}", stage.workdir))
-                };
+            "WORKDIR" => stage.workdir = absolute(&stage.workdir, &vars.substitute(rest.trim())),
+            "ENV" => stage.env.extend(parse_env(&rest, &vars)),
+            "CMD" => {
+                stage.cmd = Some(parse_command(&rest).map_err(syntax)?);
+                stage.cmd_inherited = false;
             }
-            "ENV" => stage.env.extend(parse_env(&rest)),
-            "CMD" => stage.cmd = Some(parse_command(&rest).map_err(syntax)?),
-            "ENTRYPOINT" => stage.entrypoint = Some(parse_command(&rest).map_err(syntax)?),
-            "COPY" | "ADD" => {
-                let mut words = split_args(&rest).map_err(syntax)?;
-                let flags: Vec<String> = words
-                    .iter()
-                    .take_while(|w| w.starts_with("--"))
-                    .cloned()
-                    .collect();
-                words.drain(..flags.len());
-                if flags.iter().any(|f| f.starts_with("--from")) {
-                    stage.skipped.push(format!(
-                        "line {line}: {instruction} --from copies from another stage or image"
-                    ));
-                    continue;
+            "ENTRYPOINT" => {
+                stage.entrypoint = Some(parse_command(&rest).map_err(syntax)?);
+                // Docker: an ENTRYPOINT clears the CMD a base stage set.
+                if stage.cmd_inherited {
+                    stage.cmd = None;
+                    stage.cmd_inherited = false;
                 }
+            }
+            "COPY" | "ADD" => {
+                let (flags, words) = split_args(&rest).map_err(syntax)?;
+                let mut words: Vec<String> = words.iter().map(|w| vars.substitute(w)).collect();
+                let from = match flag(&flags, "from") {
+                    None => CopySource::Context,
+                    Some(from) => {
+                        let from = vars.substitute(from);
+                        let Some(source) = find(earlier, &from, true) else {
+                            stage.skipped.push(format!(
+                                "line {line}: {instruction} --from={from} copies from an image"
+                            ));
+                            continue;
+                        };
+                        for skipped in &source.skipped {
+                            if !stage.skipped.contains(skipped) {
+                                stage.skipped.push(skipped.clone());
+                            }
+                        }
+                        CopySource::Stage {
+                            name: from,
+                            stage: Box::new(source.clone()),
+                        }
+                    }
+                };
                 let Some(dest) = words.pop() else { continue };
                 if words.iter().any(|s| s.contains("://")) {
                     stage
@@ -113,9 +209,11 @@ pub fn parse(text: &str) -> Result<FinalStage, DockerfileError> {
                     continue;
                 }
                 stage.copies.push(CopyStep {
+                    from,
                     sources: words,
                     dest,
                     workdir: stage.workdir.clone(),
+                    line,
                 });
             }
             "RUN" => stage
@@ -124,14 +222,34 @@ pub fn parse(text: &str) -> Result<FinalStage, DockerfileError> {
             _ => {}
         }
     }
-    stage.ok_or(DockerfileError::NoStage)
+    stages.pop().ok_or(DockerfileError::NoStage)
 }
 
-impl FinalStage {
+/// The earlier stage that `FROM` or `--from` names: by its `AS` name, or (`--from` only)
+/// by its index; `None` for an image.
+fn find<'a>(stages: &'a [Stage], reference: &str, by_index: bool) -> Option<&'a Stage> {
+    let lower = reference.to_ascii_lowercase();
+    stages
+        .iter()
+        .rev()
+        .find(|s| s.name.as_deref() == Some(lower.as_str()))
+        .or_else(|| {
+            by_index
+                .then(|| reference.parse::<usize>().ok())
+                .flatten()
+                .and_then(|i| stages.get(i))
+        })
+}
+
+impl Stage {
     /// The command line that runs, as Docker combines `ENTRYPOINT` and `CMD`.
     pub fn command_line(&self) -> Option<String> {
         let words = |i: &Instruction| match i {
-            Instruction::Exec(argv) => argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
+            Instruction::Exec(argv) => argv
+                .iter()
+                .map(|a| syntax::quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
             Instruction::Shell(s) => s.clone(),
         };
         match (&self.entrypoint, &self.cmd) {
@@ -145,150 +263,14 @@ impl FinalStage {
     }
 }
 
-/// `(line, INSTRUCTION, arguments)` with continuations joined and comments dropped.
-fn instructions(text: &str) -> Vec<(usize, String, String)> {
-    let mut out = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if current.is_none() && (line.is_empty() || line.starts_with('#')) {
-            continue;
-        }
-        if current.is_some() && line.starts_with('#') {
-            continue;
-        }
-        let (start, mut buf) = current.take().unwrap_or((i + 1, String::new()));
-        if let Some(body) = line.strip_suffix('\\') {
-            buf.push_str(body);
-            buf.push(' ');
-            current = Some((start, buf));
-            continue;
-        }
-        buf.push_str(line);
-        let (instruction, rest) = buf.split_once(char::is_whitespace).unwrap_or((&buf, ""));
-        out.push((
-            start,
-            instruction.to_ascii_uppercase(),
-            rest.trim().to_string(),
-        ));
-    }
-    out
-}
-
-fn parse_command(rest: &str) -> Result<Instruction, String> {
-    let rest = rest.trim();
-    if rest.starts_with('[') {
-        let argv: Vec<String> =
-            serde_json::from_str(rest).map_err(|e| format!("not a JSON array of strings: {e}"))?;
-        Ok(Instruction::Exec(argv))
-    } else {
-        Ok(Instruction::Shell(rest.to_string()))
-    }
-}
-
-/// `COPY` arguments: a JSON array or whitespace-separated words.
-fn split_args(rest: &str) -> Result<Vec<String>, String> {
-    let rest = rest.trim();
-    let (flags, tail): (Vec<&str>, &str) = {
-        let mut flags = Vec::new();
-        let mut tail = rest;
-        while tail.starts_with("--") {
-            let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
-            flags.push(&tail[..end]);
-            tail = tail[end..].trim_start();
-        }
-        (flags, tail)
-    };
-    let mut words: Vec<String> = flags.into_iter().map(str::to_string).collect();
-    if tail.starts_with('[') {
-        let list: Vec<String> =
-            serde_json::from_str(tail).map_err(|e| format!("not a JSON array of strings: {e}"))?;
-        words.extend(list);
-    } else {
-        words.extend(tail.split_whitespace().map(str::to_string));
-    }
-    Ok(words)
-}
-
-/// `ENV A=1 B="two words"` or the legacy `ENV A one value`.
-fn parse_env(rest: &str) -> Vec<(String, String)> {
-    let rest = rest.trim();
-    let first = rest.split_whitespace().next().unwrap_or("");
-    if !first.contains('=') {
-        let (key, value) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        return vec![(key.to_string(), value.trim().to_string())];
-    }
-    let mut out = Vec::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        match chars.peek() {
-            Some(&q @ ('"' | '\'')) => {
-                chars.next();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' if q == '"' => {
-                            if let Some(n) = chars.next() {
-                                value.push(n);
-                            }
-                        }
-                        c if c == q => break,
-                        c => value.push(c),
-                    }
-                }
-            }
-            _ => {
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() {
-                        break;
-                    }
-                    value.push(c);
-                    chars.next();
-                }
-            }
-        }
-        out.push((key.trim().to_string(), value));
-    }
-    out
-}
-
-/// Collapses `.`/`..` and duplicate slashes in an absolute path.
-pub(crate) fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
-fn quote(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-    {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Parses with no host variables.
+    pub(crate) fn read(text: &str) -> Result<Stage, DockerfileError> {
+        parse(text, &|_| None)
+    }
 
     const LSH: &str = r#"
 # syntax=docker/dockerfile:1
@@ -313,7 +295,7 @@ CMD ["--port", "8080"]
 
     #[test]
     fn the_final_stage_is_read_without_running_anything() {
-        let stage = parse(LSH).unwrap();
+        let stage = read(LSH).unwrap();
         assert_eq!(stage.workdir, "/app");
         assert_eq!(
             stage.env,
@@ -324,35 +306,113 @@ CMD ["--port", "8080"]
                 ("LEGACY".into(), "some value".into()),
             ]
         );
-        assert_eq!(stage.copies.len(), 2);
-        assert_eq!(stage.copies[0].sources, ["src/mcli"]);
-        assert_eq!(stage.copies[0].dest, "./mcli");
-        assert_eq!(stage.copies[1].sources, ["requirements.txt", "run.py"]);
+        assert_eq!(stage.copies.len(), 3);
+        assert!(matches!(
+            &stage.copies[0].from,
+            CopySource::Stage { name, stage } if name == "build" && stage.workdir == "/src"
+        ));
+        assert_eq!(stage.copies[0].sources, ["/src/target/release/tool"]);
+        assert_eq!(stage.copies[1].from, CopySource::Context);
+        assert_eq!(stage.copies[1].sources, ["src/mcli"]);
+        assert_eq!(stage.copies[1].dest, "./mcli");
+        assert_eq!(stage.copies[2].sources, ["requirements.txt", "run.py"]);
         assert_eq!(
             stage.command_line().as_deref(),
             Some("python3 run.py --port 8080")
         );
-        assert_eq!(stage.skipped.len(), 2, "{:?}", stage.skipped);
-        assert!(stage.skipped[0].contains("--from"));
-        assert!(stage.skipped[1].starts_with("line 16: RUN pip install"));
+        // The build stage's RUN, which made what is copied from it, is named too.
+        assert_eq!(
+            stage.skipped,
+            [
+                "line 6: RUN cargo build --release",
+                "line 16: RUN pip install -r requirements.txt"
+            ]
+        );
+    }
+
+    /// The Dockerfile `fly launch` writes for a Node app (trimmed of comments).
+    const FLY_NODE: &str = r#"
+# syntax = docker/dockerfile:1
+ARG NODE_VERSION=20.10.0
+FROM node:${NODE_VERSION}-slim as base
+LABEL fly_launch_runtime="Node.js"
+WORKDIR /app
+ENV NODE_ENV="production"
+ARG YARN_VERSION=1.22.19
+ENV PATH=/app/node_modules/.bin:$PATH
+
+FROM base as build
+RUN apt-get update -qq && \
+    apt-get install --no-install-recommends -y build-essential
+COPY --link package-lock.json package.json ./
+RUN npm ci
+COPY --link . .
+
+FROM base
+COPY --from=build /app /app
+COPY --from=build /usr/local/bundle /usr/local/bundle
+COPY --from=ghcr.io/example/tool:1 /tool /usr/local/bin/tool
+EXPOSE 3000
+CMD [ "npm", "run", "start" ]
+"#;
+
+    #[test]
+    fn a_stage_from_an_earlier_one_starts_from_it() {
+        let host = |name: &str| (name == "PATH").then(|| "/usr/bin:/bin".to_string());
+        let stage = parse(FLY_NODE, &host).unwrap();
+        assert_eq!(stage.name, None);
+        assert_eq!(stage.workdir, "/app");
+        assert_eq!(
+            stage.env,
+            [
+                ("NODE_ENV".into(), "production".into()),
+                ("PATH".into(), "/app/node_modules/.bin:/usr/bin:/bin".into()),
+            ]
+        );
+        assert_eq!(stage.copies.len(), 2, "{:?}", stage.copies);
+        let CopySource::Stage { name, stage: build } = &stage.copies[0].from else {
+            panic!("{:?}", stage.copies[0]);
+        };
+        assert_eq!(name, "build");
+        assert_eq!(build.copies.len(), 2);
+        assert_eq!(build.copies[1].sources, ["."]);
+        assert_eq!(
+            stage.skipped,
+            [
+                "line 12: RUN apt-get update -qq && apt-get install --no-install-recommends -y build-essential",
+                "line 15: RUN npm ci",
+                "line 21: COPY --from=ghcr.io/example/tool:1 copies from an image",
+            ]
+        );
+        assert_eq!(stage.command_line().as_deref(), Some("npm run start"));
+    }
+
+    #[test]
+    fn an_entrypoint_clears_the_cmd_of_the_base_stage_and_stages_go_by_index() {
+        let stage = read("FROM x AS one\nCMD [\"serve\"]\nCOPY a /a\nFROM one\nENTRYPOINT [\"run\"]\nCOPY --from=0 /a ./\n").unwrap();
+        assert_eq!(stage.command_line().as_deref(), Some("run"));
+        assert!(matches!(&stage.copies[1].from, CopySource::Stage { name, .. } if name == "0"));
+        let kept =
+            read("FROM x AS one\nENTRYPOINT [\"run\"]\nFROM one\nCMD [\"serve\"]\n").unwrap();
+        assert_eq!(kept.command_line().as_deref(), Some("run serve"));
     }
 
     #[test]
     fn shell_forms_and_errors() {
-        let stage = parse("FROM x\nCMD python3 app.py --x \"a b\"\n").unwrap();
+        let stage = read("FROM x\nCMD python3 app.py --x \"a b\"\n").unwrap();
         assert_eq!(
             stage.command_line().as_deref(),
             Some("python3 app.py --x \"a b\"")
         );
-        let shell_entry = parse("FROM x\nENTRYPOINT ./start.sh\nCMD [\"ignored\"]\n").unwrap();
+        let shell_entry = read("FROM x\nENTRYPOINT ./start.sh\nCMD [\"ignored\"]\n").unwrap();
         assert_eq!(shell_entry.command_line().as_deref(), Some("./start.sh"));
-        assert_eq!(parse("CMD x\n"), Err(DockerfileError::NoStage));
+        assert_eq!(read("CMD x\n"), Err(DockerfileError::NoStage));
         assert!(matches!(
-            parse("FROM x\nCMD [\"unclosed\"\n"),
+            read("FROM x\nCMD [\"unclosed\"\n"),
             Err(DockerfileError::Syntax { line: 2, .. })
         ));
         assert_eq!(
-            parse("FROM x\nWORKDIR app\nWORKDIR ../srv//x/\n")
+            read("FROM x\nWORKDIR app\nWORKDIR ../srv//x/\n")
                 .unwrap()
                 .workdir,
             "/srv/x"

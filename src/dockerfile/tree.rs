@@ -1,10 +1,14 @@
-//! Applying a final stage's local copies into a working tree on the host.
+//! Building a machine's working tree on the host from a Dockerfile's final stage: its
+//! copies applied under its `WORKDIR`, the earlier stages it copies from built in a scratch
+//! directory beside the tree first, and its `ENV` with paths under `WORKDIR` mapped onto
+//! the tree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{normalize, FinalStage};
+use super::syntax::absolute;
+use super::{normalize, CopySource, CopyStep, Stage};
 
 /// Why the tree could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -32,72 +36,201 @@ pub enum TreeError {
     },
 }
 
-/// Builds the machine's working tree at `tree` from the build `context`, and returns the
-/// stage's environment with paths under `WORKDIR` mapped onto the tree.
-pub fn build_tree(
-    stage: &FinalStage,
-    context: &Path,
-    tree: &Path,
-) -> Result<BTreeMap<String, String>, TreeError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TreeError::Io { path, source }
+/// A built working tree's environment, and what of the Dockerfile it could not apply.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// The final stage's `ENV`, with paths under `WORKDIR` mapped onto the tree.
+    pub env: BTreeMap<String, String>,
+    /// Copies from a stage of files that no copy of that stage made (its `RUN` steps or
+    /// its image did), each with its line.
+    pub missing: Vec<String>,
+}
+
+/// Builds the machine's working tree at `tree` from the build `context` and the final
+/// `stage`.
+pub fn build_tree(stage: &Stage, context: &Path, tree: &Path) -> Result<Built, TreeError> {
+    remove(tree)?;
+    create(tree)?;
+    let scratch = tree.with_extension("stages");
+    remove(&scratch)?;
+    let mut builder = Builder {
+        context,
+        scratch: &scratch,
+        built: HashMap::new(),
+        missing: Vec::new(),
     };
-    if tree.exists() {
-        fs::remove_dir_all(tree).map_err(io(tree))?;
-    }
-    fs::create_dir_all(tree).map_err(io(tree))?;
-    let workdir = &stage.workdir;
-    for step in &stage.copies {
-        let dest = if step.dest.starts_with('/') {
-            normalize(&step.dest)
-        } else {
-            normalize(&format!("{}/{}", step.workdir, step.dest))
-        };
-        let relative = inside(workdir, &dest).ok_or_else(|| TreeError::OutsideWorkdir {
-            dest: step.dest.clone(),
-            workdir: workdir.clone(),
-        })?;
-        let into_dir = step.dest.ends_with('/') || step.dest == "." || step.sources.len() > 1;
-        for source in &step.sources {
-            let src_rel = normalize(&format!("/{source}"));
-            let src = context.join(src_rel.trim_start_matches('/'));
-            if !src.exists() {
-                return Err(TreeError::MissingSource(source.clone()));
-            }
-            let target = tree.join(&relative);
-            if src.is_dir() {
-                // Docker copies a directory's contents, not the directory itself.
-                copy_dir(&src, &target).map_err(io(&target))?;
-            } else {
-                let file_target = if into_dir || target.is_dir() {
-                    target.join(src.file_name().unwrap_or_default())
-                } else {
-                    target
-                };
-                if let Some(parent) = file_target.parent() {
-                    fs::create_dir_all(parent).map_err(io(parent))?;
+    let applied = builder.apply(stage, tree, &stage.workdir);
+    // The stages were only a means to the final tree.
+    let _ = fs::remove_dir_all(&scratch);
+    applied?;
+    Ok(Built {
+        env: tree_env(stage, tree),
+        missing: builder.missing,
+    })
+}
+
+/// Applies stages' copies, building each stage copied from once.
+struct Builder<'a> {
+    context: &'a Path,
+    scratch: &'a Path,
+    /// Stages built so far, by name, with the directory that stands for their `/`.
+    built: HashMap<String, PathBuf>,
+    missing: Vec<String>,
+}
+
+impl Builder<'_> {
+    /// Applies `stage`'s copies into `target`, the directory that stands for the stage's
+    /// path `base` (its `WORKDIR` for the final tree, `/` for a stage copied from).
+    fn apply(&mut self, stage: &Stage, target: &Path, base: &str) -> Result<(), TreeError> {
+        for step in &stage.copies {
+            let root = match &step.from {
+                CopySource::Context => self.context.to_path_buf(),
+                CopySource::Stage { name, stage } => self.stage_root(name, stage)?,
+            };
+            let mut sources = Vec::new();
+            for source in &step.sources {
+                let found = expand(&root, source).map_err(io(&root))?;
+                if found.is_empty() {
+                    match &step.from {
+                        CopySource::Context => {
+                            return Err(TreeError::MissingSource(source.clone()))
+                        }
+                        CopySource::Stage { name, .. } => self.missing.push(format!(
+                            "line {}: COPY --from={name} {source}: no COPY of that stage makes it (its RUN steps or its image do)",
+                            step.line
+                        )),
+                    }
                 }
-                fs::copy(&src, &file_target).map_err(io(&file_target))?;
+                sources.extend(found);
             }
+            if sources.is_empty() {
+                continue;
+            }
+            let dest = absolute(&step.workdir, &step.dest);
+            let relative = inside(base, &dest).ok_or_else(|| TreeError::OutsideWorkdir {
+                dest: step.dest.clone(),
+                workdir: base.to_string(),
+            })?;
+            copy_sources(step, &sources, &target.join(relative))?;
+        }
+        Ok(())
+    }
+
+    /// The directory that stands for `/` of a stage copied from, built on first use.
+    fn stage_root(&mut self, name: &str, stage: &Stage) -> Result<PathBuf, TreeError> {
+        if let Some(root) = self.built.get(name) {
+            return Ok(root.clone());
+        }
+        let root = self.scratch.join(self.built.len().to_string());
+        create(&root)?;
+        self.apply(stage, &root, "/")?;
+        self.built.insert(name.to_string(), root.clone());
+        Ok(root)
+    }
+}
+
+/// Copies `sources` to `target` as Docker does: a directory's contents, not the directory;
+/// a file into `target` when it is a directory (or is written as one), else as `target`.
+fn copy_sources(step: &CopyStep, sources: &[PathBuf], target: &Path) -> Result<(), TreeError> {
+    let into_dir = step.dest.ends_with('/') || step.dest == "." || sources.len() > 1;
+    for src in sources {
+        if src.is_dir() {
+            copy_dir(src, target).map_err(io(target))?;
+        } else {
+            let file_target = if into_dir || target.is_dir() {
+                target.join(src.file_name().unwrap_or_default())
+            } else {
+                target.to_path_buf()
+            };
+            if let Some(parent) = file_target.parent() {
+                create(parent)?;
+            }
+            fs::copy(src, &file_target).map_err(io(&file_target))?;
         }
     }
-    let shown = tree.to_string_lossy();
-    let mut env = BTreeMap::new();
-    for (key, value) in &stage.env {
-        let mapped = match inside(workdir, value) {
-            Some(rel) if value.starts_with('/') => {
-                if rel.as_os_str().is_empty() {
-                    shown.to_string()
-                } else {
-                    format!("{shown}/{}", rel.display())
+    Ok(())
+}
+
+/// The paths under `root` that `pattern` names (`*`, `?` and `[...]` match within one
+/// path segment, as Docker's), sorted; none when nothing matches. A pattern cannot leave
+/// `root`: `..` stops at it.
+fn expand(root: &Path, pattern: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = vec![root.to_path_buf()];
+    for segment in normalize(&format!("/{pattern}")).split('/').skip(1) {
+        if segment.is_empty() {
+            continue;
+        }
+        let glob = segment.contains(['*', '?', '[']) && globset::Glob::new(segment).is_ok();
+        let mut next = Vec::new();
+        for dir in found {
+            if !glob {
+                let path = dir.join(segment);
+                if path.exists() {
+                    next.push(path);
+                }
+                continue;
+            }
+            let matcher = globset::GlobBuilder::new(segment)
+                .literal_separator(true)
+                .build()
+                .map_err(std::io::Error::other)?
+                .compile_matcher();
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry?;
+                if matcher.is_match(entry.file_name()) {
+                    next.push(entry.path());
                 }
             }
-            _ => value.clone(),
+        }
+        next.sort();
+        found = next;
+    }
+    Ok(found)
+}
+
+/// The stage's `ENV`, with paths under `WORKDIR` mapped onto the tree; in a search path
+/// (a name ending in `PATH`: `PATH`, `PYTHONPATH`, `NODE_PATH`...) each entry is.
+fn tree_env(stage: &Stage, tree: &Path) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for (key, value) in &stage.env {
+        let mapped = if key.ends_with("PATH") {
+            value
+                .split(':')
+                .map(|entry| onto_tree(&stage.workdir, entry, tree))
+                .collect::<Vec<_>>()
+                .join(":")
+        } else {
+            onto_tree(&stage.workdir, value, tree)
         };
         env.insert(key.clone(), mapped);
     }
-    Ok(env)
+    env
+}
+
+/// `value` as a path in the tree when it is an absolute path under `workdir`; with a
+/// `WORKDIR` of `/`, only when the tree has its first part (`/usr/bin` stays the host's).
+fn onto_tree(workdir: &str, value: &str, tree: &Path) -> String {
+    if !value.starts_with('/') {
+        return value.to_string();
+    }
+    let Some(relative) = inside(workdir, value) else {
+        return value.to_string();
+    };
+    if workdir == "/" {
+        let first = relative.components().next();
+        if !first.is_some_and(|part| tree.join(part).exists()) {
+            return value.to_string();
+        }
+    }
+    let shown = tree.to_string_lossy();
+    if relative.as_os_str().is_empty() {
+        shown.into_owned()
+    } else {
+        format!("{shown}/{}", relative.display())
+    }
 }
 
 /// `path` relative to `dir` when it is `dir` or under it.
@@ -111,6 +244,22 @@ fn inside(dir: &str, path: &str) -> Option<PathBuf> {
     path.strip_prefix(dir)
         .and_then(|rest| rest.strip_prefix('/'))
         .map(PathBuf::from)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError {
+    let path = path.to_path_buf();
+    move |source| TreeError::Io { path, source }
+}
+
+fn create(dir: &Path) -> Result<(), TreeError> {
+    fs::create_dir_all(dir).map_err(io(dir))
+}
+
+fn remove(dir: &Path) -> Result<(), TreeError> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(dir)(e)),
+        _ => Ok(()),
+    }
 }
 
 fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
@@ -135,7 +284,7 @@ fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dockerfile::parse;
+    use crate::dockerfile::tests::read;
 
     #[test]
     fn copies_land_under_the_tree_and_env_paths_are_mapped() {
@@ -144,10 +293,10 @@ mod tests {
         fs::write(context.path().join("src/mcli/main.py"), "x").unwrap();
         fs::write(context.path().join("src/mcli/sub/a.py"), "y").unwrap();
         fs::write(context.path().join("run.py"), "z").unwrap();
-        let stage = parse("FROM x\nWORKDIR /app\nENV DATA=/app/data OTHER=/etc/x\nCOPY src/mcli ./mcli\nCOPY run.py ./\n").unwrap();
+        let stage = read("FROM x\nWORKDIR /app\nENV DATA=/app/data OTHER=/etc/x\nCOPY src/mcli ./mcli\nCOPY run.py ./\n").unwrap();
         let out = tempfile::tempdir().unwrap();
         let tree = out.path().join("tree");
-        let env = build_tree(&stage, context.path(), &tree).unwrap();
+        let env = build_tree(&stage, context.path(), &tree).unwrap().env;
         assert_eq!(fs::read_to_string(tree.join("mcli/main.py")).unwrap(), "x");
         assert_eq!(fs::read_to_string(tree.join("mcli/sub/a.py")).unwrap(), "y");
         assert_eq!(fs::read_to_string(tree.join("run.py")).unwrap(), "z");
@@ -160,20 +309,97 @@ mod tests {
         let context = tempfile::tempdir().unwrap();
         fs::write(context.path().join("a"), "x").unwrap();
         let out = tempfile::tempdir().unwrap();
-        let outside = parse("FROM x\nWORKDIR /app\nCOPY a /etc/a\n").unwrap();
+        let outside = read("FROM x\nWORKDIR /app\nCOPY a /etc/a\n").unwrap();
         assert!(matches!(
             build_tree(&outside, context.path(), &out.path().join("t")),
             Err(TreeError::OutsideWorkdir { .. })
         ));
-        let missing = parse("FROM x\nWORKDIR /app\nCOPY nope ./\n").unwrap();
+        let missing = read("FROM x\nWORKDIR /app\nCOPY nope ./\n").unwrap();
         assert!(matches!(
             build_tree(&missing, context.path(), &out.path().join("t")),
             Err(TreeError::MissingSource(_))
         ));
-        let climbing = parse("FROM x\nWORKDIR /app\nCOPY ../../etc/passwd ./\n").unwrap();
+        let climbing = read("FROM x\nWORKDIR /app\nCOPY ../../etc/passwd ./\n").unwrap();
         assert!(matches!(
             build_tree(&climbing, context.path(), &out.path().join("t")),
             Err(TreeError::MissingSource(_))
+        ));
+    }
+
+    #[test]
+    fn a_stage_copied_from_is_built_from_its_own_copies() {
+        let context = tempfile::tempdir().unwrap();
+        for (path, text) in [
+            ("package.json", "{}"),
+            ("package-lock.json", "{}"),
+            ("server.js", "js"),
+            // What `[build] command = "npm ci"` left in the app's directory.
+            ("node_modules/.bin/serve", "bin"),
+        ] {
+            let path = context.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        let dockerfile = "FROM node AS base\nWORKDIR /app\nENV PATH=/app/node_modules/.bin:/usr/bin HOME_URL=http://x/app\n\
+            FROM base AS build\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\n\
+            FROM base\nCOPY --from=build /app /app\nCOPY --from=build /usr/local/bundle /usr/local/bundle\nCMD npm start\n";
+        let stage = read(dockerfile).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let tree = out.path().join("1-tree");
+        let built = build_tree(&stage, context.path(), &tree).unwrap();
+        assert_eq!(fs::read_to_string(tree.join("server.js")).unwrap(), "js");
+        assert_eq!(
+            fs::read_to_string(tree.join("node_modules/.bin/serve")).unwrap(),
+            "bin"
+        );
+        assert!(tree.join("package-lock.json").is_file());
+        assert_eq!(
+            built.env["PATH"],
+            format!("{}/node_modules/.bin:/usr/bin", tree.display())
+        );
+        assert_eq!(built.env["HOME_URL"], "http://x/app");
+        assert_eq!(
+            built.missing,
+            ["line 10: COPY --from=build /usr/local/bundle: no COPY of that stage makes it (its RUN steps or its image do)"]
+        );
+        // Nothing but the tree is left beside it.
+        let left: Vec<_> = fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["1-tree"]);
+    }
+
+    #[test]
+    fn patterns_match_within_a_segment_and_a_root_workdir_keeps_host_paths() {
+        let context = tempfile::tempdir().unwrap();
+        fs::create_dir_all(context.path().join("conf/sub")).unwrap();
+        for path in ["a.txt", "b.txt", "c.md", "conf/x.ini", "conf/sub/y.ini"] {
+            fs::write(context.path().join(path), path).unwrap();
+        }
+        let stage = read("FROM x\nENV PATH=/usr/local/bin:/conf DATA=/data\nCOPY *.txt conf/*.ini /etc-copy/\nCOPY c.[mM]d /conf/\n").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let tree = out.path().join("t");
+        let built = build_tree(&stage, context.path(), &tree).unwrap();
+        for path in [
+            "etc-copy/a.txt",
+            "etc-copy/b.txt",
+            "etc-copy/x.ini",
+            "conf/c.md",
+        ] {
+            assert!(tree.join(path).is_file(), "{path}");
+        }
+        assert!(!tree.join("etc-copy/y.ini").exists(), "`*` crossed a `/`");
+        // `/conf` is in the tree; `/usr/local/bin` and `/data` are the host's.
+        assert_eq!(
+            built.env["PATH"],
+            format!("/usr/local/bin:{}/conf", tree.display())
+        );
+        assert_eq!(built.env["DATA"], "/data");
+        let none = read("FROM x\nWORKDIR /app\nCOPY *.none ./\n").unwrap();
+        assert!(matches!(
+            build_tree(&none, context.path(), &tree),
+            Err(TreeError::MissingSource(source)) if source == "*.none"
         ));
     }
 }

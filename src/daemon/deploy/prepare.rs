@@ -130,7 +130,15 @@ impl Deployer {
         let text = tokio::fs::read_to_string(dir.join(&name))
             .await
             .map_err(|e| fail(format!("cannot read {name}: {e}")))?;
-        let stage = crate::dockerfile::parse(&text).map_err(|e| fail(format!("{name}: {e}")))?;
+        // `$PATH` and the like mean the base image's; on the host, what machines inherit.
+        let host = |var: &str| {
+            crate::daemon::runtime::process::PASS_THROUGH
+                .contains(&var)
+                .then(|| std::env::var(var).ok())
+                .flatten()
+        };
+        let stage =
+            crate::dockerfile::parse(&text, &host).map_err(|e| fail(format!("{name}: {e}")))?;
         for skipped in &stage.skipped {
             self.progress(
                 app,
@@ -147,12 +155,21 @@ impl Deployer {
         })?;
         let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
         let (context, target, stage_for_tree) = (dir.to_path_buf(), tree.clone(), stage.clone());
-        let env = tokio::task::spawn_blocking(move || {
+        let built = tokio::task::spawn_blocking(move || {
             crate::dockerfile::build_tree(&stage_for_tree, &context, &target)
         })
         .await
         .map_err(|e| fail(format!("building the working tree failed: {e}")))?
         .map_err(|e| fail(format!("{name}: {e}")))?;
+        for missing in built.missing {
+            self.progress(
+                app,
+                version,
+                "dockerfile",
+                format!("not applied on the host: {missing}"),
+            )
+            .await;
+        }
         self.progress(
             app,
             version,
@@ -164,7 +181,7 @@ impl Deployer {
             ),
         )
         .await;
-        Ok((tree, Some(command), env))
+        Ok((tree, Some(command), built.env))
     }
 }
 

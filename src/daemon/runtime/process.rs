@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 
 /// Variables passed through from the daemon's environment; everything else comes from
 /// the machine's spec, so nothing of the daemon's own configuration leaks into apps.
-const PASS_THROUGH: &[&str] = &[
+pub(crate) const PASS_THROUGH: &[&str] = &[
     "PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR",
 ];
 
