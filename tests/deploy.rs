@@ -392,9 +392,11 @@ fn a_dockerfile_app_runs_without_a_container_engine() {
     .unwrap();
     std::fs::write(
         app.join("Dockerfile.lsh"),
-        "FROM python:3.11-slim\nWORKDIR /srv/app\nENV GREETING=\"from the image\" STATE_DIR=/srv/app/state\nCOPY src/ ./\nRUN pip install nothing\nCMD [\"python3\", \"server.py\"]\n",
+        // As flyctl's Django Dockerfile, requirements.txt goes to /tmp for a RUN step.
+        "FROM python:3.11-slim\nWORKDIR /srv/app\nENV GREETING=\"from the image\" STATE_DIR=/srv/app/state\nCOPY requirements.txt /tmp/requirements.txt\nCOPY src/ ./\nRUN pip install nothing\nCMD [\"python3\", \"/srv/app/server.py\"]\n",
     )
     .unwrap();
+    std::fs::write(app.join("requirements.txt"), "").unwrap();
     std::fs::write(
         app.join("src/server.py"),
         r#"import os
@@ -416,12 +418,16 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
     .expect_code(0);
     assert!(
         run.stderr
-            .contains("not applied on the host: line 5: RUN pip install nothing"),
+            .contains("not applied on the host: line 6: RUN pip install nothing")
+            && run.stderr.contains(
+                "not applied on the host: line 4: COPY to /tmp/requirements.txt: outside WORKDIR /srv/app"
+            ),
         "{}",
         run.stderr
     );
+    // The command's path under WORKDIR is the tree's.
     assert!(
-        run.stderr.contains("runs `python3 server.py`"),
+        run.stderr.contains("1-tree/server.py`"),
         "{}",
         run.stderr
     );

@@ -244,17 +244,24 @@ fn find<'a>(stages: &'a [Stage], reference: &str, by_index: bool) -> Option<&'a 
 impl Stage {
     /// The command line that runs, as Docker combines `ENTRYPOINT` and `CMD`.
     pub fn command_line(&self) -> Option<String> {
+        self.command_line_mapped(&|word| word.to_string())
+    }
+
+    /// The command line with each word (each argument of an exec form, each
+    /// space-separated word of a shell form) passed through `map`.
+    pub(crate) fn command_line_mapped(&self, map: &dyn Fn(&str) -> String) -> Option<String> {
+        let shell = |s: &str| s.split(' ').map(map).collect::<Vec<_>>().join(" ");
         let words = |i: &Instruction| match i {
             Instruction::Exec(argv) => argv
                 .iter()
-                .map(|a| syntax::quote(a))
+                .map(|a| syntax::quote(&map(a)))
                 .collect::<Vec<_>>()
                 .join(" "),
-            Instruction::Shell(s) => s.clone(),
+            Instruction::Shell(s) => shell(s),
         };
         match (&self.entrypoint, &self.cmd) {
             // A shell-form ENTRYPOINT ignores CMD.
-            (Some(Instruction::Shell(s)), _) => Some(s.clone()),
+            (Some(Instruction::Shell(s)), _) => Some(shell(s)),
             (Some(e), Some(c)) => Some(format!("{} {}", words(e), words(c))),
             (Some(e), None) => Some(words(e)),
             (None, Some(c)) => Some(words(c)),

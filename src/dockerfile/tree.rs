@@ -13,16 +13,6 @@ use super::{normalize, CopySource, CopyStep, Stage};
 /// Why the tree could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
-    /// A copy leaves `WORKDIR`, which only a container could hold.
-    #[error(
-        "COPY to {dest} is outside WORKDIR {workdir}, which cannot be applied without a container"
-    )]
-    OutsideWorkdir {
-        /// The destination.
-        dest: String,
-        /// The stage's WORKDIR.
-        workdir: String,
-    },
     /// A source is missing from the bundle or leaves it.
     #[error("COPY source {0:?} is not in the app directory")]
     MissingSource(String),
@@ -41,9 +31,14 @@ pub enum TreeError {
 pub struct Built {
     /// The final stage's `ENV`, with paths under `WORKDIR` mapped onto the tree.
     pub env: BTreeMap<String, String>,
-    /// Copies from a stage of files that no copy of that stage made (its `RUN` steps or
-    /// its image did), each with its line.
-    pub missing: Vec<String>,
+    /// Its command line, with paths under `WORKDIR` mapped onto the tree (flyctl's Rails
+    /// Dockerfile runs `/rails/bin/docker-entrypoint`); `None` without `CMD`/`ENTRYPOINT`.
+    pub command: Option<String>,
+    /// Copies it could not apply, each with its line and why: to a place outside the final
+    /// `WORKDIR` (only a container could hold it, as flyctl's Django Dockerfile copies
+    /// `requirements.txt` to `/tmp` for a `RUN` step), or from a stage of files that no
+    /// copy of that stage made (its `RUN` steps or its image did).
+    pub not_applied: Vec<String>,
 }
 
 /// Builds the machine's working tree at `tree` from the build `context` and the final
@@ -57,7 +52,7 @@ pub fn build_tree(stage: &Stage, context: &Path, tree: &Path) -> Result<Built, T
         context,
         scratch: &scratch,
         built: HashMap::new(),
-        missing: Vec::new(),
+        not_applied: Vec::new(),
     };
     let applied = builder.apply(stage, tree, &stage.workdir);
     // The stages were only a means to the final tree.
@@ -65,7 +60,8 @@ pub fn build_tree(stage: &Stage, context: &Path, tree: &Path) -> Result<Built, T
     applied?;
     Ok(Built {
         env: tree_env(stage, tree),
-        missing: builder.missing,
+        command: stage.command_line_mapped(&|word| onto_tree(&stage.workdir, word, tree)),
+        not_applied: builder.not_applied,
     })
 }
 
@@ -75,7 +71,7 @@ struct Builder<'a> {
     scratch: &'a Path,
     /// Stages built so far, by name, with the directory that stands for their `/`.
     built: HashMap<String, PathBuf>,
-    missing: Vec<String>,
+    not_applied: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -95,7 +91,7 @@ impl Builder<'_> {
                         CopySource::Context => {
                             return Err(TreeError::MissingSource(source.clone()))
                         }
-                        CopySource::Stage { name, .. } => self.missing.push(format!(
+                        CopySource::Stage { name, .. } => self.not_applied.push(format!(
                             "line {}: COPY --from={name} {source}: no COPY of that stage makes it (its RUN steps or its image do)",
                             step.line
                         )),
@@ -107,10 +103,13 @@ impl Builder<'_> {
                 continue;
             }
             let dest = absolute(&step.workdir, &step.dest);
-            let relative = inside(base, &dest).ok_or_else(|| TreeError::OutsideWorkdir {
-                dest: step.dest.clone(),
-                workdir: base.to_string(),
-            })?;
+            let Some(relative) = inside(base, &dest) else {
+                self.not_applied.push(format!(
+                    "line {}: COPY to {dest}: outside WORKDIR {base}, where only a container could put it",
+                    step.line
+                ));
+                continue;
+            };
             copy_sources(step, &sources, &target.join(relative))?;
         }
         Ok(())
@@ -305,15 +304,20 @@ mod tests {
     }
 
     #[test]
-    fn copies_outside_workdir_or_of_missing_files_are_refused() {
+    fn copies_outside_workdir_are_named_and_of_missing_files_refused() {
         let context = tempfile::tempdir().unwrap();
         fs::write(context.path().join("a"), "x").unwrap();
         let out = tempfile::tempdir().unwrap();
-        let outside = read("FROM x\nWORKDIR /app\nCOPY a /etc/a\n").unwrap();
-        assert!(matches!(
-            build_tree(&outside, context.path(), &out.path().join("t")),
-            Err(TreeError::OutsideWorkdir { .. })
-        ));
+        // flyctl's Django Dockerfile: requirements.txt to /tmp, for a RUN step.
+        let outside =
+            read("FROM x\nWORKDIR /code\nCOPY a /tmp/requirements.txt\nCOPY a .\n").unwrap();
+        let tree = out.path().join("t");
+        let built = build_tree(&outside, context.path(), &tree).unwrap();
+        assert_eq!(
+            built.not_applied,
+            ["line 3: COPY to /tmp/requirements.txt: outside WORKDIR /code, where only a container could put it"]
+        );
+        assert!(tree.join("a").is_file() && !tree.join("tmp").exists());
         let missing = read("FROM x\nWORKDIR /app\nCOPY nope ./\n").unwrap();
         assert!(matches!(
             build_tree(&missing, context.path(), &out.path().join("t")),
@@ -359,7 +363,7 @@ mod tests {
         );
         assert_eq!(built.env["HOME_URL"], "http://x/app");
         assert_eq!(
-            built.missing,
+            built.not_applied,
             ["line 10: COPY --from=build /usr/local/bundle: no COPY of that stage makes it (its RUN steps or its image do)"]
         );
         // Nothing but the tree is left beside it.
@@ -401,5 +405,33 @@ mod tests {
             build_tree(&none, context.path(), &tree),
             Err(TreeError::MissingSource(source)) if source == "*.none"
         ));
+    }
+
+    #[test]
+    fn paths_under_workdir_in_the_command_are_the_tree() {
+        let context = tempfile::tempdir().unwrap();
+        fs::create_dir_all(context.path().join("bin")).unwrap();
+        fs::write(context.path().join("bin/docker-entrypoint"), "#!/bin/sh").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let tree = out.path().join("t");
+        // As flyctl's Rails Dockerfile ends.
+        let rails = read("FROM ruby AS base\nWORKDIR /rails\nFROM base AS build\nCOPY . .\nFROM base\nCOPY --from=build /rails /rails\nENTRYPOINT [\"/rails/bin/docker-entrypoint\"]\nCMD [\"./bin/rails\", \"server\", \"-b\", \"/rails-not\"]\n").unwrap();
+        let built = build_tree(&rails, context.path(), &tree).unwrap();
+        assert_eq!(
+            built.command.unwrap(),
+            format!(
+                "{}/bin/docker-entrypoint ./bin/rails server -b /rails-not",
+                tree.display()
+            )
+        );
+        let shell = read(
+            "FROM x\nWORKDIR /srv\nCOPY . .\nCMD /srv/bin/docker-entrypoint --log /var/log/x\n",
+        )
+        .unwrap();
+        let built = build_tree(&shell, context.path(), &tree).unwrap();
+        assert_eq!(
+            built.command.unwrap(),
+            format!("{}/bin/docker-entrypoint --log /var/log/x", tree.display())
+        );
     }
 }

@@ -148,25 +148,26 @@ impl Deployer {
             )
             .await;
         }
-        let command = stage.command_line().ok_or_else(|| {
-            fail(format!(
-                "{name} has no CMD or ENTRYPOINT, and [processes] names no command"
-            ))
-        })?;
         let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
-        let (context, target, stage_for_tree) = (dir.to_path_buf(), tree.clone(), stage.clone());
+        let (context, target) = (dir.to_path_buf(), tree.clone());
+        let workdir = stage.workdir.clone();
         let built = tokio::task::spawn_blocking(move || {
-            crate::dockerfile::build_tree(&stage_for_tree, &context, &target)
+            crate::dockerfile::build_tree(&stage, &context, &target)
         })
         .await
         .map_err(|e| fail(format!("building the working tree failed: {e}")))?
         .map_err(|e| fail(format!("{name}: {e}")))?;
-        for missing in built.missing {
+        let Some(command) = built.command else {
+            return Err(fail(format!(
+                "{name} has no CMD or ENTRYPOINT, and [processes] names no command"
+            )));
+        };
+        for not_applied in built.not_applied {
             self.progress(
                 app,
                 version,
                 "dockerfile",
-                format!("not applied on the host: {missing}"),
+                format!("not applied on the host: {not_applied}"),
             )
             .await;
         }
@@ -174,11 +175,7 @@ impl Deployer {
             app,
             version,
             "dockerfile",
-            format!(
-                "WORKDIR {} is {}; runs `{command}`",
-                stage.workdir,
-                tree.display()
-            ),
+            format!("WORKDIR {workdir} is {}; runs `{command}`", tree.display()),
         )
         .await;
         Ok((tree, Some(command), built.env))
