@@ -426,11 +426,7 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
         run.stderr
     );
     // The command's path under WORKDIR is the tree's.
-    assert!(
-        run.stderr.contains("1-tree/server.py`"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("1-tree/server.py`"), "{}", run.stderr);
     let s = common::lakefly(
         Path::new("."),
         &["--remote", &d.api, "status", "-a", "svc", "--json"],
@@ -546,6 +542,92 @@ fn a_multi_stage_dockerfile_from_fly_launch_runs_from_the_stage_it_copies() {
         parts[1].ends_with("1-tree/node_modules/.bin") && parts[2].ends_with("1-tree"),
         "PATH's /app entry and the working directory are the tree: {body}"
     );
+}
+
+/// The names in `dir`, sorted (none when it does not exist).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Waits until the names in `dir` are `expected` (lakeflyd removes old files just after a
+/// release ends), or fails at a deadline.
+fn wait_for_names(dir: &Path, expected: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let names = names_in(dir);
+        if names == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: {names:?}, expected {expected:?}",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn old_release_files_are_removed_and_a_destroyed_apps_files_go_with_it() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let (_dir, app) = hello_copy();
+    for n in 1..=4 {
+        std::fs::write(app.join("release.txt"), n.to_string()).unwrap();
+        deploy(&d, &app, &[]).expect_code(0);
+    }
+    // The current release's files and the one before stay; older ones go.
+    let releases = state.join("releases/hello");
+    wait_for_names(&releases, &["3", "4"]);
+    // A rollback unpacks the old release's bundle again, which stays with its release.
+    let bundles = state.join("bundles");
+    let stored = |names: Vec<String>| names.iter().filter(|n| n.ends_with(".tar.zst")).count();
+    assert_eq!(stored(names_in(&bundles)), 4);
+    common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "-a", "hello", "rollback", "1", "--json"],
+    )
+    .expect_code(0);
+    wait_for_names(&releases, &["4", "5"]);
+    assert_eq!(
+        std::fs::read_to_string(releases.join("5/release.txt")).unwrap(),
+        "1"
+    );
+
+    // A destroyed app's files go with it; its bundles once no client has asked for them
+    // for an hour (here: made older, then lakeflyd started again).
+    common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "apps", "destroy", "hello", "--yes"],
+    )
+    .expect_code(0);
+    assert!(!releases.exists(), "{:?}", names_in(&releases));
+    assert_eq!(stored(names_in(&bundles)), 4, "within the grace time");
+    d.stop();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for name in names_in(&bundles) {
+        if name.ends_with(".tar.zst") {
+            let file = std::fs::File::options()
+                .append(true)
+                .open(bundles.join(name))
+                .unwrap();
+            file.set_modified(two_hours_ago).unwrap();
+        }
+    }
+    // What an older lakeflyd left of an app it destroyed goes too.
+    std::fs::create_dir_all(state.join("releases/ghost/1")).unwrap();
+    let _d = TestDaemon::start_in(&state, &[]);
+    assert_eq!(stored(names_in(&bundles)), 0, "{:?}", names_in(&bundles));
+    assert!(names_in(&state.join("releases")).is_empty());
 }
 
 /// Deploys the example `name` as it is in the repository.

@@ -9,6 +9,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::bundle::{self, BundleError, Digest, Limits, Summary};
 
+/// How long a bundle no release uses is kept after it was stored or last asked about.
+pub const UNUSED_BUNDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Where bundles live and how large they may be.
 #[derive(Debug, Clone)]
 pub struct BundleStore {
@@ -67,12 +70,56 @@ impl BundleStore {
         self.dir.join(format!("{digest}.tar.zst"))
     }
 
-    /// The size of a stored bundle, if it is stored.
-    pub async fn size(&self, digest: &Digest) -> Option<u64> {
-        tokio::fs::metadata(self.path(digest))
-            .await
-            .ok()
-            .map(|m| m.len())
+    /// The size of a stored bundle, if it is stored; the bundle is then kept for at least
+    /// [`UNUSED_BUNDLE_GRACE`] even if no release uses it yet (a client that found it
+    /// there is about to deploy it).
+    pub async fn claim(&self, digest: &Digest) -> Option<u64> {
+        let path = self.path(digest);
+        let claimed = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::options().append(true).open(&path)?;
+            file.set_modified(std::time::SystemTime::now())?;
+            file.metadata()
+        })
+        .await;
+        match claimed {
+            Ok(Ok(meta)) => Some(meta.len()),
+            _ => None,
+        }
+    }
+
+    /// Removes the stored bundles that are not `in_use` and were neither stored nor
+    /// claimed in the last [`UNUSED_BUNDLE_GRACE`]; returns how many it removed.
+    pub async fn remove_unused(&self, in_use: std::collections::HashSet<String>) -> usize {
+        let dir = self.dir.clone();
+        let removing = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return 0;
+            };
+            let mut removed = 0;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(digest) = name.strip_suffix(".tar.zst") else {
+                    continue;
+                };
+                let recent = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|at| at.elapsed().ok())
+                    .is_none_or(|age| age < UNUSED_BUNDLE_GRACE);
+                if in_use.contains(digest) || recent {
+                    continue;
+                }
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        tracing::warn!(bundle = digest, error = %e, "could not remove an unused bundle")
+                    }
+                }
+            }
+            removed
+        });
+        removing.await.unwrap_or(0)
     }
 
     /// Stores the chunks of an upload as `digest`, or refuses it and keeps nothing.

@@ -228,12 +228,22 @@ impl Daemon {
             finished: deploys,
         };
         edge.reload_hostnames().await?;
-        // Every app's current release is served again, ports included.
-        for app in store.list_apps().await? {
-            if let Err(e) = deployer.apply_edge(&app.name).await {
-                tracing::warn!(app = %app.name, error = %e, "could not set up the edge for this app");
+        // Every app's current release is served again, ports included; what the last run
+        // left on disk and nothing uses any more goes.
+        let apps: Vec<String> = store
+            .list_apps()
+            .await?
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        for app in &apps {
+            if let Err(e) = deployer.apply_edge(app).await {
+                tracing::warn!(app = %app, error = %e, "could not set up the edge for this app");
             }
+            deployer.remove_unused_release_files(app).await;
         }
+        deployer.remove_files_of_gone_apps(&apps).await;
+        deployer.remove_unused_bundles().await;
         edge.open()?;
         let state = Arc::new(server::SharedState {
             store: store.clone(),

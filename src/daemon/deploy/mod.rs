@@ -3,6 +3,7 @@
 //! release ends `complete` (it becomes current) or `failed` (the previous one is kept).
 
 mod prepare;
+mod release_files;
 mod rollout;
 mod scale;
 
@@ -111,7 +112,7 @@ impl Deployer {
     /// Records the release and starts its pipeline; returns its version at once.
     pub async fn start(&self, app: &str, req: DeployRequest) -> Result<u64, DeployError> {
         let digest: Digest = req.bundle.parse()?;
-        if self.bundles.size(&digest).await.is_none() {
+        if self.bundles.claim(&digest).await.is_none() {
             return Err(DeployError::BundleMissing(digest.to_string()));
         }
         // Every group must be runnable before anything is touched: its own command, or a
@@ -445,6 +446,7 @@ impl Deployer {
         if let Err(e) = recorded {
             tracing::error!(app, version, error = %e, "could not record the end of a release");
         }
+        self.remove_unused_release_files(app).await;
     }
 
     /// The current release's version, config and bundle; `None` before the first.

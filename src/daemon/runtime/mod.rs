@@ -100,6 +100,11 @@ pub struct RuntimeOptions {
 }
 
 impl Runtime {
+    /// Where machines without a working directory of their own run, one per app.
+    pub fn apps_dir(&self) -> &std::path::Path {
+        &self.apps_dir
+    }
+
     /// Stops what the last run of the daemon left running, then starts a supervisor for
     /// every machine that is not destroyed.
     pub async fn start(

@@ -130,6 +130,8 @@ pub async fn destroy(
         })
         .await?;
     if deleted {
+        state.deployer.remove_app_files(&name).await;
+        state.deployer.remove_unused_bundles().await;
         state.edge.remove(&name);
         state.metrics.forget_app(&name);
         // Its host names went with its rows.

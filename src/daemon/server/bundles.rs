@@ -23,7 +23,7 @@ pub async fn head(
     Path(raw): Path<String>,
 ) -> Result<Response, ServerError> {
     let digest = parse_digest(&raw)?;
-    Ok(match state.bundles.size(&digest).await {
+    Ok(match state.bundles.claim(&digest).await {
         Some(size) => {
             (StatusCode::OK, [(header::CONTENT_LENGTH, size.to_string())]).into_response()
         }
@@ -40,7 +40,7 @@ pub async fn put(
     body: Body,
 ) -> Result<(StatusCode, Json<BundleStored>), ServerError> {
     let digest = parse_digest(&raw)?;
-    if let Some(size) = state.bundles.size(&digest).await {
+    if let Some(size) = state.bundles.claim(&digest).await {
         return Ok((
             StatusCode::OK,
             Json(BundleStored {

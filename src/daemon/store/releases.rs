@@ -155,6 +155,61 @@ pub fn source(
     Ok(Some((config, bundle, status)))
 }
 
+/// The versions of `app`'s releases whose files must stay on disk, and its newest
+/// version: the current release and the `previous` complete ones before it (a job run
+/// that started before the switch may still use its directory), a release still rolling
+/// out, and the release of every machine that is not destroyed (a stopped one can start
+/// again).
+pub fn versions_in_use(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    previous: usize,
+) -> Result<(u64, std::collections::BTreeSet<u64>), StoreError> {
+    let newest: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM releases WHERE app = ?1",
+            [app],
+            |row| row.get(0),
+        )
+        .map_err(sqlite(path))?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT version FROM releases WHERE app = ?1 AND status = 'running'
+             UNION SELECT current_release FROM apps WHERE name = ?1 AND current_release IS NOT NULL
+             UNION SELECT version FROM (SELECT version FROM releases
+                 WHERE app = ?1 AND status = 'complete' ORDER BY version DESC LIMIT ?2)",
+        )
+        .map_err(sqlite(path))?;
+    let rows = stmt
+        .query_map(params![app, previous as i64 + 1], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map_err(sqlite(path))?;
+    let mut versions = std::collections::BTreeSet::new();
+    for row in rows {
+        versions.insert(row.map_err(sqlite(path))? as u64);
+    }
+    for record in super::machines::list(conn, path, app)? {
+        versions.extend(record.machine.release_version);
+    }
+    Ok((newest as u64, versions))
+}
+
+/// The digests of every bundle a release of any app runs or could be rolled back to.
+pub fn bundles_in_use(
+    conn: &Connection,
+    path: &Path,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT DISTINCT bundle FROM releases")
+        .map_err(sqlite(path))?;
+    let rows = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .map_err(sqlite(path))?;
+    rows.collect::<Result<_, _>>().map_err(sqlite(path))
+}
+
 /// Records the machine spec of each group of a release (for scaling it later).
 pub fn set_specs(
     conn: &Connection,
