@@ -509,6 +509,11 @@ fn a_multi_stage_dockerfile_from_fly_launch_runs_from_the_stage_it_copies() {
                 "app = \"nodeapp\"\nprimary_region = \"ams\"\n\n[build]\n\n[http_service]\n  internal_port = 3000\n  force_https = true\n  auto_stop_machines = true\n  auto_start_machines = true\n  min_machines_running = 0\n  processes = [\"app\"]\n",
             ),
             ("Dockerfile", FLY_LAUNCH_NODE_DOCKERFILE),
+            // As fly launch writes it: the Dockerfile itself is listed.
+            (
+                ".dockerignore",
+                "/.git\n/node_modules\n.dockerignore\n.env\nDockerfile\nfly.toml\n",
+            ),
             ("package.json", "{\"name\": \"nodeapp\", \"scripts\": {\"start\": \"node server.js\"}}\n"),
             ("package-lock.json", "{\"name\": \"nodeapp\", \"lockfileVersion\": 3}\n"),
             (

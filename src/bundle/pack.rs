@@ -48,9 +48,27 @@ pub enum PackError {
     },
 }
 
-/// Writes the bundle of `dir` to `out` and returns its digest.
-pub fn pack(dir: &Path, out: impl Write) -> Result<Packed, PackError> {
-    let paths = collect(dir)?;
+/// Writes the bundle of `dir` to `out` and returns its digest. The files `always` names
+/// (relative to `dir`) are packed even when an ignore file leaves them out, as Docker
+/// always sends the Dockerfile it builds: flyctl's `.dockerignore` for Node apps lists
+/// `Dockerfile`.
+pub fn pack(dir: &Path, always: &[&Path], out: impl Write) -> Result<Packed, PackError> {
+    let mut paths = collect(dir)?;
+    for file in always {
+        use std::path::Component;
+        let inside = file
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        let file: PathBuf = file
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect();
+        let is_file = fs::symlink_metadata(dir.join(&file)).is_ok_and(|m| m.is_file());
+        if inside && is_file && !paths.contains(&file) {
+            paths.push(file);
+        }
+    }
+    paths.sort();
     let hashing = HashingWriter {
         inner: out,
         hasher: sha2::Sha256::new(),
@@ -212,14 +230,14 @@ mod tests {
         fs::set_permissions(b.path().join("app.py"), fs::Permissions::from_mode(0o600)).unwrap();
         let mut bytes_a = Vec::new();
         let mut bytes_b = Vec::new();
-        let pa = pack(a.path(), &mut bytes_a).unwrap();
-        let pb = pack(b.path(), &mut bytes_b).unwrap();
+        let pa = pack(a.path(), &[], &mut bytes_a).unwrap();
+        let pb = pack(b.path(), &[], &mut bytes_b).unwrap();
         assert_eq!(pa.digest, pb.digest);
         assert_eq!(bytes_a, bytes_b);
         assert_eq!(pa.size, bytes_a.len() as u64);
         // A content change changes the digest.
         fs::write(b.path().join("app.py"), "print('bye')\n").unwrap();
-        assert_ne!(pack(b.path(), io::sink()).unwrap().digest, pa.digest);
+        assert_ne!(pack(b.path(), &[], io::sink()).unwrap().digest, pa.digest);
     }
 
     #[test]
@@ -227,7 +245,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         tree(dir.path());
         let mut bytes = Vec::new();
-        pack(dir.path(), &mut bytes).unwrap();
+        pack(dir.path(), &[], &mut bytes).unwrap();
         assert_eq!(
             names(&bytes),
             [
@@ -245,11 +263,31 @@ mod tests {
     }
 
     #[test]
+    fn a_file_always_packed_is_packed_when_ignored_but_never_from_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Dockerfile"), "FROM x\n").unwrap();
+        fs::write(dir.path().join("app.py"), "").unwrap();
+        fs::write(
+            dir.path().join(".dockerignore"),
+            "Dockerfile\n.dockerignore\n",
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let always = [
+            Path::new("./Dockerfile"),
+            Path::new("../outside"),
+            Path::new("missing"),
+        ];
+        pack(dir.path(), &always, &mut bytes).unwrap();
+        assert_eq!(names(&bytes), ["Dockerfile", "app.py"]);
+    }
+
+    #[test]
     fn a_packed_bundle_passes_the_daemons_checks_and_unpacks_with_modes_and_links() {
         let dir = tempfile::tempdir().unwrap();
         tree(dir.path());
         let mut bytes = Vec::new();
-        let packed = pack(dir.path(), &mut bytes).unwrap();
+        let packed = pack(dir.path(), &[], &mut bytes).unwrap();
         assert_eq!(
             check_archive(bytes.as_slice(), Limits::default())
                 .unwrap()

@@ -70,12 +70,16 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     // Pack into a temporary file beside nothing the app sees.
     let bundle_file = tempfile::NamedTempFile::new()
         .map_err(|e| Error::io("create a temporary file in", &std::env::temp_dir(), e))?;
-    let packed = crate::bundle::pack(&dir, bundle_file.as_file()).map_err(|e| match e {
-        crate::bundle::PackError::Walk { dir, source } => {
-            Error::io("read", &dir, std::io::Error::other(source))
-        }
-        crate::bundle::PackError::Io { path, source } => Error::io("pack", &path, source),
-    })?;
+    // The Dockerfile goes even if `.dockerignore` lists it (flyctl's for Node apps does).
+    let dockerfile = config.build.as_ref().and_then(|b| b.dockerfile.as_deref());
+    let always: Vec<&Path> = dockerfile.map(Path::new).into_iter().collect();
+    let packed =
+        crate::bundle::pack(&dir, &always, bundle_file.as_file()).map_err(|e| match e {
+            crate::bundle::PackError::Walk { dir, source } => {
+                Error::io("read", &dir, std::io::Error::other(source))
+            }
+            crate::bundle::PackError::Io { path, source } => Error::io("pack", &path, source),
+        })?;
     let digest = packed.digest.to_string();
     if !out.json {
         out.note(&format!(
