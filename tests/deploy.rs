@@ -334,17 +334,19 @@ fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_be
         &[
             (
                 "fly.toml",
-                "app = \"plain\"\n[http_service]\n  internal_port = 8080\n",
+                "app = \"plain\"\n[build]\n  build-target = \"web\"\n  [build.args]\n    SITE = \"docs\"\n[http_service]\n  internal_port = 8080\n",
             ),
+            // The stage build-target names runs, with [build.args] for its ARGs.
             (
                 "Dockerfile",
-                "FROM python:3.11-slim\nCMD python3 -m http.server $PORT --bind 127.0.0.1\n",
+                "FROM python:3.11-slim AS web\nARG SITE=none\nWORKDIR /srv/$SITE\nCMD python3 -m http.server $PORT --bind 127.0.0.1\nFROM web AS worker\nCMD python3 worker.py\n",
             ),
         ],
     );
     let run = deploy(&plain.join("fly.toml")).expect_code(0);
     assert!(
-        run.stderr.contains("runs `python3 -m http.server $PORT"),
+        run.stderr.contains("WORKDIR /srv/docs is ")
+            && run.stderr.contains("runs `python3 -m http.server $PORT"),
         "{}",
         run.stderr
     );

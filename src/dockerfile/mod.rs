@@ -85,6 +85,9 @@ pub enum DockerfileError {
     /// No `FROM`.
     #[error("the Dockerfile has no FROM")]
     NoStage,
+    /// `[build] build_target` names no stage.
+    #[error("no stage is named {0:?} (`FROM ... AS {0}`), which [build] build_target asks for")]
+    NoTarget(String),
     /// A malformed JSON array in `CMD`/`ENTRYPOINT`/`COPY`.
     #[error("line {line}: {message}")]
     Syntax {
@@ -95,9 +98,20 @@ pub enum DockerfileError {
     },
 }
 
-/// Parses a Dockerfile and returns its final stage. `host` gives the variables a `$NAME`
-/// the Dockerfile does not set refers to (the base image's, which the host stands in for).
-pub fn parse(text: &str, host: &dyn Fn(&str) -> Option<String>) -> Result<Stage, DockerfileError> {
+/// What a build is given besides the Dockerfile.
+pub struct BuildOptions<'a> {
+    /// The variables a `$NAME` the Dockerfile does not set refers to (the base image's,
+    /// which the host stands in for).
+    pub host: &'a dyn Fn(&str) -> Option<String>,
+    /// `[build.args]`: values for the `ARG`s the Dockerfile declares.
+    pub args: &'a BTreeMap<String, String>,
+    /// `[build] build_target`: the stage that runs, instead of the last.
+    pub target: Option<&'a str>,
+}
+
+/// Parses a Dockerfile and returns the stage that runs: the target, else the last.
+pub fn parse(text: &str, options: &BuildOptions<'_>) -> Result<Stage, DockerfileError> {
+    let host = options.host;
     let mut stages: Vec<Stage> = Vec::new();
     // `ARG`s before the first `FROM`, which a stage's bare `ARG NAME` takes the value of.
     let mut global_args = BTreeMap::new();
@@ -147,7 +161,8 @@ pub fn parse(text: &str, host: &dyn Fn(&str) -> Option<String>) -> Result<Stage,
                     Some((name, value)) => (name, Some(value.trim_matches('"').to_string())),
                     None => (decl, None),
                 };
-                let Some(value) = value.or_else(|| global_args.get(name).cloned()) else {
+                let given = options.args.get(name).cloned();
+                let Some(value) = given.or(value).or_else(|| global_args.get(name).cloned()) else {
                     continue;
                 };
                 if stages.is_empty() {
@@ -222,7 +237,12 @@ pub fn parse(text: &str, host: &dyn Fn(&str) -> Option<String>) -> Result<Stage,
             _ => {}
         }
     }
-    stages.pop().ok_or(DockerfileError::NoStage)
+    match options.target {
+        None => stages.pop().ok_or(DockerfileError::NoStage),
+        Some(target) => find(&stages, target, false)
+            .cloned()
+            .ok_or_else(|| DockerfileError::NoTarget(target.to_string())),
+    }
 }
 
 /// The earlier stage that `FROM` or `--from` names: by its `AS` name, or (`--from` only)
@@ -274,9 +294,16 @@ impl Stage {
 pub(crate) mod tests {
     use super::*;
 
-    /// Parses with no host variables.
+    /// Parses with no host variables, build args or target.
     pub(crate) fn read(text: &str) -> Result<Stage, DockerfileError> {
-        parse(text, &|_| None)
+        parse(
+            text,
+            &BuildOptions {
+                host: &|_| None,
+                args: &BTreeMap::new(),
+                target: None,
+            },
+        )
     }
 
     const LSH: &str = r#"
@@ -366,7 +393,12 @@ CMD [ "npm", "run", "start" ]
     #[test]
     fn a_stage_from_an_earlier_one_starts_from_it() {
         let host = |name: &str| (name == "PATH").then(|| "/usr/bin:/bin".to_string());
-        let stage = parse(FLY_NODE, &host).unwrap();
+        let options = BuildOptions {
+            host: &host,
+            args: &BTreeMap::new(),
+            target: None,
+        };
+        let stage = parse(FLY_NODE, &options).unwrap();
         assert_eq!(stage.name, None);
         assert_eq!(stage.workdir, "/app");
         assert_eq!(
@@ -392,6 +424,29 @@ CMD [ "npm", "run", "start" ]
             ]
         );
         assert_eq!(stage.command_line().as_deref(), Some("npm run start"));
+    }
+
+    #[test]
+    fn build_args_set_declared_args_and_a_target_picks_the_stage() {
+        let text = "ARG HOME_DIR=/srv\nFROM x AS dev\nARG HOME_DIR\nARG MODE=dev\nARG UNDECLARED_IS=ignored\nWORKDIR $HOME_DIR/$MODE\nCMD dev\nFROM x AS production\nCMD prod\n";
+        let args = BTreeMap::from([
+            ("MODE".to_string(), "staging".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ]);
+        let options = |target| BuildOptions {
+            host: &|_| None,
+            args: &args,
+            target,
+        };
+        let dev = parse(text, &options(Some("dev"))).unwrap();
+        assert_eq!(dev.workdir, "/srv/staging");
+        assert_eq!(dev.command_line().as_deref(), Some("dev"));
+        let last = parse(text, &options(None)).unwrap();
+        assert_eq!(last.command_line().as_deref(), Some("prod"));
+        assert_eq!(
+            parse(text, &options(Some("test"))).unwrap_err().to_string(),
+            "no stage is named \"test\" (`FROM ... AS test`), which [build] build_target asks for"
+        );
     }
 
     #[test]

@@ -130,15 +130,22 @@ impl Deployer {
         let text = tokio::fs::read_to_string(dir.join(&name))
             .await
             .map_err(|e| fail(format!("cannot read {name}: {e}")))?;
-        // `$PATH` and the like mean the base image's; on the host, what machines inherit.
-        let host = |var: &str| {
-            crate::daemon::runtime::process::PASS_THROUGH
-                .contains(&var)
-                .then(|| std::env::var(var).ok())
-                .flatten()
+        let stage = {
+            // `$PATH` and the like mean the base image's; on the host, what machines inherit.
+            let host = |var: &str| {
+                crate::daemon::runtime::process::PASS_THROUGH
+                    .contains(&var)
+                    .then(|| std::env::var(var).ok())
+                    .flatten()
+            };
+            let build = cfg.build.clone().unwrap_or_default();
+            let options = crate::dockerfile::BuildOptions {
+                host: &host,
+                args: &build.args,
+                target: build.build_target.as_deref(),
+            };
+            crate::dockerfile::parse(&text, &options).map_err(|e| fail(format!("{name}: {e}")))?
         };
-        let stage =
-            crate::dockerfile::parse(&text, &host).map_err(|e| fail(format!("{name}: {e}")))?;
         for skipped in &stage.skipped {
             self.progress(
                 app,
