@@ -112,7 +112,8 @@ pub struct MachineSpec {
     /// accepts connections, or after staying up for a second when it has no TCP port.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, Check>,
-    /// Memory limit in MiB (`[[vm]] memory`), enforced as the process's address space.
+    /// Memory limit in MiB (`[[vm]] memory`): a cgroup's `memory.max`, else the resident
+    /// memory of its processes, watched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
 }
@@ -397,7 +398,8 @@ pub struct GroupScale {
     /// Memory in MiB, if set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
-    /// How the memory limit is enforced (`rlimit_as`), or `none`; absent without a limit.
+    /// How the memory limit is enforced (`cgroup_v2` or `resident_watch`); absent without
+    /// a limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_enforced: Option<String>,
 }

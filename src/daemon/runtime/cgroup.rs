@@ -3,7 +3,7 @@
 //! first moves itself into `<own>/daemon`, then enables the memory controller below `<own>`
 //! and gives each machine `<own>/machines/<id>` with `memory.max` and `memory.oom.group`
 //! (an out-of-memory kill takes the machine's whole process tree). Without such a cgroup,
-//! limits fall back to `RLIMIT_AS` (`process.rs`).
+//! the supervisor holds limits by watching the machine's resident memory (`resident.rs`).
 
 use std::fs::File;
 use std::io::Write;
@@ -40,7 +40,7 @@ impl Cgroups {
                 Some(cgroups)
             }
             Err(reason) => {
-                tracing::info!(%reason, "machine memory limits use RLIMIT_AS");
+                tracing::info!(%reason, "machine memory limits are held by watching resident memory");
                 None
             }
         }

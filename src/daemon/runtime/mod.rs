@@ -13,6 +13,7 @@ pub mod oneoff;
 pub mod output_lines;
 pub mod ports;
 pub mod process;
+mod resident;
 mod supervisor;
 
 use std::collections::HashMap;
@@ -165,12 +166,13 @@ impl Runtime {
         Ok(runtime)
     }
 
-    /// How machine memory limits are enforced here: `cgroup_v2` or `rlimit_as`.
+    /// How machine memory limits are enforced here: `cgroup_v2`, or `resident_watch` (the
+    /// supervisor kills a machine whose processes hold more than its limit in memory).
     pub fn memory_enforcement(&self) -> &'static str {
         if self.cgroups.is_some() {
             "cgroup_v2"
         } else {
-            "rlimit_as"
+            "resident_watch"
         }
     }
 

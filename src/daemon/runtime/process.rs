@@ -61,9 +61,6 @@ pub fn spawn(
     }
     match memory {
         MemoryLimit::None => {}
-        MemoryLimit::AddressSpace(mb) => {
-            limit_address_space(&mut cmd, mb.saturating_mul(1024 * 1024))
-        }
         MemoryLimit::Cgroup(procs) => join_cgroup(&mut cmd, procs.try_clone()?),
     }
     let child = cmd.spawn()?;
@@ -77,14 +74,11 @@ pub fn spawn(
     })
 }
 
-/// Where a machine's memory limit is enforced.
+/// Where a machine's memory limit is enforced at its start.
 #[derive(Debug, Clone, Copy)]
 pub enum MemoryLimit<'a> {
-    /// No limit.
+    /// Nowhere: no limit, or one the supervisor holds by watching resident memory.
     None,
-    /// Its address space (`RLIMIT_AS`), in MiB, inherited by everything it starts.
-    /// Allocations past it fail (Python raises `MemoryError`, malloc returns NULL).
-    AddressSpace(u64),
     /// Its own cgroup, whose `cgroup.procs` this is; the cgroup holds the limit.
     Cgroup(&'a std::fs::File),
 }
@@ -101,26 +95,14 @@ fn join_cgroup(cmd: &mut Command, procs: std::fs::File) {
     }
 }
 
-/// Sets `RLIMIT_AS` in the child between fork and exec.
-#[allow(unsafe_code)]
-fn limit_address_space(cmd: &mut Command, bytes: u64) {
-    use nix::sys::resource::{setrlimit, Resource};
-    // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed; setrlimit is a single system call that neither
-    // allocates nor takes locks.
-    unsafe {
-        cmd.pre_exec(move || {
-            setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(std::io::Error::from)
-        });
-    }
-}
-
 /// Gives the child the limits on open files lakeflyd was started with (it raised its
 /// own), between fork and exec.
 #[allow(unsafe_code)]
 fn limit_open_files(cmd: &mut Command, soft: u64, hard: u64) {
     use nix::sys::resource::{setrlimit, Resource};
-    // SAFETY: as in `limit_address_space`: one setrlimit system call in the forked child.
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed; setrlimit is a single system call that neither
+    // allocates nor takes locks.
     unsafe {
         cmd.pre_exec(move || {
             setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(std::io::Error::from)

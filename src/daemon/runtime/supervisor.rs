@@ -23,6 +23,9 @@ use crate::daemon::store::StoreError;
 const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Restarts in a row before a crashing machine is marked failed.
 const DEFAULT_MAX_RETRIES: u32 = 10;
+/// How often a machine's resident memory is checked against its limit, where no cgroup
+/// holds it.
+const MEMORY_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// A process that ran this long before exiting resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Backoff doubles from this after the first (immediate) restart...
@@ -195,11 +198,16 @@ impl Supervisor {
             },
             None => None,
         };
-        let memory = match (&cgroup, self.spec.memory_mb) {
-            (Some(cgroup), _) => process::MemoryLimit::Cgroup(&cgroup.procs),
-            (None, Some(mb)) => process::MemoryLimit::AddressSpace(mb),
-            (None, None) => process::MemoryLimit::None,
+        let memory = match &cgroup {
+            Some(cgroup) => process::MemoryLimit::Cgroup(&cgroup.procs),
+            None => process::MemoryLimit::None,
         };
+        // Without a cgroup, the limit is held by watching the machine's resident memory.
+        let mut memory_watch = match (&cgroup, self.spec.memory_mb) {
+            (None, Some(mb)) => Some((mb, tokio::time::interval(MEMORY_CHECK_EVERY))),
+            _ => None,
+        };
+        let mut over_limit: Option<u64> = None;
         let mut spawned = match process::spawn(&self.spec.command, &self.workdir, &env, memory) {
             Ok(spawned) => spawned,
             Err(e) => {
@@ -268,6 +276,14 @@ impl Supervisor {
         let status = loop {
             tokio::select! {
                 status = spawned.child.wait() => break status,
+                resident = resident_tick(&mut memory_watch, pid), if over_limit.is_none() => {
+                    let limit_mb = memory_watch.as_ref().map_or(0, |(mb, _)| *mb);
+                    if resident > limit_mb.saturating_mul(1024 * 1024) {
+                        // As the kernel would in a cgroup: the whole group, at once.
+                        over_limit = Some(resident);
+                        let _ = process::signal_group(pid, Signal::SIGKILL);
+                    }
+                }
                 request = self.control.recv() => {
                     if let Some(Control::Start(reply)) = request {
                         // Already running.
@@ -297,6 +313,22 @@ impl Supervisor {
         let _ = process::signal_group(pid, Signal::SIGKILL);
         if let Some(cgroup) = cgroup {
             cgroup.remove();
+        }
+        if let (Some(resident), Some(limit_mb)) = (over_limit, self.spec.memory_mb) {
+            let line = format!(
+                "lakeflyd: killed the machine: its processes held {} MB in memory, over its {limit_mb} MB limit ([[vm]] memory, `lakefly scale memory`)",
+                resident / (1024 * 1024)
+            );
+            tracing::warn!(machine = %self.id, "{line}");
+            self.logs
+                .push(LogLine {
+                    time: now(),
+                    app: self.app.clone(),
+                    machine: self.id.clone(),
+                    stream: "stderr",
+                    line,
+                })
+                .await;
         }
         let exit = exit_info(status.ok());
         let failed = exit.code != Some(0);
@@ -574,6 +606,20 @@ impl Supervisor {
             tracing::error!(machine = %self.id, error = %e, "could not record the destroy");
         }
     }
+}
+
+/// Waits for the next memory check of a watched machine and returns its resident bytes;
+/// never returns for a machine that is not watched.
+async fn resident_tick(watch: &mut Option<(u64, tokio::time::Interval)>, pid: u32) -> u64 {
+    let Some((_, interval)) = watch else {
+        return std::future::pending().await;
+    };
+    interval.tick().await;
+    tokio::task::spawn_blocking(move || super::resident::group_resident_bytes(pid))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0)
 }
 
 /// The exit code or signal of a finished process.

@@ -1,0 +1,77 @@
+//! The resident memory of a machine's processes, read from `/proc`: what a machine's
+//! memory limit is held to where lakeflyd has no cgroup of its own to put it in. The
+//! resident set is what a cgroup's `memory.max` counts too (less the page cache), unlike
+//! the address space, which runtimes such as V8 and the JVM reserve by gigabytes up front.
+
+use std::fs;
+
+/// Bytes resident in memory for every process in process group `pgid` (a machine's
+/// processes: its leader and what it starts, unless they leave the group).
+pub fn group_resident_bytes(pgid: u32) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // A process can end between the listing and the read: it then counts for nothing.
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if process_group(&stat) != Some(pgid) {
+            continue;
+        }
+        if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
+            total += resident_kib(&status).unwrap_or(0) * 1024;
+        }
+    }
+    Ok(total)
+}
+
+/// The process group in a `/proc/<pid>/stat` line: the third field after the command,
+/// which is in parentheses and may itself hold spaces and parentheses.
+fn process_group(stat: &str) -> Option<u32> {
+    let after_command = &stat[stat.rfind(')')? + 1..];
+    after_command.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// `VmRSS` of a `/proc/<pid>/status`, in KiB (absent for kernel threads and zombies).
+fn resident_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_and_status_lines_are_read() {
+        let stat =
+            "4242 (my (odd) app) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 99 1000 50";
+        assert_eq!(process_group(stat), Some(4240));
+        assert_eq!(process_group("garbage"), None);
+        let status = "Name:\tpython3\nVmPeak:\t  20000 kB\nVmRSS:\t   9876 kB\nThreads:\t1\n";
+        assert_eq!(resident_kib(status), Some(9876));
+        assert_eq!(resident_kib("Name:\tkthreadd\n"), None);
+    }
+
+    #[test]
+    fn this_process_group_holds_at_least_this_process() {
+        let pgid = fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| process_group(&stat))
+            .unwrap();
+        let resident = group_resident_bytes(pgid).unwrap();
+        assert!(resident > 1024 * 1024, "{resident}");
+    }
+}
