@@ -859,10 +859,18 @@ fn an_app_on_a_fixed_port_fails_with_the_port_it_listens_on_and_the_fix() {
         .unwrap()
         .replace(
             "strategy = \"rolling\"",
-            "strategy = \"rolling\"\n  wait_timeout = \"3s\"",
+            "strategy = \"rolling\"\n  wait_timeout = \"6s\"",
         );
     std::fs::write(app.join("fly.toml"), config).unwrap();
     let run = deploy(&d, &app, &[]).expect_code(7);
+    // Said while it waits, not only once wait_timeout ends the release.
+    assert!(
+        run.stderr.contains(&format!(
+            "is not healthy yet; it listens on port {fixed}, not on $PORT ("
+        )),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr
             .contains(&format!("it listens on port {fixed}, not on $PORT (")),

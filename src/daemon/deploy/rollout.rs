@@ -16,6 +16,9 @@ use crate::daemon::runtime::{Action, Runtime};
 
 /// A new machine that exits this many times before it is healthy is crashing.
 const CRASHES_BEFORE_FAILING: u32 = 2;
+/// How often, while new machines are not healthy, their listening ports are looked at for
+/// an app that ignores `$PORT`.
+const WRONG_PORT_LOOK_EVERY: Duration = Duration::from_secs(2);
 
 /// Why a rollout stopped.
 #[derive(Debug, Clone)]
@@ -234,10 +237,29 @@ impl Rollout<'_> {
         let deadline = Instant::now() + self.wait_timeout;
         let mut crashes: BTreeMap<String, u32> = BTreeMap::new();
         let mut last_output: BTreeMap<String, String> = BTreeMap::new();
+        // Until an app that ignores $PORT is told so, its ports are looked at now and then,
+        // so the deploy says why it waits long before wait_timeout ends it.
+        let mut port_look = Some(Instant::now() + WRONG_PORT_LOOK_EVERY);
         while !pending.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let wake = port_look.filter(|at| *at < deadline).unwrap_or(deadline);
+            let left = wake.saturating_duration_since(Instant::now());
             let event = match tokio::time::timeout(left, self.events.recv()).await {
                 Ok(Some(event)) => event,
+                Err(_) if Instant::now() < deadline => {
+                    let mut told = false;
+                    for id in &pending {
+                        let hint = self.wrong_port_hint(id).await;
+                        if !hint.is_empty() {
+                            (self.progress)(
+                                "rollout",
+                                format!("machine {id} is not healthy yet{hint}"),
+                            );
+                            told = true;
+                        }
+                    }
+                    port_look = (!told).then(|| Instant::now() + WRONG_PORT_LOOK_EVERY);
+                    continue;
+                }
                 Ok(None) => {
                     return Err(Failure {
                         reason: "the daemon is stopping".into(),
