@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use rusqlite::params;
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
+
+use super::output_lines::OutputLines;
+use crate::daemon::events::now;
 
 use crate::daemon::store::{sqlite, Store};
 
@@ -48,6 +52,32 @@ impl LogSink {
     pub async fn push(&self, line: LogLine) {
         // The writer only stops with the daemon; a line sent then has nowhere to go.
         let _ = self.tx.send(line).await;
+    }
+
+    /// Reads a machine's stdout and stderr, line by line, into the log until they close.
+    pub fn pump(&self, app: &str, machine: &str, child: &mut tokio::process::Child) {
+        let streams: [(&'static str, Option<Box<dyn AsyncRead + Unpin + Send>>); 2] = [
+            ("stdout", child.stdout.take().map(|s| Box::new(s) as _)),
+            ("stderr", child.stderr.take().map(|s| Box::new(s) as _)),
+        ];
+        for (stream, pipe) in streams {
+            let Some(pipe) = pipe else { continue };
+            let sink = self.clone();
+            let (app, machine) = (app.to_string(), machine.to_string());
+            tokio::spawn(async move {
+                let mut lines = OutputLines::new(pipe);
+                while let Some(line) = lines.next_line().await {
+                    sink.push(LogLine {
+                        time: now(),
+                        app: app.clone(),
+                        machine: machine.clone(),
+                        stream,
+                        line,
+                    })
+                    .await;
+                }
+            });
+        }
     }
 }
 

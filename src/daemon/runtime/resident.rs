@@ -4,6 +4,66 @@
 //! the address space, which runtimes such as V8 and the JVM reserve by gigabytes up front.
 
 use std::fs;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+/// How often a machine's resident memory is checked against its limit.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// A machine's memory limit, held by the supervisor: its process group is killed when its
+/// resident memory goes over, as a cgroup's OOM kill (`memory.oom.group`) would.
+pub struct MemoryWatch {
+    pid: u32,
+    limit_mb: u64,
+    interval: tokio::time::Interval,
+    /// What the group held when it was killed.
+    killed_at: Option<u64>,
+}
+
+impl MemoryWatch {
+    /// Watches the process group led by `pid` against `limit_mb`.
+    pub fn new(pid: u32, limit_mb: u64) -> Self {
+        MemoryWatch {
+            pid,
+            limit_mb,
+            interval: tokio::time::interval(CHECK_EVERY),
+            killed_at: None,
+        }
+    }
+
+    /// Checks at each tick and kills the group once it is over its limit; never returns
+    /// for no watch, or once the group was killed (its exit is then awaited elsewhere).
+    pub async fn enforce(watch: &mut Option<Self>) {
+        let Some(watch) = watch.as_mut().filter(|w| w.killed_at.is_none()) else {
+            return std::future::pending().await;
+        };
+        loop {
+            watch.interval.tick().await;
+            let pid = watch.pid;
+            let resident = tokio::task::spawn_blocking(move || group_resident_bytes(pid))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            if resident > watch.limit_mb.saturating_mul(1024 * 1024) {
+                watch.killed_at = Some(resident);
+                let _ = super::process::signal_group(pid, Signal::SIGKILL);
+                return;
+            }
+        }
+    }
+
+    /// The line for the machine's log when it was killed for its memory.
+    pub fn kill_note(&self) -> Option<String> {
+        let resident = self.killed_at?;
+        Some(format!(
+            "lakeflyd: killed the machine: its processes held {} MB in memory, over its {} MB limit ([[vm]] memory, `lakefly scale memory`)",
+            resident / (1024 * 1024),
+            self.limit_mb
+        ))
+    }
+}
 
 /// Bytes resident in memory for every process in process group `pgid` (a machine's
 /// processes: its leader and what it starts, unless they leave the group).

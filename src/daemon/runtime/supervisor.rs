@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{LogLine, LogSink};
-use super::output_lines::OutputLines;
+use super::resident::MemoryWatch;
 use super::{environment, health, mounts, process};
 use crate::api::types::{kind, ExitInfo, MachineSpec, MachineState};
 use crate::config::model::RestartPolicy;
@@ -23,9 +23,6 @@ use crate::daemon::store::StoreError;
 const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Restarts in a row before a crashing machine is marked failed.
 const DEFAULT_MAX_RETRIES: u32 = 10;
-/// How often a machine's resident memory is checked against its limit, where no cgroup
-/// holds it.
-const MEMORY_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// A process that ran this long before exiting resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Backoff doubles from this after the first (immediate) restart...
@@ -202,12 +199,6 @@ impl Supervisor {
             Some(cgroup) => process::MemoryLimit::Cgroup(&cgroup.procs),
             None => process::MemoryLimit::None,
         };
-        // Without a cgroup, the limit is held by watching the machine's resident memory.
-        let mut memory_watch = match (&cgroup, self.spec.memory_mb) {
-            (None, Some(mb)) => Some((mb, tokio::time::interval(MEMORY_CHECK_EVERY))),
-            _ => None,
-        };
-        let mut over_limit: Option<u64> = None;
         let mut spawned = match process::spawn(&self.spec.command, &self.workdir, &env, memory) {
             Ok(spawned) => spawned,
             Err(e) => {
@@ -221,6 +212,11 @@ impl Supervisor {
             }
         };
         let pid = spawned.pid;
+        // Without a cgroup, the limit is held by watching the machine's resident memory.
+        let mut memory_watch = match (&cgroup, self.spec.memory_mb) {
+            (None, Some(mb)) => Some(MemoryWatch::new(pid, mb)),
+            _ => None,
+        };
         let started_at = Instant::now();
         {
             let (id, app, start) = (self.id.clone(), self.app.clone(), spawned.start_time);
@@ -244,7 +240,7 @@ impl Supervisor {
             }
             self.answer_pending();
         }
-        self.pump_logs(&mut spawned);
+        self.logs.pump(&self.app, &self.id, &mut spawned.child);
         // The edge may send it traffic once its checks pass; until it is dropped.
         let registration = port.map(|port| {
             self.backends
@@ -276,14 +272,7 @@ impl Supervisor {
         let status = loop {
             tokio::select! {
                 status = spawned.child.wait() => break status,
-                resident = resident_tick(&mut memory_watch, pid), if over_limit.is_none() => {
-                    let limit_mb = memory_watch.as_ref().map_or(0, |(mb, _)| *mb);
-                    if resident > limit_mb.saturating_mul(1024 * 1024) {
-                        // As the kernel would in a cgroup: the whole group, at once.
-                        over_limit = Some(resident);
-                        let _ = process::signal_group(pid, Signal::SIGKILL);
-                    }
-                }
+                () = MemoryWatch::enforce(&mut memory_watch) => {}
                 request = self.control.recv() => {
                     if let Some(Control::Start(reply)) = request {
                         // Already running.
@@ -314,11 +303,7 @@ impl Supervisor {
         if let Some(cgroup) = cgroup {
             cgroup.remove();
         }
-        if let (Some(resident), Some(limit_mb)) = (over_limit, self.spec.memory_mb) {
-            let line = format!(
-                "lakeflyd: killed the machine: its processes held {} MB in memory, over its {limit_mb} MB limit ([[vm]] memory, `lakefly scale memory`)",
-                resident / (1024 * 1024)
-            );
+        if let Some(line) = memory_watch.and_then(|watch| watch.kill_note()) {
             tracing::warn!(machine = %self.id, "{line}");
             self.logs
                 .push(LogLine {
@@ -422,40 +407,6 @@ impl Supervisor {
         self.spec
             .kill_timeout
             .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std())
-    }
-
-    fn pump_logs(&self, spawned: &mut process::Spawned) {
-        let streams: [(
-            &'static str,
-            Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
-        ); 2] = [
-            (
-                "stdout",
-                spawned.child.stdout.take().map(|s| Box::new(s) as _),
-            ),
-            (
-                "stderr",
-                spawned.child.stderr.take().map(|s| Box::new(s) as _),
-            ),
-        ];
-        for (stream, pipe) in streams {
-            let Some(pipe) = pipe else { continue };
-            let sink = self.logs.clone();
-            let (app, machine) = (self.app.clone(), self.id.clone());
-            tokio::spawn(async move {
-                let mut lines = OutputLines::new(pipe);
-                while let Some(line) = lines.next_line().await {
-                    sink.push(LogLine {
-                        time: now(),
-                        app: app.clone(),
-                        machine: machine.clone(),
-                        stream,
-                        line,
-                    })
-                    .await;
-                }
-            });
-        }
     }
 
     async fn set_desired(&mut self, desired: Desired) {
@@ -606,20 +557,6 @@ impl Supervisor {
             tracing::error!(machine = %self.id, error = %e, "could not record the destroy");
         }
     }
-}
-
-/// Waits for the next memory check of a watched machine and returns its resident bytes;
-/// never returns for a machine that is not watched.
-async fn resident_tick(watch: &mut Option<(u64, tokio::time::Interval)>, pid: u32) -> u64 {
-    let Some((_, interval)) = watch else {
-        return std::future::pending().await;
-    };
-    interval.tick().await;
-    tokio::task::spawn_blocking(move || super::resident::group_resident_bytes(pid))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(0)
 }
 
 /// The exit code or signal of a finished process.
