@@ -431,3 +431,55 @@ async fn the_lsh_endpoints_create_trigger_and_list_jobs() {
     d.stop();
     assert!(!alive(), "the run's process outlived the daemon");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_job_wakes_a_stopped_machine_of_an_app_that_auto_starts() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start_in(&temp.path().join("state"), &[]);
+    let api = Api::new(&d);
+    let dir = app_dir(temp.path());
+    let config = std::fs::read_to_string(dir.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "processes = [\"app\"]",
+            "processes = [\"app\"]\n  auto_start_machines = true",
+        );
+    assert!(config.contains("auto_start_machines = true"));
+    std::fs::write(dir.join("fly.toml"), config).unwrap();
+    tokio::task::block_in_place(|| deploy(&d, &dir));
+    // Stopped, as auto_stop_machines leaves an idle app.
+    let (_, machines) = api.send(Method::GET, "/v1/apps/jobs/machines", None).await;
+    let machine = machines[0]["id"].as_str().unwrap().to_string();
+    let (status, stopped) = api
+        .send(
+            Method::POST,
+            &format!("/v1/apps/jobs/machines/{machine}/stop"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+
+    let maintenance = jobs_by_name(&api).await["maintenance"]["id"]
+        .as_u64()
+        .unwrap();
+    api.send(
+        Method::POST,
+        &format!("/v1/jobs/{maintenance}/trigger"),
+        None,
+    )
+    .await;
+    let calls = wait_runs(&api, maintenance, "the call to a stopped app", |r| {
+        finished(r, "succeeded") + finished(r, "failed") == 1
+    })
+    .await;
+    assert_eq!(calls[0]["status"], "succeeded", "{calls:#?}");
+    assert_eq!(calls[0]["http_status"], 200, "{calls:#?}");
+    let (_, machine) = api
+        .send(
+            Method::GET,
+            &format!("/v1/apps/jobs/machines/{machine}"),
+            None,
+        )
+        .await;
+    assert_eq!(machine["state"], "started", "{machine}");
+}

@@ -210,7 +210,7 @@ impl Daemon {
                 store: store.clone(),
                 hub: hub.clone(),
                 secrets: secrets.clone(),
-                backends: backends.clone(),
+                edge: edge.clone(),
                 apps_dir: options.state_dir.join("apps"),
             },
             shutdown_rx.clone(),

@@ -509,6 +509,32 @@ impl Edge {
             .map(|files| files.cert.display().to_string())
     }
 
+    /// A machine of `app`'s process `group` for a call lakeflyd makes itself (an HTTP
+    /// job), chosen as for a request: it counts as busy while the lease is held (so
+    /// `auto_stop_machines` does not stop it under the call), and when the app's HTTP
+    /// service auto-starts that group, a stopped machine is started and waited for.
+    pub async fn lease_for_call(&self, app: &str, group: &str) -> Option<backends::Lease> {
+        let groups = vec![group.to_string()];
+        let route = match self.state.http_route(app) {
+            Some(http) if http.groups.iter().any(|g| g == group) => Route {
+                groups,
+                ..(*http).clone()
+            },
+            _ => Route {
+                app: app.to_string(),
+                groups,
+                internal_port: None,
+                limits: backends::Limits::default(),
+                auto_start: false,
+                statics: Vec::new(),
+                force_https: false,
+                upstream: routes::UpstreamHttp::default(),
+                idle_timeout: None,
+            },
+        };
+        acquire::acquire(&self.state, &route, &[]).await.ok()
+    }
+
     /// Forgets an app: its host route and its ports.
     pub fn remove(&self, app: &str) {
         self.state

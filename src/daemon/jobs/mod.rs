@@ -19,7 +19,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::api::jobs::Job;
 use crate::api::types::kind;
-use crate::daemon::edge::backends::Backends;
 use crate::daemon::events::{now, EventHub, NewEvent};
 use crate::daemon::secrets::SecretStore;
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord};
@@ -44,8 +43,8 @@ pub struct Context {
     pub hub: EventHub,
     /// Secrets, opened into a command's environment.
     pub secrets: Arc<SecretStore>,
-    /// Healthy machines, for HTTP jobs.
-    pub backends: Backends,
+    /// The edge, which picks (and wakes) the machine an HTTP job calls.
+    pub edge: crate::daemon::edge::Edge,
     /// `<state>/apps`, where machines without a release directory work.
     pub apps_dir: PathBuf,
 }

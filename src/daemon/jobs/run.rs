@@ -1,7 +1,8 @@
 //! One run of a job: its attempts (one, plus `retries` after failures), each bounded by the
 //! job's timeout, recorded with its outcome and the tail of its output. A command runs like
 //! a release command of the app's current release (its directory, env and secrets); an
-//! HTTP job calls a healthy machine of the job's group.
+//! HTTP job calls a machine of the job's group that the edge picks, as for a request (a
+//! stopped one started when the app auto-starts, and counted busy during the call).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -193,17 +194,13 @@ async fn call(
     path: &str,
     timeout: Duration,
 ) -> RunEnd {
-    let groups = [group.to_string()];
-    let Some(backend) = ctx
-        .backends
-        .of(&job.app, &groups)
-        .into_iter()
-        .find(|b| b.is_healthy() && !b.is_draining())
-    else {
+    // Held until the call ends: the machine counts as busy meanwhile.
+    let Some(lease) = ctx.edge.lease_for_call(&job.app, group).await else {
         return failed(format!(
             "no healthy machine of group {group:?} to call {path} on"
         ));
     };
+    let backend = &lease.backend;
     let port = backend.dial_port(backend.spec.internal_port);
     let method =
         reqwest::Method::from_bytes(job.spec.method.as_deref().unwrap_or("GET").as_bytes())
