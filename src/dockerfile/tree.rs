@@ -52,6 +52,7 @@ pub fn build_tree(stage: &Stage, context: &Path, tree: &Path) -> Result<Built, T
         context,
         scratch: &scratch,
         built: HashMap::new(),
+        started: 0,
         not_applied: Vec::new(),
     };
     let applied = builder.apply(stage, tree, &stage.workdir);
@@ -71,6 +72,8 @@ struct Builder<'a> {
     scratch: &'a Path,
     /// Stages built so far, by name, with the directory that stands for their `/`.
     built: HashMap<String, PathBuf>,
+    /// Stages started so far, which names their directories.
+    started: usize,
     not_applied: Vec<String>,
 }
 
@@ -120,7 +123,9 @@ impl Builder<'_> {
         if let Some(root) = self.built.get(name) {
             return Ok(root.clone());
         }
-        let root = self.scratch.join(self.built.len().to_string());
+        // Numbered in the order started: a stage that copies from another starts first.
+        self.started += 1;
+        let root = self.scratch.join(self.started.to_string());
         create(&root)?;
         self.apply(stage, &root, "/")?;
         self.built.insert(name.to_string(), root.clone());
@@ -433,5 +438,29 @@ mod tests {
             built.command.unwrap(),
             format!("{}/bin/docker-entrypoint --log /var/log/x", tree.display())
         );
+    }
+
+    #[test]
+    fn a_stage_copying_from_another_is_built_apart_from_it() {
+        let context = tempfile::tempdir().unwrap();
+        fs::create_dir_all(context.path().join("node_modules/dep")).unwrap();
+        fs::write(context.path().join("node_modules/dep/index.js"), "dep").unwrap();
+        fs::write(context.path().join("package.json"), "{}").unwrap();
+        fs::write(context.path().join("server.js"), "js").unwrap();
+        // As remix-run's blues-stack: deps, then production-deps from deps, then the app.
+        let stage = read("FROM node AS base\nFROM base AS deps\nWORKDIR /myapp\nADD package.json ./\nCOPY node_modules /myapp/node_modules\nCOPY server.js deps-only.js\n\
+            FROM base AS production-deps\nWORKDIR /myapp\nCOPY --from=deps /myapp/node_modules /myapp/node_modules\nADD package.json ./\n\
+            FROM base\nWORKDIR /myapp\nCOPY --from=production-deps /myapp /myapp\nADD server.js .\nCMD [\"node\", \"server.js\"]\n").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let tree = out.path().join("t");
+        let built = build_tree(&stage, context.path(), &tree).unwrap();
+        assert!(built.not_applied.is_empty(), "{:?}", built.not_applied);
+        assert_eq!(
+            fs::read_to_string(tree.join("node_modules/dep/index.js")).unwrap(),
+            "dep"
+        );
+        assert!(tree.join("server.js").is_file() && tree.join("package.json").is_file());
+        // What deps holds beside what production-deps took from it stays in deps.
+        assert!(!tree.join("deps-only.js").exists());
     }
 }
