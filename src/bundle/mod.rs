@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 pub use check::{check_archive, unpack, BundleError, Limits, Summary};
 
-pub use pack::{pack, PackError, Packed};
+pub use pack::{pack, PackError, Packed, Selection, DOCKER_IGNORE};
 
 /// A bundle's SHA-256, as 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,7 +1,8 @@
-//! Packing an app directory: every file not ignored by `.dockerignore`, `.gitignore` or
-//! `.lakeflyignore`, as a deterministic tar compressed with zstd. Entries are sorted and
-//! carry no times, owners or umask, so the same tree always gives the same digest and an
-//! unchanged app uploads nothing.
+//! Packing an app directory: every file not ignored by `.dockerignore` (read as Docker
+//! reads it: at the root, each pattern from the root), `.gitignore` or `.lakeflyignore`
+//! (in every directory, as git reads `.gitignore`), as a deterministic tar compressed with
+//! zstd. Entries are sorted and carry no times, owners or umask, so the same tree always
+//! gives the same digest and an unchanged app uploads nothing.
 
 use std::fs;
 use std::io::{self, Write};
@@ -11,8 +12,10 @@ use sha2::Digest as _;
 
 use super::Digest;
 
-/// Ignore files read in every directory of the app, besides `.gitignore`.
-const IGNORE_FILES: [&str; 2] = [".dockerignore", ".lakeflyignore"];
+/// Ignore file read in every directory of the app, besides `.gitignore`.
+const LAKEFLY_IGNORE: &str = ".lakeflyignore";
+/// The Docker ignore file read at the root when `[build] ignorefile` names none.
+pub const DOCKER_IGNORE: &str = ".dockerignore";
 /// zstd level: a good ratio at a speed that keeps packing well under a second for most apps.
 const LEVEL: i32 = 3;
 
@@ -48,12 +51,30 @@ pub enum PackError {
     },
 }
 
-/// Writes the bundle of `dir` to `out` and returns its digest. The files `always` names
-/// (relative to `dir`) are packed even when an ignore file leaves them out, as Docker
-/// always sends the Dockerfile it builds: flyctl's `.dockerignore` for Node apps lists
-/// `Dockerfile`.
-pub fn pack(dir: &Path, always: &[&Path], out: impl Write) -> Result<Packed, PackError> {
-    let mut paths = collect(dir)?;
+/// What of an app directory goes into its bundle besides what no ignore file leaves out.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection<'a> {
+    /// The Docker ignore file, relative to the directory (`[build] ignorefile`, else
+    /// [`DOCKER_IGNORE`]); none there is no error.
+    pub docker_ignore: &'a Path,
+    /// Files packed even when an ignore file leaves them out, as Docker always sends the
+    /// Dockerfile it builds: flyctl's `.dockerignore` for Node apps lists `Dockerfile`.
+    pub always: &'a [&'a Path],
+}
+
+impl Default for Selection<'_> {
+    fn default() -> Self {
+        Selection {
+            docker_ignore: Path::new(DOCKER_IGNORE),
+            always: &[],
+        }
+    }
+}
+
+/// Writes the bundle of `dir` to `out` and returns its digest.
+pub fn pack(dir: &Path, selection: Selection<'_>, out: impl Write) -> Result<Packed, PackError> {
+    let always = selection.always;
+    let mut paths = collect(dir, selection.docker_ignore)?;
     for file in always {
         use std::path::Component;
         let inside = file
@@ -122,7 +143,12 @@ pub fn pack(dir: &Path, always: &[&Path], out: impl Write) -> Result<Packed, Pac
 }
 
 /// Every path to pack, relative to `dir`, sorted.
-fn collect(dir: &Path) -> Result<Vec<PathBuf>, PackError> {
+fn collect(dir: &Path, docker_ignore: &Path) -> Result<Vec<PathBuf>, PackError> {
+    let docker =
+        docker_ignore_matcher(dir, &dir.join(docker_ignore)).map_err(|source| PackError::Walk {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     let mut builder = ignore::WalkBuilder::new(dir);
     builder
         .hidden(false)
@@ -132,10 +158,11 @@ fn collect(dir: &Path) -> Result<Vec<PathBuf>, PackError> {
         .require_git(false)
         .parents(false)
         .follow_links(false)
-        .filter_entry(|e| e.file_name() != ".git");
-    for name in IGNORE_FILES {
-        builder.add_custom_ignore_filename(name);
-    }
+        .filter_entry(move |e| {
+            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            e.file_name() != ".git" && !docker.matched(e.path(), is_dir).is_ignore()
+        });
+    builder.add_custom_ignore_filename(LAKEFLY_IGNORE);
     let mut paths = Vec::new();
     for entry in builder.build() {
         let entry = entry.map_err(|source| PackError::Walk {
@@ -152,6 +179,38 @@ fn collect(dir: &Path) -> Result<Vec<PathBuf>, PackError> {
     }
     paths.sort();
     Ok(paths)
+}
+
+/// The patterns of a Docker ignore file as Docker reads them: each from the directory's
+/// root (`dist` is `/dist`, not every `dist` below, as in a `.gitignore`), leading and
+/// trailing slashes dropped, `!` re-including, `**` any number of directories. No file is
+/// an empty set of patterns. Patterns are from `root`, wherever the file is.
+fn docker_ignore_matcher(
+    root: &Path,
+    file: &Path,
+) -> Result<ignore::gitignore::Gitignore, ignore::Error> {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(root);
+    let text = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ignore::Error::Io(e)),
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (negation, pattern) = match line.strip_prefix('!') {
+            Some(rest) => ("!", rest.trim()),
+            None => ("", line),
+        };
+        let pattern = pattern.trim_start_matches("./").trim_matches('/');
+        if pattern.is_empty() {
+            continue;
+        }
+        builder.add_line(Some(file.to_path_buf()), &format!("{negation}/{pattern}"))?;
+    }
+    builder.build()
 }
 
 #[cfg(unix)]
@@ -230,14 +289,19 @@ mod tests {
         fs::set_permissions(b.path().join("app.py"), fs::Permissions::from_mode(0o600)).unwrap();
         let mut bytes_a = Vec::new();
         let mut bytes_b = Vec::new();
-        let pa = pack(a.path(), &[], &mut bytes_a).unwrap();
-        let pb = pack(b.path(), &[], &mut bytes_b).unwrap();
+        let pa = pack(a.path(), Selection::default(), &mut bytes_a).unwrap();
+        let pb = pack(b.path(), Selection::default(), &mut bytes_b).unwrap();
         assert_eq!(pa.digest, pb.digest);
         assert_eq!(bytes_a, bytes_b);
         assert_eq!(pa.size, bytes_a.len() as u64);
         // A content change changes the digest.
         fs::write(b.path().join("app.py"), "print('bye')\n").unwrap();
-        assert_ne!(pack(b.path(), &[], io::sink()).unwrap().digest, pa.digest);
+        assert_ne!(
+            pack(b.path(), Selection::default(), io::sink())
+                .unwrap()
+                .digest,
+            pa.digest
+        );
     }
 
     #[test]
@@ -245,7 +309,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         tree(dir.path());
         let mut bytes = Vec::new();
-        pack(dir.path(), &[], &mut bytes).unwrap();
+        pack(dir.path(), Selection::default(), &mut bytes).unwrap();
         assert_eq!(
             names(&bytes),
             [
@@ -258,6 +322,66 @@ mod tests {
                 "src/",
                 "src/lib/",
                 "src/lib/mod.py"
+            ]
+        );
+    }
+
+    #[test]
+    fn dockerignore_patterns_are_read_from_the_root_as_docker_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in [
+            "dist/a.js",
+            "src/dist/b.js",
+            "a.log",
+            "keep.log",
+            "src/c.log",
+            "src/x.tmp",
+            "tmp/t",
+            "src/tmp/t2",
+        ] {
+            fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+            fs::write(root.join(file), "").unwrap();
+        }
+        fs::write(
+            root.join(".dockerignore"),
+            "# build output\ndist\n*.log\n!keep.log\n**/*.tmp\n/tmp/\n.dockerignore\n",
+        )
+        .unwrap();
+        // Docker reads only the root's.
+        fs::write(root.join("src/.dockerignore"), "dist\n").unwrap();
+        let files = |selection: Selection<'_>| {
+            let mut bytes = Vec::new();
+            pack(root, selection, &mut bytes).unwrap();
+            names(&bytes)
+                .into_iter()
+                .filter(|n| !n.ends_with('/'))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            files(Selection::default()),
+            [
+                "keep.log",
+                "src/.dockerignore",
+                "src/c.log",
+                "src/dist/b.js",
+                "src/tmp/t2"
+            ]
+        );
+        // `[build] ignorefile` names another file, read instead.
+        fs::write(root.join("deploy.ignore"), "src\ntmp\n").unwrap();
+        let other = Selection {
+            docker_ignore: Path::new("deploy.ignore"),
+            ..Selection::default()
+        };
+        assert_eq!(
+            files(other),
+            [
+                ".dockerignore",
+                "a.log",
+                "deploy.ignore",
+                "dist/a.js",
+                "keep.log"
             ]
         );
     }
@@ -278,7 +402,11 @@ mod tests {
             Path::new("../outside"),
             Path::new("missing"),
         ];
-        pack(dir.path(), &always, &mut bytes).unwrap();
+        let selection = Selection {
+            always: &always,
+            ..Selection::default()
+        };
+        pack(dir.path(), selection, &mut bytes).unwrap();
         assert_eq!(names(&bytes), ["Dockerfile", "app.py"]);
     }
 
@@ -287,7 +415,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         tree(dir.path());
         let mut bytes = Vec::new();
-        let packed = pack(dir.path(), &[], &mut bytes).unwrap();
+        let packed = pack(dir.path(), Selection::default(), &mut bytes).unwrap();
         assert_eq!(
             check_archive(bytes.as_slice(), Limits::default())
                 .unwrap()

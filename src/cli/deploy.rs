@@ -22,7 +22,7 @@ use crate::output::Output;
 /// Deploy the app in the config's directory.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The app directory is the one holding the config file; .gitignore, .dockerignore\nand .lakeflyignore say what stays out of the bundle. An unchanged directory uploads\nnothing. Exit codes: 0 complete, 7 failed (the previous release keeps running),\n3 invalid config, 8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
+    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing. Exit codes: 0 complete, 7 failed (the previous release keeps running),\n3 invalid config, 8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
 )]
 pub struct DeployArgs {
     /// Rollout strategy (overrides `[deploy] strategy`).
@@ -71,10 +71,19 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     let bundle_file = tempfile::NamedTempFile::new()
         .map_err(|e| Error::io("create a temporary file in", &std::env::temp_dir(), e))?;
     // The Dockerfile goes even if `.dockerignore` lists it (flyctl's for Node apps does).
-    let dockerfile = config.build.as_ref().and_then(|b| b.dockerfile.as_deref());
+    let build = config.build.as_ref();
+    let dockerfile = build.and_then(|b| b.dockerfile.as_deref());
     let always: Vec<&Path> = dockerfile.map(Path::new).into_iter().collect();
+    let selection = crate::bundle::Selection {
+        docker_ignore: Path::new(
+            build
+                .and_then(|b| b.ignorefile.as_deref())
+                .unwrap_or(crate::bundle::DOCKER_IGNORE),
+        ),
+        always: &always,
+    };
     let packed =
-        crate::bundle::pack(&dir, &always, bundle_file.as_file()).map_err(|e| match e {
+        crate::bundle::pack(&dir, selection, bundle_file.as_file()).map_err(|e| match e {
             crate::bundle::PackError::Walk { dir, source } => {
                 Error::io("read", &dir, std::io::Error::other(source))
             }
