@@ -133,3 +133,68 @@ async fn bytes_that_are_not_a_bundle_or_a_bad_digest_are_refused() {
     assert_eq!(body["code"], "bad_request");
     assert_nothing_stored(&d);
 }
+
+/// Deploys `bundle` as app `app` through the API with `config`; the answer's status and body.
+async fn deploy_through_api(
+    d: &TestDaemon,
+    app: &str,
+    bundle: Vec<u8>,
+    config: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let digest = sha256(&bundle);
+    assert_eq!(put(d, &digest, bundle).await.0, 201);
+    let client = common::http_client();
+    let created = client
+        .post(d.url("/v1/apps"))
+        .json(&serde_json::json!({ "name": app }))
+        .send()
+        .await
+        .expect("POST /v1/apps");
+    assert!(created.status().is_success(), "{created:?}");
+    let resp = client
+        .post(d.url(&format!("/v1/apps/{app}/deploys")))
+        .json(&serde_json::json!({ "config": config, "bundle": digest }))
+        .send()
+        .await
+        .expect("POST deploys");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_through_the_api_runs_the_dockerfile_at_the_bundles_root() {
+    let d = TestDaemon::start();
+    // A config that names no Dockerfile, as most fly.toml files: flyctl builds the root one.
+    let config = serde_json::json!({ "app": "api-df" });
+    let dockerfile = Entry::File("Dockerfile", b"FROM python:3.11-slim\nCMD [\"python3\", \"-c\", \"import time; print('from the Dockerfile', flush=True); time.sleep(60)\"]\n");
+    let (status, body) =
+        deploy_through_api(&d, "api-df", tar_zst(&[dockerfile]), config.clone()).await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let releases: serde_json::Value = common::http_client()
+            .get(d.url("/v1/apps/api-df/releases"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match releases[0]["status"].as_str() {
+            Some("complete") => break,
+            Some("failed") => panic!("{releases}"),
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "{releases}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Without one, it is refused before anything runs.
+    let none = tar_zst(&[Entry::File("app.py", b"print(1)\n")]);
+    let (status, body) = deploy_through_api(&d, "api-none", none, config).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"], "nothing says what process group \"app\" runs",
+        "{body}"
+    );
+}

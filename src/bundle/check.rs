@@ -86,6 +86,16 @@ pub fn check_archive(reader: impl Read, limits: Limits) -> Result<Summary, Bundl
     walk(reader, limits, |_, _| Ok(()))
 }
 
+/// Whether a tar.zst stream holds a regular file at `name`, relative to its root.
+pub fn holds_file(reader: impl Read, name: &str, limits: Limits) -> Result<bool, BundleError> {
+    let mut found = false;
+    walk(reader, limits, |relative, entry| {
+        found |= relative == Path::new(name) && entry.header().entry_type().is_file();
+        Ok(())
+    })?;
+    Ok(found)
+}
+
 /// Unpacks a checked tar.zst stream into `dest` (which must not exist yet).
 pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<Summary, BundleError> {
     let write = |path: &Path, source| BundleError::Write {

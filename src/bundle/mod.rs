@@ -7,7 +7,7 @@ pub mod pack;
 use std::fmt;
 use std::str::FromStr;
 
-pub use check::{check_archive, unpack, BundleError, Limits, Summary};
+pub use check::{check_archive, holds_file, unpack, BundleError, Limits, Summary};
 
 pub use pack::{pack, PackError, Packed, Selection, DOCKER_IGNORE};
 

@@ -25,6 +25,7 @@ use crate::bundle::{self, Digest};
 use crate::config::model::Strategy;
 use crate::config::{plan, AppConfig};
 use crate::daemon::events::NewEvent;
+use crate::dockerfile::DEFAULT_DOCKERFILE;
 
 /// Fly's defaults.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -110,22 +111,33 @@ pub struct Deployer {
 
 impl Deployer {
     /// Records the release and starts its pipeline; returns its version at once.
-    pub async fn start(&self, app: &str, req: DeployRequest) -> Result<u64, DeployError> {
+    pub async fn start(&self, app: &str, mut req: DeployRequest) -> Result<u64, DeployError> {
         let digest: Digest = req.bundle.parse()?;
         if self.bundles.claim(&digest).await.is_none() {
             return Err(DeployError::BundleMissing(digest.to_string()));
         }
         // Every group must be runnable before anything is touched: its own command, or a
-        // Dockerfile to read one from.
-        let has_dockerfile = req
+        // Dockerfile to read one from: the one `[build] dockerfile` names, else, as flyctl
+        // builds it, the `Dockerfile` at the bundle's root.
+        let without_command = req
+            .config
+            .group_names()
+            .into_iter()
+            .find(|group| plan::command_for(&req.config, group).is_none())
+            .map(str::to_string);
+        let names_dockerfile = req
             .config
             .build
             .as_ref()
             .is_some_and(|b| b.dockerfile.is_some());
-        for group in req.config.group_names() {
-            if plan::command_for(&req.config, group).is_none() && !has_dockerfile {
-                return Err(plan::PlanError::NoCommand(group.to_string()).into());
+        if let Some(group) = without_command.filter(|_| !names_dockerfile) {
+            if !self.bundle_holds(&digest, DEFAULT_DOCKERFILE).await {
+                return Err(plan::PlanError::NoCommand(group).into());
             }
+            req.config
+                .build
+                .get_or_insert_with(Default::default)
+                .dockerfile = Some(DEFAULT_DOCKERFILE.into());
         }
         let strategy = req
             .strategy
@@ -447,6 +459,17 @@ impl Deployer {
             tracing::error!(app, version, error = %e, "could not record the end of a release");
         }
         self.remove_unused_release_files(app).await;
+    }
+
+    /// Whether the stored bundle `digest` holds a regular file at `name`.
+    async fn bundle_holds(&self, digest: &Digest, name: &'static str) -> bool {
+        let (path, limits) = (self.bundles.path(digest), self.bundles.limits);
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(path).map_err(bundle::BundleError::Unreadable)?;
+            bundle::holds_file(std::io::BufReader::new(file), name, limits)
+        })
+        .await
+        .is_ok_and(|held| held.unwrap_or(false))
     }
 
     /// The current release's version, config and bundle; `None` before the first.

@@ -228,7 +228,7 @@ impl ServerError {
                 }
                 DeployError::BadDigest(_) => None,
                 DeployError::Plan(_) => {
-                    Some("add a [processes] entry (or experimental.cmd) for the group, or name the Dockerfile whose CMD it runs in [build] dockerfile (`lakefly deploy` names the one beside fly.toml itself)".into())
+                    Some("add a [processes] entry (or experimental.cmd) for the group, or a Dockerfile whose CMD it runs: the one [build] dockerfile names, else `Dockerfile` at the bundle's root".into())
                 }
                 DeployError::Running(_) => Some("wait for it to finish: `lakefly events`".into()),
                 DeployError::NoRollbackTarget(_) => {
