@@ -2,6 +2,7 @@
 //! The daemon stores them content-addressed and checks every entry before it accepts one.
 
 pub mod check;
+pub mod dockerignore;
 pub mod pack;
 
 use std::fmt;

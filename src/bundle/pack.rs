@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
 
+use super::dockerignore::DockerIgnore;
 use super::Digest;
 
 /// Ignore file read in every directory of the app, besides `.gitignore`.
@@ -145,10 +146,11 @@ pub fn pack(dir: &Path, selection: Selection<'_>, out: impl Write) -> Result<Pac
 /// Every path to pack, relative to `dir`, sorted.
 fn collect(dir: &Path, docker_ignore: &Path) -> Result<Vec<PathBuf>, PackError> {
     let docker =
-        docker_ignore_matcher(dir, &dir.join(docker_ignore)).map_err(|source| PackError::Walk {
+        DockerIgnore::load(dir, &dir.join(docker_ignore)).map_err(|source| PackError::Walk {
             dir: dir.to_path_buf(),
             source,
         })?;
+    let walk_filter = docker.clone();
     let mut builder = ignore::WalkBuilder::new(dir);
     builder
         .hidden(false)
@@ -160,7 +162,7 @@ fn collect(dir: &Path, docker_ignore: &Path) -> Result<Vec<PathBuf>, PackError> 
         .follow_links(false)
         .filter_entry(move |e| {
             let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-            e.file_name() != ".git" && !docker.matched(e.path(), is_dir).is_ignore()
+            e.file_name() != ".git" && !(is_dir && walk_filter.prunes(e.path()))
         });
     builder.add_custom_ignore_filename(LAKEFLY_IGNORE);
     let mut paths = Vec::new();
@@ -172,45 +174,14 @@ fn collect(dir: &Path, docker_ignore: &Path) -> Result<Vec<PathBuf>, PackError> 
         let Ok(relative) = entry.path().strip_prefix(dir) else {
             continue;
         };
-        if relative.as_os_str().is_empty() {
+        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+        if relative.as_os_str().is_empty() || docker.leaves_out(entry.path(), is_dir) {
             continue;
         }
         paths.push(relative.to_path_buf());
     }
     paths.sort();
     Ok(paths)
-}
-
-/// The patterns of a Docker ignore file as Docker reads them: each from the directory's
-/// root (`dist` is `/dist`, not every `dist` below, as in a `.gitignore`), leading and
-/// trailing slashes dropped, `!` re-including, `**` any number of directories. No file is
-/// an empty set of patterns. Patterns are from `root`, wherever the file is.
-fn docker_ignore_matcher(
-    root: &Path,
-    file: &Path,
-) -> Result<ignore::gitignore::Gitignore, ignore::Error> {
-    let mut builder = ignore::gitignore::GitignoreBuilder::new(root);
-    let text = match fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(ignore::Error::Io(e)),
-    };
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (negation, pattern) = match line.strip_prefix('!') {
-            Some(rest) => ("!", rest.trim()),
-            None => ("", line),
-        };
-        let pattern = pattern.trim_start_matches("./").trim_matches('/');
-        if pattern.is_empty() {
-            continue;
-        }
-        builder.add_line(Some(file.to_path_buf()), &format!("{negation}/{pattern}"))?;
-    }
-    builder.build()
 }
 
 #[cfg(unix)]
@@ -339,13 +310,15 @@ mod tests {
             "src/x.tmp",
             "tmp/t",
             "src/tmp/t2",
+            "docs/README.md",
+            "docs/internal.md",
         ] {
             fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
             fs::write(root.join(file), "").unwrap();
         }
         fs::write(
             root.join(".dockerignore"),
-            "# build output\ndist\n*.log\n!keep.log\n**/*.tmp\n/tmp/\n.dockerignore\n",
+            "# build output\ndist\n*.log\n!keep.log\n**/*.tmp\n/tmp/\n.dockerignore\ndocs\n!docs/README.md\n",
         )
         .unwrap();
         // Docker reads only the root's.
@@ -361,6 +334,8 @@ mod tests {
         assert_eq!(
             files(Selection::default()),
             [
+                // Taken back from a directory left out, as Docker does.
+                "docs/README.md",
                 "keep.log",
                 "src/.dockerignore",
                 "src/c.log",
@@ -381,6 +356,8 @@ mod tests {
                 "a.log",
                 "deploy.ignore",
                 "dist/a.js",
+                "docs/README.md",
+                "docs/internal.md",
                 "keep.log"
             ]
         );
