@@ -296,7 +296,8 @@ fn canary_and_immediate_replace_every_machine_and_a_second_deploy_at_once_is_ref
 fn launch_writes_the_config_then_deploys_it() {
     let d = TestDaemon::start();
     let dir = tempfile::tempdir().unwrap();
-    let procfile = "web: python3 -m http.server $PORT --bind 127.0.0.1\n";
+    // Heroku's `release` line runs once per release, not as a process.
+    let procfile = "web: python3 -m http.server $PORT --bind 127.0.0.1\nrelease: echo migrated\n";
     let app = app_with(dir.path(), "web", &[("Procfile", procfile)]);
     let run =
         common::lakefly(&app, &["--remote", &d.api, "launch", "--name", "launched"]).expect_code(0);
@@ -306,7 +307,13 @@ fn launch_writes_the_config_then_deploys_it() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("release v1 is live"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("release_command: running `echo migrated`")
+            && run.stderr.contains("release v1 is live"),
+        "{}",
+        run.stderr
+    );
     let status = common::lakefly(
         &app,
         &["--remote", &d.api, "status", "-a", "launched", "--json"],
@@ -314,7 +321,27 @@ fn launch_writes_the_config_then_deploys_it() {
     .expect_code(0)
     .json();
     assert_eq!(status["machines"][0]["health"], "passing", "{status}");
+    assert_eq!(status["machines"].as_array().unwrap().len(), 1, "{status}");
     assert!(app.join("fly.toml").is_file());
+}
+
+#[test]
+fn a_group_whose_machine_exits_for_good_fails_the_deploy_at_once() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A one-off step written as a process: it exits 0, and on-failure does not restart it.
+    let config =
+        "app = \"oneoff\"\n[processes]\n  app = \"echo done\"\n[deploy]\n  wait_timeout = \"5m\"\n";
+    let app = app_with(dir.path(), "oneoff", &[("fly.toml", config)]);
+    let run = deploy(&d, &app, &[]).expect_code(7);
+    assert!(
+        run.stderr.contains("exited with code 0 before it was healthy, and its restart policy does not start it again")
+            && run.stderr.contains("[deploy] release_command"),
+        "{}",
+        run.stderr
+    );
+    // Said at once, not as "not healthy within 5m" once wait_timeout ran out.
+    assert!(!run.stderr.contains("within 5m"), "{}", run.stderr);
 }
 
 #[test]

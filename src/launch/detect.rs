@@ -18,6 +18,9 @@ pub struct Plan {
     pub internal_port: u16,
     /// `[build] command` to run once per release.
     pub build_command: Option<String>,
+    /// `[deploy] release_command`: a Procfile's `release` line, as Heroku runs it once
+    /// per release rather than as a process.
+    pub release_command: Option<String>,
     /// A Dockerfile whose final stage says what runs.
     pub dockerfile: Option<String>,
     /// What the plan was derived from, for the file's comments and the user.
@@ -36,7 +39,11 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
     if let Some(text) = read_optional(&dir.join("Procfile"))? {
         plan.sources.push("Procfile".into());
         for (name, command) in procfile(&text) {
-            plan.processes.insert(name, command);
+            if name == "release" {
+                plan.release_command = Some(command);
+            } else {
+                plan.processes.insert(name, command);
+            }
         }
         if plan.processes.contains_key("web") {
             plan.http_group = Some("web".into());
@@ -156,12 +163,18 @@ mod tests {
     fn procfile_types_become_groups_and_web_serves_http() {
         let dir = dir_with(&[(
             "Procfile",
-            "# comment\nweb: gunicorn app:app\nworker: celery -A app worker\n\n",
+            "# comment\nweb: gunicorn app:app\nworker: celery -A app worker\nrelease: python manage.py migrate\n\n",
         )]);
         let plan = detect(dir.path()).unwrap();
         assert_eq!(plan.processes["web"], "gunicorn app:app");
         assert_eq!(plan.processes["worker"], "celery -A app worker");
         assert_eq!(plan.http_group.as_deref(), Some("web"));
+        // Heroku runs `release` once per release, not as a process.
+        assert!(!plan.processes.contains_key("release"));
+        assert_eq!(
+            plan.release_command.as_deref(),
+            Some("python manage.py migrate")
+        );
     }
 
     #[test]

@@ -68,7 +68,15 @@ pub fn render(app: &str, plan: &Plan) -> String {
         s.push('\n');
     }
     let _ = writeln!(s, "[deploy]");
-    let _ = writeln!(s, "  strategy = \"rolling\"\n");
+    let _ = writeln!(s, "  strategy = \"rolling\"");
+    if let Some(command) = &plan.release_command {
+        let _ = writeln!(
+            s,
+            "  # Once per release, before any machine changes; a failure stops the deploy."
+        );
+        let _ = writeln!(s, "  release_command = {}", quote(command));
+    }
+    s.push('\n');
     let _ = writeln!(s, "[env]");
     let _ = writeln!(
         s,
@@ -138,6 +146,7 @@ mod tests {
             build_command: Some("pip install -r \"requirements.txt\"".into()),
             http_group: Some("web".into()),
             sources: vec!["Procfile".into()],
+            release_command: Some("python3 manage.py migrate".into()),
             ..Plan::default()
         };
         full.processes

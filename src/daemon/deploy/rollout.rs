@@ -304,6 +304,20 @@ impl Rollout<'_> {
                     }
                 }
                 kind::MACHINE_EXITED => {
+                    // Its restart policy leaves it stopped: it can never become healthy.
+                    if event.data["restarting"] == false {
+                        let how = match (event.data["code"].as_i64(), event.data["signal"].as_str())
+                        {
+                            (Some(code), _) => format!("exited with code {code}"),
+                            (None, Some(signal)) => format!("was ended by {signal}"),
+                            (None, None) => "ended".to_string(),
+                        };
+                        return Err(Failure {
+                            reason: format!("machine {id} {how} before it was healthy, and its restart policy does not start it again (a process group must keep running; a one-off step belongs in [deploy] release_command)"),
+                            machine: Some(id.clone()),
+                            check_output: last_output.get(&id).cloned(),
+                        });
+                    }
                     let n = crashes.entry(id.clone()).or_default();
                     *n += 1;
                     if *n >= CRASHES_BEFORE_FAILING {
