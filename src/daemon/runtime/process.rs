@@ -149,32 +149,35 @@ pub fn start_time(pid: u32) -> Option<u64> {
     fields.nth(22 - 4)?.parse().ok()
 }
 
+/// The pids of the processes in the group led by `pgid` (from `/proc`): a machine's
+/// processes, its leader and what it starts, unless they left the group. A process that
+/// ends while the list is read is left out.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| process_group(&stat) == Some(pgid))
+        })
+        .collect()
+}
+
+/// The process group in a `/proc/<pid>/stat` line: field 5, the third after the command
+/// name, which is in parentheses and may itself hold spaces and parentheses.
+fn process_group(stat: &str) -> Option<u32> {
+    let after_command = &stat[stat.rfind(')')? + 1..];
+    after_command.split_whitespace().nth(2)?.parse().ok()
+}
+
 /// The TCP ports that processes of the group led by `pgid` listen on (from `/proc`), to
 /// tell an app that ignores `$PORT` what it did.
 pub fn listening_ports(pgid: u32) -> Vec<u16> {
     let mut inodes = std::collections::BTreeSet::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Field 5 (after the command name) is the process group.
-        let group = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(2))
-            .and_then(|g| g.parse::<u32>().ok());
-        if group != Some(pgid) {
-            continue;
-        }
+    for pid in group_members(pgid) {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
@@ -249,6 +252,16 @@ pub async fn stop_orphan(pid: u32, recorded_start: u64, signal: Signal, timeout:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_group_is_read_past_an_odd_command_name() {
+        let stat =
+            "4242 (my (odd) app) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 99 1000 50";
+        assert_eq!(process_group(stat), Some(4240));
+        assert_eq!(process_group("garbage"), None);
+        let own = nix::unistd::getpgrp().as_raw() as u32;
+        assert!(group_members(own).contains(&std::process::id()));
+    }
 
     #[test]
     fn signals_parse_with_or_without_prefix() {

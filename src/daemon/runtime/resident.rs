@@ -43,8 +43,6 @@ impl MemoryWatch {
             let pid = watch.pid;
             let resident = tokio::task::spawn_blocking(move || group_resident_bytes(pid))
                 .await
-                .ok()
-                .and_then(Result::ok)
                 .unwrap_or(0);
             if resident > watch.limit_mb.saturating_mul(1024 * 1024) {
                 watch.killed_at = Some(resident);
@@ -67,36 +65,12 @@ impl MemoryWatch {
 
 /// Bytes resident in memory for every process in process group `pgid` (a machine's
 /// processes: its leader and what it starts, unless they leave the group).
-pub fn group_resident_bytes(pgid: u32) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in fs::read_dir("/proc")? {
-        let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        // A process can end between the listing and the read: it then counts for nothing.
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        if process_group(&stat) != Some(pgid) {
-            continue;
-        }
-        if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
-            total += resident_kib(&status).unwrap_or(0) * 1024;
-        }
-    }
-    Ok(total)
-}
-
-/// The process group in a `/proc/<pid>/stat` line: the third field after the command,
-/// which is in parentheses and may itself hold spaces and parentheses.
-fn process_group(stat: &str) -> Option<u32> {
-    let after_command = &stat[stat.rfind(')')? + 1..];
-    after_command.split_whitespace().nth(2)?.parse().ok()
+pub fn group_resident_bytes(pgid: u32) -> u64 {
+    super::process::group_members(pgid)
+        .into_iter()
+        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .map(|status| resident_kib(&status).unwrap_or(0) * 1024)
+        .sum()
 }
 
 /// `VmRSS` of a `/proc/<pid>/status`, in KiB (absent for kernel threads and zombies).
@@ -115,11 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_and_status_lines_are_read() {
-        let stat =
-            "4242 (my (odd) app) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 99 1000 50";
-        assert_eq!(process_group(stat), Some(4240));
-        assert_eq!(process_group("garbage"), None);
+    fn status_lines_are_read() {
         let status = "Name:\tpython3\nVmPeak:\t  20000 kB\nVmRSS:\t   9876 kB\nThreads:\t1\n";
         assert_eq!(resident_kib(status), Some(9876));
         assert_eq!(resident_kib("Name:\tkthreadd\n"), None);
@@ -127,11 +97,8 @@ mod tests {
 
     #[test]
     fn this_process_group_holds_at_least_this_process() {
-        let pgid = fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|stat| process_group(&stat))
-            .unwrap();
-        let resident = group_resident_bytes(pgid).unwrap();
+        let pgid = nix::unistd::getpgrp().as_raw() as u32;
+        let resident = group_resident_bytes(pgid);
         assert!(resident > 1024 * 1024, "{resident}");
     }
 }
