@@ -400,7 +400,10 @@ fn launch_writes_a_valid_config_without_asking_when_stdin_is_not_a_terminal() {
     let cfg = lakefly(&app, &["config", "show"]).expect_code(0).json();
     assert_eq!(cfg["processes"]["web"], "python3 app.py");
     assert_eq!(cfg["http_service"]["processes"], serde_json::json!(["web"]));
-    assert_eq!(cfg["build"]["command"], "pip install -r requirements.txt");
+    assert_eq!(
+        cfg["build"]["command"],
+        "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+    );
 }
 
 #[test]

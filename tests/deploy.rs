@@ -326,6 +326,50 @@ fn launch_writes_the_config_then_deploys_it() {
 }
 
 #[test]
+fn a_virtualenv_the_build_makes_is_the_python_of_the_release_command_and_machines() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = r#"import os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("%s|%s" % (sys.prefix, os.environ.get("VIRTUAL_ENV"))).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+    // `--without-pip`: the same layout `launch` asks for, without a download.
+    let toml = r#"app = "venv"
+[build]
+  command = "python3 -m venv --without-pip .venv"
+[deploy]
+  release_command = "sh -c 'test \"$(command -v python3)\" = \"$VIRTUAL_ENV/bin/python3\"'"
+[processes]
+  web = "python3 server.py"
+[http_service]
+  internal_port = 8080
+  processes = ["web"]
+"#;
+    let app = app_with(
+        dir.path(),
+        "venv",
+        &[("fly.toml", toml), ("server.py", server)],
+    );
+    deploy(&d, &app, &[]).expect_code(0);
+    let s = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "status", "-a", "venv", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    let port = s["machines"][0]["port"].as_u64().unwrap();
+    let body = get_text(&format!("http://127.0.0.1:{port}/"));
+    let (prefix, venv) = body.split_once('|').unwrap();
+    assert!(prefix.ends_with("/releases/venv/1/.venv"), "{body}");
+    assert_eq!(prefix, venv, "{body}");
+}
+
+#[test]
 fn a_group_whose_machine_exits_for_good_fails_the_deploy_at_once() {
     let d = TestDaemon::start();
     let dir = tempfile::tempdir().unwrap();
@@ -451,6 +495,20 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
             && run.stderr.contains(
                 "not applied on the host: line 4: COPY to /tmp/requirements.txt: outside WORKDIR /srv/app"
             ),
+        "{}",
+        run.stderr
+    );
+    // The way round a RUN is said once, not on each line skipped.
+    assert_eq!(
+        run.stderr
+            .matches("put what they do in [build] command")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("outside WORKDIR /srv/app (use"),
         "{}",
         run.stderr
     );

@@ -72,11 +72,42 @@ pub struct Stage {
     pub entrypoint: Option<Instruction>,
     /// `CMD`.
     pub cmd: Option<Instruction>,
-    /// Steps that cannot be applied on the host, each with why (`RUN`, `COPY --from` an
-    /// image...), with those of the stages it builds on or copies from.
-    pub skipped: Vec<String>,
+    /// Steps that cannot be applied on the host, with those of the stages it builds on or
+    /// copies from.
+    pub skipped: Vec<Skipped>,
     /// Whether `cmd` came from the base stage (an `ENTRYPOINT` of its own then clears it).
     cmd_inherited: bool,
+}
+
+/// A step the host cannot apply, with its 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skipped {
+    /// `RUN`: there is no image to run it in.
+    #[error("line {line}: RUN {command}")]
+    Run {
+        /// Where it is.
+        line: usize,
+        /// What it runs.
+        command: String,
+    },
+    /// `COPY --from=<image>`: no image is pulled.
+    #[error("line {line}: {instruction} --from={image} copies from an image")]
+    FromImage {
+        /// Where it is.
+        line: usize,
+        /// `COPY` or `ADD`.
+        instruction: String,
+        /// The image named.
+        image: String,
+    },
+    /// `ADD <url>`: nothing is downloaded.
+    #[error("line {line}: {instruction} of a URL")]
+    Url {
+        /// Where it is.
+        line: usize,
+        /// `COPY` or `ADD`.
+        instruction: String,
+    },
 }
 
 /// Why a Dockerfile could not be read.
@@ -200,9 +231,11 @@ pub fn parse(text: &str, options: &BuildOptions<'_>) -> Result<Stage, Dockerfile
                     Some(from) => {
                         let from = vars.substitute(from);
                         let Some(source) = find(earlier, &from, true) else {
-                            stage.skipped.push(format!(
-                                "line {line}: {instruction} --from={from} copies from an image"
-                            ));
+                            stage.skipped.push(Skipped::FromImage {
+                                line,
+                                instruction: instruction.clone(),
+                                image: from,
+                            });
                             continue;
                         };
                         for skipped in &source.skipped {
@@ -218,9 +251,10 @@ pub fn parse(text: &str, options: &BuildOptions<'_>) -> Result<Stage, Dockerfile
                 };
                 let Some(dest) = words.pop() else { continue };
                 if words.iter().any(|s| s.contains("://")) {
-                    stage
-                        .skipped
-                        .push(format!("line {line}: {instruction} of a URL"));
+                    stage.skipped.push(Skipped::Url {
+                        line,
+                        instruction: instruction.clone(),
+                    });
                     continue;
                 }
                 stage.copies.push(CopyStep {
@@ -231,9 +265,10 @@ pub fn parse(text: &str, options: &BuildOptions<'_>) -> Result<Stage, Dockerfile
                     line,
                 });
             }
-            "RUN" => stage
-                .skipped
-                .push(format!("line {line}: RUN {}", rest.trim())),
+            "RUN" => stage.skipped.push(Skipped::Run {
+                line,
+                command: rest.trim().to_string(),
+            }),
             _ => {}
         }
     }
@@ -356,7 +391,11 @@ CMD ["--port", "8080"]
         );
         // The build stage's RUN, which made what is copied from it, is named too.
         assert_eq!(
-            stage.skipped,
+            stage
+                .skipped
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
             [
                 "line 6: RUN cargo build --release",
                 "line 16: RUN pip install -r requirements.txt"
@@ -416,7 +455,7 @@ CMD [ "npm", "run", "start" ]
         assert_eq!(build.copies.len(), 2);
         assert_eq!(build.copies[1].sources, ["."]);
         assert_eq!(
-            stage.skipped,
+            stage.skipped.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             [
                 "line 12: RUN apt-get update -qq && apt-get install --no-install-recommends -y build-essential",
                 "line 15: RUN npm ci",

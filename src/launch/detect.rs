@@ -68,20 +68,21 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
         }
     }
     let python_deps = if dir.join("requirements.txt").exists() {
-        Some("pip install -r requirements.txt")
+        Some(("requirements.txt", "-r requirements.txt"))
     } else if dir.join("pyproject.toml").exists() {
-        Some("pip install .")
+        Some(("pyproject.toml", "."))
     } else {
         None
     };
-    if let Some(install) = python_deps {
-        plan.sources.push(if install.contains("requirements") {
-            "requirements.txt".into()
-        } else {
-            "pyproject.toml".into()
+    if let Some((source, what)) = python_deps {
+        plan.sources.push(source.into());
+        // Into a virtualenv of the release's own: the host's Python may refuse installs
+        // (PEP 668), and other apps and releases keep their own versions. The daemon puts
+        // its `bin` first on the release's search path.
+        let venv = crate::daemon::deploy::VENV;
+        plan.build_command.get_or_insert_with(|| {
+            format!("python3 -m venv {venv} && {venv}/bin/pip install {what}")
         });
-        plan.build_command
-            .get_or_insert_with(|| install.to_string());
         if plan.processes.is_empty() {
             if let Some(entry) = ["app.py", "main.py", "server.py"]
                 .into_iter()
@@ -201,7 +202,7 @@ mod tests {
         assert_eq!(plan.processes["app"], "python3 app.py");
         assert_eq!(
             plan.build_command.as_deref(),
-            Some("pip install -r requirements.txt")
+            Some("python3 -m venv .venv && .venv/bin/pip install -r requirements.txt")
         );
     }
 

@@ -143,7 +143,9 @@ mod tests {
         let mut plans = vec![Plan::default()];
         let mut full = Plan {
             internal_port: 8080,
-            build_command: Some("pip install -r \"requirements.txt\"".into()),
+            build_command: Some(
+                "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt".into(),
+            ),
             http_group: Some("web".into()),
             sources: vec!["Procfile".into()],
             release_command: Some("python3 manage.py migrate".into()),

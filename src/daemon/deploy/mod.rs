@@ -3,6 +3,7 @@
 //! release ends `complete` (it becomes current) or `failed` (the previous one is kept).
 
 mod prepare;
+mod release_bins;
 mod release_files;
 mod rollout;
 mod scale;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use self::prepare::Prepared;
+pub(crate) use self::release_bins::VENV;
 use self::rollout::{Failure, Group, Rollout};
 use super::bundles::BundleStore;
 use super::events::{now, EventHub, Start};

@@ -1,6 +1,7 @@
 //! A release's steps before any machine changes: unpack its bundle, run `[build]
-//! command`, read the Dockerfile a group without a command of its own runs, run the
-//! release command. A failure here leaves the running release as it is.
+//! command`, read the Dockerfile a group without a command of its own runs, put the tools
+//! the build installed on the search path, run the release command. A failure here leaves
+//! the running release as it is.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,8 @@ pub(super) struct Prepared {
     pub workdir: PathBuf,
     /// The Dockerfile's command, for groups without one of their own.
     pub fallback: Option<String>,
-    /// The Dockerfile's `ENV`, under fly.toml's `[env]`.
+    /// The Dockerfile's `ENV` and the release's tool directories on `PATH`, under
+    /// fly.toml's `[env]`.
     pub image_env: BTreeMap<String, String>,
 }
 
@@ -69,7 +71,9 @@ impl Deployer {
             }
         }
         // What the Dockerfile says, when a group has no command of its own.
-        let (workdir, fallback, image_env) = self.read_dockerfile(app, version, cfg, &dir).await?;
+        let (workdir, fallback, mut image_env) =
+            self.read_dockerfile(app, version, cfg, &dir).await?;
+        super::release_bins::add_to_search_path(&dir, &mut image_env);
         if let Some(release) = cfg
             .deploy
             .as_ref()
@@ -151,9 +155,15 @@ impl Deployer {
                 app,
                 version,
                 "dockerfile",
-                format!("not applied on the host: {skipped} (use [build] command for RUN steps)"),
+                format!("not applied on the host: {skipped}"),
             )
             .await;
+        }
+        if (stage.skipped.iter()).any(|s| matches!(s, crate::dockerfile::Skipped::Run { .. })) {
+            let hint = "RUN steps have no image to run in: put what they do in [build] command, \
+                        which runs in the release's directory before its machines start";
+            self.progress(app, version, "dockerfile", hint.to_string())
+                .await;
         }
         let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
         let (context, target) = (dir.to_path_buf(), tree.clone());

@@ -11,6 +11,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+/// The search path a process gets when the daemon was started without one.
+pub(crate) const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// Variables passed through from the daemon's environment; everything else comes from
 /// the machine's spec, so nothing of the daemon's own configuration leaks into apps.
 pub(crate) const PASS_THROUGH: &[&str] = &[
@@ -53,7 +56,7 @@ pub fn spawn(
         }
     }
     if std::env::var_os("PATH").is_none() {
-        cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        cmd.env("PATH", DEFAULT_PATH);
     }
     cmd.envs(env);
     if let Some((soft, hard)) = crate::daemon::open_files::started_with() {
