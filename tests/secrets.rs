@@ -389,3 +389,48 @@ async fn the_secrets_commands_set_from_stdin_list_import_and_unset() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(reported(&api, "ONE").await["set"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_secrets_go_out_with_the_next_deploy_and_its_release_command_has_them() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    // A copy of hello whose release command (a migration, say) needs DATABASE_URL.
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    std::fs::copy(example.join("app.py"), dir.path().join("app.py")).unwrap();
+    let toml = std::fs::read_to_string(example.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "strategy = \"rolling\"",
+            "strategy = \"rolling\"\n  release_command = \"sh -c 'test -n \\\"$DATABASE_URL\\\"'\"",
+        );
+    assert!(toml.contains("release_command"), "{toml}");
+    std::fs::write(dir.path().join("fly.toml"), toml).unwrap();
+    let lakefly =
+        |args: &[&str]| common::lakefly(dir.path(), &[&["--remote", &d.api][..], args].concat());
+    tokio::task::block_in_place(|| {
+        lakefly(&["apps", "create", "hello"]).expect_code(0);
+        // Staged before the app's first release, as a new app's database URL is.
+        lakefly(&[
+            "secrets",
+            "set",
+            "--stage",
+            &format!("DATABASE_URL={VALUE}"),
+        ])
+        .expect_code(0);
+        let run = lakefly(&["deploy"]).expect_code(0);
+        assert!(
+            run.stderr
+                .contains("secrets: staged secrets applied: DATABASE_URL"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
+    });
+    assert_eq!(
+        reported(&api, "DATABASE_URL").await,
+        json!({ "set": true, "length": VALUE.len() })
+    );
+    let (_, list) = api.send(Method::GET, "/v1/apps/hello/secrets", None).await;
+    assert_eq!(list[0]["status"], "deployed", "{list}");
+}

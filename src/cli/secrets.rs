@@ -34,7 +34,8 @@ pub enum SecretsCommand {
         /// NAME=VALUE, NAME=- or NAME.
         #[arg(required = true, value_name = "NAME[=VALUE]")]
         pairs: Vec<String>,
-        /// Store without restarting machines; `secrets deploy` applies them.
+        /// Store without restarting machines; the next release (`secrets deploy`,
+        /// `deploy`) applies them.
         #[arg(long)]
         stage: bool,
         /// Do not follow the release the change starts.
@@ -162,7 +163,7 @@ async fn report(
         (Some(version), None) => detached(out, app, version),
         (None, _) => {
             if !changed.changed.is_empty() && !out.json {
-                out.note("no release started (staged, or the app has none yet)");
+                out.note("no release started (staged, or the app has none yet): the next release applies the change");
             }
             Ok(())
         }

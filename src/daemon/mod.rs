@@ -224,6 +224,7 @@ impl Daemon {
             jobs: jobs.clone(),
             bundles: bundle_store.clone(),
             releases_dir: options.state_dir.join("releases"),
+            secrets: secrets.clone(),
             shutdown: shutdown_rx.clone(),
             finished: deploys,
         };

@@ -100,6 +100,9 @@ pub struct Deployer {
     pub jobs: super::jobs::Scheduler,
     /// Uploaded bundles.
     pub bundles: BundleStore,
+    /// Secrets: staged ones are applied by the next release, and the release command
+    /// runs with them.
+    pub secrets: std::sync::Arc<super::secrets::SecretStore>,
     /// Where releases are unpacked: `<state>/releases/<app>/<version>`.
     pub releases_dir: PathBuf,
     /// The daemon's shutdown signal.
@@ -148,6 +151,7 @@ impl Deployer {
         let strategy_name = format!("{strategy:?}").to_ascii_lowercase();
         let description = req.description.clone().unwrap_or_else(|| "deploy".into());
         let (a, config, bundle) = (app.to_string(), req.config.clone(), digest.to_string());
+        let secrets = self.secrets.clone();
         let version = self
             .hub
             .change(move |tx, path| {
@@ -163,7 +167,24 @@ impl Deployer {
                 };
                 let version = releases::insert(tx, path, &new, &now())?;
                 let data = serde_json::json!({ "version": version, "strategy": strategy_name, "bundle": bundle, "description": description });
-                Ok((Ok(version), vec![NewEvent::app(&a, kind::DEPLOY_STARTED, data)]))
+                let mut events = vec![NewEvent::app(&a, kind::DEPLOY_STARTED, data)];
+                // As on Fly, `secrets set --stage` waits for the next release, whatever
+                // starts it.
+                let staged = secrets.deploy_staged(tx, path, &a, &now())?;
+                if !staged.is_empty() {
+                    let detail = format!("staged secrets applied: {}", staged.join(", "));
+                    events.push(NewEvent::app(
+                        &a,
+                        kind::SECRETS_UPDATED,
+                        serde_json::json!({ "deployed": staged, "staged": false, "release": version }),
+                    ));
+                    events.push(NewEvent::app(
+                        &a,
+                        kind::DEPLOY_PROGRESS,
+                        serde_json::json!({ "version": version, "step": "secrets", "detail": detail }),
+                    ));
+                }
+                Ok((Ok(version), events))
             })
             .await?
             .map_err(DeployError::Running)?;

@@ -91,7 +91,13 @@ impl Deployer {
                 .as_ref()
                 .and_then(|d| d.release_command_timeout)
                 .map_or(DEFAULT_RELEASE_COMMAND_TIMEOUT, |d| d.to_std());
+            // As on Fly, with the app's secrets (a migration needs `DATABASE_URL`); they
+            // win over `[env]` as for machines.
+            let secrets = (self.secrets.env_of(app).await)
+                .map_err(|e| fail(format!("release_command: {e}")))?;
             let mut env = env;
+            env.extend(secrets);
+            env.extend(lakefly_vars(app, version));
             for (k, v) in &image_env {
                 env.entry(k.clone()).or_insert_with(|| v.clone());
             }
@@ -200,16 +206,20 @@ impl Deployer {
 }
 
 /// The environment of one-off release commands: the app's `[env]` and who it runs for.
+/// `[env]` and what lakefly names the release by, for `[build] command` (which gets no
+/// secrets: what it makes stays on disk) and, with the secrets, the release command.
 fn release_env(cfg: &AppConfig, app: &str, version: u64) -> BTreeMap<String, String> {
     let mut env = cfg.env.clone();
-    for (k, v) in [
-        ("LAKEFLY_APP_NAME", app.to_string()),
-        ("LAKEFLY_RELEASE_VERSION", version.to_string()),
-        ("FLY_APP_NAME", app.to_string()),
-    ] {
-        env.insert(k.to_string(), v);
-    }
+    env.extend(lakefly_vars(app, version));
     env
+}
+
+fn lakefly_vars(app: &str, version: u64) -> [(String, String); 3] {
+    [
+        ("LAKEFLY_APP_NAME".into(), app.to_string()),
+        ("LAKEFLY_RELEASE_VERSION".into(), version.to_string()),
+        ("FLY_APP_NAME".into(), app.to_string()),
+    ]
 }
 
 fn command_failure(what: &str, outcome: &oneoff::Outcome) -> Failure {

@@ -139,13 +139,9 @@ async fn run_command(
     release: Release,
     timeout: Duration,
 ) -> RunEnd {
-    let secrets = {
-        let (store, app) = (ctx.secrets.clone(), job.app.clone());
-        match tokio::task::spawn_blocking(move || store.env(&app)).await {
-            Ok(Ok(secrets)) => secrets,
-            Ok(Err(e)) => return failed(e),
-            Err(e) => return failed(format!("reading secrets failed: {e}")),
-        }
+    let secrets = match ctx.secrets.env_of(&job.app).await {
+        Ok(secrets) => secrets,
+        Err(e) => return failed(e),
     };
     let mut env: BTreeMap<String, String> = release.spec.env.clone();
     env.extend(secrets);

@@ -47,13 +47,7 @@ impl Runtime {
             reason,
         };
         let workdir = environment::workdir(&self.apps_dir, app, &machine.spec);
-        let secrets = {
-            let (store, app) = (self.secrets.clone(), app.to_string());
-            tokio::task::spawn_blocking(move || store.env(&app))
-                .await
-                .map_err(|e| failed(format!("reading secrets failed: {e}")))?
-                .map_err(failed)?
-        };
+        let secrets = self.secrets.env_of(app).await.map_err(failed)?;
         let mut env = environment::variables(app, id, &machine.spec, machine.port, secrets);
         mounts::prepare(
             &self.volumes_dir,

@@ -166,13 +166,9 @@ impl Supervisor {
                 .await;
         }
         // Secrets are opened for this process only; they are never stored in the clear.
-        let secrets = {
-            let (store, app) = (self.secrets.clone(), self.app.clone());
-            match tokio::task::spawn_blocking(move || store.env(&app)).await {
-                Ok(Ok(secrets)) => secrets,
-                Ok(Err(e)) => return self.fail(e).await,
-                Err(e) => return self.fail(format!("reading secrets failed: {e}")).await,
-            }
+        let secrets = match self.secrets.env_of(&self.app).await {
+            Ok(secrets) => secrets,
+            Err(e) => return self.fail(e).await,
         };
         let mut env = environment::variables(&self.app, &self.id, &self.spec, port, secrets);
         if let Err(e) = mounts::prepare(

@@ -213,6 +213,17 @@ impl SecretStore {
             .await
     }
 
+    /// [`SecretStore::env`] away from the async workers (it reads the store and decrypts).
+    pub async fn env_of(
+        self: &std::sync::Arc<Self>,
+        app: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let (store, app) = (self.clone(), app.to_string());
+        tokio::task::spawn_blocking(move || store.env(&app))
+            .await
+            .map_err(|e| format!("reading secrets failed: {e}"))?
+    }
+
     /// The deployed values of `app`, decrypted, for a machine's environment only.
     pub fn env(&self, app: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
         let app = app.to_string();
