@@ -470,8 +470,8 @@ impl Error {
             Error::ConfigNotFound { .. } => Some(
                 "run `lakefly launch` to write one, or point at it with -c PATH".into(),
             ),
-            Error::NothingToRun { group, config, .. } => {
-                Some(crate::config::plan::runnable_hint(group, config))
+            Error::NothingToRun { group, config, why } => {
+                Some(crate::config::plan::runnable_hint(group, config, why))
             }
             Error::InvalidKey { .. } => Some(
                 "keys are dotted paths such as http_service.internal_port or services[0].ports[0].port".into(),

@@ -450,6 +450,33 @@ fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_be
         !apps.to_string().contains("\"img\""),
         "no app was created: {apps}"
     );
+
+    // A Dockerfile the config names but the upload would not hold: missing, or outside
+    // the app's directory (a monorepo's `../Dockerfile`). Also said before anything.
+    for (name, says) in [
+        (
+            "Dockerfile.gateway",
+            "[build] dockerfile \"Dockerfile.gateway\" is not in ",
+        ),
+        (
+            "../Dockerfile",
+            "[build] dockerfile \"../Dockerfile\" is not inside ",
+        ),
+    ] {
+        let toml = format!("app = \"gw\"\n[build]\n  dockerfile = \"{name}\"\n");
+        let gw = app_with(dir.path(), "gw", &[("fly.toml", &toml)]);
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\nCMD true\n").unwrap();
+        let run = deploy(&gw.join("fly.toml")).expect_code(3);
+        assert!(
+            run.stderr.contains(says)
+                && run
+                    .stderr
+                    .contains("hint: [build] dockerfile is read from the directory holding"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("uploaded the bundle"), "{}", run.stderr);
+    }
 }
 
 #[test]

@@ -123,12 +123,16 @@ fn validate(out: Output, path: &Path, strict: bool) -> Result<(), Error> {
     {
         report.diagnostics.push(Diagnostic {
             severity: Severity::Warning,
-            key: "processes".to_string(),
+            key: match why {
+                config::plan::NothingToRun::DockerfileMissing { .. } => "build.dockerfile",
+                _ => "processes",
+            }
+            .to_string(),
             message: format!(
                 "`lakefly deploy` from {} would refuse this: nothing says what process group {group:?} runs: {why}",
                 dir.display()
             ),
-            hint: Some(config::plan::runnable_hint(&group, path)),
+            hint: Some(config::plan::runnable_hint(&group, path, &why)),
             position: None,
             snippet: None,
         });

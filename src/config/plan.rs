@@ -69,6 +69,16 @@ pub enum NothingToRun {
     /// `[build] builder` or `buildpacks`.
     #[error("[build] builder and buildpacks need a container engine, which lakefly does not use")]
     Buildpacks,
+    /// `[build] dockerfile` names a file the app's directory does not hold.
+    #[error("[build] dockerfile {name:?} is not {} {}", in_or_inside(*.outside), .dir.display())]
+    DockerfileMissing {
+        /// As the config gives it.
+        name: String,
+        /// The app's directory, which is what is uploaded.
+        dir: std::path::PathBuf,
+        /// Whether it points outside that directory.
+        outside: bool,
+    },
     /// No command anywhere, and no Dockerfile in the app's directory.
     #[error("no [processes] entry, no experimental.cmd, no {DEFAULT_DOCKERFILE} in {}", .0.display())]
     NoCommand(std::path::PathBuf),
@@ -84,8 +94,25 @@ pub fn runnable(cfg: &AppConfig, dir: &Path) -> Runnable {
         return Runnable::AsConfigured;
     };
     let build = cfg.build.as_ref();
-    if build.is_some_and(|b| b.dockerfile.is_some()) {
-        return Runnable::AsConfigured;
+    if let Some(name) = build.and_then(|b| b.dockerfile.as_deref()) {
+        // Only the app's directory is uploaded: a Dockerfile the daemon cannot find there
+        // is named now, not after the upload.
+        let path = Path::new(name);
+        let inside = path.is_relative()
+            && !path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        if inside && dir.join(path).is_file() {
+            return Runnable::AsConfigured;
+        }
+        return Runnable::Nothing {
+            group: group.to_string(),
+            why: NothingToRun::DockerfileMissing {
+                name: name.to_string(),
+                dir: dir.to_path_buf(),
+                outside: !inside,
+            },
+        };
     }
     if dir.join(DEFAULT_DOCKERFILE).is_file() {
         return Runnable::BesideConfig;
@@ -102,8 +129,22 @@ pub fn runnable(cfg: &AppConfig, dir: &Path) -> Runnable {
     }
 }
 
+fn in_or_inside(outside: bool) -> &'static str {
+    if outside {
+        "inside"
+    } else {
+        "in"
+    }
+}
+
 /// How to give a group something to run.
-pub fn runnable_hint(group: &str, config: &Path) -> String {
+pub fn runnable_hint(group: &str, config: &Path, why: &NothingToRun) -> String {
+    if let NothingToRun::DockerfileMissing { .. } = why {
+        return format!(
+            "[build] dockerfile is read from the directory holding {}, and only that directory is uploaded: fix the path, move the Dockerfile there, or give {group} a command in [processes]",
+            config.display()
+        );
+    }
     format!(
         "give it a command in [processes] ({group} = \"python3 app.py\"), or put a Dockerfile with a CMD beside {}",
         config.display()
