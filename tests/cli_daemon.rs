@@ -226,6 +226,37 @@ async fn a_slow_daemon_times_out_with_its_own_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_workers_print_reaches_the_logs_while_it_runs() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("bot").await;
+    // A bot as run under nohup: prints, then works for a long while without exiting.
+    let script = "python3 -c 'import time; print(\"polling for updates\"); time.sleep(600)'";
+    api.create_machine(
+        "bot",
+        json!({ "command": script, "process_group": "worker" }),
+    )
+    .await;
+    let remote = d.api.clone();
+    let logged = tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        loop {
+            let run = cli(&remote, &["logs", "-a", "bot", "--no-tail"]).expect_code(0);
+            if !run.stdout.is_empty() || start.elapsed() > Duration::from_secs(15) {
+                return run.stdout;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        logged.ends_with(" [worker] polling for updates\n"),
+        "{logged:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
     use std::io::{BufRead, BufReader};
     let d = TestDaemon::start();

@@ -475,7 +475,11 @@ fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_be
             "{}",
             run.stderr
         );
-        assert!(!run.stderr.contains("uploaded the bundle"), "{}", run.stderr);
+        assert!(
+            !run.stderr.contains("uploaded the bundle"),
+            "{}",
+            run.stderr
+        );
     }
 }
 

@@ -58,6 +58,10 @@ pub fn spawn(
     if std::env::var_os("PATH").is_none() {
         cmd.env("PATH", DEFAULT_PATH);
     }
+    // Python buffers its output when it goes to a pipe, so a worker's `print` would reach
+    // the logs only kilobytes later; as Heroku and Fly's Python images do, it writes at
+    // once unless the app's environment says otherwise (`PYTHONUNBUFFERED = ""`).
+    cmd.env("PYTHONUNBUFFERED", "1");
     cmd.envs(env);
     if let Some((soft, hard)) = crate::daemon::open_files::started_with() {
         limit_open_files(&mut cmd, soft, hard);
