@@ -568,6 +568,27 @@ fn jobs_need_one_action_and_a_valid_schedule() {
         "{}",
         cron.2
     );
+    // A schedule's hours are read in its time_zone: one the host knows, and only with a
+    // schedule.
+    let nightly = "[[jobs]]\nname = \"j\"\ncommand = \"a\"\nschedule = \"0 3 * * *\"\n";
+    let berlin = clean(&format!("{nightly}time_zone = \"Europe/Berlin\"\n")).jobs;
+    assert_eq!(berlin[0].time_zone.as_deref(), Some("Europe/Berlin"));
+    let zone = one_error(&format!("{nightly}time_zone = \"Berlin\"\n"));
+    assert_eq!(zone.0, 5);
+    assert!(
+        zone.2.starts_with(
+            "`jobs[0].time_zone`: time_zone \"Berlin\" is not a zone this host knows: use an IANA name"
+        ),
+        "{}",
+        zone.2
+    );
+    assert_eq!(
+        one_error(
+            "[[jobs]]\nname = \"j\"\ncommand = \"a\"\ninterval = \"1h\"\ntime_zone = \"UTC\"\n"
+        )
+        .2,
+        "`jobs[0]` sets `time_zone` without a `schedule`"
+    );
     let http = clean("[[jobs]]\nname = \"refresh\"\nmethod = \"post\"\npath = \"/discovery/refresh\"\ninterval = \"10m\"\n").jobs;
     assert_eq!(
         (

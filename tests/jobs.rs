@@ -388,6 +388,54 @@ async fn the_lsh_endpoints_create_trigger_and_list_jobs() {
         "{}",
         unknown.stderr
     );
+    // A nightly schedule at 03:00 in Berlin is due at 01:00 or 02:00 UTC, by the season.
+    let nightly = tokio::task::block_in_place(|| {
+        cli(&[
+            "jobs",
+            "create",
+            "nightly",
+            "--command",
+            "true",
+            "--schedule",
+            "0 3 * * *",
+            "--time-zone",
+            "Europe/Berlin",
+            "--json",
+        ])
+    })
+    .expect_code(0)
+    .json();
+    let due = nightly["next_run"].as_str().unwrap();
+    assert!(
+        due.contains("T01:00:00") || due.contains("T02:00:00"),
+        "{nightly}"
+    );
+    let list = tokio::task::block_in_place(|| cli(&["jobs", "list"])).expect_code(0);
+    assert!(
+        list.stdout.contains("0 3 * * * (Europe/Berlin)"),
+        "{}",
+        list.stdout
+    );
+    let bad = tokio::task::block_in_place(|| {
+        cli(&[
+            "jobs",
+            "create",
+            "x",
+            "--command",
+            "true",
+            "--schedule",
+            "0 3 * * *",
+            "--time-zone",
+            "Berlin",
+        ])
+    });
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("\"Berlin\" is not a zone this host knows"),
+        "{}",
+        bad.stderr
+    );
     let bad = tokio::task::block_in_place(|| {
         cli(&[
             "jobs",

@@ -23,6 +23,10 @@ pub struct JobSpec {
     /// Cron expression (5 fields, or 6 with seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The zone `schedule` is read in: an IANA name (`Europe/Berlin`) or `local` (the
+    /// daemon host's, as crontab reads it); UTC when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Time between runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
@@ -36,6 +40,21 @@ pub struct JobSpec {
     /// default group).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_group: Option<String>,
+}
+
+/// The zone a schedule is read in: UTC when none is named, `local` for the host's (as
+/// crontab reads it), else an IANA name from the host's time zone database.
+pub fn schedule_zone(name: Option<&str>) -> Result<jiff::tz::TimeZone, String> {
+    match name {
+        None => Ok(jiff::tz::TimeZone::UTC),
+        Some("local") => jiff::tz::TimeZone::try_system()
+            .map_err(|e| format!("the host's time zone cannot be read: {e}")),
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+            format!(
+                "time_zone {name:?} is not a zone this host knows: use an IANA name such as \"Europe/Berlin\", \"UTC\" or \"local\" (the host's)"
+            )
+        }),
+    }
 }
 
 /// `POST /jobs` (LSH): a job for an app named in the body.

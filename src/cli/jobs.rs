@@ -42,6 +42,10 @@ pub enum JobsCommand {
         /// Cron expression (5 fields, or 6 with seconds).
         #[arg(long, conflicts_with = "interval")]
         schedule: Option<String>,
+        /// The zone --schedule is read in: an IANA name (`Europe/Berlin`) or `local` (the
+        /// daemon host's); UTC when not given.
+        #[arg(long, requires = "schedule", value_name = "ZONE")]
+        time_zone: Option<String>,
         /// Time between runs (`10m`, `6h`).
         #[arg(long)]
         interval: Option<Duration>,
@@ -99,6 +103,7 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
             path,
             method,
             schedule,
+            time_zone,
             interval,
             timeout,
             retries,
@@ -111,6 +116,7 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
                 method,
                 path,
                 schedule,
+                time_zone,
                 interval,
                 timeout,
                 retries,
@@ -219,7 +225,10 @@ pub fn job_table(jobs: &[Job]) -> String {
             (None, None) => "-".into(),
         };
         let when = match (&job.spec.schedule, &job.spec.interval) {
-            (Some(cron), _) => cron.clone(),
+            (Some(cron), _) => match &job.spec.time_zone {
+                Some(zone) => format!("{cron} ({zone})"),
+                None => cron.clone(),
+            },
             (None, Some(every)) => format!("every {every}"),
             (None, None) => "manual".into(),
         };

@@ -576,6 +576,9 @@ pub struct Job {
     /// Cron expression (5 or 6 fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The zone `schedule` is read in (IANA name or `local`; UTC when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Fixed interval between runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,

@@ -160,6 +160,16 @@ pub(super) fn jobs(d: &mut Decoder, f: Field, group: &str) -> Vec<Job> {
                 }
             }
         });
+        let time_zone = t.get(d, "time_zone").and_then(|f| {
+            let zone = d.string(&f)?;
+            match crate::api::jobs::schedule_zone(Some(&zone)) {
+                Ok(_) => Some(zone),
+                Err(e) => {
+                    d.error(&f, format!("`{}`: {e}", f.path), None);
+                    None
+                }
+            }
+        });
         let interval = t
             .get(d, "interval")
             .and_then(|f| d.duration(&f, BareUnit::Seconds));
@@ -184,6 +194,13 @@ pub(super) fn jobs(d: &mut Decoder, f: Field, group: &str) -> Vec<Job> {
             ),
             _ => {}
         }
+        if time_zone.is_some() && schedule.is_none() {
+            d.error(
+                &table,
+                format!("`{}` sets `time_zone` without a `schedule`", table.path),
+                Some("time_zone says how a cron schedule's hours are read; an interval or a manual job has none".into()),
+            );
+        }
         if schedule.is_some() && interval.is_some() {
             d.error(
                 &table,
@@ -199,6 +216,7 @@ pub(super) fn jobs(d: &mut Decoder, f: Field, group: &str) -> Vec<Job> {
                 method,
                 path,
                 schedule,
+                time_zone,
                 interval,
                 timeout,
                 retries,

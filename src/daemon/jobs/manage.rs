@@ -151,6 +151,7 @@ fn spec_from_config(job: &crate::config::model::Job) -> JobSpec {
         method: job.method.clone(),
         path: job.path.clone(),
         schedule: job.schedule.clone(),
+        time_zone: job.time_zone.clone(),
         interval: job.interval,
         timeout: job.timeout,
         retries: job.retries,

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::api::jobs::JobSpec;
+use crate::api::jobs::{schedule_zone, JobSpec};
 
 /// The next time a job is due after `after`; `None` for a job that only runs when
 /// triggered.
@@ -11,7 +11,13 @@ pub fn next_after(spec: &JobSpec, after: DateTime<Utc>) -> Option<DateTime<Utc>>
         return Some(after + chrono::Duration::milliseconds(interval.as_millis() as i64));
     }
     let cron: croner::Cron = spec.schedule.as_deref()?.parse().ok()?;
-    cron.find_next_occurrence(&after, false).ok()
+    // In the schedule's zone, so "0 3 * * *" is 03:00 there, across its DST changes.
+    let zone = schedule_zone(spec.time_zone.as_deref()).ok()?;
+    let after = jiff::Timestamp::from_millisecond(after.timestamp_millis()).ok()?;
+    let next = cron
+        .find_next_occurrence(&after.to_zoned(zone), false)
+        .ok()?;
+    DateTime::from_timestamp_millis(next.timestamp().as_millisecond())
 }
 
 /// Why a job definition is refused.
@@ -44,6 +50,14 @@ pub fn check_spec(spec: &JobSpec) -> Result<(), String> {
             .parse::<croner::Cron>()
             .map_err(|e| format!("schedule {schedule:?} is not a cron expression: {e}"))?;
     }
+    if let Some(zone) = &spec.time_zone {
+        if spec.schedule.is_none() {
+            return Err(format!(
+                "time_zone {zone:?} applies to a cron schedule, and this job has none"
+            ));
+        }
+        schedule_zone(Some(zone))?;
+    }
     if spec.interval.is_some_and(|i| i.as_millis() < 1000) {
         return Err("interval must be at least 1s".into());
     }
@@ -61,6 +75,7 @@ mod tests {
             method: None,
             path: None,
             schedule: None,
+            time_zone: None,
             interval: None,
             timeout: None,
             retries: None,
@@ -93,6 +108,26 @@ mod tests {
     }
 
     #[test]
+    fn a_schedule_is_read_in_its_time_zone_through_daylight_saving() {
+        let nightly = JobSpec {
+            schedule: Some("0 3 * * *".into()),
+            time_zone: Some("Europe/Berlin".into()),
+            ..spec()
+        };
+        let next = |at: &str| {
+            let at = DateTime::parse_from_rfc3339(at)
+                .expect("time")
+                .with_timezone(&Utc);
+            next_after(&nightly, at).expect("due").to_rfc3339()
+        };
+        // 03:00 in Berlin: UTC+1 in winter, UTC+2 in summer.
+        assert_eq!(next("2026-11-24T10:07:30Z"), "2026-11-25T02:00:00+00:00");
+        assert_eq!(next("2026-07-01T10:00:00Z"), "2026-07-02T01:00:00+00:00");
+        // The night the clocks go forward, 03:00 is the hour after 01:59 UTC+1.
+        assert_eq!(next("2027-03-27T12:00:00Z"), "2027-03-28T01:00:00+00:00");
+    }
+
+    #[test]
     fn bad_definitions_are_refused_with_the_reason() {
         assert!(check_spec(&spec()).is_ok());
         let both = JobSpec {
@@ -112,5 +147,20 @@ mod tests {
             ..spec()
         };
         assert!(check_spec(&bad_name).unwrap_err().contains("job name"));
+        let unknown_zone = JobSpec {
+            schedule: Some("0 3 * * *".into()),
+            time_zone: Some("Mars/Olympus".into()),
+            ..spec()
+        };
+        assert!(check_spec(&unknown_zone)
+            .unwrap_err()
+            .contains("\"Mars/Olympus\" is not a zone this host knows"));
+        let zone_without_schedule = JobSpec {
+            time_zone: Some("local".into()),
+            ..spec()
+        };
+        assert!(check_spec(&zone_without_schedule)
+            .unwrap_err()
+            .contains("applies to a cron schedule"));
     }
 }
