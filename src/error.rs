@@ -250,6 +250,13 @@ pub enum Error {
         hint: String,
     },
 
+    /// `machines exec --stdin` was given more than a command is passed.
+    #[error("--stdin: standard input is over {mib} MiB, the most exec passes on")]
+    StdinTooLarge {
+        /// The limit.
+        mib: usize,
+    },
+
     /// A destructive command needs confirmation and stdin is not a terminal.
     #[error("{what} needs confirmation, and stdin is not a terminal")]
     NeedsConfirmation {
@@ -323,6 +330,7 @@ impl Error {
             Error::EmbeddedDaemon { .. } => "daemon_start_failed",
             Error::BadScale { .. } => "invalid_scale",
             Error::BadSecretInput { .. } => "invalid_secret_input",
+            Error::StdinTooLarge { .. } => "stdin_too_large",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
@@ -380,6 +388,7 @@ impl Error {
             Error::NeedsConfirmation { .. }
             | Error::NoApp
             | Error::BadScale { .. }
+            | Error::StdinTooLarge { .. }
             | Error::BadSecretInput { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) | Error::NothingToRun { .. } => exit::INVALID_CONFIG,
@@ -453,6 +462,9 @@ impl Error {
                 log.display()
             )),
             Error::BadScale { hint, .. } | Error::BadSecretInput { hint, .. } => Some(hint.clone()),
+            Error::StdinTooLarge { .. } => Some(
+                "ship larger files with the release (they are in its directory), or have the command fetch them".into(),
+            ),
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,
             Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),

@@ -170,6 +170,48 @@ fn output_streams_whole_and_one_json_answer_is_cut_at_a_mebibyte() {
 }
 
 #[test]
+fn stdin_is_passed_on_only_when_asked_and_byte_for_byte() {
+    let (d, id) = deployed();
+    let args = |extra: &[&str]| {
+        let mut all = vec!["--remote", &d.api, "machines", "exec", "-a", "hello"];
+        all.extend_from_slice(extra);
+        all.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str], input: &[u8]| {
+        let all = args(extra);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        common::lakefly_stdin(Path::new("."), &all, input)
+    };
+    // A script piped in runs with the machine's environment.
+    let script = b"import os\nprint('greeting', os.environ['GREETING'])\n";
+    let ran = run(&["-i", &id, "--", "python3", "-"], script).expect_code(0);
+    assert_eq!(ran.stdout, "greeting hello\n");
+    // Binary input arrives whole: a NUL, a byte that is not UTF-8, no trailing newline.
+    let counted = run(
+        &["--stdin", &id, "--", "od -An -tx1 | tr -d ' \\n'"],
+        b"a\0\xffb",
+    )
+    .expect_code(0);
+    assert_eq!(counted.stdout, "6100ff62");
+    // Without -i the command reads nothing, and lakefly leaves its stdin unread.
+    let unasked = run(&[&id, "--", "wc -c"], b"not for the command").expect_code(0);
+    assert_eq!(unasked.stdout.trim(), "0");
+    // Over the limit: refused before anything is sent.
+    let big = vec![b'x'; 16 * 1024 * 1024 + 1];
+    let refused = run(&["-i", &id, "--", "wc -c"], &big).expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("--stdin: standard input is over 16 MiB")
+            && refused
+                .stderr
+                .contains("hint: ship larger files with the release"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
 fn bad_targets_and_limits_are_refused() {
     let (d, id) = deployed();
     let missing = exec(&d, "0000", &["true"]).expect_code(5);

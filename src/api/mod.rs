@@ -1,6 +1,7 @@
 //! The HTTP API between `lakefly` and `lakeflyd`: wire types defined once, used by the
 //! daemon's handlers and by the client, so the two cannot drift.
 
+mod base64_bytes;
 pub mod client;
 pub mod exec;
 pub mod follow;

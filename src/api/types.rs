@@ -306,6 +306,14 @@ pub struct ExecRequest {
     /// How long it may run before its processes are killed (default 1m, at most 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// What the command reads on its standard input (base64 on the wire), at most
+    /// [`ExecRequest::MAX_STDIN`] bytes; without it the command reads nothing.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::base64_bytes"
+    )]
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl ExecRequest {
@@ -314,6 +322,9 @@ impl ExecRequest {
     /// The longest a command may be given: exec is for a migration or a look around, not
     /// for a process that should be a machine or a job.
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+    /// The most standard input a request carries: a script or a small dump, not a file
+    /// transfer (files go out with the release).
+    pub const MAX_STDIN: usize = 16 * 1024 * 1024;
 
     /// The time limit the command runs under.
     pub fn time_limit(&self) -> Duration {

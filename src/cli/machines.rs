@@ -12,7 +12,7 @@ use crate::output::table::Table;
 /// List and control an app's machines.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate"
+    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate\n  lakefly machines exec -i 3779b97f4a7c15 -- python3 - < fix_orders.py"
 )]
 pub struct MachinesArgs {
     /// What to do.
@@ -51,6 +51,11 @@ pub enum MachinesCommand {
         /// How long it may run before it and what it started are killed (at most 1h).
         #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = exec_timeout)]
         timeout: Duration,
+        /// Give the command lakefly's standard input, read to its end first (a script,
+        /// a small dump: at most 16 MiB). Without it the command reads nothing, so a
+        /// loop reading a file can call exec without losing its lines.
+        #[arg(short = 'i', long)]
+        stdin: bool,
         /// The command line (after `--` when it has flags of its own).
         #[arg(
             required = true,
@@ -91,11 +96,13 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
         MachinesCommand::Exec {
             id,
             timeout,
+            stdin,
             command,
         } => {
             let request = ExecRequest {
                 command: command.join(" "),
                 timeout: Some(timeout),
+                stdin: if stdin { Some(read_stdin()?) } else { None },
             };
             if out.json {
                 let result = block_on(async { Ok(api.exec(&app, &id, &request).await?) })?;
@@ -135,6 +142,24 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
         machine.state.as_str()
     ));
     Ok(())
+}
+
+/// All of standard input, refused past [`ExecRequest::MAX_STDIN`] before anything is sent.
+fn read_stdin() -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let limit = ExecRequest::MAX_STDIN;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", std::path::Path::new("stdin"), e))?;
+    if bytes.len() > limit {
+        return Err(Error::StdinTooLarge {
+            mib: limit / (1024 * 1024),
+        });
+    }
+    Ok(bytes)
 }
 
 /// `--timeout`: a duration above zero, at most [`ExecRequest::MAX_TIMEOUT`].

@@ -129,12 +129,17 @@ pub fn http_client() -> reqwest::Client {
 
 /// Runs `lakefly` with `args` in `dir`, stdin closed, no colour.
 pub fn lakefly(dir: &Path, args: &[&str]) -> Run {
-    run(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[])
+    run(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[], None)
 }
 
 /// Runs `lakefly` like [`lakefly`], with `env` set on top.
 pub fn lakefly_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    run(env!("CARGO_BIN_EXE_lakefly"), dir, args, env)
+    run(env!("CARGO_BIN_EXE_lakefly"), dir, args, env, None)
+}
+
+/// Runs `lakefly` like [`lakefly`], with `input` on its stdin.
+pub fn lakefly_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Run {
+    run(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[], Some(input))
 }
 
 /// Runs `lakeflyd` on ephemeral loopback ports with state in `state`, then `extra`: for
@@ -155,12 +160,18 @@ pub fn lakeflyd_in(state: &Path, extra: &[&str]) -> Run {
 
 /// Runs `lakeflyd` with `args`.
 pub fn lakeflyd(args: &[&str]) -> Run {
-    run(env!("CARGO_BIN_EXE_lakeflyd"), Path::new("."), args, &[])
+    run(
+        env!("CARGO_BIN_EXE_lakeflyd"),
+        Path::new("."),
+        args,
+        &[],
+        None,
+    )
 }
 
 /// The developer's own remote, remotes file and token never leak into a test's run.
-fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output = Command::new(bin)
+fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Run {
+    let mut child = Command::new(bin)
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
@@ -172,8 +183,26 @@ fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env("HOME", dir.join(".lakefly-test-home"))
         .env("XDG_DATA_HOME", dir.join(".lakefly-test-data"))
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // From a thread: a program that answers before reading all of it must not wait
+        // on a test blocked writing.
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let output = child
+        .wait_with_output()
         .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
     Run::from(output)
 }

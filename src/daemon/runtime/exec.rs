@@ -24,6 +24,7 @@ pub struct PreparedExec {
     workdir: std::path::PathBuf,
     env: std::collections::BTreeMap<String, String>,
     timeout: std::time::Duration,
+    stdin: Option<Vec<u8>>,
 }
 
 impl Runtime {
@@ -64,6 +65,7 @@ impl Runtime {
             workdir,
             env,
             timeout: request.time_limit().to_std(),
+            stdin: request.stdin.clone(),
         })
     }
 
@@ -80,6 +82,7 @@ impl Runtime {
             &exec.workdir,
             &exec.env,
             exec.timeout,
+            exec.stdin,
             output,
         )
         .await

@@ -50,7 +50,8 @@ pub async fn run(
     env: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Outcome {
-    let mut spawned = match process::spawn(command, dir, env, process::MemoryLimit::None) {
+    let none = process::MemoryLimit::None;
+    let mut spawned = match process::spawn(command, dir, env, none, process::Input::Empty) {
         Ok(spawned) => spawned,
         Err(e) => {
             return Outcome {
@@ -180,10 +181,23 @@ pub async fn stream(
     dir: &Path,
     env: &BTreeMap<String, String>,
     timeout: Duration,
+    stdin: Option<Vec<u8>>,
     output: mpsc::Sender<Output>,
 ) -> std::io::Result<Exit> {
-    let mut spawned = process::spawn(command, dir, env, process::MemoryLimit::None)?;
+    let input = match stdin {
+        Some(_) => process::Input::Piped,
+        None => process::Input::Empty,
+    };
+    let mut spawned = process::spawn(command, dir, env, process::MemoryLimit::None, input)?;
     let mut group = KillGroupOnDrop(Some(spawned.pid));
+    // Written beside the readers (a command may answer before it has read everything),
+    // then closed so the command sees its end; one that stops reading just loses the rest.
+    if let (Some(bytes), Some(mut pipe)) = (stdin, spawned.child.stdin.take()) {
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(&bytes).await;
+        });
+    }
     let readers = [
         spawned.child.stdout.take().map(|pipe| {
             let output = output.clone();

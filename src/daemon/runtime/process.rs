@@ -30,20 +30,33 @@ pub struct Spawned {
     pub start_time: Option<u64>,
 }
 
+/// What a process reads on its standard input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Nothing: it reads end of file at once.
+    Empty,
+    /// A pipe, `Child::stdin`, that the caller writes to and closes.
+    Piped,
+}
+
 /// Starts `/bin/sh -c command` in `workdir` as the leader of a new process group, with
-/// stdout and stderr piped and stdin closed.
+/// stdout and stderr piped.
 pub fn spawn(
     command: &str,
     workdir: &Path,
     env: &BTreeMap<String, String>,
     memory: MemoryLimit<'_>,
+    input: Input,
 ) -> std::io::Result<Spawned> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(command)
         .current_dir(workdir)
         .env_clear()
-        .stdin(Stdio::null())
+        .stdin(match input {
+            Input::Empty => Stdio::null(),
+            Input::Piped => Stdio::piped(),
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: signals reach every process it starts, and a Ctrl-C meant for a

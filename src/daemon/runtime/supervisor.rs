@@ -195,7 +195,13 @@ impl Supervisor {
             Some(cgroup) => process::MemoryLimit::Cgroup(&cgroup.procs),
             None => process::MemoryLimit::None,
         };
-        let mut spawned = match process::spawn(&self.spec.command, &self.workdir, &env, memory) {
+        let mut spawned = match process::spawn(
+            &self.spec.command,
+            &self.workdir,
+            &env,
+            memory,
+            process::Input::Empty,
+        ) {
             Ok(spawned) => spawned,
             Err(e) => {
                 // Nothing joined it: the empty cgroup goes now, not at the next start.

@@ -41,6 +41,15 @@ pub async fn exec(
             )));
         }
     }
+    if let Some(stdin) = &request.stdin {
+        if stdin.len() > ExecRequest::MAX_STDIN {
+            return Err(ServerError::BadRequest(format!(
+                "stdin is {} bytes, over the {} a command is given",
+                stdin.len(),
+                ExecRequest::MAX_STDIN
+            )));
+        }
+    }
     state.require_app(&app).await?;
     let streamed = headers
         .get(header::ACCEPT)

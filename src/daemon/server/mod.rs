@@ -144,7 +144,10 @@ fn routes(state: Shared) -> Router {
         )
         .route(
             "/v1/apps/{name}/machines/{id}/exec",
-            axum::routing::post(exec::exec),
+            // Room for the largest stdin, base64 (4 bytes for 3), and the rest.
+            axum::routing::post(exec::exec).layer(axum::extract::DefaultBodyLimit::max(
+                crate::api::types::ExecRequest::MAX_STDIN / 3 * 4 + 64 * 1024,
+            )),
         )
         .route(
             "/v1/apps/{name}/machines/{id}/{action}",
