@@ -407,6 +407,26 @@ fn launch_writes_a_valid_config_without_asking_when_stdin_is_not_a_terminal() {
 }
 
 #[test]
+fn launch_runs_a_node_app_in_production_with_its_build_dependencies_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("web");
+    fs::create_dir(&app).unwrap();
+    fs::write(
+        app.join("package.json"),
+        r#"{"scripts": {"start": "node server.js", "build": "vite build"}}"#,
+    )
+    .unwrap();
+    lakefly(&app, &["launch", "--no-deploy"]).expect_code(0);
+    let cfg = lakefly(&app, &["config", "show"]).expect_code(0).json();
+    assert_eq!(cfg["env"]["NODE_ENV"], "production");
+    assert_eq!(
+        cfg["build"]["command"],
+        "npm install --include=dev && npm run build"
+    );
+    assert_eq!(cfg["processes"]["app"], "npm start");
+}
+
+#[test]
 fn launch_refuses_to_overwrite_without_force() {
     let dir = project(HELLO);
     let run = lakefly(dir.path(), &["launch", "--name", "x", "--no-deploy"]).expect_code(6);

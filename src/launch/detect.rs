@@ -23,6 +23,8 @@ pub struct Plan {
     pub release_command: Option<String>,
     /// A Dockerfile whose final stage says what runs.
     pub dockerfile: Option<String>,
+    /// `[env]` settings the kind of app expects in production.
+    pub env: BTreeMap<String, String>,
     /// What the plan was derived from, for the file's comments and the user.
     pub sources: Vec<String>,
 }
@@ -56,12 +58,15 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
         let has = |name: &str| scripts.as_ref().and_then(|s| s.get(name)).is_some();
         plan.sources.push("package.json".into());
         let lockfile = dir.join("package-lock.json").exists();
+        // As Fly's Node Dockerfile and Heroku run Node: in production, with the dev
+        // dependencies a build step needs installed all the same.
         let install = if lockfile { "npm ci" } else { "npm install" };
         plan.build_command = Some(if has("build") {
-            format!("{install} && npm run build")
+            format!("{install} --include=dev && npm run build")
         } else {
             install.to_string()
         });
+        plan.env.insert("NODE_ENV".into(), "production".into());
         if plan.processes.is_empty() && has("start") {
             plan.processes.insert("app".into(), "npm start".into());
             plan.http_group = Some("app".into());
@@ -191,8 +196,9 @@ mod tests {
         assert_eq!(plan.processes["app"], "npm start");
         assert_eq!(
             plan.build_command.as_deref(),
-            Some("npm ci && npm run build")
+            Some("npm ci --include=dev && npm run build")
         );
+        assert_eq!(plan.env["NODE_ENV"], "production");
     }
 
     #[test]

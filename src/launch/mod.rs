@@ -80,8 +80,12 @@ pub fn render(app: &str, plan: &Plan) -> String {
     let _ = writeln!(s, "[env]");
     let _ = writeln!(
         s,
-        "  # Plain settings; use `lakefly secrets set` for credentials.\n"
+        "  # Plain settings; use `lakefly secrets set` for credentials."
     );
+    for (name, value) in &plan.env {
+        let _ = writeln!(s, "  {name} = {}", quote(value));
+    }
+    s.push('\n');
     if !plan.processes.is_empty() {
         let _ = writeln!(s, "[processes]");
         for (name, command) in &plan.processes {
@@ -149,6 +153,7 @@ mod tests {
             http_group: Some("web".into()),
             sources: vec!["Procfile".into()],
             release_command: Some("python3 manage.py migrate".into()),
+            env: [("NODE_ENV".to_string(), "production".to_string())].into(),
             ..Plan::default()
         };
         full.processes
