@@ -96,8 +96,8 @@ impl Deployer {
             let secrets = (self.secrets.env_of(app).await)
                 .map_err(|e| fail(format!("release_command: {e}")))?;
             let mut env = env;
+            // Secrets cannot take lakefly's own names (LAKEFLY_*, FLY_*), so those stay.
             env.extend(secrets);
-            env.extend(lakefly_vars(app, version));
             for (k, v) in &image_env {
                 env.entry(k.clone()).or_insert_with(|| v.clone());
             }
@@ -205,7 +205,6 @@ impl Deployer {
     }
 }
 
-/// The environment of one-off release commands: the app's `[env]` and who it runs for.
 /// `[env]` and what lakefly names the release by, for `[build] command` (which gets no
 /// secrets: what it makes stays on disk) and, with the secrets, the release command.
 fn release_env(cfg: &AppConfig, app: &str, version: u64) -> BTreeMap<String, String> {
@@ -214,6 +213,7 @@ fn release_env(cfg: &AppConfig, app: &str, version: u64) -> BTreeMap<String, Str
     env
 }
 
+/// The variables that name the app and release to its commands.
 fn lakefly_vars(app: &str, version: u64) -> [(String, String); 3] {
     [
         ("LAKEFLY_APP_NAME".into(), app.to_string()),
