@@ -21,6 +21,35 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What stands in for a secret's value in output the daemon records.
+pub const REDACTED: &str = "[redacted]";
+
+/// The shortest value (or line of a multi-line value) hidden in recorded output: shorter
+/// ones would blank out ordinary words and numbers.
+const REDACT_MIN: usize = 4;
+
+/// `text` with every secret value in `values` replaced by [`REDACTED`]. For output the
+/// daemon records (a release command's or a job's last lines): a command given secrets
+/// may print one, and the record must not keep it. A multi-line value (a PEM key) is
+/// hidden line by line, as output is kept.
+pub fn redact_values<'a>(text: &str, values: impl IntoIterator<Item = &'a str>) -> String {
+    let mut pieces: Vec<&str> = values
+        .into_iter()
+        .flat_map(str::lines)
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|piece| piece.len() >= REDACT_MIN)
+        .collect();
+    // The longest first, so a value that holds another is hidden whole.
+    pieces.sort_by_key(|piece| std::cmp::Reverse(piece.len()));
+    let mut text = text.to_string();
+    for piece in pieces {
+        if text.contains(piece) {
+            text = text.replace(piece, REDACTED);
+        }
+    }
+    text
+}
+
 /// A secret value (an app secret, a token).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Zeroizing<Vec<u8>>);
@@ -58,6 +87,24 @@ impl fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_output_loses_every_secret_value_and_keeps_the_rest() {
+        let values = [
+            "postgres://u:pw@db/app",
+            "pw",
+            "-----BEGIN KEY-----\nMIIBx0\n-----END KEY-----",
+        ];
+        assert_eq!(
+            redact_values("connecting to postgres://u:pw@db/app as pw", values),
+            "connecting to [redacted] as pw"
+        );
+        assert_eq!(
+            redact_values("key: MIIBx0 (-----END KEY-----)", values),
+            "key: [redacted] ([redacted])"
+        );
+        assert_eq!(redact_values("nothing here", values), "nothing here");
+    }
 
     #[test]
     fn never_prints_its_value() {

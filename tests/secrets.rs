@@ -433,4 +433,51 @@ async fn staged_secrets_go_out_with_the_next_deploy_and_its_release_command_has_
     );
     let (_, list) = api.send(Method::GET, "/v1/apps/hello/secrets", None).await;
     assert_eq!(list[0]["status"], "deployed", "{list}");
+
+    // A command given the secrets that prints one: what the daemon keeps of its output (a
+    // failed release's last lines, a job run's history) shows `[redacted]` instead.
+    let toml = std::fs::read_to_string(dir.path().join("fly.toml")).unwrap();
+    let printing = toml.replace(
+        "test -n \\\"$DATABASE_URL\\\"",
+        "echo connecting to $DATABASE_URL; exit 1",
+    );
+    assert_ne!(printing, toml);
+    std::fs::write(dir.path().join("fly.toml"), printing).unwrap();
+    let failed = tokio::task::block_in_place(|| lakefly(&["deploy"]).expect_code(7));
+    assert!(
+        failed.stderr.contains("connecting to [redacted]") && !failed.stderr.contains("s3cr3t"),
+        "{}",
+        failed.stderr
+    );
+    let (_, job) = api
+        .send(
+            Method::POST,
+            "/v1/apps/hello/jobs",
+            Some(json!({ "name": "leak", "command": "echo using $DATABASE_URL" })),
+        )
+        .await;
+    let id = job["id"].as_u64().unwrap();
+    api.send(Method::POST, &format!("/v1/jobs/{id}/trigger"), None)
+        .await;
+    let start = Instant::now();
+    let output = loop {
+        let (_, runs) = api
+            .send(Method::GET, &format!("/v1/jobs/{id}/runs"), None)
+            .await;
+        if runs[0]["status"] == "succeeded" {
+            break runs[0]["output"].clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{runs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(output, "using [redacted]");
+    let mut events = common::sse::Sse::connect(&d.url("/v1/events?since=0&app=hello"), None).await;
+    while let Ok(Some(m)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        events.next(Duration::from_secs(5)),
+    )
+    .await
+    {
+        assert!(!m.data.to_string().contains("s3cr3t"), "{}", m.data);
+    }
 }

@@ -97,11 +97,13 @@ impl Deployer {
                 .map_err(|e| fail(format!("release_command: {e}")))?;
             let mut env = env;
             // Secrets cannot take lakefly's own names (LAKEFLY_*, FLY_*), so those stay.
-            env.extend(secrets);
+            env.extend(secrets.clone());
             for (k, v) in &image_env {
                 env.entry(k.clone()).or_insert_with(|| v.clone());
             }
-            let outcome = oneoff::run(release, &workdir, &env, timeout).await;
+            let mut outcome = oneoff::run(release, &workdir, &env, timeout).await;
+            // Its last lines go into the failure's event.
+            outcome.redact(&secrets);
             if !outcome.success {
                 return Err(command_failure("release_command", &outcome));
             }

@@ -144,7 +144,7 @@ async fn run_command(
         Err(e) => return failed(e),
     };
     let mut env: BTreeMap<String, String> = release.spec.env.clone();
-    env.extend(secrets);
+    env.extend(secrets.clone());
     for (name, value) in [
         ("LAKEFLY_APP_NAME", job.app.clone()),
         ("LAKEFLY_PROCESS_GROUP", release.group.clone()),
@@ -160,7 +160,9 @@ async fn run_command(
         Some(dir) => dir.into(),
         None => ctx.apps_dir.join(&job.app).join("work"),
     };
-    let outcome = oneoff::run(command, &dir, &env, timeout).await;
+    let mut outcome = oneoff::run(command, &dir, &env, timeout).await;
+    // Its last lines are kept in the run's history.
+    outcome.redact(&secrets);
     let status = if outcome.success {
         "succeeded"
     } else if outcome.timed_out {

@@ -31,6 +31,15 @@ pub struct Outcome {
     pub timed_out: bool,
 }
 
+impl Outcome {
+    /// Hides the values of `secrets` in the kept output, before it is recorded.
+    pub fn redact(&mut self, secrets: &BTreeMap<String, String>) {
+        for line in &mut self.tail {
+            *line = crate::secret::redact_values(line, secrets.values().map(String::as_str));
+        }
+    }
+}
+
 /// Kills a one-off command's process group if dropped while it runs; disarmed once the
 /// command was reaped, so a pid the kernel reuses later is never signalled.
 struct KillGroupOnDrop(Option<u32>);
