@@ -310,6 +310,8 @@ fn launch_writes_the_config_then_deploys_it() {
     assert!(
         run.stderr
             .contains("release_command: running `echo migrated`")
+            // Its output is shown as it runs, as flyctl shows a release command's.
+            && run.stderr.contains("    release_command: migrated\n")
             && run.stderr.contains("release v1 is live"),
         "{}",
         run.stderr
@@ -341,7 +343,7 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
     // `--without-pip`: the same layout `launch` asks for, without a download.
     let toml = r#"app = "venv"
 [build]
-  command = "python3 -m venv --without-pip .venv"
+  command = "python3 -m venv --without-pip .venv && seq 1 250"
 [deploy]
   release_command = "sh -c 'test \"$(command -v python3)\" = \"$VIRTUAL_ENV/bin/python3\"'"
 [processes]
@@ -355,7 +357,16 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
         "venv",
         &[("fly.toml", toml), ("server.py", server)],
     );
-    deploy(&d, &app, &[]).expect_code(0);
+    let run = deploy(&d, &app, &[]).expect_code(0);
+    // The build's output is shown as it runs, up to a bound.
+    assert!(
+        run.stderr.contains("    build: 1\n")
+            && run.stderr.contains("    build: 200\n")
+            && !run.stderr.contains("    build: 201\n")
+            && run.stderr.contains("build: (more output not shown here"),
+        "{}",
+        run.stderr
+    );
     let s = common::lakefly(
         Path::new("."),
         &["--remote", &d.api, "status", "-a", "venv", "--json"],

@@ -15,6 +15,9 @@ use crate::daemon::runtime::oneoff;
 
 /// `[build] command` may take a while (dependency installs).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Most lines of a build's or release command's output shown as deploy progress: enough
+/// for a migration's steps, not a flood of events for a verbose install.
+const SHOWN_LINES: usize = 200;
 /// Fly's default for the release command.
 const DEFAULT_RELEASE_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -29,6 +32,14 @@ pub(super) struct Prepared {
     /// The Dockerfile's `ENV` and the release's tool directories on `PATH`, under
     /// fly.toml's `[env]`.
     pub image_env: BTreeMap<String, String>,
+}
+
+/// A one-off command of a release and where it runs.
+struct OneOff<'a> {
+    command: &'a str,
+    dir: &'a Path,
+    env: &'a BTreeMap<String, String>,
+    timeout: Duration,
 }
 
 impl Deployer {
@@ -65,7 +76,16 @@ impl Deployer {
         if let Some(build) = cfg.build.as_ref().and_then(|b| b.command.as_deref()) {
             self.progress(app, version, "build", format!("running `{build}`"))
                 .await;
-            let outcome = oneoff::run(build, &dir, &env, BUILD_TIMEOUT).await;
+            let no_secrets = BTreeMap::new();
+            let run = OneOff {
+                command: build,
+                dir: &dir,
+                env: &env,
+                timeout: BUILD_TIMEOUT,
+            };
+            let outcome = self
+                .run_shown(app, version, "build", run, &no_secrets)
+                .await;
             if !outcome.success {
                 return Err(command_failure("[build] command", &outcome));
             }
@@ -101,9 +121,13 @@ impl Deployer {
             for (k, v) in &image_env {
                 env.entry(k.clone()).or_insert_with(|| v.clone());
             }
-            let mut outcome = oneoff::run(release, &workdir, &env, timeout).await;
-            // Its last lines go into the failure's event.
-            outcome.redact(&secrets);
+            let run = OneOff {
+                command: release,
+                dir: &workdir,
+                env: &env,
+                timeout,
+            };
+            let outcome = (self.run_shown(app, version, "release_command", run, &secrets)).await;
             if !outcome.success {
                 return Err(command_failure("release_command", &outcome));
             }
@@ -114,6 +138,49 @@ impl Deployer {
             fallback,
             image_env,
         })
+    }
+
+    /// Runs a release's one-off command (`[build] command`, the release command), each
+    /// line of its output shown as a progress line of `step` as it is written (the first
+    /// [`SHOWN_LINES`]), the values of `secrets` it was given hidden there and in the last
+    /// lines its outcome keeps.
+    async fn run_shown(
+        &self,
+        app: &str,
+        version: u64,
+        step: &'static str,
+        run: OneOff<'_>,
+        secrets: &BTreeMap<String, String>,
+    ) -> oneoff::Outcome {
+        let (live, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let shower = {
+            let (this, app) = (self.clone(), app.to_string());
+            let values: Vec<String> = secrets.values().cloned().collect();
+            tokio::spawn(async move {
+                let mut shown = 0;
+                while let Some(line) = lines.recv().await {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    shown += 1;
+                    let detail = match shown {
+                        n if n <= SHOWN_LINES => {
+                            crate::secret::redact_values(&line, values.iter().map(String::as_str))
+                        }
+                        n if n == SHOWN_LINES + 1 => {
+                            "(more output not shown here; a failure shows its last lines)".into()
+                        }
+                        _ => continue,
+                    };
+                    this.progress(&app, version, step, detail).await;
+                }
+            })
+        };
+        let mut outcome = oneoff::run(run.command, run.dir, run.env, run.timeout, Some(live)).await;
+        // Every line shown before the outcome is.
+        let _ = shower.await;
+        outcome.redact(secrets);
+        outcome
     }
 
     /// Reads `[build] dockerfile` when some group has no command of its own: builds the

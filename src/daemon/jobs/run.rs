@@ -160,7 +160,7 @@ async fn run_command(
         Some(dir) => dir.into(),
         None => ctx.apps_dir.join(&job.app).join("work"),
     };
-    let mut outcome = oneoff::run(command, &dir, &env, timeout).await;
+    let mut outcome = oneoff::run(command, &dir, &env, timeout, None).await;
     // Its last lines are kept in the run's history.
     outcome.redact(&secrets);
     let status = if outcome.success {

@@ -52,12 +52,14 @@ impl Drop for KillGroupOnDrop {
     }
 }
 
-/// Runs `command` in `dir` with `env`, killing its whole group after `timeout`.
+/// Runs `command` in `dir` with `env`, killing its whole group after `timeout`. Each line
+/// of its output also goes to `live`, when given, as it is read.
 pub async fn run(
     command: &str,
     dir: &Path,
     env: &BTreeMap<String, String>,
     timeout: Duration,
+    live: Option<mpsc::UnboundedSender<String>>,
 ) -> Outcome {
     let none = process::MemoryLimit::None;
     let mut spawned = match process::spawn(command, dir, env, none, process::Input::Empty) {
@@ -99,6 +101,20 @@ pub async fn run(
         });
     }
     drop(tx);
+    // Lines are passed on as they come and only the last ones kept, however much it says.
+    let collector = tokio::spawn(async move {
+        let mut tail = std::collections::VecDeque::with_capacity(TAIL + 1);
+        while let Some(line) = rx.recv().await {
+            if let Some(live) = &live {
+                let _ = live.send(line.clone());
+            }
+            tail.push_back(line);
+            if tail.len() > TAIL {
+                tail.pop_front();
+            }
+        }
+        Vec::from(tail)
+    });
     let ended = wait_then_kill(&mut spawned, timeout).await;
     group.0 = None;
     let exit_code = match &ended {
@@ -124,13 +140,8 @@ pub async fn run(
             ),
         ),
     };
-    let mut tail = Vec::new();
-    while let Some(line) = rx.recv().await {
-        tail.push(line);
-        if tail.len() > TAIL {
-            tail.remove(0);
-        }
-    }
+    // The group is gone, so its pipes close and the collector ends.
+    let tail = collector.await.unwrap_or_default();
     Outcome {
         success,
         summary,
