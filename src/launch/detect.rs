@@ -1,5 +1,6 @@
 //! Looking at a directory to learn how its app runs: a `Procfile`, a `package.json` start
-//! script, a Python project, or a `Dockerfile`.
+//! script, a Python project, a Go module or Rust package (`compiled.rs`), or a
+//! `Dockerfile`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -99,6 +100,8 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
             }
         }
     }
+    super::compiled::go(dir, &mut plan)?;
+    super::compiled::rust(dir, &mut plan)?;
     if let Some(text) = read_optional(&dir.join("Dockerfile"))? {
         plan.sources.push("Dockerfile".into());
         if let Some(port) = dockerfile_expose(&text) {
@@ -112,7 +115,8 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, Error> {
+/// A file's text, `None` when it does not exist.
+pub(super) fn read_optional(path: &Path) -> Result<Option<String>, Error> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

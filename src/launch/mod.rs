@@ -1,5 +1,6 @@
 //! `lakefly launch`: a commented `fly.toml` for a directory, from what is in it.
 
+mod compiled;
 pub mod detect;
 
 use std::fmt::Write;
