@@ -1,6 +1,6 @@
 //! Looking at a directory to learn how its app runs: a `Procfile`, a `package.json` start
-//! script, a Python project, a Go module or Rust package (`compiled.rs`), or a
-//! `Dockerfile`.
+//! script, a Python project (`python.rs`), a Go module or Rust package (`compiled.rs`), or
+//! a `Dockerfile`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -73,33 +73,7 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
             plan.http_group = Some("app".into());
         }
     }
-    let python_deps = if dir.join("requirements.txt").exists() {
-        Some(("requirements.txt", "-r requirements.txt"))
-    } else if dir.join("pyproject.toml").exists() {
-        Some(("pyproject.toml", "."))
-    } else {
-        None
-    };
-    if let Some((source, what)) = python_deps {
-        plan.sources.push(source.into());
-        // Into a virtualenv of the release's own: the host's Python may refuse installs
-        // (PEP 668), and other apps and releases keep their own versions. The daemon puts
-        // its `bin` first on the release's search path.
-        let venv = crate::daemon::deploy::VENV;
-        plan.build_command.get_or_insert_with(|| {
-            format!("python3 -m venv {venv} && {venv}/bin/pip install {what}")
-        });
-        if plan.processes.is_empty() {
-            if let Some(entry) = ["app.py", "main.py", "server.py"]
-                .into_iter()
-                .find(|f| dir.join(f).is_file())
-            {
-                plan.processes
-                    .insert("app".into(), format!("python3 {entry}"));
-                plan.http_group = Some("app".into());
-            }
-        }
-    }
+    super::python::detect(dir, &mut plan)?;
     super::compiled::go(dir, &mut plan)?;
     super::compiled::rust(dir, &mut plan)?;
     if let Some(text) = read_optional(&dir.join("Dockerfile"))? {

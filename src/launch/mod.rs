@@ -2,6 +2,7 @@
 
 mod compiled;
 pub mod detect;
+mod python;
 
 use std::fmt::Write;
 
