@@ -473,10 +473,15 @@ fn threads_named(pid: u32, prefix: &str) -> Vec<String> {
 async fn edge_threads_sets_how_many_event_loops_serve_the_edge() {
     let temp = tempfile::tempdir().unwrap();
     let d = TestDaemon::start_in(&temp.path().join("state"), &["--edge-threads", "3"]);
-    assert_eq!(
-        threads_named(d.pid(), "lakefly-edge-"),
-        ["lakefly-edge-1", "lakefly-edge-2", "lakefly-edge-3"]
-    );
+    // A thread names itself once it runs, which may be just after the daemon is ready.
+    let expected = ["lakefly-edge-1", "lakefly-edge-2", "lakefly-edge-3"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut named = threads_named(d.pid(), "lakefly-edge-");
+    while named != expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        named = threads_named(d.pid(), "lakefly-edge-");
+    }
+    assert_eq!(named, expected);
     // They serve: an unknown app gets the edge's own 404 (not a refused connection).
     let answer = common::http_client()
         .get(format!("{}/", d.edge))

@@ -121,17 +121,7 @@ fn rust_binary(manifest: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn plan_for(files: &[(&str, &str)]) -> Plan {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            let path = dir.path().join(name);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, text).unwrap();
-        }
-        super::super::detect(dir.path()).unwrap()
-    }
+    use crate::launch::plan_for;
 
     #[test]
     fn a_go_module_is_built_from_its_main_package() {

@@ -133,23 +133,14 @@ fn dockerfile_expose(text: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            fs::write(dir.path().join(name), text).unwrap();
-        }
-        dir
-    }
+    use crate::launch::plan_for;
 
     #[test]
     fn procfile_types_become_groups_and_web_serves_http() {
-        let dir = dir_with(&[(
+        let plan = plan_for(&[(
             "Procfile",
             "# comment\nweb: gunicorn app:app\nworker: celery -A app worker\nrelease: python manage.py migrate\n\n",
         )]);
-        let plan = detect(dir.path()).unwrap();
         assert_eq!(plan.processes["web"], "gunicorn app:app");
         assert_eq!(plan.processes["worker"], "celery -A app worker");
         assert_eq!(plan.http_group.as_deref(), Some("web"));
@@ -163,14 +154,13 @@ mod tests {
 
     #[test]
     fn node_start_script_and_build() {
-        let dir = dir_with(&[
+        let plan = plan_for(&[
             (
                 "package.json",
                 r#"{"scripts": {"start": "node server.js", "build": "tsc"}}"#,
             ),
             ("package-lock.json", "{}"),
         ]);
-        let plan = detect(dir.path()).unwrap();
         assert_eq!(plan.processes["app"], "npm start");
         assert_eq!(
             plan.build_command.as_deref(),
@@ -181,8 +171,7 @@ mod tests {
 
     #[test]
     fn python_with_requirements() {
-        let dir = dir_with(&[("requirements.txt", "flask\n"), ("app.py", "")]);
-        let plan = detect(dir.path()).unwrap();
+        let plan = plan_for(&[("requirements.txt", "flask\n"), ("app.py", "")]);
         assert_eq!(plan.processes["app"], "python3 app.py");
         assert_eq!(
             plan.build_command.as_deref(),
@@ -192,11 +181,10 @@ mod tests {
 
     #[test]
     fn dockerfile_final_stage_port() {
-        let dir = dir_with(&[(
+        let plan = plan_for(&[(
             "Dockerfile",
             "FROM node AS build\nEXPOSE 3000\nFROM python:3.11\nEXPOSE 8001/tcp\nCMD [\"python3\", \"app.py\"]\n",
         )]);
-        let plan = detect(dir.path()).unwrap();
         assert_eq!(plan.internal_port, 8001);
         assert_eq!(plan.dockerfile.as_deref(), Some("Dockerfile"));
         assert!(plan.processes.is_empty());
@@ -204,8 +192,7 @@ mod tests {
 
     #[test]
     fn empty_dir_finds_nothing() {
-        let dir = dir_with(&[]);
-        let plan = detect(dir.path()).unwrap();
+        let plan = plan_for(&[]);
         assert!(plan.processes.is_empty() && plan.dockerfile.is_none() && plan.sources.is_empty());
     }
 }

@@ -132,6 +132,18 @@ fn quote(s: &str) -> String {
     toml_edit::Value::from(s).to_string()
 }
 
+/// What `detect` makes of a directory holding `files` (paths with their text), for tests.
+#[cfg(test)]
+fn plan_for(files: &[(&str, &str)]) -> Plan {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    detect(dir.path()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,17 +119,7 @@ fn django_project(dir: &Path) -> Result<Option<String>, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn plan_for(files: &[(&str, &str)]) -> Plan {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            let path = dir.path().join(name);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, text).unwrap();
-        }
-        super::super::detect(dir.path()).unwrap()
-    }
+    use crate::launch::plan_for;
 
     #[test]
     fn django_runs_behind_gunicorn_and_migrates_once_per_release() {
