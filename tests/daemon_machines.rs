@@ -193,6 +193,57 @@ async fn a_machine_that_ignores_sigterm_is_gone_within_kill_timeout_with_its_chi
 }
 
 #[tokio::test]
+async fn an_app_under_a_shell_finishes_its_graceful_shutdown_after_the_shell_exits() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("graceful").await;
+    let work = tempfile::tempdir().unwrap();
+    let (ready, done) = (work.path().join("ready"), work.path().join("done"));
+    // Not exec'd: `sh -c` runs python as its child, and the shell exits at the SIGTERM
+    // at once while python takes its time to finish.
+    let app = format!(
+        "import pathlib, signal, sys, time\n\
+         def stop(*_):\n    time.sleep(0.5)\n    pathlib.Path({done:?}).write_text('finished')\n    sys.exit(0)\n\
+         signal.signal(signal.SIGTERM, stop)\n\
+         pathlib.Path({ready:?}).write_text('')\n\
+         time.sleep(600)\n",
+        done = done.display().to_string(),
+        ready = ready.display().to_string(),
+    );
+    std::fs::write(work.path().join("app.py"), app).unwrap();
+    let command = format!("python3 {}", work.path().join("app.py").display());
+    let machine = api
+        .create_machine(
+            "graceful",
+            json!({ "command": command, "kill_signal": "SIGTERM", "kill_timeout": "10s" }),
+        )
+        .await;
+    let id = machine["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the app never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/apps/graceful/machines/{id}/stop"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("stopped")),
+        "{body}"
+    );
+    // The stop was answered once the app had finished, not cut off by a SIGKILL.
+    assert_eq!(
+        std::fs::read_to_string(&done).ok().as_deref(),
+        Some("finished")
+    );
+}
+
+#[tokio::test]
 async fn port_comes_from_the_machine_port_range_and_a_full_range_fails_the_machine_by_name() {
     // A range of one port: the first machine gets it and listens on it, so none is left
     // for the second.

@@ -171,7 +171,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
 
 /// The pids of the processes in the group led by `pgid` (from `/proc`): a machine's
 /// processes, its leader and what it starts, unless they left the group. A process that
-/// ends while the list is read is left out.
+/// ends while the list is read, or has ended (a zombie), is left out.
 pub fn group_members(pgid: u32) -> Vec<u32> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -190,7 +190,25 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
 /// name, which is in parentheses and may itself hold spaces and parentheses.
 fn process_group(stat: &str) -> Option<u32> {
     let after_command = &stat[stat.rfind(')')? + 1..];
-    after_command.split_whitespace().nth(2)?.parse().ok()
+    let mut fields = after_command.split_whitespace();
+    // A zombie has ended: it only waits for its parent to read its status.
+    if matches!(fields.next()?, "Z" | "X") {
+        return None;
+    }
+    fields.nth(1)?.parse().ok()
+}
+
+/// Waits until no process of the group led by `pgid` runs, or until `deadline`.
+pub async fn wait_group_gone(pgid: u32, deadline: tokio::time::Instant) {
+    /// Often enough that a stop does not linger, seldom enough to cost nothing.
+    const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+    while tokio::time::Instant::now() < deadline {
+        let members = tokio::task::spawn_blocking(move || group_members(pgid)).await;
+        if members.map_or(true, |m| m.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// The TCP ports that processes of the group led by `pgid` listen on (from `/proc`), to
@@ -279,6 +297,8 @@ mod tests {
             "4242 (my (odd) app) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 99 1000 50";
         assert_eq!(process_group(stat), Some(4240));
         assert_eq!(process_group("garbage"), None);
+        // A zombie is no longer one of the group's processes.
+        assert_eq!(process_group(&stat.replace(") S ", ") Z ")), None);
         let own = nix::unistd::getpgrp().as_raw() as u32;
         assert!(group_members(own).contains(&std::process::id()));
     }

@@ -391,8 +391,9 @@ impl Supervisor {
             .and_then(process::parse_signal)
             .unwrap_or(Signal::SIGINT);
         let timeout = self.kill_timeout();
+        let deadline = tokio::time::Instant::now() + timeout;
         let _ = process::signal_group(spawned.pid, signal);
-        let status = match tokio::time::timeout(timeout, spawned.child.wait()).await {
+        let status = match tokio::time::timeout_at(deadline, spawned.child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {
                 tracing::info!(machine = %self.id, ?timeout, "kill timeout passed; sending SIGKILL");
@@ -400,6 +401,10 @@ impl Supervisor {
                 spawned.child.wait().await.ok()
             }
         };
+        // The leader may end first: the shell that runs `python3 app.py` exits at the
+        // signal while the app still finishes its requests. The rest of the group gets
+        // what is left of the timeout.
+        process::wait_group_gone(spawned.pid, deadline).await;
         let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
         exit_info(status)
     }
