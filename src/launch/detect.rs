@@ -1,6 +1,6 @@
 //! Looking at a directory to learn how its app runs: a `Procfile`, a `package.json` start
-//! script, a Python project (`python.rs`), a Go module or Rust package (`compiled.rs`), or
-//! a `Dockerfile`.
+//! script, a Python project (`python.rs`), a Ruby one (`ruby.rs`), a Go module or Rust
+//! package (`compiled.rs`), or a `Dockerfile`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -74,6 +74,7 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
         }
     }
     super::python::detect(dir, &mut plan)?;
+    super::ruby::detect(dir, &mut plan)?;
     super::compiled::go(dir, &mut plan)?;
     super::compiled::rust(dir, &mut plan)?;
     if let Some(text) = read_optional(&dir.join("Dockerfile"))? {

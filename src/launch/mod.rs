@@ -3,6 +3,7 @@
 mod compiled;
 pub mod detect;
 mod python;
+mod ruby;
 
 use std::fmt::Write;
 

@@ -1,0 +1,90 @@
+//! A Ruby project: its gems installed into the release's directory (`vendor/bundle`, so
+//! each release has its own, as Heroku's buildpack keeps them), and Rails or a Rack app
+//! served on `$PORT`, Rails in production with its database prepared once per release, as
+//! `fly launch` sets Rails up.
+
+use std::path::Path;
+
+use super::detect::Plan;
+use crate::error::Error;
+
+/// Adds what `dir`'s Ruby project needs to `plan`, if it is one.
+pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
+    if !dir.join("Gemfile").is_file() {
+        return Ok(());
+    }
+    plan.sources.push("Gemfile".into());
+    let rails = dir.join("bin/rails").is_file() && dir.join("config/application.rb").is_file();
+    let mut build = String::from(
+        "bundle config set --local path vendor/bundle && bundle config set --local without development:test && bundle install",
+    );
+    if rails && dir.join("app/assets").is_dir() {
+        // As Fly's Rails Dockerfile does it: the real key is a secret the build has not.
+        build.push_str(" && SECRET_KEY_BASE_DUMMY=1 bin/rails assets:precompile");
+    }
+    plan.build_command.get_or_insert(build);
+    if !plan.processes.is_empty() {
+        return Ok(());
+    }
+    let command = if rails {
+        plan.env.insert("RAILS_ENV".into(), "production".into());
+        // Logs to stdout, where `lakefly logs` reads them (the default before Rails 7.1
+        // was a file under log/).
+        plan.env.insert("RAILS_LOG_TO_STDOUT".into(), "1".into());
+        plan.release_command
+            .get_or_insert_with(|| "bin/rails db:prepare".into());
+        "bin/rails server -b 127.0.0.1 -p $PORT"
+    } else if dir.join("config.ru").is_file() {
+        "bundle exec rackup -o 127.0.0.1 -p $PORT"
+    } else {
+        return Ok(());
+    };
+    plan.processes.insert("app".into(), command.into());
+    plan.http_group = Some("app".into());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::launch::plan_for;
+
+    #[test]
+    fn rails_runs_in_production_and_prepares_its_database_once_per_release() {
+        let plan = plan_for(&[
+            ("Gemfile", "gem \"rails\"\n"),
+            ("bin/rails", ""),
+            ("config/application.rb", ""),
+            ("config.ru", ""),
+            ("app/assets/config/manifest.js", ""),
+        ]);
+        assert_eq!(
+            plan.build_command.as_deref(),
+            Some("bundle config set --local path vendor/bundle && bundle config set --local without development:test && bundle install && SECRET_KEY_BASE_DUMMY=1 bin/rails assets:precompile")
+        );
+        assert_eq!(
+            plan.processes["app"],
+            "bin/rails server -b 127.0.0.1 -p $PORT"
+        );
+        assert_eq!(
+            plan.release_command.as_deref(),
+            Some("bin/rails db:prepare")
+        );
+        assert_eq!(plan.env["RAILS_ENV"], "production");
+    }
+
+    #[test]
+    fn a_rack_app_runs_under_rackup_and_a_gemfile_alone_runs_nothing() {
+        let rack = plan_for(&[("Gemfile", "gem \"sinatra\"\n"), ("config.ru", "run App\n")]);
+        assert_eq!(
+            rack.processes["app"],
+            "bundle exec rackup -o 127.0.0.1 -p $PORT"
+        );
+        assert!(rack.env.is_empty() && rack.release_command.is_none());
+        assert_eq!(
+            rack.build_command.as_deref(),
+            Some("bundle config set --local path vendor/bundle && bundle config set --local without development:test && bundle install")
+        );
+        let gems = plan_for(&[("Gemfile", "")]);
+        assert!(gems.processes.is_empty());
+    }
+}
