@@ -6,35 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::daemon::TestDaemon;
+use common::files::{app_with, get_text, names_in, wait_for_names};
 use common::Run;
 use serde_json::Value;
-
-/// `GET url` as text, from a synchronous test.
-fn get_text(url: &str) -> String {
-    let url = url.to_string();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let answer = common::http_client().get(&url).send().await.unwrap();
-                answer.text().await.unwrap()
-            })
-    })
-    .join()
-    .unwrap()
-}
-
-/// A directory `name` under `root` holding `files` (name and text).
-fn app_with(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let app = root.join(name);
-    std::fs::create_dir_all(&app).unwrap();
-    for (file, text) in files {
-        std::fs::write(app.join(file), text).unwrap();
-    }
-    app
-}
 
 /// A copy of the hello example to change.
 fn hello_copy() -> (tempfile::TempDir, PathBuf) {
@@ -676,37 +650,6 @@ fn a_multi_stage_dockerfile_from_fly_launch_runs_from_the_stage_it_copies() {
         parts[1].ends_with("1-tree/node_modules/.bin") && parts[2].ends_with("1-tree"),
         "PATH's /app entry and the working directory are the tree: {body}"
     );
-}
-
-/// The names in `dir`, sorted (none when it does not exist).
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// Waits until the names in `dir` are `expected` (lakeflyd removes old files just after a
-/// release ends), or fails at a deadline.
-fn wait_for_names(dir: &Path, expected: &[&str]) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let names = names_in(dir);
-        if names == expected {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}: {names:?}, expected {expected:?}",
-            dir.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 #[test]

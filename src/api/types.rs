@@ -266,6 +266,10 @@ pub struct DeployRequest {
     /// What the release is for (`deploy`, `rollback to v3`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Build again even when an earlier release with the same bundle, `[build]` and
+    /// `[env]` left its built files (`deploy --rebuild`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuild: bool,
 }
 
 /// A release as `releases` lists it.
@@ -286,6 +290,9 @@ pub struct Release {
     /// When it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// The earlier release whose built files it runs from, when it was not built itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_of: Option<u64>,
 }
 
 /// `POST /v1/apps/{app}/rollbacks`: a new release that reuses an earlier one's config and

@@ -22,7 +22,7 @@ use crate::output::Output;
 /// Deploy the app in the config's directory.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing. Exit codes: 0 complete, 7 failed (the previous release keeps running),\n3 invalid config, 8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
+    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild. Exit codes: 0 complete, 7 failed (the previous release keeps running),\n3 invalid config, 8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
 )]
 pub struct DeployArgs {
     /// Rollout strategy (overrides `[deploy] strategy`).
@@ -34,6 +34,10 @@ pub struct DeployArgs {
     /// Return once the release has started, without following it.
     #[arg(long)]
     pub detach: bool,
+    /// Run `[build] command` again even when an earlier release of the same files,
+    /// `[build]` and `[env]` was built (e.g. to pick up newer unpinned dependencies).
+    #[arg(long, alias = "no-cache")]
+    pub rebuild: bool,
 }
 
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
@@ -154,6 +158,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             strategy: args.strategy,
             wait_timeout: args.wait_timeout,
             description: None,
+            rebuild: args.rebuild,
         };
         let version = api.deploy(&app, &request).await?;
         match stream {

@@ -96,6 +96,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
         strategy: None,
         wait_timeout: None,
         detach: false,
+        rebuild: false,
     };
     super::deploy::run(global, deploy_args)
 }

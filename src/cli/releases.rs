@@ -29,6 +29,8 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
             status: &'a str,
             description: &'a str,
             created_at: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            files_of: Option<u64>,
         }
         let rows: Vec<Row> = releases
             .iter()
@@ -37,6 +39,7 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
                 status: &r.status,
                 description: &r.description,
                 created_at: &r.created_at,
+                files_of: r.files_of,
             })
             .collect();
         return out.json(&rows);
@@ -46,14 +49,18 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
         "STATUS",
         "STRATEGY",
         "DESCRIPTION",
+        "FILES",
         "CREATED",
     ]);
     for r in releases {
+        // Whose build it runs: its own, or an earlier release's (same inputs).
+        let files = r.files_of.map_or("built".into(), |v| format!("v{v}'s"));
         table.row(vec![
             format!("v{}", r.version),
             r.status,
             r.strategy,
             r.description,
+            files,
             r.created_at,
         ]);
     }

@@ -227,6 +227,7 @@ impl Daemon {
             secrets: secrets.clone(),
             shutdown: shutdown_rx.clone(),
             finished: deploys,
+            files_lock: Default::default(),
         };
         edge.reload_hostnames().await?;
         // Every app's current release is served again, ports included; what the last run

@@ -7,6 +7,7 @@ pub mod api;
 pub mod bundle;
 pub mod daemon;
 pub mod edge;
+pub mod files;
 pub mod follow;
 pub mod sse;
 pub mod tls;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use self::prepare::Prepared;
+use self::prepare::{Files, Prepared};
 pub(crate) use self::release_bins::VENV;
 use self::rollout::{Failure, Group, Rollout};
 use super::bundles::BundleStore;
@@ -77,12 +77,12 @@ pub enum DeployError {
 
 /// The release an app runs now.
 pub(super) struct Current {
-    /// Its version.
-    pub version: u64,
     /// Its config.
     pub config: AppConfig,
     /// Its bundle's digest.
     pub bundle: String,
+    /// The version whose directory holds its files.
+    pub files: u64,
 }
 
 /// Starts and runs releases.
@@ -112,6 +112,9 @@ pub struct Deployer {
         crate::daemon::metrics::DeployLabels,
         prometheus_client::metrics::counter::Counter,
     >,
+    /// Held while release files are removed, and while a new release picks the built
+    /// files it reuses until it is recorded (and so keeps them in use).
+    pub files_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Deployer {
@@ -150,6 +153,13 @@ impl Deployer {
             .unwrap_or(Strategy::Rolling);
         let strategy_name = format!("{strategy:?}").to_ascii_lowercase();
         let description = req.description.clone().unwrap_or_else(|| "deploy".into());
+        // A build done before for the same inputs is not done again; its files stay until
+        // this release is recorded.
+        let files_guard = self.files_lock.lock().await;
+        let files_of = match req.rebuild {
+            true => None,
+            false => self.built_before(app, &digest, &req.config).await?,
+        };
         let (a, config, bundle) = (app.to_string(), req.config.clone(), digest.to_string());
         let secrets = self.secrets.clone();
         let version = self
@@ -164,6 +174,7 @@ impl Deployer {
                     bundle: &bundle,
                     strategy: &strategy_name,
                     description: &description,
+                    files_of,
                 };
                 let version = releases::insert(tx, path, &new, &now())?;
                 let data = serde_json::json!({ "version": version, "strategy": strategy_name, "bundle": bundle, "description": description });
@@ -188,15 +199,20 @@ impl Deployer {
             })
             .await?
             .map_err(DeployError::Running)?;
+        drop(files_guard);
         let wait_timeout = req
             .wait_timeout
             .or(req.config.deploy.as_ref().and_then(|d| d.wait_timeout))
             .map_or(DEFAULT_WAIT_TIMEOUT, |d| d.to_std());
         let deployer = self.clone();
         let app = app.to_string();
+        let files = Files {
+            bundle: digest,
+            reuse: files_of,
+        };
         tokio::spawn(async move {
             let outcome = deployer
-                .pipeline(&app, version, &req.config, &digest, strategy, wait_timeout)
+                .pipeline(&app, version, &req.config, &files, strategy, wait_timeout)
                 .await;
             let complete = outcome.is_ok();
             deployer.finish(&app, version, outcome).await;
@@ -243,15 +259,15 @@ impl Deployer {
             .ok_or_else(|| {
                 DeployError::NoRollbackTarget(format!("release v{version} does not exist"))
             })?;
-        let (config, bundle, _) = source;
         self.start(
             app,
             DeployRequest {
-                config,
-                bundle,
+                config: source.config,
+                bundle: source.bundle,
                 strategy: None,
                 wait_timeout: None,
                 description: Some(format!("rollback to v{version}")),
+                rebuild: false,
             },
         )
         .await
@@ -290,6 +306,7 @@ impl Deployer {
             strategy: Some(Strategy::Rolling),
             wait_timeout: None,
             description: Some(description),
+            rebuild: false,
         };
         self.start(app, request).await.map(Some)
     }
@@ -323,7 +340,7 @@ impl Deployer {
         app: &str,
         version: u64,
         cfg: &AppConfig,
-        digest: &Digest,
+        files: &Files,
         strategy: Strategy,
         wait_timeout: Duration,
     ) -> Result<(), Failure> {
@@ -333,7 +350,7 @@ impl Deployer {
             workdir,
             fallback,
             image_env,
-        } = self.prepare(app, version, cfg, digest).await?;
+        } = self.prepare(app, version, cfg, files).await?;
 
         // Roll out, watching the app's machine events from before the first is created.
         let mut events = self.machine_events(app);
@@ -501,13 +518,15 @@ impl Deployer {
         self.store
             .run(
                 move |conn, path| match store::apps::current_release(conn, path, &a)? {
-                    Some(version) => Ok(releases::source(conn, path, &a, version)?.map(
-                        |(config, bundle, _)| Current {
-                            version,
-                            config,
-                            bundle,
-                        },
-                    )),
+                    Some(version) => {
+                        Ok(
+                            releases::source(conn, path, &a, version)?.map(|source| Current {
+                                config: source.config,
+                                bundle: source.bundle,
+                                files: source.files,
+                            }),
+                        )
+                    }
                     None => Ok(None),
                 },
             )
@@ -519,10 +538,7 @@ impl Deployer {
         let current = self.current_source(app).await.map_err(|e| e.to_string())?;
         match current {
             Some(current) => {
-                let dir = self
-                    .releases_dir
-                    .join(app)
-                    .join(current.version.to_string());
+                let dir = self.release_dir(app, current.files);
                 let warnings = self
                     .edge
                     .configure(app, &current.config, &dir, super::edge::Ports::BestEffort)

@@ -1,5 +1,5 @@
-//! A release's steps before any machine changes: unpack its bundle, run `[build]
-//! command`, read the Dockerfile a group without a command of its own runs, put the tools
+//! A release's steps before any machine changes: unpack its bundle and run `[build]
+//! command` (or reuse an earlier release's built files, see `release_files.rs`), read the Dockerfile a group without a command of its own runs, put the tools
 //! the build installed on the search path, run the release command. A failure here leaves
 //! the running release as it is.
 
@@ -12,6 +12,7 @@ use super::Deployer;
 use crate::bundle::{self, Digest};
 use crate::config::{plan, AppConfig};
 use crate::daemon::runtime::oneoff;
+use crate::daemon::store::releases;
 
 /// `[build] command` may take a while (dependency installs).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -34,6 +35,14 @@ pub(super) struct Prepared {
     pub image_env: BTreeMap<String, String>,
 }
 
+/// Where a release's files come from.
+pub(super) struct Files {
+    /// Its bundle.
+    pub bundle: Digest,
+    /// The earlier release whose built files it runs from; `None`: unpacked and built.
+    pub reuse: Option<u64>,
+}
+
 /// A one-off command of a release and where it runs.
 struct OneOff<'a> {
     command: &'a str,
@@ -43,17 +52,63 @@ struct OneOff<'a> {
 }
 
 impl Deployer {
-    /// Unpacks the release, builds it and runs its release command.
+    /// Unpacks the release and builds it, or takes the built files of the release it
+    /// reuses, then runs its release command.
     pub(super) async fn prepare(
         &self,
         app: &str,
         version: u64,
         cfg: &AppConfig,
-        digest: &Digest,
+        files: &Files,
     ) -> Result<Prepared, Failure> {
+        let env = release_env(cfg, app, version);
+        let dir = match files.reuse {
+            Some(files) => self.reuse(app, version, files).await,
+            None => None,
+        };
+        let dir = match dir {
+            Some(dir) => dir,
+            None => {
+                self.unpack_and_build(app, version, cfg, &files.bundle, &env)
+                    .await?
+            }
+        };
+        self.finish_preparing(app, version, cfg, dir, env).await
+    }
+
+    /// The directory of release `files`, whose built files release `version` runs from;
+    /// `None` (recorded) when it is gone after all, and the release builds its own.
+    async fn reuse(&self, app: &str, version: u64, files: u64) -> Option<PathBuf> {
+        let dir = self.release_dir(app, files);
+        if tokio::fs::try_exists(&dir).await.unwrap_or(false) {
+            let detail = format!(
+                "reusing the files built for v{files} (same bundle, [build] and [env]; \
+                 `lakefly deploy --rebuild` builds again)"
+            );
+            self.progress(app, version, "unpack", detail).await;
+            return Some(dir);
+        }
+        let a = app.to_string();
+        let recorded = (self.store)
+            .run(move |conn, path| releases::set_files_of(conn, path, &a, version, None))
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(app, version, error = %e, "could not record that a release builds its own files");
+        }
+        None
+    }
+
+    /// Unpacks the release's bundle into its own directory and runs `[build] command` there.
+    async fn unpack_and_build(
+        &self,
+        app: &str,
+        version: u64,
+        cfg: &AppConfig,
+        digest: &Digest,
+        env: &BTreeMap<String, String>,
+    ) -> Result<PathBuf, Failure> {
         let fail = Failure::because;
-        // Unpack.
-        let dir = self.releases_dir.join(app).join(version.to_string());
+        let dir = self.release_dir(app, version);
         let (source, dest) = (self.bundles.path(digest), dir.clone());
         let limits = self.bundles.limits;
         let unpacked = tokio::task::spawn_blocking(move || {
@@ -72,7 +127,6 @@ impl Deployer {
         )
         .await;
 
-        let env = release_env(cfg, app, version);
         if let Some(build) = cfg.build.as_ref().and_then(|b| b.command.as_deref()) {
             self.progress(app, version, "build", format!("running `{build}`"))
                 .await;
@@ -80,7 +134,7 @@ impl Deployer {
             let run = OneOff {
                 command: build,
                 dir: &dir,
-                env: &env,
+                env,
                 timeout: BUILD_TIMEOUT,
             };
             let outcome = self
@@ -90,6 +144,20 @@ impl Deployer {
                 return Err(command_failure("[build] command", &outcome));
             }
         }
+        Ok(dir)
+    }
+
+    /// Reads the Dockerfile, puts the release's tools on the search path and runs the
+    /// release command.
+    async fn finish_preparing(
+        &self,
+        app: &str,
+        version: u64,
+        cfg: &AppConfig,
+        dir: PathBuf,
+        env: BTreeMap<String, String>,
+    ) -> Result<Prepared, Failure> {
+        let fail = Failure::because;
         // What the Dockerfile says, when a group has no command of its own.
         let (workdir, fallback, mut image_env) =
             self.read_dockerfile(app, version, cfg, &dir).await?;

@@ -154,6 +154,7 @@ impl Deployer {
             strategy: Some(Strategy::Rolling),
             wait_timeout: None,
             description: Some(format!("scale memory {group}={memory_mb}MB")),
+            rebuild: false,
         };
         let version = self.start(app, request).await?;
         Ok(crate::api::types::MemoryChange {
@@ -176,7 +177,7 @@ impl Deployer {
                 let current = store::apps::current_release(conn, path, &a)?;
                 Ok(match current {
                     Some(v) => (
-                        releases::source(conn, path, &a, v)?.map(|(config, _, _)| config),
+                        releases::source(conn, path, &a, v)?.map(|s| s.config),
                         releases::specs(conn, path, &a, v)?,
                     ),
                     None => (None, BTreeMap::new()),

@@ -103,7 +103,7 @@ async fn current_release(ctx: &Context, job: &JobRecord) -> Result<Release, Stri
             let Some(version) = apps::current_release(conn, path, &app)? else {
                 return Ok(None);
             };
-            let config = releases::source(conn, path, &app, version)?.map(|s| s.0);
+            let config = releases::source(conn, path, &app, version)?.map(|s| s.config);
             let specs = releases::specs(conn, path, &app, version)?;
             Ok(Some((version, config, specs)))
         })

@@ -125,6 +125,9 @@ const MIGRATIONS: &[&str] = &[
         app TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
         created_at TEXT NOT NULL
     );",
+    // 8: a release that runs from an older release's built files (same bundle, `[build]`
+    // and `[env]`: a rollback, a secrets change) names it in `files_of`; NULL: its own.
+    "ALTER TABLE releases ADD COLUMN files_of INTEGER;",
 ];
 
 /// The schema version this build writes.

@@ -22,6 +22,18 @@ pub struct NewRelease<'a> {
     pub strategy: &'a str,
     /// What it is for.
     pub description: &'a str,
+    /// The earlier release whose built files it runs from; `None`: it builds its own.
+    pub files_of: Option<u64>,
+}
+
+/// What a release was made from.
+pub struct Source {
+    /// The config it runs.
+    pub config: AppConfig,
+    /// Its bundle's digest.
+    pub bundle: String,
+    /// The version whose directory holds its files: its own, or the one it reuses.
+    pub files: u64,
 }
 
 /// Records the next release of an app as running; returns its version.
@@ -39,8 +51,8 @@ pub fn insert(
         )
         .map_err(sqlite(path))?;
     conn.execute(
-        "INSERT INTO releases (app, version, status, description, config, bundle, strategy, created_at)
-         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO releases (app, version, status, description, config, bundle, strategy, created_at, files_of)
+         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             new.app,
             version,
@@ -48,7 +60,8 @@ pub fn insert(
             serde_json::to_string(new.config).unwrap_or_default(),
             new.bundle,
             new.strategy,
-            now
+            now,
+            new.files_of.map(|v| v as i64)
         ],
     )
     .map_err(sqlite(path))?;
@@ -109,7 +122,7 @@ pub fn list(
 ) -> Result<Vec<Release>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT version, status, description, bundle, strategy, created_at, finished_at
+            "SELECT version, status, description, bundle, strategy, created_at, finished_at, files_of
              FROM releases WHERE app = ?1 ORDER BY version DESC LIMIT ?2",
         )
         .map_err(sqlite(path))?;
@@ -123,43 +136,105 @@ pub fn list(
                 strategy: row.get(4)?,
                 created_at: row.get(5)?,
                 finished_at: row.get(6)?,
+                files_of: row.get::<_, Option<i64>>(7)?.map(|v| v as u64),
             })
         })
         .map_err(sqlite(path))?;
     rows.collect::<Result<_, _>>().map_err(sqlite(path))
 }
 
-/// The config and bundle a release ran, for a rollback to it.
+/// What a release was made from, for a rollback to it.
 pub fn source(
     conn: &Connection,
     path: &Path,
     app: &str,
     version: u64,
-) -> Result<Option<(AppConfig, String, String)>, StoreError> {
-    let row: Option<(String, String, String)> = conn
+) -> Result<Option<Source>, StoreError> {
+    let row: Option<(String, String, Option<i64>)> = conn
         .query_row(
-            "SELECT config, bundle, status FROM releases WHERE app = ?1 AND version = ?2",
+            "SELECT config, bundle, files_of FROM releases WHERE app = ?1 AND version = ?2",
             params![app, version as i64],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()
         .map_err(sqlite(path))?;
-    let Some((config, bundle, status)) = row else {
+    let Some((config, bundle, files_of)) = row else {
         return Ok(None);
     };
-    let config = serde_json::from_str(&config).map_err(|_| StoreError::Corrupt {
+    let config = parse_config(path, version, &config)?;
+    Ok(Some(Source {
+        config,
+        bundle,
+        files: files_of.map_or(version, |v| v as u64),
+    }))
+}
+
+/// `app`'s complete releases of bundle `bundle`, newest first, with their configs and the
+/// version whose directory holds their files: where a new release of that bundle may find
+/// its build done.
+pub fn built_from(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    bundle: &str,
+) -> Result<Vec<Source>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT version, config, files_of FROM releases
+             WHERE app = ?1 AND bundle = ?2 AND status = 'complete' ORDER BY version DESC",
+        )
+        .map_err(sqlite(path))?;
+    let rows = stmt
+        .query_map(params![app, bundle], |row| {
+            Ok((
+                row.get::<_, i64>(0)? as u64,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+            ))
+        })
+        .map_err(sqlite(path))?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (version, config, files_of) = row.map_err(sqlite(path))?;
+        found.push(Source {
+            config: parse_config(path, version, &config)?,
+            bundle: bundle.to_string(),
+            files: files_of.map_or(version, |v| v as u64),
+        });
+    }
+    Ok(found)
+}
+
+/// Records that release `version` built its own files after all (the ones it was to reuse
+/// were gone).
+pub fn set_files_of(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    version: u64,
+    files_of: Option<u64>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE releases SET files_of = ?3 WHERE app = ?1 AND version = ?2",
+        params![app, version as i64, files_of.map(|v| v as i64)],
+    )
+    .map_err(sqlite(path))?;
+    Ok(())
+}
+
+fn parse_config(path: &Path, version: u64, config: &str) -> Result<AppConfig, StoreError> {
+    serde_json::from_str(config).map_err(|_| StoreError::Corrupt {
         path: path.to_path_buf(),
         what: "release config",
         id: version as i64,
-    })?;
-    Ok(Some((config, bundle, status)))
+    })
 }
 
 /// The versions of `app`'s releases whose files must stay on disk, and its newest
 /// version: the current release and the `previous` complete ones before it (a job run
 /// that started before the switch may still use its directory), a release still rolling
 /// out, and the release of every machine that is not destroyed (a stopped one can start
-/// again).
+/// again); with each, the release whose built files it runs from.
 pub fn versions_in_use(
     conn: &Connection,
     path: &Path,
@@ -193,6 +268,24 @@ pub fn versions_in_use(
     for record in super::machines::list(conn, path, app)? {
         versions.extend(record.machine.release_version);
     }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT version, files_of FROM releases WHERE app = ?1 AND files_of IS NOT NULL",
+        )
+        .map_err(sqlite(path))?;
+    let reused = stmt
+        .query_map([app], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })
+        .map_err(sqlite(path))?;
+    let mut files = Vec::new();
+    for row in reused {
+        let (version, files_of) = row.map_err(sqlite(path))?;
+        if versions.contains(&(version as u64)) {
+            files.push(files_of as u64);
+        }
+    }
+    versions.extend(files);
     Ok((newest as u64, versions))
 }
 

@@ -1,0 +1,62 @@
+//! Helpers for tests that look at apps' files: writing an app's directory, what a daemon
+//! keeps on disk, what a machine answers.
+
+use std::path::{Path, PathBuf};
+
+/// `GET url` as text, from a synchronous test.
+pub fn get_text(url: &str) -> String {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let answer = super::http_client().get(&url).send().await.unwrap();
+                answer.text().await.unwrap()
+            })
+    })
+    .join()
+    .unwrap()
+}
+
+/// A directory `name` under `root` holding `files` (name and text).
+pub fn app_with(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let app = root.join(name);
+    std::fs::create_dir_all(&app).unwrap();
+    for (file, text) in files {
+        std::fs::write(app.join(file), text).unwrap();
+    }
+    app
+}
+
+/// The names in `dir`, sorted (none when it does not exist).
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Waits until the names in `dir` are `expected` (lakeflyd removes old files just after a
+/// release ends), or fails at a deadline.
+pub fn wait_for_names(dir: &Path, expected: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let names = names_in(dir);
+        if names == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: {names:?}, expected {expected:?}",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
