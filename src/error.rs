@@ -316,6 +316,7 @@ impl Error {
             }
             Error::Api(ClientError::Unreachable { .. }) => "daemon_unreachable",
             Error::Api(ClientError::Timeout { .. }) => "daemon_timeout",
+            Error::Api(ClientError::Stalled { .. }) => "upload_stalled",
             Error::Api(ClientError::BadResponse { .. }) => "bad_response",
             Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => {
                 "daemon_unreachable"
@@ -369,9 +370,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         use crate::api::client::ClientError;
         match self {
-            Error::Api(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => {
-                exit::UNREACHABLE
-            }
+            Error::Api(
+                ClientError::Unreachable { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Stalled { .. },
+            ) => exit::UNREACHABLE,
             Error::Api(ClientError::Api { status, .. }) => match status {
                 401 | 403 => exit::AUTH,
                 404 => exit::NOT_FOUND,
@@ -434,6 +437,9 @@ impl Error {
                 "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
             ),
             Error::Api(ClientError::Timeout { .. }) => Some("the daemon may be overloaded; try again".into()),
+            Error::Api(ClientError::Stalled { .. }) => Some(
+                "the network or the daemon stopped taking data; check the connection to the daemon, then deploy again".into(),
+            ),
             Error::Api(ClientError::BadResponse { .. }) => {
                 Some("is --remote pointing at a lakefly daemon (and not a proxy)?".into())
             }

@@ -225,6 +225,31 @@ async fn a_slow_daemon_times_out_with_its_own_error() {
     );
 }
 
+/// A request answered once a machine has stopped waits as long as the app's kill_timeout
+/// lets it finish, not the usual request timeout (30 s; 1 s here): a worker given two
+/// minutes to finish its job is not reported as an unresponsive daemon.
+#[tokio::test]
+async fn a_stop_that_waits_for_kill_timeout_outlasts_the_usual_timeout() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("slow").await;
+    let spec = json!({
+        "command": "trap '' INT TERM; while :; do sleep 0.1; done",
+        "process_group": "app",
+        "kill_timeout": "3s",
+    });
+    let id = api.create_machine("slow", spec).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client =
+        lakefly::api::client::Client::with_timeout(&d.api, Duration::from_secs(1)).unwrap();
+    let stopped = client.machine_action("slow", &id, "stop").await.unwrap();
+    assert_eq!(stopped.state, lakefly::api::types::MachineState::Stopped);
+    // Other requests keep the usual timeout.
+    assert!(client.status("slow").await.is_ok());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_workers_print_reaches_the_logs_while_it_runs() {
     let d = TestDaemon::start();

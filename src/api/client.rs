@@ -28,6 +28,10 @@ pub struct LogsQuery {
 
 /// How long a request may take before it is abandoned.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request answered once machines have stopped or become healthy may take (a
+/// stop waits for the app's `kill_timeout`, a scale-up for health checks): the daemon
+/// bounds those itself, so this only ends a wait on a daemon that never answers.
+const MACHINES_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -49,6 +53,14 @@ pub enum ClientError {
         url: String,
         /// The limit.
         timeout: Duration,
+    },
+    /// An upload stopped moving: nothing was sent, or answered, for `idle`.
+    #[error("the upload to {url} stalled: nothing was sent or answered for {idle:?}")]
+    Stalled {
+        /// The request's URL.
+        url: String,
+        /// How long nothing moved.
+        idle: Duration,
     },
     /// The daemon answered with an API error.
     #[error("{}", .error.error)]
@@ -177,9 +189,13 @@ impl Client {
     }
 
     /// `DELETE /v1/apps/{name}`.
+    /// Answers once the app's machines have stopped.
     pub async fn destroy_app(&self, name: &str) -> Result<(), ClientError> {
-        self.call_empty(Method::DELETE, &format!("/v1/apps/{name}"))
-            .await
+        let path = format!("/v1/apps/{name}");
+        (self
+            .send(Method::DELETE, &path, None::<&()>, MACHINES_TIMEOUT)
+            .await)
+            .map(|_| ())
     }
 
     /// `GET /v1/apps/{name}/status`.
@@ -198,19 +214,18 @@ impl Client {
         .await
     }
 
-    /// `POST /v1/apps/{app}/machines/{id}/{action}` (`start`, `stop`, `restart`).
+    /// `POST /v1/apps/{app}/machines/{id}/{action}` (`start`, `stop`, `restart`): answers
+    /// once it is done, a stop after up to the app's `kill_timeout`.
     pub async fn machine_action(
         &self,
         app: &str,
         id: &str,
         action: &str,
     ) -> Result<Machine, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/v1/apps/{app}/machines/{id}/{action}"),
-            None::<&()>,
-        )
-        .await
+        let path = format!("/v1/apps/{app}/machines/{id}/{action}");
+        let (url, status, bytes) =
+            (self.send(Method::POST, &path, None::<&()>, MACHINES_TIMEOUT)).await?;
+        decode(url, status, &bytes)
     }
 
     /// `GET /v1/apps/{app}/logs`: lines after `after` (or the newest `limit` lines).
@@ -261,59 +276,6 @@ impl Client {
         }
     }
 
-    /// `HEAD /v1/bundles/{digest}`: whether the daemon has the bundle.
-    pub async fn has_bundle(&self, digest: &str) -> Result<bool, ClientError> {
-        let url = format!("{}/v1/bundles/{digest}", self.base);
-        let response = self
-            .http
-            .head(&url)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&url, e))?;
-        match response.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            s => Err(ClientError::BadResponse {
-                url,
-                status: s.as_u16(),
-                detail: "unexpected status for HEAD".into(),
-            }),
-        }
-    }
-
-    /// `PUT /v1/bundles/{digest}`: streams the file at `path`, reporting bytes sent.
-    pub async fn upload_bundle(
-        &self,
-        digest: &str,
-        path: &std::path::Path,
-        sent: impl Fn(u64) + Send + Sync + 'static,
-    ) -> Result<(), ClientError> {
-        let url = format!("{}/v1/bundles/{digest}", self.base);
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| ClientError::BadResponse {
-                url: url.clone(),
-                status: 0,
-                detail: format!("cannot read the bundle {}: {e}", path.display()),
-            })?;
-        let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        let chunks = futures_util::StreamExt::inspect(
-            tokio_util::io::ReaderStream::new(file),
-            move |chunk| {
-                if let Ok(bytes) = chunk {
-                    sent(bytes.len() as u64);
-                }
-            },
-        );
-        let body = reqwest::Body::wrap_stream(chunks);
-        let request = self
-            .http
-            .put(&url)
-            .header(reqwest::header::CONTENT_LENGTH, size)
-            .body(body);
-        self.exchange(url, request).await.map(|_| ())
-    }
-
     /// `POST /v1/apps/{app}/deploys`: the new release's version.
     pub async fn deploy(&self, app: &str, request: &DeployRequest) -> Result<u64, ClientError> {
         let url = format!("/v1/apps/{app}/deploys");
@@ -327,15 +289,19 @@ impl Client {
         self.start_release(&url, &body).await
     }
 
-    /// `POST /v1/apps/{app}/scale`: sets machine counts, once they are in place.
+    /// `POST /v1/apps/{app}/scale`: sets machine counts, answering once they are in place
+    /// (new machines healthy, removed ones stopped).
     pub async fn scale(
         &self,
         app: &str,
         counts: std::collections::BTreeMap<String, u32>,
     ) -> Result<std::collections::BTreeMap<String, super::types::ScaleChange>, ClientError> {
         let body = super::types::ScaleRequest { counts };
-        self.call(Method::POST, &format!("/v1/apps/{app}/scale"), Some(&body))
-            .await
+        let path = format!("/v1/apps/{app}/scale");
+        let (url, status, bytes) = self
+            .send(Method::POST, &path, Some(&body), MACHINES_TIMEOUT)
+            .await?;
+        decode(url, status, &bytes)
     }
 
     /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, by a new release.
@@ -475,10 +441,13 @@ impl Client {
         .await
     }
 
-    /// `DELETE /v1/apps/{app}/machines/{id}`.
+    /// `DELETE /v1/apps/{app}/machines/{id}`: answers once it has stopped.
     pub async fn destroy_machine(&self, app: &str, id: &str) -> Result<(), ClientError> {
-        self.call_empty(Method::DELETE, &format!("/v1/apps/{app}/machines/{id}"))
-            .await
+        let path = format!("/v1/apps/{app}/machines/{id}");
+        (self
+            .send(Method::DELETE, &path, None::<&()>, MACHINES_TIMEOUT)
+            .await)
+            .map(|_| ())
     }
 
     async fn call<T: DeserializeOwned, B: Serialize>(
@@ -487,7 +456,7 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let (url, status, bytes) = self.send(method, path, body).await?;
+        let (url, status, bytes) = self.send(method, path, body, self.timeout).await?;
         decode(url, status, &bytes)
     }
 
@@ -504,50 +473,58 @@ impl Client {
     }
 
     async fn call_empty(&self, method: Method, path: &str) -> Result<(), ClientError> {
-        self.send(method, path, None::<&()>).await.map(|_| ())
+        (self.send(method, path, None::<&()>, self.timeout).await).map(|_| ())
     }
 
-    /// Sends a request; a non-2xx answer becomes an error.
+    /// Sends a request that may take up to `timeout`; a non-2xx answer becomes an error.
     async fn send<B: Serialize>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
+        timeout: Duration,
     ) -> Result<(String, StatusCode, bytes::Bytes), ClientError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(body) = body {
             request = request.json(body);
         }
-        self.exchange(url, request).await
+        self.exchange(url, request, timeout).await
     }
 
-    /// Sends a prepared request; a non-2xx answer becomes an error.
+    /// Sends a prepared request that may take up to `timeout`; a non-2xx answer becomes an
+    /// error.
     pub(super) async fn exchange(
         &self,
         url: String,
         request: reqwest::RequestBuilder,
+        timeout: Duration,
     ) -> Result<(String, StatusCode, bytes::Bytes), ClientError> {
-        let response = request
-            .send()
+        let response = (request.timeout(timeout).send())
             .await
-            .map_err(|e| self.transport_error(&url, e))?;
+            .map_err(|e| self.transport_error(&url, e, timeout))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&url, e))?;
+            .map_err(|e| self.transport_error(&url, e, timeout))?;
         if status.is_success() {
             return Ok((url, status, bytes));
         }
         Err(refusal(url, status, &bytes))
     }
 
-    pub(super) fn transport_error(&self, url: &str, e: reqwest::Error) -> ClientError {
+    /// What a failed request is, `timeout` being the limit it was sent with.
+    pub(super) fn transport_error(
+        &self,
+        url: &str,
+        e: reqwest::Error,
+        timeout: Duration,
+    ) -> ClientError {
         if e.is_timeout() {
             ClientError::Timeout {
                 url: url.to_string(),
-                timeout: self.timeout,
+                timeout,
             }
         } else if e.is_connect() {
             ClientError::Unreachable {

@@ -14,12 +14,9 @@ impl Client {
         request: &ExecRequest,
     ) -> Result<ExecResult, ClientError> {
         let url = format!("{}/v1/apps/{app}/machines/{id}/exec", self.base);
-        let builder = self
-            .http
-            .post(&url)
-            .json(request)
-            .timeout(request.time_limit().to_std() + self.timeout);
-        let (url, status, bytes) = self.exchange(url, builder).await?;
+        let timeout = request.time_limit().to_std() + self.timeout;
+        let builder = self.http.post(&url).json(request);
+        let (url, status, bytes) = self.exchange(url, builder, timeout).await?;
         decode(url, status, &bytes)
     }
 
@@ -35,21 +32,22 @@ impl Client {
         mut output: impl FnMut(ExecEvent) -> bool,
     ) -> Result<Option<ExecEnd>, ClientError> {
         let url = format!("{}/v1/apps/{app}/machines/{id}/exec", self.base);
+        let timeout = request.time_limit().to_std() + self.timeout;
         let response = self
             .http
             .post(&url)
             .header(reqwest::header::ACCEPT, NDJSON)
             .json(request)
-            .timeout(request.time_limit().to_std() + self.timeout)
+            .timeout(timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(&url, e))?;
+            .map_err(|e| self.transport_error(&url, e, timeout))?;
         let status = response.status();
         if !status.is_success() {
             let bytes = response
                 .bytes()
                 .await
-                .map_err(|e| self.transport_error(&url, e))?;
+                .map_err(|e| self.transport_error(&url, e, timeout))?;
             return Err(refusal(url, status, &bytes));
         }
         let broken = |detail: String| ClientError::BadResponse {
@@ -63,7 +61,7 @@ impl Client {
             let chunk = response
                 .chunk()
                 .await
-                .map_err(|e| self.transport_error(&url, e))?;
+                .map_err(|e| self.transport_error(&url, e, timeout))?;
             let Some(chunk) = chunk else {
                 return Err(broken(
                     "the answer ended before the command did (lakeflyd stopped, or a proxy cut it)"

@@ -2,6 +2,7 @@
 //! daemon's handlers and by the client, so the two cannot drift.
 
 mod base64_bytes;
+pub mod bundles;
 pub mod client;
 pub mod exec;
 pub mod follow;
