@@ -319,7 +319,7 @@ async fn a_100_mb_upload_streams_through_without_growing_the_daemon() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_request_fails_through_a_rolling_deploy_or_a_scale_down() {
+async fn no_request_fails_through_a_rolling_deploy_an_app_restart_or_a_scale_down() {
     let s = Setup::new("[deploy]\n  strategy = \"rolling\"\n", &[]);
     s.deploy().await.expect_code(0);
     s.cli(&["scale", "count", "2", "--yes", "-a", APP])
@@ -331,6 +331,33 @@ async fn no_request_fails_through_a_rolling_deploy_or_a_scale_down() {
     let (slow_done, slow_loops) = request_loop(s.client.clone(), s.url("/slow"), 4, stop.clone());
     wait_for_count(&done, 50).await;
     s.deploy().await.expect_code(0);
+    // `apps restart`: the same machines, new processes, one at a time.
+    let before = s.status().await;
+    let restarted = s
+        .cli(&["apps", "restart", APP, "--json"])
+        .await
+        .expect_code(0);
+    let ids_pids = |machines: &Value| -> Vec<(String, u64)> {
+        let mut found: Vec<(String, u64)> = (machines.as_array().unwrap().iter())
+            .map(|m| {
+                (
+                    m["id"].as_str().unwrap().to_string(),
+                    m["pid"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let (before, after) = (ids_pids(&before["machines"]), ids_pids(&restarted.json()));
+    assert_eq!(before.len(), 2, "{before:?}");
+    for ((id_before, pid_before), (id_after, pid_after)) in before.iter().zip(&after) {
+        assert_eq!(id_before, id_after);
+        assert_ne!(
+            pid_before, pid_after,
+            "machine {id_after} was not restarted"
+        );
+    }
     let after_deploy = done.load(Ordering::Acquire);
     s.cli(&["scale", "count", "1", "--yes", "-a", APP])
         .await

@@ -575,6 +575,8 @@ pub mod kind {
     pub const APP_CREATED: &str = "app.created";
     /// An app was destroyed.
     pub const APP_DESTROYED: &str = "app.destroyed";
+    /// `apps restart` restarted every running machine, each healthy again.
+    pub const APP_RESTARTED: &str = "app.restarted";
     /// A machine was recorded.
     pub const MACHINE_CREATED: &str = "machine.created";
     /// A machine's process started.

@@ -1,8 +1,8 @@
-//! `lakefly apps create NAME | list | destroy NAME [--yes]`.
+//! `lakefly apps create NAME | list | restart [NAME] | destroy NAME [--yes]`.
 
 use clap::{Args, Subcommand};
 
-use super::remote::{block_on, client, confirm};
+use super::remote::{app_name, block_on, client, confirm};
 use super::GlobalArgs;
 use crate::error::Error;
 use crate::output::table::Table;
@@ -10,7 +10,7 @@ use crate::output::table::Table;
 /// Create, list and destroy apps.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly apps create hello\n  lakefly apps list --json\n  lakefly apps destroy hello --yes"
+    after_help = "Examples:\n  lakefly apps create hello\n  lakefly apps list --json\n  lakefly apps restart hello\n  lakefly apps destroy hello --yes"
 )]
 pub struct AppsArgs {
     /// What to do.
@@ -28,6 +28,12 @@ pub enum AppsCommand {
     },
     /// List the apps.
     List,
+    /// Restart the app's running machines in place, one at a time, each healthy again
+    /// before the next (no new release; no downtime with two machines or more).
+    Restart {
+        /// The app (default: -a, else the config's `app`).
+        name: Option<String>,
+    },
     /// Destroy an app and its machines.
     Destroy {
         /// The app.
@@ -64,6 +70,25 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
                 table.row(vec![app.name, release, app.created_at]);
             }
             out.text(&table.render())
+        }
+        AppsCommand::Restart { name } => {
+            let name = match name {
+                Some(name) => name,
+                None => app_name(global)?,
+            };
+            out.note(&format!(
+                "restarting the running machines of {name} one at a time, each healthy before the next..."
+            ));
+            let machines = block_on(async { Ok(api.restart_app(&name).await?) })?;
+            if out.json {
+                return out.json(&machines);
+            }
+            out.note(&format!(
+                "==> restarted {} machine{} of {name}",
+                machines.len(),
+                if machines.len() == 1 { "" } else { "s" }
+            ));
+            out.text(&super::machines::machine_table(&machines))
         }
         AppsCommand::Destroy { name, yes } => {
             confirm(&format!("destroy app {name} and all its machines?"), yes)?;

@@ -5,6 +5,7 @@
 mod prepare;
 mod release_bins;
 mod release_files;
+mod restart;
 mod rollout;
 mod scale;
 
@@ -61,6 +62,9 @@ pub enum DeployError {
     /// New machines did not become healthy.
     #[error("{0}")]
     ScaleFailed(String),
+    /// A restarted machine did not become healthy again.
+    #[error("{0}")]
+    RestartFailed(String),
     /// No release to roll back to.
     #[error("{0}")]
     NoRollbackTarget(String),

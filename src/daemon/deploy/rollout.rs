@@ -141,6 +141,22 @@ impl Rollout<'_> {
         result
     }
 
+    /// Restarts `machines` in place one at a time, each healthy again before the next is
+    /// touched; stops at the first that is not (the rest are left as they were).
+    pub async fn restart(mut self, machines: &[Machine]) -> Result<(), Failure> {
+        for (n, machine) in machines.iter().enumerate() {
+            let id = &machine.id;
+            (self.runtime.act(self.app, id, Action::Restart).await)
+                .map_err(|e| Failure::because(format!("could not restart machine {id}: {e}")))?;
+            (self.progress)(
+                "restart",
+                format!("restarted machine {id} ({} of {})", n + 1, machines.len()),
+            );
+            self.wait_healthy(BTreeSet::from([id.clone()])).await?;
+        }
+        Ok(())
+    }
+
     async fn immediate(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
         for group in groups {
             for _ in 0..group.count {

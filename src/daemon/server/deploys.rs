@@ -50,6 +50,16 @@ pub async fn scale(
     Ok(Json(state.deployer.scale(&app, req.counts).await?))
 }
 
+/// `POST /v1/apps/{app}/restart`: restarts the running machines one at a time, each
+/// healthy before the next; answers once all are.
+pub async fn restart(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<crate::api::types::Machine>>, ServerError> {
+    state.require_app(&app).await?;
+    Ok(Json(state.deployer.restart_app(&app).await?))
+}
+
 /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.
 pub async fn scale_memory(
     State(state): State<Shared>,

@@ -126,7 +126,9 @@ impl ServerError {
                 DeployError::NoRelease | DeployError::UnknownGroup { .. } => {
                     StatusCode::BAD_REQUEST
                 }
-                DeployError::ScaleFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                DeployError::ScaleFailed(_) | DeployError::RestartFailed(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 DeployError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             },
@@ -168,6 +170,7 @@ impl ServerError {
                 DeployError::NoRelease => "no_release",
                 DeployError::UnknownGroup { .. } => "unknown_group",
                 DeployError::ScaleFailed(_) => "scale_failed",
+                DeployError::RestartFailed(_) => "restart_failed",
                 DeployError::BadMemory(_) => "bad_memory",
                 DeployError::Store(_) => "internal",
             },
@@ -241,6 +244,9 @@ impl ServerError {
                 DeployError::ScaleFailed(_) => {
                     Some("the new machines were removed; see `lakefly logs`".into())
                 }
+                DeployError::RestartFailed(_) => Some(
+                    "its restart policy keeps trying; `lakefly logs` shows why it fails, `lakefly rollback` goes back to the release before".into(),
+                ),
                 DeployError::BadMemory(_) => Some("pass a limit in MB, e.g. 256".into()),
                 DeployError::Store(_) => Some("see the daemon's log".into()),
             },

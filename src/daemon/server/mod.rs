@@ -115,6 +115,10 @@ fn routes(state: Shared) -> Router {
             get(deploys::scale_show).post(deploys::scale),
         )
         .route(
+            "/v1/apps/{name}/restart",
+            axum::routing::post(deploys::restart),
+        )
+        .route(
             "/v1/apps/{name}/scale/memory",
             axum::routing::post(deploys::scale_memory),
         )

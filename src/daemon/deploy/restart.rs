@@ -1,0 +1,67 @@
+//! `apps restart`: an app's running machines stopped and started again in place, one at a
+//! time, each healthy before the next is touched, as `fly apps restart` does. It picks up
+//! a change on the host (a rotated file, a leak to shed) without a release, and without
+//! downtime when the app has two machines or more (each is drained before its stop).
+
+use super::rollout::{Failure, Rollout};
+use super::{DeployError, Deployer, DEFAULT_WAIT_TIMEOUT};
+use crate::api::types::{kind, Machine, MachineState};
+use crate::daemon::events::NewEvent;
+
+impl Deployer {
+    /// Restarts the app's started machines one at a time, group by group, each within the
+    /// release's `wait_timeout` to be healthy again; returns them as they are afterwards.
+    pub async fn restart_app(&self, app: &str) -> Result<Vec<Machine>, DeployError> {
+        if let Some(version) = self.running(app).await? {
+            return Err(DeployError::Running(version));
+        }
+        let wait_timeout = self
+            .current_source(app)
+            .await?
+            .and_then(|current| current.config.deploy.and_then(|d| d.wait_timeout))
+            .map_or(DEFAULT_WAIT_TIMEOUT, |d| d.to_std());
+        let mut machines: Vec<Machine> = (self.runtime.list(app).await?)
+            .into_iter()
+            .filter(|m| matches!(m.state, MachineState::Started | MachineState::Starting))
+            .collect();
+        // Group by group; within one, in the order they were created.
+        machines.sort_by(|a, b| a.process_group.cmp(&b.process_group));
+        let mut events = self.machine_events(app);
+        let progress = |_: &'static str, detail: String| tracing::info!(app, "{detail}");
+        Rollout {
+            app,
+            runtime: &self.runtime,
+            events: &mut events,
+            wait_timeout,
+            max_unavailable: 1.0,
+            progress: &progress,
+        }
+        .restart(&machines)
+        .await
+        .map_err(restart_failed)?;
+        let ids: Vec<&str> = machines.iter().map(|m| m.id.as_str()).collect();
+        let data = serde_json::json!({ "machines": ids });
+        self.hub
+            .emit(NewEvent::app(app, kind::APP_RESTARTED, data))
+            .await?;
+        let mut after = Vec::with_capacity(machines.len());
+        for machine in &machines {
+            after.push(
+                self.runtime.get(app, &machine.id).await.map_err(|e| {
+                    DeployError::RestartFailed(format!("machine {}: {e}", machine.id))
+                })?,
+            );
+        }
+        Ok(after)
+    }
+}
+
+/// The error a restart that stopped at a machine is, with its check's last output.
+fn restart_failed(failure: Failure) -> DeployError {
+    let mut reason = failure.reason;
+    if let Some(output) = failure.check_output {
+        reason.push_str(&format!("; its check said: {}", output.trim()));
+    }
+    reason.push_str("; the machines after it were not restarted");
+    DeployError::RestartFailed(reason)
+}
