@@ -4,6 +4,7 @@
 mod base64_bytes;
 pub mod bundles;
 pub mod client;
+pub mod console;
 pub mod exec;
 pub mod follow;
 pub mod jobs;

@@ -18,11 +18,11 @@ const OUTPUT_LIMIT: usize = 1024 * 1024;
 /// A command ready to run in a machine's environment, found and checked. It holds the
 /// machine's secrets, opened for this command only (no `Debug`, so none is printed).
 pub struct PreparedExec {
-    app: String,
-    id: String,
-    command: String,
-    workdir: std::path::PathBuf,
-    env: std::collections::BTreeMap<String, String>,
+    pub(super) app: String,
+    pub(super) id: String,
+    pub(super) command: String,
+    pub(super) workdir: std::path::PathBuf,
+    pub(super) env: std::collections::BTreeMap<String, String>,
     timeout: std::time::Duration,
     stdin: Option<Vec<u8>>,
 }
@@ -138,7 +138,7 @@ impl Runtime {
 
 /// The program a command line runs, for the record: not its arguments, nor the variables
 /// set before it (`PGPASSWORD=... psql`), which may carry credentials.
-fn program_name(command: &str) -> &str {
+pub(super) fn program_name(command: &str) -> &str {
     let is_assignment = |word: &str| {
         word.split_once('=').is_some_and(|(name, _)| {
             !name.is_empty()

@@ -3,6 +3,7 @@
 //! them, and reconciles what a crashed daemon left behind.
 
 pub mod cgroup;
+pub mod console;
 mod environment;
 pub mod exec;
 pub mod health;

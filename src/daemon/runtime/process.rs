@@ -48,20 +48,95 @@ pub fn spawn(
     memory: MemoryLimit<'_>,
     input: Input,
 ) -> std::io::Result<Spawned> {
+    let mut cmd = shell(command, workdir, env);
+    cmd.stdin(match input {
+        Input::Empty => Stdio::null(),
+        Input::Piped => Stdio::piped(),
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    // Its own group: signals reach every process it starts, and a Ctrl-C meant for a
+    // foreground daemon does not reach it.
+    .process_group(0);
+    match memory {
+        MemoryLimit::None => {}
+        MemoryLimit::Cgroup(procs) => join_cgroup(&mut cmd, procs.try_clone()?),
+    }
+    let child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("the process exited before its pid was read"))?;
+    Ok(Spawned {
+        child,
+        pid,
+        start_time: start_time(pid),
+    })
+}
+
+/// Starts `/bin/sh -c command` in `workdir` on a new pseudo-terminal of `size`, as the
+/// leader of a new session whose controlling terminal it is (its pid is also its process
+/// group's id); returns the terminal's master side and the process.
+pub fn spawn_on_terminal(
+    command: &str,
+    workdir: &Path,
+    env: &BTreeMap<String, String>,
+    size: nix::pty::Winsize,
+) -> std::io::Result<(std::os::fd::OwnedFd, Child)> {
+    let pty = nix::pty::openpty(Some(&size), None)?;
+    // The master is ours alone: no process the command starts inherits it.
+    nix::fcntl::fcntl(
+        &pty.master,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    nix::fcntl::fcntl(
+        &pty.master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    let mut cmd = shell(command, workdir, env);
+    cmd.stdin(Stdio::from(pty.slave.try_clone()?))
+        .stdout(Stdio::from(pty.slave.try_clone()?))
+        .stderr(Stdio::from(pty.slave));
+    become_session_leader(&mut cmd);
+    Ok((pty.master, cmd.spawn()?))
+}
+
+/// A terminal size of `cols` x `rows` (at least 1 x 1).
+pub fn terminal_size(cols: u16, rows: u16) -> nix::pty::Winsize {
+    nix::pty::Winsize {
+        ws_row: rows.max(1),
+        ws_col: cols.max(1),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// Makes the child the leader of a new session with its stdin, a terminal, as the
+/// session's controlling terminal, between fork and exec.
+#[allow(unsafe_code)]
+fn become_session_leader(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: setsid(2) and ioctl(2) are single system calls
+    // that neither allocate nor take locks. TIOCSCTTY takes an integer argument, not a
+    // pointer.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `/bin/sh -c command` in `workdir`, with `env` over the variables passed through from
+/// the daemon's own environment and nothing else of it.
+fn shell(command: &str, workdir: &Path, env: &BTreeMap<String, String>) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(command)
         .current_dir(workdir)
         .env_clear()
-        .stdin(match input {
-            Input::Empty => Stdio::null(),
-            Input::Piped => Stdio::piped(),
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group: signals reach every process it starts, and a Ctrl-C meant for a
-        // foreground daemon does not reach it.
-        .process_group(0)
         .kill_on_drop(false);
     for name in PASS_THROUGH {
         if let Some(value) = std::env::var_os(name) {
@@ -79,19 +154,7 @@ pub fn spawn(
     if let Some((soft, hard)) = crate::daemon::open_files::started_with() {
         limit_open_files(&mut cmd, soft, hard);
     }
-    match memory {
-        MemoryLimit::None => {}
-        MemoryLimit::Cgroup(procs) => join_cgroup(&mut cmd, procs.try_clone()?),
-    }
-    let child = cmd.spawn()?;
-    let pid = child
-        .id()
-        .ok_or_else(|| std::io::Error::other("the process exited before its pid was read"))?;
-    Ok(Spawned {
-        child,
-        pid,
-        start_time: start_time(pid),
-    })
+    cmd
 }
 
 /// Where a machine's memory limit is enforced at its start.
@@ -173,6 +236,20 @@ pub fn start_time(pid: u32) -> Option<u64> {
 /// processes, its leader and what it starts, unless they left the group. A process that
 /// ends while the list is read, or has ended (a zombie), is left out.
 pub fn group_members(pgid: u32) -> Vec<u32> {
+    members(Membership::Group, pgid)
+}
+
+/// What processes are counted together by: the process group or the session they are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// The process group (`/proc/<pid>/stat` field 5): a machine's processes.
+    Group,
+    /// The session (field 6): a console's, whose shell puts each job in a group of its own.
+    Session,
+}
+
+/// The pids of the live processes whose group or session id is `id` (from `/proc`).
+pub fn members(of: Membership, id: u32) -> Vec<u32> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -181,33 +258,49 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|stat| process_group(&stat) == Some(pgid))
+                .is_ok_and(|stat| membership(&stat, of) == Some(id))
         })
         .collect()
 }
 
-/// The process group in a `/proc/<pid>/stat` line: field 5, the third after the command
-/// name, which is in parentheses and may itself hold spaces and parentheses.
-fn process_group(stat: &str) -> Option<u32> {
+/// The process group or session in a `/proc/<pid>/stat` line: fields 5 and 6, after the
+/// command name, which is in parentheses and may itself hold spaces and parentheses.
+/// `None` for a zombie: it has ended, and only waits for its parent to read its status.
+fn membership(stat: &str, of: Membership) -> Option<u32> {
     let after_command = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_command.split_whitespace();
-    // A zombie has ended: it only waits for its parent to read its status.
     if matches!(fields.next()?, "Z" | "X") {
         return None;
     }
-    fields.nth(1)?.parse().ok()
+    let after_state = match of {
+        Membership::Group => 1,
+        Membership::Session => 2,
+    };
+    fields.nth(after_state)?.parse().ok()
 }
 
 /// Waits until no process of the group led by `pgid` runs, or until `deadline`.
 pub async fn wait_group_gone(pgid: u32, deadline: tokio::time::Instant) {
+    wait_gone(Membership::Group, pgid, deadline).await;
+}
+
+/// Waits until no process of the group or session `id` runs, or until `deadline`.
+pub async fn wait_gone(of: Membership, id: u32, deadline: tokio::time::Instant) {
     /// Often enough that a stop does not linger, seldom enough to cost nothing.
     const POLL: std::time::Duration = std::time::Duration::from_millis(20);
     while tokio::time::Instant::now() < deadline {
-        let members = tokio::task::spawn_blocking(move || group_members(pgid)).await;
-        if members.map_or(true, |m| m.is_empty()) {
+        let found = tokio::task::spawn_blocking(move || members(of, id)).await;
+        if found.map_or(true, |m| m.is_empty()) {
             return;
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Sends `signal` to every process of session `sid`, whatever group each job is in.
+pub fn signal_session(sid: u32, signal: Signal) {
+    for pid in members(Membership::Session, sid) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), signal);
     }
 }
 
@@ -295,10 +388,12 @@ mod tests {
     fn the_process_group_is_read_past_an_odd_command_name() {
         let stat =
             "4242 (my (odd) app) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 99 1000 50";
-        assert_eq!(process_group(stat), Some(4240));
-        assert_eq!(process_group("garbage"), None);
+        assert_eq!(membership(stat, Membership::Group), Some(4240));
+        assert_eq!(membership(stat, Membership::Session), Some(0));
+        assert_eq!(membership("garbage", Membership::Group), None);
         // A zombie is no longer one of the group's processes.
-        assert_eq!(process_group(&stat.replace(") S ", ") Z ")), None);
+        let zombie = stat.replace(") S ", ") Z ");
+        assert_eq!(membership(&zombie, Membership::Group), None);
         let own = nix::unistd::getpgrp().as_raw() as u32;
         assert!(group_members(own).contains(&std::process::id()));
     }

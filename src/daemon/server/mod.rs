@@ -2,6 +2,7 @@
 
 mod apps;
 pub mod auth;
+mod console;
 mod cors;
 pub use cors::parse_origin;
 mod bundles;
@@ -152,6 +153,10 @@ fn routes(state: Shared) -> Router {
             axum::routing::post(exec::exec).layer(axum::extract::DefaultBodyLimit::max(
                 crate::api::types::ExecRequest::MAX_STDIN / 3 * 4 + 64 * 1024,
             )),
+        )
+        .route(
+            "/v1/apps/{name}/machines/{id}/console",
+            get(console::console),
         )
         .route(
             "/v1/apps/{name}/machines/{id}/{action}",

@@ -1,0 +1,165 @@
+//! `lakefly console`: a terminal in a machine's environment, over an upgraded connection
+//! to a real daemon. It is a terminal (`tty`, its size, resized on request), it has the
+//! machine's environment, it passes its command's exit code on, it outlives the client's
+//! request timeout, and a client that hangs up takes what it ran with it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::api::Api;
+use common::daemon::TestDaemon;
+use lakefly::api::client::Client;
+use lakefly::api::console::{ConsoleRequest, Frame};
+use serde_json::json;
+use tokio::io::{ReadHalf, WriteHalf};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+type Session = (ReadHalf<reqwest::Upgraded>, WriteHalf<reqwest::Upgraded>);
+
+/// A daemon with app `con` and one machine; its id.
+async fn machine(d: &TestDaemon) -> String {
+    let api = Api::new(d);
+    api.create_app("con").await;
+    let spec = json!({
+        "command": "exec sleep 600",
+        "process_group": "app",
+        "env": { "GREETING": "hello there" },
+    });
+    api.create_machine("con", spec).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn open(d: &TestDaemon, id: &str, command: Option<&str>) -> Session {
+    // Shorter than the session below lasts: only the handshake has the request timeout.
+    let client = Client::with_timeout(&d.api, Duration::from_secs(1)).unwrap();
+    let request = ConsoleRequest {
+        command: command.map(str::to_string),
+        cols: 100,
+        rows: 40,
+        term: Some("dumb".into()),
+    };
+    let stream = client.console("con", id, &request).await.unwrap();
+    tokio::io::split(stream)
+}
+
+async fn send(session: &mut Session, frame: Frame) {
+    frame.write(&mut session.1).await.unwrap();
+}
+
+/// Reads output until it holds `wanted` (returned, all of it so far), or fails at the
+/// deadline; an `Exit` on the way is kept in `exit`.
+async fn until(session: &mut Session, seen: &mut String, wanted: &str, exit: &mut Option<i32>) {
+    let deadline = Instant::now() + DEADLINE;
+    while !seen.contains(wanted) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = tokio::time::timeout(left, Frame::read(&mut session.0))
+            .await
+            .unwrap_or_else(|_| panic!("no {wanted:?} within {DEADLINE:?}; output: {seen:?}"))
+            .unwrap();
+        match frame {
+            Some(Frame::Output(bytes)) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Some(Frame::Exit(code)) => {
+                *exit = Some(code);
+                assert!(
+                    seen.contains(wanted),
+                    "exit {code} before {wanted:?}: {seen:?}"
+                );
+            }
+            other => panic!("{other:?} before {wanted:?}; output: {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_is_a_terminal_in_the_machines_environment() {
+    let d = TestDaemon::start();
+    let id = machine(&d).await;
+    // The default command: the machine user's interactive shell.
+    let mut session = open(&d, &id, None).await;
+    let (mut seen, mut exit) = (String::new(), None);
+    let line = b"tty; stty size; echo \"[$GREETING] [$LAKEFLY_MACHINE_ID]\"\n".to_vec();
+    send(&mut session, Frame::Input(line)).await;
+    until(
+        &mut session,
+        &mut seen,
+        &format!("[hello there] [{id}]"),
+        &mut exit,
+    )
+    .await;
+    assert!(seen.contains("/dev/pts/"), "{seen:?}");
+    assert!(seen.contains("40 100"), "{seen:?}");
+
+    // Resized, then asked again; then a pause past the client's request timeout, and the
+    // command's exit code comes back.
+    send(
+        &mut session,
+        Frame::Resize {
+            cols: 120,
+            rows: 50,
+        },
+    )
+    .await;
+    let line = b"stty size; sleep 1.5; exit 3\n".to_vec();
+    send(&mut session, Frame::Input(line)).await;
+    until(&mut session, &mut seen, "50 120", &mut exit).await;
+    let deadline = Instant::now() + DEADLINE;
+    while exit.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, Frame::read(&mut session.0)).await {
+            Ok(Ok(Some(Frame::Exit(code)))) => exit = Some(code),
+            Ok(Ok(Some(Frame::Output(_)))) => {}
+            other => panic!("no exit: {other:?}; output: {seen:?}"),
+        }
+    }
+    assert_eq!(exit, Some(3));
+    assert_eq!(Frame::read(&mut session.0).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_takes_the_consoles_processes_with_it() {
+    let d = TestDaemon::start();
+    let id = machine(&d).await;
+    let mut session = open(&d, &id, Some("sh")).await;
+    let (mut seen, mut exit) = (String::new(), None);
+    // A job in the background too: the hangup reaches the whole session. (The terminal
+    // echoes the line as typed, `pi""ds=`; only the shell's answer says `pids=`.)
+    let line = b"sleep 600 & echo \"pi\"\"ds=$$,$!\" \"e\"\"nd\"\n".to_vec();
+    send(&mut session, Frame::Input(line)).await;
+    until(&mut session, &mut seen, " end", &mut exit).await;
+    let pids: Vec<i32> = seen
+        .split("pids=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .split(',')
+        .map(|p| p.trim().parse().unwrap())
+        .collect();
+    drop(session);
+    let deadline = Instant::now() + DEADLINE;
+    for pid in pids {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        while nix::sys::signal::kill(pid, None).is_ok() && !is_zombie(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "{pid} still runs after the hangup"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn is_zombie(pid: nix::unistd::Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
