@@ -387,9 +387,9 @@ mod tests {
     #[test]
     fn the_process_group_is_read_past_an_odd_command_name() {
         let stat =
-            "4242 (my (odd) app) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 99 1000 50";
+            "4242 (my (odd) app) S 1 4240 4241 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 99 1000 50";
         assert_eq!(membership(stat, Membership::Group), Some(4240));
-        assert_eq!(membership(stat, Membership::Session), Some(0));
+        assert_eq!(membership(stat, Membership::Session), Some(4241));
         assert_eq!(membership("garbage", Membership::Group), None);
         // A zombie is no longer one of the group's processes.
         let zombie = stat.replace(") S ", ") Z ");
