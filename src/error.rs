@@ -277,6 +277,22 @@ pub enum Error {
         name: String,
     },
 
+    /// `console` was not told which machine, and the app has none started.
+    #[error("app {app} has no started machine to open a console in")]
+    NoStartedMachine {
+        /// The app.
+        app: String,
+    },
+
+    /// A console's connection ended before its command did.
+    #[error("the console on machine {machine} was cut off before its command ended: {detail}")]
+    ConsoleCut {
+        /// The machine.
+        machine: String,
+        /// What the connection said.
+        detail: String,
+    },
+
     /// A command needs an app name and none was given.
     #[error("no app name: pass -a APP, or run in a directory whose fly.toml sets `app`")]
     NoApp,
@@ -335,6 +351,8 @@ impl Error {
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
+            Error::NoStartedMachine { .. } => "no_started_machine",
+            Error::ConsoleCut { .. } => "console_cut",
             Error::JobNotFound { .. } => "job_not_found",
             Error::InvalidConfig(_) => "config_invalid",
             Error::ConfigNotFound { .. } => "config_not_found",
@@ -395,9 +413,11 @@ impl Error {
             | Error::BadSecretInput { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) | Error::NothingToRun { .. } => exit::INVALID_CONFIG,
-            Error::ConfigNotFound { .. } | Error::KeyNotSet { .. } | Error::JobNotFound { .. } => {
-                exit::NOT_FOUND
-            }
+            Error::ConfigNotFound { .. }
+            | Error::KeyNotSet { .. }
+            | Error::JobNotFound { .. }
+            | Error::NoStartedMachine { .. } => exit::NOT_FOUND,
+            Error::ConsoleCut { .. } => exit::ERROR,
             Error::InvalidKey { .. }
             | Error::NotAnAssignment { .. }
             | Error::InvalidAppName { .. }
@@ -474,6 +494,12 @@ impl Error {
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,
             Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),
+            Error::NoStartedMachine { .. } => Some(
+                "`lakefly machines list` shows its machines: start one (`lakefly machines start ID`), or name one with --machine".into(),
+            ),
+            Error::ConsoleCut { .. } => Some(
+                "lakeflyd stopped or the network dropped the connection; what the command was running was hung up".into(),
+            ),
             Error::JobNotFound { app, .. } => Some(format!(
                 "`lakefly jobs list -a {app}` shows its jobs, by id and name"
             )),

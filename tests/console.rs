@@ -163,3 +163,110 @@ fn is_zombie(pid: nix::unistd::Pid) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// `lakefly console` with a piped stdin: no terminal, the output on stdout, the command's
+/// exit code passed on; with no started machine, a clear refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_command_passes_the_exit_code_on() {
+    let d = TestDaemon::start();
+    let id = machine(&d).await;
+    let cli = |args: &[&str], input: &'static [u8]| {
+        let mut all = vec![
+            "--remote".to_string(),
+            d.api.clone(),
+            "-a".into(),
+            "con".into(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            common::lakefly_stdin(std::path::Path::new("."), &refs, input)
+        })
+    };
+    let run = cli(&["console", "-C", "echo \"[$GREETING]\"; exit 4"], b"")
+        .await
+        .unwrap()
+        .expect_code(4);
+    assert!(run.stdout.contains("[hello there]"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains(&format!("the command on machine {id} exited 4")),
+        "{}",
+        run.stderr
+    );
+    // Piped in, a script runs without a terminal (as `machines exec -i`), to its end.
+    let run = cli(
+        &["console", "--machine", &id],
+        b"tty || echo \"no terminal in $(pwd)\"\n",
+    )
+    .await
+    .unwrap()
+    .expect_code(0);
+    assert!(
+        run.stdout.contains("not a tty\nno terminal in /"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("stdin is not a terminal"),
+        "{}",
+        run.stderr
+    );
+
+    let stopped = Api::new(&d)
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/apps/con/machines/{id}/stop"),
+            None,
+        )
+        .await;
+    assert_eq!(stopped.0, 200, "{:?}", stopped.1);
+    let run = cli(&["console"], b"").await.unwrap().expect_code(5);
+    assert!(
+        run.stderr.contains("app con has no started machine")
+            && run.stderr.contains("hint: `lakefly machines list`"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `lakefly console` on a terminal, driven as a person would type (`tests/apps/terminal`):
+/// the remote terminal has the local one's size, Ctrl-C interrupts the remote program and
+/// not lakefly (raw mode), and `exit 7` is lakefly's exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_command_on_a_terminal_is_that_terminal() {
+    let d = TestDaemon::start();
+    let id = machine(&d).await;
+    let steps = json!([
+        ["", "echo \"ma\"\"rk=$(stty size)\"\r"],
+        ["mark=43 132", "echo \"sl\"\"eeping\"; sleep 30\r"],
+        ["sleeping\r\n", "\u{3}"],
+        ["^C", "echo \"af\"\"ter=$?\"\r"],
+        ["after=130", "exit 7\r"],
+    ]);
+    let driver =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/terminal/drive.py");
+    let api = d.api.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(driver)
+            .arg(steps.to_string())
+            .arg(env!("CARGO_BIN_EXE_lakefly"))
+            .args(["--remote", &api, "-a", "con", "console", "--machine", &id])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(shown.contains("after=130"), "{shown}");
+    assert!(
+        shown.contains("exited 7") && shown.ends_with("exit=7\n"),
+        "{shown}"
+    );
+}

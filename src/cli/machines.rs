@@ -104,29 +104,7 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
                 timeout: Some(timeout),
                 stdin: if stdin { Some(read_stdin()?) } else { None },
             };
-            if out.json {
-                let result = block_on(async { Ok(api.exec(&app, &id, &request).await?) })?;
-                out.json(&result)?;
-                return exec_outcome(&id, &result.end, timeout);
-            }
-            // Output as it is written: a migration's progress shows while it runs.
-            let mut failed = None;
-            let end = block_on(async {
-                let pass_on = |piece: ExecEvent| {
-                    let written = match piece {
-                        ExecEvent::Stdout(text) => out.passthrough(&text, ""),
-                        ExecEvent::Stderr(text) => out.passthrough("", &text),
-                        ExecEvent::End(_) | ExecEvent::Error(_) => Ok(()),
-                    };
-                    written.map_err(|e| failed = Some(e)).is_ok()
-                };
-                Ok(api.exec_streamed(&app, &id, &request, pass_on).await?)
-            })?;
-            return match (end, failed) {
-                (Some(end), _) => exec_outcome(&id, &end, timeout),
-                (None, Some(e)) => Err(e),
-                (None, None) => Ok(()),
-            };
+            return exec(&out, &api, &app, &id, &request);
         }
         MachinesCommand::Start { id } => (id, "start"),
         MachinesCommand::Stop { id } => (id, "stop"),
@@ -144,8 +122,43 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs `request` in machine `id`, its output printed as it is written (with `--json`, one
+/// object once it ended); fails with the command's exit code unless it exited 0.
+pub(super) fn exec(
+    out: &crate::output::Output,
+    api: &crate::api::client::Client,
+    app: &str,
+    id: &str,
+    request: &ExecRequest,
+) -> Result<(), Error> {
+    let timeout = request.time_limit();
+    if out.json {
+        let result = block_on(async { Ok(api.exec(app, id, request).await?) })?;
+        out.json(&result)?;
+        return exec_outcome(id, &result.end, timeout);
+    }
+    // Output as it is written: a migration's progress shows while it runs.
+    let mut failed = None;
+    let end = block_on(async {
+        let pass_on = |piece: ExecEvent| {
+            let written = match piece {
+                ExecEvent::Stdout(text) => out.passthrough(&text, ""),
+                ExecEvent::Stderr(text) => out.passthrough("", &text),
+                ExecEvent::End(_) | ExecEvent::Error(_) => Ok(()),
+            };
+            written.map_err(|e| failed = Some(e)).is_ok()
+        };
+        Ok(api.exec_streamed(app, id, request, pass_on).await?)
+    })?;
+    match (end, failed) {
+        (Some(end), _) => exec_outcome(id, &end, timeout),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(()),
+    }
+}
+
 /// All of standard input, refused past [`ExecRequest::MAX_STDIN`] before anything is sent.
-fn read_stdin() -> Result<Vec<u8>, Error> {
+pub(super) fn read_stdin() -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let limit = ExecRequest::MAX_STDIN;
     let mut bytes = Vec::new();

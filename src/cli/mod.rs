@@ -6,6 +6,7 @@ pub mod auth;
 pub mod certs;
 pub mod completion;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod daemon_install;
 pub mod deploy;
@@ -98,6 +99,8 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// List and control an app's machines.
     Machines(machines::MachinesArgs),
+    /// Open a terminal in one of the app's machines (its directory, env and secrets).
+    Console(console::ConsoleArgs),
     /// Change or show how many machines each process group runs.
     Scale(scale::ScaleArgs),
     /// Set, unset and list the app's secrets.
@@ -134,6 +137,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Rollback(args) => rollback::run(&global, args),
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
+        Command::Console(args) => console::run(&global, args),
         Command::Scale(args) => scale::run(&global, args),
         Command::Secrets(args) => secrets::run(&global, args),
         Command::Certs(args) => certs::run(&global, args),

@@ -1,0 +1,213 @@
+//! `lakefly console`: a terminal in one of the app's machines' environment (its directory,
+//! `[env]`, secrets, `$PORT`), as `fly ssh console` opens one: an interactive shell, or
+//! `--command`. The local terminal is in raw mode for the session (keys such as Ctrl-C go
+//! to the remote program) and is restored afterwards whatever happens; its size follows
+//! the window. Without a terminal on stdin the command runs without one, as `machines exec
+//! -i` runs it. lakefly exits with the command's exit code.
+
+use std::io::IsTerminal;
+
+use clap::Args;
+use nix::sys::termios::{self, SetArg, Termios};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::remote::{app_name, block_on, client};
+use super::GlobalArgs;
+use crate::api::console::{ConsoleRequest, Frame};
+use crate::api::types::{ExecRequest, MachineState};
+use crate::error::Error;
+
+/// The size assumed when stdout is not a terminal.
+const DEFAULT_SIZE: (u16, u16) = (80, 24);
+
+/// Open a terminal in one of the app's machines (its directory, env and secrets).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The counterpart of `fly ssh console`: a shell (bash if the host has it) in the\nmachine's working directory with its environment and secrets. lakefly exits with the\ncommand's exit code.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'"
+)]
+pub struct ConsoleArgs {
+    /// The machine (default: the first started one of the app).
+    #[arg(long, value_name = "ID")]
+    pub machine: Option<String>,
+    /// Run this instead of an interactive shell (through `sh -c`).
+    #[arg(long, short = 'C', value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+/// Runs a console session.
+pub fn run(global: &GlobalArgs, args: ConsoleArgs) -> Result<(), Error> {
+    let api = client(global)?;
+    let app = app_name(global)?;
+    let machine = match args.machine {
+        Some(id) => id,
+        None => block_on(async {
+            (api.machines(&app).await?)
+                .into_iter()
+                .find(|m| m.state == MachineState::Started)
+                .map(|m| m.id)
+                .ok_or_else(|| Error::NoStartedMachine { app: app.clone() })
+        })?,
+    };
+    if !std::io::stdin().is_terminal() {
+        // As `docker exec` and `kubectl exec` do, no terminal for input that is not one: a
+        // piped script reaches its end reliably, which a terminal's Ctrl-D does not.
+        let out = global.output();
+        out.note("stdin is not a terminal: the command runs without one, reading stdin (as `lakefly machines exec -i`)");
+        let request = ExecRequest {
+            command: args.command.unwrap_or_else(|| "sh".into()),
+            timeout: Some(ExecRequest::MAX_TIMEOUT),
+            stdin: Some(super::machines::read_stdin()?),
+        };
+        return super::machines::exec(&out, &api, &app, &machine, &request);
+    }
+    let (cols, rows) = window_size().unwrap_or(DEFAULT_SIZE);
+    let request = ConsoleRequest {
+        command: args.command,
+        cols,
+        rows,
+        term: std::env::var("TERM").ok().filter(|t| !t.is_empty()),
+    };
+    let ended = block_on(async {
+        let stream = api.console(&app, &machine, &request).await?;
+        let raw = RawMode::enter()?;
+        let ended = relay(stream).await;
+        drop(raw);
+        Ok(ended)
+    })?;
+    match ended {
+        Ok(Some(0)) => Ok(()),
+        Ok(Some(code)) => Err(Error::ExecFailed {
+            machine,
+            how: format!("exited {code}"),
+            code,
+            timed_out: false,
+        }),
+        Ok(None) => Err(Error::ConsoleCut {
+            machine,
+            detail: "the connection closed".into(),
+        }),
+        Err(e) => Err(Error::ConsoleCut {
+            machine,
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Relays the session: keys and window sizes out, the terminal's output in, until the
+/// command's exit code comes (`None`: the connection ended first).
+async fn relay(stream: reqwest::Upgraded) -> std::io::Result<Option<i32>> {
+    let (mut from_daemon, mut to_daemon) = tokio::io::split(stream);
+    let (frames, mut outgoing) = mpsc::channel::<Frame>(32);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = outgoing.recv().await {
+            if frame.write(&mut to_daemon).await.is_err() {
+                break;
+            }
+        }
+    });
+    read_keys(frames.clone());
+    let resizer = tokio::spawn(follow_window_size(frames));
+    let mut stdout = tokio::io::stdout();
+    let ended = loop {
+        match Frame::read(&mut from_daemon).await {
+            Ok(Some(Frame::Output(bytes))) => {
+                stdout.write_all(&bytes).await?;
+                stdout.flush().await?;
+            }
+            Ok(Some(Frame::Exit(code))) => break Ok(Some(code)),
+            Ok(Some(_)) => {}
+            Ok(None) => break Ok(None),
+            Err(e) => break Err(e),
+        }
+    };
+    writer.abort();
+    resizer.abort();
+    ended
+}
+
+/// Sends what is typed as input frames, from a thread of its own: a read of stdin cannot
+/// be cancelled, and the runtime must not wait for one to end when the session does.
+fn read_keys(frames: mpsc::Sender<Frame>) {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0
+                || frames
+                    .blocking_send(Frame::Input(buf[..n].to_vec()))
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+/// Sends the window's new size each time it changes (SIGWINCH).
+async fn follow_window_size(frames: mpsc::Sender<Frame>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut changes) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    while changes.recv().await.is_some() {
+        if let Some((cols, rows)) = window_size() {
+            if frames.send(Frame::Resize { cols, rows }).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The terminal's size (columns, rows), when stdout is one.
+#[allow(unsafe_code)]
+fn window_size() -> Option<(u16, u16)> {
+    let mut size = nix::pty::Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which points at a live,
+    // writable value for the duration of the call; on a descriptor that is not a
+    // terminal it fails and writes nothing.
+    let done = unsafe {
+        nix::libc::ioctl(
+            nix::libc::STDOUT_FILENO,
+            nix::libc::TIOCGWINSZ,
+            &mut size as *mut nix::pty::Winsize,
+        )
+    };
+    (done == 0 && size.ws_col > 0 && size.ws_row > 0).then_some((size.ws_col, size.ws_row))
+}
+
+/// The local terminal in raw mode: every key goes to the remote program as typed, none is
+/// acted on here. Dropping it puts the terminal back as it was.
+struct RawMode {
+    saved: Termios,
+}
+
+impl RawMode {
+    fn enter() -> Result<Self, Error> {
+        let failed = |e: nix::Error| {
+            Error::io(
+                "set up",
+                std::path::Path::new("the terminal"),
+                std::io::Error::from(e),
+            )
+        };
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(&stdin).map_err(failed)?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(failed)?;
+        Ok(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}
