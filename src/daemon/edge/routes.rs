@@ -185,12 +185,17 @@ impl AppRoutes {
 /// Reads an app's routes from its config; statics resolve inside `release_dir`.
 pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes {
     let mut routes = AppRoutes::default();
+    // Resolved once: a file is served only when its real path is inside.
+    let root = release_dir
+        .canonicalize()
+        .unwrap_or_else(|_| release_dir.to_path_buf());
     let statics: Vec<StaticDir> = cfg
         .statics
         .iter()
         .map(|s| StaticDir {
             prefix: normalize_prefix(&s.url_prefix),
             dir: static_dir(release_dir, &s.guest_path),
+            root: root.clone(),
         })
         .collect();
     if let Some(http) = &cfg.http_service {

@@ -1,5 +1,7 @@
 //! `[[statics]]`: files of the release served by the edge under a URL prefix, streamed
-//! from disk. A path that names no file falls through to the app, as on Fly.
+//! from disk. A path that names no file falls through to the app, as on Fly. Only the
+//! release's own files are served: a symbolic link out of the release (which a build can
+//! make, `public/x -> /etc/passwd`) names no file here.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -18,6 +20,8 @@ pub struct StaticDir {
     pub prefix: String,
     /// The directory in the release.
     pub dir: PathBuf,
+    /// The release's directory, with no symbolic link in it: what is served is inside.
+    pub root: PathBuf,
 }
 
 /// The file for `req` when a static prefix matches and it exists; else `None`.
@@ -26,7 +30,7 @@ pub async fn serve<B>(statics: &[StaticDir], req: &Request<B>) -> Option<Respons
         return None;
     }
     let path = percent_decode(req.uri().path())?;
-    let (dir, rest) = locate(statics, &path)?;
+    let (StaticDir { dir, root, .. }, rest) = locate(statics, &path)?;
     let relative = Path::new(rest.trim_start_matches('/'));
     // Only plain names: no `..`, no root, so nothing outside the directory is reachable.
     if !relative
@@ -42,6 +46,10 @@ pub async fn serve<B>(statics: &[StaticDir], req: &Request<B>) -> Option<Respons
         meta = tokio::fs::metadata(&file).await.ok()?;
     }
     if !meta.is_file() {
+        return None;
+    }
+    let real = tokio::fs::canonicalize(&file).await.ok()?;
+    if !real.starts_with(root) {
         return None;
     }
     let body = if *req.method() == Method::HEAD {
@@ -75,10 +83,10 @@ pub fn claims(statics: &[StaticDir], method: &Method, path: &str) -> bool {
 }
 
 /// The directory whose prefix `path` is under, and the rest of the path.
-fn locate<'a>(statics: &'a [StaticDir], path: &'a str) -> Option<(&'a PathBuf, &'a str)> {
+fn locate<'a>(statics: &'a [StaticDir], path: &'a str) -> Option<(&'a StaticDir, &'a str)> {
     statics.iter().find_map(|s| {
         let rest = path.strip_prefix(s.prefix.as_str())?;
-        (rest.is_empty() || rest.starts_with('/') || s.prefix == "/").then_some((&s.dir, rest))
+        (rest.is_empty() || rest.starts_with('/') || s.prefix == "/").then_some((s, rest))
     })
 }
 
@@ -144,9 +152,22 @@ mod tests {
         std::fs::write(public.join("app.css"), "body{}").expect("write");
         std::fs::write(public.join("sub/index.html"), "<p>").expect("write");
         std::fs::write(dir.path().join("secret.txt"), "no").expect("write");
+        let release = dir.path().join("release");
+        std::fs::create_dir(&release).expect("mkdir");
+        let public = {
+            let inside = release.join("public");
+            std::fs::rename(&public, &inside).expect("move");
+            inside
+        };
+        // Links: one to a file of the release, one out of it, one directory out of it.
+        std::os::unix::fs::symlink(public.join("app.css"), public.join("same.css")).expect("link");
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), public.join("out.txt"))
+            .expect("link");
+        std::os::unix::fs::symlink(dir.path(), public.join("up")).expect("link");
         let statics = vec![StaticDir {
             prefix: "/static".into(),
             dir: public,
+            root: release.canonicalize().expect("canonical"),
         }];
         let resp = serve(&statics, &get("/static/app.css"))
             .await
@@ -167,6 +188,11 @@ mod tests {
             .await
             .is_none());
         assert!(serve(&statics, &get("/staticky/app.css")).await.is_none());
+        assert!(serve(&statics, &get("/static/same.css")).await.is_some());
+        assert!(serve(&statics, &get("/static/out.txt")).await.is_none());
+        assert!(serve(&statics, &get("/static/up/secret.txt"))
+            .await
+            .is_none());
         assert!(serve(&statics, &get("/other")).await.is_none());
         assert!(claims(&statics, &Method::GET, "/static/app.css"));
         assert!(claims(&statics, &Method::HEAD, "/static"));
