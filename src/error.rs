@@ -181,6 +181,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::daemon::store::StoreError),
 
+    /// `lakeflyd backup` or `restore` did not happen.
+    #[error(transparent)]
+    Backup(#[from] crate::daemon::backup::BackupError),
+
     /// A request to the daemon failed.
     #[error(transparent)]
     Api(#[from] crate::api::client::ClientError),
@@ -370,6 +374,7 @@ impl Error {
             Error::NoStateDir => "no_state_dir",
             Error::NoHome { .. } => "no_home",
             Error::Store(_) => "state_database",
+            Error::Backup(_) => "backup",
             Error::MasterKey(_) => "master_key",
             Error::InsecureApi { .. } => "insecure_api",
             Error::TokenFile(_) => "token_file",
@@ -441,6 +446,8 @@ impl Error {
             Error::Remote(RemoteError::Io { .. } | RemoteError::NoConfigDir) => exit::ERROR,
             Error::Remote(_) => exit::USAGE,
             Error::Io { .. } | Error::Output(_) => exit::ERROR,
+            Error::Backup(crate::daemon::backup::BackupError::NotEmpty(_)) => exit::CONFLICT,
+            Error::Backup(_) => exit::ERROR,
         }
     }
 
@@ -539,6 +546,18 @@ impl Error {
             Error::NoStateDir => Some("pass --state DIR".into()),
             Error::NoHome { .. } => Some("set HOME to the home directory of the user the agent runs as".into()),
             Error::Store(_) => Some("check the state directory's disk space and permissions".into()),
+            Error::Backup(e) => {
+                use crate::daemon::backup::BackupError;
+                match e {
+                    BackupError::NotEmpty(_) => Some(
+                        "a backup goes to a new directory; a restore into an empty state directory (stop lakeflyd and move the old one aside first)".into(),
+                    ),
+                    BackupError::WrongKey { .. } => Some(
+                        "restore with the master key that was in use when the backup was taken (put it in the backup as master.key)".into(),
+                    ),
+                    _ => None,
+                }
+            }
             Error::MasterKey(crate::daemon::secrets::KeyError::TooOpen { path, .. }) => {
                 Some(format!("chmod 600 {}", path.display()))
             }

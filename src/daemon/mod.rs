@@ -1,6 +1,7 @@
 //! lakeflyd: the platform daemon. [`run`] backs both `lakeflyd` and `lakefly daemon run`;
 //! [`Daemon::start`] is what tests and embedders call to get the bound addresses.
 
+pub mod backup;
 pub mod bundles;
 pub mod deploy;
 pub mod edge;
@@ -521,6 +522,29 @@ pub fn rotate_master_key(state_dir: Option<PathBuf>) -> Result<usize, Error> {
     let _lock = lock_state_dir(&state_dir)?;
     let store = Store::open(&state_dir)?;
     Ok(secrets::rotate::rotate(&store, &state_dir)?)
+}
+
+/// `lakeflyd backup`: the state directory (default: the user's) copied into `to`.
+pub fn backup_state(
+    state_dir: Option<PathBuf>,
+    to: &Path,
+    volumes: bool,
+) -> Result<backup::Copied, Error> {
+    let state_dir = match state_dir {
+        Some(dir) => dir,
+        None => default_state_dir()?,
+    };
+    Ok(backup::backup(&state_dir, to, volumes)?)
+}
+
+/// `lakeflyd restore`: a backup copied into an empty state directory (default: the
+/// user's), which no daemon may hold meanwhile.
+pub fn restore_state(state_dir: Option<PathBuf>, from: &Path) -> Result<backup::Copied, Error> {
+    let state_dir = match state_dir {
+        Some(dir) => dir,
+        None => default_state_dir()?,
+    };
+    Ok(backup::restore(from, &state_dir)?)
 }
 
 /// `$XDG_DATA_HOME/lakefly`, else `~/.local/share/lakefly`.

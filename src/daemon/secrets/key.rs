@@ -12,7 +12,7 @@ use crate::secret::Secret;
 /// The credential name systemd passes the key under.
 pub const CREDENTIAL: &str = "lakefly-master-key";
 /// The key file in the state directory.
-pub(super) const KEY_FILE: &str = "master.key";
+pub(crate) const KEY_FILE: &str = "master.key";
 const KEY_LEN: usize = 32;
 
 /// Why the master key could not be used.

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use sha2::Digest as _;
 
+pub(crate) use self::key::KEY_FILE;
 pub use self::key::{KeyError, MasterKey, OpenError, CREDENTIAL};
 use crate::secret::Secret;
 

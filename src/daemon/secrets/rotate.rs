@@ -14,7 +14,7 @@ use crate::daemon::store::{sqlite, Store, StoreError};
 use crate::secret::Secret;
 
 /// Where a rotation keeps the new key until its transaction commits.
-const NEXT_FILE: &str = "master.key.next";
+pub(crate) const NEXT_FILE: &str = "master.key.next";
 /// The plain value of the key check.
 const CHECK: &[u8] = b"lakefly master key check";
 

@@ -1,0 +1,287 @@
+//! `lakeflyd backup` and `lakeflyd restore`: everything a host needs to serve its apps
+//! again, taken while the daemon runs, put back into an empty state directory.
+//!
+//! A backup is a directory laid out as the state directory: `state.db`, a consistent
+//! snapshot (`VACUUM INTO`, which reads in one transaction while the daemon writes);
+//! `master.key`, when the key lives there; `bundles/` (immutable, content-addressed);
+//! `releases/`, the built files the machines run (a virtualenv holds its absolute path,
+//! so they serve again at the same state path); with `--volumes`, the apps' volumes,
+//! copied as they are (stop the apps, or use their own dumps, for a consistent copy). It
+//! is written under `<to>.partial` and renamed to `<to>` once complete, so a backup that
+//! exists is whole. A restore checks the snapshot and that the key opens its secrets,
+//! then copies into `<state>.restoring` and renames that to the state directory.
+
+use std::path::{Path, PathBuf};
+
+use super::secrets::rotate::{open_key, NEXT_FILE};
+use super::secrets::KEY_FILE;
+use super::store::Store;
+
+/// The database file in a state directory and a backup.
+const DATABASE: &str = "state.db";
+/// What is copied besides the database and the key, and whether only with `--volumes`.
+const DIRECTORIES: [(&str, bool); 3] = [("bundles", false), ("releases", false), ("volumes", true)];
+
+/// Why a backup or restore did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The destination is there already.
+    #[error("{} exists and is not empty", .0.display())]
+    NotEmpty(PathBuf),
+    /// The state directory holds no database.
+    #[error("{} holds no {DATABASE}: is it a lakefly state directory (or backup)?", .0.display())]
+    NoDatabase(PathBuf),
+    /// The snapshot is damaged.
+    #[error("{} is damaged: {detail}", path.display())]
+    Damaged {
+        /// The database.
+        path: PathBuf,
+        /// What SQLite's check said.
+        detail: String,
+    },
+    /// The backup's key does not open its secrets.
+    #[error("the master key in {} does not open the secrets in its {DATABASE}: {detail}", backup.display())]
+    WrongKey {
+        /// The backup.
+        backup: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// SQLite failed.
+    #[error("{}: {source}", path.display())]
+    Sqlite {
+        /// The database.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// A file operation failed.
+    #[error("could not {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// To what.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The restored database could not be opened.
+    #[error(transparent)]
+    Store(#[from] super::store::StoreError),
+}
+
+/// What a backup or restore copied.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Copied {
+    /// Where to.
+    pub path: PathBuf,
+    /// Files copied (the database counts as one).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Whether the master key is among them; when not, it lives elsewhere (a systemd
+    /// credential) and must be kept with the backup by hand.
+    pub master_key: bool,
+    /// Whether the apps' volumes are among them.
+    pub volumes: bool,
+}
+
+/// Backs `state_dir` up into `to`, a directory that must not exist or be empty.
+pub fn backup(state_dir: &Path, to: &Path, volumes: bool) -> Result<Copied, BackupError> {
+    let database = state_dir.join(DATABASE);
+    if !database.is_file() {
+        return Err(BackupError::NoDatabase(state_dir.to_path_buf()));
+    }
+    refuse_non_empty(to)?;
+    let partial = sibling(to, "partial");
+    remove_all(&partial)?;
+    make_dir(&partial)?;
+    let mut copied = Copied {
+        path: to.to_path_buf(),
+        volumes,
+        ..Copied::default()
+    };
+    // The database first: files it names were there when it was read (bundles and built
+    // files are removed only once no release names them).
+    snapshot(&database, &partial.join(DATABASE))?;
+    count(&partial.join(DATABASE), &mut copied)?;
+    copied.master_key = copy_key(state_dir, &partial, &mut copied)?;
+    for (name, only_with_volumes) in DIRECTORIES {
+        if volumes || !only_with_volumes {
+            copy_tree(&state_dir.join(name), &partial.join(name), &mut copied)?;
+        }
+    }
+    rename(&partial, to)?;
+    Ok(copied)
+}
+
+/// Restores the backup `from` into `state_dir`, which must not exist or be empty (and so
+/// no daemon uses it).
+pub fn restore(from: &Path, state_dir: &Path) -> Result<Copied, BackupError> {
+    let database = from.join(DATABASE);
+    if !database.is_file() {
+        return Err(BackupError::NoDatabase(from.to_path_buf()));
+    }
+    let check: String = rusqlite::Connection::open_with_flags(
+        &database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(|conn| conn.query_row("PRAGMA quick_check", [], |row| row.get(0)))
+    .map_err(|source| BackupError::Sqlite {
+        path: database.clone(),
+        source,
+    })?;
+    if check != "ok" {
+        return Err(BackupError::Damaged {
+            path: database,
+            detail: check,
+        });
+    }
+    refuse_non_empty(state_dir)?;
+    let restoring = sibling(state_dir, "restoring");
+    remove_all(&restoring)?;
+    make_dir(&restoring)?;
+    let mut copied = Copied {
+        path: state_dir.to_path_buf(),
+        volumes: from.join("volumes").is_dir(),
+        ..Copied::default()
+    };
+    copy_file(&database, &restoring.join(DATABASE), &mut copied)?;
+    copied.master_key = copy_key(from, &restoring, &mut copied)?;
+    if copied.master_key {
+        // As the daemon will at its start: the key must open the secrets (finishing a
+        // rotation the backup caught between its commit and its rename).
+        let store = Store::open(&restoring)?;
+        if let Err(e) = open_key(&store, &restoring) {
+            drop(store);
+            remove_all(&restoring)?;
+            return Err(BackupError::WrongKey {
+                backup: from.to_path_buf(),
+                detail: e.to_string(),
+            });
+        }
+    }
+    for (name, _) in DIRECTORIES {
+        copy_tree(&from.join(name), &restoring.join(name), &mut copied)?;
+    }
+    rename(&restoring, state_dir)?;
+    Ok(copied)
+}
+
+/// A consistent copy of the database at `to`, read in one transaction.
+fn snapshot(database: &Path, to: &Path) -> Result<(), BackupError> {
+    let sqlite = |source| BackupError::Sqlite {
+        path: database.to_path_buf(),
+        source,
+    };
+    let conn = rusqlite::Connection::open(database).map_err(sqlite)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sqlite)?;
+    let target = to.to_str().ok_or_else(|| BackupError::Io {
+        action: "write",
+        path: to.to_path_buf(),
+        source: std::io::Error::other("the path is not UTF-8"),
+    })?;
+    conn.execute("VACUUM INTO ?1", [target]).map_err(sqlite)?;
+    Ok(())
+}
+
+/// Copies `master.key` (and the next key of a rotation under way) from `from` to `to`
+/// when it is there, 0600 kept; whether it was.
+fn copy_key(from: &Path, to: &Path, copied: &mut Copied) -> Result<bool, BackupError> {
+    for name in [NEXT_FILE, KEY_FILE] {
+        let key = from.join(name);
+        if key.is_file() {
+            copy_file(&key, &to.join(name), copied)?;
+        }
+    }
+    Ok(to.join(KEY_FILE).is_file())
+}
+
+/// Copies the tree at `from` (if any) to `to`: directories, regular files with their
+/// permissions, and symbolic links as links.
+fn copy_tree(from: &Path, to: &Path, copied: &mut Copied) -> Result<(), BackupError> {
+    let meta = match std::fs::symlink_metadata(from) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("read", from)(e)),
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        let target = std::fs::read_link(from).map_err(io("read", from))?;
+        std::os::unix::fs::symlink(&target, to).map_err(io("write", to))?;
+    } else if kind.is_dir() {
+        make_dir(to)?;
+        for entry in std::fs::read_dir(from).map_err(io("read", from))? {
+            let entry = entry.map_err(io("read", from))?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()), copied)?;
+        }
+        std::fs::set_permissions(to, meta.permissions()).map_err(io("write", to))?;
+    } else if kind.is_file() {
+        copy_file(from, to, copied)?;
+    }
+    // Sockets, FIFOs and devices are not an app's files; they are left out.
+    Ok(())
+}
+
+fn copy_file(from: &Path, to: &Path, copied: &mut Copied) -> Result<(), BackupError> {
+    // `std::fs::copy` keeps the permissions (and clones the data where the file system can).
+    let bytes = std::fs::copy(from, to).map_err(io("copy", from))?;
+    copied.files += 1;
+    copied.bytes += bytes;
+    Ok(())
+}
+
+fn count(path: &Path, copied: &mut Copied) -> Result<(), BackupError> {
+    copied.files += 1;
+    copied.bytes += std::fs::metadata(path).map_err(io("read", path))?.len();
+    Ok(())
+}
+
+fn refuse_non_empty(dir: &Path) -> Result<(), BackupError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(BackupError::NotEmpty(dir.to_path_buf())),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("read", dir)(e)),
+    }
+}
+
+/// `<dir>.<suffix>` beside `dir`: where it is built before the rename that makes it whole.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
+fn make_dir(dir: &Path) -> Result<(), BackupError> {
+    super::create_private_dir(dir).map_err(io("create", dir))
+}
+
+fn remove_all(dir: &Path) -> Result<(), BackupError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), BackupError> {
+    if to.exists() {
+        // Empty (checked): the rename needs it gone.
+        std::fs::remove_dir(to).map_err(io("replace", to))?;
+    }
+    std::fs::rename(from, to).map_err(io("rename into place", to))
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BackupError + 'a {
+    move |source| BackupError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
