@@ -152,6 +152,35 @@ async fn a_client_that_hangs_up_takes_the_consoles_processes_with_it() {
     }
 }
 
+/// A command that closed its terminal (so nothing more will show) still goes when the
+/// client hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_closed_its_terminal_goes_when_the_client_hangs_up() {
+    let d = TestDaemon::start();
+    let id = machine(&d).await;
+    let command = "echo \"pid=$$ end\"; exec </dev/null >/dev/null 2>&1; exec sleep 600";
+    let mut session = open(&d, &id, Some(command)).await;
+    let (mut seen, mut exit) = (String::new(), None);
+    until(&mut session, &mut seen, " end", &mut exit).await;
+    let pid: i32 = seen
+        .split("pid=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    drop(session);
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let deadline = Instant::now() + DEADLINE;
+    while nix::sys::signal::kill(pid, None).is_ok() && !is_zombie(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "{pid} still runs after the hangup"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn is_zombie(pid: nix::unistd::Pid) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {

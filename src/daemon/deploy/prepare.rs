@@ -1,7 +1,8 @@
 //! A release's steps before any machine changes: unpack its bundle and run `[build]
-//! command` (or reuse an earlier release's built files, see `release_files.rs`), read the Dockerfile a group without a command of its own runs, put the tools
-//! the build installed on the search path, run the release command. A failure here leaves
-//! the running release as it is.
+//! command` (or reuse an earlier release's built files, see `release_files.rs`), read the
+//! Dockerfile a group without a command of its own runs, put the tools the build installed
+//! on the search path, run the release command. A failure here leaves the running release
+//! as it is.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -106,6 +106,7 @@ impl Console {
             }
         });
         let mut buf = vec![0u8; 16 * 1024];
+        let mut closed = false;
         let ended = loop {
             tokio::select! {
                 status = child.wait() => break Some(status),
@@ -122,16 +123,16 @@ impl Console {
                     Some(_) => {}
                     None => break None,
                 },
-                read = read(&master, &mut buf) => match read {
+                read = read(&master, &mut buf), if !closed => match read {
                     Ok(n) if n > 0 => {
                         let out = Frame::Output(buf[..n].to_vec());
                         if out.write(&mut to_client).await.is_err() {
                             break None;
                         }
                     }
-                    // Every process that had the terminal closed it; the command's exit
-                    // comes next.
-                    _ => break Some(child.wait().await),
+                    // Every process that had the terminal closed it: nothing more to
+                    // show; the command's exit (or the client leaving) comes next.
+                    _ => closed = true,
                 },
                 // (The guard `wait_for` returns is dropped before the arm awaits.)
                 () = async { let _ = stopping.wait_for(|stopping| *stopping).await; } => {
