@@ -8,28 +8,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, get_text};
+use common::files::{app_with, get_text, python_server, PYTHON_WEB};
 use common::Run;
 
-const SERVER: &str = r#"import os
-from http.server import BaseHTTPRequestHandler, HTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = f"token={os.environ.get('TOKEN', '')}".encode()
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+fn server() -> String {
+    python_server(r#""token=" + os.environ.get("TOKEN", "")"#)
+}
 
-const CONFIG: &str = r#"app = "kept"
-[processes]
-  web = "python3 server.py"
-[http_service]
-  internal_port = 8080
-  processes = ["web"]
-"#;
+fn config() -> String {
+    format!("app = \"kept\"\n{PYTHON_WEB}")
+}
 
 fn lakefly(d: &TestDaemon, args: &[&str]) -> Run {
     let mut all = vec!["--remote", d.api.as_str()];
@@ -71,7 +59,7 @@ fn a_backup_taken_while_serving_brings_a_lost_host_back() {
     let app = app_with(
         root.path(),
         "kept",
-        &[("fly.toml", CONFIG), ("server.py", SERVER)],
+        &[("fly.toml", &config()), ("server.py", &server())],
     );
     let config = app.join("fly.toml");
     lakefly(&d, &["deploy", "-c", config.to_str().unwrap()]).expect_code(0);

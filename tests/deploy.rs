@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, get_text, names_in, wait_for_names};
+use common::files::{app_with, get_text, names_in, python_server, wait_for_names, PYTHON_WEB};
 use common::Run;
 use serde_json::Value;
 
@@ -305,31 +305,20 @@ fn launch_writes_the_config_then_deploys_it() {
 fn a_virtualenv_the_build_makes_is_the_python_of_the_release_command_and_machines() {
     let d = TestDaemon::start();
     let dir = tempfile::tempdir().unwrap();
-    let server = r#"import os, sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("%s|%s" % (sys.prefix, os.environ.get("VIRTUAL_ENV"))).encode()
-        self.send_response(200); self.end_headers(); self.wfile.write(body)
-    def log_message(self, *a): pass
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+    let server = python_server(r#""%s|%s" % (sys.prefix, os.environ.get("VIRTUAL_ENV"))"#);
     // `--without-pip`: the same layout `launch` asks for, without a download.
-    let toml = r#"app = "venv"
+    let toml = format!(
+        r#"app = "venv"
 [build]
   command = "python3 -m venv --without-pip .venv && seq 1 250"
 [deploy]
   release_command = "sh -c 'test \"$(command -v python3)\" = \"$VIRTUAL_ENV/bin/python3\"'"
-[processes]
-  web = "python3 server.py"
-[http_service]
-  internal_port = 8080
-  processes = ["web"]
-"#;
+{PYTHON_WEB}"#
+    );
     let app = app_with(
         dir.path(),
         "venv",
-        &[("fly.toml", toml), ("server.py", server)],
+        &[("fly.toml", &toml), ("server.py", &server)],
     );
     let run = deploy(&d, &app, &[]).expect_code(0);
     // The build's output is shown as it runs, up to a bound.

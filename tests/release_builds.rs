@@ -8,24 +8,17 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, get_text, wait_for_names};
+use common::files::{app_with, get_text, python_server, wait_for_names, PYTHON_WEB};
 use common::Run;
 use serde_json::Value;
 
 /// Answers `<token>|<cwd>|<FOO>`: the token the build wrote, where the machine runs, a
 /// secret.
-const SERVER: &str = r#"import os
-from http.server import BaseHTTPRequestHandler, HTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        token = open("token").read().strip()
-        body = f"{token}|{os.getcwd()}|{os.environ.get('FOO', '')}".encode()
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+fn server() -> String {
+    python_server(
+        r#"open("token").read().strip() + "|" + os.getcwd() + "|" + os.environ.get("FOO", "")"#,
+    )
+}
 
 /// The build writes a token no two builds share.
 fn config(greeting: &str) -> String {
@@ -35,12 +28,7 @@ fn config(greeting: &str) -> String {
   command = "echo building; od -An -N8 -tx8 /dev/urandom | tr -d ' ' > token"
 [env]
   GREETING = "{greeting}"
-[processes]
-  web = "python3 server.py"
-[http_service]
-  internal_port = 8080
-  processes = ["web"]
-"#
+{PYTHON_WEB}"#
     )
 }
 
@@ -97,7 +85,7 @@ fn a_release_with_the_inputs_of_a_built_one_runs_from_its_files() {
     let app = app_with(
         root.path(),
         "built",
-        &[("fly.toml", &config("a")), ("server.py", SERVER)],
+        &[("fly.toml", &config("a")), ("server.py", &server())],
     );
 
     let run = deploy(&d, &app, &[]);

@@ -60,3 +60,24 @@ pub fn wait_for_names(dir: &Path, expected: &[&str]) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A Python app answering every GET with `body`, a Python expression (`os` and `sys` are
+/// imported), on `$PORT`: run it as `server.py` with [`PYTHON_WEB`].
+pub fn python_server(body: &str) -> String {
+    format!(
+        r#"import os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ({body}).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#
+    )
+}
+
+/// fly.toml lines that run `python3 server.py` as group `web` behind the HTTP edge.
+pub const PYTHON_WEB: &str = "[processes]\n  web = \"python3 server.py\"\n[http_service]\n  internal_port = 8080\n  processes = [\"web\"]\n";
