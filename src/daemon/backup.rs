@@ -199,11 +199,20 @@ fn copy_key(from: &Path, to: &Path, copied: &mut Copied) -> Result<bool, BackupE
 }
 
 /// Copies the tree at `from` (if any) to `to`: directories, regular files with their
-/// permissions, and symbolic links as links.
+/// permissions, and symbolic links as links. What the running daemon removes meanwhile
+/// (an old release's files, `.gone-*` on their way out) is left out: no release the
+/// snapshot names loses its files while it is in use.
 fn copy_tree(from: &Path, to: &Path, copied: &mut Copied) -> Result<(), BackupError> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    if from
+        .file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with(".gone-"))
+    {
+        return Ok(());
+    }
     let meta = match std::fs::symlink_metadata(from) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if gone(&e) => return Ok(()),
         Err(e) => return Err(io("read", from)(e)),
     };
     let kind = meta.file_type();
@@ -211,14 +220,22 @@ fn copy_tree(from: &Path, to: &Path, copied: &mut Copied) -> Result<(), BackupEr
         let target = std::fs::read_link(from).map_err(io("read", from))?;
         std::os::unix::fs::symlink(&target, to).map_err(io("write", to))?;
     } else if kind.is_dir() {
+        let entries = match std::fs::read_dir(from) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) => return Ok(()),
+            Err(e) => return Err(io("read", from)(e)),
+        };
         make_dir(to)?;
-        for entry in std::fs::read_dir(from).map_err(io("read", from))? {
+        for entry in entries {
             let entry = entry.map_err(io("read", from))?;
             copy_tree(&entry.path(), &to.join(entry.file_name()), copied)?;
         }
         std::fs::set_permissions(to, meta.permissions()).map_err(io("write", to))?;
     } else if kind.is_file() {
-        copy_file(from, to, copied)?;
+        match copy_file(from, to, copied) {
+            Err(BackupError::Io { source, .. }) if gone(&source) => {}
+            other => other?,
+        }
     }
     // Sockets, FIFOs and devices are not an app's files; they are left out.
     Ok(())
@@ -283,5 +300,39 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
         action,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_is_copied_with_links_as_links_and_files_on_their_way_out_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let from = dir.path().join("releases");
+        std::fs::create_dir_all(from.join("app/1/.venv/bin")).expect("mkdir");
+        std::fs::create_dir_all(from.join("app/.gone-0")).expect("mkdir");
+        std::fs::write(from.join("app/1/server.py"), "print()").expect("write");
+        std::fs::write(from.join("app/.gone-0/old.py"), "").expect("write");
+        std::os::unix::fs::symlink("/usr/bin/python3", from.join("app/1/.venv/bin/python3"))
+            .expect("link");
+        let to = dir.path().join("copy");
+        let mut copied = Copied::default();
+        copy_tree(&from, &to, &mut copied).expect("copied");
+        assert_eq!((copied.files, copied.bytes), (1, 7));
+        assert_eq!(
+            std::fs::read_link(to.join("app/1/.venv/bin/python3")).expect("a link"),
+            Path::new("/usr/bin/python3")
+        );
+        assert!(!to.join("app/.gone-0").exists());
+        // Nothing there is nothing to copy.
+        copy_tree(
+            &dir.path().join("missing"),
+            &dir.path().join("x"),
+            &mut copied,
+        )
+        .expect("nothing");
+        assert!(!dir.path().join("x").exists());
     }
 }
