@@ -199,8 +199,8 @@ async fn an_app_under_a_shell_finishes_its_graceful_shutdown_after_the_shell_exi
     api.create_app("graceful").await;
     let work = tempfile::tempdir().unwrap();
     let (ready, done) = (work.path().join("ready"), work.path().join("done"));
-    // Not exec'd: `sh -c` runs python as its child, and the shell exits at the SIGTERM
-    // at once while python takes its time to finish.
+    // A list, so not exec'd: `sh -c` runs python as its child, and the shell exits at the
+    // SIGTERM at once while python takes its time to finish.
     let app = format!(
         "import pathlib, signal, sys, time\n\
          def stop(*_):\n    time.sleep(0.5)\n    pathlib.Path({done:?}).write_text('finished')\n    sys.exit(0)\n\
@@ -211,7 +211,7 @@ async fn an_app_under_a_shell_finishes_its_graceful_shutdown_after_the_shell_exi
         ready = ready.display().to_string(),
     );
     std::fs::write(work.path().join("app.py"), app).unwrap();
-    let command = format!("python3 {}", work.path().join("app.py").display());
+    let command = format!("cd {} && python3 app.py", work.path().display());
     let machine = api
         .create_machine(
             "graceful",
@@ -241,6 +241,32 @@ async fn an_app_under_a_shell_finishes_its_graceful_shutdown_after_the_shell_exi
         std::fs::read_to_string(&done).ok().as_deref(),
         Some("finished")
     );
+}
+
+/// One simple command replaces the shell that starts it: the machine's pid is the
+/// program's; a list keeps its shell, and runs as written.
+#[tokio::test]
+async fn a_simple_command_is_the_machines_process_itself() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("direct").await;
+    for (command, program) in [("sleep 600", "sleep"), ("true && sleep 600", "sh")] {
+        let machine = api
+            .create_machine("direct", json!({ "command": command }))
+            .await;
+        let id = machine["id"].as_str().unwrap();
+        let deadline = Instant::now() + WAIT;
+        let pid = loop {
+            let m = api.machine("direct", id).await;
+            if let Some(pid) = m["pid"].as_u64() {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "{m}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), program, "{command}");
+    }
 }
 
 #[tokio::test]

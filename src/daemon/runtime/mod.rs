@@ -15,6 +15,7 @@ pub mod output_lines;
 pub mod ports;
 pub mod process;
 mod resident;
+mod shell_command;
 mod supervisor;
 
 use std::collections::HashMap;

@@ -130,11 +130,12 @@ fn become_session_leader(cmd: &mut Command) {
 }
 
 /// `/bin/sh -c command` in `workdir`, with `env` over the variables passed through from
-/// the daemon's own environment and nothing else of it.
+/// the daemon's own environment and nothing else of it; one simple command replaces the
+/// shell (`shell_command.rs`).
 fn shell(command: &str, workdir: &Path, env: &BTreeMap<String, String>) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
-        .arg(command)
+        .arg(super::shell_command::exec_form(command).as_ref())
         .current_dir(workdir)
         .env_clear()
         .kill_on_drop(false);
