@@ -88,9 +88,17 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
             path.display()
         ));
         if !deploy {
+            for (secret, file) in &plan.secret_files {
+                out.note(&format!(
+                    "{secret} must be a secret: `lakefly secrets set {secret}=- < {file}`"
+                ));
+            }
             out.note("next: review it, then `lakefly config validate` and `lakefly deploy`");
             return Ok(());
         }
+    }
+    if !plan.secret_files.is_empty() {
+        stage_secret_files(global, &name, &dir, &plan.secret_files)?;
     }
     let deploy_args = super::deploy::DeployArgs {
         strategy: None,
@@ -99,6 +107,59 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
         rebuild: false,
     };
     super::deploy::run(global, deploy_args)
+}
+
+/// Stages each secret whose value is in a file of the app's directory (creating the app
+/// first), as `fly launch` sets `RAILS_MASTER_KEY`: the release the deploy starts applies
+/// them. A secret the app has already is left as it is.
+fn stage_secret_files(
+    global: &GlobalArgs,
+    app: &str,
+    dir: &Path,
+    files: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let out = global.output();
+    let api = super::remote::client(global)?;
+    let mut set = std::collections::BTreeMap::new();
+    for (name, file) in files {
+        let path = dir.join(file);
+        let value = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let secret = crate::secret::Secret::from(value.trim().to_string());
+        set.insert(name.clone(), crate::api::types::SecretValue(secret));
+    }
+    super::remote::block_on(async {
+        if api.app(app).await?.is_none() {
+            api.create_app(app).await?;
+        }
+        let present: Vec<String> = (api.secrets(app).await?)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        set.retain(|name, _| !present.contains(name));
+        if set.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = set.keys().cloned().collect();
+        let request = crate::api::types::SecretsRequest {
+            set,
+            unset: Vec::new(),
+            stage: true,
+        };
+        api.update_secrets(app, &request).await?;
+        if !out.json {
+            out.note(&format!(
+                "staged {} from {} as secret{} (the release applies it)",
+                names.join(", "),
+                names
+                    .iter()
+                    .map(|n| files[n].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if names.len() == 1 { "" } else { "s" }
+            ));
+        }
+        Ok(())
+    })
 }
 
 fn ask_name(default: &str) -> Result<String, Error> {

@@ -28,6 +28,9 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     /// What the plan was derived from, for the file's comments and the user.
     pub sources: Vec<String>,
+    /// Secrets the app needs whose values are in files of the directory that stay out of
+    /// the bundle (Rails' `config/master.key`): name and path relative to the directory.
+    pub secret_files: BTreeMap<String, String>,
 }
 
 /// The port lakefly maps `$PORT` onto when nothing says otherwise (Fly's default).

@@ -8,6 +8,9 @@ use std::path::Path;
 use super::detect::Plan;
 use crate::error::Error;
 
+/// Where Rails keeps the key to its encrypted credentials.
+const MASTER_KEY: &str = "config/master.key";
+
 /// Adds what `dir`'s Ruby project needs to `plan`, if it is one.
 pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
     if !dir.join("Gemfile").is_file() {
@@ -33,6 +36,12 @@ pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
         plan.env.insert("RAILS_LOG_TO_STDOUT".into(), "1".into());
         plan.release_command
             .get_or_insert_with(|| "bin/rails db:prepare".into());
+        // As `fly launch` does: the key to the app's credentials, which git (and so the
+        // bundle) leaves out, becomes a secret.
+        if dir.join(MASTER_KEY).is_file() {
+            plan.secret_files
+                .insert("RAILS_MASTER_KEY".into(), MASTER_KEY.into());
+        }
         "bin/rails server -b 127.0.0.1 -p $PORT"
     } else if dir.join("config.ru").is_file() {
         "bundle exec rackup -o 127.0.0.1 -p $PORT"
@@ -70,6 +79,15 @@ mod tests {
             Some("bin/rails db:prepare")
         );
         assert_eq!(plan.env["RAILS_ENV"], "production");
+        // No key in the directory: nothing to make a secret of.
+        assert!(plan.secret_files.is_empty());
+        let keyed = plan_for(&[
+            ("Gemfile", "gem \"rails\"\n"),
+            ("bin/rails", ""),
+            ("config/application.rb", ""),
+            ("config/master.key", "0123abcd\n"),
+        ]);
+        assert_eq!(keyed.secret_files["RAILS_MASTER_KEY"], "config/master.key");
     }
 
     #[test]

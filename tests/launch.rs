@@ -1,0 +1,87 @@
+//! `lakefly launch` with a Rails app's `config/master.key`: as `fly launch` does, the key
+//! becomes the app's `RAILS_MASTER_KEY` secret (staged, so the first release applies
+//! it), its value never printed; without a deploy, launch says how to set it.
+
+mod common;
+
+use common::daemon::TestDaemon;
+use common::files::app_with;
+
+const KEY: &str = "5f2c0ffee5f2c0ffee5f2c0ffee5f2c0";
+
+fn rails_app(root: &std::path::Path) -> std::path::PathBuf {
+    app_with(
+        root,
+        "shop",
+        &[
+            ("Gemfile", "gem \"rails\"\n"),
+            (".gitignore", "/config/master.key\n"),
+        ],
+    );
+    let app = root.join("shop");
+    for (file, text) in [
+        ("bin/rails", "#!/bin/sh\n"),
+        ("config/application.rb", ""),
+        ("config/master.key", &format!("{KEY}\n")),
+    ] {
+        let path = app.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    app
+}
+
+#[test]
+fn a_rails_master_key_becomes_the_apps_secret() {
+    let d = TestDaemon::start();
+    let root = tempfile::tempdir().unwrap();
+    let app = rails_app(root.path());
+
+    // Without a deploy: the way to set it is said.
+    let run = common::lakefly(
+        &app,
+        &[
+            "--remote",
+            &d.api,
+            "launch",
+            "--name",
+            "shop",
+            "--no-deploy",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "RAILS_MASTER_KEY must be a secret: `lakefly secrets set RAILS_MASTER_KEY=- < config/master.key`"
+        ),
+        "{}",
+        run.stderr
+    );
+
+    // With one: staged before the release starts (which fails here, with no Ruby to
+    // build with, or runs on a host that has one); the release applies it either way.
+    let run = common::lakefly(
+        &app,
+        &["--remote", &d.api, "launch", "--name", "shop", "--force"],
+    );
+    assert!(
+        run.stderr
+            .contains("staged RAILS_MASTER_KEY from config/master.key as secret"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(KEY) && !run.stdout.contains(KEY));
+    let secrets = common::lakefly(
+        &app,
+        &[
+            "--remote", &d.api, "secrets", "list", "-a", "shop", "--json",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let listed = secrets.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{secrets}");
+    assert_eq!(listed[0]["name"], "RAILS_MASTER_KEY");
+    assert_eq!(listed[0]["status"], "deployed", "{secrets}");
+    assert!(!secrets.to_string().contains(KEY));
+}
