@@ -508,3 +508,43 @@ async fn an_http_job_wakes_a_stopped_machine_of_an_app_that_auto_starts() {
         .await;
     assert_eq!(machine["state"], "started", "{machine}");
 }
+
+/// A command job sees the app's volumes as its machines do: `DATA_DIR = "/data/db"` under
+/// a `[mounts]` at `/data` is the volume's directory, so a nightly dump lands in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_job_sees_the_apps_volumes() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let d = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&d);
+    let dir = temp.path().join("vol");
+    std::fs::create_dir(&dir).unwrap();
+    let config = r#"app = "vol"
+[env]
+  DATA_DIR = "/data/db"
+[processes]
+  app = "sleep 600"
+[mounts]
+  source = "data"
+  destination = "/data"
+[[jobs]]
+  name = "dump"
+  command = "mkdir -p \"$DATA_DIR\" && echo nightly > \"$DATA_DIR/dump\""
+"#;
+    std::fs::write(dir.join("fly.toml"), config).unwrap();
+    tokio::task::block_in_place(|| deploy(&d, &dir));
+    let (status, jobs) = api.send(Method::GET, "/v1/apps/vol/jobs", None).await;
+    assert_eq!(status, 200, "{jobs}");
+    let id = jobs[0]["id"].as_u64().unwrap();
+    let (status, body) = api
+        .send(Method::POST, &format!("/v1/jobs/{id}/trigger"), None)
+        .await;
+    assert!(status < 300, "{body}");
+    let runs = wait_runs(&api, id, "the dump ran", |runs| {
+        runs.iter().any(|r| r["status"] != "running")
+    })
+    .await;
+    assert_eq!(runs[0]["status"], "succeeded", "{runs:#?}");
+    let dump = state.join("volumes/vol/data/db/dump");
+    assert_eq!(std::fs::read_to_string(&dump).unwrap(), "nightly\n");
+}

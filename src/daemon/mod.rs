@@ -213,6 +213,7 @@ impl Daemon {
                 secrets: secrets.clone(),
                 edge: edge.clone(),
                 apps_dir: options.state_dir.join("apps"),
+                volumes_dir: options.state_dir.join("volumes"),
             },
             shutdown_rx.clone(),
         )

@@ -47,6 +47,8 @@ pub struct Context {
     pub edge: crate::daemon::edge::Edge,
     /// `<state>/apps`, where machines without a release directory work.
     pub apps_dir: PathBuf,
+    /// `<state>/volumes`: a command job sees the app's mounts as its machines do.
+    pub volumes_dir: PathBuf,
 }
 
 /// The handle handlers use; cheap to clone.

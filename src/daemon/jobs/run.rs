@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Context;
 use crate::api::types::{kind, MachineSpec};
 use crate::daemon::events::{now, NewEvent};
-use crate::daemon::runtime::oneoff;
+use crate::daemon::runtime::{mounts, oneoff};
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord, RunEnd};
 use crate::daemon::store::{apps, releases};
 
@@ -156,10 +156,13 @@ async fn run_command(
     ] {
         env.insert(name.to_string(), value);
     }
-    let dir = match &release.spec.workdir {
-        Some(dir) => dir.into(),
-        None => ctx.apps_dir.join(&job.app).join("work"),
-    };
+    let dir = crate::daemon::runtime::environment::workdir(&ctx.apps_dir, &job.app, &release.spec);
+    // The app's volumes, as its machines see them: a nightly job over the app's data finds
+    // it where the app keeps it (`DATA_DIR`).
+    let mounts = &release.spec.mounts;
+    if let Err(e) = mounts::prepare(&ctx.volumes_dir, &job.app, &dir, mounts, &mut env) {
+        return failed(e.to_string());
+    }
     let mut outcome = oneoff::run(command, &dir, &env, timeout, None).await;
     // Its last lines are kept in the run's history.
     outcome.redact(&secrets);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::api::types::MachineSpec;
 
 /// The directory a machine runs in: its spec's, else the app's `work` directory.
-pub(super) fn workdir(apps_dir: &Path, app: &str, spec: &MachineSpec) -> PathBuf {
+pub(crate) fn workdir(apps_dir: &Path, app: &str, spec: &MachineSpec) -> PathBuf {
     match &spec.workdir {
         Some(dir) => PathBuf::from(dir),
         None => apps_dir.join(app).join("work"),

@@ -4,7 +4,7 @@
 
 pub mod cgroup;
 pub mod console;
-mod environment;
+pub(crate) mod environment;
 pub mod exec;
 pub mod health;
 mod https_check;
