@@ -49,7 +49,7 @@ enum Command {
     /// Put a backup back into an empty state directory, after checking its database and
     /// that its master key opens its secrets (stop the daemon first).
     #[command(
-        after_help = "Example:\n  systemctl stop lakeflyd && mv /var/lib/lakefly /var/lib/lakefly.old\n  lakeflyd restore --state /var/lib/lakefly /srv/backups/lakefly-2026-12-01 && systemctl start lakeflyd"
+        after_help = "Run it as the user lakeflyd runs as, so it can read what it restores (or chown the\nstate directory after).\n\nExample:\n  systemctl stop lakeflyd && mv /var/lib/lakefly /var/lib/lakefly.old\n  sudo -u lakefly lakeflyd restore --state /var/lib/lakefly /srv/backups/lakefly-2026-12-01\n  systemctl start lakeflyd"
     )]
     Restore {
         /// State directory to restore into: it must not exist, or be empty.
