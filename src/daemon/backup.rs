@@ -94,25 +94,43 @@ pub fn backup(state_dir: &Path, to: &Path, volumes: bool) -> Result<Copied, Back
     }
     refuse_non_empty(to)?;
     let partial = sibling(to, "partial");
-    remove_all(&partial)?;
-    make_dir(&partial)?;
     let mut copied = Copied {
         path: to.to_path_buf(),
         volumes,
         ..Copied::default()
     };
-    // The database first: files it names were there when it was read (bundles and built
-    // files are removed only once no release names them).
-    snapshot(&database, &partial.join(DATABASE))?;
-    count(&partial.join(DATABASE), &mut copied)?;
-    copied.master_key = copy_key(state_dir, &partial, &mut copied)?;
-    for (name, only_with_volumes) in DIRECTORIES {
-        if volumes || !only_with_volumes {
-            copy_tree(&state_dir.join(name), &partial.join(name), &mut copied)?;
+    into_place(&partial, to, |partial| {
+        // The database first: files it names were there when it was read (bundles and
+        // built files are removed only once no release names them).
+        snapshot(&database, &partial.join(DATABASE))?;
+        count(&partial.join(DATABASE), &mut copied)?;
+        copied.master_key = copy_key(state_dir, partial, &mut copied)?;
+        for (name, only_with_volumes) in DIRECTORIES {
+            if volumes || !only_with_volumes {
+                copy_tree(&state_dir.join(name), &partial.join(name), &mut copied)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(copied)
+}
+
+/// Fills `staging` (emptied first) with `fill`, then renames it to `to`; on a failure
+/// `staging` goes, and `to` is not touched.
+fn into_place(
+    staging: &Path,
+    to: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), BackupError>,
+) -> Result<(), BackupError> {
+    remove_all(staging)?;
+    make_dir(staging)?;
+    match fill(staging) {
+        Ok(()) => rename(staging, to),
+        Err(e) => {
+            let _ = remove_all(staging);
+            Err(e)
         }
     }
-    rename(&partial, to)?;
-    Ok(copied)
 }
 
 /// Restores the backup `from` into `state_dir`, which must not exist or be empty (and so
@@ -139,32 +157,28 @@ pub fn restore(from: &Path, state_dir: &Path) -> Result<Copied, BackupError> {
     }
     refuse_non_empty(state_dir)?;
     let restoring = sibling(state_dir, "restoring");
-    remove_all(&restoring)?;
-    make_dir(&restoring)?;
     let mut copied = Copied {
         path: state_dir.to_path_buf(),
         volumes: from.join("volumes").is_dir(),
         ..Copied::default()
     };
-    copy_file(&database, &restoring.join(DATABASE), &mut copied)?;
-    copied.master_key = copy_key(from, &restoring, &mut copied)?;
-    if copied.master_key {
-        // As the daemon will at its start: the key must open the secrets (finishing a
-        // rotation the backup caught between its commit and its rename).
-        let store = Store::open(&restoring)?;
-        if let Err(e) = open_key(&store, &restoring) {
-            drop(store);
-            remove_all(&restoring)?;
-            return Err(BackupError::WrongKey {
+    into_place(&restoring, state_dir, |restoring| {
+        copy_file(&database, &restoring.join(DATABASE), &mut copied)?;
+        copied.master_key = copy_key(from, restoring, &mut copied)?;
+        if copied.master_key {
+            // As the daemon will at its start: the key must open the secrets (finishing
+            // a rotation the backup caught between its commit and its rename).
+            let store = Store::open(restoring)?;
+            open_key(&store, restoring).map_err(|e| BackupError::WrongKey {
                 backup: from.to_path_buf(),
                 detail: e.to_string(),
-            });
+            })?;
         }
-    }
-    for (name, _) in DIRECTORIES {
-        copy_tree(&from.join(name), &restoring.join(name), &mut copied)?;
-    }
-    rename(&restoring, state_dir)?;
+        for (name, _) in DIRECTORIES {
+            copy_tree(&from.join(name), &restoring.join(name), &mut copied)?;
+        }
+        Ok(())
+    })?;
     Ok(copied)
 }
 
@@ -334,5 +348,20 @@ mod tests {
         )
         .expect("nothing");
         assert!(!dir.path().join("x").exists());
+    }
+
+    #[test]
+    fn a_backup_that_fails_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("mkdir");
+        std::fs::write(state.join(DATABASE), "not a database").expect("write");
+        let to = dir.path().join("backup");
+        let failed = backup(&state, &to, false);
+        assert!(
+            matches!(failed, Err(BackupError::Sqlite { .. })),
+            "{failed:?}"
+        );
+        assert!(!to.exists() && !dir.path().join("backup.partial").exists());
     }
 }
