@@ -8,4 +8,5 @@ pub mod console;
 pub mod exec;
 pub mod follow;
 pub mod jobs;
+pub mod kind;
 pub mod types;

@@ -83,7 +83,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         None => run_daemon(args.run),
         Some(Command::Backup { state, volumes, to }) => {
-            lakefly::daemon::backup_state(state, &to, volumes).map(|copied| {
+            lakefly::daemon::backup::backup_state(state, &to, volumes).map(|copied| {
                 println!("{}", serde_json::json!(copied));
                 eprintln!(
                     "==> backed up {} files ({} MiB) into {}",
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             })
         }
         Some(Command::Restore { state, from }) => {
-            lakefly::daemon::restore_state(state, &from).map(|copied| {
+            lakefly::daemon::backup::restore_state(state, &from).map(|copied| {
                 println!("{}", serde_json::json!(copied));
                 eprintln!(
                     "==> restored {} files ({} MiB) into {}; start lakeflyd with --state {}",

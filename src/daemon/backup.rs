@@ -86,6 +86,32 @@ pub struct Copied {
     pub volumes: bool,
 }
 
+/// `lakeflyd backup`: the state directory (default: the user's) copied into `to`.
+pub fn backup_state(
+    state_dir: Option<PathBuf>,
+    to: &Path,
+    volumes: bool,
+) -> Result<Copied, crate::error::Error> {
+    let state_dir = match state_dir {
+        Some(dir) => dir,
+        None => super::default_state_dir()?,
+    };
+    Ok(backup(&state_dir, to, volumes)?)
+}
+
+/// `lakeflyd restore`: a backup copied into an empty state directory (default: the
+/// user's), which no daemon may hold meanwhile.
+pub fn restore_state(
+    state_dir: Option<PathBuf>,
+    from: &Path,
+) -> Result<Copied, crate::error::Error> {
+    let state_dir = match state_dir {
+        Some(dir) => dir,
+        None => super::default_state_dir()?,
+    };
+    Ok(restore(from, &state_dir)?)
+}
+
 /// Backs `state_dir` up into `to`, a directory that must not exist or be empty.
 pub fn backup(state_dir: &Path, to: &Path, volumes: bool) -> Result<Copied, BackupError> {
     let database = state_dir.join(DATABASE);

@@ -525,29 +525,6 @@ pub fn rotate_master_key(state_dir: Option<PathBuf>) -> Result<usize, Error> {
     Ok(secrets::rotate::rotate(&store, &state_dir)?)
 }
 
-/// `lakeflyd backup`: the state directory (default: the user's) copied into `to`.
-pub fn backup_state(
-    state_dir: Option<PathBuf>,
-    to: &Path,
-    volumes: bool,
-) -> Result<backup::Copied, Error> {
-    let state_dir = match state_dir {
-        Some(dir) => dir,
-        None => default_state_dir()?,
-    };
-    Ok(backup::backup(&state_dir, to, volumes)?)
-}
-
-/// `lakeflyd restore`: a backup copied into an empty state directory (default: the
-/// user's), which no daemon may hold meanwhile.
-pub fn restore_state(state_dir: Option<PathBuf>, from: &Path) -> Result<backup::Copied, Error> {
-    let state_dir = match state_dir {
-        Some(dir) => dir,
-        None => default_state_dir()?,
-    };
-    Ok(backup::restore(from, &state_dir)?)
-}
-
 /// `$XDG_DATA_HOME/lakefly`, else `~/.local/share/lakefly`.
 pub fn default_state_dir() -> Result<PathBuf, Error> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
