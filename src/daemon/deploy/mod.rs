@@ -218,13 +218,14 @@ impl Deployer {
             let outcome = deployer
                 .pipeline(&app, version, &req.config, &files, strategy, wait_timeout)
                 .await;
-            let complete = outcome.is_ok();
-            deployer.finish(&app, version, outcome).await;
-            if complete {
+            // The release's jobs are in place before it is recorded complete: a client
+            // that sees the release live can trigger them at once.
+            if outcome.is_ok() {
                 if let Err(e) = deployer.jobs.sync_config(&app, &req.config.jobs).await {
                     tracing::error!(app, error = %e, "could not update the app's jobs from its release");
                 }
             }
+            deployer.finish(&app, version, outcome).await;
         });
         Ok(version)
     }
