@@ -91,3 +91,41 @@ fn an_api_certificate_that_cannot_be_used_stops_lakeflyd_naming_the_flag() {
     assert!(run.stderr.contains("the API's TLS key"), "{}", run.stderr);
     assert!(run.stderr.contains("--api-tls-cert"), "{}", run.stderr);
 }
+
+/// `lakefly console` upgrades its connection over HTTPS too: a remote host's terminal.
+#[test]
+fn a_console_works_over_https() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = https_daemon(&temp);
+    let ca = fixture("ca.pem");
+    let trusted = [("SSL_CERT_FILE", ca.as_str())];
+    let app = temp.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(
+        app.join("fly.toml"),
+        "app = \"remote\"\n[processes]\n  app = \"sleep 600\"\n",
+    )
+    .unwrap();
+    common::lakefly_env(&app, &["--remote", &d.api, "deploy"], &trusted).expect_code(0);
+    let steps = serde_json::json!([["", "echo \"o\"\"k=$((6*7))\"; exit 3\r"]]);
+    let driver =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/terminal/drive.py");
+    let output = std::process::Command::new("python3")
+        .arg(driver)
+        .arg(steps.to_string())
+        .arg(env!("CARGO_BIN_EXE_lakefly"))
+        .args(["--remote", &d.api, "-a", "remote", "console"])
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        shown.contains("ok=42") && shown.ends_with("exit=3\n"),
+        "{shown}"
+    );
+}
