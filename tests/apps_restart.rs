@@ -53,6 +53,15 @@ fn a_machine_that_does_not_come_back_stops_the_restart_and_says_why() {
     let (_, b_pid) = pid_of(&status, "b");
 
     let run = lakefly(&d, &["apps", "restart", "-a", "once"]).expect_code(1);
+    // Each step shows as it happens.
+    assert!(
+        run.stderr.contains(&format!("    machine {a} stopped\n"))
+            && run.stderr.contains(&format!("    machine {a} started\n"))
+            && run.stderr.contains(&format!("    machine {a} exited\n"))
+            && run.stderr.find("exited\n") < run.stderr.find("error: "),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains(&format!("machine {a} exited"))
             && run

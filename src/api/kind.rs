@@ -4,7 +4,8 @@
 pub const APP_CREATED: &str = "app.created";
 /// An app was destroyed.
 pub const APP_DESTROYED: &str = "app.destroyed";
-/// `apps restart` restarted every running machine, each healthy again.
+/// `apps restart` ended: every running machine restarted and healthy again, or `error`
+/// says at which it stopped.
 pub const APP_RESTARTED: &str = "app.restarted";
 /// A machine was recorded.
 pub const MACHINE_CREATED: &str = "machine.created";

@@ -28,7 +28,7 @@ impl Deployer {
         machines.sort_by(|a, b| a.process_group.cmp(&b.process_group));
         let mut events = self.machine_events(app);
         let progress = |_: &'static str, detail: String| tracing::info!(app, "{detail}");
-        Rollout {
+        let outcome = Rollout {
             app,
             runtime: &self.runtime,
             events: &mut events,
@@ -38,12 +38,18 @@ impl Deployer {
         }
         .restart(&machines)
         .await
-        .map_err(restart_failed)?;
+        .map_err(restart_failed);
+        // The restart's last event either way: a client following the app's events has
+        // seen every step once it sees this.
         let ids: Vec<&str> = machines.iter().map(|m| m.id.as_str()).collect();
-        let data = serde_json::json!({ "machines": ids });
+        let data = match &outcome {
+            Ok(()) => serde_json::json!({ "machines": ids }),
+            Err(e) => serde_json::json!({ "machines": ids, "error": e.to_string() }),
+        };
         self.hub
             .emit(NewEvent::app(app, kind::APP_RESTARTED, data))
             .await?;
+        outcome?;
         let mut after = Vec::with_capacity(machines.len());
         for machine in &machines {
             after.push(
