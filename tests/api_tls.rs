@@ -108,21 +108,10 @@ fn a_console_works_over_https() {
     .unwrap();
     common::lakefly_env(&app, &["--remote", &d.api, "deploy"], &trusted).expect_code(0);
     let steps = serde_json::json!([["", "echo \"o\"\"k=$((6*7))\"; exit 3\r"]]);
-    let driver =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/terminal/drive.py");
-    let output = std::process::Command::new("python3")
-        .arg(driver)
-        .arg(steps.to_string())
-        .arg(env!("CARGO_BIN_EXE_lakefly"))
-        .args(["--remote", &d.api, "-a", "remote", "console"])
-        .env("SSL_CERT_FILE", &ca)
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{shown}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let shown = common::terminal::drive(
+        &steps,
+        &["--remote", &d.api, "-a", "remote", "console"],
+        &[("SSL_CERT_FILE", &ca)],
     );
     assert!(
         shown.contains("ok=42") && shown.ends_with("exit=3\n"),

@@ -273,26 +273,13 @@ async fn the_console_command_on_a_terminal_is_that_terminal() {
         ["^C", "echo \"af\"\"ter=$?\"\r"],
         ["after=130", "exit 7\r"],
     ]);
-    let driver =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/terminal/drive.py");
     let api = d.api.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(driver)
-            .arg(steps.to_string())
-            .arg(env!("CARGO_BIN_EXE_lakefly"))
-            .args(["--remote", &api, "-a", "con", "console", "--machine", &id])
-            .output()
-            .unwrap()
+    let shown = tokio::task::spawn_blocking(move || {
+        let args = ["--remote", &api, "-a", "con", "console", "--machine", &id];
+        common::terminal::drive(&steps, &args, &[])
     })
     .await
     .unwrap();
-    let shown = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{shown}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert!(shown.contains("after=130"), "{shown}");
     assert!(
         shown.contains("exited 7") && shown.ends_with("exit=7\n"),

@@ -10,6 +10,7 @@ pub mod edge;
 pub mod files;
 pub mod follow;
 pub mod sse;
+pub mod terminal;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
