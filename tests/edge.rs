@@ -415,6 +415,18 @@ async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
     let answer = raw_get(tcp_port, DEADLINE).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"path\": \"/raw\""), "{answer}");
+    // `status` lists the host route, then both ports by what they speak.
+    let urls = s.status().await["urls"].clone();
+    let mut by_port = [
+        (http_port, format!("http://{HOST}:{http_port}/")),
+        (tcp_port, format!("tcp://{HOST}:{tcp_port}")),
+    ];
+    by_port.sort();
+    let host_route = format!("http://{HOST}:{}/", s.edge_port());
+    let expected: Vec<&String> = std::iter::once(&host_route)
+        .chain(by_port.iter().map(|(_, url)| url))
+        .collect();
+    assert_eq!(urls, serde_json::json!(expected));
 
     let stop = Arc::new(AtomicBool::new(false));
     let (done, loops) = request_loop(direct, url, 2, stop.clone());
@@ -702,4 +714,7 @@ async fn a_port_taken_while_the_daemon_was_down_does_not_take_the_app_offline() 
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
+    // Only what is served is advertised: the host route, not the taken port.
+    let url = format!("http://{HOST}:{}/", s.edge_port());
+    assert_eq!(s.status().await["urls"], serde_json::json!([url]));
 }

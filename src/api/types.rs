@@ -239,6 +239,10 @@ pub struct AppStatus {
     pub release: Option<ReleaseSummary>,
     /// Every machine that is not destroyed.
     pub machines: Vec<Machine>,
+    /// Where the app is served (its host names on the edge, then its service ports), as
+    /// URLs; empty when it serves nothing, or from a daemon that does not say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
 }
 
 /// A release as `status` shows it.

@@ -64,12 +64,6 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     let dir = crate::config::app_dir(path).to_path_buf();
     let config = runnable(config, &dir, path)?;
     let api = client(global)?;
-    let serves_http = config.http_service.is_some()
-        || config
-            .services
-            .iter()
-            .flat_map(|s| &s.ports)
-            .any(|p| p.handlers.iter().any(|h| h == "http"));
 
     // Pack into a temporary file beside nothing the app sees.
     let bundle_file = tempfile::NamedTempFile::new()
@@ -165,40 +159,15 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             Some(stream) => watch(out, &app, version, stream).await?,
             None => return detached(out, &app, version),
         }
-        if serves_http && !out.json {
-            for url in app_urls(&api, &app).await {
+        if !out.json {
+            // Read from the routes the edge serves now, so only what answers is shown.
+            let urls = api.status(&app).await.map(|s| s.urls).unwrap_or_default();
+            for url in urls {
                 out.note(&format!("    visit {url}"));
             }
         }
         Ok(())
     })
-}
-
-/// `http://<app>.<domain>:<port>/` on the daemon's edge, when the daemon says where it is,
-/// then the app's own host names (`lakefly certs`) but wildcards.
-async fn app_urls(api: &crate::api::client::Client, app: &str) -> Vec<String> {
-    let Some(edge) = api.health().await.ok().and_then(|health| {
-        let edge: std::net::SocketAddr = health.edge?.parse().ok()?;
-        Some((edge.port(), health.domain?))
-    }) else {
-        return vec![];
-    };
-    let (port, domain) = edge;
-    let url = |host: &str| match port {
-        80 => format!("http://{host}/"),
-        port => format!("http://{host}:{port}/"),
-    };
-    let mut urls = vec![url(&format!("{app}.{domain}"))];
-    // Older daemons have no host names; the first URL is enough then.
-    if let Ok(names) = api.hostnames(app).await {
-        urls.extend(
-            names
-                .iter()
-                .filter(|h| !h.hostname.starts_with("*."))
-                .map(|h| url(&h.hostname)),
-        );
-    }
-    urls
 }
 
 /// The app's events from now on (a release's steps are `deploy.*`, `release.*` and

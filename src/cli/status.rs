@@ -35,5 +35,29 @@ pub fn status_text(status: &AppStatus) -> String {
     } else {
         machine_table(&status.machines)
     };
-    format!("App      {}\nRelease  {release}\n\n{machines}", status.app)
+    let mut head = format!("App      {}\nRelease  {release}\n", status.app);
+    for (n, url) in status.urls.iter().enumerate() {
+        let label = if n == 0 { "URLs" } else { "" };
+        head.push_str(&format!("{label:<9}{url}\n"));
+    }
+    format!("{head}\n{machines}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_follow_the_release_one_a_line() {
+        let status = AppStatus {
+            app: "shop".into(),
+            release: None,
+            machines: vec![],
+            urls: vec!["http://shop.localhost:4281/".into(), "tcp://shop.localhost:5433".into()],
+        };
+        assert_eq!(
+            status_text(&status),
+            "App      shop\nRelease  none yet\nURLs     http://shop.localhost:4281/\n         tcp://shop.localhost:5433\n\nNo machines."
+        );
+    }
 }

@@ -51,6 +51,18 @@ impl Hosts {
         hostname == self.domain || hostname.ends_with(&format!(".{}", self.domain))
     }
 
+    /// The names added to `app` that name one host (not `*.` wildcards), sorted.
+    pub fn exact_names_of(&self, app: &str) -> Vec<String> {
+        let added = self.added.read().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = added
+            .iter()
+            .filter(|(name, of)| *of == app && !name.starts_with("*."))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Routes exactly these added names from now on.
     pub fn replace(&self, names: impl IntoIterator<Item = (String, String)>) {
         *self.added.write().unwrap_or_else(|p| p.into_inner()) = names.into_iter().collect();

@@ -7,6 +7,7 @@
 //! release rolls out.
 
 pub mod access_log;
+mod addresses;
 mod acquire;
 mod answers;
 pub mod autostart;
@@ -478,6 +479,20 @@ impl Edge {
     /// The domain apps are served under.
     pub fn domain(&self) -> &str {
         self.state.hosts.domain()
+    }
+
+    /// Where `app` can be reached, as URLs, from the routes it is served with now.
+    pub fn urls(&self, app: &str) -> Vec<String> {
+        let mut names = vec![format!("{app}.{}", self.domain())];
+        names.extend(self.state.hosts.exact_names_of(app));
+        let at = addresses::Listening {
+            http: self.addr,
+            https: self.https_addr,
+            names: &names,
+        };
+        self.state
+            .look_up(app, |routes| Some(addresses::urls(routes, &at)))
+            .unwrap_or_default()
     }
 
     /// Which app a host name is for, and which names are apps' own.

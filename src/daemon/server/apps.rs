@@ -92,6 +92,7 @@ pub async fn status(
         }),
     };
     Ok(Json(AppStatus {
+        urls: state.edge.urls(&app.name),
         app: app.name,
         release,
         machines,
