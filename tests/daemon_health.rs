@@ -59,6 +59,21 @@ async fn next_health(sse: &mut Sse) -> Message {
     sse.next(WAIT).await.expect("a health event")
 }
 
+/// `lakefly checks list --json` of `app`.
+async fn checks_list(d: &TestDaemon, app: &str) -> Value {
+    let (api, app) = (d.api.clone(), app.to_string());
+    tokio::task::spawn_blocking(move || {
+        common::lakefly(
+            std::path::Path::new("."),
+            &["--remote", &api, "checks", "list", "-a", &app, "--json"],
+        )
+        .expect_code(0)
+        .json()
+    })
+    .await
+    .unwrap()
+}
+
 fn python_app(dir: &std::path::Path) -> String {
     std::fs::write(dir.join("app.py"), APP).unwrap();
     "exec python3 app.py".to_string()
@@ -91,8 +106,13 @@ async fn http_checks_follow_the_apps_answers_and_carry_the_output() {
     let d = TestDaemon::start();
     let work = tempfile::tempdir().unwrap();
     let mut sse = setup(&d, "checked").await;
-    let checks = json!({ "health": { "type": "http", "path": "/health", "interval": "100ms", "timeout": "1s", "grace_period": "0ms" } });
-    create(
+    // `legacy` is of a type lakefly does not run (the config reader says so): it is left
+    // out, and does not hold the machine at `unknown`.
+    let checks = json!({
+        "health": { "type": "http", "path": "/health", "interval": "100ms", "timeout": "1s", "grace_period": "0ms" },
+        "legacy": { "type": "script" },
+    });
+    let id = create(
         &d,
         "checked",
         json!({ "command": python_app(work.path()), "workdir": work.path(), "internal_port": 8080, "checks": checks }),
@@ -111,10 +131,31 @@ async fn http_checks_follow_the_apps_answers_and_carry_the_output() {
         "{}",
         m.data
     );
+    // `lakefly checks list` shows each check's latest result.
+    let listed = checks_list(&d, "checked").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        (
+            &listed[0]["machine"],
+            &listed[0]["name"],
+            &listed[0]["status"]
+        ),
+        (&json!(id), &json!("health"), &json!("passing"))
+    );
+    assert!(
+        listed[0]["output"].as_str().unwrap().starts_with("200 "),
+        "{listed}"
+    );
     std::fs::write(work.path().join("sick"), "").unwrap();
     let m = next_health(&mut sse).await;
     assert_eq!(m.data["data"]["health"], "critical");
     assert_eq!(m.data["data"]["check"], "health");
+    let listed = checks_list(&d, "checked").await;
+    assert_eq!(listed[0]["status"], "critical", "{listed}");
+    assert!(
+        listed[0]["output"].as_str().unwrap().starts_with("500 "),
+        "{listed}"
+    );
     assert!(
         m.data["data"]["output"]
             .as_str()

@@ -85,9 +85,16 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
     // `status` says where it is served too, as `fly status` gives its hostname.
     let url = format!("http://hello.localhost:{edge_port}/");
     assert_eq!(s["urls"], serde_json::json!([url]));
-    let text = common::lakefly(Path::new("."), &["--remote", &d.api, "status", "-a", "hello"])
-        .expect_code(0);
-    assert!(text.stdout.contains(&format!("URLs     {url}\n")), "{}", text.stdout);
+    let text = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "status", "-a", "hello"],
+    )
+    .expect_code(0);
+    assert!(
+        text.stdout.contains(&format!("URLs     {url}\n")),
+        "{}",
+        text.stdout
+    );
 
     let again = deploy(&d, &app, &["--strategy", "bluegreen"]).expect_code(0);
     assert!(

@@ -460,7 +460,7 @@ impl Client {
             .map(|_| ())
     }
 
-    async fn call<T: DeserializeOwned, B: Serialize>(
+    pub(super) async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,
         path: &str,

@@ -3,6 +3,7 @@
 
 mod base64_bytes;
 pub mod bundles;
+pub mod checks;
 pub mod client;
 pub mod console;
 pub mod exec;

@@ -215,7 +215,7 @@ fn exec_outcome(machine: &str, result: &ExecEnd, timeout: Duration) -> Result<()
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `12s` since `started`.
-fn uptime(started: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+pub(super) fn uptime(started: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
     let started = chrono::DateTime::parse_from_rfc3339(started).ok()?;
     let secs = (now - started.with_timezone(&chrono::Utc))
         .num_seconds()

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod auth;
 pub mod certs;
+pub mod checks;
 pub mod completion;
 pub mod config;
 pub mod console;
@@ -99,6 +100,8 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// List and control an app's machines.
     Machines(machines::MachinesArgs),
+    /// Show each running machine's health checks and what each last saw.
+    Checks(checks::ChecksArgs),
     /// Open a terminal in one of the app's machines (its directory, env and secrets).
     Console(console::ConsoleArgs),
     /// Change or show how many machines each process group runs.
@@ -137,6 +140,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Rollback(args) => rollback::run(&global, args),
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
+        Command::Checks(args) => checks::run(&global, args),
         Command::Console(args) => console::run(&global, args),
         Command::Scale(args) => scale::run(&global, args),
         Command::Secrets(args) => secrets::run(&global, args),

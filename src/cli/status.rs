@@ -53,7 +53,10 @@ mod tests {
             app: "shop".into(),
             release: None,
             machines: vec![],
-            urls: vec!["http://shop.localhost:4281/".into(), "tcp://shop.localhost:5433".into()],
+            urls: vec![
+                "http://shop.localhost:4281/".into(),
+                "tcp://shop.localhost:5433".into(),
+            ],
         };
         assert_eq!(
             status_text(&status),

@@ -7,8 +7,8 @@
 //! release rolls out.
 
 pub mod access_log;
-mod addresses;
 mod acquire;
+mod addresses;
 mod answers;
 pub mod autostart;
 pub mod backends;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::check_board::{CheckBoard, Entry, Recorder};
 use crate::api::types::kind;
 use crate::config::model::{Check, CheckKind};
 use crate::daemon::events::{EventHub, NewEvent};
@@ -55,8 +56,8 @@ impl Target {
     }
 }
 
-/// Aborts the checks when the machine's process is done.
-pub struct Watch(JoinHandle<()>);
+/// Aborts the checks, and takes them off the board, when the machine's process is done.
+pub struct Watch(JoinHandle<()>, #[allow(dead_code)] Entry);
 
 impl Drop for Watch {
     fn drop(&mut self) {
@@ -64,29 +65,41 @@ impl Drop for Watch {
     }
 }
 
-/// Starts watching a machine's health; it stops when the returned guard drops.
-pub fn watch(target: Target, checks: BTreeMap<String, Check>, hub: EventHub) -> Watch {
-    Watch(tokio::spawn(async move {
+/// Starts watching a machine's health, each result shown on `board`; it stops when the
+/// returned guard drops.
+pub fn watch(
+    target: Target,
+    checks: BTreeMap<String, Check>,
+    hub: EventHub,
+    board: &CheckBoard,
+) -> Watch {
+    // A check of a type lakefly does not run was reported when the config was read; it
+    // is left out here, or it would hold the machine at `unknown` for ever.
+    let checks: BTreeMap<String, Check> = checks
+        .into_iter()
+        .filter(|(_, check)| !matches!(check.kind, CheckKind::Other(_)))
+        .collect();
+    let names: Vec<String> = if checks.is_empty() {
+        vec!["implicit".to_string()]
+    } else {
+        checks.keys().cloned().collect()
+    };
+    let entry = board.enter(&target.app, &target.machine, &names);
+    let recorder = entry.recorder();
+    let task = tokio::spawn(async move {
         let (tx, rx) = mpsc::channel(16);
         let target = std::sync::Arc::new(target);
-        let names: Vec<String> = if checks.is_empty() {
-            vec!["implicit".to_string()]
-        } else {
-            checks.keys().cloned().collect()
-        };
         if checks.is_empty() {
             tokio::spawn(implicit(target.clone(), tx));
         } else {
             for (name, check) in checks {
-                if matches!(check.kind, CheckKind::Other(_)) {
-                    continue;
-                }
                 tokio::spawn(run_check(name, check, target.clone(), tx.clone()));
             }
             drop(tx);
         }
-        aggregate(&target, names, rx, hub).await;
-    }))
+        aggregate(&target, names, rx, hub, recorder).await;
+    });
+    Watch(task, entry)
 }
 
 /// One result of one check.
@@ -101,11 +114,13 @@ async fn aggregate(
     names: Vec<String>,
     mut rx: mpsc::Receiver<Outcome>,
     hub: EventHub,
+    board: Recorder,
 ) {
     let mut latest: BTreeMap<String, bool> = BTreeMap::new();
     let mut health = "unknown";
     let mut last_output: Option<String> = None;
     while let Some(outcome) = rx.recv().await {
+        board.record(&outcome.check, outcome.passing, &outcome.output);
         latest.insert(outcome.check.clone(), outcome.passing);
         let now = if latest.values().any(|ok| !ok) {
             "critical"

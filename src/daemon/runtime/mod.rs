@@ -3,6 +3,7 @@
 //! them, and reconciles what a crashed daemon left behind.
 
 pub mod cgroup;
+pub mod check_board;
 pub mod console;
 pub(crate) mod environment;
 pub mod exec;
@@ -88,6 +89,7 @@ pub struct Runtime {
     backends: Backends,
     cgroups: Option<cgroup::Cgroups>,
     ports: ports::PortPool,
+    checks: check_board::CheckBoard,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
 }
 
@@ -129,6 +131,7 @@ impl Runtime {
             backends,
             cgroups: cgroup::Cgroups::detect(),
             ports,
+            checks: check_board::CheckBoard::default(),
             store,
             hub,
             apps_dir: options.state_dir.join("apps"),
@@ -196,6 +199,11 @@ impl Runtime {
             pid_start: None,
         }));
         Ok(machine)
+    }
+
+    /// The latest result of each health check of `app`'s running machines.
+    pub fn checks(&self, app: &str) -> Vec<crate::api::checks::CheckStatus> {
+        self.checks.of_app(app)
     }
 
     /// The machines of `app`.
@@ -297,6 +305,7 @@ impl Runtime {
             backends: self.backends.clone(),
             cgroups: self.cgroups.clone(),
             ports: self.ports.clone(),
+            checks: self.checks.clone(),
             control: rx,
             pending: None,
             booted: Some(booted),

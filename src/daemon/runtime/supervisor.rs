@@ -64,6 +64,8 @@ pub struct Supervisor {
     pub(super) cgroups: Option<super::cgroup::Cgroups>,
     /// Where `$PORT` comes from.
     pub(super) ports: super::ports::PortPool,
+    /// Where the latest result of each check is shown.
+    pub(super) checks: super::check_board::CheckBoard,
     pub(super) control: mpsc::Receiver<Control>,
     /// A start or restart request, answered once the process is recorded as started (or
     /// as failed), so the caller sees the new state.
@@ -270,6 +272,7 @@ impl Supervisor {
             },
             self.spec.checks.clone(),
             self.hub.clone(),
+            &self.checks,
         );
         let status = loop {
             tokio::select! {

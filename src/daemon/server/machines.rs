@@ -21,6 +21,15 @@ pub async fn list(
     Ok(Json(state.runtime.list(&app).await?))
 }
 
+/// `GET /v1/apps/{app}/checks`: the latest result of each check of its running machines.
+pub async fn checks(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<crate::api::checks::CheckStatus>>, ServerError> {
+    state.require_app(&app).await?;
+    Ok(Json(state.runtime.checks(&app)))
+}
+
 /// `POST /v1/apps/{app}/machines`: records a machine and starts it.
 pub async fn create(
     State(state): State<Shared>,

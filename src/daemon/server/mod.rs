@@ -143,6 +143,7 @@ fn routes(state: Shared) -> Router {
             "/v1/apps/{name}/machines",
             get(machines::list).post(machines::create),
         )
+        .route("/v1/apps/{name}/checks", get(machines::checks))
         .route(
             "/v1/apps/{name}/machines/{id}",
             get(machines::show).delete(machines::destroy),
