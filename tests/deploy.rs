@@ -557,6 +557,59 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
     );
 }
 
+#[test]
+fn env_and_build_arg_flags_hold_for_that_release_and_leave_the_file_alone() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The Dockerfile beside is the image even though [processes] gives the command (as
+    // Fly builds it): its ENV reaches the machine.
+    let toml = format!("app = \"flags\"\n[env]\n  NOTE = \"from-file\"\n{PYTHON_WEB}");
+    let app = app_with(
+        dir.path(),
+        "flags",
+        &[
+            ("fly.toml", &toml),
+            (
+                "Dockerfile",
+                "FROM python:3.11-slim\nARG FLAVOR=plain\nENV FLAVOR=$FLAVOR\nCOPY server.py ./\n",
+            ),
+            (
+                "server.py",
+                &python_server(r#"os.environ["NOTE"] + "|" + os.environ["FLAVOR"]"#),
+            ),
+        ],
+    );
+    let answer = || {
+        let s = common::lakefly(
+            Path::new("."),
+            &["--remote", &d.api, "status", "-a", "flags", "--json"],
+        )
+        .expect_code(0)
+        .json();
+        let port = s["machines"][0]["port"].as_u64().unwrap();
+        get_text(&format!("http://127.0.0.1:{port}/"))
+    };
+    deploy(
+        &d,
+        &app,
+        &["-e", "NOTE=from=flag", "--build-arg", "FLAVOR=spicy"],
+    )
+    .expect_code(0);
+    assert_eq!(answer(), "from=flag|spicy");
+    assert_eq!(std::fs::read_to_string(app.join("fly.toml")).unwrap(), toml);
+    // The next deploy without them is the file's again.
+    deploy(&d, &app, &[]).expect_code(0);
+    assert_eq!(answer(), "from-file|plain");
+    // A bad one is refused before anything is sent, naming the flag.
+    let bad = deploy(&d, &app, &["--env", "9LIVES=1"]).expect_code(2);
+    assert!(
+        bad.stderr.contains("--env <NAME=VALUE>")
+            && bad.stderr.contains("\"9LIVES\" is not a variable name"),
+        "{}",
+        bad.stderr
+    );
+}
+
 /// The Dockerfile `fly launch` writes for a Node app, as it writes it but for the last
 /// line (`npm run start` there; Debian's nodejs, which CI installs, comes without npm).
 const FLY_LAUNCH_NODE_DOCKERFILE: &str = r#"# syntax = docker/dockerfile:1

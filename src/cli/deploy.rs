@@ -38,6 +38,28 @@ pub struct DeployArgs {
     /// `[build]` and `[env]` was built (e.g. to pick up newer unpinned dependencies).
     #[arg(long, alias = "no-cache")]
     pub rebuild: bool,
+    /// Set an environment variable for this release, over `[env]` (repeatable; the file
+    /// is not changed).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE", value_parser = parse_variable)]
+    pub env: Vec<(String, String)>,
+    /// Give a Dockerfile `ARG` a value for this release, over `[build.args]` (repeatable).
+    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_variable)]
+    pub build_args: Vec<(String, String)>,
+}
+
+/// `NAME=VALUE` with a name a shell could export; the value may be empty or hold `=`.
+fn parse_variable(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once('=') else {
+        return Err(format!("{s:?} has no `=`: write NAME=VALUE"));
+    };
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a variable name: letters, digits and _, not starting with a digit"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
@@ -62,7 +84,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         .or_else(|| config.app.clone())
         .ok_or(Error::NoApp)?;
     let dir = crate::config::app_dir(path).to_path_buf();
-    let config = runnable(config, &dir, path)?;
+    let mut config = runnable(config, &dir, path)?;
+    overrides(&mut config, &args, &out);
     let api = client(global)?;
 
     // Pack into a temporary file beside nothing the app sees.
@@ -288,6 +311,19 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
 /// The config with what each process group runs settled (the `Dockerfile` beside it
 /// named when the config relies on it, as flyctl builds it), or why one has nothing to
 /// run, found before the app is created or anything uploaded.
+/// `--env` over `[env]` and `--build-arg` over `[build.args]`, for this release only.
+fn overrides(config: &mut AppConfig, args: &DeployArgs, out: &Output) {
+    config.env.extend(args.env.iter().cloned());
+    if args.build_args.is_empty() {
+        return;
+    }
+    let build = config.build.get_or_insert_with(Default::default);
+    if build.dockerfile.is_none() && !out.json {
+        out.note("    note: --build-arg values go to a Dockerfile's ARGs; this app is not built from one");
+    }
+    build.args.extend(args.build_args.iter().cloned());
+}
+
 fn runnable(mut config: AppConfig, dir: &Path, path: &Path) -> Result<AppConfig, Error> {
     match plan::runnable(&config, dir) {
         plan::Runnable::AsConfigured => Ok(config),

@@ -105,6 +105,8 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
         wait_timeout: None,
         detach: false,
         rebuild: false,
+        env: Vec::new(),
+        build_args: Vec::new(),
     };
     super::deploy::run(global, deploy_args)
 }

@@ -140,6 +140,17 @@ pub struct Build {
     pub extra: Extra,
 }
 
+impl Build {
+    /// Whether it says what to build from (a Dockerfile, an image, a builder or
+    /// buildpacks); without that, flyctl builds the `Dockerfile` beside `fly.toml`.
+    pub fn names_a_source(&self) -> bool {
+        self.dockerfile.is_some()
+            || self.image.is_some()
+            || self.builder.is_some()
+            || !self.buildpacks.is_empty()
+    }
+}
+
 /// How a release replaces the machines of the previous one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

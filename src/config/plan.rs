@@ -86,14 +86,22 @@ pub enum NothingToRun {
 
 /// Whether every group of `cfg` has something to run when deployed from `dir`.
 pub fn runnable(cfg: &AppConfig, dir: &Path) -> Runnable {
+    let build = cfg.build.as_ref();
+    // flyctl builds the Dockerfile beside fly.toml when nothing else says how to build,
+    // and every group runs in that image, with or without a command of its own.
+    let beside =
+        !build.is_some_and(|b| b.names_a_source()) && dir.join(DEFAULT_DOCKERFILE).is_file();
     let Some(group) = cfg
         .group_names()
         .into_iter()
         .find(|group| command_for(cfg, group).is_none())
     else {
-        return Runnable::AsConfigured;
+        return if beside {
+            Runnable::BesideConfig
+        } else {
+            Runnable::AsConfigured
+        };
     };
-    let build = cfg.build.as_ref();
     if let Some(name) = build.and_then(|b| b.dockerfile.as_deref()) {
         // Only the app's directory is uploaded: a Dockerfile the daemon cannot find there
         // is named now, not after the upload.
@@ -114,6 +122,8 @@ pub fn runnable(cfg: &AppConfig, dir: &Path) -> Runnable {
             },
         };
     }
+    // Without a command, the Dockerfile beside is the one thing here that could run
+    // (lakefly has no buildpacks or images), whatever else the config says.
     if dir.join(DEFAULT_DOCKERFILE).is_file() {
         return Runnable::BesideConfig;
     }

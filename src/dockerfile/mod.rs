@@ -305,6 +305,27 @@ impl Stage {
     /// The command line with each word (each argument of an exec form, each
     /// space-separated word of a shell form) passed through `map`.
     pub(crate) fn command_line_mapped(&self, map: &dyn Fn(&str) -> String) -> Option<String> {
+        self.command_line_with(self.cmd.as_ref(), map)
+    }
+
+    /// A `[processes]` command as Fly runs it in the image: in place of `CMD`, so after an
+    /// exec-form `ENTRYPOINT` (which a shell-form one ignores, as it ignores `CMD`); words
+    /// passed through `map` as in [`Stage::command_line_mapped`].
+    pub(crate) fn process_command_mapped(
+        &self,
+        command: &str,
+        map: &dyn Fn(&str) -> String,
+    ) -> String {
+        let cmd = Instruction::Shell(command.to_string());
+        self.command_line_with(Some(&cmd), map)
+            .unwrap_or_else(|| command.to_string())
+    }
+
+    fn command_line_with(
+        &self,
+        cmd: Option<&Instruction>,
+        map: &dyn Fn(&str) -> String,
+    ) -> Option<String> {
         let shell = |s: &str| s.split(' ').map(map).collect::<Vec<_>>().join(" ");
         let words = |i: &Instruction| match i {
             Instruction::Exec(argv) => argv
@@ -314,7 +335,7 @@ impl Stage {
                 .join(" "),
             Instruction::Shell(s) => shell(s),
         };
-        match (&self.entrypoint, &self.cmd) {
+        match (&self.entrypoint, cmd) {
             // A shell-form ENTRYPOINT ignores CMD.
             (Some(Instruction::Shell(s)), _) => Some(shell(s)),
             (Some(e), Some(c)) => Some(format!("{} {}", words(e), words(c))),

@@ -34,6 +34,9 @@ pub struct Built {
     /// Its command line, with paths under `WORKDIR` mapped onto the tree (flyctl's Rails
     /// Dockerfile runs `/rails/bin/docker-entrypoint`); `None` without `CMD`/`ENTRYPOINT`.
     pub command: Option<String>,
+    /// The `[processes]` commands it was given, by group, as they run in the image: after
+    /// its `ENTRYPOINT`, paths mapped the same way.
+    pub processes: BTreeMap<String, String>,
     /// Copies it could not apply, each with its line and why: to a place outside the final
     /// `WORKDIR` (only a container could hold it, as flyctl's Django Dockerfile copies
     /// `requirements.txt` to `/tmp` for a `RUN` step), or from a stage of files that no
@@ -42,8 +45,13 @@ pub struct Built {
 }
 
 /// Builds the machine's working tree at `tree` from the build `context` and the final
-/// `stage`.
-pub fn build_tree(stage: &Stage, context: &Path, tree: &Path) -> Result<Built, TreeError> {
+/// `stage`; `processes` are the app's `[processes]` commands, by group.
+pub fn build_tree(
+    stage: &Stage,
+    context: &Path,
+    tree: &Path,
+    processes: &BTreeMap<String, String>,
+) -> Result<Built, TreeError> {
     remove(tree)?;
     create(tree)?;
     let scratch = tree.with_extension("stages");
@@ -59,9 +67,14 @@ pub fn build_tree(stage: &Stage, context: &Path, tree: &Path) -> Result<Built, T
     // The stages were only a means to the final tree.
     let _ = fs::remove_dir_all(&scratch);
     applied?;
+    let map = |word: &str| onto_tree(&stage.workdir, word, tree);
     Ok(Built {
         env: tree_env(stage, tree),
-        command: stage.command_line_mapped(&|word| onto_tree(&stage.workdir, word, tree)),
+        command: stage.command_line_mapped(&map),
+        processes: processes
+            .iter()
+            .map(|(group, command)| (group.clone(), stage.process_command_mapped(command, &map)))
+            .collect(),
         not_applied: builder.not_applied,
     })
 }
@@ -300,7 +313,9 @@ mod tests {
         let stage = read("FROM x\nWORKDIR /app\nENV DATA=/app/data OTHER=/etc/x\nCOPY src/mcli ./mcli\nCOPY run.py ./\n").unwrap();
         let out = tempfile::tempdir().unwrap();
         let tree = out.path().join("tree");
-        let env = build_tree(&stage, context.path(), &tree).unwrap().env;
+        let env = build_tree(&stage, context.path(), &tree, &BTreeMap::new())
+            .unwrap()
+            .env;
         assert_eq!(fs::read_to_string(tree.join("mcli/main.py")).unwrap(), "x");
         assert_eq!(fs::read_to_string(tree.join("mcli/sub/a.py")).unwrap(), "y");
         assert_eq!(fs::read_to_string(tree.join("run.py")).unwrap(), "z");
@@ -317,7 +332,7 @@ mod tests {
         let outside =
             read("FROM x\nWORKDIR /code\nCOPY a /tmp/requirements.txt\nCOPY a .\n").unwrap();
         let tree = out.path().join("t");
-        let built = build_tree(&outside, context.path(), &tree).unwrap();
+        let built = build_tree(&outside, context.path(), &tree, &BTreeMap::new()).unwrap();
         assert_eq!(
             built.not_applied,
             ["line 3: COPY to /tmp/requirements.txt: outside WORKDIR /code, where only a container could put it"]
@@ -325,12 +340,22 @@ mod tests {
         assert!(tree.join("a").is_file() && !tree.join("tmp").exists());
         let missing = read("FROM x\nWORKDIR /app\nCOPY nope ./\n").unwrap();
         assert!(matches!(
-            build_tree(&missing, context.path(), &out.path().join("t")),
+            build_tree(
+                &missing,
+                context.path(),
+                &out.path().join("t"),
+                &BTreeMap::new()
+            ),
             Err(TreeError::MissingSource(_))
         ));
         let climbing = read("FROM x\nWORKDIR /app\nCOPY ../../etc/passwd ./\n").unwrap();
         assert!(matches!(
-            build_tree(&climbing, context.path(), &out.path().join("t")),
+            build_tree(
+                &climbing,
+                context.path(),
+                &out.path().join("t"),
+                &BTreeMap::new()
+            ),
             Err(TreeError::MissingSource(_))
         ));
     }
@@ -355,7 +380,7 @@ mod tests {
         let stage = read(dockerfile).unwrap();
         let out = tempfile::tempdir().unwrap();
         let tree = out.path().join("1-tree");
-        let built = build_tree(&stage, context.path(), &tree).unwrap();
+        let built = build_tree(&stage, context.path(), &tree, &BTreeMap::new()).unwrap();
         assert_eq!(fs::read_to_string(tree.join("server.js")).unwrap(), "js");
         assert_eq!(
             fs::read_to_string(tree.join("node_modules/.bin/serve")).unwrap(),
@@ -389,7 +414,7 @@ mod tests {
         let stage = read("FROM x\nENV PATH=/usr/local/bin:/conf DATA=/data\nCOPY *.txt conf/*.ini /etc-copy/\nCOPY c.[mM]d /conf/\n").unwrap();
         let out = tempfile::tempdir().unwrap();
         let tree = out.path().join("t");
-        let built = build_tree(&stage, context.path(), &tree).unwrap();
+        let built = build_tree(&stage, context.path(), &tree, &BTreeMap::new()).unwrap();
         for path in [
             "etc-copy/a.txt",
             "etc-copy/b.txt",
@@ -407,7 +432,7 @@ mod tests {
         assert_eq!(built.env["DATA"], "/data");
         let none = read("FROM x\nWORKDIR /app\nCOPY *.none ./\n").unwrap();
         assert!(matches!(
-            build_tree(&none, context.path(), &tree),
+            build_tree(&none, context.path(), &tree, &BTreeMap::new()),
             Err(TreeError::MissingSource(source)) if source == "*.none"
         ));
     }
@@ -421,7 +446,15 @@ mod tests {
         let tree = out.path().join("t");
         // As flyctl's Rails Dockerfile ends.
         let rails = read("FROM ruby AS base\nWORKDIR /rails\nFROM base AS build\nCOPY . .\nFROM base\nCOPY --from=build /rails /rails\nENTRYPOINT [\"/rails/bin/docker-entrypoint\"]\nCMD [\"./bin/rails\", \"server\", \"-b\", \"/rails-not\"]\n").unwrap();
-        let built = build_tree(&rails, context.path(), &tree).unwrap();
+        // `[processes]` commands take CMD's place, after the ENTRYPOINT, as on Fly.
+        let processes = BTreeMap::from([
+            ("web".to_string(), "./bin/rails server".to_string()),
+            (
+                "worker".to_string(),
+                "/rails/bin/jobs --queue a".to_string(),
+            ),
+        ]);
+        let built = build_tree(&rails, context.path(), &tree, &processes).unwrap();
         assert_eq!(
             built.command.unwrap(),
             format!(
@@ -429,11 +462,25 @@ mod tests {
                 tree.display()
             )
         );
+        let entrypoint = format!("{}/bin/docker-entrypoint", tree.display());
+        assert_eq!(
+            built.processes,
+            BTreeMap::from([
+                (
+                    "web".to_string(),
+                    format!("{entrypoint} ./bin/rails server")
+                ),
+                (
+                    "worker".to_string(),
+                    format!("{entrypoint} {}/bin/jobs --queue a", tree.display())
+                ),
+            ])
+        );
         let shell = read(
             "FROM x\nWORKDIR /srv\nCOPY . .\nCMD /srv/bin/docker-entrypoint --log /var/log/x\n",
         )
         .unwrap();
-        let built = build_tree(&shell, context.path(), &tree).unwrap();
+        let built = build_tree(&shell, context.path(), &tree, &BTreeMap::new()).unwrap();
         assert_eq!(
             built.command.unwrap(),
             format!("{}/bin/docker-entrypoint --log /var/log/x", tree.display())
@@ -453,7 +500,7 @@ mod tests {
             FROM base\nWORKDIR /myapp\nCOPY --from=production-deps /myapp /myapp\nADD server.js .\nCMD [\"node\", \"server.js\"]\n").unwrap();
         let out = tempfile::tempdir().unwrap();
         let tree = out.path().join("t");
-        let built = build_tree(&stage, context.path(), &tree).unwrap();
+        let built = build_tree(&stage, context.path(), &tree, &BTreeMap::new()).unwrap();
         assert!(built.not_applied.is_empty(), "{:?}", built.not_applied);
         assert_eq!(
             fs::read_to_string(tree.join("node_modules/dep/index.js")).unwrap(),

@@ -130,7 +130,10 @@ impl Deployer {
         }
         // Every group must be runnable before anything is touched: its own command, or a
         // Dockerfile to read one from: the one `[build] dockerfile` names, else, as flyctl
-        // builds it, the `Dockerfile` at the bundle's root.
+        // builds it, the `Dockerfile` at the bundle's root. That one is also the image of
+        // groups with commands when the config says of no other (as `lakefly deploy`
+        // sends it).
+        let builds_elsewhere = (req.config.build.as_ref()).is_some_and(|b| b.names_a_source());
         let without_command = req
             .config
             .group_names()
@@ -142,10 +145,17 @@ impl Deployer {
             .build
             .as_ref()
             .is_some_and(|b| b.dockerfile.is_some());
-        if let Some(group) = without_command.filter(|_| !names_dockerfile) {
-            if !self.bundle_holds(&digest, DEFAULT_DOCKERFILE).await {
-                return Err(plan::PlanError::NoCommand(group).into());
+        let beside = match without_command {
+            Some(group) if !names_dockerfile => {
+                if !self.bundle_holds(&digest, DEFAULT_DOCKERFILE).await {
+                    return Err(plan::PlanError::NoCommand(group).into());
+                }
+                true
             }
+            Some(_) => false,
+            None => !builds_elsewhere && self.bundle_holds(&digest, DEFAULT_DOCKERFILE).await,
+        };
+        if beside {
             req.config
                 .build
                 .get_or_insert_with(Default::default)
@@ -355,6 +365,7 @@ impl Deployer {
             workdir,
             fallback,
             image_env,
+            processes,
         } = self.prepare(app, version, cfg, files).await?;
 
         // Roll out, watching the app's machine events from before the first is created.
@@ -377,6 +388,9 @@ impl Deployer {
                 plan::machine_spec(cfg, group, fallback.as_deref(), Some(version))
                     .map_err(|e| fail(e.to_string()))?;
             spec.workdir = Some(workdir.to_string_lossy().into_owned());
+            if let Some(command) = processes.get(group) {
+                spec.command = command.clone();
+            }
             // fly.toml's [env] wins over the Dockerfile's ENV.
             for (k, v) in &image_env {
                 spec.env.entry(k.clone()).or_insert_with(|| v.clone());

@@ -34,6 +34,33 @@ pub(super) struct Prepared {
     /// The Dockerfile's `ENV` and the release's tool directories on `PATH`, under
     /// fly.toml's `[env]`.
     pub image_env: BTreeMap<String, String>,
+    /// `[processes]` commands as they run in the Dockerfile's image (after its
+    /// `ENTRYPOINT`), by group; empty without a Dockerfile.
+    pub processes: BTreeMap<String, String>,
+}
+
+/// What a release's Dockerfile makes of it, when it has one.
+struct Image {
+    /// Where its machines run: the release's directory, or the working tree.
+    workdir: PathBuf,
+    /// `CMD`/`ENTRYPOINT`, for groups without a command.
+    fallback: Option<String>,
+    /// `ENV`.
+    env: BTreeMap<String, String>,
+    /// `[processes]` commands as they run in the image.
+    processes: BTreeMap<String, String>,
+}
+
+impl Image {
+    /// No Dockerfile: machines run their own commands in the release's directory.
+    fn none(dir: &Path) -> Self {
+        Image {
+            workdir: dir.to_path_buf(),
+            fallback: None,
+            env: BTreeMap::new(),
+            processes: BTreeMap::new(),
+        }
+    }
 }
 
 /// Where a release's files come from.
@@ -159,9 +186,12 @@ impl Deployer {
         env: BTreeMap<String, String>,
     ) -> Result<Prepared, Failure> {
         let fail = Failure::because;
-        // What the Dockerfile says, when a group has no command of its own.
-        let (workdir, fallback, mut image_env) =
-            self.read_dockerfile(app, version, cfg, &dir).await?;
+        let Image {
+            workdir,
+            fallback,
+            env: mut image_env,
+            processes,
+        } = self.read_dockerfile(app, version, cfg, &dir).await?;
         super::release_bins::add_to_search_path(&dir, &mut image_env);
         if let Some(release) = cfg
             .deploy
@@ -206,6 +236,7 @@ impl Deployer {
             workdir,
             fallback,
             image_env,
+            processes,
         })
     }
 
@@ -252,23 +283,37 @@ impl Deployer {
         outcome
     }
 
-    /// Reads `[build] dockerfile` when some group has no command of its own: builds the
-    /// working tree from its final stage and returns (workdir, command, ENV). Otherwise the
-    /// release's directory, no command, no extra env.
+    /// Reads `[build] dockerfile` when the config names one or some group has no command
+    /// of its own: builds the working tree from its final stage and says how machines run
+    /// in it. Otherwise [`Image::none`].
     async fn read_dockerfile(
         &self,
         app: &str,
         version: u64,
         cfg: &AppConfig,
         dir: &Path,
-    ) -> Result<(PathBuf, Option<String>, BTreeMap<String, String>), Failure> {
+    ) -> Result<Image, Failure> {
         let fail = Failure::because;
-        let needed = cfg
+        // As on Fly, a Dockerfile the config names is the image every group runs in, with
+        // or without commands of their own (the client names the one beside fly.toml when
+        // nothing else says how to build). When every group has a command, a named file
+        // that is not there is said and passed over, as before Dockerfiles were read for
+        // them, so such an app deploys as it did.
+        let named = cfg.build.as_ref().and_then(|b| b.dockerfile.as_deref());
+        let all_have_commands = cfg
             .group_names()
             .iter()
-            .any(|g| plan::command_for(cfg, g).is_none());
-        if !needed {
-            return Ok((dir.to_path_buf(), None, BTreeMap::new()));
+            .all(|g| plan::command_for(cfg, g).is_some());
+        if all_have_commands {
+            match named {
+                Some(name) if dir.join(name).is_file() => {}
+                Some(name) => {
+                    let note = format!("{name} is not in the app's files; every group has a command in [processes], so they run in the release's directory");
+                    self.progress(app, version, "dockerfile", note).await;
+                    return Ok(Image::none(dir));
+                }
+                None => return Ok(Image::none(dir)),
+            }
         }
         let name = cfg
             .build
@@ -312,17 +357,22 @@ impl Deployer {
         let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
         let (context, target) = (dir.to_path_buf(), tree.clone());
         let workdir = stage.workdir.clone();
+        let processes = cfg.processes.clone();
         let built = tokio::task::spawn_blocking(move || {
-            crate::dockerfile::build_tree(&stage, &context, &target)
+            crate::dockerfile::build_tree(&stage, &context, &target, &processes)
         })
         .await
         .map_err(|e| fail(format!("building the working tree failed: {e}")))?
         .map_err(|e| fail(format!("{name}: {e}")))?;
-        let Some(command) = built.command else {
+        let without_command = cfg
+            .group_names()
+            .into_iter()
+            .find(|g| plan::command_for(cfg, g).is_none());
+        if let (Some(group), None) = (without_command, &built.command) {
             return Err(fail(format!(
-                "{name} has no CMD or ENTRYPOINT, and [processes] names no command"
+                "{name} has no CMD or ENTRYPOINT, and [processes] names no command for {group}"
             )));
-        };
+        }
         for not_applied in built.not_applied {
             self.progress(
                 app,
@@ -332,14 +382,32 @@ impl Deployer {
             )
             .await;
         }
+        let runs = match (without_command, &built.command) {
+            (Some(_), Some(command)) => format!("; runs `{command}`"),
+            _ => String::new(),
+        };
         self.progress(
             app,
             version,
             "dockerfile",
-            format!("WORKDIR {workdir} is {}; runs `{command}`", tree.display()),
+            format!("WORKDIR {workdir} is {}{runs}", tree.display()),
         )
         .await;
-        Ok((tree, Some(command), built.env))
+        for (group, command) in &built.processes {
+            self.progress(
+                app,
+                version,
+                "dockerfile",
+                format!("{group} runs `{command}`"),
+            )
+            .await;
+        }
+        Ok(Image {
+            workdir: tree,
+            fallback: built.command,
+            env: built.env,
+            processes: built.processes,
+        })
     }
 }
 
