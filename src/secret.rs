@@ -28,26 +28,42 @@ pub const REDACTED: &str = "[redacted]";
 /// ones would blank out ordinary words and numbers.
 const REDACT_MIN: usize = 4;
 
-/// `text` with every secret value in `values` replaced by [`REDACTED`]. For output the
-/// daemon records (a release command's or a job's last lines): a command given secrets
-/// may print one, and the record must not keep it. A multi-line value (a PEM key) is
-/// hidden line by line, as output is kept.
-pub fn redact_values<'a>(text: &str, values: impl IntoIterator<Item = &'a str>) -> String {
-    let mut pieces: Vec<&str> = values
-        .into_iter()
-        .flat_map(str::lines)
-        .map(|line| line.trim_end_matches('\r'))
-        .filter(|piece| piece.len() >= REDACT_MIN)
-        .collect();
-    // The longest first, so a value that holds another is hidden whole.
-    pieces.sort_by_key(|piece| std::cmp::Reverse(piece.len()));
-    let mut text = text.to_string();
-    for piece in pieces {
-        if text.contains(piece) {
-            text = text.replace(piece, REDACTED);
-        }
+/// Hides a set of secret values in output the daemon records (a machine's lines, a
+/// release command's or a job's last lines): a command given secrets may print one, and
+/// the record must not keep it. Built once per process or run, used for every line; its
+/// copies of the values are wiped when it is dropped.
+#[derive(Default)]
+pub struct Redactor {
+    /// The pieces to hide, longest first, so a value that holds another is hidden whole.
+    pieces: Vec<Zeroizing<String>>,
+}
+
+impl Redactor {
+    /// Hides `values`, each line of a multi-line one apart, leaving out pieces too short
+    /// to tell from ordinary words.
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut pieces: Vec<Zeroizing<String>> = values
+            .into_iter()
+            .flat_map(str::lines)
+            .map(|line| line.trim_end_matches('\r'))
+            .filter(|piece| piece.len() >= REDACT_MIN)
+            .map(|piece| Zeroizing::new(piece.to_string()))
+            .collect();
+        pieces.sort_by_key(|piece| std::cmp::Reverse(piece.len()));
+        pieces.dedup();
+        Redactor { pieces }
     }
-    text
+
+    /// `text` with every value replaced by [`REDACTED`]; borrowed when none is in it.
+    pub fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        let mut text = std::borrow::Cow::Borrowed(text);
+        for piece in &self.pieces {
+            if text.contains(piece.as_str()) {
+                text = std::borrow::Cow::Owned(text.replace(piece.as_str(), REDACTED));
+            }
+        }
+        text
+    }
 }
 
 /// A secret value (an app secret, a token).
@@ -95,15 +111,19 @@ mod tests {
             "pw",
             "-----BEGIN KEY-----\nMIIBx0\n-----END KEY-----",
         ];
+        let redactor = Redactor::new(values);
         assert_eq!(
-            redact_values("connecting to postgres://u:pw@db/app as pw", values),
+            redactor.redact("connecting to postgres://u:pw@db/app as pw"),
             "connecting to [redacted] as pw"
         );
         assert_eq!(
-            redact_values("key: MIIBx0 (-----END KEY-----)", values),
+            redactor.redact("key: MIIBx0 (-----END KEY-----)"),
             "key: [redacted] ([redacted])"
         );
-        assert_eq!(redact_values("nothing here", values), "nothing here");
+        assert!(matches!(
+            redactor.redact("nothing here"),
+            std::borrow::Cow::Borrowed("nothing here")
+        ));
     }
 
     #[test]

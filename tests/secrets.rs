@@ -221,6 +221,54 @@ async fn rotating_the_master_key_keeps_every_secret() {
     );
 }
 
+#[tokio::test]
+async fn a_machine_printing_a_secret_is_logged_with_the_value_hidden() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    let (status, _) = api
+        .send(Method::POST, "/v1/apps", Some(json!({ "name": "chatty" })))
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = api
+        .send(
+            Method::POST,
+            "/v1/apps/chatty/secrets",
+            Some(json!({ "set": { "DATABASE_URL": VALUE } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // As apps do at startup, and a line without it to show the rest is kept.
+    let command = "echo \"connecting to $DATABASE_URL\"; echo plain line; exec sleep 600";
+    let (status, body) = api
+        .send(
+            Method::POST,
+            "/v1/apps/chatty/machines",
+            Some(json!({ "command": command })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let lines = loop {
+        let (_, logs) = api.send(Method::GET, "/v1/apps/chatty/logs", None).await;
+        let lines: Vec<String> = logs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["line"].as_str().map(str::to_string))
+            .collect();
+        if lines.iter().any(|l| l == "plain line") {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "no output logged: {logs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        lines.contains(&"connecting to [redacted]".to_string()),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("s3cr3t")), "{lines:?}");
+}
+
 #[test]
 fn the_cli_refuses_a_name_no_secret_can_have_before_it_asks_for_a_value() {
     let dir = tempfile::tempdir().unwrap();

@@ -255,7 +255,7 @@ impl Deployer {
         let (live, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
         let shower = {
             let (this, app) = (self.clone(), app.to_string());
-            let values: Vec<String> = secrets.values().cloned().collect();
+            let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
             tokio::spawn(async move {
                 let mut shown = 0;
                 while let Some(line) = lines.recv().await {
@@ -264,9 +264,7 @@ impl Deployer {
                     }
                     shown += 1;
                     let detail = match shown {
-                        n if n <= SHOWN_LINES => {
-                            crate::secret::redact_values(&line, values.iter().map(String::as_str))
-                        }
+                        n if n <= SHOWN_LINES => redactor.redact(&line).into_owned(),
                         n if n == SHOWN_LINES + 1 => {
                             "(more output not shown here; a failure shows its last lines)".into()
                         }

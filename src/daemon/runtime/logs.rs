@@ -54,8 +54,16 @@ impl LogSink {
         let _ = self.tx.send(line).await;
     }
 
-    /// Reads a machine's stdout and stderr, line by line, into the log until they close.
-    pub fn pump(&self, app: &str, machine: &str, child: &mut tokio::process::Child) {
+    /// Reads a machine's stdout and stderr, line by line, into the log until they close,
+    /// with the values `secrets` hides replaced: an app that prints its `DATABASE_URL`
+    /// does not put the password in the daemon's records.
+    pub fn pump(
+        &self,
+        app: &str,
+        machine: &str,
+        child: &mut tokio::process::Child,
+        secrets: std::sync::Arc<crate::secret::Redactor>,
+    ) {
         let streams: [(&'static str, Option<Box<dyn AsyncRead + Unpin + Send>>); 2] = [
             ("stdout", child.stdout.take().map(|s| Box::new(s) as _)),
             ("stderr", child.stderr.take().map(|s| Box::new(s) as _)),
@@ -64,9 +72,14 @@ impl LogSink {
             let Some(pipe) = pipe else { continue };
             let sink = self.clone();
             let (app, machine) = (app.to_string(), machine.to_string());
+            let secrets = secrets.clone();
             tokio::spawn(async move {
                 let mut lines = OutputLines::new(pipe);
                 while let Some(line) = lines.next_line().await {
+                    let line = match secrets.redact(&line) {
+                        std::borrow::Cow::Borrowed(_) => line,
+                        std::borrow::Cow::Owned(redacted) => redacted,
+                    };
                     sink.push(LogLine {
                         time: now(),
                         app: app.clone(),

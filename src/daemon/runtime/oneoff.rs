@@ -34,8 +34,9 @@ pub struct Outcome {
 impl Outcome {
     /// Hides the values of `secrets` in the kept output, before it is recorded.
     pub fn redact(&mut self, secrets: &BTreeMap<String, String>) {
+        let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
         for line in &mut self.tail {
-            *line = crate::secret::redact_values(line, secrets.values().map(String::as_str));
+            *line = redactor.redact(line).into_owned();
         }
     }
 }

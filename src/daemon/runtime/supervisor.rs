@@ -172,6 +172,10 @@ impl Supervisor {
             Ok(secrets) => secrets,
             Err(e) => return self.fail(e).await,
         };
+        // What the process prints is recorded without these values.
+        let redactor = std::sync::Arc::new(crate::secret::Redactor::new(
+            secrets.values().map(String::as_str),
+        ));
         let mut env = environment::variables(&self.app, &self.id, &self.spec, port, secrets);
         if let Err(e) = mounts::prepare(
             &self.volumes,
@@ -244,7 +248,8 @@ impl Supervisor {
             }
             self.answer_pending();
         }
-        self.logs.pump(&self.app, &self.id, &mut spawned.child);
+        self.logs
+            .pump(&self.app, &self.id, &mut spawned.child, redactor);
         // The edge may send it traffic once its checks pass; until it is dropped.
         let registration = port.map(|port| {
             self.backends
