@@ -116,6 +116,10 @@ pub struct MachineSpec {
     /// memory of its processes, watched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
+    /// CPUs it may use at once (`[[vm]] cpus`, or its size's): a cgroup's `cpu.max`;
+    /// not enforced without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
 }
 
 /// A persistent directory of the app, kept across machines and releases.
@@ -424,6 +428,12 @@ pub struct GroupScale {
     /// a limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_enforced: Option<String>,
+    /// CPUs, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Whether the CPU limit is held (a cgroup's `cpu.max`); absent without a limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_enforced: Option<bool>,
 }
 
 /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.

@@ -65,7 +65,7 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
             if out.json {
                 return out.json(&groups);
             }
-            let mut table = Table::new(vec!["GROUP", "COUNT", "RUNNING", "SIZE", "MEMORY"]);
+            let mut table = Table::new(vec!["GROUP", "COUNT", "RUNNING", "SIZE", "MEMORY", "CPUS"]);
             for g in groups {
                 table.row(vec![
                     g.process_group,
@@ -75,6 +75,11 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
                     match (g.memory_mb, g.memory_enforced) {
                         (Some(mb), Some(how)) => format!("{mb} MB ({how})"),
                         (Some(mb), None) => format!("{mb} MB"),
+                        (None, _) => "-".into(),
+                    },
+                    match (g.cpus, g.cpus_enforced) {
+                        (Some(n), Some(false)) => format!("{n} (not limited here)"),
+                        (Some(n), _) => n.to_string(),
                         (None, _) => "-".into(),
                     },
                 ]);
@@ -234,6 +239,8 @@ mod tests {
                 size: None,
                 memory_mb: None,
                 memory_enforced: None,
+                cpus: None,
+                cpus_enforced: None,
             })
             .collect()
     }

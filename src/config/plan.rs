@@ -292,6 +292,7 @@ pub fn machine_spec(
         mounts: mounts_for(cfg, group),
         checks: checks_for(cfg, group),
         memory_mb: vm_for(cfg, group).and_then(|v| v.memory_mb),
+        cpus: vm_for(cfg, group).and_then(|v| v.cpus),
     })
 }
 

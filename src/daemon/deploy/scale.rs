@@ -208,6 +208,8 @@ impl Deployer {
                     memory_mb,
                     memory_enforced: memory_mb
                         .map(|_| self.runtime.memory_enforcement().to_string()),
+                    cpus: vm.and_then(|v| v.cpus),
+                    cpus_enforced: vm.and_then(|v| v.cpus).map(|_| self.runtime.limits_cpus()),
                 }
             })
             .collect())

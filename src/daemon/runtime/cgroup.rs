@@ -1,9 +1,11 @@
-//! Machine memory limits through cgroup v2, when lakeflyd has a cgroup of its own to manage
-//! (systemd `Delegate=`). Because of cgroup v2's "no internal processes" rule the daemon
-//! first moves itself into `<own>/daemon`, then enables the memory controller below `<own>`
-//! and gives each machine `<own>/machines/<id>` with `memory.max` and `memory.oom.group`
-//! (an out-of-memory kill takes the machine's whole process tree). Without such a cgroup,
-//! the supervisor holds limits by watching the machine's resident memory (`resident.rs`).
+//! Machine memory and CPU limits through cgroup v2, when lakeflyd has a cgroup of its own
+//! to manage (systemd `Delegate=`). Because of cgroup v2's "no internal processes" rule the
+//! daemon first moves itself into `<own>/daemon`, then enables the memory controller (and
+//! the cpu one, when delegated) below `<own>` and gives each machine
+//! `<own>/machines/<id>` with `memory.max`, `memory.oom.group` (an out-of-memory kill takes
+//! the machine's whole process tree) and `cpu.max` (`[[vm]] cpus` worth of CPU time per
+//! period). Without such a cgroup, the supervisor holds memory limits by watching the
+//! machine's resident memory (`resident.rs`), and CPU limits are not held.
 
 use std::fs::File;
 use std::io::Write;
@@ -16,7 +18,12 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 #[derive(Debug, Clone)]
 pub struct Cgroups {
     machines: PathBuf,
+    /// Whether the cpu controller is enabled for machines.
+    cpu: bool,
 }
+
+/// The period `cpu.max` is given in, in microseconds (the kernel's default).
+const CPU_PERIOD_US: u64 = 100_000;
 
 /// One machine's cgroup: its process joins it between fork and exec.
 #[derive(Debug)]
@@ -36,7 +43,7 @@ impl Cgroups {
         };
         match Self::prepare(Path::new(CGROUP_ROOT), &own, std::process::id()) {
             Ok(cgroups) => {
-                tracing::info!(cgroup = %cgroups.machines.display(), "machine memory limits use cgroup v2");
+                tracing::info!(cgroup = %cgroups.machines.display(), cpu = cgroups.cpu, "machine memory (and, with cpu, CPU) limits use cgroup v2");
                 Some(cgroups)
             }
             Err(reason) => {
@@ -64,24 +71,44 @@ impl Cgroups {
                 base.display()
             ));
         }
+        // CPU limits are a bonus: a unit that delegates only memory still gets those.
+        let cpu = controllers.split_whitespace().any(|c| c == "cpu");
+        let enable = if cpu { "+memory +cpu" } else { "+memory" };
         let daemon = base.join("daemon");
         create_dir(&daemon)?;
         write(&daemon.join("cgroup.procs"), &pid.to_string())?;
-        write(&base.join("cgroup.subtree_control"), "+memory")?;
+        write(&base.join("cgroup.subtree_control"), enable)?;
         let machines = base.join("machines");
         create_dir(&machines)?;
-        write(&machines.join("cgroup.subtree_control"), "+memory")?;
-        Ok(Cgroups { machines })
+        write(&machines.join("cgroup.subtree_control"), enable)?;
+        Ok(Cgroups { machines, cpu })
     }
 
-    /// A cgroup for machine `id`, limited to `memory_mb` when set.
-    pub fn machine(&self, id: &str, memory_mb: Option<u64>) -> Result<MachineCgroup, String> {
+    /// Whether machines' `[[vm]] cpus` is held.
+    pub fn limits_cpus(&self) -> bool {
+        self.cpu
+    }
+
+    /// A cgroup for machine `id`, limited to `memory_mb` and `cpus` when set.
+    pub fn machine(
+        &self,
+        id: &str,
+        memory_mb: Option<u64>,
+        cpus: Option<u32>,
+    ) -> Result<MachineCgroup, String> {
         let dir = self.machines.join(id);
         create_dir(&dir)?;
         let max = memory_mb.map_or("max".to_string(), |mb| {
             mb.saturating_mul(1024 * 1024).to_string()
         });
         write(&dir.join("memory.max"), &max)?;
+        if self.cpu {
+            // Written either way: a cgroup kept from a run with a limit loses it.
+            let quota = cpus.map_or("max".to_string(), |n| {
+                (u64::from(n) * CPU_PERIOD_US).to_string()
+            });
+            write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+        }
         // Best effort: older kernels lack it, and the limit holds without it.
         let _ = write(&dir.join("memory.oom.group"), "1");
         let path = dir.join("cgroup.procs");
@@ -114,8 +141,11 @@ fn read(path: &Path) -> Result<String, String> {
 }
 
 fn write(path: &Path, value: &str) -> Result<(), String> {
+    // As `echo value > file` opens it: the kernel ignores the truncation, a test's plain
+    // file needs it.
     File::options()
         .write(true)
+        .truncate(true)
         .open(path)
         .and_then(|mut f| f.write_all(value.as_bytes()))
         .map_err(|e| format!("cannot write {value:?} to {}: {e}", path.display()))
@@ -164,15 +194,44 @@ mod tests {
             Cgroups::prepare(root.path(), "/system.slice/lakeflyd.service", 42).expect("prepared");
         let read = |p: &str| std::fs::read_to_string(base.join(p)).expect("read");
         assert_eq!(read("daemon/cgroup.procs"), "42");
-        assert_eq!(read("cgroup.subtree_control"), "+memory");
-        assert_eq!(read("machines/cgroup.subtree_control"), "+memory");
+        assert_eq!(read("cgroup.subtree_control"), "+memory +cpu");
+        assert_eq!(read("machines/cgroup.subtree_control"), "+memory +cpu");
+        assert!(cgroups.limits_cpus());
 
         let machine_dir = base.join("machines/7");
-        fake_cgroup(&machine_dir, "memory", "");
+        fake_cgroup(&machine_dir, "cpu memory", "");
         std::fs::write(machine_dir.join("memory.max"), "max").expect("write");
-        let machine = cgroups.machine("7", Some(128)).expect("machine cgroup");
+        std::fs::write(machine_dir.join("cpu.max"), "max 100000").expect("write");
+        let machine = cgroups
+            .machine("7", Some(128), Some(2))
+            .expect("machine cgroup");
         assert_eq!(read("machines/7/memory.max"), (128u64 << 20).to_string());
+        assert_eq!(read("machines/7/cpu.max"), "200000 100000");
         machine.remove();
+        // Without a limit, none is left from an earlier run.
+        let machine = cgroups.machine("7", None, None).expect("machine cgroup");
+        assert_eq!(read("machines/7/cpu.max"), "max 100000");
+        machine.remove();
+    }
+
+    #[test]
+    fn a_cgroup_delegated_memory_only_limits_memory_only() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let base = root.path().join("lakeflyd.service");
+        fake_cgroup(&base, "memory pids", "42\n");
+        for sub in ["daemon", "machines", "machines/7"] {
+            fake_cgroup(&base.join(sub), "memory", "");
+        }
+        std::fs::write(base.join("machines/7/memory.max"), "max").expect("write");
+        let cgroups = Cgroups::prepare(root.path(), "/lakeflyd.service", 42).expect("prepared");
+        assert!(!cgroups.limits_cpus());
+        let read = |p: &str| std::fs::read_to_string(base.join(p)).expect("read");
+        assert_eq!(read("machines/cgroup.subtree_control"), "+memory");
+        cgroups
+            .machine("7", Some(64), Some(1))
+            .expect("machine cgroup")
+            .remove();
+        assert!(!base.join("machines/7/cpu.max").exists());
     }
 
     #[test]

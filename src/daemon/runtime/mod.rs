@@ -181,6 +181,12 @@ impl Runtime {
         }
     }
 
+    /// Whether `[[vm]] cpus` is held here: only through a delegated cgroup with the cpu
+    /// controller.
+    pub fn limits_cpus(&self) -> bool {
+        self.cgroups.as_ref().is_some_and(|c| c.limits_cpus())
+    }
+
     /// Records a new machine of `app` and starts it.
     pub async fn create(&self, app: &str, spec: MachineSpec) -> Result<Machine, StoreError> {
         let app_name = app.to_string();

@@ -187,7 +187,7 @@ impl Supervisor {
             return self.fail(e.to_string()).await;
         }
         let cgroup = match &self.cgroups {
-            Some(cgroups) => match cgroups.machine(&self.id, self.spec.memory_mb) {
+            Some(cgroups) => match cgroups.machine(&self.id, self.spec.memory_mb, self.spec.cpus) {
                 Ok(cgroup) => Some(cgroup),
                 Err(e) => {
                     return self
