@@ -61,14 +61,18 @@ async fn next_health(sse: &mut Sse) -> Message {
 
 /// `lakefly checks list --json` of `app`.
 async fn checks_list(d: &TestDaemon, app: &str) -> Value {
-    let (api, app) = (d.api.clone(), app.to_string());
+    cli(d, &["checks", "list", "-a", app, "--json"]).await
+}
+
+/// `lakefly --remote <daemon> ARGS`, which must succeed, as JSON.
+async fn cli(d: &TestDaemon, args: &[&str]) -> Value {
+    let mut all = vec!["--remote".to_string(), d.api.clone()];
+    all.extend(args.iter().map(|a| a.to_string()));
     tokio::task::spawn_blocking(move || {
-        common::lakefly(
-            std::path::Path::new("."),
-            &["--remote", &api, "checks", "list", "-a", &app, "--json"],
-        )
-        .expect_code(0)
-        .json()
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        common::lakefly(std::path::Path::new("."), &args)
+            .expect_code(0)
+            .json()
     })
     .await
     .unwrap()
@@ -155,6 +159,18 @@ async fn http_checks_follow_the_apps_answers_and_carry_the_output() {
     assert!(
         listed[0]["output"].as_str().unwrap().starts_with("500 "),
         "{listed}"
+    );
+    // `machines status` has it all for the one machine: its state, its checks and its
+    // own recent events (filtered by the daemon: `events --machine`).
+    let shown = cli(&d, &["machines", "status", &id, "-a", "checked", "--json"]).await;
+    assert_eq!(shown["machine"]["id"], id.as_str());
+    assert_eq!(shown["checks"], listed);
+    let events = shown["events"].as_array().unwrap();
+    assert!(
+        events.iter().all(|e| e["data"]["machine"] == id.as_str())
+            && events.iter().any(|e| e["kind"] == "machine.started")
+            && events.last().unwrap()["data"]["health"] == "critical",
+        "{shown}"
     );
     assert!(
         m.data["data"]["output"]

@@ -244,24 +244,14 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
-    /// `GET /v1/events?follow=false`: one page of the stored events `follow` selects
-    /// (every retained one when it names no start), oldest first. A page of
-    /// [`MAX_EVENTS_PAGE`](super::types::MAX_EVENTS_PAGE) or more may have a next one,
-    /// after its last id.
-    pub async fn stored_events(
-        &self,
-        follow: &super::follow::Follow,
-    ) -> Result<Vec<super::types::Event>, ClientError> {
-        let path = super::follow::path(follow);
-        let separator = if path.contains('?') { '&' } else { '?' };
-        let mut path = format!(
-            "{path}{separator}follow=false&limit={}",
-            super::types::MAX_EVENTS_PAGE
-        );
-        if let Some(since) = follow.since {
-            path.push_str(&format!("&since={since}"));
-        }
-        self.call(Method::GET, &path, None::<&()>).await
+    /// `GET /v1/apps/{app}/machines/{id}`.
+    pub async fn machine(&self, app: &str, id: &str) -> Result<Machine, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{app}/machines/{id}"),
+            None::<&()>,
+        )
+        .await
     }
 
     /// `GET /v1/apps/{name}`, or `None` when there is no such app.

@@ -17,6 +17,8 @@ pub struct Follow {
     pub app: Option<String>,
     /// Only kinds with this prefix.
     pub kind: Option<String>,
+    /// Only events about this machine.
+    pub machine: Option<String>,
     /// Start after this id (replaying the stored log first).
     pub since: Option<u64>,
     /// Replay the last N first (when `since` is not given).
@@ -71,6 +73,9 @@ pub fn path(follow: &Follow) -> String {
     if let Some(kind) = &follow.kind {
         query.push(format!("kind={}", encode(kind)));
     }
+    if let Some(machine) = &follow.machine {
+        query.push(format!("machine={}", encode(machine)));
+    }
     if let (None, Some(tail)) = (follow.since, follow.tail) {
         query.push(format!("tail={tail}"));
     }
@@ -78,6 +83,28 @@ pub fn path(follow: &Follow) -> String {
         "/v1/events".to_string()
     } else {
         format!("/v1/events?{}", query.join("&"))
+    }
+}
+
+impl super::client::Client {
+    /// `GET /v1/events?follow=false`: one page of the stored events `follow` selects
+    /// (every retained one when it names no start), oldest first. A page of
+    /// [`MAX_EVENTS_PAGE`](crate::api::types::MAX_EVENTS_PAGE) or more may have a next one,
+    /// after its last id.
+    pub async fn stored_events(
+        &self,
+        follow: &Follow,
+    ) -> Result<Vec<Event>, super::client::ClientError> {
+        let path = path(follow);
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut path = format!(
+            "{path}{separator}follow=false&limit={}",
+            crate::api::types::MAX_EVENTS_PAGE
+        );
+        if let Some(since) = follow.since {
+            path.push_str(&format!("&since={since}"));
+        }
+        self.call(reqwest::Method::GET, &path, None::<&()>).await
     }
 }
 
@@ -212,6 +239,7 @@ mod tests {
         let f = Follow {
             app: Some("hello".into()),
             kind: Some("machine.".into()),
+            machine: None,
             since: None,
             tail: Some(5),
         };

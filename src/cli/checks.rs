@@ -56,7 +56,7 @@ pub fn run(global: &GlobalArgs, args: ChecksArgs) -> Result<(), Error> {
 }
 
 /// MACHINE, CHECK, STATUS, UPDATED (ago) and the last output on one line.
-fn checks_table(checks: &[CheckStatus], now: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn checks_table(checks: &[CheckStatus], now: chrono::DateTime<chrono::Utc>) -> String {
     let mut table = Table::new(vec!["MACHINE", "CHECK", "STATUS", "UPDATED", "OUTPUT"]);
     for c in checks {
         let updated = c

@@ -199,6 +199,7 @@ pub(super) async fn subscribe(api: &Client, app: &str) -> Result<impl Stream<Ite
     let spec = Follow {
         app: Some(app.to_string()),
         kind: None,
+        machine: None,
         since: None,
         tail: None,
     };

@@ -12,7 +12,7 @@ use crate::error::Error;
 /// Follow events as they happen; NDJSON with --json.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Reconnects by itself after a dropped connection or a daemon restart, and\nresumes after the last event shown: no event is missed or shown twice.\n\nExamples:\n  lakefly events\n  lakefly events --kind machine. --tail 20\n  lakefly events --all-apps --since 120 --json | jq .kind\n  lakefly events --no-tail --kind deploy. --json     # what is stored, then exit"
+    after_help = "Reconnects by itself after a dropped connection or a daemon restart, and\nresumes after the last event shown: no event is missed or shown twice.\n\nExamples:\n  lakefly events\n  lakefly events --kind machine. --tail 20\n  lakefly events --machine 3779b97f4a7c15 --no-tail\n  lakefly events --all-apps --since 120 --json | jq .kind\n  lakefly events --no-tail --kind deploy. --json     # what is stored, then exit"
 )]
 pub struct EventsArgs {
     /// Events of every app (and of the daemon), not just this one's.
@@ -21,6 +21,9 @@ pub struct EventsArgs {
     /// Only kinds starting with this (`machine.`, `deploy.`).
     #[arg(long, value_name = "PREFIX")]
     pub kind: Option<String>,
+    /// Only events about this machine (its starts, exits, health, ...).
+    #[arg(long, value_name = "ID")]
+    pub machine: Option<String>,
     /// Start after this event id, replaying what is stored.
     #[arg(long, value_name = "ID", conflicts_with = "tail")]
     pub since: Option<u64>,
@@ -45,6 +48,7 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
     let spec = Follow {
         app,
         kind: args.kind,
+        machine: args.machine,
         since: args.since,
         tail: args.tail,
     };
@@ -84,7 +88,7 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
 }
 
 /// `time  #id  app  kind  details`, details as compact JSON without the redundant braces.
-fn human(event: &Event) -> String {
+pub(super) fn human(event: &Event) -> String {
     let details = match &event.data {
         serde_json::Value::Object(map) if map.is_empty() => String::new(),
         serde_json::Value::Object(map) => map

@@ -1,4 +1,4 @@
-//! `lakefly machines list | start ID | stop ID | restart ID | exec ID -- CMD | destroy ID`.
+//! `lakefly machines list | status ID | start ID | stop ID | restart ID | exec ID -- CMD | destroy ID`.
 
 use clap::{Args, Subcommand};
 
@@ -12,7 +12,7 @@ use crate::output::table::Table;
 /// List and control an app's machines.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate\n  lakefly machines exec -i 3779b97f4a7c15 -- python3 - < fix_orders.py"
+    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines status 3779b97f4a7c15\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate\n  lakefly machines exec -i 3779b97f4a7c15 -- python3 - < fix_orders.py"
 )]
 pub struct MachinesArgs {
     /// What to do.
@@ -25,6 +25,11 @@ pub struct MachinesArgs {
 pub enum MachinesCommand {
     /// List the app's machines.
     List,
+    /// Show one machine: state, process, command, checks and recent events.
+    Status {
+        /// Machine id.
+        id: String,
+    },
     /// Start a stopped machine.
     Start {
         /// Machine id.
@@ -84,6 +89,9 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
                 return out.json(&machines);
             }
             return out.text(&machine_table(&machines));
+        }
+        MachinesCommand::Status { id } => {
+            return super::machine_status::run(&out, &api, &app, &id);
         }
         MachinesCommand::Destroy { id } => {
             block_on(async { Ok(api.destroy_machine(&app, &id).await?) })?;

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod launch;
 pub mod local;
 pub mod logs;
+mod machine_status;
 pub mod machines;
 pub mod releases;
 pub mod remote;

@@ -35,6 +35,7 @@ pub fn run(global: &GlobalArgs, _args: WatchArgs) -> Result<(), Error> {
         let spec = Follow {
             app: Some(app.clone()),
             kind: None,
+            machine: None,
             since: None,
             tail: None,
         };

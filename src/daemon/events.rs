@@ -327,15 +327,28 @@ mod tests {
             hub.emit(NewEvent::app(
                 app,
                 "test.tick",
-                serde_json::json!({ "i": i }),
+                serde_json::json!({ "i": i, "machine": format!("m{}", i % 3) }),
             ))
             .await
             .unwrap();
         }
         let all = EventFilter::default();
+        // One machine's, stored and as the live filter sees them.
+        let m0 = EventFilter {
+            machine: Some("m0".into()),
+            ..EventFilter::default()
+        };
+        let m0_events = hub.stored(m0.clone(), Start::Now, 100).await.unwrap();
+        assert_eq!(ids(&m0_events), [1, 4, 7, 10]);
+        assert!(m0_events.iter().all(|e| m0.matches(e)));
+        let last_two = hub.stored(m0.clone(), Start::Tail(2), 100).await.unwrap();
+        assert_eq!(ids(&last_two), [7, 10]);
+        let others = hub.stored(all.clone(), Start::Now, 100).await.unwrap();
+        assert_eq!(others.iter().filter(|e| m0.matches(e)).count(), 4);
         let even = EventFilter {
             app: Some("even".into()),
             kind_prefix: None,
+            machine: None,
         };
         let stored = |filter: &EventFilter, start, limit| hub.stored(filter.clone(), start, limit);
         assert_eq!(

@@ -297,6 +297,7 @@ impl Deployer {
             EventFilter {
                 app: Some(app.to_string()),
                 kind_prefix: Some("machine.".into()),
+                machine: None,
             },
             Start::Now,
             self.shutdown.clone(),

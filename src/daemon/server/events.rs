@@ -30,6 +30,8 @@ pub struct EventsQuery {
     app: Option<String>,
     /// Only kinds with this prefix (`machine.`).
     kind: Option<String>,
+    /// Only events about this machine.
+    machine: Option<String>,
     /// Resume after this id (like `Last-Event-ID`).
     since: Option<u64>,
     /// Replay the last N events first.
@@ -40,7 +42,7 @@ pub struct EventsQuery {
     limit: Option<usize>,
 }
 
-/// `GET /v1/events?app=&kind=&since=&tail=`, honouring `Last-Event-ID`; with
+/// `GET /v1/events?app=&kind=&machine=&since=&tail=`, honouring `Last-Event-ID`; with
 /// `follow=false&limit=N`, the stored events from that start as a JSON array, oldest
 /// first (every retained one when no start is given).
 pub async fn stream(
@@ -69,6 +71,7 @@ pub async fn stream(
     let filter = EventFilter {
         app: q.app.filter(|a| !a.is_empty()),
         kind_prefix: q.kind.filter(|k| !k.is_empty()),
+        machine: q.machine.filter(|m| !m.is_empty()),
     };
     if q.follow == Some(false) {
         let limit = q.limit.unwrap_or(MAX_EVENTS_PAGE).clamp(1, MAX_EVENTS_PAGE);

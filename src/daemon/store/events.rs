@@ -14,6 +14,8 @@ pub struct EventFilter {
     pub app: Option<String>,
     /// Only kinds starting with this (`machine.`).
     pub kind_prefix: Option<String>,
+    /// Only events about this machine (whose `data.machine` it is).
+    pub machine: Option<String>,
 }
 
 impl EventFilter {
@@ -26,6 +28,9 @@ impl EventFilter {
                 .kind_prefix
                 .as_deref()
                 .is_none_or(|prefix| event.kind.starts_with(prefix))
+            && self.machine.as_deref().is_none_or(|machine| {
+                event.data.get("machine").and_then(|m| m.as_str()) == Some(machine)
+            })
     }
 
     /// SQL conditions and parameters for this filter, after `id > ?1`.
@@ -41,6 +46,11 @@ impl EventFilter {
             params.push(prefix.clone());
             let n = params.len() + 1;
             sql.push_str(&format!(" AND substr(kind, 1, length(?{n})) = ?{n}"));
+        }
+        if let Some(machine) = &self.machine {
+            params.push(machine.clone());
+            let n = params.len() + 1;
+            sql.push_str(&format!(" AND json_extract(data, '$.machine') = ?{n}"));
         }
         (sql, params)
     }
