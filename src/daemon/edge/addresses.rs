@@ -62,12 +62,11 @@ fn url(scheme: &str, host: &str, port: u16) -> String {
 mod tests {
     use std::path::Path;
 
+    use super::super::routes::{from_config, tests::config};
     use super::*;
+
     fn routes_of(toml: &str) -> AppRoutes {
-        let (cfg, _) = crate::config::parse(toml, Path::new("fly.toml"))
-            .into_valid()
-            .expect("valid config");
-        super::super::routes::from_config("shop", &cfg, Path::new("/nonexistent"))
+        from_config("shop", &config(toml), Path::new("/nonexistent"))
     }
 
     #[test]

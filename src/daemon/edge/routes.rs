@@ -361,10 +361,11 @@ fn static_dir(release_dir: &Path, guest_path: &str) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn config(text: &str) -> AppConfig {
+    /// `text` read as a valid config.
+    pub(crate) fn config(text: &str) -> AppConfig {
         let (cfg, _) = crate::config::parse(text, Path::new("fly.toml"))
             .into_valid()
             .expect("valid config");
