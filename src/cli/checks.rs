@@ -48,8 +48,13 @@ pub fn run(global: &GlobalArgs, args: ChecksArgs) -> Result<(), Error> {
         return out.json(&checks);
     }
     if checks.is_empty() {
-        let whose = machine.map_or(format!("app {app}"), |m| format!("machine {m}"));
-        out.note(&format!("No running machine of {whose}: no checks run."));
+        out.note(&match machine {
+            Some(m) => format!(
+                "no checks run for machine {m} of app {app}: it is not started, or not one of \
+                 the app's (`lakefly machines list`)"
+            ),
+            None => format!("no checks run in app {app}: none of its machines is started"),
+        });
         return Ok(());
     }
     out.text(&checks_table(&checks, chrono::Utc::now()))
