@@ -71,17 +71,21 @@ impl Cgroups {
                 base.display()
             ));
         }
-        // CPU limits are a bonus: a unit that delegates only memory still gets those.
-        let cpu = controllers.split_whitespace().any(|c| c == "cpu");
-        let enable = if cpu { "+memory +cpu" } else { "+memory" };
         let daemon = base.join("daemon");
         create_dir(&daemon)?;
         write(&daemon.join("cgroup.procs"), &pid.to_string())?;
-        write(&base.join("cgroup.subtree_control"), enable)?;
         let machines = base.join("machines");
-        create_dir(&machines)?;
-        write(&machines.join("cgroup.subtree_control"), enable)?;
-        Ok(Cgroups { machines, cpu })
+        // CPU limits are a bonus: a unit that delegates only memory (or where the kernel
+        // refuses the cpu controller) still gets memory limits.
+        let with_cpu = controllers.split_whitespace().any(|c| c == "cpu")
+            && enable(&base, &machines, "+memory +cpu").is_ok();
+        if !with_cpu {
+            enable(&base, &machines, "+memory")?;
+        }
+        Ok(Cgroups {
+            machines,
+            cpu: with_cpu,
+        })
     }
 
     /// Whether machines' `[[vm]] cpus` is held.
@@ -134,6 +138,13 @@ fn own_v2_path(proc_self_cgroup: &str) -> Option<String> {
     let path = lines.next()?.strip_prefix("0::")?.to_string();
     // Any other line is a cgroup v1 hierarchy: a hybrid system, where v2 has no controllers.
     lines.next().is_none().then_some(path)
+}
+
+/// Enables `controllers` below `base` and below its `machines` cgroup (created here).
+fn enable(base: &Path, machines: &Path, controllers: &str) -> Result<(), String> {
+    write(&base.join("cgroup.subtree_control"), controllers)?;
+    create_dir(machines)?;
+    write(&machines.join("cgroup.subtree_control"), controllers)
 }
 
 fn read(path: &Path) -> Result<String, String> {
