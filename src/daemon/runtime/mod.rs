@@ -2,6 +2,7 @@
 //! in. One task per machine (`supervisor.rs`); this module creates them, routes requests to
 //! them, and reconciles what a crashed daemon left behind.
 
+mod backoff;
 pub mod cgroup;
 pub mod check_board;
 pub mod console;

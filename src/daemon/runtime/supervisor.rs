@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::backoff::{backoff, STABLE_AFTER};
 use super::logs::{LogLine, LogSink};
 use super::resident::MemoryWatch;
 use super::{environment, health, mounts, process};
@@ -23,12 +24,6 @@ use crate::daemon::store::StoreError;
 const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Restarts in a row before a crashing machine is marked failed.
 const DEFAULT_MAX_RETRIES: u32 = 10;
-/// A process that ran this long before exiting resets the backoff.
-const STABLE_AFTER: Duration = Duration::from_secs(10);
-/// Backoff doubles from this after the first (immediate) restart...
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
-/// ...up to this.
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// A request to a machine's supervisor; the reply comes once it has been carried out.
 #[derive(Debug)]
@@ -590,29 +585,5 @@ fn exit_info(status: Option<std::process::ExitStatus>) -> ExitInfo {
         code,
         signal,
         time: now(),
-    }
-}
-
-/// The delay before restart number `n` in a row: at once, then doubling up to a cap.
-fn backoff(n: u32) -> Duration {
-    if n <= 1 {
-        return Duration::ZERO;
-    }
-    BACKOFF_BASE
-        .saturating_mul(1 << (n - 2).min(16))
-        .min(BACKOFF_CAP)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_restarts_at_once_then_doubles_to_a_cap() {
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_millis(200));
-        assert_eq!(backoff(3), Duration::from_millis(400));
-        assert_eq!(backoff(6), Duration::from_millis(3200));
-        assert_eq!(backoff(20), BACKOFF_CAP);
     }
 }
