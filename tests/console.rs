@@ -259,6 +259,60 @@ async fn the_console_command_passes_the_exit_code_on() {
     );
 }
 
+/// As `fly console`: without `-C`, the app's `console_command`, its path under the
+/// Dockerfile's WORKDIR mapped onto the release's tree (as `/rails/bin/rails console`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_command_the_console_runs_the_apps_console_command() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::files::app_with(
+        dir.path(),
+        "cc",
+        &[
+            (
+                "fly.toml",
+                "app = \"cc\"\nconsole_command = \"/srv/bin/console --quiet\"\n[processes]\n  app = \"exec sleep 600\"\n",
+            ),
+            ("Dockerfile", "FROM debian\nWORKDIR /srv\nCOPY . .\n"),
+        ],
+    );
+    std::fs::create_dir(app.join("bin")).unwrap();
+    std::fs::write(
+        app.join("bin/console"),
+        "#!/bin/sh\nread line\necho \"console $1: $line in $(pwd)\"\n",
+    )
+    .unwrap();
+    let mut mode = std::fs::metadata(app.join("bin/console"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+    std::fs::set_permissions(app.join("bin/console"), mode).unwrap();
+    let api = d.api.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        let config = app.join("fly.toml");
+        let config = config.to_str().unwrap();
+        common::lakefly(
+            std::path::Path::new("."),
+            &["--remote", &api, "deploy", "-c", config],
+        )
+        .expect_code(0);
+        common::lakefly_stdin(
+            std::path::Path::new("."),
+            &["--remote", &api, "-a", "cc", "console"],
+            b"hi\n",
+        )
+    })
+    .await
+    .unwrap()
+    .expect_code(0);
+    assert!(
+        run.stdout.starts_with("console --quiet: hi in /")
+            && run.stdout.trim_end().ends_with("-tree"),
+        "{}",
+        run.stdout
+    );
+}
+
 /// `lakefly console` on a terminal, driven as a person would type (`tests/apps/terminal`):
 /// the remote terminal has the local one's size, Ctrl-C interrupts the remote program and
 /// not lakefly (raw mode), and `exit 7` is lakefly's exit code.

@@ -120,6 +120,10 @@ pub struct MachineSpec {
     /// not enforced without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
+    /// What `lakefly console` runs without `-C` (fly.toml's `console_command`, paths
+    /// mapped onto a Dockerfile's tree); a shell when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_command: Option<String>,
 }
 
 /// A persistent directory of the app, kept across machines and releases.

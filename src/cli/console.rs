@@ -24,13 +24,14 @@ const DEFAULT_SIZE: (u16, u16) = (80, 24);
 /// Open a terminal in one of the app's machines (its directory, env and secrets).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The counterpart of `fly ssh console`: a shell (bash if the host has it) in the\nmachine's working directory with its environment and secrets. lakefly exits with the\ncommand's exit code.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'"
+    after_help = "The counterpart of `fly console` and `fly ssh console`: the app's console_command\n(fly.toml) if it has one, else a shell (bash if the host has it), in the machine's working\ndirectory with its environment and secrets. lakefly exits with the command's exit code.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'"
 )]
 pub struct ConsoleArgs {
     /// The machine (default: the first started one of the app).
     #[arg(long, value_name = "ID")]
     pub machine: Option<String>,
-    /// Run this instead of an interactive shell (through `sh -c`).
+    /// Run this instead of the app's console_command or an interactive shell (through
+    /// `sh -c`).
     #[arg(long, short = 'C', value_name = "COMMAND")]
     pub command: Option<String>,
 }
@@ -39,23 +40,25 @@ pub struct ConsoleArgs {
 pub fn run(global: &GlobalArgs, args: ConsoleArgs) -> Result<(), Error> {
     let api = client(global)?;
     let app = app_name(global)?;
-    let machine = match args.machine {
-        Some(id) => id,
-        None => block_on(async {
-            (api.machines(&app).await?)
+    let chosen = block_on(async {
+        match &args.machine {
+            Some(id) => Ok(api.machine(&app, id).await?),
+            None => (api.machines(&app).await?)
                 .into_iter()
                 .find(|m| m.state == MachineState::Started)
-                .map(|m| m.id)
-                .ok_or_else(|| Error::NoStartedMachine { app: app.clone() })
-        })?,
-    };
+                .ok_or_else(|| Error::NoStartedMachine { app: app.clone() }),
+        }
+    })?;
+    // As `fly console`: the app's `console_command` unless told otherwise.
+    let command = args.command.or(chosen.spec.console_command);
+    let machine = chosen.id;
     if !std::io::stdin().is_terminal() {
         // As `docker exec` and `kubectl exec` do, no terminal for input that is not one: a
         // piped script reaches its end reliably, which a terminal's Ctrl-D does not.
         let out = global.output();
         out.note("stdin is not a terminal: the command runs without one, reading stdin (as `lakefly machines exec -i`)");
         let request = ExecRequest {
-            command: args.command.unwrap_or_else(|| "sh".into()),
+            command: command.unwrap_or_else(|| "sh".into()),
             timeout: Some(ExecRequest::MAX_TIMEOUT),
             stdin: Some(super::machines::read_stdin()?),
         };
@@ -63,7 +66,7 @@ pub fn run(global: &GlobalArgs, args: ConsoleArgs) -> Result<(), Error> {
     }
     let (cols, rows) = window_size().unwrap_or(DEFAULT_SIZE);
     let request = ConsoleRequest {
-        command: args.command,
+        command,
         cols,
         rows,
         term: std::env::var("TERM").ok().filter(|t| !t.is_empty()),

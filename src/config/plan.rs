@@ -293,6 +293,7 @@ pub fn machine_spec(
         checks: checks_for(cfg, group),
         memory_mb: vm_for(cfg, group).and_then(|v| v.memory_mb),
         cpus: vm_for(cfg, group).and_then(|v| v.cpus),
+        console_command: cfg.console_command.clone(),
     })
 }
 

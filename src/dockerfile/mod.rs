@@ -326,7 +326,7 @@ impl Stage {
         cmd: Option<&Instruction>,
         map: &dyn Fn(&str) -> String,
     ) -> Option<String> {
-        let shell = |s: &str| s.split(' ').map(map).collect::<Vec<_>>().join(" ");
+        let shell = |s: &str| shell_words_mapped(s, map);
         let words = |i: &Instruction| match i {
             Instruction::Exec(argv) => argv
                 .iter()
@@ -344,6 +344,11 @@ impl Stage {
             (None, None) => None,
         }
     }
+}
+
+/// A shell-form command line with each space-separated word passed through `map`.
+pub(crate) fn shell_words_mapped(command: &str, map: &dyn Fn(&str) -> String) -> String {
+    command.split(' ').map(map).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ pub struct Built {
     /// The `[processes]` commands it was given, by group, as they run in the image: after
     /// its `ENTRYPOINT`, paths mapped the same way.
     pub processes: BTreeMap<String, String>,
+    /// The final stage's `WORKDIR`, which the tree stands for.
+    workdir: String,
+    /// The tree.
+    tree: PathBuf,
     /// Copies it could not apply, each with its line and why: to a place outside the final
     /// `WORKDIR` (only a container could hold it, as flyctl's Django Dockerfile copies
     /// `requirements.txt` to `/tmp` for a `RUN` step), or from a stage of files that no
@@ -76,7 +80,17 @@ pub fn build_tree(
             .map(|(group, command)| (group.clone(), stage.process_command_mapped(command, &map)))
             .collect(),
         not_applied: builder.not_applied,
+        workdir: stage.workdir.clone(),
+        tree: tree.to_path_buf(),
     })
+}
+
+impl Built {
+    /// A command line as it runs on the tree, without the image's `ENTRYPOINT` (a
+    /// `console_command`): absolute paths under `WORKDIR` mapped onto the tree.
+    pub fn on_tree(&self, command: &str) -> String {
+        super::shell_words_mapped(command, &|word| onto_tree(&self.workdir, word, &self.tree))
+    }
 }
 
 /// Applies stages' copies, building each stage copied from once.
@@ -456,11 +470,16 @@ mod tests {
         ]);
         let built = build_tree(&rails, context.path(), &tree, &processes).unwrap();
         assert_eq!(
-            built.command.unwrap(),
+            built.command.as_deref().unwrap(),
             format!(
                 "{}/bin/docker-entrypoint ./bin/rails server -b /rails-not",
                 tree.display()
             )
+        );
+        // A console_command runs on the tree too, without the ENTRYPOINT.
+        assert_eq!(
+            built.on_tree("/rails/bin/rails console"),
+            format!("{}/bin/rails console", tree.display())
         );
         let entrypoint = format!("{}/bin/docker-entrypoint", tree.display());
         assert_eq!(

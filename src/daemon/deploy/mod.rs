@@ -367,6 +367,7 @@ impl Deployer {
             fallback,
             image_env,
             processes,
+            console_command,
         } = self.prepare(app, version, cfg, files).await?;
 
         // Roll out, watching the app's machine events from before the first is created.
@@ -391,6 +392,9 @@ impl Deployer {
             spec.workdir = Some(workdir.to_string_lossy().into_owned());
             if let Some(command) = processes.get(group) {
                 spec.command = command.clone();
+            }
+            if console_command.is_some() {
+                spec.console_command = console_command.clone();
             }
             // fly.toml's [env] wins over the Dockerfile's ENV.
             for (k, v) in &image_env {

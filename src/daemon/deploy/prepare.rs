@@ -37,6 +37,8 @@ pub(super) struct Prepared {
     /// `[processes]` commands as they run in the Dockerfile's image (after its
     /// `ENTRYPOINT`), by group; empty without a Dockerfile.
     pub processes: BTreeMap<String, String>,
+    /// `console_command` with its paths mapped onto the Dockerfile's tree, when both are.
+    pub console_command: Option<String>,
 }
 
 /// What a release's Dockerfile makes of it, when it has one.
@@ -49,6 +51,8 @@ struct Image {
     env: BTreeMap<String, String>,
     /// `[processes]` commands as they run in the image.
     processes: BTreeMap<String, String>,
+    /// `console_command` on the tree.
+    console_command: Option<String>,
 }
 
 impl Image {
@@ -59,6 +63,7 @@ impl Image {
             fallback: None,
             env: BTreeMap::new(),
             processes: BTreeMap::new(),
+            console_command: None,
         }
     }
 }
@@ -191,6 +196,7 @@ impl Deployer {
             fallback,
             env: mut image_env,
             processes,
+            console_command,
         } = self.read_dockerfile(app, version, cfg, &dir).await?;
         super::release_bins::add_to_search_path(&dir, &mut image_env);
         if let Some(release) = cfg
@@ -237,6 +243,7 @@ impl Deployer {
             fallback,
             image_env,
             processes,
+            console_command,
         })
     }
 
@@ -356,7 +363,7 @@ impl Deployer {
         let (context, target) = (dir.to_path_buf(), tree.clone());
         let workdir = stage.workdir.clone();
         let processes = cfg.processes.clone();
-        let built = tokio::task::spawn_blocking(move || {
+        let mut built = tokio::task::spawn_blocking(move || {
             crate::dockerfile::build_tree(&stage, &context, &target, &processes)
         })
         .await
@@ -371,7 +378,7 @@ impl Deployer {
                 "{name} has no CMD or ENTRYPOINT, and [processes] names no command for {group}"
             )));
         }
-        for not_applied in built.not_applied {
+        for not_applied in std::mem::take(&mut built.not_applied) {
             self.progress(
                 app,
                 version,
@@ -400,11 +407,13 @@ impl Deployer {
             )
             .await;
         }
+        let console_command = cfg.console_command.as_deref().map(|c| built.on_tree(c));
         Ok(Image {
             workdir: tree,
             fallback: built.command,
             env: built.env,
             processes: built.processes,
+            console_command,
         })
     }
 }
