@@ -364,6 +364,22 @@ mod tests {
     }
 
     #[test]
+    fn a_lakeflyignore_takes_back_what_gitignore_leaves_out() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("dist")).unwrap();
+        fs::write(dir.path().join("dist/app.js"), "").unwrap();
+        fs::write(dir.path().join("debug.log"), "").unwrap();
+        fs::write(dir.path().join(".gitignore"), "dist/\n*.log\n").unwrap();
+        fs::write(dir.path().join(".lakeflyignore"), "!dist/\n").unwrap();
+        let mut bytes = Vec::new();
+        pack(dir.path(), Selection::default(), &mut bytes).unwrap();
+        assert_eq!(
+            names(&bytes),
+            [".gitignore", ".lakeflyignore", "dist/", "dist/app.js"]
+        );
+    }
+
+    #[test]
     fn a_file_always_packed_is_packed_when_ignored_but_never_from_outside() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("Dockerfile"), "FROM x\n").unwrap();

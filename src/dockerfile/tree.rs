@@ -14,7 +14,11 @@ use super::{normalize, CopySource, CopyStep, Stage};
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     /// A source is missing from the bundle or leaves it.
-    #[error("COPY source {0:?} is not in the app directory")]
+    #[error(
+        "COPY source {0:?} is not in the uploaded app (the app's directory less what \
+         .gitignore, .dockerignore and .lakeflyignore leave out; a `!{0}` line in \
+         .lakeflyignore takes an ignored file back in)"
+    )]
     MissingSource(String),
     /// Disk trouble.
     #[error("cannot build the working tree at {}: {source}", path.display())]
