@@ -109,6 +109,44 @@ fn the_memory_limit_is_enforced_shown_and_changed_by_a_release() {
         "{}",
         unknown.stderr
     );
+    let no_such_size = cli(&d, &["scale", "vm", "huge-9x"]).expect_code(2);
+    assert!(
+        no_such_size.stderr.contains("known sizes: shared-cpu-1x"),
+        "{}",
+        no_such_size.stderr
+    );
     let releases = cli(&d, &["releases", "--json"]).expect_code(0).json();
     assert_eq!(releases.as_array().unwrap().len(), 2, "{releases}");
+
+    // A size preset sets CPUs and memory together, as `fly scale vm` does.
+    let run = cli(&d, &["scale", "vm", "shared-cpu-2x"]).expect_code(0);
+    assert!(
+        run.stderr
+            .contains("app: 1 CPU, 512 MB -> shared-cpu-2x (2 CPUs, 512 MB)")
+            && run.stderr.contains("release v3 is live"),
+        "{}",
+        run.stderr
+    );
+    let show = cli(&d, &["scale", "show", "--json"]).expect_code(0).json();
+    assert_eq!(
+        (&show[0]["size"], &show[0]["cpus"], &show[0]["memory_mb"]),
+        (&"shared-cpu-2x".into(), &2.into(), &512.into()),
+        "{show}"
+    );
+    let machines = cli(&d, &["machines", "list", "--json"])
+        .expect_code(0)
+        .json();
+    let started = machines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["state"] == "started");
+    assert_eq!(started.unwrap()["spec"]["cpus"], 2, "{machines}");
+    let same = cli(&d, &["scale", "vm", "shared-cpu-2x", "--vm-memory", "512"]).expect_code(0);
+    assert!(
+        same.stderr
+            .contains("already scaled: app is shared-cpu-2x (2 CPUs, 512 MB)"),
+        "{}",
+        same.stderr
+    );
 }

@@ -294,20 +294,6 @@ impl Client {
         decode(url, status, &bytes)
     }
 
-    /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, by a new release.
-    pub async fn scale_memory(
-        &self,
-        app: &str,
-        request: &super::types::MemoryRequest,
-    ) -> Result<super::types::MemoryChange, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/v1/apps/{app}/scale/memory"),
-            Some(request),
-        )
-        .await
-    }
-
     /// `GET /v1/apps/{app}/jobs`.
     pub async fn jobs(&self, app: &str) -> Result<Vec<super::jobs::Job>, ClientError> {
         self.call(Method::GET, &format!("/v1/apps/{app}/jobs"), None::<&()>)

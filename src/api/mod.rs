@@ -10,4 +10,5 @@ pub mod exec;
 pub mod follow;
 pub mod jobs;
 pub mod kind;
+pub mod scale;
 pub mod types;

@@ -397,72 +397,6 @@ pub enum ExecEvent {
     Error(String),
 }
 
-/// `POST /v1/apps/{app}/scale`: machine counts per process group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScaleRequest {
-    /// Group name to the number of machines it should have.
-    pub counts: BTreeMap<String, u32>,
-}
-
-/// One group's count, before and after.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScaleChange {
-    /// Machines before.
-    pub from: u32,
-    /// Machines after.
-    pub to: u32,
-}
-
-/// `GET /v1/apps/{app}/scale`: each group of the current release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupScale {
-    /// The process group.
-    pub process_group: String,
-    /// Machines it has (not destroyed).
-    pub count: u32,
-    /// Of those, running.
-    pub running: u32,
-    /// `[[vm]] size`, if set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
-    /// Memory in MiB, if set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_mb: Option<u64>,
-    /// How the memory limit is enforced (`cgroup_v2` or `resident_watch`); absent without
-    /// a limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_enforced: Option<String>,
-    /// CPUs, if set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<u32>,
-    /// Whether the CPU limit is held (a cgroup's `cpu.max`); absent without a limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpus_enforced: Option<bool>,
-}
-
-/// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemoryRequest {
-    /// The group (default: `app`, or the only group).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process_group: Option<String>,
-    /// The limit in MiB.
-    pub memory_mb: u64,
-}
-
-/// What a memory change did: the release it started, if anything changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemoryChange {
-    /// The group.
-    pub process_group: String,
-    /// The limit before, in MiB.
-    pub from: Option<u64>,
-    /// The limit now, in MiB.
-    pub to: u64,
-    /// The release that applies it; none when the limit was already so.
-    pub release: Option<u64>,
-}
-
 /// A secret's value on the wire: a string that never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretValue(pub crate::secret::Secret);
@@ -589,3 +523,6 @@ pub const MAX_EVENTS_PAGE: usize = 10_000;
 
 /// Event kinds the daemon emits.
 pub use super::kind;
+pub use super::scale::{
+    GroupScale, MemoryChange, MemoryRequest, ScaleChange, ScaleRequest, VmChange, VmRequest, VmSize,
+};

@@ -1,5 +1,5 @@
-//! `lakefly scale count N | GROUP=N... [--yes]`, `lakefly scale memory MB` and
-//! `lakefly scale show`.
+//! `lakefly scale count N | GROUP=N... [--yes]`, `lakefly scale memory MB`, `lakefly scale
+//! vm SIZE` and `lakefly scale show`.
 
 use std::collections::BTreeMap;
 
@@ -7,14 +7,16 @@ use clap::{Args, Subcommand};
 
 use super::remote::{app_name, block_on, client, confirm};
 use super::GlobalArgs;
-use crate::api::types::GroupScale;
+use crate::api::client::Client;
+use crate::api::types::{GroupScale, MemoryChange, VmChange, VmSize};
 use crate::error::Error;
 use crate::output::table::Table;
+use crate::output::Output;
 
 /// Change or show how many machines each process group runs.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly scale count 2\n  lakefly scale count web=2 worker=1 --yes\n  lakefly scale count +1 -g worker\n  lakefly scale memory 512 -g worker\n  lakefly scale show"
+    after_help = "Examples:\n  lakefly scale count 2\n  lakefly scale count web=2 worker=1 --yes\n  lakefly scale count +1 -g worker\n  lakefly scale memory 512 -g worker\n  lakefly scale vm shared-cpu-2x\n  lakefly scale show"
 )]
 pub struct ScaleArgs {
     /// What to do.
@@ -50,8 +52,32 @@ pub enum ScaleCommand {
         #[arg(long)]
         detach: bool,
     },
+    /// Set a group's size (`shared-cpu-2x`: its CPUs and memory); a new release rolls it
+    /// out (followed live).
+    Vm {
+        /// The size.
+        #[arg(value_name = "SIZE", value_parser = size_name)]
+        size: String,
+        /// Memory in MB instead of the size's.
+        #[arg(long = "vm-memory", value_name = "MB")]
+        memory_mb: Option<u64>,
+        /// The group (default: `app`, or the only group).
+        #[arg(short = 'g', long = "process-group", value_name = "GROUP")]
+        group: Option<String>,
+        /// Do not follow the release.
+        #[arg(long)]
+        detach: bool,
+    },
     /// Show each group's machines, size and memory.
     Show,
+}
+
+/// A size lakefly knows, or the list of them.
+fn size_name(s: &str) -> Result<String, String> {
+    match crate::config::sizes::preset(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!("known sizes: {}", crate::config::sizes::names())),
+    }
 }
 
 /// Runs a scale command.
@@ -90,41 +116,48 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
             memory_mb,
             group,
             detach,
-        } => block_on(async move {
-            let stream = if detach {
-                None
-            } else {
-                Some(super::deploy::subscribe(&api, &app).await?)
-            };
+        } => {
             let request = crate::api::types::MemoryRequest {
                 process_group: group,
                 memory_mb,
             };
-            let change = api.scale_memory(&app, &request).await?;
-            if out.json && (change.release.is_none() || stream.is_none()) {
-                return out.json(&change);
-            }
-            let Some(version) = change.release else {
-                out.note(&format!(
-                    "already scaled: {} has {memory_mb} MB",
-                    change.process_group
-                ));
-                return Ok(());
+            let change = Resize {
+                send: api.scale_memory(&app, &request),
+                release: |c: &MemoryChange| c.release,
+                what: |c: &MemoryChange| {
+                    let from = c.from.map_or("no limit".into(), |mb| format!("{mb} MB"));
+                    format!("{}: memory {from} -> {} MB", c.process_group, c.to)
+                },
+                now: |c: &MemoryChange| format!("{} has {} MB", c.process_group, c.to),
             };
-            if !out.json {
-                let from = change
-                    .from
-                    .map_or("no limit".into(), |mb| format!("{mb} MB"));
-                out.note(&format!(
-                    "{}: memory {from} -> {memory_mb} MB",
-                    change.process_group
-                ));
-            }
-            match stream {
-                Some(stream) => super::deploy::watch(out, &app, version, stream).await,
-                None => super::deploy::detached(out, &app, version),
-            }
-        }),
+            block_on(change.follow(out, &api, &app, detach))
+        }
+        ScaleCommand::Vm {
+            size,
+            memory_mb,
+            group,
+            detach,
+        } => {
+            let request = crate::api::types::VmRequest {
+                process_group: group,
+                size,
+                memory_mb,
+            };
+            let change = Resize {
+                send: api.scale_vm(&app, &request),
+                release: |c: &VmChange| c.release,
+                what: |c: &VmChange| {
+                    format!(
+                        "{}: {} -> {}",
+                        c.process_group,
+                        shown(&c.from),
+                        shown(&c.to)
+                    )
+                },
+                now: |c: &VmChange| format!("{} is {}", c.process_group, shown(&c.to)),
+            };
+            block_on(change.follow(out, &api, &app, detach))
+        }
         ScaleCommand::Count { counts, group, yes } => {
             let targets = targets(&groups, &counts, group.as_deref())?;
             let current: BTreeMap<&str, u32> = groups
@@ -164,6 +197,69 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
             }
             Ok(())
         }
+    }
+}
+
+/// A size change to send, and how to read what it did.
+struct Resize<F, R, W, N> {
+    /// The request.
+    send: F,
+    /// The release it started, if any.
+    release: R,
+    /// What it changes (`web: memory 256 MB -> 512 MB`).
+    what: W,
+    /// What the group has when nothing changed (`web has 512 MB`).
+    now: N,
+}
+
+impl<T, F, R, W, N> Resize<F, R, W, N>
+where
+    T: serde::Serialize,
+    F: std::future::Future<Output = Result<T, crate::api::client::ClientError>>,
+    R: Fn(&T) -> Option<u64>,
+    W: Fn(&T) -> String,
+    N: Fn(&T) -> String,
+{
+    /// Sends the change (following the app's events from before, unless `detach`), says
+    /// what changes, and follows the release it starts until it is live or failed.
+    async fn follow(self, out: Output, api: &Client, app: &str, detach: bool) -> Result<(), Error> {
+        let stream = match detach {
+            true => None,
+            false => Some(super::deploy::subscribe(api, app).await?),
+        };
+        let change = self.send.await?;
+        let release = (self.release)(&change);
+        if out.json && (release.is_none() || stream.is_none()) {
+            return out.json(&change);
+        }
+        let Some(version) = release else {
+            out.note(&format!("already scaled: {}", (self.now)(&change)));
+            return Ok(());
+        };
+        if !out.json {
+            out.note(&(self.what)(&change));
+        }
+        match stream {
+            Some(stream) => super::deploy::watch(out, app, version, stream).await,
+            None => super::deploy::detached(out, app, version),
+        }
+    }
+}
+
+/// `shared-cpu-2x (2 CPUs, 512 MB)`, or what of it is set.
+fn shown(size: &VmSize) -> String {
+    let mut parts = Vec::new();
+    if let Some(cpus) = size.cpus {
+        parts.push(format!("{cpus} CPU{}", if cpus == 1 { "" } else { "s" }));
+    }
+    if let Some(mb) = size.memory_mb {
+        parts.push(format!("{mb} MB"));
+    }
+    match (&size.size, parts.is_empty()) {
+        (Some(name), true) => name.clone(),
+        (Some(name), false) => format!("{name} ({})", parts.join(", ")),
+        (None, true) => "no size".to_string(),
+        (None, false) => parts.join(", "),
     }
 }
 

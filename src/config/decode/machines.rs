@@ -5,23 +5,6 @@ use super::reader::{Decoder, Field};
 use super::section_groups;
 use crate::config::model::{Metrics, Mount, Restart, RestartPolicy, Vm};
 
-/// Fly's size presets: name, CPU count, memory in MiB.
-const SIZES: &[(&str, u32, u64)] = &[
-    ("shared-cpu-1x", 1, 256),
-    ("shared-cpu-2x", 2, 512),
-    ("shared-cpu-4x", 4, 1024),
-    ("shared-cpu-8x", 8, 2048),
-    ("performance-1x", 1, 2048),
-    ("performance-2x", 2, 4096),
-    ("performance-4x", 4, 8192),
-    ("performance-8x", 8, 16384),
-    ("performance-16x", 16, 32768),
-    ("a10", 8, 32768),
-    ("a100-40gb", 8, 32768),
-    ("a100-80gb", 8, 32768),
-    ("l40s", 8, 32768),
-];
-
 pub(super) fn vms(d: &mut Decoder, f: Field, start: usize) -> Vec<Vm> {
     let mut out = Vec::new();
     for mut t in d.tables(f, start) {
@@ -29,19 +12,18 @@ pub(super) fn vms(d: &mut Decoder, f: Field, start: usize) -> Vec<Vm> {
         // Later settings win, as in flyctl: the size's memory, then `memory`, then `memory_mb`.
         if let Some(f) = t.get(d, "size") {
             if let Some(size) = d.string(&f) {
-                match SIZES.iter().find(|(name, ..)| *name == size) {
-                    Some((_, cpus, mb)) => {
-                        vm.cpus = Some(*cpus);
-                        vm.memory_mb = Some(*mb);
+                match crate::config::sizes::preset(&size) {
+                    Some((cpus, mb)) => {
+                        vm.cpus = Some(cpus);
+                        vm.memory_mb = Some(mb);
                     }
                     None => {
-                        let names: Vec<&str> = SIZES.iter().map(|(n, ..)| *n).collect();
                         d.warn(
                             &f,
                             format!(
                                 "vm size {size:?} is not a size lakefly knows; it sets no memory"
                             ),
-                            Some(format!("known sizes: {}", names.join(", "))),
+                            Some(format!("known sizes: {}", crate::config::sizes::names())),
                         );
                     }
                 }

@@ -68,6 +68,9 @@ pub enum DeployError {
     /// No release to roll back to.
     #[error("{0}")]
     NoRollbackTarget(String),
+    /// A size preset that does not exist.
+    #[error("{0:?} is not a machine size lakefly knows")]
+    UnknownSize(String),
     /// A memory limit too small to start anything.
     #[error("{0} MB is too little memory; the smallest limit is {MIN_MEMORY_MB} MB")]
     BadMemory(u64),

@@ -1,15 +1,34 @@
 //! Scaling the current release: machine counts per group (`scale`), a group's memory limit
-//! (`scale_memory`, applied by a new release), and what each group has (`scale_show`).
+//! or size preset (`scale_memory`, `scale_vm`, applied by a new release), and what each
+//! group has (`scale_show`).
 
 use std::collections::BTreeMap;
 
 use super::rollout::Rollout;
 use super::{DeployError, Deployer, DEFAULT_MAX_UNAVAILABLE, DEFAULT_WAIT_TIMEOUT, MIN_MEMORY_MB};
+use crate::api::types::VmSize;
 use crate::api::types::{kind, DeployRequest};
-use crate::config::model::Strategy;
+use crate::config::model::{Strategy, Vm};
 use crate::config::plan;
 use crate::daemon::events::NewEvent;
 use crate::daemon::store::{self, releases};
+
+/// A group's size before and after a resize, and the release that applies it.
+struct Resized {
+    group: String,
+    from: VmSize,
+    to: VmSize,
+    release: Option<u64>,
+}
+
+/// The size a `[[vm]]` gives.
+fn size_of(vm: &Vm) -> VmSize {
+    VmSize {
+        size: vm.size.clone(),
+        cpus: vm.cpus,
+        memory_mb: vm.memory_mb,
+    }
+}
 
 impl Deployer {
     /// Sets the machine count of groups of the current release: new machines start and must
@@ -108,6 +127,66 @@ impl Deployer {
         if memory_mb < MIN_MEMORY_MB {
             return Err(DeployError::BadMemory(memory_mb));
         }
+        let resized = self
+            .resize(
+                app,
+                group,
+                |group| format!("scale memory {group}={memory_mb}MB"),
+                |vm| vm.memory_mb = Some(memory_mb),
+            )
+            .await?;
+        Ok(crate::api::types::MemoryChange {
+            process_group: resized.group,
+            from: resized.from.memory_mb,
+            to: memory_mb,
+            release: resized.release,
+        })
+    }
+
+    /// Sets a group's size preset (`fly scale vm`): its CPUs and memory (the size's, or
+    /// `memory_mb`), by a new release as [`Deployer::scale_memory`] does.
+    pub async fn scale_vm(
+        &self,
+        app: &str,
+        request: crate::api::types::VmRequest,
+    ) -> Result<crate::api::types::VmChange, DeployError> {
+        let Some((cpus, size_mb)) = crate::config::sizes::preset(&request.size) else {
+            return Err(DeployError::UnknownSize(request.size));
+        };
+        let memory_mb = request.memory_mb.unwrap_or(size_mb);
+        if memory_mb < MIN_MEMORY_MB {
+            return Err(DeployError::BadMemory(memory_mb));
+        }
+        let size = request.size;
+        let resized = self
+            .resize(
+                app,
+                request.process_group,
+                |group| format!("scale vm {group}={size}"),
+                |vm| {
+                    vm.size = Some(size.clone());
+                    vm.cpus = Some(cpus);
+                    vm.memory_mb = Some(memory_mb);
+                },
+            )
+            .await?;
+        Ok(crate::api::types::VmChange {
+            process_group: resized.group,
+            from: resized.from,
+            to: resized.to,
+            release: resized.release,
+        })
+    }
+
+    /// Starts a release of the current one with `group`'s `[[vm]]` changed by `change`
+    /// (given its own `[[vm]]` if it shared one), unless that changes nothing.
+    async fn resize(
+        &self,
+        app: &str,
+        group: Option<String>,
+        description: impl FnOnce(&str) -> String,
+        change: impl FnOnce(&mut Vm),
+    ) -> Result<Resized, DeployError> {
         let Some(super::Current {
             mut config, bundle, ..
         }) = self.current_source(app).await?
@@ -125,12 +204,15 @@ impl Deployer {
             }
             None => config.default_group().to_string(),
         };
-        let from = plan::vm_for(&config, &group).and_then(|v| v.memory_mb);
-        if from == Some(memory_mb) {
-            return Ok(crate::api::types::MemoryChange {
-                process_group: group,
+        let before = plan::vm_for(&config, &group).cloned().unwrap_or_default();
+        let mut after = before.clone();
+        change(&mut after);
+        let (from, to) = (size_of(&before), size_of(&after));
+        if from == to {
+            return Ok(Resized {
+                group,
                 from,
-                to: memory_mb,
+                to,
                 release: None,
             });
         }
@@ -139,13 +221,11 @@ impl Deployer {
             .iter_mut()
             .find(|v| v.processes.iter().any(|p| p == &group))
         {
-            Some(vm) => vm.memory_mb = Some(memory_mb),
+            Some(vm) => *vm = after,
             None => {
                 // The group gets a [[vm]] of its own, sized like the shared one otherwise.
-                let mut vm = plan::vm_for(&config, &group).cloned().unwrap_or_default();
-                vm.processes = vec![group.clone()];
-                vm.memory_mb = Some(memory_mb);
-                config.vm.push(vm);
+                after.processes = vec![group.clone()];
+                config.vm.push(after);
             }
         }
         let request = DeployRequest {
@@ -153,15 +233,15 @@ impl Deployer {
             bundle,
             strategy: Some(Strategy::Rolling),
             wait_timeout: None,
-            description: Some(format!("scale memory {group}={memory_mb}MB")),
+            description: Some(description(&group)),
             rebuild: false,
         };
-        let version = self.start(app, request).await?;
-        Ok(crate::api::types::MemoryChange {
-            process_group: group,
+        let release = Some(self.start(app, request).await?);
+        Ok(Resized {
+            group,
             from,
-            to: memory_mb,
-            release: Some(version),
+            to,
+            release,
         })
     }
 

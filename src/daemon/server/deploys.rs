@@ -75,6 +75,16 @@ pub async fn scale_memory(
     ))
 }
 
+/// `POST /v1/apps/{app}/scale/vm`: a group's size preset, applied by a new release.
+pub async fn scale_vm(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    ApiJson(req): ApiJson<crate::api::types::VmRequest>,
+) -> Result<Json<crate::api::types::VmChange>, ServerError> {
+    state.require_app(&app).await?;
+    Ok(Json(state.deployer.scale_vm(&app, req).await?))
+}
+
 /// `GET /v1/apps/{app}/scale`: each group's machines, size and memory.
 pub async fn scale_show(
     State(state): State<Shared>,

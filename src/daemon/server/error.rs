@@ -172,6 +172,7 @@ impl ServerError {
                 DeployError::ScaleFailed(_) => "scale_failed",
                 DeployError::RestartFailed(_) => "restart_failed",
                 DeployError::BadMemory(_) => "bad_memory",
+                DeployError::UnknownSize(_) => "unknown_size",
                 DeployError::Store(_) => "internal",
             },
             ServerError::ExecFailed(_) => "exec_failed",
@@ -248,6 +249,10 @@ impl ServerError {
                     "its restart policy keeps trying; `lakefly logs` shows why it fails, `lakefly rollback` goes back to the release before".into(),
                 ),
                 DeployError::BadMemory(_) => Some("pass a limit in MB, e.g. 256".into()),
+                DeployError::UnknownSize(_) => Some(format!(
+                    "known sizes: {}",
+                    crate::config::sizes::names()
+                )),
                 DeployError::Store(_) => Some("see the daemon's log".into()),
             },
             ServerError::Store(_) => Some("see the daemon's log".into()),

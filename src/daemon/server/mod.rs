@@ -124,6 +124,10 @@ fn routes(state: Shared) -> Router {
             axum::routing::post(deploys::scale_memory),
         )
         .route(
+            "/v1/apps/{name}/scale/vm",
+            axum::routing::post(deploys::scale_vm),
+        )
+        .route(
             "/v1/apps/{name}/certs",
             get(hostnames::list).post(hostnames::add),
         )
