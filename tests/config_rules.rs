@@ -662,3 +662,18 @@ fn http_options_response_pristine_is_a_boolean() {
         "{wrong:?}"
     );
 }
+
+#[test]
+fn files_are_kept_but_said_not_to_be_written() {
+    let text = "app = \"x\"\n[[files]]\n  guest_path = \"/etc/app.json\"\n  raw_value = \"e30K\"\n";
+    let found = warnings(text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let (line, _, message, hint) = &found[0];
+    assert_eq!(*line, 2, "{found:#?}");
+    assert!(
+        message.contains("[[files]] is not applied") && message.contains("/etc/app.json"),
+        "{message}"
+    );
+    assert!(hint.contains("lakefly secrets set"), "{hint}");
+    assert_eq!(load(text).config.files.len(), 1);
+}

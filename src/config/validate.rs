@@ -17,6 +17,7 @@ pub(crate) fn check(d: &mut Decoder, cfg: &AppConfig) {
     unique_public_ports(d, cfg);
     unique_mount_destinations(d, cfg);
     unique_job_names(d, cfg);
+    files_not_written(d, cfg);
 }
 
 fn report(d: &mut Decoder, severity: Severity, key: &str, message: String, hint: Option<String>) {
@@ -33,6 +34,27 @@ fn report(d: &mut Decoder, severity: Severity, key: &str, message: String, hint:
     });
     let diagnostic = d.diagnostic(severity, key, span.as_ref(), message, hint);
     d.diagnostics.push(diagnostic);
+}
+
+/// `[[files]]` is kept but not applied: an app that expects the file finds it missing, so
+/// it is said rather than passed over.
+fn files_not_written(d: &mut Decoder, cfg: &AppConfig) {
+    for (i, file) in cfg.files.iter().enumerate() {
+        report(
+            d,
+            Severity::Warning,
+            &format!("files[{i}]"),
+            format!(
+                "[[files]] is not applied: lakefly does not write {:?} into machines",
+                file.guest_path
+            ),
+            Some(
+                "put the file in the app's directory (it is uploaded with the app), or keep its \
+                 content in a secret the app reads (`lakefly secrets set NAME=- < file`)"
+                    .into(),
+            ),
+        );
+    }
 }
 
 /// Every `processes = [...]` list names groups that exist.
