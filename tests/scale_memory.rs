@@ -37,17 +37,23 @@ fn wait_for_line(d: &TestDaemon, line: &str) {
     }
 }
 
-/// Asks the app's started machine to fill 200 MB.
-fn grow(d: &TestDaemon) {
+/// The app's started machine.
+fn started_machine(d: &TestDaemon) -> serde_json::Value {
     let machines = cli(d, &["machines", "list", "--json"])
         .expect_code(0)
         .json();
-    let started = machines
+    machines
         .as_array()
         .unwrap()
         .iter()
         .find(|m| m["state"] == "started")
-        .unwrap_or_else(|| panic!("no started machine: {machines}"));
+        .unwrap_or_else(|| panic!("no started machine: {machines}"))
+        .clone()
+}
+
+/// Asks the app's started machine to fill 200 MB.
+fn grow(d: &TestDaemon) {
+    let started = started_machine(d);
     let id = started["id"].as_str().unwrap();
     cli(d, &["machines", "exec", id, "--", "touch", "grow"]).expect_code(0);
 }
@@ -133,15 +139,8 @@ fn the_memory_limit_is_enforced_shown_and_changed_by_a_release() {
         (&"shared-cpu-2x".into(), &2.into(), &512.into()),
         "{show}"
     );
-    let machines = cli(&d, &["machines", "list", "--json"])
-        .expect_code(0)
-        .json();
-    let started = machines
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["state"] == "started");
-    assert_eq!(started.unwrap()["spec"]["cpus"], 2, "{machines}");
+    let started = started_machine(&d);
+    assert_eq!(started["spec"]["cpus"], 2, "{started}");
     let same = cli(&d, &["scale", "vm", "shared-cpu-2x", "--vm-memory", "512"]).expect_code(0);
     assert!(
         same.stderr
