@@ -309,9 +309,6 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
     Ok(())
 }
 
-/// The config with what each process group runs settled (the `Dockerfile` beside it
-/// named when the config relies on it, as flyctl builds it), or why one has nothing to
-/// run, found before the app is created or anything uploaded.
 /// `--env` over `[env]` and `--build-arg` over `[build.args]`, for this release only.
 fn overrides(config: &mut AppConfig, args: &DeployArgs, out: &Output) {
     config.env.extend(args.env.iter().cloned());
@@ -325,6 +322,9 @@ fn overrides(config: &mut AppConfig, args: &DeployArgs, out: &Output) {
     build.args.extend(args.build_args.iter().cloned());
 }
 
+/// The config with what each process group runs settled (the `Dockerfile` beside it named
+/// when nothing else says how to build, as flyctl builds it), or why one has nothing to
+/// run, found before the app is created or anything uploaded.
 fn runnable(mut config: AppConfig, dir: &Path, path: &Path) -> Result<AppConfig, Error> {
     match plan::runnable(&config, dir) {
         plan::Runnable::AsConfigured => Ok(config),

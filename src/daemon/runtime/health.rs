@@ -57,11 +57,15 @@ impl Target {
 }
 
 /// Aborts the checks, and takes them off the board, when the machine's process is done.
-pub struct Watch(JoinHandle<()>, #[allow(dead_code)] Entry);
+pub struct Watch {
+    task: JoinHandle<()>,
+    /// Held for its drop, which takes the machine's checks off the board.
+    _board: Entry,
+}
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -99,7 +103,10 @@ pub fn watch(
         }
         aggregate(&target, names, rx, hub, recorder).await;
     });
-    Watch(task, entry)
+    Watch {
+        task,
+        _board: entry,
+    }
 }
 
 /// One result of one check.
