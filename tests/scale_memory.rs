@@ -149,3 +149,43 @@ fn the_memory_limit_is_enforced_shown_and_changed_by_a_release() {
         same.stderr
     );
 }
+
+/// As Fly keeps a machine's size when fly.toml names none, a deploy of a fly.toml without
+/// `[[vm]]` keeps what `scale memory` set, and says so; one with `[[vm]]` sets its own.
+#[test]
+fn a_deploy_without_vm_keeps_the_size_scale_set() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    for file in ["fly.toml", "app.py"] {
+        std::fs::copy(example.join(file), dir.path().join(file)).unwrap();
+    }
+    let hello = |args: &[&str]| {
+        let mut all = vec!["--remote", &d.api, "-a", "hello"];
+        all.extend_from_slice(args);
+        common::lakefly(dir.path(), &all)
+    };
+    hello(&["deploy"]).expect_code(0);
+    hello(&["scale", "memory", "256"]).expect_code(0);
+    let again = hello(&["deploy"]).expect_code(0);
+    assert!(
+        again
+            .stderr
+            .contains("fly.toml has no [[vm]]: the sizes the app ran with are kept (app: 256 MB)"),
+        "{}",
+        again.stderr
+    );
+    let show = hello(&["scale", "show", "--json"]).expect_code(0).json();
+    assert_eq!(show[0]["memory_mb"], 256, "{show}");
+
+    let toml = std::fs::read_to_string(dir.path().join("fly.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("fly.toml"),
+        format!("{toml}\n[[vm]]\n  memory = \"512mb\"\n"),
+    )
+    .unwrap();
+    let sized = hello(&["deploy"]).expect_code(0);
+    assert!(!sized.stderr.contains("are kept"), "{}", sized.stderr);
+    let show = hello(&["scale", "show", "--json"]).expect_code(0).json();
+    assert_eq!(show[0]["memory_mb"], 512, "{show}");
+}

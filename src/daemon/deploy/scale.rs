@@ -21,6 +21,28 @@ struct Resized {
     release: Option<u64>,
 }
 
+/// `web: shared-cpu-2x, 2 CPUs, 512 MB; all: 256 MB`: what each `[[vm]]` sets.
+fn describe_vms(vms: &[Vm]) -> String {
+    vms.iter()
+        .map(|vm| {
+            let groups = match vm.processes.is_empty() {
+                true => "every group".to_string(),
+                false => vm.processes.join(", "),
+            };
+            let parts: Vec<String> = [
+                vm.size.clone(),
+                vm.cpus.map(|n| format!("{n} CPUs")),
+                vm.memory_mb.map(|mb| format!("{mb} MB")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            format!("{groups}: {}", parts.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The size a `[[vm]]` gives.
 fn size_of(vm: &Vm) -> VmSize {
     VmSize {
@@ -114,6 +136,30 @@ impl Deployer {
             );
         }
         Ok(changes)
+    }
+
+    /// A deploy of a client's fly.toml: as [`Deployer::start`], except that a config with
+    /// no `[[vm]]` keeps the sizes the app runs with now (`scale memory`, `scale vm`), as
+    /// Fly keeps a machine's size when fly.toml names none; the release says so.
+    pub async fn deploy(&self, app: &str, mut req: DeployRequest) -> Result<u64, DeployError> {
+        let mut kept = None;
+        if req.config.vm.is_empty() {
+            if let Some(current) = self.current_source(app).await? {
+                if !current.config.vm.is_empty() {
+                    kept = Some(describe_vms(&current.config.vm));
+                    req.config.vm = current.config.vm;
+                }
+            }
+        }
+        let version = self.start(app, req).await?;
+        if let Some(sizes) = kept {
+            let note = format!(
+                "fly.toml has no [[vm]]: the sizes the app ran with are kept ({sizes}); a [[vm]] \
+                 section sets others"
+            );
+            self.progress(app, version, "scale", note).await;
+        }
+        Ok(version)
     }
 
     /// Sets a group's memory limit: a new release of the current one with `[[vm]] memory`

@@ -19,7 +19,7 @@ pub async fn create(
     ApiJson(req): ApiJson<DeployRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
     state.require_app(&app).await?;
-    let version = state.deployer.start(&app, req).await?;
+    let version = state.deployer.deploy(&app, req).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "version": version })),
