@@ -281,6 +281,13 @@ pub enum Error {
         name: String,
     },
 
+    /// The app has no release to show.
+    #[error("app {app} has no release yet")]
+    NoRelease {
+        /// The app.
+        app: String,
+    },
+
     /// `console` was not told which machine, and the app has none started.
     #[error("app {app} has no started machine to open a console in")]
     NoStartedMachine {
@@ -356,6 +363,7 @@ impl Error {
             Error::Cancelled(_) => "cancelled",
             Error::NoApp => "no_app",
             Error::NoStartedMachine { .. } => "no_started_machine",
+            Error::NoRelease { .. } => "no_release",
             Error::ConsoleCut { .. } => "console_cut",
             Error::JobNotFound { .. } => "job_not_found",
             Error::InvalidConfig(_) => "config_invalid",
@@ -421,7 +429,8 @@ impl Error {
             Error::ConfigNotFound { .. }
             | Error::KeyNotSet { .. }
             | Error::JobNotFound { .. }
-            | Error::NoStartedMachine { .. } => exit::NOT_FOUND,
+            | Error::NoStartedMachine { .. }
+            | Error::NoRelease { .. } => exit::NOT_FOUND,
             Error::ConsoleCut { .. } => exit::ERROR,
             Error::InvalidKey { .. }
             | Error::NotAnAssignment { .. }
@@ -501,6 +510,7 @@ impl Error {
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,
             Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),
+            Error::NoRelease { .. } => Some("`lakefly deploy` makes the first release".into()),
             Error::NoStartedMachine { .. } => Some(
                 "`lakefly machines list` shows its machines: start one (`lakefly machines start ID`), or name one with --machine".into(),
             ),

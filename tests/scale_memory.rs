@@ -177,6 +177,24 @@ fn a_deploy_without_vm_keeps_the_size_scale_set() {
     );
     let show = hello(&["scale", "show", "--json"]).expect_code(0).json();
     assert_eq!(show[0]["memory_mb"], 256, "{show}");
+    // The deployed config says so where the file does not: `config show --release`.
+    let deployed = hello(&["config", "show", "--release"])
+        .expect_code(0)
+        .json();
+    assert_eq!(deployed["vm"][0]["memory_mb"], 256, "{deployed}");
+    let local = hello(&["config", "show"]).expect_code(0).json();
+    assert!(local.get("vm").is_none(), "{local}");
+    let first = hello(&["config", "show", "--release", "1"])
+        .expect_code(0)
+        .json();
+    assert!(first.get("vm").is_none(), "{first}");
+    let missing = hello(&["config", "show", "--release", "99"]).expect_code(5);
+    assert!(
+        missing.stderr.contains("has no release v99")
+            && missing.stderr.contains("lakefly releases"),
+        "{}",
+        missing.stderr
+    );
 
     let toml = std::fs::read_to_string(dir.path().join("fly.toml")).unwrap();
     std::fs::write(

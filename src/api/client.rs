@@ -244,6 +244,16 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// `GET /v1/apps/{app}/releases/{version}/config`: the config a release runs.
+    pub async fn release_config(
+        &self,
+        app: &str,
+        version: u64,
+    ) -> Result<crate::config::AppConfig, ClientError> {
+        let path = format!("/v1/apps/{app}/releases/{version}/config");
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     /// `GET /v1/apps/{app}/machines/{id}`.
     pub async fn machine(&self, app: &str, id: &str) -> Result<Machine, ClientError> {
         self.call(

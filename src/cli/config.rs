@@ -37,11 +37,17 @@ pub enum ConfigCommand {
         #[arg(long)]
         strict: bool,
     },
-    /// Print the normalized config, as the daemon reads it (JSON).
+    /// Print the normalized config, as the daemon reads it (JSON); with --release, the one
+    /// a release runs.
     #[command(
-        after_help = "Examples:\n  lakefly config show\n  lakefly config show -c fly.staging.toml | jq .services"
+        after_help = "Examples:\n  lakefly config show\n  lakefly config show -c fly.staging.toml | jq .services\n  lakefly config show --release          # what the current release runs\n  lakefly config show --release 3 | jq .vm"
     )]
-    Show,
+    Show {
+        /// Show the config release VERSION runs (default: the current one) instead of the
+        /// file: with `deploy -e` values and sizes `scale` set.
+        #[arg(long, value_name = "VERSION", num_args = 0..=1, default_missing_value = "0")]
+        release: Option<u64>,
+    },
     /// Print the value of one key as the file writes it.
     #[command(
         after_help = "Examples:\n  lakefly config get app\n  lakefly config get services[0].ports[0].port\n  lakefly config get env.\"DOTTED.NAME\""
@@ -79,7 +85,10 @@ pub fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<(), Error> {
     let path = global.config_path();
     match args.command {
         ConfigCommand::Validate { strict } => validate(out, path, strict),
-        ConfigCommand::Show => show(out, path, global.app.as_deref()),
+        ConfigCommand::Show { release: None } => show(out, path, global.app.as_deref()),
+        ConfigCommand::Show {
+            release: Some(version),
+        } => show_release(out, global, version),
         ConfigCommand::Get { key } => get(out, path, &key),
         ConfigCommand::Set {
             assignments,
@@ -184,6 +193,23 @@ fn show(out: Output, path: &Path, app: Option<&str>) -> Result<(), Error> {
         cfg.app = Some(app.to_string());
     }
     out.json(&cfg)
+}
+
+/// The config release `version` of the app runs (0: the current release).
+fn show_release(out: Output, global: &GlobalArgs, version: u64) -> Result<(), Error> {
+    let api = super::remote::client(global)?;
+    let app = super::remote::app_name(global)?;
+    let config = super::remote::block_on(async {
+        let version = match version {
+            0 => match api.status(&app).await?.release {
+                Some(release) => release.version,
+                None => return Err(Error::NoRelease { app: app.clone() }),
+            },
+            n => n,
+        };
+        Ok(api.release_config(&app, version).await?)
+    })?;
+    out.json(&config)
 }
 
 fn get(out: Output, path: &Path, key: &str) -> Result<(), Error> {

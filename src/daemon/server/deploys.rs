@@ -26,6 +26,24 @@ pub async fn create(
     ))
 }
 
+/// `GET /v1/apps/{app}/releases/{version}/config`: the normalized config a release runs
+/// (with what `deploy -e`, `scale` and kept sizes made of the file).
+pub async fn release_config(
+    State(state): State<Shared>,
+    Path((app, version)): Path<(String, u64)>,
+) -> Result<Json<crate::config::AppConfig>, ServerError> {
+    state.require_app(&app).await?;
+    let a = app.clone();
+    let source = state
+        .store
+        .run(move |conn, path| releases::source(conn, path, &a, version))
+        .await?;
+    match source {
+        Some(source) => Ok(Json(source.config)),
+        None => Err(ServerError::ReleaseNotFound { app, version }),
+    }
+}
+
 /// `POST /v1/apps/{app}/rollbacks`: 202 with the new release's version.
 pub async fn rollback(
     State(state): State<Shared>,

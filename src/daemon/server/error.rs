@@ -59,6 +59,14 @@ pub enum ServerError {
         /// The app.
         app: String,
     },
+    /// The app has no such release.
+    #[error("app {app:?} has no release v{version}")]
+    ReleaseNotFound {
+        /// The app.
+        app: String,
+        /// The version asked for.
+        version: u64,
+    },
     /// A query parameter or header is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -101,7 +109,8 @@ impl ServerError {
         match self {
             ServerError::AppNotFound(_)
             | ServerError::MachineNotFound { .. }
-            | ServerError::HostnameNotFound { .. } => StatusCode::NOT_FOUND,
+            | ServerError::HostnameNotFound { .. }
+            | ServerError::ReleaseNotFound { .. } => StatusCode::NOT_FOUND,
             ServerError::AppExists(_) | ServerError::HostnameTaken { .. } => StatusCode::CONFLICT,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Job(e) => match e {
@@ -145,6 +154,7 @@ impl ServerError {
             ServerError::InvalidHostname { .. } => "invalid_hostname",
             ServerError::HostnameTaken { .. } => "hostname_taken",
             ServerError::HostnameNotFound { .. } => "hostname_not_found",
+            ServerError::ReleaseNotFound { .. } => "release_not_found",
             ServerError::BadRequest(_) => "bad_request",
             ServerError::Unauthorized(_) => "unauthorized",
             ServerError::Job(e) => match e {
@@ -196,6 +206,9 @@ impl ServerError {
             )),
             ServerError::HostnameNotFound { .. } => {
                 Some("`lakefly certs list` shows the app's host names".into())
+            }
+            ServerError::ReleaseNotFound { .. } => {
+                Some("`lakefly releases` lists the app's versions".into())
             }
             ServerError::BadRequest(_) => None,
             ServerError::ExecFailed(_) => {

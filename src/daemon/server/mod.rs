@@ -108,6 +108,10 @@ fn routes(state: Shared) -> Router {
         )
         .route("/v1/apps/{name}/releases", get(deploys::list))
         .route(
+            "/v1/apps/{name}/releases/{version}/config",
+            get(deploys::release_config),
+        )
+        .route(
             "/v1/apps/{name}/rollbacks",
             axum::routing::post(deploys::rollback),
         )
