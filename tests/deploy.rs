@@ -1162,6 +1162,9 @@ fn the_multi_example_scales_each_group_to_exactly_what_is_asked() {
         &["scale", "count", "app=-1", "--yes"][..],
         &["scale", "count", "nogroup=2", "--yes"],
         &["machines", "stop", "unknown-id"],
+        // With two groups and none called `app`, a size change says which it means.
+        &["scale", "memory", "256"],
+        &["scale", "vm", "shared-cpu-2x"],
     ] {
         let mut args = vec!["--remote", d.api.as_str(), "-a", "multi"];
         args.extend_from_slice(bad);
@@ -1169,6 +1172,18 @@ fn the_multi_example_scales_each_group_to_exactly_what_is_asked() {
         assert_ne!(run.code, 0, "{bad:?} must fail");
         assert!(run.stderr.starts_with("error: "), "{bad:?}: {}", run.stderr);
     }
+    let guessed = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "-a", "multi", "scale", "memory", "256"],
+    );
+    assert!(
+        guessed
+            .stderr
+            .contains("several process groups (web, worker)")
+            && guessed.stderr.contains("-g GROUP"),
+        "{}",
+        guessed.stderr
+    );
     let after = common::lakefly(
         Path::new("."),
         &["--remote", &d.api, "status", "-a", "multi", "--json"],

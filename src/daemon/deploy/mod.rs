@@ -68,6 +68,9 @@ pub enum DeployError {
     /// No release to roll back to.
     #[error("{0}")]
     NoRollbackTarget(String),
+    /// A size change that names no group, for an app with several and none called `app`.
+    #[error("the app has several process groups ({0}) and none is `app`: say which one")]
+    GroupNeeded(String),
     /// A size preset that does not exist.
     #[error("{0:?} is not a machine size lakefly knows")]
     UnknownSize(String),

@@ -248,7 +248,11 @@ impl Deployer {
                     valid: groups.join(", "),
                 })
             }
-            None => config.default_group().to_string(),
+            // `app`, or the only group; with several, which one is not guessed.
+            None if groups.len() == 1 || groups.iter().any(|g| g == "app") => {
+                config.default_group().to_string()
+            }
+            None => return Err(DeployError::GroupNeeded(groups.join(", "))),
         };
         let before = plan::vm_for(&config, &group).cloned().unwrap_or_default();
         let mut after = before.clone();

@@ -183,6 +183,7 @@ impl ServerError {
                 DeployError::RestartFailed(_) => "restart_failed",
                 DeployError::BadMemory(_) => "bad_memory",
                 DeployError::UnknownSize(_) => "unknown_size",
+                DeployError::GroupNeeded(_) => "group_needed",
                 DeployError::Store(_) => "internal",
             },
             ServerError::ExecFailed(_) => "exec_failed",
@@ -262,6 +263,7 @@ impl ServerError {
                     "its restart policy keeps trying; `lakefly logs` shows why it fails, `lakefly rollback` goes back to the release before".into(),
                 ),
                 DeployError::BadMemory(_) => Some("pass a limit in MB, e.g. 256".into()),
+                DeployError::GroupNeeded(_) => Some("pass -g GROUP".into()),
                 DeployError::UnknownSize(_) => Some(format!(
                     "known sizes: {}",
                     crate::config::sizes::names()
