@@ -251,11 +251,20 @@ async fn https_gives_each_name_the_certificate_that_covers_it() {
         added.json()["certificate"].as_str(),
         Some(tls::fixture("cert3.pem").as_str())
     );
+    // With its expiry (the fixture's notAfter): lakeflyd renews nothing.
+    assert_eq!(
+        added.json()["certificate_expires"].as_str(),
+        Some("2126-11-01T02:32:55Z")
+    );
     let run = s
         .cli(&["certs", "show", "www.shop.test"])
         .await
         .expect_code(0);
-    assert!(run.stdout.contains("cert3.pem"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("cert3.pem") && run.stdout.contains("2126-11-01T02:32:55Z"),
+        "{}",
+        run.stdout
+    );
 
     // Each client gets the certificate for the name it asks for (the test client
     // verifies the name), and the request goes to the app the name routes to.

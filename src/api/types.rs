@@ -473,6 +473,9 @@ pub struct Hostname {
     /// edge's certificates covers it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// When that certificate expires (RFC 3339): lakeflyd does not renew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_expires: Option<String>,
 }
 
 /// `POST /v1/apps/{app}/certs`.

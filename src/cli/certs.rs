@@ -73,10 +73,11 @@ pub fn run(global: &GlobalArgs, args: CertsArgs) -> Result<(), Error> {
             if out.json {
                 return out.json(&list);
             }
-            let mut table = Table::new(vec!["HOSTNAME", "CERTIFICATE", "ADDED"]);
+            let mut table = Table::new(vec!["HOSTNAME", "CERTIFICATE", "EXPIRES", "ADDED"]);
             for h in list {
                 let cert = h.certificate.unwrap_or_else(|| "-".into());
-                table.row(vec![h.hostname, cert, h.created_at]);
+                let expires = h.certificate_expires.unwrap_or_else(|| "-".into());
+                table.row(vec![h.hostname, cert, expires, h.created_at]);
             }
             out.text(&table.render())
         }
@@ -91,6 +92,9 @@ pub fn run(global: &GlobalArgs, args: CertsArgs) -> Result<(), Error> {
             table.row(vec!["added".into(), shown.created_at.clone()]);
             let cert = shown.certificate.clone().unwrap_or_else(|| "-".into());
             table.row(vec!["certificate".into(), cert]);
+            if let Some(expires) = &shown.certificate_expires {
+                table.row(vec!["expires".into(), expires.clone()]);
+            }
             out.text(&table.render())?;
             out.note(&https_note(&shown));
             Ok(())

@@ -15,6 +15,7 @@ pub mod secrets;
 pub mod server;
 pub mod server_tls;
 pub mod store;
+pub mod tls_expiry;
 
 use std::fs::File;
 use std::future::IntoFuture;

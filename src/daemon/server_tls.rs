@@ -222,13 +222,42 @@ impl ServerTls {
             config(&[b"h2", b"http/1.1"])?,
             config(&[])?,
         );
-        Ok(Some(ServerTls {
+        let tls = ServerTls {
             http,
             web,
             raw,
             current,
             files,
-        }))
+        };
+        tls.warn_of_expiry();
+        Ok(Some(tls))
+    }
+
+    /// Logs a warning for each certificate that has expired or expires soon.
+    fn warn_of_expiry(&self) {
+        let now = chrono::Utc::now().timestamp();
+        for (files, expires) in self.expiries() {
+            let warning = expires.and_then(|at| super::tls_expiry::warning(files, at, now));
+            if let Some(warning) = warning {
+                tracing::warn!("{warning}");
+            }
+        }
+    }
+
+    /// Each certificate's files and when its leaf expires (Unix seconds).
+    pub fn expiries(&self) -> Vec<(&TlsFiles, Option<i64>)> {
+        let certs = self.current.get();
+        self.files
+            .iter()
+            .zip(certs.iter())
+            .map(|(files, key)| {
+                let expires = key
+                    .cert
+                    .first()
+                    .and_then(|leaf| super::tls_expiry::not_after(leaf));
+                (files, expires)
+            })
+            .collect()
     }
 
     /// Reads the files again (renewed certificates): handshakes from now on use what
@@ -244,6 +273,7 @@ impl ServerTls {
             .0
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(certs);
+        self.warn_of_expiry();
         Ok(())
     }
 
@@ -255,6 +285,11 @@ impl ServerTls {
     /// The files of the certificate served to clients asking for `hostname` (a
     /// `*.` wildcard asks for any name one label under it), if one covers it.
     pub fn covering(&self, hostname: &str) -> Option<&TlsFiles> {
+        self.covering_at(hostname).map(|(files, _)| files)
+    }
+
+    /// As [`ServerTls::covering`], with when that certificate expires (Unix seconds).
+    pub fn covering_at(&self, hostname: &str) -> Option<(&TlsFiles, Option<i64>)> {
         // Any name under a wildcard stands for all of them: only a wildcard
         // certificate covers this one.
         let name = match hostname.strip_prefix("*.") {
@@ -263,7 +298,8 @@ impl ServerTls {
         };
         let certs = self.current.get();
         let at = certs.iter().position(|c| covers(c, &name))?;
-        self.files.get(at)
+        let expires = (certs[at].cert.first()).and_then(|leaf| super::tls_expiry::not_after(leaf));
+        self.files.get(at).map(|files| (files, expires))
     }
 
     /// The set-up offering HTTP/1.1.

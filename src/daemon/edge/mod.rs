@@ -518,10 +518,11 @@ impl Edge {
     }
 
     /// The file of the edge certificate that covers `hostname` for HTTPS, if one does.
-    pub fn certificate_for(&self, hostname: &str) -> Option<String> {
+    pub fn certificate_for(&self, hostname: &str) -> Option<(String, Option<String>)> {
         let tls = self.state.tls.as_ref()?;
-        tls.covering(hostname)
-            .map(|files| files.cert.display().to_string())
+        let (files, expires) = tls.covering_at(hostname)?;
+        let expires = expires.and_then(crate::daemon::tls_expiry::rfc3339);
+        Some((files.cert.display().to_string(), expires))
     }
 
     /// A machine of `app`'s process `group` for a call lakeflyd makes itself (an HTTP

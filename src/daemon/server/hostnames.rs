@@ -126,8 +126,13 @@ pub async fn remove(
 
 /// A stored host name with the edge certificate that serves it.
 fn described(state: &Shared, record: HostnameRecord) -> Hostname {
+    let (certificate, certificate_expires) = match state.edge.certificate_for(&record.hostname) {
+        Some((file, expires)) => (Some(file), expires),
+        None => (None, None),
+    };
     Hostname {
-        certificate: state.edge.certificate_for(&record.hostname),
+        certificate,
+        certificate_expires,
         hostname: record.hostname,
         app: record.app,
         created_at: record.created_at,
