@@ -282,14 +282,10 @@ impl ServerTls {
         &self.files
     }
 
-    /// The files of the certificate served to clients asking for `hostname` (a
-    /// `*.` wildcard asks for any name one label under it), if one covers it.
-    pub fn covering(&self, hostname: &str) -> Option<&TlsFiles> {
-        self.covering_at(hostname).map(|(files, _)| files)
-    }
-
-    /// As [`ServerTls::covering`], with when that certificate expires (Unix seconds).
-    pub fn covering_at(&self, hostname: &str) -> Option<(&TlsFiles, Option<i64>)> {
+    /// The files of the certificate served to clients asking for `hostname` (a `*.`
+    /// wildcard asks for any name one label under it), if one covers it, with when that
+    /// certificate expires (Unix seconds).
+    pub fn covering(&self, hostname: &str) -> Option<(&TlsFiles, Option<i64>)> {
         // Any name under a wildcard stands for all of them: only a wildcard
         // certificate covers this one.
         let name = match hostname.strip_prefix("*.") {

@@ -517,10 +517,11 @@ impl Edge {
             .await
     }
 
-    /// The file of the edge certificate that covers `hostname` for HTTPS, if one does.
+    /// The file of the edge certificate that covers `hostname` for HTTPS, and when it
+    /// expires (RFC 3339), if one does.
     pub fn certificate_for(&self, hostname: &str) -> Option<(String, Option<String>)> {
         let tls = self.state.tls.as_ref()?;
-        let (files, expires) = tls.covering_at(hostname)?;
+        let (files, expires) = tls.covering(hostname)?;
         let expires = expires.and_then(crate::daemon::tls_expiry::rfc3339);
         Some((files.cert.display().to_string(), expires))
     }
