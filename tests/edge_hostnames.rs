@@ -265,6 +265,13 @@ async fn https_gives_each_name_the_certificate_that_covers_it() {
         "{}",
         run.stdout
     );
+    // And for monitoring: each edge certificate's expiry in /metrics.
+    let metrics = s.metrics().await;
+    let series = format!(
+        "lakefly_edge_certificate_expiry_timestamp_seconds{{file=\"{}\"}} 4949173975",
+        tls::fixture("cert3.pem")
+    );
+    assert!(metrics.contains(&series), "{series} in:\n{metrics}");
 
     // Each client gets the certificate for the name it asks for (the test client
     // verifies the name), and the request goes to the app the name routes to.

@@ -36,6 +36,13 @@ pub struct EdgeRequestLabels {
     pub status: u16,
 }
 
+/// Labels of a served certificate's expiry.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabels {
+    /// Its certificate file.
+    pub file: String,
+}
+
 /// Labels of the edge's latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AppLabel {
@@ -71,6 +78,8 @@ pub struct Metrics {
     pub edge_latency: LatencyFamily,
     /// Client connections open on the edge.
     pub edge_connections: Gauge,
+    /// When each edge certificate expires, Unix seconds (set at scrape time).
+    pub edge_certificate_expiry: Family<CertificateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -85,6 +94,12 @@ impl Default for Metrics {
         let edge_requests = Family::<EdgeRequestLabels, Counter>::default();
         let edge_latency = LatencyFamily::new_with_constructor(latency_histogram);
         let edge_connections = Gauge::default();
+        let edge_certificate_expiry = Family::<CertificateLabels, Gauge>::default();
+        registry.register(
+            "edge_certificate_expiry_timestamp_seconds",
+            "When each edge certificate expires (lakeflyd does not renew them)",
+            edge_certificate_expiry.clone(),
+        );
         registry.register(
             "edge_requests",
             "Requests answered by the edge, by app and status",
@@ -122,6 +137,7 @@ impl Default for Metrics {
             edge_requests,
             edge_latency,
             edge_connections,
+            edge_certificate_expiry,
         }
     }
 }

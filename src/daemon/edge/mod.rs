@@ -517,6 +517,17 @@ impl Edge {
             .await
     }
 
+    /// Each edge certificate's file and when it expires (Unix seconds).
+    pub fn certificate_expiries(&self) -> Vec<(String, i64)> {
+        let Some(tls) = &self.state.tls else {
+            return Vec::new();
+        };
+        tls.expiries()
+            .into_iter()
+            .filter_map(|(files, expires)| Some((files.cert.display().to_string(), expires?)))
+            .collect()
+    }
+
     /// The file of the edge certificate that covers `hostname` for HTTPS, and when it
     /// expires (RFC 3339), if one does.
     pub fn certificate_for(&self, hostname: &str) -> Option<(String, Option<String>)> {

@@ -189,6 +189,14 @@ async fn metrics(
         .store
         .run(|conn, path| super::store::machines::counts(conn, path))
         .await?;
+    state.metrics.edge_certificate_expiry.clear();
+    for (file, expires) in state.edge.certificate_expiries() {
+        state
+            .metrics
+            .edge_certificate_expiry
+            .get_or_create(&super::metrics::CertificateLabels { file })
+            .set(expires);
+    }
     state.metrics.machines.clear();
     for (machine_state, health, n) in counts {
         state
