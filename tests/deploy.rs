@@ -3,24 +3,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, get_text, names_in, python_server, wait_for_names, PYTHON_WEB};
+use common::files::{
+    app_with, get_text, hello_copy, names_in, python_server, wait_for_names, PYTHON_WEB,
+};
 use common::Run;
 use serde_json::Value;
-
-/// A copy of the hello example to change.
-fn hello_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("hello");
-    std::fs::create_dir(&app).unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
-    for file in ["fly.toml", "app.py"] {
-        std::fs::copy(example.join(file), app.join(file)).unwrap();
-    }
-    (dir, app)
-}
 
 fn deploy(d: &TestDaemon, app: &Path, extra: &[&str]) -> Run {
     let config = app.join("fly.toml");

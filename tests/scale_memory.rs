@@ -155,15 +155,11 @@ fn the_memory_limit_is_enforced_shown_and_changed_by_a_release() {
 #[test]
 fn a_deploy_without_vm_keeps_the_size_scale_set() {
     let d = TestDaemon::start();
-    let dir = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
-    for file in ["fly.toml", "app.py"] {
-        std::fs::copy(example.join(file), dir.path().join(file)).unwrap();
-    }
+    let (_dir, app) = common::files::hello_copy();
     let hello = |args: &[&str]| {
         let mut all = vec!["--remote", &d.api, "-a", "hello"];
         all.extend_from_slice(args);
-        common::lakefly(dir.path(), &all)
+        common::lakefly(&app, &all)
     };
     hello(&["deploy"]).expect_code(0);
     hello(&["scale", "memory", "256"]).expect_code(0);
@@ -196,9 +192,9 @@ fn a_deploy_without_vm_keeps_the_size_scale_set() {
         missing.stderr
     );
 
-    let toml = std::fs::read_to_string(dir.path().join("fly.toml")).unwrap();
+    let toml = std::fs::read_to_string(app.join("fly.toml")).unwrap();
     std::fs::write(
-        dir.path().join("fly.toml"),
+        app.join("fly.toml"),
         format!("{toml}\n[[vm]]\n  memory = \"512mb\"\n"),
     )
     .unwrap();

@@ -20,6 +20,18 @@ pub fn get_text(url: &str) -> String {
     .unwrap()
 }
 
+/// A copy of the hello example to change, in a directory `hello` of its own.
+pub fn hello_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("hello");
+    std::fs::create_dir(&app).unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    for file in ["fly.toml", "app.py"] {
+        std::fs::copy(example.join(file), app.join(file)).unwrap();
+    }
+    (dir, app)
+}
+
 /// A directory `name` under `root` holding `files` (name and text).
 pub fn app_with(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let app = root.join(name);
