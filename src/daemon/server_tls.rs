@@ -186,6 +186,13 @@ impl ResolvesServerCert for CurrentCerts {
     }
 }
 
+/// When the leaf certificate of `key` expires (Unix seconds).
+fn expiry_of(key: &CertifiedKey) -> Option<i64> {
+    key.cert
+        .first()
+        .and_then(|leaf| super::tls_expiry::not_after(leaf))
+}
+
 /// Whether the leaf certificate of `key` is valid for the DNS name `name`.
 fn covers(key: &CertifiedKey, name: &str) -> bool {
     let (Some(leaf), Ok(name)) = (key.cert.first(), pki_types::ServerName::try_from(name)) else {
@@ -250,13 +257,7 @@ impl ServerTls {
         self.files
             .iter()
             .zip(certs.iter())
-            .map(|(files, key)| {
-                let expires = key
-                    .cert
-                    .first()
-                    .and_then(|leaf| super::tls_expiry::not_after(leaf));
-                (files, expires)
-            })
+            .map(|(files, key)| (files, expiry_of(key)))
             .collect()
     }
 
@@ -294,8 +295,9 @@ impl ServerTls {
         };
         let certs = self.current.get();
         let at = certs.iter().position(|c| covers(c, &name))?;
-        let expires = (certs[at].cert.first()).and_then(|leaf| super::tls_expiry::not_after(leaf));
-        self.files.get(at).map(|files| (files, expires))
+        self.files
+            .get(at)
+            .map(|files| (files, expiry_of(&certs[at])))
     }
 
     /// The set-up offering HTTP/1.1.

@@ -305,11 +305,11 @@ impl Deployer {
         // that is not there is said and passed over, as before Dockerfiles were read for
         // them, so such an app deploys as it did.
         let named = cfg.build.as_ref().and_then(|b| b.dockerfile.as_deref());
-        let all_have_commands = cfg
+        let without_command = cfg
             .group_names()
-            .iter()
-            .all(|g| plan::command_for(cfg, g).is_some());
-        if all_have_commands {
+            .into_iter()
+            .find(|g| plan::command_for(cfg, g).is_none());
+        if without_command.is_none() {
             match named {
                 Some(name) if dir.join(name).is_file() => {}
                 Some(name) => {
@@ -369,10 +369,6 @@ impl Deployer {
         .await
         .map_err(|e| fail(format!("building the working tree failed: {e}")))?
         .map_err(|e| fail(format!("{name}: {e}")))?;
-        let without_command = cfg
-            .group_names()
-            .into_iter()
-            .find(|g| plan::command_for(cfg, g).is_none());
         if let (Some(group), None) = (without_command, &built.command) {
             return Err(fail(format!(
                 "{name} has no CMD or ENTRYPOINT, and [processes] names no command for {group}"
