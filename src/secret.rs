@@ -8,9 +8,7 @@ use zeroize::Zeroizing;
 /// Why a secret's name is refused, if it is: the client checks before it asks for a value,
 /// the daemon again before it stores one.
 pub fn check_name(name: &str) -> Result<(), String> {
-    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
+    if !crate::config::names::is_variable_name(name) {
         return Err(format!("{name:?} is not a valid environment variable name"));
     }
     if name == "PORT" || name.starts_with("LAKEFLY_") || name.starts_with("FLY_") {

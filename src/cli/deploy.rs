@@ -52,9 +52,7 @@ fn parse_variable(s: &str) -> Result<(String, String), String> {
     let Some((name, value)) = s.split_once('=') else {
         return Err(format!("{s:?} has no `=`: write NAME=VALUE"));
     };
-    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
+    if !crate::config::names::is_variable_name(name) {
         return Err(format!(
             "{name:?} is not a variable name: letters, digits and _, not starting with a digit"
         ));

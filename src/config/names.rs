@@ -1,5 +1,5 @@
-//! Rules for the names users choose: apps, process groups and the host names routed to
-//! apps.
+//! Rules for the names users choose: apps, process groups, environment variables and the
+//! host names routed to apps.
 
 /// How to write a valid app name.
 pub const APP_NAME_HINT: &str =
@@ -8,6 +8,13 @@ pub const APP_NAME_HINT: &str =
 /// How to write a valid process group name.
 pub const GROUP_NAME_HINT: &str =
     "use 1 to 63 letters, digits, dashes and underscores, starting with a letter";
+
+/// Whether `name` can name an environment variable a shell exports: letters, digits and
+/// `_`, not starting with a digit.
+pub fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// Checks an app name (`[a-z0-9-]{1,63}`, no leading or trailing dash); the error says
 /// what is wrong with it.
