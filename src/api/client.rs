@@ -31,7 +31,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request answered once machines have stopped or become healthy may take (a
 /// stop waits for the app's `kill_timeout`, a scale-up for health checks): the daemon
 /// bounds those itself, so this only ends a wait on a daemon that never answers.
-const MACHINES_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(super) const MACHINES_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -473,7 +473,7 @@ impl Client {
     }
 
     /// Sends a request that may take up to `timeout`; a non-2xx answer becomes an error.
-    async fn send<B: Serialize>(
+    pub(super) async fn send<B: Serialize>(
         &self,
         method: Method,
         path: &str,

@@ -12,3 +12,4 @@ pub mod jobs;
 pub mod kind;
 pub mod scale;
 pub mod types;
+pub mod volumes;

@@ -34,7 +34,7 @@ pub enum AppsCommand {
         /// The app (default: -a, else the config's `app`).
         name: Option<String>,
     },
-    /// Destroy an app and its machines.
+    /// Destroy an app and its machines (its volumes are kept: `lakefly volumes`).
     Destroy {
         /// The app.
         name: String,
@@ -162,11 +162,25 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
         }
         AppsCommand::Destroy { name, yes } => {
             confirm(&format!("destroy app {name} and all its machines?"), yes)?;
-            block_on(async { Ok(api.destroy_app(&name).await?) })?;
+            let kept = block_on(async {
+                api.destroy_app(&name).await?;
+                // Volumes outlive the app; say where the data stayed. A daemon too old to
+                // list them is no reason to fail a destroy that happened.
+                Ok(api.volumes(&name).await.unwrap_or_default())
+            })?;
+            let kept: Vec<String> = kept.into_iter().map(|v| v.name).collect();
             if out.json {
-                return out.json(&serde_json::json!({ "destroyed": name }));
+                return out.json(&serde_json::json!({ "destroyed": name, "volumes_kept": kept }));
             }
             out.note(&format!("destroyed app {name}"));
+            if !kept.is_empty() {
+                out.note(&format!(
+                    "kept its volume{} {}: `lakefly volumes list -a {name}` shows them, \
+                     `lakefly volumes destroy NAME -a {name}` deletes one",
+                    if kept.len() == 1 { "" } else { "s" },
+                    kept.join(", ")
+                ));
+            }
             Ok(())
         }
     }

@@ -25,6 +25,7 @@ pub mod rollback;
 pub mod scale;
 pub mod secrets;
 pub mod status;
+pub mod volumes;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -111,6 +112,8 @@ pub enum Command {
     Secrets(secrets::SecretsArgs),
     /// Route your own host names (www.example.com) to the app.
     Certs(certs::CertsArgs),
+    /// List and delete the app's volumes (its [mounts] data).
+    Volumes(volumes::VolumesArgs),
     /// Show the app's logs, and follow them.
     Logs(logs::LogsArgs),
     /// Follow events as they happen.
@@ -145,6 +148,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Console(args) => console::run(&global, args),
         Command::Scale(args) => scale::run(&global, args),
         Command::Secrets(args) => secrets::run(&global, args),
+        Command::Volumes(args) => volumes::run(&global, args),
         Command::Certs(args) => certs::run(&global, args),
         Command::Logs(args) => logs::run(&global, args),
         Command::Events(args) => events::run(&global, args),

@@ -16,6 +16,7 @@ pub mod server;
 pub mod server_tls;
 pub mod store;
 pub mod tls_expiry;
+pub mod volumes;
 
 use std::fs::File;
 use std::future::IntoFuture;

@@ -111,6 +111,11 @@ impl Runtime {
         &self.apps_dir
     }
 
+    /// Where machines' volumes live, one directory per app (`volumes.rs`).
+    pub fn volumes_dir(&self) -> &std::path::Path {
+        &self.volumes_dir
+    }
+
     /// Stops what the last run of the daemon left running, then starts a supervisor for
     /// every machine that is not destroyed.
     pub async fn start(
@@ -139,6 +144,10 @@ impl Runtime {
             volumes_dir: options.state_dir.join("volumes"),
             machines: Arc::default(),
         };
+        // A volume deleted when the daemon stopped is deleted whole.
+        let volumes_dir = runtime.volumes_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || super::volumes::finish_deletions(&volumes_dir))
+            .await;
         let records = runtime
             .store
             .run(|conn, path| machines::all_live(conn, path))

@@ -9,6 +9,7 @@ use crate::daemon::bundles::UploadError;
 use crate::daemon::deploy::DeployError;
 use crate::daemon::jobs::JobError;
 use crate::daemon::store::StoreError;
+use crate::daemon::volumes::VolumeError;
 
 /// What can go wrong answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,9 @@ pub enum ServerError {
     /// A bundle upload was refused.
     #[error(transparent)]
     Upload(#[from] UploadError),
+    /// A volume could not be listed or deleted.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -141,6 +145,11 @@ impl ServerError {
                 DeployError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             },
+            ServerError::Volume(e) => match e {
+                VolumeError::NotFound { .. } => StatusCode::NOT_FOUND,
+                VolumeError::InUse { .. } => StatusCode::CONFLICT,
+                VolumeError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ServerError::ExecFailed(_) | ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -185,6 +194,11 @@ impl ServerError {
                 DeployError::UnknownSize(_) => "unknown_size",
                 DeployError::GroupNeeded(_) => "group_needed",
                 DeployError::Store(_) => "internal",
+            },
+            ServerError::Volume(e) => match e {
+                VolumeError::NotFound { .. } => "volume_not_found",
+                VolumeError::InUse { .. } => "volume_in_use",
+                VolumeError::Io { .. } => "internal",
             },
             ServerError::ExecFailed(_) => "exec_failed",
             ServerError::Store(_) => "internal",
@@ -270,6 +284,15 @@ impl ServerError {
                 )),
                 DeployError::Store(_) => Some("see the daemon's log".into()),
             },
+            ServerError::Volume(e) => match e {
+                VolumeError::NotFound { app, .. } => Some(format!(
+                    "`lakefly volumes list -a {app}` shows the app's volumes"
+                )),
+                VolumeError::InUse { .. } => Some(
+                    "remove its [mounts] entry from fly.toml and deploy, or destroy those machines (`lakefly machines destroy ID`), then try again".into(),
+                ),
+                VolumeError::Io { .. } => Some("see the daemon's log".into()),
+            },
             ServerError::Store(_) => Some("see the daemon's log".into()),
         }
     }
@@ -281,6 +304,9 @@ impl IntoResponse for ServerError {
             ServerError::Store(e) => tracing::error!(error = %e, "request failed"),
             ServerError::Upload(e @ UploadError::Io { .. }) => {
                 tracing::error!(error = %e, "upload failed")
+            }
+            ServerError::Volume(e @ VolumeError::Io { .. }) => {
+                tracing::error!(error = %e, "volume request failed")
             }
             _ => {}
         }

@@ -17,6 +17,7 @@ mod logs;
 mod machines;
 mod secrets;
 pub mod tls_listener;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -152,6 +153,11 @@ fn routes(state: Shared) -> Router {
             get(machines::list).post(machines::create),
         )
         .route("/v1/apps/{name}/checks", get(machines::checks))
+        .route("/v1/apps/{name}/volumes", get(volumes::list))
+        .route(
+            "/v1/apps/{name}/volumes/{volume}",
+            axum::routing::delete(volumes::destroy),
+        )
         .route(
             "/v1/apps/{name}/machines/{id}",
             get(machines::show).delete(machines::destroy),

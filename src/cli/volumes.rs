@@ -1,0 +1,96 @@
+//! `lakefly volumes list | destroy NAME [--yes]`: the directories on the daemon's host that
+//! hold the app's `[mounts]` data, as `fly volumes` shows and removes them.
+
+use clap::{Args, Subcommand};
+
+use super::remote::{app_name, block_on, client, confirm};
+use super::GlobalArgs;
+use crate::api::volumes::Volume;
+use crate::error::Error;
+use crate::output::table::Table;
+
+/// List and delete the app's volumes.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A volume is made when a machine whose [mounts] names it first starts, and kept across \
+deploys, restarts and `lakefly apps destroy`: only `volumes destroy` deletes its data, and only once \
+no machine mounts it.\n\nExamples:\n  lakefly volumes list\n  lakefly volumes destroy data -a old-app --yes"
+)]
+pub struct VolumesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: VolumesCommand,
+}
+
+/// Volume commands.
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// List the app's volumes: space used, the machines that mount each, and where.
+    List,
+    /// Delete a volume's data; refused while a machine mounts it.
+    Destroy {
+        /// The volume (its `[mounts] source`).
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Runs a volumes command.
+pub fn run(global: &GlobalArgs, args: VolumesArgs) -> Result<(), Error> {
+    let out = global.output();
+    let app = app_name(global)?;
+    let api = client(global)?;
+    match args.command {
+        VolumesCommand::List => {
+            let volumes = block_on(async { Ok(api.volumes(&app).await?) })?;
+            if out.json {
+                return out.json(&volumes);
+            }
+            if volumes.is_empty() {
+                out.note(&format!(
+                    "app {app} has no volumes: add a [mounts] section to fly.toml for data that \
+                     outlives deploys"
+                ));
+                return Ok(());
+            }
+            out.text(&volumes_table(&volumes))
+        }
+        VolumesCommand::Destroy { name, yes } => {
+            confirm(
+                &format!("delete volume {name} of app {app} and all its data?"),
+                yes,
+            )?;
+            block_on(async { Ok(api.destroy_volume(&app, &name).await?) })?;
+            if out.json {
+                return out.json(&serde_json::json!({ "app": app, "destroyed": name }));
+            }
+            out.note(&format!("deleted volume {name} of app {app}"));
+            Ok(())
+        }
+    }
+}
+
+/// NAME, USED, MOUNTED BY (machine at destination), PATH.
+pub(super) fn volumes_table(volumes: &[Volume]) -> String {
+    let mut table = Table::new(vec!["NAME", "USED", "MOUNTED BY", "PATH"]);
+    for v in volumes {
+        let mounted = if v.mounted_by.is_empty() {
+            "-".to_string()
+        } else {
+            v.mounted_by
+                .iter()
+                .map(|m| format!("{} at {}", m.machine, m.destination))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        table.row(vec![
+            v.name.clone(),
+            indicatif::HumanBytes(v.used_bytes).to_string(),
+            mounted,
+            v.path.clone(),
+        ]);
+    }
+    table.render()
+}

@@ -1,0 +1,90 @@
+//! `lakefly volumes` against a real daemon: an app's `[mounts]` data is listed with the
+//! machine that mounts it, cannot be deleted while mounted, outlives `apps destroy` (which
+//! says so), and is deleted whole by `volumes destroy`.
+
+mod common;
+
+use common::daemon::TestDaemon;
+use common::files::app_with;
+use common::lakefly;
+
+const CONFIG: &str = r#"app = "vol"
+[env]
+  DATA_DIR = "/data/db"
+[processes]
+  app = "mkdir -p \"$DATA_DIR\" && head -c 20000 /dev/zero > \"$DATA_DIR/file\" && exec sleep 600"
+[mounts]
+  source = "data"
+  destination = "/data"
+"#;
+
+#[test]
+fn volumes_are_listed_kept_while_mounted_and_past_the_app_then_deleted_on_request() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let d = TestDaemon::start_in(&state, &[]);
+    let dir = app_with(temp.path(), "vol", &[("fly.toml", CONFIG)]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str()];
+        all.extend_from_slice(args);
+        lakefly(&dir, &all)
+    };
+    run(&["deploy"]).expect_code(0);
+    let data = state.join("volumes/vol/data");
+    assert!(data.join("db/file").is_file());
+
+    let machines = run(&["machines", "list", "--json"]).expect_code(0).json();
+    let machine = machines[0]["id"].as_str().unwrap().to_string();
+    let listed = run(&["volumes", "list", "--json"]).expect_code(0).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["name"], "data");
+    assert_eq!(listed[0]["path"], data.to_str().unwrap());
+    assert!(
+        listed[0]["used_bytes"].as_u64().unwrap() >= 20_000,
+        "{listed}"
+    );
+    assert_eq!(listed[0]["mounted_by"][0]["machine"], machine.as_str());
+    assert_eq!(listed[0]["mounted_by"][0]["destination"], "/data");
+    let table = run(&["volumes", "list"]).expect_code(0).stdout;
+    assert!(
+        table.contains(&format!("{machine} at /data")) && table.contains("KiB"),
+        "{table}"
+    );
+
+    // Mounted: refused (conflict), naming the machine and the way out; nothing deleted.
+    let refused = run(&["volumes", "destroy", "data", "--yes"]).expect_code(6);
+    assert!(
+        refused.stderr.contains(&machine) && refused.stderr.contains("[mounts]"),
+        "{}",
+        refused.stderr
+    );
+    assert!(data.join("db/file").is_file());
+    // Without --yes and without a terminal to ask on, nothing happens either.
+    let unconfirmed = run(&["volumes", "destroy", "data"]);
+    assert_ne!(unconfirmed.code, 0, "{}", unconfirmed.stderr);
+
+    // The app goes; its data stays, and the destroy says where.
+    let destroyed = run(&["apps", "destroy", "vol", "--yes"]).expect_code(0);
+    assert!(
+        destroyed.stderr.contains("kept its volume data")
+            && destroyed.stderr.contains("lakefly volumes list -a vol"),
+        "{}",
+        destroyed.stderr
+    );
+    assert!(data.join("db/file").is_file());
+    let listed = run(&["volumes", "list", "-a", "vol", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(listed[0]["name"], "data");
+    assert_eq!(listed[0]["mounted_by"], serde_json::json!([]));
+    let missing = run(&["volumes", "destroy", "nope", "-a", "vol", "--yes"]).expect_code(5);
+    assert!(missing.stderr.contains("no volume"), "{}", missing.stderr);
+
+    let deleted = run(&["volumes", "destroy", "data", "-a", "vol", "--yes", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(deleted["destroyed"], "data");
+    assert!(!state.join("volumes/vol").exists());
+    // Nothing of the app is left to list.
+    run(&["volumes", "list", "-a", "vol"]).expect_code(5);
+}
