@@ -222,12 +222,24 @@ pub async fn follow(
 fn describe(e: &es::Error) -> String {
     match e {
         es::Error::Eof => "the daemon closed the stream".into(),
+        es::Error::UnexpectedEof => "the daemon closed the stream mid-event".into(),
+        es::Error::TimedOut => "no word from the daemon for too long".into(),
         es::Error::UnexpectedResponse(response, _) => format!("HTTP {}", response.status()),
-        other => match other.source() {
-            Some(source) => format!("{other} ({source})"),
-            None => other.to_string(),
-        },
+        // Each layer repeats the one below ("transport error: transport error: ..."); the
+        // deepest says what happened.
+        es::Error::Transport(e) => format!("lost the daemon ({})", deepest(e)),
+        es::Error::HttpStream(e) => format!("lost the daemon ({})", deepest(e.as_ref())),
+        other => other.to_string(),
     }
+}
+
+/// The innermost cause of `e`.
+fn deepest(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 #[cfg(test)]
@@ -256,5 +268,13 @@ mod tests {
             "http://h:1/v1/events?app=hello&kind=machine."
         );
         assert_eq!(encode("a b&c"), "a%20b%26c");
+    }
+
+    #[test]
+    fn a_dropped_connection_is_told_once_by_its_cause() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+        let error = es::Error::Transport(launchdarkly_sdk_transport::TransportError::new(reset));
+        assert_eq!(describe(&error), "lost the daemon (connection reset)");
+        assert_eq!(describe(&es::Error::Eof), "the daemon closed the stream");
     }
 }

@@ -168,16 +168,15 @@ impl Daemon {
         let api_addr = listener.local_addr().map_err(api_bind_error)?;
         // Prune before serving, so a resume right after start sees the retained window.
         prune_once(&store, options.events_keep, options.events_max_age).await;
-        // A release that was rolling out when the daemon died did not finish.
-        store
-            .run(|conn, path| store::releases::fail_interrupted(conn, path, &events::now()))
-            .await?;
         let secrets = Arc::new(secrets::SecretStore::new(
             store.clone(),
             secrets::rotate::open_key(&store, &options.state_dir)?,
         ));
         let metrics = metrics::Metrics::default();
         let hub = EventHub::new(store.clone(), metrics.events.clone());
+        // A release that was rolling out when the daemon died did not finish: it fails, and
+        // the runtime brings back the release before it.
+        deploy::fail_interrupted(&hub).await?;
         let backends = edge::backends::Backends::new(options.edge.threads);
         let runtime = runtime::Runtime::start(
             store.clone(),

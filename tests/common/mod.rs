@@ -172,8 +172,21 @@ pub fn lakeflyd(args: &[&str]) -> Run {
 }
 
 /// The developer's own remote, remotes file and token never leak into a test's run.
-fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Run {
-    let mut child = Command::new(bin)
+/// `lakefly args` in `dir`, started with its output piped, for a test that does something
+/// while it runs; `Run::from(child.wait_with_output())` reads what it did.
+pub fn lakefly_spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    command(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run lakefly")
+}
+
+/// `bin args` in `dir`, apart from the user's own lakefly set-up, with `env` on top.
+fn command(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(bin);
+    command
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
@@ -184,7 +197,12 @@ fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)], input: Option
         // Nor their home: a local daemon's state, a launchd agent, land under it too.
         .env("HOME", dir.join(".lakefly-test-home"))
         .env("XDG_DATA_HOME", dir.join(".lakefly-test-data"))
-        .envs(env.iter().copied())
+        .envs(env.iter().copied());
+    command
+}
+
+fn run(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Run {
+    let mut child = command(bin, dir, args, env)
         .stdin(if input.is_some() {
             Stdio::piped()
         } else {

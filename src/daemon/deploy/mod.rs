@@ -2,6 +2,7 @@
 //! (`prepare.rs`), then roll the machines out (`rollout.rs`). Each step is a `deploy.progress` event; the
 //! release ends `complete` (it becomes current) or `failed` (the previous one is kept).
 
+mod interrupted;
 mod prepare;
 mod release_bins;
 mod release_files;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use self::interrupted::fail_interrupted;
 use self::prepare::{Files, Prepared};
 pub(crate) use self::release_bins::VENV;
 use self::rollout::{Failure, Group, Rollout};

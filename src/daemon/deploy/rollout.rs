@@ -179,7 +179,7 @@ impl Rollout<'_> {
         self.wait_healthy(new).await?;
         for group in groups {
             for old in &group.old {
-                self.stop(&old.id, changes).await;
+                self.stop(&old.id, &group.spec, changes).await;
             }
         }
         Ok(())
@@ -210,14 +210,14 @@ impl Rollout<'_> {
                 self.wait_healthy(new).await?;
                 for _ in 0..size {
                     if let Some(machine) = old.next() {
-                        self.stop(&machine.id, changes).await;
+                        self.stop(&machine.id, &group.spec, changes).await;
                     }
                 }
                 made += size;
             }
             // A group that shrank: its remaining old machines stop too.
             for machine in old {
-                self.stop(&machine.id, changes).await;
+                self.stop(&machine.id, &group.spec, changes).await;
             }
         }
         Ok(())
@@ -241,7 +241,14 @@ impl Rollout<'_> {
         Ok(machine.id)
     }
 
-    async fn stop(&mut self, id: &str, changes: &mut Changes) {
+    /// Stops old machine `id` for the release `new` belongs to, recorded first so that a
+    /// crash before the rollout ends starts it again (`deploy::fail_interrupted`).
+    async fn stop(&mut self, id: &str, new: &MachineSpec, changes: &mut Changes) {
+        if let Some(version) = new.release_version {
+            if let Err(e) = self.runtime.note_stopped_for_release(id, version).await {
+                tracing::warn!(machine = %id, error = %e, "could not record why the machine stops");
+            }
+        }
         if self.runtime.act(self.app, id, Action::Stop).await.is_ok() {
             (self.progress)("replaced", format!("stopped old machine {id}"));
             changes.stopped.push(id.to_string());

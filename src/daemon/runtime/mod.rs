@@ -169,6 +169,11 @@ impl Runtime {
             if record.machine.pid.is_some() {
                 runtime.record_leftover_stopped(&record).await?;
             }
+            // An interrupted rollout's machine (`deploy::fail_interrupted`) goes now.
+            if record.desired == Desired::Destroyed {
+                runtime.record_destroyed(&record).await?;
+                continue;
+            }
             booting.push(runtime.supervise(record));
         }
         // The machines that should run are started and offered to the edge before the
@@ -215,6 +220,15 @@ impl Runtime {
             pid_start: None,
         }));
         Ok(machine)
+    }
+
+    /// Records that release `version`'s rollout is about to stop machine `id`, an old one
+    /// giving way (`machines::undo_rollout` starts it again after a crash).
+    pub async fn note_stopped_for_release(&self, id: &str, version: u64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.store
+            .run(move |conn, path| machines::set_stopped_for_release(conn, path, &id, version))
+            .await
     }
 
     /// The latest result of each health check of `app`'s running machines.
@@ -347,6 +361,21 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+    }
+
+    async fn record_destroyed(&self, record: &Record) -> Result<(), StoreError> {
+        let (id, app, restarts) = (
+            record.machine.id.clone(),
+            record.machine.app.clone(),
+            record.machine.restarts,
+        );
+        self.hub
+            .change(move |tx, path| {
+                machines::set_exited(tx, path, &id, MachineState::Destroyed, None, restarts)?;
+                let data = serde_json::json!({ "machine": id });
+                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_DESTROYED, data)]))
+            })
+            .await
     }
 
     async fn record_leftover_stopped(&self, record: &Record) -> Result<(), StoreError> {

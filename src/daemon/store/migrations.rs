@@ -128,6 +128,9 @@ const MIGRATIONS: &[&str] = &[
     // 8: a release that runs from an older release's built files (same bundle, `[build]`
     // and `[env]`: a rollback, a secrets change) names it in `files_of`; NULL: its own.
     "ALTER TABLE releases ADD COLUMN files_of INTEGER;",
+    // 9: the release whose rollout stopped a machine (an old one giving way), so a rollout
+    // a crash cut short can start it again at the next start.
+    "ALTER TABLE machines ADD COLUMN stopped_for_release INTEGER;",
 ];
 
 /// The schema version this build writes.

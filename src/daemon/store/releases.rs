@@ -104,13 +104,27 @@ pub fn finish(
     Ok(())
 }
 
-/// Marks releases left `running` by a crashed daemon as failed.
-pub fn fail_interrupted(conn: &Connection, path: &Path, now: &str) -> Result<usize, StoreError> {
+/// Marks releases left `running` by a crashed daemon as failed; returns each one's app and
+/// version.
+pub fn fail_interrupted(
+    conn: &Connection,
+    path: &Path,
+    now: &str,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT app, version FROM releases WHERE status = 'running' ORDER BY app, version")
+        .map_err(sqlite(path))?;
+    let interrupted = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))
+        .map_err(sqlite(path))?
+        .collect::<Result<Vec<(String, u64)>, _>>()
+        .map_err(sqlite(path))?;
     conn.execute(
         "UPDATE releases SET status = 'failed', finished_at = ?1, description = description || ' (interrupted)' WHERE status = 'running'",
         [now],
     )
-    .map_err(sqlite(path))
+    .map_err(sqlite(path))?;
+    Ok(interrupted)
 }
 
 /// The releases of `app`, newest first.
