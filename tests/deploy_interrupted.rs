@@ -59,6 +59,20 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// What the `lakefly deploy` that was following did, once it has heard how its release
+/// ended (killed, and failing the test, if it never does).
+fn ended(mut deploy: std::process::Child) -> Run {
+    let deadline = Instant::now() + DEADLINE;
+    while deploy.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = deploy.kill();
+            panic!("the deploy that was following never heard how its release ended");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Run::from(deploy.wait_with_output().unwrap())
+}
+
 #[test]
 fn a_rollout_cut_short_by_a_crash_gives_the_app_back_to_its_previous_release() {
     let temp = tempfile::tempdir().unwrap();
@@ -76,7 +90,7 @@ fn a_rollout_cut_short_by_a_crash_gives_the_app_back_to_its_previous_release() {
     assert_eq!(old.len(), 2);
 
     std::fs::write(dir.join("fly.toml"), config(2, &gate)).unwrap();
-    let mut deploy = lakefly_spawn(&dir, &["--remote", &api, "deploy"]);
+    let deploy = lakefly_spawn(&dir, &["--remote", &api, "deploy"]);
     // Caught mid-rollout: an old machine stopped for the first new one, the second new one
     // created and never healthy.
     wait_until("one old machine is stopped and two new ones exist", || {
@@ -93,15 +107,7 @@ fn a_rollout_cut_short_by_a_crash_gives_the_app_back_to_its_previous_release() {
 
     // Back at the same address, so the deploy still following it reconnects.
     let _d = TestDaemon::start_at(api.trim_start_matches("http://"), &state, &[]);
-    let deadline = Instant::now() + DEADLINE;
-    while deploy.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = deploy.kill();
-            panic!("the deploy that was following never heard how its release ended");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let followed = Run::from(deploy.wait_with_output().unwrap()).expect_code(7);
+    let followed = ended(deploy).expect_code(7);
     assert!(
         followed
             .stderr
@@ -128,4 +134,50 @@ fn a_rollout_cut_short_by_a_crash_gives_the_app_back_to_its_previous_release() {
         .expect_code(0)
         .json();
     assert_eq!(status["release"]["version"], 1, "{status}");
+}
+
+#[test]
+fn a_release_cut_short_in_its_build_leaves_the_machines_alone() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let gate = temp.path().join("gate");
+    let building = temp.path().join("building");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let api = d.api.clone();
+    let dir = app_with(temp.path(), "app", &[("fly.toml", &config(1, &gate))]);
+    lakefly(&dir, &["--remote", &api, "deploy"]).expect_code(0);
+    let before = machines(&dir, &api);
+    assert_eq!(before.len(), 1);
+
+    // A build that holds until the gate goes (the test removes it at the end, so the build
+    // the crash left behind ends too).
+    std::fs::write(&gate, "").unwrap();
+    let slow_build = format!(
+        "{}\n[build]\n  command = \"touch {} && while [ -e {} ]; do sleep 0.1; done\"\n",
+        config(1, &gate).replace("VERSION = \"1\"", "VERSION = \"2\""),
+        building.display(),
+        gate.display()
+    );
+    std::fs::write(dir.join("fly.toml"), slow_build).unwrap();
+    let deploy = lakefly_spawn(&dir, &["--remote", &api, "deploy"]);
+    wait_until("the build runs", || building.exists());
+    d.kill9();
+    let _d = TestDaemon::start_at(api.trim_start_matches("http://"), &state, &[]);
+    let followed = ended(deploy);
+    std::fs::remove_file(&gate).unwrap();
+    let followed = followed.expect_code(7);
+    assert!(
+        followed
+            .stderr
+            .contains("lakeflyd stopped before the release changed any machine"),
+        "{}",
+        followed.stderr
+    );
+    wait_until("the v1 machine runs again", || {
+        let now = machines(&dir, &api);
+        now.len() == 1
+            && now[0]["id"] == before[0]["id"]
+            && now[0]["state"] == "started"
+            && now[0]["release_version"] == 1
+    });
 }

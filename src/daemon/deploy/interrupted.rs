@@ -15,14 +15,20 @@ pub async fn fail_interrupted(hub: &EventHub) -> Result<(), StoreError> {
         let mut events = Vec::new();
         for (app, version) in releases::fail_interrupted(tx, path, &now())? {
             let undone = machines::undo_rollout(tx, path, &app, version)?;
-            let reason = format!(
-                "lakeflyd stopped during the rollout; the previous release is kept \
-                 ({} new machine{} removed, {} old one{} started again)",
-                undone.destroyed.len(),
-                plural(undone.destroyed.len()),
-                undone.started.len(),
-                plural(undone.started.len()),
-            );
+            let reason = if undone.destroyed.is_empty() && undone.started.is_empty() {
+                "lakeflyd stopped before the release changed any machine; the previous \
+                 release is kept"
+                    .to_string()
+            } else {
+                format!(
+                    "lakeflyd stopped during the rollout; the previous release is kept \
+                     ({} new machine{} removed, {} old one{} started again)",
+                    undone.destroyed.len(),
+                    plural(undone.destroyed.len()),
+                    undone.started.len(),
+                    plural(undone.started.len()),
+                )
+            };
             tracing::warn!(%app, version, "release v{version} was interrupted: {reason}");
             events.push(NewEvent::app(
                 &app,
