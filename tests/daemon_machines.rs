@@ -539,6 +539,44 @@ async fn sigterm_stops_machines_and_a_restart_brings_them_back() {
     assert!(alive(second));
 }
 
+/// A store that cannot take a write (a full disk; here another process holding SQLite's
+/// write lock past the daemon's busy timeout) does not leave a crashed machine down: it is
+/// started again once writes go through.
+#[tokio::test]
+async fn a_crash_the_store_cannot_record_is_restarted_once_it_can() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let log = temp.path().join("daemon.log");
+    let _d = TestDaemon::start_logging_to(&state, &log);
+    let api = Api::new(&_d);
+    api.create_app("unrecorded").await;
+    let pids = temp.path().join("pids");
+    api.create_machine(
+        "unrecorded",
+        json!({ "command": format!("echo $$ >> {}; sleep 1; exit 1", pids.display()), "restart": "always" }),
+    )
+    .await;
+    wait_pids(&pids, 1);
+    let lock = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    lock.busy_timeout(Duration::from_secs(10)).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("could not record machine state")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the machine's exit was recorded through the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = std::fs::read_to_string(&pids).unwrap().lines().count();
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    wait_pids(&pids, before + 1);
+}
+
 #[tokio::test]
 async fn metrics_count_machines_restarts_events_and_subscribers() {
     let d = TestDaemon::start();

@@ -86,6 +86,8 @@ impl Supervisor {
     /// Runs until the machine is destroyed or the daemon shuts down.
     pub async fn run(mut self) {
         let mut consecutive_failures = 0u32;
+        // Starts in a row that the store failed to record (a full disk).
+        let mut unrecorded = 0u32;
         let mut next = if self.desired == Desired::Started {
             Next::Run
         } else {
@@ -98,7 +100,20 @@ impl Supervisor {
             next = match next {
                 Next::Run => {
                     let next = match self.run_process(&mut consecutive_failures).await {
-                        Ok(next) => next,
+                        Ok(next) => {
+                            unrecorded = 0;
+                            next
+                        }
+                        // A machine that should run is tried again, as systemd keeps
+                        // restarting a service on a full disk: once the store takes writes
+                        // again it runs, instead of staying down for good.
+                        Err(e) if self.desired == Desired::Started => {
+                            unrecorded += 1;
+                            let delay = backoff(unrecorded + 1);
+                            tracing::error!(machine = %self.id, error = %e, ?delay, "could not record machine state; starting it again after a delay");
+                            self.answer_pending();
+                            Next::Backoff(delay)
+                        }
                         Err(e) => {
                             tracing::error!(machine = %self.id, error = %e, "could not record machine state");
                             self.answer_pending();
