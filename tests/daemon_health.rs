@@ -344,3 +344,53 @@ async fn https_checks_speak_tls_and_verify_unless_told_not_to() {
     let output = m.data["data"]["output"].as_str().unwrap();
     assert!(output.contains("UnknownIssuer"), "{output}");
 }
+
+/// A health change the store cannot take (a full disk; here another process holding
+/// SQLite's write lock past the daemon's busy timeout) is recorded once it can, not lost
+/// until the health changes again.
+#[tokio::test]
+async fn a_health_change_the_store_missed_is_recorded_once_it_can() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let log = temp.path().join("daemon.log");
+    let d = TestDaemon::start_logging_to(&state, &log);
+    let work = tempfile::tempdir().unwrap();
+    let mut sse = setup(&d, "missed").await;
+    let checks = json!({
+        "health": { "type": "http", "path": "/health", "interval": "100ms", "timeout": "1s", "grace_period": "0ms" },
+    });
+    let id = create(
+        &d,
+        "missed",
+        json!({ "command": python_app(work.path()), "workdir": work.path(), "internal_port": 8080, "checks": checks }),
+    )
+    .await;
+    while next_health(&mut sse).await.data["data"]["health"] != "passing" {}
+    let lock = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    lock.busy_timeout(Duration::from_secs(10)).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    std::fs::write(work.path().join("sick"), "").unwrap();
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("could not record health")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the change went through the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let m = next_health(&mut sse).await;
+    assert_eq!(
+        (
+            m.data["data"]["machine"].as_str(),
+            m.data["data"]["health"].as_str()
+        ),
+        (Some(id.as_str()), Some("critical"))
+    );
+    let shown = cli(&d, &["machines", "status", &id, "-a", "missed", "--json"]).await;
+    assert_eq!(shown["machine"]["health"], "critical", "{shown}");
+}

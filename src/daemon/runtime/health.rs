@@ -148,6 +148,7 @@ async fn aggregate(
         if now == health && !failing_differently {
             continue;
         }
+        let (was, output_was) = (health, last_output.take());
         health = now;
         last_output = Some(outcome.output.clone());
         let (id, app, pid) = (target.machine.clone(), target.app.clone(), target.pid);
@@ -166,6 +167,10 @@ async fn aggregate(
             .await;
         if let Err(e) = recorded {
             tracing::warn!(machine = %target.machine, error = %e, "could not record health");
+            // Not recorded: the next result records it (a full disk frees up; the machine's
+            // status must not stay at the health before).
+            health = was;
+            last_output = output_was;
         }
     }
 }
