@@ -1,11 +1,13 @@
 //! Releases a daemon crash (or a `kill -9`) cut short mid-rollout. They end `failed`, as a
 //! rollout that fails ends itself: the release's new machines go and the old ones its
 //! rollout stopped run again, so the app comes back on the release it ran before, whole,
-//! instead of a mix of both. A client still following the deploy sees `deploy.failed`.
+//! instead of a mix of both. The one exception is a group an `immediate` rollout had
+//! already emptied of old machines: its new ones stay, rather than leave it with none. A
+//! client still following the deploy sees `deploy.failed`.
 
 use crate::api::types::kind;
 use crate::daemon::events::{now, EventHub, NewEvent};
-use crate::daemon::store::{machines, releases, StoreError};
+use crate::daemon::store::{releases, rollouts, StoreError};
 
 /// Marks every release left rolling out as failed and undoes its rollout in the store,
 /// before the runtime starts: it destroys the machines left to destroy and starts the
@@ -14,8 +16,11 @@ pub async fn fail_interrupted(hub: &EventHub) -> Result<(), StoreError> {
     hub.change(|tx, path| {
         let mut events = Vec::new();
         for (app, version) in releases::fail_interrupted(tx, path, &now())? {
-            let undone = machines::undo_rollout(tx, path, &app, version)?;
-            let reason = if undone.destroyed.is_empty() && undone.started.is_empty() {
+            let undone = rollouts::undo_rollout(tx, path, &app, version)?;
+            let mut reason = if undone.destroyed.is_empty()
+                && undone.started.is_empty()
+                && undone.kept.is_empty()
+            {
                 "lakeflyd stopped before the release changed any machine; the previous \
                  release is kept"
                     .to_string()
@@ -29,6 +34,18 @@ pub async fn fail_interrupted(hub: &EventHub) -> Result<(), StoreError> {
                     plural(undone.started.len()),
                 )
             };
+            if !undone.kept.is_empty() {
+                reason.push_str(&format!(
+                    "; kept its machine{} {}: the old ones of {} were already gone",
+                    plural(undone.kept.len()),
+                    undone.kept.join(", "),
+                    if undone.kept.len() == 1 {
+                        "its group"
+                    } else {
+                        "their groups"
+                    },
+                ));
+            }
             tracing::warn!(%app, version, "release v{version} was interrupted: {reason}");
             events.push(NewEvent::app(
                 &app,
@@ -38,6 +55,7 @@ pub async fn fail_interrupted(hub: &EventHub) -> Result<(), StoreError> {
                     "reason": reason,
                     "removed": undone.destroyed,
                     "restarted": undone.started,
+                    "kept": undone.kept,
                 }),
             ));
         }

@@ -223,11 +223,13 @@ impl Runtime {
     }
 
     /// Records that release `version`'s rollout is about to stop machine `id`, an old one
-    /// giving way (`machines::undo_rollout` starts it again after a crash).
+    /// giving way (`store::rollouts::undo_rollout` starts it again after a crash).
     pub async fn note_stopped_for_release(&self, id: &str, version: u64) -> Result<(), StoreError> {
         let id = id.to_string();
         self.store
-            .run(move |conn, path| machines::set_stopped_for_release(conn, path, &id, version))
+            .run(move |conn, path| {
+                crate::daemon::store::rollouts::set_stopped_for_release(conn, path, &id, version)
+            })
             .await
     }
 

@@ -180,69 +180,6 @@ pub fn set_desired(
     Ok(())
 }
 
-/// Records that the rollout of release `version` stopped machine `id`, an old one giving
-/// way, before it stops: a crash before the rollout ends can then start it again.
-pub fn set_stopped_for_release(
-    conn: &Connection,
-    path: &Path,
-    id: &str,
-    version: u64,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE machines SET stopped_for_release = ?2 WHERE id = ?1",
-        params![id, version as i64],
-    )
-    .map_err(sqlite(path))?;
-    Ok(())
-}
-
-/// What undoing a rollout changes: the ids of the machines it will destroy and of those it
-/// will start again.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Undone {
-    /// The release's own machines, now to be destroyed.
-    pub destroyed: Vec<String>,
-    /// The older machines its rollout had stopped, now to run again.
-    pub started: Vec<String>,
-}
-
-/// Undoes what the rollout of `app`'s release `version` did before a crash cut it short,
-/// as a failed rollout undoes it itself: its machines are to be destroyed (the runtime does
-/// it at start) and the old ones it stopped are to run again.
-pub fn undo_rollout(
-    conn: &Connection,
-    path: &Path,
-    app: &str,
-    version: u64,
-) -> Result<Undone, StoreError> {
-    let ids = |sql: &str| -> Result<Vec<String>, StoreError> {
-        let mut stmt = conn.prepare(sql).map_err(sqlite(path))?;
-        let rows = stmt
-            .query_map(params![app, version as i64], |row| row.get(0))
-            .map_err(sqlite(path))?;
-        rows.collect::<Result<_, _>>().map_err(sqlite(path))
-    };
-    let undone = Undone {
-        destroyed: ids(
-            "SELECT id FROM machines WHERE app = ?1 AND state != 'destroyed' \
-             AND json_extract(spec, '$.release_version') = ?2 ORDER BY seq",
-        )?,
-        started: ids(
-            "SELECT id FROM machines WHERE app = ?1 AND state != 'destroyed' \
-             AND desired = 'stopped' AND stopped_for_release = ?2 ORDER BY seq",
-        )?,
-    };
-    for (ids, desired) in [
-        (&undone.destroyed, Desired::Destroyed),
-        (&undone.started, Desired::Started),
-    ] {
-        for id in ids {
-            set_desired(conn, path, id, desired)?;
-        }
-    }
-    Ok(undone)
-}
-
 const COLUMNS: &str = "id, app, process_group, spec, desired, state, health, pid, pid_start, port, restarts, last_exit, created_at, seq, started_at";
 
 /// One machine of `app`.

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod machines;
 mod migrations;
 pub mod releases;
+pub mod rollouts;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
