@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::daemon::TestDaemon;
+use common::daemon::{wait_logged, StoreLock, TestDaemon};
 use common::sse::{Message, Sse};
 use serde_json::{json, Value};
 
@@ -366,22 +366,9 @@ async fn a_health_change_the_store_missed_is_recorded_once_it_can() {
     )
     .await;
     while next_health(&mut sse).await.data["data"]["health"] != "passing" {}
-    let lock = rusqlite::Connection::open(state.join("state.db")).unwrap();
-    lock.busy_timeout(Duration::from_secs(10)).unwrap();
-    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let lock = StoreLock::take(&state);
     std::fs::write(work.path().join("sick"), "").unwrap();
-    let start = std::time::Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("could not record health")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the change went through the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    lock.execute_batch("COMMIT").unwrap();
+    wait_logged(&log, "could not record health");
     drop(lock);
     let m = next_health(&mut sse).await;
     assert_eq!(

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::api::Api;
-use common::daemon::TestDaemon;
+use common::daemon::{wait_logged, StoreLock, TestDaemon};
 use common::sse::{Message, Sse};
 use serde_json::{json, Value};
 
@@ -557,22 +557,9 @@ async fn a_crash_the_store_cannot_record_is_restarted_once_it_can() {
     )
     .await;
     wait_pids(&pids, 1);
-    let lock = rusqlite::Connection::open(state.join("state.db")).unwrap();
-    lock.busy_timeout(Duration::from_secs(10)).unwrap();
-    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    let start = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("could not record machine state")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the machine's exit was recorded through the lock"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let lock = StoreLock::take(&state);
+    wait_logged(&log, "could not record machine state");
     let before = std::fs::read_to_string(&pids).unwrap().lines().count();
-    lock.execute_batch("COMMIT").unwrap();
     drop(lock);
     wait_pids(&pids, before + 1);
 }

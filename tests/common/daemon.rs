@@ -242,3 +242,40 @@ impl Drop for TestDaemon {
         }
     }
 }
+
+/// The state database's write lock, held by the test as long as this lives: the daemon's
+/// writes fail after its busy timeout, as they do on a full disk.
+pub struct StoreLock(rusqlite::Connection);
+
+impl StoreLock {
+    /// Takes the write lock of the database in `state`.
+    pub fn take(state: &Path) -> Self {
+        let conn = rusqlite::Connection::open(state.join("state.db")).expect("open state.db");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn.execute_batch("BEGIN EXCLUSIVE")
+            .expect("take the write lock");
+        StoreLock(conn)
+    }
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+}
+
+/// Waits until the daemon's log file has `text`, or fails the test at a deadline.
+pub fn wait_logged(log: &Path, text: &str) {
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(text)
+    {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the daemon never logged {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -166,12 +166,27 @@ impl Runtime {
         futures_util::future::join_all(leftovers).await;
         let mut booting = Vec::with_capacity(records.len());
         for record in records {
+            let id = &record.machine.id;
             if record.machine.pid.is_some() {
-                runtime.record_leftover_stopped(&record).await?;
+                let data = serde_json::json!({ "machine": id, "reason": "left running by the previous daemon" });
+                (runtime.record_at_start(
+                    &record,
+                    MachineState::Stopped,
+                    kind::MACHINE_STOPPED,
+                    data,
+                ))
+                .await?;
             }
             // An interrupted rollout's machine (`deploy::fail_interrupted`) goes now.
             if record.desired == Desired::Destroyed {
-                runtime.record_destroyed(&record).await?;
+                let data = serde_json::json!({ "machine": id });
+                (runtime.record_at_start(
+                    &record,
+                    MachineState::Destroyed,
+                    kind::MACHINE_DESTROYED,
+                    data,
+                ))
+                .await?;
                 continue;
             }
             booting.push(runtime.supervise(record));
@@ -365,7 +380,14 @@ impl Runtime {
             .remove(id);
     }
 
-    async fn record_destroyed(&self, record: &Record) -> Result<(), StoreError> {
+    /// Records at start that `record`'s machine is `state` now, with its `kind` event.
+    async fn record_at_start(
+        &self,
+        record: &Record,
+        state: MachineState,
+        kind: &'static str,
+        data: serde_json::Value,
+    ) -> Result<(), StoreError> {
         let (id, app, restarts) = (
             record.machine.id.clone(),
             record.machine.app.clone(),
@@ -373,24 +395,8 @@ impl Runtime {
         );
         self.hub
             .change(move |tx, path| {
-                machines::set_exited(tx, path, &id, MachineState::Destroyed, None, restarts)?;
-                let data = serde_json::json!({ "machine": id });
-                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_DESTROYED, data)]))
-            })
-            .await
-    }
-
-    async fn record_leftover_stopped(&self, record: &Record) -> Result<(), StoreError> {
-        let (id, app, restarts) = (
-            record.machine.id.clone(),
-            record.machine.app.clone(),
-            record.machine.restarts,
-        );
-        self.hub
-            .change(move |tx, path| {
-                machines::set_exited(tx, path, &id, MachineState::Stopped, None, restarts)?;
-                let data = serde_json::json!({ "machine": id, "reason": "left running by the previous daemon" });
-                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STOPPED, data)]))
+                machines::set_exited(tx, path, &id, state, None, restarts)?;
+                Ok(((), vec![NewEvent::app(&app, kind, data)]))
             })
             .await
     }
