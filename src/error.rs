@@ -345,6 +345,7 @@ impl Error {
             Error::Api(ClientError::Timeout { .. }) => "daemon_timeout",
             Error::Api(ClientError::Stalled { .. }) => "upload_stalled",
             Error::Api(ClientError::BadResponse { .. }) => "bad_response",
+            Error::Api(ClientError::UnknownRequest { .. }) => "unknown_request",
             Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => {
                 "daemon_unreachable"
             }
@@ -412,7 +413,8 @@ impl Error {
                 409 => exit::CONFLICT,
                 _ => exit::ERROR,
             },
-            Error::Api(ClientError::BadResponse { .. }) => exit::ERROR,
+            Error::Api(ClientError::BadResponse { .. })
+            | Error::Api(ClientError::UnknownRequest { .. }) => exit::ERROR,
             Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => exit::UNREACHABLE,
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => exit::ERROR,
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
@@ -479,6 +481,10 @@ impl Error {
             Error::Api(ClientError::BadResponse { .. }) => {
                 Some("is --remote pointing at a lakefly daemon (and not a proxy)?".into())
             }
+            Error::Api(ClientError::UnknownRequest { .. }) => Some(format!(
+                "upgrade lakeflyd to this lakefly's version ({}); the daemon's /health says which it runs",
+                env!("CARGO_PKG_VERSION")
+            )),
             Error::Follow(crate::api::follow::FollowError::Unreachable { detail, .. })
                 if detail.contains("certificate") =>
             {

@@ -198,6 +198,25 @@ async fn server_errors_and_foreign_bodies_are_reported_not_misread() {
     );
 }
 
+/// An older daemon answers a request it lacks with an empty 404 (as wiremock does for any
+/// request it was not told about): the client says the daemon may be older than it.
+#[tokio::test]
+async fn a_request_an_older_daemon_lacks_says_so() {
+    let mock = MockServer::start().await;
+    let uri = mock.uri();
+    let run = tokio::task::spawn_blocking(move || cli(&uri, &["volumes", "list", "-a", "x"]))
+        .await
+        .unwrap()
+        .expect_code(1);
+    assert!(
+        run.stderr.contains("does not know this request (HTTP 404)")
+            && run.stderr.contains("may be older than this lakefly")
+            && run.stderr.contains("hint: upgrade lakeflyd"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[tokio::test]
 async fn a_slow_daemon_times_out_with_its_own_error() {
     let mock = MockServer::start().await;

@@ -497,3 +497,30 @@ async fn edge_threads_sets_how_many_event_loops_serve_the_edge() {
         assert!(run.stderr.contains("--edge-threads"), "{}", run.stderr);
     }
 }
+
+/// A request the API does not have (a client newer than the daemon) is a JSON error that
+/// names the daemon's version, not an empty 404.
+#[tokio::test]
+async fn an_unknown_request_is_a_json_error_naming_the_daemons_version() {
+    let d = TestDaemon::start();
+    let client = common::http_client();
+    let version = env!("CARGO_PKG_VERSION");
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/v1/apps/x/nope", 404),
+        (reqwest::Method::DELETE, "/v1/apps", 405),
+    ] {
+        let resp = client
+            .request(method.clone(), d.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{method} {path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "no_route");
+        assert_eq!(
+            body["error"],
+            format!("lakeflyd {version} has no request {method} {path}")
+        );
+        assert!(body["hint"].as_str().unwrap().contains("same version"));
+    }
+}

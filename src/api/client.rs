@@ -70,6 +70,14 @@ pub enum ClientError {
         /// The error body.
         error: ApiError,
     },
+    /// The daemon has no such request: it is older than this client (or not lakeflyd).
+    #[error("the daemon at {url} does not know this request (HTTP {status}): it may be older than this lakefly ({})", env!("CARGO_PKG_VERSION"))]
+    UnknownRequest {
+        /// The request's URL.
+        url: String,
+        /// 404 or 405.
+        status: u16,
+    },
     /// The answer was not what the API sends (a proxy page, a truncated body...).
     #[error("unexpected answer from {url} (HTTP {status}): {detail}")]
     BadResponse {
@@ -538,7 +546,7 @@ impl Client {
 }
 
 /// The innermost cause, which says what actually happened ("Connection refused").
-fn root_cause(e: &dyn std::error::Error) -> String {
+pub(super) fn root_cause(e: &dyn std::error::Error) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;
@@ -553,6 +561,19 @@ pub(super) fn refusal(url: String, status: StatusCode, bytes: &[u8]) -> ClientEr
             status: status.as_u16(),
             error,
         },
+        // An API error always has a body: an empty 404 or 405 is a route the daemon lacks.
+        Err(_)
+            if bytes.iter().all(u8::is_ascii_whitespace)
+                && matches!(
+                    status,
+                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                ) =>
+        {
+            ClientError::UnknownRequest {
+                url,
+                status: status.as_u16(),
+            }
+        }
         Err(_) => ClientError::BadResponse {
             url,
             status: status.as_u16(),

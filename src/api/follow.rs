@@ -227,19 +227,15 @@ fn describe(e: &es::Error) -> String {
         es::Error::UnexpectedResponse(response, _) => format!("HTTP {}", response.status()),
         // Each layer repeats the one below ("transport error: transport error: ..."); the
         // deepest says what happened.
-        es::Error::Transport(e) => format!("lost the daemon ({})", deepest(e)),
-        es::Error::HttpStream(e) => format!("lost the daemon ({})", deepest(e.as_ref())),
+        es::Error::Transport(e) => format!("lost the daemon ({})", super::client::root_cause(e)),
+        es::Error::HttpStream(e) => {
+            format!(
+                "lost the daemon ({})",
+                super::client::root_cause(e.as_ref())
+            )
+        }
         other => other.to_string(),
     }
-}
-
-/// The innermost cause of `e`.
-fn deepest(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]

@@ -184,7 +184,44 @@ fn routes(state: Shared) -> Router {
                 .put(bundles::put)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .with_state(state)
+}
+
+/// A request no route takes: a client newer than this daemon, or a typo in a script.
+async fn no_route(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> impl axum::response::IntoResponse {
+    unknown(axum::http::StatusCode::NOT_FOUND, &method, &uri)
+}
+
+/// A known path with a method it does not take.
+async fn no_method(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> impl axum::response::IntoResponse {
+    unknown(axum::http::StatusCode::METHOD_NOT_ALLOWED, &method, &uri)
+}
+
+/// The JSON error for a request the API does not have, saying which daemon version answered.
+fn unknown(
+    status: axum::http::StatusCode,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+) -> (axum::http::StatusCode, Json<crate::api::types::ApiError>) {
+    let version = env!("CARGO_PKG_VERSION");
+    (
+        status,
+        Json(crate::api::types::ApiError {
+            error: format!("lakeflyd {version} has no request {method} {}", uri.path()),
+            code: "no_route".into(),
+            hint: Some(format!(
+                "a lakefly newer than lakeflyd {version} may ask for it: use the same version of both"
+            )),
+        }),
+    )
 }
 
 /// `GET /metrics`: Prometheus text, machine gauges read from the store now.
