@@ -1063,6 +1063,58 @@ fn ctrl_c_stops_following_but_not_the_release() {
     }
 }
 
+/// An app that also binds a fixed metrics port: the second machine of its group cannot.
+const METERED_APP: &str = r#"
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+try:
+    metrics = HTTPServer(("127.0.0.1", int(os.environ["METRICS_PORT"])), H)
+except OSError:
+    if os.environ.get("TOLERANT") != "1":
+        raise
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn more_machines_than_a_port_of_their_own_allows_are_explained() {
+    let d = TestDaemon::start();
+    let temp = tempfile::tempdir().unwrap();
+    let metrics = common::free_port();
+    let config = |tolerant: bool| {
+        format!(
+            "app = \"metered\"\n[env]\n  METRICS_PORT = \"{metrics}\"\n  TOLERANT = \"{}\"\n\
+             [processes]\n  app = \"python3 app.py\"\n[http_service]\n  internal_port = 8080\n\
+             [metrics]\n  port = {metrics}\n  path = \"/metrics\"\n",
+            u8::from(tolerant)
+        )
+    };
+    let app = app_with(
+        temp.path(),
+        "metered",
+        &[("fly.toml", &config(false)), ("app.py", METERED_APP)],
+    );
+    deploy(&d, &app, &[]).expect_code(0);
+    let note = format!("each machine of group app binds port {metrics} (metrics[0]) itself");
+    let scale =
+        |n: &str| common::lakefly(&app, &["--remote", &d.api, "scale", "count", n, "--yes"]);
+    let failed = scale("2").expect_code(1);
+    assert!(failed.stderr.contains(&note), "{}", failed.stderr);
+    // An app that lives with it scales, and each deploy of two machines says why one of
+    // them has no metrics.
+    std::fs::write(app.join("fly.toml"), config(true)).unwrap();
+    deploy(&d, &app, &[]).expect_code(0);
+    scale("2").expect_code(0);
+    std::fs::write(app.join("app.py"), format!("{METERED_APP}\n# v3\n")).unwrap();
+    let redeployed = deploy(&d, &app, &[]).expect_code(0);
+    assert!(redeployed.stderr.contains(&note), "{}", redeployed.stderr);
+}
+
 #[test]
 fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_count() {
     let d = TestDaemon::start();

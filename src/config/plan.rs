@@ -189,6 +189,31 @@ pub fn internal_port_for(cfg: &AppConfig, group: &str) -> Option<u16> {
         })
 }
 
+/// The ports `group`'s processes bind themselves, each with what names it: every
+/// `[[services]]` internal port of the group besides the one lakefly maps onto `$PORT`, and
+/// `[[metrics]]` ports. Machines share the host's network, so two machines of the group
+/// cannot both bind one (on Fly each machine has an address of its own).
+pub fn own_ports(cfg: &AppConfig, group: &str) -> Vec<String> {
+    let mapped = internal_port_for(cfg, group);
+    let mut ports: Vec<String> = Vec::new();
+    let mut add = |port: u16, what: String| {
+        if Some(port) != mapped && !ports.iter().any(|p| p.starts_with(&format!("{port} "))) {
+            ports.push(format!("{port} ({what})"));
+        }
+    };
+    for (i, service) in cfg.services.iter().enumerate() {
+        if let (true, Some(port)) = (covers(&service.processes, group), service.internal_port) {
+            add(port, format!("services[{i}]"));
+        }
+    }
+    for (i, metrics) in cfg.metrics.iter().enumerate() {
+        if covers(&metrics.processes, group) {
+            add(metrics.port, format!("metrics[{i}]"));
+        }
+    }
+    ports
+}
+
 /// Whether `port`, `group`'s internal port, is only ever named by `protocol = "udp"`
 /// services.
 pub fn udp_only(cfg: &AppConfig, group: &str, port: u16) -> bool {
@@ -444,5 +469,33 @@ mod tests {
                 .command,
             "python3 main.py"
         );
+    }
+
+    #[test]
+    fn own_ports_are_the_ports_besides_the_one_mapped_onto_port() {
+        let c = cfg(r#"
+app = "x"
+[processes]
+  web = "serve"
+  worker = "work"
+[http_service]
+  internal_port = 8080
+  processes = ["web"]
+[[services]]
+  internal_port = 8080
+  processes = ["web"]
+[[services]]
+  internal_port = 5432
+  processes = ["web"]
+[metrics]
+  port = 9091
+  path = "/metrics"
+"#);
+        assert_eq!(
+            own_ports(&c, "web"),
+            ["5432 (services[1])", "9091 (metrics[0])"]
+        );
+        // Sections without `processes` are the default (first) group's.
+        assert!(own_ports(&c, "worker").is_empty());
     }
 }

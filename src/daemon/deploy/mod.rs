@@ -425,6 +425,11 @@ impl Deployer {
                 old,
             });
         }
+        for group in groups.iter().filter(|g| g.count > 1) {
+            if let Some(note) = shared_ports_note(cfg, &group.spec.process_group) {
+                self.progress(app, version, "ports", note).await;
+            }
+        }
         let a = app.to_string();
         self.store
             .run(move |conn, path| releases::set_specs(conn, path, &a, version, &specs))
@@ -600,4 +605,18 @@ impl Deployer {
             .map(|lines| lines.into_iter().map(|l| l.line).collect())
             .unwrap_or_default()
     }
+}
+
+/// Why more than one machine of `group` may not all start: the ports its processes bind
+/// themselves (`plan::own_ports`), which machines on one host cannot share.
+pub(crate) fn shared_ports_note(cfg: &AppConfig, group: &str) -> Option<String> {
+    let ports = plan::own_ports(cfg, group);
+    (!ports.is_empty()).then(|| {
+        format!(
+            "each machine of group {group} binds port {} itself (lakefly maps only internal_port \
+             onto $PORT, and machines share the host's network), so only one of them can: run \
+             one machine of the group, or have the app take those ports from the environment",
+            ports.join(", ")
+        )
+    })
 }

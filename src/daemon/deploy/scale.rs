@@ -101,7 +101,7 @@ impl Deployer {
             let from = machines.len() as u32;
             if target > from {
                 let progress = |_: &'static str, _: String| {};
-                Rollout {
+                let added = Rollout {
                     app,
                     runtime: &self.runtime,
                     events: &mut events,
@@ -111,7 +111,16 @@ impl Deployer {
                 }
                 .add(&specs[group], (target - from) as usize)
                 .await
-                .map_err(|f| DeployError::ScaleFailed(f.reason))?;
+                .map_err(|f| f.reason);
+                if let Err(mut reason) = added {
+                    let current = self.current_source(app).await.ok().flatten();
+                    if let Some(note) =
+                        current.and_then(|c| super::shared_ports_note(&c.config, group))
+                    {
+                        reason.push_str(&format!("; {note}"));
+                    }
+                    return Err(DeployError::ScaleFailed(reason));
+                }
             } else {
                 // Newest first: they have served the least.
                 for machine in machines.iter().rev().take((from - target) as usize) {
