@@ -356,16 +356,24 @@ impl Supervisor {
                 .await?;
             return Ok(Next::Backoff(delay));
         }
-        if restart {
-            self.record_exit(MachineState::Failed, &exit, None).await?;
+        // The policy says it stays down: a store that cannot record it (a full disk) leaves
+        // its record behind, but must not make it start again (`run` retries on errors).
+        let recorded = if restart {
             let reason = format!(
                 "exited {} times in a row; not restarting",
                 *consecutive_failures + 1
             );
-            self.emit_failed(reason).await?;
+            match self.record_exit(MachineState::Failed, &exit, None).await {
+                Ok(()) => self.emit_failed(reason).await,
+                Err(e) => Err(e),
+            }
         } else {
-            self.record_exit(MachineState::Stopped, &exit, None).await?;
+            let recorded = self.record_exit(MachineState::Stopped, &exit, None).await;
             self.set_desired(Desired::Stopped).await;
+            recorded
+        };
+        if let Err(e) = recorded {
+            tracing::error!(machine = %self.id, error = %e, "could not record that the machine stays down");
         }
         Ok(Next::Idle)
     }
