@@ -77,6 +77,15 @@ fn volumes_are_listed_kept_while_mounted_and_past_the_app_then_deleted_on_reques
         .json();
     assert_eq!(listed[0]["name"], "data");
     assert_eq!(listed[0]["mounted_by"], serde_json::json!([]));
+    // A new app of the same name is told what it will find.
+    let again = run(&["apps", "create", "vol"]).expect_code(0);
+    assert!(
+        again
+            .stderr
+            .contains("has volume left from an earlier app of that name (data)"),
+        "{}",
+        again.stderr
+    );
     let missing = run(&["volumes", "destroy", "nope", "-a", "vol", "--yes"]).expect_code(5);
     assert!(missing.stderr.contains("no volume"), "{}", missing.stderr);
 
@@ -85,6 +94,12 @@ fn volumes_are_listed_kept_while_mounted_and_past_the_app_then_deleted_on_reques
         .json();
     assert_eq!(deleted["destroyed"], "data");
     assert!(!state.join("volumes/vol").exists());
+    let listed = run(&["volumes", "list", "-a", "vol", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(listed, serde_json::json!([]));
+    let destroyed = run(&["apps", "destroy", "vol", "--yes"]).expect_code(0);
+    assert!(!destroyed.stderr.contains("kept"), "{}", destroyed.stderr);
     // Nothing of the app is left to list.
     run(&["volumes", "list", "-a", "vol"]).expect_code(5);
 }

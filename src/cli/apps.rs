@@ -120,7 +120,11 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
     let api = client(global)?;
     match args.command {
         AppsCommand::Create { name } => {
-            let app = block_on(async { Ok(api.create_app(&name).await?) })?;
+            let app = block_on(async {
+                let app = api.create_app(&name).await?;
+                super::volumes::note_leftovers(&api, &name, out).await;
+                Ok(app)
+            })?;
             if out.json {
                 return out.json(&app);
             }

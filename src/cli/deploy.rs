@@ -124,6 +124,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             if !out.json {
                 out.note(&format!("==> created app {app}"));
             }
+            super::volumes::note_leftovers(&api, &app, out).await;
         }
         let uploaded = if api.has_bundle(&digest).await? {
             if !out.json {

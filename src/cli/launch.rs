@@ -132,6 +132,7 @@ fn stage_secret_files(
     super::remote::block_on(async {
         if api.app(app).await?.is_none() {
             api.create_app(app).await?;
+            super::volumes::note_leftovers(&api, app, out).await;
         }
         let present: Vec<String> = (api.secrets(app).await?)
             .into_iter()

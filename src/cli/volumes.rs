@@ -72,6 +72,30 @@ pub fn run(global: &GlobalArgs, args: VolumesArgs) -> Result<(), Error> {
     }
 }
 
+/// Tells, on stderr, of the volumes a new app `app` found: left by an earlier app of that
+/// name, its machines would mount that data. Said even with `--json`, which keeps stdout
+/// for data; a daemon too old to list volumes is passed over.
+pub(super) async fn note_leftovers(
+    api: &crate::api::client::Client,
+    app: &str,
+    out: crate::output::Output,
+) {
+    let Ok(volumes) = api.volumes(app).await else {
+        return;
+    };
+    if volumes.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+    out.note(&format!(
+        "note: app {app} has volume{} left from an earlier app of that name ({}): machines \
+         that mount {} get that data; `lakefly volumes destroy NAME -a {app}` deletes one",
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", "),
+        if names.len() == 1 { "it" } else { "them" },
+    ));
+}
+
 /// NAME, USED, MOUNTED BY (machine at destination), PATH.
 pub(super) fn volumes_table(volumes: &[Volume]) -> String {
     let mut table = Table::new(vec!["NAME", "USED", "MOUNTED BY", "PATH"]);
