@@ -77,6 +77,28 @@ fn volumes_are_listed_kept_while_mounted_and_past_the_app_then_deleted_on_reques
         .json();
     assert_eq!(listed[0]["name"], "data");
     assert_eq!(listed[0]["mounted_by"], serde_json::json!([]));
+    // Listed with every app's, where one finds data nobody remembers the app of.
+    let all = run(&["volumes", "list", "--all", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        (
+            &all[0]["app"],
+            &all[0]["name"],
+            all.as_array().map(Vec::len)
+        ),
+        (
+            &serde_json::json!("vol"),
+            &serde_json::json!("data"),
+            Some(1)
+        ),
+        "{all}"
+    );
+    let table = run(&["volumes", "list", "--all"]).expect_code(0).stdout;
+    assert!(
+        table.starts_with("APP") && table.contains("\nvol  data "),
+        "{table}"
+    );
     // A new app of the same name is told what it will find.
     let again = run(&["apps", "create", "vol"]).expect_code(0);
     assert!(

@@ -1,5 +1,5 @@
-//! `/v1/apps/{app}/volumes`: the directories that hold an app's `[mounts]` data on the
-//! host, as `fly volumes list` and `fly volumes destroy` show and remove them.
+//! `/v1/apps/{app}/volumes` and `/v1/volumes`: the directories that hold apps' `[mounts]`
+//! data on the host, as `fly volumes list` and `fly volumes destroy` show and remove them.
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,8 @@ use super::client::{Client, ClientError, MACHINES_TIMEOUT};
 /// One volume: a mount source's directory under the daemon's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
+    /// The app it belongs to.
+    pub app: String,
     /// The `[mounts] source` it is for.
     pub name: String,
     /// Its directory on the daemon's host.
@@ -37,6 +39,11 @@ impl Client {
     pub async fn volumes(&self, app: &str) -> Result<Vec<Volume>, ClientError> {
         self.call(Method::GET, &format!("/v1/apps/{app}/volumes"), None::<&()>)
             .await
+    }
+
+    /// `GET /v1/volumes`: every app's, destroyed apps' kept ones included, by app.
+    pub async fn all_volumes(&self) -> Result<Vec<Volume>, ClientError> {
+        self.call(Method::GET, "/v1/volumes", None::<&()>).await
     }
 
     /// `DELETE /v1/apps/{app}/volumes/{name}`: deletes its data; refused while a machine

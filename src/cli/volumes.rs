@@ -14,7 +14,7 @@ use crate::output::table::Table;
 #[command(
     after_help = "A volume is made when a machine whose [mounts] names it first starts, and kept across \
 deploys, restarts and `lakefly apps destroy`: only `volumes destroy` deletes its data, and only once \
-no machine mounts it.\n\nExamples:\n  lakefly volumes list\n  lakefly volumes destroy data -a old-app --yes"
+no machine mounts it. `volumes list --all` finds every app's, and those of apps destroyed since.\n\nExamples:\n  lakefly volumes list\n  lakefly volumes list --all\n  lakefly volumes destroy data -a old-app --yes"
 )]
 pub struct VolumesArgs {
     /// What to do.
@@ -26,7 +26,11 @@ pub struct VolumesArgs {
 #[derive(Debug, Subcommand)]
 pub enum VolumesCommand {
     /// List the app's volumes: space used, the machines that mount each, and where.
-    List,
+    List {
+        /// Every app's, and those kept from destroyed apps.
+        #[arg(long)]
+        all: bool,
+    },
     /// Delete a volume's data; refused while a machine mounts it.
     Destroy {
         /// The volume (its `[mounts] source`).
@@ -40,10 +44,21 @@ pub enum VolumesCommand {
 /// Runs a volumes command.
 pub fn run(global: &GlobalArgs, args: VolumesArgs) -> Result<(), Error> {
     let out = global.output();
-    let app = app_name(global)?;
     let api = client(global)?;
     match args.command {
-        VolumesCommand::List => {
+        VolumesCommand::List { all: true } => {
+            let volumes = block_on(async { Ok(api.all_volumes().await?) })?;
+            if out.json {
+                return out.json(&volumes);
+            }
+            if volumes.is_empty() {
+                out.note("no app has volumes");
+                return Ok(());
+            }
+            out.text(&volumes_table(&volumes, true))
+        }
+        VolumesCommand::List { all: false } => {
+            let app = app_name(global)?;
             let volumes = block_on(async { Ok(api.volumes(&app).await?) })?;
             if out.json {
                 return out.json(&volumes);
@@ -55,9 +70,10 @@ pub fn run(global: &GlobalArgs, args: VolumesArgs) -> Result<(), Error> {
                 ));
                 return Ok(());
             }
-            out.text(&volumes_table(&volumes))
+            out.text(&volumes_table(&volumes, false))
         }
         VolumesCommand::Destroy { name, yes } => {
+            let app = app_name(global)?;
             confirm(
                 &format!("delete volume {name} of app {app} and all its data?"),
                 yes,
@@ -96,9 +112,13 @@ pub(super) async fn note_leftovers(
     ));
 }
 
-/// NAME, USED, MOUNTED BY (machine at destination), PATH.
-pub(super) fn volumes_table(volumes: &[Volume]) -> String {
-    let mut table = Table::new(vec!["NAME", "USED", "MOUNTED BY", "PATH"]);
+/// NAME, USED, MOUNTED BY (machine at destination), PATH; APP first `with_app`.
+fn volumes_table(volumes: &[Volume], with_app: bool) -> String {
+    let mut header = vec!["NAME", "USED", "MOUNTED BY", "PATH"];
+    if with_app {
+        header.insert(0, "APP");
+    }
+    let mut table = Table::new(header);
     for v in volumes {
         let mounted = if v.mounted_by.is_empty() {
             "-".to_string()
@@ -109,12 +129,16 @@ pub(super) fn volumes_table(volumes: &[Volume]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        table.row(vec![
+        let mut row = vec![
             v.name.clone(),
             indicatif::HumanBytes(v.used_bytes).to_string(),
             mounted,
             v.path.clone(),
-        ]);
+        ];
+        if with_app {
+            row.insert(0, v.app.clone());
+        }
+        table.row(row);
     }
     table.render()
 }

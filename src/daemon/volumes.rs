@@ -85,6 +85,7 @@ pub fn list(root: &Path, app: &str, machines: &[Machine]) -> Result<Vec<Volume>,
         .map(|name| {
             let path = dir.join(&name);
             Ok(Volume {
+                app: app.to_string(),
                 used_bytes: used_bytes(&path).map_err(|source| VolumeError::Io {
                     action: "read",
                     path: path.clone(),
@@ -96,6 +97,20 @@ pub fn list(root: &Path, app: &str, machines: &[Machine]) -> Result<Vec<Volume>,
             })
         })
         .collect()
+}
+
+/// The apps that have a directory of volumes under `root`, destroyed ones included.
+pub fn apps_with_volumes(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut apps: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    apps.sort();
+    apps
 }
 
 /// Deletes volume `name` of `app` unless one of `machines` mounts it.

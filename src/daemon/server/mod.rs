@@ -153,6 +153,7 @@ fn routes(state: Shared) -> Router {
             get(machines::list).post(machines::create),
         )
         .route("/v1/apps/{name}/checks", get(machines::checks))
+        .route("/v1/volumes", get(volumes::list_all))
         .route("/v1/apps/{name}/volumes", get(volumes::list))
         .route(
             "/v1/apps/{name}/volumes/{volume}",

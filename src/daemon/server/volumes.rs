@@ -27,6 +27,33 @@ pub async fn list(
     ))
 }
 
+/// `GET /v1/volumes`: the volumes of every app, and those kept from destroyed apps, which
+/// no app-scoped listing finds unless its name is known.
+pub async fn list_all(State(state): State<Shared>) -> Result<Json<Vec<Volume>>, ServerError> {
+    let root = state.runtime.volumes_dir().to_path_buf();
+    let mut apps: std::collections::BTreeSet<String> = state
+        .store
+        .list_apps()
+        .await?
+        .into_iter()
+        .map(|app| app.name)
+        .collect();
+    let on_disk = root.clone();
+    apps.extend(
+        blocking(&root, "read", move || {
+            Ok(volumes::apps_with_volumes(&on_disk))
+        })
+        .await?,
+    );
+    let mut all = Vec::new();
+    for app in apps {
+        let machines = state.runtime.list(&app).await?;
+        let dir = root.clone();
+        all.extend(blocking(&root, "read", move || volumes::list(&dir, &app, &machines)).await?);
+    }
+    Ok(Json(all))
+}
+
 /// `DELETE /v1/apps/{app}/volumes/{name}`: refused while a machine of the app (stopped
 /// ones included) mounts it, or while a deploy runs, which may create one that does.
 pub async fn destroy(
