@@ -529,3 +529,40 @@ async fn staged_secrets_go_out_with_the_next_deploy_and_its_release_command_has_
         assert!(!m.data.to_string().contains("s3cr3t"), "{}", m.data);
     }
 }
+
+/// `config env` shows the current release's `[env]` by value and secrets by name only.
+#[test]
+fn config_env_shows_env_values_and_secret_names_never_their_values() {
+    let d = TestDaemon::start();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello/fly.toml");
+    let cli = |args: &[&str], stdin: &[u8]| {
+        let mut all = vec!["--remote", d.api.as_str(), "-a", "hello"];
+        all.extend_from_slice(args);
+        common::lakefly_stdin(Path::new("."), &all, stdin)
+    };
+    // No release yet: nothing to show.
+    cli(&["config", "env"], b"").expect_code(5);
+    cli(
+        &["deploy", "-c", config.to_str().unwrap(), "-e", "EXTRA=1"],
+        b"",
+    )
+    .expect_code(0);
+    cli(
+        &["secrets", "set", "DATABASE_URL=-", "--stage"],
+        VALUE.as_bytes(),
+    )
+    .expect_code(0);
+    let shown = cli(&["config", "env", "--json"], b"").expect_code(0);
+    let json = shown.json();
+    assert_eq!(json["release"], 1);
+    assert_eq!(json["env"], json!({ "EXTRA": "1", "GREETING": "hello" }));
+    assert_eq!(json["secrets"][0]["name"], "DATABASE_URL");
+    let text = cli(&["config", "env"], b"").expect_code(0).stdout;
+    assert!(
+        text.contains("GREETING  hello") && text.contains("DATABASE_URL"),
+        "{text}"
+    );
+    for out in [&shown.stdout, &text] {
+        assert!(!out.contains(VALUE), "{out}");
+    }
+}

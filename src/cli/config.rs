@@ -1,4 +1,4 @@
-//! `lakefly config validate | show | get | set | unset`.
+//! `lakefly config validate | show | env | get | set | unset`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -48,6 +48,14 @@ pub enum ConfigCommand {
         #[arg(long, value_name = "VERSION", num_args = 0..=1, default_missing_value = "0")]
         release: Option<u64>,
     },
+    /// Show the environment the app's current release runs with: `[env]` (with `deploy
+    /// -e` values) and its secrets, by name only.
+    #[command(
+        after_help = "Machines also get $PORT, FLY_APP_NAME, FLY_MACHINE_ID, FLY_PROCESS_GROUP and the \
+LAKEFLY_* variables, and a Dockerfile's ENV where fly.toml does not set the name.\n\nExamples:\n  \
+lakefly config env\n  lakefly config env -a hello --json | jq .env"
+    )]
+    Env,
     /// Print the value of one key as the file writes it.
     #[command(
         after_help = "Examples:\n  lakefly config get app\n  lakefly config get services[0].ports[0].port\n  lakefly config get env.\"DOTTED.NAME\""
@@ -89,6 +97,7 @@ pub fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<(), Error> {
         ConfigCommand::Show {
             release: Some(version),
         } => show_release(out, global, version),
+        ConfigCommand::Env => super::config_env::run(global),
         ConfigCommand::Get { key } => get(out, path, &key),
         ConfigCommand::Set {
             assignments,

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod checks;
 pub mod completion;
 pub mod config;
+mod config_env;
 pub mod console;
 pub mod daemon;
 pub mod daemon_install;
