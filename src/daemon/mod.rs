@@ -291,7 +291,9 @@ impl Daemon {
             options.events_max_age,
             shutdown_rx,
         ));
-        hub.emit(NewEvent::daemon(
+        // Neither is worth not starting over (a full disk): machines and the edge run, and
+        // the supervisors retry what they cannot record.
+        let started = hub.emit(NewEvent::daemon(
             kind::DAEMON_STARTED,
             serde_json::json!({
                 "api": api_addr.to_string(),
@@ -299,9 +301,13 @@ impl Daemon {
                 "edge_https": edge.https_addr.map(|a| a.to_string()),
                 "pid": std::process::id(),
             }),
-        ))
-        .await?;
-        write_record(&options.state_dir, &api_url)?;
+        ));
+        if let Err(e) = started.await {
+            tracing::error!(error = %e, "could not record that lakeflyd started");
+        }
+        if let Err(e) = write_record(&options.state_dir, &api_url) {
+            tracing::error!(error = %e, "could not write {RECORD_FILE}: `lakefly daemon status` will not find this daemon");
+        }
         tracing::info!(api = %api_addr, edge = %edge.addr, state = %options.state_dir.display(), "lakeflyd started");
         Ok(Daemon {
             api_addr,

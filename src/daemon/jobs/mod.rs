@@ -70,9 +70,15 @@ struct Shared {
 impl Scheduler {
     /// Marks runs a crash interrupted as failed, then starts scheduling.
     pub async fn start(ctx: Context, shutdown: watch::Receiver<bool>) -> Result<Self, StoreError> {
-        ctx.store
+        // Not fatal (a full disk): those runs only show as running a while longer, and a
+        // daemon that will not start runs nothing at all.
+        let marked = ctx
+            .store
             .run(|conn, path| store_jobs::fail_interrupted(conn, path, &now()))
-            .await?;
+            .await;
+        if let Err(e) = marked {
+            tracing::error!(error = %e, "could not mark job runs a crash interrupted as failed");
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let scheduler = Scheduler {
             tx,

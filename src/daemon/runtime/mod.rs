@@ -166,27 +166,35 @@ impl Runtime {
         futures_util::future::join_all(leftovers).await;
         let mut booting = Vec::with_capacity(records.len());
         for record in records {
+            // Not recorded (a full disk) is said, not fatal: a daemon that will not start
+            // runs no machine at all, and the supervisors retry what they cannot record.
             let id = &record.machine.id;
             if record.machine.pid.is_some() {
                 let data = serde_json::json!({ "machine": id, "reason": "left running by the previous daemon" });
-                (runtime.record_at_start(
+                let recorded = (runtime.record_at_start(
                     &record,
                     MachineState::Stopped,
                     kind::MACHINE_STOPPED,
                     data,
                 ))
-                .await?;
+                .await;
+                if let Err(e) = recorded {
+                    tracing::error!(machine = %id, error = %e, "could not record that a leftover process was stopped");
+                }
             }
             // An interrupted rollout's machine (`deploy::fail_interrupted`) goes now.
             if record.desired == Desired::Destroyed {
                 let data = serde_json::json!({ "machine": id });
-                (runtime.record_at_start(
+                let recorded = (runtime.record_at_start(
                     &record,
                     MachineState::Destroyed,
                     kind::MACHINE_DESTROYED,
                     data,
                 ))
-                .await?;
+                .await;
+                if let Err(e) = recorded {
+                    tracing::error!(machine = %id, error = %e, "could not record a machine destroyed");
+                }
                 continue;
             }
             booting.push(runtime.supervise(record));
