@@ -178,10 +178,14 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             }
             out.note(&format!("destroyed app {name}"));
             if !kept.is_empty() {
+                let (s, them) = if kept.len() == 1 {
+                    ("", "it")
+                } else {
+                    ("s", "them")
+                };
                 out.note(&format!(
-                    "kept its volume{} {}: `lakefly volumes list -a {name}` shows them, \
+                    "kept its volume{s} {}: `lakefly volumes list -a {name}` shows {them}, \
                      `lakefly volumes destroy NAME -a {name}` deletes one",
-                    if kept.len() == 1 { "" } else { "s" },
                     kept.join(", ")
                 ));
             }
