@@ -166,35 +166,27 @@ impl Runtime {
         futures_util::future::join_all(leftovers).await;
         let mut booting = Vec::with_capacity(records.len());
         for record in records {
-            // Not recorded (a full disk) is said, not fatal: a daemon that will not start
-            // runs no machine at all, and the supervisors retry what they cannot record.
             let id = &record.machine.id;
             if record.machine.pid.is_some() {
                 let data = serde_json::json!({ "machine": id, "reason": "left running by the previous daemon" });
-                let recorded = (runtime.record_at_start(
+                (runtime.record_at_start(
                     &record,
                     MachineState::Stopped,
                     kind::MACHINE_STOPPED,
                     data,
                 ))
                 .await;
-                if let Err(e) = recorded {
-                    tracing::error!(machine = %id, error = %e, "could not record that a leftover process was stopped");
-                }
             }
             // An interrupted rollout's machine (`deploy::fail_interrupted`) goes now.
             if record.desired == Desired::Destroyed {
                 let data = serde_json::json!({ "machine": id });
-                let recorded = (runtime.record_at_start(
+                (runtime.record_at_start(
                     &record,
                     MachineState::Destroyed,
                     kind::MACHINE_DESTROYED,
                     data,
                 ))
                 .await;
-                if let Err(e) = recorded {
-                    tracing::error!(machine = %id, error = %e, "could not record a machine destroyed");
-                }
                 continue;
             }
             booting.push(runtime.supervise(record));
@@ -388,24 +380,30 @@ impl Runtime {
             .remove(id);
     }
 
-    /// Records at start that `record`'s machine is `state` now, with its `kind` event.
+    /// Records at start that `record`'s machine is `state` now, with its `kind` event. A
+    /// store that cannot take it (a full disk) is logged, not fatal: a daemon that will not
+    /// start runs no machine at all, and the supervisors retry what they cannot record.
     async fn record_at_start(
         &self,
         record: &Record,
         state: MachineState,
         kind: &'static str,
         data: serde_json::Value,
-    ) -> Result<(), StoreError> {
+    ) {
         let (id, app, restarts) = (
             record.machine.id.clone(),
             record.machine.app.clone(),
             record.machine.restarts,
         );
-        self.hub
+        let recorded = self
+            .hub
             .change(move |tx, path| {
                 machines::set_exited(tx, path, &id, state, None, restarts)?;
                 Ok(((), vec![NewEvent::app(&app, kind, data)]))
             })
-            .await
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(machine = %record.machine.id, error = %e, "could not record the machine {kind} at start");
+        }
     }
 }
