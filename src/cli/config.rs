@@ -210,15 +210,25 @@ fn show_release(out: Output, global: &GlobalArgs, version: u64) -> Result<(), Er
     let app = super::remote::app_name(global)?;
     let config = super::remote::block_on(async {
         let version = match version {
-            0 => match api.status(&app).await?.release {
-                Some(release) => release.version,
-                None => return Err(Error::NoRelease { app: app.clone() }),
-            },
+            0 => current_release(&api, &app).await?,
             n => n,
         };
         Ok(api.release_config(&app, version).await?)
     })?;
     out.json(&config)
+}
+
+/// The version of `app`'s current release (or the one rolling out when none is yet).
+pub(super) async fn current_release(
+    api: &crate::api::client::Client,
+    app: &str,
+) -> Result<u64, Error> {
+    match api.status(app).await?.release {
+        Some(release) => Ok(release.version),
+        None => Err(Error::NoRelease {
+            app: app.to_string(),
+        }),
+    }
 }
 
 fn get(out: Output, path: &Path, key: &str) -> Result<(), Error> {

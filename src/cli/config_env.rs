@@ -26,12 +26,10 @@ pub fn run(global: &GlobalArgs) -> Result<(), Error> {
     let app = app_name(global)?;
     let api = client(global)?;
     let environment = block_on(async {
-        let Some(release) = api.status(&app).await?.release else {
-            return Err(Error::NoRelease { app: app.clone() });
-        };
-        let config = api.release_config(&app, release.version).await?;
+        let release = super::config::current_release(&api, &app).await?;
+        let config = api.release_config(&app, release).await?;
         Ok(Environment {
-            release: release.version,
+            release,
             env: config.env,
             secrets: api.secrets(&app).await?,
         })
