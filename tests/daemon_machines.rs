@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::api::Api;
 use common::daemon::{wait_logged, StoreLock, TestDaemon};
+use common::process::{alive, wait_gone};
 use common::sse::{Message, Sse};
 use serde_json::{json, Value};
 
@@ -51,33 +52,6 @@ async fn crash_and_restart(
     let restarted = wait_for(&mut sse, "machine.started", &id).await;
     assert_ne!(restarted.data["data"]["pid"].as_u64().unwrap(), pid);
     (id, sse, exited, restarted)
-}
-
-/// Whether `pid` is a live (non-zombie) process.
-fn alive(pid: u64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X"))
-        }
-        Err(_) => false,
-    }
-}
-
-/// Waits until `pid` is gone, with a deadline.
-fn wait_gone(pid: u64, within: Duration) -> Duration {
-    let start = Instant::now();
-    while alive(pid) {
-        assert!(
-            start.elapsed() < within,
-            "process {pid} still alive after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
 }
 
 /// Waits until `file` holds one pid per line, `n` lines, and returns them.

@@ -1,6 +1,7 @@
 //! A rollout cut short by a daemon crash: at the next start the release ends `failed`, its
 //! new machines go, the old ones it had stopped run again, and the `lakefly deploy` that was
-//! following it hears so and exits 7, as for any failed deploy.
+//! following it hears so and exits 7, as for any failed deploy. A build the crash left
+//! running is stopped.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::daemon::TestDaemon;
 use common::files::app_with;
+use common::process::{alive, wait_gone};
 use common::{lakefly, lakefly_spawn, Run};
 use serde_json::Value;
 
@@ -149,23 +151,29 @@ fn a_release_cut_short_in_its_build_leaves_the_machines_alone() {
     let before = machines(&dir, &api);
     assert_eq!(before.len(), 1);
 
-    // A build that holds until the gate goes (the test removes it at the end, so the build
-    // the crash left behind ends too).
-    std::fs::write(&gate, "").unwrap();
+    // A build that would run for ten minutes, its pid written where the test reads it.
     let slow_build = format!(
-        "{}\n[build]\n  command = \"touch {} && while [ -e {} ]; do sleep 0.1; done\"\n",
-        config(1, &gate).replace("VERSION = \"1\"", "VERSION = \"2\""),
-        building.display(),
-        gate.display()
+        "{config}\n[build]\n  command = \"echo $$ > {pid}.tmp && mv {pid}.tmp {pid} && exec sleep 600\"\n",
+        config = config(1, &gate).replace("VERSION = \"1\"", "VERSION = \"2\""),
+        pid = building.display(),
     );
     std::fs::write(dir.join("fly.toml"), slow_build).unwrap();
     let deploy = lakefly_spawn(&dir, &["--remote", &api, "deploy"]);
     wait_until("the build runs", || building.exists());
+    let build: u64 = std::fs::read_to_string(&building)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     d.kill9();
+    assert!(
+        alive(build),
+        "a daemon killed outright cannot stop its build"
+    );
     let _d = TestDaemon::start_at(api.trim_start_matches("http://"), &state, &[]);
-    let followed = ended(deploy);
-    std::fs::remove_file(&gate).unwrap();
-    let followed = followed.expect_code(7);
+    // The next one does, before it runs anything.
+    wait_gone(build, DEADLINE);
+    let followed = ended(deploy).expect_code(7);
     assert!(
         followed
             .stderr

@@ -548,3 +548,57 @@ async fn a_command_job_sees_the_apps_volumes() {
     let dump = state.join("volumes/vol/data/db/dump");
     assert_eq!(std::fs::read_to_string(&dump).unwrap(), "nightly\n");
 }
+
+/// A run a crash of lakeflyd (`kill -9`) cut short does not go on unsupervised: the next
+/// lakeflyd stops it before it runs anything, and the run is recorded failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_left_by_a_crashed_daemon_is_stopped_and_recorded_failed() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&d);
+    let dir = temp.path().join("crash");
+    std::fs::create_dir(&dir).unwrap();
+    let pid_file = temp.path().join("run.pid");
+    let config = format!(
+        r#"app = "crash"
+[processes]
+  app = "sleep 600"
+[[jobs]]
+  name = "nightly"
+  command = "echo $$ > {pid}.tmp && mv {pid}.tmp {pid} && exec sleep 600"
+"#,
+        pid = pid_file.display()
+    );
+    std::fs::write(dir.join("fly.toml"), config).unwrap();
+    tokio::task::block_in_place(|| deploy(&d, &dir));
+    let (status, jobs) = api.send(Method::GET, "/v1/apps/crash/jobs", None).await;
+    assert_eq!(status, 200, "{jobs}");
+    let id = jobs[0]["id"].as_u64().unwrap();
+    let (status, body) = api
+        .send(Method::POST, &format!("/v1/jobs/{id}/trigger"), None)
+        .await;
+    assert!(status < 300, "{body}");
+    let until = Instant::now() + DEADLINE;
+    while !pid_file.exists() {
+        assert!(Instant::now() < until, "the run never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let run: u64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    d.kill9();
+    assert!(
+        common::process::alive(run),
+        "nothing can stop it while no daemon runs"
+    );
+    let d = TestDaemon::start_at(d.api.trim_start_matches("http://"), &state, &[]);
+    tokio::task::block_in_place(|| common::process::wait_gone(run, DEADLINE));
+    let api = Api::new(&d);
+    let runs = runs(&api, id).await;
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["status"], "failed", "{runs:#?}");
+}

@@ -215,6 +215,7 @@ impl Daemon {
                 edge: edge.clone(),
                 apps_dir: options.state_dir.join("apps"),
                 volumes_dir: options.state_dir.join("volumes"),
+                oneoff_pids: runtime.oneoff_pids().clone(),
             },
             shutdown_rx.clone(),
         )

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod edge;
 pub mod files;
 pub mod follow;
+pub mod process;
 pub mod sse;
 pub mod terminal;
 pub mod tls;

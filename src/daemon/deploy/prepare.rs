@@ -281,7 +281,9 @@ impl Deployer {
                 }
             })
         };
-        let mut outcome = oneoff::run(run.command, run.dir, run.env, run.timeout, Some(live)).await;
+        let pids = self.runtime.oneoff_pids();
+        let mut outcome =
+            oneoff::run(pids, run.command, run.dir, run.env, run.timeout, Some(live)).await;
         // Every line shown before the outcome is.
         let _ = shower.await;
         outcome.redact(secrets);

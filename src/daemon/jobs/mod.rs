@@ -49,6 +49,8 @@ pub struct Context {
     pub apps_dir: PathBuf,
     /// `<state>/volumes`: a command job sees the app's mounts as its machines do.
     pub volumes_dir: PathBuf,
+    /// Where a running command is noted, so a crash does not leave it behind.
+    pub oneoff_pids: crate::daemon::runtime::oneoff_pids::OneOffPids,
 }
 
 /// The handle handlers use; cheap to clone.

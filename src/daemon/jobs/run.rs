@@ -163,7 +163,7 @@ async fn run_command(
     if let Err(e) = mounts::prepare(&ctx.volumes_dir, &job.app, &dir, mounts, &mut env) {
         return failed(e.to_string());
     }
-    let mut outcome = oneoff::run(command, &dir, &env, timeout, None).await;
+    let mut outcome = oneoff::run(&ctx.oneoff_pids, command, &dir, &env, timeout, None).await;
     // Its last lines are kept in the run's history.
     outcome.redact(&secrets);
     let status = if outcome.success {

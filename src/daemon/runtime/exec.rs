@@ -78,6 +78,7 @@ impl Runtime {
     ) -> Result<ExecEnd, RuntimeError> {
         let started = Instant::now();
         let exit = oneoff::stream(
+            &self.oneoff_pids,
             &exec.command,
             &exec.workdir,
             &exec.env,

@@ -13,6 +13,7 @@ mod https_check;
 pub mod logs;
 pub mod mounts;
 pub mod oneoff;
+pub mod oneoff_pids;
 pub mod output_lines;
 pub mod ports;
 pub mod process;
@@ -91,6 +92,7 @@ pub struct Runtime {
     cgroups: Option<cgroup::Cgroups>,
     ports: ports::PortPool,
     checks: check_board::CheckBoard,
+    oneoff_pids: oneoff_pids::OneOffPids,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
 }
 
@@ -116,8 +118,13 @@ impl Runtime {
         &self.volumes_dir
     }
 
-    /// Stops what the last run of the daemon left running, then starts a supervisor for
-    /// every machine that is not destroyed.
+    /// The one-off commands running now, noted so a crash does not leave them behind.
+    pub fn oneoff_pids(&self) -> &oneoff_pids::OneOffPids {
+        &self.oneoff_pids
+    }
+
+    /// Stops what the last run of the daemon left running (machines and one-off
+    /// commands), then starts a supervisor for every machine that is not destroyed.
     pub async fn start(
         store: Store,
         hub: EventHub,
@@ -138,6 +145,7 @@ impl Runtime {
             cgroups: cgroup::Cgroups::detect(),
             ports,
             checks: check_board::CheckBoard::default(),
+            oneoff_pids: oneoff_pids::OneOffPids::new(&options.state_dir),
             store,
             hub,
             apps_dir: options.state_dir.join("apps"),
@@ -164,6 +172,7 @@ impl Runtime {
             })
             .collect();
         futures_util::future::join_all(leftovers).await;
+        runtime.oneoff_pids.stop_left_over().await;
         let mut booting = Vec::with_capacity(records.len());
         for record in records {
             let id = &record.machine.id;

@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
+use super::oneoff_pids::{Noted, OneOffPids};
 use super::output_lines::OutputLines;
 use super::process;
 
@@ -42,20 +43,35 @@ impl Outcome {
 }
 
 /// Kills a one-off command's process group if dropped while it runs; disarmed once the
-/// command was reaped, so a pid the kernel reuses later is never signalled.
-struct KillGroupOnDrop(Option<u32>);
+/// command was reaped, so a pid the kernel reuses later is never signalled. Its note
+/// (`oneoff_pids`) goes after it, for a daemon that dies without dropping anything.
+struct KillGroupOnDrop {
+    pid: Option<u32>,
+    _noted: Noted,
+}
+
+impl KillGroupOnDrop {
+    fn new(pid: u32, pids: &OneOffPids) -> Self {
+        KillGroupOnDrop {
+            pid: Some(pid),
+            _noted: pids.note(pid),
+        }
+    }
+}
 
 impl Drop for KillGroupOnDrop {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
+        if let Some(pid) = self.pid {
             let _ = process::signal_group(pid, Signal::SIGKILL);
         }
     }
 }
 
 /// Runs `command` in `dir` with `env`, killing its whole group after `timeout`. Each line
-/// of its output also goes to `live`, when given, as it is read.
+/// of its output also goes to `live`, when given, as it is read. It is noted in `pids`
+/// while it runs.
 pub async fn run(
+    pids: &OneOffPids,
     command: &str,
     dir: &Path,
     env: &BTreeMap<String, String>,
@@ -76,7 +92,7 @@ pub async fn run(
         }
     };
     // If this future is dropped (the daemon stops mid-run), the command goes with it.
-    let mut group = KillGroupOnDrop(Some(spawned.pid));
+    let mut group = KillGroupOnDrop::new(spawned.pid, pids);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for pipe in [
         spawned
@@ -117,7 +133,7 @@ pub async fn run(
         Vec::from(tail)
     });
     let ended = wait_then_kill(&mut spawned, timeout).await;
-    group.0 = None;
+    group.pid = None;
     let exit_code = match &ended {
         Ended::Exited(status) => status.code(),
         _ => None,
@@ -198,6 +214,7 @@ pub struct Exit {
 /// written (a slow reader slows the command, as a pipe does). When `output`'s reader
 /// goes away (a client hung up), the command's whole group is killed.
 pub async fn stream(
+    pids: &OneOffPids,
     command: &str,
     dir: &Path,
     env: &BTreeMap<String, String>,
@@ -210,7 +227,7 @@ pub async fn stream(
         None => process::Input::Empty,
     };
     let mut spawned = process::spawn(command, dir, env, process::MemoryLimit::None, input)?;
-    let mut group = KillGroupOnDrop(Some(spawned.pid));
+    let mut group = KillGroupOnDrop::new(spawned.pid, pids);
     // Written beside the readers (a command may answer before it has read everything),
     // then closed so the command sees its end; one that stops reading just loses the rest.
     if let (Some(bytes), Some(mut pipe)) = (stdin, spawned.child.stdin.take()) {
@@ -239,7 +256,7 @@ pub async fn stream(
             }
         }
     };
-    group.0 = None;
+    group.pid = None;
     // The group is gone, so the pipes are closed and both readers end, all they read
     // passed on before the end is told.
     for reader in readers.into_iter().flatten() {

@@ -1,0 +1,31 @@
+//! Whether a process the test saw still runs: one lakeflyd started, which this test cannot
+//! wait for (and which, reparented to an init that may not reap it, can stay a zombie).
+
+use std::time::{Duration, Instant};
+
+/// Whether `pid` is a live (non-zombie) process.
+pub fn alive(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X"))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until `pid` is gone, failing the test after `within`; returns how long it took.
+pub fn wait_gone(pid: u64, within: Duration) -> Duration {
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < within,
+            "process {pid} still alive after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
