@@ -260,7 +260,8 @@ async fn the_console_command_passes_the_exit_code_on() {
 }
 
 /// As `fly console`: without `-C`, the app's `console_command`, its path under the
-/// Dockerfile's WORKDIR mapped onto the release's tree (as `/rails/bin/rails console`).
+/// Dockerfile's WORKDIR mapped onto the release's tree (as `/rails/bin/rails console`);
+/// `ssh console`, as `fly ssh console`, a shell there instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_command_the_console_runs_the_apps_console_command() {
     let d = TestDaemon::start();
@@ -296,20 +297,34 @@ async fn without_a_command_the_console_runs_the_apps_console_command() {
             &["--remote", &api, "deploy", "-c", config],
         )
         .expect_code(0);
-        common::lakefly_stdin(
+        let console = common::lakefly_stdin(
             std::path::Path::new("."),
             &["--remote", &api, "-a", "cc", "console"],
             b"hi\n",
-        )
+        );
+        // `fly ssh console` opens a shell whatever console_command says; so does lakefly's.
+        let ssh = common::lakefly_stdin(
+            std::path::Path::new("."),
+            &["--remote", &api, "-a", "cc", "ssh", "console"],
+            b"echo \"a shell in $(basename \"$(pwd)\")\"\n",
+        );
+        (console, ssh)
     })
     .await
-    .unwrap()
-    .expect_code(0);
+    .unwrap();
+    let (run, ssh) = run;
+    let run = run.expect_code(0);
     assert!(
         run.stdout.starts_with("console --quiet: hi in /")
             && run.stdout.trim_end().ends_with("-tree"),
         "{}",
         run.stdout
+    );
+    let ssh = ssh.expect_code(0);
+    assert!(
+        ssh.stdout.starts_with("a shell in ") && ssh.stdout.trim_end().ends_with("-tree"),
+        "{}",
+        ssh.stdout
     );
 }
 

@@ -21,6 +21,9 @@ pub const MACHINE_STOPPED: &str = "machine.stopped";
 pub const MACHINE_FAILED: &str = "machine.failed";
 /// A machine was destroyed.
 pub const MACHINE_DESTROYED: &str = "machine.destroyed";
+/// A signal was sent to a machine's main process (`lakefly machines kill`): `signal`,
+/// `pid`.
+pub const MACHINE_SIGNALED: &str = "machine.signaled";
 /// A command was run in a machine's environment (`program`, `exit_code`, `timed_out`;
 /// never its arguments, which may hold credentials).
 pub const MACHINE_EXEC: &str = "machine.exec";

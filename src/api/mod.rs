@@ -11,5 +11,6 @@ pub mod follow;
 pub mod jobs;
 pub mod kind;
 pub mod scale;
+pub mod signal;
 pub mod types;
 pub mod volumes;

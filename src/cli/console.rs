@@ -7,7 +7,7 @@
 
 use std::io::IsTerminal;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use nix::sys::termios::{self, SetArg, Termios};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -24,7 +24,7 @@ const DEFAULT_SIZE: (u16, u16) = (80, 24);
 /// Open a terminal in one of the app's machines (its directory, env and secrets).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The counterpart of `fly console` and `fly ssh console`: the app's console_command\n(fly.toml) if it has one, else a shell (bash if the host has it), in the machine's working\ndirectory with its environment and secrets. lakefly exits with the command's exit code.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'"
+    after_help = "The counterpart of `fly console` and `fly ssh console`: the app's console_command\n(fly.toml) if it has one, else a shell (bash if the host has it), in the machine's working\ndirectory with its environment and secrets. lakefly exits with the command's exit code.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'\n\n`lakefly ssh console` is the same, for flyctl habits, with a shell rather than\nconsole_command when -C is not given."
 )]
 pub struct ConsoleArgs {
     /// The machine (default: the first started one of the app).
@@ -36,8 +36,40 @@ pub struct ConsoleArgs {
     pub command: Option<String>,
 }
 
+/// `lakefly ssh console`, as flyctl users type it (no SSH is involved).
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SshCommand,
+}
+
+/// flyctl's `ssh` commands lakefly has.
+#[derive(Debug, Subcommand)]
+pub enum SshCommand {
+    /// Open a shell in one of the app's machines, as `fly ssh console` does: the same as
+    /// `lakefly console`, except that without -C it is a shell, not console_command.
+    Console(ConsoleArgs),
+}
+
+/// What runs without `-C`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// The app's `console_command`, else a shell (`fly console`).
+    ConsoleCommand,
+    /// A shell (`fly ssh console`).
+    Shell,
+}
+
+/// Runs `lakefly ssh ...`.
+pub fn run_ssh(global: &GlobalArgs, args: SshArgs) -> Result<(), Error> {
+    match args.command {
+        SshCommand::Console(console) => run(global, console, Fallback::Shell),
+    }
+}
+
 /// Runs a console session.
-pub fn run(global: &GlobalArgs, args: ConsoleArgs) -> Result<(), Error> {
+pub fn run(global: &GlobalArgs, args: ConsoleArgs, fallback: Fallback) -> Result<(), Error> {
     let api = client(global)?;
     let app = app_name(global)?;
     let chosen = block_on(async {
@@ -50,7 +82,10 @@ pub fn run(global: &GlobalArgs, args: ConsoleArgs) -> Result<(), Error> {
         }
     })?;
     // As `fly console`: the app's `console_command` unless told otherwise.
-    let command = args.command.or(chosen.spec.console_command);
+    let command = match fallback {
+        Fallback::ConsoleCommand => args.command.or(chosen.spec.console_command),
+        Fallback::Shell => args.command,
+    };
     let machine = chosen.id;
     if !std::io::stdin().is_terminal() {
         // As `docker exec` and `kubectl exec` do, no terminal for input that is not one: a

@@ -1,9 +1,11 @@
-//! `lakefly machines list | status ID | start ID | stop ID | restart ID | exec ID -- CMD | destroy ID`.
+//! `lakefly machines list | status ID | start ID | stop ID | restart ID | kill ID [-s SIG] |
+//! exec ID -- CMD | destroy ID` (also `machine` and `m`, as flyctl spells them).
 
 use clap::{Args, Subcommand};
 
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
+use crate::api::signal::Signal;
 use crate::api::types::{ExecEnd, ExecEvent, ExecRequest, Machine};
 use crate::config::units::Duration;
 use crate::error::Error;
@@ -12,7 +14,7 @@ use crate::output::table::Table;
 /// List and control an app's machines.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines status 3779b97f4a7c15\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate\n  lakefly machines exec -i 3779b97f4a7c15 -- python3 - < fix_orders.py"
+    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines status 3779b97f4a7c15\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines kill 3779b97f4a7c15 --signal SIGHUP\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate\n  lakefly machines exec -i 3779b97f4a7c15 -- python3 - < fix_orders.py"
 )]
 pub struct MachinesArgs {
     /// What to do.
@@ -24,6 +26,7 @@ pub struct MachinesArgs {
 #[derive(Debug, Subcommand)]
 pub enum MachinesCommand {
     /// List the app's machines.
+    #[command(visible_alias = "ls")]
     List,
     /// Show one machine: state, process, command, checks and recent events.
     Status {
@@ -44,6 +47,18 @@ pub enum MachinesCommand {
     Restart {
         /// Machine id.
         id: String,
+    },
+    /// Send a signal to a machine's main process: SIGKILL (the default) for one that
+    /// hangs, or one the app handles, such as SIGHUP to reload.
+    #[command(
+        after_help = "The signal goes to the machine's main process alone (the app itself when its command is\none simple command; else the shell running it), as `kill -HUP $(cat app.pid)` would.\nWhat follows is the app's: a reload, or an exit that the restart policy answers\n(`on-failure`, the default, starts it again)."
+    )]
+    Kill {
+        /// Machine id.
+        id: String,
+        /// The signal, by name (`SIGHUP`, `HUP`, `usr1`).
+        #[arg(short, long, value_name = "SIGNAL", default_value = "SIGKILL", value_parser = signal_name)]
+        signal: Signal,
     },
     /// Run a command once in a machine's environment (its directory, env, secrets and
     /// $PORT), beside its process; print its output and exit with its exit code.
@@ -71,6 +86,7 @@ pub enum MachinesCommand {
         command: Vec<String>,
     },
     /// Stop a machine and remove it.
+    #[command(visible_alias = "remove", alias = "rm")]
     Destroy {
         /// Machine id.
         id: String,
@@ -113,6 +129,17 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
                 stdin: if stdin { Some(read_stdin()?) } else { None },
             };
             return exec(&out, &api, &app, &id, &request);
+        }
+        MachinesCommand::Kill { id, signal } => {
+            let sent = block_on(async { Ok(api.signal_machine(&app, &id, signal).await?) })?;
+            if out.json {
+                return out.json(&sent);
+            }
+            out.note(&format!(
+                "sent {} to machine {} (pid {})",
+                sent.signal, sent.machine, sent.pid
+            ));
+            return Ok(());
         }
         MachinesCommand::Start { id } => (id, "start"),
         MachinesCommand::Stop { id } => (id, "stop"),
@@ -263,6 +290,13 @@ pub fn machine_table(machines: &[Machine]) -> String {
         ]);
     }
     table.render()
+}
+
+/// Reads `--signal`: a signal's name, with or without `SIG`.
+fn signal_name(name: &str) -> Result<Signal, String> {
+    crate::api::signal::parse(name).ok_or_else(|| {
+        format!("{name:?} is not a signal; use a name such as SIGHUP, SIGUSR1, SIGTERM or SIGKILL")
+    })
 }
 
 #[cfg(test)]

@@ -100,13 +100,18 @@ pub enum Command {
     /// Go back to an earlier release.
     Rollback(rollback::RollbackArgs),
     /// Create, list and destroy apps.
+    #[command(alias = "app")]
     Apps(apps::AppsArgs),
     /// List and control an app's machines.
+    #[command(visible_alias = "machine", alias = "m")]
     Machines(machines::MachinesArgs),
     /// Show each running machine's health checks and what each last saw.
     Checks(checks::ChecksArgs),
     /// Open a terminal in one of the app's machines (its directory, env and secrets).
     Console(console::ConsoleArgs),
+    /// flyctl's `ssh console`: a shell in one of the app's machines (no SSH involved).
+    #[command(hide = true)]
+    Ssh(console::SshArgs),
     /// Change or show how many machines each process group runs.
     Scale(scale::ScaleArgs),
     /// Set, unset and list the app's secrets.
@@ -114,6 +119,7 @@ pub enum Command {
     /// Route your own host names (www.example.com) to the app.
     Certs(certs::CertsArgs),
     /// List and delete the app's volumes (its [mounts] data).
+    #[command(alias = "volume", alias = "vol")]
     Volumes(volumes::VolumesArgs),
     /// Show the app's logs, and follow them.
     Logs(logs::LogsArgs),
@@ -146,7 +152,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Apps(args) => apps::run(&global, args),
         Command::Machines(args) => machines::run(&global, args),
         Command::Checks(args) => checks::run(&global, args),
-        Command::Console(args) => console::run(&global, args),
+        Command::Console(args) => console::run(&global, args, console::Fallback::ConsoleCommand),
+        Command::Ssh(args) => console::run_ssh(&global, args),
         Command::Scale(args) => scale::run(&global, args),
         Command::Secrets(args) => secrets::run(&global, args),
         Command::Volumes(args) => volumes::run(&global, args),

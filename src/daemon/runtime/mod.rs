@@ -73,6 +73,14 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
+    /// A signal for a machine with no process running.
+    #[error("machine {id} is {state}: no process runs to signal")]
+    NotRunning {
+        /// The machine.
+        id: String,
+        /// Its state.
+        state: &'static str,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -165,7 +173,7 @@ impl Runtime {
             .iter()
             .filter_map(|r| Some((r.machine.pid?, r.pid_start?, r)))
             .map(|(pid, start, r)| {
-                let signal = r.machine.spec.kill_signal.as_deref().and_then(process::parse_signal).unwrap_or(Signal::SIGINT);
+                let signal = r.machine.spec.kill_signal.as_deref().and_then(crate::api::signal::parse).unwrap_or(Signal::SIGINT);
                 let timeout = r.machine.spec.kill_timeout.map_or(Duration::from_secs(5), |d| d.to_std());
                 tracing::info!(machine = %r.machine.id, pid, "stopping a process left by the previous run");
                 process::stop_orphan(pid, start, signal, timeout)
@@ -310,6 +318,44 @@ impl Runtime {
             });
         }
         self.get(app, id).await
+    }
+
+    /// Sends `signal` to machine `id`'s main process and records it (`machine.signaled`).
+    pub async fn signal(
+        &self,
+        app: &str,
+        id: &str,
+        signal: Signal,
+    ) -> Result<crate::api::signal::Signaled, RuntimeError> {
+        let machine = self.get(app, id).await?;
+        let (reply, done) = oneshot::channel();
+        let mut pid = None;
+        if let Some(sender) = self.sender(&machine.id) {
+            if sender.send(Control::Signal(signal, reply)).await.is_ok() {
+                pid = done.await.ok().flatten();
+            }
+        }
+        let Some(pid) = pid else {
+            let state = self.get(app, id).await.map_or(machine.state, |m| m.state);
+            return Err(RuntimeError::NotRunning {
+                id: machine.id,
+                state: state.as_str(),
+            });
+        };
+        let signaled = crate::api::signal::Signaled {
+            machine: machine.id,
+            signal: signal.as_str().to_string(),
+            pid,
+        };
+        let data = serde_json::to_value(&signaled).unwrap_or_default();
+        if let Err(e) = self
+            .hub
+            .emit(NewEvent::app(app, kind::MACHINE_SIGNALED, data))
+            .await
+        {
+            tracing::warn!(error = %e, "recording a signal failed");
+        }
+        Ok(signaled)
     }
 
     /// Destroys every machine of `app`.

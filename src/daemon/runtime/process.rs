@@ -194,6 +194,18 @@ fn limit_open_files(cmd: &mut Command, soft: u64, hard: u64) {
     }
 }
 
+/// Sends `signal` to process `pid` alone (a machine's main process: the app when its
+/// command is one simple command, else the shell running it); one already gone is fine.
+pub fn signal_process(pid: u32, signal: Signal) -> std::io::Result<()> {
+    let Ok(raw) = i32::try_from(pid) else {
+        return Ok(());
+    };
+    match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
+
 /// Sends `signal` to the whole process group led by `pid`; a group that is already gone
 /// is not an error.
 pub fn signal_group(pid: u32, signal: Signal) -> std::io::Result<()> {
@@ -204,17 +216,6 @@ pub fn signal_group(pid: u32, signal: Signal) -> std::io::Result<()> {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(e) => Err(std::io::Error::from(e)),
     }
-}
-
-/// Parses a signal name as `fly.toml` writes it (`SIGINT`, `INT`).
-pub fn parse_signal(name: &str) -> Option<Signal> {
-    let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    full.parse().ok()
 }
 
 /// The start time of process `pid` in clock ticks since boot (field 22 of
@@ -397,13 +398,6 @@ mod tests {
         assert_eq!(membership(&zombie, Membership::Group), None);
         let own = nix::unistd::getpgrp().as_raw() as u32;
         assert!(group_members(own).contains(&std::process::id()));
-    }
-
-    #[test]
-    fn signals_parse_with_or_without_prefix() {
-        assert_eq!(parse_signal("SIGINT"), Some(Signal::SIGINT));
-        assert_eq!(parse_signal("term"), Some(Signal::SIGTERM));
-        assert_eq!(parse_signal("SIGNOPE"), None);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum Control {
     Destroy(oneshot::Sender<()>),
     /// The daemon is stopping: stop the process, keep what it should be doing.
     Shutdown(oneshot::Sender<()>),
+    /// Send a signal to its main process; the reply is that process's pid, or `None` when
+    /// none runs. What follows is the app's: a reload, or an exit the policy restarts.
+    Signal(Signal, oneshot::Sender<Option<u32>>),
 }
 
 /// What the supervisor knows about its machine.
@@ -128,13 +131,22 @@ impl Supervisor {
                     Some(request) => self.handle_idle(request).await,
                     None => Next::End,
                 },
-                Next::Backoff(delay) => tokio::select! {
-                    _ = tokio::time::sleep(delay) => Next::Run,
-                    request = self.control.recv() => match request {
-                        Some(request) => self.handle_idle(request).await,
-                        None => Next::End,
-                    },
-                },
+                Next::Backoff(delay) => {
+                    let until = tokio::time::Instant::now() + delay;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until) => break Next::Run,
+                            request = self.control.recv() => match request {
+                                // Nothing runs to signal; the wait goes on.
+                                Some(Control::Signal(_, reply)) => {
+                                    let _ = reply.send(None);
+                                }
+                                Some(request) => break self.handle_idle(request).await,
+                                None => break Next::End,
+                            },
+                        }
+                    }
+                }
                 Next::End => return,
             };
         }
@@ -158,6 +170,10 @@ impl Supervisor {
                 (reply, Next::End)
             }
             Control::Shutdown(reply) => (reply, Next::End),
+            Control::Signal(_, reply) => {
+                let _ = reply.send(None);
+                return Next::Idle;
+            }
         };
         let _ = reply.send(());
         next
@@ -294,11 +310,22 @@ impl Supervisor {
                 status = spawned.child.wait() => break status,
                 () = MemoryWatch::enforce(&mut memory_watch) => {}
                 request = self.control.recv() => {
-                    if let Some(Control::Start(reply)) = request {
-                        // Already running.
-                        let _ = reply.send(());
-                        continue;
-                    }
+                    let request = match request {
+                        Some(Control::Start(reply)) => {
+                            // Already running.
+                            let _ = reply.send(());
+                            continue;
+                        }
+                        Some(Control::Signal(signal, reply)) => {
+                            let sent = process::signal_process(spawned.pid, signal);
+                            if let Err(e) = &sent {
+                                tracing::warn!(machine = %self.id, %signal, error = %e, "could not signal the machine");
+                            }
+                            let _ = reply.send(sent.ok().map(|()| spawned.pid));
+                            continue;
+                        }
+                        other => other,
+                    };
                     // No new requests; the ones in flight finish before the signal.
                     if let Some(registration) = &registration {
                         let left = registration.drain(self.kill_timeout()).await;
@@ -397,6 +424,12 @@ impl Supervisor {
                 return Next::End;
             }
             Some(Control::Shutdown(reply)) => (Some(reply), Next::End),
+            // `run_process` answers Signal itself without stopping, so none comes here; were
+            // one to, the machine runs on.
+            Some(Control::Signal(_, reply)) => {
+                let _ = reply.send(None);
+                (None, Next::Run)
+            }
             None => (None, Next::End),
         };
         if let Err(e) = self.record_stopped(&exit).await {
@@ -414,7 +447,7 @@ impl Supervisor {
             .spec
             .kill_signal
             .as_deref()
-            .and_then(process::parse_signal)
+            .and_then(crate::api::signal::parse)
             .unwrap_or(Signal::SIGINT);
         let timeout = self.kill_timeout();
         let deadline = tokio::time::Instant::now() + timeout;

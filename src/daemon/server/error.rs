@@ -74,6 +74,14 @@ pub enum ServerError {
     /// A command could not be started in a machine's environment.
     #[error("{0}")]
     ExecFailed(String),
+    /// A signal for a machine with no process running.
+    #[error("machine {id} is {state}: no process runs to signal")]
+    NotRunning {
+        /// The machine.
+        id: String,
+        /// Its state.
+        state: &'static str,
+    },
     /// No accepted API token was presented.
     #[error("{0}")]
     Unauthorized(String),
@@ -103,6 +111,9 @@ impl From<crate::daemon::runtime::RuntimeError> for ServerError {
             e @ crate::daemon::runtime::RuntimeError::Exec { .. } => {
                 ServerError::ExecFailed(e.to_string())
             }
+            crate::daemon::runtime::RuntimeError::NotRunning { id, state } => {
+                ServerError::NotRunning { id, state }
+            }
             crate::daemon::runtime::RuntimeError::Store(e) => ServerError::Store(e),
         }
     }
@@ -115,7 +126,9 @@ impl ServerError {
             | ServerError::MachineNotFound { .. }
             | ServerError::HostnameNotFound { .. }
             | ServerError::ReleaseNotFound { .. } => StatusCode::NOT_FOUND,
-            ServerError::AppExists(_) | ServerError::HostnameTaken { .. } => StatusCode::CONFLICT,
+            ServerError::AppExists(_)
+            | ServerError::HostnameTaken { .. }
+            | ServerError::NotRunning { .. } => StatusCode::CONFLICT,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -165,6 +178,7 @@ impl ServerError {
             ServerError::HostnameNotFound { .. } => "hostname_not_found",
             ServerError::ReleaseNotFound { .. } => "release_not_found",
             ServerError::BadRequest(_) => "bad_request",
+            ServerError::NotRunning { .. } => "machine_not_running",
             ServerError::Unauthorized(_) => "unauthorized",
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => "job_not_found",
@@ -226,6 +240,9 @@ impl ServerError {
                 Some("`lakefly releases` lists the app's versions".into())
             }
             ServerError::BadRequest(_) => None,
+            ServerError::NotRunning { id, .. } => {
+                Some(format!("`lakefly machines start {id}` starts it"))
+            }
             ServerError::ExecFailed(_) => {
                 Some("`lakefly logs` and the daemon's log say more about the machine".into())
             }

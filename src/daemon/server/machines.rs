@@ -1,4 +1,4 @@
-//! `/v1/apps/{app}/machines`: create, list, show, start, stop, restart, destroy (exec is
+//! `/v1/apps/{app}/machines`: create, list, show, start, stop, restart, signal, destroy (exec is
 //! `exec.rs`).
 
 use axum::extract::{Path, State};
@@ -8,6 +8,7 @@ use axum::Json;
 use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
+use crate::api::signal::{SignalRequest, Signaled};
 use crate::api::types::{Machine, MachineSpec};
 use crate::config::names;
 use crate::daemon::runtime::Action;
@@ -84,6 +85,22 @@ pub async fn act(
     };
     state.require_app(&app).await?;
     Ok(Json(state.runtime.act(&app, &id, action).await?))
+}
+
+/// `POST /v1/apps/{app}/machines/{id}/signal`: a signal for the machine's main process.
+pub async fn signal(
+    State(state): State<Shared>,
+    Path((app, id)): Path<(String, String)>,
+    ApiJson(request): ApiJson<SignalRequest>,
+) -> Result<Json<Signaled>, ServerError> {
+    let Some(signal) = crate::api::signal::parse(&request.signal) else {
+        return Err(ServerError::BadRequest(format!(
+            "field `signal`: {:?} is not a signal; use a name such as SIGHUP, SIGUSR1 or SIGKILL",
+            request.signal
+        )));
+    };
+    state.require_app(&app).await?;
+    Ok(Json(state.runtime.signal(&app, &id, signal).await?))
 }
 
 /// `DELETE /v1/apps/{app}/machines/{id}`: stops the machine and forgets it.

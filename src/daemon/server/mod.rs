@@ -175,6 +175,10 @@ fn routes(state: Shared) -> Router {
             get(console::console),
         )
         .route(
+            "/v1/apps/{name}/machines/{id}/signal",
+            axum::routing::post(machines::signal),
+        )
+        .route(
             "/v1/apps/{name}/machines/{id}/{action}",
             axum::routing::post(machines::act),
         )

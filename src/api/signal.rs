@@ -1,0 +1,70 @@
+//! Signals by name, as `fly.toml`'s `kill_signal` and `lakefly machines kill --signal`
+//! write them (`SIGHUP`, `HUP`, `hup`), and the request that sends one to a machine.
+
+use serde::{Deserialize, Serialize};
+
+pub use nix::sys::signal::Signal;
+
+use super::client::{decode, Client, ClientError};
+
+/// The signal `name` names, with or without its `SIG` prefix, in any case.
+pub fn parse(name: &str) -> Option<Signal> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    full.parse().ok()
+}
+
+/// `POST /v1/apps/{app}/machines/{id}/signal`: a signal for the machine's main process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalRequest {
+    /// Its name (`SIGHUP`; the prefix may be left out).
+    pub signal: String,
+}
+
+/// What a signal request did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signaled {
+    /// The machine.
+    pub machine: String,
+    /// The signal sent, by its full name (`SIGHUP`).
+    pub signal: String,
+    /// The process it went to: the machine's main process.
+    pub pid: u32,
+}
+
+impl Client {
+    /// `POST /v1/apps/{app}/machines/{id}/signal`.
+    pub async fn signal_machine(
+        &self,
+        app: &str,
+        id: &str,
+        signal: Signal,
+    ) -> Result<Signaled, ClientError> {
+        let path = format!("/v1/apps/{app}/machines/{id}/signal");
+        let request = SignalRequest {
+            signal: signal.as_str().to_string(),
+        };
+        let (url, status, bytes) = self
+            .send(reqwest::Method::POST, &path, Some(&request), self.timeout)
+            .await?;
+        decode(url, status, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_with_or_without_prefix_in_any_case() {
+        assert_eq!(parse("SIGINT"), Some(Signal::SIGINT));
+        assert_eq!(parse("term"), Some(Signal::SIGTERM));
+        assert_eq!(parse(" Hup "), Some(Signal::SIGHUP));
+        assert_eq!(parse("SIGNOPE"), None);
+        assert_eq!(parse(""), None);
+    }
+}
