@@ -129,59 +129,21 @@ impl Frame {
 
 impl super::client::Client {
     /// `GET /v1/apps/{app}/machines/{id}/console`, upgraded: the connection the console's
-    /// frames go on. Only the handshake has the client's timeout; a session lasts as long
-    /// as its command.
+    /// frames go on.
     pub async fn console(
         &self,
         app: &str,
         id: &str,
         request: &ConsoleRequest,
     ) -> Result<reqwest::Upgraded, ClientError> {
-        let url = format!("{}/v1/apps/{app}/machines/{id}/console", self.base);
         let mut query = vec![
             ("cols", request.cols.to_string()),
             ("rows", request.rows.to_string()),
         ];
         query.extend(request.command.clone().map(|c| ("command", c)));
         query.extend(request.term.clone().map(|t| ("term", t)));
-        let target = reqwest::Url::parse_with_params(&url, &query).map_err(|e| {
-            ClientError::BadResponse {
-                url: url.clone(),
-                status: 0,
-                detail: e.to_string(),
-            }
-        })?;
-        let response = self
-            .http
-            .get(target)
-            .header(reqwest::header::CONNECTION, "upgrade")
-            .header(reqwest::header::UPGRADE, PROTOCOL)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&url, e, self.timeout))?;
-        let status = response.status();
-        if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
-            let bytes = (response.bytes().await)
-                .map_err(|e| self.transport_error(&url, e, self.timeout))?;
-            return Err(match status.is_success() {
-                true => ClientError::BadResponse {
-                    url,
-                    status: status.as_u16(),
-                    detail: "the daemon did not open a console (is it older than this lakefly?)"
-                        .into(),
-                },
-                false => super::client::refusal(url, status, &bytes),
-            });
-        }
-        response
-            .upgrade()
-            .await
-            .map_err(|e| ClientError::BadResponse {
-                url,
-                status: status.as_u16(),
-                detail: format!("the console's connection could not be taken over: {e}"),
-            })
+        let path = format!("/v1/apps/{app}/machines/{id}/console");
+        self.upgrade(&path, &query, PROTOCOL, "a console").await
     }
 }
 

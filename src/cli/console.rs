@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
 use crate::api::console::{ConsoleRequest, Frame};
-use crate::api::types::{ExecRequest, MachineState};
+use crate::api::types::ExecRequest;
 use crate::error::Error;
 
 /// The size assumed when stdout is not a terminal.
@@ -72,15 +72,7 @@ pub fn run_ssh(global: &GlobalArgs, args: SshArgs) -> Result<(), Error> {
 pub fn run(global: &GlobalArgs, args: ConsoleArgs, fallback: Fallback) -> Result<(), Error> {
     let api = client(global)?;
     let app = app_name(global)?;
-    let chosen = block_on(async {
-        match &args.machine {
-            Some(id) => Ok(api.machine(&app, id).await?),
-            None => (api.machines(&app).await?)
-                .into_iter()
-                .find(|m| m.state == MachineState::Started)
-                .ok_or_else(|| Error::NoStartedMachine { app: app.clone() }),
-        }
-    })?;
+    let chosen = block_on(super::machines::chosen(&api, &app, args.machine.as_deref()))?;
     // As `fly console`: the app's `console_command` unless told otherwise.
     let command = match fallback {
         Fallback::ConsoleCommand => args.command.or(chosen.spec.console_command),

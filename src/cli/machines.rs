@@ -157,6 +157,23 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Machine `id` of `app`, or without one the first started machine (`console`, `proxy`).
+pub(super) async fn chosen(
+    api: &crate::api::client::Client,
+    app: &str,
+    id: Option<&str>,
+) -> Result<Machine, Error> {
+    match id {
+        Some(id) => Ok(api.machine(app, id).await?),
+        None => (api.machines(app).await?)
+            .into_iter()
+            .find(|m| m.state == crate::api::types::MachineState::Started)
+            .ok_or_else(|| Error::NoStartedMachine {
+                app: app.to_string(),
+            }),
+    }
+}
+
 /// Runs `request` in machine `id`, its output printed as it is written (with `--json`, one
 /// object once it ended); fails with the command's exit code unless it exited 0.
 pub(super) fn exec(

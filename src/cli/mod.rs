@@ -19,6 +19,7 @@ pub mod local;
 pub mod logs;
 mod machine_status;
 pub mod machines;
+pub mod proxy;
 pub mod releases;
 pub mod remote;
 pub mod remotes;
@@ -109,6 +110,8 @@ pub enum Command {
     Checks(checks::ChecksArgs),
     /// Open a terminal in one of the app's machines (its directory, env and secrets).
     Console(console::ConsoleArgs),
+    /// Reach a port of one of the app's machines from a local port (as `fly proxy`).
+    Proxy(proxy::ProxyArgs),
     /// flyctl's `ssh console`: a shell in one of the app's machines (no SSH involved).
     #[command(hide = true)]
     Ssh(console::SshArgs),
@@ -154,6 +157,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Checks(args) => checks::run(&global, args),
         Command::Console(args) => console::run(&global, args, console::Fallback::ConsoleCommand),
         Command::Ssh(args) => console::run_ssh(&global, args),
+        Command::Proxy(args) => proxy::run(&global, args),
         Command::Scale(args) => scale::run(&global, args),
         Command::Secrets(args) => secrets::run(&global, args),
         Command::Volumes(args) => volumes::run(&global, args),

@@ -17,6 +17,7 @@ pub mod oneoff_pids;
 pub mod output_lines;
 pub mod ports;
 pub mod process;
+mod proxy_target;
 mod resident;
 mod shell_command;
 mod supervisor;
@@ -81,9 +82,30 @@ pub enum RuntimeError {
         /// Its state.
         state: &'static str,
     },
+    /// A proxied port the machine does not listen on.
+    #[error(
+        "machine {id} does not listen on port {port}{}",
+        listening_on(listening)
+    )]
+    NotListening {
+        /// The machine.
+        id: String,
+        /// The port asked for.
+        port: u16,
+        /// The TCP ports its processes listen on, as the app knows them.
+        listening: Vec<String>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// ": it listens on 8080, 9091", or that it listens on none.
+fn listening_on(ports: &[String]) -> String {
+    if ports.is_empty() {
+        return ": it listens on no TCP port".into();
+    }
+    format!(": it listens on {}", ports.join(", "))
 }
 
 /// Runs the machines.

@@ -3,13 +3,12 @@
 //! upgraded connection (`api::console`). Everything that can fail before the terminal
 //! exists (no such machine, a wrong request) is an ordinary HTTP error.
 
-use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
 
 use super::error::ServerError;
+use super::upgrade::{asked_for, switching_to};
 use super::Shared;
 use crate::api::console::{ConsoleRequest, PROTOCOL};
 use crate::api::types::ExecRequest;
@@ -21,10 +20,7 @@ pub async fn console(
     Query(request): Query<ConsoleRequest>,
     mut req: Request,
 ) -> Result<Response, ServerError> {
-    let upgrade_asked = (req.headers().get(header::UPGRADE))
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|protocol| protocol.eq_ignore_ascii_case(PROTOCOL));
-    if !upgrade_asked {
+    if !asked_for(&req, PROTOCOL) {
         return Err(ServerError::BadRequest(format!(
             "a console is a terminal on an upgraded connection (`Upgrade: {PROTOCOL}`): use `lakefly console`"
         )));
@@ -54,10 +50,5 @@ pub async fn console(
             }
         }
     });
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static(PROTOCOL));
-    Ok(response)
+    Ok(switching_to(PROTOCOL))
 }

@@ -74,6 +74,12 @@ pub enum ServerError {
     /// A command could not be started in a machine's environment.
     #[error("{0}")]
     ExecFailed(String),
+    /// A proxied port the machine does not listen on.
+    #[error("{0}")]
+    NotListening(String),
+    /// The daemon could not connect to the machine's port it proxies to.
+    #[error("{0}")]
+    ProxyConnect(String),
     /// A signal for a machine with no process running.
     #[error("machine {id} is {state}: no process runs to signal")]
     NotRunning {
@@ -114,6 +120,9 @@ impl From<crate::daemon::runtime::RuntimeError> for ServerError {
             crate::daemon::runtime::RuntimeError::NotRunning { id, state } => {
                 ServerError::NotRunning { id, state }
             }
+            e @ crate::daemon::runtime::RuntimeError::NotListening { .. } => {
+                ServerError::NotListening(e.to_string())
+            }
             crate::daemon::runtime::RuntimeError::Store(e) => ServerError::Store(e),
         }
     }
@@ -125,7 +134,9 @@ impl ServerError {
             ServerError::AppNotFound(_)
             | ServerError::MachineNotFound { .. }
             | ServerError::HostnameNotFound { .. }
-            | ServerError::ReleaseNotFound { .. } => StatusCode::NOT_FOUND,
+            | ServerError::ReleaseNotFound { .. }
+            | ServerError::NotListening(_) => StatusCode::NOT_FOUND,
+            ServerError::ProxyConnect(_) => StatusCode::BAD_GATEWAY,
             ServerError::AppExists(_)
             | ServerError::HostnameTaken { .. }
             | ServerError::NotRunning { .. } => StatusCode::CONFLICT,
@@ -179,6 +190,8 @@ impl ServerError {
             ServerError::ReleaseNotFound { .. } => "release_not_found",
             ServerError::BadRequest(_) => "bad_request",
             ServerError::NotRunning { .. } => "machine_not_running",
+            ServerError::NotListening(_) => "port_not_listened",
+            ServerError::ProxyConnect(_) => "proxy_connect_failed",
             ServerError::Unauthorized(_) => "unauthorized",
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => "job_not_found",
@@ -240,6 +253,12 @@ impl ServerError {
                 Some("`lakefly releases` lists the app's versions".into())
             }
             ServerError::BadRequest(_) => None,
+            ServerError::NotListening(_) => {
+                Some("proxy one of the ports it listens on (`lakefly proxy LOCAL:PORT`)".into())
+            }
+            ServerError::ProxyConnect(_) => {
+                Some("`lakefly machines status` and `lakefly logs` say more about the machine".into())
+            }
             ServerError::NotRunning { id, .. } => {
                 Some(format!("`lakefly machines start {id}` starts it"))
             }

@@ -15,8 +15,10 @@ mod jobs;
 mod json;
 mod logs;
 mod machines;
+mod proxy;
 mod secrets;
 pub mod tls_listener;
+mod upgrade;
 mod volumes;
 
 use std::sync::Arc;
@@ -174,6 +176,7 @@ fn routes(state: Shared) -> Router {
             "/v1/apps/{name}/machines/{id}/console",
             get(console::console),
         )
+        .route("/v1/apps/{name}/machines/{id}/proxy", get(proxy::proxy))
         .route(
             "/v1/apps/{name}/machines/{id}/signal",
             axum::routing::post(machines::signal),

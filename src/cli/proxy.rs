@@ -1,0 +1,176 @@
+//! `lakefly proxy LOCAL[:REMOTE]`: a local port that reaches a port of one of the app's
+//! machines through the daemon's API, as `fly proxy` does: an admin page, a database or a
+//! metrics port that the edge does not serve, from a laptop, over the one connection a
+//! remote daemon already allows (its token, its TLS).
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use clap::Args;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::remote::{app_name, block_on, client};
+use super::GlobalArgs;
+use crate::api::client::Client;
+use crate::error::Error;
+
+/// Reach a port of one of the app's machines from a local port (as `fly proxy`).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "REMOTE is a port as the app knows it: its internal_port (which reaches the machine's\n$PORT) or another port its processes listen on. Each connection to the local port is\ncarried through the daemon's API, so it needs nothing the API does not: no open port on\nthe host, no SSH. Without --machine each connection goes to the first started machine\nof the app at that moment, so the proxy outlives a deploy. Ctrl-C stops it.\nWith --json, one line on stdout once it listens: {\"listen\", \"machine\", \"port\"}.\n\nExamples:\n  lakefly proxy 8080                   localhost:8080 to the app's port 8080\n  lakefly proxy 15432:5432 -a db       a database on another local port\n  lakefly proxy 0:9091 --json          a free local port, printed"
+)]
+pub struct ProxyArgs {
+    /// LOCAL[:REMOTE]: the local port, and the machine's port (default: the same); a
+    /// local port of 0 takes a free one.
+    #[arg(value_name = "LOCAL[:REMOTE]")]
+    pub ports: Ports,
+    /// The machine (default: the first started one, for each connection).
+    #[arg(long, value_name = "ID")]
+    pub machine: Option<String>,
+    /// The local address to listen on.
+    #[arg(short = 'b', long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind_addr: IpAddr,
+}
+
+/// `LOCAL[:REMOTE]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// The local port (0: any free one).
+    pub local: u16,
+    /// The machine's port.
+    pub remote: u16,
+}
+
+impl FromStr for Ports {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let port = |part: &str| {
+            part.trim().parse::<u16>().map_err(|_| {
+                format!("{part:?} is not a port; write LOCAL[:REMOTE], e.g. 8080 or 15432:5432")
+            })
+        };
+        let (local, remote) = match text.split_once(':') {
+            Some((local, remote)) => (port(local)?, port(remote)?),
+            None => (port(text)?, port(text)?),
+        };
+        if remote == 0 {
+            return Err("the machine's port cannot be 0; write LOCAL:REMOTE, e.g. 0:8080".into());
+        }
+        Ok(Ports { local, remote })
+    }
+}
+
+/// Listens until interrupted, carrying each connection to the machine's port.
+pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
+    let out = global.output();
+    let api = client(global)?;
+    let app = app_name(global)?;
+    let remote = args.ports.remote;
+    block_on(async move {
+        // Asked once before listening, so a stopped app or a wrong port fails now, plainly.
+        let first = super::machines::chosen(&api, &app, args.machine.as_deref()).await?;
+        let target = api.proxy_target(&app, &first.id, remote).await?;
+        let addr = SocketAddr::new(args.bind_addr, args.ports.local);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "proxy",
+                addr,
+                source,
+            })?;
+        let listening = listener.local_addr().map_err(|source| Error::Bind {
+            what: "proxy",
+            addr,
+            source,
+        })?;
+        if out.json {
+            out.ndjson(&serde_json::json!({
+                "listen": listening.to_string(),
+                "machine": target.machine,
+                "port": remote,
+            }))?;
+        } else {
+            let machine = match &args.machine {
+                Some(id) => format!("machine {id}"),
+                None => format!(
+                    "the first started machine of {app} (now {})",
+                    target.machine
+                ),
+            };
+            out.note(&format!(
+                "proxying {listening} to port {remote} of {machine}; Ctrl-C stops"
+            ));
+        }
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let (api, app, machine) = (api.clone(), app.clone(), args.machine.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = carry(&api, &app, machine.as_deref(), remote, stream).await {
+                                out.note(&format!("connection from {peer} not proxied: {e}"));
+                            }
+                        });
+                    }
+                    // A full descriptor table, say: that connection is lost, the proxy goes on.
+                    Err(e) => out.note(&format!("could not accept a connection: {e}")),
+                },
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
+    })
+}
+
+/// Carries one local connection to the machine's port until either side closes it.
+async fn carry(
+    api: &Client,
+    app: &str,
+    machine: Option<&str>,
+    port: u16,
+    mut local: TcpStream,
+) -> Result<(), Error> {
+    let _ = local.set_nodelay(true);
+    let id = super::machines::chosen(api, app, machine).await?.id;
+    let upgraded = api.proxy_connect(app, &id, port).await?;
+    let mut remote = upgraded;
+    // Either side closing ends it; an error here is a reset connection, not the proxy's.
+    let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_read_as_flyctl_writes_them() {
+        assert_eq!(
+            "8080".parse(),
+            Ok(Ports {
+                local: 8080,
+                remote: 8080
+            })
+        );
+        assert_eq!(
+            "15432:5432".parse(),
+            Ok(Ports {
+                local: 15432,
+                remote: 5432
+            })
+        );
+        assert_eq!(
+            "0:9091".parse(),
+            Ok(Ports {
+                local: 0,
+                remote: 9091
+            })
+        );
+        assert!("0".parse::<Ports>().unwrap_err().contains("cannot be 0"));
+        assert!("web:80"
+            .parse::<Ports>()
+            .unwrap_err()
+            .contains("\"web\" is not a port"));
+        assert!("70000".parse::<Ports>().is_err());
+    }
+}

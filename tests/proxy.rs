@@ -1,0 +1,174 @@
+//! `lakefly proxy LOCAL[:REMOTE]`: a local port carried through the daemon's API to a
+//! port of one of the app's machines, as `fly proxy` does: the app's `internal_port`
+//! reaches its `$PORT`, another port it listens on is raw TCP; without `--machine` each
+//! connection goes to the app's started machine of the moment, so a deploy does not break
+//! the proxy; a port the machine does not listen on, or a stopped app, fails plainly.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
+
+use common::daemon::TestDaemon;
+use common::files::{app_with, get_text};
+use serde_json::Value;
+
+/// HTTP on `$PORT` naming the machine; a line echo on `$ECHO_PORT`.
+const APP: &str = r#"import os, socket, threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+def echo(server):
+    while True:
+        conn, _ = server.accept()
+        with conn, conn.makefile("rwb") as stream:
+            for line in stream:
+                stream.write(line)
+                stream.flush()
+
+class Hello(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.environ["FLY_MACHINE_ID"].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+# Bound before the HTTP server, so a healthy machine listens on both; shared with the
+# machine it replaces while both run (a rolling deploy).
+echo_server = socket.create_server(("127.0.0.1", int(os.environ["ECHO_PORT"])), reuse_port=True)
+threading.Thread(target=echo, args=(echo_server,), daemon=True).start()
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Hello).serve_forever()
+"#;
+
+fn config(echo_port: u16, release: u32) -> String {
+    format!(
+        r#"app = "tunnel"
+[env]
+  ECHO_PORT = "{echo_port}"
+  RELEASE = "{release}"
+[processes]
+  app = "python3 app.py"
+[http_service]
+  internal_port = 8080
+[[http_service.checks]]
+  interval = "1s"
+  timeout = "1s"
+  path = "/"
+"#
+    )
+}
+
+/// A running `lakefly proxy` and the address it listens on (from its `--json` line).
+struct Proxy {
+    child: Child,
+    listen: String,
+}
+
+impl Proxy {
+    fn start(d: &TestDaemon, dir: &Path, ports: &str) -> Proxy {
+        let mut child = common::lakefly_spawn(dir, &["--remote", &d.api, "proxy", ports, "--json"]);
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "the proxy ended before it listened");
+        let ready: Value = serde_json::from_str(&line).unwrap();
+        Proxy {
+            child,
+            listen: ready["listen"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // What it said about connections it could not carry, for a failing test.
+        let mut said = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut said);
+        }
+        if !said.is_empty() {
+            eprintln!("lakefly proxy said: {said}");
+        }
+    }
+}
+
+fn lakefly(d: &TestDaemon, dir: &Path, args: &[&str]) -> common::Run {
+    let mut all = vec!["--remote", d.api.as_str()];
+    all.extend_from_slice(args);
+    common::lakefly(dir, &all)
+}
+
+fn machine_id(d: &TestDaemon, dir: &Path) -> String {
+    let list = lakefly(d, dir, &["machines", "list", "--json"])
+        .expect_code(0)
+        .json();
+    let started: Vec<&Value> = (list.as_array().unwrap().iter())
+        .filter(|m| m["state"] == "started")
+        .collect();
+    assert_eq!(started.len(), 1, "{list}");
+    started[0]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
+    let temp = tempfile::tempdir().unwrap();
+    let echo_port = common::free_port();
+    let dir = app_with(
+        temp.path(),
+        "app",
+        &[("fly.toml", &config(echo_port, 1)), ("app.py", APP)],
+    );
+    let d = TestDaemon::start();
+    lakefly(&d, &dir, &["deploy"]).expect_code(0);
+    let first = machine_id(&d, &dir);
+
+    // The internal_port reaches the machine's $PORT.
+    let http = Proxy::start(&d, &dir, "0:8080");
+    assert_eq!(get_text(&format!("http://{}/", http.listen)), first);
+
+    // Another port it listens on is carried as raw TCP, both ways.
+    let echo = Proxy::start(&d, &dir, &format!("0:{echo_port}"));
+    let mut stream = TcpStream::connect(&echo.listen).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(b"ping\n").unwrap();
+    let mut back = [0u8; 5];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping\n");
+    drop(stream);
+
+    // A deploy replaces the machine; the same proxy reaches the new one.
+    std::fs::write(dir.join("fly.toml"), config(echo_port, 2)).unwrap();
+    lakefly(&d, &dir, &["deploy"]).expect_code(0);
+    let second = machine_id(&d, &dir);
+    assert_ne!(first, second);
+    assert_eq!(get_text(&format!("http://{}/", http.listen)), second);
+
+    // A port the machine does not listen on is refused before anything listens, in the
+    // app's terms.
+    let refused = lakefly(&d, &dir, &["proxy", "0:1"]).expect_code(5);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("machine {second} does not listen on port 1"))
+            && refused.stderr.contains("8080 (its internal_port, at $PORT")
+            && refused.stderr.contains(&echo_port.to_string()),
+        "{}",
+        refused.stderr
+    );
+
+    // With no started machine there is nothing to proxy to.
+    lakefly(&d, &dir, &["machines", "stop", &second]).expect_code(0);
+    let stopped = lakefly(&d, &dir, &["proxy", "0:8080"]).expect_code(5);
+    assert!(
+        stopped.stderr.contains("has no started machine"),
+        "{}",
+        stopped.stderr
+    );
+}
