@@ -118,3 +118,21 @@ fn a_console_works_over_https() {
         "{shown}"
     );
 }
+
+/// For monitoring: the API certificate's expiry (the fixture's notAfter) in `/metrics`, as
+/// the edge's are; lakeflyd renews neither.
+#[test]
+fn the_api_certificates_expiry_is_in_the_metrics() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = https_daemon(&temp);
+    let port: u16 = d.api.rsplit(':').next().unwrap().parse().unwrap();
+    let request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let (answer, _) = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::tls::exchange(port, "127.0.0.1", request));
+    let series = format!(
+        "lakefly_api_certificate_expiry_timestamp_seconds{{file=\"{}\"}} 4949154584",
+        fixture("cert.pem")
+    );
+    assert!(answer.contains(&series), "{series} in:\n{answer}");
+}

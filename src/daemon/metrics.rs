@@ -80,6 +80,8 @@ pub struct Metrics {
     pub edge_connections: Gauge,
     /// When each edge certificate expires, Unix seconds (set at scrape time).
     pub edge_certificate_expiry: Family<CertificateLabels, Gauge>,
+    /// When each API certificate expires, Unix seconds (set at scrape time).
+    pub api_certificate_expiry: Family<CertificateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -99,6 +101,12 @@ impl Default for Metrics {
             "edge_certificate_expiry_timestamp_seconds",
             "When each edge certificate expires (lakeflyd does not renew them)",
             edge_certificate_expiry.clone(),
+        );
+        let api_certificate_expiry = Family::<CertificateLabels, Gauge>::default();
+        registry.register(
+            "api_certificate_expiry_timestamp_seconds",
+            "When each certificate of the API (--api-tls-cert) expires (lakeflyd does not renew them)",
+            api_certificate_expiry.clone(),
         );
         registry.register(
             "edge_requests",
@@ -138,6 +146,7 @@ impl Default for Metrics {
             edge_latency,
             edge_connections,
             edge_certificate_expiry,
+            api_certificate_expiry,
         }
     }
 }

@@ -261,6 +261,7 @@ impl Daemon {
             edge: edge.clone(),
             bundles: bundle_store,
             secrets,
+            api_tls: api_tls.clone(),
             shutdown: shutdown_rx.clone(),
         });
         let app = server::router(state, options.tokens.clone(), &options.cors_origins);

@@ -57,6 +57,8 @@ pub struct SharedState {
     pub jobs: crate::daemon::jobs::Scheduler,
     /// The edge, which forgets an app when it is destroyed.
     pub edge: super::edge::Edge,
+    /// The API's own certificates, when it serves HTTPS (their expiry is in `/metrics`).
+    pub api_tls: Option<Arc<super::server_tls::ServerTls>>,
     /// Flips to `true` when the daemon stops; long-lived streams end then.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -240,13 +242,26 @@ async fn metrics(
         .store
         .run(|conn, path| super::store::machines::counts(conn, path))
         .await?;
-    state.metrics.edge_certificate_expiry.clear();
-    for (file, expires) in state.edge.certificate_expiries() {
-        state
-            .metrics
-            .edge_certificate_expiry
-            .get_or_create(&super::metrics::CertificateLabels { file })
-            .set(expires);
+    // Read now, so a certificate reloaded by SIGHUP shows at once.
+    let api_expiries = (state.api_tls.iter())
+        .flat_map(|tls| tls.expiries())
+        .filter_map(|(files, expires)| Some((files.cert.display().to_string(), expires?)));
+    for (family, expiries) in [
+        (
+            &state.metrics.edge_certificate_expiry,
+            state.edge.certificate_expiries(),
+        ),
+        (
+            &state.metrics.api_certificate_expiry,
+            api_expiries.collect(),
+        ),
+    ] {
+        family.clear();
+        for (file, expires) in expiries {
+            family
+                .get_or_create(&super::metrics::CertificateLabels { file })
+                .set(expires);
+        }
     }
     state.metrics.machines.clear();
     for (machine_state, health, n) in counts {
