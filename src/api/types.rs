@@ -120,6 +120,10 @@ pub struct MachineSpec {
     /// not enforced without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
+    /// Swap it may use in MiB (`swap_size_mb`): a cgroup's `memory.swap.max`; without a
+    /// cgroup (or the kernel's swap accounting), the host's swap, unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_mb: Option<u64>,
     /// What `lakefly console` runs without `-C` (fly.toml's `console_command`, paths
     /// mapped onto a Dockerfile's tree); a shell when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -93,6 +93,9 @@ fn render(
     if let Some(cpus) = spec.cpus {
         lines.push(("CPUs", cpus.to_string()));
     }
+    if let Some(mb) = spec.swap_mb {
+        lines.push(("Swap", format!("{mb} MB")));
+    }
     let mut text: String = lines
         .iter()
         .map(|(label, value)| format!("{label:<10} {value}\n"))

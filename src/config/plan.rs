@@ -318,6 +318,7 @@ pub fn machine_spec(
         checks: checks_for(cfg, group),
         memory_mb: vm_for(cfg, group).and_then(|v| v.memory_mb),
         cpus: vm_for(cfg, group).and_then(|v| v.cpus),
+        swap_mb: cfg.swap_size_mb,
         console_command: cfg.console_command.clone(),
     })
 }
@@ -386,6 +387,7 @@ mod tests {
         let c = cfg(r#"
             kill_signal = "SIGTERM"
             kill_timeout = 30
+            swap_size_mb = 512
             [env]
             MODE = "prod"
             [processes]
@@ -402,6 +404,7 @@ mod tests {
         assert_eq!(spec.env["MODE"], "prod");
         assert_eq!(spec.kill_signal.as_deref(), Some("SIGTERM"));
         assert_eq!(spec.kill_timeout.unwrap().to_string(), "30s");
+        assert_eq!(spec.swap_mb, Some(512));
         assert_eq!(
             (spec.restart, spec.max_retries),
             (Some(RestartPolicy::Always), Some(3))

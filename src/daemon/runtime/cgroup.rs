@@ -2,7 +2,7 @@
 //! to manage (systemd `Delegate=`). Because of cgroup v2's "no internal processes" rule the
 //! daemon first moves itself into `<own>/daemon`, then enables the memory controller (and
 //! the cpu one, when delegated) below `<own>` and gives each machine
-//! `<own>/machines/<id>` with `memory.max`, `memory.oom.group` (an out-of-memory kill takes
+//! `<own>/machines/<id>` with `memory.max`, `memory.swap.max` (`swap_size_mb`), `memory.oom.group` (an out-of-memory kill takes
 //! the machine's whole process tree) and `cpu.max` (`[[vm]] cpus` worth of CPU time per
 //! period). Without such a cgroup, the supervisor holds memory limits by watching the
 //! machine's resident memory (`resident.rs`), and CPU limits are not held.
@@ -93,22 +93,20 @@ impl Cgroups {
         self.cpu
     }
 
-    /// A cgroup for machine `id`, limited to `memory_mb` and `cpus` when set.
-    pub fn machine(
-        &self,
-        id: &str,
-        memory_mb: Option<u64>,
-        cpus: Option<u32>,
-    ) -> Result<MachineCgroup, String> {
+    /// A cgroup for machine `id`, held to `limits` (each written either way, so a cgroup
+    /// kept from a run with a limit loses it).
+    pub fn machine(&self, id: &str, limits: Limits) -> Result<MachineCgroup, String> {
         let dir = self.machines.join(id);
         create_dir(&dir)?;
-        let max = memory_mb.map_or("max".to_string(), |mb| {
-            mb.saturating_mul(1024 * 1024).to_string()
-        });
-        write(&dir.join("memory.max"), &max)?;
+        write(&dir.join("memory.max"), &bytes_or_max(limits.memory_mb))?;
+        // Only with the kernel's swap accounting; without it swap is the host's, as
+        // without a cgroup.
+        let swap_max = dir.join("memory.swap.max");
+        if swap_max.exists() {
+            write(&swap_max, &bytes_or_max(limits.swap_mb))?;
+        }
         if self.cpu {
-            // Written either way: a cgroup kept from a run with a limit loses it.
-            let quota = cpus.map_or("max".to_string(), |n| {
+            let quota = limits.cpus.map_or("max".to_string(), |n| {
                 (u64::from(n) * CPU_PERIOD_US).to_string()
             });
             write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
@@ -133,6 +131,24 @@ impl MachineCgroup {
 }
 
 /// The path of a process's cgroup on a pure cgroup v2 system (one `0::/path` line).
+/// What a machine's cgroup holds it to; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory in MiB (`[[vm]] memory`): `memory.max`.
+    pub memory_mb: Option<u64>,
+    /// Swap in MiB (`swap_size_mb`): `memory.swap.max`.
+    pub swap_mb: Option<u64>,
+    /// CPUs (`[[vm]] cpus`): `cpu.max`.
+    pub cpus: Option<u32>,
+}
+
+/// A size in MiB as a cgroup file takes it: bytes, or `max`.
+fn bytes_or_max(mb: Option<u64>) -> String {
+    mb.map_or("max".to_string(), |mb| {
+        mb.saturating_mul(1024 * 1024).to_string()
+    })
+}
+
 fn own_v2_path(proc_self_cgroup: &str) -> Option<String> {
     let mut lines = proc_self_cgroup.lines().filter(|l| !l.is_empty());
     let path = lines.next()?.strip_prefix("0::")?.to_string();
@@ -213,14 +229,26 @@ mod tests {
         fake_cgroup(&machine_dir, "cpu memory", "");
         std::fs::write(machine_dir.join("memory.max"), "max").expect("write");
         std::fs::write(machine_dir.join("cpu.max"), "max 100000").expect("write");
-        let machine = cgroups
-            .machine("7", Some(128), Some(2))
-            .expect("machine cgroup");
+        std::fs::write(machine_dir.join("memory.swap.max"), "max").expect("write");
+        let limits = Limits {
+            memory_mb: Some(128),
+            swap_mb: Some(512),
+            cpus: Some(2),
+        };
+        let machine = cgroups.machine("7", limits).expect("machine cgroup");
         assert_eq!(read("machines/7/memory.max"), (128u64 << 20).to_string());
+        assert_eq!(
+            read("machines/7/memory.swap.max"),
+            (512u64 << 20).to_string()
+        );
         assert_eq!(read("machines/7/cpu.max"), "200000 100000");
         machine.remove();
         // Without a limit, none is left from an earlier run.
-        let machine = cgroups.machine("7", None, None).expect("machine cgroup");
+        let machine = cgroups
+            .machine("7", Limits::default())
+            .expect("machine cgroup");
+        assert_eq!(read("machines/7/memory.max"), "max");
+        assert_eq!(read("machines/7/memory.swap.max"), "max");
         assert_eq!(read("machines/7/cpu.max"), "max 100000");
         machine.remove();
     }
@@ -238,11 +266,18 @@ mod tests {
         assert!(!cgroups.limits_cpus());
         let read = |p: &str| std::fs::read_to_string(base.join(p)).expect("read");
         assert_eq!(read("machines/cgroup.subtree_control"), "+memory");
+        let limits = Limits {
+            memory_mb: Some(64),
+            swap_mb: Some(64),
+            cpus: Some(1),
+        };
         cgroups
-            .machine("7", Some(64), Some(1))
+            .machine("7", limits)
             .expect("machine cgroup")
             .remove();
         assert!(!base.join("machines/7/cpu.max").exists());
+        // Nor swap without the kernel's swap accounting.
+        assert!(!base.join("machines/7/memory.swap.max").exists());
     }
 
     #[test]

@@ -213,7 +213,14 @@ impl Supervisor {
             return self.fail(e.to_string()).await;
         }
         let cgroup = match &self.cgroups {
-            Some(cgroups) => match cgroups.machine(&self.id, self.spec.memory_mb, self.spec.cpus) {
+            Some(cgroups) => match cgroups.machine(
+                &self.id,
+                super::cgroup::Limits {
+                    memory_mb: self.spec.memory_mb,
+                    swap_mb: self.spec.swap_mb,
+                    cpus: self.spec.cpus,
+                },
+            ) {
                 Ok(cgroup) => Some(cgroup),
                 Err(e) => {
                     return self
