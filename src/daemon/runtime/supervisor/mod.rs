@@ -10,6 +10,8 @@ use nix::sys::signal::Signal;
 
 use tokio::sync::{mpsc, oneshot};
 
+mod records;
+
 use super::backoff::{backoff, STABLE_AFTER};
 use super::logs::{LogLine, LogSink};
 use super::resident::MemoryWatch;
@@ -475,160 +477,18 @@ impl Supervisor {
         exit_info(status)
     }
 
-    /// Time between the kill signal and SIGKILL; also how long a drain may take.
-    fn kill_timeout(&self) -> Duration {
-        self.spec
-            .kill_timeout
-            .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std())
-    }
-
-    async fn set_desired(&mut self, desired: Desired) {
-        self.desired = desired;
-        let id = self.id.clone();
-        if let Err(e) = self
-            .hub
-            .change(move |tx, path| {
-                machines::set_desired(tx, path, &id, desired).map(|()| ((), vec![]))
-            })
-            .await
-        {
-            tracing::error!(machine = %self.id, error = %e, "could not record desired state");
-        }
-    }
-
-    async fn record_state(
-        &self,
-        state: MachineState,
-        event: Option<(&'static str, serde_json::Value)>,
-    ) -> Result<(), StoreError> {
-        let (id, app) = (self.id.clone(), self.app.clone());
-        self.hub
-            .change(move |tx, path| {
-                machines::set_state(tx, path, &id, state)?;
-                let events = event
-                    .map(|(k, data)| NewEvent::app(&app, k, data))
-                    .into_iter()
-                    .collect();
-                Ok(((), events))
-            })
-            .await
-    }
-
-    async fn record_exit(
-        &self,
-        state: MachineState,
-        exit: &ExitInfo,
-        restart_in: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        let (id, app, restarts, exit) = (
-            self.id.clone(),
-            self.app.clone(),
-            self.restarts,
-            exit.clone(),
-        );
-        let data = serde_json::json!({
-            "machine": id,
-            "code": exit.code,
-            "signal": exit.signal,
-            "restarts": restarts,
-            "restarting": restart_in.is_some(),
-            "restart_in_ms": restart_in.map(|d| d.as_millis() as u64),
-        });
-        self.hub
-            .change(move |tx, path| {
-                machines::set_exited(tx, path, &id, state, Some(&exit), restarts)?;
-                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_EXITED, data)]))
-            })
-            .await
-    }
-
-    async fn record_stopped(&self, exit: &ExitInfo) -> Result<(), StoreError> {
-        let (id, app, restarts, exit) = (
-            self.id.clone(),
-            self.app.clone(),
-            self.restarts,
-            exit.clone(),
-        );
-        let data = serde_json::json!({ "machine": id, "code": exit.code, "signal": exit.signal });
-        self.hub
-            .change(move |tx, path| {
-                machines::set_exited(tx, path, &id, MachineState::Stopped, Some(&exit), restarts)?;
-                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STOPPED, data)]))
-            })
-            .await
-    }
-
+    /// Tells whoever asked for the start in progress that it is over.
     fn answer_pending(&mut self) {
         if let Some(reply) = self.pending.take() {
             let _ = reply.send(());
         }
     }
 
-    async fn fail(&mut self, reason: String) -> Result<Next, StoreError> {
-        tracing::warn!(machine = %self.id, %reason, "machine failed");
-        let (id, restarts) = (self.id.clone(), self.restarts);
-        self.hub
-            .change(move |tx, path| {
-                machines::set_exited(tx, path, &id, MachineState::Failed, None, restarts)
-                    .map(|()| ((), vec![]))
-            })
-            .await?;
-        self.emit_failed(reason).await?;
-        self.answer_pending();
-        Ok(Next::Idle)
-    }
-
-    async fn emit_failed(&self, reason: String) -> Result<(), StoreError> {
-        self.hub
-            .emit(NewEvent::app(
-                &self.app,
-                kind::MACHINE_FAILED,
-                serde_json::json!({ "machine": self.id, "reason": reason }),
-            ))
-            .await
-    }
-
-    async fn destroy(&mut self) {
-        self.destroy_after(&ExitInfo {
-            code: None,
-            signal: None,
-            time: now(),
-        })
-        .await;
-    }
-
-    async fn destroy_after(&mut self, exit: &ExitInfo) {
-        let (id, app, restarts, exit) = (
-            self.id.clone(),
-            self.app.clone(),
-            self.restarts,
-            exit.clone(),
-        );
-        let result = self
-            .hub
-            .change(move |tx, path| {
-                machines::set_desired(tx, path, &id, Desired::Destroyed)?;
-                machines::set_exited(
-                    tx,
-                    path,
-                    &id,
-                    MachineState::Destroyed,
-                    Some(&exit),
-                    restarts,
-                )?;
-                Ok((
-                    (),
-                    vec![NewEvent::app(
-                        &app,
-                        kind::MACHINE_DESTROYED,
-                        serde_json::json!({ "machine": id }),
-                    )],
-                ))
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(machine = %self.id, error = %e, "could not record the destroy");
-        }
+    /// Time between the kill signal and SIGKILL; also how long a drain may take.
+    fn kill_timeout(&self) -> Duration {
+        self.spec
+            .kill_timeout
+            .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std())
     }
 }
 
