@@ -529,10 +529,22 @@ async fn a_command_job_sees_the_apps_volumes() {
   destination = "/data"
 [[jobs]]
   name = "dump"
-  command = "mkdir -p \"$DATA_DIR\" && echo nightly > \"$DATA_DIR/dump\""
+  command = "mkdir -p \"$DATA_DIR\" && echo nightly > \"$DATA_DIR/dump\" && echo \"dumped for $TOKEN\" && echo 'took 1s' >&2"
 "#;
     std::fs::write(dir.join("fly.toml"), config).unwrap();
-    tokio::task::block_in_place(|| deploy(&d, &dir));
+    tokio::task::block_in_place(|| {
+        deploy(&d, &dir);
+        let set = [
+            "--remote",
+            &d.api,
+            "secrets",
+            "set",
+            "-a",
+            "vol",
+            "TOKEN=tok-3f9a2c71",
+        ];
+        common::lakefly(&dir, &set).expect_code(0);
+    });
     let (status, jobs) = api.send(Method::GET, "/v1/apps/vol/jobs", None).await;
     assert_eq!(status, 200, "{jobs}");
     let id = jobs[0]["id"].as_u64().unwrap();
@@ -547,6 +559,43 @@ async fn a_command_job_sees_the_apps_volumes() {
     assert_eq!(runs[0]["status"], "succeeded", "{runs:#?}");
     let dump = state.join("volumes/vol/data/db/dump");
     assert_eq!(std::fs::read_to_string(&dump).unwrap(), "nightly\n");
+
+    // Its output is in the app's log, from `job:NAME#RUN`, by stream, the secret hidden.
+    let source = format!("job:dump#{}", runs[0]["id"]);
+    let until = Instant::now() + DEADLINE;
+    let lines: Vec<Value> = loop {
+        let logs = tokio::task::block_in_place(|| {
+            let args = [
+                "--remote",
+                &d.api,
+                "logs",
+                "-a",
+                "vol",
+                "--no-tail",
+                "--json",
+            ];
+            common::lakefly(&dir, &args).expect_code(0)
+        });
+        let lines: Vec<Value> = (logs.stdout.lines())
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["machine"] == source.as_str())
+            .collect();
+        if lines.len() == 2 {
+            break lines;
+        }
+        assert!(
+            Instant::now() < until,
+            "the run's lines in the log: {}",
+            logs.stdout
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let by_stream = |stream: &str| {
+        let line = lines.iter().find(|l| l["stream"] == stream).unwrap();
+        line["line"].as_str().unwrap().to_string()
+    };
+    assert_eq!(by_stream("stdout"), "dumped for [redacted]");
+    assert_eq!(by_stream("stderr"), "took 1s");
 }
 
 /// A run a crash of lakeflyd (`kill -9`) cut short does not go on unsupervised: the next

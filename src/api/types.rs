@@ -496,9 +496,9 @@ pub struct LogEntry {
     pub id: u64,
     /// When it was read (RFC 3339).
     pub time: String,
-    /// The machine that wrote it.
+    /// The machine that wrote it, or `job:NAME#RUN` for a job run's command.
     pub machine: String,
-    /// That machine's process group.
+    /// That machine's process group (none for a job run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_group: Option<String>,
     /// `stdout` or `stderr`.

@@ -216,6 +216,7 @@ impl Daemon {
                 apps_dir: options.state_dir.join("apps"),
                 volumes_dir: options.state_dir.join("volumes"),
                 oneoff_pids: runtime.oneoff_pids().clone(),
+                logs: runtime.logs().clone(),
             },
             shutdown_rx.clone(),
         )

@@ -259,13 +259,13 @@ impl Deployer {
         run: OneOff<'_>,
         secrets: &BTreeMap<String, String>,
     ) -> oneoff::Outcome {
-        let (live, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (live, mut lines) = tokio::sync::mpsc::unbounded_channel::<oneoff::LiveLine>();
         let shower = {
             let (this, app) = (self.clone(), app.to_string());
             let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
             tokio::spawn(async move {
                 let mut shown = 0;
-                while let Some(line) = lines.recv().await {
+                while let Some(oneoff::LiveLine { line, .. }) = lines.recv().await {
                     if line.trim().is_empty() {
                         continue;
                     }

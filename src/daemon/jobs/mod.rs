@@ -51,6 +51,8 @@ pub struct Context {
     pub volumes_dir: PathBuf,
     /// Where a running command is noted, so a crash does not leave it behind.
     pub oneoff_pids: crate::daemon::runtime::oneoff_pids::OneOffPids,
+    /// The app's log, which a command's output joins as it is written.
+    pub logs: crate::daemon::runtime::logs::LogSink,
 }
 
 /// The handle handlers use; cheap to clone.

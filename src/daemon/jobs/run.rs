@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::Context;
 use crate::api::types::{kind, MachineSpec};
 use crate::daemon::events::{now, NewEvent};
+use crate::daemon::runtime::logs::LogLine;
 use crate::daemon::runtime::{mounts, oneoff};
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord, RunEnd};
 use crate::daemon::store::{apps, releases};
@@ -163,7 +164,31 @@ async fn run_command(
     if let Err(e) = mounts::prepare(&ctx.volumes_dir, &job.app, &dir, mounts, &mut env) {
         return failed(e.to_string());
     }
-    let mut outcome = oneoff::run(&ctx.oneoff_pids, command, &dir, &env, timeout, None).await;
+    // Its output joins the app's log as it is written (`lakefly logs` shows it as from
+    // `job:NAME#RUN`), secrets hidden as in machines' lines.
+    let (live, mut lines) = tokio::sync::mpsc::unbounded_channel::<oneoff::LiveLine>();
+    let logger = {
+        let (sink, app) = (ctx.logs.clone(), job.app.clone());
+        let source = format!("job:{}#{run}", job.spec.name);
+        let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
+        tokio::spawn(async move {
+            while let Some(oneoff::LiveLine { stream, line }) = lines.recv().await {
+                let line = redactor.redact(&line).into_owned();
+                let (app, machine) = (app.clone(), source.clone());
+                (sink.push(LogLine {
+                    time: now(),
+                    app,
+                    machine,
+                    stream,
+                    line,
+                }))
+                .await;
+            }
+        })
+    };
+    let pids = &ctx.oneoff_pids;
+    let mut outcome = oneoff::run(pids, command, &dir, &env, timeout, Some(live)).await;
+    let _ = logger.await;
     // Its last lines are kept in the run's history.
     outcome.redact(&secrets);
     let status = if outcome.success {

@@ -26,7 +26,7 @@ pub struct LogLine {
     pub time: String,
     /// The app.
     pub app: String,
-    /// The machine id.
+    /// The machine id, or `job:NAME#RUN` for a job run's command.
     pub machine: String,
     /// `stdout` or `stderr`.
     pub stream: &'static str,

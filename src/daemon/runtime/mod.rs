@@ -148,6 +148,11 @@ impl Runtime {
         &self.volumes_dir
     }
 
+    /// Where machines' (and job runs') output lines go.
+    pub fn logs(&self) -> &LogSink {
+        &self.logs
+    }
+
     /// The one-off commands running now, noted so a crash does not leave them behind.
     pub fn oneoff_pids(&self) -> &oneoff_pids::OneOffPids {
         &self.oneoff_pids

@@ -67,6 +67,15 @@ impl Drop for KillGroupOnDrop {
     }
 }
 
+/// A line of a one-off command's output, as it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLine {
+    /// `stdout` or `stderr`.
+    pub stream: &'static str,
+    /// The text, without its line ending.
+    pub line: String,
+}
+
 /// Runs `command` in `dir` with `env`, killing its whole group after `timeout`. Each line
 /// of its output also goes to `live`, when given, as it is read. It is noted in `pids`
 /// while it runs.
@@ -76,7 +85,7 @@ pub async fn run(
     dir: &Path,
     env: &BTreeMap<String, String>,
     timeout: Duration,
-    live: Option<mpsc::UnboundedSender<String>>,
+    live: Option<mpsc::UnboundedSender<LiveLine>>,
 ) -> Outcome {
     let none = process::MemoryLimit::None;
     let mut spawned = match process::spawn(command, dir, env, none, process::Input::Empty) {
@@ -93,27 +102,26 @@ pub async fn run(
     };
     // If this future is dropped (the daemon stops mid-run), the command goes with it.
     let mut group = KillGroupOnDrop::new(spawned.pid, pids);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for pipe in [
-        spawned
-            .child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        spawned
-            .child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LiveLine>();
+    let pipes = [
+        (
+            "stdout",
+            (spawned.child.stdout.take())
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ),
+        (
+            "stderr",
+            (spawned.child.stderr.take())
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ),
+    ];
+    for (stream, pipe) in pipes {
+        let Some(pipe) = pipe else { continue };
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut lines = OutputLines::new(pipe);
             while let Some(line) = lines.next_line().await {
-                let _ = tx.send(line);
+                let _ = tx.send(LiveLine { stream, line });
             }
         });
     }
@@ -125,7 +133,7 @@ pub async fn run(
             if let Some(live) = &live {
                 let _ = live.send(line.clone());
             }
-            tail.push_back(line);
+            tail.push_back(line.line);
             if tail.len() > TAIL {
                 tail.pop_front();
             }
