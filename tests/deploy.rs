@@ -167,6 +167,17 @@ fn a_failing_release_command_stops_the_release_before_any_machine_is_touched() {
         (after["id"].clone(), after["pid"].clone()),
         (before["id"].clone(), before["pid"].clone())
     );
+    // Its whole output is in the app's log too, from `release_command:v2`.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let args = ["--remote", &d.api, "logs", "-a", "hello", "--no-tail"];
+        let logs = common::lakefly(Path::new("."), &args).expect_code(0);
+        if logs.stdout.contains(" release_command:v2 [-] migrating\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{}", logs.stdout);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]

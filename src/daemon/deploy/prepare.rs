@@ -12,6 +12,7 @@ use super::rollout::Failure;
 use super::Deployer;
 use crate::bundle::{self, Digest};
 use crate::config::{plan, AppConfig};
+use crate::daemon::runtime::logs::LogLine;
 use crate::daemon::runtime::oneoff;
 use crate::daemon::store::releases;
 
@@ -249,8 +250,8 @@ impl Deployer {
 
     /// Runs a release's one-off command (`[build] command`, the release command), each
     /// line of its output shown as a progress line of `step` as it is written (the first
-    /// [`SHOWN_LINES`]), the values of `secrets` it was given hidden there and in the last
-    /// lines its outcome keeps.
+    /// [`SHOWN_LINES`]), the values of `secrets` it was given hidden there, in the last
+    /// lines its outcome keeps and, for the release command, in the app's log.
     async fn run_shown(
         &self,
         app: &str,
@@ -260,12 +261,26 @@ impl Deployer {
         secrets: &BTreeMap<String, String>,
     ) -> oneoff::Outcome {
         let (live, mut lines) = tokio::sync::mpsc::unbounded_channel::<oneoff::LiveLine>();
+        // The release command's whole output also joins the app's log, as a Fly release
+        // machine's does; a build's (npm ci, pip install) would crowd the app's own lines
+        // out of it.
+        let log_as = (step == "release_command").then(|| format!("release_command:v{version}"));
         let shower = {
             let (this, app) = (self.clone(), app.to_string());
             let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
             tokio::spawn(async move {
                 let mut shown = 0;
-                while let Some(oneoff::LiveLine { line, .. }) = lines.recv().await {
+                while let Some(oneoff::LiveLine { stream, line }) = lines.recv().await {
+                    if let Some(source) = &log_as {
+                        let logged = LogLine {
+                            time: crate::daemon::events::now(),
+                            app: app.clone(),
+                            machine: source.clone(),
+                            stream,
+                            line: redactor.redact(&line).into_owned(),
+                        };
+                        this.runtime.logs().push(logged).await;
+                    }
                     if line.trim().is_empty() {
                         continue;
                     }
