@@ -260,7 +260,7 @@ impl Deployer {
         run: OneOff<'_>,
         secrets: &BTreeMap<String, String>,
     ) -> oneoff::Outcome {
-        let (live, mut lines) = tokio::sync::mpsc::unbounded_channel::<oneoff::LiveLine>();
+        let (live, mut lines) = tokio::sync::mpsc::channel::<oneoff::LiveLine>(64);
         // The release command's whole output also joins the app's log, as a Fly release
         // machine's does; a build's (npm ci, pip install) would crowd the app's own lines
         // out of it.

@@ -166,7 +166,7 @@ async fn run_command(
     }
     // Its output joins the app's log as it is written (`lakefly logs` shows it as from
     // `job:NAME#RUN`), secrets hidden as in machines' lines.
-    let (live, mut lines) = tokio::sync::mpsc::unbounded_channel::<oneoff::LiveLine>();
+    let (live, mut lines) = tokio::sync::mpsc::channel::<oneoff::LiveLine>(64);
     let logger = {
         let (sink, app) = (ctx.logs.clone(), job.app.clone());
         let source = format!("job:{}#{run}", job.spec.name);

@@ -17,6 +17,8 @@ use super::process;
 
 /// Lines of output kept to explain a failure.
 const TAIL: usize = 20;
+/// Lines read ahead of whoever takes them as they come.
+const LIVE_QUEUE: usize = 256;
 
 /// How a one-off command ended.
 pub struct Outcome {
@@ -85,7 +87,7 @@ pub async fn run(
     dir: &Path,
     env: &BTreeMap<String, String>,
     timeout: Duration,
-    live: Option<mpsc::UnboundedSender<LiveLine>>,
+    live: Option<mpsc::Sender<LiveLine>>,
 ) -> Outcome {
     let none = process::MemoryLimit::None;
     let mut spawned = match process::spawn(command, dir, env, none, process::Input::Empty) {
@@ -102,7 +104,9 @@ pub async fn run(
     };
     // If this future is dropped (the daemon stops mid-run), the command goes with it.
     let mut group = KillGroupOnDrop::new(spawned.pid, pids);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LiveLine>();
+    // Bounded all the way: a command that writes faster than `live` takes its lines (the
+    // app's log) is slowed by its pipe, as a machine is, instead of queueing in memory.
+    let (tx, mut rx) = mpsc::channel::<LiveLine>(LIVE_QUEUE);
     let pipes = [
         (
             "stdout",
@@ -121,7 +125,9 @@ pub async fn run(
         tokio::spawn(async move {
             let mut lines = OutputLines::new(pipe);
             while let Some(line) = lines.next_line().await {
-                let _ = tx.send(LiveLine { stream, line });
+                if tx.send(LiveLine { stream, line }).await.is_err() {
+                    break;
+                }
             }
         });
     }
@@ -131,7 +137,7 @@ pub async fn run(
         let mut tail = std::collections::VecDeque::with_capacity(TAIL + 1);
         while let Some(line) = rx.recv().await {
             if let Some(live) = &live {
-                let _ = live.send(line.clone());
+                let _ = live.send(line.clone()).await;
             }
             tail.push_back(line.line);
             if tail.len() > TAIL {
@@ -327,4 +333,45 @@ pub async fn gather(mut output: mpsc::Receiver<Output>, limit: usize) -> Gathere
         kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
     gathered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that takes lines slowly holds the command back (its pipe fills) rather
+    /// than lines piling up in memory, and loses none.
+    #[tokio::test]
+    async fn a_slow_reader_of_the_live_lines_gets_every_one_in_order() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let pids = OneOffPids::new(state.path());
+        let (live, mut lines) = mpsc::channel::<LiveLine>(1);
+        let reader = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(line) = lines.recv().await {
+                if seen.len() % 500 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                seen.push(line);
+            }
+            seen
+        });
+        let command = "seq 1 3000; echo done >&2";
+        let env = BTreeMap::new();
+        let minute = Duration::from_secs(60);
+        let outcome = run(&pids, command, state.path(), &env, minute, Some(live)).await;
+        assert!(outcome.success, "{}", outcome.summary);
+        let seen = reader.await.expect("the reader ends with the command");
+        let stdout: Vec<&str> = (seen.iter())
+            .filter(|l| l.stream == "stdout")
+            .map(|l| l.line.as_str())
+            .collect();
+        let expected: Vec<String> = (1..=3000).map(|n| n.to_string()).collect();
+        assert_eq!(stdout, expected);
+        assert!(seen.contains(&LiveLine {
+            stream: "stderr",
+            line: "done".into()
+        }));
+        assert_eq!(outcome.tail.len(), TAIL);
+    }
 }
