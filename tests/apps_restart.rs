@@ -12,9 +12,7 @@ use common::files::app_with;
 use common::Run;
 
 fn lakefly(d: &TestDaemon, args: &[&str]) -> Run {
-    let mut all = vec!["--remote", d.api.as_str()];
-    all.extend_from_slice(args);
-    common::lakefly(Path::new("."), &all)
+    d.cli(Path::new("."), args)
 }
 
 #[test]

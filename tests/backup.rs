@@ -20,9 +20,7 @@ fn config() -> String {
 }
 
 fn lakefly(d: &TestDaemon, args: &[&str]) -> Run {
-    let mut all = vec!["--remote", d.api.as_str()];
-    all.extend_from_slice(args);
-    common::lakefly(Path::new("."), &all)
+    d.cli(Path::new("."), args)
 }
 
 fn answer(d: &TestDaemon) -> String {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::daemon::TestDaemon;
 use common::files::app_with;
-use common::process::{alive, wait_gone};
+use common::process::{alive, wait_gone, wait_pid_file};
 use common::{lakefly, lakefly_spawn, Run};
 use serde_json::Value;
 
@@ -159,12 +159,7 @@ fn a_release_cut_short_in_its_build_leaves_the_machines_alone() {
     );
     std::fs::write(dir.join("fly.toml"), slow_build).unwrap();
     let deploy = lakefly_spawn(&dir, &["--remote", &api, "deploy"]);
-    wait_until("the build runs", || building.exists());
-    let build: u64 = std::fs::read_to_string(&building)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let build = wait_pid_file(&building, DEADLINE);
     d.kill9();
     assert!(
         alive(build),

@@ -99,6 +99,20 @@ async fn wait_runs(api: &Api, id: u64, what: &str, check: impl Fn(&[Value]) -> b
     }
 }
 
+/// Triggers `app`'s one job; its id.
+async fn trigger_only_job(api: &Api, app: &str) -> u64 {
+    let (status, jobs) = api
+        .send(Method::GET, &format!("/v1/apps/{app}/jobs"), None)
+        .await;
+    assert_eq!(status, 200, "{jobs}");
+    let id = jobs[0]["id"].as_u64().unwrap();
+    let (status, body) = api
+        .send(Method::POST, &format!("/v1/jobs/{id}/trigger"), None)
+        .await;
+    assert!(status < 300, "{body}");
+    id
+}
+
 fn finished(runs: &[Value], status: &str) -> usize {
     runs.iter().filter(|r| r["status"] == status).count()
 }
@@ -545,13 +559,7 @@ async fn a_command_job_sees_the_apps_volumes() {
         ];
         common::lakefly(&dir, &set).expect_code(0);
     });
-    let (status, jobs) = api.send(Method::GET, "/v1/apps/vol/jobs", None).await;
-    assert_eq!(status, 200, "{jobs}");
-    let id = jobs[0]["id"].as_u64().unwrap();
-    let (status, body) = api
-        .send(Method::POST, &format!("/v1/jobs/{id}/trigger"), None)
-        .await;
-    assert!(status < 300, "{body}");
+    let id = trigger_only_job(&api, "vol").await;
     let runs = wait_runs(&api, id, "the dump ran", |runs| {
         runs.iter().any(|r| r["status"] != "running")
     })
@@ -621,23 +629,8 @@ async fn a_run_left_by_a_crashed_daemon_is_stopped_and_recorded_failed() {
     );
     std::fs::write(dir.join("fly.toml"), config).unwrap();
     tokio::task::block_in_place(|| deploy(&d, &dir));
-    let (status, jobs) = api.send(Method::GET, "/v1/apps/crash/jobs", None).await;
-    assert_eq!(status, 200, "{jobs}");
-    let id = jobs[0]["id"].as_u64().unwrap();
-    let (status, body) = api
-        .send(Method::POST, &format!("/v1/jobs/{id}/trigger"), None)
-        .await;
-    assert!(status < 300, "{body}");
-    let until = Instant::now() + DEADLINE;
-    while !pid_file.exists() {
-        assert!(Instant::now() < until, "the run never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let run: u64 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let id = trigger_only_job(&api, "crash").await;
+    let run = tokio::task::block_in_place(|| common::process::wait_pid_file(&pid_file, DEADLINE));
 
     d.kill9();
     assert!(

@@ -24,15 +24,10 @@ while True:
     signal.pause()
 "#;
 
-fn lakefly(d: &TestDaemon, dir: &Path, args: &[&str]) -> common::Run {
-    let mut all = vec!["--remote", d.api.as_str()];
-    all.extend_from_slice(args);
-    common::lakefly(dir, &all)
-}
-
 /// The app's one machine, as `machines list --json` shows it.
 fn machine(d: &TestDaemon, dir: &Path) -> Value {
-    let list = lakefly(d, dir, &["machine", "ls", "--json"])
+    let list = d
+        .cli(dir, &["machine", "ls", "--json"])
         .expect_code(0)
         .json();
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
@@ -61,13 +56,14 @@ fn a_signal_reaches_the_machines_process_and_sigkill_restarts_it() {
         &[("fly.toml", &config), ("app.py", APP)],
     );
     let d = TestDaemon::start();
-    lakefly(&d, &dir, &["deploy"]).expect_code(0);
+    d.cli(&dir, &["deploy"]).expect_code(0);
     let before = machine(&d, &dir);
     let id = before["id"].as_str().unwrap();
     let pid = before["pid"].as_u64().unwrap();
 
     // A reload: the app handles it and runs on as the same process.
-    let sent = lakefly(&d, &dir, &["m", "kill", id, "--signal", "hup", "--json"])
+    let sent = d
+        .cli(&dir, &["m", "kill", id, "--signal", "hup", "--json"])
         .expect_code(0)
         .json();
     assert_eq!(sent["signal"], "SIGHUP", "{sent}");
@@ -80,7 +76,7 @@ fn a_signal_reaches_the_machines_process_and_sigkill_restarts_it() {
     assert_eq!(after["pid"].as_u64(), Some(pid), "{after}");
 
     // The default, SIGKILL: the process ends, and on-failure starts it again.
-    let killed = lakefly(&d, &dir, &["machines", "kill", id]).expect_code(0);
+    let killed = d.cli(&dir, &["machines", "kill", id]).expect_code(0);
     assert!(
         killed
             .stderr
@@ -93,20 +89,20 @@ fn a_signal_reaches_the_machines_process_and_sigkill_restarts_it() {
         now["state"] == "started" && now["pid"].as_u64().is_some_and(|p| p != pid)
     });
     assert_eq!(machine(&d, &dir)["restarts"], 1);
-    let events = lakefly(
-        &d,
-        &dir,
-        &[
-            "events",
-            "--kind",
-            "machine.signaled",
-            "--tail",
-            "10",
-            "--no-follow",
-            "--json",
-        ],
-    )
-    .expect_code(0);
+    let events = d
+        .cli(
+            &dir,
+            &[
+                "events",
+                "--kind",
+                "machine.signaled",
+                "--tail",
+                "10",
+                "--no-follow",
+                "--json",
+            ],
+        )
+        .expect_code(0);
     let signals: Vec<Value> = events
         .stdout
         .lines()
@@ -119,8 +115,10 @@ fn a_signal_reaches_the_machines_process_and_sigkill_restarts_it() {
     assert_eq!(names, ["SIGHUP", "SIGKILL"], "{signals:?}");
 
     // A stopped machine has nothing to signal: refused as a conflict, with the way out.
-    lakefly(&d, &dir, &["machines", "stop", id]).expect_code(0);
-    let refused = lakefly(&d, &dir, &["machines", "kill", id, "-s", "SIGTERM"]).expect_code(6);
+    d.cli(&dir, &["machines", "stop", id]).expect_code(0);
+    let refused = d
+        .cli(&dir, &["machines", "kill", id, "-s", "SIGTERM"])
+        .expect_code(6);
     assert!(
         refused.stderr.contains(&format!(
             "machine {id} is stopped: no process runs to signal"
@@ -132,6 +130,8 @@ fn a_signal_reaches_the_machines_process_and_sigkill_restarts_it() {
     );
 
     // A name that is no signal is refused before anything is sent, naming the flag.
-    let bad = lakefly(&d, &dir, &["machines", "kill", id, "-s", "SIGNOPE"]).expect_code(2);
+    let bad = d
+        .cli(&dir, &["machines", "kill", id, "-s", "SIGNOPE"])
+        .expect_code(2);
     assert!(bad.stderr.contains("--signal"), "{}", bad.stderr);
 }

@@ -97,14 +97,9 @@ impl Drop for Proxy {
     }
 }
 
-fn lakefly(d: &TestDaemon, dir: &Path, args: &[&str]) -> common::Run {
-    let mut all = vec!["--remote", d.api.as_str()];
-    all.extend_from_slice(args);
-    common::lakefly(dir, &all)
-}
-
 fn machine_id(d: &TestDaemon, dir: &Path) -> String {
-    let list = lakefly(d, dir, &["machines", "list", "--json"])
+    let list = d
+        .cli(dir, &["machines", "list", "--json"])
         .expect_code(0)
         .json();
     let started: Vec<&Value> = (list.as_array().unwrap().iter())
@@ -124,7 +119,7 @@ fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
         &[("fly.toml", &config(echo_port, 1)), ("app.py", APP)],
     );
     let d = TestDaemon::start();
-    lakefly(&d, &dir, &["deploy"]).expect_code(0);
+    d.cli(&dir, &["deploy"]).expect_code(0);
     let first = machine_id(&d, &dir);
 
     // The internal_port reaches the machine's $PORT.
@@ -145,14 +140,14 @@ fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
 
     // A deploy replaces the machine; the same proxy reaches the new one.
     std::fs::write(dir.join("fly.toml"), config(echo_port, 2)).unwrap();
-    lakefly(&d, &dir, &["deploy"]).expect_code(0);
+    d.cli(&dir, &["deploy"]).expect_code(0);
     let second = machine_id(&d, &dir);
     assert_ne!(first, second);
     assert_eq!(get_text(&format!("http://{}/", http.listen)), second);
 
     // A port the machine does not listen on is refused before anything listens, in the
     // app's terms.
-    let refused = lakefly(&d, &dir, &["proxy", "0:1"]).expect_code(5);
+    let refused = d.cli(&dir, &["proxy", "0:1"]).expect_code(5);
     assert!(
         refused
             .stderr
@@ -164,8 +159,8 @@ fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
     );
 
     // With no started machine there is nothing to proxy to.
-    lakefly(&d, &dir, &["machines", "stop", &second]).expect_code(0);
-    let stopped = lakefly(&d, &dir, &["proxy", "0:8080"]).expect_code(5);
+    d.cli(&dir, &["machines", "stop", &second]).expect_code(0);
+    let stopped = d.cli(&dir, &["proxy", "0:8080"]).expect_code(5);
     assert!(
         stopped.stderr.contains("has no started machine"),
         "{}",

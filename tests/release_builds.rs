@@ -33,9 +33,7 @@ fn config(greeting: &str) -> String {
 }
 
 fn lakefly(d: &TestDaemon, args: &[&str]) -> Run {
-    let mut all = vec!["--remote", d.api.as_str()];
-    all.extend_from_slice(args);
-    common::lakefly(Path::new("."), &all)
+    d.cli(Path::new("."), args)
 }
 
 fn deploy(d: &TestDaemon, app: &Path, extra: &[&str]) -> Run {

@@ -22,6 +22,13 @@ pub struct TestDaemon {
 }
 
 impl TestDaemon {
+    /// `lakefly --remote <this daemon> args` in `dir`.
+    pub fn cli(&self, dir: &Path, args: &[&str]) -> super::Run {
+        let mut all = vec!["--remote", self.api.as_str()];
+        all.extend_from_slice(args);
+        super::lakefly(dir, &all)
+    }
+
     /// A daemon with a fresh state directory.
     pub fn start() -> Self {
         let temp = tempfile::tempdir().expect("temp dir");

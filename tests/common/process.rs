@@ -29,3 +29,20 @@ pub fn wait_gone(pid: u64, within: Duration) -> Duration {
     }
     start.elapsed()
 }
+
+/// Waits until `file` holds a pid (a test's program wrote `echo $$` there, renamed into
+/// place so it is never read half-written), failing the test after `within`.
+pub fn wait_pid_file(file: &std::path::Path, within: Duration) -> u64 {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            return text.trim().parse().expect("a pid in the file");
+        }
+        assert!(
+            start.elapsed() < within,
+            "{} was not written within {within:?}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
