@@ -164,9 +164,13 @@ fn act(
     if out.json {
         return out.json(&job);
     }
+    let name = &job.spec.name;
+    let logged = match job.spec.command {
+        Some(_) => format!(", `lakefly logs` their output (job:{name}#RUN)"),
+        None => String::new(),
+    };
     out.note(&format!(
-        "{done} job {id} ({}); `lakefly jobs runs {id}` shows its runs",
-        job.spec.name
+        "{done} job {id} ({name}); `lakefly jobs runs {id}` shows its runs{logged}"
     ));
     Ok(())
 }
