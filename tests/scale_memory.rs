@@ -191,6 +191,42 @@ fn a_deploy_without_vm_keeps_the_size_scale_set() {
         "{}",
         missing.stderr
     );
+    // `config save` writes it as a file that reads back to the same config, for a laptop
+    // without the file; an existing one is replaced only when confirmed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let saved = elsewhere.path().join("fly.toml");
+    let save = ["--remote", &d.api, "-a", "hello", "config", "save", "-c"];
+    let save: Vec<&str> = save
+        .iter()
+        .copied()
+        .chain([saved.to_str().unwrap()])
+        .collect();
+    common::lakefly(elsewhere.path(), &save).expect_code(0);
+    let reread = common::lakefly(elsewhere.path(), &["config", "show"])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        reread,
+        deployed,
+        "{}",
+        std::fs::read_to_string(&saved).unwrap()
+    );
+    let again = common::lakefly(elsewhere.path(), &save).expect_code(2);
+    assert!(
+        again.stderr.contains("exists; overwrite it"),
+        "{}",
+        again.stderr
+    );
+    let with_yes: Vec<&str> = save
+        .iter()
+        .copied()
+        .chain(["--release", "1", "--yes"])
+        .collect();
+    common::lakefly(elsewhere.path(), &with_yes).expect_code(0);
+    let first_saved = common::lakefly(elsewhere.path(), &["config", "show"])
+        .expect_code(0)
+        .json();
+    assert_eq!(first_saved, first);
 
     let toml = std::fs::read_to_string(app.join("fly.toml")).unwrap();
     std::fs::write(

@@ -48,6 +48,24 @@ pub enum ConfigCommand {
         #[arg(long, value_name = "VERSION", num_args = 0..=1, default_missing_value = "0")]
         release: Option<u64>,
     },
+    /// Write the config a release runs into the config file (as `fly config save`);
+    /// comments and layout are not kept.
+    #[command(
+        after_help = "What the release runs includes `deploy -e` values (in [env]) and the sizes `scale`\nset; never a secret. An existing file is overwritten only once confirmed (--yes).\n\nExamples:\n  lakefly config save -a hello\n  lakefly config save -a hello -c fly.production.toml --release 3 --yes"
+    )]
+    Save {
+        /// Save the config release VERSION runs (default: the current one).
+        #[arg(
+            long,
+            value_name = "VERSION",
+            default_value_t = 0,
+            hide_default_value = true
+        )]
+        release: u64,
+        /// Overwrite an existing file without asking.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
     /// Show the environment the app's current release runs with: `[env]` (with `deploy
     /// -e` values) and its secrets, by name only.
     #[command(
@@ -98,6 +116,7 @@ pub fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<(), Error> {
             release: Some(version),
         } => show_release(out, global, version),
         ConfigCommand::Env => super::config_env::run(global),
+        ConfigCommand::Save { release, yes } => super::config_save::run(global, release, yes),
         ConfigCommand::Get { key } => get(out, path, &key),
         ConfigCommand::Set {
             assignments,

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod completion;
 pub mod config;
 mod config_env;
+mod config_save;
 pub mod console;
 pub mod daemon;
 pub mod daemon_install;

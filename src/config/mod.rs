@@ -12,6 +12,7 @@ pub mod keypath;
 pub mod model;
 pub mod names;
 pub mod plan;
+pub mod save;
 pub mod sizes;
 pub mod units;
 mod validate;
