@@ -167,3 +167,37 @@ fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
         stopped.stderr
     );
 }
+
+/// A proxied connection lasts as long as its use: the client's request timeout bounds the
+/// handshake only, so a database connection idle for longer is not cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxied_connection_outlives_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let temp = tempfile::tempdir().unwrap();
+    let echo_port = common::free_port();
+    let dir = app_with(
+        temp.path(),
+        "app",
+        &[("fly.toml", &config(echo_port, 1)), ("app.py", APP)],
+    );
+    let d = TestDaemon::start();
+    let id = tokio::task::block_in_place(|| {
+        d.cli(&dir, &["deploy"]).expect_code(0);
+        machine_id(&d, &dir)
+    });
+    let timeout = Duration::from_millis(500);
+    let client = lakefly::api::client::Client::with_timeout(&d.api, timeout).unwrap();
+    let mut stream = client
+        .proxy_connect("tunnel", &id, echo_port)
+        .await
+        .unwrap();
+    // Idle past the timeout (the point of the test, not a wait for something to happen).
+    tokio::time::sleep(timeout * 3).await;
+    stream.write_all(b"still here\n").await.unwrap();
+    let mut back = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut back))
+        .await
+        .expect("the echo arrives")
+        .unwrap();
+    assert_eq!(&back, b"still here\n");
+}

@@ -14,6 +14,9 @@ use super::GlobalArgs;
 use crate::api::client::Client;
 use crate::error::Error;
 
+/// How long the proxy waits after a failed accept before it accepts again.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Reach a port of one of the app's machines from a local port (as `fly proxy`).
 #[derive(Debug, Args)]
 #[command(
@@ -113,8 +116,12 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
                             }
                         });
                     }
-                    // A full descriptor table, say: that connection is lost, the proxy goes on.
-                    Err(e) => out.note(&format!("could not accept a connection: {e}")),
+                    // A full descriptor table, say: that connection is lost, the proxy goes
+                    // on after a pause (the error stays until a connection closes).
+                    Err(e) => {
+                        out.note(&format!("could not accept a connection: {e}"));
+                        tokio::time::sleep(ACCEPT_PAUSE).await;
+                    }
                 },
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             }
@@ -132,8 +139,7 @@ async fn carry(
 ) -> Result<(), Error> {
     let _ = local.set_nodelay(true);
     let id = super::machines::chosen(api, app, machine).await?.id;
-    let upgraded = api.proxy_connect(app, &id, port).await?;
-    let mut remote = upgraded;
+    let mut remote = api.proxy_connect(app, &id, port).await?;
     // Either side closing ends it; an error here is a reset connection, not the proxy's.
     let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
     Ok(())
