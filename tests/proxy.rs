@@ -109,18 +109,46 @@ fn machine_id(d: &TestDaemon, dir: &Path) -> String {
     started[0]["id"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
+/// The app deployed on a daemon of its own.
+struct Deployed {
+    _temp: tempfile::TempDir,
+    d: TestDaemon,
+    dir: std::path::PathBuf,
+    echo_port: u16,
+    /// Its machine.
+    first: String,
+}
+
+fn deployed() -> Deployed {
     let temp = tempfile::tempdir().unwrap();
     let echo_port = common::free_port();
-    let dir = app_with(
-        temp.path(),
-        "app",
-        &[("fly.toml", &config(echo_port, 1)), ("app.py", APP)],
-    );
+    let files = [
+        ("fly.toml", config(echo_port, 1)),
+        ("app.py", APP.to_string()),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let dir = app_with(temp.path(), "app", &files);
     let d = TestDaemon::start();
     d.cli(&dir, &["deploy"]).expect_code(0);
     let first = machine_id(&d, &dir);
+    Deployed {
+        _temp: temp,
+        d,
+        dir,
+        echo_port,
+        first,
+    }
+}
+
+#[test]
+fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
+    let Deployed {
+        _temp,
+        d,
+        dir,
+        echo_port,
+        first,
+    } = deployed();
 
     // The internal_port reaches the machine's $PORT.
     let http = Proxy::start(&d, &dir, "0:8080");
@@ -173,18 +201,13 @@ fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxied_connection_outlives_the_request_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let temp = tempfile::tempdir().unwrap();
-    let echo_port = common::free_port();
-    let dir = app_with(
-        temp.path(),
-        "app",
-        &[("fly.toml", &config(echo_port, 1)), ("app.py", APP)],
-    );
-    let d = TestDaemon::start();
-    let id = tokio::task::block_in_place(|| {
-        d.cli(&dir, &["deploy"]).expect_code(0);
-        machine_id(&d, &dir)
-    });
+    let Deployed {
+        _temp,
+        d,
+        echo_port,
+        first: id,
+        ..
+    } = tokio::task::block_in_place(deployed);
     let timeout = Duration::from_millis(500);
     let client = lakefly::api::client::Client::with_timeout(&d.api, timeout).unwrap();
     let mut stream = client
