@@ -677,3 +677,15 @@ fn files_are_kept_but_said_not_to_be_written() {
     assert!(hint.contains("lakefly secrets set"), "{hint}");
     assert_eq!(load(text).config.files.len(), 1);
 }
+
+#[test]
+fn gpus_are_kept_but_said_not_to_be_given_out() {
+    let text = "app = \"x\"\n[[vm]]\n  size = \"performance-8x\"\n  gpus = 8\n  gpu_kind = \"a100-pcie-40gb\"\n";
+    let found = warnings(text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let (line, _, message, hint) = &found[0];
+    assert_eq!(*line, 4, "{found:#?}");
+    assert!(message.contains("GPUs are not given out"), "{message}");
+    assert!(hint.contains("CUDA_VISIBLE_DEVICES"), "{hint}");
+    assert_eq!(load(text).config.vm[0].gpus, Some(8));
+}

@@ -18,6 +18,7 @@ pub(crate) fn check(d: &mut Decoder, cfg: &AppConfig) {
     unique_mount_destinations(d, cfg);
     unique_job_names(d, cfg);
     files_not_written(d, cfg);
+    gpus_not_given(d, cfg);
 }
 
 fn report(d: &mut Decoder, severity: Severity, key: &str, message: String, hint: Option<String>) {
@@ -51,6 +52,29 @@ fn files_not_written(d: &mut Decoder, cfg: &AppConfig) {
             Some(
                 "put the file in the app's directory (it is uploaded with the app), or keep its \
                  content in a secret the app reads (`lakefly secrets set NAME=- < file`)"
+                    .into(),
+            ),
+        );
+    }
+}
+
+/// `[[vm]] gpus` and `gpu_kind` are kept but not applied: machines are the host's
+/// processes and see all its GPUs, so a model that expects eight finds what the host has.
+fn gpus_not_given(d: &mut Decoder, cfg: &AppConfig) {
+    for (i, vm) in cfg.vm.iter().enumerate() {
+        let key = match (vm.gpus, &vm.gpu_kind) {
+            (Some(_), _) => format!("vm[{i}].gpus"),
+            (None, Some(_)) => format!("vm[{i}].gpu_kind"),
+            (None, None) => continue,
+        };
+        report(
+            d,
+            Severity::Warning,
+            &key,
+            "GPUs are not given out: machines run on the host and see all of its GPUs".into(),
+            Some(
+                "to give a process group particular GPUs, set CUDA_VISIBLE_DEVICES (NVIDIA) \
+                 or ROCR_VISIBLE_DEVICES (AMD) in [env]"
                     .into(),
             ),
         );
