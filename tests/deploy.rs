@@ -158,7 +158,8 @@ fn a_failing_release_command_stops_the_release_before_any_machine_is_touched() {
     std::fs::write(app.join("fly.toml"), config).unwrap();
     let run = deploy(&d, &app, &[]).expect_code(7);
     assert!(
-        run.stderr.contains("release_command exited 4"),
+        run.stderr.contains("release_command exited 4")
+            && run.stderr.contains("    last output: migrating\n"),
         "{}",
         run.stderr
     );

@@ -294,7 +294,16 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
                 progress.line(&format!("    machine: {machine}"));
             }
             if let Some(output) = d["check_output"].as_str() {
-                progress.line(&format!("    last check output: {output}"));
+                // A machine's failing check, or else the build or release command's output.
+                let label = match d["machine"].is_string() {
+                    true => "last check output",
+                    false => "last output",
+                };
+                let mut lines = output.lines();
+                progress.line(&format!("    {label}: {}", lines.next().unwrap_or("")));
+                for line in lines {
+                    progress.line(&format!("      {line}"));
+                }
             }
             if let Some(lines) = d["logs"].as_array().filter(|l| !l.is_empty()) {
                 progress.line("    last log lines:");
