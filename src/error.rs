@@ -220,6 +220,8 @@ pub enum Error {
         version: u64,
         /// Why.
         reason: String,
+        /// The release that keeps running; none when no release of the app ever ran.
+        running: Option<u64>,
     },
 
     /// A command exec'd in a machine did not exit 0; lakefly exits with its code (or
@@ -496,8 +498,11 @@ impl Error {
             Error::Follow(crate::api::follow::FollowError::Setup { .. }) => {
                 Some("check --remote: it must be an http:// or https:// URL".into())
             }
-            Error::DeployFailed { app, .. } => Some(format!(
-                "the previous release keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
+            Error::DeployFailed { app, running: Some(running), .. } => Some(format!(
+                "release v{running} keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
+            )),
+            Error::DeployFailed { app, running: None, .. } => Some(format!(
+                "no release of {app} has run yet, so nothing runs; `lakefly logs -a {app}` shows what it said"
             )),
             Error::Detached { app, .. } => Some(format!("follow it again with `lakefly events -a {app}`")),
             Error::ExecFailed { timed_out: true, .. } => Some(format!(

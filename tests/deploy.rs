@@ -113,7 +113,8 @@ fn a_crashing_release_fails_with_exit_7_and_the_previous_one_keeps_running() {
     .unwrap();
     let run = deploy(&d, &app, &[]).expect_code(7);
     assert!(
-        run.stderr.contains("appears to be crashing"),
+        run.stderr.contains("appears to be crashing")
+            && run.stderr.contains("hint: release v1 keeps running"),
         "{}",
         run.stderr
     );
@@ -1273,4 +1274,24 @@ fn destroying_an_app_stops_its_machines_first() {
         &["--remote", &d.api, "status", "-a", "hello"],
     );
     assert_eq!(gone.code, 5, "{}", gone.stderr);
+}
+
+/// A first release that fails leaves nothing running, and says so rather than speak of a
+/// previous release.
+#[test]
+fn a_first_release_that_fails_says_nothing_runs() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    std::fs::write(app.join("app.py"), "import sys\nsys.exit(3)\n").unwrap();
+    let run = deploy(&d, &app, &[]).expect_code(7);
+    assert!(
+        run.stderr
+            .contains("rollout: removed the new machines; no machine had been stopped")
+            && run
+                .stderr
+                .contains("hint: no release of hello has run yet, so nothing runs")
+            && !run.stderr.contains("previous release"),
+        "{}",
+        run.stderr
+    );
 }

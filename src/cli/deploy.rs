@@ -257,6 +257,7 @@ pub(super) async fn watch(
                         .as_str()
                         .unwrap_or("unknown")
                         .to_string(),
+                    running: event.data["running"].as_u64(),
                 })
             }
             _ => {}

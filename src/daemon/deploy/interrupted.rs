@@ -7,7 +7,7 @@
 
 use crate::api::types::kind;
 use crate::daemon::events::{now, EventHub, NewEvent};
-use crate::daemon::store::{releases, rollouts, StoreError};
+use crate::daemon::store::{apps, releases, rollouts, StoreError};
 
 /// Marks every release left rolling out as failed and undoes its rollout in the store,
 /// before the runtime starts: it destroys the machines left to destroy and starts the
@@ -56,6 +56,7 @@ pub async fn fail_interrupted(hub: &EventHub) -> Result<(), StoreError> {
                     "removed": undone.destroyed,
                     "restarted": undone.started,
                     "kept": undone.kept,
+                    "running": apps::current_release(tx, path, &app)?,
                 }),
             ));
         }

@@ -529,6 +529,11 @@ impl Deployer {
             .hub
             .change(move |tx, path| {
                 releases::finish(tx, path, &app_name, version, status, &now())?;
+                let mut data = data;
+                if status == "failed" {
+                    // The release that keeps running, if one ever did.
+                    data["running"] = store::apps::current_release(tx, path, &app_name)?.into();
+                }
                 Ok(((), vec![NewEvent::app(&app_name, kind, data)]))
             })
             .await;

@@ -100,14 +100,12 @@ impl Rollout<'_> {
                 for id in &changes.stopped {
                     let _ = self.runtime.act(self.app, id, Action::Start).await;
                 }
-                (self.progress)(
-                    "rollout",
-                    format!(
-                        "restored the previous release ({} machine{} started again)",
-                        changes.stopped.len(),
-                        if changes.stopped.len() == 1 { "" } else { "s" }
-                    ),
-                );
+                let undone = match changes.stopped.len() {
+                    0 => "removed the new machines; no machine had been stopped".to_string(),
+                    1 => "restored the previous release (1 machine started again)".to_string(),
+                    n => format!("restored the previous release ({n} machines started again)"),
+                };
+                (self.progress)("rollout", undone);
                 Err(failure)
             }
         }
