@@ -568,36 +568,47 @@ async fn a_command_job_sees_the_apps_volumes() {
     let dump = state.join("volumes/vol/data/db/dump");
     assert_eq!(std::fs::read_to_string(&dump).unwrap(), "nightly\n");
 
-    // Its output is in the app's log, from `job:NAME#RUN`, by stream, the secret hidden.
+    // Its output is in the app's log, from `job:NAME#RUN`, by stream, the secret hidden;
+    // `--job NAME` and `--machine job:NAME#RUN` pick those lines out.
     let source = format!("job:dump#{}", runs[0]["id"]);
+    let logs = |filter: &[&str]| {
+        let mut args = vec![
+            "--remote",
+            &d.api,
+            "logs",
+            "-a",
+            "vol",
+            "--no-tail",
+            "--json",
+        ];
+        args.extend_from_slice(filter);
+        let run = tokio::task::block_in_place(|| common::lakefly(&dir, &args).expect_code(0));
+        let lines: Vec<Value> = (run.stdout.lines())
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect();
+        lines
+    };
     let until = Instant::now() + DEADLINE;
     let lines: Vec<Value> = loop {
-        let logs = tokio::task::block_in_place(|| {
-            let args = [
-                "--remote",
-                &d.api,
-                "logs",
-                "-a",
-                "vol",
-                "--no-tail",
-                "--json",
-            ];
-            common::lakefly(&dir, &args).expect_code(0)
-        });
-        let lines: Vec<Value> = (logs.stdout.lines())
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|l| l["machine"] == source.as_str())
-            .collect();
+        let lines = logs(&["--job", "dump"]);
         if lines.len() == 2 {
             break lines;
         }
         assert!(
             Instant::now() < until,
-            "the run's lines in the log: {}",
-            logs.stdout
+            "the run's lines in the log: {lines:#?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    assert!(
+        lines.iter().all(|l| l["machine"] == source.as_str()),
+        "{lines:#?}"
+    );
+    assert_eq!(logs(&["--machine", &source]), lines);
+    assert!(
+        logs(&["--job", "du"]).is_empty(),
+        "a job's name is matched whole"
+    );
     let by_stream = |stream: &str| {
         let line = lines.iter().find(|l| l["stream"] == stream).unwrap();
         line["line"].as_str().unwrap().to_string()

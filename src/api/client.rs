@@ -20,10 +20,12 @@ pub struct LogsQuery {
     pub after: Option<u64>,
     /// At most this many (the newest).
     pub limit: usize,
-    /// Only this machine's (an id, which needs no escaping).
+    /// Only this machine's (or a job run's, `job:NAME#RUN`).
     pub machine: Option<String>,
-    /// Only this process group's (a group name, which needs no escaping).
+    /// Only this process group's.
     pub process: Option<String>,
+    /// Only this job's runs'.
+    pub job: Option<String>,
 }
 
 /// How long a request may take before it is abandoned.
@@ -238,17 +240,21 @@ impl Client {
 
     /// `GET /v1/apps/{app}/logs`: lines after `after` (or the newest `limit` lines).
     pub async fn logs(&self, app: &str, query: &LogsQuery) -> Result<Vec<LogEntry>, ClientError> {
-        let mut params = vec![format!("limit={}", query.limit)];
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        params.append_pair("limit", &query.limit.to_string());
         if let Some(after) = query.after {
-            params.push(format!("after={after}"));
+            params.append_pair("after", &after.to_string());
         }
-        if let Some(machine) = &query.machine {
-            params.push(format!("machine={machine}"));
+        for (name, value) in [
+            ("machine", &query.machine),
+            ("process", &query.process),
+            ("job", &query.job),
+        ] {
+            if let Some(value) = value {
+                params.append_pair(name, value);
+            }
         }
-        if let Some(process) = &query.process {
-            params.push(format!("process={process}"));
-        }
-        let path = format!("/v1/apps/{app}/logs?{}", params.join("&"));
+        let path = format!("/v1/apps/{app}/logs?{}", params.finish());
         self.call(Method::GET, &path, None::<&()>).await
     }
 

@@ -166,7 +166,7 @@ fn act(
     }
     let name = &job.spec.name;
     let logged = match job.spec.command {
-        Some(_) => format!(", `lakefly logs` their output (job:{name}#RUN)"),
+        Some(_) => format!(", `lakefly logs --job {name}` their output"),
         None => String::new(),
     };
     out.note(&format!(

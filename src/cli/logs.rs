@@ -20,7 +20,7 @@ const PAGE: usize = 1000;
 /// Show the app's logs, and follow them.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Each line starts with its time, machine id and process group.\n\nExamples:\n  lakefly logs\n  lakefly logs --no-tail -n 500 --process worker\n  lakefly logs --machine 3779b97f4a7c15 --json"
+    after_help = "Each line starts with its time, machine id and process group; a job run's lines come\nfrom job:NAME#RUN, a release command's from release_command:vN.\n\nExamples:\n  lakefly logs\n  lakefly logs --no-tail -n 500 --process worker\n  lakefly logs --machine 3779b97f4a7c15 --json\n  lakefly logs --job nightly --no-tail"
 )]
 pub struct LogsArgs {
     /// Print the recent lines and exit instead of following.
@@ -35,6 +35,9 @@ pub struct LogsArgs {
     /// Only this process group's output.
     #[arg(long, value_name = "GROUP")]
     pub process: Option<String>,
+    /// Only this job's runs' output (each line from `job:NAME#RUN`).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["machine", "process"])]
+    pub job: Option<String>,
 }
 
 /// Prints the recent lines, then (unless `--no-tail`) new ones as they come.
@@ -48,6 +51,7 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
         limit: args.lines,
         machine: args.machine,
         process: args.process,
+        job: args.job,
     };
     block_on(async move {
         let mut reconnecting = false;

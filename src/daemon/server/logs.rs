@@ -17,11 +17,12 @@ const MAX_LINES: usize = 10_000;
 pub struct LogsQuery {
     machine: Option<String>,
     process: Option<String>,
+    job: Option<String>,
     after: Option<u64>,
     limit: Option<usize>,
 }
 
-/// `GET /v1/apps/{app}/logs?machine=&process=&after=&limit=` (default 100 lines).
+/// `GET /v1/apps/{app}/logs?machine=&process=&job=&after=&limit=` (default 100 lines).
 pub async fn read(
     State(state): State<Shared>,
     Path(app): Path<String>,
@@ -31,6 +32,7 @@ pub async fn read(
     let query = LogQuery {
         machine: q.machine,
         process_group: q.process,
+        job: q.job,
         after: q.after,
         limit: q.limit.unwrap_or(100).min(MAX_LINES),
     };

@@ -14,6 +14,8 @@ pub struct LogQuery {
     pub machine: Option<String>,
     /// Only this process group's.
     pub process_group: Option<String>,
+    /// Only this job's runs' (`job:NAME#RUN`).
+    pub job: Option<String>,
     /// Only lines after this id.
     pub after: Option<u64>,
     /// At most this many: the newest, or the first after `after`.
@@ -41,6 +43,12 @@ pub fn read(
     if let Some(group) = &q.process_group {
         params.push(group);
         sql.push_str(&format!(" AND m.process_group = ?{}", params.len()));
+    }
+    let job = q.job.as_ref().map(|name| format!("job:{name}#"));
+    if let Some(prefix) = &job {
+        params.push(prefix);
+        let n = params.len();
+        sql.push_str(&format!(" AND substr(l.machine, 1, length(?{n})) = ?{n}"));
     }
     if let Some(after) = &after {
         params.push(after);
