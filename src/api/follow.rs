@@ -66,23 +66,22 @@ pub fn url(base: &str, follow: &Follow) -> String {
 /// `/v1/events` with the follow's filters, and its tail when it has no `since` (which goes
 /// in `Last-Event-ID`, so a reconnect resumes after the last event instead).
 pub fn path(follow: &Follow) -> String {
-    let mut query = Vec::new();
-    if let Some(app) = &follow.app {
-        query.push(format!("app={}", encode(app)));
-    }
-    if let Some(kind) = &follow.kind {
-        query.push(format!("kind={}", encode(kind)));
-    }
-    if let Some(machine) = &follow.machine {
-        query.push(format!("machine={}", encode(machine)));
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("app", &follow.app),
+        ("kind", &follow.kind),
+        ("machine", &follow.machine),
+    ] {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
     }
     if let (None, Some(tail)) = (follow.since, follow.tail) {
-        query.push(format!("tail={tail}"));
+        query.append_pair("tail", &tail.to_string());
     }
-    if query.is_empty() {
-        "/v1/events".to_string()
-    } else {
-        format!("/v1/events?{}", query.join("&"))
+    match query.finish() {
+        query if query.is_empty() => "/v1/events".to_string(),
+        query => format!("/v1/events?{query}"),
     }
 }
 
@@ -106,19 +105,6 @@ impl super::client::Client {
         }
         self.call(reqwest::Method::GET, &path, None::<&()>).await
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Follows the events of the daemon at `base`. The first connection must succeed; after
@@ -263,7 +249,20 @@ mod tests {
             url("http://h:1", &resumed),
             "http://h:1/v1/events?app=hello&kind=machine."
         );
-        assert_eq!(encode("a b&c"), "a%20b%26c");
+        // A job run's log source holds '#', which would end the URL's query raw.
+        let job_run = Follow {
+            machine: Some("job:nightly#3".into()),
+            app: None,
+            kind: None,
+            since: None,
+            tail: None,
+        };
+        assert_eq!(path(&job_run), "/v1/events?machine=job%3Anightly%233");
+        let nothing = Follow {
+            machine: None,
+            ..job_run
+        };
+        assert_eq!(path(&nothing), "/v1/events");
     }
 
     #[test]
