@@ -37,6 +37,21 @@ pub(super) const MACHINES_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `path` with the query `pairs` that have a value, each URL-encoded (a job run's log
+/// source holds `#`, which would end the query raw).
+pub(super) fn with_query(path: &str, pairs: &[(&str, Option<String>)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    match query.finish() {
+        query if query.is_empty() => path.to_string(),
+        query => format!("{path}?{query}"),
+    }
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -240,21 +255,16 @@ impl Client {
 
     /// `GET /v1/apps/{app}/logs`: lines after `after` (or the newest `limit` lines).
     pub async fn logs(&self, app: &str, query: &LogsQuery) -> Result<Vec<LogEntry>, ClientError> {
-        let mut params = form_urlencoded::Serializer::new(String::new());
-        params.append_pair("limit", &query.limit.to_string());
-        if let Some(after) = query.after {
-            params.append_pair("after", &after.to_string());
-        }
-        for (name, value) in [
-            ("machine", &query.machine),
-            ("process", &query.process),
-            ("job", &query.job),
-        ] {
-            if let Some(value) = value {
-                params.append_pair(name, value);
-            }
-        }
-        let path = format!("/v1/apps/{app}/logs?{}", params.finish());
+        let path = with_query(
+            &format!("/v1/apps/{app}/logs"),
+            &[
+                ("limit", Some(query.limit.to_string())),
+                ("after", query.after.map(|after| after.to_string())),
+                ("machine", query.machine.clone()),
+                ("process", query.process.clone()),
+                ("job", query.job.clone()),
+            ],
+        );
         self.call(Method::GET, &path, None::<&()>).await
     }
 

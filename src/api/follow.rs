@@ -66,23 +66,16 @@ pub fn url(base: &str, follow: &Follow) -> String {
 /// `/v1/events` with the follow's filters, and its tail when it has no `since` (which goes
 /// in `Last-Event-ID`, so a reconnect resumes after the last event instead).
 pub fn path(follow: &Follow) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in [
-        ("app", &follow.app),
-        ("kind", &follow.kind),
-        ("machine", &follow.machine),
-    ] {
-        if let Some(value) = value {
-            query.append_pair(name, value);
-        }
-    }
-    if let (None, Some(tail)) = (follow.since, follow.tail) {
-        query.append_pair("tail", &tail.to_string());
-    }
-    match query.finish() {
-        query if query.is_empty() => "/v1/events".to_string(),
-        query => format!("/v1/events?{query}"),
-    }
+    let tail = follow.since.is_none().then_some(follow.tail).flatten();
+    super::client::with_query(
+        "/v1/events",
+        &[
+            ("app", follow.app.clone()),
+            ("kind", follow.kind.clone()),
+            ("machine", follow.machine.clone()),
+            ("tail", tail.map(|tail| tail.to_string())),
+        ],
+    )
 }
 
 impl super::client::Client {
