@@ -83,6 +83,8 @@ struct OneOff<'a> {
     dir: &'a Path,
     env: &'a BTreeMap<String, String>,
     timeout: Duration,
+    /// The source its whole output joins the app's log as, when it does.
+    log_as: Option<String>,
 }
 
 impl Deployer {
@@ -170,6 +172,8 @@ impl Deployer {
                 dir: &dir,
                 env,
                 timeout: BUILD_TIMEOUT,
+                // Not logged: `npm ci`, `pip install` would crowd the app's own lines out.
+                log_as: None,
             };
             let outcome = self
                 .run_shown(app, version, "build", run, &no_secrets)
@@ -232,6 +236,8 @@ impl Deployer {
                 dir: &workdir,
                 env: &env,
                 timeout,
+                // Logged whole, as a Fly release machine's output is.
+                log_as: Some(format!("release_command:v{version}")),
             };
             let outcome = (self.run_shown(app, version, "release_command", run, &secrets)).await;
             if !outcome.success {
@@ -251,7 +257,7 @@ impl Deployer {
     /// Runs a release's one-off command (`[build] command`, the release command), each
     /// line of its output shown as a progress line of `step` as it is written (the first
     /// [`SHOWN_LINES`]), the values of `secrets` it was given hidden there, in the last
-    /// lines its outcome keeps and, for the release command, in the app's log.
+    /// lines its outcome keeps and, when it has a `log_as`, in the app's log.
     async fn run_shown(
         &self,
         app: &str,
@@ -261,10 +267,7 @@ impl Deployer {
         secrets: &BTreeMap<String, String>,
     ) -> oneoff::Outcome {
         let (live, mut lines) = tokio::sync::mpsc::channel::<oneoff::LiveLine>(64);
-        // The release command's whole output also joins the app's log, as a Fly release
-        // machine's does; a build's (npm ci, pip install) would crowd the app's own lines
-        // out of it.
-        let log_as = (step == "release_command").then(|| format!("release_command:v{version}"));
+        let log_as = run.log_as;
         let shower = {
             let (this, app) = (self.clone(), app.to_string());
             let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
