@@ -369,3 +369,52 @@ fn lakeflyd_stopping_kills_running_commands_and_says_so() {
         wait_gone(pid, "lakeflyd");
     }
 }
+
+/// The variables of `pid`'s environment.
+fn environ_of(pid: u64) -> std::collections::BTreeMap<String, String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter_map(|var| {
+            let var = String::from_utf8_lossy(var);
+            let (name, value) = var.split_once('=')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_machine_finds_flys_runtime_variables() {
+    let d = TestDaemon::start();
+    let (_dir, app) = common::files::hello_copy();
+    let config = app.join("fly.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen(
+        "app = \"hello\"",
+        "app = \"hello\"\nprimary_region = \"ams\"",
+        1,
+    ) + "\n[[vm]]\n  memory = \"512mb\"\n";
+    std::fs::write(&config, text).unwrap();
+    d.cli(&app, &["deploy"]).expect_code(0);
+    let status = d.cli(&app, &["status", "--json"]).expect_code(0).json();
+    let machine = &status["machines"][0];
+    let id = machine["id"].as_str().unwrap();
+    let env = environ_of(machine["pid"].as_u64().unwrap());
+    let get = |name: &str| env.get(name).map(String::as_str);
+    assert_eq!(get("FLY_MACHINE_ID"), Some(id));
+    assert_eq!(get("FLY_ALLOC_ID"), Some(id));
+    // One host is the app's one region: its primary.
+    assert_eq!(get("PRIMARY_REGION"), Some("ams"));
+    assert_eq!(get("FLY_REGION"), Some("ams"));
+    assert_eq!(get("FLY_VM_MEMORY_MB"), Some("512"));
+    assert_eq!(get("FLY_APP_NAME"), Some("hello"));
+    assert_eq!(get("FLY_PROCESS_GROUP"), Some("app"));
+
+    // A command run beside it sees the same.
+    let run = exec(
+        &d,
+        id,
+        &["--", "echo $FLY_ALLOC_ID $FLY_REGION $FLY_VM_MEMORY_MB"],
+    )
+    .expect_code(0);
+    assert_eq!(run.stdout.trim(), format!("{id} ams 512"));
+}

@@ -69,8 +69,10 @@ pub enum ConfigCommand {
     /// Show the environment the app's current release runs with: `[env]` (with `deploy
     /// -e` values) and its secrets, by name only.
     #[command(
-        after_help = "Machines also get $PORT, FLY_APP_NAME, FLY_MACHINE_ID, FLY_PROCESS_GROUP and the \
-LAKEFLY_* variables, and a Dockerfile's ENV where fly.toml does not set the name.\n\nExamples:\n  \
+        after_help = "Machines also get $PORT, FLY_APP_NAME, FLY_MACHINE_ID (and FLY_ALLOC_ID), \
+FLY_PROCESS_GROUP, PRIMARY_REGION and FLY_REGION (both primary_region), FLY_VM_MEMORY_MB \
+([[vm]] memory), the LAKEFLY_* variables, and a Dockerfile's ENV where fly.toml does not \
+set the name.\n\nExamples:\n  \
 lakefly config env\n  lakefly config env -a hello --json | jq .env"
     )]
     Env,

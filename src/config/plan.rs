@@ -305,7 +305,7 @@ pub fn machine_spec(
     Ok(MachineSpec {
         process_group: group.to_string(),
         command,
-        env: cfg.env.clone(),
+        env: machine_env(cfg),
         workdir: None,
         kill_signal: cfg.kill_signal.clone(),
         kill_timeout: cfg.kill_timeout,
@@ -321,6 +321,16 @@ pub fn machine_spec(
         swap_mb: cfg.swap_size_mb,
         console_command: cfg.console_command.clone(),
     })
+}
+
+/// A machine's `[env]`: the file's, with `PRIMARY_REGION` from `primary_region`, as flyctl
+/// puts it in every machine's config (where it wins over an `[env]` entry of that name).
+fn machine_env(cfg: &AppConfig) -> std::collections::BTreeMap<String, String> {
+    let mut env = cfg.env.clone();
+    if let Some(region) = cfg.primary_region.as_ref().filter(|r| !r.is_empty()) {
+        env.insert("PRIMARY_REGION".to_string(), region.clone());
+    }
+    env
 }
 
 /// The `[[vm]]` that sizes `group`: its own, else the one for every group.
@@ -417,6 +427,20 @@ mod tests {
             }]
         );
         assert_eq!(spec.release_version, Some(4));
+        assert!(!spec.env.contains_key("PRIMARY_REGION"));
+    }
+
+    #[test]
+    fn primary_region_reaches_the_environment_over_an_env_entry() {
+        let c = cfg(r#"
+            primary_region = "ams"
+            [env]
+            PRIMARY_REGION = "ord"
+            [processes]
+            app = "serve"
+        "#);
+        let spec = machine_spec(&c, "app", None, None).unwrap();
+        assert_eq!(spec.env["PRIMARY_REGION"], "ams");
     }
 
     #[test]

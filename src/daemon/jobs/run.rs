@@ -11,7 +11,7 @@ use super::Context;
 use crate::api::types::{kind, MachineSpec};
 use crate::daemon::events::{now, NewEvent};
 use crate::daemon::runtime::logs::LogLine;
-use crate::daemon::runtime::{mounts, oneoff};
+use crate::daemon::runtime::{environment, mounts, oneoff};
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord, RunEnd};
 use crate::daemon::store::{apps, releases};
 
@@ -146,18 +146,20 @@ async fn run_command(
     };
     let mut env: BTreeMap<String, String> = release.spec.env.clone();
     env.extend(secrets.clone());
-    for (name, value) in [
-        ("LAKEFLY_APP_NAME", job.app.clone()),
-        ("LAKEFLY_PROCESS_GROUP", release.group.clone()),
-        ("LAKEFLY_RELEASE_VERSION", release.version.to_string()),
+    let platform = environment::platform(
+        &job.app,
+        &release.group,
+        Some(release.version),
+        None,
+        &release.spec,
+    );
+    for (name, value) in platform.into_iter().chain([
         ("LAKEFLY_JOB_NAME", job.spec.name.clone()),
         ("LAKEFLY_JOB_RUN", run.to_string()),
-        ("FLY_APP_NAME", job.app.clone()),
-        ("FLY_PROCESS_GROUP", release.group.clone()),
-    ] {
+    ]) {
         env.insert(name.to_string(), value);
     }
-    let dir = crate::daemon::runtime::environment::workdir(&ctx.apps_dir, &job.app, &release.spec);
+    let dir = environment::workdir(&ctx.apps_dir, &job.app, &release.spec);
     // The app's volumes, as its machines see them: a nightly job over the app's data finds
     // it where the app keeps it (`DATA_DIR`).
     let mounts = &release.spec.mounts;
