@@ -29,6 +29,9 @@ pub struct Packed {
     pub size: u64,
     /// Files, directories and links in the archive.
     pub entries: u64,
+    /// Named pipes, sockets and devices found and left out: an archive cannot carry what
+    /// they would give (opening a pipe would wait for a writer forever).
+    pub left_out: Vec<PathBuf>,
 }
 
 /// Why packing failed.
@@ -75,7 +78,10 @@ impl Default for Selection<'_> {
 /// Writes the bundle of `dir` to `out` and returns its digest.
 pub fn pack(dir: &Path, selection: Selection<'_>, out: impl Write) -> Result<Packed, PackError> {
     let always = selection.always;
-    let mut paths = collect(dir, selection.docker_ignore)?;
+    let Collected {
+        mut paths,
+        left_out,
+    } = collect(dir, selection.docker_ignore)?;
     for file in always {
         use std::path::Component;
         let inside = file
@@ -124,13 +130,19 @@ pub fn pack(dir: &Path, selection: Selection<'_>, out: impl Write) -> Result<Pac
             header.set_size(0);
             tar.append_data(&mut header, format!("{name}/"), io::empty())
                 .map_err(io_err(&full))?;
-        } else {
+        } else if meta.is_file() {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(if is_executable(&meta) { 0o755 } else { 0o644 });
             header.set_size(meta.len());
             let file = fs::File::open(&full).map_err(io_err(&full))?;
             tar.append_data(&mut header, &name, file)
                 .map_err(io_err(&full))?;
+        } else {
+            // It was a file, a directory or a link when the walk saw it.
+            return Err(PackError::Io {
+                path: full,
+                source: io::Error::other("it changed into a pipe, socket or device while packing"),
+            });
         }
     }
     let encoder = tar.into_inner().map_err(io_err(dir))?;
@@ -140,11 +152,20 @@ pub fn pack(dir: &Path, selection: Selection<'_>, out: impl Write) -> Result<Pac
         digest: Digest::from_hasher(hashing.hasher),
         size: hashing.size,
         entries: paths.len() as u64,
+        left_out,
     })
 }
 
-/// Every path to pack, relative to `dir`, sorted.
-fn collect(dir: &Path, docker_ignore: &Path) -> Result<Vec<PathBuf>, PackError> {
+/// What the walk of an app directory found, relative to it, sorted.
+struct Collected {
+    /// Every path to pack.
+    paths: Vec<PathBuf>,
+    /// Named pipes, sockets and devices no ignore file left out, which are not packed.
+    left_out: Vec<PathBuf>,
+}
+
+/// Walks `dir` as the ignore files say.
+fn collect(dir: &Path, docker_ignore: &Path) -> Result<Collected, PackError> {
     let docker =
         DockerIgnore::load(dir, &dir.join(docker_ignore)).map_err(|source| PackError::Walk {
             dir: dir.to_path_buf(),
@@ -165,7 +186,7 @@ fn collect(dir: &Path, docker_ignore: &Path) -> Result<Vec<PathBuf>, PackError> 
             e.file_name() != ".git" && !(is_dir && walk_filter.prunes(e.path()))
         });
     builder.add_custom_ignore_filename(LAKEFLY_IGNORE);
-    let mut paths = Vec::new();
+    let (mut paths, mut left_out) = (Vec::new(), Vec::new());
     for entry in builder.build() {
         let entry = entry.map_err(|source| PackError::Walk {
             dir: dir.to_path_buf(),
@@ -178,10 +199,18 @@ fn collect(dir: &Path, docker_ignore: &Path) -> Result<Vec<PathBuf>, PackError> 
         if relative.as_os_str().is_empty() || docker.leaves_out(entry.path(), is_dir) {
             continue;
         }
-        paths.push(relative.to_path_buf());
+        let special = entry
+            .file_type()
+            .is_some_and(|t| !(t.is_file() || t.is_dir() || t.is_symlink()));
+        if special {
+            left_out.push(relative.to_path_buf());
+        } else {
+            paths.push(relative.to_path_buf());
+        }
     }
     paths.sort();
-    Ok(paths)
+    left_out.sort();
+    Ok(Collected { paths, left_out })
 }
 
 #[cfg(unix)]
@@ -376,6 +405,28 @@ mod tests {
         assert_eq!(
             names(&bytes),
             [".gitignore", ".lakeflyignore", "dist/", "dist/app.js"]
+        );
+    }
+
+    #[test]
+    fn pipes_and_sockets_are_left_out_and_named_instead_of_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("app.py"), "").unwrap();
+        fs::create_dir(dir.path().join("run")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("run/pipe"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("app.sock")).unwrap();
+        let mut bytes = Vec::new();
+        // Opening the pipe would wait for a writer: this returning at all is the point.
+        let packed = pack(dir.path(), Selection::default(), &mut bytes).unwrap();
+        assert_eq!(names(&bytes), ["app.py", "run/"]);
+        assert_eq!(packed.entries, 2);
+        assert_eq!(
+            packed.left_out,
+            [PathBuf::from("app.sock"), PathBuf::from("run/pipe")]
         );
     }
 

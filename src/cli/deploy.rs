@@ -109,6 +109,19 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             crate::bundle::PackError::Io { path, source } => Error::io("pack", &path, source),
         })?;
     let digest = packed.digest.to_string();
+    if !packed.left_out.is_empty() {
+        // On stderr even with --json: a file the app may expect is not in its release.
+        let names: Vec<String> = packed
+            .left_out
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        out.note(&format!(
+            "warning: left out {} (named pipes, sockets and devices cannot be uploaded; \
+             list them in .lakeflyignore to silence this)",
+            names.join(", ")
+        ));
+    }
     if !out.json {
         out.note(&format!(
             "==> packed {} entries of {} ({} KiB), sha256 {}",
