@@ -310,6 +310,17 @@ pub enum Error {
     #[error("no app name: pass -a APP, or run in a directory whose fly.toml sets `app`")]
     NoApp,
 
+    /// A link in the app directory points out of it, so no release could hold it.
+    #[error("link {} points outside the app directory {} (to {})", link.display(), dir.display(), target.display())]
+    LinkOutside {
+        /// The app directory.
+        dir: PathBuf,
+        /// The link, relative to it.
+        link: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+
     /// A file system operation failed.
     #[error("could not {action} {}: {source}", path.display())]
     Io {
@@ -395,6 +406,7 @@ impl Error {
             Error::Remote(RemoteError::Exists { .. }) => "remote_exists",
             Error::Remote(RemoteError::Parse { .. }) => "remotes_file_invalid",
             Error::Remote(_) => "remote_invalid",
+            Error::LinkOutside { .. } => "link_outside",
             Error::Io { .. } => "io",
             Error::Output(_) => "output",
         })
@@ -458,7 +470,7 @@ impl Error {
             Error::Remote(RemoteError::Parse { .. }) => exit::INVALID_CONFIG,
             Error::Remote(RemoteError::Io { .. } | RemoteError::NoConfigDir) => exit::ERROR,
             Error::Remote(_) => exit::USAGE,
-            Error::Io { .. } | Error::Output(_) => exit::ERROR,
+            Error::Io { .. } | Error::Output(_) | Error::LinkOutside { .. } => exit::ERROR,
             Error::Backup(crate::daemon::backup::BackupError::NotEmpty(_)) => exit::CONFLICT,
             Error::Backup(_) => exit::ERROR,
         }
@@ -477,6 +489,10 @@ impl Error {
                 "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
             ),
             Error::Api(ClientError::Timeout { .. }) => Some("the daemon may be overloaded; try again".into()),
+            Error::LinkOutside { link, .. } => Some(format!(
+                "a release holds only what is in the app directory: copy what the link points at into it, or leave the link out with a line `{}` in .lakeflyignore",
+                link.display()
+            )),
             Error::Api(ClientError::Stalled { .. }) => Some(
                 "the network or the daemon stopped taking data; check the connection to the daemon, then deploy again".into(),
             ),

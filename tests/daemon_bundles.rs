@@ -1,5 +1,6 @@
 //! Bundle uploads: content-addressed, digest-verified, size-limited, and every entry checked;
-//! a refused upload answers 4xx with a JSON error and stores nothing.
+//! a refused upload answers 4xx with a JSON error and stores nothing. `lakefly deploy`
+//! refuses what the daemon would before sending it, and leaves out what no bundle holds.
 
 mod common;
 
@@ -196,5 +197,44 @@ async fn a_deploy_through_the_api_runs_the_dockerfile_at_the_bundles_root() {
     assert_eq!(
         body["error"], "nothing says what process group \"app\" runs",
         "{body}"
+    );
+}
+
+#[test]
+fn lakefly_deploy_names_a_link_out_of_the_app_and_a_pipe_it_leaves_out() {
+    let d = TestDaemon::start();
+    let (_dir, app) = common::files::hello_copy();
+    std::os::unix::fs::symlink("../../shared/.env", app.join(".env")).unwrap();
+    let refused = d.cli(&app, &["deploy", "--json"]).expect_code(1);
+    let error: serde_json::Value = serde_json::from_str(refused.stderr.trim()).unwrap();
+    assert_eq!(error["code"], "link_outside", "{error}");
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("`.env` in .lakeflyignore"),
+        "{error}"
+    );
+    // Refused before anything reached the daemon.
+    assert_nothing_stored(&d);
+    let apps = d
+        .cli(&app, &["apps", "list", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(apps, serde_json::json!([]));
+
+    std::fs::write(app.join(".lakeflyignore"), ".env\n").unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(app.join("queue"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let deployed = d.cli(&app, &["deploy", "--detach"]).expect_code(0);
+    assert!(
+        deployed
+            .stderr
+            .contains("warning: left out queue (named pipes, sockets and devices"),
+        "{}",
+        deployed.stderr
     );
 }

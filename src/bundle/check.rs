@@ -214,7 +214,7 @@ fn safe_relative(path: &str) -> Result<PathBuf, BundleError> {
 }
 
 /// Whether `target`, resolved from `base` (a directory inside the tree), stays inside.
-fn stays_inside(base: &Path, target: &str) -> bool {
+pub(super) fn stays_inside(base: &Path, target: &str) -> bool {
     if target.is_empty() || Path::new(target).is_absolute() {
         return false;
     }

@@ -45,6 +45,17 @@ pub enum PackError {
         /// The cause.
         source: ignore::Error,
     },
+    /// A link points out of the app directory (absolute, or up past its root): the
+    /// daemon refuses such a bundle, and the release could not follow it anyway.
+    #[error("link {} in {} points outside it (to {})", link.display(), dir.display(), target.display())]
+    LinkOutside {
+        /// The app directory.
+        dir: PathBuf,
+        /// The link, relative to the app directory.
+        link: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
     /// Reading a file or writing the archive failed.
     #[error("cannot pack {}: {source}", path.display())]
     Io {
@@ -119,6 +130,14 @@ pub fn pack(dir: &Path, selection: Selection<'_>, out: impl Write) -> Result<Pac
         let name = relative.to_string_lossy().replace('\\', "/");
         if meta.file_type().is_symlink() {
             let target = fs::read_link(&full).map_err(io_err(&full))?;
+            let base = relative.parent().unwrap_or(Path::new(""));
+            if !super::check::stays_inside(base, &target.to_string_lossy()) {
+                return Err(PackError::LinkOutside {
+                    dir: dir.to_path_buf(),
+                    link: relative.clone(),
+                    target,
+                });
+            }
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_mode(0o777);
             header.set_size(0);
@@ -406,6 +425,31 @@ mod tests {
             names(&bytes),
             [".gitignore", ".lakeflyignore", "dist/", "dist/app.js"]
         );
+    }
+
+    #[test]
+    fn a_link_out_of_the_directory_is_refused_naming_it_before_anything_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        fs::create_dir_all(app.join("config")).unwrap();
+        fs::write(app.join("app.py"), "").unwrap();
+        std::os::unix::fs::symlink("../app.py", app.join("config/inside")).unwrap();
+        let mut bytes = Vec::new();
+        pack(&app, Selection::default(), &mut bytes).unwrap();
+        for target in ["../../shared/.env", "/etc/myapp/.env"] {
+            let link = app.join("config/.env");
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            match pack(&app, Selection::default(), io::sink()) {
+                Err(PackError::LinkOutside {
+                    link, target: to, ..
+                }) => {
+                    assert_eq!(link, Path::new("config/.env"));
+                    assert_eq!(to, Path::new(target));
+                }
+                other => panic!("{target}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -107,6 +107,12 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
                 Error::io("read", &dir, std::io::Error::other(source))
             }
             crate::bundle::PackError::Io { path, source } => Error::io("pack", &path, source),
+            crate::bundle::PackError::LinkOutside { dir, link, target } => Error::LinkOutside {
+                // Absolute: `.` says nothing about where the link is.
+                dir: std::fs::canonicalize(&dir).unwrap_or(dir),
+                link,
+                target,
+            },
         })?;
     let digest = packed.digest.to_string();
     if !packed.left_out.is_empty() {
