@@ -307,8 +307,14 @@ pub enum Error {
     },
 
     /// A command needs an app name and none was given.
-    #[error("no app name: pass -a APP, or run in a directory whose fly.toml sets `app`")]
-    NoApp,
+    #[error("no app name: {}", match config {
+        Some(path) => format!("{} sets no `app`, and no -a APP was given", path.display()),
+        None => "pass -a APP, or run in a directory whose fly.toml sets `app`".to_string(),
+    })]
+    NoApp {
+        /// The config file that was read and names none, if one was.
+        config: Option<PathBuf>,
+    },
 
     /// A link in the app directory points out of it, so no release could hold it.
     #[error("link {} points outside the app directory {} (to {})", link.display(), dir.display(), target.display())]
@@ -375,7 +381,7 @@ impl Error {
             Error::StdinTooLarge { .. } => "stdin_too_large",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::Cancelled(_) => "cancelled",
-            Error::NoApp => "no_app",
+            Error::NoApp { .. } => "no_app",
             Error::NoStartedMachine { .. } => "no_started_machine",
             Error::NoRelease { .. } => "no_release",
             Error::ConsoleCut { .. } => "console_cut",
@@ -436,7 +442,7 @@ impl Error {
             Error::ExecFailed { code, .. } => *code,
             Error::EmbeddedDaemon { .. } => exit::UNREACHABLE,
             Error::NeedsConfirmation { .. }
-            | Error::NoApp
+            | Error::NoApp { .. }
             | Error::BadScale { .. }
             | Error::StdinTooLarge { .. }
             | Error::BadSecretInput { .. } => exit::USAGE,
@@ -536,7 +542,12 @@ impl Error {
             ),
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
             Error::Cancelled(_) => None,
-            Error::NoApp => Some("or create one with `lakefly apps create NAME`".into()),
+            Error::NoApp { config: Some(_) } => Some(
+                "name it with `lakefly config set app=NAME`, or pass -a APP".into(),
+            ),
+            Error::NoApp { config: None } => {
+                Some("or create one with `lakefly apps create NAME`".into())
+            }
             Error::NoRelease { .. } => Some("`lakefly deploy` makes the first release".into()),
             Error::NoStartedMachine { .. } => Some(
                 "`lakefly machines list` shows its machines: start one (`lakefly machines start ID`), or name one with --machine".into(),

@@ -118,6 +118,22 @@ fn no_app_name_is_a_usage_error() {
         "{}",
         run.stderr
     );
+
+    // A fly.toml without `app` is named, with the fix.
+    std::fs::write(
+        dir.path().join("fly.toml"),
+        "[processes]\napp = \"sleep 60\"\n",
+    )
+    .unwrap();
+    for command in ["status", "deploy"] {
+        let run = lakefly(dir.path(), &["--remote", &d.api, command]).expect_code(2);
+        assert_eq!(
+            run.stderr,
+            "error: no app name: fly.toml sets no `app`, and no -a APP was given\n\
+             hint: name it with `lakefly config set app=NAME`, or pass -a APP\n",
+            "{command}"
+        );
+    }
 }
 
 #[test]

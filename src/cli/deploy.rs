@@ -80,7 +80,9 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         .app
         .clone()
         .or_else(|| config.app.clone())
-        .ok_or(Error::NoApp)?;
+        .ok_or_else(|| Error::NoApp {
+            config: Some(path.to_path_buf()),
+        })?;
     let dir = crate::config::app_dir(path).to_path_buf();
     let mut config = runnable(config, &dir, path)?;
     overrides(&mut config, &args, &out);

@@ -122,10 +122,12 @@ pub fn app_name(global: &GlobalArgs) -> Result<String, Error> {
     }
     let path = global.config_path();
     if !path.exists() {
-        return Err(Error::NoApp);
+        return Err(Error::NoApp { config: None });
     }
     let loaded = crate::config::load(path)?;
-    loaded.config.app.ok_or(Error::NoApp)
+    loaded.config.app.ok_or_else(|| Error::NoApp {
+        config: Some(path.to_path_buf()),
+    })
 }
 
 /// Asks `question` on a terminal; without one, `--yes` is required.
