@@ -416,7 +416,11 @@ async fn the_secrets_commands_set_from_stdin_list_import_and_unset() {
     let (code, _, stderr) =
         tokio::task::block_in_place(|| lakefly(&["secrets", "import", "--stage"], env));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("no release started"), "{stderr}");
+    assert!(
+        stderr
+            .contains("staged: `lakefly secrets deploy -a hello` (or the next deploy) applies it"),
+        "{stderr}"
+    );
     let (code, _, stderr) = tokio::task::block_in_place(|| lakefly(&["secrets", "deploy"], b""));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(

@@ -103,7 +103,7 @@ pub fn run(global: &GlobalArgs, args: SecretsArgs) -> Result<(), Error> {
                     Some(subscribe(&api, &app).await?)
                 };
                 let changed = api.deploy_secrets(&app).await?;
-                report(global, &app, changed, stream).await
+                report(global, &app, changed, false, stream).await
             })
         }
         SecretsCommand::Set {
@@ -132,7 +132,7 @@ pub fn run(global: &GlobalArgs, args: SecretsArgs) -> Result<(), Error> {
             Some(subscribe(&api, &app).await?)
         };
         let changed = api.update_secrets(&app, &request).await?;
-        report(global, &app, changed, stream).await
+        report(global, &app, changed, request.stage, stream).await
     })
 }
 
@@ -141,6 +141,7 @@ async fn report(
     global: &GlobalArgs,
     app: &str,
     changed: SecretsChanged,
+    staged: bool,
     stream: Option<impl futures_util::Stream<Item = crate::api::follow::Item>>,
 ) -> Result<(), Error> {
     let out = global.output();
@@ -163,7 +164,13 @@ async fn report(
         (Some(version), None) => detached(out, app, version),
         (None, _) => {
             if !changed.changed.is_empty() && !out.json {
-                out.note("no release started (staged, or the app has none yet): the next release applies the change");
+                out.note(&if staged {
+                    format!(
+                        "staged: `lakefly secrets deploy -a {app}` (or the next deploy) applies it"
+                    )
+                } else {
+                    format!("{app} has no release yet: its first deploy applies it")
+                });
             }
             Ok(())
         }
