@@ -1163,6 +1163,13 @@ fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_
 
     let same = cli(&["scale", "count", "app=3", "--yes"]).expect_code(0);
     assert!(same.stderr.contains("already scaled"), "{}", same.stderr);
+    let scaled = cli(&["events", "--no-tail", "--kind", "scale.", "--json"]).expect_code(0);
+    assert_eq!(
+        scaled.stdout.lines().count(),
+        1,
+        "a scale that changes nothing is no event: {}",
+        scaled.stdout
+    );
     let bad = cli(&["scale", "count", "web=2", "--yes"]).expect_code(2);
     assert!(
         bad.stderr.contains("process group \"web\" does not exist")
@@ -1187,6 +1194,53 @@ fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_
     );
     cli(&["scale", "count", "0", "--yes"]).expect_code(0);
     assert_eq!(status(&d)["machines"], serde_json::json!([]));
+}
+
+#[test]
+fn a_scale_while_a_release_rolls_out_is_refused_even_when_the_count_looks_met() {
+    let d = TestDaemon::start();
+    let (dir, app) = hello_copy();
+    deploy(&d, &app, &[]).expect_code(0);
+    // The next release's machine waits for a file before it serves, so its rollout is
+    // under way, old machine and new side by side, for as long as the test needs.
+    let gate = dir.path().join("go");
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "app = \"python3 app.py\"",
+            "app = \"while [ ! -e \\\"$GATE\\\" ]; do sleep 0.05; done; exec python3 app.py\"",
+        );
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    let gate_env = format!("GATE={}", gate.display());
+    deploy(&d, &app, &["--detach", "-e", &gate_env]).expect_code(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(&d)["machines"].as_array().map_or(0, Vec::len) < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", status(&d));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let scale = |n: &str| {
+        common::lakefly(
+            Path::new("."),
+            &[
+                "--remote", &d.api, "-a", "hello", "scale", "count", n, "--yes",
+            ],
+        )
+    };
+    // Two machines are listed, but the app is scaled to one: not "already scaled".
+    let refused = scale("2").expect_code(6);
+    assert!(
+        refused.stderr.contains("still rolling out"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(&gate, "").unwrap();
+    let live = serde_json::json!({ "version": 2, "status": "complete" });
+    while status(&d)["release"] != live {
+        assert!(std::time::Instant::now() < deadline, "{}", status(&d));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    scale("2").expect_code(0);
+    assert_eq!(status(&d)["machines"].as_array().unwrap().len(), 2);
 }
 
 #[test]

@@ -314,7 +314,7 @@ impl Client {
     }
 
     /// `POST /v1/apps/{app}/scale`: sets machine counts, answering once they are in place
-    /// (new machines healthy, removed ones stopped).
+    /// (new machines healthy, removed ones stopped), with the groups whose count changed.
     pub async fn scale(
         &self,
         app: &str,

@@ -164,17 +164,10 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
                 .iter()
                 .map(|g| (g.process_group.as_str(), g.count))
                 .collect();
-            let changes: BTreeMap<String, u32> = targets
-                .into_iter()
+            let changes: BTreeMap<&String, &u32> = targets
+                .iter()
                 .filter(|(g, n)| current.get(g.as_str()) != Some(n))
                 .collect();
-            if changes.is_empty() {
-                if out.json {
-                    return out.json(&serde_json::json!({ "changed": {} }));
-                }
-                out.note("already scaled: nothing to change");
-                return Ok(());
-            }
             let plan: Vec<String> = changes
                 .iter()
                 .map(|(g, n)| {
@@ -184,13 +177,20 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
                     )
                 })
                 .collect();
-            if !out.json {
-                out.note(&format!("scale {app}: {}", plan.join(", ")));
+            if !plan.is_empty() {
+                if !out.json {
+                    out.note(&format!("scale {app}: {}", plan.join(", ")));
+                }
+                confirm(&format!("scale {app} ({})?", plan.join(", ")), yes)?;
             }
-            confirm(&format!("scale {app} ({})?", plan.join(", ")), yes)?;
-            let result = block_on(async { Ok(api.scale(&app, changes).await?) })?;
+            // Sent even when the counts read above match: the daemon decides (a rollout
+            // under way shows its old machines beside the new ones, and refuses a scale).
+            let result = block_on(async { Ok(api.scale(&app, targets).await?) })?;
             if out.json {
                 return out.json(&serde_json::json!({ "changed": result }));
+            }
+            if result.is_empty() {
+                out.note("already scaled: nothing to change");
             }
             for (g, change) in result {
                 out.note(&format!("{g}: {} -> {} machines", change.from, change.to));

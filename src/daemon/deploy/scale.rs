@@ -134,11 +134,18 @@ impl Deployer {
             self.hub
                 .change(move |tx, path| {
                     releases::set_scale(tx, path, &a, &g, target)?;
+                    if from == target {
+                        // Kept as the count to keep, but nothing changed to tell of.
+                        return Ok(((), Vec::new()));
+                    }
                     let data =
                         serde_json::json!({ "process_group": g, "from": from, "to": target });
                     Ok(((), vec![NewEvent::app(&a, kind::SCALE_CHANGED, data)]))
                 })
                 .await?;
+            if from == target {
+                continue;
+            }
             changes.insert(
                 group.clone(),
                 crate::api::types::ScaleChange { from, to: target },
