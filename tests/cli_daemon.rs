@@ -72,11 +72,32 @@ async fn status_and_machines_commands() {
     api.create_app("web").await;
     let m = api.create_machine("web", json!({ "command": "exec sleep 600", "process_group": "app", "kill_signal": "SIGTERM" })).await;
     let id = m["id"].as_str().unwrap().to_string();
+    let other = api
+        .create_machine(
+            "web",
+            json!({ "command": "exec sleep 600", "process_group": "app" }),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
     let api = d.api.clone();
     let (status, stopped, listed) = tokio::task::spawn_blocking(move || {
+        // A running machine is destroyed only with --force, as `fly machine destroy`.
+        let refused = cli(&api, &["machines", "destroy", &other, "-a", "web"]).expect_code(6);
+        // Started, or still starting: either way it runs.
+        let said = format!(
+            "; destroying it would stop it\nhint: stop it first (`lakefly machines stop {other}`), or pass --force;"
+        );
+        assert!(
+            refused.stderr.starts_with(&format!("error: machine {other} is start"))
+                && refused.stderr.contains(&said),
+            "{}",
+            refused.stderr
+        );
+        cli(&api, &["machines", "rm", "--force", &other, "-a", "web"]).expect_code(0);
         let status = cli(&api, &["status", "-a", "web", "--json"])
             .expect_code(0)
             .json();
+        assert_eq!(status["machines"].as_array().unwrap().len(), 1, "{status}");
         let stopped = cli(&api, &["machines", "stop", &id, "-a", "web", "--json"])
             .expect_code(0)
             .json();
@@ -98,6 +119,18 @@ async fn status_and_machines_commands() {
     assert_eq!(stopped["state"], "stopped");
     assert!(listed.starts_with("ID  "), "{listed}");
     assert!(listed.contains(" stopped "), "{listed}");
+    // A stopped one needs no --force.
+    cli(
+        &d.api,
+        &[
+            "machines",
+            "destroy",
+            m["id"].as_str().unwrap(),
+            "-a",
+            "web",
+        ],
+    )
+    .expect_code(0);
     let missing = cli(&d.api, &["machines", "start", "nope", "-a", "web"]).expect_code(5);
     assert!(
         missing

@@ -85,11 +85,14 @@ pub enum MachinesCommand {
         )]
         command: Vec<String>,
     },
-    /// Stop a machine and remove it.
+    /// Remove a machine: a stopped one, or with --force one that runs (stopped first).
     #[command(visible_alias = "remove", alias = "rm")]
     Destroy {
         /// Machine id.
         id: String,
+        /// Destroy it even while it runs, as `fly machine destroy --force`.
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -109,8 +112,18 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
         MachinesCommand::Status { id } => {
             return super::machine_status::run(&out, &api, &app, &id);
         }
-        MachinesCommand::Destroy { id } => {
-            block_on(async { Ok(api.destroy_machine(&app, &id).await?) })?;
+        MachinesCommand::Destroy { id, force } => {
+            block_on(async {
+                let machine = api.machine(&app, &id).await?;
+                use crate::api::types::MachineState::{Started, Starting, Stopping};
+                if !force && matches!(machine.state, Starting | Started | Stopping) {
+                    return Err(Error::MachineRunning {
+                        machine: id.clone(),
+                        state: machine.state.as_str().to_string(),
+                    });
+                }
+                Ok(api.destroy_machine(&app, &id).await?)
+            })?;
             if out.json {
                 return out.json(&serde_json::json!({ "destroyed": id }));
             }
