@@ -689,3 +689,17 @@ fn gpus_are_kept_but_said_not_to_be_given_out() {
     assert!(hint.contains("CUDA_VISIBLE_DEVICES"), "{hint}");
     assert_eq!(load(text).config.vm[0].gpus, Some(8));
 }
+
+#[test]
+fn a_process_sent_to_the_background_is_warned_of_at_its_line() {
+    let text = "app = \"x\"\n[processes]\n  web = \"nohup python3 app.py > out.log 2>&1 &\"\n  worker = \"make && ./worker\"\n  both = \"./sidecar & exec ./server\"\n";
+    let found = warnings(text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let (line, _, message, hint) = &found[0];
+    assert_eq!(*line, 3, "{found:#?}");
+    assert!(
+        message.contains("process group \"web\" runs its command in the background"),
+        "{message}"
+    );
+    assert!(hint.contains("drop the `&`"), "{hint}");
+}

@@ -370,7 +370,8 @@ fn a_group_whose_machine_exits_for_good_fails_the_deploy_at_once() {
     let run = deploy(&d, &app, &[]).expect_code(7);
     assert!(
         run.stderr.contains("exited with code 0 before it was healthy, and its restart policy does not start it again")
-            && run.stderr.contains("[deploy] release_command"),
+            && run.stderr.contains("[deploy] release_command")
+            && run.stderr.contains("run its server in the foreground (no `&`, nohup"),
         "{}",
         run.stderr
     );

@@ -215,6 +215,7 @@ fn insert_group(
             Some(names::GROUP_NAME_HINT.into()),
         );
     } else {
+        backgrounded(d, f, &name, &command);
         match out.entry(name) {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(command);
@@ -225,6 +226,26 @@ fn insert_group(
                 Some("give each group its own name".into()),
             ),
         }
+    }
+}
+
+/// Warns of a command ending in `&` (a start script's `nohup server &`): it puts its
+/// server in the background, so the shell lakefly started exits at once, the machine with it.
+fn backgrounded(d: &mut Decoder, f: &Field, group: &str, command: &str) {
+    let command = command.trim_end();
+    if command.ends_with('&') && !command.ends_with("&&") {
+        d.warn(
+            f,
+            format!(
+                "process group {group:?} runs its command in the background (`&`): the \
+                 machine's process exits at once and the machine stops"
+            ),
+            Some(
+                "drop the `&` (and any nohup): lakefly keeps the process running, restarts it \
+                 and keeps its output"
+                    .into(),
+            ),
+        );
     }
 }
 

@@ -333,8 +333,15 @@ impl Rollout<'_> {
                             (None, Some(signal)) => format!("was ended by {signal}"),
                             (None, None) => "ended".to_string(),
                         };
+                        // Exit 0 at once is most often a server sent to the background
+                        // (`&`, nohup, a start script that daemonizes), as PID-file setups do.
+                        let why = if event.data["code"] == 0 {
+                            "a process group must keep running: run its server in the foreground (no `&`, nohup or daemonizing start script; `exec` it), and put a one-off step in [deploy] release_command"
+                        } else {
+                            "a process group must keep running; a one-off step belongs in [deploy] release_command"
+                        };
                         return Err(Failure {
-                            reason: format!("machine {id} {how} before it was healthy, and its restart policy does not start it again (a process group must keep running; a one-off step belongs in [deploy] release_command)"),
+                            reason: format!("machine {id} {how} before it was healthy, and its restart policy does not start it again ({why})"),
                             machine: Some(id.clone()),
                             check_output: last_output.get(&id).cloned(),
                         });
