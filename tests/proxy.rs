@@ -82,6 +82,21 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// The next line it says on stderr (waited for, up to a deadline).
+    fn next_said(&mut self) -> String {
+        let stderr = self.child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stderr).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the proxy said nothing on stderr")
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -186,8 +201,23 @@ fn a_local_port_reaches_the_machines_ports_across_a_deploy() {
         refused.stderr
     );
 
-    // With no started machine there is nothing to proxy to.
+    // With no started machine there is nothing to proxy to: a proxy already running
+    // drops the connection and says why, under --json as an error object with the peer.
+    let mut running = Proxy::start(&d, &dir, "0:8080");
     d.cli(&dir, &["machines", "stop", &second]).expect_code(0);
+    let mut dropped = TcpStream::connect(&running.listen).unwrap();
+    dropped
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let peer = dropped.local_addr().unwrap().to_string();
+    assert_eq!(dropped.read(&mut [0u8; 1]).unwrap(), 0, "closed unanswered");
+    let said = running.next_said();
+    let line: Value = serde_json::from_str(said.trim()).unwrap_or_else(|e| panic!("{e}: {said}"));
+    assert_eq!(
+        (line["code"].as_str(), line["peer"].as_str()),
+        (Some("no_started_machine"), Some(peer.as_str())),
+        "{said}"
+    );
     let stopped = d.cli(&dir, &["proxy", "0:8080"]).expect_code(5);
     assert!(
         stopped.stderr.contains("has no started machine"),

@@ -20,7 +20,7 @@ const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Reach a port of one of the app's machines from a local port (as `fly proxy`).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "REMOTE is a port as the app knows it: its internal_port (which reaches the machine's\n$PORT) or another port its processes listen on. Each connection to the local port is\ncarried through the daemon's API, so it needs nothing the API does not: no open port on\nthe host, no SSH. Without --machine each connection goes to the first started machine\nof the app at that moment, so the proxy outlives a deploy. Ctrl-C stops it.\nWith --json, one line on stdout once it listens: {\"listen\", \"machine\", \"port\"}.\n\nExamples:\n  lakefly proxy 8080                   localhost:8080 to the app's port 8080\n  lakefly proxy 15432:5432 -a db       a database on another local port\n  lakefly proxy 0:9091 --json          a free local port, printed"
+    after_help = "REMOTE is a port as the app knows it: its internal_port (which reaches the machine's\n$PORT) or another port its processes listen on. Each connection to the local port is\ncarried through the daemon's API, so it needs nothing the API does not: no open port on\nthe host, no SSH. Without --machine each connection goes to the first started machine\nof the app at that moment, so the proxy outlives a deploy. Ctrl-C stops it.\nWith --json, one line on stdout once it listens: {\"listen\", \"machine\", \"port\"}; a\nconnection it cannot carry is an error object on stderr, with its \"peer\".\n\nExamples:\n  lakefly proxy 8080                   localhost:8080 to the app's port 8080\n  lakefly proxy 15432:5432 -a db       a database on another local port\n  lakefly proxy 0:9091 --json          a free local port, printed"
 )]
 pub struct ProxyArgs {
     /// LOCAL[:REMOTE]: the local port, and the machine's port (default: the same); a
@@ -112,7 +112,7 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
                         let (api, app, machine) = (api.clone(), app.clone(), args.machine.clone());
                         tokio::spawn(async move {
                             if let Err(e) = carry(&api, &app, machine.as_deref(), remote, stream).await {
-                                out.note(&format!("connection from {peer} not proxied: {e}"));
+                                not_proxied(out, peer, &e);
                             }
                         });
                     }
@@ -127,6 +127,24 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
             }
         }
     })
+}
+
+/// Says on stderr that the connection from `peer` was dropped, and why: a line of text, or
+/// under `--json` an error object as any command's, with the peer.
+fn not_proxied(out: crate::output::Output, peer: std::net::SocketAddr, e: &Error) {
+    if out.json {
+        out.note(
+            &serde_json::json!({
+                "error": format!("connection from {peer} not proxied: {e}"),
+                "code": e.code(),
+                "hint": e.hint(),
+                "peer": peer.to_string(),
+            })
+            .to_string(),
+        );
+    } else {
+        out.note(&format!("connection from {peer} not proxied: {e}"));
+    }
 }
 
 /// Carries one local connection to the machine's port until either side closes it.
