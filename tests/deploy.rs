@@ -143,6 +143,22 @@ fn a_crashing_release_fails_with_exit_7_and_the_previous_one_keeps_running() {
     .json();
     assert_eq!(releases[0]["status"], "failed");
     assert_eq!(releases[1]["status"], "complete");
+
+    // Rolling back to the failed release would run it again: refused, nothing started.
+    let refused = common::lakefly(
+        Path::new("."),
+        &["--remote", &d.api, "rollback", "2", "-a", "hello"],
+    )
+    .expect_code(6);
+    assert!(
+        refused
+            .stderr
+            .starts_with("error: release v2 is failed: a rollback to it would start")
+            && refused.stderr.contains("hint: roll back to a release that ran"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(status(&d)["machines"][0]["id"], before["id"]);
 }
 
 #[test]

@@ -70,6 +70,14 @@ pub enum DeployError {
     /// No release to roll back to.
     #[error("{0}")]
     NoRollbackTarget(String),
+    /// A rollback named a release that never ran whole (failed, or still rolling out).
+    #[error("release v{version} is {status}: a rollback to it would start what never ran whole again")]
+    NotRollbackable {
+        /// The release named.
+        version: u64,
+        /// Its status.
+        status: String,
+    },
     /// A size change that names no group, for an app with several and none called `app`.
     #[error("the app has several process groups ({0}) and none is `app`: say which one")]
     GroupNeeded(String),
@@ -262,7 +270,19 @@ impl Deployer {
             .run(move |conn, path| releases::list(conn, path, &a, 1000))
             .await?;
         let version = match target {
-            Some(v) => v,
+            Some(v) => {
+                // `complete`, or `rolled_back` (it ran until a rollback replaced it).
+                let status = releases.iter().find(|r| r.version == v).map(|r| &r.status);
+                if let Some(status) =
+                    status.filter(|s| !matches!(s.as_str(), "complete" | "rolled_back"))
+                {
+                    return Err(DeployError::NotRollbackable {
+                        version: v,
+                        status: status.clone(),
+                    });
+                }
+                v
+            }
             None => releases
                 .iter()
                 .filter(|r| r.status == "complete" && Some(r.version) != current)

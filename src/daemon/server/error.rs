@@ -160,6 +160,7 @@ impl ServerError {
             ServerError::Deploy(e) => match e {
                 DeployError::Running(_) => StatusCode::CONFLICT,
                 DeployError::NoRollbackTarget(_) => StatusCode::NOT_FOUND,
+                DeployError::NotRollbackable { .. } => StatusCode::CONFLICT,
                 DeployError::NoRelease | DeployError::UnknownGroup { .. } => {
                     StatusCode::BAD_REQUEST
                 }
@@ -213,6 +214,7 @@ impl ServerError {
                 DeployError::Plan(_) => "config_not_runnable",
                 DeployError::Running(_) => "deploy_running",
                 DeployError::NoRollbackTarget(_) => "no_rollback_target",
+                DeployError::NotRollbackable { .. } => "not_rollbackable",
                 DeployError::NoRelease => "no_release",
                 DeployError::UnknownGroup { .. } => "unknown_group",
                 DeployError::ScaleFailed(_) => "scale_failed",
@@ -302,6 +304,10 @@ impl ServerError {
                 DeployError::NoRollbackTarget(_) => {
                     Some("`lakefly releases` lists the versions".into())
                 }
+                DeployError::NotRollbackable { .. } => Some(
+                    "roll back to a release that ran (complete or rolled_back in `lakefly releases`), or deploy a fix"
+                        .into(),
+                ),
                 DeployError::NoRelease => Some("`lakefly deploy` makes the first release".into()),
                 DeployError::UnknownGroup { .. } => {
                     Some("name one of the release's process groups".into())
