@@ -380,4 +380,15 @@ async fn a_health_change_the_store_missed_is_recorded_once_it_can() {
     );
     let shown = cli(&d, &["machines", "status", &id, "-a", "missed", "--json"]).await;
     assert_eq!(shown["machine"]["health"], "critical", "{shown}");
+    // The journal of events says it as a warning, for `journalctl -u lakeflyd`.
+    let critical = format!("health=critical machine={id}");
+    wait_logged(&log, &critical);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let line = logged.lines().find(|l| l.contains(&critical)).unwrap();
+    assert!(
+        line.contains("WARN")
+            && line.contains("lakefly::events")
+            && line.contains("app=\"missed\""),
+        "{line}"
+    );
 }

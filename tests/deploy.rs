@@ -154,7 +154,9 @@ fn a_crashing_release_fails_with_exit_7_and_the_previous_one_keeps_running() {
         refused
             .stderr
             .starts_with("error: release v2 is failed: a rollback to it would start")
-            && refused.stderr.contains("hint: roll back to a release that ran"),
+            && refused
+                .stderr
+                .contains("hint: roll back to a release that ran"),
         "{}",
         refused.stderr
     );

@@ -151,6 +151,13 @@ async fn a_secret_reaches_the_app_and_nothing_else() {
         !logged.contains("s3cr3t"),
         "the daemon's log holds the value"
     );
+    // The change itself is in it, by name: every event is a line of the log.
+    assert!(
+        logged.lines().any(|l| l.contains("lakefly::events")
+            && l.contains("secrets.updated")
+            && l.contains("DATABASE_URL")),
+        "{logged}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

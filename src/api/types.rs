@@ -524,6 +524,25 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+impl Event {
+    /// Its data as `key=value` pairs (strings bare, nulls left out), as people read it in
+    /// `lakefly events` and lakeflyd's log.
+    pub fn details(&self) -> String {
+        match &self.data {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Most events one answer of the stored event log holds (`GET /v1/events?follow=false`);
 /// a reader pages on with `since` set to the last id it got.
 pub const MAX_EVENTS_PAGE: usize = 10_000;

@@ -87,25 +87,15 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
     })
 }
 
-/// `time  #id  app  kind  details`, details as compact JSON without the redundant braces.
+/// `time  #id  app  kind  details`.
 pub(super) fn human(event: &Event) -> String {
-    let details = match &event.data {
-        serde_json::Value::Object(map) if map.is_empty() => String::new(),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    };
     let app = event.app.as_deref().unwrap_or("-");
     format!(
-        "{}  #{}  {app}  {}  {details}",
-        event.time, event.id, event.kind
+        "{}  #{}  {app}  {}  {}",
+        event.time,
+        event.id,
+        event.kind,
+        event.details()
     )
     .trim_end()
     .to_string()

@@ -104,6 +104,7 @@ impl EventHub {
                 // Still holding the connection: events reach subscribers in id order.
                 recorded.inc_by(events.len() as u64);
                 for event in events {
+                    super::journal::log(&event);
                     // No subscriber is not an error.
                     let _ = live.send(Arc::new(event));
                 }

@@ -8,6 +8,7 @@ pub mod edge;
 pub mod events;
 pub mod inherited;
 pub mod jobs;
+mod journal;
 pub mod metrics;
 pub mod open_files;
 pub mod runtime;

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 /// How long a daemon gets to start or stop before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The log level of a test daemon whose stderr is the test's: its warnings, without the
+/// journal of events (the crashes tests cause on purpose would crowd the output).
+const QUIET: &str = "warn,lakefly::events=off";
+
 pub struct TestDaemon {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`
@@ -51,7 +55,7 @@ impl TestDaemon {
 
     /// A daemon listening on `api` (to come back on the same address after a restart).
     pub fn start_at(api: &str, state: &Path, extra: &[&str]) -> Self {
-        Self::spawn(api, state, extra, "warn", Stdio::inherit())
+        Self::spawn(api, state, extra, QUIET, Stdio::inherit())
     }
 
     /// A daemon whose soft limit on open files starts at `soft`, its hard limit kept (as
@@ -62,21 +66,14 @@ impl TestDaemon {
         sh.arg("-c")
             .arg(format!("ulimit -Sn {soft} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_lakeflyd"));
-        Self::spawn_from(sh, "127.0.0.1:0", state, &[], "warn", Stdio::inherit())
+        Self::spawn_from(sh, "127.0.0.1:0", state, &[], QUIET, Stdio::inherit())
     }
 
     /// A daemon given the listening sockets `fds` as systemd passes a socket unit's,
     /// each with its name (see [`socket_activated`]).
     pub fn start_with_sockets(state: &Path, fds: &[(i32, &str)]) -> Self {
         let lakeflyd = socket_activated(fds);
-        Self::spawn_from(
-            lakeflyd,
-            "127.0.0.1:0",
-            state,
-            &[],
-            "warn",
-            Stdio::inherit(),
-        )
+        Self::spawn_from(lakeflyd, "127.0.0.1:0", state, &[], QUIET, Stdio::inherit())
     }
 
     fn spawn(api: &str, state: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {

@@ -71,7 +71,9 @@ pub enum DeployError {
     #[error("{0}")]
     NoRollbackTarget(String),
     /// A rollback named a release that never ran whole (failed, or still rolling out).
-    #[error("release v{version} is {status}: a rollback to it would start what never ran whole again")]
+    #[error(
+        "release v{version} is {status}: a rollback to it would start what never ran whole again"
+    )]
     NotRollbackable {
         /// The release named.
         version: u64,

@@ -1,0 +1,92 @@
+//! Every recorded event as a line of lakeflyd's own log, so `journalctl -u lakeflyd` tells
+//! what happened (a release that failed, a machine that crashed) without the API. Events
+//! never hold a secret's value, so neither do these lines.
+
+use crate::api::types::{kind, Event};
+
+/// Longest details part of a line: a check's output can be a page of HTML.
+const MAX_DETAILS: usize = 600;
+
+/// Logs `event` under the `lakefly::events` target (so `LAKEFLY_LOG=info,lakefly::events=warn`
+/// keeps only what went wrong); a deploy's step-by-step progress is left to the event log.
+pub(super) fn log(event: &Event) {
+    if event.kind == kind::DEPLOY_PROGRESS || event.kind == kind::GAP {
+        return;
+    }
+    let mut details = event.details();
+    if details.len() > MAX_DETAILS {
+        let mut cut = MAX_DETAILS;
+        while !details.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        details.truncate(cut);
+        details.push('…');
+    }
+    let app = event.app.as_deref().unwrap_or("-");
+    let (id, kind) = (event.id, event.kind.as_str());
+    if went_wrong(event) {
+        tracing::warn!(target: "lakefly::events", id, app, "{kind} {details}");
+    } else {
+        tracing::info!(target: "lakefly::events", id, app, "{kind} {details}");
+    }
+}
+
+/// Whether an operator reading only warnings wants to see it.
+fn went_wrong(event: &Event) -> bool {
+    match event.kind.as_str() {
+        kind::DEPLOY_FAILED | kind::MACHINE_FAILED | kind::TLS_RELOAD_FAILED => true,
+        kind::MACHINE_HEALTH => event.data["health"] == "critical",
+        // A crash: a stop lakefly asked for ends by its kill signal, or exits 0.
+        kind::MACHINE_EXITED => event.data["code"].as_i64().is_some_and(|code| code != 0),
+        kind::JOB_RUN_FINISHED => event.data["status"] != "succeeded",
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, data: serde_json::Value) -> Event {
+        Event {
+            id: 1,
+            time: "2026-12-03T10:00:00Z".into(),
+            app: Some("shop".into()),
+            kind: kind.into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn failures_and_crashes_are_warnings_and_stops_are_not() {
+        use serde_json::json;
+        assert!(went_wrong(&event(
+            kind::DEPLOY_FAILED,
+            json!({ "version": 3 })
+        )));
+        assert!(went_wrong(&event(
+            kind::MACHINE_EXITED,
+            json!({ "code": 3 })
+        )));
+        assert!(!went_wrong(&event(
+            kind::MACHINE_EXITED,
+            json!({ "code": 0 })
+        )));
+        assert!(!went_wrong(&event(
+            kind::MACHINE_EXITED,
+            json!({ "code": null, "signal": "SIGTERM" })
+        )));
+        assert!(went_wrong(&event(
+            kind::MACHINE_HEALTH,
+            json!({ "health": "critical" })
+        )));
+        assert!(!went_wrong(&event(
+            kind::MACHINE_HEALTH,
+            json!({ "health": "passing" })
+        )));
+        assert!(!went_wrong(&event(
+            kind::DEPLOY_COMPLETE,
+            json!({ "version": 3 })
+        )));
+    }
+}
