@@ -1,6 +1,6 @@
 //! The shipped systemd units, and the ones `lakefly daemon install --systemd [--socket]`
 //! writes, pass `systemd-analyze verify` without a warning; `--launchd` writes a
-//! well-formed agent.
+//! well-formed agent; under the journal, lakeflyd's log lines carry their priority.
 
 mod common;
 
@@ -281,4 +281,27 @@ fn daemon_install_launchd_without_home_says_home_is_needed() {
     assert!(run.stderr.contains("HOME is not set"), "{}", run.stderr);
     assert!(run.stderr.contains("set HOME"), "{}", run.stderr);
     assert!(!path.exists(), "nothing is written");
+}
+
+/// Under systemd (stderr is the journal's stream), each log line starts with its syslog
+/// priority, so `journalctl -p warning` finds a crash, and carries no time of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_journal_log_lines_carry_their_priority() {
+    let temp = tempfile::tempdir().unwrap();
+    let log = temp.path().join("journal");
+    let d = common::daemon::TestDaemon::start_under_journal(&temp.path().join("state"), &log);
+    let api = common::api::Api::new(&d);
+    api.create_app("crashes").await;
+    let spec = serde_json::json!({ "command": "exit 3", "restart": "never" });
+    let id = api.create_machine("crashes", spec).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let crash = format!("machine.exited code=3 machine={id}");
+    tokio::task::block_in_place(|| common::daemon::wait_logged(&log, &crash));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let line = logged.lines().find(|l| l.contains(&crash)).unwrap();
+    assert!(line.starts_with("<4> WARN lakefly::events:"), "{line}");
+    let started = logged.lines().find(|l| l.contains("lakeflyd started")).unwrap();
+    assert!(started.starts_with("<6> INFO "), "{started}");
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod inherited;
 pub mod jobs;
 mod journal;
+mod logging;
 pub mod metrics;
 pub mod open_files;
 pub mod runtime;
@@ -32,7 +33,7 @@ use tokio::task::JoinHandle;
 use self::events::{EventHub, NewEvent};
 use self::store::Store;
 use crate::api::types::kind;
-use crate::cli::daemon::{LogFormat, RunArgs};
+use crate::cli::daemon::RunArgs;
 use crate::config::units;
 use crate::error::Error;
 
@@ -363,7 +364,7 @@ impl Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT; the entry point of `lakeflyd`.
 pub fn run(args: RunArgs) -> Result<(), Error> {
-    init_logging(args.log_format);
+    logging::init(args.log_format);
     // Before any thread of ours starts: taking them removes their variables.
     let inherited = inherited::Inherited::from_env()?;
     open_files::raise();
@@ -508,20 +509,6 @@ async fn prune_once(store: &Store, keep: u64, max_age: units::Duration) {
         Ok(n) => tracing::info!(pruned = n, "pruned old events"),
         Err(e) => tracing::warn!(error = %e, "could not prune events"),
     }
-}
-
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LAKEFLY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    // A second init (tests that start several daemons in one process) keeps the first.
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// `lakeflyd secrets rotate-key`: re-seals every secret under a new master key. The

@@ -53,6 +53,17 @@ impl TestDaemon {
         Self::spawn("127.0.0.1:0", state, &[], "debug", Stdio::from(file))
     }
 
+    /// A daemon on `state` logging to `log` as systemd would connect it to the journal:
+    /// `$JOURNAL_STREAM` names its stderr.
+    pub fn start_under_journal(state: &Path, log: &Path) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::File::create(log).expect("create the log file");
+        let meta = file.metadata().unwrap();
+        let mut lakeflyd = Command::new(env!("CARGO_BIN_EXE_lakeflyd"));
+        lakeflyd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        Self::spawn_from(lakeflyd, "127.0.0.1:0", state, &[], "info", Stdio::from(file))
+    }
+
     /// A daemon listening on `api` (to come back on the same address after a restart).
     pub fn start_at(api: &str, state: &Path, extra: &[&str]) -> Self {
         Self::spawn(api, state, extra, QUIET, Stdio::inherit())
