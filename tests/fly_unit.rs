@@ -302,6 +302,9 @@ async fn under_the_journal_log_lines_carry_their_priority() {
     let logged = std::fs::read_to_string(&log).unwrap();
     let line = logged.lines().find(|l| l.contains(&crash)).unwrap();
     assert!(line.starts_with("<4> WARN lakefly::events:"), "{line}");
-    let started = logged.lines().find(|l| l.contains("lakeflyd started")).unwrap();
+    let started = logged
+        .lines()
+        .find(|l| l.contains("lakeflyd started"))
+        .unwrap();
     assert!(started.starts_with("<6> INFO "), "{started}");
 }

@@ -61,7 +61,14 @@ impl TestDaemon {
         let meta = file.metadata().unwrap();
         let mut lakeflyd = Command::new(env!("CARGO_BIN_EXE_lakeflyd"));
         lakeflyd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
-        Self::spawn_from(lakeflyd, "127.0.0.1:0", state, &[], "info", Stdio::from(file))
+        Self::spawn_from(
+            lakeflyd,
+            "127.0.0.1:0",
+            state,
+            &[],
+            "info",
+            Stdio::from(file),
+        )
     }
 
     /// A daemon listening on `api` (to come back on the same address after a restart).
