@@ -22,7 +22,8 @@ pub(super) fn log(event: &Event) {
         details.truncate(cut);
         details.push('…');
     }
-    let app = event.app.as_deref().unwrap_or("-");
+    // Left out for the daemon's own events.
+    let app = event.app.as_deref();
     let (id, kind) = (event.id, event.kind.as_str());
     if went_wrong(event) {
         tracing::warn!(target: "lakefly::events", id, app, "{kind} {details}");
