@@ -14,14 +14,7 @@ pub(super) fn log(event: &Event) {
         return;
     }
     let mut details = event.details();
-    if details.len() > MAX_DETAILS {
-        let mut cut = MAX_DETAILS;
-        while !details.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        details.truncate(cut);
-        details.push('…');
-    }
+    super::excerpt::head(&mut details, MAX_DETAILS);
     // Left out for the daemon's own events.
     let app = event.app.as_deref();
     let (id, kind) = (event.id, event.kind.as_str());

@@ -6,6 +6,7 @@ pub mod bundles;
 pub mod deploy;
 pub mod edge;
 pub mod events;
+mod excerpt;
 pub mod inherited;
 pub mod jobs;
 mod journal;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::Context;
 use crate::api::types::{kind, MachineSpec};
 use crate::daemon::events::{now, NewEvent};
+use crate::daemon::excerpt;
 use crate::daemon::runtime::logs::LogLine;
 use crate::daemon::runtime::{environment, mounts, oneoff};
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord, RunEnd};
@@ -211,7 +212,7 @@ async fn run_command(
         attempts: 0,
         exit_code: outcome.exit_code,
         http_status: None,
-        output: tail(output),
+        output: excerpt::tail(output, OUTPUT_LIMIT),
     }
 }
 
@@ -258,10 +259,13 @@ async fn call(
                 attempts: 0,
                 exit_code: None,
                 http_status: Some(status.as_u16()),
-                output: tail(format!(
-                    "{method} {path} on {}: {status}\n{body}",
-                    backend.spec.machine
-                )),
+                output: excerpt::tail(
+                    format!(
+                        "{method} {path} on {}: {status}\n{body}",
+                        backend.spec.machine
+                    ),
+                    OUTPUT_LIMIT,
+                ),
             }
         }
         Err(e) if e.is_timeout() => RunEnd {
@@ -276,19 +280,7 @@ async fn call(
 fn failed(reason: String) -> RunEnd {
     RunEnd {
         status: "failed".into(),
-        output: tail(reason),
+        output: excerpt::tail(reason, OUTPUT_LIMIT),
         ..RunEnd::default()
     }
-}
-
-/// The last `OUTPUT_LIMIT` bytes, cut at a character boundary.
-fn tail(mut text: String) -> String {
-    if text.len() > OUTPUT_LIMIT {
-        let mut start = text.len() - OUTPUT_LIMIT;
-        while !text.is_char_boundary(start) {
-            start += 1;
-        }
-        text = text.split_off(start);
-    }
-    text
 }

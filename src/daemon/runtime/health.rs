@@ -280,7 +280,7 @@ async fn http(
 ) -> (bool, String) {
     if check.protocol.as_deref() == Some("https") {
         let (passing, mut output) = super::https_check::check(check, port, timeout).await;
-        truncate(&mut output);
+        crate::daemon::excerpt::head(&mut output, OUTPUT_LIMIT);
         return (passing, output);
     }
     let url = format!("http://127.0.0.1:{port}{}", target(check));
@@ -293,13 +293,13 @@ async fn http(
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();
             let mut output = format!("{} {url}: {}", status.as_u16(), body.trim());
-            truncate(&mut output);
+            crate::daemon::excerpt::head(&mut output, OUTPUT_LIMIT);
             (status.is_success(), output)
         }
         Err(e) if e.is_timeout() => (false, format!("{url}: no answer within {timeout:?}")),
         Err(e) => {
             let mut output = format!("{url}: {e}");
-            truncate(&mut output);
+            crate::daemon::excerpt::head(&mut output, OUTPUT_LIMIT);
             (false, output)
         }
     }
@@ -317,15 +317,4 @@ pub(super) fn target(check: &Check) -> String {
 pub(super) fn method(check: &Check) -> http::Method {
     http::Method::from_bytes(check.method.as_deref().unwrap_or("GET").as_bytes())
         .unwrap_or(http::Method::GET)
-}
-
-fn truncate(s: &mut String) {
-    if s.len() > OUTPUT_LIMIT {
-        let mut end = OUTPUT_LIMIT;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
 }
