@@ -1170,7 +1170,21 @@ fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_
         unconfirmed.stderr
     );
     let up = cli(&["scale", "count", "3", "--yes"]).expect_code(0);
-    assert!(up.stderr.contains("app: 1 -> 3 machines"), "{}", up.stderr);
+    assert!(
+        up.stderr.contains("==> app: 1 -> 3 machines"),
+        "{}",
+        up.stderr
+    );
+    // Each new machine is shown as it is created and as it passes its checks.
+    assert_eq!(
+        (
+            up.stderr.matches("    created machine ").count(),
+            up.stderr.matches(" is healthy\n").count()
+        ),
+        (2, 2),
+        "{}",
+        up.stderr
+    );
     let s = status(&d);
     let machines = s["machines"].as_array().unwrap();
     assert_eq!(machines.len(), 3);

@@ -185,7 +185,18 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
             }
             // Sent even when the counts read above match: the daemon decides (a rollout
             // under way shows its old machines beside the new ones, and refuses a scale).
-            let result = block_on(async { Ok(api.scale(&app, targets).await?) })?;
+            let result = block_on(async {
+                let request = api.scale(&app, targets);
+                if out.json {
+                    return Ok(request.await?);
+                }
+                // It answers once every machine is in place: show each as it gets there
+                // (without the event stream, the answer alone).
+                match super::deploy::subscribe(&api, &app).await {
+                    Ok(events) => Ok(with_progress(out, request, events).await?),
+                    Err(_) => Ok(request.await?),
+                }
+            })?;
             if out.json {
                 return out.json(&serde_json::json!({ "changed": result }));
             }
@@ -193,10 +204,116 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
                 out.note("already scaled: nothing to change");
             }
             for (g, change) in result {
-                out.note(&format!("{g}: {} -> {} machines", change.from, change.to));
+                out.note(&format!(
+                    "==> {g}: {} -> {} machines",
+                    change.from, change.to
+                ));
             }
             Ok(())
         }
+    }
+}
+
+/// What a scale request answers: each group's change.
+type Changes = BTreeMap<String, crate::api::types::ScaleChange>;
+
+/// Awaits `request`, noting on stderr each machine the scale adds, sees healthy or
+/// removes. The answer can overtake the last events on their own stream, so once it is in,
+/// the steps it implies are awaited too (briefly: a stream that broke shows no more).
+async fn with_progress(
+    out: Output,
+    request: impl std::future::Future<Output = Result<Changes, crate::api::client::ClientError>>,
+    events: impl futures_util::Stream<Item = crate::api::follow::Item>,
+) -> Result<Changes, crate::api::client::ClientError> {
+    use futures_util::StreamExt;
+    tokio::pin!(request, events);
+    let mut seen = Steps::default();
+    let changes = loop {
+        tokio::select! {
+            done = &mut request => break done?,
+            Some(crate::api::follow::Item::Event(event)) = events.next() => {
+                seen.note(out, &event);
+            }
+        }
+    };
+    let added: usize = changes
+        .values()
+        .map(|c| c.to.saturating_sub(c.from) as usize)
+        .sum();
+    let removed: usize = changes
+        .values()
+        .map(|c| c.from.saturating_sub(c.to) as usize)
+        .sum();
+    let deadline = tokio::time::sleep(STEPS_AFTER_ANSWER);
+    tokio::pin!(deadline);
+    while !seen.shows(added, removed) {
+        tokio::select! {
+            _ = &mut deadline => break,
+            item = events.next() => match item {
+                Some(crate::api::follow::Item::Event(event)) => seen.note(out, &event),
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+    Ok(changes)
+}
+
+/// How long the steps of a scale that has answered may take to arrive.
+const STEPS_AFTER_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The steps of a scale shown so far.
+#[derive(Default)]
+struct Steps {
+    created: std::collections::BTreeSet<String>,
+    healthy: std::collections::BTreeSet<String>,
+    removed: usize,
+}
+
+impl Steps {
+    /// Shows `event` if it is a step, and counts it.
+    fn note(&mut self, out: Output, event: &crate::api::types::Event) {
+        let Some(step) = scale_step(event) else {
+            return;
+        };
+        let machine = event.data["machine"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match event.kind.as_str() {
+            crate::api::kind::MACHINE_CREATED => {
+                self.created.insert(machine);
+            }
+            crate::api::kind::MACHINE_DESTROYED => self.removed += 1,
+            _ => {
+                self.healthy.insert(machine);
+            }
+        }
+        out.note(&step);
+    }
+
+    /// Whether every step of adding `added` machines and removing `removed` was shown.
+    fn shows(&self, added: usize, removed: usize) -> bool {
+        self.created.len() >= added
+            && self.created.iter().all(|m| self.healthy.contains(m))
+            && self.removed >= removed
+    }
+}
+
+/// How a scale's machine event reads as a step, if it is one.
+fn scale_step(event: &crate::api::types::Event) -> Option<String> {
+    use crate::api::kind;
+    let machine = event.data["machine"].as_str()?;
+    match event.kind.as_str() {
+        kind::MACHINE_CREATED => Some(format!(
+            "    created machine {machine} ({})",
+            event.data["process_group"].as_str().unwrap_or("?")
+        )),
+        kind::MACHINE_HEALTH if event.data["health"] == "passing" => {
+            Some(format!("    machine {machine} is healthy"))
+        }
+        kind::MACHINE_DESTROYED => Some(format!("    removed machine {machine}")),
+        _ => None,
     }
 }
 
