@@ -13,8 +13,7 @@ pub(super) fn log(event: &Event) {
     if event.kind == kind::DEPLOY_PROGRESS || event.kind == kind::GAP {
         return;
     }
-    let mut details = event.details();
-    super::excerpt::head(&mut details, MAX_DETAILS);
+    let details = details(event);
     // Left out for the daemon's own events.
     let app = event.app.as_deref();
     let (id, kind) = (event.id, event.kind.as_str());
@@ -23,6 +22,14 @@ pub(super) fn log(event: &Event) {
     } else {
         tracing::info!(target: "lakefly::events", id, app, "{kind} {details}");
     }
+}
+
+/// The event's details on one line (a check's output or a failure's last lines hold
+/// newlines), cut to [`MAX_DETAILS`].
+fn details(event: &Event) -> String {
+    let mut details = event.details().replace('\n', "\\n");
+    super::excerpt::head(&mut details, MAX_DETAILS);
+    details
 }
 
 /// Whether an operator reading only warnings wants to see it.
@@ -49,6 +56,19 @@ mod tests {
             kind: kind.into(),
             data,
         }
+    }
+
+    #[test]
+    fn details_are_one_bounded_line() {
+        let long = "x".repeat(2 * MAX_DETAILS);
+        let failed = event(
+            kind::DEPLOY_FAILED,
+            serde_json::json!({ "reason": "not healthy\nlast output:\n  500", "tail": long }),
+        );
+        let line = details(&failed);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("reason=not healthy\\nlast output:"), "{line}");
+        assert!(line.len() <= MAX_DETAILS + '…'.len_utf8() && line.ends_with('…'));
     }
 
     #[test]
