@@ -81,6 +81,13 @@ async fn status_and_machines_commands() {
     let other = other["id"].as_str().unwrap().to_string();
     let api = d.api.clone();
     let (status, stopped, listed) = tokio::task::spawn_blocking(move || {
+        // Apps are listed with their machines counted.
+        let apps = cli(&api, &["apps", "list", "--json"]).expect_code(0).json();
+        assert_eq!(apps[0]["machines"]["total"], 2, "{apps}");
+        assert!(apps[0]["machines"]["started"].as_u64().is_some(), "{apps}");
+        let table = cli(&api, &["apps", "list"]).expect_code(0).stdout;
+        assert!(table.starts_with("NAME  RELEASE  MACHINES"), "{table}");
+        assert!(table.contains(" of 2 started"), "{table}");
         // A running machine is destroyed only with --force, as `fly machine destroy`.
         let refused = cli(&api, &["machines", "destroy", &other, "-a", "web"]).expect_code(6);
         // Started, or still starting: either way it runs.

@@ -44,6 +44,18 @@ pub struct App {
     /// The release that runs, once there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_release: Option<u64>,
+    /// Its machines, counted (`GET /v1/apps` and `GET /v1/apps/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machines: Option<MachineCounts>,
+}
+
+/// How many machines an app has, and how many of them run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineCounts {
+    /// Machines not destroyed.
+    pub total: u32,
+    /// Of those, started.
+    pub started: u32,
 }
 
 /// `POST /v1/apps`.

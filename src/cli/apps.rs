@@ -136,12 +136,16 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             if out.json {
                 return out.json(&apps);
             }
-            let mut table = Table::new(vec!["NAME", "RELEASE", "CREATED"]);
+            let mut table = Table::new(vec!["NAME", "RELEASE", "MACHINES", "CREATED"]);
             for app in apps {
                 let release = app
                     .current_release
                     .map_or("-".to_string(), |v| format!("v{v}"));
-                table.row(vec![app.name, release, app.created_at]);
+                // An older daemon does not count them.
+                let machines = app.machines.map_or("-".to_string(), |m| {
+                    format!("{} of {} started", m.started, m.total)
+                });
+                table.row(vec![app.name, release, machines, app.created_at]);
             }
             out.text(&table.render())
         }

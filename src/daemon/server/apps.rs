@@ -7,7 +7,7 @@ use axum::Json;
 use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
-use crate::api::types::{kind, App, AppStatus, CreateApp, ReleaseSummary};
+use crate::api::types::{kind, App, AppStatus, CreateApp, MachineCounts, ReleaseSummary};
 use crate::config::names;
 use crate::daemon::events::{now, NewEvent};
 use crate::daemon::store::apps;
@@ -33,6 +33,10 @@ pub async fn create(
                 name: name.clone(),
                 created_at: time,
                 current_release: None,
+                machines: Some(MachineCounts {
+                    total: 0,
+                    started: 0,
+                }),
             };
             Ok((
                 Some(app),
@@ -52,7 +56,24 @@ pub async fn create(
 
 /// `GET /v1/apps`
 pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<App>>, ServerError> {
-    Ok(Json(state.store.list_apps().await?))
+    let mut apps = state.store.list_apps().await?;
+    for app in &mut apps {
+        app.machines = Some(machine_counts(&state, &app.name).await?);
+    }
+    Ok(Json(apps))
+}
+
+/// How many machines `app` has, and how many run.
+async fn machine_counts(state: &Shared, app: &str) -> Result<MachineCounts, ServerError> {
+    let machines = state.runtime.list(app).await?;
+    let started = machines
+        .iter()
+        .filter(|m| m.state == crate::api::types::MachineState::Started)
+        .count();
+    Ok(MachineCounts {
+        total: machines.len() as u32,
+        started: started as u32,
+    })
 }
 
 /// `GET /v1/apps/{name}`
@@ -61,7 +82,10 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> Result<Json<App>, ServerError> {
     match state.store.app(name.clone()).await? {
-        Some(app) => Ok(Json(app)),
+        Some(mut app) => {
+            app.machines = Some(machine_counts(&state, &app.name).await?);
+            Ok(Json(app))
+        }
         None => Err(ServerError::AppNotFound(name)),
     }
 }

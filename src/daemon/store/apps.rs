@@ -78,5 +78,6 @@ fn row_to_app(row: &rusqlite::Row) -> rusqlite::Result<App> {
         name: row.get(0)?,
         created_at: row.get(1)?,
         current_release: row.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+        machines: None,
     })
 }
