@@ -538,6 +538,14 @@ fn usage_errors_exit_2_and_are_json_under_json() {
         err["error"].as_str().unwrap().contains("frobnicate"),
         "{err}"
     );
+    // A deploy no machine could pass is refused before anything is read or sent.
+    let run = lakefly(Path::new("."), &["deploy", "--wait-timeout", "0s"]).expect_code(2);
+    assert!(
+        run.stderr
+            .contains("invalid value '0s' for '--wait-timeout <DURATION>': must be above zero"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -703,3 +703,21 @@ fn a_process_sent_to_the_background_is_warned_of_at_its_line() {
     );
     assert!(hint.contains("drop the `&`"), "{hint}");
 }
+
+#[test]
+fn deploy_time_limits_of_zero_are_errors_at_their_line() {
+    let text = "app = \"x\"\n[deploy]\n  wait_timeout = 0\n  release_command_timeout = \"0s\"\n";
+    let found = errors(text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!((found[0].0, found[1].0), (3, 4), "{found:#?}");
+    assert!(
+        found[0]
+            .2
+            .contains("`deploy.wait_timeout` must be above zero"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].3.contains("release_command_timeout = \"10m\""),
+        "{found:#?}"
+    );
+}

@@ -29,7 +29,7 @@ pub struct DeployArgs {
     #[arg(long, value_parser = parse_strategy, value_name = "rolling|immediate|canary|bluegreen")]
     pub strategy: Option<Strategy>,
     /// How long a new machine has to become healthy (overrides `[deploy] wait_timeout`).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_timeout)]
     pub wait_timeout: Option<Duration>,
     /// Return once the release has started, without following it.
     #[arg(long)]
@@ -66,6 +66,15 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
         .find(|(name, _)| *name == s)
         .map(|(_, strategy)| *strategy)
         .ok_or_else(|| "use rolling, immediate, canary or bluegreen".to_string())
+}
+
+/// `--wait-timeout`: a duration above zero (no machine is healthy within none).
+fn parse_wait_timeout(s: &str) -> Result<Duration, String> {
+    let timeout: Duration = s.parse().map_err(|e| format!("{e}"))?;
+    if timeout.as_millis() == 0 {
+        return Err("must be above zero, e.g. 2m (default: [deploy] wait_timeout, else 5m)".into());
+    }
+    Ok(timeout)
 }
 
 /// Runs a deploy.

@@ -232,10 +232,14 @@ impl Deployer {
             .await?
             .map_err(DeployError::Running)?;
         drop(files_guard);
+        // Zero (refused by the CLI and in fly.toml; an API client may send it) is unset:
+        // no machine is healthy within none.
         let wait_timeout = req
             .wait_timeout
             .or(req.config.deploy.as_ref().and_then(|d| d.wait_timeout))
-            .map_or(DEFAULT_WAIT_TIMEOUT, |d| d.to_std());
+            .map(|d| d.to_std())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_WAIT_TIMEOUT);
         let deployer = self.clone();
         let app = app.to_string();
         let files = Files {
