@@ -705,16 +705,25 @@ fn a_process_sent_to_the_background_is_warned_of_at_its_line() {
 }
 
 #[test]
-fn deploy_time_limits_of_zero_are_errors_at_their_line() {
-    let text = "app = \"x\"\n[deploy]\n  wait_timeout = 0\n  release_command_timeout = \"0s\"\n";
+fn limits_and_periods_of_zero_are_errors_at_their_line() {
+    let text = "app = \"x\"\n[deploy]\n  wait_timeout = 0\n  release_command_timeout = \"0s\"\n\
+[http_service]\n  internal_port = 8080\n  [http_service.concurrency]\n    hard_limit = 0\n\
+  [[http_service.checks]]\n    interval = 0\n    timeout = \"0s\"\n    grace_period = 0\n";
     let found = errors(text);
-    assert_eq!(found.len(), 2, "{found:#?}");
-    assert_eq!((found[0].0, found[1].0), (3, 4), "{found:#?}");
-    assert!(
-        found[0]
-            .2
-            .contains("`deploy.wait_timeout` must be above zero"),
-        "{found:#?}"
+    let at: Vec<(usize, &str)> = found.iter().map(|(l, _, m, _)| (*l, m.as_str())).collect();
+    assert_eq!(
+        at,
+        [
+            (3, "`deploy.wait_timeout` must be above zero"),
+            (4, "`deploy.release_command_timeout` must be above zero"),
+            (
+                8,
+                "`http_service.concurrency.hard_limit` must be at least 1"
+            ),
+            (10, "`http_service.checks[0].interval` must be above zero"),
+            (11, "`http_service.checks[0].timeout` must be above zero"),
+        ],
+        "a zero grace period is fine: {found:#?}"
     );
     assert!(
         found[1].3.contains("release_command_timeout = \"10m\""),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::reader::{BareUnit, Decoder, Field};
-use super::section_groups;
+use super::{duration_above_zero, section_groups};
 use crate::config::model::{Build, Deploy, FileSpec, Job, Static, Strategy};
 
 pub(super) fn build(d: &mut Decoder, f: Field) -> Option<Build> {
@@ -59,10 +59,15 @@ pub(super) fn deploy(d: &mut Decoder, f: Field) -> Option<Deploy> {
     }
     dep.release_command = t.string(d, "release_command");
     if let Some(f) = t.get(d, "release_command_timeout") {
-        dep.release_command_timeout = above_zero(d, &f, "release_command_timeout = \"10m\"");
+        dep.release_command_timeout = duration_above_zero(
+            d,
+            &f,
+            BareUnit::Seconds,
+            "release_command_timeout = \"10m\"",
+        );
     }
     if let Some(f) = t.get(d, "wait_timeout") {
-        dep.wait_timeout = above_zero(d, &f, "wait_timeout = \"5m\"");
+        dep.wait_timeout = duration_above_zero(d, &f, BareUnit::Seconds, "wait_timeout = \"5m\"");
     }
     if let Some(f) = t.get(d, "max_unavailable") {
         dep.max_unavailable = d.number(&f).filter(|&n| {
@@ -237,19 +242,4 @@ pub(super) fn required_string(
 ) -> Option<String> {
     t.require(d, key, &format!("add {key} = \"{example}\""))
         .and_then(|f| d.string(&f))
-}
-
-/// A time limit in seconds (as Fly writes it) or a duration string, above zero: nothing
-/// finishes within zero.
-fn above_zero(d: &mut Decoder, f: &Field, example: &str) -> Option<crate::config::units::Duration> {
-    let limit = d.duration(f, BareUnit::Seconds)?;
-    if limit.as_millis() == 0 {
-        d.error(
-            f,
-            format!("`{}` must be above zero", f.path),
-            Some(format!("nothing finishes within zero; leave it out for the default, or write e.g. {example}")),
-        );
-        return None;
-    }
-    Some(limit)
 }

@@ -14,7 +14,9 @@ pub(super) fn http_options(d: &mut Decoder, f: Field) -> HttpOptions {
         .get(d, "h2_backend")
         .and_then(|f| d.boolean(&f))
         .unwrap_or(false);
-    options.idle_timeout = t.get(d, "idle_timeout").and_then(|f| idle_timeout(d, &f));
+    options.idle_timeout = t
+        .get(d, "idle_timeout")
+        .and_then(|f| super::duration_above_zero(d, &f, BareUnit::Seconds, "idle_timeout = 600"));
     let mut kept = Vec::new();
     if let Some(f) = t.get(d, "response") {
         if let Some(mut response) = d.table(f) {
@@ -34,20 +36,6 @@ pub(super) fn http_options(d: &mut Decoder, f: Field) -> HttpOptions {
     options.extra = t.finish(d);
     options.extra.extend(kept);
     options
-}
-
-/// `idle_timeout`: seconds (as Fly writes it) or a duration string, above zero.
-fn idle_timeout(d: &mut Decoder, f: &Field) -> Option<crate::config::units::Duration> {
-    let timeout = d.duration(f, BareUnit::Seconds)?;
-    if timeout.as_millis() == 0 {
-        d.error(
-            f,
-            format!("`{}` must be above zero", f.path),
-            Some("the seconds a kept-alive client connection may wait for its next request, e.g. idle_timeout = 600".into()),
-        );
-        return None;
-    }
-    Some(timeout)
 }
 
 /// `response.headers`: a name and a string (set) or `false` (removed).

@@ -383,3 +383,26 @@ pub(crate) fn section_groups(
         listed
     }
 }
+
+/// A time limit or period (bare numbers in `bare_unit`, as Fly writes them, or a duration
+/// string) above zero: nothing finishes within zero, and a check every zero seconds would
+/// never stop checking. `example` shows a good value in the hint.
+pub(super) fn duration_above_zero(
+    d: &mut Decoder,
+    f: &Field,
+    bare_unit: BareUnit,
+    example: &str,
+) -> Option<crate::config::units::Duration> {
+    let limit = d.duration(f, bare_unit)?;
+    if limit.as_millis() == 0 {
+        d.error(
+            f,
+            format!("`{}` must be above zero", f.path),
+            Some(format!(
+                "leave it out for the default, or write e.g. {example}"
+            )),
+        );
+        return None;
+    }
+    Some(limit)
+}

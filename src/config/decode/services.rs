@@ -213,7 +213,19 @@ fn concurrency(d: &mut Decoder, f: Field) -> Option<Concurrency> {
         None => Some(ConcurrencyKind::Connections),
     };
     let soft_limit = t.get(d, "soft_limit").and_then(|f| d.count(&f));
-    let hard_limit = t.get(d, "hard_limit").and_then(|f| d.count(&f));
+    let hard_limit = t.get(d, "hard_limit").and_then(|f| {
+        let limit = d.count(&f)?;
+        if limit == 0 {
+            // Every request would be refused: over the hard limit of every machine.
+            d.error(
+                &f,
+                format!("`{}` must be at least 1", f.path),
+                Some("a machine at its hard limit takes no more; leave it out for no limit, or write e.g. hard_limit = 25".into()),
+            );
+            return None;
+        }
+        Some(limit)
+    });
     if let (Some(soft), Some(hard)) = (soft_limit, hard_limit) {
         if soft > hard {
             let table = t.field.clone();
@@ -355,12 +367,16 @@ fn check(
         .get(d, "headers")
         .map(|f| headers(d, f))
         .unwrap_or_default();
-    let mut duration = |d: &mut Decoder, key: &'static str| {
-        t.get(d, key).and_then(|f| d.duration(&f, BareUnit::Millis))
-    };
-    let interval = duration(d, "interval");
-    let timeout = duration(d, "timeout");
-    let grace_period = duration(d, "grace_period");
+    let interval = t
+        .get(d, "interval")
+        .and_then(|f| super::duration_above_zero(d, &f, BareUnit::Millis, "interval = \"15s\""));
+    let timeout = t
+        .get(d, "timeout")
+        .and_then(|f| super::duration_above_zero(d, &f, BareUnit::Millis, "timeout = \"2s\""));
+    // Zero is fine here: check from the start.
+    let grace_period = t
+        .get(d, "grace_period")
+        .and_then(|f| d.duration(&f, BareUnit::Millis));
     let restart_limit = t.get(d, "restart_limit").and_then(|f| d.count(&f));
     let processes = match group {
         Some(group) => section_groups(d, t, group),
