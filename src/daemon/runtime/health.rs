@@ -26,6 +26,8 @@ const PORT_RECHECK_EVERY: Duration = Duration::from_secs(5);
 const UP_GRACE: Duration = Duration::from_secs(1);
 /// Longest check output kept in an event.
 const OUTPUT_LIMIT: usize = 512;
+/// The shortest time between two runs of a check.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the checks of one machine need to know.
 pub struct Target {
@@ -182,7 +184,12 @@ async fn run_check(
     tx: mpsc::Sender<Outcome>,
 ) {
     tokio::time::sleep(check.grace_period.map_or(DEFAULT_GRACE, |d| d.to_std())).await;
-    let interval = check.interval.map_or(DEFAULT_INTERVAL, |d| d.to_std());
+    // fly.toml refuses a zero interval; a spec from the API gets a floor, so a check
+    // never runs in a loop without pause.
+    let interval = check
+        .interval
+        .map_or(DEFAULT_INTERVAL, |d| d.to_std())
+        .max(MIN_INTERVAL);
     let timeout = check.timeout.map_or(DEFAULT_TIMEOUT, |d| d.to_std());
     crate::tls::install_default_provider();
     let client = match reqwest::Client::builder().timeout(timeout).build() {
