@@ -26,8 +26,9 @@ fn apps_create_list_and_destroy() {
     assert_eq!(run.stderr, "created app hello\n");
     let list = cli(&d.api, &["apps", "list"]).expect_code(0);
     assert!(
-        list.stdout
-            .starts_with("NAME   RELEASE  CREATED\nhello  -        "),
+        list.stdout.starts_with(
+            "NAME   RELEASE  MACHINES        CREATED\nhello  -        0 of 0 started  "
+        ),
         "{}",
         list.stdout
     );

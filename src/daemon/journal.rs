@@ -37,8 +37,9 @@ fn went_wrong(event: &Event) -> bool {
     match event.kind.as_str() {
         kind::DEPLOY_FAILED | kind::MACHINE_FAILED | kind::TLS_RELOAD_FAILED => true,
         kind::MACHINE_HEALTH => event.data["health"] == "critical",
-        // A crash: a stop lakefly asked for ends by its kill signal, or exits 0.
-        kind::MACHINE_EXITED => event.data["code"].as_i64().is_some_and(|code| code != 0),
+        // An exit nobody asked for (a stop lakefly asked for is `machine.stopped`): a
+        // crash unless it exited 0, whether by a code or a signal (the OOM killer's).
+        kind::MACHINE_EXITED => event.data["code"] != 0,
         kind::JOB_RUN_FINISHED => event.data["status"] != "succeeded",
         _ => false,
     }
@@ -72,7 +73,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_and_crashes_are_warnings_and_stops_are_not() {
+    fn failures_and_crashes_are_warnings_and_asked_for_stops_are_not() {
         use serde_json::json;
         assert!(went_wrong(&event(
             kind::DEPLOY_FAILED,
@@ -86,8 +87,12 @@ mod tests {
             kind::MACHINE_EXITED,
             json!({ "code": 0 })
         )));
-        assert!(!went_wrong(&event(
+        assert!(went_wrong(&event(
             kind::MACHINE_EXITED,
+            json!({ "code": null, "signal": "SIGKILL" })
+        )));
+        assert!(!went_wrong(&event(
+            kind::MACHINE_STOPPED,
             json!({ "code": null, "signal": "SIGTERM" })
         )));
         assert!(went_wrong(&event(
