@@ -164,17 +164,11 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
                 .iter()
                 .map(|g| (g.process_group.as_str(), g.count))
                 .collect();
-            let changes: BTreeMap<&String, &u32> = targets
+            let plan: Vec<String> = targets
                 .iter()
-                .filter(|(g, n)| current.get(g.as_str()) != Some(n))
-                .collect();
-            let plan: Vec<String> = changes
-                .iter()
-                .map(|(g, n)| {
-                    format!(
-                        "{g}: {} -> {n}",
-                        current.get(g.as_str()).copied().unwrap_or(0)
-                    )
+                .filter_map(|(g, n)| {
+                    let now = current.get(g.as_str()).copied().unwrap_or(0);
+                    (now != *n).then(|| format!("{g}: {now} -> {n}"))
                 })
                 .collect();
             if !plan.is_empty() {
@@ -271,24 +265,29 @@ struct Steps {
 }
 
 impl Steps {
-    /// Shows `event` if it is a step, and counts it.
+    /// Shows `event` if it is a step of a scale (a machine created, healthy or removed),
+    /// and counts it.
     fn note(&mut self, out: Output, event: &crate::api::types::Event) {
-        let Some(step) = scale_step(event) else {
+        use crate::api::kind;
+        let Some(machine) = event.data["machine"].as_str() else {
             return;
         };
-        let machine = event.data["machine"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        match event.kind.as_str() {
-            crate::api::kind::MACHINE_CREATED => {
-                self.created.insert(machine);
+        let step = match event.kind.as_str() {
+            kind::MACHINE_CREATED => {
+                self.created.insert(machine.to_string());
+                let group = event.data["process_group"].as_str().unwrap_or("?");
+                format!("    created machine {machine} ({group})")
             }
-            crate::api::kind::MACHINE_DESTROYED => self.removed += 1,
-            _ => {
-                self.healthy.insert(machine);
+            kind::MACHINE_HEALTH if event.data["health"] == "passing" => {
+                self.healthy.insert(machine.to_string());
+                format!("    machine {machine} is healthy")
             }
-        }
+            kind::MACHINE_DESTROYED => {
+                self.removed += 1;
+                format!("    removed machine {machine}")
+            }
+            _ => return,
+        };
         out.note(&step);
     }
 
@@ -297,23 +296,6 @@ impl Steps {
         self.created.len() >= added
             && self.created.iter().all(|m| self.healthy.contains(m))
             && self.removed >= removed
-    }
-}
-
-/// How a scale's machine event reads as a step, if it is one.
-fn scale_step(event: &crate::api::types::Event) -> Option<String> {
-    use crate::api::kind;
-    let machine = event.data["machine"].as_str()?;
-    match event.kind.as_str() {
-        kind::MACHINE_CREATED => Some(format!(
-            "    created machine {machine} ({})",
-            event.data["process_group"].as_str().unwrap_or("?")
-        )),
-        kind::MACHINE_HEALTH if event.data["health"] == "passing" => {
-            Some(format!("    machine {machine} is healthy"))
-        }
-        kind::MACHINE_DESTROYED => Some(format!("    removed machine {machine}")),
-        _ => None,
     }
 }
 
