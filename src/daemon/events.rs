@@ -89,7 +89,8 @@ impl EventHub {
     {
         let live = self.live.clone();
         let recorded = self.recorded.clone();
-        self.store
+        let (value, published) = self
+            .store
             .run(move |conn, path| {
                 let tx = conn.transaction().map_err(store::sqlite(path))?;
                 let (value, new_events) = f(&tx, path)?;
@@ -103,14 +104,20 @@ impl EventHub {
                 tx.commit().map_err(store::sqlite(path))?;
                 // Still holding the connection: events reach subscribers in id order.
                 recorded.inc_by(events.len() as u64);
-                for event in events {
-                    super::journal::log(&event);
+                let published: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+                for event in &published {
                     // No subscriber is not an error.
-                    let _ = live.send(Arc::new(event));
+                    let _ = live.send(event.clone());
                 }
-                Ok(value)
+                Ok((value, published))
             })
-            .await
+            .await?;
+        // Once the connection is free: a slow stderr (a stalled journal) holds up this
+        // change alone, not every other one waiting for the store.
+        for event in &published {
+            super::journal::log(event);
+        }
+        Ok(value)
     }
 
     /// Records one event that goes with no other state change.
