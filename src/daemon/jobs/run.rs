@@ -147,13 +147,7 @@ async fn run_command(
     };
     let mut env: BTreeMap<String, String> = release.spec.env.clone();
     env.extend(secrets.clone());
-    let platform = environment::platform(
-        &job.app,
-        &release.group,
-        Some(release.version),
-        None,
-        &release.spec,
-    );
+    let platform = environment::platform(&job.app, Some(release.version), None, &release.spec);
     for (name, value) in platform.into_iter().chain([
         ("LAKEFLY_JOB_NAME", job.spec.name.clone()),
         ("LAKEFLY_JOB_RUN", run.to_string()),

@@ -24,13 +24,7 @@ pub(super) fn variables(
 ) -> BTreeMap<String, String> {
     let mut env = spec.env.clone();
     env.extend(secrets);
-    let platform = platform(
-        app,
-        &spec.process_group,
-        spec.release_version,
-        Some(id),
-        spec,
-    );
+    let platform = platform(app, spec.release_version, Some(id), spec);
     env.extend(
         platform
             .into_iter()
@@ -50,11 +44,11 @@ pub(super) fn variables(
 /// an app that writes only from its primary region writes here.
 pub(crate) fn platform(
     app: &str,
-    group: &str,
     release: Option<u64>,
     machine: Option<&str>,
     spec: &MachineSpec,
 ) -> Vec<(&'static str, String)> {
+    let group = &spec.process_group;
     let release = release.map(|v| v.to_string()).unwrap_or_default();
     let mut vars = vec![
         ("LAKEFLY_APP_NAME", app.to_string()),
@@ -98,7 +92,7 @@ mod tests {
 
     #[test]
     fn a_job_run_has_no_machine_and_an_unsized_app_no_memory_figure() {
-        let vars = platform("shop", "web", Some(3), None, &spec(&[], None));
+        let vars = platform("shop", Some(3), None, &spec(&[], None));
         let names = names(&vars);
         assert!(names.contains(&"FLY_APP_NAME"), "{names:?}");
         for absent in [
@@ -115,13 +109,12 @@ mod tests {
     #[test]
     fn the_region_is_the_primary_one() {
         let spec = spec(&[("PRIMARY_REGION", "ams")], Some(256));
-        let vars = platform("shop", "web", None, Some("m1"), &spec);
+        let vars = platform("shop", None, Some("m1"), &spec);
         assert!(vars.contains(&("FLY_REGION", "ams".to_string())));
         assert!(vars.contains(&("FLY_ALLOC_ID", "m1".to_string())));
         assert!(vars.contains(&("FLY_VM_MEMORY_MB", "256".to_string())));
         let blank = platform(
             "shop",
-            "web",
             None,
             None,
             &self::spec(&[("PRIMARY_REGION", "")], None),
