@@ -306,15 +306,6 @@ pub enum Error {
         detail: String,
     },
 
-    /// `machines destroy` without `--force` was pointed at a machine that runs.
-    #[error("machine {machine} is {state}; destroying it would stop it")]
-    MachineRunning {
-        /// The machine.
-        machine: String,
-        /// Its state.
-        state: String,
-    },
-
     /// A command needs an app name and none was given.
     #[error("no app name: {}", match config {
         Some(path) => format!("{} sets no `app`, and no -a APP was given", path.display()),
@@ -392,7 +383,6 @@ impl Error {
             Error::Cancelled(_) => "cancelled",
             Error::NoApp { .. } => "no_app",
             Error::NoStartedMachine { .. } => "no_started_machine",
-            Error::MachineRunning { .. } => "machine_running",
             Error::NoRelease { .. } => "no_release",
             Error::ConsoleCut { .. } => "console_cut",
             Error::JobNotFound { .. } => "job_not_found",
@@ -468,10 +458,9 @@ impl Error {
             | Error::NotAnAssignment { .. }
             | Error::InvalidAppName { .. }
             | Error::InvalidHostname { .. } => exit::USAGE,
-            Error::Edit { .. }
-            | Error::AlreadyExists { .. }
-            | Error::StateLocked { .. }
-            | Error::MachineRunning { .. } => exit::CONFLICT,
+            Error::Edit { .. } | Error::AlreadyExists { .. } | Error::StateLocked { .. } => {
+                exit::CONFLICT
+            }
             Error::Bind { .. }
             | Error::NoStateDir
             | Error::NoHome { .. }
@@ -560,9 +549,6 @@ impl Error {
                 Some("or create one with `lakefly apps create NAME`".into())
             }
             Error::NoRelease { .. } => Some("`lakefly deploy` makes the first release".into()),
-            Error::MachineRunning { machine, .. } => Some(format!(
-                "stop it first (`lakefly machines stop {machine}`), or pass --force; to run fewer machines for good, `lakefly scale count` keeps the count"
-            )),
             Error::NoStartedMachine { .. } => Some(
                 "`lakefly machines list` shows its machines: start one (`lakefly machines start ID`), or name one with --machine".into(),
             ),

@@ -338,7 +338,18 @@ async fn start_stop_restart_and_destroy_through_the_api() {
     assert_ne!(restarted["pid"].as_u64().unwrap(), first_pid);
     wait_gone(first_pid, Duration::from_secs(2));
 
-    let (status, _) = api.send(reqwest::Method::DELETE, &base, None).await;
+    // A machine that runs is destroyed only with force, as on Fly's Machines API.
+    let (status, body) = api.send(reqwest::Method::DELETE, &base, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("machine_running")),
+        "{body}"
+    );
+    let (_, still) = api.send(reqwest::Method::GET, &base, None).await;
+    assert_eq!(still["state"], "started", "{still}");
+    let (status, _) = api
+        .send(reqwest::Method::DELETE, &format!("{base}?force=true"), None)
+        .await;
     assert_eq!(status, 204);
     wait_gone(restarted["pid"].as_u64().unwrap(), Duration::from_secs(2));
     let (status, body) = api.send(reqwest::Method::GET, &base, None).await;

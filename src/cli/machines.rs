@@ -113,17 +113,8 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             return super::machine_status::run(&out, &api, &app, &id);
         }
         MachinesCommand::Destroy { id, force } => {
-            block_on(async {
-                let machine = api.machine(&app, &id).await?;
-                use crate::api::types::MachineState::{Started, Starting, Stopping};
-                if !force && matches!(machine.state, Starting | Started | Stopping) {
-                    return Err(Error::MachineRunning {
-                        machine: id.clone(),
-                        state: machine.state.as_str().to_string(),
-                    });
-                }
-                Ok(api.destroy_machine(&app, &id).await?)
-            })?;
+            // The daemon refuses a running machine without force (409 machine_running).
+            block_on(async { Ok(api.destroy_machine(&app, &id, force).await?) })?;
             if out.json {
                 return out.json(&serde_json::json!({ "destroyed": id }));
             }
