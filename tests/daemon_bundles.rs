@@ -162,6 +162,47 @@ async fn deploy_through_api(
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// The newest release of `app` once it is complete or failed (30 s at most).
+async fn settled_release(d: &TestDaemon, app: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let releases: serde_json::Value = common::http_client()
+            .get(d.url(&format!("/v1/apps/{app}/releases")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some("complete" | "failed") = releases[0]["status"].as_str() {
+            return releases[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{releases}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_timeouts_sent_through_the_api_are_taken_as_unset() {
+    let d = TestDaemon::start();
+    // fly.toml and the CLI refuse zero; a script calling the API may still send it, and a
+    // release must not fail at once for it.
+    let config = serde_json::json!({
+        "app": "zeros",
+        "processes": { "app": "exec sleep 60" },
+        "deploy": {
+            "release_command": "sleep 0.2",
+            "release_command_timeout": "0s",
+            "wait_timeout": "0s",
+        },
+    });
+    let bundle = tar_zst(&[Entry::File("README", b"x\n")]);
+    let (status, body) = deploy_through_api(&d, "zeros", bundle, config).await;
+    assert_eq!(status, 202, "{body}");
+    let release = settled_release(&d, "zeros").await;
+    assert_eq!(release["status"], "complete", "{release}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_through_the_api_runs_the_dockerfile_at_the_bundles_root() {
     let d = TestDaemon::start();
@@ -171,24 +212,8 @@ async fn a_deploy_through_the_api_runs_the_dockerfile_at_the_bundles_root() {
     let (status, body) =
         deploy_through_api(&d, "api-df", tar_zst(&[dockerfile]), config.clone()).await;
     assert_eq!(status, 202, "{body}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let releases: serde_json::Value = common::http_client()
-            .get(d.url("/v1/apps/api-df/releases"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match releases[0]["status"].as_str() {
-            Some("complete") => break,
-            Some("failed") => panic!("{releases}"),
-            _ => {}
-        }
-        assert!(std::time::Instant::now() < deadline, "{releases}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let release = settled_release(&d, "api-df").await;
+    assert_eq!(release["status"], "complete", "{release}");
 
     // Without one, it is refused before anything runs.
     let none = tar_zst(&[Entry::File("app.py", b"print(1)\n")]);

@@ -216,11 +216,15 @@ impl Deployer {
                 format!("running `{release}`"),
             )
             .await;
+            // Zero (refused in fly.toml; an API client may send it) is unset, as for
+            // wait_timeout: no command finishes within none.
             let timeout = cfg
                 .deploy
                 .as_ref()
                 .and_then(|d| d.release_command_timeout)
-                .map_or(DEFAULT_RELEASE_COMMAND_TIMEOUT, |d| d.to_std());
+                .map(|d| d.to_std())
+                .filter(|d| !d.is_zero())
+                .unwrap_or(DEFAULT_RELEASE_COMMAND_TIMEOUT);
             // As on Fly, with the app's secrets (a migration needs `DATABASE_URL`); they
             // win over `[env]` as for machines.
             let secrets = (self.secrets.env_of(app).await)
