@@ -39,9 +39,12 @@ fn apps_create_list_and_destroy() {
 
     let dup = cli(&d.api, &["apps", "create", "hello"]).expect_code(6);
     assert_eq!(dup.stderr, "error: app \"hello\" already exists\nhint: pick another name, or deploy to the existing app\n");
-    let dup_json = cli(&d.api, &["apps", "create", "hello", "--json"]).expect_code(6);
-    let err: Value = serde_json::from_str(dup_json.stderr.trim()).unwrap();
-    assert_eq!(err["code"], "app_exists");
+    // flyctl's -j is --json.
+    for json in ["--json", "-j"] {
+        let dup_json = cli(&d.api, &["apps", "create", "hello", json]).expect_code(6);
+        let err: Value = serde_json::from_str(dup_json.stderr.trim()).unwrap();
+        assert_eq!(err["code"], "app_exists");
+    }
 
     let unconfirmed = cli(&d.api, &["apps", "destroy", "hello"]).expect_code(2);
     assert!(
@@ -56,7 +59,8 @@ fn apps_create_list_and_destroy() {
         "{}",
         unconfirmed.stderr
     );
-    cli(&d.api, &["apps", "destroy", "hello", "--yes"]).expect_code(0);
+    // flyctl's -y is --yes.
+    cli(&d.api, &["apps", "destroy", "hello", "-y"]).expect_code(0);
     let gone = cli(&d.api, &["apps", "destroy", "hello", "--yes"]).expect_code(5);
     assert!(
         gone.stderr

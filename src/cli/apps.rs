@@ -39,7 +39,7 @@ pub enum AppsCommand {
         /// The app.
         name: String,
         /// Do not ask for confirmation.
-        #[arg(long)]
+        #[arg(short = 'y', long)]
         yes: bool,
     },
 }

@@ -37,7 +37,7 @@ pub enum ScaleCommand {
         #[arg(short = 'g', long = "process-group", value_name = "GROUP")]
         group: Option<String>,
         /// Do not ask for confirmation.
-        #[arg(long)]
+        #[arg(short = 'y', long)]
         yes: bool,
     },
     /// Set a group's memory limit in MB; a new release rolls it out (followed live).

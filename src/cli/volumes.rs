@@ -36,7 +36,7 @@ pub enum VolumesCommand {
         /// The volume (its `[mounts] source`).
         name: String,
         /// Do not ask for confirmation.
-        #[arg(long)]
+        #[arg(short = 'y', long)]
         yes: bool,
     },
 }
