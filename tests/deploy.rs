@@ -86,9 +86,18 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
         text.stdout
     );
 
-    let again = deploy(&d, &app, &["--strategy", "bluegreen"]).expect_code(0);
+    // A CI script's `flyctl deploy --remote-only -y` runs as it is.
+    let again = deploy(
+        &d,
+        &app,
+        &["--strategy", "bluegreen", "--remote-only", "-y"],
+    )
+    .expect_code(0);
     assert!(
-        again.stderr.contains("nothing to upload"),
+        again.stderr.contains("nothing to upload")
+            && again.stderr.contains(
+                "note: --remote-only changes nothing: lakefly builds on the daemon's host"
+            ),
         "{}",
         again.stderr
     );

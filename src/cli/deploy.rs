@@ -20,9 +20,9 @@ use crate::output::progress::Progress;
 use crate::output::Output;
 
 /// Deploy the app in the config's directory.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 #[command(
-    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild. Exit codes: 0 complete, 7 failed (the previous release keeps running),\n3 invalid config, 8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
+    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild (flyctl's --no-cache). Builds run on the daemon's host, so\nflyctl's --remote-only and --local-only change nothing; its --yes is accepted.\n\nExit codes: 0 complete, 7 failed (the previous release keeps running), 3 invalid config,\n8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
 )]
 pub struct DeployArgs {
     /// Rollout strategy (overrides `[deploy] strategy`).
@@ -45,6 +45,16 @@ pub struct DeployArgs {
     /// Give a Dockerfile `ARG` a value for this release, over `[build.args]` (repeatable).
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub build_args: Vec<(String, String)>,
+    /// flyctl's: build on Fly's builders. lakefly builds on the daemon's host either way;
+    /// accepted so `flyctl deploy --remote-only` scripts run.
+    #[arg(long, hide = true)]
+    pub remote_only: bool,
+    /// flyctl's: build with the local Docker. As `--remote-only`, it changes nothing.
+    #[arg(long, hide = true, conflicts_with = "remote_only")]
+    pub local_only: bool,
+    /// flyctl's: accept its prompts. lakefly's deploy asks nothing.
+    #[arg(short = 'y', long, hide = true)]
+    pub yes: bool,
 }
 
 /// `NAME=VALUE` with a name a shell could export; the value may be empty or hold `=`.
@@ -95,6 +105,16 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     let dir = crate::config::app_dir(path).to_path_buf();
     let mut config = runnable(config, &dir, path)?;
     overrides(&mut config, &args, &out);
+    if (args.remote_only || args.local_only) && !out.json {
+        let flag = if args.remote_only {
+            "--remote-only"
+        } else {
+            "--local-only"
+        };
+        out.note(&format!(
+            "    note: {flag} changes nothing: lakefly builds on the daemon's host"
+        ));
+    }
     let api = client(global)?;
 
     // Pack into a temporary file beside nothing the app sees.

@@ -100,15 +100,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     if !plan.secret_files.is_empty() {
         stage_secret_files(global, &name, &dir, &plan.secret_files)?;
     }
-    let deploy_args = super::deploy::DeployArgs {
-        strategy: None,
-        wait_timeout: None,
-        detach: false,
-        rebuild: false,
-        env: Vec::new(),
-        build_args: Vec::new(),
-    };
-    super::deploy::run(global, deploy_args)
+    super::deploy::run(global, super::deploy::DeployArgs::default())
 }
 
 /// Stages each secret whose value is in a file of the app's directory (creating the app

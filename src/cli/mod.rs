@@ -69,7 +69,7 @@ pub struct GlobalArgs {
     /// Path to the app config.
     #[arg(short = 'c', long, global = true, value_name = "FILE", default_value = crate::config::DEFAULT_FILE)]
     pub config: PathBuf,
-    /// Print data as JSON on stdout and errors as JSON on stderr (`-j`, as flyctl's).
+    /// Print data as JSON on stdout and errors as JSON on stderr.
     #[arg(short = 'j', long, global = true)]
     pub json: bool,
 }
