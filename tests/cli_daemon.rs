@@ -153,6 +153,71 @@ async fn status_and_machines_commands() {
     );
 }
 
+#[tokio::test]
+async fn machine_commands_take_several_ids_and_list_q_prints_the_ids_alone() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("web").await;
+    let spec = json!({ "command": "exec sleep 600", "process_group": "app" });
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let m = api.create_machine("web", spec.clone()).await;
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    let api = d.api.clone();
+    tokio::task::spawn_blocking(move || {
+        let listed = cli(&api, &["machines", "list", "-q", "-a", "web"]).expect_code(0);
+        let mut listed: Vec<&str> = listed.stdout.lines().collect();
+        listed.sort_unstable();
+        let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        assert_eq!(listed, expected);
+
+        // As `fly machine stop ID ID`: each in turn, one JSON line each.
+        let mut args = vec!["machines", "stop", "-a", "web", "--json"];
+        args.extend(ids.iter().map(String::as_str));
+        let stopped = cli(&api, &args).expect_code(0).stdout;
+        let stopped: Vec<Value> = stopped
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(stopped.len(), 2, "{stopped:?}");
+        for (machine, id) in stopped.iter().zip(&ids) {
+            assert_eq!(
+                (&machine["id"], &machine["state"]),
+                (&json!(id), &json!("stopped"))
+            );
+        }
+        let mut args = vec!["machines", "start", "-a", "web"];
+        args.extend(ids.iter().map(String::as_str));
+        let started = cli(&api, &args).expect_code(0).stderr;
+        for id in &ids {
+            assert!(
+                started.contains(&format!("machine {id} is started")),
+                "{started}"
+            );
+        }
+
+        // The first refused stops the run: nothing after it is destroyed.
+        let mut args = vec!["machines", "destroy", "-a", "web"];
+        args.extend(ids.iter().map(String::as_str));
+        let refused = cli(&api, &args).expect_code(6);
+        assert!(
+            refused.stderr.contains("destroying it would stop it"),
+            "{}",
+            refused.stderr
+        );
+        let left = cli(&api, &["machines", "list", "-q", "-a", "web"]).expect_code(0);
+        assert_eq!(left.stdout.lines().count(), 2, "{}", left.stdout);
+        args.push("--force");
+        cli(&api, &args).expect_code(0);
+        let left = cli(&api, &["machines", "list", "-q", "-a", "web"]).expect_code(0);
+        assert_eq!(left.stdout, "");
+    })
+    .await
+    .unwrap();
+}
+
 #[test]
 fn no_app_name_is_a_usage_error() {
     let d = TestDaemon::start();

@@ -1,5 +1,5 @@
-//! `lakefly machines list | status ID | start ID | stop ID | restart ID | kill ID [-s SIG] |
-//! exec ID -- CMD | destroy ID` (also `machine` and `m`, as flyctl spells them).
+//! `lakefly machines list [-q] | status ID | start ID... | stop ID... | restart ID... | kill ID
+//! [-s SIG] | exec ID -- CMD | destroy ID...` (also `machine` and `m`, as flyctl spells them).
 
 use clap::{Args, Subcommand};
 
@@ -14,7 +14,7 @@ use crate::output::table::Table;
 /// List and control an app's machines.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines status 3779b97f4a7c15\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines kill 3779b97f4a7c15 --signal SIGHUP\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate\n  lakefly machines exec -i 3779b97f4a7c15 -- python3 - < fix_orders.py"
+    after_help = "Examples:\n  lakefly machines list -a hello\n  lakefly machines status 3779b97f4a7c15\n  lakefly machines restart 3779b97f4a7c15\n  lakefly machines stop 3779b97f4a7c15 --json\n  lakefly machines list -q | xargs lakefly machines restart\n  lakefly machines kill 3779b97f4a7c15 --signal SIGHUP\n  lakefly machines exec 3779b97f4a7c15 -- python3 manage.py migrate\n  lakefly machines exec -i 3779b97f4a7c15 -- python3 - < fix_orders.py"
 )]
 pub struct MachinesArgs {
     /// What to do.
@@ -27,26 +27,33 @@ pub struct MachinesArgs {
 pub enum MachinesCommand {
     /// List the app's machines.
     #[command(visible_alias = "ls")]
-    List,
+    List {
+        /// Only their ids, one a line (for scripts, as `fly machines list -q`).
+        #[arg(short, long, conflicts_with = "json")]
+        quiet: bool,
+    },
     /// Show one machine: state, process, command, checks and recent events.
     Status {
         /// Machine id.
         id: String,
     },
-    /// Start a stopped machine.
+    /// Start stopped machines.
     Start {
-        /// Machine id.
-        id: String,
+        /// Machine ids (`machines list -q` lists them).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
     },
-    /// Stop a machine (kill signal, then SIGKILL after the kill timeout).
+    /// Stop machines (kill signal, then SIGKILL after the kill timeout).
     Stop {
-        /// Machine id.
-        id: String,
+        /// Machine ids (`machines list -q` lists them).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
     },
-    /// Stop and start a machine.
+    /// Stop and start machines, one after the other.
     Restart {
-        /// Machine id.
-        id: String,
+        /// Machine ids (`machines list -q` lists them).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
     },
     /// Send a signal to a machine's main process: SIGKILL (the default) for one that
     /// hangs, or one the app handles, such as SIGHUP to reload.
@@ -88,8 +95,9 @@ pub enum MachinesCommand {
     /// Remove a machine: a stopped one, or with --force one that runs (stopped first).
     #[command(visible_alias = "remove", alias = "rm")]
     Destroy {
-        /// Machine id.
-        id: String,
+        /// Machine ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
         /// Destroy it even while it runs, as `fly machine destroy --force`.
         #[arg(short, long)]
         force: bool,
@@ -101,24 +109,32 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     let out = global.output();
     let api = client(global)?;
     let app = app_name(global)?;
-    let (id, action) = match args.command {
-        MachinesCommand::List => {
+    let (ids, action) = match args.command {
+        MachinesCommand::List { quiet } => {
             let machines = block_on(async { Ok(api.machines(&app).await?) })?;
             if out.json {
                 return out.json(&machines);
+            }
+            if quiet {
+                // None at all prints nothing, so `| xargs` runs nothing.
+                return machines.iter().try_for_each(|m| out.text(&m.id));
             }
             return out.text(&machine_table(&machines));
         }
         MachinesCommand::Status { id } => {
             return super::machine_status::run(&out, &api, &app, &id);
         }
-        MachinesCommand::Destroy { id, force } => {
-            // The daemon refuses a running machine without force (409 machine_running).
-            block_on(async { Ok(api.destroy_machine(&app, &id, force).await?) })?;
-            if out.json {
-                return out.json(&serde_json::json!({ "destroyed": id }));
+        MachinesCommand::Destroy { ids, force } => {
+            // One at a time, stopping at the first refused: the daemon refuses a running
+            // machine without force (409 machine_running).
+            for id in ids {
+                block_on(async { Ok(api.destroy_machine(&app, &id, force).await?) })?;
+                if out.json {
+                    out.ndjson(&serde_json::json!({ "destroyed": id }))?;
+                } else {
+                    out.note(&format!("destroyed machine {id}"));
+                }
             }
-            out.note(&format!("destroyed machine {id}"));
             return Ok(());
         }
         MachinesCommand::Exec {
@@ -145,19 +161,24 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             ));
             return Ok(());
         }
-        MachinesCommand::Start { id } => (id, "start"),
-        MachinesCommand::Stop { id } => (id, "stop"),
-        MachinesCommand::Restart { id } => (id, "restart"),
+        MachinesCommand::Start { ids } => (ids, "start"),
+        MachinesCommand::Stop { ids } => (ids, "stop"),
+        MachinesCommand::Restart { ids } => (ids, "restart"),
     };
-    let machine = block_on(async { Ok(api.machine_action(&app, &id, action).await?) })?;
-    if out.json {
-        return out.json(&machine);
+    // One after the other, each answered before the next is asked, stopping at the first
+    // that fails (`apps restart` is the one that waits for each to be healthy).
+    for id in ids {
+        let machine = block_on(async { Ok(api.machine_action(&app, &id, action).await?) })?;
+        if out.json {
+            out.ndjson(&machine)?;
+        } else {
+            out.note(&format!(
+                "machine {} is {}",
+                machine.id,
+                machine.state.as_str()
+            ));
+        }
     }
-    out.note(&format!(
-        "machine {} is {}",
-        machine.id,
-        machine.state.as_str()
-    ));
     Ok(())
 }
 
