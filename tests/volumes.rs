@@ -125,3 +125,59 @@ fn volumes_are_listed_kept_while_mounted_and_past_the_app_then_deleted_on_reques
     // Nothing of the app is left to list.
     run(&["volumes", "list", "-a", "vol"]).expect_code(5);
 }
+
+#[test]
+fn a_volume_made_before_the_first_deploy_is_the_one_its_machines_mount() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let d = TestDaemon::start_in(&state, &[]);
+    let dir = app_with(temp.path(), "vol", &[("fly.toml", CONFIG)]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str()];
+        all.extend_from_slice(args);
+        lakefly(&dir, &all)
+    };
+    // As Fly's docs have it: the app, then its volume, then the deploy.
+    run(&["volumes", "create", "data"]).expect_code(5);
+    run(&["apps", "create", "vol"]).expect_code(0);
+    let made = run(&[
+        "volumes", "create", "data", "--size", "3", "-r", "ams", "-y",
+    ])
+    .expect_code(0);
+    let data = state.join("volumes/vol/data");
+    assert!(
+        made.stderr.contains(&format!(
+            "created volume data of app vol at {}",
+            data.display()
+        )) && made.stderr.contains("--size 3 is not enforced"),
+        "{}",
+        made.stderr
+    );
+    assert!(data.is_dir());
+    std::fs::write(data.join("seed"), "from before").unwrap();
+    let listed = run(&["volumes", "list", "--json"]).expect_code(0).json();
+    assert_eq!(
+        (&listed[0]["name"], &listed[0]["mounted_by"]),
+        (&serde_json::json!("data"), &serde_json::json!([])),
+        "{listed}"
+    );
+
+    // One by that name is there: said, and left as it is.
+    let again = run(&["volumes", "create", "data", "--json"]).expect_code(6);
+    let error: serde_json::Value = serde_json::from_str(again.stderr.trim()).unwrap();
+    assert_eq!(error["code"], "volume_exists", "{error}");
+    assert!(data.join("seed").is_file());
+    let bad = run(&["volumes", "create", "../x"]).expect_code(2);
+    assert!(
+        bad.stderr.contains("'../x'") && bad.stderr.contains("as [mounts] source names it"),
+        "{}",
+        bad.stderr
+    );
+
+    run(&["deploy"]).expect_code(0);
+    assert!(data.join("seed").is_file() && data.join("db/file").is_file());
+    let events = run(&["events", "--no-tail", "--json"])
+        .expect_code(0)
+        .stdout;
+    assert!(events.contains("\"volume.created\""), "{events}");
+}

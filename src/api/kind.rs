@@ -59,6 +59,8 @@ pub const JOB_UPDATED: &str = "job.updated";
 pub const JOB_RUN_STARTED: &str = "job.run.started";
 /// A job run ended (or was skipped): `status`, `attempts`, `exit_code`, `http_status`.
 pub const JOB_RUN_FINISHED: &str = "job.run.finished";
+/// A volume was made on request, before a machine mounted it (`name`).
+pub const VOLUME_CREATED: &str = "volume.created";
 /// A volume's data was deleted (`name`).
 pub const VOLUME_DESTROYED: &str = "volume.destroyed";
 /// A bundle was uploaded and stored.

@@ -22,6 +22,13 @@ pub struct Volume {
     pub mounted_by: Vec<VolumeMount>,
 }
 
+/// `POST /v1/apps/{app}/volumes`: a volume to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateVolume {
+    /// Its name, as `[mounts] source` names it.
+    pub name: String,
+}
+
 /// A machine that mounts a volume, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeMount {
@@ -44,6 +51,19 @@ impl Client {
     /// `GET /v1/volumes`: every app's, destroyed apps' kept ones included, by app.
     pub async fn all_volumes(&self) -> Result<Vec<Volume>, ClientError> {
         self.call(Method::GET, "/v1/volumes", None::<&()>).await
+    }
+
+    /// `POST /v1/apps/{app}/volumes`: an empty volume, before a machine mounts it.
+    pub async fn create_volume(&self, app: &str, name: &str) -> Result<Volume, ClientError> {
+        let request = CreateVolume {
+            name: name.to_string(),
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{app}/volumes"),
+            Some(&request),
+        )
+        .await
     }
 
     /// `DELETE /v1/apps/{app}/volumes/{name}`: deletes its data; refused while a machine

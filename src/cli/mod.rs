@@ -122,7 +122,7 @@ pub enum Command {
     Secrets(secrets::SecretsArgs),
     /// Route your own host names (www.example.com) to the app.
     Certs(certs::CertsArgs),
-    /// List and delete the app's volumes (its [mounts] data).
+    /// List, make and delete the app's volumes (its [mounts] data).
     #[command(alias = "volume", alias = "vol")]
     Volumes(volumes::VolumesArgs),
     /// Show the app's logs, and follow them.

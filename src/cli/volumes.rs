@@ -1,4 +1,4 @@
-//! `lakefly volumes list | destroy NAME [--yes]`: the directories on the daemon's host that
+//! `lakefly volumes list | create NAME | destroy NAME [--yes]`: the directories on the daemon's host that
 //! hold the app's `[mounts]` data, as `fly volumes` shows and removes them.
 
 use clap::{Args, Subcommand};
@@ -9,12 +9,12 @@ use crate::api::volumes::Volume;
 use crate::error::Error;
 use crate::output::table::Table;
 
-/// List and delete the app's volumes.
+/// List, make and delete the app's volumes.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "A volume is made when a machine whose [mounts] names it first starts, and kept across \
+    after_help = "A volume is made when a machine whose [mounts] names it first starts (or by `volumes create`), and kept across \
 deploys, restarts and `lakefly apps destroy`: only `volumes destroy` deletes its data, and only once \
-no machine mounts it. `volumes list --all` finds every app's, and those of apps destroyed since.\n\nExamples:\n  lakefly volumes list\n  lakefly volumes list --all\n  lakefly volumes destroy data -a old-app --yes"
+no machine mounts it. `volumes list --all` finds every app's, and those of apps destroyed since.\n\nExamples:\n  lakefly volumes list\n  lakefly volumes create data\n  lakefly volumes list --all\n  lakefly volumes destroy data -a old-app --yes"
 )]
 pub struct VolumesArgs {
     /// What to do.
@@ -30,6 +30,23 @@ pub enum VolumesCommand {
         /// Every app's, and those kept from destroyed apps.
         #[arg(long)]
         all: bool,
+    },
+    /// Make an empty volume before any machine mounts it (a machine's first start makes
+    /// one too), as `fly volumes create` before a first deploy.
+    Create {
+        /// Its name, as `[mounts] source` names it.
+        #[arg(value_parser = volume_name)]
+        name: String,
+        /// flyctl's size in GB: taken, not enforced (a volume is a directory on the host's
+        /// disk, with the room that has).
+        #[arg(short = 's', long, value_name = "GB")]
+        size: Option<u64>,
+        /// flyctl's region: the host is the one region, so any is taken.
+        #[arg(short = 'r', long, hide = true)]
+        region: Option<String>,
+        /// flyctl's: accept its prompts. Nothing is asked.
+        #[arg(short = 'y', long, hide = true)]
+        yes: bool,
     },
     /// Delete a volume's data; refused while a machine mounts it.
     Destroy {
@@ -72,6 +89,23 @@ pub fn run(global: &GlobalArgs, args: VolumesArgs) -> Result<(), Error> {
             }
             out.text(&volumes_table(&volumes, false))
         }
+        VolumesCommand::Create { name, size, .. } => {
+            let app = app_name(global)?;
+            let volume = block_on(async { Ok(api.create_volume(&app, &name).await?) })?;
+            if out.json {
+                return out.json(&volume);
+            }
+            out.note(&format!(
+                "created volume {name} of app {app} at {}; machines whose [mounts] source is \"{name}\" mount it",
+                volume.path
+            ));
+            if let Some(gb) = size {
+                out.note(&format!(
+                    "    note: --size {gb} is not enforced: a volume is a directory on the daemon's host, with the room its disk has"
+                ));
+            }
+            Ok(())
+        }
         VolumesCommand::Destroy { name, yes } => {
             let app = app_name(global)?;
             confirm(
@@ -85,6 +119,15 @@ pub fn run(global: &GlobalArgs, args: VolumesArgs) -> Result<(), Error> {
             out.note(&format!("deleted volume {name} of app {app}"));
             Ok(())
         }
+    }
+}
+
+/// A name a volume can have, as `[mounts] source` is checked.
+fn volume_name(name: &str) -> Result<String, String> {
+    if crate::daemon::runtime::mounts::is_volume_name(name) {
+        Ok(name.to_string())
+    } else {
+        Err("use letters, digits, `-` and `_`, as [mounts] source names it (e.g. data)".into())
     }
 }
 

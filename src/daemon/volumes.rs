@@ -22,6 +22,20 @@ pub enum VolumeError {
         /// The volume.
         name: String,
     },
+    /// Not a name a volume can have.
+    #[error("{name:?} is not a volume name: letters, digits, `-` and `_`")]
+    BadName {
+        /// The name asked for.
+        name: String,
+    },
+    /// The app has a volume by that name already.
+    #[error("app {app:?} has a volume {name:?} already")]
+    Exists {
+        /// The app.
+        app: String,
+        /// The volume.
+        name: String,
+    },
     /// A machine mounts it.
     #[error("volume {name:?} of app {app:?} is mounted by machine(s) {}", machines.join(", "))]
     InUse {
@@ -97,6 +111,48 @@ pub fn list(root: &Path, app: &str, machines: &[Machine]) -> Result<Vec<Volume>,
             })
         })
         .collect()
+}
+
+/// Makes volume `name` of `app` under `root`, empty, before any machine mounts it (as `fly
+/// volumes create` does before the first deploy of an app with `[mounts]`).
+pub fn create(root: &Path, app: &str, name: &str) -> Result<Volume, VolumeError> {
+    if !crate::daemon::runtime::mounts::is_volume_name(name) {
+        return Err(VolumeError::BadName {
+            name: name.to_string(),
+        });
+    }
+    let dir = root.join(app);
+    let path = dir.join(name);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| VolumeError::Io {
+            action: "create",
+            path,
+            source,
+        }
+    };
+    crate::daemon::create_private_dir(&dir).map_err(io(&dir))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // Not recursive: one that is there already is said, never taken over.
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&path);
+        match made {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(VolumeError::Exists {
+                    app: app.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            other => other.map_err(io(&path))?,
+        }
+    }
+    Ok(Volume {
+        app: app.to_string(),
+        name: name.to_string(),
+        path: path.to_string_lossy().into_owned(),
+        used_bytes: 0,
+        mounted_by: Vec::new(),
+    })
 }
 
 /// The apps that have a directory of volumes under `root`, destroyed ones included.
@@ -247,6 +303,32 @@ mod tests {
             "created_at": "2026-12-03T00:00:00Z",
         }))
         .expect("machine")
+    }
+
+    #[test]
+    fn a_volume_is_made_private_and_empty_once_and_only_by_a_plain_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("tempdir");
+        let made = create(root.path(), "app", "data").expect("created");
+        let dir = root.path().join("app/data");
+        assert_eq!(made.path, dir.to_string_lossy());
+        let mode = std::fs::metadata(&dir).expect("made").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::write(dir.join("kept"), "x").expect("write");
+        assert!(matches!(
+            create(root.path(), "app", "data"),
+            Err(VolumeError::Exists { .. })
+        ));
+        assert!(dir.join("kept").is_file());
+        for bad in ["", "..", "a/b", ".hidden", "sp ace"] {
+            assert!(
+                matches!(
+                    create(root.path(), "app", bad),
+                    Err(VolumeError::BadName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

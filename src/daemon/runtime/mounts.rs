@@ -35,14 +35,17 @@ pub enum MountError {
     },
 }
 
+/// Whether `name` may name a volume: one plain directory name below the app's.
+pub fn is_volume_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Checks a mount's names.
 pub fn check(mount: &MountSpec) -> Result<(), MountError> {
-    let plain = !mount.source.is_empty()
-        && mount
-            .source
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !plain {
+    if !is_volume_name(&mount.source) {
         return Err(MountError::BadSource(mount.source.clone()));
     }
     if !mount.destination.starts_with('/') || mount.destination.split('/').any(|part| part == "..")

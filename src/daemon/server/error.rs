@@ -181,7 +181,8 @@ impl ServerError {
             },
             ServerError::Volume(e) => match e {
                 VolumeError::NotFound { .. } => StatusCode::NOT_FOUND,
-                VolumeError::InUse { .. } => StatusCode::CONFLICT,
+                VolumeError::BadName { .. } => StatusCode::BAD_REQUEST,
+                VolumeError::InUse { .. } | VolumeError::Exists { .. } => StatusCode::CONFLICT,
                 VolumeError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ServerError::ExecFailed(_) | ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -237,6 +238,8 @@ impl ServerError {
             ServerError::Volume(e) => match e {
                 VolumeError::NotFound { .. } => "volume_not_found",
                 VolumeError::InUse { .. } => "volume_in_use",
+                VolumeError::BadName { .. } => "invalid_volume_name",
+                VolumeError::Exists { .. } => "volume_exists",
                 VolumeError::Io { .. } => "internal",
             },
             ServerError::ExecFailed(_) => "exec_failed",
@@ -346,6 +349,12 @@ impl ServerError {
                 VolumeError::InUse { .. } => Some(
                     "remove its [mounts] entry from fly.toml and deploy, or destroy those machines (`lakefly machines destroy ID`), then try again".into(),
                 ),
+                VolumeError::BadName { .. } => {
+                    Some("name it as [mounts] source names it, e.g. data or pg_data".into())
+                }
+                VolumeError::Exists { app, .. } => Some(format!(
+                    "it is there for the app's [mounts] to use; `lakefly volumes list -a {app}` shows it"
+                )),
                 VolumeError::Io { .. } => Some("see the daemon's log".into()),
             },
             ServerError::Store(_) => Some("see the daemon's log".into()),

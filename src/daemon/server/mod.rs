@@ -158,7 +158,10 @@ fn routes(state: Shared) -> Router {
         )
         .route("/v1/apps/{name}/checks", get(machines::checks))
         .route("/v1/volumes", get(volumes::list_all))
-        .route("/v1/apps/{name}/volumes", get(volumes::list))
+        .route(
+            "/v1/apps/{name}/volumes",
+            get(volumes::list).post(volumes::create),
+        )
         .route(
             "/v1/apps/{name}/volumes/{volume}",
             axum::routing::delete(volumes::destroy),

@@ -1,13 +1,15 @@
-//! `/v1/apps/{app}/volumes`: list an app's volumes, delete one that no machine mounts.
+//! `/v1/apps/{app}/volumes`: list an app's volumes, make one before a machine mounts it,
+//! delete one that no machine mounts.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
 use super::error::ServerError;
+use super::json::ApiJson;
 use super::Shared;
 use crate::api::types::kind;
-use crate::api::volumes::Volume;
+use crate::api::volumes::{CreateVolume, Volume};
 use crate::daemon::events::NewEvent;
 use crate::daemon::volumes::{self, VolumeError};
 
@@ -52,6 +54,31 @@ pub async fn list_all(State(state): State<Shared>) -> Result<Json<Vec<Volume>>, 
         all.extend(blocking(&root, "read", move || volumes::list(&dir, &app, &machines)).await?);
     }
     Ok(Json(all))
+}
+
+/// `POST /v1/apps/{app}/volumes` with `{"name"}`: an empty volume, before a machine mounts
+/// it.
+pub async fn create(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    ApiJson(request): ApiJson<CreateVolume>,
+) -> Result<(StatusCode, Json<Volume>), ServerError> {
+    state.require_app(&app).await?;
+    let root = state.runtime.volumes_dir().to_path_buf();
+    let (a, n) = (app.clone(), request.name.clone());
+    let volume = blocking(&root.clone(), "create", move || {
+        volumes::create(&root, &a, &n)
+    })
+    .await?;
+    state
+        .hub
+        .emit(NewEvent::app(
+            &app,
+            kind::VOLUME_CREATED,
+            serde_json::json!({ "name": request.name }),
+        ))
+        .await?;
+    Ok((StatusCode::CREATED, Json(volume)))
 }
 
 /// `DELETE /v1/apps/{app}/volumes/{name}`: refused while a machine of the app (stopped
