@@ -27,6 +27,7 @@ pub enum AppsCommand {
         name: String,
     },
     /// List the apps.
+    #[command(visible_alias = "ls")]
     List,
     /// Restart the app's running machines in place, one at a time, each healthy again
     /// before the next (no new release; no downtime with two machines or more).
@@ -35,6 +36,7 @@ pub enum AppsCommand {
         name: Option<String>,
     },
     /// Destroy an app and its machines (its volumes are kept: `lakefly volumes`).
+    #[command(alias = "delete", alias = "remove", alias = "rm")]
     Destroy {
         /// The app.
         name: String,

@@ -33,6 +33,7 @@ pub enum CertsCommand {
         hostname: String,
     },
     /// List the app's host names.
+    #[command(visible_alias = "ls")]
     List,
     /// Show one host name and the certificate that serves it.
     Show {
@@ -40,6 +41,7 @@ pub enum CertsCommand {
         hostname: String,
     },
     /// Stop routing a host name to the app.
+    #[command(alias = "delete", alias = "rm")]
     Remove {
         /// The host name.
         hostname: String,

@@ -27,6 +27,7 @@ pub struct ChecksArgs {
 #[derive(Debug, Subcommand)]
 pub enum ChecksCommand {
     /// List each running machine's checks, their status and last output.
+    #[command(visible_alias = "ls")]
     List {
         /// Only this machine's.
         #[arg(long, value_name = "ID")]

@@ -25,6 +25,7 @@ pub struct JobsArgs {
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// List the app's jobs with their status, next run and last run.
+    #[command(visible_alias = "ls")]
     List,
     /// Add a job (jobs in fly.toml `[[jobs]]` come with each deploy).
     Create {

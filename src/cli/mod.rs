@@ -123,7 +123,7 @@ pub enum Command {
     /// Route your own host names (www.example.com) to the app.
     Certs(certs::CertsArgs),
     /// List, make and delete the app's volumes (its [mounts] data).
-    #[command(alias = "volume", alias = "vol")]
+    #[command(alias = "volume", alias = "vol", alias = "v")]
     Volumes(volumes::VolumesArgs),
     /// Show the app's logs, and follow them.
     Logs(logs::LogsArgs),
@@ -171,5 +171,54 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Remote(args) => remotes::run(&global, args),
         Command::Auth(args) => auth::run(&global, args),
         Command::Completion(args) => completion::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// What flyctl users type from habit, and scripts written for flyctl, parse.
+    #[test]
+    fn flyctl_spellings_parse() {
+        for line in [
+            "apps ls -j",
+            "app list",
+            "apps destroy web -y",
+            "apps rm web --yes",
+            "machines ls -q",
+            "machine list",
+            "m restart a b c",
+            "machines rm a --force",
+            "machine stop a b",
+            "secrets ls",
+            "volumes ls",
+            "vol create data --size 1 -r ams -y",
+            "volumes rm data -y",
+            "certs ls",
+            "certs delete www.example.com",
+            "checks ls",
+            "jobs ls",
+            "remote ls",
+            "logs -n -i abc",
+            "logs --no-tail --instance abc",
+            "logs -m abc",
+            "deploy --remote-only -y",
+            "deploy --local-only --no-cache",
+            "scale count 2 -y -g web",
+            "status -j",
+        ] {
+            let argv = std::iter::once("lakefly").chain(line.split(' '));
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("`lakefly {line}` does not parse:\n{e}");
+            }
+        }
     }
 }

@@ -30,8 +30,10 @@ pub enum RemoteCommand {
         url: String,
     },
     /// List the named daemons; `*` marks the default one.
+    #[command(visible_alias = "ls")]
     List,
     /// Forget a named daemon.
+    #[command(alias = "rm")]
     Remove {
         /// Its name.
         name: String,

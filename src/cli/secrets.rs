@@ -55,6 +55,7 @@ pub enum SecretsCommand {
         detach: bool,
     },
     /// List names, digests and status.
+    #[command(visible_alias = "ls")]
     List,
     /// Set secrets from a .env file on stdin.
     Import {

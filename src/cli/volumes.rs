@@ -26,6 +26,7 @@ pub struct VolumesArgs {
 #[derive(Debug, Subcommand)]
 pub enum VolumesCommand {
     /// List the app's volumes: space used, the machines that mount each, and where.
+    #[command(visible_alias = "ls")]
     List {
         /// Every app's, and those kept from destroyed apps.
         #[arg(long)]
@@ -49,6 +50,7 @@ pub enum VolumesCommand {
         yes: bool,
     },
     /// Delete a volume's data; refused while a machine mounts it.
+    #[command(alias = "delete", alias = "rm")]
     Destroy {
         /// The volume (its `[mounts] source`).
         name: String,
