@@ -270,6 +270,19 @@ pub enum Error {
         what: String,
     },
 
+    /// `--select` without a terminal to ask on.
+    #[error("--select asks which machine on a terminal, and stdin is not one")]
+    SelectNeedsTerminal,
+
+    /// The answer to `--select` named no machine of the list.
+    #[error("{answer:?} is not one of the {count} machines listed")]
+    NotListed {
+        /// What was typed.
+        answer: String,
+        /// How many were listed.
+        count: usize,
+    },
+
     /// The user declined a confirmation.
     #[error("{0}: cancelled")]
     Cancelled(String),
@@ -380,6 +393,8 @@ impl Error {
             Error::BadSecretInput { .. } => "invalid_secret_input",
             Error::StdinTooLarge { .. } => "stdin_too_large",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
+            Error::SelectNeedsTerminal => "select_needs_terminal",
+            Error::NotListed { .. } => "not_listed",
             Error::Cancelled(_) => "cancelled",
             Error::NoApp { .. } => "no_app",
             Error::NoStartedMachine { .. } => "no_started_machine",
@@ -442,6 +457,8 @@ impl Error {
             Error::ExecFailed { code, .. } => *code,
             Error::EmbeddedDaemon { .. } => exit::UNREACHABLE,
             Error::NeedsConfirmation { .. }
+            | Error::SelectNeedsTerminal
+            | Error::NotListed { .. }
             | Error::NoApp { .. }
             | Error::BadScale { .. }
             | Error::StdinTooLarge { .. }
@@ -541,6 +558,12 @@ impl Error {
                 "ship larger files with the release (they are in its directory), or have the command fetch them".into(),
             ),
             Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
+            Error::SelectNeedsTerminal => Some(
+                "name the machine with --machine ID (`lakefly machines list -q` lists them)".into(),
+            ),
+            Error::NotListed { .. } => {
+                Some("type the number in front of a machine, or its id".into())
+            }
             Error::Cancelled(_) => None,
             Error::NoApp { config: Some(_) } => Some(
                 "name it with `lakefly config set app=NAME`, or pass -a APP".into(),

@@ -355,3 +355,56 @@ async fn the_console_command_on_a_terminal_is_that_terminal() {
         "{shown}"
     );
 }
+
+/// `ssh console -s`, as flyctl's: the started machines are listed and the one whose number
+/// is typed is the one the shell runs in; without a terminal to ask on, it is said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_asks_which_machine_on_the_terminal() {
+    let d = TestDaemon::start();
+    let first = machine(&d).await;
+    let second = Api::new(&d)
+        .create_machine(
+            "con",
+            json!({ "command": "exec sleep 600", "process_group": "app" }),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let steps = json!([
+        ["machine [1-2]: ", "2\r"],
+        ["", "echo \"ma\"\"chine=$FLY_MACHINE_ID\"; exit\r"],
+        ["machine=", ""],
+    ]);
+    let api = d.api.clone();
+    let (shown, piped) = tokio::task::spawn_blocking(move || {
+        let args = ["--remote", &api, "-a", "con", "ssh", "console", "-s"];
+        let shown = common::terminal::drive(&steps, &args, &[]);
+        let piped = common::lakefly_stdin(std::path::Path::new("."), &args[..], b"echo hi\n")
+            .expect_code(2);
+        (shown, piped)
+    })
+    .await
+    .unwrap();
+    let listed_second = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("2  "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no second row: {shown}"));
+    assert!(
+        [first.as_str(), second.as_str()].contains(&listed_second),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("machine={listed_second}")),
+        "{shown}"
+    );
+    assert!(
+        piped
+            .stderr
+            .starts_with("error: --select asks which machine on a terminal")
+            && piped.stderr.contains("--machine ID"),
+        "{}",
+        piped.stderr
+    );
+}

@@ -24,12 +24,21 @@ const DEFAULT_SIZE: (u16, u16) = (80, 24);
 /// Open a terminal in one of the app's machines (its directory, env and secrets).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The counterpart of `fly console` and `fly ssh console`: the app's console_command\n(fly.toml) if it has one, else a shell (bash if the host has it), in the machine's working\ndirectory with its environment and secrets. lakefly exits with the command's exit code.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'\n\n`lakefly ssh console` is the same, for flyctl habits, with a shell rather than\nconsole_command when -C is not given."
+    after_help = "The counterpart of `fly console` and `fly ssh console`: the app's console_command\n(fly.toml) if it has one, else a shell (bash if the host has it), in the machine's working\ndirectory with its environment and secrets. lakefly exits with the command's exit code.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly ssh console -s\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'\n\n`lakefly ssh console` is the same, for flyctl habits, with a shell rather than\nconsole_command when -C is not given."
 )]
 pub struct ConsoleArgs {
     /// The machine (default: the first started one of the app).
     #[arg(long, value_name = "ID")]
     pub machine: Option<String>,
+    /// Pick the machine from a list, asked on the terminal (as `fly ssh console -s`).
+    #[arg(short = 's', long, conflicts_with = "machine")]
+    pub select: bool,
+    /// flyctl's: allocate a terminal. lakefly gives one whenever stdin is a terminal.
+    #[arg(long, hide = true)]
+    pub pty: bool,
+    /// flyctl's: no WireGuard progress. lakefly shows none.
+    #[arg(short = 'q', long, hide = true)]
+    pub quiet: bool,
     /// Run this instead of the app's console_command or an interactive shell (through
     /// `sh -c`).
     #[arg(long, short = 'C', value_name = "COMMAND")]
@@ -72,7 +81,13 @@ pub fn run_ssh(global: &GlobalArgs, args: SshArgs) -> Result<(), Error> {
 pub fn run(global: &GlobalArgs, args: ConsoleArgs, fallback: Fallback) -> Result<(), Error> {
     let api = client(global)?;
     let app = app_name(global)?;
-    let chosen = block_on(super::machines::chosen(&api, &app, args.machine.as_deref()))?;
+    let chosen = block_on(async {
+        if args.select {
+            super::machines::select(&api, &app).await
+        } else {
+            super::machines::chosen(&api, &app, args.machine.as_deref()).await
+        }
+    })?;
     // As `fly console`: the app's `console_command` unless told otherwise.
     let command = match fallback {
         Fallback::ConsoleCommand => args.command.or(chosen.spec.console_command),

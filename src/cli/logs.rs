@@ -38,6 +38,10 @@ pub struct LogsArgs {
         short_alias = 'i'
     )]
     pub machine: Option<String>,
+    /// Only the output of a machine picked from a list, asked on the terminal (as `fly
+    /// logs -s`).
+    #[arg(short = 's', long, conflicts_with_all = ["machine", "job"])]
+    pub select: bool,
     /// Only this process group's output.
     #[arg(long, value_name = "GROUP")]
     pub process: Option<String>,
@@ -52,10 +56,15 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
     let api = client(global)?;
     let app = app_name(global)?;
     let colour = !out.json && std::io::stdout().is_terminal();
+    let machine = if args.select {
+        Some(block_on(super::machines::select(&api, &app))?.id)
+    } else {
+        args.machine
+    };
     let mut query = LogsQuery {
         after: None,
         limit: args.lines,
-        machine: args.machine,
+        machine,
         process: args.process,
         job: args.job,
     };

@@ -199,6 +199,56 @@ pub(super) async fn chosen(
     }
 }
 
+/// Asks on the terminal which machine of `app` to use (`--select`, as flyctl's): the started
+/// ones, else all, by number or id.
+pub(super) async fn select(api: &crate::api::client::Client, app: &str) -> Result<Machine, Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::SelectNeedsTerminal);
+    }
+    let all = api.machines(app).await?;
+    let started: Vec<Machine> = all
+        .iter()
+        .filter(|m| m.state == crate::api::types::MachineState::Started)
+        .cloned()
+        .collect();
+    let listed = if started.is_empty() { all } else { started };
+    if listed.is_empty() {
+        return Err(Error::NoStartedMachine {
+            app: app.to_string(),
+        });
+    }
+    let mut table = Table::new(vec!["#", "ID", "GROUP", "STATE", "HEALTH", "RELEASE"]);
+    for (n, m) in listed.iter().enumerate() {
+        table.row(vec![
+            (n + 1).to_string(),
+            m.id.clone(),
+            m.process_group.clone(),
+            m.state.as_str().to_string(),
+            m.health.clone(),
+            m.release_version
+                .map_or_else(|| "-".into(), |v| format!("v{v}")),
+        ]);
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "{}\nmachine [1-{}]: ", table.render(), listed.len());
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("read", std::path::Path::new("<stdin>"), e))?;
+    let answer = answer.trim();
+    let chosen = match answer.parse::<usize>() {
+        Ok(n) if (1..=listed.len()).contains(&n) => listed.get(n - 1),
+        _ => listed.iter().find(|m| m.id == answer),
+    };
+    chosen.cloned().ok_or_else(|| Error::NotListed {
+        answer: answer.to_string(),
+        count: listed.len(),
+    })
+}
+
 /// Runs `request` in machine `id`, its output printed as it is written (with `--json`, one
 /// object once it ended); fails with the command's exit code unless it exited 0.
 pub(super) fn exec(
