@@ -207,6 +207,41 @@ fn a_failing_release_command_stops_the_release_before_any_machine_is_touched() {
         assert!(std::time::Instant::now() < until, "{}", logs.stdout);
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+
+    // A fix goes out without the migration that fails (`fly deploy --skip-release-command`);
+    // what that release runs has none, so `config show --release` says what ran.
+    let run = deploy(
+        &d,
+        &app,
+        &["--skip-release-command", "--max-unavailable", "1"],
+    )
+    .expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "note: not running release_command `echo migrating; exit 4` for this release"
+        ) && !run.stderr.contains("release_command exited"),
+        "{}",
+        run.stderr
+    );
+    let args = [
+        "--remote",
+        &d.api,
+        "config",
+        "show",
+        "--release",
+        "-a",
+        "hello",
+        "--json",
+    ];
+    let ran = common::lakefly(Path::new("."), &args).expect_code(0).json();
+    assert!(ran["deploy"]["release_command"].is_null(), "{ran}");
+    assert_eq!(ran["deploy"]["max_unavailable"], 1.0, "{ran}");
+    // A timeout given on the command line holds for that release.
+    let config = std::fs::read_to_string(app.join("fly.toml")).unwrap();
+    let config = config.replace("echo migrating; exit 4", "exec sleep 30");
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    let run = deploy(&d, &app, &["--release-command-timeout", "300ms"]).expect_code(7);
+    assert!(run.stderr.contains("300ms"), "{}", run.stderr);
 }
 
 #[test]

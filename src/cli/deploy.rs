@@ -29,7 +29,7 @@ pub struct DeployArgs {
     #[arg(long, value_parser = parse_strategy, value_name = "rolling|immediate|canary|bluegreen")]
     pub strategy: Option<Strategy>,
     /// How long a new machine has to become healthy (overrides `[deploy] wait_timeout`).
-    #[arg(long, value_name = "DURATION", value_parser = parse_wait_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = above_zero("2m", "wait_timeout"))]
     pub wait_timeout: Option<Duration>,
     /// Return once the release has started, without following it.
     #[arg(long)]
@@ -45,6 +45,18 @@ pub struct DeployArgs {
     /// Give a Dockerfile `ARG` a value for this release, over `[build.args]` (repeatable).
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub build_args: Vec<(String, String)>,
+    /// How long `release_command` may run (overrides `[deploy]
+    /// release_command_timeout`).
+    #[arg(long, value_name = "DURATION", value_parser = above_zero("10m", "release_command_timeout"))]
+    pub release_command_timeout: Option<Duration>,
+    /// Do not run `[deploy] release_command` for this release (a fix that must go out
+    /// while the migration is what fails).
+    #[arg(long)]
+    pub skip_release_command: bool,
+    /// A rolling deploy's batch: below 1 a fraction of a group's machines, else a count
+    /// (overrides `[deploy] max_unavailable`).
+    #[arg(long, value_name = "N", value_parser = parse_max_unavailable)]
+    pub max_unavailable: Option<f64>,
     /// flyctl's: build on Fly's builders. lakefly builds on the daemon's host either way;
     /// accepted so `flyctl deploy --remote-only` scripts run.
     #[arg(long, hide = true)]
@@ -78,13 +90,31 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
         .ok_or_else(|| "use rolling, immediate, canary or bluegreen".to_string())
 }
 
-/// `--wait-timeout`: a duration above zero (no machine is healthy within none).
-fn parse_wait_timeout(s: &str) -> Result<Duration, String> {
-    let timeout: Duration = s.parse().map_err(|e| format!("{e}"))?;
-    if timeout.as_millis() == 0 {
-        return Err("must be above zero, e.g. 2m (default: [deploy] wait_timeout, else 5m)".into());
+/// `--max-unavailable`: above zero, as fly.toml's: a fraction below 1, else a count.
+fn parse_max_unavailable(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
+        _ => {
+            Err("give a fraction above 0 (0.5: half the machines at a time) or a count (2)".into())
+        }
     }
-    Ok(timeout)
+}
+
+/// A timeout flag's parser: a duration above zero (nothing finishes within none); `example`
+/// and `key` go into the error.
+fn above_zero(
+    example: &'static str,
+    key: &'static str,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let timeout: Duration = s.parse().map_err(|e| format!("{e}"))?;
+        if timeout.as_millis() == 0 {
+            return Err(format!(
+                "must be above zero, e.g. {example} (default: [deploy] {key}, else 5m)"
+            ));
+        }
+        Ok(timeout)
+    }
 }
 
 /// Runs a deploy.
@@ -371,6 +401,26 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
 /// `--env` over `[env]` and `--build-arg` over `[build.args]`, for this release only.
 fn overrides(config: &mut AppConfig, args: &DeployArgs, out: &Output) {
     config.env.extend(args.env.iter().cloned());
+    if args.release_command_timeout.is_some() || args.max_unavailable.is_some() {
+        let deploy = config.deploy.get_or_insert_with(Default::default);
+        if let Some(timeout) = args.release_command_timeout {
+            deploy.release_command_timeout = Some(timeout);
+        }
+        if let Some(n) = args.max_unavailable {
+            deploy.max_unavailable = Some(n);
+        }
+    }
+    if args.skip_release_command {
+        let skipped = config
+            .deploy
+            .as_mut()
+            .and_then(|d| d.release_command.take());
+        if let (Some(command), false) = (skipped, out.json) {
+            out.note(&format!(
+                "    note: not running release_command `{command}` for this release"
+            ));
+        }
+    }
     if args.build_args.is_empty() {
         return;
     }

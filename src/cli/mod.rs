@@ -215,6 +215,7 @@ mod tests {
             "console --select",
             "deploy --remote-only -y",
             "deploy --local-only --no-cache",
+            "deploy --skip-release-command --release-command-timeout 10m --max-unavailable 0.5",
             "scale count 2 -y -g web",
             "status -j",
         ] {
