@@ -58,7 +58,7 @@ pub(crate) fn platform(
         ("FLY_PROCESS_GROUP", group.to_string()),
     ];
     if let Some(id) = machine {
-        vars.push(("LAKEFLY_MACHINE_ID", id.to_string()));
+        vars.push((super::stragglers::MACHINE_VAR, id.to_string()));
         vars.push(("FLY_MACHINE_ID", id.to_string()));
         vars.push(("FLY_ALLOC_ID", id.to_string()));
     }

@@ -20,6 +20,7 @@ pub mod process;
 mod proxy_target;
 mod resident;
 mod shell_command;
+mod stragglers;
 mod supervisor;
 
 use std::collections::HashMap;
@@ -111,6 +112,8 @@ fn listening_on(ports: &[String]) -> String {
 /// Runs the machines.
 #[derive(Clone)]
 pub struct Runtime {
+    /// Tags each machine's processes, so its stragglers are found (`stragglers.rs`).
+    daemon_id: Arc<str>,
     store: Store,
     hub: EventHub,
     logs: LogSink,
@@ -173,6 +176,7 @@ impl Runtime {
             tracing::warn!("{warning}");
         }
         let runtime = Runtime {
+            daemon_id: stragglers::daemon_id(&options.state_dir).into(),
             logs: LogSink::start(store.clone(), options.log_lines_per_app),
             restarts,
             secrets,
@@ -208,6 +212,20 @@ impl Runtime {
             .collect();
         futures_util::future::join_all(leftovers).await;
         runtime.oneoff_pids.stop_left_over().await;
+        // What the last run's machines started outside their groups (a daemonized server)
+        // outlived them: nothing of theirs may run beside the machines started now.
+        let daemon = runtime.daemon_id.clone();
+        let left = tokio::task::spawn_blocking(move || stragglers::of_daemon(&daemon))
+            .await
+            .unwrap_or_default();
+        if !left.is_empty() {
+            tracing::warn!(
+                count = left.len(),
+                "killing processes the previous run's machines left outside their process groups"
+            );
+            let pids: Vec<u32> = left.into_iter().map(|(pid, _)| pid).collect();
+            stragglers::signal_all(&pids, Signal::SIGKILL);
+        }
         let mut booting = Vec::with_capacity(records.len());
         for record in records {
             let id = &record.machine.id;
@@ -420,6 +438,7 @@ impl Runtime {
         let machine = record.machine;
         let workdir = environment::workdir(&self.apps_dir, &machine.app, &machine.spec);
         let supervisor = Supervisor {
+            daemon_id: self.daemon_id.clone(),
             id: machine.id.clone(),
             app: machine.app.clone(),
             spec: machine.spec.clone(),

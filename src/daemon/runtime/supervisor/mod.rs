@@ -15,7 +15,7 @@ mod records;
 use super::backoff::{backoff, STABLE_AFTER};
 use super::logs::{LogLine, LogSink};
 use super::resident::MemoryWatch;
-use super::{environment, health, mounts, process};
+use super::{environment, health, mounts, process, stragglers};
 use crate::api::types::{kind, ExitInfo, MachineSpec, MachineState};
 use crate::config::model::RestartPolicy;
 use crate::daemon::events::{now, EventHub, NewEvent};
@@ -47,6 +47,8 @@ pub enum Control {
 
 /// What the supervisor knows about its machine.
 pub struct Supervisor {
+    /// The daemon's id, with which its machines' processes are tagged.
+    pub(super) daemon_id: std::sync::Arc<str>,
     pub(super) id: String,
     pub(super) app: String,
     pub(super) spec: MachineSpec,
@@ -205,6 +207,9 @@ impl Supervisor {
             secrets.values().map(String::as_str),
         ));
         let mut env = environment::variables(&self.app, &self.id, &self.spec, port, secrets);
+        // The tag by which the process's stragglers are found (`stragglers.rs`); only the
+        // machine's own: a command exec'd beside it ends with its request, not with it.
+        env.insert(stragglers::DAEMON_VAR.into(), self.daemon_id.to_string());
         if let Err(e) = mounts::prepare(
             &self.volumes,
             &self.app,
@@ -353,9 +358,9 @@ impl Supervisor {
         };
         drop(health);
         drop(registration);
-        // The leader is gone; anything it left in its group goes too, so a restart never
-        // runs beside a straggler.
-        let _ = process::signal_group(pid, Signal::SIGKILL);
+        // The leader is gone; anything it left, in its group or out of it, goes too, so a
+        // restart never runs beside a straggler.
+        self.kill_leftovers(pid).await;
         if let Some(cgroup) = cgroup {
             cgroup.remove();
         }
@@ -461,6 +466,8 @@ impl Supervisor {
         let timeout = self.kill_timeout();
         let deadline = tokio::time::Instant::now() + timeout;
         let _ = process::signal_group(spawned.pid, signal);
+        // What left the group (a daemonized server) gets the same signal and time.
+        stragglers::signal_all(&self.stragglers(spawned.pid).await, signal);
         let status = match tokio::time::timeout_at(deadline, spawned.child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {
@@ -473,8 +480,64 @@ impl Supervisor {
         // signal while the app still finishes its requests. The rest of the group gets
         // what is left of the timeout.
         process::wait_group_gone(spawned.pid, deadline).await;
-        let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
+        while tokio::time::Instant::now() < deadline
+            && !self.stragglers(spawned.pid).await.is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.kill_leftovers(spawned.pid).await;
         exit_info(status)
+    }
+
+    /// The machine's processes outside the group its leader `leader` led: started in a
+    /// session of their own, a signal to the group does not reach them.
+    async fn stragglers(&self, leader: u32) -> Vec<u32> {
+        let (daemon, id) = (self.daemon_id.clone(), self.id.clone());
+        tokio::task::spawn_blocking(move || stragglers::of_machine(&daemon, &id, leader))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// SIGKILLs what is left of the machine once its leader `leader` is gone: its group,
+    /// and its stragglers, which the machine's log names (they held on to its port and
+    /// files past the process lakefly watched).
+    async fn kill_leftovers(&self, leader: u32) {
+        let _ = process::signal_group(leader, Signal::SIGKILL);
+        let left = self.stragglers(leader).await;
+        if left.is_empty() {
+            return;
+        }
+        // Named first: once killed, what they were is gone with them.
+        let named: Vec<String> = left
+            .iter()
+            .map(
+                |pid| match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                    Ok(name) => format!("{} (pid {pid})", name.trim_end()),
+                    Err(_) => format!("pid {pid}"),
+                },
+            )
+            .collect();
+        stragglers::signal_all(&left, Signal::SIGKILL);
+        let line = format!(
+            "lakefly: killed {} that left the machine's process group: {}; \
+             run servers in the foreground (no daemonizing, no `&`) so lakefly supervises them",
+            if left.len() == 1 {
+                "a process"
+            } else {
+                "processes"
+            },
+            named.join(", ")
+        );
+        tracing::warn!(machine = %self.id, "{line}");
+        self.logs
+            .push(LogLine {
+                time: now(),
+                app: self.app.clone(),
+                machine: self.id.clone(),
+                stream: "stderr",
+                line,
+            })
+            .await;
     }
 
     /// Tells whoever asked for the start in progress that it is over.

@@ -1,0 +1,132 @@
+//! A machine's stragglers: processes that left its process group (`setsid`, a server that
+//! daemonizes by forking twice, `nohup worker &` in a start script) and so outlive a stop
+//! that signals the group, holding its port and its files. systemd finds such processes
+//! by their cgroup; lakefly, which may run without one, by what every process of a
+//! machine inherits: its environment, tagged with the daemon's id and the machine's id.
+//! Both are needed: machine ids are a sequence, so two daemons on one host (a test
+//! daemon, a user's local one) give out the same ones. Commands exec'd beside a machine
+//! are not tagged: they end with their request (and `oneoff_pids.rs`), not with it.
+
+use std::path::Path;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use sha2::{Digest, Sha256};
+
+/// The variable that names the daemon that started a process.
+pub const DAEMON_VAR: &str = "LAKEFLY_DAEMON_ID";
+/// The variable that names the machine a process belongs to.
+pub const MACHINE_VAR: &str = "LAKEFLY_MACHINE_ID";
+
+/// This daemon's id: derived from its state directory, which one daemon holds at a time
+/// (its lock), so it is the same across restarts and differs between daemons on a host.
+pub fn daemon_id(state_dir: &Path) -> String {
+    let dir = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The live processes (not this one, not zombies) started for daemon `daemon`, each with
+/// the machine it carries, read from `/proc`. A process whose environment cannot be read
+/// (another user's, to a daemon that is not root) is not lakefly's to stop.
+pub fn of_daemon(daemon: &str) -> Vec<(u32, String)> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    let daemon_entry = format!("{DAEMON_VAR}={daemon}");
+    procs
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own && super::process::start_time(pid).is_some())
+        .filter_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            machine_of(&environ, daemon_entry.as_bytes()).map(|machine| (pid, machine))
+        })
+        .collect()
+}
+
+/// The machine named in a `/proc/<pid>/environ` (NUL-separated `NAME=value` entries) that
+/// holds `daemon_entry`; `None` for a process of another daemon or of none.
+fn machine_of(environ: &[u8], daemon_entry: &[u8]) -> Option<String> {
+    let mut ours = false;
+    let mut machine = None;
+    for entry in environ.split(|&b| b == 0) {
+        if entry == daemon_entry {
+            ours = true;
+        } else if let Some(id) = entry
+            .strip_prefix(MACHINE_VAR.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"="))
+        {
+            machine = String::from_utf8(id.to_vec()).ok();
+        }
+    }
+    machine.filter(|_| ours)
+}
+
+/// The stragglers of machine `machine` of daemon `daemon`: its processes outside the
+/// process group `group` (its leader's), which a signal to the group does not reach.
+pub fn of_machine(daemon: &str, machine: &str, group: u32) -> Vec<u32> {
+    let in_group = super::process::group_members(group);
+    of_daemon(daemon)
+        .into_iter()
+        .filter(|(pid, id)| id == machine && !in_group.contains(pid))
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Sends `signal` to each of `pids`; one already gone is fine.
+pub fn signal_all(pids: &[u32], signal: Signal) {
+    for &pid in pids {
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(raw), signal);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_machine_is_read_only_from_its_own_daemons_processes() {
+        let ours = b"PATH=/bin\0LAKEFLY_MACHINE_ID=3779b97f4a7c15\0LAKEFLY_DAEMON_ID=ab12\0";
+        assert_eq!(
+            machine_of(ours, b"LAKEFLY_DAEMON_ID=ab12").as_deref(),
+            Some("3779b97f4a7c15")
+        );
+        assert_eq!(machine_of(ours, b"LAKEFLY_DAEMON_ID=ab1"), None);
+        let no_machine = b"LAKEFLY_DAEMON_ID=ab12\0";
+        assert_eq!(machine_of(no_machine, b"LAKEFLY_DAEMON_ID=ab12"), None);
+        // A value that merely starts with the name is another variable.
+        let lookalike = b"LAKEFLY_MACHINE_IDS=x\0LAKEFLY_DAEMON_ID=ab12\0";
+        assert_eq!(machine_of(lookalike, b"LAKEFLY_DAEMON_ID=ab12"), None);
+    }
+
+    #[test]
+    fn the_daemon_id_is_the_state_directorys() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        assert_eq!(daemon_id(a.path()), daemon_id(a.path()));
+        assert_ne!(daemon_id(a.path()), daemon_id(b.path()));
+        assert_eq!(daemon_id(a.path()).len(), 16);
+    }
+
+    #[test]
+    fn a_process_that_left_its_group_is_found_by_its_tag() {
+        let daemon = format!("test-{}", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env(DAEMON_VAR, &daemon)
+            .env(MACHINE_VAR, "m1")
+            .spawn()
+            .expect("sleep runs");
+        // It is in this test's group, not in group 1: a straggler of a machine led by 1.
+        let found = of_machine(&daemon, "m1", 1);
+        assert_eq!(found, vec![child.id()]);
+        assert!(of_machine(&daemon, "m2", 1).is_empty());
+        signal_all(&found, Signal::SIGKILL);
+        let _ = child.wait();
+        assert!(of_machine(&daemon, "m1", 1).is_empty());
+    }
+}
