@@ -296,6 +296,13 @@ pub enum Error {
         name: String,
     },
 
+    /// `open` for an app the edge serves no web address of.
+    #[error("app {app} has no web address: the edge serves no HTTP for it")]
+    NotServed {
+        /// The app.
+        app: String,
+    },
+
     /// The app has no release to show.
     #[error("app {app} has no release yet")]
     NoRelease {
@@ -399,6 +406,7 @@ impl Error {
             Error::NoApp { .. } => "no_app",
             Error::NoStartedMachine { .. } => "no_started_machine",
             Error::NoRelease { .. } => "no_release",
+            Error::NotServed { .. } => "not_served",
             Error::ConsoleCut { .. } => "console_cut",
             Error::JobNotFound { .. } => "job_not_found",
             Error::InvalidConfig(_) => "config_invalid",
@@ -469,7 +477,8 @@ impl Error {
             | Error::KeyNotSet { .. }
             | Error::JobNotFound { .. }
             | Error::NoStartedMachine { .. }
-            | Error::NoRelease { .. } => exit::NOT_FOUND,
+            | Error::NoRelease { .. }
+            | Error::NotServed { .. } => exit::NOT_FOUND,
             Error::ConsoleCut { .. } => exit::ERROR,
             Error::InvalidKey { .. }
             | Error::NotAnAssignment { .. }
@@ -572,6 +581,9 @@ impl Error {
                 Some("or create one with `lakefly apps create NAME`".into())
             }
             Error::NoRelease { .. } => Some("`lakefly deploy` makes the first release".into()),
+            Error::NotServed { app } => Some(format!(
+                "give it an [http_service] (or [[services]] with handlers = [\"http\"]) and deploy; `lakefly status -a {app}` shows where it is served"
+            )),
             Error::NoStartedMachine { .. } => Some(
                 "`lakefly machines list` shows its machines: start one (`lakefly machines start ID`), or name one with --machine".into(),
             ),

@@ -106,6 +106,14 @@ async fn status_and_machines_commands() {
             refused.stderr
         );
         cli(&api, &["machines", "rm", "--force", &other, "-a", "web"]).expect_code(0);
+        // Machines made through the API serve no web address to open.
+        let unserved = cli(&api, &["open", "-a", "web"]).expect_code(5);
+        assert!(
+            unserved.stderr.starts_with("error: app web has no web address")
+                && unserved.stderr.contains("hint: give it an [http_service]"),
+            "{}",
+            unserved.stderr
+        );
         let status = cli(&api, &["status", "-a", "web", "--json"])
             .expect_code(0)
             .json();

@@ -85,6 +85,15 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
         "{}",
         text.stdout
     );
+    // `open` prints where a browser would go (one starts only on a terminal).
+    let open = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str(), "-a", "hello", "open"];
+        all.extend_from_slice(args);
+        common::lakefly(Path::new("."), &all)
+    };
+    assert_eq!(open(&[]).expect_code(0).stdout, format!("{url}\n"));
+    let health = open(&["/health", "--json"]).expect_code(0).json();
+    assert_eq!(health["url"], format!("{url}health"));
 
     // A CI script's `flyctl deploy --remote-only -y` runs as it is.
     let again = deploy(

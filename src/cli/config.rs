@@ -33,8 +33,8 @@ pub enum ConfigCommand {
         after_help = "Examples:\n  lakefly config validate\n  lakefly config validate --strict -c fly.production.toml"
     )]
     Validate {
-        /// Treat warnings and lakefly extensions as errors.
-        #[arg(long)]
+        /// Treat warnings and lakefly extensions as errors (`-s`, as flyctl's).
+        #[arg(short = 's', long)]
         strict: bool,
     },
     /// Print the normalized config, as the daemon reads it (JSON); with --release, the one

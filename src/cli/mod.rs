@@ -20,6 +20,7 @@ pub mod local;
 pub mod logs;
 mod machine_status;
 pub mod machines;
+pub mod open;
 pub mod proxy;
 pub mod releases;
 pub mod remote;
@@ -97,6 +98,8 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Show the app's release and machines.
     Status(status::StatusArgs),
+    /// Open the app in a browser (its address is printed too).
+    Open(open::OpenArgs),
     /// List the app's releases.
     Releases(releases::ReleasesArgs),
     /// Go back to an earlier release.
@@ -141,6 +144,8 @@ pub enum Command {
     Auth(auth::AuthArgs),
     /// Print a shell completion script.
     Completion(completion::CompletionArgs),
+    /// Print lakefly's version, as `fly version` does (the daemon's is in its `/health`).
+    Version,
 }
 
 /// Runs a parsed command line.
@@ -151,6 +156,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Config(args) => config::run(&global, args),
         Command::Deploy(args) => deploy::run(&global, args),
         Command::Status(args) => status::run(&global, args),
+        Command::Open(args) => open::run(&global, args),
         Command::Releases(args) => releases::run(&global, args),
         Command::Rollback(args) => rollback::run(&global, args),
         Command::Apps(args) => apps::run(&global, args),
@@ -171,6 +177,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Remote(args) => remotes::run(&global, args),
         Command::Auth(args) => auth::run(&global, args),
         Command::Completion(args) => completion::run(args),
+        Command::Version => {
+            let out = global.output();
+            let version = env!("CARGO_PKG_VERSION");
+            if out.json {
+                return out.json(&serde_json::json!({ "version": version }));
+            }
+            out.text(&format!("lakefly {version}"))
+        }
     }
 }
 
@@ -218,6 +232,9 @@ mod tests {
             "deploy --skip-release-command --release-command-timeout 10m --max-unavailable 0.5",
             "scale count 2 -y -g web",
             "status -j",
+            "version",
+            "open /admin",
+            "config validate -s",
         ] {
             let argv = std::iter::once("lakefly").chain(line.split(' '));
             if let Err(e) = Cli::try_parse_from(argv) {
