@@ -384,6 +384,7 @@ impl Error {
             Error::Api(ClientError::Timeout { .. }) => "daemon_timeout",
             Error::Api(ClientError::Stalled { .. }) => "upload_stalled",
             Error::Api(ClientError::BadResponse { .. }) => "bad_response",
+            Error::Api(ClientError::EdgeNotApi { .. }) => "edge_not_api",
             Error::Api(ClientError::UnknownRequest { .. }) => "unknown_request",
             Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => {
                 "daemon_unreachable"
@@ -448,7 +449,8 @@ impl Error {
             Error::Api(
                 ClientError::Unreachable { .. }
                 | ClientError::Timeout { .. }
-                | ClientError::Stalled { .. },
+                | ClientError::Stalled { .. }
+                | ClientError::EdgeNotApi { .. },
             ) => exit::UNREACHABLE,
             Error::Api(ClientError::Api { status, .. }) => match status {
                 401 | 403 => exit::AUTH,
@@ -517,8 +519,20 @@ impl Error {
             Error::Api(ClientError::Unreachable { detail, .. }) if detail.contains("certificate") => {
                 Some(UNTRUSTED_CERTIFICATE.into())
             }
+            // rustls reading a plain-HTTP answer as a TLS record.
+            Error::Api(ClientError::Unreachable { url, detail })
+                if detail.contains("InvalidContentType") || detail.contains("corrupt message") =>
+            {
+                Some(format!(
+                    "it answers without TLS there: use {} (the API is HTTPS only with lakeflyd --api-tls-cert)",
+                    url.replacen("https://", "http://", 1)
+                ))
+            }
             Error::Api(ClientError::Unreachable { .. }) => Some(
                 "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
+            ),
+            Error::Api(ClientError::EdgeNotApi { .. }) => Some(
+                "point --remote (or LAKEFLY_REMOTE) at the API's address, lakeflyd --api: 127.0.0.1:4280 unless set".into(),
             ),
             Error::Api(ClientError::Timeout { .. }) => Some("the daemon may be overloaded; try again".into()),
             Error::LinkOutside { link, .. } => Some(format!(

@@ -227,6 +227,30 @@ async fn machine_commands_take_several_ids_and_list_q_prints_the_ids_alone() {
 }
 
 #[test]
+fn a_remote_that_is_the_edge_or_plain_http_is_told_apart_from_a_daemon_that_is_down() {
+    let d = TestDaemon::start();
+    let edge = format!("http://{}", d.edge_addr());
+    let run = cli(&edge, &["status", "-a", "web"]).expect_code(8);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {edge} is lakeflyd's edge, where apps are served, not its API\n\
+             hint: point --remote (or LAKEFLY_REMOTE) at the API's address, lakeflyd --api: 127.0.0.1:4280 unless set\n"
+        )
+    );
+    let https = d.api.replacen("http://", "https://", 1);
+    let run = cli(&https, &["status", "-a", "web"]).expect_code(8);
+    assert!(
+        run.stderr.contains(&format!(
+            "hint: it answers without TLS there: use {} (the API is HTTPS only",
+            d.api
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn no_app_name_is_a_usage_error() {
     let d = TestDaemon::start();
     let dir = tempfile::tempdir().unwrap();

@@ -95,6 +95,12 @@ pub enum ClientError {
         /// 404 or 405.
         status: u16,
     },
+    /// The address is lakeflyd's edge, where apps are served, not its API.
+    #[error("{url} is lakeflyd's edge, where apps are served, not its API")]
+    EdgeNotApi {
+        /// The address asked (scheme, host and port).
+        url: String,
+    },
     /// The answer was not what the API sends (a proxy page, a truncated body...).
     #[error("unexpected answer from {url} (HTTP {status}): {detail}")]
     BadResponse {
@@ -580,6 +586,11 @@ pub(super) fn root_cause(e: &dyn std::error::Error) -> String {
 /// The error a non-2xx answer is: the API's own, else a foreign body (a proxy's page).
 pub(super) fn refusal(url: String, status: StatusCode, bytes: &[u8]) -> ClientError {
     match serde_json::from_slice::<ApiError>(bytes) {
+        // The API names apps in its paths and never answers this code; the edge does for a
+        // Host that names no app.
+        Ok(error) if error.code == super::types::EDGE_UNKNOWN_APP => ClientError::EdgeNotApi {
+            url: reqwest::Url::parse(&url).map_or(url, |u| u.origin().ascii_serialization()),
+        },
         Ok(error) => ClientError::Api {
             status: status.as_u16(),
             error,

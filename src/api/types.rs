@@ -19,6 +19,10 @@ pub struct ApiError {
     pub hint: Option<String>,
 }
 
+/// The code of the edge's answer to a request naming no app it serves: what an API client
+/// pointed at the edge instead of the API gets, and how it tells.
+pub const EDGE_UNKNOWN_APP: &str = "unknown_app";
+
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
