@@ -542,6 +542,15 @@ impl Error {
             Error::Api(ClientError::Stalled { .. }) => Some(
                 "the network or the daemon stopped taking data; check the connection to the daemon, then deploy again".into(),
             ),
+            // hyper reading a TLS server's alert as an HTTP answer.
+            Error::Api(ClientError::BadResponse { url, status: 0, detail })
+                if url.starts_with("http://") && detail.contains("invalid HTTP version") =>
+            {
+                Some(format!(
+                    "it answers with TLS there: use {} (lakeflyd --api-tls-cert serves the API over HTTPS only)",
+                    https_origin(url)
+                ))
+            }
             Error::Api(ClientError::BadResponse { .. }) => {
                 Some("is --remote pointing at a lakefly daemon (and not a proxy)?".into())
             }
@@ -703,3 +712,10 @@ impl Error {
 
 /// Result with lakefly's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `url`'s scheme, host and port, over HTTPS.
+fn https_origin(url: &str) -> String {
+    let origin =
+        reqwest::Url::parse(url).map_or(url.to_string(), |u| u.origin().ascii_serialization());
+    origin.replacen("http://", "https://", 1)
+}

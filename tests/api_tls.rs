@@ -58,6 +58,18 @@ fn the_cli_talks_to_an_https_api_it_can_verify() {
         "the hint says how to trust it: {}",
         run.stderr
     );
+
+    // Asked in plain HTTP: the answer is TLS, and the hint gives the address to use.
+    let plain = d.api.replacen("https://", "http://", 1);
+    let run = common::lakefly(temp.path(), &["--remote", &plain, "apps", "list"]);
+    assert!(
+        run.stderr.contains(&format!(
+            "hint: it answers with TLS there: use {} (",
+            d.api.trim_end_matches('/')
+        )),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
