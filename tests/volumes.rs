@@ -4,9 +4,11 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::daemon::TestDaemon;
 use common::files::app_with;
-use common::lakefly;
+use common::{lakefly, Run};
 
 const CONFIG: &str = r#"app = "vol"
 [env]
@@ -18,17 +20,40 @@ const CONFIG: &str = r#"app = "vol"
   destination = "/data"
 "#;
 
+/// A daemon whose state is in a temporary directory, beside the app `vol` with `CONFIG`.
+struct Setup {
+    _temp: tempfile::TempDir,
+    state: PathBuf,
+    d: TestDaemon,
+    dir: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let state = temp.path().join("state");
+        let d = TestDaemon::start_in(&state, &[]);
+        let dir = app_with(temp.path(), "vol", &[("fly.toml", CONFIG)]);
+        Setup {
+            _temp: temp,
+            state,
+            d,
+            dir,
+        }
+    }
+
+    /// `lakefly --remote <the daemon> ARGS` in the app's directory.
+    fn run(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--remote", self.d.api.as_str()];
+        all.extend_from_slice(args);
+        lakefly(&self.dir, &all)
+    }
+}
+
 #[test]
 fn volumes_are_listed_kept_while_mounted_and_past_the_app_then_deleted_on_request() {
-    let temp = tempfile::tempdir().unwrap();
-    let state = temp.path().join("state");
-    let d = TestDaemon::start_in(&state, &[]);
-    let dir = app_with(temp.path(), "vol", &[("fly.toml", CONFIG)]);
-    let run = |args: &[&str]| {
-        let mut all = vec!["--remote", d.api.as_str()];
-        all.extend_from_slice(args);
-        lakefly(&dir, &all)
-    };
+    let setup = Setup::new();
+    let (state, run) = (&setup.state, |args: &[&str]| setup.run(args));
     run(&["deploy"]).expect_code(0);
     let data = state.join("volumes/vol/data");
     assert!(data.join("db/file").is_file());
@@ -128,15 +153,8 @@ fn volumes_are_listed_kept_while_mounted_and_past_the_app_then_deleted_on_reques
 
 #[test]
 fn a_volume_made_before_the_first_deploy_is_the_one_its_machines_mount() {
-    let temp = tempfile::tempdir().unwrap();
-    let state = temp.path().join("state");
-    let d = TestDaemon::start_in(&state, &[]);
-    let dir = app_with(temp.path(), "vol", &[("fly.toml", CONFIG)]);
-    let run = |args: &[&str]| {
-        let mut all = vec!["--remote", d.api.as_str()];
-        all.extend_from_slice(args);
-        lakefly(&dir, &all)
-    };
+    let setup = Setup::new();
+    let (state, run) = (&setup.state, |args: &[&str]| setup.run(args));
     // As Fly's docs have it: the app, then its volume, then the deploy.
     run(&["volumes", "create", "data"]).expect_code(5);
     run(&["apps", "create", "vol"]).expect_code(0);

@@ -202,7 +202,7 @@ pub(super) async fn chosen(
 /// Asks on the terminal which machine of `app` to use (`--select`, as flyctl's): the started
 /// ones, else all, by number or id.
 pub(super) async fn select(api: &crate::api::client::Client, app: &str) -> Result<Machine, Error> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return Err(Error::SelectNeedsTerminal);
     }
@@ -230,15 +230,12 @@ pub(super) async fn select(api: &crate::api::client::Client, app: &str) -> Resul
                 .map_or_else(|| "-".into(), |v| format!("v{v}")),
         ]);
     }
-    let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "{}\nmachine [1-{}]: ", table.render(), listed.len());
-    let _ = stderr.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::io("read", std::path::Path::new("<stdin>"), e))?;
-    let answer = answer.trim();
+    let answer = super::remote::ask(&format!(
+        "{}\nmachine [1-{}]: ",
+        table.render(),
+        listed.len()
+    ))?;
+    let answer = answer.as_str();
     let chosen = match answer.parse::<usize>() {
         Ok(n) if (1..=listed.len()).contains(&n) => listed.get(n - 1),
         _ => listed.iter().find(|m| m.id == answer),

@@ -132,7 +132,7 @@ pub fn app_name(global: &GlobalArgs) -> Result<String, Error> {
 
 /// Asks `question` on a terminal; without one, `--yes` is required.
 pub fn confirm(question: &str, yes: bool) -> Result<(), Error> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::IsTerminal;
     if yes {
         return Ok(());
     }
@@ -141,19 +141,27 @@ pub fn confirm(question: &str, yes: bool) -> Result<(), Error> {
             what: question.to_string(),
         });
     }
+    let answer = ask(&format!("{question} [y/N] "))?;
+    if matches!(answer.as_str(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Cancelled(question.to_string()))
+    }
+}
+
+/// Writes `prompt` on stderr and reads one line of stdin, trimmed (callers check that it
+/// is a terminal).
+pub fn ask(prompt: &str) -> Result<String, Error> {
+    use std::io::{BufRead, Write};
     let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "{question} [y/N] ");
+    let _ = write!(stderr, "{prompt}");
     let _ = stderr.flush();
     let mut answer = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
         .map_err(|e| Error::io("read", std::path::Path::new("<stdin>"), e))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(Error::Cancelled(question.to_string()))
-    }
+    Ok(answer.trim().to_string())
 }
 
 #[cfg(test)]

@@ -365,16 +365,7 @@ impl Supervisor {
             cgroup.remove();
         }
         if let Some(line) = memory_watch.and_then(|watch| watch.kill_note()) {
-            tracing::warn!(machine = %self.id, "{line}");
-            self.logs
-                .push(LogLine {
-                    time: now(),
-                    app: self.app.clone(),
-                    machine: self.id.clone(),
-                    stream: "stderr",
-                    line,
-                })
-                .await;
+            self.say_in_log(line).await;
         }
         let exit = exit_info(status.ok());
         let failed = exit.code != Some(0);
@@ -528,6 +519,12 @@ impl Supervisor {
             },
             named.join(", ")
         );
+        self.say_in_log(line).await;
+    }
+
+    /// Puts what lakefly did to the machine in its log (and the daemon's, as a warning),
+    /// where its owner reads its output.
+    async fn say_in_log(&self, line: String) {
         tracing::warn!(machine = %self.id, "{line}");
         self.logs
             .push(LogLine {
