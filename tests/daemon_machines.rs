@@ -777,22 +777,26 @@ fn watch_prints_a_new_snapshot_when_a_machine_changes() {
     let d = TestDaemon::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let api = Api::new(&d);
-    rt.block_on(api.create_app("watched"));
-    let watch = common::follow::Follower::lakefly(
-        &["--remote", &d.api, "watch", "-a", "watched", "--json"],
-        &[],
-    );
-    let first = watch.until(|_| true);
-    assert_eq!(first[0]["status"]["machines"], json!([]), "{first:?}");
-    assert_eq!(first[0]["jobs"], json!([]));
-    let machine =
-        rt.block_on(api.create_machine("watched", json!({ "command": "exec sleep 600" })));
-    let id = machine["id"].as_str().unwrap().to_string();
-    // Snapshots follow the machine until it runs.
-    let seen = watch.until(|snapshot| {
-        snapshot["status"]["machines"].as_array().is_some_and(|m| {
-            m.len() == 1 && m[0]["id"] == id.as_str() && m[0]["state"] == "started"
-        })
-    });
-    assert!(!seen.is_empty());
+    // `status --watch` is flyctl's spelling of the same.
+    for (app, command) in [
+        ("watched", &["watch"][..]),
+        ("status", &["status", "--watch"][..]),
+    ] {
+        rt.block_on(api.create_app(app));
+        let mut args = vec!["--remote", d.api.as_str(), "-a", app, "--json"];
+        args.extend_from_slice(command);
+        let watch = common::follow::Follower::lakefly(&args, &[]);
+        let first = watch.until(|_| true);
+        assert_eq!(first[0]["status"]["machines"], json!([]), "{first:?}");
+        assert_eq!(first[0]["jobs"], json!([]));
+        let machine = rt.block_on(api.create_machine(app, json!({ "command": "exec sleep 600" })));
+        let id = machine["id"].as_str().unwrap().to_string();
+        // Snapshots follow the machine until it runs.
+        let seen = watch.until(|snapshot| {
+            snapshot["status"]["machines"].as_array().is_some_and(|m| {
+                m.len() == 1 && m[0]["id"] == id.as_str() && m[0]["state"] == "started"
+            })
+        });
+        assert!(!seen.is_empty());
+    }
 }

@@ -232,6 +232,7 @@ mod tests {
             "deploy --skip-release-command --release-command-timeout 10m --max-unavailable 0.5",
             "scale count 2 -y -g web",
             "status -j",
+            "status --watch",
             "version",
             "open /admin",
             "config validate -s",

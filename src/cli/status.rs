@@ -10,11 +10,20 @@ use crate::error::Error;
 
 /// Show the app's release and machines.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  lakefly status\n  lakefly status -a hello --json")]
-pub struct StatusArgs {}
+#[command(
+    after_help = "Examples:\n  lakefly status\n  lakefly status -a hello --json\n  lakefly status --watch      # redrawn on each change, as `lakefly watch`"
+)]
+pub struct StatusArgs {
+    /// Keep it on screen, redrawn on each change (`lakefly watch`), as `fly status --watch`.
+    #[arg(long)]
+    pub watch: bool,
+}
 
 /// Prints the status.
-pub fn run(global: &GlobalArgs, _args: StatusArgs) -> Result<(), Error> {
+pub fn run(global: &GlobalArgs, args: StatusArgs) -> Result<(), Error> {
+    if args.watch {
+        return super::watch::run(global, super::watch::WatchArgs {});
+    }
     let out = global.output();
     let api = client(global)?;
     let app = app_name(global)?;
