@@ -144,7 +144,7 @@ pub enum Command {
     Auth(auth::AuthArgs),
     /// Print a shell completion script.
     Completion(completion::CompletionArgs),
-    /// Print lakefly's version, as `fly version` does (the daemon's is in its `/health`).
+    /// Print lakefly's version (the daemon's is in its `/health`).
     Version,
 }
 
