@@ -1,0 +1,213 @@
+//! What to do about each [`Error`]: the hint line under the message, kept apart from the
+//! error type because it is most of what is said about failures.
+
+use super::Error;
+use crate::credentials::remotes::RemoteError;
+
+impl Error {
+    /// What to do about it, when there is something useful to say.
+    pub fn hint(&self) -> Option<String> {
+        const UNTRUSTED_CERTIFICATE: &str = "the daemon's certificate is not one this machine trusts: add its CA to the system's store, or point SSL_CERT_FILE at the CA's PEM file";
+        use crate::api::client::ClientError;
+        match self {
+            Error::Api(ClientError::Api { error, .. }) => error.hint.clone(),
+            Error::Api(ClientError::Unreachable { detail, .. }) if detail.contains("certificate") => {
+                Some(UNTRUSTED_CERTIFICATE.into())
+            }
+            // rustls reading a plain-HTTP answer as a TLS record.
+            Error::Api(ClientError::Unreachable { url, detail })
+                if detail.contains("InvalidContentType") || detail.contains("corrupt message") =>
+            {
+                Some(format!(
+                    "it answers without TLS there: use {} (the API is HTTPS only with lakeflyd --api-tls-cert)",
+                    url.replacen("https://", "http://", 1)
+                ))
+            }
+            Error::Api(ClientError::Unreachable { .. }) => Some(
+                "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
+            ),
+            Error::Api(ClientError::EdgeNotApi { .. }) => Some(
+                "point --remote (or LAKEFLY_REMOTE) at the API's address, lakeflyd --api: 127.0.0.1:4280 unless set".into(),
+            ),
+            Error::Api(ClientError::Timeout { .. }) => Some("the daemon may be overloaded; try again".into()),
+            Error::LinkOutside { link, .. } => Some(format!(
+                "a release holds only what is in the app directory: copy what the link points at into it, or leave the link out with a line `{}` in .lakeflyignore",
+                link.display()
+            )),
+            Error::Api(ClientError::Stalled { .. }) => Some(
+                "the network or the daemon stopped taking data; check the connection to the daemon, then deploy again".into(),
+            ),
+            // hyper reading a TLS server's alert as an HTTP answer.
+            Error::Api(ClientError::BadResponse { url, status: 0, detail })
+                if url.starts_with("http://") && detail.contains("invalid HTTP version") =>
+            {
+                Some(format!(
+                    "it answers with TLS there: use {} (lakeflyd --api-tls-cert serves the API over HTTPS only)",
+                    https_origin(url)
+                ))
+            }
+            Error::Api(ClientError::BadResponse { .. }) => {
+                Some("is --remote pointing at a lakefly daemon (and not a proxy)?".into())
+            }
+            Error::Api(ClientError::UnknownRequest { .. }) => Some(format!(
+                "upgrade lakeflyd to this lakefly's version ({}); the daemon's /health says which it runs",
+                env!("CARGO_PKG_VERSION")
+            )),
+            Error::Follow(crate::api::follow::FollowError::Unreachable { detail, .. })
+                if detail.contains("certificate") =>
+            {
+                Some(UNTRUSTED_CERTIFICATE.into())
+            }
+            Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => Some(
+                "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
+            ),
+            Error::Follow(crate::api::follow::FollowError::Setup { .. }) => {
+                Some("check --remote: it must be an http:// or https:// URL".into())
+            }
+            Error::DeployFailed { app, running: Some(running), .. } => Some(format!(
+                "release v{running} keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
+            )),
+            Error::DeployFailed { app, running: None, .. } => Some(format!(
+                "no release of {app} has run yet, so nothing runs; `lakefly logs -a {app}` shows what it said"
+            )),
+            Error::Detached { app, .. } => Some(format!("follow it again with `lakefly events -a {app}`")),
+            Error::ExecFailed { timed_out: true, .. } => Some(format!(
+                "give it longer with --timeout (at most {}), or run it as a job (`lakefly jobs create`)",
+                crate::api::types::ExecRequest::MAX_TIMEOUT
+            )),
+            Error::ExecFailed { .. } => None,
+            Error::EmbeddedDaemon { log, .. } => Some(format!(
+                "see its log: {}; or run one yourself with `lakeflyd` and pass --remote",
+                log.display()
+            )),
+            Error::BadScale { hint, .. } | Error::BadSecretInput { hint, .. } => Some(hint.clone()),
+            Error::StdinTooLarge { .. } => Some(
+                "ship larger files with the release (they are in its directory), or have the command fetch them".into(),
+            ),
+            Error::NeedsConfirmation { .. } => Some("pass --yes to confirm without a prompt".into()),
+            Error::SelectNeedsTerminal => Some(
+                "name the machine with --machine ID (`lakefly machines list -q` lists them)".into(),
+            ),
+            Error::NotListed { .. } => {
+                Some("type the number in front of a machine, or its id".into())
+            }
+            Error::Cancelled(_) => None,
+            Error::NoApp { config: Some(_) } => Some(
+                "name it with `lakefly config set app=NAME`, or pass -a APP".into(),
+            ),
+            Error::NoApp { config: None } => {
+                Some("or create one with `lakefly apps create NAME`".into())
+            }
+            Error::NoRelease { .. } => Some("`lakefly deploy` makes the first release".into()),
+            Error::NotServed { app } => Some(format!(
+                "give it an [http_service] (or [[services]] with handlers = [\"http\"]) and deploy; `lakefly status -a {app}` shows where it is served"
+            )),
+            Error::NoStartedMachine { .. } => Some(
+                "`lakefly machines list` shows its machines: start one (`lakefly machines start ID`), or name one with --machine".into(),
+            ),
+            Error::ConsoleCut { .. } => Some(
+                "lakeflyd stopped or the network dropped the connection; what the command was running was hung up".into(),
+            ),
+            Error::JobNotFound { app, .. } => Some(format!(
+                "`lakefly jobs list -a {app}` shows its jobs, by id and name"
+            )),
+            Error::InvalidConfig(report) => {
+                let n = report.errors().count();
+                Some(if n == 1 {
+                    "fix the line above, then run `lakefly config validate`".into()
+                } else {
+                    format!("fix the {n} problems above, then run `lakefly config validate`")
+                })
+            }
+            Error::ConfigNotFound { .. } => Some(
+                "run `lakefly launch` to write one, or point at it with -c PATH".into(),
+            ),
+            Error::NothingToRun { group, config, why } => {
+                Some(crate::config::plan::runnable_hint(group, config, why))
+            }
+            Error::InvalidKey { .. } => Some(
+                "keys are dotted paths such as http_service.internal_port or services[0].ports[0].port".into(),
+            ),
+            Error::NotAnAssignment { .. } => {
+                Some("write KEY=VALUE, e.g. `lakefly config set http_service.internal_port=8080`".into())
+            }
+            Error::KeyNotSet { .. } => Some("`lakefly config show` prints every key that is set".into()),
+            Error::Edit { .. } => Some("use an index for lists, e.g. services[0].internal_port".into()),
+            Error::AlreadyExists { flag, .. } => Some(format!("pass {flag} to overwrite it")),
+            Error::InvalidAppName { .. } => Some(crate::config::names::APP_NAME_HINT.into()),
+            Error::InvalidHostname { .. } => Some(crate::config::names::HOSTNAME_HINT.into()),
+            Error::StateLocked { .. } => Some("stop it first (`lakefly daemon stop`), or pass another --state".into()),
+            Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                Some("another program listens there; pick another address".into())
+            }
+            Error::Bind { .. } => None,
+            Error::Inherited(_) => Some(
+                "name each ListenStream= socket with FileDescriptorName= (edge, edge-https, api, or port-N for a [[services]] TCP port N), one socket unit a name".into(),
+            ),
+            Error::NoStateDir => Some("pass --state DIR".into()),
+            Error::NoHome { .. } => Some("set HOME to the home directory of the user the agent runs as".into()),
+            Error::Store(_) => Some("check the state directory's disk space and permissions".into()),
+            Error::Backup(e) => {
+                use crate::daemon::backup::BackupError;
+                match e {
+                    BackupError::NotEmpty(_) => Some(
+                        "a backup goes to a new directory; a restore into an empty state directory (stop lakeflyd and move the old one aside first)".into(),
+                    ),
+                    BackupError::WrongKey { .. } => Some(
+                        "restore with the master key that was in use when the backup was taken (put it in the backup as master.key)".into(),
+                    ),
+                    _ => None,
+                }
+            }
+            Error::MasterKey(crate::daemon::secrets::KeyError::TooOpen { path, .. }) => {
+                Some(format!("chmod 600 {}", path.display()))
+            }
+            Error::InsecureApi { .. } => Some(
+                "pass --token-file FILE (one token per line, 16+ characters), or bind the API to 127.0.0.1".into(),
+            ),
+            Error::TokenFile(_) => Some(
+                "list one token per line (primary first, then secondary); `openssl rand -hex 32` makes one".into(),
+            ),
+            Error::Remote(RemoteError::Unknown { .. }) => Some(
+                "add it with `lakefly remote add NAME URL`, or pass a URL to --remote".into(),
+            ),
+            Error::Remote(RemoteError::Exists { name, .. }) => Some(format!(
+                "remove it first with `lakefly remote remove {name}`, or pick another name"
+            )),
+            Error::Remote(RemoteError::Parse { .. }) => {
+                Some("fix the line above, or remove the file to start over".into())
+            }
+            Error::ServerTls(e) => {
+                let flag = e.role().to_ascii_lowercase();
+                Some(format!(
+                    "--{flag}-tls-cert takes the PEM certificate chain (leaf first) and --{flag}-tls-key its PEM private key"
+                ))
+            }
+            Error::MasterKey(crate::daemon::secrets::KeyError::WrongKey(_)) => Some(
+                "restore the key file this state directory was used with; without it the secrets cannot be read".into(),
+            ),
+            Error::MasterKey(crate::daemon::secrets::KeyError::FromCredentials(_)) => Some(
+                "make a new credential with `systemd-creds encrypt`, stop lakeflyd, run `lakeflyd secrets rotate-key` without CREDENTIALS_DIRECTORY, then point LoadCredentialEncrypted= at the new key".into(),
+            ),
+            Error::MasterKey(_) => Some(
+                "the key is 32 bytes in $CREDENTIALS_DIRECTORY/lakefly-master-key or <state>/master.key".into(),
+            ),
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::PermissionDenied => Some("check the file's permissions".into()),
+                std::io::ErrorKind::NotFound => Some("check that the path exists".into()),
+                _ => None,
+            },
+            Error::Output(_) | Error::Remote(_) => None,
+            Error::Token(_) => Some(
+                "fix or remove the file, then `lakefly auth login` again; LAKEFLY_API_TOKEN works meanwhile".into(),
+            ),
+        }
+    }
+}
+
+/// `url`'s scheme, host and port, over HTTPS.
+fn https_origin(url: &str) -> String {
+    let origin =
+        reqwest::Url::parse(url).map_or(url.to_string(), |u| u.origin().ascii_serialization());
+    origin.replacen("http://", "https://", 1)
+}
