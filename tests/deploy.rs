@@ -512,6 +512,25 @@ fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_be
         !apps.to_string().contains("\"img\""),
         "no app was created: {apps}"
     );
+    // flyctl's `deploy --image`, likewise, names the flag and what to do instead.
+    let config = image.join("fly.toml");
+    let args = [
+        "--remote",
+        &d.api,
+        "deploy",
+        "-c",
+        config.to_str().unwrap(),
+        "-i",
+        "flyio/hellofly:latest",
+    ];
+    let run = common::lakefly(Path::new("."), &args).expect_code(2);
+    assert!(
+        run.stderr
+            .contains("for '--image <IMAGE>': lakefly runs no container images")
+            && run.stderr.contains("deploy the app's directory instead"),
+        "{}",
+        run.stderr
+    );
 
     // A Dockerfile the config names but the upload would not hold: missing, or outside
     // the app's directory (a monorepo's `../Dockerfile`). Also said before anything.

@@ -57,6 +57,10 @@ pub struct DeployArgs {
     /// (overrides `[deploy] max_unavailable`).
     #[arg(long, value_name = "N", value_parser = parse_max_unavailable)]
     pub max_unavailable: Option<f64>,
+    /// flyctl's: run a container image. Refused with what to do instead: lakefly runs no
+    /// container engine.
+    #[arg(short = 'i', long, hide = true, value_name = "IMAGE", value_parser = no_images)]
+    pub image: Option<String>,
     /// flyctl's: build on Fly's builders. lakefly builds on the daemon's host either way;
     /// accepted so `flyctl deploy --remote-only` scripts run.
     #[arg(long, hide = true)]
@@ -88,6 +92,16 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
         .find(|(name, _)| *name == s)
         .map(|(_, strategy)| *strategy)
         .ok_or_else(|| "use rolling, immediate, canary or bluegreen".to_string())
+}
+
+/// `--image`: never taken. A parser that refuses gives clap's error naming the flag, with
+/// the way to deploy instead.
+fn no_images(_: &str) -> Result<String, String> {
+    Err(
+        "lakefly runs no container images (no container engine): deploy the app's \
+         directory instead; its Dockerfile is read, not built"
+            .into(),
+    )
 }
 
 /// `--max-unavailable`: above zero, as fly.toml's: a fraction below 1, else a count.
