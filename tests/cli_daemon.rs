@@ -37,6 +37,9 @@ fn apps_create_list_and_destroy() {
         .json();
     assert_eq!(json[0]["name"], "hello");
 
+    // flyctl's `apps create --name` too.
+    let flagged = cli(&d.api, &["apps", "create", "--name", "named", "--json"]).expect_code(0);
+    assert_eq!(flagged.json()["name"], "named");
     let dup = cli(&d.api, &["apps", "create", "hello"]).expect_code(6);
     assert_eq!(dup.stderr, "error: app \"hello\" already exists\nhint: pick another name, or deploy to the existing app\n");
     // flyctl's -j is --json.

@@ -24,7 +24,11 @@ pub enum AppsCommand {
     /// Create an app.
     Create {
         /// Its name: lowercase letters, digits and dashes.
-        name: String,
+        #[arg(required_unless_present = "by_name")]
+        name: Option<String>,
+        /// Its name, as flyctl's `apps create --name` takes it.
+        #[arg(long = "name", value_name = "NAME", conflicts_with = "name")]
+        by_name: Option<String>,
     },
     /// List the apps.
     #[command(visible_alias = "ls")]
@@ -121,7 +125,9 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
     let out = global.output();
     let api = client(global)?;
     match args.command {
-        AppsCommand::Create { name } => {
+        AppsCommand::Create { name, by_name } => {
+            // clap requires one of the two; an empty name would be refused as a name.
+            let name = name.or(by_name).unwrap_or_default();
             let app = block_on(async {
                 let app = api.create_app(&name).await?;
                 super::volumes::note_leftovers(&api, &name, out).await;

@@ -205,6 +205,7 @@ mod tests {
         for line in [
             "apps ls -j",
             "app list",
+            "apps create --name web",
             "apps destroy web -y",
             "apps rm web --yes",
             "machines ls -q",
