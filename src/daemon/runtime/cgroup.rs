@@ -128,6 +128,35 @@ impl MachineCgroup {
         drop(self.procs);
         let _ = std::fs::remove_dir(&self.dir);
     }
+
+    /// Kills whatever is still in the cgroup, then removes it: a process can leave its
+    /// process group and session but not its cgroup, so this catches every straggler, even
+    /// one that cleared its environment. `cgroup.kill` (Linux 5.14) kills them at once;
+    /// before it, each listed pid gets SIGKILL. Waits a second at most for them to go.
+    pub async fn kill_and_remove(self) {
+        if write(&self.dir.join("cgroup.kill"), "1").is_err() {
+            for pid in self.pids() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while !self.pids().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.remove();
+    }
+
+    /// The processes in the cgroup now.
+    fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect()
+    }
 }
 
 /// The path of a process's cgroup on a pure cgroup v2 system (one `0::/path` line).
@@ -251,6 +280,25 @@ mod tests {
         assert_eq!(read("machines/7/memory.swap.max"), "max");
         assert_eq!(read("machines/7/cpu.max"), "max 100000");
         machine.remove();
+    }
+
+    #[tokio::test]
+    async fn a_machines_cgroup_is_killed_whole_before_it_is_removed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let base = root.path().join("lakeflyd.service");
+        fake_cgroup(&base, "memory", "42\n");
+        for sub in ["daemon", "machines", "machines/7"] {
+            fake_cgroup(&base.join(sub), "memory", "");
+        }
+        std::fs::write(base.join("machines/7/cgroup.kill"), "").expect("write");
+        std::fs::write(base.join("machines/7/memory.max"), "max").expect("write");
+        let cgroups = Cgroups::prepare(root.path(), "/lakeflyd.service", 42).expect("prepared");
+        let machine = cgroups
+            .machine("7", Limits::default())
+            .expect("machine cgroup");
+        machine.kill_and_remove().await;
+        let killed = std::fs::read_to_string(base.join("machines/7/cgroup.kill")).expect("read");
+        assert_eq!(killed, "1");
     }
 
     #[test]

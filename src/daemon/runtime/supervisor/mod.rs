@@ -282,7 +282,7 @@ impl Supervisor {
                 let _ = process::signal_group(pid, Signal::SIGKILL);
                 let _ = spawned.child.wait().await;
                 if let Some(cgroup) = cgroup {
-                    cgroup.remove();
+                    cgroup.kill_and_remove().await;
                 }
                 return Err(e);
             }
@@ -350,7 +350,7 @@ impl Supervisor {
                     drop(health);
                     let exit = self.stop_process(&mut spawned).await;
                     if let Some(cgroup) = cgroup {
-                        cgroup.remove();
+                        cgroup.kill_and_remove().await;
                     }
                     return Ok(self.after_stop(request, exit).await);
                 }
@@ -362,7 +362,7 @@ impl Supervisor {
         // restart never runs beside a straggler.
         self.kill_leftovers(pid).await;
         if let Some(cgroup) = cgroup {
-            cgroup.remove();
+            cgroup.kill_and_remove().await;
         }
         if let Some(line) = memory_watch.and_then(|watch| watch.kill_note()) {
             self.say_in_log(line).await;
