@@ -92,13 +92,13 @@ pub enum MachinesCommand {
         )]
         command: Vec<String>,
     },
-    /// Remove a machine: a stopped one, or with --force one that runs (stopped first).
+    /// Remove machines: stopped ones, or with --force ones that run (stopped first).
     #[command(visible_alias = "remove", alias = "rm")]
     Destroy {
         /// Machine ids.
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
-        /// Destroy it even while it runs, as `fly machine destroy --force`.
+        /// Destroy them even while they run, as `fly machine destroy --force`.
         #[arg(short, long)]
         force: bool,
     },
