@@ -15,10 +15,14 @@ use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A machine command that starts `sleep` in a session of its own, writes its pid to
-/// `straggler.pid` in the machine's directory, then runs `then`.
+/// A machine command that starts `sleep` in a session of its own, which writes its pid to
+/// `straggler.pid` in the machine's directory once it is there (so the group's own kill
+/// cannot catch it), then, once that file is there, runs `then`.
 fn leaving(then: &str) -> String {
-    format!("setsid sleep 600 & echo $! > straggler.tmp && mv straggler.tmp straggler.pid; {then}")
+    format!(
+        "setsid sh -c 'echo $$ > straggler.tmp && mv straggler.tmp straggler.pid && exec sleep 600' & \
+         while [ ! -e straggler.pid ]; do sleep 0.05; done; {then}"
+    )
 }
 
 /// The pid file `leaving` writes for app `app` of daemon `d`.
