@@ -683,17 +683,42 @@ fn env_and_build_arg_flags_hold_for_that_release_and_leave_the_file_alone() {
         let port = s["machines"][0]["port"].as_u64().unwrap();
         get_text(&format!("http://127.0.0.1:{port}/"))
     };
+    let memory = || {
+        let s = common::lakefly(
+            Path::new("."),
+            &["--remote", &d.api, "status", "-a", "flags", "--json"],
+        )
+        .expect_code(0)
+        .json();
+        s["machines"][0]["spec"]["memory_mb"].clone()
+    };
     deploy(
         &d,
         &app,
-        &["-e", "NOTE=from=flag", "--build-arg", "FLAVOR=spicy"],
+        &[
+            "-e",
+            "NOTE=from=flag",
+            "--build-arg",
+            "FLAVOR=spicy",
+            "--vm-memory",
+            "256",
+        ],
     )
     .expect_code(0);
     assert_eq!(answer(), "from=flag|spicy");
+    assert_eq!(memory(), 256);
     assert_eq!(std::fs::read_to_string(app.join("fly.toml")).unwrap(), toml);
-    // The next deploy without them is the file's again.
+    // The next deploy without them is the file's again; a size is kept, as `scale
+    // memory`'s is, while fly.toml names none.
     deploy(&d, &app, &[]).expect_code(0);
     assert_eq!(answer(), "from-file|plain");
+    assert_eq!(memory(), 256);
+    let bad = deploy(&d, &app, &["--vm-size", "huge"]).expect_code(2);
+    assert!(
+        bad.stderr.contains("--vm-size <SIZE>") && bad.stderr.contains("known sizes: "),
+        "{}",
+        bad.stderr
+    );
     // A bad one is refused before anything is sent, naming the flag.
     let bad = deploy(&d, &app, &["--env", "9LIVES=1"]).expect_code(2);
     assert!(

@@ -57,6 +57,16 @@ pub struct DeployArgs {
     /// (overrides `[deploy] max_unavailable`).
     #[arg(long, value_name = "N", value_parser = parse_max_unavailable)]
     pub max_unavailable: Option<f64>,
+    /// The size of every group's machines for this release (`shared-cpu-2x`: its CPUs and
+    /// memory), over fly.toml's `[[vm]]`, as flyctl's.
+    #[arg(long, value_name = "SIZE", value_parser = super::scale::size_name)]
+    pub vm_size: Option<String>,
+    /// Memory in MB of every group's machines for this release, over fly.toml's.
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(32..))]
+    pub vm_memory: Option<u64>,
+    /// CPUs of every group's machines for this release, over fly.toml's.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub vm_cpus: Option<u32>,
     /// flyctl's: run a container image. Refused with what to do instead: lakefly runs no
     /// container engine.
     #[arg(short = 'i', long, hide = true, value_name = "IMAGE", value_parser = no_images)]
@@ -415,6 +425,19 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
 /// `--env` over `[env]` and `--build-arg` over `[build.args]`, for this release only.
 fn overrides(config: &mut AppConfig, args: &DeployArgs, out: &Output) {
     config.env.extend(args.env.iter().cloned());
+    if args.vm_size.is_some() || args.vm_memory.is_some() || args.vm_cpus.is_some() {
+        // Every `[[vm]]` takes what is given; without one, one for every group.
+        if config.vm.is_empty() {
+            config.vm.push(Default::default());
+        }
+        for vm in &mut config.vm {
+            if let Some(size) = &args.vm_size {
+                vm.size = Some(size.clone());
+            }
+            vm.memory_mb = args.vm_memory.or(vm.memory_mb);
+            vm.cpus = args.vm_cpus.or(vm.cpus);
+        }
+    }
     if args.release_command_timeout.is_some() || args.max_unavailable.is_some() {
         let deploy = config.deploy.get_or_insert_with(Default::default);
         if let Some(timeout) = args.release_command_timeout {

@@ -230,6 +230,7 @@ mod tests {
             "console --select",
             "deploy --remote-only -y",
             "deploy --local-only --no-cache",
+            "deploy --vm-size shared-cpu-2x --vm-memory 1024 --vm-cpus 2",
             "deploy --skip-release-command --release-command-timeout 10m --max-unavailable 0.5",
             "scale count 2 -y -g web",
             "status -j",

@@ -73,7 +73,7 @@ pub enum ScaleCommand {
 }
 
 /// A size lakefly knows, or the list of them.
-fn size_name(s: &str) -> Result<String, String> {
+pub(super) fn size_name(s: &str) -> Result<String, String> {
     match crate::config::sizes::preset(s) {
         Some(_) => Ok(s.to_string()),
         None => Err(format!("known sizes: {}", crate::config::sizes::names())),
