@@ -683,15 +683,18 @@ fn env_and_build_arg_flags_hold_for_that_release_and_leave_the_file_alone() {
         let port = s["machines"][0]["port"].as_u64().unwrap();
         get_text(&format!("http://127.0.0.1:{port}/"))
     };
-    let memory = || {
+    // Memory and CPUs of the machine's spec.
+    let size = || {
         let s = common::lakefly(
             Path::new("."),
             &["--remote", &d.api, "status", "-a", "flags", "--json"],
         )
         .expect_code(0)
         .json();
-        s["machines"][0]["spec"]["memory_mb"].clone()
+        let spec = &s["machines"][0]["spec"];
+        (spec["memory_mb"].clone(), spec["cpus"].clone())
     };
+    let memory = || size().0;
     deploy(
         &d,
         &app,
@@ -713,6 +716,9 @@ fn env_and_build_arg_flags_hold_for_that_release_and_leave_the_file_alone() {
     deploy(&d, &app, &[]).expect_code(0);
     assert_eq!(answer(), "from-file|plain");
     assert_eq!(memory(), 256);
+    // A flag changes what runs now, not what the file (which names no size) would give.
+    deploy(&d, &app, &["--vm-cpus", "2"]).expect_code(0);
+    assert_eq!(size(), (serde_json::json!(256), serde_json::json!(2)));
     let bad = deploy(&d, &app, &["--vm-size", "huge"]).expect_code(2);
     assert!(
         bad.stderr.contains("--vm-size <SIZE>") && bad.stderr.contains("known sizes: "),

@@ -170,6 +170,14 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         ));
     }
     let api = client(global)?;
+    if args.vm_size.is_some() || args.vm_memory.is_some() || args.vm_cpus.is_some() {
+        if config.vm.is_empty() {
+            // What the app runs with now is what the flags change, as a deploy of a
+            // fly.toml without [[vm]] keeps it (`scale vm`, an earlier --vm-size).
+            config.vm = block_on(current_sizes(&api, &app))?;
+        }
+        resize(&mut config, &args);
+    }
 
     // Pack into a temporary file beside nothing the app sees.
     let bundle_file = tempfile::NamedTempFile::new()
@@ -425,19 +433,6 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
 /// `--env` over `[env]` and `--build-arg` over `[build.args]`, for this release only.
 fn overrides(config: &mut AppConfig, args: &DeployArgs, out: &Output) {
     config.env.extend(args.env.iter().cloned());
-    if args.vm_size.is_some() || args.vm_memory.is_some() || args.vm_cpus.is_some() {
-        // Every `[[vm]]` takes what is given; without one, one for every group.
-        if config.vm.is_empty() {
-            config.vm.push(Default::default());
-        }
-        for vm in &mut config.vm {
-            if let Some(size) = &args.vm_size {
-                vm.size = Some(size.clone());
-            }
-            vm.memory_mb = args.vm_memory.or(vm.memory_mb);
-            vm.cpus = args.vm_cpus.or(vm.cpus);
-        }
-    }
     if args.release_command_timeout.is_some() || args.max_unavailable.is_some() {
         let deploy = config.deploy.get_or_insert_with(Default::default);
         if let Some(timeout) = args.release_command_timeout {
@@ -466,6 +461,36 @@ fn overrides(config: &mut AppConfig, args: &DeployArgs, out: &Output) {
         out.note("    note: --build-arg values go to a Dockerfile's ARGs; this app is not built from one");
     }
     build.args.extend(args.build_args.iter().cloned());
+}
+
+/// The `[[vm]]` sections of `app`'s current release; none for an app without one (or
+/// none yet).
+async fn current_sizes(
+    api: &crate::api::client::Client,
+    app: &str,
+) -> Result<Vec<crate::config::model::Vm>, Error> {
+    let Some(app) = api.app(app).await? else {
+        return Ok(Vec::new());
+    };
+    let Some(version) = app.current_release else {
+        return Ok(Vec::new());
+    };
+    Ok(api.release_config(&app.name, version).await?.vm)
+}
+
+/// `--vm-size`, `--vm-memory`, `--vm-cpus`: every `[[vm]]` takes what is given; without one,
+/// one for every group.
+fn resize(config: &mut AppConfig, args: &DeployArgs) {
+    if config.vm.is_empty() {
+        config.vm.push(Default::default());
+    }
+    for vm in &mut config.vm {
+        if let Some(size) = &args.vm_size {
+            vm.size = Some(size.clone());
+        }
+        vm.memory_mb = args.vm_memory.or(vm.memory_mb);
+        vm.cpus = args.vm_cpus.or(vm.cpus);
+    }
 }
 
 /// The config with what each process group runs settled (the `Dockerfile` beside it named
