@@ -500,15 +500,15 @@ async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
         lines[0]
     );
     assert!(lines[1].ends_with(" second"));
-    // flyctl's spellings: -n is --no-tail; -m, -i and --instance name the machine.
+    // flyctl's spellings: -m, -i and --instance name the machine.
     for by_machine in [["-m", &id], ["-i", &id], ["--instance", &id]] {
-        let mut args = vec!["logs", "-a", "talk", "-n"];
+        let mut args = vec!["logs", "-a", "talk", "--no-tail"];
         args.extend(by_machine);
         assert_eq!(cli(&d.api, &args).expect_code(0).stdout, recent, "{args:?}");
     }
     let last_one = cli(
         &d.api,
-        &["logs", "-a", "talk", "--no-tail", "--lines", "1", "--json"],
+        &["logs", "-a", "talk", "--no-tail", "-n", "1", "--json"],
     )
     .expect_code(0);
     let entry: Value = serde_json::from_str(last_one.stdout.trim()).unwrap();
@@ -518,7 +518,7 @@ async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
     );
 
     let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
-        .args(["--remote", &d.api, "logs", "-a", "talk", "--lines", "1"])
+        .args(["--remote", &d.api, "logs", "-a", "talk", "-n", "1"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -572,7 +572,7 @@ async fn logs_no_tail_prints_exactly_the_last_lines_of_a_large_log() {
     }
     let api_url = d.api.clone();
     let run = tokio::task::spawn_blocking(move || {
-        cli(&api_url, &["logs", "-a", "chatty", "-n", "--lines", "50"]).expect_code(0)
+        cli(&api_url, &["logs", "-a", "chatty", "--no-tail", "-n", "50"]).expect_code(0)
     })
     .await
     .unwrap();

@@ -4,7 +4,7 @@
 One machine writes N lines (default 1,000,000) to stdout as fast as it can; prints
   * the ingest rate: lines per second from machine start until the last line is stored;
   * the time to read the last 50 lines of that log (median and max of 50 reads),
-    which is what `lakefly logs --lines 50` does first;
+    which is what `lakefly logs -n 50` does first;
   * the daemon's RSS before and after, and its CPU time during ingest.
 
 Usage: scripts/bench/logs.py [--lakeflyd target/release/lakeflyd] [--lines 1000000]

@@ -20,14 +20,15 @@ const PAGE: usize = 1000;
 /// Show the app's logs, and follow them.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Each line starts with its time, machine id and process group; a job run's lines come\nfrom job:NAME#RUN, a release command's from release_command:vN.\n\nExamples:\n  lakefly logs\n  lakefly logs -n --lines 500 --process worker\n  lakefly logs --machine 3779b97f4a7c15 --json\n  lakefly logs --job nightly --no-tail"
+    after_help = "Each line starts with its time, machine id and process group; a job run's lines come\nfrom job:NAME#RUN, a release command's from release_command:vN.\n\nExamples:\n  lakefly logs\n  lakefly logs --no-tail -n 500 --process worker\n  lakefly logs --machine 3779b97f4a7c15 --json\n  lakefly logs --job nightly --no-tail"
 )]
 pub struct LogsArgs {
-    /// Print the recent lines and exit instead of following (`-n`, as `fly logs -n`).
-    #[arg(short = 'n', long)]
+    /// Print the recent lines and exit instead of following.
+    #[arg(long)]
     pub no_tail: bool,
-    /// How many recent lines to show first.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    /// How many recent lines to show first (`-n`, as DESIGN's command surface has it;
+    /// flyctl's `-n` is `--no-tail`).
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 100)]
     pub lines: usize,
     /// Only this machine's output (flyctl's `-i`/`--instance` work too).
     #[arg(

@@ -222,7 +222,7 @@ mod tests {
             "checks ls",
             "jobs ls",
             "remote ls",
-            "logs -n -i abc",
+            "logs --no-tail -n 5 -i abc",
             "logs --no-tail --instance abc",
             "logs -m abc",
             "logs -s",
