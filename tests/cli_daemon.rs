@@ -96,23 +96,14 @@ async fn status_and_machines_commands() {
         let table = cli(&api, &["apps", "list"]).expect_code(0).stdout;
         assert!(table.starts_with("NAME  RELEASE  MACHINES"), "{table}");
         assert!(table.contains(" of 2 started"), "{table}");
-        // A running machine is destroyed only with --force, as `fly machine destroy`.
-        let refused = cli(&api, &["machines", "destroy", &other, "-a", "web"]).expect_code(6);
-        // Started, or still starting: either way it runs.
-        let said = format!(
-            "; destroying it would stop it\nhint: stop it first (`lakefly machines stop {other}`), or pass --force;"
-        );
-        assert!(
-            refused.stderr.starts_with(&format!("error: machine {other} is start"))
-                && refused.stderr.contains(&said),
-            "{}",
-            refused.stderr
-        );
+        // A running machine is stopped and destroyed; flyctl's --force is taken.
         cli(&api, &["machines", "rm", "--force", &other, "-a", "web"]).expect_code(0);
         // Machines made through the API serve no web address to open.
         let unserved = cli(&api, &["open", "-a", "web"]).expect_code(5);
         assert!(
-            unserved.stderr.starts_with("error: app web has no web address")
+            unserved
+                .stderr
+                .starts_with("error: app web has no web address")
                 && unserved.stderr.contains("hint: give it an [http_service]"),
             "{}",
             unserved.stderr
@@ -209,18 +200,12 @@ async fn machine_commands_take_several_ids_and_list_q_prints_the_ids_alone() {
             );
         }
 
-        // The first refused stops the run: nothing after it is destroyed.
-        let mut args = vec!["machines", "destroy", "-a", "web"];
-        args.extend(ids.iter().map(String::as_str));
-        let refused = cli(&api, &args).expect_code(6);
-        assert!(
-            refused.stderr.contains("destroying it would stop it"),
-            "{}",
-            refused.stderr
-        );
+        // One unknown stops the run where it is: those before it are destroyed.
+        let mut args = vec!["machines", "destroy", "-a", "web", &ids[0], "nope", &ids[1]];
+        cli(&api, &args).expect_code(5);
         let left = cli(&api, &["machines", "list", "-q", "-a", "web"]).expect_code(0);
-        assert_eq!(left.stdout.lines().count(), 2, "{}", left.stdout);
-        args.push("--force");
+        assert_eq!(left.stdout, format!("{}\n", ids[1]));
+        args.retain(|a| *a != "nope" && *a != ids[0].as_str());
         cli(&api, &args).expect_code(0);
         let left = cli(&api, &["machines", "list", "-q", "-a", "web"]).expect_code(0);
         assert_eq!(left.stdout, "");

@@ -193,14 +193,6 @@ impl MachineState {
         }
     }
 
-    /// Whether a process of the machine runs (or is being spawned or stopped).
-    pub fn runs(self) -> bool {
-        matches!(
-            self,
-            MachineState::Starting | MachineState::Started | MachineState::Stopping
-        )
-    }
-
     /// Parses a stored state name.
     pub fn parse(s: &str) -> Option<Self> {
         [

@@ -92,14 +92,16 @@ pub enum MachinesCommand {
         )]
         command: Vec<String>,
     },
-    /// Remove machines: stopped ones, or with --force ones that run (stopped first).
+    /// Remove machines; one that runs is stopped first (kill signal, then SIGKILL after its
+    /// kill timeout).
     #[command(visible_alias = "remove", alias = "rm")]
     Destroy {
         /// Machine ids.
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
-        /// Destroy them even while they run, as `fly machine destroy --force`.
-        #[arg(short, long)]
+        /// flyctl's, which destroys a machine that runs only with it: lakefly's destroy
+        /// stops one first, as DESIGN's `machines destroy ID` has it.
+        #[arg(short, long, hide = true)]
         force: bool,
     },
 }
@@ -124,11 +126,10 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
         MachinesCommand::Status { id } => {
             return super::machine_status::run(&out, &api, &app, &id);
         }
-        MachinesCommand::Destroy { ids, force } => {
-            // One at a time, stopping at the first refused: the daemon refuses a running
-            // machine without force (409 machine_running).
+        MachinesCommand::Destroy { ids, .. } => {
+            // One at a time, stopping at the first that fails.
             for id in ids {
-                block_on(async { Ok(api.destroy_machine(&app, &id, force).await?) })?;
+                block_on(async { Ok(api.destroy_machine(&app, &id).await?) })?;
                 if out.json {
                     out.ndjson(&serde_json::json!({ "destroyed": id }))?;
                 } else {

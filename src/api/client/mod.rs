@@ -411,16 +411,9 @@ impl Client {
         decode(url, status, &bytes)
     }
 
-    /// `DELETE /v1/apps/{app}/machines/{id}`: answers once it has stopped; a machine that
-    /// runs only with `force`.
-    pub async fn destroy_machine(
-        &self,
-        app: &str,
-        id: &str,
-        force: bool,
-    ) -> Result<(), ClientError> {
-        let force = if force { "?force=true" } else { "" };
-        let path = format!("/v1/apps/{app}/machines/{id}{force}");
+    /// `DELETE /v1/apps/{app}/machines/{id}`: answers once it has stopped.
+    pub async fn destroy_machine(&self, app: &str, id: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{app}/machines/{id}");
         (self
             .send(Method::DELETE, &path, None::<&()>, MACHINES_TIMEOUT)
             .await)

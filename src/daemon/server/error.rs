@@ -88,14 +88,6 @@ pub enum ServerError {
         /// Its state.
         state: &'static str,
     },
-    /// A destroy without `force` for a machine whose process runs.
-    #[error("machine {id} is {state}; destroying it would stop it")]
-    MachineRunning {
-        /// The machine.
-        id: String,
-        /// Its state.
-        state: &'static str,
-    },
     /// No accepted API token was presented.
     #[error("{0}")]
     Unauthorized(String),
@@ -147,8 +139,7 @@ impl ServerError {
             ServerError::ProxyConnect(_) => StatusCode::BAD_GATEWAY,
             ServerError::AppExists(_)
             | ServerError::HostnameTaken { .. }
-            | ServerError::NotRunning { .. }
-            | ServerError::MachineRunning { .. } => StatusCode::CONFLICT,
+            | ServerError::NotRunning { .. } => StatusCode::CONFLICT,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -201,7 +192,6 @@ impl ServerError {
             ServerError::ReleaseNotFound { .. } => "release_not_found",
             ServerError::BadRequest(_) => "bad_request",
             ServerError::NotRunning { .. } => "machine_not_running",
-            ServerError::MachineRunning { .. } => "machine_running",
             ServerError::NotListening(_) => "port_not_listened",
             ServerError::ProxyConnect(_) => "proxy_connect_failed",
             ServerError::Unauthorized(_) => "unauthorized",
@@ -277,9 +267,6 @@ impl ServerError {
             ServerError::NotRunning { id, .. } => {
                 Some(format!("`lakefly machines start {id}` starts it"))
             }
-            ServerError::MachineRunning { id, .. } => Some(format!(
-                "stop it first (`lakefly machines stop {id}`), or pass --force; to run fewer machines for good, `lakefly scale count` keeps the count"
-            )),
             ServerError::ExecFailed(_) => {
                 Some("`lakefly logs` and the daemon's log say more about the machine".into())
             }

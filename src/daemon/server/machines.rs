@@ -1,7 +1,7 @@
 //! `/v1/apps/{app}/machines`: create, list, show, start, stop, restart, signal, destroy (exec is
 //! `exec.rs`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
@@ -103,32 +103,13 @@ pub async fn signal(
     Ok(Json(state.runtime.signal(&app, &id, signal).await?))
 }
 
-/// `?force=` of a machine destroy.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct DestroyQuery {
-    /// Destroy it though its process runs (as Fly's Machines API).
-    #[serde(default)]
-    force: bool,
-}
-
-/// `DELETE /v1/apps/{app}/machines/{id}[?force=true]`: stops the machine and forgets it. A
-/// machine whose process runs is destroyed only with `force`, as on Fly: a stray DELETE
-/// must not take down what serves.
+/// `DELETE /v1/apps/{app}/machines/{id}`: stops the machine (its kill signal, then SIGKILL
+/// after its kill timeout) and forgets it. Fly's `?force=true` is taken and changes nothing.
 pub async fn destroy(
     State(state): State<Shared>,
     Path((app, id)): Path<(String, String)>,
-    Query(q): Query<DestroyQuery>,
 ) -> Result<StatusCode, ServerError> {
     state.require_app(&app).await?;
-    if !q.force {
-        let machine = state.runtime.get(&app, &id).await?;
-        if machine.state.runs() {
-            return Err(ServerError::MachineRunning {
-                id,
-                state: machine.state.as_str(),
-            });
-        }
-    }
     state.runtime.act(&app, &id, Action::Destroy).await?;
     Ok(StatusCode::NO_CONTENT)
 }
