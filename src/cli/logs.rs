@@ -26,8 +26,7 @@ pub struct LogsArgs {
     /// Print the recent lines and exit instead of following.
     #[arg(long)]
     pub no_tail: bool,
-    /// How many recent lines to show first (`-n`, as DESIGN's command surface has it;
-    /// flyctl's `-n` is `--no-tail`).
+    /// How many recent lines to show first (flyctl's `logs -n` is `--no-tail` here).
     #[arg(short = 'n', long, value_name = "N", default_value_t = 100)]
     pub lines: usize,
     /// Only this machine's output (flyctl's `-i`/`--instance` work too).
