@@ -99,7 +99,13 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
     let again = deploy(
         &d,
         &app,
-        &["--strategy", "bluegreen", "--remote-only", "-y"],
+        &[
+            "--strategy",
+            "bluegreen",
+            "--remote-only",
+            "-y",
+            "--ha=false",
+        ],
     )
     .expect_code(0);
     assert!(
@@ -109,6 +115,13 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
             ),
         "{}",
         again.stderr
+    );
+    // `--ha` (two machines a group) is not what lakefly does: refused with the way to get it.
+    let ha = deploy(&d, &app, &["--ha"]).expect_code(2);
+    assert!(
+        ha.stderr.contains("run two with `lakefly scale count 2`"),
+        "{}",
+        ha.stderr
     );
     let s = status(&d);
     assert_eq!(s["release"]["version"], 2);

@@ -67,6 +67,10 @@ pub struct DeployArgs {
     /// CPUs of every group's machines for this release, over fly.toml's.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub vm_cpus: Option<u32>,
+    /// flyctl's: two machines per group on a first deploy. lakefly starts one, as
+    /// `--ha=false` asks; `--ha=true` is refused with the way to run two.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = one_machine_per_group)]
+    pub ha: Option<bool>,
     /// flyctl's: run a container image. Refused with what to do instead: lakefly runs no
     /// container engine.
     #[arg(short = 'i', long, hide = true, value_name = "IMAGE", value_parser = no_images)]
@@ -102,6 +106,20 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
         .find(|(name, _)| *name == s)
         .map(|(_, strategy)| *strategy)
         .ok_or_else(|| "use rolling, immediate, canary or bluegreen".to_string())
+}
+
+/// `--ha`: `false` is what lakefly does; `true` (flyctl's default) is not, and says how to
+/// get it.
+fn one_machine_per_group(value: &str) -> Result<bool, String> {
+    match value {
+        "false" | "0" => Ok(false),
+        "true" | "1" => Err(
+            "a first deploy starts one machine per group here; run two with `lakefly scale count 2` \
+             (it is kept by later deploys)"
+                .into(),
+        ),
+        _ => Err("give true or false".into()),
+    }
 }
 
 /// `--image`: never taken. A parser that refuses gives clap's error naming the flag, with

@@ -229,6 +229,7 @@ mod tests {
             "ssh console -s --pty -q -C uptime",
             "console --select",
             "deploy --remote-only -y",
+            "deploy --ha=false",
             "deploy --local-only --no-cache",
             "deploy --vm-size shared-cpu-2x --vm-memory 1024 --vm-cpus 2",
             "deploy --skip-release-command --release-command-timeout 10m --max-unavailable 0.5",
