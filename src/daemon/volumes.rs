@@ -67,11 +67,7 @@ pub fn list(root: &Path, app: &str, machines: &[Machine]) -> Result<Vec<Volume>,
     match std::fs::read_dir(&dir) {
         Ok(entries) => {
             for entry in entries {
-                let entry = entry.map_err(|source| VolumeError::Io {
-                    action: "read",
-                    path: dir.clone(),
-                    source,
-                })?;
+                let entry = entry.map_err(io_error("read", &dir))?;
                 let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
                 if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
                     if !name.starts_with(DELETING) {
@@ -81,13 +77,7 @@ pub fn list(root: &Path, app: &str, machines: &[Machine]) -> Result<Vec<Volume>,
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(VolumeError::Io {
-                action: "read",
-                path: dir,
-                source,
-            })
-        }
+        Err(source) => return Err(io_error("read", &dir)(source)),
     }
     names.extend(
         machines
@@ -100,11 +90,7 @@ pub fn list(root: &Path, app: &str, machines: &[Machine]) -> Result<Vec<Volume>,
             let path = dir.join(&name);
             Ok(Volume {
                 app: app.to_string(),
-                used_bytes: used_bytes(&path).map_err(|source| VolumeError::Io {
-                    action: "read",
-                    path: path.clone(),
-                    source,
-                })?,
+                used_bytes: used_bytes(&path).map_err(io_error("read", &path))?,
                 path: path.to_string_lossy().into_owned(),
                 mounted_by: mounted_by(machines, &name),
                 name,
@@ -123,14 +109,7 @@ pub fn create(root: &Path, app: &str, name: &str) -> Result<Volume, VolumeError>
     }
     let dir = root.join(app);
     let path = dir.join(name);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| VolumeError::Io {
-            action: "create",
-            path,
-            source,
-        }
-    };
+    let io = |path: &Path| io_error("create", path);
     crate::daemon::create_private_dir(&dir).map_err(io(&dir))?;
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -199,14 +178,7 @@ pub fn destroy(
     if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
         return Err(not_found());
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| VolumeError::Io {
-            action: "delete",
-            path,
-            source,
-        }
-    };
+    let io = |path: &Path| io_error("delete", path);
     let doomed = root.join(app).join(format!(
         "{DELETING}{name}-{}",
         std::time::SystemTime::now()
@@ -236,6 +208,16 @@ pub fn finish_deletions(root: &Path) {
                 }
             }
         }
+    }
+}
+
+/// What turns an I/O error while doing `action` to `path` into a [`VolumeError`].
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError {
+    let path = path.to_path_buf();
+    move |source| VolumeError::Io {
+        action,
+        path,
+        source,
     }
 }
 
