@@ -43,7 +43,7 @@ impl Error {
             {
                 Some(format!(
                     "it answers with TLS there: use {} (lakeflyd --api-tls-cert serves the API over HTTPS only)",
-                    https_origin(url)
+                    crate::api::client::origin(url).replacen("http://", "https://", 1)
                 ))
             }
             Error::Api(ClientError::BadResponse { .. }) => {
@@ -203,11 +203,4 @@ impl Error {
             ),
         }
     }
-}
-
-/// `url`'s scheme, host and port, over HTTPS.
-fn https_origin(url: &str) -> String {
-    let origin =
-        reqwest::Url::parse(url).map_or(url.to_string(), |u| u.origin().ascii_serialization());
-    origin.replacen("http://", "https://", 1)
 }

@@ -68,6 +68,12 @@ pub enum ClientError {
     },
 }
 
+/// `url`'s scheme, host and port (`url` itself when it does not parse): where a request
+/// went, without its path.
+pub fn origin(url: &str) -> String {
+    reqwest::Url::parse(url).map_or(url.to_string(), |u| u.origin().ascii_serialization())
+}
+
 /// The innermost cause, which says what actually happened ("Connection refused").
 pub(in crate::api) fn root_cause(e: &dyn std::error::Error) -> String {
     let mut cause = e;
@@ -82,9 +88,9 @@ pub(in crate::api) fn refusal(url: String, status: StatusCode, bytes: &[u8]) -> 
     match serde_json::from_slice::<ApiError>(bytes) {
         // The API names apps in its paths and never answers this code; the edge does for a
         // Host that names no app.
-        Ok(error) if error.code == crate::api::types::EDGE_UNKNOWN_APP => ClientError::EdgeNotApi {
-            url: reqwest::Url::parse(&url).map_or(url, |u| u.origin().ascii_serialization()),
-        },
+        Ok(error) if error.code == crate::api::types::EDGE_UNKNOWN_APP => {
+            ClientError::EdgeNotApi { url: origin(&url) }
+        }
         Ok(error) => ClientError::Api {
             status: status.as_u16(),
             error,

@@ -15,6 +15,7 @@ use super::types::{
 
 mod error;
 
+pub use error::origin;
 pub use error::ClientError;
 pub(super) use error::{decode, refusal, root_cause, snippet};
 
