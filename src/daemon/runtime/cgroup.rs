@@ -134,32 +134,25 @@ impl MachineCgroup {
     /// one that cleared its environment. `cgroup.kill` (Linux 5.14) kills them at once;
     /// before it, each listed pid gets SIGKILL. Waits a second at most for them to go.
     pub async fn kill_and_remove(self) {
+        let procs = self.dir.join("cgroup.procs");
         if write(&self.dir.join("cgroup.kill"), "1").is_err() {
-            for pid in self.pids() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            super::process::signal_each(&pids_in(&procs), nix::sys::signal::Signal::SIGKILL);
         }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-        while !self.pids().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        super::process::wait_none(move || pids_in(&procs), deadline).await;
         self.remove();
-    }
-
-    /// The processes in the cgroup now.
-    fn pids(&self) -> Vec<i32> {
-        std::fs::read_to_string(self.dir.join("cgroup.procs"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|pid| pid.parse().ok())
-            .collect()
     }
 }
 
-/// The path of a process's cgroup on a pure cgroup v2 system (one `0::/path` line).
+/// The processes a cgroup's `cgroup.procs` lists now.
+fn pids_in(procs: &Path) -> Vec<u32> {
+    std::fs::read_to_string(procs)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect()
+}
+
 /// What a machine's cgroup holds it to; `None` is no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -178,6 +171,7 @@ fn bytes_or_max(mb: Option<u64>) -> String {
     })
 }
 
+/// The path of a process's cgroup on a pure cgroup v2 system (one `0::/path` line).
 fn own_v2_path(proc_self_cgroup: &str) -> Option<String> {
     let mut lines = proc_self_cgroup.lines().filter(|l| !l.is_empty());
     let path = lines.next()?.strip_prefix("0::")?.to_string();

@@ -223,8 +223,8 @@ impl Runtime {
                 count = left.len(),
                 "killing processes the previous run's machines left outside their process groups"
             );
-            let pids: Vec<u32> = left.into_iter().map(|(pid, _)| pid).collect();
-            stragglers::signal_all(&pids, Signal::SIGKILL);
+            let pids: Vec<u32> = left.into_iter().map(|t| t.pid).collect();
+            process::signal_each(&pids, Signal::SIGKILL);
         }
         let mut booting = Vec::with_capacity(records.len());
         for record in records {

@@ -288,10 +288,19 @@ pub async fn wait_group_gone(pgid: u32, deadline: tokio::time::Instant) {
 
 /// Waits until no process of the group or session `id` runs, or until `deadline`.
 pub async fn wait_gone(of: Membership, id: u32, deadline: tokio::time::Instant) {
+    wait_none(move || members(of, id), deadline).await;
+}
+
+/// Waits until `find` (a read of `/proc`, run on the blocking pool) finds no process, or
+/// until `deadline`.
+pub async fn wait_none(
+    find: impl Fn() -> Vec<u32> + Clone + Send + 'static,
+    deadline: tokio::time::Instant,
+) {
     /// Often enough that a stop does not linger, seldom enough to cost nothing.
     const POLL: std::time::Duration = std::time::Duration::from_millis(20);
     while tokio::time::Instant::now() < deadline {
-        let found = tokio::task::spawn_blocking(move || members(of, id)).await;
+        let found = tokio::task::spawn_blocking(find.clone()).await;
         if found.map_or(true, |m| m.is_empty()) {
             return;
         }
@@ -301,9 +310,22 @@ pub async fn wait_gone(of: Membership, id: u32, deadline: tokio::time::Instant) 
 
 /// Sends `signal` to every process of session `sid`, whatever group each job is in.
 pub fn signal_session(sid: u32, signal: Signal) {
-    for pid in members(Membership::Session, sid) {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), signal);
+    signal_each(&members(Membership::Session, sid), signal);
+}
+
+/// Sends `signal` to each of `pids`; one already gone is fine.
+pub fn signal_each(pids: &[u32], signal: Signal) {
+    for &pid in pids {
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(raw), signal);
+        }
     }
+}
+
+/// The process group of `pid`, or `None` when it has ended (or is a zombie).
+pub fn group_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    membership(&stat, Membership::Group)
 }
 
 /// The TCP ports that processes of the group led by `pgid` listen on (from `/proc`), to

@@ -9,8 +9,6 @@
 
 use std::path::Path;
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 
 /// The variable that names the daemon that started a process.
@@ -26,10 +24,21 @@ pub fn daemon_id(state_dir: &Path) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The live processes (not this one, not zombies) started for daemon `daemon`, each with
-/// the machine it carries, read from `/proc`. A process whose environment cannot be read
-/// (another user's, to a daemon that is not root) is not lakefly's to stop.
-pub fn of_daemon(daemon: &str) -> Vec<(u32, String)> {
+/// A live process started for one of a daemon's machines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    /// The process.
+    pub pid: u32,
+    /// The machine its environment names.
+    pub machine: String,
+    /// Its process group now.
+    pub group: u32,
+}
+
+/// The live processes (not this one, not zombies) started for daemon `daemon`, read from
+/// `/proc`. A process whose environment cannot be read (another user's, to a daemon that
+/// is not root) is not lakefly's to stop.
+pub fn of_daemon(daemon: &str) -> Vec<Tagged> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -38,10 +47,16 @@ pub fn of_daemon(daemon: &str) -> Vec<(u32, String)> {
     procs
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != own && super::process::start_time(pid).is_some())
+        .filter(|&pid| pid != own)
         .filter_map(|pid| {
+            let group = super::process::group_of(pid)?;
             let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            machine_of(&environ, daemon_entry.as_bytes()).map(|machine| (pid, machine))
+            let machine = machine_of(&environ, daemon_entry.as_bytes())?;
+            Some(Tagged {
+                pid,
+                machine,
+                group,
+            })
         })
         .collect()
 }
@@ -67,26 +82,17 @@ fn machine_of(environ: &[u8], daemon_entry: &[u8]) -> Option<String> {
 /// The stragglers of machine `machine` of daemon `daemon`: its processes outside the
 /// process group `group` (its leader's), which a signal to the group does not reach.
 pub fn of_machine(daemon: &str, machine: &str, group: u32) -> Vec<u32> {
-    let in_group = super::process::group_members(group);
     of_daemon(daemon)
         .into_iter()
-        .filter(|(pid, id)| id == machine && !in_group.contains(pid))
-        .map(|(pid, _)| pid)
+        .filter(|t| t.machine == machine && t.group != group)
+        .map(|t| t.pid)
         .collect()
-}
-
-/// Sends `signal` to each of `pids`; one already gone is fine.
-pub fn signal_all(pids: &[u32], signal: Signal) {
-    for &pid in pids {
-        if let Ok(raw) = i32::try_from(pid) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(raw), signal);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::Signal;
 
     #[test]
     fn a_machine_is_read_only_from_its_own_daemons_processes() {
@@ -125,7 +131,7 @@ mod tests {
         let found = of_machine(&daemon, "m1", 1);
         assert_eq!(found, vec![child.id()]);
         assert!(of_machine(&daemon, "m2", 1).is_empty());
-        signal_all(&found, Signal::SIGKILL);
+        crate::daemon::runtime::process::signal_each(&found, Signal::SIGKILL);
         let _ = child.wait();
         assert!(of_machine(&daemon, "m1", 1).is_empty());
     }

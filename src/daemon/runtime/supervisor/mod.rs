@@ -458,7 +458,7 @@ impl Supervisor {
         let deadline = tokio::time::Instant::now() + timeout;
         let _ = process::signal_group(spawned.pid, signal);
         // What left the group (a daemonized server) gets the same signal and time.
-        stragglers::signal_all(&self.stragglers(spawned.pid).await, signal);
+        process::signal_each(&self.stragglers(spawned.pid).await, signal);
         let status = match tokio::time::timeout_at(deadline, spawned.child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {
@@ -471,11 +471,12 @@ impl Supervisor {
         // signal while the app still finishes its requests. The rest of the group gets
         // what is left of the timeout.
         process::wait_group_gone(spawned.pid, deadline).await;
-        while tokio::time::Instant::now() < deadline
-            && !self.stragglers(spawned.pid).await.is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let (daemon, id, leader) = (self.daemon_id.clone(), self.id.clone(), spawned.pid);
+        process::wait_none(
+            move || stragglers::of_machine(&daemon, &id, leader),
+            deadline,
+        )
+        .await;
         self.kill_leftovers(spawned.pid).await;
         exit_info(status)
     }
@@ -508,7 +509,7 @@ impl Supervisor {
                 },
             )
             .collect();
-        stragglers::signal_all(&left, Signal::SIGKILL);
+        process::signal_each(&left, Signal::SIGKILL);
         let line = format!(
             "lakefly: killed {} that left the machine's process group: {}; \
              run servers in the foreground (no daemonizing, no `&`) so lakefly supervises them",
