@@ -248,6 +248,22 @@ async fn config_jobs_run_on_schedule_without_overlap_with_retries_and_timeouts()
         ["job.created", "job.run.finished", "job.run.started"]
     );
 
+    // A job fly.toml defines goes with a deploy, not by itself.
+    let refused = tokio::task::block_in_place(|| {
+        common::lakefly(
+            &dir,
+            &["--remote", d.api.as_str(), "jobs", "delete", "tick"],
+        )
+    });
+    assert_eq!(refused.code, 6, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("comes from fly.toml [[jobs]]; remove it there and deploy"),
+        "{}",
+        refused.stderr
+    );
+
     // A release without a job removes it.
     let config = std::fs::read_to_string(dir.join("fly.toml")).unwrap();
     let without = &config[..config.find("[[jobs]]\n  name = \"slow\"").unwrap()];
@@ -402,6 +418,15 @@ async fn the_lsh_endpoints_create_trigger_and_list_jobs() {
         "{}",
         unknown.stderr
     );
+    // A job made through the CLI is removed through it, by name too.
+    let deleted = tokio::task::block_in_place(|| cli(&["jobs", "delete", "ping", "--json"]))
+        .expect_code(0)
+        .json();
+    assert_eq!(deleted, json!({ "deleted": ping }));
+    let (code, gone) = api
+        .send(Method::GET, &format!("/v1/jobs/{ping}"), None)
+        .await;
+    assert_eq!(code, 404, "{gone}");
     // A nightly schedule at 03:00 in Berlin is due at 01:00 or 02:00 UTC, by the season.
     let nightly = tokio::task::block_in_place(|| {
         cli(&[

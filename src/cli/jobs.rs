@@ -1,4 +1,5 @@
-//! `lakefly jobs list | create NAME ... | trigger JOB | start JOB | stop JOB | runs JOB`,
+//! `lakefly jobs list | create NAME ... | trigger JOB | start JOB | stop JOB | delete JOB |
+//! runs JOB`,
 //! where JOB is a job's id or its name in the app.
 
 use clap::{Args, Subcommand};
@@ -75,6 +76,13 @@ pub enum JobsCommand {
         /// Job id, or its name in the app.
         job: JobRef,
     },
+    /// Remove a job made with `jobs create` or the API, with its runs (a run that is going
+    /// finishes); a fly.toml `[[jobs]]` entry goes when it is removed there and deployed.
+    #[command(visible_aliases = ["rm", "destroy"])]
+    Delete {
+        /// Job id, or its name in the app.
+        job: JobRef,
+    },
     /// A job's runs, newest first.
     Runs {
         /// Job id, or its name in the app.
@@ -136,6 +144,18 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
         JobsCommand::Trigger { job } => act(global, &api, job, "trigger", "triggered"),
         JobsCommand::Start { job } => act(global, &api, job, "start", "started"),
         JobsCommand::Stop { job } => act(global, &api, job, "stop", "stopped"),
+        JobsCommand::Delete { job } => {
+            let id = block_on(async {
+                let id = job.resolve(global, &api).await?;
+                api.delete_job(id).await?;
+                Ok(id)
+            })?;
+            if out.json {
+                return out.json(&serde_json::json!({ "deleted": id }));
+            }
+            out.note(&format!("deleted job {id}"));
+            Ok(())
+        }
         JobsCommand::Runs { job, limit } => {
             let runs = block_on(async {
                 let id = job.resolve(global, &api).await?;

@@ -305,6 +305,12 @@ impl Client {
         .await
     }
 
+    /// `DELETE /v1/jobs/{id}`: a job made through the API, with its runs.
+    pub async fn delete_job(&self, id: u64) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &format!("/v1/jobs/{id}"))
+            .await
+    }
+
     /// `GET /v1/jobs/{id}/runs`, newest first.
     pub async fn job_runs(
         &self,
