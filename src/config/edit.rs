@@ -295,9 +295,14 @@ fn is_prunable(item: &Item) -> bool {
     }
 }
 
-/// The key indentation used by the table's existing keys, for a new key to match.
+/// The key indentation used by the table's existing keys, for a new key to match. Only
+/// `key = value` lines count: a sub-table's key (`[[http_service.checks]]`) is written in
+/// its header, with none of the body's indentation.
 fn sibling_indent(table: &dyn TableLike) -> Option<String> {
-    let (last_key, _) = table.iter().last()?;
+    let (last_key, _) = table
+        .iter()
+        .filter(|(_, item)| matches!(item, Item::Value(_)))
+        .last()?;
     let key = table.key(last_key)?;
     key.leaf_decor()
         .prefix()
@@ -485,6 +490,19 @@ mod tests {
             "[http_service]\n  internal_port = 8080\n  force_https = true\n\n# next\n[env]\n  A = \"1\"\n"
         );
         assert_eq!(unset(&out, "http_service.force_https"), text);
+    }
+
+    #[test]
+    fn new_keys_are_indented_past_the_tables_sub_tables() {
+        let text = "[http_service]\n  internal_port = 8080\n\n  [[http_service.checks]]\n    path = \"/\"\n";
+        let out = set(text, "http_service.concurrency.soft_limit", "20");
+        assert_eq!(
+            out,
+            "[http_service]\n  internal_port = 8080\n  concurrency.soft_limit = 20\n\n  [[http_service.checks]]\n    path = \"/\"\n"
+        );
+        assert_eq!(unset(&out, "http_service.concurrency.soft_limit"), text);
+        let out = set(text, "http_service.force_https", "true");
+        assert!(out.contains("\n  force_https = true\n"), "{out}");
     }
 
     #[test]
