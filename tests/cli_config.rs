@@ -309,6 +309,14 @@ fn set_that_would_break_the_config_is_refused_and_the_file_untouched() {
         "{}",
         run.stderr
     );
+    // The place shown is in the text the edit would have written; the file keeps its own.
+    assert!(
+        run.stderr.contains(
+            "hint: fly.toml is unchanged: the edit would make it invalid (the line above is what it would have written); give a valid value"
+        ),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         fs::read_to_string(dir.path().join("fly.toml")).unwrap(),
         HELLO

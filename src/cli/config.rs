@@ -425,6 +425,6 @@ fn refuse_new_errors(old_text: &str, new_text: &str, path: &Path) -> Result<(), 
     if after.diagnostics.is_empty() {
         Ok(())
     } else {
-        Err(Error::InvalidConfig(Box::new(after)))
+        Err(Error::EditRefused(Box::new(after)))
     }
 }

@@ -119,6 +119,16 @@ impl Error {
                     format!("fix the {n} problems above, then run `lakefly config validate`")
                 })
             }
+            Error::EditRefused(report) => {
+                let shown = match report.errors().count() {
+                    1 => "the line above is",
+                    _ => "the lines above are",
+                };
+                Some(format!(
+                    "{} is unchanged: the edit would make it invalid ({shown} what it would have written); give a valid value",
+                    report.file.display()
+                ))
+            }
             Error::ConfigNotFound { .. } => Some(
                 "run `lakefly launch` to write one, or point at it with -c PATH".into(),
             ),

@@ -40,6 +40,10 @@ pub enum Error {
     /// The config file has errors; the report lists each with its place.
     #[error("{0}")]
     InvalidConfig(Box<Report>),
+    /// A `config set` or `unset` would have made the config invalid; the file is as it was.
+    /// The report places each problem in the text the edit would have written.
+    #[error("{0}")]
+    EditRefused(Box<Report>),
 
     /// A process group has no command of its own, and no Dockerfile gives it one.
     #[error("{}: nothing says what process group {group:?} runs: {why}", config.display())]
@@ -412,7 +416,7 @@ impl Error {
             Error::NotServed { .. } => "not_served",
             Error::ConsoleCut { .. } => "console_cut",
             Error::JobNotFound { .. } => "job_not_found",
-            Error::InvalidConfig(_) => "config_invalid",
+            Error::InvalidConfig(_) | Error::EditRefused(_) => "config_invalid",
             Error::ConfigNotFound { .. } => "config_not_found",
             Error::NothingToRun { .. } => "config_invalid",
             Error::InvalidKey { .. } => "invalid_key",
@@ -476,7 +480,9 @@ impl Error {
             | Error::StdinTooLarge { .. }
             | Error::BadSecretInput { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
-            Error::InvalidConfig(_) | Error::NothingToRun { .. } => exit::INVALID_CONFIG,
+            Error::InvalidConfig(_) | Error::EditRefused(_) | Error::NothingToRun { .. } => {
+                exit::INVALID_CONFIG
+            }
             Error::ConfigNotFound { .. }
             | Error::KeyNotSet { .. }
             | Error::JobNotFound { .. }

@@ -31,7 +31,9 @@ pub fn render(err: &Error, json: bool) -> String {
             code: err.code(),
             hint: err.hint(),
             diagnostics: match err {
-                Error::InvalidConfig(report) => Some(&report.diagnostics),
+                Error::InvalidConfig(report) | Error::EditRefused(report) => {
+                    Some(&report.diagnostics)
+                }
                 _ => None,
             },
         };
@@ -44,7 +46,9 @@ pub fn render(err: &Error, json: bool) -> String {
     }
     let mut out = String::new();
     match err {
-        Error::InvalidConfig(report) => out.push_str(&render_report(report)),
+        Error::InvalidConfig(report) | Error::EditRefused(report) => {
+            out.push_str(&render_report(report))
+        }
         _ => {
             let _ = writeln!(
                 out,
