@@ -6,9 +6,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::edge::{Setup, APP, DEADLINE, HOST};
+use common::edge::{raw_exchange, Setup, APP, DEADLINE, HOST};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The lines of the access log once there are at least `n` (within the deadline).
 async fn lines(path: &Path, n: usize) -> Vec<Value> {
@@ -31,18 +30,6 @@ async fn lines(path: &Path, n: usize) -> Vec<Value> {
     }
 }
 
-/// Sends a raw request to the edge and reads the answer to its end.
-async fn raw(edge: &str, request: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(edge).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut answer))
-        .await
-        .expect("the answer in time")
-        .unwrap();
-    answer
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answered_request_is_a_line_and_sighup_starts_a_new_file() {
     let logs = tempfile::tempdir().unwrap();
@@ -53,9 +40,9 @@ async fn every_answered_request_is_a_line_and_sighup_starts_a_new_file() {
 
     // The relay's path, the full server's (HTTP/1.0), and an unknown app.
     assert_eq!(s.get("/first?x=1").await.status(), 200);
-    let answer = raw(&edge, &format!("GET /old HTTP/1.0\r\nHost: {HOST}\r\n\r\n")).await;
+    let answer = raw_exchange(&edge, &format!("GET /old HTTP/1.0\r\nHost: {HOST}\r\n\r\n")).await;
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
-    let answer = raw(
+    let answer = raw_exchange(
         &edge,
         "GET /x HTTP/1.1\r\nHost: unknown.example\r\nConnection: close\r\n\r\n",
     )

@@ -165,6 +165,133 @@ async fn added_names_and_wildcards_route_to_their_app_until_removed() {
     assert_eq!(seen, expected);
 }
 
+/// Which app answered `path` on `host` through the edge, over HTTP/1.1 (the relay) or
+/// HTTP/1.0 (handed to the full server), with the path it was given.
+async fn app_at(edge: SocketAddr, host: &str, path: &str, http10: bool) -> (String, String) {
+    let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let request = format!("GET {path} {version}\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let answer = common::edge::raw_exchange(&edge.to_string(), &request).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    if !head.contains(" 200 ") {
+        return (
+            head.lines().next().unwrap_or_default().to_string(),
+            body.to_string(),
+        );
+    }
+    let echoed: Value = serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (
+        echoed["app"].as_str().unwrap().to_string(),
+        echoed["path"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_under_a_host_routes_to_another_app_as_an_nginx_location_does() {
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    s.cli(&["deploy", "-a", "discovery"]).await.expect_code(0);
+    let edge = edge_of(&s.d);
+    s.cli(&["certs", "add", "www.shop.test"])
+        .await
+        .expect_code(0);
+
+    // `location /discovery/` of one server block: under the app's own name and another.
+    for name in [
+        format!("{HOST}/discovery/"),
+        "www.shop.test/discovery".into(),
+    ] {
+        let run = s
+            .cli(&["certs", "add", &name, "-a", "discovery"])
+            .await
+            .expect_code(0);
+        let shown = name.trim_end_matches('/');
+        assert!(
+            run.stderr
+                .contains(&format!("{shown} routes to app discovery")),
+            "{}",
+            run.stderr
+        );
+    }
+    for http10 in [false, true] {
+        for host in [HOST, "www.shop.test"] {
+            let at = |path: &'static str| app_at(edge, host, path, http10);
+            // The path goes on as the client sent it.
+            assert_eq!(
+                at("/discovery/peers?x=1").await,
+                ("discovery".into(), "/discovery/peers?x=1".into())
+            );
+            assert_eq!(at("/discovery").await.0, "discovery");
+            assert_eq!(at("/discoveryx").await.0, APP);
+            assert_eq!(at("/").await.0, APP);
+        }
+    }
+    // Listed and shown with the path; deploy's addresses name it.
+    let list = s
+        .cli(&["certs", "list", "-a", "discovery", "--json"])
+        .await
+        .expect_code(0)
+        .json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("{HOST}/discovery").as_str(),
+            "www.shop.test/discovery"
+        ]
+    );
+    let status = s
+        .cli(&["status", "-a", "discovery", "--json"])
+        .await
+        .expect_code(0)
+        .json();
+    let port = edge.port();
+    assert!(
+        status
+            .to_string()
+            .contains(&format!("http://www.shop.test:{port}/discovery/")),
+        "{status}"
+    );
+    // The app's own name, without a path, may not go to another app.
+    refused(
+        &s,
+        &["certs", "add", HOST, "-a", "discovery"],
+        1,
+        &["<app>.localhost"],
+    )
+    .await;
+    refused(
+        &s,
+        &["certs", "add", "www.shop.test/"],
+        2,
+        &["is the whole host"],
+    )
+    .await;
+
+    // Removed, the path is its host's app's again.
+    s.cli(&[
+        "certs",
+        "remove",
+        "www.shop.test/discovery/",
+        "-a",
+        "discovery",
+    ])
+    .await
+    .expect_code(0);
+    assert_eq!(
+        app_at(edge, "www.shop.test", "/discovery/x", false).await.0,
+        APP
+    );
+    assert_eq!(
+        app_at(edge, HOST, "/discovery/x", false).await.0,
+        "discovery"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_are_shown_by_deploy_outlive_a_restart_and_go_with_their_app() {
     let mut s = Setup::new("", &[]);

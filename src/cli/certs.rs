@@ -1,6 +1,7 @@
 //! `lakefly certs add HOSTNAME | list | show HOSTNAME | remove HOSTNAME`: host names
-//! routed to the app besides `<app>.<domain>`, flyctl's `fly certs`. lakeflyd serves them
-//! over HTTPS with whichever of its `--edge-tls-cert` certificates covers the name.
+//! routed to the app besides `<app>.<domain>`, flyctl's `fly certs`, and paths under a host
+//! name (`www.example.com/discovery`, as an nginx `location`). lakeflyd serves them over
+//! HTTPS with whichever of its `--edge-tls-cert` certificates covers the host.
 
 use clap::{Args, Subcommand};
 
@@ -15,8 +16,11 @@ use crate::output::table::Table;
 #[command(
     after_help = "The edge routes a request to the app when its Host is the name (HTTP on the edge address, \
 HTTPS on --edge-https). Point the name's DNS at the host, and give lakeflyd a certificate that \
-covers it (--edge-tls-cert, repeatable) for HTTPS.\n\nExamples:\n  lakefly certs add www.example.com\n  \
-lakefly certs add '*.example.com'\n  lakefly certs list --json\n  lakefly certs remove www.example.com"
+covers it (--edge-tls-cert, repeatable) for HTTPS.\n\nA path after the name (www.example.com/discovery) routes only \
+the requests under that path to the app, as an nginx `location /discovery/` block does, whichever app has the host \
+itself (its own name <app>.<domain> too); the longest path wins, and the path goes on unchanged.\n\nExamples:\n  \
+lakefly certs add www.example.com\n  lakefly certs add '*.example.com'\n  lakefly certs add www.example.com/discovery -a discovery\n  \
+lakefly certs list --json\n  lakefly certs remove www.example.com"
 )]
 pub struct CertsArgs {
     /// What to do.
@@ -27,9 +31,10 @@ pub struct CertsArgs {
 /// Host name commands.
 #[derive(Debug, Subcommand)]
 pub enum CertsCommand {
-    /// Route a host name to the app (`*.example.com`: every name one label under it).
+    /// Route a host name to the app (`*.example.com`: every name one label under it), or a
+    /// path under one (`www.example.com/discovery`).
     Add {
-        /// The host name: www.example.com or *.example.com.
+        /// The host name: www.example.com or *.example.com, optionally with a path.
         hostname: String,
     },
     /// List the app's host names.

@@ -58,21 +58,54 @@ pub fn check_group_name(name: &str) -> Result<(), &'static str> {
 }
 
 /// How to write a valid host name for an app.
-pub const HOSTNAME_HINT: &str = "use a DNS name such as www.example.com (or *.example.com for every name one level under it), without scheme, port or path";
+pub const HOSTNAME_HINT: &str = "use a DNS name such as www.example.com (or *.example.com for every name one level under it), without scheme or port; a path after it (www.example.com/discovery) routes only what is under that path";
 
-/// A host name as it is kept and compared: trimmed, without a trailing dot, lowercase.
+/// A host name as it is kept and compared: trimmed, without a trailing dot, lowercase; a
+/// path after it (`www.example.com/discovery/`) keeps its case and loses its final `/`.
 pub fn canonical_hostname(name: &str) -> String {
-    name.trim().trim_end_matches('.').to_ascii_lowercase()
+    let name = name.trim();
+    // A scheme is refused whole by `check_hostname`, not split at its `//`.
+    match name.split_once('/').filter(|_| !name.contains("://")) {
+        Some((host, path)) => format!(
+            "{}/{}",
+            host.trim_end_matches('.').to_ascii_lowercase(),
+            path.trim_end_matches('/')
+        ),
+        None => name.trim_end_matches('.').to_ascii_lowercase(),
+    }
 }
 
-/// Checks a host name to route to an app (`lakefly certs add`), as lowercased by the
+/// A routed name split into its host and, for `host/path`, the path (`/path`, without a
+/// final `/`), whose requests go to the name's app whatever app has the host itself.
+pub fn split_route(name: &str) -> (&str, Option<&str>) {
+    match name.find('/') {
+        Some(at) => (&name[..at], Some(&name[at..])),
+        None => (name, None),
+    }
+}
+
+/// Whether a request for `path` is under `prefix` (`/discovery`): the prefix itself, or
+/// below it at a `/`, so `/discoveryx` is not.
+pub fn path_is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+}
+
+/// Checks a name to route to an app (`lakefly certs add`), as made canonical by the
 /// caller: a DNS name of two labels or more, optionally `*.` and a name (a wildcard for
-/// one label); not an IP address.
+/// one label); not an IP address; optionally followed by a path (`/discovery`).
 pub fn check_hostname(name: &str) -> Result<(), &'static str> {
+    if name.contains("://") {
+        return Err("is not a bare host name");
+    }
+    let (name, path) = split_route(name);
+    if let Some(path) = path {
+        check_route_path(path)?;
+    }
     if name.is_empty() {
         return Err("is empty");
     }
-    if name.contains("://") || name.contains('/') || name.contains(':') {
+    if name.contains(':') {
         return Err("is not a bare host name");
     }
     if name.len() > 253 {
@@ -104,6 +137,31 @@ pub fn check_hostname(name: &str) -> Result<(), &'static str> {
         .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err("is an IP address, not a host name");
+    }
+    Ok(())
+}
+
+/// The path of a `host/path` name: segments of URL path characters, none empty, `.` or
+/// `..` (requests are matched on the path as sent, so one that names a directory up would
+/// never be what it looks like).
+fn check_route_path(path: &str) -> Result<(), &'static str> {
+    let Some(segments) = path.strip_prefix('/').filter(|p| !p.is_empty()) else {
+        return Err("has a path of `/`, which is the whole host: give the host name alone");
+    };
+    if path.len() > 1024 {
+        return Err("has a path longer than 1024 characters");
+    }
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/".contains(&b))
+    {
+        return Err("has a path with characters a URL path does not hold as they are (a query, a fragment, a space...)");
+    }
+    if segments
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err("has a path with an empty, `.` or `..` segment");
     }
     Ok(())
 }
@@ -166,10 +224,43 @@ mod tests {
             ("ex_ample.com", "may only hold"),
             ("-a.example.com", "starts or ends with a dash"),
             ("10.0.0.1", "is an IP address"),
+            ("www.example.com/", "is the whole host"),
+            ("www.example.com/a?b=1", "characters a URL path"),
+            ("www.example.com/a b", "characters a URL path"),
+            ("www.example.com/a//b", "empty, `.` or `..` segment"),
+            ("www.example.com/a/../b", "empty, `.` or `..` segment"),
+            ("/discovery", "is empty"),
+            ("example.com:443/x", "is not a bare host name"),
         ] {
             let err = check_hostname(bad).expect_err(bad);
             assert!(err.contains(why), "{bad}: {err}");
         }
         assert!(check_hostname(&format!("{}.com", "a.".repeat(130))).is_err());
+    }
+
+    #[test]
+    fn a_host_name_may_carry_a_path_kept_as_written() {
+        assert_eq!(
+            canonical_hostname(" WWW.Example.com./Discovery/ "),
+            "www.example.com/Discovery"
+        );
+        assert_eq!(canonical_hostname("https://A.com/x"), "https://a.com/x");
+        for ok in [
+            "www.example.com/discovery",
+            "*.example.com/api/v1",
+            "hello.localhost/a-b_c~",
+        ] {
+            assert_eq!(check_hostname(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(
+            split_route("www.example.com/api/v1"),
+            ("www.example.com", Some("/api/v1"))
+        );
+        assert_eq!(split_route("www.example.com"), ("www.example.com", None));
+        assert!(path_is_under("/discovery", "/discovery"));
+        assert!(path_is_under("/discovery/peers", "/discovery"));
+        assert!(path_is_under("/discovery?x=1", "/discovery"));
+        assert!(!path_is_under("/discoveryx", "/discovery"));
+        assert!(!path_is_under("/", "/discovery"));
     }
 }

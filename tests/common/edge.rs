@@ -179,3 +179,17 @@ pub async fn answered_connection(port: u16) -> tokio::net::TcpStream {
     );
     stream
 }
+
+/// Sends `request` as it is to the edge at `edge` (`ADDR`) and reads the answer until the
+/// edge closes the connection (the request should ask it to).
+pub async fn raw_exchange(edge: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(edge).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut answer))
+        .await
+        .expect("the answer in time")
+        .unwrap();
+    answer
+}

@@ -43,6 +43,12 @@ pub(super) const MACHINES_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A routed name (`host` or `host/path`) as one segment of a request path: its `/` and
+/// `%` encoded, so the daemon reads back the name as given.
+fn name_segment(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
+}
+
 /// `path` with the query `pairs` that have a value, each URL-encoded (a job run's log
 /// source holds `#`, which would end the query raw).
 pub(super) fn with_query(path: &str, pairs: &[(&str, Option<String>)]) -> String {
@@ -377,7 +383,7 @@ impl Client {
     pub async fn hostname(&self, app: &str, hostname: &str) -> Result<Hostname, ClientError> {
         self.call(
             Method::GET,
-            &format!("/v1/apps/{app}/certs/{hostname}"),
+            &format!("/v1/apps/{app}/certs/{}", name_segment(hostname)),
             None::<&()>,
         )
         .await
@@ -394,8 +400,8 @@ impl Client {
 
     /// `DELETE /v1/apps/{app}/certs/{hostname}`.
     pub async fn remove_hostname(&self, app: &str, hostname: &str) -> Result<(), ClientError> {
-        self.call_empty(Method::DELETE, &format!("/v1/apps/{app}/certs/{hostname}"))
-            .await
+        let path = format!("/v1/apps/{app}/certs/{}", name_segment(hostname));
+        self.call_empty(Method::DELETE, &path).await
     }
 
     /// `GET /v1/apps/{app}/releases`, newest first.

@@ -13,7 +13,8 @@ pub struct Listening<'a> {
     pub http: SocketAddr,
     /// Host-routed HTTPS, when served.
     pub https: Option<SocketAddr>,
-    /// `<app>.<domain>` first, then the app's own exact host names.
+    /// `<app>.<domain>` first, then the app's own exact host names, and `host/path` for
+    /// paths under a host routed to it.
     pub names: &'a [String],
 }
 
@@ -48,12 +49,14 @@ pub fn urls(routes: &AppRoutes, at: &Listening<'_>) -> Vec<String> {
     urls
 }
 
-/// `scheme://host:port/`, without a port that is the scheme's default and without the
-/// path for schemes that have none.
-fn url(scheme: &str, host: &str, port: u16) -> String {
+/// `scheme://host:port/` (`/path/` for a `host/path` name), without a port that is the
+/// scheme's default and without the path for schemes that have none.
+fn url(scheme: &str, name: &str, port: u16) -> String {
+    let (host, path) = crate::config::names::split_route(name);
+    let path = path.unwrap_or_default();
     match (scheme, port) {
-        ("http", 80) | ("https", 443) => format!("{scheme}://{host}/"),
-        ("http" | "https", port) => format!("{scheme}://{host}:{port}/"),
+        ("http", 80) | ("https", 443) => format!("{scheme}://{host}{path}/"),
+        ("http" | "https", port) => format!("{scheme}://{host}:{port}{path}/"),
         (scheme, port) => format!("{scheme}://{host}:{port}"),
     }
 }
@@ -85,7 +88,11 @@ mod tests {
                 port = 5433
             "#,
         );
-        let names = ["shop.localhost".to_string(), "shop.example.com".to_string()];
+        let names = [
+            "shop.localhost".to_string(),
+            "shop.example.com".to_string(),
+            "example.com/shop".to_string(),
+        ];
         let at = Listening {
             http: "127.0.0.1:4281".parse().expect("addr"),
             https: Some("127.0.0.1:443".parse().expect("addr")),
@@ -98,6 +105,8 @@ mod tests {
                 "https://shop.localhost/",
                 "http://shop.example.com:4281/",
                 "https://shop.example.com/",
+                "http://example.com:4281/shop/",
+                "https://example.com/shop/",
                 "tcp://shop.localhost:5433",
                 "http://shop.localhost:8001/",
             ]

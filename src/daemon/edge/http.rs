@@ -197,9 +197,9 @@ fn refusal<B>(req: &mut Request<B>) -> Option<(StatusCode, &'static str)> {
     None
 }
 
-/// The app the request's host is for.
+/// The app the request's host and path are for.
 fn app_from_host<B>(req: &Request<B>, hosts: &super::hosts::Hosts) -> Option<String> {
-    hosts.app_for(host_of(req)?)
+    hosts.app_for(host_of(req)?, Some(req.uri().path()))
 }
 
 /// The host a request names, once `refusal` has settled it into `Host`.

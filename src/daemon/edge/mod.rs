@@ -155,11 +155,11 @@ impl EdgeState {
         self.look_up(app, |r| r.http.clone())
     }
 
-    /// The host route of the app a host name (a `Host` header, or a TLS client's SNI) is
-    /// for.
-    fn host_route(&self, host: &str) -> Option<Arc<Route>> {
+    /// The host route of the app a request's host name and path are for, or of the app a
+    /// host name (a TLS client's SNI) is for, without a path.
+    fn host_route(&self, host: &str, path: Option<&str>) -> Option<Arc<Route>> {
         self.hosts
-            .app_for(host)
+            .app_for(host, path)
             .and_then(|app| self.http_route(&app))
     }
 

@@ -67,7 +67,7 @@ pub async fn serve_routed(state: Arc<EdgeState>, stream: TcpStream, peer: Socket
         .get_ref()
         .1
         .server_name()
-        .and_then(|name| state.host_route(name));
+        .and_then(|name| state.host_route(name, None));
     let idle = state.idle_timeout_of(sni_route.as_deref());
     let hop = ClientHop {
         peer,

@@ -57,7 +57,10 @@ pub async fn add(
         problem,
     };
     check_hostname(&hostname).map_err(|p| invalid(p.to_string()))?;
-    if state.edge.hosts().is_reserved(&hostname) {
+    // A path under one app's own name may go to another app; the name itself, or every
+    // name under the domain (`*.`), may not.
+    let (host, path) = crate::config::names::split_route(&hostname);
+    if state.edge.hosts().is_reserved(host) && (path.is_none() || host.starts_with("*.")) {
         return Err(invalid(format!(
             "is under the edge's domain {0:?}, where every app already has <app>.{0}",
             state.edge.domain()
@@ -126,7 +129,8 @@ pub async fn remove(
 
 /// A stored host name with the edge certificate that serves it.
 fn described(state: &Shared, record: HostnameRecord) -> Hostname {
-    let (certificate, certificate_expires) = match state.edge.certificate_for(&record.hostname) {
+    let (host, _) = crate::config::names::split_route(&record.hostname);
+    let (certificate, certificate_expires) = match state.edge.certificate_for(host) {
         Some((file, expires)) => (Some(file), expires),
         None => (None, None),
     };

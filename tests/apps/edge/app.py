@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MACHINE = os.environ.get("LAKEFLY_MACHINE_ID", "")
+APP = os.environ.get("FLY_APP_NAME", "")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -102,6 +103,7 @@ class Handler(BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             body = json.dumps(
                 {
+                    "app": APP,
                     "machine": MACHINE,
                     "path": self.path,
                     "port": self.server.server_address[1],

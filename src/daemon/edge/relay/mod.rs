@@ -136,19 +136,19 @@ async fn next_request(
         client.head_deadline.as_mut().reset(deadline);
     }
     // The app whose connection it is: a service port's, else the one `host` names.
-    let route_of = |host: Option<&str>| match fixed {
+    let route_of = |host: Option<&str>, path: Option<&str>| match fixed {
         Some((app, port)) => state.service_http_route(app, *port),
-        None => host.and_then(|host| state.host_route(host)),
+        None => host.and_then(|host| state.host_route(host, path)),
     };
     loop {
         match parse_request(&client.buf, &client.fields) {
             ParsedRequest::Head(head) => {
-                let route = route_of(head.host.as_deref());
+                let path = head.target.split('?').next().unwrap_or("/");
+                let route = route_of(head.host.as_deref(), Some(path));
                 if route.is_some() {
                     // From here on the connection is the app's: its idle timeout holds.
                     client.idle = state.idle_timeout_of(route.as_deref());
                 }
-                let path = head.target.split('?').next().unwrap_or("/");
                 return match route {
                     Some(route)
                         if !route.force_https
@@ -165,7 +165,7 @@ async fn next_request(
             ParsedRequest::HandOver => {
                 // The full server answers it (HTTP/1.0, `Expect`, an upgrade...), but
                 // the connection is still its app's, and keeps that app's idle timeout.
-                if let Some(route) = route_of(message::host_of(&client.buf).as_deref()) {
+                if let Some(route) = route_of(message::host_of(&client.buf).as_deref(), None) {
                     client.idle = state.idle_timeout_of(Some(&route));
                 }
                 return Next::HandOver;
