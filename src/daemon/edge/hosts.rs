@@ -4,6 +4,7 @@
 //! name is looked at before a `*.` wildcard one label up.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 use crate::config::names::{path_is_under, split_route};
@@ -15,6 +16,9 @@ pub struct Hosts {
     domain: String,
     /// Added names and their apps.
     added: RwLock<Added>,
+    /// Whether any path is added: without one, `<app>.<domain>` is answered without the
+    /// lock, which every edge thread would otherwise take for every request.
+    any_path: AtomicBool,
 }
 
 /// The names added to apps, as the edge looks them up.
@@ -43,6 +47,7 @@ impl Hosts {
         Hosts {
             domain: domain.trim_matches('.').to_ascii_lowercase(),
             added: RwLock::default(),
+            any_path: AtomicBool::new(false),
         }
     }
 
@@ -55,6 +60,11 @@ impl Hosts {
     /// name; port and case ignored) and its path (`None` when there is no request yet).
     pub fn app_for(&self, host: &str, path: Option<&str>) -> Option<String> {
         let host = bare(host);
+        if !self.any_path.load(Ordering::Acquire) {
+            if let Some(app) = app_under(&host, &self.domain) {
+                return Some(app.to_string());
+            }
+        }
         let added = self.added.read().unwrap_or_else(|p| p.into_inner());
         let by_path = |name: &str| path.and_then(|path| added.by_path(name, path));
         if let Some(app) = by_path(&host) {
@@ -116,7 +126,9 @@ impl Hosts {
         for paths in added.paths.values_mut() {
             paths.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         }
+        let any_path = !added.paths.is_empty();
         *self.added.write().unwrap_or_else(|p| p.into_inner()) = added;
+        self.any_path.store(any_path, Ordering::Release);
     }
 }
 
