@@ -129,6 +129,23 @@ fn daemon_install_systemd_writes_a_unit_for_this_host_that_verifies() {
 }
 
 #[test]
+fn daemon_install_systemd_live_restore_stops_lakeflyd_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lakeflyd.service");
+    install_systemd(dir.path(), &path, &["--live-restore"]).expect_code(0);
+    let unit = std::fs::read_to_string(&path).unwrap();
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    assert!(exec.ends_with(" --live-restore"), "{exec}");
+    assert!(unit.contains("\nKillMode=process\n"), "{unit}");
+    assert!(!unit.contains("KillMode=mixed"), "{unit}");
+    assert!(!unit.contains("it stops its machines"), "{unit}");
+    verifies_cleanly(&path);
+}
+
+#[test]
 fn daemon_install_systemd_socket_writes_a_socket_unit_for_the_edge_beside_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let service = dir.path().join("lakeflyd.service");

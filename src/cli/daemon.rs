@@ -67,6 +67,11 @@ pub struct RunArgs {
     /// Log lines kept per app.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub log_lines_per_app: u64,
+    /// Leave machines running when lakeflyd stops, for its next run on this state
+    /// directory to take back (an upgrade or a restart then stops no app). Under systemd
+    /// it needs `KillMode=process` (`lakefly daemon install --systemd --live-restore`).
+    #[arg(long)]
+    pub live_restore: bool,
     /// Ports handed to machines as `$PORT`; keep it outside the kernel's ephemeral
     /// ports (`net.ipv4.ip_local_port_range`).
     #[arg(long, value_name = "FIRST-LAST", default_value_t = crate::daemon::runtime::ports::PortRange::DEFAULT)]

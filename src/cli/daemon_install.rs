@@ -63,6 +63,10 @@ pub struct InstallArgs {
     /// that connects during an upgrade waits and is answered instead of refused.
     #[arg(long, conflicts_with = "launchd")]
     pub socket: bool,
+    /// systemd: run lakeflyd with `--live-restore` and `KillMode=process`, so a restart or
+    /// an upgrade of lakeflyd leaves the apps running and the next start takes them back.
+    #[arg(long, conflicts_with = "launchd")]
+    pub live_restore: bool,
     /// Replace a file that is already there.
     #[arg(long)]
     pub force: bool,
@@ -199,10 +203,15 @@ fn lakeflyd_path(given: Option<&Path>) -> Result<PathBuf, Error> {
 /// The shipped unit with this host's lines in it.
 fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
     let exec = format!(
-        "ExecStart={} --state /var/lib/lakefly --api {} --edge {} --log-format json",
+        "ExecStart={} --state /var/lib/lakefly --api {} --edge {} --log-format json{}",
         systemd_quote(bin),
         args.api,
-        args.edge
+        args.edge,
+        if args.live_restore {
+            " --live-restore"
+        } else {
+            ""
+        }
     );
     let credential = match &args.master_key_credential {
         Some(file) => format!(
@@ -215,11 +224,20 @@ fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
     };
     let mut unit = String::with_capacity(SYSTEMD_TEMPLATE.len() + 256);
     for line in SYSTEMD_TEMPLATE.lines() {
+        // The template's word on KillMode=mixed, which live restore replaces.
+        if args.live_restore && line.starts_with("# Stop the daemon first") {
+            continue;
+        }
         let line = match line.split_once('=').map(|(key, _)| key) {
             Some("ExecStart") => exec.clone(),
             Some("User") => format!("User={}", args.user),
             Some("Group") => format!("Group={}", args.user),
             Some("LoadCredentialEncrypted") => credential.clone(),
+            // Only lakeflyd is stopped: its machines run on in the service's cgroup for
+            // the next start to take back.
+            Some("KillMode") if args.live_restore => {
+                "# --live-restore: only lakeflyd stops; the machines run on for its next start.\nKillMode=process".to_string()
+            }
             _ => line.to_string(),
         };
         unit.push_str(&line);

@@ -64,6 +64,8 @@ pub struct Options {
     pub cors_origins: Vec<String>,
     /// Where machines' `$PORT` comes from.
     pub machine_ports: runtime::ports::PortRange,
+    /// Machines outlive the daemon, for its next run to take back (`--live-restore`).
+    pub live_restore: bool,
     /// Accepted API tokens; none means an open API, which only loopback allows.
     pub tokens: server::auth::Tokens,
 }
@@ -188,6 +190,7 @@ impl Daemon {
                 state_dir: options.state_dir.clone(),
                 log_lines_per_app: options.log_lines_per_app,
                 machine_ports: options.machine_ports,
+                live_restore: options.live_restore,
             },
             metrics.restarts.clone(),
             secrets.clone(),
@@ -348,8 +351,9 @@ impl Daemon {
         }
         // No new connections; requests in flight finish while their machines drain.
         self.edge.stop_accepting();
-        // Machines stop with their kill signal and timeout; what each should be doing is
-        // kept, so the next start brings them back.
+        // Machines stop with their kill signal and timeout (under live restore they are
+        // left running); what each should be doing is kept, so the next start brings them
+        // back.
         self.runtime.shutdown().await;
         let _ = self.shutdown.send(true);
         match self.server.await {
@@ -406,6 +410,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         )?,
         cors_origins: args.cors_origin.clone(),
         machine_ports: args.machine_ports,
+        live_restore: args.live_restore,
         tokens: match &args.token_file {
             Some(path) => server::auth::Tokens::load(path)?,
             None => server::auth::Tokens::default(),

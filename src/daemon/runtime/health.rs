@@ -45,6 +45,9 @@ pub struct Target {
     pub udp_only: bool,
     /// The machine as the edge sees it, told of every health change first.
     pub backend: Option<std::sync::Arc<crate::daemon::edge::backends::Backend>>,
+    /// It has been running since before this daemon (`--live-restore`): checks start at
+    /// once, with no grace period, so the edge serves it again as soon as it answers.
+    pub resumed: bool,
 }
 
 impl Target {
@@ -183,7 +186,9 @@ async fn run_check(
     target: std::sync::Arc<Target>,
     tx: mpsc::Sender<Outcome>,
 ) {
-    tokio::time::sleep(check.grace_period.map_or(DEFAULT_GRACE, |d| d.to_std())).await;
+    if !target.resumed {
+        tokio::time::sleep(check.grace_period.map_or(DEFAULT_GRACE, |d| d.to_std())).await;
+    }
     // fly.toml refuses a zero interval; a spec from the API gets a floor, so a check
     // never runs in a loop without pause.
     let interval = check
@@ -234,7 +239,9 @@ async fn run_check(
 async fn implicit(target: std::sync::Arc<Target>, tx: mpsc::Sender<Outcome>) {
     let check = "implicit".to_string();
     let Some(port) = target.port.filter(|_| !target.udp_only) else {
-        tokio::time::sleep(UP_GRACE).await;
+        if !target.resumed {
+            tokio::time::sleep(UP_GRACE).await;
+        }
         let output = format!("no checks and no TCP port; up for {UP_GRACE:?}");
         let _ = tx
             .send(Outcome {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use rusqlite::params;
-use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
 use super::output_lines::OutputLines;
@@ -61,15 +60,10 @@ impl LogSink {
         &self,
         app: &str,
         machine: &str,
-        child: &mut tokio::process::Child,
+        streams: super::live_restore::Streams,
         secrets: std::sync::Arc<crate::secret::Redactor>,
     ) {
-        let streams: [(&'static str, Option<Box<dyn AsyncRead + Unpin + Send>>); 2] = [
-            ("stdout", child.stdout.take().map(|s| Box::new(s) as _)),
-            ("stderr", child.stderr.take().map(|s| Box::new(s) as _)),
-        ];
         for (stream, pipe) in streams {
-            let Some(pipe) = pipe else { continue };
             let sink = self.clone();
             let (app, machine) = (app.to_string(), machine.to_string());
             let secrets = secrets.clone();
@@ -133,4 +127,16 @@ async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The stdout and stderr pipes of `child`, by name, for [`LogSink::pump`].
+pub fn streams_of(child: &mut tokio::process::Child) -> super::live_restore::Streams {
+    let mut streams: super::live_restore::Streams = Vec::with_capacity(2);
+    if let Some(out) = child.stdout.take() {
+        streams.push(("stdout", Box::new(out)));
+    }
+    if let Some(err) = child.stderr.take() {
+        streams.push(("stderr", Box::new(err)));
+    }
+    streams
 }

@@ -10,6 +10,7 @@ pub(crate) mod environment;
 pub mod exec;
 pub mod health;
 mod https_check;
+pub mod live_restore;
 pub mod logs;
 pub mod mounts;
 pub mod oneoff;
@@ -127,6 +128,8 @@ pub struct Runtime {
     checks: check_board::CheckBoard,
     oneoff_pids: oneoff_pids::OneOffPids,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+    /// Under `--live-restore`, where machines' output FIFOs are.
+    live_restore: Option<live_restore::Outputs>,
 }
 
 /// Where the runtime keeps machines' files and what it gives them.
@@ -138,6 +141,8 @@ pub struct RuntimeOptions {
     pub log_lines_per_app: u64,
     /// Where machines' `$PORT` comes from.
     pub machine_ports: ports::PortRange,
+    /// Machines outlive the daemon and the next run takes them back (`--live-restore`).
+    pub live_restore: bool,
 }
 
 impl Runtime {
@@ -190,6 +195,9 @@ impl Runtime {
             apps_dir: options.state_dir.join("apps"),
             volumes_dir: options.state_dir.join("volumes"),
             machines: Arc::default(),
+            live_restore: options
+                .live_restore
+                .then(|| live_restore::Outputs::new(&options.state_dir)),
         };
         // A volume deleted when the daemon stopped is deleted whole.
         let volumes_dir = runtime.volumes_dir.clone();
@@ -199,9 +207,12 @@ impl Runtime {
             .store
             .run(|conn, path| machines::all_live(conn, path))
             .await?;
+        // Under live restore the machines that still run are taken back as they are.
+        let mut adopted = runtime.adoptable(&records);
         // Leftovers are stopped all at once, each within its own kill timeout.
         let leftovers: Vec<_> = records
             .iter()
+            .filter(|r| !adopted.contains_key(&r.machine.id))
             .filter_map(|r| Some((r.machine.pid?, r.pid_start?, r)))
             .map(|(pid, start, r)| {
                 let signal = r.machine.spec.kill_signal.as_deref().and_then(crate::api::signal::parse).unwrap_or(Signal::SIGINT);
@@ -215,9 +226,13 @@ impl Runtime {
         // What the last run's machines started outside their groups (a daemonized server)
         // outlived them: nothing of theirs may run beside the machines started now.
         let daemon = runtime.daemon_id.clone();
-        let left = tokio::task::spawn_blocking(move || stragglers::of_daemon(&daemon))
+        let taken_back: std::collections::HashSet<String> = adopted.keys().cloned().collect();
+        let left: Vec<_> = tokio::task::spawn_blocking(move || stragglers::of_daemon(&daemon))
             .await
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|tagged| !taken_back.contains(&tagged.machine))
+            .collect();
         if !left.is_empty() {
             tracing::warn!(
                 count = left.len(),
@@ -229,6 +244,10 @@ impl Runtime {
         let mut booting = Vec::with_capacity(records.len());
         for record in records {
             let id = &record.machine.id;
+            if let Some(process) = adopted.remove(id) {
+                booting.push(runtime.supervise(record, Some(process)));
+                continue;
+            }
             if record.machine.pid.is_some() {
                 let data = serde_json::json!({ "machine": id, "reason": "left running by the previous daemon" });
                 (runtime.record_at_start(
@@ -251,7 +270,7 @@ impl Runtime {
                 .await;
                 continue;
             }
-            booting.push(runtime.supervise(record));
+            booting.push(runtime.supervise(record, None));
         }
         // The machines that should run are started and offered to the edge before the
         // daemon serves it, so a request that waited through the restart is held for
@@ -291,11 +310,12 @@ impl Runtime {
             })
             .await?;
         // Nobody waits for a new machine's first start here: the deploy follows it.
-        drop(self.supervise(Record {
+        let record = Record {
             machine: machine.clone(),
             desired: Desired::Started,
             pid_start: None,
-        }));
+        };
+        drop(self.supervise(record, None));
         Ok(machine)
     }
 
@@ -430,9 +450,43 @@ impl Runtime {
         futures_util::future::join_all(stops).await;
     }
 
-    /// Starts a supervisor for `record`'s machine; what it returns resolves once its
-    /// first start has reached the edge, or will not.
-    fn supervise(&self, record: Record) -> oneshot::Receiver<()> {
+    /// The machines an earlier run left running that this one takes back, by id: under
+    /// live restore, those that should run whose recorded process still runs (the same
+    /// pid and start time) and whose output FIFOs are there.
+    fn adoptable(&self, records: &[Record]) -> HashMap<String, supervisor::Adopted> {
+        let Some(outputs) = &self.live_restore else {
+            return HashMap::new();
+        };
+        let mut adopted = HashMap::new();
+        for record in records {
+            let (Some(pid), Some(start_time)) = (record.machine.pid, record.pid_start) else {
+                continue;
+            };
+            if record.desired != Desired::Started || !process::is_same_process(pid, start_time) {
+                continue;
+            }
+            let Some(streams) = outputs.reopen(&record.machine.id) else {
+                continue;
+            };
+            let process = supervisor::Adopted {
+                pid,
+                start_time,
+                port: record.machine.port,
+                streams,
+            };
+            adopted.insert(record.machine.id.clone(), process);
+        }
+        adopted
+    }
+
+    /// Starts a supervisor for `record`'s machine (taking back `adopted`, its process an
+    /// earlier run left running); what it returns resolves once its first start has
+    /// reached the edge, or will not.
+    fn supervise(
+        &self,
+        record: Record,
+        adopted: Option<supervisor::Adopted>,
+    ) -> oneshot::Receiver<()> {
         let (booted, on_booted) = oneshot::channel();
         let (tx, rx) = mpsc::channel(8);
         let machine = record.machine;
@@ -457,6 +511,8 @@ impl Runtime {
             control: rx,
             pending: None,
             booted: Some(booted),
+            live_restore: self.live_restore.clone(),
+            adopted,
         };
         self.machines
             .lock()

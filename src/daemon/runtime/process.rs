@@ -39,6 +39,22 @@ pub enum Input {
     Piped,
 }
 
+/// Where a process's stdout and stderr go.
+pub enum Output {
+    /// Pipes: `Child::stdout` and `Child::stderr`.
+    Piped,
+    /// These files (a machine's FIFOs under live restore), with descriptors the process
+    /// keeps open across its exec.
+    Files {
+        /// Its stdout.
+        stdout: std::fs::File,
+        /// Its stderr.
+        stderr: std::fs::File,
+        /// Kept open in it.
+        held: Vec<std::os::fd::OwnedFd>,
+    },
+}
+
 /// Starts `/bin/sh -c command` in `workdir` as the leader of a new process group, with
 /// stdout and stderr piped.
 pub fn spawn(
@@ -48,16 +64,39 @@ pub fn spawn(
     memory: MemoryLimit<'_>,
     input: Input,
 ) -> std::io::Result<Spawned> {
+    spawn_writing_to(command, workdir, env, memory, input, Output::Piped)
+}
+
+/// As [`spawn`], with stdout and stderr going to `output`.
+pub fn spawn_writing_to(
+    command: &str,
+    workdir: &Path,
+    env: &BTreeMap<String, String>,
+    memory: MemoryLimit<'_>,
+    input: Input,
+    output: Output,
+) -> std::io::Result<Spawned> {
     let mut cmd = shell(command, workdir, env);
     cmd.stdin(match input {
         Input::Empty => Stdio::null(),
         Input::Piped => Stdio::piped(),
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
+    });
+    match output {
+        Output::Piped => {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        Output::Files {
+            stdout,
+            stderr,
+            held,
+        } => {
+            cmd.stdout(Stdio::from(stdout)).stderr(Stdio::from(stderr));
+            super::live_restore::keep_across_exec(&mut cmd, held);
+        }
+    }
     // Its own group: signals reach every process it starts, and a Ctrl-C meant for a
     // foreground daemon does not reach it.
-    .process_group(0);
+    cmd.process_group(0);
     match memory {
         MemoryLimit::None => {}
         MemoryLimit::Cgroup(procs) => join_cgroup(&mut cmd, procs.try_clone()?),

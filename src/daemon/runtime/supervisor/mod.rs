@@ -10,16 +10,20 @@ use nix::sys::signal::Signal;
 
 use tokio::sync::{mpsc, oneshot};
 
+mod launch;
 mod records;
+
+pub use launch::Adopted;
+use launch::{Launched, Leader};
 
 use super::backoff::{backoff, STABLE_AFTER};
 use super::logs::{LogLine, LogSink};
 use super::resident::MemoryWatch;
-use super::{environment, health, mounts, process, stragglers};
-use crate::api::types::{kind, ExitInfo, MachineSpec, MachineState};
+use super::{health, process, stragglers};
+use crate::api::types::{ExitInfo, MachineSpec, MachineState};
 use crate::config::model::RestartPolicy;
-use crate::daemon::events::{now, EventHub, NewEvent};
-use crate::daemon::store::machines::{self, Desired};
+use crate::daemon::events::{now, EventHub};
+use crate::daemon::store::machines::Desired;
 use crate::daemon::store::StoreError;
 
 /// Fly's default time between the kill signal and SIGKILL.
@@ -75,6 +79,10 @@ pub struct Supervisor {
     /// Dropped (or told) once the first process is started and offered to the edge, or
     /// will not be: the daemon opens the edge after the machines it brings back.
     pub(super) booted: Option<oneshot::Sender<()>>,
+    /// Under `--live-restore`, where its output FIFOs are: it outlives the daemon.
+    pub(super) live_restore: Option<super::live_restore::Outputs>,
+    /// The process an earlier run left running, to take back instead of starting one.
+    pub(super) adopted: Option<Adopted>,
 }
 
 /// What to do after a step of the loop.
@@ -183,113 +191,28 @@ impl Supervisor {
         next
     }
 
-    /// Spawns the process and waits for it to exit or for a request.
+    /// Starts the process (or takes back the one an earlier run left, under live restore)
+    /// and waits for it to exit or for a request.
     async fn run_process(&mut self, consecutive_failures: &mut u32) -> Result<Next, StoreError> {
-        let port = match self.spec.internal_port {
-            Some(_) => match self.ports.take() {
-                Ok(port) => Some(port),
-                Err(e) => return self.fail(format!("no port for $PORT: {e}")).await,
+        let launched = match self.adopted.take() {
+            Some(adopted) => self.adopt(adopted).await,
+            None => match self.launch().await? {
+                Ok(launched) => launched,
+                Err(next) => return Ok(next),
             },
-            None => None,
         };
-        if let Err(e) = std::fs::create_dir_all(&self.workdir) {
-            return self
-                .fail(format!("cannot create {}: {e}", self.workdir.display()))
-                .await;
-        }
-        // Secrets are opened for this process only; they are never stored in the clear.
-        let secrets = match self.secrets.env_of(&self.app).await {
-            Ok(secrets) => secrets,
-            Err(e) => return self.fail(e).await,
-        };
-        // What the process prints is recorded without these values.
-        let redactor = std::sync::Arc::new(crate::secret::Redactor::new(
-            secrets.values().map(String::as_str),
-        ));
-        let mut env = environment::variables(&self.app, &self.id, &self.spec, port, secrets);
-        // The tag by which the process's stragglers are found (`stragglers.rs`); only the
-        // machine's own: a command exec'd beside it ends with its request, not with it.
-        env.insert(stragglers::DAEMON_VAR.into(), self.daemon_id.to_string());
-        if let Err(e) = mounts::prepare(
-            &self.volumes,
-            &self.app,
-            &self.workdir,
-            &self.spec.mounts,
-            &mut env,
-        ) {
-            return self.fail(e.to_string()).await;
-        }
-        let cgroup = match &self.cgroups {
-            Some(cgroups) => match cgroups.machine(
-                &self.id,
-                super::cgroup::Limits {
-                    memory_mb: self.spec.memory_mb,
-                    swap_mb: self.spec.swap_mb,
-                    cpus: self.spec.cpus,
-                },
-            ) {
-                Ok(cgroup) => Some(cgroup),
-                Err(e) => {
-                    return self
-                        .fail(format!("cannot set up the machine's cgroup: {e}"))
-                        .await
-                }
-            },
-            None => None,
-        };
-        let memory = match &cgroup {
-            Some(cgroup) => process::MemoryLimit::Cgroup(&cgroup.procs),
-            None => process::MemoryLimit::None,
-        };
-        let mut spawned = match process::spawn(
-            &self.spec.command,
-            &self.workdir,
-            &env,
-            memory,
-            process::Input::Empty,
-        ) {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                // Nothing joined it: the empty cgroup goes now, not at the next start.
-                if let Some(cgroup) = cgroup {
-                    cgroup.remove();
-                }
-                return self
-                    .fail(format!("cannot start `{}`: {e}", self.spec.command))
-                    .await;
-            }
-        };
-        let pid = spawned.pid;
-        // Without a cgroup, the limit is held by watching the machine's resident memory.
-        let mut memory_watch = match (&cgroup, self.spec.memory_mb) {
-            (None, Some(mb)) => Some(MemoryWatch::new(pid, mb)),
-            _ => None,
-        };
+        let Launched {
+            pid,
+            mut leader,
+            port,
+            cgroup,
+            mut memory_watch,
+            streams,
+            redactor,
+            resumed,
+        } = launched;
         let started_at = Instant::now();
-        {
-            let (id, app, start) = (self.id.clone(), self.app.clone(), spawned.start_time);
-            let data = serde_json::json!({ "machine": id, "pid": pid, "port": port, "process_group": self.spec.process_group });
-            let recorded = self
-                .hub
-                .change(move |tx, path| {
-                    machines::set_running(tx, path, &id, pid, start, port)?;
-                    Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STARTED, data)]))
-                })
-                .await;
-            if let Err(e) = recorded {
-                // A process the store does not know about could never be found again
-                // after a crash: stop it rather than run it untracked.
-                let _ = process::signal_group(pid, Signal::SIGKILL);
-                let _ = spawned.child.wait().await;
-                if let Some(cgroup) = cgroup {
-                    cgroup.kill_and_remove().await;
-                }
-                return Err(e);
-            }
-            self.answer_pending();
-        }
-        self.logs
-            .pump(&self.app, &self.id, &mut spawned.child, redactor);
+        self.logs.pump(&self.app, &self.id, streams, redactor);
         // The edge may send it traffic once its checks pass; until it is dropped.
         let registration = port.map(|port| {
             self.backends
@@ -314,6 +237,7 @@ impl Supervisor {
                 port,
                 udp_only: self.spec.udp_only,
                 backend: registration.as_ref().map(|r| r.backend()),
+                resumed,
             },
             self.spec.checks.clone(),
             self.hub.clone(),
@@ -321,7 +245,7 @@ impl Supervisor {
         );
         let status = loop {
             tokio::select! {
-                status = spawned.child.wait() => break status,
+                status = leader.wait() => break status,
                 () = MemoryWatch::enforce(&mut memory_watch) => {}
                 request = self.control.recv() => {
                     let request = match request {
@@ -331,12 +255,19 @@ impl Supervisor {
                             continue;
                         }
                         Some(Control::Signal(signal, reply)) => {
-                            let sent = process::signal_process(spawned.pid, signal);
+                            let sent = process::signal_process(pid, signal);
                             if let Err(e) = &sent {
                                 tracing::warn!(machine = %self.id, %signal, error = %e, "could not signal the machine");
                             }
-                            let _ = reply.send(sent.ok().map(|()| spawned.pid));
+                            let _ = reply.send(sent.ok().map(|()| pid));
                             continue;
+                        }
+                        // Under live restore the daemon leaves it running, for the next
+                        // run to take back; its checks and the edge's hold on it end here.
+                        Some(Control::Shutdown(reply)) if self.live_restore.is_some() => {
+                            tracing::info!(machine = %self.id, pid, "left running for the next lakeflyd (--live-restore)");
+                            let _ = reply.send(());
+                            return Ok(Next::End);
                         }
                         other => other,
                     };
@@ -348,10 +279,11 @@ impl Supervisor {
                         }
                     }
                     drop(health);
-                    let exit = self.stop_process(&mut spawned).await;
+                    let exit = self.stop_process(pid, &mut leader).await;
                     if let Some(cgroup) = cgroup {
                         cgroup.kill_and_remove().await;
                     }
+                    self.remove_output();
                     return Ok(self.after_stop(request, exit).await);
                 }
             }
@@ -364,10 +296,17 @@ impl Supervisor {
         if let Some(cgroup) = cgroup {
             cgroup.kill_and_remove().await;
         }
+        self.remove_output();
         if let Some(line) = memory_watch.and_then(|watch| watch.kill_note()) {
             self.say_in_log(line).await;
         }
-        let exit = exit_info(status.ok());
+        if status.is_none() && resumed {
+            self.say_in_log(
+                "lakefly: the machine ended; it was started by an earlier lakeflyd, so its exit status is not known".into(),
+            )
+            .await;
+        }
+        let exit = exit_info(status);
         let failed = exit.code != Some(0);
         let policy = self.spec.restart.unwrap_or(RestartPolicy::OnFailure);
         let restart = match policy {
@@ -446,8 +385,9 @@ impl Supervisor {
         next
     }
 
-    /// The kill signal to the group, SIGKILL after the timeout, then whatever is left.
-    async fn stop_process(&mut self, spawned: &mut process::Spawned) -> ExitInfo {
+    /// The kill signal to the group `pid` leads, SIGKILL after the timeout, then whatever
+    /// is left.
+    async fn stop_process(&mut self, pid: u32, leader: &mut Leader) -> ExitInfo {
         let signal = self
             .spec
             .kill_signal
@@ -456,28 +396,28 @@ impl Supervisor {
             .unwrap_or(Signal::SIGINT);
         let timeout = self.kill_timeout();
         let deadline = tokio::time::Instant::now() + timeout;
-        let _ = process::signal_group(spawned.pid, signal);
+        let _ = process::signal_group(pid, signal);
         // What left the group (a daemonized server) gets the same signal and time.
-        process::signal_each(&self.stragglers(spawned.pid).await, signal);
-        let status = match tokio::time::timeout_at(deadline, spawned.child.wait()).await {
-            Ok(status) => status.ok(),
+        process::signal_each(&self.stragglers(pid).await, signal);
+        let status = match tokio::time::timeout_at(deadline, leader.wait()).await {
+            Ok(status) => status,
             Err(_) => {
                 tracing::info!(machine = %self.id, ?timeout, "kill timeout passed; sending SIGKILL");
-                let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
-                spawned.child.wait().await.ok()
+                let _ = process::signal_group(pid, Signal::SIGKILL);
+                leader.wait().await
             }
         };
         // The leader may end first: the shell that runs `python3 app.py` exits at the
         // signal while the app still finishes its requests. The rest of the group gets
         // what is left of the timeout.
-        process::wait_group_gone(spawned.pid, deadline).await;
-        let (daemon, id, leader) = (self.daemon_id.clone(), self.id.clone(), spawned.pid);
+        process::wait_group_gone(pid, deadline).await;
+        let (daemon, id, leader) = (self.daemon_id.clone(), self.id.clone(), pid);
         process::wait_none(
             move || stragglers::of_machine(&daemon, &id, leader),
             deadline,
         )
         .await;
-        self.kill_leftovers(spawned.pid).await;
+        self.kill_leftovers(pid).await;
         exit_info(status)
     }
 
