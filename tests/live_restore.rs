@@ -1,7 +1,7 @@
 //! `lakeflyd --live-restore`: a machine outlives a stop of lakeflyd, goes on serving and
 //! writing meanwhile, and the next run on the same state directory takes it back (the
-//! same process, its output kept, its end seen and restarted); a run without the flag
-//! stops what an earlier run left, as before.
+//! same process, its output kept, its end seen and restarted), after a crash of lakeflyd
+//! too; a run without the flag stops what an earlier run left, as before.
 
 mod common;
 
@@ -162,6 +162,20 @@ async fn a_machine_outlives_lakeflyd_and_the_next_run_takes_it_back() {
         )
     });
     assert!(log.contains("said meanwhile"), "{log}");
+
+    // A crash of lakeflyd (no stop at all) leaves it running too, and it is taken back.
+    tokio::task::block_in_place(|| d.kill9());
+    assert!(
+        alive(restarted),
+        "a crashed lakeflyd takes no machine down with it"
+    );
+    let mut d = TestDaemon::start_in(&state, &["--live-restore"]);
+    assert_eq!(the_machine(&d).await.1, restarted);
+    assert_eq!(
+        direct(the_machine(&d).await.2, "/say/after-the-crash").await,
+        "said after-the-crash"
+    );
+    tokio::task::block_in_place(|| wait_logged(&d, &dir, "said after-the-crash"));
 
     // A run without --live-restore stops what the last one left, and starts it afresh.
     tokio::task::block_in_place(|| d.stop());
