@@ -36,6 +36,20 @@ async fn refused(s: &Setup, args: &[&str], code: i32, says: &[&str]) {
     }
 }
 
+/// The names `lakefly certs list --json` shows for `app`.
+async fn names_of(s: &Setup, app: &str) -> Vec<String> {
+    let list = s
+        .cli(&["certs", "list", "-a", app, "--json"])
+        .await
+        .expect_code(0)
+        .json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn edge_of(d: &TestDaemon) -> SocketAddr {
     d.edge_addr().parse().unwrap()
 }
@@ -89,18 +103,7 @@ async fn added_names_and_wildcards_route_to_their_app_until_removed() {
         .await
         .expect_code(0);
 
-    let list = s
-        .cli(&["certs", "list", "--json"])
-        .await
-        .expect_code(0)
-        .json();
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["hostname"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["*.shop.test", "www.shop.test"]);
+    assert_eq!(names_of(&s, APP).await, ["*.shop.test", "www.shop.test"]);
 
     // One app per name: another app is refused, and told who has it.
     s.cli(&["apps", "create", "other"]).await.expect_code(0);
@@ -226,22 +229,11 @@ async fn a_path_under_a_host_routes_to_another_app_as_an_nginx_location_does() {
         }
     }
     // Listed and shown with the path; deploy's addresses name it.
-    let list = s
-        .cli(&["certs", "list", "-a", "discovery", "--json"])
-        .await
-        .expect_code(0)
-        .json();
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["hostname"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        names_of(&s, "discovery").await,
         [
-            format!("{HOST}/discovery").as_str(),
-            "www.shop.test/discovery"
+            format!("{HOST}/discovery"),
+            "www.shop.test/discovery".into()
         ]
     );
     let status = s
