@@ -35,12 +35,31 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
 "#;
 
 /// SIGKILLs the process groups it holds when the test ends, passed or not: under live
-/// restore a daemon that stops leaves its machines running.
-struct KillOnDrop(Vec<u64>);
+/// restore a daemon that stops leaves its machines running. Each is killed only if its
+/// leader is the process it was when it was added: a pid gone since may have been given
+/// to another group leader (this test's own runner, say).
+struct KillOnDrop(Vec<(u64, Option<String>)>);
+
+impl KillOnDrop {
+    fn add(&mut self, pid: u64) {
+        self.0.push((pid, started(pid)));
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, which tells it from a later
+/// one given the same pid.
+fn started(pid: u64) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(19).map(str::to_string)
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        for pid in &self.0 {
+        for (pid, start) in &self.0 {
+            if *pid <= 1 || start.is_none() || started(*pid) != *start {
+                continue;
+            }
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &format!("-{pid}")])
                 .stderr(std::process::Stdio::null())
@@ -122,7 +141,8 @@ async fn a_machine_outlives_lakeflyd_and_the_next_run_takes_it_back() {
     let mut d = TestDaemon::start_in(&state, &["--live-restore"]);
     tokio::task::block_in_place(|| d.cli(&dir, &["deploy"]).expect_code(0));
     let (id, pid, port) = the_machine(&d).await;
-    let mut cleanup = KillOnDrop(vec![pid]);
+    let mut cleanup = KillOnDrop(Vec::new());
+    cleanup.add(pid);
 
     // lakeflyd stops; the machine runs on, serves, and writes with no one reading.
     tokio::task::block_in_place(|| d.stop());
@@ -153,7 +173,7 @@ async fn a_machine_outlives_lakeflyd_and_the_next_run_takes_it_back() {
         .args(["-KILL", &pid.to_string()])
         .status();
     let restarted = wait_new_pid(&d, pid).await;
-    cleanup.0.push(restarted);
+    cleanup.add(restarted);
     let log = tokio::task::block_in_place(|| {
         wait_logged(
             &d,
@@ -186,7 +206,11 @@ async fn a_machine_outlives_lakeflyd_and_the_next_run_takes_it_back() {
     let d = TestDaemon::start_in(&state, &[]);
     tokio::task::block_in_place(|| wait_gone(restarted, DEADLINE));
     let fresh = wait_new_pid(&d, restarted).await;
-    cleanup.0.push(fresh);
+    cleanup.add(fresh);
+    assert!(
+        !state.join("run/output").exists(),
+        "the FIFOs of the live-restore run are removed"
+    );
     let machine: Value = Api::new(&d).machine("lr", &id).await;
     assert_eq!(machine["state"], "started", "{machine}");
     // This daemon stops it when it stops (its Drop), as without the flag it always has.

@@ -114,6 +114,18 @@ impl Outputs {
         Some(streams)
     }
 
+    /// Removes every machine's FIFOs (a run without live restore, once it stopped what an
+    /// earlier run left).
+    pub fn remove_all(&self) {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove the output FIFOs an earlier run left")
+            }
+        }
+    }
+
     /// Removes the FIFOs of `machine`, once it has ended.
     pub fn remove(&self, machine: &str) {
         for stream in STREAMS {

@@ -223,6 +223,10 @@ impl Runtime {
             .collect();
         futures_util::future::join_all(leftovers).await;
         runtime.oneoff_pids.stop_left_over().await;
+        // Output FIFOs a live-restore run left: without the flag no machine writes to one.
+        if runtime.live_restore.is_none() {
+            live_restore::Outputs::new(&options.state_dir).remove_all();
+        }
         // What the last run's machines started outside their groups (a daemonized server)
         // outlived them: nothing of theirs may run beside the machines started now.
         let daemon = runtime.daemon_id.clone();
@@ -431,8 +435,9 @@ impl Runtime {
         Ok(())
     }
 
-    /// Stops every process for a daemon shutdown; what each machine should be doing is kept,
-    /// so the next start brings them back.
+    /// Stops every process for a daemon shutdown (under live restore, leaves them running
+    /// for the next start to take back); what each machine should be doing is kept, so the
+    /// next start brings them back.
     pub async fn shutdown(&self) {
         let senders: Vec<_> = self
             .machines
