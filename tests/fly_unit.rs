@@ -142,6 +142,13 @@ fn daemon_install_systemd_live_restore_stops_lakeflyd_alone() {
     assert!(unit.contains("\nKillMode=process\n"), "{unit}");
     assert!(!unit.contains("KillMode=mixed"), "{unit}");
     assert!(!unit.contains("it stops its machines"), "{unit}");
+    // A restart must put lakeflyd back in a cgroup that machines' controllers would block.
+    assert!(!unit.contains("\nDelegate="), "{unit}");
+    assert!(unit.contains("# --live-restore: no Delegate=."), "{unit}");
+    assert!(
+        !unit.contains("The service's cgroup is lakeflyd's"),
+        "{unit}"
+    );
     verifies_cleanly(&path);
 }
 

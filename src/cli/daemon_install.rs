@@ -200,6 +200,13 @@ fn lakeflyd_path(given: Option<&Path>) -> Result<PathBuf, Error> {
     Ok(beside.unwrap_or_else(|| PathBuf::from(DEFAULT_BIN)))
 }
 
+/// What a `--live-restore` unit says in place of `Delegate=`.
+const LIVE_RESTORE_NO_DELEGATE: &str = "\
+# --live-restore: no Delegate=. Machines outlive lakeflyd in this service's cgroup, where a
+# restart must place lakeflyd again, which cgroup v2 refuses beside controllers enabled
+# for machines. Memory limits are held by watching resident memory; CPU is not limited.
+";
+
 /// The shipped unit with this host's lines in it.
 fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
     let exec = format!(
@@ -223,10 +230,26 @@ fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
             .to_string(),
     };
     let mut unit = String::with_capacity(SYSTEMD_TEMPLATE.len() + 256);
+    // Under live restore the template's delegated cgroup (its comment, then `Delegate=`)
+    // gives way: a restart must place lakeflyd in the service's cgroup again, which cgroup
+    // v2 refuses while it has controllers enabled for machines still running below it.
+    let mut in_delegation = false;
     for line in SYSTEMD_TEMPLATE.lines() {
-        // The template's word on KillMode=mixed, which live restore replaces.
-        if args.live_restore && line.starts_with("# Stop the daemon first") {
-            continue;
+        if args.live_restore {
+            // The template's word on KillMode=mixed, which live restore replaces.
+            if line.starts_with("# Stop the daemon first") {
+                continue;
+            }
+            if line.starts_with("# The service's cgroup is lakeflyd's") {
+                in_delegation = true;
+            }
+            if in_delegation {
+                if line.starts_with("Delegate=") {
+                    in_delegation = false;
+                    unit.push_str(LIVE_RESTORE_NO_DELEGATE);
+                }
+                continue;
+            }
         }
         let line = match line.split_once('=').map(|(key, _)| key) {
             Some("ExecStart") => exec.clone(),

@@ -186,7 +186,14 @@ impl Runtime {
             restarts,
             secrets,
             backends,
-            cgroups: cgroup::Cgroups::detect(),
+            // Machines that outlive the daemon stay in its cgroup, which a restart must
+            // join again: cgroup v2 refuses that beside controllers enabled for them.
+            cgroups: if options.live_restore {
+                tracing::info!("--live-restore: machine memory limits are held by watching resident memory, not by a cgroup");
+                None
+            } else {
+                cgroup::Cgroups::detect()
+            },
             ports,
             checks: check_board::CheckBoard::default(),
             oneoff_pids: oneoff_pids::OneOffPids::new(&options.state_dir),
