@@ -60,10 +60,10 @@ impl Drop for KillOnDrop {
             if *pid <= 1 || start.is_none() || started(*pid) != *start {
                 continue;
             }
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &format!("-{pid}")])
-                .stderr(std::process::Stdio::null())
-                .status();
+            // `kill -KILL -PGID` would not do: procps reads `-PGID` as an option and kills
+            // every process it may (`kill(-1)`).
+            let group = nix::unistd::Pid::from_raw(*pid as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -197,15 +197,23 @@ async fn a_machine_outlives_lakeflyd_and_the_next_run_takes_it_back() {
     );
     tokio::task::block_in_place(|| wait_logged(&d, &dir, "said after-the-crash"));
 
+    // A machine taken back is stopped and started like any other.
+    let api = Api::new(&d);
+    for action in ["stop", "start"] {
+        let path = format!("/v1/apps/lr/machines/{id}/{action}");
+        let (status, body) = api.send(reqwest::Method::POST, &path, None).await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    assert!(!alive(restarted), "stopped though another run started it");
+    let again = wait_new_pid(&d, restarted).await;
+    cleanup.add(again);
+
     // A run without --live-restore stops what the last one left, and starts it afresh.
     tokio::task::block_in_place(|| d.stop());
-    assert!(
-        alive(restarted),
-        "left running by a stop under --live-restore"
-    );
+    assert!(alive(again), "left running by a stop under --live-restore");
     let d = TestDaemon::start_in(&state, &[]);
-    tokio::task::block_in_place(|| wait_gone(restarted, DEADLINE));
-    let fresh = wait_new_pid(&d, restarted).await;
+    tokio::task::block_in_place(|| wait_gone(again, DEADLINE));
+    let fresh = wait_new_pid(&d, again).await;
     cleanup.add(fresh);
     assert!(
         !state.join("run/output").exists(),

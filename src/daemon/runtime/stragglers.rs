@@ -89,6 +89,15 @@ pub fn of_machine(daemon: &str, machine: &str, group: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The processes of machine `machine` of daemon `daemon` in process group `group`.
+pub fn in_group(daemon: &str, machine: &str, group: u32) -> Vec<u32> {
+    of_daemon(daemon)
+        .into_iter()
+        .filter(|t| t.machine == machine && t.group == group)
+        .map(|t| t.pid)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,18 @@ pub(super) enum Leader {
 }
 
 impl Leader {
+    /// Whether its pid is still its own, so a signal to its group reaches the machine: a
+    /// child is, until this daemon reaps it; an adopted process only while it runs, since
+    /// whoever reaps it frees its pid for another.
+    pub(super) fn still_runs(&self) -> bool {
+        match self {
+            Leader::Child(_) => true,
+            Leader::Adopted { pid, start_time } => {
+                super::super::process::is_same_process(*pid, *start_time)
+            }
+        }
+    }
+
     /// Waits for it to end: its exit status, when it can be known.
     pub(super) async fn wait(&mut self) -> Option<std::process::ExitStatus> {
         match self {

@@ -254,6 +254,11 @@ impl Supervisor {
                             let _ = reply.send(());
                             continue;
                         }
+                        Some(Control::Signal(_, reply)) if !leader.still_runs() => {
+                            // It ended a moment ago; its end is about to be seen.
+                            let _ = reply.send(None);
+                            continue;
+                        }
                         Some(Control::Signal(signal, reply)) => {
                             let sent = process::signal_process(pid, signal);
                             if let Err(e) = &sent {
@@ -292,7 +297,7 @@ impl Supervisor {
         drop(registration);
         // The leader is gone; anything it left, in its group or out of it, goes too, so a
         // restart never runs beside a straggler.
-        self.kill_leftovers(pid).await;
+        self.kill_leftovers(pid, &leader).await;
         if let Some(cgroup) = cgroup {
             cgroup.kill_and_remove().await;
         }
@@ -396,14 +401,18 @@ impl Supervisor {
             .unwrap_or(Signal::SIGINT);
         let timeout = self.kill_timeout();
         let deadline = tokio::time::Instant::now() + timeout;
-        let _ = process::signal_group(pid, signal);
+        if leader.still_runs() {
+            let _ = process::signal_group(pid, signal);
+        }
         // What left the group (a daemonized server) gets the same signal and time.
         process::signal_each(&self.stragglers(pid).await, signal);
         let status = match tokio::time::timeout_at(deadline, leader.wait()).await {
             Ok(status) => status,
             Err(_) => {
                 tracing::info!(machine = %self.id, ?timeout, "kill timeout passed; sending SIGKILL");
-                let _ = process::signal_group(pid, Signal::SIGKILL);
+                if leader.still_runs() {
+                    let _ = process::signal_group(pid, Signal::SIGKILL);
+                }
                 leader.wait().await
             }
         };
@@ -411,13 +420,9 @@ impl Supervisor {
         // signal while the app still finishes its requests. The rest of the group gets
         // what is left of the timeout.
         process::wait_group_gone(pid, deadline).await;
-        let (daemon, id, leader) = (self.daemon_id.clone(), self.id.clone(), pid);
-        process::wait_none(
-            move || stragglers::of_machine(&daemon, &id, leader),
-            deadline,
-        )
-        .await;
-        self.kill_leftovers(pid).await;
+        let (daemon, id) = (self.daemon_id.clone(), self.id.clone());
+        process::wait_none(move || stragglers::of_machine(&daemon, &id, pid), deadline).await;
+        self.kill_leftovers(pid, leader).await;
         exit_info(status)
     }
 
@@ -433,8 +438,23 @@ impl Supervisor {
     /// SIGKILLs what is left of the machine once its leader `leader` is gone: its group,
     /// and its stragglers, which the machine's log names (they held on to its port and
     /// files past the process lakefly watched).
-    async fn kill_leftovers(&self, leader: u32) {
-        let _ = process::signal_group(leader, Signal::SIGKILL);
+    async fn kill_leftovers(&self, leader: u32, process: &Leader) {
+        match process {
+            Leader::Child(_) => {
+                let _ = process::signal_group(leader, Signal::SIGKILL);
+            }
+            // Not this daemon's child: its pid was freed by whoever reaped it, perhaps a
+            // while ago, and may lead another group by now. Only what carries the
+            // machine's tag in that group is its own.
+            Leader::Adopted { .. } => {
+                let (daemon, id) = (self.daemon_id.clone(), self.id.clone());
+                let own =
+                    tokio::task::spawn_blocking(move || stragglers::in_group(&daemon, &id, leader))
+                        .await
+                        .unwrap_or_default();
+                process::signal_each(&own, Signal::SIGKILL);
+            }
+        }
         let left = self.stragglers(leader).await;
         if left.is_empty() {
             return;
