@@ -334,7 +334,12 @@ async fn names_are_shown_by_deploy_outlive_a_restart_and_go_with_their_app() {
 /// The certificate the edge's HTTPS address presents to a client asking for `name`, and
 /// the answer to a request for `/named` there.
 async fn https_as(port: u16, name: &str) -> (Vec<u8>, String) {
-    let request = format!("GET /named HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
+    https_get(port, name, "/named").await
+}
+
+/// GET `path` over HTTPS as `name`: the certificate presented and the answer.
+async fn https_get(port: u16, name: &str, path: &str) -> (Vec<u8>, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
     let (answer, presented) = tls::exchange(port, name, &request).await;
     (presented.to_vec(), answer)
 }
@@ -404,6 +409,29 @@ async fn https_gives_each_name_the_certificate_that_covers_it() {
     let (cert, answer) = https_as(https, HOST).await;
     assert_eq!(cert, pem_der("cert.pem"));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A path under the name goes to its own app, with the host's certificate.
+    s.cli(&["deploy", "-a", "discovery"]).await.expect_code(0);
+    let added = s
+        .cli(&[
+            "certs",
+            "add",
+            "www.shop.test/discovery",
+            "-a",
+            "discovery",
+            "--json",
+        ])
+        .await
+        .expect_code(0);
+    assert_eq!(
+        added.json()["certificate"].as_str(),
+        Some(tls::fixture("cert3.pem").as_str())
+    );
+    let (cert, answer) = https_get(https, "www.shop.test", "/discovery/x").await;
+    assert_eq!(cert, pem_der("cert3.pem"));
+    assert!(answer.contains("\"app\": \"discovery\""), "{answer}");
+    let (_, answer) = https_get(https, "www.shop.test", "/other").await;
+    assert!(answer.contains(&format!("\"app\": \"{APP}\"")), "{answer}");
 
     // A name no certificate covers gets the first one, and `certs` says so.
     let added = s
