@@ -65,40 +65,37 @@ impl Outputs {
     /// New FIFOs for a start of `machine` (any left from an earlier start are replaced).
     pub fn create(&self, machine: &str) -> io::Result<MachineOutput> {
         std::fs::create_dir_all(&self.dir)?;
-        let mut streams: Streams = Vec::with_capacity(2);
-        let mut writers = Vec::with_capacity(2);
-        let mut held = Vec::with_capacity(2);
-        for stream in STREAMS {
-            let path = self.path(machine, stream);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR)?;
-            // The reader first: opening the write end of a FIFO waits for one.
-            let reader = pipe::OpenOptions::new().open_receiver(&path)?;
-            let _ = fcntl(&reader, FcntlArg::F_SETPIPE_SZ(FIFO_SIZE));
-            let machine_reader: OwnedFd = nix::fcntl::open(
-                &path,
-                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            let writer = File::options().write(true).open(&path)?;
-            streams.push((stream, Box::new(reader)));
-            writers.push(writer);
-            held.push(machine_reader);
-        }
-        let mut writers = writers.into_iter();
-        let (Some(stdout), Some(stderr)) = (writers.next(), writers.next()) else {
-            return Err(io::Error::other("two output streams were made"));
-        };
+        let [out, err] = STREAMS;
+        let (out_reader, stdout, out_held) = self.fifo(machine, out)?;
+        let (err_reader, stderr, err_held) = self.fifo(machine, err)?;
         Ok(MachineOutput {
-            streams,
+            streams: vec![(out, Box::new(out_reader)), (err, Box::new(err_reader))],
             stdout,
             stderr,
-            held,
+            held: vec![out_held, err_held],
         })
+    }
+
+    /// One new FIFO of `machine`: the daemon's read end, the machine's write end, and the
+    /// read end the machine holds.
+    fn fifo(&self, machine: &str, stream: &str) -> io::Result<(pipe::Receiver, File, OwnedFd)> {
+        let path = self.path(machine, stream);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR)?;
+        // The reader first: opening the write end of a FIFO waits for one.
+        let reader = pipe::OpenOptions::new().open_receiver(&path)?;
+        let _ = fcntl(&reader, FcntlArg::F_SETPIPE_SZ(FIFO_SIZE));
+        let held: OwnedFd = nix::fcntl::open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let writer = File::options().write(true).open(&path)?;
+        Ok((reader, writer, held))
     }
 
     /// The daemon's ends of the FIFOs of `machine`, started by an earlier run; `None` when

@@ -237,12 +237,11 @@ impl Runtime {
         // What the last run's machines started outside their groups (a daemonized server)
         // outlived them: nothing of theirs may run beside the machines started now.
         let daemon = runtime.daemon_id.clone();
-        let taken_back: std::collections::HashSet<String> = adopted.keys().cloned().collect();
         let left: Vec<_> = tokio::task::spawn_blocking(move || stragglers::of_daemon(&daemon))
             .await
             .unwrap_or_default()
             .into_iter()
-            .filter(|tagged| !taken_back.contains(&tagged.machine))
+            .filter(|tagged| !adopted.contains_key(&tagged.machine))
             .collect();
         if !left.is_empty() {
             tracing::warn!(

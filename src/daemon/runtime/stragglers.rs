@@ -79,21 +79,24 @@ fn machine_of(environ: &[u8], daemon_entry: &[u8]) -> Option<String> {
     machine.filter(|_| ours)
 }
 
+/// The live processes of machine `machine` of daemon `daemon`, in any process group.
+pub fn of_machine_all(daemon: &str, machine: &str) -> Vec<Tagged> {
+    let mut tagged = of_daemon(daemon);
+    tagged.retain(|t| t.machine == machine);
+    tagged
+}
+
 /// The stragglers of machine `machine` of daemon `daemon`: its processes outside the
 /// process group `group` (its leader's), which a signal to the group does not reach.
 pub fn of_machine(daemon: &str, machine: &str, group: u32) -> Vec<u32> {
-    of_daemon(daemon)
-        .into_iter()
-        .filter(|t| t.machine == machine && t.group != group)
-        .map(|t| t.pid)
-        .collect()
+    outside(&of_machine_all(daemon, machine), group)
 }
 
-/// The processes of machine `machine` of daemon `daemon` in process group `group`.
-pub fn in_group(daemon: &str, machine: &str, group: u32) -> Vec<u32> {
-    of_daemon(daemon)
-        .into_iter()
-        .filter(|t| t.machine == machine && t.group == group)
+/// The pids of `tagged` outside process group `group`.
+pub fn outside(tagged: &[Tagged], group: u32) -> Vec<u32> {
+    tagged
+        .iter()
+        .filter(|t| t.group != group)
         .map(|t| t.pid)
         .collect()
 }

@@ -439,6 +439,10 @@ impl Supervisor {
     /// and its stragglers, which the machine's log names (they held on to its port and
     /// files past the process lakefly watched).
     async fn kill_leftovers(&self, leader: u32, process: &Leader) {
+        let (daemon, id) = (self.daemon_id.clone(), self.id.clone());
+        let tagged = tokio::task::spawn_blocking(move || stragglers::of_machine_all(&daemon, &id))
+            .await
+            .unwrap_or_default();
         match process {
             Leader::Child(_) => {
                 let _ = process::signal_group(leader, Signal::SIGKILL);
@@ -447,15 +451,15 @@ impl Supervisor {
             // while ago, and may lead another group by now. Only what carries the
             // machine's tag in that group is its own.
             Leader::Adopted { .. } => {
-                let (daemon, id) = (self.daemon_id.clone(), self.id.clone());
-                let own =
-                    tokio::task::spawn_blocking(move || stragglers::in_group(&daemon, &id, leader))
-                        .await
-                        .unwrap_or_default();
+                let own: Vec<u32> = tagged
+                    .iter()
+                    .filter(|t| t.group == leader)
+                    .map(|t| t.pid)
+                    .collect();
                 process::signal_each(&own, Signal::SIGKILL);
             }
         }
-        let left = self.stragglers(leader).await;
+        let left = stragglers::outside(&tagged, leader);
         if left.is_empty() {
             return;
         }
