@@ -517,28 +517,50 @@ async fn sigterm_stops_machines_and_a_restart_brings_them_back() {
 }
 
 /// A store that cannot take a write (a full disk; here another process holding SQLite's
-/// write lock past the daemon's busy timeout) does not leave a crashed machine down: it is
-/// started again once writes go through.
+/// write lock past the daemon's busy timeout) does not keep a crashed machine down: it is
+/// restarted all the same, as systemd restarts a service on a full disk, and its start is
+/// recorded once writes go through again.
 #[tokio::test]
-async fn a_crash_the_store_cannot_record_is_restarted_once_it_can() {
+async fn a_crash_the_store_cannot_record_is_restarted_all_the_same() {
     let temp = tempfile::tempdir().unwrap();
     let state = temp.path().join("state");
     let log = temp.path().join("daemon.log");
     let _d = TestDaemon::start_logging_to(&state, &log);
     let api = Api::new(&_d);
     api.create_app("unrecorded").await;
-    let pids = temp.path().join("pids");
-    api.create_machine(
-        "unrecorded",
-        json!({ "command": format!("echo $$ >> {}; sleep 1; exit 1", pids.display()), "restart": "always" }),
-    )
-    .await;
+    let (pids, go) = (temp.path().join("pids"), temp.path().join("go"));
+    // The first run crashes when told to; the ones after it keep running.
+    let command = format!(
+        "echo $$ >> {pids}; [ $(wc -l < {pids}) -gt 1 ] && exec sleep 600; \
+         while [ ! -e {go} ]; do sleep 0.05; done; exit 1",
+        pids = pids.display(),
+        go = go.display()
+    );
+    let m = api
+        .create_machine(
+            "unrecorded",
+            json!({ "command": command, "restart": "always" }),
+        )
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
     wait_pids(&pids, 1);
     let lock = StoreLock::take(&state);
-    wait_logged(&log, "could not record machine state");
-    let before = std::fs::read_to_string(&pids).unwrap().lines().count();
+    std::fs::write(&go, "").unwrap();
+    let second = wait_pids(&pids, 2)[1];
+    // Its start could not be recorded either; it runs on.
+    wait_logged(&log, "could not record the machine's start");
+    assert!(alive(second), "the unrecorded restart was stopped");
     drop(lock);
-    wait_pids(&pids, before + 1);
+    // Once writes go through, its start is recorded while it runs.
+    let start = Instant::now();
+    while api.machine("unrecorded", &id).await["pid"] != json!(second) {
+        assert!(
+            start.elapsed() < WAIT,
+            "the store never recorded pid {second}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(alive(second));
 }
 
 #[tokio::test]

@@ -160,6 +160,9 @@ impl BundleStore {
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(io(temp.path()))?;
         }
+        // tokio writes in the background: `flush` reports the last write's error (a full
+        // disk), which `sync_all` alone would drop, leaving a short file to be misread.
+        file.flush().await.map_err(io(temp.path()))?;
         file.sync_all().await.map_err(io(temp.path()))?;
         drop(file);
         let actual = Digest::from_hasher(hasher);

@@ -91,9 +91,13 @@ impl LogSink {
 async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app: u64) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut since_prune = 0usize;
+    // Lines dropped since the store last took a batch (a full disk): said once when it
+    // starts and once when it ends, not once a batch.
+    let mut dropped = 0usize;
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let lines = std::mem::take(&mut batch);
-        since_prune += lines.len();
+        let count = lines.len();
+        since_prune += count;
         let prune = since_prune >= BATCH * 4;
         if prune {
             since_prune = 0;
@@ -122,9 +126,22 @@ async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app
                 tx.commit().map_err(sqlite(path))
             })
             .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not store log lines");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        match result {
+            Ok(()) if dropped > 0 => {
+                tracing::warn!(
+                    dropped,
+                    "machine output is stored again; lines were dropped meanwhile"
+                );
+                dropped = 0;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if dropped == 0 {
+                    tracing::warn!(error = %e, "could not store machine output; dropping lines until the store takes them");
+                }
+                dropped += count;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
 }

@@ -129,7 +129,37 @@ impl From<crate::daemon::runtime::RuntimeError> for ServerError {
 }
 
 impl ServerError {
+    /// Whether the request failed because the daemon's disk is full, whichever store it
+    /// was writing (the state database, a bundle).
+    fn disk_full(&self) -> bool {
+        match self {
+            ServerError::Store(e)
+            | ServerError::Job(JobError::Store(e))
+            | ServerError::Deploy(DeployError::Store(e)) => e.is_disk_full(),
+            ServerError::Upload(UploadError::Io { source, .. }) => matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether the cause is the daemon's own storage, whose details stay in its log.
+    fn internal(&self) -> bool {
+        matches!(
+            self,
+            ServerError::Store(_)
+                | ServerError::Job(JobError::Store(_))
+                | ServerError::Deploy(DeployError::Store(_))
+                | ServerError::Upload(UploadError::Io { .. })
+                | ServerError::Volume(VolumeError::Io { .. })
+        )
+    }
+
     fn status(&self) -> StatusCode {
+        if self.disk_full() {
+            return StatusCode::INSUFFICIENT_STORAGE;
+        }
         match self {
             ServerError::AppNotFound(_)
             | ServerError::MachineNotFound { .. }
@@ -181,6 +211,9 @@ impl ServerError {
     }
 
     fn code(&self) -> &'static str {
+        if self.disk_full() {
+            return "disk_full";
+        }
         match self {
             ServerError::AppNotFound(_) => "app_not_found",
             ServerError::MachineNotFound { .. } => "machine_not_found",
@@ -238,6 +271,13 @@ impl ServerError {
     }
 
     fn hint(&self) -> Option<String> {
+        if self.disk_full() {
+            return Some(
+                "free space on the daemon's host, where its state directory is (`lakefly daemon \
+                 status` names it), then try again; its machines keep running meanwhile"
+                    .into(),
+            );
+        }
         match self {
             ServerError::AppNotFound(_) => Some("`lakefly apps list` shows the apps".into()),
             ServerError::MachineNotFound { .. } => {
@@ -351,27 +391,81 @@ impl ServerError {
 
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
-        match &self {
-            ServerError::Store(e) => tracing::error!(error = %e, "request failed"),
-            ServerError::Upload(e @ UploadError::Io { .. }) => {
-                tracing::error!(error = %e, "upload failed")
-            }
-            ServerError::Volume(e @ VolumeError::Io { .. }) => {
-                tracing::error!(error = %e, "volume request failed")
-            }
-            _ => {}
-        }
+        // Internal details stay in the daemon's log.
+        let error = if self.disk_full() {
+            tracing::error!(error = %self, "request failed: the disk is full");
+            "the daemon's disk is full: no space is left where it keeps its state".into()
+        } else if self.internal() {
+            tracing::error!(error = %self, "request failed");
+            "internal error in the daemon's storage".into()
+        } else {
+            self.to_string()
+        };
         let body = ApiError {
-            // Internal details stay in the daemon's log.
-            error: match &self {
-                ServerError::Store(_) | ServerError::Upload(UploadError::Io { .. }) => {
-                    "internal error in the daemon's storage".into()
-                }
-                other => other.to_string(),
-            },
+            error,
             code: self.code().into(),
             hint: self.hint(),
         };
         (self.status(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn sqlite_error(code: std::ffi::c_int, message: &str) -> StoreError {
+        StoreError::Sqlite {
+            path: "/srv/lakefly/state.db".into(),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some(message.into()),
+            ),
+        }
+    }
+
+    async fn answer(error: ServerError) -> (StatusCode, ApiError) {
+        let response = error.into_response();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_said_with_what_to_do_whichever_store_was_written() {
+        let full = || sqlite_error(rusqlite::ffi::SQLITE_FULL, "database or disk is full");
+        let no_space = std::io::Error::from_raw_os_error(28); // ENOSPC
+        for error in [
+            ServerError::Store(full()),
+            ServerError::Deploy(DeployError::Store(full())),
+            ServerError::Job(JobError::Store(full())),
+            ServerError::Upload(UploadError::Io {
+                path: "/srv/lakefly/bundles/incoming".into(),
+                source: no_space,
+            }),
+        ] {
+            let shown = format!("{error:?}");
+            let (status, body) = answer(error).await;
+            assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{shown}");
+            assert_eq!(body.code, "disk_full", "{shown}");
+            assert!(body.error.contains("disk is full"), "{}", body.error);
+            assert!(!body.error.contains("/srv/lakefly"), "{}", body.error);
+            assert!(body.hint.unwrap().contains("free space"), "{shown}");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_storage_failures_stay_in_the_daemons_log() {
+        let busy = || sqlite_error(rusqlite::ffi::SQLITE_BUSY, "database is locked");
+        for error in [
+            ServerError::Store(busy()),
+            ServerError::Deploy(DeployError::Store(busy())),
+        ] {
+            let (status, body) = answer(error).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(body.code, "internal");
+            assert_eq!(body.error, "internal error in the daemon's storage");
+        }
     }
 }

@@ -95,7 +95,7 @@ pub fn insert(
     })
 }
 
-/// Marks the machine as running `pid`.
+/// Marks the machine as running `pid` since `started_at`.
 pub fn set_running(
     conn: &Connection,
     path: &Path,
@@ -103,10 +103,11 @@ pub fn set_running(
     pid: u32,
     pid_start: Option<u64>,
     port: Option<u16>,
+    started_at: &str,
 ) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE machines SET state = 'started', pid = ?2, pid_start = ?3, port = ?4, started_at = ?5 WHERE id = ?1",
-        params![id, pid, pid_start.map(|t| t as i64), port, crate::daemon::events::now()],
+        params![id, pid, pid_start.map(|t| t as i64), port, started_at],
     )
     .map_err(sqlite(path))?;
     Ok(())

@@ -54,6 +54,20 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether a write failed for want of disk space (SQLite's `SQLITE_FULL`): the one
+    /// storage failure whoever runs the daemon can act on.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
 /// A handle to the state database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {

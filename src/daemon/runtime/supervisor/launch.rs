@@ -3,16 +3,12 @@
 
 use std::sync::Arc;
 
-use nix::sys::signal::Signal;
-
 use super::super::cgroup::{Limits, MachineCgroup};
 use super::super::live_restore::{self, Streams};
 use super::super::resident::MemoryWatch;
 use super::super::{environment, mounts, process, stragglers};
 use super::{Next, Supervisor};
-use crate::api::types::kind;
-use crate::daemon::events::NewEvent;
-use crate::daemon::store::machines;
+use crate::daemon::events::now;
 use crate::daemon::store::StoreError;
 use crate::secret::Redactor;
 
@@ -79,6 +75,12 @@ pub(super) struct Launched {
     pub(super) redactor: Arc<Redactor>,
     /// Taken back from an earlier run.
     pub(super) resumed: bool,
+    /// The leader's start time, in clock ticks since boot.
+    pub(super) start_time: Option<u64>,
+    /// When it started (for an adopted one: when it was taken back).
+    pub(super) started_at: String,
+    /// The store could not take the start yet; it is tried again while the process runs.
+    pub(super) unrecorded: bool,
 }
 
 impl Supervisor {
@@ -170,26 +172,18 @@ impl Supervisor {
             Some(streams) => streams,
             None => super::super::logs::streams_of(&mut spawned.child),
         };
-        let (id, app, start) = (self.id.clone(), self.app.clone(), spawned.start_time);
-        let data = serde_json::json!({ "machine": id, "pid": pid, "port": port, "process_group": self.spec.process_group });
-        let recorded = self
-            .hub
-            .change(move |tx, path| {
-                machines::set_running(tx, path, &id, pid, start, port)?;
-                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STARTED, data)]))
-            })
-            .await;
-        if let Err(e) = recorded {
-            // A process the store does not know about could never be found again after a
-            // crash: stop it rather than run it untracked.
-            let _ = process::signal_group(pid, Signal::SIGKILL);
-            let _ = spawned.child.wait().await;
-            if let Some(cgroup) = cgroup {
-                cgroup.kill_and_remove().await;
+        let (start, started_at) = (spawned.start_time, now());
+        let unrecorded = match self.record_started(pid, start, port, &started_at).await {
+            Ok(()) => false,
+            Err(e) => {
+                // It runs all the same, as systemd starts a service on a full disk: an app
+                // down because its record could not be written is the worse failure.
+                // Untracked, it is still found by its tag (`stragglers.rs`) should this
+                // daemon die; the record is tried again while it runs.
+                tracing::error!(machine = %self.id, pid, error = %e, "could not record the machine's start; it runs, and the record is tried again");
+                true
             }
-            self.remove_output();
-            return Err(e);
-        }
+        };
         self.answer_pending();
         // Without a cgroup, the limit is held by watching the machine's resident memory.
         let memory_watch = match (&cgroup, self.spec.memory_mb) {
@@ -205,6 +199,9 @@ impl Supervisor {
             streams,
             redactor,
             resumed: false,
+            start_time: start,
+            started_at,
+            unrecorded,
         }))
     }
 
@@ -241,6 +238,9 @@ impl Supervisor {
             streams: adopted.streams,
             redactor: Arc::new(redactor),
             resumed: true,
+            start_time: Some(adopted.start_time),
+            started_at: now(),
+            unrecorded: false,
         }
     }
 

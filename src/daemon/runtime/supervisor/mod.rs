@@ -30,6 +30,8 @@ use crate::daemon::store::StoreError;
 const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Restarts in a row before a crashing machine is marked failed.
 const DEFAULT_MAX_RETRIES: u32 = 10;
+/// How often a start the store could not take (a full disk) is tried again.
+const RECORD_AGAIN: Duration = Duration::from_secs(2);
 
 /// A request to a machine's supervisor; the reply comes once it has been carried out.
 #[derive(Debug)]
@@ -101,7 +103,7 @@ impl Supervisor {
     /// Runs until the machine is destroyed or the daemon shuts down.
     pub async fn run(mut self) {
         let mut consecutive_failures = 0u32;
-        // Starts in a row that the store failed to record (a full disk).
+        // Failed starts in a row whose failure the store could not record (a full disk).
         let mut unrecorded = 0u32;
         let mut next = if self.desired == Desired::Started {
             Next::Run
@@ -119,13 +121,14 @@ impl Supervisor {
                             unrecorded = 0;
                             next
                         }
-                        // A machine that should run is tried again, as systemd keeps
-                        // restarting a service on a full disk: once the store takes writes
-                        // again it runs, instead of staying down for good.
+                        // It could not start, and the store could not take why (a full
+                        // disk, which may be why it could not start): a machine that should
+                        // run is tried again, as systemd keeps restarting a service, instead
+                        // of staying down for good.
                         Err(e) if self.desired == Desired::Started => {
                             unrecorded += 1;
                             let delay = backoff(unrecorded + 1);
-                            tracing::error!(machine = %self.id, error = %e, ?delay, "could not record machine state; starting it again after a delay");
+                            tracing::error!(machine = %self.id, error = %e, ?delay, "could not start the machine nor record why; trying again after a delay");
                             self.answer_pending();
                             Next::Backoff(delay)
                         }
@@ -210,6 +213,9 @@ impl Supervisor {
             streams,
             redactor,
             resumed,
+            start_time,
+            started_at: started_at_clock,
+            mut unrecorded,
         } = launched;
         let started_at = Instant::now();
         self.logs.pump(&self.app, &self.id, streams, redactor);
@@ -243,10 +249,19 @@ impl Supervisor {
             self.hub.clone(),
             &self.checks,
         );
+        let mut record_again =
+            tokio::time::interval_at(tokio::time::Instant::now() + RECORD_AGAIN, RECORD_AGAIN);
+        record_again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let status = loop {
             tokio::select! {
                 status = leader.wait() => break status,
                 () = MemoryWatch::enforce(&mut memory_watch) => {}
+                _ = record_again.tick(), if unrecorded => {
+                    if self.record_started(pid, start_time, port, &started_at_clock).await.is_ok() {
+                        tracing::info!(machine = %self.id, pid, "the machine's start is recorded now");
+                        unrecorded = false;
+                    }
+                }
                 request = self.control.recv() => {
                     let request = match request {
                         Some(Control::Start(reply)) => {
@@ -328,8 +343,13 @@ impl Supervisor {
             self.restarts += 1;
             self.restart_counter.inc();
             let delay = backoff(*consecutive_failures);
-            self.record_exit(MachineState::Starting, &exit, Some(delay))
-                .await?;
+            // Restarted whether or not the store takes the record (a full disk).
+            if let Err(e) = self
+                .record_exit(MachineState::Starting, &exit, Some(delay))
+                .await
+            {
+                tracing::error!(machine = %self.id, error = %e, "could not record the machine's exit; restarting it all the same");
+            }
             return Ok(Next::Backoff(delay));
         }
         // The policy says it stays down: a store that cannot record it (a full disk) leaves

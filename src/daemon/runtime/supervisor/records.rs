@@ -44,6 +44,25 @@ impl Supervisor {
             .await
     }
 
+    /// A process started as `pid` at `started_at` (`start` in clock ticks since boot), on
+    /// `port`.
+    pub(super) async fn record_started(
+        &self,
+        pid: u32,
+        start: Option<u64>,
+        port: Option<u16>,
+        started_at: &str,
+    ) -> Result<(), StoreError> {
+        let (id, app, started_at) = (self.id.clone(), self.app.clone(), started_at.to_string());
+        let data = serde_json::json!({ "machine": id, "pid": pid, "port": port, "process_group": self.spec.process_group });
+        self.hub
+            .change(move |tx, path| {
+                machines::set_running(tx, path, &id, pid, start, port, &started_at)?;
+                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STARTED, data)]))
+            })
+            .await
+    }
+
     /// An exit the policy answers (`state`: starting again after `restart_in`, or down).
     pub(super) async fn record_exit(
         &self,
