@@ -680,3 +680,43 @@ async fn a_run_left_by_a_crashed_daemon_is_stopped_and_recorded_failed() {
     assert_eq!(runs.len(), 1, "{runs:#?}");
     assert_eq!(runs[0]["status"], "failed", "{runs:#?}");
 }
+
+/// A run the store cannot record (a full disk; here another process holding SQLite's write
+/// lock past the daemon's busy timeout) runs all the same, as cron's would: the job may be
+/// the one that frees the space. It has no run id.
+#[test]
+fn a_run_the_store_cannot_record_runs_all_the_same() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let log = temp.path().join("daemon.log");
+    let d = TestDaemon::start_logging_to(&state, &log);
+    let dir = temp.path().join("sweeper");
+    std::fs::create_dir(&dir).unwrap();
+    let runs = temp.path().join("runs");
+    let config = format!(
+        r#"app = "sweeper"
+[processes]
+  app = "sleep 600"
+[[jobs]]
+  name = "sweep"
+  command = "echo \"run=$LAKEFLY_JOB_RUN\" >> {}"
+  interval = "1s"
+"#,
+        runs.display()
+    );
+    std::fs::write(dir.join("fly.toml"), config).unwrap();
+    deploy(&d, &dir);
+    let ran = || std::fs::read_to_string(&runs).unwrap_or_default();
+    let until = Instant::now() + DEADLINE;
+    while !ran().contains("run=1\n") {
+        assert!(Instant::now() < until, "the job never ran: {}", ran());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _lock = common::daemon::StoreLock::take(&state);
+    common::daemon::wait_logged(&log, "could not record the start of a run");
+    let until = Instant::now() + DEADLINE;
+    while !ran().contains("run=\n") {
+        assert!(Instant::now() < until, "no unrecorded run: {}", ran());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

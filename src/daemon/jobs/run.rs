@@ -35,11 +35,13 @@ pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str) {
             Ok((run, vec![NewEvent::app(&app, kind::JOB_RUN_STARTED, data)]))
         })
         .await;
+    // A run the store cannot record (a full disk) runs all the same, as cron's would: the
+    // job may be the one that frees the space. It has no run id and no history.
     let run_id = match started {
-        Ok(run) => run,
+        Ok(run) => Some(run),
         Err(e) => {
-            tracing::error!(job = id, error = %e, "could not record the start of a run");
-            return;
+            tracing::error!(job = id, error = %e, "could not record the start of a run; it runs unrecorded");
+            None
         }
     };
     let retries = job.spec.retries.unwrap_or(0);
@@ -56,6 +58,10 @@ pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str) {
             tokio::time::sleep(RETRY_DELAY).await;
         }
     }
+    let Some(run_id) = run_id else {
+        tracing::warn!(job = id, status = %end.status, attempts = end.attempts, "an unrecorded run ended");
+        return;
+    };
     let (app, name) = (job.app.clone(), job.spec.name.clone());
     let data = serde_json::json!({
         "job": id,
@@ -78,7 +84,12 @@ pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str) {
     }
 }
 
-async fn attempt_once(ctx: &Context, job: &JobRecord, run: u64, timeout: Duration) -> RunEnd {
+async fn attempt_once(
+    ctx: &Context,
+    job: &JobRecord,
+    run: Option<u64>,
+    timeout: Duration,
+) -> RunEnd {
     let release = match current_release(ctx, job).await {
         Ok(release) => release,
         Err(reason) => return failed(reason),
@@ -136,7 +147,7 @@ async fn current_release(ctx: &Context, job: &JobRecord) -> Result<Release, Stri
 async fn run_command(
     ctx: &Context,
     job: &JobRecord,
-    run: u64,
+    run: Option<u64>,
     command: &str,
     release: Release,
     timeout: Duration,
@@ -148,10 +159,12 @@ async fn run_command(
     let mut env: BTreeMap<String, String> = release.spec.env.clone();
     env.extend(secrets.clone());
     let platform = environment::platform(&job.app, Some(release.version), None, &release.spec);
-    for (name, value) in platform.into_iter().chain([
-        ("LAKEFLY_JOB_NAME", job.spec.name.clone()),
-        ("LAKEFLY_JOB_RUN", run.to_string()),
-    ]) {
+    let run_var = run.map(|run| ("LAKEFLY_JOB_RUN", run.to_string()));
+    for (name, value) in platform
+        .into_iter()
+        .chain([("LAKEFLY_JOB_NAME", job.spec.name.clone())])
+        .chain(run_var)
+    {
         env.insert(name.to_string(), value);
     }
     let dir = environment::workdir(&ctx.apps_dir, &job.app, &release.spec);
@@ -166,7 +179,10 @@ async fn run_command(
     let (live, mut lines) = tokio::sync::mpsc::channel::<oneoff::LiveLine>(64);
     let logger = {
         let (sink, app) = (ctx.logs.clone(), job.app.clone());
-        let source = format!("job:{}#{run}", job.spec.name);
+        let source = match run {
+            Some(run) => format!("job:{}#{run}", job.spec.name),
+            None => format!("job:{}#unrecorded", job.spec.name),
+        };
         let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
         tokio::spawn(async move {
             while let Some(oneoff::LiveLine { stream, line }) = lines.recv().await {
