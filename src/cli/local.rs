@@ -70,6 +70,10 @@ pub fn ensure_running(out: Output) -> Result<String, Error> {
                 "--state",
             ])
             .arg(&state)
+            // Not this command's service manager's to hear from (a CI runner's unit).
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file),

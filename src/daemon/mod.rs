@@ -17,6 +17,8 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod server_tls;
+mod service_manager;
+mod signals;
 pub mod store;
 pub mod tls_expiry;
 pub mod volumes;
@@ -294,6 +296,11 @@ impl Daemon {
                 )
             }
         };
+        // Under systemd's WatchdogSec=; it ends with the daemon.
+        tokio::spawn(service_manager::watchdog(
+            store.clone(),
+            shutdown_rx.clone(),
+        ));
         let pruner = tokio::spawn(prune_events(
             store,
             options.events_keep,
@@ -338,6 +345,7 @@ impl Daemon {
     /// Stops serving: long-lived streams end, in-flight requests finish, state is flushed.
     pub async fn shutdown(self) -> Result<(), Error> {
         tracing::info!("lakeflyd stopping");
+        service_manager::stopping();
         // Recorded before the streams close, so followers see why they ended.
         if let Err(e) = self
             .hub
@@ -423,7 +431,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
     runtime.block_on(async move {
         // Before the ready line: a SIGHUP right after it must not find the default action
         // (exit) in place.
-        let signals = Signals::install();
+        let signals = signals::Signals::install();
         let daemon = Daemon::start(options).await?;
         // One line of data on stdout: where the daemon listens (port 0 resolved).
         println!(
@@ -436,50 +444,13 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
                 "pid": std::process::id(),
             })
         );
-        serve_until_stopped(signals, &daemon).await;
+        service_manager::ready(&format!(
+            "serving: API {}, edge {}",
+            daemon.api_url, daemon.edge_addr
+        ));
+        signals::serve_until_stopped(signals, &daemon).await;
         daemon.shutdown().await
     })
-}
-
-/// The signals lakeflyd acts on: SIGTERM and SIGINT stop it, SIGHUP reloads.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    /// Takes the signals over; `None` (logged) when that fails, and the default actions
-    /// (exit) stay.
-    fn install() -> Option<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(term), Ok(int), Ok(hup)) => Some(Signals { term, int, hup }),
-            _ => {
-                tracing::warn!("could not install signal handlers");
-                None
-            }
-        }
-    }
-}
-
-/// Waits for SIGTERM or SIGINT; each SIGHUP in between reloads the edge's certificate.
-async fn serve_until_stopped(signals: Option<Signals>, daemon: &Daemon) {
-    let Some(mut signals) = signals else {
-        // The default actions stop the daemon.
-        return std::future::pending().await;
-    };
-    loop {
-        tokio::select! {
-            _ = signals.term.recv() => return tracing::info!("SIGTERM received"),
-            _ = signals.int.recv() => return tracing::info!("SIGINT received"),
-            _ = signals.hup.recv() => daemon.reload().await,
-        }
-    }
 }
 
 async fn prune_events(

@@ -71,6 +71,14 @@ impl TestDaemon {
         )
     }
 
+    /// A daemon on `state` with these variables in its environment (as systemd sets
+    /// `NOTIFY_SOCKET` and `WATCHDOG_USEC`).
+    pub fn start_with_env(state: &Path, vars: &[(&str, &str)]) -> Self {
+        let mut lakeflyd = Command::new(env!("CARGO_BIN_EXE_lakeflyd"));
+        lakeflyd.envs(vars.iter().copied());
+        Self::spawn_from(lakeflyd, "127.0.0.1:0", state, &[], QUIET, Stdio::inherit())
+    }
+
     /// A daemon listening on `api` (to come back on the same address after a restart).
     pub fn start_at(api: &str, state: &Path, extra: &[&str]) -> Self {
         Self::spawn(api, state, extra, QUIET, Stdio::inherit())
