@@ -97,3 +97,38 @@ async fn lakeflyd_tells_systemd_it_is_ready_reloading_stopping_and_alive() {
     assert!(d.stop().success());
     notifications.until("STOPPING=1");
 }
+
+/// Starting stops what a crashed run left, each within its `kill_timeout`: that time is
+/// asked of systemd (EXTEND_TIMEOUT_USEC) before READY=1, so a long kill timeout does not
+/// make systemd kill a lakeflyd that is still starting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_stops_leftovers_asks_systemd_for_the_time() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let mut first = TestDaemon::start_in(&state, &[]);
+    let api = Api::new(&first);
+    api.create_app("left").await;
+    let started = temp.path().join("started");
+    api.create_machine(
+        "left",
+        json!({ "command": format!("touch {}; exec sleep 600", started.display()), "kill_timeout": "40s" }),
+    )
+    .await;
+    let until = Instant::now() + DEADLINE;
+    while !started.exists() {
+        assert!(Instant::now() < until, "the machine never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill9();
+
+    let path = temp.path().join("notify.sock");
+    let notifications = Notifications(UnixDatagram::bind(&path).unwrap());
+    let _second = TestDaemon::start_with_env(&state, &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let messages = notifications.until("READY=1");
+    let extended: u64 = messages
+        .iter()
+        .flat_map(|m| m.lines())
+        .find_map(|l| l.strip_prefix("EXTEND_TIMEOUT_USEC=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no EXTEND_TIMEOUT_USEC before READY=1: {messages:#?}"));
+    assert!(extended >= 40_000_000, "{extended} µs");
+}

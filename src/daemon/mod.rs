@@ -17,7 +17,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod server_tls;
-mod service_manager;
+pub(crate) mod service_manager;
 mod signals;
 pub mod store;
 pub mod tls_expiry;

@@ -15,6 +15,13 @@ pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// Asks systemd for `by` more time to start than `TimeoutStartSec=` gives: stopping what a
+/// crashed run left takes up to the longest `kill_timeout` among them.
+pub fn extend_start(by: std::time::Duration) {
+    let usec = u32::try_from(by.as_micros()).unwrap_or(u32::MAX);
+    send(&[NotifyState::ExtendTimeoutUsec(usec)]);
+}
+
 /// Tells systemd a reload (SIGHUP) begins; [`reloaded`] ends it. The monotonic time is
 /// what `Type=notify-reload` needs to match the message to its signal.
 pub fn reloading() {

@@ -217,6 +217,7 @@ impl Runtime {
         // Under live restore the machines that still run are taken back as they are.
         let mut adopted = runtime.adoptable(&records);
         // Leftovers are stopped all at once, each within its own kill timeout.
+        let mut longest = Duration::ZERO;
         let leftovers: Vec<_> = records
             .iter()
             .filter(|r| !adopted.contains_key(&r.machine.id))
@@ -224,10 +225,15 @@ impl Runtime {
             .map(|(pid, start, r)| {
                 let signal = r.machine.spec.kill_signal.as_deref().and_then(crate::api::signal::parse).unwrap_or(Signal::SIGINT);
                 let timeout = r.machine.spec.kill_timeout.map_or(Duration::from_secs(5), |d| d.to_std());
+                longest = longest.max(timeout);
                 tracing::info!(machine = %r.machine.id, pid, "stopping a process left by the previous run");
                 process::stop_orphan(pid, start, signal, timeout)
             })
             .collect();
+        if !leftovers.is_empty() {
+            // Under systemd, that time comes on top of the start's timeout.
+            crate::daemon::service_manager::extend_start(longest + Duration::from_secs(30));
+        }
         futures_util::future::join_all(leftovers).await;
         runtime.oneoff_pids.stop_left_over().await;
         // Output FIFOs a live-restore run left: without the flag no machine writes to one.
