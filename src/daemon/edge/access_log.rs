@@ -61,6 +61,7 @@ impl AccessLog {
             out: BufWriter::new(file),
             dropped: log.dropped.clone(),
             reopen: log.reopen.clone(),
+            failing: None,
         };
         std::thread::Builder::new()
             .name("lakefly-access-log".into())
@@ -114,6 +115,9 @@ struct Writer {
     out: BufWriter<File>,
     dropped: Arc<AtomicU64>,
     reopen: Arc<AtomicBool>,
+    /// Writes have failed (a full disk) since the last that went through, this many lines
+    /// lost or held: said once when it starts and once when it ends, not once a request.
+    failing: Option<u64>,
 }
 
 impl Writer {
@@ -136,8 +140,13 @@ impl Writer {
                 while let Ok(line) = lines.try_recv() {
                     self.write(line.as_bytes());
                 }
-                if let Err(e) = self.out.flush() {
-                    tracing::warn!(path = %self.path.display(), error = %e, "access log: write failed");
+                match self.out.flush() {
+                    Ok(()) => {
+                        if let Some(lines) = self.failing.take() {
+                            tracing::warn!(path = %self.path.display(), lines, "access log: writing again; lines written meanwhile may be lost");
+                        }
+                    }
+                    Err(e) => self.failed(&e),
                 }
             }
             let dropped = self.dropped.load(Ordering::Relaxed);
@@ -155,7 +164,17 @@ impl Writer {
 
     fn write(&mut self, line: &[u8]) {
         if let Err(e) = self.out.write_all(line) {
-            tracing::warn!(path = %self.path.display(), error = %e, "access log: write failed");
+            self.failed(&e);
+        }
+        if let Some(lines) = &mut self.failing {
+            *lines += 1;
+        }
+    }
+
+    fn failed(&mut self, error: &std::io::Error) {
+        if self.failing.is_none() {
+            tracing::warn!(path = %self.path.display(), %error, "access log: write failed; lines are lost until writes go through again");
+            self.failing = Some(0);
         }
     }
 
