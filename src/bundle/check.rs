@@ -109,9 +109,29 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<Summary,
             fs::create_dir_all(parent).map_err(|e| write(parent, e))?;
         }
         // `unpack` (not `unpack_in`): the path was already proven to stay inside `dest`.
-        entry.unpack(&target).map_err(|e| write(&target, e))?;
+        entry
+            .unpack(&target)
+            .map_err(|e| write(&target, unpack_cause(e)))?;
         Ok(())
     })
+}
+
+/// tar wraps why an entry could not be written in an error whose message names only the
+/// paths; the cause (`No space left on device`) is what says what to do.
+fn unpack_cause(error: std::io::Error) -> std::io::Error {
+    use std::error::Error as _;
+    let mut cause: Option<&std::io::Error> = None;
+    let mut next = error.source();
+    while let Some(source) = next {
+        if let Some(io) = source.downcast_ref::<std::io::Error>() {
+            cause = Some(io);
+        }
+        next = source.source();
+    }
+    match cause {
+        Some(cause) => std::io::Error::new(cause.kind(), cause.to_string()),
+        None => error,
+    }
 }
 
 /// An entry of a bundle being read.
@@ -343,6 +363,25 @@ mod tests {
                 .unpacked_bytes,
             10
         );
+    }
+
+    #[test]
+    fn an_entry_that_cannot_be_written_says_why() {
+        // `a/b` is a directory by the time the file of that name comes.
+        let bytes = archive(|b| {
+            file(b, "a/b/c", b"x");
+            file(b, "a/b", b"y");
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let error = unpack(
+            bytes.as_slice(),
+            &dir.path().join("release"),
+            Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("/release/a/b: "), "{error}");
+        assert!(error.contains("os error"), "the cause is missing: {error}");
     }
 
     #[test]

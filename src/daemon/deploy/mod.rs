@@ -36,6 +36,9 @@ use crate::dockerfile::DEFAULT_DOCKERFILE;
 /// Fly's defaults.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_UNAVAILABLE: f64 = 0.33;
+/// First and longest wait before recording a release's end again (a full disk).
+const RECORD_END_RETRY_FIRST: Duration = Duration::from_millis(500);
+const RECORD_END_RETRY_MAX: Duration = Duration::from_secs(10);
 /// The smallest memory limit `scale memory` takes: below it not even a shell starts.
 const MIN_MEMORY_MB: u64 = 32;
 
@@ -469,21 +472,45 @@ impl Deployer {
                 outcome: status.to_string(),
             })
             .inc();
-        let app_name = app.to_string();
-        let recorded = self
-            .hub
-            .change(move |tx, path| {
-                releases::finish(tx, path, &app_name, version, status, &now())?;
-                let mut data = data;
-                if status == "failed" {
-                    // The release that keeps running, if one ever did.
-                    data["running"] = store::apps::current_release(tx, path, &app_name)?.into();
+        // Until its end is recorded the release counts as rolling out, and the app takes
+        // no deploy, scale or restart: a store that cannot take it (a full disk) is asked
+        // again until it does, rather than leave the app locked until lakeflyd restarts
+        // (whose start would record it failed).
+        let mut retry = RECORD_END_RETRY_FIRST;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let (app_name, data) = (app.to_string(), data.clone());
+            let recorded = self
+                .hub
+                .change(move |tx, path| {
+                    releases::finish(tx, path, &app_name, version, status, &now())?;
+                    let mut data = data;
+                    if status == "failed" {
+                        // The release that keeps running, if one ever did.
+                        data["running"] = store::apps::current_release(tx, path, &app_name)?.into();
+                    }
+                    Ok(((), vec![NewEvent::app(&app_name, kind, data)]))
+                })
+                .await;
+            let Err(e) = recorded else {
+                if retry > RECORD_END_RETRY_FIRST {
+                    tracing::info!(
+                        app,
+                        version,
+                        status,
+                        "the end of the release is recorded now"
+                    );
                 }
-                Ok(((), vec![NewEvent::app(&app_name, kind, data)]))
-            })
-            .await;
-        if let Err(e) = recorded {
-            tracing::error!(app, version, error = %e, "could not record the end of a release");
+                break;
+            };
+            if retry == RECORD_END_RETRY_FIRST {
+                tracing::error!(app, version, status, error = %e, "could not record the end of a release; trying again until the store takes it (the app takes no deploy meanwhile)");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(retry) => {}
+                _ = shutdown.wait_for(|stopping| *stopping) => return,
+            }
+            retry = (retry * 2).min(RECORD_END_RETRY_MAX);
         }
         self.remove_unused_release_files(app).await;
     }

@@ -150,7 +150,13 @@ impl Deployer {
         let unpacked = tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_dir_all(&dest);
             let file = std::fs::File::open(&source).map_err(bundle::BundleError::Unreadable)?;
-            bundle::unpack(std::io::BufReader::new(file), &dest, limits)
+            let unpacked = bundle::unpack(std::io::BufReader::new(file), &dest, limits);
+            // A tree unpacked in part is of no use, and what it holds may be what filled
+            // the disk the release's end must then be recorded on.
+            if unpacked.is_err() {
+                let _ = std::fs::remove_dir_all(&dest);
+            }
+            unpacked
         })
         .await
         .map_err(|e| fail(format!("unpacking failed: {e}")))?
