@@ -185,6 +185,11 @@ impl Deployer {
                 .run_shown(app, version, "build", run, &no_secrets)
                 .await;
             if !outcome.success {
+                // No machine runs from a tree whose build failed; what the build wrote
+                // may be what filled the disk.
+                if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+                    tracing::warn!(app, version, error = %e, dir = %dir.display(), "could not remove a failed build's tree");
+                }
                 return Err(command_failure("[build] command", &outcome));
             }
         }
