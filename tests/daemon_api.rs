@@ -45,6 +45,7 @@ async fn health_answers_without_auth() {
         .await
         .unwrap();
     assert_eq!(body["status"], "ok");
+    assert!(body.get("problems").is_none(), "{body}");
 }
 
 #[tokio::test]

@@ -26,8 +26,12 @@ pub const EDGE_UNKNOWN_APP: &str = "unknown_app";
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
-    /// Always `ok` when the daemon answers.
+    /// `ok`, or `degraded` when the daemon serves but something needs its operator
+    /// (`problems` says what).
     pub status: String,
+    /// What needs doing, when degraded: its disk is full, say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// The daemon's version.
     pub version: String,
     /// Where the edge serves apps (`ADDR`), when the daemon has one.

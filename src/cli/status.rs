@@ -27,7 +27,16 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> Result<(), Error> {
     let out = global.output();
     let api = client(global)?;
     let app = app_name(global)?;
-    let status = block_on(async { Ok(api.status(&app).await?) })?;
+    let (status, health) = block_on(async {
+        let status = api.status(&app).await?;
+        // What the daemon says needs its operator (a full disk): the status shown may be
+        // out of date. A daemon too old to say is not a failure.
+        let health = api.health().await.ok();
+        Ok((status, health))
+    })?;
+    for problem in health.iter().flat_map(|h| &h.problems) {
+        out.note(&format!("warning: the daemon is degraded: {problem}"));
+    }
     if out.json {
         return out.json(&status);
     }

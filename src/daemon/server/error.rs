@@ -132,15 +132,27 @@ impl ServerError {
     /// Whether the request failed because the daemon's disk is full, whichever store it
     /// was writing (the state database, a bundle).
     fn disk_full(&self) -> bool {
+        self.full_dir().is_some()
+    }
+
+    /// The directory a write failed in for want of space.
+    fn full_dir(&self) -> Option<&std::path::Path> {
         match self {
             ServerError::Store(e)
             | ServerError::Job(JobError::Store(e))
-            | ServerError::Deploy(DeployError::Store(e)) => e.is_disk_full(),
-            ServerError::Upload(UploadError::Io { source, .. }) => matches!(
-                source.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            ),
-            _ => false,
+            | ServerError::Deploy(DeployError::Store(e)) => match e {
+                StoreError::Sqlite { path, .. } if e.is_disk_full() => path.parent(),
+                _ => None,
+            },
+            ServerError::Upload(UploadError::Io { source, path })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                path.parent()
+            }
+            _ => None,
         }
     }
 
@@ -273,8 +285,8 @@ impl ServerError {
     fn hint(&self) -> Option<String> {
         if self.disk_full() {
             return Some(
-                "free space on the daemon's host, where its state directory is (`lakefly daemon \
-                 status` names it), then try again; its machines keep running meanwhile"
+                "free space there on the daemon's host, then try again; its machines keep \
+                 running meanwhile"
                     .into(),
             );
         }
@@ -392,9 +404,12 @@ impl ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         // Internal details stay in the daemon's log.
-        let error = if self.disk_full() {
+        let error = if let Some(dir) = self.full_dir() {
             tracing::error!(error = %self, "request failed: the disk is full");
-            "the daemon's disk is full: no space is left where it keeps its state".into()
+            format!(
+                "the daemon's disk is full: no space is left in {}",
+                dir.display()
+            )
         } else if self.internal() {
             tracing::error!(error = %self, "request failed");
             "internal error in the daemon's storage".into()
@@ -449,8 +464,14 @@ mod tests {
             let (status, body) = answer(error).await;
             assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{shown}");
             assert_eq!(body.code, "disk_full", "{shown}");
-            assert!(body.error.contains("disk is full"), "{}", body.error);
-            assert!(!body.error.contains("/srv/lakefly"), "{}", body.error);
+            assert!(
+                body.error
+                    .starts_with("the daemon's disk is full: no space is left in /srv/lakefly"),
+                "{}",
+                body.error
+            );
+            assert!(!body.error.contains("os error"), "{}", body.error);
+            assert!(!body.error.contains("database or disk"), "{}", body.error);
             assert!(body.hint.unwrap().contains("free space"), "{shown}");
         }
     }

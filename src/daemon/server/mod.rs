@@ -291,8 +291,23 @@ async fn metrics(
 }
 
 async fn health(axum::extract::State(state): axum::extract::State<Shared>) -> Json<Health> {
+    // Machines and the edge run on a full disk; what the daemon cannot record, and the
+    // deploys it cannot take, are for its operator to know about.
+    let mut problems = Vec::new();
+    if state.store.disk_full_now().await {
+        problems.push(format!(
+            "the disk is full: {} takes no writes, so changes go unrecorded and deploys are refused; free space there",
+            state.store.dir().display()
+        ));
+    }
     Json(Health {
-        status: "ok".into(),
+        status: if problems.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
+        problems,
         version: env!("CARGO_PKG_VERSION").into(),
         edge: Some(state.edge.addr.to_string()),
         domain: Some(state.edge.domain().to_string()),

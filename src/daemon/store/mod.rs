@@ -12,6 +12,7 @@ pub mod releases;
 pub mod rollouts;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -73,6 +74,8 @@ impl StoreError {
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
+    /// The last write failed for want of space, and none has gone through since.
+    disk_full: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -98,6 +101,7 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),
+            disk_full: Arc::default(),
         })
     }
 
@@ -121,7 +125,45 @@ impl Store {
         // A panic while holding the lock leaves SQLite consistent (transactions roll
         // back), so a poisoned lock is safe to keep using.
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn, &self.path)
+        let changes = conn.total_changes();
+        let result = f(&mut conn, &self.path);
+        match &result {
+            Err(e) if e.is_disk_full() => self.disk_full.store(true, Ordering::Relaxed),
+            Ok(_) if conn.total_changes() > changes => {
+                self.disk_full.store(false, Ordering::Relaxed)
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// Whether writes fail for want of space: the last one did, and none went through
+    /// since. `/health` says so.
+    pub fn disk_full(&self) -> bool {
+        self.disk_full.load(Ordering::Relaxed)
+    }
+
+    /// Whether writes fail for want of space, trying one if the last did: a daemon with
+    /// nothing to record would otherwise say so until it next had something.
+    pub async fn disk_full_now(&self) -> bool {
+        if self.disk_full() {
+            // Rewrites the newest event as it is: a write that changes nothing.
+            let _ = self
+                .run(|conn, path| {
+                    conn.execute(
+                        "UPDATE events SET id = id WHERE id = (SELECT max(id) FROM events)",
+                        [],
+                    )
+                    .map_err(sqlite(path))
+                })
+                .await;
+        }
+        self.disk_full()
+    }
+
+    /// The directory the database is in: the daemon's state directory.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
     }
 }
 
@@ -130,5 +172,81 @@ pub(crate) fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_
     move |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's own limit on the database's pages stands in for a full disk: a write past
+    /// it fails with `SQLITE_FULL`, as one on a full file system does.
+    fn cap_pages(store: &Store, extra: i64) {
+        store
+            .run_blocking(|conn, path| {
+                let pages: i64 = conn
+                    .query_row("PRAGMA page_count", [], |r| r.get(0))
+                    .map_err(sqlite(path))?;
+                conn.pragma_update(None, "max_page_count", pages + extra)
+                    .map_err(sqlite(path))
+            })
+            .unwrap();
+    }
+
+    fn write_log_lines(store: &Store, bytes: usize) -> Result<(), StoreError> {
+        store.run_blocking(|conn, path| {
+            conn.execute(
+                "INSERT INTO logs (time, app, machine, stream, line) VALUES ('t', 'a', 'm', 'stdout', ?1)",
+                [" ".repeat(bytes)],
+            )
+            .map(|_| ())
+            .map_err(sqlite(path))
+        })
+    }
+
+    #[test]
+    fn a_write_that_finds_no_space_is_told_apart_and_marks_the_store_full_until_one_goes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.dir(), dir.path());
+        write_log_lines(&store, 10).unwrap();
+        assert!(!store.disk_full());
+
+        cap_pages(&store, 0);
+        let error = write_log_lines(&store, 1 << 20).unwrap_err();
+        assert!(error.is_disk_full(), "{error}");
+        assert!(store.disk_full());
+        // A read goes through; it says nothing about writes.
+        store
+            .run_blocking(|conn, path| {
+                conn.query_row("SELECT count(*) FROM logs", [], |r| r.get::<_, i64>(0))
+                    .map_err(sqlite(path))
+            })
+            .unwrap();
+        assert!(store.disk_full());
+
+        cap_pages(&store, 10_000);
+        write_log_lines(&store, 10).unwrap();
+        assert!(!store.disk_full());
+    }
+
+    #[tokio::test]
+    async fn a_full_store_is_tried_again_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .run_blocking(|conn, path| {
+                conn.execute(
+                    "INSERT INTO events (time, kind, data) VALUES ('t', 'k', '{}')",
+                    [],
+                )
+                .map_err(sqlite(path))
+            })
+            .unwrap();
+        cap_pages(&store, 0);
+        assert!(write_log_lines(&store, 1 << 20).unwrap_err().is_disk_full());
+        assert!(store.disk_full());
+        // The probe rewrites a page the cap allows: space again, nothing else written.
+        assert!(!store.disk_full_now().await, "the probe did not clear it");
     }
 }
