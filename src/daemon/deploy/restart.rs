@@ -15,6 +15,8 @@ impl Deployer {
         if let Some(version) = self.running(app).await? {
             return Err(DeployError::Running(version));
         }
+        // Each machine's health comes as an event, which a full disk would not let through.
+        self.store.writable().await?;
         let wait_timeout = self
             .current_source(app)
             .await?

@@ -76,6 +76,9 @@ impl Deployer {
         if let Some(v) = running {
             return Err(DeployError::Running(v));
         }
+        // New machines are created and must be seen healthy: neither goes through a full
+        // disk, and a scale stopped halfway helps no one.
+        self.store.writable().await?;
         if current.is_none() || specs.is_empty() {
             return Err(DeployError::NoRelease);
         }

@@ -140,10 +140,11 @@ impl ServerError {
         match self {
             ServerError::Store(e)
             | ServerError::Job(JobError::Store(e))
-            | ServerError::Deploy(DeployError::Store(e)) => match e {
-                StoreError::Sqlite { path, .. } if e.is_disk_full() => path.parent(),
-                _ => None,
-            },
+            | ServerError::Deploy(DeployError::Store(e))
+                if e.is_disk_full() =>
+            {
+                e.path().and_then(std::path::Path::parent)
+            }
             ServerError::Upload(UploadError::Io { source, path })
                 if matches!(
                     source.kind(),

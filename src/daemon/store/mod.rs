@@ -53,6 +53,12 @@ pub enum StoreError {
         /// The row.
         id: i64,
     },
+    /// Writes fail for want of space, so a change that needs several cannot be begun.
+    #[error("state database {}: the disk is full", path.display())]
+    DiskFull {
+        /// The database file.
+        path: PathBuf,
+    },
 }
 
 impl StoreError {
@@ -65,7 +71,18 @@ impl StoreError {
                 source: rusqlite::Error::SqliteFailure(e, _),
                 ..
             } if e.code == rusqlite::ErrorCode::DiskFull
-        )
+        ) || matches!(self, StoreError::DiskFull { .. })
+    }
+
+    /// The database file the error is about, when it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            StoreError::Sqlite { path, .. }
+            | StoreError::TooNew { path, .. }
+            | StoreError::Corrupt { path, .. }
+            | StoreError::DiskFull { path } => Some(path),
+            StoreError::Task(_) => None,
+        }
     }
 }
 
@@ -147,18 +164,36 @@ impl Store {
     /// nothing to record would otherwise say so until it next had something.
     pub async fn disk_full_now(&self) -> bool {
         if self.disk_full() {
-            // Rewrites the newest event as it is: a write that changes nothing.
-            let _ = self
-                .run(|conn, path| {
-                    conn.execute(
-                        "UPDATE events SET id = id WHERE id = (SELECT max(id) FROM events)",
-                        [],
-                    )
-                    .map_err(sqlite(path))
-                })
-                .await;
+            self.probe_write().await;
         }
         self.disk_full()
+    }
+
+    /// Rewrites the newest event as it is: a write that changes nothing, and sets or
+    /// clears [`Store::disk_full`] as any write does.
+    async fn probe_write(&self) {
+        let _ = self
+            .run(|conn, path| {
+                conn.execute(
+                    "UPDATE events SET id = id WHERE id = (SELECT max(id) FROM events)",
+                    [],
+                )
+                .map_err(sqlite(path))
+            })
+            .await;
+    }
+
+    /// `Err(DiskFull)` when a write fails for want of space (one is tried): for a
+    /// change of many steps (a restart of every machine, a scale) that would stop halfway,
+    /// or wait on health it could not record.
+    pub async fn writable(&self) -> Result<(), StoreError> {
+        self.probe_write().await;
+        if self.disk_full() {
+            return Err(StoreError::DiskFull {
+                path: self.path.to_path_buf(),
+            });
+        }
+        Ok(())
     }
 
     /// The directory the database is in: the daemon's state directory.
@@ -228,6 +263,19 @@ mod tests {
         cap_pages(&store, 10_000);
         write_log_lines(&store, 10).unwrap();
         assert!(!store.disk_full());
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_writes_fail_for_space_is_not_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.writable().await.unwrap();
+        cap_pages(&store, 0);
+        assert!(write_log_lines(&store, 1 << 20).unwrap_err().is_disk_full());
+        // No event to rewrite: the probe changes nothing, and proves nothing.
+        let error = store.writable().await.unwrap_err();
+        assert!(error.is_disk_full(), "{error}");
+        assert_eq!(error.path(), Some(dir.path().join("state.db").as_path()));
     }
 
     #[tokio::test]
