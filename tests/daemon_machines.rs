@@ -563,6 +563,57 @@ async fn a_crash_the_store_cannot_record_is_restarted_all_the_same() {
     assert!(alive(second));
 }
 
+/// A stop the store cannot take (a full disk; here another process holding SQLite's write
+/// lock) is recorded once it can: the next lakeflyd does not start the machine again.
+#[tokio::test]
+async fn a_stop_the_store_could_not_take_holds_across_a_restart_once_it_can() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let log = temp.path().join("daemon.log");
+    let mut d = TestDaemon::start_logging_to(&state, &log);
+    let api = Api::new(&d);
+    api.create_app("kept").await;
+    let pids = temp.path().join("pids");
+    let m = api
+        .create_machine(
+            "kept",
+            json!({ "command": format!("echo $$ >> {}; exec sleep 600", pids.display()) }),
+        )
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let first = wait_pids(&pids, 1)[0];
+    let lock = StoreLock::take(&state);
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/apps/kept/machines/{id}/stop"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(!alive(first), "the stop was not carried out");
+    wait_logged(&log, "could not record desired state");
+    drop(lock);
+    // Once writes go through, the store has it: what the next daemon reads.
+    let db = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    let desired = || -> String {
+        db.query_row("SELECT desired FROM machines WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let start = Instant::now();
+    while desired() != "stopped" {
+        assert!(start.elapsed() < WAIT, "the stop was never recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(d.stop().success());
+
+    let d = TestDaemon::start_in(&state, &[]);
+    let machine = Api::new(&d).machine("kept", &id).await;
+    assert_eq!(machine["state"], "stopped", "{machine:#}");
+}
+
 #[tokio::test]
 async fn metrics_count_machines_restarts_events_and_subscribers() {
     let d = TestDaemon::start();

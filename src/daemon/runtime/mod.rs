@@ -516,6 +516,7 @@ impl Runtime {
             workdir,
             volumes: self.volumes_dir.clone(),
             desired: record.desired,
+            desired_unrecorded: false,
             restarts: machine.restarts,
             hub: self.hub.clone(),
             logs: self.logs.clone(),

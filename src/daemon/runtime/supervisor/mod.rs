@@ -61,6 +61,9 @@ pub struct Supervisor {
     pub(super) workdir: PathBuf,
     pub(super) volumes: PathBuf,
     pub(super) desired: Desired,
+    /// The store could not take `desired` (a full disk); it is tried again, so that the
+    /// next daemon does not undo a stop (or a start) it was asked for.
+    pub(super) desired_unrecorded: bool,
     pub(super) restarts: u32,
     pub(super) hub: EventHub,
     pub(super) logs: LogSink,
@@ -142,15 +145,24 @@ impl Supervisor {
                     self.booted = None;
                     next
                 }
-                Next::Idle => match self.control.recv().await {
-                    Some(request) => self.handle_idle(request).await,
-                    None => Next::End,
+                Next::Idle => tokio::select! {
+                    request = self.control.recv() => match request {
+                        Some(request) => self.handle_idle(request).await,
+                        None => Next::End,
+                    },
+                    () = tokio::time::sleep(RECORD_AGAIN), if self.desired_unrecorded => {
+                        self.record_desired_again().await;
+                        Next::Idle
+                    }
                 },
                 Next::Backoff(delay) => {
                     let until = tokio::time::Instant::now() + delay;
                     loop {
                         tokio::select! {
                             _ = tokio::time::sleep_until(until) => break Next::Run,
+                            () = tokio::time::sleep(RECORD_AGAIN), if self.desired_unrecorded => {
+                                self.record_desired_again().await;
+                            }
                             request = self.control.recv() => match request {
                                 // Nothing runs to signal; the wait goes on.
                                 Some(Control::Signal(_, reply)) => {
@@ -256,11 +268,12 @@ impl Supervisor {
             tokio::select! {
                 status = leader.wait() => break status,
                 () = MemoryWatch::enforce(&mut memory_watch) => {}
-                _ = record_again.tick(), if unrecorded => {
-                    if self.record_started(pid, start_time, port, &started_at_clock).await.is_ok() {
+                _ = record_again.tick(), if unrecorded || self.desired_unrecorded => {
+                    if unrecorded && self.record_started(pid, start_time, port, &started_at_clock).await.is_ok() {
                         tracing::info!(machine = %self.id, pid, "the machine's start is recorded now");
                         unrecorded = false;
                     }
+                    self.record_desired_again().await;
                 }
                 request = self.control.recv() => {
                     let request = match request {

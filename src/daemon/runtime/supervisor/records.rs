@@ -13,16 +13,29 @@ impl Supervisor {
     /// What the machine should be doing, kept across daemon restarts.
     pub(super) async fn set_desired(&mut self, desired: Desired) {
         self.desired = desired;
-        let id = self.id.clone();
-        if let Err(e) = self
+        if let Err(e) = self.write_desired().await {
+            tracing::error!(machine = %self.id, error = %e, "could not record desired state; trying again until the store takes it");
+        }
+    }
+
+    /// Tries again to record what the machine should be doing, if the store could not
+    /// take it before.
+    pub(super) async fn record_desired_again(&mut self) {
+        if self.desired_unrecorded && self.write_desired().await.is_ok() {
+            tracing::info!(machine = %self.id, desired = ?self.desired, "the machine's desired state is recorded now");
+        }
+    }
+
+    async fn write_desired(&mut self) -> Result<(), StoreError> {
+        let (id, desired) = (self.id.clone(), self.desired);
+        let written = self
             .hub
             .change(move |tx, path| {
                 machines::set_desired(tx, path, &id, desired).map(|()| ((), vec![]))
             })
-            .await
-        {
-            tracing::error!(machine = %self.id, error = %e, "could not record desired state");
-        }
+            .await;
+        self.desired_unrecorded = written.is_err();
+        written
     }
 
     /// A new state, with its event if any.
