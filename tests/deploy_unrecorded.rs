@@ -6,47 +6,81 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::daemon::{wait_logged, StoreLock, TestDaemon, DEADLINE};
+use common::Run;
+
+/// A daemon logging to a file, and an app whose fly.toml `config` makes (given the path
+/// of the file that tells its command to go on).
+struct Setup {
+    temp: tempfile::TempDir,
+    d: TestDaemon,
+    config: PathBuf,
+    go: PathBuf,
+}
+
+impl Setup {
+    fn new(config: impl FnOnce(&Path) -> String) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let d = TestDaemon::start_logging_to(
+            &temp.path().join("state"),
+            &temp.path().join("daemon.log"),
+        );
+        let app = temp.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let go = temp.path().join("go");
+        let path = app.join("fly.toml");
+        std::fs::write(&path, config(&go)).unwrap();
+        Setup {
+            temp,
+            d,
+            config: path,
+            go,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--remote", &self.d.api];
+        all.extend_from_slice(args);
+        common::lakefly(Path::new("."), &all)
+    }
+
+    fn deploy_detached(&self) -> Run {
+        self.cli(&["deploy", "-c", self.config.to_str().unwrap(), "--detach"])
+    }
+
+    /// Lets the waiting command go on while the store takes no write, until the daemon
+    /// says it could not record the release's end.
+    fn go_while_locked(&self) -> StoreLock {
+        let lock = StoreLock::take(&self.temp.path().join("state"));
+        std::fs::write(&self.go, "").unwrap();
+        wait_logged(
+            &self.temp.path().join("daemon.log"),
+            "could not record the end of a release",
+        );
+        lock
+    }
+}
 
 #[test]
 fn a_release_end_the_store_cannot_take_is_recorded_once_it_can() {
-    let temp = tempfile::tempdir().unwrap();
-    let (state, log) = (temp.path().join("state"), temp.path().join("daemon.log"));
-    let d = TestDaemon::start_logging_to(&state, &log);
-    let app = temp.path().join("app");
-    std::fs::create_dir(&app).unwrap();
-    let go = temp.path().join("go");
-    let config = format!(
-        r#"app = "locked"
-[processes]
-  app = "sleep 600"
-[deploy]
-  release_command = "while [ ! -e {go} ]; do sleep 0.05; done; exit 1"
-"#,
-        go = go.display()
-    );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
-    let cli = |args: &[&str]| {
-        let mut all = vec!["--remote", &d.api];
-        all.extend_from_slice(args);
-        common::lakefly(Path::new("."), &all)
-    };
-    let config = app.join("fly.toml");
-    let config = config.to_str().unwrap();
-    cli(&["deploy", "-c", config, "--detach"]).expect_code(0);
-
+    let s = Setup::new(|go| {
+        format!(
+            "app = \"locked\"\n[processes]\n  app = \"sleep 600\"\n[deploy]\n  \
+             release_command = \"while [ ! -e {} ]; do sleep 0.05; done; exit 1\"\n",
+            go.display()
+        )
+    });
+    s.deploy_detached().expect_code(0);
     // The release command fails while nothing can be written.
-    let lock = StoreLock::take(&state);
-    std::fs::write(&go, "").unwrap();
-    wait_logged(&log, "could not record the end of a release");
-    drop(lock);
+    drop(s.go_while_locked());
 
     let until = Instant::now() + DEADLINE;
     loop {
-        let releases = cli(&["releases", "-a", "locked", "--json"])
+        let releases = s
+            .cli(&["releases", "-a", "locked", "--json"])
             .expect_code(0)
             .json();
         if releases[0]["status"] == "failed" {
@@ -56,49 +90,25 @@ fn a_release_end_the_store_cannot_take_is_recorded_once_it_can() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // The app takes a deploy again.
-    cli(&["deploy", "-c", config, "--detach"]).expect_code(0);
+    s.deploy_detached().expect_code(0);
 }
 
 /// What a failed build wrote goes at once, not only after the release's end is recorded:
 /// on a full disk the record may wait for that very space.
 #[test]
 fn a_failed_builds_tree_goes_before_its_end_is_recorded() {
-    let temp = tempfile::tempdir().unwrap();
-    let (state, log) = (temp.path().join("state"), temp.path().join("daemon.log"));
-    let d = TestDaemon::start_logging_to(&state, &log);
-    let app = temp.path().join("app");
-    std::fs::create_dir(&app).unwrap();
-    let go = temp.path().join("go");
-    let config = format!(
-        r#"app = "filled"
-[build]
-  command = "while [ ! -e {go} ]; do sleep 0.05; done; head -c 100000 /dev/zero > junk; exit 1"
-[processes]
-  app = "sleep 600"
-"#,
-        go = go.display()
-    );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
-    let config = app.join("fly.toml");
-    common::lakefly(
-        Path::new("."),
-        &[
-            "--remote",
-            &d.api,
-            "deploy",
-            "-c",
-            config.to_str().unwrap(),
-            "--detach",
-        ],
-    )
-    .expect_code(0);
-    let tree = state.join("releases/filled/1");
-    let lock = StoreLock::take(&state);
-    std::fs::write(&go, "").unwrap();
-    wait_logged(&log, "could not record the end of a release");
+    let s = Setup::new(|go| {
+        format!(
+            "app = \"filled\"\n[build]\n  command = \"while [ ! -e {} ]; do sleep 0.05; done; \
+             head -c 100000 /dev/zero > junk; exit 1\"\n[processes]\n  app = \"sleep 600\"\n",
+            go.display()
+        )
+    });
+    s.deploy_detached().expect_code(0);
+    let _lock = s.go_while_locked();
+    let tree = s.temp.path().join("state/releases/filled/1");
     assert!(
         !tree.exists(),
         "the failed build's tree waits for the record"
     );
-    drop(lock);
 }
