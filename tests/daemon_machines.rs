@@ -583,7 +583,7 @@ async fn a_stop_the_store_could_not_take_holds_across_a_restart_once_it_can() {
     let id = m["id"].as_str().unwrap().to_string();
     let first = wait_pids(&pids, 1)[0];
     let lock = StoreLock::take(&state);
-    let (status, _) = api
+    let (status, stopped) = api
         .send(
             reqwest::Method::POST,
             &format!("/v1/apps/kept/machines/{id}/stop"),
@@ -592,26 +592,82 @@ async fn a_stop_the_store_could_not_take_holds_across_a_restart_once_it_can() {
         .await;
     assert_eq!(status, 200);
     assert!(!alive(first), "the stop was not carried out");
+    // Said as it is, not as the store last had it.
+    assert_eq!(stopped["state"], "stopped", "{stopped:#}");
+    assert_eq!(stopped["pid"], Value::Null, "{stopped:#}");
+    assert_eq!(api.machine("kept", &id).await["state"], "stopped");
     wait_logged(&log, "could not record desired state");
     drop(lock);
-    // Once writes go through, the store has it: what the next daemon reads.
-    let db = rusqlite::Connection::open(state.join("state.db")).unwrap();
-    let desired = || -> String {
-        db.query_row("SELECT desired FROM machines WHERE id = ?1", [&id], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
-    let start = Instant::now();
-    while desired() != "stopped" {
-        assert!(start.elapsed() < WAIT, "the stop was never recorded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_stored_desired(&state, &id, "stopped").await;
     assert!(d.stop().success());
 
     let d = TestDaemon::start_in(&state, &[]);
     let machine = Api::new(&d).machine("kept", &id).await;
     assert_eq!(machine["state"], "stopped", "{machine:#}");
+}
+
+/// Once writes go through, the store has the machine's desired state: what the next
+/// daemon reads.
+async fn wait_stored_desired(state: &Path, id: &str, want: &str) {
+    let db = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    let desired = || -> String {
+        db.query_row("SELECT desired FROM machines WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let start = Instant::now();
+    while desired() != want {
+        assert!(start.elapsed() < WAIT, "{want} was never recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Likewise a destroy: gone from the API at once, recorded once it can be, and not
+/// brought back by the next lakeflyd.
+#[tokio::test]
+async fn a_destroy_the_store_could_not_take_holds_across_a_restart_once_it_can() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let log = temp.path().join("daemon.log");
+    let mut d = TestDaemon::start_logging_to(&state, &log);
+    let api = Api::new(&d);
+    api.create_app("gone").await;
+    let m = api
+        .create_machine("gone", json!({ "command": "exec sleep 600" }))
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let lock = StoreLock::take(&state);
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/apps/gone/machines/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = api
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/apps/gone/machines/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "a destroyed machine is still shown");
+    wait_logged(&log, "could not record the destroy");
+    drop(lock);
+    wait_stored_desired(&state, &id, "destroyed").await;
+    assert!(d.stop().success());
+
+    let d = TestDaemon::start_in(&state, &[]);
+    let (status, _) = Api::new(&d)
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/apps/gone/machines/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "the next lakeflyd brought it back");
 }
 
 #[tokio::test]

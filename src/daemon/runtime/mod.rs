@@ -23,6 +23,7 @@ mod resident;
 mod shell_command;
 mod stragglers;
 mod supervisor;
+mod unstored;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -128,6 +129,8 @@ pub struct Runtime {
     checks: check_board::CheckBoard,
     oneoff_pids: oneoff_pids::OneOffPids,
     machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+    /// Machines' states the store could not take (a full disk), shown over it.
+    unstored: unstored::Unstored,
     /// Under `--live-restore`, where machines' output FIFOs are.
     live_restore: Option<live_restore::Outputs>,
 }
@@ -202,6 +205,7 @@ impl Runtime {
             apps_dir: options.state_dir.join("apps"),
             volumes_dir: options.state_dir.join("volumes"),
             machines: Arc::default(),
+            unstored: Default::default(),
             live_restore: options
                 .live_restore
                 .then(|| live_restore::Outputs::new(&options.state_dir)),
@@ -358,7 +362,17 @@ impl Runtime {
             .store
             .run(move |conn, path| machines::list(conn, path, &app))
             .await?;
-        Ok(records.into_iter().map(|r| r.machine).collect())
+        Ok(records
+            .into_iter()
+            .filter_map(|r| self.shown(r.machine))
+            .collect())
+    }
+
+    /// `machine` as it is: its stored record with what the store could not take over it;
+    /// `None` when that is its destroy.
+    fn shown(&self, mut machine: Machine) -> Option<Machine> {
+        self.unstored.apply(&mut machine);
+        (machine.state != MachineState::Destroyed).then_some(machine)
     }
 
     /// One machine of `app`.
@@ -367,7 +381,7 @@ impl Runtime {
         self.store
             .run(move |conn, path| machines::get(conn, path, &a, &i))
             .await?
-            .map(|r| r.machine)
+            .and_then(|r| self.shown(r.machine))
             .ok_or_else(|| RuntimeError::NotFound {
                 app: app.to_string(),
                 id: id.to_string(),
@@ -517,6 +531,7 @@ impl Runtime {
             volumes: self.volumes_dir.clone(),
             desired: record.desired,
             desired_unrecorded: false,
+            unstored: self.unstored.clone(),
             restarts: machine.restarts,
             hub: self.hub.clone(),
             logs: self.logs.clone(),

@@ -64,6 +64,8 @@ pub struct Supervisor {
     /// The store could not take `desired` (a full disk); it is tried again, so that the
     /// next daemon does not undo a stop (or a start) it was asked for.
     pub(super) desired_unrecorded: bool,
+    /// Its states the store could not take, shown over the stored record meanwhile.
+    pub(super) unstored: super::unstored::Unstored,
     pub(super) restarts: u32,
     pub(super) hub: EventHub,
     pub(super) logs: LogSink,

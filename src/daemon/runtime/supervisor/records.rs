@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::super::unstored::Change;
 use super::{Next, Supervisor};
 use crate::api::types::{kind, ExitInfo, MachineState};
 use crate::daemon::events::{now, NewEvent};
@@ -45,7 +46,8 @@ impl Supervisor {
         event: Option<(&'static str, serde_json::Value)>,
     ) -> Result<(), StoreError> {
         let (id, app) = (self.id.clone(), self.app.clone());
-        self.hub
+        let written = self
+            .hub
             .change(move |tx, path| {
                 machines::set_state(tx, path, &id, state)?;
                 let events = event
@@ -54,7 +56,9 @@ impl Supervisor {
                     .collect();
                 Ok(((), events))
             })
-            .await
+            .await;
+        (self.unstored).after_write(&self.id, Change::State(state), &written);
+        written
     }
 
     /// A process started as `pid` at `started_at` (`start` in clock ticks since boot), on
@@ -66,14 +70,22 @@ impl Supervisor {
         port: Option<u16>,
         started_at: &str,
     ) -> Result<(), StoreError> {
+        let change = Change::Running {
+            pid,
+            port,
+            started_at: started_at.to_string(),
+        };
         let (id, app, started_at) = (self.id.clone(), self.app.clone(), started_at.to_string());
         let data = serde_json::json!({ "machine": id, "pid": pid, "port": port, "process_group": self.spec.process_group });
-        self.hub
+        let written = self
+            .hub
             .change(move |tx, path| {
                 machines::set_running(tx, path, &id, pid, start, port, &started_at)?;
                 Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STARTED, data)]))
             })
-            .await
+            .await;
+        (self.unstored).after_write(&self.id, change, &written);
+        written
     }
 
     /// An exit the policy answers (`state`: starting again after `restart_in`, or down).
@@ -97,12 +109,20 @@ impl Supervisor {
             "restarting": restart_in.is_some(),
             "restart_in_ms": restart_in.map(|d| d.as_millis() as u64),
         });
-        self.hub
+        let change = Change::Exited {
+            state,
+            exit: Some(exit.clone()),
+            restarts,
+        };
+        let written = self
+            .hub
             .change(move |tx, path| {
                 machines::set_exited(tx, path, &id, state, Some(&exit), restarts)?;
                 Ok(((), vec![NewEvent::app(&app, kind::MACHINE_EXITED, data)]))
             })
-            .await
+            .await;
+        (self.unstored).after_write(&self.id, change, &written);
+        written
     }
 
     /// A stop that was asked for.
@@ -114,24 +134,40 @@ impl Supervisor {
             exit.clone(),
         );
         let data = serde_json::json!({ "machine": id, "code": exit.code, "signal": exit.signal });
-        self.hub
+        let change = Change::Exited {
+            state: MachineState::Stopped,
+            exit: Some(exit.clone()),
+            restarts,
+        };
+        let written = self
+            .hub
             .change(move |tx, path| {
                 machines::set_exited(tx, path, &id, MachineState::Stopped, Some(&exit), restarts)?;
                 Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STOPPED, data)]))
             })
-            .await
+            .await;
+        (self.unstored).after_write(&self.id, change, &written);
+        written
     }
 
     /// The machine cannot run (`reason`); it stays down until asked to start.
     pub(super) async fn fail(&mut self, reason: String) -> Result<Next, StoreError> {
         tracing::warn!(machine = %self.id, %reason, "machine failed");
         let (id, restarts) = (self.id.clone(), self.restarts);
-        self.hub
+        let written = self
+            .hub
             .change(move |tx, path| {
                 machines::set_exited(tx, path, &id, MachineState::Failed, None, restarts)
                     .map(|()| ((), vec![]))
             })
-            .await?;
+            .await;
+        let change = Change::Exited {
+            state: MachineState::Failed,
+            exit: None,
+            restarts,
+        };
+        (self.unstored).after_write(&self.id, change, &written);
+        written?;
         self.emit_failed(reason).await?;
         self.answer_pending();
         Ok(Next::Idle)
@@ -158,17 +194,25 @@ impl Supervisor {
         .await;
     }
 
-    /// Destroys the machine whose process ended as `exit`.
+    /// Destroys the machine whose process ended as `exit`. A store that cannot take it (a
+    /// full disk) is asked again in the background until it does: the next daemon would
+    /// otherwise start the machine again.
     pub(super) async fn destroy_after(&mut self, exit: &ExitInfo) {
+        let (hub, unstored) = (self.hub.clone(), self.unstored.clone());
+        let change = Change::Exited {
+            state: MachineState::Destroyed,
+            exit: Some(exit.clone()),
+            restarts: self.restarts,
+        };
         let (id, app, restarts, exit) = (
             self.id.clone(),
             self.app.clone(),
             self.restarts,
             exit.clone(),
         );
-        let result = self
-            .hub
-            .change(move |tx, path| {
+        let record = move || {
+            let (id, app, exit) = (id.clone(), app.clone(), exit.clone());
+            move |tx: &rusqlite::Transaction<'_>, path: &std::path::Path| {
                 machines::set_desired(tx, path, &id, Desired::Destroyed)?;
                 machines::set_exited(
                     tx,
@@ -178,18 +222,30 @@ impl Supervisor {
                     Some(&exit),
                     restarts,
                 )?;
-                Ok((
-                    (),
-                    vec![NewEvent::app(
-                        &app,
-                        kind::MACHINE_DESTROYED,
-                        serde_json::json!({ "machine": id }),
-                    )],
-                ))
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(machine = %self.id, error = %e, "could not record the destroy");
-        }
+                let event = NewEvent::app(
+                    &app,
+                    kind::MACHINE_DESTROYED,
+                    serde_json::json!({ "machine": id }),
+                );
+                Ok(((), vec![event]))
+            }
+        };
+        let written = hub.change(record()).await;
+        unstored.after_write(&self.id, change, &written);
+        let Err(e) = written else {
+            return;
+        };
+        tracing::error!(machine = %self.id, error = %e, "could not record the destroy; trying again until the store takes it");
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(super::RECORD_AGAIN).await;
+                if hub.change(record()).await.is_ok() {
+                    unstored.forget(&id);
+                    tracing::info!(machine = %id, "the machine's destroy is recorded now");
+                    return;
+                }
+            }
+        });
     }
 }
