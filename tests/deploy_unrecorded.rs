@@ -2,7 +2,8 @@
 //! SQLite's write lock past the daemon's busy timeout) is recorded once it can: until
 //! then the app counts a release as rolling out and refuses every deploy, so giving up
 //! would lock it until lakeflyd restarts. What a failed build wrote goes first, since
-//! on a full disk that may be the space the record needs.
+//! on a full disk that may be the space the record needs. And a start that cannot record
+//! the failure of a rollout a crash cut short still starts.
 
 mod common;
 
@@ -111,4 +112,45 @@ fn a_failed_builds_tree_goes_before_its_end_is_recorded() {
         !tree.exists(),
         "the failed build's tree waits for the record"
     );
+}
+
+/// A start that cannot record the end of a release the last run left rolling out still
+/// starts, supervising the machines as they are, rather than exit (and, under systemd,
+/// exit again every two seconds while nothing watches the apps); the next start with
+/// room records it failed.
+#[test]
+fn a_start_that_cannot_undo_an_interrupted_rollout_still_starts() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let app = temp.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    let config = app.join("fly.toml");
+    std::fs::write(
+        &config,
+        "app = \"cut\"\n[processes]\n  app = \"sleep 600\"\n[deploy]\n  release_command = \"sleep 600\"\n",
+    )
+    .unwrap();
+    let cli = |d: &TestDaemon, args: &[&str]| {
+        let mut all = vec!["--remote", &d.api];
+        all.extend_from_slice(args);
+        common::lakefly(Path::new("."), &all)
+    };
+    cli(&d, &["deploy", "-c", config.to_str().unwrap(), "--detach"]).expect_code(0);
+    d.kill9();
+
+    let lock = StoreLock::take(&state);
+    let d = TestDaemon::start_in(&state, &[]);
+    drop(lock);
+    let releases = cli(&d, &["releases", "-a", "cut", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(releases[0]["status"], "running", "{releases:#}");
+    drop(d);
+
+    let d = TestDaemon::start_in(&state, &[]);
+    let releases = cli(&d, &["releases", "-a", "cut", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(releases[0]["status"], "failed", "{releases:#}");
 }

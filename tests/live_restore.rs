@@ -99,12 +99,19 @@ async fn wait_new_pid(d: &TestDaemon, old: u64) -> u64 {
     }
 }
 
-/// `GET path` on the machine's own port (no lakeflyd in between).
+/// `GET path` on the machine's own port (no lakeflyd in between), once it listens: one
+/// just restarted may not yet.
 async fn direct(port: u16, path: &str) -> String {
-    let answer = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
-        .await
-        .expect("the machine answers");
-    answer.text().await.unwrap()
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match reqwest::get(format!("http://127.0.0.1:{port}{path}")).await {
+            Ok(answer) => return answer.text().await.unwrap(),
+            Err(e) if e.is_connect() && tokio::time::Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the machine does not answer on {port}: {e}"),
+        }
+    }
 }
 
 /// Waits until the app's log holds `text`.

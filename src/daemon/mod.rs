@@ -182,8 +182,12 @@ impl Daemon {
         let metrics = metrics::Metrics::default();
         let hub = EventHub::new(store.clone(), metrics.events.clone());
         // A release that was rolling out when the daemon died did not finish: it fails, and
-        // the runtime brings back the release before it.
-        deploy::fail_interrupted(&hub).await?;
+        // the runtime brings back the release before it. A store that cannot take that (a
+        // full disk) must not leave every machine unsupervised, as exiting would: they run
+        // as recorded, and a start with space to record it undoes the rollout.
+        if let Err(e) = deploy::fail_interrupted(&hub).await {
+            tracing::error!(error = %e, "could not undo the rollout lakeflyd's end cut short; its machines run as they were, and the release stays marked as rolling out until lakeflyd starts with room to record it");
+        }
         let backends = edge::backends::Backends::new(options.edge.threads);
         let runtime = runtime::Runtime::start(
             store.clone(),
