@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::api::Api;
-use common::daemon::{wait_logged, StoreLock, TestDaemon};
+use common::daemon::TestDaemon;
 use common::process::{alive, wait_gone};
 use common::sse::{Message, Sse};
 use serde_json::{json, Value};
@@ -56,21 +56,7 @@ async fn crash_and_restart(
 
 /// Waits until `file` holds one pid per line, `n` lines, and returns them.
 fn wait_pids(file: &Path, n: usize) -> Vec<u64> {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(file) {
-            let pids: Vec<u64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-            if pids.len() >= n {
-                return pids;
-            }
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{} did not get {n} pids",
-            file.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::process::wait_pids(file, n, WAIT)
 }
 
 #[tokio::test]
@@ -514,160 +500,6 @@ async fn sigterm_stops_machines_and_a_restart_brings_them_back() {
     let _d = TestDaemon::start_in(&state, &[]);
     let second = wait_pids(&pids, 2)[1];
     assert!(alive(second));
-}
-
-/// A store that cannot take a write (a full disk; here another process holding SQLite's
-/// write lock past the daemon's busy timeout) does not keep a crashed machine down: it is
-/// restarted all the same, as systemd restarts a service on a full disk, and its start is
-/// recorded once writes go through again.
-#[tokio::test]
-async fn a_crash_the_store_cannot_record_is_restarted_all_the_same() {
-    let temp = tempfile::tempdir().unwrap();
-    let state = temp.path().join("state");
-    let log = temp.path().join("daemon.log");
-    let _d = TestDaemon::start_logging_to(&state, &log);
-    let api = Api::new(&_d);
-    api.create_app("unrecorded").await;
-    let (pids, go) = (temp.path().join("pids"), temp.path().join("go"));
-    // The first run crashes when told to; the ones after it keep running.
-    let command = format!(
-        "echo $$ >> {pids}; [ $(wc -l < {pids}) -gt 1 ] && exec sleep 600; \
-         while [ ! -e {go} ]; do sleep 0.05; done; exit 1",
-        pids = pids.display(),
-        go = go.display()
-    );
-    let m = api
-        .create_machine(
-            "unrecorded",
-            json!({ "command": command, "restart": "always" }),
-        )
-        .await;
-    let id = m["id"].as_str().unwrap().to_string();
-    wait_pids(&pids, 1);
-    let lock = StoreLock::take(&state);
-    std::fs::write(&go, "").unwrap();
-    let second = wait_pids(&pids, 2)[1];
-    // Its start could not be recorded either; it runs on.
-    wait_logged(&log, "could not record the machine's start");
-    assert!(alive(second), "the unrecorded restart was stopped");
-    drop(lock);
-    // Once writes go through, its start is recorded while it runs.
-    let start = Instant::now();
-    while api.machine("unrecorded", &id).await["pid"] != json!(second) {
-        assert!(
-            start.elapsed() < WAIT,
-            "the store never recorded pid {second}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(alive(second));
-}
-
-/// A stop the store cannot take (a full disk; here another process holding SQLite's write
-/// lock) is recorded once it can: the next lakeflyd does not start the machine again.
-#[tokio::test]
-async fn a_stop_the_store_could_not_take_holds_across_a_restart_once_it_can() {
-    let temp = tempfile::tempdir().unwrap();
-    let state = temp.path().join("state");
-    let log = temp.path().join("daemon.log");
-    let mut d = TestDaemon::start_logging_to(&state, &log);
-    let api = Api::new(&d);
-    api.create_app("kept").await;
-    let pids = temp.path().join("pids");
-    let m = api
-        .create_machine(
-            "kept",
-            json!({ "command": format!("echo $$ >> {}; exec sleep 600", pids.display()) }),
-        )
-        .await;
-    let id = m["id"].as_str().unwrap().to_string();
-    let first = wait_pids(&pids, 1)[0];
-    let lock = StoreLock::take(&state);
-    let (status, stopped) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1/apps/kept/machines/{id}/stop"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert!(!alive(first), "the stop was not carried out");
-    // Said as it is, not as the store last had it.
-    assert_eq!(stopped["state"], "stopped", "{stopped:#}");
-    assert_eq!(stopped["pid"], Value::Null, "{stopped:#}");
-    assert_eq!(api.machine("kept", &id).await["state"], "stopped");
-    wait_logged(&log, "could not record desired state");
-    drop(lock);
-    wait_stored_desired(&state, &id, "stopped").await;
-    assert!(d.stop().success());
-
-    let d = TestDaemon::start_in(&state, &[]);
-    let machine = Api::new(&d).machine("kept", &id).await;
-    assert_eq!(machine["state"], "stopped", "{machine:#}");
-}
-
-/// Once writes go through, the store has the machine's desired state: what the next
-/// daemon reads.
-async fn wait_stored_desired(state: &Path, id: &str, want: &str) {
-    let db = rusqlite::Connection::open(state.join("state.db")).unwrap();
-    let desired = || -> String {
-        db.query_row("SELECT desired FROM machines WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
-    let start = Instant::now();
-    while desired() != want {
-        assert!(start.elapsed() < WAIT, "{want} was never recorded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Likewise a destroy: gone from the API at once, recorded once it can be, and not
-/// brought back by the next lakeflyd.
-#[tokio::test]
-async fn a_destroy_the_store_could_not_take_holds_across_a_restart_once_it_can() {
-    let temp = tempfile::tempdir().unwrap();
-    let state = temp.path().join("state");
-    let log = temp.path().join("daemon.log");
-    let mut d = TestDaemon::start_logging_to(&state, &log);
-    let api = Api::new(&d);
-    api.create_app("gone").await;
-    let m = api
-        .create_machine("gone", json!({ "command": "exec sleep 600" }))
-        .await;
-    let id = m["id"].as_str().unwrap().to_string();
-    let lock = StoreLock::take(&state);
-    let (status, _) = api
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/v1/apps/gone/machines/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
-    let (status, _) = api
-        .send(
-            reqwest::Method::GET,
-            &format!("/v1/apps/gone/machines/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 404, "a destroyed machine is still shown");
-    wait_logged(&log, "could not record the destroy");
-    drop(lock);
-    wait_stored_desired(&state, &id, "destroyed").await;
-    assert!(d.stop().success());
-
-    let d = TestDaemon::start_in(&state, &[]);
-    let (status, _) = Api::new(&d)
-        .send(
-            reqwest::Method::GET,
-            &format!("/v1/apps/gone/machines/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 404, "the next lakeflyd brought it back");
 }
 
 #[tokio::test]

@@ -46,3 +46,22 @@ pub fn wait_pid_file(file: &std::path::Path, within: Duration) -> u64 {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Waits until `file` holds one pid per line, `n` lines, and returns them.
+pub fn wait_pids(file: &std::path::Path, n: usize, within: Duration) -> Vec<u64> {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            let pids: Vec<u64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if pids.len() >= n {
+                return pids;
+            }
+        }
+        assert!(
+            start.elapsed() < within,
+            "{} did not get {n} pids",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
