@@ -1,11 +1,14 @@
-//! Machine states the store could not take (a full disk): kept here, per machine, until a
-//! write of that machine's state goes through, and shown over its stored record, so that
-//! the API says what runs rather than what last fitted on the disk.
+//! Changes of a machine's state as the supervisor records them, and those the store could
+//! not take (a full disk): kept here, per machine, until a write of that machine's state
+//! goes through, and shown over its stored record, so that the API says what runs rather
+//! than what last fitted on the disk.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::api::types::{ExitInfo, Machine, MachineState};
+use crate::daemon::store::{machines, StoreError};
 
 /// A change of a machine's state that is not in the store.
 #[derive(Debug, Clone)]
@@ -14,6 +17,8 @@ pub enum Change {
     Running {
         /// Its pid.
         pid: u32,
+        /// Its start time, in clock ticks since boot (with the pid, what finds it again).
+        pid_start: Option<u64>,
         /// Its `$PORT`.
         port: Option<u16>,
         /// When it started.
@@ -30,6 +35,31 @@ pub enum Change {
     },
     /// Only the state changed (as `machines::set_state` records it).
     State(MachineState),
+}
+
+impl Change {
+    /// Writes the change into machine `id`'s stored record.
+    pub fn store(
+        &self,
+        conn: &rusqlite::Connection,
+        path: &Path,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Change::Running {
+                pid,
+                pid_start,
+                port,
+                started_at,
+            } => machines::set_running(conn, path, id, *pid, *pid_start, *port, started_at),
+            Change::Exited {
+                state,
+                exit,
+                restarts,
+            } => machines::set_exited(conn, path, id, *state, exit.as_ref(), *restarts),
+            Change::State(state) => machines::set_state(conn, path, id, *state),
+        }
+    }
 }
 
 /// The changes not stored yet, by machine; cheap to clone.
@@ -63,6 +93,7 @@ impl Unstored {
                     pid,
                     port,
                     started_at,
+                    ..
                 } => {
                     machine.state = MachineState::Started;
                     machine.pid = Some(pid);
@@ -118,6 +149,7 @@ mod tests {
 
         let started = Change::Running {
             pid: 11,
+            pid_start: None,
             port: Some(3001),
             started_at: "t1".into(),
         };

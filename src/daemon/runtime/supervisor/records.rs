@@ -39,26 +39,29 @@ impl Supervisor {
         written
     }
 
+    /// Writes `change` of the machine's state with `events`, in one transaction, and notes
+    /// whether the store took it (`unstored`): what every record of its state goes through.
+    async fn write_state(&self, change: Change, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        let (id, stored) = (self.id.clone(), change.clone());
+        let written = self
+            .hub
+            .change(move |tx, path| stored.store(tx, path, &id).map(|()| ((), events)))
+            .await;
+        self.unstored.after_write(&self.id, change, &written);
+        written
+    }
+
     /// A new state, with its event if any.
     pub(super) async fn record_state(
         &self,
         state: MachineState,
         event: Option<(&'static str, serde_json::Value)>,
     ) -> Result<(), StoreError> {
-        let (id, app) = (self.id.clone(), self.app.clone());
-        let written = self
-            .hub
-            .change(move |tx, path| {
-                machines::set_state(tx, path, &id, state)?;
-                let events = event
-                    .map(|(k, data)| NewEvent::app(&app, k, data))
-                    .into_iter()
-                    .collect();
-                Ok(((), events))
-            })
-            .await;
-        (self.unstored).after_write(&self.id, Change::State(state), &written);
-        written
+        let events = event
+            .map(|(k, data)| NewEvent::app(&self.app, k, data))
+            .into_iter()
+            .collect();
+        self.write_state(Change::State(state), events).await
     }
 
     /// A process started as `pid` at `started_at` (`start` in clock ticks since boot), on
@@ -70,22 +73,15 @@ impl Supervisor {
         port: Option<u16>,
         started_at: &str,
     ) -> Result<(), StoreError> {
+        let data = serde_json::json!({ "machine": self.id, "pid": pid, "port": port, "process_group": self.spec.process_group });
         let change = Change::Running {
             pid,
+            pid_start: start,
             port,
             started_at: started_at.to_string(),
         };
-        let (id, app, started_at) = (self.id.clone(), self.app.clone(), started_at.to_string());
-        let data = serde_json::json!({ "machine": id, "pid": pid, "port": port, "process_group": self.spec.process_group });
-        let written = self
-            .hub
-            .change(move |tx, path| {
-                machines::set_running(tx, path, &id, pid, start, port, &started_at)?;
-                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STARTED, data)]))
-            })
-            .await;
-        (self.unstored).after_write(&self.id, change, &written);
-        written
+        let event = NewEvent::app(&self.app, kind::MACHINE_STARTED, data);
+        self.write_state(change, vec![event]).await
     }
 
     /// An exit the policy answers (`state`: starting again after `restart_in`, or down).
@@ -95,79 +91,42 @@ impl Supervisor {
         exit: &ExitInfo,
         restart_in: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let (id, app, restarts, exit) = (
-            self.id.clone(),
-            self.app.clone(),
-            self.restarts,
-            exit.clone(),
-        );
         let data = serde_json::json!({
-            "machine": id,
+            "machine": self.id,
             "code": exit.code,
             "signal": exit.signal,
-            "restarts": restarts,
+            "restarts": self.restarts,
             "restarting": restart_in.is_some(),
             "restart_in_ms": restart_in.map(|d| d.as_millis() as u64),
         });
-        let change = Change::Exited {
-            state,
-            exit: Some(exit.clone()),
-            restarts,
-        };
-        let written = self
-            .hub
-            .change(move |tx, path| {
-                machines::set_exited(tx, path, &id, state, Some(&exit), restarts)?;
-                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_EXITED, data)]))
-            })
-            .await;
-        (self.unstored).after_write(&self.id, change, &written);
-        written
+        let event = NewEvent::app(&self.app, kind::MACHINE_EXITED, data);
+        self.write_state(self.exited(state, Some(exit)), vec![event])
+            .await
     }
 
     /// A stop that was asked for.
     pub(super) async fn record_stopped(&self, exit: &ExitInfo) -> Result<(), StoreError> {
-        let (id, app, restarts, exit) = (
-            self.id.clone(),
-            self.app.clone(),
-            self.restarts,
-            exit.clone(),
-        );
-        let data = serde_json::json!({ "machine": id, "code": exit.code, "signal": exit.signal });
-        let change = Change::Exited {
-            state: MachineState::Stopped,
-            exit: Some(exit.clone()),
-            restarts,
-        };
-        let written = self
-            .hub
-            .change(move |tx, path| {
-                machines::set_exited(tx, path, &id, MachineState::Stopped, Some(&exit), restarts)?;
-                Ok(((), vec![NewEvent::app(&app, kind::MACHINE_STOPPED, data)]))
-            })
-            .await;
-        (self.unstored).after_write(&self.id, change, &written);
-        written
+        let data =
+            serde_json::json!({ "machine": self.id, "code": exit.code, "signal": exit.signal });
+        let event = NewEvent::app(&self.app, kind::MACHINE_STOPPED, data);
+        self.write_state(self.exited(MachineState::Stopped, Some(exit)), vec![event])
+            .await
+    }
+
+    /// The process ended (`exit`, when known) and `state` follows.
+    fn exited(&self, state: MachineState, exit: Option<&ExitInfo>) -> Change {
+        Change::Exited {
+            state,
+            exit: exit.cloned(),
+            restarts: self.restarts,
+        }
     }
 
     /// The machine cannot run (`reason`); it stays down until asked to start.
     pub(super) async fn fail(&mut self, reason: String) -> Result<Next, StoreError> {
         tracing::warn!(machine = %self.id, %reason, "machine failed");
-        let (id, restarts) = (self.id.clone(), self.restarts);
-        let written = self
-            .hub
-            .change(move |tx, path| {
-                machines::set_exited(tx, path, &id, MachineState::Failed, None, restarts)
-                    .map(|()| ((), vec![]))
-            })
-            .await;
-        let change = Change::Exited {
-            state: MachineState::Failed,
-            exit: None,
-            restarts,
-        };
-        (self.unstored).after_write(&self.id, change, &written);
-        written?;
+        self.write_state(self.exited(MachineState::Failed, None), vec![])
+            .await?;
         self.emit_failed(reason).await?;
         self.answer_pending();
         Ok(Next::Idle)
@@ -199,29 +158,13 @@ impl Supervisor {
     /// otherwise start the machine again.
     pub(super) async fn destroy_after(&mut self, exit: &ExitInfo) {
         let (hub, unstored) = (self.hub.clone(), self.unstored.clone());
-        let change = Change::Exited {
-            state: MachineState::Destroyed,
-            exit: Some(exit.clone()),
-            restarts: self.restarts,
-        };
-        let (id, app, restarts, exit) = (
-            self.id.clone(),
-            self.app.clone(),
-            self.restarts,
-            exit.clone(),
-        );
+        let change = self.exited(MachineState::Destroyed, Some(exit));
+        let (id, app, stored) = (self.id.clone(), self.app.clone(), change.clone());
         let record = move || {
-            let (id, app, exit) = (id.clone(), app.clone(), exit.clone());
+            let (id, app, stored) = (id.clone(), app.clone(), stored.clone());
             move |tx: &rusqlite::Transaction<'_>, path: &std::path::Path| {
                 machines::set_desired(tx, path, &id, Desired::Destroyed)?;
-                machines::set_exited(
-                    tx,
-                    path,
-                    &id,
-                    MachineState::Destroyed,
-                    Some(&exit),
-                    restarts,
-                )?;
+                stored.store(tx, path, &id)?;
                 let event = NewEvent::app(
                     &app,
                     kind::MACHINE_DESTROYED,
