@@ -195,6 +195,52 @@ fn a_crashing_release_fails_with_exit_7_and_the_previous_one_keeps_running() {
 }
 
 #[test]
+fn a_failed_release_shows_the_log_lines_before_its_failure_not_the_shutdown_after() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    deploy(&d, &app, &[]).expect_code(0);
+    // A health check that fails, saying why in the log; then, when the rollout stops the
+    // machine, more shutdown lines than the failure shows.
+    std::fs::write(
+        app.join("app.py"),
+        r#"import os, signal, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+def stop(*_):
+    for n in range(30):
+        print(f"shutdown noise {n}", flush=True)
+    time.sleep(0.5)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        print("health: the database does not answer", flush=True)
+        self.send_error(500)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"#,
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace("interval = \"10s\"", "interval = \"500ms\"")
+        .replace("timeout = \"2s\"", "timeout = \"400ms\"");
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    let run = deploy(&d, &app, &["--wait-timeout", "3s"]).expect_code(7);
+    let logs = run.stderr.split("last log lines:").nth(1).unwrap_or("");
+    assert!(
+        logs.contains("health: the database does not answer") && !logs.contains("shutdown noise"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_failing_release_command_stops_the_release_before_any_machine_is_touched() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();

@@ -445,7 +445,7 @@ impl Deployer {
             ),
             Err(failure) => {
                 let logs = match &failure.machine {
-                    Some(machine) => self.last_lines(app, machine).await,
+                    Some(machine) => self.last_lines(app, machine, &failure.seen_at).await,
                     None => Vec::new(),
                 };
                 (
@@ -569,9 +569,12 @@ impl Deployer {
         }
     }
 
-    async fn last_lines(&self, app: &str, machine: &str) -> Vec<String> {
+    /// The machine's last log lines up to its failure, not its shutdown's noise after it
+    /// (a Python traceback for the SIGINT that stopped it would hide why it failed).
+    async fn last_lines(&self, app: &str, machine: &str, until: &str) -> Vec<String> {
         let query = store::logs::LogQuery {
             machine: Some(machine.to_string()),
+            until: Some(until.to_string()),
             limit: 10,
             ..Default::default()
         };

@@ -468,8 +468,7 @@ fn lakefly_vars(app: &str, version: u64) -> [(String, String); 3] {
 
 fn command_failure(what: &str, outcome: &oneoff::Outcome) -> Failure {
     Failure {
-        reason: format!("{what} {}", outcome.summary),
-        machine: None,
         check_output: (!outcome.tail.is_empty()).then(|| outcome.tail.join("\n")),
+        ..Failure::because(format!("{what} {}", outcome.summary))
     }
 }

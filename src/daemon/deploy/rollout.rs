@@ -29,6 +29,9 @@ pub struct Failure {
     pub machine: Option<String>,
     /// The last output of its failing check.
     pub check_output: Option<String>,
+    /// When it was seen (RFC 3339): the machine's log lines up to then tell why; later ones
+    /// are its shutdown when the rollout stops it.
+    pub seen_at: String,
 }
 
 impl Failure {
@@ -38,6 +41,17 @@ impl Failure {
             reason,
             machine: None,
             check_output: None,
+            seen_at: crate::daemon::events::now(),
+        }
+    }
+
+    /// A failure of machine `id`, with its failing check's last output.
+    fn of_machine(id: &str, reason: String, check_output: Option<String>) -> Self {
+        Failure {
+            reason,
+            machine: Some(id.to_string()),
+            check_output,
+            seen_at: crate::daemon::events::now(),
         }
     }
 }
@@ -281,31 +295,22 @@ impl Rollout<'_> {
                     port_look = (!told).then(|| Instant::now() + WRONG_PORT_LOOK_EVERY);
                     continue;
                 }
-                Ok(None) => {
-                    return Err(Failure {
-                        reason: "the daemon is stopping".into(),
-                        machine: None,
-                        check_output: None,
-                    })
-                }
+                Ok(None) => return Err(Failure::because("the daemon is stopping".into())),
                 Err(_) => {
-                    let machine = pending.iter().next().cloned();
-                    let output = machine.as_ref().and_then(|m| last_output.get(m).cloned());
-                    let mut reason = format!(
-                        "machine {} was not healthy within {}",
-                        machine.as_deref().unwrap_or("?"),
-                        crate::config::units::Duration::from_millis(
-                            self.wait_timeout.as_millis() as u64
-                        )
+                    // `pending` is not empty: the loop runs only while it holds machines.
+                    let id = pending.iter().next().cloned().unwrap_or_default();
+                    let mut failure = Failure::of_machine(
+                        &id,
+                        format!(
+                            "machine {id} was not healthy within {}",
+                            crate::config::units::Duration::from_millis(
+                                self.wait_timeout.as_millis() as u64
+                            )
+                        ),
+                        last_output.get(&id).cloned(),
                     );
-                    if let Some(id) = &machine {
-                        reason.push_str(&self.wrong_port_hint(id).await);
-                    }
-                    return Err(Failure {
-                        reason,
-                        machine,
-                        check_output: output,
-                    });
+                    failure.reason.push_str(&self.wrong_port_hint(&id).await);
+                    return Err(failure);
                 }
             };
             let Some(id) = event.data["machine"].as_str().map(str::to_string) else {
@@ -340,31 +345,31 @@ impl Rollout<'_> {
                         } else {
                             "a process group must keep running; a one-off step belongs in [deploy] release_command"
                         };
-                        return Err(Failure {
-                            reason: format!("machine {id} {how} before it was healthy, and its restart policy does not start it again ({why})"),
-                            machine: Some(id.clone()),
-                            check_output: last_output.get(&id).cloned(),
-                        });
+                        return Err(Failure::of_machine(
+                            &id,
+                            format!("machine {id} {how} before it was healthy, and its restart policy does not start it again ({why})"),
+                            last_output.get(&id).cloned(),
+                        ));
                     }
                     let n = crashes.entry(id.clone()).or_default();
                     *n += 1;
                     if *n >= CRASHES_BEFORE_FAILING {
-                        return Err(Failure {
-                            reason: format!("the app appears to be crashing: machine {id} exited {n} times before it was healthy"),
-                            machine: Some(id.clone()),
-                            check_output: last_output.get(&id).cloned(),
-                        });
+                        return Err(Failure::of_machine(
+                            &id,
+                            format!("the app appears to be crashing: machine {id} exited {n} times before it was healthy"),
+                            last_output.get(&id).cloned(),
+                        ));
                     }
                 }
                 kind::MACHINE_FAILED => {
-                    return Err(Failure {
-                        reason: format!(
+                    return Err(Failure::of_machine(
+                        &id,
+                        format!(
                             "machine {id} failed: {}",
                             event.data["reason"].as_str().unwrap_or("unknown reason")
                         ),
-                        machine: Some(id.clone()),
-                        check_output: last_output.get(&id).cloned(),
-                    })
+                        last_output.get(&id).cloned(),
+                    ))
                 }
                 _ => {}
             }

@@ -34,6 +34,7 @@ pub async fn read(
         process_group: q.process,
         job: q.job,
         after: q.after,
+        until: None,
         limit: q.limit.unwrap_or(100).min(MAX_LINES),
     };
     let lines = state

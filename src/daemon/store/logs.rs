@@ -18,6 +18,8 @@ pub struct LogQuery {
     pub job: Option<String>,
     /// Only lines after this id.
     pub after: Option<u64>,
+    /// Only lines stamped at or before this time (RFC 3339 with milliseconds, as stored).
+    pub until: Option<String>,
     /// At most this many: the newest, or the first after `after`.
     pub limit: usize,
 }
@@ -53,6 +55,10 @@ pub fn read(
     if let Some(after) = &after {
         params.push(after);
         sql.push_str(&format!(" AND l.id > ?{}", params.len()));
+    }
+    if let Some(until) = &q.until {
+        params.push(until);
+        sql.push_str(&format!(" AND l.time <= ?{}", params.len()));
     }
     // Without `after`: the newest lines. With it: the oldest after it, so a reader paging
     // forward never skips lines.
