@@ -1399,15 +1399,7 @@ fn a_scale_while_a_release_rolls_out_is_refused_even_when_the_count_looks_met() 
     // The next release's machine waits for a file before it serves, so its rollout is
     // under way, old machine and new side by side, for as long as the test needs.
     let gate = dir.path().join("go");
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace(
-            "app = \"python3 app.py\"",
-            "app = \"while [ ! -e \\\"$GATE\\\" ]; do sleep 0.05; done; exec python3 app.py\"",
-        );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
-    let gate_env = format!("GATE={}", gate.display());
-    deploy(&d, &app, &["--detach", "-e", &gate_env]).expect_code(0);
+    deploy_gated(&d, &app, &gate);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while status(&d)["machines"].as_array().map_or(0, Vec::len) < 2 {
         assert!(std::time::Instant::now() < deadline, "{}", status(&d));
@@ -1543,4 +1535,53 @@ fn a_first_release_that_fails_says_nothing_runs() {
         "{}",
         run.stderr
     );
+}
+
+/// Deploys `app` detached, its machines waiting for the file `gate` before they serve: the
+/// release rolls out until the test writes it.
+fn deploy_gated(d: &TestDaemon, app: &Path, gate: &Path) {
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "app = \"python3 app.py\"",
+            "app = \"while [ ! -e \\\"$GATE\\\" ]; do sleep 0.05; done; exec python3 app.py\"",
+        );
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    let gate_env = format!("GATE={}", gate.display());
+    deploy(d, app, &["--detach", "-e", &gate_env]).expect_code(0);
+}
+
+#[test]
+fn scaling_during_the_first_rollout_says_it_is_rolling_out_not_that_there_is_no_release() {
+    let d = TestDaemon::start();
+    let (dir, app) = hello_copy();
+    let gate = dir.path().join("go");
+    deploy_gated(&d, &app, &gate);
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--remote", &d.api, "-a", "hello"];
+        all.extend_from_slice(args);
+        common::lakefly(Path::new("."), &all)
+    };
+    for args in [
+        &["scale", "count", "2", "--yes"][..],
+        &["scale", "show"],
+        &["scale", "memory", "256"],
+    ] {
+        let refused = cli(args).expect_code(6);
+        assert!(
+            refused
+                .stderr
+                .starts_with("error: release v1 of this app is still rolling out")
+                && refused.stderr.contains("hint: wait for it to finish"),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    std::fs::write(&gate, "").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(&d)["release"]["status"] != "complete" {
+        assert!(std::time::Instant::now() < deadline, "{}", status(&d));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cli(&["scale", "count", "2", "--yes"]).expect_code(0);
 }

@@ -547,6 +547,21 @@ impl Deployer {
             .await
     }
 
+    /// Why the app has no current release: its first one is still rolling out, or it has
+    /// none at all.
+    pub(super) async fn without_release(&self, app: &str) -> DeployError {
+        let a = app.to_string();
+        match self
+            .store
+            .run(move |conn, path| releases::running(conn, path, &a))
+            .await
+        {
+            Ok(Some(version)) => DeployError::Running(version),
+            Ok(None) => DeployError::NoRelease,
+            Err(e) => DeployError::Store(e),
+        }
+    }
+
     /// Sets the edge up for the app's current release (or forgets the app without one).
     pub async fn apply_edge(&self, app: &str) -> Result<(), String> {
         let current = self.current_source(app).await.map_err(|e| e.to_string())?;

@@ -256,7 +256,7 @@ impl Deployer {
             mut config, bundle, ..
         }) = self.current_source(app).await?
         else {
-            return Err(DeployError::NoRelease);
+            return Err(self.without_release(app).await);
         };
         let groups: Vec<String> = config.group_names().iter().map(|g| g.to_string()).collect();
         let group = match group {
@@ -334,7 +334,7 @@ impl Deployer {
             })
             .await?;
         let Some(config) = config else {
-            return Err(DeployError::NoRelease);
+            return Err(self.without_release(app).await);
         };
         let machines = self.runtime.list(app).await?;
         Ok(specs
