@@ -303,6 +303,7 @@ impl Daemon {
         // Under systemd's WatchdogSec=; it ends with the daemon.
         tokio::spawn(service_manager::watchdog(
             store.clone(),
+            edge.heartbeats(),
             shutdown_rx.clone(),
         ));
         let pruner = tokio::spawn(prune_events(

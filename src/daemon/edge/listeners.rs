@@ -88,11 +88,13 @@ fn for_clients(socket: &socket2::Socket) -> std::io::Result<()> {
 }
 
 /// One edge thread: its own single-threaded event loop accepting from the shared
-/// listener. Accepting ends at `stop`; the connections it serves live until `exit`.
+/// listener, beating while it runs. Accepting ends at `stop`; the connections it serves
+/// live until `exit`.
 pub(super) fn edge_thread(
     slot: usize,
     listener: std::net::TcpListener,
     state: Arc<EdgeState>,
+    beats: Arc<super::heartbeat::Heartbeats>,
     stop: watch::Receiver<bool>,
     mut exit: watch::Receiver<bool>,
 ) {
@@ -108,6 +110,8 @@ pub(super) fn edge_thread(
         }
     };
     runtime.block_on(async move {
+        // Ends with the loop: the thread stops beating when its runtime is dropped.
+        tokio::spawn(super::heartbeat::keep_beating(beats, slot));
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => accept(listener, state, stop).await,
             Err(e) => tracing::error!(error = %e, "edge: could not use the edge listener"),

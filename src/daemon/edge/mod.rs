@@ -15,6 +15,7 @@ pub mod backends;
 mod bodies;
 mod conn;
 mod forwarding;
+pub mod heartbeat;
 pub mod hosts;
 pub mod http;
 mod listeners;
@@ -226,6 +227,8 @@ pub struct Edge {
     accepting: Arc<watch::Sender<bool>>,
     /// The host-routed listeners until `open` serves them.
     unopened: Arc<Mutex<Option<Unopened>>>,
+    /// The edge threads' signs of life.
+    heartbeats: Arc<heartbeat::Heartbeats>,
 }
 
 /// Host-routed listeners bound but not yet served: connections wait in their queues.
@@ -334,6 +337,7 @@ impl Edge {
             tasks: Arc::new(Mutex::new(tasks)),
             accepting: Arc::new(accepting),
             unopened: Arc::new(Mutex::new(Some(unopened))),
+            heartbeats: Arc::new(heartbeat::Heartbeats::new(options.threads)),
         })
     }
 
@@ -356,13 +360,14 @@ impl Edge {
             source,
         };
         let stop = self.accepting.subscribe();
+        self.heartbeats.open();
         for slot in 1..=unopened.threads {
             let listener = unopened.listener.try_clone().map_err(spawn_error)?;
             let (state, stop) = (self.state.clone(), stop.clone());
-            let exit = unopened.shutdown.clone();
+            let (exit, beats) = (unopened.shutdown.clone(), self.heartbeats.clone());
             std::thread::Builder::new()
                 .name(format!("lakefly-edge-{slot}"))
-                .spawn(move || edge_thread(slot, listener, state, stop, exit))
+                .spawn(move || edge_thread(slot, listener, state, beats, stop, exit))
                 .map_err(spawn_error)?;
         }
         if let Some(listener) = unopened.https {
@@ -474,6 +479,11 @@ impl Edge {
             ports.serve(port, socket, self.state.clone(), app);
         }
         Ok(warnings)
+    }
+
+    /// The edge threads' signs of life, for the watchdog and `/health`.
+    pub fn heartbeats(&self) -> Arc<heartbeat::Heartbeats> {
+        self.heartbeats.clone()
     }
 
     /// The domain apps are served under.

@@ -22,6 +22,7 @@ mod upgrade;
 mod volumes;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -298,6 +299,13 @@ async fn health(axum::extract::State(state): axum::extract::State<Shared>) -> Js
         problems.push(format!(
             "the disk is full: {} takes no writes, so changes go unrecorded and deploys are refused; free space there",
             state.store.dir().display()
+        ));
+    }
+    for thread in state.edge.heartbeats().silent(Duration::ZERO) {
+        problems.push(format!(
+            "edge thread {} has not run its event loop for {}s: connections it took hang; restart lakeflyd (under systemd its watchdog does)",
+            thread.slot,
+            thread.for_.as_secs()
         ));
     }
     Json(Health {
