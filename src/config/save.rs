@@ -1,17 +1,51 @@
 //! A normalized config written back as `fly.toml` (`lakefly config save`, as `fly config
 //! save`): what a release runs, for a laptop that has no copy of the file. Comments and
-//! the file's own layout are not kept (the daemon keeps the model, not the text).
+//! the file's own layout are not kept (the daemon keeps the model, not the text); the
+//! sections come in the model's order and are indented as flyctl writes them.
 
 use serde_json::{Map, Value};
+use toml_edit::{DocumentMut, Item, Table};
 
 use super::AppConfig;
+
+/// How much each level of table nesting indents its keys, as in flyctl's files.
+const INDENT: &str = "  ";
 
 /// `config` as fly.toml text that reads back to the same config.
 pub fn to_toml(config: &AppConfig) -> Result<String, toml_edit::ser::Error> {
     let mut value =
         serde_json::to_value(config).map_err(|e| toml_edit::ser::Error::Custom(e.to_string()))?;
     as_file_keys(&mut value);
-    toml_edit::ser::to_string_pretty(&value)
+    let mut document: DocumentMut = toml_edit::ser::to_string_pretty(&value)?
+        .parse()
+        .map_err(|e: toml_edit::TomlError| toml_edit::ser::Error::Custom(e.to_string()))?;
+    indent(document.as_table_mut(), 0);
+    Ok(document.to_string())
+}
+
+/// Indents the keys of a table `depth` levels down by that many steps, and its header by
+/// one step less (`[http_service]` at the margin, `  [[http_service.checks]]` under it).
+fn indent(table: &mut Table, depth: usize) {
+    if depth > 0 {
+        let before = table
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or("")
+            .trim_end_matches(' ')
+            .to_string();
+        table
+            .decor_mut()
+            .set_prefix(format!("{before}{}", INDENT.repeat(depth - 1)));
+    }
+    for (mut key, item) in table.iter_mut() {
+        match item {
+            Item::Value(_) => key.leaf_decor_mut().set_prefix(INDENT.repeat(depth)),
+            Item::Table(inner) => indent(inner, depth + 1),
+            Item::ArrayOfTables(array) => array.iter_mut().for_each(|t| indent(t, depth + 1)),
+            Item::None => {}
+        }
+    }
 }
 
 /// Puts back the keys the file has where the model holds them otherwise: what it does
@@ -118,6 +152,41 @@ swap_size_mb = 512
             !saved.contains("extra") && !saved.contains("initial_size_mb"),
             "{saved}"
         );
+    }
+
+    #[test]
+    fn sections_come_in_the_usual_order_indented_as_flyctl_writes_them() {
+        let text = r#"app = "ordered"
+[http_service]
+internal_port = 8080
+[[http_service.checks]]
+path = "/health"
+[processes]
+web = "python3 app.py"
+[env]
+B = "2"
+A = "1"
+"#;
+        let (_, _, saved) = round_trip(text, Path::new("fly.toml")).unwrap();
+        let at = |needle: &str| {
+            saved
+                .find(needle)
+                .unwrap_or_else(|| panic!("no {needle:?} in:\n{saved}"))
+        };
+        // The model's order: [env] and [processes] before the services, as `fly launch`
+        // writes them (names within [env] sorted).
+        assert!(at("\n[env]") < at("\n[processes]"), "{saved}");
+        assert!(at("\n[processes]") < at("\n[http_service]"), "{saved}");
+        assert!(at("A = ") < at("B = "), "{saved}");
+        for line in [
+            "\n  web = \"python3 app.py\"\n",
+            "\n  internal_port = 8080\n",
+            "\n  [[http_service.checks]]\n",
+            "\n    path = \"/health\"\n",
+        ] {
+            at(line);
+        }
+        assert!(saved.starts_with("app = \"ordered\"\n"), "{saved}");
     }
 
     #[test]
