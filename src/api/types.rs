@@ -545,19 +545,24 @@ pub struct Event {
 }
 
 impl Event {
-    /// Its data as `key=value` pairs (strings bare, nulls left out), as people read it in
+    /// Its data as `key=value` pairs by name (strings bare, nulls left out), as people read it in
     /// `lakefly events` and lakeflyd's log.
     pub fn details(&self) -> String {
         match &self.data {
-            serde_json::Value::Object(map) => map
-                .iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
+            serde_json::Value::Object(map) => {
+                // By name, so a kind's details read the same way every time whatever order
+                // the daemon built them in.
+                let mut details: Vec<_> = map.iter().filter(|(_, v)| !v.is_null()).collect();
+                details.sort_unstable_by_key(|(k, _)| k.as_str());
+                details
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        serde_json::Value::String(s) => format!("{k}={s}"),
+                        other => format!("{k}={other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
             other => other.to_string(),
         }
     }
