@@ -263,3 +263,48 @@ fn lakefly_deploy_names_a_link_out_of_the_app_and_a_pipe_it_leaves_out() {
         deployed.stderr
     );
 }
+
+#[test]
+fn lakefly_deploy_refuses_a_bundle_over_the_daemons_limit_before_sending_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start_in(
+        &temp.path().join("state"),
+        &["--bundle-max-bytes", "100000"],
+    );
+    let (_dir, app) = common::files::hello_copy();
+    // Incompressible, and more than socket buffers hold: sent anyway, the daemon's early
+    // 413 would reach the client as a broken pipe mid-upload.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..4_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(app.join("data.bin"), noise).unwrap();
+    let refused = d.cli(&app, &["deploy"]).expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("KiB, more than the 97 KiB the daemon at")
+            && refused.stderr.contains(
+                "hint: leave build output, dependencies and data out with .lakeflyignore"
+            )
+            && refused.stderr.contains("--bundle-max-bytes (now 100000)"),
+        "{}",
+        refused.stderr
+    );
+    // Nothing reached the daemon: no bundle, not even the app.
+    assert_nothing_stored(&d);
+    let apps = d
+        .cli(&app, &["apps", "list", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(apps, serde_json::json!([]));
+
+    // Left out, the rest deploys.
+    std::fs::write(app.join(".lakeflyignore"), "data.bin\n").unwrap();
+    d.cli(&app, &["deploy", "--detach"]).expect_code(0);
+}

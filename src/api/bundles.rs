@@ -10,9 +10,19 @@ use super::client::{Client, ClientError};
 /// The most an upload may take however steadily it goes; a stall ends it much sooner.
 const UPLOAD_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
+/// What the daemon says of a bundle before its upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleHead {
+    /// It has the bundle: nothing to upload.
+    pub stored: bool,
+    /// The largest upload it takes, in bytes (unsaid by daemons older than this client).
+    pub max_bytes: Option<u64>,
+}
+
 impl Client {
-    /// `HEAD /v1/bundles/{digest}`: whether the daemon has the bundle.
-    pub async fn has_bundle(&self, digest: &str) -> Result<bool, ClientError> {
+    /// `HEAD /v1/bundles/{digest}`: whether the daemon has the bundle, and how large an
+    /// upload it takes.
+    pub async fn bundle_head(&self, digest: &str) -> Result<BundleHead, ClientError> {
         let url = format!("{}/v1/bundles/{digest}", self.base);
         let response = self
             .http
@@ -20,9 +30,15 @@ impl Client {
             .send()
             .await
             .map_err(|e| self.transport_error(&url, e, self.timeout))?;
+        let max_bytes = response
+            .headers()
+            .get(crate::api::types::BUNDLE_MAX_BYTES_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let head = |stored| BundleHead { stored, max_bytes };
         match response.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => Ok(head(true)),
+            StatusCode::NOT_FOUND => Ok(head(false)),
             s => Err(ClientError::BadResponse {
                 url,
                 status: s.as_u16(),

@@ -73,6 +73,11 @@ pub struct CreateApp {
     pub name: String,
 }
 
+/// The header of `HEAD /v1/bundles/{sha256}` answers that gives the largest upload the
+/// daemon takes, in bytes: a client refuses a bigger bundle before sending it, since the
+/// daemon's early 413 would reach it mid-upload as a broken pipe.
+pub const BUNDLE_MAX_BYTES_HEADER: &str = "lakefly-bundle-max-bytes";
+
 /// `PUT /v1/bundles/{sha256}`: what was stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleStored {

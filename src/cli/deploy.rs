@@ -8,7 +8,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::remote::{block_on, client};
 use super::GlobalArgs;
-use crate::api::client::Client;
+use crate::api::client::{Client, ClientError};
 use crate::api::follow::{self, Follow, Item};
 use crate::api::types::{kind, DeployRequest, Event};
 use crate::config::model::Strategy;
@@ -249,6 +249,15 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         ));
     }
     block_on(async move {
+        // Asked first: a bundle larger than the daemon takes is refused before the app is
+        // created or a byte is sent (refused mid-upload, it would read as a broken pipe).
+        let head = api.bundle_head(&digest).await?;
+        if let Some(max) = head
+            .max_bytes
+            .filter(|max| !head.stored && packed.size > *max)
+        {
+            return Err(too_large(&dir, packed.size, max, api.base()));
+        }
         if api.app(&app).await?.is_none() {
             api.create_app(&app).await?;
             if !out.json {
@@ -256,7 +265,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             }
             super::volumes::note_leftovers(&api, &app, out).await;
         }
-        let uploaded = if api.has_bundle(&digest).await? {
+        let uploaded = if head.stored {
             if !out.json {
                 out.note("==> the daemon already has this bundle; nothing to upload");
             }
@@ -446,6 +455,26 @@ fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), E
         _ => {}
     }
     Ok(())
+}
+
+/// The daemon's refusal of a bundle over its `--bundle-max-bytes`, said before sending it.
+fn too_large(dir: &Path, size: u64, max: u64, daemon: &str) -> Error {
+    Error::Api(ClientError::Api {
+        status: 413,
+        error: crate::api::types::ApiError {
+            error: format!(
+                "the bundle packed from {} is {} KiB, more than the {} KiB the daemon at {daemon} takes",
+                dir.display(),
+                size.div_ceil(1024),
+                max / 1024
+            ),
+            code: "bundle_too_large".into(),
+            hint: Some(format!(
+                "leave build output, dependencies and data out with .lakeflyignore (or \
+                 .dockerignore), or start lakeflyd with a larger --bundle-max-bytes (now {max})"
+            )),
+        },
+    })
 }
 
 /// `--env` over `[env]` and `--build-arg` over `[build.args]`, for this release only.

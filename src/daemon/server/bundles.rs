@@ -8,7 +8,7 @@ use axum::Json;
 
 use super::error::ServerError;
 use super::Shared;
-use crate::api::types::{kind, BundleStored};
+use crate::api::types::{kind, BundleStored, BUNDLE_MAX_BYTES_HEADER};
 use crate::bundle::Digest;
 use crate::daemon::events::NewEvent;
 
@@ -17,17 +17,21 @@ fn parse_digest(raw: &str) -> Result<Digest, ServerError> {
         .map_err(|e: crate::bundle::BadDigest| ServerError::BadRequest(e.to_string()))
 }
 
-/// `HEAD /v1/bundles/{sha256}`: 200 with the size when stored, else 404.
+/// `HEAD /v1/bundles/{sha256}`: 200 with the size when stored, else 404; both with the
+/// largest upload taken.
 pub async fn head(
     State(state): State<Shared>,
     Path(raw): Path<String>,
 ) -> Result<Response, ServerError> {
     let digest = parse_digest(&raw)?;
+    let limit = (BUNDLE_MAX_BYTES_HEADER, state.bundles.max_bytes.to_string());
     Ok(match state.bundles.claim(&digest).await {
-        Some(size) => {
-            (StatusCode::OK, [(header::CONTENT_LENGTH, size.to_string())]).into_response()
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
+        Some(size) => (
+            StatusCode::OK,
+            [(header::CONTENT_LENGTH.as_str(), size.to_string()), limit],
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, [limit]).into_response(),
     })
 }
 
