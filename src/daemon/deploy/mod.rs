@@ -1,8 +1,10 @@
 //! The release pipeline: unpack the bundle, run `[build] command` and the release command
-//! (`prepare.rs`), then roll the machines out (`rollout.rs`). Each step is a `deploy.progress` event; the
-//! release ends `complete` (it becomes current) or `failed` (the previous one is kept).
+//! (`prepare.rs`), then roll the machines out (`rollout.rs`). Each step is a
+//! `deploy.progress` event; the release ends (`finish.rs`) `complete` (it becomes current)
+//! or `failed` (the previous one is kept).
 
 mod again;
+mod finish;
 mod interrupted;
 mod prepare;
 mod release_bins;
@@ -36,9 +38,6 @@ use crate::dockerfile::DEFAULT_DOCKERFILE;
 /// Fly's defaults.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_UNAVAILABLE: f64 = 0.33;
-/// First and longest wait before recording a release's end again (a full disk).
-const RECORD_END_RETRY_FIRST: Duration = Duration::from_millis(500);
-const RECORD_END_RETRY_MAX: Duration = Duration::from_secs(10);
 /// The smallest memory limit `scale memory` takes: below it not even a shell starts.
 const MIN_MEMORY_MB: u64 = 32;
 
@@ -436,85 +435,6 @@ impl Deployer {
         outcome
     }
 
-    async fn finish(&self, app: &str, version: u64, outcome: Result<(), Failure>) {
-        let (status, kind, data) = match outcome {
-            Ok(()) => (
-                "complete",
-                kind::DEPLOY_COMPLETE,
-                serde_json::json!({ "version": version }),
-            ),
-            Err(failure) => {
-                let logs = match &failure.machine {
-                    Some(machine) => self.last_lines(app, machine, &failure.seen_at).await,
-                    None => Vec::new(),
-                };
-                (
-                    "failed",
-                    kind::DEPLOY_FAILED,
-                    serde_json::json!({
-                        "version": version,
-                        "reason": failure.reason,
-                        "machine": failure.machine,
-                        "check_output": failure.check_output,
-                        "logs": logs,
-                    }),
-                )
-            }
-        };
-        if status == "failed" {
-            // The edge goes back to the release that keeps serving.
-            if let Err(e) = self.apply_edge(app).await {
-                tracing::warn!(app, error = %e, "could not restore the edge settings");
-            }
-        }
-        self.finished
-            .get_or_create(&crate::daemon::metrics::DeployLabels {
-                outcome: status.to_string(),
-            })
-            .inc();
-        // Until its end is recorded the release counts as rolling out, and the app takes
-        // no deploy, scale or restart: a store that cannot take it (a full disk) is asked
-        // again until it does, rather than leave the app locked until lakeflyd restarts
-        // (whose start would record it failed).
-        let mut retry = RECORD_END_RETRY_FIRST;
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let (app_name, data) = (app.to_string(), data.clone());
-            let recorded = self
-                .hub
-                .change(move |tx, path| {
-                    releases::finish(tx, path, &app_name, version, status, &now())?;
-                    let mut data = data;
-                    if status == "failed" {
-                        // The release that keeps running, if one ever did.
-                        data["running"] = store::apps::current_release(tx, path, &app_name)?.into();
-                    }
-                    Ok(((), vec![NewEvent::app(&app_name, kind, data)]))
-                })
-                .await;
-            let Err(e) = recorded else {
-                if retry > RECORD_END_RETRY_FIRST {
-                    tracing::info!(
-                        app,
-                        version,
-                        status,
-                        "the end of the release is recorded now"
-                    );
-                }
-                break;
-            };
-            if retry == RECORD_END_RETRY_FIRST {
-                tracing::error!(app, version, status, error = %e, "could not record the end of a release; trying again until the store takes it (the app takes no deploy meanwhile)");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(retry) => {}
-                _ = shutdown.wait_for(|stopping| *stopping) => return,
-            }
-            retry = (retry * 2).min(RECORD_END_RETRY_MAX);
-        }
-        self.remove_unused_release_files(app).await;
-    }
-
     /// Whether the stored bundle `digest` holds a regular file at `name`.
     async fn bundle_holds(&self, digest: &Digest, name: &'static str) -> bool {
         let (path, limits) = (self.bundles.path(digest), self.bundles.limits);
@@ -582,23 +502,6 @@ impl Deployer {
                 Ok(())
             }
         }
-    }
-
-    /// The machine's last log lines up to its failure, not its shutdown's noise after it
-    /// (a Python traceback for the SIGINT that stopped it would hide why it failed).
-    async fn last_lines(&self, app: &str, machine: &str, until: &str) -> Vec<String> {
-        let query = store::logs::LogQuery {
-            machine: Some(machine.to_string()),
-            until: Some(until.to_string()),
-            limit: 10,
-            ..Default::default()
-        };
-        let app = app.to_string();
-        self.store
-            .run(move |conn, path| store::logs::read(conn, path, &app, &query))
-            .await
-            .map(|lines| lines.into_iter().map(|l| l.line).collect())
-            .unwrap_or_default()
     }
 }
 
