@@ -1585,3 +1585,54 @@ fn scaling_during_the_first_rollout_says_it_is_rolling_out_not_that_there_is_no_
     }
     cli(&["scale", "count", "2", "--yes"]).expect_code(0);
 }
+
+#[test]
+fn a_worker_that_dies_seconds_after_it_starts_fails_the_deploy_and_the_old_one_runs_on() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "  app = \"python3 app.py\"\n",
+            "  app = \"python3 app.py\"\n  worker = \"sleep 600\"\n",
+        );
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    deploy(&d, &app, &[]).expect_code(0);
+    let before: Vec<Value> = status(&d)["machines"].as_array().unwrap().clone();
+    // No check and no port: the only sign of a broken worker is that it does not stay up,
+    // here for three seconds, the time a connection to a missing database takes to fail.
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "worker = \"sleep 600\"",
+            "worker = \"sh -c 'sleep 3; exit 1'\"",
+        );
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    let run = deploy(&d, &app, &[]).expect_code(7);
+    assert!(
+        run.stderr.contains("appears to be crashing")
+            && run.stderr.contains("hint: release v1 keeps running"),
+        "{}",
+        run.stderr
+    );
+    let after = status(&d);
+    assert_eq!(after["release"]["version"], 1);
+    let ids = |machines: &[Value]| {
+        let mut ids: Vec<String> = machines.iter().map(|m| m["id"].to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(after["machines"].as_array().unwrap()),
+        ids(&before),
+        "{after}"
+    );
+    assert!(
+        after["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "started"),
+        "{after}"
+    );
+}

@@ -22,8 +22,11 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(1);
 /// Without checks: how often the port is tried until it accepts, then how often after.
 const PORT_PROBE_EVERY: Duration = Duration::from_millis(10);
 const PORT_RECHECK_EVERY: Duration = Duration::from_secs(5);
-/// Without checks or a port: staying up this long counts as healthy.
-const UP_GRACE: Duration = Duration::from_secs(1);
+/// Without checks or a port: staying up this long counts as healthy. It is as long as an
+/// exit still counts as a crash in a row (and as flyctl's smoke checks watch a machine),
+/// so a worker that dies a few seconds after it starts fails its deploy, and the old
+/// release keeps running, rather than going live to crash-loop.
+const UP_GRACE: Duration = super::backoff::STABLE_AFTER;
 /// Longest check output kept in an event.
 const OUTPUT_LIMIT: usize = 512;
 /// The shortest time between two runs of a check.
