@@ -1196,6 +1196,37 @@ fn an_app_on_a_fixed_port_fails_with_the_port_it_listens_on_and_the_fix() {
 }
 
 #[test]
+fn an_app_on_the_ipv6_loopback_only_fails_with_where_it_listens_and_the_fix() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: this host has no IPv6 loopback");
+        return;
+    }
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    // As Node's `listen(port, "localhost")` does where localhost is ::1 first.
+    let source = std::fs::read_to_string(app.join("app.py"))
+        .unwrap()
+        .replace(
+            "    ThreadingHTTPServer((\"127.0.0.1\", port), Handler).serve_forever()",
+            "    import socket\n    ThreadingHTTPServer.address_family = socket.AF_INET6\n    ThreadingHTTPServer((\"::1\", port), Handler).serve_forever()",
+        );
+    assert!(source.contains("AF_INET6"), "the example still binds the expected way");
+    std::fs::write(app.join("app.py"), source).unwrap();
+    let run = deploy(&d, &app, &["--wait-timeout", "6s"]).expect_code(7);
+    assert!(
+        run.stderr.contains("is not healthy yet; it listens on [::1]:")
+            && run.stderr.contains(
+                "only, which lakefly's checks and edge do not reach (they connect to 127.0.0.1:"
+            )
+            && run
+                .stderr
+                .contains("make the app listen on 0.0.0.0, 127.0.0.1 or [::]"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn ctrl_c_stops_following_but_not_the_release() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();

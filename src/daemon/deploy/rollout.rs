@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::api::types::{kind, Event, Machine, MachineSpec};
 use crate::config::model::Strategy;
-use crate::daemon::runtime::{Action, Runtime};
+use crate::daemon::runtime::{listening, Action, Runtime};
 
 /// A new machine that exits this many times before it is healthy is crashing.
 const CRASHES_BEFORE_FAILING: u32 = 2;
@@ -379,7 +379,8 @@ impl Rollout<'_> {
 }
 
 impl Rollout<'_> {
-    /// `"; it listens on port N, not on $PORT (M): ..."` when the app ignores `$PORT`.
+    /// `"; it listens on port N, not on $PORT (M): ..."` when the app ignores `$PORT`, or
+    /// `"; it listens on [::1]:M, which ..."` when it listens where lakefly does not connect.
     async fn wrong_port_hint(&self, id: &str) -> String {
         let Ok(machine) = self.runtime.get(self.app, id).await else {
             return String::new();
@@ -387,12 +388,25 @@ impl Rollout<'_> {
         let (Some(pid), Some(port)) = (machine.pid, machine.port) else {
             return String::new();
         };
-        let ports = tokio::task::spawn_blocking(move || {
-            crate::daemon::runtime::process::listening_ports(pid)
-        })
-        .await
-        .unwrap_or_default();
-        if ports.is_empty() || ports.contains(&port) {
+        let sockets = tokio::task::spawn_blocking(move || listening::sockets(pid))
+            .await
+            .unwrap_or_default();
+        let on_port: Vec<&std::net::SocketAddr> =
+            sockets.iter().filter(|s| s.port() == port).collect();
+        if !on_port.is_empty() {
+            if on_port.iter().any(|s| listening::reached_from_loopback(s)) {
+                return String::new();
+            }
+            let listed: Vec<String> = on_port.iter().map(|s| s.to_string()).collect();
+            return format!(
+                "; it listens on {} only, which lakefly's checks and edge do not reach (they \
+                 connect to 127.0.0.1:{port}): make the app listen on 0.0.0.0, 127.0.0.1 or \
+                 [::] (Node: `listen(port)` with no host, or \"0.0.0.0\", not \"localhost\")",
+                listed.join(" and ")
+            );
+        }
+        let ports = listening::ports(&sockets);
+        if ports.is_empty() {
             return String::new();
         }
         let listed: Vec<String> = ports.iter().map(u16::to_string).collect();

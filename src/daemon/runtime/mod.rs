@@ -10,6 +10,7 @@ pub(crate) mod environment;
 pub mod exec;
 pub mod health;
 mod https_check;
+pub mod listening;
 pub mod live_restore;
 pub mod logs;
 pub mod mounts;

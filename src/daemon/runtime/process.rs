@@ -367,54 +367,6 @@ pub fn group_of(pid: u32) -> Option<u32> {
     membership(&stat, Membership::Group)
 }
 
-/// The TCP ports that processes of the group led by `pgid` listen on (from `/proc`), to
-/// tell an app that ignores `$PORT` what it did.
-pub fn listening_ports(pgid: u32) -> Vec<u16> {
-    let mut inodes = std::collections::BTreeSet::new();
-    for pid in group_members(pgid) {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                let target = target.to_string_lossy();
-                if let Some(inode) = target
-                    .strip_prefix("socket:[")
-                    .and_then(|t| t.strip_suffix(']'))
-                {
-                    inodes.insert(inode.to_string());
-                }
-            }
-        }
-    }
-    let mut ports = std::collections::BTreeSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // local_address is field 1 (ADDR:PORT in hex), st field 3 (0A = LISTEN), inode field 9.
-            let (Some(local), Some(state), Some(inode)) =
-                (fields.get(1), fields.get(3), fields.get(9))
-            else {
-                continue;
-            };
-            if *state != "0A" || !inodes.contains(*inode) {
-                continue;
-            }
-            if let Some(port) = local
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok())
-            {
-                ports.insert(port);
-            }
-        }
-    }
-    ports.into_iter().collect()
-}
-
 /// Whether `pid` is still the process that started at `recorded` ticks.
 pub fn is_same_process(pid: u32, recorded: u64) -> bool {
     start_time(pid) == Some(recorded)

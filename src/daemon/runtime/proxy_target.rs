@@ -2,7 +2,7 @@
 //! the machine's `$PORT`; another port must be one its processes listen on, so a token
 //! for the API does not open every port of the host.
 
-use super::{process, Runtime, RuntimeError};
+use super::{listening, Runtime, RuntimeError};
 use crate::api::proxy::ProxyTarget;
 use crate::api::types::MachineState;
 
@@ -24,9 +24,10 @@ impl Runtime {
                 })
             }
         };
-        let listening = tokio::task::spawn_blocking(move || process::listening_ports(pid))
-            .await
-            .unwrap_or_default();
+        let listening =
+            tokio::task::spawn_blocking(move || listening::ports(&listening::sockets(pid)))
+                .await
+                .unwrap_or_default();
         let internal = machine.spec.internal_port == Some(port);
         let host_port = match machine.port {
             // `$PORT`, where the app listens as it is asked to; else (an app that binds
