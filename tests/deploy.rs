@@ -1210,11 +1210,15 @@ fn an_app_on_the_ipv6_loopback_only_fails_with_where_it_listens_and_the_fix() {
             "    ThreadingHTTPServer((\"127.0.0.1\", port), Handler).serve_forever()",
             "    import socket\n    ThreadingHTTPServer.address_family = socket.AF_INET6\n    ThreadingHTTPServer((\"::1\", port), Handler).serve_forever()",
         );
-    assert!(source.contains("AF_INET6"), "the example still binds the expected way");
+    assert!(
+        source.contains("AF_INET6"),
+        "the example still binds the expected way"
+    );
     std::fs::write(app.join("app.py"), source).unwrap();
     let run = deploy(&d, &app, &["--wait-timeout", "6s"]).expect_code(7);
     assert!(
-        run.stderr.contains("is not healthy yet; it listens on [::1]:")
+        run.stderr
+            .contains("is not healthy yet; it listens on [::1]:")
             && run.stderr.contains(
                 "only, which lakefly's checks and edge do not reach (they connect to 127.0.0.1:"
             )

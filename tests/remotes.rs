@@ -93,6 +93,23 @@ fn unknown_names_bad_urls_and_a_broken_file_are_errors_that_say_what_to_do() {
         run.stderr
     );
 
+    // A daemon address that cannot be one is a usage error before any request, from the
+    // flag or the environment alike.
+    for bad in ["nonsense::", "ftp://lake.example.com", "http://"] {
+        let run = lakefly_with(config.path(), &["apps", "list"], &[("LAKEFLY_REMOTE", bad)])
+            .expect_code(2);
+        assert!(
+            run.stderr
+                .starts_with(&format!("error: `{bad}` is not a daemon URL"))
+                && run
+                    .stderr
+                    .contains("hint: a daemon is an http:// or https:// URL, or HOST:PORT"),
+            "{bad}: {}",
+            run.stderr
+        );
+    }
+    lakefly(config.path(), &["--remote", "[::1", "apps", "list"]).expect_code(2);
+
     let run = lakefly(
         config.path(),
         &["remote", "add", "prod", "lake.example.com"],

@@ -64,17 +64,27 @@ pub fn resolve(remote: Option<&str>) -> Result<Target, Error> {
         })
     };
     match remote {
-        Some(url) if url.contains("://") => Ok(Target {
-            key: url.trim_end_matches('/').to_string(),
-            url: Some(url.to_string()),
-        }),
+        // Checked here, so a typo is named as such rather than failing as a request.
+        Some(url) if url.contains("://") => {
+            remotes::check_url(url)?;
+            Ok(Target {
+                key: url.trim_end_matches('/').to_string(),
+                url: Some(url.to_string()),
+            })
+        }
         Some(name) if name == remotes::LOCAL || remotes::check_name(name).is_ok() => {
             named(name, &Remotes::load()?)
         }
-        Some(host_port) => Ok(Target {
-            key: format!("http://{host_port}"),
-            url: Some(format!("http://{host_port}")),
-        }),
+        Some(host_port) => {
+            let url = format!("http://{host_port}");
+            remotes::check_url(&url).map_err(|_| remotes::RemoteError::BadUrl {
+                url: host_port.to_string(),
+            })?;
+            Ok(Target {
+                key: url.clone(),
+                url: Some(url),
+            })
+        }
         None => {
             let remotes = Remotes::load()?;
             let name = remotes

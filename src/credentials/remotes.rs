@@ -322,7 +322,7 @@ pub fn check_name(name: &str) -> Result<(), RemoteError> {
 }
 
 /// A daemon URL, without a trailing `/`.
-fn check_url(url: &str) -> Result<String, RemoteError> {
+pub fn check_url(url: &str) -> Result<String, RemoteError> {
     let bad = || RemoteError::BadUrl { url: url.into() };
     let parsed = reqwest::Url::parse(url).map_err(|_| bad())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
