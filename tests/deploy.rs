@@ -1196,6 +1196,41 @@ fn an_app_on_a_fixed_port_fails_with_the_port_it_listens_on_and_the_fix() {
 }
 
 #[test]
+fn an_app_on_its_internal_port_instead_of_port_fails_at_once_with_the_fix() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    // As a Dockerfile's CMD that binds its EXPOSEd port, or a hard-coded `:8080`: the
+    // port fly.toml's internal_port names, which lakefly maps onto $PORT.
+    let internal = common::free_port();
+    let source = std::fs::read_to_string(app.join("app.py"))
+        .unwrap()
+        .replace(
+            "port = int(os.environ.get(\"PORT\", \"8080\"))",
+            &format!("port = {internal}  # its internal_port, whatever $PORT says"),
+        );
+    std::fs::write(app.join("app.py"), source).unwrap();
+    let config = std::fs::read_to_string(app.join("fly.toml"))
+        .unwrap()
+        .replace(
+            "internal_port = 8080",
+            &format!("internal_port = {internal}"),
+        );
+    std::fs::write(app.join("fly.toml"), config).unwrap();
+    // wait_timeout is long: the release fails because the machine cannot become healthy,
+    // not because the time ran out.
+    let run = deploy(&d, &app, &["--wait-timeout", "2m"]).expect_code(7);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot become healthy; it listens on port {internal}, not on $PORT ("
+        )) && run.stderr.contains(&format!(
+            "e.g. `--bind :${{PORT:-{internal}}}` keeps {internal} outside lakefly"
+        )) && !run.stderr.contains("not healthy within"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn an_app_on_the_ipv6_loopback_only_fails_with_where_it_listens_and_the_fix() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         eprintln!("skipping: this host has no IPv6 loopback");

@@ -6,6 +6,7 @@
 mod again;
 mod finish;
 mod interrupted;
+mod listen_check;
 mod prepare;
 mod release_bins;
 mod release_files;

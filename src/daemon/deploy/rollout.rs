@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::listen_check;
 use crate::api::types::{kind, Event, Machine, MachineSpec};
 use crate::config::model::Strategy;
-use crate::daemon::runtime::{listening, Action, Runtime};
+use crate::daemon::runtime::{Action, Runtime};
 
 /// A new machine that exits this many times before it is healthy is crashing.
 const CRASHES_BEFORE_FAILING: u32 = 2;
@@ -267,32 +268,47 @@ impl Rollout<'_> {
         }
     }
 
-    /// Waits until every machine in `pending` is healthy; fails fast on a crash loop.
+    /// Waits until every machine in `pending` is healthy; fails fast on a crash loop, or on
+    /// a machine that listens where it can never be found healthy.
     async fn wait_healthy(&mut self, mut pending: BTreeSet<String>) -> Result<(), Failure> {
         let deadline = Instant::now() + self.wait_timeout;
         let mut crashes: BTreeMap<String, u32> = BTreeMap::new();
         let mut last_output: BTreeMap<String, String> = BTreeMap::new();
-        // Until an app that ignores $PORT is told so, its ports are looked at now and then,
-        // so the deploy says why it waits long before wait_timeout ends it.
-        let mut port_look = Some(Instant::now() + WRONG_PORT_LOOK_EVERY);
+        // While machines wait, where they listen is looked at now and then: an app that
+        // ignores $PORT is told so long before wait_timeout ends the release, and one that
+        // cannot become healthy (seen so on two looks in a row) fails it at once.
+        let mut port_look = Instant::now() + WRONG_PORT_LOOK_EVERY;
+        let mut told: BTreeSet<String> = BTreeSet::new();
+        let mut settled: BTreeMap<String, u32> = BTreeMap::new();
         while !pending.is_empty() {
-            let wake = port_look.filter(|at| *at < deadline).unwrap_or(deadline);
+            let wake = port_look.min(deadline);
             let left = wake.saturating_duration_since(Instant::now());
             let event = match tokio::time::timeout(left, self.events.recv()).await {
                 Ok(Some(event)) => event,
                 Err(_) if Instant::now() < deadline => {
-                    let mut told = false;
                     for id in &pending {
-                        let hint = self.wrong_port_hint(id).await;
-                        if !hint.is_empty() {
+                        let Some(misplaced) = listen_check::look(self.runtime, self.app, id).await
+                        else {
+                            settled.remove(id);
+                            continue;
+                        };
+                        if told.insert(id.clone()) {
                             (self.progress)(
                                 "rollout",
-                                format!("machine {id} is not healthy yet{hint}"),
+                                format!("machine {id} is not healthy yet{}", misplaced.hint),
                             );
-                            told = true;
+                        }
+                        let seen = settled.entry(id.clone()).or_default();
+                        *seen = if misplaced.settled { *seen + 1 } else { 0 };
+                        if *seen >= 2 {
+                            return Err(Failure::of_machine(
+                                id,
+                                format!("machine {id} cannot become healthy{}", misplaced.hint),
+                                last_output.get(id).cloned(),
+                            ));
                         }
                     }
-                    port_look = (!told).then(|| Instant::now() + WRONG_PORT_LOOK_EVERY);
+                    port_look = Instant::now() + WRONG_PORT_LOOK_EVERY;
                     continue;
                 }
                 Ok(None) => return Err(Failure::because("the daemon is stopping".into())),
@@ -309,7 +325,9 @@ impl Rollout<'_> {
                         ),
                         last_output.get(&id).cloned(),
                     );
-                    failure.reason.push_str(&self.wrong_port_hint(&id).await);
+                    if let Some(misplaced) = listen_check::look(self.runtime, self.app, &id).await {
+                        failure.reason.push_str(&misplaced.hint);
+                    }
                     return Err(failure);
                 }
             };
@@ -375,48 +393,6 @@ impl Rollout<'_> {
             }
         }
         Ok(())
-    }
-}
-
-impl Rollout<'_> {
-    /// `"; it listens on port N, not on $PORT (M): ..."` when the app ignores `$PORT`, or
-    /// `"; it listens on [::1]:M, which ..."` when it listens where lakefly does not connect.
-    async fn wrong_port_hint(&self, id: &str) -> String {
-        let Ok(machine) = self.runtime.get(self.app, id).await else {
-            return String::new();
-        };
-        let (Some(pid), Some(port)) = (machine.pid, machine.port) else {
-            return String::new();
-        };
-        let sockets = tokio::task::spawn_blocking(move || listening::sockets(pid))
-            .await
-            .unwrap_or_default();
-        let on_port: Vec<&std::net::SocketAddr> =
-            sockets.iter().filter(|s| s.port() == port).collect();
-        if !on_port.is_empty() {
-            if on_port.iter().any(|s| listening::reached_from_loopback(s)) {
-                return String::new();
-            }
-            let listed: Vec<String> = on_port.iter().map(|s| s.to_string()).collect();
-            return format!(
-                "; it listens on {} only, which lakefly's checks and edge do not reach (they \
-                 connect to 127.0.0.1:{port}): make the app listen on 0.0.0.0, 127.0.0.1 or \
-                 [::] (Node: `listen(port)` with no host, or \"0.0.0.0\", not \"localhost\")",
-                listed.join(" and ")
-            );
-        }
-        let ports = listening::ports(&sockets);
-        if ports.is_empty() {
-            return String::new();
-        }
-        let listed: Vec<String> = ports.iter().map(u16::to_string).collect();
-        let internal = machine.spec.internal_port.map_or(String::new(), |p| {
-            format!(" (lakefly maps internal_port {p} onto it)")
-        });
-        format!(
-            "; it listens on port {}, not on $PORT ({port}): make the app listen on the port in $PORT{internal}",
-            listed.join(", ")
-        )
     }
 }
 
