@@ -1231,6 +1231,25 @@ fn an_app_on_its_internal_port_instead_of_port_fails_at_once_with_the_fix() {
 }
 
 #[test]
+fn an_app_that_never_listens_is_said_to_listen_nowhere_when_its_time_runs_out() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    std::fs::write(
+        app.join("app.py"),
+        "import time\nprint('connecting to the database...', flush=True)\ntime.sleep(600)\n",
+    )
+    .unwrap();
+    let run = deploy(&d, &app, &["--wait-timeout", "3s"]).expect_code(7);
+    assert!(
+        run.stderr.contains(
+            "was not healthy within 3s; it listens on no TCP port, and lakefly waited for one on $PORT ("
+        ) && run.stderr.contains("connecting to the database..."),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn an_app_on_the_ipv6_loopback_only_fails_with_where_it_listens_and_the_fix() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         eprintln!("skipping: this host has no IPv6 loopback");

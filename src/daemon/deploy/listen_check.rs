@@ -21,12 +21,40 @@ pub struct Misplaced {
 
 /// Where machine `id` of `app` listens, when that is not where lakefly connects.
 pub async fn look(runtime: &Runtime, app: &str, id: &str) -> Option<Misplaced> {
+    let (sockets, port, internal_port) = sockets_of(runtime, app, id).await?;
+    judge(&sockets, port, internal_port)
+}
+
+/// Why machine `id` was never found healthy, as far as where it listens tells: its
+/// [`Misplaced`] hint, or that it listens on no TCP port at all (an app that never got
+/// to serving, or that serves no TCP); empty when it listens where lakefly connects.
+pub async fn why_not(runtime: &Runtime, app: &str, id: &str) -> String {
+    let Some((sockets, port, internal_port)) = sockets_of(runtime, app, id).await else {
+        return String::new();
+    };
+    match judge(&sockets, port, internal_port) {
+        Some(misplaced) => misplaced.hint,
+        None if sockets.is_empty() => format!(
+            "; it listens on no TCP port, and lakefly waited for one on $PORT ({port}); see \
+             its log lines for how far it got"
+        ),
+        None => String::new(),
+    }
+}
+
+/// The sockets machine `id` listens on, its `$PORT` and its `internal_port`; `None` when
+/// it has no process or no port.
+async fn sockets_of(
+    runtime: &Runtime,
+    app: &str,
+    id: &str,
+) -> Option<(Vec<SocketAddr>, u16, Option<u16>)> {
     let machine = runtime.get(app, id).await.ok()?;
     let (pid, port) = (machine.pid?, machine.port?);
     let sockets = tokio::task::spawn_blocking(move || listening::sockets(pid))
         .await
         .unwrap_or_default();
-    judge(&sockets, port, machine.spec.internal_port)
+    Some((sockets, port, machine.spec.internal_port))
 }
 
 /// What listening on `sockets` means for a machine given `port` (`$PORT`), onto which

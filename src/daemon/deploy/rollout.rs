@@ -325,9 +325,8 @@ impl Rollout<'_> {
                         ),
                         last_output.get(&id).cloned(),
                     );
-                    if let Some(misplaced) = listen_check::look(self.runtime, self.app, &id).await {
-                        failure.reason.push_str(&misplaced.hint);
-                    }
+                    let why = listen_check::why_not(self.runtime, self.app, &id).await;
+                    failure.reason.push_str(&why);
                     return Err(failure);
                 }
             };
