@@ -1725,3 +1725,49 @@ fn a_worker_that_dies_seconds_after_it_starts_fails_the_deploy_and_the_old_one_r
         "{after}"
     );
 }
+
+#[test]
+fn a_group_left_out_of_the_config_goes_only_once_the_release_runs() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    let original = std::fs::read_to_string(app.join("fly.toml")).unwrap();
+    let with_worker = original.replace(
+        "  app = \"python3 app.py\"\n",
+        "  app = \"python3 app.py\"\n  worker = \"sleep 600\"\n",
+    );
+    std::fs::write(app.join("fly.toml"), &with_worker).unwrap();
+    deploy(&d, &app, &[]).expect_code(0);
+    let worker = |s: &Value| {
+        s["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["process_group"] == "worker")
+            .cloned()
+    };
+    let before = worker(&status(&d)).expect("a worker machine");
+
+    // The worker group is dropped by a release that fails: the worker runs on.
+    std::fs::write(app.join("fly.toml"), &original).unwrap();
+    let app_py = std::fs::read_to_string(app.join("app.py")).unwrap();
+    std::fs::write(app.join("app.py"), "import sys\nsys.exit(3)\n").unwrap();
+    deploy(&d, &app, &[]).expect_code(7);
+    let kept = worker(&status(&d)).expect("the worker is still there");
+    assert_eq!(
+        (&kept["id"], &kept["state"]),
+        (&before["id"], &Value::from("started"))
+    );
+
+    // Dropped by a release that runs, it goes, and the deploy says so.
+    std::fs::write(app.join("app.py"), app_py).unwrap();
+    let run = deploy(&d, &app, &[]).expect_code(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "destroyed machine {}: its group worker is no longer in the config",
+            before["id"].as_str().unwrap()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(worker(&status(&d)), None);
+}

@@ -383,17 +383,13 @@ impl Deployer {
             .run(move |conn, path| releases::set_specs(conn, path, &a, version, &specs))
             .await
             .map_err(|e| fail(e.to_string()))?;
-        // Machines of groups the new config no longer has go too.
+        // Machines of groups the new config no longer has go once the release runs, not
+        // before: a failed release leaves the old one whole.
         let known: Vec<&str> = cfg.group_names();
-        for machine in existing
+        let dropped: Vec<_> = existing
             .iter()
             .filter(|m| !known.contains(&m.process_group.as_str()))
-        {
-            let _ = self
-                .runtime
-                .act(app, &machine.id, super::runtime::Action::Destroy)
-                .await;
-        }
+            .collect();
         // The new release's routes and ports, bound before any machine changes: a port in
         // use fails the release with the old one untouched.
         let warnings = self
@@ -431,6 +427,22 @@ impl Deployer {
         }
         .run(strategy, groups)
         .await;
+        if outcome.is_ok() {
+            for machine in dropped {
+                let (id, group) = (&machine.id, &machine.process_group);
+                let gone = self
+                    .runtime
+                    .act(app, id, super::runtime::Action::Destroy)
+                    .await;
+                progress(
+                    "rollout",
+                    match gone {
+                        Ok(_) => format!("destroyed machine {id}: its group {group} is no longer in the config"),
+                        Err(e) => format!("could not destroy machine {id} of group {group}, which the config no longer has: {e}"),
+                    },
+                );
+            }
+        }
         drop(progress);
         let _ = recorder.await;
         outcome
