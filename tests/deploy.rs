@@ -397,10 +397,11 @@ fn canary_and_immediate_replace_every_machine_and_a_second_deploy_at_once_is_ref
         assert_eq!(machines[0]["release_version"], round, "{strategy}");
     }
     // A release whose check cannot pass for a while keeps v4 running...
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace("grace_period = \"1s\"", "grace_period = \"3s\"");
-    std::fs::write(app.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &app.join("fly.toml"),
+        "grace_period = \"1s\"",
+        "grace_period = \"3s\"",
+    );
     deploy(&d, &app, &["--detach"]).expect_code(0);
     // ...so a second one is refused with the running version named.
     let run = deploy(&d, &app, &["--detach"]).expect_code(6);
@@ -972,10 +973,11 @@ fn the_broken_example_fails_while_the_previous_release_answers_every_request() {
     deploy_example(&d, "hello", &[]).expect_code(0);
     // Then a change under the same app...
     let (_dir, changed) = hello_copy();
-    let config = std::fs::read_to_string(changed.join("fly.toml"))
-        .unwrap()
-        .replace("GREETING = \"hello\"", "GREETING = \"changed\"");
-    std::fs::write(changed.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &changed.join("fly.toml"),
+        "GREETING = \"hello\"",
+        "GREETING = \"changed\"",
+    );
     deploy(&d, &changed, &[]).expect_code(0);
     // ...then the broken example's content, with requests flowing to v2 all along.
     let port = status(&d)["machines"][0]["port"].as_u64().unwrap() as u16;
@@ -1104,13 +1106,11 @@ async fn each_strategy_replaces_machines_in_its_own_order() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();
     // max_unavailable = 2 makes rolling batches of two, so canary (one first) differs.
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace(
-            "strategy = \"rolling\"",
-            "strategy = \"rolling\"\n  max_unavailable = 2",
-        );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &app.join("fly.toml"),
+        "strategy = \"rolling\"",
+        "strategy = \"rolling\"\n  max_unavailable = 2",
+    );
     let (api, config) = (d.api.clone(), app.join("fly.toml"));
     tokio::task::spawn_blocking(move || {
         common::lakefly(
@@ -1153,24 +1153,16 @@ fn an_app_on_a_fixed_port_fails_with_the_port_it_listens_on_and_the_fix() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();
     let fixed = common::free_port();
-    let source = std::fs::read_to_string(app.join("app.py"))
-        .unwrap()
-        .replace(
-            "port = int(os.environ.get(\"PORT\", \"8080\"))",
-            &format!("port = {fixed}  # ignores $PORT"),
-        );
-    assert!(
-        source.contains("ignores $PORT"),
-        "the example still reads $PORT the expected way"
+    common::files::edit_file(
+        &app.join("app.py"),
+        "port = int(os.environ.get(\"PORT\", \"8080\"))",
+        &format!("port = {fixed}  # ignores $PORT"),
     );
-    std::fs::write(app.join("app.py"), source).unwrap();
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace(
-            "strategy = \"rolling\"",
-            "strategy = \"rolling\"\n  wait_timeout = \"6s\"",
-        );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &app.join("fly.toml"),
+        "strategy = \"rolling\"",
+        "strategy = \"rolling\"\n  wait_timeout = \"6s\"",
+    );
     let run = deploy(&d, &app, &[]).expect_code(7);
     // Said while it waits, not only once wait_timeout ends the release.
     assert!(
@@ -1202,20 +1194,16 @@ fn an_app_on_its_internal_port_instead_of_port_fails_at_once_with_the_fix() {
     // As a Dockerfile's CMD that binds its EXPOSEd port, or a hard-coded `:8080`: the
     // port fly.toml's internal_port names, which lakefly maps onto $PORT.
     let internal = common::free_port();
-    let source = std::fs::read_to_string(app.join("app.py"))
-        .unwrap()
-        .replace(
-            "port = int(os.environ.get(\"PORT\", \"8080\"))",
-            &format!("port = {internal}  # its internal_port, whatever $PORT says"),
-        );
-    std::fs::write(app.join("app.py"), source).unwrap();
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace(
-            "internal_port = 8080",
-            &format!("internal_port = {internal}"),
-        );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &app.join("app.py"),
+        "port = int(os.environ.get(\"PORT\", \"8080\"))",
+        &format!("port = {internal}  # its internal_port, whatever $PORT says"),
+    );
+    common::files::edit_file(
+        &app.join("fly.toml"),
+        "internal_port = 8080",
+        &format!("internal_port = {internal}"),
+    );
     // wait_timeout is long: the release fails because the machine cannot become healthy,
     // not because the time ran out.
     let run = deploy(&d, &app, &["--wait-timeout", "2m"]).expect_code(7);
@@ -1258,17 +1246,9 @@ fn an_app_on_the_ipv6_loopback_only_fails_with_where_it_listens_and_the_fix() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();
     // As Node's `listen(port, "localhost")` does where localhost is ::1 first.
-    let source = std::fs::read_to_string(app.join("app.py"))
-        .unwrap()
-        .replace(
-            "    ThreadingHTTPServer((\"127.0.0.1\", port), Handler).serve_forever()",
+    common::files::edit_file(&app.join("app.py"), "    ThreadingHTTPServer((\"127.0.0.1\", port), Handler).serve_forever()",
             "    import socket\n    ThreadingHTTPServer.address_family = socket.AF_INET6\n    ThreadingHTTPServer((\"::1\", port), Handler).serve_forever()",
         );
-    assert!(
-        source.contains("AF_INET6"),
-        "the example still binds the expected way"
-    );
-    std::fs::write(app.join("app.py"), source).unwrap();
     let run = deploy(&d, &app, &["--wait-timeout", "6s"]).expect_code(7);
     assert!(
         run.stderr
@@ -1289,10 +1269,11 @@ fn ctrl_c_stops_following_but_not_the_release() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();
     // A health check that takes a while, so the release is still rolling out when interrupted.
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace("grace_period = \"1s\"", "grace_period = \"2s\"");
-    std::fs::write(app.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &app.join("fly.toml"),
+        "grace_period = \"1s\"",
+        "grace_period = \"2s\"",
+    );
     let config = app.join("fly.toml");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
         .args(["--remote", &d.api, "deploy", "-c", config.to_str().unwrap()])
@@ -1629,13 +1610,11 @@ fn a_first_release_that_fails_says_nothing_runs() {
 /// Deploys `app` detached, its machines waiting for the file `gate` before they serve: the
 /// release rolls out until the test writes it.
 fn deploy_gated(d: &TestDaemon, app: &Path, gate: &Path) {
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace(
-            "app = \"python3 app.py\"",
-            "app = \"while [ ! -e \\\"$GATE\\\" ]; do sleep 0.05; done; exec python3 app.py\"",
-        );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &app.join("fly.toml"),
+        "app = \"python3 app.py\"",
+        "app = \"while [ ! -e \\\"$GATE\\\" ]; do sleep 0.05; done; exec python3 app.py\"",
+    );
     let gate_env = format!("GATE={}", gate.display());
     deploy(d, app, &["--detach", "-e", &gate_env]).expect_code(0);
 }
@@ -1679,24 +1658,20 @@ fn scaling_during_the_first_rollout_says_it_is_rolling_out_not_that_there_is_no_
 fn a_worker_that_dies_seconds_after_it_starts_fails_the_deploy_and_the_old_one_runs_on() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace(
-            "  app = \"python3 app.py\"\n",
-            "  app = \"python3 app.py\"\n  worker = \"sleep 600\"\n",
-        );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &app.join("fly.toml"),
+        "  app = \"python3 app.py\"\n",
+        "  app = \"python3 app.py\"\n  worker = \"sleep 600\"\n",
+    );
     deploy(&d, &app, &[]).expect_code(0);
     let before: Vec<Value> = status(&d)["machines"].as_array().unwrap().clone();
     // No check and no port: the only sign of a broken worker is that it does not stay up,
     // here for three seconds, the time a connection to a missing database takes to fail.
-    let config = std::fs::read_to_string(app.join("fly.toml"))
-        .unwrap()
-        .replace(
-            "worker = \"sleep 600\"",
-            "worker = \"sh -c 'sleep 3; exit 1'\"",
-        );
-    std::fs::write(app.join("fly.toml"), config).unwrap();
+    common::files::edit_file(
+        &app.join("fly.toml"),
+        "worker = \"sleep 600\"",
+        "worker = \"sh -c 'sleep 3; exit 1'\"",
+    );
     let run = deploy(&d, &app, &[]).expect_code(7);
     assert!(
         run.stderr.contains("appears to be crashing")

@@ -32,6 +32,18 @@ pub fn hello_copy() -> (tempfile::TempDir, PathBuf) {
     (dir, app)
 }
 
+/// Replaces `from` with `to` in the file at `path`, failing the test when `from` is not
+/// there (the file changed under the test).
+pub fn edit_file(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.contains(from),
+        "{} no longer holds {from:?}",
+        path.display()
+    );
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
 /// A directory `name` under `root` holding `files` (name and text).
 pub fn app_with(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let app = root.join(name);
