@@ -28,6 +28,16 @@ async fn head(d: &TestDaemon, digest: &str) -> u16 {
         .as_u16()
 }
 
+/// A deploy refused by the client left nothing on the daemon: no bundle, no app.
+fn assert_nothing_reached(d: &TestDaemon, app: &std::path::Path) {
+    assert_nothing_stored(d);
+    let apps = d
+        .cli(app, &["apps", "list", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(apps, serde_json::json!([]));
+}
+
 /// Nothing half-written is left behind by a refused upload.
 fn assert_nothing_stored(d: &TestDaemon) {
     let dir = d.state.join("bundles");
@@ -241,12 +251,7 @@ fn lakefly_deploy_names_a_link_out_of_the_app_and_a_pipe_it_leaves_out() {
         "{error}"
     );
     // Refused before anything reached the daemon.
-    assert_nothing_stored(&d);
-    let apps = d
-        .cli(&app, &["apps", "list", "--json"])
-        .expect_code(0)
-        .json();
-    assert_eq!(apps, serde_json::json!([]));
+    assert_nothing_reached(&d, &app);
 
     std::fs::write(app.join(".lakeflyignore"), ".env\n").unwrap();
     let made = std::process::Command::new("mkfifo")
@@ -297,12 +302,7 @@ fn lakefly_deploy_refuses_a_bundle_over_the_daemons_limit_before_sending_it() {
         refused.stderr
     );
     // Nothing reached the daemon: no bundle, not even the app.
-    assert_nothing_stored(&d);
-    let apps = d
-        .cli(&app, &["apps", "list", "--json"])
-        .expect_code(0)
-        .json();
-    assert_eq!(apps, serde_json::json!([]));
+    assert_nothing_reached(&d, &app);
 
     // Left out, the rest deploys.
     std::fs::write(app.join(".lakeflyignore"), "data.bin\n").unwrap();
