@@ -508,6 +508,9 @@ fn a_group_whose_machine_exits_for_good_fails_the_deploy_at_once() {
     );
     // Said at once, not as "not healthy within 5m" once wait_timeout ran out.
     assert!(!run.stderr.contains("within 5m"), "{}", run.stderr);
+    // What it printed just before it ended is among its last lines.
+    let logs = run.stderr.split("last log lines:").nth(1).unwrap_or("");
+    assert!(logs.contains("\n      done\n"), "{}", run.stderr);
 }
 
 #[test]

@@ -15,6 +15,9 @@ use crate::api::types::{kind, Event, Machine, MachineSpec};
 use crate::config::model::Strategy;
 use crate::daemon::runtime::{Action, Runtime};
 
+/// How long after an exit is seen its last output may still arrive: less than the delay
+/// before a crashed machine's second restart, so no line of a next run is taken for it.
+const EXIT_OUTPUT_SLACK: Duration = Duration::from_millis(150);
 /// A new machine that exits this many times before it is healthy is crashing.
 const CRASHES_BEFORE_FAILING: u32 = 2;
 /// How often, while new machines are not healthy, their listening ports are looked at for
@@ -53,6 +56,18 @@ impl Failure {
             machine: Some(id.to_string()),
             check_output,
             seen_at: crate::daemon::events::now(),
+        }
+    }
+
+    /// A failure of machine `id` because its process ended: what it printed last may still
+    /// be in its pipes when the exit is seen, and nothing of a stop follows (it is not
+    /// running), so its lines count a little past now.
+    fn of_exit(id: &str, reason: String, check_output: Option<String>) -> Self {
+        let later =
+            chrono::Utc::now() + chrono::Duration::from_std(EXIT_OUTPUT_SLACK).unwrap_or_default();
+        Failure {
+            seen_at: later.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ..Failure::of_machine(id, reason, check_output)
         }
     }
 }
@@ -362,7 +377,7 @@ impl Rollout<'_> {
                         } else {
                             "a process group must keep running; a one-off step belongs in [deploy] release_command"
                         };
-                        return Err(Failure::of_machine(
+                        return Err(Failure::of_exit(
                             &id,
                             format!("machine {id} {how} before it was healthy, and its restart policy does not start it again ({why})"),
                             last_output.get(&id).cloned(),
@@ -371,7 +386,7 @@ impl Rollout<'_> {
                     let n = crashes.entry(id.clone()).or_default();
                     *n += 1;
                     if *n >= CRASHES_BEFORE_FAILING {
-                        return Err(Failure::of_machine(
+                        return Err(Failure::of_exit(
                             &id,
                             format!("the app appears to be crashing: machine {id} exited {n} times before it was healthy"),
                             last_output.get(&id).cloned(),
@@ -379,7 +394,7 @@ impl Rollout<'_> {
                     }
                 }
                 kind::MACHINE_FAILED => {
-                    return Err(Failure::of_machine(
+                    return Err(Failure::of_exit(
                         &id,
                         format!(
                             "machine {id} failed: {}",
