@@ -78,6 +78,10 @@ pub struct CreateApp {
 /// daemon's early 413 would reach it mid-upload as a broken pipe.
 pub const BUNDLE_MAX_BYTES_HEADER: &str = "lakefly-bundle-max-bytes";
 
+/// The error code of a bundle larger than the daemon takes: the daemon's 413, and the
+/// client's refusal before sending one (`BUNDLE_MAX_BYTES_HEADER`).
+pub const BUNDLE_TOO_LARGE: &str = "bundle_too_large";
+
 /// `PUT /v1/bundles/{sha256}`: what was stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleStored {
@@ -550,8 +554,8 @@ pub struct Event {
 }
 
 impl Event {
-    /// Its data as `key=value` pairs by name (strings bare, nulls left out), as people read it in
-    /// `lakefly events` and lakeflyd's log.
+    /// Its data as `key=value` pairs by name (strings bare, nulls left out), as people read
+    /// it in `lakefly events` and lakeflyd's log.
     pub fn details(&self) -> String {
         match &self.data {
             serde_json::Value::Object(map) => {

@@ -468,7 +468,7 @@ fn too_large(dir: &Path, size: u64, max: u64, daemon: &str) -> Error {
                 size.div_ceil(1024),
                 max / 1024
             ),
-            code: "bundle_too_large".into(),
+            code: crate::api::types::BUNDLE_TOO_LARGE.into(),
             hint: Some(format!(
                 "leave build output, dependencies and data out with .lakeflyignore (or \
                  .dockerignore), or start lakeflyd with a larger --bundle-max-bytes (now {max})"

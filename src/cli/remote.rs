@@ -65,13 +65,10 @@ pub fn resolve(remote: Option<&str>) -> Result<Target, Error> {
     };
     match remote {
         // Checked here, so a typo is named as such rather than failing as a request.
-        Some(url) if url.contains("://") => {
-            remotes::check_url(url)?;
-            Ok(Target {
-                key: url.trim_end_matches('/').to_string(),
-                url: Some(url.to_string()),
-            })
-        }
+        Some(url) if url.contains("://") => Ok(Target {
+            key: remotes::check_url(url)?,
+            url: Some(url.to_string()),
+        }),
         Some(name) if name == remotes::LOCAL || remotes::check_name(name).is_ok() => {
             named(name, &Remotes::load()?)
         }

@@ -285,7 +285,12 @@ async fn gap_since(store: &Store, since: u64) -> Result<Option<Event>, StoreErro
 
 /// The current time, as events record it (RFC 3339, UTC, milliseconds).
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    stamp(chrono::Utc::now())
+}
+
+/// `at` as events and log lines record times, so the stored ones compare with it.
+pub fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use crate::daemon::runtime::{Action, Runtime};
 const EXIT_OUTPUT_SLACK: Duration = Duration::from_millis(150);
 /// A new machine that exits this many times before it is healthy is crashing.
 const CRASHES_BEFORE_FAILING: u32 = 2;
-/// How often, while new machines are not healthy, their listening ports are looked at for
-/// an app that ignores `$PORT`.
+/// How often, while new machines are not healthy, where they listen is looked at
+/// (`listen_check`).
 const WRONG_PORT_LOOK_EVERY: Duration = Duration::from_secs(2);
 
 /// Why a rollout stopped.
@@ -66,7 +66,7 @@ impl Failure {
         let later =
             chrono::Utc::now() + chrono::Duration::from_std(EXIT_OUTPUT_SLACK).unwrap_or_default();
         Failure {
-            seen_at: later.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            seen_at: crate::daemon::events::stamp(later),
             ..Failure::of_machine(id, reason, check_output)
         }
     }

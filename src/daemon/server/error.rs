@@ -249,7 +249,7 @@ impl ServerError {
                 JobError::Store(_) => "internal",
             },
             ServerError::Upload(e) => match e {
-                UploadError::TooLarge { .. } => "bundle_too_large",
+                UploadError::TooLarge { .. } => crate::api::types::BUNDLE_TOO_LARGE,
                 UploadError::DigestMismatch { .. } => "digest_mismatch",
                 UploadError::Unsafe(_) => "unsafe_bundle",
                 UploadError::Body(_) => "upload_interrupted",
