@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, OsRng};
 use chacha20poly1305::{AeadCore, ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::secret::Secret;
@@ -14,6 +16,17 @@ pub const CREDENTIAL: &str = "lakefly-master-key";
 /// The key file in the state directory.
 pub(crate) const KEY_FILE: &str = "master.key";
 const KEY_LEN: usize = 32;
+/// Hex digits of a value's digest.
+const DIGEST_LEN: usize = 12;
+/// What the digest key is derived for (changing it changes every digest).
+const DIGEST_KEY_LABEL: &[u8] = b"lakefly secret digest v1";
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac =
+        <Hmac<Sha256> as hmac::Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
 
 /// Why the master key could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +77,8 @@ pub(super) fn credential_path() -> Option<PathBuf> {
 /// The master key, loaded once.
 pub struct MasterKey {
     cipher: ChaCha20Poly1305,
+    /// Keys the digests of values, so a digest cannot be used to test guesses of a value.
+    digest_key: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl MasterKey {
@@ -122,9 +137,25 @@ impl MasterKey {
     }
 
     fn from_bytes(key: &[u8]) -> Self {
+        // A key of its own for digests (HMAC as the KDF), so no value is ever both
+        // encrypted and MACed under one key.
+        let mut digest_key = Zeroizing::new([0u8; KEY_LEN]);
+        digest_key.copy_from_slice(&hmac_sha256(key, DIGEST_KEY_LABEL));
         MasterKey {
             cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
+            digest_key,
         }
+    }
+
+    /// A short keyed digest of a value (HMAC-SHA256): it tells values apart in
+    /// `secrets list` without showing them, and unlike a plain hash it cannot be used to
+    /// check a guessed value by anyone without the master key.
+    pub fn digest(&self, value: &Secret) -> String {
+        let mac = hmac_sha256(self.digest_key.as_slice(), value.expose());
+        mac.iter()
+            .take(DIGEST_LEN / 2)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Seals a value: `nonce || ciphertext`.
@@ -180,6 +211,25 @@ mod tests {
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
         assert!(key.open(&altered).is_err());
+    }
+
+    #[test]
+    fn digests_tell_values_apart_and_are_keyed() {
+        use sha2::Digest as _;
+        let key = MasterKey::load(tempfile::tempdir().unwrap().path()).unwrap();
+        let value = Secret::from("hunter2".to_string());
+        let digest = key.digest(&value);
+        assert_eq!(digest.len(), DIGEST_LEN);
+        assert_eq!(digest, key.digest(&value), "stable under one key");
+        assert_ne!(digest, key.digest(&Secret::from("hunter3".to_string())));
+        // Without the key, hashing a guess does not reproduce it.
+        let plain = format!("{:x}", sha2::Sha256::digest(b"hunter2"));
+        assert!(
+            !plain.starts_with(&digest),
+            "a plain hash would confirm guesses"
+        );
+        let other = MasterKey::load(tempfile::tempdir().unwrap().path()).unwrap();
+        assert_ne!(digest, other.digest(&value));
     }
 
     #[test]

@@ -4,33 +4,48 @@
 //! from `<state>/master.key`, created 0600 on first start; a key file others can read is
 //! refused.
 
+mod digests;
 mod key;
 pub mod rotate;
 
 use std::path::Path;
 
-use sha2::Digest as _;
-
 pub(crate) use self::key::KEY_FILE;
 pub use self::key::{KeyError, MasterKey, OpenError, CREDENTIAL};
 use crate::secret::Secret;
 
-/// A short digest of a value, to tell values apart without showing them.
-pub fn digest(value: &Secret) -> String {
-    let hash = sha2::Sha256::digest(value.expose());
-    format!("{:x}", hash)[..12].to_string()
+/// One stored secret: app, name, deployed value and staged value, sealed.
+pub(super) type SealedRow = (String, String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Every stored secret, sealed.
+pub(super) fn sealed_rows(
+    conn: &rusqlite::Connection,
+    path: &Path,
+) -> Result<Vec<SealedRow>, crate::daemon::store::StoreError> {
+    let sqlite = crate::daemon::store::sqlite(path);
+    let mut stmt = conn
+        .prepare("SELECT app, name, sealed, staged FROM secrets")
+        .map_err(&sqlite)?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .map_err(&sqlite)?;
+    rows.collect::<Result<_, _>>().map_err(&sqlite)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digests_tell_values_apart_without_showing_them() {
-        let a = digest(&Secret::from("a".to_string()));
-        assert_eq!(a.len(), 12);
-        assert_ne!(a, digest(&Secret::from("b".to_string())));
-    }
+/// Opens a stored value; one that does not open means the state is damaged.
+pub(super) fn open_stored(
+    key: &MasterKey,
+    sealed: &[u8],
+    path: &Path,
+) -> Result<Secret, crate::daemon::store::StoreError> {
+    key.open(sealed)
+        .map_err(|_| crate::daemon::store::StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: "secret value (it does not open with the current key)",
+            id: 0,
+        })
 }
 
 /// Secrets in the store, sealed with the master key.
@@ -86,7 +101,7 @@ impl SecretStore {
         let sqlite = crate::daemon::store::sqlite(path);
         let mut applied = Applied::default();
         for (name, value) in set {
-            let new_digest = digest(value);
+            let new_digest = self.key.digest(value);
             let current: Option<(Option<String>, Option<String>, bool)> = tx
                 .query_row(
                     "SELECT digest, staged_digest, staged_unset FROM secrets WHERE app = ?1 AND name = ?2",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, OptionalExtension};
 
 use super::key::{credential_path, KEY_FILE};
-use super::{KeyError, MasterKey};
+use super::{digests, open_stored, sealed_rows, KeyError, MasterKey};
 use crate::daemon::store::{sqlite, Store, StoreError};
 use crate::secret::Secret;
 
@@ -19,8 +19,16 @@ pub(crate) const NEXT_FILE: &str = "master.key.next";
 const CHECK: &[u8] = b"lakefly master key check";
 
 /// Loads the master key for the secrets in `store`: finishes or discards a rotation a
-/// crash interrupted, and refuses a key that does not open them.
+/// crash interrupted, refuses a key that does not open them, and keys the digests of a
+/// state from before keyed digests.
 pub fn open_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> {
+    let key = checked_key(store, state_dir)?;
+    store.run_blocking(|conn, path| digests::ensure_keyed(conn, path, &key))?;
+    Ok(key)
+}
+
+/// The master key, once it is known to open the secrets in `store`.
+fn checked_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> {
     let key = MasterKey::load(state_dir)?;
     let next_path = state_dir.join(NEXT_FILE);
     let key_path = credential_path().unwrap_or_else(|| state_dir.join(KEY_FILE));
@@ -72,9 +80,6 @@ pub fn rotate(store: &Store, state_dir: &Path) -> Result<usize, KeyError> {
     Ok(count)
 }
 
-/// App, name, deployed value and staged value, sealed.
-type SealedRow = (String, String, Option<Vec<u8>>, Option<Vec<u8>>);
-
 fn reseal_all(
     conn: &mut rusqlite::Connection,
     path: &Path,
@@ -82,38 +87,19 @@ fn reseal_all(
     new: &MasterKey,
 ) -> Result<usize, StoreError> {
     let tx = conn.transaction().map_err(sqlite(path))?;
-    let rows: Vec<SealedRow> = {
-        let mut stmt = tx
-            .prepare("SELECT app, name, sealed, staged FROM secrets")
-            .map_err(sqlite(path))?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    let rows = sealed_rows(&tx, path)?;
+    let reseal = |sealed: Option<Vec<u8>>, app: &str, name: &str| {
+        sealed
+            .map(|s| open_stored(old, &s, path).map(|value| new.seal(&value)))
+            .transpose()
+            .inspect_err(|_| {
+                tracing::error!(
+                    app,
+                    name,
+                    "a secret value does not open; nothing was rotated"
+                )
             })
-            .map_err(sqlite(path))?;
-        rows.collect::<Result<_, _>>().map_err(sqlite(path))?
     };
-    let reseal =
-        |sealed: Option<Vec<u8>>, app: &str, name: &str| -> Result<Option<Vec<u8>>, StoreError> {
-            sealed
-                .map(|s| {
-                    old.open(&s)
-                        .map(|value| new.seal(&value))
-                        .map_err(|_| StoreError::Corrupt {
-                            path: path.to_path_buf(),
-                            what: "secret value (it does not open with the current key)",
-                            id: 0,
-                        })
-                })
-                .transpose()
-                .inspect_err(|_| {
-                    tracing::error!(
-                        app,
-                        name,
-                        "a secret value does not open; nothing was rotated"
-                    )
-                })
-        };
     let mut count = 0;
     for (app, name, sealed, staged) in rows {
         count += usize::from(sealed.is_some()) + usize::from(staged.is_some());
@@ -125,6 +111,8 @@ fn reseal_all(
         )
         .map_err(sqlite(path))?;
     }
+    // Digests are keyed too: the old ones would all read as changed values.
+    digests::rewrite(&tx, path, new)?;
     write_check(&tx, path, &new.seal(&Secret::new(CHECK.to_vec())))?;
     tx.commit().map_err(sqlite(path))?;
     Ok(count)
@@ -208,6 +196,41 @@ mod tests {
         }
     }
 
+    /// Each secret's (deployed, staged) digest, as `secrets list` shows them.
+    fn digests(store: &Store) -> BTreeMap<String, (Option<String>, Option<String>)> {
+        store
+            .run_blocking(|conn, path| {
+                let mut stmt = conn
+                    .prepare("SELECT name, digest, staged_digest FROM secrets")
+                    .map_err(sqlite(path))?;
+                let rows = stmt
+                    .query_map([], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
+                    .map_err(sqlite(path))?;
+                rows.collect::<Result<_, _>>().map_err(sqlite(path))
+            })
+            .expect("digests")
+    }
+
+    /// Sets `DB_URL` again to the value it has; true when that was seen as unchanged.
+    fn same_value_is_unchanged(store: &Store, dir: &Path) -> bool {
+        let secrets = SecretStore::new(store.clone(), open_key(store, dir).expect("key"));
+        let set = BTreeMap::from([(
+            "DB_URL".to_string(),
+            Secret::from("postgres://x".to_string()),
+        )]);
+        let change = Change {
+            app: "a",
+            set: &set,
+            unset: &[],
+            stage: false,
+            now: "now",
+        };
+        let applied = store
+            .run_blocking(|conn, path| secrets.apply(conn, path, &change))
+            .expect("set");
+        applied.unchanged == ["DB_URL"]
+    }
+
     fn deployed(store: &Store, dir: &Path) -> BTreeMap<String, String> {
         SecretStore::new(store.clone(), open_key(store, dir).expect("key"))
             .env("a")
@@ -232,6 +255,42 @@ mod tests {
             .run_blocking(|conn, path| secrets.deploy_staged(conn, path, "a", "now").map(drop))
             .expect("deploy staged");
         assert_eq!(deployed(&store, dir.path())["TOKEN"], "t0ken");
+    }
+
+    #[test]
+    fn rotation_rekeys_the_digests() {
+        let (dir, store) = setup();
+        set_secrets(&store, dir.path());
+        let before = digests(&store);
+        rotate(&store, dir.path()).expect("rotate");
+        let after = digests(&store);
+        assert_ne!(after["DB_URL"].0, before["DB_URL"].0);
+        assert_ne!(after["TOKEN"].1, before["TOKEN"].1);
+        assert!(after["TOKEN"].1.is_some(), "the staged digest is kept");
+        assert!(same_value_is_unchanged(&store, dir.path()));
+    }
+
+    #[test]
+    fn plain_digests_of_an_older_state_are_rewritten_at_start() {
+        use sha2::Digest as _;
+        let (dir, store) = setup();
+        set_secrets(&store, dir.path());
+        let keyed = digests(&store);
+        // As an older lakeflyd stored them: a plain SHA-256 prefix, no scheme recorded.
+        let plain = format!("{:x}", sha2::Sha256::digest(b"postgres://x"))[..12].to_string();
+        store
+            .run_blocking(|conn, path| {
+                conn.execute_batch("DELETE FROM meta WHERE key = 'digest_scheme'")
+                    .map_err(sqlite(path))?;
+                conn.execute(
+                    "UPDATE secrets SET digest = ?1 WHERE name = 'DB_URL'",
+                    [&plain],
+                )
+                .map_err(sqlite(path))
+            })
+            .expect("older state");
+        assert!(same_value_is_unchanged(&store, dir.path()));
+        assert_eq!(digests(&store), keyed);
     }
 
     #[test]
