@@ -720,3 +720,29 @@ fn a_run_the_store_cannot_record_runs_all_the_same() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_bad_schedule_or_interval_is_a_usage_error_naming_its_flag() {
+    // Refused before any daemon is asked: none listens at this address.
+    let temp = tempfile::tempdir().unwrap();
+    let create = |flag: &str, value: &str| {
+        common::lakefly_env(
+            temp.path(),
+            &["jobs", "create", "j", "-a", "a", "--command", "true", flag, value],
+            &[("LAKEFLY_REMOTE", "http://127.0.0.1:9")],
+        )
+        .expect_code(2)
+        .stderr
+    };
+    let cron = create("--schedule", "61 * * * *");
+    assert!(
+        cron.contains("for '--schedule <SCHEDULE>': \"61 * * * *\" is not a cron expression")
+            && cron.contains("use 5 fields"),
+        "{cron}"
+    );
+    let interval = create("--interval", "0s");
+    assert!(
+        interval.contains("for '--interval <INTERVAL>': a job's interval is at least 1s"),
+        "{interval}"
+    );
+}

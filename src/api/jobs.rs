@@ -57,6 +57,19 @@ pub fn schedule_zone(name: Option<&str>) -> Result<jiff::tz::TimeZone, String> {
     }
 }
 
+/// The shortest interval between a job's runs.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A cron schedule read (5 fields, or 6 with seconds), or why it is not one.
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
+    expr.parse::<croner::Cron>().map_err(|e| {
+        format!(
+            "{expr:?} is not a cron expression: {}",
+            e.to_string().trim_end_matches('.')
+        )
+    })
+}
+
 /// `POST /jobs` (LSH): a job for an app named in the body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewJob {

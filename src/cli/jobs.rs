@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
-use crate::api::jobs::{Job, JobRun, JobSpec};
+use crate::api::jobs::{parse_schedule, Job, JobRun, JobSpec, MIN_INTERVAL};
 use crate::config::units::Duration;
 use crate::error::Error;
 use crate::output::table::Table;
@@ -42,14 +42,14 @@ pub enum JobsCommand {
         #[arg(long, requires = "path")]
         method: Option<String>,
         /// Cron expression (5 fields, or 6 with seconds).
-        #[arg(long, conflicts_with = "interval")]
+        #[arg(long, conflicts_with = "interval", value_parser = schedule_arg)]
         schedule: Option<String>,
         /// The zone --schedule is read in: an IANA name (`Europe/Berlin`) or `local` (the
         /// daemon host's); UTC when not given.
         #[arg(long, requires = "schedule", value_name = "ZONE")]
         time_zone: Option<String>,
-        /// Time between runs (`10m`, `6h`).
-        #[arg(long)]
+        /// Time between runs (`10m`, `6h`), at least 1s.
+        #[arg(long, value_parser = interval_arg)]
         interval: Option<Duration>,
         /// Limit on one attempt (default 1h).
         #[arg(long)]
@@ -238,6 +238,22 @@ impl JobRef {
                 name: name.clone(),
             })
     }
+}
+
+/// `--schedule`, checked here so a bad one is a usage error naming the flag.
+fn schedule_arg(expr: &str) -> Result<String, String> {
+    parse_schedule(expr).map(|_| expr.to_string()).map_err(|e| {
+        format!("{e}; use 5 fields (minute hour day month weekday), e.g. \"0 3 * * *\"")
+    })
+}
+
+/// `--interval`, at least [`MIN_INTERVAL`].
+fn interval_arg(value: &str) -> Result<Duration, String> {
+    let interval: Duration = value.parse().map_err(|e| format!("{e}"))?;
+    if interval < MIN_INTERVAL {
+        return Err(format!("a job's interval is at least {MIN_INTERVAL}"));
+    }
+    Ok(interval)
 }
 
 /// The jobs as a table: what each does, when, and how its last run went.

@@ -153,12 +153,12 @@ pub(super) fn jobs(d: &mut Decoder, f: Field, group: &str) -> Vec<Job> {
         let path = t.string(d, "path");
         let schedule = t.get(d, "schedule").and_then(|f| {
             let expr = d.string(&f)?;
-            match expr.parse::<croner::Cron>() {
+            match crate::api::jobs::parse_schedule(&expr) {
                 Ok(_) => Some(expr),
                 Err(e) => {
                     d.error(
                         &f,
-                        format!("`{}` {expr:?} is not a cron expression: {e}", f.path),
+                        format!("`{}` {e}", f.path),
                         Some("use 5 fields (minute hour day month weekday), e.g. \"0 3 * * *\", or interval = \"6h\"".into()),
                     );
                     None
@@ -175,9 +175,22 @@ pub(super) fn jobs(d: &mut Decoder, f: Field, group: &str) -> Vec<Job> {
                 }
             }
         });
-        let interval = t
-            .get(d, "interval")
-            .and_then(|f| d.duration(&f, BareUnit::Seconds));
+        let interval = t.get(d, "interval").and_then(|f| {
+            let interval = d.duration(&f, BareUnit::Seconds)?;
+            if interval < crate::api::jobs::MIN_INTERVAL {
+                d.error(
+                    &f,
+                    format!(
+                        "`{}` is {interval}; a job's interval is at least {}",
+                        f.path,
+                        crate::api::jobs::MIN_INTERVAL
+                    ),
+                    Some("use a longer interval, e.g. \"30s\" or \"10m\"".into()),
+                );
+                return None;
+            }
+            Some(interval)
+        });
         let timeout = t
             .get(d, "timeout")
             .and_then(|f| d.duration(&f, BareUnit::Seconds));

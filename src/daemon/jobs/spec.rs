@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::api::jobs::{schedule_zone, JobSpec};
+use crate::api::jobs::{parse_schedule, schedule_zone, JobSpec, MIN_INTERVAL};
 
 /// The next time a job is due after `after`; `None` for a job that only runs when
 /// triggered.
@@ -10,7 +10,7 @@ pub fn next_after(spec: &JobSpec, after: DateTime<Utc>) -> Option<DateTime<Utc>>
     if let Some(interval) = spec.interval {
         return Some(after + chrono::Duration::milliseconds(interval.as_millis() as i64));
     }
-    let cron: croner::Cron = spec.schedule.as_deref()?.parse().ok()?;
+    let cron = parse_schedule(spec.schedule.as_deref()?).ok()?;
     // In the schedule's zone, so "0 3 * * *" is 03:00 there, across its DST changes.
     let zone = schedule_zone(spec.time_zone.as_deref()).ok()?;
     let after = jiff::Timestamp::from_millisecond(after.timestamp_millis()).ok()?;
@@ -46,9 +46,7 @@ pub fn check_spec(spec: &JobSpec) -> Result<(), String> {
         return Err("a job has a schedule or an interval, not both".into());
     }
     if let Some(schedule) = &spec.schedule {
-        schedule
-            .parse::<croner::Cron>()
-            .map_err(|e| format!("schedule {schedule:?} is not a cron expression: {e}"))?;
+        parse_schedule(schedule).map_err(|e| format!("schedule {e}"))?;
     }
     if let Some(zone) = &spec.time_zone {
         if spec.schedule.is_none() {
@@ -58,8 +56,8 @@ pub fn check_spec(spec: &JobSpec) -> Result<(), String> {
         }
         schedule_zone(Some(zone))?;
     }
-    if spec.interval.is_some_and(|i| i.as_millis() < 1000) {
-        return Err("interval must be at least 1s".into());
+    if spec.interval.is_some_and(|i| i < MIN_INTERVAL) {
+        return Err(format!("interval must be at least {MIN_INTERVAL}"));
     }
     Ok(())
 }
