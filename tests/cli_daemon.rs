@@ -491,6 +491,10 @@ async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
         args.extend(by_machine);
         assert_eq!(cli(&d.api, &args).expect_code(0).stdout, recent, "{args:?}");
     }
+    // An id the app never had is not an empty log, it is a mistake to say.
+    let typo = cli(&d.api, &["logs", "-a", "talk", "--no-tail", "-m", "f00", "--json"]);
+    assert_eq!(typo.code, 5, "{}", typo.stderr);
+    assert!(typo.stderr.contains("machine_not_found"), "{}", typo.stderr);
     let last_one = cli(
         &d.api,
         &["logs", "-a", "talk", "--no-tail", "-n", "1", "--json"],
@@ -522,6 +526,12 @@ async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
     assert!(next.ends_with(" third"), "{next}");
     let _ = follower.kill();
     let _ = follower.wait();
+    // A destroyed machine's lines stay readable by its id.
+    let machine = format!("/v1/apps/talk/machines/{id}?force=true");
+    let (status, _) = api.send(reqwest::Method::DELETE, &machine, None).await;
+    assert_eq!(status, 204);
+    let kept = cli(&d.api, &["logs", "-a", "talk", "--no-tail", "-m", &id]).expect_code(0);
+    assert_eq!(kept.stdout.lines().count(), 3, "{}", kept.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

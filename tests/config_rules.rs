@@ -593,7 +593,10 @@ fn jobs_need_one_action_and_a_valid_schedule() {
     let fast = one_error("[[jobs]]\nname = \"j\"\ncommand = \"a\"\ninterval = \"500ms\"\n");
     assert_eq!(
         (fast.0, fast.2.as_str()),
-        (4, "`jobs[0].interval` is 500ms; a job's interval is at least 1s")
+        (
+            4,
+            "`jobs[0].interval` is 500ms; a job's interval is at least 1s"
+        )
     );
     let http = clean("[[jobs]]\nname = \"refresh\"\nmethod = \"post\"\npath = \"/discovery/refresh\"\ninterval = \"10m\"\n").jobs;
     assert_eq!(

@@ -728,7 +728,17 @@ fn a_bad_schedule_or_interval_is_a_usage_error_naming_its_flag() {
     let create = |flag: &str, value: &str| {
         common::lakefly_env(
             temp.path(),
-            &["jobs", "create", "j", "-a", "a", "--command", "true", flag, value],
+            &[
+                "jobs",
+                "create",
+                "j",
+                "-a",
+                "a",
+                "--command",
+                "true",
+                flag,
+                value,
+            ],
             &[("LAKEFLY_REMOTE", "http://127.0.0.1:9")],
         )
         .expect_code(2)

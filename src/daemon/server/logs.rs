@@ -8,6 +8,7 @@ use super::error::ServerError;
 use super::Shared;
 use crate::api::types::LogEntry;
 use crate::daemon::store::logs::{self, LogQuery};
+use crate::daemon::store::machines;
 
 /// Most lines one request returns.
 const MAX_LINES: usize = 10_000;
@@ -30,7 +31,7 @@ pub async fn read(
 ) -> Result<Json<Vec<LogEntry>>, ServerError> {
     state.require_app(&app).await?;
     let query = LogQuery {
-        machine: q.machine,
+        machine: q.machine.clone(),
         process_group: q.process,
         job: q.job,
         after: q.after,
@@ -39,7 +40,17 @@ pub async fn read(
     };
     let lines = state
         .store
-        .run(move |conn, path| logs::read(conn, path, &app, &query))
-        .await?;
+        .run(move |conn, path| {
+            let lines = logs::read(conn, path, &app, &query)?;
+            // No lines of a machine the app never had: a mistyped id, said as such rather
+            // than an empty answer (a destroyed machine's lines are still asked for).
+            if let Some(id) = q.machine.filter(|_| lines.is_empty()) {
+                if !machines::ever_existed(conn, path, &app, &id)? {
+                    return Ok(Err(ServerError::MachineNotFound { app, id }));
+                }
+            }
+            Ok(Ok(lines))
+        })
+        .await??;
     Ok(Json(lines))
 }

@@ -200,6 +200,22 @@ pub fn get(
     raw.map(|r| r.into_record(path)).transpose()
 }
 
+/// Whether `app` has or ever had a machine `id` (destroyed ones included: ids are never
+/// reused, and their logs stay).
+pub fn ever_existed(
+    conn: &Connection,
+    path: &Path,
+    app: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM machines WHERE app = ?1 AND id = ?2)",
+        params![app, id],
+        |row| row.get(0),
+    )
+    .map_err(sqlite(path))
+}
+
 /// The machines of `app` that are not destroyed, oldest first.
 pub fn list(conn: &Connection, path: &Path, app: &str) -> Result<Vec<Record>, StoreError> {
     let sql = format!(
