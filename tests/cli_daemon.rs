@@ -492,7 +492,10 @@ async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
         assert_eq!(cli(&d.api, &args).expect_code(0).stdout, recent, "{args:?}");
     }
     // An id the app never had is not an empty log, it is a mistake to say.
-    let typo = cli(&d.api, &["logs", "-a", "talk", "--no-tail", "-m", "f00", "--json"]);
+    let typo = cli(
+        &d.api,
+        &["logs", "-a", "talk", "--no-tail", "-m", "f00", "--json"],
+    );
     assert_eq!(typo.code, 5, "{}", typo.stderr);
     assert!(typo.stderr.contains("machine_not_found"), "{}", typo.stderr);
     let last_one = cli(

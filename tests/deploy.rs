@@ -176,9 +176,10 @@ fn a_crashing_release_fails_with_exit_7_and_the_previous_one_keeps_running() {
     assert_eq!(releases[1]["status"], "complete");
 
     // Rolling back to the failed release would run it again: refused, nothing started.
+    // (Named as `releases` shows it, v2.)
     let refused = common::lakefly(
         Path::new("."),
-        &["--remote", &d.api, "rollback", "2", "-a", "hello"],
+        &["--remote", &d.api, "rollback", "v2", "-a", "hello"],
     )
     .expect_code(6);
     assert!(

@@ -45,7 +45,13 @@ pub enum ConfigCommand {
     Show {
         /// Show the config release VERSION runs (default: the current one) instead of the
         /// file: with `deploy -e` values and sizes `scale` set.
-        #[arg(long, value_name = "VERSION", num_args = 0..=1, default_missing_value = "0")]
+        #[arg(
+            long,
+            value_name = "VERSION",
+            num_args = 0..=1,
+            default_missing_value = "0",
+            value_parser = super::releases::version_arg
+        )]
         release: Option<u64>,
     },
     /// Write the config a release runs into the config file (as `fly config save`);
@@ -59,7 +65,8 @@ pub enum ConfigCommand {
             long,
             value_name = "VERSION",
             default_value_t = 0,
-            hide_default_value = true
+            hide_default_value = true,
+            value_parser = super::releases::version_arg
         )]
         release: u64,
         /// Overwrite an existing file without asking.

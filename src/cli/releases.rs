@@ -12,8 +12,24 @@ use crate::output::table::Table;
 #[command(after_help = "Examples:\n  lakefly releases\n  lakefly releases --limit 5 --json")]
 pub struct ReleasesArgs {
     /// How many to show.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000)
+    )]
     pub limit: usize,
+}
+
+/// A release VERSION argument, as `releases` shows it (`v3`) or bare (`3`).
+pub(super) fn version_arg(value: &str) -> Result<u64, String> {
+    let digits = value
+        .strip_prefix('v')
+        .or_else(|| value.strip_prefix('V'))
+        .unwrap_or(value);
+    digits
+        .parse()
+        .map_err(|_| format!("{value:?} is not a release version: use its number, e.g. 3 or v3"))
 }
 
 /// Prints the releases.
@@ -65,4 +81,19 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
         ]);
     }
     out.text(&table.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_is_its_number_with_or_without_the_v_releases_shows() {
+        assert_eq!(version_arg("3"), Ok(3));
+        assert_eq!(version_arg("v3"), Ok(3));
+        assert_eq!(version_arg("V12"), Ok(12));
+        for bad in ["vv3", "v", "three", "-1", ""] {
+            assert!(version_arg(bad).is_err(), "{bad:?}");
+        }
+    }
 }

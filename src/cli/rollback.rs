@@ -10,11 +10,11 @@ use crate::error::Error;
 /// Go back to an earlier release.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Without VERSION: the last complete release before the current one. The rollback\nis a new release (rolled out like a deploy), so `lakefly releases` keeps the history.\n\nExamples:\n  lakefly rollback\n  lakefly rollback 3 --detach"
+    after_help = "Without VERSION: the last complete release before the current one. The rollback\nis a new release (rolled out like a deploy), so `lakefly releases` keeps the history.\n\nExamples:\n  lakefly rollback\n  lakefly rollback v3 --detach"
 )]
 pub struct RollbackArgs {
     /// The release to go back to.
-    #[arg(value_name = "VERSION")]
+    #[arg(value_name = "VERSION", value_parser = super::releases::version_arg)]
     pub target: Option<u64>,
     /// Return once the release has started, without following it.
     #[arg(long)]
