@@ -302,3 +302,75 @@ async fn no_tail_against_a_bad_answer_says_so_and_prints_nothing() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_the_app_never_had_is_not_found_not_followed_in_silence() {
+    let d = TestDaemon::start();
+    create_app(&d.api, "a").await;
+    for extra in [&[][..], &["--no-tail"][..]] {
+        let mut args = vec![
+            "--remote",
+            &d.api,
+            "events",
+            "-a",
+            "a",
+            "--machine",
+            "f00",
+            "--json",
+        ];
+        args.extend(extra);
+        let run = tokio::task::block_in_place(|| common::lakefly(Path::new("."), &args));
+        assert_eq!(run.code, 5, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("\"code\":\"machine_not_found\""),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stream_is_the_daemons_error_with_its_exit_code() {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .and(wiremock::matchers::query_param("app", "locked"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": "this daemon needs an API token",
+            "code": "unauthorized",
+            "hint": "log in with `lakefly auth login`"
+        })))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .and(wiremock::matchers::query_param("app", "proxied"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad Gateway</html>"))
+        .mount(&mock)
+        .await;
+    let follow = |app: &str| {
+        common::lakefly(
+            Path::new("."),
+            &["--remote", &mock.uri(), "events", "-a", app],
+        )
+    };
+    let locked = tokio::task::block_in_place(|| follow("locked"));
+    assert_eq!(locked.code, 4, "{}", locked.stderr);
+    assert!(
+        locked
+            .stderr
+            .starts_with("error: this daemon needs an API token")
+            && locked.stderr.contains("lakefly auth login"),
+        "{}",
+        locked.stderr
+    );
+    let proxied = tokio::task::block_in_place(|| follow("proxied"));
+    assert_eq!(proxied.code, 1, "{}", proxied.stderr);
+    assert!(
+        proxied
+            .stderr
+            .contains("(HTTP 502): <html>Bad Gateway</html>"),
+        "{}",
+        proxied.stderr
+    );
+}

@@ -8,6 +8,9 @@ use es::Client as _;
 use eventsource_client as es;
 use futures_util::{Stream, StreamExt};
 
+use reqwest::StatusCode;
+
+use super::client::{refusal, ClientError};
 use super::types::Event;
 
 /// Which events to follow.
@@ -34,27 +37,6 @@ pub enum Item {
     Reconnecting {
         /// Why it dropped.
         reason: String,
-    },
-}
-
-/// Why following could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum FollowError {
-    /// The URL or a header could not be built.
-    #[error("cannot follow events at {url}: {detail}")]
-    Setup {
-        /// The stream's URL.
-        url: String,
-        /// What went wrong.
-        detail: String,
-    },
-    /// The first connection failed.
-    #[error("cannot reach the lakefly daemon at {url}: {detail}")]
-    Unreachable {
-        /// The daemon's address.
-        url: String,
-        /// What the connection attempt said.
-        detail: String,
     },
 }
 
@@ -100,16 +82,17 @@ impl super::client::Client {
     }
 }
 
-/// Follows the events of the daemon at `base`. The first connection must succeed; after
-/// that, drops are reported as [`Item::Reconnecting`] and retried without end.
+/// Follows the events of the daemon at `base`. The first connection must succeed (a
+/// refusal is the daemon's error, as any request's); after that, drops are reported as
+/// [`Item::Reconnecting`] and retried without end.
 pub async fn follow(
     api: &super::client::Client,
     follow: &Follow,
-) -> Result<impl Stream<Item = Item>, FollowError> {
+) -> Result<impl Stream<Item = Item>, ClientError> {
     let base = api.base();
     let url = url(base, follow);
-    let setup = |detail: String| FollowError::Setup {
-        url: url.clone(),
+    let setup = |detail: String| ClientError::Unreachable {
+        url: base.to_string(),
         detail,
     };
     // HTTP or HTTPS by the URL, with the same rustls set-up as the rest of lakefly; the CA
@@ -135,14 +118,14 @@ pub async fn follow(
     if let Some(since) = follow.since {
         builder = builder.last_event_id(since.to_string());
     }
-    if let Some(token) = api.token() {
-        let value = zeroize::Zeroizing::new(format!(
-            "Bearer {}",
-            String::from_utf8_lossy(token.expose())
-        ));
-        builder = builder
-            .header("Authorization", &value)
-            .map_err(|_| setup("LAKEFLY_API_TOKEN is not a valid header value".into()))?;
+    // As the client's own requests: a token that is no header value is not sent, and the
+    // daemon's refusal says what is missing.
+    if let Some(value) = api.token().and_then(super::client::bearer) {
+        if let Ok(value) = value.to_str() {
+            builder = builder
+                .header("Authorization", value)
+                .map_err(|e| setup(e.to_string()))?;
+        }
     }
     let client = builder
         .reconnect(
@@ -160,18 +143,14 @@ pub async fn follow(
         match raw.next().await {
             Some(Ok(es::SSE::Connected(_))) => break,
             Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                return Err(FollowError::Unreachable {
-                    url: base.to_string(),
-                    detail: describe(&e),
-                })
+            Some(Err(es::Error::UnexpectedResponse(response, body))) => {
+                let status = StatusCode::from_u16(response.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let body = read_capped(body.into_stream()).await;
+                return Err(refusal(url, status, &body));
             }
-            None => {
-                return Err(FollowError::Unreachable {
-                    url: base.to_string(),
-                    detail: "the stream closed at once".into(),
-                })
-            }
+            Some(Err(e)) => return Err(setup(describe(&e))),
+            None => return Err(setup("the stream closed at once".into())),
         }
     }
     let mut last = follow.since.unwrap_or(0);
@@ -196,6 +175,21 @@ pub async fn follow(
         };
         std::future::ready(out)
     }))
+}
+
+/// The start of a refusal's body: enough for the API's JSON error, bounded for anything
+/// else at that address.
+async fn read_capped(mut body: launchdarkly_sdk_transport::ByteStream) -> Vec<u8> {
+    const CAP: usize = 64 * 1024;
+    let mut bytes = Vec::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() >= CAP {
+            bytes.truncate(CAP);
+            break;
+        }
+    }
+    bytes
 }
 
 fn describe(e: &es::Error) -> String {

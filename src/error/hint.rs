@@ -53,17 +53,6 @@ impl Error {
                 "upgrade lakeflyd to this lakefly's version ({}); the daemon's /health says which it runs",
                 env!("CARGO_PKG_VERSION")
             )),
-            Error::Follow(crate::api::follow::FollowError::Unreachable { detail, .. })
-                if detail.contains("certificate") =>
-            {
-                Some(UNTRUSTED_CERTIFICATE.into())
-            }
-            Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => Some(
-                "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
-            ),
-            Error::Follow(crate::api::follow::FollowError::Setup { .. }) => {
-                Some("check --remote: it must be an http:// or https:// URL".into())
-            }
             Error::DeployFailed { app, running: Some(running), .. } => Some(format!(
                 "release v{running} keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
             )),

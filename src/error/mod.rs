@@ -195,10 +195,6 @@ pub enum Error {
     #[error(transparent)]
     Api(#[from] crate::api::client::ClientError),
 
-    /// Following the event stream could not start.
-    #[error(transparent)]
-    Follow(#[from] crate::api::follow::FollowError),
-
     /// Ctrl-C while following a release: it goes on without us.
     #[error("stopped following release v{version} of {app}; it goes on")]
     Detached {
@@ -392,10 +388,6 @@ impl Error {
             Error::Api(ClientError::BadResponse { .. }) => "bad_response",
             Error::Api(ClientError::EdgeNotApi { .. }) => "edge_not_api",
             Error::Api(ClientError::UnknownRequest { .. }) => "unknown_request",
-            Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => {
-                "daemon_unreachable"
-            }
-            Error::Follow(crate::api::follow::FollowError::Setup { .. }) => "events_setup",
             Error::DeployFailed { .. } => "deploy_failed",
             Error::Detached { .. } => "detached",
             Error::ExecFailed {
@@ -466,8 +458,6 @@ impl Error {
             },
             Error::Api(ClientError::BadResponse { .. })
             | Error::Api(ClientError::UnknownRequest { .. }) => exit::ERROR,
-            Error::Follow(crate::api::follow::FollowError::Unreachable { .. }) => exit::UNREACHABLE,
-            Error::Follow(crate::api::follow::FollowError::Setup { .. }) => exit::ERROR,
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
             Error::Detached { .. } => exit::INTERRUPTED,
             Error::ExecFailed { code, .. } => *code,

@@ -18,7 +18,7 @@ use super::error::ServerError;
 use super::Shared;
 use crate::api::types::MAX_EVENTS_PAGE;
 use crate::daemon::events::Start;
-use crate::daemon::store::EventFilter;
+use crate::daemon::store::{machines, EventFilter};
 
 /// How often an idle stream gets a comment line, so proxies keep it open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -73,6 +73,20 @@ pub async fn stream(
         kind_prefix: q.kind.filter(|k| !k.is_empty()),
         machine: q.machine.filter(|m| !m.is_empty()),
     };
+    if let (Some(app), Some(id)) = (&filter.app, &filter.machine) {
+        // Ids are random and never reused: no event can ever come for one the app never
+        // had, so a mistyped id is said rather than followed in silence.
+        let (app, id) = (app.clone(), id.clone());
+        state
+            .store
+            .run(move |conn, path| {
+                Ok(match machines::ever_existed(conn, path, &app, &id)? {
+                    true => Ok(()),
+                    false => Err(ServerError::MachineNotFound { app, id }),
+                })
+            })
+            .await??;
+    }
     if q.follow == Some(false) {
         let limit = q.limit.unwrap_or(MAX_EVENTS_PAGE).clamp(1, MAX_EVENTS_PAGE);
         let events = state.hub.stored(filter, start, limit).await?;
