@@ -116,11 +116,7 @@ async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app
                 if prune {
                     let apps: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.app.as_str()).collect();
                     for app in apps {
-                        tx.execute(
-                            "DELETE FROM logs WHERE app = ?1 AND id <= (SELECT max(id) FROM logs WHERE app = ?1) - ?2",
-                            params![app, keep_per_app as i64],
-                        )
-                        .map_err(sqlite(path))?;
+                        crate::daemon::store::logs::prune(&tx, path, app, keep_per_app)?;
                     }
                 }
                 tx.commit().map_err(sqlite(path))

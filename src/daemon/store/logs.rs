@@ -1,8 +1,8 @@
-//! Reading machine output back.
+//! Reading machine output back, and keeping each app's newest lines.
 
 use std::path::Path;
 
-use rusqlite::{Connection, ToSql};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 
 use super::{sqlite, StoreError};
 use crate::api::types::LogEntry;
@@ -83,4 +83,70 @@ pub fn read(
         lines.reverse();
     }
     Ok(lines)
+}
+
+/// Removes `app`'s lines older than its newest `keep`; returns how many went. Counted in
+/// the app's own lines: ids are shared by every app, so "the last `keep` ids" would keep
+/// far fewer of a quiet app's lines beside a chatty one.
+pub fn prune(conn: &Connection, path: &Path, app: &str, keep: u64) -> Result<usize, StoreError> {
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    // The newest line past the ones kept (through the (app, id) index).
+    let newest_gone: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM logs WHERE app = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+            params![app, keep],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sqlite(path))?;
+    let Some(newest_gone) = newest_gone else {
+        return Ok(0);
+    };
+    conn.execute(
+        "DELETE FROM logs WHERE app = ?1 AND id <= ?2",
+        params![app, newest_gone],
+    )
+    .map_err(sqlite(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_app_keeps_its_own_newest_lines_however_the_apps_interleave() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = super::super::Store::open(dir.path()).expect("store");
+        let lines = |conn: &Connection, app: &str| -> Vec<String> {
+            let q = LogQuery {
+                limit: 1000,
+                ..LogQuery::default()
+            };
+            read(conn, dir.path(), app, &q)
+                .expect("read")
+                .into_iter()
+                .map(|l| l.line)
+                .collect()
+        };
+        store
+            .run_blocking(|conn, path| {
+                // A chatty app writes nine lines for each of a quiet one's.
+                for i in 0..100 {
+                    let app = if i % 10 == 0 { "quiet" } else { "chatty" };
+                    conn.execute(
+                        "INSERT INTO logs (time, app, machine, stream, line) VALUES ('t', ?1, 'm', 'stdout', ?2)",
+                        params![app, format!("{app} {i}")],
+                    )
+                    .map_err(sqlite(path))?;
+                }
+                assert_eq!(prune(conn, path, "quiet", 5)?, 5);
+                assert_eq!(prune(conn, path, "chatty", 5)?, 85);
+                assert_eq!(prune(conn, path, "quiet", 5)?, 0, "nothing more to remove");
+                assert_eq!(prune(conn, path, "none", 5)?, 0);
+                assert_eq!(lines(conn, "quiet"), ["quiet 50", "quiet 60", "quiet 70", "quiet 80", "quiet 90"]);
+                assert_eq!(lines(conn, "chatty"), ["chatty 95", "chatty 96", "chatty 97", "chatty 98", "chatty 99"]);
+                Ok(())
+            })
+            .expect("prune");
+    }
 }
