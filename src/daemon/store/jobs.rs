@@ -190,7 +190,12 @@ pub fn set_enabled(
     .map_err(sqlite(path))
 }
 
-/// Records a run that starts now (or a skipped one, finished at once); returns its id.
+/// Runs kept per job, newest first: a job every second would otherwise add 86,400 rows
+/// (each with its output's tail) a day, for ever.
+pub const RUNS_KEPT: u64 = 1000;
+
+/// Records a run that starts now (or a skipped one, finished at once), and forgets the
+/// job's finished runs beyond the newest [`RUNS_KEPT`]; returns its id.
 pub fn insert_run(
     conn: &Connection,
     path: &Path,
@@ -205,7 +210,14 @@ pub fn insert_run(
         params![job as i64, trigger, status, now, finished],
     )
     .map_err(sqlite(path))?;
-    Ok(conn.last_insert_rowid() as u64)
+    let id = conn.last_insert_rowid() as u64;
+    conn.execute(
+        "DELETE FROM job_runs WHERE job_id = ?1 AND status != 'running' AND id <= (
+             SELECT id FROM job_runs WHERE job_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        params![job as i64, RUNS_KEPT as i64],
+    )
+    .map_err(sqlite(path))?;
+    Ok(id)
 }
 
 /// How a run ended.
@@ -283,4 +295,54 @@ pub fn last_start(conn: &Connection, path: &Path, job: u64) -> Result<Option<Str
     )
     .optional()
     .map_err(sqlite(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_keeps_its_newest_runs_and_any_still_running() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = super::super::Store::open(dir.path()).expect("store");
+        store
+            .run_blocking(|conn, path| {
+                super::super::apps::insert_app(conn, path, "a", "now")?;
+                let spec: JobSpec = serde_json::from_value(
+                    serde_json::json!({ "name": "tick", "command": "true" }),
+                )
+                .expect("spec");
+                let (job, _) = upsert(conn, path, "a", "api", &spec, "now")?;
+                let (other, _) = upsert(
+                    conn,
+                    path,
+                    "a",
+                    "api",
+                    &JobSpec {
+                        name: "other".into(),
+                        ..spec
+                    },
+                    "now",
+                )?;
+                let other_run = insert_run(conn, path, other, "schedule", "succeeded", "now")?;
+                // The oldest run of `tick` never finished (a long one, still going).
+                let long = insert_run(conn, path, job, "schedule", "running", "now")?;
+                let mut newest = 0;
+                for _ in 0..RUNS_KEPT + 10 {
+                    newest = insert_run(conn, path, job, "schedule", "skipped", "now")?;
+                }
+                let kept = runs(conn, path, job, u32::MAX)?;
+                assert_eq!(kept.len() as u64, RUNS_KEPT + 1);
+                assert_eq!(kept.first().map(|r| r.id), Some(newest));
+                assert_eq!(
+                    kept.last().map(|r| r.id),
+                    Some(long),
+                    "the running one stays"
+                );
+                let others = runs(conn, path, other, u32::MAX)?;
+                assert_eq!(others.iter().map(|r| r.id).collect::<Vec<_>>(), [other_run]);
+                Ok(())
+            })
+            .expect("runs");
+    }
 }
