@@ -22,7 +22,6 @@ fn deploy_hello(d: &TestDaemon) {
     .expect_code(0);
 }
 
-/// Waits until release `version` is complete.
 /// Every regular file under `dir`, recursively.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
@@ -39,6 +38,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Waits until release `version` is complete.
 async fn wait_release(api: &Api, version: u64) {
     let start = Instant::now();
     loop {
@@ -300,6 +300,37 @@ fn the_cli_refuses_a_name_no_secret_can_have_before_it_asks_for_a_value() {
         );
         assert!(run.stderr.contains("DATABASE_URL"), "{}", run.stderr);
     }
+}
+
+#[test]
+fn a_change_during_a_rollout_is_refused_whole_and_offers_to_stage_it() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A machine that never listens: its release rolls out until wait_timeout.
+    std::fs::write(
+        dir.path().join("fly.toml"),
+        "app = \"slow\"\n[deploy]\n  wait_timeout = \"2m\"\n[processes]\n  app = \"exec sleep 600\"\n[http_service]\n  internal_port = 8080\n",
+    )
+    .unwrap();
+    let lakefly = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str(), "-a", "slow"];
+        all.extend(args);
+        common::lakefly(dir.path(), &all)
+    };
+    lakefly(&["deploy", "--detach"]).expect_code(0);
+    let refused = lakefly(&["secrets", "set", "TOKEN=one"]).expect_code(6);
+    assert!(
+        refused.stderr.contains("still rolling out") && refused.stderr.contains("add --stage"),
+        "{}",
+        refused.stderr
+    );
+    let listed = lakefly(&["secrets", "list", "--json"]).expect_code(0);
+    assert_eq!(listed.json(), json!([]), "nothing was set");
+    lakefly(&["secrets", "set", "TOKEN=one", "--stage"]).expect_code(0);
+    let listed = lakefly(&["secrets", "list", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(listed[0]["status"], "staged", "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

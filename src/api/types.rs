@@ -23,6 +23,9 @@ pub struct ApiError {
 /// pointed at the edge instead of the API gets, and how it tells.
 pub const EDGE_UNKNOWN_APP: &str = "unknown_app";
 
+/// The code of a change refused because a release of the app is still rolling out.
+pub const DEPLOY_RUNNING: &str = "deploy_running";
+
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

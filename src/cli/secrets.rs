@@ -9,7 +9,8 @@ use clap::{Args, Subcommand};
 use super::deploy::{detached, subscribe, watch};
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
-use crate::api::types::{SecretValue, SecretsChanged, SecretsRequest};
+use crate::api::client::ClientError;
+use crate::api::types::{SecretValue, SecretsChanged, SecretsRequest, DEPLOY_RUNNING};
 use crate::error::Error;
 use crate::output::table::Table;
 use crate::secret::Secret;
@@ -132,9 +133,26 @@ pub fn run(global: &GlobalArgs, args: SecretsArgs) -> Result<(), Error> {
         } else {
             Some(subscribe(&api, &app).await?)
         };
-        let changed = api.update_secrets(&app, &request).await?;
+        let changed = api
+            .update_secrets(&app, &request)
+            .await
+            .map_err(offer_stage)?;
         report(global, &app, changed, request.stage, stream).await
     })
+}
+
+/// A change refused because a release is rolling out can still be staged for the next.
+fn offer_stage(e: ClientError) -> ClientError {
+    match e {
+        ClientError::Api { status, mut error } if error.code == DEPLOY_RUNNING => {
+            error.hint = Some(
+                "wait for it to finish (`lakefly events`), or add --stage: the next release applies the change"
+                    .into(),
+            );
+            ClientError::Api { status, error }
+        }
+        e => e,
+    }
 }
 
 /// Says what changed, then follows the release it started (unless detached).

@@ -259,7 +259,7 @@ impl ServerError {
                 DeployError::BundleMissing(_) => "bundle_missing",
                 DeployError::BadDigest(_) => "bad_request",
                 DeployError::Plan(_) => "config_not_runnable",
-                DeployError::Running(_) => "deploy_running",
+                DeployError::Running(_) => crate::api::types::DEPLOY_RUNNING,
                 DeployError::NoRollbackTarget(_) => "no_rollback_target",
                 DeployError::NotRollbackable { .. } => "not_rollbackable",
                 DeployError::NoRelease => "no_release",
