@@ -7,7 +7,6 @@ use std::time::Duration;
 use es::Client as _;
 use eventsource_client as es;
 use futures_util::{Stream, StreamExt};
-
 use reqwest::StatusCode;
 
 use super::client::{refusal, ClientError};
@@ -91,7 +90,7 @@ pub async fn follow(
 ) -> Result<impl Stream<Item = Item>, ClientError> {
     let base = api.base();
     let url = url(base, follow);
-    let setup = |detail: String| ClientError::Unreachable {
+    let unreachable = |detail: String| ClientError::Unreachable {
         url: base.to_string(),
         detail,
     };
@@ -102,7 +101,7 @@ pub async fn follow(
     } else {
         crate::tls::plain_only_client()
     }
-    .map_err(setup)?;
+    .map_err(unreachable)?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls.as_ref().clone())
         .https_or_http()
@@ -113,8 +112,8 @@ pub async fn follow(
         // The daemon sends a heartbeat every 15 s; silence for longer means a dead link.
         .read_timeout(Duration::from_secs(45))
         .build_with_connector(connector)
-        .map_err(|e| setup(e.to_string()))?;
-    let mut builder = es::ClientBuilder::for_url(&url).map_err(|e| setup(e.to_string()))?;
+        .map_err(|e| unreachable(e.to_string()))?;
+    let mut builder = es::ClientBuilder::for_url(&url).map_err(|e| unreachable(e.to_string()))?;
     if let Some(since) = follow.since {
         builder = builder.last_event_id(since.to_string());
     }
@@ -124,7 +123,7 @@ pub async fn follow(
         if let Ok(value) = value.to_str() {
             builder = builder
                 .header("Authorization", value)
-                .map_err(|e| setup(e.to_string()))?;
+                .map_err(|e| unreachable(e.to_string()))?;
         }
     }
     let client = builder
@@ -149,8 +148,8 @@ pub async fn follow(
                 let body = read_capped(body.into_stream()).await;
                 return Err(refusal(url, status, &body));
             }
-            Some(Err(e)) => return Err(setup(describe(&e))),
-            None => return Err(setup("the stream closed at once".into())),
+            Some(Err(e)) => return Err(unreachable(describe(&e))),
+            None => return Err(unreachable("the stream closed at once".into())),
         }
     }
     let mut last = follow.since.unwrap_or(0);
