@@ -352,6 +352,15 @@ pub struct RollbackRequest {
     pub version: Option<u64>,
 }
 
+/// `POST /v1/apps/{app}/cancels`: stop the release rolling out; it fails, and the one
+/// before keeps running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    /// The release to cancel; default: the one rolling out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
 /// `POST /v1/apps/{app}/machines/{id}/exec`: a command to run once in the machine's
 /// environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

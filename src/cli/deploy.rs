@@ -366,6 +366,39 @@ pub(super) async fn watch(
     let progress = Progress::new(out);
     progress.line(&format!("==> release v{version} started"));
     progress.status(&format!("release v{version}: starting"));
+    match follow_release(out, &progress, app, version, stream).await? {
+        Ended::Complete => Ok(()),
+        Ended::Failed { reason, running } => Err(Error::DeployFailed {
+            app: app.to_string(),
+            version,
+            reason,
+            running,
+        }),
+    }
+}
+
+/// How a followed release ended.
+pub(super) enum Ended {
+    /// It is live.
+    Complete,
+    /// It failed; `running` is the release that keeps running.
+    Failed {
+        /// Why.
+        reason: String,
+        /// The release that runs instead, if any.
+        running: Option<u64>,
+    },
+}
+
+/// Shows release `version`'s steps from `stream` until it ends (also when the stream does:
+/// `Complete`, as the daemon stopped). Ctrl-C stops following, never the release.
+pub(super) async fn follow_release(
+    out: Output,
+    progress: &Progress,
+    app: &str,
+    version: u64,
+    stream: impl Stream<Item = Item>,
+) -> Result<Ended, Error> {
     futures_util::pin_mut!(stream);
     loop {
         let item = tokio::select! {
@@ -374,7 +407,9 @@ pub(super) async fn watch(
                 return Err(Error::Detached { app: app.to_string(), version });
             }
         };
-        let Some(item) = item else { return Ok(()) };
+        let Some(item) = item else {
+            return Ok(Ended::Complete);
+        };
         let event = match item {
             Item::Event(event) => event,
             Item::Reconnecting { reason } => {
@@ -385,13 +420,11 @@ pub(super) async fn watch(
         if event.data["version"].as_u64() != Some(version) {
             continue;
         }
-        report_event(out, &progress, &event)?;
+        report_event(out, progress, &event)?;
         match event.kind.as_str() {
-            kind::DEPLOY_COMPLETE => return Ok(()),
+            kind::DEPLOY_COMPLETE => return Ok(Ended::Complete),
             kind::DEPLOY_FAILED => {
-                return Err(Error::DeployFailed {
-                    app: app.to_string(),
-                    version,
+                return Ok(Ended::Failed {
                     reason: event.data["reason"]
                         .as_str()
                         .unwrap_or("unknown")

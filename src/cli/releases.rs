@@ -1,16 +1,25 @@
-//! `lakefly releases`: the app's releases, newest first.
+//! `lakefly releases`: the app's releases, newest first; `releases cancel` stops the one
+//! rolling out.
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
+use super::deploy::{follow_release, subscribe, Ended};
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
 use crate::error::Error;
+use crate::output::progress::Progress;
 use crate::output::table::Table;
 
-/// List the app's releases.
+/// List the app's releases, or cancel the one rolling out.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  lakefly releases\n  lakefly releases --limit 5 --json")]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  lakefly releases\n  lakefly releases --limit 5 --json\n  lakefly releases cancel          # the release rolling out fails; the one before keeps running"
+)]
 pub struct ReleasesArgs {
+    /// What to do instead of listing.
+    #[command(subcommand)]
+    pub command: Option<ReleasesCommand>,
     /// How many to show.
     #[arg(
         long,
@@ -19,6 +28,22 @@ pub struct ReleasesArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000)
     )]
     pub limit: usize,
+}
+
+/// What `releases` does besides listing.
+#[derive(Debug, Subcommand)]
+pub enum ReleasesCommand {
+    /// Stop the release rolling out (as `nomad deployment fail`): it fails, its new
+    /// machines go, and the machines it replaced start again. Steps before the rollout
+    /// (build, release command) finish first.
+    Cancel {
+        /// The release (default: the one rolling out).
+        #[arg(value_name = "VERSION", value_parser = version_arg)]
+        target: Option<u64>,
+        /// Return once the cancel is asked, without following the release to its end.
+        #[arg(long)]
+        detach: bool,
+    },
 }
 
 /// A release VERSION argument, as `releases` shows it (`v3`) or bare (`3`).
@@ -32,8 +57,11 @@ pub(super) fn version_arg(value: &str) -> Result<u64, String> {
         .map_err(|_| format!("{value:?} is not a release version: use its number, e.g. 3 or v3"))
 }
 
-/// Prints the releases.
+/// Prints the releases, or runs `releases cancel`.
 pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
+    if let Some(ReleasesCommand::Cancel { target, detach }) = args.command {
+        return cancel(global, target, detach);
+    }
     let out = global.output();
     let api = client(global)?;
     let app = app_name(global)?;
@@ -81,6 +109,48 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
         ]);
     }
     out.text(&table.render())
+}
+
+/// Cancels the release rolling out and follows it to its end (exit 0 once it failed and
+/// the one before runs; exit 6 if it went live first).
+fn cancel(global: &GlobalArgs, version: Option<u64>, detach: bool) -> Result<(), Error> {
+    let out = global.output();
+    let api = client(global)?;
+    let app = app_name(global)?;
+    block_on(async move {
+        let stream = match detach {
+            true => None,
+            false => Some(subscribe(&api, &app).await?),
+        };
+        let version = api.cancel_release(&app, version).await?;
+        let Some(stream) = stream else {
+            if out.json {
+                return out.json(
+                    &serde_json::json!({ "app": app, "version": version, "cancelled": false }),
+                );
+            }
+            out.note(&format!(
+                "==> cancelling release v{version}; follow it with `lakefly events -a {app}`"
+            ));
+            return Ok(());
+        };
+        let progress = Progress::new(out);
+        progress.line(&format!("==> cancelling release v{version}"));
+        match follow_release(out, &progress, &app, version, stream).await? {
+            Ended::Complete => Err(Error::WentLive { app, version }),
+            Ended::Failed { reason, running } => {
+                if out.json {
+                    return out.json(&serde_json::json!({ "app": app, "version": version, "cancelled": true, "reason": reason, "running": running }));
+                }
+                // Its failure, with the reason, was shown as it came.
+                let keeps = running.map_or(format!("no release of {app} runs"), |r| {
+                    format!("release v{r} keeps running")
+                });
+                progress.line(&format!("==> {keeps}"));
+                Ok(())
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ fn offer_stage(e: ClientError) -> ClientError {
     match e {
         ClientError::Api { status, mut error } if error.code == DEPLOY_RUNNING => {
             error.hint = Some(
-                "wait for it to finish (`lakefly events`), or add --stage: the next release applies the change"
+                "wait for it to finish (`lakefly events`), or add --stage: the next release applies the change (`lakefly releases cancel` stops this one)"
                     .into(),
             );
             ClientError::Api { status, error }

@@ -60,6 +60,9 @@ impl Error {
                 "no release of {app} has run yet, so nothing runs; `lakefly logs -a {app}` shows what it said"
             )),
             Error::Detached { app, .. } => Some(format!("follow it again with `lakefly events -a {app}`")),
+            Error::WentLive { app, .. } => Some(format!(
+                "`lakefly rollback -a {app}` goes back to the release before it"
+            )),
             Error::ExecFailed { timed_out: true, .. } => Some(format!(
                 "give it longer with --timeout (at most {}), or run it as a job (`lakefly jobs create`)",
                 crate::api::types::ExecRequest::MAX_TIMEOUT

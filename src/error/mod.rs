@@ -226,6 +226,15 @@ pub enum Error {
         running: Option<u64>,
     },
 
+    /// `releases cancel` came too late: the release went live.
+    #[error("release v{version} went live before it could be cancelled")]
+    WentLive {
+        /// The app.
+        app: String,
+        /// The release.
+        version: u64,
+    },
+
     /// A command exec'd in a machine did not exit 0; lakefly exits with its code (or
     /// 128 + the signal that ended it, as shells do).
     #[error("the command on machine {machine} {how}")]
@@ -389,6 +398,7 @@ impl Error {
             Error::Api(ClientError::EdgeNotApi { .. }) => "edge_not_api",
             Error::Api(ClientError::UnknownRequest { .. }) => "unknown_request",
             Error::DeployFailed { .. } => "deploy_failed",
+            Error::WentLive { .. } => "went_live",
             Error::Detached { .. } => "detached",
             Error::ExecFailed {
                 timed_out: true, ..
@@ -484,9 +494,10 @@ impl Error {
             | Error::NotAnAssignment { .. }
             | Error::InvalidAppName { .. }
             | Error::InvalidHostname { .. } => exit::USAGE,
-            Error::Edit { .. } | Error::AlreadyExists { .. } | Error::StateLocked { .. } => {
-                exit::CONFLICT
-            }
+            Error::Edit { .. }
+            | Error::AlreadyExists { .. }
+            | Error::StateLocked { .. }
+            | Error::WentLive { .. } => exit::CONFLICT,
             Error::Bind { .. }
             | Error::NoStateDir
             | Error::NoHome { .. }

@@ -260,14 +260,26 @@ impl Client {
     /// `POST /v1/apps/{app}/deploys`: the new release's version.
     pub async fn deploy(&self, app: &str, request: &DeployRequest) -> Result<u64, ClientError> {
         let url = format!("/v1/apps/{app}/deploys");
-        self.start_release(&url, request).await
+        self.post_for_version(&url, request).await
     }
 
     /// `POST /v1/apps/{app}/rollbacks`: the new release's version.
     pub async fn rollback(&self, app: &str, version: Option<u64>) -> Result<u64, ClientError> {
         let url = format!("/v1/apps/{app}/rollbacks");
         let body = super::types::RollbackRequest { version };
-        self.start_release(&url, &body).await
+        self.post_for_version(&url, &body).await
+    }
+
+    /// `POST /v1/apps/{app}/cancels`: cancels the release rolling out (`version`, when
+    /// given); returns its version. It ends failed soon after (its `deploy.failed` event).
+    pub async fn cancel_release(
+        &self,
+        app: &str,
+        version: Option<u64>,
+    ) -> Result<u64, ClientError> {
+        let url = format!("/v1/apps/{app}/cancels");
+        let body = super::types::CancelRequest { version };
+        self.post_for_version(&url, &body).await
     }
 
     /// `POST /v1/apps/{app}/scale`: sets machine counts, answering once they are in place
@@ -443,8 +455,12 @@ impl Client {
         decode(url, status, &bytes)
     }
 
-    /// POSTs a request that starts a release; returns the release's version.
-    async fn start_release<B: Serialize>(&self, path: &str, body: &B) -> Result<u64, ClientError> {
+    /// POSTs a request answered with a release's version (one it started, or cancels).
+    async fn post_for_version<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<u64, ClientError> {
         let answer: serde_json::Value = self.call(Method::POST, path, Some(body)).await?;
         answer["version"]
             .as_u64()

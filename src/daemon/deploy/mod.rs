@@ -4,6 +4,7 @@
 //! or `failed` (the previous one is kept).
 
 mod again;
+pub mod cancel;
 mod finish;
 mod interrupted;
 mod listen_check;
@@ -96,6 +97,14 @@ pub enum DeployError {
     /// Another release of the app is rolling out.
     #[error("release v{0} of this app is still rolling out")]
     Running(u64),
+    /// A cancel for a release that is not rolling out.
+    #[error("{}", cancel::not_rolling(*.version, .status.as_deref()))]
+    NotRolling {
+        /// The release named, if one was.
+        version: Option<u64>,
+        /// Its status, when it exists.
+        status: Option<String>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -141,6 +150,8 @@ pub struct Deployer {
     /// Held while release files are removed, and while a new release picks the built
     /// files it reuses until it is recorded (and so keeps them in use).
     pub files_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The releases rolling out, each with its cancel.
+    pub cancels: cancel::Cancels,
 }
 
 impl Deployer {
@@ -236,6 +247,8 @@ impl Deployer {
             .await?
             .map_err(DeployError::Running)?;
         drop(files_guard);
+        // Noted before anything runs, so a cancel finds it from now on.
+        let mut registration = self.cancels.register(app, version);
         // Zero (refused by the CLI and in fly.toml; an API client may send it) is unset:
         // no machine is healthy within none.
         let wait_timeout = req
@@ -252,7 +265,13 @@ impl Deployer {
         };
         tokio::spawn(async move {
             let outcome = deployer
-                .pipeline(&app, version, &req.config, &files, strategy, wait_timeout)
+                .pipeline(
+                    &app,
+                    version,
+                    &req.config,
+                    (&files, strategy, wait_timeout),
+                    &mut registration.cancel,
+                )
                 .await;
             // The release's jobs are in place before it is recorded complete: a client
             // that sees the release live can trigger them at once.
@@ -262,6 +281,8 @@ impl Deployer {
                 }
             }
             deployer.finish(&app, version, outcome).await;
+            // Only now: one waiting for its end (`apps destroy`) finds it recorded.
+            drop(registration);
         });
         Ok(version)
     }
@@ -312,9 +333,8 @@ impl Deployer {
         app: &str,
         version: u64,
         cfg: &AppConfig,
-        files: &Files,
-        strategy: Strategy,
-        wait_timeout: Duration,
+        (files, strategy, wait_timeout): (&Files, Strategy, Duration),
+        cancel: &mut cancel::Cancel,
     ) -> Result<(), Failure> {
         let fail = Failure::because;
         let Prepared {
@@ -325,6 +345,10 @@ impl Deployer {
             processes,
             console_command,
         } = self.prepare(app, version, cfg, files).await?;
+        // A cancel asked while the steps before ran: no machine has changed yet.
+        if let Some(why) = cancel.reason() {
+            return Err(Failure::cancelled(&why));
+        }
 
         // Roll out, watching the app's machine events from before the first is created.
         let mut events = self.machine_events(app);
@@ -424,6 +448,7 @@ impl Deployer {
             wait_timeout,
             max_unavailable,
             progress: &progress,
+            cancel,
         }
         .run(strategy, groups)
         .await;

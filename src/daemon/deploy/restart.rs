@@ -37,6 +37,7 @@ impl Deployer {
             wait_timeout,
             max_unavailable: 1.0,
             progress: &progress,
+            cancel: &mut super::cancel::Cancel::never(),
         }
         .restart(&machines)
         .await

@@ -39,6 +39,11 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A release cancelled while it rolled out (`why`: who asked).
+    pub fn cancelled(why: &str) -> Self {
+        Self::because(format!("cancelled: {why}"))
+    }
+
     /// A failure of the release as a whole, not of one machine.
     pub fn because(reason: String) -> Self {
         Failure {
@@ -96,6 +101,8 @@ pub struct Rollout<'a> {
     pub max_unavailable: f64,
     /// Reports a step: `rollout` lines, and `replaced` when an old machine gives way.
     pub progress: &'a (dyn Fn(&'static str, String) + Send + Sync),
+    /// Ends the waits for new machines with a failure, so the old ones are restored.
+    pub cancel: &'a mut super::cancel::Cancel,
 }
 
 /// What a rollout changed, to finish or undo it.
@@ -298,7 +305,11 @@ impl Rollout<'_> {
         while !pending.is_empty() {
             let wake = port_look.min(deadline);
             let left = wake.saturating_duration_since(Instant::now());
-            let event = match tokio::time::timeout(left, self.events.recv()).await {
+            let received = tokio::select! {
+                received = tokio::time::timeout(left, self.events.recv()) => received,
+                why = self.cancel.requested() => return Err(Failure::cancelled(&why)),
+            };
+            let event = match received {
                 Ok(Some(event)) => event,
                 Err(_) if Instant::now() < deadline => {
                     for id in &pending {

@@ -111,6 +111,7 @@ impl Deployer {
                     wait_timeout: DEFAULT_WAIT_TIMEOUT,
                     max_unavailable: DEFAULT_MAX_UNAVAILABLE,
                     progress: &progress,
+                    cancel: &mut super::cancel::Cancel::never(),
                 }
                 .add(&specs[group], (target - from) as usize)
                 .await

@@ -123,17 +123,30 @@ pub async fn status(
     }))
 }
 
-/// `DELETE /v1/apps/{name}`: stops and destroys its machines (each with its kill signal
-/// and timeout), then forgets the app, its releases, secrets and jobs.
+/// How long `apps destroy` waits for a release it cancelled to end; one still going then
+/// (its build or release command runs to its own limit first) is a conflict.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `DELETE /v1/apps/{name}`: cancels a release rolling out, stops and destroys its
+/// machines (each with its kill signal and timeout), then forgets the app, its releases,
+/// secrets and jobs.
 pub async fn destroy(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ServerError> {
     state.require_app(&name).await?;
     if let Some(version) = state.deployer.running(&name).await? {
-        return Err(ServerError::Deploy(
-            crate::daemon::deploy::DeployError::Running(version),
-        ));
+        // A release rolling out is cancelled first (what it replaced is restored, and
+        // goes with the rest): its machines must not be created after the app is gone.
+        let deployer = &state.deployer;
+        deployer
+            .cancel(&name, Some(version), "the app is being destroyed")
+            .await?;
+        if !deployer.cancels.wait_ended(&name, CANCEL_WAIT).await {
+            return Err(ServerError::Deploy(
+                crate::daemon::deploy::DeployError::Running(version),
+            ));
+        }
     }
     // The rows go with the app; the processes must go first, or they would run untracked.
     state.runtime.destroy_all(&name).await?;

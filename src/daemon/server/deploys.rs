@@ -1,4 +1,5 @@
-//! `POST /v1/apps/{app}/deploys` and `GET /v1/apps/{app}/releases`.
+//! `POST /v1/apps/{app}/deploys`, `GET /v1/apps/{app}/releases`, and what else starts or
+//! stops a release.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -52,6 +53,28 @@ pub async fn rollback(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
     state.require_app(&app).await?;
     let version = state.deployer.rollback(&app, req.version).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "version": version })),
+    ))
+}
+
+/// `POST /v1/apps/{app}/cancels`: 202 with the version of the release rolling out, which
+/// fails as soon as its rollout can stop (its `deploy.failed` event says so).
+pub async fn cancel(
+    State(state): State<Shared>,
+    Path(app): Path<String>,
+    ApiJson(req): ApiJson<crate::api::types::CancelRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
+    state.require_app(&app).await?;
+    let version = state
+        .deployer
+        .cancel(
+            &app,
+            req.version,
+            "asked to stop (`lakefly releases cancel`)",
+        )
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "version": version })),

@@ -202,6 +202,11 @@ impl ServerError {
             },
             ServerError::Deploy(e) => match e {
                 DeployError::Running(_) => StatusCode::CONFLICT,
+                DeployError::NotRolling {
+                    version: Some(_),
+                    status: None,
+                } => StatusCode::NOT_FOUND,
+                DeployError::NotRolling { .. } => StatusCode::CONFLICT,
                 DeployError::NoRollbackTarget(_) => StatusCode::NOT_FOUND,
                 DeployError::NotRollbackable { .. } => StatusCode::CONFLICT,
                 DeployError::NoRelease | DeployError::UnknownGroup { .. } => {
@@ -260,6 +265,11 @@ impl ServerError {
                 DeployError::BadDigest(_) => "bad_request",
                 DeployError::Plan(_) => "config_not_runnable",
                 DeployError::Running(_) => crate::api::types::DEPLOY_RUNNING,
+                DeployError::NotRolling {
+                    version: Some(_),
+                    status: None,
+                } => "release_not_found",
+                DeployError::NotRolling { .. } => "not_rolling_out",
                 DeployError::NoRollbackTarget(_) => "no_rollback_target",
                 DeployError::NotRollbackable { .. } => "not_rollbackable",
                 DeployError::NoRelease => "no_release",
@@ -356,7 +366,13 @@ impl ServerError {
                 DeployError::Plan(_) => {
                     Some("add a [processes] entry (or experimental.cmd) for the group, or a Dockerfile whose CMD it runs: the one [build] dockerfile names, else `Dockerfile` at the bundle's root".into())
                 }
-                DeployError::Running(_) => Some("wait for it to finish: `lakefly events`".into()),
+                DeployError::Running(_) => Some(
+                    "wait for it to finish (`lakefly events`), or stop it: `lakefly releases cancel`"
+                        .into(),
+                ),
+                DeployError::NotRolling { .. } => {
+                    Some("`lakefly releases` shows each release's status".into())
+                }
                 DeployError::NoRollbackTarget(_) => {
                     Some("`lakefly releases` lists the versions".into())
                 }

@@ -122,6 +122,10 @@ fn routes(state: Shared) -> Router {
             axum::routing::post(deploys::rollback),
         )
         .route(
+            "/v1/apps/{name}/cancels",
+            axum::routing::post(deploys::cancel),
+        )
+        .route(
             "/v1/apps/{name}/scale",
             get(deploys::scale_show).post(deploys::scale),
         )

@@ -1,0 +1,223 @@
+//! Cancelling a release while it rolls out (`lakefly releases cancel`, and `apps destroy`
+//! of an app with one). A cancel does not cut the release short at any point: its rollout
+//! stops waiting for new machines and fails the release, so the machines it replaced are
+//! restored, as for any failed release. Steps before the rollout (unpack, build, release
+//! command) run to their end, bounded by their own limits; the release fails after them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{DeployError, Deployer};
+use crate::daemon::store::releases;
+
+impl Deployer {
+    /// Cancels the release of `app` rolling out (`version`, when given; `why` says who
+    /// asked): it fails as soon as its rollout can stop, and the release before keeps
+    /// running. Returns its version.
+    pub async fn cancel(
+        &self,
+        app: &str,
+        version: Option<u64>,
+        why: &str,
+    ) -> Result<u64, DeployError> {
+        let running = self.running(app).await?;
+        match version.or(running) {
+            Some(version) if Some(version) == running => {
+                match self.cancels.cancel(app, Some(version), why) {
+                    Asked::Cancelling => Ok(version),
+                    // Recorded as rolling out, but not by this daemon: a rollout a crash
+                    // cut short, undone when the daemon next starts with room to.
+                    Asked::NotRunning => Err(DeployError::Running(version)),
+                }
+            }
+            Some(version) => {
+                let a = app.to_string();
+                let status = self
+                    .store
+                    .run(move |conn, path| releases::status(conn, path, &a, version))
+                    .await?;
+                Err(DeployError::NotRolling {
+                    version: Some(version),
+                    status,
+                })
+            }
+            None => Err(DeployError::NotRolling {
+                version: None,
+                status: None,
+            }),
+        }
+    }
+}
+
+/// What [`DeployError::NotRolling`] says.
+pub(super) fn not_rolling(version: Option<u64>, status: Option<&str>) -> String {
+    match (version, status) {
+        (None, _) => "no release of this app is rolling out".into(),
+        (Some(v), None) => format!("release v{v} does not exist"),
+        (Some(v), Some(status)) => format!("release v{v} is {status}, not rolling out"),
+    }
+}
+
+/// The releases rolling out now, one per app, each with its cancel.
+#[derive(Clone, Default)]
+pub struct Cancels {
+    running: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+struct Entry {
+    version: u64,
+    /// Set to why the release is cancelled.
+    cancel: watch::Sender<Option<String>>,
+    /// Closed when the release has ended (its [`Registration`] dropped).
+    ended: watch::Receiver<()>,
+}
+
+/// What asking for a cancel found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// The release will fail as soon as its rollout can stop.
+    Cancelling,
+    /// No release of the app is rolling out in this daemon (or not that version).
+    NotRunning,
+}
+
+impl Cancels {
+    /// Notes release `version` of `app` as rolling out until the registration is dropped.
+    pub fn register(&self, app: &str, version: u64) -> Registration {
+        let (cancel, requested) = watch::channel(None);
+        let (ended_tx, ended) = watch::channel(());
+        self.lock().insert(
+            app.to_string(),
+            Entry {
+                version,
+                cancel,
+                ended,
+            },
+        );
+        Registration {
+            cancels: self.clone(),
+            app: app.to_string(),
+            version,
+            cancel: Cancel { requested },
+            _ended: ended_tx,
+        }
+    }
+
+    /// Asks release `version` of `app` (any version when `None`) to fail, saying `why`.
+    pub fn cancel(&self, app: &str, version: Option<u64>, why: &str) -> Asked {
+        match self.lock().get(app) {
+            Some(entry) if version.is_none_or(|v| v == entry.version) => {
+                entry.cancel.send_replace(Some(why.to_string()));
+                Asked::Cancelling
+            }
+            _ => Asked::NotRunning,
+        }
+    }
+
+    /// Waits up to `limit` for the app's running release (if any) to end; true when none
+    /// runs any more.
+    pub async fn wait_ended(&self, app: &str, limit: Duration) -> bool {
+        let ended = self.lock().get(app).map(|entry| entry.ended.clone());
+        let Some(mut ended) = ended else {
+            return true;
+        };
+        // The sender goes with the registration: `changed` fails once it is dropped.
+        tokio::time::timeout(limit, async { while ended.changed().await.is_ok() {} })
+            .await
+            .is_ok()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A release noted as rolling out; dropping it notes its end.
+pub struct Registration {
+    cancels: Cancels,
+    app: String,
+    version: u64,
+    /// Resolves when the release is cancelled.
+    pub cancel: Cancel,
+    /// Dropped with the registration, which ends every [`Cancels::wait_ended`].
+    _ended: watch::Sender<()>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut running = self.cancels.lock();
+        if running
+            .get(&self.app)
+            .is_some_and(|e| e.version == self.version)
+        {
+            running.remove(&self.app);
+        }
+    }
+}
+
+/// The cancel of one release, as its rollout waits on it.
+pub struct Cancel {
+    requested: watch::Receiver<Option<String>>,
+}
+
+impl Cancel {
+    /// A cancel that never comes (scaling, `apps restart`: not releases).
+    pub fn never() -> Self {
+        let (_, requested) = watch::channel(None);
+        Cancel { requested }
+    }
+
+    /// Why the release was cancelled, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.requested.borrow().clone()
+    }
+
+    /// Waits until the release is cancelled and says why; pends for ever if it never is.
+    pub async fn requested(&mut self) -> String {
+        loop {
+            if let Some(why) = self.requested.borrow_and_update().clone() {
+                return why;
+            }
+            if self.requested.changed().await.is_err() {
+                // No one can cancel any more.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancel_reaches_the_running_release_only() {
+        let cancels = Cancels::default();
+        assert_eq!(cancels.cancel("a", None, "why"), Asked::NotRunning);
+        let mut running = cancels.register("a", 4);
+        assert_eq!(cancels.cancel("a", Some(3), "why"), Asked::NotRunning);
+        assert_eq!(cancels.cancel("b", None, "why"), Asked::NotRunning);
+        assert_eq!(running.cancel.reason(), None);
+        assert_eq!(cancels.cancel("a", Some(4), "asked"), Asked::Cancelling);
+        assert_eq!(running.cancel.requested().await, "asked");
+        assert!(!cancels.wait_ended("a", Duration::from_millis(10)).await);
+        let waiting = tokio::spawn({
+            let cancels = cancels.clone();
+            async move { cancels.wait_ended("a", Duration::from_secs(30)).await }
+        });
+        drop(running);
+        assert!(waiting.await.expect("task"), "its end is seen");
+        assert_eq!(cancels.cancel("a", None, "why"), Asked::NotRunning);
+    }
+
+    #[tokio::test]
+    async fn a_release_that_is_never_cancelled_never_resolves() {
+        let mut never = Cancel::never();
+        let waited = tokio::time::timeout(Duration::from_millis(20), never.requested()).await;
+        assert!(waited.is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! `lakefly releases cancel` and `apps destroy` of an app with a release rolling out: the
+//! release fails at once instead of waiting out `wait_timeout`, its new machines go, and
+//! the release before keeps running.
+
+mod common;
+
+use std::path::Path;
+
+use common::daemon::TestDaemon;
+use common::files::{edit_file, hello_copy};
+use common::Run;
+use serde_json::Value;
+
+fn lakefly(d: &TestDaemon, app: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["--remote", d.api.as_str(), "-a", "hello"];
+    all.extend_from_slice(args);
+    common::lakefly(app, &all)
+}
+
+fn status(d: &TestDaemon, app: &Path) -> Value {
+    lakefly(d, app, &["status", "--json"]).expect_code(0).json()
+}
+
+/// Makes the next release of the hello copy at `app` one that never becomes healthy (its
+/// check asks for a page the app does not have) and would wait 10 minutes for it.
+fn never_healthy(app: &Path) {
+    let config = app.join("fly.toml");
+    edit_file(&config, "path = \"/health\"", "path = \"/no-such-page\"");
+    edit_file(
+        &config,
+        "strategy = \"rolling\"",
+        "strategy = \"rolling\"\n  wait_timeout = \"10m\"",
+    );
+}
+
+#[test]
+fn a_cancelled_release_fails_at_once_and_the_one_before_keeps_running() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    lakefly(&d, &app, &["deploy"]).expect_code(0);
+    let before = status(&d, &app)["machines"][0]["id"].clone();
+    // Nothing rolls out: nothing to cancel.
+    let idle = lakefly(&d, &app, &["releases", "cancel"]).expect_code(6);
+    assert!(
+        idle.stderr
+            .contains("error: no release of this app is rolling out"),
+        "{}",
+        idle.stderr
+    );
+
+    never_healthy(&app);
+    lakefly(&d, &app, &["deploy", "--detach"]).expect_code(0);
+    let releases = lakefly(&d, &app, &["releases", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(releases[0]["status"], "running", "{releases}");
+    let cancelled = lakefly(&d, &app, &["releases", "cancel", "v2"]).expect_code(0);
+    assert!(
+        cancelled.stderr.contains("==> cancelling release v2")
+            && cancelled
+                .stderr
+                .contains("release v2 failed: cancelled: asked to stop")
+            && cancelled.stderr.contains("==> release v1 keeps running"),
+        "{}",
+        cancelled.stderr
+    );
+    let now = status(&d, &app);
+    assert_eq!(now["release"]["version"], 1, "{now}");
+    let machines = now["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 1, "the new machine went: {now}");
+    assert_eq!(machines[0]["id"], before);
+    assert_eq!(machines[0]["state"], "started");
+    let releases = lakefly(&d, &app, &["releases", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(releases[0]["status"], "failed", "{releases}");
+
+    // Once it ended, a cancel of it is a conflict; of a release never made, not found.
+    let again = lakefly(&d, &app, &["releases", "cancel", "2", "--json"]).expect_code(6);
+    assert!(
+        again.stderr.contains("\"code\":\"not_rolling_out\""),
+        "{}",
+        again.stderr
+    );
+    lakefly(&d, &app, &["releases", "cancel", "9"]).expect_code(5);
+}
+
+#[test]
+fn destroying_an_app_with_a_release_rolling_out_cancels_it_first() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    lakefly(&d, &app, &["deploy"]).expect_code(0);
+    never_healthy(&app);
+    lakefly(&d, &app, &["deploy", "--detach"]).expect_code(0);
+    assert_eq!(status(&d, &app)["machines"].as_array().unwrap().len(), 2);
+    let pids: Vec<u64> = status(&d, &app)["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["pid"].as_u64())
+        .collect();
+    assert_eq!(pids.len(), 2);
+
+    lakefly(&d, &app, &["apps", "destroy", "hello", "--yes"]).expect_code(0);
+    lakefly(&d, &app, &["status"]).expect_code(5);
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| stat.contains(") Z ")),
+            "machine process {pid} outlived its app"
+        );
+    }
+}
