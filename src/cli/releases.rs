@@ -126,7 +126,7 @@ fn cancel(global: &GlobalArgs, version: Option<u64>, detach: bool) -> Result<(),
         let Some(stream) = stream else {
             if out.json {
                 return out.json(
-                    &serde_json::json!({ "app": app, "version": version, "cancelled": false }),
+                    &serde_json::json!({ "app": app, "version": version, "status": "cancelling" }),
                 );
             }
             out.note(&format!(
@@ -140,7 +140,7 @@ fn cancel(global: &GlobalArgs, version: Option<u64>, detach: bool) -> Result<(),
             Ended::Complete => Err(Error::WentLive { app, version }),
             Ended::Failed { reason, running } => {
                 if out.json {
-                    return out.json(&serde_json::json!({ "app": app, "version": version, "cancelled": true, "reason": reason, "running": running }));
+                    return out.json(&serde_json::json!({ "app": app, "version": version, "status": "failed", "reason": reason, "running": running }));
                 }
                 // Its failure, with the reason, was shown as it came.
                 let keeps = running.map_or(format!("no release of {app} runs"), |r| {
