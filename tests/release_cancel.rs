@@ -54,6 +54,15 @@ fn a_cancelled_release_fails_at_once_and_the_one_before_keeps_running() {
         .expect_code(0)
         .json();
     assert_eq!(releases[0]["status"], "running", "{releases}");
+    // `status` says so beside the release that runs, and how to stop it.
+    assert_eq!(status(&d, &app)["rolling_out"], 2);
+    let text = lakefly(&d, &app, &["status"]).expect_code(0).stdout;
+    assert!(
+        text.contains(
+            "Release  v1 (complete); v2 rolling out (`lakefly releases cancel` stops it)"
+        ),
+        "{text}"
+    );
     let cancelled = lakefly(&d, &app, &["releases", "cancel", "v2"]).expect_code(0);
     assert!(
         cancelled.stderr.contains("==> cancelling release v2")
@@ -66,6 +75,7 @@ fn a_cancelled_release_fails_at_once_and_the_one_before_keeps_running() {
     );
     let now = status(&d, &app);
     assert_eq!(now["release"]["version"], 1, "{now}");
+    assert!(now.get("rolling_out").is_none(), "{now}");
     let machines = now["machines"].as_array().unwrap();
     assert_eq!(machines.len(), 1, "the new machine went: {now}");
     assert_eq!(machines[0]["id"], before);

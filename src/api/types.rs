@@ -281,6 +281,9 @@ pub struct AppStatus {
     pub app: String,
     /// The current release, once there is one.
     pub release: Option<ReleaseSummary>,
+    /// The release rolling out to replace the current one, while one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_out: Option<u64>,
     /// Every machine that is not destroyed.
     pub machines: Vec<Machine>,
     /// Where the app is served (its host names on the edge, then its service ports), as

@@ -45,9 +45,14 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> Result<(), Error> {
 
 /// The app, its release, and its machines' table, for people (`status`, `watch`).
 pub fn status_text(status: &AppStatus) -> String {
-    let release = status.release.as_ref().map_or("none yet".to_string(), |r| {
+    let mut release = status.release.as_ref().map_or("none yet".to_string(), |r| {
         format!("v{} ({})", r.version, r.status)
     });
+    if let Some(next) = status.rolling_out {
+        release.push_str(&format!(
+            "; v{next} rolling out (`lakefly releases cancel` stops it)"
+        ));
+    }
     let machines = if status.machines.is_empty() {
         "No machines.".to_string()
     } else {
@@ -70,6 +75,7 @@ mod tests {
         let status = AppStatus {
             app: "shop".into(),
             release: None,
+            rolling_out: None,
             machines: vec![],
             urls: vec![
                 "http://shop.localhost:4281/".into(),
@@ -79,6 +85,27 @@ mod tests {
         assert_eq!(
             status_text(&status),
             "App      shop\nRelease  none yet\nURLs     http://shop.localhost:4281/\n         tcp://shop.localhost:5433\n\nNo machines."
+        );
+    }
+
+    #[test]
+    fn a_release_rolling_out_is_shown_beside_the_current_one() {
+        let status = AppStatus {
+            app: "shop".into(),
+            release: Some(crate::api::types::ReleaseSummary {
+                version: 3,
+                status: "complete".into(),
+            }),
+            rolling_out: Some(4),
+            machines: vec![],
+            urls: vec![],
+        };
+        assert!(
+            status_text(&status).starts_with(
+                "App      shop\nRelease  v3 (complete); v4 rolling out (`lakefly releases cancel` stops it)\n"
+            ),
+            "{}",
+            status_text(&status)
         );
     }
 }

@@ -115,10 +115,16 @@ pub async fn status(
             status: r.status.clone(),
         }),
     };
+    // A release rolling out beside the current one (without one, it is `release`).
+    let rolling_out = latest
+        .first()
+        .filter(|r| r.status == "running" && app.current_release.is_some())
+        .map(|r| r.version);
     Ok(Json(AppStatus {
         urls: state.edge.urls(&app.name),
         app: app.name,
         release,
+        rolling_out,
         machines,
     }))
 }
