@@ -1317,7 +1317,7 @@ fn ctrl_c_stops_following_but_not_the_release() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("follow it again with `lakefly events -a hello`"),
+        stderr.contains("follow it again with `lakefly events -a hello`, or stop it: `lakefly releases cancel -a hello`"),
         "{stderr}"
     );
     // The release finishes without the client.

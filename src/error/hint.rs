@@ -59,7 +59,9 @@ impl Error {
             Error::DeployFailed { app, running: None, .. } => Some(format!(
                 "no release of {app} has run yet, so nothing runs; `lakefly logs -a {app}` shows what it said"
             )),
-            Error::Detached { app, .. } => Some(format!("follow it again with `lakefly events -a {app}`")),
+            Error::Detached { app, .. } => Some(format!(
+                "follow it again with `lakefly events -a {app}`, or stop it: `lakefly releases cancel -a {app}`"
+            )),
             Error::WentLive { app, .. } => Some(format!(
                 "`lakefly rollback -a {app}` goes back to the release before it"
             )),
