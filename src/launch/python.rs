@@ -1,7 +1,8 @@
 //! A Python project: its requirements installed into the release's own virtualenv, and a
 //! command for the framework it uses, as `fly launch`'s scanners choose one: Django behind
 //! gunicorn (its migrations as the release command), FastAPI under uvicorn, Flask behind
-//! gunicorn, else the entry script run as it is.
+//! gunicorn (else under its own `flask run`, unless the script starts its server), else
+//! the entry script run as it is.
 
 use std::fs;
 use std::path::Path;
@@ -74,6 +75,14 @@ fn command(dir: &Path, deps: &str) -> Result<Option<Command>, Error> {
             format!("uvicorn {module}:{app} --host 127.0.0.1 --port $PORT")
         } else if let (true, Some(app)) = (has("gunicorn"), assigned(&text, "Flask(")) {
             format!("gunicorn --bind {bind} {module}:{app}")
+        } else if let (true, Some(app), false) = (
+            has("flask"),
+            assigned(&text, "Flask("),
+            text.contains(".run("),
+        ) {
+            // A Flask app whose script never starts a server (`app.run()`): Flask's own
+            // command serves it; run as a script it would exit at once.
+            format!("flask --app {module}:{app} run --host 127.0.0.1 --port $PORT")
         } else {
             format!("python3 {script}")
         };
@@ -166,5 +175,36 @@ mod tests {
         ]);
         assert_eq!(script.processes["app"], "python3 app.py");
         assert_eq!(script.release_command, None);
+        // Flask without gunicorn: `flask run`, unless the script runs the server itself.
+        let bare = plan_for(&[
+            (
+                "requirements.txt",
+                "flask==3.0.0
+",
+            ),
+            (
+                "app.py",
+                "from flask import Flask
+web = Flask(__name__)
+",
+            ),
+        ]);
+        assert_eq!(
+            bare.processes["app"],
+            "flask --app app:web run --host 127.0.0.1 --port $PORT"
+        );
+        let runs_itself = plan_for(&[
+            (
+                "requirements.txt",
+                "flask==3.0.0
+",
+            ),
+            (
+                "app.py",
+                "app = Flask(__name__)
+if __name__ == \"__main__\":\n    app.run(port=int(os.environ[\"PORT\"]))\n",
+            ),
+        ]);
+        assert_eq!(runs_itself.processes["app"], "python3 app.py");
     }
 }
