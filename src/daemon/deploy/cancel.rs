@@ -147,6 +147,13 @@ pub struct Registration {
     _ended: watch::Sender<()>,
 }
 
+impl Registration {
+    /// The release's version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut running = self.cancels.lock();

@@ -267,10 +267,11 @@ impl Deployer {
             let outcome = deployer
                 .pipeline(
                     &app,
-                    version,
+                    &mut registration,
                     &req.config,
-                    (&files, strategy, wait_timeout),
-                    &mut registration.cancel,
+                    &files,
+                    strategy,
+                    wait_timeout,
                 )
                 .await;
             // The release's jobs are in place before it is recorded complete: a client
@@ -331,11 +332,13 @@ impl Deployer {
     async fn pipeline(
         &self,
         app: &str,
-        version: u64,
+        release: &mut cancel::Registration,
         cfg: &AppConfig,
-        (files, strategy, wait_timeout): (&Files, Strategy, Duration),
-        cancel: &mut cancel::Cancel,
+        files: &Files,
+        strategy: Strategy,
+        wait_timeout: Duration,
     ) -> Result<(), Failure> {
+        let (version, cancel) = (release.version(), &mut release.cancel);
         let fail = Failure::because;
         let Prepared {
             dir,
