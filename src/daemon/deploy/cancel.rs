@@ -4,7 +4,7 @@
 //! restored, as for any failed release. Steps before the rollout (unpack, build, release
 //! command) run to their end, bounded by their own limits; the release fails after them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -61,10 +61,17 @@ pub(super) fn not_rolling(version: Option<u64>, status: Option<&str>) -> String 
     }
 }
 
-/// The releases rolling out now, one per app, each with its cancel.
+/// The releases rolling out now, one per app, each with its cancel; and the apps being
+/// destroyed, which start no release.
 #[derive(Clone, Default)]
 pub struct Cancels {
-    running: Arc<Mutex<HashMap<String, Entry>>>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    running: HashMap<String, Entry>,
+    closing: HashSet<String>,
 }
 
 struct Entry {
@@ -89,7 +96,7 @@ impl Cancels {
     pub fn register(&self, app: &str, version: u64) -> Registration {
         let (cancel, requested) = watch::channel(None);
         let (ended_tx, ended) = watch::channel(());
-        self.lock().insert(
+        self.lock().running.insert(
             app.to_string(),
             Entry {
                 version,
@@ -108,7 +115,7 @@ impl Cancels {
 
     /// Asks release `version` of `app` (any version when `None`) to fail, saying `why`.
     pub fn cancel(&self, app: &str, version: Option<u64>, why: &str) -> Asked {
-        match self.lock().get(app) {
+        match self.lock().running.get(app) {
             Some(entry) if version.is_none_or(|v| v == entry.version) => {
                 entry.cancel.send_replace(Some(why.to_string()));
                 Asked::Cancelling
@@ -120,7 +127,11 @@ impl Cancels {
     /// Waits up to `limit` for the app's running release (if any) to end; true when none
     /// runs any more.
     pub async fn wait_ended(&self, app: &str, limit: Duration) -> bool {
-        let ended = self.lock().get(app).map(|entry| entry.ended.clone());
+        let ended = self
+            .lock()
+            .running
+            .get(app)
+            .map(|entry| entry.ended.clone());
         let Some(mut ended) = ended else {
             return true;
         };
@@ -130,9 +141,37 @@ impl Cancels {
             .is_ok()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        // The map stays consistent whatever panicked while holding it.
-        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Marks `app` as being destroyed until the guard is dropped: a release that would
+    /// start meanwhile is refused ([`Cancels::is_closing`], checked in the transaction
+    /// that records it), so none creates machines behind the destroy.
+    pub fn close(&self, app: &str) -> Closing {
+        self.lock().closing.insert(app.to_string());
+        Closing {
+            cancels: self.clone(),
+            app: app.to_string(),
+        }
+    }
+
+    /// Whether `app` is being destroyed.
+    pub fn is_closing(&self, app: &str) -> bool {
+        self.lock().closing.contains(app)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The sets stay consistent whatever panicked while holding them.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An app marked as being destroyed; dropping it ends that.
+pub struct Closing {
+    cancels: Cancels,
+    app: String,
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.cancels.lock().closing.remove(&self.app);
     }
 }
 
@@ -156,7 +195,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut running = self.cancels.lock();
+        let running = &mut self.cancels.lock().running;
         if running
             .get(&self.app)
             .is_some_and(|e| e.version == self.version)
@@ -219,6 +258,16 @@ mod tests {
         drop(running);
         assert!(waiting.await.expect("task"), "its end is seen");
         assert_eq!(cancels.cancel("a", None, "why"), Asked::NotRunning);
+    }
+
+    #[test]
+    fn an_app_is_closed_while_its_destroy_holds_the_guard() {
+        let cancels = Cancels::default();
+        assert!(!cancels.is_closing("a"));
+        let closing = cancels.close("a");
+        assert!(cancels.is_closing("a") && !cancels.is_closing("b"));
+        drop(closing);
+        assert!(!cancels.is_closing("a"));
     }
 
     #[tokio::test]

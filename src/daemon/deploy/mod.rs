@@ -97,6 +97,9 @@ pub enum DeployError {
     /// Another release of the app is rolling out.
     #[error("release v{0} of this app is still rolling out")]
     Running(u64),
+    /// The app is being destroyed.
+    #[error("the app is being destroyed")]
+    Destroying,
     /// A cancel for a release that is not rolling out.
     #[error("{}", cancel::not_rolling(*.version, .status.as_deref()))]
     NotRolling {
@@ -208,12 +211,17 @@ impl Deployer {
             false => self.built_before(app, &digest, &req.config).await?,
         };
         let (a, config, bundle) = (app.to_string(), req.config.clone(), digest.to_string());
-        let secrets = self.secrets.clone();
+        let (secrets, cancels) = (self.secrets.clone(), self.cancels.clone());
         let version = self
             .hub
             .change(move |tx, path| {
+                // Here, in the transaction that records the release: `apps destroy` marks
+                // the app before it looks for releases, so one of the two sees the other.
+                if cancels.is_closing(&a) {
+                    return Ok((Err(DeployError::Destroying), vec![]));
+                }
                 if let Some(running) = releases::running(tx, path, &a)? {
-                    return Ok((Err(running), vec![]));
+                    return Ok((Err(DeployError::Running(running)), vec![]));
                 }
                 let new = NewRelease {
                     app: &a,
@@ -244,8 +252,7 @@ impl Deployer {
                 }
                 Ok((Ok(version), events))
             })
-            .await?
-            .map_err(DeployError::Running)?;
+            .await??;
         drop(files_guard);
         // Noted before anything runs, so a cancel finds it from now on.
         let mut registration = self.cancels.register(app, version);

@@ -141,6 +141,8 @@ pub async fn destroy(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ServerError> {
     state.require_app(&name).await?;
+    // From here no release starts (and none that started is missed below).
+    let _closing = state.deployer.cancels.close(&name);
     if let Some(version) = state.deployer.running(&name).await? {
         // A release rolling out is cancelled first (what it replaced is restored, and
         // goes with the rest): its machines must not be created after the app is gone.

@@ -206,7 +206,7 @@ impl ServerError {
                     version: Some(_),
                     status: None,
                 } => StatusCode::NOT_FOUND,
-                DeployError::NotRolling { .. } => StatusCode::CONFLICT,
+                DeployError::NotRolling { .. } | DeployError::Destroying => StatusCode::CONFLICT,
                 DeployError::NoRollbackTarget(_) => StatusCode::NOT_FOUND,
                 DeployError::NotRollbackable { .. } => StatusCode::CONFLICT,
                 DeployError::NoRelease | DeployError::UnknownGroup { .. } => {
@@ -270,6 +270,7 @@ impl ServerError {
                     status: None,
                 } => "release_not_found",
                 DeployError::NotRolling { .. } => "not_rolling_out",
+                DeployError::Destroying => "app_destroying",
                 DeployError::NoRollbackTarget(_) => "no_rollback_target",
                 DeployError::NotRollbackable { .. } => "not_rollbackable",
                 DeployError::NoRelease => "no_release",
@@ -372,6 +373,9 @@ impl ServerError {
                 ),
                 DeployError::NotRolling { .. } => {
                     Some("`lakefly releases` shows each release's status".into())
+                }
+                DeployError::Destroying => {
+                    Some("deploy again once it is gone, to make the app anew".into())
                 }
                 DeployError::NoRollbackTarget(_) => {
                     Some("`lakefly releases` lists the versions".into())
