@@ -22,10 +22,10 @@ fn status(d: &TestDaemon, app: &Path) -> Value {
 }
 
 /// Makes the next release of the hello copy at `app` one that never becomes healthy (its
-/// check asks for a page the app does not have) and would wait 10 minutes for it.
+/// check asks for `/ready`, which the app always answers 404) and would wait 10 minutes.
 fn never_healthy(app: &Path) {
     let config = app.join("fly.toml");
-    edit_file(&config, "path = \"/health\"", "path = \"/no-such-page\"");
+    edit_file(&config, "path = \"/health\"", "path = \"/ready\"");
     edit_file(
         &config,
         "strategy = \"rolling\"",
