@@ -54,6 +54,21 @@ fn a_cancelled_release_fails_at_once_and_the_one_before_keeps_running() {
         .expect_code(0)
         .json();
     assert_eq!(releases[0]["status"], "running", "{releases}");
+    // The rollout says why it waits as soon as the check fails, not at wait_timeout.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let events = lakefly(
+            &d,
+            &app,
+            &["events", "--no-tail", "--kind", "deploy.progress"],
+        );
+        let said = events.expect_code(0).stdout;
+        if said.contains("is not healthy yet: http_service.checks[0]: 404 http://127.0.0.1:") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{said}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     // `status` says so beside the release that runs, and how to stop it.
     assert_eq!(status(&d, &app)["rolling_out"], 2);
     let text = lakefly(&d, &app, &["status"]).expect_code(0).stdout;

@@ -370,6 +370,19 @@ impl Rollout<'_> {
                     if event.data["health"] == "passing" {
                         (self.progress)("rollout", format!("machine {id} is healthy"));
                         pending.remove(&id);
+                    } else if let Some(output) = event.data["output"].as_str() {
+                        // Said as soon as a check fails (a health event comes only when the
+                        // health changes), not only when wait_timeout ends the release.
+                        let check = event.data["check"].as_str().unwrap_or("a check");
+                        // Its first line (an HTTP check's status and URL); the whole output
+                        // comes with the failure.
+                        let mut lines = output.lines();
+                        let first = lines.next().unwrap_or_default();
+                        let more = if lines.next().is_some() { " …" } else { "" };
+                        (self.progress)(
+                            "rollout",
+                            format!("machine {id} is not healthy yet: {check}: {first}{more}"),
+                        );
                     }
                 }
                 kind::MACHINE_EXITED => {
