@@ -8,6 +8,7 @@ use crate::api::jobs::JobSpec;
 use crate::api::types::kind;
 use crate::daemon::events::{now, NewEvent};
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord};
+use crate::daemon::store::{apps, releases};
 use crate::daemon::store::StoreError;
 
 /// Why a job change was refused.
@@ -47,17 +48,32 @@ impl Scheduler {
                     .iter()
                     .any(|j| j.spec.name == spec.name)
                 {
-                    return Ok((Err(spec.name), vec![]));
+                    let exists = JobError::Exists {
+                        app: a,
+                        name: spec.name,
+                    };
+                    return Ok((Err(exists), vec![]));
+                }
+                // A group the app's release does not have would never have a machine to
+                // run beside (an app with no release yet may get it with its first).
+                if let Some(group) = &spec.process_group {
+                    let groups = match apps::current_release(tx, path, &a)? {
+                        Some(v) => releases::specs(tx, path, &a, v)?.into_keys().collect(),
+                        None => Vec::new(),
+                    };
+                    if !groups.is_empty() && !groups.contains(group) {
+                        let problem = format!(
+                            "process group {group:?} does not exist; the release has {}",
+                            groups.join(", ")
+                        );
+                        return Ok((Err(JobError::Invalid(problem)), vec![]));
+                    }
                 }
                 let (id, _) = store_jobs::upsert(tx, path, &a, "api", &spec, &now())?;
                 let data = serde_json::json!({ "job": id, "name": spec.name, "source": "api" });
                 Ok((Ok(id), vec![NewEvent::app(&a, kind::JOB_CREATED, data)]))
             })
-            .await?
-            .map_err(|name| JobError::Exists {
-                app: app.to_string(),
-                name,
-            })?;
+            .await??;
         self.reload().await;
         Ok(created)
     }
