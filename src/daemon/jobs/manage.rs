@@ -8,8 +8,8 @@ use crate::api::jobs::JobSpec;
 use crate::api::types::kind;
 use crate::daemon::events::{now, NewEvent};
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord};
-use crate::daemon::store::{apps, releases};
 use crate::daemon::store::StoreError;
+use crate::daemon::store::{apps, releases};
 
 /// Why a job change was refused.
 #[derive(Debug, thiserror::Error)]

@@ -21,10 +21,15 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
     state.require_app(&app).await?;
     let version = state.deployer.deploy(&app, req).await?;
-    Ok((
+    Ok(accepted(version))
+}
+
+/// 202 with the version of the release a request started (or cancels).
+fn accepted(version: u64) -> (StatusCode, Json<serde_json::Value>) {
+    (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "version": version })),
-    ))
+    )
 }
 
 /// `GET /v1/apps/{app}/releases/{version}/config`: the normalized config a release runs
@@ -53,10 +58,7 @@ pub async fn rollback(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ServerError> {
     state.require_app(&app).await?;
     let version = state.deployer.rollback(&app, req.version).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "version": version })),
-    ))
+    Ok(accepted(version))
 }
 
 /// `POST /v1/apps/{app}/cancels`: 202 with the version of the release rolling out, which
@@ -75,10 +77,7 @@ pub async fn cancel(
             "asked to stop (`lakefly releases cancel`)",
         )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "version": version })),
-    ))
+    Ok(accepted(version))
 }
 
 /// `POST /v1/apps/{app}/scale`: sets machine counts; answers once they are in place.
