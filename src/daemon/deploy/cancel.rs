@@ -30,7 +30,7 @@ impl Deployer {
                     Asked::Cancelling => Ok(version),
                     // Recorded as rolling out, but not by this daemon: a rollout a crash
                     // cut short, undone when the daemon next starts with room to.
-                    Asked::NotRunning => Err(DeployError::Running(version)),
+                    Asked::NotRunning => Err(DeployError::Interrupted(version)),
                 }
             }
             Some(version) => {

@@ -100,6 +100,10 @@ pub enum DeployError {
     /// The app is being destroyed.
     #[error("the app is being destroyed")]
     Destroying,
+    /// A release an earlier lakeflyd left rolling out, not undone yet (its start had no
+    /// room to record that).
+    #[error("release v{0} was cut short by a stop of an earlier lakeflyd and is not undone yet")]
+    Interrupted(u64),
     /// A cancel for a release that is not rolling out.
     #[error("{}", cancel::not_rolling(*.version, .status.as_deref()))]
     NotRolling {
@@ -212,7 +216,7 @@ impl Deployer {
         };
         let (a, config, bundle) = (app.to_string(), req.config.clone(), digest.to_string());
         let (secrets, cancels) = (self.secrets.clone(), self.cancels.clone());
-        let version = self
+        let (version, mut registration) = self
             .hub
             .change(move |tx, path| {
                 // Here, in the transaction that records the release: `apps destroy` marks
@@ -250,12 +254,14 @@ impl Deployer {
                         serde_json::json!({ "version": version, "step": "secrets", "detail": detail }),
                     ));
                 }
-                Ok((Ok(version), events))
+                // Noted as rolling out in the transaction that records it, so a cancel
+                // never finds it recorded but not yet cancellable (a failed commit drops
+                // the note again).
+                let registration = cancels.register(&a, version);
+                Ok((Ok((version, registration)), events))
             })
             .await??;
         drop(files_guard);
-        // Noted before anything runs, so a cancel finds it from now on.
-        let mut registration = self.cancels.register(app, version);
         // Zero (refused by the CLI and in fly.toml; an API client may send it) is unset:
         // no machine is healthy within none.
         let wait_timeout = req

@@ -206,7 +206,9 @@ impl ServerError {
                     version: Some(_),
                     status: None,
                 } => StatusCode::NOT_FOUND,
-                DeployError::NotRolling { .. } | DeployError::Destroying => StatusCode::CONFLICT,
+                DeployError::NotRolling { .. }
+                | DeployError::Destroying
+                | DeployError::Interrupted(_) => StatusCode::CONFLICT,
                 DeployError::NoRollbackTarget(_) => StatusCode::NOT_FOUND,
                 DeployError::NotRollbackable { .. } => StatusCode::CONFLICT,
                 DeployError::NoRelease | DeployError::UnknownGroup { .. } => {
@@ -271,6 +273,7 @@ impl ServerError {
                 } => "release_not_found",
                 DeployError::NotRolling { .. } => "not_rolling_out",
                 DeployError::Destroying => "app_destroying",
+                DeployError::Interrupted(_) => "release_interrupted",
                 DeployError::NoRollbackTarget(_) => "no_rollback_target",
                 DeployError::NotRollbackable { .. } => "not_rollbackable",
                 DeployError::NoRelease => "no_release",
@@ -377,6 +380,10 @@ impl ServerError {
                 DeployError::Destroying => {
                     Some("deploy again once it is gone, to make the app anew".into())
                 }
+                DeployError::Interrupted(_) => Some(
+                    "restart lakeflyd once its state directory's disk has room: its start undoes the rollout and restores the release before"
+                        .into(),
+                ),
                 DeployError::NoRollbackTarget(_) => {
                     Some("`lakefly releases` lists the versions".into())
                 }
