@@ -100,7 +100,7 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Open the app in a browser (its address is printed too).
     Open(open::OpenArgs),
-    /// List the app's releases.
+    /// List the app's releases, or cancel the one rolling out.
     Releases(releases::ReleasesArgs),
     /// Go back to an earlier release.
     Rollback(rollback::RollbackArgs),

@@ -33,9 +33,11 @@ pub struct ReleasesArgs {
 /// What `releases` does besides listing.
 #[derive(Debug, Subcommand)]
 pub enum ReleasesCommand {
-    /// Stop the release rolling out (as `nomad deployment fail`): it fails, its new
-    /// machines go, and the machines it replaced start again. Steps before the rollout
-    /// (build, release command) finish first.
+    /// Stop the release rolling out (as `nomad deployment fail`).
+    ///
+    /// It fails at once instead of waiting out `wait_timeout`: its new machines go, and
+    /// the machines it replaced start again. Steps before the rollout (build, release
+    /// command) finish first.
     Cancel {
         /// The release (default: the one rolling out).
         #[arg(value_name = "VERSION", value_parser = version_arg)]
