@@ -245,7 +245,7 @@ impl Daemon {
             shutdown: shutdown_rx.clone(),
             finished: deploys,
             files_lock: Default::default(),
-            cancels: Default::default(),
+            in_flight: Default::default(),
         };
         edge.reload_hostnames().await?;
         // Every app's current release is served again, ports included; what the last run

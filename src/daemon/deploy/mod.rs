@@ -4,8 +4,8 @@
 //! or `failed` (the previous one is kept).
 
 mod again;
-pub mod cancel;
 mod finish;
+pub mod in_flight;
 mod interrupted;
 mod listen_check;
 mod prepare;
@@ -100,12 +100,15 @@ pub enum DeployError {
     /// The app is being destroyed.
     #[error("the app is being destroyed")]
     Destroying,
+    /// A scale or restart of the app is still going.
+    #[error("a scale or restart of the app is still going")]
+    ChangeGoing,
     /// A release an earlier lakeflyd left rolling out, not undone yet (its start had no
     /// room to record that).
     #[error("release v{0} was cut short by a stop of an earlier lakeflyd and is not undone yet")]
     Interrupted(u64),
     /// A cancel for a release that is not rolling out.
-    #[error("{}", cancel::not_rolling(*.version, .status.as_deref()))]
+    #[error("{}", in_flight::not_rolling(*.version, .status.as_deref()))]
     NotRolling {
         /// The release named, if one was.
         version: Option<u64>,
@@ -157,8 +160,9 @@ pub struct Deployer {
     /// Held while release files are removed, and while a new release picks the built
     /// files it reuses until it is recorded (and so keeps them in use).
     pub files_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// The releases rolling out, each with its cancel.
-    pub cancels: cancel::Cancels,
+    /// What is going on per app: releases rolling out (each with its cancel), other
+    /// changes, apps being destroyed.
+    pub in_flight: in_flight::InFlight,
 }
 
 impl Deployer {
@@ -215,13 +219,13 @@ impl Deployer {
             false => self.built_before(app, &digest, &req.config).await?,
         };
         let (a, config, bundle) = (app.to_string(), req.config.clone(), digest.to_string());
-        let (secrets, cancels) = (self.secrets.clone(), self.cancels.clone());
+        let (secrets, in_flight) = (self.secrets.clone(), self.in_flight.clone());
         let (version, mut registration) = self
             .hub
             .change(move |tx, path| {
                 // Here, in the transaction that records the release: `apps destroy` marks
                 // the app before it looks for releases, so one of the two sees the other.
-                if cancels.is_closing(&a) {
+                if in_flight.is_closing(&a) {
                     return Ok((Err(DeployError::Destroying), vec![]));
                 }
                 if let Some(running) = releases::running(tx, path, &a)? {
@@ -257,7 +261,7 @@ impl Deployer {
                 // Noted as rolling out in the transaction that records it, so a cancel
                 // never finds it recorded but not yet cancellable (a failed commit drops
                 // the note again).
-                let registration = cancels.register(&a, version);
+                let registration = in_flight.register(&a, version);
                 Ok((Ok((version, registration)), events))
             })
             .await??;
@@ -345,7 +349,7 @@ impl Deployer {
     async fn pipeline(
         &self,
         app: &str,
-        release: &mut cancel::Registration,
+        release: &mut in_flight::Registration,
         cfg: &AppConfig,
         files: &Files,
         strategy: Strategy,

@@ -12,6 +12,8 @@ impl Deployer {
     /// Restarts the app's started machines one at a time, group by group, each within the
     /// release's `wait_timeout` to be healthy again; returns them as they are afterwards.
     pub async fn restart_app(&self, app: &str) -> Result<Vec<Machine>, DeployError> {
+        // Held to the end: a destroy waits for it, and refuses it once begun.
+        let _change = self.in_flight.begin_change(app)?;
         if let Some(version) = self.running(app).await? {
             return Err(DeployError::Running(version));
         }
@@ -37,7 +39,7 @@ impl Deployer {
             wait_timeout,
             max_unavailable: 1.0,
             progress: &progress,
-            cancel: &mut super::cancel::Cancel::never(),
+            cancel: &mut super::in_flight::Cancel::never(),
         }
         .restart(&machines)
         .await

@@ -102,7 +102,7 @@ pub struct Rollout<'a> {
     /// Reports a step: `rollout` lines, and `replaced` when an old machine gives way.
     pub progress: &'a (dyn Fn(&'static str, String) + Send + Sync),
     /// Ends the waits for new machines with a failure, so the old ones are restored.
-    pub cancel: &'a mut super::cancel::Cancel,
+    pub cancel: &'a mut super::in_flight::Cancel,
 }
 
 /// What a rollout changed, to finish or undo it.

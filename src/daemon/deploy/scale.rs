@@ -60,6 +60,8 @@ impl Deployer {
         app: &str,
         counts: BTreeMap<String, u32>,
     ) -> Result<BTreeMap<String, crate::api::types::ScaleChange>, DeployError> {
+        // Held to the end: a destroy waits for it, and refuses it once begun.
+        let _change = self.in_flight.begin_change(app)?;
         let a = app.to_string();
         let (current, running, specs) = self
             .store
@@ -111,7 +113,7 @@ impl Deployer {
                     wait_timeout: DEFAULT_WAIT_TIMEOUT,
                     max_unavailable: DEFAULT_MAX_UNAVAILABLE,
                     progress: &progress,
-                    cancel: &mut super::cancel::Cancel::never(),
+                    cancel: &mut super::in_flight::Cancel::never(),
                 }
                 .add(&specs[group], (target - from) as usize)
                 .await

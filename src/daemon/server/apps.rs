@@ -142,7 +142,7 @@ pub async fn destroy(
 ) -> Result<StatusCode, ServerError> {
     state.require_app(&name).await?;
     // From here no release starts (and none that started is missed below).
-    let _closing = state.deployer.cancels.close(&name);
+    let _closing = state.deployer.in_flight.close(&name);
     if let Some(version) = state.deployer.running(&name).await? {
         // A release rolling out is cancelled first (what it replaced is restored, and
         // goes with the rest): its machines must not be created after the app is gone.
@@ -150,11 +150,22 @@ pub async fn destroy(
         deployer
             .cancel(&name, Some(version), "the app is being destroyed")
             .await?;
-        if !deployer.cancels.wait_ended(&name, CANCEL_WAIT).await {
+        if !deployer.in_flight.wait_ended(&name, CANCEL_WAIT).await {
             return Err(ServerError::Deploy(
                 crate::daemon::deploy::DeployError::Running(version),
             ));
         }
+    }
+    // A scale or restart begun before: its machines are recorded once it ends.
+    if !state
+        .deployer
+        .in_flight
+        .wait_changes_ended(&name, CANCEL_WAIT)
+        .await
+    {
+        return Err(ServerError::Deploy(
+            crate::daemon::deploy::DeployError::ChangeGoing,
+        ));
     }
     // The rows go with the app; the processes must go first, or they would run untracked.
     state.runtime.destroy_all(&name).await?;

@@ -208,6 +208,7 @@ impl ServerError {
                 } => StatusCode::NOT_FOUND,
                 DeployError::NotRolling { .. }
                 | DeployError::Destroying
+                | DeployError::ChangeGoing
                 | DeployError::Interrupted(_) => StatusCode::CONFLICT,
                 DeployError::NoRollbackTarget(_) => StatusCode::NOT_FOUND,
                 DeployError::NotRollbackable { .. } => StatusCode::CONFLICT,
@@ -273,6 +274,7 @@ impl ServerError {
                 } => "release_not_found",
                 DeployError::NotRolling { .. } => "not_rolling_out",
                 DeployError::Destroying => "app_destroying",
+                DeployError::ChangeGoing => "change_in_progress",
                 DeployError::Interrupted(_) => "release_interrupted",
                 DeployError::NoRollbackTarget(_) => "no_rollback_target",
                 DeployError::NotRollbackable { .. } => "not_rollbackable",
@@ -379,6 +381,9 @@ impl ServerError {
                 }
                 DeployError::Destroying => {
                     Some("deploy again once it is gone, to make the app anew".into())
+                }
+                DeployError::ChangeGoing => {
+                    Some("try again once it has ended: `lakefly events` shows it".into())
                 }
                 DeployError::Interrupted(_) => Some(
                     "restart lakeflyd once its state directory's disk has room: its start undoes the rollout and restores the release before"

@@ -53,6 +53,8 @@ pub async fn create(
             "the machine's command is empty".into(),
         ));
     }
+    // A destroy waits for the machine to be recorded, and refuses it once begun.
+    let _change = state.deployer.in_flight.begin_change(&app)?;
     Ok((
         StatusCode::CREATED,
         Json(state.runtime.create(&app, spec).await?),

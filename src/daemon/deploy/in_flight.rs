@@ -1,20 +1,24 @@
-//! Cancelling a release while it rolls out (`lakefly releases cancel`, and `apps destroy`
-//! of an app with one). A cancel does not cut the release short at any point: its rollout
-//! stops waiting for new machines and fails the release, so the machines it replaced are
-//! restored, as for any failed release. Steps before the rollout (unpack, build, release
-//! command) run to their end, bounded by their own limits; the release fails after them.
+//! What is going on per app, so a destroy does not race it: releases rolling out, each
+//! with its cancel; other changes that create machines (`scale count`, `apps restart`,
+//! `machines create`); and apps being destroyed, for which none of these starts.
+//!
+//! Cancelling a release (`lakefly releases cancel`, and `apps destroy` of an app with
+//! one) does not cut it short at any point: its rollout stops waiting for new machines
+//! and fails the release, so the machines it replaced are restored, as for any failed
+//! release. Steps before the rollout (unpack, build, release command) run to their end,
+//! bounded by their own limits; the release fails after them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::{DeployError, Deployer};
 use crate::daemon::store::releases;
 
 impl Deployer {
-    /// Cancels the release of `app` rolling out (`version`, when given; `why` says who
+    /// InFlight the release of `app` rolling out (`version`, when given; `why` says who
     /// asked): it fails as soon as its rollout can stop, and the release before keeps
     /// running. Returns its version.
     pub async fn cancel(
@@ -26,7 +30,7 @@ impl Deployer {
         let running = self.running(app).await?;
         match version.or(running) {
             Some(version) if Some(version) == running => {
-                match self.cancels.cancel(app, Some(version), why) {
+                match self.in_flight.cancel(app, Some(version), why) {
                     Asked::Cancelling => Ok(version),
                     // Recorded as rolling out, but not by this daemon: a rollout a crash
                     // cut short, undone when the daemon next starts with room to.
@@ -61,17 +65,21 @@ pub(super) fn not_rolling(version: Option<u64>, status: Option<&str>) -> String 
     }
 }
 
-/// The releases rolling out now, one per app, each with its cancel; and the apps being
-/// destroyed, which start no release.
+/// What is going on per app: releases rolling out (one per app, each with its cancel),
+/// other changes that create machines, and apps being destroyed.
 #[derive(Clone, Default)]
-pub struct Cancels {
+pub struct InFlight {
     inner: Arc<Mutex<Inner>>,
+    /// Told whenever a change ends, for [`InFlight::wait_changes_ended`].
+    change_ended: Arc<Notify>,
 }
 
 #[derive(Default)]
 struct Inner {
     running: HashMap<String, Entry>,
     closing: HashSet<String>,
+    /// How many changes other than releases each app has going.
+    changes: HashMap<String, usize>,
 }
 
 struct Entry {
@@ -91,7 +99,7 @@ pub enum Asked {
     NotRunning,
 }
 
-impl Cancels {
+impl InFlight {
     /// Notes release `version` of `app` as rolling out until the registration is dropped.
     pub fn register(&self, app: &str, version: u64) -> Registration {
         let (cancel, requested) = watch::channel(None);
@@ -105,7 +113,7 @@ impl Cancels {
             },
         );
         Registration {
-            cancels: self.clone(),
+            in_flight: self.clone(),
             app: app.to_string(),
             version,
             cancel: Cancel { requested },
@@ -142,12 +150,13 @@ impl Cancels {
     }
 
     /// Marks `app` as being destroyed until the guard is dropped: a release that would
-    /// start meanwhile is refused ([`Cancels::is_closing`], checked in the transaction
-    /// that records it), so none creates machines behind the destroy.
+    /// start meanwhile is refused ([`InFlight::is_closing`], checked in the transaction
+    /// that records it), as is any other change ([`InFlight::begin_change`]), so none
+    /// creates machines behind the destroy.
     pub fn close(&self, app: &str) -> Closing {
         self.lock().closing.insert(app.to_string());
         Closing {
-            cancels: self.clone(),
+            in_flight: self.clone(),
             app: app.to_string(),
         }
     }
@@ -157,32 +166,86 @@ impl Cancels {
         self.lock().closing.contains(app)
     }
 
+    /// Notes a change of `app` that creates machines (not a release) until the guard is
+    /// dropped; refused while the app is being destroyed.
+    pub fn begin_change(&self, app: &str) -> Result<Change, DeployError> {
+        let mut inner = self.lock();
+        if inner.closing.contains(app) {
+            return Err(DeployError::Destroying);
+        }
+        *inner.changes.entry(app.to_string()).or_default() += 1;
+        Ok(Change {
+            in_flight: self.clone(),
+            app: app.to_string(),
+        })
+    }
+
+    /// Waits up to `limit` for the app's changes other than releases to end; true when
+    /// none is going any more.
+    pub async fn wait_changes_ended(&self, app: &str, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            loop {
+                // Enabled before the count is read, so an end in between is not missed.
+                let ended = self.change_ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                if !self.lock().changes.contains_key(app) {
+                    return;
+                }
+                ended.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // The sets stay consistent whatever panicked while holding them.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+/// A change of an app (not a release) going on; dropping it notes its end.
+pub struct Change {
+    in_flight: InFlight,
+    app: String,
+}
+
+impl Drop for Change {
+    fn drop(&mut self) {
+        {
+            let changes = &mut self.in_flight.lock().changes;
+            if let Some(n) = changes.get_mut(&self.app) {
+                *n -= 1;
+                if *n == 0 {
+                    changes.remove(&self.app);
+                }
+            }
+        }
+        self.in_flight.change_ended.notify_waiters();
+    }
+}
+
 /// An app marked as being destroyed; dropping it ends that.
 pub struct Closing {
-    cancels: Cancels,
+    in_flight: InFlight,
     app: String,
 }
 
 impl Drop for Closing {
     fn drop(&mut self) {
-        self.cancels.lock().closing.remove(&self.app);
+        self.in_flight.lock().closing.remove(&self.app);
     }
 }
 
 /// A release noted as rolling out; dropping it notes its end.
 pub struct Registration {
-    cancels: Cancels,
+    in_flight: InFlight,
     app: String,
     version: u64,
     /// Resolves when the release is cancelled.
     pub cancel: Cancel,
-    /// Dropped with the registration, which ends every [`Cancels::wait_ended`].
+    /// Dropped with the registration, which ends every [`InFlight::wait_ended`].
     _ended: watch::Sender<()>,
 }
 
@@ -195,7 +258,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let running = &mut self.cancels.lock().running;
+        let running = &mut self.in_flight.lock().running;
         if running
             .get(&self.app)
             .is_some_and(|e| e.version == self.version)
@@ -242,32 +305,53 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancel_reaches_the_running_release_only() {
-        let cancels = Cancels::default();
-        assert_eq!(cancels.cancel("a", None, "why"), Asked::NotRunning);
-        let mut running = cancels.register("a", 4);
-        assert_eq!(cancels.cancel("a", Some(3), "why"), Asked::NotRunning);
-        assert_eq!(cancels.cancel("b", None, "why"), Asked::NotRunning);
+        let in_flight = InFlight::default();
+        assert_eq!(in_flight.cancel("a", None, "why"), Asked::NotRunning);
+        let mut running = in_flight.register("a", 4);
+        assert_eq!(in_flight.cancel("a", Some(3), "why"), Asked::NotRunning);
+        assert_eq!(in_flight.cancel("b", None, "why"), Asked::NotRunning);
         assert_eq!(running.cancel.reason(), None);
-        assert_eq!(cancels.cancel("a", Some(4), "asked"), Asked::Cancelling);
+        assert_eq!(in_flight.cancel("a", Some(4), "asked"), Asked::Cancelling);
         assert_eq!(running.cancel.requested().await, "asked");
-        assert!(!cancels.wait_ended("a", Duration::from_millis(10)).await);
+        assert!(!in_flight.wait_ended("a", Duration::from_millis(10)).await);
         let waiting = tokio::spawn({
-            let cancels = cancels.clone();
-            async move { cancels.wait_ended("a", Duration::from_secs(30)).await }
+            let in_flight = in_flight.clone();
+            async move { in_flight.wait_ended("a", Duration::from_secs(30)).await }
         });
         drop(running);
         assert!(waiting.await.expect("task"), "its end is seen");
-        assert_eq!(cancels.cancel("a", None, "why"), Asked::NotRunning);
+        assert_eq!(in_flight.cancel("a", None, "why"), Asked::NotRunning);
     }
 
-    #[test]
-    fn an_app_is_closed_while_its_destroy_holds_the_guard() {
-        let cancels = Cancels::default();
-        assert!(!cancels.is_closing("a"));
-        let closing = cancels.close("a");
-        assert!(cancels.is_closing("a") && !cancels.is_closing("b"));
+    #[tokio::test]
+    async fn a_destroy_refuses_new_changes_and_waits_for_those_going() {
+        let in_flight = InFlight::default();
+        let going = in_flight.begin_change("a").expect("not closing");
+        let closing = in_flight.close("a");
+        assert!(in_flight.is_closing("a") && !in_flight.is_closing("b"));
+        assert!(matches!(
+            in_flight.begin_change("a"),
+            Err(DeployError::Destroying)
+        ));
+        assert!(in_flight.begin_change("b").is_ok());
+        assert!(
+            !in_flight
+                .wait_changes_ended("a", Duration::from_millis(10))
+                .await
+        );
+        let waiting = tokio::spawn({
+            let in_flight = in_flight.clone();
+            async move {
+                in_flight
+                    .wait_changes_ended("a", Duration::from_secs(30))
+                    .await
+            }
+        });
+        drop(going);
+        assert!(waiting.await.expect("task"), "its end is seen");
         drop(closing);
-        assert!(!cancels.is_closing("a"));
+        assert!(!in_flight.is_closing("a"));
+        assert!(in_flight.begin_change("a").is_ok());
     }
 
     #[tokio::test]
