@@ -18,7 +18,7 @@ use super::{DeployError, Deployer};
 use crate::daemon::store::releases;
 
 impl Deployer {
-    /// InFlight the release of `app` rolling out (`version`, when given; `why` says who
+    /// Cancels the release of `app` rolling out (`version`, when given; `why` says who
     /// asked): it fails as soon as its rollout can stop, and the release before keeps
     /// running. Returns its version.
     pub async fn cancel(
