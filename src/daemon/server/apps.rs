@@ -147,9 +147,14 @@ pub async fn destroy(
         // A release rolling out is cancelled first (what it replaced is restored, and
         // goes with the rest): its machines must not be created after the app is gone.
         let deployer = &state.deployer;
-        deployer
+        match deployer
             .cancel(&name, Some(version), "the app is being destroyed")
-            .await?;
+            .await
+        {
+            // It ended on its own meanwhile: nothing to cancel.
+            Ok(_) | Err(crate::daemon::deploy::DeployError::NotRolling { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         if !deployer.in_flight.wait_ended(&name, CANCEL_WAIT).await {
             return Err(ServerError::Deploy(
                 crate::daemon::deploy::DeployError::Running(version),
