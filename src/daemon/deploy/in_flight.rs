@@ -78,7 +78,7 @@ pub struct InFlight {
 struct Inner {
     running: HashMap<String, Entry>,
     closing: HashSet<String>,
-    /// How many changes other than releases each app has going.
+    /// How many changes each app has going (releases included).
     changes: HashMap<String, usize>,
 }
 
@@ -86,8 +86,6 @@ struct Entry {
     version: u64,
     /// Set to why the release is cancelled.
     cancel: watch::Sender<Option<String>>,
-    /// Closed when the release has ended (its [`Registration`] dropped).
-    ended: watch::Receiver<()>,
 }
 
 /// What asking for a cancel found.
@@ -100,24 +98,24 @@ pub enum Asked {
 }
 
 impl InFlight {
-    /// Notes release `version` of `app` as rolling out until the registration is dropped.
+    /// Notes release `version` of `app` as rolling out, and as one of its changes, until
+    /// the registration is dropped. Whether the app is being destroyed is the caller's to
+    /// check, in the transaction that records the release.
     pub fn register(&self, app: &str, version: u64) -> Registration {
         let (cancel, requested) = watch::channel(None);
-        let (ended_tx, ended) = watch::channel(());
-        self.lock().running.insert(
-            app.to_string(),
-            Entry {
-                version,
-                cancel,
-                ended,
-            },
-        );
+        let change = {
+            let mut inner = self.lock();
+            inner
+                .running
+                .insert(app.to_string(), Entry { version, cancel });
+            self.count_change(&mut inner, app)
+        };
         Registration {
             in_flight: self.clone(),
             app: app.to_string(),
             version,
             cancel: Cancel { requested },
-            _ended: ended_tx,
+            _change: change,
         }
     }
 
@@ -130,23 +128,6 @@ impl InFlight {
             }
             _ => Asked::NotRunning,
         }
-    }
-
-    /// Waits up to `limit` for the app's running release (if any) to end; true when none
-    /// runs any more.
-    pub async fn wait_ended(&self, app: &str, limit: Duration) -> bool {
-        let ended = self
-            .lock()
-            .running
-            .get(app)
-            .map(|entry| entry.ended.clone());
-        let Some(mut ended) = ended else {
-            return true;
-        };
-        // The sender goes with the registration: `changed` fails once it is dropped.
-        tokio::time::timeout(limit, async { while ended.changed().await.is_ok() {} })
-            .await
-            .is_ok()
     }
 
     /// Marks `app` as being destroyed until the guard is dropped: a release that would
@@ -173,14 +154,18 @@ impl InFlight {
         if inner.closing.contains(app) {
             return Err(DeployError::Destroying);
         }
-        *inner.changes.entry(app.to_string()).or_default() += 1;
-        Ok(Change {
-            in_flight: self.clone(),
-            app: app.to_string(),
-        })
+        Ok(self.count_change(&mut inner, app))
     }
 
-    /// Waits up to `limit` for the app's changes other than releases to end; true when
+    fn count_change(&self, inner: &mut Inner, app: &str) -> Change {
+        *inner.changes.entry(app.to_string()).or_default() += 1;
+        Change {
+            in_flight: self.clone(),
+            app: app.to_string(),
+        }
+    }
+
+    /// Waits up to `limit` for the app's changes (releases included) to end; true when
     /// none is going any more.
     pub async fn wait_changes_ended(&self, app: &str, limit: Duration) -> bool {
         tokio::time::timeout(limit, async {
@@ -205,7 +190,7 @@ impl InFlight {
     }
 }
 
-/// A change of an app (not a release) going on; dropping it notes its end.
+/// A change of an app going on; dropping it notes its end.
 pub struct Change {
     in_flight: InFlight,
     app: String,
@@ -245,8 +230,9 @@ pub struct Registration {
     version: u64,
     /// Resolves when the release is cancelled.
     pub cancel: Cancel,
-    /// Dropped with the registration, which ends every [`InFlight::wait_ended`].
-    _ended: watch::Sender<()>,
+    /// Counts the release among the app's changes; dropped after [`Registration`]'s own
+    /// drop, so one waiting for the changes to end finds it no longer rolling out.
+    _change: Change,
 }
 
 impl Registration {
@@ -313,10 +299,18 @@ mod tests {
         assert_eq!(running.cancel.reason(), None);
         assert_eq!(in_flight.cancel("a", Some(4), "asked"), Asked::Cancelling);
         assert_eq!(running.cancel.requested().await, "asked");
-        assert!(!in_flight.wait_ended("a", Duration::from_millis(10)).await);
+        assert!(
+            !in_flight
+                .wait_changes_ended("a", Duration::from_millis(10))
+                .await
+        );
         let waiting = tokio::spawn({
             let in_flight = in_flight.clone();
-            async move { in_flight.wait_ended("a", Duration::from_secs(30)).await }
+            async move {
+                in_flight
+                    .wait_changes_ended("a", Duration::from_secs(30))
+                    .await
+            }
         });
         drop(running);
         assert!(waiting.await.expect("task"), "its end is seen");

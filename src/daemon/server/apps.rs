@@ -129,8 +129,9 @@ pub async fn status(
     }))
 }
 
-/// How long `apps destroy` waits for a release it cancelled to end; one still going then
-/// (its build or release command runs to its own limit first) is a conflict.
+/// How long `apps destroy` waits for a release it cancelled, or a scale or restart, to
+/// end; one still going then (a build or release command runs to its own limit first) is a
+/// conflict.
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `DELETE /v1/apps/{name}`: cancels a release rolling out, stops and destroys its
@@ -141,13 +142,14 @@ pub async fn destroy(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ServerError> {
     state.require_app(&name).await?;
-    // From here no release starts (and none that started is missed below).
+    // From here no release or other change starts (and none that started is missed below).
     let _closing = state.deployer.in_flight.close(&name);
-    if let Some(version) = state.deployer.running(&name).await? {
+    let running = state.deployer.running(&name).await?;
+    if let Some(version) = running {
         // A release rolling out is cancelled first (what it replaced is restored, and
         // goes with the rest): its machines must not be created after the app is gone.
-        let deployer = &state.deployer;
-        match deployer
+        match state
+            .deployer
             .cancel(&name, Some(version), "the app is being destroyed")
             .await
         {
@@ -155,22 +157,19 @@ pub async fn destroy(
             Ok(_) | Err(crate::daemon::deploy::DeployError::NotRolling { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        if !deployer.in_flight.wait_ended(&name, CANCEL_WAIT).await {
-            return Err(ServerError::Deploy(
-                crate::daemon::deploy::DeployError::Running(version),
-            ));
-        }
     }
-    // A scale or restart begun before: its machines are recorded once it ends.
+    // That release, and a scale or restart begun before: their machines are recorded once
+    // they end.
     if !state
         .deployer
         .in_flight
         .wait_changes_ended(&name, CANCEL_WAIT)
         .await
     {
-        return Err(ServerError::Deploy(
-            crate::daemon::deploy::DeployError::ChangeGoing,
-        ));
+        return Err(ServerError::Deploy(match running {
+            Some(version) => crate::daemon::deploy::DeployError::Running(version),
+            None => crate::daemon::deploy::DeployError::ChangeGoing,
+        }));
     }
     // The rows go with the app; the processes must go first, or they would run untracked.
     state.runtime.destroy_all(&name).await?;
