@@ -48,11 +48,19 @@ impl Drop for Local {
 #[test]
 fn the_client_starts_a_local_daemon_once_and_daemon_stop_stops_it() {
     let local = Local::new();
-    let (code, _, stderr) = local.lakefly(&["daemon", "status"]);
-    assert_eq!(code, 0);
-    let (code, stdout, _) = local.lakefly(&["daemon", "status"]);
-    assert!(stdout.starts_with("not running"), "{stdout}");
-    assert_eq!(code, 0, "{stderr}");
+    // Not running is exit 8, as a daemon that cannot be reached, so scripts can test it.
+    let (code, stdout, stderr) = local.lakefly(&["daemon", "status"]);
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("error: the local lakefly daemon is not running (state in "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lakefly daemon start"), "{stderr}");
+    let (code, stdout, _) = local.lakefly(&["daemon", "status", "--json"]);
+    assert_eq!(code, 8);
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["running"], false, "{stdout}");
 
     let (code, _, stderr) = local.lakefly(&["apps", "create", "hello"]);
     assert_eq!(code, 0, "{stderr}");
@@ -86,8 +94,8 @@ fn the_client_starts_a_local_daemon_once_and_daemon_stop_stops_it() {
         std::net::TcpStream::connect(&local.addr).is_err(),
         "the daemon no longer listens"
     );
-    let (_, stdout, _) = local.lakefly(&["daemon", "status"]);
-    assert!(stdout.starts_with("not running"), "{stdout}");
+    let (code, _, stderr) = local.lakefly(&["daemon", "status"]);
+    assert_eq!(code, 8, "{stderr}");
 }
 
 #[test]

@@ -164,22 +164,26 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
             let state = local_state()?;
             let record = super::local::running(&state);
             if out.json {
-                return out.json(&serde_json::json!({
+                out.json(&serde_json::json!({
                     "running": record.is_some(),
                     "api": record.as_ref().map(|r| r.api.clone()),
                     "pid": record.as_ref().map(|r| r.pid),
                     "state": state,
-                }));
+                }))?;
             }
-            match record {
-                Some(r) => out.text(&format!(
-                    "running: pid {} at {}, state in {}",
-                    r.pid,
-                    r.api,
-                    state.display()
-                )),
-                None => out.text(&format!("not running (state in {})", state.display())),
+            // As `systemctl status`: a script can test whether it runs by the exit code.
+            let Some(r) = record else {
+                return Err(Error::DaemonNotRunning { state });
+            };
+            if out.json {
+                return Ok(());
             }
+            out.text(&format!(
+                "running: pid {} at {}, state in {}",
+                r.pid,
+                r.api,
+                state.display()
+            ))
         }
         DaemonCommand::Stop => {
             let stopped = super::local::stop(&local_state()?)?;

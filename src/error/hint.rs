@@ -149,6 +149,9 @@ impl Error {
                 "name each ListenStream= socket with FileDescriptorName= (edge, edge-https, api, or port-N for a [[services]] TCP port N), one socket unit a name".into(),
             ),
             Error::NoStateDir => Some("pass --state DIR".into()),
+            Error::DaemonNotRunning { .. } => Some(
+                "`lakefly daemon start` starts it; so does any command that needs it".into(),
+            ),
             Error::NoHome { .. } => Some("set HOME to the home directory of the user the agent runs as".into()),
             Error::Store(_) => Some("check the state directory's disk space and permissions".into()),
             Error::Backup(e) => {

@@ -204,6 +204,13 @@ pub enum Error {
         version: u64,
     },
 
+    /// `daemon status`: no local daemon runs.
+    #[error("the local lakefly daemon is not running (state in {})", state.display())]
+    DaemonNotRunning {
+        /// Its state directory.
+        state: PathBuf,
+    },
+
     /// The embedded local daemon could not be started.
     #[error("could not start a local lakefly daemon: {detail}")]
     EmbeddedDaemon {
@@ -405,6 +412,7 @@ impl Error {
             } => "exec_timed_out",
             Error::ExecFailed { .. } => "exec_failed",
             Error::EmbeddedDaemon { .. } => "daemon_start_failed",
+            Error::DaemonNotRunning { .. } => "daemon_not_running",
             Error::BadScale { .. } => "invalid_scale",
             Error::BadSecretInput { .. } => "invalid_secret_input",
             Error::StdinTooLarge { .. } => "stdin_too_large",
@@ -471,7 +479,7 @@ impl Error {
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
             Error::Detached { .. } => exit::INTERRUPTED,
             Error::ExecFailed { code, .. } => *code,
-            Error::EmbeddedDaemon { .. } => exit::UNREACHABLE,
+            Error::EmbeddedDaemon { .. } | Error::DaemonNotRunning { .. } => exit::UNREACHABLE,
             Error::NeedsConfirmation { .. }
             | Error::SelectNeedsTerminal
             | Error::NotListed { .. }
