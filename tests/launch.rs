@@ -71,6 +71,9 @@ fn a_rails_master_key_becomes_the_apps_secret() {
         run.stderr
     );
     assert!(!run.stderr.contains(KEY) && !run.stdout.contains(KEY));
+    // The .gitignore keeps it out of the bundle here; the file launch writes would too.
+    let ignore = std::fs::read_to_string(app.join(".lakeflyignore")).unwrap();
+    assert!(ignore.contains("\n/config/master.key\n"), "{ignore}");
     let secrets = common::lakefly(
         &app,
         &[
@@ -84,4 +87,60 @@ fn a_rails_master_key_becomes_the_apps_secret() {
     assert_eq!(listed[0]["name"], "RAILS_MASTER_KEY");
     assert_eq!(listed[0]["status"], "deployed", "{secrets}");
     assert!(!secrets.to_string().contains(KEY));
+}
+
+#[test]
+fn a_python_apps_own_virtualenv_stays_out_of_the_bundle_and_the_release_makes_its_own() {
+    let d = TestDaemon::start();
+    let root = tempfile::tempdir().unwrap();
+    let server = "import http.server, os\nhttp.server.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), http.server.SimpleHTTPRequestHandler).serve_forever()\n";
+    let app = app_with(
+        root.path(),
+        "py",
+        &[("requirements.txt", ""), ("app.py", server)],
+    );
+    // A developer's virtualenv, which links to their own Python by an absolute path: no
+    // bundle may carry that link, and the host would not have that Python anyway.
+    let venv = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip", ".venv"])
+        .current_dir(&app)
+        .status()
+        .unwrap();
+    assert!(venv.success());
+    std::fs::write(app.join(".venv/mine"), "the developer's").unwrap();
+
+    let run = common::lakefly(&app, &["--remote", &d.api, "launch", "--name", "py"]).expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "added /.venv/, __pycache__/ to .lakeflyignore: uploads leave them out (the build makes them on the host)"
+        ) && run.stderr.contains("release v1 is live"),
+        "{}",
+        run.stderr
+    );
+    let ignore = std::fs::read_to_string(app.join(".lakeflyignore")).unwrap();
+    assert!(ignore.ends_with("\n/.venv/\n__pycache__/\n"), "{ignore}");
+    // The release's virtualenv is the one its build made.
+    let release = d.state.join("releases/py/1");
+    assert!(release.join(".venv/bin/python3").exists());
+    assert!(!release.join(".venv/mine").exists());
+
+    // A second launch finds the patterns there and adds nothing.
+    let run = common::lakefly(
+        &app,
+        &[
+            "--remote",
+            &d.api,
+            "launch",
+            "--name",
+            "py",
+            "--force",
+            "--no-deploy",
+        ],
+    )
+    .expect_code(0);
+    assert!(!run.stderr.contains(".lakeflyignore"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(app.join(".lakeflyignore")).unwrap(),
+        ignore
+    );
 }

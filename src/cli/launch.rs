@@ -59,6 +59,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     }
     let text = launch::render(&name, &plan);
     crate::atomic_write::write(path, text.as_bytes(), 0o644)?;
+    let left_out = launch::lakeflyignore::add(&dir, &plan.left_out)?;
     let deploy = !args.no_deploy && !plan.sources.is_empty();
     if out.json {
         #[derive(serde::Serialize)]
@@ -66,11 +67,14 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
             file: &'a Path,
             app: &'a str,
             detected: &'a [String],
+            /// Patterns added to `.lakeflyignore`.
+            left_out: &'a [&'a str],
         }
         let launched = Launched {
             file: path,
             app: &name,
             detected: &plan.sources,
+            left_out: &left_out,
         };
         if !deploy {
             return out.json(&launched);
@@ -87,6 +91,16 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
             "wrote {} for app {name} ({found})",
             path.display()
         ));
+        if !left_out.is_empty() {
+            let why = match plan.secret_files.is_empty() {
+                true => "the build makes them on the host",
+                false => "the build makes them on the host; a key goes as a secret",
+            };
+            out.note(&format!(
+                "added {} to .lakeflyignore: uploads leave them out ({why})",
+                left_out.join(", ")
+            ));
+        }
         if !deploy {
             for (secret, file) in &plan.secret_files {
                 out.note(&format!(

@@ -10,6 +10,8 @@ use crate::error::Error;
 
 /// Where a Go build puts the binary, in the release's directory.
 const GO_BINARY: &str = "bin/server";
+/// [`GO_BINARY`] as an ignore pattern at the app's root.
+const GO_BINARY_IGNORED: &str = "/bin/server";
 
 /// A Go module: built from its root package when that is `main`, else from its one
 /// command under `cmd/`.
@@ -26,8 +28,10 @@ pub(super) fn go(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
     let Some(package) = package else {
         return Ok(());
     };
-    plan.build_command
-        .get_or_insert_with(|| format!("go build -o {GO_BINARY} {package}"));
+    plan.builds(
+        || format!("go build -o {GO_BINARY} {package}"),
+        &[GO_BINARY_IGNORED],
+    );
     runs(plan, GO_BINARY.to_string());
     Ok(())
 }
@@ -49,8 +53,7 @@ pub(super) fn rust(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
     } else {
         ""
     };
-    plan.build_command
-        .get_or_insert_with(|| format!("cargo build --release{locked}"));
+    plan.builds(|| format!("cargo build --release{locked}"), &["/target/"]);
     runs(plan, format!("target/release/{binary}"));
     Ok(())
 }

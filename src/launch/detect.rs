@@ -31,6 +31,22 @@ pub struct Plan {
     /// Secrets the app needs whose values are in files of the directory that stay out of
     /// the bundle (Rails' `config/master.key`): name and path relative to the directory.
     pub secret_files: BTreeMap<String, String>,
+    /// Ignore patterns (`.lakeflyignore`) for what must stay out of the bundle: what the
+    /// build makes in the release itself (`node_modules/`, `/.venv/`), whose developer's
+    /// copies need not be uploaded and may not work on the host (links into their own
+    /// Python, binaries for another system), and files whose value becomes a secret.
+    pub left_out: Vec<&'static str>,
+}
+
+impl Plan {
+    /// Makes `command` the build command, and `made` what it makes in the release, unless
+    /// a build command was chosen already.
+    pub(super) fn builds(&mut self, command: impl FnOnce() -> String, made: &[&'static str]) {
+        if self.build_command.is_none() {
+            self.build_command = Some(command());
+            self.left_out.extend_from_slice(made);
+        }
+    }
 }
 
 /// The port lakefly maps `$PORT` onto when nothing says otherwise (Fly's default).
@@ -65,11 +81,13 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
         // As Fly's Node Dockerfile and Heroku run Node: in production, with the dev
         // dependencies a build step needs installed all the same.
         let install = if lockfile { "npm ci" } else { "npm install" };
-        plan.build_command = Some(if has("build") {
-            format!("{install} --include=dev && npm run build")
-        } else {
-            install.to_string()
-        });
+        plan.builds(
+            || match has("build") {
+                true => format!("{install} --include=dev && npm run build"),
+                false => install.to_string(),
+            },
+            &["node_modules/"],
+        );
         plan.env.insert("NODE_ENV".into(), "production".into());
         if plan.processes.is_empty() && has("start") {
             plan.processes.insert("app".into(), "npm start".into());

@@ -2,6 +2,7 @@
 
 mod compiled;
 pub mod detect;
+pub mod lakeflyignore;
 mod python;
 mod ruby;
 

@@ -13,6 +13,9 @@ use crate::error::Error;
 /// Scripts an app is commonly started from, in the order they are looked for.
 const ENTRY_SCRIPTS: [&str; 3] = ["app.py", "main.py", "server.py"];
 
+/// [`crate::daemon::deploy::VENV`], as an ignore pattern at the app's root.
+const VENV_IGNORED: &str = "/.venv/";
+
 /// Adds what `dir`'s Python project needs to `plan`, if it is one.
 pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
     let (source, what) = if dir.join("requirements.txt").is_file() {
@@ -28,8 +31,10 @@ pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
     // (PEP 668), and other apps and releases keep their own versions. The daemon puts
     // its `bin` first on the release's search path.
     let venv = crate::daemon::deploy::VENV;
-    plan.build_command
-        .get_or_insert_with(|| format!("python3 -m venv {venv} && {venv}/bin/pip install {what}"));
+    plan.builds(
+        || format!("python3 -m venv {venv} && {venv}/bin/pip install {what}"),
+        &[VENV_IGNORED, "__pycache__/"],
+    );
     if !plan.processes.is_empty() {
         return Ok(());
     }

@@ -10,6 +10,10 @@ use crate::error::Error;
 
 /// Where Rails keeps the key to its encrypted credentials.
 const MASTER_KEY: &str = "config/master.key";
+/// [`MASTER_KEY`] as an ignore pattern at the app's root.
+const MASTER_KEY_IGNORED: &str = "/config/master.key";
+/// Where the build installs the gems, as an ignore pattern at the app's root.
+const VENDOR_BUNDLE: &str = "/vendor/bundle/";
 
 /// Adds what `dir`'s Ruby project needs to `plan`, if it is one.
 pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
@@ -21,11 +25,17 @@ pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
     let mut build = String::from(
         "bundle config set --local path vendor/bundle && bundle config set --local without development:test && bundle install",
     );
+    // A Rails app with a package.json installs its JavaScript too (as Fly's Rails
+    // Dockerfile does), after its gems and before the assets are compiled.
+    if let Some(javascript) = plan.build_command.take() {
+        build = format!("{build} && {javascript}");
+    }
     if rails && dir.join("app/assets").is_dir() {
         // As Fly's Rails Dockerfile does it: the real key is a secret the build has not.
         build.push_str(" && SECRET_KEY_BASE_DUMMY=1 bin/rails assets:precompile");
     }
-    plan.build_command.get_or_insert(build);
+    plan.build_command = Some(build);
+    plan.left_out.push(VENDOR_BUNDLE);
     if !plan.processes.is_empty() {
         return Ok(());
     }
@@ -41,6 +51,8 @@ pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
         if dir.join(MASTER_KEY).is_file() {
             plan.secret_files
                 .insert("RAILS_MASTER_KEY".into(), MASTER_KEY.into());
+            // Were it not ignored by git, it would reach the daemon in the clear.
+            plan.left_out.push(MASTER_KEY_IGNORED);
         }
         "bin/rails server -b 127.0.0.1 -p $PORT"
     } else if dir.join("config.ru").is_file() {
@@ -88,6 +100,32 @@ mod tests {
             ("config/master.key", "0123abcd\n"),
         ]);
         assert_eq!(keyed.secret_files["RAILS_MASTER_KEY"], "config/master.key");
+        // Kept out of the bundle even where git does not ignore it.
+        assert_eq!(keyed.left_out, ["/vendor/bundle/", "/config/master.key"]);
+    }
+
+    #[test]
+    fn a_rails_app_with_a_package_json_installs_its_gems_and_javascript_before_its_assets() {
+        let plan = plan_for(&[
+            ("Gemfile", "gem \"rails\"\n"),
+            ("bin/rails", ""),
+            ("config/application.rb", ""),
+            ("app/assets/config/manifest.js", ""),
+            (
+                "package.json",
+                r#"{"scripts": {"build": "esbuild app/javascript/*.*"}}"#,
+            ),
+            ("package-lock.json", "{}"),
+        ]);
+        assert_eq!(
+            plan.build_command.as_deref(),
+            Some("bundle config set --local path vendor/bundle && bundle config set --local without development:test && bundle install && npm ci --include=dev && npm run build && SECRET_KEY_BASE_DUMMY=1 bin/rails assets:precompile")
+        );
+        assert_eq!(
+            plan.processes["app"],
+            "bin/rails server -b 127.0.0.1 -p $PORT"
+        );
+        assert_eq!(plan.left_out, ["node_modules/", "/vendor/bundle/"]);
     }
 
     #[test]

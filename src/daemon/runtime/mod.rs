@@ -457,7 +457,11 @@ impl Runtime {
     /// Destroys every machine of `app`.
     pub async fn destroy_all(&self, app: &str) -> Result<(), RuntimeError> {
         for machine in self.list(app).await? {
-            self.act(app, &machine.id, Action::Destroy).await?;
+            match self.act(app, &machine.id, Action::Destroy).await {
+                // A `machines destroy` of its own got there first.
+                Ok(_) | Err(RuntimeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
