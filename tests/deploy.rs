@@ -576,6 +576,27 @@ fn a_dockerfile_beside_fly_toml_runs_as_fly_builds_it_and_an_image_is_refused_be
         !apps.to_string().contains("\"img\""),
         "no app was created: {apps}"
     );
+    // An empty [processes] entry runs the Dockerfile's CMD, as flyctl runs the image's;
+    // with no Dockerfile it is refused as running nothing (it ran `sh -c ""`, which exits).
+    let empty_toml =
+        "app = \"empty\"\n[processes]\n  app = \"\"\n[http_service]\n  internal_port = 8080\n";
+    let empty = app_with(dir.path(), "empty", &[("fly.toml", empty_toml)]);
+    let run = deploy(&empty.join("fly.toml")).expect_code(3);
+    assert!(
+        run.stderr
+            .contains("its [processes] entry is empty, which runs a Dockerfile's CMD, and there is no Dockerfile"),
+        "{}",
+        run.stderr
+    );
+    let dockerfile = "FROM python:3.11-slim\nCMD python3 -m http.server $PORT --bind 127.0.0.1\n";
+    std::fs::write(empty.join("Dockerfile"), dockerfile).unwrap();
+    let run = deploy(&empty.join("fly.toml")).expect_code(0);
+    assert!(
+        run.stderr.contains("runs `python3 -m http.server $PORT"),
+        "{}",
+        run.stderr
+    );
+
     // flyctl's `deploy --image`, likewise, names the flag and what to do instead.
     let config = image.join("fly.toml");
     let args = [

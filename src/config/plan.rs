@@ -25,9 +25,10 @@ fn covers(processes: &[String], group: &str) -> bool {
 
 /// The command line of `group`: its `[processes]` entry, else `experimental.exec`, else
 /// `experimental.entrypoint` followed by `experimental.cmd`. `None` when the config leaves
-/// it to a Dockerfile (which the deploy reads).
+/// it to a Dockerfile (which the deploy reads): an empty `[processes]` entry does, as
+/// flyctl runs the image's `CMD` for one.
 pub fn command_for(cfg: &AppConfig, group: &str) -> Option<String> {
-    if let Some(command) = cfg.processes.get(group) {
+    if let Some(command) = cfg.processes.get(group).filter(|c| !c.trim().is_empty()) {
         return Some(command.clone());
     }
     let exp = cfg.experimental.as_ref()?;
@@ -79,6 +80,10 @@ pub enum NothingToRun {
         /// Whether it points outside that directory.
         outside: bool,
     },
+    /// The group's `[processes]` entry is empty, which leaves it to a Dockerfile's `CMD`
+    /// (as flyctl runs the image's), and the app's directory has none.
+    #[error("its [processes] entry is empty, which runs a Dockerfile's CMD, and there is no {DEFAULT_DOCKERFILE} in {}", .0.display())]
+    EmptyCommand(std::path::PathBuf),
     /// No command anywhere, and no Dockerfile in the app's directory.
     #[error("no [processes] entry, no experimental.cmd, no {DEFAULT_DOCKERFILE} in {}", .0.display())]
     NoCommand(std::path::PathBuf),
@@ -131,6 +136,7 @@ pub fn runnable(cfg: &AppConfig, dir: &Path) -> Runnable {
     let why = match build.and_then(|b| b.image.clone()) {
         Some(image) => NothingToRun::Image(image),
         None if buildpacks => NothingToRun::Buildpacks,
+        None if cfg.processes.contains_key(group) => NothingToRun::EmptyCommand(dir.to_path_buf()),
         None => NothingToRun::NoCommand(dir.to_path_buf()),
     };
     Runnable::Nothing {
@@ -496,6 +502,26 @@ mod tests {
                 .command,
             "python3 main.py"
         );
+    }
+
+    #[test]
+    fn an_empty_processes_entry_leaves_the_command_to_a_dockerfile_as_flyctl_does() {
+        let c = cfg("[processes]\n  app = \"\"\n  worker = \"  \"\n  web = \"serve\"\n");
+        assert_eq!(command_for(&c, "app"), None);
+        assert_eq!(command_for(&c, "worker"), None);
+        assert_eq!(command_for(&c, "web").as_deref(), Some("serve"));
+        let dir = tempfile::tempdir().unwrap();
+        let Runnable::Nothing { group, why } = runnable(&c, dir.path()) else {
+            panic!("nothing runs app without a Dockerfile");
+        };
+        assert_eq!(group, "app");
+        assert!(
+            why.to_string()
+                .starts_with("its [processes] entry is empty, which runs a Dockerfile's CMD"),
+            "{why}"
+        );
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\nCMD [\"serve\"]\n").unwrap();
+        assert_eq!(runnable(&c, dir.path()), Runnable::BesideConfig);
     }
 
     #[test]

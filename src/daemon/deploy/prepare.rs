@@ -397,7 +397,13 @@ impl Deployer {
         let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
         let (context, target) = (dir.to_path_buf(), tree.clone());
         let workdir = stage.workdir.clone();
-        let processes = cfg.processes.clone();
+        // An empty entry runs the image's own CMD (`plan::command_for`), not an empty one.
+        let processes: BTreeMap<String, String> = cfg
+            .processes
+            .iter()
+            .filter(|(_, command)| !command.trim().is_empty())
+            .map(|(group, command)| (group.clone(), command.clone()))
+            .collect();
         let mut built = tokio::task::spawn_blocking(move || {
             crate::dockerfile::build_tree(&stage, &context, &target, &processes)
         })
