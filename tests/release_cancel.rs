@@ -137,3 +137,51 @@ fn destroying_an_app_with_a_release_rolling_out_cancels_it_first() {
         );
     }
 }
+
+#[test]
+fn a_cancel_stops_a_release_command_that_hangs_with_sigterm_first() {
+    let d = TestDaemon::start();
+    let (_dir, app) = hello_copy();
+    lakefly(&d, &app, &["deploy"]).expect_code(0);
+    // A migration stuck on a lock: it would hold the release for its 10 minutes.
+    let hangs = r#"release_command = "sh -c 'trap \"echo rolled back; exit 1\" TERM; echo migrating; while :; do sleep 0.1; done'"
+  release_command_timeout = "10m""#;
+    edit_file(
+        &app.join("fly.toml"),
+        "strategy = \"rolling\"",
+        &format!("strategy = \"rolling\"\n  {hangs}"),
+    );
+    lakefly(&d, &app, &["deploy", "--detach"]).expect_code(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let events = lakefly(
+            &d,
+            &app,
+            &["events", "--no-tail", "--kind", "release.command"],
+        );
+        let said = events.expect_code(0).stdout;
+        if said.contains("detail=migrating") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{said}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let cancelled = lakefly(&d, &app, &["releases", "cancel"]).expect_code(0);
+    assert!(
+        cancelled
+            .stderr
+            .contains("release v2 failed: cancelled while its release_command ran: asked to stop")
+            && cancelled.stderr.contains("==> release v1 keeps running"),
+        "{}",
+        cancelled.stderr
+    );
+    // It was told to stop before it was killed, so it could clean up after itself.
+    let logs = lakefly(&d, &app, &["logs", "--no-tail"])
+        .expect_code(0)
+        .stdout;
+    assert!(logs.contains("rolled back"), "{logs}");
+    let now = status(&d, &app);
+    assert_eq!(now["release"]["version"], 1, "{now}");
+    assert_eq!(now["machines"].as_array().unwrap().len(), 1, "{now}");
+}

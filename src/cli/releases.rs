@@ -36,8 +36,8 @@ pub enum ReleasesCommand {
     /// Stop the release rolling out (as `nomad deployment fail`).
     ///
     /// It fails at once instead of waiting out `wait_timeout`: its new machines go, and
-    /// the machines it replaced start again. Steps before the rollout (build, release
-    /// command) finish first.
+    /// the machines it replaced start again. A build or release command running is
+    /// stopped (SIGTERM, then SIGKILL 5 s later).
     Cancel {
         /// The release (default: the one rolling out).
         #[arg(value_name = "VERSION", value_parser = version_arg)]

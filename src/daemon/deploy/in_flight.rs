@@ -254,7 +254,8 @@ impl Drop for Registration {
     }
 }
 
-/// The cancel of one release, as its rollout waits on it.
+/// The cancel of one release, as its rollout and its one-off commands wait on it.
+#[derive(Clone)]
 pub struct Cancel {
     requested: watch::Receiver<Option<String>>,
 }

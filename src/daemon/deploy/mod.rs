@@ -364,7 +364,7 @@ impl Deployer {
             image_env,
             processes,
             console_command,
-        } = self.prepare(app, version, cfg, files).await?;
+        } = self.prepare(app, version, cfg, files, cancel).await?;
         // A cancel asked while the steps before ran: no machine has changed yet.
         if let Some(why) = cancel.reason() {
             return Err(Failure::cancelled(&why));

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::in_flight::Cancel;
 use super::rollout::Failure;
 use super::Deployer;
 use crate::bundle::{self, Digest};
@@ -85,6 +86,8 @@ struct OneOff<'a> {
     timeout: Duration,
     /// The source its whole output joins the app's log as, when it does.
     log_as: Option<String>,
+    /// The release's cancel, which stops it.
+    cancel: Cancel,
 }
 
 impl Deployer {
@@ -96,6 +99,7 @@ impl Deployer {
         version: u64,
         cfg: &AppConfig,
         files: &Files,
+        cancel: &Cancel,
     ) -> Result<Prepared, Failure> {
         let env = release_env(cfg, app, version);
         let dir = match files.reuse {
@@ -105,11 +109,12 @@ impl Deployer {
         let dir = match dir {
             Some(dir) => dir,
             None => {
-                self.unpack_and_build(app, version, cfg, &files.bundle, &env)
+                self.unpack_and_build(app, version, cfg, &files.bundle, &env, cancel)
                     .await?
             }
         };
-        self.finish_preparing(app, version, cfg, dir, env).await
+        self.finish_preparing(app, version, cfg, dir, env, cancel)
+            .await
     }
 
     /// The directory of release `files`, whose built files release `version` runs from;
@@ -142,6 +147,7 @@ impl Deployer {
         cfg: &AppConfig,
         digest: &Digest,
         env: &BTreeMap<String, String>,
+        cancel: &Cancel,
     ) -> Result<PathBuf, Failure> {
         let fail = Failure::because;
         let dir = self.release_dir(app, version);
@@ -180,6 +186,7 @@ impl Deployer {
                 timeout: BUILD_TIMEOUT,
                 // Not logged: `npm ci`, `pip install` would crowd the app's own lines out.
                 log_as: None,
+                cancel: cancel.clone(),
             };
             let outcome = self
                 .run_shown(app, version, "build", run, &no_secrets)
@@ -205,6 +212,7 @@ impl Deployer {
         cfg: &AppConfig,
         dir: PathBuf,
         env: BTreeMap<String, String>,
+        cancel: &Cancel,
     ) -> Result<Prepared, Failure> {
         let fail = Failure::because;
         let Image {
@@ -253,6 +261,7 @@ impl Deployer {
                 timeout,
                 // Logged whole, as a Fly release machine's output is.
                 log_as: Some(format!("release_command:v{version}")),
+                cancel: cancel.clone(),
             };
             let outcome = (self.run_shown(app, version, "release_command", run, &secrets)).await;
             if !outcome.success {
@@ -315,8 +324,11 @@ impl Deployer {
             })
         };
         let pids = self.runtime.oneoff_pids();
+        let mut cancel = run.cancel;
+        let (command, dir, env, timeout) = (run.command, run.dir, run.env, run.timeout);
+        let stop = cancel.requested();
         let mut outcome =
-            oneoff::run(pids, run.command, run.dir, run.env, run.timeout, Some(live)).await;
+            oneoff::run_until(pids, command, dir, env, timeout, Some(live), stop).await;
         // Every line shown before the outcome is.
         let _ = shower.await;
         outcome.redact(secrets);
@@ -473,8 +485,12 @@ fn lakefly_vars(app: &str, version: u64) -> [(String, String); 3] {
 }
 
 fn command_failure(what: &str, outcome: &oneoff::Outcome) -> Failure {
+    let failure = match &outcome.stopped {
+        Some(why) => Failure::because(format!("cancelled while its {what} ran: {why}")),
+        None => Failure::because(format!("{what} {}", outcome.summary)),
+    };
     Failure {
         check_output: (!outcome.tail.is_empty()).then(|| outcome.tail.join("\n")),
-        ..Failure::because(format!("{what} {}", outcome.summary))
+        ..failure
     }
 }

@@ -19,6 +19,9 @@ use super::process;
 const TAIL: usize = 20;
 /// Lines read ahead of whoever takes them as they come.
 const LIVE_QUEUE: usize = 256;
+/// How long a command asked to stop has, after SIGTERM, before its group is killed: a
+/// migration gets to roll its transaction back.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How a one-off command ended.
 pub struct Outcome {
@@ -32,6 +35,8 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// Whether it was stopped at the time limit.
     pub timed_out: bool,
+    /// Why it was stopped before it ended, when something asked ([`run_until`]).
+    pub stopped: Option<String>,
 }
 
 impl Outcome {
@@ -89,6 +94,21 @@ pub async fn run(
     timeout: Duration,
     live: Option<mpsc::Sender<LiveLine>>,
 ) -> Outcome {
+    let never = std::future::pending();
+    run_until(pids, command, dir, env, timeout, live, never).await
+}
+
+/// [`run`], and stops the command when `stop` ends, before its time is up: SIGTERM to its
+/// group, then SIGKILL after [`STOP_GRACE`]; the outcome says why (`stopped`).
+pub async fn run_until(
+    pids: &OneOffPids,
+    command: &str,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+    live: Option<mpsc::Sender<LiveLine>>,
+    stop: impl std::future::Future<Output = String>,
+) -> Outcome {
     let none = process::MemoryLimit::None;
     let mut spawned = match process::spawn(command, dir, env, none, process::Input::Empty) {
         Ok(spawned) => spawned,
@@ -99,6 +119,7 @@ pub async fn run(
                 tail: Vec::new(),
                 exit_code: None,
                 timed_out: false,
+                stopped: None,
             }
         }
     };
@@ -146,13 +167,17 @@ pub async fn run(
         }
         Vec::from(tail)
     });
-    let ended = wait_then_kill(&mut spawned, timeout).await;
+    let ended = wait_then_kill(&mut spawned, timeout, stop).await;
     group.pid = None;
     let exit_code = match &ended {
         Ended::Exited(status) => status.code(),
         _ => None,
     };
     let timed_out = matches!(ended, Ended::TimedOut);
+    let stopped = match &ended {
+        Ended::Stopped(why) => Some(why.clone()),
+        _ => None,
+    };
     let (success, summary) = match ended {
         Ended::Exited(s) if s.success() => (true, "exited 0".to_string()),
         Ended::Exited(s) => (
@@ -170,6 +195,7 @@ pub async fn run(
                 crate::config::units::Duration::from_millis(timeout.as_millis() as u64)
             ),
         ),
+        Ended::Stopped(why) => (false, format!("was stopped: {why}")),
     };
     // The group is gone, so its pipes close and the collector ends.
     let tail = collector.await.unwrap_or_default();
@@ -179,6 +205,7 @@ pub async fn run(
         tail,
         exit_code,
         timed_out,
+        stopped,
     }
 }
 
@@ -187,12 +214,28 @@ enum Ended {
     Exited(std::process::ExitStatus),
     WaitFailed(std::io::Error),
     TimedOut,
+    /// Asked to stop, for this reason.
+    Stopped(String),
 }
 
-/// Waits for the command up to `timeout`, then kills its whole group: what it started in
-/// the background goes with it, as does the command itself when it ran out of time.
-async fn wait_then_kill(spawned: &mut process::Spawned, timeout: Duration) -> Ended {
-    let waited = tokio::time::timeout(timeout, spawned.child.wait()).await;
+/// Waits for the command up to `timeout` or until `stop`, then kills its whole group: what
+/// it started in the background goes with it, as does the command itself when it ran out
+/// of time or was stopped.
+async fn wait_then_kill(
+    spawned: &mut process::Spawned,
+    timeout: Duration,
+    stop: impl std::future::Future<Output = String>,
+) -> Ended {
+    let waited = tokio::select! {
+        waited = tokio::time::timeout(timeout, spawned.child.wait()) => waited,
+        why = stop => {
+            let _ = process::signal_group(spawned.pid, Signal::SIGTERM);
+            let _ = tokio::time::timeout(STOP_GRACE, spawned.child.wait()).await;
+            let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
+            let _ = spawned.child.wait().await;
+            return Ended::Stopped(why);
+        }
+    };
     let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
     match waited {
         Ok(Ok(status)) => Ended::Exited(status),
@@ -261,7 +304,7 @@ pub async fn stream(
         }),
     ];
     let ended = tokio::select! {
-        ended = wait_then_kill(&mut spawned, timeout) => ended,
+        ended = wait_then_kill(&mut spawned, timeout, std::future::pending()) => ended,
         () = output.closed() => {
             let _ = process::signal_group(spawned.pid, Signal::SIGKILL);
             match spawned.child.wait().await {
@@ -289,6 +332,12 @@ pub async fn stream(
             exit_code: None,
             signal: Some(Signal::SIGKILL),
             timed_out: true,
+        }),
+        // Nothing asks it to stop but its reader going away, above.
+        Ended::Stopped(_) => Ok(Exit {
+            exit_code: None,
+            signal: Some(Signal::SIGTERM),
+            timed_out: false,
         }),
         Ended::WaitFailed(e) => Err(e),
     }

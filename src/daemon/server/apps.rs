@@ -130,8 +130,7 @@ pub async fn status(
 }
 
 /// How long `apps destroy` waits for a release it cancelled, or a scale or restart, to
-/// end; one still going then (a build or release command runs to its own limit first) is a
-/// conflict.
+/// end; one still going then is a conflict.
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `DELETE /v1/apps/{name}`: cancels a release rolling out, stops and destroys its
