@@ -399,7 +399,7 @@ fn launch_writes_a_valid_config_without_asking_when_stdin_is_not_a_terminal() {
     let run = lakefly(&app, &["launch", "--no-deploy"]).expect_code(0);
     assert_eq!(
         run.stderr,
-        "wrote fly.toml for app my-service (from Procfile, requirements.txt)\nnext: review it, then `lakefly config validate` and `lakefly deploy`\n"
+        "wrote fly.toml for app my-service (from Procfile, requirements.txt)\nadded /.venv/, __pycache__/ to .lakeflyignore: uploads leave them out (the build makes them on the host)\nnext: review it, then `lakefly config validate` and `lakefly deploy`\n"
     );
     let validated = lakefly(&app, &["config", "validate", "--json"])
         .expect_code(0)
