@@ -29,6 +29,7 @@ pub mod error;
 pub mod launch;
 pub mod output;
 pub mod secret;
+pub mod shell_words;
 pub mod tls;
 
 pub use error::{Error, Result};

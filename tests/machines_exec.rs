@@ -91,6 +91,15 @@ fn a_command_runs_in_the_machines_environment_and_keeps_its_exit_code() {
         format!("error: the command on machine {id} exited 3\n")
     );
     exec(&d, &id, &["--", "kill -TERM $$"]).expect_code(128 + 15);
+    // Several words are one command's, each as it is (as `docker exec` takes them); one
+    // is a shell command line, as above.
+    let words = exec(
+        &d,
+        &id,
+        &["--", "sh", "-c", "echo \"$GREETING\" \"$0\"", "it's *"],
+    )
+    .expect_code(0);
+    assert_eq!(words.stdout, "hello it's *\n");
 
     // Recorded by program name only: arguments may be credentials.
     exec(&d, &id, &["echo", "--password", SECRET]).expect_code(0);
@@ -112,7 +121,7 @@ fn a_command_runs_in_the_machines_environment_and_keeps_its_exit_code() {
     let last: Value = serde_json::from_str(events.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["data"]["program"], "echo");
     assert_eq!(last["data"]["exit_code"], 0);
-    assert_eq!(events.stdout.lines().count(), 4, "{}", events.stdout);
+    assert_eq!(events.stdout.lines().count(), 5, "{}", events.stdout);
     assert!(!events.stdout.contains(SECRET), "{}", events.stdout);
 }
 

@@ -70,7 +70,7 @@ pub enum MachinesCommand {
     /// Run a command once in a machine's environment (its directory, env, secrets and
     /// $PORT), beside its process; print its output and exit with its exit code.
     #[command(
-        after_help = "The command runs with /bin/sh -c, its input closed; its output is printed as it is\nwritten (with --json: one object once it ended, up to 1 MiB of each stream). lakefly\nexits with the command's exit code, 128 + the signal that ended it, or 124 when it ran\nout of time and was killed. Interrupting lakefly kills the command."
+        after_help = "One COMMAND argument is a shell command line ('echo $PORT'); several are the words\nof one command, each passed as it is (-- sh -c 'echo \"$X\"'). It runs with /bin/sh -c,\nits input closed; its output is printed as it is written (with --json: one object once\nit ended, up to 1 MiB of each stream). lakefly exits with the command's exit code,\n128 + the signal that ended it, or 124 when it ran out of time and was killed.\nInterrupting lakefly kills the command."
     )]
     Exec {
         /// Machine id.
@@ -83,7 +83,8 @@ pub enum MachinesCommand {
         /// loop reading a file can call exec without losing its lines.
         #[arg(short = 'i', long)]
         stdin: bool,
-        /// The command line (after `--` when it has flags of its own).
+        /// A shell command line, or the words of a command (after `--` when it has flags
+        /// of its own).
         #[arg(
             required = true,
             trailing_var_arg = true,
@@ -144,8 +145,15 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             stdin,
             command,
         } => {
+            // One argument is a shell command line (`'echo $PORT'`); several are the words
+            // of a command, each passed as it is, as `docker exec` and `kubectl exec` pass
+            // them (`-- sh -c 'echo "$X"'` would otherwise lose its quotes).
+            let command = match command.as_slice() {
+                [line] => line.clone(),
+                words => crate::shell_words::join(words),
+            };
             let request = ExecRequest {
-                command: command.join(" "),
+                command,
                 timeout: Some(timeout),
                 stdin: if stdin { Some(read_stdin()?) } else { None },
             };

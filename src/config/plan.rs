@@ -37,12 +37,7 @@ pub fn command_for(cfg: &AppConfig, group: &str) -> Option<String> {
     } else {
         exp.entrypoint.iter().chain(&exp.cmd).collect()
     };
-    (!argv.is_empty()).then(|| {
-        argv.iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" ")
-    })
+    (!argv.is_empty()).then(|| crate::shell_words::join(&argv))
 }
 
 /// What the groups without a command of their own would run, deployed from `dir`.
@@ -165,19 +160,6 @@ pub fn runnable_hint(group: &str, config: &Path, why: &NothingToRun) -> String {
         "give it a command in [processes] ({group} = \"python3 app.py\"), or put a Dockerfile with a CMD beside {}",
         config.display()
     )
-}
-
-/// Quotes a word for `/bin/sh -c` unless it needs none.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 /// The port `group` listens on: `http_service.internal_port` when it serves the HTTP

@@ -330,7 +330,7 @@ impl Stage {
         let words = |i: &Instruction| match i {
             Instruction::Exec(argv) => argv
                 .iter()
-                .map(|a| syntax::quote(&map(a)))
+                .map(|a| crate::shell_words::quote(&map(a)))
                 .collect::<Vec<_>>()
                 .join(" "),
             Instruction::Shell(s) => shell(s),

@@ -233,19 +233,6 @@ pub(super) fn absolute(workdir: &str, path: &str) -> String {
     }
 }
 
-/// A word quoted for `/bin/sh` when it needs it.
-pub(super) fn quote(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-    {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
