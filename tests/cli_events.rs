@@ -234,7 +234,7 @@ async fn no_tail_prints_the_stored_events_it_selects_and_exits() {
     let after_one = stored_events(&d.api, &["--all-apps", "--no-follow", "--since", &one_id]);
     assert_eq!(after_one, events[2..], "--since: the events after it");
 
-    let last = stored_events(&d.api, &["--all-apps", "--no-tail", "--tail", "1"]);
+    let last = stored_events(&d.api, &["--all-apps", "--no-tail", "-n", "1"]);
     assert_eq!(last, events[3..], "--tail 1: the newest");
 
     let apps = stored_events(&d.api, &["--all-apps", "--no-tail", "--kind", "app."]);

@@ -27,8 +27,8 @@ pub struct EventsArgs {
     /// Start after this event id, replaying what is stored.
     #[arg(long, value_name = "ID", conflicts_with = "tail")]
     pub since: Option<u64>,
-    /// Show the last N events first.
-    #[arg(long, value_name = "N")]
+    /// Show the last N events first (`-n`, as `logs -n`).
+    #[arg(short = 'n', long, value_name = "N")]
     pub tail: Option<usize>,
     /// Print the stored events and exit instead of following: those after `--since`, the
     /// last `--tail`, else every one the daemon keeps.
