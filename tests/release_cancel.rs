@@ -185,3 +185,59 @@ fn a_cancel_stops_a_release_command_that_hangs_with_sigterm_first() {
     assert_eq!(now["release"]["version"], 1, "{now}");
     assert_eq!(now["machines"].as_array().unwrap().len(), 1, "{now}");
 }
+
+#[test]
+fn while_an_app_is_destroyed_none_of_its_machines_starts_again() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A worker that takes its whole kill_timeout to stop, so the destroy is seen going.
+    let config = "app = \"slow\"\nkill_timeout = \"3s\"\n[processes]\n  app = \"sh -c 'trap \\\"\\\" INT TERM; while :; do sleep 0.1; done'\"\n";
+    let app = common::files::app_with(dir.path(), "slow", &[("fly.toml", config)]);
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str(), "-a", "slow"];
+        all.extend_from_slice(args);
+        common::lakefly(&app, &all)
+    };
+    cli(&["deploy"]).expect_code(0);
+    cli(&["scale", "count", "2", "--yes"]).expect_code(0);
+    let ids = cli(&["machines", "list", "-q"]).expect_code(0).stdout;
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+
+    let destroy = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
+        .args(["--remote", &d.api, "apps", "destroy", "slow", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once a machine is stopping, the destroy has begun.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stopping = loop {
+        let listed = cli(&["machines", "list", "--json"]).json();
+        let found = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["state"] == "stopping")
+            .map(|m| m["id"].as_str().unwrap().to_string());
+        if let Some(id) = found {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "{listed}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let other = ids.iter().find(|id| **id != stopping).unwrap();
+    let refused = cli(&["machines", "restart", other]).expect_code(6);
+    assert!(
+        refused.stderr.contains("the app is being destroyed"),
+        "{}",
+        refused.stderr
+    );
+    let destroyed = destroy.wait_with_output().unwrap();
+    assert!(
+        destroyed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+    cli(&["status"]).expect_code(5);
+}

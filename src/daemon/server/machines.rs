@@ -86,6 +86,12 @@ pub async fn act(
         }
     };
     state.require_app(&app).await?;
+    // Nothing starts a process of an app being destroyed (and a destroy waits for a start
+    // that began before it).
+    let _change = match action {
+        Action::Start | Action::Restart => Some(state.deployer.in_flight.begin_change(&app)?),
+        _ => None,
+    };
     Ok(Json(state.runtime.act(&app, &id, action).await?))
 }
 

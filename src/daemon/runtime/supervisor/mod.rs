@@ -306,6 +306,9 @@ impl Supervisor {
                         }
                         other => other,
                     };
+                    // Shown as such while it drains and gets its kill_timeout (a full
+                    // disk leaves it shown as started; the stop goes on all the same).
+                    let _ = self.record_state(MachineState::Stopping, None).await;
                     // No new requests; the ones in flight finish before the signal.
                     if let Some(registration) = &registration {
                         let left = registration.drain(self.kill_timeout()).await;
