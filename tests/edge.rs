@@ -616,6 +616,34 @@ async fn idle_machines_auto_stop_and_the_next_request_starts_one_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_while_the_only_machine_auto_stops_starts_it_again_rather_than_a_new_one() {
+    let s = Setup::new("", &["--auto-stop-after", "1s"]);
+    let config = s.app.join("fly.toml");
+    // It ignores its kill signal, so its stop takes the whole kill_timeout.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "  app = \"python3 app.py\"\n",
+            "  app = \"sh -c 'trap \\\"\\\" TERM; exec python3 app.py'\"\n",
+        )
+        .replace(
+            "  processes = [\"app\"]\n",
+            "  processes = [\"app\"]\n  auto_stop_machines = \"stop\"\n  auto_start_machines = true\n  min_machines_running = 0\n",
+        );
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    eventually("the idle machine is stopping", || async {
+        s.status().await["machines"][0]["state"] == "stopping"
+    })
+    .await;
+    let resp = s.get("/again").await;
+    assert_eq!(resp.status(), 200);
+    let machines = s.status().await["machines"].clone();
+    assert_eq!(machines.as_array().unwrap().len(), 1, "{machines}");
+    assert_eq!(machines[0]["state"], "started", "{machines}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statics_are_served_from_the_release_and_other_paths_reach_the_app() {
     let s = Setup::new(
         "[[statics]]\n  guest_path = \"/app/public\"\n  url_prefix = \"/static/\"\n",

@@ -57,7 +57,11 @@ async fn start_one(
         // One is on its way up already.
         return Ok(());
     }
-    if let Some(stopped) = ours.iter().find(|m| m.state == MachineState::Stopped) {
+    // A stopped machine, else one still stopping (it starts again once stopped): a new
+    // one is made only for an app scaled to zero.
+    let stopped = (ours.iter().find(|m| m.state == MachineState::Stopped))
+        .or_else(|| ours.iter().find(|m| m.state == MachineState::Stopping));
+    if let Some(stopped) = stopped {
         tracing::info!(app, machine = %stopped.id, "edge: auto-starting a stopped machine for a request");
         runtime
             .act(app, &stopped.id, Action::Start)
