@@ -100,13 +100,28 @@ fn the_memory_limit_is_enforced_shown_and_changed_by_a_release() {
     let same = cli(&d, &["scale", "memory", "512"]).expect_code(0);
     assert!(same.stderr.contains("already scaled"), "{}", same.stderr);
 
-    // Bad input changes nothing.
-    let small = cli(&d, &["scale", "memory", "8"]);
-    assert_ne!(small.code, 0);
+    // Bad input changes nothing: refused as a usage error before the daemon is asked,
+    // and by the daemon for an API client.
+    let small = cli(&d, &["scale", "memory", "8"]).expect_code(2);
     assert!(
         small.stderr.contains("8 MB is too little memory"),
         "{}",
         small.stderr
+    );
+    let api = common::api::Api::new(&d);
+    let request = serde_json::json!({ "memory_mb": 8 });
+    let path = "/v1/apps/hog/scale/memory";
+    let (status, body) = tokio::runtime::Runtime::new().unwrap().block_on(api.send(
+        reqwest::Method::POST,
+        path,
+        Some(request),
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("8 MB is too little memory")),
+        "{body}"
     );
     let unknown = cli(&d, &["scale", "memory", "256", "-g", "nogroup"]);
     assert_ne!(unknown.code, 0);

@@ -51,6 +51,9 @@ pub struct GroupScale {
     pub cpus_enforced: Option<bool>,
 }
 
+/// The smallest memory limit a group takes, in MiB: below it not even a shell starts.
+pub const MIN_MEMORY_MB: u64 = 32;
+
 /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryRequest {

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use super::remote::{app_name, block_on, client, confirm};
 use super::GlobalArgs;
 use crate::api::client::Client;
+use crate::api::scale::MIN_MEMORY_MB;
 use crate::api::types::{GroupScale, MemoryChange, VmChange, VmSize};
 use crate::error::Error;
 use crate::output::table::Table;
@@ -42,8 +43,8 @@ pub enum ScaleCommand {
     },
     /// Set a group's memory limit in MB; a new release rolls it out (followed live).
     Memory {
-        /// The limit, in MB.
-        #[arg(value_name = "MB")]
+        /// The limit, in MB (at least 32).
+        #[arg(value_name = "MB", value_parser = memory_mb)]
         memory_mb: u64,
         /// The group (default: `app`, or the only group).
         #[arg(short = 'g', long = "process-group", value_name = "GROUP")]
@@ -58,8 +59,8 @@ pub enum ScaleCommand {
         /// The size.
         #[arg(value_name = "SIZE", value_parser = size_name)]
         size: String,
-        /// Memory in MB instead of the size's.
-        #[arg(long = "vm-memory", value_name = "MB")]
+        /// Memory in MB instead of the size's (at least 32).
+        #[arg(long = "vm-memory", value_name = "MB", value_parser = memory_mb)]
         memory_mb: Option<u64>,
         /// The group (default: `app`, or the only group).
         #[arg(short = 'g', long = "process-group", value_name = "GROUP")]
@@ -78,6 +79,19 @@ pub(super) fn size_name(s: &str) -> Result<String, String> {
         Some(_) => Ok(s.to_string()),
         None => Err(format!("known sizes: {}", crate::config::sizes::names())),
     }
+}
+
+/// A memory limit in MB, refused below [`MIN_MEMORY_MB`] before the daemon is asked.
+fn memory_mb(s: &str) -> Result<u64, String> {
+    let mb: u64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of MB"))?;
+    if mb < MIN_MEMORY_MB {
+        return Err(format!(
+            "{mb} MB is too little memory; the smallest limit is {MIN_MEMORY_MB} MB"
+        ));
+    }
+    Ok(mb)
 }
 
 /// Runs a scale command.

@@ -30,6 +30,7 @@ use super::events::{now, EventHub, Start};
 use super::runtime::Runtime;
 use super::store::releases::{self, NewRelease};
 use super::store::{self, EventFilter, Store, StoreError};
+use crate::api::scale::MIN_MEMORY_MB;
 use crate::api::types::{kind, DeployRequest, MachineSpec};
 use crate::bundle::{self, Digest};
 use crate::config::model::Strategy;
@@ -40,8 +41,6 @@ use crate::dockerfile::DEFAULT_DOCKERFILE;
 /// Fly's defaults.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_UNAVAILABLE: f64 = 0.33;
-/// The smallest memory limit `scale memory` takes: below it not even a shell starts.
-const MIN_MEMORY_MB: u64 = 32;
 
 /// Why a deploy was not started.
 #[derive(Debug, thiserror::Error)]
