@@ -689,6 +689,39 @@ async fn a_run_left_by_a_crashed_daemon_is_stopped_and_recorded_failed() {
     assert_eq!(runs[0]["status"], "failed", "{runs:#?}");
 }
 
+/// A job deleted while it runs (with its app here) takes its run with it: the command is
+/// told to stop (SIGTERM) rather than left running with the app's secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_an_app_stops_its_job_runs_that_are_going() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    let dir = temp.path().join("gone");
+    std::fs::create_dir(&dir).unwrap();
+    let pid_file = temp.path().join("run.pid");
+    let said = temp.path().join("said");
+    let config = format!(
+        r#"app = "gone"
+[processes]
+  app = "sleep 600"
+[[jobs]]
+  name = "export"
+  command = "trap 'echo stopped > {said}; exit 1' TERM; echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; while :; do sleep 0.1; done"
+"#,
+        pid = pid_file.display(),
+        said = said.display(),
+    );
+    std::fs::write(dir.join("fly.toml"), config).unwrap();
+    tokio::task::block_in_place(|| deploy(&d, &dir));
+    trigger_only_job(&api, "gone").await;
+    let run = tokio::task::block_in_place(|| common::process::wait_pid_file(&pid_file, DEADLINE));
+
+    let (status, body) = api.send(Method::DELETE, "/v1/apps/gone", None).await;
+    assert_eq!(status, 204, "{body}");
+    tokio::task::block_in_place(|| common::process::wait_gone(run, DEADLINE));
+    assert_eq!(std::fs::read_to_string(&said).unwrap(), "stopped\n");
+}
+
 /// A run the store cannot record (a full disk; here another process holding SQLite's write
 /// lock past the daemon's busy timeout) runs all the same, as cron's would: the job may be
 /// the one that frees the space. It has no run id.

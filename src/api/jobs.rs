@@ -111,8 +111,8 @@ pub struct JobRun {
     pub job_id: u64,
     /// `schedule` or `manual`.
     pub trigger: String,
-    /// `running`, `succeeded`, `failed`, `timed_out`, or `skipped` (the previous run was
-    /// still going).
+    /// `running`, `succeeded`, `failed`, `timed_out`, `skipped` (the previous run was
+    /// still going), or `cancelled` (its job was deleted while it ran).
     pub status: String,
     /// Attempts made.
     pub attempts: u32,

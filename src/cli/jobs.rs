@@ -77,7 +77,8 @@ pub enum JobsCommand {
         job: JobRef,
     },
     /// Remove a job made with `jobs create` or the API, with its runs (a run that is going
-    /// finishes); a fly.toml `[[jobs]]` entry goes when it is removed there and deployed.
+    /// is stopped: SIGTERM, then SIGKILL 5 s later); a fly.toml `[[jobs]]` entry goes when
+    /// it is removed there and deployed.
     #[command(visible_aliases = ["rm", "destroy"])]
     Delete {
         /// Job id, or its name in the app.

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod bundles;
+pub mod cancel;
 pub mod deploy;
 pub mod edge;
 pub mod events;

@@ -12,9 +12,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::{DeployError, Deployer};
+pub use crate::daemon::cancel::Cancel;
+use crate::daemon::cancel::{self, Canceller};
 use crate::daemon::store::releases;
 
 impl Deployer {
@@ -84,8 +86,8 @@ struct Inner {
 
 struct Entry {
     version: u64,
-    /// Set to why the release is cancelled.
-    cancel: watch::Sender<Option<String>>,
+    /// Asks the release to fail.
+    cancel: Canceller,
 }
 
 /// What asking for a cancel found.
@@ -102,7 +104,7 @@ impl InFlight {
     /// the registration is dropped. Whether the app is being destroyed is the caller's to
     /// check, in the transaction that records the release.
     pub fn register(&self, app: &str, version: u64) -> Registration {
-        let (cancel, requested) = watch::channel(None);
+        let (cancel, requested) = cancel::pair();
         let change = {
             let mut inner = self.lock();
             inner
@@ -114,7 +116,7 @@ impl InFlight {
             in_flight: self.clone(),
             app: app.to_string(),
             version,
-            cancel: Cancel { requested },
+            cancel: requested,
             _change: change,
         }
     }
@@ -123,7 +125,7 @@ impl InFlight {
     pub fn cancel(&self, app: &str, version: Option<u64>, why: &str) -> Asked {
         match self.lock().running.get(app) {
             Some(entry) if version.is_none_or(|v| v == entry.version) => {
-                entry.cancel.send_replace(Some(why.to_string()));
+                entry.cancel.cancel(why);
                 Asked::Cancelling
             }
             _ => Asked::NotRunning,
@@ -250,38 +252,6 @@ impl Drop for Registration {
             .is_some_and(|e| e.version == self.version)
         {
             running.remove(&self.app);
-        }
-    }
-}
-
-/// The cancel of one release, as its rollout and its one-off commands wait on it.
-#[derive(Clone)]
-pub struct Cancel {
-    requested: watch::Receiver<Option<String>>,
-}
-
-impl Cancel {
-    /// A cancel that never comes (scaling, `apps restart`: not releases).
-    pub fn never() -> Self {
-        let (_, requested) = watch::channel(None);
-        Cancel { requested }
-    }
-
-    /// Why the release was cancelled, if it was.
-    pub fn reason(&self) -> Option<String> {
-        self.requested.borrow().clone()
-    }
-
-    /// Waits until the release is cancelled and says why; pends for ever if it never is.
-    pub async fn requested(&mut self) -> String {
-        loop {
-            if let Some(why) = self.requested.borrow_and_update().clone() {
-                return why;
-            }
-            if self.requested.changed().await.is_err() {
-                // No one can cancel any more.
-                std::future::pending::<()>().await;
-            }
         }
     }
 }

@@ -10,7 +10,7 @@ mod spec;
 pub use self::manage::JobError;
 pub use self::spec::{check_spec, next_after};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::api::jobs::Job;
 use crate::api::types::kind;
+use crate::daemon::cancel::{self, Canceller};
 use crate::daemon::events::{now, EventHub, NewEvent};
 use crate::daemon::secrets::SecretStore;
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord};
@@ -67,7 +68,8 @@ pub struct Scheduler {
 /// What the scheduler task publishes for the API.
 #[derive(Default)]
 struct Shared {
-    running: Mutex<HashSet<u64>>,
+    /// The jobs with a run going, each with what stops it.
+    running: Mutex<HashMap<u64, Canceller>>,
     next: Mutex<HashMap<u64, DateTime<Utc>>>,
 }
 
@@ -110,7 +112,7 @@ impl Scheduler {
 
     /// A job as the API shows it, with its status, next run and last run.
     pub fn describe(&self, record: JobRecord, last_run: Option<crate::api::jobs::JobRun>) -> Job {
-        let running = self.lock_running().contains(&record.id);
+        let running = self.lock_running().contains_key(&record.id);
         let next = self
             .shared
             .next
@@ -178,7 +180,7 @@ impl Scheduler {
         self.lock_running().len()
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Canceller>> {
         self.shared
             .running
             .lock()
@@ -275,7 +277,13 @@ impl Scheduler {
             }
             fresh_jobs.insert(job.id, job);
         }
-        // Deleted jobs are forgotten; a run of one that is going still ends normally.
+        // Deleted jobs are forgotten, and a run of one that is going is stopped: its app
+        // may be gone, and its secrets with it.
+        for (id, run) in self.lock_running().iter() {
+            if !fresh_jobs.contains_key(id) {
+                run.cancel("its job was deleted");
+            }
+        }
         *jobs = fresh_jobs;
         *next = fresh_next;
         self.publish(next);
@@ -288,8 +296,18 @@ impl Scheduler {
 
     /// Records a skipped run when the job is still running, else starts one.
     async fn start_run(&self, ctx: &Context, job: &JobRecord, trigger: &'static str) {
-        let busy = !self.lock_running().insert(job.id);
-        if busy {
+        let cancel = {
+            let mut running = self.lock_running();
+            match running.contains_key(&job.id) {
+                true => None,
+                false => {
+                    let (canceller, cancel) = cancel::pair();
+                    running.insert(job.id, canceller);
+                    Some(cancel)
+                }
+            }
+        };
+        let Some(cancel) = cancel else {
             let (id, app, name) = (job.id, job.app.clone(), job.spec.name.clone());
             let recorded = ctx
                 .hub
@@ -303,10 +321,10 @@ impl Scheduler {
                 tracing::warn!(job = id, error = %e, "could not record a skipped run");
             }
             return;
-        }
+        };
         let (ctx, job, tx) = (ctx.clone(), job.clone(), self.tx.clone());
         tokio::spawn(async move {
-            run::run(&ctx, &job, trigger).await;
+            run::run(&ctx, &job, trigger, cancel).await;
             let _ = tx.send(Msg::Finished(job.id));
         });
     }

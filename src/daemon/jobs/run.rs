@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::Context;
 use crate::api::types::{kind, MachineSpec};
+use crate::daemon::cancel::Cancel;
 use crate::daemon::events::{now, NewEvent};
 use crate::daemon::excerpt;
 use crate::daemon::runtime::logs::LogLine;
@@ -22,9 +23,12 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Output kept per run.
 const OUTPUT_LIMIT: usize = 4096;
+/// The status of a run stopped before it ended (its job deleted).
+const CANCELLED: &str = "cancelled";
 
-/// Runs `job` once (with its retries) and records it from start to end.
-pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str) {
+/// Runs `job` once (with its retries) and records it from start to end; `cancel` stops it
+/// (a command: SIGTERM, then SIGKILL).
+pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str, mut cancel: Cancel) {
     let (id, app, name) = (job.id, job.app.clone(), job.spec.name.clone());
     let started = ctx
         .hub
@@ -48,9 +52,9 @@ pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str) {
     let timeout = job.spec.timeout.map_or(DEFAULT_TIMEOUT, |t| t.to_std());
     let mut end = RunEnd::default();
     for attempt in 1..=retries + 1 {
-        end = attempt_once(ctx, job, run_id, timeout).await;
+        end = attempt_once(ctx, job, run_id, timeout, &mut cancel).await;
         end.attempts = attempt;
-        if end.status == "succeeded" {
+        if end.status == "succeeded" || end.status == CANCELLED {
             break;
         }
         if attempt <= retries {
@@ -89,14 +93,16 @@ async fn attempt_once(
     job: &JobRecord,
     run: Option<u64>,
     timeout: Duration,
+    cancel: &mut Cancel,
 ) -> RunEnd {
     let release = match current_release(ctx, job).await {
         Ok(release) => release,
         Err(reason) => return failed(reason),
     };
+    let stop = cancel.requested();
     match (&job.spec.command, &job.spec.path) {
-        (Some(command), _) => run_command(ctx, job, run, command, release, timeout).await,
-        (None, Some(path)) => call(ctx, job, &release.group, path, timeout).await,
+        (Some(command), _) => run_command(ctx, job, run, command, release, timeout, stop).await,
+        (None, Some(path)) => call(ctx, job, &release.group, path, timeout, stop).await,
         (None, None) => failed("the job has neither a command nor a path".into()),
     }
 }
@@ -151,6 +157,7 @@ async fn run_command(
     command: &str,
     release: Release,
     timeout: Duration,
+    stop: impl std::future::Future<Output = String>,
 ) -> RunEnd {
     let secrets = match ctx.secrets.env_of(&job.app).await {
         Ok(secrets) => secrets,
@@ -200,12 +207,14 @@ async fn run_command(
         })
     };
     let pids = &ctx.oneoff_pids;
-    let mut outcome = oneoff::run(pids, command, &dir, &env, timeout, Some(live)).await;
+    let mut outcome = oneoff::run_until(pids, command, &dir, &env, timeout, Some(live), stop).await;
     let _ = logger.await;
     // Its last lines are kept in the run's history.
     outcome.redact(&secrets);
     let status = if outcome.success {
         "succeeded"
+    } else if outcome.stopped.is_some() {
+        CANCELLED
     } else if outcome.timed_out {
         "timed_out"
     } else {
@@ -232,6 +241,7 @@ async fn call(
     group: &str,
     path: &str,
     timeout: Duration,
+    stop: impl std::future::Future<Output = String>,
 ) -> RunEnd {
     // Held until the call ends: the machine counts as busy meanwhile.
     let Some(lease) = ctx.edge.lease_for_call(&job.app, group).await else {
@@ -250,12 +260,21 @@ async fn call(
         Err(e) => return failed(format!("cannot build an HTTP client: {e}")),
     };
     let url = format!("http://127.0.0.1:{port}{path}");
-    match client
+    let request = client
         .request(method.clone(), &url)
         .header("X-Lakefly-Job", &job.spec.name)
-        .send()
-        .await
-    {
+        .send();
+    let sent = tokio::select! {
+        sent = request => sent,
+        why = stop => {
+            return RunEnd {
+                status: CANCELLED.into(),
+                output: format!("{method} {path}: stopped, {why}"),
+                ..RunEnd::default()
+            }
+        }
+    };
+    match sent {
         Ok(resp) => {
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();
