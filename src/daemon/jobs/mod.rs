@@ -10,6 +10,7 @@ mod spec;
 pub use self::manage::JobError;
 pub use self::spec::{check_spec, next_after};
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -296,15 +297,12 @@ impl Scheduler {
 
     /// Records a skipped run when the job is still running, else starts one.
     async fn start_run(&self, ctx: &Context, job: &JobRecord, trigger: &'static str) {
-        let cancel = {
-            let mut running = self.lock_running();
-            match running.contains_key(&job.id) {
-                true => None,
-                false => {
-                    let (canceller, cancel) = cancel::pair();
-                    running.insert(job.id, canceller);
-                    Some(cancel)
-                }
+        let cancel = match self.lock_running().entry(job.id) {
+            Entry::Occupied(_) => None,
+            Entry::Vacant(slot) => {
+                let (canceller, cancel) = cancel::pair();
+                slot.insert(canceller);
+                Some(cancel)
             }
         };
         let Some(cancel) = cancel else {
