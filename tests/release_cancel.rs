@@ -21,6 +21,20 @@ fn status(d: &TestDaemon, app: &Path) -> Value {
     lakefly(d, app, &["status", "--json"]).expect_code(0).json()
 }
 
+/// Waits (up to a deadline) until an event of `kind` says `text`.
+fn wait_for_event(d: &TestDaemon, app: &Path, kind: &str, text: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let events = lakefly(d, app, &["events", "--no-tail", "--kind", kind]);
+        let said = events.expect_code(0).stdout;
+        if said.contains(text) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{said}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Makes the next release of the hello copy at `app` one that never becomes healthy (its
 /// check asks for `/ready`, which the app always answers 404) and would wait 10 minutes.
 fn never_healthy(app: &Path) {
@@ -55,20 +69,8 @@ fn a_cancelled_release_fails_at_once_and_the_one_before_keeps_running() {
         .json();
     assert_eq!(releases[0]["status"], "running", "{releases}");
     // The rollout says why it waits as soon as the check fails, not at wait_timeout.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let events = lakefly(
-            &d,
-            &app,
-            &["events", "--no-tail", "--kind", "deploy.progress"],
-        );
-        let said = events.expect_code(0).stdout;
-        if said.contains("is not healthy yet: http_service.checks[0]: 404 http://127.0.0.1:") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{said}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let failing = "is not healthy yet: http_service.checks[0]: 404 http://127.0.0.1:";
+    wait_for_event(&d, &app, "deploy.progress", failing);
     // `status` says so beside the release that runs, and how to stop it.
     assert_eq!(status(&d, &app)["rolling_out"], 2);
     let text = lakefly(&d, &app, &["status"]).expect_code(0).stdout;
@@ -152,20 +154,7 @@ fn a_cancel_stops_a_release_command_that_hangs_with_sigterm_first() {
         &format!("strategy = \"rolling\"\n  {hangs}"),
     );
     lakefly(&d, &app, &["deploy", "--detach"]).expect_code(0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let events = lakefly(
-            &d,
-            &app,
-            &["events", "--no-tail", "--kind", "release.command"],
-        );
-        let said = events.expect_code(0).stdout;
-        if said.contains("detail=migrating") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{said}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_event(&d, &app, "release.command", "detail=migrating");
 
     let cancelled = lakefly(&d, &app, &["releases", "cancel"]).expect_code(0);
     assert!(
