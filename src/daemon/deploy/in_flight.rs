@@ -5,8 +5,8 @@
 //! Cancelling a release (`lakefly releases cancel`, and `apps destroy` of an app with
 //! one) does not cut it short at any point: its rollout stops waiting for new machines
 //! and fails the release, so the machines it replaced are restored, as for any failed
-//! release. Steps before the rollout (unpack, build, release command) run to their end,
-//! bounded by their own limits; the release fails after them.
+//! release. A build or release command running is stopped (SIGTERM, then SIGKILL); the
+//! release then fails before any machine changes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -260,6 +260,26 @@ impl Drop for Registration {
 mod tests {
     use super::*;
 
+    /// Asserts that `app`'s changes go on while `guard` lives, and that a wait for their
+    /// end sees it once `guard` is dropped.
+    async fn changes_end_with<T>(in_flight: &InFlight, app: &'static str, guard: T) {
+        assert!(
+            !in_flight
+                .wait_changes_ended(app, Duration::from_millis(10))
+                .await
+        );
+        let waiting = tokio::spawn({
+            let in_flight = in_flight.clone();
+            async move {
+                in_flight
+                    .wait_changes_ended(app, Duration::from_secs(30))
+                    .await
+            }
+        });
+        drop(guard);
+        assert!(waiting.await.expect("task"), "its end is seen");
+    }
+
     #[tokio::test]
     async fn a_cancel_reaches_the_running_release_only() {
         let in_flight = InFlight::default();
@@ -270,21 +290,7 @@ mod tests {
         assert_eq!(running.cancel.reason(), None);
         assert_eq!(in_flight.cancel("a", Some(4), "asked"), Asked::Cancelling);
         assert_eq!(running.cancel.requested().await, "asked");
-        assert!(
-            !in_flight
-                .wait_changes_ended("a", Duration::from_millis(10))
-                .await
-        );
-        let waiting = tokio::spawn({
-            let in_flight = in_flight.clone();
-            async move {
-                in_flight
-                    .wait_changes_ended("a", Duration::from_secs(30))
-                    .await
-            }
-        });
-        drop(running);
-        assert!(waiting.await.expect("task"), "its end is seen");
+        changes_end_with(&in_flight, "a", running).await;
         assert_eq!(in_flight.cancel("a", None, "why"), Asked::NotRunning);
     }
 
@@ -299,21 +305,7 @@ mod tests {
             Err(DeployError::Destroying)
         ));
         assert!(in_flight.begin_change("b").is_ok());
-        assert!(
-            !in_flight
-                .wait_changes_ended("a", Duration::from_millis(10))
-                .await
-        );
-        let waiting = tokio::spawn({
-            let in_flight = in_flight.clone();
-            async move {
-                in_flight
-                    .wait_changes_ended("a", Duration::from_secs(30))
-                    .await
-            }
-        });
-        drop(going);
-        assert!(waiting.await.expect("task"), "its end is seen");
+        changes_end_with(&in_flight, "a", going).await;
         drop(closing);
         assert!(!in_flight.is_closing("a"));
         assert!(in_flight.begin_change("a").is_ok());
