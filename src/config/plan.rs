@@ -28,8 +28,8 @@ fn covers(processes: &[String], group: &str) -> bool {
 /// it to a Dockerfile (which the deploy reads): an empty `[processes]` entry does, as
 /// flyctl runs the image's `CMD` for one.
 pub fn command_for(cfg: &AppConfig, group: &str) -> Option<String> {
-    if let Some(command) = cfg.processes.get(group).filter(|c| !c.trim().is_empty()) {
-        return Some(command.clone());
+    if let Some(command) = processes_entry(cfg, group) {
+        return Some(command.to_string());
     }
     let exp = cfg.experimental.as_ref()?;
     let argv: Vec<&String> = if !exp.exec.is_empty() {
@@ -38,6 +38,14 @@ pub fn command_for(cfg: &AppConfig, group: &str) -> Option<String> {
         exp.entrypoint.iter().chain(&exp.cmd).collect()
     };
     (!argv.is_empty()).then(|| crate::shell_words::join(&argv))
+}
+
+/// The `[processes]` command of `group`; an empty entry is none (it runs the image's
+/// `CMD`, as flyctl has it).
+pub fn processes_entry<'a>(cfg: &'a AppConfig, group: &str) -> Option<&'a str> {
+    (cfg.processes.get(group))
+        .filter(|command| !command.trim().is_empty())
+        .map(String::as_str)
 }
 
 /// What the groups without a command of their own would run, deployed from `dir`.

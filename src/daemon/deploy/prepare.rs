@@ -409,12 +409,9 @@ impl Deployer {
         let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
         let (context, target) = (dir.to_path_buf(), tree.clone());
         let workdir = stage.workdir.clone();
-        // An empty entry runs the image's own CMD (`plan::command_for`), not an empty one.
-        let processes: BTreeMap<String, String> = cfg
-            .processes
-            .iter()
-            .filter(|(_, command)| !command.trim().is_empty())
-            .map(|(group, command)| (group.clone(), command.clone()))
+        // An empty entry runs the image's own CMD, not an empty one.
+        let processes: BTreeMap<String, String> = (cfg.processes.keys())
+            .filter_map(|group| Some((group.clone(), plan::processes_entry(cfg, group)?.into())))
             .collect();
         let mut built = tokio::task::spawn_blocking(move || {
             crate::dockerfile::build_tree(&stage, &context, &target, &processes)
