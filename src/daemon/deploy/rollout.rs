@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::listen_check;
-use crate::api::types::{kind, Event, Machine, MachineSpec};
+use crate::api::types::{kind, Event, Machine, MachineSpec, MachineState};
 use crate::config::model::Strategy;
 use crate::daemon::runtime::{Action, Runtime};
 
@@ -110,7 +110,13 @@ pub struct Rollout<'a> {
 struct Changes {
     created: Vec<String>,
     stopped: Vec<String>,
+    passed: Passed,
 }
+
+/// New machines that passed their checks, each with its restart count then: one that ends
+/// before the rollout does fails it, so a release whose machines crash soon after they
+/// start does not replace all the machines that run.
+type Passed = BTreeMap<String, u32>;
 
 impl Rollout<'_> {
     /// Runs the rollout; on failure, restores the old machines before returning.
@@ -121,6 +127,11 @@ impl Rollout<'_> {
             Strategy::Bluegreen => self.bluegreen(&groups, &mut changes).await,
             Strategy::Canary => self.rolling(&groups, &mut changes, true).await,
             Strategy::Rolling => self.rolling(&groups, &mut changes, false).await,
+        };
+        let result = match result {
+            // An end while the last old machines stopped counts too.
+            Ok(()) => self.none_ended(&changes.passed).await,
+            failed => failed,
         };
         match result {
             Ok(()) => {
@@ -166,7 +177,7 @@ impl Rollout<'_> {
             }
         }
         if result.is_ok() {
-            result = self.wait_healthy(new).await;
+            result = self.wait_healthy(new, &mut changes.passed).await;
         }
         if result.is_err() {
             for id in &changes.created {
@@ -179,6 +190,7 @@ impl Rollout<'_> {
     /// Restarts `machines` in place one at a time, each healthy again before the next is
     /// touched; stops at the first that is not (the rest are left as they were).
     pub async fn restart(mut self, machines: &[Machine]) -> Result<(), Failure> {
+        let mut passed = Passed::new();
         for (n, machine) in machines.iter().enumerate() {
             let id = &machine.id;
             (self.runtime.act(self.app, id, Action::Restart).await)
@@ -187,9 +199,9 @@ impl Rollout<'_> {
                 "restart",
                 format!("restarted machine {id} ({} of {})", n + 1, machines.len()),
             );
-            self.wait_healthy(BTreeSet::from([id.clone()])).await?;
+            (self.wait_healthy(BTreeSet::from([id.clone()]), &mut passed)).await?;
         }
-        Ok(())
+        self.none_ended(&passed).await
     }
 
     async fn immediate(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
@@ -211,7 +223,7 @@ impl Rollout<'_> {
                 new.insert(self.create(&group.spec, changes).await?);
             }
         }
-        self.wait_healthy(new).await?;
+        self.wait_healthy(new, &mut changes.passed).await?;
         for group in groups {
             for old in &group.old {
                 self.stop(&old.id, &group.spec, changes).await;
@@ -242,7 +254,7 @@ impl Rollout<'_> {
                 for _ in 0..size {
                     new.insert(self.create(&group.spec, changes).await?);
                 }
-                self.wait_healthy(new).await?;
+                self.wait_healthy(new, &mut changes.passed).await?;
                 for _ in 0..size {
                     if let Some(machine) = old.next() {
                         self.stop(&machine.id, &group.spec, changes).await;
@@ -290,9 +302,38 @@ impl Rollout<'_> {
         }
     }
 
-    /// Waits until every machine in `pending` is healthy; fails fast on a crash loop, or on
-    /// a machine that listens where it can never be found healthy.
-    async fn wait_healthy(&mut self, mut pending: BTreeSet<String>) -> Result<(), Failure> {
+    /// Fails the rollout when a machine in `passed` has ended since it passed: by the
+    /// events received so far, else by its record (an end whose event is on its way).
+    async fn none_ended(&mut self, passed: &Passed) -> Result<(), Failure> {
+        while let Ok(event) = self.events.try_recv() {
+            if let Some(failure) = ended_after_passing(&event, passed) {
+                return Err(failure);
+            }
+        }
+        for (id, &restarts) in passed {
+            let Ok(machine) = self.runtime.get(self.app, id).await else {
+                continue;
+            };
+            let crashed = machine.restarts > restarts;
+            if crashed || machine.state == MachineState::Failed {
+                let how = match machine.last_exit.map(serde_json::to_value) {
+                    Some(Ok(exit)) => how_it_ended(&exit),
+                    _ => "failed".to_string(),
+                };
+                return Err(Failure::of_exit(id, ended_reason(id, &how), None));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every machine in `pending` is healthy, moving each into `passed` as it
+    /// is; fails fast on a crash loop, on a machine that listens where it can never be
+    /// found healthy, or on one in `passed` that ends.
+    async fn wait_healthy(
+        &mut self,
+        mut pending: BTreeSet<String>,
+        passed: &mut Passed,
+    ) -> Result<(), Failure> {
         let deadline = Instant::now() + self.wait_timeout;
         let mut crashes: BTreeMap<String, u32> = BTreeMap::new();
         let mut last_output: BTreeMap<String, String> = BTreeMap::new();
@@ -356,6 +397,9 @@ impl Rollout<'_> {
                     return Err(failure);
                 }
             };
+            if let Some(failure) = ended_after_passing(&event, passed) {
+                return Err(failure);
+            }
             let Some(id) = event.data["machine"].as_str().map(str::to_string) else {
                 continue;
             };
@@ -370,6 +414,11 @@ impl Rollout<'_> {
                     if event.data["health"] == "passing" {
                         (self.progress)("rollout", format!("machine {id} is healthy"));
                         pending.remove(&id);
+                        let restarts = match self.runtime.get(self.app, &id).await {
+                            Ok(machine) => machine.restarts,
+                            Err(_) => 0,
+                        };
+                        passed.insert(id, restarts);
                     } else if let Some(output) = event.data["output"].as_str() {
                         // Said as soon as a check fails (a health event comes only when the
                         // health changes), not only when wait_timeout ends the release.
@@ -388,12 +437,7 @@ impl Rollout<'_> {
                 kind::MACHINE_EXITED => {
                     // Its restart policy leaves it stopped: it can never become healthy.
                     if event.data["restarting"] == false {
-                        let how = match (event.data["code"].as_i64(), event.data["signal"].as_str())
-                        {
-                            (Some(code), _) => format!("exited with code {code}"),
-                            (None, Some(signal)) => format!("was ended by {signal}"),
-                            (None, None) => "ended".to_string(),
-                        };
+                        let how = how_it_ended(&event.data);
                         // Exit 0 at once is most often a server sent to the background
                         // (`&`, nohup, a start script that daemonizes), as PID-file setups do.
                         let why = if event.data["code"] == 0 {
@@ -431,6 +475,43 @@ impl Rollout<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The failure a `machine.exited` or `machine.failed` event of a machine in `passed` means:
+/// a release whose machines pass their checks and then crash must not replace the ones
+/// that run (flyctl's smoke checks catch the same).
+fn ended_after_passing(event: &Event, passed: &Passed) -> Option<Failure> {
+    let id = event.data["machine"].as_str()?;
+    if !passed.contains_key(id) {
+        return None;
+    }
+    let how = match event.kind.as_str() {
+        kind::MACHINE_EXITED => how_it_ended(&event.data),
+        kind::MACHINE_FAILED => format!(
+            "failed ({})",
+            event.data["reason"].as_str().unwrap_or("unknown reason")
+        ),
+        _ => return None,
+    };
+    Some(Failure::of_exit(id, ended_reason(id, &how), None))
+}
+
+/// Why a rollout fails when machine `id`, which had passed its checks, ended (`how`).
+fn ended_reason(id: &str, how: &str) -> String {
+    format!(
+        "the app appears to be crashing: machine {id} {how} after it passed its checks, \
+         before the release had rolled out"
+    )
+}
+
+/// How a machine's process ended, by the `code` and `signal` of its `machine.exited` event
+/// (or `last_exit`): "exited with code 1", "was ended by SIGKILL".
+fn how_it_ended(data: &serde_json::Value) -> String {
+    match (data["code"].as_i64(), data["signal"].as_str()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was ended by {signal}"),
+        (None, None) => "ended".to_string(),
     }
 }
 
