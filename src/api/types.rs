@@ -26,6 +26,9 @@ pub const EDGE_UNKNOWN_APP: &str = "unknown_app";
 /// The code of a change refused because a release of the app is still rolling out.
 pub const DEPLOY_RUNNING: &str = "deploy_running";
 
+/// The code of a change refused because the daemon is stopping.
+pub const DAEMON_STOPPING: &str = "daemon_stopping";
+
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

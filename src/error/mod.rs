@@ -472,6 +472,8 @@ impl Error {
                 401 | 403 => exit::AUTH,
                 404 => exit::NOT_FOUND,
                 409 => exit::CONFLICT,
+                // The daemon is stopping: as unreachable, it is worth asking again later.
+                503 => exit::UNREACHABLE,
                 _ => exit::ERROR,
             },
             Error::Api(ClientError::BadResponse { .. })

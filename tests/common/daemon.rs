@@ -178,6 +178,17 @@ impl TestDaemon {
         self.wait()
     }
 
+    /// SIGTERM, without waiting: the daemon stops its machines, then exits
+    /// ([`wait_exit`](Self::wait_exit)).
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Waits for the exit a signal asked for, failing the test after [`DEADLINE`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        self.wait()
+    }
+
     /// SIGHUP: the daemon reloads what it can.
     pub fn hangup(&self) {
         self.signal("HUP");

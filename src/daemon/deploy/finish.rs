@@ -18,6 +18,17 @@ const RECORD_END_RETRY_MAX: Duration = Duration::from_secs(10);
 impl Deployer {
     /// Records the release's end and what follows from it.
     pub(super) async fn finish(&self, app: &str, version: u64, outcome: Result<(), Failure>) {
+        // A rollout the shutdown cut short is undone by the next start, from what the store
+        // says it changed (`interrupted.rs`): recorded `failed` now, the old machines it
+        // stopped would stay stopped.
+        if outcome.is_err() && self.runtime.is_stopping() {
+            tracing::info!(
+                app,
+                version,
+                "release v{version} is left rolling out: lakeflyd is stopping, and its next start undoes the rollout"
+            );
+            return;
+        }
         let (status, kind, data) = match outcome {
             Ok(()) => (
                 "complete",

@@ -141,6 +141,8 @@ impl Rollout<'_> {
                 }
                 Ok(())
             }
+            // Nothing starts now; the next start undoes the rollout (`interrupted.rs`).
+            Err(failure) if self.runtime.is_stopping() => Err(failure),
             Err(failure) => {
                 for id in &changes.created {
                     let _ = self.runtime.act(self.app, id, Action::Destroy).await;

@@ -86,6 +86,9 @@ pub enum RuntimeError {
         /// Its state.
         state: &'static str,
     },
+    /// The daemon is stopping and starts nothing now.
+    #[error("lakeflyd is stopping and starts no machine now")]
+    Stopping,
     /// A proxied port the machine does not listen on.
     #[error(
         "machine {id} does not listen on port {port}{}",
@@ -129,11 +132,20 @@ pub struct Runtime {
     ports: ports::PortPool,
     checks: check_board::CheckBoard,
     oneoff_pids: oneoff_pids::OneOffPids,
-    machines: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+    machines: Arc<Mutex<Supervisors>>,
     /// Machines' states the store could not take (a full disk), shown over it.
     unstored: unstored::Unstored,
     /// Under `--live-restore`, where machines' output FIFOs are.
     live_restore: Option<live_restore::Outputs>,
+}
+
+/// The machines' supervisors, by machine id.
+#[derive(Default)]
+struct Supervisors {
+    senders: HashMap<String, mpsc::Sender<Control>>,
+    /// The daemon is stopping: no supervisor starts any more, so none outlives it (the
+    /// store keeps what each machine should be doing, for the next start).
+    closed: bool,
 }
 
 /// Where the runtime keeps machines' files and what it gives them.
@@ -319,8 +331,16 @@ impl Runtime {
         self.cgroups.as_ref().is_some_and(|c| c.limits_cpus())
     }
 
+    /// Whether the daemon is stopping (its machines are being stopped, and no other starts).
+    pub fn is_stopping(&self) -> bool {
+        self.supervisors().closed
+    }
+
     /// Records a new machine of `app` and starts it.
-    pub async fn create(&self, app: &str, spec: MachineSpec) -> Result<Machine, StoreError> {
+    pub async fn create(&self, app: &str, spec: MachineSpec) -> Result<Machine, RuntimeError> {
+        if self.is_stopping() {
+            return Err(RuntimeError::Stopping);
+        }
         let app_name = app.to_string();
         let machine = self
             .hub
@@ -391,6 +411,10 @@ impl Runtime {
 
     /// Carries out `action` on a machine and returns it as it is afterwards.
     pub async fn act(&self, app: &str, id: &str, action: Action) -> Result<Machine, RuntimeError> {
+        // Its supervisor is stopping it for the shutdown; a start would outlive the daemon.
+        if self.is_stopping() {
+            return Err(RuntimeError::Stopping);
+        }
         let machine = self.get(app, id).await?;
         let (reply, done) = oneshot::channel();
         let request = match action {
@@ -470,13 +494,11 @@ impl Runtime {
     /// for the next start to take back); what each machine should be doing is kept, so the
     /// next start brings them back.
     pub async fn shutdown(&self) {
-        let senders: Vec<_> = self
-            .machines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, s)| s)
-            .collect();
+        let senders: Vec<_> = {
+            let mut supervisors = self.supervisors();
+            supervisors.closed = true;
+            supervisors.senders.drain().map(|(_, s)| s).collect()
+        };
         let stops = senders.into_iter().map(|sender| async move {
             let (reply, done) = oneshot::channel();
             if sender.send(Control::Shutdown(reply)).await.is_ok() {
@@ -552,27 +574,25 @@ impl Runtime {
             live_restore: self.live_restore.clone(),
             adopted,
         };
-        self.machines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(machine.id.clone(), tx);
-        tokio::spawn(supervisor.run());
+        let mut supervisors = self.supervisors();
+        // Stopping: the machine is left as recorded, for the next start (`booted` drops).
+        if !supervisors.closed {
+            supervisors.senders.insert(machine.id.clone(), tx);
+            tokio::spawn(supervisor.run());
+        }
         on_booted
     }
 
+    fn supervisors(&self) -> std::sync::MutexGuard<'_, Supervisors> {
+        self.machines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn sender(&self, id: &str) -> Option<mpsc::Sender<Control>> {
-        self.machines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.supervisors().senders.get(id).cloned()
     }
 
     fn forget(&self, id: &str) {
-        self.machines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.supervisors().senders.remove(id);
     }
 
     /// Records at start that `record`'s machine is `state` now, with its `kind` event. A

@@ -103,6 +103,9 @@ pub enum ServerError {
     /// A volume could not be listed or deleted.
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    /// The daemon is stopping and takes no change.
+    #[error("lakeflyd is stopping: it starts and changes nothing now")]
+    Stopping,
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -123,6 +126,7 @@ impl From<crate::daemon::runtime::RuntimeError> for ServerError {
             e @ crate::daemon::runtime::RuntimeError::NotListening { .. } => {
                 ServerError::NotListening(e.to_string())
             }
+            crate::daemon::runtime::RuntimeError::Stopping => ServerError::Stopping,
             crate::daemon::runtime::RuntimeError::Store(e) => ServerError::Store(e),
         }
     }
@@ -227,6 +231,7 @@ impl ServerError {
                 VolumeError::InUse { .. } | VolumeError::Exists { .. } => StatusCode::CONFLICT,
                 VolumeError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            ServerError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::ExecFailed(_) | ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -295,6 +300,7 @@ impl ServerError {
                 VolumeError::Io { .. } => "internal",
             },
             ServerError::ExecFailed(_) => "exec_failed",
+            ServerError::Stopping => crate::api::types::DAEMON_STOPPING,
             ServerError::Store(_) => "internal",
         }
     }
@@ -339,6 +345,9 @@ impl ServerError {
             ServerError::ExecFailed(_) => {
                 Some("`lakefly logs` and the daemon's log say more about the machine".into())
             }
+            ServerError::Stopping => Some(
+                "ask again once it is back (`lakefly daemon status`, or `systemctl status lakeflyd`); what it runs is started again then".into(),
+            ),
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => Some("`lakefly jobs list` shows the jobs".into()),
                 JobError::Exists { .. } => Some("pick another name, or delete the old job".into()),

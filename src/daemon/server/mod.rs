@@ -17,6 +17,7 @@ mod logs;
 mod machines;
 mod proxy;
 mod secrets;
+mod stopping;
 pub mod tls_listener;
 mod upgrade;
 mod volumes;
@@ -204,6 +205,10 @@ fn routes(state: Shared) -> Router {
         )
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            stopping::refuse_changes,
+        ))
         .with_state(state)
 }
 
