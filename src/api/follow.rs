@@ -37,6 +37,8 @@ pub enum Item {
         /// Why it dropped.
         reason: String,
     },
+    /// Connected again after [`Item::Reconnecting`]; what was missed follows.
+    Reconnected,
 }
 
 /// The stream's URL: the daemon's `base` and [`path`].
@@ -153,6 +155,7 @@ pub async fn follow(
         }
     }
     let mut last = follow.since.unwrap_or(0);
+    let mut dropped = false;
     Ok(raw.filter_map(move |item| {
         let out = match item {
             Ok(es::SSE::Event(ev)) => match serde_json::from_str::<Event>(&ev.data) {
@@ -166,11 +169,18 @@ pub async fn follow(
                     reason: format!("skipped an unreadable event: {e}"),
                 }),
             },
+            Ok(es::SSE::Connected(_)) if dropped => {
+                dropped = false;
+                Some(Item::Reconnected)
+            }
             Ok(es::SSE::Connected(_)) | Ok(es::SSE::Comment(_)) => None,
             // A clean end of the stream (daemon restart) is followed by a reconnect.
-            Err(e) => Some(Item::Reconnecting {
-                reason: describe(&e),
-            }),
+            Err(e) => {
+                dropped = true;
+                Some(Item::Reconnecting {
+                    reason: describe(&e),
+                })
+            }
         };
         std::future::ready(out)
     }))

@@ -63,7 +63,7 @@ async fn restart(
     let progress = crate::output::progress::Progress::new(out);
     progress.status(&format!("restarting {app}"));
     // Followed from before the request, so no machine's event is missed.
-    let events = super::deploy::subscribe(api, app).await?;
+    let events = super::release_follow::subscribe(api, app).await?;
     futures_util::pin_mut!(events);
     let restarting = api.restart_app(app);
     futures_util::pin_mut!(restarting);

@@ -4,13 +4,12 @@
 use std::path::Path;
 
 use clap::Args;
-use futures_util::{Stream, StreamExt};
 
+use super::release_follow::{detached, subscribe, watch};
 use super::remote::{block_on, client};
 use super::GlobalArgs;
-use crate::api::client::{Client, ClientError};
-use crate::api::follow::{self, Follow, Item};
-use crate::api::types::{kind, DeployRequest, Event};
+use crate::api::client::ClientError;
+use crate::api::types::DeployRequest;
 use crate::config::model::Strategy;
 use crate::config::units::Duration;
 use crate::config::{plan, AppConfig};
@@ -329,165 +328,6 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
         }
         Ok(())
     })
-}
-
-/// The app's events from now on (a release's steps are `deploy.*`, `release.*` and
-/// `machine.replaced`; `watch` keeps those of its version).
-pub(super) async fn subscribe(api: &Client, app: &str) -> Result<impl Stream<Item = Item>, Error> {
-    let spec = Follow {
-        app: Some(app.to_string()),
-        kind: None,
-        machine: None,
-        since: None,
-        tail: None,
-    };
-    Ok(follow::follow(api, &spec).await?)
-}
-
-/// Says where a release that is not followed can be watched.
-pub(super) fn detached(out: Output, app: &str, version: u64) -> Result<(), Error> {
-    if out.json {
-        return out.json(&serde_json::json!({ "app": app, "version": version }));
-    }
-    out.note(&format!(
-        "==> release v{version} started; follow it with `lakefly events -a {app}`"
-    ));
-    Ok(())
-}
-
-/// Follows release `version` until it is complete (Ok) or failed (exit 7). Ctrl-C stops
-/// following, never the release, and says how to follow again.
-pub(super) async fn watch(
-    out: Output,
-    app: &str,
-    version: u64,
-    stream: impl Stream<Item = Item>,
-) -> Result<(), Error> {
-    let progress = Progress::new(out);
-    progress.line(&format!("==> release v{version} started"));
-    progress.status(&format!("release v{version}: starting"));
-    match follow_release(out, &progress, app, version, stream).await? {
-        Ended::Complete => Ok(()),
-        Ended::Failed { reason, running } => Err(Error::DeployFailed {
-            app: app.to_string(),
-            version,
-            reason,
-            running,
-        }),
-    }
-}
-
-/// How a followed release ended.
-pub(super) enum Ended {
-    /// It is live.
-    Complete,
-    /// It failed; `running` is the release that keeps running.
-    Failed {
-        /// Why.
-        reason: String,
-        /// The release that runs instead, if any.
-        running: Option<u64>,
-    },
-}
-
-/// Shows release `version`'s steps from `stream` until it ends (also when the stream does:
-/// `Complete`, as the daemon stopped). Ctrl-C stops following, never the release.
-pub(super) async fn follow_release(
-    out: Output,
-    progress: &Progress,
-    app: &str,
-    version: u64,
-    stream: impl Stream<Item = Item>,
-) -> Result<Ended, Error> {
-    futures_util::pin_mut!(stream);
-    loop {
-        let item = tokio::select! {
-            item = stream.next() => item,
-            _ = tokio::signal::ctrl_c() => {
-                return Err(Error::Detached { app: app.to_string(), version });
-            }
-        };
-        let Some(item) = item else {
-            return Ok(Ended::Complete);
-        };
-        let event = match item {
-            Item::Event(event) => event,
-            Item::Reconnecting { reason } => {
-                progress.line(&format!("{reason}; reconnecting"));
-                continue;
-            }
-        };
-        if event.data["version"].as_u64() != Some(version) {
-            continue;
-        }
-        report_event(out, progress, &event)?;
-        match event.kind.as_str() {
-            kind::DEPLOY_COMPLETE => return Ok(Ended::Complete),
-            kind::DEPLOY_FAILED => {
-                return Ok(Ended::Failed {
-                    reason: event.data["reason"]
-                        .as_str()
-                        .unwrap_or("unknown")
-                        .to_string(),
-                    running: event.data["running"].as_u64(),
-                })
-            }
-            _ => {}
-        }
-    }
-}
-
-fn report_event(out: Output, progress: &Progress, event: &Event) -> Result<(), Error> {
-    if out.json {
-        return out.ndjson(event);
-    }
-    let d = &event.data;
-    match event.kind.as_str() {
-        kind::DEPLOY_PROGRESS
-        | kind::RELEASE_UNPACKED
-        | kind::RELEASE_BUILD
-        | kind::RELEASE_COMMAND
-        | kind::RELEASE_DOCKERFILE
-        | kind::MACHINE_REPLACED => {
-            let (step, detail) = (
-                d["step"].as_str().unwrap_or("?"),
-                d["detail"].as_str().unwrap_or(""),
-            );
-            progress.line(&format!("    {step}: {detail}"));
-            progress.status(&format!("release v{}: {detail}", d["version"]));
-        }
-        kind::DEPLOY_COMPLETE => progress.line(&format!("==> release v{} is live", d["version"])),
-        kind::DEPLOY_FAILED => {
-            progress.line(&format!(
-                "==> release v{} failed: {}",
-                d["version"],
-                d["reason"].as_str().unwrap_or("?")
-            ));
-            if let Some(machine) = d["machine"].as_str() {
-                progress.line(&format!("    machine: {machine}"));
-            }
-            if let Some(output) = d["check_output"].as_str() {
-                // A machine's failing check, or else the build or release command's output.
-                let label = match d["machine"].is_string() {
-                    true => "last check output",
-                    false => "last output",
-                };
-                let mut lines = output.lines();
-                progress.line(&format!("    {label}: {}", lines.next().unwrap_or("")));
-                for line in lines {
-                    progress.line(&format!("      {line}"));
-                }
-            }
-            if let Some(lines) = d["logs"].as_array().filter(|l| !l.is_empty()) {
-                progress.line("    last log lines:");
-                for line in lines {
-                    progress.line(&format!("      {}", line.as_str().unwrap_or("")));
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// The daemon's refusal of a bundle over its `--bundle-max-bytes`, said before sending it.

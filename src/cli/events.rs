@@ -81,6 +81,7 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
             match item {
                 Item::Event(event) => show(&event)?,
                 Item::Reconnecting { reason } => out.note(&format!("{reason}; reconnecting")),
+                Item::Reconnected => out.note("reconnected"),
             }
         }
         Ok(())

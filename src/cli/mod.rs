@@ -22,6 +22,7 @@ mod machine_status;
 pub mod machines;
 pub mod open;
 pub mod proxy;
+mod release_follow;
 pub mod releases;
 pub mod remote;
 pub mod remotes;

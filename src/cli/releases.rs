@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::deploy::{follow_release, subscribe, Ended};
+use super::release_follow::{follow_release, subscribe, Ended};
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
 use crate::error::Error;

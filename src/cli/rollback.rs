@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::deploy::{detached, subscribe, watch};
+use super::release_follow::{detached, subscribe, watch};
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
 use crate::error::Error;

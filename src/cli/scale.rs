@@ -200,7 +200,7 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
                 }
                 // It answers once every machine is in place: show each as it gets there
                 // (without the event stream, the answer alone).
-                match super::deploy::subscribe(&api, &app).await {
+                match super::release_follow::subscribe(&api, &app).await {
                     Ok(events) => Ok(with_progress(out, request, events).await?),
                     Err(_) => Ok(request.await?),
                 }
@@ -338,7 +338,7 @@ where
     async fn follow(self, out: Output, api: &Client, app: &str, detach: bool) -> Result<(), Error> {
         let stream = match detach {
             true => None,
-            false => Some(super::deploy::subscribe(api, app).await?),
+            false => Some(super::release_follow::subscribe(api, app).await?),
         };
         let change = self.send.await?;
         let release = (self.release)(&change);
@@ -353,8 +353,8 @@ where
             out.note(&(self.what)(&change));
         }
         match stream {
-            Some(stream) => super::deploy::watch(out, app, version, stream).await,
-            None => super::deploy::detached(out, app, version),
+            Some(stream) => super::release_follow::watch(out, app, version, stream).await,
+            None => super::release_follow::detached(out, app, version),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Read};
 
 use clap::{Args, Subcommand};
 
-use super::deploy::{detached, subscribe, watch};
+use super::release_follow::{detached, subscribe, watch};
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
 use crate::api::client::ClientError;

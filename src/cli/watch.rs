@@ -52,6 +52,7 @@ pub fn run(global: &GlobalArgs, _args: WatchArgs) -> Result<(), Error> {
                     draw(&api, &app, out, redraw).await?;
                 }
                 Item::Reconnecting { reason } => out.note(&format!("{reason}; reconnecting")),
+                Item::Reconnected => out.note("reconnected"),
             }
         }
         Ok(())

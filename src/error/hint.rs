@@ -59,6 +59,9 @@ impl Error {
             Error::DeployFailed { app, running: None, .. } => Some(format!(
                 "no release of {app} has run yet, so nothing runs; `lakefly logs -a {app}` shows what it said"
             )),
+            Error::LostDaemon { app, version, .. } => Some(format!(
+                "release v{version} goes on if lakeflyd comes back (a rollout its stop cut short is undone by its next start); then `lakefly releases -a {app}` shows how it ended"
+            )),
             Error::Detached { app, .. } => Some(format!(
                 "follow it again with `lakefly events -a {app}`, or stop it: `lakefly releases cancel -a {app}`"
             )),

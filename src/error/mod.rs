@@ -204,6 +204,17 @@ pub enum Error {
         version: u64,
     },
 
+    /// The daemon stayed out of reach while a release was followed.
+    #[error("lost lakeflyd while following release v{version} of {app}: it has not answered for {waited}")]
+    LostDaemon {
+        /// The app.
+        app: String,
+        /// The release.
+        version: u64,
+        /// How long it was tried, as "2m".
+        waited: String,
+    },
+
     /// `daemon status`: no local daemon runs.
     #[error("the local lakefly daemon is not running (state in {})", state.display())]
     DaemonNotRunning {
@@ -407,6 +418,7 @@ impl Error {
             Error::DeployFailed { .. } => "deploy_failed",
             Error::WentLive { .. } => "went_live",
             Error::Detached { .. } => "detached",
+            Error::LostDaemon { .. } => "daemon_lost",
             Error::ExecFailed {
                 timed_out: true, ..
             } => "exec_timed_out",
@@ -480,6 +492,7 @@ impl Error {
             | Error::Api(ClientError::UnknownRequest { .. }) => exit::ERROR,
             Error::DeployFailed { .. } => exit::DEPLOY_FAILED,
             Error::Detached { .. } => exit::INTERRUPTED,
+            Error::LostDaemon { .. } => exit::UNREACHABLE,
             Error::ExecFailed { code, .. } => *code,
             Error::EmbeddedDaemon { .. } | Error::DaemonNotRunning { .. } => exit::UNREACHABLE,
             Error::NeedsConfirmation { .. }
