@@ -149,8 +149,16 @@ fn a_change_asked_while_the_daemon_stops_is_refused_and_nothing_outlives_it() {
         "{}",
         scale.stderr
     );
-    // Reads are still answered.
+    // Reads are still answered, and say why nothing changes.
     assert_eq!(machines(&dir, &api).len(), 1);
+    let status = lakefly(&dir, &["--remote", &api, "status"]).expect_code(0);
+    assert!(
+        status
+            .stderr
+            .contains("warning: the daemon is stopping: lakeflyd is stopping"),
+        "{}",
+        status.stderr
+    );
 
     std::fs::write(marks.join("go"), "").unwrap();
     assert!(d.wait_exit().success());

@@ -32,8 +32,8 @@ pub const DAEMON_STOPPING: &str = "daemon_stopping";
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
-    /// `ok`, or `degraded` when the daemon serves but something needs its operator
-    /// (`problems` says what).
+    /// `ok`; `degraded` when the daemon serves but something needs its operator
+    /// (`problems` says what); `stopping` while it stops its machines to exit.
     pub status: String,
     /// What needs doing, when degraded: its disk is full, say.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -34,8 +34,10 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> Result<(), Error> {
         let health = api.health().await.ok();
         Ok((status, health))
     })?;
-    for problem in health.iter().flat_map(|h| &h.problems) {
-        out.note(&format!("warning: the daemon is degraded: {problem}"));
+    if let Some(health) = &health {
+        for problem in &health.problems {
+            out.note(&format!("warning: the daemon is {}: {problem}", health.status));
+        }
     }
     if out.json {
         return out.json(&status);

@@ -201,7 +201,8 @@ impl Rollout<'_> {
                 "restart",
                 format!("restarted machine {id} ({} of {})", n + 1, machines.len()),
             );
-            (self.wait_healthy(BTreeSet::from([id.clone()]), &mut passed)).await?;
+            self.wait_healthy(BTreeSet::from([id.clone()]), &mut passed)
+                .await?;
         }
         self.none_ended(&passed).await
     }

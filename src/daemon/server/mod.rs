@@ -317,11 +317,17 @@ async fn health(axum::extract::State(state): axum::extract::State<Shared>) -> Js
             thread.for_.as_secs()
         ));
     }
+    let stopping = state.runtime.is_stopping();
+    if stopping {
+        problems.push(
+            "lakeflyd is stopping: its machines are being stopped, and it takes no change until it is started again".into(),
+        );
+    }
     Json(Health {
-        status: if problems.is_empty() {
-            "ok"
-        } else {
-            "degraded"
+        status: match (stopping, problems.is_empty()) {
+            (true, _) => "stopping",
+            (false, true) => "ok",
+            (false, false) => "degraded",
         }
         .into(),
         problems,
