@@ -141,3 +141,30 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A damaged database (a disk fault, a copy taken mid-write) is named as such at start,
+/// with the way back, rather than a hint about space and permissions.
+#[test]
+fn a_damaged_database_refuses_the_start_and_points_at_a_restore() {
+    let temp = tempfile::tempdir().unwrap();
+    let state = temp.path().join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    lakefly(&d, &["apps", "create", "kept"]).expect_code(0);
+    d.stop();
+    let db = state.join("state.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    // The first page past the header: the schema's root, without which nothing opens.
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    bytes[100..page].fill(0xff);
+    std::fs::write(&db, bytes).unwrap();
+
+    let refused = common::lakeflyd_in(&state, &[]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("state.db")
+            && refused.stderr.contains("hint: the database is damaged")
+            && refused.stderr.contains("lakeflyd restore"),
+        "{}",
+        refused.stderr
+    );
+}

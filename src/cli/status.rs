@@ -36,7 +36,10 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> Result<(), Error> {
     })?;
     if let Some(health) = &health {
         for problem in &health.problems {
-            out.note(&format!("warning: the daemon is {}: {problem}", health.status));
+            out.note(&format!(
+                "warning: the daemon is {}: {problem}",
+                health.status
+            ));
         }
     }
     if out.json {

@@ -156,6 +156,12 @@ impl Error {
                 "`lakefly daemon start` starts it; so does any command that needs it".into(),
             ),
             Error::NoHome { .. } => Some("set HOME to the home directory of the user the agent runs as".into()),
+            Error::Store(e) if e.is_damaged() => Some(
+                "the database is damaged: restore the state directory from a backup (`lakeflyd restore --state DIR BACKUP`, into an empty directory); without one, `sqlite3 state.db .recover` saves what it can".into(),
+            ),
+            Error::Store(crate::daemon::store::StoreError::TooNew { .. }) => Some(
+                "a newer lakeflyd wrote it: run that version (or newer), or restore a backup this one wrote".into(),
+            ),
             Error::Store(_) => Some("check the state directory's disk space and permissions".into()),
             Error::Backup(e) => {
                 use crate::daemon::backup::BackupError;

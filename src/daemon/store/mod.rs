@@ -74,6 +74,17 @@ impl StoreError {
         ) || matches!(self, StoreError::DiskFull { .. })
     }
 
+    /// Whether the database file is damaged (not one, or malformed), which no retry mends.
+    pub fn is_damaged(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if matches!(e.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        ) || matches!(self, StoreError::Corrupt { .. })
+    }
+
     /// The database file the error is about, when it is about one.
     pub fn path(&self) -> Option<&Path> {
         match self {
