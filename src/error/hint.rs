@@ -202,6 +202,10 @@ impl Error {
                     "--{flag}-tls-cert takes the PEM certificate chain (leaf first) and --{flag}-tls-key its PEM private key"
                 ))
             }
+            Error::MasterKey(crate::daemon::secrets::KeyError::Missing(path)) => Some(format!(
+                "put the key file this state directory was used with back at {} (a `lakeflyd backup` holds a copy); without it the secrets cannot be read",
+                path.display()
+            )),
             Error::MasterKey(crate::daemon::secrets::KeyError::WrongKey(_)) => Some(
                 "restore the key file this state directory was used with; without it the secrets cannot be read".into(),
             ),

@@ -45,6 +45,9 @@ pub enum KeyError {
     /// The key does not open the secrets this state directory holds.
     #[error("the master key in {} does not open the secrets in this state directory", .0.display())]
     WrongKey(PathBuf),
+    /// The key file is gone, and this state directory holds secrets sealed with one.
+    #[error("the master key file {} is missing, and the secrets in this state directory were sealed with it", .0.display())]
+    Missing(PathBuf),
     /// The key is systemd's credential, which lakeflyd cannot replace.
     #[error("the master key comes from {}, which lakeflyd cannot replace", .0.display())]
     FromCredentials(PathBuf),

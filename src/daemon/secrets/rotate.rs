@@ -29,9 +29,12 @@ pub fn open_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> 
 
 /// The master key, once it is known to open the secrets in `store`.
 fn checked_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> {
+    let key_path = credential_path().unwrap_or_else(|| state_dir.join(KEY_FILE));
+    // `load` makes a key when there is none: right for a new state, not for one whose
+    // secrets were sealed with a key that has gone.
+    let had_key = key_path.exists();
     let key = MasterKey::load(state_dir)?;
     let next_path = state_dir.join(NEXT_FILE);
-    let key_path = credential_path().unwrap_or_else(|| state_dir.join(KEY_FILE));
     let Some(check) = store.run_blocking(read_check)? else {
         // A state from before key checks (or a new one): record one now.
         let sealed = key.seal(&Secret::new(CHECK.to_vec()));
@@ -56,6 +59,19 @@ fn checked_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> {
             tracing::info!("finished a master key rotation that was interrupted");
             return Ok(next);
         }
+    }
+    if !had_key {
+        let sealed = store.run_blocking(|conn, path| super::sealed_rows(conn, path))?;
+        if sealed.is_empty() {
+            // Nothing was sealed with the lost key: the new one serves as well.
+            tracing::warn!(path = %key_path.display(), "the master key was missing; no secret is stored, so a new key is used");
+            let check = key.seal(&Secret::new(CHECK.to_vec()));
+            store.run_blocking(move |conn, path| write_check(conn, path, &check))?;
+            return Ok(key);
+        }
+        // The key just made opens nothing; left there, it would be taken for the one lost.
+        remove_if_present(&key_path)?;
+        return Err(KeyError::Missing(key_path));
     }
     Err(KeyError::WrongKey(key_path))
 }
@@ -334,5 +350,30 @@ mod tests {
             open_key(&store, dir.path()),
             Err(KeyError::WrongKey(_))
         ));
+    }
+
+    #[test]
+    fn a_lost_key_is_said_to_be_missing_and_no_new_one_is_left_in_its_place() {
+        let (dir, store) = setup();
+        set_secrets(&store, dir.path());
+        let key_file = dir.path().join(KEY_FILE);
+        std::fs::remove_file(&key_file).expect("remove");
+        for _ in 0..2 {
+            assert!(matches!(
+                open_key(&store, dir.path()),
+                Err(KeyError::Missing(path)) if path == key_file
+            ));
+            assert!(!key_file.exists(), "a made-up key left behind");
+        }
+    }
+
+    #[test]
+    fn a_lost_key_that_sealed_nothing_is_replaced() {
+        let (dir, store) = setup();
+        open_key(&store, dir.path()).expect("first start");
+        std::fs::remove_file(dir.path().join(KEY_FILE)).expect("remove");
+        open_key(&store, dir.path()).expect("a new key: no secret was sealed with the old");
+        set_secrets(&store, dir.path());
+        assert_eq!(deployed(&store, dir.path())["DB_URL"], "postgres://x");
     }
 }
