@@ -1,6 +1,7 @@
-//! `lakefly launch` with a Rails app's `config/master.key`: as `fly launch` does, the key
-//! becomes the app's `RAILS_MASTER_KEY` secret (staged, so the first release applies
-//! it), its value never printed; without a deploy, launch says how to set it.
+//! `lakefly launch` end to end: a Rails app's `config/master.key` becomes, as `fly launch`
+//! makes it, the app's `RAILS_MASTER_KEY` secret (staged, so the first release applies
+//! it), its value never printed; a Python app's own virtualenv stays home; a directory of
+//! web pages is served as a static site.
 
 mod common;
 
@@ -143,4 +144,60 @@ fn a_python_apps_own_virtualenv_stays_out_of_the_bundle_and_the_release_makes_it
         std::fs::read_to_string(app.join(".lakeflyignore")).unwrap(),
         ignore
     );
+}
+
+/// A directory of web pages, as `fly launch` takes one: it is served at the app's address,
+/// each file by the edge itself, with a small server behind it for the health check.
+#[test]
+fn a_directory_with_an_index_html_is_launched_as_a_static_site() {
+    let d = TestDaemon::start();
+    let root = tempfile::tempdir().unwrap();
+    let site = app_with(
+        root.path(),
+        "site",
+        &[("index.html", "<h1>the site</h1>\n")],
+    );
+    std::fs::create_dir(site.join("css")).unwrap();
+    std::fs::write(site.join("css/site.css"), "h1 { color: teal }\n").unwrap();
+    let run =
+        common::lakefly(&site, &["--remote", &d.api, "launch", "--name", "site"]).expect_code(0);
+    assert!(run.stderr.contains("release v1 is live"), "{}", run.stderr);
+    let config = std::fs::read_to_string(site.join("fly.toml")).unwrap();
+    assert!(config.contains("[[statics]]"), "{config}");
+
+    let (status, kind, body) = get_from_edge(&d, "/");
+    assert_eq!((status, body.as_str()), (200, "<h1>the site</h1>\n"));
+    assert!(kind.starts_with("text/html"), "{kind}");
+    let (status, kind, _) = get_from_edge(&d, "/css/site.css");
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/css"), "{kind}");
+}
+
+/// `GET path` of the app `site` through the edge: status, content type and body.
+fn get_from_edge(d: &TestDaemon, path: &str) -> (u16, String, String) {
+    let url = format!("{}{path}", d.edge);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let response = common::http_client()
+                .get(&url)
+                .header("Host", "site.localhost")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let kind = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (status, kind, response.text().await.unwrap())
+        })
+    })
+    .join()
+    .unwrap()
 }

@@ -1,6 +1,6 @@
 //! Looking at a directory to learn how its app runs: a `Procfile`, a `package.json` start
 //! script, a Python project (`python.rs`), a Ruby one (`ruby.rs`), a Go module or Rust
-//! package (`compiled.rs`), or a `Dockerfile`.
+//! package (`compiled.rs`), a `Dockerfile`, or a static site (an `index.html`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -36,6 +36,8 @@ pub struct Plan {
     /// copies need not be uploaded and may not work on the host (links into their own
     /// Python, binaries for another system), and files whose value becomes a secret.
     pub left_out: Vec<&'static str>,
+    /// `[[statics]]` the edge serves itself: `guest_path` and `url_prefix`.
+    pub statics: Vec<(&'static str, &'static str)>,
 }
 
 impl Plan {
@@ -108,7 +110,24 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
             plan.http_group = Some(crate::config::model::DEFAULT_GROUP.into());
         }
     }
+    if plan.processes.is_empty() && plan.dockerfile.is_none() && dir.join("index.html").is_file() {
+        static_site(&mut plan);
+    }
     Ok(plan)
+}
+
+/// A directory of files to serve, as `fly launch` takes one with an `index.html`: the
+/// edge serves them itself (`[[statics]]`), and a small file server on `$PORT` answers
+/// the health check and whatever is not a file.
+fn static_site(plan: &mut Plan) {
+    plan.sources.push("index.html, a static site".into());
+    let group = crate::config::model::DEFAULT_GROUP;
+    plan.processes.insert(
+        group.into(),
+        "python3 -m http.server $PORT --bind 127.0.0.1".into(),
+    );
+    plan.http_group = Some(group.into());
+    plan.statics.push(("/", "/"));
 }
 
 /// A file's text, `None` when it does not exist.
@@ -210,6 +229,26 @@ mod tests {
         assert_eq!(plan.internal_port, 8001);
         assert_eq!(plan.dockerfile.as_deref(), Some("Dockerfile"));
         assert!(plan.processes.is_empty());
+    }
+
+    #[test]
+    fn an_index_html_alone_is_a_static_site_and_beside_an_app_is_its_page() {
+        let site = plan_for(&[("index.html", "<h1>hi</h1>"), ("style.css", "")]);
+        assert_eq!(
+            site.processes["app"],
+            "python3 -m http.server $PORT --bind 127.0.0.1"
+        );
+        assert_eq!(site.http_group.as_deref(), Some("app"));
+        assert_eq!(site.statics, [("/", "/")]);
+        let node = plan_for(&[
+            ("index.html", ""),
+            (
+                "package.json",
+                r#"{"scripts": {"start": "node server.js"}}"#,
+            ),
+        ]);
+        assert_eq!(node.processes["app"], "npm start");
+        assert!(node.statics.is_empty());
     }
 
     #[test]

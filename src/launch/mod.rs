@@ -123,6 +123,15 @@ pub fn render(app: &str, plan: &Plan) -> String {
         let _ = writeln!(s, "    method = \"GET\"");
         let _ = writeln!(s, "    path = \"/\"\n");
     }
+    for (guest_path, url_prefix) in &plan.statics {
+        let _ = writeln!(s, "[[statics]]");
+        let _ = writeln!(
+            s,
+            "  # Served by lakefly's edge from the release's files; the app answers the rest."
+        );
+        let _ = writeln!(s, "  guest_path = {}", quote(guest_path));
+        let _ = writeln!(s, "  url_prefix = {}\n", quote(url_prefix));
+    }
     let _ = writeln!(s, "[[restart]]");
     let _ = writeln!(s, "  policy = \"on-failure\"");
     let _ = writeln!(s, "  max_retries = 10");
@@ -177,6 +186,7 @@ mod tests {
         full.processes
             .insert("worker".into(), "python3 worker.py".into());
         plans.push(full);
+        plans.push(plan_for(&[("index.html", "<h1>hi</h1>")]));
         plans.push(Plan {
             internal_port: 3000,
             dockerfile: Some("Dockerfile".into()),
