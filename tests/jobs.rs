@@ -1,7 +1,8 @@
 //! The job scheduler against a real daemon: `[[jobs]]` from fly.toml run on their interval
 //! (commands with the app's env, HTTP calls on a healthy machine), never overlap (a due run
-//! is skipped and recorded), retry, time out, can be triggered, stopped and started, and
-//! answer the LSH endpoints (`/status`, `/jobs`, `POST /jobs`, `/jobs/{id}/trigger`).
+//! is skipped and recorded), retry, time out, can be triggered, stopped, started and
+//! cancelled mid-run, and answer the LSH endpoints (`/status`, `/jobs`, `POST /jobs`,
+//! `/jobs/{id}/trigger`).
 
 mod common;
 
@@ -720,6 +721,67 @@ async fn destroying_an_app_stops_its_job_runs_that_are_going() {
     assert_eq!(status, 204, "{body}");
     tokio::task::block_in_place(|| common::process::wait_gone(run, DEADLINE));
     assert_eq!(std::fs::read_to_string(&said).unwrap(), "stopped\n");
+}
+
+/// `lakefly jobs cancel` stops the run that is going (SIGTERM first, so the command can
+/// say so), records it `cancelled` without a retry, and leaves the job scheduled; with no
+/// run going it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_is_going_can_be_cancelled_and_its_job_stays() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    let dir = temp.path().join("long");
+    std::fs::create_dir(&dir).unwrap();
+    let pid_file = temp.path().join("run.pid");
+    let config = format!(
+        r#"app = "long"
+[processes]
+  app = "sleep 600"
+[[jobs]]
+  name = "backup"
+  command = "trap 'echo told to stop; exit 1' TERM; echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; while :; do sleep 0.1; done"
+  retries = 2
+"#,
+        pid = pid_file.display(),
+    );
+    std::fs::write(dir.join("fly.toml"), config).unwrap();
+    tokio::task::block_in_place(|| deploy(&d, &dir));
+    let cli = |args: &[&str]| {
+        let mut all = vec!["-a", "long"];
+        all.extend_from_slice(args);
+        tokio::task::block_in_place(|| d.cli(&dir, &all))
+    };
+    let id = trigger_only_job(&api, "long").await;
+    let run = tokio::task::block_in_place(|| common::process::wait_pid_file(&pid_file, DEADLINE));
+
+    let cancelled = cli(&["jobs", "cancel", "backup"]).expect_code(0);
+    assert!(
+        cancelled.stderr.contains("cancelled the run of job"),
+        "{}",
+        cancelled.stderr
+    );
+    tokio::task::block_in_place(|| common::process::wait_gone(run, DEADLINE));
+    let runs = wait_runs(&api, id, "the cancelled run", |r| {
+        finished(r, "cancelled") == 1
+    })
+    .await;
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["attempts"], 1, "no retry after a cancel: {runs:#?}");
+    let output = runs[0]["output"].as_str().unwrap();
+    assert!(
+        output.contains("told to stop") && output.contains("lakefly jobs cancel"),
+        "{output}"
+    );
+    let (_, job) = api.send(Method::GET, &format!("/v1/jobs/{id}"), None).await;
+    assert_eq!(job["status"], "idle", "{job}");
+
+    let refused = cli(&["jobs", "cancel", "backup"]).expect_code(6);
+    assert!(
+        refused.stderr.contains("has no run going"),
+        "{}",
+        refused.stderr
+    );
 }
 
 /// A run the store cannot record (a full disk; here another process holding SQLite's write

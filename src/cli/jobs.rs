@@ -71,8 +71,14 @@ pub enum JobsCommand {
         /// Job id, or its name in the app.
         job: JobRef,
     },
-    /// Stop scheduling a job (a run that is going finishes).
+    /// Stop scheduling a job (a run that is going finishes; `jobs cancel` stops it).
     Stop {
+        /// Job id, or its name in the app.
+        job: JobRef,
+    },
+    /// Stop the job's run that is going (a command gets SIGTERM, then SIGKILL 5 s later);
+    /// it ends `cancelled`, without retries, and the job stays scheduled.
+    Cancel {
         /// Job id, or its name in the app.
         job: JobRef,
     },
@@ -145,6 +151,7 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
         JobsCommand::Trigger { job } => act(global, &api, job, "trigger", "triggered"),
         JobsCommand::Start { job } => act(global, &api, job, "start", "started"),
         JobsCommand::Stop { job } => act(global, &api, job, "stop", "stopped"),
+        JobsCommand::Cancel { job } => act(global, &api, job, "cancel", "cancelled the run of"),
         JobsCommand::Delete { job } => {
             let id = block_on(async {
                 let id = job.resolve(global, &api).await?;

@@ -28,6 +28,9 @@ pub enum JobError {
     /// The definition is not valid.
     #[error("{0}")]
     Invalid(String),
+    /// A cancel for a job with no run going.
+    #[error("job {0} has no run going")]
+    NotRunning(u64),
     /// Jobs from fly.toml change with a deploy, not through the API.
     #[error("job {0} comes from fly.toml [[jobs]]; remove it there and deploy")]
     FromConfig(u64),

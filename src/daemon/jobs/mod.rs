@@ -111,6 +111,18 @@ impl Scheduler {
         let _ = self.tx.send(Msg::Trigger(id));
     }
 
+    /// Stops job `id`'s run that is going (a command: SIGTERM, then SIGKILL; a call:
+    /// dropped); it ends `cancelled`, and the job stays scheduled.
+    pub fn cancel_run(&self, id: u64) -> Result<(), JobError> {
+        match self.lock_running().get(&id) {
+            Some(run) => {
+                run.cancel("cancelled by `lakefly jobs cancel`");
+                Ok(())
+            }
+            None => Err(JobError::NotRunning(id)),
+        }
+    }
+
     /// A job as the API shows it, with its status, next run and last run.
     pub fn describe(&self, record: JobRecord, last_run: Option<crate::api::jobs::JobRun>) -> Job {
         let running = self.lock_running().contains_key(&record.id);

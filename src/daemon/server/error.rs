@@ -190,7 +190,9 @@ impl ServerError {
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => StatusCode::NOT_FOUND,
-                JobError::Exists { .. } | JobError::FromConfig(_) => StatusCode::CONFLICT,
+                JobError::Exists { .. } | JobError::FromConfig(_) | JobError::NotRunning(_) => {
+                    StatusCode::CONFLICT
+                }
                 JobError::Invalid(_) => StatusCode::BAD_REQUEST,
                 JobError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -258,6 +260,7 @@ impl ServerError {
                 JobError::NotFound(_) => "job_not_found",
                 JobError::Exists { .. } => "job_exists",
                 JobError::FromConfig(_) => "job_from_config",
+                JobError::NotRunning(_) => "job_not_running",
                 JobError::Invalid(_) => "invalid_job",
                 JobError::Store(_) => "internal",
             },
@@ -352,6 +355,9 @@ impl ServerError {
                 JobError::NotFound(_) => Some("`lakefly jobs list` shows the jobs".into()),
                 JobError::Exists { .. } => Some("pick another name, or delete the old job".into()),
                 JobError::FromConfig(_) => None,
+                JobError::NotRunning(id) => Some(format!(
+                    "`lakefly jobs runs {id}` shows its runs; `lakefly jobs stop {id}` stops its schedule"
+                )),
                 JobError::Invalid(_) => Some(
                     "a job has a name, a command or a path, and a schedule (cron), an interval, or neither (manual)".into(),
                 ),

@@ -65,7 +65,7 @@ pub async fn runs(
     ))
 }
 
-/// `POST /v1/jobs/{id}/{trigger|start|stop}` and LSH's `POST /jobs/{id}/...`
+/// `POST /v1/jobs/{id}/{trigger|start|stop|cancel}` and LSH's `POST /jobs/{id}/...`
 pub async fn act(
     State(state): State<Shared>,
     Path((id, action)): Path<(u64, String)>,
@@ -77,13 +77,17 @@ pub async fn act(
         }
         "start" => state.jobs.set_enabled(id, true).await?,
         "stop" => state.jobs.set_enabled(id, false).await?,
+        "cancel" => {
+            state.jobs.get(id).await?;
+            state.jobs.cancel_run(id)?;
+        }
         other => {
             return Err(ServerError::BadRequest(format!(
-                "unknown job action {other:?}; use trigger, start or stop"
+                "unknown job action {other:?}; use trigger, start, stop or cancel"
             )))
         }
     }
-    let status = if action == "trigger" {
+    let status = if matches!(action.as_str(), "trigger" | "cancel") {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
