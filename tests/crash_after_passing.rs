@@ -10,6 +10,7 @@ use std::path::Path;
 
 use common::daemon::TestDaemon;
 use common::files::app_with;
+use common::Run;
 use serde_json::Value;
 
 /// In `MODE=crash`, the release's first machine serves until the second one starts, then
@@ -114,14 +115,18 @@ fn release_1_runs_on(d: &TestDaemon, before: &Value) {
 }
 
 fn machine_ids(status: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = status["machines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
+    common::machine_ids(status["machines"].as_array().unwrap())
+}
+
+/// `run` is a deploy that failed for a machine that exited after passing its checks.
+fn assert_failed_after_passing(run: &Run) {
+    assert!(
+        run.stderr.contains("after it passed its checks")
+            && run.stderr.contains("exited with code 1")
+            && run.stderr.contains("hint: release v1 keeps running"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -139,13 +144,7 @@ fn a_machine_that_crashes_after_passing_its_check_fails_the_rolling_deploy() {
 
     let run = d.cli(here, &["deploy", "-c", &config, "-e", "MODE=crash"]);
     let run = run.expect_code(7);
-    assert!(
-        run.stderr.contains("after it passed its checks")
-            && run.stderr.contains("exited with code 1")
-            && run.stderr.contains("hint: release v1 keeps running"),
-        "{}",
-        run.stderr
-    );
+    assert_failed_after_passing(&run);
     assert!(
         run.stderr.contains("first machine: crashing"),
         "the crashed machine's last lines: {}",
@@ -178,12 +177,6 @@ fn a_machine_that_crashes_while_the_last_old_one_stops_fails_the_deploy() {
         &shared,
     ];
     let run = d.cli(here, &v2).expect_code(7);
-    assert!(
-        run.stderr.contains("after it passed its checks")
-            && run.stderr.contains("exited with code 1")
-            && run.stderr.contains("hint: release v1 keeps running"),
-        "{}",
-        run.stderr
-    );
+    assert_failed_after_passing(&run);
     release_1_runs_on(&d, &before);
 }

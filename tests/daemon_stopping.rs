@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::daemon::TestDaemon;
 use common::files::app_with;
 use common::process::alive;
-use common::{lakefly, lakefly_spawn, Run};
+use common::{lakefly, lakefly_spawn, machine_ids, Run};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -111,13 +111,11 @@ fn machines(dir: &Path, api: &str) -> Vec<Value> {
     list.as_array().unwrap().to_vec()
 }
 
-fn ids(machines: &[Value]) -> Vec<String> {
-    let mut ids: Vec<String> = machines
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
+/// Deploys [`APP`] from `dir` as release 1, slow to stop, to the daemon at `api`.
+fn deploy_slow_to_stop(dir: &Path, api: &str, marks: &Path) {
+    let marks = format!("MARKS={}", marks.display());
+    let args = ["--remote", api, "deploy", "-e", "SLOW_STOP=1", "-e", &marks];
+    lakefly(dir, &args).expect_code(0);
 }
 
 #[test]
@@ -127,17 +125,7 @@ fn a_change_asked_while_the_daemon_stops_is_refused_and_nothing_outlives_it() {
     let (dir, marks) = setup(temp.path(), app);
     let mut d = TestDaemon::start();
     let api = d.api.clone();
-    let marks_env = format!("MARKS={}", marks.display());
-    let v1 = [
-        "--remote",
-        &api,
-        "deploy",
-        "-e",
-        "SLOW_STOP=1",
-        "-e",
-        &marks_env,
-    ];
-    lakefly(&dir, &v1).expect_code(0);
+    deploy_slow_to_stop(&dir, &api, &marks);
 
     d.terminate();
     wait_until("the machine is told to stop", || stopping(&marks) == 1);
@@ -173,19 +161,9 @@ fn a_rollout_the_stop_cuts_short_creates_nothing_more_and_the_next_start_undoes_
     let (dir, marks) = setup(temp.path(), app);
     let mut d = TestDaemon::start_in(&state, &[]);
     let api = d.api.clone();
-    let marks_env = format!("MARKS={}", marks.display());
-    let v1 = [
-        "--remote",
-        &api,
-        "deploy",
-        "-e",
-        "SLOW_STOP=1",
-        "-e",
-        &marks_env,
-    ];
-    lakefly(&dir, &v1).expect_code(0);
+    deploy_slow_to_stop(&dir, &api, &marks);
     lakefly(&dir, &["--remote", &api, "scale", "count", "2", "--yes"]).expect_code(0);
-    let old = ids(&machines(&dir, &api));
+    let old = machine_ids(&machines(&dir, &api));
     assert_eq!(old.len(), 2);
 
     // v2's first machine passes, and the first old one takes its time to stop...
@@ -216,7 +194,7 @@ fn a_rollout_the_stop_cuts_short_creates_nothing_more_and_the_next_start_undoes_
     );
     wait_until("both old machines run again, and only they", || {
         let now = machines(&dir, &api);
-        ids(&now) == old
+        machine_ids(&now) == old
             && now
                 .iter()
                 .all(|m| m["state"] == "started" && m["release_version"] == 1)

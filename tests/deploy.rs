@@ -1706,14 +1706,9 @@ fn a_worker_that_dies_seconds_after_it_starts_fails_the_deploy_and_the_old_one_r
     );
     let after = status(&d);
     assert_eq!(after["release"]["version"], 1);
-    let ids = |machines: &[Value]| {
-        let mut ids: Vec<String> = machines.iter().map(|m| m["id"].to_string()).collect();
-        ids.sort();
-        ids
-    };
     assert_eq!(
-        ids(after["machines"].as_array().unwrap()),
-        ids(&before),
+        common::machine_ids(after["machines"].as_array().unwrap()),
+        common::machine_ids(&before),
         "{after}"
     );
     assert!(

@@ -257,6 +257,16 @@ pub fn corpus_dir() -> Option<PathBuf> {
     }
 }
 
+/// The ids of `machines` (as the API lists them), sorted: to compare sets of machines.
+pub fn machine_ids(machines: &[serde_json::Value]) -> Vec<String> {
+    let mut ids: Vec<String> = machines
+        .iter()
+        .map(|m| m["id"].as_str().expect("a machine id").to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// Every `.toml` file of the corpus, sorted.
 pub fn corpus_files() -> Vec<PathBuf> {
     let Some(dir) = corpus_dir() else {
