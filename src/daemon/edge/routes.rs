@@ -198,6 +198,16 @@ pub fn from_config(app: &str, cfg: &AppConfig, release_dir: &Path) -> AppRoutes 
             root: root.clone(),
         })
         .collect();
+    // Made by a Dockerfile `RUN` step the host never runs, say (`rails assets:precompile`):
+    // the app then answers for them, which the deploy should say rather than hide.
+    for (i, (config, dir)) in cfg.statics.iter().zip(&statics).enumerate() {
+        if !dir.dir.is_dir() {
+            routes.warnings.push(format!(
+                "statics[{i}]: guest_path {:?} is no directory of the release's files, so the app answers requests under {}; make it in [build] command, or fix the path",
+                config.guest_path, dir.prefix
+            ));
+        }
+    }
     if let Some(http) = &cfg.http_service {
         routes.http = Some(Arc::new(Route {
             app: app.to_string(),
@@ -538,5 +548,21 @@ app = "dns"
         assert_eq!(static_dir(dir.path(), "public"), dir.path().join("public"));
         assert_eq!(normalize_prefix("/static/"), "/static");
         assert_eq!(normalize_prefix("assets"), "/assets");
+    }
+
+    #[test]
+    fn a_static_directory_the_release_lacks_is_warned_about() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("public")).expect("mkdir");
+        let cfg = config(
+            "app = \"s\"\n[[statics]]\n  guest_path = \"/app/public\"\n  url_prefix = \"/\"\n\
+             [[statics]]\n  guest_path = \"/app/public/assets\"\n  url_prefix = \"/assets/\"\n",
+        );
+        let routes = from_config("s", &cfg, dir.path());
+        assert_eq!(
+            routes.warnings,
+            ["statics[1]: guest_path \"/app/public/assets\" is no directory of the release's files, \
+              so the app answers requests under /assets; make it in [build] command, or fix the path"]
+        );
     }
 }
