@@ -30,8 +30,12 @@ pub fn parse(text: &str) -> Result<Vec<(String, Secret)>, DotenvError> {
             line: i + 1,
             message,
         };
+        // The line is never quoted back: in a value over several lines left unquoted
+        // (a PEM key), it is the secret itself.
         let Some((name, value)) = line.split_once('=') else {
-            return Err(err(format!("{:?} is not NAME=VALUE", line.trim_end())));
+            return Err(err(
+                "not NAME=VALUE (the line is not shown, as it may hold a value); a value over several lines goes in quotes".into(),
+            ));
         };
         let name = name.trim();
         if name.is_empty() || name.contains(char::is_whitespace) {
@@ -80,7 +84,8 @@ impl Quote {
 /// Why a quoted value could not be read.
 enum QuoteProblem {
     NeverClosed(Quote),
-    TextAfter(Quote, String),
+    /// Text follows the closing quote (not kept: it may be part of the value).
+    TextAfter(Quote),
 }
 
 impl QuoteProblem {
@@ -90,8 +95,8 @@ impl QuoteProblem {
                 "the {} that opens the value of {name} is never closed",
                 quote.mark()
             ),
-            QuoteProblem::TextAfter(quote, text) => format!(
-                "{text:?} follows the closing {} of {name}'s value; put it inside the quotes or after a `#`",
+            QuoteProblem::TextAfter(quote) => format!(
+                "text follows the closing {} of {name}'s value; put it inside the quotes or after a `#`",
                 quote.mark()
             ),
         }
@@ -111,7 +116,7 @@ fn quoted<'a>(
         if let Some(after) = closing(line, quote, &mut value) {
             let after = after.trim();
             if !after.is_empty() && !after.starts_with('#') {
-                return Err(QuoteProblem::TextAfter(quote, after.to_string()));
+                return Err(QuoteProblem::TextAfter(quote));
             }
             return Ok(value);
         }
@@ -201,10 +206,14 @@ mod tests {
             ]
         );
         let text = "A=\"two words\" # note\nB='it''s'x\n";
-        assert!(parse(text)
-            .unwrap_err()
-            .message
-            .contains("\"'s'x\" follows the closing '"));
+        let error = parse(text).unwrap_err();
+        assert_eq!(
+            (error.line, error.message.as_str()),
+            (
+                2,
+                "text follows the closing ' of B's value; put it inside the quotes or after a `#`"
+            )
+        );
         assert_eq!(
             values("A=\"two words\"  # note\nB='line\n  two  '\n"),
             [
@@ -226,8 +235,12 @@ mod tests {
     }
 
     #[test]
-    fn malformed_lines_are_named() {
+    fn malformed_lines_are_named_and_never_quoted_back() {
         assert_eq!(parse("A=1\nnot a pair\n").unwrap_err().line, 2);
+        // A key left unquoted: its second line is no pair, and is the secret.
+        let error = parse("KEY=-----BEGIN KEY-----\nMIIEvQIBADANBg\n").unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(!error.to_string().contains("MIIE"), "{error}");
         assert_eq!(parse("A=\"open\n").unwrap_err().line, 1);
         assert_eq!(
             parse("A=\"\"\"never\nclosed\n").unwrap_err().message,
