@@ -317,7 +317,11 @@ impl Rollout<'_> {
             let Ok(machine) = self.runtime.get(self.app, id).await else {
                 continue;
             };
-            let crashed = machine.restarts > restarts;
+            let clean = machine
+                .last_exit
+                .as_ref()
+                .is_some_and(|e| e.code == Some(0));
+            let crashed = machine.restarts > restarts && !clean;
             if crashed || machine.state == MachineState::Failed {
                 let how = match machine.last_exit.map(serde_json::to_value) {
                     Some(Ok(exit)) => how_it_ended(&exit),
@@ -490,6 +494,9 @@ fn ended_after_passing(event: &Event, passed: &Passed) -> Option<Failure> {
         return None;
     }
     let how = match event.kind.as_str() {
+        // A clean exit its restart policy (`always`) starts again is the app's own
+        // recycling, as a worker that ends after a batch does: not a crash.
+        kind::MACHINE_EXITED if recycled(&event.data) => return None,
         kind::MACHINE_EXITED => how_it_ended(&event.data),
         kind::MACHINE_FAILED => format!(
             "failed ({})",
@@ -498,6 +505,11 @@ fn ended_after_passing(event: &Event, passed: &Passed) -> Option<Failure> {
         _ => return None,
     };
     Some(Failure::of_exit(id, ended_reason(id, &how), None))
+}
+
+/// Whether a `machine.exited` event is a clean exit that its restart policy starts again.
+fn recycled(data: &serde_json::Value) -> bool {
+    data["code"] == 0 && data["restarting"] == true
 }
 
 /// Why a rollout fails when machine `id`, which had passed its checks, ended (`how`).
@@ -531,7 +543,30 @@ fn batch_size(max_unavailable: f64, count: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::batch_size;
+    use super::*;
+
+    fn exited(machine: &str, code: i64, restarting: bool) -> Event {
+        Event {
+            id: 1,
+            time: String::new(),
+            app: Some("a".into()),
+            kind: kind::MACHINE_EXITED.into(),
+            data: serde_json::json!({ "machine": machine, "code": code, "signal": null, "restarting": restarting }),
+        }
+    }
+
+    #[test]
+    fn only_an_end_of_a_machine_that_passed_fails_the_rollout_and_a_recycle_does_not() {
+        let passed = Passed::from([("m1".to_string(), 0)]);
+        let crash = ended_after_passing(&exited("m1", 1, true), &passed).expect("a crash");
+        assert_eq!(crash.machine.as_deref(), Some("m1"));
+        assert!(crash
+            .reason
+            .contains("exited with code 1 after it passed its checks"));
+        assert!(ended_after_passing(&exited("m1", 0, false), &passed).is_some());
+        assert!(ended_after_passing(&exited("m1", 0, true), &passed).is_none());
+        assert!(ended_after_passing(&exited("m2", 1, true), &passed).is_none());
+    }
 
     #[test]
     fn batches_follow_max_unavailable() {
