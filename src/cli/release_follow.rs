@@ -12,7 +12,8 @@ use crate::output::progress::Progress;
 use crate::output::Output;
 
 /// The app's events from now on (a release's steps are `deploy.*`, `release.*` and
-/// `machine.replaced`; `watch` keeps those of its version).
+/// `machine.replaced`; [`watch`] keeps those of its version; `lakefly watch` redraws on
+/// any).
 pub(super) async fn subscribe(api: &Client, app: &str) -> Result<impl Stream<Item = Item>, Error> {
     let spec = Follow {
         app: Some(app.to_string()),

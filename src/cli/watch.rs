@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
 use crate::api::client::Client;
-use crate::api::follow::{self, Follow, Item};
+use crate::api::follow::Item;
 use crate::error::Error;
 use crate::output::Output;
 
@@ -32,14 +32,7 @@ pub fn run(global: &GlobalArgs, _args: WatchArgs) -> Result<(), Error> {
     let redraw = std::io::stdout().is_terminal() && !out.json;
     block_on(async move {
         // Subscribed before the first snapshot, so no change falls in between.
-        let spec = Follow {
-            app: Some(app.clone()),
-            kind: None,
-            machine: None,
-            since: None,
-            tail: None,
-        };
-        let stream = follow::follow(&api, &spec).await?;
+        let stream = super::release_follow::subscribe(&api, &app).await?;
         futures_util::pin_mut!(stream);
         draw(&api, &app, out, redraw).await?;
         while let Some(item) = stream.next().await {
