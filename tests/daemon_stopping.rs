@@ -143,7 +143,7 @@ fn a_change_asked_while_the_daemon_stops_is_refused_and_nothing_outlives_it() {
     assert!(
         status
             .stderr
-            .contains("warning: the daemon is stopping: lakeflyd is stopping"),
+            .contains("warning: the daemon is stopping: its machines are being stopped"),
         "{}",
         status.stderr
     );

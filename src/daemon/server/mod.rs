@@ -320,7 +320,8 @@ async fn health(axum::extract::State(state): axum::extract::State<Shared>) -> Js
     let stopping = state.runtime.is_stopping();
     if stopping {
         problems.push(
-            "lakeflyd is stopping: its machines are being stopped, and it takes no change until it is started again".into(),
+            "its machines are being stopped, and it takes no change until it is started again"
+                .into(),
         );
     }
     Json(Health {
