@@ -596,14 +596,20 @@ async fn a_request_to_an_app_scaled_to_zero_with_auto_start_is_served() {
     assert_eq!(body["path"], "/woken");
 }
 
+/// `text` (the hello config) with its HTTP service stopping idle machines, down to none,
+/// and starting one for a request.
+fn auto_stopping(text: &str) -> String {
+    text.replace(
+        "  processes = [\"app\"]\n",
+        "  processes = [\"app\"]\n  auto_stop_machines = \"stop\"\n  auto_start_machines = true\n  min_machines_running = 0\n",
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_machines_auto_stop_and_the_next_request_starts_one_again() {
     let s = Setup::new("", &["--auto-stop-after", "1s"]);
     let config = s.app.join("fly.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "  processes = [\"app\"]\n",
-        "  processes = [\"app\"]\n  auto_stop_machines = \"stop\"\n  auto_start_machines = true\n  min_machines_running = 0\n",
-    );
+    let text = auto_stopping(&std::fs::read_to_string(&config).unwrap());
     std::fs::write(&config, text).unwrap();
     s.deploy().await.expect_code(0);
     eventually("the idle machine stops", || async {
@@ -620,16 +626,10 @@ async fn a_request_while_the_only_machine_auto_stops_starts_it_again_rather_than
     let s = Setup::new("", &["--auto-stop-after", "1s"]);
     let config = s.app.join("fly.toml");
     // It ignores its kill signal, so its stop takes the whole kill_timeout.
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "  app = \"python3 app.py\"\n",
-            "  app = \"sh -c 'trap \\\"\\\" TERM; exec python3 app.py'\"\n",
-        )
-        .replace(
-            "  processes = [\"app\"]\n",
-            "  processes = [\"app\"]\n  auto_stop_machines = \"stop\"\n  auto_start_machines = true\n  min_machines_running = 0\n",
-        );
+    let text = auto_stopping(&std::fs::read_to_string(&config).unwrap()).replace(
+        "  app = \"python3 app.py\"\n",
+        "  app = \"sh -c 'trap \\\"\\\" TERM; exec python3 app.py'\"\n",
+    );
     std::fs::write(&config, text).unwrap();
     s.deploy().await.expect_code(0);
     eventually("the idle machine is stopping", || async {

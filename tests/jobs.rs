@@ -690,6 +690,39 @@ async fn a_run_left_by_a_crashed_daemon_is_stopped_and_recorded_failed() {
     assert_eq!(runs[0]["status"], "failed", "{runs:#?}");
 }
 
+/// A run going on: app `name`'s one job (`job_lines` for `[[jobs]]`, after its command),
+/// which says "told to stop" on its output and writes `stopped` to the returned file when
+/// it gets SIGTERM, and otherwise runs until stopped. Deploys the app, triggers the job and
+/// waits until it runs; gives the app's directory, the job's id, the run's pid and the file.
+async fn a_run_going(
+    temp: &Path,
+    d: &TestDaemon,
+    api: &Api,
+    name: &str,
+    job_lines: &str,
+) -> (PathBuf, u64, u64, PathBuf) {
+    let dir = temp.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    let pid_file = temp.join("run.pid");
+    let said = temp.join("said");
+    let config = format!(
+        r#"app = "{name}"
+[processes]
+  app = "sleep 600"
+[[jobs]]
+  command = "trap 'echo told to stop; echo stopped > {said}; exit 1' TERM; echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; while :; do sleep 0.1; done"
+{job_lines}
+"#,
+        pid = pid_file.display(),
+        said = said.display(),
+    );
+    std::fs::write(dir.join("fly.toml"), config).unwrap();
+    tokio::task::block_in_place(|| deploy(d, &dir));
+    let id = trigger_only_job(api, name).await;
+    let run = tokio::task::block_in_place(|| common::process::wait_pid_file(&pid_file, DEADLINE));
+    (dir, id, run, said)
+}
+
 /// A job deleted while it runs (with its app here) takes its run with it: the command is
 /// told to stop (SIGTERM) rather than left running with the app's secrets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,25 +730,7 @@ async fn destroying_an_app_stops_its_job_runs_that_are_going() {
     let temp = tempfile::tempdir().unwrap();
     let d = TestDaemon::start();
     let api = Api::new(&d);
-    let dir = temp.path().join("gone");
-    std::fs::create_dir(&dir).unwrap();
-    let pid_file = temp.path().join("run.pid");
-    let said = temp.path().join("said");
-    let config = format!(
-        r#"app = "gone"
-[processes]
-  app = "sleep 600"
-[[jobs]]
-  name = "export"
-  command = "trap 'echo stopped > {said}; exit 1' TERM; echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; while :; do sleep 0.1; done"
-"#,
-        pid = pid_file.display(),
-        said = said.display(),
-    );
-    std::fs::write(dir.join("fly.toml"), config).unwrap();
-    tokio::task::block_in_place(|| deploy(&d, &dir));
-    trigger_only_job(&api, "gone").await;
-    let run = tokio::task::block_in_place(|| common::process::wait_pid_file(&pid_file, DEADLINE));
+    let (_, _, run, said) = a_run_going(temp.path(), &d, &api, "gone", "  name = \"export\"").await;
 
     let (status, body) = api.send(Method::DELETE, "/v1/apps/gone", None).await;
     assert_eq!(status, 204, "{body}");
@@ -731,29 +746,13 @@ async fn a_run_that_is_going_can_be_cancelled_and_its_job_stays() {
     let temp = tempfile::tempdir().unwrap();
     let d = TestDaemon::start();
     let api = Api::new(&d);
-    let dir = temp.path().join("long");
-    std::fs::create_dir(&dir).unwrap();
-    let pid_file = temp.path().join("run.pid");
-    let config = format!(
-        r#"app = "long"
-[processes]
-  app = "sleep 600"
-[[jobs]]
-  name = "backup"
-  command = "trap 'echo told to stop; exit 1' TERM; echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; while :; do sleep 0.1; done"
-  retries = 2
-"#,
-        pid = pid_file.display(),
-    );
-    std::fs::write(dir.join("fly.toml"), config).unwrap();
-    tokio::task::block_in_place(|| deploy(&d, &dir));
+    let job = "  name = \"backup\"\n  retries = 2";
+    let (dir, id, run, _) = a_run_going(temp.path(), &d, &api, "long", job).await;
     let cli = |args: &[&str]| {
         let mut all = vec!["-a", "long"];
         all.extend_from_slice(args);
         tokio::task::block_in_place(|| d.cli(&dir, &all))
     };
-    let id = trigger_only_job(&api, "long").await;
-    let run = tokio::task::block_in_place(|| common::process::wait_pid_file(&pid_file, DEADLINE));
 
     let cancelled = cli(&["jobs", "cancel", "backup"]).expect_code(0);
     assert!(
