@@ -54,6 +54,19 @@ pub struct GroupScale {
 /// The smallest memory limit a group takes, in MiB: below it not even a shell starts.
 pub const MIN_MEMORY_MB: u64 = 32;
 
+/// A memory limit below [`MIN_MEMORY_MB`], refused alike by the client and the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} MB is too little memory; the smallest limit is {MIN_MEMORY_MB} MB")]
+pub struct TooLittleMemory(pub u64);
+
+/// `mb` as a memory limit, unless it is below [`MIN_MEMORY_MB`].
+pub fn memory_limit(mb: u64) -> Result<u64, TooLittleMemory> {
+    if mb < MIN_MEMORY_MB {
+        return Err(TooLittleMemory(mb));
+    }
+    Ok(mb)
+}
+
 /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryRequest {

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::remote::{app_name, block_on, client, confirm};
 use super::GlobalArgs;
 use crate::api::client::Client;
-use crate::api::scale::MIN_MEMORY_MB;
+use crate::api::scale::memory_limit;
 use crate::api::types::{GroupScale, MemoryChange, VmChange, VmSize};
 use crate::error::Error;
 use crate::output::table::Table;
@@ -81,17 +81,12 @@ pub(super) fn size_name(s: &str) -> Result<String, String> {
     }
 }
 
-/// A memory limit in MB, refused below [`MIN_MEMORY_MB`] before the daemon is asked.
+/// A memory limit in MB, refused as [`memory_limit`] refuses it, before the daemon is asked.
 fn memory_mb(s: &str) -> Result<u64, String> {
     let mb: u64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a whole number of MB"))?;
-    if mb < MIN_MEMORY_MB {
-        return Err(format!(
-            "{mb} MB is too little memory; the smallest limit is {MIN_MEMORY_MB} MB"
-        ));
-    }
-    Ok(mb)
+    memory_limit(mb).map_err(|e| e.to_string())
 }
 
 /// Runs a scale command.

@@ -30,7 +30,6 @@ use super::events::{now, EventHub, Start};
 use super::runtime::Runtime;
 use super::store::releases::{self, NewRelease};
 use super::store::{self, EventFilter, Store, StoreError};
-use crate::api::scale::MIN_MEMORY_MB;
 use crate::api::types::{kind, DeployRequest, MachineSpec};
 use crate::bundle::{self, Digest};
 use crate::config::model::Strategy;
@@ -91,8 +90,8 @@ pub enum DeployError {
     #[error("{0:?} is not a machine size lakefly knows")]
     UnknownSize(String),
     /// A memory limit too small to start anything.
-    #[error("{0} MB is too little memory; the smallest limit is {MIN_MEMORY_MB} MB")]
-    BadMemory(u64),
+    #[error(transparent)]
+    BadMemory(#[from] crate::api::scale::TooLittleMemory),
     /// Another release of the app is rolling out.
     #[error("release v{0} of this app is still rolling out")]
     Running(u64),

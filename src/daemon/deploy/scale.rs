@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::rollout::Rollout;
-use super::{DeployError, Deployer, DEFAULT_MAX_UNAVAILABLE, DEFAULT_WAIT_TIMEOUT, MIN_MEMORY_MB};
+use super::{DeployError, Deployer, DEFAULT_MAX_UNAVAILABLE, DEFAULT_WAIT_TIMEOUT};
 use crate::api::types::VmSize;
 use crate::api::types::{kind, DeployRequest};
 use crate::config::model::{Strategy, Vm};
@@ -192,9 +192,7 @@ impl Deployer {
         group: Option<String>,
         memory_mb: u64,
     ) -> Result<crate::api::types::MemoryChange, DeployError> {
-        if memory_mb < MIN_MEMORY_MB {
-            return Err(DeployError::BadMemory(memory_mb));
-        }
+        crate::api::scale::memory_limit(memory_mb)?;
         let resized = self
             .resize(
                 app,
@@ -221,10 +219,7 @@ impl Deployer {
         let Some((cpus, size_mb)) = crate::config::sizes::preset(&request.size) else {
             return Err(DeployError::UnknownSize(request.size));
         };
-        let memory_mb = request.memory_mb.unwrap_or(size_mb);
-        if memory_mb < MIN_MEMORY_MB {
-            return Err(DeployError::BadMemory(memory_mb));
-        }
+        let memory_mb = crate::api::scale::memory_limit(request.memory_mb.unwrap_or(size_mb))?;
         let size = request.size;
         let resized = self
             .resize(
