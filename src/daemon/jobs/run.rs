@@ -23,7 +23,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Output kept per run.
 const OUTPUT_LIMIT: usize = 4096;
-/// The status of a run stopped before it ended (its job deleted).
+/// The status of a run stopped before it ended (`jobs cancel`, or its job deleted).
 const CANCELLED: &str = "cancelled";
 
 /// Runs `job` once (with its retries) and records it from start to end; `cancel` stops it
