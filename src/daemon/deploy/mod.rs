@@ -403,15 +403,20 @@ impl Deployer {
                 .filter(|m| m.process_group == group && m.release_version != Some(version))
                 .cloned()
                 .collect();
-            let running = old
+            let old_stopped = old
                 .iter()
-                .filter(|m| m.state != crate::api::types::MachineState::Stopped)
+                .filter(|m| m.state == crate::api::types::MachineState::Stopped)
                 .count();
+            let running = old.len() - old_stopped;
+            // The count `scale` set, else as many as there are (one for a new group).
+            let count = scale.get(group).map_or(old.len().max(1), |&n| n as usize);
             specs.insert(group.to_string(), spec.clone());
             groups.push(Group {
                 spec,
-                // The count `scale` set, else as many as run now (one for a new group).
-                count: scale.get(group).map_or(running.max(1), |&n| n as usize),
+                count,
+                // A stopped machine stays stopped, as flyctl leaves it; the machines that
+                // run are replaced first.
+                stopped: old_stopped.min(count.saturating_sub(running)),
                 old,
             });
         }

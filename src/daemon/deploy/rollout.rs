@@ -2,7 +2,9 @@
 //! `immediate`, `rolling` (batches of `max_unavailable`; each new machine healthy before an
 //! old one stops), `canary` (one first, then rolling), `bluegreen` (a full healthy set, then
 //! the switch). A failure never leaves the old release down: new machines are destroyed and
-//! the old ones that were stopped are started again.
+//! the old ones that were stopped are started again. A machine that was stopped before
+//! the deploy (by `machines stop`, or idle under `auto_stop_machines`) is replaced by a
+//! stopped one, as flyctl leaves it stopped; a failure leaves it stopped too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -83,8 +85,28 @@ pub struct Group {
     pub spec: MachineSpec,
     /// How many machines it should have.
     pub count: usize,
+    /// How many of those are made stopped, in place of stopped old machines.
+    pub stopped: usize,
     /// Its machines from earlier releases.
     pub old: Vec<Machine>,
+}
+
+impl Group {
+    /// How many new machines start and are waited for.
+    fn started(&self) -> usize {
+        self.count.saturating_sub(self.stopped)
+    }
+
+    /// The old machines that run (or should): each gives way to a new one.
+    fn old_running(&self) -> impl Iterator<Item = &Machine> {
+        self.old.iter().filter(|m| m.state != MachineState::Stopped)
+    }
+
+    /// The old machines that were stopped before the rollout: gone when it succeeds, left
+    /// as they are when it fails.
+    fn old_stopped(&self) -> impl Iterator<Item = &Machine> {
+        self.old.iter().filter(|m| m.state == MachineState::Stopped)
+    }
 }
 
 /// What a rollout needs.
@@ -110,6 +132,8 @@ pub struct Rollout<'a> {
 struct Changes {
     created: Vec<String>,
     stopped: Vec<String>,
+    /// Old machines stopped before the rollout began: destroyed only if it succeeds.
+    idle: Vec<String>,
     passed: Passed,
 }
 
@@ -136,8 +160,8 @@ impl Rollout<'_> {
         match result {
             Ok(()) => {
                 // The new release runs; the old machines that were stopped go for good.
-                for id in changes.stopped {
-                    let _ = self.runtime.act(self.app, &id, Action::Destroy).await;
+                for id in changes.stopped.iter().chain(&changes.idle) {
+                    let _ = self.runtime.act(self.app, id, Action::Destroy).await;
                 }
                 Ok(())
             }
@@ -209,10 +233,11 @@ impl Rollout<'_> {
 
     async fn immediate(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
         for group in groups {
-            for _ in 0..group.count {
+            for _ in 0..group.started() {
                 self.create(&group.spec, changes).await?;
             }
-            for old in &group.old {
+            self.create_stopped(group, changes).await?;
+            for old in group.old_running() {
                 let _ = self.runtime.act(self.app, &old.id, Action::Destroy).await;
             }
         }
@@ -222,13 +247,14 @@ impl Rollout<'_> {
     async fn bluegreen(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
         let mut new = BTreeSet::new();
         for group in groups {
-            for _ in 0..group.count {
+            for _ in 0..group.started() {
                 new.insert(self.create(&group.spec, changes).await?);
             }
         }
         self.wait_healthy(new, &mut changes.passed).await?;
         for group in groups {
-            for old in &group.old {
+            self.create_stopped(group, changes).await?;
+            for old in group.old_running() {
                 self.stop(&old.id, &group.spec, changes).await;
             }
         }
@@ -242,16 +268,13 @@ impl Rollout<'_> {
         canary: bool,
     ) -> Result<(), Failure> {
         for group in groups {
-            let batch = batch_size(self.max_unavailable, group.count);
-            let mut old = group.old.iter();
+            let started = group.started();
+            let batch = batch_size(self.max_unavailable, started);
+            let mut old = group.old_running();
             let mut made = 0;
             let mut first = canary;
-            while made < group.count {
-                let size = if first {
-                    1
-                } else {
-                    batch.min(group.count - made)
-                };
+            while made < started {
+                let size = if first { 1 } else { batch.min(started - made) };
                 first = false;
                 let mut new = BTreeSet::new();
                 for _ in 0..size {
@@ -269,7 +292,36 @@ impl Rollout<'_> {
             for machine in old {
                 self.stop(&machine.id, &group.spec, changes).await;
             }
+            self.create_stopped(group, changes).await?;
         }
+        Ok(())
+    }
+
+    /// Makes `group`'s stopped machines, in place of its old stopped ones (noted in
+    /// `changes.idle`, to go if the rollout succeeds).
+    async fn create_stopped(
+        &mut self,
+        group: &Group,
+        changes: &mut Changes,
+    ) -> Result<(), Failure> {
+        for _ in 0..group.stopped {
+            let machine = self
+                .runtime
+                .create_stopped(self.app, group.spec.clone())
+                .await
+                .map_err(|e| Failure::because(format!("could not create a machine: {e}")))?;
+            (self.progress)(
+                "rollout",
+                format!(
+                    "created machine {} ({}), stopped as the machine it replaces was",
+                    machine.id, group.spec.process_group
+                ),
+            );
+            changes.created.push(machine.id);
+        }
+        changes
+            .idle
+            .extend(group.old_stopped().map(|m| m.id.clone()));
         Ok(())
     }
 

@@ -56,19 +56,32 @@ fn id_for(seq: i64) -> String {
     format!("{scrambled:014x}")
 }
 
-/// Records a new machine that should be started.
+/// Records a new machine: one that should be started is `created` until its supervisor
+/// starts it; one that should not is `stopped` from the start (it replaces a stopped one).
 pub fn insert(
     conn: &Connection,
     path: &Path,
     app: &str,
     spec: &MachineSpec,
+    desired: Desired,
     now: &str,
 ) -> Result<Machine, StoreError> {
     let spec_json = serde_json::to_string(spec).unwrap_or_default();
+    let state = match desired {
+        Desired::Started => MachineState::Created,
+        Desired::Stopped | Desired::Destroyed => MachineState::Stopped,
+    };
     conn.execute(
         "INSERT INTO machines (id, app, process_group, spec, desired, state, created_at)
-         VALUES ('', ?1, ?2, ?3, 'started', 'created', ?4)",
-        params![app, spec.process_group, spec_json, now],
+         VALUES ('', ?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            app,
+            spec.process_group,
+            spec_json,
+            desired.as_str(),
+            state.as_str(),
+            now
+        ],
     )
     .map_err(sqlite(path))?;
     let seq = conn.last_insert_rowid();
@@ -82,7 +95,7 @@ pub fn insert(
         id,
         app: app.to_string(),
         process_group: spec.process_group.clone(),
-        state: MachineState::Created,
+        state,
         health: "unknown".into(),
         release_version: spec.release_version,
         pid: None,
