@@ -6,6 +6,9 @@
   * time to scale from 1 to 10 healthy machines and back to 1;
   * time for a rolling deploy of 10 machines.
 
+The daemon runs with `--smoke-time 0s`: the figures are lakefly's own work, not the
+10 s a deploy watches each new machine by default (flyctl's smoke checks).
+
 Usage: scripts/bench/deploy.py [--bin target/release]   (after `cargo build --release`)
 """
 
@@ -41,7 +44,7 @@ def main():
     lakefly, lakeflyd = os.path.join(args.bin, "lakefly"), os.path.join(args.bin, "lakeflyd")
     if not os.path.exists(lakefly):
         raise SystemExit(f"{lakefly} not found: run `cargo build --release` first")
-    d = Daemon(lakeflyd)
+    d = Daemon(lakeflyd, "--smoke-time", "0s")
     api = d.api
     work = tempfile.mkdtemp(prefix="lakefly-bench-apps-")
 

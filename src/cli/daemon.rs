@@ -79,6 +79,16 @@ pub struct RunArgs {
     /// Prune events older than this.
     #[arg(long, value_name = "DURATION", default_value = "720h")]
     pub events_max_age: crate::config::units::Duration,
+    /// How long a deploy's new machine must have run, from its start, before the old
+    /// machines it replaces stop (flyctl's smoke checks): one that crashes sooner, even
+    /// after passing its checks, fails the release. 0s: as soon as its checks pass.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        env = "LAKEFLYD_SMOKE_TIME"
+    )]
+    pub smoke_time: crate::config::units::Duration,
     /// With `auto_stop_machines`, a machine that served nothing this long stops.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub auto_stop_after: crate::config::units::Duration,

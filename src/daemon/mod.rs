@@ -61,6 +61,8 @@ pub struct Options {
     pub bundle_max_bytes: u64,
     /// Log lines kept per app.
     pub log_lines_per_app: u64,
+    /// How long a deploy's new machine must have run before old ones give way to it.
+    pub smoke_time: Duration,
     /// The API's certificate; none serves plain HTTP.
     pub api_tls: Vec<server_tls::TlsFiles>,
     /// Browser origins the API answers CORS requests from.
@@ -247,6 +249,7 @@ impl Daemon {
             finished: deploys,
             files_lock: Default::default(),
             in_flight: Default::default(),
+            smoke_time: options.smoke_time,
         };
         edge.reload_hostnames().await?;
         // Every app's current release is served again, ports included; what the last run
@@ -418,6 +421,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         events_max_age: args.events_max_age,
         bundle_max_bytes: args.bundle_max_bytes,
         log_lines_per_app: args.log_lines_per_app,
+        smoke_time: args.smoke_time.to_std(),
         api_tls: server_tls::TlsFiles::given(
             "API",
             args.api_tls_cert.as_slice(),

@@ -123,6 +123,11 @@ impl TestDaemon {
         if !extra.contains(&"--machine-ports") {
             command.args(["--machine-ports", &super::machine_ports()]);
         }
+        // A new machine counts once its checks pass: the 10 s a deploy watches it by
+        // default would add up over every test's deploys (tests/smoke_time.rs sets it).
+        if !extra.contains(&"--smoke-time") {
+            command.args(["--smoke-time", "0s"]);
+        }
         // Two edge threads whatever the cores (the default on two is one), so what they
         // share (routes, machines, per-thread upstream pools) is tested everywhere.
         if !extra.contains(&"--edge-threads") {

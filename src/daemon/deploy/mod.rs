@@ -161,6 +161,8 @@ pub struct Deployer {
     /// What is going on per app: releases rolling out (each with its cancel), other
     /// changes, apps being destroyed.
     pub in_flight: in_flight::InFlight,
+    /// How long a new machine must have run before the old machines it replaces stop.
+    pub smoke_time: Duration,
 }
 
 impl Deployer {
@@ -469,6 +471,7 @@ impl Deployer {
             runtime: &self.runtime,
             events: &mut events,
             wait_timeout,
+            smoke_time: self.smoke_time,
             max_unavailable,
             progress: &progress,
             cancel,

@@ -37,6 +37,8 @@ impl Deployer {
             runtime: &self.runtime,
             events: &mut events,
             wait_timeout,
+            // In place: no old machine waits to be stopped (as `fly apps restart`).
+            smoke_time: std::time::Duration::ZERO,
             max_unavailable: 1.0,
             progress: &progress,
             cancel: &mut super::in_flight::Cancel::never(),

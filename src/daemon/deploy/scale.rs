@@ -111,6 +111,8 @@ impl Deployer {
                     runtime: &self.runtime,
                     events: &mut events,
                     wait_timeout: DEFAULT_WAIT_TIMEOUT,
+                    // Added beside the machines that run: none stops for them.
+                    smoke_time: std::time::Duration::ZERO,
                     max_unavailable: DEFAULT_MAX_UNAVAILABLE,
                     progress: &progress,
                     cancel: &mut super::in_flight::Cancel::never(),

@@ -1,0 +1,125 @@
+//! `lakeflyd --smoke-time`: a deploy's new machine must have run that long, from its
+//! start, before the old machine it replaces stops (flyctl's smoke checks). A release
+//! whose machine passes its check and crashes a second later fails, and the old machine
+//! runs on; before, the rollout ended as the check passed, the old machine stopped, and
+//! the app was left crashing.
+
+mod common;
+
+use std::path::Path;
+
+use common::daemon::TestDaemon;
+use common::files::app_with;
+use serde_json::Value;
+
+/// Serves 200 on `$PORT`; in `MODE=crash-soon` it exits 1 a second and a half after
+/// answering its first request (the health check).
+const APP: &str = r#"import os, threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+        if os.environ.get("MODE") == "crash-soon":
+            threading.Timer(1.5, lambda: os._exit(1)).start()
+    def log_message(self, *a): pass
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+const CONFIG: &str = r#"app = "smoke"
+kill_signal = "SIGTERM"
+[processes]
+  web = "python3 app.py"
+[http_service]
+  internal_port = 8080
+  processes = ["web"]
+  [[http_service.checks]]
+    interval = "1s"
+    timeout = "1s"
+    path = "/"
+"#;
+
+/// A daemon watching new machines for `smoke_time`, with release 1 of the app deployed;
+/// the `-c` argument for the app.
+fn deployed(temp: &Path, smoke_time: &str) -> (TestDaemon, String) {
+    let d = TestDaemon::start_in(&temp.join("state"), &["--smoke-time", smoke_time]);
+    let app = app_with(temp, "smoke", &[("app.py", APP), ("fly.toml", CONFIG)]);
+    let config = app.join("fly.toml").to_str().unwrap().to_string();
+    d.cli(Path::new("."), &["deploy", "-c", &config])
+        .expect_code(0);
+    (d, config)
+}
+
+fn machines(d: &TestDaemon) -> Vec<Value> {
+    let status = d
+        .cli(Path::new("."), &["status", "-a", "smoke", "--json"])
+        .expect_code(0)
+        .json();
+    status["machines"].as_array().unwrap().clone()
+}
+
+/// When the event of `kind` about `machine` was recorded, as milliseconds.
+fn event_time(events: &[Value], kind: &str, machine: &Value) -> i64 {
+    let event = (events.iter())
+        .find(|e| e["kind"] == kind && e["data"]["machine"] == *machine)
+        .unwrap_or_else(|| panic!("no {kind} event of {machine}: {events:?}"));
+    let time = event["time"].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(time)
+        .unwrap()
+        .timestamp_millis()
+}
+
+#[test]
+fn a_machine_that_crashes_within_the_smoke_time_fails_the_deploy() {
+    let temp = tempfile::tempdir().unwrap();
+    let (mut d, config) = deployed(temp.path(), "0s");
+    d.stop();
+    // Long enough for the crash to come within it under any load; the failure ends it.
+    let d = TestDaemon::start_in(&temp.path().join("state"), &["--smoke-time", "60s"]);
+    let before = machines(&d);
+
+    let v2 = ["deploy", "-c", &config, "-e", "MODE=crash-soon"];
+    let run = d.cli(Path::new("."), &v2).expect_code(7);
+    assert!(
+        run.stderr.contains("is healthy")
+            && run.stderr.contains("after it passed its checks")
+            && run.stderr.contains("exited with code 1")
+            && run.stderr.contains("release v1 keeps running"),
+        "{}",
+        run.stderr
+    );
+    let after = machines(&d);
+    assert_eq!(common::machine_ids(&after), common::machine_ids(&before));
+    assert_eq!(after[0]["state"], "started", "{after:?}");
+    assert_eq!(after[0]["release_version"], 1, "{after:?}");
+}
+
+#[test]
+fn the_old_machine_stops_only_once_the_new_one_has_run_the_smoke_time() {
+    let temp = tempfile::tempdir().unwrap();
+    let (d, config) = deployed(temp.path(), "4s");
+    let old = machines(&d)[0]["id"].clone();
+
+    d.cli(Path::new("."), &["deploy", "-c", &config, "-e", "V=2"])
+        .expect_code(0);
+    let new = machines(&d)[0]["id"].clone();
+    assert_ne!(new, old);
+    let events = d
+        .cli(
+            Path::new("."),
+            &["events", "--no-tail", "-a", "smoke", "--json"],
+        )
+        .expect_code(0);
+    let events: Vec<Value> = (events.stdout.lines())
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let ran =
+        event_time(&events, "machine.stopped", &old) - event_time(&events, "machine.started", &new);
+    assert!(
+        ran >= 4000,
+        "the old machine stopped {ran} ms after the new one started"
+    );
+}
