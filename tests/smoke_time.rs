@@ -9,24 +9,20 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::app_with;
+use common::files::{app_with, OK_PY};
 use serde_json::Value;
 
 /// Serves 200 on `$PORT`; in `MODE=crash-soon` it exits 1 a second and a half after
 /// answering its first request (the health check).
 const APP: &str = r#"import os, threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from ok import Ok, serve
 
-class H(BaseHTTPRequestHandler):
+class CrashSoon(Ok):
     def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-        if os.environ.get("MODE") == "crash-soon":
-            threading.Timer(1.5, lambda: os._exit(1)).start()
-    def log_message(self, *a): pass
+        super().do_GET()
+        threading.Timer(1.5, lambda: os._exit(1)).start()
 
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+serve(CrashSoon if os.environ.get("MODE") == "crash-soon" else Ok)
 "#;
 
 const CONFIG: &str = r#"app = "smoke"
@@ -42,14 +38,21 @@ kill_signal = "SIGTERM"
     path = "/"
 "#;
 
-/// A daemon watching new machines for `smoke_time`, with release 1 of the app deployed;
-/// the `-c` argument for the app.
+/// A daemon watching new machines for `smoke_time`, with release 1 of the app deployed
+/// (by one that did not, so it takes no time); the `-c` argument for the app.
 fn deployed(temp: &Path, smoke_time: &str) -> (TestDaemon, String) {
-    let d = TestDaemon::start_in(&temp.join("state"), &["--smoke-time", smoke_time]);
-    let app = app_with(temp, "smoke", &[("app.py", APP), ("fly.toml", CONFIG)]);
+    let state = temp.join("state");
+    let mut d = TestDaemon::start_in(&state, &[]);
+    let app = app_with(
+        temp,
+        "smoke",
+        &[OK_PY, ("app.py", APP), ("fly.toml", CONFIG)],
+    );
     let config = app.join("fly.toml").to_str().unwrap().to_string();
     d.cli(Path::new("."), &["deploy", "-c", &config])
         .expect_code(0);
+    d.stop();
+    let d = TestDaemon::start_in(&state, &["--smoke-time", smoke_time]);
     (d, config)
 }
 
@@ -61,9 +64,9 @@ fn machines(d: &TestDaemon) -> Vec<Value> {
     status["machines"].as_array().unwrap().clone()
 }
 
-/// When the event of `kind` about `machine` was recorded, as milliseconds.
+/// When the last event of `kind` about `machine` was recorded, as milliseconds.
 fn event_time(events: &[Value], kind: &str, machine: &Value) -> i64 {
-    let event = (events.iter())
+    let event = (events.iter().rev())
         .find(|e| e["kind"] == kind && e["data"]["machine"] == *machine)
         .unwrap_or_else(|| panic!("no {kind} event of {machine}: {events:?}"));
     let time = event["time"].as_str().unwrap();
@@ -75,10 +78,8 @@ fn event_time(events: &[Value], kind: &str, machine: &Value) -> i64 {
 #[test]
 fn a_machine_that_crashes_within_the_smoke_time_fails_the_deploy() {
     let temp = tempfile::tempdir().unwrap();
-    let (mut d, config) = deployed(temp.path(), "0s");
-    d.stop();
     // Long enough for the crash to come within it under any load; the failure ends it.
-    let d = TestDaemon::start_in(&temp.path().join("state"), &["--smoke-time", "60s"]);
+    let (d, config) = deployed(temp.path(), "60s");
     let before = machines(&d);
 
     let v2 = ["deploy", "-c", &config, "-e", "MODE=crash-soon"];
@@ -122,4 +123,19 @@ fn the_old_machine_stops_only_once_the_new_one_has_run_the_smoke_time() {
         ran >= 4000,
         "the old machine stopped {ran} ms after the new one started"
     );
+}
+
+#[test]
+fn smoke_checks_false_counts_a_machine_once_its_checks_pass() {
+    let temp = tempfile::tempdir().unwrap();
+    let (d, config) = deployed(temp.path(), "60s");
+
+    let v2 = ["deploy", "-c", &config, "-e", "V=2", "--smoke-checks=false"];
+    let run = d.cli(Path::new("."), &v2).expect_code(0);
+    assert!(
+        run.stderr.contains("is healthy") && !run.stderr.contains("stays up"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(machines(&d)[0]["release_version"], 2);
 }

@@ -324,6 +324,10 @@ pub struct DeployRequest {
     /// `[env]` left its built files (`deploy --rebuild`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebuild: bool,
+    /// Count a new machine once its checks pass, without watching it for the daemon's
+    /// `--smoke-time` first (`deploy --smoke-checks=false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_smoke_checks: bool,
 }
 
 /// A release as `releases` lists it.

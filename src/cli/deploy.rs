@@ -44,6 +44,11 @@ pub struct DeployArgs {
     /// Give a Dockerfile `ARG` a value for this release, over `[build.args]` (repeatable).
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub build_args: Vec<(String, String)>,
+    /// Watch each new machine for lakeflyd's `--smoke-time` (10 s by default) from its
+    /// start, checks passed, before old machines stop: one that crashes meanwhile fails
+    /// the release. `--smoke-checks=false` counts it once its checks pass, as flyctl's.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub smoke_checks: Option<bool>,
     /// How long `release_command` may run (overrides `[deploy]
     /// release_command_timeout`).
     #[arg(long, value_name = "DURATION", value_parser = above_zero("10m", "release_command_timeout"))]
@@ -313,6 +318,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             wait_timeout: args.wait_timeout,
             description: None,
             rebuild: args.rebuild,
+            skip_smoke_checks: args.smoke_checks == Some(false),
         };
         let version = api.deploy(&app, &request).await?;
         match stream {

@@ -62,6 +62,7 @@ impl Deployer {
                 wait_timeout: None,
                 description: Some(format!("rollback to v{version}")),
                 rebuild: false,
+                skip_smoke_checks: false,
             },
         )
         .await
@@ -85,6 +86,7 @@ impl Deployer {
             wait_timeout: None,
             description: Some(description),
             rebuild: false,
+            skip_smoke_checks: false,
         };
         self.start(app, request).await.map(Some)
     }

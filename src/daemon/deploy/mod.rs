@@ -128,6 +128,16 @@ pub(super) struct Current {
     pub files: u64,
 }
 
+/// How a release rolls out: its strategy, and how long it waits for each new machine.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    strategy: Strategy,
+    /// How long a new machine has to pass its checks.
+    wait_timeout: Duration,
+    /// How long a new machine must have run before the old ones it replaces stop.
+    smoke_time: Duration,
+}
+
 /// Starts and runs releases.
 #[derive(Clone)]
 pub struct Deployer {
@@ -274,6 +284,14 @@ impl Deployer {
             .map(|d| d.to_std())
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_WAIT_TIMEOUT);
+        let pace = Pace {
+            strategy,
+            wait_timeout,
+            smoke_time: match req.skip_smoke_checks {
+                true => Duration::ZERO,
+                false => self.smoke_time,
+            },
+        };
         let deployer = self.clone();
         let app = app.to_string();
         let files = Files {
@@ -282,14 +300,7 @@ impl Deployer {
         };
         tokio::spawn(async move {
             let outcome = deployer
-                .pipeline(
-                    &app,
-                    &mut registration,
-                    &req.config,
-                    &files,
-                    strategy,
-                    wait_timeout,
-                )
+                .pipeline(&app, &mut registration, &req.config, &files, pace)
                 .await;
             // The release's jobs are in place before it is recorded complete: a client
             // that sees the release live can trigger them at once.
@@ -352,8 +363,7 @@ impl Deployer {
         release: &mut in_flight::Registration,
         cfg: &AppConfig,
         files: &Files,
-        strategy: Strategy,
-        wait_timeout: Duration,
+        pace: Pace,
     ) -> Result<(), Failure> {
         let (version, cancel) = (release.version(), &mut release.cancel);
         let fail = Failure::because;
@@ -470,13 +480,13 @@ impl Deployer {
             app,
             runtime: &self.runtime,
             events: &mut events,
-            wait_timeout,
-            smoke_time: self.smoke_time,
+            wait_timeout: pace.wait_timeout,
+            smoke_time: pace.smoke_time,
             max_unavailable,
             progress: &progress,
             cancel,
         }
-        .run(strategy, groups)
+        .run(pace.strategy, groups)
         .await;
         if outcome.is_ok() {
             for machine in dropped {

@@ -304,6 +304,7 @@ impl Deployer {
             wait_timeout: None,
             description: Some(description(&group)),
             rebuild: false,
+            skip_smoke_checks: false,
         };
         let release = Some(self.start(app, request).await?);
         Ok(Resized {
