@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::app_with;
+use common::files::{app_with, OK_PY};
 use common::Run;
 use serde_json::Value;
 
@@ -22,14 +22,7 @@ use serde_json::Value;
 /// (`$SHARED/old-stopping`), then exits 1; the old one (`MODE=ok`) stops only once the
 /// daemon has recorded that exit, so the crash comes before the rollout's end.
 const APP: &str = r#"import json, os, sys, time, threading, signal, urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a): pass
+from ok import serve
 
 first = False
 if os.environ.get("MODE") == "crash":
@@ -64,14 +57,13 @@ def stop_once_the_crash_is_recorded(*_):
         time.sleep(0.05)
     os._exit(0)
 
-server = HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
 if first:
     threading.Thread(target=crash_when_second_starts, daemon=True).start()
 if os.environ.get("MODE") == "crash-when-old-stops":
     threading.Thread(target=crash_when_old_stops, daemon=True).start()
 if os.environ.get("MODE") == "ok" and "SHARED" in os.environ:
     signal.signal(signal.SIGTERM, stop_once_the_crash_is_recorded)
-server.serve_forever()
+serve()
 "#;
 
 const CONFIG: &str = r#"app = "smoke"
@@ -93,7 +85,11 @@ kill_timeout = "60s"
 
 /// An app dir running [`APP`] under [`CONFIG`], and the `-c` argument for it.
 fn smoke_app(root: &Path) -> String {
-    let app = app_with(root, "smoke", &[("app.py", APP), ("fly.toml", CONFIG)]);
+    let app = app_with(
+        root,
+        "smoke",
+        &[OK_PY, ("app.py", APP), ("fly.toml", CONFIG)],
+    );
     app.join("fly.toml").to_str().unwrap().to_string()
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::daemon::TestDaemon;
-use common::files::app_with;
+use common::files::{app_with, OK_PY};
 use common::process::alive;
 use common::{lakefly, lakefly_spawn, machine_ids, Run};
 use serde_json::Value;
@@ -21,14 +21,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// its pid into `$MARKS` and wait for `$MARKS/go` before it exits, as an app finishing
 /// its work would: the daemon's stop takes as long as the test wants.
 const APP: &str = r#"import os, signal, sys, time
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a): pass
+from ok import serve
 
 def slow_stop(*_):
     marks = os.environ["MARKS"]
@@ -41,7 +34,7 @@ def slow_stop(*_):
 
 if os.environ.get("SLOW_STOP"):
     signal.signal(signal.SIGTERM, slow_stop)
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+serve()
 "#;
 
 /// `app`'s config; `[env]` is the test's to add with `deploy -e`.
@@ -64,7 +57,11 @@ kill_timeout = "60s"
 
 /// A directory for `app` under `root`, and its marks directory.
 fn setup(root: &Path, app: &str) -> (PathBuf, PathBuf) {
-    let dir = app_with(root, app, &[("app.py", APP), ("fly.toml", &config(app))]);
+    let dir = app_with(
+        root,
+        app,
+        &[OK_PY, ("app.py", APP), ("fly.toml", &config(app))],
+    );
     let marks = root.join("marks");
     std::fs::create_dir_all(&marks).unwrap();
     (dir, marks)

@@ -1355,19 +1355,14 @@ fn ctrl_c_stops_following_but_not_the_release() {
 /// An app that also binds a fixed metrics port: the second machine of its group cannot.
 const METERED_APP: &str = r#"
 import os
-from http.server import BaseHTTPRequestHandler, HTTPServer
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a): pass
+from http.server import HTTPServer
+from ok import Ok, serve
 try:
-    metrics = HTTPServer(("127.0.0.1", int(os.environ["METRICS_PORT"])), H)
+    metrics = HTTPServer(("127.0.0.1", int(os.environ["METRICS_PORT"])), Ok)
 except OSError:
     if os.environ.get("TOLERANT") != "1":
         raise
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+serve()
 "#;
 
 #[test]
@@ -1386,7 +1381,11 @@ fn more_machines_than_a_port_of_their_own_allows_are_explained() {
     let app = app_with(
         temp.path(),
         "metered",
-        &[("fly.toml", &config(false)), ("app.py", METERED_APP)],
+        &[
+            ("fly.toml", &config(false)),
+            ("app.py", METERED_APP),
+            common::files::OK_PY,
+        ],
     );
     deploy(&d, &app, &[]).expect_code(0);
     let note = format!("each machine of group app binds port {metrics} (metrics[0]) itself");

@@ -9,20 +9,13 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::app_with;
+use common::files::{app_with, OK_PY};
 use serde_json::Value;
 
 /// Serves 200 on `$PORT`. In `MODE=second-crashes` the release's first machine serves
 /// and every later one exits 1 at once (the marker is in the release's shared directory).
 const APP: &str = r#"import os, sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a): pass
+from ok import serve
 
 if os.environ.get("MODE") == "second-crashes":
     try:
@@ -31,7 +24,7 @@ if os.environ.get("MODE") == "second-crashes":
         print("not the first machine: crashing", flush=True)
         sys.exit(1)
 
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+serve()
 "#;
 
 const CONFIG: &str = r#"app = "idle"
@@ -53,7 +46,11 @@ kill_signal = "SIGTERM"
 /// A daemon with release 1 of the app on `count` machines, the first of them stopped;
 /// the `-c` argument for the app and the machines' ids as they were.
 fn one_of_n_stopped(d: &TestDaemon, root: &Path, count: usize) -> (String, Vec<Value>) {
-    let app = app_with(root, "idle", &[("app.py", APP), ("fly.toml", CONFIG)]);
+    let app = app_with(
+        root,
+        "idle",
+        &[OK_PY, ("app.py", APP), ("fly.toml", CONFIG)],
+    );
     let config = app.join("fly.toml").to_str().unwrap().to_string();
     let here = Path::new(".");
     d.cli(here, &["deploy", "-c", &config]).expect_code(0);

@@ -44,6 +44,26 @@ pub fn edit_file(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replace(from, to)).unwrap();
 }
 
+/// `ok.py`, for a test app's `app.py` to import: `Ok`, a handler that answers every GET
+/// with 200 "ok" and logs nothing, and `serve(handler)`, which serves one on `$PORT` until
+/// the process ends.
+pub const OK_PY: (&str, &str) = (
+    "ok.py",
+    r#"import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Ok(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+
+def serve(handler=Ok):
+    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), handler).serve_forever()
+"#,
+);
+
 /// A directory `name` under `root` holding `files` (name and text).
 pub fn app_with(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let app = root.join(name);
