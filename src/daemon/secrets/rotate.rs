@@ -31,8 +31,16 @@ pub fn open_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> 
 fn checked_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> {
     let key_path = credential_path().unwrap_or_else(|| state_dir.join(KEY_FILE));
     // `load` makes a key when there is none: right for a new state, not for one whose
-    // secrets were sealed with a key that has gone.
+    // secrets were sealed with a key that has gone (none is made then, not even for a
+    // moment: the log would say one was created).
     let had_key = key_path.exists();
+    if !had_key
+        && !store
+            .run_blocking(|conn, path| super::sealed_rows(conn, path))?
+            .is_empty()
+    {
+        return Err(KeyError::Missing(key_path));
+    }
     let key = MasterKey::load(state_dir)?;
     let next_path = state_dir.join(NEXT_FILE);
     let Some(check) = store.run_blocking(read_check)? else {
@@ -61,17 +69,11 @@ fn checked_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> {
         }
     }
     if !had_key {
-        let sealed = store.run_blocking(|conn, path| super::sealed_rows(conn, path))?;
-        if sealed.is_empty() {
-            // Nothing was sealed with the lost key: the new one serves as well.
-            tracing::warn!(path = %key_path.display(), "the master key was missing; no secret is stored, so a new key is used");
-            let check = key.seal(&Secret::new(CHECK.to_vec()));
-            store.run_blocking(move |conn, path| write_check(conn, path, &check))?;
-            return Ok(key);
-        }
-        // The key just made opens nothing; left there, it would be taken for the one lost.
-        remove_if_present(&key_path)?;
-        return Err(KeyError::Missing(key_path));
+        // Nothing was sealed with the lost key (see above): the new one serves as well.
+        tracing::warn!(path = %key_path.display(), "the master key was missing; no secret is stored, so a new key is used");
+        let check = key.seal(&Secret::new(CHECK.to_vec()));
+        store.run_blocking(move |conn, path| write_check(conn, path, &check))?;
+        return Ok(key);
     }
     Err(KeyError::WrongKey(key_path))
 }
@@ -365,6 +367,25 @@ mod tests {
             ));
             assert!(!key_file.exists(), "a made-up key left behind");
         }
+    }
+
+    #[test]
+    fn a_lost_key_of_a_state_from_before_key_checks_is_missing_too() {
+        let (dir, store) = setup();
+        set_secrets(&store, dir.path());
+        store
+            .run_blocking(|conn, path| {
+                conn.execute_batch("DELETE FROM meta WHERE key = 'key_check'")
+                    .map_err(sqlite(path))
+            })
+            .expect("an older state");
+        let key_file = dir.path().join(KEY_FILE);
+        std::fs::remove_file(&key_file).expect("remove");
+        assert!(matches!(
+            open_key(&store, dir.path()),
+            Err(KeyError::Missing(path)) if path == key_file
+        ));
+        assert!(!key_file.exists(), "a made-up key left behind");
     }
 
     #[test]
