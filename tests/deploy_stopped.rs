@@ -140,3 +140,21 @@ fn a_failed_deploy_leaves_a_stopped_machine_stopped() {
         assert_eq!(now["release_version"], 1, "{after:?}");
     }
 }
+
+#[test]
+fn a_deploy_of_an_app_whose_machines_are_all_stopped_starts_none_and_says_so() {
+    let d = TestDaemon::start();
+    let temp = tempfile::tempdir().unwrap();
+    let (config, _) = one_of_n_stopped(&d, temp.path(), 1);
+
+    let run = d.cli(Path::new("."), &["deploy", "-c", &config, "-e", "V=2"]);
+    let run = run.expect_code(0);
+    assert!(
+        run.stderr.contains("no machine of this release has run yet"),
+        "{}",
+        run.stderr
+    );
+    let after = machines(&d);
+    assert_eq!(states(&after), ["stopped"], "{after:?}");
+    assert_eq!(after[0]["release_version"], 2, "{after:?}");
+}

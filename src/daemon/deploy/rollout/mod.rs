@@ -75,6 +75,8 @@ pub struct Rollout<'a> {
 #[derive(Default)]
 struct Changes {
     created: Vec<String>,
+    /// Of `created`, those made stopped.
+    created_stopped: usize,
     stopped: Vec<String>,
     /// Old machines stopped before the rollout began: destroyed only if it succeeds.
     idle: Vec<String>,
@@ -106,6 +108,15 @@ impl Rollout<'_> {
                 // The new release runs; the old machines that were stopped go for good.
                 for id in changes.stopped.iter().chain(&changes.idle) {
                     let _ = self.runtime.act(self.app, id, Action::Destroy).await;
+                }
+                if changes.created_stopped > 0 && changes.created_stopped == changes.created.len() {
+                    (self.progress)(
+                        "rollout",
+                        "no machine of this release has run yet: each replaces a stopped one \
+                         and stays stopped until started (`lakefly machines start`, or a \
+                         request with auto_start_machines), unchecked until then"
+                            .into(),
+                    );
                 }
                 Ok(())
             }
@@ -262,6 +273,7 @@ impl Rollout<'_> {
                 ),
             );
             changes.created.push(machine.id);
+            changes.created_stopped += 1;
         }
         changes
             .idle
