@@ -150,7 +150,8 @@ fn a_deploy_of_an_app_whose_machines_are_all_stopped_starts_none_and_says_so() {
     let run = d.cli(Path::new("."), &["deploy", "-c", &config, "-e", "V=2"]);
     let run = run.expect_code(0);
     assert!(
-        run.stderr.contains("no machine of this release has run yet"),
+        run.stderr
+            .contains("no machine of this release has run yet"),
         "{}",
         run.stderr
     );

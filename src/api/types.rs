@@ -371,87 +371,6 @@ pub struct CancelRequest {
     pub version: Option<u64>,
 }
 
-/// `POST /v1/apps/{app}/machines/{id}/exec`: a command to run once in the machine's
-/// environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecRequest {
-    /// A shell command line (`/bin/sh -c`).
-    pub command: String,
-    /// How long it may run before its processes are killed (default 1m, at most 1h).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Duration>,
-    /// What the command reads on its standard input (base64 on the wire), at most
-    /// [`ExecRequest::MAX_STDIN`] bytes; without it the command reads nothing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "super::base64_bytes"
-    )]
-    pub stdin: Option<Vec<u8>>,
-}
-
-impl ExecRequest {
-    /// How long a command may run when the request does not say.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-    /// The longest a command may be given: exec is for a migration or a look around, not
-    /// for a process that should be a machine or a job.
-    pub const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-    /// The most standard input a request carries: a script or a small dump, not a file
-    /// transfer (files go out with the release).
-    pub const MAX_STDIN: usize = 16 * 1024 * 1024;
-
-    /// The time limit the command runs under.
-    pub fn time_limit(&self) -> Duration {
-        self.timeout.unwrap_or(Self::DEFAULT_TIMEOUT)
-    }
-}
-
-/// How an exec'd command ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecEnd {
-    /// Its exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// The signal that ended it (`SIGKILL`), when one did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signal: Option<String>,
-    /// Whether it was killed at its time limit.
-    pub timed_out: bool,
-}
-
-/// How an exec'd command ended, and what it wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecResult {
-    /// How it ended.
-    #[serde(flatten)]
-    pub end: ExecEnd,
-    /// Its standard output (lossy UTF-8), up to a limit.
-    pub stdout: String,
-    /// Its standard error (lossy UTF-8), up to a limit.
-    pub stderr: String,
-    /// Whether either stream went past the limit and was cut.
-    pub truncated: bool,
-}
-
-/// The media type of an exec answered as it runs, a JSON [`ExecEvent`] a line: what the
-/// client asks for in `Accept` and the daemon answers in `Content-Type`.
-pub const NDJSON: &str = "application/x-ndjson";
-
-/// One line of an exec answered as it runs (`Accept: application/x-ndjson`): the
-/// command's output as it writes it (lossy UTF-8, never a character split), then how it
-/// ended, or why it could not run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecEvent {
-    /// Written to its standard output.
-    Stdout(String),
-    /// Written to its standard error.
-    Stderr(String),
-    /// It ended; the last line.
-    End(ExecEnd),
-    /// It could not be run or waited for; the last line.
-    Error(String),
-}
-
 /// A secret's value on the wire: a string that never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretValue(pub crate::secret::Secret);
@@ -603,6 +522,7 @@ impl Event {
 /// a reader pages on with `since` set to the last id it got.
 pub const MAX_EVENTS_PAGE: usize = 10_000;
 
+pub use super::exec::{ExecEnd, ExecEvent, ExecRequest, ExecResult, NDJSON};
 /// Event kinds the daemon emits.
 pub use super::kind;
 pub use super::scale::{
