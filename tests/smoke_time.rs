@@ -139,3 +139,43 @@ fn smoke_checks_false_counts_a_machine_once_its_checks_pass() {
     );
     assert_eq!(machines(&d)[0]["release_version"], 2);
 }
+
+#[test]
+fn a_release_cancelled_while_its_machine_is_watched_fails_at_once() {
+    let temp = tempfile::tempdir().unwrap();
+    // Long enough that only the cancel ends the watch.
+    let (d, config) = deployed(temp.path(), "10m");
+    let before = machines(&d);
+    let here = Path::new(".");
+
+    d.cli(here, &["deploy", "-c", &config, "-e", "V=2", "--detach"])
+        .expect_code(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let progress = [
+            "events",
+            "--no-tail",
+            "-a",
+            "smoke",
+            "--kind",
+            "deploy.progress",
+        ];
+        let said = d.cli(here, &progress).expect_code(0).stdout;
+        if said.contains("stays up: ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{said}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let cancelled = d
+        .cli(here, &["releases", "cancel", "-a", "smoke"])
+        .expect_code(0);
+    assert!(
+        cancelled.stderr.contains("release v2 failed: cancelled"),
+        "{}",
+        cancelled.stderr
+    );
+    let after = machines(&d);
+    assert_eq!(common::machine_ids(&after), common::machine_ids(&before));
+    assert_eq!(after[0]["state"], "started", "{after:?}");
+}
