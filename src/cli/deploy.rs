@@ -146,14 +146,14 @@ fn parse_max_unavailable(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A timeout flag's parser: a duration above zero (nothing finishes within none); `example`
-/// and `key` go into the error.
+/// A timeout flag's parser: a duration above zero (nothing finishes within none), or whole
+/// seconds as flyctl takes them; `example` and `key` go into the error.
 fn above_zero(
     example: &'static str,
     key: &'static str,
 ) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
     move |s| {
-        let timeout: Duration = s.parse().map_err(|e| format!("{e}"))?;
+        let timeout = Duration::parse_flag(s).map_err(|e| format!("{e}"))?;
         if timeout.as_millis() == 0 {
             return Err(format!(
                 "must be above zero, e.g. {example} (default: [deploy] {key}, else 5m)"
@@ -435,5 +435,21 @@ fn runnable(mut config: AppConfig, dir: &Path, path: &Path) -> Result<AppConfig,
             group,
             why,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_durations_or_seconds_and_never_zero() {
+        let parse = above_zero("2m", "wait_timeout");
+        assert_eq!(parse("300").unwrap(), Duration::from_millis(300_000));
+        assert_eq!(parse("5m0s").unwrap(), Duration::from_millis(300_000));
+        assert_eq!(parse("90s").unwrap(), Duration::from_millis(90_000));
+        assert!(parse("0").unwrap_err().contains("must be above zero"));
+        assert!(parse("0s").unwrap_err().contains("must be above zero"));
+        assert!(parse("soon").is_err());
     }
 }

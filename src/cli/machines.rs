@@ -75,7 +75,8 @@ pub enum MachinesCommand {
     Exec {
         /// Machine id.
         id: String,
-        /// How long it may run before it and what it started are killed (at most 1h).
+        /// How long it may run before it and what it started are killed (at most 1h; a
+        /// bare number is seconds, as flyctl's `--timeout 30`).
         #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = exec_timeout)]
         timeout: Duration,
         /// Give the command lakefly's standard input, read to its end first (a script,
@@ -308,9 +309,10 @@ pub(super) fn read_stdin() -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
-/// `--timeout`: a duration above zero, at most [`ExecRequest::MAX_TIMEOUT`].
+/// `--timeout`: a duration (or whole seconds, as flyctl's) above zero, at most
+/// [`ExecRequest::MAX_TIMEOUT`].
 fn exec_timeout(text: &str) -> Result<Duration, String> {
-    let timeout: Duration = text.parse().map_err(|e| format!("{e}"))?;
+    let timeout = Duration::parse_flag(text).map_err(|e| format!("{e}"))?;
     if timeout.as_millis() == 0 || timeout > ExecRequest::MAX_TIMEOUT {
         return Err(format!(
             "give a duration above zero and at most {}",

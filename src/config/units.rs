@@ -37,6 +37,15 @@ impl Duration {
     pub const fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_millis(self.millis)
     }
+
+    /// A timeout flag as flyctl reads one: a duration (`90s`, `5m0s`), or whole seconds
+    /// (`300`), which its flags took before they took durations.
+    pub fn parse_flag(s: &str) -> Result<Self, UnitError> {
+        match s.trim().parse::<u64>() {
+            Ok(seconds) => Ok(Duration::from_secs(seconds)),
+            Err(_) => s.parse(),
+        }
+    }
 }
 
 /// Why a duration or size string could not be read.
