@@ -1,7 +1,7 @@
 //! `lakefly deploy`: validate, pack, upload what the daemon lacks, start the release, and
 //! follow it live until it is complete (exit 0) or failed (exit 7, previous release kept).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -71,6 +71,10 @@ pub struct DeployArgs {
     /// CPUs of every group's machines for this release, over fly.toml's.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub vm_cpus: Option<u32>,
+    /// Read this Dockerfile for this release, over `[build] dockerfile` (a path from the
+    /// current directory, inside the app directory: `Dockerfile.production`), as flyctl's.
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<PathBuf>,
     /// flyctl's: two machines per group on a first deploy. lakefly starts one, as
     /// `--ha=false` asks; `--ha=true` is refused with the way to run two.
     #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = one_machine_per_group)]
@@ -167,7 +171,7 @@ fn above_zero(
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     let out = global.output();
     let path = global.config_path();
-    let (config, report) = crate::config::load(path)?.into_valid()?;
+    let (mut config, report) = crate::config::load(path)?.into_valid()?;
     if report.warnings().next().is_some() && !out.json {
         out.note(crate::output::error::render_report(&report).trim_end());
     }
@@ -179,6 +183,10 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
             config: Some(path.to_path_buf()),
         })?;
     let dir = crate::config::app_dir(path).to_path_buf();
+    if let Some(dockerfile) = &args.dockerfile {
+        let within = within_app_dir(dockerfile, &dir)?;
+        config.build.get_or_insert_with(Default::default).dockerfile = Some(within);
+    }
     let mut config = runnable(config, &dir, path)?;
     overrides(&mut config, &args, &out);
     if (args.remote_only || args.local_only) && !out.json {
@@ -354,6 +362,35 @@ fn too_large(dir: &Path, size: u64, max: u64, daemon: &str) -> Error {
             )),
         },
     })
+}
+
+/// `--dockerfile`'s file as `[build] dockerfile` names one: its path within the app
+/// directory `dir`, the only files a release has.
+fn within_app_dir(dockerfile: &Path, dir: &Path) -> Result<String, Error> {
+    let flag = "--dockerfile";
+    let found = std::fs::canonicalize(dockerfile).map_err(|e| Error::BadFlag {
+        flag,
+        message: format!("{}: {e}", dockerfile.display()),
+        hint: "give the Dockerfile's path from the current directory".into(),
+    })?;
+    let app_dir = std::fs::canonicalize(dir).map_err(|e| Error::io("read", dir, e))?;
+    match found.strip_prefix(&app_dir) {
+        Ok(within) if found.is_file() => Ok(within.to_string_lossy().into_owned()),
+        Ok(_) => Err(Error::BadFlag {
+            flag,
+            message: format!("{} is not a file", dockerfile.display()),
+            hint: "give the Dockerfile's path, not its directory's".into(),
+        }),
+        Err(_) => Err(Error::BadFlag {
+            flag,
+            message: format!(
+                "{} is outside the app directory {}",
+                dockerfile.display(),
+                app_dir.display()
+            ),
+            hint: "a release holds only the app directory's files: put the Dockerfile there".into(),
+        }),
+    }
 }
 
 /// `--env` over `[env]` and `--build-arg` over `[build.args]`, for this release only.

@@ -77,7 +77,9 @@ impl Error {
                 "see its log: {}; or run one yourself with `lakeflyd` and pass --remote",
                 log.display()
             )),
-            Error::BadScale { hint, .. } | Error::BadSecretInput { hint, .. } => Some(hint.clone()),
+            Error::BadScale { hint, .. }
+            | Error::BadSecretInput { hint, .. }
+            | Error::BadFlag { hint, .. } => Some(hint.clone()),
             Error::StdinTooLarge { .. } => Some(
                 "ship larger files with the release (they are in its directory), or have the command fetch them".into(),
             ),

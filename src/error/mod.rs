@@ -285,6 +285,17 @@ pub enum Error {
         hint: String,
     },
 
+    /// A flag's value does not fit what it names (a file outside the app directory).
+    #[error("{flag} {message}")]
+    BadFlag {
+        /// The flag, as written (`--dockerfile`).
+        flag: &'static str,
+        /// What is wrong with its value.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+
     /// `machines exec --stdin` was given more than a command is passed.
     #[error("--stdin: standard input is over {mib} MiB, the most exec passes on")]
     StdinTooLarge {
@@ -427,6 +438,7 @@ impl Error {
             Error::DaemonNotRunning { .. } => "daemon_not_running",
             Error::BadScale { .. } => "invalid_scale",
             Error::BadSecretInput { .. } => "invalid_secret_input",
+            Error::BadFlag { .. } => "invalid_flag",
             Error::StdinTooLarge { .. } => "stdin_too_large",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::SelectNeedsTerminal => "select_needs_terminal",
@@ -501,7 +513,8 @@ impl Error {
             | Error::NoApp { .. }
             | Error::BadScale { .. }
             | Error::StdinTooLarge { .. }
-            | Error::BadSecretInput { .. } => exit::USAGE,
+            | Error::BadSecretInput { .. }
+            | Error::BadFlag { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) | Error::EditRefused(_) | Error::NothingToRun { .. } => {
                 exit::INVALID_CONFIG
