@@ -1,7 +1,7 @@
 //! `lakefly deploy --dockerfile PATH`, as flyctl's: the release reads that Dockerfile
 //! (`Dockerfile.production` beside the development one) instead of `[build] dockerfile` or
 //! the `Dockerfile` beside fly.toml; a path outside the app directory, whose files are all
-//! a release has, is refused before anything is uploaded.
+//! a release has, is refused before anything is uploaded. `--build-target` picks its stage.
 
 mod common;
 
@@ -22,13 +22,15 @@ fn dockerfile_names_the_file_the_release_reads() {
             ("Dockerfile", "FROM python:3.11-slim\nCMD [\"false\"]\n"),
             (
                 "Dockerfile.production",
-                "FROM python:3.11-slim\nCMD python3 -m http.server $PORT --bind 127.0.0.1\n",
+                "FROM python:3.11-slim AS web\nCMD python3 -m http.server $PORT --bind 127.0.0.1\n\
+                 FROM web AS broken\nCMD [\"false\"]\n",
             ),
         ],
     );
     std::fs::write(temp.path().join("Dockerfile.elsewhere"), "FROM scratch\n").unwrap();
     let deploy = |dockerfile: &str| {
         let args = ["--remote", &d.api, "deploy", "--dockerfile", dockerfile];
+        let args = [&args[..], &["--build-target", "web"]].concat();
         common::lakefly(&app, &args)
     };
 

@@ -75,6 +75,9 @@ pub struct DeployArgs {
     /// current directory, inside the app directory: `Dockerfile.production`), as flyctl's.
     #[arg(long, value_name = "PATH")]
     pub dockerfile: Option<PathBuf>,
+    /// The Dockerfile stage that runs for this release, over `[build] build-target`.
+    #[arg(long, value_name = "STAGE")]
+    pub build_target: Option<String>,
     /// flyctl's: two machines per group on a first deploy. lakefly starts one, as
     /// `--ha=false` asks; `--ha=true` is refused with the way to run two.
     #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = one_machine_per_group)]
@@ -186,6 +189,12 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     if let Some(dockerfile) = &args.dockerfile {
         let within = within_app_dir(dockerfile, &dir)?;
         config.build.get_or_insert_with(Default::default).dockerfile = Some(within);
+    }
+    if let Some(stage) = &args.build_target {
+        config
+            .build
+            .get_or_insert_with(Default::default)
+            .build_target = Some(stage.clone());
     }
     let mut config = runnable(config, &dir, path)?;
     overrides(&mut config, &args, &out);
