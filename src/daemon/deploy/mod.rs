@@ -287,9 +287,10 @@ impl Deployer {
         let pace = Pace {
             strategy,
             wait_timeout,
-            smoke_time: match req.skip_smoke_checks {
-                true => Duration::ZERO,
-                false => self.smoke_time,
+            smoke_time: if req.skip_smoke_checks {
+                Duration::ZERO
+            } else {
+                self.smoke_time
             },
         };
         let deployer = self.clone();
