@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 pub use nix::sys::signal::Signal;
 
-use super::client::{decode, Client, ClientError};
+use super::client::{decode, Client, ClientError, MACHINES_TIMEOUT};
+use super::types::Machine;
 
 /// The signal `name` names, with or without its `SIG` prefix, in any case.
 pub fn parse(name: &str) -> Option<Signal> {
@@ -23,6 +24,18 @@ pub fn parse(name: &str) -> Option<Signal> {
 pub struct SignalRequest {
     /// Its name (`SIGHUP`; the prefix may be left out).
     pub signal: String,
+}
+
+/// `POST /v1/apps/{app}/machines/{id}/stop`, with another signal or timeout than the
+/// machine's `kill_signal` and `kill_timeout` (`machines stop --signal`, `--timeout`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRequest {
+    /// The signal that asks it to stop (`SIGTERM`; the prefix may be left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// How long it has before SIGKILL (`30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<crate::config::units::Duration>,
 }
 
 /// What a signal request did.
@@ -50,6 +63,25 @@ impl Client {
         };
         let (url, status, bytes) = self
             .send(reqwest::Method::POST, &path, Some(&request), self.timeout)
+            .await?;
+        decode(url, status, &bytes)
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/stop`: answers once the machine has stopped.
+    pub async fn stop_machine(
+        &self,
+        app: &str,
+        id: &str,
+        request: &StopRequest,
+    ) -> Result<Machine, ClientError> {
+        let path = format!("/v1/apps/{app}/machines/{id}/stop");
+        let (url, status, bytes) = self
+            .send(
+                reqwest::Method::POST,
+                &path,
+                Some(request),
+                MACHINES_TIMEOUT,
+            )
             .await?;
         decode(url, status, &bytes)
     }

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
-use crate::api::signal::Signal;
+use crate::api::signal::{Signal, StopRequest};
 use crate::api::types::{ExecEnd, ExecEvent, ExecRequest, Machine};
 use crate::config::units::Duration;
 use crate::error::Error;
@@ -48,6 +48,13 @@ pub enum MachinesCommand {
         /// Machine ids (`machines list -q` lists them).
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
+        /// The signal that asks each to stop, over fly.toml's `kill_signal` (as flyctl's).
+        #[arg(short, long, value_name = "SIGNAL", value_parser = signal_name)]
+        signal: Option<Signal>,
+        /// How long each has before SIGKILL, over `kill_timeout` (`30s`; a bare number is
+        /// seconds, as flyctl's).
+        #[arg(long, value_name = "DURATION", value_parser = stop_timeout)]
+        timeout: Option<Duration>,
     },
     /// Stop and start machines, one after the other.
     Restart {
@@ -171,14 +178,29 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             ));
             return Ok(());
         }
-        MachinesCommand::Start { ids } => (ids, "start"),
-        MachinesCommand::Stop { ids } => (ids, "stop"),
-        MachinesCommand::Restart { ids } => (ids, "restart"),
+        MachinesCommand::Start { ids } => (ids, Act::Other("start")),
+        MachinesCommand::Stop {
+            ids,
+            signal,
+            timeout,
+        } => {
+            let request = StopRequest {
+                signal: signal.map(|s| s.as_str().to_string()),
+                timeout,
+            };
+            (ids, Act::Stop(request))
+        }
+        MachinesCommand::Restart { ids } => (ids, Act::Other("restart")),
     };
     // One after the other, each answered before the next is asked, stopping at the first
     // that fails (`apps restart` is the one that waits for each to be healthy).
     for id in ids {
-        let machine = block_on(async { Ok(api.machine_action(&app, &id, action).await?) })?;
+        let machine = block_on(async {
+            Ok(match &action {
+                Act::Stop(request) => api.stop_machine(&app, &id, request).await?,
+                Act::Other(action) => api.machine_action(&app, &id, action).await?,
+            })
+        })?;
         if out.json {
             out.ndjson(&machine)?;
         } else {
@@ -393,6 +415,17 @@ pub fn machine_table(machines: &[Machine]) -> String {
 }
 
 /// Reads `--signal`: a signal's name, with or without `SIG`.
+/// What `start`, `stop` and `restart` ask of each machine.
+enum Act {
+    Stop(StopRequest),
+    Other(&'static str),
+}
+
+/// `stop --timeout`: a duration, or whole seconds.
+fn stop_timeout(text: &str) -> Result<Duration, String> {
+    Duration::parse_flag(text).map_err(|e| format!("{e}"))
+}
+
 fn signal_name(name: &str) -> Result<Signal, String> {
     crate::api::signal::parse(name).ok_or_else(|| {
         format!("{name:?} is not a signal; use a name such as SIGHUP, SIGUSR1, SIGTERM or SIGKILL")

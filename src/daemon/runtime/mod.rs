@@ -50,10 +50,22 @@ pub enum Action {
     Start,
     /// Stop it.
     Stop,
+    /// Stop it with another signal or timeout than its own (`machines stop -s --timeout`).
+    StopWith(StopHow),
     /// Stop and start it.
     Restart,
     /// Stop and forget it.
     Destroy,
+}
+
+/// How a stop goes when it is not the machine's own way (its `kill_signal`, then SIGKILL
+/// after its `kill_timeout`): either may be given instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopHow {
+    /// The signal that asks it to stop.
+    pub signal: Option<Signal>,
+    /// How long it has before SIGKILL.
+    pub timeout: Option<Duration>,
 }
 
 /// How long the daemon, starting, waits for the machines it brings back to start before
@@ -310,7 +322,8 @@ impl Runtime {
         let (reply, done) = oneshot::channel();
         let request = match action {
             Action::Start => Control::Start(reply),
-            Action::Stop => Control::Stop(reply),
+            Action::Stop => Control::Stop(StopHow::default(), reply),
+            Action::StopWith(how) => Control::Stop(how, reply),
             Action::Restart => Control::Restart(reply),
             Action::Destroy => Control::Destroy(reply),
         };

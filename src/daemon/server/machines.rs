@@ -8,10 +8,10 @@ use axum::Json;
 use super::error::ServerError;
 use super::json::ApiJson;
 use super::Shared;
-use crate::api::signal::{SignalRequest, Signaled};
+use crate::api::signal::{SignalRequest, Signaled, StopRequest};
 use crate::api::types::{Machine, MachineSpec};
 use crate::config::names;
-use crate::daemon::runtime::Action;
+use crate::daemon::runtime::{Action, StopHow};
 
 /// `GET /v1/apps/{app}/machines`
 pub async fn list(
@@ -70,14 +70,45 @@ pub async fn show(
     Ok(Json(state.runtime.get(&app, &id).await?))
 }
 
-/// `POST /v1/apps/{app}/machines/{id}/{start|stop|restart}`: returns once it is done.
+/// `POST /v1/apps/{app}/machines/{id}/stop`: returns once it is stopped. A body (a
+/// [`StopRequest`]) may give another signal or timeout than the machine's own.
+pub async fn stop(
+    State(state): State<Shared>,
+    Path((app, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Machine>, ServerError> {
+    let request: StopRequest = if body.is_empty() {
+        StopRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ServerError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let signal = match request.signal.as_deref() {
+        None => None,
+        Some(name) => Some(crate::api::signal::parse(name).ok_or_else(|| {
+            ServerError::BadRequest(format!(
+                "field `signal`: {name:?} is not a signal; use a name such as SIGTERM or SIGINT"
+            ))
+        })?),
+    };
+    let how = StopHow {
+        signal,
+        timeout: request.timeout.map(|t| t.to_std()),
+    };
+    state.require_app(&app).await?;
+    Ok(Json(
+        state.runtime.act(&app, &id, Action::StopWith(how)).await?,
+    ))
+}
+
+/// `POST /v1/apps/{app}/machines/{id}/{start|restart}`: returns once it is done (`stop`
+/// has its own route).
 pub async fn act(
     State(state): State<Shared>,
     Path((app, id, action)): Path<(String, String, String)>,
 ) -> Result<Json<Machine>, ServerError> {
     let action = match action.as_str() {
         "start" => Action::Start,
-        "stop" => Action::Stop,
         "restart" => Action::Restart,
         other => {
             return Err(ServerError::BadRequest(format!(

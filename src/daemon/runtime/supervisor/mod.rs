@@ -19,7 +19,7 @@ use launch::{Launched, Leader};
 use super::backoff::{backoff, STABLE_AFTER};
 use super::logs::{LogLine, LogSink};
 use super::resident::MemoryWatch;
-use super::{health, process, stragglers};
+use super::{health, process, stragglers, StopHow};
 use crate::api::types::{ExitInfo, MachineSpec, MachineState};
 use crate::config::model::RestartPolicy;
 use crate::daemon::events::{now, EventHub};
@@ -38,8 +38,8 @@ const RECORD_AGAIN: Duration = Duration::from_secs(2);
 pub enum Control {
     /// Start it (no-op when running).
     Start(oneshot::Sender<()>),
-    /// Stop it and keep it stopped.
-    Stop(oneshot::Sender<()>),
+    /// Stop it (with its kill signal and timeout, unless told others) and keep it stopped.
+    Stop(StopHow, oneshot::Sender<()>),
     /// Stop it, then start it again.
     Restart(oneshot::Sender<()>),
     /// Stop it and forget it.
@@ -189,7 +189,7 @@ impl Supervisor {
                 self.pending = Some(reply);
                 return Next::Run;
             }
-            Control::Stop(reply) => {
+            Control::Stop(_, reply) => {
                 self.set_desired(Desired::Stopped).await;
                 let _ = self.record_state(MachineState::Stopped, None).await;
                 (reply, Next::Idle)
@@ -306,18 +306,25 @@ impl Supervisor {
                         }
                         other => other,
                     };
+                    // `machines stop --signal/--timeout` over the machine's own.
+                    let how = match &request {
+                        Some(Control::Stop(how, _)) => *how,
+                        _ => StopHow::default(),
+                    };
+                    let timeout = how.timeout.unwrap_or_else(|| self.kill_timeout());
                     // Shown as such while it drains and gets its kill_timeout (a full
                     // disk leaves it shown as started; the stop goes on all the same).
                     let _ = self.record_state(MachineState::Stopping, None).await;
                     // No new requests; the ones in flight finish before the signal.
                     if let Some(registration) = &registration {
-                        let left = registration.drain(self.kill_timeout()).await;
+                        let left = registration.drain(timeout).await;
                         if left > 0 {
                             tracing::info!(machine = %self.id, left, "requests still in flight after kill_timeout; stopping anyway");
                         }
                     }
                     drop(health);
-                    let exit = self.stop_process(pid, &mut leader).await;
+                    let signal = how.signal.unwrap_or_else(|| self.kill_signal());
+                    let exit = self.stop_process(pid, &mut leader, signal, timeout).await;
                     if let Some(cgroup) = cgroup {
                         cgroup.kill_and_remove().await;
                     }
@@ -401,7 +408,7 @@ impl Supervisor {
                 self.pending = Some(reply);
                 (None, Next::Run)
             }
-            Some(Control::Stop(reply)) => {
+            Some(Control::Stop(_, reply)) => {
                 self.set_desired(Desired::Stopped).await;
                 (Some(reply), Next::Idle)
             }
@@ -428,16 +435,14 @@ impl Supervisor {
         next
     }
 
-    /// The kill signal to the group `pid` leads, SIGKILL after the timeout, then whatever
-    /// is left.
-    async fn stop_process(&mut self, pid: u32, leader: &mut Leader) -> ExitInfo {
-        let signal = self
-            .spec
-            .kill_signal
-            .as_deref()
-            .and_then(crate::api::signal::parse)
-            .unwrap_or(Signal::SIGINT);
-        let timeout = self.kill_timeout();
+    /// `signal` to the group `pid` leads, SIGKILL after `timeout`, then whatever is left.
+    async fn stop_process(
+        &mut self,
+        pid: u32,
+        leader: &mut Leader,
+        signal: Signal,
+        timeout: Duration,
+    ) -> ExitInfo {
         let deadline = tokio::time::Instant::now() + timeout;
         if leader.still_runs() {
             let _ = process::signal_group(pid, signal);
@@ -548,6 +553,13 @@ impl Supervisor {
     }
 
     /// Time between the kill signal and SIGKILL; also how long a drain may take.
+    /// fly.toml's `kill_signal`, else SIGINT (as Fly).
+    fn kill_signal(&self) -> Signal {
+        (self.spec.kill_signal.as_deref())
+            .and_then(crate::api::signal::parse)
+            .unwrap_or(Signal::SIGINT)
+    }
+
     fn kill_timeout(&self) -> Duration {
         self.spec
             .kill_timeout

@@ -1,0 +1,96 @@
+//! `lakefly machines stop -s SIGNAL --timeout DURATION`, as flyctl's `machine stop`: one
+//! stop with another signal or time before SIGKILL than the machine's `kill_signal` and
+//! `kill_timeout`, which stay as they are for every other stop.
+
+mod common;
+
+use std::path::Path;
+
+use common::daemon::TestDaemon;
+use common::files::app_with;
+use serde_json::Value;
+
+/// Ignores SIGINT (fly.toml's default `kill_signal`); on SIGTERM writes "terminated" to
+/// `$MARK` and exits 0. Writes "ready" there once both are in place.
+const APP: &str = r#"import os, signal, sys
+def say(what):
+    with open(os.environ["MARK"], "a") as mark:
+        mark.write(what + "\n")
+def terminated(*_):
+    say("terminated")
+    sys.exit(0)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, terminated)
+say("ready")
+while True:
+    signal.pause()
+"#;
+
+/// Waits until `mark` says `text`: the app has its signal handlers in place.
+fn wait_for(mark: &Path, text: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let said = std::fs::read_to_string(mark).unwrap_or_default();
+        if said == text {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{said:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The app's one machine, as `machines list --json` shows it.
+fn machine(d: &TestDaemon, dir: &Path) -> Value {
+    let list = d.cli(dir, &["machines", "list", "--json"]).expect_code(0);
+    let list = list.json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    list[0].clone()
+}
+
+#[test]
+fn a_stop_takes_another_signal_or_timeout_than_the_machines_own() {
+    let temp = tempfile::tempdir().unwrap();
+    let mark = temp.path().join("mark");
+    // A stop the app's own way would wait the whole minute, then SIGKILL it.
+    let config = format!(
+        "app = \"stubborn\"\nkill_timeout = \"60s\"\n[env]\n  MARK = \"{}\"\n\
+         [processes]\n  app = \"python3 app.py\"\n",
+        mark.display()
+    );
+    let dir = app_with(
+        temp.path(),
+        "app",
+        &[("fly.toml", &config), ("app.py", APP)],
+    );
+    let d = TestDaemon::start();
+    d.cli(&dir, &["deploy"]).expect_code(0);
+    let id = machine(&d, &dir)["id"].as_str().unwrap().to_string();
+    wait_for(&mark, "ready\n");
+
+    let stopped = d.cli(&dir, &["machines", "stop", &id, "-s", "SIGTERM"]);
+    stopped.expect_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&mark).unwrap(),
+        "ready\nterminated\n"
+    );
+    let now = machine(&d, &dir);
+    assert_eq!(now["state"], "stopped", "{now}");
+    assert_eq!(now["last_exit"]["code"], 0, "{now}");
+
+    d.cli(&dir, &["machines", "start", &id]).expect_code(0);
+    wait_for(&mark, "ready\nterminated\nready\n");
+    d.cli(&dir, &["machines", "stop", &id, "--timeout", "1"])
+        .expect_code(0);
+    let now = machine(&d, &dir);
+    assert_eq!(now["state"], "stopped", "{now}");
+    assert_eq!(now["last_exit"]["signal"], "SIGKILL", "{now}");
+    assert_eq!(
+        std::fs::read_to_string(&mark).unwrap(),
+        "ready\nterminated\nready\n",
+        "SIGINT, its own kill_signal, went first; SIGTERM never came"
+    );
+
+    let bad = d.cli(&dir, &["machines", "stop", &id, "-s", "SIGNOPE"]);
+    let bad = bad.expect_code(2);
+    assert!(bad.stderr.contains("is not a signal"), "{}", bad.stderr);
+}
