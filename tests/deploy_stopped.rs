@@ -159,3 +159,17 @@ fn a_deploy_of_an_app_whose_machines_are_all_stopped_starts_none_and_says_so() {
     assert_eq!(states(&after), ["stopped"], "{after:?}");
     assert_eq!(after[0]["release_version"], 2, "{after:?}");
 }
+
+#[test]
+fn scaling_down_removes_a_stopped_machine_before_one_that_runs() {
+    let d = TestDaemon::start();
+    let temp = tempfile::tempdir().unwrap();
+    let (_, before) = one_of_n_stopped(&d, temp.path(), 3);
+    let stopped = before.iter().find(|m| m["state"] == "stopped").unwrap();
+
+    let scale = ["scale", "count", "2", "--yes", "-a", "idle"];
+    d.cli(Path::new("."), &scale).expect_code(0);
+    let after = machines(&d);
+    assert_eq!(states(&after), ["started", "started"], "{after:?}");
+    assert!(!after.iter().any(|m| m["id"] == stopped["id"]), "{after:?}");
+}

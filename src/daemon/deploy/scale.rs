@@ -130,8 +130,11 @@ impl Deployer {
                     return Err(DeployError::ScaleFailed(reason));
                 }
             } else {
-                // Newest first: they have served the least.
-                for machine in machines.iter().rev().take((from - target) as usize) {
+                // Stopped ones first (they serve nothing, and what runs keeps running),
+                // then the newest: they have served the least.
+                let mut going: Vec<_> = machines.iter().rev().collect();
+                going.sort_by_key(|m| m.state != crate::api::types::MachineState::Stopped);
+                for machine in going.into_iter().take((from - target) as usize) {
                     let _ = self
                         .runtime
                         .act(app, &machine.id, crate::daemon::runtime::Action::Destroy)
