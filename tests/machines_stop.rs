@@ -1,5 +1,6 @@
-//! `lakefly machines stop -s SIGNAL --timeout DURATION`, as flyctl's `machine stop`: one
-//! stop with another signal or time before SIGKILL than the machine's `kill_signal` and
+//! `lakefly machines stop -s SIGNAL --timeout DURATION` and `machines restart -s SIGNAL
+//! --time DURATION`, as flyctl's `machine stop` and `machine restart`: one stop with
+//! another signal or time before SIGKILL than the machine's `kill_signal` and
 //! `kill_timeout`, which stay as they are for every other stop.
 
 mod common;
@@ -89,6 +90,22 @@ fn a_stop_takes_another_signal_or_timeout_than_the_machines_own() {
         "ready\nterminated\nready\n",
         "SIGINT, its own kill_signal, went first; SIGTERM never came"
     );
+
+    // A restart's stop the same way: SIGTERM at once, then SIGKILL after a second.
+    d.cli(&dir, &["machines", "start", &id]).expect_code(0);
+    let mut said = "ready\nterminated\nready\nready\n".to_string();
+    wait_for(&mark, &said);
+    d.cli(&dir, &["machines", "restart", &id, "-s", "TERM"])
+        .expect_code(0);
+    said.push_str("terminated\nready\n");
+    wait_for(&mark, &said);
+    d.cli(&dir, &["machines", "restart", &id, "--time", "1"])
+        .expect_code(0);
+    said.push_str("ready\n");
+    wait_for(&mark, &said);
+    let now = machine(&d, &dir);
+    assert_eq!(now["state"], "started", "{now}");
+    assert_eq!(now["last_exit"]["signal"], "SIGKILL", "{now}");
 
     let bad = d.cli(&dir, &["machines", "stop", &id, "-s", "SIGNOPE"]);
     let bad = bad.expect_code(2);

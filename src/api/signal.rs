@@ -26,8 +26,9 @@ pub struct SignalRequest {
     pub signal: String,
 }
 
-/// `POST /v1/apps/{app}/machines/{id}/stop`, with another signal or timeout than the
-/// machine's `kill_signal` and `kill_timeout` (`machines stop --signal`, `--timeout`).
+/// `POST /v1/apps/{app}/machines/{id}/stop` (or `restart`), with another signal or timeout
+/// than the machine's `kill_signal` and `kill_timeout` (`machines stop --signal`,
+/// `--timeout`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopRequest {
     /// The signal that asks it to stop (`SIGTERM`; the prefix may be left out).
@@ -67,14 +68,16 @@ impl Client {
         decode(url, status, &bytes)
     }
 
-    /// `POST /v1/apps/{app}/machines/{id}/stop`: answers once the machine has stopped.
+    /// `POST /v1/apps/{app}/machines/{id}/{stop|restart}` (`action`) the way `request`
+    /// says: answers once it is done.
     pub async fn stop_machine(
         &self,
         app: &str,
         id: &str,
+        action: &str,
         request: &StopRequest,
     ) -> Result<Machine, ClientError> {
-        let path = format!("/v1/apps/{app}/machines/{id}/stop");
+        let path = format!("/v1/apps/{app}/machines/{id}/{action}");
         let (url, status, bytes) = self
             .send(
                 reqwest::Method::POST,

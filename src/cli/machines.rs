@@ -61,6 +61,13 @@ pub enum MachinesCommand {
         /// Machine ids (`machines list -q` lists them).
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
+        /// The signal that asks each to stop, over fly.toml's `kill_signal` (as flyctl's).
+        #[arg(short, long, value_name = "SIGNAL", value_parser = signal_name)]
+        signal: Option<Signal>,
+        /// How long each has before SIGKILL, over `kill_timeout` (flyctl's `--time`; a bare
+        /// number is seconds).
+        #[arg(long, alias = "timeout", value_name = "DURATION", value_parser = stop_timeout)]
+        time: Option<Duration>,
     },
     /// Send a signal to a machine's main process: SIGKILL (the default) for one that
     /// hangs, or one the app handles, such as SIGHUP to reload.
@@ -178,27 +185,23 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             ));
             return Ok(());
         }
-        MachinesCommand::Start { ids } => (ids, Act::Other("start")),
+        MachinesCommand::Start { ids } => (ids, Act::Start),
         MachinesCommand::Stop {
             ids,
             signal,
             timeout,
-        } => {
-            let request = StopRequest {
-                signal: signal.map(|s| s.as_str().to_string()),
-                timeout,
-            };
-            (ids, Act::Stop(request))
+        } => (ids, Act::Stop("stop", stop_request(signal, timeout))),
+        MachinesCommand::Restart { ids, signal, time } => {
+            (ids, Act::Stop("restart", stop_request(signal, time)))
         }
-        MachinesCommand::Restart { ids } => (ids, Act::Other("restart")),
     };
     // One after the other, each answered before the next is asked, stopping at the first
     // that fails (`apps restart` is the one that waits for each to be healthy).
     for id in ids {
         let machine = block_on(async {
             Ok(match &action {
-                Act::Stop(request) => api.stop_machine(&app, &id, request).await?,
-                Act::Other(action) => api.machine_action(&app, &id, action).await?,
+                Act::Stop(action, request) => api.stop_machine(&app, &id, action, request).await?,
+                Act::Start => api.machine_action(&app, &id, "start").await?,
             })
         })?;
         if out.json {
@@ -415,10 +418,18 @@ pub fn machine_table(machines: &[Machine]) -> String {
 }
 
 /// Reads `--signal`: a signal's name, with or without `SIG`.
-/// What `start`, `stop` and `restart` ask of each machine.
+/// What `start`, `stop` and `restart` ask of each machine: a stop (a restart's too) may
+/// come with its own signal and timeout.
 enum Act {
-    Stop(StopRequest),
-    Other(&'static str),
+    Start,
+    Stop(&'static str, StopRequest),
+}
+
+fn stop_request(signal: Option<Signal>, timeout: Option<Duration>) -> StopRequest {
+    StopRequest {
+        signal: signal.map(|s| s.as_str().to_string()),
+        timeout,
+    }
 }
 
 /// `stop --timeout`: a duration, or whole seconds.

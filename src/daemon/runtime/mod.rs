@@ -54,12 +54,14 @@ pub enum Action {
     StopWith(StopHow),
     /// Stop and start it.
     Restart,
+    /// Stop it another way (as `StopWith`) and start it.
+    RestartWith(StopHow),
     /// Stop and forget it.
     Destroy,
 }
 
-/// How a stop goes when it is not the machine's own way (its `kill_signal`, then SIGKILL
-/// after its `kill_timeout`): either may be given instead.
+/// How a stop (or a restart's stop) goes when it is not the machine's own way (its
+/// `kill_signal`, then SIGKILL after its `kill_timeout`): either may be given instead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StopHow {
     /// The signal that asks it to stop.
@@ -324,7 +326,8 @@ impl Runtime {
             Action::Start => Control::Start(reply),
             Action::Stop => Control::Stop(StopHow::default(), reply),
             Action::StopWith(how) => Control::Stop(how, reply),
-            Action::Restart => Control::Restart(reply),
+            Action::Restart => Control::Restart(StopHow::default(), reply),
+            Action::RestartWith(how) => Control::Restart(how, reply),
             Action::Destroy => Control::Destroy(reply),
         };
         let sender = self.sender(&machine.id);

@@ -70,46 +70,18 @@ pub async fn show(
     Ok(Json(state.runtime.get(&app, &id).await?))
 }
 
-/// `POST /v1/apps/{app}/machines/{id}/stop`: returns once it is stopped. A body (a
-/// [`StopRequest`]) may give another signal or timeout than the machine's own.
-pub async fn stop(
-    State(state): State<Shared>,
-    Path((app, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Result<Json<Machine>, ServerError> {
-    let request: StopRequest = if body.is_empty() {
-        StopRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ServerError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
-    let signal = match request.signal.as_deref() {
-        None => None,
-        Some(name) => Some(crate::api::signal::parse(name).ok_or_else(|| {
-            ServerError::BadRequest(format!(
-                "field `signal`: {name:?} is not a signal; use a name such as SIGTERM or SIGINT"
-            ))
-        })?),
-    };
-    let how = StopHow {
-        signal,
-        timeout: request.timeout.map(|t| t.to_std()),
-    };
-    state.require_app(&app).await?;
-    Ok(Json(
-        state.runtime.act(&app, &id, Action::StopWith(how)).await?,
-    ))
-}
-
-/// `POST /v1/apps/{app}/machines/{id}/{start|restart}`: returns once it is done (`stop`
-/// has its own route).
+/// `POST /v1/apps/{app}/machines/{id}/{start|stop|restart}`: returns once it is done.
+/// A stop's or restart's body (a [`StopRequest`]) may give another signal or timeout than
+/// the machine's own.
 pub async fn act(
     State(state): State<Shared>,
     Path((app, id, action)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Machine>, ServerError> {
     let action = match action.as_str() {
         "start" => Action::Start,
-        "restart" => Action::Restart,
+        "stop" => Action::StopWith(stop_how(&body)?),
+        "restart" => Action::RestartWith(stop_how(&body)?),
         other => {
             return Err(ServerError::BadRequest(format!(
                 "{other:?} is not a machine action; use start, stop or restart"
@@ -120,10 +92,35 @@ pub async fn act(
     // Nothing starts a process of an app being destroyed (and a destroy waits for a start
     // that began before it).
     let _change = match action {
-        Action::Start | Action::Restart => Some(state.deployer.in_flight.begin_change(&app)?),
+        Action::Start | Action::RestartWith(_) => {
+            Some(state.deployer.in_flight.begin_change(&app)?)
+        }
         _ => None,
     };
     Ok(Json(state.runtime.act(&app, &id, action).await?))
+}
+
+/// A stop's signal and timeout from a [`StopRequest`] body; none given (or no body): the
+/// machine's own.
+fn stop_how(body: &[u8]) -> Result<StopHow, ServerError> {
+    let request: StopRequest = if body.is_empty() {
+        StopRequest::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ServerError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let signal = match request.signal.as_deref() {
+        None => None,
+        Some(name) => Some(crate::api::signal::parse(name).ok_or_else(|| {
+            ServerError::BadRequest(format!(
+                "field `signal`: {name:?} is not a signal; use a name such as SIGTERM or SIGINT"
+            ))
+        })?),
+    };
+    Ok(StopHow {
+        signal,
+        timeout: request.timeout.map(|t| t.to_std()),
+    })
 }
 
 /// `POST /v1/apps/{app}/machines/{id}/signal`: a signal for the machine's main process.

@@ -193,10 +193,6 @@ fn routes(state: Shared) -> Router {
             axum::routing::post(machines::signal),
         )
         .route(
-            "/v1/apps/{name}/machines/{id}/stop",
-            axum::routing::post(machines::stop),
-        )
-        .route(
             "/v1/apps/{name}/machines/{id}/{action}",
             axum::routing::post(machines::act),
         )

@@ -40,8 +40,8 @@ pub enum Control {
     Start(oneshot::Sender<()>),
     /// Stop it (with its kill signal and timeout, unless told others) and keep it stopped.
     Stop(StopHow, oneshot::Sender<()>),
-    /// Stop it, then start it again.
-    Restart(oneshot::Sender<()>),
+    /// Stop it (as `Stop` does), then start it again.
+    Restart(StopHow, oneshot::Sender<()>),
     /// Stop it and forget it.
     Destroy(oneshot::Sender<()>),
     /// The daemon is stopping: stop the process, keep what it should be doing.
@@ -184,7 +184,7 @@ impl Supervisor {
     /// A request while no process runs.
     async fn handle_idle(&mut self, request: Control) -> Next {
         let (reply, next) = match request {
-            Control::Start(reply) | Control::Restart(reply) => {
+            Control::Start(reply) | Control::Restart(_, reply) => {
                 self.set_desired(Desired::Started).await;
                 self.pending = Some(reply);
                 return Next::Run;
@@ -306,9 +306,9 @@ impl Supervisor {
                         }
                         other => other,
                     };
-                    // `machines stop --signal/--timeout` over the machine's own.
+                    // `machines stop|restart --signal/--timeout` over the machine's own.
                     let how = match &request {
-                        Some(Control::Stop(how, _)) => *how,
+                        Some(Control::Stop(how, _) | Control::Restart(how, _)) => *how,
                         _ => StopHow::default(),
                     };
                     let timeout = how.timeout.unwrap_or_else(|| self.kill_timeout());
@@ -403,7 +403,7 @@ impl Supervisor {
     async fn after_stop(&mut self, request: Option<Control>, exit: ExitInfo) -> Next {
         let (reply, next) = match request {
             // `run_process` answers Start itself while the process runs.
-            Some(Control::Start(reply)) | Some(Control::Restart(reply)) => {
+            Some(Control::Start(reply)) | Some(Control::Restart(_, reply)) => {
                 self.restarts += 1;
                 self.pending = Some(reply);
                 (None, Next::Run)
