@@ -417,7 +417,6 @@ pub fn machine_table(machines: &[Machine]) -> String {
     table.render()
 }
 
-/// Reads `--signal`: a signal's name, with or without `SIG`.
 /// What `start`, `stop` and `restart` ask of each machine: a stop (a restart's too) may
 /// come with its own signal and timeout.
 enum Act {
@@ -425,6 +424,7 @@ enum Act {
     Stop(&'static str, StopRequest),
 }
 
+/// The stop `--signal` and `--timeout` (or `--time`) ask for.
 fn stop_request(signal: Option<Signal>, timeout: Option<Duration>) -> StopRequest {
     StopRequest {
         signal: signal.map(|s| s.as_str().to_string()),
@@ -432,11 +432,12 @@ fn stop_request(signal: Option<Signal>, timeout: Option<Duration>) -> StopReques
     }
 }
 
-/// `stop --timeout`: a duration, or whole seconds.
+/// `stop --timeout`, `restart --time`: a duration, or whole seconds.
 fn stop_timeout(text: &str) -> Result<Duration, String> {
     Duration::parse_flag(text).map_err(|e| format!("{e}"))
 }
 
+/// Reads `--signal`: a signal's name, with or without `SIG`.
 fn signal_name(name: &str) -> Result<Signal, String> {
     crate::api::signal::parse(name).ok_or_else(|| {
         format!("{name:?} is not a signal; use a name such as SIGHUP, SIGUSR1, SIGTERM or SIGKILL")

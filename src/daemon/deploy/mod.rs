@@ -131,6 +131,7 @@ pub(super) struct Current {
 /// How a release rolls out: its strategy, and how long it waits for each new machine.
 #[derive(Debug, Clone, Copy)]
 struct Pace {
+    /// `[deploy] strategy`, or the one the request names.
     strategy: Strategy,
     /// How long a new machine has to pass its checks.
     wait_timeout: Duration,

@@ -552,7 +552,6 @@ impl Supervisor {
         }
     }
 
-    /// Time between the kill signal and SIGKILL; also how long a drain may take.
     /// fly.toml's `kill_signal`, else SIGINT (as Fly).
     fn kill_signal(&self) -> Signal {
         (self.spec.kill_signal.as_deref())
@@ -560,6 +559,7 @@ impl Supervisor {
             .unwrap_or(Signal::SIGINT)
     }
 
+    /// Time between the kill signal and SIGKILL; also how long a drain may take.
     fn kill_timeout(&self) -> Duration {
         self.spec
             .kill_timeout
