@@ -64,13 +64,10 @@ fn machines(d: &TestDaemon) -> Vec<Value> {
     status["machines"].as_array().unwrap().clone()
 }
 
-/// When the last event of `kind` about `machine` was recorded, as milliseconds.
-fn event_time(events: &[Value], kind: &str, machine: &Value) -> i64 {
-    let event = (events.iter().rev())
-        .find(|e| e["kind"] == kind && e["data"]["machine"] == *machine)
-        .unwrap_or_else(|| panic!("no {kind} event of {machine}: {events:?}"));
-    let time = event["time"].as_str().unwrap();
-    chrono::DateTime::parse_from_rfc3339(time)
+/// `at` (RFC 3339, as events and machines record times) as milliseconds.
+fn millis(at: &Value) -> i64 {
+    let at = at.as_str().unwrap_or_else(|| panic!("no time: {at}"));
+    chrono::DateTime::parse_from_rfc3339(at)
         .unwrap()
         .timestamp_millis()
 }
@@ -106,8 +103,8 @@ fn the_old_machine_stops_only_once_the_new_one_has_run_the_smoke_time() {
 
     d.cli(Path::new("."), &["deploy", "-c", &config, "-e", "V=2"])
         .expect_code(0);
-    let new = machines(&d)[0]["id"].clone();
-    assert_ne!(new, old);
+    let new = machines(&d)[0].clone();
+    assert_ne!(new["id"], old);
     let events = d
         .cli(
             Path::new("."),
@@ -117,8 +114,11 @@ fn the_old_machine_stops_only_once_the_new_one_has_run_the_smoke_time() {
     let events: Vec<Value> = (events.stdout.lines())
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    let ran =
-        event_time(&events, "machine.stopped", &old) - event_time(&events, "machine.started", &new);
+    // The old machine's last stop, against the new one's start as the daemon counts it.
+    let stopped = (events.iter().rev())
+        .find(|e| e["kind"] == "machine.stopped" && e["data"]["machine"] == old)
+        .unwrap_or_else(|| panic!("no stop of {old}: {events:?}"));
+    let ran = millis(&stopped["time"]) - millis(&new["started_at"]);
     assert!(
         ran >= 4000,
         "the old machine stopped {ran} ms after the new one started"
