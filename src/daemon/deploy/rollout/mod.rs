@@ -1,7 +1,7 @@
 //! Replacing an app's machines with a new release's, gated on health, per strategy:
 //! `immediate`, `rolling` (batches of `max_unavailable`; each new machine healthy, and up
-//! for `smoke_time`, before an old one stops), `canary` (one first, then rolling), `bluegreen` (a full healthy set, then
-//! the switch). A failure never leaves the old release down: new machines are destroyed and
+//! for `smoke_time`, before an old one stops), `canary` (one first, then rolling),
+//! `bluegreen` (a full healthy set, then the switch). A failure never leaves the old release down: new machines are destroyed and
 //! the old ones that were stopped are started again. A machine that was stopped before
 //! the deploy (by `machines stop`, or idle under `auto_stop_machines`) is replaced by a
 //! stopped one, as flyctl leaves it stopped; a failure leaves it stopped too.
@@ -19,6 +19,7 @@ pub use self::failure::Failure;
 use crate::api::types::{Event, Machine, MachineSpec, MachineState};
 use crate::config::model::Strategy;
 use crate::daemon::runtime::{Action, Runtime};
+use crate::daemon::store::machines::Desired;
 
 /// One process group to roll out.
 pub struct Group {
@@ -75,8 +76,6 @@ pub struct Rollout<'a> {
 #[derive(Default)]
 struct Changes {
     created: Vec<String>,
-    /// Of `created`, those made stopped.
-    created_stopped: usize,
     stopped: Vec<String>,
     /// Old machines stopped before the rollout began: destroyed only if it succeeds.
     idle: Vec<String>,
@@ -109,7 +108,8 @@ impl Rollout<'_> {
                 for id in changes.stopped.iter().chain(&changes.idle) {
                     let _ = self.runtime.act(self.app, id, Action::Destroy).await;
                 }
-                if changes.created_stopped > 0 && changes.created_stopped == changes.created.len() {
+                let started: usize = groups.iter().map(Group::started).sum();
+                if started == 0 && groups.iter().any(|g| g.stopped > 0) {
                     (self.progress)(
                         "rollout",
                         "no machine of this release has run yet: each replaces a stopped one \
@@ -147,7 +147,7 @@ impl Rollout<'_> {
         let mut new = BTreeSet::new();
         let mut result = Ok(());
         for _ in 0..n {
-            match self.create(spec, &mut changes).await {
+            match self.create(spec, Desired::Started, &mut changes).await {
                 Ok(id) => {
                     new.insert(id);
                 }
@@ -189,7 +189,7 @@ impl Rollout<'_> {
     async fn immediate(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
         for group in groups {
             for _ in 0..group.started() {
-                self.create(&group.spec, changes).await?;
+                self.create(&group.spec, Desired::Started, changes).await?;
             }
             self.create_stopped(group, changes).await?;
             for old in group.old_running() {
@@ -203,7 +203,7 @@ impl Rollout<'_> {
         let mut new = BTreeSet::new();
         for group in groups {
             for _ in 0..group.started() {
-                new.insert(self.create(&group.spec, changes).await?);
+                new.insert(self.create(&group.spec, Desired::Started, changes).await?);
             }
         }
         self.wait_ready(new, &mut changes.passed).await?;
@@ -233,7 +233,7 @@ impl Rollout<'_> {
                 first = false;
                 let mut new = BTreeSet::new();
                 for _ in 0..size {
-                    new.insert(self.create(&group.spec, changes).await?);
+                    new.insert(self.create(&group.spec, Desired::Started, changes).await?);
                 }
                 self.wait_ready(new, &mut changes.passed).await?;
                 for _ in 0..size {
@@ -260,20 +260,7 @@ impl Rollout<'_> {
         changes: &mut Changes,
     ) -> Result<(), Failure> {
         for _ in 0..group.stopped {
-            let machine = self
-                .runtime
-                .create_stopped(self.app, group.spec.clone())
-                .await
-                .map_err(|e| Failure::because(format!("could not create a machine: {e}")))?;
-            (self.progress)(
-                "rollout",
-                format!(
-                    "created machine {} ({}), stopped as the machine it replaces was",
-                    machine.id, group.spec.process_group
-                ),
-            );
-            changes.created.push(machine.id);
-            changes.created_stopped += 1;
+            self.create(&group.spec, Desired::Stopped, changes).await?;
         }
         changes
             .idle
@@ -281,19 +268,28 @@ impl Rollout<'_> {
         Ok(())
     }
 
+    /// Makes a machine of `spec`, started or (in place of a stopped one) stopped.
     async fn create(
         &mut self,
         spec: &MachineSpec,
+        desired: Desired,
         changes: &mut Changes,
     ) -> Result<String, Failure> {
-        let machine = self
-            .runtime
-            .create(self.app, spec.clone())
-            .await
-            .map_err(|e| Failure::because(format!("could not create a machine: {e}")))?;
+        let (made, how) = match desired {
+            Desired::Stopped => (
+                self.runtime.create_stopped(self.app, spec.clone()).await,
+                ", stopped as the machine it replaces was",
+            ),
+            _ => (self.runtime.create(self.app, spec.clone()).await, ""),
+        };
+        let machine =
+            made.map_err(|e| Failure::because(format!("could not create a machine: {e}")))?;
         (self.progress)(
             "rollout",
-            format!("created machine {} ({})", machine.id, spec.process_group),
+            format!(
+                "created machine {} ({}){how}",
+                machine.id, spec.process_group
+            ),
         );
         changes.created.push(machine.id.clone());
         Ok(machine.id)
