@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 
 use super::{
     cgroup, check_board, live_restore, oneoff_pids, ports, process, stragglers, supervisor,
-    LogSink, Runtime, RuntimeOptions, BOOT_WAIT,
+    LogSink, Runtime, RuntimeOptions, StopHow, BOOT_WAIT,
 };
 use crate::api::types::{kind, MachineState};
 use crate::daemon::edge::backends::Backends;
@@ -79,8 +79,7 @@ impl Runtime {
             .filter(|r| !adopted.contains_key(&r.machine.id))
             .filter_map(|r| Some((r.machine.pid?, r.pid_start?, r)))
             .map(|(pid, start, r)| {
-                let signal = r.machine.spec.kill_signal.as_deref().and_then(crate::api::signal::parse).unwrap_or(Signal::SIGINT);
-                let timeout = r.machine.spec.kill_timeout.map_or(Duration::from_secs(5), |d| d.to_std());
+                let (signal, timeout) = StopHow::default().resolve(&r.machine.spec);
                 longest = longest.max(timeout);
                 tracing::info!(machine = %r.machine.id, pid, "stopping a process left by the previous run");
                 process::stop_orphan(pid, start, signal, timeout)

@@ -70,6 +70,27 @@ pub struct StopHow {
     pub timeout: Option<Duration>,
 }
 
+/// Fly's default time between the kill signal and SIGKILL.
+const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl StopHow {
+    /// The signal and the time before SIGKILL (also how long a drain may take) for a
+    /// machine of `spec`: what was given, else fly.toml's `kill_signal` (SIGINT, as Fly,
+    /// without one) and `kill_timeout` (5 s).
+    pub fn resolve(self, spec: &MachineSpec) -> (Signal, Duration) {
+        let signal = self.signal.unwrap_or_else(|| {
+            (spec.kill_signal.as_deref())
+                .and_then(crate::api::signal::parse)
+                .unwrap_or(Signal::SIGINT)
+        });
+        let timeout = self.timeout.unwrap_or_else(|| {
+            spec.kill_timeout
+                .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std())
+        });
+        (signal, timeout)
+    }
+}
+
 /// How long the daemon, starting, waits for the machines it brings back to start before
 /// it serves the edge anyway.
 const BOOT_WAIT: Duration = Duration::from_secs(5);

@@ -26,8 +26,6 @@ use crate::daemon::events::{now, EventHub};
 use crate::daemon::store::machines::Desired;
 use crate::daemon::store::StoreError;
 
-/// Fly's default time between the kill signal and SIGKILL.
-const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Restarts in a row before a crashing machine is marked failed.
 const DEFAULT_MAX_RETRIES: u32 = 10;
 /// How often a start the store could not take (a full disk) is tried again.
@@ -311,7 +309,7 @@ impl Supervisor {
                         Some(Control::Stop(how, _) | Control::Restart(how, _)) => *how,
                         _ => StopHow::default(),
                     };
-                    let timeout = how.timeout.unwrap_or_else(|| self.kill_timeout());
+                    let (signal, timeout) = how.resolve(&self.spec);
                     // Shown as such while it drains and gets its kill_timeout (a full
                     // disk leaves it shown as started; the stop goes on all the same).
                     let _ = self.record_state(MachineState::Stopping, None).await;
@@ -323,7 +321,6 @@ impl Supervisor {
                         }
                     }
                     drop(health);
-                    let signal = how.signal.unwrap_or_else(|| self.kill_signal());
                     let exit = self.stop_process(pid, &mut leader, signal, timeout).await;
                     if let Some(cgroup) = cgroup {
                         cgroup.kill_and_remove().await;
@@ -550,20 +547,6 @@ impl Supervisor {
         if let Some(reply) = self.pending.take() {
             let _ = reply.send(());
         }
-    }
-
-    /// fly.toml's `kill_signal`, else SIGINT (as Fly).
-    fn kill_signal(&self) -> Signal {
-        (self.spec.kill_signal.as_deref())
-            .and_then(crate::api::signal::parse)
-            .unwrap_or(Signal::SIGINT)
-    }
-
-    /// Time between the kill signal and SIGKILL; also how long a drain may take.
-    fn kill_timeout(&self) -> Duration {
-        self.spec
-            .kill_timeout
-            .map_or(DEFAULT_KILL_TIMEOUT, |d| d.to_std())
     }
 }
 
