@@ -1481,6 +1481,14 @@ fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_
         (show[0]["process_group"].as_str(), show[0]["count"].as_u64()),
         (Some("app"), Some(2))
     );
+    // A machine destroyed by hand lowers the count, as on Fly: the next deploy replaces
+    // the machines there are, as `scale show` counts them, and makes none back.
+    let gone = machines[1]["id"].as_str().unwrap();
+    cli(&["machines", "destroy", gone, "--force"]).expect_code(0);
+    deploy(&d, &app, &[]).expect_code(0);
+    let machines = status(&d)["machines"].as_array().unwrap().clone();
+    assert_eq!(machines.len(), 1, "{machines:?}");
+    assert_eq!(machines[0]["release_version"], 3, "{machines:?}");
     cli(&["scale", "count", "0", "--yes"]).expect_code(0);
     assert_eq!(status(&d)["machines"], serde_json::json!([]));
 }

@@ -594,6 +594,19 @@ async fn a_request_to_an_app_scaled_to_zero_with_auto_start_is_served() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["path"], "/woken");
+
+    // The machine made for that request is the app's now: a deploy replaces it with one
+    // of the new release, which serves at once, instead of stopping it and leaving none.
+    s.deploy().await.expect_code(0);
+    let machines = s.status().await["machines"].as_array().unwrap().clone();
+    assert_eq!(machines.len(), 1, "{machines:?}");
+    assert_eq!(
+        (machines[0]["state"].as_str(), machines[0]["release_version"].as_u64()),
+        (Some("started"), Some(2)),
+        "{machines:?}"
+    );
+    let show = s.cli(&["scale", "show", "--json", "-a", APP]).await;
+    assert_eq!(show.expect_code(0).json()[0]["count"], 1);
 }
 
 /// `text` (the hello config) with its HTTP service stopping idle machines, down to none,

@@ -422,8 +422,14 @@ impl Deployer {
                 .filter(|m| m.state == crate::api::types::MachineState::Stopped)
                 .count();
             let running = old.len() - old_stopped;
-            // The count `scale` set, else as many as there are (one for a new group).
-            let count = scale.get(group).map_or(old.len().max(1), |&n| n as usize);
+            // As many as there are, each replaced, as flyctl updates every machine: one
+            // destroyed by hand or made by the edge for a request counts as `scale show`
+            // counts it. A group with none gets the count `scale` last set (a group
+            // scaled to zero stays so), else one.
+            let count = match old.len() {
+                0 => scale.get(group).map_or(1, |&n| n as usize),
+                n => n,
+            };
             specs.insert(group.to_string(), spec.clone());
             groups.push(Group {
                 spec,
