@@ -31,6 +31,25 @@ fn validate_a_good_file() {
 }
 
 #[test]
+fn a_config_flag_naming_a_directory_reads_its_fly_toml_as_flyctl_does() {
+    let dir = project(&format!(
+        "{HELLO}\n[processes]\n  app = \"python3 app.py\"\n"
+    ));
+    fs::create_dir(dir.path().join("empty")).unwrap();
+    let run = lakefly(dir.path(), &["config", "validate", "-c", "."]).expect_code(0);
+    assert_eq!(run.stdout, "./fly.toml is valid\n");
+    let show = lakefly(dir.path(), &["config", "show", "--json", "-c", "."]).expect_code(0);
+    assert_eq!(show.json()["app"], "hello");
+    let none = lakefly(dir.path(), &["config", "validate", "-c", "empty"]).expect_code(5);
+    assert!(
+        none.stderr
+            .starts_with("error: no config file at empty/fly.toml\n"),
+        "{}",
+        none.stderr
+    );
+}
+
+#[test]
 fn validate_warns_when_deploying_from_the_files_directory_would_run_nothing() {
     let dir = project(HELLO);
     let run = lakefly(dir.path(), &["config", "validate"]).expect_code(0);

@@ -601,7 +601,10 @@ async fn a_request_to_an_app_scaled_to_zero_with_auto_start_is_served() {
     let machines = s.status().await["machines"].as_array().unwrap().clone();
     assert_eq!(machines.len(), 1, "{machines:?}");
     assert_eq!(
-        (machines[0]["state"].as_str(), machines[0]["release_version"].as_u64()),
+        (
+            machines[0]["state"].as_str(),
+            machines[0]["release_version"].as_u64()
+        ),
         (Some("started"), Some(2)),
         "{machines:?}"
     );

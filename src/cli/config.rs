@@ -117,7 +117,7 @@ lakefly config env\n  lakefly config env -a hello --json | jq .env"
 /// Runs a config command.
 pub fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<(), Error> {
     let out = global.output();
-    let path = global.config_path();
+    let path = &global.config_path();
     match args.command {
         ConfigCommand::Validate { strict } => validate(out, path, strict),
         ConfigCommand::Show { release: None } => show(out, path, global.app.as_deref()),

@@ -8,7 +8,7 @@ use crate::error::Error;
 /// Writes release `version`'s config (0: the current release's) to the `-c` path.
 pub fn run(global: &GlobalArgs, version: u64, yes: bool) -> Result<(), Error> {
     let out = global.output();
-    let path = global.config_path();
+    let path = &global.config_path();
     let app = app_name(global)?;
     let api = client(global)?;
     let (version, mut config) = block_on(async {

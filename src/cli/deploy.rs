@@ -173,7 +173,7 @@ fn above_zero(
 /// Runs a deploy.
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     let out = global.output();
-    let path = global.config_path();
+    let path = &global.config_path();
     let (mut config, report) = crate::config::load(path)?.into_valid()?;
     if report.warnings().next().is_some() && !out.json {
         out.note(crate::output::error::render_report(&report).trim_end());

@@ -31,7 +31,7 @@ pub struct LaunchArgs {
 /// Writes the config file next to the app (the `-c` path's directory).
 pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     let out = global.output();
-    let path = global.config_path();
+    let path = &global.config_path();
     if path.exists() && !args.force {
         return Err(Error::AlreadyExists {
             path: path.to_path_buf(),

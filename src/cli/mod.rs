@@ -33,7 +33,7 @@ pub mod status;
 pub mod volumes;
 pub mod watch;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -68,7 +68,7 @@ pub struct GlobalArgs {
     /// App name (default: `app` in the config file).
     #[arg(short = 'a', long, global = true, value_name = "APP")]
     pub app: Option<String>,
-    /// Path to the app config.
+    /// Path to the app config (a directory: its fly.toml).
     #[arg(short = 'c', long, global = true, value_name = "FILE", default_value = crate::config::DEFAULT_FILE)]
     pub config: PathBuf,
     /// Print data as JSON on stdout and errors as JSON on stderr.
@@ -77,9 +77,14 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// The config file path.
-    pub fn config_path(&self) -> &Path {
-        &self.config
+    /// The config file path: `-c`, or the `fly.toml` in it when it names a directory, as
+    /// flyctl reads `-c app/`.
+    pub fn config_path(&self) -> PathBuf {
+        if self.config.is_dir() {
+            self.config.join(crate::config::DEFAULT_FILE)
+        } else {
+            self.config.clone()
+        }
     }
 
     /// The output mode these flags ask for.

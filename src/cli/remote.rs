@@ -127,7 +127,7 @@ pub fn app_name(global: &GlobalArgs) -> Result<String, Error> {
     if let Some(app) = &global.app {
         return Ok(app.clone());
     }
-    let path = global.config_path();
+    let path = &global.config_path();
     if !path.exists() {
         return Err(Error::NoApp { config: None });
     }
