@@ -131,6 +131,28 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
 }
 
 #[test]
+fn deploy_working_directory_runs_from_there_as_flyctl_does() {
+    let d = TestDaemon::start();
+    let (dir, _app) = hello_copy();
+    let run = common::lakefly(dir.path(), &["--remote", &d.api, "deploy", "hello"]);
+    assert!(
+        run.expect_code(0).stderr.contains("release v1 is live"),
+        "the fly.toml in hello/ is read and hello/ uploaded"
+    );
+    assert_eq!(status(&d)["machines"].as_array().unwrap().len(), 1);
+
+    let missing = common::lakefly(dir.path(), &["--remote", &d.api, "deploy", "nope"]);
+    let missing = missing.expect_code(2);
+    assert!(
+        missing
+            .stderr
+            .starts_with("error: WORKING_DIRECTORY nope: No such file or directory"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
 fn a_crashing_release_fails_with_exit_7_and_the_previous_one_keeps_running() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();

@@ -83,6 +83,11 @@ fn the_client_starts_a_local_daemon_once_and_daemon_stop_stops_it() {
     let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(status["running"], true);
     assert_eq!(status["api"], format!("http://{}", local.addr));
+    // It outlives the command that started it, so it keeps no hold on the directory that
+    // command ran in (a project's, one to unmount or delete).
+    let pid = status["pid"].as_u64().unwrap();
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    assert_eq!(cwd, state.canonicalize().unwrap());
 
     let (code, _, stderr) = local.lakefly(&["daemon", "stop"]);
     assert_eq!(code, 0);

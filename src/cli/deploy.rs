@@ -21,9 +21,13 @@ use crate::output::Output;
 /// Deploy the app in the config's directory.
 #[derive(Debug, Default, Args)]
 #[command(
-    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild (flyctl's --no-cache). Builds run on the daemon's host, so\nflyctl's --remote-only and --local-only change nothing; its --yes is accepted.\n\nExit codes: 0 complete, 7 failed (the previous release keeps running), 3 invalid config,\n8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
+    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild (flyctl's --no-cache). Builds run on the daemon's host, so\nflyctl's --remote-only and --local-only change nothing; its --yes is accepted.\n\nExit codes: 0 complete, 7 failed (the previous release keeps running), 3 invalid config,\n8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy services/api\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
 )]
 pub struct DeployArgs {
+    /// The directory to deploy from, as flyctl's `deploy [WORKING_DIRECTORY]`: the command
+    /// runs there, so `-c` and `--dockerfile` are read from it.
+    #[arg(value_name = "WORKING_DIRECTORY")]
+    pub working_directory: Option<PathBuf>,
     /// Rollout strategy (overrides `[deploy] strategy`).
     #[arg(long, value_parser = parse_strategy, value_name = "rolling|immediate|canary|bluegreen")]
     pub strategy: Option<Strategy>,
@@ -173,6 +177,13 @@ fn above_zero(
 /// Runs a deploy.
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     let out = global.output();
+    if let Some(dir) = &args.working_directory {
+        std::env::set_current_dir(dir).map_err(|e| Error::BadFlag {
+            flag: "WORKING_DIRECTORY",
+            message: format!("{}: {e}", dir.display()),
+            hint: "give the app's directory, the one that holds its fly.toml".into(),
+        })?;
+    }
     let path = &global.config_path();
     let (mut config, report) = crate::config::load(path)?.into_valid()?;
     if report.warnings().next().is_some() && !out.json {

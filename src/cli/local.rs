@@ -48,6 +48,7 @@ pub fn ensure_running(out: Output) -> Result<String, Error> {
         return Ok(url);
     }
     let state = crate::daemon::default_state_dir()?;
+    let state = std::path::absolute(&state).map_err(|e| Error::io("find", &state, e))?;
     crate::daemon::create_private_dir(&state)
         .map_err(|e| Error::io("create the state directory", &state, e))?;
     let log = state.join("lakeflyd.log");
@@ -70,6 +71,8 @@ pub fn ensure_running(out: Output) -> Result<String, Error> {
                 "--state",
             ])
             .arg(&state)
+            // It outlives this command: it keeps no hold on the project directory.
+            .current_dir(&state)
             // Not this command's service manager's to hear from (a CI runner's unit).
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
