@@ -1513,6 +1513,17 @@ fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_
     assert_eq!(machines[0]["release_version"], 3, "{machines:?}");
     cli(&["scale", "count", "0", "--yes"]).expect_code(0);
     assert_eq!(status(&d)["machines"], serde_json::json!([]));
+    // A deploy keeps it at zero, and says what runs it.
+    let idle = deploy(&d, &app, &[]).expect_code(0);
+    assert!(
+        idle.stderr.contains(
+            "group app is scaled to zero, so no machine runs it: the first request starts \
+             one (auto_start_machines), or `lakefly scale count app=1` starts one"
+        ),
+        "{}",
+        idle.stderr
+    );
+    assert_eq!(status(&d)["machines"], serde_json::json!([]));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod again;
 mod finish;
+mod group_notes;
 pub mod in_flight;
 mod interrupted;
 mod listen_check;
@@ -441,9 +442,13 @@ impl Deployer {
             });
         }
         for group in groups.iter().filter(|g| g.count > 1) {
-            if let Some(note) = shared_ports_note(cfg, &group.spec.process_group) {
+            if let Some(note) = group_notes::shared_ports(cfg, &group.spec.process_group) {
                 self.progress(app, version, "ports", note).await;
             }
+        }
+        for group in groups.iter().filter(|g| g.count == 0) {
+            let note = group_notes::scaled_to_zero(cfg, &group.spec.process_group);
+            self.progress(app, version, "scale", note).await;
         }
         let a = app.to_string();
         self.store
@@ -585,18 +590,4 @@ impl Deployer {
             }
         }
     }
-}
-
-/// Why more than one machine of `group` may not all start: the ports its processes bind
-/// themselves (`plan::own_ports`), which machines on one host cannot share.
-pub(crate) fn shared_ports_note(cfg: &AppConfig, group: &str) -> Option<String> {
-    let ports = plan::own_ports(cfg, group);
-    (!ports.is_empty()).then(|| {
-        format!(
-            "each machine of group {group} binds port {} itself (lakefly maps only internal_port \
-             onto $PORT, and machines share the host's network), so only one of them can: run \
-             one machine of the group, or have the app take those ports from the environment",
-            ports.join(", ")
-        )
-    })
 }

@@ -123,7 +123,7 @@ impl Deployer {
                 if let Err(mut reason) = added {
                     let current = self.current_source(app).await.ok().flatten();
                     if let Some(note) =
-                        current.and_then(|c| super::shared_ports_note(&c.config, group))
+                        current.and_then(|c| super::group_notes::shared_ports(&c.config, group))
                     {
                         reason.push_str(&format!("; {note}"));
                     }
