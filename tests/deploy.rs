@@ -196,6 +196,10 @@ fn a_crashing_release_fails_with_exit_7_and_the_previous_one_keeps_running() {
     .json();
     assert_eq!(releases[0]["status"], "failed");
     assert_eq!(releases[1]["status"], "complete");
+    // What the table shows, and when each ended, for scripts too.
+    assert_eq!(releases[1]["strategy"], "rolling");
+    assert!(releases[1]["finished_at"].is_string(), "{releases}");
+    assert_eq!(releases[1]["bundle"].as_str().map(str::len), Some(64));
 
     // Rolling back to the failed release would run it again: refused, nothing started.
     // (Named as `releases` shows it, v2.)

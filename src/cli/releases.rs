@@ -69,26 +69,7 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
     let app = app_name(global)?;
     let releases = block_on(async { Ok(api.releases(&app, args.limit).await?) })?;
     if out.json {
-        #[derive(serde::Serialize)]
-        struct Row<'a> {
-            version: u64,
-            status: &'a str,
-            description: &'a str,
-            created_at: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            files_of: Option<u64>,
-        }
-        let rows: Vec<Row> = releases
-            .iter()
-            .map(|r| Row {
-                version: r.version,
-                status: &r.status,
-                description: &r.description,
-                created_at: &r.created_at,
-                files_of: r.files_of,
-            })
-            .collect();
-        return out.json(&rows);
+        return out.json(&releases);
     }
     let mut table = Table::new(vec![
         "VERSION",
