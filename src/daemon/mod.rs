@@ -207,12 +207,15 @@ impl Daemon {
         )
         .await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // Shared by the deploys and the edge, which starts machines for requests too.
+        let in_flight = deploy::in_flight::InFlight::default();
         let edge = edge::Edge::start(
             options.edge.clone(),
             backends.clone(),
             runtime.clone(),
             store.clone(),
             metrics.clone(),
+            in_flight.clone(),
             shutdown_rx.clone(),
         )
         .await?;
@@ -248,7 +251,7 @@ impl Daemon {
             shutdown: shutdown_rx.clone(),
             finished: deploys,
             files_lock: Default::default(),
-            in_flight: Default::default(),
+            in_flight,
             smoke_time: options.smoke_time,
         };
         edge.reload_hostnames().await?;

@@ -27,9 +27,15 @@ pub async fn wake(state: &EdgeState, app: &str, groups: &[String]) {
         app.to_string(),
         groups.to_vec(),
     );
-    let waking = state.waking.clone();
+    let (waking, in_flight) = (state.waking.clone(), state.in_flight.clone());
     tokio::spawn(async move {
-        if let Err(e) = start_one(&runtime, &store, &app, &groups).await {
+        // Nothing starts behind an app's destroy, which would leave the machine running
+        // with no record once the app is gone (the destroy waits for one begun before it).
+        let started = match in_flight.begin_change(&app) {
+            Ok(_change) => start_one(&runtime, &store, &app, &groups).await,
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = started {
             tracing::warn!(app, error = %e, "edge: could not auto-start a machine");
         }
         waking

@@ -47,6 +47,7 @@ pub use self::options::{EdgeError, EdgeOptions, Ports};
 pub use self::public_ports::PublicPort;
 use self::public_ports::ServicePorts;
 use self::routes::{AppRoutes, PortRoute, Route};
+use super::deploy::in_flight::InFlight;
 use super::inherited::Listen;
 use super::metrics::Metrics;
 use super::runtime::Runtime;
@@ -62,6 +63,9 @@ pub struct EdgeState {
     metrics: Metrics,
     runtime: Runtime,
     store: Store,
+    /// Changes going per app: a machine started for a request is one, refused while the
+    /// app is being destroyed.
+    in_flight: InFlight,
     auto_start_wait: Duration,
     /// How long a body or an answer may wait for its reader or writer.
     stall_timeout: Duration,
@@ -204,6 +208,7 @@ impl Edge {
         runtime: Runtime,
         store: Store,
         metrics: Metrics,
+        in_flight: InFlight,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Edge, crate::error::Error> {
         let bind_error = |source| crate::error::Error::Bind {
@@ -243,6 +248,7 @@ impl Edge {
             metrics,
             runtime,
             store,
+            in_flight,
             auto_start_wait: options.auto_start_wait,
             stall_timeout: options.stall_timeout,
             idle_timeout: options.idle_timeout,
