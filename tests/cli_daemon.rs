@@ -209,6 +209,8 @@ async fn machine_commands_take_several_ids_and_list_q_prints_the_ids_alone() {
         cli(&api, &args).expect_code(0);
         let left = cli(&api, &["machines", "list", "-q", "-a", "web"]).expect_code(0);
         assert_eq!(left.stdout, "");
+        let table = cli(&api, &["machines", "list", "-a", "web"]).expect_code(0);
+        assert_eq!(table.stdout, "No machines.\n", "not a table with no rows");
     })
     .await
     .unwrap();

@@ -394,8 +394,11 @@ pub(super) fn uptime(started: &str, now: chrono::DateTime<chrono::Utc>) -> Optio
     })
 }
 
-/// The machines table of `machines list` and `status`.
+/// The machines table of `machines list` and `status`; "No machines." for none.
 pub fn machine_table(machines: &[Machine]) -> String {
+    if machines.is_empty() {
+        return "No machines.".into();
+    }
     let mut table = Table::new(vec![
         "ID", "GROUP", "STATE", "HEALTH", "RELEASE", "PID", "PORT", "RESTARTS", "UPTIME",
     ]);

@@ -58,11 +58,7 @@ pub fn status_text(status: &AppStatus) -> String {
             "; v{next} rolling out (`lakefly releases cancel` stops it)"
         ));
     }
-    let machines = if status.machines.is_empty() {
-        "No machines.".to_string()
-    } else {
-        machine_table(&status.machines)
-    };
+    let machines = machine_table(&status.machines);
     let mut head = format!("App      {}\nRelease  {release}\n", status.app);
     for (n, url) in status.urls.iter().enumerate() {
         let label = if n == 0 { "URLs" } else { "" };
