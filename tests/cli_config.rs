@@ -216,6 +216,15 @@ fn get_prints_values_as_written() {
         json,
         serde_json::json!({"internal_port": 8080, "processes": ["app"]})
     );
+    // A table as the file holds it, its checks included.
+    let checked = format!("{HELLO}\n  [[http_service.checks]]\n    path = \"/health\"\n");
+    let dir = project(&checked);
+    assert_eq!(
+        lakefly(dir.path(), &["config", "get", "http_service"])
+            .expect_code(0)
+            .stdout,
+        "[http_service]\n  internal_port = 8080  # where the app listens\n  processes = [\"app\"]\n\n  [[http_service.checks]]\n    path = \"/health\"\n"
+    );
 }
 
 #[test]

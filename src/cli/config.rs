@@ -9,7 +9,7 @@ use toml_edit::Item;
 
 use super::GlobalArgs;
 use crate::config::edit::{self, Editor, SetOutcome};
-use crate::config::keypath::KeyPath;
+use crate::config::keypath::{KeyPath, Segment};
 use crate::config::{self, Diagnostic, Report, Severity};
 use crate::error::Error;
 use crate::output::{self, Output};
@@ -277,7 +277,42 @@ fn get(out: Output, path: &Path, key: &str) -> Result<(), Error> {
     if out.json {
         return out.json(&config::decode::reader::to_json(item));
     }
+    if let Some(fragment) = table_fragment(&key_path, item) {
+        return out.text(fragment.trim_end());
+    }
     out.text(&item_text(item))
+}
+
+/// A `[table]` as fly.toml holds it, header and sub-tables (`[[http_service.checks]]`)
+/// included, when it is reached by keys alone.
+fn table_fragment(key_path: &KeyPath, item: &Item) -> Option<String> {
+    let Item::Table(table) = item else {
+        return None;
+    };
+    let mut keys = Vec::new();
+    for segment in key_path.segments() {
+        match segment {
+            Segment::Key(key) => keys.push(key.as_str()),
+            Segment::Index(_) => return None,
+        }
+    }
+    let (last, parents) = keys.split_last()?;
+    let mut root = toml_edit::Table::new();
+    let mut at = &mut root;
+    for key in parents {
+        let mut parent = toml_edit::Table::new();
+        parent.set_implicit(true);
+        at = at
+            .entry(key)
+            .or_insert(Item::Table(parent))
+            .as_table_mut()?;
+    }
+    let mut table = table.clone();
+    // Dotted keys in the file (`deploy.strategy = ...`) read best under a header here.
+    table.set_dotted(false);
+    table.decor_mut().clear();
+    at.insert(last, Item::Table(table));
+    Some(toml_edit::DocumentMut::from(root).to_string())
 }
 
 /// How `config get` prints a value for people: strings bare, everything else as TOML.
