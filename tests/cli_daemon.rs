@@ -40,6 +40,14 @@ fn apps_create_list_and_destroy() {
     // flyctl's `apps create --name` too.
     let flagged = cli(&d.api, &["apps", "create", "--name", "named", "--json"]).expect_code(0);
     assert_eq!(flagged.json()["name"], "named");
+    // A name the daemon refuses is a usage error, as the client's own refusals are.
+    let bad = cli(&d.api, &["apps", "create", "Bad_Name"]).expect_code(2);
+    assert!(
+        bad.stderr
+            .starts_with("error: app name \"Bad_Name\" may only hold lowercase letters"),
+        "{}",
+        bad.stderr
+    );
     let dup = cli(&d.api, &["apps", "create", "hello"]).expect_code(6);
     assert_eq!(dup.stderr, "error: app \"hello\" already exists\nhint: pick another name, or deploy to the existing app\n");
     // flyctl's -j is --json.

@@ -492,6 +492,13 @@ impl Error {
                 | ClientError::Stalled { .. }
                 | ClientError::EdgeNotApi { .. },
             ) => exit::UNREACHABLE,
+            // A value the user typed that the daemon refuses is a usage error, as the
+            // same refusal made by the client (`launch --name Bad_Name`) is.
+            Error::Api(ClientError::Api { status: 400, error })
+                if ARGUMENT_REFUSALS.contains(&error.code.as_str()) =>
+            {
+                exit::USAGE
+            }
             Error::Api(ClientError::Api { status, .. }) => match status {
                 401 | 403 => exit::AUTH,
                 404 => exit::NOT_FOUND,
@@ -555,6 +562,19 @@ impl Error {
         }
     }
 }
+
+/// The daemon's codes for a 400 that refuses an argument of the command (an app, host,
+/// volume or group name, a size, a job's schedule), not the request as a whole.
+const ARGUMENT_REFUSALS: &[&str] = &[
+    "invalid_app_name",
+    "invalid_hostname",
+    "invalid_volume_name",
+    "unknown_group",
+    "group_needed",
+    "bad_memory",
+    "unknown_size",
+    "invalid_job",
+];
 
 /// Result with lakefly's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
