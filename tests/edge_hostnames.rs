@@ -118,11 +118,12 @@ async fn added_names_and_wildcards_route_to_their_app_until_removed() {
     )
     .await;
 
-    // Names under the edge's domain are the apps' own; malformed names never leave the CLI.
+    // Names under the edge's domain are the apps' own (the daemon's refusal, a usage error
+    // as the CLI's own); malformed names never leave the CLI.
     refused(
         &s,
         &["certs", "add", "shop.localhost"],
-        1,
+        2,
         &["<app>.localhost"],
     )
     .await;
@@ -252,7 +253,7 @@ async fn a_path_under_a_host_routes_to_another_app_as_an_nginx_location_does() {
     refused(
         &s,
         &["certs", "add", HOST, "-a", "discovery"],
-        1,
+        2,
         &["<app>.localhost"],
     )
     .await;
