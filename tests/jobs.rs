@@ -456,19 +456,19 @@ async fn the_lsh_endpoints_create_trigger_and_list_jobs() {
         "{}",
         list.stdout
     );
-    // Refused with what is wrong: a schedule that is no cron expression by the CLI (a
-    // usage error), a zone the daemon's host does not know and a group the release does
-    // not have by the daemon.
+    // Refused with what is wrong, each a usage error: a schedule that is no cron
+    // expression by the CLI, a zone the daemon's host does not know and a group the
+    // release does not have by the daemon.
     for (when, code, says) in [
         (&["--schedule", "soon"][..], 2, "not a cron expression"),
         (
             &["--schedule", "0 3 * * *", "--time-zone", "Berlin"][..],
-            1,
+            2,
             "\"Berlin\" is not a zone this host knows",
         ),
         (
             &["-g", "wroker"][..],
-            1,
+            2,
             "process group \"wroker\" does not exist; the release has app",
         ),
     ] {
