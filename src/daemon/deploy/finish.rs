@@ -1,6 +1,7 @@
 //! The end of a release: recorded `complete` or `failed` (asked again until the store
-//! takes it), the edge put back to the release that keeps serving when it failed, and the
-//! failing machine's last log lines in the failure's event.
+//! takes it), the edge put back to the release that keeps serving when it failed, the
+//! failing machine's last log lines in the failure's event, and once it is live, no
+//! machine of an earlier release left.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use super::rollout::Failure;
 use super::Deployer;
 use crate::api::types::kind;
 use crate::daemon::events::{now, NewEvent};
+use crate::daemon::runtime::Action;
 use crate::daemon::store::{self, releases};
 
 /// How soon, then at most how often, the end of a release is recorded again while the
@@ -104,7 +106,35 @@ impl Deployer {
             }
             retry = (retry * 2).min(RECORD_END_RETRY_MAX);
         }
+        if status == "complete" {
+            self.remove_strays(app, version).await;
+        }
         self.remove_unused_release_files(app).await;
+    }
+
+    /// Destroys the app's machines of earlier releases once release `version` is current.
+    /// The rollout replaced every machine there was when it began; one of an earlier
+    /// release now was made while it rolled out (the edge starts one for a request to a
+    /// group scaled to zero, of the release then current) and would serve old code until
+    /// the next deploy. From here on the edge makes machines of `version`.
+    async fn remove_strays(&self, app: &str, version: u64) {
+        let machines = match self.runtime.list(app).await {
+            Ok(machines) => machines,
+            Err(e) => {
+                tracing::warn!(app, error = %e, "could not look for machines of earlier releases");
+                return;
+            }
+        };
+        let strays = machines
+            .iter()
+            .filter(|m| m.release_version.is_some_and(|v| v < version));
+        for machine in strays {
+            let id = &machine.id;
+            tracing::info!(app, machine = %id, version, "destroying a machine of an earlier release, made while release v{version} rolled out");
+            if let Err(e) = self.runtime.act(app, id, Action::Destroy).await {
+                tracing::warn!(app, machine = %id, error = %e, "could not destroy a machine of an earlier release");
+            }
+        }
     }
 
     /// The machine's last log lines up to its failure, not its shutdown's noise after it
