@@ -1,10 +1,11 @@
 //! `lakefly apps destroy` while traffic still comes: a request the edge would start a
 //! machine for (auto_start_machines, the group scaled to zero) starts none behind the
-//! destroy, which would leave its process running with no record once the app is gone.
+//! destroy, which would leave its process running with no record once the app is gone,
+//! and is answered 503 at once rather than after `--auto-start-wait`.
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -36,8 +37,10 @@ kill_timeout = "3s"
 
 #[test]
 fn a_request_while_the_app_is_destroyed_starts_no_machine_behind_it() {
-    let d = TestDaemon::start();
     let temp = tempfile::tempdir().unwrap();
+    // A request waits this long for a machine being started for it, but not for one that
+    // will not be.
+    let d = TestDaemon::start_in(&temp.path().join("state"), &["--auto-start-wait", "10m"]);
     let marks = temp.path().join("marks");
     std::fs::create_dir(&marks).unwrap();
     let app = app_with(
@@ -70,9 +73,16 @@ fn a_request_while_the_app_is_destroyed_starts_no_machine_behind_it() {
         .write_all(b"GET / HTTP/1.1\r\nHost: gone.localhost\r\n\r\n")
         .unwrap();
 
+    // Answered at once: no machine is being started for it.
+    request
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = [0; 12];
+    request.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 503");
+
     let destroyed = common::Run::from(destroy.wait_with_output().unwrap());
     destroyed.expect_code(0);
-    drop(request);
     for mark in std::fs::read_dir(&marks).unwrap() {
         let mark = mark.unwrap();
         let pid: u64 = std::fs::read_to_string(mark.path())

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use tokio::sync::watch;
+
+use super::autostart::Wake;
 use super::backends::{Lease, Pick};
 use super::routes::Route;
 use super::EdgeState;
@@ -55,7 +58,7 @@ pub(super) async fn acquire(
     let watch = state.backends.changes().watch();
     let mut hold = None;
     let mut queue = None;
-    let mut woke = false;
+    let mut wake = None;
     loop {
         // Made before looking, so a change in between is not missed.
         let notified = watch.notified();
@@ -75,10 +78,10 @@ pub(super) async fn acquire(
                 if !tried.is_empty() {
                     return Err(refusal);
                 }
-                if route.auto_start && !woke {
-                    woke = true;
-                    super::autostart::wake(state, &route.app, &route.groups).await;
+                if route.auto_start && wake.is_none() {
+                    wake = Some(super::autostart::wake(state, &route.app, &route.groups).await);
                 }
+                let woke = wake.is_some();
                 let starting = !state.backends.of(&route.app, &route.groups).is_empty();
                 if !starting && !woke {
                     return Err(refusal);
@@ -91,8 +94,21 @@ pub(super) async fn acquire(
                 *hold.get_or_insert_with(|| tokio::time::Instant::now() + wait)
             }
         };
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Err(refusal);
+        tokio::select! {
+            _ = notified => {}
+            () = failed(wake.as_mut()) => return Err(refusal),
+            () = tokio::time::sleep_until(deadline) => return Err(refusal),
         }
     }
+}
+
+/// Resolves once the start asked for this request has failed (nothing is coming to wait
+/// for); never otherwise.
+async fn failed(wake: Option<&mut watch::Receiver<Wake>>) {
+    if let Some(wake) = wake {
+        if wake.wait_for(|w| *w == Wake::Failed).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }

@@ -12,15 +12,30 @@ use crate::api::types::MachineState;
 use crate::daemon::runtime::Action;
 use crate::daemon::store::releases;
 
+/// How the start of a machine for waiting requests goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Being asked for.
+    Starting,
+    /// Started (or one was on its way up already): requests wait for it to be healthy.
+    Started,
+    /// Could not be started: requests waiting for it are answered now.
+    Failed,
+}
+
 /// Starts a machine of `app` in `groups` in the background, unless one is being started
-/// already; requests wait for it to become healthy through the backends' change signal.
-pub async fn wake(state: &EdgeState, app: &str, groups: &[String]) {
-    {
+/// already; requests wait for it to become healthy through the backends' change signal,
+/// and on the returned watch for a start that failed.
+pub async fn wake(state: &EdgeState, app: &str, groups: &[String]) -> watch::Receiver<Wake> {
+    let (told, wake) = {
         let mut waking = state.waking.lock().unwrap_or_else(|p| p.into_inner());
-        if !waking.insert(app.to_string()) {
-            return;
+        if let Some(going) = waking.get(app) {
+            return going.clone();
         }
-    }
+        let (told, wake) = watch::channel(Wake::Starting);
+        waking.insert(app.to_string(), wake.clone());
+        (told, wake)
+    };
     let (runtime, store, app, groups) = (
         state.runtime.clone(),
         state.store.clone(),
@@ -35,14 +50,19 @@ pub async fn wake(state: &EdgeState, app: &str, groups: &[String]) {
             Ok(_change) => start_one(&runtime, &store, &app, &groups).await,
             Err(e) => Err(e.to_string()),
         };
-        if let Err(e) = started {
+        if let Err(e) = &started {
             tracing::warn!(app, error = %e, "edge: could not auto-start a machine");
         }
         waking
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&app);
+        let _ = told.send(match started {
+            Ok(()) => Wake::Started,
+            Err(_) => Wake::Failed,
+        });
     });
+    wake
 }
 
 async fn start_one(

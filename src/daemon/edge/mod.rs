@@ -31,7 +31,7 @@ mod tcp;
 pub mod tls;
 mod udp;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -75,8 +75,8 @@ pub struct EdgeState {
     https_addr: Option<SocketAddr>,
     /// TLS for ports with the `tls` handler, when a certificate was given.
     tls: Option<crate::daemon::server_tls::ServerTls>,
-    /// Apps a machine is being auto-started for.
-    waking: Arc<Mutex<HashSet<String>>>,
+    /// Apps a machine is being auto-started for, and how that goes.
+    waking: Arc<Mutex<HashMap<String, watch::Receiver<autostart::Wake>>>>,
     /// `--edge-access-log`, when given.
     access_log: Option<access_log::AccessLog>,
 }
