@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::daemon::TestDaemon;
-use common::files::app_with;
+use common::files::marked_app;
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -45,16 +45,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_signal_reaches_the_machines_process_and_sigkill_restarts_it() {
     let temp = tempfile::tempdir().unwrap();
-    let mark = temp.path().join("mark");
-    let config = format!(
-        "app = \"reloader\"\n[env]\n  MARK = \"{}\"\n[processes]\n  app = \"python3 app.py\"\n",
-        mark.display()
-    );
-    let dir = app_with(
-        temp.path(),
-        "app",
-        &[("fly.toml", &config), ("app.py", APP)],
-    );
+    let (dir, mark) = marked_app(temp.path(), "reloader", "", APP);
     let d = TestDaemon::start();
     d.cli(&dir, &["deploy"]).expect_code(0);
     let before = machine(&d, &dir);

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::app_with;
+use common::files::marked_app;
 use serde_json::Value;
 
 /// Ignores SIGINT (fly.toml's default `kill_signal`); on SIGTERM writes "terminated" to
@@ -51,18 +51,8 @@ fn machine(d: &TestDaemon, dir: &Path) -> Value {
 #[test]
 fn a_stop_takes_another_signal_or_timeout_than_the_machines_own() {
     let temp = tempfile::tempdir().unwrap();
-    let mark = temp.path().join("mark");
     // A stop the app's own way would wait the whole minute, then SIGKILL it.
-    let config = format!(
-        "app = \"stubborn\"\nkill_timeout = \"60s\"\n[env]\n  MARK = \"{}\"\n\
-         [processes]\n  app = \"python3 app.py\"\n",
-        mark.display()
-    );
-    let dir = app_with(
-        temp.path(),
-        "app",
-        &[("fly.toml", &config), ("app.py", APP)],
-    );
+    let (dir, mark) = marked_app(temp.path(), "stubborn", "kill_timeout = \"60s\"\n", APP);
     let d = TestDaemon::start();
     d.cli(&dir, &["deploy"]).expect_code(0);
     let id = machine(&d, &dir)["id"].as_str().unwrap().to_string();

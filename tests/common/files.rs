@@ -74,6 +74,19 @@ pub fn app_with(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     app
 }
 
+/// App `name` in `root/app`: `app.py` run as its one group, with `$MARK` naming the file
+/// `root/mark` for the app to write what it saw; `top` goes before fly.toml's tables
+/// (`kill_timeout = "60s"`). Returns the app's directory and the mark's path.
+pub fn marked_app(root: &Path, name: &str, top: &str, app_py: &str) -> (PathBuf, PathBuf) {
+    let mark = root.join("mark");
+    let config = format!(
+        "app = \"{name}\"\n{top}[env]\n  MARK = \"{}\"\n[processes]\n  app = \"python3 app.py\"\n",
+        mark.display()
+    );
+    let dir = app_with(root, "app", &[("fly.toml", &config), ("app.py", app_py)]);
+    (dir, mark)
+}
+
 /// The names in `dir`, sorted (none when it does not exist).
 pub fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
