@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::autostart::Wake;
 use super::backends::{Lease, Pick};
 use super::routes::Route;
@@ -104,7 +102,7 @@ pub(super) async fn acquire(
 
 /// Resolves once the start asked for this request has failed (nothing is coming to wait
 /// for); never otherwise.
-async fn failed(wake: Option<&mut watch::Receiver<Wake>>) {
+async fn failed(wake: Option<&mut tokio::sync::watch::Receiver<Wake>>) {
     if let Some(wake) = wake {
         if wake.wait_for(|w| *w == Wake::Failed).await.is_ok() {
             return;
