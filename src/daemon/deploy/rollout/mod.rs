@@ -1,10 +1,11 @@
 //! Replacing an app's machines with a new release's, gated on health, per strategy:
 //! `immediate`, `rolling` (batches of `max_unavailable`; each new machine healthy, and up
 //! for `smoke_time`, before an old one stops), `canary` (one first, then rolling),
-//! `bluegreen` (a full healthy set, then the switch). A failure never leaves the old release down: new machines are destroyed and
-//! the old ones that were stopped are started again. A machine that was stopped before
-//! the deploy (by `machines stop`, or idle under `auto_stop_machines`) is replaced by a
-//! stopped one, as flyctl leaves it stopped; a failure leaves it stopped too.
+//! `bluegreen` (a full healthy set, then the switch). A failure never leaves the old
+//! release down: new machines are destroyed and the old ones that were stopped are
+//! started again. A machine that was stopped before the deploy (by `machines stop`, or
+//! idle under `auto_stop_machines`) is replaced by a stopped one, as flyctl leaves it
+//! stopped; a failure leaves it stopped too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
