@@ -5,6 +5,7 @@ mod base64_bytes;
 pub mod bundles;
 pub mod checks;
 pub mod client;
+pub mod codes;
 pub mod console;
 pub mod exec;
 pub mod follow;

@@ -19,16 +19,6 @@ pub struct ApiError {
     pub hint: Option<String>,
 }
 
-/// The code of the edge's answer to a request naming no app it serves: what an API client
-/// pointed at the edge instead of the API gets, and how it tells.
-pub const EDGE_UNKNOWN_APP: &str = "unknown_app";
-
-/// The code of a change refused because a release of the app is still rolling out.
-pub const DEPLOY_RUNNING: &str = "deploy_running";
-
-/// The code of a change refused because the daemon is stopping.
-pub const DAEMON_STOPPING: &str = "daemon_stopping";
-
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
@@ -83,10 +73,6 @@ pub struct CreateApp {
 /// daemon takes, in bytes: a client refuses a bigger bundle before sending it, since the
 /// daemon's early 413 would reach it mid-upload as a broken pipe.
 pub const BUNDLE_MAX_BYTES_HEADER: &str = "lakefly-bundle-max-bytes";
-
-/// The error code of a bundle larger than the daemon takes: the daemon's 413, and the
-/// client's refusal before sending one (`BUNDLE_MAX_BYTES_HEADER`).
-pub const BUNDLE_TOO_LARGE: &str = "bundle_too_large";
 
 /// `PUT /v1/bundles/{sha256}`: what was stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -89,7 +89,9 @@ async fn restart(
     // restart ran (a refused one, of an unknown app say, has none).
     let ran = match &restarted {
         Ok(_) => true,
-        Err(crate::api::client::ClientError::Api { error, .. }) => error.code == "restart_failed",
+        Err(crate::api::client::ClientError::Api { error, .. }) => {
+            error.code == crate::api::codes::RESTART_FAILED
+        }
         Err(_) => false,
     };
     let deadline = tokio::time::Instant::now() + LAST_EVENTS;

@@ -375,7 +375,7 @@ fn too_large(dir: &Path, size: u64, max: u64, daemon: &str) -> Error {
                 size.div_ceil(1024),
                 max / 1024
             ),
-            code: crate::api::types::BUNDLE_TOO_LARGE.into(),
+            code: crate::api::codes::BUNDLE_TOO_LARGE.into(),
             hint: Some(format!(
                 "leave build output, dependencies and data out with .lakeflyignore (or \
                  .dockerignore), or start lakeflyd with a larger --bundle-max-bytes (now {max})"

@@ -458,8 +458,8 @@ impl Error {
             Error::KeyNotSet { .. } => "key_not_set",
             Error::Edit { .. } => "edit_conflict",
             Error::AlreadyExists { .. } => "already_exists",
-            Error::InvalidAppName { .. } => "invalid_app_name",
-            Error::InvalidHostname { .. } => "invalid_hostname",
+            Error::InvalidAppName { .. } => crate::api::codes::INVALID_APP_NAME,
+            Error::InvalidHostname { .. } => crate::api::codes::INVALID_HOSTNAME,
             Error::StateLocked { .. } => "state_locked",
             Error::Bind { .. } => "bind_failed",
             Error::Inherited(_) => "inherited_socket",
@@ -495,7 +495,7 @@ impl Error {
             // A value the user typed that the daemon refuses is a usage error, as the
             // same refusal made by the client (`launch --name Bad_Name`) is.
             Error::Api(ClientError::Api { status: 400, error })
-                if ARGUMENT_REFUSALS.contains(&error.code.as_str()) =>
+                if crate::api::codes::ARGUMENT_REFUSALS.contains(&error.code.as_str()) =>
             {
                 exit::USAGE
             }
@@ -562,19 +562,6 @@ impl Error {
         }
     }
 }
-
-/// The daemon's codes for a 400 that refuses an argument of the command (an app, host,
-/// volume or group name, a size, a job's schedule), not the request as a whole.
-const ARGUMENT_REFUSALS: &[&str] = &[
-    "invalid_app_name",
-    "invalid_hostname",
-    "invalid_volume_name",
-    "unknown_group",
-    "group_needed",
-    "bad_memory",
-    "unknown_size",
-    "invalid_job",
-];
 
 /// Result with lakefly's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

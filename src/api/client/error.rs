@@ -88,7 +88,7 @@ pub(in crate::api) fn refusal(url: String, status: StatusCode, bytes: &[u8]) -> 
     match serde_json::from_slice::<ApiError>(bytes) {
         // The API names apps in its paths and never answers this code; the edge does for a
         // Host that names no app.
-        Ok(error) if error.code == crate::api::types::EDGE_UNKNOWN_APP => {
+        Ok(error) if error.code == crate::api::codes::EDGE_UNKNOWN_APP => {
             ClientError::EdgeNotApi { url: origin(&url) }
         }
         Ok(error) => ClientError::Api {

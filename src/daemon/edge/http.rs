@@ -98,7 +98,7 @@ async fn answer(
             None => {
                 let resp = error(
                     StatusCode::NOT_FOUND,
-                    crate::api::types::EDGE_UNKNOWN_APP,
+                    crate::api::codes::EDGE_UNKNOWN_APP,
                     &format!(
                         "no app named in the Host header; ask for <app>.{}",
                         state.hosts.domain()
@@ -112,7 +112,7 @@ async fn answer(
     let Some(route) = route else {
         let resp = error(
             StatusCode::NOT_FOUND,
-            crate::api::types::EDGE_UNKNOWN_APP,
+            crate::api::codes::EDGE_UNKNOWN_APP,
             &format!("no app {app:?} is served here"),
             html,
         );

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::api::codes;
 use crate::api::types::ApiError;
 use crate::daemon::bundles::UploadError;
 use crate::daemon::deploy::DeployError;
@@ -246,8 +247,8 @@ impl ServerError {
             ServerError::AppNotFound(_) => "app_not_found",
             ServerError::MachineNotFound { .. } => "machine_not_found",
             ServerError::AppExists(_) => "app_exists",
-            ServerError::InvalidAppName { .. } => "invalid_app_name",
-            ServerError::InvalidHostname { .. } => "invalid_hostname",
+            ServerError::InvalidAppName { .. } => codes::INVALID_APP_NAME,
+            ServerError::InvalidHostname { .. } => codes::INVALID_HOSTNAME,
             ServerError::HostnameTaken { .. } => "hostname_taken",
             ServerError::HostnameNotFound { .. } => "hostname_not_found",
             ServerError::ReleaseNotFound { .. } => "release_not_found",
@@ -261,11 +262,11 @@ impl ServerError {
                 JobError::Exists { .. } => "job_exists",
                 JobError::FromConfig(_) => "job_from_config",
                 JobError::NotRunning(_) => "job_not_running",
-                JobError::Invalid(_) => "invalid_job",
+                JobError::Invalid(_) => codes::INVALID_JOB,
                 JobError::Store(_) => "internal",
             },
             ServerError::Upload(e) => match e {
-                UploadError::TooLarge { .. } => crate::api::types::BUNDLE_TOO_LARGE,
+                UploadError::TooLarge { .. } => codes::BUNDLE_TOO_LARGE,
                 UploadError::DigestMismatch { .. } => "digest_mismatch",
                 UploadError::Unsafe(_) => "unsafe_bundle",
                 UploadError::Body(_) => "upload_interrupted",
@@ -275,7 +276,7 @@ impl ServerError {
                 DeployError::BundleMissing(_) => "bundle_missing",
                 DeployError::BadDigest(_) => "bad_request",
                 DeployError::Plan(_) => "config_not_runnable",
-                DeployError::Running(_) => crate::api::types::DEPLOY_RUNNING,
+                DeployError::Running(_) => codes::DEPLOY_RUNNING,
                 DeployError::NotRolling {
                     version: Some(_),
                     status: None,
@@ -287,23 +288,23 @@ impl ServerError {
                 DeployError::NoRollbackTarget(_) => "no_rollback_target",
                 DeployError::NotRollbackable { .. } => "not_rollbackable",
                 DeployError::NoRelease => "no_release",
-                DeployError::UnknownGroup { .. } => "unknown_group",
+                DeployError::UnknownGroup { .. } => codes::UNKNOWN_GROUP,
                 DeployError::ScaleFailed(_) => "scale_failed",
-                DeployError::RestartFailed(_) => "restart_failed",
-                DeployError::BadMemory(_) => "bad_memory",
-                DeployError::UnknownSize(_) => "unknown_size",
-                DeployError::GroupNeeded(_) => "group_needed",
+                DeployError::RestartFailed(_) => codes::RESTART_FAILED,
+                DeployError::BadMemory(_) => codes::BAD_MEMORY,
+                DeployError::UnknownSize(_) => codes::UNKNOWN_SIZE,
+                DeployError::GroupNeeded(_) => codes::GROUP_NEEDED,
                 DeployError::Store(_) => "internal",
             },
             ServerError::Volume(e) => match e {
                 VolumeError::NotFound { .. } => "volume_not_found",
                 VolumeError::InUse { .. } => "volume_in_use",
-                VolumeError::BadName { .. } => "invalid_volume_name",
+                VolumeError::BadName { .. } => codes::INVALID_VOLUME_NAME,
                 VolumeError::Exists { .. } => "volume_exists",
                 VolumeError::Io { .. } => "internal",
             },
             ServerError::ExecFailed(_) => "exec_failed",
-            ServerError::Stopping => crate::api::types::DAEMON_STOPPING,
+            ServerError::Stopping => codes::DAEMON_STOPPING,
             ServerError::Store(_) => "internal",
         }
     }
