@@ -1,0 +1,89 @@
+//! Auto start from zero and auto stop of idle machines.
+
+use serde_json::Value;
+
+use super::common::edge::{Setup, APP};
+use super::eventually;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_an_app_scaled_to_zero_with_auto_start_is_served() {
+    let s = Setup::new("", &[]);
+    let config = s.app.join("fly.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  processes = [\"app\"]\n",
+        "  processes = [\"app\"]\n  auto_start_machines = true\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    assert!(s.status().await["machines"].as_array().unwrap().is_empty());
+    let resp = s.get("/woken").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["path"], "/woken");
+
+    // The machine made for that request is the app's now: a deploy replaces it with one
+    // of the new release, which serves at once, instead of stopping it and leaving none.
+    s.deploy().await.expect_code(0);
+    let machines = s.status().await["machines"].as_array().unwrap().clone();
+    assert_eq!(machines.len(), 1, "{machines:?}");
+    assert_eq!(
+        (
+            machines[0]["state"].as_str(),
+            machines[0]["release_version"].as_u64()
+        ),
+        (Some("started"), Some(2)),
+        "{machines:?}"
+    );
+    let show = s.cli(&["scale", "show", "--json", "-a", APP]).await;
+    assert_eq!(show.expect_code(0).json()[0]["count"], 1);
+}
+
+/// `text` (the hello config) with its HTTP service stopping idle machines, down to none,
+/// and starting one for a request.
+fn auto_stopping(text: &str) -> String {
+    text.replace(
+        "  processes = [\"app\"]\n",
+        "  processes = [\"app\"]\n  auto_stop_machines = \"stop\"\n  auto_start_machines = true\n  min_machines_running = 0\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_machines_auto_stop_and_the_next_request_starts_one_again() {
+    let s = Setup::new("", &["--auto-stop-after", "1s"]);
+    let config = s.app.join("fly.toml");
+    let text = auto_stopping(&std::fs::read_to_string(&config).unwrap());
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    eventually("the idle machine stops", || async {
+        s.status().await["machines"][0]["state"] == "stopped"
+    })
+    .await;
+    let resp = s.get("/again").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.status().await["machines"][0]["state"], "started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_while_the_only_machine_auto_stops_starts_it_again_rather_than_a_new_one() {
+    let s = Setup::new("", &["--auto-stop-after", "1s"]);
+    let config = s.app.join("fly.toml");
+    // It ignores its kill signal, so its stop takes the whole kill_timeout.
+    let text = auto_stopping(&std::fs::read_to_string(&config).unwrap()).replace(
+        "  app = \"python3 app.py\"\n",
+        "  app = \"sh -c 'trap \\\"\\\" TERM; exec python3 app.py'\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    eventually("the idle machine is stopping", || async {
+        s.status().await["machines"][0]["state"] == "stopping"
+    })
+    .await;
+    let resp = s.get("/again").await;
+    assert_eq!(resp.status(), 200);
+    let machines = s.status().await["machines"].clone();
+    assert_eq!(machines.as_array().unwrap().len(), 1, "{machines}");
+    assert_eq!(machines[0]["state"], "started", "{machines}");
+}
