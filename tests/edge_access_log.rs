@@ -51,15 +51,22 @@ async fn every_answered_request_is_a_line_and_sighup_starts_a_new_file() {
 
     let written = lines(&path, 3).await;
     assert_eq!(written.len(), 3, "{written:?}");
+    // A line is written once its request is done, which on two connections need not be in
+    // the order the client read the answers: each is found by its target.
+    let line = |target: &str| {
+        written
+            .iter()
+            .find(|line| line["target"] == target)
+            .unwrap_or_else(|| panic!("no line for {target} in {written:?}"))
+    };
     let host = format!("{HOST}:{}", s.edge_port());
-    let first = &written[0];
+    let first = line("/first?x=1");
     for (field, value) in [
         ("app", APP),
         ("client", "127.0.0.1"),
         ("scheme", "http"),
         ("method", "GET"),
         ("host", host.as_str()),
-        ("target", "/first?x=1"),
     ] {
         assert_eq!(first[field], value, "{field} in {first}");
     }
@@ -69,20 +76,14 @@ async fn every_answered_request_is_a_line_and_sighup_starts_a_new_file() {
         first["time"].as_str().is_some_and(|t| t.ends_with('Z')),
         "{first}"
     );
+    let old = line("/old");
     assert_eq!(
-        (
-            &written[1]["target"],
-            &written[1]["status"],
-            &written[1]["app"]
-        ),
-        (&Value::from("/old"), &Value::from(200), &Value::from(APP))
+        (&old["status"], &old["app"]),
+        (&Value::from(200), &Value::from(APP))
     );
+    let unknown = line("/x");
     assert_eq!(
-        (
-            &written[2]["host"],
-            &written[2]["status"],
-            &written[2]["app"]
-        ),
+        (&unknown["host"], &unknown["status"], &unknown["app"]),
         (
             &Value::from("unknown.example"),
             &Value::from(404),
@@ -108,5 +109,9 @@ async fn every_answered_request_is_a_line_and_sighup_starts_a_new_file() {
     }
     let after = lines(&path, 1).await;
     assert_eq!(after[0]["target"], "/after", "{after:?}");
-    assert_eq!(lines(&rotated, 3).await[0]["target"], "/first?x=1");
+    let rotated = lines(&rotated, 3).await;
+    assert!(
+        rotated.iter().any(|line| line["target"] == "/first?x=1"),
+        "{rotated:?}"
+    );
 }
