@@ -199,6 +199,62 @@ async fn http_checks_follow_the_apps_answers_and_carry_the_output() {
     );
 }
 
+/// A check runs from the machine's start: within its grace period a failure does not count
+/// (the machine stays `unknown`, `checks list` shows what the check saw), and a pass counts
+/// at once instead of after the grace period (an auto-started machine's waiting request,
+/// a rollout). Before, the first check ran only once the grace period was over.
+#[tokio::test]
+async fn within_its_grace_period_a_failure_is_not_counted_and_a_pass_counts_at_once() {
+    let d = TestDaemon::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("sick"), "").unwrap();
+    let mut sse = setup(&d, "starting").await;
+    // Far longer than this test may take: whatever it sees happens within the grace period.
+    let checks = json!({
+        "health": { "type": "http", "path": "/health", "interval": "1h", "timeout": "1s", "grace_period": "1h" },
+    });
+    let id = create(
+        &d,
+        "starting",
+        json!({ "command": python_app(work.path()), "workdir": work.path(), "internal_port": 8080, "checks": checks }),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let seen = loop {
+        let listed = checks_list(&d, "starting").await;
+        if listed[0]["output"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("500 "))
+        {
+            break listed;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the check did not run within its grace period: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(seen[0]["status"], "unknown", "{seen}");
+    let shown: Value = common::http_client()
+        .get(d.url(&format!("/v1/apps/starting/machines/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["health"], "unknown", "{shown}");
+    std::fs::remove_file(work.path().join("sick")).unwrap();
+    // The first health event: passing, never critical on the way.
+    let m = next_health(&mut sse).await;
+    assert_eq!(
+        (&m.data["data"]["machine"], &m.data["data"]["health"]),
+        (&json!(id), &json!("passing")),
+        "{}",
+        m.data
+    );
+}
+
 #[tokio::test]
 async fn a_machine_without_port_or_checks_is_healthy_after_staying_up() {
     let d = TestDaemon::start();

@@ -14,7 +14,8 @@ pub struct CheckStatus {
     /// The check, as the config names it (`http_service.checks[0]`, `checks.db`), or
     /// `implicit` for a machine without checks (its port accepting connections).
     pub name: String,
-    /// `passing`, `critical`, or `unknown` until it has run (during its grace period).
+    /// `passing`, `critical`, or `unknown`: not run yet, or failing within its grace period
+    /// (a start not over yet; `output` then says what it saw).
     pub status: String,
     /// What the last run saw (`200 http://127.0.0.1:28129/health: ok`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

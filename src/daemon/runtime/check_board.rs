@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::health::Verdict;
 use crate::api::checks::CheckStatus;
 use crate::daemon::events::now;
 
@@ -28,7 +29,7 @@ struct Watched {
 /// One check's last result; `None` until it has run.
 #[derive(Default)]
 struct Latest {
-    result: Option<(bool, String, String)>,
+    result: Option<(Verdict, String, String)>,
 }
 
 /// A machine's place on the board; its checks leave the board when it drops.
@@ -75,11 +76,9 @@ impl CheckBoard {
             .flat_map(|id| {
                 machines[id].checks.iter().map(move |(name, latest)| {
                     let (status, output, updated_at) = match &latest.result {
-                        Some((passing, output, at)) => (
-                            if *passing { "passing" } else { "critical" },
-                            Some(output.clone()),
-                            Some(at.clone()),
-                        ),
+                        Some((verdict, output, at)) => {
+                            (verdict.status(), Some(output.clone()), Some(at.clone()))
+                        }
                         None => ("unknown", None, None),
                     };
                     CheckStatus {
@@ -108,14 +107,14 @@ impl Entry {
 
 impl Recorder {
     /// Records a run of `check`.
-    pub fn record(&self, check: &str, passing: bool, output: &str) {
+    pub fn record(&self, check: &str, verdict: Verdict, output: &str) {
         let mut machines = self.board.lock();
         if let Some(latest) = machines
             .get_mut(&self.machine)
             .filter(|watched| watched.entry == self.entry)
             .and_then(|watched| watched.checks.get_mut(check))
         {
-            latest.result = Some((passing, output.to_string(), now()));
+            latest.result = Some((verdict, output.to_string(), now()));
         }
     }
 }
@@ -144,7 +143,10 @@ mod tests {
         let _other = board.enter("blog", "m9", &names);
         let first = board.enter("shop", "m1", &names[..1]);
         web.recorder()
-            .record("a", false, "503 http://127.0.0.1:1/: down");
+            .record("a", Verdict::Critical, "503 http://127.0.0.1:1/: down");
+        first
+            .recorder()
+            .record("b", Verdict::Starting, "connection refused");
         let listed: Vec<(String, String, String)> = board
             .of_app("shop")
             .into_iter()
@@ -164,7 +166,7 @@ mod tests {
         // touch nothing of it.
         let late = web.recorder();
         let next = board.enter("shop", "m2", &names[..1]);
-        late.record("b", true, "200");
+        late.record("b", Verdict::Passing, "200");
         drop(web);
         let listed: Vec<String> = board.of_app("shop").into_iter().map(|c| c.status).collect();
         assert_eq!(listed, ["unknown"]);

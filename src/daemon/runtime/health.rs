@@ -1,7 +1,14 @@
 //! Health checks of one running machine: the checks its spec names (http or tcp, each on
-//! its own interval after its grace period), or, without any, its port accepting
-//! connections (or a second of staying up when it has no port). Changes are recorded with
-//! the deciding check's last output.
+//! its own interval), or, without any, its port accepting connections (or a few seconds of
+//! staying up when it has no port). Changes are recorded with the deciding check's last
+//! output.
+//!
+//! A check runs from the machine's start, not after its grace period: within the grace
+//! period a pass counts at once (an auto-started machine serves the request waiting for it
+//! as soon as it can, a rollout goes on) and a failure does not count yet, so a slow start
+//! is `unknown`, not `critical` (Consul's and Nomad's reading of a grace period). An HTTP
+//! check then waits for its port to accept before it asks, and asks again after a failure
+//! sooner than its interval, so the app's log gets no request per moment of its start.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +26,10 @@ use crate::daemon::store::machines;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_GRACE: Duration = Duration::from_secs(1);
+/// Within the grace period, how soon a failed check runs again: doubling from the first
+/// to the last (never more than its interval).
+const STARTING_RETRY_FIRST: Duration = Duration::from_millis(100);
+const STARTING_RETRY_MAX: Duration = Duration::from_secs(1);
 /// Without checks: how often the port is tried until it accepts, then how often after.
 const PORT_PROBE_EVERY: Duration = Duration::from_millis(10);
 const PORT_RECHECK_EVERY: Duration = Duration::from_secs(5);
@@ -120,8 +131,39 @@ pub fn watch(
 /// One result of one check.
 struct Outcome {
     check: String,
-    passing: bool,
+    verdict: Verdict,
     output: String,
+}
+
+/// What one run of a check says of its machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It passed.
+    Passing,
+    /// It failed.
+    Critical,
+    /// It failed within its grace period, before it ever passed: the machine is still
+    /// starting, which is not counted against it.
+    Starting,
+}
+
+impl Verdict {
+    /// The name `checks list` shows.
+    pub fn status(self) -> &'static str {
+        match self {
+            Verdict::Passing => "passing",
+            Verdict::Critical => "critical",
+            Verdict::Starting => "unknown",
+        }
+    }
+
+    fn of(passing: bool) -> Self {
+        if passing {
+            Verdict::Passing
+        } else {
+            Verdict::Critical
+        }
+    }
 }
 
 async fn aggregate(
@@ -135,8 +177,13 @@ async fn aggregate(
     let mut health = "unknown";
     let mut last_output: Option<String> = None;
     while let Some(outcome) = rx.recv().await {
-        board.record(&outcome.check, outcome.passing, &outcome.output);
-        latest.insert(outcome.check.clone(), outcome.passing);
+        board.record(&outcome.check, outcome.verdict, &outcome.output);
+        let passing = match outcome.verdict {
+            Verdict::Passing => true,
+            Verdict::Critical => false,
+            Verdict::Starting => continue,
+        };
+        latest.insert(outcome.check.clone(), passing);
         let now = if latest.values().any(|ok| !ok) {
             "critical"
         } else if names.iter().all(|n| latest.get(n) == Some(&true)) {
@@ -147,7 +194,7 @@ async fn aggregate(
         // A change of health is recorded; so is a failing check whose output changed (a
         // refused connection that became a 404), so the last output shown is the latest.
         let failing_differently = now == "critical"
-            && !outcome.passing
+            && !passing
             && last_output.as_deref() != Some(outcome.output.as_str());
         // The edge learns first: a rollout waiting on the event finds traffic flowing.
         if let Some(backend) = &target.backend {
@@ -189,9 +236,12 @@ async fn run_check(
     target: std::sync::Arc<Target>,
     tx: mpsc::Sender<Outcome>,
 ) {
-    if !target.resumed {
-        tokio::time::sleep(check.grace_period.map_or(DEFAULT_GRACE, |d| d.to_std())).await;
-    }
+    let grace = if target.resumed {
+        Duration::ZERO
+    } else {
+        check.grace_period.map_or(DEFAULT_GRACE, |d| d.to_std())
+    };
+    let grace_ends = tokio::time::Instant::now() + grace;
     // fly.toml refuses a zero interval; a spec from the API gets a floor, so a check
     // never runs in a loop without pause.
     let interval = check
@@ -206,15 +256,22 @@ async fn run_check(
             let _ = tx
                 .send(Outcome {
                     check: name,
-                    passing: false,
+                    verdict: Verdict::Critical,
                     output: format!("cannot build an HTTP client: {e}"),
                 })
                 .await;
             return;
         }
     };
+    let mut passed = false;
+    let mut retry = STARTING_RETRY_FIRST.min(interval);
     loop {
-        let (passing, output) = match target.dial(check.port) {
+        let port = target.dial(check.port);
+        let starting = !passed && tokio::time::Instant::now() < grace_ends;
+        if let (true, Some(port), CheckKind::Http) = (starting, port, &check.kind) {
+            wait_listening(port, grace_ends).await;
+        }
+        let (passing, output) = match port {
             None => (
                 false,
                 "no port to check: set the check's port or the service's internal_port".to_string(),
@@ -224,10 +281,17 @@ async fn run_check(
                 _ => tcp(port, timeout).await,
             },
         };
+        passed |= passing;
+        let starting = !passed && tokio::time::Instant::now() < grace_ends;
+        let verdict = if starting {
+            Verdict::Starting
+        } else {
+            Verdict::of(passing)
+        };
         if tx
             .send(Outcome {
                 check: name.clone(),
-                passing,
+                verdict,
                 output,
             })
             .await
@@ -235,7 +299,25 @@ async fn run_check(
         {
             return;
         }
-        tokio::time::sleep(interval).await;
+        if starting {
+            // The run at the grace period's end is the first that counts.
+            let pause =
+                retry.min(grace_ends.saturating_duration_since(tokio::time::Instant::now()));
+            retry = (retry * 2).min(STARTING_RETRY_MAX).min(interval);
+            tokio::time::sleep(pause).await;
+        } else {
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
+
+/// Returns once `port` accepts a connection, or at `until`.
+async fn wait_listening(port: u16, until: tokio::time::Instant) {
+    while tokio::time::Instant::now() < until {
+        if tcp(port, DEFAULT_TIMEOUT).await.0 {
+            return;
+        }
+        tokio::time::sleep(PORT_PROBE_EVERY).await;
     }
 }
 
@@ -249,7 +331,7 @@ async fn implicit(target: std::sync::Arc<Target>, tx: mpsc::Sender<Outcome>) {
         let _ = tx
             .send(Outcome {
                 check,
-                passing: true,
+                verdict: Verdict::Passing,
                 output,
             })
             .await;
@@ -265,7 +347,7 @@ async fn implicit(target: std::sync::Arc<Target>, tx: mpsc::Sender<Outcome>) {
             if tx
                 .send(Outcome {
                     check: check.clone(),
-                    passing,
+                    verdict: Verdict::of(passing),
                     output,
                 })
                 .await
