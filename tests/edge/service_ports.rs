@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::common::daemon::TestDaemon;
@@ -156,4 +157,56 @@ async fn a_port_taken_while_the_daemon_was_down_does_not_take_the_app_offline() 
     // Only what is served is advertised: the host route, not the taken port.
     let url = format!("http://{HOST}:{}/", s.edge_port());
     assert_eq!(s.status().await["urls"], serde_json::json!([url]));
+}
+
+/// `[[services.ports]]` on the edge's own port (a fly.toml's `port = 80` with lakeflyd's
+/// edge on :80) is served by the edge by Host, for every app that asks for it: it failed
+/// the deploy of each with "in use" (the edge itself held it). Raw TCP there is refused,
+/// naming the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_port_that_is_the_edges_own_is_served_there_by_host_for_every_app() {
+    let s = Setup::new("", &[]);
+    let port = s.edge_port();
+    let fly_toml = s.app.join("fly.toml");
+    let base = std::fs::read_to_string(&fly_toml).unwrap();
+    let service = |handlers: &str| {
+        format!(
+            "{base}\n[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n\
+             [[services.ports]]\n  port = {port}\n  handlers = [{handlers}]\n"
+        )
+    };
+    std::fs::write(&fly_toml, service("\"http\"")).unwrap();
+    for app in [APP, "second"] {
+        let run = s.cli(&["deploy", "-a", app]).await.expect_code(0);
+        assert!(
+            run.stderr.contains(&format!(
+                "port {port} is the edge's own HTTP port: the app is served there by Host ({app}.localhost"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    for app in [APP, "second"] {
+        let answer: Value = s
+            .client
+            .get(format!("http://127.0.0.1:{port}/who"))
+            .header("Host", format!("{app}.localhost"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["app"], app, "{answer}");
+    }
+    std::fs::write(&fly_toml, service("")).unwrap();
+    let run = s.cli(&["deploy", "-a", "third"]).await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "port {port} of app third ([[services.ports]]) is the edge's own HTTP port"
+        )),
+        "{}",
+        run.stderr
+    );
 }

@@ -20,6 +20,7 @@ pub mod hosts;
 pub mod http;
 mod listeners;
 mod options;
+mod own_ports;
 mod pool;
 mod proxy_proto;
 mod public_ports;
@@ -356,6 +357,11 @@ impl Edge {
                     .to_string(),
             );
         }
+        let own = own_ports::OwnPorts {
+            http: self.addr.port(),
+            https: self.https_addr.map(|a| a.port()),
+        };
+        let refused_own = own.take(app, self.state.hosts.domain(), &mut routes);
         let mut ports = self.ports.lock();
         // A port that cannot be served fails a deploy; otherwise it is left out and reported.
         // (Sockets bound before a failure close when `bound` drops: nothing changes.)
@@ -368,6 +374,9 @@ impl Edge {
                 Ok(())
             }
         };
+        for (port, error) in refused_own {
+            refuse(&mut routes, port, error)?;
+        }
         let mut bound = Vec::new();
         for port in routes.public_ports() {
             match ports.holder(port) {

@@ -20,6 +20,16 @@ pub enum EdgeError {
         /// The app that has it.
         other: String,
     },
+    /// A service port that is the edge's own, of a kind the edge cannot serve there by Host.
+    #[error("port {port} of app {app} ([[services.ports]]) is the edge's own {listener} port, which serves apps by Host; only handlers = [{}] can share it: pick another port for this service", if *listener == "HTTP" { "\"http\"" } else { "\"tls\", \"http\"" })]
+    EdgesOwnPort {
+        /// The port.
+        port: u16,
+        /// The app.
+        app: String,
+        /// `HTTP` or `HTTPS`: which of the edge's listeners has it.
+        listener: &'static str,
+    },
     /// Something else on the host listens there.
     #[error("port {port} of app {app} ([[services.ports]]) cannot be bound on {ip}: {source}; stop what uses it or pick another port")]
     PortInUse {
