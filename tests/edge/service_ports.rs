@@ -169,12 +169,13 @@ async fn a_service_port_that_is_the_edges_own_is_served_there_by_host_for_every_
     let port = s.edge_port();
     let fly_toml = s.app.join("fly.toml");
     let base = std::fs::read_to_string(&fly_toml).unwrap();
-    let service = |handlers: &str| {
+    let service_on = |port: u16, handlers: &str| {
         format!(
             "{base}\n[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n  processes = [\"app\"]\n\
              [[services.ports]]\n  port = {port}\n  handlers = [{handlers}]\n"
         )
     };
+    let service = |handlers: &str| service_on(port, handlers);
     std::fs::write(&fly_toml, service("\"http\"")).unwrap();
     for app in [APP, "second"] {
         let run = s.cli(&["deploy", "-a", app]).await.expect_code(0);
@@ -205,6 +206,22 @@ async fn a_service_port_that_is_the_edges_own_is_served_there_by_host_for_every_
     assert!(
         run.stderr.contains(&format!(
             "port {port} of app third ([[services.ports]]) is the edge's own HTTP port"
+        )),
+        "{}",
+        run.stderr
+    );
+    // Two apps on an HTTP port that is not the edge's: the second is told how they could
+    // share it.
+    let other = super::common::free_port();
+    std::fs::write(&fly_toml, service_on(other, "\"http\"")).unwrap();
+    s.cli(&["deploy", "-a", "fourth"]).await.expect_code(0);
+    let run = s.cli(&["deploy", "-a", "fifth"]).await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "port {other} of app fifth is already served for app fourth; pick another port in \
+             [[services.ports]], or make it the edge's own (lakeflyd --edge ADDRESS:{other}), \
+             which serves every app there by Host"
         )),
         "{}",
         run.stderr

@@ -382,10 +382,13 @@ impl Edge {
             match ports.holder(port) {
                 Some(holder) if holder != app => {
                     let other = holder.to_string();
+                    let http = !port.udp
+                        && matches!(routes.ports.get(&port.number), Some(PortRoute::Http(_)));
                     let error = EdgeError::PortTaken {
                         port,
                         app: app.to_string(),
                         other,
+                        http,
                     };
                     refuse(&mut routes, port, error)?;
                     continue;

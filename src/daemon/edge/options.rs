@@ -11,7 +11,7 @@ use crate::daemon::inherited::Listen;
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     /// Another app has the port.
-    #[error("port {port} of app {app} is already served for app {other}; pick another port in [[services.ports]]")]
+    #[error("port {port} of app {app} is already served for app {other}; pick another port in [[services.ports]]{}", share_hint(*http, *port))]
     PortTaken {
         /// The port.
         port: PublicPort,
@@ -19,6 +19,8 @@ pub enum EdgeError {
         app: String,
         /// The app that has it.
         other: String,
+        /// The app asks for HTTP there, which the edge's own port serves for every app.
+        http: bool,
     },
     /// A service port that is the edge's own, of a kind the edge cannot serve there by Host.
     #[error("port {port} of app {app} ([[services.ports]]) is the edge's own {listener} port, which serves apps by Host; only handlers = [{}] can share it: pick another port for this service", if *listener == "HTTP" { "\"http\"" } else { "\"tls\", \"http\"" })]
@@ -42,6 +44,16 @@ pub enum EdgeError {
         /// What the OS said.
         source: std::io::Error,
     },
+}
+
+/// How apps share an HTTP port: as the edge's own, which serves every app by Host.
+fn share_hint(http: bool, port: PublicPort) -> String {
+    match http {
+        true => format!(
+            ", or make it the edge's own (lakeflyd --edge ADDRESS:{port}), which serves every app there by Host"
+        ),
+        false => String::new(),
+    }
 }
 
 /// What to do when a service port cannot be bound.
