@@ -36,15 +36,16 @@ impl OwnPorts {
             .filter(|&n| n == self.http || Some(n) == self.https)
             .collect();
         for number in own {
-            let listener = if number == self.http { "HTTP" } else { "HTTPS" };
-            let route = match routes.ports.get(&number) {
-                Some(PortRoute::Http(route)) if listener == "HTTP" => route.clone(),
-                Some(PortRoute::Https(route)) if listener == "HTTPS" => route.clone(),
+            let (listener, route) = match routes.ports.get(&number) {
+                Some(PortRoute::Http(route)) if number == self.http => ("HTTP", route.clone()),
+                Some(PortRoute::Https(route)) if Some(number) == self.https => {
+                    ("HTTPS", route.clone())
+                }
                 _ => {
                     let error = EdgeError::EdgesOwnPort {
                         port: number,
                         app: app.to_string(),
-                        listener,
+                        listener: if number == self.http { "HTTP" } else { "HTTPS" },
                     };
                     refused.push((PublicPort { number, udp: false }, error));
                     continue;
