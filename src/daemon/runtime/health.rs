@@ -311,13 +311,18 @@ async fn run_check(
     }
 }
 
-/// Returns once `port` accepts a connection, or at `until`.
+/// Returns once `port` accepts a connection, or at `until`: tried often at first, when a
+/// start usually ends, then less (a check on a port nothing opens may wait out a long
+/// grace period).
 async fn wait_listening(port: u16, until: tokio::time::Instant) {
+    let mut every = PORT_PROBE_EVERY;
     while tokio::time::Instant::now() < until {
         if tcp(port, DEFAULT_TIMEOUT).await.0 {
             return;
         }
-        tokio::time::sleep(PORT_PROBE_EVERY).await;
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(every.min(left)).await;
+        every = (every * 2).min(STARTING_RETRY_MAX / 4);
     }
 }
 
