@@ -382,13 +382,17 @@ impl Edge {
             match ports.holder(port) {
                 Some(holder) if holder != app => {
                     let other = holder.to_string();
-                    let http = !port.udp
-                        && matches!(routes.ports.get(&port.number), Some(PortRoute::Http(_)));
+                    let shared_by = match routes.ports.get(&port.number) {
+                        _ if port.udp => None,
+                        Some(PortRoute::Http(_)) => Some("--edge"),
+                        Some(PortRoute::Https(_)) => Some("--edge-https"),
+                        _ => None,
+                    };
                     let error = EdgeError::PortTaken {
                         port,
                         app: app.to_string(),
                         other,
-                        http,
+                        shared_by,
                     };
                     refuse(&mut routes, port, error)?;
                     continue;

@@ -11,7 +11,7 @@ use crate::daemon::inherited::Listen;
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     /// Another app has the port.
-    #[error("port {port} of app {app} is already served for app {other}; pick another port in [[services.ports]]{}", share_hint(*http, *port))]
+    #[error("port {port} of app {app} is already served for app {other}; pick another port in [[services.ports]]{}", share_hint(*shared_by, *port))]
     PortTaken {
         /// The port.
         port: PublicPort,
@@ -19,8 +19,9 @@ pub enum EdgeError {
         app: String,
         /// The app that has it.
         other: String,
-        /// The app asks for HTTP there, which the edge's own port serves for every app.
-        http: bool,
+        /// The flag that makes the port the edge's own, which serves every app there by
+        /// Host: `--edge` for HTTP, `--edge-https` for HTTPS; none for other kinds.
+        shared_by: Option<&'static str>,
     },
     /// A service port that is the edge's own, of a kind the edge cannot serve there by Host.
     #[error("port {port} of app {app} ([[services.ports]]) is the edge's own {listener} port, which serves apps by Host; only handlers = [{}] can share it: pick another port for this service", if *listener == "HTTP" { "\"http\"" } else { "\"tls\", \"http\"" })]
@@ -46,13 +47,13 @@ pub enum EdgeError {
     },
 }
 
-/// How apps share an HTTP port: as the edge's own, which serves every app by Host.
-fn share_hint(http: bool, port: PublicPort) -> String {
-    match http {
-        true => format!(
-            ", or make it the edge's own (lakeflyd --edge ADDRESS:{port}), which serves every app there by Host"
+/// How apps share an HTTP or HTTPS port: as the edge's own, which serves every app by Host.
+fn share_hint(shared_by: Option<&str>, port: PublicPort) -> String {
+    match shared_by {
+        Some(flag) => format!(
+            ", or make it the edge's own (lakeflyd {flag} ADDRESS:{port}), which serves every app there by Host"
         ),
-        false => String::new(),
+        None => String::new(),
     }
 }
 
@@ -94,4 +95,32 @@ pub struct EdgeOptions {
     /// `[[services]]` TCP ports whose sockets a service manager passed (`port-N`),
     /// served in place of binding them.
     pub ports: std::collections::BTreeMap<u16, Listen>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_taken_says_which_flag_would_share_it() {
+        let taken = |shared_by| EdgeError::PortTaken {
+            port: PublicPort {
+                number: 443,
+                udp: false,
+            },
+            app: "b".into(),
+            other: "a".into(),
+            shared_by,
+        };
+        assert_eq!(
+            taken(Some("--edge-https")).to_string(),
+            "port 443 of app b is already served for app a; pick another port in [[services.ports]], \
+             or make it the edge's own (lakeflyd --edge-https ADDRESS:443), which serves every app \
+             there by Host"
+        );
+        assert_eq!(
+            taken(None).to_string(),
+            "port 443 of app b is already served for app a; pick another port in [[services.ports]]"
+        );
+    }
 }
