@@ -369,3 +369,36 @@ fn a_worker_that_dies_seconds_after_it_starts_fails_the_deploy_and_the_old_one_r
         "{after}"
     );
 }
+
+/// A machine whose check fails only within its grace period (longer than `wait_timeout`)
+/// fails the deploy with what the check saw, as one failing after it does.
+#[test]
+fn a_check_failing_within_its_grace_period_is_shown_when_the_wait_runs_out() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = "import os\nfrom http.server import BaseHTTPRequestHandler, HTTPServer\n\
+        class H(BaseHTTPRequestHandler):\n    def do_GET(self):\n        \
+        self.send_response(503)\n        self.end_headers()\n        \
+        self.wfile.write(b'warming up')\n    def log_message(self, *a): pass\n\
+        HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+    let app = app_with(
+        dir.path(),
+        "warming",
+        &[
+            (
+                "fly.toml",
+                "app = \"warming\"\n[deploy]\n  wait_timeout = \"3s\"\n[processes]\n  app = \"python3 server.py\"\n\
+                 [http_service]\n  internal_port = 8080\n  processes = [\"app\"]\n\
+                 [[http_service.checks]]\n  grace_period = \"1h\"\n  interval = \"1h\"\n  path = \"/health\"\n",
+            ),
+            ("server.py", server),
+        ],
+    );
+    let run = deploy(&d, &app, &[]).expect_code(7);
+    assert!(
+        run.stderr.contains("was not healthy within 3s")
+            && run.stderr.contains("/health: warming up"),
+        "{}",
+        run.stderr
+    );
+}

@@ -163,6 +163,10 @@ impl Rollout<'_> {
                 Err(_) => {
                     // `pending` is not empty: the loop runs only while it holds machines.
                     let id = pending.iter().next().cloned().unwrap_or_default();
+                    // A check that failed only within its grace period made no health
+                    // event; what it last saw is on the check board.
+                    let output = (last_output.get(&id).cloned())
+                        .or_else(|| failing_check_output(self.runtime, self.app, &id));
                     let mut failure = Failure::of_machine(
                         &id,
                         format!(
@@ -171,7 +175,7 @@ impl Rollout<'_> {
                                 self.wait_timeout.as_millis() as u64
                             )
                         ),
-                        last_output.get(&id).cloned(),
+                        output,
                     );
                     let why = listen_check::why_not(self.runtime, self.app, &id).await;
                     failure.reason.push_str(&why);
@@ -257,4 +261,18 @@ impl Rollout<'_> {
         }
         Ok(())
     }
+}
+
+/// What the first check of machine `id` that does not pass last saw, as `checks list`
+/// shows it.
+fn failing_check_output(
+    runtime: &crate::daemon::runtime::Runtime,
+    app: &str,
+    id: &str,
+) -> Option<String> {
+    runtime
+        .checks(app)
+        .into_iter()
+        .filter(|check| check.machine == id && check.status != "passing")
+        .find_map(|check| check.output)
 }
