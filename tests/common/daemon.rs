@@ -95,6 +95,17 @@ impl TestDaemon {
         Self::spawn_from(sh, "127.0.0.1:0", state, &[], QUIET, Stdio::inherit())
     }
 
+    /// A daemon holding CAP_NET_BIND_SERVICE as an ambient capability, as a unit with
+    /// `AmbientCapabilities=CAP_NET_BIND_SERVICE` starts it (util-linux `setpriv`).
+    pub fn start_with_bind_capability(state: &Path) -> Self {
+        let mut setpriv = Command::new("setpriv");
+        setpriv
+            .args(["--inh-caps", "+net_bind_service"])
+            .args(["--ambient-caps", "+net_bind_service"])
+            .arg(env!("CARGO_BIN_EXE_lakeflyd"));
+        Self::spawn_from(setpriv, "127.0.0.1:0", state, &[], QUIET, Stdio::inherit())
+    }
+
     /// A daemon given the listening sockets `fds` as systemd passes a socket unit's,
     /// each with its name (see [`socket_activated`]).
     pub fn start_with_sockets(state: &Path, fds: &[(i32, &str)]) -> Self {

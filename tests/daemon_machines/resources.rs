@@ -121,3 +121,36 @@ async fn mounts_keep_data_across_machines_and_reach_the_app_by_env_and_link() {
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
 }
+
+/// The capability a unit grants lakeflyd to bind ports below 1024 stays lakeflyd's: its
+/// machines do not inherit it (ambient capabilities pass across exec unless cleared).
+#[tokio::test]
+async fn a_machine_does_not_inherit_the_daemons_ambient_capabilities() {
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start_with_bind_capability(&temp.path().join("state"));
+    let ambient = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("CapAmb:"))
+            .map(|mask| mask.trim().to_string())
+            .expect("a CapAmb line")
+    };
+    // CAP_NET_BIND_SERVICE is bit 10.
+    assert_eq!(ambient(d.pid()), "0000000000000400", "the daemon holds it");
+    let api = Api::new(&d);
+    api.create_app("plain").await;
+    let m = api
+        .create_machine("plain", json!({ "command": "exec sleep 600" }))
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let until = Instant::now() + WAIT;
+    let pid = loop {
+        if let Some(pid) = api.machine("plain", &id).await["pid"].as_u64() {
+            break pid as u32;
+        }
+        assert!(Instant::now() < until, "machine {id} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ambient(pid), "0000000000000000", "machine {id} (pid {pid})");
+}

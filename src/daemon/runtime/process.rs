@@ -194,7 +194,32 @@ fn shell(command: &str, workdir: &Path, env: &BTreeMap<String, String>) -> Comma
     if let Some((soft, hard)) = crate::daemon::open_files::started_with() {
         limit_open_files(&mut cmd, soft, hard);
     }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    drop_ambient_capabilities(&mut cmd);
     cmd
+}
+
+/// Clears the child's ambient capabilities between fork and exec: a unit that lets
+/// lakeflyd bind ports below 1024 (`AmbientCapabilities=CAP_NET_BIND_SERVICE`) grants it
+/// to lakeflyd, not to the apps it runs, which would inherit it across exec.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(unsafe_code)]
+fn drop_ambient_capabilities(cmd: &mut Command) {
+    use nix::libc::{prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL};
+    // SAFETY: the closure runs in the forked child before exec; prctl(2) is a single
+    // system call with integer arguments that neither allocates nor takes locks. A kernel
+    // without ambient capabilities (before 4.3) has none to clear: its EINVAL is fine.
+    unsafe {
+        cmd.pre_exec(|| {
+            if prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(nix::libc::EINVAL) {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Where a machine's memory limit is enforced at its start.
