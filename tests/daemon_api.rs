@@ -458,6 +458,27 @@ fn an_api_address_in_use_is_a_clear_error() {
     );
 }
 
+/// A port below 1024 without the capability to bind it (util-linux `setpriv` takes it
+/// from the daemon, root or not) says what grants it.
+#[test]
+fn an_edge_port_below_1024_without_the_capability_says_what_grants_it() {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--bounding-set", "-net_bind_service"])
+        .arg(env!("CARGO_BIN_EXE_lakeflyd"))
+        .args(["--api", "127.0.0.1:0", "--edge", "127.0.0.1:81", "--state"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen for the edge on 127.0.0.1:81: Permission denied")
+            && stderr.contains("hint: ports below 1024 take CAP_NET_BIND_SERVICE"),
+        "{stderr}"
+    );
+}
+
 /// The names of a process's threads that start with `prefix`, sorted.
 fn threads_named(pid: u32, prefix: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))

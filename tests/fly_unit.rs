@@ -128,6 +128,37 @@ fn daemon_install_systemd_writes_a_unit_for_this_host_that_verifies() {
     verifies_cleanly(&path);
 }
 
+/// An edge on port 80 needs CAP_NET_BIND_SERVICE to bind as the service's user: the unit
+/// grants it (lakeflyd's machines do not inherit it), unless a socket unit binds the port.
+#[test]
+fn daemon_install_systemd_grants_the_bind_capability_for_a_port_below_1024() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lakeflyd.service");
+    install_systemd(dir.path(), &path, &["--edge", "0.0.0.0:80"]).expect_code(0);
+    let unit = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        unit.contains("# lakeflyd binds port 80 (--edge), below 1024")
+            && unit.contains("\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"),
+        "{unit}"
+    );
+    verifies_cleanly(&path);
+    let run = install_systemd(
+        dir.path(),
+        &path,
+        &["--edge", "0.0.0.0:80", "--socket", "--force"],
+    )
+    .expect_code(0);
+    let unit = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !unit.contains("AmbientCapabilities"),
+        "{unit}\n{}",
+        run.stderr
+    );
+    install_systemd(dir.path(), &path, &["--force"]).expect_code(0);
+    let unit = std::fs::read_to_string(&path).unwrap();
+    assert!(!unit.contains("AmbientCapabilities"), "{unit}");
+}
+
 #[test]
 fn daemon_install_systemd_live_restore_stops_lakeflyd_alone() {
     let dir = tempfile::tempdir().unwrap();

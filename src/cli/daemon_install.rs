@@ -256,6 +256,13 @@ fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
             Some("User") => format!("User={}", args.user),
             Some("Group") => format!("Group={}", args.user),
             Some("LoadCredentialEncrypted") => credential.clone(),
+            Some("NoNewPrivileges") => match low_ports(args) {
+                Some(why) => format!(
+                    "{line}\n# lakeflyd binds {why}, below 1024, which takes this capability;\n\
+                     # its machines do not inherit it.\nAmbientCapabilities=CAP_NET_BIND_SERVICE"
+                ),
+                None => line.to_string(),
+            },
             // Only lakeflyd is stopped: its machines run on in the service's cgroup for
             // the next start to take back.
             Some("KillMode") if args.live_restore => {
@@ -267,6 +274,19 @@ fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
         unit.push('\n');
     }
     unit
+}
+
+/// The ports below 1024 lakeflyd binds itself (the API's, the edge's unless a socket
+/// unit binds it), as "port 80 (--edge)", if any.
+fn low_ports(args: &InstallArgs) -> Option<String> {
+    let edge = (!args.socket).then_some((args.edge.port(), "--edge"));
+    let low: Vec<String> = [Some((args.api.port(), "--api")), edge]
+        .into_iter()
+        .flatten()
+        .filter(|(port, _)| *port < 1024)
+        .map(|(port, flag)| format!("port {port} ({flag})"))
+        .collect();
+    (!low.is_empty()).then(|| low.join(" and "))
 }
 
 /// The shipped socket unit for `service`, listening on the edge's address.

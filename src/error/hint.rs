@@ -149,6 +149,14 @@ impl Error {
             Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
                 Some("another program listens there; pick another address".into())
             }
+            Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                Some(
+                    "ports below 1024 take CAP_NET_BIND_SERVICE: `lakefly daemon install --systemd` \
+                     grants it for the addresses it is given (or `--socket`: systemd binds the \
+                     edge); by hand, `sudo setcap cap_net_bind_service=+ep` on lakeflyd"
+                        .into(),
+                )
+            }
             Error::Bind { .. } => None,
             Error::Inherited(_) => Some(
                 "name each ListenStream= socket with FileDescriptorName= (edge, edge-https, api, or port-N for a [[services]] TCP port N), one socket unit a name".into(),
