@@ -235,14 +235,7 @@ async fn within_its_grace_period_a_failure_is_not_counted_and_a_pass_counts_at_o
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(seen[0]["status"], "unknown", "{seen}");
-    let shown: Value = common::http_client()
-        .get(d.url(&format!("/v1/apps/starting/machines/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = common::api::Api::new(&d).machine("starting", &id).await;
     assert_eq!(shown["health"], "unknown", "{shown}");
     std::fs::remove_file(work.path().join("sick")).unwrap();
     // The first health event: passing, never critical on the way.
