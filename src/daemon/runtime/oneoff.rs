@@ -110,7 +110,8 @@ pub async fn run_until(
     stop: impl std::future::Future<Output = String>,
 ) -> Outcome {
     let none = process::MemoryLimit::None;
-    let mut spawned = match process::spawn(command, dir, env, none, process::Input::Empty) {
+    let env = pids.tagged(env);
+    let mut spawned = match process::spawn(command, dir, &env, none, process::Input::Empty) {
         Ok(spawned) => spawned,
         Err(e) => {
             return Outcome {
@@ -283,7 +284,8 @@ pub async fn stream(
         Some(_) => process::Input::Piped,
         None => process::Input::Empty,
     };
-    let mut spawned = process::spawn(command, dir, env, process::MemoryLimit::None, input)?;
+    let env = pids.tagged(env);
+    let mut spawned = process::spawn(command, dir, &env, process::MemoryLimit::None, input)?;
     let mut group = KillGroupOnDrop::new(spawned.pid, pids);
     // Written beside the readers (a command may answer before it has read everything),
     // then closed so the command sees its end; one that stops reading just loses the rest.

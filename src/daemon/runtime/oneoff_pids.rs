@@ -3,8 +3,11 @@
 //! time. A daemon that dies outright (`kill -9`, a crash, the OOM killer) cannot kill them
 //! on its way out; the next one stops what is noted before anything runs, so a nightly job
 //! does not go on unsupervised beside its next run. Machines need no note: their records
-//! hold pid and start time already.
+//! hold pid and start time already. A daemon killed between a command's start and its
+//! note leaves no note: every command's environment is also tagged with the daemon's id,
+//! and the next daemon stops the tagged ones it finds in `/proc` as well.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +16,9 @@ use nix::sys::signal::Signal;
 
 use super::process;
 
+/// The variable that marks a process as a one-off command's (with the daemon's id).
+pub const ONEOFF_VAR: &str = "LAKEFLY_ONEOFF";
+
 /// How long a left-over command's group gets to go after SIGKILL before it is forgotten.
 const STOP_WAIT: Duration = Duration::from_secs(2);
 
@@ -20,14 +26,28 @@ const STOP_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct OneOffPids {
     dir: Arc<Path>,
+    /// `LAKEFLY_DAEMON_ID=<this daemon's id>`, as commands' environments carry it.
+    daemon_entry: Arc<str>,
 }
 
 impl OneOffPids {
     /// The notes under `state_dir`.
     pub fn new(state_dir: &Path) -> Self {
+        let daemon = super::stragglers::daemon_id(state_dir);
         OneOffPids {
             dir: state_dir.join("oneoffs").into(),
+            daemon_entry: format!("{}={daemon}", super::stragglers::DAEMON_VAR).into(),
         }
+    }
+
+    /// `env` with this daemon's one-off tag, which a command's processes inherit.
+    pub fn tagged(&self, env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut env = env.clone();
+        if let Some((name, value)) = self.daemon_entry.split_once('=') {
+            env.insert(name.to_string(), value.to_string());
+        }
+        env.insert(ONEOFF_VAR.to_string(), "1".to_string());
+        env
     }
 
     /// Notes a command just started as the leader of process group `pid`; the note goes
@@ -57,9 +77,8 @@ impl OneOffPids {
     /// Stops (SIGKILL to its group) every noted command a previous daemon left running,
     /// and forgets the notes. Returns how many were still running.
     pub async fn stop_left_over(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return 0;
-        };
+        // No directory: nothing was ever noted.
+        let entries = std::fs::read_dir(&self.dir).into_iter().flatten();
         let mut stopping = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
@@ -78,10 +97,43 @@ impl OneOffPids {
             }
             forget(&path);
         }
+        // Tagged but not noted: started just before the daemon died.
+        let entry = self.daemon_entry.clone();
+        let tagged = tokio::task::spawn_blocking(move || tagged_leaders(&entry))
+            .await
+            .unwrap_or_default();
+        for (pid, start) in tagged {
+            tracing::info!(pid, "stopping a one-off command left running by the previous run, which died before noting it");
+            stopping.push(process::stop_orphan(pid, start, Signal::SIGKILL, STOP_WAIT));
+        }
         let stopped = stopping.len();
         futures_util::future::join_all(stopping).await;
         stopped
     }
+}
+
+/// The live process-group leaders (with their start times) whose environment holds
+/// `daemon_entry` and the one-off tag: each a one-off command's, whose group a SIGKILL
+/// ends.
+fn tagged_leaders(daemon_entry: &str) -> Vec<(u32, u64)> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    let oneoff = format!("{ONEOFF_VAR}=1");
+    procs
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own && process::group_of(pid) == Some(pid))
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                let entries = environ.split(|&b| b == 0);
+                let has = |want: &str| entries.clone().any(|e| e == want.as_bytes());
+                has(daemon_entry) && has(&oneoff)
+            })
+        })
+        .filter_map(|pid| Some((pid, process::start_time(pid)?)))
+        .collect()
 }
 
 /// A running command's note; removed on drop.
@@ -134,6 +186,37 @@ mod tests {
             .expect("dir")
             .count();
         assert_eq!(left, 0, "every note is forgotten");
+    }
+
+    /// A command started just before the daemon died has no note; its tag finds it. One
+    /// of another daemon (another state directory) is left alone.
+    #[tokio::test]
+    async fn a_tagged_command_left_without_a_note_is_stopped_and_another_daemons_kept() {
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
+        let state = tempfile::tempdir().expect("temp dir");
+        let other = tempfile::tempdir().expect("temp dir");
+        let pids = OneOffPids::new(state.path());
+        let spawn = |pids: &OneOffPids| {
+            std::process::Command::new("sleep")
+                .arg("600")
+                .env_clear()
+                .envs(pids.tagged(&BTreeMap::new()))
+                .process_group(0)
+                .spawn()
+                .expect("sleep starts")
+        };
+        let mut ours = spawn(&pids);
+        let mut theirs = spawn(&OneOffPids::new(other.path()));
+
+        assert_eq!(OneOffPids::new(state.path()).stop_left_over().await, 1);
+        let status = ours.wait().expect("sleep is reaped");
+        assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+        assert!(
+            theirs.try_wait().expect("try_wait").is_none(),
+            "another daemon's runs on"
+        );
+        theirs.kill().expect("kill");
+        theirs.wait().expect("reaped");
     }
 
     #[test]
