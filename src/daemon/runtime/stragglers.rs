@@ -5,7 +5,8 @@
 //! machine inherits: its environment, tagged with the daemon's id and the machine's id.
 //! Both are needed: machine ids are a sequence, so two daemons on one host (a test
 //! daemon, a user's local one) give out the same ones. Commands exec'd beside a machine
-//! are not tagged: they end with their request (and `oneoff_pids.rs`), not with it.
+//! carry its variables and the one-off tag, and are not its: they end with their request
+//! (and `oneoff_pids.rs`), not with it.
 
 use std::path::Path;
 
@@ -62,11 +63,20 @@ pub fn of_daemon(daemon: &str) -> Vec<Tagged> {
 }
 
 /// The machine named in a `/proc/<pid>/environ` (NUL-separated `NAME=value` entries) that
-/// holds `daemon_entry`; `None` for a process of another daemon or of none.
+/// holds `daemon_entry`; `None` for a process of another daemon or of none, and for a
+/// one-off command's (an exec beside a machine carries its variables, but ends with its
+/// request, not with the machine).
 fn machine_of(environ: &[u8], daemon_entry: &[u8]) -> Option<String> {
     let mut ours = false;
     let mut machine = None;
+    let oneoff = super::oneoff_pids::ONEOFF_VAR.as_bytes();
     for entry in environ.split(|&b| b == 0) {
+        if entry
+            .strip_prefix(oneoff)
+            .is_some_and(|rest| rest.starts_with(b"="))
+        {
+            return None;
+        }
         if entry == daemon_entry {
             ours = true;
         } else if let Some(id) = entry
@@ -116,6 +126,9 @@ mod tests {
         assert_eq!(machine_of(ours, b"LAKEFLY_DAEMON_ID=ab1"), None);
         let no_machine = b"LAKEFLY_DAEMON_ID=ab12\0";
         assert_eq!(machine_of(no_machine, b"LAKEFLY_DAEMON_ID=ab12"), None);
+        // An exec beside the machine carries its variables, and the one-off tag.
+        let exec = b"LAKEFLY_MACHINE_ID=3779b97f4a7c15\0LAKEFLY_DAEMON_ID=ab12\0LAKEFLY_ONEOFF=1\0";
+        assert_eq!(machine_of(exec, b"LAKEFLY_DAEMON_ID=ab12"), None);
         // A value that merely starts with the name is another variable.
         let lookalike = b"LAKEFLY_MACHINE_IDS=x\0LAKEFLY_DAEMON_ID=ab12\0";
         assert_eq!(machine_of(lookalike, b"LAKEFLY_DAEMON_ID=ab12"), None);
