@@ -116,22 +116,14 @@ impl OneOffPids {
 /// `daemon_entry` and the one-off tag: each a one-off command's, whose group a SIGKILL
 /// ends.
 fn tagged_leaders(daemon_entry: &str) -> Vec<(u32, u64)> {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let own = std::process::id();
     let oneoff = format!("{ONEOFF_VAR}=1");
-    procs
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != own && process::group_of(pid) == Some(pid))
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                let entries = environ.split(|&b| b == 0);
-                let has = |want: &str| entries.clone().any(|e| e == want.as_bytes());
-                has(daemon_entry) && has(&oneoff)
-            })
+    super::stragglers::others_environ()
+        .filter(|(_, environ)| {
+            let has = |want: &str| environ.split(|&b| b == 0).any(|e| e == want.as_bytes());
+            has(daemon_entry) && has(&oneoff)
         })
+        .map(|(pid, _)| pid)
+        .filter(|&pid| process::group_of(pid) == Some(pid))
         .filter_map(|pid| Some((pid, process::start_time(pid)?)))
         .collect()
 }

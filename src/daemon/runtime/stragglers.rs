@@ -40,19 +40,11 @@ pub struct Tagged {
 /// `/proc`. A process whose environment cannot be read (another user's, to a daemon that
 /// is not root) is not lakefly's to stop.
 pub fn of_daemon(daemon: &str) -> Vec<Tagged> {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let own = std::process::id();
     let daemon_entry = format!("{DAEMON_VAR}={daemon}");
-    procs
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != own)
-        .filter_map(|pid| {
-            let group = super::process::group_of(pid)?;
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    others_environ()
+        .filter_map(|(pid, environ)| {
             let machine = machine_of(&environ, daemon_entry.as_bytes())?;
+            let group = super::process::group_of(pid)?;
             Some(Tagged {
                 pid,
                 machine,
@@ -60,6 +52,19 @@ pub fn of_daemon(daemon: &str) -> Vec<Tagged> {
             })
         })
         .collect()
+}
+
+/// Every live process but this one, with its environment (`/proc/<pid>/environ`, NUL-
+/// separated `NAME=value` entries), when it can be read.
+pub(super) fn others_environ() -> impl Iterator<Item = (u32, Vec<u8>)> {
+    let own = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(move |&pid| pid != own)
+        .filter_map(|pid| Some((pid, std::fs::read(format!("/proc/{pid}/environ")).ok()?)))
 }
 
 /// The machine named in a `/proc/<pid>/environ` (NUL-separated `NAME=value` entries) that
