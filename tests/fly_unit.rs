@@ -159,6 +159,107 @@ fn daemon_install_systemd_grants_the_bind_capability_for_a_port_below_1024() {
     assert!(!unit.contains("AmbientCapabilities"), "{unit}");
 }
 
+/// lakeflyd's own options after `--` go into the unit as given, with what they need of it
+/// (a capability for a low HTTPS port, the access log's directory writable); ones lakeflyd
+/// would refuse fail the install, and nothing is written.
+#[test]
+fn daemon_install_systemd_passes_lakeflyds_own_options_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lakeflyd.service");
+    let files = dir.path().join("etc");
+    std::fs::create_dir(&files).unwrap();
+    let cert = files.join("tls.pem");
+    let key = files.join("tls.key");
+    std::fs::write(&cert, "").unwrap();
+    std::fs::write(&key, "").unwrap();
+    let log_dir = dir.path().join("log");
+    let passed = [
+        "--domain",
+        "apps.example.com",
+        "--edge-https",
+        "0.0.0.0:443",
+        "--edge-tls-cert",
+        cert.to_str().unwrap(),
+        "--edge-tls-key",
+        key.to_str().unwrap(),
+        "--edge-access-log",
+        &format!("{}/access.log", log_dir.display()),
+    ];
+    let run = install_systemd(dir.path(), &path, &[&["--"][..], &passed].concat()).expect_code(0);
+    // The access log's directory is not there yet: said, as the service would fail.
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: --edge-access-log: {}",
+            log_dir.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("--edge-tls-cert:"), "{}", run.stderr);
+    let unit = std::fs::read_to_string(&path).unwrap();
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    assert!(
+        exec.ends_with(&format!(" --log-format json {}", passed.join(" "))),
+        "{exec}"
+    );
+    assert!(
+        unit.contains("# lakeflyd binds port 443 (--edge-https), below 1024")
+            && unit.contains("\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(&format!("\nReadWritePaths={}\n", log_dir.display())),
+        "{unit}"
+    );
+    std::fs::create_dir(&log_dir).unwrap();
+    verifies_cleanly(&path);
+
+    // What lakeflyd would not start with fails here, naming it; the unit stays as it was.
+    for (words, says) in [
+        (
+            &["--edge-htps", "0.0.0.0:443"][..],
+            "similar argument exists: '--edge-https'",
+        ),
+        (
+            &["--edge-https", "0.0.0.0:443"][..],
+            "--edge-tls-cert <FILE>",
+        ),
+        (
+            &["--api", "0.0.0.0:4280"][..],
+            "--api is set by the install",
+        ),
+        (
+            &["--token-file", "tokens"][..],
+            "--token-file tokens: a relative path",
+        ),
+        (&["--token-file", "/root/tokens"][..], "ProtectHome"),
+    ] {
+        let args = [&["--force", "--"][..], words].concat();
+        let run = install_systemd(dir.path(), &path, &args).expect_code(2);
+        assert!(run.stderr.contains(says), "{words:?}: {}", run.stderr);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), unit);
+    }
+    // An API beyond loopback needs a token file, as lakeflyd does.
+    let run =
+        install_systemd(dir.path(), &path, &["--force", "--api", "0.0.0.0:4280"]).expect_code(2);
+    assert!(run.stderr.contains("-- --token-file"), "{}", run.stderr);
+    let tokens = files.join("tokens");
+    std::fs::write(&tokens, "primary-token-0123456789\n").unwrap();
+    let args = [
+        "--force",
+        "--api",
+        "0.0.0.0:4280",
+        "--",
+        "--token-file",
+        tokens.to_str().unwrap(),
+    ];
+    install_systemd(dir.path(), &path, &args).expect_code(0);
+    verifies_cleanly(&path);
+}
+
 #[test]
 fn daemon_install_systemd_live_restore_stops_lakeflyd_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,6 +387,9 @@ fn daemon_install_launchd_writes_an_agent_plist() {
             path.to_str().unwrap(),
             "--bin",
             "/opt/lake & fly/lakeflyd",
+            "--",
+            "--domain",
+            "apps<&>.test",
         ],
     )
     .expect_code(0);
@@ -312,7 +416,9 @@ fn daemon_install_launchd_writes_an_agent_plist() {
             "--api",
             "127.0.0.1:4280",
             "--edge",
-            "127.0.0.1:4281"
+            "127.0.0.1:4281",
+            "--domain",
+            "apps<&>.test"
         ])
     );
     assert_eq!(plist["KeepAlive"]["SuccessfulExit"], false);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::service_options::ServiceOptions;
 use crate::error::Error;
 use crate::output::Output;
 
@@ -28,7 +29,7 @@ const DEFAULT_BIN: &str = "/usr/local/bin/lakeflyd";
 #[derive(Debug, Args)]
 #[command(
     group(clap::ArgGroup::new("manager").required(true).args(["systemd", "launchd"])),
-    after_help = "Examples:\n  sudo lakefly daemon install --systemd && sudo systemctl enable --now lakeflyd\n  sudo lakefly daemon install --systemd --socket && sudo systemctl enable --now lakeflyd.socket lakeflyd\n  lakefly daemon install --launchd\n  lakefly daemon install --systemd --output - | less"
+    after_help = "After `--`, lakeflyd's own options for the service (checked now, as lakeflyd reads them).\n\nExamples:\n  sudo lakefly daemon install --systemd && sudo systemctl enable --now lakeflyd\n  sudo lakefly daemon install --systemd --edge 0.0.0.0:80 -- --domain apps.example.com \\\n      --edge-https 0.0.0.0:443 --edge-tls-cert /etc/lakefly/tls.pem --edge-tls-key /etc/lakefly/tls.key\n  sudo lakefly daemon install --systemd --socket && sudo systemctl enable --now lakeflyd.socket lakeflyd\n  lakefly daemon install --launchd\n  lakefly daemon install --systemd --output - | less"
 )]
 pub struct InstallArgs {
     /// A systemd unit (Linux), hardened: own user, ProtectSystem=strict, delegated cgroup.
@@ -70,6 +71,9 @@ pub struct InstallArgs {
     /// Replace a file that is already there.
     #[arg(long)]
     pub force: bool,
+    /// lakeflyd's own options for the service, after `--`: `-- --domain apps.example.com`.
+    #[arg(last = true, value_name = "LAKEFLYD_OPTION")]
+    pub lakeflyd: Vec<String>,
 }
 
 /// A user name systemd and useradd accept: a letter or `_`, then letters, digits, `_`, `-`.
@@ -92,8 +96,12 @@ fn user_name(name: &str) -> Result<String, String> {
 /// Writes (or prints) the service definition `args` describe.
 pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
     let bin = lakeflyd_path(args.bin.as_deref())?;
+    let options = ServiceOptions::parse(&args.lakeflyd, args.api, args.systemd)?;
     let (text, default_path) = if args.systemd {
-        (systemd_unit(args, &bin), PathBuf::from(SYSTEMD_PATH))
+        (
+            systemd_unit(args, &options, &bin),
+            PathBuf::from(SYSTEMD_PATH),
+        )
     } else {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
@@ -103,7 +111,7 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
         let agents = home.join("Library/LaunchAgents");
         let log = home.join("Library/Logs/lakeflyd.log");
         (
-            launchd_plist(args, &bin, &log),
+            launchd_plist(args, &options, &bin, &log),
             agents.join(format!("{LAUNCHD_LABEL}.plist")),
         )
     };
@@ -131,7 +139,9 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
                 socket.trim_end()
             ));
         }
-        return out.text(&text);
+        out.text(&text)?;
+        warn_of_missing(out, args, &options, &bin);
+        return Ok(());
     }
     let mut files = vec![(text, path.clone())];
     files.extend(socket.clone());
@@ -155,6 +165,7 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
             "socket": socket_path,
             "manager": if args.systemd { "systemd" } else { "launchd" },
             "bin": bin,
+            "lakeflyd_options": options.words,
         }));
     }
     for (_, path) in &files {
@@ -178,13 +189,32 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
         )
     };
     out.note(&next);
+    warn_of_missing(out, args, &options, &bin);
+    Ok(())
+}
+
+/// Says what the service will not start without that is not there yet, and whose files
+/// it reads.
+fn warn_of_missing(out: Output, args: &InstallArgs, options: &ServiceOptions, bin: &Path) {
     if !bin.exists() {
         out.note(&format!(
             "warning: {} does not exist yet; install lakeflyd there, or pass --bin",
             bin.display()
         ));
     }
-    Ok(())
+    for (flag, path) in options.missing() {
+        out.note(&format!(
+            "warning: {flag}: {} does not exist yet; lakeflyd will not start without it",
+            path.display()
+        ));
+    }
+    let reads_files = (options.files().iter()).any(|(flag, _)| *flag != "--edge-access-log");
+    if args.systemd && reads_files {
+        out.note(&format!(
+            "note: the service reads its files as user {}: give it read access (certbot's live/ is root's alone: copy them in a deploy hook)",
+            args.user
+        ));
+    }
 }
 
 /// The lakeflyd to run: `--bin` (made absolute), else the one beside this executable,
@@ -208,22 +238,24 @@ const LIVE_RESTORE_NO_DELEGATE: &str = "\
 ";
 
 /// The shipped unit with this host's lines in it.
-fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
-    let exec = format!(
-        "ExecStart={} --state /var/lib/lakefly --api {} --edge {} --log-format json{}",
-        systemd_quote(bin),
+fn systemd_unit(args: &InstallArgs, options: &ServiceOptions, bin: &Path) -> String {
+    let mut exec = format!(
+        "ExecStart={} --state /var/lib/lakefly --api {} --edge {} --log-format json",
+        exec_word(&bin.display().to_string()),
         args.api,
         args.edge,
-        if args.live_restore {
-            " --live-restore"
-        } else {
-            ""
-        }
     );
+    if args.live_restore {
+        exec.push_str(" --live-restore");
+    }
+    for word in &options.words {
+        exec.push(' ');
+        exec.push_str(&exec_word(word));
+    }
     let credential = match &args.master_key_credential {
         Some(file) => format!(
             "LoadCredentialEncrypted=lakefly-master-key:{}",
-            systemd_quote(file)
+            systemd_word(&file.display().to_string())
         ),
         None => "# LoadCredentialEncrypted=lakefly-master-key:/etc/lakefly/master-key.cred  \
                  (--master-key-credential; without it the key is a 0600 file in the state dir)"
@@ -256,7 +288,16 @@ fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
             Some("User") => format!("User={}", args.user),
             Some("Group") => format!("Group={}", args.user),
             Some("LoadCredentialEncrypted") => credential.clone(),
-            Some("NoNewPrivileges") => match low_ports(args) {
+            // ProtectSystem=strict leaves only the state writable: the access log's
+            // directory is added.
+            Some("ReadWritePaths") => match options.written_dir() {
+                Some(dir) => format!(
+                    "{line}\n# --edge-access-log writes here.\nReadWritePaths={}",
+                    systemd_word(&dir.display().to_string())
+                ),
+                None => line.to_string(),
+            },
+            Some("NoNewPrivileges") => match low_ports(args, options) {
                 Some(why) => format!(
                     "{line}\n# lakeflyd binds {why}, below 1024, which takes this capability;\n\
                      # its machines do not inherit it.\nAmbientCapabilities=CAP_NET_BIND_SERVICE"
@@ -277,10 +318,11 @@ fn systemd_unit(args: &InstallArgs, bin: &Path) -> String {
 }
 
 /// The ports below 1024 lakeflyd binds itself (the API's, the edge's unless a socket
-/// unit binds it), as "port 80 (--edge)", if any.
-fn low_ports(args: &InstallArgs) -> Option<String> {
+/// unit binds it, the HTTPS edge's), as "port 80 (--edge)", if any.
+fn low_ports(args: &InstallArgs, options: &ServiceOptions) -> Option<String> {
     let edge = (!args.socket).then_some((args.edge.port(), "--edge"));
-    let low: Vec<String> = [Some((args.api.port(), "--api")), edge]
+    let https = options.run.edge_https.map(|at| (at.port(), "--edge-https"));
+    let low: Vec<String> = [Some((args.api.port(), "--api")), edge, https]
         .into_iter()
         .flatten()
         .filter(|(port, _)| *port < 1024)
@@ -312,9 +354,10 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// A path as one word of a systemd command line or setting.
-fn systemd_quote(path: &Path) -> String {
-    let text = path.display().to_string();
+/// `text` as one word of a systemd setting: quoted when it holds a space, a quote or a
+/// backslash, with `%` doubled so systemd reads no specifier in it.
+fn systemd_word(text: &str) -> String {
+    let text = text.replace('%', "%%");
     if text
         .chars()
         .any(|c| c.is_whitespace() || c == '"' || c == '\\')
@@ -325,8 +368,13 @@ fn systemd_quote(path: &Path) -> String {
     }
 }
 
+/// `text` as one word of an `Exec` line, where systemd also expands `$NAME`.
+fn exec_word(text: &str) -> String {
+    systemd_word(&text.replace('$', "$$"))
+}
+
 /// A launchd agent: started at login, restarted when it exits with an error.
-fn launchd_plist(args: &InstallArgs, bin: &Path, log: &Path) -> String {
+fn launchd_plist(args: &InstallArgs, options: &ServiceOptions, bin: &Path, log: &Path) -> String {
     let program: Vec<String> = [
         bin.display().to_string(),
         "--api".into(),
@@ -335,6 +383,7 @@ fn launchd_plist(args: &InstallArgs, bin: &Path, log: &Path) -> String {
         args.edge.to_string(),
     ]
     .iter()
+    .chain(&options.words)
     .map(|arg| format!("        <string>{}</string>", xml_escape(arg)))
     .collect();
     format!(
@@ -391,15 +440,15 @@ mod tests {
     }
 
     #[test]
-    fn paths_with_spaces_are_quoted_for_systemd() {
+    fn words_are_quoted_for_systemd() {
+        assert_eq!(systemd_word("/usr/bin/lakeflyd"), "/usr/bin/lakeflyd");
         assert_eq!(
-            systemd_quote(Path::new("/usr/bin/lakeflyd")),
-            "/usr/bin/lakeflyd"
-        );
-        assert_eq!(
-            systemd_quote(Path::new("/opt/my apps/lakeflyd")),
+            systemd_word("/opt/my apps/lakeflyd"),
             "\"/opt/my apps/lakeflyd\""
         );
+        // Specifiers and variables are systemd's: a literal `%` or `$` is doubled.
+        assert_eq!(systemd_word("/etc/100%/key"), "/etc/100%%/key");
+        assert_eq!(exec_word("/srv/$app/%h"), "/srv/$$app/%%h");
     }
 
     #[test]

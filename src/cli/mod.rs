@@ -29,6 +29,7 @@ pub mod remotes;
 pub mod rollback;
 pub mod scale;
 pub mod secrets;
+mod service_options;
 pub mod status;
 pub mod volumes;
 pub mod watch;

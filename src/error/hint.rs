@@ -79,7 +79,8 @@ impl Error {
             )),
             Error::BadScale { hint, .. }
             | Error::BadSecretInput { hint, .. }
-            | Error::BadFlag { hint, .. } => Some(hint.clone()),
+            | Error::BadFlag { hint, .. }
+            | Error::ServiceOption { hint, .. } => Some(hint.clone()),
             Error::StdinTooLarge { .. } => Some(
                 "ship larger files with the release (they are in its directory), or have the command fetch them".into(),
             ),

@@ -285,6 +285,16 @@ pub enum Error {
         hint: String,
     },
 
+    /// A lakeflyd option `daemon install` was to write into the service (after `--`) that
+    /// the service could not start with.
+    #[error("lakeflyd option for the service: {message}")]
+    ServiceOption {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+
     /// A flag's value does not fit what it names (a file outside the app directory).
     #[error("{flag} {message}")]
     BadFlag {
@@ -438,7 +448,7 @@ impl Error {
             Error::DaemonNotRunning { .. } => "daemon_not_running",
             Error::BadScale { .. } => "invalid_scale",
             Error::BadSecretInput { .. } => "invalid_secret_input",
-            Error::BadFlag { .. } => "invalid_flag",
+            Error::BadFlag { .. } | Error::ServiceOption { .. } => "invalid_flag",
             Error::StdinTooLarge { .. } => "stdin_too_large",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::SelectNeedsTerminal => "select_needs_terminal",
@@ -521,7 +531,8 @@ impl Error {
             | Error::BadScale { .. }
             | Error::StdinTooLarge { .. }
             | Error::BadSecretInput { .. }
-            | Error::BadFlag { .. } => exit::USAGE,
+            | Error::BadFlag { .. }
+            | Error::ServiceOption { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) | Error::EditRefused(_) | Error::NothingToRun { .. } => {
                 exit::INVALID_CONFIG
