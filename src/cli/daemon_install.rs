@@ -29,7 +29,7 @@ const DEFAULT_BIN: &str = "/usr/local/bin/lakeflyd";
 #[derive(Debug, Args)]
 #[command(
     group(clap::ArgGroup::new("manager").required(true).args(["systemd", "launchd"])),
-    after_help = "After `--`, lakeflyd's own options for the service (checked now, as lakeflyd reads them).\n\nExamples:\n  sudo lakefly daemon install --systemd && sudo systemctl enable --now lakeflyd\n  sudo lakefly daemon install --systemd --edge 0.0.0.0:80 -- --domain apps.example.com \\\n      --edge-https 0.0.0.0:443 --edge-tls-cert /etc/lakefly/tls.pem --edge-tls-key /etc/lakefly/tls.key\n  sudo lakefly daemon install --systemd --socket && sudo systemctl enable --now lakeflyd.socket lakeflyd\n  lakefly daemon install --launchd\n  lakefly daemon install --systemd --output - | less"
+    after_help = "After `--`, lakeflyd's own options for the service (checked now, as lakeflyd reads them).\n\nExamples:\n  sudo lakefly daemon install --systemd && sudo systemctl enable --now lakeflyd\n  sudo lakefly daemon install --systemd --edge 0.0.0.0:80 -- --domain apps.example.com\n  sudo lakefly daemon install --systemd --socket \\\n    && sudo systemctl enable --now lakeflyd.socket lakeflyd\n  lakefly daemon install --launchd\n  lakefly daemon install --systemd --output - | less"
 )]
 pub struct InstallArgs {
     /// A systemd unit (Linux), hardened: own user, ProtectSystem=strict, delegated cgroup.
