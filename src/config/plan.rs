@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::model::{AppConfig, Check, RestartPolicy};
+use super::model::{AppConfig, Check, Metrics, RestartPolicy};
 use crate::api::types::{MachineSpec, MountSpec};
 use crate::dockerfile::DEFAULT_DOCKERFILE;
 
@@ -208,6 +208,14 @@ pub fn own_ports(cfg: &AppConfig, group: &str) -> Vec<String> {
         }
     }
     ports
+}
+
+/// The `[[metrics]]` endpoints `group`'s machines serve.
+pub fn metrics_for<'a>(cfg: &'a AppConfig, group: &str) -> Vec<&'a Metrics> {
+    cfg.metrics
+        .iter()
+        .filter(|metrics| covers(&metrics.processes, group))
+        .collect()
 }
 
 /// Whether `port`, `group`'s internal port, is only ever named by `protocol = "udp"`

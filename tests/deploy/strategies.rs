@@ -181,3 +181,98 @@ async fn each_strategy_replaces_machines_in_its_own_order() {
         .replace('H', "");
     assert_eq!(immediate, "CCCDDD", "immediate does not wait for health");
 }
+
+/// Answers every connection on `$FIXED` with `$VERSION`; exits when the port is taken.
+const FIXED_PORT_APP: &str = r#"
+import os, socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(os.environ["FIXED"])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.sendall(os.environ["VERSION"].encode())
+    c.close()
+"#;
+
+/// Waits until a connection to `port` reads `version`.
+fn wait_served(port: u16, version: &str) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            last.clear();
+            if stream.read_to_string(&mut last).is_ok() && last == version {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("port {port} never served {version} (last: {last:?})");
+}
+
+/// A group whose process binds a port of its own ([[metrics]] here, as an exporter does)
+/// cannot run its new machine beside the old one, which holds the port: every strategy
+/// stops the old machine just before its replacement starts (rolling and blue-green
+/// failed every redeploy, the new machine crashing on the taken port), and a release
+/// that fails starts the old one again.
+#[test]
+fn a_group_binding_its_own_port_is_replaced_stop_first_and_restored_when_the_release_fails() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path();
+    let fixed = super::common::free_port();
+    std::fs::write(app.join("exporter.py"), FIXED_PORT_APP).unwrap();
+    let config = |version: &str, exporter: &str| {
+        let text = format!(
+            r#"app = "hello"
+[env]
+  FIXED = "{fixed}"
+  VERSION = "{version}"
+[processes]
+  exporter = "{exporter}"
+[[metrics]]
+  port = {fixed}
+  path = "/metrics"
+"#
+        );
+        std::fs::write(app.join("fly.toml"), text).unwrap();
+    };
+    config("v1", "python3 exporter.py");
+    deploy(&d, app, &[]).expect_code(0);
+    wait_served(fixed, "v1");
+    for (version, strategy) in [("v2", "rolling"), ("v3", "bluegreen"), ("v4", "canary")] {
+        config(version, "python3 exporter.py");
+        let run = deploy(&d, app, &["--strategy", strategy]).expect_code(0);
+        assert!(
+            run.stderr.contains(&format!(
+                "group exporter binds port {fixed} (metrics[0]) itself, which its old machines hold: each stops just before its replacement starts"
+            )),
+            "{strategy}: {}",
+            run.stderr
+        );
+        wait_served(fixed, version);
+    }
+    // A release whose machine fails: the old one runs again, on its port.
+    config("v5", "sh -c 'exit 3'");
+    let run = deploy(&d, app, &[]).expect_code(7);
+    assert!(
+        run.stderr
+            .contains("restored the previous release (1 machine started again)"),
+        "{}",
+        run.stderr
+    );
+    wait_served(fixed, "v4");
+    let machines = status(&d)["machines"].as_array().unwrap().clone();
+    assert_eq!(machines.len(), 1, "{machines:#?}");
+    assert_eq!(machines[0]["state"], "started", "{machines:#?}");
+    assert_eq!(machines[0]["release_version"], 4, "{machines:#?}");
+    // Immediate: the old machine goes first, so the new one finds its port free.
+    config("v6", "python3 exporter.py");
+    deploy(&d, app, &["--strategy", "immediate"]).expect_code(0);
+    wait_served(fixed, "v6");
+    let machines = status(&d)["machines"].as_array().unwrap().clone();
+    assert_eq!(machines.len(), 1, "{machines:#?}");
+    assert_eq!(machines[0]["restarts"], 0, "{machines:#?}");
+}

@@ -17,6 +17,17 @@ pub fn shared_ports(cfg: &AppConfig, group: &str) -> Option<String> {
     })
 }
 
+/// What a deploy says of a group that binds ports itself, whose old machines hold them:
+/// they give way one by one, each just before its replacement starts.
+pub fn stops_first(cfg: &AppConfig, group: &str) -> String {
+    format!(
+        "group {group} binds port {} itself, which its old machines hold: each stops just \
+         before its replacement starts (a short gap for the group; it starts again if the \
+         release fails)",
+        plan::own_ports(cfg, group).join(", ")
+    )
+}
+
 /// What a deploy says of a group scaled to zero: no machine of it runs the release until
 /// a `scale count`, or a request the edge starts one for.
 pub fn scaled_to_zero(cfg: &AppConfig, group: &str) -> String {

@@ -439,10 +439,19 @@ impl Deployer {
                 // run are replaced first.
                 stopped: old_stopped.min(count.saturating_sub(running)),
                 old,
+                binds_own_ports: !plan::own_ports(cfg, group).is_empty(),
             });
         }
-        for group in groups.iter().filter(|g| g.count > 1) {
-            if let Some(note) = group_notes::shared_ports(cfg, &group.spec.process_group) {
+        for group in &groups {
+            let name = &group.spec.process_group;
+            if let Some(note) = (group.count > 1)
+                .then(|| group_notes::shared_ports(cfg, name))
+                .flatten()
+            {
+                self.progress(app, version, "ports", note).await;
+            }
+            if group.stops_first() {
+                let note = group_notes::stops_first(cfg, name);
                 self.progress(app, version, "ports", note).await;
             }
         }

@@ -5,7 +5,9 @@
 //! release down: new machines are destroyed and the old ones that were stopped are
 //! started again. A machine that was stopped before the deploy (by `machines stop`, or
 //! idle under `auto_stop_machines`) is replaced by a stopped one, as flyctl leaves it
-//! stopped; a failure leaves it stopped too.
+//! stopped; a failure leaves it stopped too. A group whose processes bind ports of their
+//! own cannot run an old and a new machine at once: there each old machine stops just
+//! before its replacement starts, and starts again if the rollout fails.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,6 +34,9 @@ pub struct Group {
     pub stopped: usize,
     /// Its machines from earlier releases.
     pub old: Vec<Machine>,
+    /// Its processes bind ports of their own (not `$PORT`), which an old machine holds
+    /// while it runs: each old machine stops just before its replacement starts.
+    pub binds_own_ports: bool,
 }
 
 impl Group {
@@ -43,6 +48,11 @@ impl Group {
     /// The old machines that run (or should): each gives way to a new one.
     fn old_running(&self) -> impl Iterator<Item = &Machine> {
         self.old.iter().filter(|m| m.state != MachineState::Stopped)
+    }
+
+    /// Whether its new machines cannot start beside the old ones that run.
+    pub fn stops_first(&self) -> bool {
+        self.binds_own_ports && self.old_running().next().is_some()
     }
 
     /// The old machines that were stopped before the rollout: gone when it succeeds, left
@@ -189,32 +199,71 @@ impl Rollout<'_> {
 
     async fn immediate(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
         for group in groups {
+            // The new machines would find the group's own ports taken until the old ones
+            // went, and crash meanwhile.
+            let destroy_first = group.stops_first();
+            if destroy_first {
+                self.destroy_running(group).await;
+            }
             for _ in 0..group.started() {
                 self.create(&group.spec, Desired::Started, changes).await?;
             }
             self.create_stopped(group, changes).await?;
-            for old in group.old_running() {
-                let _ = self.runtime.act(self.app, &old.id, Action::Destroy).await;
+            if !destroy_first {
+                self.destroy_running(group).await;
             }
         }
         Ok(())
     }
 
+    /// Destroys `group`'s old machines that run (`immediate`: they are not kept).
+    async fn destroy_running(&mut self, group: &Group) {
+        for old in group.old_running() {
+            let _ = self.runtime.act(self.app, &old.id, Action::Destroy).await;
+        }
+    }
+
     async fn bluegreen(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
+        // A group that cannot run a green set beside the blue one is switched machine by
+        // machine once the others have switched.
+        let (one_by_one, switched): (Vec<&Group>, Vec<&Group>) =
+            groups.iter().partition(|group| group.stops_first());
         let mut new = BTreeSet::new();
-        for group in groups {
+        for group in &switched {
             for _ in 0..group.started() {
                 new.insert(self.create(&group.spec, Desired::Started, changes).await?);
             }
         }
         self.wait_ready(new, &mut changes.passed).await?;
-        for group in groups {
+        for group in switched {
             self.create_stopped(group, changes).await?;
             for old in group.old_running() {
                 self.stop(&old.id, &group.spec, changes).await;
             }
         }
+        for group in one_by_one {
+            self.stop_first(group, changes).await?;
+        }
         Ok(())
+    }
+
+    /// Replaces `group`'s machines one at a time, each old machine stopped just before its
+    /// replacement starts, as the ports the group binds itself allow only one at once.
+    async fn stop_first(&mut self, group: &Group, changes: &mut Changes) -> Result<(), Failure> {
+        let mut old = group.old_running();
+        for _ in 0..group.started() {
+            if let Some(machine) = old.next() {
+                self.stop(&machine.id, &group.spec, changes).await;
+            }
+            let id = self.create(&group.spec, Desired::Started, changes).await?;
+            self.wait_ready(BTreeSet::from([id]), &mut changes.passed)
+                .await?;
+        }
+        // A group that shrank: its remaining old machines stop too.
+        for machine in old {
+            self.stop(&machine.id, &group.spec, changes).await;
+        }
+        self.create_stopped(group, changes).await
     }
 
     async fn rolling(
@@ -224,6 +273,10 @@ impl Rollout<'_> {
         canary: bool,
     ) -> Result<(), Failure> {
         for group in groups {
+            if group.stops_first() {
+                self.stop_first(group, changes).await?;
+                continue;
+            }
             let started = group.started();
             let batch = batch_size(self.max_unavailable, started);
             let mut old = group.old_running();
