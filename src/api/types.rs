@@ -19,6 +19,17 @@ pub struct ApiError {
     pub hint: Option<String>,
 }
 
+/// One entry of `GET /v1/metrics/targets`, in Prometheus's HTTP service discovery format
+/// (`http_sd_configs`): where one machine serves one `[[metrics]]` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsTarget {
+    /// `host:port` to scrape (one).
+    pub targets: Vec<String>,
+    /// Labels the scraped series get: `app`, `process_group`, `instance` (the machine's
+    /// id, as on Fly), and `__metrics_path__`.
+    pub labels: BTreeMap<String, String>,
+}
+
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

@@ -15,6 +15,7 @@ mod jobs;
 mod json;
 mod logs;
 mod machines;
+mod metrics_targets;
 mod proxy;
 mod secrets;
 mod stopping;
@@ -96,6 +97,7 @@ fn routes(state: Shared) -> Router {
         .route("/health", get(health))
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/v1/metrics/targets", get(metrics_targets::list))
         .route("/events", get(events::stream))
         .route("/v1/events", get(events::stream))
         .route("/v1/apps", get(apps::list).post(apps::create))
