@@ -268,3 +268,66 @@ fn scaling_during_the_first_rollout_says_it_is_rolling_out_not_that_there_is_no_
     }
     cli(&["scale", "count", "2", "--yes"]).expect_code(0);
 }
+
+/// A machine's port stays its own while it runs, even before it binds it: with two ports,
+/// a third machine is refused one (it was given a port another machine held, passed its
+/// check on that machine's answers, and crashed), and the running ones keep theirs.
+#[test]
+fn a_machine_is_never_given_a_port_another_running_machine_holds() {
+    let block = super::common::machine_ports();
+    let first: u16 = block.split('-').next().unwrap().parse().unwrap();
+    let two = format!("{first}-{}", first + 1);
+    let temp = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start_in(&temp.path().join("state"), &["--machine-ports", &two]);
+    let (_dir, app) = hello_copy();
+    // The app binds its port a moment after it starts, as most do after loading.
+    super::common::files::edit_file(
+        &app.join("fly.toml"),
+        "app = \"python3 app.py\"",
+        "app = \"sleep 0.3 && exec python3 app.py\"",
+    );
+    deploy(&d, &app, &[]).expect_code(0);
+    let cli = |args: &[&str]| {
+        let mut full = vec!["--remote", d.api.as_str()];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["-a", "hello"]);
+        super::common::lakefly(Path::new("."), &full)
+    };
+    // Two machines made at once: the second asks for a port while the first has not
+    // bound its yet.
+    let refused = cli(&["scale", "count", "3", "--yes"]);
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!(
+            "no free port in the machine port range {two} (each is a running machine's, or in use); widen it with `lakeflyd --machine-ports`"
+        )),
+        "{}",
+        refused.stderr
+    );
+    // Refused before it started: no machine ran on a port another had.
+    let logs = cli(&["logs", "--no-tail", "-n", "1000"]).expect_code(0);
+    assert!(
+        !logs.stdout.contains("Address already in use"),
+        "{}",
+        logs.stdout
+    );
+    let machines = status(&d)["machines"].as_array().unwrap().clone();
+    assert_eq!(
+        machines.len(),
+        1,
+        "the new machines are removed: {machines:#?}"
+    );
+    cli(&["scale", "count", "2", "--yes"]).expect_code(0);
+    let machines = status(&d)["machines"].as_array().unwrap().clone();
+    let ports: std::collections::BTreeSet<u64> = (machines.iter())
+        .map(|m| m["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(machines.len(), 2, "{machines:#?}");
+    assert_eq!(ports.len(), 2, "{machines:#?}");
+    assert!(
+        machines
+            .iter()
+            .all(|m| m["state"] == "started" && m["restarts"] == 0),
+        "{machines:#?}"
+    );
+}

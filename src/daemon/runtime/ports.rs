@@ -8,15 +8,18 @@
 //! cursor that moves on after each port keeps two machines starting at once, and a
 //! machine restarting, from being handed the same port. The cursor starts at a random
 //! place, so that two daemons on one host (a system one and a developer's local one) do
-//! not walk the range in step.
+//! not walk the range in step. A port stays held by its machine while its process runs,
+//! so a range the cursor wraps around (a narrow one, or a host that started many machines)
+//! never hands out a port a machine has not bound yet, or is between two binds of.
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Where the kernel says which local ports outgoing connections use.
 const EPHEMERAL_RANGE_FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
@@ -71,17 +74,46 @@ impl FromStr for PortRange {
 
 /// No port of the range could be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("no free port in the machine port range {range} (every port is in use); widen it with `lakeflyd --machine-ports`")]
+#[error("no free port in the machine port range {range} (each is a running machine's, or in use); widen it with `lakeflyd --machine-ports`")]
 pub struct NoFreePort {
     range: PortRange,
 }
 
-/// Hands out machine ports; clones share the cursor.
+/// Hands out machine ports; clones share the cursor and the held ports.
 #[derive(Debug, Clone)]
 pub struct PortPool {
     range: PortRange,
     // Offset into the range of the next port to try.
     cursor: Arc<AtomicU32>,
+    held: Held,
+}
+
+/// The ports machines hold now.
+type Held = Arc<Mutex<HashSet<u16>>>;
+
+/// A port held for one machine's process; it goes back to the pool when dropped.
+#[derive(Debug)]
+pub struct PortLease {
+    port: u16,
+    held: Held,
+}
+
+impl PortLease {
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        lock(&self.held).remove(&self.port);
+    }
+}
+
+/// The held ports: a set of numbers, whole after any panic.
+fn lock(held: &Held) -> std::sync::MutexGuard<'_, HashSet<u16>> {
+    held.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PortPool {
@@ -97,28 +129,48 @@ impl PortPool {
         PortPool {
             range,
             cursor: Arc::new(AtomicU32::new(offset)),
+            held: Held::default(),
         }
     }
 
-    /// The next port of the range that nothing listens on, on any address.
-    pub fn take(&self) -> Result<u16, NoFreePort> {
+    /// The next port of the range that no machine holds and nothing listens on, on any
+    /// address, held until the lease is dropped.
+    pub fn take(&self) -> Result<PortLease, NoFreePort> {
         let len = self.range.len();
+        let mut held = lock(&self.held);
         for _ in 0..len {
             let offset = self.cursor.fetch_add(1, Ordering::Relaxed) % len;
             // `offset < len <= 65535`, and `first + offset <= last`, so this cannot fail.
             let Ok(port) = u16::try_from(u32::from(self.range.first) + offset) else {
                 continue;
             };
+            if held.contains(&port) {
+                continue;
+            }
             // Binding the wildcard address fails when anything listens on the port on
             // any address (or holds it without SO_REUSEADDR), which is what an app
             // binding 0.0.0.0 or 127.0.0.1 would run into; UDP too, for apps that serve
             // `protocol = "udp"` on `$PORT`.
             let wildcard = (Ipv4Addr::UNSPECIFIED, port);
             if TcpListener::bind(wildcard).is_ok() && UdpSocket::bind(wildcard).is_ok() {
-                return Ok(port);
+                held.insert(port);
+                return Ok(PortLease {
+                    port,
+                    held: self.held.clone(),
+                });
             }
         }
         Err(NoFreePort { range: self.range })
+    }
+
+    /// Holds `port` for a machine that listens on it already (one taken back under live
+    /// restore), so no other machine is given it.
+    pub fn hold(&self, port: u16) -> PortLease {
+        lock(&self.held).insert(port);
+        PortLease {
+            port,
+            held: self.held.clone(),
+        }
     }
 
     /// A warning when the host's ephemeral ports overlap the range, which brings back
@@ -180,12 +232,47 @@ mod tests {
             last: busy.saturating_add(16),
         };
         let pool = PortPool::starting_at(range, 0);
-        let taken: Vec<u16> = (0..2).map(|_| pool.take().unwrap()).collect();
+        let taken: Vec<u16> = (0..2).map(|_| pool.take().unwrap().port()).collect();
         assert!(
             !taken.contains(&busy),
             "{taken:?} includes the bound {busy}"
         );
         assert_ne!(taken[0], taken[1], "the same port twice in a row");
+    }
+
+    #[test]
+    fn a_held_port_is_not_handed_out_again_until_its_lease_ends() {
+        // Ports nothing here binds: only the leases keep them apart. Another process may
+        // use one of them; the pool skips it, as it should.
+        let start = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let first = start.local_addr().unwrap().port().min(u16::MAX - 8);
+        drop(start);
+        let range = PortRange {
+            first,
+            last: first + 7,
+        };
+        let pool = PortPool::starting_at(range, 0);
+        let mut leases = Vec::new();
+        // The cursor wraps around the range; every port is then held (or in use).
+        let full = loop {
+            match pool.take() {
+                Ok(lease) => leases.push(lease),
+                Err(e) => break e.to_string(),
+            }
+            assert!(leases.len() <= 8, "a port was handed out twice");
+        };
+        assert!(full.contains("running machine's"), "{full}");
+        let ports: std::collections::BTreeSet<u16> = leases.iter().map(PortLease::port).collect();
+        assert_eq!(ports.len(), leases.len(), "{ports:?}");
+        let freed = leases.pop().expect("a free port in eight").port();
+        assert_eq!(pool.take().unwrap().port(), freed);
+        // A taken-back machine's port is held as a taken one is.
+        leases.clear();
+        let adopted = pool.hold(first);
+        for _ in 0..8 {
+            let next = pool.take().unwrap();
+            assert_ne!(next.port(), adopted.port());
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::super::cgroup::{Limits, MachineCgroup};
 use super::super::live_restore::{self, Streams};
+use super::super::ports::PortLease;
 use super::super::resident::MemoryWatch;
 use super::super::{environment, mounts, process, stragglers};
 use super::{Next, Supervisor};
@@ -68,6 +69,8 @@ pub(super) struct Launched {
     pub(super) pid: u32,
     pub(super) leader: Leader,
     pub(super) port: Option<u16>,
+    /// Keeps `port` from being given to another machine while this process runs.
+    pub(super) port_lease: Option<PortLease>,
     pub(super) cgroup: Option<MachineCgroup>,
     pub(super) memory_watch: Option<MemoryWatch>,
     pub(super) streams: Streams,
@@ -87,13 +90,14 @@ impl Supervisor {
     /// Starts the machine's process and records it started; `Err(next)` when it could not
     /// start (recorded as failed).
     pub(super) async fn launch(&mut self) -> Result<Result<Launched, Next>, StoreError> {
-        let port = match self.spec.internal_port {
+        let port_lease = match self.spec.internal_port {
             Some(_) => match self.ports.take() {
-                Ok(port) => Some(port),
+                Ok(lease) => Some(lease),
                 Err(e) => return self.fail(format!("no port for $PORT: {e}")).await.map(Err),
             },
             None => None,
         };
+        let port = port_lease.as_ref().map(PortLease::port);
         if let Err(e) = std::fs::create_dir_all(&self.workdir) {
             let reason = format!("cannot create {}: {e}", self.workdir.display());
             return self.fail(reason).await.map(Err);
@@ -194,6 +198,7 @@ impl Supervisor {
             pid,
             leader: Leader::Child(spawned.child),
             port,
+            port_lease,
             cgroup,
             memory_watch,
             streams,
@@ -233,6 +238,7 @@ impl Supervisor {
                 start_time: adopted.start_time,
             },
             port: adopted.port,
+            port_lease: adopted.port.map(|port| self.ports.hold(port)),
             cgroup,
             memory_watch,
             streams: adopted.streams,

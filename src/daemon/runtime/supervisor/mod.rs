@@ -220,6 +220,8 @@ impl Supervisor {
             pid,
             mut leader,
             port,
+            // Held until this returns, when the process has ended.
+            port_lease: _port_lease,
             cgroup,
             mut memory_watch,
             streams,
