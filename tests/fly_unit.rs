@@ -317,6 +317,40 @@ fn daemon_install_systemd_socket_writes_a_socket_unit_for_the_edge_beside_the_se
     install(&["--force"]).expect_code(0);
     assert!(service.exists());
 
+    // With an HTTPS edge, systemd holds its socket too, under the name lakeflyd takes it
+    // by (`inherited::EDGE_HTTPS`); bound by systemd, port 443 needs no capability.
+    let cert = dir.path().join("tls.pem");
+    std::fs::write(&cert, "").unwrap();
+    let https = [
+        "--force",
+        "--",
+        "--edge-https",
+        "0.0.0.0:443",
+        "--edge-tls-cert",
+        cert.to_str().unwrap(),
+        "--edge-tls-key",
+        cert.to_str().unwrap(),
+    ];
+    let run = install(&https).expect_code(0);
+    assert!(
+        run.stderr
+            .contains("systemctl enable --now lakeflyd.socket lakeflyd-https.socket lakeflyd"),
+        "{}",
+        run.stderr
+    );
+    let https_socket = dir.path().join("lakeflyd-https.socket");
+    let unit = std::fs::read_to_string(&https_socket).unwrap();
+    assert!(unit.contains("\nListenStream=0.0.0.0:443\n"), "{unit}");
+    assert!(unit.contains("\nFileDescriptorName=edge-https\n"), "{unit}");
+    assert!(unit.contains("\nService=lakeflyd.service\n"), "{unit}");
+    assert!(
+        !std::fs::read_to_string(&service)
+            .unwrap()
+            .contains("AmbientCapabilities"),
+        "systemd binds 443"
+    );
+    verifies_cleanly(&https_socket);
+
     // A socket is for systemd only; printed, both units show.
     common::lakefly(dir.path(), &["daemon", "install", "--launchd", "--socket"]).expect_code(2);
     let run = common::lakefly(

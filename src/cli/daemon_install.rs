@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::service_options::ServiceOptions;
+use crate::daemon::inherited::{EDGE, EDGE_HTTPS};
 use crate::error::Error;
 use crate::output::Output;
 
@@ -60,8 +61,9 @@ pub struct InstallArgs {
     #[arg(long, value_name = "FILE")]
     pub master_key_credential: Option<PathBuf>,
     /// systemd: also a socket unit for the edge's address, written beside the service
-    /// (`lakeflyd.socket`): systemd holds it open while lakeflyd restarts, so a client
-    /// that connects during an upgrade waits and is answered instead of refused.
+    /// (`lakeflyd.socket`, and `lakeflyd-https.socket` for `-- --edge-https`): systemd
+    /// holds it open while lakeflyd restarts, so a client that connects during an upgrade
+    /// waits and is answered instead of refused.
     #[arg(long, conflicts_with = "launchd")]
     pub socket: bool,
     /// systemd: run lakeflyd with `--live-restore` and `KillMode=process`, so a restart or
@@ -123,19 +125,29 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
     } else {
         file_name(&path)
     };
-    let socket = args.socket.then(|| {
-        let stem = service_name
-            .strip_suffix(".service")
-            .unwrap_or(&service_name);
-        let path = path.with_file_name(format!("{stem}.socket"));
-        (socket_unit(args, &service_name), path)
-    });
+    let stem = service_name
+        .strip_suffix(".service")
+        .unwrap_or(&service_name);
+    // The edge's socket, and the HTTPS edge's when lakeflyd serves one.
+    let sockets: Vec<(String, PathBuf)> = if args.socket {
+        let https = options.run.edge_https.map(|at| (at, EDGE_HTTPS, "-https"));
+        [Some((args.edge, EDGE, "")), https]
+            .into_iter()
+            .flatten()
+            .map(|(at, fd_name, suffix)| {
+                let unit = socket_unit(at, fd_name, &service_name);
+                (unit, path.with_file_name(format!("{stem}{suffix}.socket")))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     if printed {
         let mut text = text.trim_end().to_string();
-        if let Some((socket, _)) = &socket {
-            let socket_name = service_name.replace(".service", ".socket");
+        for (socket, socket_path) in &sockets {
             text.push_str(&format!(
-                "\n\n# ---- {socket_name} ----\n{}",
+                "\n\n# ---- {} ----\n{}",
+                file_name(socket_path),
                 socket.trim_end()
             ));
         }
@@ -144,7 +156,7 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
         return Ok(());
     }
     let mut files = vec![(text, path.clone())];
-    files.extend(socket.clone());
+    files.extend(sockets.iter().cloned());
     // Nothing is written unless every file may be.
     if let Some((_, taken)) = files.iter().find(|(_, p)| p.exists() && !args.force) {
         return Err(Error::AlreadyExists {
@@ -158,11 +170,12 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
     for (text, path) in &files {
         crate::atomic_write::write(path, text.as_bytes(), 0o644)?;
     }
-    let socket_path = socket.map(|(_, path)| path);
+    let socket_paths: Vec<&PathBuf> = sockets.iter().map(|(_, path)| path).collect();
     if out.json {
         return out.json(&serde_json::json!({
             "path": path,
-            "socket": socket_path,
+            "socket": socket_paths.first(),
+            "sockets": socket_paths,
             "manager": if args.systemd { "systemd" } else { "launchd" },
             "bin": bin,
             "lakeflyd_options": options.words,
@@ -172,10 +185,9 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
         out.note(&format!("==> wrote {}", path.display()));
     }
     let next = if args.systemd {
-        let units = match &socket_path {
-            Some(socket) => format!("{} lakeflyd", file_name(socket)),
-            None => "lakeflyd".to_string(),
-        };
+        let mut units: Vec<String> = socket_paths.iter().map(|p| file_name(p)).collect();
+        units.push("lakeflyd".to_string());
+        let units = units.join(" ");
         format!(
             "next: useradd --system --home /var/lib/lakefly {user}   (once)\n      \
              systemctl daemon-reload && systemctl enable --now {units}\n      \
@@ -317,11 +329,13 @@ fn systemd_unit(args: &InstallArgs, options: &ServiceOptions, bin: &Path) -> Str
     unit
 }
 
-/// The ports below 1024 lakeflyd binds itself (the API's, the edge's unless a socket
-/// unit binds it, the HTTPS edge's), as "port 80 (--edge)", if any.
+/// The ports below 1024 lakeflyd binds itself (the API's, the edges' unless socket units
+/// bind them), as "port 80 (--edge)", if any.
 fn low_ports(args: &InstallArgs, options: &ServiceOptions) -> Option<String> {
     let edge = (!args.socket).then_some((args.edge.port(), "--edge"));
-    let https = options.run.edge_https.map(|at| (at.port(), "--edge-https"));
+    let https = (options.run.edge_https)
+        .filter(|_| !args.socket)
+        .map(|at| (at.port(), "--edge-https"));
     let low: Vec<String> = [Some((args.api.port(), "--api")), edge, https]
         .into_iter()
         .flatten()
@@ -331,12 +345,17 @@ fn low_ports(args: &InstallArgs, options: &ServiceOptions) -> Option<String> {
     (!low.is_empty()).then(|| low.join(" and "))
 }
 
-/// The shipped socket unit for `service`, listening on the edge's address.
-fn socket_unit(args: &InstallArgs, service: &str) -> String {
+/// The shipped socket unit for `service`, listening on `at` for the listener lakeflyd
+/// knows by `fd_name` (`inherited::EDGE`, `inherited::EDGE_HTTPS`).
+fn socket_unit(at: SocketAddr, fd_name: &str, service: &str) -> String {
     let mut unit = String::with_capacity(SOCKET_TEMPLATE.len() + 64);
     for line in SOCKET_TEMPLATE.lines() {
         let line = match line.split_once('=').map(|(key, _)| key) {
-            Some("ListenStream") => format!("ListenStream={}", args.edge),
+            Some("ListenStream") => format!("ListenStream={at}"),
+            Some("FileDescriptorName") => format!("FileDescriptorName={fd_name}"),
+            Some("Description") if fd_name == EDGE_HTTPS => {
+                "Description=lakefly HTTPS edge socket".to_string()
+            }
             Some("Service") => format!("Service={service}"),
             Some("PartOf") => format!("PartOf={service}"),
             _ => line.to_string(),
