@@ -11,9 +11,10 @@ use common::daemon::TestDaemon;
 use common::Run;
 use serde_json::Value;
 
-/// Answers `path` with `body` on `$PORT`, or on the port given as its argument.
+/// Answers `path` with `body` on `$PORT`, or on the port given as its argument; when that
+/// port is taken, it runs on without it (as an app whose exporter thread failed does).
 const APP: &str = r#"
-import os, sys
+import os, sys, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 path, body = sys.argv[1], sys.argv[2]
 port = int(sys.argv[3]) if len(sys.argv) > 3 else int(os.environ["PORT"])
@@ -24,7 +25,11 @@ class H(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body.encode() if found else b"no")
     def log_message(self, *a): pass
-HTTPServer(("127.0.0.1", port), H).serve_forever()
+try:
+    server = HTTPServer(("127.0.0.1", port), H)
+except OSError:
+    time.sleep(3600)
+server.serve_forever()
 "#;
 
 /// The targets the daemon lists, for `query`.
@@ -158,6 +163,21 @@ async fn each_started_machine_is_a_target_where_it_serves_its_metrics_now() {
     let redeployed = targets(&d, "?app=metered").await;
     assert_eq!(instances(&redeployed, "web"), started(&d, app, "web").await);
     assert!(instances(&redeployed, "web").is_disjoint(&instances(&all, "web")));
+
+    // Two workers: the port they both ask for is one machine's, listed once, for it.
+    cli(&d, app, &["scale", "count", "worker=2", "--yes"])
+        .await
+        .expect_code(0);
+    let workers = started(&d, app, "worker").await;
+    assert_eq!(workers.len(), 2);
+    let listed = targets(&d, "?app=metered").await;
+    let listed_workers = instances(&listed, "worker");
+    assert_eq!(listed_workers.len(), 1, "{listed:#?}");
+    assert!(listed_workers.is_subset(&workers), "{listed:#?}");
+    let worker = (listed.iter())
+        .find(|t| t["labels"]["process_group"] == "worker")
+        .unwrap();
+    assert_eq!(scrape(worker).await, "worker_jobs_total 3");
 
     assert!(targets(&d, "?app=hello").await.is_empty());
     let unknown = (common::http_client().get(d.url("/v1/metrics/targets?app=nope")))

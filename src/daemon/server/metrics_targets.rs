@@ -2,7 +2,9 @@
 //! discovery (`http_sd_configs`). Machines listen on ports lakeflyd hands out, which change
 //! with every deploy, restart and scale; Prometheus asks here (every minute by default)
 //! and scrapes each started machine where it listens now, its series labelled with the
-//! app, process group and machine, as Fly's own scraping labels them.
+//! app, process group and machine, as Fly's own scraping labels them. A metrics port the
+//! app binds itself (not its `$PORT`) is one per host: it is listed for the machine that
+//! listens on it, so no machine's figures are taken for another's.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,6 +16,7 @@ use super::error::ServerError;
 use super::Shared;
 use crate::api::types::{Machine, MachineState, MetricsTarget};
 use crate::config::{plan, AppConfig};
+use crate::daemon::runtime::listening;
 use crate::daemon::store::{machines, releases};
 
 /// Query parameters.
@@ -32,7 +35,7 @@ pub async fn list(
     if let Some(app) = &query.app {
         state.require_app(app).await?;
     }
-    let targets = state
+    let candidates = state
         .store
         .run(move |conn, path| {
             let started = machines::all_live(conn, path)?
@@ -65,20 +68,46 @@ pub async fn list(
                 let Some(config) = config else { continue };
                 for metrics in plan::metrics_for(config, &machine.process_group) {
                     // The internal port is the machine's `$PORT`; another is bound as is.
-                    let port = if Some(metrics.port) == machine.spec.internal_port {
-                        machine.port
-                    } else {
+                    let own = Some(metrics.port) != machine.spec.internal_port;
+                    let port = if own {
                         Some(metrics.port)
+                    } else {
+                        machine.port
                     };
                     let Some(port) = port else { continue };
                     let https = metrics.extra.get("https") == Some(&serde_json::Value::Bool(true));
-                    targets.push(target(machine, port, &metrics.path, https));
+                    // Whose the port is, for a port the app binds itself.
+                    let listener = match own {
+                        true => Some((machine.pid, port)),
+                        false => None,
+                    };
+                    targets.push((target(machine, port, &metrics.path, https), listener));
                 }
             }
             Ok(targets)
         })
         .await?;
+    let targets = tokio::task::spawn_blocking(move || {
+        candidates
+            .into_iter()
+            .filter(|(_, listener)| match listener {
+                Some((pid, port)) => pid.is_some_and(|pid| listens_on(pid, *port)),
+                None => true,
+            })
+            .map(|(target, _)| target)
+            .collect()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not read which machines listen on their metrics ports");
+        Vec::new()
+    });
     Ok(Json(targets))
+}
+
+/// Whether the processes of the machine led by `pid` listen on TCP `port`.
+fn listens_on(pid: u32, port: u16) -> bool {
+    listening::sockets(pid).iter().any(|at| at.port() == port)
 }
 
 /// The target for `machine`'s endpoint at `port` and `path` (over HTTPS: fly.toml's
