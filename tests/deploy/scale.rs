@@ -5,19 +5,22 @@ use std::path::Path;
 
 use super::common::daemon::TestDaemon;
 use super::common::files::hello_copy;
+use super::common::Run;
 use super::{deploy, deploy_example, deploy_gated, status};
+
+/// `lakefly --remote <d> -a hello ARGS`.
+fn hello_cli(d: &TestDaemon, args: &[&str]) -> Run {
+    let mut all = vec!["--remote", d.api.as_str(), "-a", "hello"];
+    all.extend_from_slice(args);
+    super::common::lakefly(Path::new("."), &all)
+}
 
 #[test]
 fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_count() {
     let d = TestDaemon::start();
     let (_dir, app) = hello_copy();
     deploy(&d, &app, &[]).expect_code(0);
-    let cli = |args: &[&str]| {
-        let mut full = vec!["--remote", d.api.as_str()];
-        full.extend_from_slice(args);
-        full.extend_from_slice(&["-a", "hello"]);
-        super::common::lakefly(Path::new("."), &full)
-    };
+    let cli = |args: &[&str]| hello_cli(&d, args);
     let unconfirmed = cli(&["scale", "count", "3"]).expect_code(2);
     assert!(
         unconfirmed.stderr.contains("scale hello: app: 1 -> 3"),
@@ -240,11 +243,7 @@ fn scaling_during_the_first_rollout_says_it_is_rolling_out_not_that_there_is_no_
     let (dir, app) = hello_copy();
     let gate = dir.path().join("go");
     deploy_gated(&d, &app, &gate);
-    let cli = |args: &[&str]| {
-        let mut all = vec!["--remote", &d.api, "-a", "hello"];
-        all.extend_from_slice(args);
-        super::common::lakefly(Path::new("."), &all)
-    };
+    let cli = |args: &[&str]| hello_cli(&d, args);
     for args in [
         &["scale", "count", "2", "--yes"][..],
         &["scale", "show"],
@@ -287,12 +286,7 @@ fn a_machine_is_never_given_a_port_another_running_machine_holds() {
         "app = \"sleep 0.3 && exec python3 app.py\"",
     );
     deploy(&d, &app, &[]).expect_code(0);
-    let cli = |args: &[&str]| {
-        let mut full = vec!["--remote", d.api.as_str()];
-        full.extend_from_slice(args);
-        full.extend_from_slice(&["-a", "hello"]);
-        super::common::lakefly(Path::new("."), &full)
-    };
+    let cli = |args: &[&str]| hello_cli(&d, args);
     // Two machines made at once: the second asks for a port while the first has not
     // bound its yet.
     let refused = cli(&["scale", "count", "3", "--yes"]);
