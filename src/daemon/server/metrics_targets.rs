@@ -77,10 +77,7 @@ pub async fn list(
                     let Some(port) = port else { continue };
                     let https = metrics.extra.get("https") == Some(&serde_json::Value::Bool(true));
                     // Whose the port is, for a port the app binds itself.
-                    let listener = match own {
-                        true => Some((machine.pid, port)),
-                        false => None,
-                    };
+                    let listener = own.then_some((machine.pid, port));
                     targets.push((target(machine, port, &metrics.path, https), listener));
                 }
             }

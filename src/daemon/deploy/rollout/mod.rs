@@ -200,27 +200,25 @@ impl Rollout<'_> {
     async fn immediate(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
         for group in groups {
             // The new machines would find the group's own ports taken until the old ones
-            // went, and crash meanwhile.
-            let destroy_first = group.stops_first();
-            if destroy_first {
-                self.destroy_running(group).await;
+            // went, and crash meanwhile: the old ones stop first (and are destroyed once
+            // the rollout succeeds, or started again if a new one cannot be made).
+            let stops_first = group.stops_first();
+            if stops_first {
+                for old in group.old_running() {
+                    self.stop(&old.id, &group.spec, changes).await;
+                }
             }
             for _ in 0..group.started() {
                 self.create(&group.spec, Desired::Started, changes).await?;
             }
             self.create_stopped(group, changes).await?;
-            if !destroy_first {
-                self.destroy_running(group).await;
+            if !stops_first {
+                for old in group.old_running() {
+                    let _ = self.runtime.act(self.app, &old.id, Action::Destroy).await;
+                }
             }
         }
         Ok(())
-    }
-
-    /// Destroys `group`'s old machines that run (`immediate`: they are not kept).
-    async fn destroy_running(&mut self, group: &Group) {
-        for old in group.old_running() {
-            let _ = self.runtime.act(self.app, &old.id, Action::Destroy).await;
-        }
     }
 
     async fn bluegreen(&mut self, groups: &[Group], changes: &mut Changes) -> Result<(), Failure> {
