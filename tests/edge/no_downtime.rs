@@ -132,6 +132,42 @@ async fn no_request_fails_through_a_rolling_deploy_an_app_restart_or_a_scale_dow
     assert_eq!(machines[0]["release_version"], 2);
 }
 
+/// A group that binds a port of its own ([[metrics]] here) is replaced stop-first: between
+/// the old machine's stop and the new one's health, requests wait for it instead of
+/// getting a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_wait_through_the_gap_of_a_group_replaced_stop_first() {
+    let port = super::common::free_port();
+    let s = Setup::new(
+        &format!("[[metrics]]\n  port = {port}\n  path = \"/metrics\"\n  processes = [\"app\"]\n"),
+        &[],
+    );
+    s.deploy().await.expect_code(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, loops) = request_loop(s.client.clone(), s.url("/"), 4, stop.clone());
+    wait_for_count(&done, 50).await;
+    for _ in 0..2 {
+        let run = s.deploy().await.expect_code(0);
+        assert!(
+            run.stderr
+                .contains("each stops just before its replacement starts"),
+            "{}",
+            run.stderr
+        );
+    }
+    let after = done.load(Ordering::Acquire);
+    wait_for_count(&done, after + 50).await;
+    stop.store(true, Ordering::Release);
+    let failures = loops.await.unwrap();
+    let total = done.load(Ordering::Acquire);
+    assert!(
+        failures.is_empty(),
+        "{} of {total} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_service_port_keeps_answering_across_a_redeploy() {
     let (http_port, tcp_port) = (super::common::free_port(), super::common::free_port());

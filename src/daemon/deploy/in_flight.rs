@@ -149,6 +149,13 @@ impl InFlight {
         self.lock().closing.contains(app)
     }
 
+    /// Whether a release of `app` rolls out (and the app is not being destroyed): its
+    /// machines are being replaced, and one may be on its way up.
+    pub fn is_rolling_out(&self, app: &str) -> bool {
+        let inner = self.lock();
+        inner.running.contains_key(app) && !inner.closing.contains(app)
+    }
+
     /// Notes a change of `app` that creates machines (not a release) until the guard is
     /// dropped; refused while the app is being destroyed.
     pub fn begin_change(&self, app: &str) -> Result<Change, DeployError> {
