@@ -88,6 +88,8 @@ struct Entry {
     version: u64,
     /// Asks the release to fail.
     cancel: Canceller,
+    /// Its rollout has begun: machines are being replaced.
+    replacing: bool,
 }
 
 /// What asking for a cancel found.
@@ -107,9 +109,14 @@ impl InFlight {
         let (cancel, requested) = cancel::pair();
         let change = {
             let mut inner = self.lock();
-            inner
-                .running
-                .insert(app.to_string(), Entry { version, cancel });
+            inner.running.insert(
+                app.to_string(),
+                Entry {
+                    version,
+                    cancel,
+                    replacing: false,
+                },
+            );
             self.count_change(&mut inner, app)
         };
         Registration {
@@ -149,11 +156,20 @@ impl InFlight {
         self.lock().closing.contains(app)
     }
 
-    /// Whether a release of `app` rolls out (and the app is not being destroyed): its
-    /// machines are being replaced, and one may be on its way up.
-    pub fn is_rolling_out(&self, app: &str) -> bool {
+    /// Notes that release `version` of `app` has begun replacing machines (its build and
+    /// release command are done), until the release ends.
+    pub fn begin_replacing(&self, app: &str, version: u64) {
+        if let Some(entry) = self.lock().running.get_mut(app) {
+            entry.replacing |= entry.version == version;
+        }
+    }
+
+    /// Whether a release of `app` is replacing its machines (and the app is not being
+    /// destroyed): one may be on its way up, or about to be.
+    pub fn is_replacing(&self, app: &str) -> bool {
         let inner = self.lock();
-        inner.running.contains_key(app) && !inner.closing.contains(app)
+        let replacing = inner.running.get(app).is_some_and(|entry| entry.replacing);
+        replacing && !inner.closing.contains(app)
     }
 
     /// Notes a change of `app` that creates machines (not a release) until the guard is
@@ -285,6 +301,27 @@ mod tests {
         });
         drop(guard);
         assert!(waiting.await.expect("task"), "its end is seen");
+    }
+
+    #[test]
+    fn a_release_replaces_machines_from_its_rollout_to_its_end() {
+        let in_flight = InFlight::default();
+        let release = in_flight.register("a", 4);
+        // Building: the machines are not being touched yet.
+        assert!(!in_flight.is_replacing("a"));
+        in_flight.begin_replacing("a", 3);
+        assert!(!in_flight.is_replacing("a"), "another version's");
+        in_flight.begin_replacing("a", 4);
+        assert!(in_flight.is_replacing("a"));
+        assert!(!in_flight.is_replacing("b"));
+        let closing = in_flight.close("a");
+        assert!(
+            !in_flight.is_replacing("a"),
+            "nothing comes up behind a destroy"
+        );
+        drop(closing);
+        drop(release);
+        assert!(!in_flight.is_replacing("a"));
     }
 
     #[tokio::test]

@@ -498,6 +498,8 @@ impl Deployer {
         let progress = move |step: &'static str, detail: String| {
             let _ = lines.send((step, detail));
         };
+        // From here requests the edge finds no healthy machine for wait for one.
+        self.in_flight.begin_replacing(app, version);
         let outcome = Rollout {
             app,
             runtime: &self.runtime,

@@ -12,7 +12,7 @@ use super::EdgeState;
 /// Machines tried for one request or connection before giving up.
 pub(super) const MAX_ATTEMPTS: usize = 3;
 /// How long a request waits for a healthy machine while some are starting, or a release
-/// rolls out.
+/// replaces the app's machines.
 const HOLD_FOR_HEALTHY: Duration = Duration::from_secs(10);
 /// How long a request waits when every machine is at its hard limit.
 const QUEUE_AT_HARD_LIMIT: Duration = Duration::from_secs(2);
@@ -84,7 +84,7 @@ pub(super) async fn acquire(
                 // A machine is on its way up, or a rollout is between an old machine
                 // and its replacement (one that binds its own ports stops first).
                 let starting = !state.backends.of(&route.app, &route.groups).is_empty()
-                    || state.in_flight.is_rolling_out(&route.app);
+                    || state.in_flight.is_replacing(&route.app);
                 if !starting && !woke {
                     return Err(refusal);
                 }
