@@ -21,7 +21,8 @@ struct Lakeflyd {
     run: RunArgs,
 }
 
-/// lakeflyd options the service sets itself, by clap id, and why they are not passed on.
+/// lakeflyd options the service sets itself, by clap id, and why they are not passed on:
+/// the first two in every service, the rest in a systemd unit.
 const SET_BY_INSTALL: &[(&str, &str)] = &[
     ("api", "give it to install: `daemon install --api ADDR`"),
     ("edge", "give it to install: `daemon install --edge ADDR`"),
@@ -65,7 +66,13 @@ impl ServiceOptions {
             .try_get_matches_from(argv)
             .map_err(refused_by_lakeflyd)?;
         let command = Lakeflyd::command();
-        for (id, why) in SET_BY_INSTALL {
+        // A launchd agent sets only the addresses; the rest are lakeflyd's defaults.
+        let owned = if systemd {
+            SET_BY_INSTALL
+        } else {
+            &SET_BY_INSTALL[..2]
+        };
+        for (id, why) in owned {
             if matches.value_source(id) == Some(ValueSource::CommandLine) {
                 let flag = command
                     .get_arguments()
@@ -273,10 +280,20 @@ mod tests {
         );
         let home = refusal(&["--token-file", "/root/tokens"]);
         assert!(home.contains("ProtectHome"), "{home}");
-        // launchd runs as the user, in whose home the files may well be.
-        let words = vec!["--token-file".to_string(), "/Users/me/tokens".to_string()];
+        // launchd runs as the user, in whose home the files may well be, and sets only
+        // the addresses.
         let api = "127.0.0.1:4280".parse().unwrap();
+        let words: Vec<String> = [
+            "--token-file",
+            "/Users/me/tokens",
+            "--state",
+            "/Users/me/lf",
+        ]
+        .map(String::from)
+        .to_vec();
         assert!(ServiceOptions::parse(&words, api, false).is_ok());
+        let edge = vec!["--edge".to_string(), "127.0.0.1:1".to_string()];
+        assert!(ServiceOptions::parse(&edge, api, false).is_err());
     }
 
     #[test]
