@@ -216,6 +216,32 @@ fn daemon_install_systemd_passes_lakeflyds_own_options_on() {
     );
     std::fs::create_dir(&log_dir).unwrap();
     verifies_cleanly(&path);
+    // Under /var/log, systemd makes the log's directory for the service's user.
+    let logs = install_systemd(
+        dir.path(),
+        &path,
+        &[
+            "--force",
+            "--",
+            "--edge-access-log",
+            "/var/log/lakefly-test/access.log",
+        ],
+    )
+    .expect_code(0);
+    assert!(!logs.stderr.contains("warning"), "{}", logs.stderr);
+    let logged = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        logged.contains("\nLogsDirectory=lakefly-test\n"),
+        "{logged}"
+    );
+    assert!(!logged.contains("ReadWritePaths=/var/log"), "{logged}");
+    verifies_cleanly(&path);
+    install_systemd(
+        dir.path(),
+        &path,
+        &[&["--force", "--"][..], &passed].concat(),
+    )
+    .expect_code(0);
 
     // What lakeflyd would not start with fails here, naming it; the unit stays as it was.
     for (words, says) in [

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::service_options::ServiceOptions;
+use super::service_options::{ServiceOptions, WrittenDir};
 use crate::daemon::inherited::{EDGE, EDGE_HTTPS};
 use crate::error::Error;
 use crate::output::Output;
@@ -303,7 +303,11 @@ fn systemd_unit(args: &InstallArgs, options: &ServiceOptions, bin: &Path) -> Str
             // ProtectSystem=strict leaves only the state writable: the access log's
             // directory is added.
             Some("ReadWritePaths") => match options.written_dir() {
-                Some(dir) => format!(
+                Some(WrittenDir::Logs(logs)) => format!(
+                    "{line}\n# --edge-access-log writes here; systemd makes it, the service user's.\nLogsDirectory={}",
+                    systemd_word(&logs.display().to_string())
+                ),
+                Some(WrittenDir::Other(dir)) => format!(
                     "{line}\n# --edge-access-log writes here.\nReadWritePaths={}",
                     systemd_word(&dir.display().to_string())
                 ),

@@ -45,6 +45,18 @@ const HIDDEN_HOMES: &[&str] = &["/home", "/root", "/run/user"];
 
 /// Where the service's state lives, writable under `ProtectSystem=strict`.
 const STATE_DIR: &str = "/var/lib/lakefly";
+/// Where systemd makes a unit's `LogsDirectory=`.
+const LOGS_DIR: &str = "/var/log";
+
+/// A directory beside its state that lakeflyd writes in (the access log's), and how the
+/// unit makes it writable.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WrittenDir<'a> {
+    /// Under /var/log: systemd makes it, its user's (`LogsDirectory=`, this part of it).
+    Logs(&'a Path),
+    /// Elsewhere: it must be there, and is made writable (`ReadWritePaths=`).
+    Other(&'a Path),
+}
 
 /// The options the service passes on to lakeflyd, checked.
 #[derive(Debug)]
@@ -53,6 +65,8 @@ pub struct ServiceOptions {
     pub words: Vec<String>,
     /// lakeflyd's reading of them (its defaults for the rest).
     pub run: RunArgs,
+    /// For a systemd unit (else a launchd agent).
+    systemd: bool,
 }
 
 impl ServiceOptions {
@@ -91,6 +105,7 @@ impl ServiceOptions {
         let options = ServiceOptions {
             words: words.to_vec(),
             run,
+            systemd,
         };
         for (flag, path) in options.files() {
             if !path.is_absolute() {
@@ -144,13 +159,15 @@ impl ServiceOptions {
     }
 
     /// What is not there (yet) of the files lakeflyd reads and of the directory its
-    /// access log goes in: it will not start without them.
+    /// access log goes in (unless systemd makes it): it will not start without them.
     pub fn missing(&self) -> Vec<(&'static str, &Path)> {
+        let made_by_systemd = matches!(self.written_dir(), Some(WrittenDir::Logs(_)));
         self.files()
             .into_iter()
-            .map(|(flag, path)| match flag {
-                "--edge-access-log" => (flag, path.parent().unwrap_or(path)),
-                _ => (flag, path),
+            .filter_map(|(flag, path)| match flag {
+                "--edge-access-log" if made_by_systemd => None,
+                "--edge-access-log" => Some((flag, path.parent().unwrap_or(path))),
+                _ => Some((flag, path)),
             })
             .filter(|(_, path)| !path.exists())
             .collect()
@@ -158,12 +175,16 @@ impl ServiceOptions {
 
     /// A directory lakeflyd writes in beside its state: the access log's, unless it is in
     /// the state directory.
-    pub fn written_dir(&self) -> Option<&Path> {
-        self.run
-            .edge_access_log
-            .as_deref()
+    pub fn written_dir(&self) -> Option<WrittenDir<'_>> {
+        let dir = (self.run.edge_access_log.as_deref())
             .and_then(Path::parent)
-            .filter(|dir| !dir.starts_with(STATE_DIR))
+            .filter(|dir| !dir.starts_with(STATE_DIR))?;
+        match dir.strip_prefix(LOGS_DIR) {
+            Ok(logs) if self.systemd && !logs.as_os_str().is_empty() => {
+                Some(WrittenDir::Logs(logs))
+            }
+            _ => Some(WrittenDir::Other(dir)),
+        }
     }
 }
 
@@ -312,8 +333,23 @@ mod tests {
 
     #[test]
     fn an_access_log_outside_the_state_needs_its_directory_writable() {
-        let log = parse(&["--edge-access-log", "/var/log/lakefly/access.log"]).unwrap();
-        assert_eq!(log.written_dir(), Some(Path::new("/var/log/lakefly")));
+        // Under /var/log, systemd makes the directory, the service user's.
+        let log = parse(&["--edge-access-log", "/var/log/lakefly/edge/access.log"]).unwrap();
+        assert_eq!(
+            log.written_dir(),
+            Some(WrittenDir::Logs(Path::new("lakefly/edge")))
+        );
+        assert!(log.missing().is_empty(), "{:?}", log.missing());
+        let flat = parse(&["--edge-access-log", "/var/log/access.log"]).unwrap();
+        assert_eq!(
+            flat.written_dir(),
+            Some(WrittenDir::Other(Path::new("/var/log")))
+        );
+        let srv = parse(&["--edge-access-log", "/srv/logs/access.log"]).unwrap();
+        assert_eq!(
+            srv.written_dir(),
+            Some(WrittenDir::Other(Path::new("/srv/logs")))
+        );
         // The log is made by lakeflyd; its directory must be there.
         let dir = std::env::temp_dir()
             .join("lakefly-no-such-dir")
