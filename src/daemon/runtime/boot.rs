@@ -33,8 +33,10 @@ impl Runtime {
         if let Some(warning) = ports.ephemeral_overlap() {
             tracing::warn!("{warning}");
         }
+        // Its id tags machines and one-off commands alike.
+        let oneoff_pids = oneoff_pids::OneOffPids::new(&options.state_dir);
         let runtime = Runtime {
-            daemon_id: stragglers::daemon_id(&options.state_dir).into(),
+            daemon_id: oneoff_pids.daemon_id().clone(),
             logs: LogSink::start(store.clone(), options.log_lines_per_app),
             restarts,
             secrets,
@@ -49,7 +51,7 @@ impl Runtime {
             },
             ports,
             checks: check_board::CheckBoard::default(),
-            oneoff_pids: oneoff_pids::OneOffPids::new(&options.state_dir),
+            oneoff_pids,
             store,
             hub,
             apps_dir: options.state_dir.join("apps"),

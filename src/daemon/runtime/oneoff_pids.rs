@@ -26,26 +26,29 @@ const STOP_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct OneOffPids {
     dir: Arc<Path>,
-    /// `LAKEFLY_DAEMON_ID=<this daemon's id>`, as commands' environments carry it.
-    daemon_entry: Arc<str>,
+    /// This daemon's id (`stragglers::daemon_id`), which commands' environments carry.
+    daemon_id: Arc<str>,
 }
 
 impl OneOffPids {
     /// The notes under `state_dir`.
     pub fn new(state_dir: &Path) -> Self {
-        let daemon = super::stragglers::daemon_id(state_dir);
         OneOffPids {
             dir: state_dir.join("oneoffs").into(),
-            daemon_entry: format!("{}={daemon}", super::stragglers::DAEMON_VAR).into(),
+            daemon_id: super::stragglers::daemon_id(state_dir).into(),
         }
+    }
+
+    /// The id of the daemon whose state directory this is.
+    pub fn daemon_id(&self) -> &Arc<str> {
+        &self.daemon_id
     }
 
     /// `env` with this daemon's one-off tag, which a command's processes inherit.
     pub fn tagged(&self, env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         let mut env = env.clone();
-        if let Some((name, value)) = self.daemon_entry.split_once('=') {
-            env.insert(name.to_string(), value.to_string());
-        }
+        let daemon_var = super::stragglers::DAEMON_VAR.to_string();
+        env.insert(daemon_var, self.daemon_id.to_string());
         env.insert(ONEOFF_VAR.to_string(), "1".to_string());
         env
     }
@@ -98,7 +101,7 @@ impl OneOffPids {
             forget(&path);
         }
         // Tagged but not noted: started just before the daemon died.
-        let entry = self.daemon_entry.clone();
+        let entry = format!("{}={}", super::stragglers::DAEMON_VAR, self.daemon_id);
         let tagged = tokio::task::spawn_blocking(move || tagged_leaders(&entry))
             .await
             .unwrap_or_default();
