@@ -62,6 +62,43 @@ async fn exit_codes_follow_the_restart_policy() {
 }
 
 #[tokio::test]
+async fn a_machine_that_gave_up_gets_all_its_retries_back_when_started_again() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    api.create_app("flaky").await;
+    let dir = tempfile::tempdir().unwrap();
+    // Fails as many times as `left` says, then runs.
+    let left = dir.path().join("left");
+    std::fs::write(&left, "2").unwrap();
+    let command = format!(
+        "n=$(cat {0}); if [ \"$n\" -gt 0 ]; then echo $((n-1)) > {0}; exit 3; fi; exec sleep 600",
+        left.display()
+    );
+    let mut sse = Sse::connect(&d.url("/v1/events?app=flaky&kind=machine."), None).await;
+    let machine = api
+        .create_machine("flaky", json!({ "command": command, "max_retries": 1 }))
+        .await;
+    let id = machine["id"].as_str().unwrap();
+    wait_for(&mut sse, "machine.failed", id).await;
+
+    // One more failure to come: within its one retry, had the start not begun the count
+    // again it would give up at once.
+    std::fs::write(&left, "1").unwrap();
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/apps/flaky/machines/{id}/start"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let exited = wait_for(&mut sse, "machine.exited", id).await;
+    assert_eq!(exited.data["data"]["restarting"], true, "{:?}", exited.data);
+    wait_for(&mut sse, "machine.started", id).await;
+    assert_eq!(api.machine("flaky", id).await["state"], "started");
+}
+
+#[tokio::test]
 async fn metrics_count_machines_restarts_events_and_subscribers() {
     let d = TestDaemon::start();
     let api = Api::new(&d);

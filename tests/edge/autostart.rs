@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::common::edge::{Setup, APP};
+use super::common::edge::{Setup, APP, DEADLINE};
 use super::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,6 +81,94 @@ async fn a_request_while_the_only_machine_auto_stops_starts_it_again_rather_than
         s.status().await["machines"][0]["state"] == "stopping"
     })
     .await;
+    let resp = s.get("/again").await;
+    assert_eq!(resp.status(), 200);
+    let machines = s.status().await["machines"].clone();
+    assert_eq!(machines.as_array().unwrap().len(), 1, "{machines}");
+    assert_eq!(machines[0]["state"], "started", "{machines}");
+}
+
+/// `text` (the hello config) auto-starting from zero, its machines exiting with code 3
+/// while `flag` exists, and restarted `max_retries` times.
+fn crashing_while(text: &str, flag: &std::path::Path, max_retries: u32) -> String {
+    let command = format!(
+        "  app = \"sh -c 'test -e {} && exit 3; exec python3 app.py'\"\n",
+        flag.display()
+    );
+    let text = text
+        .replace("  app = \"python3 app.py\"\n", &command)
+        .replace(
+            "  processes = [\"app\"]\n",
+            "  processes = [\"app\"]\n  auto_start_machines = true\n  min_machines_running = 0\n",
+        );
+    format!("{text}\n[[restart]]\n  policy = \"on-failure\"\n  max_retries = {max_retries}\n")
+}
+
+/// The 503 a request gets, with its JSON body; a request held past the deadline fails.
+async fn refused(s: &Setup, path: &str) -> Value {
+    let resp = tokio::time::timeout(DEADLINE, s.get(path))
+        .await
+        .expect("the request is answered, not held until --auto-start-wait");
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    resp.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_a_machine_that_crashes_as_it_auto_starts_are_answered_instead_of_held() {
+    // Long enough that a request held to the end would outlast the client's timeout.
+    let s = Setup::new("", &["--auto-start-wait", "10m"]);
+    let flag = s.app.with_file_name("crashing");
+    let config = s.app.join("fly.toml");
+    let text = crashing_while(&std::fs::read_to_string(&config).unwrap(), &flag, 10);
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    std::fs::write(&flag, "").unwrap();
+
+    let body = refused(&s, "/first").await;
+    assert_eq!(body["code"], "no_healthy_machine");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("crashes before it is healthy"), "{error}");
+    // The next request is answered the same while it goes on crashing, and starts no
+    // second machine.
+    let again = refused(&s, "/second").await;
+    assert_eq!(again["error"], body["error"]);
+    assert_eq!(s.status().await["machines"].as_array().unwrap().len(), 1);
+
+    // Once it no longer crashes, the same machine serves.
+    std::fs::remove_file(&flag).unwrap();
+    eventually("the machine serves again", || async {
+        s.get("/later").await.status() == 200
+    })
+    .await;
+    let machines = s.status().await["machines"].clone();
+    assert_eq!(machines.as_array().unwrap().len(), 1, "{machines}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_starts_a_machine_that_gave_up_restarting_again_rather_than_a_new_one() {
+    let s = Setup::new("", &["--auto-start-wait", "10m"]);
+    let flag = s.app.with_file_name("crashing");
+    let config = s.app.join("fly.toml");
+    let text = crashing_while(&std::fs::read_to_string(&config).unwrap(), &flag, 1);
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    std::fs::write(&flag, "").unwrap();
+
+    let body = refused(&s, "/first").await;
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("exited before it was healthy"), "{error}");
+    eventually("the machine gives up", || async {
+        s.status().await["machines"][0]["state"] == "failed"
+    })
+    .await;
+    std::fs::remove_file(&flag).unwrap();
     let resp = s.get("/again").await;
     assert_eq!(resp.status(), 200);
     let machines = s.status().await["machines"].clone();

@@ -23,6 +23,8 @@ pub(super) enum Refusal {
     NoneHealthy,
     /// Every machine stayed at its hard limit.
     Full,
+    /// The machine started for it could not start, or crashes before it is healthy.
+    StartFailed(&'static str),
 }
 
 impl Refusal {
@@ -36,6 +38,11 @@ impl Refusal {
             Refusal::Full => (
                 "over_capacity",
                 format!("every machine of {app} is at its concurrency hard_limit"),
+            ),
+            // How it failed is for the app's operator (the daemon's log), not its clients.
+            Refusal::StartFailed(why) => (
+                "no_healthy_machine",
+                format!("app {app} has no healthy machine right now: the one started for this request {why}"),
             ),
         }
     }
@@ -61,55 +68,58 @@ pub(super) async fn acquire(
     loop {
         // Made before looking, so a change in between is not missed.
         let notified = watch.notified();
-        let refusal = match state
-            .backends
-            .pick(&route.app, &route.groups, route.limits, tried)
-        {
-            Pick::Leased(lease) => return Ok(lease),
-            Pick::Full => Refusal::Full,
-            Pick::NoneHealthy => Refusal::NoneHealthy,
-        };
-        let deadline = match refusal {
-            Refusal::Full => {
-                *queue.get_or_insert_with(|| tokio::time::Instant::now() + QUEUE_AT_HARD_LIMIT)
-            }
-            Refusal::NoneHealthy => {
-                if !tried.is_empty() {
-                    return Err(refusal);
+        let (refusal, deadline) =
+            match state
+                .backends
+                .pick(&route.app, &route.groups, route.limits, tried)
+            {
+                Pick::Leased(lease) => return Ok(lease),
+                Pick::Full => (
+                    Refusal::Full,
+                    *queue.get_or_insert_with(|| tokio::time::Instant::now() + QUEUE_AT_HARD_LIMIT),
+                ),
+                Pick::NoneHealthy => {
+                    if !tried.is_empty() {
+                        return Err(Refusal::NoneHealthy);
+                    }
+                    if route.auto_start && wake.is_none() {
+                        wake = Some(super::autostart::wake(state, &route.app, &route.groups).await);
+                    }
+                    let woke = wake.is_some();
+                    // A machine is on its way up, or a rollout is between an old machine
+                    // and its replacement (one that binds its own ports stops first).
+                    let starting = !state.backends.of(&route.app, &route.groups).is_empty()
+                        || state.in_flight.is_replacing(&route.app);
+                    if !starting && !woke {
+                        return Err(Refusal::NoneHealthy);
+                    }
+                    let wait = if woke {
+                        state.auto_start_wait
+                    } else {
+                        HOLD_FOR_HEALTHY
+                    };
+                    (
+                        Refusal::NoneHealthy,
+                        *hold.get_or_insert_with(|| tokio::time::Instant::now() + wait),
+                    )
                 }
-                if route.auto_start && wake.is_none() {
-                    wake = Some(super::autostart::wake(state, &route.app, &route.groups).await);
-                }
-                let woke = wake.is_some();
-                // A machine is on its way up, or a rollout is between an old machine
-                // and its replacement (one that binds its own ports stops first).
-                let starting = !state.backends.of(&route.app, &route.groups).is_empty()
-                    || state.in_flight.is_replacing(&route.app);
-                if !starting && !woke {
-                    return Err(refusal);
-                }
-                let wait = if woke {
-                    state.auto_start_wait
-                } else {
-                    HOLD_FOR_HEALTHY
-                };
-                *hold.get_or_insert_with(|| tokio::time::Instant::now() + wait)
-            }
-        };
+            };
         tokio::select! {
             _ = notified => {}
-            () = failed(wake.as_mut()) => return Err(refusal),
+            why = failed(wake.as_mut()) => return Err(Refusal::StartFailed(why)),
             () = tokio::time::sleep_until(deadline) => return Err(refusal),
         }
     }
 }
 
-/// Resolves once the start asked for this request has failed (nothing is coming to wait
-/// for); never otherwise.
-async fn failed(wake: Option<&mut tokio::sync::watch::Receiver<Wake>>) {
+/// Resolves, with why, once the start asked for this request has failed (nothing is
+/// coming to wait for); never otherwise.
+async fn failed(wake: Option<&mut tokio::sync::watch::Receiver<Wake>>) -> &'static str {
     if let Some(wake) = wake {
-        if wake.wait_for(|w| *w == Wake::Failed).await.is_ok() {
-            return;
+        if let Ok(state) = wake.wait_for(|w| matches!(w, Wake::Failed(_))).await {
+            if let Wake::Failed(why) = *state {
+                return why;
+            }
         }
     }
     std::future::pending().await

@@ -5,22 +5,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use super::backends::Backends;
 use super::EdgeState;
-use crate::api::types::MachineState;
+use crate::api::types::{kind, Event, MachineState};
+use crate::daemon::events::Start;
+use crate::daemon::runtime::exits::{how_it_ended, CRASHES_BEFORE_FAILING};
 use crate::daemon::runtime::Action;
-use crate::daemon::store::releases;
+use crate::daemon::store::{releases, EventFilter};
 
 /// How the start of a machine for waiting requests goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
-    /// Being asked for.
+    /// Being started, and not serving yet.
     Starting,
-    /// Started (or one was on its way up already): requests wait for it to be healthy.
-    Started,
-    /// Could not be started: requests waiting for it are answered now.
-    Failed,
+    /// Serving, or no longer followed: requests wait for a healthy machine as they do
+    /// for any.
+    Settled,
+    /// Could not be started, or crashes before it is healthy (why, for the 503): the
+    /// requests waiting are answered now, and new ones at once until it is healthy, gives
+    /// up or is stopped, instead of each waiting out `--auto-start-wait`.
+    Failed(&'static str),
 }
 
 /// Starts a machine of `app` in `groups` in the background, unless one is being started
@@ -36,64 +42,164 @@ pub async fn wake(state: &EdgeState, app: &str, groups: &[String]) -> watch::Rec
         waking.insert(app.to_string(), wake.clone());
         (told, wake)
     };
-    let (runtime, store, app, groups) = (
-        state.runtime.clone(),
-        state.store.clone(),
-        app.to_string(),
-        groups.to_vec(),
+    // Subscribed before the start, so no exit of the machine is missed.
+    let events = state.runtime.hub().subscribe(
+        EventFilter {
+            app: Some(app.to_string()),
+            kind_prefix: Some("machine.".into()),
+            machine: None,
+        },
+        Start::Now,
+        state.shutdown.clone(),
     );
+    let follow = Follow {
+        backends: state.backends.clone(),
+        app: app.to_string(),
+        groups: groups.to_vec(),
+        wait: state.auto_start_wait,
+    };
+    let (runtime, store) = (state.runtime.clone(), state.store.clone());
     let (waking, in_flight) = (state.waking.clone(), state.in_flight.clone());
     tokio::spawn(async move {
         // Nothing starts behind an app's destroy, which would leave the machine running
         // with no record once the app is gone (the destroy waits for one begun before it).
-        let started = match in_flight.begin_change(&app) {
-            Ok(_change) => start_one(&runtime, &store, &app, &groups).await,
+        let started = match in_flight.begin_change(&follow.app) {
+            Ok(_change) => start_one(&runtime, &store, &follow.app, &follow.groups).await,
             Err(e) => Err(e.to_string()),
         };
-        if let Err(e) = &started {
-            tracing::warn!(app, error = %e, "edge: could not auto-start a machine");
-        }
+        let end = match started {
+            Ok(machine) => {
+                follow.until_serving(&machine, events, &told).await;
+                Wake::Settled
+            }
+            Err(e) => {
+                tracing::warn!(app = follow.app, error = %e, "edge: could not auto-start a machine");
+                Wake::Failed("could not be started")
+            }
+        };
         waking
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&app);
-        let _ = told.send(match started {
-            Ok(()) => Wake::Started,
-            Err(_) => Wake::Failed,
+            .remove(&follow.app);
+        // After a crash `Failed` stays (its requests were answered); otherwise the ones
+        // still waiting wait for a healthy machine until their own deadline.
+        told.send_if_modified(|wake| match wake {
+            Wake::Failed(_) => false,
+            _ => {
+                *wake = end;
+                true
+            }
         });
     });
     wake
 }
 
+/// A machine started for waiting requests, followed until it serves.
+struct Follow {
+    backends: Backends,
+    app: String,
+    groups: Vec<String>,
+    /// How long requests wait for it (`--auto-start-wait`).
+    wait: Duration,
+}
+
+impl Follow {
+    /// Returns once a machine of the app serves, or `machine` is stopped, destroyed or
+    /// gives up, or the requests' wait is over while it was not seen crashing. A crash
+    /// before it is healthy is told on `told` at once.
+    async fn until_serving(
+        &self,
+        machine: &str,
+        mut events: mpsc::Receiver<Arc<Event>>,
+        told: &watch::Sender<Wake>,
+    ) {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let mut exits = 0u32;
+        loop {
+            let watch = self.backends.changes().watch();
+            let notified = watch.notified();
+            if self
+                .backends
+                .of(&self.app, &self.groups)
+                .iter()
+                .any(|b| b.is_healthy())
+            {
+                return;
+            }
+            // Crashing, it stays followed past the wait: new requests are answered at once.
+            let crashing = matches!(*told.borrow(), Wake::Failed(_));
+            let event = tokio::select! {
+                _ = notified => continue,
+                () = tokio::time::sleep_until(deadline), if !crashing => return,
+                event = events.recv() => match event {
+                    Some(event) => event,
+                    // The daemon is stopping.
+                    None => return,
+                },
+            };
+            if event.data["machine"] != machine {
+                continue;
+            }
+            let crashed = match event.kind.as_str() {
+                kind::MACHINE_EXITED => {
+                    exits += 1;
+                    let gave_up = event.data["restarting"] == false;
+                    (gave_up || exits >= CRASHES_BEFORE_FAILING)
+                        .then(|| (how_it_ended(&event.data), gave_up))
+                }
+                kind::MACHINE_FAILED => Some(("failed".to_string(), true)),
+                // Stopped or destroyed on request: a new request starts one again.
+                kind::MACHINE_STOPPED | kind::MACHINE_DESTROYED => return,
+                _ => None,
+            };
+            let Some((how, gave_up)) = crashed else {
+                continue;
+            };
+            if !crashing {
+                tracing::warn!(app = self.app, machine, exits, "edge: the machine started for requests {how} before it was healthy; they are answered 503 until it is (`lakefly logs -a {}`)", self.app);
+                told.send_replace(Wake::Failed(if gave_up {
+                    "exited before it was healthy"
+                } else {
+                    "crashes before it is healthy"
+                }));
+            }
+            if gave_up {
+                return;
+            }
+        }
+    }
+}
+
+/// Starts a machine of `app` in `groups` (or finds one on its way up) and returns its id.
 async fn start_one(
     runtime: &crate::daemon::runtime::Runtime,
     store: &crate::daemon::store::Store,
     app: &str,
     groups: &[String],
-) -> Result<(), String> {
+) -> Result<String, String> {
     let machines = runtime.list(app).await.map_err(|e| e.to_string())?;
     let ours: Vec<_> = machines
         .iter()
         .filter(|m| groups.contains(&m.process_group))
         .collect();
-    if ours
-        .iter()
-        .any(|m| matches!(m.state, MachineState::Starting | MachineState::Started))
+    let with_state = |state| ours.iter().find(|m| m.state == state);
+    if let Some(going) =
+        with_state(MachineState::Starting).or_else(|| with_state(MachineState::Started))
     {
-        // One is on its way up already.
-        return Ok(());
+        return Ok(going.id.clone());
     }
-    // A stopped machine, else one still stopping (it starts again once stopped): a new
-    // one is made only for an app scaled to zero.
-    let stopped = (ours.iter().find(|m| m.state == MachineState::Stopped))
-        .or_else(|| ours.iter().find(|m| m.state == MachineState::Stopping));
+    // A stopped machine, else one still stopping (it starts again once stopped), else one
+    // that gave up restarting: a new one is made only for an app scaled to zero.
+    let stopped = with_state(MachineState::Stopped)
+        .or_else(|| with_state(MachineState::Stopping))
+        .or_else(|| with_state(MachineState::Failed));
     if let Some(stopped) = stopped {
         tracing::info!(app, machine = %stopped.id, "edge: auto-starting a stopped machine for a request");
         runtime
             .act(app, &stopped.id, Action::Start)
             .await
             .map_err(|e| e.to_string())?;
-        return Ok(());
+        return Ok(stopped.id.clone());
     }
     // Scaled to zero: a machine of the current release's first serving group.
     let a = app.to_string();
@@ -114,7 +220,7 @@ async fn start_one(
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(app, machine = %machine.id, "edge: auto-created a machine for a request (the app was scaled to zero)");
-    Ok(())
+    Ok(machine.id)
 }
 
 /// Stops machines that served nothing for `after`, as each app's rules allow; checks a

@@ -80,6 +80,8 @@ pub struct EdgeState {
     waking: Arc<Mutex<HashMap<String, watch::Receiver<autostart::Wake>>>>,
     /// `--edge-access-log`, when given.
     access_log: Option<access_log::AccessLog>,
+    /// Set when the daemon stops: ends what follows the event feed.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl EdgeState {
@@ -257,6 +259,7 @@ impl Edge {
             tls,
             waking: Arc::default(),
             access_log,
+            shutdown: shutdown.clone(),
         });
         let (accepting, _) = watch::channel(false);
         let tasks = vec![tokio::spawn(autostart::stop_idle(

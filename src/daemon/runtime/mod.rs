@@ -9,6 +9,7 @@ pub mod check_board;
 pub mod console;
 pub(crate) mod environment;
 pub mod exec;
+pub mod exits;
 pub mod health;
 mod https_check;
 pub mod listening;
@@ -206,6 +207,11 @@ impl Runtime {
     /// Where machines' volumes live, one directory per app (`volumes.rs`).
     pub fn volumes_dir(&self) -> &std::path::Path {
         &self.volumes_dir
+    }
+
+    /// Where every change is recorded and published.
+    pub fn hub(&self) -> &EventHub {
+        &self.hub
     }
 
     /// Where machines' (and job runs') output lines go.
@@ -459,6 +465,7 @@ impl Runtime {
             desired_unrecorded: false,
             unstored: self.unstored.clone(),
             restarts: machine.restarts,
+            crashes_in_a_row: 0,
             hub: self.hub.clone(),
             logs: self.logs.clone(),
             restart_counter: self.restarts.clone(),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::Passed;
 use crate::api::types::{kind, Event};
+use crate::daemon::runtime::exits::how_it_ended;
 
 /// How long after an exit is seen its last output may still arrive: less than the delay
 /// before a crashed machine's second restart, so no line of a next run is taken for it.
@@ -96,16 +97,6 @@ pub(super) fn ended_reason(id: &str, how: &str) -> String {
         "the app appears to be crashing: machine {id} {how} after it passed its checks, \
          before the release had rolled out"
     )
-}
-
-/// How a machine's process ended, by the `code` and `signal` of its `machine.exited` event
-/// (or `last_exit`): "exited with code 1", "was ended by SIGKILL".
-pub(super) fn how_it_ended(data: &serde_json::Value) -> String {
-    match (data["code"].as_i64(), data["signal"].as_str()) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => format!("was ended by {signal}"),
-        (None, None) => "ended".to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::failure::{ended_after_passing, ended_reason, how_it_ended, Failure};
+use super::failure::{ended_after_passing, ended_reason, Failure};
 use super::{Passed, Rollout};
 use crate::api::types::{kind, MachineState};
 use crate::daemon::deploy::listen_check;
+use crate::daemon::runtime::exits::{how_it_ended, CRASHES_BEFORE_FAILING};
 
-/// A new machine that exits this many times before it is healthy is crashing.
-const CRASHES_BEFORE_FAILING: u32 = 2;
 /// How often, while new machines are not healthy, where they listen is looked at
 /// (`listen_check`).
 const WRONG_PORT_LOOK_EVERY: Duration = Duration::from_secs(2);

@@ -65,6 +65,10 @@ pub struct Supervisor {
     /// Its states the store could not take, shown over the stored record meanwhile.
     pub(super) unstored: super::unstored::Unstored,
     pub(super) restarts: u32,
+    /// Exits in a row its restart policy answered with a restart (the backoff and
+    /// `max_retries` count them); a start or restart asked for begins the count again, so
+    /// a machine that gave up gets all its retries back, as after `systemctl reset-failed`.
+    pub(super) crashes_in_a_row: u32,
     pub(super) hub: EventHub,
     pub(super) logs: LogSink,
     pub(super) restart_counter: prometheus_client::metrics::counter::Counter,
@@ -105,7 +109,6 @@ enum Next {
 impl Supervisor {
     /// Runs until the machine is destroyed or the daemon shuts down.
     pub async fn run(mut self) {
-        let mut consecutive_failures = 0u32;
         // Failed starts in a row whose failure the store could not record (a full disk).
         let mut unrecorded = 0u32;
         let mut next = if self.desired == Desired::Started {
@@ -119,7 +122,7 @@ impl Supervisor {
         loop {
             next = match next {
                 Next::Run => {
-                    let next = match self.run_process(&mut consecutive_failures).await {
+                    let next = match self.run_process().await {
                         Ok(next) => {
                             unrecorded = 0;
                             next
@@ -184,6 +187,7 @@ impl Supervisor {
         let (reply, next) = match request {
             Control::Start(reply) | Control::Restart(_, reply) => {
                 self.set_desired(Desired::Started).await;
+                self.crashes_in_a_row = 0;
                 self.pending = Some(reply);
                 return Next::Run;
             }
@@ -208,7 +212,7 @@ impl Supervisor {
 
     /// Starts the process (or takes back the one an earlier run left, under live restore)
     /// and waits for it to exit or for a request.
-    async fn run_process(&mut self, consecutive_failures: &mut u32) -> Result<Next, StoreError> {
+    async fn run_process(&mut self) -> Result<Next, StoreError> {
         let launched = match self.adopted.take() {
             Some(adopted) => self.adopt(adopted).await,
             None => match self.launch().await? {
@@ -359,14 +363,14 @@ impl Supervisor {
             RestartPolicy::Never => false,
         };
         if started_at.elapsed() >= STABLE_AFTER {
-            *consecutive_failures = 0;
+            self.crashes_in_a_row = 0;
         }
         let max_retries = self.spec.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
-        if restart && *consecutive_failures < max_retries {
-            *consecutive_failures += 1;
+        if restart && self.crashes_in_a_row < max_retries {
+            self.crashes_in_a_row += 1;
             self.restarts += 1;
             self.restart_counter.inc();
-            let delay = backoff(*consecutive_failures);
+            let delay = backoff(self.crashes_in_a_row);
             // Restarted whether or not the store takes the record (a full disk).
             if let Err(e) = self
                 .record_exit(MachineState::Starting, &exit, Some(delay))
@@ -381,7 +385,7 @@ impl Supervisor {
         let recorded = if restart {
             let reason = format!(
                 "exited {} times in a row; not restarting",
-                *consecutive_failures + 1
+                self.crashes_in_a_row + 1
             );
             match self.record_exit(MachineState::Failed, &exit, None).await {
                 Ok(()) => self.emit_failed(reason).await,
