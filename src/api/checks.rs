@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Client, ClientError};
+use super::types::HealthState;
 
 /// One check of one machine, as last run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,9 +15,9 @@ pub struct CheckStatus {
     /// The check, as the config names it (`http_service.checks[0]`, `checks.db`), or
     /// `implicit` for a machine without checks (its port accepting connections).
     pub name: String,
-    /// `passing`, `critical`, or `unknown`: not run yet, or failing within its grace period
-    /// (a start not over yet; `output` then says what it saw).
-    pub status: String,
+    /// `unknown` when not run yet, or failing within its grace period (a start not over
+    /// yet; `output` then says what it saw).
+    pub status: HealthState,
     /// What the last run saw (`200 http://127.0.0.1:28129/health: ok`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,

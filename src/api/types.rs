@@ -225,6 +225,47 @@ impl MachineState {
     }
 }
 
+/// How a machine's checks stand, and how each check does (`checks list`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Not checked yet, or failing only within its grace period (a start not over).
+    #[default]
+    Unknown,
+    /// Every check passes.
+    Passing,
+    /// A check fails.
+    Critical,
+}
+
+impl HealthState {
+    /// The name as stored, shown and sent in `machine.health` events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Unknown => "unknown",
+            HealthState::Passing => "passing",
+            HealthState::Critical => "critical",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            HealthState::Unknown,
+            HealthState::Passing,
+            HealthState::Critical,
+        ]
+        .into_iter()
+        .find(|health| health.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a machine's process ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {
@@ -249,8 +290,8 @@ pub struct Machine {
     pub process_group: String,
     /// Current state.
     pub state: MachineState,
-    /// `unknown`, `passing` or `critical`.
-    pub health: String,
+    /// How its checks stand.
+    pub health: HealthState,
     /// The release it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_version: Option<u64>,

@@ -108,13 +108,13 @@ async fn restart(
 
 /// What a machine event says about a restart in progress, as a progress line.
 fn restart_step(event: &crate::api::types::Event) -> Option<String> {
-    use crate::api::types::kind;
+    use crate::api::types::{kind, HealthState};
     let d = &event.data;
     let machine = d["machine"].as_str()?;
     match event.kind.as_str() {
         kind::MACHINE_STOPPED => Some(format!("    machine {machine} stopped")),
         kind::MACHINE_STARTED => Some(format!("    machine {machine} started")),
-        kind::MACHINE_HEALTH if d["health"] == "passing" => {
+        kind::MACHINE_HEALTH if d["health"] == HealthState::Passing.as_str() => {
             Some(format!("    machine {machine} is healthy"))
         }
         kind::MACHINE_EXITED => Some(format!("    machine {machine} exited")),

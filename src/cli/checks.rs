@@ -77,7 +77,7 @@ pub(super) fn checks_table(checks: &[CheckStatus], now: chrono::DateTime<chrono:
         table.row(vec![
             c.machine.clone(),
             c.name.clone(),
-            c.status.clone(),
+            c.status.to_string(),
             updated,
             output,
         ]);
@@ -98,14 +98,14 @@ mod tests {
             CheckStatus {
                 machine: "m1".into(),
                 name: "http_service.checks[0]".into(),
-                status: "critical".into(),
+                status: crate::api::types::HealthState::Critical,
                 output: Some("500 http://127.0.0.1:9/health: db\ndown".into()),
                 updated_at: Some("2026-12-03T11:59:58Z".into()),
             },
             CheckStatus {
                 machine: "m1".into(),
                 name: "checks.db".into(),
-                status: "unknown".into(),
+                status: crate::api::types::HealthState::Unknown,
                 output: None,
                 updated_at: None,
             },

@@ -140,7 +140,7 @@ mod tests {
             app: "web".into(),
             process_group: "app".into(),
             state: MachineState::Starting,
-            health: "unknown".into(),
+            health: crate::api::types::HealthState::Unknown,
             release_version: Some(3),
             pid: None,
             port: Some(28128),

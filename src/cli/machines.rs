@@ -260,7 +260,7 @@ pub(super) async fn select(api: &crate::api::client::Client, app: &str) -> Resul
             m.id.clone(),
             m.process_group.clone(),
             m.state.as_str().to_string(),
-            m.health.clone(),
+            m.health.to_string(),
             m.release_version
                 .map_or_else(|| "-".into(), |v| format!("v{v}")),
         ]);
@@ -409,7 +409,7 @@ pub fn machine_table(machines: &[Machine]) -> String {
             m.id.clone(),
             m.process_group.clone(),
             m.state.as_str().to_string(),
-            m.health.clone(),
+            m.health.to_string(),
             dash(m.release_version.map(|v| format!("v{v}"))),
             dash(m.pid.map(|p| p.to_string())),
             dash(m.port.map(|p| p.to_string())),

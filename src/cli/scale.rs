@@ -9,7 +9,7 @@ use super::remote::{app_name, block_on, client, confirm};
 use super::GlobalArgs;
 use crate::api::client::Client;
 use crate::api::scale::memory_limit;
-use crate::api::types::{GroupScale, MemoryChange, VmChange, VmSize};
+use crate::api::types::{GroupScale, HealthState, MemoryChange, VmChange, VmSize};
 use crate::error::Error;
 use crate::output::table::Table;
 use crate::output::Output;
@@ -287,7 +287,7 @@ impl Steps {
                 let group = event.data["process_group"].as_str().unwrap_or("?");
                 format!("    created machine {machine} ({group})")
             }
-            kind::MACHINE_HEALTH if event.data["health"] == "passing" => {
+            kind::MACHINE_HEALTH if event.data["health"] == HealthState::Passing.as_str() => {
                 self.healthy.insert(machine.to_string());
                 format!("    machine {machine} is healthy")
             }

@@ -2,7 +2,7 @@
 //! what happened (a release that failed, a machine that crashed) without the API. Events
 //! never hold a secret's value, so neither do these lines.
 
-use crate::api::types::{kind, Event};
+use crate::api::types::{kind, Event, HealthState};
 
 /// Longest details part of a line: a check's output can be a page of HTML.
 const MAX_DETAILS: usize = 600;
@@ -36,7 +36,7 @@ fn details(event: &Event) -> String {
 fn went_wrong(event: &Event) -> bool {
     match event.kind.as_str() {
         kind::DEPLOY_FAILED | kind::MACHINE_FAILED | kind::TLS_RELOAD_FAILED => true,
-        kind::MACHINE_HEALTH => event.data["health"] == "critical",
+        kind::MACHINE_HEALTH => event.data["health"] == HealthState::Critical.as_str(),
         // An exit nobody asked for (a stop lakefly asked for is `machine.stopped`): a
         // crash unless it exited 0, whether by a code or a signal (the OOM killer's).
         kind::MACHINE_EXITED => event.data["code"] != 0,

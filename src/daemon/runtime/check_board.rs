@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::health::Verdict;
 use crate::api::checks::CheckStatus;
+use crate::api::types::HealthState;
 use crate::daemon::events::now;
 
 /// Every watched machine's checks; cheap to clone.
@@ -79,12 +80,12 @@ impl CheckBoard {
                         Some((verdict, output, at)) => {
                             (verdict.status(), Some(output.clone()), Some(at.clone()))
                         }
-                        None => ("unknown", None, None),
+                        None => (HealthState::Unknown, None, None),
                     };
                     CheckStatus {
                         machine: id.clone(),
                         name: name.clone(),
-                        status: status.to_string(),
+                        status,
                         output,
                         updated_at,
                     }
@@ -147,18 +148,18 @@ mod tests {
         first
             .recorder()
             .record("b", Verdict::Starting, "connection refused");
-        let listed: Vec<(String, String, String)> = board
+        let listed: Vec<(String, String, HealthState)> = board
             .of_app("shop")
             .into_iter()
             .map(|c| (c.machine, c.name, c.status))
             .collect();
-        let row = |m: &str, n: &str, s: &str| (m.to_string(), n.to_string(), s.to_string());
+        let row = |m: &str, n: &str, s| (m.to_string(), n.to_string(), s);
         assert_eq!(
             listed,
             [
-                row("m1", "b", "unknown"),
-                row("m2", "a", "critical"),
-                row("m2", "b", "unknown")
+                row("m1", "b", HealthState::Unknown),
+                row("m2", "a", HealthState::Critical),
+                row("m2", "b", HealthState::Unknown)
             ]
         );
         drop(first);
@@ -168,8 +169,8 @@ mod tests {
         let next = board.enter("shop", "m2", &names[..1]);
         late.record("b", Verdict::Passing, "200");
         drop(web);
-        let listed: Vec<String> = board.of_app("shop").into_iter().map(|c| c.status).collect();
-        assert_eq!(listed, ["unknown"]);
+        let listed: Vec<_> = board.of_app("shop").into_iter().map(|c| c.status).collect();
+        assert_eq!(listed, [HealthState::Unknown]);
         drop(next);
         assert!(board.of_app("shop").is_empty());
         assert_eq!(board.of_app("blog").len(), 2);

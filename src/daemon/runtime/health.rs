@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::check_board::{CheckBoard, Entry, Recorder};
-use crate::api::types::kind;
+use crate::api::types::{kind, HealthState};
 use crate::config::model::{Check, CheckKind};
 use crate::daemon::events::{EventHub, NewEvent};
 use crate::daemon::store::machines;
@@ -148,12 +148,12 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The name `checks list` shows.
-    pub fn status(self) -> &'static str {
+    /// What `checks list` shows.
+    pub fn status(self) -> HealthState {
         match self {
-            Verdict::Passing => "passing",
-            Verdict::Critical => "critical",
-            Verdict::Starting => "unknown",
+            Verdict::Passing => HealthState::Passing,
+            Verdict::Critical => HealthState::Critical,
+            Verdict::Starting => HealthState::Unknown,
         }
     }
 
@@ -174,7 +174,7 @@ async fn aggregate(
     board: Recorder,
 ) {
     let mut latest: BTreeMap<String, bool> = BTreeMap::new();
-    let mut health = "unknown";
+    let mut health = HealthState::Unknown;
     let mut last_output: Option<String> = None;
     while let Some(outcome) = rx.recv().await {
         board.record(&outcome.check, outcome.verdict, &outcome.output);
@@ -185,20 +185,20 @@ async fn aggregate(
         };
         latest.insert(outcome.check.clone(), passing);
         let now = if latest.values().any(|ok| !ok) {
-            "critical"
+            HealthState::Critical
         } else if names.iter().all(|n| latest.get(n) == Some(&true)) {
-            "passing"
+            HealthState::Passing
         } else {
-            "unknown"
+            HealthState::Unknown
         };
         // A change of health is recorded; so is a failing check whose output changed (a
         // refused connection that became a 404), so the last output shown is the latest.
-        let failing_differently = now == "critical"
+        let failing_differently = now == HealthState::Critical
             && !passing
             && last_output.as_deref() != Some(outcome.output.as_str());
         // The edge learns first: a rollout waiting on the event finds traffic flowing.
         if let Some(backend) = &target.backend {
-            backend.set_healthy(now == "passing");
+            backend.set_healthy(now == HealthState::Passing);
         }
         if now == health && !failing_differently {
             continue;

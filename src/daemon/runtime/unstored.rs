@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::api::types::{ExitInfo, Machine, MachineState};
+use crate::api::types::{ExitInfo, HealthState, Machine, MachineState};
 use crate::daemon::store::{machines, StoreError};
 
 /// A change of a machine's state that is not in the store.
@@ -107,7 +107,7 @@ impl Unstored {
                 } => {
                     machine.state = state;
                     machine.pid = None;
-                    machine.health = "unknown".into();
+                    machine.health = HealthState::Unknown;
                     machine.started_at = None;
                     machine.last_exit = exit.or(machine.last_exit.take());
                     machine.restarts = restarts;
@@ -145,7 +145,7 @@ mod tests {
         unstored.apply(&mut shown);
         assert_eq!(shown.state, MachineState::Stopped);
         assert_eq!(shown.pid, None);
-        assert_eq!(shown.health, "unknown");
+        assert_eq!(shown.health, HealthState::Unknown);
 
         let started = Change::Running {
             pid: 11,

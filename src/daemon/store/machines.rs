@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{sqlite, StoreError};
-use crate::api::types::{ExitInfo, Machine, MachineSpec, MachineState};
+use crate::api::types::{ExitInfo, HealthState, Machine, MachineSpec, MachineState};
 
 /// What a machine should be doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub fn insert(
         app: app.to_string(),
         process_group: spec.process_group.clone(),
         state,
-        health: "unknown".into(),
+        health: HealthState::Unknown,
         release_version: spec.release_version,
         pid: None,
         port: None,
@@ -168,12 +168,12 @@ pub fn set_health(
     path: &Path,
     id: &str,
     pid: u32,
-    health: &str,
+    health: HealthState,
 ) -> Result<bool, StoreError> {
     let changed = conn
         .execute(
             "UPDATE machines SET health = ?2 WHERE id = ?1 AND pid = ?3 AND state = 'started'",
-            params![id, health, pid],
+            params![id, health.as_str(), pid],
         )
         .map_err(sqlite(path))?;
     Ok(changed == 1)
@@ -326,7 +326,8 @@ impl Raw {
                 app: self.app,
                 process_group: self.process_group,
                 state,
-                health: self.health,
+                health: HealthState::parse(&self.health)
+                    .ok_or_else(|| corrupt("machine health"))?,
                 release_version: spec.release_version,
                 pid: self.pid.and_then(|p| u32::try_from(p).ok()),
                 port: self.port.and_then(|p| u16::try_from(p).ok()),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::failure::{ended_after_passing, ended_reason, Failure};
 use super::{Passed, Rollout};
-use crate::api::types::{kind, MachineState};
+use crate::api::types::{kind, HealthState, MachineState};
 use crate::daemon::deploy::listen_check;
 use crate::daemon::runtime::exits::{how_it_ended, CRASHES_BEFORE_FAILING};
 
@@ -195,7 +195,7 @@ impl Rollout<'_> {
                     if let Some(output) = event.data["output"].as_str() {
                         last_output.insert(id.clone(), output.to_string());
                     }
-                    if event.data["health"] == "passing" {
+                    if event.data["health"] == HealthState::Passing.as_str() {
                         (self.progress)("rollout", format!("machine {id} is healthy"));
                         pending.remove(&id);
                         let restarts = match self.runtime.get(self.app, &id).await {
@@ -272,6 +272,6 @@ fn failing_check_output(
     runtime
         .checks(app)
         .into_iter()
-        .filter(|check| check.machine == id && check.status != "passing")
+        .filter(|check| check.machine == id && check.status != HealthState::Passing)
         .find_map(|check| check.output)
 }
