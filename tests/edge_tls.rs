@@ -201,7 +201,7 @@ async fn force_https_without_an_https_port_is_reported_and_http_served() {
     let run = s.deploy().await.expect_code(0);
     assert!(
         run.stderr
-            .contains("force_https is not applied: no port of this app serves HTTPS"),
+            .contains("force_https is not applied: no port of this app serves HTTPS; start lakeflyd with --edge-https"),
         "{}",
         run.stderr
     );

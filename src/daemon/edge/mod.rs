@@ -354,9 +354,10 @@ impl Edge {
         if routes.forces_https() && routes.https_port().is_none() && self.state.https_addr.is_none()
         {
             routes.warnings.push(
-                "force_https is not applied: no port of this app serves HTTPS (a [[services.ports]] \
-                 with handlers = [\"tls\", \"http\"], and lakeflyd started with --edge-tls-cert and \
-                 --edge-tls-key)"
+                "force_https is not applied: no port of this app serves HTTPS; start lakeflyd \
+                 with --edge-https ADDR, --edge-tls-cert and --edge-tls-key (every app by its \
+                 host name), or give the app a [[services.ports]] with handlers = [\"tls\", \
+                 \"http\"] (and the certificate)"
                     .to_string(),
             );
         }
