@@ -63,13 +63,17 @@ pub(super) fn error_page(
             .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;");
-        let reason = status.canonical_reason().unwrap_or("");
+        let heading = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        // The code is for whoever reports the page; the title is what a tab shows.
         (
             "text/html; charset=utf-8",
             format!(
-                "<!doctype html>\n<html><head><title>{code} {reason}</title></head>\
-                 <body><h1>{} {reason}</h1><p>{escaped}</p><hr><p>lakefly edge</p></body></html>\n",
-                status.as_u16()
+                "<!doctype html>\n<html><head><title>{heading}</title></head>\
+                 <body><h1>{heading}</h1><p>{escaped}</p><hr><p>lakefly edge ({code})</p></body></html>\n"
             ),
         )
     } else {
@@ -93,5 +97,13 @@ mod tests {
             resp.headers()[header::CONTENT_TYPE],
             "text/html; charset=utf-8"
         );
+    }
+
+    #[test]
+    fn a_page_is_titled_by_its_status_and_shows_the_message_as_text() {
+        let (_, page) = error_page(StatusCode::NOT_FOUND, "unknown_app", "no app <x>", true);
+        assert!(page.contains("<title>404 Not Found</title>"), "{page}");
+        assert!(page.contains("<p>no app &lt;x&gt;</p>"), "{page}");
+        assert!(page.contains("(unknown_app)"), "{page}");
     }
 }
