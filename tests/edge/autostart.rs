@@ -88,20 +88,33 @@ async fn a_request_while_the_only_machine_auto_stops_starts_it_again_rather_than
     assert_eq!(machines[0]["state"], "started", "{machines}");
 }
 
-/// `text` (the hello config) auto-starting from zero, its machines exiting with code 3
-/// while `flag` exists, and restarted `max_retries` times.
-fn crashing_while(text: &str, flag: &std::path::Path, max_retries: u32) -> String {
+/// The hello app deployed auto-starting from zero, restarted up to `max_retries` times,
+/// scaled to zero, and its machines exiting with code 3 from now on while the returned
+/// file exists. Requests may wait 10 minutes for a machine: one held that long fails.
+async fn scaled_to_zero_and_crashing(max_retries: u32) -> (Setup, std::path::PathBuf) {
+    let s = Setup::new("", &["--auto-start-wait", "10m"]);
+    let flag = s.app.with_file_name("crashing");
+    let config = s.app.join("fly.toml");
     let command = format!(
         "  app = \"sh -c 'test -e {} && exit 3; exec python3 app.py'\"\n",
         flag.display()
     );
-    let text = text
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
         .replace("  app = \"python3 app.py\"\n", &command)
         .replace(
             "  processes = [\"app\"]\n",
             "  processes = [\"app\"]\n  auto_start_machines = true\n  min_machines_running = 0\n",
         );
-    format!("{text}\n[[restart]]\n  policy = \"on-failure\"\n  max_retries = {max_retries}\n")
+    let text =
+        format!("{text}\n[[restart]]\n  policy = \"on-failure\"\n  max_retries = {max_retries}\n");
+    std::fs::write(&config, text).unwrap();
+    s.deploy().await.expect_code(0);
+    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
+        .await
+        .expect_code(0);
+    std::fs::write(&flag, "").unwrap();
+    (s, flag)
 }
 
 /// The 503 a request gets, with its JSON body; a request held past the deadline fails.
@@ -116,17 +129,7 @@ async fn refused(s: &Setup, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_for_a_machine_that_crashes_as_it_auto_starts_are_answered_instead_of_held() {
-    // Long enough that a request held to the end would outlast the client's timeout.
-    let s = Setup::new("", &["--auto-start-wait", "10m"]);
-    let flag = s.app.with_file_name("crashing");
-    let config = s.app.join("fly.toml");
-    let text = crashing_while(&std::fs::read_to_string(&config).unwrap(), &flag, 10);
-    std::fs::write(&config, text).unwrap();
-    s.deploy().await.expect_code(0);
-    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
-        .await
-        .expect_code(0);
-    std::fs::write(&flag, "").unwrap();
+    let (s, flag) = scaled_to_zero_and_crashing(10).await;
 
     let body = refused(&s, "/first").await;
     assert_eq!(body["code"], "no_healthy_machine");
@@ -150,16 +153,7 @@ async fn requests_for_a_machine_that_crashes_as_it_auto_starts_are_answered_inst
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_starts_a_machine_that_gave_up_restarting_again_rather_than_a_new_one() {
-    let s = Setup::new("", &["--auto-start-wait", "10m"]);
-    let flag = s.app.with_file_name("crashing");
-    let config = s.app.join("fly.toml");
-    let text = crashing_while(&std::fs::read_to_string(&config).unwrap(), &flag, 1);
-    std::fs::write(&config, text).unwrap();
-    s.deploy().await.expect_code(0);
-    s.cli(&["scale", "count", "0", "--yes", "-a", APP])
-        .await
-        .expect_code(0);
-    std::fs::write(&flag, "").unwrap();
+    let (s, flag) = scaled_to_zero_and_crashing(1).await;
 
     let body = refused(&s, "/first").await;
     let error = body["error"].as_str().unwrap();

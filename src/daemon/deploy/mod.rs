@@ -325,11 +325,7 @@ impl Deployer {
         app: &str,
     ) -> tokio::sync::mpsc::Receiver<std::sync::Arc<crate::api::types::Event>> {
         self.hub.subscribe(
-            EventFilter {
-                app: Some(app.to_string()),
-                kind_prefix: Some("machine.".into()),
-                machine: None,
-            },
+            EventFilter::machines_of(app),
             Start::Now,
             self.shutdown.clone(),
         )

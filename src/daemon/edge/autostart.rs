@@ -44,11 +44,7 @@ pub async fn wake(state: &EdgeState, app: &str, groups: &[String]) -> watch::Rec
     };
     // Subscribed before the start, so no exit of the machine is missed.
     let events = state.runtime.hub().subscribe(
-        EventFilter {
-            app: Some(app.to_string()),
-            kind_prefix: Some("machine.".into()),
-            machine: None,
-        },
+        EventFilter::machines_of(app),
         Start::Now,
         state.shutdown.clone(),
     );

@@ -19,6 +19,15 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    /// The `machine.*` events of `app`: what a wait on its machines' health and exits reads.
+    pub fn machines_of(app: &str) -> Self {
+        EventFilter {
+            app: Some(app.to_string()),
+            kind_prefix: Some("machine.".into()),
+            machine: None,
+        }
+    }
+
     /// Whether `event` passes the filter.
     pub fn matches(&self, event: &Event) -> bool {
         self.app
