@@ -179,9 +179,11 @@ async fn start_one(
         .filter(|m| groups.contains(&m.process_group))
         .collect();
     let with_state = |state| ours.iter().find(|m| m.state == state);
-    if let Some(going) =
-        with_state(MachineState::Starting).or_else(|| with_state(MachineState::Started))
-    {
+    // Recorded to start (a rollout's new machine), starting, or started and not healthy.
+    let going = [MachineState::Created, MachineState::Starting, MachineState::Started]
+        .into_iter()
+        .find_map(with_state);
+    if let Some(going) = going {
         return Ok(going.id.clone());
     }
     // A stopped machine, else one still stopping (it starts again once stopped), else one
