@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::backends::Backends;
 use super::EdgeState;
-use crate::api::types::{kind, Event, MachineState};
+use crate::api::types::{kind, Event, HealthState, MachineState};
 use crate::daemon::events::Start;
 use crate::daemon::runtime::exits::{how_it_ended, CRASHES_BEFORE_FAILING};
 use crate::daemon::runtime::Action;
@@ -48,35 +47,34 @@ pub async fn wake(state: &EdgeState, app: &str, groups: &[String]) -> watch::Rec
         Start::Now,
         state.shutdown.clone(),
     );
-    let follow = Follow {
-        backends: state.backends.clone(),
-        app: app.to_string(),
-        groups: groups.to_vec(),
-        wait: state.auto_start_wait,
-    };
-    let (runtime, store) = (state.runtime.clone(), state.store.clone());
+    let (runtime, store, wait) = (
+        state.runtime.clone(),
+        state.store.clone(),
+        state.auto_start_wait,
+    );
     let (waking, in_flight) = (state.waking.clone(), state.in_flight.clone());
+    let (app, groups) = (app.to_string(), groups.to_vec());
     tokio::spawn(async move {
         // Nothing starts behind an app's destroy, which would leave the machine running
         // with no record once the app is gone (the destroy waits for one begun before it).
-        let started = match in_flight.begin_change(&follow.app) {
-            Ok(_change) => start_one(&runtime, &store, &follow.app, &follow.groups).await,
+        let started = match in_flight.begin_change(&app) {
+            Ok(_change) => start_one(&runtime, &store, &app, &groups).await,
             Err(e) => Err(e.to_string()),
         };
         let end = match started {
             Ok(machine) => {
-                follow.until_serving(&machine, events, &told).await;
+                follow(&app, &machine, events, &told, wait).await;
                 Wake::Settled
             }
             Err(e) => {
-                tracing::warn!(app = follow.app, error = %e, "edge: could not auto-start a machine");
+                tracing::warn!(app, error = %e, "edge: could not auto-start a machine");
                 Wake::Failed("could not be started")
             }
         };
         waking
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&follow.app);
+            .remove(&app);
         // After a crash `Failed` stays (its requests were answered); otherwise the ones
         // still waiting wait for a healthy machine until their own deadline.
         told.send_if_modified(|wake| match wake {
@@ -90,78 +88,62 @@ pub async fn wake(state: &EdgeState, app: &str, groups: &[String]) -> watch::Rec
     wake
 }
 
-/// A machine started for waiting requests, followed until it serves.
-struct Follow {
-    backends: Backends,
-    app: String,
-    groups: Vec<String>,
-    /// How long requests wait for it (`--auto-start-wait`).
+/// Follows `machine`, started for waiting requests, on its events until it is healthy,
+/// is stopped, destroyed or gives up, or `wait` (the requests' own) is over while it was
+/// not seen crashing. A crash before it is healthy is told on `told` at once.
+///
+/// Its events alone, not the edge's machines: every request's end is a change there, and
+/// the follow of a machine that crash-loops may last. While any machine of the app is
+/// healthy, requests go to it without asking how a start goes.
+async fn follow(
+    app: &str,
+    machine: &str,
+    mut events: mpsc::Receiver<Arc<Event>>,
+    told: &watch::Sender<Wake>,
     wait: Duration,
-}
-
-impl Follow {
-    /// Returns once a machine of the app serves, or `machine` is stopped, destroyed or
-    /// gives up, or the requests' wait is over while it was not seen crashing. A crash
-    /// before it is healthy is told on `told` at once.
-    async fn until_serving(
-        &self,
-        machine: &str,
-        mut events: mpsc::Receiver<Arc<Event>>,
-        told: &watch::Sender<Wake>,
-    ) {
-        let deadline = tokio::time::Instant::now() + self.wait;
-        let mut exits = 0u32;
-        loop {
-            let watch = self.backends.changes().watch();
-            let notified = watch.notified();
-            if self
-                .backends
-                .of(&self.app, &self.groups)
-                .iter()
-                .any(|b| b.is_healthy())
-            {
-                return;
+) {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut exits = 0u32;
+    loop {
+        // Crashing, it stays followed past the wait: new requests are answered at once.
+        let crashing = matches!(*told.borrow(), Wake::Failed(_));
+        let event = tokio::select! {
+            () = tokio::time::sleep_until(deadline), if !crashing => return,
+            event = events.recv() => match event {
+                Some(event) => event,
+                // The daemon is stopping.
+                None => return,
+            },
+        };
+        if event.data["machine"] != machine {
+            continue;
+        }
+        let crashed = match event.kind.as_str() {
+            kind::MACHINE_HEALTH if event.data["health"] == HealthState::Passing.as_str() => return,
+            kind::MACHINE_EXITED => {
+                exits += 1;
+                let gave_up = event.data["restarting"] == false;
+                (gave_up || exits >= CRASHES_BEFORE_FAILING)
+                    .then(|| (how_it_ended(&event.data), gave_up))
             }
-            // Crashing, it stays followed past the wait: new requests are answered at once.
-            let crashing = matches!(*told.borrow(), Wake::Failed(_));
-            let event = tokio::select! {
-                _ = notified => continue,
-                () = tokio::time::sleep_until(deadline), if !crashing => return,
-                event = events.recv() => match event {
-                    Some(event) => event,
-                    // The daemon is stopping.
-                    None => return,
-                },
-            };
-            if event.data["machine"] != machine {
-                continue;
-            }
-            let crashed = match event.kind.as_str() {
-                kind::MACHINE_EXITED => {
-                    exits += 1;
-                    let gave_up = event.data["restarting"] == false;
-                    (gave_up || exits >= CRASHES_BEFORE_FAILING)
-                        .then(|| (how_it_ended(&event.data), gave_up))
-                }
-                kind::MACHINE_FAILED => Some(("failed".to_string(), true)),
-                // Stopped or destroyed on request: a new request starts one again.
-                kind::MACHINE_STOPPED | kind::MACHINE_DESTROYED => return,
-                _ => None,
-            };
-            let Some((how, gave_up)) = crashed else {
-                continue;
-            };
-            if !crashing {
-                tracing::warn!(app = self.app, machine, exits, "edge: the machine started for requests {how} before it was healthy; they are answered 503 until it is (`lakefly logs -a {}`)", self.app);
-                told.send_replace(Wake::Failed(if gave_up {
-                    "exited before it was healthy"
-                } else {
-                    "crashes before it is healthy"
-                }));
-            }
-            if gave_up {
-                return;
-            }
+            kind::MACHINE_FAILED => Some(("failed".to_string(), true)),
+            // Stopped or destroyed on request: a new request starts one again.
+            kind::MACHINE_STOPPED | kind::MACHINE_DESTROYED => return,
+            _ => None,
+        };
+        let Some((how, gave_up)) = crashed else {
+            continue;
+        };
+        if !crashing {
+            tracing::warn!(app, machine, exits, "edge: the machine started for requests {how} before it was healthy; they are answered 503 until it is (`lakefly logs -a {app}`)");
+            told.send_replace(Wake::Failed(if gave_up {
+                "exited before it was healthy"
+            } else {
+                "crashes before it is healthy"
+            }));
+        }
+        if gave_up {
+            return;
         }
     }
 }
@@ -180,9 +162,13 @@ async fn start_one(
         .collect();
     let with_state = |state| ours.iter().find(|m| m.state == state);
     // Recorded to start (a rollout's new machine), starting, or started and not healthy.
-    let going = [MachineState::Created, MachineState::Starting, MachineState::Started]
-        .into_iter()
-        .find_map(with_state);
+    let going = [
+        MachineState::Created,
+        MachineState::Starting,
+        MachineState::Started,
+    ]
+    .into_iter()
+    .find_map(with_state);
     if let Some(going) = going {
         return Ok(going.id.clone());
     }
