@@ -21,7 +21,7 @@ use crate::output::Output;
 /// Deploy the app in the config's directory.
 #[derive(Debug, Default, Args)]
 #[command(
-    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild (flyctl's --no-cache). Builds run on the daemon's host, so\nflyctl's --remote-only and --local-only change nothing; its --yes is accepted.\n\nExit codes: 0 complete, 7 failed (the previous release keeps running), 3 invalid config,\n8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy services/api\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
+    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild (flyctl's --no-cache). flyctl's flags for what one host has\nnot (--remote-only, --local-only, --depot, --dns-checks, --no-public-ips, --flycast,\n--lease-timeout, --primary-region) change nothing, as a note says; --yes and --ha=false\nare accepted; --regions, --process-groups, --update-only, --image, --build-only and\n--push are refused with what to do instead.\n\nExit codes: 0 complete, 7 failed (the previous release keeps running), 3 invalid config,\n8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy services/api\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
 )]
 pub struct DeployArgs {
     /// The directory to deploy from, as flyctl's `deploy [WORKING_DIRECTORY]`: the command
@@ -82,24 +82,10 @@ pub struct DeployArgs {
     /// The Dockerfile stage that runs for this release, over `[build] build-target`.
     #[arg(long, value_name = "STAGE")]
     pub build_target: Option<String>,
-    /// flyctl's: two machines per group on a first deploy. lakefly starts one, as
-    /// `--ha=false` asks; `--ha=true` is refused with the way to run two.
-    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = one_machine_per_group)]
-    pub ha: Option<bool>,
-    /// flyctl's: run a container image. Refused with what to do instead: lakefly runs no
-    /// container engine.
-    #[arg(short = 'i', long, hide = true, value_name = "IMAGE", value_parser = no_images)]
-    pub image: Option<String>,
-    /// flyctl's: build on Fly's builders. lakefly builds on the daemon's host either way;
-    /// accepted so `flyctl deploy --remote-only` scripts run.
-    #[arg(long, hide = true)]
-    pub remote_only: bool,
-    /// flyctl's: build with the local Docker. As `--remote-only`, it changes nothing.
-    #[arg(long, hide = true, conflicts_with = "remote_only")]
-    pub local_only: bool,
-    /// flyctl's: accept its prompts. lakefly's deploy asks nothing.
-    #[arg(short = 'y', long, hide = true)]
-    pub yes: bool,
+    /// flyctl's flags with no work here (noted), or that would change a deploy (refused,
+    /// with what to do instead).
+    #[command(flatten)]
+    pub flyctl: super::deploy_flyctl::FlyctlFlags,
 }
 
 /// `NAME=VALUE` with a name a shell could export; the value may be empty or hold `=`.
@@ -121,30 +107,6 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
         .find(|(name, _)| *name == s)
         .map(|(_, strategy)| *strategy)
         .ok_or_else(|| "use rolling, immediate, canary or bluegreen".to_string())
-}
-
-/// `--ha`: `false` is what lakefly does; `true` (flyctl's default) is not, and says how to
-/// get it.
-fn one_machine_per_group(value: &str) -> Result<bool, String> {
-    match value {
-        "false" | "0" => Ok(false),
-        "true" | "1" => Err(
-            "a first deploy starts one machine per group here; run two with `lakefly scale count 2` \
-             (it is kept by later deploys)"
-                .into(),
-        ),
-        _ => Err("give true or false".into()),
-    }
-}
-
-/// `--image`: never taken. A parser that refuses gives clap's error naming the flag, with
-/// the way to deploy instead.
-fn no_images(_: &str) -> Result<String, String> {
-    Err(
-        "lakefly runs no container images (no container engine): deploy the app's \
-         directory instead; its Dockerfile is read, not built"
-            .into(),
-    )
 }
 
 /// `--max-unavailable`: above zero, as fly.toml's: a fraction below 1, else a count.
@@ -209,15 +171,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     }
     let mut config = runnable(config, &dir, path)?;
     overrides(&mut config, &args, &out);
-    if (args.remote_only || args.local_only) && !out.json {
-        let flag = if args.remote_only {
-            "--remote-only"
-        } else {
-            "--local-only"
-        };
-        out.note(&format!(
-            "    note: {flag} changes nothing: lakefly builds on the daemon's host"
-        ));
+    if !out.json {
+        args.flyctl.note(&out);
     }
     let api = client(global)?;
     if args.vm_size.is_some() || args.vm_memory.is_some() || args.vm_cpus.is_some() {

@@ -13,6 +13,7 @@ pub mod console;
 pub mod daemon;
 pub mod daemon_install;
 pub mod deploy;
+mod deploy_flyctl;
 pub mod events;
 pub mod jobs;
 pub mod launch;

@@ -88,17 +88,45 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
             "--remote-only",
             "-y",
             "--ha=false",
+            "--depot=false",
+            "--dns-checks=false",
+            "--primary-region",
+            "ams",
+            "--build-only=false",
         ],
     )
     .expect_code(0);
     assert!(
-        again.stderr.contains("nothing to upload")
-            && again.stderr.contains(
-                "note: --remote-only changes nothing: lakefly builds on the daemon's host"
-            ),
+        again.stderr.contains("nothing to upload"),
         "{}",
         again.stderr
     );
+    for note in [
+        "note: --remote-only changes nothing: lakefly builds on the daemon's host",
+        "note: --depot changes nothing: lakefly builds on the daemon's host",
+        "note: --dns-checks changes nothing",
+        "note: --primary-region changes nothing: one host is one region",
+    ] {
+        assert!(again.stderr.contains(note), "{note}: {}", again.stderr);
+    }
+    // Those that would change the deploy are refused, naming the flag, before anything.
+    for (flag, why) in [
+        (
+            "--regions=ams",
+            "one lakeflyd host is every region there is",
+        ),
+        ("--process-groups=web", "a release runs every process group"),
+        ("--update-only", "a release runs every process group"),
+        ("--build-only", "lakefly builds no image"),
+    ] {
+        let refused = deploy(&d, &app, &[flag]).expect_code(2);
+        let name = flag.split('=').next().unwrap_or(flag);
+        assert!(
+            refused.stderr.contains(&format!("for '{name} ")) && refused.stderr.contains(why),
+            "{flag}: {}",
+            refused.stderr
+        );
+    }
     // `--ha` (two machines a group) is not what lakefly does: refused with the way to get it.
     let ha = deploy(&d, &app, &["--ha"]).expect_code(2);
     assert!(

@@ -1,0 +1,125 @@
+//! flyctl's `deploy` flags for what one host does not have (Fly's builders, regions, IP
+//! addresses, leases): those with nothing to do here are taken with a note, so a CI script
+//! written for `flyctl deploy` runs unchanged; those that would change what the deploy
+//! does are refused, naming the flag, with what to do instead.
+
+use clap::Args;
+
+use crate::config::units::Duration;
+use crate::output::Output;
+
+/// The flags, none shown in `--help`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FlyctlFlags {
+    /// Build on Fly's builders.
+    #[arg(long, hide = true)]
+    pub remote_only: bool,
+    /// Build with the local Docker.
+    #[arg(long, hide = true, conflicts_with = "remote_only")]
+    pub local_only: bool,
+    /// Build with Depot's builders.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub depot: Option<bool>,
+    /// Check the app's DNS after the deploy.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dns_checks: Option<bool>,
+    /// Allocate no public IP address.
+    #[arg(long, hide = true)]
+    pub no_public_ips: bool,
+    /// Allocate a private (Flycast) address.
+    #[arg(long, hide = true)]
+    pub flycast: bool,
+    /// How long to wait for a machine's lease.
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = Duration::parse_flag)]
+    pub lease_timeout: Option<Duration>,
+    /// The region new machines go to.
+    #[arg(long, hide = true, value_name = "REGION")]
+    pub primary_region: Option<String>,
+    /// Accept the prompts: lakefly's deploy asks nothing.
+    #[arg(short = 'y', long, hide = true)]
+    pub yes: bool,
+    /// Two machines per group on a first deploy: `--ha=false` is what lakefly does,
+    /// `--ha=true` is refused with the way to run two.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(ONE_MACHINE))]
+    pub ha: Option<bool>,
+    /// Run a container image: refused.
+    #[arg(short = 'i', long, hide = true, value_name = "IMAGE", value_parser = refuse(NO_IMAGES))]
+    pub image: Option<String>,
+    /// Build the image and stop: refused (`=false` is what lakefly does).
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(NO_IMAGE_BUILD))]
+    pub build_only: Option<bool>,
+    /// Push the image built: refused (`=false` is what lakefly does).
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(NO_IMAGE_BUILD))]
+    pub push: Option<bool>,
+    /// Only these regions: refused.
+    #[arg(long, hide = true, value_name = "REGIONS", value_parser = refuse(ONE_REGION))]
+    pub regions: Option<String>,
+    /// Every region but these: refused.
+    #[arg(long, hide = true, value_name = "REGIONS", value_parser = refuse(ONE_REGION))]
+    pub exclude_regions: Option<String>,
+    /// Only these process groups: refused.
+    #[arg(long, hide = true, value_name = "GROUPS", value_parser = refuse(EVERY_GROUP))]
+    pub process_groups: Option<String>,
+    /// No machines for new process groups: refused (`=false` is what lakefly does).
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(EVERY_GROUP))]
+    pub update_only: Option<bool>,
+}
+
+impl FlyctlFlags {
+    /// Says on stderr, for each flag given that has nothing to do here, why.
+    pub fn note(&self, out: &Output) {
+        let builds = "lakefly builds on the daemon's host";
+        let addresses = "lakefly allocates no addresses; its edge serves every app";
+        let given = [
+            (self.remote_only, "--remote-only", builds),
+            (self.local_only, "--local-only", builds),
+            (self.depot.is_some(), "--depot", builds),
+            (
+                self.dns_checks.is_some(),
+                "--dns-checks",
+                "the edge routes by Host; lakefly has no DNS to check",
+            ),
+            (self.no_public_ips, "--no-public-ips", addresses),
+            (self.flycast, "--flycast", addresses),
+            (
+                self.lease_timeout.is_some(),
+                "--lease-timeout",
+                "an app's releases roll out one at a time, with no machine leases",
+            ),
+            (
+                self.primary_region.is_some(),
+                "--primary-region",
+                "one host is one region",
+            ),
+        ];
+        for (_, flag, why) in given.into_iter().filter(|(set, ..)| *set) {
+            out.note(&format!("    note: {flag} changes nothing: {why}"));
+        }
+    }
+}
+
+const ONE_MACHINE: &str = "a first deploy starts one machine per group here; run two with \
+     `lakefly scale count 2` (it is kept by later deploys)";
+const NO_IMAGES: &str = "lakefly runs no container images (no container engine): deploy the \
+     app's directory instead; its Dockerfile is read, not built";
+const NO_IMAGE_BUILD: &str = "lakefly builds no image: the daemon builds the release from the \
+     app's directory as it deploys it; deploy without it";
+const ONE_REGION: &str = "one lakeflyd host is every region there is: deploy without it, or \
+     to another host with `lakefly --remote NAME deploy`";
+const EVERY_GROUP: &str = "a release runs every process group its config names, and replaces \
+     the machines of each: deploy without it (`lakefly machines restart ID` restarts machines \
+     alone)";
+
+/// A parser that refuses every value with `why`: clap's error then names the flag.
+fn refuse(why: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |_| Err(why.to_string())
+}
+
+/// A yes-or-no flag whose `false` is what lakefly does; `true` is refused with `why`.
+fn only_false(why: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone {
+    move |value| match value {
+        "false" | "0" => Ok(false),
+        "true" | "1" => Err(why.to_string()),
+        _ => Err("give true or false".into()),
+    }
+}
