@@ -201,3 +201,75 @@ fn get_from_edge(d: &TestDaemon, path: &str) -> (u16, String, String) {
     .join()
     .unwrap()
 }
+
+#[test]
+fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is() {
+    let d = TestDaemon::start();
+    let root = tempfile::tempdir().unwrap();
+    let site = app_with(
+        root.path(),
+        "site",
+        &[("index.html", "<h1>the site</h1>\n")],
+    );
+    // A script's `fly launch --no-deploy --org personal --region ams -y --ha=false`.
+    let run = common::lakefly(
+        &site,
+        &[
+            "--remote",
+            &d.api,
+            "launch",
+            "--no-deploy",
+            "--name",
+            "site",
+            "--org",
+            "personal",
+            "--region",
+            "ams",
+            "-y",
+            "--ha=false",
+        ],
+    )
+    .expect_code(0);
+    for note in [
+        "note: --org changes nothing: a lakeflyd host has no organizations",
+        "note: --region changes nothing: one host is one region",
+    ] {
+        assert!(run.stderr.contains(note), "{note}: {}", run.stderr);
+    }
+    // Edited by hand since: `--copy-config` deploys it as it is, and writes nothing.
+    let config = site.join("fly.toml");
+    let edited = std::fs::read_to_string(&config).unwrap() + "# kept as written\n";
+    std::fs::write(&config, &edited).unwrap();
+    let copied = ["--remote", &d.api, "launch", "--copy-config", "--now"];
+    let run = common::lakefly(&site, &copied).expect_code(0);
+    assert!(run.stderr.contains("release v1 is live"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), edited);
+    let (status, _, body) = get_from_edge(&d, "/");
+    assert_eq!((status, body.as_str()), (200, "<h1>the site</h1>\n"));
+
+    // A name other than the file's would leave later deploys going to another app.
+    let renamed = [
+        "--remote",
+        &d.api,
+        "launch",
+        "--copy-config",
+        "--name",
+        "other",
+    ];
+    let run = common::lakefly(&site, &renamed).expect_code(2);
+    assert!(
+        run.stderr.contains("`lakefly config set app=other`"),
+        "{}",
+        run.stderr
+    );
+    // `apps create --org`, as flyctl's scripts write it.
+    let create = [
+        "--remote", &d.api, "apps", "create", "more", "--org", "personal",
+    ];
+    let run = common::lakefly(&site, &create).expect_code(0);
+    assert!(
+        run.stderr.contains("note: --org changes nothing"),
+        "{}",
+        run.stderr
+    );
+}

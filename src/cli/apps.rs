@@ -29,6 +29,9 @@ pub enum AppsCommand {
         /// Its name, as flyctl's `apps create --name` takes it.
         #[arg(long = "name", value_name = "NAME", conflicts_with = "name")]
         by_name: Option<String>,
+        /// flyctl's flags with nothing to do here (noted).
+        #[command(flatten)]
+        flyctl: super::flyctl_flags::AppsCreateFlags,
     },
     /// List the apps.
     #[command(visible_alias = "ls")]
@@ -127,7 +130,14 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
     let out = global.output();
     let api = client(global)?;
     match args.command {
-        AppsCommand::Create { name, by_name } => {
+        AppsCommand::Create {
+            name,
+            by_name,
+            flyctl,
+        } => {
+            if !out.json {
+                flyctl.note(&out);
+            }
             // clap requires one of the two; an empty name would be refused as a name.
             let name = name.or(by_name).unwrap_or_default();
             let app = block_on(async {

@@ -85,7 +85,7 @@ pub struct DeployArgs {
     /// flyctl's flags with no work here (noted), or that would change a deploy (refused,
     /// with what to do instead).
     #[command(flatten)]
-    pub flyctl: super::deploy_flyctl::FlyctlFlags,
+    pub flyctl: super::flyctl_flags::DeployFlags,
 }
 
 /// `NAME=VALUE` with a name a shell could export; the value may be empty or hold `=`.

@@ -14,7 +14,7 @@ use crate::launch;
 /// Write a fly.toml for the current directory, then deploy it.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "lakefly looks for a Procfile, a package.json start script, a Python project\n(requirements.txt or pyproject.toml) or a Dockerfile, writes a commented fly.toml, and\ndeploys it as `lakefly deploy` does (not when it found nothing to run).\n\nExamples:\n  lakefly launch\n  lakefly launch --no-deploy --name api -c deploy/fly.toml\n  lakefly launch --force"
+    after_help = "lakefly looks for a Procfile, a package.json start script, a Python project\n(requirements.txt or pyproject.toml) or a Dockerfile, writes a commented fly.toml, and\ndeploys it as `lakefly deploy` does (not when it found nothing to run). flyctl's\n--copy-config deploys the config file there is as it is; its --now, --yes, --ha=false,\n--org and --region are accepted.\n\nExamples:\n  lakefly launch\n  lakefly launch --no-deploy --name api -c deploy/fly.toml\n  lakefly launch --force"
 )]
 pub struct LaunchArgs {
     /// App name (default: the directory's name, asked on a terminal).
@@ -26,12 +26,21 @@ pub struct LaunchArgs {
     /// Only write the config file.
     #[arg(long)]
     pub no_deploy: bool,
+    /// flyctl's flags with nothing to do here (noted), or refused with what to do.
+    #[command(flatten)]
+    pub flyctl: super::flyctl_flags::LaunchFlags,
 }
 
 /// Writes the config file next to the app (the `-c` path's directory).
 pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     let out = global.output();
     let path = &global.config_path();
+    if !out.json {
+        args.flyctl.note(&out);
+    }
+    if path.exists() && args.flyctl.copy_config {
+        return deploy_as_it_is(global, &args, path);
+    }
     if path.exists() && !args.force {
         return Err(Error::AlreadyExists {
             path: path.to_path_buf(),
@@ -51,7 +60,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     );
     let name = match args.name.or(global.app.clone()) {
         Some(name) => name,
-        None if std::io::stdin().is_terminal() && !out.json => ask_name(&default_name)?,
+        None if std::io::stdin().is_terminal() && !out.json && !args.flyctl.yes => {
+            ask_name(&default_name)?
+        }
         None => default_name,
     };
     if let Err(problem) = names::check_app_name(&name) {
@@ -113,6 +124,37 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     }
     if !plan.secret_files.is_empty() {
         stage_secret_files(global, &name, &dir, &plan.secret_files)?;
+    }
+    super::deploy::run(global, super::deploy::DeployArgs::default())
+}
+
+/// flyctl's `launch --copy-config` of an app that has its config: deployed as it is,
+/// nothing written. A `--name` that is not the config's app is refused: the file, which
+/// later deploys read, would name another app than the one launched.
+fn deploy_as_it_is(global: &GlobalArgs, args: &LaunchArgs, path: &Path) -> Result<(), Error> {
+    if let Some(name) = &args.name {
+        let (config, _) = crate::config::load(path)?.into_valid()?;
+        if config.app.as_deref() != Some(name.as_str()) {
+            return Err(Error::BadFlag {
+                flag: "--name",
+                message: format!(
+                    "{name:?} is not the app {} names ({})",
+                    path.display(),
+                    config.app.as_deref().unwrap_or("none")
+                ),
+                hint: format!(
+                    "drop --name to launch the config as it is, or rename the app in it first: \
+                     `lakefly config set app={name}`"
+                ),
+            });
+        }
+    }
+    if args.no_deploy {
+        global.output().note(&format!(
+            "kept {} as it is (--copy-config); `lakefly deploy` deploys it",
+            path.display()
+        ));
+        return Ok(());
     }
     super::deploy::run(global, super::deploy::DeployArgs::default())
 }

@@ -1,16 +1,17 @@
-//! flyctl's `deploy` flags for what one host does not have (Fly's builders, regions, IP
-//! addresses, leases): those with nothing to do here are taken with a note, so a CI script
-//! written for `flyctl deploy` runs unchanged; those that would change what the deploy
-//! does are refused, naming the flag, with what to do instead.
+//! flyctl's flags of `deploy`, `launch` and `apps create` for what one host does not have
+//! (Fly's builders, organizations, regions, IP addresses, leases): those with nothing to
+//! do here are taken with a note, so a script written for flyctl runs unchanged; those
+//! that would change what the command does are refused, naming the flag, with what to do
+//! instead. None is shown in `--help`.
 
 use clap::Args;
 
 use crate::config::units::Duration;
 use crate::output::Output;
 
-/// The flags, none shown in `--help`.
+/// `flyctl deploy`'s.
 #[derive(Debug, Clone, Default, Args)]
-pub struct FlyctlFlags {
+pub struct DeployFlags {
     /// Build on Fly's builders.
     #[arg(long, hide = true)]
     pub remote_only: bool,
@@ -65,38 +66,101 @@ pub struct FlyctlFlags {
     pub update_only: Option<bool>,
 }
 
-impl FlyctlFlags {
+impl DeployFlags {
     /// Says on stderr, for each flag given that has nothing to do here, why.
     pub fn note(&self, out: &Output) {
         let builds = "lakefly builds on the daemon's host";
         let addresses = "lakefly allocates no addresses; its edge serves every app";
-        let given = [
-            (self.remote_only, "--remote-only", builds),
-            (self.local_only, "--local-only", builds),
-            (self.depot.is_some(), "--depot", builds),
-            (
-                self.dns_checks.is_some(),
-                "--dns-checks",
-                "the edge routes by Host; lakefly has no DNS to check",
-            ),
-            (self.no_public_ips, "--no-public-ips", addresses),
-            (self.flycast, "--flycast", addresses),
-            (
-                self.lease_timeout.is_some(),
-                "--lease-timeout",
-                "an app's releases roll out one at a time, with no machine leases",
-            ),
-            (
-                self.primary_region.is_some(),
-                "--primary-region",
-                "one host is one region",
-            ),
-        ];
-        for (_, flag, why) in given.into_iter().filter(|(set, ..)| *set) {
-            out.note(&format!("    note: {flag} changes nothing: {why}"));
-        }
+        note_each(
+            out,
+            &[
+                (self.remote_only, "--remote-only", builds),
+                (self.local_only, "--local-only", builds),
+                (self.depot.is_some(), "--depot", builds),
+                (
+                    self.dns_checks.is_some(),
+                    "--dns-checks",
+                    "the edge routes by Host; lakefly has no DNS to check",
+                ),
+                (self.no_public_ips, "--no-public-ips", addresses),
+                (self.flycast, "--flycast", addresses),
+                (
+                    self.lease_timeout.is_some(),
+                    "--lease-timeout",
+                    "an app's releases roll out one at a time, with no machine leases",
+                ),
+                (
+                    self.primary_region.is_some(),
+                    "--primary-region",
+                    ONE_REGION_HERE,
+                ),
+            ],
+        );
     }
 }
+
+/// `flyctl launch`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LaunchFlags {
+    /// Deploy once the config is written: what `launch` does unless `--no-deploy`.
+    #[arg(long, hide = true, conflicts_with = "no_deploy")]
+    pub now: bool,
+    /// Keep the config file there is and deploy it, instead of writing one.
+    #[arg(long, hide = true)]
+    pub copy_config: bool,
+    /// Take the defaults instead of asking (the app's name: the directory's).
+    #[arg(short = 'y', long, hide = true)]
+    pub yes: bool,
+    /// The organization the app belongs to.
+    #[arg(short = 'o', long, hide = true, value_name = "ORG")]
+    pub org: Option<String>,
+    /// The region the app's machines go to.
+    #[arg(short = 'r', long, hide = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Two machines per group: `--ha=false` is what lakefly does, `--ha=true` is refused
+    /// with the way to run two.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(ONE_MACHINE))]
+    pub ha: Option<bool>,
+}
+
+impl LaunchFlags {
+    /// Says on stderr, for each flag given that has nothing to do here, why.
+    pub fn note(&self, out: &Output) {
+        note_each(
+            out,
+            &[
+                (self.org.is_some(), "--org", NO_ORGS),
+                (self.region.is_some(), "--region", ONE_REGION_HERE),
+            ],
+        );
+    }
+}
+
+/// `flyctl apps create`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AppsCreateFlags {
+    /// The organization the app belongs to.
+    #[arg(short = 'o', long, hide = true, value_name = "ORG")]
+    pub org: Option<String>,
+}
+
+impl AppsCreateFlags {
+    /// Says on stderr, for each flag given that has nothing to do here, why.
+    pub fn note(&self, out: &Output) {
+        note_each(out, &[(self.org.is_some(), "--org", NO_ORGS)]);
+    }
+}
+
+/// A note for each flag given (`set`) with why it changes nothing.
+fn note_each(out: &Output, flags: &[(bool, &str, &str)]) {
+    for (_, flag, why) in flags.iter().filter(|(set, ..)| *set) {
+        out.note(&format!("    note: {flag} changes nothing: {why}"));
+    }
+}
+
+const NO_ORGS: &str = "a lakeflyd host has no organizations (who may deploy is who holds \
+     one of its API tokens)";
+const ONE_REGION_HERE: &str = "one host is one region";
 
 const ONE_MACHINE: &str = "a first deploy starts one machine per group here; run two with \
      `lakefly scale count 2` (it is kept by later deploys)";
