@@ -1,8 +1,8 @@
-//! flyctl's flags of `deploy`, `launch` and `apps create` for what one host does not have
-//! (Fly's builders, organizations, regions, IP addresses, leases): those with nothing to
-//! do here are taken with a note, so a script written for flyctl runs unchanged; those
-//! that would change what the command does are refused, naming the flag, with what to do
-//! instead. None is shown in `--help`.
+//! flyctl's flags of `deploy`, `launch`, `apps create` and `scale count` for what one host
+//! does not have (Fly's builders, organizations, regions, IP addresses, leases): those with
+//! nothing to do here are taken with a note, so a script written for flyctl runs
+//! unchanged; those that would change what the command does are refused, naming the flag,
+//! with what to do instead. None is shown in `--help`.
 
 use clap::Args;
 
@@ -151,6 +151,31 @@ impl AppsCreateFlags {
     }
 }
 
+/// `flyctl scale count`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ScaleCountFlags {
+    /// The region the count is for.
+    #[arg(short = 'r', long, hide = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The most machines one region may hold: refused.
+    #[arg(long, hide = true, value_name = "N", value_parser = refuse(ONE_REGION_COUNT))]
+    pub max_per_region: Option<String>,
+}
+
+impl ScaleCountFlags {
+    /// Says on stderr, for each flag given that has nothing to do here, why.
+    pub fn note(&self, out: &Output) {
+        note_each(
+            out,
+            &[(
+                self.region.is_some(),
+                "--region",
+                "one host is one region: the count is this host's",
+            )],
+        );
+    }
+}
+
 /// A note for each flag given (`set`) with why it changes nothing.
 fn note_each(out: &Output, flags: &[(bool, &str, &str)]) {
     for (_, flag, why) in flags.iter().filter(|(set, ..)| *set) {
@@ -161,6 +186,8 @@ fn note_each(out: &Output, flags: &[(bool, &str, &str)]) {
 const NO_ORGS: &str = "a lakeflyd host has no organizations (who may deploy is who holds \
      one of its API tokens)";
 const ONE_REGION_HERE: &str = "one host is one region";
+const ONE_REGION_COUNT: &str = "one lakeflyd host is one region, so a region's most is the \
+     count itself: give the count you want";
 
 const ONE_MACHINE: &str = "a first deploy starts one machine per group here; run two with \
      `lakefly scale count 2` (it is kept by later deploys)";

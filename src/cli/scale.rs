@@ -40,6 +40,9 @@ pub enum ScaleCommand {
         /// Do not ask for confirmation.
         #[arg(short = 'y', long)]
         yes: bool,
+        /// flyctl's flags with nothing to do here (noted), or refused with what to do.
+        #[command(flatten)]
+        flyctl: super::flyctl_flags::ScaleCountFlags,
     },
     /// Set a group's memory limit in MB; a new release rolls it out (followed live).
     Memory {
@@ -167,7 +170,15 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
             };
             block_on(change.follow(out, &api, &app, detach))
         }
-        ScaleCommand::Count { counts, group, yes } => {
+        ScaleCommand::Count {
+            counts,
+            group,
+            yes,
+            flyctl,
+        } => {
+            if !out.json {
+                flyctl.note(&out);
+            }
             let targets = targets(&groups, &counts, group.as_deref())?;
             let current: BTreeMap<&str, u32> = groups
                 .iter()

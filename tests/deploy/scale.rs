@@ -57,8 +57,22 @@ fn scale_up_waits_for_health_scale_down_removes_the_newest_and_deploys_keep_the_
     );
     let oldest = machines[0]["id"].clone();
 
-    let same = cli(&["scale", "count", "app=3", "--yes"]).expect_code(0);
+    // flyctl's `--region`, as scripts write it: one host is one region.
+    let same = cli(&["scale", "count", "app=3", "--yes", "--region", "ams"]).expect_code(0);
     assert!(same.stderr.contains("already scaled"), "{}", same.stderr);
+    assert!(
+        same.stderr
+            .contains("note: --region changes nothing: one host is one region"),
+        "{}",
+        same.stderr
+    );
+    let capped = cli(&["scale", "count", "3", "--max-per-region", "2"]).expect_code(2);
+    assert!(
+        capped.stderr.contains("'--max-per-region <N>'")
+            && capped.stderr.contains("give the count you want"),
+        "{}",
+        capped.stderr
+    );
     let scaled = cli(&["events", "--no-tail", "--kind", "scale.", "--json"]).expect_code(0);
     assert_eq!(
         scaled.stdout.lines().count(),
