@@ -53,6 +53,20 @@ fn a_named_remote_is_used_by_name_by_default_and_through_the_environment() {
     .expect_code(0);
     let apps = lakefly(config.path(), &["apps", "list", "--json"]).expect_code(0);
     assert_eq!(app_names(&apps.json()), ["by-default", "by-env", "by-name"]);
+    // A usage error shows the command as typed, not the address from the environment.
+    let usage = lakefly_with(
+        config.path(),
+        &["scale", "count"],
+        &[("LAKEFLY_REMOTE", "box")],
+    )
+    .expect_code(2);
+    assert!(
+        usage
+            .stderr
+            .contains("Usage: lakefly scale count <N|GROUP=N>..."),
+        "{}",
+        usage.stderr
+    );
 
     let run = lakefly(config.path(), &["remote", "list"]).expect_code(0);
     let marked: Vec<&str> = run

@@ -43,7 +43,7 @@ pub enum AuthCommand {
 /// Runs an auth command.
 pub fn run(global: &GlobalArgs, args: AuthArgs) -> Result<(), Error> {
     let out = global.output();
-    let target = resolve(global.remote.as_deref())?;
+    let target = resolve(global.remote().as_deref())?;
     let name = target.key.clone();
     match args.command {
         AuthCommand::Login { token_stdin } => {

@@ -64,8 +64,11 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The daemon to talk to: a remote's name (`lakefly remote list`), a URL or host:port
-    /// (default: the current remote, else the local daemon on http://127.0.0.1:4280).
-    #[arg(long, global = true, env = "LAKEFLY_REMOTE", value_name = "NAME|URL")]
+    /// (default: $LAKEFLY_REMOTE, else the current remote, else the local daemon on
+    /// http://127.0.0.1:4280).
+    // Not clap's `env`: clap would write an address from the environment into every usage
+    // line as though it had been typed.
+    #[arg(long, global = true, value_name = "NAME|URL")]
     pub remote: Option<String>,
     /// App name (default: `app` in the config file).
     #[arg(short = 'a', long, global = true, value_name = "APP")]
@@ -79,6 +82,15 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The daemon asked for: `--remote`, else `LAKEFLY_REMOTE` when set and not empty.
+    pub fn remote(&self) -> Option<String> {
+        self.remote.clone().or_else(|| {
+            std::env::var("LAKEFLY_REMOTE")
+                .ok()
+                .filter(|remote| !remote.is_empty())
+        })
+    }
+
     /// The config file path: `-c`, or the `fly.toml` in it when it names a directory, as
     /// flyctl reads `-c app/`.
     pub fn config_path(&self) -> PathBuf {

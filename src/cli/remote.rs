@@ -11,7 +11,7 @@ use crate::error::Error;
 /// (`lakefly remote use`), else of the local daemon, started in the background when it is
 /// not running.
 pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
-    let target = resolve(global.remote.as_deref())?;
+    let target = resolve(global.remote().as_deref())?;
     let token = token_for(&target)?;
     let url = base_url(&target, global.output())?;
     if token.is_some() && !crate::api::client::is_https(&url) && !is_loopback(&url) {
