@@ -152,11 +152,7 @@ fn a_python_apps_own_virtualenv_stays_out_of_the_bundle_and_the_release_makes_it
 fn a_directory_with_an_index_html_is_launched_as_a_static_site() {
     let d = TestDaemon::start();
     let root = tempfile::tempdir().unwrap();
-    let site = app_with(
-        root.path(),
-        "site",
-        &[("index.html", "<h1>the site</h1>\n")],
-    );
+    let site = static_site(root.path());
     std::fs::create_dir(site.join("css")).unwrap();
     std::fs::write(site.join("css/site.css"), "h1 { color: teal }\n").unwrap();
     let run =
@@ -171,6 +167,11 @@ fn a_directory_with_an_index_html_is_launched_as_a_static_site() {
     let (status, kind, _) = get_from_edge(&d, "/css/site.css");
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/css"), "{kind}");
+}
+
+/// A directory `site` under `root` holding an `index.html` alone.
+fn static_site(root: &std::path::Path) -> std::path::PathBuf {
+    app_with(root, "site", &[("index.html", "<h1>the site</h1>\n")])
 }
 
 /// `GET path` of the app `site` through the edge: status, content type and body.
@@ -206,11 +207,7 @@ fn get_from_edge(d: &TestDaemon, path: &str) -> (u16, String, String) {
 fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is() {
     let d = TestDaemon::start();
     let root = tempfile::tempdir().unwrap();
-    let site = app_with(
-        root.path(),
-        "site",
-        &[("index.html", "<h1>the site</h1>\n")],
-    );
+    let site = static_site(root.path());
     // A script's `fly launch --no-deploy --org personal --region ams -y --ha=false`.
     let run = common::lakefly(
         &site,
