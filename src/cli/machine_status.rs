@@ -3,7 +3,7 @@
 
 use super::checks::checks_table;
 use super::events::human;
-use super::machines::uptime;
+use super::machines::{state_shown, uptime};
 use super::remote::block_on;
 use crate::api::checks::CheckStatus;
 use crate::api::client::Client;
@@ -56,7 +56,7 @@ fn render(
         ("Group", machine.process_group.clone()),
         (
             "State",
-            format!("{}, health {}", machine.state.as_str(), machine.health),
+            format!("{}, health {}", state_shown(machine), machine.health),
         ),
     ];
     if let Some(version) = machine.release_version {
@@ -161,9 +161,11 @@ mod tests {
             kind: "machine.exited".into(),
             data: serde_json::json!({ "machine": "m1", "code": 3 }),
         }];
+        let table = crate::cli::machines::machine_table(std::slice::from_ref(&machine));
+        assert!(table.contains("m1  app    restarting  unknown"), "{table}");
         let text = render(&machine, &[], &events, now);
         for expected in [
-            "State      starting, health unknown\n",
+            "State      restarting, health unknown\n",
             "Restarts   2\n",
             "Last exit  code 3 at 2026-12-03T11:59:59Z\n",
             "Port       28128 ($PORT; internal_port 8080)\n",

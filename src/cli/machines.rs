@@ -259,7 +259,7 @@ pub(super) async fn select(api: &crate::api::client::Client, app: &str) -> Resul
             (n + 1).to_string(),
             m.id.clone(),
             m.process_group.clone(),
-            m.state.as_str().to_string(),
+            state_shown(m).to_string(),
             m.health.to_string(),
             m.release_version
                 .map_or_else(|| "-".into(), |v| format!("v{v}")),
@@ -394,6 +394,18 @@ pub(super) fn uptime(started: &str, now: chrono::DateTime<chrono::Utc>) -> Optio
     })
 }
 
+/// A machine's state as people read it: one waiting to start again after its process
+/// ended (a crash's backoff) is `restarting`, as systemd shows `auto-restart`, not
+/// `starting` as though it had never run. `--json` gives the state as recorded.
+pub fn state_shown(m: &Machine) -> &'static str {
+    match m.state {
+        crate::api::types::MachineState::Starting if m.pid.is_none() && m.last_exit.is_some() => {
+            "restarting"
+        }
+        state => state.as_str(),
+    }
+}
+
 /// The machines table of `machines list` and `status`; "No machines." for none.
 pub fn machine_table(machines: &[Machine]) -> String {
     if machines.is_empty() {
@@ -408,7 +420,7 @@ pub fn machine_table(machines: &[Machine]) -> String {
         table.row(vec![
             m.id.clone(),
             m.process_group.clone(),
-            m.state.as_str().to_string(),
+            state_shown(m).to_string(),
             m.health.to_string(),
             dash(m.release_version.map(|v| format!("v{v}"))),
             dash(m.pid.map(|p| p.to_string())),
