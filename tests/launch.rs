@@ -259,14 +259,22 @@ fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is
         "{}",
         run.stderr
     );
-    // `apps create --org`, as flyctl's scripts write it.
-    let create = [
-        "--remote", &d.api, "apps", "create", "more", "--org", "personal",
-    ];
-    let run = common::lakefly(&site, &create).expect_code(0);
-    assert!(
-        run.stderr.contains("note: --org changes nothing"),
-        "{}",
-        run.stderr
-    );
+    // `apps create --org`, and the other flags flyctl's scripts write, run as written.
+    for (args, note) in [
+        (
+            &["apps", "create", "more", "--org", "personal"][..],
+            Some("--org"),
+        ),
+        (&["apps", "list", "-o", "personal"][..], Some("--org")),
+        (&["logs", "--no-tail", "-r", "ams"][..], Some("--region")),
+        (&["status", "--all"][..], None),
+    ] {
+        let mut all = vec!["--remote", d.api.as_str()];
+        all.extend_from_slice(args);
+        let run = common::lakefly(&site, &all).expect_code(0);
+        if let Some(flag) = note {
+            let said = format!("note: {flag} changes nothing");
+            assert!(run.stderr.contains(&said), "{args:?}: {}", run.stderr);
+        }
+    }
 }

@@ -31,11 +31,15 @@ pub enum AppsCommand {
         by_name: Option<String>,
         /// flyctl's flags with nothing to do here (noted).
         #[command(flatten)]
-        flyctl: super::flyctl_flags::AppsCreateFlags,
+        flyctl: super::flyctl_flags::OrgFlag,
     },
     /// List the apps.
     #[command(visible_alias = "ls")]
-    List,
+    List {
+        /// flyctl's `--org`, with nothing to do here (noted).
+        #[command(flatten)]
+        flyctl: super::flyctl_flags::OrgFlag,
+    },
     /// Restart the app's running machines in place, one at a time, each healthy again
     /// before the next (no new release; no downtime with two machines or more).
     Restart {
@@ -151,7 +155,10 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             out.note(&format!("created app {}", app.name));
             Ok(())
         }
-        AppsCommand::List => {
+        AppsCommand::List { flyctl } => {
+            if !out.json {
+                flyctl.note(&out);
+            }
             let apps = block_on(async { Ok(api.apps().await?) })?;
             if out.json {
                 return out.json(&apps);

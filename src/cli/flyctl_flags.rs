@@ -1,5 +1,5 @@
-//! flyctl's flags of `deploy`, `launch`, `apps create` and `scale count` for what one host
-//! does not have (Fly's builders, organizations, regions, IP addresses, leases): those with
+//! flyctl's flags of `deploy`, `launch`, `apps`, `scale count`, `logs` and `status` for
+//! what one host does not have (Fly's builders, organizations, regions, IP addresses, leases): those with
 //! nothing to do here are taken with a note, so a script written for flyctl runs
 //! unchanged; those that would change what the command does are refused, naming the flag,
 //! with what to do instead. None is shown in `--help`.
@@ -112,11 +112,11 @@ pub struct LaunchFlags {
     #[arg(short = 'y', long, hide = true)]
     pub yes: bool,
     /// The organization the app belongs to.
-    #[arg(short = 'o', long, hide = true, value_name = "ORG")]
-    pub org: Option<String>,
+    #[command(flatten)]
+    pub org: OrgFlag,
     /// The region the app's machines go to.
-    #[arg(short = 'r', long, hide = true, value_name = "REGION")]
-    pub region: Option<String>,
+    #[command(flatten)]
+    pub region: RegionFlag,
     /// Two machines per group: `--ha=false` is what lakefly does, `--ha=true` is refused
     /// with the way to run two.
     #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(ONE_MACHINE))]
@@ -126,29 +126,47 @@ pub struct LaunchFlags {
 impl LaunchFlags {
     /// Says on stderr, for each flag given that has nothing to do here, why.
     pub fn note(&self, out: &Output) {
-        note_each(
-            out,
-            &[
-                (self.org.is_some(), "--org", NO_ORGS),
-                (self.region.is_some(), "--region", ONE_REGION_HERE),
-            ],
-        );
+        self.org.note(out);
+        self.region.note(out);
     }
 }
 
-/// `flyctl apps create`'s.
+/// `-o`/`--org` (`launch`, `apps create`, `apps list`): one host has no organizations.
 #[derive(Debug, Clone, Default, Args)]
-pub struct AppsCreateFlags {
-    /// The organization the app belongs to.
+pub struct OrgFlag {
+    /// The organization.
     #[arg(short = 'o', long, hide = true, value_name = "ORG")]
     pub org: Option<String>,
 }
 
-impl AppsCreateFlags {
-    /// Says on stderr, for each flag given that has nothing to do here, why.
+impl OrgFlag {
+    /// Says on stderr, when it is given, that it changes nothing.
     pub fn note(&self, out: &Output) {
         note_each(out, &[(self.org.is_some(), "--org", NO_ORGS)]);
     }
+}
+
+/// `-r`/`--region` (`launch`, `logs`): one host is one region.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RegionFlag {
+    /// The region.
+    #[arg(short = 'r', long, hide = true, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+impl RegionFlag {
+    /// Says on stderr, when it is given, that it changes nothing.
+    pub fn note(&self, out: &Output) {
+        note_each(out, &[(self.region.is_some(), "--region", ONE_REGION_HERE)]);
+    }
+}
+
+/// `flyctl status`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusFlags {
+    /// Show stopped machines too: `status` always does.
+    #[arg(long, hide = true)]
+    pub all: bool,
 }
 
 /// `flyctl scale count`'s.

@@ -48,11 +48,17 @@ pub struct LogsArgs {
     /// Only this job's runs' output (each line from `job:NAME#RUN`).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["machine", "process"])]
     pub job: Option<String>,
+    /// flyctl's `--region`, with nothing to do here (noted).
+    #[command(flatten)]
+    pub flyctl: super::flyctl_flags::RegionFlag,
 }
 
 /// Prints the recent lines, then (unless `--no-tail`) new ones as they come.
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
     let out = global.output();
+    if !out.json {
+        args.flyctl.note(&out);
+    }
     let api = client(global)?;
     let app = app_name(global)?;
     let colour = !out.json && std::io::stdout().is_terminal();

@@ -17,6 +17,9 @@ pub struct StatusArgs {
     /// Keep it on screen, redrawn on each change (`lakefly watch`), as `fly status --watch`.
     #[arg(long)]
     pub watch: bool,
+    /// flyctl's `--all`: what `status` shows anyway.
+    #[command(flatten)]
+    pub flyctl: super::flyctl_flags::StatusFlags,
 }
 
 /// Prints the status.
