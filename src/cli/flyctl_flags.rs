@@ -1,8 +1,8 @@
 //! flyctl's flags of `deploy`, `launch`, `apps`, `scale count`, `logs` and `status` for
-//! what one host does not have (Fly's builders, organizations, regions, IP addresses, leases): those with
-//! nothing to do here are taken with a note, so a script written for flyctl runs
-//! unchanged; those that would change what the command does are refused, naming the flag,
-//! with what to do instead. None is shown in `--help`.
+//! what one host does not have (Fly's builders, organizations, regions, IP addresses,
+//! leases): those with nothing to do here are taken with a note, so a script written for
+//! flyctl runs unchanged; those that would change what the command does are refused,
+//! naming the flag, with what to do instead. None is shown in `--help`.
 
 use clap::Args;
 
