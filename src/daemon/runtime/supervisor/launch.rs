@@ -68,9 +68,8 @@ impl Leader {
 pub(super) struct Launched {
     pub(super) pid: u32,
     pub(super) leader: Leader,
-    pub(super) port: Option<u16>,
-    /// Keeps `port` from being given to another machine while this process runs.
-    pub(super) port_lease: Option<PortLease>,
+    /// Its `$PORT`, held so that no other machine is given it while this process runs.
+    pub(super) port: Option<PortLease>,
     pub(super) cgroup: Option<MachineCgroup>,
     pub(super) memory_watch: Option<MemoryWatch>,
     pub(super) streams: Streams,
@@ -197,8 +196,7 @@ impl Supervisor {
         Ok(Ok(Launched {
             pid,
             leader: Leader::Child(spawned.child),
-            port,
-            port_lease,
+            port: port_lease,
             cgroup,
             memory_watch,
             streams,
@@ -237,8 +235,7 @@ impl Supervisor {
                 pid: adopted.pid,
                 start_time: adopted.start_time,
             },
-            port: adopted.port,
-            port_lease: adopted.port.map(|port| self.ports.hold(port)),
+            port: adopted.port.map(|port| self.ports.hold(port)),
             cgroup,
             memory_watch,
             streams: adopted.streams,

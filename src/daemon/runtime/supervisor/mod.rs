@@ -223,9 +223,8 @@ impl Supervisor {
         let Launched {
             pid,
             mut leader,
-            port,
             // Held until this returns, when the process has ended.
-            port_lease: _port_lease,
+            port: port_lease,
             cgroup,
             mut memory_watch,
             streams,
@@ -235,6 +234,7 @@ impl Supervisor {
             started_at: started_at_clock,
             mut unrecorded,
         } = launched;
+        let port = port_lease.as_ref().map(super::ports::PortLease::port);
         let started_at = Instant::now();
         self.logs.pump(&self.app, &self.id, streams, redactor);
         // The edge may send it traffic once its checks pass; until it is dropped.
