@@ -139,9 +139,7 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             by_name,
             flyctl,
         } => {
-            if !out.json {
-                flyctl.note(&out);
-            }
+            flyctl.note(&out);
             // clap requires one of the two; an empty name would be refused as a name.
             let name = name.or(by_name).unwrap_or_default();
             let app = block_on(async {
@@ -156,9 +154,7 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             Ok(())
         }
         AppsCommand::List { flyctl } => {
-            if !out.json {
-                flyctl.note(&out);
-            }
+            flyctl.note(&out);
             let apps = block_on(async { Ok(api.apps().await?) })?;
             if out.json {
                 return out.json(&apps);

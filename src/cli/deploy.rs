@@ -171,9 +171,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     }
     let mut config = runnable(config, &dir, path)?;
     overrides(&mut config, &args, &out);
-    if !out.json {
-        args.flyctl.note(&out);
-    }
+    args.flyctl.note(&out);
     let api = client(global)?;
     if args.vm_size.is_some() || args.vm_memory.is_some() || args.vm_cpus.is_some() {
         if config.vm.is_empty() {

@@ -67,7 +67,8 @@ pub struct DeployFlags {
 }
 
 impl DeployFlags {
-    /// Says on stderr, for each flag given that has nothing to do here, why.
+    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
+    /// why.
     pub fn note(&self, out: &Output) {
         let builds = "lakefly builds on the daemon's host";
         let addresses = "lakefly allocates no addresses; its edge serves every app";
@@ -124,7 +125,8 @@ pub struct LaunchFlags {
 }
 
 impl LaunchFlags {
-    /// Says on stderr, for each flag given that has nothing to do here, why.
+    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
+    /// why.
     pub fn note(&self, out: &Output) {
         self.org.note(out);
         self.region.note(out);
@@ -181,7 +183,8 @@ pub struct ScaleCountFlags {
 }
 
 impl ScaleCountFlags {
-    /// Says on stderr, for each flag given that has nothing to do here, why.
+    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
+    /// why.
     pub fn note(&self, out: &Output) {
         note_each(
             out,
@@ -194,8 +197,12 @@ impl ScaleCountFlags {
     }
 }
 
-/// A note for each flag given (`set`) with why it changes nothing.
+/// A note for each flag given (`set`) with why it changes nothing; none under `--json`,
+/// whose stderr is errors only.
 fn note_each(out: &Output, flags: &[(bool, &str, &str)]) {
+    if out.json {
+        return;
+    }
     for (_, flag, why) in flags.iter().filter(|(set, ..)| *set) {
         out.note(&format!("    note: {flag} changes nothing: {why}"));
     }

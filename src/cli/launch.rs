@@ -35,9 +35,7 @@ pub struct LaunchArgs {
 pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     let out = global.output();
     let path = &global.config_path();
-    if !out.json {
-        args.flyctl.note(&out);
-    }
+    args.flyctl.note(&out);
     if path.exists() && args.flyctl.copy_config {
         return deploy_as_it_is(global, &args, path);
     }

@@ -56,9 +56,7 @@ pub struct LogsArgs {
 /// Prints the recent lines, then (unless `--no-tail`) new ones as they come.
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
     let out = global.output();
-    if !out.json {
-        args.flyctl.note(&out);
-    }
+    args.flyctl.note(&out);
     let api = client(global)?;
     let app = app_name(global)?;
     let colour = !out.json && std::io::stdout().is_terminal();

@@ -176,9 +176,7 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
             yes,
             flyctl,
         } => {
-            if !out.json {
-                flyctl.note(&out);
-            }
+            flyctl.note(&out);
             let targets = targets(&groups, &counts, group.as_deref())?;
             let current: BTreeMap<&str, u32> = groups
                 .iter()
