@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, get_text, python_server, PYTHON_WEB};
+use common::files::{app_with, copy_dir, get_text, python_server, PYTHON_WEB};
 use common::Run;
 
 fn server() -> String {
@@ -126,20 +126,6 @@ fn a_backup_taken_while_serving_brings_a_lost_host_back() {
         run.stderr
     );
     assert!(!elsewhere.exists() && !root.path().join("elsewhere.restoring").exists());
-}
-
-/// A plain recursive copy for the test (files and directories only; 0600 files).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 /// A damaged database (a disk fault, a copy taken mid-write) is named as such at start,

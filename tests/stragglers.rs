@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::api::Api;
 use common::daemon::TestDaemon;
+use common::files::copy_dir;
 use common::process::{alive, wait_gone, wait_pid_file};
 use serde_json::json;
 
@@ -54,11 +55,16 @@ fn logs(d: &TestDaemon, app: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_takes_what_left_the_group_and_leaves_another_daemons_alone() {
-    let d = TestDaemon::start();
-    let other = TestDaemon::start();
+    // A state directory copied to make another daemon's (a host cloned, a backup restored
+    // beside it) gives out the same machine ids as the original.
+    let temp = tempfile::tempdir().unwrap();
+    let (state, copy) = (temp.path().join("state"), temp.path().join("copy"));
+    TestDaemon::start_in(&state, &[]).stop();
+    copy_dir(&state, &copy);
+    let d = TestDaemon::start_in(&state, &[]);
+    let other = TestDaemon::start_in(&copy, &[]);
     let (id, pid) = machine_with_straggler(&d, "web", &leaving("exec sleep 600")).await;
     assert!(alive(pid), "the straggler runs beside the machine");
-    // The same machine id in another daemon: ids are a sequence in each.
     let (other_id, other_pid) =
         machine_with_straggler(&other, "web", &leaving("exec sleep 600")).await;
     assert_eq!(id, other_id);

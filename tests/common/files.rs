@@ -138,3 +138,18 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 
 /// fly.toml lines that run `python3 server.py` as group `web` behind the HTTP edge.
 pub const PYTHON_WEB: &str = "[processes]\n  web = \"python3 server.py\"\n[http_service]\n  internal_port = 8080\n  processes = [\"web\"]\n";
+
+/// A plain recursive copy (files and directories only; modes kept), as of a stopped
+/// daemon's state directory.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}

@@ -3,10 +3,10 @@
 //! that signals the group, holding its port and its files. systemd finds such processes
 //! by their cgroup; lakefly, which may run without one, by what every process of a
 //! machine inherits: its environment, tagged with the daemon's id and the machine's id.
-//! Both are needed: machine ids are a sequence, so two daemons on one host (a test
-//! daemon, a user's local one) give out the same ones. Commands exec'd beside a machine
-//! carry its variables and the one-off tag, and are not its: they end with their request
-//! (and `oneoff_pids.rs`), not with it.
+//! Both are needed: two daemons on one host whose states were copied from one (a backup
+//! restored beside its original) give out the same machine ids. Commands exec'd beside a
+//! machine carry its variables and the one-off tag, and are not its: they end with their
+//! request (and `oneoff_pids.rs`), not with it.
 
 use std::path::Path;
 

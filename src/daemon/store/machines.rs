@@ -48,12 +48,26 @@ pub struct Record {
     pub pid_start: Option<u64>,
 }
 
-/// A bijection on 56-bit numbers, so consecutive ids do not look consecutive; ids stay
+/// A bijection on 56-bit numbers, so consecutive ids do not look consecutive, mixed with
+/// the state's `salt` (a bijection too), so another state's ids are others; ids stay
 /// unique because `seq` is never reused.
-fn id_for(seq: i64) -> String {
+fn id_for(seq: i64, salt: u64) -> String {
     const MASK: u64 = (1 << 56) - 1;
     let scrambled = (seq as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15 | 1) & MASK;
-    format!("{scrambled:014x}")
+    format!("{:014x}", (scrambled ^ salt) & MASK)
+}
+
+/// The state's machine id salt (migration 10); 0 where none is recorded.
+fn id_salt(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
+    let salt: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'machine_id_salt'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sqlite(path))?;
+    Ok(salt.unwrap_or(0) as u64)
 }
 
 /// Records a new machine: one that should be started is `created` until its supervisor
@@ -85,7 +99,7 @@ pub fn insert(
     )
     .map_err(sqlite(path))?;
     let seq = conn.last_insert_rowid();
-    let id = id_for(seq);
+    let id = id_for(seq, id_salt(conn, path)?);
     conn.execute(
         "UPDATE machines SET id = ?1 WHERE seq = ?2",
         params![id, seq],
@@ -347,10 +361,34 @@ mod tests {
 
     #[test]
     fn ids_are_fourteen_hex_digits_and_distinct() {
-        let ids: std::collections::BTreeSet<String> = (1..10_000).map(id_for).collect();
-        assert_eq!(ids.len(), 9_999);
-        assert!(ids
-            .iter()
-            .all(|id| id.len() == 14 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+        for salt in [0, 0x00ab_cdef_0123_4567, (1 << 56) - 1] {
+            let ids: std::collections::BTreeSet<String> =
+                (1..10_000).map(|seq| id_for(seq, salt)).collect();
+            assert_eq!(ids.len(), 9_999);
+            assert!(ids
+                .iter()
+                .all(|id| id.len() == 14 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+        }
+    }
+
+    /// The id of the first machine a new state in `dir` gives out.
+    fn first_id(dir: &Path) -> String {
+        let store = super::super::Store::open(dir).unwrap();
+        store
+            .run_blocking(|conn, path| {
+                conn.execute_batch("INSERT INTO apps (name, created_at) VALUES ('web', 't')")
+                    .map_err(sqlite(path))?;
+                let spec: MachineSpec =
+                    serde_json::from_value(serde_json::json!({"command": "true"})).unwrap();
+                insert(conn, path, "web", &spec, Desired::Started, "now")
+            })
+            .unwrap()
+            .id
+    }
+
+    #[test]
+    fn two_new_states_give_their_first_machines_other_ids() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        assert_ne!(first_id(a.path()), first_id(b.path()));
     }
 }

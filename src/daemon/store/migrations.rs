@@ -131,6 +131,13 @@ const MIGRATIONS: &[&str] = &[
     // 9: the release whose rollout stopped a machine (an old one giving way), so a rollout
     // a crash cut short can start it again at the next start.
     "ALTER TABLE machines ADD COLUMN stopped_for_release INTEGER;",
+    // 10: what machine ids of this state are mixed with, so two hosts (or a state made
+    // again) do not give out the same ids. A state that has made machines keeps 0: its
+    // new ids go on from its old ones, which a new value could meet.
+    "INSERT INTO meta (key, value)
+     SELECT 'machine_id_salt',
+            CASE WHEN EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'machines')
+                 THEN 0 ELSE random() & 72057594037927935 END;",
 ];
 
 /// The schema version this build writes.
@@ -156,4 +163,44 @@ pub(crate) fn apply(conn: &mut Connection, path: &Path) -> Result<(), StoreError
         tracing::info!(version = i + 1, "migrated state database");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn salt(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT value FROM meta WHERE key = 'machine_id_salt'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_state_that_made_machines_keeps_its_ids_going_on_unsalted() {
+        let path = Path::new("state.db");
+        let mut made = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..9] {
+            made.execute_batch(sql).unwrap();
+        }
+        made.pragma_update(None, "user_version", 9).unwrap();
+        made.execute_batch(
+            "INSERT INTO apps (name, created_at) VALUES ('web', 't');
+             INSERT INTO machines (id, app, process_group, spec, desired, state, created_at)
+             VALUES ('x', 'web', 'app', '{}', 'destroyed', 'destroyed', 't');
+             DELETE FROM machines;",
+        )
+        .unwrap();
+        apply(&mut made, path).unwrap();
+        assert_eq!(salt(&made), 0);
+
+        let mut new = Connection::open_in_memory().unwrap();
+        apply(&mut new, path).unwrap();
+        let mut other = Connection::open_in_memory().unwrap();
+        apply(&mut other, path).unwrap();
+        assert_ne!(salt(&new), salt(&other));
+        assert!((0..1 << 56).contains(&salt(&new)));
+    }
 }
