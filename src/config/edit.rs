@@ -117,8 +117,22 @@ impl Editor {
                                 len: 0,
                             });
                         }
+                        let list = is_list_of_tables(&joined(&at, segment));
                         let new = if inline {
-                            Item::Value(Value::InlineTable(Default::default()))
+                            let mut value = if list {
+                                let mut one = toml_edit::Array::new();
+                                one.push(toml_edit::InlineTable::new());
+                                Value::Array(one)
+                            } else {
+                                Value::InlineTable(Default::default())
+                            };
+                            append_inline(table, &mut value);
+                            Item::Value(value)
+                        } else if list {
+                            // `[[http_service.checks]]`: flyctl reads these only as lists.
+                            let mut one = toml_edit::ArrayOfTables::new();
+                            one.push(Table::new());
+                            Item::ArrayOfTables(one)
                         } else {
                             // A new table is written as dotted keys (`deploy.strategy = ...`),
                             // not a `[deploy]` header: `unset` can then remove it without
@@ -160,20 +174,7 @@ impl Editor {
                     None => {
                         value.decor_mut().clear();
                         if inline {
-                            // `{ a = 1 }`: the space before `}` moves to the new last value.
-                            if let Some(Item::Value(prev)) = table
-                                .iter()
-                                .last()
-                                .map(|(k, _)| k.to_string())
-                                .and_then(|k| table.get_mut(&k))
-                            {
-                                let suffix = prev.decor().suffix().cloned();
-                                prev.decor_mut().set_suffix("");
-                                value.decor_mut().set_prefix(" ");
-                                if let Some(suffix) = suffix {
-                                    value.decor_mut().set_suffix(suffix);
-                                }
-                            }
+                            append_inline(table, &mut value);
                         }
                         // With no key of its table left to copy, the file's own
                         // indentation under a `[table]` header.
@@ -342,6 +343,57 @@ fn split_last(path: &KeyPath) -> (&Segment, &[Segment]) {
         Some((last, parents)) => (last, parents),
         None => (&Segment::Index(0), &[]),
     }
+}
+
+/// Readies `value` to go last in the inline table `table` (`{ a = 1 }`): the space
+/// before `}` moves from the value that was last to it.
+fn append_inline(table: &mut dyn TableLike, value: &mut Value) {
+    let last = table.iter().last().map(|(k, _)| k.to_string());
+    if let Some(Item::Value(prev)) = last.and_then(|k| table.get_mut(&k)) {
+        let suffix = prev.decor().suffix().cloned();
+        prev.decor_mut().set_suffix("");
+        value.decor_mut().set_prefix(" ");
+        if let Some(suffix) = suffix {
+            value.decor_mut().set_suffix(suffix);
+        }
+    }
+}
+
+/// Fly's lists of tables (`[[services]]`, `[[http_service.checks]]`, and lakefly's
+/// `[[jobs]]`), by their keys with the indexes left out. A key set under one that is not
+/// there yet starts a list of one table rather than a table: flyctl refuses a single
+/// table for most of them (`http_service.checks`, `restart`, `statics`, `files`...).
+const LISTS_OF_TABLES: &[&str] = &[
+    "services",
+    "services.ports",
+    "services.tcp_checks",
+    "services.http_checks",
+    "services.machine_checks",
+    "http_service.checks",
+    "http_service.machine_checks",
+    "machine_checks",
+    "mounts",
+    "vm",
+    "metrics",
+    "statics",
+    "files",
+    "restart",
+    "jobs",
+];
+
+/// Whether `at` (`services[0].ports`) is one of Fly's lists of tables.
+fn is_list_of_tables(at: &str) -> bool {
+    let mut keys = String::with_capacity(at.len());
+    let mut in_index = false;
+    for c in at.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            c if !in_index => keys.push(c),
+            _ => {}
+        }
+    }
+    LISTS_OF_TABLES.contains(&keys.as_str())
 }
 
 fn push_segment(at: &mut String, segment: &Segment) {

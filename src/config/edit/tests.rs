@@ -186,3 +186,54 @@ fn walking_through_a_value_is_an_error() {
         .unwrap_err();
     assert!(matches!(err, EditError::NotATable { .. }), "{err}");
 }
+
+#[test]
+fn a_key_under_a_missing_list_of_tables_starts_a_list_of_one() {
+    // flyctl reads `http_service.checks` and `restart` only as lists: a table there is
+    // refused ("cannot decode TOML table into a slice").
+    let text = "app = \"a\"\n\n[http_service]\n  internal_port = 8080\n";
+    let out = set(text, "http_service.checks.path", "\"/health\"");
+    assert_eq!(
+        out,
+        "app = \"a\"\n\n[http_service]\n  internal_port = 8080\n\n[[http_service.checks]]\n  path = \"/health\"\n"
+    );
+    // The next key goes into the one table there is.
+    assert_eq!(
+        set(&out, "http_service.checks.interval", "\"10s\""),
+        out.replace(
+            "path = \"/health\"\n",
+            "path = \"/health\"\n  interval = \"10s\"\n"
+        )
+    );
+    let out = set(text, "restart.policy", "\"always\"");
+    assert!(out.ends_with("[[restart]]\npolicy = \"always\"\n"), "{out}");
+    // Inside an inline table, an inline list of one.
+    let inline = "app = \"a\"\nhttp_service = { internal_port = 8080 }\n";
+    assert_eq!(
+        set(inline, "http_service.checks.path", "\"/\""),
+        "app = \"a\"\nhttp_service = { internal_port = 8080, checks = [{ path = \"/\" }] }\n"
+    );
+    assert_eq!(
+        set(inline, "http_service.concurrency.soft_limit", "5"),
+        "app = \"a\"\nhttp_service = { internal_port = 8080, concurrency = { soft_limit = 5 } }\n"
+    );
+    // Tables that are tables stay dotted keys.
+    assert_eq!(
+        set(text, "deploy.strategy", "\"canary\""),
+        text.replacen(
+            "app = \"a\"\n",
+            "app = \"a\"\ndeploy.strategy = \"canary\"\n",
+            1
+        )
+    );
+    for (path, list) in [
+        ("services[0].ports", true),
+        ("services[1].http_checks", true),
+        ("http_service.checks", true),
+        ("checks", false),
+        ("http_service", false),
+        ("env", false),
+    ] {
+        assert_eq!(is_list_of_tables(path), list, "{path}");
+    }
+}
