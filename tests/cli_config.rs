@@ -155,6 +155,44 @@ fn warnings_pass_and_strict_turns_them_and_extensions_into_errors() {
 }
 
 #[test]
+fn a_list_flyctl_reads_only_as_a_list_written_as_one_table_fails_strict_alone() {
+    // lakefly reads `[restart]` and `[http_service.checks]` as lists of one; flyctl refuses
+    // them ("cannot decode TOML table into a slice"), but takes `[mounts]` so.
+    let dir = project(
+        "app = \"a\"\n[processes]\n  app = \"x\"\n[http_service]\n  internal_port = 8080\n  \
+         checks = { path = \"/\" }\n[restart]\n  policy = \"always\"\n[mounts]\n  \
+         source = \"data\"\n  destination = \"/data\"\n",
+    );
+    lakefly(dir.path(), &["config", "validate"]).expect_code(0);
+    let strict = lakefly(dir.path(), &["config", "validate", "--strict", "--json"]).expect_code(3);
+    let found: Vec<(String, String)> = strict.json()["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let (message, hint) = (d["message"].as_str(), d["hint"].as_str());
+            (message.unwrap().to_string(), hint.unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "`http_service.checks` is a single table; flyctl reads it only as a list of tables"
+                    .to_string(),
+                "put the table in a list, `[{ ... }]`, if this file must also deploy to Fly.io"
+                    .to_string()
+            ),
+            (
+                "`restart` is a single table; flyctl reads it only as a list of tables".to_string(),
+                "write its header as [[restart]] if this file must also deploy to Fly.io"
+                    .to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
 fn missing_config_is_not_found_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let run = lakefly(dir.path(), &["config", "validate"]).expect_code(5);

@@ -117,7 +117,7 @@ impl Editor {
                                 len: 0,
                             });
                         }
-                        let list = is_list_of_tables(&joined(&at, segment));
+                        let list = super::lists::is_list_of_tables(&joined(&at, segment));
                         let new = if inline {
                             let mut value = if list {
                                 let mut one = toml_edit::Array::new();
@@ -357,43 +357,6 @@ fn append_inline(table: &mut dyn TableLike, value: &mut Value) {
             value.decor_mut().set_suffix(suffix);
         }
     }
-}
-
-/// Fly's lists of tables (`[[services]]`, `[[http_service.checks]]`, and lakefly's
-/// `[[jobs]]`), by their keys with the indexes left out. A key set under one that is not
-/// there yet starts a list of one table rather than a table: flyctl refuses a single
-/// table for most of them (`http_service.checks`, `restart`, `statics`, `files`...).
-const LISTS_OF_TABLES: &[&str] = &[
-    "services",
-    "services.ports",
-    "services.tcp_checks",
-    "services.http_checks",
-    "services.machine_checks",
-    "http_service.checks",
-    "http_service.machine_checks",
-    "machine_checks",
-    "mounts",
-    "vm",
-    "metrics",
-    "statics",
-    "files",
-    "restart",
-    "jobs",
-];
-
-/// Whether `at` (`services[0].ports`) is one of Fly's lists of tables.
-fn is_list_of_tables(at: &str) -> bool {
-    let mut keys = String::with_capacity(at.len());
-    let mut in_index = false;
-    for c in at.chars() {
-        match c {
-            '[' => in_index = true,
-            ']' => in_index = false,
-            c if !in_index => keys.push(c),
-            _ => {}
-        }
-    }
-    LISTS_OF_TABLES.contains(&keys.as_str())
 }
 
 fn push_segment(at: &mut String, segment: &Segment) {

@@ -9,6 +9,7 @@ pub(crate) mod decode;
 pub mod diagnostic;
 pub mod edit;
 pub mod keypath;
+pub mod lists;
 pub mod model;
 pub mod names;
 pub mod plan;

@@ -100,6 +100,27 @@ impl<'a> Decoder<'a> {
         self.extensions.push(d);
     }
 
+    /// Notes a list written as one table where flyctl reads only a list (an error only
+    /// under `--strict`, as an extension is: lakefly reads it, Fly.io would not).
+    fn single_table_for_fly(&mut self, field: &Field) {
+        let path = &field.path;
+        let d = self.diagnostic(
+            Severity::Warning,
+            path,
+            field.span.as_ref(),
+            format!("`{path}` is a single table; flyctl reads it only as a list of tables"),
+            Some(match field.item {
+                Item::Table(_) => format!(
+                    "write its header as [[{path}]] if this file must also deploy to Fly.io"
+                ),
+                _ => "put the table in a list, `[{ ... }]`, if this file must also deploy to \
+                      Fly.io"
+                    .into(),
+            }),
+        );
+        self.extensions.push(d);
+    }
+
     fn expected(&mut self, field: &Field, what: &str, hint: Option<String>) {
         let found = type_name(field.item);
         self.error(
@@ -341,6 +362,9 @@ impl<'a> Decoder<'a> {
         };
         let elements: Vec<Field<'t>> = match field.item {
             Item::Table(_) | Item::Value(Value::InlineTable(_)) => {
+                if crate::config::lists::fly_needs_a_list(&base) {
+                    self.single_table_for_fly(&field);
+                }
                 vec![element(0, field.item, field.item.span())]
             }
             Item::ArrayOfTables(_) | Item::Value(Value::Array(_)) => (0..)

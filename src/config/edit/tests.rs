@@ -226,14 +226,4 @@ fn a_key_under_a_missing_list_of_tables_starts_a_list_of_one() {
             1
         )
     );
-    for (path, list) in [
-        ("services[0].ports", true),
-        ("services[1].http_checks", true),
-        ("http_service.checks", true),
-        ("checks", false),
-        ("http_service", false),
-        ("env", false),
-    ] {
-        assert_eq!(is_list_of_tables(path), list, "{path}");
-    }
 }
