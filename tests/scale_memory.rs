@@ -37,6 +37,28 @@ fn wait_for_line(d: &TestDaemon, line: &str) {
     }
 }
 
+/// The app's `machine.exited` event that says the machine went over its memory limit,
+/// waited for up to a deadline.
+fn wait_for_oom_exit(d: &TestDaemon) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let args = ["events", "--no-tail", "--kind", "machine.exited", "--json"];
+        let events = cli(d, &args).expect_code(0);
+        let oom = (events.stdout.lines())
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["data"]["oom_killed"] == true);
+        if let Some(event) = oom {
+            return event;
+        }
+        assert!(
+            Instant::now() < until,
+            "no machine.exited with oom_killed:\n{}",
+            events.stdout
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The app's started machine.
 fn started_machine(d: &TestDaemon) -> serde_json::Value {
     let machines = cli(d, &["machines", "list", "--json"])
@@ -66,6 +88,18 @@ fn the_memory_limit_is_enforced_shown_and_changed_by_a_release() {
     // gigabytes) start under a limit of what is resident; one that fills more is killed.
     grow(&d);
     wait_for_line(&d, "over its 128 MB limit");
+    // Its exit says why, as Fly's `oom_killed`: in the event and in the machine's status.
+    let exited = wait_for_oom_exit(&d);
+    assert_eq!(exited["data"]["signal"], "SIGKILL", "{exited}");
+    let id = exited["data"]["machine"].as_str().unwrap();
+    let status = cli(&d, &["machines", "status", id]).expect_code(0);
+    assert!(
+        status
+            .stdout
+            .contains("Last exit  SIGKILL (over its memory limit) at "),
+        "{}",
+        status.stdout
+    );
 
     let show = cli(&d, &["scale", "show", "--json"]).expect_code(0).json();
     assert_eq!(show[0]["memory_mb"], 128, "{show}");

@@ -277,6 +277,9 @@ pub struct ExitInfo {
     pub signal: Option<String>,
     /// When (RFC 3339).
     pub time: String,
+    /// Killed for going over its memory limit (`[[vm]] memory`), as Fly's `oom_killed`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// A machine as `GET /v1/apps/{app}/machines` shows it.

@@ -74,7 +74,12 @@ fn render(
             (None, Some(signal)) => signal.clone(),
             (None, None) => "unknown".to_string(),
         };
-        lines.push(("Last exit", format!("{how} at {}", exit.time)));
+        let oom = if exit.oom_killed {
+            " (over its memory limit)"
+        } else {
+            ""
+        };
+        lines.push(("Last exit", format!("{how}{oom} at {}", exit.time)));
     }
     match (machine.port, spec.internal_port) {
         (Some(port), Some(internal)) => {
@@ -149,6 +154,7 @@ mod tests {
                 code: Some(3),
                 signal: None,
                 time: "2026-12-03T11:59:59Z".into(),
+                oom_killed: false,
             }),
             started_at: None,
             created_at: "2026-12-03T11:00:00Z".into(),

@@ -123,6 +123,18 @@ impl Cgroups {
 }
 
 impl MachineCgroup {
+    /// Whether the kernel killed anything in it for going over `memory.max`: the
+    /// `oom_kill` count of its `memory.events` (a cgroup lasts one run of its machine).
+    pub fn oom_killed(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("memory.events")).is_ok_and(|events| {
+            events.lines().any(|line| {
+                line.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    }
+
     /// Removes the cgroup once its processes are gone (the kernel refuses before).
     pub fn remove(self) {
         drop(self.procs);
@@ -293,6 +305,28 @@ mod tests {
         machine.kill_and_remove().await;
         let killed = std::fs::read_to_string(base.join("machines/7/cgroup.kill")).expect("read");
         assert_eq!(killed, "1");
+    }
+
+    #[test]
+    fn a_machine_is_known_to_be_killed_for_its_memory_by_its_oom_kill_count() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let base = root.path().join("lakeflyd.service");
+        fake_cgroup(&base, "memory", "42\n");
+        for sub in ["daemon", "machines", "machines/7"] {
+            fake_cgroup(&base.join(sub), "memory", "");
+        }
+        std::fs::write(base.join("machines/7/memory.max"), "max").expect("write");
+        let cgroups = Cgroups::prepare(root.path(), "/lakeflyd.service", 42).expect("prepared");
+        let machine = cgroups
+            .machine("7", Limits::default())
+            .expect("machine cgroup");
+        let events = base.join("machines/7/memory.events");
+        assert!(!machine.oom_killed(), "no memory.events: not known to be");
+        // `oom` counts the times the limit was hit, which reclaim may have survived.
+        std::fs::write(&events, "low 0\nhigh 0\nmax 9\noom 1\noom_kill 0\n").expect("write");
+        assert!(!machine.oom_killed());
+        std::fs::write(&events, "low 0\nhigh 0\nmax 9\noom 1\noom_kill 2\n").expect("write");
+        assert!(machine.oom_killed());
     }
 
     #[test]

@@ -8,6 +8,9 @@ pub const CRASHES_BEFORE_FAILING: u32 = 2;
 /// How a machine's process ended, by the `code` and `signal` of its `machine.exited` event
 /// (or `last_exit`): "exited with code 1", "was ended by SIGKILL".
 pub fn how_it_ended(data: &serde_json::Value) -> String {
+    if data["oom_killed"].as_bool() == Some(true) {
+        return "was killed for going over its memory limit ([[vm]] memory)".to_string();
+    }
     match (data["code"].as_i64(), data["signal"].as_str()) {
         (Some(code), _) => format!("exited with code {code}"),
         (None, Some(signal)) => format!("was ended by {signal}"),
@@ -31,5 +34,9 @@ mod tests {
             "was ended by SIGKILL"
         );
         assert_eq!(said(serde_json::json!({})), "ended");
+        assert_eq!(
+            said(serde_json::json!({"code": null, "signal": "SIGKILL", "oom_killed": true})),
+            "was killed for going over its memory limit ([[vm]] memory)"
+        );
     }
 }

@@ -52,6 +52,11 @@ impl MemoryWatch {
         }
     }
 
+    /// Whether it killed the group for its memory.
+    pub fn killed(&self) -> bool {
+        self.killed_at.is_some()
+    }
+
     /// The line for the machine's log when it was killed for its memory.
     pub fn kill_note(&self) -> Option<String> {
         let resident = self.killed_at?;

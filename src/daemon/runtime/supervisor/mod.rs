@@ -338,6 +338,8 @@ impl Supervisor {
         };
         drop(health);
         drop(registration);
+        let oom_killed = memory_watch.as_ref().is_some_and(MemoryWatch::killed)
+            || cgroup.as_ref().is_some_and(|c| c.oom_killed());
         // The leader is gone; anything it left, in its group or out of it, goes too, so a
         // restart never runs beside a straggler.
         self.kill_leftovers(pid, &leader).await;
@@ -354,7 +356,10 @@ impl Supervisor {
             )
             .await;
         }
-        let exit = exit_info(status);
+        let exit = ExitInfo {
+            oom_killed,
+            ..exit_info(status)
+        };
         let failed = exit.code != Some(0);
         let policy = self.spec.restart.unwrap_or(RestartPolicy::OnFailure);
         let restart = match policy {
@@ -572,5 +577,6 @@ fn exit_info(status: Option<std::process::ExitStatus>) -> ExitInfo {
         code,
         signal,
         time: now(),
+        oom_killed: false,
     }
 }

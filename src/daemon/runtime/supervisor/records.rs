@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::super::unstored::Change;
 use super::{Next, Supervisor};
 use crate::api::types::{kind, ExitInfo, MachineState};
-use crate::daemon::events::{now, NewEvent};
+use crate::daemon::events::NewEvent;
 use crate::daemon::store::machines::{self, Desired};
 use crate::daemon::store::StoreError;
 
@@ -91,7 +91,7 @@ impl Supervisor {
         exit: &ExitInfo,
         restart_in: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let data = serde_json::json!({
+        let mut data = serde_json::json!({
             "machine": self.id,
             "code": exit.code,
             "signal": exit.signal,
@@ -99,6 +99,9 @@ impl Supervisor {
             "restarting": restart_in.is_some(),
             "restart_in_ms": restart_in.map(|d| d.as_millis() as u64),
         });
+        if exit.oom_killed {
+            data["oom_killed"] = true.into();
+        }
         let event = NewEvent::app(&self.app, kind::MACHINE_EXITED, data);
         self.write_state(self.exited(state, Some(exit)), vec![event])
             .await
@@ -145,12 +148,7 @@ impl Supervisor {
 
     /// Destroys a machine with no process running.
     pub(super) async fn destroy(&mut self) {
-        self.destroy_after(&ExitInfo {
-            code: None,
-            signal: None,
-            time: now(),
-        })
-        .await;
+        self.destroy_after(&super::exit_info(None)).await;
     }
 
     /// Destroys the machine whose process ended as `exit`. A store that cannot take it (a
