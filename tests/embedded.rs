@@ -20,8 +20,14 @@ impl Local {
     }
 
     fn lakefly(&self, args: &[&str]) -> (i32, String, String) {
+        self.lakefly_in(std::path::Path::new("."), args)
+    }
+
+    /// `lakefly args`, run in `dir`.
+    fn lakefly_in(&self, dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_lakefly"))
             .args(args)
+            .current_dir(dir)
             .env("XDG_DATA_HOME", self.data.path())
             .env("XDG_CONFIG_HOME", self.data.path())
             .env("LAKEFLY_LOCAL_ADDR", &self.addr)
@@ -126,4 +132,28 @@ fn daemon_start_starts_the_local_daemon_unless_it_runs() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_command_that_names_no_app_starts_no_daemon() {
+    let local = Local::new();
+    let nowhere = tempfile::tempdir().unwrap();
+    for args in [
+        &["status"][..],
+        &["scale", "count", "2"],
+        &["logs"],
+        &["events"],
+        &["secrets", "list"],
+        &["releases"],
+        &["jobs", "list"],
+    ] {
+        let (code, _, stderr) = local.lakefly_in(nowhere.path(), args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: no app name: pass -a APP"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, _, _) = local.lakefly(&["daemon", "status"]);
+    assert_eq!(code, 8, "no daemon was started for them");
 }

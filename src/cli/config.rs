@@ -234,8 +234,8 @@ fn show(out: Output, path: &Path, app: Option<&str>) -> Result<(), Error> {
 
 /// The config release `version` of the app runs (0: the current release).
 fn show_release(out: Output, global: &GlobalArgs, version: u64) -> Result<(), Error> {
-    let api = super::remote::client(global)?;
     let app = super::remote::app_name(global)?;
+    let api = super::remote::client(global)?;
     let config = super::remote::block_on(async {
         let version = match version {
             0 => current_release(&api, &app).await?,

@@ -79,8 +79,8 @@ pub fn run_ssh(global: &GlobalArgs, args: SshArgs) -> Result<(), Error> {
 
 /// Runs a console session.
 pub fn run(global: &GlobalArgs, args: ConsoleArgs, fallback: Fallback) -> Result<(), Error> {
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let chosen = block_on(async {
         if args.select {
             super::machines::select(&api, &app).await

@@ -39,12 +39,13 @@ pub struct EventsArgs {
 /// Follows until interrupted, or prints what is stored with `--no-tail`.
 pub fn run(global: &GlobalArgs, args: EventsArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
+    // The app first: a command that cannot name one starts no local daemon.
     let app = if args.all_apps {
         None
     } else {
         Some(app_name(global)?)
     };
+    let api = client(global)?;
     let spec = Follow {
         app,
         kind: args.kind,

@@ -103,10 +103,11 @@ pub enum JobsCommand {
 /// Runs a jobs command.
 pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
+    // The app before the client: a command that cannot name one starts no local daemon.
     match args.command {
         JobsCommand::List => {
             let app = app_name(global)?;
+            let api = client(global)?;
             let jobs = block_on(async { Ok(api.jobs(&app).await?) })?;
             if out.json {
                 return out.json(&jobs);
@@ -126,6 +127,7 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
             group,
         } => {
             let app = app_name(global)?;
+            let api = client(global)?;
             let spec = JobSpec {
                 name,
                 command,
@@ -148,11 +150,12 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
             ));
             Ok(())
         }
-        JobsCommand::Trigger { job } => act(global, &api, job, "trigger", "triggered"),
-        JobsCommand::Start { job } => act(global, &api, job, "start", "started"),
-        JobsCommand::Stop { job } => act(global, &api, job, "stop", "stopped"),
-        JobsCommand::Cancel { job } => act(global, &api, job, "cancel", "cancelled the run of"),
+        JobsCommand::Trigger { job } => act(global, job, "trigger", "triggered"),
+        JobsCommand::Start { job } => act(global, job, "start", "started"),
+        JobsCommand::Stop { job } => act(global, job, "stop", "stopped"),
+        JobsCommand::Cancel { job } => act(global, job, "cancel", "cancelled the run of"),
         JobsCommand::Delete { job } => {
+            let api = client(global)?;
             let id = block_on(async {
                 let id = job.resolve(global, &api).await?;
                 api.delete_job(id).await?;
@@ -165,6 +168,7 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
             Ok(())
         }
         JobsCommand::Runs { job, limit } => {
+            let api = client(global)?;
             let runs = block_on(async {
                 let id = job.resolve(global, &api).await?;
                 Ok(api.job_runs(id, limit).await?)
@@ -177,16 +181,11 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
     }
 }
 
-fn act(
-    global: &GlobalArgs,
-    api: &crate::api::client::Client,
-    job: JobRef,
-    action: &str,
-    done: &str,
-) -> Result<(), Error> {
+fn act(global: &GlobalArgs, job: JobRef, action: &str, done: &str) -> Result<(), Error> {
     let out = global.output();
+    let api = client(global)?;
     let job = block_on(async {
-        let id = job.resolve(global, api).await?;
+        let id = job.resolve(global, &api).await?;
         Ok(api.job_action(id, action).await?)
     })?;
     let id = job.id;

@@ -57,8 +57,8 @@ pub struct LogsArgs {
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
     let out = global.output();
     args.flyctl.note(&out);
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let colour = !out.json && std::io::stdout().is_terminal();
     let machine = if args.select {
         Some(block_on(super::machines::select(&api, &app))?.id)

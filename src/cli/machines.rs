@@ -125,8 +125,8 @@ pub enum MachinesCommand {
 /// Runs a machines command.
 pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let (ids, action) = match args.command {
         MachinesCommand::List { quiet } => {
             let machines = block_on(async { Ok(api.machines(&app).await?) })?;

@@ -22,8 +22,8 @@ pub struct OpenArgs {
 /// Prints the address of `path` on the app and, on a terminal, opens it.
 pub fn run(global: &GlobalArgs, args: OpenArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let status = block_on(async { Ok(api.status(&app).await?) })?;
     let base = web_url(&status.urls).ok_or_else(|| Error::NotServed { app: app.clone() })?;
     let url = with_path(base, &args.path);

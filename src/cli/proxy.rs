@@ -67,8 +67,8 @@ impl FromStr for Ports {
 /// Listens until interrupted, carrying each connection to the machine's port.
 pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let remote = args.ports.remote;
     block_on(async move {
         // Asked once before listening, so a stopped app or a wrong port fails now, plainly.

@@ -65,8 +65,8 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
         return cancel(global, target, detach);
     }
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let releases = block_on(async { Ok(api.releases(&app, args.limit).await?) })?;
     if out.json {
         return out.json(&releases);
@@ -98,8 +98,8 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
 /// the one before runs; exit 6 if it went live first).
 fn cancel(global: &GlobalArgs, version: Option<u64>, detach: bool) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     block_on(async move {
         let stream = match detach {
             true => None,

@@ -24,8 +24,8 @@ pub struct RollbackArgs {
 /// Starts the rollback and follows it like a deploy.
 pub fn run(global: &GlobalArgs, args: RollbackArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     block_on(async move {
         let stream = if args.detach {
             None

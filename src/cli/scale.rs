@@ -95,8 +95,8 @@ fn memory_mb(s: &str) -> Result<u64, String> {
 /// Runs a scale command.
 pub fn run(global: &GlobalArgs, args: ScaleArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let groups = block_on(async { Ok(api.scale_show(&app).await?) })?;
     match args.command {
         ScaleCommand::Show => {

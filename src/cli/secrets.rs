@@ -79,8 +79,8 @@ pub enum SecretsCommand {
 /// Runs a secrets command.
 pub fn run(global: &GlobalArgs, args: SecretsArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let (request, detach) = match args.command {
         SecretsCommand::List => {
             let list = block_on(async { Ok(api.secrets(&app).await?) })?;

@@ -28,8 +28,8 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> Result<(), Error> {
         return super::watch::run(global, super::watch::WatchArgs {});
     }
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let (status, health) = block_on(async {
         let status = api.status(&app).await?;
         // What the daemon says needs its operator (a full disk): the status shown may be

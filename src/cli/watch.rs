@@ -27,8 +27,8 @@ pub struct WatchArgs {}
 /// Watches until interrupted.
 pub fn run(global: &GlobalArgs, _args: WatchArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     let app = app_name(global)?;
+    let api = client(global)?;
     let redraw = std::io::stdout().is_terminal() && !out.json;
     block_on(async move {
         // Subscribed before the first snapshot, so no change falls in between.
