@@ -233,6 +233,20 @@ mod tests {
         std::fs::write(dir.join("cgroup.subtree_control"), "").expect("write");
     }
 
+    /// lakeflyd's delegated cgroup (`controllers` delegated to it) with machine 7's
+    /// directory in it, prepared; and the directory of lakeflyd's cgroup.
+    fn delegated_with_machine_7(controllers: &str) -> (tempfile::TempDir, PathBuf, Cgroups) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let base = root.path().join("lakeflyd.service");
+        fake_cgroup(&base, controllers, "42\n");
+        for sub in ["daemon", "machines", "machines/7"] {
+            fake_cgroup(&base.join(sub), "memory", "");
+        }
+        std::fs::write(base.join("machines/7/memory.max"), "max").expect("write");
+        let cgroups = Cgroups::prepare(root.path(), "/lakeflyd.service", 42).expect("prepared");
+        (root, base, cgroups)
+    }
+
     #[test]
     fn only_a_pure_v2_hierarchy_is_used() {
         assert_eq!(
@@ -290,15 +304,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_machines_cgroup_is_killed_whole_before_it_is_removed() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let base = root.path().join("lakeflyd.service");
-        fake_cgroup(&base, "memory", "42\n");
-        for sub in ["daemon", "machines", "machines/7"] {
-            fake_cgroup(&base.join(sub), "memory", "");
-        }
+        let (_root, base, cgroups) = delegated_with_machine_7("memory");
         std::fs::write(base.join("machines/7/cgroup.kill"), "").expect("write");
-        std::fs::write(base.join("machines/7/memory.max"), "max").expect("write");
-        let cgroups = Cgroups::prepare(root.path(), "/lakeflyd.service", 42).expect("prepared");
         let machine = cgroups
             .machine("7", Limits::default())
             .expect("machine cgroup");
@@ -309,14 +316,7 @@ mod tests {
 
     #[test]
     fn a_machine_is_known_to_be_killed_for_its_memory_by_its_oom_kill_count() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let base = root.path().join("lakeflyd.service");
-        fake_cgroup(&base, "memory", "42\n");
-        for sub in ["daemon", "machines", "machines/7"] {
-            fake_cgroup(&base.join(sub), "memory", "");
-        }
-        std::fs::write(base.join("machines/7/memory.max"), "max").expect("write");
-        let cgroups = Cgroups::prepare(root.path(), "/lakeflyd.service", 42).expect("prepared");
+        let (_root, base, cgroups) = delegated_with_machine_7("memory");
         let machine = cgroups
             .machine("7", Limits::default())
             .expect("machine cgroup");
@@ -331,14 +331,7 @@ mod tests {
 
     #[test]
     fn a_cgroup_delegated_memory_only_limits_memory_only() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let base = root.path().join("lakeflyd.service");
-        fake_cgroup(&base, "memory pids", "42\n");
-        for sub in ["daemon", "machines", "machines/7"] {
-            fake_cgroup(&base.join(sub), "memory", "");
-        }
-        std::fs::write(base.join("machines/7/memory.max"), "max").expect("write");
-        let cgroups = Cgroups::prepare(root.path(), "/lakeflyd.service", 42).expect("prepared");
+        let (_root, base, cgroups) = delegated_with_machine_7("memory pids");
         assert!(!cgroups.limits_cpus());
         let read = |p: &str| std::fs::read_to_string(base.join(p)).expect("read");
         assert_eq!(read("machines/cgroup.subtree_control"), "+memory");

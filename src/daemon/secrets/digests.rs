@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::{open_stored, sealed_rows, MasterKey};
-use crate::daemon::store::{sqlite, StoreError};
+use crate::daemon::store::{meta, sqlite, StoreError};
 
 /// The digest scheme the stored digests follow, recorded in `meta`.
 const SCHEME: &str = "hmac-sha256/1";
@@ -19,14 +19,7 @@ pub(super) fn ensure_keyed(
     path: &Path,
     key: &MasterKey,
 ) -> Result<(), StoreError> {
-    let scheme: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'digest_scheme'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sqlite(path))?;
+    let scheme: Option<String> = meta::get(conn, path, "digest_scheme")?;
     if scheme.as_deref() == Some(SCHEME) {
         return Ok(());
     }
@@ -65,11 +58,6 @@ pub(super) fn rewrite(
         )
         .map_err(sqlite(path))?;
     }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('digest_scheme', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [SCHEME],
-    )
-    .map_err(sqlite(path))?;
+    meta::set(tx, path, "digest_scheme", &SCHEME)?;
     Ok(count)
 }

@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::key::{credential_path, KEY_FILE};
 use super::{digests, open_stored, sealed_rows, KeyError, MasterKey};
-use crate::daemon::store::{sqlite, Store, StoreError};
+use crate::daemon::store::{meta, sqlite, Store, StoreError};
 use crate::secret::Secret;
 
 /// Where a rotation keeps the new key until its transaction commits.
@@ -141,23 +141,11 @@ fn opens_check(key: &MasterKey, sealed: &[u8]) -> bool {
 }
 
 fn read_check(conn: &mut rusqlite::Connection, path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    conn.query_row(
-        "SELECT value FROM meta WHERE key = 'key_check'",
-        [],
-        |row| row.get(0),
-    )
-    .optional()
-    .map_err(sqlite(path))
+    meta::get(conn, path, "key_check")
 }
 
 fn write_check(conn: &rusqlite::Connection, path: &Path, sealed: &[u8]) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('key_check', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [sealed],
-    )
-    .map(drop)
-    .map_err(sqlite(path))
+    meta::set(conn, path, "key_check", &sealed)
 }
 
 fn remove_if_present(path: &PathBuf) -> Result<(), KeyError> {

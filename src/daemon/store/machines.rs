@@ -59,14 +59,7 @@ fn id_for(seq: i64, salt: u64) -> String {
 
 /// The state's machine id salt (migration 10); 0 where none is recorded.
 fn id_salt(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
-    let salt: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'machine_id_salt'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sqlite(path))?;
+    let salt: Option<i64> = super::meta::get(conn, path, "machine_id_salt")?;
     Ok(salt.unwrap_or(0) as u64)
 }
 

@@ -7,6 +7,7 @@ pub mod hostnames;
 pub mod jobs;
 pub mod logs;
 pub mod machines;
+pub mod meta;
 mod migrations;
 pub mod releases;
 pub mod rollouts;
