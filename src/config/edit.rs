@@ -129,7 +129,8 @@ impl Editor {
                             append_inline(table, &mut value);
                             Item::Value(value)
                         } else if list {
-                            // `[[http_service.checks]]`: flyctl reads these only as lists.
+                            // `[[http_service.checks]]`: the form Fly documents, and the
+                            // only one flyctl reads for most (`lists.rs`).
                             let mut one = toml_edit::ArrayOfTables::new();
                             one.push(Table::new());
                             Item::ArrayOfTables(one)
@@ -154,8 +155,13 @@ impl Editor {
         match last {
             Segment::Key(key) => {
                 let inline = matches!(item, Item::Value(Value::InlineTable(_)));
-                let under_header =
-                    !at.is_empty() && matches!(item, Item::Table(t) if !t.is_dotted());
+                // Under a `[table]` or `[[list]]` header of the file's.
+                let under_header = !at.is_empty()
+                    && match item {
+                        Item::Table(t) => !t.is_dotted(),
+                        Item::ArrayOfTables(_) => true,
+                        _ => false,
+                    };
                 let table = table_of_mut(item, &at, key)?;
                 match table.get_mut(key) {
                     Some(Item::Value(old)) => {

@@ -206,7 +206,10 @@ fn a_key_under_a_missing_list_of_tables_starts_a_list_of_one() {
         )
     );
     let out = set(text, "restart.policy", "\"always\"");
-    assert!(out.ends_with("[[restart]]\npolicy = \"always\"\n"), "{out}");
+    assert!(
+        out.ends_with("[[restart]]\n  policy = \"always\"\n"),
+        "{out}"
+    );
     // Inside an inline table, an inline list of one.
     let inline = "app = \"a\"\nhttp_service = { internal_port = 8080 }\n";
     assert_eq!(
