@@ -313,13 +313,21 @@ impl<'a> Connection<'a> {
             for token in field.value.split(|&b| b == b',').map(trim) {
                 if token.eq_ignore_ascii_case(b"close") {
                     connection.close = true;
-                } else if !token.is_empty() {
+                } else if !token.is_empty() && !is_hop_by_hop(token) {
+                    // `keep-alive`, the usual token, is dropped anyway: no list to make.
                     connection.named.push(token);
                 }
             }
         }
         connection
     }
+}
+
+/// Whether `name` is one of the fields every hop drops.
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
 }
 
 /// Copies the fields that are not this hop's (nor in `dropped`) to `out`.
@@ -331,7 +339,7 @@ fn copy_fields(
 ) {
     for f in fields {
         let name = f.name;
-        let skip = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        let skip = is_hop_by_hop(name.as_bytes())
             || dropped.iter().any(|h| name.eq_ignore_ascii_case(h))
             || connection
                 .named
