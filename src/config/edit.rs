@@ -117,7 +117,7 @@ impl Editor {
                                 len: 0,
                             });
                         }
-                        let list = super::lists::is_list_of_tables(&joined(&at, segment));
+                        let list = super::lists::is_list_of_tables(&parents[..=i]);
                         let new = if inline {
                             let mut value = if list {
                                 let mut one = toml_edit::Array::new();

@@ -1,6 +1,8 @@
 //! Fly's lists of tables (`[[services]]`, `[[http_service.checks]]`...): which keys hold
 //! one, and which of them flyctl also reads when written as a single table.
 
+use super::keypath::Segment;
+
 /// Each list by its keys with the indexes left out, and whether flyctl also reads one
 /// written as a single table (its `ensureArrayOfMap`: `[mounts]`, `[services.ports]`); the
 /// others it refuses so ("cannot decode TOML table into a slice"). lakefly reads both.
@@ -24,41 +26,32 @@ const LISTS_OF_TABLES: &[(&str, bool)] = &[
 ];
 
 /// Whether the key at `path` (`services[0].ports`) holds one of Fly's lists of tables.
-pub fn is_list_of_tables(path: &str) -> bool {
-    entry(path).is_some()
+pub fn is_list_of_tables(path: &[Segment]) -> bool {
+    single_table_read(path).is_some()
 }
 
 /// Whether flyctl refuses the list at `path` written as a single table.
-pub fn fly_needs_a_list(path: &str) -> bool {
-    entry(path).is_some_and(|(_, single_read)| !single_read)
+pub fn fly_needs_a_list(path: &[Segment]) -> bool {
+    single_table_read(path) == Some(false)
 }
 
-fn entry(path: &str) -> Option<(&'static str, bool)> {
-    let keys = without_indexes(path);
+/// For a list of tables at `path`, whether flyctl also reads it as a single table; its
+/// indexes (`services[0]`) are left out.
+fn single_table_read(path: &[Segment]) -> Option<bool> {
+    let keys = path.iter().filter_map(|segment| match segment {
+        Segment::Key(key) => Some(key.as_str()),
+        Segment::Index(_) => None,
+    });
     LISTS_OF_TABLES
         .iter()
-        .find(|(list, _)| *list == keys)
-        .copied()
-}
-
-/// `services[0].ports[1]` as `services.ports`.
-fn without_indexes(path: &str) -> String {
-    let mut keys = String::with_capacity(path.len());
-    let mut in_index = false;
-    for c in path.chars() {
-        match c {
-            '[' => in_index = true,
-            ']' => in_index = false,
-            c if !in_index => keys.push(c),
-            _ => {}
-        }
-    }
-    keys
+        .find(|(list, _)| list.split('.').eq(keys.clone()))
+        .map(|(_, single_read)| *single_read)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::keypath::KeyPath;
 
     #[test]
     fn lists_are_found_by_their_keys_whatever_the_indexes() {
@@ -72,9 +65,11 @@ mod tests {
             ("checks", false, false),
             ("http_service", false, false),
             ("env", false, false),
+            ("\"http_service.checks\"", false, false),
         ] {
-            assert_eq!(is_list_of_tables(path), list, "{path}");
-            assert_eq!(fly_needs_a_list(path), needs_list, "{path}");
+            let path: KeyPath = path.parse().expect("a key path");
+            assert_eq!(is_list_of_tables(path.segments()), list, "{path}");
+            assert_eq!(fly_needs_a_list(path.segments()), needs_list, "{path}");
         }
     }
 }

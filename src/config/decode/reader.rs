@@ -362,7 +362,8 @@ impl<'a> Decoder<'a> {
         };
         let elements: Vec<Field<'t>> = match field.item {
             Item::Table(_) | Item::Value(Value::InlineTable(_)) => {
-                if crate::config::lists::fly_needs_a_list(&base) {
+                let path = base.parse::<crate::config::keypath::KeyPath>();
+                if path.is_ok_and(|p| crate::config::lists::fly_needs_a_list(p.segments())) {
                     self.single_table_for_fly(&field);
                 }
                 vec![element(0, field.item, field.item.span())]
