@@ -156,6 +156,15 @@ impl MachineCgroup {
     }
 }
 
+/// The line for a machine's log when the kernel killed it in its cgroup for its memory
+/// (as `MemoryWatch::kill_note` for the watch's kills).
+pub fn oom_kill_note(limit_mb: Option<u64>) -> String {
+    let limit = limit_mb.map_or(String::new(), |mb| format!(" {mb} MB"));
+    format!(
+        "lakeflyd: the kernel killed the machine: it went over its{limit} memory limit ([[vm]] memory, `lakefly scale memory`)"
+    )
+}
+
 /// The processes a cgroup's `cgroup.procs` lists now.
 fn pids_in(procs: &Path) -> Vec<u32> {
     std::fs::read_to_string(procs)

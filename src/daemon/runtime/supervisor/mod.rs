@@ -349,14 +349,9 @@ impl Supervisor {
         self.remove_output();
         // Said in its log either way: the resident watch's kill, or the kernel's in the
         // machine's cgroup.
-        let memory_kill = memory_watch.and_then(|watch| watch.kill_note()).or_else(|| {
-            oom_killed.then(|| {
-                let limit = self.spec.memory_mb.map_or(String::new(), |mb| format!(" {mb} MB"));
-                format!(
-                    "lakeflyd: the kernel killed the machine: it went over its{limit} memory limit ([[vm]] memory, `lakefly scale memory`)"
-                )
-            })
-        });
+        let memory_kill = memory_watch
+            .and_then(|watch| watch.kill_note())
+            .or_else(|| oom_killed.then(|| super::cgroup::oom_kill_note(self.spec.memory_mb)));
         if let Some(line) = memory_kill {
             self.say_in_log(line).await;
         }
