@@ -20,43 +20,41 @@ fn cli(d: &TestDaemon, args: &[&str]) -> Run {
     common::lakefly(&app_dir(), &all)
 }
 
-/// Waits until the app's logs hold `line`, or fails at the deadline.
-fn wait_for_line(d: &TestDaemon, line: &str) {
+/// The first line of `lakefly ARGS --json` output that `wanted` picks, asked again until
+/// there is one, or a failure at the deadline naming `what` was awaited.
+fn wait_for_output_line<T>(
+    d: &TestDaemon,
+    args: &[&str],
+    what: &str,
+    wanted: impl Fn(&str) -> Option<T>,
+) -> T {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let logs = cli(d, &["logs", "--no-tail", "--json"]).expect_code(0);
-        if logs.stdout.lines().any(|l| l.contains(line)) {
-            return;
+        let run = cli(d, args).expect_code(0);
+        if let Some(found) = run.stdout.lines().find_map(&wanted) {
+            return found;
         }
-        assert!(
-            Instant::now() < until,
-            "no {line:?} in the logs:\n{}",
-            logs.stdout
-        );
+        assert!(Instant::now() < until, "no {what}:\n{}", run.stdout);
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until the app's logs hold `line`, or fails at the deadline.
+fn wait_for_line(d: &TestDaemon, line: &str) {
+    let args = ["logs", "--no-tail", "--json"];
+    let what = format!("{line:?} in the logs");
+    wait_for_output_line(d, &args, &what, |l| l.contains(line).then_some(()));
 }
 
 /// The app's `machine.exited` event that says the machine went over its memory limit,
 /// waited for up to a deadline.
 fn wait_for_oom_exit(d: &TestDaemon) -> serde_json::Value {
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let args = ["events", "--no-tail", "--kind", "machine.exited", "--json"];
-        let events = cli(d, &args).expect_code(0);
-        let oom = (events.stdout.lines())
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|e| e["data"]["oom_killed"] == true);
-        if let Some(event) = oom {
-            return event;
-        }
-        assert!(
-            Instant::now() < until,
-            "no machine.exited with oom_killed:\n{}",
-            events.stdout
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let args = ["events", "--no-tail", "--kind", "machine.exited", "--json"];
+    wait_for_output_line(d, &args, "machine.exited with oom_killed", |l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .ok()
+            .filter(|e| e["data"]["oom_killed"] == true)
+    })
 }
 
 /// The app's started machine.
