@@ -3,6 +3,7 @@
 //! scrape time, so they are never stale.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -151,7 +152,56 @@ impl Default for Metrics {
     }
 }
 
+/// The `/metrics` series of one app's requests answered with one status: looked up once
+/// and kept by an edge connection, so that its next request like it is counted without
+/// allocating the labels and hashing them twice.
+#[derive(Clone)]
+pub struct EdgeSeries {
+    status: u16,
+    requests: Counter,
+    /// None for a request no app matched: those get no latency.
+    latency: Option<Histogram>,
+}
+
+impl EdgeSeries {
+    /// The status these series count.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Counts one request, answered `elapsed` after it arrived.
+    pub fn record(&self, elapsed: Duration) {
+        self.requests.inc();
+        if let Some(latency) = &self.latency {
+            latency.observe(elapsed.as_secs_f64());
+        }
+    }
+}
+
 impl Metrics {
+    /// The edge series of requests for `app` (empty: none matched) answered `status`.
+    pub fn edge_series(&self, app: &str, status: u16) -> EdgeSeries {
+        let requests = self
+            .edge_requests
+            .get_or_create(&EdgeRequestLabels {
+                app: app.to_string(),
+                status,
+            })
+            .clone();
+        let latency = (!app.is_empty()).then(|| {
+            self.edge_latency
+                .get_or_create(&AppLabel {
+                    app: app.to_string(),
+                })
+                .clone()
+        });
+        EdgeSeries {
+            status,
+            requests,
+            latency,
+        }
+    }
+
     /// Drops the series of a destroyed app, which would otherwise be exported for as long
     /// as the daemon runs (and come back with their old counts for an app of the same
     /// name).
@@ -206,5 +256,30 @@ mod tests {
             text.contains(r#"lakefly_edge_request_duration_seconds_count{app="kept"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_kept_series_counts_into_the_exported_one_and_no_app_gets_no_latency() {
+        let metrics = Metrics::default();
+        let kept = metrics.edge_series("web", 200);
+        kept.record(Duration::from_millis(1));
+        kept.record(Duration::from_millis(1));
+        metrics
+            .edge_series("", 404)
+            .record(Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"lakefly_edge_requests_total{app="web",status="200"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"lakefly_edge_request_duration_seconds_count{app="web"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"lakefly_edge_requests_total{app="",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"seconds_count{app=""}"#), "{text}");
     }
 }

@@ -86,6 +86,11 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
         metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="503"} 1"#),
         "{metrics}"
     );
+    // A status between two others on one connection is counted in its own series.
+    assert!(
+        metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="502"} 1"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("lakefly_edge_request_duration_seconds_bucket"),
         "{metrics}"

@@ -27,7 +27,6 @@ use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop, ClientHop
 use super::pool::Conn;
 use super::routes::{Route, UpstreamHttp};
 use super::{statics, EdgeState, Scheme};
-use crate::daemon::metrics::{AppLabel, EdgeRequestLabels};
 
 /// Responses with a known length below this are read whole before they are sent on.
 const BUFFER_SMALLER_THAN: u64 = 64 * 1024;
@@ -142,20 +141,8 @@ impl EdgeState {
     /// Counts an answered request in `/metrics`.
     pub(super) fn count(&self, app: &str, status: u16, started: Instant) {
         self.metrics
-            .edge_requests
-            .get_or_create(&EdgeRequestLabels {
-                app: app.to_string(),
-                status,
-            })
-            .inc();
-        if !app.is_empty() {
-            self.metrics
-                .edge_latency
-                .get_or_create(&AppLabel {
-                    app: app.to_string(),
-                })
-                .observe(started.elapsed().as_secs_f64());
-        }
+            .edge_series(app, status)
+            .record(started.elapsed());
     }
 }
 

@@ -34,6 +34,7 @@ use super::http::is_idempotent;
 use super::pool;
 use super::routes::Route;
 use super::{statics, EdgeState};
+use crate::daemon::metrics::EdgeSeries;
 
 /// The status counted for a request whose client went away before it was answered
 /// (nginx's 499).
@@ -63,6 +64,25 @@ struct Client {
     idle: Duration,
     /// How long a body or an answer may wait for its reader or writer.
     stall: Duration,
+    /// The `/metrics` series its last request was counted in, and the route it went to.
+    counted: Option<(Arc<Route>, EdgeSeries)>,
+}
+
+impl Client {
+    /// Counts a request to `route` answered `status` in `/metrics`. A connection's
+    /// requests mostly go to one route and get one status, so the series of the last are
+    /// kept: the route is matched by identity, as a destroyed app's series are dropped
+    /// and one made again under its name gets a new route.
+    fn count(&mut self, state: &EdgeState, route: &Arc<Route>, status: u16, started: Instant) {
+        let series = match &self.counted {
+            Some((last, series)) if Arc::ptr_eq(last, route) && series.status() == status => series,
+            _ => {
+                let series = state.metrics.edge_series(&route.app, status);
+                &self.counted.insert((route.clone(), series)).1
+            }
+        };
+        series.record(started.elapsed());
+    }
 }
 
 /// What the next request on a connection is.
@@ -100,6 +120,7 @@ pub async fn serve(
         head_deadline: Box::pin(tokio::time::sleep(state.idle_timeout)),
         idle: state.idle_timeout,
         stall: state.stall_timeout,
+        counted: None,
     };
     loop {
         match next_request(&state, &mut client, fixed.as_ref()).await {
@@ -188,7 +209,7 @@ async fn next_request(
 /// Relays one request and its response, counting it in `/metrics`.
 async fn exchange(
     state: &EdgeState,
-    route: &Route,
+    route: &Arc<Route>,
     client: &mut Client,
     head: RequestHead,
 ) -> After {
@@ -199,7 +220,7 @@ async fn exchange(
         .as_ref()
         .map(|_| (head.method.clone(), head.host.clone(), head.target.clone()));
     let (status, after) = proxy(state, route, client, head).await;
-    state.count(&route.app, status, started);
+    client.count(state, route, status, started);
     if let Some((method, host, target)) = &logged {
         let entry = Entry {
             app: &route.app,
