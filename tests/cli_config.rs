@@ -462,7 +462,7 @@ fn launch_writes_a_valid_config_without_asking_when_stdin_is_not_a_terminal() {
     )
     .unwrap();
     fs::write(app.join("requirements.txt"), "flask\n").unwrap();
-    let run = lakefly(&app, &["launch", "--no-deploy"]).expect_code(0);
+    let run = lakefly(&app, &["launch", "--no-deploy", "--no-create"]).expect_code(0);
     assert_eq!(
         run.stderr,
         "wrote fly.toml for app my-service (from Procfile, requirements.txt)\nadded /.venv/, __pycache__/ to .lakeflyignore: uploads leave them out (the build makes them on the host)\nnext: review it, then `lakefly config validate` and `lakefly deploy`\n"
@@ -490,7 +490,7 @@ fn launch_runs_a_node_app_in_production_with_its_build_dependencies_installed() 
         r#"{"scripts": {"start": "node server.js", "build": "vite build"}}"#,
     )
     .unwrap();
-    lakefly(&app, &["launch", "--no-deploy"]).expect_code(0);
+    lakefly(&app, &["launch", "--no-deploy", "--no-create"]).expect_code(0);
     let cfg = lakefly(&app, &["config", "show"]).expect_code(0).json();
     assert_eq!(cfg["env"]["NODE_ENV"], "production");
     assert_eq!(
@@ -503,7 +503,11 @@ fn launch_runs_a_node_app_in_production_with_its_build_dependencies_installed() 
 #[test]
 fn launch_refuses_to_overwrite_without_force() {
     let dir = project(HELLO);
-    let run = lakefly(dir.path(), &["launch", "--name", "x", "--no-deploy"]).expect_code(6);
+    let run = lakefly(
+        dir.path(),
+        &["launch", "--name", "x", "--no-deploy", "--no-create"],
+    )
+    .expect_code(6);
     assert_eq!(
         run.stderr,
         "error: fly.toml already exists\nhint: pass --force to overwrite it\n"
@@ -514,7 +518,14 @@ fn launch_refuses_to_overwrite_without_force() {
     );
     lakefly(
         dir.path(),
-        &["launch", "--name", "x", "--force", "--no-deploy"],
+        &[
+            "launch",
+            "--name",
+            "x",
+            "--force",
+            "--no-deploy",
+            "--no-create",
+        ],
     )
     .expect_code(0);
     assert!(fs::read_to_string(dir.path().join("fly.toml"))

@@ -1,7 +1,8 @@
 //! `lakefly launch` end to end: a Rails app's `config/master.key` becomes, as `fly launch`
 //! makes it, the app's `RAILS_MASTER_KEY` secret (staged, so the first release applies
 //! it), its value never printed; a Python app's own virtualenv stays home; a directory of
-//! web pages is served as a static site.
+//! web pages is served as a static site; `--no-deploy` creates the app, as flyctl does, and
+//! an app another project runs is not launched over.
 
 mod common;
 
@@ -277,4 +278,77 @@ fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is
             assert!(run.stderr.contains(&said), "{args:?}: {}", run.stderr);
         }
     }
+}
+
+/// flyctl's documented way to launch an app that needs credentials: `fly launch
+/// --no-deploy`, `fly secrets set`, `fly deploy`. The launch creates the app, so the
+/// secret has an app to go to; a second project launched under the same name is refused,
+/// not deployed over the first.
+#[test]
+fn launch_no_deploy_creates_the_app_so_secrets_can_be_set_before_the_first_deploy() {
+    let d = TestDaemon::start();
+    let root = tempfile::tempdir().unwrap();
+    let site = static_site(root.path());
+    let remote = ["--remote", d.api.as_str()];
+    let cli =
+        |dir: &std::path::Path, args: &[&str]| common::lakefly(dir, &[&remote[..], args].concat());
+
+    let run = cli(&site, &["launch", "--no-deploy", "--name", "site"]).expect_code(0);
+    assert!(run.stderr.contains("created app site\n"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`lakefly secrets set`"),
+        "{}",
+        run.stderr
+    );
+    cli(&site, &["secrets", "set", "GREETING=hi"]).expect_code(0);
+    cli(&site, &["deploy"]).expect_code(0);
+    let secrets = cli(&site, &["secrets", "list", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(secrets[0]["name"], "GREETING", "{secrets}");
+    assert_eq!(secrets[0]["status"], "deployed", "{secrets}");
+
+    // Launched again from its own directory (the file names it): taken as it is.
+    let again = [
+        "launch",
+        "--no-deploy",
+        "--force",
+        "--name",
+        "site",
+        "--json",
+    ];
+    let launched = cli(&site, &again).expect_code(0).json();
+    assert_eq!(launched["created"], false, "{launched}");
+
+    // Another project under the same name: refused, nothing written, the app untouched.
+    let other = app_with(root.path(), "other", &[("index.html", "<h1>other</h1>\n")]);
+    let run = cli(&other, &["launch", "--name", "site"]).expect_code(6);
+    assert!(
+        run.stderr.starts_with(
+            "error: app site already exists and runs release v1\n\
+             hint: `lakefly deploy -a site` deploys this directory to it"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!other.join("fly.toml").exists());
+    let (status, _, body) = get_from_edge(&d, "/");
+    assert_eq!((status, body.as_str()), (200, "<h1>the site</h1>\n"));
+
+    // `--no-create` only writes the file.
+    let run = cli(
+        &other,
+        &["launch", "--no-deploy", "--no-create", "--name", "draft"],
+    );
+    run.expect_code(0);
+    let apps = cli(&other, &["apps", "list", "--json"])
+        .expect_code(0)
+        .json();
+    let names: Vec<&str> = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|app| app["name"].as_str())
+        .collect();
+    assert_eq!(names, ["site"], "{apps}");
 }

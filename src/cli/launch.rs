@@ -23,9 +23,12 @@ pub struct LaunchArgs {
     /// Overwrite an existing config file.
     #[arg(long)]
     pub force: bool,
-    /// Only write the config file.
+    /// Write the config file and create the app, without deploying it.
     #[arg(long)]
     pub no_deploy: bool,
+    /// Only write the config file: the app is not created on the daemon.
+    #[arg(long, alias = "no-create-app", requires = "no_deploy")]
+    pub no_create: bool,
     /// flyctl's flags with nothing to do here (noted), or refused with what to do.
     #[command(flatten)]
     pub flyctl: super::flyctl_flags::LaunchFlags,
@@ -66,6 +69,13 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
     if let Err(problem) = names::check_app_name(&name) {
         return Err(Error::InvalidAppName { name, problem });
     }
+    // The app first: a daemon that cannot be reached, or an app of that name that is
+    // another project's, leaves nothing written.
+    let named_here = crate::config::load(path)
+        .ok()
+        .and_then(|loaded| loaded.config.app)
+        .is_some_and(|app| app == name);
+    let created = !args.no_create && claim_app(global, &name, named_here)?;
     let text = launch::render(&name, &plan);
     crate::atomic_write::write(path, text.as_bytes(), 0o644)?;
     let left_out = launch::lakeflyignore::add(&dir, &plan.left_out)?;
@@ -75,6 +85,8 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
         struct Launched<'a> {
             file: &'a Path,
             app: &'a str,
+            /// Whether the app was created on the daemon by this launch.
+            created: bool,
             detected: &'a [String],
             /// Patterns added to `.lakeflyignore`.
             left_out: &'a [&'a str],
@@ -82,6 +94,7 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
         let launched = Launched {
             file: path,
             app: &name,
+            created,
             detected: &plan.sources,
             left_out: &left_out,
         };
@@ -100,6 +113,9 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
             "wrote {} for app {name} ({found})",
             path.display()
         ));
+        if created {
+            out.note(&format!("created app {name}"));
+        }
         if !left_out.is_empty() {
             let why = match plan.secret_files.is_empty() {
                 true => "the build makes them on the host",
@@ -116,7 +132,13 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
                     "{secret} must be a secret: `lakefly secrets set {secret}=- < {file}`"
                 ));
             }
-            out.note("next: review it, then `lakefly config validate` and `lakefly deploy`");
+            out.note(match args.no_create {
+                true => "next: review it, then `lakefly config validate` and `lakefly deploy`",
+                false => {
+                    "next: review it, then `lakefly config validate`, `lakefly secrets set` \
+                          for any credentials it needs, and `lakefly deploy`"
+                }
+            });
             return Ok(());
         }
     }
@@ -148,7 +170,16 @@ fn deploy_as_it_is(global: &GlobalArgs, args: &LaunchArgs, path: &Path) -> Resul
         }
     }
     if args.no_deploy {
-        global.output().note(&format!(
+        let config = crate::config::load(path)?.config;
+        let created = match (&config.app, args.no_create) {
+            (Some(app), false) => claim_app(global, app, true)?,
+            _ => false,
+        };
+        let out = global.output();
+        if created {
+            out.note(&format!("created app {}", config.app.unwrap_or_default()));
+        }
+        out.note(&format!(
             "kept {} as it is (--copy-config); `lakefly deploy` deploys it",
             path.display()
         ));
@@ -157,8 +188,33 @@ fn deploy_as_it_is(global: &GlobalArgs, args: &LaunchArgs, path: &Path) -> Resul
     super::deploy::run(global, super::deploy::DeployArgs::default())
 }
 
-/// Stages each secret whose value is in a file of the app's directory (creating the app
-/// first), as `fly launch` sets `RAILS_MASTER_KEY`: the release the deploy starts applies
+/// Makes sure the daemon has `app`, creating it as `fly launch` does, so that its secrets
+/// can be set before its first deploy: whether it was created. An app that has run a
+/// release is another project's unless the config file here already names it (`launch
+/// --force` again): it is refused rather than deployed over, as flyctl will not launch
+/// into an app that exists. One with no release yet (`lakefly apps create`) is taken.
+fn claim_app(global: &GlobalArgs, app: &str, named_here: bool) -> Result<bool, Error> {
+    let out = global.output();
+    let api = super::remote::client(global)?;
+    super::remote::block_on(async {
+        match api.app(app).await? {
+            Some(existing) => match existing.current_release {
+                Some(version) if !named_here => Err(Error::AppTaken {
+                    app: app.to_string(),
+                    version,
+                }),
+                _ => Ok(false),
+            },
+            None => {
+                api.create_app(app).await?;
+                super::volumes::note_leftovers(&api, app, out).await;
+                Ok(true)
+            }
+        }
+    })
+}
+
+/// Stages each secret whose value is in a file of the app's directory, as `fly launch` sets `RAILS_MASTER_KEY`: the release the deploy starts applies
 /// them. A secret the app has already is left as it is.
 fn stage_secret_files(
     global: &GlobalArgs,
@@ -176,10 +232,6 @@ fn stage_secret_files(
         set.insert(name.clone(), crate::api::types::SecretValue(secret));
     }
     super::remote::block_on(async {
-        if api.app(app).await?.is_none() {
-            api.create_app(app).await?;
-            super::volumes::note_leftovers(&api, app, out).await;
-        }
         let present: Vec<String> = (api.secrets(app).await?)
             .into_iter()
             .map(|s| s.name)

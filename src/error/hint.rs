@@ -65,6 +65,9 @@ impl Error {
             Error::Detached { app, .. } => Some(format!(
                 "follow it again with `lakefly events -a {app}`, or stop it: `lakefly releases cancel -a {app}`"
             )),
+            Error::AppTaken { app, .. } => Some(format!(
+                "`lakefly deploy -a {app}` deploys this directory to it; to launch a new app, pick another name with --name"
+            )),
             Error::WentLive { app, .. } => Some(format!(
                 "`lakefly rollback -a {app}` goes back to the release before it"
             )),

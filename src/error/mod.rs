@@ -244,6 +244,15 @@ pub enum Error {
         running: Option<u64>,
     },
 
+    /// `launch` would deploy a new project into an app that runs another's releases.
+    #[error("app {app} already exists and runs release v{version}")]
+    AppTaken {
+        /// The app.
+        app: String,
+        /// Its current release.
+        version: u64,
+    },
+
     /// `releases cancel` came too late: the release went live.
     #[error("release v{version} went live before it could be cancelled")]
     WentLive {
@@ -438,6 +447,7 @@ impl Error {
             Error::Api(ClientError::UnknownRequest { .. }) => "unknown_request",
             Error::DeployFailed { .. } => "deploy_failed",
             Error::WentLive { .. } => "went_live",
+            Error::AppTaken { .. } => "app_exists",
             Error::Detached { .. } => "detached",
             Error::LostDaemon { .. } => "daemon_lost",
             Error::ExecFailed {
@@ -551,7 +561,8 @@ impl Error {
             Error::Edit { .. }
             | Error::AlreadyExists { .. }
             | Error::StateLocked { .. }
-            | Error::WentLive { .. } => exit::CONFLICT,
+            | Error::WentLive { .. }
+            | Error::AppTaken { .. } => exit::CONFLICT,
             Error::Bind { .. }
             | Error::NoStateDir
             | Error::NoHome { .. }
