@@ -29,6 +29,12 @@ fn a_crashing_release_fails_with_exit_7_and_the_previous_one_keeps_running() {
         run.stderr
     );
     assert!(
+        run.stderr
+            .contains("times before it was healthy (last time it exited with code 3)"),
+        "how the last crash ended: {}",
+        run.stderr
+    );
+    assert!(
         run.stderr.contains("boom: missing DATABASE_URL"),
         "the machine's last log lines: {}",
         run.stderr

@@ -238,9 +238,12 @@ impl Rollout<'_> {
                     let n = crashes.entry(id.clone()).or_default();
                     *n += 1;
                     if *n >= CRASHES_BEFORE_FAILING {
+                        // How the last one ended tells a crash (a code) from a kill (the
+                        // memory limit, a signal).
+                        let how = how_it_ended(&event.data);
                         return Err(Failure::of_exit(
                             &id,
-                            format!("the app appears to be crashing: machine {id} exited {n} times before it was healthy"),
+                            format!("the app appears to be crashing: machine {id} exited {n} times before it was healthy (last time it {how})"),
                             last_output.get(&id).cloned(),
                         ));
                     }
