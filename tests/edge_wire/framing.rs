@@ -1,6 +1,6 @@
 //! How requests and answers are framed: head limits, pipelining, chunked bodies, HEAD and
 //! HTTP/1.0, answers an app got wrong, hosts named twice or not at all, a request framed
-//! two ways.
+//! two ways, a chunked body with bare line feeds.
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -227,5 +227,25 @@ async fn a_request_framed_two_ways_is_answered_once_and_its_connection_closed() 
     if resp.status == 200 {
         assert_eq!(resp.json()["bytes"], 0, "the chunked framing won");
     }
+    assert!(wire.closed().await, "no answer to the smuggled request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_whose_lines_do_not_end_in_crlf_is_refused() {
+    let (_s, mut wire) = deployed().await;
+    // Bare LFs: a lenient reader ends this body after "hello" and reads a second request
+    // after it; a strict one reads something else. Passed on as it came, the two would
+    // disagree, so it is refused before any of it reaches the app.
+    let smuggled = get("/smuggled");
+    wire.send(&format!(
+        "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n{smuggled}"
+    ))
+    .await;
+    let resp = wire.response(false).await;
+    assert_eq!(resp.status, 400, "{resp:?}");
+    assert!(
+        String::from_utf8_lossy(&resp.body).contains("malformed chunked request body"),
+        "{resp:?}"
+    );
     assert!(wire.closed().await, "no answer to the smuggled request");
 }

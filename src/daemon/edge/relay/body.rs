@@ -37,7 +37,10 @@ enum State {
     Done,
 }
 
-/// The chunked-coding grammar, one byte (or one run of data) at a time.
+/// The chunked-coding grammar, one byte (or one run of data) at a time. Every line ends
+/// in CRLF (RFC 9112 7.1): bytes pass through as they came, so a bare LF or CR that this
+/// relay read one way and the app another would let a client hide a second request in a
+/// body ("funky chunks" smuggling). It is refused, as hyper refuses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
     Size { size: u64, digits: bool },
@@ -48,6 +51,7 @@ enum Chunk {
     DataLf,
     TrailerLineStart,
     TrailerLine,
+    TrailerLf,
     EndLf,
 }
 
@@ -140,21 +144,22 @@ fn step(chunk: Chunk, byte: u8) -> Result<State, Malformed> {
         (Chunk::Size { size, digits: true } | Chunk::Extension { size }, b'\r') => {
             State::Chunk(Chunk::SizeLf { size })
         }
-        (Chunk::Size { size, digits: true } | Chunk::Extension { size }, b'\n')
-        | (Chunk::SizeLf { size }, b'\n') => after_size(size),
-        (Chunk::Extension { size }, _) => State::Chunk(Chunk::Extension { size }),
+        (Chunk::SizeLf { size }, b'\n') => after_size(size),
+        // Any other byte of an extension (a bare LF is none: it would end the line for a
+        // lenient reader).
+        (Chunk::Extension { size }, b) if b != b'\n' => State::Chunk(Chunk::Extension { size }),
         (Chunk::DataCr, b'\r') => State::Chunk(Chunk::DataLf),
-        (Chunk::DataCr | Chunk::DataLf, b'\n') => State::Chunk(Chunk::Size {
+        (Chunk::DataLf, b'\n') => State::Chunk(Chunk::Size {
             size: 0,
             digits: false,
         }),
         (Chunk::TrailerLineStart, b'\r') => State::Chunk(Chunk::EndLf),
-        (Chunk::TrailerLineStart | Chunk::EndLf, b'\n') => State::Done,
-        (Chunk::TrailerLineStart | Chunk::TrailerLine, b) => State::Chunk(if b == b'\n' {
-            Chunk::TrailerLineStart
-        } else {
-            Chunk::TrailerLine
-        }),
+        (Chunk::EndLf, b'\n') => State::Done,
+        (Chunk::TrailerLineStart | Chunk::TrailerLine, b'\r') => State::Chunk(Chunk::TrailerLf),
+        (Chunk::TrailerLf, b'\n') => State::Chunk(Chunk::TrailerLineStart),
+        (Chunk::TrailerLineStart | Chunk::TrailerLine, b) if b != b'\n' => {
+            State::Chunk(Chunk::TrailerLine)
+        }
         _ => return Err(Malformed),
     };
     Ok(next)
@@ -288,6 +293,38 @@ mod tests {
         assert_eq!(
             feed(Framing::Chunked, &[b"ffffffffffffffffff\r\n"]),
             Err(Malformed)
+        );
+    }
+
+    #[test]
+    fn a_chunked_line_not_ended_by_crlf_is_refused() {
+        for body in [
+            &b"4\nabcd\r\n0\r\n\r\n"[..],
+            b"4;ext\nabcd\r\n0\r\n\r\n",
+            b"4\r\nabcd\n0\r\n\r\n",
+            b"4\r\nabcd\rX0\r\n\r\n",
+            b"0\n\n",
+            b"0\r\n\n",
+            b"0\r\nx-t: 1\n\r\n",
+            b"0\r\nx-t: 1\rX\r\n\r\n",
+            b"0\r\n\rX",
+        ] {
+            assert_eq!(
+                feed(Framing::Chunked, &[body]),
+                Err(Malformed),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // A CR inside an extension is no line end either.
+        assert_eq!(
+            feed(Framing::Chunked, &[b"1;a\rb\r\nx\r\n"]),
+            Err(Malformed)
+        );
+        let two_trailers: &[u8] = b"0\r\na: 1\r\nb: 2\r\n\r\n";
+        assert_eq!(
+            feed(Framing::Chunked, &[two_trailers]),
+            Ok((two_trailers.len(), true))
         );
     }
 
