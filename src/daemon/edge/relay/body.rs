@@ -155,7 +155,7 @@ fn step(chunk: Chunk, byte: u8) -> Result<State, Malformed> {
         }),
         (Chunk::TrailerLineStart, b'\r') => State::Chunk(Chunk::EndLf),
         (Chunk::EndLf, b'\n') => State::Done,
-        (Chunk::TrailerLineStart | Chunk::TrailerLine, b'\r') => State::Chunk(Chunk::TrailerLf),
+        (Chunk::TrailerLine, b'\r') => State::Chunk(Chunk::TrailerLf),
         (Chunk::TrailerLf, b'\n') => State::Chunk(Chunk::TrailerLineStart),
         (Chunk::TrailerLineStart | Chunk::TrailerLine, b) if b != b'\n' => {
             State::Chunk(Chunk::TrailerLine)
