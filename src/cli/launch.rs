@@ -132,12 +132,11 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
                     "{secret} must be a secret: `lakefly secrets set {secret}=- < {file}`"
                 ));
             }
-            out.note(match args.no_create {
-                true => "next: review it, then `lakefly config validate` and `lakefly deploy`",
-                false => {
-                    "next: review it, then `lakefly config validate`, `lakefly secrets set` \
-                          for any credentials it needs, and `lakefly deploy`"
-                }
+            out.note(if args.no_create {
+                "next: review it, then `lakefly config validate` and `lakefly deploy`"
+            } else {
+                "next: review it, then `lakefly config validate`, `lakefly secrets set` for any \
+                 credentials it needs, and `lakefly deploy`"
             });
             return Ok(());
         }
@@ -214,8 +213,9 @@ fn claim_app(global: &GlobalArgs, app: &str, named_here: bool) -> Result<bool, E
     })
 }
 
-/// Stages each secret whose value is in a file of the app's directory, as `fly launch` sets `RAILS_MASTER_KEY`: the release the deploy starts applies
-/// them. A secret the app has already is left as it is.
+/// Stages each secret whose value is in a file of the app's directory, as `fly launch`
+/// sets `RAILS_MASTER_KEY`: the release the deploy starts applies them. A secret the app
+/// has already is left as it is.
 fn stage_secret_files(
     global: &GlobalArgs,
     app: &str,
