@@ -1,6 +1,6 @@
 //! Kept-alive connections on both sides: an app that hangs them up, the edge's own error
 //! pages keeping them, which port they go back to, the hand-over to the full server, idle
-//! timeouts.
+//! timeouts, HTTP/2 without TLS.
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -257,4 +257,33 @@ async fn an_apps_http_options_idle_timeout_replaces_the_edges_own() {
     let resp = kept.response(false).await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["path"], "/after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_connection_that_opens_with_http2s_preface_is_served_over_http2() {
+    // h2c with prior knowledge, as a gRPC client without TLS connects.
+    let (_s, wire) = deployed().await;
+    let io = hyper_util::rt::TokioIo::new(wire.stream);
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("an HTTP/2 handshake");
+    tokio::spawn(conn);
+    for path in ["/over-h2c", "/again"] {
+        let request = hyper::Request::get(format!("http://{HOST}{path}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = tokio::time::timeout(DEADLINE, sender.send_request(request))
+            .await
+            .expect("an answer in time")
+            .expect("an answer");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["path"], path, "{json}");
+    }
 }

@@ -1,6 +1,6 @@
 //! Client connections served with hyper's full server: HTTP/1 for what the relay hands
 //! over and for HTTPS clients that chose it, HTTP/2 for HTTPS clients that offered it
-//! (ALPN `h2`). Requests are answered by `http::handle` either way, and a connection
+//! (ALPN `h2`) and for plain connections that open with its preface (h2c). Requests are answered by `http::handle` either way, and a connection
 //! with no request in progress for its idle timeout is closed gracefully: HTTP/1 as
 //! nginx does at `keepalive_timeout`, HTTP/2 with GOAWAY; in TLS, after `close_notify`.
 
@@ -70,8 +70,8 @@ pub(super) async fn serve_http1<T>(
     }
 }
 
-/// Serves an HTTPS connection whose client chose HTTP/2, on the service port `fixed` (or
-/// routed by host name).
+/// Serves an HTTP/2 connection (HTTPS whose client chose it, or plain h2c with prior
+/// knowledge), on the service port `fixed` (or routed by host name).
 /// Each stream is a request handled as over HTTP/1.1 (and sent to a machine over
 /// HTTP/1.1). With no stream open for `idle`, the connection is told to go away (GOAWAY)
 /// and closes.

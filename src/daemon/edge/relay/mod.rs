@@ -3,7 +3,8 @@
 //! own framing over a kept-alive connection, in one task and with one buffer a side, as
 //! nginx's proxy does. Anything else on a connection (HTTP/1.0, upgrades, `Expect`,
 //! static files, unknown apps, malformed heads) hands the connection, with the bytes
-//! read so far, to the full hyper server in `http.rs`.
+//! read so far, to the full hyper server in `http.rs`: over HTTP/2 when it opened with
+//! HTTP/2's preface (h2c with prior knowledge, as gRPC clients without TLS speak).
 
 mod body;
 mod message;
@@ -50,6 +51,17 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// through its eventfd; doing it for every request cost a syscall and a loop turn on
 /// about one request in ten.
 const HEADER_DEADLINE_SLACK: Duration = Duration::from_secs(5);
+
+/// How an HTTP/2 connection without TLS begins (RFC 9113 3.4): its first line, which no
+/// HTTP/1 server takes for a request.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// Whether a connection's first bytes are HTTP/2's preface, or as much of it as came: its
+/// first line is refused as HTTP/1 as soon as `HTTP/2` is read, which may be before the
+/// line has all arrived.
+fn opens_h2(buf: &[u8]) -> bool {
+    !buf.is_empty() && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())])
+}
 
 /// The client side of a connection being served.
 struct Client {
@@ -122,17 +134,25 @@ pub async fn serve(
         stall: state.stall_timeout,
         counted: None,
     };
+    // Only a connection's first bytes may be HTTP/2's preface.
+    let mut first = true;
     loop {
         match next_request(&state, &mut client, fixed.as_ref()).await {
             Next::Relay(head, route) => {
+                first = false;
                 if exchange(&state, &route, &mut client, head).await == After::Close {
                     break;
                 }
             }
             Next::HandOver => {
+                let h2 = first && opens_h2(&client.buf);
                 let io = rewind::Rewind::new(client.buf.freeze(), client.stream);
                 let idle = client.idle;
-                super::conn::serve_http1(state, io, hop, fixed, idle).await;
+                if h2 {
+                    super::conn::serve_h2(state, io, hop, fixed, idle).await;
+                } else {
+                    super::conn::serve_http1(state, io, hop, fixed, idle).await;
+                }
                 break;
             }
             Next::Closed => break,
