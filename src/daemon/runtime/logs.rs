@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rusqlite::params;
+use rusqlite::params_from_iter;
 use tokio::sync::mpsc;
 
 use super::output_lines::OutputLines;
@@ -88,6 +88,50 @@ impl LogSink {
     }
 }
 
+/// Rows one INSERT statement writes: a statement stepped through per row cost about as
+/// much as the row itself.
+const ROWS_PER_INSERT: usize = 32;
+
+/// Inserts `lines`, [`ROWS_PER_INSERT`] to a statement.
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    lines: &[LogLine],
+) -> Result<(), crate::daemon::store::StoreError> {
+    let row = "(?, ?, ?, ?, ?)";
+    let sql = |rows: usize| {
+        let values = vec![row; rows].join(", ");
+        format!("INSERT INTO logs (time, app, machine, stream, line) VALUES {values}")
+    };
+    let mut chunks = lines.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut stmt = tx
+            .prepare_cached(&sql(ROWS_PER_INSERT))
+            .map_err(sqlite(path))?;
+        for chunk in chunks.by_ref() {
+            stmt.execute(params_from_iter(chunk.iter().flat_map(columns)))
+                .map_err(sqlite(path))?;
+        }
+    }
+    let mut stmt = tx.prepare_cached(&sql(1)).map_err(sqlite(path))?;
+    for line in chunks.remainder() {
+        stmt.execute(params_from_iter(columns(line)))
+            .map_err(sqlite(path))?;
+    }
+    Ok(())
+}
+
+/// A line's values, in the order of the logs table's columns.
+fn columns(line: &LogLine) -> [&dyn rusqlite::ToSql; 5] {
+    [
+        &line.time,
+        &line.app,
+        &line.machine,
+        &line.stream,
+        &line.line,
+    ]
+}
+
 async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app: u64) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut since_prune = 0usize;
@@ -105,16 +149,10 @@ async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app
         let result = store
             .run(move |conn, path| {
                 let tx = conn.transaction().map_err(sqlite(path))?;
-                {
-                    let mut stmt = tx
-                        .prepare_cached("INSERT INTO logs (time, app, machine, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)")
-                        .map_err(sqlite(path))?;
-                    for l in &lines {
-                        stmt.execute(params![l.time, l.app, l.machine, l.stream, l.line]).map_err(sqlite(path))?;
-                    }
-                }
+                insert(&tx, path, &lines)?;
                 if prune {
-                    let apps: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.app.as_str()).collect();
+                    let apps: std::collections::BTreeSet<&str> =
+                        lines.iter().map(|l| l.app.as_str()).collect();
                     for app in apps {
                         crate::daemon::store::logs::prune(&tx, path, app, keep_per_app)?;
                     }
@@ -152,4 +190,52 @@ pub fn streams_of(child: &mut tokio::process::Child) -> super::live_restore::Str
         streams.push(("stderr", Box::new(err)));
     }
     streams
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_stored_whole_and_in_order_across_statements() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        // Two full statements' worth and a few rows more, two apps interleaved.
+        let lines: Vec<LogLine> = (0..ROWS_PER_INSERT * 2 + 5)
+            .map(|i| LogLine {
+                time: format!("t{i}"),
+                app: if i % 3 == 0 { "quiet" } else { "chatty" }.to_string(),
+                machine: "m".to_string(),
+                stream: if i % 2 == 0 { "stdout" } else { "stderr" },
+                line: format!("line {i}"),
+            })
+            .collect();
+        let stored = store
+            .run_blocking(|conn, path| {
+                let tx = conn.transaction().map_err(sqlite(path))?;
+                insert(&tx, path, &lines)?;
+                tx.commit().map_err(sqlite(path))?;
+                let mut stmt = conn
+                    .prepare("SELECT time, app, stream, line FROM logs ORDER BY id")
+                    .map_err(sqlite(path))?;
+                let rows = stmt
+                    .query_map([], |row| {
+                        Ok(format!(
+                            "{} {} {} {}",
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?
+                        ))
+                    })
+                    .map_err(sqlite(path))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sqlite(path))
+            })
+            .expect("stored");
+        let sent: Vec<String> = lines
+            .iter()
+            .map(|l| format!("{} {} {} {}", l.time, l.app, l.stream, l.line))
+            .collect();
+        assert_eq!(stored, sent);
+    }
 }
