@@ -5,7 +5,7 @@ One machine writes N lines (default 1,000,000) to stdout as fast as it can; prin
   * the ingest rate: lines per second from machine start until the last line is stored;
   * the time to read the last 50 lines of that log (median and max of 50 reads),
     which is what `lakefly logs -n 50` does first;
-  * the daemon's RSS before and after, and its CPU time during ingest.
+  * the daemon's RSS before and after, and its CPU time during ingest (and per line).
 
 Usage: scripts/bench/logs.py [--lakeflyd target/release/lakeflyd] [--lines 1000000]
 """
@@ -54,6 +54,7 @@ def main():
               f"{max(reads) * 1000:.1f} ms")
         print(f"  daemon RSS before / after   {rss_before:.1f} / {rss_after:.1f} MB")
         print(f"  daemon CPU during ingest    {cpu:.2f} s ({cpu / took * 100:.0f}% of one core)")
+        print(f"  daemon CPU per line         {cpu / args.lines * 1e6:.2f} µs")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,11 @@ fn columns(line: &LogLine) -> [&dyn rusqlite::ToSql; 5] {
 async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app: u64) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut since_prune = 0usize;
+    // Finding an app's oldest line to keep walks past the `keep_per_app` newest, so a
+    // prune costs as much as the log kept: pruning once a sixteenth of that has come in
+    // keeps its cost a line the same however many are kept (a log may then hold that
+    // many more until the next prune).
+    let prune_every = (BATCH * 4).max(usize::try_from(keep_per_app / 16).unwrap_or(usize::MAX));
     // Lines dropped since the store last took a batch (a full disk): said once when it
     // starts and once when it ends, not once a batch.
     let mut dropped = 0usize;
@@ -142,7 +147,7 @@ async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app
         let lines = std::mem::take(&mut batch);
         let count = lines.len();
         since_prune += count;
-        let prune = since_prune >= BATCH * 4;
+        let prune = since_prune >= prune_every;
         if prune {
             since_prune = 0;
         }
@@ -237,5 +242,37 @@ mod tests {
             .map(|l| format!("{} {} {} {}", l.time, l.app, l.stream, l.line))
             .collect();
         assert_eq!(stored, sent);
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_each_apps_log_near_its_bound_and_its_newest_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_lines(store.clone(), rx, 100));
+        let total = BATCH * 4 * 3;
+        for i in 0..total {
+            let line = LogLine {
+                time: "t".into(),
+                app: "chatty".into(),
+                machine: "m".into(),
+                stream: "stdout",
+                line: i.to_string(),
+            };
+            tx.send(line).await.expect("the writer takes lines");
+        }
+        drop(tx);
+        writer.await.expect("the writer ends with its channel");
+        let (count, newest) = store
+            .run_blocking(|conn, path| {
+                conn.query_row("SELECT count(*), max(line + 0) FROM logs", [], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(sqlite(path))
+            })
+            .expect("counted");
+        // Pruned to 100 at each step, with at most one step's lines come in since.
+        assert!((100..=100 + (BATCH * 4) as i64).contains(&count), "{count}");
+        assert_eq!(newest, total as i64 - 1);
     }
 }
