@@ -293,7 +293,8 @@ impl Deployer {
         let (live, mut lines) = tokio::sync::mpsc::channel::<oneoff::LiveLine>(64);
         let log_as = run.log_as;
         let shower = {
-            let (this, app) = (self.clone(), app.to_string());
+            let (this, app) = (self.clone(), std::sync::Arc::<str>::from(app));
+            let log_as = log_as.map(std::sync::Arc::<str>::from);
             let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
             tokio::spawn(async move {
                 let mut shown = 0;

@@ -185,11 +185,15 @@ async fn run_command(
     // `job:NAME#RUN`), secrets hidden as in machines' lines.
     let (live, mut lines) = tokio::sync::mpsc::channel::<oneoff::LiveLine>(64);
     let logger = {
-        let (sink, app) = (ctx.logs.clone(), job.app.clone());
-        let source = match run {
+        let (sink, app) = (
+            ctx.logs.clone(),
+            std::sync::Arc::<str>::from(job.app.as_str()),
+        );
+        let source: std::sync::Arc<str> = match run {
             Some(run) => format!("job:{}#{run}", job.spec.name),
             None => format!("job:{}#unrecorded", job.spec.name),
-        };
+        }
+        .into();
         let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
         tokio::spawn(async move {
             while let Some(oneoff::LiveLine { stream, line }) = lines.recv().await {

@@ -1,6 +1,7 @@
 //! Machine output, line by line, into the store: a channel to one writer task that
 //! inserts in batches and keeps each app's log bounded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::params_from_iter;
@@ -23,10 +24,10 @@ const BATCH: usize = 512;
 pub struct LogLine {
     /// When it was read (RFC 3339).
     pub time: String,
-    /// The app.
-    pub app: String,
+    /// The app (shared by every line of a stream, as is the machine: no copy a line).
+    pub app: Arc<str>,
     /// The machine id, or `job:NAME#RUN` for a job run's command.
-    pub machine: String,
+    pub machine: Arc<str>,
     /// `stdout` or `stderr`.
     pub stream: &'static str,
     /// The text, without its line ending.
@@ -61,11 +62,11 @@ impl LogSink {
         app: &str,
         machine: &str,
         streams: super::live_restore::Streams,
-        secrets: std::sync::Arc<crate::secret::Redactor>,
+        secrets: Arc<crate::secret::Redactor>,
     ) {
         for (stream, pipe) in streams {
             let sink = self.clone();
-            let (app, machine) = (app.to_string(), machine.to_string());
+            let (app, machine): (Arc<str>, Arc<str>) = (app.into(), machine.into());
             let secrets = secrets.clone();
             tokio::spawn(async move {
                 let mut lines = OutputLines::new(pipe);
@@ -157,7 +158,7 @@ async fn write_lines(store: Store, mut rx: mpsc::Receiver<LogLine>, keep_per_app
                 insert(&tx, path, &lines)?;
                 if prune {
                     let apps: std::collections::BTreeSet<&str> =
-                        lines.iter().map(|l| l.app.as_str()).collect();
+                        lines.iter().map(|l| &*l.app).collect();
                     for app in apps {
                         crate::daemon::store::logs::prune(&tx, path, app, keep_per_app)?;
                     }
@@ -209,8 +210,8 @@ mod tests {
         let lines: Vec<LogLine> = (0..ROWS_PER_INSERT * 2 + 5)
             .map(|i| LogLine {
                 time: format!("t{i}"),
-                app: if i % 3 == 0 { "quiet" } else { "chatty" }.to_string(),
-                machine: "m".to_string(),
+                app: if i % 3 == 0 { "quiet" } else { "chatty" }.into(),
+                machine: "m".into(),
                 stream: if i % 2 == 0 { "stdout" } else { "stderr" },
                 line: format!("line {i}"),
             })

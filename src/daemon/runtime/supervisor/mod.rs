@@ -550,8 +550,8 @@ impl Supervisor {
         self.logs
             .push(LogLine {
                 time: now(),
-                app: self.app.clone(),
-                machine: self.id.clone(),
+                app: self.app.as_str().into(),
+                machine: self.id.as_str().into(),
                 stream: "stderr",
                 line,
             })
