@@ -64,7 +64,8 @@ pub struct RunArgs {
     /// Largest bundle upload accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     pub bundle_max_bytes: u64,
-    /// Log lines kept per app (pruned in steps: up to 2,048 lines or a sixteenth more may wait for the next).
+    /// Log lines kept per app (pruned in steps: up to 2,048 lines or a sixteenth more may
+    /// wait for the next).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub log_lines_per_app: u64,
     /// Leave machines running when lakeflyd stops, for its next run on this state

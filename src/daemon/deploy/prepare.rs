@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::in_flight::Cancel;
@@ -293,8 +294,8 @@ impl Deployer {
         let (live, mut lines) = tokio::sync::mpsc::channel::<oneoff::LiveLine>(64);
         let log_as = run.log_as;
         let shower = {
-            let (this, app) = (self.clone(), std::sync::Arc::<str>::from(app));
-            let log_as = log_as.map(std::sync::Arc::<str>::from);
+            let (this, app) = (self.clone(), Arc::<str>::from(app));
+            let log_as = log_as.map(Arc::<str>::from);
             let redactor = crate::secret::Redactor::new(secrets.values().map(String::as_str));
             tokio::spawn(async move {
                 let mut shown = 0;

@@ -1,8 +1,9 @@
 //! Client connections served with hyper's full server: HTTP/1 for what the relay hands
 //! over and for HTTPS clients that chose it, HTTP/2 for HTTPS clients that offered it
-//! (ALPN `h2`) and for plain connections that open with its preface (h2c). Requests are answered by `http::handle` either way, and a connection
-//! with no request in progress for its idle timeout is closed gracefully: HTTP/1 as
-//! nginx does at `keepalive_timeout`, HTTP/2 with GOAWAY; in TLS, after `close_notify`.
+//! (ALPN `h2`) and for plain connections that open with its preface (h2c). Requests are
+//! answered by `http::handle` either way, and a connection with no request in progress
+//! for its idle timeout is closed gracefully: HTTP/1 as nginx does at
+//! `keepalive_timeout`, HTTP/2 with GOAWAY; in TLS, after `close_notify`.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -5,6 +5,7 @@
 //! stopped one started when the app auto-starts, and counted busy during the call).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Context;
@@ -185,11 +186,8 @@ async fn run_command(
     // `job:NAME#RUN`), secrets hidden as in machines' lines.
     let (live, mut lines) = tokio::sync::mpsc::channel::<oneoff::LiveLine>(64);
     let logger = {
-        let (sink, app) = (
-            ctx.logs.clone(),
-            std::sync::Arc::<str>::from(job.app.as_str()),
-        );
-        let source: std::sync::Arc<str> = match run {
+        let (sink, app) = (ctx.logs.clone(), Arc::<str>::from(job.app.as_str()));
+        let source: Arc<str> = match run {
             Some(run) => format!("job:{}#{run}", job.spec.name),
             None => format!("job:{}#unrecorded", job.spec.name),
         }

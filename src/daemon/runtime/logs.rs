@@ -1,16 +1,17 @@
 //! Machine output, line by line, into the store: a channel to one writer task that
 //! inserts in batches and keeps each app's log bounded.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::params_from_iter;
+use rusqlite::{params_from_iter, ToSql, Transaction};
 use tokio::sync::mpsc;
 
 use super::output_lines::OutputLines;
 use crate::daemon::events::now;
 
-use crate::daemon::store::{sqlite, Store};
+use crate::daemon::store::{sqlite, Store, StoreError};
 
 /// Lines buffered between the machines and the writer. When it is full, the reader of a
 /// machine's pipe waits, so a chatty app is slowed by its pipe like any writer, and neither
@@ -94,11 +95,7 @@ impl LogSink {
 const ROWS_PER_INSERT: usize = 32;
 
 /// Inserts `lines`, [`ROWS_PER_INSERT`] to a statement.
-fn insert(
-    tx: &rusqlite::Transaction<'_>,
-    path: &std::path::Path,
-    lines: &[LogLine],
-) -> Result<(), crate::daemon::store::StoreError> {
+fn insert(tx: &Transaction<'_>, path: &Path, lines: &[LogLine]) -> Result<(), StoreError> {
     let row = "(?, ?, ?, ?, ?)";
     let sql = |rows: usize| {
         let values = vec![row; rows].join(", ");
@@ -123,7 +120,7 @@ fn insert(
 }
 
 /// A line's values, in the order of the logs table's columns.
-fn columns(line: &LogLine) -> [&dyn rusqlite::ToSql; 5] {
+fn columns(line: &LogLine) -> [&dyn ToSql; 5] {
     [
         &line.time,
         &line.app,
