@@ -231,6 +231,11 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    /// Asserts the text exposition holds `line`.
+    fn assert_renders(text: &str, line: &str) {
+        assert!(text.contains(line), "{line} is not in:\n{text}");
+    }
+
     #[test]
     fn a_forgotten_app_leaves_no_series_and_others_keep_theirs() {
         let metrics = Metrics::default();
@@ -248,13 +253,13 @@ mod tests {
         metrics.forget_app("gone");
         let text = metrics.render();
         assert!(!text.contains(r#"app="gone""#), "{text}");
-        assert!(
-            text.contains(r#"lakefly_edge_requests_total{app="kept",status="200"} 1"#),
-            "{text}"
+        assert_renders(
+            &text,
+            r#"lakefly_edge_requests_total{app="kept",status="200"} 1"#,
         );
-        assert!(
-            text.contains(r#"lakefly_edge_request_duration_seconds_count{app="kept"} 1"#),
-            "{text}"
+        assert_renders(
+            &text,
+            r#"lakefly_edge_request_duration_seconds_count{app="kept"} 1"#,
         );
     }
 
@@ -268,17 +273,17 @@ mod tests {
             .edge_series("", 404)
             .record(Duration::from_millis(1));
         let text = metrics.render();
-        assert!(
-            text.contains(r#"lakefly_edge_requests_total{app="web",status="200"} 2"#),
-            "{text}"
+        assert_renders(
+            &text,
+            r#"lakefly_edge_requests_total{app="web",status="200"} 2"#,
         );
-        assert!(
-            text.contains(r#"lakefly_edge_request_duration_seconds_count{app="web"} 2"#),
-            "{text}"
+        assert_renders(
+            &text,
+            r#"lakefly_edge_request_duration_seconds_count{app="web"} 2"#,
         );
-        assert!(
-            text.contains(r#"lakefly_edge_requests_total{app="",status="404"} 1"#),
-            "{text}"
+        assert_renders(
+            &text,
+            r#"lakefly_edge_requests_total{app="",status="404"} 1"#,
         );
         assert!(!text.contains(r#"seconds_count{app=""}"#), "{text}");
     }

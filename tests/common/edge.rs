@@ -193,3 +193,20 @@ pub async fn raw_exchange(edge: &str, request: &str) -> String {
         .unwrap();
     answer
 }
+
+/// Sends `request` on an HTTP/2 connection and waits, up to the tests' deadline, for its
+/// answer's head.
+pub async fn h2_answer<B>(
+    sender: &mut hyper::client::conn::http2::SendRequest<B>,
+    request: hyper::Request<B>,
+) -> hyper::Response<hyper::body::Incoming>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::time::timeout(DEADLINE, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("an answer")
+}

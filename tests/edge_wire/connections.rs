@@ -5,7 +5,7 @@
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::common::edge::{Setup, DEADLINE, HOST};
+use super::common::edge::{h2_answer, Setup, DEADLINE, HOST};
 use super::{deployed, get, Wire};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,10 +273,7 @@ async fn a_plain_connection_that_opens_with_http2s_preface_is_served_over_http2(
         let request = hyper::Request::get(format!("http://{HOST}{path}"))
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .unwrap();
-        let resp = tokio::time::timeout(DEADLINE, sender.send_request(request))
-            .await
-            .expect("an answer in time")
-            .expect("an answer");
+        let resp = h2_answer(&mut sender, request).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.version(), hyper::Version::HTTP_2);
         let body = http_body_util::BodyExt::collect(resp.into_body())
