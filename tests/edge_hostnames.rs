@@ -215,6 +215,14 @@ async fn a_path_under_a_host_routes_to_another_app_as_an_nginx_location_does() {
             "{}",
             run.stderr
         );
+        // A certificate covers the host, not a path under it.
+        let host = shown.split('/').next().unwrap();
+        assert!(
+            run.stderr
+                .contains(&format!("no edge certificate covers {host}:")),
+            "{}",
+            run.stderr
+        );
     }
     for http10 in [false, true] {
         for host in [HOST, "www.shop.test"] {

@@ -132,9 +132,10 @@ fn checked(hostname: &str) -> Result<String, Error> {
 fn https_note(h: &Hostname) -> String {
     match &h.certificate {
         Some(cert) => format!("HTTPS for {} is served with {cert}", h.hostname),
+        // A certificate is for the host, whatever path after it is routed.
         None => format!(
             "no edge certificate covers {}: give lakeflyd one with --edge-tls-cert (repeatable) for HTTPS",
-            h.hostname
+            crate::config::names::split_route(&h.hostname).0
         ),
     }
 }
