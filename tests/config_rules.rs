@@ -739,3 +739,35 @@ fn limits_and_periods_of_zero_are_errors_at_their_line() {
         "{found:#?}"
     );
 }
+
+#[test]
+fn a_command_naming_its_mounts_destination_is_warned_with_the_way_to_reach_the_volume() {
+    let text = "[processes]\napp = \"sqlite3 /data/app.db .dump\"\nworker = \"python3 w.py --db /database\"\n[mounts]\nsource = \"my-data\"\ndestination = \"/data\"\n";
+    let warned = warnings(text);
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    let (line, _, message, hint) = &warned[0];
+    assert_eq!(*line, 2, "at the command: {warned:#?}");
+    assert!(message.contains("names \"/data\""), "{message}");
+    assert!(
+        hint.contains("data/...") && hint.contains("$LAKEFLY_MOUNT_MY_DATA"),
+        "{hint}"
+    );
+    // `/database` is another name; a mount of another group is not that group's.
+    let other_group = "[processes]\napp = \"a\"\nworker = \"cat /data/x\"\n[mounts]\nsource = \"d\"\ndestination = \"/data\"\nprocesses = [\"app\"]\n";
+    assert!(
+        warnings(other_group).is_empty(),
+        "{:#?}",
+        warnings(other_group)
+    );
+    for named in [
+        "ls /data",
+        "x --db=/data/a",
+        "cd '/data' && run",
+        "run >/data/log",
+    ] {
+        let text = format!(
+            "[processes]\napp = \"{named}\"\n[mounts]\nsource = \"d\"\ndestination = \"/data/\"\n"
+        );
+        assert_eq!(warnings(&text).len(), 1, "{named}");
+    }
+}

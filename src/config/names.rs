@@ -84,6 +84,22 @@ pub fn split_route(name: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The variable that holds a mount's directory in its machines' environment:
+/// `LAKEFLY_MOUNT_<SOURCE>`, the source uppercased with other characters as `_`.
+pub fn mount_variable(source: &str) -> String {
+    let name: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("LAKEFLY_MOUNT_{name}")
+}
+
 /// Whether a request for `path` is under `prefix` (`/discovery`): the prefix itself, or
 /// below it at a `/`, so `/discoveryx` is not.
 pub fn path_is_under(path: &str, prefix: &str) -> bool {

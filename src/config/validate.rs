@@ -16,6 +16,7 @@ pub(crate) fn check(d: &mut Decoder, cfg: &AppConfig) {
     one_vm_per_group(d, cfg);
     unique_public_ports(d, cfg);
     unique_mount_destinations(d, cfg);
+    commands_naming_mounts(d, cfg);
     unique_job_names(d, cfg);
     files_not_written(d, cfg);
     gpus_not_given(d, cfg);
@@ -273,6 +274,55 @@ fn unique_mount_destinations(d: &mut Decoder, cfg: &AppConfig) {
             }
         }
     }
+}
+
+/// A group's command that names its mount's destination (`/data/app.db`) reads the
+/// host's path of that name: machines share the host's filesystem, so the volume is not
+/// there. (Environment values naming it are rewritten; a command is not.)
+fn commands_naming_mounts(d: &mut Decoder, cfg: &AppConfig) {
+    for m in &cfg.mounts {
+        for group in &m.processes {
+            let Some(command) = cfg.processes.get(group) else {
+                continue;
+            };
+            if !names_path(command, &m.destination) {
+                continue;
+            }
+            let relative = m.destination.trim_start_matches('/');
+            let variable = super::names::mount_variable(&m.source);
+            report(
+                d,
+                Severity::Warning,
+                &format!("processes.{group}"),
+                format!(
+                    "the command of group {group:?} names {:?}, where volume {:?} is mounted in \
+                     a container; lakefly machines share the host's filesystem, so that path is \
+                     not the volume",
+                    m.destination, m.source
+                ),
+                Some(format!(
+                    "write the path relative to the app's directory ({relative}/..., a link to \
+                     the volume), or use ${variable}"
+                )),
+            );
+        }
+    }
+}
+
+/// Whether `text` holds `path` as a path of its own or a directory of one: not as part of
+/// a longer name (`/database` for `/data`).
+fn names_path(text: &str, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    if path.is_empty() {
+        return false;
+    }
+    text.match_indices(path).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + path.len()..].chars().next();
+        let starts = before.is_none_or(|c| c.is_whitespace() || "'\"=:(<>".contains(c));
+        let ends = after.is_none_or(|c| c.is_whitespace() || "/'\";)&|<>".contains(c));
+        starts && ends
+    })
 }
 
 /// Job names are unique: they are how `lakefly jobs trigger` finds a job.

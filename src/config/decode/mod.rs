@@ -193,6 +193,8 @@ fn processes(d: &mut Decoder, f: Field) -> BTreeMap<String, String> {
             };
             for (name, field) in t.entries() {
                 if let Some(command) = d.string(&field) {
+                    // For rules about a group's command (one naming a mount).
+                    d.record(&field);
                     insert_group(d, &field, &mut out, name, command);
                 }
             }

@@ -83,10 +83,7 @@ pub fn prepare(
                 *value = format!("{shown}{rest}");
             }
         }
-        env.insert(
-            format!("LAKEFLY_MOUNT_{}", variable_name(&mount.source)),
-            shown,
-        );
+        env.insert(crate::config::names::mount_variable(&mount.source), shown);
         let link = workdir.join(destination.trim_start_matches('/'));
         match std::fs::symlink_metadata(&link) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -107,19 +104,6 @@ pub fn prepare(
         }
     }
     Ok(())
-}
-
-fn variable_name(source: &str) -> String {
-    source
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
