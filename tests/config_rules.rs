@@ -759,6 +759,12 @@ fn a_command_naming_its_mounts_destination_is_warned_with_the_way_to_reach_the_v
         "{:#?}",
         warnings(other_group)
     );
+    // A job's command gets its group's mounts as the group's does.
+    let job = "[processes]\napp = \"a\"\n[mounts]\nsource = \"d\"\ndestination = \"/data\"\n[[jobs]]\nname = \"vacuum\"\ncommand = \"sqlite3 /data/app.db vacuum\"\nschedule = \"@daily\"\n";
+    let warned = warnings(job);
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    assert_eq!(warned[0].0, 8, "at the job's command: {warned:#?}");
+    assert!(warned[0].2.contains("job \"vacuum\""), "{warned:#?}");
     for named in [
         "ls /data",
         "x --db=/data/a",

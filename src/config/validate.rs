@@ -276,16 +276,33 @@ fn unique_mount_destinations(d: &mut Decoder, cfg: &AppConfig) {
     }
 }
 
-/// A group's command that names its mount's destination (`/data/app.db`) reads the
-/// host's path of that name: machines share the host's filesystem, so the volume is not
-/// there. (Environment values naming it are rewritten; a command is not.)
+/// A command that names its machines' mount's destination (`/data/app.db`), a group's
+/// or a job's, reads the host's path of that name: machines share the host's filesystem,
+/// so the volume is not there. (Environment values naming it are rewritten; a command is
+/// not.)
 fn commands_naming_mounts(d: &mut Decoder, cfg: &AppConfig) {
+    // Each command: its key, what it is, and the groups whose mounts it gets.
+    let groups = cfg.processes.iter().map(|(group, command)| {
+        let key = format!("processes.{group}");
+        let what = format!("the command of group {group:?}");
+        (key, what, command, std::slice::from_ref(group))
+    });
+    let jobs = cfg.jobs.iter().enumerate().filter_map(|(i, job)| {
+        let command = job.command.as_ref()?;
+        let what = format!("the command of job {:?}", job.name);
+        Some((
+            format!("jobs[{i}].command"),
+            what,
+            command,
+            &job.processes[..],
+        ))
+    });
+    let commands: Vec<_> = groups.chain(jobs).collect();
     for m in &cfg.mounts {
-        for group in &m.processes {
-            let Some(command) = cfg.processes.get(group) else {
-                continue;
-            };
-            if !names_path(command, &m.destination) {
+        for (key, what, command, in_groups) in &commands {
+            if !in_groups.iter().any(|g| m.processes.contains(g))
+                || !names_path(command, &m.destination)
+            {
                 continue;
             }
             let relative = m.destination.trim_start_matches('/');
@@ -293,11 +310,10 @@ fn commands_naming_mounts(d: &mut Decoder, cfg: &AppConfig) {
             report(
                 d,
                 Severity::Warning,
-                &format!("processes.{group}"),
+                key,
                 format!(
-                    "the command of group {group:?} names {:?}, where volume {:?} is mounted in \
-                     a container; lakefly machines share the host's filesystem, so that path is \
-                     not the volume",
+                    "{what} names {:?}, where volume {:?} is mounted in a container; lakefly \
+                     machines share the host's filesystem, so that path is not the volume",
                     m.destination, m.source
                 ),
                 Some(format!(
