@@ -213,7 +213,13 @@ fn auth_login_keeps_a_checked_token_per_remote_and_logout_forgets_it() {
     let run = at(&["--remote", "prod", "auth", "logout"], "").expect_code(0);
     assert!(run.stderr.contains("logged out of prod"), "{}", run.stderr);
     assert!(!std::fs::read_to_string(&file).unwrap().contains(PRIMARY));
-    at(&["--remote", "prod", "apps", "list"], "").expect_code(4);
+    let run = at(&["--remote", "prod", "apps", "list"], "").expect_code(4);
+    assert!(
+        run.stderr
+            .contains("`lakefly auth login` with the same --remote"),
+        "{}",
+        run.stderr
+    );
     let run = at(&["--remote", "prod", "auth", "token"], "").expect_code(2);
     assert!(run.stderr.contains("auth login"), "{}", run.stderr);
 }

@@ -10,6 +10,11 @@ impl Error {
         const UNTRUSTED_CERTIFICATE: &str = "the daemon's certificate is not one this machine trusts: add its CA to the system's store, or point SSL_CERT_FILE at the CA's PEM file";
         use crate::api::client::ClientError;
         match self {
+            // The daemon's own hint is for any client (a variable to set); this one has a
+            // command that keeps the token.
+            Error::Api(ClientError::Api { status: 401, .. }) => Some(
+                "give it a token from the daemon's --token-file: `lakefly auth login` with the same --remote stores one (or set LAKEFLY_API_TOKEN)".into(),
+            ),
             Error::Api(ClientError::Api { error, .. }) => error.hint.clone(),
             Error::Api(ClientError::Unreachable { detail, .. }) if detail.contains("certificate") => {
                 Some(UNTRUSTED_CERTIFICATE.into())
