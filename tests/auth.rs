@@ -222,6 +222,19 @@ fn auth_login_keeps_a_checked_token_per_remote_and_logout_forgets_it() {
     );
     let run = at(&["--remote", "prod", "auth", "token"], "").expect_code(2);
     assert!(run.stderr.contains("auth login"), "{}", run.stderr);
+
+    // A remote removed takes its token along: a remote added later under the name, which
+    // may be another daemon, is not sent it.
+    at(
+        &["--remote", "prod", "auth", "login", "--token-stdin"],
+        &format!("{PRIMARY}\n"),
+    )
+    .expect_code(0);
+    let run = at(&["remote", "remove", "prod"], "").expect_code(0);
+    assert!(run.stderr.contains("token is forgotten"), "{}", run.stderr);
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(PRIMARY));
+    at(&["remote", "add", "prod", "http://127.0.0.1:9"], "").expect_code(0);
+    at(&["--remote", "prod", "auth", "token"], "").expect_code(2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

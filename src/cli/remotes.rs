@@ -32,7 +32,7 @@ pub enum RemoteCommand {
     /// List the named daemons; `*` marks the default one.
     #[command(visible_alias = "ls")]
     List,
-    /// Forget a named daemon.
+    /// Forget a named daemon, and its stored API token.
     #[command(alias = "rm")]
     Remove {
         /// Its name.
@@ -76,11 +76,17 @@ pub fn run(global: &GlobalArgs, args: RemoteArgs) -> Result<(), Error> {
         RemoteCommand::Remove { name } => {
             let was_current = remotes.current().as_deref() == Some(name.as_str());
             remotes.remove(&name)?;
+            // Its token goes first: kept, it would be sent to whatever daemon a remote
+            // added later under the same name points at.
+            let had_token = crate::credentials::tokens::delete(&name)?;
             remotes.save()?;
             if out.json {
                 return out.json(&remotes.list());
             }
             out.note(&format!("removed remote {name}"));
+            if had_token {
+                out.note("its API token is forgotten too");
+            }
             if was_current {
                 out.note("commands talk to the local daemon again");
             }
