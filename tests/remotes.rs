@@ -123,6 +123,18 @@ fn unknown_names_bad_urls_and_a_broken_file_are_errors_that_say_what_to_do() {
         );
     }
     lakefly(config.path(), &["--remote", "[::1", "apps", "list"]).expect_code(2);
+    // A password in the address is refused without being repeated, however it is given.
+    for with_password in ["http://me:hunter2@127.0.0.1:9", "me:hunter2@127.0.0.1:9"] {
+        let run = lakefly(config.path(), &["--remote", with_password, "apps", "list"]);
+        let run = run.expect_code(2);
+        assert!(
+            run.stderr.starts_with(
+                "error: a daemon URL holds no user name or password: write http://127.0.0.1:9"
+            ) && !run.stderr.contains("hunter2"),
+            "{}",
+            run.stderr
+        );
+    }
 
     let run = lakefly(
         config.path(),

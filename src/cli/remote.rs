@@ -74,8 +74,11 @@ pub fn resolve(remote: Option<&str>) -> Result<Target, Error> {
         }
         Some(host_port) => {
             let url = format!("http://{host_port}");
-            remotes::check_url(&url).map_err(|_| remotes::RemoteError::BadUrl {
-                url: host_port.to_string(),
+            remotes::check_url(&url).map_err(|e| match e {
+                remotes::RemoteError::Credentials { .. } => e,
+                _ => remotes::RemoteError::BadUrl {
+                    url: host_port.to_string(),
+                },
             })?;
             Ok(Target {
                 key: url.clone(),

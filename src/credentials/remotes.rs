@@ -42,6 +42,13 @@ pub enum RemoteError {
         /// The URL as given.
         url: String,
     },
+    /// A URL with a user name or password in it: every error naming the URL would echo
+    /// the password, and lakeflyd takes API tokens, not passwords.
+    #[error("a daemon URL holds no user name or password: write {without}")]
+    Credentials {
+        /// The URL without them.
+        without: String,
+    },
     /// The name is taken.
     #[error("a remote named `{name}` already exists ({url})")]
     Exists {
@@ -328,6 +335,15 @@ pub fn check_url(url: &str) -> Result<String, RemoteError> {
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(bad());
     }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let mut without = parsed.clone();
+        // Cannot fail on an http(s) URL with a host, checked above.
+        let _ = without.set_username("");
+        let _ = without.set_password(None);
+        return Err(RemoteError::Credentials {
+            without: without.as_str().trim_end_matches('/').to_string(),
+        });
+    }
     Ok(url.trim_end_matches('/').to_string())
 }
 
@@ -396,6 +412,17 @@ mod tests {
             remotes.add("prod", "ftp://x"),
             Err(RemoteError::BadUrl { .. })
         ));
+        // No password reaches the file, or a message.
+        match remotes.add("prod", "https://me:hunter2@lake.example.com:4280/") {
+            Err(e @ RemoteError::Credentials { .. }) => {
+                assert!(!e.to_string().contains("hunter2"), "{e}");
+                assert!(
+                    e.to_string().contains("https://lake.example.com:4280"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             remotes.add("prod", "x:4280"),
             Err(RemoteError::BadUrl { .. })

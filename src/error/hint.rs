@@ -212,6 +212,9 @@ impl Error {
             Error::Remote(RemoteError::Parse { .. }) => {
                 Some("fix the line above, or remove the file to start over".into())
             }
+            Error::Remote(RemoteError::Credentials { .. }) => Some(
+                "give the daemon an API token instead: `lakefly auth login` stores one for the remote".into(),
+            ),
             Error::Remote(RemoteError::BadUrl { .. }) => Some(
                 "a daemon is an http:// or https:// URL, or HOST:PORT; --remote and LAKEFLY_REMOTE also take a remote's name (`lakefly remote list`)".into(),
             ),
