@@ -352,3 +352,38 @@ fn launch_no_deploy_creates_the_app_so_secrets_can_be_set_before_the_first_deplo
         .collect();
     assert_eq!(names, ["site"], "{apps}");
 }
+
+/// On a terminal, a name whose app runs another project's release is asked for again,
+/// as flyctl asks, instead of ending the launch.
+#[test]
+fn on_a_terminal_a_name_that_is_taken_is_asked_for_again() {
+    let d = TestDaemon::start();
+    let root = tempfile::tempdir().unwrap();
+    let site = static_site(root.path());
+    common::lakefly(&site, &["--remote", &d.api, "launch", "--name", "site"]).expect_code(0);
+    let other = app_with(root.path(), "other", &[("index.html", "<h1>other</h1>\n")]);
+    let config = other.join("fly.toml");
+    let steps = serde_json::json!([
+        ["App name [other]", "site\r"],
+        ["pick another name", "fresh\r"],
+    ]);
+    let args = [
+        "--remote",
+        &d.api,
+        "-c",
+        config.to_str().unwrap(),
+        "launch",
+        "--no-deploy",
+    ];
+    let shown = common::terminal::drive(&steps, &args, &[]);
+    assert!(
+        shown.contains("app site already exists and runs release v1; pick another name"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("created app fresh") && shown.ends_with("exit=0\n"),
+        "{shown}"
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("app = \"fresh\""), "{written}");
+}

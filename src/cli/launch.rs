@@ -59,23 +59,35 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     );
-    let name = match args.name.or(global.app.clone()) {
-        Some(name) => name,
-        None if std::io::stdin().is_terminal() && !out.json && !args.flyctl.yes => {
-            ask_name(&default_name)?
-        }
-        None => default_name,
-    };
-    if let Err(problem) = names::check_app_name(&name) {
-        return Err(Error::InvalidAppName { name, problem });
-    }
-    // The app first: a daemon that cannot be reached, or an app of that name that is
-    // another project's, leaves nothing written.
-    let named_here = crate::config::load(path)
+    let given = args.name.clone().or(global.app.clone());
+    // On a terminal, a name that cannot be had is asked for again, as flyctl asks.
+    let asking = given.is_none() && std::io::stdin().is_terminal() && !out.json && !args.flyctl.yes;
+    let named_in_file = crate::config::load(path)
         .ok()
-        .and_then(|loaded| loaded.config.app)
-        .is_some_and(|app| app == name);
-    let created = !args.no_create && claim_app(global, &name, named_here)?;
+        .and_then(|loaded| loaded.config.app);
+    let (name, created) = loop {
+        let name = match &given {
+            Some(name) => name.clone(),
+            None if asking => ask_name(&default_name)?,
+            None => default_name.clone(),
+        };
+        // The app first: a daemon that cannot be reached, or an app of that name that is
+        // another project's, leaves nothing written.
+        let claimed = match names::check_app_name(&name) {
+            Err(problem) => Err(Error::InvalidAppName { name, problem }),
+            Ok(()) if args.no_create => Ok((name, false)),
+            Ok(()) => {
+                let named_here = named_in_file.as_deref() == Some(name.as_str());
+                claim_app(global, &name, named_here).map(|created| (name, created))
+            }
+        };
+        match claimed {
+            Err(e @ (Error::InvalidAppName { .. } | Error::AppTaken { .. })) if asking => {
+                out.note(&format!("{e}; pick another name"));
+            }
+            claimed => break claimed?,
+        }
+    };
     let text = launch::render(&name, &plan);
     crate::atomic_write::write(path, text.as_bytes(), 0o644)?;
     let left_out = launch::lakeflyignore::add(&dir, &plan.left_out)?;
