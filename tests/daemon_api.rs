@@ -348,6 +348,30 @@ async fn a_bad_last_event_id_is_a_400() {
     );
 }
 
+#[tokio::test]
+async fn a_bad_query_string_is_a_json_400_naming_the_parameter() {
+    let d = TestDaemon::start();
+    let client = common::http_client();
+    create_app(&client, &d, "q").await;
+    for path in [
+        "/v1/events?since=yesterday",
+        "/events?tail=x",
+        "/v1/apps/q/logs?limit=abc",
+        "/v1/apps/q/releases?limit=-1",
+    ] {
+        let resp = client.get(d.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let body: serde_json::Value = resp.json().await.expect("a JSON answer");
+        assert_eq!(body["code"], "bad_request", "{path}: {body}");
+        let parameter = path.split(['?', '=']).nth(1).unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("invalid query string") && error.contains(parameter),
+            "{path}: {body}"
+        );
+    }
+}
+
 #[test]
 fn a_second_daemon_on_the_same_state_is_refused() {
     let d = TestDaemon::start();

@@ -3,11 +3,12 @@
 //! upgraded connection (`api::console`). Everything that can fail before the terminal
 //! exists (no such machine, a wrong request) is an ordinary HTTP error.
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
 
 use super::error::ServerError;
+use super::query::ApiQuery;
 use super::upgrade::{asked_for, switching_to};
 use super::Shared;
 use crate::api::console::{ConsoleRequest, PROTOCOL};
@@ -17,7 +18,7 @@ use crate::api::types::ExecRequest;
 pub async fn console(
     State(state): State<Shared>,
     Path((app, id)): Path<(String, String)>,
-    Query(request): Query<ConsoleRequest>,
+    ApiQuery(request): ApiQuery<ConsoleRequest>,
     mut req: Request,
 ) -> Result<Response, ServerError> {
     if !asked_for(&req, PROTOCOL) {

@@ -1,13 +1,14 @@
 //! `POST /v1/apps/{app}/deploys`, `GET /v1/apps/{app}/releases`, and what else starts or
 //! stops a release.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::ServerError;
 use super::json::ApiJson;
+use super::query::ApiQuery;
 use super::Shared;
 use crate::api::types::{DeployRequest, Release};
 use crate::daemon::store::releases;
@@ -144,7 +145,7 @@ pub struct ReleasesQuery {
 pub async fn list(
     State(state): State<Shared>,
     Path(app): Path<String>,
-    Query(q): Query<ReleasesQuery>,
+    ApiQuery(q): ApiQuery<ReleasesQuery>,
 ) -> Result<Json<Vec<Release>>, ServerError> {
     state.require_app(&app).await?;
     let limit = q.limit.unwrap_or(20).min(1000);

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::error::ServerError;
+use super::query::ApiQuery;
 use super::Shared;
 use crate::api::types::MAX_EVENTS_PAGE;
 use crate::daemon::events::Start;
@@ -48,7 +49,7 @@ pub struct EventsQuery {
 pub async fn stream(
     State(state): State<Shared>,
     headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response, ServerError> {
     let last_event_id = match headers.get("last-event-id") {
         Some(v) => Some(

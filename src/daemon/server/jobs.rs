@@ -1,12 +1,13 @@
 //! Jobs: `/v1/apps/{app}/jobs`, `/v1/jobs/{id}...`, and the LSH job-daemon endpoints
 //! (`/status`, `/jobs`, `/jobs/{id}/{trigger|start|stop}`), answered from the same scheduler.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
 use super::error::ServerError;
 use super::json::ApiJson;
+use super::query::ApiQuery;
 use super::Shared;
 use crate::api::jobs::{DaemonStatus, Job, JobRun, JobSpec, NewJob};
 
@@ -58,7 +59,7 @@ pub struct RunsQuery {
 pub async fn runs(
     State(state): State<Shared>,
     Path(id): Path<u64>,
-    Query(q): Query<RunsQuery>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<Vec<JobRun>>, ServerError> {
     Ok(Json(
         state.jobs.runs(id, q.limit.unwrap_or(20).min(1000)).await?,
@@ -105,7 +106,7 @@ pub struct JobsQuery {
 /// `GET /jobs?status=` (LSH): every app's jobs.
 pub async fn lsh_list(
     State(state): State<Shared>,
-    Query(q): Query<JobsQuery>,
+    ApiQuery(q): ApiQuery<JobsQuery>,
 ) -> Result<Json<Vec<Job>>, ServerError> {
     let mut jobs = state.jobs.list(None).await?;
     if let Some(status) = &q.status {

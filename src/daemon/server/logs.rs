@@ -1,10 +1,11 @@
 //! `GET /v1/apps/{app}/logs`: recent machine output.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::ServerError;
+use super::query::ApiQuery;
 use super::Shared;
 use crate::api::types::LogEntry;
 use crate::daemon::store::logs::{self, LogQuery};
@@ -27,7 +28,7 @@ pub struct LogsQuery {
 pub async fn read(
     State(state): State<Shared>,
     Path(app): Path<String>,
-    Query(q): Query<LogsQuery>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> Result<Json<Vec<LogEntry>>, ServerError> {
     state.require_app(&app).await?;
     let query = LogQuery {

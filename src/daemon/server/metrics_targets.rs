@@ -8,11 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::ServerError;
+use super::query::ApiQuery;
 use super::Shared;
 use crate::api::types::{Machine, MachineState, MetricsTarget};
 use crate::config::{plan, AppConfig};
@@ -30,7 +31,7 @@ pub struct TargetsQuery {
 /// endpoint of its release.
 pub async fn list(
     State(state): State<Shared>,
-    Query(query): Query<TargetsQuery>,
+    ApiQuery(query): ApiQuery<TargetsQuery>,
 ) -> Result<Json<Vec<MetricsTarget>>, ServerError> {
     if let Some(app) = &query.app {
         state.require_app(app).await?;

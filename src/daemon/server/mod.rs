@@ -17,6 +17,7 @@ mod logs;
 mod machines;
 mod metrics_targets;
 mod proxy;
+mod query;
 mod secrets;
 mod stopping;
 pub mod tls_listener;

@@ -6,13 +6,14 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::error::ServerError;
+use super::query::ApiQuery;
 use super::upgrade::{asked_for, switching_to};
 use super::Shared;
 use crate::api::proxy::{ProxyQuery, PROTOCOL};
@@ -24,7 +25,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn proxy(
     State(state): State<Shared>,
     Path((app, id)): Path<(String, String)>,
-    Query(query): Query<ProxyQuery>,
+    ApiQuery(query): ApiQuery<ProxyQuery>,
     mut req: Request,
 ) -> Result<Response, ServerError> {
     state.require_app(&app).await?;
