@@ -349,7 +349,7 @@ async fn a_bad_last_event_id_is_a_400() {
 }
 
 #[tokio::test]
-async fn a_bad_query_string_is_a_json_400_naming_the_parameter() {
+async fn a_bad_query_string_or_path_is_a_json_400_naming_what_is_wrong() {
     let d = TestDaemon::start();
     let client = common::http_client();
     create_app(&client, &d, "q").await;
@@ -367,6 +367,20 @@ async fn a_bad_query_string_is_a_json_400_naming_the_parameter() {
         let error = body["error"].as_str().unwrap();
         assert!(
             error.starts_with("invalid query string") && error.contains(parameter),
+            "{path}: {body}"
+        );
+    }
+    // A path whose id is no number, the same way.
+    for (method, path) in [
+        (reqwest::Method::POST, "/jobs/abc/trigger"),
+        (reqwest::Method::GET, "/v1/jobs/abc/runs"),
+    ] {
+        let resp = client.request(method, d.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let body: serde_json::Value = resp.json().await.expect("a JSON answer");
+        assert_eq!(body["code"], "bad_request", "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().starts_with("invalid path"),
             "{path}: {body}"
         );
     }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::error::ServerError;
-use super::json::ApiJson;
+use super::extract::ApiJson;
 use super::Shared;
 use crate::api::types::{kind, App, AppStatus, CreateApp, MachineCounts, ReleaseSummary};
 use crate::config::names;

@@ -8,7 +8,7 @@ use axum::response::Response;
 use hyper_util::rt::TokioIo;
 
 use super::error::ServerError;
-use super::query::ApiQuery;
+use super::extract::ApiQuery;
 use super::upgrade::{asked_for, switching_to};
 use super::Shared;
 use crate::api::console::{ConsoleRequest, PROTOCOL};

@@ -7,8 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::error::ServerError;
-use super::json::ApiJson;
-use super::query::ApiQuery;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::Shared;
 use crate::api::types::{DeployRequest, Release};
 use crate::daemon::store::releases;
@@ -37,7 +36,7 @@ fn accepted(version: u64) -> (StatusCode, Json<serde_json::Value>) {
 /// (with what `deploy -e`, `scale` and kept sizes made of the file).
 pub async fn release_config(
     State(state): State<Shared>,
-    Path((app, version)): Path<(String, u64)>,
+    ApiPath((app, version)): ApiPath<(String, u64)>,
 ) -> Result<Json<crate::config::AppConfig>, ServerError> {
     state.require_app(&app).await?;
     let a = app.clone();

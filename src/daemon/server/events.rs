@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::error::ServerError;
-use super::query::ApiQuery;
+use super::extract::ApiQuery;
 use super::Shared;
 use crate::api::types::MAX_EVENTS_PAGE;
 use crate::daemon::events::Start;

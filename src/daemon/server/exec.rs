@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::error::ServerError;
-use super::json::ApiJson;
+use super::extract::ApiJson;
 use super::Shared;
 use crate::api::types::{ExecEvent, ExecRequest, NDJSON};
 use crate::daemon::runtime::exec::PreparedExec;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::error::ServerError;
-use super::json::ApiJson;
+use super::extract::ApiJson;
 use super::Shared;
 use crate::api::types::{kind, AddHostname, Hostname};
 use crate::config::names::{canonical_hostname, check_hostname};

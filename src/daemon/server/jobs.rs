@@ -6,8 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::error::ServerError;
-use super::json::ApiJson;
-use super::query::ApiQuery;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::Shared;
 use crate::api::jobs::{DaemonStatus, Job, JobRun, JobSpec, NewJob};
 
@@ -34,7 +33,7 @@ pub async fn create(
 /// `GET /v1/jobs/{id}`
 pub async fn show(
     State(state): State<Shared>,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> Result<Json<Job>, ServerError> {
     Ok(Json(show_job(&state, id).await?))
 }
@@ -42,7 +41,7 @@ pub async fn show(
 /// `DELETE /v1/jobs/{id}` (jobs made through the API; fly.toml's go with a deploy)
 pub async fn delete(
     State(state): State<Shared>,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> Result<StatusCode, ServerError> {
     state.jobs.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -58,7 +57,7 @@ pub struct RunsQuery {
 /// `GET /v1/jobs/{id}/runs`, newest first.
 pub async fn runs(
     State(state): State<Shared>,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<Vec<JobRun>>, ServerError> {
     Ok(Json(
@@ -69,7 +68,7 @@ pub async fn runs(
 /// `POST /v1/jobs/{id}/{trigger|start|stop|cancel}` and LSH's `POST /jobs/{id}/...`
 pub async fn act(
     State(state): State<Shared>,
-    Path((id, action)): Path<(u64, String)>,
+    ApiPath((id, action)): ApiPath<(u64, String)>,
 ) -> Result<(StatusCode, Json<Job>), ServerError> {
     match action.as_str() {
         "trigger" => {

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::error::ServerError;
-use super::query::ApiQuery;
+use super::extract::ApiQuery;
 use super::Shared;
 use crate::api::types::LogEntry;
 use crate::daemon::store::logs::{self, LogQuery};

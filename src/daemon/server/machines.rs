@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::error::ServerError;
-use super::json::ApiJson;
+use super::extract::ApiJson;
 use super::Shared;
 use crate::api::signal::{SignalRequest, Signaled, StopRequest};
 use crate::api::types::{Machine, MachineSpec};

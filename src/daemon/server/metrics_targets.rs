@@ -13,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::error::ServerError;
-use super::query::ApiQuery;
+use super::extract::ApiQuery;
 use super::Shared;
 use crate::api::types::{Machine, MachineState, MetricsTarget};
 use crate::config::{plan, AppConfig};

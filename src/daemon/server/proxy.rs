@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::error::ServerError;
-use super::query::ApiQuery;
+use super::extract::ApiQuery;
 use super::upgrade::{asked_for, switching_to};
 use super::Shared;
 use crate::api::proxy::{ProxyQuery, PROTOCOL};

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 
 use super::error::ServerError;
-use super::json::ApiJson;
+use super::extract::ApiJson;
 use super::Shared;
 use crate::api::types::{kind, SecretInfo, SecretsChanged, SecretsRequest};
 use crate::daemon::events::{now, NewEvent};
