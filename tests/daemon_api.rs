@@ -349,7 +349,7 @@ async fn a_bad_last_event_id_is_a_400() {
 }
 
 #[tokio::test]
-async fn a_bad_query_string_or_path_is_a_json_400_naming_what_is_wrong() {
+async fn a_bad_query_string_path_or_body_size_is_a_json_error_naming_what_is_wrong() {
     let d = TestDaemon::start();
     let client = common::http_client();
     create_app(&client, &d, "q").await;
@@ -370,6 +370,17 @@ async fn a_bad_query_string_or_path_is_a_json_400_naming_what_is_wrong() {
             "{path}: {body}"
         );
     }
+    // A body over the limit is a 413, said the same way.
+    let name = "a".repeat(3 << 20);
+    let resp = client
+        .post(d.url("/v1/apps"))
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.expect("a JSON answer");
+    assert_eq!(body["code"], "body_too_large", "{body}");
     // A path whose id is no number, the same way.
     for (method, path) in [
         (reqwest::Method::POST, "/jobs/abc/trigger"),

@@ -72,6 +72,9 @@ pub enum ServerError {
     /// A query parameter or header is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A JSON body over the limit the API reads for its request (bundles have their own).
+    #[error("the request body is larger than this request takes")]
+    BodyTooLarge,
     /// A command could not be started in a machine's environment.
     #[error("{0}")]
     ExecFailed(String),
@@ -200,6 +203,7 @@ impl ServerError {
             ServerError::InvalidAppName { .. }
             | ServerError::InvalidHostname { .. }
             | ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServerError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::Upload(e) => match e {
                 UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 UploadError::DigestMismatch { .. }
@@ -253,6 +257,7 @@ impl ServerError {
             ServerError::HostnameNotFound { .. } => "hostname_not_found",
             ServerError::ReleaseNotFound { .. } => "release_not_found",
             ServerError::BadRequest(_) => "bad_request",
+            ServerError::BodyTooLarge => "body_too_large",
             ServerError::NotRunning { .. } => "machine_not_running",
             ServerError::NotListening(_) => "port_not_listened",
             ServerError::ProxyConnect(_) => "proxy_connect_failed",
@@ -337,6 +342,9 @@ impl ServerError {
                 Some("`lakefly releases` lists the app's versions".into())
             }
             ServerError::BadRequest(_) => None,
+            ServerError::BodyTooLarge => Some(
+                "send less: a bundle goes to PUT /v1/bundles/{digest}, which takes far more".into(),
+            ),
             ServerError::NotListening(_) => {
                 Some("proxy one of the ports it listens on (`lakefly proxy LOCAL:PORT`)".into())
             }

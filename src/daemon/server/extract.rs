@@ -6,6 +6,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ServerError;
@@ -23,6 +24,9 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ServerError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ServerError::BodyTooLarge)
+            }
             Err(rejection) => Err(ServerError::BadRequest(match rejection {
                 JsonRejection::MissingJsonContentType(_) => {
                     "the body must be JSON (Content-Type: application/json)".into()
