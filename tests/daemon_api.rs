@@ -379,6 +379,8 @@ async fn a_bad_query_string_path_or_body_size_is_a_json_error_naming_what_is_wro
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
+    // The daemon stops reading there, so the connection must not go back to the pool.
+    assert_eq!(resp.headers()["connection"], "close");
     let body: serde_json::Value = resp.json().await.expect("a JSON answer");
     assert_eq!(body["code"], "body_too_large", "{body}");
     // A path whose id is no number, the same way.
