@@ -104,7 +104,12 @@ fn a_release_with_the_inputs_of_a_built_one_runs_from_its_files() {
     wait_for_names(&releases, &["1"]);
     assert_eq!(answer(&d).0, v1_token);
     let table = lakefly(&d, &["releases", "-a", "built"]).expect_code(0);
-    assert!(table.stdout.contains("v1's"), "{}", table.stdout);
+    let files = |version: &str| {
+        let row = table.stdout.lines().find(|l| l.starts_with(version));
+        row.and_then(|l| l.split_whitespace().rev().nth(1).map(str::to_string))
+    };
+    assert_eq!(files("v3 ").as_deref(), Some("v1's"), "{}", table.stdout);
+    assert_eq!(files("v1 ").as_deref(), Some("own"), "{}", table.stdout);
 
     // `--rebuild` builds again; so does a changed input.
     let run = deploy(&d, &app, &["--rebuild"]);

@@ -80,8 +80,9 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
         "CREATED",
     ]);
     for r in releases {
-        // Whose build it runs: its own, or an earlier release's (same inputs).
-        let files = r.files_of.map_or("built".into(), |v| format!("v{v}'s"));
+        // Whose build it runs: its own, or an earlier release's (same inputs). "own", not
+        // "built": a release still building, or whose build failed, has none yet.
+        let files = r.files_of.map_or("own".into(), |v| format!("v{v}'s"));
         table.row(vec![
             format!("v{}", r.version),
             r.status,
