@@ -12,8 +12,19 @@
 # descheduled vCPU) then lands on a single round of a single target, and the interval of
 # the ratio narrows (at one connection, 60 rounds of 1 s bounded the throughput ratio to
 # 1.02-1.09 where 12 rounds of 4 s left 1.01-1.26).
-# Usage: scripts/bench/proxy.sh [SECONDS per run, default 2] [ROUNDS, default 20]
-#                               [CONNECTIONS, default "32 1"]
+# Placement (BENCH_PLACEMENT), the same for nginx and the edge:
+#   scheduler  (default) left to the kernel. At one connection on 2 vCPUs the three
+#              processes land one way or another from run to run, and that, not the
+#              proxy, puts a run at ~17k or ~10k req/s (direct included).
+#   one-core   wrk, the proxy and the upstream all on CPU 0: no cross-core wake-ups, so a
+#              request's time is the three programs' CPU and the proxy's share is its own
+#              cost; the steadiest figures at one connection (at 32 it measures CPU per
+#              request, not throughput on the machine's cores).
+#   split      the proxy on the upper half of the cores, wrk and the upstream on the
+#              lower: every request crosses cores twice, and on a VM those wake-ups
+#              (~60 µs each here) dwarf either proxy.
+# Usage: [BENCH_PLACEMENT=scheduler|one-core|split] scripts/bench/proxy.sh
+#          [SECONDS per run, default 2] [ROUNDS, default 20] [CONNECTIONS, default "32 1"]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration="${1:-2}"
@@ -28,6 +39,36 @@ if ! need nginx || ! need wrk; then
 fi
 cargo build --release --quiet
 bin="$PWD/target/release"
+
+cores="$(nproc)"
+placement="${BENCH_PLACEMENT:-scheduler}"
+case "$placement" in
+scheduler) load_cpus="" proxy_cpus="" proxy_cores="" ;;
+one-core) load_cpus=0 proxy_cpus=0 proxy_cores=1 ;;
+split)
+    if [ "$cores" -lt 2 ]; then
+        echo "error: BENCH_PLACEMENT=split needs 2 cores or more; this machine has $cores" >&2
+        exit 2
+    fi
+    cpus() { if [ "$1" = "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
+    load_cpus="$(cpus 0 $((cores / 2 - 1)))"
+    proxy_cpus="$(cpus $((cores / 2)) $((cores - 1)))"
+    proxy_cores=$((cores - cores / 2))
+    ;;
+*)
+    echo "error: BENCH_PLACEMENT=$placement: use scheduler, one-core or split" >&2
+    exit 2
+    ;;
+esac
+# Command prefixes rather than functions: `$!` of `"${on_proxy[@]}" nginx ... &` is then
+# the proxy's own pid (taskset execs it), which the CPU figures read.
+on_load=() on_proxy=()
+if [ -n "$proxy_cpus" ]; then
+    on_load=(taskset -c "$load_cpus")
+    on_proxy=(taskset -c "$proxy_cpus")
+fi
+# One worker a core it may run on; nginx 1.22's `auto` counts the machine's cores, not those.
+nginx_workers="${proxy_cores:-auto}"
 
 work="$(mktemp -d)"
 pids=()
@@ -76,7 +117,7 @@ kill_signal = "SIGQUIT"
   internal_port = 8080
 EOF
 
-"$bin/lakeflyd" --api 127.0.0.1:0 --edge 127.0.0.1:0 --state "$work/state" \
+"${on_proxy[@]}" "$bin/lakeflyd" --api 127.0.0.1:0 --edge 127.0.0.1:0 --state "$work/state" \
     >"$work/ready" 2>"$work/lakeflyd.log" &
 pids+=($!)
 daemon_pid=$!
@@ -95,7 +136,7 @@ proxy="$work/proxy"
 mkdir -p "$proxy/tmp"
 proxy_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 cat >"$proxy/nginx.conf" <<EOF
-worker_processes auto;
+worker_processes $nginx_workers;
 pid $proxy/nginx.pid;
 error_log stderr warn;
 events { worker_connections 4096; }
@@ -122,7 +163,7 @@ http {
     }
 }
 EOF
-nginx -p "$proxy" -c "$proxy/nginx.conf" -g 'daemon off;' 2>"$proxy/error.log" &
+"${on_proxy[@]}" nginx -p "$proxy" -c "$proxy/nginx.conf" -g 'daemon off;' 2>"$proxy/error.log" &
 pids+=($!)
 for _ in $(seq 100); do
     curl -sf -o /dev/null "http://127.0.0.1:$proxy_port/" && break
@@ -146,7 +187,7 @@ cpu_ticks() { # pid (empty: none)
 measure() { # url connections proxy-pid
     local url="$1" conns="$2" pid="$3" out before after
     before="$(cpu_ticks "$pid")"
-    out="$(wrk -t1 -c"$conns" -d"${duration}s" --latency -H "Host: bench.localhost" "$url")"
+    out="$("${on_load[@]}" wrk -t1 -c"$conns" -d"${duration}s" --latency -H "Host: bench.localhost" "$url")"
     after="$(cpu_ticks "$pid")"
     python3 - "$out" "$((after - before))" "$(getconf CLK_TCK)" <<'EOF'
 import re, sys
@@ -163,10 +204,21 @@ print(f"{rps:.0f} {p99:.0f} {errors.group(1) if errors else 0} {cpu:.1f} {p50:.0
 EOF
 }
 
+# The machine inherited the daemon's cores; it belongs with the load.
+if [ -n "$load_cpus" ]; then
+    for master in $(pgrep -f 'upstream\.conf -g' || true); do
+        for pid in "$master" $(pgrep -P "$master" || true); do
+            taskset -apc "$load_cpus" "$pid" >/dev/null
+        done
+    done
+    echo "placement $placement: the proxy (lakeflyd or nginx) on CPU $proxy_cpus; wrk and the upstream on CPU $load_cpus"
+else
+    echo "placement $placement: left to the kernel (BENCH_PLACEMENT=one-core for the steadiest one-connection figures)"
+fi
 echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run, $rounds rounds; $(nproc) cores"
 echo "wrk runs one thread; CPU is the proxy's own (lakeflyd; nginx's master and workers)"
 echo "edge threads: $(ls /proc/$daemon_pid/task | while read -r t; do cat "/proc/$daemon_pid/task/$t/comm"; done | grep -c '^lakefly-edge-') (lakeflyd's default, half the cores);" \
-    "nginx workers: $(pgrep -c -P "$nginx_pid") (worker_processes auto, Debian's default)"
+    "nginx workers: $(pgrep -c -P "$nginx_pid") (worker_processes $nginx_workers, one a core it may use)"
 echo "Targets take turns within each round, so a noisy moment on this shared machine does"
 echo "not land on one of them only, in each of the six orders in turn, so none always runs"
 echo "first or right after another; each starts with a discarded 1 s warm-up. The summary"
@@ -180,7 +232,7 @@ declare -A urls=([direct]="http://127.0.0.1:$port/" [nginx]="http://127.0.0.1:$p
 declare -A pids_of=([direct]="" [nginx]="$nginx_pid" [edge]="$daemon_pid")
 for conns in $connections; do
     for target in direct nginx edge; do
-        wrk -t1 -c"$conns" -d1s -H "Host: bench.localhost" "${urls[$target]}" >/dev/null
+        "${on_load[@]}" wrk -t1 -c"$conns" -d1s -H "Host: bench.localhost" "${urls[$target]}" >/dev/null
     done
     for round in $(seq "$rounds"); do
         for target in ${orders[$(((round - 1) % ${#orders[@]}))]}; do
