@@ -146,10 +146,21 @@ impl Remotes {
                 return Err(parse_error(item.span(), "`remotes` must be a table".into()));
             };
             for (name, entry) in table.iter() {
-                if entry.get("url").and_then(Item::as_str).is_none() {
+                let Some((item, url)) = entry
+                    .get("url")
+                    .and_then(|item| Some((item, item.as_str()?)))
+                else {
                     return Err(parse_error(
                         entry.span(),
                         format!("`remotes.{name}` needs `url = \"https://HOST:PORT\"`"),
+                    ));
+                };
+                // A file written by hand or by an older lakefly: its URL is checked as
+                // `remote add` checks one, so no command sends or echoes a password in it.
+                if let Err(e) = check_url(url) {
+                    return Err(parse_error(
+                        item.span(),
+                        format!("`remotes.{name}.url`: {e}"),
                     ));
                 }
             }
@@ -432,6 +443,38 @@ mod tests {
         assert!(error.contains("http://x:1"), "{error}");
         let error = remotes.select("nope").unwrap_err().to_string();
         assert!(error.contains("known: local, prod"), "{error}");
+    }
+
+    #[test]
+    fn a_stored_url_with_a_password_is_refused_at_its_line_without_echoing_it() {
+        let (_dir, path) = in_temp(
+            "[remotes.ok]\nurl = \"http://10.0.0.2:4280\"\n[remotes.prod]\nurl = \"https://me:hunter2@lake.example.com:4280\"\n",
+        );
+        let error = Remotes::load_from(&path).unwrap_err();
+        let shown = error.to_string();
+        assert!(
+            matches!(
+                error,
+                RemoteError::Parse {
+                    line: 4,
+                    column: 7,
+                    ..
+                }
+            ),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with(
+                "`remotes.prod.url`: a daemon URL holds no user name or password: write https://lake.example.com:4280"
+            ) && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let (_dir, path) = in_temp("[remotes.prod]\nurl = \"ftp://lake\"\n");
+        let shown = Remotes::load_from(&path).unwrap_err().to_string();
+        assert!(
+            shown.contains(":2:7: `remotes.prod.url`: `ftp://lake` is not a daemon URL"),
+            "{shown}"
+        );
     }
 
     #[test]
