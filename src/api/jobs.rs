@@ -20,7 +20,7 @@ pub struct JobSpec {
     /// HTTP path called on a healthy machine of the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Cron expression (5 fields, or 6 with seconds).
+    /// Cron expression: 5 fields, 6 with seconds first, or 7 with a year last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// The zone `schedule` is read in: an IANA name (`Europe/Berlin`) or `local` (the
@@ -60,7 +60,8 @@ pub fn schedule_zone(name: Option<&str>) -> Result<jiff::tz::TimeZone, String> {
 /// The shortest interval between a job's runs.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A cron schedule read (5 fields, or 6 with seconds), or why it is not one.
+/// A cron schedule read (5 fields, 6 with seconds first, or 7 with a year last, as
+/// croner reads them), or why it is not one.
 pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
     expr.parse::<croner::Cron>().map_err(|e| {
         format!(

@@ -41,7 +41,7 @@ pub enum JobsCommand {
         /// HTTP method for --path (default GET).
         #[arg(long, requires = "path")]
         method: Option<String>,
-        /// Cron expression (5 fields, or 6 with seconds).
+        /// Cron expression: 5 fields, 6 with seconds first, or 7 with a year last.
         #[arg(long, conflicts_with = "interval", value_parser = schedule_arg)]
         schedule: Option<String>,
         /// The zone --schedule is read in: an IANA name (`Europe/Berlin`) or `local` (the

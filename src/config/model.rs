@@ -584,7 +584,7 @@ pub struct Job {
     /// HTTP path called on the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Cron expression (5 or 6 fields).
+    /// Cron expression: 5 fields, 6 with seconds first, or 7 with a year last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// The zone `schedule` is read in (IANA name or `local`; UTC when unset).
