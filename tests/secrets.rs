@@ -455,8 +455,9 @@ async fn the_secrets_commands_set_from_stdin_list_import_and_unset() {
         tokio::task::block_in_place(|| lakefly(&["secrets", "import", "--stage"], env));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr
-            .contains("staged: `lakefly secrets deploy -a hello` (or the next deploy) applies it"),
+        stderr.contains(
+            "staged: `lakefly secrets deploy -a hello` (or the next deploy) applies them"
+        ),
         "{stderr}"
     );
     let (code, _, stderr) = tokio::task::block_in_place(|| lakefly(&["secrets", "deploy"], b""));

@@ -184,12 +184,17 @@ async fn report(
         (Some(version), None) => detached(out, app, version),
         (None, _) => {
             if !changed.changed.is_empty() && !out.json {
+                let them = if changed.changed.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                };
                 out.note(&if staged {
                     format!(
-                        "staged: `lakefly secrets deploy -a {app}` (or the next deploy) applies it"
+                        "staged: `lakefly secrets deploy -a {app}` (or the next deploy) applies {them}"
                     )
                 } else {
-                    format!("{app} has no release yet: its first deploy applies it")
+                    format!("{app} has no release yet: its first deploy applies {them}")
                 });
             }
             Ok(())
