@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod edge;
 pub mod events;
 mod excerpt;
+mod in_flight;
 pub mod inherited;
 pub mod jobs;
 mod journal;
@@ -25,7 +26,6 @@ pub mod tls_expiry;
 pub mod volumes;
 
 use std::fs::File;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -91,7 +91,7 @@ pub struct Daemon {
     hub: EventHub,
     runtime: runtime::Runtime,
     shutdown: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     pruner: JoinHandle<()>,
     state_dir: PathBuf,
     // Held for the daemon's life: a second daemon on the same state dir is refused.
@@ -286,27 +286,20 @@ impl Daemon {
             shutdown: shutdown_rx.clone(),
         });
         let app = server::router(state, options.tokens.clone(), &options.cors_origins);
-        let mut stop = shutdown_rx.clone();
-        let stopping = async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        };
+        let stopping = shutdown_rx.clone();
         let (server, api_url) = match &api_tls {
             Some(tls) => {
                 let listener = server::tls_listener::TlsListener::new(listener, tls.clone())
                     .map_err(api_bind_error)?;
-                let serving = axum::serve(listener, app).with_graceful_shutdown(stopping);
                 (
-                    tokio::spawn(serving.into_future()),
+                    tokio::spawn(server::serve::serve(listener, app, stopping)),
                     format!("https://{api_addr}"),
                 )
             }
-            None => {
-                let serving = axum::serve(listener, app).with_graceful_shutdown(stopping);
-                (
-                    tokio::spawn(serving.into_future()),
-                    format!("http://{api_addr}"),
-                )
-            }
+            None => (
+                tokio::spawn(server::serve::serve(listener, app, stopping)),
+                format!("http://{api_addr}"),
+            ),
         };
         // Under systemd's WatchdogSec=; it ends with the daemon.
         tokio::spawn(service_manager::watchdog(
@@ -377,10 +370,8 @@ impl Daemon {
         // back.
         self.runtime.shutdown().await;
         let _ = self.shutdown.send(true);
-        match self.server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "API server ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "API server task failed"),
+        if let Err(e) = self.server.await {
+            tracing::warn!(error = %e, "API server task failed");
         }
         let _ = self.pruner.await;
         let _ = std::fs::remove_file(self.state_dir.join(RECORD_FILE));

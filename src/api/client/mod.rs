@@ -42,6 +42,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) const MACHINES_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle pooled connection is kept for the next request: well under the 75 s
+/// after which lakeflyd closes an idle one, so no request is sent into that close.
+pub const POOL_IDLE: Duration = Duration::from_secs(30);
 
 /// A routed name (`host` or `host/path`) as one segment of a request path: its `/` and
 /// `%` encoded, so the daemon reads back the name as given.
@@ -127,6 +130,7 @@ impl Client {
             .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("lakefly/", env!("CARGO_PKG_VERSION")));
         if is_https(base) {
             // The same rustls set-up as the rest of lakefly (ring, the host's CA store).

@@ -13,10 +13,10 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 
 use super::forwarding::ClientHop;
 use super::{answers, http, relay, stall, EdgeState};
+use crate::daemon::in_flight::InFlight;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
 const H2_MAX_STREAMS: u32 = 128;
@@ -61,7 +61,7 @@ pub(super) async fn serve_http1<T>(
     let mut conn = std::pin::pin!(conn);
     let served = tokio::select! {
         served = conn.as_mut() => served,
-        () = until_idle(requests, idle) => {
+        () = requests.until_idle(idle) => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
@@ -99,7 +99,7 @@ pub(super) async fn serve_h2<T>(
     let mut conn = std::pin::pin!(conn);
     let served = tokio::select! {
         served = conn.as_mut() => served,
-        () = until_idle(streams, idle) => {
+        () = streams.until_idle(idle) => {
             // Streams that start meanwhile are still answered; then it closes.
             conn.as_mut().graceful_shutdown();
             conn.await
@@ -127,13 +127,13 @@ fn counted_service(
             Error = Infallible,
             Future = impl Future<Output = Answer> + Send + 'static,
         > + Clone,
-    watch::Receiver<usize>,
+    InFlight,
 ) {
-    let open = Arc::new(watch::Sender::new(0usize));
-    let requests = open.subscribe();
+    let in_flight = InFlight::new();
+    let requests = in_flight.clone();
     let state = state.clone();
     let service = hyper::service::service_fn(move |req| {
-        let request = OpenRequest::new(&open);
+        let request = in_flight.start();
         let handled = http::handle(state.clone(), req, hop, fixed.clone());
         async move {
             let resp = handled.await?;
@@ -147,37 +147,4 @@ fn counted_service(
         }
     });
     (service, requests)
-}
-
-/// A request (over HTTP/2, a stream) in progress on a connection, counted in `open`
-/// while it lives.
-struct OpenRequest(Arc<watch::Sender<usize>>);
-
-impl OpenRequest {
-    fn new(open: &Arc<watch::Sender<usize>>) -> Self {
-        open.send_modify(|n| *n += 1);
-        OpenRequest(open.clone())
-    }
-}
-
-impl Drop for OpenRequest {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
-/// Returns once no request has been in progress for `limit`.
-async fn until_idle(mut streams: watch::Receiver<usize>, limit: Duration) {
-    loop {
-        if streams.wait_for(|open| *open == 0).await.is_err() {
-            break;
-        }
-        match tokio::time::timeout(limit, streams.wait_for(|open| *open > 0)).await {
-            Err(_) => return,
-            Ok(Ok(_)) => continue,
-            Ok(Err(_)) => break,
-        }
-    }
-    // The connection is gone, and with it the count: nothing to wait for.
-    std::future::pending().await
 }

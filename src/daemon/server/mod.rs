@@ -18,6 +18,7 @@ mod machines;
 mod metrics_targets;
 mod proxy;
 mod secrets;
+pub mod serve;
 mod stopping;
 pub mod tls_listener;
 mod upgrade;

@@ -1,0 +1,209 @@
+//! Serves the API's router over HTTP/1 with the limits `axum::serve` leaves out: a
+//! connection with no request in progress for [`IDLE`] is closed gracefully, and one whose
+//! request head has not all arrived a second later is dropped, so a client that opens
+//! connections and sends nothing (or a byte a minute) holds none for long, as nginx's
+//! `keepalive_timeout` and `client_header_timeout` see to. When the daemon stops, each connection closes once its
+//! request is answered, and serving ends when all have.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::serve::Listener;
+use axum::Router;
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tower_service::Service;
+
+use crate::daemon::in_flight::InFlight;
+
+/// How long a connection may go without a request in progress (nginx's
+/// `keepalive_timeout` is 75 s). lakefly's own client lets a pooled connection go well
+/// before, so it never sends a request into this close.
+pub const IDLE: Duration = Duration::from_secs(75);
+
+/// How far past [`IDLE`] hyper's own limit on waiting for a request head is set (it would
+/// otherwise be 30 s, and cut an idle kept-alive connection short): an idle connection
+/// gets the graceful close at `IDLE` first; hyper's drops one whose head is still
+/// arriving (a graceful close waits for that request).
+const HEAD_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves `router` on `listener` until `stopping` turns true (or its sender is gone),
+/// then waits for the connections to finish.
+pub async fn serve<L>(mut listener: L, router: Router, mut stopping: watch::Receiver<bool>)
+where
+    L: Listener,
+    L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Each connection holds a sender; `recv` ends when the last is dropped.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    loop {
+        let (io, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stopping| *stopping) => break,
+        };
+        let (router, stopping, open) = (router.clone(), stopping.clone(), open.clone());
+        tokio::spawn(async move {
+            connection(io, router, stopping).await;
+            drop(open);
+        });
+    }
+    // The port closes now; answers in progress finish.
+    drop(listener);
+    drop(open);
+    let _ = all_closed.recv().await;
+}
+
+/// Serves one connection until the client closes it, it idles for [`IDLE`], or the
+/// daemon stops.
+async fn connection<I>(io: I, router: Router, mut stopping: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let in_flight = InFlight::new();
+    let requests = in_flight.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let request = in_flight.start();
+        let answered = router.clone().call(req.map(Body::new));
+        async move {
+            let resp = answered.await?;
+            // The request counts until its answer's body is sent or dropped (an event
+            // stream's, for as long as it runs).
+            Ok::<_, Infallible>(resp.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _open = &request;
+                    frame
+                }))
+            }))
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(IDLE + HEAD_GRACE)
+        .serve_connection(TokioIo::new(io), service)
+        // `machines exec` and `proxy` take the connection over.
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let served = tokio::select! {
+        served = conn.as_mut() => served,
+        () = requests.until_idle(IDLE) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        () = async {
+            // The guard it returns is dropped here, not held across the close.
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "API: connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::time::Instant;
+
+    #[test]
+    fn lakeflys_client_lets_an_idle_connection_go_before_the_daemon_closes_it() {
+        assert!(crate::api::client::POOL_IDLE < IDLE);
+    }
+
+    /// A connection served by a router with `/ok` and a `/stream` that never ends, and
+    /// the client's end of it.
+    fn serving(stopping: watch::Receiver<bool>) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+        let router = Router::new().route("/ok", get(|| async { "ok" })).route(
+            "/stream",
+            get(|| async {
+                let first = futures_util::stream::once(async {
+                    Ok::<_, Infallible>(bytes::Bytes::from_static(b"data: 1\n\n"))
+                });
+                Body::from_stream(futures_util::StreamExt::chain(
+                    first,
+                    futures_util::stream::pending(),
+                ))
+            }),
+        );
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        (client, tokio::spawn(connection(server, router, stopping)))
+    }
+
+    /// Reads until the daemon closes the connection; what it sent.
+    async fn until_closed(client: &mut DuplexStream) -> String {
+        let mut seen = Vec::new();
+        client.read_to_end(&mut seen).await.unwrap();
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_never_completes_is_dropped_just_after_the_idle_limit() {
+        let (_stop, stopping) = watch::channel(false);
+        let (mut client, served) = serving(stopping);
+        let start = Instant::now();
+        client
+            .write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        assert_eq!(until_closed(&mut client).await, "");
+        assert_eq!(start.elapsed(), IDLE + HEAD_GRACE);
+        served.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_alive_connection_closes_after_idling_but_not_while_a_stream_runs() {
+        let (_stop, stopping) = watch::channel(false);
+        let (mut client, served) = serving(stopping);
+        client
+            .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 512];
+        let n = client.read(&mut head).await.unwrap();
+        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(IDLE * 4).await;
+        assert!(
+            !served.is_finished(),
+            "an event stream outlives the idle limit"
+        );
+
+        let (_stop, stopping) = watch::channel(false);
+        let (mut client, served) = serving(stopping);
+        client
+            .write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let answer = until_closed(&mut client).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+            "{answer}"
+        );
+        assert_eq!(start.elapsed(), IDLE);
+        served.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_daemon_stopping_closes_an_idle_connection_at_once() {
+        let (stop, stopping) = watch::channel(false);
+        let (mut client, served) = serving(stopping);
+        client
+            .write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 512];
+        let _ = client.read(&mut answer).await.unwrap();
+        let start = Instant::now();
+        stop.send_replace(true);
+        until_closed(&mut client).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        served.await.unwrap();
+    }
+}
