@@ -83,7 +83,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(IDLE + HEAD_GRACE)
         .serve_connection(TokioIo::new(io), service)
-        // `machines exec` and `proxy` take the connection over.
+        // `console` and `proxy` take the connection over.
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     let served = tokio::select! {
