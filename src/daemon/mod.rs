@@ -21,6 +21,7 @@ pub mod server;
 pub mod server_tls;
 pub(crate) mod service_manager;
 mod signals;
+pub(crate) mod stall;
 pub mod store;
 pub mod tls_expiry;
 pub mod volumes;

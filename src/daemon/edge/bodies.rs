@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::answers::{BoxError, EdgeBody};
 use super::backends::Lease;
 use super::pool::Conn;
-use super::stall::Patience;
+use crate::daemon::stall::Patience;
 
 /// A response body that hands its connection back to the pool once it was read to the
 /// end, and ends the request's lease when it is dropped.

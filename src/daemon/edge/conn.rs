@@ -15,8 +15,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::forwarding::ClientHop;
-use super::{answers, http, relay, stall, EdgeState};
+use super::{answers, http, relay, EdgeState};
 use crate::daemon::in_flight::InFlight;
+use crate::daemon::stall;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
 const H2_MAX_STREAMS: u32 = 128;

@@ -26,7 +26,6 @@ mod proxy_proto;
 mod public_ports;
 mod relay;
 pub mod routes;
-mod stall;
 pub mod statics;
 mod tcp;
 pub mod tls;

@@ -236,7 +236,7 @@ pub async fn dial(port: u16) -> Result<TcpStream, ConnectError> {
 /// whose writes give up after waiting `stall` for the machine to read.
 pub async fn connect(port: u16, stall: Duration) -> Result<Sender, ConnectError> {
     let stream = dial(port).await?;
-    let io = super::stall::StallLimit::writes_only(stream, stall);
+    let io = crate::daemon::stall::StallLimit::writes_only(stream, stall);
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(io))
         .await
@@ -252,7 +252,7 @@ pub async fn connect(port: u16, stall: Duration) -> Result<Sender, ConnectError>
 /// A new HTTP/2 connection (h2c, prior knowledge) to `127.0.0.1:port`.
 pub async fn connect_h2(port: u16, stall: Duration) -> Result<H2Sender, ConnectError> {
     let stream = dial(port).await?;
-    let io = super::stall::StallLimit::writes_only(stream, stall);
+    let io = crate::daemon::stall::StallLimit::writes_only(stream, stall);
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(io))

@@ -2,15 +2,21 @@
 //! connection with no request in progress for [`IDLE`] is closed gracefully, and one whose
 //! request head has not all arrived a second later is dropped, so a client that opens
 //! connections and sends nothing (or a byte a minute) holds none for long, as nginx's
-//! `keepalive_timeout` and `client_header_timeout` see to. When the daemon stops, each connection closes once its
+//! `keepalive_timeout` and `client_header_timeout` see to. A client that stops sending a
+//! request body, or reading an answer, is given up on after [`STALL`] without progress
+//! (`client_body_timeout`, `send_timeout`). When the daemon stops, each connection closes once its
 //! request is answered, and serving ends when all have.
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::serve::Listener;
-use axum::Router;
+use axum::{BoxError, Router};
+use bytes::Bytes;
+use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,11 +24,15 @@ use tokio::sync::{mpsc, watch};
 use tower_service::Service;
 
 use crate::daemon::in_flight::InFlight;
+use crate::daemon::stall::{Patience, StallLimit};
 
 /// How long a connection may go without a request in progress (nginx's
 /// `keepalive_timeout` is 75 s). lakefly's own client lets a pooled connection go well
 /// before, so it never sends a request into this close.
 pub const IDLE: Duration = Duration::from_secs(75);
+
+/// How long a read of a request's body, or a write of its answer, may wait for progress.
+pub const STALL: Duration = Duration::from_secs(60);
 
 /// How far past [`IDLE`] hyper's own limit on waiting for a request head is set (it would
 /// otherwise be 30 s, and cut an idle kept-alive connection short): an idle connection
@@ -66,7 +76,9 @@ where
     let requests = in_flight.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let request = in_flight.start();
-        let answered = router.clone().call(req.map(Body::new));
+        let answered = router
+            .clone()
+            .call(req.map(|body| Body::new(Patient::new(body))));
         async move {
             let resp = answered.await?;
             // The request counts until its answer's body is sent or dropped (an event
@@ -82,7 +94,7 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(IDLE + HEAD_GRACE)
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(TokioIo::new(StallLimit::writes_only(io, STALL)), service)
         // `console` and `proxy` take the connection over.
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
@@ -105,6 +117,47 @@ where
     }
 }
 
+/// A request body each of whose frames is awaited up to [`STALL`].
+struct Patient {
+    inner: hyper::body::Incoming,
+    patience: Patience,
+}
+
+impl Patient {
+    fn new(inner: hyper::body::Incoming) -> Self {
+        Patient {
+            inner,
+            patience: Patience::new(STALL),
+        }
+    }
+}
+
+impl http_body::Body for Patient {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        // The limit applies between frames: `Option` is turned inside out around it.
+        let waited = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(frame)) => Poll::Ready(frame.map_err(BoxError::from)),
+            Poll::Pending => Poll::Pending,
+        };
+        self.patience.check(waited, cx).map(Some)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,26 +173,40 @@ mod tests {
     /// A connection served by a router with `/ok` and a `/stream` that never ends, and
     /// the client's end of it.
     fn serving(stopping: watch::Receiver<bool>) -> (DuplexStream, tokio::task::JoinHandle<()>) {
-        let router = Router::new().route("/ok", get(|| async { "ok" })).route(
-            "/stream",
-            get(|| async {
-                let first = futures_util::stream::once(async {
-                    Ok::<_, Infallible>(bytes::Bytes::from_static(b"data: 1\n\n"))
-                });
-                Body::from_stream(futures_util::StreamExt::chain(
-                    first,
-                    futures_util::stream::pending(),
-                ))
-            }),
-        );
+        let router = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route(
+                "/echo",
+                axum::routing::post(|body: String| async move { body }),
+            )
+            .route("/big", get(|| async { vec![b'x'; 4 << 20] }))
+            .route(
+                "/stream",
+                get(|| async {
+                    let first = futures_util::stream::once(async {
+                        Ok::<_, Infallible>(bytes::Bytes::from_static(b"data: 1\n\n"))
+                    });
+                    Body::from_stream(futures_util::StreamExt::chain(
+                        first,
+                        futures_util::stream::pending(),
+                    ))
+                }),
+            );
         let (client, server) = tokio::io::duplex(64 * 1024);
         (client, tokio::spawn(connection(server, router, stopping)))
     }
 
+    /// Longer than any limit here: a close that does not come fails the test rather than
+    /// hanging it.
+    const NEVER: Duration = Duration::from_secs(3600);
+
     /// Reads until the daemon closes the connection; what it sent.
     async fn until_closed(client: &mut DuplexStream) -> String {
         let mut seen = Vec::new();
-        client.read_to_end(&mut seen).await.unwrap();
+        tokio::time::timeout(NEVER, client.read_to_end(&mut seen))
+            .await
+            .expect("the daemon closes the connection")
+            .unwrap();
         String::from_utf8_lossy(&seen).into_owned()
     }
 
@@ -188,6 +255,39 @@ mod tests {
         );
         assert_eq!(start.elapsed(), IDLE);
         served.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_fails_its_request_after_the_stall_limit() {
+        let (_stop, stopping) = watch::channel(false);
+        let (mut client, served) = serving(stopping);
+        client
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let answer = until_closed(&mut client).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert_eq!(start.elapsed(), STALL);
+        served.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_let_go_after_the_stall_limit() {
+        let (_stop, stopping) = watch::channel(false);
+        let (mut client, served) = serving(stopping);
+        client
+            .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let start = Instant::now();
+        // Never read: the 4 MiB answer fills the pipe, and the writes wait.
+        tokio::time::timeout(NEVER, served)
+            .await
+            .expect("the daemon lets the connection go")
+            .unwrap();
+        assert_eq!(start.elapsed(), STALL);
+        drop(client);
     }
 
     #[tokio::test(start_paused = true)]

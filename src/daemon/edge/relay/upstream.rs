@@ -20,7 +20,7 @@ use super::{answer, linger, After, Client, Failed, Outgoing, CLIENT_CLOSED};
 use crate::daemon::edge::answers::STALLED_BODY;
 use crate::daemon::edge::backends::Backend;
 use crate::daemon::edge::pool::Reusable;
-use crate::daemon::edge::stall::StallLimit;
+use crate::daemon::stall::StallLimit;
 
 /// A kept-alive connection to a machine, with what was read from it and not used yet.
 pub struct Upstream {

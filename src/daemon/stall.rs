@@ -1,7 +1,7 @@
 //! A limit on how long one read or write may make no progress. A client that stops
 //! sending a body or reading an answer holds a connection to a machine (and one of its
 //! workers) for as long as it likes otherwise; nginx gives up after 60 s by default
-//! (`client_body_timeout`, `send_timeout`), and so does the edge.
+//! (`client_body_timeout`, `send_timeout`), and so do the edge and the API.
 //!
 //! Only an operation that has to wait arms a timer, so the usual read or write, done at
 //! once, costs nothing. Time spent waiting on the other side (a machine thinking, an SSE
