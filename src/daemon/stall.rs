@@ -71,6 +71,24 @@ impl Patience {
     }
 }
 
+impl Patience {
+    /// A body's next frame, given what polling it gave: as [`Patience::check`], the limit
+    /// applying between frames (the end of the body is no wait).
+    pub fn check_frame<F, E: From<Stalled>>(
+        &mut self,
+        polled: Poll<Option<Result<F, E>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<F, E>>> {
+        // `Option` is turned inside out around the check.
+        let waited = match polled {
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(frame)) => Poll::Ready(frame),
+            Poll::Pending => Poll::Pending,
+        };
+        self.check(waited, cx).map(Some)
+    }
+}
+
 /// `S`, whose reads and writes fail with `TimedOut` after waiting `limit` for progress.
 pub struct StallLimit<S> {
     inner: S,

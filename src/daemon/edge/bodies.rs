@@ -158,18 +158,12 @@ impl Body for Watched {
         {
             self.progress.ended.store(true, Ordering::Release);
         }
-        // The limit applies between frames: `Option` is turned inside out around it.
-        let waited = match polled {
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Ready(Some(frame)) => Poll::Ready(frame),
-            Poll::Pending => Poll::Pending,
-        };
-        let was_waiting = waited.is_pending();
-        let checked = self.patience.check(waited, cx);
-        if was_waiting && matches!(checked, Poll::Ready(Err(_))) {
+        let was_waiting = polled.is_pending();
+        let checked = self.patience.check_frame(polled, cx);
+        if was_waiting && matches!(checked, Poll::Ready(Some(Err(_)))) {
             self.progress.stalled.store(true, Ordering::Release);
         }
-        checked.map(Some)
+        checked
     }
 
     fn is_end_stream(&self) -> bool {

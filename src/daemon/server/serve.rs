@@ -140,13 +140,10 @@ impl http_body::Body for Patient {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        // The limit applies between frames: `Option` is turned inside out around it.
-        let waited = match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Ready(Some(frame)) => Poll::Ready(frame.map_err(BoxError::from)),
-            Poll::Pending => Poll::Pending,
-        };
-        self.patience.check(waited, cx).map(Some)
+        let polled = Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map(|frame| frame.map(|frame| frame.map_err(BoxError::from)));
+        self.patience.check_frame(polled, cx)
     }
 
     fn is_end_stream(&self) -> bool {
