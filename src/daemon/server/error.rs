@@ -478,18 +478,8 @@ impl IntoResponse for ServerError {
             code: self.code().into(),
             hint: self.hint(),
         };
-        let status = self.status();
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of the body is left unread, so hyper closes the connection after
-            // this answer; saying so keeps the client from reusing it for its next
-            // request, which would otherwise meet the close mid-flight.
-            response.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-        }
-        response
+        // An answer given before the body was read says `Connection: close` (serve.rs).
+        (self.status(), Json(body)).into_response()
     }
 }
 
@@ -513,20 +503,6 @@ mod tests {
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, serde_json::from_slice(&body).unwrap())
-    }
-
-    #[test]
-    fn a_body_left_unread_closes_the_connection_and_nothing_else_does() {
-        for error in [
-            ServerError::BodyTooLarge,
-            ServerError::Upload(UploadError::TooLarge { limit: 1000 }),
-        ] {
-            let response = error.into_response();
-            assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-            assert_eq!(response.headers()["connection"], "close");
-        }
-        let response = ServerError::BadRequest("no".into()).into_response();
-        assert!(response.headers().get("connection").is_none());
     }
 
     #[tokio::test]

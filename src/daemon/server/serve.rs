@@ -9,10 +9,13 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::{header, HeaderValue};
 use axum::serve::Listener;
 use axum::{BoxError, Router};
 use bytes::Bytes;
@@ -76,11 +79,21 @@ where
     let requests = in_flight.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let request = in_flight.start();
+        // Read to its end already when there is none.
+        let read = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(req.body())));
+        let reading = read.clone();
         let answered = router
             .clone()
-            .call(req.map(|body| Body::new(Patient::new(body))));
+            .call(req.map(|body| Body::new(Patient::new(body, reading))));
         async move {
-            let resp = answered.await?;
+            let mut resp = answered.await?;
+            if !read.load(Ordering::Acquire) {
+                // Answered before the body was all read (a 413, a 401 to an upload):
+                // hyper closes the connection after this answer, and saying so keeps the
+                // client from sending its next request into that close.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             // The request counts until its answer's body is sent or dropped (an event
             // stream's, for as long as it runs).
             Ok::<_, Infallible>(resp.map(|body| {
@@ -117,17 +130,21 @@ where
     }
 }
 
-/// A request body each of whose frames is awaited up to [`STALL`].
+/// A request body each of whose frames is awaited up to [`STALL`], and which notes when
+/// it was read to its end.
 struct Patient {
     inner: hyper::body::Incoming,
     patience: Patience,
+    read: Arc<AtomicBool>,
 }
 
 impl Patient {
-    fn new(inner: hyper::body::Incoming) -> Self {
+    /// `inner`, which sets `read` once read to its end.
+    fn new(inner: hyper::body::Incoming, read: Arc<AtomicBool>) -> Self {
         Patient {
             inner,
             patience: Patience::new(STALL),
+            read,
         }
     }
 }
@@ -143,6 +160,12 @@ impl http_body::Body for Patient {
         let polled = Pin::new(&mut self.inner)
             .poll_frame(cx)
             .map(|frame| frame.map(|frame| frame.map_err(BoxError::from)));
+        // A body of known length ends with its last frame, and may not be polled again.
+        if matches!(polled, Poll::Ready(None))
+            || matches!(polled, Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream())
+        {
+            self.read.store(true, Ordering::Release);
+        }
         self.patience.check_frame(polled, cx)
     }
 
@@ -177,6 +200,10 @@ mod tests {
                 axum::routing::post(|body: String| async move { body }),
             )
             .route("/big", get(|| async { vec![b'x'; 4 << 20] }))
+            .route(
+                "/refuse",
+                axum::routing::put(|| async { axum::http::StatusCode::PAYLOAD_TOO_LARGE }),
+            )
             .route(
                 "/stream",
                 get(|| async {
@@ -285,6 +312,34 @@ mod tests {
             .unwrap();
         assert_eq!(start.elapsed(), STALL);
         drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_given_before_the_body_was_read_says_the_connection_closes() {
+        let (_stop, stopping) = watch::channel(false);
+        let (mut client, served) = serving(stopping);
+        client
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 512];
+        let n = client.read(&mut answer).await.unwrap();
+        let read = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+        assert!(
+            read.starts_with("http/1.1 200") && !read.contains("connection: close"),
+            "{read}"
+        );
+        // The same connection goes on; this body is refused unread.
+        client
+            .write_all(b"PUT /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc")
+            .await
+            .unwrap();
+        let refused = until_closed(&mut client).await.to_ascii_lowercase();
+        assert!(
+            refused.starts_with("http/1.1 413") && refused.contains("connection: close\r\n"),
+            "{refused}"
+        );
+        served.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
