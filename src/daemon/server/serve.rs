@@ -4,8 +4,8 @@
 //! connections and sends nothing (or a byte a minute) holds none for long, as nginx's
 //! `keepalive_timeout` and `client_header_timeout` see to. A client that stops sending a
 //! request body, or reading an answer, is given up on after [`STALL`] without progress
-//! (`client_body_timeout`, `send_timeout`). When the daemon stops, each connection closes once its
-//! request is answered, and serving ends when all have.
+//! (`client_body_timeout`, `send_timeout`). When the daemon stops, each connection closes
+//! once its request is answered, and serving ends when all have.
 
 use std::convert::Infallible;
 use std::pin::Pin;
