@@ -6,15 +6,25 @@
 //! Only an operation that has to wait arms a timer, so the usual read or write, done at
 //! once, costs nothing. Time spent waiting on the other side (a machine thinking, an SSE
 //! stream with nothing to say) is not counted against the client.
+//!
+//! [`StallLimit`] holds a connection's reads and writes to it; [`Watched`] a request
+//! body's frames, and says how far the body was read.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+use crate::daemon::edge::answers::{BoxError, EdgeBody};
 
 /// How long an operation may wait, and the timer of the one waiting now.
 pub struct Patience {
@@ -68,24 +78,6 @@ impl Patience {
             }
             Poll::Pending => Poll::Pending,
         }
-    }
-}
-
-impl Patience {
-    /// A body's next frame, given what polling it gave: as [`Patience::check`], the limit
-    /// applying between frames (the end of the body is no wait).
-    pub fn check_frame<F, E: From<Stalled>>(
-        &mut self,
-        polled: Poll<Option<Result<F, E>>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<F, E>>> {
-        // `Option` is turned inside out around the check.
-        let waited = match polled {
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Ready(Some(frame)) => Poll::Ready(frame),
-            Poll::Pending => Poll::Pending,
-        };
-        self.check(waited, cx).map(Some)
     }
 }
 
@@ -161,6 +153,90 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for StallLimit<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A request body that notes when it was read to its end, and gives up on a client that
+/// stops sending it.
+pub struct Watched {
+    inner: EdgeBody,
+    progress: Arc<Progress>,
+    patience: Patience,
+}
+
+/// How far a [`Watched`] body got, for whoever sent it on.
+pub struct Progress {
+    ended: AtomicBool,
+    stalled: AtomicBool,
+}
+
+impl Progress {
+    /// Read to its end (an empty body from the start).
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Given up on because the client stopped sending it: a failed send was the
+    /// client's doing, not the machine's.
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
+}
+
+impl Watched {
+    /// `inner`, watched, each frame awaited up to `limit`.
+    pub fn new(inner: EdgeBody, limit: Duration) -> (Self, Arc<Progress>) {
+        let progress = Arc::new(Progress {
+            ended: AtomicBool::new(inner.is_end_stream()),
+            stalled: AtomicBool::new(false),
+        });
+        let patience = Patience::new(limit);
+        (
+            Watched {
+                inner,
+                progress: progress.clone(),
+                patience,
+            },
+            progress,
+        )
+    }
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        // A body of known length ends with its last frame, and may not be polled again.
+        if matches!(polled, Poll::Ready(None))
+            || matches!(polled, Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream())
+        {
+            self.progress.ended.store(true, Ordering::Release);
+        }
+        // The limit applies between frames: `Option` is turned inside out around it.
+        let waited = match polled {
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(frame)) => Poll::Ready(frame),
+            Poll::Pending => Poll::Pending,
+        };
+        let was_waiting = waited.is_pending();
+        let checked = self.patience.check(waited, cx);
+        if was_waiting && matches!(checked, Poll::Ready(Err(_))) {
+            self.progress.stalled.store(true, Ordering::Release);
+        }
+        checked.map(Some)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -1,11 +1,8 @@
-//! Bodies that report how far they were read: a machine's response hands its connection
-//! back once read to the end; a client's request says whether it was all sent.
+//! A machine's response body, which hands its connection back once read to the end (a
+//! client's request body is `stall::Watched`).
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -13,7 +10,6 @@ use http_body::{Body, Frame, SizeHint};
 use super::answers::{BoxError, EdgeBody};
 use super::backends::Lease;
 use super::pool::Conn;
-use crate::daemon::stall::Patience;
 
 /// A response body that hands its connection back to the pool once it was read to the
 /// end, and ends the request's lease when it is dropped.
@@ -94,83 +90,5 @@ impl Drop for Tracked {
         if self.is_end_stream() {
             self.finish();
         }
-    }
-}
-
-/// A request body that notes when it was read to its end, and gives up on a client that
-/// stops sending it.
-pub(super) struct Watched {
-    inner: EdgeBody,
-    progress: Arc<Progress>,
-    patience: Patience,
-}
-
-/// How far a [`Watched`] body got, for whoever sent it on.
-pub(super) struct Progress {
-    ended: AtomicBool,
-    stalled: AtomicBool,
-}
-
-impl Progress {
-    /// Read to its end (an empty body from the start).
-    pub(super) fn ended(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
-    }
-
-    /// Given up on because the client stopped sending it: a failed send was the
-    /// client's doing, not the machine's.
-    pub(super) fn stalled(&self) -> bool {
-        self.stalled.load(Ordering::Acquire)
-    }
-}
-
-impl Watched {
-    /// `inner`, watched, each frame awaited up to `limit`.
-    pub(super) fn new(inner: EdgeBody, limit: Duration) -> (Self, Arc<Progress>) {
-        let progress = Arc::new(Progress {
-            ended: AtomicBool::new(inner.is_end_stream()),
-            stalled: AtomicBool::new(false),
-        });
-        let patience = Patience::new(limit);
-        (
-            Watched {
-                inner,
-                progress: progress.clone(),
-                patience,
-            },
-            progress,
-        )
-    }
-}
-
-impl Body for Watched {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        // A body of known length ends with its last frame, and may not be polled again.
-        if matches!(polled, Poll::Ready(None))
-            || matches!(polled, Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream())
-        {
-            self.progress.ended.store(true, Ordering::Release);
-        }
-        let was_waiting = polled.is_pending();
-        let checked = self.patience.check_frame(polled, cx);
-        if was_waiting && matches!(checked, Poll::Ready(Some(Err(_)))) {
-            self.progress.stalled.store(true, Ordering::Release);
-        }
-        checked
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

@@ -22,11 +22,12 @@ use super::access_log::Entry;
 use super::acquire::{acquire, Refusal, MAX_ATTEMPTS};
 use super::answers::{empty, error, full, wants_html, BoxError, EdgeBody, STALLED_BODY};
 use super::backends::Lease;
-use super::bodies::{Tracked, Watched};
+use super::bodies::Tracked;
 use super::forwarding::{is_upgrade, prepare_headers, strip_hop_by_hop, ClientHop};
 use super::pool::Conn;
 use super::routes::{Route, UpstreamHttp};
 use super::{statics, EdgeState, Scheme};
+use crate::daemon::stall::Watched;
 
 /// Responses with a known length below this are read whole before they are sent on.
 const BUFFER_SMALLER_THAN: u64 = 64 * 1024;

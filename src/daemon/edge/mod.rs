@@ -9,7 +9,7 @@
 pub mod access_log;
 mod acquire;
 mod addresses;
-mod answers;
+pub(crate) mod answers;
 pub mod autostart;
 pub mod backends;
 mod bodies;

@@ -8,18 +8,13 @@
 //! once its request is answered, and serving ends when all have.
 
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::serve::Listener;
 use axum::{BoxError, Router};
-use bytes::Bytes;
-use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tower_service::Service;
 
 use crate::daemon::in_flight::InFlight;
-use crate::daemon::stall::{Patience, StallLimit};
+use crate::daemon::stall::{Progress, StallLimit, Watched};
 
 /// How long a connection may go without a request in progress (nginx's
 /// `keepalive_timeout` is 75 s). lakefly's own client lets a pooled connection go well
@@ -69,6 +64,13 @@ where
     let _ = all_closed.recv().await;
 }
 
+/// `req` with its body's frames each awaited up to [`STALL`], and how far it was read.
+fn watched(req: hyper::Request<hyper::body::Incoming>) -> (hyper::Request<Body>, Arc<Progress>) {
+    let (parts, body) = req.into_parts();
+    let (body, read) = Watched::new(body.map_err(BoxError::from).boxed_unsync(), STALL);
+    (hyper::Request::from_parts(parts, Body::new(body)), read)
+}
+
 /// Serves one connection until the client closes it, it idles for [`IDLE`], or the
 /// daemon stops.
 async fn connection<I>(io: I, router: Router, mut stopping: watch::Receiver<bool>)
@@ -79,15 +81,11 @@ where
     let requests = in_flight.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let request = in_flight.start();
-        // Read to its end already when there is none.
-        let read = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(req.body())));
-        let reading = read.clone();
-        let answered = router
-            .clone()
-            .call(req.map(|body| Body::new(Patient::new(body, reading))));
+        let (req, read) = watched(req);
+        let answered = router.clone().call(req);
         async move {
             let mut resp = answered.await?;
-            if !read.load(Ordering::Acquire) {
+            if !read.ended() {
                 // Answered before the body was all read (a 413, a 401 to an upload):
                 // hyper closes the connection after this answer, and saying so keeps the
                 // client from sending its next request into that close.
@@ -127,54 +125,6 @@ where
     };
     if let Err(e) = served {
         tracing::debug!(error = %e, "API: connection ended with an error");
-    }
-}
-
-/// A request body each of whose frames is awaited up to [`STALL`], and which notes when
-/// it was read to its end.
-struct Patient {
-    inner: hyper::body::Incoming,
-    patience: Patience,
-    read: Arc<AtomicBool>,
-}
-
-impl Patient {
-    /// `inner`, which sets `read` once read to its end.
-    fn new(inner: hyper::body::Incoming, read: Arc<AtomicBool>) -> Self {
-        Patient {
-            inner,
-            patience: Patience::new(STALL),
-            read,
-        }
-    }
-}
-
-impl http_body::Body for Patient {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map(|frame| frame.map(|frame| frame.map_err(BoxError::from)));
-        // A body of known length ends with its last frame, and may not be polled again.
-        if matches!(polled, Poll::Ready(None))
-            || matches!(polled, Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream())
-        {
-            self.read.store(true, Ordering::Release);
-        }
-        self.patience.check_frame(polled, cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 
