@@ -128,8 +128,9 @@ edge="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["edge"])
     cat "$work/deploy.log" >&2
     exit 1
 }
-port="$("$bin/lakefly" --remote "$api" status -a bench --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["machines"][0]["port"])')"
+# The machine's port, and its pid: nginx's master (run.sh execs it).
+read -r port upstream_pid < <("$bin/lakefly" --remote "$api" status -a bench --json |
+    python3 -c 'import json,sys; m = json.load(sys.stdin)["machines"][0]; print(m["port"], m["pid"])')
 
 # nginx as the reverse proxy, with kept-alive upstream connections, the usual headers.
 proxy="$work/proxy"
@@ -206,16 +207,14 @@ EOF
 
 # The machine inherited the daemon's cores; it belongs with the load.
 if [ -n "$load_cpus" ]; then
-    for master in $(pgrep -f 'upstream\.conf -g' || true); do
-        for pid in "$master" $(pgrep -P "$master" || true); do
-            taskset -apc "$load_cpus" "$pid" >/dev/null
-        done
+    for pid in "$upstream_pid" $(pgrep -P "$upstream_pid" || true); do
+        taskset -apc "$load_cpus" "$pid" >/dev/null
     done
     echo "placement $placement: the proxy (lakeflyd or nginx) on CPU $proxy_cpus; wrk and the upstream on CPU $load_cpus"
 else
     echo "placement $placement: left to the kernel (BENCH_PLACEMENT=one-core for the steadiest one-connection figures)"
 fi
-echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run, $rounds rounds; $(nproc) cores"
+echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run, $rounds rounds; $cores cores"
 echo "wrk runs one thread; CPU is the proxy's own (lakeflyd; nginx's master and workers)"
 echo "edge threads: $(ls /proc/$daemon_pid/task | while read -r t; do cat "/proc/$daemon_pid/task/$t/comm"; done | grep -c '^lakefly-edge-') (lakeflyd's default, half the cores);" \
     "nginx workers: $(pgrep -c -P "$nginx_pid") (worker_processes $nginx_workers, one a core it may use)"
