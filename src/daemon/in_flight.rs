@@ -42,6 +42,19 @@ impl InFlight {
 /// A request in progress, counted in its connection's [`InFlight`] while it lives.
 pub struct OpenRequest(Arc<watch::Sender<usize>>);
 
+impl OpenRequest {
+    /// `body`, as the answer to this request, which counts until it is sent or dropped.
+    pub fn until_sent<B: http_body::Body>(
+        self,
+        body: B,
+    ) -> impl http_body::Body<Data = B::Data, Error = B::Error> {
+        http_body_util::BodyExt::map_frame(body, move |frame| {
+            let _open = &self;
+            frame
+        })
+    }
+}
+
 impl Drop for OpenRequest {
     fn drop(&mut self) {
         self.0.send_modify(|n| *n = n.saturating_sub(1));

@@ -138,13 +138,7 @@ fn counted_service(
         let handled = http::handle(state.clone(), req, hop, fixed.clone());
         async move {
             let resp = handled.await?;
-            Ok::<_, Infallible>(resp.map(|body| {
-                body.map_frame(move |frame| {
-                    let _open = &request;
-                    frame
-                })
-                .boxed_unsync()
-            }))
+            Ok::<_, Infallible>(resp.map(|body| request.until_sent(body).boxed_unsync()))
         }
     });
     (service, requests)

@@ -94,12 +94,7 @@ where
             }
             // The request counts until its answer's body is sent or dropped (an event
             // stream's, for as long as it runs).
-            Ok::<_, Infallible>(resp.map(|body| {
-                Body::new(body.map_frame(move |frame| {
-                    let _open = &request;
-                    frame
-                }))
-            }))
+            Ok::<_, Infallible>(resp.map(|body| Body::new(request.until_sent(body))))
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
