@@ -1,6 +1,8 @@
 //! The requests in progress on one served connection, and the wait for it to have had none
 //! for a while: how the edge and the API close a kept-alive connection that sits idle.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +37,24 @@ impl InFlight {
             {
                 return;
             }
+        }
+    }
+}
+
+/// Drives the served connection `conn` to its end; once `close` is ready first (the
+/// connection idle, the daemon stopping), `close_gracefully` is called on it (hyper's
+/// `graceful_shutdown`, which each connection type has with no trait to share) and the
+/// requests it has in progress are let finish.
+pub async fn serve_until<C: Future>(
+    mut conn: Pin<&mut C>,
+    close: impl Future<Output = ()>,
+    close_gracefully: impl FnOnce(Pin<&mut C>),
+) -> C::Output {
+    tokio::select! {
+        served = conn.as_mut() => served,
+        () = close => {
+            close_gracefully(conn.as_mut());
+            conn.await
         }
     }
 }

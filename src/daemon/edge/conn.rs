@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::forwarding::ClientHop;
 use super::{answers, http, relay, EdgeState};
-use crate::daemon::in_flight::InFlight;
+use crate::daemon::in_flight::{serve_until, InFlight};
 use crate::daemon::stall;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's default is 128).
@@ -48,7 +49,7 @@ pub(super) async fn serve_http1<T>(
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (service, requests) = counted_service(&state, hop, fixed);
-    let conn = hyper::server::conn::http1::Builder::new()
+    let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(idle + HEAD_GRACE)
         // The relay's limit (hyper's own is ~400 KB a connection): a longer head is a
@@ -59,14 +60,12 @@ pub(super) async fn serve_http1<T>(
             service,
         )
         .with_upgrades();
-    let mut conn = std::pin::pin!(conn);
-    let served = tokio::select! {
-        served = conn.as_mut() => served,
-        () = requests.until_idle(idle) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
+    let served = serve_until(
+        std::pin::pin!(conn),
+        requests.until_idle(idle),
+        http1::UpgradeableConnection::graceful_shutdown,
+    )
+    .await;
     if let Err(e) = served {
         tracing::debug!(peer = %hop.peer, error = %e, "edge: connection ended with an error");
     }
@@ -87,7 +86,7 @@ pub(super) async fn serve_h2<T>(
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (service, streams) = counted_service(&state, hop, fixed);
-    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+    let conn = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_header_list_size(H2_MAX_HEADER_BYTES)
@@ -97,15 +96,13 @@ pub(super) async fn serve_h2<T>(
             TokioIo::new(stall::StallLimit::writes_only(io, state.stall_timeout)),
             service,
         );
-    let mut conn = std::pin::pin!(conn);
-    let served = tokio::select! {
-        served = conn.as_mut() => served,
-        () = streams.until_idle(idle) => {
-            // Streams that start meanwhile are still answered; then it closes.
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
+    // Streams that start while it closes are still answered.
+    let served = serve_until(
+        std::pin::pin!(conn),
+        streams.until_idle(idle),
+        http2::Connection::graceful_shutdown,
+    )
+    .await;
     if let Err(e) = served {
         tracing::debug!(peer = %hop.peer, error = %e, "edge: HTTP/2 connection ended with an error");
     }

@@ -16,12 +16,13 @@ use axum::http::{header, HeaderValue};
 use axum::serve::Listener;
 use axum::{BoxError, Router};
 use http_body_util::BodyExt;
+use hyper::server::conn::http1::{self, UpgradeableConnection};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tower_service::Service;
 
-use crate::daemon::in_flight::InFlight;
+use crate::daemon::in_flight::{serve_until, InFlight};
 use crate::daemon::stall::{Progress, StallLimit, Watched};
 
 /// How long a connection may go without a request in progress (nginx's
@@ -97,27 +98,25 @@ where
             Ok::<_, Infallible>(resp.map(|body| Body::new(request.until_sent(body))))
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
+    let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(IDLE + HEAD_GRACE)
         .serve_connection(TokioIo::new(StallLimit::writes_only(io, STALL)), service)
         // `console` and `proxy` take the connection over.
         .with_upgrades();
-    let mut conn = std::pin::pin!(conn);
-    let served = tokio::select! {
-        served = conn.as_mut() => served,
-        () = requests.until_idle(IDLE) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-        () = async {
+    let close = async {
+        tokio::select! {
+            () = requests.until_idle(IDLE) => {}
             // The guard it returns is dropped here, not held across the close.
-            let _ = stopping.wait_for(|stopping| *stopping).await;
-        } => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            _ = stopping.wait_for(|stopping| *stopping) => {}
         }
     };
+    let served = serve_until(
+        std::pin::pin!(conn),
+        close,
+        UpgradeableConnection::graceful_shutdown,
+    )
+    .await;
     if let Err(e) = served {
         tracing::debug!(error = %e, "API: connection ended with an error");
     }
