@@ -129,7 +129,8 @@ fn the_memory_limit_is_enforced_shown_and_changed_by_a_release() {
     let show = cli(&d, &["scale", "show", "--json"]).expect_code(0).json();
     assert_eq!(show[0]["memory_mb"], 512, "{show}");
 
-    let same = cli(&d, &["scale", "memory", "512"]).expect_code(0);
+    // A size with its unit, as flyctl takes it: the same 512 MB.
+    let same = cli(&d, &["scale", "memory", "0.5GB"]).expect_code(0);
     assert!(same.stderr.contains("already scaled"), "{}", same.stderr);
 
     // Bad input changes nothing: refused as a usage error before the daemon is asked,

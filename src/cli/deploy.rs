@@ -69,8 +69,9 @@ pub struct DeployArgs {
     /// memory), over fly.toml's `[[vm]]`, as flyctl's.
     #[arg(long, value_name = "SIZE", value_parser = super::scale::size_name)]
     pub vm_size: Option<String>,
-    /// Memory in MB of every group's machines for this release, over fly.toml's.
-    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(32..))]
+    /// Memory of every group's machines for this release, over fly.toml's: MB (1024) or a
+    /// size with its unit (1gb).
+    #[arg(long, value_name = "MB", value_parser = super::scale::memory_mb)]
     pub vm_memory: Option<u64>,
     /// CPUs of every group's machines for this release, over fly.toml's.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

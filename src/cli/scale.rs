@@ -44,9 +44,9 @@ pub enum ScaleCommand {
         #[command(flatten)]
         flyctl: super::flyctl_flags::ScaleCountFlags,
     },
-    /// Set a group's memory limit in MB; a new release rolls it out (followed live).
+    /// Set a group's memory limit; a new release rolls it out (followed live).
     Memory {
-        /// The limit, in MB (at least 32).
+        /// The limit: MB (512) or a size with its unit (1gb); at least 32 MB.
         #[arg(value_name = "MB", value_parser = memory_mb)]
         memory_mb: u64,
         /// The group (default: `app`, or the only group).
@@ -62,8 +62,9 @@ pub enum ScaleCommand {
         /// The size.
         #[arg(value_name = "SIZE", value_parser = size_name)]
         size: String,
-        /// Memory in MB instead of the size's (at least 32).
-        #[arg(long = "vm-memory", value_name = "MB", value_parser = memory_mb)]
+        /// Memory instead of the size's: MB (2048) or a size with its unit (2gb); at least
+        /// 32 MB.
+        #[arg(long = "vm-memory", alias = "memory", value_name = "MB", value_parser = memory_mb)]
         memory_mb: Option<u64>,
         /// The group (default: `app`, or the only group).
         #[arg(short = 'g', long = "process-group", value_name = "GROUP")]
@@ -84,11 +85,13 @@ pub(super) fn size_name(s: &str) -> Result<String, String> {
     }
 }
 
-/// A memory limit in MB, refused as [`memory_limit`] refuses it, before the daemon is asked.
-fn memory_mb(s: &str) -> Result<u64, String> {
-    let mb: u64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a whole number of MB"))?;
+/// A memory limit, in MB or with a unit (`512`, `512mb`, `1gb`, `1.5g`) as flyctl reads
+/// it and as fly.toml's `memory`, refused as [`memory_limit`] refuses it before the daemon
+/// is asked.
+pub(super) fn memory_mb(s: &str) -> Result<u64, String> {
+    let mb = crate::config::units::parse_size_mb(s).map_err(|e| {
+        format!("not a memory size ({e}): write MB (512) or a size with its unit (512mb, 1gb)")
+    })?;
     memory_limit(mb).map_err(|e| e.to_string())
 }
 
@@ -441,6 +444,19 @@ fn targets(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_mb_or_a_size_with_its_unit_as_flyctl_reads_it() {
+        assert_eq!(memory_mb("512"), Ok(512));
+        assert_eq!(memory_mb("1gb"), Ok(1024));
+        assert_eq!(memory_mb("2G"), Ok(2048));
+        assert_eq!(memory_mb("768MB"), Ok(768));
+        assert_eq!(memory_mb("1.5g"), Ok(1536));
+        let unit = memory_mb("12xb").unwrap_err();
+        assert!(unit.contains("\"x\"") && unit.contains("1gb"), "{unit}");
+        let small = memory_mb("16mb").unwrap_err();
+        assert!(small.contains("16 MB is too little memory"), "{small}");
+    }
 
     fn groups(pairs: &[(&str, u32)]) -> Vec<GroupScale> {
         pairs
