@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use lakefly::cli::{self, Cli};
 use lakefly::output;
@@ -10,7 +10,17 @@ use lakefly::output;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return output::error::exit_on_usage_error(&e, wants_json()),
+        Err(e) => {
+            // Lossy: a word that is not UTF-8 is no flyctl command either.
+            let args: Vec<String> = (std::env::args_os().skip(1))
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            if let Some(e) = cli::flyctl_commands::refusal(&e, &args, &Cli::command()) {
+                anstream::eprint!("{}", output::error::render(&e, wants_json()));
+                return exit_code(e.exit_code());
+            }
+            return output::error::exit_on_usage_error(&e, wants_json());
+        }
     };
     let json = cli.global.json;
     match cli::run(cli) {

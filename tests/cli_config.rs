@@ -623,6 +623,21 @@ fn usage_errors_exit_2_and_are_json_under_json() {
         err["error"].as_str().unwrap().contains("frobnicate"),
         "{err}"
     );
+    // flyctl's command lakefly has not is a usage error saying what to use instead,
+    // rather than clap's nearest name ("a similar subcommand exists: 'apps'").
+    let run = lakefly(Path::new("."), &["ips", "list"]).expect_code(2);
+    assert!(
+        run.stderr
+            .contains("lakefly has no `ips` command (it is flyctl's)")
+            && run.stderr.contains("`lakefly status` shows its URL")
+            && !run.stderr.contains("similar"),
+        "{}",
+        run.stderr
+    );
+    let run = lakefly(Path::new("."), &["--json", "postgres", "attach"]).expect_code(2);
+    let err: serde_json::Value = serde_json::from_str(run.stderr.trim()).unwrap();
+    assert_eq!(err["code"], "usage", "{err}");
+    assert!(err["hint"].as_str().unwrap().contains("[mounts]"), "{err}");
     // A deploy no machine could pass is refused before anything is read or sent.
     let run = lakefly(Path::new("."), &["deploy", "--wait-timeout", "0s"]).expect_code(2);
     assert!(

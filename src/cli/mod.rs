@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod daemon_install;
 pub mod deploy;
 pub mod events;
+pub mod flyctl_commands;
 mod flyctl_flags;
 pub mod jobs;
 pub mod launch;

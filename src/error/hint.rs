@@ -89,6 +89,7 @@ impl Error {
             | Error::BadSecretInput { hint, .. }
             | Error::BadFlag { hint, .. }
             | Error::ServiceOption { hint, .. } => Some(hint.clone()),
+            Error::FlyctlOnly { instead, .. } => Some((*instead).to_string()),
             Error::StdinTooLarge { .. } => Some(
                 "ship larger files with the release (they are in its directory), or have the command fetch them".into(),
             ),

@@ -304,6 +304,15 @@ pub enum Error {
         hint: String,
     },
 
+    /// flyctl's command that lakefly has no counterpart of (`ips`, `postgres`).
+    #[error("lakefly has no `{command}` command (it is flyctl's)")]
+    FlyctlOnly {
+        /// The command, as typed.
+        command: String,
+        /// What does its job here.
+        instead: &'static str,
+    },
+
     /// A flag's value does not fit what it names (a file outside the app directory).
     #[error("{flag} {message}")]
     BadFlag {
@@ -459,6 +468,7 @@ impl Error {
             Error::BadScale { .. } => "invalid_scale",
             Error::BadSecretInput { .. } => "invalid_secret_input",
             Error::BadFlag { .. } | Error::ServiceOption { .. } => "invalid_flag",
+            Error::FlyctlOnly { .. } => "usage",
             Error::StdinTooLarge { .. } => "stdin_too_large",
             Error::NeedsConfirmation { .. } => "needs_confirmation",
             Error::SelectNeedsTerminal => "select_needs_terminal",
@@ -542,6 +552,7 @@ impl Error {
             | Error::StdinTooLarge { .. }
             | Error::BadSecretInput { .. }
             | Error::BadFlag { .. }
+            | Error::FlyctlOnly { .. }
             | Error::ServiceOption { .. } => exit::USAGE,
             Error::Cancelled(_) => exit::INTERRUPTED,
             Error::InvalidConfig(_) | Error::EditRefused(_) | Error::NothingToRun { .. } => {
