@@ -1,7 +1,7 @@
-//! flyctl's top-level commands that lakefly has no command for (Fly's networking, managed
-//! databases, organizations, images): typed from habit, each is refused with what does
-//! its job on one host, where clap alone would suggest the nearest name it knows
-//! (`lakefly ips` → "a similar subcommand exists: 'apps'").
+//! flyctl's commands that lakefly has no command for (Fly's networking, managed
+//! databases, organizations, images; `machine clone`, `volumes extend`): typed from habit,
+//! each is refused with what does its job on one host, where clap alone would suggest the
+//! nearest name it knows (`lakefly ips` → "a similar subcommand exists: 'apps'").
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
@@ -13,7 +13,7 @@ const NO_MANAGED_SERVICES: &str = "lakefly runs your own processes: run the data
 const NO_IMAGES: &str = "lakefly deploys the app's files, not images: `lakefly deploy` uploads them, `lakefly releases` lists what each release runs";
 const ONE_HOST: &str = "a daemon is one host, one region: `lakefly daemon status` and `lakefly status` say how it and the app are";
 
-/// flyctl's commands lakefly has not, each with what to use instead.
+/// flyctl's top-level commands lakefly has not, each with what to use instead.
 const INSTEAD: &[(&[&str], &str)] = &[
     (&["ips"], SERVED_AT),
     (&["services"], "`lakefly status` shows where the app is served, `lakefly config show` its services"),
@@ -34,12 +34,35 @@ const INSTEAD: &[(&[&str], &str)] = &[
     (&["curl"], "curl the URL `lakefly status` shows"),
     (&["create"], "`lakefly apps create NAME` creates an app"),
     (&["destroy"], "`lakefly apps destroy NAME` destroys an app"),
-    (&["suspend"], "`lakefly machines stop ID` stops a machine (`lakefly machines list -q | xargs lakefly machines stop` every one); `lakefly scale count 0` keeps none"),
+    (&["suspend"], STOP_INSTEAD),
     (&["resume"], "`lakefly machines start ID` starts a stopped machine"),
 ];
 
-/// The refusal of `err`, clap's for a top-level command it does not know, when flyctl has
-/// that command; `args` are the command line's (without the program).
+const STOP_INSTEAD: &str = "`lakefly machines stop ID` stops a machine (`lakefly machines list -q | xargs lakefly machines stop` every one); `lakefly scale count 0` keeps none";
+const ONE_MORE: &str =
+    "every machine of a group runs its release: `lakefly scale count +1 -g GROUP` adds one";
+const BY_RELEASE: &str = "a machine runs what its release says: change fly.toml and `lakefly deploy`, or `lakefly scale memory` / `scale vm` for its size";
+
+/// flyctl's subcommands of commands lakefly has (by the command's names), which it has
+/// not, each with what to use instead.
+const INSTEAD_UNDER: &[(&[&str], &[&str], &str)] = &[
+    (&["machines", "machine", "m"], &["clone", "create"], ONE_MORE),
+    (&["machines", "machine", "m"], &["run"], "lakefly runs the app's release, not images: `lakefly machines exec ID -- CMD` runs a command beside a machine, `lakefly console` opens a shell, [[jobs]] run commands on a schedule"),
+    (&["machines", "machine", "m"], &["update"], BY_RELEASE),
+    (&["machines", "machine", "m"], &["suspend"], STOP_INSTEAD),
+    (&["machines", "machine", "m"], &["leases"], "the daemon orders the changes to an app's machines itself: there are no leases to clear"),
+    (&["machines", "machine", "m"], &["cordon", "uncordon"], "`lakefly machines stop ID` takes a machine out of the edge's rotation (its requests in progress finish first), `machines start ID` puts it back"),
+    (&["volumes", "volume", "vol"], &["show"], "`lakefly volumes list` shows each volume: space used, the machines that mount it, and its path"),
+    (&["volumes", "volume", "vol"], &["extend"], "a volume is a directory on the daemon's host, with the room its disk has: there is nothing to extend"),
+    (&["volumes", "volume", "vol"], &["fork", "snapshots"], "a volume is a directory on the daemon's host (`lakefly volumes list` shows its path): copy it, or `lakeflyd backup` the daemon's state"),
+    (&["certs"], &["check", "setup"], "`lakefly certs show HOST` shows a host name and the certificate that serves it; point the name's DNS at the daemon's host yourself"),
+    (&["certs"], &["import"], "the daemon serves the certificates it is started with (`lakeflyd --edge-tls-cert FILE --edge-tls-key FILE`, repeated for several; a SIGHUP reloads them); `lakefly certs add HOST` routes the name"),
+    (&["apps", "app"], &["open"], "`lakefly open` opens the app in a browser"),
+    (&["apps", "app"], &["move"], ONE_HOST),
+];
+
+/// The refusal of `err`, clap's for a command it does not know, when flyctl has that
+/// command there; `args` are the command line's (without the program).
 pub fn refusal(err: &clap::Error, args: &[String], known: &clap::Command) -> Option<Error> {
     if err.kind() != ErrorKind::InvalidSubcommand {
         return None;
@@ -47,24 +70,32 @@ pub fn refusal(err: &clap::Error, args: &[String], known: &clap::Command) -> Opt
     let Some(ContextValue::String(name)) = err.get(ContextKind::InvalidSubcommand) else {
         return None;
     };
-    // Only where it stands as the command: a word lakefly knows coming first makes it
-    // that command's subcommand (`lakefly apps ips`), left to clap's message.
+    // What stands first is the command: the unknown word itself, or a command lakefly
+    // has, of which the word is then a subcommand.
     let first = args.iter().find(|arg| {
         *arg == name
             || known.get_subcommands().any(|c| {
                 c.get_name() == arg.as_str() || c.get_all_aliases().any(|a| a == arg.as_str())
             })
     })?;
-    if first != name {
-        return None;
-    }
-    let (_, instead) = INSTEAD
-        .iter()
-        .find(|(names, _)| names.contains(&name.as_str()))?;
-    Some(Error::FlyctlOnly {
-        command: name.clone(),
-        instead,
-    })
+    let instead = if first == name {
+        INSTEAD
+            .iter()
+            .find(|(names, _)| names.contains(&name.as_str()))
+            .map(|(_, instead)| *instead)
+    } else {
+        INSTEAD_UNDER
+            .iter()
+            .find(|(groups, names, _)| {
+                groups.contains(&first.as_str()) && names.contains(&name.as_str())
+            })
+            .map(|(_, _, instead)| *instead)
+    }?;
+    let command = match first == name {
+        true => name.clone(),
+        false => format!("{first} {name}"),
+    };
+    Some(Error::FlyctlOnly { command, instead })
 }
 
 #[cfg(test)]
@@ -98,11 +129,28 @@ mod tests {
     }
 
     #[test]
+    fn a_flyctl_subcommand_lakefly_has_not_is_refused_under_its_command() {
+        let err = refused("-a web m clone 3779b97f4a7c15").expect("refused as flyctl's");
+        assert_eq!(
+            err.to_string(),
+            "lakefly has no `m clone` command (it is flyctl's)"
+        );
+        assert!(
+            err.hint().is_some_and(|h| h.contains("scale count +1")),
+            "{err:?}"
+        );
+        assert!(refused("volumes extend vol_123 -s 10").is_some());
+        assert!(refused("certs check www.example.com").is_some());
+    }
+
+    #[test]
     fn other_unknown_words_keep_claps_message() {
         // Not flyctl's.
         assert!(refused("frobnicate").is_none());
-        // flyctl's word, but under a command lakefly has.
+        assert!(refused("machines frobnicate").is_none());
+        // flyctl's word, but not under this command.
         assert!(refused("apps ips").is_none());
+        assert!(refused("volumes clone").is_none());
     }
 
     #[test]
@@ -114,6 +162,20 @@ mod tests {
                     cli.find_subcommand(name).is_none(),
                     "`{name}` is a lakefly command: drop it from INSTEAD"
                 );
+            }
+        }
+        for (groups, names, _) in INSTEAD_UNDER {
+            for group in *groups {
+                let group = (cli.get_subcommands())
+                    .find(|c| c.get_name() == *group || c.get_all_aliases().any(|a| a == *group))
+                    .unwrap_or_else(|| panic!("`{group}` is no lakefly command"));
+                for name in *names {
+                    assert!(
+                        group.find_subcommand(name).is_none(),
+                        "`{} {name}` is a lakefly command: drop it from INSTEAD_UNDER",
+                        group.get_name()
+                    );
+                }
             }
         }
     }
