@@ -688,6 +688,50 @@ fn files_are_kept_but_said_not_to_be_written() {
 }
 
 #[test]
+fn machine_checks_machine_config_and_bucket_statics_are_kept_but_said_not_to_be_applied() {
+    let text = r#"app = "x"
+machine_config = "cli-config.json"
+[[machine_checks]]
+  command = ["true"]
+[http_service]
+  internal_port = 8080
+  [[http_service.machine_checks]]
+    command = ["curl", "-f", "http://[$FLY_TEST_MACHINE_IP]:8080"]
+[[services]]
+  internal_port = 9000
+  [[services.machine_checks]]
+    command = ["true"]
+[[statics]]
+  guest_path = "/app/public"
+  url_prefix = "/"
+  tigris_bucket = "assets"
+"#;
+    let found = warnings(text);
+    let at = |key: &str| {
+        found
+            .iter()
+            .find(|(_, _, message, _)| message.starts_with(&format!("`{key}` is not applied")))
+            .unwrap_or_else(|| panic!("no warning for {key}: {found:#?}"))
+    };
+    assert_eq!(at("machine_config").0, 2);
+    assert_eq!(at("machine_checks").0, 3);
+    let (line, _, message, hint) = at("http_service.machine_checks");
+    assert_eq!(*line, 7);
+    assert!(message.contains("no test machine"), "{message}");
+    assert!(hint.contains("release_command"), "{hint}");
+    assert_eq!(at("services[0].machine_checks").0, 11);
+    assert_eq!(at("statics[0].tigris_bucket").0, 16);
+    assert_eq!(found.len(), 5, "{found:#?}");
+    // Kept: `config save` and `config show` still have them.
+    let cfg = load(text).config;
+    assert!(cfg.extra.contains_key("machine_checks"));
+    assert!(cfg.extra.contains_key("machine_config"));
+    let http = cfg.http_service.expect("an http_service");
+    assert!(http.extra.contains_key("machine_checks"));
+    assert!(cfg.statics[0].extra.contains_key("tigris_bucket"));
+}
+
+#[test]
 fn gpus_are_kept_but_said_not_to_be_given_out() {
     let text = "app = \"x\"\n[[vm]]\n  size = \"performance-8x\"\n  gpus = 8\n  gpu_kind = \"a100-pcie-40gb\"\n";
     let found = warnings(text);

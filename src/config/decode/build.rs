@@ -92,7 +92,13 @@ pub(super) fn statics(d: &mut Decoder, f: Field) -> Vec<Static> {
     for mut t in d.tables(f, 0) {
         let guest_path = required_string(d, &mut t, "guest_path", "/app/public");
         let url_prefix = required_string(d, &mut t, "url_prefix", "/static");
-        t.pass_through(&["tigris_bucket", "index_document"]);
+        t.pass_through(&["index_document"]);
+        t.kept_unapplied(
+            d,
+            "tigris_bucket",
+            "the edge serves statics from the release's own files at `guest_path`",
+            "ship the files with the app under `guest_path` (or have the app serve the bucket)",
+        );
         let extra = t.finish(d);
         if let (Some(guest_path), Some(url_prefix)) = (guest_path, url_prefix) {
             out.push(Static {

@@ -106,14 +106,17 @@ pub(crate) fn decode_root<'a>(d: &mut Decoder<'a>, root: &'a Item) -> AppConfig 
         d.extension(&f, "[[jobs]]");
         cfg.jobs = build::jobs(d, f, &default_group);
     }
-    r.pass_through(&[
-        "host_dedication_id",
-        "machine_config",
-        "container",
-        "containers",
-        "machine_checks",
-        "build_target",
-    ]);
+    // `container` names one of `machine_config`'s containers, which is warned about.
+    r.pass_through(&["host_dedication_id", "build_target", "container"]);
+    services::machine_checks_unapplied(d, &mut r);
+    for key in ["machine_config", "containers"] {
+        r.kept_unapplied(
+            d,
+            key,
+            "lakefly runs each process group as one process on the host, not in Fly's containers",
+            "give each container's command a [processes] entry (a sidecar becomes a group of its own)",
+        );
+    }
     cfg.extra = r.finish(d);
     cfg
 }

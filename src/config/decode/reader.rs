@@ -482,6 +482,32 @@ impl<'a> TableReader<'a> {
         self.passthrough.extend_from_slice(keys);
     }
 
+    /// A Fly.io key lakefly keeps (in `extra`) but does not act on, where acting on it is
+    /// what the file expects (a check that gates a deploy, files an app reads): when the
+    /// table has it, a warning at its place says it is `not applied: {why}`.
+    pub(crate) fn kept_unapplied(
+        &mut self,
+        d: &mut Decoder,
+        key: &'static str,
+        why: &str,
+        hint: &str,
+    ) {
+        self.passthrough.push(key);
+        let Some((k, item)) = self.table.get_key_value(key) else {
+            return;
+        };
+        let field = Field {
+            path: join(&self.field.path, key),
+            item,
+            span: k
+                .span()
+                .or_else(|| item.span())
+                .or_else(|| self.field.span.clone()),
+        };
+        let message = format!("`{}` is not applied: {why}", field.path);
+        d.warn(&field, message, Some(hint.to_string()));
+    }
+
     /// Every key and item, in file order, for free-form tables such as `[env]`; none of
     /// them is then reported as unknown.
     pub(crate) fn entries(&mut self) -> Vec<(String, Field<'a>)> {

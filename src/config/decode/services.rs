@@ -34,12 +34,8 @@ pub(super) fn http_service(d: &mut Decoder, f: Field, group: &str) -> Option<Htt
         .get(d, "http_options")
         .map(|f| super::http_options::http_options(d, f))
         .unwrap_or_default();
-    t.pass_through(&[
-        "tls_options",
-        "proxy_proto_options",
-        "machine_checks",
-        "force_instance_key",
-    ]);
+    t.pass_through(&["tls_options", "proxy_proto_options", "force_instance_key"]);
+    machine_checks_unapplied(d, &mut t);
     let extra = t.finish(d);
     Some(HttpService {
         http_options,
@@ -85,6 +81,20 @@ fn auto_stop(d: &mut Decoder, f: &Field) -> Option<AutoStop> {
     }
 }
 
+/// `machine_checks` (top level, `[http_service]`, `[[services]]`): Fly runs each in a
+/// test machine of the new image before it updates any machine; lakefly starts none, so a
+/// file that counts on them is told what gates its deploys instead.
+pub(super) fn machine_checks_unapplied(d: &mut Decoder, t: &mut TableReader) {
+    t.kept_unapplied(
+        d,
+        "machine_checks",
+        "lakefly starts no test machine before a deploy",
+        "each new machine's health checks and its smoke check gate the rollout, and a failed \
+         one leaves the old release running; a command that must pass before any machine \
+         changes can be `[deploy] release_command`",
+    );
+}
+
 pub(super) fn services(d: &mut Decoder, f: Field, group: &str) -> Vec<Service> {
     let mut out = Vec::new();
     for mut t in d.tables(f, 0) {
@@ -109,7 +119,8 @@ pub(super) fn services(d: &mut Decoder, f: Field, group: &str) -> Vec<Service> {
             .unwrap_or_default();
         let processes = section_groups(d, &mut t, group);
         let (auto_stop_machines, auto_start_machines, min_machines_running) = autoscale(d, &mut t);
-        t.pass_through(&["script_checks", "machine_checks"]);
+        t.pass_through(&["script_checks"]);
+        machine_checks_unapplied(d, &mut t);
         let extra = t.finish(d);
         out.push(Service {
             protocol: protocol.unwrap_or("tcp").to_string(),
