@@ -21,7 +21,7 @@ use crate::output::Output;
 /// Deploy the app in the config's directory.
 #[derive(Debug, Default, Args)]
 #[command(
-    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild (flyctl's --no-cache). flyctl's flags for what one host has\nnot (--remote-only, --local-only, --depot, --dns-checks, --no-public-ips, --flycast,\n--lease-timeout, --primary-region) change nothing, as a note says; --yes and --ha=false\nare accepted; --regions, --process-groups, --update-only, --image, --build-only and\n--push are refused with what to do instead.\n\nExit codes: 0 complete, 7 failed (the previous release keeps running), 3 invalid config,\n8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy services/api\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
+    after_help = "The app directory is the one holding the config file; .gitignore and\n.lakeflyignore (in any directory) and .dockerignore (at the root, or [build] ignorefile,\nread as Docker reads it) say what stays out of the bundle. An unchanged directory uploads\nnothing, and files built before (same files, [build] and [env]) are not built\nagain unless --rebuild (flyctl's --no-cache). flyctl's flags for what one host has\nnot (--remote-only, --local-only, --depot and Fly's other builders, --dns-checks,\n--no-public-ips, --flycast, --lease-timeout, --primary-region, --label, --deploy-retries,\n--max-concurrent, --volume-initial-size) change nothing, as a note says; --yes, --now and\n--ha=false are accepted; --regions, --process-groups, --update-only, --only-machines,\n--image, --build-only, --push, --signal, --build-secret and --file-* are refused with what\nto do instead. --ignorefile names the Docker ignore file, as flyctl's.\n\nExit codes: 0 complete, 7 failed (the previous release keeps running), 3 invalid config,\n8 daemon unreachable.\n\nExamples:\n  lakefly deploy\n  lakefly deploy services/api\n  lakefly deploy -c examples/hello/fly.toml --strategy bluegreen\n  lakefly deploy --detach --json"
 )]
 pub struct DeployArgs {
     /// The directory to deploy from, as flyctl's `deploy [WORKING_DIRECTORY]`: the command
@@ -80,6 +80,10 @@ pub struct DeployArgs {
     /// current directory, inside the app directory: `Dockerfile.production`), as flyctl's.
     #[arg(long, value_name = "PATH")]
     pub dockerfile: Option<PathBuf>,
+    /// Read this Docker ignore file for this release, over `[build] ignorefile` and the
+    /// app directory's `.dockerignore` (a path from the current directory), as flyctl's.
+    #[arg(long, value_name = "PATH")]
+    pub ignorefile: Option<PathBuf>,
     /// The Dockerfile stage that runs for this release, over `[build] build-target`.
     #[arg(long, value_name = "STAGE")]
     pub build_target: Option<String>,
@@ -190,12 +194,16 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> Result<(), Error> {
     let build = config.build.as_ref();
     let dockerfile = build.and_then(|b| b.dockerfile.as_deref());
     let always: Vec<&Path> = dockerfile.map(Path::new).into_iter().collect();
+    let ignorefile = args.ignorefile.as_deref().map(ignore_file).transpose()?;
     let selection = crate::bundle::Selection {
-        docker_ignore: Path::new(
-            build
-                .and_then(|b| b.ignorefile.as_deref())
-                .unwrap_or(crate::bundle::DOCKER_IGNORE),
-        ),
+        // Absolute, a file named by the flag is read wherever it is.
+        docker_ignore: ignorefile.as_deref().unwrap_or_else(|| {
+            Path::new(
+                build
+                    .and_then(|b| b.ignorefile.as_deref())
+                    .unwrap_or(crate::bundle::DOCKER_IGNORE),
+            )
+        }),
         always: &always,
     };
     let packed =
@@ -336,6 +344,25 @@ fn too_large(dir: &Path, size: u64, max: u64, daemon: &str) -> Error {
             )),
         },
     })
+}
+
+/// `--ignorefile`'s file, which must be one: named on purpose, its absence would pack
+/// what it was to leave out.
+fn ignore_file(path: &Path) -> Result<PathBuf, Error> {
+    let flag = "--ignorefile";
+    let found = std::fs::canonicalize(path).map_err(|e| Error::BadFlag {
+        flag,
+        message: format!("{}: {e}", path.display()),
+        hint: "give the ignore file's path from the current directory".into(),
+    })?;
+    if !found.is_file() {
+        return Err(Error::BadFlag {
+            flag,
+            message: format!("{} is not a file", path.display()),
+            hint: "give the ignore file's path (.dockerignore's form), not a directory's".into(),
+        });
+    }
+    Ok(found)
 }
 
 /// `--dockerfile`'s file as `[build] dockerfile` names one: its path within the app

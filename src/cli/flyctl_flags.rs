@@ -64,6 +64,106 @@ pub struct DeployFlags {
     /// No machines for new process groups: refused (`=false` is what lakefly does).
     #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(EVERY_GROUP))]
     pub update_only: Option<bool>,
+    /// Deploy without asking: lakefly's deploy asks nothing.
+    #[arg(long, hide = true)]
+    pub now: bool,
+    /// Apps V2 (machines): what every lakefly app is.
+    #[arg(long, hide = true)]
+    pub force_machines: bool,
+    /// Fly's builders (Nixpacks, BuildKit, its builder app and its network): noted.
+    #[command(flatten)]
+    pub builders: BuilderFlags,
+    /// Labels of the image built: noted, as lakefly builds no image.
+    #[arg(long = "label", hide = true, value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// The tag of the image built: noted, as lakefly builds no image.
+    #[arg(long, hide = true, value_name = "LABEL")]
+    pub image_label: Option<String>,
+    /// How many times a failed deploy is tried again: noted.
+    #[arg(long, hide = true, value_name = "N|auto")]
+    pub deploy_retries: Option<String>,
+    /// How many machines are updated at once: noted (`--max-unavailable` is that here).
+    #[arg(long, hide = true, value_name = "N")]
+    pub max_concurrent: Option<u32>,
+    /// The same, for the immediate strategy: noted.
+    #[arg(long, hide = true, value_name = "N")]
+    pub immediate_max_concurrent: Option<u32>,
+    /// The size of volumes a first deploy makes: noted.
+    #[arg(long, hide = true, value_name = "GB")]
+    pub volume_initial_size: Option<u32>,
+    /// The signal old machines stop with under bluegreen: refused (fly.toml's
+    /// `kill_signal` is that here).
+    #[arg(short = 's', long, hide = true, value_name = "SIGNAL", value_parser = refuse(KILL_SIGNAL))]
+    pub signal: Option<String>,
+    /// Secrets for the image build's `RUN` steps: refused.
+    #[arg(long, hide = true, value_name = "NAME=VALUE", value_parser = refuse(NO_BUILD_SECRETS))]
+    pub build_secret: Vec<String>,
+    /// Files written into machines: refused, as `[[files]]` is not applied.
+    #[arg(long, hide = true, value_name = "PATH=VALUE", value_parser = refuse(NO_FILES))]
+    pub file_literal: Vec<String>,
+    /// The same, from a local file: refused.
+    #[arg(long, hide = true, value_name = "PATH=FILE", value_parser = refuse(NO_FILES))]
+    pub file_local: Vec<String>,
+    /// The same, from a secret: refused.
+    #[arg(long, hide = true, value_name = "PATH=SECRET", value_parser = refuse(NO_FILES))]
+    pub file_secret: Vec<String>,
+    /// Only these machines: refused.
+    #[arg(long, hide = true, value_name = "IDS", value_parser = refuse(EVERY_MACHINE))]
+    pub only_machines: Vec<String>,
+    /// Every machine but these: refused.
+    #[arg(long, hide = true, value_name = "IDS", value_parser = refuse(EVERY_MACHINE))]
+    pub exclude_machines: Vec<String>,
+}
+
+/// `flyctl deploy`'s flags for Fly's builders, which lakefly has none of.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BuilderFlags {
+    /// Build with Nixpacks.
+    #[arg(long, hide = true)]
+    pub nixpacks: bool,
+    /// Build with a BuildKit builder.
+    #[arg(long, hide = true)]
+    pub buildkit: bool,
+    /// A remote BuildKit daemon's address.
+    #[arg(long, hide = true, value_name = "ADDR")]
+    pub buildkit_addr: Option<String>,
+    /// The image of the remote BuildKit daemon.
+    #[arg(long, hide = true, value_name = "IMAGE")]
+    pub buildkit_image: Option<String>,
+    /// Make Fly's builder app again.
+    #[arg(long, hide = true)]
+    pub recreate_builder: bool,
+    /// Which pool of Fly's builders.
+    #[arg(long, hide = true, value_name = "POOL")]
+    pub builder_pool: Option<String>,
+    /// Reach the builder over WireGuard.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub wireguard: Option<bool>,
+    /// Fall back to HTTPS when WireGuard to the builder fails.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub https_failover: Option<bool>,
+    /// The scope of Depot's build cache.
+    #[arg(long, hide = true, value_name = "SCOPE")]
+    pub depot_scope: Option<String>,
+}
+
+impl BuilderFlags {
+    /// The first of them given, by its flag.
+    fn given(&self) -> Option<&'static str> {
+        [
+            (self.nixpacks, "--nixpacks"),
+            (self.buildkit, "--buildkit"),
+            (self.buildkit_addr.is_some(), "--buildkit-addr"),
+            (self.buildkit_image.is_some(), "--buildkit-image"),
+            (self.recreate_builder, "--recreate-builder"),
+            (self.builder_pool.is_some(), "--builder-pool"),
+            (self.wireguard.is_some(), "--wireguard"),
+            (self.https_failover.is_some(), "--https-failover"),
+            (self.depot_scope.is_some(), "--depot-scope"),
+        ]
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag))
+    }
 }
 
 impl DeployFlags {
@@ -94,6 +194,33 @@ impl DeployFlags {
                     self.primary_region.is_some(),
                     "--primary-region",
                     ONE_REGION_HERE,
+                ),
+                (
+                    self.builders.given().is_some(),
+                    self.builders.given().unwrap_or_default(),
+                    builds,
+                ),
+                (!self.labels.is_empty(), "--label", NO_IMAGE_TO_LABEL),
+                (self.image_label.is_some(), "--image-label", NO_IMAGE_TO_LABEL),
+                (
+                    self.deploy_retries.is_some(),
+                    "--deploy-retries",
+                    "a failed release is not tried again: the one before keeps running",
+                ),
+                (
+                    self.max_concurrent.is_some(),
+                    "--max-concurrent",
+                    "a rolling release replaces --max-unavailable machines at a time ([deploy] max_unavailable)",
+                ),
+                (
+                    self.immediate_max_concurrent.is_some(),
+                    "--immediate-max-concurrent",
+                    "an immediate release replaces every machine at once",
+                ),
+                (
+                    self.volume_initial_size.is_some(),
+                    "--volume-initial-size",
+                    "a volume is a directory on the daemon's host, with the room its disk has",
                 ),
             ],
         );
@@ -222,6 +349,17 @@ const NO_IMAGE_BUILD: &str = "lakefly builds no image: the daemon builds the rel
      app's directory as it deploys it; deploy without it";
 const ONE_REGION: &str = "one lakeflyd host is every region there is: deploy without it, or \
      to another host with `lakefly --remote NAME deploy`";
+const NO_IMAGE_TO_LABEL: &str = "lakefly builds no image to label";
+const KILL_SIGNAL: &str = "old machines stop with their kill_signal, under every strategy: \
+     set it in fly.toml (`lakefly config set kill_signal=SIGTERM`)";
+const NO_BUILD_SECRETS: &str = "lakefly runs no Dockerfile `RUN` step, which build secrets are \
+     for: a [build] command runs on the daemon's host without the app's secrets, as a Fly build \
+     does; keep what it needs out of the build, or in the release command (which has them)";
+const NO_FILES: &str = "lakefly writes no files into machines: put the file in the app's \
+     directory (it is uploaded with the app), or its content in a secret the app reads \
+     (`lakefly secrets set NAME=- < file`)";
+const EVERY_MACHINE: &str = "a release replaces every machine of the app: deploy without it \
+     (`lakefly machines restart ID` restarts machines alone)";
 const EVERY_GROUP: &str = "a release runs every process group its config names, and replaces \
      the machines of each: deploy without it (`lakefly machines restart ID` restarts machines \
      alone)";

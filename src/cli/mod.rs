@@ -116,7 +116,7 @@ pub enum Command {
     /// Validate, show and edit fly.toml.
     Config(config::ConfigArgs),
     /// Deploy the app: pack, upload, release, follow until it is live.
-    Deploy(deploy::DeployArgs),
+    Deploy(Box<deploy::DeployArgs>),
     /// Show the app's release and machines.
     Status(status::StatusArgs),
     /// Open the app in a browser (its address is printed too).
@@ -175,7 +175,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Launch(args) => launch::run(&global, args),
         Command::Config(args) => config::run(&global, args),
-        Command::Deploy(args) => deploy::run(&global, args),
+        Command::Deploy(args) => deploy::run(&global, *args),
         Command::Status(args) => status::run(&global, args),
         Command::Open(args) => open::run(&global, args),
         Command::Releases(args) => releases::run(&global, args),

@@ -93,6 +93,15 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
             "--primary-region",
             "ams",
             "--build-only=false",
+            "--now",
+            "--force-machines",
+            "--wireguard=false",
+            "--label",
+            "team=web",
+            "--deploy-retries",
+            "2",
+            "--max-concurrent",
+            "3",
         ],
     )
     .expect_code(0);
@@ -106,6 +115,10 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
         "note: --depot changes nothing: lakefly builds on the daemon's host",
         "note: --dns-checks changes nothing",
         "note: --primary-region changes nothing: one host is one region",
+        "note: --wireguard changes nothing: lakefly builds on the daemon's host",
+        "note: --label changes nothing: lakefly builds no image to label",
+        "note: --deploy-retries changes nothing: a failed release is not tried again",
+        "note: --max-concurrent changes nothing: a rolling release replaces --max-unavailable",
     ] {
         assert!(again.stderr.contains(note), "{note}: {}", again.stderr);
     }
@@ -118,6 +131,13 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
         ("--process-groups=web", "a release runs every process group"),
         ("--update-only", "a release runs every process group"),
         ("--build-only", "lakefly builds no image"),
+        ("--signal=SIGTERM", "set it in fly.toml"),
+        ("--build-secret=TOKEN=x", "no Dockerfile `RUN` step"),
+        (
+            "--file-literal=/etc/a=b",
+            "lakefly writes no files into machines",
+        ),
+        ("--only-machines=abc", "a release replaces every machine"),
     ] {
         let refused = deploy(&d, &app, &[flag]).expect_code(2);
         let name = flag.split('=').next().unwrap_or(flag);
@@ -424,4 +444,30 @@ fn a_virtualenv_the_build_makes_is_the_python_of_the_release_command_and_machine
     let (prefix, venv) = body.split_once('|').unwrap();
     assert!(prefix.ends_with("/releases/venv/1/.venv"), "{body}");
     assert_eq!(prefix, venv, "{body}");
+}
+
+#[test]
+fn ignorefile_names_the_docker_ignore_file_of_one_deploy_as_flyctls_does() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let d = TestDaemon::start_in(&state, &[]);
+    let (dir, app) = hello_copy();
+    std::fs::write(app.join(".env"), "TOKEN=hunter2\n").unwrap();
+    // Outside the app directory: the flag's file is read wherever it is.
+    let ignore = dir.path().join("deploy.ignore");
+    std::fs::write(&ignore, ".env\n").unwrap();
+
+    // Named on purpose, a file that is not there is an error, before anything is sent.
+    let missing = deploy(&d, &app, &["--ignorefile", "nope.ignore"]).expect_code(2);
+    assert!(
+        missing.stderr.contains("error: --ignorefile nope.ignore: "),
+        "{}",
+        missing.stderr
+    );
+    assert!(!state.join("releases/hello").exists());
+
+    deploy(&d, &app, &["--ignorefile", ignore.to_str().unwrap()]).expect_code(0);
+    let files = state.join("releases/hello/1");
+    assert!(files.join("app.py").is_file());
+    assert!(!files.join(".env").exists(), "deploy.ignore left .env out");
 }
