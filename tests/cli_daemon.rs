@@ -40,6 +40,36 @@ fn apps_create_list_and_destroy() {
     // flyctl's `apps create --name` too.
     let flagged = cli(&d.api, &["apps", "create", "--name", "named", "--json"]).expect_code(0);
     assert_eq!(flagged.json()["name"], "named");
+    // `--generate-name` makes one up; `--save` writes it into the config file: set in the
+    // one there is (its comments kept), or a file with only that.
+    let dir = tempfile::tempdir().unwrap();
+    let in_dir = |args: &[&str]| {
+        let mut full = vec!["--remote", d.api.as_str()];
+        full.extend_from_slice(args);
+        lakefly(dir.path(), &full)
+    };
+    let made = in_dir(&["apps", "create", "--generate-name", "--save", "--json"]);
+    let generated = made.expect_code(0).json()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(generated.split('-').count(), 3, "{generated}");
+    let saved = std::fs::read_to_string(dir.path().join("fly.toml")).unwrap();
+    assert_eq!(saved, format!("app = \"{generated}\"\n"));
+    std::fs::write(
+        dir.path().join("fly.toml"),
+        "# mine\napp = \"old\" # its name\n",
+    )
+    .unwrap();
+    let saved = in_dir(&["apps", "create", "renamed", "--save", "--network", "x"]);
+    assert_eq!(
+        saved.expect_code(0).stderr,
+        "    note: --network changes nothing: machines are processes on the daemon's host, with no private network\ncreated app renamed\nwrote app = \"renamed\" to fly.toml\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("fly.toml")).unwrap(),
+        "# mine\napp = \"renamed\" # its name\n"
+    );
     // A name the daemon refuses is a usage error, as the client's own refusals are.
     let bad = cli(&d.api, &["apps", "create", "Bad_Name"]).expect_code(2);
     assert!(

@@ -106,3 +106,75 @@ fn a_stop_takes_another_signal_or_timeout_than_the_machines_own() {
     d.cli(&dir, &["machines", "stop", &id, "-s", "SIGTERM"])
         .expect_code(0);
 }
+
+/// Writes what it is sent to `$MARK`: "interrupted" on SIGINT (fly.toml's default
+/// `kill_signal`), which it then ignores, "terminated" on SIGTERM, which ends it.
+const TELLING_APP: &str = r#"import os, signal, sys
+def say(what):
+    with open(os.environ["MARK"], "a") as mark:
+        mark.write(what + "\n")
+def terminated(*_):
+    say("terminated")
+    sys.exit(0)
+signal.signal(signal.SIGINT, lambda *_: say("interrupted"))
+signal.signal(signal.SIGTERM, terminated)
+say("ready")
+while True:
+    signal.pause()
+"#;
+
+#[test]
+fn a_forced_restart_kills_at_once_as_flyctls_does() {
+    let temp = tempfile::tempdir().unwrap();
+    let (dir, mark) = marked_app(
+        temp.path(),
+        "forced",
+        "kill_timeout = \"1s\"\n",
+        TELLING_APP,
+    );
+    let d = TestDaemon::start();
+    d.cli(&dir, &["deploy"]).expect_code(0);
+    let id = machine(&d, &dir)["id"].as_str().unwrap().to_string();
+    wait_for(&mark, "ready\n");
+
+    // Its own way: SIGINT first, which it only says it got, then SIGKILL.
+    d.cli(&dir, &["machines", "restart", &id]).expect_code(0);
+    wait_for(&mark, "ready\ninterrupted\nready\n");
+    // Forced: SIGKILL at once, nothing asked first (`--skip-health-checks` is taken:
+    // this restart does not wait on them).
+    let forced = [
+        "machines",
+        "restart",
+        &id,
+        "--force",
+        "--skip-health-checks",
+    ];
+    d.cli(&dir, &forced).expect_code(0);
+    wait_for(&mark, "ready\ninterrupted\nready\nready\n");
+    let now = machine(&d, &dir);
+    assert_eq!(now["last_exit"]["signal"], "SIGKILL", "{now}");
+    let both = d.cli(&dir, &["machines", "restart", &id, "--force", "-s", "TERM"]);
+    let both = both.expect_code(2);
+    assert!(
+        both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
+    // flyctl's wait on a stop is taken, and said to change nothing.
+    let stop = d.cli(
+        &dir,
+        &[
+            "machines",
+            "stop",
+            &id,
+            "-s",
+            "TERM",
+            "--wait-timeout",
+            "5s",
+        ],
+    );
+    assert!(stop
+        .expect_code(0)
+        .stderr
+        .contains("note: --wait-timeout changes nothing"),);
+}

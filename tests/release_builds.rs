@@ -103,7 +103,13 @@ fn a_release_with_the_inputs_of_a_built_one_runs_from_its_files() {
     assert_reused(&run, 1);
     wait_for_names(&releases, &["1"]);
     assert_eq!(answer(&d).0, v1_token);
-    let table = lakefly(&d, &["releases", "-a", "built"]).expect_code(0);
+    // flyctl's `--image` is taken, and said to change nothing.
+    let table = lakefly(&d, &["releases", "-a", "built", "--image"]).expect_code(0);
+    assert!(
+        table.stderr.contains("note: --image changes nothing"),
+        "{}",
+        table.stderr
+    );
     let files = |version: &str| {
         let row = table.stdout.lines().find(|l| l.starts_with(version));
         row.and_then(|l| l.split_whitespace().rev().nth(1).map(str::to_string))

@@ -158,10 +158,39 @@ fn a_volume_made_before_the_first_deploy_is_the_one_its_machines_mount() {
     // As Fly's docs have it: the app, then its volume, then the deploy.
     run(&["volumes", "create", "data"]).expect_code(5);
     run(&["apps", "create", "vol"]).expect_code(0);
+    // flyctl's flags for Fly's volumes are noted (zones, snapshots) or refused before
+    // anything is made (more than one, from a snapshot).
+    for (flag, why) in [
+        ("--count=2", "one directory per name"),
+        ("--snapshot-id=vs_1", "lakefly takes no volume snapshots"),
+        ("--fs-type=raw", "only ext4"),
+    ] {
+        let refused = run(&["volumes", "create", "data", flag]).expect_code(2);
+        assert!(refused.stderr.contains(why), "{flag}: {}", refused.stderr);
+    }
+    assert!(!state.join("volumes/vol/data").exists());
     let made = run(&[
-        "volumes", "create", "data", "--size", "3", "-r", "ams", "-y",
+        "volumes",
+        "create",
+        "data",
+        "--size",
+        "3",
+        "-r",
+        "ams",
+        "-y",
+        "--require-unique-zone=false",
+        "--snapshot-retention",
+        "5",
+        "--fs-type",
+        "ext4",
     ])
     .expect_code(0);
+    for note in [
+        "note: --require-unique-zone changes nothing: one host is one zone",
+        "note: --snapshot-retention changes nothing: lakefly takes no volume snapshots",
+    ] {
+        assert!(made.stderr.contains(note), "{note}: {}", made.stderr);
+    }
     let data = state.join("volumes/vol/data");
     assert!(
         made.stderr.contains(&format!(

@@ -24,14 +24,21 @@ pub enum AppsCommand {
     /// Create an app.
     Create {
         /// Its name: lowercase letters, digits and dashes.
-        #[arg(required_unless_present = "by_name")]
+        #[arg(required_unless_present_any = ["by_name", "generate_name"])]
         name: Option<String>,
         /// Its name, as flyctl's `apps create --name` takes it.
         #[arg(long = "name", value_name = "NAME", conflicts_with = "name")]
         by_name: Option<String>,
+        /// Make up a name (`quiet-river-4821`), as flyctl's.
+        #[arg(long, conflicts_with_all = ["name", "by_name"])]
+        generate_name: bool,
+        /// Write the name into the config file's `app` (-c; one with only that when there
+        /// is none), as flyctl's.
+        #[arg(long)]
+        save: bool,
         /// flyctl's flags with nothing to do here (noted).
         #[command(flatten)]
-        flyctl: super::flyctl_flags::OrgFlag,
+        flyctl: super::flyctl_flags::AppsCreateFlags,
     },
     /// List the apps.
     #[command(visible_alias = "ls")]
@@ -137,20 +144,33 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
         AppsCommand::Create {
             name,
             by_name,
+            generate_name,
+            save,
             flyctl,
         } => {
             flyctl.note(&out);
-            // clap requires one of the two; an empty name would be refused as a name.
-            let name = name.or(by_name).unwrap_or_default();
+            // clap requires one of the three; an empty name would be refused as a name.
+            let name = match generate_name {
+                true => crate::config::names::generated_app_name(),
+                false => name.or(by_name).unwrap_or_default(),
+            };
             let app = block_on(async {
                 let app = api.create_app(&name).await?;
                 super::volumes::note_leftovers(&api, &name, out).await;
                 Ok(app)
             })?;
+            if !out.json {
+                out.note(&format!("created app {}", app.name));
+            }
+            if save {
+                let path = global.config_path();
+                if super::config::save_app_name(&path, &app.name)? && !out.json {
+                    out.note(&format!("wrote app = {:?} to {}", app.name, path.display()));
+                }
+            }
             if out.json {
                 return out.json(&app);
             }
-            out.note(&format!("created app {}", app.name));
             Ok(())
         }
         AppsCommand::List { flyctl } => {

@@ -378,12 +378,62 @@ struct EditJson<'a> {
     changes: Vec<KeyChange>,
 }
 
+/// Sets the config file's `app` to `name` (`apps create --save`), as `config set` would,
+/// or writes a file with only that where there is none; whether the file changed.
+pub(super) fn save_app_name(path: &Path, name: &str) -> Result<bool, Error> {
+    if !path.exists() {
+        let text = format!("app = {}\n", toml_edit::Value::from(name));
+        crate::atomic_write::write(path, text.as_bytes(), 0o644)?;
+        return Ok(true);
+    }
+    let set = Change::Set(vec![(
+        parse_key("app")?,
+        name.to_string(),
+        toml_edit::Value::from(name),
+    )]);
+    let (_, written) = edit(path, &set)?;
+    Ok(written)
+}
+
 /// Applies edits, refuses them if they add errors to the config, and writes atomically.
 fn apply(out: Output, path: &Path, change: Change) -> Result<(), Error> {
+    let (changes, written) = edit(path, &change)?;
+    if out.json {
+        return out.json(&EditJson {
+            file: path,
+            written,
+            changes,
+        });
+    }
+    for c in &changes {
+        let line = match (c.outcome, &change) {
+            ("added" | "changed", Change::Set(edits)) => {
+                let shown = edits
+                    .iter()
+                    .find(|(k, ..)| k.to_string() == c.key)
+                    .map(|(_, raw, _)| raw.as_str())
+                    .unwrap_or_default();
+                format!("{} {} = {shown}", c.outcome, c.key)
+            }
+            ("unchanged", _) => format!("{} already has that value", c.key),
+            ("not set", _) => format!("{} was not set", c.key),
+            (outcome, _) => format!("{outcome} {}", c.key),
+        };
+        out.note(&line);
+    }
+    if written {
+        out.note(&format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Applies edits to the file at `path`, refuses them if they add errors to the config,
+/// and writes it atomically: what happened to each key, and whether the file changed.
+fn edit(path: &Path, change: &Change) -> Result<(Vec<KeyChange>, bool), Error> {
     let text = config::read(path)?;
     let mut editor = open_editor(&text, path)?;
     let mut changes = Vec::new();
-    match &change {
+    match change {
         Change::Set(edits) => {
             for (key, _, value) in edits {
                 let outcome = editor
@@ -422,33 +472,7 @@ fn apply(out: Output, path: &Path, change: Change) -> Result<(), Error> {
         refuse_new_errors(&text, &new_text, path)?;
         crate::atomic_write::write(path, new_text.as_bytes(), 0o644)?;
     }
-    if out.json {
-        return out.json(&EditJson {
-            file: path,
-            written,
-            changes,
-        });
-    }
-    for c in &changes {
-        let line = match (c.outcome, &change) {
-            ("added" | "changed", Change::Set(edits)) => {
-                let shown = edits
-                    .iter()
-                    .find(|(k, ..)| k.to_string() == c.key)
-                    .map(|(_, raw, _)| raw.as_str())
-                    .unwrap_or_default();
-                format!("{} {} = {shown}", c.outcome, c.key)
-            }
-            ("unchanged", _) => format!("{} already has that value", c.key),
-            ("not set", _) => format!("{} was not set", c.key),
-            (outcome, _) => format!("{outcome} {}", c.key),
-        };
-        out.note(&line);
-    }
-    if written {
-        out.note(&format!("wrote {}", path.display()));
-    }
-    Ok(())
+    Ok((changes, written))
 }
 
 /// Fails when `new_text` has errors that `old_text` did not, so an edit never breaks a

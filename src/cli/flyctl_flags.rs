@@ -260,6 +260,121 @@ impl LaunchFlags {
     }
 }
 
+/// `flyctl apps create`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AppsCreateFlags {
+    /// The organization.
+    #[command(flatten)]
+    pub org: OrgFlag,
+    /// A custom private network.
+    #[arg(long, hide = true, value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// The machines platform: what every lakefly app runs on.
+    #[arg(long, hide = true)]
+    pub machines: bool,
+}
+
+impl AppsCreateFlags {
+    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
+    /// why.
+    pub fn note(&self, out: &Output) {
+        self.org.note(out);
+        note_each(
+            out,
+            &[(
+                self.network.is_some(),
+                "--network",
+                "machines are processes on the daemon's host, with no private network",
+            )],
+        );
+    }
+}
+
+/// `flyctl volumes create`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct VolumeCreateFlags {
+    /// Place it in another hardware zone than the app's others.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_unique_zone: Option<bool>,
+    /// The same, over every volume of the app.
+    #[arg(long, hide = true)]
+    pub unique_zone_app_wide: bool,
+    /// Days its snapshots are kept.
+    #[arg(long, hide = true, value_name = "DAYS")]
+    pub snapshot_retention: Option<u32>,
+    /// Take daily snapshots.
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub scheduled_snapshots: Option<bool>,
+    /// Leave its contents unencrypted.
+    #[arg(long, hide = true)]
+    pub no_encryption: bool,
+    /// Its file system: `ext4` is taken (a directory of the host's), `raw` refused.
+    #[arg(long, hide = true, value_name = "TYPE", value_parser = ext4_only)]
+    pub fs_type: Option<String>,
+    /// Start from a snapshot: refused.
+    #[arg(long, hide = true, value_name = "ID", value_parser = refuse(NO_SNAPSHOTS))]
+    pub snapshot_id: Option<String>,
+    /// How many to make: one is taken, more refused.
+    #[arg(short = 'n', long, hide = true, value_name = "N", value_parser = one_only)]
+    pub count: Option<u32>,
+}
+
+impl VolumeCreateFlags {
+    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
+    /// why.
+    pub fn note(&self, out: &Output) {
+        let zones = "one host is one zone";
+        let snapshots =
+            "lakefly takes no volume snapshots (`lakeflyd backup --volumes` copies them)";
+        note_each(
+            out,
+            &[
+                (
+                    self.require_unique_zone.is_some(),
+                    "--require-unique-zone",
+                    zones,
+                ),
+                (self.unique_zone_app_wide, "--unique-zone-app-wide", zones),
+                (
+                    self.snapshot_retention.is_some(),
+                    "--snapshot-retention",
+                    snapshots,
+                ),
+                (
+                    self.scheduled_snapshots.is_some(),
+                    "--scheduled-snapshots",
+                    snapshots,
+                ),
+                (
+                    self.no_encryption,
+                    "--no-encryption",
+                    "a volume is a directory on the daemon's host, encrypted as its disk is",
+                ),
+            ],
+        );
+    }
+}
+
+/// `--fs-type`: a volume is a directory of the host's file system, which `ext4` stands for.
+fn ext4_only(value: &str) -> Result<String, String> {
+    match value {
+        "ext4" => Ok(value.to_string()),
+        _ => Err(
+            "a volume is a directory on the daemon's host: only ext4 (a file system) is taken"
+                .into(),
+        ),
+    }
+}
+
+/// `--count`: one volume per name here.
+fn one_only(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(1) => Ok(1),
+        Ok(_) => Err(ONE_VOLUME.into()),
+        Err(_) => Err("give a whole number".into()),
+    }
+}
+
 /// `-o`/`--org` (`launch`, `apps create`, `apps list`): one host has no organizations.
 #[derive(Debug, Clone, Default, Args)]
 pub struct OrgFlag {
@@ -349,6 +464,10 @@ const NO_IMAGE_BUILD: &str = "lakefly builds no image: the daemon builds the rel
      app's directory as it deploys it; deploy without it";
 const ONE_REGION: &str = "one lakeflyd host is every region there is: deploy without it, or \
      to another host with `lakefly --remote NAME deploy`";
+const NO_SNAPSHOTS: &str = "lakefly takes no volume snapshots: copy the volume's directory \
+     into a new one (`lakefly volumes list` shows where it is)";
+const ONE_VOLUME: &str = "a volume here is one directory per name, which every machine whose \
+     [mounts] source names it mounts: make one";
 const NO_IMAGE_TO_LABEL: &str = "lakefly builds no image to label";
 const KILL_SIGNAL: &str = "old machines stop with their kill_signal, under every strategy: \
      set it in fly.toml (`lakefly config set kill_signal=SIGTERM`)";

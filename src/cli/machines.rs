@@ -55,6 +55,10 @@ pub enum MachinesCommand {
         /// seconds, as flyctl's).
         #[arg(long, value_name = "DURATION", value_parser = stop_timeout)]
         timeout: Option<Duration>,
+        /// flyctl's limit on waiting for the stop: lakefly waits until each has stopped,
+        /// which its kill timeout bounds (noted as changing nothing).
+        #[arg(long, hide = true, value_name = "DURATION")]
+        wait_timeout: Option<String>,
     },
     /// Stop and start machines, one after the other.
     Restart {
@@ -68,6 +72,13 @@ pub enum MachinesCommand {
         /// number is seconds).
         #[arg(long, alias = "timeout", value_name = "DURATION", value_parser = stop_timeout)]
         time: Option<Duration>,
+        /// Kill each at once (SIGKILL), as flyctl's.
+        #[arg(long, conflicts_with_all = ["signal", "time"])]
+        force: bool,
+        /// flyctl's, for not waiting on health checks: this restart does not wait on them
+        /// (`lakefly apps restart` does).
+        #[arg(long, hide = true)]
+        skip_health_checks: bool,
     },
     /// Send a signal to a machine's main process: SIGKILL (the default) for one that
     /// hangs, or one the app handles, such as SIGHUP to reload.
@@ -190,8 +201,24 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             ids,
             signal,
             timeout,
-        } => (ids, Act::Stop("stop", stop_request(signal, timeout))),
-        MachinesCommand::Restart { ids, signal, time } => {
+            wait_timeout,
+        } => {
+            if wait_timeout.is_some() && !out.json {
+                out.note("    note: --wait-timeout changes nothing: lakefly waits until each has stopped, which its kill timeout bounds");
+            }
+            (ids, Act::Stop("stop", stop_request(signal, timeout)))
+        }
+        MachinesCommand::Restart {
+            ids,
+            signal,
+            time,
+            force,
+            ..
+        } => {
+            let signal = match force {
+                true => signal_name("SIGKILL").ok(),
+                false => signal,
+            };
             (ids, Act::Stop("restart", stop_request(signal, time)))
         }
     };

@@ -28,6 +28,10 @@ pub struct ReleasesArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000)
     )]
     pub limit: usize,
+    /// flyctl's column of each release's image: lakefly's releases have none (FILES says
+    /// whose build each runs), so it is noted as changing nothing.
+    #[arg(long, hide = true)]
+    pub image: bool,
 }
 
 /// What `releases` does besides listing.
@@ -70,6 +74,9 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> Result<(), Error> {
     let releases = block_on(async { Ok(api.releases(&app, args.limit).await?) })?;
     if out.json {
         return out.json(&releases);
+    }
+    if args.image {
+        out.note("    note: --image changes nothing: lakefly's releases have no images (FILES says whose build each runs)");
     }
     let mut table = Table::new(vec![
         "VERSION",

@@ -48,6 +48,10 @@ pub enum VolumesCommand {
         /// flyctl's: accept its prompts. Nothing is asked.
         #[arg(short = 'y', long, hide = true)]
         yes: bool,
+        /// flyctl's flags for Fly's volumes (zones, snapshots, encryption, file system,
+        /// several at once): noted, or refused with what to do instead.
+        #[command(flatten)]
+        flyctl: super::flyctl_flags::VolumeCreateFlags,
     },
     /// Delete a volume's data; refused while a machine mounts it.
     #[command(alias = "delete", alias = "rm")]
@@ -91,7 +95,10 @@ pub fn run(global: &GlobalArgs, args: VolumesArgs) -> Result<(), Error> {
             }
             out.text(&volumes_table(&volumes, false))
         }
-        VolumesCommand::Create { name, size, .. } => {
+        VolumesCommand::Create {
+            name, size, flyctl, ..
+        } => {
+            flyctl.note(&out);
             let app = app_name(global)?;
             let volume = block_on(async { Ok(api.create_volume(&app, &name).await?) })?;
             if out.json {

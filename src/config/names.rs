@@ -37,6 +37,47 @@ pub fn check_app_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A new app name of two words and a number (`quiet-river-4821`), as flyctl's
+/// `apps create --generate-name` makes one: 1 in 7.8 million alike, so a second
+/// `apps create` with one rarely meets the first.
+pub fn generated_app_name() -> String {
+    use chacha20poly1305::aead::rand_core::RngCore;
+    const FIRST: &[&str] = &[
+        "quiet",
+        "bold",
+        "late",
+        "calm",
+        "bright",
+        "steady",
+        "gentle",
+        "swift",
+        "little",
+        "patient",
+        "silent",
+        "sunny",
+        "wandering",
+        "hidden",
+        "clever",
+        "brave",
+        "lively",
+        "misty",
+        "rapid",
+        "young",
+    ];
+    const SECOND: &[&str] = &[
+        "river", "sun", "forest", "meadow", "harbor", "lake", "mountain", "field", "breeze",
+        "canyon", "dawn", "glade", "island", "moon", "ridge", "shore", "spring", "star", "valley",
+        "wave",
+    ];
+    let pick = |words: &[&'static str]| {
+        let n = chacha20poly1305::aead::OsRng.next_u32() as usize;
+        words[n % words.len()]
+    };
+    let (first, second) = (pick(FIRST), pick(SECOND));
+    let number = chacha20poly1305::aead::OsRng.next_u32() % 10_000;
+    format!("{first}-{second}-{number:04}")
+}
+
 /// Checks a process group name; it becomes part of machine ids and env values.
 pub fn check_group_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
@@ -185,6 +226,15 @@ fn check_route_path(path: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_app_name_is_a_valid_one() {
+        for _ in 0..100 {
+            let name = generated_app_name();
+            assert_eq!(check_app_name(&name), Ok(()), "{name}");
+            assert_eq!(name.split('-').count(), 3, "{name}");
+        }
+    }
 
     #[test]
     fn app_names() {
