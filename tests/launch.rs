@@ -269,6 +269,15 @@ fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is
         (&["apps", "list", "-o", "personal"][..], Some("--org")),
         (&["logs", "--no-tail", "-r", "ams"][..], Some("--region")),
         (&["status", "--all"][..], None),
+        (
+            &["status", "--deployment", "--rate", "5"][..],
+            Some("--rate"),
+        ),
+        (
+            &["secrets", "set", "--stage", "A=b", "--dns-checks=false"][..],
+            Some("--dns-checks"),
+        ),
+        (&["config", "show", "--local"][..], None),
     ] {
         let mut all = vec!["--remote", d.api.as_str()];
         all.extend_from_slice(args);

@@ -228,6 +228,16 @@ fn a_deploy_without_vm_keeps_the_size_scale_set() {
     assert_eq!(deployed["vm"][0]["memory_mb"], 256, "{deployed}");
     let local = hello(&["config", "show"]).expect_code(0).json();
     assert!(local.get("vm").is_none(), "{local}");
+    // As fly.toml's TOML (flyctl's `--toml`), read back as the same config; YAML is not
+    // a form lakefly prints.
+    let toml = hello(&["config", "show", "--release", "--toml"]).expect_code(0);
+    assert!(toml.stdout.contains("\n[[vm]]\n"), "{}", toml.stdout);
+    let (reread, _) = lakefly::config::parse(&toml.stdout, std::path::Path::new("fly.toml"))
+        .into_valid()
+        .expect("valid TOML");
+    assert_eq!(serde_json::to_value(&reread).unwrap(), deployed);
+    let yaml = hello(&["config", "show", "--yaml"]).expect_code(2);
+    assert!(yaml.stderr.contains("--toml"), "{}", yaml.stderr);
     let first = hello(&["config", "show", "--release", "1"])
         .expect_code(0)
         .json();

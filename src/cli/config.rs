@@ -53,6 +53,17 @@ pub enum ConfigCommand {
             value_parser = super::releases::version_arg
         )]
         release: Option<u64>,
+        /// Print it as fly.toml (the normalized config, as `config save` writes it)
+        /// instead of JSON, as flyctl's.
+        #[arg(long)]
+        toml: bool,
+        /// flyctl's, for the file rather than the deployed config: what `config show`
+        /// shows without --release.
+        #[arg(long, hide = true, conflicts_with = "release")]
+        local: bool,
+        /// flyctl's YAML: refused, with the forms there are.
+        #[arg(long, hide = true, conflicts_with = "toml")]
+        yaml: bool,
     },
     /// Write the config a release runs into the config file (as `fly config save`);
     /// comments and layout are not kept.
@@ -120,10 +131,21 @@ pub fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<(), Error> {
     let path = &global.config_path();
     match args.command {
         ConfigCommand::Validate { strict } => validate(out, path, strict),
-        ConfigCommand::Show { release: None } => show(out, path, global.app.as_deref()),
+        ConfigCommand::Show { yaml: true, .. } => Err(Error::BadFlag {
+            flag: "--yaml",
+            message: "is not a form lakefly prints".into(),
+            hint: "`config show` prints JSON, or fly.toml's TOML with --toml".into(),
+        }),
+        ConfigCommand::Show {
+            release: None,
+            toml,
+            ..
+        } => show(out, path, global.app.as_deref(), toml),
         ConfigCommand::Show {
             release: Some(version),
-        } => show_release(out, global, version),
+            toml,
+            ..
+        } => show_release(out, global, version, toml),
         ConfigCommand::Env => super::config_env::run(global),
         ConfigCommand::Save { release, yes } => super::config_save::run(global, release, yes),
         ConfigCommand::Get { key } => get(out, path, &key),
@@ -221,7 +243,7 @@ fn print_warnings(out: Output, report: &Report) {
     }
 }
 
-fn show(out: Output, path: &Path, app: Option<&str>) -> Result<(), Error> {
+fn show(out: Output, path: &Path, app: Option<&str>, toml: bool) -> Result<(), Error> {
     let (mut cfg, report) = config::load(path)?.into_valid()?;
     if !out.json {
         print_warnings(out, &report);
@@ -229,11 +251,25 @@ fn show(out: Output, path: &Path, app: Option<&str>) -> Result<(), Error> {
     if let Some(app) = app {
         cfg.app = Some(app.to_string());
     }
-    out.json(&cfg)
+    print_config(out, &cfg, toml)
+}
+
+/// `config` as JSON, or with `toml` as fly.toml's TOML (not under `--json`, whose
+/// stdout is JSON).
+fn print_config(out: Output, config: &config::AppConfig, toml: bool) -> Result<(), Error> {
+    if !toml || out.json {
+        return out.json(config);
+    }
+    let text = crate::config::save::to_toml(config).map_err(|e| Error::BadFlag {
+        flag: "--toml",
+        message: format!("cannot write this config as TOML: {e}"),
+        hint: "show it as JSON (without --toml)".into(),
+    })?;
+    out.text(text.trim_end())
 }
 
 /// The config release `version` of the app runs (0: the current release).
-fn show_release(out: Output, global: &GlobalArgs, version: u64) -> Result<(), Error> {
+fn show_release(out: Output, global: &GlobalArgs, version: u64, toml: bool) -> Result<(), Error> {
     let app = super::remote::app_name(global)?;
     let api = super::remote::client(global)?;
     let config = super::remote::block_on(async {
@@ -243,7 +279,7 @@ fn show_release(out: Output, global: &GlobalArgs, version: u64) -> Result<(), Er
         };
         Ok(api.release_config(&app, version).await?)
     })?;
-    out.json(&config)
+    print_config(out, &config, toml)
 }
 
 /// The version of `app`'s current release (or the one rolling out when none is yet).

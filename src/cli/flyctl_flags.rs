@@ -411,6 +411,27 @@ pub struct StatusFlags {
     /// Show stopped machines too: `status` always does.
     #[arg(long, hide = true)]
     pub all: bool,
+    /// Show the deployment's status: `status` shows the release's.
+    #[arg(long, hide = true)]
+    pub deployment: bool,
+    /// Seconds between `--watch` redraws.
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    pub rate: Option<u32>,
+}
+
+impl StatusFlags {
+    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
+    /// why.
+    pub fn note(&self, out: &Output) {
+        note_each(
+            out,
+            &[(
+                self.rate.is_some(),
+                "--rate",
+                "`--watch` redraws on each change, not on a timer",
+            )],
+        );
+    }
 }
 
 /// `flyctl scale count`'s.

@@ -25,6 +25,10 @@ pub struct SecretsArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: SecretsCommand,
+    /// flyctl's check of the app's DNS after the release: noted, as the edge routes by
+    /// Host with no DNS to check.
+    #[arg(long, global = true, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dns_checks: Option<bool>,
 }
 
 /// Secrets commands.
@@ -79,6 +83,9 @@ pub enum SecretsCommand {
 /// Runs a secrets command.
 pub fn run(global: &GlobalArgs, args: SecretsArgs) -> Result<(), Error> {
     let out = global.output();
+    if args.dns_checks.is_some() && !out.json {
+        out.note("    note: --dns-checks changes nothing: the edge routes by Host; lakefly has no DNS to check");
+    }
     let app = app_name(global)?;
     let api = client(global)?;
     let (request, detach) = match args.command {

@@ -17,13 +17,14 @@ pub struct StatusArgs {
     /// Keep it on screen, redrawn on each change (`lakefly watch`), as `fly status --watch`.
     #[arg(long)]
     pub watch: bool,
-    /// flyctl's `--all`: what `status` shows anyway.
+    /// flyctl's `--all` and `--deployment`: what `status` shows anyway; `--rate`, noted.
     #[command(flatten)]
     pub flyctl: super::flyctl_flags::StatusFlags,
 }
 
 /// Prints the status.
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> Result<(), Error> {
+    args.flyctl.note(&global.output());
     if args.watch {
         return super::watch::run(global, super::watch::WatchArgs {});
     }
