@@ -225,6 +225,10 @@ fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is
             "ams",
             "-y",
             "--ha=false",
+            "--no-db",
+            "--no-redis",
+            "--no-object-storage",
+            "--no-github-workflow",
         ],
     )
     .expect_code(0);
@@ -395,4 +399,34 @@ fn on_a_terminal_a_name_that_is_taken_is_asked_for_again() {
     );
     let written = std::fs::read_to_string(&config).unwrap();
     assert!(written.contains("app = \"fresh\""), "{written}");
+}
+
+#[test]
+fn launch_generate_name_and_internal_port_do_as_flyctls() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("worker");
+    std::fs::create_dir(&dir).unwrap();
+    // A Procfile's worker: nothing says it serves HTTP, until --internal-port does.
+    std::fs::write(dir.join("Procfile"), "worker: python3 serve.py\n").unwrap();
+    let args = [
+        "launch",
+        "--no-deploy",
+        "--no-create",
+        "--generate-name",
+        "--internal-port",
+        "3000",
+        "--json",
+    ];
+    let run = common::lakefly(&dir, &args).expect_code(0);
+    let launched = run.json();
+    let name = launched["app"].as_str().unwrap().to_string();
+    assert_eq!(name.split('-').count(), 3, "{launched}");
+    let written = std::fs::read_to_string(dir.join("fly.toml")).unwrap();
+    assert!(written.contains(&format!("app = \"{name}\"")), "{written}");
+    assert!(
+        written.contains("internal_port = 3000") && written.contains("processes = [\"worker\"]"),
+        "{written}"
+    );
+    let both = ["launch", "--force", "--generate-name", "--name", "x"];
+    common::lakefly(&dir, &both).expect_code(2);
 }

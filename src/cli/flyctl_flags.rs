@@ -249,6 +249,18 @@ pub struct LaunchFlags {
     /// with the way to run two.
     #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(ONE_MACHINE))]
     pub ha: Option<bool>,
+    /// No Postgres, Redis, Tigris bucket or GitHub workflow: lakefly launches none.
+    #[arg(long, hide = true)]
+    pub no_db: bool,
+    /// See `no_db`.
+    #[arg(long, hide = true)]
+    pub no_redis: bool,
+    /// See `no_db`.
+    #[arg(long, hide = true)]
+    pub no_object_storage: bool,
+    /// See `no_db`.
+    #[arg(long, hide = true)]
+    pub no_github_workflow: bool,
 }
 
 impl LaunchFlags {

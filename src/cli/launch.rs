@@ -14,7 +14,7 @@ use crate::launch;
 /// Write a fly.toml for the current directory, then deploy it.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "lakefly looks for a Procfile, a package.json start script, a Python project\n(requirements.txt or pyproject.toml) or a Dockerfile, writes a commented fly.toml, and\ndeploys it as `lakefly deploy` does (not when it found nothing to run). flyctl's\n--copy-config deploys the config file there is as it is; its --now, --yes, --ha=false,\n--org and --region are accepted.\n\nExamples:\n  lakefly launch\n  lakefly launch --no-deploy --name api -c deploy/fly.toml\n  lakefly launch --force"
+    after_help = "lakefly looks for a Procfile, a package.json start script, a Python project\n(requirements.txt or pyproject.toml) or a Dockerfile, writes a commented fly.toml, and\ndeploys it as `lakefly deploy` does (not when it found nothing to run). flyctl's\n--copy-config deploys the config file there is as it is; --generate-name and\n--internal-port do as flyctl's; its --now, --yes, --ha=false, --org, --region, --no-db,\n--no-redis, --no-object-storage and --no-github-workflow are accepted.\n\nExamples:\n  lakefly launch\n  lakefly launch --no-deploy --name api -c deploy/fly.toml\n  lakefly launch --force"
 )]
 pub struct LaunchArgs {
     /// App name (default: the directory's name, asked on a terminal).
@@ -26,6 +26,13 @@ pub struct LaunchArgs {
     /// Write the config file and create the app, without deploying it.
     #[arg(long)]
     pub no_deploy: bool,
+    /// Make up the app's name (`quiet-river-4821`), as flyctl's.
+    #[arg(long, conflicts_with = "name")]
+    pub generate_name: bool,
+    /// The port the app listens on (`http_service.internal_port`), over what was
+    /// detected, as flyctl's.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub internal_port: Option<u16>,
     /// Only write the config file: the app is not created on the daemon.
     #[arg(long, alias = "no-create-app", requires = "no_deploy")]
     pub no_create: bool,
@@ -53,13 +60,23 @@ pub fn run(global: &GlobalArgs, args: LaunchArgs) -> Result<(), Error> {
         _ => std::env::current_dir().map_err(|e| Error::io("read", Path::new("."), e))?,
     };
     let dir = dir.canonicalize().map_err(|e| Error::io("open", &dir, e))?;
-    let plan = launch::detect(&dir)?;
+    let mut plan = launch::detect(&dir)?;
+    if let Some(port) = args.internal_port {
+        // Given a port, the app serves HTTP there: its first group, when nothing said so.
+        plan.internal_port = port;
+        if plan.http_group.is_none() {
+            plan.http_group = plan.processes.keys().next().cloned();
+        }
+    }
     let default_name = launch::app_name_from_dir(
         &dir.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     );
-    let given = args.name.clone().or(global.app.clone());
+    let given = match args.generate_name {
+        true => Some(names::generated_app_name()),
+        false => args.name.clone().or(global.app.clone()),
+    };
     // On a terminal, a name that cannot be had is asked for again, as flyctl asks.
     let asking = given.is_none() && std::io::stdin().is_terminal() && !out.json && !args.flyctl.yes;
     let named_in_file = crate::config::load(path)
