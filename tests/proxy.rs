@@ -254,3 +254,45 @@ async fn a_proxied_connection_outlives_the_request_timeout() {
         .unwrap();
     assert_eq!(&back, b"still here\n");
 }
+
+#[test]
+fn watch_stdin_ends_the_proxy_with_its_input_and_quiet_says_nothing() {
+    let Deployed { _temp, d, dir, .. } = deployed();
+    let port = common::free_port();
+    let ports = format!("{port}:8080");
+    let args = ["--remote", &d.api, "proxy", &ports, "-q", "--watch-stdin"];
+    let mut child = common::lakefly_spawn_with_stdin(&dir, &args);
+    // Listening: a connection is taken.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The script holding its input ends: so does the proxy, with nothing said.
+    drop(child.stdin.take());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy outlived its stdin"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let mut said = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    assert_eq!(said, "");
+    // Picking the machine from a list (flyctl's -s) needs a terminal to ask on.
+    let select = d.cli(&dir, &["proxy", "8080", "-s"]).expect_code(2);
+    assert!(select.stderr.contains("terminal"), "{}", select.stderr);
+}

@@ -20,7 +20,7 @@ const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Reach a port of one of the app's machines from a local port (as `fly proxy`).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "REMOTE is a port as the app knows it: its internal_port (which reaches the machine's\n$PORT) or another port its processes listen on. Each connection to the local port is\ncarried through the daemon's API, so it needs nothing the API does not: no open port on\nthe host, no SSH. Without --machine each connection goes to the first started machine\nof the app at that moment, so the proxy outlives a deploy. Ctrl-C stops it.\nWith --json, one line on stdout once it listens: {\"listen\", \"machine\", \"port\"}; a\nconnection it cannot carry is an error object on stderr, with its \"peer\".\n\nExamples:\n  lakefly proxy 8080                   localhost:8080 to the app's port 8080\n  lakefly proxy 15432:5432 -a db       a database on another local port\n  lakefly proxy 0:9091 --json          a free local port, printed"
+    after_help = "REMOTE is a port as the app knows it: its internal_port (which reaches the machine's\n$PORT) or another port its processes listen on. Each connection to the local port is\ncarried through the daemon's API, so it needs nothing the API does not: no open port on\nthe host, no SSH. Without --machine each connection goes to the first started machine\nof the app at that moment, so the proxy outlives a deploy. Ctrl-C stops it.\nWith --json, one line on stdout once it listens: {\"listen\", \"machine\", \"port\"}; a\nconnection it cannot carry is an error object on stderr, with its \"peer\".\n\nExamples:\n  lakefly proxy 8080                   localhost:8080 to the app's port 8080\n  lakefly proxy 15432:5432 -a db       a database on another local port\n  lakefly proxy 0:9091 --json          a free local port, printed\n  lakefly proxy 5432 -q --watch-stdin  quiet, until the script holding stdin ends"
 )]
 pub struct ProxyArgs {
     /// LOCAL[:REMOTE]: the local port, and the machine's port (default: the same); a
@@ -30,6 +30,16 @@ pub struct ProxyArgs {
     /// The machine (default: the first started one, for each connection).
     #[arg(long, value_name = "ID")]
     pub machine: Option<String>,
+    /// Pick the machine from a list, asked on the terminal (as `fly proxy -s`).
+    #[arg(short = 's', long, conflicts_with = "machine")]
+    pub select: bool,
+    /// Say nothing once it listens (errors are still said).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Stop when standard input closes: a script's proxy ends with the script that
+    /// holds its stdin (as flyctl's).
+    #[arg(long)]
+    pub watch_stdin: bool,
     /// The local address to listen on.
     #[arg(short = 'b', long, value_name = "ADDR", default_value = "127.0.0.1")]
     pub bind_addr: IpAddr,
@@ -70,9 +80,14 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
     let app = app_name(global)?;
     let api = client(global)?;
     let remote = args.ports.remote;
+    let stdin_closed = args.watch_stdin.then(stdin_closed);
     block_on(async move {
+        let machine = match args.select {
+            true => Some(super::machines::select(&api, &app).await?.id),
+            false => args.machine.clone(),
+        };
         // Asked once before listening, so a stopped app or a wrong port fails now, plainly.
-        let first = super::machines::chosen(&api, &app, args.machine.as_deref()).await?;
+        let first = super::machines::chosen(&api, &app, machine.as_deref()).await?;
         let target = api.proxy_target(&app, &first.id, remote).await?;
         let addr = SocketAddr::new(args.bind_addr, args.ports.local);
         let listener = TcpListener::bind(addr)
@@ -93,8 +108,8 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
                 "machine": target.machine,
                 "port": remote,
             }))?;
-        } else {
-            let machine = match &args.machine {
+        } else if !args.quiet {
+            let machine = match &machine {
                 Some(id) => format!("machine {id}"),
                 None => format!(
                     "the first started machine of {app} (now {})",
@@ -109,7 +124,7 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let (api, app, machine) = (api.clone(), app.clone(), args.machine.clone());
+                        let (api, app, machine) = (api.clone(), app.clone(), machine.clone());
                         tokio::spawn(async move {
                             if let Err(e) = carry(&api, &app, machine.as_deref(), remote, stream).await {
                                 not_proxied(out, peer, &e);
@@ -124,9 +139,33 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
                     }
                 },
                 _ = tokio::signal::ctrl_c() => return Ok(()),
+                () = until_told(stdin_closed.as_deref()) => return Ok(()),
             }
         }
     })
+}
+
+/// Returns once `told` is told; never without one.
+async fn until_told(told: Option<&tokio::sync::Notify>) {
+    match told {
+        Some(told) => told.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Told once standard input reaches its end (or cannot be read). Read on a thread of its
+/// own, which does not hold up the exit as a runtime's blocking read would.
+fn stdin_closed() -> std::sync::Arc<tokio::sync::Notify> {
+    let closed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let tell = closed.clone();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 4096];
+        let mut stdin = std::io::stdin().lock();
+        while let Ok(1..) = std::io::Read::read(&mut stdin, &mut sink) {}
+        // `notify_one` keeps the permit when nobody waits yet.
+        tell.notify_one();
+    });
+    closed
 }
 
 /// Says on stderr that the connection from `peer` was dropped, and why: a line of text, or

@@ -184,6 +184,17 @@ pub fn lakefly_spawn(dir: &Path, args: &[&str]) -> std::process::Child {
         .expect("cannot run lakefly")
 }
 
+/// `lakefly args` started in `dir` with its standard input a pipe the test holds (and
+/// closes by dropping it).
+pub fn lakefly_spawn_with_stdin(dir: &Path, args: &[&str]) -> std::process::Child {
+    command(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run lakefly")
+}
+
 /// `bin args` in `dir`, apart from the user's own lakefly set-up, with `env` on top.
 fn command(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(bin);
