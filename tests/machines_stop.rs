@@ -11,21 +11,26 @@ use common::daemon::TestDaemon;
 use common::files::marked_app;
 use serde_json::Value;
 
-/// Ignores SIGINT (fly.toml's default `kill_signal`); on SIGTERM writes "terminated" to
-/// `$MARK` and exits 0. Writes "ready" there once both are in place.
-const APP: &str = r#"import os, signal, sys
+/// A machine that writes to `$MARK`: "ready" once its handlers are in place, and on
+/// SIGTERM "terminated", then exits 0; SIGINT (fly.toml's default `kill_signal`) goes to
+/// `on_sigint`, a Python signal handler.
+fn app(on_sigint: &str) -> String {
+    format!(
+        r#"import os, signal, sys
 def say(what):
     with open(os.environ["MARK"], "a") as mark:
         mark.write(what + "\n")
 def terminated(*_):
     say("terminated")
     sys.exit(0)
-signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGINT, {on_sigint})
 signal.signal(signal.SIGTERM, terminated)
 say("ready")
 while True:
     signal.pause()
-"#;
+"#
+    )
+}
 
 /// Waits until `mark` says `text`: the app has its signal handlers in place.
 fn wait_for(mark: &Path, text: &str) {
@@ -52,7 +57,9 @@ fn machine(d: &TestDaemon, dir: &Path) -> Value {
 fn a_stop_takes_another_signal_or_timeout_than_the_machines_own() {
     let temp = tempfile::tempdir().unwrap();
     // A stop the app's own way would wait the whole minute, then SIGKILL it.
-    let (dir, mark) = marked_app(temp.path(), "stubborn", "kill_timeout = \"60s\"\n", APP);
+    // It ignores SIGINT.
+    let app = app("signal.SIG_IGN");
+    let (dir, mark) = marked_app(temp.path(), "stubborn", "kill_timeout = \"60s\"\n", &app);
     let d = TestDaemon::start();
     d.cli(&dir, &["deploy"]).expect_code(0);
     let id = machine(&d, &dir)["id"].as_str().unwrap().to_string();
@@ -107,31 +114,12 @@ fn a_stop_takes_another_signal_or_timeout_than_the_machines_own() {
         .expect_code(0);
 }
 
-/// Writes what it is sent to `$MARK`: "interrupted" on SIGINT (fly.toml's default
-/// `kill_signal`), which it then ignores, "terminated" on SIGTERM, which ends it.
-const TELLING_APP: &str = r#"import os, signal, sys
-def say(what):
-    with open(os.environ["MARK"], "a") as mark:
-        mark.write(what + "\n")
-def terminated(*_):
-    say("terminated")
-    sys.exit(0)
-signal.signal(signal.SIGINT, lambda *_: say("interrupted"))
-signal.signal(signal.SIGTERM, terminated)
-say("ready")
-while True:
-    signal.pause()
-"#;
-
 #[test]
 fn a_forced_restart_kills_at_once_as_flyctls_does() {
     let temp = tempfile::tempdir().unwrap();
-    let (dir, mark) = marked_app(
-        temp.path(),
-        "forced",
-        "kill_timeout = \"1s\"\n",
-        TELLING_APP,
-    );
+    // It says it got SIGINT, and runs on.
+    let app = app(r#"lambda *_: say("interrupted")"#);
+    let (dir, mark) = marked_app(temp.path(), "forced", "kill_timeout = \"1s\"\n", &app);
     let d = TestDaemon::start();
     d.cli(&dir, &["deploy"]).expect_code(0);
     let id = machine(&d, &dir)["id"].as_str().unwrap().to_string();

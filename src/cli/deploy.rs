@@ -346,15 +346,21 @@ fn too_large(dir: &Path, size: u64, max: u64, daemon: &str) -> Error {
     })
 }
 
+/// The file `flag` names by its `path` from the current directory, made absolute; one
+/// that is not there is the flag's error.
+fn flag_file(flag: &'static str, path: &Path, what: &str) -> Result<PathBuf, Error> {
+    std::fs::canonicalize(path).map_err(|e| Error::BadFlag {
+        flag,
+        message: format!("{}: {e}", path.display()),
+        hint: format!("give the {what}'s path from the current directory"),
+    })
+}
+
 /// `--ignorefile`'s file, which must be one: named on purpose, its absence would pack
 /// what it was to leave out.
 fn ignore_file(path: &Path) -> Result<PathBuf, Error> {
     let flag = "--ignorefile";
-    let found = std::fs::canonicalize(path).map_err(|e| Error::BadFlag {
-        flag,
-        message: format!("{}: {e}", path.display()),
-        hint: "give the ignore file's path from the current directory".into(),
-    })?;
+    let found = flag_file(flag, path, "ignore file")?;
     if !found.is_file() {
         return Err(Error::BadFlag {
             flag,
@@ -369,11 +375,7 @@ fn ignore_file(path: &Path) -> Result<PathBuf, Error> {
 /// directory `dir`, the only files a release has.
 fn within_app_dir(dockerfile: &Path, dir: &Path) -> Result<String, Error> {
     let flag = "--dockerfile";
-    let found = std::fs::canonicalize(dockerfile).map_err(|e| Error::BadFlag {
-        flag,
-        message: format!("{}: {e}", dockerfile.display()),
-        hint: "give the Dockerfile's path from the current directory".into(),
-    })?;
+    let found = flag_file(flag, dockerfile, "Dockerfile")?;
     let app_dir = std::fs::canonicalize(dir).map_err(|e| Error::io("read", dir, e))?;
     match found.strip_prefix(&app_dir) {
         Ok(within) if found.is_file() => Ok(within.to_string_lossy().into_owned()),
