@@ -223,6 +223,40 @@ async fn the_console_command_passes_the_exit_code_on() {
         "{}",
         run.stderr
     );
+    // flyctl's `ssh console` flags for what a machine here has not: noted, or refused
+    // before anything runs.
+    let run = cli(
+        &[
+            "ssh",
+            "console",
+            "--container",
+            "web",
+            "-r",
+            "ams",
+            "-C",
+            "true",
+        ],
+        b"",
+    )
+    .await
+    .unwrap()
+    .expect_code(0);
+    assert!(
+        run.stderr
+            .contains("note: --container changes nothing: a machine here is")
+            && run.stderr.contains("note: --region changes nothing"),
+        "{}",
+        run.stderr
+    );
+    let run = cli(&["ssh", "console", "-u", "root", "-C", "true"], b"")
+        .await
+        .unwrap()
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("runs as the machine's user"),
+        "{}",
+        run.stderr
+    );
     // Piped in, a script runs without a terminal (as `machines exec -i`), to its end.
     let run = cli(
         &["console", "--machine", &id],

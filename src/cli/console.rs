@@ -43,6 +43,10 @@ pub struct ConsoleArgs {
     /// `sh -c`).
     #[arg(long, short = 'C', value_name = "COMMAND")]
     pub command: Option<String>,
+    /// flyctl's flags for what a machine here has not (users, addresses, containers,
+    /// regions): noted, or refused with what to do instead.
+    #[command(flatten)]
+    pub flyctl: super::flyctl_flags::ConsoleFlags,
 }
 
 /// `lakefly ssh console`, as flyctl users type it (no SSH is involved).
@@ -79,6 +83,7 @@ pub fn run_ssh(global: &GlobalArgs, args: SshArgs) -> Result<(), Error> {
 
 /// Runs a console session.
 pub fn run(global: &GlobalArgs, args: ConsoleArgs, fallback: Fallback) -> Result<(), Error> {
+    args.flyctl.note(&global.output());
     let app = app_name(global)?;
     let api = client(global)?;
     let chosen = block_on(async {

@@ -302,6 +302,42 @@ impl AppsCreateFlags {
     }
 }
 
+/// `flyctl ssh console`'s and `flyctl console`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConsoleFlags {
+    /// The user to run as: refused.
+    #[arg(short = 'u', long, hide = true, value_name = "USER", value_parser = refuse(CONSOLE_USER))]
+    pub user: Option<String>,
+    /// The machine's private address: refused.
+    #[arg(short = 'A', long, hide = true, value_name = "ADDR", value_parser = refuse(BY_MACHINE_ID))]
+    pub address: Option<String>,
+    /// The container of a multi-container machine.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub container: Option<String>,
+    /// Not in a container.
+    #[arg(long, hide = true)]
+    pub no_container: bool,
+    /// The region.
+    #[arg(short = 'r', long, hide = true, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+impl ConsoleFlags {
+    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
+    /// why.
+    pub fn note(&self, out: &Output) {
+        let containers = "a machine here is the app's processes, in no container";
+        note_each(
+            out,
+            &[
+                (self.container.is_some(), "--container", containers),
+                (self.no_container, "--no-container", containers),
+                (self.region.is_some(), "--region", ONE_REGION_HERE),
+            ],
+        );
+    }
+}
+
 /// `flyctl volumes create`'s.
 #[derive(Debug, Clone, Default, Args)]
 pub struct VolumeCreateFlags {
@@ -497,6 +533,10 @@ const NO_IMAGE_BUILD: &str = "lakefly builds no image: the daemon builds the rel
      app's directory as it deploys it; deploy without it";
 const ONE_REGION: &str = "one lakeflyd host is every region there is: deploy without it, or \
      to another host with `lakefly --remote NAME deploy`";
+const CONSOLE_USER: &str = "a console runs as the machine's user, which is lakeflyd's: run \
+     `su` or `sudo -u` in it where the host allows";
+const BY_MACHINE_ID: &str = "machines are named by id here: give --machine ID (or -s to pick \
+     one)";
 const NO_SNAPSHOTS: &str = "lakefly takes no volume snapshots: copy the volume's directory \
      into a new one (`lakefly volumes list` shows where it is)";
 const ONE_VOLUME: &str = "a volume here is one directory per name, which every machine whose \
