@@ -11,6 +11,7 @@ const SERVED_AT: &str = "an app is served on the daemon's edge address: `lakefly
 const NO_PRIVATE_NETWORK: &str = "machines are processes on the daemon's host, with no private network: `lakefly proxy` reaches a machine's port from here, `lakefly console` opens a shell beside it";
 const NO_MANAGED_SERVICES: &str = "lakefly runs your own processes: run the database or store as an app of its own (its data on a [mounts] volume) and give its address to the apps that use it with `lakefly secrets set`";
 const NO_IMAGES: &str = "lakefly deploys the app's files, not images: `lakefly deploy` uploads them, `lakefly releases` lists what each release runs";
+const SFTP: &str = "a machine's files are its release directory on the daemon's host: `lakefly console` opens a shell there, `lakefly machines exec ID -- cat FILE` reads one";
 const ONE_HOST: &str = "a daemon is one host, one region: `lakefly daemon status` and `lakefly status` say how it and the app are";
 
 /// flyctl's top-level commands lakefly has not, each with what to use instead.
@@ -18,7 +19,7 @@ const INSTEAD: &[(&[&str], &str)] = &[
     (&["ips"], SERVED_AT),
     (&["services"], "`lakefly status` shows where the app is served, `lakefly config show` its services"),
     (&["dig", "ping", "wireguard", "wg"], NO_PRIVATE_NETWORK),
-    (&["sftp"], "a machine's files are its release directory on the daemon's host: `lakefly console` opens a shell there, `lakefly machines exec ID -- cat FILE` reads one"),
+    (&["sftp"], SFTP),
     (
         &["postgres", "pg", "mpg", "redis", "mysql", "consul", "storage", "tigris", "extensions", "ext", "litefs-cloud", "lfsc"],
         NO_MANAGED_SERVICES,
@@ -57,6 +58,8 @@ const INSTEAD_UNDER: &[(&[&str], &[&str], &str)] = &[
     (&["volumes", "volume", "vol"], &["fork", "snapshots"], "a volume is a directory on the daemon's host (`lakefly volumes list` shows its path): copy it, or `lakeflyd backup` the daemon's state"),
     (&["certs"], &["check", "setup"], "`lakefly certs show HOST` shows a host name and the certificate that serves it; point the name's DNS at the daemon's host yourself"),
     (&["certs"], &["import"], "the daemon serves the certificates it is started with (`lakeflyd --edge-tls-cert FILE --edge-tls-key FILE`, repeated for several; a SIGHUP reloads them); `lakefly certs add HOST` routes the name"),
+    (&["ssh"], &["sftp"], SFTP),
+    (&["ssh"], &["issue", "log"], "no SSH is involved: `lakefly console` and `lakefly ssh console` reach a machine through the daemon's API, with its token"),
     (&["apps", "app"], &["open"], "`lakefly open` opens the app in a browser"),
     (&["apps", "app"], &["move"], ONE_HOST),
 ];
@@ -141,6 +144,7 @@ mod tests {
         );
         assert!(refused("volumes extend vol_123 -s 10").is_some());
         assert!(refused("certs check www.example.com").is_some());
+        assert!(refused("ssh sftp shell").is_some());
     }
 
     #[test]
