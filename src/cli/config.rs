@@ -114,7 +114,7 @@ lakefly config env\n  lakefly config env -a hello --json | jq .env"
         #[arg(long)]
         string: bool,
     },
-    /// Remove keys; tables left empty go too.
+    /// Remove keys; a dotted or inline table left empty goes too (a `[header]` stays).
     #[command(
         after_help = "Examples:\n  lakefly config unset deploy.release_command\n  lakefly config unset env.DEBUG env.TRACE"
     )]
