@@ -70,6 +70,13 @@ fn apps_create_list_and_destroy() {
         std::fs::read_to_string(dir.path().join("fly.toml")).unwrap(),
         "# mine\napp = \"renamed\" # its name\n"
     );
+    // A file it could not edit is said before the app is made.
+    std::fs::write(dir.path().join("fly.toml"), "app = \"broken\n").unwrap();
+    in_dir(&["apps", "create", "unmade", "--save"]).expect_code(3);
+    let apps = cli(&d.api, &["apps", "list", "--json"])
+        .expect_code(0)
+        .json();
+    assert!(!apps.to_string().contains("unmade"), "{apps}");
     // A name the daemon refuses is a usage error, as the client's own refusals are.
     let bad = cli(&d.api, &["apps", "create", "Bad_Name"]).expect_code(2);
     assert!(

@@ -149,6 +149,10 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             flyctl,
         } => {
             flyctl.note(&out);
+            let config = global.config_path();
+            if save {
+                super::config::check_editable(&config)?;
+            }
             // clap requires one of the three; an empty name would be refused as a name.
             let name = match generate_name {
                 true => crate::config::names::generated_app_name(),
@@ -162,11 +166,12 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             if !out.json {
                 out.note(&format!("created app {}", app.name));
             }
-            if save {
-                let path = global.config_path();
-                if super::config::save_app_name(&path, &app.name)? && !out.json {
-                    out.note(&format!("wrote app = {:?} to {}", app.name, path.display()));
-                }
+            if save && super::config::save_app_name(&config, &app.name)? && !out.json {
+                out.note(&format!(
+                    "wrote app = {:?} to {}",
+                    app.name,
+                    config.display()
+                ));
             }
             if out.json {
                 return out.json(&app);

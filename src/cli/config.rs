@@ -414,6 +414,15 @@ struct EditJson<'a> {
     changes: Vec<KeyChange>,
 }
 
+/// Whether `save_app_name` can edit the file at `path` (none there is fine): asked before
+/// the app is made, so a file it cannot edit leaves no app behind.
+pub(super) fn check_editable(path: &Path) -> Result<(), Error> {
+    if path.exists() {
+        open_editor(&config::read(path)?, path)?;
+    }
+    Ok(())
+}
+
 /// Sets the config file's `app` to `name` (`apps create --save`), as `config set` would,
 /// or writes a file with only that where there is none; whether the file changed.
 pub(super) fn save_app_name(path: &Path, name: &str) -> Result<bool, Error> {
