@@ -176,19 +176,19 @@ pub fn lakeflyd(args: &[&str]) -> Run {
 /// `lakefly args` in `dir`, started with its output piped, for a test that does something
 /// while it runs; `Run::from(child.wait_with_output())` reads what it did.
 pub fn lakefly_spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    command(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run lakefly")
+    spawn_lakefly(dir, args, Stdio::null())
 }
 
 /// `lakefly args` started in `dir` with its standard input a pipe the test holds (and
 /// closes by dropping it).
 pub fn lakefly_spawn_with_stdin(dir: &Path, args: &[&str]) -> std::process::Child {
+    spawn_lakefly(dir, args, Stdio::piped())
+}
+
+/// `lakefly args` started in `dir` with `stdin`, its output piped.
+fn spawn_lakefly(dir: &Path, args: &[&str], stdin: Stdio) -> std::process::Child {
     command(env!("CARGO_BIN_EXE_lakefly"), dir, args, &[])
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
