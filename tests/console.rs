@@ -194,7 +194,8 @@ fn is_zombie(pid: nix::unistd::Pid) -> bool {
 }
 
 /// `lakefly console` with a piped stdin: no terminal, the output on stdout, the command's
-/// exit code passed on; with no started machine, a clear refusal.
+/// exit code passed on; with no started machine, beside a stopped one (`ssh console`: a
+/// clear refusal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_command_passes_the_exit_code_on() {
     let d = TestDaemon::start();
@@ -284,7 +285,24 @@ async fn the_console_command_passes_the_exit_code_on() {
         )
         .await;
     assert_eq!(stopped.0, 200, "{:?}", stopped.1);
-    let run = cli(&["console"], b"").await.unwrap().expect_code(5);
+    // As `fly console`, which needs no machine that runs: the stopped one's directory and
+    // environment, and it stays stopped (an app stopped by auto_stop has its console).
+    let run = cli(&["console", "-C", "echo \"[$GREETING]\""], b"")
+        .await
+        .unwrap()
+        .expect_code(0);
+    assert!(run.stdout.contains("[hello there]"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&format!(
+            "note: no machine of con runs: the console runs with stopped machine {id}'s"
+        )),
+        "{}",
+        run.stderr
+    );
+    let now = Api::new(&d).machine("con", &id).await;
+    assert_eq!(now["state"], "stopped", "{now}");
+    // `ssh console`, as `fly ssh console`, reaches a machine that runs.
+    let run = cli(&["ssh", "console"], b"").await.unwrap().expect_code(5);
     assert!(
         run.stderr.contains("app con has no started machine")
             && run.stderr.contains("hint: `lakefly machines list`"),

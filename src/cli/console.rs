@@ -14,9 +14,11 @@ use tokio::sync::mpsc;
 
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
+use crate::api::client::Client;
 use crate::api::console::{ConsoleRequest, Frame};
-use crate::api::types::ExecRequest;
+use crate::api::types::{ExecRequest, Machine, MachineState};
 use crate::error::Error;
+use crate::output::Output;
 
 /// The size assumed when stdout is not a terminal.
 const DEFAULT_SIZE: (u16, u16) = (80, 24);
@@ -24,10 +26,11 @@ const DEFAULT_SIZE: (u16, u16) = (80, 24);
 /// Open a terminal in one of the app's machines (its directory, env and secrets).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The counterpart of `fly console` and `fly ssh console`: the app's console_command\n(fly.toml) if it has one, else a shell (bash if the host has it), in the machine's working\ndirectory with its environment and secrets. lakefly exits with the command's exit code.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly ssh console -s\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'\n\n`lakefly ssh console` is the same, for flyctl habits, with a shell rather than\nconsole_command when -C is not given."
+    after_help = "The counterpart of `fly console` and `fly ssh console`: the app's console_command\n(fly.toml) if it has one, else a shell (bash if the host has it), in the machine's working\ndirectory with its environment and secrets. lakefly exits with the command's exit code.\nWith no machine running (scaled to zero, stopped by auto_stop_machines), `console` runs\nwith the newest stopped one's directory and environment, and it stays stopped, as `fly\nconsole` needs no machine that runs; `ssh console` needs one.\n\nExamples:\n  lakefly console\n  lakefly console --machine 3779b97f4a7c15\n  lakefly ssh console -s\n  lakefly console -C 'python3 manage.py shell'\n  lakefly console -C 'psql \"$DATABASE_URL\"'\n\n`lakefly ssh console` is the same, for flyctl habits, with a shell rather than\nconsole_command when -C is not given."
 )]
 pub struct ConsoleArgs {
-    /// The machine (default: the first started one of the app).
+    /// The machine (default: the first started one of the app; for `console`, with none
+    /// started, the newest stopped one).
     #[arg(long, value_name = "ID")]
     pub machine: Option<String>,
     /// Pick the machine from a list, asked on the terminal (as `fly ssh console -s`).
@@ -81,16 +84,44 @@ pub fn run_ssh(global: &GlobalArgs, args: SshArgs) -> Result<(), Error> {
     }
 }
 
+/// The machine `console` runs beside: the first started one; with none, the newest
+/// release's stopped (or failed) one, whose directory and environment the console takes
+/// while it stays stopped, as `fly console` needs no machine that runs (it makes one of
+/// its own). An app scaled to zero, or stopped by `auto_stop_machines`, has its console.
+async fn beside_any(api: &Client, app: &str, out: Output) -> Result<Machine, Error> {
+    let machines = api.machines(app).await?;
+    if let Some(started) = machines.iter().find(|m| m.state == MachineState::Started) {
+        return Ok(started.clone());
+    }
+    let stopped = (machines.into_iter())
+        .filter(|m| matches!(m.state, MachineState::Stopped | MachineState::Failed))
+        .max_by_key(|m| m.release_version);
+    let Some(stopped) = stopped else {
+        return Err(Error::NoStartedMachine {
+            app: app.to_string(),
+        });
+    };
+    if !out.json {
+        out.note(&format!(
+            "    note: no machine of {app} runs: the console runs with {} machine {}'s directory and environment (it stays {0})",
+            stopped.state.as_str(),
+            stopped.id
+        ));
+    }
+    Ok(stopped)
+}
+
 /// Runs a console session.
 pub fn run(global: &GlobalArgs, args: ConsoleArgs, fallback: Fallback) -> Result<(), Error> {
-    args.flyctl.note(&global.output());
+    let out = global.output();
+    args.flyctl.note(&out);
     let app = app_name(global)?;
     let api = client(global)?;
     let chosen = block_on(async {
-        if args.select {
-            super::machines::select(&api, &app).await
-        } else {
-            super::machines::chosen(&api, &app, args.machine.as_deref()).await
+        match (args.select, args.machine.as_deref(), fallback) {
+            (true, ..) => super::machines::select(&api, &app).await,
+            (false, None, Fallback::ConsoleCommand) => beside_any(&api, &app, out).await,
+            (false, machine, _) => super::machines::chosen(&api, &app, machine).await,
         }
     })?;
     // As `fly console`: the app's `console_command` unless told otherwise.
