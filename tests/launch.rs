@@ -282,6 +282,14 @@ fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is
             Some("--dns-checks"),
         ),
         (&["config", "show", "--local"][..], None),
+        (
+            &["scale", "count", "1", "--with-new-volumes", "--yes"][..],
+            Some("--with-new-volumes"),
+        ),
+        (
+            &["apps", "restart", "--skip-health-checks"][..],
+            Some("--skip-health-checks"),
+        ),
     ] {
         let mut all = vec!["--remote", d.api.as_str()];
         all.extend_from_slice(args);
@@ -290,6 +298,26 @@ fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is
             let said = format!("note: {flag} changes nothing");
             assert!(run.stderr.contains(&said), "{args:?}: {}", run.stderr);
         }
+    }
+    // Those that would change what the command does are refused, naming the flag.
+    for (args, why) in [
+        (
+            &["apps", "restart", "--force-stop"][..],
+            "machines restart --force",
+        ),
+        (
+            &["scale", "count", "2", "-e", "A=b"][..],
+            "lakefly deploy -e",
+        ),
+        (
+            &["scale", "count", "2", "--from-snapshot", "last"][..],
+            "no volume snapshots",
+        ),
+    ] {
+        let mut all = vec!["--remote", d.api.as_str()];
+        all.extend_from_slice(args);
+        let run = common::lakefly(&site, &all).expect_code(2);
+        assert!(run.stderr.contains(why), "{args:?}: {}", run.stderr);
     }
 }
 

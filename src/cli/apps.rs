@@ -52,6 +52,9 @@ pub enum AppsCommand {
     Restart {
         /// The app (default: -a, else the config's `app`).
         name: Option<String>,
+        /// flyctl's flags: noted, or refused with what to do instead.
+        #[command(flatten)]
+        flyctl: super::flyctl_flags::AppsRestartFlags,
     },
     /// Destroy an app and its machines (its volumes are kept: `lakefly volumes`).
     #[command(alias = "delete", alias = "remove", alias = "rm")]
@@ -197,7 +200,8 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             }
             out.text(&table.render())
         }
-        AppsCommand::Restart { name } => {
+        AppsCommand::Restart { name, flyctl } => {
+            flyctl.note(&out);
             let name = match name {
                 Some(name) => name,
                 None => app_name(global)?,

@@ -491,6 +491,15 @@ pub struct ScaleCountFlags {
     /// The most machines one region may hold: refused.
     #[arg(long, hide = true, value_name = "N", value_parser = refuse(ONE_REGION_COUNT))]
     pub max_per_region: Option<String>,
+    /// A new volume for each new machine.
+    #[arg(long, hide = true)]
+    pub with_new_volumes: bool,
+    /// New volumes from a snapshot: refused.
+    #[arg(long, hide = true, value_name = "ID", value_parser = refuse(NO_SNAPSHOTS))]
+    pub from_snapshot: Option<String>,
+    /// Environment of the new machines: refused.
+    #[arg(short = 'e', long, hide = true, value_name = "NAME=VALUE", value_parser = refuse(ENV_BY_RELEASE))]
+    pub env: Vec<String>,
 }
 
 impl ScaleCountFlags {
@@ -499,10 +508,43 @@ impl ScaleCountFlags {
     pub fn note(&self, out: &Output) {
         note_each(
             out,
+            &[
+                (
+                    self.region.is_some(),
+                    "--region",
+                    "one host is one region: the count is this host's",
+                ),
+                (
+                    self.with_new_volumes,
+                    "--with-new-volumes",
+                    "a volume here is one directory per name, which every machine whose [mounts] source names it mounts",
+                ),
+            ],
+        );
+    }
+}
+
+/// `flyctl apps restart`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AppsRestartFlags {
+    /// Kill each machine at once: refused (`=false` is what lakefly does).
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(FORCE_STOP))]
+    pub force_stop: Option<bool>,
+    /// Do not wait on health checks: noted.
+    #[arg(long, hide = true)]
+    pub skip_health_checks: bool,
+}
+
+impl AppsRestartFlags {
+    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
+    /// why.
+    pub fn note(&self, out: &Output) {
+        note_each(
+            out,
             &[(
-                self.region.is_some(),
-                "--region",
-                "one host is one region: the count is this host's",
+                self.skip_health_checks,
+                "--skip-health-checks",
+                "each machine is healthy again before the next restarts, so the app keeps serving (`lakefly machines restart ID...` does not wait)",
             )],
         );
     }
@@ -541,6 +583,10 @@ const NO_SNAPSHOTS: &str = "lakefly takes no volume snapshots: copy the volume's
      into a new one (`lakefly volumes list` shows where it is)";
 const ONE_VOLUME: &str = "a volume here is one directory per name, which every machine whose \
      [mounts] source names it mounts: make one";
+const ENV_BY_RELEASE: &str = "every machine of a group runs its release's [env]: deploy the \
+     change (`lakefly deploy -e NAME=VALUE`, or [env] in fly.toml)";
+const FORCE_STOP: &str = "apps restart stops each machine with its kill_signal, so it finishes \
+     what it serves: `lakefly machines restart --force ID` kills one at once";
 const NO_IMAGE_TO_LABEL: &str = "lakefly builds no image to label";
 const KILL_SIGNAL: &str = "old machines stop with their kill_signal, under every strategy: \
      set it in fly.toml (`lakefly config set kill_signal=SIGTERM`)";
