@@ -73,6 +73,11 @@ fn apps_create_list_and_destroy() {
     // A file it could not edit is said before the app is made.
     std::fs::write(dir.path().join("fly.toml"), "app = \"broken\n").unwrap();
     in_dir(&["apps", "create", "unmade", "--save"]).expect_code(3);
+    let nowhere = in_dir(&["-c", "nodir/fly.toml", "apps", "create", "unmade", "--save"]);
+    assert!(
+        nowhere.expect_code(1).stderr.contains("nodir"),
+        "the directory it would write into is named"
+    );
     let apps = cli(&d.api, &["apps", "list", "--json"])
         .expect_code(0)
         .json();

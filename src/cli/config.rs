@@ -419,8 +419,22 @@ struct EditJson<'a> {
 pub(super) fn check_editable(path: &Path) -> Result<(), Error> {
     if path.exists() {
         open_editor(&config::read(path)?, path)?;
+        return Ok(());
     }
-    Ok(())
+    // None there: the file is written beside it, in a directory that must be one.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::io(
+            "write into",
+            dir,
+            std::io::ErrorKind::NotADirectory.into(),
+        )),
+        Err(e) => Err(Error::io("write into", dir, e)),
+    }
 }
 
 /// Sets the config file's `app` to `name` (`apps create --save`), as `config set` would,
