@@ -164,6 +164,21 @@ mod tests {
         (client, tokio::spawn(connection(server, router, stopping)))
     }
 
+    /// A connection served as `serving` does, with `request` sent on it: the daemon's
+    /// stop switch, the client's end and the serving task.
+    async fn sent(
+        request: &[u8],
+    ) -> (
+        watch::Sender<bool>,
+        DuplexStream,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (stop, stopping) = watch::channel(false);
+        let (mut client, served) = serving(stopping);
+        client.write_all(request).await.unwrap();
+        (stop, client, served)
+    }
+
     /// Longer than any limit here: a close that does not come fails the test rather than
     /// hanging it.
     const NEVER: Duration = Duration::from_secs(3600);
@@ -180,13 +195,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_head_that_never_completes_is_dropped_just_after_the_idle_limit() {
-        let (_stop, stopping) = watch::channel(false);
-        let (mut client, served) = serving(stopping);
         let start = Instant::now();
-        client
-            .write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
+        let (_stop, mut client, served) = sent(b"GET /ok HTTP/1.1\r\nHost: x\r\n").await;
         assert_eq!(until_closed(&mut client).await, "");
         assert_eq!(start.elapsed(), IDLE + HEAD_GRACE);
         served.await.unwrap();
@@ -194,12 +204,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_kept_alive_connection_closes_after_idling_but_not_while_a_stream_runs() {
-        let (_stop, stopping) = watch::channel(false);
-        let (mut client, served) = serving(stopping);
-        client
-            .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let (_stop, mut client, served) = sent(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let mut head = [0u8; 512];
         let n = client.read(&mut head).await.unwrap();
         assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
@@ -209,12 +214,7 @@ mod tests {
             "an event stream outlives the idle limit"
         );
 
-        let (_stop, stopping) = watch::channel(false);
-        let (mut client, served) = serving(stopping);
-        client
-            .write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let (_stop, mut client, served) = sent(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let start = Instant::now();
         let answer = until_closed(&mut client).await;
         assert!(
@@ -227,12 +227,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stops_arriving_fails_its_request_after_the_stall_limit() {
-        let (_stop, stopping) = watch::channel(false);
-        let (mut client, served) = serving(stopping);
-        client
-            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
-            .await
-            .unwrap();
+        let (_stop, mut client, served) =
+            sent(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc").await;
         let start = Instant::now();
         let answer = until_closed(&mut client).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
@@ -242,12 +238,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_stops_reading_is_let_go_after_the_stall_limit() {
-        let (_stop, stopping) = watch::channel(false);
-        let (mut client, served) = serving(stopping);
-        client
-            .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let (_stop, client, served) = sent(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let start = Instant::now();
         // Never read: the 4 MiB answer fills the pipe, and the writes wait.
         tokio::time::timeout(NEVER, served)
@@ -260,12 +251,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_answer_given_before_the_body_was_read_says_the_connection_closes() {
-        let (_stop, stopping) = watch::channel(false);
-        let (mut client, served) = serving(stopping);
-        client
-            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
-            .await
-            .unwrap();
+        let (_stop, mut client, served) =
+            sent(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi").await;
         let mut answer = [0u8; 512];
         let n = client.read(&mut answer).await.unwrap();
         let read = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
@@ -288,12 +275,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_daemon_stopping_closes_an_idle_connection_at_once() {
-        let (stop, stopping) = watch::channel(false);
-        let (mut client, served) = serving(stopping);
-        client
-            .write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let (stop, mut client, served) = sent(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let mut answer = [0u8; 512];
         let _ = client.read(&mut answer).await.unwrap();
         let start = Instant::now();
