@@ -128,8 +128,8 @@ fn a_forced_restart_kills_at_once_as_flyctls_does() {
     // Its own way: SIGINT first, which it only says it got, then SIGKILL.
     d.cli(&dir, &["machines", "restart", &id]).expect_code(0);
     wait_for(&mark, "ready\ninterrupted\nready\n");
-    // Forced: SIGKILL at once, nothing asked first (`--skip-health-checks` is taken:
-    // this restart does not wait on them).
+    // Forced: SIGKILL at once, nothing asked first (and not waited on: it has no checks
+    // to pass).
     let forced = [
         "machines",
         "restart",

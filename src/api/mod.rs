@@ -12,6 +12,7 @@ pub mod follow;
 pub mod jobs;
 pub mod kind;
 pub mod proxy;
+pub mod restart;
 pub mod scale;
 pub mod signal;
 pub mod types;

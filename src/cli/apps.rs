@@ -67,78 +67,6 @@ pub enum AppsCommand {
     },
 }
 
-/// How long, once the restart is answered, its last events may take to arrive.
-const LAST_EVENTS: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Restarts `app`'s machines, showing each one's stop, start and health as they happen.
-async fn restart(
-    api: &crate::api::client::Client,
-    app: &str,
-    out: crate::output::Output,
-) -> Result<Vec<crate::api::types::Machine>, Error> {
-    use futures_util::StreamExt;
-    let progress = crate::output::progress::Progress::new(out);
-    progress.status(&format!("restarting {app}"));
-    // Followed from before the request, so no machine's event is missed.
-    let events = super::release_follow::subscribe(api, app).await?;
-    futures_util::pin_mut!(events);
-    let restarting = api.restart_app(app);
-    futures_util::pin_mut!(restarting);
-    let show = |event: &crate::api::types::Event| {
-        if let Some(line) = restart_step(event) {
-            progress.line(&line);
-            progress.status(line.trim());
-        }
-        event.kind == crate::api::types::kind::APP_RESTARTED
-    };
-    let mut ended = false;
-    let restarted = loop {
-        tokio::select! {
-            restarted = &mut restarting => break restarted,
-            item = events.next(), if !ended => match item {
-                Some(crate::api::follow::Item::Event(event)) => ended = show(&event),
-                Some(_) => {}
-                None => ended = true,
-            },
-        }
-    };
-    // The steps not shown yet, up to the restart's last event (`app.restarted`), when a
-    // restart ran (a refused one, of an unknown app say, has none).
-    let ran = match &restarted {
-        Ok(_) => true,
-        Err(crate::api::client::ClientError::Api { error, .. }) => {
-            error.code == crate::api::codes::RESTART_FAILED
-        }
-        Err(_) => false,
-    };
-    let deadline = tokio::time::Instant::now() + LAST_EVENTS;
-    while ran && !ended {
-        match tokio::time::timeout_at(deadline, events.next()).await {
-            Ok(Some(crate::api::follow::Item::Event(event))) => ended = show(&event),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => break,
-        }
-    }
-    progress.finish();
-    Ok(restarted?)
-}
-
-/// What a machine event says about a restart in progress, as a progress line.
-fn restart_step(event: &crate::api::types::Event) -> Option<String> {
-    use crate::api::types::{kind, HealthState};
-    let d = &event.data;
-    let machine = d["machine"].as_str()?;
-    match event.kind.as_str() {
-        kind::MACHINE_STOPPED => Some(format!("    machine {machine} stopped")),
-        kind::MACHINE_STARTED => Some(format!("    machine {machine} started")),
-        kind::MACHINE_HEALTH if d["health"] == HealthState::Passing.as_str() => {
-            Some(format!("    machine {machine} is healthy"))
-        }
-        kind::MACHINE_EXITED => Some(format!("    machine {machine} exited")),
-        _ => None,
-    }
-}
-
 /// Runs an apps command.
 pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
     let out = global.output();
@@ -209,7 +137,8 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             out.note(&format!(
                 "==> restarting the running machines of {name} one at a time, each healthy before the next"
             ));
-            let machines = block_on(restart(&api, &name, out))?;
+            let everything = crate::api::restart::RestartRequest::default();
+            let machines = block_on(super::restarting::restart(&api, &name, &everything, out))?;
             if out.json {
                 return out.json(&machines);
             }

@@ -544,7 +544,7 @@ impl AppsRestartFlags {
             &[(
                 self.skip_health_checks,
                 "--skip-health-checks",
-                "each machine is healthy again before the next restarts, so the app keeps serving (`lakefly machines restart ID...` does not wait)",
+                "each machine is healthy again before the next restarts, so the app keeps serving (`lakefly machines restart --skip-health-checks ID...` does not wait)",
             )],
         );
     }

@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
+use crate::api::restart::RestartRequest;
 use crate::api::signal::{Signal, StopRequest};
 use crate::api::types::{ExecEnd, ExecEvent, ExecRequest, Machine};
 use crate::config::units::Duration;
@@ -60,7 +61,8 @@ pub enum MachinesCommand {
         #[arg(long, hide = true, value_name = "DURATION")]
         wait_timeout: Option<String>,
     },
-    /// Stop and start machines, one after the other.
+    /// Stop and start machines one at a time, each healthy again before the next (as
+    /// flyctl's).
     Restart {
         /// Machine ids (`machines list -q` lists them).
         #[arg(required = true, value_name = "ID")]
@@ -75,9 +77,9 @@ pub enum MachinesCommand {
         /// Kill each at once (SIGKILL), as flyctl's.
         #[arg(long, conflicts_with_all = ["signal", "time"])]
         force: bool,
-        /// flyctl's, for not waiting on health checks: this restart does not wait on them
-        /// (`lakefly apps restart` does).
-        #[arg(long, hide = true)]
+        /// Do not wait for each to pass its checks: restart the next once this one has
+        /// started.
+        #[arg(long)]
         skip_health_checks: bool,
     },
     /// Send a signal to a machine's main process: SIGKILL (the default) for one that
@@ -213,17 +215,27 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             signal,
             time,
             force,
-            ..
+            skip_health_checks,
         } => {
             let signal = match force {
                 true => signal_name("SIGKILL").ok(),
                 false => signal,
             };
-            (ids, Act::Stop("restart", stop_request(signal, time)))
+            let stop = stop_request(signal, time);
+            if skip_health_checks {
+                (ids, Act::Stop("restart", stop))
+            } else {
+                let request = RestartRequest {
+                    machines: ids,
+                    stop,
+                };
+                let machines = block_on(super::restarting::restart(&api, &app, &request, out))?;
+                return machines.iter().try_for_each(|m| said(&out, m));
+            }
         }
     };
     // One after the other, each answered before the next is asked, stopping at the first
-    // that fails (`apps restart` is the one that waits for each to be healthy).
+    // that fails.
     for id in ids {
         let machine = block_on(async {
             Ok(match &action {
@@ -231,16 +243,22 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
                 Act::Start => api.machine_action(&app, &id, "start").await?,
             })
         })?;
-        if out.json {
-            out.ndjson(&machine)?;
-        } else {
-            out.note(&format!(
-                "machine {} is {}",
-                machine.id,
-                machine.state.as_str()
-            ));
-        }
+        said(&out, &machine)?;
     }
+    Ok(())
+}
+
+/// What a start, stop or restart left `machine` as: its line, or with `--json` its object
+/// (one per line).
+fn said(out: &crate::output::Output, machine: &Machine) -> Result<(), Error> {
+    if out.json {
+        return out.ndjson(machine);
+    }
+    out.note(&format!(
+        "machine {} is {}",
+        machine.id,
+        machine.state.as_str()
+    ));
     Ok(())
 }
 

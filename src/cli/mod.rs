@@ -28,6 +28,7 @@ mod release_follow;
 pub mod releases;
 pub mod remote;
 pub mod remotes;
+mod restarting;
 pub mod rollback;
 pub mod scale;
 pub mod secrets;

@@ -430,16 +430,6 @@ impl Client {
         .await
     }
 
-    /// `POST /v1/apps/{app}/restart`: answers once every running machine was restarted and
-    /// is healthy again, one at a time.
-    pub async fn restart_app(&self, app: &str) -> Result<Vec<Machine>, ClientError> {
-        let path = format!("/v1/apps/{app}/restart");
-        let (url, status, bytes) = self
-            .send(Method::POST, &path, None::<&()>, MACHINES_TIMEOUT)
-            .await?;
-        decode(url, status, &bytes)
-    }
-
     /// `DELETE /v1/apps/{app}/machines/{id}`: answers once it has stopped.
     pub async fn destroy_machine(&self, app: &str, id: &str) -> Result<(), ClientError> {
         let path = format!("/v1/apps/{app}/machines/{id}");

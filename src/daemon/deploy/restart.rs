@@ -1,17 +1,25 @@
-//! `apps restart`: an app's running machines stopped and started again in place, one at a
-//! time, each healthy before the next is touched, as `fly apps restart` does. It picks up
-//! a change on the host (a rotated file, a leak to shed) without a release, and without
-//! downtime when the app has two machines or more (each is drained before its stop).
+//! `apps restart` and `machines restart ID...`: an app's running machines (or the ones
+//! named) stopped and started again in place, one at a time, each healthy before the next
+//! is touched, as `fly apps restart` and `fly machine restart` do. It picks up a change on
+//! the host (a rotated file, a leak to shed) without a release, and without downtime when
+//! the app has two machines or more (each is drained before its stop).
 
 use super::rollout::{Failure, Rollout};
 use super::{DeployError, Deployer, DEFAULT_WAIT_TIMEOUT};
 use crate::api::types::{kind, Machine, MachineState};
 use crate::daemon::events::NewEvent;
+use crate::daemon::runtime::StopHow;
 
 impl Deployer {
-    /// Restarts the app's started machines one at a time, group by group, each within the
-    /// release's `wait_timeout` to be healthy again; returns them as they are afterwards.
-    pub async fn restart_app(&self, app: &str) -> Result<Vec<Machine>, DeployError> {
+    /// Restarts `chosen` in the order given, or without a choice the app's started
+    /// machines group by group, one at a time, each stopped `how` and within the release's
+    /// `wait_timeout` to be healthy again; returns them as they are afterwards.
+    pub async fn restart_app(
+        &self,
+        app: &str,
+        chosen: Option<Vec<Machine>>,
+        how: StopHow,
+    ) -> Result<Vec<Machine>, DeployError> {
         // Held to the end: a destroy waits for it, and refuses it once begun.
         let _change = self.in_flight.begin_change(app)?;
         if let Some(version) = self.running(app).await? {
@@ -24,12 +32,19 @@ impl Deployer {
             .await?
             .and_then(|current| current.config.deploy.and_then(|d| d.wait_timeout))
             .map_or(DEFAULT_WAIT_TIMEOUT, |d| d.to_std());
-        let mut machines: Vec<Machine> = (self.runtime.list(app).await?)
-            .into_iter()
-            .filter(|m| matches!(m.state, MachineState::Started | MachineState::Starting))
-            .collect();
-        // Group by group; within one, in the order they were created.
-        machines.sort_by(|a, b| a.process_group.cmp(&b.process_group));
+        let machines = match chosen {
+            // As named, whatever their state (a stopped one is started), as flyctl's.
+            Some(chosen) => chosen,
+            None => {
+                let mut started: Vec<Machine> = (self.runtime.list(app).await?)
+                    .into_iter()
+                    .filter(|m| matches!(m.state, MachineState::Started | MachineState::Starting))
+                    .collect();
+                // Group by group; within one, in the order they were created.
+                started.sort_by(|a, b| a.process_group.cmp(&b.process_group));
+                started
+            }
+        };
         let mut events = self.machine_events(app);
         let progress = |_: &'static str, detail: String| tracing::info!(app, "{detail}");
         let outcome = Rollout {
@@ -43,7 +58,7 @@ impl Deployer {
             progress: &progress,
             cancel: &mut super::in_flight::Cancel::never(),
         }
-        .restart(&machines)
+        .restart(&machines, how)
         .await
         .map_err(restart_failed);
         // The restart's last event either way: a client following the app's events has

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::error::ServerError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::Shared;
+use crate::api::restart::RestartRequest;
 use crate::api::types::{DeployRequest, Release};
 use crate::daemon::store::releases;
 
@@ -90,14 +91,29 @@ pub async fn scale(
     Ok(Json(state.deployer.scale(&app, req.counts).await?))
 }
 
-/// `POST /v1/apps/{app}/restart`: restarts the running machines one at a time, each
-/// healthy before the next; answers once all are.
+/// `POST /v1/apps/{app}/restart`: restarts the running machines (or those a
+/// [`RestartRequest`] names) one at a time, each healthy before the next; answers once all
+/// are. No body restarts the running machines their own way.
 pub async fn restart(
     State(state): State<Shared>,
     Path(app): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Vec<crate::api::types::Machine>>, ServerError> {
+    let request: RestartRequest = super::machines::optional_body(&body)?;
+    let how = super::machines::stop_how_of(&request.stop)?;
     state.require_app(&app).await?;
-    Ok(Json(state.deployer.restart_app(&app).await?))
+    // Each named one exists before any is touched.
+    let chosen = match request.machines.is_empty() {
+        true => None,
+        false => {
+            let mut chosen = Vec::with_capacity(request.machines.len());
+            for id in &request.machines {
+                chosen.push(state.runtime.get(&app, id).await?);
+            }
+            Some(chosen)
+        }
+    };
+    Ok(Json(state.deployer.restart_app(&app, chosen, how).await?))
 }
 
 /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.

@@ -103,12 +103,22 @@ pub async fn act(
 /// A stop's signal and timeout from a [`StopRequest`] body; none given (or no body): the
 /// machine's own.
 fn stop_how(body: &[u8]) -> Result<StopHow, ServerError> {
-    let request: StopRequest = if body.is_empty() {
-        StopRequest::default()
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ServerError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
+    stop_how_of(&optional_body::<StopRequest>(body)?)
+}
+
+/// A JSON body that may be left out (an empty body is `T`'s default).
+pub(super) fn optional_body<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, ServerError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ServerError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// What a [`StopRequest`] asks: its signal by name, its timeout.
+pub(super) fn stop_how_of(request: &StopRequest) -> Result<StopHow, ServerError> {
     let signal = match request.signal.as_deref() {
         None => None,
         Some(name) => Some(crate::api::signal::parse(name).ok_or_else(|| {

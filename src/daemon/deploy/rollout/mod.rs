@@ -21,7 +21,7 @@ mod waits;
 pub use self::failure::Failure;
 use crate::api::types::{Event, Machine, MachineSpec, MachineState};
 use crate::config::model::Strategy;
-use crate::daemon::runtime::{Action, Runtime};
+use crate::daemon::runtime::{Action, Runtime, StopHow};
 use crate::daemon::store::machines::Desired;
 
 /// One process group to roll out.
@@ -179,13 +179,17 @@ impl Rollout<'_> {
         result
     }
 
-    /// Restarts `machines` in place one at a time, each healthy again before the next is
-    /// touched; stops at the first that is not (the rest are left as they were).
-    pub async fn restart(mut self, machines: &[Machine]) -> Result<(), Failure> {
+    /// Restarts `machines` in place one at a time, each stopped `how` and healthy again
+    /// before the next is touched; stops at the first that is not (the rest are left as
+    /// they were).
+    pub async fn restart(mut self, machines: &[Machine], how: StopHow) -> Result<(), Failure> {
         let mut passed = Passed::new();
         for (n, machine) in machines.iter().enumerate() {
             let id = &machine.id;
-            (self.runtime.act(self.app, id, Action::Restart).await)
+            (self
+                .runtime
+                .act(self.app, id, Action::RestartWith(how))
+                .await)
                 .map_err(|e| Failure::because(format!("could not restart machine {id}: {e}")))?;
             (self.progress)(
                 "restart",
