@@ -560,6 +560,10 @@ async fn logs_show_recent_lines_with_machine_and_group_and_follow_new_ones() {
         (entry["line"].as_str(), entry["stream"].as_str()),
         (Some("second"), Some("stdout"))
     );
+    // flyctl's names for the same, for a script written for `fly logs --json`.
+    assert_eq!(entry["message"], "second", "{entry}");
+    assert_eq!(entry["timestamp"], entry["time"], "{entry}");
+    assert_eq!(entry["instance"], entry["machine"], "{entry}");
 
     let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_lakefly"))
         .args(["--remote", &d.api, "logs", "-a", "talk", "-n", "1"])

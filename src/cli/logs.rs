@@ -83,7 +83,7 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
                     }
                     for line in &lines {
                         if out.json {
-                            out.ndjson(line)?;
+                            out.ndjson(&Printed::from(line))?;
                         } else {
                             out.text(&human(colour, line))?;
                         }
@@ -113,6 +113,31 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
             tokio::time::sleep(POLL_EVERY).await;
         }
     })
+}
+
+/// A line as `--json` prints it: lakefly's fields, and flyctl's names for three of them,
+/// so a script written for `fly logs --json` (`jq -r .message`) reads it as it is.
+#[derive(serde::Serialize)]
+struct Printed<'a> {
+    #[serde(flatten)]
+    line: &'a LogEntry,
+    /// flyctl's `message`: the text.
+    message: &'a str,
+    /// flyctl's `timestamp`: when it was read.
+    timestamp: &'a str,
+    /// flyctl's `instance`: the machine.
+    instance: &'a str,
+}
+
+impl<'a> From<&'a LogEntry> for Printed<'a> {
+    fn from(line: &'a LogEntry) -> Self {
+        Printed {
+            line,
+            message: &line.line,
+            timestamp: &line.time,
+            instance: &line.machine,
+        }
+    }
 }
 
 /// `time machine [group] text`, the prefix dimmed on a terminal.
