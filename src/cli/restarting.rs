@@ -77,7 +77,61 @@ fn restart_step(event: &crate::api::types::Event) -> Option<String> {
         kind::MACHINE_HEALTH if d["health"] == HealthState::Passing.as_str() => {
             Some(format!("    machine {machine} is healthy"))
         }
+        // Said as the check fails, not only when wait_timeout ends the restart: its first
+        // line (an HTTP check's status and URL; the whole output comes with a failure).
+        kind::MACHINE_HEALTH if d["health"] == HealthState::Critical.as_str() => {
+            let check = d["check"].as_str().unwrap_or("a check");
+            let said = d["output"].as_str().unwrap_or_default();
+            let first = said.lines().next().unwrap_or_default();
+            let more = if said.lines().nth(1).is_some() {
+                " …"
+            } else {
+                ""
+            };
+            Some(format!(
+                "    machine {machine} is not healthy yet: {check}: {first}{more}"
+            ))
+        }
         kind::MACHINE_EXITED => Some(format!("    machine {machine} exited")),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, data: serde_json::Value) -> crate::api::types::Event {
+        serde_json::from_value(serde_json::json!({
+            "id": 1, "time": "2026-12-06T07:00:00Z", "app": "a", "kind": kind, "data": data,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_step_of_a_machine_is_a_line_and_a_failing_check_says_why() {
+        let step = |kind, data| restart_step(&event(kind, data));
+        let m = serde_json::json!({ "machine": "m1" });
+        assert_eq!(
+            step("machine.stopped", m.clone()).unwrap(),
+            "    machine m1 stopped"
+        );
+        let passing = serde_json::json!({ "machine": "m1", "health": "passing" });
+        assert_eq!(
+            step("machine.health", passing).unwrap(),
+            "    machine m1 is healthy"
+        );
+        let failing = serde_json::json!({
+            "machine": "m1", "health": "critical", "check": "servicecheck-00-http-8080",
+            "output": "503 from http://127.0.0.1:30001/health\nnot ready",
+        });
+        assert_eq!(
+            step("machine.health", failing).unwrap(),
+            "    machine m1 is not healthy yet: servicecheck-00-http-8080: 503 from http://127.0.0.1:30001/health …"
+        );
+        // Not a machine's step: nothing.
+        assert_eq!(step("deploy.started", serde_json::json!({})), None);
+        let unknown = serde_json::json!({ "machine": "m1", "health": "unknown" });
+        assert_eq!(step("machine.health", unknown), None);
     }
 }
