@@ -2,7 +2,8 @@
 //! place, one at a time, each healthy again before the next (the edge tests check that no
 //! request fails through it). Here: a machine that does not come back stops the restart
 //! with an error that says which and why, and leaves the machines after it alone; named
-//! machines go in the order given, each waited on; `--skip-health-checks` does not wait.
+//! machines go in the order given, each waited on; `--skip-health-checks` does not wait
+//! (either command).
 
 mod common;
 
@@ -154,6 +155,34 @@ fn step(steps: &[(String, String, String)], kind: &str, machine: &str, health: &
         .unwrap_or_else(|| panic!("no {kind} {health} of {machine} in {steps:?}"))
 }
 
+/// Whether `first`, stopped before `second`, passed its checks again before `second` was
+/// stopped.
+fn waited_on(steps: &[(String, String, String)], first: &str, second: &str) -> bool {
+    let (from, to) = (
+        step(steps, "machine.stopped", first, ""),
+        step(steps, "machine.stopped", second, ""),
+    );
+    assert!(from < to, "{first} was not stopped first: {steps:?}");
+    steps[from..to]
+        .iter()
+        .any(|(k, m, h)| k == "machine.health" && m == first && h == "passing")
+}
+
+/// Waits, up to a deadline, until both of the app's machines pass their checks.
+fn both_healthy(d: &TestDaemon) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = lakefly(d, &["machines", "list", "-a", "slow", "--json"]).expect_code(0);
+        let machines = listed.json();
+        let machines = machines.as_array().unwrap();
+        if machines.iter().all(|m| m["health"] == "passing") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{machines:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn named_machines_restart_in_the_order_given_each_healthy_before_the_next() {
     let d = TestDaemon::start();
@@ -178,10 +207,8 @@ fn named_machines_restart_in_the_order_given_each_healthy_before_the_next() {
         assert_eq!(machine["health"], "passing", "{machine}");
     }
     let steps = steps_since(&d, &since);
-    let healthy_again = step(&steps, "machine.health", first, "passing");
     assert!(
-        step(&steps, "machine.stopped", first, "") < healthy_again
-            && healthy_again < step(&steps, "machine.stopped", second, ""),
+        waited_on(&steps, first, second),
         "the second was stopped before the first was healthy again: {steps:?}"
     );
 
@@ -198,13 +225,20 @@ fn named_machines_restart_in_the_order_given_each_healthy_before_the_next() {
     ];
     lakefly(&d, &args).expect_code(0);
     let steps = steps_since(&d, &since);
-    let second_stopped = step(&steps, "machine.stopped", second, "");
+    assert!(!waited_on(&steps, first, second), "{steps:?}");
+
+    // The same for the app's restart, which goes in the order the machines were made.
+    both_healthy(&d);
+    let since = last_event(&d);
+    let args = ["apps", "restart", "slow", "--skip-health-checks"];
+    let run = lakefly(&d, &args).expect_code(0);
     assert!(
-        !steps[..second_stopped]
-            .iter()
-            .any(|(k, m, h)| k == "machine.health" && m == first && h == "passing"),
-        "the first was waited on: {steps:?}"
+        run.stderr.contains("the next as soon as one has started"),
+        "{}",
+        run.stderr
     );
+    let steps = steps_since(&d, &since);
+    assert!(!waited_on(&steps, &ids[0], &ids[1]), "{steps:?}");
 
     // A machine that is not the app's is said, and none is touched.
     let run = lakefly(&d, &["machines", "restart", first, "nope", "-a", "slow"]);

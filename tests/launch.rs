@@ -286,10 +286,6 @@ fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is
             &["scale", "count", "1", "--with-new-volumes", "--yes"][..],
             Some("--with-new-volumes"),
         ),
-        (
-            &["apps", "restart", "--skip-health-checks"][..],
-            Some("--skip-health-checks"),
-        ),
     ] {
         let mut all = vec!["--remote", d.api.as_str()];
         all.extend_from_slice(args);
@@ -301,10 +297,6 @@ fn flyctls_launch_flags_run_as_written_and_copy_config_deploys_the_file_as_it_is
     }
     // Those that would change what the command does are refused, naming the flag.
     for (args, why) in [
-        (
-            &["apps", "restart", "--force-stop"][..],
-            "machines restart --force",
-        ),
         (
             &["scale", "count", "2", "-e", "A=b"][..],
             "lakefly deploy -e",

@@ -141,6 +141,18 @@ fn a_forced_restart_kills_at_once_as_flyctls_does() {
     wait_for(&mark, "ready\ninterrupted\nready\nready\n");
     let now = machine(&d, &dir);
     assert_eq!(now["last_exit"]["signal"], "SIGKILL", "{now}");
+    // The app's restart forced the same way (flyctl's `apps restart --force-stop`).
+    d.cli(&dir, &["apps", "restart", "--force-stop"])
+        .expect_code(0);
+    wait_for(
+        &mark,
+        "ready
+interrupted
+ready
+ready
+ready
+",
+    );
     let both = d.cli(&dir, &["machines", "restart", &id, "--force", "-s", "TERM"]);
     let both = both.expect_code(2);
     assert!(

@@ -1,6 +1,6 @@
 //! `POST /v1/apps/{app}/restart`: machines restarted in place one at a time, each healthy
-//! again before the next (`apps restart`, and `machines restart ID...` unless it skips
-//! health checks).
+//! again before the next unless asked not to wait (`apps restart`, `machines restart
+//! ID...`).
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -20,11 +20,14 @@ pub struct RestartRequest {
     /// Another signal or timeout than each machine's `kill_signal` and `kill_timeout`.
     #[serde(flatten)]
     pub stop: StopRequest,
+    /// Restart the next as soon as one has started, not once it passes its checks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_health_checks: bool,
 }
 
 impl Client {
-    /// `POST /v1/apps/{app}/restart`: answers once every machine asked for was restarted
-    /// and is healthy again, one at a time.
+    /// `POST /v1/apps/{app}/restart`: answers once every machine asked for was restarted,
+    /// one at a time, and (unless the request skips health checks) is healthy again.
     pub async fn restart_app(
         &self,
         app: &str,
@@ -52,6 +55,7 @@ mod tests {
                 signal: Some("SIGTERM".into()),
                 timeout: None,
             },
+            skip_health_checks: false,
         };
         let wire = serde_json::to_string(&asked).unwrap();
         assert_eq!(wire, r#"{"machines":["a1"],"signal":"SIGTERM"}"#);

@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::remote::{app_name, block_on, client, confirm};
 use super::GlobalArgs;
+use crate::api::signal::{Signal, StopRequest};
 use crate::error::Error;
 use crate::output::table::Table;
 
@@ -52,9 +53,14 @@ pub enum AppsCommand {
     Restart {
         /// The app (default: -a, else the config's `app`).
         name: Option<String>,
-        /// flyctl's flags: noted, or refused with what to do instead.
-        #[command(flatten)]
-        flyctl: super::flyctl_flags::AppsRestartFlags,
+        /// Kill each at once (SIGKILL), not with its kill_signal: what it serves is cut off
+        /// (as flyctl's).
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        force_stop: Option<bool>,
+        /// Restart the next as soon as one has started, not once it passes its checks (as
+        /// flyctl's): quicker, and the app may serve nothing meanwhile.
+        #[arg(long)]
+        skip_health_checks: bool,
     },
     /// Destroy an app and its machines (its volumes are kept: `lakefly volumes`).
     #[command(alias = "delete", alias = "remove", alias = "rm")]
@@ -128,17 +134,33 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             }
             out.text(&table.render())
         }
-        AppsCommand::Restart { name, flyctl } => {
-            flyctl.note(&out);
+        AppsCommand::Restart {
+            name,
+            force_stop,
+            skip_health_checks,
+        } => {
             let name = match name {
                 Some(name) => name,
                 None => app_name(global)?,
             };
+            let each = match skip_health_checks {
+                true => "the next as soon as one has started",
+                false => "each healthy before the next",
+            };
             out.note(&format!(
-                "==> restarting the running machines of {name} one at a time, each healthy before the next"
+                "==> restarting the running machines of {name} one at a time, {each}"
             ));
-            let everything = crate::api::restart::RestartRequest::default();
-            let machines = block_on(super::restarting::restart(&api, &name, &everything, out))?;
+            let request = crate::api::restart::RestartRequest {
+                machines: Vec::new(),
+                stop: StopRequest {
+                    signal: force_stop
+                        .unwrap_or(false)
+                        .then(|| Signal::SIGKILL.as_str().to_string()),
+                    timeout: None,
+                },
+                skip_health_checks,
+            };
+            let machines = block_on(super::restarting::restart(&api, &name, &request, out))?;
             if out.json {
                 return out.json(&machines);
             }

@@ -524,32 +524,6 @@ impl ScaleCountFlags {
     }
 }
 
-/// `flyctl apps restart`'s.
-#[derive(Debug, Clone, Default, Args)]
-pub struct AppsRestartFlags {
-    /// Kill each machine at once: refused (`=false` is what lakefly does).
-    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = only_false(FORCE_STOP))]
-    pub force_stop: Option<bool>,
-    /// Do not wait on health checks: noted.
-    #[arg(long, hide = true)]
-    pub skip_health_checks: bool,
-}
-
-impl AppsRestartFlags {
-    /// Says on stderr (not under `--json`), for each flag given that has nothing to do here,
-    /// why.
-    pub fn note(&self, out: &Output) {
-        note_each(
-            out,
-            &[(
-                self.skip_health_checks,
-                "--skip-health-checks",
-                "each machine is healthy again before the next restarts, so the app keeps serving (`lakefly machines restart --skip-health-checks ID...` does not wait)",
-            )],
-        );
-    }
-}
-
 /// A note for each flag given (`set`) with why it changes nothing; none under `--json`,
 /// whose stderr is errors only.
 fn note_each(out: &Output, flags: &[(bool, &str, &str)]) {
@@ -585,8 +559,6 @@ const ONE_VOLUME: &str = "a volume here is one directory per name, which every m
      [mounts] source names it mounts: make one";
 const ENV_BY_RELEASE: &str = "every machine of a group runs its release's [env]: deploy the \
      change (`lakefly deploy -e NAME=VALUE`, or [env] in fly.toml)";
-const FORCE_STOP: &str = "apps restart stops each machine with its kill_signal, so it finishes \
-     what it serves: `lakefly machines restart --force ID` kills one at once";
 const NO_IMAGE_TO_LABEL: &str = "lakefly builds no image to label";
 const KILL_SIGNAL: &str = "old machines stop with their kill_signal, under every strategy: \
      set it in fly.toml (`lakefly config set kill_signal=SIGTERM`)";

@@ -208,7 +208,7 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             if wait_timeout.is_some() && !out.json {
                 out.note("    note: --wait-timeout changes nothing: lakefly waits until each has stopped, which its kill timeout bounds");
             }
-            (ids, Act::Stop("stop", stop_request(signal, timeout)))
+            (ids, Act::Stop(stop_request(signal, timeout)))
         }
         MachinesCommand::Restart {
             ids,
@@ -221,17 +221,13 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
                 true => signal_name("SIGKILL").ok(),
                 false => signal,
             };
-            let stop = stop_request(signal, time);
-            if skip_health_checks {
-                (ids, Act::Stop("restart", stop))
-            } else {
-                let request = RestartRequest {
-                    machines: ids,
-                    stop,
-                };
-                let machines = block_on(super::restarting::restart(&api, &app, &request, out))?;
-                return machines.iter().try_for_each(|m| said(&out, m));
-            }
+            let request = RestartRequest {
+                machines: ids,
+                stop: stop_request(signal, time),
+                skip_health_checks,
+            };
+            let machines = block_on(super::restarting::restart(&api, &app, &request, out))?;
+            return machines.iter().try_for_each(|m| said(&out, m));
         }
     };
     // One after the other, each answered before the next is asked, stopping at the first
@@ -239,7 +235,7 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     for id in ids {
         let machine = block_on(async {
             Ok(match &action {
-                Act::Stop(action, request) => api.stop_machine(&app, &id, action, request).await?,
+                Act::Stop(request) => api.stop_machine(&app, &id, "stop", request).await?,
                 Act::Start => api.machine_action(&app, &id, "start").await?,
             })
         })?;
@@ -477,11 +473,11 @@ pub fn machine_table(machines: &[Machine]) -> String {
     table.render()
 }
 
-/// What `start`, `stop` and `restart` ask of each machine: a stop (a restart's too) may
-/// come with its own signal and timeout.
+/// What `start` and `stop` ask of each machine: a stop may come with its own signal and
+/// timeout.
 enum Act {
     Start,
-    Stop(&'static str, StopRequest),
+    Stop(StopRequest),
 }
 
 /// The stop `--signal` and `--timeout` (or `--time`) ask for.

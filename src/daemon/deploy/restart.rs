@@ -12,13 +12,15 @@ use crate::daemon::runtime::StopHow;
 
 impl Deployer {
     /// Restarts `chosen` in the order given, or without a choice the app's started
-    /// machines group by group, one at a time, each stopped `how` and within the release's
-    /// `wait_timeout` to be healthy again; returns them as they are afterwards.
+    /// machines group by group, one at a time, each stopped `how` and, when `gate`, within
+    /// the release's `wait_timeout` to be healthy again before the next (else once it has
+    /// started); returns them as they are afterwards.
     pub async fn restart_app(
         &self,
         app: &str,
         chosen: Option<Vec<Machine>>,
         how: StopHow,
+        gate: bool,
     ) -> Result<Vec<Machine>, DeployError> {
         // Held to the end: a destroy waits for it, and refuses it once begun.
         let _change = self.in_flight.begin_change(app)?;
@@ -58,7 +60,7 @@ impl Deployer {
             progress: &progress,
             cancel: &mut super::in_flight::Cancel::never(),
         }
-        .restart(&machines, how)
+        .restart(&machines, how, gate)
         .await
         .map_err(restart_failed);
         // The restart's last event either way: a client following the app's events has

@@ -92,8 +92,9 @@ pub async fn scale(
 }
 
 /// `POST /v1/apps/{app}/restart`: restarts the running machines (or those a
-/// [`RestartRequest`] names) one at a time, each healthy before the next; answers once all
-/// are. No body restarts the running machines their own way.
+/// [`RestartRequest`] names) one at a time, each healthy before the next unless it skips
+/// health checks; answers once all are. No body restarts the running machines their own
+/// way, each waited on.
 pub async fn restart(
     State(state): State<Shared>,
     Path(app): Path<String>,
@@ -113,7 +114,10 @@ pub async fn restart(
             Some(chosen)
         }
     };
-    Ok(Json(state.deployer.restart_app(&app, chosen, how).await?))
+    let gate = !request.skip_health_checks;
+    Ok(Json(
+        state.deployer.restart_app(&app, chosen, how, gate).await?,
+    ))
 }
 
 /// `POST /v1/apps/{app}/scale/memory`: a group's memory limit, applied by a new release.

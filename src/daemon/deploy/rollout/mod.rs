@@ -179,10 +179,15 @@ impl Rollout<'_> {
         result
     }
 
-    /// Restarts `machines` in place one at a time, each stopped `how` and healthy again
-    /// before the next is touched; stops at the first that is not (the rest are left as
-    /// they were).
-    pub async fn restart(mut self, machines: &[Machine], how: StopHow) -> Result<(), Failure> {
+    /// Restarts `machines` in place one at a time, each stopped `how` and (when `gate`)
+    /// healthy again before the next is touched; stops at the first that is not (the rest
+    /// are left as they were).
+    pub async fn restart(
+        mut self,
+        machines: &[Machine],
+        how: StopHow,
+        gate: bool,
+    ) -> Result<(), Failure> {
         let mut passed = Passed::new();
         for (n, machine) in machines.iter().enumerate() {
             let id = &machine.id;
@@ -195,8 +200,10 @@ impl Rollout<'_> {
                 "restart",
                 format!("restarted machine {id} ({} of {})", n + 1, machines.len()),
             );
-            self.wait_healthy(BTreeSet::from([id.clone()]), &mut passed)
-                .await?;
+            if gate {
+                self.wait_healthy(BTreeSet::from([id.clone()]), &mut passed)
+                    .await?;
+            }
         }
         self.none_ended(&passed).await
     }
