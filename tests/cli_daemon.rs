@@ -250,6 +250,19 @@ async fn machine_commands_take_several_ids_and_list_q_prints_the_ids_alone() {
             );
         }
 
+        // As flyctl's: with no app named (and no fly.toml here), a machine's id says whose
+        // it is; an id no app has is said so.
+        let shown = cli(&api, &["machines", "status", &ids[0], "--json"]).expect_code(0);
+        assert_eq!(shown.json()["machine"]["app"], "web", "{}", shown.stdout);
+        let unknown = cli(&api, &["machines", "stop", "nope", &ids[0]]).expect_code(5);
+        assert!(
+            unknown.stderr.contains("no app has a machine \"nope\""),
+            "{}",
+            unknown.stderr
+        );
+        let none = cli(&api, &["machines", "list"]).expect_code(2);
+        assert!(none.stderr.contains("no app name"), "{}", none.stderr);
+
         // One unknown stops the run where it is: those before it are destroyed.
         let mut args = vec!["machines", "destroy", "-a", "web", &ids[0], "nope", &ids[1]];
         cli(&api, &args).expect_code(5);
@@ -261,6 +274,13 @@ async fn machine_commands_take_several_ids_and_list_q_prints_the_ids_alone() {
         assert_eq!(left.stdout, "");
         let table = cli(&api, &["machines", "list", "-a", "web"]).expect_code(0);
         assert_eq!(table.stdout, "No machines.\n", "not a table with no rows");
+        // A destroyed machine is no app's.
+        let gone = cli(&api, &["machines", "status", &ids[0]]).expect_code(5);
+        assert!(
+            gone.stderr.contains("no app has a machine"),
+            "{}",
+            gone.stderr
+        );
     })
     .await
     .unwrap();

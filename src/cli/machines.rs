@@ -138,8 +138,15 @@ pub enum MachinesCommand {
 /// Runs a machines command.
 pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     let out = global.output();
-    let app = app_name(global)?;
     let api = client(global)?;
+    let app = match app_name(global) {
+        Err(no_app @ Error::NoApp { .. }) => match args.command.first_id() {
+            // As flyctl's: a machine's id says whose it is.
+            Some(id) => block_on(app_of_machine(&api, id, no_app))?,
+            None => return Err(no_app),
+        },
+        named => named?,
+    };
     let (ids, action) = match args.command {
         MachinesCommand::List { quiet } => {
             let machines = block_on(async { Ok(api.machines(&app).await?) })?;
@@ -256,6 +263,36 @@ fn said(out: &crate::output::Output, machine: &Machine) -> Result<(), Error> {
         machine.state.as_str()
     ));
     Ok(())
+}
+
+impl MachinesCommand {
+    /// The first machine the command names, if it names one.
+    fn first_id(&self) -> Option<&str> {
+        match self {
+            MachinesCommand::List { .. } => None,
+            MachinesCommand::Status { id }
+            | MachinesCommand::Kill { id, .. }
+            | MachinesCommand::Exec { id, .. } => Some(id),
+            MachinesCommand::Start { ids }
+            | MachinesCommand::Stop { ids, .. }
+            | MachinesCommand::Restart { ids, .. }
+            | MachinesCommand::Destroy { ids, .. } => ids.first().map(String::as_str),
+        }
+    }
+}
+
+/// The app machine `id` belongs to, for a command given no app; `no_app` when the daemon
+/// cannot look machines up by id alone (an older one).
+async fn app_of_machine(
+    api: &crate::api::client::Client,
+    id: &str,
+    no_app: Error,
+) -> Result<String, Error> {
+    match api.find_machine(id).await {
+        Ok(machine) => Ok(machine.app),
+        Err(crate::api::client::ClientError::UnknownRequest { .. }) => Err(no_app),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Machine `id` of `app`, or without one the first started machine (`console`, `proxy`).

@@ -239,6 +239,12 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// `GET /v1/machines/{id}`: a machine by its id alone; its `app` says whose.
+    pub async fn find_machine(&self, id: &str) -> Result<Machine, ClientError> {
+        self.call(Method::GET, &format!("/v1/machines/{id}"), None::<&()>)
+            .await
+    }
+
     /// `GET /v1/apps/{app}/machines/{id}`.
     pub async fn machine(&self, app: &str, id: &str) -> Result<Machine, ClientError> {
         self.call(

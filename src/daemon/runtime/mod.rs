@@ -341,6 +341,22 @@ impl Runtime {
             })
     }
 
+    /// Machine `id`, whichever app's it is (none when no app has it).
+    pub async fn find(&self, id: &str) -> Result<Option<Machine>, RuntimeError> {
+        let i = id.to_string();
+        let app = (self.store)
+            .run(move |conn, path| machines::app_of(conn, path, &i))
+            .await?;
+        match app {
+            // Destroyed meanwhile: as if never found.
+            Some(app) => match self.get(&app, id).await {
+                Err(RuntimeError::NotFound { .. }) => Ok(None),
+                found => found.map(Some),
+            },
+            None => Ok(None),
+        }
+    }
+
     /// Carries out `action` on a machine and returns it as it is afterwards.
     pub async fn act(&self, app: &str, id: &str, action: Action) -> Result<Machine, RuntimeError> {
         // Its supervisor is stopping it for the shutdown; a start would outlive the daemon.

@@ -37,6 +37,12 @@ pub enum ServerError {
         /// The machine id.
         id: String,
     },
+    /// No app has a machine by that id (one looked up without its app).
+    #[error("no app has a machine {id:?}")]
+    UnknownMachine {
+        /// The machine id.
+        id: String,
+    },
     /// A host name for an app breaks the naming rules.
     #[error("host name {hostname:?} {problem}")]
     InvalidHostname {
@@ -184,6 +190,7 @@ impl ServerError {
         match self {
             ServerError::AppNotFound(_)
             | ServerError::MachineNotFound { .. }
+            | ServerError::UnknownMachine { .. }
             | ServerError::HostnameNotFound { .. }
             | ServerError::ReleaseNotFound { .. }
             | ServerError::NotListening(_) => StatusCode::NOT_FOUND,
@@ -249,7 +256,9 @@ impl ServerError {
         }
         match self {
             ServerError::AppNotFound(_) => "app_not_found",
-            ServerError::MachineNotFound { .. } => "machine_not_found",
+            ServerError::MachineNotFound { .. } | ServerError::UnknownMachine { .. } => {
+                "machine_not_found"
+            }
             ServerError::AppExists(_) => "app_exists",
             ServerError::InvalidAppName { .. } => codes::INVALID_APP_NAME,
             ServerError::InvalidHostname { .. } => codes::INVALID_HOSTNAME,
@@ -327,6 +336,10 @@ impl ServerError {
             ServerError::MachineNotFound { .. } => {
                 Some("`lakefly machines list` shows the app's machines".into())
             }
+            ServerError::UnknownMachine { .. } => Some(
+                "`lakefly machines list -a APP` shows an app's machines (`lakefly apps list` the apps)"
+                    .into(),
+            ),
             ServerError::AppExists(_) => {
                 Some("pick another name, or deploy to the existing app".into())
             }

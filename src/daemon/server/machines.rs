@@ -70,6 +70,18 @@ pub async fn show(
     Ok(Json(state.runtime.get(&app, &id).await?))
 }
 
+/// `GET /v1/machines/{id}`: a machine by its id alone (its `app` says whose), for a
+/// command given a machine id and no app, as flyctl finds the app.
+pub async fn find(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Machine>, ServerError> {
+    match state.runtime.find(&id).await? {
+        Some(machine) => Ok(Json(machine)),
+        None => Err(ServerError::UnknownMachine { id }),
+    }
+}
+
 /// `POST /v1/apps/{app}/machines/{id}/{start|stop|restart}`: returns once it is done.
 /// A stop's or restart's body (a [`StopRequest`]) may give another signal or timeout than
 /// the machine's own.

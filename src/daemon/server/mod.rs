@@ -179,6 +179,7 @@ fn routes(state: Shared) -> Router {
             "/v1/apps/{name}/machines/{id}",
             get(machines::show).delete(machines::destroy),
         )
+        .route("/v1/machines/{id}", get(machines::find))
         .route(
             "/v1/apps/{name}/machines/{id}/exec",
             // Room for the largest stdin, base64 (4 bytes for 3), and the rest.

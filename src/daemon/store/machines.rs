@@ -236,6 +236,17 @@ pub fn ever_existed(
     .map_err(sqlite(path))
 }
 
+/// The app whose machine `id` is, unless it was destroyed (ids are unique across apps).
+pub fn app_of(conn: &Connection, path: &Path, id: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row(
+        "SELECT app FROM machines WHERE id = ?1 AND state != 'destroyed'",
+        params![id],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sqlite(path))
+}
+
 /// The machines of `app` that are not destroyed, oldest first.
 pub fn list(conn: &Connection, path: &Path, app: &str) -> Result<Vec<Record>, StoreError> {
     let sql = format!(
