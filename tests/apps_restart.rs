@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, OK_PY};
+use common::files::{app_with, CHECKED_APP_PY, OK_PY};
 use common::Run;
 
 fn lakefly(d: &TestDaemon, args: &[&str]) -> Run {
@@ -87,21 +87,11 @@ const SLOW_START: &str = "import time\ntime.sleep(2)\nfrom ok import serve\nserv
 
 /// An app of two such machines, deployed; their ids, in the order they were made.
 fn two_slow_machines(d: &TestDaemon, root: &Path) -> Vec<String> {
-    let toml = r#"app = "slow"
-[processes]
-  web = "python3 app.py"
-[http_service]
-  internal_port = 8080
-  processes = ["web"]
-  [[http_service.checks]]
-    interval = "1s"
-    timeout = "1s"
-    path = "/"
-"#;
+    let toml = format!("app = \"slow\"\n{CHECKED_APP_PY}");
     let app = app_with(
         root,
         "slow",
-        &[OK_PY, ("app.py", SLOW_START), ("fly.toml", toml)],
+        &[OK_PY, ("app.py", SLOW_START), ("fly.toml", &toml)],
     );
     let config = app.join("fly.toml");
     let config = config.to_str().unwrap();

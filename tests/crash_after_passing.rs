@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, OK_PY};
+use common::files::{app_with, CHECKED_APP_PY, OK_PY};
 use common::Run;
 use serde_json::Value;
 
@@ -66,29 +66,18 @@ if os.environ.get("MODE") == "ok" and "SHARED" in os.environ:
 serve()
 "#;
 
-const CONFIG: &str = r#"app = "smoke"
-kill_signal = "SIGTERM"
-kill_timeout = "60s"
-[processes]
-  web = "python3 app.py"
-[http_service]
-  internal_port = 8080
-  processes = ["web"]
-  [[http_service.checks]]
-    interval = "1s"
-    timeout = "1s"
-    path = "/"
-[deploy]
-  strategy = "rolling"
-  max_unavailable = 1
-"#;
+/// The app's fly.toml.
+fn config() -> String {
+    let rolling = "[deploy]\n  strategy = \"rolling\"\n  max_unavailable = 1\n";
+    format!("app = \"smoke\"\nkill_signal = \"SIGTERM\"\nkill_timeout = \"60s\"\n{CHECKED_APP_PY}{rolling}")
+}
 
-/// An app dir running [`APP`] under [`CONFIG`], and the `-c` argument for it.
+/// An app dir running [`APP`] under [`config`], and the `-c` argument for it.
 fn smoke_app(root: &Path) -> String {
     let app = app_with(
         root,
         "smoke",
-        &[OK_PY, ("app.py", APP), ("fly.toml", CONFIG)],
+        &[OK_PY, ("app.py", APP), ("fly.toml", &config())],
     );
     app.join("fly.toml").to_str().unwrap().to_string()
 }

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, OK_PY};
+use common::files::{app_with, CHECKED_APP_PY, OK_PY};
 use serde_json::Value;
 
 /// Serves 200 on `$PORT`. In `MODE=second-crashes` the release's first machine serves
@@ -27,21 +27,11 @@ if os.environ.get("MODE") == "second-crashes":
 serve()
 "#;
 
-const CONFIG: &str = r#"app = "idle"
-kill_signal = "SIGTERM"
-[processes]
-  web = "python3 app.py"
-[http_service]
-  internal_port = 8080
-  processes = ["web"]
-  [[http_service.checks]]
-    interval = "1s"
-    timeout = "1s"
-    path = "/"
-[deploy]
-  strategy = "rolling"
-  max_unavailable = 1
-"#;
+/// The app's fly.toml.
+fn config() -> String {
+    let rolling = "[deploy]\n  strategy = \"rolling\"\n  max_unavailable = 1\n";
+    format!("app = \"idle\"\nkill_signal = \"SIGTERM\"\n{CHECKED_APP_PY}{rolling}")
+}
 
 /// A daemon with release 1 of the app on `count` machines, the first of them stopped;
 /// the `-c` argument for the app and the machines' ids as they were.
@@ -49,7 +39,7 @@ fn one_of_n_stopped(d: &TestDaemon, root: &Path, count: usize) -> (String, Vec<V
     let app = app_with(
         root,
         "idle",
-        &[OK_PY, ("app.py", APP), ("fly.toml", CONFIG)],
+        &[OK_PY, ("app.py", APP), ("fly.toml", &config())],
     );
     let config = app.join("fly.toml").to_str().unwrap().to_string();
     let here = Path::new(".");

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::daemon::TestDaemon;
-use common::files::{app_with, OK_PY};
+use common::files::{app_with, CHECKED_APP_PY, OK_PY};
 use serde_json::Value;
 
 /// Serves 200 on `$PORT`; in `MODE=crash-soon` it exits 1 a second and a half after
@@ -25,18 +25,10 @@ class CrashSoon(Ok):
 serve(CrashSoon if os.environ.get("MODE") == "crash-soon" else Ok)
 "#;
 
-const CONFIG: &str = r#"app = "smoke"
-kill_signal = "SIGTERM"
-[processes]
-  web = "python3 app.py"
-[http_service]
-  internal_port = 8080
-  processes = ["web"]
-  [[http_service.checks]]
-    interval = "1s"
-    timeout = "1s"
-    path = "/"
-"#;
+/// The app's fly.toml.
+fn config() -> String {
+    format!("app = \"smoke\"\nkill_signal = \"SIGTERM\"\n{CHECKED_APP_PY}")
+}
 
 /// A daemon watching new machines for `smoke_time`, with release 1 of the app deployed
 /// (by one that did not, so it takes no time); the `-c` argument for the app.
@@ -46,7 +38,7 @@ fn deployed(temp: &Path, smoke_time: &str) -> (TestDaemon, String) {
     let app = app_with(
         temp,
         "smoke",
-        &[OK_PY, ("app.py", APP), ("fly.toml", CONFIG)],
+        &[OK_PY, ("app.py", APP), ("fly.toml", &config())],
     );
     let config = app.join("fly.toml").to_str().unwrap().to_string();
     d.cli(Path::new("."), &["deploy", "-c", &config])

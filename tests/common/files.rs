@@ -139,6 +139,19 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 /// fly.toml lines that run `python3 server.py` as group `web` behind the HTTP edge.
 pub const PYTHON_WEB: &str = "[processes]\n  web = \"python3 server.py\"\n[http_service]\n  internal_port = 8080\n  processes = [\"web\"]\n";
 
+/// fly.toml lines that run `python3 app.py` as group `web` behind the HTTP edge, healthy
+/// once `/` answers (checked every second), as [`OK_PY`]'s `serve` does.
+pub const CHECKED_APP_PY: &str = r#"[processes]
+  web = "python3 app.py"
+[http_service]
+  internal_port = 8080
+  processes = ["web"]
+  [[http_service.checks]]
+    interval = "1s"
+    timeout = "1s"
+    path = "/"
+"#;
+
 /// A plain recursive copy (files and directories only; modes kept), as of a stopped
 /// daemon's state directory.
 pub fn copy_dir(from: &Path, to: &Path) {
