@@ -537,7 +537,8 @@ pub struct Event {
 
 impl Event {
     /// Its data as `key=value` pairs by name (strings bare, nulls left out), as people read
-    /// it in `lakefly events` and lakeflyd's log.
+    /// it in `lakefly events` and lakeflyd's log: one line whatever a value holds (a check's
+    /// multi-line output, an app's escape sequences are quoted and escaped).
     pub fn details(&self) -> String {
         match &self.data {
             serde_json::Value::Object(map) => {
@@ -548,6 +549,9 @@ impl Event {
                 details
                     .into_iter()
                     .map(|(k, v)| match v {
+                        serde_json::Value::String(s) if s.chars().any(char::is_control) => {
+                            format!("{k}={s:?}")
+                        }
                         serde_json::Value::String(s) => format!("{k}={s}"),
                         other => format!("{k}={other}"),
                     })

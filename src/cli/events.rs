@@ -121,4 +121,23 @@ mod tests {
             "2026-11-24T13:42:14.340Z  #7  hello  machine.exited  machine=abc restarts=1 signal=SIGKILL"
         );
     }
+
+    #[test]
+    fn a_value_with_line_breaks_or_escapes_stays_on_the_line_quoted() {
+        let event = Event {
+            id: 8,
+            time: "2026-11-24T13:42:15.000Z".into(),
+            app: Some("hello".into()),
+            kind: "machine.health".into(),
+            data: serde_json::json!({
+                "machine": "abc",
+                "health": "passing",
+                "output": "200 http://127.0.0.1:8080/: <html>\n<b>\u{1b}[2Jhi</b>",
+            }),
+        };
+        assert_eq!(
+            human(&event),
+            r#"2026-11-24T13:42:15.000Z  #8  hello  machine.health  health=passing machine=abc output="200 http://127.0.0.1:8080/: <html>\n<b>\u{1b}[2Jhi</b>""#
+        );
+    }
 }

@@ -24,10 +24,10 @@ pub(super) fn log(event: &Event) {
     }
 }
 
-/// The event's details on one line (a check's output or a failure's last lines hold
-/// newlines), cut to [`MAX_DETAILS`].
+/// The event's details on one line (`Event::details` quotes a check's output or a
+/// failure's last lines, which hold newlines), cut to [`MAX_DETAILS`].
 fn details(event: &Event) -> String {
-    let mut details = event.details().replace('\n', "\\n");
+    let mut details = event.details();
     super::excerpt::head(&mut details, MAX_DETAILS);
     details
 }
@@ -68,7 +68,10 @@ mod tests {
         );
         let line = details(&failed);
         assert!(!line.contains('\n'), "{line}");
-        assert!(line.contains("reason=not healthy\\nlast output:"), "{line}");
+        assert!(
+            line.contains(r#"reason="not healthy\nlast output:\n  500""#),
+            "{line}"
+        );
         assert!(line.len() <= MAX_DETAILS + '…'.len_utf8() && line.ends_with('…'));
     }
 
