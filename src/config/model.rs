@@ -347,7 +347,11 @@ pub struct HttpOptions {
     /// responses.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub response_pristine: bool,
-    /// Other keys (`compress`...), kept.
+    /// `compress`: whether the edge compresses the app's answers for clients that accept
+    /// it (Fly's proxy does unless it is `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
+    /// Other keys, kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: Extra,
 }

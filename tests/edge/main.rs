@@ -1,5 +1,5 @@
 //! The edge against a real daemon: host routing with forwarding headers and typed errors,
-//! streaming both ways (SSE, a 100 MB upload), WebSocket, no failed request through a
+//! streaming both ways (SSE, a 100 MB upload), compressed answers, WebSocket, no failed request through a
 //! rolling deploy or a scale-down, fixed service ports across a redeploy, auto-start from
 //! zero, auto-stop, statics, concurrency limits and `/metrics`.
 //!
@@ -9,6 +9,7 @@
 mod common;
 
 mod autostart;
+mod compression;
 mod no_downtime;
 mod routing;
 mod service_ports;

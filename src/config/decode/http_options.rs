@@ -1,4 +1,4 @@
-//! `http_options`: `h2_backend`, `idle_timeout`, `response.headers` and
+//! `http_options`: `h2_backend`, `idle_timeout`, `compress`, `response.headers` and
 //! `response.pristine` are read and checked (header names and values must be ones HTTP
 //! allows); Fly's other keys are kept.
 
@@ -17,6 +17,7 @@ pub(super) fn http_options(d: &mut Decoder, f: Field) -> HttpOptions {
     options.idle_timeout = t
         .get(d, "idle_timeout")
         .and_then(|f| super::duration_above_zero(d, &f, BareUnit::Seconds, "idle_timeout = 600"));
+    options.compress = t.get(d, "compress").and_then(|f| d.boolean(&f));
     let mut kept = Vec::new();
     if let Some(f) = t.get(d, "response") {
         if let Some(mut response) = d.table(f) {

@@ -123,11 +123,21 @@ async fn answer(
             return (app, resp);
         }
     }
-    if let Some(resp) = statics::serve(&route.statics, &req).await {
-        return (app, resp);
+    // What the client takes, asked before the request is passed on.
+    let coding = route
+        .upstream
+        .compress
+        .then(|| super::compress::asked(req.headers()))
+        .flatten();
+    let head = req.method() == http::Method::HEAD;
+    let resp = match statics::serve(&route.statics, &req).await {
+        Some(resp) => resp,
+        None => forward(state, &route, req, &hop, html).await,
+    };
+    match coding {
+        Some(coding) => (app, super::compress::response(resp, coding, head)),
+        None => (app, resp),
     }
-    let resp = forward(state, &route, req, &hop, html).await;
-    (app, resp)
 }
 
 impl EdgeState {

@@ -13,6 +13,7 @@ pub(crate) mod answers;
 pub mod autostart;
 pub mod backends;
 mod bodies;
+mod compress;
 mod conn;
 mod forwarding;
 pub mod heartbeat;

@@ -42,7 +42,7 @@ pub struct Route {
 }
 
 /// How the edge speaks HTTP to an app's machines: fly.toml's `http_options`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamHttp {
     /// `h2_backend`: HTTP/2 without TLS (h2c), else HTTP/1.1.
     pub h2: bool,
@@ -50,6 +50,14 @@ pub struct UpstreamHttp {
     pub response_headers: Vec<(HeaderName, Option<HeaderValue>)>,
     /// `response.pristine`: responses get no `Via` from the edge.
     pub pristine: bool,
+    /// `compress` (on unless `false`): answers are compressed for clients that take it.
+    pub compress: bool,
+}
+
+impl Default for UpstreamHttp {
+    fn default() -> Self {
+        UpstreamHttp::from_options(&HttpOptions::default())
+    }
 }
 
 impl UpstreamHttp {
@@ -71,14 +79,19 @@ impl UpstreamHttp {
             h2: options.h2_backend,
             response_headers,
             pristine: options.response_pristine,
+            compress: options.compress.unwrap_or(true),
         }
     }
 
-    /// Whether only the full server can do it: the relay speaks HTTP/1.1 and passes
-    /// response heads on as they come, with its `Via` (a pristine app is rare enough
-    /// not to need a relay of its own).
-    pub fn needs_full_server(&self) -> bool {
-        self.h2 || !self.response_headers.is_empty() || self.pristine
+    /// Whether only the full server can answer a request, from a client that takes a
+    /// compressed answer or not (`takes_coding`): the relay speaks HTTP/1.1 and passes
+    /// answers on as they come, head and body, with its `Via` (a pristine app is rare
+    /// enough not to need a relay of its own).
+    pub fn needs_full_server(&self, takes_coding: bool) -> bool {
+        self.h2
+            || !self.response_headers.is_empty()
+            || self.pristine
+            || (self.compress && takes_coding)
     }
 
     /// Adds the edge's `Via` for a response that came over `version`, unless pristine,

@@ -1,6 +1,7 @@
 """An app for the edge tests: echoes what the edge forwarded, streams server-sent events
-and chunked bodies, echoes one WebSocket message, counts an upload, holds a request open,
-hangs up on demand and answers wrongly on purpose; with ECHO_PORT, echoes raw TCP too."""
+and chunked bodies, serves a page to compress, echoes one WebSocket message, counts an
+upload, holds a request open, hangs up on demand and answers wrongly on purpose; with
+ECHO_PORT, echoes raw TCP too."""
 
 import base64
 import hashlib
@@ -41,6 +42,27 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"id: 2\ndata: second\n\n")
         elif self.path == "/ws":
             self.websocket_echo()
+        elif self.path == "/page":
+            # A page worth compressing, with a strong ETag.
+            body = b"<p>hello, edge</p>\n" * 300
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", '"page-1"')
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/trickle":
+            # Text streamed in parts, the second much later: the first must arrive on
+            # its own, compressed or not.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            part = b"first part\n" * 100
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.flush()
+            time.sleep(60)
+            self.wfile.write(b"0\r\n\r\n")
         elif self.path == "/slow":
             # The head goes out at once, the body later: a machine stopped in between
             # would cut the response, which no retry can mend.

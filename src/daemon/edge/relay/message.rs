@@ -52,6 +52,8 @@ pub struct RequestHead {
     pub close: bool,
     /// The client prefers HTML (for the edge's own error pages).
     pub html: bool,
+    /// The client takes a coding the edge compresses answers with.
+    pub takes_coding: bool,
     /// The head to send to the machine.
     pub upstream: Vec<u8>,
 }
@@ -92,6 +94,7 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
     let connection = Connection::of(req.headers);
     let mut host = None;
     let mut html = false;
+    let mut takes_coding = false;
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut forwarded_port = false;
     for field in req.headers.iter() {
@@ -104,6 +107,8 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
             host = std::str::from_utf8(field.value).ok().map(str::to_owned);
         } else if name.eq_ignore_ascii_case("accept") {
             html = contains(field.value, b"text/html");
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            takes_coding |= super::super::compress::negotiate(field.value).is_some();
         } else if name.eq_ignore_ascii_case("expect") || name.eq_ignore_ascii_case("upgrade") {
             return ParsedRequest::HandOver;
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
@@ -152,6 +157,7 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
         framing,
         close: connection.close,
         html,
+        takes_coding,
         upstream: out,
     })
 }
