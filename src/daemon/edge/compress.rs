@@ -86,19 +86,22 @@ pub fn asked(headers: &HeaderMap) -> Option<Coding> {
 }
 
 /// `resp` compressed with `coding` when that is worth doing and allowed, else as it is.
-/// `head` says the request was a HEAD (its answer has no body to compress).
+/// `head` says the request was a HEAD: its answer gets the headers a GET's would have,
+/// and keeps its empty body.
 pub fn response(resp: Response<EdgeBody>, coding: Coding, head: bool) -> Response<EdgeBody> {
-    if head
-        || !compressible(
-            resp.status(),
-            resp.headers(),
-            resp.body().size_hint().exact(),
-        )
-    {
+    let length = match head {
+        true => None,
+        false => resp.body().size_hint().exact(),
+    };
+    if !compressible(resp.status(), resp.headers(), length) {
         return resp;
     }
-    let Ok(encoder) = Encoder::new(coding) else {
-        return resp;
+    let encoder = match head {
+        true => None,
+        false => match Encoder::new(coding) {
+            Ok(encoder) => Some(encoder),
+            Err(_) => return resp,
+        },
     };
     let (mut parts, body) = resp.into_parts();
     let headers = &mut parts.headers;
@@ -110,6 +113,9 @@ pub fn response(resp: Response<EdgeBody>, coding: Coding, head: bool) -> Respons
     );
     add_vary(headers);
     weaken_etag(headers);
+    let Some(encoder) = encoder else {
+        return Response::from_parts(parts, body);
+    };
     let body = Compressing {
         inner: body,
         encoder: Some(encoder),
@@ -398,6 +404,15 @@ mod tests {
     }
 
     async fn compressed(coding: Coding, headers: &[(&str, &str)], body: &[u8]) -> Response<Bytes> {
+        answered(coding, headers, body, false).await
+    }
+
+    async fn answered(
+        coding: Coding,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        head: bool,
+    ) -> Response<Bytes> {
         let mut resp = Response::new(
             Full::new(Bytes::copy_from_slice(body))
                 .map_err(|never| match never {})
@@ -409,7 +424,7 @@ mod tests {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        let (parts, body) = response(resp, coding, false).into_parts();
+        let (parts, body) = response(resp, coding, head).into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
         Response::from_parts(parts, bytes)
     }
@@ -443,6 +458,12 @@ mod tests {
         let zs = compressed(Coding::Zstd, &headers, page.as_bytes()).await;
         assert_eq!(zs.headers()["content-encoding"], "zstd");
         assert_eq!(zstd::decode_all(&zs.body()[..]).unwrap(), page.as_bytes());
+
+        // A HEAD's answer says what a GET's would, and has no body.
+        let head = answered(Coding::Gzip, &headers, b"", true).await;
+        assert_eq!(head.headers()["content-encoding"], "gzip");
+        assert!(!head.headers().contains_key("content-length"));
+        assert!(head.body().is_empty());
 
         // An image is sent as it is.
         let png = compressed(
