@@ -23,7 +23,12 @@
 #   split      the proxy on the upper half of the cores, wrk and the upstream on the
 #              lower: every request crosses cores twice, and on a VM those wake-ups
 #              (~60 µs each here) dwarf either proxy.
-# Usage: [BENCH_PLACEMENT=scheduler|one-core|split] scripts/bench/proxy.sh
+# Body (BENCH_BODY):
+#   ok         (default) a 3-byte answer: the proxy's own cost per request.
+#   page       a 15 KB HTML page, asked for with `Accept-Encoding: gzip`: compression's
+#              cost, the edge's against nginx's `gzip on` at the same level (4); direct
+#              is the page as it is. The bytes each sends are printed first.
+# Usage: [BENCH_PLACEMENT=scheduler|one-core|split] [BENCH_BODY=ok|page] scripts/bench/proxy.sh
 #          [SECONDS per run, default 2] [ROUNDS, default 20] [CONNECTIONS, default "32 1"]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -60,6 +65,36 @@ split)
     exit 2
     ;;
 esac
+# A page of the kind apps render: a table whose rows differ in their figures.
+page_html() {
+    python3 - <<'EOF'
+rows = "".join(
+    f"<tr><td>order {n}</td><td>{n * 37 % 1000}.{n % 100:02d} EUR</td>"
+    f"<td>{('shipped', 'paid', 'new')[n % 3]}</td></tr>\n"
+    for n in range(250)
+)
+print(f"<!doctype html><html><head><title>Orders</title></head><body><table>\n{rows}</table></body></html>")
+EOF
+}
+body="${BENCH_BODY:-ok}"
+case "$body" in
+ok)
+    upstream_main="" upstream_location='location / { return 200 "ok\n"; }'
+    wrk_extra=() gzip_block=""
+    ;;
+page)
+    # Its workers as this user: run by root, nginx's would be nobody, who cannot read
+    # the page in lakeflyd's state directory.
+    upstream_main="user $(id -un);"
+    upstream_location='location / { root @DIR@/www; default_type text/html; try_files /page.html =404; }'
+    wrk_extra=(-H "Accept-Encoding: gzip")
+    gzip_block="gzip on; gzip_proxied any; gzip_comp_level 4; gzip_min_length 512; gzip_vary on;"
+    ;;
+*)
+    echo "error: BENCH_BODY=$body: use ok or page" >&2
+    exit 2
+    ;;
+esac
 # Command prefixes rather than functions: `$!` of `"${on_proxy[@]}" nginx ... &` is then
 # the proxy's own pid (taskset execs it), which the CPU figures read.
 on_load=() on_proxy=()
@@ -79,10 +114,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The app: nginx on $PORT answering 200 "ok", as a lakefly machine.
+# The app: nginx on $PORT answering 200 "ok" (or the page), as a lakefly machine.
 app="$work/app"
-mkdir -p "$app"
+mkdir -p "$app/www"
+[ "$body" = page ] && page_html >"$app/www/page.html"
 cat >"$app/upstream.conf.in" <<'EOF'
+@MAIN@
 worker_processes 1;
 pid @DIR@/upstream.pid;
 error_log stderr warn;
@@ -97,9 +134,15 @@ http {
     keepalive_requests 1000000;
     server {
         listen 127.0.0.1:@PORT@;
-        location / { return 200 "ok\n"; }
+        @LOCATION@
     }
 }
+EOF
+python3 - "$app/upstream.conf.in" "$upstream_main" "$upstream_location" <<'EOF'
+import sys
+path, main, location = sys.argv[1:]
+text = open(path).read().replace("@MAIN@", main).replace("@LOCATION@", location)
+open(path, "w").write(text)
 EOF
 cat >"$app/run.sh" <<'EOF'
 #!/bin/sh
@@ -149,6 +192,7 @@ http {
     uwsgi_temp_path $proxy/tmp;
     scgi_temp_path $proxy/tmp;
     keepalive_requests 1000000;
+    $gzip_block
     upstream app { server 127.0.0.1:$port; keepalive 64; keepalive_requests 1000000; }
     server {
         listen 127.0.0.1:$proxy_port;
@@ -188,7 +232,7 @@ cpu_ticks() { # pid (empty: none)
 measure() { # url connections proxy-pid
     local url="$1" conns="$2" pid="$3" out before after
     before="$(cpu_ticks "$pid")"
-    out="$("${on_load[@]}" wrk -t1 -c"$conns" -d"${duration}s" --latency -H "Host: bench.localhost" "$url")"
+    out="$("${on_load[@]}" wrk -t1 -c"$conns" -d"${duration}s" --latency -H "Host: bench.localhost" "${wrk_extra[@]}" "$url")"
     after="$(cpu_ticks "$pid")"
     python3 - "$out" "$((after - before))" "$(getconf CLK_TCK)" <<'EOF'
 import re, sys
@@ -214,7 +258,16 @@ if [ -n "$load_cpus" ]; then
 else
     echo "placement $placement: left to the kernel (BENCH_PLACEMENT=one-core for the steadiest one-connection figures)"
 fi
-echo "upstream: nginx static 200 as lakefly machine on 127.0.0.1:$port; ${duration}s per run, $rounds rounds; $cores cores"
+echo "upstream: nginx static 200 ($body) as lakefly machine on 127.0.0.1:$port; ${duration}s per run, $rounds rounds; $cores cores"
+if [ "$body" = page ]; then
+    declare -A page_urls=([direct]="http://127.0.0.1:$port/" [nginx]="http://127.0.0.1:$proxy_port/" [edge]="$edge/")
+    for target in direct nginx edge; do
+        head="$(curl -s -H "Host: bench.localhost" -H "Accept-Encoding: gzip" -o /dev/null \
+            -D - -w 'size %{size_download}\n' "${page_urls[$target]}")"
+        coding="$(echo "$head" | tr -d '\r' | awk -F': ' 'tolower($1) == "content-encoding" {print $2}')"
+        echo "page through $target: $(echo "$head" | awk '/^size / {print $2}') bytes (${coding:-identity})"
+    done
+fi
 echo "wrk runs one thread; CPU is the proxy's own (lakeflyd; nginx's master and workers)"
 echo "edge threads: $(ls /proc/$daemon_pid/task | while read -r t; do cat "/proc/$daemon_pid/task/$t/comm"; done | grep -c '^lakefly-edge-') (lakeflyd's default, half the cores);" \
     "nginx workers: $(pgrep -c -P "$nginx_pid") (worker_processes $nginx_workers, one a core it may use)"
@@ -231,7 +284,7 @@ declare -A urls=([direct]="http://127.0.0.1:$port/" [nginx]="http://127.0.0.1:$p
 declare -A pids_of=([direct]="" [nginx]="$nginx_pid" [edge]="$daemon_pid")
 for conns in $connections; do
     for target in direct nginx edge; do
-        "${on_load[@]}" wrk -t1 -c"$conns" -d1s -H "Host: bench.localhost" "${urls[$target]}" >/dev/null
+        "${on_load[@]}" wrk -t1 -c"$conns" -d1s -H "Host: bench.localhost" "${wrk_extra[@]}" "${urls[$target]}" >/dev/null
     done
     for round in $(seq "$rounds"); do
         for target in ${orders[$(((round - 1) % ${#orders[@]}))]}; do

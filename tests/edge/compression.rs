@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::common::edge::{Setup, DEADLINE};
+use super::common::edge::{Setup, DEADLINE, HOST};
 
 /// What `/page` serves.
 fn page() -> Vec<u8> {
@@ -88,6 +88,34 @@ async fn a_streamed_answer_still_arrives_part_by_part_and_events_are_not_compres
         .unwrap()
         .unwrap();
     assert_eq!(&chunk[..], b"id: 1\ndata: first\n\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_servers_answers_are_compressed_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Setup::new("", &[]);
+    s.deploy().await.expect_code(0);
+    // HTTP/1.0 is the full server's (hyper's) to answer, not the relay's.
+    let mut stream = tokio::net::TcpStream::connect(s.d.edge_addr())
+        .await
+        .unwrap();
+    let request = format!("GET /page HTTP/1.0\r\nHost: {HOST}\r\nAccept-Encoding: gzip\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer ends")
+        .unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut decoded = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&answer[split + 4..]),
+        &mut decoded,
+    )
+    .unwrap();
+    assert_eq!(decoded, page());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,9 @@ use super::answers::{BoxError, EdgeBody};
 const MIN_LENGTH: u64 = 512;
 /// zstd's default level: quick, and smaller than gzip's output.
 const ZSTD_LEVEL: i32 = 3;
+/// zstd's window (128 KiB, where level 3 takes 2 MiB): bounds what each answer being
+/// compressed holds, at little cost for pages; every decoder reads it.
+const ZSTD_WINDOW_LOG: u32 = 17;
 /// gzip's level: nginx's `gzip_comp_level` spirit, most of the gain for little CPU.
 const GZIP_LEVEL: u32 = 4;
 
@@ -122,6 +125,81 @@ pub fn response(resp: Response<EdgeBody>, coding: Coding, head: bool) -> Respons
         trailers: None,
     };
     Response::from_parts(parts, body.boxed_unsync())
+}
+
+/// The fields of an app's answer head the relay leaves out of a head it compresses the
+/// answer of: [`relay_fields`] writes what replaces them.
+pub const RELAY_DROPPED: [&str; 4] = [
+    "content-length",
+    "transfer-encoding",
+    "accept-ranges",
+    "etag",
+];
+
+/// Whether the relay compresses an answer with this status and these raw head fields, by
+/// the rule [`response`] applies.
+pub fn relay_compresses(status: u16, fields: &[httparse::Header<'_>]) -> bool {
+    let Ok(status) = StatusCode::from_u16(status) else {
+        return false;
+    };
+    let mut headers = HeaderMap::new();
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_ENCODING,
+        header::CACHE_CONTROL,
+        header::CONTENT_RANGE,
+        header::CONTENT_LENGTH,
+    ] {
+        for f in fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(name.as_str()))
+        {
+            if let Ok(value) = HeaderValue::from_bytes(f.value) {
+                headers.append(name.clone(), value);
+            }
+        }
+    }
+    compressible(status, &headers, None)
+}
+
+/// Writes, as `name: value` lines, what a compressed answer's head has in place of
+/// [`RELAY_DROPPED`]: its coding, chunked framing (none for a HEAD's answer), `Vary`
+/// and a weak `ETag`, from the app's `fields`.
+pub fn relay_fields(
+    coding: Coding,
+    fields: &[httparse::Header<'_>],
+    head: bool,
+    out: &mut Vec<u8>,
+) {
+    let mut headers = HeaderMap::new();
+    for f in fields {
+        let known = [header::VARY, header::ETAG]
+            .into_iter()
+            .find(|n| f.name.eq_ignore_ascii_case(n.as_str()));
+        if let (Some(name), Ok(value)) = (known, HeaderValue::from_bytes(f.value)) {
+            headers.append(name, value);
+        }
+    }
+    let varied = headers.get_all(header::VARY).iter().count();
+    add_vary(&mut headers);
+    weaken_etag(&mut headers);
+    let mut line = |name: &str, value: &[u8]| {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    line("content-encoding", coding.name().as_bytes());
+    if !head {
+        line("transfer-encoding", b"chunked");
+    }
+    if let Some(tag) = headers.get(header::ETAG) {
+        line("etag", tag.as_bytes());
+    }
+    // The app's own `Vary` lines were copied; only the one added, if any, is written.
+    if let Some(added) = headers.get_all(header::VARY).iter().nth(varied) {
+        line("vary", added.as_bytes());
+    }
 }
 
 /// Whether an answer with this status and these headers (and, when known, this body
@@ -232,16 +310,19 @@ fn weaken_etag(headers: &mut HeaderMap) {
 }
 
 /// A streaming encoder writing into a buffer taken after each piece.
-enum Encoder {
+pub enum Encoder {
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
 }
 
 impl Encoder {
-    fn new(coding: Coding) -> std::io::Result<Self> {
+    /// An encoder for `coding`.
+    pub fn new(coding: Coding) -> std::io::Result<Self> {
         Ok(match coding {
             Coding::Zstd => {
-                Encoder::Zstd(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?)
+                let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+                encoder.window_log(ZSTD_WINDOW_LOG)?;
+                Encoder::Zstd(encoder)
             }
             Coding::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
@@ -251,7 +332,7 @@ impl Encoder {
     }
 
     /// `data` compressed and flushed: everything it holds, decodable on its own end.
-    fn piece(&mut self, data: &[u8]) -> std::io::Result<Bytes> {
+    pub fn piece(&mut self, data: &[u8]) -> std::io::Result<Bytes> {
         let out = match self {
             Encoder::Zstd(e) => {
                 e.write_all(data)?;
@@ -268,7 +349,7 @@ impl Encoder {
     }
 
     /// The coding's end (what is left, and its checksum).
-    fn finish(self) -> std::io::Result<Bytes> {
+    pub fn finish(self) -> std::io::Result<Bytes> {
         Ok(Bytes::from(match self {
             Encoder::Zstd(e) => e.finish()?,
             Encoder::Gzip(e) => e.finish()?,

@@ -83,15 +83,11 @@ impl UpstreamHttp {
         }
     }
 
-    /// Whether only the full server can answer a request, from a client that takes a
-    /// compressed answer or not (`takes_coding`): the relay speaks HTTP/1.1 and passes
-    /// answers on as they come, head and body, with its `Via` (a pristine app is rare
-    /// enough not to need a relay of its own).
-    pub fn needs_full_server(&self, takes_coding: bool) -> bool {
-        self.h2
-            || !self.response_headers.is_empty()
-            || self.pristine
-            || (self.compress && takes_coding)
+    /// Whether only the full server can do it: the relay speaks HTTP/1.1 and passes
+    /// response heads on as they come, with its `Via` (a pristine app is rare enough
+    /// not to need a relay of its own).
+    pub fn needs_full_server(&self) -> bool {
+        self.h2 || !self.response_headers.is_empty() || self.pristine
     }
 
     /// Adds the edge's `Via` for a response that came over `version`, unless pristine,

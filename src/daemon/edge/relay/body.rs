@@ -5,6 +5,8 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::daemon::edge::compress::{Coding, Encoder};
+
 /// Bytes a read asks for at least.
 const READ_CHUNK: usize = 16 * 1024;
 /// Below this, body bytes already read go out in the same write as the head.
@@ -87,14 +89,28 @@ impl Tracker {
 
     /// How many of `bytes` (which follow what was seen before) belong to the body.
     pub fn advance(&mut self, bytes: &[u8]) -> Result<usize, Malformed> {
+        self.advance_with(bytes, |_| {})
+    }
+
+    /// As [`Tracker::advance`], giving `payload` each run of the body's own bytes (a
+    /// chunked body's data, without its framing).
+    pub fn advance_with(
+        &mut self,
+        bytes: &[u8],
+        mut payload: impl FnMut(&[u8]),
+    ) -> Result<usize, Malformed> {
         let mut at = 0;
         while at < bytes.len() {
             match &mut self.state {
                 State::Done => break,
-                State::UntilClose => return Ok(bytes.len()),
+                State::UntilClose => {
+                    payload(&bytes[at..]);
+                    return Ok(bytes.len());
+                }
                 State::Length(left) => {
                     let take = usize::try_from(*left)
                         .map_or(bytes.len() - at, |left| left.min(bytes.len() - at));
+                    payload(&bytes[at..at + take]);
                     *left -= take as u64;
                     at += take;
                     if *left == 0 {
@@ -104,6 +120,7 @@ impl Tracker {
                 State::Chunk(Chunk::Data(left)) => {
                     let take = usize::try_from(*left)
                         .map_or(bytes.len() - at, |left| left.min(bytes.len() - at));
+                    payload(&bytes[at..at + take]);
                     *left -= take as u64;
                     at += take;
                     if *left == 0 {
@@ -242,6 +259,74 @@ where
         buf.advance(take);
     }
     Ok(())
+}
+
+/// As [`relay`], the body compressed with `coding` on its way and sent chunked (`head`
+/// says so): each read's worth is compressed and flushed, so a body streamed in parts
+/// still arrives part by part. A chunked body's trailers are left out.
+pub async fn relay_compressed<R, W>(
+    head: Vec<u8>,
+    framing: Framing,
+    src: Source<'_, R>,
+    dst: &mut W,
+    coding: Coding,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Source { stream, buf } = src;
+    let mut tracker = Tracker::new(framing);
+    let mut encoder = Encoder::new(coding).map_err(RelayError::Write)?;
+    let mut payload = Vec::new();
+    let mut out = head;
+    let mut sent_head = false;
+    loop {
+        let take = tracker
+            .advance_with(buf, |data| payload.extend_from_slice(data))
+            .map_err(|e| match sent_head {
+                false => RelayError::Unsent(e),
+                true => RelayError::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            })?;
+        buf.advance(take);
+        if !payload.is_empty() {
+            let piece = encoder.piece(&payload).map_err(RelayError::Write)?;
+            payload.clear();
+            chunk(&mut out, &piece);
+        }
+        if tracker.is_done() || framing == Framing::Empty {
+            break;
+        }
+        if !out.is_empty() {
+            dst.write_all(&out).await.map_err(RelayError::Write)?;
+            out.clear();
+            sent_head = true;
+        }
+        let read = fill(stream, buf).await.map_err(RelayError::Read)?;
+        if read == 0 {
+            if tracker.until_close() {
+                break;
+            }
+            return Err(RelayError::Read(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+    if framing != Framing::Empty {
+        let end = encoder.finish().map_err(RelayError::Write)?;
+        chunk(&mut out, &end);
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    dst.write_all(&out).await.map_err(RelayError::Write)
+}
+
+/// `data` as one chunk of a chunked body (nothing when it is empty: an empty chunk
+/// would end the body).
+fn chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -390,6 +475,65 @@ mod tests {
         writer.await.expect("writer");
         assert_eq!(out, b"HEAD\r\n5\r\nhello\r\n0\r\n\r\n");
         assert_eq!(&buf[..], b"NEXT");
+    }
+
+    /// The payload of a chunked body (extensions and trailers aside), and what follows.
+    fn unchunk(mut bytes: &[u8]) -> (Vec<u8>, &[u8]) {
+        let mut payload = Vec::new();
+        loop {
+            let line = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&bytes[..line]).unwrap(), 16);
+            let size = size.unwrap();
+            bytes = &bytes[line + 2..];
+            if size == 0 {
+                return (payload, &bytes[2..]);
+            }
+            payload.extend_from_slice(&bytes[..size]);
+            bytes = &bytes[size + 2..];
+        }
+    }
+
+    #[tokio::test]
+    async fn a_compressed_relay_sends_the_payload_compressed_and_chunked() {
+        for framing in [Framing::Chunked, Framing::Length(11)] {
+            let (mut to_src, mut src) = tokio::io::duplex(64);
+            let (first, rest): (&[u8], &[u8]) = match framing {
+                Framing::Chunked => (
+                    b"5;x=y\r\nhel",
+                    b"lo\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\nNEXT",
+                ),
+                _ => (b"hel", b"lo worldNEXT"),
+            };
+            let mut buf = BytesMut::from(first);
+            let writer = tokio::spawn(async move {
+                to_src.write_all(rest).await.expect("write");
+            });
+            let mut out = Vec::new();
+            let source = Source {
+                stream: &mut src,
+                buf: &mut buf,
+            };
+            relay_compressed(
+                b"HEAD\r\n".to_vec(),
+                framing,
+                source,
+                &mut out,
+                Coding::Gzip,
+            )
+            .await
+            .expect("relay");
+            writer.await.expect("writer");
+            assert_eq!(&buf[..], b"NEXT", "{framing:?}");
+            let (payload, after) = unchunk(out.strip_prefix(b"HEAD\r\n").unwrap());
+            assert!(after.is_empty(), "{framing:?}: {after:?}");
+            let mut decoded = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&payload[..]),
+                &mut decoded,
+            )
+            .unwrap();
+            assert_eq!(decoded, b"hello world", "{framing:?}");
+        }
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use http::{Method, StatusCode, Version};
 
+use super::super::compress::{self, negotiate, Coding};
 use super::super::forwarding::{via, HopFields, SET_BY_EDGE};
 use super::body::Framing;
 
@@ -52,8 +53,9 @@ pub struct RequestHead {
     pub close: bool,
     /// The client prefers HTML (for the edge's own error pages).
     pub html: bool,
-    /// The client takes a coding the edge compresses answers with.
-    pub takes_coding: bool,
+    /// The coding the client takes that the edge compresses answers with (`None` too
+    /// where the app's `http_options.compress` is off).
+    pub coding: Option<Coding>,
     /// The head to send to the machine.
     pub upstream: Vec<u8>,
 }
@@ -94,7 +96,7 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
     let connection = Connection::of(req.headers);
     let mut host = None;
     let mut html = false;
-    let mut takes_coding = false;
+    let mut coding = None;
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut forwarded_port = false;
     for field in req.headers.iter() {
@@ -108,7 +110,7 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
         } else if name.eq_ignore_ascii_case("accept") {
             html = contains(field.value, b"text/html");
         } else if name.eq_ignore_ascii_case("accept-encoding") {
-            takes_coding |= super::super::compress::negotiate(field.value).is_some();
+            coding = coding.or(negotiate(field.value));
         } else if name.eq_ignore_ascii_case("expect") || name.eq_ignore_ascii_case("upgrade") {
             return ParsedRequest::HandOver;
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
@@ -157,7 +159,7 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
         framing,
         close: connection.close,
         html,
-        takes_coding,
+        coding,
         upstream: out,
     })
 }
@@ -198,6 +200,9 @@ pub struct ResponseHead {
     pub close: bool,
     /// The head to send to the client.
     pub client: Vec<u8>,
+    /// The coding its body is compressed with on its way to the client (then sent
+    /// chunked).
+    pub coding: Option<Coding>,
 }
 
 /// A response head the relay cannot pass on.
@@ -216,11 +221,13 @@ pub enum BadResponse {
 
 /// Reads a response head at the start of `buf`: `Ok(None)` when more bytes are needed.
 /// `head_request` says the request was `HEAD` (no body follows whatever the head says);
-/// `close` that the client's connection ends after this response.
+/// `close` that the client's connection ends after this response; `coding` what the
+/// client takes, for an answer worth compressing.
 pub fn parse_response(
     buf: &[u8],
     head_request: bool,
     close: bool,
+    coding: Option<Coding>,
 ) -> Result<Option<ResponseHead>, BadResponse> {
     let mut fields = fields();
     let mut resp = httparse::Response::new(&mut []);
@@ -256,8 +263,10 @@ pub fn parse_response(
             },
         }
     };
+    let coding = coding.filter(|_| compress::relay_compresses(status, resp.headers));
     let reusable = resp.version == Some(1) && !connection.close && framing != Framing::UntilClose;
-    let close = close || framing == Framing::UntilClose;
+    // A compressed answer goes out chunked, wherever its body ends.
+    let close = close || (framing == Framing::UntilClose && coding.is_none());
 
     let mut out = Vec::with_capacity(len + 32);
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -271,7 +280,9 @@ pub fn parse_response(
     // A 1xx or 204 has no body, and must not say it has one (RFC 9112 6.1, RFC 9110
     // 8.6): a client that believed the field would read the next answer as this body.
     // With a Transfer-Encoding, a Content-Length is wrong and must not reach the client.
-    let dropped: &[&str] = if (100..200).contains(&status) || status == 204 {
+    let dropped: &[&str] = if coding.is_some() {
+        &compress::RELAY_DROPPED
+    } else if (100..200).contains(&status) || status == 204 {
         &["content-length", "transfer-encoding"]
     } else if chunked.is_some() {
         &["content-length"]
@@ -279,6 +290,9 @@ pub fn parse_response(
         &[]
     };
     copy_fields(&mut out, resp.headers, &connection, dropped);
+    if let Some(coding) = coding {
+        compress::relay_fields(coding, resp.headers, head_request, &mut out);
+    }
     let version = if resp.version == Some(0) {
         Version::HTTP_10
     } else {
@@ -296,6 +310,7 @@ pub fn parse_response(
         reusable,
         close,
         client: out,
+        coding,
     }))
 }
 
@@ -587,7 +602,7 @@ mod tests {
     #[test]
     fn a_response_is_framed_and_rewritten_for_the_client() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nKeep-Alive: timeout=5\r\n\r\nok\n";
-        let resp = parse_response(raw, false, false)
+        let resp = parse_response(raw, false, false, None)
             .expect("valid")
             .expect("complete");
         assert_eq!((resp.status, resp.framing), (200, Framing::Length(3)));
@@ -597,13 +612,13 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nvia: 1.1 lakefly\r\n\r\n"
         );
 
-        let head = parse_response(raw, true, false)
+        let head = parse_response(raw, true, false, None)
             .expect("valid")
             .expect("complete");
         assert_eq!(head.framing, Framing::Empty);
 
         let stream = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
-        let resp = parse_response(stream, false, false)
+        let resp = parse_response(stream, false, false, None)
             .expect("valid")
             .expect("complete");
         assert_eq!(resp.framing, Framing::UntilClose);
@@ -613,7 +628,7 @@ mod tests {
             .ends_with(b"via: 1.0 lakefly\r\nconnection: close\r\n\r\n"));
 
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n";
-        let resp = parse_response(chunked, false, false)
+        let resp = parse_response(chunked, false, false, None)
             .expect("valid")
             .expect("complete");
         assert_eq!(resp.framing, Framing::Chunked);
@@ -621,7 +636,7 @@ mod tests {
 
         // No body, and no field that says otherwise.
         let none = b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n";
-        let resp = parse_response(none, false, false)
+        let resp = parse_response(none, false, false, None)
             .expect("valid")
             .expect("complete");
         assert_eq!(resp.framing, Framing::Empty);
@@ -641,21 +656,62 @@ mod tests {
                 "HTTP/1.1 999 \r\n",
             ),
         ] {
-            let resp = parse_response(raw, false, false)
+            let resp = parse_response(raw, false, false, None)
                 .expect("valid")
                 .expect("complete");
             assert!(resp.client.starts_with(line.as_bytes()), "{resp:?}");
         }
 
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false, false)
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false, false, None)
             .expect("valid")
             .is_none());
         assert!(parse_response(
             b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             false,
-            false
+            false,
+            None
         )
         .is_err());
-        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", false, false).is_err());
+        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", false, false, None).is_err());
+    }
+
+    #[test]
+    fn an_answer_to_compress_gets_its_coding_chunked_framing_vary_and_a_weak_etag() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 600\r\n\
+                    ETag: \"a\"\r\nVary: Cookie\r\nAccept-Ranges: bytes\r\n\r\n";
+        let resp = parse_response(raw, false, false, Some(Coding::Gzip))
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(resp.coding, Some(Coding::Gzip));
+        assert_eq!(resp.framing, Framing::Length(600), "the machine's framing");
+        let head = String::from_utf8(resp.client).unwrap();
+        for line in [
+            "content-encoding: gzip\r\n",
+            "transfer-encoding: chunked\r\n",
+            "etag: W/\"a\"\r\n",
+            "Vary: Cookie\r\n",
+            "vary: Accept-Encoding\r\n",
+        ] {
+            assert!(head.contains(line), "{line:?} in {head}");
+        }
+        assert!(
+            !head.to_ascii_lowercase().contains("content-length"),
+            "{head}"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("accept-ranges"),
+            "{head}"
+        );
+
+        // An image, or a client that takes no coding: as the machine sent it.
+        let image = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 600\r\n\r\n";
+        for (raw, coding) in [(&image[..], Some(Coding::Gzip)), (&raw[..], None)] {
+            let resp = parse_response(raw, false, false, coding)
+                .expect("valid")
+                .expect("complete");
+            assert_eq!(resp.coding, None);
+            let head = String::from_utf8(resp.client).unwrap();
+            assert!(head.contains("Content-Length: 600\r\n"), "{head}");
+        }
     }
 }

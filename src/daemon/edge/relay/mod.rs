@@ -1,11 +1,11 @@
-//! The edge's HTTP/1.1 relay: the path almost every request takes that does not ask for
-//! a compressed answer. It reads a request head, rewrites it for the machine and passes
-//! head and body bytes through in their own framing over a kept-alive connection, in one
-//! task and with one buffer a side, as nginx's proxy does. Anything else on a connection
-//! (HTTP/1.0, upgrades, `Expect`, static files, answers to compress, unknown apps,
-//! malformed heads) hands the connection, with the bytes read so far, to the full hyper
-//! server in `http.rs`: over HTTP/2 when it opened with HTTP/2's preface (h2c with prior
-//! knowledge, as gRPC clients without TLS speak).
+//! The edge's HTTP/1.1 relay: the path almost every request takes. It reads a request
+//! head, rewrites it for the machine and passes head and body bytes through in their
+//! own framing over a kept-alive connection, in one task and with one buffer a side, as
+//! nginx's proxy does (an answer worth compressing for its client goes out compressed
+//! and chunked instead). Anything else on a connection (HTTP/1.0, upgrades, `Expect`,
+//! static files, unknown apps, malformed heads) hands the connection, with the bytes
+//! read so far, to the full hyper server in `http.rs`: over HTTP/2 when it opened with
+//! HTTP/2's preface (h2c with prior knowledge, as gRPC clients without TLS speak).
 
 mod body;
 mod message;
@@ -184,7 +184,7 @@ async fn next_request(
     };
     loop {
         match parse_request(&client.buf, &client.fields) {
-            ParsedRequest::Head(head) => {
+            ParsedRequest::Head(mut head) => {
                 let path = head.target.split('?').next().unwrap_or("/");
                 let route = route_of(head.host.as_deref(), Some(path));
                 if route.is_some() {
@@ -194,14 +194,16 @@ async fn next_request(
                 return match route {
                     Some(route)
                         if !route.force_https
-                            && !route.upstream.needs_full_server(head.takes_coding)
+                            && !route.upstream.needs_full_server()
                             && !statics::claims(&route.statics, &head.method, path) =>
                     {
+                        if !route.upstream.compress {
+                            head.coding = None;
+                        }
                         Next::Relay(head, route)
                     }
                     // Unknown apps get hyper's error answer; files are served there,
-                    // HTTPS redirects made, answers compressed, and HTTP/2 or rewritten
-                    // answers exchanged.
+                    // HTTPS redirects made, and HTTP/2 or rewritten answers exchanged.
                     _ => Next::HandOver,
                 };
             }

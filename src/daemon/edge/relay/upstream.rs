@@ -14,7 +14,7 @@ use http::Method;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::body::{fill, relay, RelayError, Source};
+use super::body::{fill, relay, relay_compressed, RelayError, Source};
 use super::message::{parse_response, RequestHead};
 use super::{answer, linger, After, Client, Failed, Outgoing, CLIENT_CLOSED};
 use crate::daemon::edge::answers::STALLED_BODY;
@@ -215,7 +215,7 @@ fn final_head_in(buf: &[u8], head: &RequestHead) -> bool {
     let head_request = head.method == Method::HEAD;
     let mut at = 0;
     loop {
-        match parse_response(&buf[at..], head_request, true) {
+        match parse_response(&buf[at..], head_request, true, None) {
             Ok(Some(resp)) if is_interim(resp.status) => at += resp.len,
             Ok(None) => return false,
             Ok(Some(_)) | Err(_) => return true,
@@ -259,7 +259,7 @@ where
     };
     let head_request = head.method == Method::HEAD;
     let resp = loop {
-        match parse_response(buf, head_request, close) {
+        match parse_response(buf, head_request, close, head.coding) {
             Ok(Some(resp)) if is_interim(resp.status) => {
                 buf.advance(resp.len);
                 if to.write_all(&resp.client).await.is_err() {
@@ -287,7 +287,11 @@ where
     };
     buf.advance(resp.len);
     let src = Source { stream: from, buf };
-    match relay(resp.client, resp.framing, src, to).await {
+    let relayed = match resp.coding {
+        Some(coding) => relay_compressed(resp.client, resp.framing, src, to, coding).await,
+        None => relay(resp.client, resp.framing, src, to).await,
+    };
+    match relayed {
         Ok(()) => Ok(Passed {
             status: resp.status,
             reusable: resp.reusable,
