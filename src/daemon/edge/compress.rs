@@ -142,6 +142,15 @@ pub fn relay_compresses(status: u16, fields: &[httparse::Header<'_>]) -> bool {
     let Ok(status) = StatusCode::from_u16(status) else {
         return false;
     };
+    // A transfer coding besides chunked (`gzip, chunked`) stays on the body the relay
+    // would read as the app's bytes: such an answer passes as it came.
+    let other_transfer_coding = fields
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("transfer-encoding"))
+        .any(|f| !f.value.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    if other_transfer_coding {
+        return false;
+    }
     let mut headers = HeaderMap::new();
     for name in [
         header::CONTENT_TYPE,

@@ -713,5 +713,12 @@ mod tests {
             let head = String::from_utf8(resp.client).unwrap();
             assert!(head.contains("Content-Length: 600\r\n"), "{head}");
         }
+        // A body in a transfer coding of the app's: passed as it came.
+        let coded = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\
+                      Transfer-Encoding: gzip, chunked\r\n\r\n";
+        let resp = parse_response(coded, false, false, Some(Coding::Gzip))
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(resp.coding, None);
     }
 }
