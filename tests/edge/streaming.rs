@@ -13,8 +13,14 @@ use super::common::edge::{Setup, DEADLINE, HOST};
 async fn an_sse_response_arrives_event_by_event() {
     let s = Setup::new("", &[]);
     s.deploy().await.expect_code(0);
-    let mut resp = s.get("/sse").await;
+    // Asked as a browser asks, taking compressed answers: an event stream is never one.
+    let req = s
+        .client
+        .get(s.url("/sse"))
+        .header("accept-encoding", "gzip, zstd");
+    let mut resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers().get("content-encoding"), None);
     // The app sends the second event a minute later: the first arrives on its own.
     let chunk = tokio::time::timeout(DEADLINE, resp.chunk())
         .await
