@@ -138,14 +138,19 @@ pub enum MachinesCommand {
 /// Runs a machines command.
 pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
-    let app = match app_name(global) {
-        Err(no_app @ Error::NoApp { .. }) => match args.command.first_id() {
+    // The app first: without one, and no machine id to find it by, no daemon is asked
+    // (nor the local one started).
+    let (app, api) = match app_name(global) {
+        Ok(app) => (app, client(global)?),
+        Err(no_app @ Error::NoApp { .. }) => {
+            let Some(id) = args.command.first_id() else {
+                return Err(no_app);
+            };
             // As flyctl's: a machine's id says whose it is.
-            Some(id) => block_on(app_of_machine(&api, id, no_app))?,
-            None => return Err(no_app),
-        },
-        named => named?,
+            let api = client(global)?;
+            (block_on(app_of_machine(&api, id, no_app))?, api)
+        }
+        Err(e) => return Err(e),
     };
     let (ids, action) = match args.command {
         MachinesCommand::List { quiet } => {
