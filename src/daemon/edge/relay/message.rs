@@ -702,6 +702,14 @@ mod tests {
             !head.to_ascii_lowercase().contains("accept-ranges"),
             "{head}"
         );
+        // A HEAD's answer says what a GET's would, without a body to frame.
+        let resp = parse_response(raw, true, false, Some(Coding::Gzip))
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(resp.framing, Framing::Empty);
+        let head = String::from_utf8(resp.client).unwrap();
+        assert!(head.contains("content-encoding: gzip\r\n"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
 
         // An image, or a client that takes no coding: as the machine sent it.
         let image = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 600\r\n\r\n";
