@@ -342,19 +342,12 @@ impl Runtime {
     }
 
     /// Machine `id`, whichever app's it is (none when no app has it).
-    pub async fn find(&self, id: &str) -> Result<Option<Machine>, RuntimeError> {
+    pub async fn find(&self, id: &str) -> Result<Option<Machine>, StoreError> {
         let i = id.to_string();
-        let app = (self.store)
-            .run(move |conn, path| machines::app_of(conn, path, &i))
+        let found = (self.store)
+            .run(move |conn, path| machines::by_id(conn, path, &i))
             .await?;
-        match app {
-            // Destroyed meanwhile: as if never found.
-            Some(app) => match self.get(&app, id).await {
-                Err(RuntimeError::NotFound { .. }) => Ok(None),
-                found => found.map(Some),
-            },
-            None => Ok(None),
-        }
+        Ok(found.and_then(|r| self.shown(r.machine)))
     }
 
     /// Carries out `action` on a machine and returns it as it is afterwards.

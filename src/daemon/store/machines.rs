@@ -210,11 +210,14 @@ pub fn get(
     app: &str,
     id: &str,
 ) -> Result<Option<Record>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM machines WHERE app = ?1 AND id = ?2 AND state != 'destroyed'"
-    );
+    Ok(by_id(conn, path, id)?.filter(|r| r.machine.app == app))
+}
+
+/// Machine `id`, whichever app's it is (ids are unique across apps), unless destroyed.
+pub fn by_id(conn: &Connection, path: &Path, id: &str) -> Result<Option<Record>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM machines WHERE id = ?1 AND state != 'destroyed'");
     let raw = conn
-        .query_row(&sql, params![app, id], read_row)
+        .query_row(&sql, params![id], read_row)
         .optional()
         .map_err(sqlite(path))?;
     raw.map(|r| r.into_record(path)).transpose()
@@ -233,17 +236,6 @@ pub fn ever_existed(
         params![app, id],
         |row| row.get(0),
     )
-    .map_err(sqlite(path))
-}
-
-/// The app whose machine `id` is, unless it was destroyed (ids are unique across apps).
-pub fn app_of(conn: &Connection, path: &Path, id: &str) -> Result<Option<String>, StoreError> {
-    conn.query_row(
-        "SELECT app FROM machines WHERE id = ?1 AND state != 'destroyed'",
-        params![id],
-        |row| row.get(0),
-    )
-    .optional()
     .map_err(sqlite(path))
 }
 
