@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::error::ServerError;
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{optional_body, ApiJson, ApiPath, ApiQuery};
 use super::Shared;
 use crate::api::restart::RestartRequest;
 use crate::api::types::{DeployRequest, Release};
@@ -100,7 +100,7 @@ pub async fn restart(
     Path(app): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Vec<crate::api::types::Machine>>, ServerError> {
-    let request: RestartRequest = super::machines::optional_body(&body)?;
+    let request: RestartRequest = optional_body(&body)?;
     let how = super::machines::stop_how_of(&request.stop)?;
     state.require_app(&app).await?;
     // Each named one exists before any is touched.

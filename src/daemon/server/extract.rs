@@ -37,6 +37,16 @@ where
     }
 }
 
+/// A JSON body that may be left out (an empty body is `T`'s default), read from the bytes
+/// a handler took whole.
+pub fn optional_body<T: Default + DeserializeOwned>(body: &[u8]) -> Result<T, ServerError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ServerError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
 /// Like `axum::extract::Query`, with errors in the API's shape.
 pub struct ApiQuery<T>(pub T);
 

@@ -115,18 +115,7 @@ pub async fn act(
 /// A stop's signal and timeout from a [`StopRequest`] body; none given (or no body): the
 /// machine's own.
 fn stop_how(body: &[u8]) -> Result<StopHow, ServerError> {
-    stop_how_of(&optional_body::<StopRequest>(body)?)
-}
-
-/// A JSON body that may be left out (an empty body is `T`'s default).
-pub(super) fn optional_body<T: Default + serde::de::DeserializeOwned>(
-    body: &[u8],
-) -> Result<T, ServerError> {
-    if body.is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ServerError::BadRequest(format!("invalid JSON body: {e}")))
+    stop_how_of(&super::extract::optional_body::<StopRequest>(body)?)
 }
 
 /// What a [`StopRequest`] asks: its signal by name, its timeout.
