@@ -197,6 +197,13 @@ pub enum RelayError {
     Write(std::io::Error),
 }
 
+impl RelayError {
+    /// A body that broke its framing after some of its message was sent.
+    fn malformed(e: Malformed) -> Self {
+        RelayError::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
 /// One side of a connection being read: the stream and what was read but not used yet.
 pub struct Source<'a, R> {
     /// The stream.
@@ -231,8 +238,6 @@ where
 {
     let Source { stream, buf } = src;
     let mut tracker = Tracker::new(framing);
-    let malformed =
-        |e: Malformed| RelayError::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
     let take = tracker.advance(buf).map_err(RelayError::Unsent)?;
     if take < COALESCE_BELOW || tracker.is_done() {
         head.extend_from_slice(&buf[..take]);
@@ -244,15 +249,8 @@ where
             .map_err(RelayError::Write)?;
     }
     buf.advance(take);
-    while !tracker.is_done() {
-        let read = fill(stream, buf).await.map_err(RelayError::Read)?;
-        if read == 0 {
-            if tracker.until_close() {
-                break;
-            }
-            return Err(RelayError::Read(std::io::ErrorKind::UnexpectedEof.into()));
-        }
-        let take = tracker.advance(buf).map_err(malformed)?;
+    while !tracker.is_done() && read_more(stream, buf, &tracker).await? {
+        let take = tracker.advance(buf).map_err(RelayError::malformed)?;
         dst.write_all(&buf[..take])
             .await
             .map_err(RelayError::Write)?;
@@ -286,7 +284,7 @@ where
             .advance_with(buf, |data| payload.extend_from_slice(data))
             .map_err(|e| match sent_head {
                 false => RelayError::Unsent(e),
-                true => RelayError::Read(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+                true => RelayError::malformed(e),
             })?;
         buf.advance(take);
         if !payload.is_empty() {
@@ -294,7 +292,7 @@ where
             payload.clear();
             chunk(&mut out, &piece);
         }
-        if tracker.is_done() || framing == Framing::Empty {
+        if tracker.is_done() {
             break;
         }
         if !out.is_empty() {
@@ -302,12 +300,8 @@ where
             out.clear();
             sent_head = true;
         }
-        let read = fill(stream, buf).await.map_err(RelayError::Read)?;
-        if read == 0 {
-            if tracker.until_close() {
-                break;
-            }
-            return Err(RelayError::Read(std::io::ErrorKind::UnexpectedEof.into()));
+        if !read_more(stream, buf, &tracker).await? {
+            break;
         }
     }
     if framing != Framing::Empty {
@@ -316,6 +310,20 @@ where
         out.extend_from_slice(b"0\r\n\r\n");
     }
     dst.write_all(&out).await.map_err(RelayError::Write)
+}
+
+/// Reads more of a body into `buf`: `Ok(false)` when its stream ended where the body may
+/// (one that runs until the connection closes), an error when it ended before the body.
+async fn read_more<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut BytesMut,
+    tracker: &Tracker,
+) -> Result<bool, RelayError> {
+    match fill(stream, buf).await.map_err(RelayError::Read)? {
+        0 if tracker.until_close() => Ok(false),
+        0 => Err(RelayError::Read(std::io::ErrorKind::UnexpectedEof.into())),
+        _ => Ok(true),
+    }
 }
 
 /// `data` as one chunk of a chunked body (nothing when it is empty: an empty chunk
