@@ -54,16 +54,20 @@ pub fn negotiate(accept_encoding: &[u8]) -> Option<Coding> {
     let (mut zstd, mut gzip, mut any) = (None, None, None);
     for item in text.split(',') {
         let mut parts = item.split(';');
-        let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let name = parts.next().unwrap_or_default().trim();
         let weight = parts
             .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        match name.as_str() {
-            "zstd" => zstd = Some(weight),
-            "gzip" | "x-gzip" => gzip = Some(weight),
-            "*" => any = Some(weight),
-            _ => {}
+        // Compared in place: every request through the relay that accepts a coding is
+        // read here.
+        let is = |coding: &str| name.eq_ignore_ascii_case(coding);
+        if is("zstd") {
+            zstd = Some(weight);
+        } else if is("gzip") || is("x-gzip") {
+            gzip = Some(weight);
+        } else if name == "*" {
+            any = Some(weight);
         }
     }
     // `*` stands for gzip when gzip is not named; zstd only counts when named, as a
