@@ -83,6 +83,7 @@ impl OneOffPids {
         // No directory: nothing was ever noted.
         let entries = std::fs::read_dir(&self.dir).into_iter().flatten();
         let mut stopping = Vec::new();
+        let mut noted = std::collections::HashSet::new();
         for entry in entries.flatten() {
             let path = entry.path();
             let pid = entry
@@ -95,17 +96,19 @@ impl OneOffPids {
             if let (Some(pid), Some(start)) = (pid, start) {
                 if process::is_same_process(pid, start) {
                     tracing::info!(pid, "stopping a one-off command (a job run, build, release command or exec) left running by the previous run");
+                    noted.insert(pid);
                     stopping.push(process::stop_orphan(pid, start, Signal::SIGKILL, STOP_WAIT));
                 }
             }
             forget(&path);
         }
-        // Tagged but not noted: started just before the daemon died.
+        // Tagged but not noted: started just before the daemon died. (A noted command
+        // is tagged too, and still running until the stops below are awaited.)
         let entry = format!("{}={}", super::stragglers::DAEMON_VAR, self.daemon_id);
         let tagged = tokio::task::spawn_blocking(move || tagged_leaders(&entry))
             .await
             .unwrap_or_default();
-        for (pid, start) in tagged {
+        for (pid, start) in tagged.into_iter().filter(|(pid, _)| !noted.contains(pid)) {
             tracing::info!(pid, "stopping a one-off command left running by the previous run, which died before noting it");
             stopping.push(process::stop_orphan(pid, start, Signal::SIGKILL, STOP_WAIT));
         }
@@ -202,10 +205,15 @@ mod tests {
         };
         let mut ours = spawn(&pids);
         let mut theirs = spawn(&OneOffPids::new(other.path()));
+        // Tagged and noted, as most are: stopped (and counted, and logged) once.
+        let mut noted = spawn(&pids);
+        std::mem::forget(pids.note(noted.id()));
 
-        assert_eq!(OneOffPids::new(state.path()).stop_left_over().await, 1);
-        let status = ours.wait().expect("sleep is reaped");
-        assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+        assert_eq!(OneOffPids::new(state.path()).stop_left_over().await, 2);
+        for child in [&mut ours, &mut noted] {
+            let status = child.wait().expect("sleep is reaped");
+            assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+        }
         assert!(
             theirs.try_wait().expect("try_wait").is_none(),
             "another daemon's runs on"
