@@ -57,6 +57,9 @@ pub const JOB_DELETED: &str = "job.deleted";
 pub const JOB_UPDATED: &str = "job.updated";
 /// A job run began.
 pub const JOB_RUN_STARTED: &str = "job.run.started";
+/// A job run's attempt failed and the next begins (`attempt`, of `attempts`): the failed
+/// one's `status`, `exit_code`, `http_status`.
+pub const JOB_RUN_RETRYING: &str = "job.run.retrying";
 /// A job run ended (or was skipped): `status`, `attempts`, `exit_code`, `http_status`.
 pub const JOB_RUN_FINISHED: &str = "job.run.finished";
 /// A volume was made on request, before a machine mounted it (`name`).

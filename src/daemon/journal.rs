@@ -41,6 +41,7 @@ fn went_wrong(event: &Event) -> bool {
         // crash unless it exited 0, whether by a code or a signal (the OOM killer's).
         kind::MACHINE_EXITED => event.data["code"] != 0,
         kind::JOB_RUN_FINISHED => event.data["status"] != "succeeded",
+        kind::JOB_RUN_RETRYING => true,
         _ => false,
     }
 }
@@ -105,6 +106,10 @@ mod tests {
         assert!(!went_wrong(&event(
             kind::MACHINE_HEALTH,
             json!({ "health": "passing" })
+        )));
+        assert!(went_wrong(&event(
+            kind::JOB_RUN_RETRYING,
+            json!({ "attempt": 2, "status": "failed", "exit_code": 3 })
         )));
         assert!(!went_wrong(&event(
             kind::DEPLOY_COMPLETE,

@@ -48,6 +48,7 @@ async fn a_run_left_by_a_crashed_daemon_is_stopped_and_recorded_failed() {
     let runs = runs(&api, id).await;
     assert_eq!(runs.len(), 1, "{runs:#?}");
     assert_eq!(runs[0]["status"], "failed", "{runs:#?}");
+    assert_eq!(runs[0]["attempts"], 1, "it was in its first: {runs:#?}");
 }
 
 /// A run going on: app `name`'s one job (`job_lines` for `[[jobs]]`, after its command),

@@ -129,18 +129,34 @@ async fn config_jobs_run_on_schedule_without_overlap_with_retries_and_timeouts()
         .await;
     assert!(started["next_run"].is_string(), "{started}");
 
-    // Every run is an event.
+    // Every run is an event, and so is each retry, with the attempt that failed.
     let mut sse =
         super::common::sse::Sse::connect(&d.url("/v1/events?since=0&kind=job."), None).await;
     let mut kinds = std::collections::BTreeSet::new();
-    while kinds.len() < 3 {
+    let mut retries = Vec::new();
+    while kinds.len() < 4 || retries.len() < 2 {
         let m = sse.next(DEADLINE).await.expect("job events");
-        kinds.insert(m.event.clone());
+        if m.event == "job.run.retrying" {
+            retries.push(m.data["data"].clone());
+        }
+        kinds.insert(m.event);
     }
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["job.created", "job.run.finished", "job.run.started"]
+        [
+            "job.created",
+            "job.run.finished",
+            "job.run.retrying",
+            "job.run.started"
+        ]
     );
+    for (retry, attempt) in retries.iter().zip([2, 3]) {
+        assert_eq!(retry["name"], "flaky", "{retry}");
+        assert_eq!(retry["attempt"], attempt, "{retry}");
+        assert_eq!(retry["attempts"], 3, "{retry}");
+        assert_eq!(retry["status"], "failed", "{retry}");
+        assert_eq!(retry["exit_code"], 3, "{retry}");
+    }
 
     // A job fly.toml defines goes with a deploy, not by itself.
     let refused = tokio::task::block_in_place(|| {

@@ -53,14 +53,14 @@ pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str, mut canc
     let timeout = job.spec.timeout.map_or(DEFAULT_TIMEOUT, |t| t.to_std());
     let mut end = RunEnd::default();
     for attempt in 1..=retries + 1 {
+        if attempt > 1 {
+            tokio::time::sleep(RETRY_DELAY).await;
+            record_retry(ctx, job, run_id, attempt, retries + 1, &end).await;
+        }
         end = attempt_once(ctx, job, run_id, timeout, &mut cancel).await;
         end.attempts = attempt;
         if end.status == "succeeded" || end.status == CANCELLED {
             break;
-        }
-        if attempt <= retries {
-            tracing::info!(job = id, attempt, status = %end.status, "job attempt failed; retrying");
-            tokio::time::sleep(RETRY_DELAY).await;
         }
     }
     let Some(run_id) = run_id else {
@@ -86,6 +86,45 @@ pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str, mut canc
         .await;
     if let Err(e) = finished {
         tracing::error!(job = id, error = %e, "could not record the end of a run");
+    }
+}
+
+/// Records that run `run` of `job` begins attempt `attempt` of `attempts` after `failed`,
+/// with its event, so a run retrying shows as such while it goes on.
+async fn record_retry(
+    ctx: &Context,
+    job: &JobRecord,
+    run: Option<u64>,
+    attempt: u32,
+    attempts: u32,
+    failed: &RunEnd,
+) {
+    let id = job.id;
+    let Some(run) = run else {
+        // No event to log it: the log says it all the same.
+        tracing::warn!(job = id, attempt, status = %failed.status, "an unrecorded run's attempt failed; retrying");
+        return;
+    };
+    let app = job.app.clone();
+    let data = serde_json::json!({
+        "job": id,
+        "name": job.spec.name,
+        "run": run,
+        "attempt": attempt,
+        "attempts": attempts,
+        "status": failed.status,
+        "exit_code": failed.exit_code,
+        "http_status": failed.http_status,
+    });
+    let recorded = ctx
+        .hub
+        .change(move |tx, path| {
+            store_jobs::retry_run(tx, path, run, attempt)?;
+            Ok(((), vec![NewEvent::app(&app, kind::JOB_RUN_RETRYING, data)]))
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::error!(job = id, error = %e, "could not record a run's retry");
     }
 }
 

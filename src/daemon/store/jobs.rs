@@ -204,10 +204,13 @@ pub fn insert_run(
     status: &str,
     now: &str,
 ) -> Result<u64, StoreError> {
-    let finished = (status != "running").then_some(now);
+    let running = status == "running";
+    let finished = (!running).then_some(now);
+    // A run that starts is in its first attempt; a skipped one makes none.
+    let attempts = u32::from(running);
     conn.execute(
-        "INSERT INTO job_runs (job_id, trigger, status, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![job as i64, trigger, status, now, finished],
+        "INSERT INTO job_runs (job_id, trigger, status, attempts, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![job as i64, trigger, status, attempts, now, finished],
     )
     .map_err(sqlite(path))?;
     let id = conn.last_insert_rowid() as u64;
@@ -233,6 +236,16 @@ pub struct RunEnd {
     pub http_status: Option<u16>,
     /// The output's tail.
     pub output: String,
+}
+
+/// Records that a running run began its attempt number `attempt`.
+pub fn retry_run(conn: &Connection, path: &Path, run: u64, attempt: u32) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE job_runs SET attempts = ?2 WHERE id = ?1 AND status = 'running'",
+        params![run as i64, attempt],
+    )
+    .map(drop)
+    .map_err(sqlite(path))
 }
 
 /// Records the end of a run.
