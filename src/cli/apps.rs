@@ -62,6 +62,8 @@ pub enum AppsCommand {
         #[arg(long)]
         skip_health_checks: bool,
     },
+    /// Open the app in a browser (`lakefly open`), as flyctl's `apps open`.
+    Open(super::open::OpenArgs),
     /// Destroy an app and its machines (its volumes are kept: `lakefly volumes`).
     #[command(alias = "delete", alias = "remove", alias = "rm")]
     Destroy {
@@ -76,8 +78,8 @@ pub enum AppsCommand {
 /// Runs an apps command.
 pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
     let out = global.output();
-    let api = client(global)?;
     match args.command {
+        AppsCommand::Open(open) => super::open::run(global, open),
         AppsCommand::Create {
             name,
             by_name,
@@ -86,6 +88,7 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
             flyctl,
         } => {
             flyctl.note(&out);
+            let api = client(global)?;
             let config = global.config_path();
             if save {
                 super::config::check_editable(&config)?;
@@ -117,6 +120,7 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
         }
         AppsCommand::List { flyctl } => {
             flyctl.note(&out);
+            let api = client(global)?;
             let apps = block_on(async { Ok(api.apps().await?) })?;
             if out.json {
                 return out.json(&apps);
@@ -143,6 +147,7 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
                 Some(name) => name,
                 None => app_name(global)?,
             };
+            let api = client(global)?;
             let each = match skip_health_checks {
                 true => "the next as soon as one has started",
                 false => "each healthy before the next",
@@ -173,6 +178,7 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
         }
         AppsCommand::Destroy { name, yes } => {
             confirm(&format!("destroy app {name} and all its machines?"), yes)?;
+            let api = client(global)?;
             let kept = block_on(async {
                 api.destroy_app(&name).await?;
                 // Volumes outlive the app; say where the data stayed. A daemon too old to

@@ -60,7 +60,6 @@ const INSTEAD_UNDER: &[(&[&str], &[&str], &str)] = &[
     (&["certs"], &["import"], "the daemon serves the certificates it is started with (`lakeflyd --edge-tls-cert FILE --edge-tls-key FILE`, repeated for several; a SIGHUP reloads them); `lakefly certs add HOST` routes the name"),
     (&["ssh"], &["sftp"], SFTP),
     (&["ssh"], &["issue", "log"], "no SSH is involved: `lakefly console` and `lakefly ssh console` reach a machine through the daemon's API, with its token"),
-    (&["apps", "app"], &["open"], "`lakefly open` opens the app in a browser"),
     (&["apps", "app"], &["move"], ONE_HOST),
 ];
 
