@@ -64,6 +64,8 @@ pub enum AppsCommand {
     },
     /// Open the app in a browser (`lakefly open`), as flyctl's `apps open`.
     Open(super::open::OpenArgs),
+    /// List the app's releases (`lakefly releases`), as flyctl's `apps releases`.
+    Releases(super::releases::ReleasesArgs),
     /// Destroy an app and its machines (its volumes are kept: `lakefly volumes`).
     #[command(alias = "delete", alias = "remove", alias = "rm")]
     Destroy {
@@ -80,6 +82,7 @@ pub fn run(global: &GlobalArgs, args: AppsArgs) -> Result<(), Error> {
     let out = global.output();
     match args.command {
         AppsCommand::Open(open) => super::open::run(global, open),
+        AppsCommand::Releases(releases) => super::releases::run(global, releases),
         AppsCommand::Create {
             name,
             by_name,

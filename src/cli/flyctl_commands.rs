@@ -36,10 +36,11 @@ const INSTEAD: &[(&[&str], &str)] = &[
     (&["create"], "`lakefly apps create NAME` creates an app"),
     (&["destroy"], "`lakefly apps destroy NAME` destroys an app"),
     (&["suspend"], STOP_INSTEAD),
-    (&["resume"], "`lakefly machines start ID` starts a stopped machine"),
+    (&["resume"], START_INSTEAD),
 ];
 
 const STOP_INSTEAD: &str = "`lakefly machines stop ID` stops a machine (`lakefly machines list -q | xargs lakefly machines stop` every one); `lakefly scale count 0` keeps none";
+const START_INSTEAD: &str = "`lakefly machines start ID` starts a stopped machine";
 const ONE_MORE: &str =
     "every machine of a group runs its release: `lakefly scale count +1 -g GROUP` adds one";
 const BY_RELEASE: &str = "a machine runs what its release says: change fly.toml and `lakefly deploy`, or `lakefly scale memory` / `scale vm` for its size";
@@ -61,6 +62,9 @@ const INSTEAD_UNDER: &[(&[&str], &[&str], &str)] = &[
     (&["ssh"], &["sftp"], SFTP),
     (&["ssh"], &["issue", "log"], "no SSH is involved: `lakefly console` and `lakefly ssh console` reach a machine through the daemon's API, with its token"),
     (&["apps", "app"], &["move"], ONE_HOST),
+    (&["apps", "app"], &["suspend"], STOP_INSTEAD),
+    (&["apps", "app"], &["resume"], START_INSTEAD),
+    (&["apps", "app"], &["errors"], "lakefly has no error tracker: `lakefly logs` shows what the app printed, `lakefly events --kind machine.exited` when it crashed"),
 ];
 
 /// The refusal of `err`, clap's for a command it does not know, when flyctl has that
@@ -144,6 +148,7 @@ mod tests {
         assert!(refused("volumes extend vol_123 -s 10").is_some());
         assert!(refused("certs check www.example.com").is_some());
         assert!(refused("ssh sftp shell").is_some());
+        assert!(refused("apps errors -a web").is_some());
     }
 
     #[test]

@@ -77,18 +77,19 @@ fn a_release_goes_live_and_an_unchanged_app_uploads_nothing() {
     assert_eq!(open(&[]).expect_code(0).stdout, format!("{url}\n"));
     let health = open(&["/health", "--json"]).expect_code(0).json();
     assert_eq!(health["url"], format!("{url}health"));
-    // flyctl's own spelling, `apps open`, is the same command.
+    // flyctl's `apps open` and `apps releases` are the same commands.
     let apps_open = super::common::lakefly(
         Path::new("."),
         &["--remote", &d.api, "-a", "hello", "apps", "open", "/health"],
     );
-    assert_eq!(
-        apps_open.expect_code(0).stdout,
-        format!(
-            "{url}health
-"
-        )
+    assert_eq!(apps_open.expect_code(0).stdout, format!("{url}health\n"));
+    let apps_releases = super::common::lakefly(
+        Path::new("."),
+        &[
+            "--remote", &d.api, "-a", "hello", "apps", "releases", "--json",
+        ],
     );
+    assert_eq!(apps_releases.expect_code(0).json()[0]["version"], 1);
 
     // A CI script's `flyctl deploy --remote-only -y` runs as it is.
     let again = deploy(
