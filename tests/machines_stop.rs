@@ -1,7 +1,8 @@
 //! `lakefly machines stop -s SIGNAL --timeout DURATION` and `machines restart -s SIGNAL
 //! --time DURATION`, as flyctl's `machine stop` and `machine restart`: one stop with
 //! another signal or time before SIGKILL than the machine's `kill_signal` and
-//! `kill_timeout`, which stay as they are for every other stop.
+//! `kill_timeout`, which stay as they are for every other stop; and `machines wait`, which
+//! a script runs after either.
 
 mod common;
 
@@ -177,4 +178,83 @@ ready
         .expect_code(0)
         .stderr
         .contains("note: --wait-timeout changes nothing"),);
+}
+
+/// `lakefly machines wait ID [--state S] [-w D]`, as flyctl's `machine wait`: it returns
+/// once the machine is in the state asked for, gives up when the time runs out, and at
+/// once when the machine is destroyed.
+#[test]
+fn wait_returns_once_the_machine_is_in_the_state_asked_for() {
+    use std::io::BufRead;
+    let temp = tempfile::tempdir().unwrap();
+    let (dir, mark) = marked_app(temp.path(), "waited", "", &app("signal.SIG_DFL"));
+    let d = TestDaemon::start();
+    d.cli(&dir, &["deploy"]).expect_code(0);
+    let id = machine(&d, &dir)["id"].as_str().unwrap().to_string();
+    wait_for(&mark, "ready\n");
+    let waiting = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str(), "machines", "wait", &id];
+        all.extend_from_slice(args);
+        let mut child = common::lakefly_spawn(&dir, &all);
+        // Its first word: it is about to look at the machine and follow its events.
+        let mut said = String::new();
+        let stderr = child.stderr.as_mut().expect("piped");
+        std::io::BufReader::new(stderr)
+            .read_line(&mut said)
+            .expect("stderr");
+        assert!(said.starts_with("waiting up to "), "{said}");
+        child
+    };
+
+    // Running: settled already.
+    let settled = d.cli(&dir, &["machines", "wait", &id, "--json"]);
+    assert_eq!(settled.expect_code(0).json()["state"], "started");
+    d.cli(&dir, &["machines", "stop", &id]).expect_code(0);
+    let late = d.cli(
+        &dir,
+        &["machines", "wait", &id, "--state", "started", "-w", "1s"],
+    );
+    let late = late.expect_code(1);
+    assert!(
+        late.stderr.contains(&format!(
+            "machine {id} did not reach \"started\" within 1s: it is stopped"
+        )),
+        "{}",
+        late.stderr
+    );
+
+    // Started while it waits.
+    let waiter = waiting(&["--state", "started", "-w", "60s"]);
+    d.cli(&dir, &["machines", "start", &id]).expect_code(0);
+    let started = common::Run::from(waiter.wait_with_output().expect("waited"));
+    let started = started.expect_code(0);
+    assert!(
+        started.stderr.contains(&format!("machine {id} is started")),
+        "{}",
+        started.stderr
+    );
+
+    // Destroyed while it waits for a start: it will never come.
+    d.cli(&dir, &["machines", "stop", &id]).expect_code(0);
+    let for_start = waiting(&["--state", "started", "-w", "60s"]);
+    let for_destroy = waiting(&["--state", "destroyed", "-w", "60s"]);
+    d.cli(&dir, &["machines", "destroy", &id]).expect_code(0);
+    let gone = common::Run::from(for_start.wait_with_output().expect("waited"));
+    let gone = gone.expect_code(1);
+    assert!(
+        gone.stderr.contains(&format!(
+            "machine {id} did not reach \"started\": it is destroyed"
+        )),
+        "{}",
+        gone.stderr
+    );
+    let destroyed = common::Run::from(for_destroy.wait_with_output().expect("waited"));
+    assert!(destroyed
+        .expect_code(0)
+        .stderr
+        .contains(&format!("machine {id} is destroyed")),);
+
+    let bad = d.cli(&dir, &["machines", "wait", &id, "--state", "suspended"]);
+    let bad = bad.expect_code(2);
+    assert!(bad.stderr.contains("wait for `stopped`"), "{}", bad.stderr);
 }

@@ -16,6 +16,9 @@ pub const DAEMON_STOPPING: &str = "daemon_stopping";
 /// before sending one (`types::BUNDLE_MAX_BYTES_HEADER`).
 pub const BUNDLE_TOO_LARGE: &str = "bundle_too_large";
 
+/// No such machine (in the app named, or at all); one destroyed is no longer found.
+pub const MACHINE_NOT_FOUND: &str = "machine_not_found";
+
 /// `apps restart` stopped at a machine that did not come back.
 pub const RESTART_FAILED: &str = "restart_failed";
 

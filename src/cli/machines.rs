@@ -82,6 +82,22 @@ pub enum MachinesCommand {
         #[arg(long)]
         skip_health_checks: bool,
     },
+    /// Wait until a machine reaches a state (as flyctl's): `started` after a start,
+    /// `stopped` after a stop; by default any it stays in until asked (`settled`).
+    #[command(
+        after_help = "States: settled (started, stopped, failed or destroyed), created, starting, started,\nstopping, stopped, failed, destroyed. A machine destroyed meanwhile ends the wait at once,\nas does the time running out: exit 1, saying the state it is in.\n\nExamples:\n  lakefly machines start 3d8d9e1b && lakefly machines wait 3d8d9e1b --state started\n  lakefly machines wait 3d8d9e1b --json | jq -r .state"
+    )]
+    Wait {
+        /// Machine id.
+        id: String,
+        /// The state to wait for.
+        #[arg(long, value_name = "STATE", default_value = "settled", value_parser = super::machine_wait::Wanted::parse)]
+        state: super::machine_wait::Wanted,
+        /// How long to wait at most (`30s`, `5m`; a bare number is seconds; 0 waits for as
+        /// long as it takes).
+        #[arg(short, long, value_name = "DURATION", default_value = "5m", value_parser = stop_timeout)]
+        wait_timeout: Duration,
+    },
     /// Send a signal to a machine's main process: SIGKILL (the default) for one that
     /// hangs, or one the app handles, such as SIGHUP to reload.
     #[command(
@@ -199,6 +215,22 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             };
             return exec(&out, &api, &app, &id, &request);
         }
+        MachinesCommand::Wait {
+            id,
+            state,
+            wait_timeout,
+        } => {
+            let limit = (wait_timeout.as_millis() > 0).then_some(wait_timeout);
+            if !out.json {
+                let within = limit.map_or_else(String::new, |limit| format!(" up to {limit}"));
+                out.note(&format!(
+                    "waiting{within} for machine {id} to reach {}",
+                    state.shown()
+                ));
+            }
+            let machine = block_on(super::machine_wait::wait(&api, &app, &id, state, limit))?;
+            return said(&out, &machine);
+        }
         MachinesCommand::Kill { id, signal } => {
             let sent = block_on(async { Ok(api.signal_machine(&app, &id, signal).await?) })?;
             if out.json {
@@ -277,6 +309,7 @@ impl MachinesCommand {
             MachinesCommand::List { .. } => None,
             MachinesCommand::Status { id }
             | MachinesCommand::Kill { id, .. }
+            | MachinesCommand::Wait { id, .. }
             | MachinesCommand::Exec { id, .. } => Some(id),
             MachinesCommand::Start { ids }
             | MachinesCommand::Stop { ids, .. }

@@ -21,6 +21,7 @@ pub mod launch;
 pub mod local;
 pub mod logs;
 mod machine_status;
+mod machine_wait;
 pub mod machines;
 pub mod open;
 pub mod proxy;

@@ -114,6 +114,12 @@ impl Error {
             Error::NoStartedMachine { .. } => Some(
                 "`lakefly machines list` shows its machines: start one (`lakefly machines start ID`), or name one with --machine".into(),
             ),
+            Error::NotReached { state, .. } if state == "destroyed" => Some(
+                "`lakefly events --kind machine.destroyed` says when it went".into(),
+            ),
+            Error::NotReached { machine, .. } => Some(format!(
+                "`lakefly machines status {machine}` shows its state and what happened to it"
+            )),
             Error::ConsoleCut { .. } => Some(
                 "lakeflyd stopped or the network dropped the connection; what the command was running was hung up".into(),
             ),

@@ -385,6 +385,20 @@ pub enum Error {
         app: String,
     },
 
+    /// `machines wait`: the machine did not reach the state asked for in time, or can no
+    /// longer (it was destroyed).
+    #[error("machine {machine} did not reach {wanted}{within}: it is {state}")]
+    NotReached {
+        /// The machine.
+        machine: String,
+        /// The state waited for, as named (`"started"`, `a settled state`).
+        wanted: String,
+        /// ` within 5m` when the wait ran out, empty when it was given up.
+        within: String,
+        /// Its state at the end.
+        state: String,
+    },
+
     /// A console's connection ended before its command did.
     #[error("the console on machine {machine} was cut off before its command ended: {detail}")]
     ConsoleCut {
@@ -476,6 +490,7 @@ impl Error {
             Error::Cancelled(_) => "cancelled",
             Error::NoApp { .. } => "no_app",
             Error::NoStartedMachine { .. } => "no_started_machine",
+            Error::NotReached { .. } => "not_reached",
             Error::NoRelease { .. } => "no_release",
             Error::NotServed { .. } => "not_served",
             Error::ConsoleCut { .. } => "console_cut",
@@ -564,7 +579,7 @@ impl Error {
             | Error::NoStartedMachine { .. }
             | Error::NoRelease { .. }
             | Error::NotServed { .. } => exit::NOT_FOUND,
-            Error::ConsoleCut { .. } => exit::ERROR,
+            Error::ConsoleCut { .. } | Error::NotReached { .. } => exit::ERROR,
             Error::InvalidKey { .. }
             | Error::NotAnAssignment { .. }
             | Error::InvalidAppName { .. }

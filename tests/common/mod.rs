@@ -172,7 +172,6 @@ pub fn lakeflyd(args: &[&str]) -> Run {
     )
 }
 
-/// The developer's own remote, remotes file and token never leak into a test's run.
 /// `lakefly args` in `dir`, started with its output piped, for a test that does something
 /// while it runs; `Run::from(child.wait_with_output())` reads what it did.
 pub fn lakefly_spawn(dir: &Path, args: &[&str]) -> std::process::Child {

@@ -257,7 +257,7 @@ impl ServerError {
         match self {
             ServerError::AppNotFound(_) => "app_not_found",
             ServerError::MachineNotFound { .. } | ServerError::UnknownMachine { .. } => {
-                "machine_not_found"
+                codes::MACHINE_NOT_FOUND
             }
             ServerError::AppExists(_) => "app_exists",
             ServerError::InvalidAppName { .. } => codes::INVALID_APP_NAME,
