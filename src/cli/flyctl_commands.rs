@@ -54,6 +54,12 @@ const INSTEAD_UNDER: &[(&[&str], &[&str], &str)] = &[
     (&["machines", "machine", "m"], &["suspend"], STOP_INSTEAD),
     (&["machines", "machine", "m"], &["leases"], "the daemon orders the changes to an app's machines itself: there are no leases to clear"),
     (&["machines", "machine", "m"], &["cordon", "uncordon"], "`lakefly machines stop ID` takes a machine out of the edge's rotation (its requests in progress finish first), `machines start ID` puts it back"),
+    (&["machines", "machine", "m"], &["proxy"], "`lakefly proxy LOCAL[:REMOTE] --machine ID` reaches a port of the machine from here"),
+    (&["machines", "machine", "m"], &["egress-ip"], "machines are processes on the daemon's host: what they connect to sees the host's own address"),
+    (&["machines", "machine", "m"], &["place"], ONE_HOST),
+    (&["secrets"], &["sync"], "lakefly asks the daemon for the app's secrets each time (`lakefly secrets list`): there is nothing to sync"),
+    (&["secrets"], &["keys"], "the daemon encrypts secrets with its own master key (`lakeflyd secrets rotate-key` rotates it); there are no signing or encryption keys of the app's to manage"),
+    (&["volumes", "volume", "vol"], &["update"], "a volume is a directory on the daemon's host: it has no snapshot or scheduling settings to update"),
     (&["volumes", "volume", "vol"], &["show"], "`lakefly volumes list` shows each volume: space used, the machines that mount it, and its path"),
     (&["volumes", "volume", "vol"], &["extend"], "a volume is a directory on the daemon's host, with the room its disk has: there is nothing to extend"),
     (&["volumes", "volume", "vol"], &["fork", "snapshots"], "a volume is a directory on the daemon's host (`lakefly volumes list` shows its path): copy it, or `lakeflyd backup` the daemon's state"),
@@ -149,6 +155,8 @@ mod tests {
         assert!(refused("certs check www.example.com").is_some());
         assert!(refused("ssh sftp shell").is_some());
         assert!(refused("apps errors -a web").is_some());
+        assert!(refused("secrets sync").is_some());
+        assert!(refused("machine egress-ip allocate 3779b97f4a7c15").is_some());
     }
 
     #[test]
