@@ -160,6 +160,13 @@ async fn http_checks_follow_the_apps_answers_and_carry_the_output() {
         listed[0]["output"].as_str().unwrap().starts_with("500 "),
         "{listed}"
     );
+    // By name, as flyctl's `--check-name`: that check, or none.
+    let named = ["checks", "list", "-a", "checked", "--json", "--check-name"];
+    let health = cli(&d, &[&named[..], &["health"]].concat()).await;
+    assert_eq!(health.as_array().map(Vec::len), Some(1), "{health}");
+    assert_eq!(health[0]["name"], "health");
+    let other = cli(&d, &[&named[..], &["ready"]].concat()).await;
+    assert_eq!(other, json!([]));
     // `machines status` has it all for the one machine: its state, its checks and its
     // own recent events (filtered by the daemon: `events --machine`).
     let shown = cli(&d, &["machines", "status", &id, "-a", "checked", "--json"]).await;

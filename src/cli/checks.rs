@@ -32,6 +32,10 @@ pub enum ChecksCommand {
         /// Only this machine's.
         #[arg(long, value_name = "ID")]
         machine: Option<String>,
+        /// Only the check of this name, as CHECK shows it (`http_service.checks[0]`, or a
+        /// `[checks.NAME]` entry's NAME), as flyctl's.
+        #[arg(long, value_name = "NAME")]
+        check_name: Option<String>,
     },
 }
 
@@ -40,21 +44,36 @@ pub fn run(global: &GlobalArgs, args: ChecksArgs) -> Result<(), Error> {
     let out = global.output();
     let app = app_name(global)?;
     let api = client(global)?;
-    let ChecksCommand::List { machine } = args.command;
+    let ChecksCommand::List {
+        machine,
+        check_name,
+    } = args.command;
     let mut checks = block_on(async { Ok(api.checks(&app).await?) })?;
     if let Some(machine) = &machine {
         checks.retain(|c| &c.machine == machine);
+    }
+    // The name asked for, when checks ran (on the machine named): if none is left once
+    // it is applied, no check has that name.
+    let misnamed = check_name.as_ref().filter(|_| !checks.is_empty());
+    if let Some(name) = &check_name {
+        checks.retain(|c| &c.name == name);
     }
     if out.json {
         return out.json(&checks);
     }
     if checks.is_empty() {
-        out.note(&match machine {
-            Some(m) => format!(
+        let on = machine
+            .as_ref()
+            .map_or_else(String::new, |m| format!(" on machine {m}"));
+        out.note(&match (misnamed, &machine) {
+            (Some(name), _) => format!(
+                "no check named {name:?} runs in app {app}{on}: CHECK in `lakefly checks list` shows their names"
+            ),
+            (None, Some(m)) => format!(
                 "no checks run for machine {m} of app {app}: it is not started, or not one of \
                  the app's (`lakefly machines list`)"
             ),
-            None => format!("no checks run in app {app}: none of its machines is started"),
+            (None, None) => format!("no checks run in app {app}: none of its machines is started"),
         });
         return Ok(());
     }
