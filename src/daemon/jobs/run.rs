@@ -5,8 +5,11 @@
 //! stopped one started when the app auto-starts, and counted busy during the call).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use rusqlite::Transaction;
 
 use super::Context;
 use crate::api::types::{kind, MachineSpec};
@@ -16,7 +19,7 @@ use crate::daemon::excerpt;
 use crate::daemon::runtime::logs::LogLine;
 use crate::daemon::runtime::{environment, mounts, oneoff};
 use crate::daemon::store::jobs::{self as store_jobs, JobRecord, RunEnd};
-use crate::daemon::store::{apps, releases};
+use crate::daemon::store::{apps, releases, StoreError};
 
 /// Fly-like default limit on one attempt.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -54,7 +57,16 @@ pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str, mut canc
     let mut end = RunEnd::default();
     for attempt in 1..=retries + 1 {
         if attempt > 1 {
-            tokio::time::sleep(RETRY_DELAY).await;
+            // A cancel meanwhile ends the run here, rather than in a new attempt.
+            tokio::select! {
+                () = tokio::time::sleep(RETRY_DELAY) => {}
+                why = cancel.requested() => {
+                    end.status = CANCELLED.into();
+                    let said = format!("{}\nstopped before attempt {attempt}, {why}", end.output);
+                    end.output = excerpt::tail(said, OUTPUT_LIMIT);
+                    break;
+                }
+            }
             record_retry(ctx, job, run_id, attempt, retries + 1, &end).await;
         }
         end = attempt_once(ctx, job, run_id, timeout, &mut cancel).await;
@@ -67,26 +79,18 @@ pub async fn run(ctx: &Context, job: &JobRecord, trigger: &'static str, mut canc
         tracing::warn!(job = id, status = %end.status, attempts = end.attempts, "an unrecorded run ended");
         return;
     };
-    let (app, name) = (job.app.clone(), job.spec.name.clone());
     let data = serde_json::json!({
         "job": id,
-        "name": name,
+        "name": job.spec.name,
         "run": run_id,
         "status": end.status,
         "attempts": end.attempts,
         "exit_code": end.exit_code,
         "http_status": end.http_status,
     });
-    let finished = ctx
-        .hub
-        .change(move |tx, path| {
-            store_jobs::finish_run(tx, path, run_id, &end, &now())?;
-            Ok(((), vec![NewEvent::app(&app, kind::JOB_RUN_FINISHED, data)]))
-        })
-        .await;
-    if let Err(e) = finished {
-        tracing::error!(job = id, error = %e, "could not record the end of a run");
-    }
+    let change =
+        move |tx: &Transaction, path: &Path| store_jobs::finish_run(tx, path, run_id, &end, &now());
+    record(ctx, job, kind::JOB_RUN_FINISHED, data, change).await;
 }
 
 /// Records that run `run` of `job` begins attempt `attempt` of `attempts` after `failed`,
@@ -105,7 +109,6 @@ async fn record_retry(
         tracing::warn!(job = id, attempt, status = %failed.status, "an unrecorded run's attempt failed; retrying");
         return;
     };
-    let app = job.app.clone();
     let data = serde_json::json!({
         "job": id,
         "name": job.spec.name,
@@ -116,15 +119,31 @@ async fn record_retry(
         "exit_code": failed.exit_code,
         "http_status": failed.http_status,
     });
+    let change = move |tx: &Transaction, path: &Path| store_jobs::retry_run(tx, path, run, attempt);
+    record(ctx, job, kind::JOB_RUN_RETRYING, data, change).await;
+}
+
+/// Records a change of one of `job`'s runs with its event (of kind `event`, with `data`);
+/// one the store cannot take is logged, and the run goes on all the same.
+async fn record<F>(
+    ctx: &Context,
+    job: &JobRecord,
+    event: &'static str,
+    data: serde_json::Value,
+    change: F,
+) where
+    F: FnOnce(&Transaction, &Path) -> Result<(), StoreError> + Send + 'static,
+{
+    let app = job.app.clone();
     let recorded = ctx
         .hub
         .change(move |tx, path| {
-            store_jobs::retry_run(tx, path, run, attempt)?;
-            Ok(((), vec![NewEvent::app(&app, kind::JOB_RUN_RETRYING, data)]))
+            change(tx, path)?;
+            Ok(((), vec![NewEvent::app(&app, event, data)]))
         })
         .await;
     if let Err(e) = recorded {
-        tracing::error!(job = id, error = %e, "could not record a run's retry");
+        tracing::error!(job = job.id, error = %e, event, "could not record a change of a run");
     }
 }
 
