@@ -254,6 +254,21 @@ fn wait_returns_once_the_machine_is_in_the_state_asked_for() {
         .stderr
         .contains(&format!("machine {id} is destroyed")),);
 
+    // Gone already: destroyed is reached; anything else, and an id never seen, is not
+    // found.
+    let after = d.cli(
+        &dir,
+        &["machines", "wait", &id, "--state", "destroyed", "--json"],
+    );
+    assert_eq!(after.expect_code(0).json()["state"], "destroyed");
+    d.cli(&dir, &["machines", "wait", &id, "--state", "started"])
+        .expect_code(5);
+    d.cli(
+        &dir,
+        &["machines", "wait", "0badc0de", "--state", "destroyed"],
+    )
+    .expect_code(5);
+
     let bad = d.cli(&dir, &["machines", "wait", &id, "--state", "suspended"]);
     let bad = bad.expect_code(2);
     assert!(bad.stderr.contains("wait for `stopped`"), "{}", bad.stderr);

@@ -65,16 +65,25 @@ impl Wanted {
     }
 }
 
+/// How a wait ended well.
+#[derive(Debug)]
+pub enum Reached {
+    /// The machine, as it then was.
+    Machine(Machine),
+    /// It had been destroyed before it was first looked at, which was waited for.
+    Gone,
+}
+
 /// Waits until machine `id` of `app` reaches `wanted`, at most `limit` (none: for as long
-/// as it takes); gives the machine as it then is. One destroyed meanwhile, when that is
-/// not what was waited for, ends the wait at once: it reaches nothing else.
+/// as it takes). One destroyed meanwhile, when that is not what was waited for, ends the
+/// wait at once: it reaches nothing else.
 pub(super) async fn wait(
     api: &Client,
     app: &str,
     id: &str,
     wanted: Wanted,
     limit: Option<Duration>,
-) -> Result<Machine, Error> {
+) -> Result<Reached, Error> {
     let follow = Follow {
         app: Some(app.to_string()),
         kind: Some("machine.".to_string()),
@@ -86,12 +95,22 @@ pub(super) async fn wait(
     let events = crate::api::follow::follow(api, &follow).await?;
     futures_util::pin_mut!(events);
     let deadline = limit.map(|limit| tokio::time::Instant::now() + limit.to_std());
-    // An unknown id is the first look's error (not found); later, a machine no longer
-    // found was destroyed.
-    let mut machine = api.machine(app, id).await?;
+    // An unknown id is the first look's error (not found), unless it was a machine's that
+    // is destroyed, which may be what was waited for; later, a machine no longer found was
+    // destroyed.
+    let mut machine = match api.machine(app, id).await {
+        Ok(machine) => machine,
+        Err(e) if not_found(&e) && wanted.reached_by(MachineState::Destroyed) => {
+            return match was_destroyed(api, app, id).await? {
+                true => Ok(Reached::Gone),
+                false => Err(e.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
     loop {
         if wanted.reached_by(machine.state) {
-            return Ok(machine);
+            return Ok(Reached::Machine(machine));
         }
         if machine.state == MachineState::Destroyed {
             return Err(not_reached(&machine, wanted, None));
@@ -117,16 +136,29 @@ pub(super) async fn wait(
 async fn look_again(api: &Client, machine: Machine) -> Result<Machine, Error> {
     match api.machine(&machine.app, &machine.id).await {
         Ok(now) => Ok(now),
-        Err(ClientError::Api { status: 404, error })
-            if error.code == crate::api::codes::MACHINE_NOT_FOUND =>
-        {
-            Ok(Machine {
-                state: MachineState::Destroyed,
-                ..machine
-            })
-        }
+        Err(e) if not_found(&e) => Ok(Machine {
+            state: MachineState::Destroyed,
+            ..machine
+        }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether `e` says there is no such machine.
+fn not_found(e: &ClientError) -> bool {
+    matches!(e, ClientError::Api { status: 404, error } if error.code == crate::api::codes::MACHINE_NOT_FOUND)
+}
+
+/// Whether the events kept say machine `id` of `app` was destroyed.
+async fn was_destroyed(api: &Client, app: &str, id: &str) -> Result<bool, Error> {
+    let destroyed = Follow {
+        app: Some(app.to_string()),
+        kind: Some(crate::api::types::kind::MACHINE_DESTROYED.to_string()),
+        machine: Some(id.to_string()),
+        since: None,
+        tail: None,
+    };
+    Ok(!api.stored_events(&destroyed).await?.is_empty())
 }
 
 fn not_reached(machine: &Machine, wanted: Wanted, limit: Option<Duration>) -> Error {

@@ -3,6 +3,7 @@
 
 use clap::{Args, Subcommand};
 
+use super::machine_wait::Reached;
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
 use crate::api::restart::RestartRequest;
@@ -228,8 +229,16 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
                     state.shown()
                 ));
             }
-            let machine = block_on(super::machine_wait::wait(&api, &app, &id, state, limit))?;
-            return said(&out, &machine);
+            return match block_on(super::machine_wait::wait(&api, &app, &id, state, limit))? {
+                Reached::Machine(machine) => said(&out, &machine),
+                Reached::Gone if out.json => {
+                    out.json(&serde_json::json!({ "id": id, "app": app, "state": "destroyed" }))
+                }
+                Reached::Gone => {
+                    out.note(&format!("machine {id} is destroyed"));
+                    Ok(())
+                }
+            };
         }
         MachinesCommand::Kill { id, signal } => {
             let sent = block_on(async { Ok(api.signal_machine(&app, &id, signal).await?) })?;
