@@ -69,7 +69,7 @@ impl Wanted {
 #[derive(Debug)]
 pub enum Reached {
     /// The machine, as it then was.
-    Machine(Machine),
+    Machine(Box<Machine>),
     /// It had been destroyed before it was first looked at, which was waited for.
     Gone,
 }
@@ -110,7 +110,7 @@ pub(super) async fn wait(
     };
     loop {
         if wanted.reached_by(machine.state) {
-            return Ok(Reached::Machine(machine));
+            return Ok(Reached::Machine(Box::new(machine)));
         }
         if machine.state == MachineState::Destroyed {
             return Err(not_reached(&machine, wanted, None));
