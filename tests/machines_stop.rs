@@ -223,9 +223,29 @@ fn wait_returns_once_the_machine_is_in_the_state_asked_for() {
         late.stderr
     );
 
-    // Started while it waits.
+    // Started while it waits, by a start given no machine: on a terminal it asks which,
+    // as flyctl's (and without one it says to name it).
     let waiter = waiting(&["--state", "started", "-w", "60s"]);
-    d.cli(&dir, &["machines", "start", &id]).expect_code(0);
+    let unnamed = d.cli(&dir, &["machines", "start"]).expect_code(2);
+    assert!(
+        unnamed
+            .stderr
+            .contains("lakefly machines start needs a machine id"),
+        "{}",
+        unnamed.stderr
+    );
+    let start = [
+        "--remote",
+        d.api.as_str(),
+        "-a",
+        "waited",
+        "machines",
+        "start",
+    ];
+    let steps = serde_json::json!([["machine [1-1]: ", "1\r"]]);
+    let shown = common::terminal::drive(&steps, &start, &[]);
+    assert!(shown.contains(&format!("1  {id}")), "{shown}");
+    assert!(shown.trim_end().ends_with("exit=0"), "{shown}");
     let started = common::Run::from(waiter.wait_with_output().expect("waited"));
     let started = started.expect_code(0);
     assert!(

@@ -119,9 +119,12 @@ pub fn run(global: &GlobalArgs, args: ConsoleArgs, fallback: Fallback) -> Result
     let api = client(global)?;
     let chosen = block_on(async {
         match (args.select, args.machine.as_deref(), fallback) {
-            (true, ..) => super::machines::select(&api, &app).await,
+            (true, ..) => {
+                let offer = super::machine_pick::Offer::Started;
+                super::machine_pick::select(&api, &app, offer, || Error::SelectNeedsTerminal).await
+            }
             (false, None, Fallback::ConsoleCommand) => beside_any(&api, &app, out).await,
-            (false, machine, _) => super::machines::chosen(&api, &app, machine).await,
+            (false, machine, _) => super::machine_pick::chosen(&api, &app, machine).await,
         }
     })?;
     // As `fly console`: the app's `console_command` unless told otherwise.

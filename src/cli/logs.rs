@@ -61,7 +61,9 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
     let api = client(global)?;
     let colour = !out.json && std::io::stdout().is_terminal();
     let machine = if args.select {
-        Some(block_on(super::machines::select(&api, &app))?.id)
+        let offer = super::machine_pick::Offer::Started;
+        let unasked = || Error::SelectNeedsTerminal;
+        Some(block_on(super::machine_pick::select(&api, &app, offer, unasked))?.id)
     } else {
         args.machine
     };

@@ -1,8 +1,10 @@
 //! `lakefly machines list [-q] | status ID | start ID... | stop ID... | restart ID... | kill ID
-//! [-s SIG] | exec ID -- CMD | destroy ID...` (also `machine` and `m`, as flyctl spells them).
+//! [-s SIG] | wait ID | exec ID -- CMD | destroy ID...` (also `machine` and `m`, as flyctl
+//! spells them); a command given no ID asks for one on a terminal.
 
 use clap::{Args, Subcommand};
 
+use super::machine_pick::Offer;
 use super::machine_wait::Reached;
 use super::remote::{app_name, block_on, client};
 use super::GlobalArgs;
@@ -22,6 +24,9 @@ pub struct MachinesArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: MachinesCommand,
+    /// flyctl's: a command given no machine asks which on a terminal anyway.
+    #[arg(long, global = true, hide = true)]
+    pub select: bool,
 }
 
 /// Machine commands.
@@ -36,19 +41,21 @@ pub enum MachinesCommand {
     },
     /// Show one machine: state, process, command, checks and recent events.
     Status {
-        /// Machine id.
-        id: String,
+        /// Machine id (asked for on a terminal when not given).
+        id: Option<String>,
     },
     /// Start stopped machines.
     Start {
-        /// Machine ids (`machines list -q` lists them).
-        #[arg(required = true, value_name = "ID")]
+        /// Machine ids (`machines list -q` lists them; asked for on a terminal when none
+        /// is given).
+        #[arg(value_name = "ID")]
         ids: Vec<String>,
     },
     /// Stop machines (kill signal, then SIGKILL after the kill timeout).
     Stop {
-        /// Machine ids (`machines list -q` lists them).
-        #[arg(required = true, value_name = "ID")]
+        /// Machine ids (`machines list -q` lists them; asked for on a terminal when none
+        /// is given).
+        #[arg(value_name = "ID")]
         ids: Vec<String>,
         /// The signal that asks each to stop, over fly.toml's `kill_signal` (as flyctl's).
         #[arg(short, long, value_name = "SIGNAL", value_parser = signal_name)]
@@ -65,8 +72,9 @@ pub enum MachinesCommand {
     /// Stop and start machines one at a time, each healthy again before the next (as
     /// flyctl's).
     Restart {
-        /// Machine ids (`machines list -q` lists them).
-        #[arg(required = true, value_name = "ID")]
+        /// Machine ids (`machines list -q` lists them; asked for on a terminal when none
+        /// is given).
+        #[arg(value_name = "ID")]
         ids: Vec<String>,
         /// The signal that asks each to stop, over fly.toml's `kill_signal` (as flyctl's).
         #[arg(short, long, value_name = "SIGNAL", value_parser = signal_name)]
@@ -89,8 +97,8 @@ pub enum MachinesCommand {
         after_help = "States: settled (started, stopped, failed or destroyed), created, starting, started,\nstopping, stopped, failed, destroyed. A machine destroyed meanwhile ends the wait at once,\nas does the time running out: exit 1, saying the state it is in.\n\nExamples:\n  lakefly machines start 3d8d9e1b && lakefly machines wait 3d8d9e1b --state started\n  lakefly machines wait 3d8d9e1b --json | jq -r .state"
     )]
     Wait {
-        /// Machine id.
-        id: String,
+        /// Machine id (asked for on a terminal when not given).
+        id: Option<String>,
         /// The state to wait for.
         #[arg(long, value_name = "STATE", default_value = "settled", value_parser = super::machine_wait::Wanted::parse)]
         state: super::machine_wait::Wanted,
@@ -105,8 +113,8 @@ pub enum MachinesCommand {
         after_help = "The signal goes to the machine's main process alone (the app itself when its command is\none simple command; else the shell running it), as `kill -HUP $(cat app.pid)` would.\nWhat follows is the app's: a reload, or an exit that the restart policy answers\n(`on-failure`, the default, starts it again)."
     )]
     Kill {
-        /// Machine id.
-        id: String,
+        /// Machine id (asked for on a terminal when not given).
+        id: Option<String>,
         /// The signal, by name (`SIGHUP`, `HUP`, `usr1`).
         #[arg(short, long, value_name = "SIGNAL", default_value = "SIGKILL", value_parser = signal_name)]
         signal: Signal,
@@ -142,8 +150,8 @@ pub enum MachinesCommand {
     /// kill timeout).
     #[command(visible_alias = "remove", alias = "rm")]
     Destroy {
-        /// Machine ids.
-        #[arg(required = true, value_name = "ID")]
+        /// Machine ids (asked for on a terminal when none is given).
+        #[arg(value_name = "ID")]
         ids: Vec<String>,
         /// flyctl's, which destroys a machine that runs only with it: lakefly's destroy
         /// stops one first, as DESIGN's `machines destroy ID` has it.
@@ -169,7 +177,14 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
         }
         Err(e) => return Err(e),
     };
-    let (ids, action) = match args.command {
+    let mut command = args.command;
+    // No machine named: asked for on a terminal, as flyctl's.
+    if let Some((name, offer)) = command.unnamed() {
+        let unasked = || Error::MachineNotNamed { command: name };
+        let chosen = block_on(super::machine_pick::select(&api, &app, offer, unasked))?;
+        command.name(chosen.id);
+    }
+    let (ids, action) = match command {
         MachinesCommand::List { quiet } => {
             let machines = block_on(async { Ok(api.machines(&app).await?) })?;
             if out.json {
@@ -182,6 +197,7 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             return out.text(&machine_table(&machines));
         }
         MachinesCommand::Status { id } => {
+            let id = named(id, "status")?;
             return super::machine_status::run(&out, &api, &app, &id);
         }
         MachinesCommand::Destroy { ids, .. } => {
@@ -221,6 +237,7 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             state,
             wait_timeout,
         } => {
+            let id = named(id, "wait")?;
             let limit = (wait_timeout.as_millis() > 0).then_some(wait_timeout);
             if !out.json {
                 let within = limit.map_or_else(String::new, |limit| format!(" up to {limit}"));
@@ -241,6 +258,7 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
             };
         }
         MachinesCommand::Kill { id, signal } => {
+            let id = named(id, "kill")?;
             let sent = block_on(async { Ok(api.signal_machine(&app, &id, signal).await?) })?;
             if out.json {
                 return out.json(&sent);
@@ -318,14 +336,50 @@ impl MachinesCommand {
             MachinesCommand::List { .. } => None,
             MachinesCommand::Status { id }
             | MachinesCommand::Kill { id, .. }
-            | MachinesCommand::Wait { id, .. }
-            | MachinesCommand::Exec { id, .. } => Some(id),
+            | MachinesCommand::Wait { id, .. } => id.as_deref(),
+            MachinesCommand::Exec { id, .. } => Some(id),
             MachinesCommand::Start { ids }
             | MachinesCommand::Stop { ids, .. }
             | MachinesCommand::Restart { ids, .. }
             | MachinesCommand::Destroy { ids, .. } => ids.first().map(String::as_str),
         }
     }
+
+    /// A command that takes machines and was given none: its name, and which machines to
+    /// offer first when asking.
+    fn unnamed(&self) -> Option<(&'static str, Offer)> {
+        match self {
+            MachinesCommand::Status { id: None } => Some(("status", Offer::All)),
+            MachinesCommand::Wait { id: None, .. } => Some(("wait", Offer::All)),
+            MachinesCommand::Kill { id: None, .. } => Some(("kill", Offer::Started)),
+            MachinesCommand::Start { ids } if ids.is_empty() => Some(("start", Offer::NotRunning)),
+            MachinesCommand::Stop { ids, .. } if ids.is_empty() => Some(("stop", Offer::Started)),
+            MachinesCommand::Restart { ids, .. } if ids.is_empty() => {
+                Some(("restart", Offer::Started))
+            }
+            MachinesCommand::Destroy { ids, .. } if ids.is_empty() => Some(("destroy", Offer::All)),
+            _ => None,
+        }
+    }
+
+    /// Names machine `chosen` for a command [`unnamed`](Self::unnamed) said named none.
+    fn name(&mut self, chosen: String) {
+        match self {
+            MachinesCommand::Status { id }
+            | MachinesCommand::Wait { id, .. }
+            | MachinesCommand::Kill { id, .. } => *id = Some(chosen),
+            MachinesCommand::Start { ids }
+            | MachinesCommand::Stop { ids, .. }
+            | MachinesCommand::Restart { ids, .. }
+            | MachinesCommand::Destroy { ids, .. } => ids.push(chosen),
+            MachinesCommand::List { .. } | MachinesCommand::Exec { .. } => {}
+        }
+    }
+}
+
+/// The machine `id` a command was given or was named after asking.
+fn named(id: Option<String>, command: &'static str) -> Result<String, Error> {
+    id.ok_or(Error::MachineNotNamed { command })
 }
 
 /// The app machine `id` belongs to, for a command given no app; `no_app` when the daemon
@@ -340,70 +394,6 @@ async fn app_of_machine(
         Err(crate::api::client::ClientError::UnknownRequest { .. }) => Err(no_app),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Machine `id` of `app`, or without one the first started machine (`console`, `proxy`).
-pub(super) async fn chosen(
-    api: &crate::api::client::Client,
-    app: &str,
-    id: Option<&str>,
-) -> Result<Machine, Error> {
-    match id {
-        Some(id) => Ok(api.machine(app, id).await?),
-        None => (api.machines(app).await?)
-            .into_iter()
-            .find(|m| m.state == crate::api::types::MachineState::Started)
-            .ok_or_else(|| Error::NoStartedMachine {
-                app: app.to_string(),
-            }),
-    }
-}
-
-/// Asks on the terminal which machine of `app` to use (`--select`, as flyctl's): the started
-/// ones, else all, by number or id.
-pub(super) async fn select(api: &crate::api::client::Client, app: &str) -> Result<Machine, Error> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::SelectNeedsTerminal);
-    }
-    let all = api.machines(app).await?;
-    let started: Vec<Machine> = all
-        .iter()
-        .filter(|m| m.state == crate::api::types::MachineState::Started)
-        .cloned()
-        .collect();
-    let listed = if started.is_empty() { all } else { started };
-    if listed.is_empty() {
-        return Err(Error::NoStartedMachine {
-            app: app.to_string(),
-        });
-    }
-    let mut table = Table::new(vec!["#", "ID", "GROUP", "STATE", "HEALTH", "RELEASE"]);
-    for (n, m) in listed.iter().enumerate() {
-        table.row(vec![
-            (n + 1).to_string(),
-            m.id.clone(),
-            m.process_group.clone(),
-            state_shown(m).to_string(),
-            m.health.to_string(),
-            m.release_version
-                .map_or_else(|| "-".into(), |v| format!("v{v}")),
-        ]);
-    }
-    let answer = super::remote::ask(&format!(
-        "{}\nmachine [1-{}]: ",
-        table.render(),
-        listed.len()
-    ))?;
-    let answer = answer.as_str();
-    let chosen = match answer.parse::<usize>() {
-        Ok(n) if (1..=listed.len()).contains(&n) => listed.get(n - 1),
-        _ => listed.iter().find(|m| m.id == answer),
-    };
-    chosen.cloned().ok_or_else(|| Error::NotListed {
-        answer: answer.to_string(),
-        count: listed.len(),
-    })
 }
 
 /// Runs `request` in machine `id`, its output printed as it is written (with `--json`, one

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod launch;
 pub mod local;
 pub mod logs;
+mod machine_pick;
 mod machine_status;
 mod machine_wait;
 pub mod machines;

@@ -83,11 +83,19 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
     let stdin_closed = args.watch_stdin.then(stdin_closed);
     block_on(async move {
         let machine = match args.select {
-            true => Some(super::machines::select(&api, &app).await?.id),
+            true => {
+                let offer = super::machine_pick::Offer::Started;
+                let unasked = || Error::SelectNeedsTerminal;
+                Some(
+                    super::machine_pick::select(&api, &app, offer, unasked)
+                        .await?
+                        .id,
+                )
+            }
             false => args.machine.clone(),
         };
         // Asked once before listening, so a stopped app or a wrong port fails now, plainly.
-        let first = super::machines::chosen(&api, &app, machine.as_deref()).await?;
+        let first = super::machine_pick::chosen(&api, &app, machine.as_deref()).await?;
         let target = api.proxy_target(&app, &first.id, remote).await?;
         let addr = SocketAddr::new(args.bind_addr, args.ports.local);
         let listener = TcpListener::bind(addr)
@@ -195,7 +203,7 @@ async fn carry(
     mut local: TcpStream,
 ) -> Result<(), Error> {
     let _ = local.set_nodelay(true);
-    let id = super::machines::chosen(api, app, machine).await?.id;
+    let id = super::machine_pick::chosen(api, app, machine).await?.id;
     let mut remote = api.proxy_connect(app, &id, port).await?;
     // Either side closing ends it; an error here is a reset connection, not the proxy's.
     let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;

@@ -114,6 +114,12 @@ impl Error {
             Error::NoStartedMachine { .. } => Some(
                 "`lakefly machines list` shows its machines: start one (`lakefly machines start ID`), or name one with --machine".into(),
             ),
+            Error::MachineNotNamed { command } => Some(format!(
+                "name it: `lakefly machines {command} ID` (`lakefly machines list -q` lists the ids)"
+            )),
+            Error::NoMachines { app } => Some(format!(
+                "`lakefly deploy` or `lakefly scale count 1 -a {app}` makes one"
+            )),
             Error::NotReached { state, .. } if state == "destroyed" => Some(
                 "`lakefly events --kind machine.destroyed` says when it went".into(),
             ),

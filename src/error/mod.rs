@@ -385,6 +385,22 @@ pub enum Error {
         app: String,
     },
 
+    /// A `machines` command given no machine, with no terminal to ask on which.
+    #[error(
+        "lakefly machines {command} needs a machine id (there is no terminal to ask which on)"
+    )]
+    MachineNotNamed {
+        /// The command (`stop`).
+        command: &'static str,
+    },
+
+    /// A machine to choose, and the app has none.
+    #[error("app {app} has no machines")]
+    NoMachines {
+        /// The app.
+        app: String,
+    },
+
     /// `machines wait`: the machine did not reach the state asked for in time, or can no
     /// longer (it was destroyed).
     #[error("machine {machine} did not reach {wanted}{within}: it is {state}")]
@@ -491,6 +507,8 @@ impl Error {
             Error::NoApp { .. } => "no_app",
             Error::NoStartedMachine { .. } => "no_started_machine",
             Error::NotReached { .. } => "not_reached",
+            Error::MachineNotNamed { .. } => "machine_not_named",
+            Error::NoMachines { .. } => "no_machines",
             Error::NoRelease { .. } => "no_release",
             Error::NotServed { .. } => "not_served",
             Error::ConsoleCut { .. } => "console_cut",
@@ -561,6 +579,7 @@ impl Error {
             Error::EmbeddedDaemon { .. } | Error::DaemonNotRunning { .. } => exit::UNREACHABLE,
             Error::NeedsConfirmation { .. }
             | Error::SelectNeedsTerminal
+            | Error::MachineNotNamed { .. }
             | Error::NotListed { .. }
             | Error::NoApp { .. }
             | Error::BadScale { .. }
@@ -577,6 +596,7 @@ impl Error {
             | Error::KeyNotSet { .. }
             | Error::JobNotFound { .. }
             | Error::NoStartedMachine { .. }
+            | Error::NoMachines { .. }
             | Error::NoRelease { .. }
             | Error::NotServed { .. } => exit::NOT_FOUND,
             Error::ConsoleCut { .. } | Error::NotReached { .. } => exit::ERROR,
