@@ -31,6 +31,25 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
     assert_eq!(headers["fly-forwarded-port"], port.as_str());
     assert_eq!(headers["x-forwarded-port"], port.as_str());
     assert_eq!(headers["via"], "1.1 lakefly");
+    assert_eq!(
+        headers["forwarded"],
+        format!("for=127.0.0.1;proto=http;host=\"{HOST}:{port}\"")
+    );
+    // A client's own `Forwarded` (read first by Spring and Rack 3) is replaced, as its
+    // X-Forwarded-Proto and Fly-Client-IP are.
+    let spoofed = super::common::http_client()
+        .get(format!("http://{}/echo", s.d.edge_addr()))
+        .header("Host", HOST)
+        .header("Forwarded", "for=6.6.6.6;proto=https")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = spoofed.json().await.unwrap();
+    assert_eq!(
+        body["headers"]["forwarded"],
+        format!("for=127.0.0.1;proto=http;host=\"{HOST}\""),
+        "{body}"
+    );
 
     // An unknown app: 404, JSON for programs, a page for browsers.
     let other = super::common::http_client();
@@ -79,7 +98,7 @@ async fn requests_route_by_host_with_forwarding_headers_and_typed_errors() {
     // What the edge answered is in /metrics.
     let metrics = s.metrics().await;
     assert!(
-        metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="200"} 2"#),
+        metrics.contains(r#"lakefly_edge_requests_total{app="edgy",status="200"} 3"#),
         "{metrics}"
     );
     assert!(

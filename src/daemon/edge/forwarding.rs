@@ -1,7 +1,8 @@
 //! The headers a request carries to a machine: `X-Forwarded-For`, `-Proto`, `-Host`,
 //! `-Port`, `-Ssl`, `X-Real-IP`, `Fly-Client-IP` and `Fly-Forwarded-Port` set as Fly's
-//! proxy sets them, a `Via` entry added (to responses too), and the headers that belong
-//! to the client's connection dropped (an upgrade's kept). The hyper path sets them here;
+//! proxy sets them, RFC 7239's `Forwarded` said the same way, a `Via` entry added (to
+//! responses too), and the headers that belong to the client's connection dropped (an
+//! upgrade's kept). The hyper path sets them here;
 //! the relay writes the same into its heads (`relay/message.rs`) from `HopFields`.
 
 use std::net::SocketAddr;
@@ -25,7 +26,11 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// Headers only the edge sets: a client's own are replaced (`X-Forwarded-For` is
 /// extended). `X-Forwarded-Port` is not among them: as on Fly, a client (another proxy
 /// in front) may say which port it set out to reach, and the edge's port is the default.
-pub(super) const SET_BY_EDGE: [&str; 7] = [
+/// `Forwarded` is replaced, not extended: frameworks that read it take its first element
+/// (Spring) or prefer it to `X-Forwarded-For` (Rack 3), so a client's own would tell them
+/// its address and scheme.
+pub(super) const SET_BY_EDGE: [&str; 8] = [
+    "forwarded",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
@@ -69,10 +74,34 @@ pub(super) fn via(version: Version) -> &'static str {
     }
 }
 
+/// `Forwarded`'s (RFC 7239) start for requests from `hop`: `for` the client (an IPv6
+/// address quoted and bracketed) and `proto`; [`push_forwarded_host`] ends it.
+fn forwarded_from(hop: &ClientHop) -> String {
+    match hop.peer.ip() {
+        std::net::IpAddr::V4(ip) => format!("for={ip};proto={}", hop.scheme.as_str()),
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={}", hop.scheme.as_str()),
+    }
+}
+
+/// Appends `Forwarded`'s `host`, the one the request asked for, quoted (a port's colon is
+/// no token character).
+pub(super) fn push_forwarded_host(value: &mut Vec<u8>, host: &[u8]) {
+    value.extend_from_slice(b";host=\"");
+    for &byte in host {
+        if byte == b'"' || byte == b'\\' {
+            value.push(b'\\');
+        }
+        value.push(byte);
+    }
+    value.push(b'"');
+}
+
 /// The forwarding header lines of a connection's requests, made once per connection for
 /// the relay, which writes request heads as bytes.
 #[derive(Debug)]
 pub(super) struct HopFields {
+    /// `Forwarded` up to the host each request names.
+    pub forwarded: String,
     /// The client's address, the last entry of `X-Forwarded-For`.
     pub ip: String,
     /// The edge's port, for an `X-Forwarded-Port` the client did not send.
@@ -98,7 +127,12 @@ impl HopFields {
                 fixed.extend_from_slice(part.as_bytes());
             }
         }
-        HopFields { ip, port, fixed }
+        HopFields {
+            forwarded: forwarded_from(hop),
+            ip,
+            port,
+            fixed,
+        }
     }
 }
 
@@ -136,6 +170,13 @@ pub(super) fn prepare_headers(
     }
     set(headers, "x-real-ip", &ip);
     set(headers, "fly-client-ip", &ip);
+    let mut forwarded = forwarded_from(hop).into_bytes();
+    if let Some(host) = &host {
+        push_forwarded_host(&mut forwarded, host.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&forwarded) {
+        headers.insert(header::FORWARDED, value);
+    }
     if let Some(host) = host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
@@ -196,6 +237,20 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_quotes_an_ipv6_client_and_the_host() {
+        let client = hop("[2001:db8::17]:5000", 443, Scheme::Https);
+        let mut value = forwarded_from(&client).into_bytes();
+        push_forwarded_host(&mut value, br#"shop.example:8443"#);
+        assert_eq!(
+            String::from_utf8(value).expect("utf8"),
+            r#"for="[2001:db8::17]";proto=https;host="shop.example:8443""#
+        );
+        let mut odd = Vec::new();
+        push_forwarded_host(&mut odd, br#"a"b\c"#);
+        assert_eq!(odd, br#";host="a\"b\\c""#);
+    }
+
+    #[test]
     fn forwarding_headers_are_set_and_hop_by_hop_ones_dropped() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("hello.localhost"));
@@ -210,6 +265,10 @@ mod tests {
             HeaderValue::from_static("chunked"),
         );
         headers.insert("fly-client-ip", HeaderValue::from_static("6.6.6.6"));
+        headers.insert(
+            header::FORWARDED,
+            HeaderValue::from_static("for=6.6.6.6;proto=https"),
+        );
         headers.insert("fly-forwarded-port", HeaderValue::from_static("1"));
         headers.insert("x-forwarded-ssl", HeaderValue::from_static("on"));
         headers.insert(header::VIA, HeaderValue::from_static("1.1 front"));
@@ -221,6 +280,14 @@ mod tests {
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-ssl"], "off");
         assert_eq!(headers["x-forwarded-host"], "hello.localhost");
+        assert_eq!(
+            headers
+                .get_all(header::FORWARDED)
+                .iter()
+                .collect::<Vec<_>>(),
+            ["for=127.0.0.9;proto=http;host=\"hello.localhost\""],
+            "the client's own is replaced"
+        );
         assert_eq!(headers["fly-forwarded-port"], "8001");
         assert_eq!(headers["x-forwarded-port"], "8001");
         let via: Vec<_> = headers.get_all(header::VIA).iter().collect();

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use http::{Method, StatusCode, Version};
 
 use super::super::compress::{self, negotiate, Coding};
-use super::super::forwarding::{via, HopFields, SET_BY_EDGE};
+use super::super::forwarding::{push_forwarded_host, via, HopFields, SET_BY_EDGE};
 use super::body::Framing;
 
 /// Most header fields in one head (as hyper allows).
@@ -143,6 +143,12 @@ pub fn parse_request(buf: &[u8], hop: &HopFields) -> ParsedRequest {
     if let Some(host) = &host {
         field(&mut out, "x-forwarded-host", host.as_bytes());
     }
+    out.extend_from_slice(b"forwarded: ");
+    out.extend_from_slice(hop.forwarded.as_bytes());
+    if let Some(host) = &host {
+        push_forwarded_host(&mut out, host.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
     if !forwarded_port {
         field(&mut out, "x-forwarded-port", hop.port.as_bytes());
     }
@@ -463,7 +469,8 @@ mod tests {
     fn a_request_is_rewritten_with_forwarding_headers_and_without_this_hops() {
         let raw = "GET /x?y=1 HTTP/1.1\r\nHost: hello.localhost\r\nX-Forwarded-For: 10.0.0.1\r\n\
                    Connection: keep-alive, x-private\r\nx-private: 1\r\nFly-Client-IP: 6.6.6.6\r\n\
-                   Accept: text/html\r\nTE: trailers\r\nVia: 1.0 front\r\nX-Forwarded-Ssl: on\r\n\r\nNEXT";
+                   Accept: text/html\r\nTE: trailers\r\nVia: 1.0 front\r\nX-Forwarded-Ssl: on\r\n\
+                   Forwarded: for=6.6.6.6;proto=https\r\n\r\nNEXT";
         let req = head(raw);
         assert_eq!(req.len, raw.len() - 4);
         assert_eq!(req.target, "/x?y=1");
@@ -484,6 +491,14 @@ mod tests {
         assert!(out.contains("x-forwarded-proto: http\r\n"), "{out}");
         assert!(out.contains("x-forwarded-ssl: off\r\n"), "{out}");
         assert!(!out.contains("X-Forwarded-Ssl"), "{out}");
+        assert!(
+            out.contains("forwarded: for=127.0.0.9;proto=http;host=\"hello.localhost\"\r\n"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("6.6.6.6"),
+            "the client's own are replaced: {out}"
+        );
         assert!(out.contains("x-forwarded-port: 8001\r\n"), "{out}");
         assert!(out.contains("fly-forwarded-port: 8001\r\n"), "{out}");
         let via = out
