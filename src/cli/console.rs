@@ -119,10 +119,7 @@ pub fn run(global: &GlobalArgs, args: ConsoleArgs, fallback: Fallback) -> Result
     let api = client(global)?;
     let chosen = block_on(async {
         match (args.select, args.machine.as_deref(), fallback) {
-            (true, ..) => {
-                let offer = super::machine_pick::Offer::Started;
-                super::machine_pick::select(&api, &app, offer, || Error::SelectNeedsTerminal).await
-            }
+            (true, ..) => super::machine_pick::select_flag(&api, &app).await,
             (false, None, Fallback::ConsoleCommand) => beside_any(&api, &app, out).await,
             (false, machine, _) => super::machine_pick::chosen(&api, &app, machine).await,
         }

@@ -61,9 +61,7 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> Result<(), Error> {
     let api = client(global)?;
     let colour = !out.json && std::io::stdout().is_terminal();
     let machine = if args.select {
-        let offer = super::machine_pick::Offer::Started;
-        let unasked = || Error::SelectNeedsTerminal;
-        Some(block_on(super::machine_pick::select(&api, &app, offer, unasked))?.id)
+        Some(block_on(super::machine_pick::select_flag(&api, &app))?.id)
     } else {
         args.machine
     };

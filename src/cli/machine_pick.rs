@@ -50,6 +50,12 @@ pub(super) async fn chosen(api: &Client, app: &str, id: Option<&str>) -> Result<
     }
 }
 
+/// `--select` (`console`, `proxy`, `logs`): asks on the terminal which machine of `app`,
+/// offering the started ones first.
+pub(super) async fn select_flag(api: &Client, app: &str) -> Result<Machine, Error> {
+    select(api, app, Offer::Started, || Error::SelectNeedsTerminal).await
+}
+
 /// Asks on the terminal which machine of `app` to use, as flyctl's: those `offer` takes,
 /// else all, by number or id. `unasked` is the error when stdin is no terminal to ask on.
 pub(super) async fn select(

@@ -83,15 +83,7 @@ pub fn run(global: &GlobalArgs, args: ProxyArgs) -> Result<(), Error> {
     let stdin_closed = args.watch_stdin.then(stdin_closed);
     block_on(async move {
         let machine = match args.select {
-            true => {
-                let offer = super::machine_pick::Offer::Started;
-                let unasked = || Error::SelectNeedsTerminal;
-                Some(
-                    super::machine_pick::select(&api, &app, offer, unasked)
-                        .await?
-                        .id,
-                )
-            }
+            true => Some(super::machine_pick::select_flag(&api, &app).await?.id),
             false => args.machine.clone(),
         };
         // Asked once before listening, so a stopped app or a wrong port fails now, plainly.
