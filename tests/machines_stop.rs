@@ -222,6 +222,13 @@ fn wait_returns_once_the_machine_is_in_the_state_asked_for() {
         "{}",
         late.stderr
     );
+    // The states on the way are shown as it waits.
+    assert!(
+        late.stderr
+            .contains(&format!("\n    machine {id} is stopped\n")),
+        "{}",
+        late.stderr
+    );
 
     // Started while it waits, by a start given no machine: on a terminal it asks which,
     // as flyctl's (and without one it says to name it).

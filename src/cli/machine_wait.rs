@@ -10,6 +10,7 @@ use crate::api::follow::{Follow, Item};
 use crate::api::types::{Machine, MachineState};
 use crate::config::units::Duration;
 use crate::error::Error;
+use crate::output::progress::Progress;
 
 /// The state `machines wait --state` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,14 +76,16 @@ pub enum Reached {
 }
 
 /// Waits until machine `id` of `app` reaches `wanted`, at most `limit` (none: for as long
-/// as it takes). One destroyed meanwhile, when that is not what was waited for, ends the
-/// wait at once: it reaches nothing else.
+/// as it takes), showing each state it passes through on `progress`. One destroyed
+/// meanwhile, when that is not what was waited for, ends the wait at once: it reaches
+/// nothing else.
 pub(super) async fn wait(
     api: &Client,
     app: &str,
     id: &str,
     wanted: Wanted,
     limit: Option<Duration>,
+    progress: &Progress,
 ) -> Result<Reached, Error> {
     let follow = Follow {
         app: Some(app.to_string()),
@@ -108,9 +111,19 @@ pub(super) async fn wait(
         }
         Err(e) => return Err(e.into()),
     };
+    progress.status(&format!(
+        "waiting for machine {id} to reach {}",
+        wanted.shown()
+    ));
+    let mut shown = None;
     loop {
         if wanted.reached_by(machine.state) {
             return Ok(Reached::Machine(Box::new(machine)));
+        }
+        // The states on the way; the one reached is the command's to say.
+        if shown != Some(machine.state) {
+            progress.line(&format!("    machine {id} is {}", machine.state.as_str()));
+            shown = Some(machine.state);
         }
         if machine.state == MachineState::Destroyed {
             return Err(not_reached(&machine, wanted, None));

@@ -246,7 +246,12 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
                     state.shown()
                 ));
             }
-            return match block_on(super::machine_wait::wait(&api, &app, &id, state, limit))? {
+            let progress = crate::output::progress::Progress::new(out);
+            let waited = block_on(super::machine_wait::wait(
+                &api, &app, &id, state, limit, &progress,
+            ));
+            progress.finish();
+            return match waited? {
                 Reached::Machine(machine) => said(&out, &machine),
                 Reached::Gone if out.json => {
                     out.json(&serde_json::json!({ "id": id, "app": app, "state": "destroyed" }))
