@@ -710,3 +710,68 @@ async fn an_exec_answer_that_breaks_off_or_is_garbled_is_an_error_not_a_success(
         failed.stderr
     );
 }
+
+/// `daemon status` with a remote says how that daemon is (not whether a local one runs):
+/// its version, edge and what it holds; a degraded one says what needs doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_status_of_a_remote_is_that_daemons_health() {
+    let d = TestDaemon::start();
+    let api = d.api.clone();
+    let (json, text) = tokio::task::spawn_blocking(move || {
+        cli(&api, &["apps", "create", "held"]).expect_code(0);
+        let json = cli(&api, &["daemon", "status", "--json"])
+            .expect_code(0)
+            .json();
+        let text = cli(&api, &["daemon", "status"]).expect_code(0).stdout;
+        (json, text)
+    })
+    .await
+    .unwrap();
+    assert_eq!(json["running"], true, "{json}");
+    assert_eq!(json["status"], "ok", "{json}");
+    assert_eq!(json["api"], d.api.as_str());
+    assert_eq!(json["edge"], d.edge_addr().to_string());
+    assert_eq!((&json["apps"], &json["machines"]), (&json!(1), &json!(0)));
+    assert!(
+        text.starts_with(&format!(
+            "running: lakeflyd {} at {} (ok)\n",
+            env!("CARGO_PKG_VERSION"),
+            d.api
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 apps, 0 machines, 0 jobs (0 running)"),
+        "{text}"
+    );
+
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "degraded",
+            "problems": ["the disk of /var/lib/lakefly is full"],
+            "version": "0.1.0",
+        })))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/status"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "ok", "version": "0.1.0", "apps": 2, "machines": 3, "jobs": 0, "jobs_running": 0,
+        })))
+        .mount(&mock)
+        .await;
+    let uri = mock.uri();
+    let degraded = tokio::task::spawn_blocking(move || cli(&uri, &["daemon", "status"]))
+        .await
+        .unwrap()
+        .expect_code(0);
+    assert!(
+        degraded
+            .stdout
+            .contains("(degraded)\n  problem: the disk of /var/lib/lakefly is full\n"),
+        "{}",
+        degraded.stdout
+    );
+}

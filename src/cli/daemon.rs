@@ -26,7 +26,7 @@ pub enum DaemonCommand {
     Run(Box<RunArgs>),
     /// Start the local daemon in the background, unless it runs already.
     Start,
-    /// Say whether the local daemon runs, and where.
+    /// Say whether the local daemon runs, and where; with a remote, how that daemon is.
     Status,
     /// Stop the local daemon (its machines stop with their kill signal and timeout).
     Stop,
@@ -172,6 +172,13 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
             Ok(())
         }
         DaemonCommand::Status => {
+            // A remote named (or the current one): that daemon, as it answers.
+            if super::remote::resolve(global.remote().as_deref())?
+                .url
+                .is_some()
+            {
+                return remote_status(global);
+            }
             let state = local_state()?;
             let record = super::local::running(&state);
             if out.json {
@@ -209,6 +216,50 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// `daemon status` of a remote daemon: its health and what it holds. Unreachable is exit
+/// 8, as for any command; a daemon that answers `degraded` says what needs doing.
+fn remote_status(global: &GlobalArgs) -> Result<(), Error> {
+    let out = global.output();
+    let api = super::remote::client(global)?;
+    let (health, held) = super::remote::block_on(async {
+        let (health, held) = tokio::join!(api.health(), api.daemon_status());
+        Ok((health?, held?))
+    })?;
+    if out.json {
+        return out.json(&serde_json::json!({
+            "running": true,
+            "api": api.base(),
+            "status": health.status,
+            "problems": health.problems,
+            "version": health.version,
+            "edge": health.edge,
+            "domain": health.domain,
+            "apps": held.apps,
+            "machines": held.machines,
+            "jobs": held.jobs,
+            "jobs_running": held.jobs_running,
+        }));
+    }
+    let mut text = format!(
+        "running: lakeflyd {} at {} ({})",
+        health.version,
+        api.base(),
+        health.status
+    );
+    for problem in &health.problems {
+        text.push_str(&format!("\n  problem: {problem}"));
+    }
+    if let Some(edge) = &health.edge {
+        let domain = health.domain.as_deref().unwrap_or("localhost");
+        text.push_str(&format!("\nedge: {edge}, apps at <app>.{domain}"));
+    }
+    text.push_str(&format!(
+        "\n{} apps, {} machines, {} jobs ({} running)",
+        held.apps, held.machines, held.jobs, held.jobs_running
+    ));
+    out.text(&text)
 }
 
 /// Starts the daemon; the entry point of both `lakeflyd` and `lakefly daemon run`.

@@ -161,6 +161,11 @@ impl Client {
         self.call(Method::GET, "/health", None::<&()>).await
     }
 
+    /// `GET /status` (LSH): what the daemon holds, at a glance.
+    pub async fn daemon_status(&self) -> Result<super::jobs::DaemonStatus, ClientError> {
+        self.call(Method::GET, "/status", None::<&()>).await
+    }
+
     /// `POST /v1/apps`.
     pub async fn create_app(&self, name: &str) -> Result<App, ClientError> {
         let body = CreateApp {
