@@ -1,6 +1,6 @@
 //! `GET /metrics`: the daemon's figures in Prometheus text format. Counters live here and
-//! are bumped where things happen; gauges of machine states are read from the store at
-//! scrape time, so they are never stale.
+//! are bumped where things happen; gauges of machine states and of how jobs' runs went
+//! are read from the store at scrape time, so they are never stale and outlive a restart.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,16 @@ pub struct EdgeRequestLabels {
     pub app: String,
     /// The HTTP status answered.
     pub status: u16,
+}
+
+/// Labels of a job's gauges. The name is `job_name`: Prometheus gives every series the
+/// scrape's own `job` label, and would rename one of ours to `exported_job`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// The job's app.
+    pub app: String,
+    /// The job's name.
+    pub job_name: String,
 }
 
 /// Labels of a served certificate's expiry.
@@ -83,6 +93,10 @@ pub struct Metrics {
     pub edge_certificate_expiry: Family<CertificateLabels, Gauge>,
     /// When each API certificate expires, Unix seconds (set at scrape time).
     pub api_certificate_expiry: Family<CertificateLabels, Gauge>,
+    /// When each job's last successful run ended, Unix seconds (set at scrape time).
+    pub job_last_success: Family<JobLabels, Gauge>,
+    /// Whether each job's last run failed or timed out (set at scrape time).
+    pub job_last_run_failed: Family<JobLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -124,6 +138,18 @@ impl Default for Metrics {
             "Client connections open on the edge",
             edge_connections.clone(),
         );
+        let job_last_success = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "job_last_success_timestamp_seconds",
+            "When each job's last successful run ended (alert on time() minus this)",
+            job_last_success.clone(),
+        );
+        let job_last_run_failed = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "job_last_run_failed",
+            "1 when a job's last run failed or timed out, else 0",
+            job_last_run_failed.clone(),
+        );
         registry.register("events", "Events recorded", events.clone());
         registry.register(
             "machine_restarts",
@@ -148,6 +174,8 @@ impl Default for Metrics {
             edge_connections,
             edge_certificate_expiry,
             api_certificate_expiry,
+            job_last_success,
+            job_last_run_failed,
         }
     }
 }
@@ -217,6 +245,34 @@ impl Metrics {
         }
     }
 
+    /// Sets the job gauges from how each job's runs have gone: a job with no successful run
+    /// kept has no success time, one that has not run yet no failure flag.
+    pub fn set_jobs(&self, jobs: &[crate::daemon::store::jobs::RunsSoFar]) {
+        self.job_last_success.clear();
+        self.job_last_run_failed.clear();
+        for job in jobs {
+            let labels = JobLabels {
+                app: job.app.clone(),
+                job_name: job.name.clone(),
+            };
+            let ended = job
+                .last_success
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if let Some(ended) = ended {
+                self.job_last_success
+                    .get_or_create(&labels)
+                    .set(ended.timestamp());
+            }
+            if let Some(outcome) = &job.last_outcome {
+                let failed = matches!(outcome.as_str(), "failed" | "timed_out");
+                self.job_last_run_failed
+                    .get_or_create(&labels)
+                    .set(i64::from(failed));
+            }
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -234,6 +290,50 @@ mod tests {
     /// Asserts the text exposition holds `line`.
     fn assert_renders(text: &str, line: &str) {
         assert!(text.contains(line), "{line} is not in:\n{text}");
+    }
+
+    #[test]
+    fn job_gauges_say_when_each_last_succeeded_and_whether_its_last_run_failed() {
+        use crate::daemon::store::jobs::RunsSoFar;
+        let job = |name: &str, success: Option<&str>, outcome: Option<&str>| RunsSoFar {
+            app: "shop".into(),
+            name: name.into(),
+            last_success: success.map(str::to_string),
+            last_outcome: outcome.map(str::to_string),
+        };
+        let metrics = Metrics::default();
+        metrics.set_jobs(&[job(
+            "gone",
+            Some("2026-12-06T10:00:00.000Z"),
+            Some("succeeded"),
+        )]);
+        metrics.set_jobs(&[
+            job(
+                "backup",
+                Some("2026-12-06T03:00:00.500Z"),
+                Some("timed_out"),
+            ),
+            job("report", None, Some("succeeded")),
+            job("new", None, None),
+        ]);
+        let text = metrics.render();
+        assert_renders(
+            &text,
+            r#"lakefly_job_last_success_timestamp_seconds{app="shop",job_name="backup"} 1796526000"#,
+        );
+        assert_renders(
+            &text,
+            r#"lakefly_job_last_run_failed{app="shop",job_name="backup"} 1"#,
+        );
+        assert_renders(
+            &text,
+            r#"lakefly_job_last_run_failed{app="shop",job_name="report"} 0"#,
+        );
+        assert!(!text.contains(r#"job_name="new""#), "not run yet: {text}");
+        assert!(
+            !text.contains(r#"job_name="gone""#),
+            "a deleted job's go: {text}"
+        );
     }
 
     #[test]

@@ -73,6 +73,30 @@ async fn config_jobs_run_on_schedule_without_overlap_with_retries_and_timeouts()
         flaky[0]["output"].as_str().unwrap().contains("trying"),
         "{flaky:?}"
     );
+    // `/metrics` says when each job last succeeded, and whether its last run failed.
+    let metrics = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"lakefly_job_last_run_failed{app="jobs",job_name="flaky"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"lakefly_job_last_run_failed{app="jobs",job_name="tick"} 0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"lakefly_job_last_success_timestamp_seconds{app="jobs",job_name="tick"} "#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"timestamp_seconds{app="jobs",job_name="flaky"}"#),
+        "{metrics}"
+    );
 
     // A run past its timeout is stopped, with its whole process group.
     api.send(

@@ -255,10 +255,16 @@ fn unknown(
 async fn metrics(
     axum::extract::State(state): axum::extract::State<Shared>,
 ) -> Result<impl axum::response::IntoResponse, ServerError> {
-    let counts = state
+    let (counts, jobs) = state
         .store
-        .run(|conn, path| super::store::machines::counts(conn, path))
+        .run(|conn, path| {
+            Ok((
+                super::store::machines::counts(conn, path)?,
+                super::store::jobs::runs_so_far(conn, path)?,
+            ))
+        })
         .await?;
+    state.metrics.set_jobs(&jobs);
     // Read now, so a certificate reloaded by SIGHUP shows at once.
     let api_expiries = (state.api_tls.iter())
         .flat_map(|tls| tls.expiries())

@@ -94,6 +94,46 @@ pub fn all(conn: &Connection, path: &Path) -> Result<Vec<JobRecord>, StoreError>
     )
 }
 
+/// How a job's runs have gone, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunsSoFar {
+    /// The job's app.
+    pub app: String,
+    /// The job's name.
+    pub name: String,
+    /// When its last run that succeeded ended (RFC 3339), among the runs kept.
+    pub last_success: Option<String>,
+    /// How its last run that ran ended (`succeeded`, `failed`, `timed_out`,
+    /// `cancelled`); skipped runs and the one going do not count.
+    pub last_outcome: Option<String>,
+}
+
+/// How every job's runs have gone.
+pub fn runs_so_far(conn: &Connection, path: &Path) -> Result<Vec<RunsSoFar>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT j.app, j.name,
+                (SELECT MAX(r.finished_at) FROM job_runs r
+                    WHERE r.job_id = j.id AND r.status = 'succeeded'),
+                (SELECT r.status FROM job_runs r
+                    WHERE r.job_id = j.id AND r.status NOT IN ('running', 'skipped')
+                    ORDER BY r.id DESC LIMIT 1)
+             FROM jobs j ORDER BY j.id",
+        )
+        .map_err(sqlite(path))?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok(RunsSoFar {
+                app: row.get(0)?,
+                name: row.get(1)?,
+                last_success: row.get(2)?,
+                last_outcome: row.get(3)?,
+            })
+        })
+        .map_err(sqlite(path))?;
+    rows.collect::<Result<_, _>>().map_err(sqlite(path))
+}
+
 /// The jobs of `app`, by name.
 pub fn of_app(conn: &Connection, path: &Path, app: &str) -> Result<Vec<JobRecord>, StoreError> {
     collect_jobs(
