@@ -196,13 +196,19 @@ fn wait_returns_once_the_machine_is_in_the_state_asked_for() {
         let mut all = vec!["--remote", d.api.as_str(), "machines", "wait", &id];
         all.extend_from_slice(args);
         let mut child = common::lakefly_spawn(&dir, &all);
-        // Its first word: it is about to look at the machine and follow its events.
+        // What it says first, then the machine's state once it has looked (and follows
+        // its events): from here on no change is missed.
         let mut said = String::new();
         let stderr = child.stderr.as_mut().expect("piped");
-        std::io::BufReader::new(stderr)
-            .read_line(&mut said)
-            .expect("stderr");
+        let mut stderr = std::io::BufReader::new(stderr);
+        for _ in 0..2 {
+            stderr.read_line(&mut said).expect("stderr");
+        }
         assert!(said.starts_with("waiting up to "), "{said}");
+        assert!(
+            said.ends_with(&format!("\n    machine {id} is stopped\n")),
+            "{said}"
+        );
         child
     };
 
