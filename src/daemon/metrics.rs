@@ -69,10 +69,28 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
+/// The figures `/metrics` reads at scrape time rather than counts as things happen.
+#[derive(Debug, Default)]
+pub struct Scraped {
+    /// Machines by state and health: `(state, health, count)`.
+    pub machines: Vec<(String, String, i64)>,
+    /// How each job's runs have gone.
+    pub jobs: Vec<crate::daemon::store::jobs::RunsSoFar>,
+    /// Each edge certificate file and when it expires, Unix seconds.
+    pub edge_certificates: Vec<(String, i64)>,
+    /// Each API certificate file and when it expires, Unix seconds.
+    pub api_certificates: Vec<(String, i64)>,
+    /// Connections following the event stream.
+    pub subscribers: i64,
+}
+
 /// Every figure the daemon exports.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    /// Held from setting the scrape-time gauges to rendering them, so that two scrapes at
+    /// once cannot render a family another has just cleared.
+    scraping: Arc<std::sync::Mutex<()>>,
     /// Events recorded since the daemon started.
     pub events: Counter,
     /// Machine restarts after an exit, since the daemon started.
@@ -164,6 +182,7 @@ impl Default for Metrics {
         );
         Metrics {
             registry: Arc::new(registry),
+            scraping: Arc::default(),
             events,
             restarts,
             machines,
@@ -247,7 +266,7 @@ impl Metrics {
 
     /// Sets the job gauges from how each job's runs have gone: a job with no successful run
     /// kept has no success time, one that has not run yet no failure flag.
-    pub fn set_jobs(&self, jobs: &[crate::daemon::store::jobs::RunsSoFar]) {
+    fn set_jobs(&self, jobs: &[crate::daemon::store::jobs::RunsSoFar]) {
         self.job_last_success.clear();
         self.job_last_run_failed.clear();
         for job in jobs {
@@ -273,8 +292,37 @@ impl Metrics {
         }
     }
 
+    /// Sets the scrape-time gauges from `now` and renders every metric, as one step.
+    pub fn scrape(&self, now: Scraped) -> String {
+        // A scrape that panicked mid-way left nothing that the next one does not reset.
+        let _scraping = self
+            .scraping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.set_jobs(&now.jobs);
+        for (family, expiries) in [
+            (&self.edge_certificate_expiry, now.edge_certificates),
+            (&self.api_certificate_expiry, now.api_certificates),
+        ] {
+            family.clear();
+            for (file, expires) in expiries {
+                family
+                    .get_or_create(&CertificateLabels { file })
+                    .set(expires);
+            }
+        }
+        self.machines.clear();
+        for (state, health, n) in now.machines {
+            self.machines
+                .get_or_create(&MachineLabels { state, health })
+                .set(n);
+        }
+        self.subscribers.set(now.subscribers);
+        self.render()
+    }
+
     /// The text exposition of every metric.
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             tracing::warn!("could not encode metrics");
@@ -302,21 +350,26 @@ mod tests {
             last_outcome: outcome.map(str::to_string),
         };
         let metrics = Metrics::default();
-        metrics.set_jobs(&[job(
-            "gone",
-            Some("2026-12-06T10:00:00.000Z"),
-            Some("succeeded"),
-        )]);
-        metrics.set_jobs(&[
-            job(
-                "backup",
-                Some("2026-12-06T03:00:00.500Z"),
-                Some("timed_out"),
-            ),
-            job("report", None, Some("succeeded")),
-            job("new", None, None),
-        ]);
-        let text = metrics.render();
+        metrics.scrape(Scraped {
+            jobs: vec![job(
+                "gone",
+                Some("2026-12-06T10:00:00.000Z"),
+                Some("succeeded"),
+            )],
+            ..Scraped::default()
+        });
+        let text = metrics.scrape(Scraped {
+            jobs: vec![
+                job(
+                    "backup",
+                    Some("2026-12-06T03:00:00.500Z"),
+                    Some("timed_out"),
+                ),
+                job("report", None, Some("succeeded")),
+                job("new", None, None),
+            ],
+            ..Scraped::default()
+        });
         assert_renders(
             &text,
             r#"lakefly_job_last_success_timestamp_seconds{app="shop",job_name="backup"} 1796526000"#,
@@ -334,6 +387,36 @@ mod tests {
             !text.contains(r#"job_name="gone""#),
             "a deleted job's go: {text}"
         );
+    }
+
+    #[test]
+    fn scrapes_at_once_each_render_every_gauge_they_set() {
+        let metrics = Metrics::default();
+        let line = r#"lakefly_machines{state="started",health="passing"} 2"#;
+        let scrapers: Vec<_> = (0..4)
+            .map(|_| {
+                let metrics = metrics.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let text = metrics.scrape(Scraped {
+                            machines: vec![("started".into(), "passing".into(), 2)],
+                            edge_certificates: vec![("edge.pem".into(), 1_800_000_000)],
+                            ..Scraped::default()
+                        });
+                        assert_renders(&text, line);
+                        assert_renders(
+                            &text,
+                            r#"lakefly_edge_certificate_expiry_timestamp_seconds{file="edge.pem"} 1800000000"#,
+                        );
+                    }
+                })
+            })
+            .collect();
+        for scraper in scrapers {
+            scraper
+                .join()
+                .expect("a scraper saw a gauge another had cleared");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use super::bundles::BundleStore;
 use super::deploy::Deployer;
 use super::events::EventHub;
-use super::metrics::{MachineLabels, Metrics};
+use super::metrics::Metrics;
 use super::runtime::Runtime;
 use super::store::Store;
 use crate::api::types::Health;
@@ -255,7 +255,7 @@ fn unknown(
 async fn metrics(
     axum::extract::State(state): axum::extract::State<Shared>,
 ) -> Result<impl axum::response::IntoResponse, ServerError> {
-    let (counts, jobs) = state
+    let (machines, jobs) = state
         .store
         .run(|conn, path| {
             Ok((
@@ -264,49 +264,24 @@ async fn metrics(
             ))
         })
         .await?;
-    state.metrics.set_jobs(&jobs);
     // Read now, so a certificate reloaded by SIGHUP shows at once.
-    let api_expiries = (state.api_tls.iter())
+    let api_certificates = (state.api_tls.iter())
         .flat_map(|tls| tls.expiries())
-        .filter_map(|(files, expires)| Some((files.cert.display().to_string(), expires?)));
-    for (family, expiries) in [
-        (
-            &state.metrics.edge_certificate_expiry,
-            state.edge.certificate_expiries(),
-        ),
-        (
-            &state.metrics.api_certificate_expiry,
-            api_expiries.collect(),
-        ),
-    ] {
-        family.clear();
-        for (file, expires) in expiries {
-            family
-                .get_or_create(&super::metrics::CertificateLabels { file })
-                .set(expires);
-        }
-    }
-    state.metrics.machines.clear();
-    for (machine_state, health, n) in counts {
-        state
-            .metrics
-            .machines
-            .get_or_create(&MachineLabels {
-                state: machine_state,
-                health,
-            })
-            .set(n);
-    }
-    state
-        .metrics
-        .subscribers
-        .set(state.hub.subscribers() as i64);
+        .filter_map(|(files, expires)| Some((files.cert.display().to_string(), expires?)))
+        .collect();
+    let scraped = super::metrics::Scraped {
+        machines,
+        jobs,
+        edge_certificates: state.edge.certificate_expiries(),
+        api_certificates,
+        subscribers: state.hub.subscribers() as i64,
+    };
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.scrape(scraped),
     ))
 }
 
