@@ -96,7 +96,8 @@ fn validate_invalid_toml_exits_3_with_line_and_column() {
     let dir = project("app = \"a\"\n[env]\nA = \"1\"\nA = \"2\"\n");
     let run = lakefly(dir.path(), &["config", "validate"]).expect_code(3);
     assert!(
-        run.stderr.starts_with("error: invalid TOML: duplicate key"),
+        run.stderr
+            .starts_with("error: invalid TOML: key `A` of [env] is defined twice, first on line 3"),
         "{}",
         run.stderr
     );

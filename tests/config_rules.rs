@@ -526,10 +526,24 @@ fn duplicate_names() {
 fn invalid_toml_names_line_and_column() {
     let (line, col, msg, hint) = one_error("app = \"a\"\n[env]\nA = \"1\"\nA = \"2\"\n");
     assert_eq!((line, col), (4, 1));
-    assert!(msg.starts_with("invalid TOML: duplicate key"), "{msg}");
+    assert_eq!(
+        msg,
+        "invalid TOML: key `A` of [env] is defined twice, first on line 3"
+    );
     assert_eq!(
         hint,
-        "each key may appear once per table; remove or rename one of them"
+        "a key is set once in its table: keep line 3 or line 4, and delete the other"
+    );
+    let (line, col, msg, hint) =
+        one_error("[env]\nA = \"1\"\n[http_service]\ninternal_port = 1\n[env]\nB = \"2\"\n");
+    assert_eq!((line, col), (5, 2));
+    assert_eq!(
+        msg,
+        "invalid TOML: table [env] is defined twice, first on line 1"
+    );
+    assert_eq!(
+        hint,
+        "a table is defined once: move what line 5 sets into the table of line 1, and delete line 5"
     );
     let (line, col, _, _) = one_error("app = \"a\n");
     assert_eq!((line, col), (1, 9));

@@ -63,6 +63,12 @@ fn every_valid_file_validates_and_every_invalid_one_fails_with_its_place() {
             "{}",
             run.stderr
         );
+        assert!(
+            run.stderr
+                .contains("key `ZFINGER_URL` of [env] is defined twice, first on line 17"),
+            "{}",
+            run.stderr
+        );
         assert!(invalid >= 1);
     }
 }

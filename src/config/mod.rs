@@ -7,6 +7,7 @@
 
 pub(crate) mod decode;
 pub mod diagnostic;
+mod duplicate;
 pub mod edit;
 pub mod keypath;
 pub mod lists;
@@ -82,15 +83,37 @@ pub fn parse(text: &str, path: &Path) -> Loaded {
         Ok(doc) => doc,
         Err(e) => {
             let span = e.span();
-            let message = format!("invalid TOML: {}", e.message().trim_end());
-            let hint = Some(syntax_hint(e.message()).to_string());
-            report.diagnostics.push(d.diagnostic(
-                Severity::Error,
-                "",
-                span.as_ref(),
-                message,
-                hint,
-            ));
+            let first = (span.as_ref())
+                .filter(|_| e.message().contains("duplicate key"))
+                .and_then(|span| duplicate::first_set(text, span));
+            let diagnostic = match (first, &span) {
+                (Some(first), Some(span)) => {
+                    let index = diagnostic::LineIndex::new(text);
+                    let line = index.position(first.span.start).line;
+                    let again = index.position(span.start).line;
+                    d.diagnostic(
+                        Severity::Error,
+                        &first.path,
+                        Some(span),
+                        format!(
+                            "invalid TOML: {} is defined twice, first on line {line}",
+                            first.what
+                        ),
+                        Some(match first.is_table {
+                            true => format!("a table is defined once: move what line {again} sets into the table of line {line}, and delete line {again}"),
+                            false => format!("a key is set once in its table: keep line {line} or line {again}, and delete the other"),
+                        }),
+                    )
+                }
+                _ => d.diagnostic(
+                    Severity::Error,
+                    "",
+                    span.as_ref(),
+                    format!("invalid TOML: {}", e.message().trim_end()),
+                    Some(syntax_hint(e.message()).to_string()),
+                ),
+            };
+            report.diagnostics.push(diagnostic);
             return Loaded {
                 config: AppConfig::default(),
                 report,
