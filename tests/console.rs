@@ -459,4 +459,21 @@ async fn select_asks_which_machine_on_the_terminal() {
         "{}",
         piped.stderr
     );
+
+    // A command that takes several machines takes several answers: both, by a range.
+    let steps = json!([["machines [1-2; several as 1,2 or 1-2 or all]: ", "1-2\r"]]);
+    let api = d.api.clone();
+    let shown = tokio::task::spawn_blocking(move || {
+        let args = ["--remote", &api, "-a", "con", "machines", "stop"];
+        common::terminal::drive(&steps, &args, &[])
+    })
+    .await
+    .unwrap();
+    for id in [&first, &second] {
+        assert!(
+            shown.contains(&format!("machine {id} is stopped")),
+            "{shown}"
+        );
+    }
+    assert!(shown.trim_end().ends_with("exit=0"), "{shown}");
 }

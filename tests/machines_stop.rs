@@ -255,7 +255,8 @@ fn wait_returns_once_the_machine_is_in_the_state_asked_for() {
         "machines",
         "start",
     ];
-    let steps = serde_json::json!([["machine [1-1]: ", "1\r"]]);
+    // Several may be named where a command takes them (`all`, `1,2`, `1-2`).
+    let steps = serde_json::json!([["machine [1-1]: ", "all\r"]]);
     let shown = common::terminal::drive(&steps, &start, &[]);
     assert!(shown.contains(&format!("1  {id}")), "{shown}");
     assert!(shown.trim_end().ends_with("exit=0"), "{shown}");

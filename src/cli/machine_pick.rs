@@ -64,32 +64,10 @@ pub(super) async fn select(
     offer: Offer,
     unasked: impl FnOnce() -> Error,
 ) -> Result<Machine, Error> {
-    if !std::io::stdin().is_terminal() {
-        return Err(unasked());
-    }
-    let all = api.machines(app).await?;
-    let offered: Vec<Machine> = all.iter().filter(|m| offer.takes(m)).cloned().collect();
-    let listed = if offered.is_empty() { all } else { offered };
-    if listed.is_empty() {
-        return Err(Error::NoMachines {
-            app: app.to_string(),
-        });
-    }
-    let mut table = Table::new(vec!["#", "ID", "GROUP", "STATE", "HEALTH", "RELEASE"]);
-    for (n, m) in listed.iter().enumerate() {
-        table.row(vec![
-            (n + 1).to_string(),
-            m.id.clone(),
-            m.process_group.clone(),
-            super::machines::state_shown(m).to_string(),
-            m.health.to_string(),
-            m.release_version
-                .map_or_else(|| "-".into(), |v| format!("v{v}")),
-        ]);
-    }
+    let listed = listed(api, app, offer, unasked).await?;
     let answer = super::remote::ask(&format!(
         "{}\nmachine [1-{}]: ",
-        table.render(),
+        table(&listed),
         listed.len()
     ))?;
     let answer = answer.as_str();
@@ -103,9 +81,114 @@ pub(super) async fn select(
     })
 }
 
+/// As [`select`], for a command that takes several machines (`start`, `stop`, `restart`,
+/// `destroy`): numbers, ranges and ids, as `1,3`, `1-3` or `all`, as flyctl's multi-select.
+pub(super) async fn select_many(
+    api: &Client,
+    app: &str,
+    offer: Offer,
+    unasked: impl FnOnce() -> Error,
+) -> Result<Vec<Machine>, Error> {
+    let listed = listed(api, app, offer, unasked).await?;
+    let prompt = match listed.len() {
+        1 => "machine [1-1]: ".to_string(),
+        n => format!("machines [1-{n}; several as 1,2 or 1-{n} or all]: "),
+    };
+    let answer = super::remote::ask(&format!("{}\n{prompt}", table(&listed)))?;
+    let ids: Vec<&str> = listed.iter().map(|m| m.id.as_str()).collect();
+    let chosen = pick(&answer, &ids).ok_or_else(|| Error::NotListed {
+        answer: answer.clone(),
+        count: listed.len(),
+    })?;
+    Ok(chosen.into_iter().map(|n| listed[n].clone()).collect())
+}
+
+/// The machines of `app` to choose from: those `offer` takes, else every one.
+async fn listed(
+    api: &Client,
+    app: &str,
+    offer: Offer,
+    unasked: impl FnOnce() -> Error,
+) -> Result<Vec<Machine>, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(unasked());
+    }
+    let all = api.machines(app).await?;
+    let offered: Vec<Machine> = all.iter().filter(|m| offer.takes(m)).cloned().collect();
+    let listed = if offered.is_empty() { all } else { offered };
+    if listed.is_empty() {
+        return Err(Error::NoMachines {
+            app: app.to_string(),
+        });
+    }
+    Ok(listed)
+}
+
+/// The numbered list the machines are chosen from.
+fn table(listed: &[Machine]) -> String {
+    let mut table = Table::new(vec!["#", "ID", "GROUP", "STATE", "HEALTH", "RELEASE"]);
+    for (n, m) in listed.iter().enumerate() {
+        table.row(vec![
+            (n + 1).to_string(),
+            m.id.clone(),
+            m.process_group.clone(),
+            super::machines::state_shown(m).to_string(),
+            m.health.to_string(),
+            m.release_version
+                .map_or_else(|| "-".into(), |v| format!("v{v}")),
+        ]);
+    }
+    table.render()
+}
+
+/// The places in `listed` (machine ids) an answer names, in the order named and each once: numbers,
+/// ranges (`2-4`), ids and `all`, apart by commas or spaces. `None` when any part names no
+/// machine listed, or none is named: nothing is done on a half-understood answer.
+fn pick(answer: &str, listed: &[&str]) -> Option<Vec<usize>> {
+    let number = |part: &str| {
+        part.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=listed.len()).contains(n))
+            .map(|n| n - 1)
+    };
+    let mut chosen = Vec::new();
+    for part in answer.split([',', ' ']).filter(|p| !p.is_empty()) {
+        let places: Vec<usize> = if part.eq_ignore_ascii_case("all") {
+            (0..listed.len()).collect()
+        } else if let Some((from, to)) = part.split_once('-').filter(|_| number(part).is_none()) {
+            match (number(from), number(to)) {
+                (Some(from), Some(to)) if from <= to => (from..=to).collect(),
+                // Not a range of numbers: an id cannot hold a dash, so nothing listed.
+                _ => return None,
+            }
+        } else {
+            vec![number(part).or_else(|| listed.iter().position(|id| *id == part))?]
+        };
+        for place in places {
+            if !chosen.contains(&place) {
+                chosen.push(place);
+            }
+        }
+    }
+    (!chosen.is_empty()).then_some(chosen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_machines_are_named_by_numbers_ranges_ids_or_all_each_once() {
+        let pick = |answer: &str| pick(answer, &["a1", "b2", "c3", "d4"]);
+        assert_eq!(pick("2"), Some(vec![1]));
+        assert_eq!(pick("3, 1"), Some(vec![2, 0]));
+        assert_eq!(pick("1-3 c3 4"), Some(vec![0, 1, 2, 3]));
+        assert_eq!(pick("b2,2"), Some(vec![1]));
+        assert_eq!(pick("ALL"), Some(vec![0, 1, 2, 3]));
+        for nothing in ["", " , ", "0", "5", "3-1", "1-9", "x", "1,x", "a-b"] {
+            assert_eq!(pick(nothing), None, "{nothing:?}");
+        }
+    }
 
     #[test]
     fn a_start_is_offered_the_machines_that_do_not_run_and_a_stop_those_that_do() {

@@ -47,14 +47,14 @@ pub enum MachinesCommand {
     /// Start stopped machines.
     Start {
         /// Machine ids (`machines list -q` lists them; asked for on a terminal when none
-        /// is given).
+        /// is given, several as `1,2`, `1-3` or `all`).
         #[arg(value_name = "ID")]
         ids: Vec<String>,
     },
     /// Stop machines (kill signal, then SIGKILL after the kill timeout).
     Stop {
         /// Machine ids (`machines list -q` lists them; asked for on a terminal when none
-        /// is given).
+        /// is given, several as `1,2`, `1-3` or `all`).
         #[arg(value_name = "ID")]
         ids: Vec<String>,
         /// The signal that asks each to stop, over fly.toml's `kill_signal` (as flyctl's).
@@ -73,7 +73,7 @@ pub enum MachinesCommand {
     /// flyctl's).
     Restart {
         /// Machine ids (`machines list -q` lists them; asked for on a terminal when none
-        /// is given).
+        /// is given, several as `1,2`, `1-3` or `all`).
         #[arg(value_name = "ID")]
         ids: Vec<String>,
         /// The signal that asks each to stop, over fly.toml's `kill_signal` (as flyctl's).
@@ -150,7 +150,8 @@ pub enum MachinesCommand {
     /// kill timeout).
     #[command(visible_alias = "remove", alias = "rm")]
     Destroy {
-        /// Machine ids (asked for on a terminal when none is given).
+        /// Machine ids (asked for on a terminal when none is given, several as `1,2`,
+        /// `1-3` or `all`).
         #[arg(value_name = "ID")]
         ids: Vec<String>,
         /// flyctl's, which destroys a machine that runs only with it: lakefly's destroy
@@ -181,8 +182,13 @@ pub fn run(global: &GlobalArgs, args: MachinesArgs) -> Result<(), Error> {
     // No machine named: asked for on a terminal, as flyctl's.
     if let Some((name, offer)) = command.unnamed() {
         let unasked = || Error::MachineNotNamed { command: name };
-        let chosen = block_on(super::machine_pick::select(&api, &app, offer, unasked))?;
-        command.name(chosen.id);
+        let chosen = match command.takes_several() {
+            true => block_on(super::machine_pick::select_many(&api, &app, offer, unasked))?,
+            false => vec![block_on(super::machine_pick::select(
+                &api, &app, offer, unasked,
+            ))?],
+        };
+        command.name(chosen.into_iter().map(|m| m.id).collect());
     }
     let (ids, action) = match command {
         MachinesCommand::List { quiet } => {
@@ -367,16 +373,28 @@ impl MachinesCommand {
         }
     }
 
-    /// Names machine `chosen` for a command [`unnamed`](Self::unnamed) said named none.
-    fn name(&mut self, chosen: String) {
+    /// Whether the command takes several machines at once.
+    fn takes_several(&self) -> bool {
+        matches!(
+            self,
+            MachinesCommand::Start { .. }
+                | MachinesCommand::Stop { .. }
+                | MachinesCommand::Restart { .. }
+                | MachinesCommand::Destroy { .. }
+        )
+    }
+
+    /// Names the machines `chosen` for a command [`unnamed`](Self::unnamed) said named
+    /// none (one, unless it [takes several](Self::takes_several)).
+    fn name(&mut self, chosen: Vec<String>) {
         match self {
             MachinesCommand::Status { id }
             | MachinesCommand::Wait { id, .. }
-            | MachinesCommand::Kill { id, .. } => *id = Some(chosen),
+            | MachinesCommand::Kill { id, .. } => *id = chosen.into_iter().next(),
             MachinesCommand::Start { ids }
             | MachinesCommand::Stop { ids, .. }
             | MachinesCommand::Restart { ids, .. }
-            | MachinesCommand::Destroy { ids, .. } => ids.push(chosen),
+            | MachinesCommand::Destroy { ids, .. } => *ids = chosen,
             MachinesCommand::List { .. } | MachinesCommand::Exec { .. } => {}
         }
     }

@@ -98,7 +98,7 @@ impl Error {
                 "name the machine with --machine ID (`lakefly machines list -q` lists them)".into(),
             ),
             Error::NotListed { .. } => {
-                Some("type the number in front of a machine, or its id".into())
+                Some("type the number in front of a machine, or its id (several, where a command takes them, as 1,3 or 1-3 or all)".into())
             }
             Error::Cancelled(_) => None,
             Error::NoApp { config: Some(_) } => Some(

@@ -342,7 +342,7 @@ pub enum Error {
     #[error("--select asks which machine on a terminal, and stdin is not one")]
     SelectNeedsTerminal,
 
-    /// The answer to `--select` named no machine of the list.
+    /// The answer to a machine prompt named no machine of the list (or not only such).
     #[error("{answer:?} is not one of the {count} machines listed")]
     NotListed {
         /// What was typed.
