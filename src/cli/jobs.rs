@@ -176,7 +176,7 @@ pub fn run(global: &GlobalArgs, args: JobsArgs) -> Result<(), Error> {
             if out.json {
                 return out.json(&runs);
             }
-            out.text(&run_table(&runs))
+            out.text(&run_table(&runs, chrono::Utc::now()))
         }
     }
 }
@@ -300,9 +300,11 @@ pub fn job_table(jobs: &[Job]) -> String {
     table.render()
 }
 
-fn run_table(runs: &[JobRun]) -> String {
+/// The runs of `jobs runs`, newest first as the daemon gives them; `now` times the ones
+/// still running.
+fn run_table(runs: &[JobRun], now: chrono::DateTime<chrono::Utc>) -> String {
     let mut table = Table::new(vec![
-        "RUN", "TRIGGER", "STATUS", "ATTEMPTS", "STARTED", "RESULT", "OUTPUT",
+        "RUN", "TRIGGER", "STATUS", "ATTEMPTS", "STARTED", "TOOK", "RESULT", "OUTPUT",
     ]);
     for run in runs {
         let result = match (run.exit_code, run.http_status) {
@@ -322,9 +324,98 @@ fn run_table(runs: &[JobRun]) -> String {
             run.status.clone(),
             run.attempts.to_string(),
             run.started_at.clone(),
+            took(run, now).unwrap_or_else(|| "-".into()),
             result,
             output,
         ]);
     }
     table.render()
+}
+
+/// How long a run took (`40ms`, `2.5s`, `4m10s`), or has been running for.
+fn took(run: &JobRun, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let until = match &run.finished_at {
+        Some(finished) => chrono::DateTime::parse_from_rfc3339(finished)
+            .ok()?
+            .with_timezone(&chrono::Utc),
+        None => now,
+    };
+    let started = chrono::DateTime::parse_from_rfc3339(&run.started_at).ok()?;
+    let ms = (until - started.with_timezone(&chrono::Utc))
+        .num_milliseconds()
+        .max(0);
+    Some(match ms {
+        // A job's run is often short: its first minute is told to the tenth of a second.
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => super::machines::uptime(&run.started_at, until)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: u64, started: &str, finished: Option<&str>) -> JobRun {
+        JobRun {
+            id,
+            job_id: 1,
+            trigger: "schedule".into(),
+            status: if finished.is_some() {
+                "succeeded"
+            } else {
+                "running"
+            }
+            .into(),
+            attempts: 1,
+            started_at: started.into(),
+            finished_at: finished.map(str::to_string),
+            exit_code: finished.map(|_| 0),
+            http_status: None,
+            output: finished.map(|_| "first line\ncleaned".to_string()),
+        }
+    }
+
+    #[test]
+    fn runs_say_how_long_each_took_or_has_been_running() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T03:10:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let runs = [
+            run(4, "2026-12-06T03:09:48.000Z", None),
+            run(
+                3,
+                "2026-12-06T03:00:00.000Z",
+                Some("2026-12-06T03:04:10.000Z"),
+            ),
+            run(
+                2,
+                "2026-12-05T03:00:00.000Z",
+                Some("2026-12-05T03:00:02.470Z"),
+            ),
+            run(
+                1,
+                "2026-12-04T03:00:00.000Z",
+                Some("2026-12-04T03:00:00.040Z"),
+            ),
+        ];
+        let shown: Vec<Option<String>> = runs.iter().map(|r| took(r, now)).collect();
+        assert_eq!(
+            shown,
+            [Some("12.0s"), Some("4m10s"), Some("2.5s"), Some("40ms")].map(|t| t.map(String::from))
+        );
+        let table = run_table(&runs, now);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].contains("STARTED                   TOOK   RESULT"),
+            "{table}"
+        );
+        assert!(lines[2].contains("4m10s  exit 0  cleaned"), "{table}");
+        assert!(lines[1].ends_with(" 12.0s  -"), "{table}");
+        let mut unreadable = run(5, "not a time", None);
+        assert_eq!(took(&unreadable, now), None);
+        unreadable.started_at = "2026-12-06T03:09:48Z".into();
+        unreadable.finished_at = Some("later".into());
+        assert_eq!(took(&unreadable, now), None);
+    }
 }
