@@ -49,11 +49,16 @@ pub(super) async fn watch(
     progress.status(&format!("release v{version}: starting"));
     match follow_release(out, &progress, app, version, stream).await? {
         Ended::Complete => Ok(()),
-        Ended::Failed { reason, running } => Err(Error::DeployFailed {
+        Ended::Failed {
+            reason,
+            running,
+            app_said,
+        } => Err(Error::DeployFailed {
             app: app.to_string(),
             version,
             reason,
             running,
+            app_said,
         }),
     }
 }
@@ -68,6 +73,9 @@ pub(super) enum Ended {
         reason: String,
         /// The release that runs instead, if any.
         running: Option<u64>,
+        /// Whether the release's machines (or its commands) ran and may have logged why:
+        /// not so when it failed before anything of it started (a port taken).
+        app_said: bool,
     },
 }
 
@@ -147,13 +155,14 @@ pub(super) async fn follow_release(
         match event.kind.as_str() {
             kind::DEPLOY_COMPLETE => return Ok(Ended::Complete),
             kind::DEPLOY_FAILED => {
+                let data = &event.data;
                 return Ok(Ended::Failed {
-                    reason: event.data["reason"]
-                        .as_str()
-                        .unwrap_or("unknown")
-                        .to_string(),
-                    running: event.data["running"].as_u64(),
-                })
+                    reason: data["reason"].as_str().unwrap_or("unknown").to_string(),
+                    running: data["running"].as_u64(),
+                    app_said: data["machine"].is_string()
+                        || data["check_output"].is_string()
+                        || data["logs"].as_array().is_some_and(|l| !l.is_empty()),
+                });
             }
             _ => {}
         }

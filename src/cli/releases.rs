@@ -129,7 +129,9 @@ fn cancel(global: &GlobalArgs, version: Option<u64>, detach: bool) -> Result<(),
         progress.line(&format!("==> cancelling release v{version}"));
         match follow_release(out, &progress, &app, version, stream).await? {
             Ended::Complete => Err(Error::WentLive { app, version }),
-            Ended::Failed { reason, running } => {
+            Ended::Failed {
+                reason, running, ..
+            } => {
                 if out.json {
                     return out.json(&serde_json::json!({ "app": app, "version": version, "status": "failed", "reason": reason, "running": running }));
                 }

@@ -61,8 +61,11 @@ impl Error {
             Error::DeployFailed { app, running: Some(running), .. } => Some(format!(
                 "release v{running} keeps running; see `lakefly logs -a {app}` and `lakefly releases -a {app}`"
             )),
-            Error::DeployFailed { app, running: None, .. } => Some(format!(
+            Error::DeployFailed { app, running: None, app_said: true, .. } => Some(format!(
                 "no release of {app} has run yet, so nothing runs; `lakefly logs -a {app}` shows what it said"
+            )),
+            Error::DeployFailed { app, running: None, app_said: false, .. } => Some(format!(
+                "no release of {app} has run yet, so nothing runs; it failed before any of it started: fix what the error says, then deploy again"
             )),
             Error::LostDaemon { app, version, .. } => Some(format!(
                 "release v{version} goes on if lakeflyd comes back (a rollout its stop cut short is undone by its next start); then `lakefly releases -a {app}` shows how it ended"

@@ -242,6 +242,8 @@ pub enum Error {
         reason: String,
         /// The release that keeps running; none when no release of the app ever ran.
         running: Option<u64>,
+        /// Whether anything of the release ran, and so may have logged why it failed.
+        app_said: bool,
     },
 
     /// `launch` would deploy a new project into an app that runs another's releases.

@@ -127,6 +127,14 @@ async fn a_service_port_in_use_fails_the_deploy_naming_it_and_the_app() {
         run.stderr
     );
     assert!(run.stderr.contains("in use"), "{}", run.stderr);
+    // Nothing of the release started, so there are no logs to send the user to.
+    assert!(
+        run.stderr
+            .contains("it failed before any of it started: fix what the error says")
+            && !run.stderr.contains("lakefly logs"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
