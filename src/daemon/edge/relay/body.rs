@@ -57,6 +57,16 @@ enum Chunk {
     EndLf,
 }
 
+impl Chunk {
+    /// Whether a byte read in this state is one of the trailer section's.
+    fn in_trailers(self) -> bool {
+        matches!(
+            self,
+            Chunk::TrailerLineStart | Chunk::TrailerLine | Chunk::TrailerLf
+        )
+    }
+}
+
 /// A chunked body that breaks the grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed chunked body")]
@@ -97,7 +107,18 @@ impl Tracker {
     pub fn advance_with(
         &mut self,
         bytes: &[u8],
+        payload: impl FnMut(&[u8]),
+    ) -> Result<usize, Malformed> {
+        self.advance_parts(bytes, payload, |_| {})
+    }
+
+    /// As [`Tracker::advance_with`], also giving `trailer` each byte of a chunked body's
+    /// trailer fields: their lines, CRLFs included, without the empty line that ends them.
+    pub fn advance_parts(
+        &mut self,
+        bytes: &[u8],
         mut payload: impl FnMut(&[u8]),
+        mut trailer: impl FnMut(u8),
     ) -> Result<usize, Malformed> {
         let mut at = 0;
         while at < bytes.len() {
@@ -128,7 +149,11 @@ impl Tracker {
                     }
                 }
                 State::Chunk(chunk) => {
-                    self.state = step(*chunk, bytes[at])?;
+                    let next = step(*chunk, bytes[at])?;
+                    if chunk.in_trailers() && next != State::Chunk(Chunk::EndLf) {
+                        trailer(bytes[at]);
+                    }
+                    self.state = next;
                     at += 1;
                 }
             }
@@ -261,7 +286,8 @@ where
 
 /// As [`relay`], the body compressed with `coding` on its way and sent chunked (`head`
 /// says so): each read's worth is compressed and flushed, so a body streamed in parts
-/// still arrives part by part. A chunked body's trailers are left out.
+/// still arrives part by part. A chunked body's trailers follow the coding's end (those
+/// over [`MAX_HEAD`](super::MAX_HEAD) in all are dropped: they are held until then).
 pub async fn relay_compressed<R, W>(
     head: Vec<u8>,
     framing: Framing,
@@ -277,16 +303,26 @@ where
     let mut tracker = Tracker::new(framing);
     let mut encoder = Encoder::new(coding).map_err(RelayError::Write)?;
     let mut payload = Vec::new();
+    let mut trailers = Vec::new();
+    let mut too_many_trailers = false;
     let mut out = head;
     let mut sent_head = false;
     loop {
         let take = tracker
-            .advance_with(buf, |data| payload.extend_from_slice(data))
+            .advance_parts(
+                buf,
+                |data| payload.extend_from_slice(data),
+                |byte| trailers.push(byte),
+            )
             .map_err(|e| match sent_head {
                 false => RelayError::Unsent(e),
                 true => RelayError::malformed(e),
             })?;
         buf.advance(take);
+        if trailers.len() > super::MAX_HEAD {
+            trailers = Vec::new();
+            too_many_trailers = true;
+        }
         if !payload.is_empty() {
             let piece = encoder.piece(&payload).map_err(RelayError::Write)?;
             payload.clear();
@@ -307,7 +343,11 @@ where
     if framing != Framing::Empty {
         let end = encoder.finish().map_err(RelayError::Write)?;
         chunk(&mut out, &end);
-        out.extend_from_slice(b"0\r\n\r\n");
+        out.extend_from_slice(b"0\r\n");
+        if !too_many_trailers {
+            out.extend_from_slice(&trailers);
+        }
+        out.extend_from_slice(b"\r\n");
     }
     dst.write_all(&out).await.map_err(RelayError::Write)
 }
@@ -485,8 +525,9 @@ mod tests {
         assert_eq!(&buf[..], b"NEXT");
     }
 
-    /// The payload of a chunked body (extensions and trailers aside), and what follows.
-    fn unchunk(mut bytes: &[u8]) -> (Vec<u8>, &[u8]) {
+    /// The payload of a chunked body (extensions aside), its trailer section, and what
+    /// follows.
+    fn unchunk(mut bytes: &[u8]) -> (Vec<u8>, &[u8], &[u8]) {
         let mut payload = Vec::new();
         loop {
             let line = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
@@ -494,7 +535,14 @@ mod tests {
             let size = size.unwrap();
             bytes = &bytes[line + 2..];
             if size == 0 {
-                return (payload, &bytes[2..]);
+                // The empty line: a CRLF at the start, or right after another.
+                let end = (0..bytes.len())
+                    .find(|&at| {
+                        bytes[at..].starts_with(b"\r\n")
+                            && (at == 0 || bytes[..at].ends_with(b"\r\n"))
+                    })
+                    .unwrap();
+                return (payload, &bytes[..end], &bytes[end + 2..]);
             }
             payload.extend_from_slice(&bytes[..size]);
             bytes = &bytes[size + 2..];
@@ -508,7 +556,7 @@ mod tests {
             let (first, rest): (&[u8], &[u8]) = match framing {
                 Framing::Chunked => (
                     b"5;x=y\r\nhel",
-                    b"lo\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\nNEXT",
+                    b"lo\r\n6\r\n world\r\n0\r\nT: 1\r\nX-Sum: abc\r\n\r\nNEXT",
                 ),
                 _ => (b"hel", b"lo worldNEXT"),
             };
@@ -532,8 +580,14 @@ mod tests {
             .expect("relay");
             writer.await.expect("writer");
             assert_eq!(&buf[..], b"NEXT", "{framing:?}");
-            let (payload, after) = unchunk(out.strip_prefix(b"HEAD\r\n").unwrap());
+            let (payload, trailers, after) = unchunk(out.strip_prefix(b"HEAD\r\n").unwrap());
             assert!(after.is_empty(), "{framing:?}: {after:?}");
+            // The app's trailer fields come after the compressed payload, as they came.
+            let sent: &[u8] = match framing {
+                Framing::Chunked => b"T: 1\r\nX-Sum: abc\r\n",
+                _ => b"",
+            };
+            assert_eq!(trailers, sent, "{framing:?}");
             let mut decoded = Vec::new();
             std::io::Read::read_to_end(
                 &mut flate2::read::GzDecoder::new(&payload[..]),
@@ -542,6 +596,34 @@ mod tests {
             .unwrap();
             assert_eq!(decoded, b"hello world", "{framing:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn trailers_over_the_head_limit_are_dropped_not_held() {
+        let (mut to_src, mut src) = tokio::io::duplex(4096);
+        let line = format!("X-Pad: {}\r\n", "p".repeat(1000));
+        let many = line.repeat(super::super::MAX_HEAD / line.len() + 2);
+        let writer = tokio::spawn(async move {
+            let rest = format!("{many}\r\nNEXT");
+            to_src.write_all(rest.as_bytes()).await.expect("write");
+        });
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\n0\r\n"[..]);
+        let mut out = Vec::new();
+        let source = Source {
+            stream: &mut src,
+            buf: &mut buf,
+        };
+        relay_compressed(Vec::new(), Framing::Chunked, source, &mut out, Coding::Gzip)
+            .await
+            .expect("relay");
+        writer.await.expect("writer");
+        assert_eq!(&buf[..], b"NEXT");
+        let (_, trailers, after) = unchunk(&out);
+        assert!(
+            trailers.is_empty() && after.is_empty(),
+            "{} bytes",
+            out.len()
+        );
     }
 
     #[tokio::test]
