@@ -141,9 +141,10 @@ fn table(listed: &[Machine]) -> String {
     table.render()
 }
 
-/// The places in `listed` (machine ids) an answer names, in the order named and each once: numbers,
-/// ranges (`2-4`), ids and `all`, apart by commas or spaces. `None` when any part names no
-/// machine listed, or none is named: nothing is done on a half-understood answer.
+/// The places in `listed` (machine ids) an answer names, in the order named and each
+/// once: numbers, ranges (`2-4`), ids and `all`, apart by commas or spaces. `None` when
+/// any part names no machine listed, or none is named: nothing is done on a
+/// half-understood answer.
 fn pick(answer: &str, listed: &[&str]) -> Option<Vec<usize>> {
     let number = |part: &str| {
         part.parse::<usize>()
@@ -155,7 +156,7 @@ fn pick(answer: &str, listed: &[&str]) -> Option<Vec<usize>> {
     for part in answer.split([',', ' ']).filter(|p| !p.is_empty()) {
         let places: Vec<usize> = if part.eq_ignore_ascii_case("all") {
             (0..listed.len()).collect()
-        } else if let Some((from, to)) = part.split_once('-').filter(|_| number(part).is_none()) {
+        } else if let Some((from, to)) = part.split_once('-') {
             match (number(from), number(to)) {
                 (Some(from), Some(to)) if from <= to => (from..=to).collect(),
                 // Not a range of numbers: an id cannot hold a dash, so nothing listed.
