@@ -300,6 +300,20 @@ fn the_cli_refuses_a_name_no_secret_can_have_before_it_asks_for_a_value() {
         );
         assert!(run.stderr.contains("DATABASE_URL"), "{}", run.stderr);
     }
+    // A name given twice: one value would replace the other unseen (and neither is shown).
+    let args: Vec<&str> = remote
+        .iter()
+        .copied()
+        .chain(["A=s3cr3t-1", "B", "A=s3cr3t-2"])
+        .collect();
+    let run = common::lakefly(dir.path(), &args).expect_code(2);
+    assert!(
+        run.stderr.starts_with("error: A is given twice")
+            && !run.stderr.contains("s3cr3t")
+            && !run.stderr.contains("terminal"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

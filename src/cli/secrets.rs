@@ -229,6 +229,18 @@ fn named(name: &str) -> Result<(), Error> {
 fn set_request(pairs: &[String], stage: bool) -> Result<SecretsRequest, Error> {
     let mut set = BTreeMap::new();
     let mut stdin_used = false;
+    // Before any value is read or asked for: one value would silently replace the other.
+    let names: Vec<&str> = (pairs.iter())
+        .map(|pair| pair.split_once('=').map_or(pair.as_str(), |(name, _)| name))
+        .collect();
+    if let Some(twice) =
+        (names.iter().enumerate()).find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        return Err(bad(
+            format!("{twice} is given twice"),
+            "give each secret once",
+        ));
+    }
     for pair in pairs {
         // Before any value is read or asked for.
         named(pair.split_once('=').map_or(pair.as_str(), |(name, _)| name))?;
