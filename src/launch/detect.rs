@@ -110,6 +110,9 @@ pub fn detect(dir: &Path) -> Result<Plan, Error> {
             plan.http_group = Some(crate::config::model::DEFAULT_GROUP.into());
         }
     }
+    if plan.processes.is_empty() && plan.dockerfile.is_none() {
+        super::python::script(dir, &mut plan)?;
+    }
     if plan.processes.is_empty() && plan.dockerfile.is_none() && dir.join("index.html").is_file() {
         static_site(&mut plan);
     }

@@ -187,6 +187,8 @@ mod tests {
             .insert("worker".into(), "python3 worker.py".into());
         plans.push(full);
         plans.push(plan_for(&[("index.html", "<h1>hi</h1>")]));
+        plans.push(plan_for(&[("main.py", "import os\nos.environ['PORT']\n")]));
+        plans.push(plan_for(&[("main.py", "print('working')\n")]));
         plans.push(Plan {
             internal_port: 3000,
             dockerfile: Some("Dockerfile".into()),

@@ -2,7 +2,8 @@
 //! command for the framework it uses, as `fly launch`'s scanners choose one: Django behind
 //! gunicorn (its migrations as the release command), FastAPI under uvicorn, Flask behind
 //! gunicorn (else under its own `flask run`, unless the script starts its server), else
-//! the entry script run as it is.
+//! the entry script run as it is; a script with no requirements file at all is run as it
+//! is too, when nothing else says what runs.
 
 use std::fs;
 use std::path::Path;
@@ -47,6 +48,27 @@ pub(super) fn detect(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
     }
     plan.processes.insert("app".into(), command.line);
     plan.http_group = Some("app".into());
+    Ok(())
+}
+
+/// A script of the standard library alone, with no requirements file (as this
+/// repository's examples are): run as it is, when nothing else said what runs. It serves
+/// HTTP when it reads `$PORT`; otherwise it is a worker, with no `[http_service]`.
+pub(super) fn script(dir: &Path, plan: &mut Plan) -> Result<(), Error> {
+    for script in ENTRY_SCRIPTS {
+        let Some(text) = read_optional(&dir.join(script))? else {
+            continue;
+        };
+        let group = crate::config::model::DEFAULT_GROUP;
+        plan.sources.push(format!("{script}, a Python script"));
+        plan.processes
+            .insert(group.into(), format!("python3 {script}"));
+        if text.contains("PORT") {
+            plan.http_group = Some(group.into());
+        }
+        plan.left_out.push("__pycache__/");
+        return Ok(());
+    }
     Ok(())
 }
 
@@ -211,5 +233,28 @@ if __name__ == \"__main__\":\n    app.run(port=int(os.environ[\"PORT\"]))\n",
             ),
         ]);
         assert_eq!(runs_itself.processes["app"], "python3 app.py");
+    }
+
+    #[test]
+    fn a_script_with_no_requirements_runs_as_it_is_serving_http_when_it_reads_port() {
+        let server = plan_for(&[(
+            "main.py",
+            "import http.server, os\nport = int(os.environ[\"PORT\"])\n",
+        )]);
+        assert_eq!(server.processes["app"], "python3 main.py");
+        assert_eq!(server.http_group.as_deref(), Some("app"));
+        assert_eq!(server.build_command, None);
+        assert!(server.left_out.contains(&"__pycache__/"));
+        let worker = plan_for(&[("server.py", "while True:\n    work()\n")]);
+        assert_eq!(worker.processes["app"], "python3 server.py");
+        assert_eq!(worker.http_group, None);
+        // What runs is said elsewhere: a Dockerfile, a Procfile.
+        let docker = plan_for(&[("main.py", "PORT"), ("Dockerfile", "FROM python:3.12\n")]);
+        assert!(docker.processes.is_empty() && docker.dockerfile.is_some());
+        let procfile = plan_for(&[("main.py", "PORT"), ("Procfile", "web: python3 -m web\n")]);
+        assert_eq!(
+            procfile.processes.values().collect::<Vec<_>>(),
+            ["python3 -m web"]
+        );
     }
 }
