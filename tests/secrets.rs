@@ -289,7 +289,8 @@ fn the_cli_refuses_a_name_no_secret_can_have_before_it_asks_for_a_value() {
         "set",
     ];
     for bad in ["BAD KEY", "PORT=1", "FLY_REGION=-", "1ABC=x"] {
-        let args: Vec<&str> = remote.iter().copied().chain([bad]).collect();
+        // After a good name whose value would be asked for: still refused first.
+        let args: Vec<&str> = remote.iter().copied().chain(["GOOD", bad]).collect();
         let run = common::lakefly(dir.path(), &args).expect_code(2);
         let name = bad.split('=').next().unwrap();
         assert!(run.stderr.contains(name), "{bad}: {}", run.stderr);
@@ -300,6 +301,18 @@ fn the_cli_refuses_a_name_no_secret_can_have_before_it_asks_for_a_value() {
         );
         assert!(run.stderr.contains("DATABASE_URL"), "{}", run.stderr);
     }
+    // Two values from one stdin are refused; a value that merely ends in `=-` is a value
+    // (that set goes on to the daemon, which is not there: exit 8).
+    let args: Vec<&str> = remote.iter().copied().chain(["A=-", "C=-"]).collect();
+    let run = common::lakefly_stdin(dir.path(), &args, b"value\n").expect_code(2);
+    assert!(
+        run.stderr
+            .starts_with("error: only one NAME=- can read stdin"),
+        "{}",
+        run.stderr
+    );
+    let args: Vec<&str> = remote.iter().copied().chain(["A=-", "B=x=-"]).collect();
+    common::lakefly_stdin(dir.path(), &args, b"value\n").expect_code(8);
     // A name given twice: one value would replace the other unseen (and neither is shown).
     let args: Vec<&str> = remote
         .iter()

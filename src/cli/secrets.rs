@@ -228,33 +228,30 @@ fn named(name: &str) -> Result<(), Error> {
 
 fn set_request(pairs: &[String], stage: bool) -> Result<SecretsRequest, Error> {
     let mut set = BTreeMap::new();
-    let mut stdin_used = false;
-    // Before any value is read or asked for: one value would silently replace the other.
+    // Every name is checked before any value is read or asked for: nothing is typed in
+    // vain. One given twice is refused, as one value would silently replace the other.
     let names: Vec<&str> = (pairs.iter())
         .map(|pair| pair.split_once('=').map_or(pair.as_str(), |(name, _)| name))
         .collect();
-    if let Some(twice) =
-        (names.iter().enumerate()).find_map(|(i, n)| names[..i].contains(n).then_some(n))
-    {
+    for (i, name) in names.iter().enumerate() {
+        named(name)?;
+        if names[..i].contains(name) {
+            return Err(bad(
+                format!("{name} is given twice"),
+                "give each secret once",
+            ));
+        }
+    }
+    let from_stdin = |pair: &&String| pair.split_once('=').is_some_and(|(_, value)| value == "-");
+    if pairs.iter().filter(from_stdin).count() > 1 {
         return Err(bad(
-            format!("{twice} is given twice"),
-            "give each secret once",
+            "only one NAME=- can read stdin".into(),
+            "set the others with NAME=VALUE",
         ));
     }
     for pair in pairs {
-        // Before any value is read or asked for.
-        named(pair.split_once('=').map_or(pair.as_str(), |(name, _)| name))?;
         let (name, value) = match pair.split_once('=') {
-            Some((name, "-")) => {
-                if stdin_used {
-                    return Err(bad(
-                        "only one NAME=- can read stdin".into(),
-                        "set the others with NAME=VALUE",
-                    ));
-                }
-                stdin_used = true;
-                (name.to_string(), read_stdin_value()?)
-            }
+            Some((name, "-")) => (name.to_string(), read_stdin_value()?),
             Some((name, value)) => (name.to_string(), Secret::from(value.to_string())),
             None => (pair.clone(), prompt(pair)?),
         };
