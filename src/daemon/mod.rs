@@ -211,7 +211,10 @@ impl Daemon {
         // Shared by the deploys and the edge, which starts machines for requests too.
         let in_flight = deploy::in_flight::InFlight::default();
         let edge = edge::Edge::start(
-            options.edge.clone(),
+            edge::EdgeOptions {
+                api_port: Some(api_addr.port()),
+                ..options.edge.clone()
+            },
             backends.clone(),
             runtime.clone(),
             store.clone(),
@@ -410,6 +413,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             threads: args
                 .edge_threads
                 .map_or_else(edge::default_threads, usize::from),
+            api_port: None,
         },
         state_dir: state_dir.clone(),
         events_keep: args.events_keep,

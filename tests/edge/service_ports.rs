@@ -138,6 +138,28 @@ async fn a_service_port_in_use_fails_the_deploy_naming_it_and_the_app() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_port_that_is_the_apis_is_named_as_lakeflyds_own() {
+    let s = Setup::new("", &[]);
+    let api_port = s.d.api.rsplit(':').next().unwrap().to_string();
+    let config = s.app.join("fly.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[[services]]\n  protocol = \"tcp\"\n  internal_port = 8080\n\
+         [[services.ports]]\n  port = {api_port}\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let run = s.deploy().await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "port {api_port} of app {APP} ([[services.ports]]) is lakeflyd's own API port (--api)"
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_taken_while_the_daemon_was_down_does_not_take_the_app_offline() {
     let port = super::common::free_port();
     let mut s = Setup::new(

@@ -160,6 +160,8 @@ pub struct Edge {
     /// Service ports bound, with the app each belongs to.
     ports: Arc<ServicePorts>,
     ip: IpAddr,
+    /// The API's port, to name it when a service port cannot be bound for being it.
+    api_port: Option<u16>,
     /// Where host-routed HTTP is served.
     pub addr: SocketAddr,
     /// Where host-routed HTTPS is served, when it is.
@@ -277,6 +279,7 @@ impl Edge {
             state,
             ports: Arc::new(ServicePorts::new(addr.ip(), options.ports.clone())),
             ip: addr.ip(),
+            api_port: options.api_port,
             addr,
             https_addr,
             tasks: Arc::new(Mutex::new(tasks)),
@@ -414,6 +417,13 @@ impl Edge {
                         self.state.hosts.domain()
                     ));
                     routes.forget(port);
+                }
+                Err(_) if !port.udp && self.api_port == Some(port.number) => {
+                    let error = EdgeError::ApiPort {
+                        port: port.number,
+                        app: app.to_string(),
+                    };
+                    refuse(&mut routes, port, error)?;
                 }
                 Err(source) => {
                     let error = EdgeError::PortInUse {

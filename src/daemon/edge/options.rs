@@ -33,6 +33,14 @@ pub enum EdgeError {
         /// `HTTP` or `HTTPS`: which of the edge's listeners has it.
         listener: &'static str,
     },
+    /// lakeflyd's own API listens there.
+    #[error("port {port} of app {app} ([[services.ports]]) is lakeflyd's own API port (--api); pick another port for this service")]
+    ApiPort {
+        /// The port.
+        port: u16,
+        /// The app.
+        app: String,
+    },
     /// Something else on the host listens there.
     #[error("port {port} of app {app} ([[services.ports]]) cannot be bound on {ip}: {source}; stop what uses it or pick another port")]
     PortInUse {
@@ -95,6 +103,9 @@ pub struct EdgeOptions {
     /// `[[services]]` TCP ports whose sockets a service manager passed (`port-N`),
     /// served in place of binding them.
     pub ports: std::collections::BTreeMap<u16, Listen>,
+    /// The API's port, once bound: a service port that cannot be bound is said to be
+    /// the API's when it is that one.
+    pub api_port: Option<u16>,
 }
 
 #[cfg(test)]
