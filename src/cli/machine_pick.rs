@@ -70,15 +70,14 @@ pub(super) async fn select(
         table(&listed),
         listed.len()
     ))?;
-    let answer = answer.as_str();
-    let chosen = match answer.parse::<usize>() {
-        Ok(n) if (1..=listed.len()).contains(&n) => listed.get(n - 1),
-        _ => listed.iter().find(|m| m.id == answer),
-    };
-    chosen.cloned().ok_or_else(|| Error::NotListed {
-        answer: answer.to_string(),
-        count: listed.len(),
-    })
+    let ids: Vec<&str> = listed.iter().map(|m| m.id.as_str()).collect();
+    match place(&answer, &ids) {
+        Some(n) => Ok(listed[n].clone()),
+        None => Err(Error::NotListed {
+            answer,
+            count: listed.len(),
+        }),
+    }
 }
 
 /// As [`select`], for a command that takes several machines (`start`, `stop`, `restart`,
@@ -146,12 +145,7 @@ fn table(listed: &[Machine]) -> String {
 /// any part names no machine listed, or none is named: nothing is done on a
 /// half-understood answer.
 fn pick(answer: &str, listed: &[&str]) -> Option<Vec<usize>> {
-    let number = |part: &str| {
-        part.parse::<usize>()
-            .ok()
-            .filter(|n| (1..=listed.len()).contains(n))
-            .map(|n| n - 1)
-    };
+    let number = |part: &str| number(part, listed.len());
     let mut chosen = Vec::new();
     for part in answer.split([',', ' ']).filter(|p| !p.is_empty()) {
         let places: Vec<usize> = if part.eq_ignore_ascii_case("all") {
@@ -163,7 +157,7 @@ fn pick(answer: &str, listed: &[&str]) -> Option<Vec<usize>> {
                 _ => return None,
             }
         } else {
-            vec![number(part).or_else(|| listed.iter().position(|id| *id == part))?]
+            vec![place(part, listed)?]
         };
         for place in places {
             if !chosen.contains(&place) {
@@ -172,6 +166,21 @@ fn pick(answer: &str, listed: &[&str]) -> Option<Vec<usize>> {
         }
     }
     (!chosen.is_empty()).then_some(chosen)
+}
+
+/// The place in `listed` (machine ids) of the one machine `answer` names, by its number
+/// in the list or its id.
+fn place(answer: &str, listed: &[&str]) -> Option<usize> {
+    number(answer, listed.len()).or_else(|| listed.iter().position(|id| *id == answer))
+}
+
+/// The place a list number (from 1) names in a list of `count`.
+fn number(answer: &str, count: usize) -> Option<usize> {
+    answer
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=count).contains(n))
+        .map(|n| n - 1)
 }
 
 #[cfg(test)]
