@@ -28,6 +28,7 @@ pub mod dotenv;
 pub mod error;
 pub mod launch;
 pub mod output;
+pub mod proxy_env;
 pub mod secret;
 pub mod shell_words;
 pub mod tls;

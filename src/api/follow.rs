@@ -109,10 +109,14 @@ pub async fn follow(
         .https_or_http()
         .enable_http1()
         .build();
-    let transport = launchdarkly_sdk_transport::HyperTransport::builder()
+    let mut transport = launchdarkly_sdk_transport::HyperTransport::builder()
         .connect_timeout(Duration::from_secs(5))
         // The daemon sends a heartbeat every 15 s; silence for longer means a dead link.
-        .read_timeout(Duration::from_secs(45))
+        .read_timeout(Duration::from_secs(45));
+    if crate::proxy_env::is_loopback(base) {
+        transport = transport.disable_proxy();
+    }
+    let transport = transport
         .build_with_connector(connector)
         .map_err(|e| unreachable(e.to_string()))?;
     let mut builder = es::ClientBuilder::for_url(&url).map_err(|e| unreachable(e.to_string()))?;

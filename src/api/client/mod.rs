@@ -132,10 +132,17 @@ impl Client {
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("lakefly/", env!("CARGO_PKG_VERSION")));
-        if is_https(base) {
-            // The same rustls set-up as the rest of lakefly (ring, the host's CA store).
-            let tls = crate::tls::verifying_client().map_err(unreachable)?;
-            builder = builder.tls_backend_preconfigured(tls.as_ref().clone());
+        // The same rustls set-up as the rest of lakefly (ring, the host's CA store), whose
+        // store is read only for HTTPS.
+        let tls = if is_https(base) {
+            crate::tls::verifying_client()
+        } else {
+            crate::tls::plain_only_client()
+        }
+        .map_err(unreachable)?;
+        builder = builder.tls_backend_preconfigured(tls.as_ref().clone());
+        if crate::proxy_env::is_loopback(base) {
+            builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| unreachable(e.to_string()))?;
         Ok(Client {

@@ -314,8 +314,7 @@ async fn call(
     let method =
         reqwest::Method::from_bytes(job.spec.method.as_deref().unwrap_or("GET").as_bytes())
             .unwrap_or(reqwest::Method::GET);
-    crate::tls::install_default_provider();
-    let client = match reqwest::Client::builder().timeout(timeout).build() {
+    let client = match crate::proxy_env::loopback_client(timeout) {
         Ok(client) => client,
         Err(e) => return failed(format!("cannot build an HTTP client: {e}")),
     };

@@ -249,8 +249,7 @@ async fn run_check(
         .map_or(DEFAULT_INTERVAL, |d| d.to_std())
         .max(MIN_INTERVAL);
     let timeout = check.timeout.map_or(DEFAULT_TIMEOUT, |d| d.to_std());
-    crate::tls::install_default_provider();
-    let client = match reqwest::Client::builder().timeout(timeout).build() {
+    let client = match crate::proxy_env::loopback_client(timeout) {
         Ok(client) => client,
         Err(e) => {
             let _ = tx

@@ -1,0 +1,139 @@
+//! The environment's HTTP proxy (`HTTP_PROXY` and the rest) is never used for this
+//! host's loopback: `lakefly` reaches a local daemon, and lakeflyd health-checks and
+//! calls its machines, directly (a proxy elsewhere cannot reach them); a daemon on
+//! another host is reached through the proxy.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::daemon::TestDaemon;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// An app whose `/health` and `/tick` answer 200.
+const APP: &str = r#"
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok " + self.path.encode())
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+const FLY: &str = r#"
+app = "behind-proxy"
+
+[http_service]
+  internal_port = 8080
+
+  [[http_service.checks]]
+    interval = "1s"
+    timeout = "2s"
+    path = "/health"
+
+[experimental]
+  cmd = ["python3", "app.py"]
+
+[[jobs]]
+  name = "tick"
+  path = "/tick"
+"#;
+
+/// Every variable a proxy is named by, in both cases.
+const PROXY_VARS: [&str; 6] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+#[test]
+fn a_proxy_in_the_environment_is_not_used_for_this_hosts_loopback() {
+    let temp = tempfile::tempdir().unwrap();
+    // A proxy on a port nothing listens on: a request sent to it fails.
+    let proxy = format!("http://127.0.0.1:{}", common::free_port());
+    let env: Vec<(&str, &str)> = PROXY_VARS.iter().map(|v| (*v, proxy.as_str())).collect();
+    let d = TestDaemon::start_with_env(&temp.path().join("state"), &env);
+    let dir = temp.path().join("app");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("app.py"), APP).unwrap();
+    std::fs::write(dir.join("fly.toml"), FLY).unwrap();
+    let lakefly = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str()];
+        all.extend_from_slice(args);
+        common::lakefly_env(&dir, &all, &env)
+    };
+
+    // The deploy follows its events (SSE) and passes only if the daemon's http check
+    // reached the machine.
+    lakefly(&["deploy", "--wait-timeout", "20s"]).expect_code(0);
+    let status = lakefly(&["status", "--json"]).expect_code(0).json();
+    assert_eq!(status["machines"][0]["health"], "passing", "{status}");
+
+    // A job's HTTP call goes to the machine, not to the proxy.
+    lakefly(&["jobs", "trigger", "tick"]).expect_code(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let runs = lakefly(&["jobs", "runs", "tick", "--json"])
+            .expect_code(0)
+            .json();
+        match runs.get(0) {
+            Some(run) if run["finished_at"].is_string() => break run.clone(),
+            _ if Instant::now() > deadline => panic!("the run did not finish: {runs}"),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["http_status"], 200, "{run}");
+    assert!(
+        run["output"].as_str().unwrap().ends_with("\nok /tick"),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_on_another_host_is_reached_through_the_proxy() {
+    let proxy = MockServer::start().await;
+    // A proxy sees the request in absolute form; the path is the daemon's.
+    Mock::given(method("GET"))
+        .and(path("/v1/apps"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("[]"))
+        .expect(1)
+        .mount(&proxy)
+        .await;
+    let temp = tempfile::tempdir().unwrap();
+    let uri = proxy.uri();
+    let listed = tokio::task::spawn_blocking({
+        let dir = temp.path().to_path_buf();
+        move || {
+            common::lakefly_env(
+                Path::new(&dir),
+                &[
+                    "--remote",
+                    "http://daemon.invalid:4280",
+                    "apps",
+                    "list",
+                    "--json",
+                ],
+                &[("HTTP_PROXY", uri.as_str()), ("NO_PROXY", "")],
+            )
+        }
+    })
+    .await
+    .unwrap()
+    .expect_code(0);
+    assert_eq!(listed.json(), serde_json::json!([]));
+    let seen = proxy.received_requests().await.unwrap();
+    assert_eq!(
+        seen[0].headers.get("host").map(|h| h.to_str().unwrap()),
+        Some("daemon.invalid:4280"),
+        "the proxy was asked for the daemon's host"
+    );
+}
