@@ -25,6 +25,26 @@ pub fn is_loopback(url: &str) -> bool {
     }
 }
 
+/// The proxy a request for `url` goes through, as `scheme://host:port` without any
+/// credentials it was given with, for messages: reqwest's choice from the environment
+/// (the variable for the URL's scheme, else `ALL_PROXY`, less `NO_PROXY`), except that
+/// this host's loopback never goes through one. `None` also for a URL that is not one.
+pub fn proxy_for(url: &str) -> Option<String> {
+    if is_loopback(url) {
+        return None;
+    }
+    let uri: http::Uri = url.parse().ok()?;
+    let intercept = hyper_util::client::proxy::matcher::Matcher::from_env().intercept(&uri)?;
+    // The matcher keeps credentials apart from this URI.
+    let proxy = intercept.uri();
+    Some(format!(
+        "{}://{}{}",
+        proxy.scheme_str().unwrap_or("http"),
+        proxy.host().unwrap_or_default(),
+        proxy.port().map(|p| format!(":{p}")).unwrap_or_default()
+    ))
+}
+
 /// A client for the daemon's plain-HTTP calls to its own machines on 127.0.0.1 (health
 /// checks, job calls): never through a proxy, and without reading the host's CA store,
 /// which nothing it calls needs.

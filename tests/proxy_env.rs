@@ -1,7 +1,7 @@
 //! The environment's HTTP proxy (`HTTP_PROXY` and the rest) is never used for this
 //! host's loopback: `lakefly` reaches a local daemon, and lakeflyd health-checks and
 //! calls its machines, directly (a proxy elsewhere cannot reach them); a daemon on
-//! another host is reached through the proxy.
+//! another host is reached through the proxy, which is named when it does not answer.
 
 mod common;
 
@@ -136,4 +136,39 @@ async fn a_daemon_on_another_host_is_reached_through_the_proxy() {
         Some("daemon.invalid:4280"),
         "the proxy was asked for the daemon's host"
     );
+}
+
+#[test]
+fn a_proxy_that_does_not_answer_is_named_without_its_credentials() {
+    let temp = tempfile::tempdir().unwrap();
+    let proxy = format!("http://deployer:hunter2@127.0.0.1:{}", common::free_port());
+    let failed = common::lakefly_env(
+        temp.path(),
+        &[
+            "--remote",
+            "https://daemon.invalid:4280",
+            "--json",
+            "apps",
+            "list",
+        ],
+        &[("HTTPS_PROXY", proxy.as_str()), ("NO_PROXY", "")],
+    )
+    .expect_code(8);
+    let error: serde_json::Value = serde_json::from_str(failed.stderr.trim()).unwrap();
+    let message = error["error"].as_str().unwrap();
+    let shown = proxy.replace("deployer:hunter2@", "");
+    assert!(
+        message.starts_with(&format!(
+            "cannot reach the lakefly daemon at https://daemon.invalid:4280 through the proxy {shown}:"
+        )),
+        "{error}"
+    );
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("NO_PROXY=daemon.invalid"),
+        "{error}"
+    );
+    assert!(!failed.stderr.contains("hunter2"), "{}", failed.stderr);
 }

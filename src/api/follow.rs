@@ -94,6 +94,7 @@ pub async fn follow(
     let url = url(base, follow);
     let unreachable = |detail: String| ClientError::Unreachable {
         url: base.to_string(),
+        proxy: None,
         detail,
     };
     // HTTP or HTTPS by the URL, with the same rustls set-up as the rest of lakefly; the CA

@@ -20,7 +20,7 @@ impl Error {
                 Some(UNTRUSTED_CERTIFICATE.into())
             }
             // rustls reading a plain-HTTP answer as a TLS record.
-            Error::Api(ClientError::Unreachable { url, detail })
+            Error::Api(ClientError::Unreachable { url, detail, .. })
                 if detail.contains("InvalidContentType") || detail.contains("corrupt message") =>
             {
                 Some(format!(
@@ -28,6 +28,14 @@ impl Error {
                     url.replacen("https://", "http://", 1)
                 ))
             }
+            Error::Api(ClientError::Unreachable {
+                url,
+                proxy: Some(proxy),
+                ..
+            }) => Some(format!(
+                "check that the proxy {proxy} is up and lets the daemon through, or connect directly: add the daemon's host to NO_PROXY (`NO_PROXY={}`)",
+                host_of(url)
+            )),
             Error::Api(ClientError::Unreachable { .. }) => Some(
                 "start it with `lakeflyd` (or `lakefly daemon run`), or point at another with --remote URL".into(),
             ),
@@ -264,4 +272,12 @@ impl Error {
             ),
         }
     }
+}
+
+/// The host of a daemon's URL, as NO_PROXY lists it (no scheme, no port).
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| url.to_string())
 }

@@ -7,14 +7,25 @@ use serde::de::DeserializeOwned;
 
 use crate::api::types::ApiError;
 
+/// ` through the proxy P`, when a request went through one.
+fn through(proxy: &Option<String>) -> String {
+    proxy
+        .as_ref()
+        .map(|p| format!(" through the proxy {p}"))
+        .unwrap_or_default()
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Nothing answered at the address.
-    #[error("cannot reach the lakefly daemon at {url}: {detail}")]
+    /// Nothing answered at the address (or at the proxy in the way).
+    #[error("cannot reach the lakefly daemon at {url}{}: {detail}", through(.proxy))]
     Unreachable {
         /// The daemon's address.
         url: String,
+        /// The proxy from the environment the request went through, if any, without
+        /// credentials.
+        proxy: Option<String>,
         /// What the connection attempt said.
         detail: String,
     },

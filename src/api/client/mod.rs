@@ -123,6 +123,7 @@ impl Client {
         }
         let unreachable = |detail: String| ClientError::Unreachable {
             url: base.to_string(),
+            proxy: None,
             detail,
         };
         crate::tls::install_default_provider();
@@ -540,6 +541,7 @@ impl Client {
         } else if e.is_connect() {
             ClientError::Unreachable {
                 url: self.base.clone(),
+                proxy: crate::proxy_env::proxy_for(&self.base),
                 detail: root_cause(&e),
             }
         } else {
