@@ -2,6 +2,7 @@
 //! host's loopback: `lakefly` reaches a local daemon, and lakeflyd health-checks and
 //! calls its machines, directly (a proxy elsewhere cannot reach them); a daemon on
 //! another host is reached through the proxy, which is named when it does not answer.
+//! Builds and machines are handed the host's proxy settings.
 
 mod common;
 
@@ -12,21 +13,27 @@ use common::daemon::TestDaemon;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// An app whose `/health` and `/tick` answer 200.
+/// An app whose every path answers 200 with the proxy its build and itself were given,
+/// and whether it sees a variable of the daemon's own.
 const APP: &str = r#"
 import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
+built = open("built-with-proxy").read()
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
         self.end_headers()
-        self.wfile.write(b"ok " + self.path.encode())
+        seen = f"ok {self.path} build={built} run={os.environ.get('HTTPS_PROXY')} daemon={os.environ.get('DAEMON_ONLY')}"
+        self.wfile.write(seen.encode())
     def log_message(self, *a): pass
 HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
 const FLY: &str = r#"
 app = "behind-proxy"
+
+[build]
+  command = "printf %s \"$HTTP_PROXY\" > built-with-proxy"
 
 [http_service]
   internal_port = 8080
@@ -60,7 +67,9 @@ fn a_proxy_in_the_environment_is_not_used_for_this_hosts_loopback() {
     // A proxy on a port nothing listens on: a request sent to it fails.
     let proxy = format!("http://127.0.0.1:{}", common::free_port());
     let env: Vec<(&str, &str)> = PROXY_VARS.iter().map(|v| (*v, proxy.as_str())).collect();
-    let d = TestDaemon::start_with_env(&temp.path().join("state"), &env);
+    let mut daemon_env = env.clone();
+    daemon_env.push(("DAEMON_ONLY", "lakeflyd's own"));
+    let d = TestDaemon::start_with_env(&temp.path().join("state"), &daemon_env);
     let dir = temp.path().join("app");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("app.py"), APP).unwrap();
@@ -92,10 +101,10 @@ fn a_proxy_in_the_environment_is_not_used_for_this_hosts_loopback() {
     };
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["http_status"], 200, "{run}");
-    assert!(
-        run["output"].as_str().unwrap().ends_with("\nok /tick"),
-        "{run}"
-    );
+    // The host's proxy settings reach the build and the machine (their own requests to
+    // other hosts need them); the daemon's other variables do not.
+    let answer = format!("\nok /tick build={proxy} run={proxy} daemon=None");
+    assert!(run["output"].as_str().unwrap().ends_with(&answer), "{run}");
 }
 
 #[tokio::test]

@@ -15,9 +15,27 @@ use tokio::process::{Child, Command};
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Variables passed through from the daemon's environment; everything else comes from
-/// the machine's spec, so nothing of the daemon's own configuration leaks into apps.
+/// the machine's spec, so nothing of the daemon's own configuration leaks into apps. The
+/// host's proxy settings are the host's network, not lakeflyd's: a build's `pip install`
+/// on a host that reaches the internet only through a proxy needs them, and Docker hands
+/// its configured proxy to builds and containers alike. `[env]` overrides any of them.
 pub(crate) const PASS_THROUGH: &[&str] = &[
-    "PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR",
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "USER",
+    "LOGNAME",
+    "TMPDIR",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
 ];
 
 /// A spawned machine process.
