@@ -265,28 +265,32 @@ async fn a_machine_without_port_or_checks_is_healthy_after_staying_up() {
 }
 
 #[tokio::test]
-async fn a_tcp_check_on_a_closed_port_is_critical() {
+async fn tcp_and_http_checks_on_a_closed_port_are_critical_and_say_why() {
     let d = TestDaemon::start();
-    let mut sse = setup(&d, "closed").await;
     // A port nobody listens on: bind, note, release.
     let port = common::free_port();
-    let checks = json!({ "alive": { "type": "tcp", "port": port, "interval": "100ms", "grace_period": "0ms" } });
-    create(
-        &d,
-        "closed",
-        json!({ "command": "exec sleep 600", "checks": checks }),
-    )
-    .await;
-    let m = next_health(&mut sse).await;
-    assert_eq!(m.data["data"]["health"], "critical");
-    assert!(
-        m.data["data"]["output"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("port {port}:")),
-        "{}",
-        m.data
-    );
+    for (app, kind, prefix) in [
+        ("closed-tcp", "tcp", format!("port {port}: ")),
+        ("closed-http", "http", format!("http://127.0.0.1:{port}/: ")),
+    ] {
+        let mut sse = setup(&d, app).await;
+        let checks = json!({ "alive": { "type": kind, "port": port, "interval": "100ms", "grace_period": "0ms" } });
+        create(
+            &d,
+            app,
+            json!({ "command": "exec sleep 600", "checks": checks }),
+        )
+        .await;
+        let m = next_health(&mut sse).await;
+        assert_eq!(m.data["data"]["health"], "critical");
+        // What the connection attempt met, not only that it failed.
+        let output = m.data["data"]["output"].as_str().unwrap();
+        assert!(
+            output.starts_with(&prefix) && output.to_lowercase().contains("refused"),
+            "{}",
+            m.data
+        );
+    }
 }
 
 #[tokio::test]

@@ -86,7 +86,7 @@ pub fn origin(url: &str) -> String {
 }
 
 /// The innermost cause, which says what actually happened ("Connection refused").
-pub(in crate::api) fn root_cause(e: &dyn std::error::Error) -> String {
+pub fn root_cause(e: &dyn std::error::Error) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;

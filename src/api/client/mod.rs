@@ -16,8 +16,9 @@ use super::types::{
 mod error;
 
 pub use error::origin;
+pub use error::root_cause;
 pub use error::ClientError;
-pub(super) use error::{decode, refusal, root_cause, snippet};
+pub(super) use error::{decode, refusal, snippet};
 
 /// Which log lines to read.
 #[derive(Debug, Clone, Default)]

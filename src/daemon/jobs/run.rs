@@ -361,7 +361,11 @@ async fn call(
             output: format!("{method} {path}: no answer within {timeout:?}"),
             ..RunEnd::default()
         },
-        Err(e) => failed(format!("{method} {path}: {e}")),
+        Err(e) => failed(format!(
+            "{method} {path} on {}: {}",
+            backend.spec.machine,
+            crate::api::client::root_cause(&e)
+        )),
     }
 }
 

@@ -401,7 +401,8 @@ async fn http(
         }
         Err(e) if e.is_timeout() => (false, format!("{url}: no answer within {timeout:?}")),
         Err(e) => {
-            let mut output = format!("{url}: {e}");
+            // reqwest's own message only repeats the URL; the cause says what happened.
+            let mut output = format!("{url}: {}", crate::api::client::root_cause(&e));
             crate::daemon::excerpt::head(&mut output, OUTPUT_LIMIT);
             (false, output)
         }
