@@ -38,7 +38,9 @@ async fn read_until(sse: &mut Sse, pred: impl Fn(&Message) -> bool) -> Vec<Messa
 #[tokio::test]
 async fn health_answers_without_auth() {
     let d = TestDaemon::start();
-    let body: serde_json::Value = reqwest::get(d.url("/health"))
+    let body: serde_json::Value = common::http_client()
+        .get(d.url("/health"))
+        .send()
         .await
         .unwrap()
         .json()

@@ -96,7 +96,9 @@ async fn without_checks_a_machine_is_healthy_once_its_port_listens() {
         .as_str()
         .unwrap()
         .ends_with("accepts connections"));
-    let shown: Value = reqwest::get(d.url(&format!("/v1/apps/plain/machines/{id}")))
+    let shown: Value = common::http_client()
+        .get(d.url(&format!("/v1/apps/plain/machines/{id}")))
+        .send()
         .await
         .unwrap()
         .json()
@@ -310,14 +312,18 @@ async fn the_hello_example_runs_from_its_fly_toml_and_passes_its_check() {
         m = next_health(&mut sse).await;
     }
     assert_eq!(m.data["data"]["check"], "http_service.checks[0]");
-    let machine: Value = reqwest::get(d.url(&format!("/v1/apps/hello/machines/{id}")))
+    let machine: Value = common::http_client()
+        .get(d.url(&format!("/v1/apps/hello/machines/{id}")))
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     let port = machine["port"].as_u64().unwrap();
-    let body: Value = reqwest::get(format!("http://127.0.0.1:{port}/"))
+    let body: Value = common::http_client()
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
         .await
         .unwrap()
         .json()

@@ -94,7 +94,9 @@ async fn added_names_and_wildcards_route_to_their_app_until_removed() {
     assert_eq!(get_as(edge, "acme.shop.test").await.0, 200);
     assert_eq!(get_as(edge, "a.b.shop.test").await.0, 404);
     // The API takes a name in any of the forms `add` does.
-    let shown = reqwest::get(s.d.url(&format!("/v1/apps/{APP}/certs/WWW.Shop.Test.")))
+    let shown = common::http_client()
+        .get(s.d.url(&format!("/v1/apps/{APP}/certs/WWW.Shop.Test.")))
+        .send()
         .await
         .unwrap();
     assert_eq!(shown.status(), 200);

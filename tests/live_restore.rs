@@ -104,7 +104,11 @@ async fn wait_new_pid(d: &TestDaemon, old: u64) -> u64 {
 async fn direct(port: u16, path: &str) -> String {
     let until = tokio::time::Instant::now() + DEADLINE;
     loop {
-        match reqwest::get(format!("http://127.0.0.1:{port}{path}")).await {
+        match common::http_client()
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+        {
             Ok(answer) => return answer.text().await.unwrap(),
             Err(e) if e.is_connect() && tokio::time::Instant::now() < until => {
                 tokio::time::sleep(Duration::from_millis(50)).await;

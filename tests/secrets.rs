@@ -57,7 +57,9 @@ async fn wait_release(api: &Api, version: u64) {
 async fn reported(api: &Api, name: &str) -> Value {
     let (_, status) = api.send(Method::GET, "/v1/apps/hello/status", None).await;
     let port = status["machines"][0]["port"].as_u64().unwrap();
-    reqwest::get(format!("http://127.0.0.1:{port}/secrets/{name}"))
+    common::http_client()
+        .get(format!("http://127.0.0.1:{port}/secrets/{name}"))
+        .send()
         .await
         .unwrap()
         .json()

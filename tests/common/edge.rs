@@ -97,7 +97,11 @@ impl Setup {
 
     /// The daemon's `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let resp = reqwest::get(self.d.url("/metrics")).await.unwrap();
+        let resp = super::http_client()
+            .get(self.d.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
         resp.text().await.unwrap()
     }
 

@@ -119,10 +119,11 @@ pub fn machine_ports() -> String {
 }
 
 /// A `reqwest` client builder: reqwest is built without a crypto provider of its own
-/// (lakefly gives rustls ring), so one is installed first.
+/// (lakefly gives rustls ring), so one is installed first. Tests talk to loopback only,
+/// so never through a proxy the machine running them may have in its environment.
 pub fn http_builder() -> reqwest::ClientBuilder {
     lakefly::tls::install_default_provider();
-    reqwest::Client::builder()
+    reqwest::Client::builder().no_proxy()
 }
 
 /// A `reqwest` client with the defaults.

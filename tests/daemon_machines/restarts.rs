@@ -105,7 +105,11 @@ async fn metrics_count_machines_restarts_events_and_subscribers() {
     // The stream stays open: it is the one subscriber the metrics must count.
     let (_id, _sse, _, _) = crash_and_restart(&d, &api, "measured").await;
 
-    let resp = reqwest::get(d.url("/metrics")).await.unwrap();
+    let resp = common::http_client()
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()
