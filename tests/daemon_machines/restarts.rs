@@ -105,7 +105,7 @@ async fn metrics_count_machines_restarts_events_and_subscribers() {
     // The stream stays open: it is the one subscriber the metrics must count.
     let (_id, _sse, _, _) = crash_and_restart(&d, &api, "measured").await;
 
-    let resp = common::http_client()
+    let resp = super::common::http_client()
         .get(d.url("/metrics"))
         .send()
         .await

@@ -74,7 +74,7 @@ async fn config_jobs_run_on_schedule_without_overlap_with_retries_and_timeouts()
         "{flaky:?}"
     );
     // `/metrics` says when each job last succeeded, and whether its last run failed.
-    let metrics = common::http_client()
+    let metrics = super::common::http_client()
         .get(d.url("/metrics"))
         .send()
         .await
