@@ -2,7 +2,7 @@
 //! host's loopback: `lakefly` reaches a local daemon, and lakeflyd health-checks and
 //! calls its machines, directly (a proxy elsewhere cannot reach them); a daemon on
 //! another host is reached through the proxy, which is named when it does not answer.
-//! Builds and machines are handed the host's proxy settings.
+//! `[build] command` is handed the host's proxy settings; machines are not.
 
 mod common;
 
@@ -101,9 +101,10 @@ fn a_proxy_in_the_environment_is_not_used_for_this_hosts_loopback() {
     };
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["http_status"], 200, "{run}");
-    // The host's proxy settings reach the build and the machine (their own requests to
-    // other hosts need them); the daemon's other variables do not.
-    let answer = format!("\nok /tick build={proxy} run={proxy} daemon=None");
+    // The host's proxy settings reach the build (which fetches dependencies), as Docker's
+    // predefined build arguments do, and not the machine; nor do the daemon's other
+    // variables.
+    let answer = format!("\nok /tick build={proxy} run=None daemon=None");
     assert!(run["output"].as_str().unwrap().ends_with(&answer), "{run}");
 }
 
@@ -180,4 +181,99 @@ fn a_proxy_that_does_not_answer_is_named_without_its_credentials() {
         "{error}"
     );
     assert!(!failed.stderr.contains("hunter2"), "{}", failed.stderr);
+}
+
+/// A forward proxy as a company runs one: each `CONNECT host:port` opens a tunnel, here
+/// always to 127.0.0.1 (the name asked for resolves nowhere); returns its address and
+/// the targets of the tunnels it opened.
+async fn connect_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let tunnels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut client = BufReader::new(client);
+                let mut head = String::new();
+                client.read_line(&mut head).await.unwrap();
+                let mut line = String::new();
+                while client.read_line(&mut line).await.unwrap() > 2 {
+                    line.clear();
+                }
+                let target = head.strip_prefix("CONNECT ").unwrap().split(' ').next();
+                let target = target.unwrap().to_string();
+                let port = target.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                seen.lock().unwrap().push(target);
+                let mut daemon = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                let mut client = client.into_inner();
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut daemon).await;
+            });
+        }
+    });
+    (address, tunnels)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_to_an_https_daemon_behind_a_connect_proxy_follows_its_events_through_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let tls = |name: &str| common::tls::fixture(name);
+    let d = TestDaemon::start_in(
+        &temp.path().join("state"),
+        &[
+            "--api-tls-cert",
+            &tls("cert3.pem"),
+            "--api-tls-key",
+            &tls("key3.pem"),
+        ],
+    );
+    let port = d.api.rsplit(':').next().unwrap().to_string();
+    // A name of the certificate's, which only the proxy knows how to reach.
+    let remote = format!("https://api.shop.test:{port}");
+    let (proxy, tunnels) = connect_proxy().await;
+    let dir = temp.path().join("app");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("app.py"), APP).unwrap();
+    std::fs::write(dir.join("built-with-proxy"), "").unwrap();
+    let config = "app = \"behind-proxy\"\n[http_service]\n  internal_port = 8080\n\
+                  [experimental]\n  cmd = [\"python3\", \"app.py\"]\n";
+    std::fs::write(dir.join("fly.toml"), config).unwrap();
+
+    let ca = tls("ca3.pem");
+    let deployed = tokio::task::spawn_blocking(move || {
+        common::lakefly_env(
+            &dir,
+            &["--remote", &remote, "deploy", "--wait-timeout", "20s"],
+            &[
+                ("HTTPS_PROXY", proxy.as_str()),
+                ("NO_PROXY", ""),
+                ("SSL_CERT_FILE", ca.as_str()),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    // The deploy's requests and its live events (followed to the release's end) both
+    // went through tunnels, TLS to the daemon inside them.
+    let deployed = deployed.expect_code(0);
+    assert!(deployed.stderr.contains("is live"), "{}", deployed.stderr);
+    let tunnels = tunnels.lock().unwrap().clone();
+    assert!(
+        tunnels.len() >= 2,
+        "requests and the event stream: {tunnels:?}"
+    );
+    assert!(
+        tunnels
+            .iter()
+            .all(|t| *t == format!("api.shop.test:{port}")),
+        "{tunnels:?}"
+    );
 }

@@ -94,32 +94,19 @@ pub async fn follow(
     let url = url(base, follow);
     let unreachable = |detail: String| ClientError::Unreachable {
         url: base.to_string(),
-        proxy: None,
+        proxy: crate::proxy_env::proxy_for(base),
         detail,
     };
-    // HTTP or HTTPS by the URL, with the same rustls set-up as the rest of lakefly; the CA
-    // store is read only for HTTPS.
-    let tls = if super::client::is_https(base) {
-        crate::tls::verifying_client()
-    } else {
-        crate::tls::plain_only_client()
-    }
-    .map_err(unreachable)?;
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls.as_ref().clone())
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let mut transport = launchdarkly_sdk_transport::HyperTransport::builder()
+    // The API client's set-up (TLS, proxy), with no limit on the whole exchange: the
+    // stream lasts as long as it is followed.
+    let http = super::client::builder_for(base)
+        .map_err(unreachable)?
         .connect_timeout(Duration::from_secs(5))
         // The daemon sends a heartbeat every 15 s; silence for longer means a dead link.
-        .read_timeout(Duration::from_secs(45));
-    if crate::proxy_env::is_loopback(base) {
-        transport = transport.disable_proxy();
-    }
-    let transport = transport
-        .build_with_connector(connector)
+        .read_timeout(Duration::from_secs(45))
+        .build()
         .map_err(|e| unreachable(e.to_string()))?;
+    let transport = super::sse_transport::ReqwestTransport::new(http);
     let mut builder = es::ClientBuilder::for_url(&url).map_err(|e| unreachable(e.to_string()))?;
     if let Some(since) = follow.since {
         builder = builder.last_event_id(since.to_string());

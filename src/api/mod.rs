@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod restart;
 pub mod scale;
 pub mod signal;
+mod sse_transport;
 pub mod types;
 mod upgrade;
 pub mod volumes;

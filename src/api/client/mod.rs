@@ -74,6 +74,25 @@ pub fn is_https(base: &str) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
+/// A reqwest client builder for requests to the daemon at `base`: the same rustls set-up
+/// as the rest of lakefly (ring, the host's CA store, read only for HTTPS), the
+/// environment's proxy unless `base` is this host's loopback, lakefly's user agent.
+pub(super) fn builder_for(base: &str) -> Result<reqwest::ClientBuilder, String> {
+    crate::tls::install_default_provider();
+    let tls = if is_https(base) {
+        crate::tls::verifying_client()
+    } else {
+        crate::tls::plain_only_client()
+    }?;
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.as_ref().clone())
+        .user_agent(concat!("lakefly/", env!("CARGO_PKG_VERSION")));
+    if crate::proxy_env::is_loopback(base) {
+        builder = builder.no_proxy();
+    }
+    Ok(builder)
+}
+
 /// `Bearer <token>`, marked sensitive so no debug output of a request shows it.
 pub fn bearer(token: &crate::secret::Secret) -> Option<reqwest::header::HeaderValue> {
     let mut value = Vec::with_capacity(7 + token.expose().len());
@@ -127,26 +146,14 @@ impl Client {
             proxy: None,
             detail,
         };
-        crate::tls::install_default_provider();
-        let mut builder = reqwest::Client::builder()
+        let http = builder_for(base)
+            .map_err(unreachable)?
             .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .pool_idle_timeout(POOL_IDLE)
-            .user_agent(concat!("lakefly/", env!("CARGO_PKG_VERSION")));
-        // The same rustls set-up as the rest of lakefly (ring, the host's CA store), whose
-        // store is read only for HTTPS.
-        let tls = if is_https(base) {
-            crate::tls::verifying_client()
-        } else {
-            crate::tls::plain_only_client()
-        }
-        .map_err(unreachable)?;
-        builder = builder.tls_backend_preconfigured(tls.as_ref().clone());
-        if crate::proxy_env::is_loopback(base) {
-            builder = builder.no_proxy();
-        }
-        let http = builder.build().map_err(|e| unreachable(e.to_string()))?;
+            .build()
+            .map_err(|e| unreachable(e.to_string()))?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),

@@ -180,10 +180,13 @@ impl Deployer {
             self.progress(app, version, "build", format!("running `{build}`"))
                 .await;
             let no_secrets = BTreeMap::new();
+            // The host's proxy, for fetching dependencies; `[env]` may override it.
+            let mut build_env = crate::daemon::runtime::process::host_proxy();
+            build_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
             let run = OneOff {
                 command: build,
                 dir: &dir,
-                env,
+                env: &build_env,
                 timeout: BUILD_TIMEOUT,
                 // Not logged: `npm ci`, `pip install` would crowd the app's own lines out.
                 log_as: None,

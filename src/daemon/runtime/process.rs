@@ -15,19 +15,13 @@ use tokio::process::{Child, Command};
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Variables passed through from the daemon's environment; everything else comes from
-/// the machine's spec, so nothing of the daemon's own configuration leaks into apps. The
-/// host's proxy settings are the host's network, not lakeflyd's: a build's `pip install`
-/// on a host that reaches the internet only through a proxy needs them, and Docker hands
-/// its configured proxy to builds and containers alike. `[env]` overrides any of them.
+/// the machine's spec, so nothing of the daemon's own configuration leaks into apps.
 pub(crate) const PASS_THROUGH: &[&str] = &[
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "USER",
-    "LOGNAME",
-    "TMPDIR",
+    "PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR",
+];
+
+/// The host's proxy settings, in the cases programs read them.
+const HOST_PROXY: &[&str] = &[
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
@@ -37,6 +31,18 @@ pub(crate) const PASS_THROUGH: &[&str] = &[
     "NO_PROXY",
     "no_proxy",
 ];
+
+/// The host's proxy settings that the daemon's environment holds, for `[build] command`:
+/// as Docker's predefined build arguments, they reach the build, which fetches
+/// dependencies (`pip install` on a host that reaches the internet only through a
+/// proxy), and not the machines, whose own requests to services on 127.0.0.1 many HTTP
+/// libraries would send to the proxy.
+pub(crate) fn host_proxy() -> BTreeMap<String, String> {
+    HOST_PROXY
+        .iter()
+        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+        .collect()
+}
 
 /// A spawned machine process.
 pub struct Spawned {
