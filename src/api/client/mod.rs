@@ -75,11 +75,11 @@ pub fn is_https(base: &str) -> bool {
 }
 
 /// A reqwest client builder for requests to the daemon at `base`: the same rustls set-up
-/// as the rest of lakefly (ring, the host's CA store, read only for HTTPS), the
-/// environment's proxy unless `base` is this host's loopback, lakefly's user agent.
+/// as the rest of lakefly (ring, the host's CA store, read only when TLS may be spoken),
+/// the environment's proxy unless `base` is this host's loopback, lakefly's user agent.
 pub(super) fn builder_for(base: &str) -> Result<reqwest::ClientBuilder, String> {
     crate::tls::install_default_provider();
-    let tls = if is_https(base) {
+    let tls = if may_speak_tls(base) {
         crate::tls::verifying_client()
     } else {
         crate::tls::plain_only_client()
@@ -91,6 +91,13 @@ pub(super) fn builder_for(base: &str) -> Result<reqwest::ClientBuilder, String> 
         builder = builder.no_proxy();
     }
     Ok(builder)
+}
+
+/// Whether requests to `base` may meet TLS: an `https://` daemon, or an `http://` one on
+/// another host, where a proxy in front of it may redirect to `https://`. Only plain HTTP
+/// to this host's loopback (the local daemon) is known never to.
+fn may_speak_tls(base: &str) -> bool {
+    is_https(base) || !crate::proxy_env::is_loopback(base)
 }
 
 /// `Bearer <token>`, marked sensitive so no debug output of a request shows it.
@@ -559,5 +566,20 @@ impl Client {
                 detail: root_cause(&e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_speak_tls;
+
+    #[test]
+    fn only_plain_http_to_loopback_skips_the_ca_store() {
+        assert!(!may_speak_tls("http://127.0.0.1:4280"));
+        assert!(!may_speak_tls("http://localhost:4280"));
+        assert!(may_speak_tls("https://127.0.0.1:4280"));
+        // A proxy in front of a remote daemon may redirect to https://.
+        assert!(may_speak_tls("http://deploy.example.com:4280"));
+        assert!(may_speak_tls("https://deploy.example.com"));
     }
 }
