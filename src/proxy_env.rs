@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// Whether `url` names this host's loopback: `localhost` or a name under it (RFC 6761),
-/// or a loopback address (`127.0.0.0/8`, `::1`).
+/// Whether `url` names this host's loopback: `localhost` or a loopback address
+/// (`127.0.0.0/8`, `::1`), as Go's net/http tells it.
 pub fn is_loopback(url: &str) -> bool {
     let Ok(url) = reqwest::Url::parse(url) else {
         return false;
@@ -21,7 +21,7 @@ pub fn is_loopback(url: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     match bare.parse::<IpAddr>() {
         Ok(ip) => ip.is_loopback(),
-        Err(_) => bare == "localhost" || bare.ends_with(".localhost"),
+        Err(_) => bare == "localhost",
     }
 }
 
@@ -71,12 +71,18 @@ mod tests {
             "http://[::1]:4280/v1/apps",
             "http://localhost:4280",
             "http://LOCALHOST",
-            "https://hello.localhost:8443/",
+            "http://127.3.2.1",
+            "http://[::1]:4280/",
         ] {
             assert!(is_loopback(url), "{url} is loopback");
         }
         for url in [
+            // A name under `localhost` is not taken for this host on its say-so.
+            "https://hello.localhost:8443/",
             "http://10.0.0.7:4280",
+            "http://10.0.0.5:4280",
+            "http://example.com",
+            "http://[2001:db8::1]:4280",
             "https://deploy.example.com",
             "http://localhost.example.com",
             "http://notlocalhost",

@@ -14,7 +14,10 @@ pub fn client(global: &GlobalArgs) -> Result<Client, Error> {
     let target = resolve(global.remote().as_deref())?;
     let token = token_for(&target)?;
     let url = base_url(&target, global.output())?;
-    if token.is_some() && !crate::api::client::is_https(&url) && !is_loopback(&url) {
+    if token.is_some()
+        && !crate::api::client::is_https(&url)
+        && !crate::proxy_env::is_loopback(&url)
+    {
         global.output().note(&format!(
             "warning: the API token goes to {url} unencrypted; serve the API with `lakeflyd --api-tls-cert` and use an https:// remote"
         ));
@@ -95,21 +98,6 @@ pub fn resolve(remote: Option<&str>) -> Result<Target, Error> {
     }
 }
 
-/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
-fn is_loopback(url: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    url.host_str().is_some_and(|host| {
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    })
-}
-
 /// Runs a command's async body on a small runtime of its own.
 pub fn block_on<T>(future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
     tokio::runtime::Builder::new_current_thread()
@@ -172,29 +160,4 @@ pub fn ask(prompt: &str) -> Result<String, Error> {
         .read_line(&mut answer)
         .map_err(|e| Error::io("read", std::path::Path::new("<stdin>"), e))?;
     Ok(answer.trim().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_loopback;
-
-    #[test]
-    fn loopback_hosts_are_this_machine_and_others_are_not() {
-        for url in [
-            "http://localhost:4280",
-            "http://127.0.0.1:4280",
-            "http://127.3.2.1",
-            "http://[::1]:4280/",
-        ] {
-            assert!(is_loopback(url), "{url}");
-        }
-        for url in [
-            "http://10.0.0.5:4280",
-            "http://example.com",
-            "http://[2001:db8::1]:4280",
-            "not a url",
-        ] {
-            assert!(!is_loopback(url), "{url}");
-        }
-    }
 }
