@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use http_body_util::BodyDataStream;
 use launchdarkly_sdk_transport::{ByteStream, HttpTransport, ResponseFuture, TransportError};
 use sync_wrapper::{SyncFuture, SyncStream};
 
@@ -28,17 +29,15 @@ impl HttpTransport for ReqwestTransport {
             let request = reqwest::Request::try_from(request.map(Option::unwrap_or_default))
                 .map_err(TransportError::new)?;
             let response = client.execute(request).await.map_err(TransportError::new)?;
-            let mut head = http::Response::builder().status(response.status());
-            if let Some(headers) = head.headers_mut() {
-                headers.extend(response.headers().clone());
-            }
-            let body = response
-                .bytes_stream()
-                .map(|chunk| chunk.map_err(TransportError::new));
-            // The transport's types must be `Sync`; reqwest's future and stream are only
-            // `Send`, which these wrappers make enough (they are only ever polled).
-            let body: ByteStream = Box::pin(SyncStream::new(body));
-            head.body(body).map_err(TransportError::new)
+            // Head as it came; the body as the stream of its data, reqwest's read timeout
+            // still on it.
+            Ok(http::Response::from(response).map(|body| {
+                let data =
+                    BodyDataStream::new(body).map(|chunk| chunk.map_err(TransportError::new));
+                // The transport's types must be `Sync`; reqwest's future and body are only
+                // `Send`, which these wrappers make enough (they are only ever polled).
+                Box::pin(SyncStream::new(data)) as ByteStream
+            }))
         };
         Box::pin(SyncFuture::new(exchange))
     }
