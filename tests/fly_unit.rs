@@ -97,6 +97,16 @@ fn daemon_install_systemd_writes_a_unit_for_this_host_that_verifies() {
         unit.contains("\nUser=svc_lakefly\nGroup=svc_lakefly\n"),
         "{unit}"
     );
+    // Its group's members may deploy without a token; other users of the host may not.
+    assert!(
+        unit.contains(" --edge 127.0.0.1:4281 --local-group svc_lakefly --log-format json"),
+        "{unit}"
+    );
+    assert!(
+        run.stderr.contains("usermod -aG svc_lakefly USER"),
+        "{}",
+        run.stderr
+    );
     assert!(
         unit.contains("\nNoNewPrivileges=yes\n"),
         "the hardening stays:\n{unit}"
@@ -283,6 +293,13 @@ fn daemon_install_systemd_passes_lakeflyds_own_options_on() {
         tokens.to_str().unwrap(),
     ];
     install_systemd(dir.path(), &path, &args).expect_code(0);
+    // With tokens, every user needs one: no group is served without (lakeflyd refuses both).
+    let unit = std::fs::read_to_string(&path).unwrap();
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    assert!(!exec.contains("--local-group"), "{exec}");
     verifies_cleanly(&path);
 }
 

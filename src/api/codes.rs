@@ -9,6 +9,9 @@ pub const EDGE_UNKNOWN_APP: &str = "unknown_app";
 /// A change refused because a release of the app is still rolling out.
 pub const DEPLOY_RUNNING: &str = "deploy_running";
 
+/// A request to an API without tokens from a local user it does not serve.
+pub const LOCAL_USER_REFUSED: &str = "local_user_refused";
+
 /// A change refused because the daemon is stopping.
 pub const DAEMON_STOPPING: &str = "daemon_stopping";
 

@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// File with accepted API tokens, one per line (primary first).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Without --token-file, the API serves the user lakeflyd runs as and root; the
+    /// members of GROUP (a name or a gid) too, as Docker's group does.
+    #[arg(long, value_name = "GROUP", conflicts_with = "token_file")]
+    pub local_group: Option<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

@@ -188,8 +188,14 @@ pub fn run(out: Output, args: &InstallArgs) -> Result<(), Error> {
         let mut units: Vec<String> = socket_paths.iter().map(|p| file_name(p)).collect();
         units.push("lakeflyd".to_string());
         let units = units.join(" ");
+        let members = match local_group(args, &options) {
+            Some(group) => format!(
+                "\n      usermod -aG {group} USER   (for each user who deploys here: the API serves the group's members without a token)"
+            ),
+            None => String::new(),
+        };
         format!(
-            "next: useradd --system --home /var/lib/lakefly {user}   (once)\n      \
+            "next: useradd --system --home /var/lib/lakefly {user}   (once){members}\n      \
              systemctl daemon-reload && systemctl enable --now {units}\n      \
              systemctl reload lakeflyd reads renewed TLS certificates; journalctl -u lakeflyd shows its log",
             user = args.user
@@ -252,11 +258,15 @@ const LIVE_RESTORE_NO_DELEGATE: &str = "\
 /// The shipped unit with this host's lines in it.
 fn systemd_unit(args: &InstallArgs, options: &ServiceOptions, bin: &Path) -> String {
     let mut exec = format!(
-        "ExecStart={} --state /var/lib/lakefly --api {} --edge {} --log-format json",
+        "ExecStart={} --state /var/lib/lakefly --api {} --edge {}",
         exec_word(&bin.display().to_string()),
         args.api,
         args.edge,
     );
+    if let Some(group) = local_group(args, options) {
+        exec.push_str(&format!(" --local-group {group}"));
+    }
+    exec.push_str(" --log-format json");
     if args.live_restore {
         exec.push_str(" --live-restore");
     }
@@ -331,6 +341,13 @@ fn systemd_unit(args: &InstallArgs, options: &ServiceOptions, bin: &Path) -> Str
         unit.push('\n');
     }
     unit
+}
+
+/// The group whose members may use the service's API without a token: its own group (the
+/// user's name, as `useradd` makes it), unless lakeflyd's options take tokens or name one.
+fn local_group<'a>(args: &'a InstallArgs, options: &ServiceOptions) -> Option<&'a str> {
+    let run = &options.run;
+    (run.token_file.is_none() && run.local_group.is_none()).then_some(args.user.as_str())
 }
 
 /// The ports below 1024 lakeflyd binds itself (the API's, the edges' unless socket units

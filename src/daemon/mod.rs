@@ -72,8 +72,8 @@ pub struct Options {
     pub machine_ports: runtime::ports::PortRange,
     /// Machines outlive the daemon, for its next run to take back (`--live-restore`).
     pub live_restore: bool,
-    /// Accepted API tokens; none means an open API, which only loopback allows.
-    pub tokens: server::auth::Tokens,
+    /// Who may use the API: tokens, or without them (on loopback only) local users.
+    pub access: server::auth::Access,
 }
 
 /// A running daemon.
@@ -151,8 +151,12 @@ impl Daemon {
     pub async fn start(options: Options) -> Result<Self, Error> {
         // An open API beyond loopback would let anyone who reaches it run commands here.
         let api_at = options.api.addr();
-        if !api_at.ip().is_loopback() && !options.tokens.is_configured() {
+        let tokens = &options.access.tokens;
+        if !api_at.ip().is_loopback() && !tokens.is_configured() {
             return Err(Error::InsecureApi { addr: api_at });
+        }
+        if !tokens.is_configured() {
+            tracing::info!(api = %api_at, "{}", options.access.local.describe());
         }
         if !api_at.ip().is_loopback() && options.api_tls.is_empty() {
             tracing::warn!(api = %api_at, "the API is served beyond loopback without TLS: tokens and secrets cross the network in the clear; give --api-tls-cert and --api-tls-key");
@@ -289,7 +293,7 @@ impl Daemon {
             api_tls: api_tls.clone(),
             shutdown: shutdown_rx.clone(),
         });
-        let app = server::router(state, options.tokens.clone(), &options.cors_origins);
+        let app = server::router(state, options.access.clone(), &options.cors_origins);
         let stopping = shutdown_rx.clone();
         let (server, api_url) = match &api_tls {
             Some(tls) => {
@@ -429,9 +433,12 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         cors_origins: args.cors_origin.clone(),
         machine_ports: args.machine_ports,
         live_restore: args.live_restore,
-        tokens: match &args.token_file {
-            Some(path) => server::auth::Tokens::load(path)?,
-            None => server::auth::Tokens::default(),
+        access: server::auth::Access {
+            tokens: match &args.token_file {
+                Some(path) => server::auth::Tokens::load(path)?,
+                None => server::auth::Tokens::default(),
+            },
+            local: server::local_users::LocalUsers::new(args.local_group.as_deref())?,
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -15,6 +15,9 @@ impl Error {
             Error::Api(ClientError::Api { status: 401, .. }) => Some(
                 "give it a token from the daemon's --token-file: `lakefly auth login` with the same --remote stores one (or set LAKEFLY_API_TOKEN)".into(),
             ),
+            Error::Api(ClientError::Api { status: 403, error, .. }) if error.code == crate::api::codes::LOCAL_USER_REFUSED => Some(
+                "run lakefly as the daemon's user, or ask for --local-group GROUP (a group you are in) or a token (`lakefly auth login`); for a local daemon of your own, set LAKEFLY_LOCAL_ADDR and LAKEFLY_LOCAL_EDGE to free addresses (127.0.0.1:4290, 127.0.0.1:4291)".into(),
+            ),
             Error::Api(ClientError::Api { error, .. }) => error.hint.clone(),
             Error::Api(ClientError::Unreachable { detail, .. }) if detail.contains("certificate") => {
                 Some(UNTRUSTED_CERTIFICATE.into())
@@ -224,6 +227,10 @@ impl Error {
             Error::InsecureApi { .. } => Some(
                 "pass --token-file FILE (one token per line, 16+ characters), or bind the API to 127.0.0.1".into(),
             ),
+            Error::LocalGroup(e) => Some(format!(
+                "create it (`groupadd {0}`, then `usermod -aG {0} USER` for each user who deploys) or name another",
+                e.0
+            )),
             Error::TokenFile(_) => Some(
                 "list one token per line (primary first, then secondary); `openssl rand -hex 32` makes one".into(),
             ),

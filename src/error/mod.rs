@@ -171,6 +171,10 @@ pub enum Error {
     #[error(transparent)]
     TokenFile(#[from] crate::daemon::server::auth::TokenFileError),
 
+    /// `--local-group` names no group.
+    #[error(transparent)]
+    LocalGroup(#[from] crate::daemon::server::local_users::UnknownGroup),
+
     /// A named remote, or the remotes file, cannot be used.
     #[error(transparent)]
     Remote(#[from] crate::credentials::remotes::RemoteError),
@@ -535,6 +539,7 @@ impl Error {
             Error::MasterKey(_) => "master_key",
             Error::InsecureApi { .. } => "insecure_api",
             Error::TokenFile(_) => "token_file",
+            Error::LocalGroup(_) => "unknown_local_group",
             Error::ServerTls(_) => "tls_certificate",
             Error::Token(_) => "credentials",
             Error::Remote(RemoteError::Unknown { .. }) => "remote_not_found",
@@ -618,6 +623,7 @@ impl Error {
             | Error::MasterKey(_) => exit::ERROR,
             Error::InsecureApi { .. }
             | Error::TokenFile(_)
+            | Error::LocalGroup(_)
             | Error::ServerTls(_)
             | Error::Inherited(_) => exit::USAGE,
             Error::Token(_) => exit::ERROR,

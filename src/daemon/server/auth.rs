@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::error::ServerError;
+use super::local_users::{LocalUsers, Peer, Verdict};
 
 /// Why the token file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,7 @@ impl Tokens {
         })
     }
 
-    /// Whether any token is configured (else the API is open, which only loopback allows).
+    /// Whether any token is configured (else the API serves local users, on loopback only).
     pub fn is_configured(&self) -> bool {
         !self.digests.is_empty()
     }
@@ -115,11 +116,36 @@ fn presented(req: &Request) -> Option<&[u8]> {
     headers.get("x-api-key").map(|v| v.as_bytes().trim_ascii())
 }
 
-/// Lets a request through when no token is configured, when it asks for `/health`, or
-/// when it presents an accepted token; else answers 401.
-pub async fn require_token(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
-    let open = !tokens.is_configured() || matches!(req.uri().path(), "/health" | "/v1/health");
-    if open || presented(&req).is_some_and(|t| tokens.accepts(t)) {
+/// Who may use the API: with tokens, whoever presents one; without, the local users
+/// [`LocalUsers`] names.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The accepted tokens; none serves the local users.
+    pub tokens: Tokens,
+    /// Who an API without tokens serves.
+    pub local: LocalUsers,
+}
+
+/// Lets a request through when it asks for `/health`, when it presents an accepted token,
+/// or, with no token configured, when it comes from a local user the API serves; else
+/// answers 401 (no or a wrong token) or 403 (another local user).
+pub async fn require_token(State(access): State<Access>, req: Request, next: Next) -> Response {
+    if matches!(req.uri().path(), "/health" | "/v1/health") {
+        return next.run(req).await;
+    }
+    let tokens = &access.tokens;
+    if !tokens.is_configured() {
+        // Every connection is given one by `serve`; one without comes from no socket.
+        let verdict = match req.extensions().get::<Peer>() {
+            Some(peer) => access.local.judge(peer).await,
+            None => Verdict::Refused("the request came from no connection".into()),
+        };
+        return match verdict {
+            Verdict::Allowed => next.run(req).await,
+            Verdict::Refused(why) => ServerError::LocalUserRefused(why).into_response(),
+        };
+    }
+    if presented(&req).is_some_and(|t| tokens.accepts(t)) {
         return next.run(req).await;
     }
     let error = if presented(&req).is_some() {

@@ -101,6 +101,9 @@ pub enum ServerError {
     /// No accepted API token was presented.
     #[error("{0}")]
     Unauthorized(String),
+    /// An API without tokens was asked by a local user it does not serve.
+    #[error("{0}")]
+    LocalUserRefused(String),
     /// A deploy could not start.
     #[error(transparent)]
     Deploy(#[from] crate::daemon::deploy::DeployError),
@@ -199,6 +202,7 @@ impl ServerError {
             | ServerError::HostnameTaken { .. }
             | ServerError::NotRunning { .. } => StatusCode::CONFLICT,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServerError::LocalUserRefused(_) => StatusCode::FORBIDDEN,
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => StatusCode::NOT_FOUND,
                 JobError::Exists { .. } | JobError::FromConfig(_) | JobError::NotRunning(_) => {
@@ -271,6 +275,7 @@ impl ServerError {
             ServerError::NotListening(_) => "port_not_listened",
             ServerError::ProxyConnect(_) => "proxy_connect_failed",
             ServerError::Unauthorized(_) => "unauthorized",
+            ServerError::LocalUserRefused(_) => codes::LOCAL_USER_REFUSED,
             ServerError::Job(e) => match e {
                 JobError::NotFound(_) => "job_not_found",
                 JobError::Exists { .. } => "job_exists",
@@ -387,6 +392,9 @@ impl ServerError {
             },
             ServerError::Unauthorized(_) => Some(
                 "set LAKEFLY_API_TOKEN to a token from the daemon's --token-file (sent as Authorization: Bearer)".into(),
+            ),
+            ServerError::LocalUserRefused(_) => Some(
+                "send the request as the daemon's user, or have lakeflyd started with --local-group GROUP (a group you are in), or with --token-file and use one of its tokens".into(),
             ),
             ServerError::Upload(e) => match e {
                 UploadError::TooLarge { .. } => {

@@ -4,6 +4,7 @@ mod apps;
 pub mod auth;
 mod console;
 mod cors;
+pub mod local_users;
 pub use cors::parse_origin;
 mod bundles;
 mod deploys;
@@ -19,6 +20,7 @@ mod metrics_targets;
 mod proxy;
 mod secrets;
 pub mod serve;
+mod socket_owner;
 mod stopping;
 pub mod tls_listener;
 mod upgrade;
@@ -81,9 +83,9 @@ impl SharedState {
 }
 
 /// The API's routes, behind the token check.
-pub fn router(state: Shared, tokens: auth::Tokens, cors_origins: &[String]) -> Router {
+pub fn router(state: Shared, access: auth::Access, cors_origins: &[String]) -> Router {
     let router = routes(state).layer(axum::middleware::from_fn_with_state(
-        tokens,
+        access,
         auth::require_token,
     ));
     // Outside the token check: a preflight carries no token and must still be answered.

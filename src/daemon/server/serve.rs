@@ -8,6 +8,7 @@
 //! once its request is answered, and serving ends when all have.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tower_service::Service;
 
+use super::local_users::Peer;
 use crate::daemon::in_flight::{serve_until, InFlight};
 use crate::daemon::stall::{Progress, StallLimit, Watched};
 
@@ -43,19 +45,23 @@ const HEAD_GRACE: Duration = Duration::from_secs(1);
 /// then waits for the connections to finish.
 pub async fn serve<L>(mut listener: L, router: Router, mut stopping: watch::Receiver<bool>)
 where
-    L: Listener,
+    L: Listener<Addr = SocketAddr>,
     L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Each connection holds a sender; `recv` ends when the last is dropped.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
+    // An API that serves local users without a token is bound to one loopback address,
+    // so this is each connection's own end too.
+    let local = listener.local_addr().ok();
     loop {
-        let (io, _peer) = tokio::select! {
+        let (io, remote) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stopping.wait_for(|stopping| *stopping) => break,
         };
+        let peer = local.map(|local| Peer::new(remote, local));
         let (router, stopping, open) = (router.clone(), stopping.clone(), open.clone());
         tokio::spawn(async move {
-            connection(io, router, stopping).await;
+            connection(io, peer, router, stopping).await;
             drop(open);
         });
     }
@@ -74,15 +80,23 @@ fn watched(req: hyper::Request<hyper::body::Incoming>) -> (hyper::Request<Body>,
 
 /// Serves one connection until the client closes it, it idles for [`IDLE`], or the
 /// daemon stops.
-async fn connection<I>(io: I, router: Router, mut stopping: watch::Receiver<bool>)
-where
+async fn connection<I>(
+    io: I,
+    peer: Option<Peer>,
+    router: Router,
+    mut stopping: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let in_flight = InFlight::new();
     let requests = in_flight.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let request = in_flight.start();
-        let (req, read) = watched(req);
+        let (mut req, read) = watched(req);
+        if let Some(peer) = &peer {
+            // Who is asking, for the token check.
+            req.extensions_mut().insert(peer.clone());
+        }
         let answered = router.clone().call(req);
         async move {
             let mut resp = answered.await?;
@@ -161,7 +175,10 @@ mod tests {
                 }),
             );
         let (client, server) = tokio::io::duplex(64 * 1024);
-        (client, tokio::spawn(connection(server, router, stopping)))
+        (
+            client,
+            tokio::spawn(connection(server, None, router, stopping)),
+        )
     }
 
     /// A connection served as `serving` does, with `request` sent on it: the daemon's
