@@ -108,20 +108,23 @@ fn another_local_user_is_refused_and_changes_nothing() {
     others
         .lakefly(NOBODY, NOBODY, &d.api, &["secrets", "list", "-a", "mine"])
         .expect_code(4);
-    // `/health` stays open to anyone, as a load balancer's or monitor's check.
-    let health = others
-        .run(
-            STRANGER,
-            STRANGER,
-            Path::new("python3"),
-            &[
-                "-c",
-                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).status)",
-                &d.url("/health"),
-            ],
-        )
-        .expect_code(0);
-    assert_eq!(health.stdout.trim(), "200");
+    // `/health` and the metrics stay open to any local user: a monitor's check, and the
+    // host's Prometheus, which runs as a user of its own.
+    for path in ["/health", "/metrics", "/v1/metrics/targets"] {
+        let fetched = others
+            .run(
+                STRANGER,
+                STRANGER,
+                Path::new("python3"),
+                &[
+                    "-c",
+                    "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).status)",
+                    &d.url(path),
+                ],
+            )
+            .expect_code(0);
+        assert_eq!(fetched.stdout.trim(), "200", "{path}");
+    }
 
     // The daemon's own user is served, and the app is still there.
     let apps = d

@@ -127,13 +127,18 @@ pub struct Access {
 }
 
 /// Lets a request through when it asks for `/health`, when it presents an accepted token,
-/// or, with no token configured, when it comes from a local user the API serves; else
-/// answers 401 (no or a wrong token) or 403 (another local user).
+/// or, with no token configured, when it asks for the metrics or comes from a local user
+/// the API serves; else answers 401 (no or a wrong token) or 403 (another local user).
 pub async fn require_token(State(access): State<Access>, req: Request, next: Next) -> Response {
     if matches!(req.uri().path(), "/health" | "/v1/health") {
         return next.run(req).await;
     }
     let tokens = &access.tokens;
+    // Read-only figures for the host's Prometheus, which runs as a user of its own.
+    let monitoring = matches!(req.uri().path(), "/metrics" | "/v1/metrics/targets");
+    if !tokens.is_configured() && monitoring {
+        return next.run(req).await;
+    }
     if !tokens.is_configured() {
         // Every connection is given one by `serve`; one without comes from no socket.
         let verdict = match req.extensions().get::<Peer>() {
