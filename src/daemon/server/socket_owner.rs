@@ -66,16 +66,22 @@ fn find_owner(table: impl BufRead, local: SocketAddr, peer: SocketAddr) -> io::R
         let line = line?;
         // sl local_address rem_address st tx:rx tr:when retrnsmt uid ...
         let mut fields = line.split_whitespace().skip(1);
-        let (Some(own), Some(remote)) = (fields.next(), fields.next()) else {
+        let (Some(own), Some(remote), Some(state)) = (fields.next(), fields.next(), fields.next())
+        else {
             continue;
         };
-        if parse_addr(own) != Some(peer) || parse_addr(remote) != Some(local) {
+        // A closed socket waiting out TIME_WAIT is listed as root's: it owns nothing.
+        if state == TIME_WAIT || parse_addr(own) != Some(peer) || parse_addr(remote) != Some(local)
+        {
             continue;
         }
-        return Ok(fields.nth(4).and_then(|uid| uid.parse().ok()));
+        return Ok(fields.nth(3).and_then(|uid| uid.parse().ok()));
     }
     Ok(None)
 }
+
+/// The state column of a socket in TIME_WAIT (the kernel's `TCP_TIME_WAIT`, 6).
+const TIME_WAIT: &str = "06";
 
 /// `addr` with a v4-mapped IPv6 address as the IPv4 one, as the table may list either.
 fn canonical(addr: SocketAddr) -> SocketAddr {
@@ -112,6 +118,7 @@ mod tests {
    1: 0100007F:10B8 0100007F:D3A2 01 00000000:00000000 00:00000000 00000000     0        0 9001 1 0000000000000000 20 4 30 10 -1
    2: 0100007F:D3A2 0100007F:10B8 01 00000000:00000000 00:00000000 00000000  1001        0 9002 1 0000000000000000 20 4 30 10 -1
    3: 0100007F:D3A4 0200007F:10B8 01 00000000:00000000 00:00000000 00000000  1002        0 9003 1 0000000000000000 20 4 30 10 -1
+   4: 0100007F:D3A6 0100007F:10B8 06 00000000:00000000 03:00001722 00000000     0        0 0 3 0000000000000000
 ";
 
     const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -157,6 +164,12 @@ mod tests {
             owner_in(TCP6, "127.0.0.1:4280", "127.0.0.1:57346"),
             Some(1004)
         );
+    }
+
+    #[test]
+    fn a_socket_in_time_wait_is_no_ones() {
+        // The kernel lists it with uid 0 once its owner closed it.
+        assert_eq!(owner_in(TCP, "127.0.0.1:4280", "127.0.0.1:54182"), None);
     }
 
     #[test]
