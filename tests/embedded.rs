@@ -157,3 +157,31 @@ fn a_command_that_names_no_app_starts_no_daemon() {
     let (code, _, _) = local.lakefly(&["daemon", "status"]);
     assert_eq!(code, 8, "no daemon was started for them");
 }
+
+/// A daemon on the local address that is not this user's (another user's, or one run by
+/// hand on other state) is told apart from this user's own, with how to move that.
+#[test]
+fn another_daemon_on_the_local_address_is_not_taken_for_this_users_own() {
+    let other = common::daemon::TestDaemon::start();
+    let local = Local {
+        data: tempfile::tempdir().unwrap(),
+        addr: other.api.trim_start_matches("http://").to_string(),
+    };
+    let (code, stdout, stderr) = local.lakefly(&["daemon", "status"]);
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!("; {} is answered by another daemon", local.addr))
+            && stderr
+                .contains("hint: commands without --remote go to the daemon that answers there")
+            && stderr.contains("LAKEFLY_LOCAL_ADDR"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = local.lakefly(&["daemon", "start"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("another daemon answers at {}", other.api)),
+        "{stderr}"
+    );
+}

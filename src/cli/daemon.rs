@@ -171,7 +171,12 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
                 return out.json(&serde_json::json!({ "api": url, "started": !was_running }));
             }
             if was_running {
-                out.note(&format!("the local daemon already runs at {url}"));
+                match super::local::running(&local_state()?) {
+                    Some(_) => out.note(&format!("the local daemon already runs at {url}")),
+                    None => out.note(&format!(
+                        "another daemon answers at {url} (another user's, or one started by hand on other state): commands without --remote go to it; LAKEFLY_LOCAL_ADDR and LAKEFLY_LOCAL_EDGE move this user's own"
+                    )),
+                }
             }
             Ok(())
         }
@@ -195,7 +200,9 @@ pub fn run(global: &GlobalArgs, args: DaemonArgs) -> Result<(), Error> {
             }
             // As `systemctl status`: a script can test whether it runs by the exit code.
             let Some(r) = record else {
-                return Err(Error::DaemonNotRunning { state });
+                let addr = super::local::local_addr();
+                let taken = super::local::listening(&addr).then_some(addr);
+                return Err(Error::DaemonNotRunning { state, taken });
             };
             if out.json {
                 return Ok(());

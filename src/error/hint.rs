@@ -4,6 +4,9 @@
 use super::Error;
 use crate::credentials::remotes::RemoteError;
 
+/// How a user runs a local daemon of their own where another answers on the address.
+const LOCAL_ADDRESS_TAKEN: &str = "commands without --remote go to the daemon that answers there; for a local daemon of your own, set LAKEFLY_LOCAL_ADDR and LAKEFLY_LOCAL_EDGE to free addresses (127.0.0.1:4290, 127.0.0.1:4291)";
+
 impl Error {
     /// What to do about it, when there is something useful to say.
     pub fn hint(&self) -> Option<String> {
@@ -16,7 +19,7 @@ impl Error {
                 "give it a token from the daemon's --token-file: `lakefly auth login` with the same --remote stores one (or set LAKEFLY_API_TOKEN)".into(),
             ),
             Error::Api(ClientError::Api { status: 403, error, .. }) if error.code == crate::api::codes::LOCAL_USER_REFUSED => Some(
-                "run lakefly as the daemon's user, or ask for --local-group GROUP (a group you are in) or a token (`lakefly auth login`); for a local daemon of your own, set LAKEFLY_LOCAL_ADDR and LAKEFLY_LOCAL_EDGE to free addresses (127.0.0.1:4290, 127.0.0.1:4291)".into(),
+                format!("run lakefly as the daemon's user, or ask for --local-group GROUP (a group you are in) or a token (`lakefly auth login`); {LOCAL_ADDRESS_TAKEN}"),
             ),
             Error::Api(ClientError::Api { error, .. }) => error.hint.clone(),
             Error::Api(ClientError::Unreachable { detail, .. }) if detail.contains("certificate") => {
@@ -198,9 +201,10 @@ impl Error {
                 "name each ListenStream= socket with FileDescriptorName= (edge, edge-https, api, or port-N for a [[services]] TCP port N), one socket unit a name".into(),
             ),
             Error::NoStateDir => Some("pass --state DIR".into()),
-            Error::DaemonNotRunning { .. } => Some(
+            Error::DaemonNotRunning { taken: None, .. } => Some(
                 "`lakefly daemon start` starts it; so does any command that needs it".into(),
             ),
+            Error::DaemonNotRunning { taken: Some(_), .. } => Some(LOCAL_ADDRESS_TAKEN.into()),
             Error::NoHome { .. } => Some("set HOME to the home directory of the user the agent runs as".into()),
             Error::Store(e) if e.is_damaged() => Some(
                 "the database is damaged: restore the state directory from a backup (`lakeflyd restore --state DIR BACKUP`, into an empty directory); without one, `sqlite3 state.db .recover` saves what it can".into(),

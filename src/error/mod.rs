@@ -220,10 +220,13 @@ pub enum Error {
     },
 
     /// `daemon status`: no local daemon runs.
-    #[error("the local lakefly daemon is not running (state in {})", state.display())]
+    #[error("the local lakefly daemon is not running (state in {}){}", state.display(), taken.as_ref().map(|at| format!("; {at} is answered by another daemon")).unwrap_or_default())]
     DaemonNotRunning {
         /// Its state directory.
         state: PathBuf,
+        /// The local address, when something else answers there (another user's daemon,
+        /// or one started by hand on other state).
+        taken: Option<String>,
     },
 
     /// The embedded local daemon could not be started.
