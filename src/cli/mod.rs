@@ -69,7 +69,7 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// The daemon to talk to: a remote's name (`lakefly remote list`), a URL or host:port
     /// (default: $LAKEFLY_REMOTE, else the current remote, else the local daemon on
-    /// http://127.0.0.1:4280).
+    /// http://127.0.0.1:4280, or $LAKEFLY_LOCAL_ADDR with its edge on $LAKEFLY_LOCAL_EDGE).
     // Not clap's `env`: clap would write an address from the environment into every usage
     // line as though it had been typed.
     #[arg(long, global = true, value_name = "NAME|URL")]
