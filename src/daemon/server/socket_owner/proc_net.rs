@@ -1,41 +1,13 @@
-//! Which user owns the far end of a loopback TCP connection. TCP has no `SO_PEERCRED`, but
-//! both ends of a loopback connection live in this host's kernel, which lists every TCP
-//! socket of the network namespace with its owner in `/proc/net/tcp` and `/proc/net/tcp6`
-//! (what `ss -e` and identd read). The client's socket is the one whose local address is
-//! the connection's peer and whose remote address is the server's end.
+//! The owner of a socket from the kernel's tables of TCP sockets, `/proc/net/tcp` and
+//! `/proc/net/tcp6` (what `netstat -e` and identd read): readable everywhere, but read
+//! whole, so it takes longer the more sockets the host has.
 
 use std::io::{self, BufRead};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// Why the owner of a connection's far end is not known.
-#[derive(Debug, thiserror::Error)]
-pub enum OwnerError {
-    /// The kernel's socket table could not be read.
-    #[error("cannot read {file}: {source}")]
-    Table {
-        /// The table.
-        file: &'static str,
-        /// The cause.
-        source: io::Error,
-    },
-    /// No socket in the table is the connection's far end: it is not on this host, or it
-    /// closed already.
-    #[error("no socket of this host is the far end of {peer} -> {local}")]
-    NotFound {
-        /// The far end.
-        peer: SocketAddr,
-        /// This end.
-        local: SocketAddr,
-    },
-    /// The system does not list its sockets' owners where lakeflyd can read them.
-    // Made only off Linux.
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
-    #[error("this system does not tell lakeflyd which user a connection comes from")]
-    Unsupported,
-}
+use super::OwnerError;
 
 /// The uid that owns the socket at `peer` connected to `local`, both on this host.
-#[cfg(target_os = "linux")]
 pub fn owner(local: SocketAddr, peer: SocketAddr) -> Result<u32, OwnerError> {
     // An IPv6 socket talking IPv4 is listed in tcp6 with v4-mapped addresses.
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -48,12 +20,6 @@ pub fn owner(local: SocketAddr, peer: SocketAddr) -> Result<u32, OwnerError> {
         }
     }
     Err(OwnerError::NotFound { peer, local })
-}
-
-/// The uid that owns the socket at `peer` connected to `local`: unknown on this system.
-#[cfg(not(target_os = "linux"))]
-pub fn owner(_local: SocketAddr, _peer: SocketAddr) -> Result<u32, OwnerError> {
-    Err(OwnerError::Unsupported)
 }
 
 /// The uid on the line of `table` (the format of `/proc/net/tcp{,6}`) whose local address
@@ -80,7 +46,7 @@ fn find_owner(table: impl BufRead, local: SocketAddr, peer: SocketAddr) -> io::R
     Ok(None)
 }
 
-/// The state column of a socket in TIME_WAIT (the kernel's `TCP_TIME_WAIT`, 6).
+/// The state column of a socket in TIME_WAIT (the kernel's `TCP_TIME_WAIT`).
 const TIME_WAIT: &str = "06";
 
 /// `addr` with a v4-mapped IPv6 address as the IPv4 one, as the table may list either.
@@ -178,20 +144,11 @@ mod tests {
         assert_eq!(owner_in(table, "127.0.0.1:4280", "127.0.0.1:54178"), None);
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn a_connection_of_this_process_is_owned_by_its_user() {
-        for at in ["127.0.0.1:0", "[::1]:0"] {
-            // A host without IPv6 loopback has nothing to look up there.
-            let Ok(server) = std::net::TcpListener::bind(at) else {
-                continue;
-            };
-            let local = server.local_addr().unwrap();
-            let client = std::net::TcpStream::connect(local).expect("connect");
-            let (_accepted, peer) = server.accept().expect("accept");
-            assert_eq!(peer, client.local_addr().unwrap());
+        super::super::tests::each_loopback_connection(|local, peer| {
             let uid = owner(local, peer).expect("the client's socket is listed");
-            assert_eq!(uid, nix::unistd::geteuid().as_raw(), "{at}");
-        }
+            assert_eq!(uid, nix::unistd::geteuid().as_raw(), "{peer} -> {local}");
+        });
     }
 }
