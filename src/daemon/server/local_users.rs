@@ -34,7 +34,8 @@ pub enum Verdict {
     Refused(String),
 }
 
-/// The verdict on one connection, reached at its first request that needs one.
+/// A connection to the API: its two ends, and the verdict on its user, reached at its
+/// first request that needs one.
 #[derive(Debug, Clone)]
 pub struct Peer {
     /// The connection's far end.
@@ -76,8 +77,8 @@ impl LocalUsers {
         })
     }
 
-    /// Whether `peer`'s user may use the API; judged once per connection (a lookup in the
-    /// kernel's socket table and the user database, off the async threads).
+    /// Whether `peer`'s user may use the API; judged once per connection (the kernel and
+    /// the user database asked off the async threads).
     pub async fn judge(&self, peer: &Peer) -> Verdict {
         peer.verdict
             .get_or_init(|| async {
