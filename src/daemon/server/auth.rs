@@ -134,12 +134,11 @@ pub async fn require_token(State(access): State<Access>, req: Request, next: Nex
         return next.run(req).await;
     }
     let tokens = &access.tokens;
-    // Read-only figures for the host's Prometheus, which runs as a user of its own.
-    let monitoring = matches!(req.uri().path(), "/metrics" | "/v1/metrics/targets");
-    if !tokens.is_configured() && monitoring {
-        return next.run(req).await;
-    }
     if !tokens.is_configured() {
+        // Read-only figures for the host's Prometheus, which runs as a user of its own.
+        if matches!(req.uri().path(), "/metrics" | "/v1/metrics/targets") {
+            return next.run(req).await;
+        }
         // Every connection is given one by `serve`; one without comes from no socket.
         let verdict = match req.extensions().get::<Peer>() {
             Some(peer) => access.local.judge(peer).await,

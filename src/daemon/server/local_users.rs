@@ -107,12 +107,16 @@ impl LocalUsers {
                 ))
             }
         };
-        if uid == self.daemon || uid.is_root() || self.in_group(uid) {
+        if uid == self.daemon || uid.is_root() {
             return Verdict::Allowed;
         }
-        let who = |uid: Uid| match User::from_uid(uid) {
-            Ok(Some(user)) => format!("{} (uid {uid})", user.name),
-            _ => format!("uid {uid}"),
+        let asker = User::from_uid(uid).ok().flatten();
+        if asker.as_ref().is_some_and(|user| self.in_group(user)) {
+            return Verdict::Allowed;
+        }
+        let who = |uid: Uid, user: Option<User>| match user {
+            Some(user) => format!("{} (uid {uid})", user.name),
+            None => format!("uid {uid}"),
         };
         let user = if self.daemon.is_root() {
             "that user"
@@ -125,24 +129,21 @@ impl LocalUsers {
         };
         Verdict::Refused(format!(
             "this daemon runs as {} and, without a token, serves {served}; this request comes from {}",
-            who(self.daemon),
-            who(uid)
+            who(self.daemon, User::from_uid(self.daemon).ok().flatten()),
+            who(uid, asker)
         ))
     }
 
-    /// Whether `uid` is a member of `--local-group`, as the user database says now (so a
+    /// Whether `user` is a member of `--local-group`, as the user database says now (so a
     /// user added with `usermod -aG` is served from their next connection).
-    fn in_group(&self, uid: Uid) -> bool {
+    fn in_group(&self, user: &User) -> bool {
         let Some((_, gid)) = &self.group else {
-            return false;
-        };
-        let Ok(Some(user)) = User::from_uid(uid) else {
             return false;
         };
         if user.gid == *gid {
             return true;
         }
-        let Ok(name) = CString::new(user.name) else {
+        let Ok(name) = CString::new(user.name.as_str()) else {
             return false;
         };
         nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|groups| groups.contains(gid))
@@ -212,8 +213,13 @@ mod tests {
     fn a_group_member_is_served() {
         // root's primary group is gid 0 on every Unix.
         let root_group = users(Some(("root", 0)));
-        assert!(root_group.in_group(Uid::from_raw(0)));
-        assert!(!root_group.in_group(Uid::from_raw(4_000_000_000)));
+        let root = User::from_uid(Uid::from_raw(0)).unwrap().expect("root");
+        assert!(root_group.in_group(&root));
+        // A uid with no account is in no group.
+        assert!(matches!(
+            root_group.verdict(Ok(4_000_000_000)),
+            Verdict::Refused(_)
+        ));
     }
 
     #[test]

@@ -108,7 +108,6 @@ fn read_answer(answer: &[u8]) -> io::Result<Option<u32>> {
         .get(4..6)
         .map(|b| u16::from_ne_bytes([b[0], b[1]]))
         .ok_or_else(|| unexpected("a short message"))?;
-    let body = &answer[HEADER_LEN.min(answer.len())..];
     match kind {
         NLMSG_ERROR => {
             // The negated errno, then the request it answers.
@@ -120,8 +119,8 @@ fn read_answer(answer: &[u8]) -> io::Result<Option<u32>> {
             }
         }
         SOCK_DIAG_BY_FAMILY => {
-            let state = *body
-                .get(STATE_AT)
+            let state = *answer
+                .get(HEADER_LEN + STATE_AT)
                 .ok_or_else(|| unexpected("a short message"))?;
             let uid = word(HEADER_LEN + UID_AT).ok_or_else(|| unexpected("a short message"))?;
             Ok((state != TCP_TIME_WAIT).then_some(uid))
