@@ -451,6 +451,56 @@ fn daemon_install_prints_with_output_dash_and_refuses_a_bad_user() {
 }
 
 #[test]
+fn daemon_install_names_the_proxy_settings_the_service_will_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let install = |proxy: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lakefly"));
+        command.current_dir(dir.path()).env("NO_COLOR", "1").args([
+            "daemon",
+            "install",
+            "--systemd",
+            "--output",
+            "-",
+        ]);
+        for name in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            command.env_remove(name);
+        }
+        common::Run::from(command.envs(proxy.iter().copied()).output().unwrap()).expect_code(0)
+    };
+    let run = install(&[
+        ("HTTPS_PROXY", "http://deploy:hunter2@proxy.corp:3128"),
+        ("NO_PROXY", "localhost,.corp"),
+        ("http_proxy", ""),
+    ]);
+    assert!(
+        run.stderr
+            .contains("sets HTTPS_PROXY and NO_PROXY, which the service does not inherit"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("systemctl edit lakeflyd"),
+        "{}",
+        run.stderr
+    );
+    // Names only: the proxy's password is printed nowhere, nor put in the unit.
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
+
+    let run = install(&[]);
+    assert!(!run.stderr.contains("PROXY"), "{}", run.stderr);
+}
+
+#[test]
 fn daemon_install_launchd_writes_an_agent_plist() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agents/dev.lakefly.lakeflyd.plist");

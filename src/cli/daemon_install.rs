@@ -226,6 +226,9 @@ fn warn_of_missing(out: Output, args: &InstallArgs, options: &ServiceOptions, bi
             path.display()
         ));
     }
+    if let Some(note) = proxy_left_behind(args.systemd, set_proxy_variables()) {
+        out.note(&note);
+    }
     let reads_files = (options.files().iter()).any(|(flag, _)| *flag != "--edge-access-log");
     if args.systemd && reads_files {
         out.note(&format!(
@@ -233,6 +236,38 @@ fn warn_of_missing(out: Output, args: &InstallArgs, options: &ServiceOptions, bi
             args.user
         ));
     }
+}
+
+/// The proxy variables this shell sets (not empty), which builds use: lakeflyd passes
+/// its own on to `[build] command`.
+fn set_proxy_variables() -> Vec<&'static str> {
+    (crate::daemon::runtime::process::HOST_PROXY.iter().copied())
+        .filter(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+        .collect()
+}
+
+/// What to say when this shell has proxy settings (`names`) that the service will not:
+/// a service manager starts lakeflyd with an environment of its own, so builds that
+/// fetch through the proxy here would go without it there. Names only: a proxy's
+/// address may carry a password.
+fn proxy_left_behind(systemd: bool, names: Vec<&str>) -> Option<String> {
+    let (last, first) = names.split_last()?;
+    let names = if first.is_empty() {
+        last.to_string()
+    } else {
+        format!("{} and {last}", first.join(", "))
+    };
+    let how = if systemd {
+        "`systemctl edit lakeflyd` and set them under [Service] with Environment=NAME=VALUE \
+         (or EnvironmentFile= a 0600 file when the proxy's address holds a password: \
+         `systemctl show` prints Environment= to every user)"
+    } else {
+        "set them in the agent's EnvironmentVariables"
+    };
+    Some(format!(
+        "note: this shell sets {names}, which the service does not inherit: builds \
+         (`[build] command`: npm install, pip install) would fetch without the proxy; {how}"
+    ))
 }
 
 /// The lakeflyd to run: `--bin` (made absolute), else the one beside this executable,
@@ -489,6 +524,21 @@ mod tests {
         // Specifiers and variables are systemd's: a literal `%` or `$` is doubled.
         assert_eq!(systemd_word("/etc/100%/key"), "/etc/100%%/key");
         assert_eq!(exec_word("/srv/$app/%h"), "/srv/$$app/%%h");
+    }
+
+    #[test]
+    fn proxy_settings_the_service_lacks_are_named() {
+        assert_eq!(proxy_left_behind(true, Vec::new()), None);
+        let one = proxy_left_behind(true, vec!["https_proxy"]).unwrap();
+        assert!(one.contains("sets https_proxy, which"), "{one}");
+        assert!(one.contains("systemctl edit lakeflyd"), "{one}");
+        let three = proxy_left_behind(false, vec!["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"]);
+        let three = three.unwrap();
+        assert!(
+            three.contains("sets HTTP_PROXY, HTTPS_PROXY and NO_PROXY, which"),
+            "{three}"
+        );
+        assert!(three.contains("EnvironmentVariables"), "{three}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub(crate) const PASS_THROUGH: &[&str] = &[
 ];
 
 /// The host's proxy settings, in the cases programs read them.
-const HOST_PROXY: &[&str] = &[
+pub(crate) const HOST_PROXY: &[&str] = &[
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
