@@ -11,7 +11,8 @@
 # a few long ones: a noisy moment of this shared machine (a neighbour's burst, a
 # descheduled vCPU) then lands on a single round of a single target, and the interval of
 # the ratio narrows (at one connection, 60 rounds of 1 s bounded the throughput ratio to
-# 1.02-1.09 where 12 rounds of 4 s left 1.01-1.26).
+# 1.02-1.09 where 12 rounds of 4 s left 1.01-1.26; the p99 ratio, noisier, takes about
+# 150 rounds of 1 s to narrow to +-4%).
 # Placement (BENCH_PLACEMENT), the same for nginx and the edge:
 #   scheduler  (default) left to the kernel. At one connection on 2 vCPUs the three
 #              processes land one way or another from run to run, and that, not the
