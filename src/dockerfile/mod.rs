@@ -5,6 +5,7 @@
 //! `ENTRYPOINT`/`CMD` say what runs. A stage built `FROM` an earlier one starts from it, as
 //! flyctl's generated Dockerfiles do (`FROM base AS build` ... `COPY --from=build /app
 //! /app`). `RUN` steps are never executed on the host: `[build] command` does that job.
+//! `USER` is kept only to be named: machines run as lakeflyd's own user.
 
 mod syntax;
 mod tree;
@@ -75,6 +76,9 @@ pub struct Stage {
     /// Steps that cannot be applied on the host, with those of the stages it builds on or
     /// copies from.
     pub skipped: Vec<Skipped>,
+    /// The last `USER` (its line and what it names), its base stage's if it has none:
+    /// not applied, as machines run as lakeflyd's own user.
+    pub user: Option<(usize, String)>,
     /// Whether `cmd` came from the base stage (an `ENTRYPOINT` of its own then clears it).
     cmd_inherited: bool,
 }
@@ -265,6 +269,7 @@ pub fn parse(text: &str, options: &BuildOptions<'_>) -> Result<Stage, Dockerfile
                     line,
                 });
             }
+            "USER" => stage.user = Some((line, vars.substitute(rest.trim()))),
             "RUN" => stage.skipped.push(Skipped::Run {
                 line,
                 command: rest.trim().to_string(),
@@ -489,6 +494,24 @@ CMD [ "npm", "run", "start" ]
             ]
         );
         assert_eq!(stage.command_line().as_deref(), Some("npm run start"));
+    }
+
+    #[test]
+    fn the_last_user_is_kept_and_a_stage_inherits_its_bases() {
+        let host = |_: &str| None;
+        let options = BuildOptions {
+            host: &host,
+            args: &BTreeMap::new(),
+            target: None,
+        };
+        let text =
+            "FROM x AS base\nARG UID=1001\nUSER root\nUSER ${UID}:${UID}\nFROM base\nCMD run\n";
+        let stage = parse(text, &options).unwrap();
+        assert_eq!(stage.user, Some((4, "1001:1001".to_string())));
+        let text = "FROM x AS base\nUSER app\nFROM base\nUSER web\nFROM y\nCMD run\n";
+        assert_eq!(parse(text, &options).unwrap().user, None);
+        let text = "FROM x AS base\nUSER app\nFROM base\nUSER web\n";
+        assert_eq!(parse(text, &options).unwrap().user, Some((4, "web".into())));
     }
 
     #[test]

@@ -156,7 +156,7 @@ fn a_dockerfile_app_runs_without_a_container_engine() {
     std::fs::write(
         app.join("Dockerfile.lsh"),
         // As flyctl's Django Dockerfile, requirements.txt goes to /tmp for a RUN step.
-        "FROM python:3.11-slim\nWORKDIR /srv/app\nENV GREETING=\"from the image\" STATE_DIR=/srv/app/state\nCOPY requirements.txt /tmp/requirements.txt\nCOPY src/ ./\nRUN pip install nothing\nCMD [\"python3\", \"/srv/app/server.py\"]\n",
+        "FROM python:3.11-slim\nWORKDIR /srv/app\nENV GREETING=\"from the image\" STATE_DIR=/srv/app/state\nCOPY requirements.txt /tmp/requirements.txt\nCOPY src/ ./\nRUN pip install nothing\nUSER nobody\nCMD [\"python3\", \"/srv/app/server.py\"]\n",
     )
     .unwrap();
     std::fs::write(app.join("requirements.txt"), "").unwrap();
@@ -185,6 +185,14 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
             && run.stderr.contains(
                 "not applied on the host: line 4: COPY to /tmp/requirements.txt: outside WORKDIR /srv/app"
             ),
+        "{}",
+        run.stderr
+    );
+    // Machines run as lakeflyd's user, which the deploy names, not as the image's.
+    assert!(
+        run.stderr.contains(
+            "not applied on the host: line 7: USER nobody; machines run as lakeflyd's own user ("
+        ),
         "{}",
         run.stderr
     );

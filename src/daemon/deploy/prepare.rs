@@ -411,6 +411,15 @@ impl Deployer {
             self.progress(app, version, "dockerfile", hint.to_string())
                 .await;
         }
+        if let Some((line, user)) = &stage.user {
+            let own = tokio::task::spawn_blocking(own_user)
+                .await
+                .unwrap_or_default();
+            let note = format!(
+                "not applied on the host: line {line}: USER {user}; machines run as lakeflyd's own user{own}"
+            );
+            self.progress(app, version, "dockerfile", note).await;
+        }
         let tree = self.releases_dir.join(app).join(format!("{version}-tree"));
         let (context, target) = (dir.to_path_buf(), tree.clone());
         let workdir = stage.workdir.clone();
@@ -484,6 +493,15 @@ fn lakefly_vars(app: &str, version: u64) -> [(String, String); 3] {
         ("LAKEFLY_RELEASE_VERSION".into(), version.to_string()),
         ("FLY_APP_NAME".into(), app.to_string()),
     ]
+}
+
+/// The user lakeflyd (and so every machine) runs as, for a note: ` (alice, uid 1000)`.
+fn own_user() -> String {
+    let uid = nix::unistd::geteuid();
+    match nix::unistd::User::from_uid(uid).ok().flatten() {
+        Some(user) => format!(" ({}, uid {uid})", user.name),
+        None => format!(" (uid {uid})"),
+    }
 }
 
 fn command_failure(what: &str, outcome: &oneoff::Outcome) -> Failure {
