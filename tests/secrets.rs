@@ -363,6 +363,81 @@ fn a_change_during_a_rollout_is_refused_whole_and_offers_to_stage_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_secrets_release_leaves_the_serving_release_its_own_secrets() {
+    let d = TestDaemon::start();
+    let api = Api::new(&d);
+    let dir = tempfile::tempdir().unwrap();
+    // An app that will not start with DB_URL=bad, and answers with the DB_URL it has.
+    std::fs::write(
+        dir.path().join("app.py"),
+        r#"import os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+if os.environ.get("DB_URL") == "bad":
+    sys.exit("cannot connect")
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.environ.get("DB_URL", "-").encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("fly.toml"),
+        "app = \"pinned\"\n[deploy]\n  wait_timeout = \"10s\"\n[processes]\n  app = \"python3 app.py\"\n[http_service]\n  internal_port = 8080\n  [[http_service.checks]]\n    grace_period = \"0s\"\n    interval = \"200ms\"\n    path = \"/\"\n",
+    )
+    .unwrap();
+    let lakefly = |args: &[&str]| {
+        let mut all = vec!["--remote", d.api.as_str(), "-a", "pinned"];
+        all.extend(args);
+        tokio::task::block_in_place(|| common::lakefly(dir.path(), &all))
+    };
+    lakefly(&["deploy"]).expect_code(0);
+    lakefly(&["secrets", "set", "DB_URL=good"]).expect_code(0);
+    lakefly(&["secrets", "set", "DB_URL=bad"]).expect_code(7);
+    // The machine still serving release 2 crashes: it starts again with release 2's
+    // value, not with the one its failed successor left set.
+    let (_, status) = api.send(Method::GET, "/v1/apps/pinned/status", None).await;
+    assert_eq!(status["release"]["version"], 2, "{status}");
+    let crashed = status["machines"][0]["pid"].as_u64().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &crashed.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let port = loop {
+        let (_, status) = api.send(Method::GET, "/v1/apps/pinned/status", None).await;
+        let machine = &status["machines"][0];
+        if machine["pid"].as_u64().is_some_and(|pid| pid != crashed)
+            && machine["health"] == "passing"
+        {
+            break machine["port"].as_u64().unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the machine did not come back: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let body = common::http_client()
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "good");
+    // The value stays set for the next release, as on Fly.
+    let listed = lakefly(&["secrets", "list", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(listed[0]["status"], "deployed", "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staged_secrets_wait_for_deploy_and_names_are_checked() {
     let d = TestDaemon::start();
     let api = Api::new(&d);

@@ -257,6 +257,8 @@ impl Deployer {
                 // As on Fly, `secrets set --stage` waits for the next release, whatever
                 // starts it.
                 let staged = secrets.deploy_staged(tx, path, &a, &now())?;
+                // Its machines start with these, whatever is set while it runs.
+                secrets.pin(tx, path, &a, version)?;
                 if !staged.is_empty() {
                     let detail = format!("staged secrets applied: {}", staged.join(", "));
                     events.push(NewEvent::app(

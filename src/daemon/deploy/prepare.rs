@@ -250,7 +250,7 @@ impl Deployer {
                 .unwrap_or(DEFAULT_RELEASE_COMMAND_TIMEOUT);
             // As on Fly, with the app's secrets (a migration needs `DATABASE_URL`); they
             // win over `[env]` as for machines.
-            let secrets = (self.secrets.env_of(app).await)
+            let secrets = (self.secrets.env_of(app, Some(version)).await)
                 .map_err(|e| fail(format!("release_command: {e}")))?;
             let mut env = env;
             // Secrets cannot take lakefly's own names (LAKEFLY_*, FLY_*), so those stay.

@@ -218,7 +218,7 @@ async fn run_command(
     timeout: Duration,
     stop: impl std::future::Future<Output = String>,
 ) -> RunEnd {
-    let secrets = match ctx.secrets.env_of(&job.app).await {
+    let secrets = match ctx.secrets.env_of(&job.app, Some(release.version)).await {
         Ok(secrets) => secrets,
         Err(e) => return failed(e),
     };

@@ -48,7 +48,8 @@ impl Runtime {
             reason,
         };
         let workdir = environment::workdir(&self.apps_dir, app, &machine.spec);
-        let secrets = self.secrets.env_of(app).await.map_err(failed)?;
+        let secrets =
+            (self.secrets.env_of(app, machine.spec.release_version).await).map_err(failed)?;
         let mut env = environment::variables(app, id, &machine.spec, machine.port, secrets);
         mounts::prepare(
             &self.volumes_dir,

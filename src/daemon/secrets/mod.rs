@@ -6,6 +6,7 @@
 
 mod digests;
 mod key;
+mod pinned;
 pub mod rotate;
 
 use std::path::Path;
@@ -229,34 +230,42 @@ impl SecretStore {
             .await
     }
 
+    /// Pins `app`'s deployed secrets to its new release `version`, in the transaction that
+    /// records the release (see `pinned.rs`).
+    pub fn pin(
+        &self,
+        tx: &rusqlite::Connection,
+        path: &Path,
+        app: &str,
+        version: u64,
+    ) -> Result<(), crate::daemon::store::StoreError> {
+        pinned::pin(tx, path, app, version)
+    }
+
     /// [`SecretStore::env`] away from the async workers (it reads the store and decrypts).
     pub async fn env_of(
         self: &std::sync::Arc<Self>,
         app: &str,
+        release: Option<u64>,
     ) -> Result<std::collections::BTreeMap<String, String>, String> {
         let (store, app) = (self.clone(), app.to_string());
-        tokio::task::spawn_blocking(move || store.env(&app))
+        tokio::task::spawn_blocking(move || store.env(&app, release))
             .await
             .map_err(|e| format!("reading secrets failed: {e}"))?
     }
 
-    /// The deployed values of `app`, decrypted, for a machine's environment only.
-    pub fn env(&self, app: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    /// The values a process of `app`'s release `release` gets, decrypted, for its
+    /// environment only: those the release was made with (the app's deployed ones for a
+    /// release from before pinning, or none given).
+    pub fn env(
+        &self,
+        app: &str,
+        release: Option<u64>,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
         let app = app.to_string();
-        let sealed: Vec<(String, Vec<u8>)> = self
+        let sealed = self
             .store
-            .run_blocking(move |conn, path| {
-                let sqlite = crate::daemon::store::sqlite(path);
-                let mut stmt = conn
-                    .prepare(
-                        "SELECT name, sealed FROM secrets WHERE app = ?1 AND sealed IS NOT NULL",
-                    )
-                    .map_err(&sqlite)?;
-                let rows = stmt
-                    .query_map([&app], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .map_err(&sqlite)?;
-                rows.collect::<Result<_, _>>().map_err(&sqlite)
-            })
+            .run_blocking(move |conn, path| pinned::sealed_for(conn, path, &app, release))
             .map_err(|e| e.to_string())?;
         sealed
             .into_iter()

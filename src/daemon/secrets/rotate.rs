@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::params;
 
 use super::key::{credential_path, KEY_FILE};
-use super::{digests, open_stored, sealed_rows, KeyError, MasterKey};
+use super::{digests, open_stored, pinned, sealed_rows, KeyError, MasterKey};
 use crate::daemon::store::{meta, sqlite, Store, StoreError};
 use crate::secret::Secret;
 
@@ -129,6 +129,12 @@ fn reseal_all(
         )
         .map_err(sqlite(path))?;
     }
+    // The values releases were made with (`pinned.rs`).
+    for (app, version, name, sealed) in pinned::all(&tx, path)? {
+        let resealed = reseal(Some(sealed), &app, &name)?.unwrap_or_default();
+        pinned::reseal(&tx, path, (&app, version, &name), &resealed)?;
+        count += 1;
+    }
     // Digests are keyed too: the old ones would all read as changed values.
     digests::rewrite(&tx, path, new)?;
     write_check(&tx, path, &new.seal(&Secret::new(CHECK.to_vec())))?;
@@ -239,7 +245,7 @@ mod tests {
 
     fn deployed(store: &Store, dir: &Path) -> BTreeMap<String, String> {
         SecretStore::new(store.clone(), open_key(store, dir).expect("key"))
-            .env("a")
+            .env("a", None)
             .expect("env")
     }
 

@@ -138,6 +138,20 @@ const MIGRATIONS: &[&str] = &[
      SELECT 'machine_id_salt',
             CASE WHEN EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'machines')
                  THEN 0 ELSE random() & 72057594037927935 END;",
+    // 11: the secrets each release was made with (`secrets_pinned`), so its machines start
+    // with them whatever has been set since: a failed `secrets set` leaves the values its
+    // release failed with in `secrets`, which the release still serving must not take up
+    // at its next restart. A release without them (made before, or no machine left on
+    // it) takes the app's current secrets.
+    "ALTER TABLE releases ADD COLUMN secrets_pinned INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE release_secrets (
+        app TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        PRIMARY KEY (app, version, name),
+        FOREIGN KEY (app, version) REFERENCES releases (app, version) ON DELETE CASCADE
+    );",
 ];
 
 /// The schema version this build writes.

@@ -102,7 +102,11 @@ impl Supervisor {
             return self.fail(reason).await.map(Err);
         }
         // Secrets are opened for this process only; they are never stored in the clear.
-        let secrets = match self.secrets.env_of(&self.app).await {
+        let secrets = match self
+            .secrets
+            .env_of(&self.app, self.spec.release_version)
+            .await
+        {
             Ok(secrets) => secrets,
             Err(e) => return self.fail(e).await.map(Err),
         };
@@ -213,7 +217,11 @@ impl Supervisor {
         tracing::info!(machine = %self.id, pid = adopted.pid, "taken back from the previous lakeflyd (--live-restore)");
         // Its output goes on being recorded without the secrets it was started with (and
         // any set since, which a release would bring to it).
-        let redactor = match self.secrets.env_of(&self.app).await {
+        let redactor = match self
+            .secrets
+            .env_of(&self.app, self.spec.release_version)
+            .await
+        {
             Ok(secrets) => Redactor::new(secrets.values().map(String::as_str)),
             Err(e) => {
                 tracing::warn!(machine = %self.id, error = %e, "cannot open the app's secrets to hide them in its output");
