@@ -395,7 +395,12 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
     };
     lakefly(&["deploy"]).expect_code(0);
     lakefly(&["secrets", "set", "DB_URL=good"]).expect_code(0);
-    lakefly(&["secrets", "set", "DB_URL=bad"]).expect_code(7);
+    let failed = lakefly(&["secrets", "set", "DB_URL=bad"]).expect_code(7);
+    assert!(
+        failed.stderr.contains("DB_URL stays set for the next release; release v2 goes on with the secrets it was made with"),
+        "{}",
+        failed.stderr
+    );
     // The machine still serving release 2 crashes: it starts again with release 2's
     // value, not with the one its failed successor left set.
     let (_, status) = api.send(Method::GET, "/v1/apps/pinned/status", None).await;

@@ -187,7 +187,27 @@ async fn report(
         }
     }
     match (changed.release, stream) {
-        (Some(version), Some(stream)) => watch(out, app, version, stream).await,
+        (Some(version), Some(stream)) => {
+            let followed = watch(out, app, version, stream).await;
+            if let Err(Error::DeployFailed {
+                running: Some(running),
+                ..
+            }) = &followed
+            {
+                if !out.json && !changed.changed.is_empty() {
+                    let stay = if changed.changed.len() == 1 {
+                        "stays"
+                    } else {
+                        "stay"
+                    };
+                    out.note(&format!(
+                        "note: {} {stay} set for the next release; release v{running} goes on with the secrets it was made with (set the old value again, or unset, to undo)",
+                        changed.changed.join(", ")
+                    ));
+                }
+            }
+            followed
+        }
         (Some(version), None) => detached(out, app, version),
         (None, _) => {
             if !changed.changed.is_empty() && !out.json {

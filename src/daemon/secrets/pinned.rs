@@ -18,7 +18,7 @@ const IN_USE: &str = "SELECT current_release FROM apps WHERE name = ?1 AND curre
 /// Pins `app`'s deployed secrets to its new release `version` (in the transaction that
 /// records it, after staged values are applied), and lets go of the pins of earlier
 /// releases nothing runs any more, so an unset value does not linger sealed in them.
-pub(crate) fn pin(tx: &Connection, path: &Path, app: &str, version: u64) -> Result<(), StoreError> {
+pub(super) fn pin(tx: &Connection, path: &Path, app: &str, version: u64) -> Result<(), StoreError> {
     let sqlite = sqlite(path);
     let version = version as i64;
     tx.execute(
@@ -265,8 +265,9 @@ mod tests {
         f.set("DB_URL", "good");
         f.release(1);
         f.set("DB_URL", "bad");
-        // The deployed value and the one pinned to release 1.
-        assert_eq!(rotate(&f.store, f.dir.path()).expect("rotate"), 2);
+        // The one value `secrets list` shows is counted; the copy pinned to release 1 is
+        // re-sealed too.
+        assert_eq!(rotate(&f.store, f.dir.path()).expect("rotate"), 1);
         assert_eq!(f.db_url(Some(1)).as_deref(), Some("good"));
         assert_eq!(f.db_url(None).as_deref(), Some("bad"));
     }

@@ -78,8 +78,9 @@ fn checked_key(store: &Store, state_dir: &Path) -> Result<MasterKey, KeyError> {
     Err(KeyError::WrongKey(key_path))
 }
 
-/// Re-seals every secret value (deployed and staged) under a new master key in one
-/// transaction; returns how many values were re-sealed. The daemon must not be running.
+/// Re-seals every secret value (deployed, staged, and the copies releases keep) under a new
+/// master key in one transaction; returns how many deployed and staged values were re-sealed.
+/// The daemon must not be running.
 pub fn rotate(store: &Store, state_dir: &Path) -> Result<usize, KeyError> {
     if let Some(path) = credential_path() {
         return Err(KeyError::FromCredentials(path));
@@ -129,11 +130,11 @@ fn reseal_all(
         )
         .map_err(sqlite(path))?;
     }
-    // The values releases were made with (`pinned.rs`).
+    // The copies releases were made with (`pinned.rs`): re-sealed, not counted, as the
+    // count is of the values `secrets list` shows.
     for (app, version, name, sealed) in pinned::all(&tx, path)? {
         let resealed = reseal(Some(sealed), &app, &name)?.unwrap_or_default();
         pinned::reseal(&tx, path, (&app, version, &name), &resealed)?;
-        count += 1;
     }
     // Digests are keyed too: the old ones would all read as changed values.
     digests::rewrite(&tx, path, new)?;
