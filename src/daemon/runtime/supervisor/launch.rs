@@ -215,8 +215,8 @@ impl Supervisor {
     /// Takes back a process an earlier run started: the store has it as running already.
     pub(super) async fn adopt(&mut self, adopted: Adopted) -> Launched {
         tracing::info!(machine = %self.id, pid = adopted.pid, "taken back from the previous lakeflyd (--live-restore)");
-        // Its output goes on being recorded without the secrets it was started with (and
-        // any set since, which a release would bring to it).
+        // Its output goes on being recorded without the secrets it was started with: its
+        // release's (`secrets/pinned.rs`).
         let redactor = match self
             .secrets
             .env_of(&self.app, self.spec.release_version)
