@@ -18,21 +18,43 @@ use crate::secret::Secret;
 /// One stored secret: app, name, deployed value and staged value, sealed.
 pub(super) type SealedRow = (String, String, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// The rows `sql` selects with `params`, each made by `row`.
+fn select<T>(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, crate::daemon::store::StoreError> {
+    let sqlite = crate::daemon::store::sqlite(path);
+    let mut stmt = conn.prepare(sql).map_err(&sqlite)?;
+    let rows = stmt.query_map(params, row).map_err(&sqlite)?;
+    rows.collect::<Result<_, _>>().map_err(&sqlite)
+}
+
+/// A store in a temporary directory that holds app `a`, for the tests of this module's
+/// parts.
+#[cfg(test)]
+fn store_with_app() -> (tempfile::TempDir, crate::daemon::store::Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::daemon::store::Store::open(dir.path()).expect("store");
+    store
+        .run_blocking(|conn, path| {
+            crate::daemon::store::apps::insert_app(conn, path, "a", "now").map(drop)
+        })
+        .expect("app");
+    (dir, store)
+}
+
 /// Every stored secret, sealed.
 pub(super) fn sealed_rows(
     conn: &rusqlite::Connection,
     path: &Path,
 ) -> Result<Vec<SealedRow>, crate::daemon::store::StoreError> {
-    let sqlite = crate::daemon::store::sqlite(path);
-    let mut stmt = conn
-        .prepare("SELECT app, name, sealed, staged FROM secrets")
-        .map_err(&sqlite)?;
-    let rows = stmt
-        .query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .map_err(&sqlite)?;
-    rows.collect::<Result<_, _>>().map_err(&sqlite)
+    let sql = "SELECT app, name, sealed, staged FROM secrets";
+    select(conn, path, sql, [], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    })
 }
 
 /// Opens a stored value; one that does not open means the state is damaged.
@@ -180,14 +202,13 @@ impl SecretStore {
     ) -> Result<Vec<String>, crate::daemon::store::StoreError> {
         use rusqlite::params;
         let sqlite = crate::daemon::store::sqlite(path);
-        let mut stmt = tx
-            .prepare("SELECT name FROM secrets WHERE app = ?1 AND (staged IS NOT NULL OR staged_unset = 1) ORDER BY name")
-            .map_err(&sqlite)?;
-        let names = stmt
-            .query_map([app], |row| row.get::<_, String>(0))
-            .map_err(&sqlite)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&sqlite)?;
+        let names = select(
+            tx,
+            path,
+            "SELECT name FROM secrets WHERE app = ?1 AND (staged IS NOT NULL OR staged_unset = 1) ORDER BY name",
+            [app],
+            |row| row.get::<_, String>(0),
+        )?;
         tx.execute(
             "DELETE FROM secrets WHERE app = ?1 AND staged_unset = 1",
             [app],
@@ -210,22 +231,16 @@ impl SecretStore {
         let app = app.to_string();
         self.store
             .run(move |conn, path| {
-                let sqlite = crate::daemon::store::sqlite(path);
-                let mut stmt = conn
-                    .prepare("SELECT name, digest, staged_digest, staged_unset, updated_at FROM secrets WHERE app = ?1 ORDER BY name")
-                    .map_err(&sqlite)?;
-                let rows = stmt
-                    .query_map([&app], |row| {
-                        let (digest, staged, unset): (Option<String>, Option<String>, i64) = (row.get(1)?, row.get(2)?, row.get(3)?);
-                        Ok(crate::api::types::SecretInfo {
-                            name: row.get(0)?,
-                            digest: staged.clone().or(digest),
-                            status: if staged.is_some() || unset != 0 { "staged".into() } else { "deployed".into() },
-                            updated_at: row.get(4)?,
-                        })
+                let sql = "SELECT name, digest, staged_digest, staged_unset, updated_at FROM secrets WHERE app = ?1 ORDER BY name";
+                select(conn, path, sql, [&app], |row| {
+                    let (digest, staged, unset): (Option<String>, Option<String>, i64) = (row.get(1)?, row.get(2)?, row.get(3)?);
+                    Ok(crate::api::types::SecretInfo {
+                        name: row.get(0)?,
+                        digest: staged.clone().or(digest),
+                        status: if staged.is_some() || unset != 0 { "staged".into() } else { "deployed".into() },
+                        updated_at: row.get(4)?,
                     })
-                    .map_err(&sqlite)?;
-                rows.collect::<Result<_, _>>().map_err(&sqlite)
+                })
             })
             .await
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::select;
 use crate::daemon::store::{sqlite, StoreError};
 
 /// The releases of an app whose pinned secrets are still wanted, as an SQL set over `?1`
@@ -67,21 +68,21 @@ pub(super) fn sealed_for(
             .is_some_and(|pinned| pinned != 0),
         None => false,
     };
-    let rows = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
-        let mut stmt = conn.prepare(sql).map_err(&sqlite)?;
-        let rows = stmt
-            .query_map(params, |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(&sqlite)?;
-        rows.collect::<Result<_, _>>().map_err(&sqlite)
-    };
+    let by_name = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?));
     match version.filter(|_| pinned) {
-        Some(version) => rows(
+        Some(version) => select(
+            conn,
+            path,
             "SELECT name, sealed FROM release_secrets WHERE app = ?1 AND version = ?2",
             params![app, version as i64],
+            by_name,
         ),
-        None => rows(
+        None => select(
+            conn,
+            path,
             "SELECT name, sealed FROM secrets WHERE app = ?1 AND sealed IS NOT NULL",
             params![app],
+            by_name,
         ),
     }
 }
@@ -91,16 +92,10 @@ pub(super) type PinnedRow = (String, i64, String, Vec<u8>);
 
 /// Every pinned value (for a key rotation).
 pub(super) fn all(conn: &Connection, path: &Path) -> Result<Vec<PinnedRow>, StoreError> {
-    let sqlite = sqlite(path);
-    let mut stmt = conn
-        .prepare("SELECT app, version, name, sealed FROM release_secrets")
-        .map_err(&sqlite)?;
-    let rows = stmt
-        .query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .map_err(&sqlite)?;
-    rows.collect::<Result<_, _>>().map_err(&sqlite)
+    let sql = "SELECT app, version, name, sealed FROM release_secrets";
+    select(conn, path, sql, [], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    })
 }
 
 /// Replaces one pinned value's sealed bytes (a key rotation).
@@ -135,13 +130,7 @@ mod tests {
     impl Fixture {
         /// App `a` with no release yet.
         fn new() -> Self {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store = Store::open(dir.path()).expect("store");
-            store
-                .run_blocking(|conn, path| {
-                    crate::daemon::store::apps::insert_app(conn, path, "a", "now").map(drop)
-                })
-                .expect("app");
+            let (dir, store) = super::super::store_with_app();
             Fixture { dir, store }
         }
 

@@ -177,19 +177,8 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::secrets::{Change, SecretStore};
+    use crate::daemon::secrets::{store_with_app as setup, Change, SecretStore};
     use std::collections::BTreeMap;
-
-    fn setup() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
-        store
-            .run_blocking(|conn, path| {
-                crate::daemon::store::apps::insert_app(conn, path, "a", "now").map(drop)
-            })
-            .expect("app");
-        (dir, store)
-    }
 
     /// Sets `DB_URL` (deployed) and `TOKEN` (staged) with the state's current key.
     fn set_secrets(store: &Store, dir: &Path) {
