@@ -46,6 +46,25 @@ fn store_with_app() -> (tempfile::TempDir, crate::daemon::store::Store) {
     (dir, store)
 }
 
+#[cfg(test)]
+impl SecretStore {
+    /// Sets `name` of app `a` to `value`, deployed or staged, as `secrets set` does.
+    fn set_in_a(&self, name: &str, value: &str, stage: bool) -> Applied {
+        let set =
+            std::collections::BTreeMap::from([(name.to_string(), Secret::from(value.to_string()))]);
+        let change = Change {
+            app: "a",
+            set: &set,
+            unset: &[],
+            stage,
+            now: "now",
+        };
+        (self.store)
+            .run_blocking(|conn, path| self.apply(conn, path, &change))
+            .expect("set")
+    }
+}
+
 /// Every stored secret, sealed.
 pub(super) fn sealed_rows(
     conn: &rusqlite::Connection,

@@ -115,12 +115,9 @@ pub(super) fn reseal(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::super::rotate::{open_key, rotate};
-    use super::super::{Change, SecretStore};
+    use super::super::SecretStore;
     use crate::daemon::store::Store;
-    use crate::secret::Secret;
 
     struct Fixture {
         dir: tempfile::TempDir,
@@ -140,18 +137,7 @@ mod tests {
         }
 
         fn set(&self, name: &str, value: &str) {
-            let set = BTreeMap::from([(name.to_string(), Secret::from(value.to_string()))]);
-            let change = Change {
-                app: "a",
-                set: &set,
-                unset: &[],
-                stage: false,
-                now: "now",
-            };
-            let secrets = self.secrets();
-            (self.store)
-                .run_blocking(|conn, path| secrets.apply(conn, path, &change).map(drop))
-                .expect("set");
+            self.secrets().set_in_a(name, value, false);
         }
 
         /// Records release `version` and pins the secrets set now to it.

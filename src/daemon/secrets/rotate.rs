@@ -177,25 +177,14 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::secrets::{store_with_app as setup, Change, SecretStore};
+    use crate::daemon::secrets::{store_with_app as setup, SecretStore};
     use std::collections::BTreeMap;
 
     /// Sets `DB_URL` (deployed) and `TOKEN` (staged) with the state's current key.
     fn set_secrets(store: &Store, dir: &Path) {
         let secrets = SecretStore::new(store.clone(), open_key(store, dir).expect("key"));
-        for (name, value, stage) in [("DB_URL", "postgres://x", false), ("TOKEN", "t0ken", true)] {
-            let set = BTreeMap::from([(name.to_string(), Secret::from(value.to_string()))]);
-            let change = Change {
-                app: "a",
-                set: &set,
-                unset: &[],
-                stage,
-                now: "now",
-            };
-            store
-                .run_blocking(|conn, path| secrets.apply(conn, path, &change).map(drop))
-                .expect("set");
-        }
+        secrets.set_in_a("DB_URL", "postgres://x", false);
+        secrets.set_in_a("TOKEN", "t0ken", true);
     }
 
     /// Each secret's (deployed, staged) digest, as `secrets list` shows them.
@@ -216,21 +205,7 @@ mod tests {
     /// Sets `DB_URL` again to the value it has; true when that was seen as unchanged.
     fn same_value_is_unchanged(store: &Store, dir: &Path) -> bool {
         let secrets = SecretStore::new(store.clone(), open_key(store, dir).expect("key"));
-        let set = BTreeMap::from([(
-            "DB_URL".to_string(),
-            Secret::from("postgres://x".to_string()),
-        )]);
-        let change = Change {
-            app: "a",
-            set: &set,
-            unset: &[],
-            stage: false,
-            now: "now",
-        };
-        let applied = store
-            .run_blocking(|conn, path| secrets.apply(conn, path, &change))
-            .expect("set");
-        applied.unchanged == ["DB_URL"]
+        secrets.set_in_a("DB_URL", "postgres://x", false).unchanged == ["DB_URL"]
     }
 
     fn deployed(store: &Store, dir: &Path) -> BTreeMap<String, String> {
